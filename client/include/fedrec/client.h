@@ -1,0 +1,185 @@
+// libfedrec-client: the on-device half of fedrec.
+//
+// A client keeps one user's interactions (ratings or clicks), the user's
+// factor vector and bias on the device; they never leave it. Per federated
+// round it fetches the task and (when changed) the signed item model, fits
+// the user vector in closed form, computes the item-side update for the
+// user's items, and sends it encrypted. It also recommends on-device.
+//
+// The core does no I/O: fr_client_poll() produces the bytes to send to the
+// aggregator and fr_client_receive() consumes its reply, so an app can carry
+// them over any transport. fr_client_checkin_nng() runs the same exchange
+// over NNG when the library is built with FR_CLIENT_WITH_NNG.
+//
+// Threads: there is no global mutable state. Different handles may be used
+// from different threads at once; one handle is not thread-safe. A
+// fr_model_cache may be shared by many handles and is thread-safe.
+//
+// Items are identified by their catalog index in [0, n_items) of the model
+// the aggregator serves.
+#ifndef FEDREC_CLIENT_H
+#define FEDREC_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fedrec/err.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FR_SEEDBYTES 32      // identity seed (secret)
+#define FR_PUBLICKEYBYTES 64 // X25519 key + Ed25519 key of an identity
+#define FR_STATEKEYBYTES 32  // key for the state file's encryption at rest
+
+// Caller-supplied allocator (zstd's ZSTD_customMem). All fields NULL means
+// malloc/free.
+typedef struct fr_allocator {
+    void *(*alloc)(void *ctx, size_t size);
+    void (*free)(void *ctx, void *ptr);
+    void *ctx;
+} fr_allocator;
+
+typedef enum fr_log_level {
+    FR_LOG_ERROR = 0,
+    FR_LOG_WARN  = 1,
+    FR_LOG_INFO  = 2,
+    FR_LOG_DEBUG = 3,
+} fr_log_level;
+
+typedef void (*fr_log_fn)(void *ctx, fr_log_level level, const char *msg);
+
+// A verified item model shared by many client handles of one process (the
+// simulator runs thousands of virtual devices against one model). Thread-safe.
+typedef struct fr_model_cache fr_model_cache;
+
+FR_API FR_NODISCARD fr_err fr_model_cache_create(fr_model_cache **out);
+// Frees the cache. Every handle using it must be destroyed first.
+FR_API void fr_model_cache_destroy(fr_model_cache *mc);
+
+typedef struct fr_client fr_client;
+
+// Transparent; filled with defaults by fr_client_config_init(). Fields are
+// only ever appended.
+typedef struct fr_client_config {
+    // The aggregator's public key, pinned. Required.
+    uint8_t server_pk[FR_PUBLICKEYBYTES];
+    // This device's identity seed. If has_identity is 0, a fresh identity
+    // is drawn from the system RNG (and kept in the state file, if any).
+    uint8_t identity_seed[FR_SEEDBYTES];
+    int     has_identity;
+    // State file (interactions, user vector, identity, cached model):
+    // encrypted at rest with state_key, written atomically. NULL: memory
+    // only.
+    const char *state_path;
+    uint8_t     state_key[FR_STATEKEYBYTES];
+    // Bounds that protect the device: largest model accepted.
+    uint32_t max_items; // default 1 << 24
+    uint32_t max_k;     // default 256
+    // Optional shared model cache; NULL gives the handle a private one.
+    fr_model_cache *model_cache;
+    fr_allocator    allocator;
+    fr_log_fn       log;     // NULL: silent
+    void           *log_ctx;
+    fr_log_level    log_level;
+    // Seed for the handle's local randomness (initialisation, sampling);
+    // 0 draws one from the system RNG. Simulations set it to be
+    // reproducible. Never used for key material.
+    uint64_t seed;
+} fr_client_config;
+
+FR_API void fr_client_config_init(fr_client_config *cfg);
+
+// Creates a client. If cfg->state_path names an existing file it is loaded
+// (FR_ECRYPTO if state_key is wrong, FR_EFORMAT if the file is damaged; the
+// file is left untouched). On failure *out is NULL.
+FR_API FR_NODISCARD fr_err fr_client_create(fr_client **out,
+                                            const fr_client_config *cfg);
+// Destroys c, wiping keys and the user vector. NULL is a no-op.
+FR_API void fr_client_destroy(fr_client *c);
+
+// Detail for the last error on this handle; never NULL.
+FR_API const char *fr_client_errmsg(const fr_client *c);
+
+// This device's public key (to enrol it in an aggregator's allow-list).
+FR_API void fr_client_public_key(const fr_client *c,
+                                 uint8_t pk[FR_PUBLICKEYBYTES]);
+
+// ---- Interactions --------------------------------------------------------
+
+// Records a rating (explicit) or an interaction strength (implicit, e.g.
+// 1 for a click) for item. A second call for the same item replaces the
+// value. FR_EINVAL for a non-finite value.
+FR_API FR_NODISCARD fr_err fr_client_add(fr_client *c, uint32_t item,
+                                         float value, int64_t ts);
+FR_API FR_NODISCARD fr_err fr_client_remove(fr_client *c, uint32_t item);
+FR_API size_t fr_client_count(const fr_client *c);
+
+// Writes the state file now (atomically: temporary file, fsync, rename).
+FR_API FR_NODISCARD fr_err fr_client_save(fr_client *c);
+
+// ---- On-device recommendation --------------------------------------------
+
+// Refits the user vector to the current interactions against the cached
+// model (fold-in: new ratings count immediately, and a new user gets a
+// vector from its first ratings). FR_ESTATE if no model has been fetched.
+FR_API FR_NODISCARD fr_err fr_client_fold_in(fr_client *c);
+
+// Predicted score for item. FR_ESTATE without a model, FR_ENOENT for an
+// item outside the catalog.
+FR_API FR_NODISCARD fr_err fr_client_predict(fr_client *c, uint32_t item,
+                                             float *score);
+
+// Top-n items by predicted score, excluding items the user has interacted
+// with, best first. Writes min(n, available) entries and their count.
+FR_API FR_NODISCARD fr_err fr_client_recommend(fr_client *c, uint32_t *items,
+                                               float *scores, size_t n,
+                                               size_t *n_out);
+
+// ---- Federated rounds ----------------------------------------------------
+
+typedef enum fr_checkin_status {
+    FR_CHECKIN_IDLE = 0,     // nothing started
+    FR_CHECKIN_RUNNING,      // poll/receive in progress
+    FR_CHECKIN_CONTRIBUTED,  // update accepted by the aggregator
+    FR_CHECKIN_NOT_SELECTED, // no task for us now; see retry_after_ms
+    FR_CHECKIN_FAILED,       // see the returned error and errmsg
+} fr_checkin_status;
+
+typedef struct fr_checkin_info {
+    fr_checkin_status status;
+    uint64_t          round;
+    uint64_t          model_version;
+    uint32_t          retry_after_ms;
+    uint64_t          bytes_up;   // this check-in, all frames
+    uint64_t          bytes_down;
+} fr_checkin_info;
+
+// Upper bound on the size of any request this client will produce.
+FR_API size_t fr_client_request_bound(const fr_client *c);
+
+// Starts a check-in (a new secure session). now_ms is a monotonic clock.
+FR_API FR_NODISCARD fr_err fr_client_checkin_begin(fr_client *c,
+                                                   uint64_t now_ms);
+// Writes the next request into dst. *dst_len == 0 means the check-in is
+// over (see fr_client_checkin_info).
+FR_API FR_NODISCARD fr_err fr_client_poll(fr_client *c, uint8_t *dst,
+                                          size_t dst_cap, size_t *dst_len);
+// Consumes the aggregator's reply to the last request.
+FR_API FR_NODISCARD fr_err fr_client_receive(fr_client *c, const uint8_t *src,
+                                             size_t src_len);
+FR_API void fr_client_checkin_info_get(const fr_client *c,
+                                       fr_checkin_info *info);
+
+// Runs a whole check-in over NNG (REQ socket dialled to url, e.g.
+// "tcp://host:port", "ipc://path", "inproc://name"). Available when built
+// with FR_CLIENT_WITH_NNG; otherwise returns FR_ESTATE.
+FR_API FR_NODISCARD fr_err fr_client_checkin_nng(fr_client *c,
+                                                 const char *url,
+                                                 int timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif // FEDREC_CLIENT_H
