@@ -1,0 +1,567 @@
+#include "dp.h"
+
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#define DP_PI 3.14159265358979323846
+#define DP_SQRT2 1.41421356237309504880
+
+// ---------------------------------------------------------------- clipping
+
+static int
+clip_ok(float clip)
+{
+    return isfinite(clip) && clip > 0.0f;
+}
+
+// Factor that brings a vector of norm `norm` to at most `clip`. Scaling in
+// float rounds each element by up to 2^-24 relative, so shrink by a few ulps
+// more than clip/norm: the sensitivity bound must hold exactly.
+static float
+clip_factor(double norm, float clip)
+{
+    if (norm <= (double) clip) {
+        return 1.0f;
+    }
+    return (float) ((double) clip / norm * (1.0 - 4.0 * FLT_EPSILON));
+}
+
+static double
+sumsq(const float *v, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        s += (double) v[i] * (double) v[i];
+    }
+    return s;
+}
+
+static void
+scale(float *v, size_t n, float f)
+{
+    if (f == 0.0f) {
+        // Zero explicitly: NaN * 0 is still NaN.
+        memset(v, 0, n * sizeof *v);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        v[i] *= f;
+    }
+}
+
+float
+fri_dp_clip_l2(float *v, size_t n, float clip, float *norm_before)
+{
+    if (norm_before) {
+        *norm_before = 0.0f;
+    }
+    if (n == 0) {
+        return 1.0f;
+    }
+    if (v == NULL) {
+        return 0.0f;
+    }
+    if (!clip_ok(clip)) {
+        scale(v, n, 0.0f);
+        return 0.0f;
+    }
+    double norm = sqrt(sumsq(v, n));
+    if (norm_before) {
+        *norm_before = (float) norm;
+    }
+    float f = isfinite(norm) ? clip_factor(norm, clip) : 0.0f;
+    if (f != 1.0f) {
+        scale(v, n, f);
+    }
+    return f;
+}
+
+float
+fri_dp_clip_l2_rows(float *const *rows, const size_t *lens, size_t n_rows,
+                    float clip, float *norm_before)
+{
+    if (norm_before) {
+        *norm_before = 0.0f;
+    }
+    if (n_rows == 0) {
+        return 1.0f;
+    }
+    if (rows == NULL || lens == NULL) {
+        return 0.0f;
+    }
+    for (size_t r = 0; r < n_rows; r++) {
+        if (rows[r] == NULL && lens[r] > 0) {
+            return 0.0f;
+        }
+    }
+    double s = 0.0;
+    for (size_t r = 0; r < n_rows; r++) {
+        if (lens[r] > 0) {
+            s += sumsq(rows[r], lens[r]);
+        }
+    }
+    double norm = sqrt(s);
+    float  f    = 0.0f;
+    if (clip_ok(clip)) {
+        if (norm_before) {
+            *norm_before = (float) norm;
+        }
+        f = isfinite(norm) ? clip_factor(norm, clip) : 0.0f;
+    }
+    if (f != 1.0f) {
+        for (size_t r = 0; r < n_rows; r++) {
+            if (lens[r] > 0) {
+                scale(rows[r], lens[r], f);
+            }
+        }
+    }
+    return f;
+}
+
+float
+fri_dp_clip_l2_strided(float *data, size_t rows, size_t cols, size_t stride,
+                       float clip, float *norm_before)
+{
+    if (norm_before) {
+        *norm_before = 0.0f;
+    }
+    if (rows == 0 || cols == 0) {
+        return 1.0f;
+    }
+    if (data == NULL || (rows > 1 && stride < cols)) {
+        return 0.0f;
+    }
+    // Last element index: (rows-1)*stride + cols - 1 must not overflow.
+    if (rows > 1 && stride > (SIZE_MAX - cols) / (rows - 1)) {
+        return 0.0f;
+    }
+    double s = 0.0;
+    for (size_t i = 0; i < rows; i++) {
+        s += sumsq(data + i * stride, cols);
+    }
+    double norm = sqrt(s);
+    float  f    = 0.0f;
+    if (clip_ok(clip)) {
+        if (norm_before) {
+            *norm_before = (float) norm;
+        }
+        f = isfinite(norm) ? clip_factor(norm, clip) : 0.0f;
+    }
+    if (f != 1.0f) {
+        for (size_t i = 0; i < rows; i++) {
+            scale(data + i * stride, cols, f);
+        }
+    }
+    return f;
+}
+
+// ------------------------------------------------------------------- noise
+
+static int
+stddev_ok(double s)
+{
+    return isfinite(s) && s >= 0.0;
+}
+
+fr_err
+fri_dp_add_gaussian(float *v, size_t n, double stddev, fri_rng *r)
+{
+    if (!stddev_ok(stddev) || (n > 0 && (v == NULL || r == NULL))) {
+        return FR_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        v[i] = (float) ((double) v[i] + stddev * fri_rng_normal(r));
+    }
+    return FR_OK;
+}
+
+// Keystream chunk: 8 ChaCha20 blocks = 64 uint64 = 32 normal pairs.
+#define KS_BLOCKS 8
+#define KS_BYTES (64 * KS_BLOCKS)
+
+static uint64_t
+load64le(const uint8_t *p)
+{
+    uint64_t x = 0;
+    for (int i = 7; i >= 0; i--) {
+        x = (x << 8) | p[i];
+    }
+    return x;
+}
+
+fr_err
+fri_dp_add_gaussian_secret(float *v, size_t n, double stddev,
+                           const uint8_t seed[FRI_DP_SEEDBYTES])
+{
+    if (!stddev_ok(stddev) || (n > 0 && (v == NULL || seed == NULL))) {
+        return FR_EINVAL;
+    }
+    static const uint8_t zeros[KS_BYTES];
+    uint8_t              nonce[crypto_stream_chacha20_NONCEBYTES] = { 0 };
+    uint8_t              ks[KS_BYTES];
+    uint64_t             ic = 0; // block counter
+    size_t               i  = 0;
+    while (i < n) {
+        // XOR with zeros = raw keystream from block ic on.
+        crypto_stream_chacha20_xor_ic(ks, zeros, sizeof ks, nonce, ic, seed);
+        ic += KS_BLOCKS;
+        for (size_t k = 0; k + 16 <= sizeof ks && i < n; k += 16) {
+            // u1 in (0, 1] so log(u1) is finite; u2 in [0, 1).
+            double u1 = (double) ((load64le(ks + k) >> 11) + 1) * 0x1.0p-53;
+            double u2 = (double) (load64le(ks + k + 8) >> 11) * 0x1.0p-53;
+            double rad = sqrt(-2.0 * log(u1));
+            double th  = 6.283185307179586 * u2;
+            v[i]       = (float) ((double) v[i] + stddev * rad * cos(th));
+            i++;
+            if (i < n) {
+                v[i] = (float) ((double) v[i] + stddev * rad * sin(th));
+                i++;
+            }
+        }
+    }
+    sodium_memzero(ks, sizeof ks);
+    return FR_OK;
+}
+
+fr_err
+fri_dp_noise_seed_random(uint8_t seed[FRI_DP_SEEDBYTES])
+{
+    if (seed == NULL) {
+        return FR_EINVAL;
+    }
+    if (sodium_init() < 0) {
+        return FR_EINTERNAL;
+    }
+    randombytes_buf(seed, FRI_DP_SEEDBYTES);
+    return FR_OK;
+}
+
+double
+fri_dp_distributed_stddev(double sigma, uint32_t m_expected)
+{
+    if (!stddev_ok(sigma) || m_expected == 0) {
+        return sigma;
+    }
+    return sigma / sqrt((double) m_expected);
+}
+
+// -------------------------------------------------------------- accountant
+
+double
+fri_dp_order(size_t i)
+{
+    static const double tail[] = { 64, 80, 96, 128, 192, 256, 512, 1024 };
+    if (i < 99) {
+        return 1.0 + (double) (i + 1) / 10.0; // 1.1 .. 10.9, integers exact
+    }
+    if (i < 99 + 53) {
+        return (double) (11 + (i - 99)); // 11 .. 63
+    }
+    if (i < FRI_DP_N_ORDERS) {
+        return tail[i - 99 - 53];
+    }
+    return NAN;
+}
+
+// log(exp(a) + exp(b)) without overflow; -INFINITY is log(0).
+static double
+log_add(double a, double b)
+{
+    double hi = a > b ? a : b;
+    double lo = a > b ? b : a;
+    if (hi == -INFINITY) {
+        return -INFINITY;
+    }
+    return hi + log1p(exp(lo - hi));
+}
+
+// log(exp(a) - exp(b)) for a >= b; NAN when the result would be negative.
+static double
+log_sub(double a, double b)
+{
+    if (b == -INFINITY) {
+        return a;
+    }
+    if (b > a) {
+        return NAN;
+    }
+    if (b == a) {
+        return -INFINITY;
+    }
+    return a + log1p(-exp(b - a));
+}
+
+// log(erfc(x)), accurate where erfc underflows.
+static double
+log_erfc(double x)
+{
+    if (x < 20.0) {
+        return log(erfc(x));
+    }
+    // Asymptotic series of log erfc at +infinity:
+    // -x^2 - log(x) - log(pi)/2 - 1/(2x^2) + 5/(8x^4) - 37/(24x^6) + ...
+    double x2 = x * x;
+    return -0.5 * log(DP_PI) - log(x) - x2 - 0.5 / x2 + 0.625 / (x2 * x2)
+           - 37.0 / 24.0 / (x2 * x2 * x2)
+           + 353.0 / 64.0 / (x2 * x2 * x2 * x2);
+}
+
+// log A_alpha for integer alpha, A_alpha = E_{x~mu0}[(mu(x)/mu0(x))^alpha]
+// = sum_k binom(alpha,k) q^k (1-q)^(alpha-k) exp((k^2-k)/(2 sigma^2)).
+// All terms are positive; log binom is built incrementally (lgamma writes the
+// global signgam, which is not thread-safe).
+static double
+log_a_int(double q, double sigma, uint64_t alpha)
+{
+    double lq = log(q), l1q = log1p(-q), inv2s2 = 0.5 / (sigma * sigma);
+    double acc = -INFINITY, lbin = 0.0;
+    for (uint64_t k = 0; k <= alpha; k++) {
+        double kd = (double) k;
+        if (k > 0) {
+            lbin += log((double) (alpha - k + 1)) - log(kd);
+        }
+        double t = lbin + kd * lq + (double) (alpha - k) * l1q
+                   + (kd * kd - kd) * inv2s2;
+        acc = log_add(acc, t);
+    }
+    return acc;
+}
+
+// log A_alpha for fractional alpha: Mironov, Talwar, Zhang 2019, Sec. 3.3,
+// splitting the integral at z0 where mu0 and mu cross; both halves are
+// binomial series in i (coefficients change sign once i > alpha) that
+// converge absolutely. Stops when both new terms fall below e^-30 of unity.
+static double
+log_a_frac(double q, double sigma, double alpha)
+{
+    double la0 = -INFINITY, la1 = -INFINITY;
+    double s2  = sigma * sigma;
+    double z0  = s2 * log(1.0 / q - 1.0) + 0.5;
+    double lq = log(q), l1q = log1p(-q);
+    double lcoef = 0.0; // log |binom(alpha, i)|
+    int    neg   = 0;   // sign of binom(alpha, i)
+    for (uint32_t i = 0; i < 1000000; i++) {
+        double id = (double) i;
+        if (i > 0) {
+            double f = alpha - id + 1.0;
+            lcoef += log(fabs(f)) - log(id);
+            if (f < 0) {
+                neg = !neg;
+            }
+        }
+        double j   = alpha - id;
+        double lt0 = lcoef + id * lq + j * l1q;
+        double lt1 = lcoef + j * lq + id * l1q;
+        double le0 = log(0.5) + log_erfc((id - z0) / (DP_SQRT2 * sigma));
+        double le1 = log(0.5) + log_erfc((z0 - j) / (DP_SQRT2 * sigma));
+        double ls0 = lt0 + (id * id - id) / (2.0 * s2) + le0;
+        double ls1 = lt1 + (j * j - j) / (2.0 * s2) + le1;
+        if (!neg) {
+            la0 = log_add(la0, ls0);
+            la1 = log_add(la1, ls1);
+        } else {
+            la0 = log_sub(la0, ls0);
+            la1 = log_sub(la1, ls1);
+        }
+        if (isnan(la0) || isnan(la1)) {
+            return NAN;
+        }
+        if ((ls0 > ls1 ? ls0 : ls1) < -30.0) {
+            return log_add(la0, la1);
+        }
+    }
+    return NAN;
+}
+
+fr_err
+fri_dp_rdp(double q, double z, double alpha, double *rdp_out)
+{
+    if (rdp_out == NULL || !isfinite(q) || q < 0.0 || q > 1.0
+        || !isfinite(z) || z < 0.0 || !isfinite(alpha) || !(alpha > 1.0)
+        || alpha > 1e5) {
+        return FR_EINVAL;
+    }
+    if (q == 0.0) {
+        *rdp_out = 0.0;
+        return FR_OK;
+    }
+    if (z == 0.0) {
+        *rdp_out = INFINITY;
+        return FR_OK;
+    }
+    if (q == 1.0) {
+        *rdp_out = alpha / (2.0 * z * z);
+        return FR_OK;
+    }
+    double la = alpha == floor(alpha) ? log_a_int(q, z, (uint64_t) alpha)
+                                      : log_a_frac(q, z, alpha);
+    if (isnan(la)) {
+        return FR_EINTERNAL;
+    }
+    // A_alpha >= 1 in exact arithmetic; clamp rounding below zero.
+    *rdp_out = la > 0.0 ? la / (alpha - 1.0) : 0.0;
+    return FR_OK;
+}
+
+static double
+eps_one(double a, double r, double delta, fri_dp_conv conv)
+{
+    double classic = r - log(delta) / (a - 1.0);
+    if (conv == FRI_DP_CONV_CLASSIC) {
+        return classic;
+    }
+    double tight;
+    if (delta * delta + expm1(-r) >= 0.0) {
+        // delta >= sqrt(1 - exp(-KL)) >= TV distance, and KL <= D_alpha.
+        tight = 0.0;
+    } else {
+        tight = r + log1p(-1.0 / a) - (log(delta) + log(a)) / (a - 1.0);
+    }
+    if (tight < 0.0) {
+        tight = 0.0;
+    }
+    return tight < classic ? tight : classic;
+}
+
+fr_err
+fri_dp_eps_from_rdp(const double *orders, const double *rdp, size_t n,
+                    double delta, fri_dp_conv conv, double *eps_out,
+                    double *best_order)
+{
+    if (eps_out == NULL || (n > 0 && (orders == NULL || rdp == NULL))
+        || !(delta > 0.0 && delta < 1.0)
+        || (conv != FRI_DP_CONV_CLASSIC && conv != FRI_DP_CONV_TIGHT
+            && conv != FRI_DP_CONV_BEST)) {
+        return FR_EINVAL;
+    }
+    double best = INFINITY, bo = NAN;
+    for (size_t i = 0; i < n; i++) {
+        double a = orders[i], r = rdp[i];
+        if (!(a > 1.0) || !isfinite(a) || !isfinite(r) || r < 0.0) {
+            continue;
+        }
+        double e = eps_one(a, r, delta, conv);
+        if (e < best) {
+            best = e;
+            bo   = a;
+        }
+    }
+    *eps_out = best;
+    if (best_order) {
+        *best_order = bo;
+    }
+    return FR_OK;
+}
+
+void
+fri_dp_accountant_init(fri_dp_accountant *a)
+{
+    if (a) {
+        memset(a, 0, sizeof *a);
+    }
+}
+
+fr_err
+fri_dp_accountant_add(fri_dp_accountant *a, double q,
+                      double noise_multiplier, uint64_t steps)
+{
+    if (a == NULL) {
+        return FR_EINVAL;
+    }
+    double add[FRI_DP_N_ORDERS];
+    for (size_t i = 0; i < FRI_DP_N_ORDERS; i++) {
+        fr_err e = fri_dp_rdp(q, noise_multiplier, fri_dp_order(i), &add[i]);
+        if (e == FR_EINTERNAL) {
+            add[i] = INFINITY; // order unusable; others still bound eps
+        } else if (e != FR_OK) {
+            return e;
+        }
+    }
+    for (size_t i = 0; i < FRI_DP_N_ORDERS; i++) {
+        if (steps > 0) {
+            a->rdp[i] += add[i] * (double) steps;
+        }
+    }
+    return FR_OK;
+}
+
+fr_err
+fri_dp_accountant_epsilon(const fri_dp_accountant *a, double delta,
+                          fri_dp_conv conv, double *eps_out,
+                          double *best_order)
+{
+    if (a == NULL) {
+        return FR_EINVAL;
+    }
+    double orders[FRI_DP_N_ORDERS];
+    for (size_t i = 0; i < FRI_DP_N_ORDERS; i++) {
+        orders[i] = fri_dp_order(i);
+    }
+    return fri_dp_eps_from_rdp(orders, a->rdp, FRI_DP_N_ORDERS, delta, conv,
+                               eps_out, best_order);
+}
+
+fr_err
+fri_dp_epsilon_conv(double q, double noise_multiplier, uint64_t steps,
+                    double delta, fri_dp_conv conv, double *eps_out,
+                    double *best_order)
+{
+    fri_dp_accountant acc;
+    fri_dp_accountant_init(&acc);
+    fr_err e = fri_dp_accountant_add(&acc, q, noise_multiplier, steps);
+    if (e != FR_OK) {
+        return e;
+    }
+    return fri_dp_accountant_epsilon(&acc, delta, conv, eps_out, best_order);
+}
+
+fr_err
+fri_dp_epsilon(double q, double noise_multiplier, uint64_t steps,
+               double delta, double *eps_out, double *best_order)
+{
+    return fri_dp_epsilon_conv(q, noise_multiplier, steps, delta,
+                               FRI_DP_CONV_BEST, eps_out, best_order);
+}
+
+fr_err
+fri_dp_noise_for_epsilon(double q, uint64_t steps, double delta,
+                         double target_eps, double *z_out)
+{
+    if (z_out == NULL || !isfinite(target_eps) || !(target_eps > 0.0)) {
+        return FR_EINVAL;
+    }
+    double eps;
+    // eps is non-increasing in z at every order, hence after the minimum.
+    double hi = 1.0;
+    for (;;) {
+        fr_err e = fri_dp_epsilon(q, hi, steps, delta, &eps, NULL);
+        if (e != FR_OK) {
+            return e;
+        }
+        if (eps <= target_eps) {
+            break;
+        }
+        if (hi >= 1e4) {
+            return FR_EINVAL;
+        }
+        hi *= 2.0;
+    }
+    double lo = 0.0;
+    while (hi - lo > 1e-6 * hi) {
+        double mid = 0.5 * (lo + hi);
+        fr_err e   = fri_dp_epsilon(q, mid, steps, delta, &eps, NULL);
+        if (e != FR_OK) {
+            return e;
+        }
+        if (eps <= target_eps) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    *z_out = hi;
+    return FR_OK;
+}

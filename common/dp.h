@@ -1,0 +1,159 @@
+// User-level differential privacy for federated averaging (DP-FedAvg,
+// McMahan et al., ICLR 2018): clip each client's whole round update to L2
+// norm C, add Gaussian noise N(0, (z*C)^2) to the SUM of the clipped
+// updates, and account with Renyi DP of the Poisson-subsampled Gaussian
+// mechanism (Mironov, Talwar, Zhang 2019), converted to (epsilon, delta).
+// See docs/DP.md for where each piece runs and how to pick z.
+//
+// Everything here is reentrant: no global mutable state, no allocation.
+#ifndef FR_COMMON_DP_H
+#define FR_COMMON_DP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fedrec/err.h"
+#include "rng.h"
+
+// ---------------------------------------------------------------- clipping
+
+// Scales v[0..n) in place so that ||v||_2 <= clip. Returns the factor applied
+// (1 when ||v|| <= clip, else slightly below clip/||v|| so that float
+// rounding can never leave the norm above clip). *norm_before (may be NULL)
+// receives ||v|| before clipping.
+// Privacy-safe on bad input: if clip is not a finite positive number, or v
+// holds a NaN/Inf, v is zeroed and 0 is returned (*norm_before is then the
+// computed, possibly non-finite, norm; 0 for a bad clip). n == 0 returns 1.
+float fri_dp_clip_l2(float *v, size_t n, float clip, float *norm_before);
+
+// Same, on the concatenation of n_rows row blocks rows[i][0..lens[i]): a
+// client update is a set of rows (its user row plus touched item rows), and
+// the sensitivity bound is on the norm of the whole update, not per row. A
+// NULL rows[i] with lens[i] == 0 is allowed; a NULL rows[i] with lens[i] > 0
+// or NULL rows/lens with n_rows > 0 counts as bad input (nothing is
+// touched, returns 0 with *norm_before = 0).
+float fri_dp_clip_l2_rows(float *const *rows, const size_t *lens,
+                          size_t n_rows, float clip, float *norm_before);
+
+// Same, on a row-major matrix: row i is data[i*stride .. i*stride+cols).
+// stride < cols (with rows > 1) or a size overflow is bad input.
+float fri_dp_clip_l2_strided(float *data, size_t rows, size_t cols,
+                             size_t stride, float clip, float *norm_before);
+
+// ------------------------------------------------------------------- noise
+
+#define FRI_DP_SEEDBYTES 32
+
+// Adds independent N(0, stddev^2) to each of v[0..n), drawn from the seeded
+// simulator stream r. For reproducible simulations only: anyone who knows the
+// seed can subtract the noise, so real deployments use the _secret variant.
+// FR_EINVAL: v or r NULL with n > 0, stddev negative or not finite.
+FR_NODISCARD fr_err fri_dp_add_gaussian(float *v, size_t n, double stddev,
+                                        fri_rng *r);
+
+// Adds N(0, stddev^2) noise whose randomness is the ChaCha20 keystream of
+// seed (crypto_stream_chacha20, zero nonce), turned into normals by
+// Box-Muller using both outputs of each pair. The seed is the secret: it must
+// be fresh per round and unguessable (fri_dp_noise_seed_random, or a KDF of
+// a secret key and the round number); never derive it from a counter, time
+// or the simulator seed. Same seed -> same noise, so a seed must never be
+// reused. Intermediate keystream is wiped. Errors as fri_dp_add_gaussian.
+FR_NODISCARD fr_err fri_dp_add_gaussian_secret(
+    float *v, size_t n, double stddev,
+    const uint8_t seed[FRI_DP_SEEDBYTES]);
+
+// Fills seed with randombytes_buf. FR_EINTERNAL if libsodium cannot start.
+FR_NODISCARD fr_err fri_dp_noise_seed_random(uint8_t seed[FRI_DP_SEEDBYTES]);
+
+// Per-client standard deviation for distributed noise under secure
+// aggregation: each of m clients adds N(0, sigma^2/m) so the sum carries
+// N(0, sigma^2), i.e. returns sigma/sqrt(m). Pass for m the MINIMUM number
+// of surviving clients the aggregator requires to unmask a round, not the
+// number invited: with fewer survivors the sum carries less noise than
+// sigma^2 (survivors/m of it). m == 0 or sigma not finite non-negative
+// returns sigma unchanged (m == 0 -> every client adds the full noise).
+double fri_dp_distributed_stddev(double sigma, uint32_t m_expected);
+
+// -------------------------------------------------------------- accountant
+
+// Renyi orders used by the accountant: 1.1, 1.2, ..., 10.9 (step 0.1),
+// 11..63, then 64, 80, 96, 128, 192, 256, 512, 1024. A superset of the
+// orders of TensorFlow Privacy's compute_dp_sgd_privacy.
+#define FRI_DP_N_ORDERS 160
+
+// The i-th order (i < FRI_DP_N_ORDERS), ascending; NAN out of range.
+double fri_dp_order(size_t i);
+
+// RDP of ONE step of the Poisson-subsampled Gaussian mechanism with sampling
+// rate q in [0, 1], noise multiplier z = stddev/sensitivity >= 0, at order
+// alpha > 1. Integer alpha: exact binomial expansion in log space. Fractional
+// alpha: the convergent two-sided series of Mironov et al. 2019 (Sec. 3.3),
+// as computed by TensorFlow Privacy's compute_rdp. q == 0 gives 0, q == 1
+// the plain Gaussian alpha/(2 z^2), z == 0 (q > 0) gives +INFINITY.
+// FR_EINVAL: out of range or non-finite q, z, alpha; alpha > 1e5.
+// FR_EINTERNAL: the fractional series failed numerically (never observed on
+// the default orders; callers may treat the order as unusable).
+FR_NODISCARD fr_err fri_dp_rdp(double q, double z, double alpha,
+                               double *rdp_out);
+
+typedef enum fri_dp_conv {
+    // eps = rdp + log(1/delta)/(alpha-1) (Mironov 2017, Prop. 3); what
+    // TensorFlow Privacy used until 2020 and what its tutorials quote.
+    FRI_DP_CONV_CLASSIC = 0,
+    // eps = rdp + log((alpha-1)/alpha) - (log delta + log alpha)/(alpha-1)
+    // (Canonne, Kamath, Steinke 2020, Prop. 12; Balle et al. 2020, Thm. 21),
+    // plus eps = 0 when delta >= sqrt(1 - exp(-rdp)) (KL/TV bound). Never
+    // larger than CLASSIC.
+    FRI_DP_CONV_TIGHT = 1,
+    // Minimum of both per order (equals TIGHT; kept explicit for callers
+    // that want "the best bound we can prove").
+    FRI_DP_CONV_BEST = 2
+} fri_dp_conv;
+
+// Converts an RDP curve (rdp[i] at orders[i], total over all steps) to the
+// smallest epsilon over the given orders at the given delta in (0, 1).
+// *best_order (may be NULL) receives the minimising order. Orders <= 1 and
+// non-finite rdp entries are skipped; +INFINITY when none is usable.
+// FR_EINVAL: NULL arrays with n > 0, delta out of (0, 1), eps_out NULL.
+FR_NODISCARD fr_err fri_dp_eps_from_rdp(const double *orders,
+                                        const double *rdp, size_t n,
+                                        double delta, fri_dp_conv conv,
+                                        double *eps_out, double *best_order);
+
+// (eps, delta) after `steps` rounds, each sampling clients with probability
+// q and adding noise of multiplier z, over the default orders, with the
+// BEST conversion. eps is +INFINITY for z == 0 (and q, steps > 0).
+FR_NODISCARD fr_err fri_dp_epsilon(double q, double noise_multiplier,
+                                   uint64_t steps, double delta,
+                                   double *eps_out, double *best_order);
+
+// Same with an explicit conversion.
+FR_NODISCARD fr_err fri_dp_epsilon_conv(double q, double noise_multiplier,
+                                        uint64_t steps, double delta,
+                                        fri_dp_conv conv, double *eps_out,
+                                        double *best_order);
+
+// Smallest noise multiplier z (to relative precision 1e-6, rounded up) with
+// fri_dp_epsilon(q, z, steps, delta) <= target_eps. FR_EINVAL on bad
+// arguments or when even z = 1e4 does not reach the target.
+FR_NODISCARD fr_err fri_dp_noise_for_epsilon(double q, uint64_t steps,
+                                             double delta, double target_eps,
+                                             double *z_out);
+
+// Running accountant for rounds whose q or z vary (e.g. a different number of
+// participants per round): RDP adds over rounds, order by order.
+typedef struct fri_dp_accountant {
+    double rdp[FRI_DP_N_ORDERS];
+} fri_dp_accountant;
+
+void fri_dp_accountant_init(fri_dp_accountant *a);
+// Composes `steps` rounds of (q, z). On error a is unchanged.
+FR_NODISCARD fr_err fri_dp_accountant_add(fri_dp_accountant *a, double q,
+                                          double noise_multiplier,
+                                          uint64_t steps);
+FR_NODISCARD fr_err fri_dp_accountant_epsilon(const fri_dp_accountant *a,
+                                              double delta, fri_dp_conv conv,
+                                              double *eps_out,
+                                              double *best_order);
+
+#endif
