@@ -1,0 +1,70 @@
+#include "linalg.h"
+
+#include <math.h>
+
+void
+fri_packed_unpack(float *full, const float *packed, size_t d)
+{
+    size_t p = 0;
+    for (size_t a = 0; a < d; a++) {
+        for (size_t b = a; b < d; b++) {
+            full[a * d + b] = packed[p++];
+        }
+    }
+}
+
+// Cholesky A = R^T R with R upper triangular, stored over A's upper
+// triangle. Row-oriented so the inner loops walk contiguous memory.
+fr_err
+fri_chol_solve(float *A, float *b, size_t d)
+{
+    if (A == NULL || b == NULL || d == 0 || d > FRI_LINALG_MAX_N) {
+        return FR_EINVAL;
+    }
+    for (size_t j = 0; j < d; j++) {
+        float *rj = A + j * d;
+        double s = rj[j];
+        for (size_t i = 0; i < j; i++) {
+            double v = A[i * d + j];
+            s -= v * v;
+        }
+        if (!(s > 0.0) || !isfinite(s)) {
+            return FR_EINTERNAL;
+        }
+        double rjj = sqrt(s);
+        rj[j] = (float)rjj;
+        double inv = 1.0 / rjj;
+        // R[j][c] = (A[j][c] - sum_i R[i][j] R[i][c]) / R[j][j]
+        for (size_t i = 0; i < j; i++) {
+            const float *ri = A + i * d;
+            float rij = ri[j];
+            if (rij == 0.0f) {
+                continue;
+            }
+            for (size_t c = j + 1; c < d; c++) {
+                rj[c] -= rij * ri[c];
+            }
+        }
+        for (size_t c = j + 1; c < d; c++) {
+            rj[c] = (float)(rj[c] * inv);
+        }
+    }
+    // Forward: R^T y = b.
+    for (size_t i = 0; i < d; i++) {
+        double s = b[i];
+        for (size_t j = 0; j < i; j++) {
+            s -= (double)A[j * d + i] * b[j];
+        }
+        b[i] = (float)(s / A[i * d + i]);
+    }
+    // Back: R x = y.
+    for (size_t ii = d; ii-- > 0;) {
+        const float *ri = A + ii * d;
+        double s = b[ii];
+        for (size_t j = ii + 1; j < d; j++) {
+            s -= (double)ri[j] * b[j];
+        }
+        b[ii] = (float)(s / ri[ii]);
+    }
+    return FR_OK;
+}

@@ -1,0 +1,40 @@
+// Small dense linear algebra for the factor solves: symmetric positive
+// definite systems of dimension <= FRI_LINALG_MAX_N, row-major, float.
+// No LAPACK dependency so the same code runs on-device.
+#ifndef FR_COMMON_LINALG_H
+#define FR_COMMON_LINALG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fedrec/err.h"
+
+#define FRI_LINALG_MAX_N 257u
+
+// Length of the packed upper triangle of a d x d symmetric matrix.
+// Layout: rows in order, row a holds columns a..d-1, so element (a, b),
+// a <= b, is at a*d - a*(a-1)/2 + (b - a).
+static inline size_t
+fri_packed_len(size_t d)
+{
+    return d * (d + 1) / 2;
+}
+
+// Packed position of element (a, b) with a <= b < d.
+static inline size_t
+fri_packed_index(size_t d, size_t a, size_t b)
+{
+    return a * d - (a * (a - 1)) / 2 + (b - a);
+}
+
+// Expands a packed upper triangle into the upper triangle of a full d x d
+// row-major matrix (the strict lower triangle is left untouched).
+void fri_packed_unpack(float *full, const float *packed, size_t d);
+
+// Solves A x = b in place for symmetric positive definite A (d x d,
+// row-major, only the upper triangle is read; A is overwritten by its
+// Cholesky factor). Accumulates in double. FR_EINVAL if d is 0 or too
+// large, FR_EINTERNAL if A is not numerically positive definite.
+FR_NODISCARD fr_err fri_chol_solve(float *A, float *b, size_t d);
+
+#endif

@@ -1,0 +1,92 @@
+// Evaluation: rating accuracy (RMSE, MAE) and top-K ranking quality (HR,
+// NDCG, precision, recall, catalog coverage), plus the top-K selection the
+// on-device client reuses to recommend.
+//
+// Ranking protocols:
+//   FRI_RANK_FULL     each user's relevant test items are ranked among all
+//                     items the user did not rate in train.
+//   FRI_RANK_SAMPLED  each relevant test item is ranked against n_neg
+//                     (default 100) seeded random items the user rated in
+//                     neither train nor test; ties count against the item.
+// Per user (full) or per test item (sampled), with hits among the top K:
+//   HR = 1 if hits > 0, precision = hits / K, recall = hits / |relevant|,
+//   NDCG = sum over hits of 1/log2(pos+2) divided by the ideal DCG of
+//   min(K, |relevant|) hits. Means are over users (full) or cases (sampled).
+// Coverage is |union of every evaluated user's full top-K| / n_items.
+#ifndef FR_COMMON_METRICS_H
+#define FR_COMMON_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataset.h"
+#include "fedrec/err.h"
+#include "mf.h"
+
+// RMSE and MAE of pred against truth (n > 0).
+FR_NODISCARD fr_err fri_rmse_mae(double *rmse, double *mae, const float *pred,
+                                 const float *truth, size_t n);
+
+typedef struct fri_rating_metrics {
+    double rmse;
+    double mae;
+    size_t n;
+} fri_rating_metrics;
+
+// Scores triplets with m, predictions clamped to [clamp_lo, clamp_hi] when
+// clamp_lo < clamp_hi. Users/items outside the model fall back to mu plus
+// the known bias. FR_EINVAL if n == 0.
+FR_NODISCARD fr_err fri_eval_rating(fri_rating_metrics *out,
+                                    const fri_mf_model *m,
+                                    const fri_triplet *t, size_t n,
+                                    float clamp_lo, float clamp_hi);
+
+// Top-k selection: writes the indices (and scores if out_score != NULL) of
+// the k highest scores among n, best first, skipping indices listed in
+// exclude (sorted ascending, n_exclude entries) and NaN scores. Ties go to
+// the lower index. *n_out < k when fewer items qualify. No allocation.
+// FR_EINVAL on NULL arguments or an unsorted exclude list.
+FR_NODISCARD fr_err fri_topk(uint32_t *out_idx, float *out_score, size_t k,
+                             size_t *n_out, const float *scores, uint32_t n,
+                             const uint32_t *exclude, size_t n_exclude);
+
+// Scores rows users[0..n_users) of m against all items into
+// out[r*n_items + i] = mu + b_u + b_i + p_u . q_i (sgemm with BLAS).
+FR_NODISCARD fr_err fri_score_users(float *out, size_t out_len,
+                                    const fri_mf_model *m,
+                                    const uint32_t *users, size_t n_users);
+
+typedef enum fri_rank_protocol {
+    FRI_RANK_FULL = 0,
+    FRI_RANK_SAMPLED = 1
+} fri_rank_protocol;
+
+typedef struct fri_rank_config {
+    uint32_t          k;          // list length, default 10
+    fri_rank_protocol protocol;   // default FRI_RANK_FULL
+    uint32_t          n_neg;      // sampled negatives, default 100
+    uint64_t          seed;       // sampling seed
+    float             min_rating; // test items >= this are relevant (0)
+} fri_rank_config;
+
+void fri_rank_config_init(fri_rank_config *c);
+
+typedef struct fri_rank_metrics {
+    double hr;
+    double ndcg;
+    double precision;
+    double recall;
+    double coverage;
+    size_t n_users; // users with at least one relevant test item
+    size_t n_cases; // averaging units (users or test items)
+} fri_rank_metrics;
+
+// train and test are CSRs by user over the model's dense ids (test rows or
+// items beyond the model are ignored). FR_EINVAL if nothing to evaluate.
+FR_NODISCARD fr_err fri_eval_ranking(fri_rank_metrics *out,
+                                     const fri_mf_model *m,
+                                     const fri_csr *train,
+                                     const fri_csr *test,
+                                     const fri_rank_config *c);
+
+#endif

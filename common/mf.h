@@ -1,0 +1,223 @@
+// Biased matrix factorisation: prediction = mu + b_u + b_i + p_u . q_i.
+//
+// The per-user functions below work over ONE user's interactions and touch
+// only that user's parameters plus read-only item parameters, so the
+// on-device client and the centralized trainer run the very same code.
+// Federated ALS is exact because the item-side normal equations are sums of
+// per-user sufficient statistics (fri_mf_user_item_stats): an aggregator
+// that sums them and calls fri_mf_item_solve reproduces fri_train_als.
+//
+// Layouts: factor matrices are row-major, row r (user or item) at
+// M + r*k. Symmetric matrices travel as packed upper triangles, see
+// linalg.h (fri_packed_len / fri_packed_index).
+//
+// Regularisation: with weighted != 0 (weighted-lambda, as in ALS-WR) the
+// penalty of a row scales with its number of ratings n: Lambda =
+// diag(reg*n, ..., reg_bias*n). With weighted == 0 it is diag(reg, ...,
+// reg_bias). The SGD and gradient paths use the per-rating penalty, which
+// summed over a row's ratings is the weighted form.
+#ifndef FR_COMMON_MF_H
+#define FR_COMMON_MF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataset.h"
+#include "fedrec/err.h"
+#include "rng.h"
+
+#define FRI_MF_MAX_K 256u
+
+// Item side of a model, borrowed pointers: what a client needs to solve for
+// its own user factors and to score items.
+typedef struct fri_mf_items {
+    uint32_t     n_items;
+    uint32_t     k;
+    float        mu;  // global mean
+    const float *bi;  // n_items
+    const float *Q;   // n_items * k
+} fri_mf_items;
+
+// Full model (owns its arrays).
+typedef struct fri_mf_model {
+    uint32_t n_users;
+    uint32_t n_items;
+    uint32_t k;
+    float    mu;
+    float   *bu; // n_users
+    float   *bi; // n_items
+    float   *P;  // n_users * k
+    float   *Q;  // n_items * k
+} fri_mf_model;
+
+// Allocates a zeroed model. FR_EINVAL for k == 0 or k > FRI_MF_MAX_K or zero
+// users/items, FR_ETOOBIG on size overflow, FR_ENOMEM.
+FR_NODISCARD fr_err fri_mf_create(fri_mf_model **out, uint32_t n_users,
+                                  uint32_t n_items, uint32_t k);
+void fri_mf_destroy(fri_mf_model *m); // NULL is a no-op
+// Biases zero, mu as given, P and Q ~ N(0, stddev^2) from a seeded stream.
+void fri_mf_init(fri_mf_model *m, float mu, float stddev, uint64_t seed);
+// Copies all parameters; FR_EINVAL if the shapes differ.
+FR_NODISCARD fr_err fri_mf_copy(fri_mf_model *dst, const fri_mf_model *src);
+fri_mf_items fri_mf_items_of(const fri_mf_model *m);
+
+float fri_mf_dot(const float *a, const float *b, uint32_t k);
+// Unclamped predictions.
+float fri_mf_predict(const fri_mf_model *m, uint32_t u, uint32_t i);
+float fri_mf_predict_with(const fri_mf_items *it, const float *p, float bu,
+                          uint32_t i);
+
+// Workspace (in floats) the solves below need for factor dimension k; pass
+// work == NULL to have them allocate it (FR_ENOMEM possible).
+size_t fri_mf_work_len(uint32_t k);
+
+// ---- explicit feedback: per-user ALS ----------------------------------
+
+// Closed-form ridge solve of x = [p_u; b_u] given the item side:
+//   (sum_i z z^T + Lambda) x = sum_i z (r_ui - mu - b_i),  z = [q_i; 1].
+// items[j] < it->n_items, ratings finite. With n == 0 writes zeros.
+// FR_EINVAL on bad arguments or a too small work buffer.
+FR_NODISCARD fr_err fri_mf_user_solve(float *p_out, float *bu_out,
+                                      const fri_mf_items *it,
+                                      const uint32_t *items,
+                                      const float *ratings, size_t n,
+                                      float reg, float reg_bias, int weighted,
+                                      float *work, size_t work_len);
+
+// The user's share of the item-side normal equations. With x = [p_u; 1]
+// (k+1 floats) writes the Gram x x^T once as a packed upper triangle into
+// gram_out (fri_packed_len(k+1) floats) and, for each rating j, the row
+// h_out[j*(k+1) ..] = x * (ratings[j] - mu - b_u). Item i's system is then
+//   (sum_{u in U_i} G_u + Lambda_i) [q_i; b_i] = sum_{u in U_i} h_ui
+// where n_i = (sum G_u)[k][k] counts the ratings. FR_EINVAL/FR_ENOSPC on
+// bad arguments or short buffers.
+FR_NODISCARD fr_err fri_mf_user_item_stats(float *gram_out, size_t gram_len,
+                                           float *h_out, size_t h_len,
+                                           const float *p, float bu,
+                                           uint32_t k, float mu,
+                                           const float *ratings, size_t n);
+
+// Aggregator side: solves item i from the summed statistics above. If no
+// user rated the item (n_i == 0) writes zeros.
+FR_NODISCARD fr_err fri_mf_item_solve(float *q_out, float *b_out,
+                                      const float *gram_sum_packed,
+                                      const float *h_sum, uint32_t k,
+                                      float reg, float reg_bias, int weighted,
+                                      float *work, size_t work_len);
+
+// ---- explicit feedback: gradients and local SGD -----------------------
+
+// Gradient of the user's loss
+//   L_u = 1/2 sum_j e_j^2 + 1/2 sum_j (reg |q_ij|^2 + reg_bias b_ij^2),
+//   e_j = r_j - mu - b_u - b_ij - p_u . q_ij,
+// w.r.t. each rated item's [q_i; b_i]: grad_out[j*(k+1) ..] (k+1 floats per
+// rating, same order as items). Items rated by many users thus receive the
+// weighted-lambda penalty once per rating when summed.
+FR_NODISCARD fr_err fri_mf_user_item_grad(float *grad_out, size_t grad_len,
+                                          const fri_mf_items *it,
+                                          const float *p, float bu,
+                                          const uint32_t *items,
+                                          const float *ratings, size_t n,
+                                          float reg, float reg_bias);
+
+// One SGD pass over the user's ratings (order shuffled by rng if non-NULL,
+// else as given). Updates p (k floats) and *bu; if q_local/b_local are
+// non-NULL they hold local copies of the rated items' rows (n*k and n
+// floats, same order as items) which are used for prediction and updated
+// too; otherwise the item side stays fixed. Penalties as in
+// fri_mf_user_item_grad (reg on p_u and q_i, reg_bias on b_u and b_i).
+FR_NODISCARD fr_err fri_mf_user_sgd(float *p, float *bu, float *q_local,
+                                    float *b_local, const fri_mf_items *it,
+                                    const uint32_t *items,
+                                    const float *ratings, size_t n, float lr,
+                                    float reg, float reg_bias, fri_rng *rng);
+
+// ---- implicit feedback: weighted ALS (Hu, Koren, Volinsky 2008) -------
+//
+// Observed (u, i) with value r gets confidence c = 1 + alpha*r and
+// preference 1; every unobserved pair has c = 1, preference 0. No biases
+// (mu/bu/bi are ignored and left zero). fedrec federates iALS rather than
+// BPR because it has the same "user Gram once + per-item rows" sufficient
+// statistics as explicit ALS: item i solves
+//   (sum_u G_u + sum_{u in U_i} (c_ui - 1) G_u + reg I) q_i
+//     = sum_{u in U_i} c_ui p_u,   G_u = p_u p_u^T,
+// so the user emits G_u and per item the row [c_ui - 1, c_ui p_u].
+
+// Packed Gram X^T X of n_rows rows of X (k floats each), k(k+1)/2 floats.
+// Uses BLAS when available. This is Q^T Q for the user solve.
+FR_NODISCARD fr_err fri_mf_gram(float *gram_out, size_t gram_len,
+                                const float *X, size_t n_rows, uint32_t k);
+
+// User solve: (QtQ + sum_j (c_j - 1) q_j q_j^T + reg I) p = sum_j c_j q_j.
+// qtq_packed is fri_mf_gram(Q) over all items (computed once per model).
+FR_NODISCARD fr_err fri_mf_implicit_user_solve(float *p_out,
+                                               const fri_mf_items *it,
+                                               const float *qtq_packed,
+                                               const uint32_t *items,
+                                               const float *values, size_t n,
+                                               float alpha, float reg,
+                                               float *work, size_t work_len);
+
+// User's share: gram_out = p p^T packed (k(k+1)/2 floats) and per rating
+// rows_out[j*(k+1) ..] = [c_j - 1, c_j * p].
+FR_NODISCARD fr_err fri_mf_implicit_user_item_stats(
+    float *gram_out, size_t gram_len, float *rows_out, size_t rows_len,
+    const float *p, uint32_t k, const float *values, size_t n, float alpha);
+
+// Aggregator side: gram_all_packed = sum over ALL users of G_u,
+// gram_w_packed = sum_{u in U_i} (c_ui - 1) G_u, h_sum = sum c_ui p_u.
+// Both grams are k(k+1)/2 floats.
+FR_NODISCARD fr_err fri_mf_implicit_item_solve(float *q_out,
+                                               const float *gram_all_packed,
+                                               const float *gram_w_packed,
+                                               const float *h_sum, uint32_t k,
+                                               float reg, float *work,
+                                               size_t work_len);
+
+// ---- centralized trainers ----------------------------------------------
+
+typedef enum fri_algo { FRI_ALGO_ALS = 0, FRI_ALGO_SGD = 1 } fri_algo;
+
+typedef struct fri_train_config {
+    uint32_t k;
+    uint32_t epochs;      // ALS sweeps or SGD passes
+    float    lr;          // SGD initial learning rate
+    float    lr_decay;    // SGD: lr_t = lr / (1 + lr_decay * t)
+    float    reg;         // factor penalty
+    float    reg_bias;    // bias penalty
+    int      weighted;    // weighted-lambda scaling for ALS (see top)
+    float    init_std;    // stddev of the Gaussian initial factors
+    uint32_t bias_epochs; // ALS: bias-only sweeps before the factors
+    int      implicit;    // iALS instead of explicit
+    float    alpha;       // iALS confidence slope
+    float    clamp_lo;    // validation predictions clamped to [lo, hi]
+    float    clamp_hi;
+    uint32_t patience;    // early stop after this many worse val epochs
+    uint64_t seed;
+} fri_train_config;
+
+// Fills the tuned defaults for algo (see docs/TUNING.md).
+void fri_train_config_init(fri_train_config *c, fri_algo algo);
+
+// Called after every epoch (1-based); a nonzero return stops training.
+typedef int (*fri_train_epoch_fn)(void *ctx, uint32_t epoch,
+                                  const fri_mf_model *m);
+
+// Trains a new model on train (CSR by user; values are ratings). If val is
+// non-NULL and c->patience > 0 (explicit only), the model with the best
+// validation RMSE is kept and training stops after patience epochs without
+// improvement. Deterministic for a fixed c->seed. *out is NULL on failure.
+FR_NODISCARD fr_err fri_train_als(fri_mf_model **out, const fri_csr *train,
+                                  const fri_dataset *val,
+                                  const fri_train_config *c,
+                                  fri_train_epoch_fn cb, void *ctx);
+FR_NODISCARD fr_err fri_train_sgd(fri_mf_model **out, const fri_csr *train,
+                                  const fri_dataset *val,
+                                  const fri_train_config *c,
+                                  fri_train_epoch_fn cb, void *ctx);
+// Implicit iALS (c->implicit is implied); early stopping is not applied.
+FR_NODISCARD fr_err fri_train_ials(fri_mf_model **out, const fri_csr *train,
+                                   const fri_train_config *c,
+                                   fri_train_epoch_fn cb, void *ctx);
+
+#endif

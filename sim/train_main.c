@@ -1,0 +1,608 @@
+// fedrec-train: centralized training of the same matrix factorisation the
+// federated system runs, for baselines and tuning. See --help.
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dataset.h"
+#include "fedrec/err.h"
+#include "metrics.h"
+#include "mf.h"
+
+typedef struct opts {
+    const char      *train;
+    const char      *test;
+    const char      *synthetic;
+    fri_train_config tc;
+    int              algo_set;
+    fri_algo         algo;
+    int              json;
+    double           val_frac;
+    double           test_frac;
+    uint32_t         topk;
+    fri_rank_protocol protocol;
+    // Which numeric knobs were given explicitly, so algo defaults do not
+    // overwrite them.
+    int k_set, epochs_set, lr_set, lr_decay_set, reg_set, reg_bias_set;
+    int weighted_set, init_std_set, bias_epochs_set, alpha_set;
+    int patience_set, seed_set;
+    fri_train_config given;
+} opts;
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+"usage: fedrec-train [options]\n"
+"Trains biased matrix factorisation centrally and reports accuracy.\n"
+"Without data options it runs on the built-in synthetic default.\n"
+"\n"
+"data:\n"
+"  --train PATH        training ratings (MovieLens, CSV or whitespace)\n"
+"  --test PATH         test ratings; without it a random 20%% of --train\n"
+"  --synthetic SPEC    generated data, e.g. users=500,items=300,k=5,\n"
+"                      density=0.05,zipf=0.8,noise=0.5,seed=1; split 80/20\n"
+"  --test-frac F       hold-out fraction when no --test is given (0.2)\n"
+"  --val-frac F        hold out F of train for early stopping (0 = off)\n"
+"model and training:\n"
+"  --algo als|sgd      alternating least squares or SGD (default als)\n"
+"  --loss explicit|implicit  ratings, or weighted ALS on interactions\n"
+"  --k N               latent dimension, 1..%u\n"
+"  --epochs N          ALS sweeps / SGD passes\n"
+"  --lr F              SGD initial learning rate\n"
+"  --lr-decay F        SGD schedule lr/(1 + F*epoch)\n"
+"  --reg F             factor regularisation\n"
+"  --reg-bias F        bias regularisation\n"
+"  --weighted 0|1      ALS weighted-lambda (penalty scaled by #ratings)\n"
+"  --init-std F        stddev of the initial factors\n"
+"  --bias-epochs N     ALS bias-only warm-start sweeps\n"
+"  --alpha F           implicit confidence c = 1 + F*r\n"
+"  --patience N        early-stopping patience with --val-frac (3)\n"
+"  --seed N            seed for init, shuffles and splits\n"
+"evaluation and output:\n"
+"  --topk N            ranking list length (10)\n"
+"  --protocol full|sampled  rank all unrated items, or 100 negatives\n"
+"  --json              JSON Lines: one object per epoch, then a summary\n"
+"  --help              this text\n"
+"Exit status: 0 ok, 1 runtime error, 2 usage error.\n",
+            FRI_MF_MAX_K);
+}
+
+static int
+parse_u32(const char *s, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    if (s == NULL || *s == '\0' || *s == '-') {
+        return -1;
+    }
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v > UINT32_MAX) {
+        return -1;
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int
+parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (s == NULL || *s == '\0' || *s == '-') {
+        return -1;
+    }
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0') {
+        return -1;
+    }
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static int
+parse_f(const char *s, float *out)
+{
+    char *end;
+    errno = 0;
+    if (s == NULL || *s == '\0') {
+        return -1;
+    }
+    double v = strtod(s, &end);
+    if (errno != 0 || *end != '\0' || !isfinite(v) || v < 0.0) {
+        return -1;
+    }
+    *out = (float)v;
+    return 0;
+}
+
+static int
+parse_frac(const char *s, double *out)
+{
+    float f;
+    if (parse_f(s, &f) != 0 || f >= 1.0f) {
+        return -1;
+    }
+    *out = f;
+    return 0;
+}
+
+// Returns 0 ok, 1 for --help, 2 usage error (message printed).
+static int
+parse_args(opts *o, int argc, char **argv)
+{
+    memset(o, 0, sizeof(*o));
+    o->algo = FRI_ALGO_ALS;
+    o->test_frac = 0.2;
+    o->topk = 10;
+    o->protocol = FRI_RANK_FULL;
+    fri_train_config_init(&o->given, FRI_ALGO_ALS);
+    for (int a = 1; a < argc; a++) {
+        const char *arg = argv[a];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            return 1;
+        }
+        if (strcmp(arg, "--json") == 0) {
+            o->json = 1;
+            continue;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            fprintf(stderr, "fedrec-train: unexpected argument '%s'\n", arg);
+            return 2;
+        }
+        // --name value or --name=value
+        char name[64];
+        const char *val = NULL;
+        const char *eq = strchr(arg, '=');
+        size_t nl = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+        if (nl >= sizeof(name)) {
+            fprintf(stderr, "fedrec-train: unknown option '%s'\n", arg);
+            return 2;
+        }
+        memcpy(name, arg, nl);
+        name[nl] = '\0';
+        static const char *const known[] = {
+            "--train", "--test", "--synthetic", "--test-frac", "--val-frac",
+            "--algo", "--loss", "--k", "--epochs", "--lr", "--lr-decay",
+            "--reg", "--reg-bias", "--weighted", "--init-std",
+            "--bias-epochs", "--alpha", "--patience", "--seed", "--topk",
+            "--protocol"};
+        int ok = 0;
+        for (size_t j = 0; j < sizeof(known) / sizeof(known[0]); j++) {
+            if (strcmp(name, known[j]) == 0) {
+                ok = 1;
+            }
+        }
+        if (!ok) {
+            fprintf(stderr, "fedrec-train: unknown option '%s' (see --help)\n",
+                    name);
+            return 2;
+        }
+        if (eq != NULL) {
+            val = eq + 1;
+        } else if (a + 1 < argc) {
+            val = argv[++a];
+        } else {
+            fprintf(stderr, "fedrec-train: option %s needs a value\n", name);
+            return 2;
+        }
+        int bad = 0;
+        fri_train_config *g = &o->given;
+        if (strcmp(name, "--train") == 0) {
+            o->train = val;
+        } else if (strcmp(name, "--test") == 0) {
+            o->test = val;
+        } else if (strcmp(name, "--synthetic") == 0) {
+            o->synthetic = val;
+        } else if (strcmp(name, "--test-frac") == 0) {
+            bad = parse_frac(val, &o->test_frac) || o->test_frac <= 0.0;
+        } else if (strcmp(name, "--val-frac") == 0) {
+            bad = parse_frac(val, &o->val_frac);
+        } else if (strcmp(name, "--algo") == 0) {
+            o->algo_set = 1;
+            if (strcmp(val, "als") == 0) {
+                o->algo = FRI_ALGO_ALS;
+            } else if (strcmp(val, "sgd") == 0) {
+                o->algo = FRI_ALGO_SGD;
+            } else {
+                bad = 1;
+            }
+        } else if (strcmp(name, "--loss") == 0) {
+            if (strcmp(val, "explicit") == 0) {
+                g->implicit = 0;
+            } else if (strcmp(val, "implicit") == 0) {
+                g->implicit = 1;
+            } else {
+                bad = 1;
+            }
+        } else if (strcmp(name, "--k") == 0) {
+            bad = parse_u32(val, &g->k) || g->k == 0 || g->k > FRI_MF_MAX_K;
+            o->k_set = 1;
+        } else if (strcmp(name, "--epochs") == 0) {
+            bad = parse_u32(val, &g->epochs) || g->epochs == 0;
+            o->epochs_set = 1;
+        } else if (strcmp(name, "--lr") == 0) {
+            bad = parse_f(val, &g->lr) || g->lr <= 0.0f;
+            o->lr_set = 1;
+        } else if (strcmp(name, "--lr-decay") == 0) {
+            bad = parse_f(val, &g->lr_decay);
+            o->lr_decay_set = 1;
+        } else if (strcmp(name, "--reg") == 0) {
+            bad = parse_f(val, &g->reg);
+            o->reg_set = 1;
+        } else if (strcmp(name, "--reg-bias") == 0) {
+            bad = parse_f(val, &g->reg_bias);
+            o->reg_bias_set = 1;
+        } else if (strcmp(name, "--weighted") == 0) {
+            uint32_t w;
+            bad = parse_u32(val, &w) || w > 1;
+            g->weighted = (int)w;
+            o->weighted_set = 1;
+        } else if (strcmp(name, "--init-std") == 0) {
+            bad = parse_f(val, &g->init_std);
+            o->init_std_set = 1;
+        } else if (strcmp(name, "--bias-epochs") == 0) {
+            bad = parse_u32(val, &g->bias_epochs);
+            o->bias_epochs_set = 1;
+        } else if (strcmp(name, "--alpha") == 0) {
+            bad = parse_f(val, &g->alpha);
+            o->alpha_set = 1;
+        } else if (strcmp(name, "--patience") == 0) {
+            bad = parse_u32(val, &g->patience);
+            o->patience_set = 1;
+        } else if (strcmp(name, "--seed") == 0) {
+            bad = parse_u64(val, &g->seed);
+            o->seed_set = 1;
+        } else if (strcmp(name, "--topk") == 0) {
+            bad = parse_u32(val, &o->topk) || o->topk == 0;
+        } else if (strcmp(name, "--protocol") == 0) {
+            if (strcmp(val, "full") == 0) {
+                o->protocol = FRI_RANK_FULL;
+            } else if (strcmp(val, "sampled") == 0) {
+                o->protocol = FRI_RANK_SAMPLED;
+            } else {
+                bad = 1;
+            }
+        }
+        if (bad) {
+            fprintf(stderr, "fedrec-train: bad value '%s' for %s\n", val,
+                    name);
+            return 2;
+        }
+    }
+    if (o->synthetic != NULL && o->train != NULL) {
+        fprintf(stderr, "fedrec-train: --synthetic and --train exclude each "
+                        "other\n");
+        return 2;
+    }
+    if (o->test != NULL && o->train == NULL) {
+        fprintf(stderr, "fedrec-train: --test needs --train\n");
+        return 2;
+    }
+    // Defaults of the chosen algorithm, then the explicit overrides.
+    const fri_train_config *g = &o->given;
+    fri_train_config_init(&o->tc, o->algo);
+    if (g->implicit) {
+        // iALS defaults (docs/TUNING.md).
+        o->tc.k = 32;
+        o->tc.epochs = 10;
+        o->tc.reg = 1.0f;
+        o->tc.alpha = 10.0f;
+        o->tc.init_std = 0.1f;
+    }
+    o->tc.implicit = g->implicit;
+#define TAKE(flag, field)                                                   \
+    if (o->flag) {                                                          \
+        o->tc.field = g->field;                                             \
+    }
+    TAKE(k_set, k)
+    TAKE(epochs_set, epochs)
+    TAKE(lr_set, lr)
+    TAKE(lr_decay_set, lr_decay)
+    TAKE(reg_set, reg)
+    TAKE(reg_bias_set, reg_bias)
+    TAKE(weighted_set, weighted)
+    TAKE(init_std_set, init_std)
+    TAKE(bias_epochs_set, bias_epochs)
+    TAKE(alpha_set, alpha)
+    TAKE(patience_set, patience)
+    TAKE(seed_set, seed)
+#undef TAKE
+    if (o->val_frac > 0.0 && !o->patience_set) {
+        o->tc.patience = 3;
+    }
+    if (o->tc.implicit && o->algo == FRI_ALGO_SGD) {
+        fprintf(stderr, "fedrec-train: --loss implicit needs --algo als\n");
+        return 2;
+    }
+    if (o->tc.implicit && !(o->tc.reg > 0.0f)) {
+        fprintf(stderr, "fedrec-train: --loss implicit needs --reg > 0\n");
+        return 2;
+    }
+    return 0;
+}
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct run {
+    const opts        *o;
+    const fri_csr     *train;
+    const fri_csr     *train_raw; // ratings, for implicit ranking exclusion
+    const fri_dataset *test;
+    const fri_csr     *test_csr;
+    double             t0;
+    double             eval_s; // time spent in callbacks, not training
+    uint32_t           epochs_run;
+} run;
+
+static double
+csr_rmse(const fri_mf_model *m, const fri_csr *c, float lo, float hi)
+{
+    double se = 0.0;
+    size_t n = c->ptr[c->n_rows];
+    for (uint32_t u = 0; u < c->n_rows && u < m->n_users; u++) {
+        for (size_t j = c->ptr[u]; j < c->ptr[u + 1]; j++) {
+            float p = fri_mf_predict(m, u, c->idx[j]);
+            p = p < lo ? lo : (p > hi ? hi : p);
+            double e = (double)c->val[j] - p;
+            se += e * e;
+        }
+    }
+    return n > 0 ? sqrt(se / (double)n) : 0.0;
+}
+
+static int
+on_epoch(void *ctx, uint32_t epoch, const fri_mf_model *m)
+{
+    run *r = ctx;
+    double t = now_s();
+    double secs = t - r->t0 - r->eval_s;
+    r->epochs_run = epoch;
+    const fri_train_config *c = &r->o->tc;
+    if (!c->implicit) {
+        double tr = csr_rmse(m, r->train, c->clamp_lo, c->clamp_hi);
+        fri_rating_metrics te = {0};
+        fr_err e = fri_eval_rating(&te, m, r->test->r, r->test->n,
+                                   c->clamp_lo, c->clamp_hi);
+        if (r->o->json) {
+            printf("{\"epoch\":%u,\"train_rmse\":%.6f,\"test_rmse\":%.6f,"
+                   "\"seconds\":%.4f}\n",
+                   epoch, tr, e == FR_OK ? te.rmse : NAN, secs);
+        } else {
+            printf("epoch %3u  train rmse %.4f  test rmse %.4f  %.3f s\n",
+                   epoch, tr, e == FR_OK ? te.rmse : NAN, secs);
+        }
+    } else {
+        fri_rank_config rc;
+        fri_rank_config_init(&rc);
+        rc.k = r->o->topk;
+        rc.protocol = r->o->protocol;
+        fri_rank_metrics rm = {0};
+        fr_err e = fri_eval_ranking(&rm, m, r->train_raw, r->test_csr, &rc);
+        if (r->o->json) {
+            printf("{\"epoch\":%u,\"hr%u\":%.6f,\"ndcg%u\":%.6f,"
+                   "\"seconds\":%.4f}\n",
+                   epoch, rc.k, e == FR_OK ? rm.hr : NAN, rc.k,
+                   e == FR_OK ? rm.ndcg : NAN, secs);
+        } else {
+            printf("epoch %3u  HR@%u %.4f  NDCG@%u %.4f  %.3f s\n", epoch,
+                   rc.k, e == FR_OK ? rm.hr : NAN, rc.k,
+                   e == FR_OK ? rm.ndcg : NAN, secs);
+        }
+    }
+    fflush(stdout);
+    r->eval_s += now_s() - t;
+    return 0;
+}
+
+static int
+load_data(const opts *o, fri_dataset *train, fri_dataset *test)
+{
+    char err[512] = "";
+    fr_err e;
+    if (o->train != NULL) {
+        fri_idmap *users = NULL, *items = NULL;
+        fri_load_opts lo;
+        fri_load_opts_init(&lo);
+        e = fri_idmap_create(&users);
+        if (e == FR_OK) {
+            e = fri_idmap_create(&items);
+        }
+        if (e == FR_OK) {
+            fri_dataset all;
+            e = fri_dataset_load(&all, o->train, users, items, &lo, err,
+                                 sizeof(err));
+            if (e == FR_OK && o->test != NULL) {
+                *train = all;
+                e = fri_dataset_load(test, o->test, users, items, &lo, err,
+                                     sizeof(err));
+                if (e != FR_OK) {
+                    fri_dataset_free(train);
+                }
+            } else if (e == FR_OK) {
+                e = fri_split_random(&all, o->test_frac, o->tc.seed, train,
+                                     test);
+                fri_dataset_free(&all);
+            }
+        }
+        fri_idmap_destroy(users);
+        fri_idmap_destroy(items);
+    } else {
+        fri_synth_config sc;
+        fri_synth_config_init(&sc);
+        if (o->synthetic != NULL) {
+            e = fri_synth_config_parse(&sc, o->synthetic, err, sizeof(err));
+            if (e != FR_OK) {
+                fprintf(stderr, "fedrec-train: --synthetic: %s\n", err);
+                return 2;
+            }
+        }
+        fri_dataset all;
+        e = fri_synth_generate(&all, &sc);
+        if (e == FR_OK) {
+            e = fri_split_random(&all, o->test_frac, o->tc.seed, train, test);
+            fri_dataset_free(&all);
+        }
+    }
+    if (e != FR_OK) {
+        fprintf(stderr, "fedrec-train: loading data: %s%s%s\n",
+                fr_strerror(e), err[0] ? ": " : "", err);
+        return 1;
+    }
+    if (train->n == 0 || test->n == 0) {
+        fprintf(stderr, "fedrec-train: empty train or test set\n");
+        fri_dataset_free(train);
+        fri_dataset_free(test);
+        return 1;
+    }
+    // Test ids share the maps; keep row/column counts consistent.
+    if (test->n_users > train->n_users) {
+        train->n_users = test->n_users;
+    }
+    if (test->n_items > train->n_items) {
+        train->n_items = test->n_items;
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    opts o;
+    int rc = parse_args(&o, argc, argv);
+    if (rc == 1) {
+        usage(stdout);
+        return 0;
+    }
+    if (rc != 0) {
+        return 2;
+    }
+    fri_dataset train_all = {0}, test = {0}, train = {0}, val = {0};
+    rc = load_data(&o, &train_all, &test);
+    if (rc != 0) {
+        return rc;
+    }
+    fr_err e = FR_OK;
+    int have_val = 0;
+    if (o.val_frac > 0.0) {
+        e = fri_split_random(&train_all, o.val_frac, o.tc.seed + 1, &train,
+                             &val);
+        if (e == FR_OK) {
+            train.n_users = train_all.n_users;
+            train.n_items = train_all.n_items;
+            have_val = val.n > 0;
+        }
+    } else {
+        train = train_all;
+        train_all = (fri_dataset){0};
+    }
+    // Clamp to the observed rating range.
+    float lo = INFINITY, hi = -INFINITY;
+    for (size_t j = 0; j < train.n; j++) {
+        lo = train.r[j].rating < lo ? train.r[j].rating : lo;
+        hi = train.r[j].rating > hi ? train.r[j].rating : hi;
+    }
+    o.tc.clamp_lo = lo;
+    o.tc.clamp_hi = hi;
+    fri_csr csr = {0}, raw = {0}, test_csr = {0};
+    if (e == FR_OK) {
+        e = fri_csr_by_user(&csr, &train);
+    }
+    if (e == FR_OK) {
+        e = fri_csr_by_user(&raw, &train);
+    }
+    if (e == FR_OK) {
+        fri_dataset tmp = test;
+        tmp.n_users = train.n_users;
+        tmp.n_items = train.n_items;
+        e = fri_csr_by_user(&test_csr, &tmp);
+    }
+    if (e == FR_OK && o.tc.implicit) {
+        // Interactions: every observed pair counts once.
+        for (size_t j = 0; j < csr.ptr[csr.n_rows]; j++) {
+            csr.val[j] = 1.0f;
+        }
+    }
+    fri_mf_model *m = NULL;
+    run r = {&o, &csr, &raw, &test, &test_csr, now_s(), 0.0, 0};
+    if (e == FR_OK) {
+        r.t0 = now_s();
+        if (o.tc.implicit) {
+            e = fri_train_ials(&m, &csr, &o.tc, on_epoch, &r);
+        } else if (o.algo == FRI_ALGO_SGD) {
+            e = fri_train_sgd(&m, &csr, have_val ? &val : NULL, &o.tc,
+                              on_epoch, &r);
+        } else {
+            e = fri_train_als(&m, &csr, have_val ? &val : NULL, &o.tc,
+                              on_epoch, &r);
+        }
+    }
+    double secs = now_s() - r.t0 - r.eval_s;
+    fri_rating_metrics rm = {0};
+    fri_rank_metrics km = {0};
+    fri_rank_config rcfg;
+    fri_rank_config_init(&rcfg);
+    rcfg.k = o.topk;
+    rcfg.protocol = o.protocol;
+    if (e == FR_OK) {
+        e = fri_eval_rating(&rm, m, test.r, test.n, o.tc.clamp_lo,
+                            o.tc.clamp_hi);
+    }
+    fr_err ke = FR_EINVAL;
+    if (e == FR_OK && rcfg.k <= m->n_items) {
+        ke = fri_eval_ranking(&km, m, &raw, &test_csr, &rcfg);
+    }
+    if (e != FR_OK) {
+        fprintf(stderr, "fedrec-train: training failed: %s\n",
+                fr_strerror(e));
+        rc = 1;
+    } else if (o.json) {
+        const fri_train_config *c = &o.tc;
+        printf("{\"algo\":\"%s\",\"loss\":\"%s\",\"k\":%u,\"epochs\":%u,"
+               "\"epochs_run\":%u,\"lr\":%g,\"lr_decay\":%g,\"reg\":%g,"
+               "\"reg_bias\":%g,\"weighted\":%d,\"alpha\":%g,\"seed\":%llu,"
+               "\"n_train\":%zu,\"n_val\":%zu,\"n_test\":%zu,"
+               "\"rmse\":%.6f,\"mae\":%.6f,",
+               o.algo == FRI_ALGO_SGD ? "sgd" : "als",
+               c->implicit ? "implicit" : "explicit", c->k, c->epochs,
+               r.epochs_run, c->lr, c->lr_decay, c->reg, c->reg_bias,
+               c->weighted, c->alpha, (unsigned long long)c->seed, train.n,
+               val.n, test.n, rm.rmse, rm.mae);
+        if (ke == FR_OK) {
+            printf("\"hr%u\":%.6f,\"ndcg%u\":%.6f,\"precision%u\":%.6f,"
+                   "\"recall%u\":%.6f,\"coverage%u\":%.6f,",
+                   rcfg.k, km.hr, rcfg.k, km.ndcg, rcfg.k, km.precision,
+                   rcfg.k, km.recall, rcfg.k, km.coverage);
+        }
+        printf("\"seconds\":%.4f}\n", secs);
+    } else {
+        printf("%s %s k=%u: test RMSE %.4f  MAE %.4f", 
+               o.algo == FRI_ALGO_SGD ? "sgd" : "als",
+               o.tc.implicit ? "implicit" : "explicit", o.tc.k, rm.rmse,
+               rm.mae);
+        if (ke == FR_OK) {
+            printf("  HR@%u %.4f  NDCG@%u %.4f  coverage %.3f", rcfg.k,
+                   km.hr, rcfg.k, km.ndcg, km.coverage);
+        }
+        printf("  (%u epochs, %.3f s training, %zu train / %zu test)\n",
+               r.epochs_run, secs, train.n, test.n);
+    }
+    fri_mf_destroy(m);
+    fri_csr_free(&csr);
+    fri_csr_free(&raw);
+    fri_csr_free(&test_csr);
+    fri_dataset_free(&train_all);
+    fri_dataset_free(&train);
+    fri_dataset_free(&val);
+    fri_dataset_free(&test);
+    return rc;
+}
