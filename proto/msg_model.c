@@ -1,0 +1,264 @@
+// MODEL: the signed item model of a round. Layout (SPEC.md §5.6):
+//   0  sig[64]            Ed25519 over the rest of the body (channel.c)
+//   64 u64 round_id       72 u64 version      80 u64 base_version
+//   88 u8 kind  89 u8 enc  90 u16 0   92 u32 k   96 u32 n_items  100 f32 mu
+//   104 f32 bias[n_items]
+//   then per item row: F32: f32[k] | F16: u16[k] | I8: f32 scale, i8[k]
+#include <math.h>
+#include <string.h>
+
+#include "frame.h"
+#include "msg.h"
+#include "wire.h"
+
+static uint64_t
+row_bytes(uint8_t enc, uint32_t k)
+{
+    switch (enc) {
+    case FRI_MENC_F32:
+        return 4ull * k;
+    case FRI_MENC_F16:
+        return 2ull * k;
+    case FRI_MENC_I8:
+        return 4ull + k;
+    }
+    return 0;
+}
+
+// Body size, or 0 if enc/k/n_items are out of range or it exceeds R6.
+static uint64_t
+body_size(uint8_t enc, uint32_t k, uint32_t n_items)
+{
+    uint64_t rb = row_bytes(enc, k);
+    if (rb == 0 || k == 0 || k > FRI_MAX_K || n_items > FRI_MAX_ITEMS) {
+        return 0;
+    }
+    // n_items <= 2^24 and rb <= 2052: no 64-bit overflow.
+    uint64_t s = FRI_MODEL_FIXED + (uint64_t) n_items * (4 + rb);
+    if (s > FRI_MAX_FRAME - FRI_HDR_LEN) {
+        return 0;
+    }
+    return s;
+}
+
+size_t
+fri_model_size(uint8_t enc, uint32_t k, uint32_t n_items)
+{
+    uint64_t s = body_size(enc, k, n_items);
+    return s == 0 ? 0 : (size_t) (FRI_HDR_LEN + s);
+}
+
+static int
+all_finite(const float *v, size_t n)
+{
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        bad |= (uint32_t) !fri_finite(v[i]);
+    }
+    return bad == 0;
+}
+
+static int
+kind_ok(uint8_t kind, uint64_t version, uint64_t base)
+{
+    if (kind == FRI_MODEL_FULL) {
+        return base == 0;
+    }
+    return kind == FRI_MODEL_DELTA && base != 0 && base < version;
+}
+
+fr_err
+fri_model_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
+                 const fri_model *m)
+{
+    size_t   stride = m->stride ? m->stride : m->k;
+    uint64_t bs = body_size(m->enc, m->k, m->n_items);
+    if (m->enc > FRI_MENC_I8 || m->k == 0) {
+        return FR_EINVAL;
+    }
+    if (bs == 0) {
+        return FR_ETOOBIG;
+    }
+    if (stride < m->k || !kind_ok(m->kind, m->version, m->base_version) ||
+        !fri_finite(m->mu) ||
+        (m->n_items > 0 && (m->bias == NULL || m->factors == NULL))) {
+        return FR_EINVAL;
+    }
+    // R11: refuse non-finite input before writing anything.
+    if (!all_finite(m->bias, m->n_items)) {
+        return FR_EINVAL;
+    }
+    for (uint32_t i = 0; i < m->n_items; i++) {
+        if (!all_finite(m->factors + (size_t) i * stride, m->k)) {
+            return FR_EINVAL;
+        }
+    }
+    uint8_t *b;
+    fr_err   e = fri_frame_begin(dst, dst_cap, FRI_T_MODEL, (size_t) bs, &b);
+    if (e != FR_OK) {
+        return e;
+    }
+    memset(b, 0, FRI_SIGBYTES);
+    fri_put64(b + 64, m->round_id);
+    fri_put64(b + 72, m->version);
+    fri_put64(b + 80, m->base_version);
+    b[88] = m->kind;
+    b[89] = m->enc;
+    fri_put16(b + 90, 0);
+    fri_put32(b + 92, m->k);
+    fri_put32(b + 96, m->n_items);
+    fri_putf32(b + 100, m->mu);
+    uint8_t *p = b + FRI_MODEL_FIXED;
+    fri_put_array32(p, m->bias, m->n_items);
+    p += 4 * (size_t) m->n_items;
+    for (uint32_t i = 0; i < m->n_items; i++) {
+        const float *row = m->factors + (size_t) i * stride;
+        switch (m->enc) {
+        case FRI_MENC_F32:
+            fri_put_array32(p, row, m->k);
+            p += 4 * (size_t) m->k;
+            break;
+        case FRI_MENC_F16:
+            for (uint32_t j = 0; j < m->k; j++) {
+                fri_put16(p, fri_f32_to_f16(row[j]));
+                p += 2;
+            }
+            break;
+        default: { // FRI_MENC_I8: symmetric per-row scale
+            float mx = 0.0f;
+            for (uint32_t j = 0; j < m->k; j++) {
+                float a = fabsf(row[j]);
+                mx = a > mx ? a : mx;
+            }
+            float scale = mx / 127.0f;
+            fri_putf32(p, scale);
+            p += 4;
+            for (uint32_t j = 0; j < m->k; j++) {
+                long q = scale > 0.0f ? lrintf(row[j] / scale) : 0;
+                q = q > 127 ? 127 : (q < -127 ? -127 : q);
+                *p++ = (uint8_t) (int8_t) q;
+            }
+            break;
+        }
+        }
+    }
+    *dst_len = FRI_HDR_LEN + (size_t) bs;
+    return FR_OK;
+}
+
+fr_err
+fri_model_decode(fri_model *m, const uint8_t *src, size_t src_len)
+{
+    const uint8_t *b;
+    size_t         n;
+    int            newer;
+    memset(m, 0, sizeof(*m));
+    fr_err e = fri_body_get(src, src_len, FRI_T_MODEL, FRI_MODEL_FIXED, &b,
+                            &n, &newer);
+    if (e != FR_OK) {
+        return e;
+    }
+    fri_model v;
+    memset(&v, 0, sizeof(v));
+    v.round_id = fri_get64(b + 64);
+    v.version = fri_get64(b + 72);
+    v.base_version = fri_get64(b + 80);
+    v.kind = b[88];
+    v.enc = b[89];
+    v.k = fri_get32(b + 92);
+    v.n_items = fri_get32(b + 96);
+    v.mu = fri_getf32(b + 100);
+    if (fri_get16(b + 90) != 0) {
+        return FR_EPROTO; // R9
+    }
+    if (v.enc > FRI_MENC_I8 || !kind_ok(v.kind, v.version, v.base_version)) {
+        return FR_EPROTO; // R10, R16
+    }
+    if (v.k == 0) {
+        return FR_EPROTO; // R12
+    }
+    if (v.k > FRI_MAX_K || v.n_items > FRI_MAX_ITEMS) {
+        return FR_ETOOBIG; // R12, R13
+    }
+    uint64_t bs = body_size(v.enc, v.k, v.n_items);
+    if (bs == 0) {
+        return FR_ETOOBIG; // R13
+    }
+    if ((e = fri_body_end(n, (size_t) bs, newer)) != FR_OK) {
+        return e; // R13: declared sizes must match the body
+    }
+    if (!fri_finite(v.mu)) {
+        return FR_EPROTO; // R11
+    }
+    const uint8_t *p = b + FRI_MODEL_FIXED;
+    if (fri_any_nonfinite_le(p, v.n_items)) {
+        return FR_EPROTO; // R11
+    }
+    const uint8_t *f = p + 4 * (size_t) v.n_items;
+    size_t         nk = (size_t) v.n_items * v.k;
+    if (v.enc == FRI_MENC_F32) {
+        if (fri_any_nonfinite_le(f, nk)) {
+            return FR_EPROTO; // R11
+        }
+    } else if (v.enc == FRI_MENC_F16) {
+        uint32_t bad = 0;
+        for (size_t i = 0; i < nk; i++) {
+            bad |= (uint32_t) ((fri_get16(f + 2 * i) & 0x7c00u) == 0x7c00u);
+        }
+        if (bad) {
+            return FR_EPROTO; // R11
+        }
+    } else {
+        size_t rb = 4 + (size_t) v.k;
+        for (size_t i = 0; i < v.n_items; i++) {
+            float s = fri_getf32(f + i * rb);
+            if (!fri_finite(s) || s < 0.0f) {
+                return FR_EPROTO; // R16
+            }
+        }
+    }
+    v.sig = b;
+    v.bias_le = p;
+    v.fac_raw = f;
+    *m = v;
+    return FR_OK;
+}
+
+fr_err
+fri_model_get(const fri_model *m, float *bias, float *factors, size_t stride)
+{
+    if (stride == 0) {
+        stride = m->k;
+    }
+    if (stride < m->k || m->bias_le == NULL || m->fac_raw == NULL ||
+        (m->n_items > 0 && (bias == NULL || factors == NULL))) {
+        return FR_EINVAL;
+    }
+    fri_get_array32(bias, m->bias_le, m->n_items);
+    const uint8_t *p = m->fac_raw;
+    for (uint32_t i = 0; i < m->n_items; i++) {
+        float *row = factors + (size_t) i * stride;
+        switch (m->enc) {
+        case FRI_MENC_F32:
+            fri_get_array32(row, p, m->k);
+            p += 4 * (size_t) m->k;
+            break;
+        case FRI_MENC_F16:
+            for (uint32_t j = 0; j < m->k; j++) {
+                row[j] = fri_f16_to_f32(fri_get16(p));
+                p += 2;
+            }
+            break;
+        default: {
+            float s = fri_getf32(p);
+            p += 4;
+            for (uint32_t j = 0; j < m->k; j++) {
+                row[j] = (float) (int8_t) p[j] * s;
+            }
+            p += m->k;
+            break;
+        }
+        }
+    }
+    return FR_OK;
+}
