@@ -1,0 +1,1168 @@
+#include "secagg.h"
+
+#include <math.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shamir.h"
+
+// ---------------------------------------------------------------------------
+// Little-endian helpers
+
+static void
+put32le(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) {
+        p[i] = (uint8_t) (v >> (8 * i));
+    }
+}
+
+static void
+put64le(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t) (v >> (8 * i));
+    }
+}
+
+static uint32_t
+get32le(const uint8_t *p)
+{
+    return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 |
+           (uint32_t) p[3] << 24;
+}
+
+static uint64_t
+get64le(const uint8_t *p)
+{
+    return (uint64_t) get32le(p) | (uint64_t) get32le(p + 4) << 32;
+}
+
+// ---------------------------------------------------------------------------
+// 1. Fixed-point encoding
+
+// Largest quantized magnitude, or 0 if the parameters are unusable.
+static double
+quant_bound(float clip, unsigned frac_bits)
+{
+    if (!isfinite(clip) || !(clip > 0.0f) || frac_bits > 30) {
+        return 0.0;
+    }
+    double b = ceil((double) clip * ldexp(1.0, (int) frac_bits));
+    return b <= (double) INT32_MAX ? b : 0.0;
+}
+
+fr_err
+fri_secagg_quantize(uint32_t *out, const float *in, size_t n, float clip,
+                    unsigned frac_bits, fri_rng *rng)
+{
+    if ((n > 0 && (out == NULL || in == NULL)) ||
+        quant_bound(clip, frac_bits) == 0.0) {
+        return FR_EINVAL;
+    }
+    double c     = (double) clip;
+    double scale = ldexp(1.0, (int) frac_bits);
+    for (size_t i = 0; i < n; i++) {
+        double v = (double) in[i];
+        if (isnan(v)) {
+            return FR_EINVAL;
+        }
+        v = v < -c ? -c : (v > c ? c : v);
+        v *= scale; // exact: power-of-two scaling of a float in a double
+        double q;
+        if (rng == NULL) {
+            q = v >= 0.0 ? floor(v + 0.5) : -floor(-v + 0.5);
+        } else {
+            q = floor(v + fri_rng_uniform(rng));
+        }
+        // Two's complement in Z_2^32; int64 -> uint32 conversion is modular.
+        out[i] = (uint32_t) (int64_t) q;
+    }
+    return FR_OK;
+}
+
+fr_err
+fri_secagg_dequantize(float *out, const uint32_t *sum, size_t n,
+                      unsigned frac_bits, uint32_t n_summands)
+{
+    if ((n > 0 && (out == NULL || sum == NULL)) || n_summands == 0 ||
+        frac_bits > 30) {
+        return FR_EINVAL;
+    }
+    double inv = 1.0 / (ldexp(1.0, (int) frac_bits) * (double) n_summands);
+    for (size_t i = 0; i < n; i++) {
+        // Signed reading without the implementation-defined uint->int cast.
+        int64_t s = sum[i] >= 0x80000000u ? (int64_t) sum[i] - 0x100000000LL
+                                          : (int64_t) sum[i];
+        out[i] = (float) ((double) s * inv);
+    }
+    return FR_OK;
+}
+
+uint32_t
+fri_secagg_max_cohort(float clip, unsigned frac_bits)
+{
+    double b = quant_bound(clip, frac_bits);
+    if (b == 0.0) {
+        return 0;
+    }
+    return (uint32_t) ((uint64_t) INT32_MAX / (uint64_t) b);
+}
+
+// ---------------------------------------------------------------------------
+// 2. Keys and adverts
+
+static const char ADVERT_TAG[] = "fedrec secagg advert v1";
+static const char PAIR_TAG[]   = "fedrec secagg pair";
+static const char SHARE_TAG[]  = "fedrec secagg share";
+#define TAGLEN(t) (sizeof(t) - 1)
+
+fr_err
+fri_secagg_keygen(fri_secagg_keys *k, const uint8_t *seed)
+{
+    if (k == NULL) {
+        return FR_EINVAL;
+    }
+    if (seed == NULL) {
+        randombytes_buf(k->c_sk, sizeof k->c_sk);
+        randombytes_buf(k->s_sk, sizeof k->s_sk);
+    } else {
+        static const uint8_t lc[] = "fedrec secagg c_sk";
+        static const uint8_t ls[] = "fedrec secagg s_sk";
+        if (crypto_generichash(k->c_sk, sizeof k->c_sk, lc, sizeof lc - 1,
+                               seed, FRI_SECAGG_SEEDBYTES) != 0 ||
+            crypto_generichash(k->s_sk, sizeof k->s_sk, ls, sizeof ls - 1,
+                               seed, FRI_SECAGG_SEEDBYTES) != 0) {
+            fri_secagg_keys_wipe(k);
+            return FR_EINTERNAL;
+        }
+    }
+    if (crypto_scalarmult_base(k->c_pk, k->c_sk) != 0 ||
+        crypto_scalarmult_base(k->s_pk, k->s_sk) != 0) {
+        fri_secagg_keys_wipe(k);
+        return FR_EINTERNAL;
+    }
+    return FR_OK;
+}
+
+void
+fri_secagg_keys_wipe(fri_secagg_keys *k)
+{
+    if (k != NULL) {
+        sodium_memzero(k, sizeof *k);
+    }
+}
+
+#define ADVERT_MSGBYTES (TAGLEN(ADVERT_TAG) + 8 + 4 + 32 + 32)
+
+static void
+advert_message(uint8_t m[ADVERT_MSGBYTES], uint64_t round_id, uint32_t client,
+               const uint8_t *c_pk, const uint8_t *s_pk)
+{
+    size_t o = TAGLEN(ADVERT_TAG);
+    memcpy(m, ADVERT_TAG, o);
+    put64le(m + o, round_id);
+    put32le(m + o + 8, client);
+    memcpy(m + o + 12, c_pk, 32);
+    memcpy(m + o + 44, s_pk, 32);
+}
+
+fr_err
+fri_secagg_advert_sign(fri_secagg_advert *out, uint64_t round_id,
+                       uint32_t client, const uint8_t c_pk[32],
+                       const uint8_t s_pk[32], const uint8_t id_sk[64])
+{
+    if (out == NULL || c_pk == NULL || s_pk == NULL || id_sk == NULL ||
+        client >= FRI_SECAGG_MAX_CLIENTS) {
+        return FR_EINVAL;
+    }
+    uint8_t m[ADVERT_MSGBYTES];
+    advert_message(m, round_id, client, c_pk, s_pk);
+    out->round_id = round_id;
+    out->client   = client;
+    memcpy(out->c_pk, c_pk, 32);
+    memcpy(out->s_pk, s_pk, 32);
+    if (crypto_sign_detached(out->sig, NULL, m, sizeof m, id_sk) != 0) {
+        return FR_EINTERNAL;
+    }
+    return FR_OK;
+}
+
+fr_err
+fri_secagg_advert_verify(const fri_secagg_advert *a, uint64_t round_id,
+                         uint32_t client, const uint8_t id_pk[32])
+{
+    if (a == NULL || id_pk == NULL) {
+        return FR_EINVAL;
+    }
+    if (a->round_id != round_id || a->client != client ||
+        sodium_memcmp(a->c_pk, a->s_pk, 32) == 0) {
+        return FR_ECRYPTO;
+    }
+    uint8_t m[ADVERT_MSGBYTES];
+    advert_message(m, a->round_id, a->client, a->c_pk, a->s_pk);
+    if (crypto_sign_verify_detached(a->sig, m, sizeof m, id_pk) != 0) {
+        return FR_ECRYPTO;
+    }
+    return FR_OK;
+}
+
+fr_err
+fri_secagg_advert_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
+                         const fri_secagg_advert *a)
+{
+    if (dst == NULL || dst_len == NULL || a == NULL) {
+        return FR_EINVAL;
+    }
+    *dst_len = FRI_SECAGG_ADVERTBYTES;
+    if (dst_cap < FRI_SECAGG_ADVERTBYTES) {
+        return FR_ENOSPC;
+    }
+    put64le(dst, a->round_id);
+    put32le(dst + 8, a->client);
+    memcpy(dst + 12, a->c_pk, 32);
+    memcpy(dst + 44, a->s_pk, 32);
+    memcpy(dst + 76, a->sig, 64);
+    return FR_OK;
+}
+
+fr_err
+fri_secagg_advert_decode(fri_secagg_advert *a, const uint8_t *src,
+                         size_t src_len)
+{
+    if (a == NULL || src == NULL) {
+        return FR_EINVAL;
+    }
+    if (src_len != FRI_SECAGG_ADVERTBYTES) {
+        return FR_EPROTO;
+    }
+    a->round_id = get64le(src);
+    a->client   = get32le(src + 8);
+    memcpy(a->c_pk, src + 12, 32);
+    memcpy(a->s_pk, src + 44, 32);
+    memcpy(a->sig, src + 76, 64);
+    return FR_OK;
+}
+
+// ---------------------------------------------------------------------------
+// Pairwise seeds and PRG
+
+// X25519 with the all-zero (low-order peer key) result refused.
+static fr_err
+dh(uint8_t shared[32], const uint8_t sk[32], const uint8_t pk[32])
+{
+    if (crypto_scalarmult(shared, sk, pk) != 0 || sodium_is_zero(shared, 32)) {
+        sodium_memzero(shared, 32);
+        return FR_ECRYPTO;
+    }
+    return FR_OK;
+}
+
+fr_err
+fri_secagg_pair_seed(uint8_t seed[32], const uint8_t my_c_sk[32],
+                     const uint8_t peer_c_pk[32], uint64_t round_id,
+                     uint32_t me, uint32_t peer)
+{
+    if (seed == NULL || my_c_sk == NULL || peer_c_pk == NULL || me == peer) {
+        return FR_EINVAL;
+    }
+    uint8_t shared[32];
+    fr_err  rc = dh(shared, my_c_sk, peer_c_pk);
+    if (rc != FR_OK) {
+        return rc;
+    }
+    uint8_t m[TAGLEN(PAIR_TAG) + 16];
+    size_t  o = TAGLEN(PAIR_TAG);
+    memcpy(m, PAIR_TAG, o);
+    put64le(m + o, round_id);
+    put32le(m + o + 8, me < peer ? me : peer);
+    put32le(m + o + 12, me < peer ? peer : me);
+    int r = crypto_generichash(seed, 32, m, sizeof m, shared, sizeof shared);
+    sodium_memzero(shared, sizeof shared);
+    return r == 0 ? FR_OK : FR_EINTERNAL;
+}
+
+#define PRG_CHUNK_BLOCKS 64u // 4 KiB of keystream per call
+static const uint8_t prg_zero[PRG_CHUNK_BLOCKS * 64];
+
+// acc = (mode 0) PRG, (mode 1) acc + PRG, (mode -1) acc - PRG, mod 2^32.
+static fr_err
+prg_apply(uint32_t *acc, size_t n, const uint8_t seed[32], int mode)
+{
+    if ((n > 0 && acc == NULL) || seed == NULL) {
+        return FR_EINVAL;
+    }
+    // 16 words per ChaCha20 block and a 32-bit block counter.
+    if ((uint64_t) n / 16 >= ((uint64_t) 1 << 32)) {
+        return FR_ETOOBIG;
+    }
+    static const uint8_t nonce[crypto_stream_chacha20_ietf_NONCEBYTES] = {
+        0
+    };
+    uint8_t  ks[sizeof prg_zero];
+    uint32_t ic = 0;
+    for (size_t i = 0; i < n;) {
+        size_t words = n - i;
+        if (words > sizeof ks / 4) {
+            words = sizeof ks / 4;
+        }
+        size_t bytes = (words * 4 + 63) & ~(size_t) 63;
+        crypto_stream_chacha20_ietf_xor_ic(ks, prg_zero, bytes, nonce, ic,
+                                           seed);
+        for (size_t w = 0; w < words; w++) {
+            uint32_t m = get32le(ks + 4 * w);
+            if (mode == 0) {
+                acc[i + w] = m;
+            } else if (mode > 0) {
+                acc[i + w] += m;
+            } else {
+                acc[i + w] -= m;
+            }
+        }
+        ic += (uint32_t) (bytes / 64);
+        i += words;
+    }
+    sodium_memzero(ks, sizeof ks);
+    return FR_OK;
+}
+
+fr_err
+fri_secagg_prg(uint32_t *out, size_t n, const uint8_t seed[32])
+{
+    return prg_apply(out, n, seed, 0);
+}
+
+fr_err
+fri_secagg_prg_add(uint32_t *acc, size_t n, const uint8_t seed[32], int sign)
+{
+    if (sign == 0) {
+        return FR_EINVAL;
+    }
+    return prg_apply(acc, n, seed, sign > 0 ? 1 : -1);
+}
+
+fr_err
+fri_secagg_mask(uint32_t *y, const uint32_t *x, size_t d, uint32_t me,
+                const uint32_t *peers, const uint8_t *peer_c_pk,
+                size_t n_peers, const uint8_t c_sk[32],
+                const uint8_t b_seed[32], uint64_t round_id)
+{
+    if ((d > 0 && (y == NULL || x == NULL)) ||
+        (n_peers > 0 && (peers == NULL || peer_c_pk == NULL)) ||
+        c_sk == NULL || b_seed == NULL) {
+        return FR_EINVAL;
+    }
+    for (size_t i = 0; i < n_peers; i++) {
+        if (peers[i] == me) {
+            return FR_EINVAL;
+        }
+    }
+    if (y != x && d > 0) {
+        memmove(y, x, d * sizeof *y);
+    }
+    uint8_t s[32];
+    fr_err  rc = FR_OK;
+    for (size_t i = 0; i < n_peers && rc == FR_OK; i++) {
+        rc = fri_secagg_pair_seed(s, c_sk, peer_c_pk + 32 * i, round_id, me,
+                                  peers[i]);
+        if (rc == FR_OK) {
+            rc = prg_apply(y, d, s, peers[i] > me ? 1 : -1);
+        }
+    }
+    sodium_memzero(s, sizeof s);
+    if (rc == FR_OK) {
+        rc = prg_apply(y, d, b_seed, 1);
+    }
+    return rc;
+}
+
+// ---------------------------------------------------------------------------
+// 3. Share transport
+
+#define SHARE_ADBYTES (TAGLEN(SHARE_TAG) + 8 + 4 + 4)
+
+static fr_err
+share_key(uint8_t key[32], uint8_t ad[SHARE_ADBYTES], const uint8_t *sk,
+          const uint8_t *pk, uint64_t round_id, uint32_t from, uint32_t to)
+{
+    uint8_t shared[32];
+    fr_err  rc = dh(shared, sk, pk);
+    if (rc != FR_OK) {
+        return rc;
+    }
+    size_t o = TAGLEN(SHARE_TAG);
+    memcpy(ad, SHARE_TAG, o);
+    put64le(ad + o, round_id);
+    put32le(ad + o + 8, from);
+    put32le(ad + o + 12, to);
+    // The key covers tag and round; the AD adds direction and parties.
+    int r = crypto_generichash(key, 32, ad, o + 8, shared, sizeof shared);
+    sodium_memzero(shared, sizeof shared);
+    return r == 0 ? FR_OK : FR_EINTERNAL;
+}
+
+fr_err
+fri_secagg_share_seal(uint8_t *dst, size_t dst_cap, size_t *dst_len,
+                      const uint8_t *msg, size_t msg_len, uint64_t round_id,
+                      uint32_t from, uint32_t to, const uint8_t s_sk_from[32],
+                      const uint8_t s_pk_to[32])
+{
+    if (dst == NULL || dst_len == NULL || (msg == NULL && msg_len > 0) ||
+        s_sk_from == NULL || s_pk_to == NULL || from == to) {
+        return FR_EINVAL;
+    }
+    if (msg_len > SIZE_MAX - FRI_SECAGG_SEAL_OVERHEAD ||
+        msg_len > crypto_aead_xchacha20poly1305_ietf_MESSAGEBYTES_MAX) {
+        return FR_ETOOBIG;
+    }
+    *dst_len = msg_len + FRI_SECAGG_SEAL_OVERHEAD;
+    if (dst_cap < *dst_len) {
+        return FR_ENOSPC;
+    }
+    uint8_t key[32], ad[SHARE_ADBYTES];
+    fr_err  rc = share_key(key, ad, s_sk_from, s_pk_to, round_id, from, to);
+    if (rc != FR_OK) {
+        return rc;
+    }
+    uint8_t *nonce = dst;
+    randombytes_buf(nonce, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+    unsigned long long clen = 0;
+    int r = crypto_aead_xchacha20poly1305_ietf_encrypt(
+        dst + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &clen, msg,
+        msg_len, ad, sizeof ad, NULL, nonce, key);
+    sodium_memzero(key, sizeof key);
+    return r == 0 ? FR_OK : FR_EINTERNAL;
+}
+
+fr_err
+fri_secagg_share_open(uint8_t *msg, size_t msg_cap, size_t *msg_len,
+                      const uint8_t *src, size_t src_len, uint64_t round_id,
+                      uint32_t from, uint32_t to, const uint8_t s_sk_to[32],
+                      const uint8_t s_pk_from[32])
+{
+    if (msg_len == NULL || src == NULL || s_sk_to == NULL ||
+        s_pk_from == NULL || from == to) {
+        return FR_EINVAL;
+    }
+    if (src_len < FRI_SECAGG_SEAL_OVERHEAD) {
+        return FR_EPROTO;
+    }
+    *msg_len = src_len - FRI_SECAGG_SEAL_OVERHEAD;
+    if (msg_cap < *msg_len || (msg == NULL && *msg_len > 0)) {
+        return FR_ENOSPC;
+    }
+    uint8_t key[32], ad[SHARE_ADBYTES];
+    fr_err  rc = share_key(key, ad, s_sk_to, s_pk_from, round_id, from, to);
+    if (rc != FR_OK) {
+        return rc;
+    }
+    unsigned long long mlen = 0;
+    int r = crypto_aead_xchacha20poly1305_ietf_decrypt(
+        msg, &mlen, NULL, src + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+        src_len - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, ad, sizeof ad,
+        src, key);
+    sodium_memzero(key, sizeof key);
+    return r == 0 ? FR_OK : FR_ECRYPTO;
+}
+
+// ---------------------------------------------------------------------------
+// 4. Neighbour graph
+
+uint32_t
+fri_secagg_graph_degree(uint32_t n_clients, uint32_t degree)
+{
+    if (n_clients < 2) {
+        return 0;
+    }
+    if (degree == 0 || degree >= n_clients - 1) {
+        return n_clients - 1;
+    }
+    uint32_t k = degree + (degree & 1u);
+    return k >= n_clients - 1 ? n_clients - 1 : k;
+}
+
+uint32_t
+fri_secagg_plus_degree(uint32_t n)
+{
+    if (n < 2) {
+        return 0;
+    }
+    uint32_t lg = 0;
+    while (lg < 32 && ((uint64_t) 1 << lg) < n) {
+        lg++;
+    }
+    uint32_t k = 10 * lg;
+    k += k & 1u;
+    return k >= n - 1 ? n - 1 : k;
+}
+
+uint32_t
+fri_secagg_threshold(uint32_t k)
+{
+    return k == 0 ? 0 : k / 2 + 1;
+}
+
+// ChaCha20 word stream for the public permutation (nonce separates it
+// from mask expansion under the same key).
+typedef struct chacha_words {
+    uint8_t  key[32];
+    uint8_t  buf[64];
+    uint32_t ic;
+    unsigned pos;
+} chacha_words;
+
+static uint32_t
+chacha_next(chacha_words *c)
+{
+    static const uint8_t nonce[crypto_stream_chacha20_ietf_NONCEBYTES] = {
+        'f', 'r', ' ', 'g', 'r', 'a', 'p', 'h', 0, 0, 0, 1
+    };
+    if (c->pos >= 64) {
+        crypto_stream_chacha20_ietf_xor_ic(c->buf, prg_zero, 64, nonce,
+                                           c->ic++, c->key);
+        c->pos = 0;
+    }
+    uint32_t v = get32le(c->buf + c->pos);
+    c->pos += 4;
+    return v;
+}
+
+// Unbiased integer in [0, n), Lemire's method.
+static uint32_t
+chacha_below(chacha_words *c, uint32_t n)
+{
+    uint64_t m = (uint64_t) chacha_next(c) * n;
+    uint32_t l = (uint32_t) m;
+    if (l < n) {
+        uint32_t t = (uint32_t) (-n) % n;
+        while (l < t) {
+            m = (uint64_t) chacha_next(c) * n;
+            l = (uint32_t) m;
+        }
+    }
+    return (uint32_t) (m >> 32);
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+    return (x > y) - (x < y);
+}
+
+fr_err
+fri_secagg_neighbors(uint32_t *out, size_t cap, size_t *n_out,
+                     uint32_t client, uint32_t n_clients, uint32_t degree,
+                     const uint8_t seed[32])
+{
+    if (n_out == NULL || seed == NULL || n_clients == 0 ||
+        n_clients > FRI_SECAGG_MAX_CLIENTS || client >= n_clients) {
+        return FR_EINVAL;
+    }
+    uint32_t k = fri_secagg_graph_degree(n_clients, degree);
+    *n_out     = k;
+    if (cap < k || (out == NULL && k > 0)) {
+        return FR_ENOSPC;
+    }
+    if (k == n_clients - 1) {
+        for (uint32_t v = 0, o = 0; v < n_clients; v++) {
+            if (v != client) {
+                out[o++] = v;
+            }
+        }
+        return FR_OK;
+    }
+    // perm[position] = client: a uniformly random ring order.
+    uint32_t *perm = malloc((size_t) n_clients * sizeof *perm);
+    if (perm == NULL) {
+        return FR_ENOMEM;
+    }
+    chacha_words cw;
+    memcpy(cw.key, seed, 32);
+    cw.ic  = 0;
+    cw.pos = 64;
+    for (uint32_t i = 0; i < n_clients; i++) {
+        perm[i] = i;
+    }
+    for (uint32_t i = n_clients - 1; i > 0; i--) {
+        uint32_t j = chacha_below(&cw, i + 1);
+        uint32_t t = perm[i];
+        perm[i]    = perm[j];
+        perm[j]    = t;
+    }
+    uint32_t p = 0;
+    while (perm[p] != client) {
+        p++;
+    }
+    // Harary graph H(k, n), k even and k < n - 1: ring offsets +-1..+-k/2
+    // are pairwise distinct mod n, so exactly k neighbours.
+    for (uint32_t off = 1, o = 0; off <= k / 2; off++) {
+        out[o++] = perm[(p + off) % n_clients];
+        out[o++] = perm[(p + n_clients - off) % n_clients];
+    }
+    free(perm);
+    qsort(out, k, sizeof *out, cmp_u32);
+    return FR_OK;
+}
+
+// ---------------------------------------------------------------------------
+// 5. Unmasking
+
+static bool
+in_sorted(const uint32_t *v, size_t n, uint32_t x)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid] == x) {
+            return true;
+        }
+        if (v[mid] < x) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return false;
+}
+
+fr_err
+fri_secagg_unmask(uint32_t *sum_inout, size_t n,
+                  const fri_secagg_unmask_input *in)
+{
+    if (in == NULL || (n > 0 && sum_inout == NULL) ||
+        (in->n_survivors > 0 &&
+         (in->survivors == NULL || in->survivor_c_pk == NULL ||
+          in->survivor_b == NULL)) ||
+        (in->n_dropped > 0 &&
+         (in->dropped == NULL || in->dropped_c_sk == NULL))) {
+        return FR_EINVAL;
+    }
+    const fri_secagg_graph *g = in->graph;
+    uint32_t limit = g != NULL ? g->n_clients : FRI_SECAGG_MAX_CLIENTS;
+    if (limit > FRI_SECAGG_MAX_CLIENTS ||
+        in->n_survivors > limit || in->n_dropped > limit - in->n_survivors) {
+        return FR_EINVAL;
+    }
+    // Each index at most once over both lists.
+    uint8_t *seen = calloc(((size_t) limit + 7) / 8, 1);
+    if (seen == NULL) {
+        return FR_ENOMEM;
+    }
+    for (size_t i = 0; i < in->n_survivors + in->n_dropped; i++) {
+        uint32_t c = i < in->n_survivors ? in->survivors[i]
+                                         : in->dropped[i - in->n_survivors];
+        if (c >= limit || (seen[c / 8] >> (c % 8)) & 1u) {
+            free(seen);
+            return FR_EINVAL;
+        }
+        seen[c / 8] |= (uint8_t) (1u << (c % 8));
+    }
+    free(seen);
+
+    fr_err rc = FR_OK;
+    for (size_t i = 0; i < in->n_survivors && rc == FR_OK; i++) {
+        rc = prg_apply(sum_inout, n, in->survivor_b + 32 * i, -1);
+    }
+    if (rc != FR_OK || in->n_dropped == 0) {
+        return rc;
+    }
+    bool complete =
+        g == NULL ||
+        fri_secagg_graph_degree(g->n_clients, g->degree) == g->n_clients - 1;
+    uint32_t *nbr = NULL;
+    size_t    k   = 0;
+    if (!complete) {
+        k   = fri_secagg_graph_degree(g->n_clients, g->degree);
+        nbr = malloc(k * sizeof *nbr);
+        if (nbr == NULL) {
+            return FR_ENOMEM;
+        }
+    }
+    uint8_t s[32];
+    for (size_t j = 0; j < in->n_dropped && rc == FR_OK; j++) {
+        uint32_t d = in->dropped[j];
+        if (!complete) {
+            size_t got = 0;
+            rc = fri_secagg_neighbors(nbr, k, &got, d, g->n_clients,
+                                      g->degree, g->seed);
+            if (rc != FR_OK) {
+                break;
+            }
+        }
+        for (size_t i = 0; i < in->n_survivors && rc == FR_OK; i++) {
+            uint32_t u = in->survivors[i];
+            if (!complete && !in_sorted(nbr, k, u)) {
+                continue;
+            }
+            rc = fri_secagg_pair_seed(s, in->dropped_c_sk + 32 * j,
+                                      in->survivor_c_pk + 32 * i,
+                                      in->round_id, d, u);
+            // u added +PRG(s_ud) if d > u, -PRG(s_ud) if d < u: undo it.
+            if (rc == FR_OK) {
+                rc = prg_apply(sum_inout, n, s, d > u ? -1 : 1);
+            }
+        }
+    }
+    sodium_memzero(s, sizeof s);
+    free(nbr);
+    return rc;
+}
+
+// ---------------------------------------------------------------------------
+// 7. Communication accounting
+
+fri_secagg_cost
+fri_secagg_client_cost(uint32_t k, uint64_t d)
+{
+    fri_secagg_cost c;
+    c.advert    = FRI_SECAGG_ADVERTBYTES;
+    c.shares    = (uint64_t) k * (FRI_SECAGG_SEALEDBYTES + 8u);
+    c.masked    = 4u * d;
+    c.unmask    = (uint64_t) k * (FRI_SECAGG_SHAREBYTES + 4u);
+    c.total     = c.advert + c.shares + c.masked + c.unmask;
+    c.plain     = 4u * d;
+    c.expansion = c.plain > 0 ? (double) c.total / (double) c.plain : 0.0;
+    return c;
+}
+
+// ---------------------------------------------------------------------------
+// 6. In-memory round driver
+
+enum { ST_NONE = 0, ST_SUBMITTED = 1, ST_SILENT = 2 };
+
+struct fri_secagg_round {
+    fri_secagg_round_config cfg;
+    fri_secagg_graph        graph;
+    uint32_t                k; // neighbours per client
+    uint32_t                t; // Shamir threshold
+    fri_secagg_keys        *keys;  // [n] client secrets
+    uint8_t                *b;     // [n][32] self-mask seeds (secret)
+    uint8_t                *c_pk;  // [n][32] from verified adverts
+    uint8_t                *nbr_pk; // [k][32] scratch for submit
+    uint32_t               *nbr;   // [n][k] sorted neighbour lists
+    uint8_t                *held;  // [n][k][64] shares v holds from nbr
+    uint8_t                *state; // [n]
+    uint32_t               *sum;   // [dim] server's running sum
+    bool                    finished;
+};
+
+void
+fri_secagg_round_config_init(fri_secagg_round_config *cfg)
+{
+    if (cfg != NULL) {
+        memset(cfg, 0, sizeof *cfg);
+        cfg->round_id = 1;
+        cfg->seed     = 1;
+    }
+}
+
+static size_t
+held_bytes(const fri_secagg_round *r)
+{
+    return (size_t) r->cfg.n_clients * r->k * FRI_SECAGG_SHAREMSGBYTES;
+}
+
+void
+fri_secagg_round_destroy(fri_secagg_round *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    size_t n = r->cfg.n_clients;
+    if (r->keys != NULL) {
+        sodium_memzero(r->keys, n * sizeof *r->keys);
+    }
+    if (r->b != NULL) {
+        sodium_memzero(r->b, n * 32);
+    }
+    if (r->held != NULL) {
+        sodium_memzero(r->held, held_bytes(r));
+    }
+    free(r->keys);
+    free(r->b);
+    free(r->c_pk);
+    free(r->nbr_pk);
+    free(r->nbr);
+    free(r->held);
+    free(r->state);
+    free(r->sum);
+    sodium_memzero(r, sizeof *r);
+    free(r);
+}
+
+// out = BLAKE2b-256(key = master, label || index): per-client sim secrets.
+static fr_err
+derive(uint8_t out[32], const uint8_t master[32], const char *label,
+       uint32_t index)
+{
+    uint8_t m[32 + 4] = { 0 };
+    size_t  l         = strlen(label);
+    memcpy(m, label, l < 32 ? l : 32);
+    put32le(m + 32, index);
+    return crypto_generichash(out, 32, m, sizeof m, master, 32) == 0
+               ? FR_OK
+               : FR_EINTERNAL;
+}
+
+static size_t
+nbr_index(const fri_secagg_round *r, uint32_t holder, uint32_t owner)
+{
+    const uint32_t *v  = r->nbr + (size_t) holder * r->k;
+    size_t          lo = 0, hi = r->k;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid] < owner) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo; // callers only ask for actual neighbours
+}
+
+// Setup phases: adverts, verification, sealed share exchange.
+static fr_err
+round_setup(fri_secagg_round *r)
+{
+    const uint32_t n = r->cfg.n_clients;
+    const uint64_t rid = r->cfg.round_id;
+    fr_err         rc  = FR_OK;
+    uint8_t master[32], tmp[32], seedb[8];
+    uint8_t *id_pk = NULL, *id_sk = NULL, *s_pk = NULL, *xshares = NULL;
+    fri_secagg_advert *adv = NULL;
+    uint32_t *xs = NULL;
+
+    put64le(seedb, r->cfg.seed);
+    if (crypto_generichash(master, 32, seedb, 8, NULL, 0) != 0) {
+        return FR_EINTERNAL;
+    }
+    id_pk   = malloc((size_t) n * 32);
+    id_sk   = malloc((size_t) n * 64);
+    s_pk    = malloc((size_t) n * 32);
+    adv     = malloc((size_t) n * sizeof *adv);
+    xs      = malloc((size_t) r->k * sizeof *xs);
+    xshares = malloc((size_t) r->k * 2 * 32);
+    if (id_pk == NULL || id_sk == NULL || s_pk == NULL || adv == NULL ||
+        xs == NULL || xshares == NULL) {
+        rc = FR_ENOMEM;
+        goto out;
+    }
+    rc = derive(tmp, master, "graph", 0);
+    memcpy(r->graph.seed, tmp, 32);
+    // Keys and signed adverts.
+    for (uint32_t u = 0; u < n && rc == FR_OK; u++) {
+        rc = derive(tmp, master, "identity", u);
+        if (rc == FR_OK &&
+            crypto_sign_seed_keypair(id_pk + 32 * (size_t) u,
+                                     id_sk + 64 * (size_t) u, tmp) != 0) {
+            rc = FR_EINTERNAL;
+        }
+        if (rc == FR_OK) {
+            rc = derive(tmp, master, "ephemeral", u);
+        }
+        if (rc == FR_OK) {
+            rc = fri_secagg_keygen(&r->keys[u], tmp);
+        }
+        if (rc == FR_OK) {
+            rc = derive(r->b + 32 * (size_t) u, master, "self mask", u);
+        }
+        if (rc == FR_OK) {
+            rc = fri_secagg_advert_sign(&adv[u], rid, u, r->keys[u].c_pk,
+                                        r->keys[u].s_pk,
+                                        id_sk + 64 * (size_t) u);
+        }
+        if (rc == FR_OK) {
+            rc = fri_secagg_neighbors(r->nbr + (size_t) u * r->k, r->k,
+                                      &(size_t){ 0 }, u, n, r->cfg.degree,
+                                      r->graph.seed);
+        }
+    }
+    // Every client checks its neighbours' adverts before using their keys.
+    for (uint32_t u = 0; u < n && rc == FR_OK; u++) {
+        for (uint32_t i = 0; i < r->k && rc == FR_OK; i++) {
+            uint32_t v = r->nbr[(size_t) u * r->k + i];
+            rc = fri_secagg_advert_verify(&adv[v], rid, v,
+                                          id_pk + 32 * (size_t) v);
+        }
+    }
+    for (uint32_t u = 0; u < n && rc == FR_OK; u++) {
+        memcpy(r->c_pk + 32 * (size_t) u, adv[u].c_pk, 32);
+        memcpy(s_pk + 32 * (size_t) u, adv[u].s_pk, 32);
+    }
+    // Share exchange: u splits b_u and c_sk_u over its neighbours
+    // (x = index + 1), seals each pair to its holder, the server relays,
+    // the holder opens and stores.
+    for (uint32_t u = 0; u < n && rc == FR_OK; u++) {
+        const uint32_t *nb = r->nbr + (size_t) u * r->k;
+        for (uint32_t i = 0; i < r->k; i++) {
+            xs[i] = nb[i] + 1;
+        }
+        size_t half = (size_t) r->k * 32;
+        rc = fri_shamir_split_at(xshares, half, xs, r->k, r->t,
+                                 r->b + 32 * (size_t) u, 32, NULL);
+        if (rc == FR_OK) {
+            rc = fri_shamir_split_at(xshares + half, half, xs, r->k, r->t,
+                                     r->keys[u].c_sk, 32, NULL);
+        }
+        for (uint32_t i = 0; i < r->k && rc == FR_OK; i++) {
+            uint32_t v = nb[i];
+            uint8_t  msg[FRI_SECAGG_SHAREMSGBYTES];
+            uint8_t  box[FRI_SECAGG_SEALEDBYTES];
+            size_t   len = 0;
+            memcpy(msg, xshares + 32 * (size_t) i, 32);
+            memcpy(msg + 32, xshares + half + 32 * (size_t) i, 32);
+            rc = fri_secagg_share_seal(box, sizeof box, &len, msg,
+                                       sizeof msg, rid, u, v,
+                                       r->keys[u].s_sk, s_pk + 32 * (size_t) v);
+            sodium_memzero(msg, sizeof msg);
+            if (rc == FR_OK) {
+                uint8_t *dst = r->held + ((size_t) v * r->k +
+                                          nbr_index(r, v, u)) *
+                                             FRI_SECAGG_SHAREMSGBYTES;
+                rc = fri_secagg_share_open(dst, FRI_SECAGG_SHAREMSGBYTES,
+                                           &len, box, len, rid, u, v,
+                                           r->keys[v].s_sk,
+                                           s_pk + 32 * (size_t) u);
+            }
+        }
+        sodium_memzero(xshares, 2 * half);
+    }
+out:
+    sodium_memzero(master, sizeof master);
+    sodium_memzero(tmp, sizeof tmp);
+    if (id_sk != NULL) {
+        sodium_memzero(id_sk, (size_t) n * 64);
+    }
+    if (xshares != NULL) {
+        sodium_memzero(xshares, (size_t) r->k * 2 * 32);
+    }
+    free(id_pk);
+    free(id_sk);
+    free(s_pk);
+    free(adv);
+    free(xs);
+    free(xshares);
+    return rc;
+}
+
+fr_err
+fri_secagg_round_create(fri_secagg_round **out,
+                        const fri_secagg_round_config *cfg)
+{
+    if (out == NULL) {
+        return FR_EINVAL;
+    }
+    *out = NULL;
+    if (cfg == NULL || cfg->n_clients < 2 ||
+        cfg->n_clients > FRI_SECAGG_MAX_CLIENTS || cfg->dim == 0 ||
+        cfg->dim > SIZE_MAX / sizeof(uint32_t)) {
+        return FR_EINVAL;
+    }
+    if (sodium_init() < 0) {
+        return FR_EINTERNAL;
+    }
+    uint32_t k = fri_secagg_graph_degree(cfg->n_clients, cfg->degree);
+    uint32_t t = cfg->threshold != 0 ? cfg->threshold
+                                     : fri_secagg_threshold(k);
+    if (t == 0 || t > k) {
+        return FR_EINVAL;
+    }
+    size_t n = cfg->n_clients;
+    if ((size_t) k > SIZE_MAX / FRI_SECAGG_SHAREMSGBYTES / n) {
+        return FR_ETOOBIG;
+    }
+    fri_secagg_round *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        return FR_ENOMEM;
+    }
+    r->cfg             = *cfg;
+    r->k               = k;
+    r->t               = t;
+    r->graph.n_clients = cfg->n_clients;
+    r->graph.degree    = cfg->degree;
+    r->keys            = calloc(n, sizeof *r->keys);
+    r->b               = calloc(n, 32);
+    r->c_pk            = calloc(n, 32);
+    r->nbr_pk          = calloc(k, 32);
+    r->nbr             = calloc(n * k, sizeof *r->nbr);
+    r->held            = calloc(n * k, FRI_SECAGG_SHAREMSGBYTES);
+    r->state           = calloc(n, 1);
+    r->sum             = calloc(cfg->dim, sizeof *r->sum);
+    fr_err rc          = FR_ENOMEM;
+    if (r->keys != NULL && r->b != NULL && r->c_pk != NULL &&
+        r->nbr_pk != NULL && r->nbr != NULL && r->held != NULL &&
+        r->state != NULL && r->sum != NULL) {
+        rc = round_setup(r);
+    }
+    if (rc != FR_OK) {
+        fri_secagg_round_destroy(r);
+        return rc;
+    }
+    *out = r;
+    return FR_OK;
+}
+
+fr_err
+fri_secagg_round_submit(fri_secagg_round *r, uint32_t client,
+                        const uint32_t *x)
+{
+    if (r == NULL || x == NULL || client >= r->cfg.n_clients) {
+        return FR_EINVAL;
+    }
+    if (r->finished) {
+        return FR_ESTATE;
+    }
+    if (r->state[client] != ST_NONE) {
+        return FR_EDUP;
+    }
+    const uint32_t *nb = r->nbr + (size_t) client * r->k;
+    for (uint32_t i = 0; i < r->k; i++) {
+        memcpy(r->nbr_pk + 32 * (size_t) i, r->c_pk + 32 * (size_t) nb[i], 32);
+    }
+    uint32_t *y = malloc(r->cfg.dim * sizeof *y);
+    if (y == NULL) {
+        return FR_ENOMEM;
+    }
+    fr_err rc = fri_secagg_mask(y, x, r->cfg.dim, client, nb, r->nbr_pk, r->k,
+                                r->keys[client].c_sk,
+                                r->b + 32 * (size_t) client,
+                                r->cfg.round_id);
+    if (rc == FR_OK) {
+        // The server only ever sees y.
+        for (size_t i = 0; i < r->cfg.dim; i++) {
+            r->sum[i] += y[i];
+        }
+        r->state[client] = ST_SUBMITTED;
+    }
+    sodium_memzero(y, r->cfg.dim * sizeof *y);
+    free(y);
+    return rc;
+}
+
+fr_err
+fri_secagg_round_go_silent(fri_secagg_round *r, uint32_t client)
+{
+    if (r == NULL || client >= r->cfg.n_clients) {
+        return FR_EINVAL;
+    }
+    if (r->finished || r->state[client] == ST_NONE) {
+        return FR_ESTATE;
+    }
+    r->state[client] = ST_SILENT;
+    return FR_OK;
+}
+
+fr_err
+fri_secagg_round_finish(fri_secagg_round *r, uint32_t *sum_out, size_t dim,
+                        uint32_t *n_survivors)
+{
+    if (r == NULL || sum_out == NULL || dim != r->cfg.dim) {
+        return FR_EINVAL;
+    }
+    if (r->finished) {
+        return FR_ESTATE;
+    }
+    r->finished     = true;
+    const size_t n  = r->cfg.n_clients;
+    size_t       ns = 0;
+    for (size_t u = 0; u < n; u++) {
+        ns += r->state[u] != ST_NONE;
+    }
+    if (ns == 0) {
+        return FR_ESTATE;
+    }
+    size_t    nd     = n - ns;
+    uint32_t *surv   = malloc(ns * sizeof *surv);
+    uint32_t *drop   = malloc((nd ? nd : 1) * sizeof *drop);
+    uint8_t  *s_pk   = malloc(ns * 32);
+    uint8_t  *s_b    = malloc(ns * 32);
+    uint8_t  *d_sk   = malloc((nd ? nd : 1) * 32);
+    uint8_t  *shares = malloc((size_t) r->t * 32);
+    uint32_t *xs     = malloc((size_t) r->t * sizeof *xs);
+    fr_err    rc     = FR_OK;
+    if (surv == NULL || drop == NULL || s_pk == NULL || s_b == NULL ||
+        d_sk == NULL || shares == NULL || xs == NULL) {
+        rc = FR_ENOMEM;
+        goto out;
+    }
+    size_t is = 0, id = 0;
+    for (uint32_t w = 0; w < n && rc == FR_OK; w++) {
+        bool survived = r->state[w] != ST_NONE;
+        // Responsive neighbours reveal exactly one share of w's secrets:
+        // of b_w if w survived, of c_sk_w if it dropped.
+        const uint32_t *nb  = r->nbr + (size_t) w * r->k;
+        uint32_t        got = 0;
+        for (uint32_t i = 0; i < r->k && got < r->t; i++) {
+            uint32_t v = nb[i];
+            if (r->state[v] != ST_SUBMITTED) {
+                continue;
+            }
+            const uint8_t *h = r->held + ((size_t) v * r->k +
+                                          nbr_index(r, v, w)) *
+                                             FRI_SECAGG_SHAREMSGBYTES;
+            memcpy(shares + 32 * (size_t) got, survived ? h : h + 32, 32);
+            xs[got++] = v + 1;
+        }
+        if (got < r->t) {
+            rc = FR_ESTATE;
+            break;
+        }
+        if (survived) {
+            surv[is] = w;
+            memcpy(s_pk + 32 * is, r->c_pk + 32 * (size_t) w, 32);
+            rc = fri_shamir_combine(s_b + 32 * is, shares, xs, got, 32);
+            is++;
+        } else {
+            drop[id] = w;
+            uint8_t *sk = d_sk + 32 * id;
+            uint8_t  pk[32];
+            rc = fri_shamir_combine(sk, shares, xs, got, 32);
+            // A wrong share would silently corrupt the sum; the advertised
+            // c_pk lets the server check the reconstructed key.
+            if (rc == FR_OK && (crypto_scalarmult_base(pk, sk) != 0 ||
+                                sodium_memcmp(pk, r->c_pk + 32 * (size_t) w,
+                                              32) != 0)) {
+                rc = FR_ECRYPTO;
+            }
+            id++;
+        }
+    }
+    if (rc == FR_OK) {
+        memcpy(sum_out, r->sum, dim * sizeof *sum_out);
+        fri_secagg_unmask_input in = {
+            .round_id      = r->cfg.round_id,
+            .graph         = &r->graph,
+            .survivors     = surv,
+            .survivor_c_pk = s_pk,
+            .survivor_b    = s_b,
+            .n_survivors   = ns,
+            .dropped       = drop,
+            .dropped_c_sk  = d_sk,
+            .n_dropped     = nd,
+        };
+        rc = fri_secagg_unmask(sum_out, dim, &in);
+        if (rc == FR_OK && n_survivors != NULL) {
+            *n_survivors = (uint32_t) ns;
+        }
+    }
+out:
+    if (s_b != NULL) {
+        sodium_memzero(s_b, ns * 32);
+    }
+    if (d_sk != NULL) {
+        sodium_memzero(d_sk, (nd ? nd : 1) * 32);
+    }
+    if (shares != NULL) {
+        sodium_memzero(shares, (size_t) r->t * 32);
+    }
+    free(surv);
+    free(drop);
+    free(s_pk);
+    free(s_b);
+    free(d_sk);
+    free(shares);
+    free(xs);
+    return rc;
+}
