@@ -114,4 +114,32 @@ fr_err fri_synth_generate(fri_dataset *out, const fri_synth_config *c);
 // 5 movies, ratings 1..5, one unrated cell (user 1, movie 4).
 fr_err fri_dataset_tiny(fri_dataset *out);
 
+// Loader details (all loaders above):
+//   - The format is fixed by the first non-blank line; a line of another
+//     format later on is an error ("mixed formats"), as is a line whose
+//     field count differs from the first line's. Blank lines are skipped.
+//     A comma-separated file whose first field is not a number starts with
+//     a header of 3 or 4 columns (names not checked).
+//   - Ids are decimal integers in [0, max_id]; ratings are plain decimals
+//     ("4", "3.5"; no exponent, nan or inf) in [min_rating, max_rating];
+//     timestamps are optional, decimal int64.
+//   - Duplicate (user, item) pairs within one file: the later line wins and
+//     replaces the earlier one; surviving ratings keep file order.
+//   - On error the id maps are restored to their size before the call.
+//   - max_line counts bytes without the LF or CRLF terminator; a longer
+//     line is FR_ETOOBIG, detected without reading the rest of it.
+// Splits: both keep file order within train and test, and keep at least one
+// rating of every user in train (test gets min(round(frac * c), c - 1),
+// resp. min(n_last, c - 1) of a user's c ratings). In fri_split_last equal
+// timestamps are ordered by position: the later rating counts as newer.
+
+// Loads only the ratings of external user id `user` from path (one client's
+// local data): the whole file is validated, every item id is mapped through
+// items (so item indices match a full load of the same file with the same
+// map), and the result has n_users = 1, user index 0. FR_ENOENT (message
+// "path:line: no ratings for user N") if the user has none.
+fr_err fri_dataset_load_user(fri_dataset *out, const char *path, int64_t user,
+                             fri_idmap *items, const fri_load_opts *opts,
+                             char *err, size_t err_cap);
+
 #endif
