@@ -101,7 +101,8 @@ typedef enum fri_dp_conv {
     // TensorFlow Privacy used until 2020 and what its tutorials quote.
     FRI_DP_CONV_CLASSIC = 0,
     // eps = rdp + log((alpha-1)/alpha) - (log delta + log alpha)/(alpha-1)
-    // (Canonne, Kamath, Steinke 2020, Prop. 12; Balle et al. 2020, Thm. 21),
+    // (Canonne, Kamath, Steinke 2020, arXiv:2004.00010v4 Prop. 12;
+    // Balle et al. 2020, arXiv:2001.05990 Eq. 20),
     // plus eps = 0 when delta >= sqrt(1 - exp(-rdp)) (KL/TV bound). Never
     // larger than CLASSIC.
     FRI_DP_CONV_TIGHT = 1,

@@ -205,6 +205,26 @@ Test(common_dp, rdp_is_nondecreasing_in_order_across_both_paths)
     }
 }
 
+Test(common_dp, subsampling_never_exceeds_plain_gaussian)
+{
+    // Sampling can only help: RDP(q, z, a) <= a / (2 z^2), over extreme q
+    // and z (tiny z stresses the log-space sums, q near 1 the series split).
+    const double qs[] = { 1e-9, 1e-6, 1e-3, 0.1, 0.5, 0.9, 0.99, 0.999999 };
+    const double zs[] = { 1e-6, 0.01, 0.1, 0.3, 0.7, 1, 3, 10, 100, 1e4 };
+    for (size_t a = 0; a < 8; a++) {
+        for (size_t b = 0; b < 10; b++) {
+            for (size_t i = 0; i < FRI_DP_N_ORDERS; i++) {
+                double o = fri_dp_order(i), r;
+                cr_assert_eq(fri_dp_rdp(qs[a], zs[b], o, &r), FR_OK);
+                cr_assert(r >= 0.0
+                              && r <= o / (2.0 * zs[b] * zs[b]) * (1 + 1e-9)
+                                          + 1e-12,
+                          "q %g z %g order %g: %g", qs[a], zs[b], o, r);
+            }
+        }
+    }
+}
+
 Test(common_dp, eps_monotone_in_noise_steps_and_rate)
 {
     double e1, e2;
