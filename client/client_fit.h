@@ -1,0 +1,43 @@
+// The round's local fit (fit.c), independent of the wire format.
+#ifndef FR_CLIENT_FIT_H
+#define FR_CLIENT_FIT_H
+
+#include "client_internal.h"
+
+typedef enum fri_fit_algo {
+    FRI_FIT_ALS  = 1, // explicit ALS sufficient statistics
+    FRI_FIT_IALS = 2, // implicit (weighted) ALS statistics
+    FRI_FIT_GRAD = 3, // gradient rows w.r.t. [q_i; b_i]
+} fri_fit_algo;
+
+typedef struct fri_fit_task {
+    fri_fit_algo algo;
+    uint32_t     k;
+    float        reg;
+    float        reg_bias;
+    float        alpha;
+    float        clip; // L2 bound on the whole update, 0 = none
+} fri_fit_task;
+
+// An update in host floats: rows[r*width ..] belongs to items[r] (strictly
+// increasing), extra holds the per-user statistics:
+//   ALS:  packed Gram of [p_u; 1] ((k+1)(k+2)/2), sum of ratings, count
+//   IALS: packed Gram of p_u (k(k+1)/2), sum of values, count
+//   GRAD: sum of ratings, count
+typedef struct fri_update_buf {
+    float    *extra;
+    size_t    n_extra;
+    float    *rows;
+    uint32_t *items;
+    uint32_t  n_rows;
+    uint32_t  width; // k + 1
+    float     weight; // number of interactions used
+} fri_update_buf;
+
+// Refits the user vector to c->model with the task's hyperparameters
+// (stored as the handle's fit parameters) and fills u. On error u is empty.
+fr_err fri_client_compute_update(fr_client *c, const fri_fit_task *t,
+                                 fri_update_buf *u);
+void   fri_update_buf_free(fr_client *c, fri_update_buf *u);
+
+#endif

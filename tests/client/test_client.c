@@ -1,0 +1,260 @@
+// Client handle: interactions, fold-in, prediction, recommendation, memory.
+#include <criterion/criterion.h>
+#include <math.h>
+
+#include "testutil.h"
+
+static fr_client *
+new_client(fr_model_cache *mc)
+{
+    fr_client_config cfg;
+    fr_client_config_init(&cfg);
+    cfg.seed        = 7;
+    cfg.model_cache = mc;
+    for (int i = 0; i < FR_PUBLICKEYBYTES; i++) {
+        cfg.server_pk[i] = (uint8_t) (i + 1);
+    }
+    fr_client *c = NULL;
+    cr_assert_eq(fr_client_create(&c, &cfg), FR_OK);
+    return c;
+}
+
+Test(client, create_defaults_and_destroy_null)
+{
+    fr_client_config cfg;
+    fr_client_config_init(&cfg);
+    cr_assert_eq(cfg.max_items, 1u << 24);
+    cr_assert_eq(cfg.max_k, 256u);
+    fr_client_destroy(NULL);
+    cr_assert_eq(fr_client_create(NULL, &cfg), FR_EINVAL);
+    fr_client *c = (fr_client *) 1;
+    cr_assert_eq(fr_client_create(&c, NULL), FR_EINVAL);
+    cr_assert_null(c);
+    fr_client *a = new_client(NULL);
+    uint8_t    pk[FR_PUBLICKEYBYTES] = {0}, zero[FR_PUBLICKEYBYTES] = {0};
+    fr_client_public_key(a, pk);
+    cr_assert(memcmp(pk, zero, sizeof pk) != 0, "public key not derived");
+    fr_client_destroy(a);
+}
+
+Test(client, interactions_add_replace_remove)
+{
+    fr_client *c = new_client(NULL);
+    cr_assert_eq(fr_client_add(c, 5, 4.0f, 10), FR_OK);
+    cr_assert_eq(fr_client_add(c, 2, 3.0f, 11), FR_OK);
+    cr_assert_eq(fr_client_add(c, 9, 1.0f, 12), FR_OK);
+    cr_assert_eq(fr_client_count(c), 3);
+    cr_assert_eq(fr_client_add(c, 5, 2.5f, 13), FR_OK); // replace
+    cr_assert_eq(fr_client_count(c), 3);
+    cr_assert_eq(c->items[0], 2);
+    cr_assert_eq(c->items[1], 5);
+    cr_assert_eq(c->items[2], 9);
+    cr_assert_float_eq(c->values[1], 2.5f, 0);
+    cr_assert_eq(c->ts[1], 13);
+    cr_assert_eq(fr_client_add(c, 3, NAN, 0), FR_EINVAL);
+    cr_assert_eq(fr_client_add(c, 3, INFINITY, 0), FR_EINVAL);
+    cr_assert_eq(fr_client_count(c), 3);
+    cr_assert_eq(fr_client_remove(c, 5), FR_OK);
+    cr_assert_eq(fr_client_remove(c, 5), FR_ENOENT);
+    cr_assert_eq(fr_client_count(c), 2);
+    cr_assert_eq(c->items[0], 2);
+    cr_assert_eq(c->items[1], 9);
+    // Many insertions in reverse order stay sorted.
+    for (uint32_t i = 1000; i > 10; i--) {
+        cr_assert_eq(fr_client_add(c, i, (float) (i % 5), 0), FR_OK);
+    }
+    for (size_t i = 1; i < fr_client_count(c); i++) {
+        cr_assert(c->items[i - 1] < c->items[i]);
+    }
+    fr_client_destroy(c);
+}
+
+Test(client, no_model_gives_estate)
+{
+    fr_client *c = new_client(NULL);
+    float      s;
+    size_t     n;
+    uint32_t   it[4];
+    float      sc[4];
+    cr_assert_eq(fr_client_fold_in(c), FR_ESTATE);
+    cr_assert_eq(fr_client_predict(c, 1, &s), FR_ESTATE);
+    cr_assert_eq(fr_client_recommend(c, it, sc, 4, &n), FR_ESTATE);
+    cr_assert(strlen(fr_client_errmsg(c)) > 0);
+    fr_client_destroy(c);
+}
+
+Test(client, recommend_sorted_and_excludes_seen)
+{
+    fr_client  *c = new_client(NULL);
+    fri_cmodel *m = tu_model(300, 8, 1, 42, c->server_pk + 32, 0);
+    cr_assert_not_null(m);
+    tu_install(c, m);
+    fri_cmodel_unref(m);
+    for (uint32_t i = 0; i < 300; i += 7) {
+        cr_assert_eq(fr_client_add(c, i, (float) (1 + i % 5), 0), FR_OK);
+    }
+    uint32_t items[50];
+    float    scores[50];
+    size_t   n = 0;
+    cr_assert_eq(fr_client_recommend(c, items, scores, 50, &n), FR_OK);
+    cr_assert_eq(n, 50);
+    for (size_t j = 0; j < n; j++) {
+        cr_assert(items[j] % 7 != 0, "seen item %u recommended", items[j]);
+        cr_assert(items[j] < 300);
+        if (j > 0) {
+            cr_assert(scores[j - 1] >= scores[j], "not sorted at %zu", j);
+        }
+        float s = 0;
+        cr_assert_eq(fr_client_predict(c, items[j], &s), FR_OK);
+        cr_assert_float_eq(s, scores[j], 1e-5f);
+    }
+    // The top entry is the best among all unseen items.
+    for (uint32_t i = 0; i < 300; i++) {
+        float s;
+        cr_assert_eq(fr_client_predict(c, i, &s), FR_OK);
+        if (i % 7 != 0) {
+            cr_assert(s <= scores[0] + 1e-6f);
+        }
+    }
+    // Asking for more than available returns what exists.
+    uint32_t all[400];
+    float    alls[400];
+    cr_assert_eq(fr_client_recommend(c, all, alls, 400, &n), FR_OK);
+    cr_assert_eq(n, 300 - 43);
+    float s;
+    cr_assert_eq(fr_client_predict(c, 300, &s), FR_ENOENT);
+    fr_client_destroy(c);
+}
+
+Test(client, fold_in_moves_prediction_toward_ratings)
+{
+    fr_client  *c = new_client(NULL);
+    fri_cmodel *m = tu_model(200, 8, 1, 5, c->server_pk + 32, 0);
+    tu_install(c, m);
+    fri_cmodel_unref(m);
+    for (uint32_t i = 0; i < 20; i++) {
+        cr_assert_eq(fr_client_add(c, i, 3.0f, 0), FR_OK);
+    }
+    cr_assert_eq(fr_client_fold_in(c), FR_OK);
+    float before[10], after[10];
+    for (uint32_t i = 0; i < 10; i++) {
+        cr_assert_eq(fr_client_predict(c, 100 + i, &before[i]), FR_OK);
+    }
+    // Rate items 100..109 high: their predictions must rise.
+    for (uint32_t i = 0; i < 10; i++) {
+        cr_assert_eq(fr_client_add(c, 100 + i, 5.0f, 0), FR_OK);
+    }
+    // predict refits automatically after a change.
+    double gain = 0;
+    for (uint32_t i = 0; i < 10; i++) {
+        cr_assert_eq(fr_client_predict(c, 100 + i, &after[i]), FR_OK);
+        gain += after[i] - before[i];
+    }
+    cr_assert(gain > 0.5, "mean gain %f too small", gain / 10);
+    fr_client_destroy(c);
+}
+
+Test(client, implicit_fold_in)
+{
+    fr_client  *c = new_client(NULL);
+    fri_cmodel *m = tu_model(100, 4, 1, 9, c->server_pk + 32, 1);
+    tu_install(c, m);
+    fri_cmodel_unref(m);
+    c->fit.implicit = 1;
+    for (uint32_t i = 0; i < 10; i++) {
+        cr_assert_eq(fr_client_add(c, i, 1.0f, 0), FR_OK);
+    }
+    cr_assert_eq(fr_client_fold_in(c), FR_OK);
+    cr_assert_float_eq(c->bu, 0.0f, 0);
+    double sq = 0;
+    for (uint32_t f = 0; f < c->p_k; f++) {
+        sq += c->p[f] * c->p[f];
+    }
+    cr_assert(sq > 0, "implicit fold-in left p_u at zero");
+    fr_client_destroy(c);
+}
+
+Test(client, shared_cache_serves_other_handles)
+{
+    fr_model_cache *mc = NULL;
+    cr_assert_eq(fr_model_cache_create(&mc), FR_OK);
+    fr_client  *a = new_client(mc);
+    fr_client  *b = new_client(mc);
+    fri_cmodel *m = tu_model(50, 4, 3, 1, a->server_pk + 32, 0);
+    tu_install(a, m);
+    cr_assert_eq(fr_client_add(b, 1, 4.0f, 0), FR_OK);
+    cr_assert_eq(fr_client_fold_in(b), FR_OK); // adopts the cached model
+    cr_assert_eq(b->model, m, "handles must share one model copy");
+    fri_cmodel_unref(m);
+    fr_client_destroy(a);
+    fr_client_destroy(b);
+    fr_model_cache_destroy(mc);
+}
+
+// ---- idle memory through a counting allocator --------------------------
+
+typedef struct counter {
+    size_t live;
+    size_t peak;
+} counter;
+
+static void *
+count_alloc(void *ctx, size_t size)
+{
+    counter *k = ctx;
+    size_t  *p = malloc(size + 16);
+    if (p == NULL) {
+        return NULL;
+    }
+    p[0] = size;
+    k->live += size;
+    if (k->live > k->peak) {
+        k->peak = k->live;
+    }
+    return (char *) p + 16;
+}
+
+static void
+count_free(void *ctx, void *ptr)
+{
+    counter *k = ctx;
+    size_t  *p = (size_t *) ((char *) ptr - 16);
+    k->live -= p[0];
+    free(p);
+}
+
+Test(client, idle_handle_is_small)
+{
+    fr_model_cache *mc = NULL;
+    cr_assert_eq(fr_model_cache_create(&mc), FR_OK);
+    counter          cnt = {0, 0};
+    fr_client_config cfg;
+    fr_client_config_init(&cfg);
+    cfg.model_cache     = mc;
+    cfg.allocator.alloc = count_alloc;
+    cfg.allocator.free  = count_free;
+    cfg.allocator.ctx   = &cnt;
+    cfg.seed            = 3;
+    fr_client *c        = NULL;
+    cr_assert_eq(fr_client_create(&c, &cfg), FR_OK);
+    fri_cmodel *m = tu_model(1682, 32, 1, 2, c->server_pk + 32, 0);
+    tu_install(c, m);
+    fri_cmodel_unref(m);
+    for (uint32_t i = 0; i < 120; i++) {
+        cr_assert_eq(fr_client_add(c, i * 13 % 1682, 4.0f, i), FR_OK);
+    }
+    cr_assert_eq(fr_client_fold_in(c), FR_OK);
+    uint32_t items[10];
+    float    scores[10];
+    size_t   n;
+    cr_assert_eq(fr_client_recommend(c, items, scores, 10, &n), FR_OK);
+    size_t inter = c->inter_cap * (sizeof(uint32_t) + sizeof(float) +
+                                   sizeof(int64_t));
+    size_t idle  = cnt.live - inter;
+    cr_log_info("idle handle: %zu bytes (+%zu interactions), k=32", idle,
+                inter);
+    cr_assert(idle <= 2048, "idle handle uses %zu bytes", idle);
+    fr_client_destroy(c);
+    cr_assert_eq(cnt.live, 0, "leaked %zu bytes", cnt.live);
+    fr_model_cache_destroy(mc);
+}
