@@ -269,8 +269,12 @@ fri_eval_ranking(fri_rank_metrics *out, const fri_mf_model *m,
     uint32_t *top = malloc(K * sizeof(uint32_t));
     uint32_t *rel = malloc(((size_t)ni + 1) * sizeof(uint32_t));
     uint8_t *covered = calloc(ni, 1);
+    uint8_t *picked = calloc(ni, 1);
+    uint32_t *plist = malloc(((size_t)c->n_neg + 1) * sizeof(uint32_t));
     if (scores == NULL || users == NULL || top == NULL || rel == NULL ||
-        covered == NULL) {
+        covered == NULL || picked == NULL || plist == NULL) {
+        free(picked);
+        free(plist);
         free(scores);
         free(users);
         free(top);
@@ -362,20 +366,35 @@ fri_eval_ranking(fri_rank_metrics *out, const fri_mf_model *m,
             }
             for (size_t t = 0; t < n_rel; t++) {
                 float target = s[rel[t]];
-                uint32_t rank = 0, got = 0;
-                // Rejection sampling with replacement; bounded tries.
-                uint32_t want = c->n_neg;
-                uint64_t tries = 0, max_tries = (uint64_t)want * 64u + 1024u;
-                while (n_cand > 0 && got < want && tries < max_tries) {
-                    tries++;
-                    uint32_t i = fri_rng_below(&rng, ni);
-                    if (in_sorted(seen, n_seen, i) ||
-                        in_sorted(tst, n_tst, i)) {
-                        continue;
+                uint32_t rank = 0;
+                if (n_cand <= c->n_neg) {
+                    // Too few candidates to sample: use them all.
+                    for (uint32_t i = 0; i < ni; i++) {
+                        if (!in_sorted(seen, n_seen, i) &&
+                            !in_sorted(tst, n_tst, i) && !(s[i] < target)) {
+                            rank++;
+                        }
                     }
-                    got++;
-                    if (!(s[i] < target)) {
-                        rank++;
+                } else {
+                    // Distinct negatives by rejection; n_cand > n_neg so
+                    // tries are bounded so a skewed catalog cannot spin.
+                    size_t got = 0;
+                    uint64_t tries = 0;
+                    uint64_t max_tries = (uint64_t)ni * 64u + 1024u;
+                    while (got < c->n_neg && tries++ < max_tries) {
+                        uint32_t i = fri_rng_below(&rng, ni);
+                        if (picked[i] || in_sorted(seen, n_seen, i) ||
+                            in_sorted(tst, n_tst, i)) {
+                            continue;
+                        }
+                        picked[i] = 1;
+                        plist[got++] = i;
+                        if (!(s[i] < target)) {
+                            rank++;
+                        }
+                    }
+                    for (size_t j = 0; j < got; j++) {
+                        picked[plist[j]] = 0;
                     }
                 }
                 int hit = rank < K;
@@ -408,5 +427,7 @@ fri_eval_ranking(fri_rank_metrics *out, const fri_mf_model *m,
     free(top);
     free(rel);
     free(covered);
+    free(picked);
+    free(plist);
     return e;
 }

@@ -6,8 +6,9 @@
 //   FRI_RANK_FULL     each user's relevant test items are ranked among all
 //                     items the user did not rate in train.
 //   FRI_RANK_SAMPLED  each relevant test item is ranked against n_neg
-//                     (default 100) seeded random items the user rated in
-//                     neither train nor test; ties count against the item.
+//                     (default 100) distinct seeded random items the user
+//                     rated in neither train nor test (all of them if there
+//                     are fewer); ties count against the item.
 // Per user (full) or per test item (sampled), with hits among the top K:
 //   HR = 1 if hits > 0, precision = hits / K, recall = hits / |relevant|,
 //   NDCG = sum over hits of 1/log2(pos+2) divided by the ideal DCG of

@@ -170,6 +170,20 @@ items_valid(const fri_mf_items *it)
            (it->n_items == 0 || (it->bi != NULL && it->Q != NULL));
 }
 
+// Penalty multiplier of a row with n ratings (see mf.h).
+static float
+reg_scale(int weighted, double n)
+{
+    switch (weighted) {
+    case 0:
+        return 1.0f;
+    case 2:
+        return (float)sqrt(n);
+    default:
+        return (float)n;
+    }
+}
+
 // ---- explicit ALS --------------------------------------------------------
 
 fr_err
@@ -219,7 +233,7 @@ fri_mf_user_solve(float *p_out, float *bu_out, const fri_mf_items *it,
         b[k] += res;
     }
     A[k * d + k] += (float)n;
-    float scale = weighted ? (float)n : 1.0f;
+    float scale = reg_scale(weighted, (double)n);
     for (size_t a = 0; a < k; a++) {
         A[a * d + a] += reg * scale;
     }
@@ -291,7 +305,7 @@ fri_mf_item_solve(float *q_out, float *b_out, const float *gram_sum_packed,
     float *b = w + d * d;
     fri_packed_unpack(A, gram_sum_packed, d);
     memcpy(b, h_sum, d * sizeof(float));
-    float scale = weighted ? n_i : 1.0f;
+    float scale = reg_scale(weighted, n_i);
     for (size_t a = 0; a < k; a++) {
         A[a * d + a] += reg * scale;
     }
@@ -559,15 +573,23 @@ void
 fri_train_config_init(fri_train_config *c, fri_algo algo)
 {
     memset(c, 0, sizeof(*c));
-    c->k = 32;
-    c->epochs = algo == FRI_ALGO_SGD ? 60 : 15;
+    // Tuned on validation slices of MovieLens 100K (docs/TUNING.md).
+    if (algo == FRI_ALGO_SGD) {
+        c->k = 50;
+        c->epochs = 80;
+        c->reg = 0.1f;
+        c->reg_bias = 0.01f;
+    } else {
+        c->k = 10;
+        c->epochs = 15;
+        c->reg = 13.0f;
+        c->reg_bias = 3.0f;
+        c->bias_epochs = 5;
+    }
     c->lr = 0.01f;
-    c->lr_decay = 0.05f;
-    c->reg = algo == FRI_ALGO_SGD ? 0.05f : 0.1f;
-    c->reg_bias = algo == FRI_ALGO_SGD ? 0.01f : 0.1f;
-    c->weighted = 1;
+    c->lr_decay = 0.02f;
+    c->weighted = 0;
     c->init_std = 0.1f;
-    c->bias_epochs = 0;
     c->implicit = 0;
     c->alpha = 10.0f;
     c->clamp_lo = 1.0f;
@@ -694,7 +716,7 @@ bias_sweep(fri_mf_model *m, const fri_csr *t, const fri_train_config *c,
             s += t->val[j] - m->mu - m->bi[t->idx[j]];
         }
         double n = (double)(z - a);
-        double lam = c->reg_bias * (c->weighted ? n : 1.0);
+        double lam = c->reg_bias * reg_scale(c->weighted, n);
         m->bu[u] = n > 0 ? (float)(s / (n + lam)) : 0.0f;
     }
     memset(item_sum, 0, m->n_items * sizeof(double));
@@ -707,7 +729,7 @@ bias_sweep(fri_mf_model *m, const fri_csr *t, const fri_train_config *c,
     }
     for (uint32_t i = 0; i < m->n_items; i++) {
         double n = item_cnt[i];
-        double lam = c->reg_bias * (c->weighted ? n : 1.0);
+        double lam = c->reg_bias * reg_scale(c->weighted, n);
         m->bi[i] = n > 0 ? (float)(item_sum[i] / (n + lam)) : 0.0f;
     }
 }

@@ -11,10 +11,11 @@
 // M + r*k. Symmetric matrices travel as packed upper triangles, see
 // linalg.h (fri_packed_len / fri_packed_index).
 //
-// Regularisation: with weighted != 0 (weighted-lambda, as in ALS-WR) the
+// Regularisation: with weighted == 1 (weighted-lambda, as in ALS-WR) the
 // penalty of a row scales with its number of ratings n: Lambda =
-// diag(reg*n, ..., reg_bias*n). With weighted == 0 it is diag(reg, ...,
-// reg_bias). The SGD and gradient paths use the per-rating penalty, which
+// diag(reg*n, ..., reg_bias*n); weighted == 2 scales by sqrt(n); with
+// weighted == 0 it is the plain ridge diag(reg, ..., reg_bias), which is
+// what the MovieLens tuning selected (docs/TUNING.md). The SGD and gradient paths use the per-rating penalty, which
 // summed over a row's ratings is the weighted form.
 #ifndef FR_COMMON_MF_H
 #define FR_COMMON_MF_H
@@ -185,7 +186,7 @@ typedef struct fri_train_config {
     float    lr_decay;    // SGD: lr_t = lr / (1 + lr_decay * t)
     float    reg;         // factor penalty
     float    reg_bias;    // bias penalty
-    int      weighted;    // weighted-lambda scaling for ALS (see top)
+    int      weighted;    // ALS penalty scaling 0/1/2 (see top)
     float    init_std;    // stddev of the Gaussian initial factors
     uint32_t bias_epochs; // ALS: bias-only sweeps before the factors
     int      implicit;    // iALS instead of explicit

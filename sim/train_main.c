@@ -56,7 +56,8 @@ usage(FILE *f)
 "  --lr-decay F        SGD schedule lr/(1 + F*epoch)\n"
 "  --reg F             factor regularisation\n"
 "  --reg-bias F        bias regularisation\n"
-"  --weighted 0|1      ALS weighted-lambda (penalty scaled by #ratings)\n"
+"  --weighted 0|1|2    ALS penalty scaling: 0 plain ridge, 1 by #ratings\n"
+"                      (weighted-lambda), 2 by sqrt(#ratings)\n"
 "  --init-std F        stddev of the initial factors\n"
 "  --bias-epochs N     ALS bias-only warm-start sweeps\n"
 "  --alpha F           implicit confidence c = 1 + F*r\n"
@@ -238,7 +239,7 @@ parse_args(opts *o, int argc, char **argv)
             o->reg_bias_set = 1;
         } else if (strcmp(name, "--weighted") == 0) {
             uint32_t w;
-            bad = parse_u32(val, &w) || w > 1;
+            bad = parse_u32(val, &w) || w > 2;
             g->weighted = (int)w;
             o->weighted_set = 1;
         } else if (strcmp(name, "--init-std") == 0) {

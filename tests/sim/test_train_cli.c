@@ -1,0 +1,105 @@
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+// Runs "$FR_BIN_DIR/fedrec-train ARGS 2>&1", captures output and status.
+static int
+run(const char *args, char *out, size_t cap)
+{
+    const char *bin = getenv("FR_BIN_DIR");
+    cr_assert(bin != NULL && *bin, "FR_BIN_DIR is not set");
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "'%s/fedrec-train' %s 2>&1", bin, args);
+    FILE *f = popen(cmd, "r");
+    cr_assert(f != NULL, "cannot run %s", cmd);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    int st = pclose(f);
+    cr_assert(WIFEXITED(st), "fedrec-train did not exit normally");
+    return WEXITSTATUS(st);
+}
+
+static char buf[1 << 16];
+
+Test(train_cli, help_lists_flags)
+{
+    cr_assert_eq(run("--help", buf, sizeof(buf)), 0);
+    const char *flags[] = {"--train", "--test", "--synthetic", "--k",
+                           "--epochs", "--lr", "--reg", "--reg-bias",
+                           "--algo", "--loss", "--seed", "--json",
+                           "--val-frac", "--help"};
+    for (size_t j = 0; j < sizeof(flags) / sizeof(flags[0]); j++) {
+        cr_assert(strstr(buf, flags[j]) != NULL, "--help lacks %s",
+                  flags[j]);
+    }
+}
+
+Test(train_cli, bad_flags_exit_2_with_message)
+{
+    cr_assert_eq(run("--no-such-flag", buf, sizeof(buf)), 2);
+    cr_assert(strstr(buf, "--no-such-flag") != NULL, "message: %s", buf);
+    cr_assert_eq(run("--k abc", buf, sizeof(buf)), 2);
+    cr_assert(strstr(buf, "--k") != NULL, "message: %s", buf);
+    cr_assert_eq(run("--algo foo", buf, sizeof(buf)), 2);
+    cr_assert_eq(run("--epochs", buf, sizeof(buf)), 2);
+    cr_assert_eq(run("--synthetic users=oops", buf, sizeof(buf)), 2);
+}
+
+static double
+last_json_number(const char *text, const char *key)
+{
+    const char *last = text, *p;
+    while ((p = strstr(last, "\n{")) != NULL && p[2] != '\0') {
+        last = p + 1;
+    }
+    char pat[64];
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    const char *k = strstr(last, pat);
+    cr_assert(k != NULL, "no %s in last line: %s", key, last);
+    return strtod(k + strlen(pat), NULL);
+}
+
+Test(train_cli, synthetic_json_run_prints_summary)
+{
+    cr_assert_eq(run("--synthetic users=200,items=100,k=3,density=0.2,"
+                     "noise=0.3,seed=2 --k 5 --epochs 5 --json",
+                     buf, sizeof(buf)),
+                 0, "output: %s", buf);
+    // JSON Lines: 5 epoch lines + 1 summary.
+    size_t lines = 0;
+    for (const char *p = buf; *p; p++) {
+        lines += *p == '\n';
+    }
+    cr_assert_eq(lines, 6, "output: %s", buf);
+    cr_assert(strstr(buf, "\"epoch\":1,") != NULL);
+    double rmse = last_json_number(buf, "rmse");
+    double secs = last_json_number(buf, "seconds");
+    cr_assert(rmse > 0.0 && rmse < 1.5, "rmse %g", rmse);
+    cr_assert(secs >= 0.0);
+    last_json_number(buf, "mae");
+    cr_assert(strstr(buf, "\"algo\":\"als\"") != NULL);
+}
+
+Test(train_cli, implicit_reports_ranking)
+{
+    cr_assert_eq(run("--synthetic users=200,items=100,seed=3 --loss implicit "
+                     "--k 4 --epochs 3 --json",
+                     buf, sizeof(buf)),
+                 0, "output: %s", buf);
+    double hr = last_json_number(buf, "hr10");
+    double ndcg = last_json_number(buf, "ndcg10");
+    cr_assert(hr >= 0.0 && hr <= 1.0);
+    cr_assert(ndcg >= 0.0 && ndcg <= 1.0);
+}
+
+Test(train_cli, default_run_and_sgd_work)
+{
+    cr_assert_eq(run("--epochs 2", buf, sizeof(buf)), 0, "output: %s", buf);
+    cr_assert(strstr(buf, "RMSE") != NULL, "output: %s", buf);
+    cr_assert_eq(run("--algo sgd --k 4 --epochs 3 --val-frac 0.1 --json",
+                     buf, sizeof(buf)),
+                 0, "output: %s", buf);
+    cr_assert(strstr(buf, "\"algo\":\"sgd\"") != NULL);
+}
