@@ -1,0 +1,386 @@
+// Secure channel: handshake, sealed frames (R20-R24), allow-list (R25),
+// model signatures (R26).
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel.h"
+#include "samples.h"
+#include "wire.h"
+
+typedef struct pair {
+    fri_identity srv, cli;
+    fri_session *c, *s;
+} pair;
+
+static fr_err
+handshake(pair *p, const uint8_t *pinned, const fri_allowlist *allow)
+{
+    uint8_t        hello[256], welcome[256];
+    size_t         hl, wl;
+    fri_hs_client *hs = NULL;
+    p->c = p->s = NULL;
+    fr_err e = fri_hs_client_hello(&hs, hello, sizeof(hello), &hl, &p->cli,
+                                   pinned, FRI_CAP_ALS);
+    cr_assert_eq(e, FR_OK);
+    cr_assert_eq(hl, FRI_HELLO_LEN);
+    e = fri_hs_server_accept(&p->s, welcome, sizeof(welcome), &wl, &p->srv,
+                             allow, FRI_CAP_ALS | FRI_CAP_FP16, hello, hl);
+    if (e != FR_OK) {
+        fri_hs_client_destroy(hs);
+        return e;
+    }
+    e = fri_hs_client_finish(&p->c, hs, welcome, wl);
+    fri_hs_client_destroy(hs);
+    return e;
+}
+
+static void
+setup(pair *p)
+{
+    sample_identity(&p->srv, 1);
+    sample_identity(&p->cli, 50);
+    cr_assert_eq(handshake(p, p->srv.kx_pk, NULL), FR_OK);
+}
+
+static void
+teardown(pair *p)
+{
+    fri_session_destroy(p->c);
+    fri_session_destroy(p->s);
+    fri_identity_wipe(&p->srv);
+    fri_identity_wipe(&p->cli);
+}
+
+// Encodes the sample UPDATE at buf + headroom and seals it.
+static size_t
+sealed_update(fri_session *s, uint8_t *buf, size_t cap, uint64_t round)
+{
+    fri_update u = sample_update_als();
+    size_t     n, sl;
+    u.round_id = round;
+    cr_assert_eq(fri_update_encode(buf + FRI_SEAL_HEADROOM,
+                                   cap - FRI_SEAL_HEADROOM, &n, &u),
+                 FR_OK);
+    cr_assert_eq(fri_seal(s, buf, cap, n, &sl), FR_OK);
+    cr_assert_eq(sl, n + FRI_SEAL_OVERHEAD);
+    return sl;
+}
+
+Test(proto_channel, handshake_and_both_directions)
+{
+    pair p;
+    setup(&p);
+    cr_assert_eq(memcmp(fri_session_id(p.c), fri_session_id(p.s), 8), 0);
+    cr_assert_eq(memcmp(fri_session_peer(p.s), p.cli.kx_pk, 32), 0);
+    cr_assert_eq(fri_session_peer_caps(p.s), FRI_CAP_ALS);
+    cr_assert_eq(fri_session_peer_caps(p.c), FRI_CAP_ALS | FRI_CAP_FP16);
+    cr_assert_eq(fri_session_confirmed(p.s), 0);
+    uint8_t buf[1024];
+    for (uint64_t r = 1; r <= 3; r++) {
+        size_t n = sealed_update(p.c, buf, sizeof(buf), r);
+        uint8_t sid[8];
+        cr_assert_eq(fri_frame_sid(sid, buf, n), FR_OK);
+        cr_assert_eq(memcmp(sid, fri_session_id(p.s), 8), 0);
+        const uint8_t *pl;
+        size_t         pn;
+        cr_assert_eq(fri_open(p.s, buf, n, &pl, &pn), FR_OK);
+        cr_assert_eq(fri_session_confirmed(p.s), 1);
+        fri_update d;
+        cr_assert_eq(fri_update_decode(&d, pl, pn), FR_OK);
+        cr_assert_eq(d.round_id, r);
+        // Reply.
+        fri_ack a = { FRI_T_UPDATE, r };
+        size_t  an, sl;
+        cr_assert_eq(fri_ack_encode(buf + FRI_SEAL_HEADROOM,
+                                    sizeof(buf) - FRI_SEAL_HEADROOM, &an, &a),
+                     FR_OK);
+        cr_assert_eq(fri_seal(p.s, buf, sizeof(buf), an, &sl), FR_OK);
+        cr_assert_eq(fri_open(p.c, buf, sl, &pl, &pn), FR_OK);
+        fri_ack a2;
+        cr_assert_eq(fri_ack_decode(&a2, pl, pn), FR_OK);
+        cr_assert_eq(a2.round_id, r);
+    }
+    teardown(&p);
+}
+
+Test(proto_channel, R22_tampered_any_byte_is_ecrypto)
+{
+    pair p;
+    setup(&p);
+    uint8_t orig[1024], buf[1024];
+    size_t  n = sealed_update(p.c, orig, sizeof(orig), 1);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(buf, orig, n);
+        buf[i] ^= 0x01;
+        const uint8_t *pl;
+        size_t         pn;
+        fr_err         e = fri_open(p.s, buf, n, &pl, &pn);
+        cr_assert_neq(e, FR_OK, "byte %zu", i);
+        if (i >= 32 || (i >= 16 && i < 24)) {
+            cr_assert_eq(e, FR_ECRYPTO, "byte %zu", i); // ct, tag, sid
+        }
+    }
+    // The untampered frame still opens: failures changed no state.
+    const uint8_t *pl;
+    size_t         pn;
+    cr_assert_eq(fri_open(p.s, orig, n, &pl, &pn), FR_OK);
+    teardown(&p);
+}
+
+Test(proto_channel, R22_header_is_authenticated)
+{
+    pair p;
+    setup(&p);
+    uint8_t buf[1024];
+    size_t  n = sealed_update(p.c, buf, sizeof(buf), 1);
+    fri_put16(buf + 6, FRI_T_CHECKIN); // retype the frame
+    const uint8_t *pl;
+    size_t         pn;
+    cr_assert_eq(fri_open(p.s, buf, n, &pl, &pn), FR_ECRYPTO);
+    n = sealed_update(p.c, buf, sizeof(buf), 1);
+    buf[5] = 3; // minor
+    cr_assert_eq(fri_open(p.s, buf, n, &pl, &pn), FR_ECRYPTO);
+    teardown(&p);
+}
+
+Test(proto_channel, R21_replay_and_reorder_are_ereplay)
+{
+    pair p;
+    setup(&p);
+    uint8_t f1[1024], f2[1024], copy[1024];
+    size_t  n1 = sealed_update(p.c, f1, sizeof(f1), 1);
+    size_t  n2 = sealed_update(p.c, f2, sizeof(f2), 1);
+    const uint8_t *pl;
+    size_t         pn;
+    // Reorder: frame 2 first, then frame 1.
+    memcpy(copy, f2, n2);
+    cr_assert_eq(fri_open(p.s, copy, n2, &pl, &pn), FR_OK);
+    memcpy(copy, f1, n1);
+    cr_assert_eq(fri_open(p.s, copy, n1, &pl, &pn), FR_EREPLAY);
+    // Replay of an accepted frame.
+    memcpy(copy, f2, n2);
+    cr_assert_eq(fri_open(p.s, copy, n2, &pl, &pn), FR_EREPLAY);
+    // A forged higher counter fails the MAC and does not advance.
+    memcpy(copy, f1, n1);
+    fri_put64(copy + 24, 100);
+    cr_assert_eq(fri_open(p.s, copy, n1, &pl, &pn), FR_ECRYPTO);
+    size_t n3 = sealed_update(p.c, f1, sizeof(f1), 1);
+    cr_assert_eq(fri_open(p.s, f1, n3, &pl, &pn), FR_OK);
+    teardown(&p);
+}
+
+Test(proto_channel, R21_reflected_frame_fails)
+{
+    // A client frame sent back to the client (same session, other
+    // direction) must not open.
+    pair p;
+    setup(&p);
+    uint8_t buf[1024];
+    size_t  n = sealed_update(p.c, buf, sizeof(buf), 1);
+    const uint8_t *pl;
+    size_t         pn;
+    cr_assert_eq(fri_open(p.c, buf, n, &pl, &pn), FR_ECRYPTO);
+    teardown(&p);
+}
+
+Test(proto_channel, R21_cross_session_frame_is_ecrypto)
+{
+    pair a, b;
+    setup(&a);
+    b.srv = a.srv;
+    sample_identity(&b.cli, 50); // same client, second session
+    cr_assert_eq(handshake(&b, b.srv.kx_pk, NULL), FR_OK);
+    cr_assert_neq(memcmp(fri_session_id(a.s), fri_session_id(b.s), 8), 0);
+    uint8_t buf[1024];
+    size_t  n = sealed_update(a.c, buf, sizeof(buf), 1);
+    const uint8_t *pl;
+    size_t         pn;
+    cr_assert_eq(fri_open(b.s, buf, n, &pl, &pn), FR_ECRYPTO);
+    // Even with the other session's id patched in (AD + key differ).
+    n = sealed_update(a.c, buf, sizeof(buf), 1);
+    memcpy(buf + 16, fri_session_id(b.s), 8);
+    cr_assert_eq(fri_open(b.s, buf, n, &pl, &pn), FR_ECRYPTO);
+    teardown(&a);
+    fri_session_destroy(b.c);
+    fri_session_destroy(b.s);
+}
+
+Test(proto_channel, R20_unsealed_or_short_sealed_frame)
+{
+    pair p;
+    setup(&p);
+    uint8_t buf[1024];
+    size_t  n;
+    fri_ack a = { 1, 1 };
+    cr_assert_eq(fri_ack_encode(buf, sizeof(buf), &n, &a), FR_OK);
+    const uint8_t *pl;
+    size_t         pn;
+    cr_assert_eq(fri_open(p.s, buf, n, &pl, &pn), FR_EPROTO);
+    fri_put32(buf + 8, FRI_F_SEALED); // sealed but body < 32
+    cr_assert_eq(fri_open(p.s, buf, n, &pl, &pn), FR_EPROTO);
+    uint8_t sid[8];
+    cr_assert_eq(fri_frame_sid(sid, buf, n), FR_EPROTO);
+    teardown(&p);
+}
+
+Test(proto_channel, R24_wrong_pinned_server_key_fails)
+{
+    pair         p;
+    fri_identity other;
+    sample_identity(&p.srv, 1);
+    sample_identity(&p.cli, 50);
+    sample_identity(&other, 77);
+    cr_assert_eq(handshake(&p, other.kx_pk, NULL), FR_ECRYPTO);
+    cr_assert_null(p.c);
+    fri_session_destroy(p.s);
+    fri_identity_wipe(&other);
+    teardown(&p);
+}
+
+Test(proto_channel, R24_client_without_its_secret_cannot_talk)
+{
+    // An attacker replays the client's static public key with its own
+    // ephemeral: the server's keys differ from the attacker's.
+    pair         p, q;
+    fri_identity mallory;
+    setup(&p);
+    sample_identity(&mallory, 90);
+    q.srv = p.srv;
+    q.cli = mallory;
+    memcpy(q.cli.kx_pk, p.cli.kx_pk, 32); // claims the victim's key
+    fr_err e = handshake(&q, q.srv.kx_pk, NULL);
+    cr_assert_eq(e, FR_ECRYPTO); // its WELCOME does not open
+    fri_session_destroy(q.s);
+    fri_identity_wipe(&mallory);
+    teardown(&p);
+}
+
+Test(proto_channel, R24_low_order_ephemeral_refused)
+{
+    fri_identity srv;
+    sample_identity(&srv, 1);
+    uint8_t hello[FRI_HELLO_LEN], welcome[FRI_WELCOME_LEN];
+    size_t  wl;
+    fri_hdr h = { 1, 0, FRI_T_HELLO, 0, FRI_HELLO_BODY };
+    fri_hdr_put(hello, &h);
+    memset(hello + 16, 0, 64); // zero points: all-zero DH output
+    fri_session *s = NULL;
+    cr_assert_eq(fri_hs_server_accept(&s, welcome, sizeof(welcome), &wl,
+                                      &srv, NULL, 0, hello, sizeof(hello)),
+                 FR_ECRYPTO);
+    cr_assert_null(s);
+    fri_identity_wipe(&srv);
+}
+
+Test(proto_channel, R24_altered_welcome_fails)
+{
+    fri_identity srv, cli;
+    sample_identity(&srv, 1);
+    sample_identity(&cli, 50);
+    uint8_t hello[FRI_HELLO_LEN], welcome[FRI_WELCOME_LEN];
+    for (size_t i = 0; i < FRI_WELCOME_LEN; i++) {
+        size_t         hl, wl;
+        fri_hs_client *hs;
+        fri_session   *s, *c = NULL;
+        cr_assert_eq(fri_hs_client_hello(&hs, hello, sizeof(hello), &hl, &cli,
+                                         srv.kx_pk, 0),
+                     FR_OK);
+        cr_assert_eq(fri_hs_server_accept(&s, welcome, sizeof(welcome), &wl,
+                                          &srv, NULL, 0, hello, hl),
+                     FR_OK);
+        welcome[i] ^= 0x40;
+        cr_assert_neq(fri_hs_client_finish(&c, hs, welcome, wl), FR_OK,
+                      "byte %zu", i);
+        cr_assert_null(c);
+        cr_assert_eq(fri_hs_client_finish(&c, hs, welcome, wl), FR_ESTATE);
+        fri_hs_client_destroy(hs);
+        fri_session_destroy(s);
+    }
+    fri_identity_wipe(&srv);
+    fri_identity_wipe(&cli);
+}
+
+Test(proto_channel, R25_allow_list)
+{
+    pair         p;
+    fri_identity other;
+    sample_identity(&p.srv, 1);
+    sample_identity(&p.cli, 50);
+    sample_identity(&other, 60);
+    uint8_t       keys[2][32];
+    memcpy(keys[0], other.kx_pk, 32);
+    memcpy(keys[1], p.srv.kx_pk, 32);
+    fri_allowlist allow = { (const uint8_t(*)[32]) keys, 2 };
+    cr_assert_eq(handshake(&p, p.srv.kx_pk, &allow), FR_EDENIED);
+    cr_assert_null(p.s);
+    memcpy(keys[1], p.cli.kx_pk, 32); // enrol
+    cr_assert_eq(handshake(&p, p.srv.kx_pk, &allow), FR_OK);
+    fri_identity_wipe(&other);
+    teardown(&p);
+}
+
+Test(proto_channel, R25_cross_round_update_is_visible_to_round_check)
+{
+    // The round id is inside the authenticated body: an UPDATE sealed for
+    // round 6 cannot be relabelled as round 7; the aggregator sees 6 and
+    // answers FR_ELATE (its round check).
+    pair p;
+    setup(&p);
+    uint8_t buf[1024];
+    size_t  n = sealed_update(p.c, buf, sizeof(buf), 6);
+    fri_put64(buf + 32, 7 ^ fri_get64(buf + 32) ^ 6); // flip ct bits
+    const uint8_t *pl;
+    size_t         pn;
+    cr_assert_eq(fri_open(p.s, buf, n, &pl, &pn), FR_ECRYPTO);
+    n = sealed_update(p.c, buf, sizeof(buf), 6);
+    cr_assert_eq(fri_open(p.s, buf, n, &pl, &pn), FR_OK);
+    fri_update d;
+    cr_assert_eq(fri_update_decode(&d, pl, pn), FR_OK);
+    uint64_t open_round = 7;
+    fr_err   verdict = d.round_id == open_round ? FR_OK : FR_ELATE;
+    cr_assert_eq(verdict, FR_ELATE);
+    teardown(&p);
+}
+
+Test(proto_channel, seal_enospc_and_seal_copy)
+{
+    pair p;
+    setup(&p);
+    uint8_t plain[512], buf[600];
+    size_t  pn, n;
+    fri_update u = sample_update_als();
+    cr_assert_eq(fri_update_encode(plain, sizeof(plain), &pn, &u), FR_OK);
+    cr_assert_eq(fri_seal_copy(p.c, buf, pn + FRI_SEAL_OVERHEAD - 1, &n,
+                               plain, pn),
+                 FR_ENOSPC);
+    cr_assert_eq(fri_seal_copy(p.c, buf, sizeof(buf), &n, plain, pn), FR_OK);
+    const uint8_t *pl;
+    size_t         pln;
+    cr_assert_eq(fri_open(p.s, buf, n, &pl, &pln), FR_OK);
+    cr_assert_eq(pln, pn);
+    cr_assert_eq(memcmp(pl, plain, pn), 0);
+    teardown(&p);
+}
+
+Test(proto_channel, R26_model_signature_any_bit_flip_fails)
+{
+    fri_identity srv, other;
+    sample_identity(&srv, 1);
+    sample_identity(&other, 2);
+    uint8_t   frame[512], copy[512];
+    size_t    n;
+    fri_model m = sample_model(FRI_MENC_F32);
+    cr_assert_eq(fri_model_encode(frame, sizeof(frame), &n, &m), FR_OK);
+    cr_assert_eq(fri_model_sign(frame, n, &srv), FR_OK);
+    cr_assert_eq(fri_model_verify(frame, n, srv.sign_pk), FR_OK);
+    cr_assert_eq(fri_model_verify(frame, n, other.sign_pk), FR_ECRYPTO);
+    for (size_t i = 0; i < n * 8; i++) {
+        memcpy(copy, frame, n);
+        copy[i / 8] ^= (uint8_t) (1u << (i % 8));
+        cr_assert_neq(fri_model_verify(copy, n, srv.sign_pk), FR_OK,
+                      "bit %zu", i);
+    }
+    fri_identity_wipe(&srv);
+    fri_identity_wipe(&other);
+}
