@@ -1,0 +1,1314 @@
+// Aggregator core: configuration, rounds and cohorts, accumulation, the
+// end-of-round solve / optimizer step, checkpoints, metrics.
+#include "agg_int.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <sodium.h>
+
+#include "ckpt.h"
+#include "linalg.h"
+#include "mf.h"
+#include "rng.h"
+
+#ifdef FR_WITH_BLAS
+#include <cblas.h>
+#endif
+
+#define MAX_ITEMS_CFG (1u << 24)
+
+static void
+seterr(char *err, size_t cap, const char *fmt, ...)
+{
+    if (err == NULL || cap == 0) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+}
+
+void
+fri_agg_log(const fri_agg *a, fr_log_level lv, const char *fmt, ...)
+{
+    if (a->cfg.log == NULL || lv > a->cfg.log_level) {
+        return;
+    }
+    char    buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    a->cfg.log(a->cfg.log_ctx, lv, buf);
+}
+
+// y += alpha * x
+static void
+axpy(size_t n, float alpha, const float *x, float *y)
+{
+#ifdef FR_WITH_BLAS
+    if (n >= 64) {
+        cblas_saxpy((int) n, alpha, x, 1, y, 1);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++) {
+        y[i] += alpha * x[i];
+    }
+}
+
+// ---- configuration --------------------------------------------------------
+
+void
+fri_agg_config_init(fri_agg_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    fri_train_config tc;
+    fri_train_config_init(&tc, FRI_ALGO_ALS);
+    cfg->n_items           = 0;
+    cfg->k                 = tc.k;
+    cfg->algo              = FRI_AGG_ALS;
+    cfg->implicit          = 0;
+    cfg->reg               = tc.reg;
+    cfg->reg_bias          = tc.reg_bias;
+    cfg->weighted          = tc.weighted;
+    cfg->alpha             = tc.alpha;
+    cfg->init_std          = tc.init_std;
+    cfg->seed              = tc.seed;
+    cfg->server_opt        = FRI_AGG_OPT_ADAM;
+    cfg->server_lr         = 0.01f;
+    cfg->momentum          = 0.9f;
+    cfg->beta2             = 0.999f;
+    cfg->adam_eps          = 1e-8f;
+    cfg->clients_per_round = 0;
+    cfg->fraction          = 0.0;
+    cfg->min_clients       = 1;
+    cfg->round_deadline_ms = 60000;
+    cfg->rounds            = 0;
+    cfg->retry_after_ms    = 1000;
+    cfg->max_sessions      = 10000;
+    cfg->session_ttl_ms    = 300000;
+    cfg->max_frame         = (size_t) 64 << 20;
+    cfg->log_level         = FR_LOG_INFO;
+}
+
+static int
+finite_nonneg(float v)
+{
+    return isfinite(v) && v >= 0.0f;
+}
+
+fr_err
+fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
+{
+#define BAD(...)                                                            \
+    do {                                                                    \
+        seterr(err, err_cap, __VA_ARGS__);                                  \
+        return FR_EINVAL;                                                   \
+    } while (0)
+    if (c == NULL) {
+        BAD("no configuration");
+    }
+    if (c->n_items == 0 || c->n_items > MAX_ITEMS_CFG) {
+        BAD("items must be in 1..%u (got %u)", MAX_ITEMS_CFG, c->n_items);
+    }
+    if (c->k == 0 || c->k > FRI_MF_MAX_K) {
+        BAD("k must be in 1..%u (got %u)", FRI_MF_MAX_K, c->k);
+    }
+    if (c->algo != FRI_AGG_ALS && c->algo != FRI_AGG_GRAD) {
+        BAD("algo must be als or grad");
+    }
+    if (c->implicit && c->algo != FRI_AGG_ALS) {
+        BAD("implicit loss needs algo als (iALS)");
+    }
+    if (!finite_nonneg(c->reg) || !finite_nonneg(c->reg_bias)) {
+        BAD("reg and reg-bias must be finite and >= 0");
+    }
+    if (c->algo == FRI_AGG_ALS && !c->weighted && c->reg <= 0.0f) {
+        BAD("reg must be > 0 for unweighted ALS (singular systems)");
+    }
+    if (!finite_nonneg(c->alpha) || !finite_nonneg(c->init_std)) {
+        BAD("alpha and init-std must be finite and >= 0");
+    }
+    if (c->server_opt != FRI_AGG_OPT_SGD &&
+        c->server_opt != FRI_AGG_OPT_MOMENTUM &&
+        c->server_opt != FRI_AGG_OPT_ADAM) {
+        BAD("server-opt must be sgd, momentum or adam");
+    }
+    if (!isfinite(c->server_lr) || c->server_lr <= 0.0f) {
+        BAD("server-lr must be > 0");
+    }
+    if (!isfinite(c->momentum) || c->momentum < 0.0f || c->momentum >= 1.0f ||
+        !isfinite(c->beta2) || c->beta2 < 0.0f || c->beta2 >= 1.0f) {
+        BAD("momentum and beta2 must be in [0, 1)");
+    }
+    if (!isfinite(c->adam_eps) || c->adam_eps <= 0.0f) {
+        BAD("adam-eps must be > 0");
+    }
+    if (!isfinite(c->fraction) || c->fraction < 0.0 || c->fraction > 1.0) {
+        BAD("fraction must be in [0, 1] (got %g)", c->fraction);
+    }
+    if (c->min_clients == 0) {
+        BAD("min-clients must be >= 1");
+    }
+    if (c->clients_per_round > 0 && c->min_clients > c->clients_per_round) {
+        BAD("min-clients (%u) exceeds clients-per-round (%u)",
+            c->min_clients, c->clients_per_round);
+    }
+    if (c->round_deadline_ms < 100 ||
+        c->round_deadline_ms > (uint64_t) 7 * 24 * 3600 * 1000) {
+        BAD("round-deadline must be between 0.1 s and 7 days");
+    }
+    if (c->retry_after_ms == 0) {
+        BAD("retry-after must be > 0");
+    }
+    if (c->max_sessions == 0) {
+        BAD("max-sessions must be >= 1");
+    }
+    if (c->session_ttl_ms < 1000) {
+        BAD("session-ttl must be >= 1 s");
+    }
+    if (c->max_frame < 4096) {
+        BAD("max-frame must be >= 4096 bytes");
+    }
+    if (c->n_allow > 0 && c->allow == NULL) {
+        BAD("allow-list pointer missing");
+    }
+    return FR_OK;
+#undef BAD
+}
+
+// ---- snapshots ------------------------------------------------------------
+
+void
+fri_snap_unref(fri_snap *s)
+{
+    if (s != NULL && atomic_fetch_sub(&s->refs, 1) == 1) {
+        free(s->frame);
+        free(s);
+    }
+}
+
+fri_snap *
+fri_agg_snap_get(fri_agg *a)
+{
+    pthread_mutex_lock(&a->mtx);
+    fri_snap *s = a->snap;
+    if (s != NULL) {
+        atomic_fetch_add(&s->refs, 1);
+    }
+    pthread_mutex_unlock(&a->mtx);
+    return s;
+}
+
+// ---- metrics ----------------------------------------------------------------
+
+static const char *reject_names[FRI_REJ_COUNT_] = {
+    "late",      "duplicate", "not_member",  "malformed",
+    "crypto",    "replay",    "denied",      "session_cap",
+    "no_session", "state",    "too_big",
+};
+
+const char *
+fri_agg_reject_name(fri_agg_reject r)
+{
+    return (unsigned) r < FRI_REJ_COUNT_ ? reject_names[r] : "unknown";
+}
+
+void
+fri_agg_reject_count(fri_agg *a, fri_agg_reject r)
+{
+    if ((unsigned) r < FRI_REJ_COUNT_) {
+        atomic_fetch_add(&a->rejected[r], 1);
+    }
+}
+
+void
+fri_agg_metrics_get(fri_agg *a, fri_agg_metrics *m)
+{
+    memset(m, 0, sizeof(*m));
+    pthread_mutex_lock(&a->mtx);
+    m->round            = a->round;
+    m->rounds_completed = a->rounds_completed;
+    m->rounds_abandoned = a->rounds_abandoned;
+    m->model_version    = a->version;
+    m->cohort           = a->n_members;
+    m->reported         = a->n_reported;
+    m->round_open       = a->state == RS_OPEN;
+    m->mu               = a->mu;
+    pthread_mutex_unlock(&a->mtx);
+    m->clients_seen     = atomic_load(&a->clients_seen);
+    m->checkins         = atomic_load(&a->checkins);
+    m->updates_accepted = atomic_load(&a->accepted);
+    for (int i = 0; i < FRI_REJ_COUNT_; i++) {
+        m->rejected[i] = atomic_load(&a->rejected[i]);
+    }
+    m->bytes_in  = atomic_load(&a->bytes_in);
+    m->bytes_out = atomic_load(&a->bytes_out);
+    m->sessions  = atomic_load(&a->n_sessions);
+}
+
+// Appends to (dst, cap) at *len; returns -1 when it does not fit.
+static int
+app(char *dst, size_t cap, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(dst + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t) n >= cap - *len) {
+        return -1;
+    }
+    *len += (size_t) n;
+    return 0;
+}
+
+fr_err
+fri_agg_metrics_prometheus(const fri_agg_metrics *m, char *dst,
+                           size_t dst_cap, size_t *dst_len)
+{
+    size_t len = 0;
+    int    bad = 0;
+    if (dst == NULL || dst_cap == 0) {
+        return FR_ENOSPC;
+    }
+    dst[0] = 0;
+#define G(name, help, type, val)                                            \
+    bad |= app(dst, dst_cap, &len,                                          \
+               "# HELP " name " " help "\n# TYPE " name " " type "\n" name \
+               " %llu\n",                                                   \
+               (unsigned long long) (val))
+    G("fedrec_round", "Id of the current round.", "gauge", m->round);
+    G("fedrec_model_version", "Version of the served model.", "gauge",
+      m->model_version);
+    G("fedrec_rounds_completed_total", "Rounds completed.", "counter",
+      m->rounds_completed);
+    G("fedrec_rounds_abandoned_total", "Rounds abandoned below min-clients.",
+      "counter", m->rounds_abandoned);
+    G("fedrec_clients_seen_total", "Secure sessions established.",
+      "counter", m->clients_seen);
+    G("fedrec_checkins_total", "Check-ins received.", "counter",
+      m->checkins);
+    G("fedrec_updates_accepted_total", "Updates accepted.", "counter",
+      m->updates_accepted);
+    bad |= app(dst, dst_cap, &len,
+               "# HELP fedrec_updates_rejected_total Requests refused, by "
+               "reason.\n# TYPE fedrec_updates_rejected_total counter\n");
+    for (int i = 0; i < FRI_REJ_COUNT_; i++) {
+        bad |= app(dst, dst_cap, &len,
+                   "fedrec_updates_rejected_total{reason=\"%s\"} %llu\n",
+                   reject_names[i], (unsigned long long) m->rejected[i]);
+    }
+    G("fedrec_bytes_in_total", "Request bytes received.", "counter",
+      m->bytes_in);
+    G("fedrec_bytes_out_total", "Reply bytes sent.", "counter",
+      m->bytes_out);
+    G("fedrec_sessions", "Live secure sessions.", "gauge", m->sessions);
+    G("fedrec_cohort_size", "Members of the open round.", "gauge",
+      m->cohort);
+    G("fedrec_cohort_reported", "Accepted updates in the open round.",
+      "gauge", m->reported);
+#undef G
+    if (bad) {
+        return FR_ENOSPC;
+    }
+    *dst_len = len;
+    return FR_OK;
+}
+
+fr_err
+fri_agg_metrics_json(const fri_agg_metrics *m, char *dst, size_t dst_cap,
+                     size_t *dst_len)
+{
+    size_t len = 0;
+    int    bad = 0;
+    if (dst == NULL || dst_cap == 0) {
+        return FR_ENOSPC;
+    }
+    bad |= app(dst, dst_cap, &len,
+               "{\"round\":%llu,\"round_open\":%s,\"model_version\":%llu,"
+               "\"rounds_completed\":%llu,\"rounds_abandoned\":%llu,"
+               "\"clients_seen_total\":%llu,\"checkins_total\":%llu,"
+               "\"updates_accepted_total\":%llu,"
+               "\"updates_rejected_total\":{",
+               (unsigned long long) m->round, m->round_open ? "true" : "false",
+               (unsigned long long) m->model_version,
+               (unsigned long long) m->rounds_completed,
+               (unsigned long long) m->rounds_abandoned,
+               (unsigned long long) m->clients_seen,
+               (unsigned long long) m->checkins,
+               (unsigned long long) m->updates_accepted);
+    for (int i = 0; i < FRI_REJ_COUNT_; i++) {
+        bad |= app(dst, dst_cap, &len, "%s\"%s\":%llu", i ? "," : "",
+                   reject_names[i], (unsigned long long) m->rejected[i]);
+    }
+    bad |= app(dst, dst_cap, &len,
+               "},\"bytes_in_total\":%llu,\"bytes_out_total\":%llu,"
+               "\"sessions\":%llu,\"cohort\":%u,\"reported\":%u,"
+               "\"mu\":%.6g}\n",
+               (unsigned long long) m->bytes_in,
+               (unsigned long long) m->bytes_out,
+               (unsigned long long) m->sessions, m->cohort, m->reported,
+               isfinite(m->mu) ? (double) m->mu : 0.0);
+    if (bad) {
+        return FR_ENOSPC;
+    }
+    *dst_len = len;
+    return FR_OK;
+}
+
+// ---- cohort hash set ------------------------------------------------------
+
+static uint32_t
+pk_hash(const uint8_t *pk)
+{
+    // Keys are uniformly random already.
+    return (uint32_t) pk[0] | ((uint32_t) pk[1] << 8) |
+           ((uint32_t) pk[2] << 16) | ((uint32_t) pk[3] << 24);
+}
+
+// Slot of pk, or the empty slot where it would go. Table never full.
+static fri_slot *
+slot_find(fri_agg *a, const uint8_t *pk)
+{
+    uint32_t mask = a->slot_cap - 1;
+    for (uint32_t i = pk_hash(pk) & mask;; i = (i + 1) & mask) {
+        fri_slot *s = &a->slots[i];
+        if (s->state == SLOT_EMPTY ||
+            memcmp(s->pk, pk, FRI_AGG_KEYBYTES) == 0) {
+            return s;
+        }
+    }
+}
+
+// Makes room for one more member (load <= 1/2). Under mtx.
+static fr_err
+slot_reserve(fri_agg *a)
+{
+    if ((uint64_t) (a->n_members + 1) * 2 <= a->slot_cap) {
+        return FR_OK;
+    }
+    if (a->slot_cap >= (1u << 30)) {
+        return FR_ETOOBIG;
+    }
+    uint32_t  ncap = a->slot_cap * 2;
+    fri_slot *ns   = calloc(ncap, sizeof(*ns));
+    if (ns == NULL) {
+        return FR_ENOMEM;
+    }
+    fri_slot *old  = a->slots;
+    uint32_t  ocap = a->slot_cap;
+    a->slots       = ns;
+    a->slot_cap    = ncap;
+    for (uint32_t i = 0; i < ocap; i++) {
+        if (old[i].state != SLOT_EMPTY) {
+            *slot_find(a, old[i].pk) = old[i];
+        }
+    }
+    free(old);
+    return FR_OK;
+}
+
+static void
+slots_clear(fri_agg *a)
+{
+    memset(a->slots, 0, (size_t) a->slot_cap * sizeof(*a->slots));
+    a->n_members  = 0;
+    a->n_reported = 0;
+}
+
+// Seeded Bernoulli(fraction) draw per (round, key): the same client gets
+// the same answer however often it checks in during a round.
+static int
+sampled(const fri_agg *a, const uint8_t *pk)
+{
+    if (a->cfg.fraction <= 0.0 || a->cfg.fraction >= 1.0) {
+        return 1;
+    }
+    uint8_t h[8];
+    crypto_shorthash(h, pk, FRI_AGG_KEYBYTES, a->sel_key);
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = (v << 8) | h[i];
+    }
+    return (double) (v >> 11) * (1.0 / 9007199254740992.0) < a->cfg.fraction;
+}
+
+// ---- accumulators ---------------------------------------------------------
+
+// Drops all partial sums (closer or abandoner, exclusive).
+static void
+acc_reset(fri_agg *a)
+{
+    pthread_mutex_lock(&a->acc_mtx);
+    for (uint32_t j = 0; j < a->n_touched; j++) {
+        uint32_t i = a->touched[j];
+        free(a->acc[i]);
+        a->acc[i] = NULL;
+    }
+    a->n_touched = 0;
+    if (a->gram_all != NULL) {
+        memset(a->gram_all, 0, fri_packed_len(a->cfg.k) * sizeof(float));
+    }
+    a->sum_ratings = 0;
+    a->count       = 0;
+    a->weight      = 0;
+    pthread_mutex_unlock(&a->acc_mtx);
+}
+
+// Adds one validated update. All-or-nothing: accumulators are allocated
+// before anything is added.
+static fr_err
+acc_add(fri_agg *a, const fri_agg_update *u)
+{
+    const uint32_t d  = a->d;
+    const size_t   gl = a->gram_len;
+    pthread_mutex_lock(&a->acc_mtx);
+    for (uint32_t j = 0; j < u->n; j++) {
+        uint32_t i = u->items[j];
+        if (a->acc[i] == NULL) {
+            a->acc[i] = calloc(a->acc_len, sizeof(float));
+            if (a->acc[i] == NULL) {
+                pthread_mutex_unlock(&a->acc_mtx);
+                return FR_ENOMEM;
+            }
+            a->touched[a->n_touched++] = i;
+        }
+    }
+    for (uint32_t j = 0; j < u->n; j++) {
+        float       *acc = a->acc[u->items[j]];
+        const float *row = u->rows + (size_t) j * d;
+        if (a->cfg.algo == FRI_AGG_GRAD) {
+            axpy(d, 1.0f, row, acc);
+        } else if (!a->cfg.implicit) {
+            // [packed Gram (gl) | h (d)]
+            axpy(gl, 1.0f, u->gram, acc);
+            axpy(d, 1.0f, row, acc + gl);
+        } else {
+            // [sum (c-1) G_u (gl) | sum c p (k)]; row = [c - 1, c p]
+            axpy(gl, row[0], u->gram, acc);
+            axpy(d - 1, 1.0f, row + 1, acc + gl);
+        }
+    }
+    if (a->cfg.implicit) {
+        axpy(gl, 1.0f, u->gram, a->gram_all);
+    }
+    a->sum_ratings += u->sum_ratings;
+    a->count += u->count;
+    a->weight += u->weight;
+    pthread_mutex_unlock(&a->acc_mtx);
+    return FR_OK;
+}
+
+static int
+all_finite(const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(v[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int
+cmp_u32(const void *x, const void *y)
+{
+    uint32_t a = *(const uint32_t *) x, b = *(const uint32_t *) y;
+    return (a > b) - (a < b);
+}
+
+// Shape, index and value checks, outside every lock.
+static fr_err
+validate(const fri_agg *a, const fri_agg_update *u)
+{
+    if (u == NULL || u->n > a->cfg.n_items || (u->n > 0 && u->items == NULL)) {
+        return FR_EPROTO;
+    }
+    if (u->rows_len != (size_t) u->n * a->d || (u->n > 0 && u->rows == NULL)) {
+        return FR_EPROTO;
+    }
+    if (a->cfg.algo == FRI_AGG_ALS &&
+        (u->gram == NULL || u->gram_len != a->gram_len ||
+         !all_finite(u->gram, u->gram_len))) {
+        return FR_EPROTO;
+    }
+    if (!all_finite(u->rows, u->rows_len) || !isfinite(u->sum_ratings) ||
+        !isfinite(u->count) || u->count < 0 || !isfinite(u->weight) ||
+        u->weight < 0) {
+        return FR_EPROTO;
+    }
+    if (a->cfg.implicit) {
+        // Confidence weights c - 1 >= 0.
+        for (uint32_t j = 0; j < u->n; j++) {
+            if (u->rows[(size_t) j * a->d] < 0.0f) {
+                return FR_EPROTO;
+            }
+        }
+    }
+    // Items in range and distinct (a repeated item would count twice).
+    int sorted = 1;
+    for (uint32_t j = 0; j < u->n; j++) {
+        if (u->items[j] >= a->cfg.n_items) {
+            return FR_EPROTO;
+        }
+        if (j > 0 && u->items[j] <= u->items[j - 1]) {
+            sorted = 0;
+        }
+    }
+    if (!sorted) {
+        uint32_t *tmp = malloc((size_t) u->n * sizeof(uint32_t));
+        if (tmp == NULL) {
+            return FR_ENOMEM;
+        }
+        memcpy(tmp, u->items, (size_t) u->n * sizeof(uint32_t));
+        qsort(tmp, u->n, sizeof(uint32_t), cmp_u32);
+        fr_err rv = FR_OK;
+        for (uint32_t j = 1; j < u->n; j++) {
+            if (tmp[j] == tmp[j - 1]) {
+                rv = FR_EPROTO;
+                break;
+            }
+        }
+        free(tmp);
+        return rv;
+    }
+    return FR_OK;
+}
+
+// ---- the end-of-round model step -------------------------------------------
+
+// Computes the next model into (mu, bi, Q) (already a copy of the current
+// one) from the accumulators. Exclusive closer, no lock needed.
+static fr_err
+solve(fri_agg *a, float *mu, float *bi, float *Q)
+{
+    const uint32_t k  = a->cfg.k;
+    const uint32_t d  = a->d;
+    const size_t   gl = a->gram_len;
+    fr_err         rv = FR_OK;
+    size_t         wl = fri_mf_work_len(k);
+    float         *work = malloc((wl > 0 ? wl : 1) * sizeof(float));
+    float         *h    = malloc((size_t) d * sizeof(float));
+    if (work == NULL || h == NULL) {
+        free(work);
+        free(h);
+        return FR_ENOMEM;
+    }
+    float mu_old = *mu;
+    if (!a->cfg.implicit && a->count > 0) {
+        *mu = (float) (a->sum_ratings / a->count);
+    }
+    for (uint32_t j = 0; j < a->n_touched && rv == FR_OK; j++) {
+        uint32_t i   = a->touched[j];
+        float   *acc = a->acc[i];
+        float   *q   = Q + (size_t) i * k;
+        if (a->cfg.algo == FRI_AGG_ALS && !a->cfg.implicit) {
+            // Clients computed h with the round's mu; re-centre on the new
+            // one: h -= (mu_new - mu_old) * sum_u x_u, and sum_u x_u is the
+            // last column of the summed Gram (x = [p; 1]).
+            float dmu = *mu - mu_old;
+            for (uint32_t r = 0; r < d; r++) {
+                h[r] = acc[gl + r] -
+                       dmu * acc[fri_packed_index(d, r, d - 1)];
+            }
+            rv = fri_mf_item_solve(q, &bi[i], acc, h, k, a->cfg.reg,
+                                   a->cfg.reg_bias, a->cfg.weighted, work,
+                                   wl);
+        } else if (a->cfg.algo == FRI_AGG_ALS) {
+            rv = fri_mf_implicit_item_solve(q, a->gram_all, acc, acc + gl, k,
+                                            a->cfg.reg, work, wl);
+        }
+    }
+    if (rv == FR_OK && a->cfg.algo == FRI_AGG_GRAD && a->weight > 0) {
+        // FedAvg: the cohort's summed gradients over its summed interaction
+        // counts is the weighted mean of the per-interaction gradients.
+        float    inv = (float) (1.0 / a->weight);
+        float    lr  = a->cfg.server_lr;
+        float    b1 = a->cfg.momentum, b2 = a->cfg.beta2;
+        uint64_t t   = ++a->opt_t;
+        double   c1  = 1.0 - pow(b1, (double) t);
+        double   c2  = 1.0 - pow(b2, (double) t);
+        for (uint32_t j = 0; j < a->n_touched; j++) {
+            uint32_t i   = a->touched[j];
+            float   *acc = a->acc[i];
+            for (uint32_t r = 0; r < d; r++) {
+                float  g   = acc[r] * inv;
+                float *par = r < k ? &Q[(size_t) i * k + r] : &bi[i];
+                size_t o   = (size_t) i * d + r;
+                float  step;
+                switch (a->cfg.server_opt) {
+                case FRI_AGG_OPT_MOMENTUM:
+                    a->opt_m[o] = b1 * a->opt_m[o] + g;
+                    step        = a->opt_m[o];
+                    break;
+                case FRI_AGG_OPT_ADAM:
+                    a->opt_m[o] = b1 * a->opt_m[o] + (1.0f - b1) * g;
+                    a->opt_v[o] = b2 * a->opt_v[o] + (1.0f - b2) * g * g;
+                    step        = (float) ((a->opt_m[o] / c1) /
+                                    (sqrt(a->opt_v[o] / c2) + a->cfg.adam_eps));
+                    break;
+                default:
+                    step = g;
+                    break;
+                }
+                *par -= lr * step;
+            }
+        }
+    }
+    free(work);
+    free(h);
+    return rv;
+}
+
+static fr_err
+checkpoint(fri_agg *a, uint64_t round, char *err, size_t err_cap)
+{
+    if (a->state_dir == NULL) {
+        return FR_OK;
+    }
+    fri_ckpt c;
+    memset(&c, 0, sizeof(c));
+    memcpy(c.fingerprint, a->fingerprint, sizeof(c.fingerprint));
+    c.version    = a->version;
+    c.round      = round;
+    c.next_round = a->next_round;
+    c.n_items    = a->cfg.n_items;
+    c.k          = a->cfg.k;
+    c.mu         = a->mu;
+    c.bi         = a->bi;
+    c.Q          = a->Q;
+    c.opt        = (uint32_t) a->cfg.server_opt;
+    c.opt_t      = a->opt_t;
+    if (a->opt_m != NULL) {
+        c.opt_len      = (uint64_t) a->cfg.n_items * a->d;
+        c.opt_state[0] = a->opt_m;
+        c.n_opt        = 1;
+        if (a->opt_v != NULL) {
+            c.opt_state[1] = a->opt_v;
+            c.n_opt        = 2;
+        }
+    }
+    return fri_ckpt_write(a->state_dir, &c, err, err_cap);
+}
+
+// Opens the next round (or finishes). Caller is the exclusive closer:
+// state is RS_CLOSING and no update is in flight.
+static void
+open_round(fri_agg *a, uint64_t now_ms)
+{
+    fri_snap *s = calloc(1, sizeof(*s));
+    uint64_t  id = a->next_round++;
+    if (s != NULL) {
+        atomic_init(&s->refs, 1);
+        s->version = a->version;
+        s->round   = id;
+        fr_err rv  = fri_agg_snap_frame(a, s);
+        if (rv != FR_OK) {
+            fri_agg_log(a, FR_LOG_ERROR,
+                        "msg=\"cannot build model frame\" round=%llu err=%s",
+                        (unsigned long long) id, fr_errname(rv));
+        }
+    }
+    pthread_mutex_lock(&a->mtx);
+    fri_snap *old = a->snap;
+    a->snap       = s;
+    slots_clear(a);
+    randombytes_buf(a->sel_key, sizeof(a->sel_key));
+    a->round       = id;
+    a->opened_ms   = now_ms;
+    a->deadline_ms = now_ms + a->cfg.round_deadline_ms;
+    if (atomic_load(&a->done)) {
+        a->state = RS_DONE;
+    } else {
+        a->state = RS_OPEN;
+    }
+    pthread_mutex_unlock(&a->mtx);
+    fri_snap_unref(old);
+    fri_agg_log(a, FR_LOG_INFO,
+                "msg=\"round opened\" round=%llu model_version=%llu "
+                "deadline_ms=%llu",
+                (unsigned long long) id, (unsigned long long) a->version,
+                (unsigned long long) a->cfg.round_deadline_ms);
+}
+
+static void
+wait_inflight(fri_agg *a)
+{
+    pthread_mutex_lock(&a->mtx);
+    while (a->n_inflight > 0) {
+        pthread_cond_wait(&a->cond, &a->mtx);
+    }
+    pthread_mutex_unlock(&a->mtx);
+}
+
+// Completes the round (exclusive closer).
+static void
+close_round(fri_agg *a, uint64_t now_ms)
+{
+    wait_inflight(a);
+    const size_t nq = (size_t) a->cfg.n_items * a->cfg.k;
+    uint32_t     reported;
+    uint64_t     round;
+    pthread_mutex_lock(&a->mtx);
+    reported = a->n_reported;
+    round    = a->round;
+    pthread_mutex_unlock(&a->mtx);
+
+    float  mu = a->mu;
+    float *bi = malloc((size_t) a->cfg.n_items * sizeof(float));
+    float *Q  = malloc(nq * sizeof(float));
+    fr_err rv = FR_ENOMEM;
+    if (bi != NULL && Q != NULL) {
+        memcpy(bi, a->bi, (size_t) a->cfg.n_items * sizeof(float));
+        memcpy(Q, a->Q, nq * sizeof(float));
+        rv = solve(a, &mu, bi, Q);
+    }
+    uint32_t n_items_touched = a->n_touched;
+    acc_reset(a);
+    if (rv != FR_OK) {
+        free(bi);
+        free(Q);
+        pthread_mutex_lock(&a->mtx);
+        a->rounds_abandoned++;
+        pthread_mutex_unlock(&a->mtx);
+        fri_agg_log(a, FR_LOG_ERROR,
+                    "msg=\"round solve failed, round abandoned\" round=%llu "
+                    "err=%s",
+                    (unsigned long long) round, fr_errname(rv));
+        open_round(a, now_ms);
+        return;
+    }
+    pthread_mutex_lock(&a->mtx);
+    float *obi = a->bi, *oQ = a->Q;
+    a->bi      = bi;
+    a->Q       = Q;
+    a->mu      = mu;
+    a->version++;
+    a->rounds_completed++;
+    a->last_completed = round;
+    if (a->cfg.rounds > 0 && a->rounds_completed >= a->cfg.rounds) {
+        atomic_store(&a->done, 1);
+    }
+    pthread_mutex_unlock(&a->mtx);
+    free(obi);
+    free(oQ);
+    fri_agg_log(a, FR_LOG_INFO,
+                "msg=\"round closed\" round=%llu clients=%u items=%u "
+                "model_version=%llu mu=%.4f",
+                (unsigned long long) round, reported, n_items_touched,
+                (unsigned long long) a->version, (double) mu);
+    char err[512];
+    if (checkpoint(a, round, err, sizeof(err)) != FR_OK) {
+        fri_agg_log(a, FR_LOG_ERROR, "msg=\"checkpoint failed\" detail=\"%s\"",
+                    err);
+    }
+    open_round(a, now_ms);
+}
+
+static void
+abandon_round(fri_agg *a, uint64_t now_ms, const char *why)
+{
+    wait_inflight(a);
+    uint32_t reported;
+    uint64_t round;
+    pthread_mutex_lock(&a->mtx);
+    reported = a->n_reported;
+    round    = a->round;
+    a->rounds_abandoned++;
+    pthread_mutex_unlock(&a->mtx);
+    acc_reset(a);
+    fri_agg_log(a, FR_LOG_WARN,
+                "msg=\"round abandoned\" round=%llu clients=%u min_clients=%u "
+                "reason=%s",
+                (unsigned long long) round, reported, a->cfg.min_clients, why);
+    open_round(a, now_ms);
+}
+
+// ---- rounds: public entry points ------------------------------------------
+
+static int
+allowed(const fri_agg *a, const uint8_t *pk)
+{
+    if (a->cfg.n_allow == 0) {
+        return 1;
+    }
+    size_t lo = 0, hi = a->cfg.n_allow;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int    c = memcmp(a->allow + mid * FRI_AGG_KEYBYTES, pk,
+                          FRI_AGG_KEYBYTES);
+        if (c == 0) {
+            return 1;
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return 0;
+}
+
+int
+fri_agg_allowed(const fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES])
+{
+    return allowed(a, pk);
+}
+
+fr_err
+fri_agg_checkin(fri_agg *a, uint64_t now_ms,
+                const uint8_t pk[FRI_AGG_KEYBYTES], fri_agg_task *task)
+{
+    memset(task, 0, sizeof(*task));
+    task->retry_after_ms = a->cfg.retry_after_ms;
+    if (!allowed(a, pk)) {
+        fri_agg_reject_count(a, FRI_REJ_DENIED);
+        return FR_EDENIED;
+    }
+    atomic_fetch_add(&a->checkins, 1);
+    pthread_mutex_lock(&a->mtx);
+    if (a->state != RS_OPEN) {
+        pthread_mutex_unlock(&a->mtx);
+        return FR_OK;
+    }
+    uint64_t left = a->deadline_ms > now_ms ? a->deadline_ms - now_ms : 0;
+    // Non-selected clients come back when this round should be over.
+    uint32_t later = (uint32_t) (left + 100 < a->cfg.retry_after_ms
+                                     ? a->cfg.retry_after_ms
+                                     : (left + 100 > UINT32_MAX ? UINT32_MAX
+                                                                : left + 100));
+    fri_slot *s = slot_find(a, pk);
+    if (s->state == SLOT_EMPTY) {
+        int full = a->cfg.clients_per_round > 0 &&
+                   a->n_members >= a->cfg.clients_per_round;
+        if (full || !sampled(a, pk) || slot_reserve(a) != FR_OK) {
+            pthread_mutex_unlock(&a->mtx);
+            task->retry_after_ms = later;
+            return FR_OK;
+        }
+        s = slot_find(a, pk); // the table may have grown
+        memcpy(s->pk, pk, FRI_AGG_KEYBYTES);
+        s->state = SLOT_MEMBER;
+        a->n_members++;
+    } else if (s->state != SLOT_MEMBER) {
+        // Already contributed (or contributing) to this round.
+        pthread_mutex_unlock(&a->mtx);
+        task->retry_after_ms = later;
+        return FR_OK;
+    }
+    task->has_task      = 1;
+    task->round         = a->round;
+    task->model_version = a->version;
+    task->deadline_ms   = a->deadline_ms;
+    task->ms_left       = (uint32_t) (left > UINT32_MAX ? UINT32_MAX : left);
+    pthread_mutex_unlock(&a->mtx);
+    return FR_OK;
+}
+
+int
+fri_agg_is_member(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES],
+                  uint64_t round)
+{
+    pthread_mutex_lock(&a->mtx);
+    int ok = a->state == RS_OPEN && a->round == round &&
+             slot_find(a, pk)->state == SLOT_MEMBER;
+    pthread_mutex_unlock(&a->mtx);
+    return ok;
+}
+
+fr_err
+fri_agg_submit(fri_agg *a, uint64_t now_ms,
+               const uint8_t pk[FRI_AGG_KEYBYTES], const fri_agg_update *u)
+{
+    fr_err rv = validate(a, u);
+    if (rv != FR_OK) {
+        fri_agg_reject_count(a, FRI_REJ_MALFORMED);
+        return rv;
+    }
+    pthread_mutex_lock(&a->mtx);
+    if (a->state != RS_OPEN || u->round != a->round) {
+        int future = a->state == RS_OPEN && u->round > a->round;
+        pthread_mutex_unlock(&a->mtx);
+        // An id the aggregator never issued is not "late" but wrong.
+        fri_agg_reject_count(a, future ? FRI_REJ_STATE : FRI_REJ_LATE);
+        return future ? FR_ESTATE : FR_ELATE;
+    }
+    fri_slot *s = slot_find(a, pk);
+    if (s->state == SLOT_EMPTY) {
+        pthread_mutex_unlock(&a->mtx);
+        fri_agg_reject_count(a, FRI_REJ_NOT_MEMBER);
+        return FR_EDENIED;
+    }
+    if (s->state != SLOT_MEMBER) {
+        pthread_mutex_unlock(&a->mtx);
+        fri_agg_reject_count(a, FRI_REJ_DUP);
+        return FR_EDUP;
+    }
+    s->state = SLOT_INFLIGHT;
+    a->n_inflight++;
+    pthread_mutex_unlock(&a->mtx);
+
+    rv = acc_add(a, u);
+
+    pthread_mutex_lock(&a->mtx);
+    s = slot_find(a, pk); // the table may have grown meanwhile
+    s->state = rv == FR_OK ? SLOT_REPORTED : SLOT_MEMBER;
+    a->n_inflight--;
+    if (a->n_inflight == 0) {
+        pthread_cond_broadcast(&a->cond);
+    }
+    int close = 0;
+    if (rv == FR_OK) {
+        a->n_reported++;
+        close = a->state == RS_OPEN && a->cfg.clients_per_round > 0 &&
+                a->n_members >= a->cfg.clients_per_round &&
+                a->n_reported >= a->n_members;
+        if (close) {
+            a->state = RS_CLOSING;
+        }
+    }
+    pthread_mutex_unlock(&a->mtx);
+    if (rv != FR_OK) {
+        return rv;
+    }
+    atomic_fetch_add(&a->accepted, 1);
+    if (close) {
+        close_round(a, now_ms);
+    }
+    return FR_OK;
+}
+
+void
+fri_agg_tick(fri_agg *a, uint64_t now_ms)
+{
+    fri_sessions_expire(a, now_ms);
+    pthread_mutex_lock(&a->mtx);
+    int act = 0; // 1 close, 2 abandon
+    if (a->state == RS_OPEN && now_ms >= a->deadline_ms) {
+        // In-flight updates will be counted: they were accepted in time.
+        act      = a->n_reported + a->n_inflight >= a->cfg.min_clients ? 1 : 2;
+        a->state = RS_CLOSING;
+    }
+    pthread_mutex_unlock(&a->mtx);
+    if (act == 1) {
+        close_round(a, now_ms);
+    } else if (act == 2) {
+        abandon_round(a, now_ms, "deadline");
+    }
+}
+
+void
+fri_agg_stop(fri_agg *a, uint64_t now_ms)
+{
+    atomic_store(&a->done, 1);
+    pthread_mutex_lock(&a->mtx);
+    int act  = a->state == RS_OPEN;
+    if (act) {
+        a->state = RS_CLOSING;
+    }
+    pthread_mutex_unlock(&a->mtx);
+    if (act) {
+        abandon_round(a, now_ms, "shutdown");
+    }
+}
+
+int
+fri_agg_done(const fri_agg *a)
+{
+    return atomic_load(&((fri_agg *) a)->done) != 0;
+}
+
+void
+fri_agg_model_copy(fri_agg *a, float *mu, float *bi, size_t bi_len, float *Q,
+                   size_t Q_len, uint64_t *version)
+{
+    size_t nb = a->cfg.n_items;
+    size_t nq = nb * a->cfg.k;
+    pthread_mutex_lock(&a->mtx);
+    if (mu != NULL) {
+        *mu = a->mu;
+    }
+    if (bi != NULL) {
+        memcpy(bi, a->bi, (bi_len < nb ? bi_len : nb) * sizeof(float));
+    }
+    if (Q != NULL) {
+        memcpy(Q, a->Q, (Q_len < nq ? Q_len : nq) * sizeof(float));
+    }
+    if (version != NULL) {
+        *version = a->version;
+    }
+    pthread_mutex_unlock(&a->mtx);
+}
+
+// Model arrays of the current version for the frame builder (exclusive
+// closer/opener only).
+void
+fri_agg_model_view(const fri_agg *a, float *mu, const float **bi,
+                   const float **Q)
+{
+    *mu = a->mu;
+    *bi = a->bi;
+    *Q  = a->Q;
+}
+
+// ---- create / destroy ---------------------------------------------------
+
+static void
+fingerprint(fri_agg *a)
+{
+    uint8_t buf[32];
+    memset(buf, 0, sizeof(buf));
+    memcpy(buf, "fedrec-agg-1", 12);
+    uint32_t v[5] = {a->cfg.n_items, a->cfg.k, (uint32_t) a->cfg.algo,
+                     (uint32_t) a->cfg.implicit,
+                     a->cfg.algo == FRI_AGG_GRAD ? (uint32_t) a->cfg.server_opt
+                                                 : 0u};
+    for (int i = 0; i < 5; i++) {
+        buf[12 + 4 * i]     = (uint8_t) v[i];
+        buf[12 + 4 * i + 1] = (uint8_t) (v[i] >> 8);
+        buf[12 + 4 * i + 2] = (uint8_t) (v[i] >> 16);
+        buf[12 + 4 * i + 3] = (uint8_t) (v[i] >> 24);
+    }
+    crypto_generichash(a->fingerprint, sizeof(a->fingerprint), buf,
+                       sizeof(buf), NULL, 0);
+}
+
+static int
+cmp_key(const void *x, const void *y)
+{
+    return memcmp(x, y, FRI_AGG_KEYBYTES);
+}
+
+static fr_err
+init_model(fri_agg *a, char *err, size_t err_cap)
+{
+    const size_t nq = (size_t) a->cfg.n_items * a->cfg.k;
+    a->bi = calloc(a->cfg.n_items, sizeof(float));
+    a->Q  = malloc(nq * sizeof(float));
+    if (a->cfg.algo == FRI_AGG_GRAD && a->cfg.server_opt != FRI_AGG_OPT_SGD) {
+        a->opt_m = calloc((size_t) a->cfg.n_items * a->d, sizeof(float));
+        if (a->cfg.server_opt == FRI_AGG_OPT_ADAM) {
+            a->opt_v = calloc((size_t) a->cfg.n_items * a->d, sizeof(float));
+        }
+    }
+    if (a->bi == NULL || a->Q == NULL ||
+        (a->cfg.algo == FRI_AGG_GRAD && a->cfg.server_opt != FRI_AGG_OPT_SGD &&
+         a->opt_m == NULL) ||
+        (a->cfg.server_opt == FRI_AGG_OPT_ADAM && a->cfg.algo == FRI_AGG_GRAD &&
+         a->opt_v == NULL)) {
+        seterr(err, err_cap, "out of memory for the model");
+        return FR_ENOMEM;
+    }
+    fri_rng r;
+    fri_rng_seed2(&r, a->cfg.seed, 0x4147u); // same stream for a given seed
+    for (size_t i = 0; i < nq; i++) {
+        a->Q[i] = (float) (fri_rng_normal(&r) * a->cfg.init_std);
+    }
+    a->mu         = 0.0f;
+    a->version    = 0;
+    a->next_round = 1;
+    if (a->state_dir == NULL) {
+        return FR_OK;
+    }
+    fri_ckpt c;
+    int      used_prev = 0;
+    char     why[1024];
+    fr_err   rv = fri_ckpt_load(a->state_dir, &c, &used_prev, why, sizeof(why));
+    if (rv == FR_ENOENT) {
+        fri_agg_log(a, FR_LOG_INFO,
+                    "msg=\"no checkpoint, fresh model\" state=\"%s\"",
+                    a->state_dir);
+        return FR_OK;
+    }
+    if (rv != FR_OK) {
+        seterr(err, err_cap, "%s", why);
+        return rv;
+    }
+    if (used_prev) {
+        fri_agg_log(a, FR_LOG_WARN, "msg=\"current checkpoint refused\" "
+                                    "detail=\"%s\"",
+                    why);
+    }
+    if (memcmp(c.fingerprint, a->fingerprint, sizeof(c.fingerprint)) != 0 ||
+        c.n_items != a->cfg.n_items || c.k != a->cfg.k) {
+        seterr(err, err_cap,
+               "checkpoint in %s was made for another model (items=%u k=%u "
+               "or another algo/loss/server-opt); use a new --state dir",
+               a->state_dir, c.n_items, c.k);
+        fri_ckpt_free(&c);
+        return FR_ESTATE;
+    }
+    size_t ol = (size_t) a->cfg.n_items * a->d;
+    if ((a->opt_m != NULL && (c.n_opt < 1 || c.opt_len != ol)) ||
+        (a->opt_v != NULL && (c.n_opt < 2 || c.opt_len != ol))) {
+        seterr(err, err_cap, "checkpoint in %s lacks optimizer state",
+               a->state_dir);
+        fri_ckpt_free(&c);
+        return FR_EFORMAT;
+    }
+    memcpy(a->bi, c.bi, (size_t) a->cfg.n_items * sizeof(float));
+    memcpy(a->Q, c.Q, nq * sizeof(float));
+    if (a->opt_m != NULL) {
+        memcpy(a->opt_m, c.opt_state[0], ol * sizeof(float));
+    }
+    if (a->opt_v != NULL) {
+        memcpy(a->opt_v, c.opt_state[1], ol * sizeof(float));
+    }
+    a->opt_t          = c.opt_t;
+    a->mu             = c.mu;
+    a->version        = c.version;
+    a->last_completed = c.round;
+    // Rounds completed before the restart count towards cfg.rounds.
+    a->rounds_completed = c.version;
+    a->next_round = c.next_round > c.round ? c.next_round : c.round + 1;
+    fri_agg_log(a, FR_LOG_INFO,
+                "msg=\"checkpoint loaded\" state=\"%s\" round=%llu "
+                "model_version=%llu prev=%d",
+                a->state_dir, (unsigned long long) c.round,
+                (unsigned long long) c.version, used_prev);
+    fri_ckpt_free(&c);
+    return FR_OK;
+}
+
+fr_err
+fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
+               char *err, size_t err_cap)
+{
+    *out      = NULL;
+    fr_err rv = fri_agg_config_check(cfg, err, err_cap);
+    if (rv != FR_OK) {
+        return rv;
+    }
+    if (sodium_init() < 0) {
+        seterr(err, err_cap, "libsodium initialisation failed");
+        return FR_EINTERNAL;
+    }
+    fri_agg *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        seterr(err, err_cap, "out of memory");
+        return FR_ENOMEM;
+    }
+    a->cfg      = *cfg;
+    a->d        = cfg->k + 1;
+    a->gram_len = cfg->implicit ? fri_packed_len(cfg->k)
+                                : fri_packed_len(a->d);
+    a->acc_len  = cfg->algo == FRI_AGG_GRAD ? a->d
+                  : cfg->implicit           ? a->gram_len + cfg->k
+                                            : a->gram_len + a->d;
+    pthread_mutex_init(&a->mtx, NULL);
+    pthread_mutex_init(&a->acc_mtx, NULL);
+    pthread_cond_init(&a->cond, NULL);
+    a->state    = RS_CLOSING;
+    a->slot_cap = 64;
+    a->slots    = calloc(a->slot_cap, sizeof(*a->slots));
+    a->acc      = calloc(cfg->n_items, sizeof(float *));
+    a->touched  = malloc((size_t) cfg->n_items * sizeof(uint32_t));
+    if (cfg->implicit) {
+        a->gram_all = calloc(a->gram_len, sizeof(float));
+    }
+    if (cfg->n_allow > 0) {
+        a->allow = malloc(cfg->n_allow * FRI_AGG_KEYBYTES);
+        if (a->allow != NULL) {
+            memcpy(a->allow, cfg->allow, cfg->n_allow * FRI_AGG_KEYBYTES);
+            qsort(a->allow, cfg->n_allow, FRI_AGG_KEYBYTES, cmp_key);
+        }
+    }
+    a->cfg.allow     = a->allow;
+    a->cfg.state_dir = NULL;
+    if (cfg->state_dir != NULL && cfg->state_dir[0] != 0) {
+        a->state_dir = strdup(cfg->state_dir);
+        if (a->state_dir != NULL) {
+            struct stat st;
+            if (stat(a->state_dir, &st) != 0 &&
+                mkdir(a->state_dir, 0700) != 0 && errno != EEXIST) {
+                seterr(err, err_cap, "state dir %s: cannot create: %s",
+                       a->state_dir, strerror(errno));
+                fri_agg_destroy(a);
+                return FR_EIO;
+            }
+            if (stat(a->state_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+                seterr(err, err_cap, "state dir %s: not a directory",
+                       a->state_dir);
+                fri_agg_destroy(a);
+                return FR_EIO;
+            }
+        }
+        a->cfg.state_dir = a->state_dir;
+    }
+    if (a->slots == NULL || a->acc == NULL || a->touched == NULL ||
+        (cfg->implicit && a->gram_all == NULL) ||
+        (cfg->n_allow > 0 && a->allow == NULL) ||
+        (cfg->state_dir != NULL && cfg->state_dir[0] != 0 &&
+         a->state_dir == NULL)) {
+        seterr(err, err_cap, "out of memory");
+        fri_agg_destroy(a);
+        return FR_ENOMEM;
+    }
+    fingerprint(a);
+    rv = fri_agg_identity_init(a);
+    if (rv == FR_OK) {
+        rv = fri_sessions_create(a);
+    }
+    if (rv != FR_OK) {
+        seterr(err, err_cap, "identity/session setup failed: %s",
+               fr_strerror(rv));
+        fri_agg_destroy(a);
+        return rv;
+    }
+    rv = init_model(a, err, err_cap);
+    if (rv != FR_OK) {
+        fri_agg_destroy(a);
+        return rv;
+    }
+    if (cfg->rounds > 0 && a->rounds_completed >= cfg->rounds) {
+        atomic_store(&a->done, 1);
+    }
+    open_round(a, now_ms);
+    *out = a;
+    return FR_OK;
+}
+
+void
+fri_agg_destroy(fri_agg *a)
+{
+    if (a == NULL) {
+        return;
+    }
+    fri_sessions_destroy(a);
+    if (a->acc != NULL) {
+        for (uint32_t j = 0; j < a->n_touched; j++) {
+            free(a->acc[a->touched[j]]);
+        }
+    }
+    free(a->acc);
+    free(a->touched);
+    free(a->gram_all);
+    free(a->slots);
+    free(a->allow);
+    free(a->state_dir);
+    free(a->bi);
+    free(a->Q);
+    free(a->opt_m);
+    free(a->opt_v);
+    fri_snap_unref(a->snap);
+    fri_identity_wipe(&a->id);
+    sodium_memzero(a->cfg.identity_seed, sizeof(a->cfg.identity_seed));
+    pthread_mutex_destroy(&a->mtx);
+    pthread_mutex_destroy(&a->acc_mtx);
+    pthread_cond_destroy(&a->cond);
+    free(a);
+}
+
+void
+fri_agg_public_key(const fri_agg *a, uint8_t pk[FR_PUBLICKEYBYTES])
+{
+    memcpy(pk, a->pk, FR_PUBLICKEYBYTES);
+}

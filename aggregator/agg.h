@@ -1,0 +1,239 @@
+// The aggregator core: sessions, rounds, cohort selection, accumulation of
+// client statistics, the item solve or server optimizer step, checkpoints
+// and metrics. No sockets here: fri_agg_handle() turns one request frame
+// into one reply frame, so the NNG server (net.c), the simulator and the
+// tests drive the very same code.
+//
+// Threads: every function taking a fri_agg * is thread-safe unless noted.
+// fri_agg_handle() may run on many threads at once: decryption, decoding
+// and validation run outside the global lock; only the cohort bookkeeping
+// and the accumulation of an accepted update are serialised. The thread
+// whose update (or tick) closes a round solves the new model; meanwhile
+// check-ins get "retry later" and updates for that round FR_ELATE.
+//
+// Time is passed in (now_ms, any monotonic millisecond clock), so tests
+// drive rounds with a fake clock.
+#ifndef FR_AGGREGATOR_AGG_H
+#define FR_AGGREGATOR_AGG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fedrec/client.h" // fr_log_fn, fr_log_level, FR_PUBLICKEYBYTES
+#include "fedrec/err.h"
+
+typedef struct fri_agg fri_agg;
+
+// Clients are identified by their static X25519 public key (what the
+// handshake authenticates).
+#define FRI_AGG_KEYBYTES 32
+
+typedef enum fri_agg_algo {
+    FRI_AGG_ALS  = 0, // clients send sufficient statistics, server solves
+    FRI_AGG_GRAD = 1, // clients send gradient rows, server optimizer steps
+} fri_agg_algo;
+
+typedef enum fri_agg_opt {
+    FRI_AGG_OPT_SGD      = 0,
+    FRI_AGG_OPT_MOMENTUM = 1,
+    FRI_AGG_OPT_ADAM     = 2,
+} fri_agg_opt;
+
+// Transparent; fri_agg_config_init() fills the defaults. Pointers are
+// borrowed for fri_agg_create() only (everything is copied).
+typedef struct fri_agg_config {
+    // Model shape and algorithm.
+    uint32_t     n_items;
+    uint32_t     k;
+    fri_agg_algo algo;
+    int          implicit; // iALS / implicit feedback
+    float        reg;
+    float        reg_bias;
+    int          weighted; // weighted-lambda (see common/mf.h)
+    float        alpha;    // iALS confidence slope
+    float        init_std; // initial Q ~ N(0, init_std^2)
+    uint64_t     seed;     // model init and cohort sampling
+    // Server optimizer (algo == FRI_AGG_GRAD).
+    fri_agg_opt server_opt;
+    float       server_lr;
+    float       momentum; // momentum coefficient, also Adam beta1
+    float       beta2;    // Adam
+    float       adam_eps;
+    // Rounds.
+    uint32_t clients_per_round; // 0: no cap
+    double   fraction;          // 0: every check-in is selected
+    uint32_t min_clients;       // reports needed to close at the deadline
+    uint64_t round_deadline_ms;
+    uint64_t rounds;         // completed rounds to run; 0 = forever
+    uint32_t retry_after_ms; // told to clients without a task
+    // Sessions.
+    uint32_t max_sessions;
+    uint64_t session_ttl_ms; // idle sessions expire after this
+    size_t   max_frame;      // largest accepted request frame in bytes
+    // Identity: the seed of the aggregator's identity (proto key file).
+    uint8_t identity_seed[FR_SEEDBYTES];
+    int     has_identity; // 0: a fresh identity (tests)
+    // Optional allow-list: n_allow client X25519 keys, FRI_AGG_KEYBYTES
+    // each (enforced in the handshake and at check-in).
+    const uint8_t *allow;
+    size_t         n_allow;
+    // Checkpoint directory; NULL or "" keeps state in memory only.
+    const char *state_dir;
+    // Log sink (NULL: silent). Messages are logfmt: msg="..." key=value.
+    fr_log_fn    log;
+    void        *log_ctx;
+    fr_log_level log_level;
+} fri_agg_config;
+
+void fri_agg_config_init(fri_agg_config *cfg);
+
+// Checks the configuration; on error writes a sentence naming the field
+// into err (if err_cap > 0) and returns FR_EINVAL.
+FR_NODISCARD fr_err fri_agg_config_check(const fri_agg_config *cfg,
+                                         char *err, size_t err_cap);
+
+// Creates an aggregator: validates cfg, loads the last checkpoint from
+// cfg->state_dir if there is one (else initialises a model from cfg->seed)
+// and opens the first round at now_ms. On failure *out is NULL and, if
+// err_cap > 0, err says why (naming the checkpoint file when it is bad).
+// Errors: FR_EINVAL (config), FR_EFORMAT (damaged checkpoint), FR_ESTATE
+// (checkpoint made for another model shape/algorithm), FR_EIO, FR_ENOMEM.
+FR_NODISCARD fr_err fri_agg_create(fri_agg **out, const fri_agg_config *cfg,
+                                   uint64_t now_ms, char *err,
+                                   size_t err_cap);
+void fri_agg_destroy(fri_agg *a); // NULL is a no-op; wipes keys
+
+// Public key of the aggregator's identity (clients pin it).
+void fri_agg_public_key(const fri_agg *a, uint8_t pk[FR_PUBLICKEYBYTES]);
+
+// Upper bound of any reply frame (size reply buffers with it).
+size_t fri_agg_reply_bound(const fri_agg *a);
+
+// Processes one request frame and writes the reply frame (always, also for
+// refusals: an ERROR frame). Returns FR_OK when a reply was written, even
+// an ERROR reply; FR_ENOSPC if reply_cap is too small (see
+// fri_agg_reply_bound); other codes only when no reply can be produced
+// (the transport should then drop the request).
+FR_NODISCARD fr_err fri_agg_handle(fri_agg *a, uint64_t now_ms,
+                                   const uint8_t *req, size_t req_len,
+                                   uint8_t *reply, size_t reply_cap,
+                                   size_t *reply_len);
+
+// Advances time-based state: expires idle sessions, closes or abandons a
+// round whose deadline passed. Call it every ~100 ms.
+void fri_agg_tick(fri_agg *a, uint64_t now_ms);
+
+// Stops: abandons the open round (its partial sums are dropped; completed
+// rounds are all checkpointed already) so that later check-ins get no task.
+void fri_agg_stop(fri_agg *a, uint64_t now_ms);
+
+// Nonzero once cfg->rounds completed rounds have been run (never when
+// rounds == 0) or after fri_agg_stop().
+int fri_agg_done(const fri_agg *a);
+
+// ---- transport-independent round interface -------------------------------
+// What fri_agg_handle() calls after the secure channel has authenticated a
+// client key. Exposed for the simulator and the tests.
+
+typedef struct fri_agg_task {
+    int      has_task;       // 0: no task, retry after retry_after_ms
+    uint32_t retry_after_ms;
+    uint64_t round;
+    uint64_t model_version;
+    uint64_t deadline_ms;    // absolute, on the caller's clock
+    uint32_t ms_left;        // deadline - now
+} fri_agg_task;
+
+// A client's CHECKIN for the current round. Always FR_OK for a valid key
+// (a refusal is has_task == 0). FR_EDENIED if an allow-list is set and the
+// key is not in it.
+FR_NODISCARD fr_err fri_agg_checkin(fri_agg *a, uint64_t now_ms,
+                                    const uint8_t pk[FRI_AGG_KEYBYTES],
+                                    fri_agg_task *task);
+
+// A decoded UPDATE. items are distinct catalog indices; row j belongs to
+// items[j]. Content by mode (d = k + 1):
+//  - ALS explicit: gram = x x^T packed (fri_packed_len(d)), rows[j] = h_uj
+//    (d floats), sum_ratings/count for the global mean.
+//  - ALS implicit: gram = p p^T packed (fri_packed_len(k)), rows[j] =
+//    [c_j - 1, c_j p] (d floats).
+//  - GRAD: gram unused, rows[j] = gradient w.r.t. [q_i; b_i] (d floats) of
+//    the client's summed loss; weight = its interaction count;
+//    sum_ratings/count for the global mean.
+typedef struct fri_agg_update {
+    uint64_t        round;
+    uint32_t        n;
+    const uint32_t *items;
+    const float    *gram;
+    size_t          gram_len;
+    const float    *rows;
+    size_t          rows_len; // n * (k + 1)
+    double          sum_ratings;
+    double          count;
+    double          weight;
+} fri_agg_update;
+
+// Submits an update from an authenticated client key. FR_OK: accepted.
+// FR_ELATE (round closed or unknown), FR_EDUP (already reported this
+// round), FR_EDENIED (not in the round's cohort), FR_EPROTO (shape,
+// indices or values invalid). Every refusal is counted by reason. May
+// close the round (and solve) before returning.
+FR_NODISCARD fr_err fri_agg_submit(fri_agg *a, uint64_t now_ms,
+                                   const uint8_t pk[FRI_AGG_KEYBYTES],
+                                   const fri_agg_update *u);
+
+// ---- model and metrics ---------------------------------------------------
+
+// Copies the current model (mu, bi: n_items, Q: n_items * k). Any output
+// pointer may be NULL.
+void fri_agg_model_copy(fri_agg *a, float *mu, float *bi, size_t bi_len,
+                        float *Q, size_t Q_len, uint64_t *version);
+
+typedef enum fri_agg_reject {
+    FRI_REJ_LATE = 0,
+    FRI_REJ_DUP,
+    FRI_REJ_NOT_MEMBER,
+    FRI_REJ_MALFORMED,
+    FRI_REJ_CRYPTO,
+    FRI_REJ_REPLAY,
+    FRI_REJ_DENIED,
+    FRI_REJ_SESSION_CAP,
+    FRI_REJ_NO_SESSION,
+    FRI_REJ_STATE,
+    FRI_REJ_TOO_BIG,
+    FRI_REJ_COUNT_
+} fri_agg_reject;
+
+// Prometheus label value of a reason ("late", "duplicate", ...).
+const char *fri_agg_reject_name(fri_agg_reject r);
+
+typedef struct fri_agg_metrics {
+    uint64_t round;            // id of the current (open) round
+    uint64_t rounds_completed;
+    uint64_t rounds_abandoned;
+    uint64_t model_version;
+    uint64_t clients_seen;     // sessions established
+    uint64_t checkins;
+    uint64_t updates_accepted;
+    uint64_t rejected[FRI_REJ_COUNT_];
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t sessions;         // live sessions
+    uint32_t cohort;           // members of the open round
+    uint32_t reported;         // their accepted updates
+    int      round_open;
+    float    mu;
+} fri_agg_metrics;
+
+void fri_agg_metrics_get(fri_agg *a, fri_agg_metrics *m);
+
+// Renders metrics as Prometheus text (version 0.0.4) / as a JSON object.
+// FR_ENOSPC if dst_cap is too small; 4096 bytes always suffice.
+FR_NODISCARD fr_err fri_agg_metrics_prometheus(const fri_agg_metrics *m,
+                                               char *dst, size_t dst_cap,
+                                               size_t *dst_len);
+FR_NODISCARD fr_err fri_agg_metrics_json(const fri_agg_metrics *m,
+                                         char *dst, size_t dst_cap,
+                                         size_t *dst_len);
+
+#endif

@@ -1,0 +1,121 @@
+// Internals of the aggregator shared by its .c files. Includes neither
+// common/mf.h nor proto/msg.h: both define FRI_ALGO_* enumerators, so the
+// model math (round.c) and the wire glue (handle.c) live in separate
+// translation units.
+#ifndef FR_AGGREGATOR_AGG_INT_H
+#define FR_AGGREGATOR_AGG_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "agg.h"
+#include "keys.h"
+
+// The signed MODEL frame of one round, built once when the round opens and
+// shared by reference: handlers serving GET_MODEL hold a reference while
+// they seal it for their session.
+typedef struct fri_snap {
+    atomic_uint refs;
+    uint64_t    version;
+    uint64_t    round;
+    uint8_t    *frame; // signed plain MODEL frame, or NULL
+    size_t      frame_len;
+} fri_snap;
+
+// Cohort slot states.
+enum { SLOT_EMPTY = 0, SLOT_MEMBER = 1, SLOT_REPORTED = 2, SLOT_INFLIGHT = 3 };
+
+typedef struct fri_slot {
+    uint8_t pk[FRI_AGG_KEYBYTES];
+    uint8_t state;
+} fri_slot;
+
+enum { RS_OPEN = 0, RS_CLOSING = 1, RS_DONE = 2 };
+
+typedef struct fri_sessions fri_sessions; // handle.c
+
+struct fri_agg {
+    fri_agg_config cfg;        // copied; cfg.allow points at allow below
+    uint8_t       *allow;      // sorted n_allow keys
+    char          *state_dir;
+    uint8_t        fingerprint[32];
+    fri_identity   id;         // the aggregator's identity (secret)
+    uint8_t        pk[FR_PUBLICKEYBYTES]; // X25519 || Ed25519
+    uint32_t       d;          // k + 1
+    size_t         gram_len;   // floats in a client's Gram
+    size_t         acc_len;    // floats in one item accumulator
+
+    pthread_mutex_t mtx;       // everything below until "acc"
+    pthread_cond_t  cond;      // inflight reached zero
+    int             state;     // RS_*
+    uint64_t        round;     // current round id
+    uint64_t        next_round;
+    uint64_t        opened_ms;
+    uint64_t        deadline_ms;
+    fri_slot       *slots;     // cohort hash set (open addressing)
+    uint32_t        slot_cap;  // power of two
+    uint32_t        n_members;
+    uint32_t        n_reported;
+    uint32_t        n_inflight;
+    uint64_t        rounds_completed;
+    uint64_t        rounds_abandoned;
+    uint64_t        last_completed; // id of the last completed round
+    fri_snap       *snap;      // MODEL frame of the current round
+    // The model. Replaced only by the (exclusive) closer, under mtx, so the
+    // closer reads it without the lock and others copy it under the lock.
+    float           mu;
+    float          *bi;        // n_items
+    float          *Q;         // n_items * k
+    uint64_t        version;
+    uint8_t         sel_key[16]; // cohort sampling key of this round
+
+    // Optimizer state (closer only).
+    float   *opt_m;
+    float   *opt_v;
+    uint64_t opt_t;
+
+    pthread_mutex_t acc_mtx;   // accumulators
+    float         **acc;       // per item, lazily allocated acc_len floats
+    uint32_t       *touched;   // items with an accumulator, in order
+    uint32_t        n_touched;
+    float          *gram_all;  // iALS: sum of all client Grams
+    double          sum_ratings;
+    double          count;
+    double          weight;
+
+    fri_sessions *sessions;
+
+    atomic_uint_fast64_t clients_seen;
+    atomic_uint_fast64_t checkins;
+    atomic_uint_fast64_t accepted;
+    atomic_uint_fast64_t rejected[FRI_REJ_COUNT_];
+    atomic_uint_fast64_t bytes_in;
+    atomic_uint_fast64_t bytes_out;
+    atomic_uint_fast64_t n_sessions;
+    atomic_int           done;
+};
+
+void fri_agg_log(const fri_agg *a, fr_log_level lv, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+void fri_snap_unref(fri_snap *s);
+// Current snapshot with a reference held (never NULL after create).
+fri_snap *fri_agg_snap_get(fri_agg *a);
+// Counts a refusal.
+void fri_agg_reject_count(fri_agg *a, fri_agg_reject r);
+
+// ---- handle.c (wire + sessions) ----
+fr_err fri_sessions_create(fri_agg *a);
+void   fri_sessions_destroy(fri_agg *a);
+void   fri_sessions_expire(fri_agg *a, uint64_t now_ms);
+// Identity from cfg (seed or fresh) into a->sk / a->pk.
+fr_err fri_agg_identity_init(fri_agg *a);
+// Encodes and signs the MODEL frame of the current model for s->round and
+// s->version into s->frame. Called by the exclusive closer/opener.
+fr_err fri_agg_snap_frame(fri_agg *a, fri_snap *s);
+
+#endif

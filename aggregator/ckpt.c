@@ -1,0 +1,404 @@
+#include "ckpt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "wire.h"
+
+#define CKPT_FORMAT 1u
+#define CKPT_HDR_LEN (4 + 4 + FRI_CKPT_FPBYTES + 8 + 8 + 8 + 4 + 4 + 4 + 4 + 8 + 8 + 4)
+#define CKPT_SUMBYTES 32
+// Sanity bounds for reading: a file claiming more is damaged.
+#define CKPT_MAX_ITEMS (1u << 26)
+#define CKPT_MAX_K 256u
+
+static void
+seterr(char *err, size_t cap, const char *fmt, ...)
+{
+    if (err == NULL || cap == 0) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+}
+
+void
+fri_ckpt_free(fri_ckpt *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    free(c->bi);
+    free(c->Q);
+    for (int i = 0; i < FRI_CKPT_MAX_OPT; i++) {
+        free(c->opt_state[i]);
+    }
+    memset(c, 0, sizeof(*c));
+}
+
+// Writes all of buf and feeds it to the checksum.
+static int
+put(int fd, crypto_generichash_state *h, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    crypto_generichash_update(h, p, len);
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        p += w;
+        len -= (size_t) w;
+    }
+    return 0;
+}
+
+// Floats in little-endian, in chunks to bound the stack buffer.
+static int
+put_floats(int fd, crypto_generichash_state *h, const float *v, size_t n)
+{
+    uint8_t buf[4096];
+    while (n > 0) {
+        size_t m = n < sizeof(buf) / 4 ? n : sizeof(buf) / 4;
+        fri_put_array32(buf, v, m);
+        if (put(fd, h, buf, m * 4) != 0) {
+            return -1;
+        }
+        v += m;
+        n -= m;
+    }
+    return 0;
+}
+
+static int
+fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) {
+        return -1;
+    }
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+fr_err
+fri_ckpt_write(const char *dir, const fri_ckpt *c, char *err, size_t err_cap)
+{
+    if (dir == NULL || c == NULL || c->n_items == 0 || c->k == 0 ||
+        c->bi == NULL || c->Q == NULL || c->n_opt > FRI_CKPT_MAX_OPT) {
+        seterr(err, err_cap, "checkpoint: invalid arguments");
+        return FR_EINVAL;
+    }
+    for (uint32_t i = 0; i < c->n_opt; i++) {
+        if (c->opt_state[i] == NULL && c->opt_len > 0) {
+            seterr(err, err_cap, "checkpoint: missing optimizer state");
+            return FR_EINVAL;
+        }
+    }
+    size_t plen = strlen(dir) + 32;
+    char  *tmp  = malloc(plen);
+    char  *cur  = malloc(plen);
+    char  *prev = malloc(plen);
+    char  *ptmp = malloc(plen);
+    fr_err rv   = FR_OK;
+    int    fd   = -1;
+    if (tmp == NULL || cur == NULL || prev == NULL || ptmp == NULL) {
+        rv = FR_ENOMEM;
+        seterr(err, err_cap, "checkpoint: out of memory");
+        goto out;
+    }
+    snprintf(tmp, plen, "%s/checkpoint.tmp", dir);
+    snprintf(cur, plen, "%s/checkpoint", dir);
+    snprintf(prev, plen, "%s/checkpoint.prev", dir);
+    snprintf(ptmp, plen, "%s/checkpoint.prev.tmp", dir);
+
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        seterr(err, err_cap, "checkpoint %s: cannot create: %s", tmp,
+               strerror(errno));
+        rv = FR_EIO;
+        goto out;
+    }
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, NULL, 0, CKPT_SUMBYTES);
+    uint8_t hdr[CKPT_HDR_LEN];
+    uint8_t *p = hdr;
+    memcpy(p, "FRCK", 4);
+    p += 4;
+    fri_put32(p, CKPT_FORMAT);
+    p += 4;
+    memcpy(p, c->fingerprint, FRI_CKPT_FPBYTES);
+    p += FRI_CKPT_FPBYTES;
+    fri_put64(p, c->version);
+    p += 8;
+    fri_put64(p, c->round);
+    p += 8;
+    fri_put64(p, c->next_round);
+    p += 8;
+    fri_put32(p, c->n_items);
+    p += 4;
+    fri_put32(p, c->k);
+    p += 4;
+    fri_putf32(p, c->mu);
+    p += 4;
+    fri_put32(p, c->opt);
+    p += 4;
+    fri_put64(p, c->opt_t);
+    p += 8;
+    fri_put64(p, c->n_opt > 0 ? c->opt_len : 0);
+    p += 8;
+    fri_put32(p, c->n_opt);
+    p += 4;
+    int bad = put(fd, &h, hdr, sizeof(hdr)) != 0 ||
+              put_floats(fd, &h, c->bi, c->n_items) != 0 ||
+              put_floats(fd, &h, c->Q, (size_t) c->n_items * c->k) != 0;
+    for (uint32_t i = 0; !bad && i < c->n_opt; i++) {
+        bad = put_floats(fd, &h, c->opt_state[i], c->opt_len) != 0;
+    }
+    uint8_t sum[CKPT_SUMBYTES];
+    crypto_generichash_final(&h, sum, sizeof(sum));
+    if (!bad) {
+        crypto_generichash_state dummy;
+        crypto_generichash_init(&dummy, NULL, 0, CKPT_SUMBYTES);
+        bad = put(fd, &dummy, sum, sizeof(sum)) != 0;
+    }
+    if (bad || fsync(fd) != 0) {
+        seterr(err, err_cap, "checkpoint %s: write failed: %s", tmp,
+               strerror(errno));
+        rv = FR_EIO;
+        goto out;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        seterr(err, err_cap, "checkpoint %s: close failed: %s", tmp,
+               strerror(errno));
+        rv = FR_EIO;
+        goto out;
+    }
+    fd = -1;
+    // Keep the current file as .prev: link, then rename over the old one,
+    // so that DIR/checkpoint exists at every instant.
+    struct stat st;
+    if (stat(cur, &st) == 0) {
+        (void) unlink(ptmp);
+        if (link(cur, ptmp) != 0 || rename(ptmp, prev) != 0) {
+            seterr(err, err_cap, "checkpoint %s: cannot keep previous: %s",
+                   prev, strerror(errno));
+            rv = FR_EIO;
+            goto out;
+        }
+    }
+    if (rename(tmp, cur) != 0) {
+        seterr(err, err_cap, "checkpoint %s: rename failed: %s", cur,
+               strerror(errno));
+        rv = FR_EIO;
+        goto out;
+    }
+    if (fsync_dir(dir) != 0) {
+        seterr(err, err_cap, "checkpoint %s: fsync of directory failed: %s",
+               dir, strerror(errno));
+        rv = FR_EIO;
+        goto out;
+    }
+out:
+    if (fd >= 0) {
+        close(fd);
+        (void) unlink(tmp);
+    }
+    free(tmp);
+    free(cur);
+    free(prev);
+    free(ptmp);
+    return rv;
+}
+
+static float *
+get_floats(const uint8_t *p, size_t n)
+{
+    float *v = malloc(n > 0 ? n * sizeof(float) : 1);
+    if (v != NULL) {
+        fri_get_array32(v, p, n);
+    }
+    return v;
+}
+
+fr_err
+fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
+                   size_t err_cap)
+{
+    memset(out, 0, sizeof(*out));
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        int e = errno;
+        seterr(err, err_cap, "checkpoint %s: cannot open: %s", path,
+               strerror(e));
+        return e == ENOENT ? FR_ENOENT : FR_EIO;
+    }
+    uint8_t *buf = NULL;
+    fr_err   rv  = FR_OK;
+    long     sz  = -1;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        sz = ftell(f);
+    }
+    if (sz < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        seterr(err, err_cap, "checkpoint %s: cannot read", path);
+        fclose(f);
+        return FR_EIO;
+    }
+    size_t len = (size_t) sz;
+    if (len < CKPT_HDR_LEN + CKPT_SUMBYTES) {
+        seterr(err, err_cap, "checkpoint %s: truncated (%zu bytes)", path,
+               len);
+        fclose(f);
+        return FR_EFORMAT;
+    }
+    buf = malloc(len);
+    if (buf == NULL) {
+        fclose(f);
+        seterr(err, err_cap, "checkpoint %s: out of memory", path);
+        return FR_ENOMEM;
+    }
+    if (fread(buf, 1, len, f) != len) {
+        seterr(err, err_cap, "checkpoint %s: short read", path);
+        rv = FR_EIO;
+        goto out;
+    }
+    uint8_t sum[CKPT_SUMBYTES];
+    crypto_generichash(sum, sizeof(sum), buf, len - CKPT_SUMBYTES, NULL, 0);
+    if (sodium_memcmp(sum, buf + len - CKPT_SUMBYTES, CKPT_SUMBYTES) != 0) {
+        seterr(err, err_cap,
+               "checkpoint %s: checksum mismatch (file is damaged)", path);
+        rv = FR_EFORMAT;
+        goto out;
+    }
+    const uint8_t *p = buf;
+    if (memcmp(p, "FRCK", 4) != 0 || fri_get32(p + 4) != CKPT_FORMAT) {
+        seterr(err, err_cap, "checkpoint %s: not a format-%u checkpoint",
+               path, CKPT_FORMAT);
+        rv = FR_EFORMAT;
+        goto out;
+    }
+    p += 8;
+    memcpy(out->fingerprint, p, FRI_CKPT_FPBYTES);
+    p += FRI_CKPT_FPBYTES;
+    out->version = fri_get64(p);
+    p += 8;
+    out->round = fri_get64(p);
+    p += 8;
+    out->next_round = fri_get64(p);
+    p += 8;
+    out->n_items = fri_get32(p);
+    p += 4;
+    out->k = fri_get32(p);
+    p += 4;
+    out->mu = fri_getf32(p);
+    p += 4;
+    out->opt = fri_get32(p);
+    p += 4;
+    out->opt_t = fri_get64(p);
+    p += 8;
+    out->opt_len = fri_get64(p);
+    p += 8;
+    out->n_opt = fri_get32(p);
+    p += 4;
+    if (out->n_items == 0 || out->n_items > CKPT_MAX_ITEMS || out->k == 0 ||
+        out->k > CKPT_MAX_K || out->n_opt > FRI_CKPT_MAX_OPT ||
+        out->opt_len > (uint64_t) CKPT_MAX_ITEMS * (CKPT_MAX_K + 1)) {
+        seterr(err, err_cap, "checkpoint %s: implausible header", path);
+        rv = FR_EFORMAT;
+        goto out;
+    }
+    size_t nq   = (size_t) out->n_items * out->k;
+    size_t need = CKPT_HDR_LEN + 4 * ((size_t) out->n_items + nq +
+                                      (size_t) out->n_opt * out->opt_len) +
+                  CKPT_SUMBYTES;
+    if (need != len) {
+        seterr(err, err_cap,
+               "checkpoint %s: size %zu does not match header (%zu)", path,
+               len, need);
+        rv = FR_EFORMAT;
+        goto out;
+    }
+    out->bi = get_floats(p, out->n_items);
+    p += 4 * (size_t) out->n_items;
+    out->Q = get_floats(p, nq);
+    p += 4 * nq;
+    int oom = out->bi == NULL || out->Q == NULL;
+    for (uint32_t i = 0; i < out->n_opt; i++) {
+        out->opt_state[i] = get_floats(p, out->opt_len);
+        p += 4 * out->opt_len;
+        oom |= out->opt_state[i] == NULL;
+    }
+    if (oom) {
+        seterr(err, err_cap, "checkpoint %s: out of memory", path);
+        rv = FR_ENOMEM;
+        goto out;
+    }
+out:
+    if (rv != FR_OK) {
+        fri_ckpt_free(out);
+    }
+    free(buf);
+    fclose(f);
+    return rv;
+}
+
+fr_err
+fri_ckpt_load(const char *dir, fri_ckpt *out, int *used_prev, char *err,
+              size_t err_cap)
+{
+    *used_prev = 0;
+    memset(out, 0, sizeof(*out));
+    size_t plen = strlen(dir) + 32;
+    char  *cur  = malloc(plen);
+    char  *prev = malloc(plen);
+    if (cur == NULL || prev == NULL) {
+        free(cur);
+        free(prev);
+        seterr(err, err_cap, "checkpoint: out of memory");
+        return FR_ENOMEM;
+    }
+    snprintf(cur, plen, "%s/checkpoint", dir);
+    snprintf(prev, plen, "%s/checkpoint.prev", dir);
+    char   why[512];
+    fr_err rv = fri_ckpt_read_file(cur, out, why, sizeof(why));
+    if (rv == FR_OK || rv == FR_ENOMEM) {
+        if (rv != FR_OK) {
+            seterr(err, err_cap, "%s", why);
+        }
+        goto done;
+    }
+    char   why2[512];
+    fr_err rv2 = fri_ckpt_read_file(prev, out, why2, sizeof(why2));
+    if (rv2 == FR_OK) {
+        *used_prev = 1;
+        seterr(err, err_cap, "%s; using %s", why, prev);
+        rv = FR_OK;
+    } else if (rv == FR_ENOENT && rv2 == FR_ENOENT) {
+        seterr(err, err_cap, "no checkpoint in %s", dir);
+    } else {
+        // Report the current file's damage first: that is what to repair.
+        seterr(err, err_cap, "%s; %s", why, why2);
+        if (rv == FR_ENOENT) {
+            rv = rv2;
+        }
+    }
+done:
+    free(cur);
+    free(prev);
+    return rv;
+}

@@ -1,0 +1,64 @@
+// Aggregator checkpoints: the item model and optimizer state after each
+// completed round, in DIR/checkpoint, written atomically (temporary file,
+// fsync, rename, fsync of the directory) and sealed with a BLAKE2b-256
+// checksum. The file it replaces is kept (hard link) as
+// DIR/checkpoint.prev, so a damaged current file never loses more than the
+// last round and a torn write never loses anything: the rename only
+// happens after the new file is complete and on disk.
+//
+// Layout, little-endian (format 1):
+//   "FRCK" | u32 format | fingerprint[32] | u64 version | u64 round
+//   | u64 next_round | u32 n_items | u32 k | f32 mu | u32 opt | u64 opt_t
+//   | u64 opt_len | u32 n_opt | bi[n_items] f32 | Q[n_items*k] f32
+//   | n_opt arrays of opt_len f32 | BLAKE2b-256 of everything before
+#ifndef FR_AGGREGATOR_CKPT_H
+#define FR_AGGREGATOR_CKPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fedrec/err.h"
+
+#define FRI_CKPT_FPBYTES 32
+#define FRI_CKPT_MAX_OPT 2
+
+typedef struct fri_ckpt {
+    uint8_t  fingerprint[FRI_CKPT_FPBYTES]; // config the model belongs to
+    uint64_t version;    // model version
+    uint64_t round;      // last completed round id
+    uint64_t next_round; // first round id to use after a restart
+    uint32_t n_items;
+    uint32_t k;
+    float    mu;
+    float   *bi; // n_items
+    float   *Q;  // n_items * k
+    uint32_t opt;   // server optimizer kind (fri_agg_opt)
+    uint64_t opt_t; // optimizer step count
+    uint64_t opt_len;           // floats per optimizer array
+    uint32_t n_opt;             // number of optimizer arrays in use
+    float   *opt_state[FRI_CKPT_MAX_OPT];
+} fri_ckpt;
+
+// Writes c as DIR/checkpoint (see above). FR_EIO with a message naming the
+// file on failure; the previous checkpoint is then left intact.
+FR_NODISCARD fr_err fri_ckpt_write(const char *dir, const fri_ckpt *c,
+                                   char *err, size_t err_cap);
+
+// Reads and verifies one checkpoint file into *out (arrays allocated;
+// release with fri_ckpt_free). FR_EIO if unreadable (FR_ENOENT if it does
+// not exist), FR_EFORMAT if the checksum or layout is wrong. Messages name
+// the file.
+FR_NODISCARD fr_err fri_ckpt_read_file(const char *path, fri_ckpt *out,
+                                       char *err, size_t err_cap);
+
+// Loads the newest good checkpoint of dir: DIR/checkpoint, or, if that one
+// is damaged or missing, DIR/checkpoint.prev (*used_prev = 1, and err then
+// describes what was wrong with the current file). FR_ENOENT if dir holds
+// none; FR_EFORMAT if the current file is damaged and there is no good
+// previous one.
+FR_NODISCARD fr_err fri_ckpt_load(const char *dir, fri_ckpt *out,
+                                  int *used_prev, char *err, size_t err_cap);
+
+void fri_ckpt_free(fri_ckpt *c); // frees the arrays, zeroes the struct
+
+#endif

@@ -1,0 +1,634 @@
+// The wire side of the aggregator: identity, the session table, and the
+// request -> reply dispatch of fri_agg_handle().
+//
+// Flow per client check-in (each on its own secure session):
+//   HELLO     -> WELCOME (plain; creates the session)
+//   CHECKIN   -> TASK (RUN or NONE + retry_after; NONE ends the session)
+//   GET_MODEL -> MODEL (the round's frame, signed once, sealed per session)
+//   UPDATE    -> ACK, or ERROR with FR_ELATE/FR_EDUP/FR_EDENIED/FR_EPROTO
+//                (either ends the session)
+// Refusals before a session exists, or for frames that do not open, are
+// plain ERROR frames; the rest are sealed.
+#include "agg_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "channel.h"
+#include "keys.h"
+#include "linalg.h"
+#include "msg.h"
+#include "wire.h"
+
+// Sessions that never sent a sealed frame are dropped sooner: a HELLO
+// costs the sender nothing.
+#define UNCONFIRMED_TTL_MS 10000u
+
+int  fri_agg_allowed(const fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES]);
+int  fri_agg_is_member(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES],
+                       uint64_t round);
+void fri_agg_model_view(const fri_agg *a, float *mu, const float **bi,
+                        const float **Q);
+
+typedef struct sess_entry {
+    struct sess_entry *next;
+    fri_session       *s;
+    uint8_t            sid[FRI_SID_BYTES];
+    uint8_t            client[FRI_PKBYTES];
+    uint64_t           last_ms;
+    int                busy; // a request of this session is being handled
+    int                dead; // drop when the request finishes
+} sess_entry;
+
+struct fri_sessions {
+    pthread_mutex_t mtx;
+    sess_entry    **buckets;
+    uint32_t        n_buckets; // power of two
+    uint32_t        n;
+    fri_allowlist   allow;
+};
+
+static uint32_t
+sid_hash(const uint8_t *sid)
+{
+    // Session ids are random.
+    return fri_get32(sid);
+}
+
+fr_err
+fri_sessions_create(fri_agg *a)
+{
+    fri_sessions *t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        return FR_ENOMEM;
+    }
+    uint32_t nb = 64;
+    while (nb < a->cfg.max_sessions && nb < (1u << 20)) {
+        nb *= 2;
+    }
+    t->buckets = calloc(nb, sizeof(*t->buckets));
+    if (t->buckets == NULL) {
+        free(t);
+        return FR_ENOMEM;
+    }
+    t->n_buckets = nb;
+    if (a->cfg.n_allow > 0) {
+        t->allow.keys = (const uint8_t(*)[FRI_PKBYTES]) a->allow;
+        t->allow.n    = a->cfg.n_allow;
+    }
+    pthread_mutex_init(&t->mtx, NULL);
+    a->sessions = t;
+    return FR_OK;
+}
+
+void
+fri_sessions_destroy(fri_agg *a)
+{
+    fri_sessions *t = a->sessions;
+    if (t == NULL) {
+        return;
+    }
+    for (uint32_t b = 0; b < t->n_buckets; b++) {
+        sess_entry *e = t->buckets[b];
+        while (e != NULL) {
+            sess_entry *n = e->next;
+            fri_session_destroy(e->s);
+            free(e);
+            e = n;
+        }
+    }
+    free(t->buckets);
+    pthread_mutex_destroy(&t->mtx);
+    free(t);
+    a->sessions = NULL;
+}
+
+// Unlinks and frees e (under t->mtx).
+static void
+sess_remove(fri_agg *a, sess_entry *e)
+{
+    fri_sessions *t  = a->sessions;
+    sess_entry  **pp = &t->buckets[sid_hash(e->sid) & (t->n_buckets - 1)];
+    while (*pp != NULL && *pp != e) {
+        pp = &(*pp)->next;
+    }
+    if (*pp == e) {
+        *pp = e->next;
+        t->n--;
+        atomic_fetch_sub(&a->n_sessions, 1);
+    }
+    fri_session_destroy(e->s);
+    free(e);
+}
+
+static void
+expire_locked(fri_agg *a, uint64_t now_ms)
+{
+    fri_sessions *t = a->sessions;
+    for (uint32_t b = 0; b < t->n_buckets; b++) {
+        sess_entry *e = t->buckets[b];
+        while (e != NULL) {
+            sess_entry *n   = e->next;
+            uint64_t    ttl = fri_session_confirmed(e->s)
+                                  ? a->cfg.session_ttl_ms
+                                  : UNCONFIRMED_TTL_MS;
+            if (!e->busy && now_ms >= e->last_ms + ttl) {
+                sess_remove(a, e);
+            }
+            e = n;
+        }
+    }
+}
+
+void
+fri_sessions_expire(fri_agg *a, uint64_t now_ms)
+{
+    if (a->sessions == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&a->sessions->mtx);
+    expire_locked(a, now_ms);
+    pthread_mutex_unlock(&a->sessions->mtx);
+}
+
+// Checks a session out for one request. NULL if unknown or busy (*busy).
+static sess_entry *
+sess_acquire(fri_agg *a, const uint8_t *sid, uint64_t now_ms, int *busy)
+{
+    fri_sessions *t = a->sessions;
+    *busy           = 0;
+    pthread_mutex_lock(&t->mtx);
+    sess_entry *e = t->buckets[sid_hash(sid) & (t->n_buckets - 1)];
+    while (e != NULL && memcmp(e->sid, sid, FRI_SID_BYTES) != 0) {
+        e = e->next;
+    }
+    if (e != NULL && e->busy) {
+        *busy = 1;
+        e     = NULL;
+    } else if (e != NULL) {
+        e->busy    = 1;
+        e->last_ms = now_ms;
+    }
+    pthread_mutex_unlock(&t->mtx);
+    return e;
+}
+
+static void
+sess_release(fri_agg *a, sess_entry *e, uint64_t now_ms, int drop)
+{
+    fri_sessions *t = a->sessions;
+    pthread_mutex_lock(&t->mtx);
+    e->busy    = 0;
+    e->last_ms = now_ms;
+    if (drop || e->dead) {
+        sess_remove(a, e);
+    }
+    pthread_mutex_unlock(&t->mtx);
+}
+
+fr_err
+fri_agg_identity_init(fri_agg *a)
+{
+    fr_err rv = a->cfg.has_identity
+                    ? fri_identity_from_seed(&a->id, a->cfg.identity_seed)
+                    : fri_identity_generate(&a->id);
+    sodium_memzero(a->cfg.identity_seed, sizeof(a->cfg.identity_seed));
+    if (rv != FR_OK) {
+        return rv;
+    }
+    memcpy(a->pk, a->id.kx_pk, 32);
+    memcpy(a->pk + 32, a->id.sign_pk, 32);
+    return FR_OK;
+}
+
+fr_err
+fri_agg_snap_frame(fri_agg *a, fri_snap *s)
+{
+    fri_model m;
+    memset(&m, 0, sizeof(m));
+    m.round_id = s->round;
+    m.version  = s->version;
+    m.kind     = FRI_MODEL_FULL;
+    m.enc      = FRI_MENC_F32;
+    m.k        = a->cfg.k;
+    m.n_items  = a->cfg.n_items;
+    fri_agg_model_view(a, &m.mu, &m.bias, &m.factors);
+    m.stride = a->cfg.k;
+    size_t len = fri_model_size(FRI_MENC_F32, m.k, m.n_items);
+    if (len == 0) {
+        return FR_ETOOBIG;
+    }
+    uint8_t *f = malloc(len);
+    if (f == NULL) {
+        return FR_ENOMEM;
+    }
+    size_t flen = 0;
+    fr_err rv   = fri_model_encode(f, len, &flen, &m);
+    if (rv == FR_OK) {
+        rv = fri_model_sign(f, flen, &a->id);
+    }
+    if (rv != FR_OK) {
+        free(f);
+        return rv;
+    }
+    s->frame     = f;
+    s->frame_len = flen;
+    return FR_OK;
+}
+
+size_t
+fri_agg_reply_bound(const fri_agg *a)
+{
+    size_t m = fri_model_size(FRI_MENC_F32, a->cfg.k, a->cfg.n_items);
+    size_t e = fri_error_size(FRI_MAX_ERRTEXT);
+    size_t b = m > e ? m : e;
+    if (b < FRI_WELCOME_LEN) {
+        b = FRI_WELCOME_LEN;
+    }
+    return b + FRI_SEAL_HEADROOM + FRI_SEAL_OVERHEAD + 64;
+}
+
+// ---- replies --------------------------------------------------------------
+
+typedef struct reply {
+    uint8_t *buf;
+    size_t   cap;
+    size_t   len;
+} reply;
+
+// ERROR frame, sealed with s when s != NULL.
+static fr_err
+put_error(reply *r, fri_session *s, fr_err code, uint16_t of_type,
+          uint64_t round, uint32_t retry_ms, const char *text)
+{
+    fri_error e;
+    memset(&e, 0, sizeof(e));
+    e.code           = (uint32_t) code;
+    e.of_type        = of_type;
+    e.round_id       = round;
+    e.retry_after_ms = retry_ms;
+    e.text           = text;
+    size_t tl        = strlen(text);
+    e.text_len = (uint16_t) (tl > FRI_MAX_ERRTEXT ? FRI_MAX_ERRTEXT : tl);
+    if (s == NULL) {
+        return fri_error_encode(r->buf, r->cap, &r->len, &e);
+    }
+    if (r->cap < FRI_SEAL_HEADROOM) {
+        return FR_ENOSPC;
+    }
+    size_t plen = 0;
+    fr_err rv   = fri_error_encode(r->buf + FRI_SEAL_HEADROOM,
+                                   r->cap - FRI_SEAL_HEADROOM, &plen, &e);
+    if (rv == FR_OK) {
+        rv = fri_seal(s, r->buf, r->cap, plen, &r->len);
+    }
+    return rv;
+}
+
+static fr_err
+map_reject(fr_err e, fri_agg_reject *why)
+{
+    switch (e) {
+    case FR_ELATE:
+        *why = FRI_REJ_LATE;
+        break;
+    case FR_EDUP:
+        *why = FRI_REJ_DUP;
+        break;
+    case FR_EDENIED:
+        *why = FRI_REJ_NOT_MEMBER;
+        break;
+    case FR_ESTATE:
+        *why = FRI_REJ_STATE;
+        break;
+    default:
+        *why = FRI_REJ_MALFORMED;
+        break;
+    }
+    return e;
+}
+
+static fr_err
+on_checkin(fri_agg *a, sess_entry *e, uint64_t now_ms, const uint8_t *plain,
+           size_t plain_len, reply *r, int *drop)
+{
+    fri_checkin c;
+    fr_err      rv = fri_checkin_decode(&c, plain, plain_len);
+    if (rv != FR_OK) {
+        fri_agg_reject_count(a, FRI_REJ_MALFORMED);
+        *drop = 1;
+        return put_error(r, e->s, rv, FRI_T_CHECKIN, 0, 0,
+                         "malformed CHECKIN");
+    }
+    fri_agg_task at;
+    rv = fri_agg_checkin(a, now_ms, e->client, &at);
+    if (rv != FR_OK) {
+        *drop = 1;
+        return put_error(r, e->s, rv, FRI_T_CHECKIN, 0, 0, "not enrolled");
+    }
+    fri_task t;
+    memset(&t, 0, sizeof(t));
+    if (!at.has_task) {
+        t.status         = FRI_TASK_NONE;
+        t.retry_after_ms = at.retry_after_ms;
+        *drop            = 1;
+    } else {
+        t.status = FRI_TASK_RUN;
+        if (a->cfg.algo == FRI_AGG_GRAD) {
+            t.algo        = FRI_ALGO_GRAD;
+            t.update_kind = FRI_UPD_GRAD;
+        } else {
+            t.algo        = a->cfg.implicit ? FRI_ALGO_IALS : FRI_ALGO_ALS;
+            t.update_kind = FRI_UPD_ALS;
+        }
+        t.round_id      = at.round;
+        t.model_version = at.model_version;
+        t.k             = a->cfg.k;
+        t.local_epochs  = 1;
+        t.reg           = a->cfg.reg;
+        t.reg_bias      = a->cfg.reg_bias;
+        t.lr            = 0.0f;
+        t.clip          = 0.0f;
+        t.alpha         = a->cfg.alpha;
+        t.deadline_ms   = at.ms_left;
+    }
+    size_t plen = 0;
+    rv = fri_task_encode(r->buf + FRI_SEAL_HEADROOM, r->cap - FRI_SEAL_HEADROOM,
+                         &plen, &t);
+    if (rv == FR_OK) {
+        rv = fri_seal(e->s, r->buf, r->cap, plen, &r->len);
+    }
+    return rv;
+}
+
+static fr_err
+on_get_model(fri_agg *a, sess_entry *e, const uint8_t *plain,
+             size_t plain_len, reply *r, int *drop)
+{
+    fri_get_model g;
+    fr_err        rv = fri_get_model_decode(&g, plain, plain_len);
+    if (rv != FR_OK) {
+        fri_agg_reject_count(a, FRI_REJ_MALFORMED);
+        *drop = 1;
+        return put_error(r, e->s, rv, FRI_T_GET_MODEL, 0, 0,
+                         "malformed GET_MODEL");
+    }
+    fri_snap *s = fri_agg_snap_get(a);
+    if (s == NULL || s->frame == NULL || s->round != g.round_id) {
+        uint64_t cur = s != NULL ? s->round : 0;
+        fri_snap_unref(s);
+        fri_agg_reject_count(a, FRI_REJ_LATE);
+        *drop = 1;
+        return put_error(r, e->s, FR_ELATE, FRI_T_GET_MODEL, cur,
+                         a->cfg.retry_after_ms, "round is not open");
+    }
+    if (!fri_agg_is_member(a, e->client, g.round_id)) {
+        fri_snap_unref(s);
+        fri_agg_reject_count(a, FRI_REJ_NOT_MEMBER);
+        *drop = 1;
+        return put_error(r, e->s, FR_EDENIED, FRI_T_GET_MODEL, g.round_id,
+                         a->cfg.retry_after_ms, "not in this round's cohort");
+    }
+    rv = fri_seal_copy(e->s, r->buf, r->cap, &r->len, s->frame, s->frame_len);
+    fri_snap_unref(s);
+    return rv;
+}
+
+static fr_err
+on_update(fri_agg *a, sess_entry *e, uint64_t now_ms, const uint8_t *plain,
+          size_t plain_len, reply *r, int *drop)
+{
+    *drop = 1; // an UPDATE ends the check-in whatever the outcome
+    fri_update u;
+    fr_err     rv = fri_update_decode(&u, plain, plain_len);
+    const uint32_t d = a->cfg.k + 1;
+    const char    *why = "malformed UPDATE";
+    if (rv == FR_OK) {
+        uint8_t kind = a->cfg.algo == FRI_AGG_GRAD ? FRI_UPD_GRAD
+                                                   : FRI_UPD_ALS;
+        if (u.kind != kind || u.vtype != FRI_VAL_F32 || u.k != a->cfg.k ||
+            u.width != d ||
+            (u.layout == FRI_UPD_DENSE && u.n_rows != a->cfg.n_items)) {
+            rv  = FR_EPROTO;
+            why = "UPDATE does not match the task";
+        } else if (a->cfg.algo == FRI_AGG_ALS &&
+                   u.n_extra != a->gram_len + 2) {
+            rv  = FR_EPROTO;
+            why = "UPDATE statistics have the wrong size";
+        }
+    }
+    if (rv != FR_OK) {
+        fri_agg_reject_count(a, FRI_REJ_MALFORMED);
+        return put_error(r, e->s, rv, FRI_T_UPDATE, 0, 0, why);
+    }
+    uint32_t *items = malloc(((size_t) u.n_rows + 1) * sizeof(uint32_t));
+    float    *rows  = malloc(((size_t) u.n_rows * d + 1) * sizeof(float));
+    float    *extra = malloc(((size_t) u.n_extra + 1) * sizeof(float));
+    if (items == NULL || rows == NULL || extra == NULL) {
+        free(items);
+        free(rows);
+        free(extra);
+        return put_error(r, e->s, FR_ENOMEM, FRI_T_UPDATE, u.round_id,
+                         a->cfg.retry_after_ms, "out of memory");
+    }
+    for (uint32_t j = 0; j < u.n_rows; j++) {
+        fri_update_get_row(&u, j, rows + (size_t) j * d, &items[j]);
+    }
+    fri_update_get_extra(&u, extra);
+    fri_agg_update au;
+    memset(&au, 0, sizeof(au));
+    au.round    = u.round_id;
+    au.n        = u.n_rows;
+    au.items    = items;
+    au.rows     = rows;
+    au.rows_len = (size_t) u.n_rows * d;
+    au.weight   = u.weight;
+    if (a->cfg.algo == FRI_AGG_ALS) {
+        au.gram     = extra;
+        au.gram_len = a->gram_len;
+    }
+    if (u.n_extra >= 2) {
+        // The last two extras: sum of ratings, number of ratings.
+        au.sum_ratings = extra[u.n_extra - 2];
+        au.count       = extra[u.n_extra - 1];
+    }
+    rv = fri_agg_submit(a, now_ms, e->client, &au);
+    free(items);
+    free(rows);
+    free(extra);
+    if (rv != FR_OK) {
+        fri_agg_reject why_r;
+        (void) map_reject(rv, &why_r); // counted by fri_agg_submit
+        return put_error(r, e->s, rv, FRI_T_UPDATE, u.round_id,
+                         rv == FR_ENOMEM ? a->cfg.retry_after_ms : 0,
+                         fri_agg_reject_name(why_r));
+    }
+    fri_ack ack = {.of_type = FRI_T_UPDATE, .round_id = u.round_id};
+    size_t  plen = 0;
+    rv = fri_ack_encode(r->buf + FRI_SEAL_HEADROOM, r->cap - FRI_SEAL_HEADROOM,
+                        &plen, &ack);
+    if (rv == FR_OK) {
+        rv = fri_seal(e->s, r->buf, r->cap, plen, &r->len);
+    }
+    return rv;
+}
+
+static fr_err
+on_hello(fri_agg *a, uint64_t now_ms, const uint8_t *req, size_t req_len,
+         reply *r)
+{
+    fri_sessions *t = a->sessions;
+    pthread_mutex_lock(&t->mtx);
+    if (t->n >= a->cfg.max_sessions) {
+        expire_locked(a, now_ms);
+    }
+    int full = t->n >= a->cfg.max_sessions;
+    pthread_mutex_unlock(&t->mtx);
+    if (full) {
+        fri_agg_reject_count(a, FRI_REJ_SESSION_CAP);
+        return put_error(r, NULL, FR_ETOOBIG, FRI_T_HELLO, 0,
+                         a->cfg.retry_after_ms, "too many sessions");
+    }
+    fri_session *s  = NULL;
+    fr_err       rv = fri_hs_server_accept(
+        &s, r->buf, r->cap, &r->len, &a->id,
+        a->cfg.n_allow > 0 ? &t->allow : NULL,
+        FRI_CAP_ALS | FRI_CAP_GRAD | FRI_CAP_IALS | FRI_CAP_SPARSE, req,
+        req_len);
+    if (rv != FR_OK) {
+        fri_agg_reject_count(a, rv == FR_EDENIED ? FRI_REJ_DENIED
+                                : rv == FR_ECRYPTO ? FRI_REJ_CRYPTO
+                                                   : FRI_REJ_MALFORMED);
+        if (rv == FR_ENOSPC) {
+            return rv;
+        }
+        return put_error(r, NULL, rv, FRI_T_HELLO, 0, 0,
+                         rv == FR_EDENIED ? "client key not enrolled"
+                                          : "bad HELLO");
+    }
+    sess_entry *e = calloc(1, sizeof(*e));
+    if (e == NULL) {
+        fri_session_destroy(s);
+        return put_error(r, NULL, FR_ENOMEM, FRI_T_HELLO, 0,
+                         a->cfg.retry_after_ms, "out of memory");
+    }
+    e->s = s;
+    memcpy(e->sid, fri_session_id(s), FRI_SID_BYTES);
+    memcpy(e->client, fri_session_peer(s), FRI_PKBYTES);
+    e->last_ms = now_ms;
+    pthread_mutex_lock(&t->mtx);
+    uint32_t b = sid_hash(e->sid) & (t->n_buckets - 1);
+    e->next    = t->buckets[b];
+    t->buckets[b] = e;
+    t->n++;
+    pthread_mutex_unlock(&t->mtx);
+    atomic_fetch_add(&a->n_sessions, 1);
+    atomic_fetch_add(&a->clients_seen, 1);
+    return FR_OK;
+}
+
+static fr_err
+dispatch(fri_agg *a, uint64_t now_ms, const uint8_t *req, size_t req_len,
+         reply *r)
+{
+    if (req_len > a->cfg.max_frame) {
+        fri_agg_reject_count(a, FRI_REJ_TOO_BIG);
+        return put_error(r, NULL, FR_ETOOBIG, 0, 0, 0, "frame too large");
+    }
+    fri_hdr h;
+    fr_err  rv = fri_frame_check(&h, req, req_len);
+    if (rv != FR_OK) {
+        fri_agg_reject_count(a, rv == FR_ETOOBIG ? FRI_REJ_TOO_BIG
+                                                 : FRI_REJ_MALFORMED);
+        return put_error(r, NULL, rv, 0, 0, 0, "malformed frame");
+    }
+    if (!(h.flags & FRI_F_SEALED)) {
+        if (h.type == FRI_T_HELLO) {
+            return on_hello(a, now_ms, req, req_len, r);
+        }
+        fri_agg_reject_count(a, FRI_REJ_MALFORMED);
+        return put_error(r, NULL, FR_EPROTO, h.type, 0, 0,
+                         "expected HELLO or a sealed frame");
+    }
+    uint8_t sid[FRI_SID_BYTES];
+    rv = fri_frame_sid(sid, req, req_len);
+    if (rv != FR_OK) {
+        fri_agg_reject_count(a, FRI_REJ_MALFORMED);
+        return put_error(r, NULL, rv, h.type, 0, 0, "malformed sealed frame");
+    }
+    int         busy = 0;
+    sess_entry *e    = sess_acquire(a, sid, now_ms, &busy);
+    if (e == NULL) {
+        // Unknown (expired, or the aggregator restarted): start over.
+        fri_agg_reject_count(a, busy ? FRI_REJ_STATE : FRI_REJ_NO_SESSION);
+        return put_error(r, NULL, busy ? FR_ESTATE : FR_ECLOSED, h.type, 0,
+                         a->cfg.retry_after_ms / 4 + 1,
+                         busy ? "session busy" : "unknown session");
+    }
+    // fri_open works in place; the request buffer is the caller's.
+    uint8_t *copy = malloc(req_len);
+    if (copy == NULL) {
+        sess_release(a, e, now_ms, 0);
+        return put_error(r, NULL, FR_ENOMEM, h.type, 0,
+                         a->cfg.retry_after_ms, "out of memory");
+    }
+    memcpy(copy, req, req_len);
+    const uint8_t *plain     = NULL;
+    size_t         plain_len = 0;
+    rv = fri_open(e->s, copy, req_len, &plain, &plain_len);
+    int drop = 0;
+    if (rv != FR_OK) {
+        fri_agg_reject_count(a, rv == FR_EREPLAY   ? FRI_REJ_REPLAY
+                                : rv == FR_ECRYPTO ? FRI_REJ_CRYPTO
+                                                   : FRI_REJ_MALFORMED);
+        // The session stays: the genuine client may still use it.
+        rv = put_error(r, NULL, rv, h.type, 0, 0, "frame does not open");
+    } else {
+        fri_hdr ph;
+        rv = fri_hdr_get(&ph, plain, plain_len);
+        if (rv != FR_OK) {
+            fri_agg_reject_count(a, FRI_REJ_MALFORMED);
+            drop = 1;
+            rv   = put_error(r, e->s, rv, 0, 0, 0, "malformed inner frame");
+        } else if (ph.type == FRI_T_CHECKIN) {
+            rv = on_checkin(a, e, now_ms, plain, plain_len, r, &drop);
+        } else if (ph.type == FRI_T_GET_MODEL) {
+            rv = on_get_model(a, e, plain, plain_len, r, &drop);
+        } else if (ph.type == FRI_T_UPDATE) {
+            rv = on_update(a, e, now_ms, plain, plain_len, r, &drop);
+        } else {
+            fri_agg_reject_count(a, FRI_REJ_MALFORMED);
+            drop = 1;
+            rv   = put_error(r, e->s, FR_EPROTO, ph.type, 0, 0,
+                             "unexpected message type");
+        }
+    }
+    free(copy);
+    sess_release(a, e, now_ms, drop);
+    return rv;
+}
+
+fr_err
+fri_agg_handle(fri_agg *a, uint64_t now_ms, const uint8_t *req,
+               size_t req_len, uint8_t *reply_buf, size_t reply_cap,
+               size_t *reply_len)
+{
+    *reply_len = 0;
+    if (a == NULL || (req == NULL && req_len > 0) || reply_buf == NULL) {
+        return FR_EINVAL;
+    }
+    if (reply_cap < fri_agg_reply_bound(a)) {
+        return FR_ENOSPC;
+    }
+    atomic_fetch_add(&a->bytes_in, req_len);
+    reply  r  = {.buf = reply_buf, .cap = reply_cap, .len = 0};
+    fr_err rv = dispatch(a, now_ms, req, req_len, &r);
+    if (rv != FR_OK) {
+        return rv;
+    }
+    *reply_len = r.len;
+    atomic_fetch_add(&a->bytes_out, r.len);
+    return FR_OK;
+}
