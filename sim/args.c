@@ -1,0 +1,432 @@
+// Command-line parsing for fedrec-sim. Every flag takes "--flag VALUE" or
+// "--flag=VALUE"; numbers are checked for range and trailing garbage.
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim.h"
+
+static const char usage_text[] =
+    "usage: fedrec-sim [options]\n"
+    "\n"
+    "Runs every user of a dataset as its own virtual device (a real\n"
+    "fedrec client with its own keys, training ratings and held-out test\n"
+    "ratings) against the real aggregator code, with full encryption.\n"
+    "Without --train/--synthetic it uses the built-in seeded synthetic data.\n"
+    "\n"
+    "Data:\n"
+    "  --train PATH          training ratings (MovieLens, CSV or whitespace)\n"
+    "  --test PATH           held-out ratings, evaluated on the devices\n"
+    "  --synthetic SPEC      seeded generator, e.g. users=1000,items=500,\n"
+    "                        k=8,density=0.06,zipf=0.8,noise=0.5,seed=1;\n"
+    "                        each user's ratings are split 80/20 at random\n"
+    "  --holdout F           test fraction for --synthetic (default 0.2)\n"
+    "  --loss explicit|implicit\n"
+    "                        explicit: RMSE, MAE; implicit (iALS): HR@10,\n"
+    "                        NDCG@10 over each user's held-out items\n"
+    "  --alpha A             iALS confidence slope (default 10)\n"
+    "\n"
+    "Rounds:\n"
+    "  --rounds N            federated rounds (default: the trainer's tuned\n"
+    "                        ALS epochs)\n"
+    "  --clients-per-round N cohort size (default: every client)\n"
+    "  --fraction F          cohort as a fraction of clients, 0 < F <= 1\n"
+    "  --local-epochs N      local passes per round for --algo grad (1)\n"
+    "  --dropout P           a selected client vanishes after check-in with\n"
+    "                        probability P (seeded; default 0)\n"
+    "  --deadline S          round deadline in seconds (default 30)\n"
+    "\n"
+    "Model:\n"
+    "  --k K                 factor dimension (default: tuned, 32)\n"
+    "  --reg R               factor penalty (weighted-lambda; tuned)\n"
+    "  --reg-bias R          bias penalty (tuned)\n"
+    "  --lr LR               learning rate for --algo grad (0.01)\n"
+    "  --algo als|grad       federated ALS (default) or gradient FedAvg\n"
+    "  --server-opt sgd|momentum|adam\n"
+    "                        server optimizer for --algo grad (sgd)\n"
+    "\n"
+    "Execution:\n"
+    "  --transport direct|inproc|ipc|tcp\n"
+    "                        how messages travel (default inproc): direct\n"
+    "                        calls the aggregator in-process with the same\n"
+    "                        encrypted bytes; the others use NNG sockets\n"
+    "  --threads N           worker threads for the cohort (default 2)\n"
+    "  --seed S              seed for data, cohorts, dropout, keys (42)\n"
+    "  --eval-every N        evaluate every N rounds (default 1; 0: only\n"
+    "                        after the last round)\n"
+    "  --eval-users N        evaluate a seeded sample of N users (0: all)\n"
+    "  --no-reference        skip the centralized fedrec-train reference\n"
+    "\n"
+    "Output:\n"
+    "  --json                JSON Lines on stdout: one object per round with\n"
+    "                        round, rmse, mae (explicit) or hr10, ndcg10\n"
+    "                        (implicit), clients, dropped, bytes_up,\n"
+    "                        bytes_down, seconds; then a summary line with the\n"
+    "                        same keys plus rounds and the reference\n"
+    "  --out DIR             write metrics.csv, summary.json and SVG plots\n"
+    "  --progress, --no-progress\n"
+    "                        progress bar on stderr (default: if a TTY)\n"
+    "  --quiet               no text summary\n"
+    "  --help                this text\n"
+    "\n"
+    "Exit status: 0 on success, 1 on a run error, 2 on a usage error.\n";
+
+const char *
+fri_sim_usage(void)
+{
+    return usage_text;
+}
+
+const char *
+fri_sim_transport_name(fri_sim_transport t)
+{
+    switch (t) {
+    case FRI_SIM_DIRECT:
+        return "direct";
+    case FRI_SIM_INPROC:
+        return "inproc";
+    case FRI_SIM_IPC:
+        return "ipc";
+    case FRI_SIM_TCP:
+        return "tcp";
+    }
+    return "?";
+}
+
+void
+fri_sim_config_init(fri_sim_config *c)
+{
+    fri_train_config tc;
+    memset(c, 0, sizeof(*c));
+    fri_train_config_init(&tc, FRI_ALGO_ALS);
+    c->synthetic = 1;
+    fri_synth_config_init(&c->synth);
+    c->holdout = 0.2;
+    c->implicit = 0;
+    c->alpha = tc.alpha;
+    c->rounds = tc.epochs;
+    c->clients_per_round = 0;
+    c->fraction = 1.0;
+    c->local_epochs = 1;
+    c->dropout = 0.0;
+    c->deadline_s = 30.0;
+    c->k = tc.k;
+    c->reg = tc.reg;
+    c->reg_bias = tc.reg_bias;
+    c->lr = tc.lr;
+    c->algo = FRI_SIM_ALS;
+    c->server_opt = FRI_SIM_OPT_SGD;
+    c->threads = 2;
+    c->seed = 42;
+    c->transport = FRI_SIM_INPROC;
+    c->eval_every = 1;
+    c->eval_users = 0;
+    c->reference = 1;
+    c->json = 0;
+    c->out_dir = NULL;
+    c->progress = -1;
+    c->quiet = 0;
+}
+
+static fr_err
+bad(char *err, size_t cap, const char *flag, const char *val,
+    const char *what)
+{
+    if (cap > 0) {
+        snprintf(err, cap, "%s: invalid value '%s' (%s)", flag,
+                 val ? val : "", what);
+    }
+    return FR_EINVAL;
+}
+
+static int
+parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    char *end = NULL;
+    if (s == NULL || *s == '\0' || *s == '-' || *s == '+') {
+        return -1;
+    }
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) {
+        return -1;
+    }
+    *out = (uint64_t) v;
+    return 0;
+}
+
+static int
+parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    uint64_t v;
+    if (parse_u64(s, lo, hi, &v) != 0) {
+        return -1;
+    }
+    *out = (uint32_t) v;
+    return 0;
+}
+
+static int
+parse_dbl(const char *s, double lo, double hi, double *out)
+{
+    char *end = NULL;
+    if (s == NULL || *s == '\0') {
+        return -1;
+    }
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v < lo ||
+        v > hi) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int
+parse_flt(const char *s, double lo, double hi, float *out)
+{
+    double v;
+    if (parse_dbl(s, lo, hi, &v) != 0) {
+        return -1;
+    }
+    *out = (float) v;
+    return 0;
+}
+
+// Flags without a value.
+static int
+is_switch(const char *name)
+{
+    static const char *const sw[] = {"--json", "--help", "-h",
+                                     "--no-reference", "--progress",
+                                     "--no-progress", "--quiet"};
+    for (size_t i = 0; i < sizeof(sw) / sizeof(sw[0]); i++) {
+        if (strcmp(name, sw[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+fr_err
+fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
+                   char *err, size_t err_cap)
+{
+    char flag[64];
+    int  have_synth = 0, have_train = 0, have_cpr = 0, have_frac = 0;
+    *help = 0;
+    if (err_cap > 0) {
+        err[0] = '\0';
+    }
+    for (int a = 1; a < argc; a++) {
+        const char *arg = argv[a];
+        const char *val = NULL;
+        const char *eq;
+        if (strncmp(arg, "--", 2) != 0 && strcmp(arg, "-h") != 0) {
+            if (err_cap > 0) {
+                snprintf(err, err_cap, "unexpected argument '%s'", arg);
+            }
+            return FR_EINVAL;
+        }
+        eq = strchr(arg, '=');
+        if (eq != NULL) {
+            size_t n = (size_t) (eq - arg);
+            if (n >= sizeof(flag)) {
+                n = sizeof(flag) - 1;
+            }
+            memcpy(flag, arg, n);
+            flag[n] = '\0';
+            val = eq + 1;
+        } else {
+            snprintf(flag, sizeof(flag), "%s", arg);
+        }
+        if (is_switch(flag)) {
+            if (val != NULL) {
+                if (err_cap > 0) {
+                    snprintf(err, err_cap, "%s takes no value", flag);
+                }
+                return FR_EINVAL;
+            }
+        } else if (val == NULL) {
+            if (a + 1 >= argc) {
+                if (err_cap > 0) {
+                    snprintf(err, err_cap, "%s needs a value", flag);
+                }
+                return FR_EINVAL;
+            }
+            val = argv[++a];
+        }
+
+        if (strcmp(flag, "--help") == 0 || strcmp(flag, "-h") == 0) {
+            *help = 1;
+            return FR_OK;
+        } else if (strcmp(flag, "--json") == 0) {
+            c->json = 1;
+        } else if (strcmp(flag, "--no-reference") == 0) {
+            c->reference = 0;
+        } else if (strcmp(flag, "--progress") == 0) {
+            c->progress = 1;
+        } else if (strcmp(flag, "--no-progress") == 0) {
+            c->progress = 0;
+        } else if (strcmp(flag, "--quiet") == 0) {
+            c->quiet = 1;
+        } else if (strcmp(flag, "--train") == 0) {
+            c->train_path = val;
+            c->synthetic = 0;
+            have_train = 1;
+        } else if (strcmp(flag, "--test") == 0) {
+            c->test_path = val;
+        } else if (strcmp(flag, "--synthetic") == 0) {
+            char e2[160];
+            if (fri_synth_config_parse(&c->synth, val, e2, sizeof(e2)) !=
+                FR_OK) {
+                return bad(err, err_cap, flag, val, e2);
+            }
+            c->synthetic = 1;
+            have_synth = 1;
+        } else if (strcmp(flag, "--holdout") == 0) {
+            if (parse_dbl(val, 0.01, 0.99, &c->holdout) != 0) {
+                return bad(err, err_cap, flag, val, "0.01..0.99");
+            }
+        } else if (strcmp(flag, "--loss") == 0) {
+            if (strcmp(val, "explicit") == 0) {
+                c->implicit = 0;
+            } else if (strcmp(val, "implicit") == 0) {
+                c->implicit = 1;
+            } else {
+                return bad(err, err_cap, flag, val, "explicit|implicit");
+            }
+        } else if (strcmp(flag, "--alpha") == 0) {
+            if (parse_flt(val, 0.0, 1e6, &c->alpha) != 0) {
+                return bad(err, err_cap, flag, val, "0..1e6");
+            }
+        } else if (strcmp(flag, "--rounds") == 0) {
+            if (parse_u32(val, 1, 1000000, &c->rounds) != 0) {
+                return bad(err, err_cap, flag, val, "1..1000000");
+            }
+        } else if (strcmp(flag, "--clients-per-round") == 0) {
+            if (parse_u32(val, 1, UINT32_MAX, &c->clients_per_round) != 0) {
+                return bad(err, err_cap, flag, val, ">= 1");
+            }
+            have_cpr = 1;
+        } else if (strcmp(flag, "--fraction") == 0) {
+            if (parse_dbl(val, 1e-9, 1.0, &c->fraction) != 0) {
+                return bad(err, err_cap, flag, val, "0 < F <= 1");
+            }
+            have_frac = 1;
+        } else if (strcmp(flag, "--local-epochs") == 0) {
+            if (parse_u32(val, 1, 1000, &c->local_epochs) != 0) {
+                return bad(err, err_cap, flag, val, "1..1000");
+            }
+        } else if (strcmp(flag, "--dropout") == 0) {
+            if (parse_dbl(val, 0.0, 1.0, &c->dropout) != 0) {
+                return bad(err, err_cap, flag, val, "0..1");
+            }
+        } else if (strcmp(flag, "--deadline") == 0) {
+            if (parse_dbl(val, 0.001, 86400.0, &c->deadline_s) != 0) {
+                return bad(err, err_cap, flag, val, "0.001..86400 s");
+            }
+        } else if (strcmp(flag, "--k") == 0) {
+            if (parse_u32(val, 1, FRI_MF_MAX_K, &c->k) != 0) {
+                return bad(err, err_cap, flag, val, "1..256");
+            }
+        } else if (strcmp(flag, "--reg") == 0) {
+            if (parse_flt(val, 0.0, 1e6, &c->reg) != 0) {
+                return bad(err, err_cap, flag, val, "0..1e6");
+            }
+        } else if (strcmp(flag, "--reg-bias") == 0) {
+            if (parse_flt(val, 0.0, 1e6, &c->reg_bias) != 0) {
+                return bad(err, err_cap, flag, val, "0..1e6");
+            }
+        } else if (strcmp(flag, "--lr") == 0) {
+            if (parse_flt(val, 1e-9, 1e3, &c->lr) != 0) {
+                return bad(err, err_cap, flag, val, "0 < lr <= 1000");
+            }
+        } else if (strcmp(flag, "--algo") == 0) {
+            if (strcmp(val, "als") == 0) {
+                c->algo = FRI_SIM_ALS;
+            } else if (strcmp(val, "grad") == 0) {
+                c->algo = FRI_SIM_GRAD;
+            } else {
+                return bad(err, err_cap, flag, val, "als|grad");
+            }
+        } else if (strcmp(flag, "--server-opt") == 0) {
+            if (strcmp(val, "sgd") == 0) {
+                c->server_opt = FRI_SIM_OPT_SGD;
+            } else if (strcmp(val, "momentum") == 0) {
+                c->server_opt = FRI_SIM_OPT_MOMENTUM;
+            } else if (strcmp(val, "adam") == 0) {
+                c->server_opt = FRI_SIM_OPT_ADAM;
+            } else {
+                return bad(err, err_cap, flag, val, "sgd|momentum|adam");
+            }
+        } else if (strcmp(flag, "--threads") == 0) {
+            if (parse_u32(val, 1, 256, &c->threads) != 0) {
+                return bad(err, err_cap, flag, val, "1..256");
+            }
+        } else if (strcmp(flag, "--seed") == 0) {
+            if (parse_u64(val, 0, UINT64_MAX, &c->seed) != 0) {
+                return bad(err, err_cap, flag, val, "unsigned integer");
+            }
+        } else if (strcmp(flag, "--eval-every") == 0) {
+            if (parse_u32(val, 0, 1000000, &c->eval_every) != 0) {
+                return bad(err, err_cap, flag, val, "0..1000000");
+            }
+        } else if (strcmp(flag, "--eval-users") == 0) {
+            if (parse_u32(val, 0, UINT32_MAX, &c->eval_users) != 0) {
+                return bad(err, err_cap, flag, val, ">= 0");
+            }
+        } else if (strcmp(flag, "--transport") == 0) {
+            if (strcmp(val, "direct") == 0) {
+                c->transport = FRI_SIM_DIRECT;
+            } else if (strcmp(val, "inproc") == 0) {
+                c->transport = FRI_SIM_INPROC;
+            } else if (strcmp(val, "ipc") == 0) {
+                c->transport = FRI_SIM_IPC;
+            } else if (strcmp(val, "tcp") == 0) {
+                c->transport = FRI_SIM_TCP;
+            } else {
+                return bad(err, err_cap, flag, val,
+                           "direct|inproc|ipc|tcp");
+            }
+        } else if (strcmp(flag, "--out") == 0) {
+            if (*val == '\0') {
+                return bad(err, err_cap, flag, val, "empty path");
+            }
+            c->out_dir = val;
+        } else {
+            if (err_cap > 0) {
+                snprintf(err, err_cap, "unknown option '%s' (see --help)",
+                         flag);
+            }
+            return FR_EINVAL;
+        }
+    }
+    if (have_train && have_synth) {
+        if (err_cap > 0) {
+            snprintf(err, err_cap, "--train and --synthetic exclude each "
+                                   "other");
+        }
+        return FR_EINVAL;
+    }
+    if (have_train != (c->test_path != NULL)) {
+        if (err_cap > 0) {
+            snprintf(err, err_cap, "--train and --test go together");
+        }
+        return FR_EINVAL;
+    }
+    if (have_cpr && have_frac) {
+        if (err_cap > 0) {
+            snprintf(err, err_cap,
+                     "--clients-per-round and --fraction exclude each other");
+        }
+        return FR_EINVAL;
+    }
+    if (have_frac) {
+        c->clients_per_round = 0;
+    }
+    return FR_OK;
+}

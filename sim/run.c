@@ -1,0 +1,892 @@
+// The round driver. Each round a seeded cohort of virtual devices checks in
+// with the aggregator; a pool of worker threads runs their check-ins. A
+// device is a real fr_client handle created for the check-in from its
+// compact record (identity derived from the population key, ratings from
+// the shared CSR) and destroyed afterwards: with the closed-form user fit
+// nothing else survives between rounds, which keeps idle devices tiny.
+//
+// Time is virtual: the aggregator and the server see a clock that stands
+// still during a round and jumps past the deadline when every device of the
+// cohort is done, so rounds close at the same point whatever the machine's
+// speed, and vanished (dropped) devices cost no wall time.
+//
+// Evaluation happens on the devices: in round r+1 each evaluating device,
+// having fetched model r+1 and fitted its user vector to it, scores its own
+// held-out items (fr_client_predict / fr_client_recommend) before sending
+// its update; after the last round the evaluating devices check in once
+// more, score, and leave without an update.
+#include <math.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../aggregator/agg.h"
+#include "fedrec/client.h"
+#include "metrics.h"
+#include "sim.h"
+
+// Frame header: magic(4) major minor type(u16 LE) ...
+#define HDR_TYPE_OFF 6
+#define T_UPDATE 7 // proto/msg.h FRI_T_UPDATE (the header is plaintext)
+#define FRI_SIM_HDR_MIN 16
+
+enum {
+    DEV_NONE = 0,
+    DEV_CONTRIBUTED,
+    DEV_DROPPED,
+    DEV_NOT_SELECTED,
+    DEV_FAILED,
+    DEV_EVALUATED, // final evaluation check-in, left before the update
+};
+
+typedef struct dev_out {
+    uint8_t  status;
+    uint8_t  evaluated;
+    uint32_t n_eval;    // explicit: scored test ratings
+    double   sq, ab;    // explicit: sums of squared / absolute errors
+    double   hr, ndcg;  // implicit: this user's HR@10 / NDCG@10
+    uint64_t up, down;
+} dev_out;
+
+typedef struct sim_state sim_state;
+
+typedef struct job {
+    const uint32_t *users;
+    size_t          n;
+    atomic_size_t   next;
+    int             final_eval; // leave before the update, not a dropout
+    uint64_t        round;      // our round counter (1-based), for seeds
+    dev_out        *out;
+} job;
+
+struct sim_state {
+    const fri_sim_config *c;
+    const fri_sim_pop    *p;
+    fri_agg              *agg;
+    fri_sim_server       *srv;
+    fr_model_cache       *cache;
+    uint8_t               server_pk[FR_PUBLICKEYBYTES];
+    char                  url[256];
+    atomic_uint_fast64_t  clock_ms;
+    const uint8_t        *eval_mask; // per user
+    job                  *job;
+    pthread_mutex_t       err_mtx;
+    char                  first_err[256];
+};
+
+static uint64_t
+clock_now(void *ctx)
+{
+    sim_state *st = ctx;
+    return atomic_load(&st->clock_ms);
+}
+
+static double
+wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
+}
+
+static uint64_t
+mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static void
+note_error(sim_state *st, uint32_t u, const char *what, fr_err e,
+           const char *detail)
+{
+    pthread_mutex_lock(&st->err_mtx);
+    if (st->first_err[0] == '\0') {
+        snprintf(st->first_err, sizeof(st->first_err),
+                 "device %u: %s: %s (%s)", u, what, fr_errname(e),
+                 detail ? detail : "");
+    }
+    pthread_mutex_unlock(&st->err_mtx);
+}
+
+typedef struct worker {
+    sim_state *st;
+    uint8_t   *req;
+    size_t     req_cap;
+    uint8_t   *reply; // direct mode
+    size_t     reply_cap;
+} worker;
+
+// Scores the device's held-out items with its own user vector.
+static void
+eval_device(sim_state *st, fr_client *c, uint32_t u, dev_out *o)
+{
+    const fri_csr *t = &st->p->test;
+    size_t         a = t->ptr[u], b = t->ptr[u + 1];
+    if (a == b) {
+        return;
+    }
+    if (!st->c->implicit) {
+        for (size_t j = a; j < b; j++) {
+            float s;
+            if (fr_client_predict(c, t->idx[j], &s) != FR_OK) {
+                continue;
+            }
+            // Clamped to the rating range, as a device displays it.
+            s = fminf(fmaxf(s, st->p->min_rating), st->p->max_rating);
+            double e = (double) s - (double) t->val[j];
+            o->sq += e * e;
+            o->ab += fabs(e);
+            o->n_eval++;
+        }
+        o->evaluated = o->n_eval > 0;
+        return;
+    }
+    uint32_t top[10];
+    float    sc[10];
+    size_t   n_out = 0;
+    if (fr_client_recommend(c, top, sc, 10, &n_out) != FR_OK) {
+        return;
+    }
+    double dcg = 0.0, idcg = 0.0;
+    size_t hits = 0, n_rel = b - a;
+    for (size_t pos = 0; pos < n_out; pos++) {
+        // The test row is sorted by item: binary search.
+        size_t lo = a, hi = b;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (t->idx[mid] < top[pos]) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if (lo < b && t->idx[lo] == top[pos]) {
+            hits++;
+            dcg += 1.0 / log2((double) pos + 2.0);
+        }
+    }
+    for (size_t i = 0; i < n_rel && i < 10; i++) {
+        idcg += 1.0 / log2((double) i + 2.0);
+    }
+    o->hr = hits > 0 ? 1.0 : 0.0;
+    o->ndcg = idcg > 0.0 ? dcg / idcg : 0.0;
+    o->evaluated = 1;
+}
+
+static int
+grow(uint8_t **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap) {
+        return 0;
+    }
+    size_t n = *cap ? *cap : 4096;
+    while (n < need) {
+        n *= 2;
+    }
+    uint8_t *p = realloc(*buf, n);
+    if (p == NULL) {
+        return -1;
+    }
+    *buf = p;
+    *cap = n;
+    return 0;
+}
+
+// One device's check-in (or, in the final pass, its evaluation visit).
+static void
+device_run(worker *w, const job *jb, size_t slot)
+{
+    sim_state            *st = w->st;
+    const fri_sim_config *cf = st->c;
+    const fri_csr        *tr = &st->p->train;
+    uint32_t              u = jb->users[slot];
+    dev_out              *o = &jb->out[slot];
+    fr_client_config      cfg;
+    fr_client            *c = NULL;
+    nng_socket            sock = NNG_SOCKET_INITIALIZER;
+    int                   sock_open = 0;
+    fr_err                e;
+
+    memset(o, 0, sizeof(*o));
+    o->status = DEV_FAILED;
+    fr_client_config_init(&cfg);
+    memcpy(cfg.server_pk, st->server_pk, FR_PUBLICKEYBYTES);
+    fri_sim_pop_identity(st->p, u, cfg.identity_seed);
+    cfg.has_identity = 1;
+    cfg.model_cache = st->cache;
+    cfg.seed = mix64(cf->seed ^ mix64((uint64_t) u + 1)) | 1;
+    e = fr_client_create(&c, &cfg);
+    sodium_memzero(cfg.identity_seed, sizeof(cfg.identity_seed));
+    if (e != FR_OK) {
+        note_error(st, u, "create", e, "");
+        return;
+    }
+    for (size_t j = tr->ptr[u]; j < tr->ptr[u + 1]; j++) {
+        if ((e = fr_client_add(c, tr->idx[j], tr->val[j], 0)) != FR_OK) {
+            note_error(st, u, "add", e, fr_client_errmsg(c));
+            goto done;
+        }
+    }
+    // Dropout is a pure function of (seed, round, device).
+    fri_rng rng;
+    fri_rng_seed2(&rng, cf->seed ^ 0xd509d509ull,
+                  (jb->round << 32) ^ (uint64_t) u);
+    int drop = !jb->final_eval && cf->dropout > 0.0 &&
+               fri_rng_uniform(&rng) < cf->dropout;
+    int evaluate = st->eval_mask != NULL && st->eval_mask[u];
+
+    if (cf->transport != FRI_SIM_DIRECT) {
+        int rv = nng_req0_open(&sock);
+        if (rv == 0) {
+            sock_open = 1;
+            // Never resend: a repeated request would be a replay.
+            nng_socket_set_ms(sock, NNG_OPT_REQ_RESENDTIME,
+                              NNG_DURATION_INFINITE);
+            nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 600000);
+            nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, 600000);
+            nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, 0);
+            rv = nng_dial(sock, st->url, NULL, 0);
+        }
+        if (rv != 0) {
+            note_error(st, u, "dial", FR_ENET, nng_strerror(rv));
+            goto done;
+        }
+    }
+    if ((e = fr_client_checkin_begin(c, clock_now(st))) != FR_OK) {
+        note_error(st, u, "checkin_begin", e, fr_client_errmsg(c));
+        goto done;
+    }
+    for (;;) {
+        size_t len = 0;
+        if (grow(&w->req, &w->req_cap, fr_client_request_bound(c)) != 0) {
+            note_error(st, u, "poll", FR_ENOMEM, "request buffer");
+            goto done;
+        }
+        if ((e = fr_client_poll(c, w->req, w->req_cap, &len)) != FR_OK) {
+            note_error(st, u, "poll", e, fr_client_errmsg(c));
+            goto done;
+        }
+        if (len == 0) {
+            break;
+        }
+        if (len >= FRI_SIM_HDR_MIN &&
+            (w->req[HDR_TYPE_OFF] | (w->req[HDR_TYPE_OFF + 1] << 8)) ==
+                T_UPDATE) {
+            // The device has the round's model and its fitted vector.
+            if (evaluate) {
+                eval_device(st, c, u, o);
+            }
+            if (jb->final_eval) {
+                o->status = DEV_EVALUATED;
+                goto done_info;
+            }
+            if (drop) {
+                o->status = DEV_DROPPED; // vanishes mid-round
+                goto done_info;
+            }
+        }
+        const uint8_t *rep = NULL;
+        size_t         rep_len = 0;
+        void          *nng_buf = NULL;
+        if (cf->transport == FRI_SIM_DIRECT) {
+            e = fri_agg_handle(st->agg, clock_now(st), w->req, len, w->reply,
+                               w->reply_cap, &rep_len);
+            if (e != FR_OK) {
+                note_error(st, u, "aggregator", e, "no reply");
+                goto done;
+            }
+            rep = w->reply;
+        } else {
+            int rv = nng_send(sock, w->req, len, 0);
+            if (rv == 0) {
+                rv = nng_recv(sock, &nng_buf, &rep_len, NNG_FLAG_ALLOC);
+            }
+            if (rv != 0) {
+                note_error(st, u, "exchange", FR_ENET, nng_strerror(rv));
+                goto done;
+            }
+            rep = nng_buf;
+        }
+        e = fr_client_receive(c, rep, rep_len);
+        if (nng_buf != NULL) {
+            nng_free(nng_buf, rep_len);
+        }
+        if (e != FR_OK) {
+            note_error(st, u, "receive", e, fr_client_errmsg(c));
+            goto done_info;
+        }
+    }
+    fr_checkin_info info;
+done_info:
+    fr_client_checkin_info_get(c, &info);
+    o->up = info.bytes_up;
+    o->down = info.bytes_down;
+    if (o->status == DEV_FAILED) {
+        switch (info.status) {
+        case FR_CHECKIN_CONTRIBUTED:
+            o->status = DEV_CONTRIBUTED;
+            break;
+        case FR_CHECKIN_NOT_SELECTED:
+            o->status = DEV_NOT_SELECTED;
+            break;
+        default:
+            if (st->first_err[0] == '\0') {
+                note_error(st, u, "check-in", FR_ESTATE,
+                           fr_client_errmsg(c));
+            }
+            break;
+        }
+    }
+done:
+    if (sock_open) {
+        nng_close(sock);
+    }
+    fr_client_destroy(c);
+}
+
+static void *
+worker_main(void *arg)
+{
+    worker *w = arg;
+    job    *jb = w->st->job;
+    for (;;) {
+        size_t i = atomic_fetch_add(&jb->next, 1);
+        if (i >= jb->n) {
+            break;
+        }
+        device_run(w, jb, i);
+    }
+    return NULL;
+}
+
+static fr_err
+run_job(sim_state *st, worker *ws, job *jb)
+{
+    uint32_t  nt = st->c->threads;
+    pthread_t th[256];
+    uint32_t  started = 0;
+    st->job = jb;
+    atomic_store(&jb->next, 0);
+    if (nt > jb->n) {
+        nt = jb->n > 0 ? (uint32_t) jb->n : 1;
+    }
+    for (uint32_t i = 1; i < nt; i++) {
+        if (pthread_create(&th[i], NULL, worker_main, &ws[i]) != 0) {
+            break;
+        }
+        started = i;
+    }
+    worker_main(&ws[0]);
+    for (uint32_t i = 1; i <= started; i++) {
+        pthread_join(th[i], NULL);
+    }
+    return FR_OK;
+}
+
+static int
+is_eval_round(const fri_sim_config *c, uint32_t r)
+{
+    return r == c->rounds || (c->eval_every > 0 && r % c->eval_every == 0);
+}
+
+// Sums the devices' evaluation in slot order (deterministic).
+static void
+collect_eval(const fri_sim_config *c, const job *jb, fri_sim_round *r)
+{
+    double sq = 0, ab = 0, hr = 0, nd = 0;
+    size_t n = 0, nu = 0;
+    for (size_t i = 0; i < jb->n; i++) {
+        const dev_out *o = &jb->out[i];
+        if (!o->evaluated) {
+            continue;
+        }
+        sq += o->sq;
+        ab += o->ab;
+        n += o->n_eval;
+        hr += o->hr;
+        nd += o->ndcg;
+        nu++;
+    }
+    r->evaluated = c->implicit ? nu > 0 : n > 0;
+    r->rmse = n > 0 ? sqrt(sq / (double) n) : NAN;
+    r->mae = n > 0 ? ab / (double) n : NAN;
+    r->hr10 = nu > 0 ? hr / (double) nu : NAN;
+    r->ndcg10 = nu > 0 ? nd / (double) nu : NAN;
+}
+
+static void
+collect_counts(const job *jb, fri_sim_round *r)
+{
+    for (size_t i = 0; i < jb->n; i++) {
+        const dev_out *o = &jb->out[i];
+        r->bytes_up += o->up;
+        r->bytes_down += o->down;
+        if (o->status == DEV_CONTRIBUTED) {
+            r->clients++;
+        } else if (o->status == DEV_DROPPED) {
+            r->dropped++;
+        } else if (o->status == DEV_FAILED ||
+                   o->status == DEV_NOT_SELECTED) {
+            r->failed++;
+        }
+    }
+}
+
+static fr_err
+fail(char *err, size_t cap, fr_err e, const char *fmt, const char *a)
+{
+    if (cap > 0) {
+        snprintf(err, cap, fmt, a);
+    }
+    return e;
+}
+
+fr_err
+fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
+            fri_sim_round *rounds, fri_sim_summary *s,
+            uint8_t model_hash[32], fri_sim_round_fn cb, void *cb_ctx,
+            char *err, size_t err_cap)
+{
+    sim_state      st;
+    fri_agg_config ac;
+    fr_err         e = FR_OK;
+    worker        *ws = NULL;
+    uint32_t      *eligible = NULL, *evals = NULL;
+    uint8_t       *mask = NULL;
+    dev_out       *out = NULL;
+    size_t         n_eligible = 0, n_evals = 0;
+    char           aerr[256] = "";
+
+    memset(&st, 0, sizeof(st));
+    memset(rounds, 0, sizeof(*rounds) * c->rounds);
+    st.c = c;
+    st.p = p;
+    pthread_mutex_init(&st.err_mtx, NULL);
+    atomic_store(&st.clock_ms, 1000);
+    if (sodium_init() < 0) {
+        return fail(err, err_cap, FR_EINTERNAL, "%s", "sodium_init failed");
+    }
+
+    // Who can contribute (has training ratings) and who evaluates.
+    eligible = malloc(sizeof(*eligible) * (p->n_users ? p->n_users : 1));
+    mask = calloc(p->n_users ? p->n_users : 1, 1);
+    evals = malloc(sizeof(*evals) * (p->n_users ? p->n_users : 1));
+    if (eligible == NULL || mask == NULL || evals == NULL) {
+        e = FR_ENOMEM;
+        goto out;
+    }
+    for (uint32_t u = 0; u < p->n_users; u++) {
+        if (p->train.ptr[u + 1] > p->train.ptr[u]) {
+            eligible[n_eligible++] = u;
+        }
+        if (p->test.ptr[u + 1] > p->test.ptr[u]) {
+            evals[n_evals++] = u;
+        }
+    }
+    if (n_eligible == 0) {
+        e = fail(err, err_cap, FR_EINVAL, "%s", "no device has ratings");
+        goto out;
+    }
+    {
+        uint32_t want = c->eval_users;
+        if (want == 0 && n_evals > 50000) {
+            want = 10000; // a seeded sample keeps huge runs practical
+        }
+        if (want > 0 && want < n_evals) {
+            fri_rng r;
+            fri_rng_seed2(&r, c->seed, 0xe7a1);
+            for (size_t i = 0; i < want; i++) {
+                size_t j = i + fri_rng_below(&r, (uint32_t) (n_evals - i));
+                uint32_t t = evals[i];
+                evals[i] = evals[j];
+                evals[j] = t;
+            }
+            n_evals = want;
+        }
+        for (size_t i = 0; i < n_evals; i++) {
+            mask[evals[i]] = 1;
+        }
+        st.eval_mask = mask;
+    }
+    size_t cohort;
+    if (c->clients_per_round > 0) {
+        cohort = c->clients_per_round;
+    } else {
+        cohort = (size_t) ceil(c->fraction * (double) n_eligible - 1e-9);
+    }
+    if (cohort < 1) {
+        cohort = 1;
+    }
+    if (cohort > n_eligible) {
+        cohort = n_eligible;
+    }
+    size_t max_job = cohort > n_evals ? cohort : n_evals;
+    out = calloc(max_job ? max_job : 1, sizeof(*out));
+    if (out == NULL) {
+        e = FR_ENOMEM;
+        goto out;
+    }
+
+    // The aggregator, configured like a deployment except that the
+    // simulator decides who is online (every check-in is selected) and
+    // closes the round by letting the virtual clock reach the deadline.
+    fri_agg_config_init(&ac);
+    ac.n_items = p->n_items;
+    ac.k = c->k;
+    ac.algo = c->algo == FRI_SIM_ALS ? FRI_AGG_ALS : FRI_AGG_GRAD;
+    ac.implicit = c->implicit;
+    ac.reg = c->reg;
+    ac.reg_bias = c->reg_bias;
+    ac.weighted = 1;
+    ac.alpha = c->alpha;
+    ac.seed = c->seed;
+    ac.server_opt = (fri_agg_opt) c->server_opt;
+    ac.server_lr = c->lr;
+    ac.clients_per_round = 0;
+    ac.fraction = 0.0;
+    ac.min_clients = 1;
+    ac.round_deadline_ms = (uint64_t) (c->deadline_s * 1000.0 + 0.5);
+    if (ac.round_deadline_ms == 0) {
+        ac.round_deadline_ms = 1;
+    }
+    ac.rounds = 0;
+    ac.max_sessions = (uint32_t) (max_job * 2 + 64);
+    ac.session_ttl_ms = ac.round_deadline_ms;
+    {
+        uint8_t in[16] = "fedrec-sim agg";
+        for (int i = 0; i < 8; i++) {
+            in[8 + i] ^= (uint8_t) (c->seed >> (8 * i));
+        }
+        crypto_generichash(ac.identity_seed, sizeof(ac.identity_seed), in,
+                           sizeof(in), NULL, 0);
+        ac.has_identity = 1;
+    }
+    e = fri_agg_create(&st.agg, &ac, clock_now(&st), aerr, sizeof(aerr));
+    sodium_memzero(ac.identity_seed, sizeof(ac.identity_seed));
+    if (e != FR_OK) {
+        e = fail(err, err_cap, e, "aggregator: %s", aerr);
+        goto out;
+    }
+    fri_agg_public_key(st.agg, st.server_pk);
+    if ((e = fr_model_cache_create(&st.cache)) != FR_OK) {
+        goto out;
+    }
+    if (c->transport != FRI_SIM_DIRECT) {
+        char url[256];
+        if (c->transport == FRI_SIM_INPROC) {
+            snprintf(url, sizeof(url), "inproc://fedrec-sim-%ld-%p",
+                     (long) getpid(), (void *) &st);
+        } else if (c->transport == FRI_SIM_IPC) {
+            snprintf(url, sizeof(url), "ipc:///tmp/fedrec-sim-%ld-%p.ipc",
+                     (long) getpid(), (void *) &st);
+        } else {
+            snprintf(url, sizeof(url), "tcp://127.0.0.1:0");
+        }
+        e = fri_sim_server_start(&st.srv, st.agg, url, c->threads * 2 + 2,
+                                 clock_now, &st, st.url, sizeof(st.url),
+                                 aerr, sizeof(aerr));
+        if (e != FR_OK) {
+            e = fail(err, err_cap, e, "server: %s", aerr);
+            goto out;
+        }
+    }
+    ws = calloc(c->threads, sizeof(*ws));
+    if (ws == NULL) {
+        e = FR_ENOMEM;
+        goto out;
+    }
+    for (uint32_t i = 0; i < c->threads; i++) {
+        ws[i].st = &st;
+        if (c->transport == FRI_SIM_DIRECT) {
+            ws[i].reply_cap = fri_agg_reply_bound(st.agg);
+            ws[i].reply = malloc(ws[i].reply_cap);
+            if (ws[i].reply == NULL) {
+                e = FR_ENOMEM;
+                goto out;
+            }
+        }
+    }
+
+    uint32_t emitted = 0;
+    double   t_rounds = 0.0;
+    fri_rng  sel;
+    fri_rng_seed2(&sel, c->seed, 0xc0407);
+    for (uint32_t r = 1; r <= c->rounds; r++) {
+        // Seeded cohort: partial Fisher-Yates over the eligible devices.
+        for (size_t i = 0; i < cohort; i++) {
+            size_t j = i + fri_rng_below(&sel, (uint32_t) (n_eligible - i));
+            uint32_t t = eligible[i];
+            eligible[i] = eligible[j];
+            eligible[j] = t;
+        }
+        int eval_prev = r > 1 && is_eval_round(c, r - 1);
+        st.eval_mask = eval_prev ? mask : NULL;
+        job jb = {.users = eligible, .n = cohort, .round = r, .out = out};
+        fri_agg_metrics m0, m1;
+        fri_agg_metrics_get(st.agg, &m0);
+        double t0 = wall_s();
+        run_job(&st, ws, &jb);
+        // Every device is done: the deadline arrives.
+        atomic_fetch_add(&st.clock_ms, ac.round_deadline_ms + 1);
+        fri_agg_tick(st.agg, clock_now(&st));
+        fri_agg_metrics_get(st.agg, &m1);
+        double dt = wall_s() - t0;
+        t_rounds += dt;
+        fri_sim_round *rr = &rounds[r - 1];
+        rr->round = r;
+        rr->seconds = dt;
+        collect_counts(&jb, rr);
+        if (rr->clients == 0 && st.first_err[0] != '\0') {
+            e = fail(err, err_cap, FR_EINTERNAL, "%s", st.first_err);
+            goto out;
+        }
+        if (m1.rounds_completed + m1.rounds_abandoned ==
+            m0.rounds_completed + m0.rounds_abandoned) {
+            e = fail(err, err_cap, FR_ESTATE, "%s",
+                     "the aggregator did not close the round");
+            goto out;
+        }
+        if (eval_prev) {
+            collect_eval(c, &jb, &rounds[r - 2]);
+        }
+        while (emitted < r - 1 || (emitted < r && !is_eval_round(c, r))) {
+            if (cb != NULL) {
+                cb(cb_ctx, &rounds[emitted]);
+            }
+            emitted++;
+        }
+    }
+    // Final evaluation: the evaluating devices fetch the last model, fit,
+    // score their held-out items and leave without an update.
+    if (n_evals > 0) {
+        st.eval_mask = mask;
+        job jb = {.users = evals,
+                  .n = n_evals,
+                  .final_eval = 1,
+                  .round = (uint64_t) c->rounds + 1,
+                  .out = out};
+        run_job(&st, ws, &jb);
+        collect_eval(c, &jb, &rounds[c->rounds - 1]);
+    }
+    fri_agg_stop(st.agg, clock_now(&st));
+    while (emitted < c->rounds) {
+        if (cb != NULL) {
+            cb(cb_ctx, &rounds[emitted]);
+        }
+        emitted++;
+    }
+
+    // Summary.
+    s->rounds = c->rounds;
+    s->last = rounds[c->rounds - 1];
+    for (uint32_t r = 0; r < c->rounds; r++) {
+        s->total_clients += rounds[r].clients;
+        s->total_dropped += rounds[r].dropped;
+        s->total_bytes_up += rounds[r].bytes_up;
+        s->total_bytes_down += rounds[r].bytes_down;
+    }
+    s->total_seconds = t_rounds;
+    s->rounds_per_second = t_rounds > 0 ? c->rounds / t_rounds : 0;
+    s->us_per_update = s->total_clients > 0
+                           ? t_rounds * 1e6 / (double) s->total_clients
+                           : 0;
+    if (s->total_clients > 0) {
+        size_t up = (size_t) (s->total_bytes_up / s->total_clients);
+        size_t down = (size_t) (s->total_bytes_down / s->total_clients);
+        fri_sim_raw_cost(up, down, &s->us_crypto_per_update,
+                         &s->us_memcpy_per_update);
+    }
+    s->n_clients = p->n_users;
+    s->n_train = p->train.ptr[p->n_users];
+    s->n_test = p->test.ptr[p->n_users];
+    // Idle devices: their CSR row pointers plus the simulator's per-device
+    // arrays (eligible list, evaluation list and mask).
+    s->bytes_per_idle_client =
+        (double) (fri_sim_pop_overhead(p) +
+                  (size_t) p->n_users * (2 * sizeof(uint32_t) + 1)) /
+        (double) (p->n_users ? p->n_users : 1);
+    snprintf(s->data_name, sizeof(s->data_name), "%s", p->name);
+    if (model_hash != NULL) {
+        size_t nb = p->n_items, nq = (size_t) p->n_items * c->k;
+        float *bi = malloc(sizeof(float) * nb);
+        float *Q = malloc(sizeof(float) * nq);
+        float  mu = 0;
+        memset(model_hash, 0, 32);
+        if (bi != NULL && Q != NULL) {
+            crypto_generichash_state h;
+            fri_agg_model_copy(st.agg, &mu, bi, nb, Q, nq, NULL);
+            crypto_generichash_init(&h, NULL, 0, 32);
+            crypto_generichash_update(&h, (const uint8_t *) &mu, sizeof(mu));
+            crypto_generichash_update(&h, (const uint8_t *) bi,
+                                      sizeof(float) * nb);
+            crypto_generichash_update(&h, (const uint8_t *) Q,
+                                      sizeof(float) * nq);
+            crypto_generichash_final(&h, model_hash, 32);
+        }
+        free(bi);
+        free(Q);
+    }
+out:
+    fri_sim_server_stop(st.srv);
+    if (ws != NULL) {
+        for (uint32_t i = 0; i < c->threads; i++) {
+            free(ws[i].req);
+            free(ws[i].reply);
+        }
+        free(ws);
+    }
+    fri_agg_destroy(st.agg);
+    fr_model_cache_destroy(st.cache);
+    free(eligible);
+    free(evals);
+    free(mask);
+    free(out);
+    pthread_mutex_destroy(&st.err_mtx);
+    if (e != FR_OK && err_cap > 0 && err[0] == '\0') {
+        snprintf(err, err_cap, "%s", fr_strerror(e));
+    }
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
+        s->peak_rss_kib = ru.ru_maxrss;
+    }
+    return e;
+}
+
+// ---- reference and raw costs ---------------------------------------------
+
+fr_err
+fri_sim_reference(const fri_sim_config *c, const fri_sim_pop *p,
+                  fri_sim_summary *s)
+{
+    fri_train_config tc;
+    fri_mf_model    *m = NULL;
+    fr_err           e;
+    fri_train_config_init(&tc, FRI_ALGO_ALS);
+    tc.k = c->k;
+    tc.epochs = c->rounds;
+    tc.reg = c->reg;
+    tc.reg_bias = c->reg_bias;
+    tc.weighted = 1;
+    tc.alpha = c->alpha;
+    tc.seed = c->seed;
+    tc.clamp_lo = p->min_rating;
+    tc.clamp_hi = p->max_rating;
+    tc.patience = 0;
+    double t0 = wall_s();
+    if (c->implicit) {
+        tc.implicit = 1;
+        e = fri_train_ials(&m, &p->train, &tc, NULL, NULL);
+    } else {
+        e = fri_train_als(&m, &p->train, NULL, &tc, NULL, NULL);
+    }
+    s->ref_seconds = wall_s() - t0;
+    if (e != FR_OK) {
+        return e;
+    }
+    if (c->implicit) {
+        fri_rank_config  rc;
+        fri_rank_metrics rm;
+        fri_rank_config_init(&rc);
+        rc.k = 10;
+        rc.protocol = FRI_RANK_FULL;
+        e = fri_eval_ranking(&rm, m, &p->train, &p->test, &rc);
+        if (e == FR_OK) {
+            s->ref_hr10 = rm.hr;
+            s->ref_ndcg10 = rm.ndcg;
+        }
+    } else {
+        size_t       n = p->test.ptr[p->n_users];
+        fri_triplet *t = malloc(sizeof(*t) * (n ? n : 1));
+        e = FR_ENOMEM;
+        if (t != NULL) {
+            for (uint32_t u = 0; u < p->n_users; u++) {
+                for (size_t j = p->test.ptr[u]; j < p->test.ptr[u + 1];
+                     j++) {
+                    t[j].user = u;
+                    t[j].item = p->test.idx[j];
+                    t[j].rating = p->test.val[j];
+                    t[j].ts = 0;
+                }
+            }
+            fri_rating_metrics rm;
+            e = fri_eval_rating(&rm, m, t, n, p->min_rating, p->max_rating);
+            if (e == FR_OK) {
+                s->ref_rmse = rm.rmse;
+                s->ref_mae = rm.mae;
+            }
+            free(t);
+        }
+    }
+    fri_mf_destroy(m);
+    if (e == FR_OK) {
+        s->has_reference = 1;
+    }
+    return e;
+}
+
+static int
+cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *) a, y = *(const double *) b;
+    return (x > y) - (x < y);
+}
+
+void
+fri_sim_raw_cost(size_t n_up, size_t n_down, double *us_crypto,
+                 double *us_memcpy)
+{
+    size_t   n = n_up > n_down ? n_up : n_down;
+    uint8_t *a = malloc(n + crypto_aead_xchacha20poly1305_ietf_ABYTES);
+    uint8_t *b = malloc(n + crypto_aead_xchacha20poly1305_ietf_ABYTES);
+    uint8_t  key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
+    uint8_t  nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
+    double   tc[5], tm[5];
+    *us_crypto = *us_memcpy = 0;
+    if (a == NULL || b == NULL || n == 0) {
+        free(a);
+        free(b);
+        return;
+    }
+    randombytes_buf(key, sizeof(key));
+    randombytes_buf(nonce, sizeof(nonce));
+    randombytes_buf(a, n);
+    const size_t sizes[2] = {n_up, n_down};
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = wall_s();
+        for (int d = 0; d < 2; d++) {
+            unsigned long long clen = 0, mlen = 0;
+            crypto_aead_xchacha20poly1305_ietf_encrypt(
+                b, &clen, a, sizes[d], NULL, 0, NULL, nonce, key);
+            if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+                    a, &mlen, NULL, b, clen, NULL, 0, nonce, key) != 0) {
+                break;
+            }
+        }
+        double t1 = wall_s();
+        for (int d = 0; d < 2; d++) {
+            memcpy(b, a, sizes[d]);
+            memcpy(a, b, sizes[d]);
+        }
+        double t2 = wall_s();
+        tc[rep] = (t1 - t0) * 1e6;
+        tm[rep] = (t2 - t1) * 1e6;
+    }
+    qsort(tc, 5, sizeof(double), cmp_dbl);
+    qsort(tm, 5, sizeof(double), cmp_dbl);
+    *us_crypto = tc[2];
+    *us_memcpy = tm[2];
+    sodium_memzero(key, sizeof(key));
+    free(a);
+    free(b);
+}

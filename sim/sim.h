@@ -1,0 +1,228 @@
+// fedrec-sim internals: every user of a dataset is a virtual device that
+// runs the real client library (fr_client) against the real aggregator core
+// (fri_agg), over NNG (inproc, ipc, tcp) or by direct calls.
+//
+// The pieces: command-line configuration (args.c), the population of
+// virtual devices (population.c), the round driver and its worker pool
+// (run.c), the NNG REP server used when the aggregator runs in-process
+// (server.c), evaluation on the devices (run.c), and the outputs: JSON
+// lines, metrics.csv, summary.json and SVG plots (output.c).
+#ifndef FR_SIM_SIM_H
+#define FR_SIM_SIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dataset.h"
+#include "fedrec/err.h"
+#include "mf.h"
+
+typedef enum fri_sim_transport {
+    FRI_SIM_DIRECT = 0, // fri_agg_handle called in-process, no sockets
+    FRI_SIM_INPROC = 1,
+    FRI_SIM_IPC = 2,
+    FRI_SIM_TCP = 3,
+} fri_sim_transport;
+
+typedef enum fri_sim_algo {
+    FRI_SIM_ALS = 0,  // federated ALS: clients send sufficient statistics
+    FRI_SIM_GRAD = 1, // gradient FedAvg with a server optimizer
+} fri_sim_algo;
+
+typedef enum fri_sim_server_opt {
+    FRI_SIM_OPT_SGD = 0,
+    FRI_SIM_OPT_MOMENTUM = 1,
+    FRI_SIM_OPT_ADAM = 2,
+} fri_sim_server_opt;
+
+typedef struct fri_sim_config {
+    // Data: files (any loader format) or the seeded generator.
+    const char      *train_path;
+    const char      *test_path;
+    int              synthetic;   // 1: use synth (also the default data)
+    fri_synth_config synth;
+    double           holdout;     // per-user random test fraction (synth)
+    int              implicit;    // --loss implicit
+    float            alpha;       // iALS confidence slope
+    // Rounds.
+    uint32_t rounds;
+    uint32_t clients_per_round; // 0: use fraction
+    double   fraction;          // of registered clients per round
+    uint32_t local_epochs;
+    double   dropout;           // probability a selected client vanishes
+    double   deadline_s;        // round deadline, seconds
+    // Model and optimizer.
+    uint32_t           k;
+    float              reg;
+    float              reg_bias;
+    float              lr;
+    fri_sim_algo       algo;
+    fri_sim_server_opt server_opt;
+    // Execution.
+    uint32_t          threads;
+    uint64_t          seed;
+    fri_sim_transport transport;
+    uint32_t          eval_every;  // 0: only after the last round
+    uint32_t          eval_users;  // 0: every user with test data
+    int               reference;   // compute the centralized reference
+    // Output.
+    int         json;
+    const char *out_dir;
+    int         progress; // -1 auto (stderr is a TTY), 0 off, 1 on
+    int         quiet;    // no text summary on stdout
+} fri_sim_config;
+
+// Defaults: the centralized trainer's tuned ALS settings
+// (fri_train_config_init), every client in every round, the built-in
+// synthetic data, inproc NNG, 2 threads.
+void fri_sim_config_init(fri_sim_config *c);
+
+// Parses argv[1..argc) on top of c. Returns FR_OK, or FR_EINVAL with a
+// message in err. *help is set to 1 when --help was given (c untouched
+// beyond that point).
+FR_NODISCARD fr_err fri_sim_parse_args(fri_sim_config *c, int argc,
+                                       char **argv, int *help, char *err,
+                                       size_t err_cap);
+// The --help text (static).
+const char *fri_sim_usage(void);
+
+const char *fri_sim_transport_name(fri_sim_transport t);
+
+// ---- population (population.c) -------------------------------------------
+
+#define FRI_SIM_SEEDBYTES 32
+
+// Every user of the data as a virtual device. An idle device is nothing but
+// its rows in the two shared CSRs: its identity is derived from the
+// population key and its index, its user vector is refitted from the model
+// at every check-in (closed form), so no per-device record is kept.
+typedef struct fri_sim_pop {
+    uint32_t n_users;
+    uint32_t n_items;
+    fri_csr  train; // by user
+    fri_csr  test;  // by user, same n_rows
+    float    min_rating, max_rating;
+    uint8_t  key[32]; // derives device identities (simulation only)
+    char     name[128];
+} fri_sim_pop;
+
+// Loads --train/--test or generates --synthetic data and splits it.
+FR_NODISCARD fr_err fri_sim_pop_load(fri_sim_pop *p, const fri_sim_config *c,
+                                     char *err, size_t err_cap);
+void fri_sim_pop_free(fri_sim_pop *p);
+// The identity seed of device u (deterministic for the population).
+void fri_sim_pop_identity(const fri_sim_pop *p, uint32_t u,
+                          uint8_t seed[FRI_SIM_SEEDBYTES]);
+// Bytes the population keeps beyond the ratings themselves.
+size_t fri_sim_pop_overhead(const fri_sim_pop *p);
+
+// ---- NNG REP server over fri_agg (server.c) --------------------------------
+
+struct fri_agg;
+typedef struct fri_sim_server fri_sim_server;
+typedef uint64_t (*fri_sim_clock_fn)(void *ctx);
+
+// Listens on url with a REP socket and n_ctx contexts; each context
+// receives a request, passes it to fri_agg_handle at clock(clock_ctx) and
+// sends the reply. For "tcp://host:0" the bound port is written into
+// bound_url. FR_ENET on a socket error (err says which).
+FR_NODISCARD fr_err fri_sim_server_start(fri_sim_server **out,
+                                         struct fri_agg *agg, const char *url,
+                                         uint32_t n_ctx, fri_sim_clock_fn clock,
+                                         void *clock_ctx, char *bound_url,
+                                         size_t bound_cap, char *err,
+                                         size_t err_cap);
+void fri_sim_server_stop(fri_sim_server *s); // NULL is a no-op
+
+// ---- per-round results ---------------------------------------------------
+
+typedef struct fri_sim_round {
+    uint32_t round;     // 1-based
+    int      evaluated; // metrics below are valid
+    double   rmse, mae; // explicit
+    double   hr10, ndcg10; // implicit
+    uint32_t clients;   // contributed updates
+    uint32_t dropped;   // selected, checked in, vanished
+    uint32_t failed;    // check-ins that ended in an error
+    uint64_t bytes_up;
+    uint64_t bytes_down;
+    double   seconds;   // wall time of the round (not of evaluation)
+} fri_sim_round;
+
+typedef struct fri_sim_summary {
+    uint32_t rounds;
+    fri_sim_round last;       // last round's counters and final metrics
+    uint64_t total_clients;
+    uint64_t total_dropped;
+    uint64_t total_bytes_up;
+    uint64_t total_bytes_down;
+    double   total_seconds;   // wall time in rounds
+    double   rounds_per_second;
+    double   us_per_update;   // wall time per contributed update
+    // Raw cost of the same bytes: XChaCha20-Poly1305 seal + open and a
+    // memcpy, per update (microseconds), measured in the same run.
+    double   us_crypto_per_update;
+    double   us_memcpy_per_update;
+    // Centralized reference (fri_train_als, same split, same settings).
+    int      has_reference;
+    double   ref_rmse, ref_mae, ref_hr10, ref_ndcg10;
+    double   ref_seconds;
+    // Scale.
+    uint32_t n_clients;       // registered virtual clients
+    uint64_t n_train, n_test;
+    long     peak_rss_kib;
+    double   bytes_per_idle_client;
+    char     data_name[128];
+} fri_sim_summary;
+
+// ---- the run (run.c) -------------------------------------------------------
+
+// Called in round order once a round's counters and (if it is evaluated)
+// its metrics are known.
+typedef void (*fri_sim_round_fn)(void *ctx, const fri_sim_round *r);
+
+// Runs c->rounds federated rounds over p. rounds[] (c->rounds entries) and
+// *s receive the results; model_hash (32 bytes) a hash of the final item
+// model (mu, b_i, Q) for comparing runs. Returns FR_OK or the first error
+// that stopped the run (err says what).
+FR_NODISCARD fr_err fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
+                                fri_sim_round *rounds, fri_sim_summary *s,
+                                uint8_t model_hash[32], fri_sim_round_fn cb,
+                                void *cb_ctx, char *err, size_t err_cap);
+
+// Centralized reference on the same split with the same hyperparameters
+// (fri_train_als or fri_train_ials for c->rounds epochs), evaluated like the
+// devices evaluate (clamped RMSE/MAE; full-ranking HR@10/NDCG@10).
+FR_NODISCARD fr_err fri_sim_reference(const fri_sim_config *c,
+                                      const fri_sim_pop *p,
+                                      fri_sim_summary *s);
+
+// Raw cost of moving n_up + n_down bytes: XChaCha20-Poly1305 seal+open and
+// memcpy, in microseconds per call (median of a few repetitions).
+void fri_sim_raw_cost(size_t n_up, size_t n_down, double *us_crypto,
+                      double *us_memcpy);
+
+// ---- outputs (output.c) --------------------------------------------------
+
+// One JSON object on one line (no newline), keys as documented in --help.
+void fri_sim_json_round(FILE *f, const fri_sim_config *c,
+                        const fri_sim_round *r);
+void fri_sim_json_summary(FILE *f, const fri_sim_config *c,
+                          const fri_sim_summary *s);
+// Writes metrics.csv, summary.json and one SVG plot per metric into dir
+// (created if missing). FR_EIO on failure (err names the file).
+FR_NODISCARD fr_err fri_sim_write_outputs(const char *dir,
+                                          const fri_sim_config *c,
+                                          const fri_sim_round *rounds,
+                                          size_t n_rounds,
+                                          const fri_sim_summary *s, char *err,
+                                          size_t err_cap);
+// A self-contained SVG line chart of ys against xs with an optional
+// horizontal reference line (has_ref). Returns bytes written, or -1.
+FR_NODISCARD int fri_sim_svg_plot(FILE *f, const char *title,
+                                  const char *ylabel, const double *xs,
+                                  const double *ys, size_t n, int has_ref,
+                                  double ref, const char *ref_label);
+
+#endif
