@@ -1,5 +1,5 @@
 // Secure channel: handshake, sealed frames (R20-R24), allow-list (R25),
-// model signatures (R26).
+// model signatures (R26), round binding (R27).
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,7 +104,7 @@ Test(proto_channel, handshake_and_both_directions)
     teardown(&p);
 }
 
-Test(proto_channel, R22_tampered_any_byte_is_ecrypto)
+Test(proto_channel, R21_tampered_any_byte_is_ecrypto)
 {
     pair p;
     setup(&p);
@@ -128,7 +128,7 @@ Test(proto_channel, R22_tampered_any_byte_is_ecrypto)
     teardown(&p);
 }
 
-Test(proto_channel, R22_header_is_authenticated)
+Test(proto_channel, R21_header_is_authenticated)
 {
     pair p;
     setup(&p);
@@ -144,7 +144,7 @@ Test(proto_channel, R22_header_is_authenticated)
     teardown(&p);
 }
 
-Test(proto_channel, R21_replay_and_reorder_are_ereplay)
+Test(proto_channel, R22_replay_and_reorder_are_ereplay)
 {
     pair p;
     setup(&p);
@@ -320,7 +320,7 @@ Test(proto_channel, R25_allow_list)
     teardown(&p);
 }
 
-Test(proto_channel, R25_cross_round_update_is_visible_to_round_check)
+Test(proto_channel, R27_cross_round_update_is_visible_to_round_check)
 {
     // The round id is inside the authenticated body: an UPDATE sealed for
     // round 6 cannot be relabelled as round 7; the aggregator sees 6 and
