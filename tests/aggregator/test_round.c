@@ -1,0 +1,647 @@
+// Round state machine (fake clock), refusals, and the exactness of the
+// federated item solve against a direct centralized solve.
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agg.h"
+#include "linalg.h"
+#include "mf.h"
+#include "rng.h"
+
+#define K 2
+#define D (K + 1)
+#define NI 5
+
+static void
+key(uint8_t pk[FRI_AGG_KEYBYTES], uint32_t i)
+{
+    memset(pk, 0, FRI_AGG_KEYBYTES);
+    // Spread the bytes so the cohort hash sees distinct keys.
+    for (int b = 0; b < FRI_AGG_KEYBYTES; b++) {
+        pk[b] = (uint8_t) ((i * 2654435761u) >> ((b % 4) * 8)) ^ (uint8_t) b;
+    }
+    pk[31] = (uint8_t) i;
+    pk[30] = (uint8_t) (i >> 8);
+}
+
+static void
+base_cfg(fri_agg_config *c)
+{
+    fri_agg_config_init(c);
+    c->n_items           = NI;
+    c->k                 = K;
+    c->clients_per_round = 3;
+    c->min_clients       = 2;
+    c->round_deadline_ms = 1000;
+}
+
+static fri_agg *
+make(const fri_agg_config *c, uint64_t now)
+{
+    fri_agg *a = NULL;
+    char     err[256];
+    fr_err   rv = fri_agg_create(&a, c, now, err, sizeof(err));
+    cr_assert_eq(rv, FR_OK, "create: %s: %s", fr_errname(rv), err);
+    return a;
+}
+
+// A plausible ALS update for items {0, 2} built from fixed numbers.
+typedef struct upd {
+    uint32_t       items[NI];
+    float          gram[21];
+    float          rows[NI * D];
+    fri_agg_update u;
+} upd;
+
+static void
+make_upd(upd *x, uint64_t round, float p0)
+{
+    memset(x, 0, sizeof(*x));
+    float xu[D] = {p0, 0.5f, 1.0f};
+    for (int a = 0; a < D; a++) {
+        for (int b = a; b < D; b++) {
+            x->gram[fri_packed_index(D, a, b)] = xu[a] * xu[b];
+        }
+    }
+    x->items[0] = 0;
+    x->items[1] = 2;
+    for (int j = 0; j < 2; j++) {
+        for (int r = 0; r < D; r++) {
+            x->rows[j * D + r] = xu[r] * (float) (j + 1);
+        }
+    }
+    x->u.round       = round;
+    x->u.n           = 2;
+    x->u.items       = x->items;
+    x->u.gram        = x->gram;
+    x->u.gram_len    = fri_packed_len(D);
+    x->u.rows        = x->rows;
+    x->u.rows_len    = 2 * D;
+    x->u.sum_ratings = 7.0;
+    x->u.count       = 2;
+}
+
+static uint64_t
+version_of(fri_agg *a)
+{
+    uint64_t v = 0;
+    fri_agg_model_copy(a, NULL, NULL, 0, NULL, 0, &v);
+    return v;
+}
+
+Test(agg_config, rejects_bad_values)
+{
+    fri_agg_config c;
+    char           err[256];
+#define BAD(stmt, needle)                                                   \
+    do {                                                                    \
+        base_cfg(&c);                                                       \
+        stmt;                                                               \
+        err[0] = 0;                                                         \
+        cr_assert_eq(fri_agg_config_check(&c, err, sizeof(err)), FR_EINVAL, \
+                     "accepted: " #stmt);                                   \
+        cr_assert(strstr(err, needle) != NULL, "message '%s' lacks '%s'",   \
+                  err, needle);                                             \
+    } while (0)
+    base_cfg(&c);
+    cr_assert_eq(fri_agg_config_check(&c, err, sizeof(err)), FR_OK, "%s",
+                 err);
+    BAD(c.n_items = 0, "items");
+    BAD(c.k = 0, "k must");
+    BAD(c.k = 100000, "k must");
+    BAD(c.reg = -1.0f, "reg");
+    BAD(c.reg = NAN, "reg");
+    BAD(c.fraction = 1.5, "fraction");
+    BAD(c.fraction = -0.1, "fraction");
+    BAD(c.min_clients = 0, "min-clients");
+    BAD(c.min_clients = 4, "exceeds clients-per-round");
+    BAD(c.round_deadline_ms = 10, "round-deadline");
+    BAD(c.server_lr = 0.0f, "server-lr");
+    BAD(c.momentum = 1.0f, "momentum");
+    BAD(c.algo = (fri_agg_algo) 7, "algo");
+    BAD((c.implicit = 1, c.algo = FRI_AGG_GRAD), "implicit");
+    BAD(c.server_opt = (fri_agg_opt) 9, "server-opt");
+    BAD(c.max_sessions = 0, "max-sessions");
+    BAD((c.n_allow = 2, c.allow = NULL), "allow");
+#undef BAD
+    fri_agg *a = (fri_agg *) 1;
+    base_cfg(&c);
+    c.k = 0;
+    cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_EINVAL);
+    cr_assert_null(a);
+}
+
+Test(agg_round, cohort_fill_closes_round)
+{
+    fri_agg_config c;
+    base_cfg(&c);
+    fri_agg *a = make(&c, 1000);
+    uint8_t  pk[5][FRI_AGG_KEYBYTES];
+    for (int i = 0; i < 5; i++) {
+        key(pk[i], (uint32_t) i);
+    }
+    fri_agg_task t;
+    uint64_t     round = 0;
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(fri_agg_checkin(a, 1000, pk[i], &t), FR_OK);
+        cr_assert(t.has_task, "client %d not selected", i);
+        round = t.round;
+        cr_assert_eq(t.model_version, 0);
+        cr_assert_eq(t.ms_left, 1000);
+    }
+    // Cohort full: the fourth gets no task and a retry hint.
+    cr_assert_eq(fri_agg_checkin(a, 1100, pk[3], &t), FR_OK);
+    cr_assert(!t.has_task);
+    cr_assert(t.retry_after_ms >= 900);
+    // Checking in again is idempotent for a member.
+    cr_assert_eq(fri_agg_checkin(a, 1100, pk[0], &t), FR_OK);
+    cr_assert(t.has_task);
+    cr_assert_eq(t.ms_left, 900);
+    upd x;
+    for (int i = 0; i < 3; i++) {
+        make_upd(&x, round, 0.1f * (float) i);
+        cr_assert_eq(version_of(a), 0);
+        cr_assert_eq(fri_agg_submit(a, 1200, pk[i], &x.u), FR_OK);
+    }
+    // The third report completed the cohort: solved, next round open.
+    cr_assert_eq(version_of(a), 1);
+    fri_agg_metrics m;
+    fri_agg_metrics_get(a, &m);
+    cr_assert_eq(m.round, round + 1);
+    cr_assert_eq(m.rounds_completed, 1);
+    cr_assert_eq(m.updates_accepted, 3);
+    cr_assert(m.round_open);
+    cr_assert_eq(m.cohort, 0);
+    cr_assert(fabsf(m.mu - 3.5f) < 1e-6f, "mu %f", (double) m.mu);
+    // The new round has room again.
+    cr_assert_eq(fri_agg_checkin(a, 1300, pk[4], &t), FR_OK);
+    cr_assert(t.has_task);
+    cr_assert_eq(t.round, round + 1);
+    cr_assert_eq(t.model_version, 1);
+    fri_agg_destroy(a);
+}
+
+Test(agg_round, deadline_closes_with_min_clients)
+{
+    fri_agg_config c;
+    base_cfg(&c);
+    fri_agg *a = make(&c, 0);
+    uint8_t  pk[3][FRI_AGG_KEYBYTES];
+    fri_agg_task t;
+    upd          x;
+    for (int i = 0; i < 3; i++) {
+        key(pk[i], (uint32_t) i + 10);
+        cr_assert_eq(fri_agg_checkin(a, 10, pk[i], &t), FR_OK);
+        cr_assert(t.has_task);
+    }
+    for (int i = 0; i < 2; i++) { // the third member vanishes
+        make_upd(&x, t.round, 0.3f);
+        cr_assert_eq(fri_agg_submit(a, 20, pk[i], &x.u), FR_OK);
+    }
+    fri_agg_tick(a, 999);
+    cr_assert_eq(version_of(a), 0, "closed before the deadline");
+    fri_agg_tick(a, 1000);
+    cr_assert_eq(version_of(a), 1, "not closed at the deadline");
+    fri_agg_metrics m;
+    fri_agg_metrics_get(a, &m);
+    cr_assert_eq(m.rounds_completed, 1);
+    cr_assert_eq(m.rounds_abandoned, 0);
+    cr_assert_eq(m.round, t.round + 1);
+    // The straggler's update is now late.
+    make_upd(&x, t.round, 0.3f);
+    cr_assert_eq(fri_agg_submit(a, 1001, pk[2], &x.u), FR_ELATE);
+    fri_agg_metrics_get(a, &m);
+    cr_assert_eq(m.rejected[FRI_REJ_LATE], 1);
+    fri_agg_destroy(a);
+}
+
+Test(agg_round, abandons_below_min_clients)
+{
+    fri_agg_config c;
+    base_cfg(&c);
+    fri_agg *a = make(&c, 0);
+    float    Q0[NI * K], Q1[NI * K];
+    fri_agg_model_copy(a, NULL, NULL, 0, Q0, NI * K, NULL);
+    uint8_t      pk[FRI_AGG_KEYBYTES];
+    fri_agg_task t;
+    upd          x;
+    key(pk, 77);
+    cr_assert_eq(fri_agg_checkin(a, 0, pk, &t), FR_OK);
+    make_upd(&x, t.round, 0.3f);
+    cr_assert_eq(fri_agg_submit(a, 5, pk, &x.u), FR_OK);
+    fri_agg_tick(a, 1000);
+    fri_agg_metrics m;
+    fri_agg_metrics_get(a, &m);
+    cr_assert_eq(m.rounds_abandoned, 1);
+    cr_assert_eq(m.rounds_completed, 0);
+    cr_assert_eq(m.model_version, 0);
+    cr_assert_eq(m.round, t.round + 1, "reopened with a new id");
+    fri_agg_model_copy(a, NULL, NULL, 0, Q1, NI * K, NULL);
+    cr_assert_eq(memcmp(Q0, Q1, sizeof(Q0)), 0, "model changed");
+    // The abandoned round's partial sums are gone: a full new round gives
+    // the same model as on a fresh aggregator.
+    fri_agg_task t2;
+    cr_assert_eq(fri_agg_checkin(a, 1000, pk, &t2), FR_OK);
+    cr_assert(t2.has_task);
+    cr_assert_eq(t2.round, t.round + 1);
+    // The old round id is late now.
+    cr_assert_eq(fri_agg_submit(a, 1001, pk, &x.u), FR_ELATE);
+    fri_agg_destroy(a);
+}
+
+Test(agg_round, refusals_have_the_right_codes)
+{
+    fri_agg_config c;
+    base_cfg(&c);
+    fri_agg *a = make(&c, 0);
+    uint8_t  pk[4][FRI_AGG_KEYBYTES];
+    for (int i = 0; i < 4; i++) {
+        key(pk[i], 100 + (uint32_t) i);
+    }
+    fri_agg_task t;
+    cr_assert_eq(fri_agg_checkin(a, 0, pk[0], &t), FR_OK);
+    cr_assert_eq(fri_agg_checkin(a, 0, pk[1], &t), FR_OK);
+    upd x;
+    make_upd(&x, t.round, 0.2f);
+    cr_assert_eq(fri_agg_submit(a, 1, pk[0], &x.u), FR_OK);
+    cr_assert_eq(fri_agg_submit(a, 2, pk[0], &x.u), FR_EDUP);
+    // A reported member gets no second task this round.
+    fri_agg_task t2;
+    cr_assert_eq(fri_agg_checkin(a, 3, pk[0], &t2), FR_OK);
+    cr_assert(!t2.has_task);
+    // Never checked in: not a member.
+    cr_assert_eq(fri_agg_submit(a, 3, pk[2], &x.u), FR_EDENIED);
+    // Malformed: item out of range, duplicate item, NaN, wrong lengths.
+    upd bad;
+    make_upd(&bad, t.round, 0.2f);
+    bad.items[1] = NI;
+    cr_assert_eq(fri_agg_submit(a, 4, pk[1], &bad.u), FR_EPROTO);
+    make_upd(&bad, t.round, 0.2f);
+    bad.items[1] = 0;
+    cr_assert_eq(fri_agg_submit(a, 4, pk[1], &bad.u), FR_EPROTO);
+    make_upd(&bad, t.round, 0.2f);
+    bad.rows[1] = NAN;
+    cr_assert_eq(fri_agg_submit(a, 4, pk[1], &bad.u), FR_EPROTO);
+    make_upd(&bad, t.round, 0.2f);
+    bad.u.rows_len--;
+    cr_assert_eq(fri_agg_submit(a, 4, pk[1], &bad.u), FR_EPROTO);
+    make_upd(&bad, t.round, 0.2f);
+    bad.u.gram_len = 4;
+    cr_assert_eq(fri_agg_submit(a, 4, pk[1], &bad.u), FR_EPROTO);
+    // A round id never issued.
+    make_upd(&bad, t.round + 5, 0.2f);
+    cr_assert_eq(fri_agg_submit(a, 4, pk[1], &bad.u), FR_ESTATE);
+    // The malformed attempts did not use up pk[1]'s report.
+    make_upd(&x, t.round, 0.4f);
+    cr_assert_eq(fri_agg_submit(a, 5, pk[1], &x.u), FR_OK);
+
+    fri_agg_metrics m;
+    fri_agg_metrics_get(a, &m);
+    cr_assert_eq(m.rejected[FRI_REJ_DUP], 1);
+    cr_assert_eq(m.rejected[FRI_REJ_NOT_MEMBER], 1);
+    cr_assert_eq(m.rejected[FRI_REJ_MALFORMED], 5);
+    cr_assert_eq(m.rejected[FRI_REJ_STATE], 1);
+    cr_assert_eq(m.updates_accepted, 2);
+    char   buf[8192];
+    size_t len = 0;
+    cr_assert_eq(fri_agg_metrics_prometheus(&m, buf, sizeof(buf), &len),
+                 FR_OK);
+    cr_assert(strstr(buf, "fedrec_updates_rejected_total{reason=\"duplicate\"}"
+                          " 1\n") != NULL);
+    cr_assert(strstr(buf, "fedrec_updates_accepted_total 2\n") != NULL);
+    cr_assert(strstr(buf, "fedrec_round 1\n") != NULL, "%s", buf);
+    cr_assert_eq(fri_agg_metrics_prometheus(&m, buf, 100, &len), FR_ENOSPC);
+    cr_assert_eq(fri_agg_metrics_json(&m, buf, sizeof(buf), &len), FR_OK);
+    cr_assert(strstr(buf, "\"duplicate\":1") != NULL, "%s", buf);
+    fri_agg_destroy(a);
+}
+
+Test(agg_round, fraction_sampling_is_seeded_and_stable)
+{
+    fri_agg_config c;
+    base_cfg(&c);
+    c.clients_per_round = 0;
+    c.fraction          = 0.3;
+    fri_agg *a          = make(&c, 0);
+    int      selected   = 0;
+    for (uint32_t i = 0; i < 400; i++) {
+        uint8_t      pk[FRI_AGG_KEYBYTES];
+        fri_agg_task t, t2;
+        key(pk, i);
+        cr_assert_eq(fri_agg_checkin(a, 0, pk, &t), FR_OK);
+        cr_assert_eq(fri_agg_checkin(a, 1, pk, &t2), FR_OK);
+        cr_assert_eq(t.has_task, t2.has_task, "decision changed");
+        selected += t.has_task;
+    }
+    cr_assert(selected > 80 && selected < 160, "selected %d of 400",
+              selected);
+    fri_agg_metrics m;
+    fri_agg_metrics_get(a, &m);
+    cr_assert_eq(m.cohort, (uint32_t) selected);
+    fri_agg_destroy(a);
+}
+
+Test(agg_round, everyone_mode_and_rounds_limit)
+{
+    fri_agg_config c;
+    base_cfg(&c);
+    c.clients_per_round = 0;
+    c.min_clients       = 1;
+    c.rounds            = 2;
+    fri_agg *a          = make(&c, 0);
+    uint64_t now        = 0;
+    for (int r = 0; r < 2; r++) {
+        for (uint32_t i = 0; i < 50; i++) {
+            uint8_t      pk[FRI_AGG_KEYBYTES];
+            fri_agg_task t;
+            key(pk, i);
+            cr_assert_eq(fri_agg_checkin(a, now, pk, &t), FR_OK);
+            cr_assert(t.has_task, "round %d client %u", r, i);
+            upd x;
+            make_upd(&x, t.round, 0.01f * (float) i);
+            cr_assert_eq(fri_agg_submit(a, now, pk, &x.u), FR_OK);
+        }
+        cr_assert(!fri_agg_done(a));
+        now += 1000;
+        fri_agg_tick(a, now);
+    }
+    cr_assert(fri_agg_done(a));
+    cr_assert_eq(version_of(a), 2);
+    uint8_t      pk[FRI_AGG_KEYBYTES];
+    fri_agg_task t;
+    key(pk, 1);
+    cr_assert_eq(fri_agg_checkin(a, now, pk, &t), FR_OK);
+    cr_assert(!t.has_task);
+    fri_agg_destroy(a);
+}
+
+// Federated ALS == centralized item solve on the same users.
+Test(agg_solve, als_equals_centralized_item_solve)
+{
+    enum { NU = 6, NIT = 7, KK = 3, DD = KK + 1 };
+    fri_agg_config c;
+    fri_agg_config_init(&c);
+    c.n_items           = NIT;
+    c.k                 = KK;
+    c.clients_per_round = NU;
+    c.min_clients       = 1;
+    fri_agg *a          = make(&c, 0);
+    float    Q0[NIT * KK];
+    fri_agg_model_copy(a, NULL, NULL, 0, Q0, NIT * KK, NULL);
+
+    fri_rng r;
+    fri_rng_seed(&r, 9);
+    float    P[NU][KK], BU[NU];
+    uint32_t items[NU][NIT];
+    float    ratings[NU][NIT];
+    size_t   n[NU];
+    double   sum = 0;
+    size_t   cnt = 0;
+    for (int u = 0; u < NU; u++) {
+        for (int f = 0; f < KK; f++) {
+            P[u][f] = (float) fri_rng_normal(&r) * 0.5f;
+        }
+        BU[u] = (float) fri_rng_normal(&r) * 0.2f;
+        n[u]  = 0;
+        for (uint32_t i = 0; i < NIT; i++) {
+            if (fri_rng_uniform(&r) < 0.6 || i == (uint32_t) u) {
+                items[u][n[u]]   = i;
+                ratings[u][n[u]] = 1.0f + (float) fri_rng_below(&r, 5);
+                sum += ratings[u][n[u]];
+                cnt++;
+                n[u]++;
+            }
+        }
+    }
+    float mu_new = (float) (sum / (double) cnt);
+
+    // Federated: every user sends stats computed with the served mu (0).
+    fri_agg_task t;
+    for (int u = 0; u < NU; u++) {
+        uint8_t pk[FRI_AGG_KEYBYTES];
+        key(pk, (uint32_t) u + 500);
+        cr_assert_eq(fri_agg_checkin(a, 0, pk, &t), FR_OK);
+        cr_assert(t.has_task);
+        float gram[fri_packed_len(DD)];
+        float h[NIT * DD];
+        cr_assert_eq(fri_mf_user_item_stats(gram, fri_packed_len(DD), h,
+                                            n[u] * DD, P[u], BU[u], KK, 0.0f,
+                                            ratings[u], n[u]),
+                     FR_OK);
+        double s = 0;
+        for (size_t j = 0; j < n[u]; j++) {
+            s += ratings[u][j];
+        }
+        fri_agg_update up = {.round       = t.round,
+                             .n           = (uint32_t) n[u],
+                             .items       = items[u],
+                             .gram        = gram,
+                             .gram_len    = fri_packed_len(DD),
+                             .rows        = h,
+                             .rows_len    = n[u] * DD,
+                             .sum_ratings = s,
+                             .count       = (double) n[u]};
+        cr_assert_eq(fri_agg_submit(a, 1, pk, &up), FR_OK);
+    }
+    cr_assert_eq(version_of(a), 1);
+    float mu, bi[NIT], Q[NIT * KK];
+    fri_agg_model_copy(a, &mu, bi, NIT, Q, NIT * KK, NULL);
+    cr_assert(fabsf(mu - mu_new) < 1e-6f);
+
+    // Centralized: sum the same statistics per item with the new mu.
+    size_t gl = fri_packed_len(DD);
+    for (uint32_t i = 0; i < NIT; i++) {
+        float  G[fri_packed_len(DD)], H[DD];
+        int    any = 0;
+        memset(G, 0, sizeof(G));
+        memset(H, 0, sizeof(H));
+        for (int u = 0; u < NU; u++) {
+            for (size_t j = 0; j < n[u]; j++) {
+                if (items[u][j] != i) {
+                    continue;
+                }
+                float gram[fri_packed_len(DD)], h[DD];
+                cr_assert_eq(fri_mf_user_item_stats(gram, gl, h, DD, P[u],
+                                                    BU[u], KK, mu_new,
+                                                    &ratings[u][j], 1),
+                             FR_OK);
+                for (size_t e = 0; e < gl; e++) {
+                    G[e] += gram[e];
+                }
+                for (int e = 0; e < DD; e++) {
+                    H[e] += h[e];
+                }
+                any = 1;
+            }
+        }
+        float q[KK], b;
+        if (any) {
+            cr_assert_eq(fri_mf_item_solve(q, &b, G, H, KK, c.reg, c.reg_bias,
+                                           c.weighted, NULL, 0),
+                         FR_OK);
+        } else {
+            memcpy(q, Q0 + i * KK, sizeof(q));
+            b = 0.0f;
+        }
+        for (int f = 0; f < KK; f++) {
+            cr_assert(fabsf(q[f] - Q[i * KK + f]) < 1e-4f,
+                      "item %u factor %d: want %f got %f", i, f, (double) q[f],
+                      (double) Q[i * KK + f]);
+        }
+        cr_assert(fabsf(b - bi[i]) < 1e-4f, "item %u bias: want %f got %f", i,
+                  (double) b, (double) bi[i]);
+    }
+    fri_agg_destroy(a);
+}
+
+Test(agg_solve, implicit_equals_centralized_item_solve)
+{
+    enum { NU = 5, NIT = 6, KK = 2, DD = KK + 1 };
+    fri_agg_config c;
+    fri_agg_config_init(&c);
+    c.n_items           = NIT;
+    c.k                 = KK;
+    c.implicit          = 1;
+    c.clients_per_round = NU;
+    fri_agg *a          = make(&c, 0);
+    fri_rng  r;
+    fri_rng_seed(&r, 3);
+    float    P[NU][KK];
+    uint32_t items[NU][NIT];
+    float    vals[NU][NIT];
+    size_t   n[NU];
+    size_t   gk = fri_packed_len(KK);
+    float    gall[fri_packed_len(KK)];
+    memset(gall, 0, sizeof(gall));
+    fri_agg_task t;
+    for (int u = 0; u < NU; u++) {
+        for (int f = 0; f < KK; f++) {
+            P[u][f] = (float) fri_rng_normal(&r) * 0.5f;
+        }
+        n[u] = 0;
+        for (uint32_t i = 0; i < NIT; i++) {
+            if (fri_rng_uniform(&r) < 0.5 || i == (uint32_t) u) {
+                items[u][n[u]] = i;
+                vals[u][n[u]]  = 1.0f + (float) fri_rng_below(&r, 3);
+                n[u]++;
+            }
+        }
+        float gram[fri_packed_len(KK)], rows[NIT * DD];
+        cr_assert_eq(fri_mf_implicit_user_item_stats(gram, gk, rows,
+                                                     n[u] * DD, P[u], KK,
+                                                     vals[u], n[u], c.alpha),
+                     FR_OK);
+        for (size_t e = 0; e < gk; e++) {
+            gall[e] += gram[e];
+        }
+        uint8_t pk[FRI_AGG_KEYBYTES];
+        key(pk, (uint32_t) u + 900);
+        cr_assert_eq(fri_agg_checkin(a, 0, pk, &t), FR_OK);
+        fri_agg_update up = {.round    = t.round,
+                             .n        = (uint32_t) n[u],
+                             .items    = items[u],
+                             .gram     = gram,
+                             .gram_len = gk,
+                             .rows     = rows,
+                             .rows_len = n[u] * DD,
+                             .count    = (double) n[u]};
+        cr_assert_eq(fri_agg_submit(a, 1, pk, &up), FR_OK);
+    }
+    cr_assert_eq(version_of(a), 1);
+    float Q[NIT * KK];
+    fri_agg_model_copy(a, NULL, NULL, 0, Q, NIT * KK, NULL);
+    for (uint32_t i = 0; i < NIT; i++) {
+        float gw[fri_packed_len(KK)], h[KK];
+        memset(gw, 0, sizeof(gw));
+        memset(h, 0, sizeof(h));
+        for (int u = 0; u < NU; u++) {
+            for (size_t j = 0; j < n[u]; j++) {
+                if (items[u][j] != i) {
+                    continue;
+                }
+                float cc = 1.0f + c.alpha * vals[u][j];
+                for (int x = 0; x < KK; x++) {
+                    for (int y = x; y < KK; y++) {
+                        gw[fri_packed_index(KK, x, y)] +=
+                            (cc - 1.0f) * P[u][x] * P[u][y];
+                    }
+                    h[x] += cc * P[u][x];
+                }
+            }
+        }
+        float q[KK];
+        cr_assert_eq(fri_mf_implicit_item_solve(q, gall, gw, h, KK, c.reg,
+                                                NULL, 0),
+                     FR_OK);
+        for (int f = 0; f < KK; f++) {
+            cr_assert(fabsf(q[f] - Q[i * KK + f]) < 1e-3f * (1 + fabsf(q[f])),
+                      "item %u: want %f got %f", i, (double) q[f],
+                      (double) Q[i * KK + f]);
+        }
+    }
+    fri_agg_destroy(a);
+}
+
+Test(agg_solve, grad_sgd_and_adam_steps)
+{
+    for (int opt = 0; opt < 3; opt++) {
+        fri_agg_config c;
+        base_cfg(&c);
+        c.algo              = FRI_AGG_GRAD;
+        c.server_opt        = (fri_agg_opt) opt;
+        c.server_lr         = 0.5f;
+        c.clients_per_round = 2;
+        fri_agg *a          = make(&c, 0);
+        float    Q0[NI * K], b0[NI], Q1[NI * K], b1[NI];
+        fri_agg_model_copy(a, NULL, b0, NI, Q0, NI * K, NULL);
+        float    g[2][2 * D] = {{1, 2, 3, 4, 5, 6}, {-1, 0, 1, 2, 2, 2}};
+        uint32_t it[2][2]    = {{0, 3}, {3, 4}};
+        double   w[2]        = {2, 6};
+        fri_agg_task t;
+        for (int u = 0; u < 2; u++) {
+            uint8_t pk[FRI_AGG_KEYBYTES];
+            key(pk, (uint32_t) u + 40);
+            cr_assert_eq(fri_agg_checkin(a, 0, pk, &t), FR_OK);
+            fri_agg_update up = {.round    = t.round,
+                                 .n        = 2,
+                                 .items    = it[u],
+                                 .rows     = g[u],
+                                 .rows_len = 2 * D,
+                                 .weight   = w[u]};
+            cr_assert_eq(fri_agg_submit(a, 1, pk, &up), FR_OK);
+        }
+        fri_agg_model_copy(a, NULL, b1, NI, Q1, NI * K, NULL);
+        // Averaged gradient per item: sum of rows / (2 + 6).
+        float avg[NI][D];
+        memset(avg, 0, sizeof(avg));
+        for (int u = 0; u < 2; u++) {
+            for (int j = 0; j < 2; j++) {
+                for (int e = 0; e < D; e++) {
+                    avg[it[u][j]][e] += g[u][j * D + e] / 8.0f;
+                }
+            }
+        }
+        for (int i = 0; i < NI; i++) {
+            for (int e = 0; e < D; e++) {
+                float before = e < K ? Q0[i * K + e] : b0[i];
+                float after  = e < K ? Q1[i * K + e] : b1[i];
+                float want;
+                if (opt == FRI_AGG_OPT_ADAM) {
+                    // First Adam step: lr * sign(g) (bias-corrected).
+                    want = avg[i][e] == 0.0f
+                               ? before
+                               : before - 0.5f * (avg[i][e] > 0 ? 1.0f : -1.0f);
+                } else {
+                    // Momentum's first step equals plain SGD's.
+                    want = before - 0.5f * avg[i][e];
+                }
+                cr_assert(fabsf(after - want) < 1e-4f,
+                          "opt %d item %d e %d: want %f got %f", opt, i, e,
+                          (double) want, (double) after);
+            }
+        }
+        fri_agg_destroy(a);
+    }
+}
