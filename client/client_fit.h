@@ -8,6 +8,7 @@ typedef enum fri_fit_algo {
     FRI_FIT_ALS  = 1, // explicit ALS sufficient statistics
     FRI_FIT_IALS = 2, // implicit (weighted) ALS statistics
     FRI_FIT_GRAD = 3, // gradient rows w.r.t. [q_i; b_i]
+    FRI_FIT_DELTA = 4, // local SGD epochs, rows = change of [q_i; b_i]
 } fri_fit_algo;
 
 typedef struct fri_fit_task {
@@ -17,13 +18,16 @@ typedef struct fri_fit_task {
     float        reg_bias;
     float        alpha;
     float        clip; // L2 bound on the whole update, 0 = none
+    float        lr;   // DELTA: local learning rate
+    uint32_t     local_epochs; // DELTA: passes (0 counts as 1)
 } fri_fit_task;
 
 // An update in host floats: rows[r*width ..] belongs to items[r] (strictly
 // increasing), extra holds the per-user statistics:
-//   ALS:  packed Gram of [p_u; 1] ((k+1)(k+2)/2), sum of ratings, count
-//   IALS: packed Gram of p_u (k(k+1)/2), sum of values, count
-//   GRAD: sum of ratings, count
+//   ALS, IALS: packed Gram of [p_u; 1] ((k+1)(k+2)/2), sum, count
+//   GRAD, DELTA: sum of values, count
+// Rows: ALS h_ui = [p_u; 1](r_ui - mu - b_u); IALS [c_ui - 1, c_ui p_u];
+// GRAD the loss gradient w.r.t. [q_i; b_i]; DELTA the local change of it.
 typedef struct fri_update_buf {
     float    *extra;
     size_t    n_extra;

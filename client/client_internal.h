@@ -166,5 +166,9 @@ fr_err fri_state_save(fr_client *c, const char *path);
 void fri_session_free(fr_client *c);
 // NNG adapter teardown (nng_transport.c).
 void fri_nng_free(fr_client *c);
+#ifdef FR_CLIENT_WITH_NNG
+// Maps an NNG error number to fr_err (the only place that does).
+fr_err fri_err_from_nng(int rv);
+#endif
 
 #endif

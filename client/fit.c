@@ -32,6 +32,76 @@ items_of(const fri_cmodel *m)
     return it;
 }
 
+// iALS: rows [c_j - 1, c_j p_u] (fri_mf_implicit_user_item_stats) and, in
+// extra, the packed Gram of [p_u; 1] like explicit ALS (its top-left k x k
+// block is p_u p_u^T, the rest is [p_u; 1] and the count), so one UPDATE
+// layout serves both.
+static fr_err
+implicit_stats(fr_client *c, fri_update_buf *u, uint32_t k, size_t n,
+               float alpha)
+{
+    size_t glen = fri_packed_len(k);
+    float *g    = fri_client_calloc(c, glen, sizeof *g);
+    if (g == NULL) {
+        return FR_ENOMEM;
+    }
+    fr_err err = fri_mf_implicit_user_item_stats(
+        g, glen, u->rows, n * u->width, c->p, k, c->values, n, alpha);
+    fri_client_free_wipe(c, g, glen * sizeof *g);
+    if (err != FR_OK) {
+        return err;
+    }
+    size_t d = (size_t) k + 1;
+    for (size_t a = 0; a < d; a++) {
+        float xa = a < k ? c->p[a] : 1.0f;
+        for (size_t b = a; b < d; b++) {
+            float xb = b < k ? c->p[b] : 1.0f;
+            u->extra[fri_packed_index(d, a, b)] = xa * xb;
+        }
+    }
+    return FR_OK;
+}
+
+// Local SGD (FedAvg-style): local_epochs passes over the user's ratings on
+// private copies of the rated items' rows, then the change [dq_i; db_i].
+static fr_err
+local_delta(fr_client *c, fri_update_buf *u, const fri_mf_items *it,
+            size_t n, const fri_fit_task *t)
+{
+    uint32_t k  = it->k;
+    float   *ql = fri_client_calloc(c, n * k + 1, sizeof *ql);
+    float   *bl = fri_client_calloc(c, n + 1, sizeof *bl);
+    if (ql == NULL || bl == NULL) {
+        fri_client_free(c, ql);
+        fri_client_free(c, bl);
+        return FR_ENOMEM;
+    }
+    for (size_t j = 0; j < n; j++) {
+        memcpy(ql + j * k, it->Q + (size_t) c->items[j] * k,
+               k * sizeof *ql);
+        bl[j] = it->bi[c->items[j]];
+    }
+    fr_err   err    = FR_OK;
+    uint32_t epochs = t->local_epochs == 0 ? 1 : t->local_epochs;
+    for (uint32_t e = 0; e < epochs && err == FR_OK; e++) {
+        err = fri_mf_user_sgd(c->p, &c->bu, ql, bl, it, c->items, c->values,
+                              n, t->lr, t->reg, t->reg_bias, &c->rng);
+    }
+    if (err == FR_OK) {
+        for (size_t j = 0; j < n; j++) {
+            const float *q0 = it->Q + (size_t) c->items[j] * k;
+            float       *row = u->rows + j * u->width;
+            for (uint32_t f = 0; f < k; f++) {
+                row[f] = ql[j * k + f] - q0[f];
+            }
+            row[k] = bl[j] - it->bi[c->items[j]];
+        }
+    }
+    fri_client_free_wipe(c, ql, (n * k + 1) * sizeof *ql);
+    fri_client_free_wipe(c, bl, (n + 1) * sizeof *bl);
+    return err;
+}
+
 fr_err
 fri_client_compute_update(fr_client *c, const fri_fit_task *t,
                           fri_update_buf *u)
@@ -66,14 +136,10 @@ fri_client_compute_update(fr_client *c, const fri_fit_task *t,
     }
     uint32_t k     = m->k;
     uint32_t width = k + 1;
-    size_t   n_extra;
-    if (t->algo == FRI_FIT_IALS) {
-        n_extra = fri_packed_len(k) + 2;
-    } else if (t->algo == FRI_FIT_ALS) {
-        n_extra = fri_packed_len(k + 1) + 2;
-    } else {
-        n_extra = 2;
-    }
+    // Every kind carries (sum of values, count) last; the statistics kinds
+    // put the packed Gram of x = [p_u; 1] first.
+    int    stats   = t->algo == FRI_FIT_ALS || t->algo == FRI_FIT_IALS;
+    size_t n_extra = stats ? fri_packed_len(k + 1) + 2 : 2;
     if (n > SIZE_MAX / width / sizeof(float) || n > UINT32_MAX) {
         return fri_client_fail(c, FR_ETOOBIG, "too many interactions");
     }
@@ -106,14 +172,15 @@ fri_client_compute_update(fr_client *c, const fri_fit_task *t,
                                      c->values, n);
         break;
     case FRI_FIT_IALS:
-        err = fri_mf_implicit_user_item_stats(u->extra, n_extra - 2, u->rows,
-                                              n * width, c->p, k, c->values,
-                                              n, t->alpha);
+        err = implicit_stats(c, u, k, n, t->alpha);
         break;
     case FRI_FIT_GRAD:
         err = fri_mf_user_item_grad(u->rows, n * width, &it, c->p, c->bu,
                                     c->items, c->values, n, t->reg,
                                     t->reg_bias);
+        break;
+    case FRI_FIT_DELTA:
+        err = local_delta(c, u, &it, n, t);
         break;
     default:
         err = FR_EPROTO;
