@@ -290,8 +290,8 @@ parse_args(opts *o, int argc, char **argv)
         // iALS defaults (docs/TUNING.md).
         o->tc.k = 32;
         o->tc.epochs = 10;
-        o->tc.reg = 1.0f;
-        o->tc.alpha = 10.0f;
+        o->tc.reg = 50.0f;
+        o->tc.alpha = 5.0f;
         o->tc.init_std = 0.1f;
     }
     o->tc.implicit = g->implicit;
@@ -586,10 +586,11 @@ main(int argc, char **argv)
         }
         printf("\"seconds\":%.4f}\n", secs);
     } else {
-        printf("%s %s k=%u: test RMSE %.4f  MAE %.4f", 
-               o.algo == FRI_ALGO_SGD ? "sgd" : "als",
-               o.tc.implicit ? "implicit" : "explicit", o.tc.k, rm.rmse,
-               rm.mae);
+        printf("%s %s k=%u:", o.algo == FRI_ALGO_SGD ? "sgd" : "als",
+               o.tc.implicit ? "implicit" : "explicit", o.tc.k);
+        if (!o.tc.implicit) {
+            printf(" test RMSE %.4f  MAE %.4f", rm.rmse, rm.mae);
+        }
         if (ke == FR_OK) {
             printf("  HR@%u %.4f  NDCG@%u %.4f  coverage %.3f", rcfg.k,
                    km.hr, rcfg.k, km.ndcg, km.coverage);
