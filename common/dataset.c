@@ -13,15 +13,20 @@
 #include <unistd.h>
 
 // ---------------------------------------------------------------------------
-// Id map: open addressing (linear probing) over uint32 slots holding
-// dense index + 1 (0 = empty); the external ids live in a dense array, so
-// the map doubles as the reverse lookup. Load factor stays <= 1/2.
+// Id map: open addressing (linear probing); a slot holds the external id
+// next to dense index + 1 (0 = empty), so a lookup touches one cache line.
+// The dense array ext[] is the reverse map. Load factor stays <= 1/2.
+
+typedef struct idslot {
+    int64_t  ext;
+    uint32_t idx1; // dense index + 1, 0 = empty
+} idslot;
 
 struct fri_idmap {
     int64_t  *ext;   // dense index -> external id
     uint32_t  n;
     uint32_t  ext_cap;
-    uint32_t *slot;  // slot_mask + 1 entries
+    idslot   *slot;  // slot_mask + 1 entries
     size_t    slot_mask;
 };
 
@@ -42,17 +47,18 @@ idmap_hash(int64_t ext)
 static fr_err
 idmap_rehash(fri_idmap *m, size_t n_slots)
 {
-    uint32_t *s = calloc(n_slots, sizeof(*s));
+    idslot *s = calloc(n_slots, sizeof(*s));
     if (s == NULL) {
         return FR_ENOMEM;
     }
     size_t mask = n_slots - 1;
     for (uint32_t i = 0; i < m->n; i++) {
         size_t h = idmap_hash(m->ext[i]) & mask;
-        while (s[h] != 0) {
+        while (s[h].idx1 != 0) {
             h = (h + 1) & mask;
         }
-        s[h] = i + 1;
+        s[h].ext = m->ext[i];
+        s[h].idx1 = i + 1;
     }
     free(m->slot);
     m->slot = s;
@@ -98,12 +104,12 @@ fri_idmap_get(fri_idmap *m, int64_t ext, int insert, uint32_t *idx)
     }
     size_t h = idmap_hash(ext) & m->slot_mask;
     for (;;) {
-        uint32_t s = m->slot[h];
-        if (s == 0) {
+        const idslot *s = &m->slot[h];
+        if (s->idx1 == 0) {
             break;
         }
-        if (m->ext[s - 1] == ext) {
-            *idx = s - 1;
+        if (s->ext == ext) {
+            *idx = s->idx1 - 1;
             return FR_OK;
         }
         h = (h + 1) & m->slot_mask;
@@ -128,7 +134,7 @@ fri_idmap_get(fri_idmap *m, int64_t ext, int insert, uint32_t *idx)
     // Keep load <= 1/2; slot_mask + 1 is a power of two.
     if ((size_t) m->n + 1 > (m->slot_mask + 1) / 2) {
         size_t ns = (m->slot_mask + 1) * 2;
-        if (ns / 2 != m->slot_mask + 1 || ns > SIZE_MAX / sizeof(uint32_t)) {
+        if (ns / 2 != m->slot_mask + 1 || ns > SIZE_MAX / sizeof(idslot)) {
             return FR_ETOOBIG;
         }
         fr_err e = idmap_rehash(m, ns);
@@ -136,12 +142,13 @@ fri_idmap_get(fri_idmap *m, int64_t ext, int insert, uint32_t *idx)
             return e;
         }
         h = idmap_hash(ext) & m->slot_mask;
-        while (m->slot[h] != 0) {
+        while (m->slot[h].idx1 != 0) {
             h = (h + 1) & m->slot_mask;
         }
     }
     m->ext[m->n] = ext;
-    m->slot[h] = m->n + 1;
+    m->slot[h].ext = ext;
+    m->slot[h].idx1 = m->n + 1;
     *idx = m->n++;
     return FR_OK;
 }
@@ -170,10 +177,11 @@ idmap_truncate(fri_idmap *m, uint32_t n)
     memset(m->slot, 0, (m->slot_mask + 1) * sizeof(*m->slot));
     for (uint32_t i = 0; i < n; i++) {
         size_t h = idmap_hash(m->ext[i]) & m->slot_mask;
-        while (m->slot[h] != 0) {
+        while (m->slot[h].idx1 != 0) {
             h = (h + 1) & m->slot_mask;
         }
-        m->slot[h] = i + 1;
+        m->slot[h].ext = m->ext[i];
+        m->slot[h].idx1 = i + 1;
     }
 }
 
@@ -321,7 +329,7 @@ parse_rating(const char *s, size_t len, double *out)
         i++;
     }
     uint64_t mant = 0;
-    int      digits = 0, frac = 0, dot = 0;
+    int      digits = 0, sig = 0, frac = 0, dot = 0;
     for (; i < len; i++) {
         char c = s[i];
         if (c == '.' && !dot) {
@@ -332,21 +340,17 @@ parse_rating(const char *s, size_t len, double *out)
         if (d > 9) {
             return -1;
         }
-        if (mant == 0 && d == 0 && !dot) {
-            digits++; // leading zeros do not count as significant
-            continue;
+        digits++;
+        if (dot && ++frac > 18) {
+            return -1;
         }
-        if (digits >= 18 + 1 && mant != 0) {
+        if (mant == 0 && d == 0) {
+            continue; // leading zeros are not significant
+        }
+        if (++sig > 18) {
             return -1;
         }
         mant = mant * 10 + d;
-        digits++;
-        if (dot) {
-            frac++;
-            if (frac > 18) {
-                return -1;
-            }
-        }
     }
     if (digits == 0) {
         return -1;
@@ -468,57 +472,11 @@ map_id(parser *p, fri_idmap *m, const char *what, int64_t ext, uint32_t *idx)
     return FR_OK;
 }
 
-// One line without its '\n'.
+// The fields of one non-blank line of the file's format.
 static fr_err
-parse_line(parser *p, const char *s, size_t len)
+parse_record(parser *p, const char *s, size_t len)
 {
     char q[32];
-    p->lineno++;
-    if (len > 0 && s[len - 1] == '\r') {
-        len--;
-    }
-    if (len > p->o->max_line) {
-        return fail(p, FR_ETOOBIG, "line longer than %zu bytes",
-                    p->o->max_line);
-    }
-    if (memchr(s, '\0', len) != NULL) {
-        return fail(p, FR_EFORMAT, "embedded NUL byte");
-    }
-    size_t b = 0;
-    while (b < len && (s[b] == ' ' || s[b] == '\t')) {
-        b++;
-    }
-    if (b == len) {
-        return FR_OK; // blank line
-    }
-    enum fmt f = classify(s, len);
-    if (p->fmt == FMT_NONE) {
-        p->fmt = f;
-        if (f == FMT_CSV && !(s[0] >= '0' && s[0] <= '9') && s[0] != '-'
-            && s[0] != '+') {
-            // Header line ("userId,movieId,rating,timestamp"): fixes the
-            // column count; names are not checked.
-            const char *fs[MAX_FIELDS];
-            size_t      fl[MAX_FIELDS];
-            int         ea = 0;
-            int         nf = split(f, s, len, fs, fl, &ea);
-            if (nf < 0) {
-                return fail(p, FR_EFORMAT, "empty column name %d in header",
-                            ea);
-            }
-            if (nf < 3 || nf > 4) {
-                return fail(p, FR_EFORMAT,
-                            "header must name 3 or 4 columns "
-                            "(user,item,rating[,timestamp])");
-            }
-            p->n_fields = nf;
-            return FR_OK;
-        }
-    } else if (f != p->fmt && !(p->fmt == FMT_WS && f == FMT_TAB)) {
-        return fail(p, FR_EFORMAT, "%s line in a %s file (mixed formats)",
-                    fmt_name[f], fmt_name[p->fmt]);
-    }
-
     const char *fs[MAX_FIELDS];
     size_t      fl[MAX_FIELDS];
     int         ea = 0;
@@ -607,6 +565,69 @@ parse_line(parser *p, const char *s, size_t len)
     p->r[p->n].ts = ts;
     p->n++;
     return FR_OK;
+}
+
+// One line without its '\n'. The separators and fields are strict, so a
+// NUL byte or a line of another format always fails parse_record; only then
+// are those causes looked for, to name them (keeps the hot path lean).
+static fr_err
+parse_line(parser *p, const char *s, size_t len)
+{
+    p->lineno++;
+    if (len > 0 && s[len - 1] == '\r') {
+        len--;
+    }
+    if (len > p->o->max_line) {
+        return fail(p, FR_ETOOBIG, "line longer than %zu bytes",
+                    p->o->max_line);
+    }
+    size_t b = 0;
+    while (b < len && (s[b] == ' ' || s[b] == '\t')) {
+        b++;
+    }
+    if (b == len) {
+        return FR_OK; // blank line
+    }
+    if (p->fmt == FMT_NONE) {
+        if (memchr(s, '\0', len) != NULL) {
+            return fail(p, FR_EFORMAT, "embedded NUL byte");
+        }
+        enum fmt f = classify(s, len);
+        p->fmt = f;
+        unsigned char c0 = (unsigned char) s[0];
+        if (f == FMT_CSV
+            && (((c0 | 0x20) >= 'a' && (c0 | 0x20) <= 'z') || c0 == '"')) {
+            // Header line ("userId,movieId,rating,timestamp"): fixes the
+            // column count; names are not checked.
+            const char *fs[MAX_FIELDS];
+            size_t      fl[MAX_FIELDS];
+            int         ea = 0;
+            int         nf = split(f, s, len, fs, fl, &ea);
+            if (nf < 0) {
+                return fail(p, FR_EFORMAT, "empty column name %d in header",
+                            ea);
+            }
+            if (nf < 3 || nf > 4) {
+                return fail(p, FR_EFORMAT,
+                            "header must name 3 or 4 columns "
+                            "(user,item,rating[,timestamp])");
+            }
+            p->n_fields = nf;
+            return FR_OK;
+        }
+    }
+    fr_err e = parse_record(p, s, len);
+    if (e == FR_EFORMAT) {
+        enum fmt f = classify(s, len);
+        if (memchr(s, '\0', len) != NULL) {
+            return fail(p, FR_EFORMAT, "embedded NUL byte");
+        }
+        if (f != p->fmt && !(p->fmt == FMT_WS && f == FMT_TAB)) {
+            return fail(p, FR_EFORMAT, "%s line in a %s file (mixed formats)",
+                        fmt_name[f], fmt_name[p->fmt]);
+        }
+    }
+    return e;
 }
 
 // A later line for the same (user, item) replaces the earlier one; the
@@ -1037,7 +1058,8 @@ fr_err
 fri_split_random(const fri_dataset *all, double test_frac, uint64_t seed,
                  fri_dataset *train, fri_dataset *test)
 {
-    if (train == NULL || test == NULL || train == test) {
+    if (train == NULL || test == NULL || train == test || train == all
+        || test == all) {
         return FR_EINVAL;
     }
     memset(train, 0, sizeof(*train));
@@ -1108,7 +1130,8 @@ fr_err
 fri_split_last(const fri_dataset *all, uint32_t n_last, fri_dataset *train,
                fri_dataset *test)
 {
-    if (train == NULL || test == NULL || train == test) {
+    if (train == NULL || test == NULL || train == test || train == all
+        || test == all) {
         return FR_EINVAL;
     }
     memset(train, 0, sizeof(*train));

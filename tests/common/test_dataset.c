@@ -146,6 +146,9 @@ Test(common_dataset, whitespace_with_blank_lines)
     expect(0, 3, 4, 5, 0);
     expect(1, 3, 9, 1.5f, 0);
     cr_assert_eq(D.n_users, 1);
+    fri_dataset_free(&D);
+    cr_assert_eq(parse("007 08 0004.50\n"), FR_OK, "%s", ERR);
+    expect(0, 7, 8, 4.5f, 0);
 }
 
 Test(common_dataset, duplicates_keep_last)
@@ -216,6 +219,8 @@ Test(common_dataset, bad_inputs_name_file_and_line)
                 FR_EFORMAT, 2);
     expect_fail("a,b\n", FR_EFORMAT, 1); // header too short
     expect_fail("1 2 3\r\r\n", FR_EFORMAT, 1);
+    expect_fail(" 1,2,3\n", FR_EFORMAT, 1); // not a header
+    expect_fail("1 2 3.1234567890123456789\n", FR_EFORMAT, 1);
 }
 
 Test(common_dataset, embedded_nul)
@@ -502,6 +507,8 @@ Test(common_dataset, split_random_partitions_and_is_seeded)
     fri_dataset_free(&te3);
     cr_assert_eq(fri_split_random(&D, 1.0, 1, &tr, &te), FR_EINVAL);
     cr_assert_eq(fri_split_random(&D, -0.1, 1, &tr, &te), FR_EINVAL);
+    cr_assert_eq(fri_split_last(&D, 1, &D, &te), FR_EINVAL);
+    cr_assert_eq(D.n, 100000, "input clobbered");
 }
 
 Test(common_dataset, split_single_rating_user_stays_in_train)
