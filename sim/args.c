@@ -115,6 +115,8 @@ fri_sim_config_init(fri_sim_config *c)
     c->k = tc.k;
     c->reg = tc.reg;
     c->reg_bias = tc.reg_bias;
+    c->weighted = tc.weighted;
+    c->init_std = tc.init_std;
     c->lr = tc.lr;
     c->algo = FRI_SIM_ALS;
     c->server_opt = FRI_SIM_OPT_SGD;
@@ -326,8 +328,8 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
                 return bad(err, err_cap, flag, val, "0..1");
             }
         } else if (strcmp(flag, "--deadline") == 0) {
-            if (parse_dbl(val, 0.001, 86400.0, &c->deadline_s) != 0) {
-                return bad(err, err_cap, flag, val, "0.001..86400 s");
+            if (parse_dbl(val, 0.1, 86400.0, &c->deadline_s) != 0) {
+                return bad(err, err_cap, flag, val, "0.1..86400 s");
             }
         } else if (strcmp(flag, "--k") == 0) {
             if (parse_u32(val, 1, FRI_MF_MAX_K, &c->k) != 0) {

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "../aggregator/agg.h"
+#include "client_internal.h"
 #include "fedrec/client.h"
 #include "metrics.h"
 #include "sim.h"
@@ -232,6 +233,10 @@ device_run(worker *w, const job *jb, size_t slot)
         note_error(st, u, "create", e, "");
         return;
     }
+    // The TASK message does not carry the regularisation scaling yet and
+    // the client keeps its default (weighted-lambda); align it with the
+    // aggregator's so the user and item solves use the same penalty.
+    c->fit.weighted = (uint32_t) (cf->weighted != 0);
     for (size_t j = tr->ptr[u]; j < tr->ptr[u + 1]; j++) {
         if ((e = fr_client_add(c, tr->idx[j], tr->val[j], 0)) != FR_OK) {
             note_error(st, u, "add", e, fr_client_errmsg(c));
@@ -548,7 +553,8 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
     ac.implicit = c->implicit;
     ac.reg = c->reg;
     ac.reg_bias = c->reg_bias;
-    ac.weighted = 1;
+    ac.weighted = c->weighted;
+    ac.init_std = c->init_std;
     ac.alpha = c->alpha;
     ac.seed = c->seed;
     ac.server_opt = (fri_agg_opt) c->server_opt;
@@ -777,7 +783,10 @@ fri_sim_reference(const fri_sim_config *c, const fri_sim_pop *p,
     tc.epochs = c->rounds;
     tc.reg = c->reg;
     tc.reg_bias = c->reg_bias;
-    tc.weighted = 1;
+    tc.weighted = c->weighted;
+    tc.init_std = c->init_std;
+    // Federated rounds have no bias-only warm-up.
+    tc.bias_epochs = 0;
     tc.alpha = c->alpha;
     tc.seed = c->seed;
     tc.clamp_lo = p->min_rating;

@@ -56,6 +56,8 @@ typedef struct fri_sim_config {
     uint32_t           k;
     float              reg;
     float              reg_bias;
+    int                weighted; // weighted-lambda (see common/mf.h)
+    float              init_std;
     float              lr;
     fri_sim_algo       algo;
     fri_sim_server_opt server_opt;
