@@ -1,1 +1,428 @@
-int main(void){return 0;}
+// fedrec-client: a command-line device. Loads one user's ratings from a
+// ratings file, takes part in federated rounds over NNG, keeps its state
+// in an encrypted file and prints on-device recommendations.
+//
+// Item ids: the raw external item id of the ratings file is used as the
+// catalog index of the aggregator's model, so it must be < the model's
+// n_items (items beyond it are kept but ignored by the fit and scoring).
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "dataset.h"
+#include "fedrec/client.h"
+#include "keys.h"
+
+#define EXIT_USAGE 2
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+        "usage: fedrec-client --connect URL --server-key FILE.pub "
+        "--ratings FILE --user ID [options]\n"
+        "\n"
+        "  --connect URL         aggregator address (tcp://host:port, "
+        "ipc://path)\n"
+        "  --server-key FILE     the aggregator's public key (PREFIX.pub "
+        "from fedrec-keygen)\n"
+        "  --ratings FILE        ratings file (MovieLens 100K/1M, CSV, "
+        "whitespace)\n"
+        "  --user ID             external user id whose ratings this "
+        "device holds\n"
+        "  --rounds N            rounds to contribute to (default 1; 0: "
+        "offline)\n"
+        "  --state FILE          encrypted state file (loaded, then saved)\n"
+        "  --state-key-file F    32-byte key (raw or 64 hex chars) for "
+        "--state;\n"
+        "                        default: derived from --identity\n"
+        "  --identity FILE.key   this device's identity (fedrec-keygen); "
+        "default:\n"
+        "                        the one in --state, else a fresh one\n"
+        "  --top K               print the top-K recommendations at the "
+        "end\n"
+        "  --timeout-ms MS       per-request timeout (default 10000)\n"
+        "  --json                machine-readable output\n"
+        "  --help                this text\n"
+        "\n"
+        "Item ids in the ratings file are used as the model's catalog "
+        "indices\n"
+        "and must be below its number of items.\n");
+}
+
+typedef struct opts {
+    const char *connect;
+    const char *server_key;
+    const char *ratings;
+    const char *state;
+    const char *state_key_file;
+    const char *identity;
+    int64_t     user;
+    int         have_user;
+    long        rounds;
+    long        top;
+    long        timeout_ms;
+    int         json;
+} opts;
+
+static int
+parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno  = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int
+parse_args(opts *o, int argc, char **argv)
+{
+    memset(o, 0, sizeof *o);
+    o->rounds     = 1;
+    o->timeout_ms = 10000;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        }
+        if (strcmp(a, "--json") == 0) {
+            o->json = 1;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "fedrec-client: %s needs a value (or is "
+                            "unknown)\n", a);
+            return -1;
+        }
+        const char *v = argv[++i];
+        long        n;
+        if (strcmp(a, "--connect") == 0) {
+            o->connect = v;
+        } else if (strcmp(a, "--server-key") == 0) {
+            o->server_key = v;
+        } else if (strcmp(a, "--ratings") == 0) {
+            o->ratings = v;
+        } else if (strcmp(a, "--state") == 0) {
+            o->state = v;
+        } else if (strcmp(a, "--state-key-file") == 0) {
+            o->state_key_file = v;
+        } else if (strcmp(a, "--identity") == 0) {
+            o->identity = v;
+        } else if (strcmp(a, "--user") == 0) {
+            char *end;
+            errno   = 0;
+            o->user = strtoll(v, &end, 10);
+            if (errno != 0 || end == v || *end != '\0') {
+                fprintf(stderr, "fedrec-client: bad --user '%s'\n", v);
+                return -1;
+            }
+            o->have_user = 1;
+        } else if (strcmp(a, "--rounds") == 0) {
+            if (parse_long(v, 0, 1000000, &n) != 0) {
+                fprintf(stderr, "fedrec-client: bad --rounds '%s'\n", v);
+                return -1;
+            }
+            o->rounds = n;
+        } else if (strcmp(a, "--top") == 0) {
+            if (parse_long(v, 1, 100000, &n) != 0) {
+                fprintf(stderr, "fedrec-client: bad --top '%s'\n", v);
+                return -1;
+            }
+            o->top = n;
+        } else if (strcmp(a, "--timeout-ms") == 0) {
+            if (parse_long(v, 1, 3600000, &n) != 0) {
+                fprintf(stderr, "fedrec-client: bad --timeout-ms '%s'\n", v);
+                return -1;
+            }
+            o->timeout_ms = n;
+        } else {
+            fprintf(stderr, "fedrec-client: unknown option '%s'\n", a);
+            return -1;
+        }
+    }
+    if (o->rounds > 0 && (o->connect == NULL || o->server_key == NULL)) {
+        fprintf(stderr, "fedrec-client: --connect and --server-key are "
+                        "required (or --rounds 0)\n");
+        return -1;
+    }
+    if ((o->ratings == NULL) != (!o->have_user)) {
+        fprintf(stderr, "fedrec-client: --ratings and --user go together\n");
+        return -1;
+    }
+    if (o->ratings == NULL && o->state == NULL) {
+        fprintf(stderr, "fedrec-client: give --ratings/--user or --state\n");
+        return -1;
+    }
+    if (o->state != NULL && o->state_key_file == NULL &&
+        o->identity == NULL) {
+        fprintf(stderr, "fedrec-client: --state needs --state-key-file or "
+                        "--identity\n");
+        return -1;
+    }
+    return 0;
+}
+
+// Reads a 32-byte key: the raw bytes, or 64 hex digits (whitespace
+// around them allowed).
+static int
+load_state_key(const char *path, uint8_t key[FR_STATEKEYBYTES])
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "fedrec-client: cannot open %s: %s\n", path,
+                strerror(errno));
+        return -1;
+    }
+    uint8_t buf[160];
+    size_t  n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    int rc = -1;
+    if (n == FR_STATEKEYBYTES) {
+        memcpy(key, buf, FR_STATEKEYBYTES);
+        rc = 0;
+    } else {
+        size_t bin_len = 0;
+        if (n < sizeof buf &&
+            sodium_hex2bin(key, FR_STATEKEYBYTES, (const char *) buf, n,
+                           " \t\r\n", &bin_len, NULL) == 0 &&
+            bin_len == FR_STATEKEYBYTES) {
+            rc = 0;
+        }
+    }
+    sodium_memzero(buf, sizeof buf);
+    if (rc != 0) {
+        fprintf(stderr, "fedrec-client: %s: expected 32 raw bytes or 64 hex "
+                        "digits\n", path);
+    }
+    return rc;
+}
+
+static void
+sleep_ms(uint32_t ms)
+{
+    struct timespec ts;
+    ts.tv_sec  = ms / 1000;
+    ts.tv_nsec = (long) (ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+// Adds the rows of external user o->user; returns the count or -1.
+static long
+load_ratings(fr_client *c, const opts *o)
+{
+    fri_idmap *users = NULL, *items = NULL;
+    if (fri_idmap_create(&users) != FR_OK ||
+        fri_idmap_create(&items) != FR_OK) {
+        fri_idmap_destroy(users);
+        fprintf(stderr, "fedrec-client: out of memory\n");
+        return -1;
+    }
+    fri_load_opts lo;
+    fri_load_opts_init(&lo);
+    fri_dataset d;
+    char        err[256] = "";
+    fr_err      e = fri_dataset_load(&d, o->ratings, users, items, &lo, err,
+                                     sizeof err);
+    if (e != FR_OK) {
+        fprintf(stderr, "fedrec-client: %s\n", err[0] ? err : fr_strerror(e));
+        fri_idmap_destroy(users);
+        fri_idmap_destroy(items);
+        return -1;
+    }
+    long     added = 0;
+    uint32_t u;
+    if (fri_idmap_get(users, o->user, 0, &u) == FR_OK) {
+        for (size_t i = 0; i < d.n; i++) {
+            if (d.r[i].user != u) {
+                continue;
+            }
+            int64_t ext = fri_idmap_ext(items, d.r[i].item);
+            if (ext < 0 || ext > (int64_t) UINT32_MAX) {
+                fprintf(stderr, "fedrec-client: item id %" PRId64
+                                " cannot be a catalog index\n", ext);
+                added = -1;
+                break;
+            }
+            e = fr_client_add(c, (uint32_t) ext, d.r[i].rating, d.r[i].ts);
+            if (e != FR_OK) {
+                fprintf(stderr, "fedrec-client: %s\n", fr_client_errmsg(c));
+                added = -1;
+                break;
+            }
+            added++;
+        }
+    }
+    fri_dataset_free(&d);
+    fri_idmap_destroy(users);
+    fri_idmap_destroy(items);
+    return added;
+}
+
+int
+main(int argc, char **argv)
+{
+    opts o;
+    if (parse_args(&o, argc, argv) != 0) {
+        fprintf(stderr, "try 'fedrec-client --help'\n");
+        return EXIT_USAGE;
+    }
+    if (sodium_init() < 0) {
+        fprintf(stderr, "fedrec-client: libsodium failed to start\n");
+        return 1;
+    }
+    fr_client_config cfg;
+    fr_client_config_init(&cfg);
+    if (o.server_key != NULL) {
+        fri_pubkeys pk;
+        fr_err      e = fri_pub_load(&pk, o.server_key);
+        if (e != FR_OK) {
+            fprintf(stderr, "fedrec-client: cannot load server key %s: %s\n",
+                    o.server_key, fr_strerror(e));
+            return 1;
+        }
+        memcpy(cfg.server_pk, pk.kx, 32);
+        memcpy(cfg.server_pk + 32, pk.sign, 32);
+    }
+    if (o.identity != NULL) {
+        fri_identity id;
+        fr_err       e = fri_key_load(&id, o.identity);
+        if (e != FR_OK) {
+            fprintf(stderr, "fedrec-client: cannot load identity %s: %s\n",
+                    o.identity, fr_strerror(e));
+            return 1;
+        }
+        memcpy(cfg.identity_seed, id.seed, FR_SEEDBYTES);
+        cfg.has_identity = 1;
+        fri_identity_wipe(&id);
+    }
+    if (o.state != NULL) {
+        cfg.state_path = o.state;
+        if (o.state_key_file != NULL) {
+            if (load_state_key(o.state_key_file, cfg.state_key) != 0) {
+                return 1;
+            }
+        } else {
+            // Bound to the identity: a KDF subkey of its seed.
+            crypto_kdf_derive_from_key(cfg.state_key, FR_STATEKEYBYTES, 1,
+                                       "frstate_", cfg.identity_seed);
+        }
+    }
+    fr_client *c = NULL;
+    fr_err     e = fr_client_create(&c, &cfg);
+    sodium_memzero(&cfg, sizeof cfg);
+    if (e != FR_OK) {
+        fprintf(stderr, "fedrec-client: cannot start: %s%s%s\n",
+                fr_strerror(e), o.state ? " (state file " : "",
+                o.state ? "unreadable or wrong key)" : "");
+        return 1;
+    }
+    int rc = 0;
+    if (o.ratings != NULL) {
+        long n = load_ratings(c, &o);
+        if (n < 0) {
+            fr_client_destroy(c);
+            return 1;
+        }
+        if (n == 0) {
+            fprintf(stderr, "fedrec-client: warning: no ratings for user %"
+                            PRId64 " in %s\n", o.user, o.ratings);
+        }
+    }
+    long     done = 0, attempts = 0, failures = 0;
+    uint64_t up = 0, down = 0, last_round = 0;
+    while (done < o.rounds) {
+        attempts++;
+        e = fr_client_checkin_nng(c, o.connect, (int) o.timeout_ms);
+        fr_checkin_info info;
+        fr_client_checkin_info_get(c, &info);
+        up += info.bytes_up;
+        down += info.bytes_down;
+        if (e == FR_OK && info.status == FR_CHECKIN_CONTRIBUTED) {
+            done++;
+            failures   = 0;
+            last_round = info.round;
+            if (!o.json) {
+                printf("round %" PRIu64 ": contributed (model %" PRIu64
+                       ", %" PRIu64 " B up, %" PRIu64 " B down)\n",
+                       info.round, info.model_version, info.bytes_up,
+                       info.bytes_down);
+                fflush(stdout);
+            }
+            continue;
+        }
+        uint32_t wait = info.retry_after_ms;
+        if (e == FR_OK && info.status == FR_CHECKIN_NOT_SELECTED) {
+            if (wait == 0) {
+                wait = 100;
+            }
+        } else {
+            failures++;
+            fprintf(stderr, "fedrec-client: check-in failed: %s\n",
+                    fr_client_errmsg(c));
+            if (failures >= 5) {
+                rc = 1;
+                break;
+            }
+            if (wait == 0) {
+                wait = 200u << failures; // back off
+            }
+        }
+        if (wait > 60000) {
+            wait = 60000;
+        }
+        sleep_ms(wait);
+    }
+    if (rc == 0 && o.state != NULL && fr_client_save(c) != FR_OK) {
+        fprintf(stderr, "fedrec-client: %s\n", fr_client_errmsg(c));
+        rc = 1;
+    }
+    uint32_t *items  = NULL;
+    float    *scores = NULL;
+    size_t    n_top  = 0;
+    if (rc == 0 && o.top > 0) {
+        items  = calloc((size_t) o.top, sizeof *items);
+        scores = calloc((size_t) o.top, sizeof *scores);
+        if (items == NULL || scores == NULL) {
+            fprintf(stderr, "fedrec-client: out of memory\n");
+            rc = 1;
+        } else if (fr_client_recommend(c, items, scores, (size_t) o.top,
+                                       &n_top) != FR_OK) {
+            fprintf(stderr, "fedrec-client: cannot recommend: %s\n",
+                    fr_client_errmsg(c));
+            rc = 1;
+        }
+    }
+    if (o.json) {
+        printf("{\"ok\":%s,\"rounds\":%ld,\"attempts\":%ld,"
+               "\"last_round\":%" PRIu64 ",\"ratings\":%zu,"
+               "\"bytes_up\":%" PRIu64 ",\"bytes_down\":%" PRIu64
+               ",\"top\":[",
+               rc == 0 ? "true" : "false", done, attempts, last_round,
+               fr_client_count(c), up, down);
+        for (size_t i = 0; i < n_top; i++) {
+            printf("%s{\"item\":%u,\"score\":%.6g}", i ? "," : "",
+                   (unsigned) items[i], (double) scores[i]);
+        }
+        printf("]}\n");
+    } else {
+        for (size_t i = 0; i < n_top; i++) {
+            printf("%zu\t%u\t%.4f\n", i + 1, (unsigned) items[i],
+                   (double) scores[i]);
+        }
+    }
+    free(items);
+    free(scores);
+    fr_client_destroy(c);
+    return rc;
+}
