@@ -276,6 +276,7 @@ typedef struct round_view {
     double *c; // n_rows
     double  E;
     double  n; // count for the penalty scale
+    double  f; // scale the client applied to its whole update (clipping)
 } round_view;
 
 static int
@@ -310,10 +311,17 @@ read_round(round_view *v, const fri_atk_obs *o, const fri_atk_params *prm,
     const size_t n = o->n_rows;
     double num = 0.0;
     memset(p, 0, k * sizeof(double));
+    v->f = 1.0;
     if (prm->kind == FRI_ATK_ALS) {
         if (o->gram != NULL) {
+            // The Gram's corner is 1 * 1: anything else is the factor an L2
+            // clip scaled the whole update by, which is thereby undone.
+            double corner = o->gram[fri_packed_index(d, k, k)];
+            if (isfinite(corner) && corner > 0.0) {
+                v->f = corner;
+            }
             for (uint32_t a = 0; a < k; a++) {
-                p[a] = o->gram[fri_packed_index(d, a, k)];
+                p[a] = o->gram[fri_packed_index(d, a, k)] / v->f;
             }
         } else {
             // h_i[:k] = s_i p_u with s_i = h_i[k].
@@ -331,7 +339,7 @@ read_round(round_view *v, const fri_atk_obs *o, const fri_atk_params *prm,
         v->E = 0.0;
         for (size_t r = 0; r < n; r++) {
             uint32_t i = o->items[r];
-            double s = o->rows[r * d + k]; // r - mu - b_u
+            double s = o->rows[r * d + k] / v->f; // r - mu - b_u
             const float *q = m->Q + (size_t)i * k;
             v->c[r] = s + m->mu;
             v->E += s - m->bi[i] - dotd(p, q, k);
@@ -361,7 +369,7 @@ read_round(round_view *v, const fri_atk_obs *o, const fri_atk_params *prm,
             v->c[r] += m->mu + m->bi[i] + dotd(p, q, k);
         }
     }
-    v->n = o->count > 0.0 ? o->count : (double)n;
+    v->n = o->count > 0.0 ? o->count / v->f : (double)n;
 }
 
 static double
@@ -387,8 +395,9 @@ bu_single(fri_atk_bu method, const round_view *v, const fri_atk_obs *o,
         for (size_t r = 0; r < o->n_rows; r++) {
             sc += v->c[r];
         }
-        return o->n_rows > 0 ? (o->rating_sum - sc) / (double)o->n_rows
-                             : 0.0;
+        return o->n_rows > 0
+                   ? (o->rating_sum / v->f - sc) / (double)o->n_rows
+                   : 0.0;
     }
     case FRI_ATK_BU_RIDGE:
         *lambda = (double)prm->reg_bias * penalty_scale(prm->weighted, v->n);

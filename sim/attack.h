@@ -157,7 +157,9 @@ typedef struct fri_atk_recon_info {
 // r1->n_rows). r2 (may be NULL) is the same user's update of the next round
 // (against r2->model); with it, ratings of items in both rounds are the mean
 // of the two rounds' estimates. p_u comes from the Gram's last column (ALS
-// with gram), else by least squares over the rows. Garbage in (masked or
+// with gram), else by least squares over the rows. An ALS Gram also undoes
+// L2 clipping: its corner entry is 1 before clipping, so it equals the
+// factor the whole update (rows, rating sum, count) was scaled by. Garbage in (masked or
 // noisy rows) gives garbage out, never an error: non-finite intermediate
 // results become NaN ratings. info may be NULL.
 // Errors: FR_EINVAL (NULL, k mismatch, ids unsorted or out of range, a

@@ -395,6 +395,7 @@ typedef enum setting {
     PLAIN = 0,
     NOISY = 1,
     PSEUDO = 2,
+    CLIPPED = 3, // whole ALS update (Gram, rows, sum, count) clipped to 1
 } setting;
 
 // Runs the attack over N_USERS users and returns the pooled accumulator.
@@ -437,6 +438,16 @@ recon_run(fri_atk_kind kind, fri_atk_bu bu, int with_gram, int two_rounds,
                                   .rating_sum = sum,
                                   .count = 0.0,
                                   .model = ws[t]->it };
+            if (s == CLIPPED) {
+                float extra[2] = { (float)sum, (float)u.n };
+                float *parts[3] = { grams[t], rows[t], extra };
+                size_t lens[3] = { (D * (D + 1)) / 2, u.n * D, 2 };
+                float before = 0.0f;
+                float f = fri_dp_clip_l2_rows(parts, lens, 3, 1.0f, &before);
+                cr_assert(f < 0.1f, "clip factor %f", f);
+                o[t].rating_sum = extra[0];
+                o[t].count = extra[1];
+            }
             if (s == NOISY) {
                 cr_assert_eq(fri_dp_add_gaussian(rows[t], u.n * D, noise_sd,
                                                  &nr),
@@ -510,6 +521,16 @@ Test(sim_attack, als_statistics_reveal_ratings_exactly, .init = setup)
         cr_assert(fri_atk_recon_rmse(&a) < 1e-3, "case %zu rmse %g", c,
                   fri_atk_recon_rmse(&a));
         cr_assert_eq(fri_atk_recon_within(&a), 1.0);
+    }
+    // L2 clipping does not help: the Gram's corner gives the factor back.
+    fri_atk_bu clipped[] = { FRI_ATK_BU_RIDGE, FRI_ATK_BU_RATING_SUM };
+    for (size_t c = 0; c < 2; c++) {
+        fri_atk_recon_acc a =
+            recon_run(FRI_ATK_ALS, clipped[c], 1, 0, CLIPPED, 0.0, REG_BIAS);
+        cr_log_info("ALS clipped case %zu: rmse %.3g", c,
+                    fri_atk_recon_rmse(&a));
+        cr_assert(fri_atk_recon_rmse(&a) < 1e-3, "clipped %zu rmse %g", c,
+                  fri_atk_recon_rmse(&a));
     }
 }
 
