@@ -48,6 +48,27 @@ put16(uint8_t *p, uint16_t v)
     p[1] = (uint8_t) (v >> 8);
 }
 
+// Multiplication by a PUBLIC constant c is GF(2)-linear: a*c is the xor of
+// c*x^i over the set bits i of a. The table depends on c only; the use is
+// masked, so the (secret) a never selects a branch or an address.
+static void
+mul_table(uint16_t tab[16], uint16_t c)
+{
+    for (int i = 0; i < 16; i++) {
+        tab[i] = fri_gf16_mul(c, (uint16_t) (1u << i));
+    }
+}
+
+static uint16_t
+mul_by_table(uint16_t a, const uint16_t tab[16])
+{
+    uint16_t r = 0;
+    for (int i = 0; i < 16; i++) {
+        r ^= tab[i] & (uint16_t) (0u - ((a >> i) & 1u));
+    }
+    return r;
+}
+
 static void
 fill_random(uint8_t *buf, size_t len, fri_rng *rng)
 {
@@ -76,44 +97,48 @@ fri_shamir_split_at(uint8_t *shares_out, size_t shares_cap,
     if (len > SIZE_MAX / count || shares_cap < count * len) {
         return FR_ENOSPC;
     }
+    uint8_t *seen = calloc((FRI_SHAMIR_MAX_X + 1) / 8, 1);
+    if (seen == NULL) {
+        return FR_ENOMEM;
+    }
     for (size_t i = 0; i < count; i++) {
-        if (xs[i] == 0 || xs[i] > FRI_SHAMIR_MAX_X) {
+        uint32_t x = xs[i];
+        if (x == 0 || x > FRI_SHAMIR_MAX_X || ((seen[x / 8] >> (x % 8)) & 1u)) {
+            free(seen);
             return FR_EINVAL;
         }
-        for (size_t j = 0; j < i; j++) {
-            if (xs[j] == xs[i]) {
-                return FR_EINVAL;
-            }
-        }
+        seen[x / 8] |= (uint8_t) (1u << (x % 8));
     }
-    // Coefficients a_1..a_{t-1} for every element, drawn per element so
-    // that only t-1 coefficients (2(t-1) bytes) live at a time.
-    size_t   n_coef = (size_t) t - 1;
-    uint8_t *coef   = NULL;
+    free(seen);
+    // Coefficients a_1..a_{t-1} of every element: coef + (k-1)*len holds
+    // a_k for all elements, in the secret's layout.
+    size_t n_coef = (size_t) t - 1;
+    if (n_coef > SIZE_MAX / len) {
+        return FR_ETOOBIG;
+    }
+    uint8_t *coef = NULL;
     if (n_coef > 0) {
-        coef = malloc(n_coef * 2);
+        coef = malloc(n_coef * len);
         if (coef == NULL) {
             return FR_ENOMEM;
         }
+        fill_random(coef, n_coef * len, rng);
     }
-    for (size_t e = 0; e < len / 2; e++) {
-        uint16_t a0 = get16(secret + 2 * e);
-        if (n_coef > 0) {
-            fill_random(coef, n_coef * 2, rng);
-        }
-        for (size_t i = 0; i < count; i++) {
-            uint16_t x = (uint16_t) xs[i];
+    for (size_t i = 0; i < count; i++) {
+        uint16_t tab[16];
+        mul_table(tab, (uint16_t) xs[i]);
+        for (size_t e = 0; e < len; e += 2) {
             // Horner: ((a_{t-1} x + a_{t-2}) x + ...) x + a_0.
             uint16_t acc = 0;
             for (size_t k = n_coef; k > 0; k--) {
-                acc = fri_gf16_mul(acc, x) ^ get16(coef + 2 * (k - 1));
+                acc = mul_by_table(acc, tab) ^ get16(coef + (k - 1) * len + e);
             }
-            acc = fri_gf16_mul(acc, x) ^ a0;
-            put16(shares_out + i * len + 2 * e, acc);
+            acc = mul_by_table(acc, tab) ^ get16(secret + e);
+            put16(shares_out + i * len + e, acc);
         }
     }
     if (coef != NULL) {
-        sodium_memzero(coef, n_coef * 2);
+        sodium_memzero(coef, n_coef * len);
         free(coef);
     }
     return FR_OK;
@@ -173,12 +198,17 @@ fri_shamir_combine(uint8_t *secret_out, const uint8_t *shares,
         }
         lambda[i] = fri_gf16_mul(num, fri_gf16_inv(den));
     }
-    for (size_t e = 0; e < len / 2; e++) {
-        uint16_t acc = 0;
-        for (size_t i = 0; i < count; i++) {
-            acc ^= fri_gf16_mul(lambda[i], get16(shares + i * len + 2 * e));
+    for (size_t e = 0; e < len; e += 2) {
+        put16(secret_out + e, 0);
+    }
+    for (size_t i = 0; i < count; i++) {
+        uint16_t tab[16];
+        mul_table(tab, lambda[i]);
+        for (size_t e = 0; e < len; e += 2) {
+            uint16_t acc = get16(secret_out + e);
+            acc ^= mul_by_table(get16(shares + i * len + e), tab);
+            put16(secret_out + e, acc);
         }
-        put16(secret_out + 2 * e, acc);
     }
     free(lambda);
     return FR_OK;

@@ -30,7 +30,8 @@
 // len must be even and non-zero. Coefficients come from randombytes_buf
 // when rng is NULL; a fri_rng makes the split reproducible (tests and
 // simulation only: xoshiro is not a cryptographic generator).
-// Errors: FR_EINVAL, FR_ENOSPC. Internal coefficients are wiped.
+// Errors: FR_EINVAL, FR_ENOSPC, FR_ENOMEM, FR_ETOOBIG. Internal
+// coefficients are wiped.
 FR_NODISCARD fr_err fri_shamir_split(uint8_t *shares_out, size_t shares_cap,
                                      uint32_t n, uint32_t t,
                                      const uint8_t *secret, size_t len,
@@ -49,7 +50,8 @@ FR_NODISCARD fr_err fri_shamir_split_at(uint8_t *shares_out,
 // evaluated at xs[i]) by Lagrange interpolation at 0. count must be at least
 // the threshold used when splitting: with fewer shares the result is some
 // value consistent with them, not the secret (this cannot be detected).
-// Errors: FR_EINVAL (count 0, len odd/0, x out of range, duplicate xs).
+// Errors: FR_EINVAL (count 0, len odd/0, x out of range, duplicate xs),
+// FR_ENOMEM. Cost O(count^2 + count*len) field multiplications.
 FR_NODISCARD fr_err fri_shamir_combine(uint8_t *secret_out,
                                        const uint8_t *shares,
                                        const uint32_t *xs, size_t count,
