@@ -1,0 +1,286 @@
+// fedrec-sim: transports agree, seeded runs repeat, dropout is handled, the
+// command line is checked and --out writes well-formed files.
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sim.h"
+
+static void
+small_config(fri_sim_config *c)
+{
+    fri_sim_config_init(c);
+    char err[160];
+    cr_assert_eq(fri_synth_config_parse(&c->synth,
+                                        "users=120,items=60,density=0.15,"
+                                        "seed=7",
+                                        err, sizeof(err)),
+                 FR_OK, "%s", err);
+    c->rounds = 3;
+    c->threads = 1;
+    c->seed = 11;
+    c->reference = 0;
+    c->progress = 0;
+}
+
+typedef struct result {
+    fri_sim_round   rounds[16];
+    fri_sim_summary s;
+    uint8_t         hash[32];
+} result;
+
+static void
+run(const fri_sim_config *c, result *r)
+{
+    fri_sim_pop pop;
+    char        err[512] = "";
+    memset(r, 0, sizeof(*r));
+    cr_assert_eq(fri_sim_pop_load(&pop, c, err, sizeof(err)), FR_OK, "%s",
+                 err);
+    cr_assert_leq(c->rounds, 16);
+    fr_err e = fri_sim_run(c, &pop, r->rounds, &r->s, r->hash, NULL, NULL,
+                           err, sizeof(err));
+    fri_sim_pop_free(&pop);
+    cr_assert_eq(e, FR_OK, "fri_sim_run: %s", err);
+}
+
+Test(sim, direct_equals_inproc)
+{
+    fri_sim_config c;
+    result         a, b;
+    small_config(&c);
+    c.transport = FRI_SIM_DIRECT;
+    run(&c, &a);
+    c.transport = FRI_SIM_INPROC;
+    run(&c, &b);
+    cr_assert(a.s.last.evaluated && isfinite(a.s.last.rmse));
+    cr_assert_eq(memcmp(a.hash, b.hash, 32), 0,
+                 "direct and inproc models differ");
+    for (uint32_t r = 0; r < c.rounds; r++) {
+        cr_assert_eq(a.rounds[r].clients, b.rounds[r].clients);
+        cr_assert_eq(a.rounds[r].bytes_up, b.rounds[r].bytes_up);
+        cr_assert_eq(a.rounds[r].bytes_down, b.rounds[r].bytes_down);
+        cr_assert_eq(a.rounds[r].rmse, b.rounds[r].rmse, "round %u", r + 1);
+    }
+    cr_assert_gt(a.s.last.clients, 100u);
+}
+
+Test(sim, seeded_runs_repeat)
+{
+    fri_sim_config c;
+    result         a, b, d;
+    small_config(&c);
+    c.transport = FRI_SIM_DIRECT;
+    run(&c, &a);
+    run(&c, &b);
+    cr_assert_eq(memcmp(a.hash, b.hash, 32), 0);
+    cr_assert_eq(a.s.last.rmse, b.s.last.rmse);
+    c.seed = 12; // another seed: other keys, other split
+    run(&c, &d);
+    cr_assert_neq(memcmp(a.hash, d.hash, 32), 0);
+}
+
+Test(sim, two_threads_agree_closely)
+{
+    fri_sim_config c;
+    result         a, b;
+    small_config(&c);
+    c.transport = FRI_SIM_DIRECT;
+    run(&c, &a);
+    c.threads = 2;
+    run(&c, &b);
+    // Only the aggregator's summation order may differ.
+    cr_assert_eq(a.s.total_clients, b.s.total_clients);
+    cr_assert(fabs(a.s.last.rmse - b.s.last.rmse) < 1e-4, "%f vs %f",
+              a.s.last.rmse, b.s.last.rmse);
+}
+
+Test(sim, dropout_is_counted_and_rounds_complete)
+{
+    fri_sim_config c;
+    result         a;
+    small_config(&c);
+    c.transport = FRI_SIM_DIRECT;
+    c.dropout = 0.3;
+    c.rounds = 4;
+    run(&c, &a);
+    uint64_t dropped = 0;
+    for (uint32_t r = 0; r < c.rounds; r++) {
+        cr_assert_gt(a.rounds[r].clients, 0u, "round %u had no updates",
+                     r + 1);
+        cr_assert_eq(a.rounds[r].failed, 0u);
+        cr_assert_eq(a.rounds[r].clients + a.rounds[r].dropped, 120u,
+                     "round %u: %u + %u", r + 1, a.rounds[r].clients,
+                     a.rounds[r].dropped);
+        dropped += a.rounds[r].dropped;
+    }
+    // 30% of 480 check-ins: far from 0 and from all.
+    cr_assert(dropped > 100 && dropped < 190, "dropped %llu",
+              (unsigned long long) dropped);
+    cr_assert_eq(dropped, a.s.total_dropped);
+    cr_assert(a.s.last.evaluated && a.s.last.rmse < 1.5);
+}
+
+Test(sim, partial_cohorts)
+{
+    fri_sim_config c;
+    result         a;
+    small_config(&c);
+    c.transport = FRI_SIM_DIRECT;
+    c.clients_per_round = 30;
+    run(&c, &a);
+    for (uint32_t r = 0; r < c.rounds; r++) {
+        cr_assert_eq(a.rounds[r].clients, 30u);
+    }
+    cr_assert(a.s.last.evaluated);
+}
+
+Test(sim_args, parses_and_rejects)
+{
+    fri_sim_config c;
+    char           err[256];
+    int            help;
+    fri_sim_config_init(&c);
+    char *ok[] = {"x", "--rounds", "7", "--k=16", "--fraction", "0.5",
+                  "--transport", "direct", "--dropout", "0.1", "--json"};
+    cr_assert_eq(fri_sim_parse_args(&c, 11, ok, &help, err, sizeof(err)),
+                 FR_OK, "%s", err);
+    cr_assert_eq(c.rounds, 7u);
+    cr_assert_eq(c.k, 16u);
+    cr_assert_eq(c.transport, FRI_SIM_DIRECT);
+    cr_assert(c.json && fabs(c.fraction - 0.5) < 1e-12);
+    const char *bad[][3] = {
+        {"--rounds", "0", ""},         {"--rounds", "3x", ""},
+        {"--fraction", "1.5", ""},     {"--dropout", "-0.1", ""},
+        {"--transport", "udp", ""},    {"--algo", "bpr", ""},
+        {"--server-opt", "rms", ""},   {"--nope", "1", ""},
+        {"--k", "0", ""},              {"--synthetic", "users=0", ""},
+        {"--train", "a", ""},          {"--threads", "", ""},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *argv[] = {"x", (char *) bad[i][0], (char *) bad[i][1]};
+        fri_sim_config_init(&c);
+        cr_assert_eq(fri_sim_parse_args(&c, 3, argv, &help, err,
+                                        sizeof(err)),
+                     FR_EINVAL, "%s %s accepted", bad[i][0], bad[i][1]);
+        cr_assert_neq(err[0], '\0');
+    }
+    char *h[] = {"x", "--help"};
+    cr_assert_eq(fri_sim_parse_args(&c, 2, h, &help, err, sizeof(err)),
+                 FR_OK);
+    cr_assert_eq(help, 1);
+}
+
+static int
+sh(const char *cmd)
+{
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *
+slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return NULL;
+    }
+    static char buf[1 << 20];
+    size_t      n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static const char *
+bin_dir(void)
+{
+    const char *d = getenv("FR_BIN_DIR");
+    return d != NULL ? d : FR_BINARY_DIR "/bin";
+}
+
+Test(sim_cli, help_documents_every_flag_and_bad_flags_exit_2)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "%s/fedrec-sim --help > /tmp/fr-sim-help-%d",
+             bin_dir(), (int) getpid());
+    cr_assert_eq(sh(cmd), 0, "fedrec-sim --help failed (FR_BIN_DIR=%s)",
+                 bin_dir());
+    char path[128];
+    snprintf(path, sizeof(path), "/tmp/fr-sim-help-%d", (int) getpid());
+    char *text = slurp(path);
+    cr_assert_not_null(text);
+    const char *flags[] = {
+        "--train", "--test", "--synthetic", "--rounds",
+        "--clients-per-round", "--fraction", "--local-epochs", "--k",
+        "--reg", "--reg-bias", "--lr", "--algo", "--server-opt",
+        "--dropout", "--deadline", "--threads", "--seed", "--eval-every",
+        "--transport", "--json", "--out", "--help", "--loss"};
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        cr_assert_not_null(strstr(text, flags[i]), "--help lacks %s",
+                           flags[i]);
+    }
+    unlink(path);
+    const char *bad[] = {"--bogus", "--rounds 0", "--transport carrier",
+                         "--train /nonexistent"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(cmd, sizeof(cmd), "%s/fedrec-sim %s 2>/dev/null", bin_dir(),
+                 bad[i]);
+        cr_assert_eq(sh(cmd), 2, "'%s' did not exit 2", bad[i]);
+    }
+}
+
+Test(sim_cli, out_writes_csv_json_and_svg)
+{
+    char dir[128], cmd[1024], path[256];
+    snprintf(dir, sizeof(dir), "/tmp/fr-sim-out-%d", (int) getpid());
+    snprintf(cmd, sizeof(cmd),
+             "%s/fedrec-sim --synthetic users=100,items=50,density=0.2 "
+             "--rounds 3 --transport direct --out %s --json > %s.jsonl",
+             bin_dir(), dir, dir);
+    cr_assert_eq(sh(cmd), 0, "fedrec-sim --out failed");
+    snprintf(path, sizeof(path), "%s.jsonl", dir);
+    char *j = slurp(path);
+    cr_assert_not_null(j);
+    cr_assert_not_null(strstr(j, "{\"round\":1,\"rmse\":"));
+    cr_assert_not_null(strstr(j, "\"summary\":true,\"rounds\":3"));
+    cr_assert_not_null(strstr(j, "\"ref_rmse\":"));
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/metrics.csv", dir);
+    char *csv = slurp(path);
+    cr_assert_not_null(csv);
+    cr_assert_eq(strncmp(csv, "round,rmse,mae,", 15), 0);
+    int lines = 0;
+    for (char *p = csv; *p; p++) {
+        lines += *p == '\n';
+    }
+    cr_assert_eq(lines, 4);
+    snprintf(path, sizeof(path), "%s/summary.json", dir);
+    cr_assert_not_null(slurp(path));
+    snprintf(path, sizeof(path), "%s/rmse.svg", dir);
+    char *svg = slurp(path);
+    cr_assert_not_null(svg);
+    cr_assert_eq(strncmp(svg, "<svg", 4), 0);
+    cr_assert_not_null(strstr(svg, "<polyline"));
+    cr_assert_not_null(strstr(svg, "stroke-dasharray")); // reference line
+    cr_assert_not_null(strstr(svg, "</svg>"));
+    // Every element opened is closed: count '<' tags vs closers roughly.
+    size_t open = 0, selfclose = 0, close = 0;
+    for (char *p = svg; *p; p++) {
+        if (p[0] == '<' && p[1] == '/') {
+            close++;
+        } else if (p[0] == '<') {
+            open++;
+        } else if (p[0] == '/' && p[1] == '>') {
+            selfclose++;
+        }
+    }
+    cr_assert_eq(open, close + selfclose, "unbalanced SVG");
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    sh(cmd);
+}
