@@ -1,5 +1,130 @@
-int
-main(void)
+// fedrec-aggregator: argument handling, signals and logging. Everything
+// else is in the core (agg.c, handle.c) and the NNG server (net.c).
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
+
+#include "args.h"
+#include "net.h"
+
+// The only process globals: the signal flag.
+static volatile sig_atomic_t stop_signal = 0;
+
+static void
+on_signal(int sig)
 {
+    stop_signal = sig;
+}
+
+static void
+log_stderr(void *ctx, fr_log_level lv, const char *msg)
+{
+    (void) ctx;
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    struct timeval     tv;
+    struct tm          tm;
+    char               ts[32];
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    fprintf(stderr, "ts=%s.%03ldZ level=%s %s\n", ts,
+            (long) (tv.tv_usec / 1000),
+            names[(unsigned) lv < 4 ? (unsigned) lv : 3], msg);
+}
+
+int
+main(int argc, char **argv)
+{
+    fri_agg_args args;
+    char         err[1024];
+    err[0]    = 0;
+    fr_err rv = fri_agg_args_parse(&args, argc, argv, err, sizeof(err));
+    if (rv != FR_OK) {
+        fprintf(stderr, "fedrec-aggregator: %s\n", err);
+        fri_agg_args_free(&args);
+        return 2;
+    }
+    if (args.help) {
+        fputs(fri_agg_usage(), stdout);
+        fri_agg_args_free(&args);
+        return 0;
+    }
+    args.cfg.log = log_stderr;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    fri_agg *a = NULL;
+    rv = fri_agg_create(&a, &args.cfg, fri_now_ms(), err, sizeof(err));
+    if (rv != FR_OK) {
+        fprintf(stderr, "fedrec-aggregator: %s\n", err);
+        fri_agg_args_free(&args);
+        return rv == FR_EINVAL || rv == FR_EFORMAT || rv == FR_ESTATE ? 2 : 1;
+    }
+    uint8_t pk[FR_PUBLICKEYBYTES];
+    char    hex[2 * FR_PUBLICKEYBYTES + 1];
+    fri_agg_public_key(a, pk);
+    for (int i = 0; i < FR_PUBLICKEYBYTES; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", pk[i]);
+    }
+    char line[512];
+    snprintf(line, sizeof(line),
+             "msg=\"aggregator starting\" listen=\"%s\" items=%u k=%u "
+             "algo=%s loss=%s public_key=%s%s",
+             args.listen, args.cfg.n_items, args.cfg.k,
+             args.cfg.algo == FRI_AGG_GRAD ? "grad" : "als",
+             args.cfg.implicit ? "implicit" : "explicit", hex,
+             args.key_path == NULL ? " identity=ephemeral" : "");
+    log_stderr(NULL, FR_LOG_INFO, line);
+
+    fri_net *net = NULL;
+    rv = fri_net_start(&net, a, args.listen, args.http, args.contexts, err,
+                       sizeof(err));
+    if (rv != FR_OK) {
+        fprintf(stderr, "fedrec-aggregator: %s\n", err);
+        fri_agg_destroy(a);
+        fri_agg_args_free(&args);
+        return 1;
+    }
+    uint64_t done_at = 0;
+    while (!stop_signal) {
+        nng_msleep(50);
+        if (fri_agg_done(a)) {
+            // Let the last ACKs reach their clients.
+            if (done_at == 0) {
+                done_at = fri_now_ms();
+            } else if (fri_now_ms() - done_at > 1000) {
+                break;
+            }
+        }
+    }
+    if (stop_signal) {
+        snprintf(line, sizeof(line), "msg=\"stopping\" signal=%d",
+                 (int) stop_signal);
+        log_stderr(NULL, FR_LOG_INFO, line);
+    }
+    // Completed rounds are checkpointed as they close; the open round is
+    // abandoned (its clients get FR_ELATE and redo it after a restart).
+    fri_agg_stop(a, fri_now_ms());
+    fri_net_stop(net);
+    fri_agg_metrics m;
+    fri_agg_metrics_get(a, &m);
+    snprintf(line, sizeof(line),
+             "msg=\"stopped\" rounds_completed=%llu model_version=%llu",
+             (unsigned long long) m.rounds_completed,
+             (unsigned long long) m.model_version);
+    log_stderr(NULL, FR_LOG_INFO, line);
+    fri_agg_destroy(a);
+    fri_agg_args_free(&args);
     return 0;
 }

@@ -1,0 +1,545 @@
+#include "args.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "keys.h"
+
+static const char usage[] =
+    "usage: fedrec-aggregator --listen URL --items N [options]\n"
+    "\n"
+    "Runs federated rounds: clients check in, get a task and the signed\n"
+    "item model, and send encrypted statistics; the aggregator solves the\n"
+    "item model after each round and checkpoints it.\n"
+    "\n"
+    "Network and identity:\n"
+    "  --listen URL            NNG URL to serve, tcp://HOST:PORT or\n"
+    "                          ipc:///path (required)\n"
+    "  --key PREFIX.key        identity secret from fedrec-keygen (without\n"
+    "                          it a throwaway identity is used and logged)\n"
+    "  --allow FILE            enrolled client public keys, one hex key per\n"
+    "                          line (128 hex chars from PREFIX.pub's hex, or\n"
+    "                          the 64-char X25519 half); '#' starts a comment\n"
+    "  --http HOST:PORT        serve /metrics (Prometheus) and /status (JSON)\n"
+    "  --contexts N            concurrent NNG request contexts (default 128)\n"
+    "  --max-sessions N        live secure sessions cap (default 10000)\n"
+    "  --session-ttl SECONDS   idle session expiry (default 300)\n"
+    "  --max-frame BYTES       largest request accepted (default 64 MiB)\n"
+    "State:\n"
+    "  --state DIR             checkpoint directory (resumes from it)\n"
+    "Model:\n"
+    "  --items N               number of catalog items (required)\n"
+    "  --k K                   latent factors (default 32)\n"
+    "  --algo als|grad         sufficient statistics + server solve, or\n"
+    "                          gradient FedAvg (default als)\n"
+    "  --loss explicit|implicit  ratings, or iALS on interactions\n"
+    "  --reg X                 factor L2 penalty (default 0.1)\n"
+    "  --reg-bias X            bias L2 penalty (default 0.1)\n"
+    "  --alpha X               iALS confidence slope (default 10)\n"
+    "  --init-std X            initial factor stddev (default 0.1)\n"
+    "  --seed N                model init and cohort sampling seed\n"
+    "  --server-opt sgd|momentum|adam  (grad; default adam)\n"
+    "  --server-lr X           server learning rate (default 0.01)\n"
+    "  --momentum X            momentum / Adam beta1 (default 0.9)\n"
+    "Rounds:\n"
+    "  --clients-per-round N   first N distinct clients to check in\n"
+    "                          (0 = no cap, default)\n"
+    "  --fraction F            select each check-in with probability F\n"
+    "                          (seeded; 0 = everyone)\n"
+    "  --min-clients N         reports needed at the deadline (default 1)\n"
+    "  --round-deadline SECONDS  (default 60)\n"
+    "  --rounds N              completed rounds to run, 0 = forever\n"
+    "  --retry-after SECONDS   told to clients without a task (default 1)\n"
+    "Other:\n"
+    "  --config FILE           'name = value' lines with the flag names\n"
+    "                          above; flags on the command line override\n"
+    "  --log-level error|warn|info|debug  (default info)\n"
+    "  --help                  this text\n"
+    "\n"
+    "Exit status: 0 after --rounds rounds or SIGTERM/SIGINT, 1 on a runtime\n"
+    "failure, 2 on a bad argument or unusable file.\n";
+
+const char *
+fri_agg_usage(void)
+{
+    return usage;
+}
+
+static void
+seterr(char *err, size_t cap, const char *fmt, ...)
+{
+    if (err == NULL || cap == 0) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+}
+
+void
+fri_agg_args_free(fri_agg_args *a)
+{
+    free(a->listen);
+    free(a->key_path);
+    free(a->state_dir);
+    free(a->http);
+    free(a->allow_path);
+    free(a->allow);
+    sodium_memzero(a->cfg.identity_seed, sizeof(a->cfg.identity_seed));
+    memset(a, 0, sizeof(*a));
+}
+
+static int
+parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+    if (s == NULL || *s == 0 || !isdigit((unsigned char) *s)) {
+        return -1;
+    }
+    errno        = 0;
+    char              *end = NULL;
+    unsigned long long v   = strtoull(s, &end, 10);
+    if (errno != 0 || *end != 0 || v > max) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int
+parse_f(const char *s, double *out)
+{
+    if (s == NULL || *s == 0) {
+        return -1;
+    }
+    errno     = 0;
+    char  *end = NULL;
+    double v   = strtod(s, &end);
+    if (errno != 0 || *end != 0 || !isfinite(v)) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int
+set_str(char **dst, const char *v)
+{
+    char *c = strdup(v);
+    if (c == NULL) {
+        return -1;
+    }
+    free(*dst);
+    *dst = c;
+    return 0;
+}
+
+// Applies one option. name without dashes.
+static fr_err
+apply(fri_agg_args *a, const char *name, const char *val, const char *where,
+      char *err, size_t cap)
+{
+    fri_agg_config *c = &a->cfg;
+    uint64_t        u = 0;
+    double          f = 0;
+#define NEED_U(max)                                                         \
+    if (parse_u64(val, (max), &u) != 0) {                                   \
+        seterr(err, cap, "%s: --%s wants an integer in 0..%llu, got '%s'",  \
+               where, name, (unsigned long long) (max), val);               \
+        return FR_EINVAL;                                                   \
+    }
+#define NEED_F()                                                            \
+    if (parse_f(val, &f) != 0) {                                            \
+        seterr(err, cap, "%s: --%s wants a number, got '%s'", where, name,  \
+               val);                                                        \
+        return FR_EINVAL;                                                   \
+    }
+#define NEED_SECS()                                                         \
+    NEED_F();                                                               \
+    if (f < 0 || f > 1e9) {                                                 \
+        seterr(err, cap, "%s: --%s wants seconds >= 0, got '%s'", where,     \
+               name, val);                                                  \
+        return FR_EINVAL;                                                   \
+    }
+    int oom = 0;
+    if (strcmp(name, "listen") == 0) {
+        if (strncmp(val, "tcp://", 6) != 0 && strncmp(val, "ipc://", 6) != 0 &&
+            strncmp(val, "tls+tcp://", 10) != 0 &&
+            strncmp(val, "ws://", 5) != 0) {
+            seterr(err, cap,
+                   "%s: --listen wants tcp://HOST:PORT or ipc:///path, got "
+                   "'%s' (inproc:// cannot reach another process)",
+                   where, val);
+            return FR_EINVAL;
+        }
+        oom = set_str(&a->listen, val);
+    } else if (strcmp(name, "key") == 0) {
+        oom = set_str(&a->key_path, val);
+    } else if (strcmp(name, "state") == 0) {
+        oom = set_str(&a->state_dir, val);
+    } else if (strcmp(name, "http") == 0) {
+        const char *colon = strrchr(val, ':');
+        uint64_t    port  = 0;
+        if (colon == NULL || colon == val ||
+            parse_u64(colon + 1, 65535, &port) != 0) {
+            seterr(err, cap, "%s: --http wants HOST:PORT, got '%s'", where,
+                   val);
+            return FR_EINVAL;
+        }
+        oom = set_str(&a->http, val);
+    } else if (strcmp(name, "allow") == 0) {
+        oom = set_str(&a->allow_path, val);
+    } else if (strcmp(name, "contexts") == 0) {
+        NEED_U(4096);
+        if (u == 0) {
+            seterr(err, cap, "%s: --contexts must be >= 1", where);
+            return FR_EINVAL;
+        }
+        a->contexts = (int) u;
+    } else if (strcmp(name, "max-sessions") == 0) {
+        NEED_U(UINT32_MAX);
+        c->max_sessions = (uint32_t) u;
+    } else if (strcmp(name, "session-ttl") == 0) {
+        NEED_SECS();
+        c->session_ttl_ms = (uint64_t) (f * 1000.0);
+    } else if (strcmp(name, "max-frame") == 0) {
+        NEED_U((uint64_t) 1 << 28);
+        c->max_frame = (size_t) u;
+    } else if (strcmp(name, "items") == 0) {
+        NEED_U(UINT32_MAX);
+        c->n_items = (uint32_t) u;
+    } else if (strcmp(name, "k") == 0) {
+        NEED_U(UINT32_MAX);
+        c->k = (uint32_t) u;
+    } else if (strcmp(name, "algo") == 0) {
+        if (strcmp(val, "als") == 0) {
+            c->algo = FRI_AGG_ALS;
+        } else if (strcmp(val, "grad") == 0) {
+            c->algo = FRI_AGG_GRAD;
+        } else {
+            seterr(err, cap, "%s: --algo wants als or grad, got '%s'", where,
+                   val);
+            return FR_EINVAL;
+        }
+    } else if (strcmp(name, "loss") == 0) {
+        if (strcmp(val, "explicit") == 0) {
+            c->implicit = 0;
+        } else if (strcmp(val, "implicit") == 0) {
+            c->implicit = 1;
+        } else {
+            seterr(err, cap,
+                   "%s: --loss wants explicit or implicit, got '%s'", where,
+                   val);
+            return FR_EINVAL;
+        }
+    } else if (strcmp(name, "reg") == 0) {
+        NEED_F();
+        c->reg = (float) f;
+    } else if (strcmp(name, "reg-bias") == 0) {
+        NEED_F();
+        c->reg_bias = (float) f;
+    } else if (strcmp(name, "alpha") == 0) {
+        NEED_F();
+        c->alpha = (float) f;
+    } else if (strcmp(name, "init-std") == 0) {
+        NEED_F();
+        c->init_std = (float) f;
+    } else if (strcmp(name, "seed") == 0) {
+        NEED_U(UINT64_MAX);
+        c->seed = u;
+    } else if (strcmp(name, "server-opt") == 0) {
+        if (strcmp(val, "sgd") == 0) {
+            c->server_opt = FRI_AGG_OPT_SGD;
+        } else if (strcmp(val, "momentum") == 0) {
+            c->server_opt = FRI_AGG_OPT_MOMENTUM;
+        } else if (strcmp(val, "adam") == 0) {
+            c->server_opt = FRI_AGG_OPT_ADAM;
+        } else {
+            seterr(err, cap,
+                   "%s: --server-opt wants sgd, momentum or adam, got '%s'",
+                   where, val);
+            return FR_EINVAL;
+        }
+    } else if (strcmp(name, "server-lr") == 0) {
+        NEED_F();
+        c->server_lr = (float) f;
+    } else if (strcmp(name, "momentum") == 0) {
+        NEED_F();
+        c->momentum = (float) f;
+    } else if (strcmp(name, "clients-per-round") == 0) {
+        NEED_U(UINT32_MAX);
+        c->clients_per_round = (uint32_t) u;
+    } else if (strcmp(name, "fraction") == 0) {
+        NEED_F();
+        c->fraction = f;
+    } else if (strcmp(name, "min-clients") == 0) {
+        NEED_U(UINT32_MAX);
+        c->min_clients = (uint32_t) u;
+    } else if (strcmp(name, "round-deadline") == 0) {
+        NEED_SECS();
+        c->round_deadline_ms = (uint64_t) (f * 1000.0);
+    } else if (strcmp(name, "rounds") == 0) {
+        NEED_U(UINT64_MAX);
+        c->rounds = u;
+    } else if (strcmp(name, "retry-after") == 0) {
+        NEED_SECS();
+        c->retry_after_ms = (uint32_t) (f * 1000.0 > 3.6e6 ? 3.6e6 : f * 1000.0);
+    } else if (strcmp(name, "log-level") == 0) {
+        if (strcmp(val, "error") == 0) {
+            c->log_level = FR_LOG_ERROR;
+        } else if (strcmp(val, "warn") == 0) {
+            c->log_level = FR_LOG_WARN;
+        } else if (strcmp(val, "info") == 0) {
+            c->log_level = FR_LOG_INFO;
+        } else if (strcmp(val, "debug") == 0) {
+            c->log_level = FR_LOG_DEBUG;
+        } else {
+            seterr(err, cap,
+                   "%s: --log-level wants error, warn, info or debug, got "
+                   "'%s'",
+                   where, val);
+            return FR_EINVAL;
+        }
+    } else {
+        seterr(err, cap, "%s: unknown option --%s (see --help)", where, name);
+        return FR_EINVAL;
+    }
+    if (oom) {
+        seterr(err, cap, "out of memory");
+        return FR_ENOMEM;
+    }
+    return FR_OK;
+#undef NEED_U
+#undef NEED_F
+#undef NEED_SECS
+}
+
+static char *
+trim(char *s)
+{
+    while (isspace((unsigned char) *s)) {
+        s++;
+    }
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char) s[n - 1])) {
+        s[--n] = 0;
+    }
+    return s;
+}
+
+static fr_err
+load_config(fri_agg_args *a, const char *path, char *err, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        seterr(err, cap, "--config %s: cannot open: %s", path,
+               strerror(errno));
+        return FR_EIO;
+    }
+    char   line[1024];
+    char   where[600];
+    int    ln = 0;
+    fr_err rv = FR_OK;
+    while (rv == FR_OK && fgets(line, sizeof(line), f) != NULL) {
+        ln++;
+        snprintf(where, sizeof(where), "%s:%d", path, ln);
+        if (strchr(line, '\n') == NULL && !feof(f)) {
+            seterr(err, cap, "%s: line too long", where);
+            rv = FR_EINVAL;
+            break;
+        }
+        char *hash = strchr(line, '#');
+        if (hash != NULL) {
+            *hash = 0;
+        }
+        char *s = trim(line);
+        if (*s == 0) {
+            continue;
+        }
+        char *eq = strchr(s, '=');
+        if (eq == NULL) {
+            seterr(err, cap, "%s: expected 'name = value'", where);
+            rv = FR_EINVAL;
+            break;
+        }
+        *eq        = 0;
+        char *name = trim(s);
+        char *val  = trim(eq + 1);
+        if (strncmp(name, "--", 2) == 0) {
+            name += 2;
+        }
+        if (strcmp(name, "config") == 0 || strcmp(name, "help") == 0) {
+            seterr(err, cap, "%s: '%s' is not allowed in a config file",
+                   where, name);
+            rv = FR_EINVAL;
+            break;
+        }
+        rv = apply(a, name, val, where, err, cap);
+    }
+    fclose(f);
+    return rv;
+}
+
+static fr_err
+load_allow(fri_agg_args *a, char *err, size_t cap)
+{
+    FILE *f = fopen(a->allow_path, "r");
+    if (f == NULL) {
+        seterr(err, cap, "--allow %s: cannot open: %s", a->allow_path,
+               strerror(errno));
+        return FR_EIO;
+    }
+    char   line[512];
+    int    ln  = 0;
+    size_t n   = 0, capk = 0;
+    fr_err rv  = FR_OK;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        ln++;
+        char *hash = strchr(line, '#');
+        if (hash != NULL) {
+            *hash = 0;
+        }
+        char *s = trim(line);
+        if (*s == 0) {
+            continue;
+        }
+        size_t  len = strlen(s);
+        uint8_t bin[64];
+        size_t  got = 0;
+        if ((len != 128 && len != 64) ||
+            sodium_hex2bin(bin, sizeof(bin), s, len, NULL, &got, NULL) != 0 ||
+            got != len / 2) {
+            seterr(err, cap,
+                   "--allow %s:%d: expected a hex public key of 128 or 64 "
+                   "characters",
+                   a->allow_path, ln);
+            rv = FR_EINVAL;
+            break;
+        }
+        if (n == capk) {
+            size_t   nc = capk ? capk * 2 : 64;
+            uint8_t *nb = realloc(a->allow, nc * FRI_AGG_KEYBYTES);
+            if (nb == NULL) {
+                rv = FR_ENOMEM;
+                seterr(err, cap, "out of memory");
+                break;
+            }
+            a->allow = nb;
+            capk     = nc;
+        }
+        // The X25519 half identifies the client in the handshake.
+        memcpy(a->allow + n * FRI_AGG_KEYBYTES, bin, FRI_AGG_KEYBYTES);
+        n++;
+    }
+    fclose(f);
+    if (rv == FR_OK && n == 0) {
+        seterr(err, cap, "--allow %s: no keys (an empty allow-list would "
+                         "refuse everyone)",
+               a->allow_path);
+        rv = FR_EINVAL;
+    }
+    a->cfg.allow   = a->allow;
+    a->cfg.n_allow = rv == FR_OK ? n : 0;
+    return rv;
+}
+
+fr_err
+fri_agg_args_parse(fri_agg_args *a, int argc, char **argv, char *err,
+                   size_t err_cap)
+{
+    memset(a, 0, sizeof(*a));
+    fri_agg_config_init(&a->cfg);
+    a->contexts = 128;
+    // --config first, so that flags override it.
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            a->help = 1;
+            return FR_OK;
+        }
+        if (strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) {
+                seterr(err, err_cap, "--config needs a value");
+                return FR_EINVAL;
+            }
+            fr_err rv = load_config(a, argv[i + 1], err, err_cap);
+            if (rv != FR_OK) {
+                return rv;
+            }
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) != 0) {
+            seterr(err, err_cap, "unexpected argument '%s' (see --help)",
+                   arg);
+            return FR_EINVAL;
+        }
+        char        name[64];
+        const char *val = NULL;
+        const char *eq  = strchr(arg, '=');
+        size_t      nl  = eq != NULL ? (size_t) (eq - arg - 2) : strlen(arg + 2);
+        if (nl == 0 || nl >= sizeof(name)) {
+            seterr(err, err_cap, "bad option '%s'", arg);
+            return FR_EINVAL;
+        }
+        memcpy(name, arg + 2, nl);
+        name[nl] = 0;
+        if (eq != NULL) {
+            val = eq + 1;
+        } else if (i + 1 < argc) {
+            val = argv[++i];
+        } else {
+            seterr(err, err_cap, "--%s needs a value", name);
+            return FR_EINVAL;
+        }
+        if (strcmp(name, "config") == 0) {
+            continue;
+        }
+        fr_err rv = apply(a, name, val, "command line", err, err_cap);
+        if (rv != FR_OK) {
+            return rv;
+        }
+    }
+    if (a->listen == NULL) {
+        seterr(err, err_cap, "--listen URL is required (see --help)");
+        return FR_EINVAL;
+    }
+    if (a->cfg.n_items == 0) {
+        seterr(err, err_cap, "--items N is required (see --help)");
+        return FR_EINVAL;
+    }
+    fr_err rv = fri_agg_config_check(&a->cfg, err, err_cap);
+    if (rv != FR_OK) {
+        return rv;
+    }
+    if (a->allow_path != NULL) {
+        rv = load_allow(a, err, err_cap);
+        if (rv != FR_OK) {
+            return rv;
+        }
+    }
+    if (a->key_path != NULL) {
+        fri_identity id;
+        rv = fri_key_load(&id, a->key_path);
+        if (rv != FR_OK) {
+            seterr(err, err_cap, "--key %s: %s%s", a->key_path,
+                   rv == FR_EDENIED ? "readable by group or others (chmod 600)"
+                   : rv == FR_EFORMAT ? "not a fedrec secret key file"
+                                      : "cannot read",
+                   rv == FR_EIO && errno != 0 ? "" : "");
+            return rv == FR_EIO ? FR_EIO : FR_EINVAL;
+        }
+        memcpy(a->cfg.identity_seed, id.seed, FRI_SEEDBYTES);
+        a->cfg.has_identity = 1;
+        fri_identity_wipe(&id);
+    }
+    a->cfg.state_dir = a->state_dir;
+    return FR_OK;
+}

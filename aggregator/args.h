@@ -1,0 +1,35 @@
+// Command line and config file of fedrec-aggregator, parsed into a
+// fri_agg_config plus the process options. In the core so that tests can
+// check every validation message.
+#ifndef FR_AGGREGATOR_ARGS_H
+#define FR_AGGREGATOR_ARGS_H
+
+#include <stddef.h>
+
+#include "agg.h"
+
+typedef struct fri_agg_args {
+    fri_agg_config cfg;
+    char          *listen;    // NNG URL
+    char          *key_path;  // PREFIX.key
+    char          *state_dir;
+    char          *http;      // HOST:PORT or NULL
+    char          *allow_path;
+    uint8_t       *allow;     // n_allow X25519 keys
+    int            contexts;  // NNG contexts
+    int            help;      // --help given
+} fri_agg_args;
+
+// Parses argv (argv[0] is skipped). A --config FILE is read first and the
+// flags override it. Loads --key and --allow. On error returns FR_EINVAL
+// (or FR_EIO for unreadable files) with a sentence in err; callers exit 2.
+// Release with fri_agg_args_free even on error.
+FR_NODISCARD fr_err fri_agg_args_parse(fri_agg_args *a, int argc,
+                                       char **argv, char *err,
+                                       size_t err_cap);
+void fri_agg_args_free(fri_agg_args *a);
+
+// The --help text.
+const char *fri_agg_usage(void);
+
+#endif
