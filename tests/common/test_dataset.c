@@ -32,8 +32,8 @@ teardown(void)
 static fr_err
 parse_opts(const char *s, const fri_load_opts *o)
 {
-    return fri_dataset_parse(&D, "mem.txt", s, strlen(s), U, I, o, ERR,
-                             sizeof(ERR));
+    return fri_dataset_parse(
+        &D, "mem.txt", s, strlen(s), U, I, o, ERR, sizeof(ERR));
 }
 
 static fr_err
@@ -57,8 +57,8 @@ static void
 expect_fail(const char *s, fr_err e, int line)
 {
     fr_err got = parse(s);
-    cr_assert_eq(got, e, "want %s, got %s (%s)", fr_errname(e),
-                 fr_errname(got), ERR);
+    cr_assert_eq(
+        got, e, "want %s, got %s (%s)", fr_errname(e), fr_errname(got), ERR);
     char want[64];
     snprintf(want, sizeof(want), "mem.txt:%d: ", line);
     cr_assert(strstr(ERR, want) == ERR, "message '%s' lacks '%s'", ERR, want);
@@ -76,12 +76,12 @@ Test(common_dataset, idmap_roundtrip_and_growth)
     cr_assert_eq(fri_idmap_get(U, 7, 0, &idx), FR_ENOENT);
     for (int64_t k = 0; k < 100000; k++) {
         cr_assert_eq(fri_idmap_get(U, k * 1000003 - 5, 1, &idx), FR_OK);
-        cr_assert_eq(idx, (uint32_t) k);
+        cr_assert_eq(idx, (uint32_t)k);
     }
     cr_assert_eq(fri_idmap_size(U), 100000);
     for (int64_t k = 0; k < 100000; k += 7) {
         cr_assert_eq(fri_idmap_get(U, k * 1000003 - 5, 0, &idx), FR_OK);
-        cr_assert_eq(idx, (uint32_t) k);
+        cr_assert_eq(idx, (uint32_t)k);
         cr_assert_eq(fri_idmap_ext(U, idx), k * 1000003 - 5);
     }
     cr_assert_eq(fri_idmap_ext(U, 100000), -1);
@@ -91,7 +91,7 @@ Test(common_dataset, ml100k_tab)
 {
     cr_assert_eq(parse("196\t242\t3\t881250949\n186\t302\t3.5\t891717742\n"
                        "196\t302\t1\t7\n"),
-                 FR_OK, "%s", ERR);
+        FR_OK, "%s", ERR);
     cr_assert_eq(D.n, 3);
     cr_assert_eq(D.n_users, 2);
     cr_assert_eq(D.n_items, 2);
@@ -107,7 +107,7 @@ Test(common_dataset, ml1m_colons_crlf)
 {
     cr_assert_eq(parse("1::1193::5::978300760\r\n1::661::3::978302109\r\n"
                        "2::1193::4::978298413"),
-                 FR_OK, "%s", ERR);
+        FR_OK, "%s", ERR);
     cr_assert_eq(D.n, 3);
     expect(0, 1, 1193, 5, 978300760);
     expect(1, 1, 661, 3, 978302109);
@@ -121,7 +121,7 @@ Test(common_dataset, csv_header_ml_latest)
     cr_assert_eq(parse("userId,movieId,rating,timestamp\r\n"
                        "1,1,4.0,964982703\r\n1,3,4.0,964981247\r\n"
                        "5,1,0.5,847434962\r\n"),
-                 FR_OK, "%s", ERR);
+        FR_OK, "%s", ERR);
     cr_assert_eq(D.n, 3);
     expect(0, 1, 1, 4, 964982703);
     expect(2, 5, 1, 0.5f, 847434962);
@@ -129,8 +129,8 @@ Test(common_dataset, csv_header_ml_latest)
 
 Test(common_dataset, csv_without_timestamp_or_header)
 {
-    cr_assert_eq(parse("user,item,rating\n10,20,2\n11,20,3\n"), FR_OK, "%s",
-                 ERR);
+    cr_assert_eq(
+        parse("user,item,rating\n10,20,2\n11,20,3\n"), FR_OK, "%s", ERR);
     cr_assert_eq(D.n, 2);
     expect(1, 11, 20, 3, 0);
     fri_dataset_free(&D);
@@ -140,8 +140,7 @@ Test(common_dataset, csv_without_timestamp_or_header)
 
 Test(common_dataset, whitespace_with_blank_lines)
 {
-    cr_assert_eq(parse("\n  3 4 5\n\n3\t 9   1.5  \n   \n"), FR_OK, "%s",
-                 ERR);
+    cr_assert_eq(parse("\n  3 4 5\n\n3\t 9   1.5  \n   \n"), FR_OK, "%s", ERR);
     cr_assert_eq(D.n, 2);
     expect(0, 3, 4, 5, 0);
     expect(1, 3, 9, 1.5f, 0);
@@ -154,7 +153,7 @@ Test(common_dataset, whitespace_with_blank_lines)
 Test(common_dataset, duplicates_keep_last)
 {
     cr_assert_eq(parse("1 1 1 10\n2 1 2 11\n1 1 5 12\n1 2 3 13\n1 1 4 14\n"),
-                 FR_OK, "%s", ERR);
+        FR_OK, "%s", ERR);
     cr_assert_eq(D.n, 3);
     expect(0, 2, 1, 2, 11);
     expect(1, 1, 2, 3, 13);
@@ -166,8 +165,8 @@ Test(common_dataset, maps_shared_across_files)
     cr_assert_eq(parse("5 50 1\n6 60 2\n"), FR_OK, "%s", ERR);
     fri_dataset d2;
     cr_assert_eq(fri_dataset_parse(&d2, "b", "6 50 3\n7 70 4\n", 14, U, I,
-                                   NULL, ERR, sizeof(ERR)),
-                 FR_OK, "%s", ERR);
+                     NULL, ERR, sizeof(ERR)),
+        FR_OK, "%s", ERR);
     cr_assert_eq(d2.n, 2);
     cr_assert_eq(d2.r[0].user, D.r[1].user);
     cr_assert_eq(d2.r[0].item, D.r[0].item);
@@ -176,9 +175,9 @@ Test(common_dataset, maps_shared_across_files)
     cr_assert_eq(d2.n_items, 3);
     // A failing third file leaves the maps as they were.
     fri_dataset d3;
-    cr_assert_eq(fri_dataset_parse(&d3, "c", "8 80 1\nx 1 1\n", 13, U, I,
-                                   NULL, ERR, sizeof(ERR)),
-                 FR_EFORMAT);
+    cr_assert_eq(fri_dataset_parse(&d3, "c", "8 80 1\nx 1 1\n", 13, U, I, NULL,
+                     ERR, sizeof(ERR)),
+        FR_EFORMAT);
     cr_assert_eq(fri_idmap_size(U), 3);
     cr_assert_eq(fri_idmap_size(I), 3);
     uint32_t idx;
@@ -190,23 +189,23 @@ Test(common_dataset, maps_shared_across_files)
 
 Test(common_dataset, bad_inputs_name_file_and_line)
 {
-    expect_fail("1 2 3\nx 2 3\n", FR_EFORMAT, 2);        // non-numeric user
-    expect_fail("1 2 3\n1 2x 3\n", FR_EFORMAT, 2);       // non-numeric item
-    expect_fail("1 2 3\n1 2 abc\n", FR_EFORMAT, 2);      // non-numeric rating
-    expect_fail("1 2 3 4\n1 2 3 4x\n", FR_EFORMAT, 2);   // bad timestamp
-    expect_fail("1 2 3\n1 2\n", FR_EFORMAT, 2);          // missing field
+    expect_fail("1 2 3\nx 2 3\n", FR_EFORMAT, 2); // non-numeric user
+    expect_fail("1 2 3\n1 2x 3\n", FR_EFORMAT, 2); // non-numeric item
+    expect_fail("1 2 3\n1 2 abc\n", FR_EFORMAT, 2); // non-numeric rating
+    expect_fail("1 2 3 4\n1 2 3 4x\n", FR_EFORMAT, 2); // bad timestamp
+    expect_fail("1 2 3\n1 2\n", FR_EFORMAT, 2); // missing field
     expect_fail("1\t2\t3\t4\n1\t\t3\t4\n", FR_EFORMAT, 2); // empty field
-    expect_fail("1,2,3,\n", FR_EFORMAT, 1);              // trailing sep
-    expect_fail("1 2 3 4\n1 2 3 4 5\n", FR_EFORMAT, 2);  // extra field
-    expect_fail("1 2 3 4\n1 2 3\n", FR_EFORMAT, 2);      // field count
-    expect_fail("1\t2\t3\t4 junk\n", FR_EFORMAT, 1);     // garbage
-    expect_fail("1 2 3\n\n1 3 9\n", FR_EFORMAT, 3);      // out of range
-    expect_fail("1 2 0.25\n", FR_EFORMAT, 1);            // below min
+    expect_fail("1,2,3,\n", FR_EFORMAT, 1); // trailing sep
+    expect_fail("1 2 3 4\n1 2 3 4 5\n", FR_EFORMAT, 2); // extra field
+    expect_fail("1 2 3 4\n1 2 3\n", FR_EFORMAT, 2); // field count
+    expect_fail("1\t2\t3\t4 junk\n", FR_EFORMAT, 1); // garbage
+    expect_fail("1 2 3\n\n1 3 9\n", FR_EFORMAT, 3); // out of range
+    expect_fail("1 2 0.25\n", FR_EFORMAT, 1); // below min
     expect_fail("1 2 nan\n", FR_EFORMAT, 1);
     expect_fail("1 2 inf\n", FR_EFORMAT, 1);
     expect_fail("1 2 1e0\n", FR_EFORMAT, 1);
     expect_fail("1 2 .\n", FR_EFORMAT, 1);
-    expect_fail("1 2 3\n-4 2 3\n", FR_EFORMAT, 2);       // negative id
+    expect_fail("1 2 3\n-4 2 3\n", FR_EFORMAT, 2); // negative id
     expect_fail("1 -2 3\n", FR_EFORMAT, 1);
     expect_fail("1 2 3\n1099511627777 2 3\n", FR_EFORMAT, 2); // > 2^40
     expect_fail("99999999999999999999999 2 3\n", FR_EFORMAT, 1);
@@ -215,8 +214,8 @@ Test(common_dataset, bad_inputs_name_file_and_line)
     expect_fail("1\t2\t3\t4\n1::2::3::4\n", FR_EFORMAT, 2);
     expect_fail("1,2,3,4\n1 2 3 4\n", FR_EFORMAT, 2);
     expect_fail("1\t2\t3\t4\n1 2 3 4\n", FR_EFORMAT, 2);
-    expect_fail("userId,movieId,rating,timestamp\nuserId,2,3,4\n",
-                FR_EFORMAT, 2);
+    expect_fail(
+        "userId,movieId,rating,timestamp\nuserId,2,3,4\n", FR_EFORMAT, 2);
     expect_fail("a,b\n", FR_EFORMAT, 1); // header too short
     expect_fail("1 2 3\r\r\n", FR_EFORMAT, 1);
     expect_fail(" 1,2,3\n", FR_EFORMAT, 1); // not a header
@@ -226,9 +225,9 @@ Test(common_dataset, bad_inputs_name_file_and_line)
 Test(common_dataset, embedded_nul)
 {
     static const char buf[] = "1 2 3\n1 2\0 3\n";
-    cr_assert_eq(fri_dataset_parse(&D, "mem.txt", buf, sizeof(buf) - 1, U,
-                                   I, NULL, ERR, sizeof(ERR)),
-                 FR_EFORMAT);
+    cr_assert_eq(fri_dataset_parse(&D, "mem.txt", buf, sizeof(buf) - 1, U, I,
+                     NULL, ERR, sizeof(ERR)),
+        FR_EFORMAT);
     cr_assert(strstr(ERR, "mem.txt:2: ") == ERR, "%s", ERR);
     cr_assert(strstr(ERR, "NUL") != NULL, "%s", ERR);
 }
@@ -279,27 +278,27 @@ tmpfile_with(const void *s, size_t len)
     cr_assert_not_null(path);
     int fd = mkstemp(path);
     cr_assert_geq(fd, 0);
-    cr_assert_eq(write(fd, s, len), (ssize_t) len);
+    cr_assert_eq(write(fd, s, len), (ssize_t)len);
     close(fd);
     return path;
 }
 
 Test(common_dataset, load_file_and_errors)
 {
-    const char *txt = "1::10::4::100\n2::10::5::200\n";
+    const char *txt  = "1::10::4::100\n2::10::5::200\n";
     char       *path = tmpfile_with(txt, strlen(txt));
     cr_assert_eq(fri_dataset_load(&D, path, U, I, NULL, ERR, sizeof(ERR)),
-                 FR_OK, "%s", ERR);
+        FR_OK, "%s", ERR);
     cr_assert_eq(D.n, 2);
     expect(1, 2, 10, 5, 200);
     fri_dataset_free(&D);
     unlink(path);
-    cr_assert_eq(fri_dataset_load(&D, path, U, I, NULL, ERR, sizeof(ERR)),
-                 FR_EIO);
+    cr_assert_eq(
+        fri_dataset_load(&D, path, U, I, NULL, ERR, sizeof(ERR)), FR_EIO);
     cr_assert(strstr(ERR, path) == ERR, "%s", ERR);
     free(path);
-    cr_assert_eq(fri_dataset_load(&D, "/tmp", U, I, NULL, ERR, sizeof(ERR)),
-                 FR_EIO);
+    cr_assert_eq(
+        fri_dataset_load(&D, "/tmp", U, I, NULL, ERR, sizeof(ERR)), FR_EIO);
     cr_assert(strstr(ERR, "/tmp") == ERR, "%s", ERR);
     cr_assert(strstr(ERR, "directory") != NULL, "%s", ERR);
 }
@@ -307,7 +306,7 @@ Test(common_dataset, load_file_and_errors)
 // A line far longer than max_line and the read buffer is refused early.
 Test(common_dataset, load_file_long_line)
 {
-    size_t len = (size_t) 3 << 20;
+    size_t len = (size_t)3 << 20;
     char  *big = malloc(len);
     cr_assert_not_null(big);
     memcpy(big, "1 2 3\n", 6);
@@ -316,13 +315,13 @@ Test(common_dataset, load_file_long_line)
     free(big);
     fri_load_opts o;
     fri_load_opts_init(&o);
-    cr_assert_eq(fri_dataset_load(&D, path, U, I, &o, ERR, sizeof(ERR)),
-                 FR_ETOOBIG);
+    cr_assert_eq(
+        fri_dataset_load(&D, path, U, I, &o, ERR, sizeof(ERR)), FR_ETOOBIG);
     cr_assert(strstr(ERR, ":2: ") != NULL, "%s", ERR);
     // A line that straddles the 1 MiB read chunk but is short is fine.
-    o.max_line = (size_t) 4 << 20;
+    o.max_line = (size_t)4 << 20;
     cr_assert_eq(fri_dataset_load(&D, path, U, I, &o, ERR, sizeof(ERR)),
-                 FR_EFORMAT, "%s", ERR);
+        FR_EFORMAT, "%s", ERR);
     cr_assert(strstr(ERR, ":2: ") != NULL, "%s", ERR);
     unlink(path);
     free(path);
@@ -335,31 +334,30 @@ Test(common_dataset, load_file_chunk_boundaries)
     char  *s = malloc(cap);
     cr_assert_not_null(s);
     for (size_t i = 0; i < n; i++) {
-        len += (size_t) snprintf(s + len, cap - len, "%zu,%zu,%zu,%zu\r\n",
-                                 i % 997, i, 1 + i % 5, i);
+        len += (size_t)snprintf(s + len, cap - len, "%zu,%zu,%zu,%zu\r\n",
+            i % 997, i, 1 + i % 5, i);
     }
     char *path = tmpfile_with(s, len);
     free(s);
     cr_assert_eq(fri_dataset_load(&D, path, U, I, NULL, ERR, sizeof(ERR)),
-                 FR_OK, "%s", ERR);
+        FR_OK, "%s", ERR);
     unlink(path);
     free(path);
     cr_assert_eq(D.n, n);
     cr_assert_eq(D.n_users, 997);
     cr_assert_eq(D.n_items, n);
     for (size_t i = 0; i < n; i += 1009) {
-        expect(i, (int64_t) (i % 997), (int64_t) i, (float) (1 + i % 5),
-               (int64_t) i);
+        expect(
+            i, (int64_t)(i % 997), (int64_t)i, (float)(1 + i % 5), (int64_t)i);
     }
 }
 
 Test(common_dataset, load_user_filter)
 {
-    const char *txt = "1 10 4\n2 20 5\n1 30 3\n3 10 2\n";
+    const char *txt  = "1 10 4\n2 20 5\n1 30 3\n3 10 2\n";
     char       *path = tmpfile_with(txt, strlen(txt));
-    cr_assert_eq(fri_dataset_load_user(&D, path, 1, I, NULL, ERR,
-                                       sizeof(ERR)),
-                 FR_OK, "%s", ERR);
+    cr_assert_eq(fri_dataset_load_user(&D, path, 1, I, NULL, ERR, sizeof(ERR)),
+        FR_OK, "%s", ERR);
     cr_assert_eq(D.n, 2);
     cr_assert_eq(D.n_users, 1);
     cr_assert_eq(D.n_items, 3);
@@ -368,9 +366,8 @@ Test(common_dataset, load_user_filter)
     cr_assert_eq(fri_idmap_ext(I, D.r[1].item), 30);
     cr_assert_eq(fri_idmap_ext(I, 1), 20); // same order as a full load
     fri_dataset_free(&D);
-    cr_assert_eq(fri_dataset_load_user(&D, path, 9, I, NULL, ERR,
-                                       sizeof(ERR)),
-                 FR_ENOENT);
+    cr_assert_eq(fri_dataset_load_user(&D, path, 9, I, NULL, ERR, sizeof(ERR)),
+        FR_ENOENT);
     cr_assert(strstr(ERR, path) == ERR, "%s", ERR);
     unlink(path);
     free(path);
@@ -381,14 +378,16 @@ load_ml(const char *file, fri_dataset *d)
 {
     const char *dir = getenv("FR_DATA_DIR");
     if (dir == NULL) {
-        cr_assert_fail("FR_DATA_DIR is not set (MovieLens 100K directory needed)");
+        cr_assert_fail(
+            "FR_DATA_DIR is not set (MovieLens 100K directory needed)");
     }
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", dir, file);
     if (access(path, R_OK) != 0) {
-        cr_assert_fail("MovieLens 100K file %s missing: set FR_DATA_DIR to the "
-                "ml-100k directory",
-                path);
+        cr_assert_fail(
+            "MovieLens 100K file %s missing: set FR_DATA_DIR to the "
+            "ml-100k directory",
+            path);
     }
     return fri_dataset_load(d, path, U, I, NULL, ERR, sizeof(ERR));
 }
@@ -404,7 +403,7 @@ Test(common_dataset, movielens_100k)
     for (size_t i = 0; i < D.n; i++) {
         sum += D.r[i].rating;
     }
-    cr_assert(sum / (double) D.n > 3.52 && sum / (double) D.n < 3.54);
+    cr_assert(sum / (double)D.n > 3.52 && sum / (double)D.n < 3.54);
 }
 
 Test(common_dataset, movielens_u1_base_test_share_maps)
@@ -428,9 +427,15 @@ Test(common_dataset, movielens_u1_base_test_share_maps)
 Test(common_dataset, tiny_example_exact)
 {
     static const int m[10][5] = {
-        { 5, 3, 4, 0, 2 }, { 4, 5, 3, 4, 5 }, { 2, 4, 5, 5, 1 },
-        { 4, 4, 4, 4, 4 }, { 3, 5, 5, 3, 3 }, { 2, 2, 5, 4, 3 },
-        { 1, 3, 4, 5, 4 }, { 4, 4, 3, 5, 5 }, { 3, 4, 5, 3, 5 },
+        { 5, 3, 4, 0, 2 },
+        { 4, 5, 3, 4, 5 },
+        { 2, 4, 5, 5, 1 },
+        { 4, 4, 4, 4, 4 },
+        { 3, 5, 5, 3, 3 },
+        { 2, 2, 5, 4, 3 },
+        { 1, 3, 4, 5, 4 },
+        { 4, 4, 3, 5, 5 },
+        { 3, 4, 5, 3, 5 },
         { 5, 5, 4, 3, 4 },
     };
     cr_assert_eq(fri_dataset_tiny(&D), FR_OK);
@@ -444,7 +449,7 @@ Test(common_dataset, tiny_example_exact)
         cr_assert_lt(t->item, 5);
         cr_assert_eq(seen[t->user][t->item], 0);
         seen[t->user][t->item] = 1;
-        cr_assert_float_eq(t->rating, (float) m[t->user][t->item], 0);
+        cr_assert_float_eq(t->rating, (float)m[t->user][t->item], 0);
     }
     cr_assert_eq(seen[0][3], 0);
 }
@@ -452,14 +457,14 @@ Test(common_dataset, tiny_example_exact)
 static int
 same_triplet(const fri_triplet *a, const fri_triplet *b)
 {
-    return a->user == b->user && a->item == b->item
-           && a->rating == b->rating && a->ts == b->ts;
+    return a->user == b->user && a->item == b->item && a->rating == b->rating
+        && a->ts == b->ts;
 }
 
 // Every rating of all is in exactly one of train/test, order kept.
 static void
-check_partition(const fri_dataset *all, const fri_dataset *tr,
-                const fri_dataset *te)
+check_partition(
+    const fri_dataset *all, const fri_dataset *tr, const fri_dataset *te)
 {
     cr_assert_eq(tr->n + te->n, all->n);
     cr_assert_eq(tr->n_users, all->n_users);
@@ -472,7 +477,7 @@ check_partition(const fri_dataset *all, const fri_dataset *tr,
             a++;
         } else {
             cr_assert(b < te->n && same_triplet(&te->r[b], &all->r[i]),
-                      "rating %zu lost", i);
+                "rating %zu lost", i);
             b++;
         }
     }
@@ -536,7 +541,7 @@ Test(common_dataset, split_last_takes_newest)
     // User 1: newest is ts 9 (line 2); user 2: tie at 5, later line wins.
     cr_assert_eq(parse("1 1 1 3\n1 2 2 9\n1 3 3 4\n2 1 4 5\n2 2 5 5\n"
                        "2 3 1 1\n"),
-                 FR_OK);
+        FR_OK);
     fri_dataset tr, te;
     cr_assert_eq(fri_split_last(&D, 1, &tr, &te), FR_OK);
     check_partition(&D, &tr, &te);
@@ -600,7 +605,7 @@ Test(common_dataset, csr_rows_sorted_and_complete)
     }
     // Every triplet is found in both views with its rating.
     for (size_t i = 0; i < D.n; i += 37) {
-        const fri_triplet *t = &D.r[i];
+        const fri_triplet *t     = &D.r[i];
         int                found = 0;
         for (size_t j = cu.ptr[t->user]; j < cu.ptr[t->user + 1]; j++) {
             if (cu.idx[j] == t->item) {

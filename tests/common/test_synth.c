@@ -10,7 +10,7 @@
 static int
 cmp_desc(const void *a, const void *b)
 {
-    uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
@@ -31,11 +31,11 @@ Test(common_synth, parse_spec)
     char             err[128];
     fri_synth_config_init(&c);
     cr_assert_eq(fri_synth_config_parse(&c,
-                                        "users=1000,items=50,k=4,density=0.1,"
-                                        "zipf=1.2,noise=0.25,seed=99,"
-                                        "continuous=1",
-                                        err, sizeof(err)),
-                 FR_OK, "%s", err);
+                     "users=1000,items=50,k=4,density=0.1,"
+                     "zipf=1.2,noise=0.25,seed=99,"
+                     "continuous=1",
+                     err, sizeof(err)),
+        FR_OK, "%s", err);
     cr_assert_eq(c.n_users, 1000);
     cr_assert_eq(c.n_items, 50);
     cr_assert_eq(c.k, 4);
@@ -45,8 +45,8 @@ Test(common_synth, parse_spec)
     cr_assert_eq(c.seed, 99);
     cr_assert_eq(c.continuous, 1);
     // Partial spec changes only what it names.
-    cr_assert_eq(fri_synth_config_parse(&c, "seed=5", err, sizeof(err)),
-                 FR_OK);
+    cr_assert_eq(
+        fri_synth_config_parse(&c, "seed=5", err, sizeof(err)), FR_OK);
     cr_assert_eq(c.seed, 5);
     cr_assert_eq(c.n_users, 1000);
     cr_assert_eq(fri_synth_config_parse(&c, "", err, sizeof(err)), FR_OK);
@@ -58,13 +58,20 @@ Test(common_synth, parse_rejects_and_names_key)
         const char *spec;
         const char *needle;
     } bad[] = {
-        { "users=10,colour=3", "colour" },  { "users=abc", "users" },
-        { "users=0", "users" },             { "items=-3", "items" },
-        { "k=2000", "k" },                  { "density=0", "density" },
-        { "density=1.5", "density" },       { "density=nan", "density" },
-        { "zipf=-1", "zipf" },              { "noise=inf", "noise" },
-        { "continuous=2", "continuous" },   { "seed=1x", "seed" },
-        { "users", "users" },               { "users=5,,k=3", "empty" },
+        { "users=10,colour=3", "colour" },
+        { "users=abc", "users" },
+        { "users=0", "users" },
+        { "items=-3", "items" },
+        { "k=2000", "k" },
+        { "density=0", "density" },
+        { "density=1.5", "density" },
+        { "density=nan", "density" },
+        { "zipf=-1", "zipf" },
+        { "noise=inf", "noise" },
+        { "continuous=2", "continuous" },
+        { "seed=1x", "seed" },
+        { "users", "users" },
+        { "users=5,,k=3", "empty" },
         { "users=99999999999999999999", "users" },
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -72,13 +79,12 @@ Test(common_synth, parse_rejects_and_names_key)
         char             err[128] = "";
         fri_synth_config_init(&c);
         before = c;
-        cr_assert_eq(fri_synth_config_parse(&c, bad[i].spec, err,
-                                            sizeof(err)),
-                     FR_EINVAL, "%s accepted", bad[i].spec);
-        cr_assert(strstr(err, bad[i].needle) != NULL, "%s: '%s'",
-                  bad[i].spec, err);
+        cr_assert_eq(fri_synth_config_parse(&c, bad[i].spec, err, sizeof(err)),
+            FR_EINVAL, "%s accepted", bad[i].spec);
+        cr_assert(
+            strstr(err, bad[i].needle) != NULL, "%s: '%s'", bad[i].spec, err);
         cr_assert_eq(memcmp(&c, &before, sizeof(c)), 0,
-                     "%s changed the config", bad[i].spec);
+            "%s changed the config", bad[i].spec);
     }
 }
 
@@ -107,12 +113,12 @@ Test(common_synth, shape_density_range_distinct)
     cr_assert_eq(fri_synth_generate(&d, &c), FR_OK);
     cr_assert_eq(d.n_users, 600);
     cr_assert_eq(d.n_items, 400);
-    double dens = (double) d.n / (600.0 * 400.0);
+    double dens = (double)d.n / (600.0 * 400.0);
     cr_assert(dens > 0.04 && dens < 0.08, "density %g", dens);
 
     uint32_t *per_user = calloc(600, sizeof(*per_user));
     uint32_t *per_item = calloc(400, sizeof(*per_item));
-    uint8_t  *cell = calloc(600 * 400, 1);
+    uint8_t  *cell     = calloc(600 * 400, 1);
     double    sum = 0, sq = 0;
     int       hist[6] = { 0 };
     for (size_t i = 0; i < d.n; i++) {
@@ -123,14 +129,14 @@ Test(common_synth, shape_density_range_distinct)
         cell[t->user * 400 + t->item] = 1;
         cr_assert(t->rating >= 1 && t->rating <= 5);
         cr_assert_float_eq(t->rating, roundf(t->rating), 0);
-        hist[(int) t->rating]++;
+        hist[(int)t->rating]++;
         per_user[t->user]++;
         per_item[t->item]++;
         sum += t->rating;
-        sq += (double) t->rating * t->rating;
+        sq += (double)t->rating * t->rating;
     }
-    double mean = sum / (double) d.n;
-    double sd = sqrt(sq / (double) d.n - mean * mean);
+    double mean = sum / (double)d.n;
+    double sd   = sqrt(sq / (double)d.n - mean * mean);
     cr_assert(mean > 3.2 && mean < 3.8, "mean %g", mean);
     cr_assert(sd > 0.6 && sd < 1.4, "sd %g", sd);
     for (int r = 1; r <= 5; r++) {
@@ -150,8 +156,8 @@ Test(common_synth, shape_density_range_distinct)
     for (int i = 0; i < 40; i++) {
         top += per_item[i];
     }
-    cr_assert_gt((double) top / (double) d.n, 0.2, "top 10%% items: %g",
-                 (double) top / (double) d.n);
+    cr_assert_gt((double)top / (double)d.n, 0.2, "top 10%% items: %g",
+        (double)top / (double)d.n);
     free(per_user);
     free(per_item);
     free(cell);
@@ -170,13 +176,13 @@ Test(common_synth, continuous_and_edge_configs)
         cr_assert(d.r[i].rating >= 1 && d.r[i].rating <= 5);
         frac += d.r[i].rating != roundf(d.r[i].rating);
     }
-    cr_assert_gt(frac, (int) (d.n / 2));
+    cr_assert_gt(frac, (int)(d.n / 2));
     fri_dataset_free(&d);
     // Fewer items than the per-user minimum, steep popularity, full
     // density: every user rates every item.
     c.n_users = 20;
     c.n_items = 3;
-    c.zipf = 4;
+    c.zipf    = 4;
     c.density = 1;
     cr_assert_eq(fri_synth_generate(&d, &c), FR_OK);
     cr_assert_eq(d.n, 60);
@@ -205,17 +211,17 @@ Test(common_synth, million_users_is_fast)
     char             err[128];
     fri_synth_config_init(&c);
     cr_assert_eq(fri_synth_config_parse(&c,
-                                        "users=1000000,items=2000,"
-                                        "density=0.005",
-                                        err, sizeof(err)),
-                 FR_OK, "%s", err);
+                     "users=1000000,items=2000,"
+                     "density=0.005",
+                     err, sizeof(err)),
+        FR_OK, "%s", err);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     fri_dataset d;
     cr_assert_eq(fri_synth_generate(&d, &c), FR_OK);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    double s = (double) (t1.tv_sec - t0.tv_sec)
-               + (double) (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    double s = (double)(t1.tv_sec - t0.tv_sec)
+        + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
     cr_log_info("1e6 users: %zu ratings in %.2f s", d.n, s);
     cr_assert_eq(d.n_users, 1000000);
     cr_assert(d.n > 7000000 && d.n < 14000000, "n %zu", d.n);

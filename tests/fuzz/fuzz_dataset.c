@@ -23,8 +23,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     o.max_line = 256; // exercise the limit too
     fri_dataset d;
     char        err[256];
-    fr_err      e = fri_dataset_parse(&d, "fuzz", (const char *) data, size,
-                                      users, items, &o, err, sizeof(err));
+    fr_err e = fri_dataset_parse(&d, "fuzz", (const char *)data, size, users,
+        items, &o, err, sizeof(err));
     if (e == FR_OK) {
         if (d.n == 0 || d.n_users != fri_idmap_size(users)
             || d.n_items != fri_idmap_size(items)) {
@@ -33,7 +33,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < d.n; i++) {
             if (d.r[i].user >= d.n_users || d.r[i].item >= d.n_items
                 || !(d.r[i].rating >= o.min_rating
-                     && d.r[i].rating <= o.max_rating)) {
+                    && d.r[i].rating <= o.max_rating)) {
                 __builtin_trap();
             }
         }
