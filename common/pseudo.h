@@ -28,7 +28,9 @@
 //     zero-mean: its expected contribution to the summed gradient is
 //     exactly zero (it only adds variance). Price: an aggregator that
 //     knows q_i, b_i and reg can tell such rows apart (a real row minus
-//     reg*[q_i; b_i] is parallel to [p_u; 1], a fake one is not). In ALS
+//     reg*[q_i; b_i] is parallel to [p_u; 1], a fake one is not), and with
+//     a strong penalty even the row norm gives them away (MovieLens 100K,
+//     reg 13: AUC 0.997 among the visible rows, docs/PRIVACY.md). In ALS
 //     mode it is identical to PREDICT (the per-item Gram makes a
 //     zero-contribution fake row impossible).
 //   FRI_PSEUDO_FILL_USER_MEAN: FedRec's "user averaging": virtual rating =
@@ -38,11 +40,18 @@
 // Sampling: pseudo items are distinct, disjoint from I_u, drawn uniformly
 // among the unrated items or, if popularity weights are given, without
 // replacement with probability proportional to (weight + 1) (add-one, so
-// every unrated item stays possible; Efraimidis-Spirakis keys).
+// every unrated item stays possible; Efraimidis-Spirakis keys). Real rated
+// items are mostly popular ones, and in gradient mode the penalty term
+// reg*q_i is larger for well-trained (popular) items, so uniform fakes are
+// partly recognisable there; popularity weights (e.g. the rating counts
+// the aggregator publishes) close most of that gap.
 //
 // Reentrant, no global state; randomness only from the caller's fri_rng.
-// For a deployment the rng must be seeded from randombytes (a predictable
-// stream tells the aggregator which rows are fake).
+// For a deployment the rng must be seeded from a device secret (a
+// predictable stream tells the aggregator which rows are fake). Fresh fakes
+// every round can be intersected away across rounds (real items persist),
+// so seed the stream per user and round-independently (e.g. a KDF of a
+// device secret) to keep the same fake set while I_u is unchanged.
 #ifndef FR_COMMON_PSEUDO_H
 #define FR_COMMON_PSEUDO_H
 
