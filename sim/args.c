@@ -56,8 +56,13 @@ static const char usage_text[] =
     "  --seed S              seed for data, cohorts, dropout, keys (42)\n"
     "  --eval-every N        evaluate every N rounds (default 1; 0: only\n"
     "                        after the last round)\n"
-    "  --eval-users N        evaluate a seeded sample of N users (0: all)\n"
+    "  --eval-users N        evaluate a seeded sample of N users (0: all,\n"
+    "                        or a 10000-user sample above 50000 users)\n"
     "  --no-reference        skip the centralized fedrec-train reference\n"
+    "  --shared-model        devices of the process share one downloaded,\n"
+    "                        verified model (fr_model_cache) instead of each\n"
+    "                        fetching its own: faster, fewer bytes down;\n"
+    "                        for very large populations\n"
     "\n"
     "Output:\n"
     "  --json                JSON Lines on stdout: one object per round with\n"
@@ -203,7 +208,7 @@ static int
 is_switch(const char *name)
 {
     static const char *const sw[] = {"--json", "--help", "-h",
-                                     "--no-reference", "--progress",
+                                     "--no-reference", "--progress", "--shared-model",
                                      "--no-progress", "--quiet"};
     for (size_t i = 0; i < sizeof(sw) / sizeof(sw[0]); i++) {
         if (strcmp(name, sw[i]) == 0) {
@@ -269,6 +274,8 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
             c->json = 1;
         } else if (strcmp(flag, "--no-reference") == 0) {
             c->reference = 0;
+        } else if (strcmp(flag, "--shared-model") == 0) {
+            c->shared_cache = 1;
         } else if (strcmp(flag, "--progress") == 0) {
             c->progress = 1;
         } else if (strcmp(flag, "--no-progress") == 0) {

@@ -225,7 +225,9 @@ device_run(worker *w, const job *jb, size_t slot)
     memcpy(cfg.server_pk, st->server_pk, FR_PUBLICKEYBYTES);
     fri_sim_pop_identity(st->p, u, cfg.identity_seed);
     cfg.has_identity = 1;
-    cfg.model_cache = st->cache;
+    // Like a deployment, each device fetches and verifies the model
+    // itself unless the process-wide cache is asked for.
+    cfg.model_cache = cf->shared_cache ? st->cache : NULL;
     cfg.seed = mix64(cf->seed ^ mix64((uint64_t) u + 1)) | 1;
     e = fr_client_create(&c, &cfg);
     sodium_memzero(cfg.identity_seed, sizeof(cfg.identity_seed));

@@ -68,6 +68,7 @@ typedef struct fri_sim_config {
     uint32_t          eval_every;  // 0: only after the last round
     uint32_t          eval_users;  // 0: every user with test data
     int               reference;   // compute the centralized reference
+    int               shared_cache; // devices share one verified model
     // Output.
     int         json;
     const char *out_dir;
