@@ -1,0 +1,139 @@
+// fedrec-aggregator's command line and config file: every bad value is a
+// clear error (the binary exits 2 on them).
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "args.h"
+
+static fr_err
+parse(fri_agg_args *a, char *err, size_t cap, int argc, const char **argv)
+{
+    return fri_agg_args_parse(a, argc, (char **) argv, err, cap);
+}
+
+#define ARGV(...) ((const char *[]){"fedrec-aggregator", __VA_ARGS__})
+#define N(...) ((int) (sizeof(ARGV(__VA_ARGS__)) / sizeof(char *)))
+#define EXPECT_BAD(needle, ...)                                             \
+    do {                                                                    \
+        fri_agg_args a_;                                                    \
+        char         err_[512] = "";                                        \
+        fr_err       rv = parse(&a_, err_, sizeof(err_), N(__VA_ARGS__),       \
+                                ARGV(__VA_ARGS__));                         \
+        cr_assert_neq(rv, FR_OK, "accepted");                               \
+        cr_assert(strstr(err_, needle) != NULL, "'%s' lacks '%s'", err_,      \
+                  needle);                                                  \
+        fri_agg_args_free(&a_);                                              \
+    } while (0)
+
+Test(agg_args, good_and_bad_flags)
+{
+    fri_agg_args a;
+    char         err[512] = "";
+    cr_assert_eq(parse(&a, err, sizeof(err),
+                       N("--listen", "tcp://127.0.0.1:5555", "--items",
+                         "100", "--k", "8", "--algo", "grad",
+                         "--server-opt=momentum", "--fraction", "0.5",
+                         "--round-deadline", "2.5", "--rounds", "3"),
+                       ARGV("--listen", "tcp://127.0.0.1:5555", "--items",
+                            "100", "--k", "8", "--algo", "grad",
+                            "--server-opt=momentum", "--fraction", "0.5",
+                            "--round-deadline", "2.5", "--rounds", "3")),
+                 FR_OK, "%s", err);
+    cr_assert_eq(a.cfg.n_items, 100);
+    cr_assert_eq(a.cfg.k, 8);
+    cr_assert_eq(a.cfg.algo, FRI_AGG_GRAD);
+    cr_assert_eq(a.cfg.server_opt, FRI_AGG_OPT_MOMENTUM);
+    cr_assert_eq(a.cfg.round_deadline_ms, 2500);
+    cr_assert_eq(a.cfg.rounds, 3);
+    fri_agg_args_free(&a);
+
+    EXPECT_BAD("--listen URL is required", "--items", "5");
+    EXPECT_BAD("--items N is required", "--listen", "tcp://127.0.0.1:1");
+    EXPECT_BAD("inproc", "--listen", "inproc://x", "--items", "5");
+    EXPECT_BAD("--k wants an integer", "--listen", "tcp://h:1", "--items",
+               "5", "--k", "abc");
+    EXPECT_BAD("k must be in", "--listen", "tcp://h:1", "--items", "5",
+               "--k", "0");
+    EXPECT_BAD("--algo wants als or grad", "--listen", "tcp://h:1",
+               "--items", "5", "--algo", "svd");
+    EXPECT_BAD("--loss wants", "--listen", "tcp://h:1", "--items", "5",
+               "--loss", "hinge");
+    EXPECT_BAD("fraction must be", "--listen", "tcp://h:1", "--items", "5",
+               "--fraction", "2");
+    EXPECT_BAD("--reg wants a number", "--listen", "tcp://h:1", "--items",
+               "5", "--reg", "1x");
+    EXPECT_BAD("--server-opt wants", "--listen", "tcp://h:1", "--items", "5",
+               "--server-opt", "rmsprop");
+    EXPECT_BAD("--http wants HOST:PORT", "--listen", "tcp://h:1", "--items",
+               "5", "--http", "nope");
+    EXPECT_BAD("unknown option --bogus", "--listen", "tcp://h:1", "--items",
+               "5", "--bogus", "1");
+    EXPECT_BAD("--rounds needs a value", "--listen", "tcp://h:1", "--items",
+               "5", "--rounds");
+    EXPECT_BAD("exceeds clients-per-round", "--listen", "tcp://h:1",
+               "--items", "5", "--clients-per-round", "2", "--min-clients",
+               "3");
+    EXPECT_BAD("--log-level wants", "--listen", "tcp://h:1", "--items", "5",
+               "--log-level", "loud");
+    EXPECT_BAD("--key /nonexistent.key", "--listen", "tcp://h:1", "--items",
+               "5", "--key", "/nonexistent.key");
+    EXPECT_BAD("--allow /nonexistent", "--listen", "tcp://h:1", "--items",
+               "5", "--allow", "/nonexistent");
+}
+
+Test(agg_args, config_file_and_override)
+{
+    char path[] = "/tmp/fr-agg-cfg-XXXXXX";
+    int  fd     = mkstemp(path);
+    cr_assert(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "# aggregator\nlisten = tcp://127.0.0.1:7000\nitems = 50\n"
+               "k = 4   # small\nmin-clients = 2\n");
+    fclose(f);
+    fri_agg_args a;
+    char         err[512] = "";
+    cr_assert_eq(parse(&a, err, sizeof(err), N("--config", path, "--k", "6"),
+                       ARGV("--config", path, "--k", "6")),
+                 FR_OK, "%s", err);
+    cr_assert_eq(a.cfg.n_items, 50);
+    cr_assert_eq(a.cfg.k, 6, "flag must override the file");
+    cr_assert_eq(a.cfg.min_clients, 2);
+    cr_assert_str_eq(a.listen, "tcp://127.0.0.1:7000");
+    fri_agg_args_free(&a);
+
+    f = fopen(path, "w");
+    fprintf(f, "items = 50\nthis line is wrong\n");
+    fclose(f);
+    char want[600];
+    snprintf(want, sizeof(want), "%s:2", path);
+    EXPECT_BAD(want, "--config", path);
+    f = fopen(path, "w");
+    fprintf(f, "itemz = 50\n");
+    fclose(f);
+    EXPECT_BAD("unknown option --itemz", "--config", path);
+    unlink(path);
+
+    // Allow-list file: one hex key per line.
+    char ap[] = "/tmp/fr-agg-allow-XXXXXX";
+    fd        = mkstemp(ap);
+    f         = fdopen(fd, "w");
+    fprintf(f, "# enrolled\n%064d\n", 1);
+    fprintf(f, "zz\n");
+    fclose(f);
+    EXPECT_BAD("expected a hex public key", "--listen", "tcp://h:1",
+               "--items", "5", "--allow", ap);
+    f = fopen(ap, "w");
+    fprintf(f, "%064d\n%0128d\n", 1, 2);
+    fclose(f);
+    cr_assert_eq(parse(&a, err, sizeof(err),
+                       N("--listen", "tcp://h:1", "--items", "5", "--allow",
+                         ap),
+                       ARGV("--listen", "tcp://h:1", "--items", "5",
+                            "--allow", ap)),
+                 FR_OK, "%s", err);
+    cr_assert_eq(a.cfg.n_allow, 2);
+    fri_agg_args_free(&a);
+    unlink(ap);
+}
