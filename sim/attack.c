@@ -418,8 +418,8 @@ fri_atk_reconstruct(float *out, size_t out_cap, fri_atk_recon_info *info,
         (unsigned)prm->bu > (unsigned)FRI_ATK_BU_ZERO ||
         (r1->n_rows > 0 && (out == NULL || r1->items == NULL)) ||
         !obs_valid(r1, prm) ||
-        (r2 != NULL && (!obs_valid(r2, prm) ||
-                        (r2->n_rows > 0 && r2->items == NULL)))) {
+        (r2 != NULL && ((r2->n_rows > 0 && r2->items == NULL) ||
+                        !obs_valid(r2, prm)))) {
         return FR_EINVAL;
     }
     if (out_cap < r1->n_rows) {

@@ -654,6 +654,10 @@ Test(sim_attack, reconstruct_rejects_bad_input, .init = setup)
     cr_assert_eq(info.method, FRI_ATK_BU_ZERO);
     cr_assert_eq(fri_atk_reconstruct(out, 1, NULL, &o, NULL, &prm),
                  FR_ENOSPC);
+    fri_atk_obs o2 = o;
+    o2.items = NULL; // rows without ids
+    cr_assert_eq(fri_atk_reconstruct(out, N_ITEMS, NULL, &o, &o2, &prm),
+                 FR_EINVAL);
     prm.k = K + 1;
     cr_assert_eq(fri_atk_reconstruct(out, N_ITEMS, NULL, &o, NULL, &prm),
                  FR_EINVAL);
