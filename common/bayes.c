@@ -1,0 +1,755 @@
+#include "bayes.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "linalg.h"
+
+size_t
+fri_bpmf_work_len(uint32_t k)
+{
+    size_t d = (size_t)k + 1;
+    return 2 * d * d + 2 * d;
+}
+
+double
+fri_bpmf_gamma(fri_rng *r, double shape)
+{
+    if (!(shape > 0.0)) {
+        return 0.0;
+    }
+    if (shape < 1.0) {
+        // Gamma(a) = Gamma(a + 1) * U^(1/a).
+        double u = fri_rng_uniform(r);
+        return fri_bpmf_gamma(r, shape + 1.0) * pow(u, 1.0 / shape);
+    }
+    double dd = shape - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * dd);
+    for (;;) {
+        double x = fri_rng_normal(r), v = 1.0 + c * x;
+        if (v <= 0.0) {
+            continue;
+        }
+        v = v * v * v;
+        double u = fri_rng_uniform(r);
+        if (u > 0.0 && log(u) < 0.5 * x * x + dd - dd * v + dd * log(v)) {
+            return dd * v;
+        }
+    }
+}
+
+static int
+prior_valid(const fri_bpmf_prior *p, size_t d)
+{
+    return p != NULL && p->d == d && p->mean != NULL && p->prec != NULL;
+}
+
+// Completes a conditional posterior: A (d x d, upper triangle holds
+// beta * Gram) and b (beta * h) get the prior added, then x = A^-1 b plus,
+// with rng, R^-1 eps where A = R^T R (so the draw has covariance A^-1).
+static fr_err
+finish_step(float *x_out, float *cov_out, float *A, float *b, float *eps,
+            float *rinv, size_t d, const fri_bpmf_prior *prior, fri_rng *rng)
+{
+    for (size_t a = 0; a < d; a++) {
+        const float *la = prior->prec + a * d;
+        double s = 0.0;
+        for (size_t c = 0; c < d; c++) {
+            s += (double)la[c] * prior->mean[c];
+        }
+        b[a] += (float)s;
+        for (size_t c = a; c < d; c++) {
+            A[a * d + c] += la[c];
+        }
+    }
+    fr_err e = fri_chol_solve(A, b, d);
+    if (e != FR_OK) {
+        return e;
+    }
+    // A's upper triangle now holds R.
+    if (rng != NULL) {
+        for (size_t a = 0; a < d; a++) {
+            eps[a] = (float)fri_rng_normal(rng);
+        }
+        for (size_t ii = d; ii-- > 0;) {
+            const float *ri = A + ii * d;
+            double s = eps[ii];
+            for (size_t c = ii + 1; c < d; c++) {
+                s -= (double)ri[c] * eps[c];
+            }
+            eps[ii] = (float)(s / ri[ii]);
+        }
+    }
+    for (size_t a = 0; a < d; a++) {
+        x_out[a] = b[a] + (rng != NULL ? eps[a] : 0.0f);
+        if (!isfinite(x_out[a])) {
+            return FR_EINTERNAL;
+        }
+    }
+    if (cov_out != NULL) {
+        // R^-1 (upper) column by column, then A^-1 = R^-1 R^-T.
+        memset(rinv, 0, d * d * sizeof(float));
+        for (size_t c = 0; c < d; c++) {
+            for (size_t ii = c + 1; ii-- > 0;) {
+                const float *ri = A + ii * d;
+                double s = ii == c ? 1.0 : 0.0;
+                for (size_t t = ii + 1; t <= c; t++) {
+                    s -= (double)ri[t] * rinv[t * d + c];
+                }
+                rinv[ii * d + c] = (float)(s / ri[ii]);
+            }
+        }
+        size_t t = 0;
+        for (size_t a = 0; a < d; a++) {
+            for (size_t bb = a; bb < d; bb++) {
+                double s = 0.0;
+                for (size_t c = bb; c < d; c++) {
+                    s += (double)rinv[a * d + c] * rinv[bb * d + c];
+                }
+                cov_out[t++] = (float)s;
+            }
+        }
+    }
+    return FR_OK;
+}
+
+static fr_err
+get_work(float **w, float **owned, float *work, size_t work_len, size_t need)
+{
+    *owned = NULL;
+    if (work != NULL) {
+        if (work_len < need) {
+            return FR_EINVAL;
+        }
+        *w = work;
+        return FR_OK;
+    }
+    *owned = malloc(need * sizeof(float));
+    if (*owned == NULL) {
+        return FR_ENOMEM;
+    }
+    *w = *owned;
+    return FR_OK;
+}
+
+fr_err
+fri_bpmf_user_step(float *p_out, float *bu_out, float *cov_out,
+                   const fri_mf_items *it, const uint32_t *items,
+                   const float *ratings, size_t n,
+                   const fri_bpmf_prior *prior, float beta, fri_rng *rng,
+                   float *work, size_t work_len)
+{
+    if (p_out == NULL || bu_out == NULL || it == NULL || it->k == 0 ||
+        it->k > FRI_MF_MAX_K ||
+        (it->n_items > 0 && (it->Q == NULL || it->bi == NULL)) ||
+        (n > 0 && (items == NULL || ratings == NULL)) ||
+        !prior_valid(prior, (size_t)it->k + 1) || !(beta > 0.0f) ||
+        !isfinite(beta)) {
+        return FR_EINVAL;
+    }
+    const size_t k = it->k, d = k + 1;
+    for (size_t j = 0; j < n; j++) {
+        if (items[j] >= it->n_items || !isfinite(ratings[j])) {
+            return FR_EINVAL;
+        }
+    }
+    float *w, *owned;
+    fr_err e = get_work(&w, &owned, work, work_len, fri_bpmf_work_len(it->k));
+    if (e != FR_OK) {
+        return e;
+    }
+    float *A = w, *b = w + d * d, *eps = b + d, *rinv = eps + d;
+    memset(A, 0, d * d * sizeof(float));
+    memset(b, 0, d * sizeof(float));
+    for (size_t j = 0; j < n; j++) {
+        const float *q = it->Q + (size_t)items[j] * k;
+        float res = ratings[j] - it->mu - it->bi[items[j]];
+        for (size_t a = 0; a < k; a++) {
+            float qa = q[a];
+            float *row = A + a * d;
+            for (size_t c = a; c < k; c++) {
+                row[c] += qa * q[c];
+            }
+            row[k] += qa;
+            b[a] += qa * res;
+        }
+        b[k] += res;
+    }
+    A[k * d + k] = (float)n;
+    for (size_t a = 0; a < d; a++) {
+        b[a] *= beta;
+        for (size_t c = a; c < d; c++) {
+            A[a * d + c] *= beta;
+        }
+    }
+    float x[FRI_MF_MAX_K + 1];
+    e = finish_step(x, cov_out, A, b, eps, rinv, d, prior, rng);
+    if (e == FR_OK) {
+        memcpy(p_out, x, k * sizeof(float));
+        *bu_out = x[k];
+    }
+    free(owned);
+    return e;
+}
+
+fr_err
+fri_bpmf_item_step(float *q_out, float *b_out, float *cov_out,
+                   const float *gram_sum_packed, const float *h_sum,
+                   uint32_t k, const fri_bpmf_prior *prior, float beta,
+                   fri_rng *rng, float *work, size_t work_len)
+{
+    if (q_out == NULL || b_out == NULL || gram_sum_packed == NULL ||
+        h_sum == NULL || k == 0 || k > FRI_MF_MAX_K ||
+        !prior_valid(prior, (size_t)k + 1) || !(beta > 0.0f) ||
+        !isfinite(beta)) {
+        return FR_EINVAL;
+    }
+    const size_t d = (size_t)k + 1;
+    float *w, *owned;
+    fr_err e = get_work(&w, &owned, work, work_len, fri_bpmf_work_len(k));
+    if (e != FR_OK) {
+        return e;
+    }
+    float *A = w, *b = w + d * d, *eps = b + d, *rinv = eps + d;
+    fri_packed_unpack(A, gram_sum_packed, d);
+    for (size_t a = 0; a < d; a++) {
+        b[a] = beta * h_sum[a];
+        for (size_t c = a; c < d; c++) {
+            A[a * d + c] *= beta;
+        }
+    }
+    float x[FRI_MF_MAX_K + 1];
+    e = finish_step(x, cov_out, A, b, eps, rinv, d, prior, rng);
+    if (e == FR_OK) {
+        memcpy(q_out, x, k * sizeof(float));
+        *b_out = x[k];
+    }
+    free(owned);
+    return e;
+}
+
+void
+fri_bpmf_hyper_stats(double *sum_x, double *sum_xx, const float *x,
+                     uint32_t d)
+{
+    size_t t = 0;
+    for (size_t a = 0; a < d; a++) {
+        sum_x[a] += x[a];
+        for (size_t c = a; c < d; c++) {
+            sum_xx[t++] += (double)x[a] * x[c];
+        }
+    }
+}
+
+// In-place lower Cholesky M = C C^T of a full symmetric d x d matrix (the
+// strict upper triangle is zeroed). 0 if not positive definite.
+static int
+chol_lower(double *M, size_t d)
+{
+    for (size_t j = 0; j < d; j++) {
+        double s = M[j * d + j];
+        for (size_t t = 0; t < j; t++) {
+            s -= M[j * d + t] * M[j * d + t];
+        }
+        if (!(s > 0.0) || !isfinite(s)) {
+            return 0;
+        }
+        double cjj = sqrt(s);
+        M[j * d + j] = cjj;
+        for (size_t i = j + 1; i < d; i++) {
+            double v = M[i * d + j];
+            for (size_t t = 0; t < j; t++) {
+                v -= M[i * d + t] * M[j * d + t];
+            }
+            M[i * d + j] = v / cjj;
+        }
+        for (size_t c = j + 1; c < d; c++) {
+            M[j * d + c] = 0.0;
+        }
+    }
+    return 1;
+}
+
+fr_err
+fri_bpmf_hyper_sample(float *mean_out, float *prec_out, const double *sum_x,
+                      const double *sum_xx, double n, uint32_t d,
+                      double beta0, double w0, fri_rng *rng)
+{
+    if (mean_out == NULL || prec_out == NULL || sum_x == NULL ||
+        sum_xx == NULL || d == 0 || d > FRI_LINALG_MAX_N || !(n >= 0.0) ||
+        !(beta0 > 0.0) || !(w0 > 0.0)) {
+        return FR_EINVAL;
+    }
+    const size_t dd = (size_t)d * d;
+    double *M = malloc(4 * dd * sizeof(double) + 3 * d * sizeof(double));
+    if (M == NULL) {
+        return FR_ENOMEM;
+    }
+    double *Am = M + dd, *B = Am + dd, *L = B + dd, *xbar = L + dd;
+    double *mstar = xbar + d, *y = mstar + d;
+    for (size_t a = 0; a < d; a++) {
+        xbar[a] = n > 0.0 ? sum_x[a] / n : 0.0;
+    }
+    // M = W*^-1 = W0^-1 + (sum_xx - n xbar xbar^T)
+    //           + (beta0 n / (beta0 + n)) xbar xbar^T.
+    double shrink = beta0 * n / (beta0 + n) - n;
+    size_t t = 0;
+    for (size_t a = 0; a < d; a++) {
+        for (size_t c = a; c < d; c++) {
+            double v = sum_xx[t++] + shrink * xbar[a] * xbar[c];
+            if (a == c) {
+                v += 1.0 / w0;
+            }
+            M[a * d + c] = v;
+            M[c * d + a] = v;
+        }
+        mstar[a] = n * xbar[a] / (beta0 + n);
+    }
+    const double nu = (double)d + n, bstar = beta0 + n;
+    fr_err e = FR_OK;
+    if (!chol_lower(M, d)) {
+        e = FR_EINTERNAL;
+    } else if (rng == NULL) {
+        // E[prec] = nu W* = nu (C C^T)^-1: columns of C^-T C^-1 by solves.
+        for (size_t c = 0; c < d; c++) {
+            for (size_t i = 0; i < d; i++) { // C y = e_c
+                double s = i == c ? 1.0 : 0.0;
+                for (size_t j = 0; j < i; j++) {
+                    s -= M[i * d + j] * y[j];
+                }
+                y[i] = s / M[i * d + i];
+            }
+            for (size_t i = d; i-- > 0;) { // C^T z = y
+                double s = y[i];
+                for (size_t j = i + 1; j < d; j++) {
+                    s -= M[j * d + i] * L[j * d + c];
+                }
+                L[i * d + c] = s / M[i * d + i];
+            }
+        }
+        for (size_t a = 0; a < d; a++) {
+            mean_out[a] = (float)mstar[a];
+            for (size_t c = 0; c < d; c++) {
+                prec_out[a * d + c] = (float)(nu * L[a * d + c]);
+            }
+        }
+    } else {
+        // Bartlett: prec = C^-T A A^T C^-1 with A lower, A_ii^2 ~
+        // chi2(nu - i), A_ij ~ N(0, 1) below the diagonal.
+        memset(Am, 0, dd * sizeof(double));
+        for (size_t i = 0; i < d; i++) {
+            Am[i * d + i] = sqrt(2.0 * fri_bpmf_gamma(rng, (nu - i) / 2.0));
+            for (size_t j = 0; j < i; j++) {
+                Am[i * d + j] = fri_rng_normal(rng);
+            }
+        }
+        // B = C^-T A: solve C^T B = A column by column (C^T upper).
+        for (size_t c = 0; c < d; c++) {
+            for (size_t i = d; i-- > 0;) {
+                double s = Am[i * d + c];
+                for (size_t j = i + 1; j < d; j++) {
+                    s -= M[j * d + i] * B[j * d + c];
+                }
+                B[i * d + c] = s / M[i * d + i];
+            }
+        }
+        for (size_t a = 0; a < d; a++) {
+            for (size_t c = a; c < d; c++) {
+                double s = 0.0;
+                for (size_t j = 0; j < d; j++) {
+                    s += B[a * d + j] * B[c * d + j];
+                }
+                prec_out[a * d + c] = (float)s;
+                prec_out[c * d + a] = (float)s;
+            }
+        }
+        // mean = m* + C A^-T eps / sqrt(beta*): covariance C (A A^T)^-1
+        // C^T = (beta* prec)^-1.
+        for (size_t i = 0; i < d; i++) {
+            y[i] = fri_rng_normal(rng);
+        }
+        for (size_t i = d; i-- > 0;) { // A^T y' = eps
+            double s = y[i];
+            for (size_t j = i + 1; j < d; j++) {
+                s -= Am[j * d + i] * y[j];
+            }
+            y[i] = s / Am[i * d + i];
+        }
+        for (size_t a = 0; a < d; a++) {
+            double s = 0.0;
+            for (size_t j = 0; j <= a; j++) {
+                s += M[a * d + j] * y[j];
+            }
+            mean_out[a] = (float)(mstar[a] + s / sqrt(bstar));
+        }
+    }
+    for (size_t a = 0; e == FR_OK && a < dd; a++) {
+        if (!isfinite(prec_out[a])) {
+            e = FR_EINTERNAL;
+        }
+    }
+    free(M);
+    return e;
+}
+
+// ---- centralized trainer -------------------------------------------------
+
+void
+fri_bpmf_config_init(fri_bpmf_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->k = 10;
+    c->burnin = 20;
+    c->samples = 80;
+    c->thin = 1;
+    c->beta = 2.0f;
+    c->sample_beta = 0;
+    c->beta0 = 2.0f;
+    c->w0 = 1.0f;
+    c->init_std = 0.1f;
+    c->clamp_lo = 1.0f;
+    c->clamp_hi = 5.0f;
+    c->output = FRI_BPMF_AVG_FACTORS;
+    c->mean_sweeps = 5;
+    c->seed = 42;
+}
+
+static int
+mul_ok(size_t a, size_t b, size_t *out)
+{
+    if (a != 0 && b > SIZE_MAX / a) {
+        return 0;
+    }
+    *out = a * b;
+    return 1;
+}
+
+static float
+predict_any(const fri_mf_model *m, uint32_t u, uint32_t i)
+{
+    if (u < m->n_users && i < m->n_items) {
+        return fri_mf_predict(m, u, i);
+    }
+    return m->mu + (u < m->n_users ? m->bu[u] : 0.0f) +
+           (i < m->n_items ? m->bi[i] : 0.0f);
+}
+
+typedef struct gibbs {
+    const fri_csr         *train;
+    const fri_bpmf_config *c;
+    fri_mf_model          *m;
+    size_t                 d, plen;
+    float                 *umean, *uprec, *imean, *iprec;
+    double                *sx, *sxx;
+    float                 *gram_acc, *h_acc, *gram_u, *h_u;
+    size_t                 h_cap;
+    float                 *work;
+    size_t                 wlen;
+    float                 *xbuf;
+} gibbs;
+
+// Item hyperparameters then items from the users' summed statistics.
+static fr_err
+item_sweep(gibbs *g, float beta, fri_rng *rng)
+{
+    fri_mf_model *m = g->m;
+    const fri_csr *tr = g->train;
+    const size_t k = m->k, d = g->d, plen = g->plen;
+    memset(g->gram_acc, 0, (size_t)m->n_items * plen * sizeof(float));
+    memset(g->h_acc, 0, (size_t)m->n_items * d * sizeof(float));
+    fr_err e = FR_OK;
+    for (uint32_t u = 0; u < tr->n_rows && e == FR_OK; u++) {
+        size_t a = tr->ptr[u], n = tr->ptr[u + 1] - a;
+        if (n == 0) {
+            continue;
+        }
+        e = fri_mf_user_item_stats(g->gram_u, plen, g->h_u, g->h_cap,
+                                   m->P + u * k, m->bu[u], m->k, m->mu,
+                                   tr->val + a, n);
+        for (size_t j = 0; j < n && e == FR_OK; j++) {
+            float *gi = g->gram_acc + (size_t)tr->idx[a + j] * plen;
+            for (size_t t = 0; t < plen; t++) {
+                gi[t] += g->gram_u[t];
+            }
+            float *hi = g->h_acc + (size_t)tr->idx[a + j] * d;
+            const float *hj = g->h_u + j * d;
+            for (size_t t = 0; t < d; t++) {
+                hi[t] += hj[t];
+            }
+        }
+    }
+    fri_bpmf_prior ip = {(uint32_t)d, g->imean, g->iprec};
+    for (uint32_t i = 0; i < m->n_items && e == FR_OK; i++) {
+        e = fri_bpmf_item_step(m->Q + i * k, &m->bi[i], NULL,
+                               g->gram_acc + i * plen, g->h_acc + i * d,
+                               m->k, &ip, beta, rng, g->work, g->wlen);
+    }
+    return e;
+}
+
+static fr_err
+user_sweep(gibbs *g, float beta, fri_rng *rng)
+{
+    fri_mf_model *m = g->m;
+    const fri_csr *tr = g->train;
+    const size_t k = m->k;
+    fri_mf_items it = fri_mf_items_of(m);
+    fri_bpmf_prior up = {(uint32_t)g->d, g->umean, g->uprec};
+    fr_err e = FR_OK;
+    for (uint32_t u = 0; u < m->n_users && e == FR_OK; u++) {
+        size_t a = tr->ptr[u], n = tr->ptr[u + 1] - a;
+        e = fri_bpmf_user_step(m->P + u * k, &m->bu[u], NULL, &it,
+                               tr->idx + a, tr->val + a, n, &up, beta, rng,
+                               g->work, g->wlen);
+    }
+    return e;
+}
+
+// Hyperparameters of rows [P | b] of m (n rows) drawn into mean/prec.
+static fr_err
+hyper_rows(gibbs *g, const float *P, const float *b, uint32_t n_rows,
+           float *mean, float *prec, fri_rng *rng)
+{
+    const size_t k = g->m->k, d = g->d;
+    memset(g->sx, 0, d * sizeof(double));
+    memset(g->sxx, 0, g->plen * sizeof(double));
+    for (uint32_t r = 0; r < n_rows; r++) {
+        memcpy(g->xbuf, P + r * k, k * sizeof(float));
+        g->xbuf[k] = b[r];
+        fri_bpmf_hyper_stats(g->sx, g->sxx, g->xbuf, (uint32_t)d);
+    }
+    return fri_bpmf_hyper_sample(mean, prec, g->sx, g->sxx, n_rows,
+                                 (uint32_t)d, g->c->beta0, g->c->w0, rng);
+}
+
+static int
+config_ok(const fri_bpmf_config *c)
+{
+    return c != NULL && c->k > 0 && c->k <= FRI_MF_MAX_K && c->samples > 0 &&
+           c->thin > 0 && c->beta > 0.0f && isfinite(c->beta) &&
+           c->beta0 > 0.0f && c->w0 > 0.0f && c->init_std >= 0.0f &&
+           (c->output == FRI_BPMF_AVG_FACTORS ||
+            c->output == FRI_BPMF_MEAN_SOLVE);
+}
+
+fr_err
+fri_train_bpmf(fri_mf_model **out, float *pred_out, const fri_triplet *query,
+               size_t n_query, const fri_csr *train,
+               const fri_bpmf_config *c, fri_bpmf_fn cb, void *ctx)
+{
+    if (out == NULL) {
+        return FR_EINVAL;
+    }
+    *out = NULL;
+    if (!config_ok(c) || train == NULL || train->ptr == NULL ||
+        train->n_rows == 0 || train->n_cols == 0 ||
+        (n_query > 0 && (pred_out == NULL || query == NULL))) {
+        return FR_EINVAL;
+    }
+    const size_t n_ratings = train->ptr[train->n_rows];
+    if (n_ratings == 0) {
+        return FR_EINVAL;
+    }
+    double mu = 0.0;
+    for (size_t j = 0; j < n_ratings; j++) {
+        if (train->idx[j] >= train->n_cols || !isfinite(train->val[j])) {
+            return FR_EINVAL;
+        }
+        mu += train->val[j];
+    }
+    mu /= (double)n_ratings;
+    const size_t k = c->k, d = k + 1, plen = fri_packed_len(d);
+    const uint32_t nu = train->n_rows, ni = train->n_cols;
+    size_t max_n = 0;
+    for (uint32_t u = 0; u < nu; u++) {
+        size_t n = train->ptr[u + 1] - train->ptr[u];
+        max_n = n > max_n ? n : max_n;
+    }
+    size_t gsz, hsz, hcap, psz, qsz;
+    if (!mul_ok(ni, plen, &gsz) || !mul_ok(ni, d, &hsz) ||
+        !mul_ok(max_n, d, &hcap) || !mul_ok(nu, k, &psz) ||
+        !mul_ok(ni, k, &qsz) || gsz > SIZE_MAX / sizeof(float) ||
+        psz > SIZE_MAX / sizeof(double) || qsz > SIZE_MAX / sizeof(double)) {
+        return FR_ETOOBIG;
+    }
+    fri_mf_model *m = NULL, *avg = NULL;
+    fr_err e = fri_mf_create(&m, nu, ni, c->k);
+    if (e == FR_OK) {
+        e = fri_mf_create(&avg, nu, ni, c->k);
+    }
+    if (e != FR_OK) {
+        fri_mf_destroy(m);
+        return e;
+    }
+    fri_mf_init(m, (float)mu, c->init_std, c->seed);
+    gibbs g = {0};
+    g.train = train;
+    g.c = c;
+    g.m = m;
+    g.d = d;
+    g.plen = plen;
+    g.h_cap = hcap > 0 ? hcap : 1;
+    g.wlen = fri_bpmf_work_len(c->k);
+    g.umean = malloc(d * sizeof(float));
+    g.imean = malloc(d * sizeof(float));
+    g.uprec = malloc(d * d * sizeof(float));
+    g.iprec = malloc(d * d * sizeof(float));
+    g.sx = malloc(d * sizeof(double));
+    g.sxx = malloc(plen * sizeof(double));
+    g.gram_acc = malloc(gsz * sizeof(float));
+    g.h_acc = malloc(hsz * sizeof(float));
+    g.gram_u = malloc(plen * sizeof(float));
+    g.h_u = malloc(g.h_cap * sizeof(float));
+    g.work = malloc(g.wlen * sizeof(float));
+    g.xbuf = malloc(d * sizeof(float));
+    // Running sums over kept samples: factors, hyperparameters, predictions.
+    double *sP = calloc(psz + nu, sizeof(double));
+    double *sQ = calloc(qsz + ni, sizeof(double));
+    double *shyp = calloc(2 * (d + d * d), sizeof(double));
+    double *spred = calloc(n_query > 0 ? n_query : 1, sizeof(double));
+    if (g.umean == NULL || g.imean == NULL || g.uprec == NULL ||
+        g.iprec == NULL || g.sx == NULL || g.sxx == NULL ||
+        g.gram_acc == NULL || g.h_acc == NULL || g.gram_u == NULL ||
+        g.h_u == NULL || g.work == NULL || g.xbuf == NULL || sP == NULL ||
+        sQ == NULL || shyp == NULL || spred == NULL) {
+        e = FR_ENOMEM;
+    }
+    fri_rng rng;
+    fri_rng_seed2(&rng, c->seed, 7);
+    float beta = c->beta;
+    const float lo = c->clamp_lo, hi = c->clamp_hi;
+    const int clamp = lo < hi;
+    uint32_t kept = 0;
+    const uint64_t total = (uint64_t)c->burnin + (uint64_t)c->samples * c->thin;
+    for (uint64_t t = 1; e == FR_OK && t <= total; t++) {
+        e = hyper_rows(&g, m->P, m->bu, nu, g.umean, g.uprec, &rng);
+        if (e == FR_OK) {
+            e = hyper_rows(&g, m->Q, m->bi, ni, g.imean, g.iprec, &rng);
+        }
+        if (e == FR_OK) {
+            e = user_sweep(&g, beta, &rng);
+        }
+        if (e == FR_OK) {
+            e = item_sweep(&g, beta, &rng);
+        }
+        if (e != FR_OK) {
+            break;
+        }
+        if (c->sample_beta) {
+            // Gamma(1, 1) hyperprior on the noise precision.
+            double sse = 0.0;
+            for (uint32_t u = 0; u < nu; u++) {
+                for (size_t j = train->ptr[u]; j < train->ptr[u + 1]; j++) {
+                    double r = train->val[j] -
+                               fri_mf_predict(m, u, train->idx[j]);
+                    sse += r * r;
+                }
+            }
+            beta = (float)(fri_bpmf_gamma(&rng, 1.0 + 0.5 * n_ratings) /
+                           (1.0 + 0.5 * sse));
+            if (!(beta > 0.0f) || !isfinite(beta)) {
+                e = FR_EINTERNAL;
+                break;
+            }
+        }
+        int keep = t > c->burnin && (t - c->burnin) % c->thin == 0;
+        if (keep) {
+            kept++;
+            for (size_t j = 0; j < psz; j++) {
+                sP[j] += m->P[j];
+            }
+            for (size_t j = 0; j < nu; j++) {
+                sP[psz + j] += m->bu[j];
+            }
+            for (size_t j = 0; j < qsz; j++) {
+                sQ[j] += m->Q[j];
+            }
+            for (size_t j = 0; j < ni; j++) {
+                sQ[qsz + j] += m->bi[j];
+            }
+            for (size_t j = 0; j < d; j++) {
+                shyp[j] += g.umean[j];
+                shyp[d + d * d + j] += g.imean[j];
+            }
+            for (size_t j = 0; j < d * d; j++) {
+                shyp[d + j] += g.uprec[j];
+                shyp[2 * d + d * d + j] += g.iprec[j];
+            }
+            for (size_t j = 0; j < n_query; j++) {
+                float p = predict_any(m, query[j].user, query[j].item);
+                if (clamp) {
+                    p = p < lo ? lo : (p > hi ? hi : p);
+                }
+                spred[j] += p;
+                pred_out[j] = (float)(spred[j] / kept);
+            }
+        }
+        if (cb != NULL &&
+            cb(ctx, (uint32_t)t, kept > 0 ? pred_out : NULL, kept, m) != 0) {
+            break;
+        }
+    }
+    if (e == FR_OK && kept == 0) {
+        e = FR_ESTATE; // stopped by the callback before any kept sample
+    }
+    if (e == FR_OK) {
+        avg->mu = (float)mu;
+        for (size_t j = 0; j < psz; j++) {
+            avg->P[j] = (float)(sP[j] / kept);
+        }
+        for (size_t j = 0; j < nu; j++) {
+            avg->bu[j] = (float)(sP[psz + j] / kept);
+        }
+        for (size_t j = 0; j < qsz; j++) {
+            avg->Q[j] = (float)(sQ[j] / kept);
+        }
+        for (size_t j = 0; j < ni; j++) {
+            avg->bi[j] = (float)(sQ[qsz + j] / kept);
+        }
+    }
+    if (e == FR_OK && c->output == FRI_BPMF_MEAN_SOLVE) {
+        // Conditional-mean sweeps under the averaged hyperparameters,
+        // started from the averaged factors.
+        for (size_t j = 0; j < d; j++) {
+            g.umean[j] = (float)(shyp[j] / kept);
+            g.imean[j] = (float)(shyp[d + d * d + j] / kept);
+        }
+        for (size_t j = 0; j < d * d; j++) {
+            g.uprec[j] = (float)(shyp[d + j] / kept);
+            g.iprec[j] = (float)(shyp[2 * d + d * d + j] / kept);
+        }
+        e = fri_mf_copy(m, avg);
+        for (uint32_t s = 0; e == FR_OK && s < c->mean_sweeps; s++) {
+            e = user_sweep(&g, beta, NULL);
+            if (e == FR_OK) {
+                e = item_sweep(&g, beta, NULL);
+            }
+        }
+        if (e == FR_OK) {
+            e = fri_mf_copy(avg, m);
+        }
+    }
+    free(g.umean);
+    free(g.imean);
+    free(g.uprec);
+    free(g.iprec);
+    free(g.sx);
+    free(g.sxx);
+    free(g.gram_acc);
+    free(g.h_acc);
+    free(g.gram_u);
+    free(g.h_u);
+    free(g.work);
+    free(g.xbuf);
+    free(sP);
+    free(sQ);
+    free(shyp);
+    free(spred);
+    fri_mf_destroy(m);
+    if (e != FR_OK) {
+        fri_mf_destroy(avg);
+        return e;
+    }
+    *out = avg;
+    return FR_OK;
+}

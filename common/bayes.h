@@ -1,0 +1,143 @@
+// Bayesian matrix factorisation: BPMF (Salakhutdinov & Mnih 2008) by Gibbs
+// sampling, with the biases folded into the factor vectors.
+//
+// Model: r_ui ~ N(mu + b_u + b_i + p_u . q_i, 1/beta). The user unknown is
+// x_u = [p_u; b_u], the item unknown y_i = [q_i; b_i] (d = k + 1 floats
+// each), with Gaussian priors x_u ~ N(m_U, L_U^-1), y_i ~ N(m_V, L_V^-1)
+// whose means and precisions get Normal-Wishart hyperpriors and are
+// resampled every sweep. mu is the fixed training mean.
+//
+// The federated shape of ALS (mf.h) is kept exactly:
+//   - the user step (fri_bpmf_user_step) reads only the user's ratings and
+//     the item side, like fri_mf_user_solve;
+//   - the item step (fri_bpmf_item_step) reads only SUMS over the item's
+//     raters of the per-user statistics fri_mf_user_item_stats already
+//     emits (Gram of [p_u; 1] once per user, a row per rating);
+//   - the user hyperparameters need sum_u [p_u; b_u] and sum_u [p_u; b_u]
+//     [p_u; b_u]^T over all users (fri_bpmf_hyper_stats, one extra packed
+//     Gram of [p_u; b_u; 1] per user per round), the item hyperparameters
+//     are the aggregator's own business;
+//   - a sampled noise precision needs sum_u sum_j e_uj^2 (one scalar).
+// Every step takes an rng: non-NULL draws from the conditional posterior,
+// NULL returns its mean (a ridge solve with the learned prior).
+//
+// Layouts as in mf.h / linalg.h: packed upper triangles, row-major full
+// matrices.
+#ifndef FR_COMMON_BAYES_H
+#define FR_COMMON_BAYES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataset.h"
+#include "fedrec/err.h"
+#include "mf.h"
+#include "rng.h"
+
+// Gaussian prior of a d-dimensional factor vector (d = k + 1): mean (d
+// floats) and precision (d x d, row-major, symmetric), borrowed.
+typedef struct fri_bpmf_prior {
+    uint32_t     d;
+    const float *mean;
+    const float *prec;
+} fri_bpmf_prior;
+
+// Workspace (floats) for the steps below with factor dimension k.
+size_t fri_bpmf_work_len(uint32_t k);
+
+// Draws (rng != NULL) or computes the mean (rng == NULL) of the user's
+// conditional posterior of [p_u; b_u]:
+//   precision A = L + beta sum_j z_j z_j^T,  z_j = [q_ij; 1]
+//   mean      A^-1 (L m + beta sum_j z_j (r_j - mu - b_ij)).
+// With n == 0 this is the prior. If cov_out is non-NULL, writes the
+// posterior covariance A^-1 packed (fri_packed_len(k + 1) floats).
+// prior->d must be k + 1. work == NULL allocates. FR_EINVAL on bad
+// arguments, FR_EINTERNAL if A is not positive definite.
+FR_NODISCARD fr_err fri_bpmf_user_step(float *p_out, float *bu_out,
+                                       float *cov_out,
+                                       const fri_mf_items *it,
+                                       const uint32_t *items,
+                                       const float *ratings, size_t n,
+                                       const fri_bpmf_prior *prior,
+                                       float beta, fri_rng *rng, float *work,
+                                       size_t work_len);
+
+// Aggregator side: the same for item i from the summed per-user statistics
+// of fri_mf_user_item_stats (gram_sum_packed: fri_packed_len(k + 1) floats,
+// h_sum: k + 1 floats):
+//   precision L + beta G,  mean (L + beta G)^-1 (L m + beta h).
+// An item nobody rated (G == 0) gets a draw from the prior.
+FR_NODISCARD fr_err fri_bpmf_item_step(float *q_out, float *b_out,
+                                       float *cov_out,
+                                       const float *gram_sum_packed,
+                                       const float *h_sum, uint32_t k,
+                                       const fri_bpmf_prior *prior,
+                                       float beta, fri_rng *rng, float *work,
+                                       size_t work_len);
+
+// Adds one factor vector x (d floats) into the hyperparameter statistics:
+// sum_x (d doubles) += x, sum_xx (fri_packed_len(d) doubles) += x x^T.
+void fri_bpmf_hyper_stats(double *sum_x, double *sum_xx, const float *x,
+                          uint32_t d);
+
+// Draws (mean, precision) of a prior from its Normal-Wishart posterior given
+// n vectors with sums sum_x / sum_xx (above). Hyperprior (as in the BPMF
+// paper): mean ~ N(0, (beta0 prec)^-1), prec ~ Wishart(W0 = w0 I, nu0 = d),
+// beta0, w0 > 0. rng == NULL
+// returns the posterior means (E[mean], E[precision]). mean_out d floats,
+// prec_out d x d full. FR_EINVAL on bad arguments, FR_EINTERNAL if not
+// positive definite, FR_ENOMEM.
+FR_NODISCARD fr_err fri_bpmf_hyper_sample(float *mean_out, float *prec_out,
+                                          const double *sum_x,
+                                          const double *sum_xx, double n,
+                                          uint32_t d, double beta0, double w0,
+                                          fri_rng *rng);
+
+// Gamma(shape, 1) draw, shape > 0 (Marsaglia-Tsang).
+double fri_bpmf_gamma(fri_rng *r, double shape);
+
+// ---- centralized Gibbs trainer ------------------------------------------
+
+typedef enum fri_bpmf_output {
+    FRI_BPMF_AVG_FACTORS = 0, // model = factors averaged over kept samples
+    FRI_BPMF_MEAN_SOLVE = 1   // model = conditional-mean sweeps afterwards
+} fri_bpmf_output;
+
+typedef struct fri_bpmf_config {
+    uint32_t k;
+    uint32_t burnin;      // discarded sweeps
+    uint32_t samples;     // kept sweeps (>= 1)
+    uint32_t thin;        // keep every thin-th sweep after burn-in (>= 1)
+    float    beta;        // noise precision (initial value if sampled)
+    int      sample_beta; // resample beta from Gamma(a0, b0) posterior
+    float    beta0;       // Normal-Wishart mean strength
+    float    w0;          // Wishart scale: W0 = w0 I
+    float    init_std;    // initial factors N(0, init_std^2), biases 0
+    float    clamp_lo;    // each sample's predictions clamped to [lo, hi]
+    float    clamp_hi;    // when lo < hi
+    fri_bpmf_output output;
+    uint32_t mean_sweeps; // FRI_BPMF_MEAN_SOLVE: conditional-mean sweeps
+    uint64_t seed;
+} fri_bpmf_config;
+
+// Defaults from docs/BAYES.md (validation-tuned on ML-100K).
+void fri_bpmf_config_init(fri_bpmf_config *c);
+
+// Called after every sweep t (1-based). pred_avg is the running average of
+// the kept samples' predictions of the query triplets (NULL before the
+// first kept sample), n_kept their number. Nonzero return stops.
+typedef int (*fri_bpmf_fn)(void *ctx, uint32_t sweep, const float *pred_avg,
+                           uint32_t n_kept, const fri_mf_model *sample);
+
+// Gibbs sampling over train (CSR by user). If n_query > 0, pred_out
+// (n_query floats) receives the averaged predictions of the query triplets
+// (users/items beyond the model get mu plus the known biases). *out is the
+// model chosen by c->output. Deterministic for a fixed c->seed. *out NULL
+// on failure.
+FR_NODISCARD fr_err fri_train_bpmf(fri_mf_model **out, float *pred_out,
+                                   const fri_triplet *query, size_t n_query,
+                                   const fri_csr *train,
+                                   const fri_bpmf_config *c, fri_bpmf_fn cb,
+                                   void *ctx);
+
+#endif
