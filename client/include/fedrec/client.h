@@ -16,7 +16,13 @@
 // fr_model_cache may be shared by many handles and is thread-safe.
 //
 // Items are identified by their catalog index in [0, n_items) of the model
-// the aggregator serves.
+// the aggregator serves. Interactions with items beyond the current model's
+// n_items are kept but ignored by the fit, the update and scoring.
+//
+// Memory: an idle handle (no check-in running) holds about 1 KiB plus 16
+// bytes per interaction and 4*k bytes for its user vector; session keys and
+// update buffers exist only during a check-in. Models live in the
+// fr_model_cache (allocated with malloc, shared by reference).
 #ifndef FEDREC_CLIENT_H
 #define FEDREC_CLIENT_H
 
@@ -52,6 +58,9 @@ typedef void (*fr_log_fn)(void *ctx, fr_log_level level, const char *msg);
 
 // A verified item model shared by many client handles of one process (the
 // simulator runs thousands of virtual devices against one model). Thread-safe.
+// It keeps the newest model per aggregator signing key; a handle only uses
+// models signed by its own pinned key, and skips GET_MODEL when the task's
+// model version is already cached.
 typedef struct fr_model_cache fr_model_cache;
 
 FR_API FR_NODISCARD fr_err fr_model_cache_create(fr_model_cache **out);
@@ -65,8 +74,10 @@ typedef struct fr_client fr_client;
 typedef struct fr_client_config {
     // The aggregator's public key, pinned. Required.
     uint8_t server_pk[FR_PUBLICKEYBYTES];
-    // This device's identity seed. If has_identity is 0, a fresh identity
-    // is drawn from the system RNG (and kept in the state file, if any).
+    // This device's identity seed. If has_identity is 0, the identity of
+    // the state file is used, else a fresh one is drawn from the system RNG
+    // (and kept in the state file, if any). has_identity != 0 overrides the
+    // state file's identity.
     uint8_t identity_seed[FR_SEEDBYTES];
     int     has_identity;
     // State file (interactions, user vector, identity, cached model):
@@ -116,7 +127,10 @@ FR_API FR_NODISCARD fr_err fr_client_add(fr_client *c, uint32_t item,
 FR_API FR_NODISCARD fr_err fr_client_remove(fr_client *c, uint32_t item);
 FR_API size_t fr_client_count(const fr_client *c);
 
-// Writes the state file now (atomically: temporary file, fsync, rename).
+// Writes the state file now (atomically: PATH.tmp in the same directory,
+// fsync, rename, fsync of the directory), encrypted with
+// XChaCha20-Poly1305 under state_key with a fresh random nonce. On failure
+// the previous file is untouched. FR_ESTATE without a state_path, FR_EIO.
 FR_API FR_NODISCARD fr_err fr_client_save(fr_client *c);
 
 // ---- On-device recommendation --------------------------------------------
@@ -156,25 +170,37 @@ typedef struct fr_checkin_info {
     uint64_t          bytes_down;
 } fr_checkin_info;
 
-// Upper bound on the size of any request this client will produce.
+// Upper bound on the size of the next request this client will produce
+// (it depends on the number of interactions and, once the task is known,
+// its k). Call it before each fr_client_poll to size the buffer.
 FR_API size_t fr_client_request_bound(const fr_client *c);
 
 // Starts a check-in (a new secure session). now_ms is a monotonic clock.
 FR_API FR_NODISCARD fr_err fr_client_checkin_begin(fr_client *c,
                                                    uint64_t now_ms);
 // Writes the next request into dst. *dst_len == 0 means the check-in is
-// over (see fr_client_checkin_info).
+// over (see fr_client_checkin_info). FR_ENOSPC (dst_cap too small) is
+// recoverable: poll again with a larger buffer. Any other error ends the
+// check-in as FR_CHECKIN_FAILED; the handle stays usable. Every request
+// must be answered through fr_client_receive before the next poll.
 FR_API FR_NODISCARD fr_err fr_client_poll(fr_client *c, uint8_t *dst,
                                           size_t dst_cap, size_t *dst_len);
-// Consumes the aggregator's reply to the last request.
+// Consumes the aggregator's reply to the last request. An error (bad
+// signature: FR_ECRYPTO; model above max_items/max_k: FR_ETOOBIG; an ERROR
+// reply: its code) ends the check-in as FR_CHECKIN_FAILED with detail in
+// fr_client_errmsg; the handle stays usable for the next check-in.
 FR_API FR_NODISCARD fr_err fr_client_receive(fr_client *c, const uint8_t *src,
                                              size_t src_len);
 FR_API void fr_client_checkin_info_get(const fr_client *c,
                                        fr_checkin_info *info);
 
 // Runs a whole check-in over NNG (REQ socket dialled to url, e.g.
-// "tcp://host:port", "ipc://path", "inproc://name"). Available when built
-// with FR_CLIENT_WITH_NNG; otherwise returns FR_ESTATE.
+// "tcp://host:port", "ipc://path", "inproc://name"). The socket stays open
+// across check-ins to the same url and is redialled after a transport
+// error. Requests are never resent (a resend would be a replay); a missing
+// reply gives FR_ETIMEDOUT after timeout_ms (<= 0: wait forever), a
+// refused dial FR_ENET. Available when built with FR_CLIENT_WITH_NNG;
+// otherwise returns FR_ESTATE.
 FR_API FR_NODISCARD fr_err fr_client_checkin_nng(fr_client *c,
                                                  const char *url,
                                                  int timeout_ms);
