@@ -71,7 +71,7 @@ fri_agg_config_init(fri_agg_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     fri_train_config tc;
-    fri_train_config_init(&tc, FRI_ALGO_ALS);
+    fri_train_config_init(&tc, FRI_TRAIN_ALS);
     cfg->n_items           = 0;
     cfg->k                 = tc.k;
     cfg->algo              = FRI_AGG_ALS;

@@ -570,11 +570,11 @@ fri_mf_implicit_item_solve(float *q_out, const float *gram_all_packed,
 // ---- trainers ------------------------------------------------------------
 
 void
-fri_train_config_init(fri_train_config *c, fri_algo algo)
+fri_train_config_init(fri_train_config *c, fri_train_algo algo)
 {
     memset(c, 0, sizeof(*c));
     // Tuned on validation slices of MovieLens 100K (docs/TUNING.md).
-    if (algo == FRI_ALGO_SGD) {
+    if (algo == FRI_TRAIN_SGD) {
         c->k = 50;
         c->epochs = 80;
         c->reg = 0.1f;

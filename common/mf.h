@@ -177,7 +177,7 @@ FR_NODISCARD fr_err fri_mf_implicit_item_solve(float *q_out,
 
 // ---- centralized trainers ----------------------------------------------
 
-typedef enum fri_algo { FRI_ALGO_ALS = 0, FRI_ALGO_SGD = 1 } fri_algo;
+typedef enum fri_train_algo { FRI_TRAIN_ALS = 0, FRI_TRAIN_SGD = 1 } fri_train_algo;
 
 typedef struct fri_train_config {
     uint32_t k;
@@ -198,7 +198,7 @@ typedef struct fri_train_config {
 } fri_train_config;
 
 // Fills the tuned defaults for algo (see docs/TUNING.md).
-void fri_train_config_init(fri_train_config *c, fri_algo algo);
+void fri_train_config_init(fri_train_config *c, fri_train_algo algo);
 
 // Called after every epoch (1-based); a nonzero return stops training.
 typedef int (*fri_train_epoch_fn)(void *ctx, uint32_t epoch,

@@ -18,7 +18,7 @@ typedef struct opts {
     const char      *synthetic;
     fri_train_config tc;
     int              algo_set;
-    fri_algo         algo;
+    fri_train_algo         algo;
     int              json;
     double           val_frac;
     double           test_frac;
@@ -136,11 +136,11 @@ static int
 parse_args(opts *o, int argc, char **argv)
 {
     memset(o, 0, sizeof(*o));
-    o->algo = FRI_ALGO_ALS;
+    o->algo = FRI_TRAIN_ALS;
     o->test_frac = 0.2;
     o->topk = 10;
     o->protocol = FRI_RANK_FULL;
-    fri_train_config_init(&o->given, FRI_ALGO_ALS);
+    fri_train_config_init(&o->given, FRI_TRAIN_ALS);
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -205,9 +205,9 @@ parse_args(opts *o, int argc, char **argv)
         } else if (strcmp(name, "--algo") == 0) {
             o->algo_set = 1;
             if (strcmp(val, "als") == 0) {
-                o->algo = FRI_ALGO_ALS;
+                o->algo = FRI_TRAIN_ALS;
             } else if (strcmp(val, "sgd") == 0) {
-                o->algo = FRI_ALGO_SGD;
+                o->algo = FRI_TRAIN_SGD;
             } else {
                 bad = 1;
             }
@@ -315,7 +315,7 @@ parse_args(opts *o, int argc, char **argv)
     if (o->val_frac > 0.0 && !o->patience_set) {
         o->tc.patience = 3;
     }
-    if (o->tc.implicit && o->algo == FRI_ALGO_SGD) {
+    if (o->tc.implicit && o->algo == FRI_TRAIN_SGD) {
         fprintf(stderr, "fedrec-train: --loss implicit needs --algo als\n");
         return 2;
     }
@@ -539,7 +539,7 @@ main(int argc, char **argv)
         r.t0 = now_s();
         if (o.tc.implicit) {
             e = fri_train_ials(&m, &csr, &o.tc, on_epoch, &r);
-        } else if (o.algo == FRI_ALGO_SGD) {
+        } else if (o.algo == FRI_TRAIN_SGD) {
             e = fri_train_sgd(&m, &csr, have_val ? &val : NULL, &o.tc,
                               on_epoch, &r);
         } else {
@@ -573,7 +573,7 @@ main(int argc, char **argv)
                "\"reg_bias\":%g,\"weighted\":%d,\"alpha\":%g,\"seed\":%llu,"
                "\"n_train\":%zu,\"n_val\":%zu,\"n_test\":%zu,"
                "\"rmse\":%.6f,\"mae\":%.6f,",
-               o.algo == FRI_ALGO_SGD ? "sgd" : "als",
+               o.algo == FRI_TRAIN_SGD ? "sgd" : "als",
                c->implicit ? "implicit" : "explicit", c->k, c->epochs,
                r.epochs_run, c->lr, c->lr_decay, c->reg, c->reg_bias,
                c->weighted, c->alpha, (unsigned long long)c->seed, train.n,
@@ -586,7 +586,7 @@ main(int argc, char **argv)
         }
         printf("\"seconds\":%.4f}\n", secs);
     } else {
-        printf("%s %s k=%u:", o.algo == FRI_ALGO_SGD ? "sgd" : "als",
+        printf("%s %s k=%u:", o.algo == FRI_TRAIN_SGD ? "sgd" : "als",
                o.tc.implicit ? "implicit" : "explicit", o.tc.k);
         if (!o.tc.implicit) {
             printf(" test RMSE %.4f  MAE %.4f", rm.rmse, rm.mae);

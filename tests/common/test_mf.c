@@ -348,7 +348,7 @@ Test(train, als_recovers_synthetic_ground_truth)
     fri_csr csr;
     cr_assert_eq(fri_csr_by_user(&csr, &train), FR_OK);
     fri_train_config c;
-    fri_train_config_init(&c, FRI_ALGO_ALS);
+    fri_train_config_init(&c, FRI_TRAIN_ALS);
     c.k = 3;
     c.reg = 0.02f;
     c.reg_bias = 0.01f;
@@ -374,7 +374,7 @@ Test(train, sgd_recovers_synthetic_ground_truth)
     fri_csr csr;
     cr_assert_eq(fri_csr_by_user(&csr, &train), FR_OK);
     fri_train_config c;
-    fri_train_config_init(&c, FRI_ALGO_SGD);
+    fri_train_config_init(&c, FRI_TRAIN_SGD);
     c.k = 3;
     c.reg = 0.02f;
     c.reg_bias = 0.01f;
@@ -411,7 +411,7 @@ Test(train, fixed_seed_is_bit_reproducible)
     cr_assert_eq(fri_csr_by_user(&csr, &train), FR_OK);
     fri_train_config c;
     for (int algo = 0; algo < 3; algo++) {
-        fri_train_config_init(&c, algo == 1 ? FRI_ALGO_SGD : FRI_ALGO_ALS);
+        fri_train_config_init(&c, algo == 1 ? FRI_TRAIN_SGD : FRI_TRAIN_ALS);
         c.k = 5;
         c.epochs = 4;
         c.seed = 77;
@@ -454,7 +454,7 @@ Test(train, early_stopping_keeps_best_validation_model)
     fri_csr csr;
     cr_assert_eq(fri_csr_by_user(&csr, &train), FR_OK);
     fri_train_config c;
-    fri_train_config_init(&c, FRI_ALGO_SGD);
+    fri_train_config_init(&c, FRI_TRAIN_SGD);
     c.k = 20;
     c.reg = 0.0f; // overfits, so validation error turns up
     c.lr = 0.03f;
@@ -490,7 +490,7 @@ Test(train, tiny_example_predicts_unrated_cell)
     fri_csr csr;
     cr_assert_eq(fri_csr_by_user(&csr, &d), FR_OK);
     fri_train_config c;
-    fri_train_config_init(&c, FRI_ALGO_ALS);
+    fri_train_config_init(&c, FRI_TRAIN_ALS);
     c.k = 2;
     c.epochs = 10;
     fri_mf_model *m = NULL;
@@ -519,7 +519,7 @@ Test(train, rejects_bad_config)
     fri_csr csr;
     cr_assert_eq(fri_csr_by_user(&csr, &d), FR_OK);
     fri_train_config c;
-    fri_train_config_init(&c, FRI_ALGO_ALS);
+    fri_train_config_init(&c, FRI_TRAIN_ALS);
     c.k = 0;
     fri_mf_model *m = (fri_mf_model *)&c;
     cr_assert_eq(fri_train_als(&m, &csr, NULL, &c, NULL, NULL), FR_EINVAL);
