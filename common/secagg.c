@@ -14,7 +14,7 @@ static void
 put32le(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t) (v >> (8 * i));
+        p[i] = (uint8_t)(v >> (8 * i));
     }
 }
 
@@ -22,21 +22,21 @@ static void
 put64le(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t) (v >> (8 * i));
+        p[i] = (uint8_t)(v >> (8 * i));
     }
 }
 
 static uint32_t
 get32le(const uint8_t *p)
 {
-    return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 |
-           (uint32_t) p[3] << 24;
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16
+        | (uint32_t)p[3] << 24;
 }
 
 static uint64_t
 get64le(const uint8_t *p)
 {
-    return (uint64_t) get32le(p) | (uint64_t) get32le(p + 4) << 32;
+    return (uint64_t)get32le(p) | (uint64_t)get32le(p + 4) << 32;
 }
 
 // ---------------------------------------------------------------------------
@@ -49,22 +49,22 @@ quant_bound(float clip, unsigned frac_bits)
     if (!isfinite(clip) || !(clip > 0.0f) || frac_bits > 30) {
         return 0.0;
     }
-    double b = ceil((double) clip * ldexp(1.0, (int) frac_bits));
-    return b <= (double) INT32_MAX ? b : 0.0;
+    double b = ceil((double)clip * ldexp(1.0, (int)frac_bits));
+    return b <= (double)INT32_MAX ? b : 0.0;
 }
 
 fr_err
 fri_secagg_quantize(uint32_t *out, const float *in, size_t n, float clip,
-                    unsigned frac_bits, fri_rng *rng)
+    unsigned frac_bits, fri_rng *rng)
 {
-    if ((n > 0 && (out == NULL || in == NULL)) ||
-        quant_bound(clip, frac_bits) == 0.0) {
+    if ((n > 0 && (out == NULL || in == NULL))
+        || quant_bound(clip, frac_bits) == 0.0) {
         return FR_EINVAL;
     }
-    double c     = (double) clip;
-    double scale = ldexp(1.0, (int) frac_bits);
+    double c     = (double)clip;
+    double scale = ldexp(1.0, (int)frac_bits);
     for (size_t i = 0; i < n; i++) {
-        double v = (double) in[i];
+        double v = (double)in[i];
         if (isnan(v)) {
             return FR_EINVAL;
         }
@@ -77,25 +77,25 @@ fri_secagg_quantize(uint32_t *out, const float *in, size_t n, float clip,
             q = floor(v + fri_rng_uniform(rng));
         }
         // Two's complement in Z_2^32; int64 -> uint32 conversion is modular.
-        out[i] = (uint32_t) (int64_t) q;
+        out[i] = (uint32_t)(int64_t)q;
     }
     return FR_OK;
 }
 
 fr_err
 fri_secagg_dequantize(float *out, const uint32_t *sum, size_t n,
-                      unsigned frac_bits, uint32_t n_summands)
+    unsigned frac_bits, uint32_t n_summands)
 {
-    if ((n > 0 && (out == NULL || sum == NULL)) || n_summands == 0 ||
-        frac_bits > 30) {
+    if ((n > 0 && (out == NULL || sum == NULL)) || n_summands == 0
+        || frac_bits > 30) {
         return FR_EINVAL;
     }
-    double inv = 1.0 / (ldexp(1.0, (int) frac_bits) * (double) n_summands);
+    double inv = 1.0 / (ldexp(1.0, (int)frac_bits) * (double)n_summands);
     for (size_t i = 0; i < n; i++) {
         // Signed reading without the implementation-defined uint->int cast.
-        int64_t s = sum[i] >= 0x80000000u ? (int64_t) sum[i] - 0x100000000LL
-                                          : (int64_t) sum[i];
-        out[i] = (float) ((double) s * inv);
+        int64_t s = sum[i] >= 0x80000000u ? (int64_t)sum[i] - 0x100000000LL
+                                          : (int64_t)sum[i];
+        out[i]    = (float)((double)s * inv);
     }
     return FR_OK;
 }
@@ -107,7 +107,7 @@ fri_secagg_max_cohort(float clip, unsigned frac_bits)
     if (b == 0.0) {
         return 0;
     }
-    return (uint32_t) ((uint64_t) INT32_MAX / (uint64_t) b);
+    return (uint32_t)((uint64_t)INT32_MAX / (uint64_t)b);
 }
 
 // ---------------------------------------------------------------------------
@@ -131,15 +131,17 @@ fri_secagg_keygen(fri_secagg_keys *k, const uint8_t *seed)
         static const uint8_t lc[] = "fedrec secagg c_sk";
         static const uint8_t ls[] = "fedrec secagg s_sk";
         if (crypto_generichash(k->c_sk, sizeof k->c_sk, lc, sizeof lc - 1,
-                               seed, FRI_SECAGG_SEEDBYTES) != 0 ||
-            crypto_generichash(k->s_sk, sizeof k->s_sk, ls, sizeof ls - 1,
-                               seed, FRI_SECAGG_SEEDBYTES) != 0) {
+                seed, FRI_SECAGG_SEEDBYTES)
+                != 0
+            || crypto_generichash(k->s_sk, sizeof k->s_sk, ls, sizeof ls - 1,
+                   seed, FRI_SECAGG_SEEDBYTES)
+                != 0) {
             fri_secagg_keys_wipe(k);
             return FR_EINTERNAL;
         }
     }
-    if (crypto_scalarmult_base(k->c_pk, k->c_sk) != 0 ||
-        crypto_scalarmult_base(k->s_pk, k->s_sk) != 0) {
+    if (crypto_scalarmult_base(k->c_pk, k->c_sk) != 0
+        || crypto_scalarmult_base(k->s_pk, k->s_sk) != 0) {
         fri_secagg_keys_wipe(k);
         return FR_EINTERNAL;
     }
@@ -158,7 +160,7 @@ fri_secagg_keys_wipe(fri_secagg_keys *k)
 
 static void
 advert_message(uint8_t m[ADVERT_MSGBYTES], uint64_t round_id, uint32_t client,
-               const uint8_t *c_pk, const uint8_t *s_pk)
+    const uint8_t *c_pk, const uint8_t *s_pk)
 {
     size_t o = TAGLEN(ADVERT_TAG);
     memcpy(m, ADVERT_TAG, o);
@@ -170,11 +172,11 @@ advert_message(uint8_t m[ADVERT_MSGBYTES], uint64_t round_id, uint32_t client,
 
 fr_err
 fri_secagg_advert_sign(fri_secagg_advert *out, uint64_t round_id,
-                       uint32_t client, const uint8_t c_pk[32],
-                       const uint8_t s_pk[32], const uint8_t id_sk[64])
+    uint32_t client, const uint8_t c_pk[32], const uint8_t s_pk[32],
+    const uint8_t id_sk[64])
 {
-    if (out == NULL || c_pk == NULL || s_pk == NULL || id_sk == NULL ||
-        client >= FRI_SECAGG_MAX_CLIENTS) {
+    if (out == NULL || c_pk == NULL || s_pk == NULL || id_sk == NULL
+        || client >= FRI_SECAGG_MAX_CLIENTS) {
         return FR_EINVAL;
     }
     uint8_t m[ADVERT_MSGBYTES];
@@ -191,13 +193,13 @@ fri_secagg_advert_sign(fri_secagg_advert *out, uint64_t round_id,
 
 fr_err
 fri_secagg_advert_verify(const fri_secagg_advert *a, uint64_t round_id,
-                         uint32_t client, const uint8_t id_pk[32])
+    uint32_t client, const uint8_t id_pk[32])
 {
     if (a == NULL || id_pk == NULL) {
         return FR_EINVAL;
     }
-    if (a->round_id != round_id || a->client != client ||
-        sodium_memcmp(a->c_pk, a->s_pk, 32) == 0) {
+    if (a->round_id != round_id || a->client != client
+        || sodium_memcmp(a->c_pk, a->s_pk, 32) == 0) {
         return FR_ECRYPTO;
     }
     uint8_t m[ADVERT_MSGBYTES];
@@ -209,8 +211,8 @@ fri_secagg_advert_verify(const fri_secagg_advert *a, uint64_t round_id,
 }
 
 fr_err
-fri_secagg_advert_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
-                         const fri_secagg_advert *a)
+fri_secagg_advert_encode(
+    uint8_t *dst, size_t dst_cap, size_t *dst_len, const fri_secagg_advert *a)
 {
     if (dst == NULL || dst_len == NULL || a == NULL) {
         return FR_EINVAL;
@@ -228,8 +230,8 @@ fri_secagg_advert_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
 }
 
 fr_err
-fri_secagg_advert_decode(fri_secagg_advert *a, const uint8_t *src,
-                         size_t src_len)
+fri_secagg_advert_decode(
+    fri_secagg_advert *a, const uint8_t *src, size_t src_len)
 {
     if (a == NULL || src == NULL) {
         return FR_EINVAL;
@@ -261,8 +263,7 @@ dh(uint8_t shared[32], const uint8_t sk[32], const uint8_t pk[32])
 
 fr_err
 fri_secagg_pair_seed(uint8_t seed[32], const uint8_t my_c_sk[32],
-                     const uint8_t peer_c_pk[32], uint64_t round_id,
-                     uint32_t me, uint32_t peer)
+    const uint8_t peer_c_pk[32], uint64_t round_id, uint32_t me, uint32_t peer)
 {
     if (seed == NULL || my_c_sk == NULL || peer_c_pk == NULL || me == peer) {
         return FR_EINVAL;
@@ -294,22 +295,20 @@ prg_apply(uint32_t *acc, size_t n, const uint8_t seed[32], int mode)
         return FR_EINVAL;
     }
     // 16 words per ChaCha20 block and a 32-bit block counter.
-    if ((uint64_t) n / 16 >= ((uint64_t) 1 << 32)) {
+    if ((uint64_t)n / 16 >= ((uint64_t)1 << 32)) {
         return FR_ETOOBIG;
     }
-    static const uint8_t nonce[crypto_stream_chacha20_ietf_NONCEBYTES] = {
-        0
-    };
-    uint8_t  ks[sizeof prg_zero];
-    uint32_t ic = 0;
+    static const uint8_t nonce[crypto_stream_chacha20_ietf_NONCEBYTES] = { 0 };
+    uint8_t              ks[sizeof prg_zero];
+    uint32_t             ic = 0;
     for (size_t i = 0; i < n;) {
         size_t words = n - i;
         if (words > sizeof ks / 4) {
             words = sizeof ks / 4;
         }
-        size_t bytes = (words * 4 + 63) & ~(size_t) 63;
-        crypto_stream_chacha20_ietf_xor_ic(ks, prg_zero, bytes, nonce, ic,
-                                           seed);
+        size_t bytes = (words * 4 + 63) & ~(size_t)63;
+        crypto_stream_chacha20_ietf_xor_ic(
+            ks, prg_zero, bytes, nonce, ic, seed);
         for (size_t w = 0; w < words; w++) {
             uint32_t m = get32le(ks + 4 * w);
             if (mode == 0) {
@@ -320,7 +319,7 @@ prg_apply(uint32_t *acc, size_t n, const uint8_t seed[32], int mode)
                 acc[i + w] -= m;
             }
         }
-        ic += (uint32_t) (bytes / 64);
+        ic += (uint32_t)(bytes / 64);
         i += words;
     }
     sodium_memzero(ks, sizeof ks);
@@ -344,13 +343,12 @@ fri_secagg_prg_add(uint32_t *acc, size_t n, const uint8_t seed[32], int sign)
 
 fr_err
 fri_secagg_mask(uint32_t *y, const uint32_t *x, size_t d, uint32_t me,
-                const uint32_t *peers, const uint8_t *peer_c_pk,
-                size_t n_peers, const uint8_t c_sk[32],
-                const uint8_t b_seed[32], uint64_t round_id)
+    const uint32_t *peers, const uint8_t *peer_c_pk, size_t n_peers,
+    const uint8_t c_sk[32], const uint8_t b_seed[32], uint64_t round_id)
 {
-    if ((d > 0 && (y == NULL || x == NULL)) ||
-        (n_peers > 0 && (peers == NULL || peer_c_pk == NULL)) ||
-        c_sk == NULL || b_seed == NULL) {
+    if ((d > 0 && (y == NULL || x == NULL))
+        || (n_peers > 0 && (peers == NULL || peer_c_pk == NULL))
+        || c_sk == NULL || b_seed == NULL) {
         return FR_EINVAL;
     }
     for (size_t i = 0; i < n_peers; i++) {
@@ -364,8 +362,8 @@ fri_secagg_mask(uint32_t *y, const uint32_t *x, size_t d, uint32_t me,
     uint8_t s[32];
     fr_err  rc = FR_OK;
     for (size_t i = 0; i < n_peers && rc == FR_OK; i++) {
-        rc = fri_secagg_pair_seed(s, c_sk, peer_c_pk + 32 * i, round_id, me,
-                                  peers[i]);
+        rc = fri_secagg_pair_seed(
+            s, c_sk, peer_c_pk + 32 * i, round_id, me, peers[i]);
         if (rc == FR_OK) {
             rc = prg_apply(y, d, s, peers[i] > me ? 1 : -1);
         }
@@ -382,67 +380,72 @@ fri_secagg_mask(uint32_t *y, const uint32_t *x, size_t d, uint32_t me,
 
 #define SHARE_ADBYTES (TAGLEN(SHARE_TAG) + 8 + 4 + 4)
 
-static fr_err
-share_key(uint8_t key[32], uint8_t ad[SHARE_ADBYTES], const uint8_t *sk,
-          const uint8_t *pk, uint64_t round_id, uint32_t from, uint32_t to)
+static void
+share_ad(
+    uint8_t ad[SHARE_ADBYTES], uint64_t round_id, uint32_t from, uint32_t to)
 {
-    uint8_t shared[32];
-    fr_err  rc = dh(shared, sk, pk);
-    if (rc != FR_OK) {
-        return rc;
-    }
     size_t o = TAGLEN(SHARE_TAG);
     memcpy(ad, SHARE_TAG, o);
     put64le(ad + o, round_id);
     put32le(ad + o + 8, from);
     put32le(ad + o + 12, to);
+}
+
+fr_err
+fri_secagg_share_key(uint8_t key[32], const uint8_t my_s_sk[32],
+    const uint8_t peer_s_pk[32], uint64_t round_id)
+{
+    if (key == NULL || my_s_sk == NULL || peer_s_pk == NULL) {
+        return FR_EINVAL;
+    }
+    uint8_t shared[32];
+    fr_err  rc = dh(shared, my_s_sk, peer_s_pk);
+    if (rc != FR_OK) {
+        return rc;
+    }
     // The key covers tag and round; the AD adds direction and parties.
-    int r = crypto_generichash(key, 32, ad, o + 8, shared, sizeof shared);
+    uint8_t m[TAGLEN(SHARE_TAG) + 8];
+    memcpy(m, SHARE_TAG, TAGLEN(SHARE_TAG));
+    put64le(m + TAGLEN(SHARE_TAG), round_id);
+    int r = crypto_generichash(key, 32, m, sizeof m, shared, sizeof shared);
     sodium_memzero(shared, sizeof shared);
     return r == 0 ? FR_OK : FR_EINTERNAL;
 }
 
 fr_err
-fri_secagg_share_seal(uint8_t *dst, size_t dst_cap, size_t *dst_len,
-                      const uint8_t *msg, size_t msg_len, uint64_t round_id,
-                      uint32_t from, uint32_t to, const uint8_t s_sk_from[32],
-                      const uint8_t s_pk_to[32])
+fri_secagg_share_seal_k(uint8_t *dst, size_t dst_cap, size_t *dst_len,
+    const uint8_t *msg, size_t msg_len, uint64_t round_id, uint32_t from,
+    uint32_t to, const uint8_t key[32])
 {
-    if (dst == NULL || dst_len == NULL || (msg == NULL && msg_len > 0) ||
-        s_sk_from == NULL || s_pk_to == NULL || from == to) {
+    if (dst == NULL || dst_len == NULL || (msg == NULL && msg_len > 0)
+        || key == NULL || from == to) {
         return FR_EINVAL;
     }
-    if (msg_len > SIZE_MAX - FRI_SECAGG_SEAL_OVERHEAD ||
-        msg_len > crypto_aead_xchacha20poly1305_ietf_MESSAGEBYTES_MAX) {
+    if (msg_len > SIZE_MAX - FRI_SECAGG_SEAL_OVERHEAD
+        || msg_len > crypto_aead_xchacha20poly1305_ietf_MESSAGEBYTES_MAX) {
         return FR_ETOOBIG;
     }
     *dst_len = msg_len + FRI_SECAGG_SEAL_OVERHEAD;
     if (dst_cap < *dst_len) {
         return FR_ENOSPC;
     }
-    uint8_t key[32], ad[SHARE_ADBYTES];
-    fr_err  rc = share_key(key, ad, s_sk_from, s_pk_to, round_id, from, to);
-    if (rc != FR_OK) {
-        return rc;
-    }
-    uint8_t *nonce = dst;
+    uint8_t ad[SHARE_ADBYTES];
+    share_ad(ad, round_id, from, to);
+    uint8_t *nonce = dst; // random: the key is reused for both directions
     randombytes_buf(nonce, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
     unsigned long long clen = 0;
-    int r = crypto_aead_xchacha20poly1305_ietf_encrypt(
-        dst + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &clen, msg,
-        msg_len, ad, sizeof ad, NULL, nonce, key);
-    sodium_memzero(key, sizeof key);
+    int                r    = crypto_aead_xchacha20poly1305_ietf_encrypt(
+                          dst + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &clen, msg,
+                          msg_len, ad, sizeof ad, NULL, nonce, key);
     return r == 0 ? FR_OK : FR_EINTERNAL;
 }
 
 fr_err
-fri_secagg_share_open(uint8_t *msg, size_t msg_cap, size_t *msg_len,
-                      const uint8_t *src, size_t src_len, uint64_t round_id,
-                      uint32_t from, uint32_t to, const uint8_t s_sk_to[32],
-                      const uint8_t s_pk_from[32])
+fri_secagg_share_open_k(uint8_t *msg, size_t msg_cap, size_t *msg_len,
+    const uint8_t *src, size_t src_len, uint64_t round_id, uint32_t from,
+    uint32_t to, const uint8_t key[32])
 {
-    if (msg_len == NULL || src == NULL || s_sk_to == NULL ||
-        s_pk_from == NULL || from == to) {
+    if (msg_len == NULL || src == NULL || key == NULL || from == to) {
         return FR_EINVAL;
     }
     if (src_len < FRI_SECAGG_SEAL_OVERHEAD) {
@@ -452,18 +455,58 @@ fri_secagg_share_open(uint8_t *msg, size_t msg_cap, size_t *msg_len,
     if (msg_cap < *msg_len || (msg == NULL && *msg_len > 0)) {
         return FR_ENOSPC;
     }
-    uint8_t key[32], ad[SHARE_ADBYTES];
-    fr_err  rc = share_key(key, ad, s_sk_to, s_pk_from, round_id, from, to);
-    if (rc != FR_OK) {
-        return rc;
-    }
+    uint8_t ad[SHARE_ADBYTES];
+    share_ad(ad, round_id, from, to);
     unsigned long long mlen = 0;
-    int r = crypto_aead_xchacha20poly1305_ietf_decrypt(
-        msg, &mlen, NULL, src + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+    int r = crypto_aead_xchacha20poly1305_ietf_decrypt(msg, &mlen, NULL,
+        src + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
         src_len - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, ad, sizeof ad,
         src, key);
-    sodium_memzero(key, sizeof key);
+    if (r != 0 && msg != NULL) {
+        sodium_memzero(msg, *msg_len);
+    }
     return r == 0 ? FR_OK : FR_ECRYPTO;
+}
+
+fr_err
+fri_secagg_share_seal(uint8_t *dst, size_t dst_cap, size_t *dst_len,
+    const uint8_t *msg, size_t msg_len, uint64_t round_id, uint32_t from,
+    uint32_t to, const uint8_t s_sk_from[32], const uint8_t s_pk_to[32])
+{
+    if (dst == NULL || dst_len == NULL || (msg == NULL && msg_len > 0)
+        || s_sk_from == NULL || s_pk_to == NULL || from == to) {
+        return FR_EINVAL;
+    }
+    uint8_t key[32];
+    fr_err  rc = fri_secagg_share_key(key, s_sk_from, s_pk_to, round_id);
+    if (rc == FR_OK) {
+        rc = fri_secagg_share_seal_k(
+            dst, dst_cap, dst_len, msg, msg_len, round_id, from, to, key);
+    }
+    sodium_memzero(key, sizeof key);
+    return rc;
+}
+
+fr_err
+fri_secagg_share_open(uint8_t *msg, size_t msg_cap, size_t *msg_len,
+    const uint8_t *src, size_t src_len, uint64_t round_id, uint32_t from,
+    uint32_t to, const uint8_t s_sk_to[32], const uint8_t s_pk_from[32])
+{
+    if (msg_len == NULL || src == NULL || s_sk_to == NULL || s_pk_from == NULL
+        || from == to) {
+        return FR_EINVAL;
+    }
+    if (src_len < FRI_SECAGG_SEAL_OVERHEAD) {
+        return FR_EPROTO;
+    }
+    uint8_t key[32];
+    fr_err  rc = fri_secagg_share_key(key, s_sk_to, s_pk_from, round_id);
+    if (rc == FR_OK) {
+        rc = fri_secagg_share_open_k(
+            msg, msg_cap, msg_len, src, src_len, round_id, from, to, key);
+    }
+    sodium_memzero(key, sizeof key);
+    return rc;
 }
 
 // ---------------------------------------------------------------------------
@@ -489,7 +532,7 @@ fri_secagg_plus_degree(uint32_t n)
         return 0;
     }
     uint32_t lg = 0;
-    while (lg < 32 && ((uint64_t) 1 << lg) < n) {
+    while (lg < 32 && ((uint64_t)1 << lg) < n) {
         lg++;
     }
     uint32_t k = 10 * lg;
@@ -515,12 +558,11 @@ typedef struct chacha_words {
 static uint32_t
 chacha_next(chacha_words *c)
 {
-    static const uint8_t nonce[crypto_stream_chacha20_ietf_NONCEBYTES] = {
-        'f', 'r', ' ', 'g', 'r', 'a', 'p', 'h', 0, 0, 0, 1
-    };
+    static const uint8_t nonce[crypto_stream_chacha20_ietf_NONCEBYTES]
+        = { 'f', 'r', ' ', 'g', 'r', 'a', 'p', 'h', 0, 0, 0, 1 };
     if (c->pos >= 64) {
-        crypto_stream_chacha20_ietf_xor_ic(c->buf, prg_zero, 64, nonce,
-                                           c->ic++, c->key);
+        crypto_stream_chacha20_ietf_xor_ic(
+            c->buf, prg_zero, 64, nonce, c->ic++, c->key);
         c->pos = 0;
     }
     uint32_t v = get32le(c->buf + c->pos);
@@ -532,32 +574,31 @@ chacha_next(chacha_words *c)
 static uint32_t
 chacha_below(chacha_words *c, uint32_t n)
 {
-    uint64_t m = (uint64_t) chacha_next(c) * n;
-    uint32_t l = (uint32_t) m;
+    uint64_t m = (uint64_t)chacha_next(c) * n;
+    uint32_t l = (uint32_t)m;
     if (l < n) {
-        uint32_t t = (uint32_t) (-n) % n;
+        uint32_t t = (uint32_t)(-n) % n;
         while (l < t) {
-            m = (uint64_t) chacha_next(c) * n;
-            l = (uint32_t) m;
+            m = (uint64_t)chacha_next(c) * n;
+            l = (uint32_t)m;
         }
     }
-    return (uint32_t) (m >> 32);
+    return (uint32_t)(m >> 32);
 }
 
 static int
 cmp_u32(const void *a, const void *b)
 {
-    uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     return (x > y) - (x < y);
 }
 
 fr_err
-fri_secagg_neighbors(uint32_t *out, size_t cap, size_t *n_out,
-                     uint32_t client, uint32_t n_clients, uint32_t degree,
-                     const uint8_t seed[32])
+fri_secagg_neighbors(uint32_t *out, size_t cap, size_t *n_out, uint32_t client,
+    uint32_t n_clients, uint32_t degree, const uint8_t seed[32])
 {
-    if (n_out == NULL || seed == NULL || n_clients == 0 ||
-        n_clients > FRI_SECAGG_MAX_CLIENTS || client >= n_clients) {
+    if (n_out == NULL || seed == NULL || n_clients == 0
+        || n_clients > FRI_SECAGG_MAX_CLIENTS || client >= n_clients) {
         return FR_EINVAL;
     }
     uint32_t k = fri_secagg_graph_degree(n_clients, degree);
@@ -574,7 +615,7 @@ fri_secagg_neighbors(uint32_t *out, size_t cap, size_t *n_out,
         return FR_OK;
     }
     // perm[position] = client: a uniformly random ring order.
-    uint32_t *perm = malloc((size_t) n_clients * sizeof *perm);
+    uint32_t *perm = malloc((size_t)n_clients * sizeof *perm);
     if (perm == NULL) {
         return FR_ENOMEM;
     }
@@ -628,25 +669,25 @@ in_sorted(const uint32_t *v, size_t n, uint32_t x)
 }
 
 fr_err
-fri_secagg_unmask(uint32_t *sum_inout, size_t n,
-                  const fri_secagg_unmask_input *in)
+fri_secagg_unmask(
+    uint32_t *sum_inout, size_t n, const fri_secagg_unmask_input *in)
 {
-    if (in == NULL || (n > 0 && sum_inout == NULL) ||
-        (in->n_survivors > 0 &&
-         (in->survivors == NULL || in->survivor_c_pk == NULL ||
-          in->survivor_b == NULL)) ||
-        (in->n_dropped > 0 &&
-         (in->dropped == NULL || in->dropped_c_sk == NULL))) {
+    if (in == NULL || (n > 0 && sum_inout == NULL)
+        || (in->n_survivors > 0
+            && (in->survivors == NULL || in->survivor_c_pk == NULL
+                || in->survivor_b == NULL))
+        || (in->n_dropped > 0
+            && (in->dropped == NULL || in->dropped_c_sk == NULL))) {
         return FR_EINVAL;
     }
     const fri_secagg_graph *g = in->graph;
     uint32_t limit = g != NULL ? g->n_clients : FRI_SECAGG_MAX_CLIENTS;
-    if (limit > FRI_SECAGG_MAX_CLIENTS ||
-        in->n_survivors > limit || in->n_dropped > limit - in->n_survivors) {
+    if (limit > FRI_SECAGG_MAX_CLIENTS || in->n_survivors > limit
+        || in->n_dropped > limit - in->n_survivors) {
         return FR_EINVAL;
     }
     // Each index at most once over both lists.
-    uint8_t *seen = calloc(((size_t) limit + 7) / 8, 1);
+    uint8_t *seen = calloc(((size_t)limit + 7) / 8, 1);
     if (seen == NULL) {
         return FR_ENOMEM;
     }
@@ -657,7 +698,7 @@ fri_secagg_unmask(uint32_t *sum_inout, size_t n,
             free(seen);
             return FR_EINVAL;
         }
-        seen[c / 8] |= (uint8_t) (1u << (c % 8));
+        seen[c / 8] |= (uint8_t)(1u << (c % 8));
     }
     free(seen);
 
@@ -668,9 +709,9 @@ fri_secagg_unmask(uint32_t *sum_inout, size_t n,
     if (rc != FR_OK || in->n_dropped == 0) {
         return rc;
     }
-    bool complete =
-        g == NULL ||
-        fri_secagg_graph_degree(g->n_clients, g->degree) == g->n_clients - 1;
+    bool complete = g == NULL
+        || fri_secagg_graph_degree(g->n_clients, g->degree)
+            == g->n_clients - 1;
     uint32_t *nbr = NULL;
     size_t    k   = 0;
     if (!complete) {
@@ -685,8 +726,8 @@ fri_secagg_unmask(uint32_t *sum_inout, size_t n,
         uint32_t d = in->dropped[j];
         if (!complete) {
             size_t got = 0;
-            rc = fri_secagg_neighbors(nbr, k, &got, d, g->n_clients,
-                                      g->degree, g->seed);
+            rc         = fri_secagg_neighbors(
+                        nbr, k, &got, d, g->n_clients, g->degree, g->seed);
             if (rc != FR_OK) {
                 break;
             }
@@ -697,8 +738,7 @@ fri_secagg_unmask(uint32_t *sum_inout, size_t n,
                 continue;
             }
             rc = fri_secagg_pair_seed(s, in->dropped_c_sk + 32 * j,
-                                      in->survivor_c_pk + 32 * i,
-                                      in->round_id, d, u);
+                in->survivor_c_pk + 32 * i, in->round_id, d, u);
             // u added +PRG(s_ud) if d > u, -PRG(s_ud) if d < u: undo it.
             if (rc == FR_OK) {
                 rc = prg_apply(sum_inout, n, s, d > u ? -1 : 1);
@@ -718,12 +758,12 @@ fri_secagg_client_cost(uint32_t k, uint64_t d)
 {
     fri_secagg_cost c;
     c.advert    = FRI_SECAGG_ADVERTBYTES;
-    c.shares    = (uint64_t) k * (FRI_SECAGG_SEALEDBYTES + 8u);
+    c.shares    = (uint64_t)k * (FRI_SECAGG_SEALEDBYTES + 8u);
     c.masked    = 4u * d;
-    c.unmask    = (uint64_t) k * (FRI_SECAGG_SHAREBYTES + 4u);
+    c.unmask    = (uint64_t)k * (FRI_SECAGG_SHAREBYTES + 4u);
     c.total     = c.advert + c.shares + c.masked + c.unmask;
     c.plain     = 4u * d;
-    c.expansion = c.plain > 0 ? (double) c.total / (double) c.plain : 0.0;
+    c.expansion = c.plain > 0 ? (double)c.total / (double)c.plain : 0.0;
     return c;
 }
 
@@ -737,14 +777,14 @@ struct fri_secagg_round {
     fri_secagg_graph        graph;
     uint32_t                k; // neighbours per client
     uint32_t                t; // Shamir threshold
-    fri_secagg_keys        *keys;  // [n] client secrets
-    uint8_t                *b;     // [n][32] self-mask seeds (secret)
-    uint8_t                *c_pk;  // [n][32] from verified adverts
+    fri_secagg_keys        *keys; // [n] client secrets
+    uint8_t                *b; // [n][32] self-mask seeds (secret)
+    uint8_t                *c_pk; // [n][32] from verified adverts
     uint8_t                *nbr_pk; // [k][32] scratch for submit
-    uint32_t               *nbr;   // [n][k] sorted neighbour lists
-    uint8_t                *held;  // [n][k][64] shares v holds from nbr
+    uint32_t               *nbr; // [n][k] sorted neighbour lists
+    uint8_t                *held; // [n][k][64] shares v holds from nbr
     uint8_t                *state; // [n]
-    uint32_t               *sum;   // [dim] server's running sum
+    uint32_t               *sum; // [dim] server's running sum
     bool                    finished;
 };
 
@@ -761,7 +801,7 @@ fri_secagg_round_config_init(fri_secagg_round_config *cfg)
 static size_t
 held_bytes(const fri_secagg_round *r)
 {
-    return (size_t) r->cfg.n_clients * r->k * FRI_SECAGG_SHAREMSGBYTES;
+    return (size_t)r->cfg.n_clients * r->k * FRI_SECAGG_SHAREMSGBYTES;
 }
 
 void
@@ -795,21 +835,21 @@ fri_secagg_round_destroy(fri_secagg_round *r)
 // out = BLAKE2b-256(key = master, label || index): per-client sim secrets.
 static fr_err
 derive(uint8_t out[32], const uint8_t master[32], const char *label,
-       uint32_t index)
+    uint32_t index)
 {
     uint8_t m[32 + 4] = { 0 };
     size_t  l         = strlen(label);
     memcpy(m, label, l < 32 ? l : 32);
     put32le(m + 32, index);
     return crypto_generichash(out, 32, m, sizeof m, master, 32) == 0
-               ? FR_OK
-               : FR_EINTERNAL;
+        ? FR_OK
+        : FR_EINTERNAL;
 }
 
 static size_t
 nbr_index(const fri_secagg_round *r, uint32_t holder, uint32_t owner)
 {
-    const uint32_t *v  = r->nbr + (size_t) holder * r->k;
+    const uint32_t *v  = r->nbr + (size_t)holder * r->k;
     size_t          lo = 0, hi = r->k;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -826,26 +866,26 @@ nbr_index(const fri_secagg_round *r, uint32_t holder, uint32_t owner)
 static fr_err
 round_setup(fri_secagg_round *r)
 {
-    const uint32_t n = r->cfg.n_clients;
+    const uint32_t n   = r->cfg.n_clients;
     const uint64_t rid = r->cfg.round_id;
     fr_err         rc  = FR_OK;
-    uint8_t master[32], tmp[32], seedb[8];
-    uint8_t *id_pk = NULL, *id_sk = NULL, *s_pk = NULL, *xshares = NULL;
+    uint8_t        master[32], tmp[32], seedb[8];
+    uint8_t       *id_pk = NULL, *id_sk = NULL, *s_pk = NULL, *xshares = NULL;
     fri_secagg_advert *adv = NULL;
-    uint32_t *xs = NULL;
+    uint32_t          *xs  = NULL;
 
     put64le(seedb, r->cfg.seed);
     if (crypto_generichash(master, 32, seedb, 8, NULL, 0) != 0) {
         return FR_EINTERNAL;
     }
-    id_pk   = malloc((size_t) n * 32);
-    id_sk   = malloc((size_t) n * 64);
-    s_pk    = malloc((size_t) n * 32);
-    adv     = malloc((size_t) n * sizeof *adv);
-    xs      = malloc((size_t) r->k * sizeof *xs);
-    xshares = malloc((size_t) r->k * 2 * 32);
-    if (id_pk == NULL || id_sk == NULL || s_pk == NULL || adv == NULL ||
-        xs == NULL || xshares == NULL) {
+    id_pk   = malloc((size_t)n * 32);
+    id_sk   = malloc((size_t)n * 64);
+    s_pk    = malloc((size_t)n * 32);
+    adv     = malloc((size_t)n * sizeof *adv);
+    xs      = malloc((size_t)r->k * sizeof *xs);
+    xshares = malloc((size_t)r->k * 2 * 32);
+    if (id_pk == NULL || id_sk == NULL || s_pk == NULL || adv == NULL
+        || xs == NULL || xshares == NULL) {
         rc = FR_ENOMEM;
         goto out;
     }
@@ -854,9 +894,10 @@ round_setup(fri_secagg_round *r)
     // Keys and signed adverts.
     for (uint32_t u = 0; u < n && rc == FR_OK; u++) {
         rc = derive(tmp, master, "identity", u);
-        if (rc == FR_OK &&
-            crypto_sign_seed_keypair(id_pk + 32 * (size_t) u,
-                                     id_sk + 64 * (size_t) u, tmp) != 0) {
+        if (rc == FR_OK
+            && crypto_sign_seed_keypair(
+                   id_pk + 32 * (size_t)u, id_sk + 64 * (size_t)u, tmp)
+                != 0) {
             rc = FR_EINTERNAL;
         }
         if (rc == FR_OK) {
@@ -866,63 +907,66 @@ round_setup(fri_secagg_round *r)
             rc = fri_secagg_keygen(&r->keys[u], tmp);
         }
         if (rc == FR_OK) {
-            rc = derive(r->b + 32 * (size_t) u, master, "self mask", u);
+            rc = derive(r->b + 32 * (size_t)u, master, "self mask", u);
         }
         if (rc == FR_OK) {
             rc = fri_secagg_advert_sign(&adv[u], rid, u, r->keys[u].c_pk,
-                                        r->keys[u].s_pk,
-                                        id_sk + 64 * (size_t) u);
+                r->keys[u].s_pk, id_sk + 64 * (size_t)u);
         }
         if (rc == FR_OK) {
-            rc = fri_secagg_neighbors(r->nbr + (size_t) u * r->k, r->k,
-                                      &(size_t){ 0 }, u, n, r->cfg.degree,
-                                      r->graph.seed);
+            rc = fri_secagg_neighbors(r->nbr + (size_t)u * r->k, r->k,
+                &(size_t) { 0 }, u, n, r->cfg.degree, r->graph.seed);
         }
     }
     // Clients check their neighbours' adverts before using the keys; the
     // check is the same for every neighbour, so it runs once per advert.
     for (uint32_t v = 0; v < n && rc == FR_OK; v++) {
-        rc = fri_secagg_advert_verify(&adv[v], rid, v, id_pk + 32 * (size_t) v);
+        rc = fri_secagg_advert_verify(&adv[v], rid, v, id_pk + 32 * (size_t)v);
     }
     for (uint32_t u = 0; u < n && rc == FR_OK; u++) {
-        memcpy(r->c_pk + 32 * (size_t) u, adv[u].c_pk, 32);
-        memcpy(s_pk + 32 * (size_t) u, adv[u].s_pk, 32);
+        memcpy(r->c_pk + 32 * (size_t)u, adv[u].c_pk, 32);
+        memcpy(s_pk + 32 * (size_t)u, adv[u].s_pk, 32);
     }
     // Share exchange: u splits b_u and c_sk_u over its neighbours
     // (x = index + 1), seals each pair to its holder, the server relays,
     // the holder opens and stores.
     for (uint32_t u = 0; u < n && rc == FR_OK; u++) {
-        const uint32_t *nb = r->nbr + (size_t) u * r->k;
+        const uint32_t *nb = r->nbr + (size_t)u * r->k;
         for (uint32_t i = 0; i < r->k; i++) {
             xs[i] = nb[i] + 1;
         }
-        size_t half = (size_t) r->k * 32;
-        rc = fri_shamir_split_at(xshares, half, xs, r->k, r->t,
-                                 r->b + 32 * (size_t) u, 32, NULL);
+        size_t half = (size_t)r->k * 32;
+        rc          = fri_shamir_split_at(
+                     xshares, half, xs, r->k, r->t, r->b + 32 * (size_t)u, 32, NULL);
         if (rc == FR_OK) {
             rc = fri_shamir_split_at(xshares + half, half, xs, r->k, r->t,
-                                     r->keys[u].c_sk, 32, NULL);
+                r->keys[u].c_sk, 32, NULL);
         }
         for (uint32_t i = 0; i < r->k && rc == FR_OK; i++) {
             uint32_t v = nb[i];
             uint8_t  msg[FRI_SECAGG_SHAREMSGBYTES];
             uint8_t  box[FRI_SECAGG_SEALEDBYTES];
+            uint8_t  key[32];
             size_t   len = 0;
-            memcpy(msg, xshares + 32 * (size_t) i, 32);
-            memcpy(msg + 32, xshares + half + 32 * (size_t) i, 32);
-            rc = fri_secagg_share_seal(box, sizeof box, &len, msg,
-                                       sizeof msg, rid, u, v,
-                                       r->keys[u].s_sk, s_pk + 32 * (size_t) v);
+            memcpy(msg, xshares + 32 * (size_t)i, 32);
+            memcpy(msg + 32, xshares + half + 32 * (size_t)i, 32);
+            // Sender and holder derive the same key (X25519 is symmetric);
+            // the simulation computes it once per pair.
+            rc = fri_secagg_share_key(
+                key, r->keys[u].s_sk, s_pk + 32 * (size_t)v, rid);
+            if (rc == FR_OK) {
+                rc = fri_secagg_share_seal_k(
+                    box, sizeof box, &len, msg, sizeof msg, rid, u, v, key);
+            }
             sodium_memzero(msg, sizeof msg);
             if (rc == FR_OK) {
-                uint8_t *dst = r->held + ((size_t) v * r->k +
-                                          nbr_index(r, v, u)) *
-                                             FRI_SECAGG_SHAREMSGBYTES;
-                rc = fri_secagg_share_open(dst, FRI_SECAGG_SHAREMSGBYTES,
-                                           &len, box, len, rid, u, v,
-                                           r->keys[v].s_sk,
-                                           s_pk + 32 * (size_t) u);
+                uint8_t *dst = r->held
+                    + ((size_t)v * r->k + nbr_index(r, v, u))
+                        * FRI_SECAGG_SHAREMSGBYTES;
+                rc = fri_secagg_share_open_k(dst, FRI_SECAGG_SHAREMSGBYTES,
+                    &len, box, len, rid, u, v, key);
             }
+            sodium_memzero(key, sizeof key);
         }
         sodium_memzero(xshares, 2 * half);
     }
@@ -930,10 +974,10 @@ out:
     sodium_memzero(master, sizeof master);
     sodium_memzero(tmp, sizeof tmp);
     if (id_sk != NULL) {
-        sodium_memzero(id_sk, (size_t) n * 64);
+        sodium_memzero(id_sk, (size_t)n * 64);
     }
     if (xshares != NULL) {
-        sodium_memzero(xshares, (size_t) r->k * 2 * 32);
+        sodium_memzero(xshares, (size_t)r->k * 2 * 32);
     }
     free(id_pk);
     free(id_sk);
@@ -945,29 +989,29 @@ out:
 }
 
 fr_err
-fri_secagg_round_create(fri_secagg_round **out,
-                        const fri_secagg_round_config *cfg)
+fri_secagg_round_create(
+    fri_secagg_round **out, const fri_secagg_round_config *cfg)
 {
     if (out == NULL) {
         return FR_EINVAL;
     }
     *out = NULL;
-    if (cfg == NULL || cfg->n_clients < 2 ||
-        cfg->n_clients > FRI_SECAGG_MAX_CLIENTS || cfg->dim == 0 ||
-        cfg->dim > SIZE_MAX / sizeof(uint32_t)) {
+    if (cfg == NULL || cfg->n_clients < 2
+        || cfg->n_clients > FRI_SECAGG_MAX_CLIENTS || cfg->dim == 0
+        || cfg->dim > SIZE_MAX / sizeof(uint32_t)) {
         return FR_EINVAL;
     }
     if (sodium_init() < 0) {
         return FR_EINTERNAL;
     }
     uint32_t k = fri_secagg_graph_degree(cfg->n_clients, cfg->degree);
-    uint32_t t = cfg->threshold != 0 ? cfg->threshold
-                                     : fri_secagg_threshold(k);
+    uint32_t t
+        = cfg->threshold != 0 ? cfg->threshold : fri_secagg_threshold(k);
     if (t == 0 || t > k) {
         return FR_EINVAL;
     }
     size_t n = cfg->n_clients;
-    if ((size_t) k > SIZE_MAX / FRI_SECAGG_SHAREMSGBYTES / n) {
+    if ((size_t)k > SIZE_MAX / FRI_SECAGG_SHAREMSGBYTES / n) {
         return FR_ETOOBIG;
     }
     fri_secagg_round *r = calloc(1, sizeof *r);
@@ -988,9 +1032,9 @@ fri_secagg_round_create(fri_secagg_round **out,
     r->state           = calloc(n, 1);
     r->sum             = calloc(cfg->dim, sizeof *r->sum);
     fr_err rc          = FR_ENOMEM;
-    if (r->keys != NULL && r->b != NULL && r->c_pk != NULL &&
-        r->nbr_pk != NULL && r->nbr != NULL && r->held != NULL &&
-        r->state != NULL && r->sum != NULL) {
+    if (r->keys != NULL && r->b != NULL && r->c_pk != NULL && r->nbr_pk != NULL
+        && r->nbr != NULL && r->held != NULL && r->state != NULL
+        && r->sum != NULL) {
         rc = round_setup(r);
     }
     if (rc != FR_OK) {
@@ -1002,8 +1046,8 @@ fri_secagg_round_create(fri_secagg_round **out,
 }
 
 fr_err
-fri_secagg_round_submit(fri_secagg_round *r, uint32_t client,
-                        const uint32_t *x)
+fri_secagg_round_submit(
+    fri_secagg_round *r, uint32_t client, const uint32_t *x)
 {
     if (r == NULL || x == NULL || client >= r->cfg.n_clients) {
         return FR_EINVAL;
@@ -1014,18 +1058,16 @@ fri_secagg_round_submit(fri_secagg_round *r, uint32_t client,
     if (r->state[client] != ST_NONE) {
         return FR_EDUP;
     }
-    const uint32_t *nb = r->nbr + (size_t) client * r->k;
+    const uint32_t *nb = r->nbr + (size_t)client * r->k;
     for (uint32_t i = 0; i < r->k; i++) {
-        memcpy(r->nbr_pk + 32 * (size_t) i, r->c_pk + 32 * (size_t) nb[i], 32);
+        memcpy(r->nbr_pk + 32 * (size_t)i, r->c_pk + 32 * (size_t)nb[i], 32);
     }
     uint32_t *y = malloc(r->cfg.dim * sizeof *y);
     if (y == NULL) {
         return FR_ENOMEM;
     }
     fr_err rc = fri_secagg_mask(y, x, r->cfg.dim, client, nb, r->nbr_pk, r->k,
-                                r->keys[client].c_sk,
-                                r->b + 32 * (size_t) client,
-                                r->cfg.round_id);
+        r->keys[client].c_sk, r->b + 32 * (size_t)client, r->cfg.round_id);
     if (rc == FR_OK) {
         // The server only ever sees y.
         for (size_t i = 0; i < r->cfg.dim; i++) {
@@ -1052,8 +1094,8 @@ fri_secagg_round_go_silent(fri_secagg_round *r, uint32_t client)
 }
 
 fr_err
-fri_secagg_round_finish(fri_secagg_round *r, uint32_t *sum_out, size_t dim,
-                        uint32_t *n_survivors)
+fri_secagg_round_finish(
+    fri_secagg_round *r, uint32_t *sum_out, size_t dim, uint32_t *n_survivors)
 {
     if (r == NULL || sum_out == NULL || dim != r->cfg.dim) {
         return FR_EINVAL;
@@ -1076,11 +1118,11 @@ fri_secagg_round_finish(fri_secagg_round *r, uint32_t *sum_out, size_t dim,
     uint8_t  *s_pk   = malloc(ns * 32);
     uint8_t  *s_b    = malloc(ns * 32);
     uint8_t  *d_sk   = malloc((nd ? nd : 1) * 32);
-    uint8_t  *shares = malloc((size_t) r->t * 32);
-    uint32_t *xs     = malloc((size_t) r->t * sizeof *xs);
+    uint8_t  *shares = malloc((size_t)r->t * 32);
+    uint32_t *xs     = malloc((size_t)r->t * sizeof *xs);
     fr_err    rc     = FR_OK;
-    if (surv == NULL || drop == NULL || s_pk == NULL || s_b == NULL ||
-        d_sk == NULL || shares == NULL || xs == NULL) {
+    if (surv == NULL || drop == NULL || s_pk == NULL || s_b == NULL
+        || d_sk == NULL || shares == NULL || xs == NULL) {
         rc = FR_ENOMEM;
         goto out;
     }
@@ -1089,17 +1131,17 @@ fri_secagg_round_finish(fri_secagg_round *r, uint32_t *sum_out, size_t dim,
         bool survived = r->state[w] != ST_NONE;
         // Responsive neighbours reveal exactly one share of w's secrets:
         // of b_w if w survived, of c_sk_w if it dropped.
-        const uint32_t *nb  = r->nbr + (size_t) w * r->k;
+        const uint32_t *nb  = r->nbr + (size_t)w * r->k;
         uint32_t        got = 0;
         for (uint32_t i = 0; i < r->k && got < r->t; i++) {
             uint32_t v = nb[i];
             if (r->state[v] != ST_SUBMITTED) {
                 continue;
             }
-            const uint8_t *h = r->held + ((size_t) v * r->k +
-                                          nbr_index(r, v, w)) *
-                                             FRI_SECAGG_SHAREMSGBYTES;
-            memcpy(shares + 32 * (size_t) got, survived ? h : h + 32, 32);
+            const uint8_t *h = r->held
+                + ((size_t)v * r->k + nbr_index(r, v, w))
+                    * FRI_SECAGG_SHAREMSGBYTES;
+            memcpy(shares + 32 * (size_t)got, survived ? h : h + 32, 32);
             xs[got++] = v + 1;
         }
         if (got < r->t) {
@@ -1108,19 +1150,19 @@ fri_secagg_round_finish(fri_secagg_round *r, uint32_t *sum_out, size_t dim,
         }
         if (survived) {
             surv[is] = w;
-            memcpy(s_pk + 32 * is, r->c_pk + 32 * (size_t) w, 32);
+            memcpy(s_pk + 32 * is, r->c_pk + 32 * (size_t)w, 32);
             rc = fri_shamir_combine(s_b + 32 * is, shares, xs, got, 32);
             is++;
         } else {
-            drop[id] = w;
+            drop[id]    = w;
             uint8_t *sk = d_sk + 32 * id;
             uint8_t  pk[32];
             rc = fri_shamir_combine(sk, shares, xs, got, 32);
             // A wrong share would silently corrupt the sum; the advertised
             // c_pk lets the server check the reconstructed key.
-            if (rc == FR_OK && (crypto_scalarmult_base(pk, sk) != 0 ||
-                                sodium_memcmp(pk, r->c_pk + 32 * (size_t) w,
-                                              32) != 0)) {
+            if (rc == FR_OK
+                && (crypto_scalarmult_base(pk, sk) != 0
+                    || sodium_memcmp(pk, r->c_pk + 32 * (size_t)w, 32) != 0)) {
                 rc = FR_ECRYPTO;
             }
             id++;
@@ -1141,7 +1183,7 @@ fri_secagg_round_finish(fri_secagg_round *r, uint32_t *sum_out, size_t dim,
         };
         rc = fri_secagg_unmask(sum_out, dim, &in);
         if (rc == FR_OK && n_survivors != NULL) {
-            *n_survivors = (uint32_t) ns;
+            *n_survivors = (uint32_t)ns;
         }
     }
 out:
@@ -1152,7 +1194,7 @@ out:
         sodium_memzero(d_sk, (nd ? nd : 1) * 32);
     }
     if (shares != NULL) {
-        sodium_memzero(shares, (size_t) r->t * 32);
+        sodium_memzero(shares, (size_t)r->t * 32);
     }
     free(surv);
     free(drop);

@@ -31,12 +31,12 @@
 #include "rng.h"
 
 #define FRI_SECAGG_MAX_CLIENTS 65535u
-#define FRI_SECAGG_SEEDBYTES 32u    // PRG seeds b_u, s_uv; graph seed
-#define FRI_SECAGG_PKBYTES 32u      // X25519 public key
-#define FRI_SECAGG_SKBYTES 32u      // X25519 secret key
-#define FRI_SECAGG_ID_PKBYTES 32u   // Ed25519 identity public key
-#define FRI_SECAGG_ID_SKBYTES 64u   // Ed25519 identity secret key (libsodium)
-#define FRI_SECAGG_SIGBYTES 64u     // Ed25519 signature
+#define FRI_SECAGG_SEEDBYTES 32u // PRG seeds b_u, s_uv; graph seed
+#define FRI_SECAGG_PKBYTES 32u // X25519 public key
+#define FRI_SECAGG_SKBYTES 32u // X25519 secret key
+#define FRI_SECAGG_ID_PKBYTES 32u // Ed25519 identity public key
+#define FRI_SECAGG_ID_SKBYTES 64u // Ed25519 identity secret key (libsodium)
+#define FRI_SECAGG_SIGBYTES 64u // Ed25519 signature
 // Advert wire form: round_id u64 LE | client u32 LE | c_pk | s_pk | sig.
 #define FRI_SECAGG_ADVERTBYTES (8u + 4u + 32u + 32u + 64u)
 // Shamir share of one 32-byte secret (GF(2^16), x implicit = index+1).
@@ -45,7 +45,7 @@
 #define FRI_SECAGG_SHAREMSGBYTES (2u * FRI_SECAGG_SHAREBYTES)
 // Sealed box overhead: 24-byte random nonce prefix + 16-byte Poly1305 tag.
 #define FRI_SECAGG_SEAL_OVERHEAD (24u + 16u)
-#define FRI_SECAGG_SEALEDBYTES                                              \
+#define FRI_SECAGG_SEALEDBYTES                                                \
     (FRI_SECAGG_SHAREMSGBYTES + FRI_SECAGG_SEAL_OVERHEAD)
 
 // ---------------------------------------------------------------------------
@@ -60,8 +60,7 @@
 // 30, ceil(clip * 2^frac_bits) > 2^31 - 1, NaN input; out is then
 // unspecified).
 FR_NODISCARD fr_err fri_secagg_quantize(uint32_t *out, const float *in,
-                                        size_t n, float clip,
-                                        unsigned frac_bits, fri_rng *rng);
+    size_t n, float clip, unsigned frac_bits, fri_rng *rng);
 
 // Decodes a sum of n_summands quantized vectors: each word is read as a
 // signed 32-bit integer (the wrapped sum is exact while
@@ -69,8 +68,7 @@ FR_NODISCARD fr_err fri_secagg_quantize(uint32_t *out, const float *in,
 // n_summands, i.e. out is the MEAN. Pass n_summands = 1 to get the sum.
 // Errors: FR_EINVAL (NULL with n > 0, n_summands == 0, frac_bits > 30).
 FR_NODISCARD fr_err fri_secagg_dequantize(float *out, const uint32_t *sum,
-                                          size_t n, unsigned frac_bits,
-                                          uint32_t n_summands);
+    size_t n, unsigned frac_bits, uint32_t n_summands);
 
 // Largest cohort n whose sum cannot leave int32: n * B <= 2^31 - 1 with
 // B = ceil(clip * 2^frac_bits) the largest quantized magnitude (so
@@ -92,8 +90,7 @@ typedef struct fri_secagg_keys {
 // Generates both key pairs. seed == NULL: from randombytes_buf.
 // seed != NULL: derived deterministically from the 32-byte seed
 // (simulation and tests). Errors: FR_EINVAL.
-FR_NODISCARD fr_err fri_secagg_keygen(fri_secagg_keys *k,
-                                      const uint8_t *seed);
+FR_NODISCARD fr_err fri_secagg_keygen(fri_secagg_keys *k, const uint8_t *seed);
 // Zeroes k (sodium_memzero). NULL is a no-op.
 void fri_secagg_keys_wipe(fri_secagg_keys *k);
 
@@ -109,37 +106,33 @@ typedef struct fri_secagg_advert {
 // Fills out and signs (Ed25519, identity key id_sk) the domain-separated
 // message "fedrec secagg advert v1" || round_id || client || c_pk || s_pk.
 // Errors: FR_EINVAL (NULL, client > FRI_SECAGG_MAX_CLIENTS - 1).
-FR_NODISCARD fr_err fri_secagg_advert_sign(
-    fri_secagg_advert *out, uint64_t round_id, uint32_t client,
-    const uint8_t c_pk[FRI_SECAGG_PKBYTES],
+FR_NODISCARD fr_err fri_secagg_advert_sign(fri_secagg_advert *out,
+    uint64_t round_id, uint32_t client, const uint8_t c_pk[FRI_SECAGG_PKBYTES],
     const uint8_t s_pk[FRI_SECAGG_PKBYTES],
     const uint8_t id_sk[FRI_SECAGG_ID_SKBYTES]);
 
 // Verifies a against the expected round and client and the claimed
 // identity key. FR_ECRYPTO on a bad signature, another round (replay),
 // another client index, or c_pk == s_pk; FR_EINVAL on NULL.
-FR_NODISCARD fr_err fri_secagg_advert_verify(
-    const fri_secagg_advert *a, uint64_t round_id, uint32_t client,
+FR_NODISCARD fr_err fri_secagg_advert_verify(const fri_secagg_advert *a,
+    uint64_t round_id, uint32_t client,
     const uint8_t id_pk[FRI_SECAGG_ID_PKBYTES]);
 
 // Wire form (FRI_SECAGG_ADVERTBYTES, little-endian). encode: FR_ENOSPC if
 // dst_cap is short. decode: FR_EPROTO unless src_len is exact. Decoding
 // does not verify; call fri_secagg_advert_verify.
-FR_NODISCARD fr_err fri_secagg_advert_encode(uint8_t *dst, size_t dst_cap,
-                                             size_t *dst_len,
-                                             const fri_secagg_advert *a);
-FR_NODISCARD fr_err fri_secagg_advert_decode(fri_secagg_advert *a,
-                                             const uint8_t *src,
-                                             size_t src_len);
+FR_NODISCARD fr_err fri_secagg_advert_encode(
+    uint8_t *dst, size_t dst_cap, size_t *dst_len, const fri_secagg_advert *a);
+FR_NODISCARD fr_err fri_secagg_advert_decode(
+    fri_secagg_advert *a, const uint8_t *src, size_t src_len);
 
 // Pairwise seed s_uv = BLAKE2b-256(key = X25519(my_c_sk, peer_c_pk),
 // "fedrec secagg pair" || round_id || min(u,v) || max(u,v)); both ends get
 // the same seed. `me` and `peer` are the two client indices.
 // Errors: FR_EINVAL (me == peer, NULL), FR_ECRYPTO (low-order peer key:
 // all-zero shared secret).
-FR_NODISCARD fr_err fri_secagg_pair_seed(
-    uint8_t seed[FRI_SECAGG_SEEDBYTES],
-    const uint8_t my_c_sk[FRI_SECAGG_SKBYTES],
+FR_NODISCARD fr_err fri_secagg_pair_seed(uint8_t seed[FRI_SECAGG_SEEDBYTES],
+    const uint8_t                                my_c_sk[FRI_SECAGG_SKBYTES],
     const uint8_t peer_c_pk[FRI_SECAGG_PKBYTES], uint64_t round_id,
     uint32_t me, uint32_t peer);
 
@@ -147,11 +140,10 @@ FR_NODISCARD fr_err fri_secagg_pair_seed(
 // little-endian uint32 words. prg_add adds (sign > 0) or subtracts
 // (sign < 0) the PRG output to acc mod 2^32. n is limited to 2^36 words
 // by the 32-bit block counter (FR_ETOOBIG beyond).
-FR_NODISCARD fr_err fri_secagg_prg(uint32_t *out, size_t n,
-                                   const uint8_t seed[FRI_SECAGG_SEEDBYTES]);
-FR_NODISCARD fr_err fri_secagg_prg_add(
-    uint32_t *acc, size_t n, const uint8_t seed[FRI_SECAGG_SEEDBYTES],
-    int sign);
+FR_NODISCARD fr_err fri_secagg_prg(
+    uint32_t *out, size_t n, const uint8_t seed[FRI_SECAGG_SEEDBYTES]);
+FR_NODISCARD fr_err fri_secagg_prg_add(uint32_t *acc, size_t n,
+    const uint8_t seed[FRI_SECAGG_SEEDBYTES], int sign);
 
 // Client-side masking: y = x + sum_{v in peers, v > me} PRG(s_uv)
 //                           - sum_{v in peers, v < me} PRG(s_uv)
@@ -160,10 +152,9 @@ FR_NODISCARD fr_err fri_secagg_prg_add(
 // alias x. b_seed is the client's fresh self-mask seed (randombytes_buf in
 // production; it must also be Shamir-shared). Errors: FR_EINVAL (peer ==
 // me, NULL), FR_ECRYPTO (bad peer key); y is then unspecified.
-FR_NODISCARD fr_err fri_secagg_mask(
-    uint32_t *y, const uint32_t *x, size_t d, uint32_t me,
-    const uint32_t *peers, const uint8_t *peer_c_pk, size_t n_peers,
-    const uint8_t c_sk[FRI_SECAGG_SKBYTES],
+FR_NODISCARD fr_err fri_secagg_mask(uint32_t *y, const uint32_t *x, size_t d,
+    uint32_t me, const uint32_t *peers, const uint8_t *peer_c_pk,
+    size_t n_peers, const uint8_t c_sk[FRI_SECAGG_SKBYTES],
     const uint8_t b_seed[FRI_SECAGG_SEEDBYTES], uint64_t round_id);
 
 // ---------------------------------------------------------------------------
@@ -174,20 +165,32 @@ FR_NODISCARD fr_err fri_secagg_mask(
 // random 24-byte nonce prefixed; associated data binds round_id, from, to.
 // dst receives msg_len + FRI_SECAGG_SEAL_OVERHEAD bytes.
 // Errors: FR_EINVAL, FR_ENOSPC, FR_ECRYPTO (low-order key).
-FR_NODISCARD fr_err fri_secagg_share_seal(
-    uint8_t *dst, size_t dst_cap, size_t *dst_len, const uint8_t *msg,
-    size_t msg_len, uint64_t round_id, uint32_t from, uint32_t to,
-    const uint8_t s_sk_from[FRI_SECAGG_SKBYTES],
+FR_NODISCARD fr_err fri_secagg_share_seal(uint8_t *dst, size_t dst_cap,
+    size_t *dst_len, const uint8_t *msg, size_t msg_len, uint64_t round_id,
+    uint32_t from, uint32_t to, const uint8_t s_sk_from[FRI_SECAGG_SKBYTES],
     const uint8_t s_pk_to[FRI_SECAGG_PKBYTES]);
 
 // Opens a sealed share at the receiver `to`. FR_ECRYPTO if it was altered,
 // or sealed for another round, sender or receiver. FR_EPROTO if shorter
 // than the overhead, FR_ENOSPC if msg_cap is short.
-FR_NODISCARD fr_err fri_secagg_share_open(
-    uint8_t *msg, size_t msg_cap, size_t *msg_len, const uint8_t *src,
-    size_t src_len, uint64_t round_id, uint32_t from, uint32_t to,
-    const uint8_t s_sk_to[FRI_SECAGG_SKBYTES],
+FR_NODISCARD fr_err fri_secagg_share_open(uint8_t *msg, size_t msg_cap,
+    size_t *msg_len, const uint8_t *src, size_t src_len, uint64_t round_id,
+    uint32_t from, uint32_t to, const uint8_t s_sk_to[FRI_SECAGG_SKBYTES],
     const uint8_t s_pk_from[FRI_SECAGG_PKBYTES]);
+
+// The same with the key derived once per peer: fri_secagg_share_key gives
+// BLAKE2b-256(key = X25519(my_s_sk, peer_s_pk), "fedrec secagg share" ||
+// round_id), identical at both ends, usable for both directions (random
+// nonces; the AD fixes the direction). Wipe it with sodium_memzero.
+FR_NODISCARD fr_err fri_secagg_share_key(uint8_t key[32],
+    const uint8_t                                my_s_sk[FRI_SECAGG_SKBYTES],
+    const uint8_t peer_s_pk[FRI_SECAGG_PKBYTES], uint64_t round_id);
+FR_NODISCARD fr_err fri_secagg_share_seal_k(uint8_t *dst, size_t dst_cap,
+    size_t *dst_len, const uint8_t *msg, size_t msg_len, uint64_t round_id,
+    uint32_t from, uint32_t to, const uint8_t key[32]);
+FR_NODISCARD fr_err fri_secagg_share_open_k(uint8_t *msg, size_t msg_cap,
+    size_t *msg_len, const uint8_t *src, size_t src_len, uint64_t round_id,
+    uint32_t from, uint32_t to, const uint8_t key[32]);
 
 // ---------------------------------------------------------------------------
 // 4. SecAgg+ neighbour graph
@@ -209,9 +212,8 @@ typedef struct fri_secagg_graph {
 // allowed). Errors: FR_EINVAL (client >= n_clients, n_clients 0 or >
 // FRI_SECAGG_MAX_CLIENTS), FR_ENOSPC, FR_ENOMEM (O(n) scratch).
 FR_NODISCARD fr_err fri_secagg_neighbors(uint32_t *out, size_t cap,
-                                         size_t *n_out, uint32_t client,
-                                         uint32_t n_clients, uint32_t degree,
-                                         const uint8_t seed[32]);
+    size_t *n_out, uint32_t client, uint32_t n_clients, uint32_t degree,
+    const uint8_t seed[32]);
 
 // Effective degree of every node: n-1 for the complete graph, else degree
 // rounded up to even.
@@ -252,8 +254,8 @@ typedef struct fri_secagg_unmask_input {
 // dropped d and surviving neighbour u, removes the pair mask u added
 // (recomputing s_ud from c_sk_d and c_pk_u). Errors: FR_EINVAL (NULL,
 // index out of range or listed twice), FR_ECRYPTO (bad key), FR_ENOMEM.
-FR_NODISCARD fr_err fri_secagg_unmask(uint32_t *sum_inout, size_t n,
-                                      const fri_secagg_unmask_input *in);
+FR_NODISCARD fr_err fri_secagg_unmask(
+    uint32_t *sum_inout, size_t n, const fri_secagg_unmask_input *in);
 
 // ---------------------------------------------------------------------------
 // 6. In-memory round driver (tests, simulator)
@@ -265,10 +267,10 @@ FR_NODISCARD fr_err fri_secagg_unmask(uint32_t *sum_inout, size_t n,
 typedef struct fri_secagg_round_config {
     uint64_t round_id;
     uint32_t n_clients;
-    uint32_t degree;    // 0: complete graph; else SecAgg+ graph degree
+    uint32_t degree; // 0: complete graph; else SecAgg+ graph degree
     uint32_t threshold; // 0: fri_secagg_threshold(graph degree)
-    size_t   dim;       // vector length d (uint32 words)
-    uint64_t seed;      // derives all keys and seeds (reproducible runs)
+    size_t   dim; // vector length d (uint32 words)
+    uint64_t seed; // derives all keys and seeds (reproducible runs)
 } fri_secagg_round_config;
 
 typedef struct fri_secagg_round fri_secagg_round;
@@ -288,15 +290,14 @@ void fri_secagg_round_destroy(fri_secagg_round *r);
 // Client `client` masks its quantized vector x (cfg.dim words) and the
 // server adds it to the running sum. FR_EDUP if already submitted,
 // FR_EINVAL on a bad index.
-FR_NODISCARD fr_err fri_secagg_round_submit(fri_secagg_round *r,
-                                            uint32_t client,
-                                            const uint32_t *x);
+FR_NODISCARD fr_err fri_secagg_round_submit(
+    fri_secagg_round *r, uint32_t client, const uint32_t *x);
 
 // Marks a client that submitted as unresponsive in the recovery phase (it
 // dropped after sending its masked vector): its vector stays in the sum,
 // but it reveals no shares. FR_ESTATE if it has not submitted.
-FR_NODISCARD fr_err fri_secagg_round_go_silent(fri_secagg_round *r,
-                                               uint32_t client);
+FR_NODISCARD fr_err fri_secagg_round_go_silent(
+    fri_secagg_round *r, uint32_t client);
 
 // Recovery: clients that never submitted are dropped; every responsive
 // survivor reveals, per neighbour, the b-share of a survivor or the
@@ -306,20 +307,19 @@ FR_NODISCARD fr_err fri_secagg_round_go_silent(fri_secagg_round *r,
 // survivors' x; *n_survivors their number. FR_ESTATE if some client has
 // fewer than t responsive neighbours or nobody submitted; FR_ECRYPTO on
 // an inconsistent reconstruction. May be called once.
-FR_NODISCARD fr_err fri_secagg_round_finish(fri_secagg_round *r,
-                                            uint32_t *sum_out, size_t dim,
-                                            uint32_t *n_survivors);
+FR_NODISCARD fr_err fri_secagg_round_finish(
+    fri_secagg_round *r, uint32_t *sum_out, size_t dim, uint32_t *n_survivors);
 
 // ---------------------------------------------------------------------------
 // 7. Communication accounting
 
 typedef struct fri_secagg_cost {
-    uint64_t advert;  // signed advert, FRI_SECAGG_ADVERTBYTES
-    uint64_t shares;  // k sealed share messages incl. 8-byte routing header
-    uint64_t masked;  // 4 d
-    uint64_t unmask;  // k revealed shares incl. 4-byte client index
-    uint64_t total;   // sum of the above
-    uint64_t plain;   // 4 d: the float32 vector sent in the clear
+    uint64_t advert; // signed advert, FRI_SECAGG_ADVERTBYTES
+    uint64_t shares; // k sealed share messages incl. 8-byte routing header
+    uint64_t masked; // 4 d
+    uint64_t unmask; // k revealed shares incl. 4-byte client index
+    uint64_t total; // sum of the above
+    uint64_t plain; // 4 d: the float32 vector sent in the clear
     double   expansion; // total / plain
 } fri_secagg_cost;
 

@@ -14,11 +14,11 @@ fri_gf16_mul(uint16_t a, uint16_t b)
     uint32_t r  = 0;
     uint32_t aa = a;
     for (int i = 0; i < 16; i++) {
-        r ^= aa & (0u - (uint32_t) ((b >> i) & 1u));
+        r ^= aa & (0u - (uint32_t)((b >> i) & 1u));
         aa <<= 1;
         aa ^= GF16_POLY & (0u - ((aa >> 16) & 1u));
     }
-    return (uint16_t) r;
+    return (uint16_t)r;
 }
 
 uint16_t
@@ -38,14 +38,14 @@ fri_gf16_inv(uint16_t a)
 static uint16_t
 get16(const uint8_t *p)
 {
-    return (uint16_t) (p[0] | (uint16_t) p[1] << 8);
+    return (uint16_t)(p[0] | (uint16_t)p[1] << 8);
 }
 
 static void
 put16(uint8_t *p, uint16_t v)
 {
-    p[0] = (uint8_t) v;
-    p[1] = (uint8_t) (v >> 8);
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
 }
 
 // Multiplication by a PUBLIC constant c is GF(2)-linear: a*c is the xor of
@@ -55,7 +55,7 @@ static void
 mul_table(uint16_t tab[16], uint16_t c)
 {
     for (int i = 0; i < 16; i++) {
-        tab[i] = fri_gf16_mul(c, (uint16_t) (1u << i));
+        tab[i] = fri_gf16_mul(c, (uint16_t)(1u << i));
     }
 }
 
@@ -64,7 +64,7 @@ mul_by_table(uint16_t a, const uint16_t tab[16])
 {
     uint16_t r = 0;
     for (int i = 0; i < 16; i++) {
-        r ^= tab[i] & (uint16_t) (0u - ((a >> i) & 1u));
+        r ^= tab[i] & (uint16_t)(0u - ((a >> i) & 1u));
     }
     return r;
 }
@@ -79,19 +79,18 @@ fill_random(uint8_t *buf, size_t len, fri_rng *rng)
     for (size_t i = 0; i < len; i += 8) {
         uint64_t v = fri_rng_next(rng);
         for (size_t j = 0; j < 8 && i + j < len; j++) {
-            buf[i + j] = (uint8_t) (v >> (8 * j));
+            buf[i + j] = (uint8_t)(v >> (8 * j));
         }
     }
 }
 
 fr_err
-fri_shamir_split_at(uint8_t *shares_out, size_t shares_cap,
-                    const uint32_t *xs, size_t count, uint32_t t,
-                    const uint8_t *secret, size_t len, fri_rng *rng)
+fri_shamir_split_at(uint8_t *shares_out, size_t shares_cap, const uint32_t *xs,
+    size_t count, uint32_t t, const uint8_t *secret, size_t len, fri_rng *rng)
 {
-    if (shares_out == NULL || xs == NULL || secret == NULL || len == 0 ||
-        len % 2 != 0 || t == 0 || count == 0 || t > count ||
-        count > FRI_SHAMIR_MAX_X) {
+    if (shares_out == NULL || xs == NULL || secret == NULL || len == 0
+        || len % 2 != 0 || t == 0 || count == 0 || t > count
+        || count > FRI_SHAMIR_MAX_X) {
         return FR_EINVAL;
     }
     if (len > SIZE_MAX / count || shares_cap < count * len) {
@@ -103,16 +102,17 @@ fri_shamir_split_at(uint8_t *shares_out, size_t shares_cap,
     }
     for (size_t i = 0; i < count; i++) {
         uint32_t x = xs[i];
-        if (x == 0 || x > FRI_SHAMIR_MAX_X || ((seen[x / 8] >> (x % 8)) & 1u)) {
+        if (x == 0 || x > FRI_SHAMIR_MAX_X
+            || ((seen[x / 8] >> (x % 8)) & 1u)) {
             free(seen);
             return FR_EINVAL;
         }
-        seen[x / 8] |= (uint8_t) (1u << (x % 8));
+        seen[x / 8] |= (uint8_t)(1u << (x % 8));
     }
     free(seen);
     // Coefficients a_1..a_{t-1} of every element: coef + (k-1)*len holds
     // a_k for all elements, in the secret's layout.
-    size_t n_coef = (size_t) t - 1;
+    size_t n_coef = (size_t)t - 1;
     if (n_coef > SIZE_MAX / len) {
         return FR_ETOOBIG;
     }
@@ -126,7 +126,7 @@ fri_shamir_split_at(uint8_t *shares_out, size_t shares_cap,
     }
     for (size_t i = 0; i < count; i++) {
         uint16_t tab[16];
-        mul_table(tab, (uint16_t) xs[i]);
+        mul_table(tab, (uint16_t)xs[i]);
         for (size_t e = 0; e < len; e += 2) {
             // Horner: ((a_{t-1} x + a_{t-2}) x + ...) x + a_0.
             uint16_t acc = 0;
@@ -146,30 +146,30 @@ fri_shamir_split_at(uint8_t *shares_out, size_t shares_cap,
 
 fr_err
 fri_shamir_split(uint8_t *shares_out, size_t shares_cap, uint32_t n,
-                 uint32_t t, const uint8_t *secret, size_t len, fri_rng *rng)
+    uint32_t t, const uint8_t *secret, size_t len, fri_rng *rng)
 {
     if (n == 0 || n > FRI_SHAMIR_MAX_X) {
         return FR_EINVAL;
     }
-    uint32_t *xs = malloc((size_t) n * sizeof *xs);
+    uint32_t *xs = malloc((size_t)n * sizeof *xs);
     if (xs == NULL) {
         return FR_ENOMEM;
     }
     for (uint32_t i = 0; i < n; i++) {
         xs[i] = i + 1;
     }
-    fr_err rc =
-        fri_shamir_split_at(shares_out, shares_cap, xs, n, t, secret, len, rng);
+    fr_err rc = fri_shamir_split_at(
+        shares_out, shares_cap, xs, n, t, secret, len, rng);
     free(xs);
     return rc;
 }
 
 fr_err
 fri_shamir_combine(uint8_t *secret_out, const uint8_t *shares,
-                   const uint32_t *xs, size_t count, size_t len)
+    const uint32_t *xs, size_t count, size_t len)
 {
-    if (secret_out == NULL || shares == NULL || xs == NULL || count == 0 ||
-        count > FRI_SHAMIR_MAX_X || len == 0 || len % 2 != 0) {
+    if (secret_out == NULL || shares == NULL || xs == NULL || count == 0
+        || count > FRI_SHAMIR_MAX_X || len == 0 || len % 2 != 0) {
         return FR_EINVAL;
     }
     for (size_t i = 0; i < count; i++) {
@@ -189,8 +189,8 @@ fri_shamir_combine(uint8_t *secret_out, const uint8_t *shares,
             if (j == i) {
                 continue;
             }
-            num = fri_gf16_mul(num, (uint16_t) xs[j]);
-            den = fri_gf16_mul(den, (uint16_t) (xs[j] ^ xs[i]));
+            num = fri_gf16_mul(num, (uint16_t)xs[j]);
+            den = fri_gf16_mul(den, (uint16_t)(xs[j] ^ xs[i]));
         }
         if (den == 0) { // two equal xs
             free(lambda);

@@ -33,18 +33,14 @@
 // Errors: FR_EINVAL, FR_ENOSPC, FR_ENOMEM, FR_ETOOBIG. Internal
 // coefficients are wiped.
 FR_NODISCARD fr_err fri_shamir_split(uint8_t *shares_out, size_t shares_cap,
-                                     uint32_t n, uint32_t t,
-                                     const uint8_t *secret, size_t len,
-                                     fri_rng *rng);
+    uint32_t n, uint32_t t, const uint8_t *secret, size_t len, fri_rng *rng);
 
 // Like fri_shamir_split but evaluates at the count given points xs (each in
 // 1..65535, pairwise distinct), share i at shares_out + i*len. Used when
 // only some clients (graph neighbours) hold shares. t <= count.
-FR_NODISCARD fr_err fri_shamir_split_at(uint8_t *shares_out,
-                                        size_t shares_cap, const uint32_t *xs,
-                                        size_t count, uint32_t t,
-                                        const uint8_t *secret, size_t len,
-                                        fri_rng *rng);
+FR_NODISCARD fr_err fri_shamir_split_at(uint8_t *shares_out, size_t shares_cap,
+    const uint32_t *xs, size_t count, uint32_t t, const uint8_t *secret,
+    size_t len, fri_rng *rng);
 
 // Reconstructs the secret from count shares (share i at shares + i*len,
 // evaluated at xs[i]) by Lagrange interpolation at 0. count must be at least
@@ -53,9 +49,7 @@ FR_NODISCARD fr_err fri_shamir_split_at(uint8_t *shares_out,
 // Errors: FR_EINVAL (count 0, len odd/0, x out of range, duplicate xs),
 // FR_ENOMEM. Cost O(count^2 + count*len) field multiplications.
 FR_NODISCARD fr_err fri_shamir_combine(uint8_t *secret_out,
-                                       const uint8_t *shares,
-                                       const uint32_t *xs, size_t count,
-                                       size_t len);
+    const uint8_t *shares, const uint32_t *xs, size_t count, size_t len);
 
 // GF(2^16) arithmetic (reduction polynomial x^16+x^12+x^3+x+1), exposed
 // for tests. fri_gf16_inv(0) returns 0.

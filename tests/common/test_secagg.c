@@ -30,17 +30,17 @@ Test(common_secagg, quantize_round_trip_within_half_step)
         static float    in[N], out[N];
         static uint32_t q[N];
         for (int i = 0; i < N; i++) {
-            in[i] = (float) ((fri_rng_uniform(&r) * 2 - 1) * clips[c]);
+            in[i] = (float)((fri_rng_uniform(&r) * 2 - 1) * clips[c]);
         }
-        cr_assert_eq(fri_secagg_quantize(q, in, N, clips[c], fracs[c], NULL),
-                     FR_OK);
+        cr_assert_eq(
+            fri_secagg_quantize(q, in, N, clips[c], fracs[c], NULL), FR_OK);
         cr_assert_eq(fri_secagg_dequantize(out, q, N, fracs[c], 1), FR_OK);
-        double half = ldexp(1.0, -(int) fracs[c] - 1);
+        double half = ldexp(1.0, -(int)fracs[c] - 1);
         for (int i = 0; i < N; i++) {
             // Half a step, plus float rounding of the decoded value.
-            double tol = half + ldexp(fabs((double) in[i]), -23);
-            cr_assert_leq(fabs((double) out[i] - in[i]), tol, "%d: %g vs %g",
-                          i, in[i], out[i]);
+            double tol = half + ldexp(fabs((double)in[i]), -23);
+            cr_assert_leq(fabs((double)out[i] - in[i]), tol, "%d: %g vs %g", i,
+                in[i], out[i]);
         }
     }
 }
@@ -52,24 +52,24 @@ Test(common_secagg, quantize_clips_and_wraps_negative)
     float    out[6];
     cr_assert_eq(fri_secagg_quantize(q, in, 6, 2.0f, 8, NULL), FR_OK);
     cr_assert_eq(q[0], 512u);
-    cr_assert_eq(q[1], (uint32_t) -512);
+    cr_assert_eq(q[1], (uint32_t)-512);
     cr_assert_eq(q[2], 512u);
-    cr_assert_eq(q[3], (uint32_t) -512);
-    cr_assert_eq(q[4], (uint32_t) -128);
+    cr_assert_eq(q[3], (uint32_t)-512);
+    cr_assert_eq(q[4], (uint32_t)-128);
     cr_assert_eq(q[5], 0u);
     cr_assert_eq(fri_secagg_dequantize(out, q, 6, 8, 1), FR_OK);
     cr_assert_float_eq(out[0], 2.0f, 0);
     cr_assert_float_eq(out[1], -2.0f, 0);
     cr_assert_float_eq(out[4], -0.5f, 0);
     // Mean of two summands.
-    uint32_t s = (uint32_t) -512 + (uint32_t) -128;
+    uint32_t s = (uint32_t)-512 + (uint32_t)-128;
     cr_assert_eq(fri_secagg_dequantize(out, &s, 1, 8, 2), FR_OK);
     cr_assert_float_eq(out[0], -1.25f, 0);
     // Ties round away from zero, deterministically.
     float t[2] = { 1.5f / 256, -1.5f / 256 };
     cr_assert_eq(fri_secagg_quantize(q, t, 2, 2.0f, 8, NULL), FR_OK);
     cr_assert_eq(q[0], 2u);
-    cr_assert_eq(q[1], (uint32_t) -2);
+    cr_assert_eq(q[1], (uint32_t)-2);
 }
 
 Test(common_secagg, quantize_rejects_bad_input)
@@ -115,11 +115,11 @@ Test(common_secagg, max_cohort)
     cr_assert_eq(fri_secagg_max_cohort(0.0f, 8), 0u);
     // The bound is tight: max_cohort summands at +clip stay positive.
     uint32_t n = fri_secagg_max_cohort(2.0f, 8), s = 0;
-    s          = (uint32_t) ((uint64_t) n * 512u);
+    s = (uint32_t)((uint64_t)n * 512u);
     float out;
     cr_assert_eq(fri_secagg_dequantize(&out, &s, 1, 8, 1), FR_OK);
     cr_assert_gt(out, 0.0f);
-    s = (uint32_t) ((uint64_t) (n + 1) * 512u); // one more wraps
+    s = (uint32_t)((uint64_t)(n + 1) * 512u); // one more wraps
     cr_assert_eq(fri_secagg_dequantize(&out, &s, 1, 8, 1), FR_OK);
     cr_assert_lt(out, 0.0f);
 }
@@ -143,8 +143,8 @@ Test(common_secagg, advert_verify_and_forgeries)
     fri_secagg_keys k;
     cr_assert_eq(fri_secagg_keygen(&k, NULL), FR_OK);
     fri_secagg_advert a, b;
-    cr_assert_eq(fri_secagg_advert_sign(&a, 7, 3, k.c_pk, k.s_pk, id_sk),
-                 FR_OK);
+    cr_assert_eq(
+        fri_secagg_advert_sign(&a, 7, 3, k.c_pk, k.s_pk, id_sk), FR_OK);
     cr_assert_eq(fri_secagg_advert_verify(&a, 7, 3, id_pk), FR_OK);
     // Replay into another round, or as another client.
     cr_assert_eq(fri_secagg_advert_verify(&a, 8, 3, id_pk), FR_ECRYPTO);
@@ -155,29 +155,28 @@ Test(common_secagg, advert_verify_and_forgeries)
     // Every single bit flip of the signed content or signature.
     uint8_t wire[FRI_SECAGG_ADVERTBYTES], flip[FRI_SECAGG_ADVERTBYTES];
     size_t  len = 0;
-    cr_assert_eq(fri_secagg_advert_encode(wire, sizeof wire, &len, &a),
-                 FR_OK);
+    cr_assert_eq(fri_secagg_advert_encode(wire, sizeof wire, &len, &a), FR_OK);
     cr_assert_eq(len, FRI_SECAGG_ADVERTBYTES);
     for (size_t bit = 0; bit < 8 * sizeof wire; bit++) {
         memcpy(flip, wire, sizeof wire);
-        flip[bit / 8] ^= (uint8_t) (1u << (bit % 8));
+        flip[bit / 8] ^= (uint8_t)(1u << (bit % 8));
         cr_assert_eq(fri_secagg_advert_decode(&b, flip, sizeof flip), FR_OK);
         cr_assert_eq(fri_secagg_advert_verify(&b, 7, 3, id_pk), FR_ECRYPTO,
-                     "bit %zu", bit);
+            "bit %zu", bit);
     }
     cr_assert_eq(fri_secagg_advert_decode(&b, wire, sizeof wire), FR_OK);
     cr_assert_eq(fri_secagg_advert_verify(&b, 7, 3, id_pk), FR_OK);
-    cr_assert_eq(fri_secagg_advert_decode(&b, wire, sizeof wire - 1),
-                 FR_EPROTO);
-    cr_assert_eq(fri_secagg_advert_encode(wire, sizeof wire - 1, &len, &a),
-                 FR_ENOSPC);
+    cr_assert_eq(
+        fri_secagg_advert_decode(&b, wire, sizeof wire - 1), FR_EPROTO);
+    cr_assert_eq(
+        fri_secagg_advert_encode(wire, sizeof wire - 1, &len, &a), FR_ENOSPC);
     // Wrong signer: the adversary signs the same keys with its own key.
-    cr_assert_eq(fri_secagg_advert_sign(&b, 7, 3, k.c_pk, k.s_pk, ev_sk),
-                 FR_OK);
+    cr_assert_eq(
+        fri_secagg_advert_sign(&b, 7, 3, k.c_pk, k.s_pk, ev_sk), FR_OK);
     cr_assert_eq(fri_secagg_advert_verify(&b, 7, 3, id_pk), FR_ECRYPTO);
     cr_assert_eq(fri_secagg_advert_verify(&b, 7, 3, ev_pk), FR_OK);
     fri_secagg_keys_wipe(&k);
-    cr_assert(sodium_is_zero((const unsigned char *) &k, sizeof k));
+    cr_assert(sodium_is_zero((const unsigned char *)&k, sizeof k));
 }
 
 Test(common_secagg, pair_seed_is_symmetric_and_rejects_low_order)
@@ -191,10 +190,8 @@ Test(common_secagg, pair_seed_is_symmetric_and_rejects_low_order)
     cr_assert(memcmp(sab, sba, 32) == 0);
     cr_assert_eq(fri_secagg_pair_seed(s2, a.c_sk, b.c_pk, 6, 0, 9), FR_OK);
     cr_assert(memcmp(sab, s2, 32) != 0, "round id must change the seed");
-    cr_assert_eq(fri_secagg_pair_seed(s2, a.c_sk, zero, 5, 0, 9),
-                 FR_ECRYPTO);
-    cr_assert_eq(fri_secagg_pair_seed(s2, a.c_sk, b.c_pk, 5, 4, 4),
-                 FR_EINVAL);
+    cr_assert_eq(fri_secagg_pair_seed(s2, a.c_sk, zero, 5, 0, 9), FR_ECRYPTO);
+    cr_assert_eq(fri_secagg_pair_seed(s2, a.c_sk, b.c_pk, 5, 4, 4), FR_EINVAL);
 }
 
 Test(common_secagg, prg_is_a_stream)
@@ -227,40 +224,55 @@ Test(common_secagg, share_seal_binds_round_and_parties)
     size_t  len = 0, glen = 0;
     randombytes_buf(msg, sizeof msg);
     cr_assert_eq(fri_secagg_share_seal(box, sizeof box, &len, msg, sizeof msg,
-                                       11, 1, 2, u.s_sk, v.s_pk),
-                 FR_OK);
+                     11, 1, 2, u.s_sk, v.s_pk),
+        FR_OK);
     cr_assert_eq(len, FRI_SECAGG_SEALEDBYTES);
-    cr_assert_eq(fri_secagg_share_open(got, sizeof got, &glen, box, len, 11,
-                                       1, 2, v.s_sk, u.s_pk),
-                 FR_OK);
+    cr_assert_eq(fri_secagg_share_open(got, sizeof got, &glen, box, len, 11, 1,
+                     2, v.s_sk, u.s_pk),
+        FR_OK);
     cr_assert_eq(glen, sizeof msg);
     cr_assert(memcmp(got, msg, sizeof msg) == 0);
     // Other round, swapped direction, other receiver index, wrong key.
-    cr_assert_eq(fri_secagg_share_open(got, sizeof got, &glen, box, len, 12,
-                                       1, 2, v.s_sk, u.s_pk),
-                 FR_ECRYPTO);
-    cr_assert_eq(fri_secagg_share_open(got, sizeof got, &glen, box, len, 11,
-                                       2, 1, v.s_sk, u.s_pk),
-                 FR_ECRYPTO);
-    cr_assert_eq(fri_secagg_share_open(got, sizeof got, &glen, box, len, 11,
-                                       1, 3, v.s_sk, u.s_pk),
-                 FR_ECRYPTO);
-    cr_assert_eq(fri_secagg_share_open(got, sizeof got, &glen, box, len, 11,
-                                       1, 2, w.s_sk, u.s_pk),
-                 FR_ECRYPTO);
+    cr_assert_eq(fri_secagg_share_open(got, sizeof got, &glen, box, len, 12, 1,
+                     2, v.s_sk, u.s_pk),
+        FR_ECRYPTO);
+    cr_assert_eq(fri_secagg_share_open(got, sizeof got, &glen, box, len, 11, 2,
+                     1, v.s_sk, u.s_pk),
+        FR_ECRYPTO);
+    cr_assert_eq(fri_secagg_share_open(got, sizeof got, &glen, box, len, 11, 1,
+                     3, v.s_sk, u.s_pk),
+        FR_ECRYPTO);
+    cr_assert_eq(fri_secagg_share_open(got, sizeof got, &glen, box, len, 11, 1,
+                     2, w.s_sk, u.s_pk),
+        FR_ECRYPTO);
     for (size_t i = 0; i < len; i += 7) {
         box[i] ^= 0x10;
         cr_assert_eq(fri_secagg_share_open(got, sizeof got, &glen, box, len,
-                                           11, 1, 2, v.s_sk, u.s_pk),
-                     FR_ECRYPTO, "byte %zu", i);
+                         11, 1, 2, v.s_sk, u.s_pk),
+            FR_ECRYPTO, "byte %zu", i);
         box[i] ^= 0x10;
     }
     cr_assert_eq(fri_secagg_share_open(got, sizeof got, &glen, box, 39, 11, 1,
-                                       2, v.s_sk, u.s_pk),
-                 FR_EPROTO);
+                     2, v.s_sk, u.s_pk),
+        FR_EPROTO);
+    // Precomputed keys agree at both ends and interoperate.
+    uint8_t ku[32], kv[32];
+    cr_assert_eq(fri_secagg_share_key(ku, u.s_sk, v.s_pk, 11), FR_OK);
+    cr_assert_eq(fri_secagg_share_key(kv, v.s_sk, u.s_pk, 11), FR_OK);
+    cr_assert(memcmp(ku, kv, 32) == 0);
+    cr_assert_eq(fri_secagg_share_open_k(
+                     got, sizeof got, &glen, box, len, 11, 1, 2, kv),
+        FR_OK);
+    cr_assert_eq(fri_secagg_share_seal_k(
+                     box, sizeof box, &len, msg, sizeof msg, 11, 2, 1, kv),
+        FR_OK);
+    cr_assert_eq(fri_secagg_share_open(got, sizeof got, &glen, box, len, 11, 2,
+                     1, u.s_sk, v.s_pk),
+        FR_OK);
+    cr_assert(memcmp(got, msg, sizeof msg) == 0);
     cr_assert_eq(fri_secagg_share_seal(box, sizeof box - 1, &len, msg,
-                                       sizeof msg, 11, 1, 2, u.s_sk, v.s_pk),
-                 FR_ENOSPC);
+                     sizeof msg, 11, 1, 2, u.s_sk, v.s_pk),
+        FR_ENOSPC);
 }
 
 // ---------------------------------------------------------------------------
@@ -274,11 +286,11 @@ masked_sum_equals_plain(uint32_t n, size_t d)
     fri_rng r;
     fri_rng_seed(&r, n);
     fri_secagg_keys *k     = calloc(n, sizeof *k);
-    uint8_t         *c_pk  = malloc((size_t) n * 32);
-    uint8_t         *pk    = malloc((size_t) n * 32);
-    uint8_t         *b     = malloc((size_t) n * 32);
-    uint32_t        *peers = malloc((size_t) n * 4);
-    uint32_t        *idx   = malloc((size_t) n * 4);
+    uint8_t         *c_pk  = malloc((size_t)n * 32);
+    uint8_t         *pk    = malloc((size_t)n * 32);
+    uint8_t         *b     = malloc((size_t)n * 32);
+    uint32_t        *peers = malloc((size_t)n * 4);
+    uint32_t        *idx   = malloc((size_t)n * 4);
     uint32_t        *x = malloc(d * 4), *y = malloc(d * 4);
     uint32_t        *plain = calloc(d, 4), *sum = calloc(d, 4);
     cr_assert(k && c_pk && pk && b && peers && idx && x && y && plain && sum);
@@ -298,23 +310,23 @@ masked_sum_equals_plain(uint32_t n, size_t d)
             }
         }
         for (size_t i = 0; i < d; i++) {
-            x[i] = (uint32_t) fri_rng_next(&r);
+            x[i] = (uint32_t)fri_rng_next(&r);
             plain[i] += x[i];
         }
-        cr_assert_eq(fri_secagg_mask(y, x, d, u, peers, pk, np, k[u].c_sk,
-                                     b + 32 * u, 77),
-                     FR_OK);
+        cr_assert_eq(fri_secagg_mask(
+                         y, x, d, u, peers, pk, np, k[u].c_sk, b + 32 * u, 77),
+            FR_OK);
         cr_assert(memcmp(x, y, d * 4) != 0);
         for (size_t i = 0; i < d; i++) {
             sum[i] += y[i];
         }
     }
     cr_assert(memcmp(sum, plain, d * 4) != 0);
-    fri_secagg_unmask_input in = { .round_id      = 77,
-                                   .survivors     = idx,
-                                   .survivor_c_pk = c_pk,
-                                   .survivor_b    = b,
-                                   .n_survivors   = n };
+    fri_secagg_unmask_input in = { .round_id = 77,
+        .survivors                           = idx,
+        .survivor_c_pk                       = c_pk,
+        .survivor_b                          = b,
+        .n_survivors                         = n };
     cr_assert_eq(fri_secagg_unmask(sum, d, &in), FR_OK);
     cr_assert(memcmp(sum, plain, d * 4) == 0, "n=%u: sum differs", n);
     for (uint32_t u = 0; u < n; u++) {
@@ -351,9 +363,9 @@ chi2_bytes(const uint32_t *w, size_t n)
             hist[(w[i] >> (8 * j)) & 0xFF]++;
         }
     }
-    double e = (double) n * 4 / 256, chi = 0;
+    double e = (double)n * 4 / 256, chi = 0;
     for (int i = 0; i < 256; i++) {
-        chi += ((double) hist[i] - e) * ((double) hist[i] - e) / e;
+        chi += ((double)hist[i] - e) * ((double)hist[i] - e) / e;
     }
     return chi;
 }
@@ -365,9 +377,9 @@ chi2_nibbles_top(const uint32_t *w, size_t n)
     for (size_t i = 0; i < n; i++) {
         hist[w[i] >> 28]++;
     }
-    double e = (double) n / 16, chi = 0;
+    double e = (double)n / 16, chi = 0;
     for (int i = 0; i < 16; i++) {
-        chi += ((double) hist[i] - e) * ((double) hist[i] - e) / e;
+        chi += ((double)hist[i] - e) * ((double)hist[i] - e) / e;
     }
     return chi;
 }
@@ -382,7 +394,7 @@ Test(common_secagg, masked_update_looks_uniform)
     uint32_t       *x = malloc(D * 4), *y = malloc(D * 4);
     fri_secagg_keys k[4];
     for (int i = 0; i < 4; i++) {
-        seeded_keys(&k[i], (uint8_t) (40 + i));
+        seeded_keys(&k[i], (uint8_t)(40 + i));
     }
     uint32_t peers[3] = { 0, 1, 3 };
     uint8_t  pk[3 * 32], b[32];
@@ -392,13 +404,13 @@ Test(common_secagg, masked_update_looks_uniform)
     memset(b, 0x5A, sizeof b);
     float half = 0.5f;
     for (int i = 0; i < D; i++) {
-        cr_assert_eq(fri_secagg_quantize(&x[i], &half, 1, 2.0f, 8, NULL),
-                     FR_OK);
+        cr_assert_eq(
+            fri_secagg_quantize(&x[i], &half, 1, 2.0f, 8, NULL), FR_OK);
     }
     // Control: the plain vector is maximally non-uniform.
     cr_assert_gt(chi2_bytes(x, D), 1e5);
-    cr_assert_eq(fri_secagg_mask(y, x, D, 2, peers, pk, 3, k[2].c_sk, b, 1),
-                 FR_OK);
+    cr_assert_eq(
+        fri_secagg_mask(y, x, D, 2, peers, pk, 3, k[2].c_sk, b, 1), FR_OK);
     double cb = chi2_bytes(y, D), cn = chi2_nibbles_top(y, D);
     cr_assert_lt(cb, 400.0, "byte chi2 %f", cb);
     cr_assert_lt(cn, 55.0, "nibble chi2 %f", cn);
@@ -408,13 +420,12 @@ Test(common_secagg, masked_update_looks_uniform)
 
 Test(common_secagg, unmask_rejects_duplicate_clients)
 {
-    uint32_t                s[2] = { 1, 1 };
+    uint32_t                s[2]   = { 1, 1 };
     uint8_t                 pk[64] = { 0 }, b[64] = { 0 };
     uint32_t                sum[4] = { 0 };
-    fri_secagg_unmask_input in     = { .survivors     = s,
-                                       .survivor_c_pk = pk,
-                                       .survivor_b    = b,
-                                       .n_survivors   = 2 };
+    fri_secagg_unmask_input in     = {
+            .survivors = s, .survivor_c_pk = pk, .survivor_b = b, .n_survivors = 2
+    };
     cr_assert_eq(fri_secagg_unmask(sum, 4, &in), FR_EINVAL);
     fri_secagg_graph g = { .n_clients = 1, .degree = 0 };
     s[1]               = 0;
@@ -427,15 +438,15 @@ Test(common_secagg, unmask_rejects_duplicate_clients)
 
 static void
 run_round(uint32_t n, uint32_t degree, double drop_frac, uint32_t n_silent,
-          size_t d, uint64_t seed)
+    size_t d, uint64_t seed)
 {
     fri_secagg_round_config cfg;
     fri_secagg_round_config_init(&cfg);
-    cfg.n_clients = n;
-    cfg.degree    = degree;
-    cfg.dim       = d;
-    cfg.seed      = seed;
-    cfg.round_id  = 1000 + seed;
+    cfg.n_clients       = n;
+    cfg.degree          = degree;
+    cfg.dim             = d;
+    cfg.seed            = seed;
+    cfg.round_id        = 1000 + seed;
     fri_secagg_round *r = NULL;
     cr_assert_eq(fri_secagg_round_create(&r, &cfg), FR_OK);
     fri_rng rng;
@@ -447,17 +458,17 @@ run_round(uint32_t n, uint32_t degree, double drop_frac, uint32_t n_silent,
         order[i] = i;
     }
     fri_rng_shuffle_u32(&rng, order, n);
-    uint32_t n_drop = (uint32_t) (drop_frac * n);
+    uint32_t n_drop = (uint32_t)(drop_frac * n);
     // order[0..n_drop) drop before sending their masked vector.
     for (uint32_t i = n_drop; i < n; i++) {
         float v[64];
         for (size_t j = 0; j < d; j += 64) {
             size_t m = d - j < 64 ? d - j : 64;
             for (size_t l = 0; l < m; l++) {
-                v[l] = (float) (fri_rng_normal(&rng) * 0.5);
+                v[l] = (float)(fri_rng_normal(&rng) * 0.5);
             }
-            cr_assert_eq(fri_secagg_quantize(x + j, v, m, 2.0f, 8, NULL),
-                         FR_OK);
+            cr_assert_eq(
+                fri_secagg_quantize(x + j, v, m, 2.0f, 8, NULL), FR_OK);
         }
         for (size_t j = 0; j < d; j++) {
             plain[j] += x[j];
@@ -521,19 +532,19 @@ Test(common_secagg, round_fails_cleanly_below_threshold)
 
 Test(common_secagg, neighbor_graph_is_symmetric_regular)
 {
-    uint8_t  seed[32] = { 1, 2, 3 };
+    uint8_t  seed[32]   = { 1, 2, 3 };
     uint32_t cases[][2] = { { 120, 0 }, { 100, 7 }, { 1000, 0 }, { 9, 8 } };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        uint32_t n = cases[c][0];
-        uint32_t deg = cases[c][1] ? cases[c][1] : fri_secagg_plus_degree(n);
-        uint32_t k   = fri_secagg_graph_degree(n, deg);
-        uint8_t *adj = calloc((size_t) n * n, 1);
-        uint32_t *nb = malloc(n * 4);
+        uint32_t  n   = cases[c][0];
+        uint32_t  deg = cases[c][1] ? cases[c][1] : fri_secagg_plus_degree(n);
+        uint32_t  k   = fri_secagg_graph_degree(n, deg);
+        uint8_t  *adj = calloc((size_t)n * n, 1);
+        uint32_t *nb  = malloc(n * 4);
         cr_assert(adj && nb);
         for (uint32_t u = 0; u < n; u++) {
             size_t got = 0;
-            cr_assert_eq(fri_secagg_neighbors(nb, n, &got, u, n, deg, seed),
-                         FR_OK);
+            cr_assert_eq(
+                fri_secagg_neighbors(nb, n, &got, u, n, deg, seed), FR_OK);
             cr_assert_eq(got, k, "n=%u u=%u", n, u);
             for (size_t i = 0; i < got; i++) {
                 cr_assert_neq(nb[i], u);
@@ -541,12 +552,12 @@ Test(common_secagg, neighbor_graph_is_symmetric_regular)
                 if (i > 0) {
                     cr_assert_lt(nb[i - 1], nb[i], "sorted, no duplicates");
                 }
-                adj[(size_t) u * n + nb[i]] = 1;
+                adj[(size_t)u * n + nb[i]] = 1;
             }
         }
         for (uint32_t u = 0; u < n; u++) {
             for (uint32_t v = 0; v < n; v++) {
-                cr_assert_eq(adj[(size_t) u * n + v], adj[(size_t) v * n + u]);
+                cr_assert_eq(adj[(size_t)u * n + v], adj[(size_t)v * n + u]);
             }
         }
         free(adj);
@@ -558,11 +569,11 @@ Test(common_secagg, neighbor_graph_is_symmetric_regular)
     cr_assert_eq(fri_secagg_plus_degree(20), 19u); // complete
     cr_assert_eq(fri_secagg_graph_degree(100, 7), 8u);
     size_t q = 0;
-    cr_assert_eq(fri_secagg_neighbors(NULL, 0, &q, 0, 100, 7, seed),
-                 FR_ENOSPC);
+    cr_assert_eq(
+        fri_secagg_neighbors(NULL, 0, &q, 0, 100, 7, seed), FR_ENOSPC);
     cr_assert_eq(q, 8u);
-    cr_assert_eq(fri_secagg_neighbors(NULL, 0, &q, 100, 100, 7, seed),
-                 FR_EINVAL);
+    cr_assert_eq(
+        fri_secagg_neighbors(NULL, 0, &q, 100, 100, 7, seed), FR_EINVAL);
 }
 
 Test(common_secagg, neighbor_graph_depends_on_seed)

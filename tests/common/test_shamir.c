@@ -19,8 +19,8 @@ Test(common_shamir, field_inverse_and_primitive_polynomial)
 {
     // Every non-zero element has an inverse ...
     for (uint32_t a = 1; a < 65536; a++) {
-        cr_assert_eq(fri_gf16_mul((uint16_t) a, fri_gf16_inv((uint16_t) a)),
-                     1, "a=%u", a);
+        cr_assert_eq(fri_gf16_mul((uint16_t)a, fri_gf16_inv((uint16_t)a)), 1,
+            "a=%u", a);
     }
     // ... and x generates the whole multiplicative group (order 65535), so
     // the reduction polynomial is primitive, hence irreducible.
@@ -40,9 +40,9 @@ Test(common_shamir, any_t_shares_recover_32_byte_secret)
 {
     uint8_t secret[32], got[32], shares[10 * 32], pick[4 * 32];
     randombytes_buf(secret, sizeof secret);
-    cr_assert_eq(fri_shamir_split(shares, sizeof shares, 10, 4, secret, 32,
-                                  NULL),
-                 FR_OK);
+    cr_assert_eq(
+        fri_shamir_split(shares, sizeof shares, 10, 4, secret, 32, NULL),
+        FR_OK);
     fri_rng r;
     fri_rng_seed(&r, 5);
     for (int trial = 0; trial < 200; trial++) {
@@ -75,20 +75,19 @@ Test(common_shamir, t_minus_1_shares_leave_secret_undetermined)
     // "secret" runs over all 65536 values exactly once. So two shares are
     // consistent with every secret equally (one polynomial each).
     uint8_t secret[2] = { 0xA7, 0x3C }, shares[5 * 2];
-    cr_assert_eq(fri_shamir_split(shares, sizeof shares, 5, 3, secret, 2,
-                                  NULL),
-                 FR_OK);
+    cr_assert_eq(
+        fri_shamir_split(shares, sizeof shares, 5, 3, secret, 2, NULL), FR_OK);
     uint8_t *hit = calloc(65536, 1);
     cr_assert_not_null(hit);
     uint8_t  set[3 * 2];
     uint32_t xs[3] = { 1, 2, 3 };
     memcpy(set, shares, 4);
     for (uint32_t f = 0; f < 65536; f++) {
-        set[4]     = (uint8_t) f;
-        set[5]     = (uint8_t) (f >> 8);
+        set[4] = (uint8_t)f;
+        set[5] = (uint8_t)(f >> 8);
         uint8_t s2[2];
         cr_assert_eq(fri_shamir_combine(s2, set, xs, 3, 2), FR_OK);
-        uint32_t v = s2[0] | (uint32_t) s2[1] << 8;
+        uint32_t v = s2[0] | (uint32_t)s2[1] << 8;
         cr_assert_eq(hit[v], 0, "secret %u reached twice", v);
         hit[v] = 1;
     }
@@ -117,13 +116,13 @@ Test(common_shamir, t_minus_1_shares_are_uniform)
     fri_rng r;
     fri_rng_seed(&r, 99);
     for (int s = 0; s < 2; s++) {
-        uint8_t  secret[2] = { (uint8_t) (s ? 0xFF : 0), 0 };
+        uint8_t  secret[2] = { (uint8_t)(s ? 0xFF : 0), 0 };
         uint32_t hist[256] = { 0 };
         int      trials    = 1 << 16;
         for (int i = 0; i < trials; i++) {
             uint8_t sh[3 * 2];
-            cr_assert_eq(fri_shamir_split(sh, sizeof sh, 3, 2, secret, 2, &r),
-                         FR_OK);
+            cr_assert_eq(
+                fri_shamir_split(sh, sizeof sh, 3, 2, secret, 2, &r), FR_OK);
             hist[sh[0]]++;
         }
         double e = trials / 256.0, chi = 0;
@@ -150,9 +149,8 @@ Test(common_shamir, split_at_arbitrary_points)
     uint8_t  secret[32], sh[3 * 32], got[32];
     uint32_t xs[3] = { 700, 65535, 42 };
     randombytes_buf(secret, sizeof secret);
-    cr_assert_eq(fri_shamir_split_at(sh, sizeof sh, xs, 3, 3, secret, 32,
-                                      NULL),
-                 FR_OK);
+    cr_assert_eq(
+        fri_shamir_split_at(sh, sizeof sh, xs, 3, 3, secret, 32, NULL), FR_OK);
     cr_assert_eq(fri_shamir_combine(got, sh, xs, 3, 32), FR_OK);
     cr_assert(memcmp(got, secret, 32) == 0);
 }
@@ -160,20 +158,20 @@ Test(common_shamir, split_at_arbitrary_points)
 Test(common_shamir, rejects_bad_arguments)
 {
     uint8_t  secret[32] = { 0 }, sh[4 * 32], out[32];
-    uint32_t dup[2]     = { 3, 3 }, zero[2] = { 0, 1 }, big[2] = { 1, 65536 };
+    uint32_t dup[2] = { 3, 3 }, zero[2] = { 0, 1 }, big[2] = { 1, 65536 };
     cr_assert_eq(fri_shamir_split(sh, sizeof sh, 4, 5, secret, 32, NULL),
-                 FR_EINVAL); // t > n
-    cr_assert_eq(fri_shamir_split(sh, sizeof sh, 4, 0, secret, 32, NULL),
-                 FR_EINVAL);
+        FR_EINVAL); // t > n
+    cr_assert_eq(
+        fri_shamir_split(sh, sizeof sh, 4, 0, secret, 32, NULL), FR_EINVAL);
     cr_assert_eq(fri_shamir_split(sh, sizeof sh, 4, 2, secret, 31, NULL),
-                 FR_EINVAL); // odd length
+        FR_EINVAL); // odd length
     cr_assert_eq(fri_shamir_split(sh, sizeof sh - 1, 4, 2, secret, 32, NULL),
-                 FR_ENOSPC);
+        FR_ENOSPC);
     cr_assert_eq(fri_shamir_split(sh, sizeof sh, 65536, 2, secret, 32, NULL),
-                 FR_EINVAL);
-    cr_assert_eq(fri_shamir_split_at(sh, sizeof sh, dup, 2, 2, secret, 32,
-                                     NULL),
-                 FR_EINVAL);
+        FR_EINVAL);
+    cr_assert_eq(
+        fri_shamir_split_at(sh, sizeof sh, dup, 2, 2, secret, 32, NULL),
+        FR_EINVAL);
     cr_assert_eq(fri_shamir_combine(out, sh, dup, 2, 32), FR_EINVAL);
     cr_assert_eq(fri_shamir_combine(out, sh, zero, 2, 32), FR_EINVAL);
     cr_assert_eq(fri_shamir_combine(out, sh, big, 2, 32), FR_EINVAL);
