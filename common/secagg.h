@@ -254,6 +254,7 @@ typedef struct fri_secagg_unmask_input {
 // dropped d and surviving neighbour u, removes the pair mask u added
 // (recomputing s_ud from c_sk_d and c_pk_u). Errors: FR_EINVAL (NULL,
 // index out of range or listed twice), FR_ECRYPTO (bad key), FR_ENOMEM.
+// On error sum_inout is partially unmasked (unspecified).
 FR_NODISCARD fr_err fri_secagg_unmask(
     uint32_t *sum_inout, size_t n, const fri_secagg_unmask_input *in);
 
