@@ -105,7 +105,7 @@ fri_sim_config_init(fri_sim_config *c)
 {
     fri_train_config tc;
     memset(c, 0, sizeof(*c));
-    fri_train_config_init(&tc, FRI_ALGO_ALS);
+    fri_train_config_init(&tc, FRI_TRAIN_ALS);
     c->synthetic = 1;
     fri_synth_config_init(&c->synth);
     c->holdout = 0.2;

@@ -780,7 +780,7 @@ fri_sim_reference(const fri_sim_config *c, const fri_sim_pop *p,
     fri_train_config tc;
     fri_mf_model    *m = NULL;
     fr_err           e;
-    fri_train_config_init(&tc, FRI_ALGO_ALS);
+    fri_train_config_init(&tc, FRI_TRAIN_ALS);
     tc.k = c->k;
     tc.epochs = c->rounds;
     tc.reg = c->reg;
