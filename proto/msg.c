@@ -180,9 +180,8 @@ fr_err
 fri_get_model_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
                      const fri_get_model *g)
 {
-    if ((g->accept & FRI_ENC_F32_BIT) == 0 ||
-        (g->accept & ~(FRI_ENC_F32_BIT | FRI_ENC_F16_BIT | FRI_ENC_I8_BIT))) {
-        return FR_EINVAL;
+    if ((g->accept & FRI_ENC_F32_BIT) == 0) {
+        return FR_EINVAL; // R10: fp32 is mandatory; other bits are kept
     }
     uint8_t *b;
     fr_err   e = fri_frame_begin(dst, dst_cap, FRI_T_GET_MODEL,
