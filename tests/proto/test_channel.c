@@ -234,6 +234,7 @@ Test(proto_channel, R24_wrong_pinned_server_key_fails)
     cr_assert_eq(handshake(&p, other.kx_pk, NULL), FR_ECRYPTO);
     cr_assert_null(p.c);
     fri_session_destroy(p.s);
+    p.s = NULL;
     fri_identity_wipe(&other);
     teardown(&p);
 }
