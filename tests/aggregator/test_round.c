@@ -20,10 +20,10 @@ key(uint8_t pk[FRI_AGG_KEYBYTES], uint32_t i)
     memset(pk, 0, FRI_AGG_KEYBYTES);
     // Spread the bytes so the cohort hash sees distinct keys.
     for (int b = 0; b < FRI_AGG_KEYBYTES; b++) {
-        pk[b] = (uint8_t) ((i * 2654435761u) >> ((b % 4) * 8)) ^ (uint8_t) b;
+        pk[b] = (uint8_t)((i * 2654435761u) >> ((b % 4) * 8)) ^ (uint8_t)b;
     }
-    pk[31] = (uint8_t) i;
-    pk[30] = (uint8_t) (i >> 8);
+    pk[31] = (uint8_t)i;
+    pk[30] = (uint8_t)(i >> 8);
 }
 
 static void
@@ -59,7 +59,7 @@ static void
 make_upd(upd *x, uint64_t round, float p0)
 {
     memset(x, 0, sizeof(*x));
-    float xu[D] = {p0, 0.5f, 1.0f};
+    float xu[D] = { p0, 0.5f, 1.0f };
     for (int a = 0; a < D; a++) {
         for (int b = a; b < D; b++) {
             x->gram[fri_packed_index(D, a, b)] = xu[a] * xu[b];
@@ -69,7 +69,7 @@ make_upd(upd *x, uint64_t round, float p0)
     x->items[1] = 2;
     for (int j = 0; j < 2; j++) {
         for (int r = 0; r < D; r++) {
-            x->rows[j * D + r] = xu[r] * (float) (j + 1);
+            x->rows[j * D + r] = xu[r] * (float)(j + 1);
         }
     }
     x->u.round       = round;
@@ -95,19 +95,18 @@ Test(agg_config, rejects_bad_values)
 {
     fri_agg_config c;
     char           err[256];
-#define BAD(stmt, needle)                                                   \
-    do {                                                                    \
-        base_cfg(&c);                                                       \
-        stmt;                                                               \
-        err[0] = 0;                                                         \
-        cr_assert_eq(fri_agg_config_check(&c, err, sizeof(err)), FR_EINVAL, \
-                     "accepted: " #stmt);                                   \
-        cr_assert(strstr(err, needle) != NULL, "message '%s' lacks '%s'",   \
-                  err, needle);                                             \
+#define BAD(stmt, needle)                                                     \
+    do {                                                                      \
+        base_cfg(&c);                                                         \
+        stmt;                                                                 \
+        err[0] = 0;                                                           \
+        cr_assert_eq(fri_agg_config_check(&c, err, sizeof(err)), FR_EINVAL,   \
+            "accepted: " #stmt);                                              \
+        cr_assert(strstr(err, needle) != NULL, "message '%s' lacks '%s'",     \
+            err, needle);                                                     \
     } while (0)
     base_cfg(&c);
-    cr_assert_eq(fri_agg_config_check(&c, err, sizeof(err)), FR_OK, "%s",
-                 err);
+    cr_assert_eq(fri_agg_config_check(&c, err, sizeof(err)), FR_OK, "%s", err);
     BAD(c.n_items = 0, "items");
     BAD(c.k = 0, "k must");
     BAD(c.k = 100000, "k must");
@@ -120,13 +119,13 @@ Test(agg_config, rejects_bad_values)
     BAD(c.round_deadline_ms = 10, "round-deadline");
     BAD(c.server_lr = 0.0f, "server-lr");
     BAD(c.momentum = 1.0f, "momentum");
-    BAD(c.algo = (fri_agg_algo) 7, "algo");
+    BAD(c.algo = (fri_agg_algo)7, "algo");
     BAD((c.implicit = 1, c.algo = FRI_AGG_GRAD), "implicit");
-    BAD(c.server_opt = (fri_agg_opt) 9, "server-opt");
+    BAD(c.server_opt = (fri_agg_opt)9, "server-opt");
     BAD(c.max_sessions = 0, "max-sessions");
     BAD((c.n_allow = 2, c.allow = NULL), "allow");
 #undef BAD
-    fri_agg *a = (fri_agg *) 1;
+    fri_agg *a = (fri_agg *)1;
     base_cfg(&c);
     c.k = 0;
     cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_EINVAL);
@@ -140,7 +139,7 @@ Test(agg_round, cohort_fill_closes_round)
     fri_agg *a = make(&c, 1000);
     uint8_t  pk[5][FRI_AGG_KEYBYTES];
     for (int i = 0; i < 5; i++) {
-        key(pk[i], (uint32_t) i);
+        key(pk[i], (uint32_t)i);
     }
     fri_agg_task t;
     uint64_t     round = 0;
@@ -161,7 +160,7 @@ Test(agg_round, cohort_fill_closes_round)
     cr_assert_eq(t.ms_left, 900);
     upd x;
     for (int i = 0; i < 3; i++) {
-        make_upd(&x, round, 0.1f * (float) i);
+        make_upd(&x, round, 0.1f * (float)i);
         cr_assert_eq(version_of(a), 0);
         cr_assert_eq(fri_agg_submit(a, 1200, pk[i], &x.u), FR_OK);
     }
@@ -174,7 +173,7 @@ Test(agg_round, cohort_fill_closes_round)
     cr_assert_eq(m.updates_accepted, 3);
     cr_assert(m.round_open);
     cr_assert_eq(m.cohort, 0);
-    cr_assert(fabsf(m.mu - 3.5f) < 1e-6f, "mu %f", (double) m.mu);
+    cr_assert(fabsf(m.mu - 3.5f) < 1e-6f, "mu %f", (double)m.mu);
     // The new round has room again.
     cr_assert_eq(fri_agg_checkin(a, 1300, pk[4], &t), FR_OK);
     cr_assert(t.has_task);
@@ -187,12 +186,12 @@ Test(agg_round, deadline_closes_with_min_clients)
 {
     fri_agg_config c;
     base_cfg(&c);
-    fri_agg *a = make(&c, 0);
-    uint8_t  pk[3][FRI_AGG_KEYBYTES];
+    fri_agg     *a = make(&c, 0);
+    uint8_t      pk[3][FRI_AGG_KEYBYTES];
     fri_agg_task t;
     upd          x;
     for (int i = 0; i < 3; i++) {
-        key(pk[i], (uint32_t) i + 10);
+        key(pk[i], (uint32_t)i + 10);
         cr_assert_eq(fri_agg_checkin(a, 10, pk[i], &t), FR_OK);
         cr_assert(t.has_task);
     }
@@ -258,7 +257,7 @@ Test(agg_round, refusals_have_the_right_codes)
     fri_agg *a = make(&c, 0);
     uint8_t  pk[4][FRI_AGG_KEYBYTES];
     for (int i = 0; i < 4; i++) {
-        key(pk[i], 100 + (uint32_t) i);
+        key(pk[i], 100 + (uint32_t)i);
     }
     fri_agg_task t;
     cr_assert_eq(fri_agg_checkin(a, 0, pk[0], &t), FR_OK);
@@ -306,10 +305,12 @@ Test(agg_round, refusals_have_the_right_codes)
     cr_assert_eq(m.updates_accepted, 2);
     char   buf[8192];
     size_t len = 0;
-    cr_assert_eq(fri_agg_metrics_prometheus(&m, buf, sizeof(buf), &len),
-                 FR_OK);
-    cr_assert(strstr(buf, "fedrec_updates_rejected_total{reason=\"duplicate\"}"
-                          " 1\n") != NULL);
+    cr_assert_eq(
+        fri_agg_metrics_prometheus(&m, buf, sizeof(buf), &len), FR_OK);
+    cr_assert(strstr(buf,
+                  "fedrec_updates_rejected_total{reason=\"duplicate\"}"
+                  " 1\n")
+        != NULL);
     cr_assert(strstr(buf, "fedrec_updates_accepted_total 2\n") != NULL);
     cr_assert(strstr(buf, "fedrec_round 1\n") != NULL, "%s", buf);
     cr_assert_eq(fri_agg_metrics_prometheus(&m, buf, 100, &len), FR_ENOSPC);
@@ -335,11 +336,10 @@ Test(agg_round, fraction_sampling_is_seeded_and_stable)
         cr_assert_eq(t.has_task, t2.has_task, "decision changed");
         selected += t.has_task;
     }
-    cr_assert(selected > 80 && selected < 160, "selected %d of 400",
-              selected);
+    cr_assert(selected > 80 && selected < 160, "selected %d of 400", selected);
     fri_agg_metrics m;
     fri_agg_metrics_get(a, &m);
-    cr_assert_eq(m.cohort, (uint32_t) selected);
+    cr_assert_eq(m.cohort, (uint32_t)selected);
     fri_agg_destroy(a);
 }
 
@@ -360,7 +360,7 @@ Test(agg_round, everyone_mode_and_rounds_limit)
             cr_assert_eq(fri_agg_checkin(a, now, pk, &t), FR_OK);
             cr_assert(t.has_task, "round %d client %u", r, i);
             upd x;
-            make_upd(&x, t.round, 0.01f * (float) i);
+            make_upd(&x, t.round, 0.01f * (float)i);
             cr_assert_eq(fri_agg_submit(a, now, pk, &x.u), FR_OK);
         }
         cr_assert(!fri_agg_done(a));
@@ -401,60 +401,73 @@ Test(agg_solve, als_equals_centralized_item_solve)
     size_t   cnt = 0;
     for (int u = 0; u < NU; u++) {
         for (int f = 0; f < KK; f++) {
-            P[u][f] = (float) fri_rng_normal(&r) * 0.5f;
+            P[u][f] = (float)fri_rng_normal(&r) * 0.5f;
         }
-        BU[u] = (float) fri_rng_normal(&r) * 0.2f;
+        BU[u] = (float)fri_rng_normal(&r) * 0.2f;
         n[u]  = 0;
         for (uint32_t i = 0; i < NIT; i++) {
-            if (fri_rng_uniform(&r) < 0.6 || i == (uint32_t) u) {
+            if (fri_rng_uniform(&r) < 0.6 || i == (uint32_t)u) {
                 items[u][n[u]]   = i;
-                ratings[u][n[u]] = 1.0f + (float) fri_rng_below(&r, 5);
+                ratings[u][n[u]] = 1.0f + (float)fri_rng_below(&r, 5);
                 sum += ratings[u][n[u]];
                 cnt++;
                 n[u]++;
             }
         }
     }
-    float mu_new = (float) (sum / (double) cnt);
+    float mu_new = (float)(sum / (double)cnt);
 
-    // Federated: every user sends stats computed with the served mu (0).
-    fri_agg_task t;
-    for (int u = 0; u < NU; u++) {
-        uint8_t pk[FRI_AGG_KEYBYTES];
-        key(pk, (uint32_t) u + 500);
-        cr_assert_eq(fri_agg_checkin(a, 0, pk, &t), FR_OK);
-        cr_assert(t.has_task);
-        float gram[fri_packed_len(DD)];
-        float h[NIT * DD];
-        cr_assert_eq(fri_mf_user_item_stats(gram, fri_packed_len(DD), h,
-                                            n[u] * DD, P[u], BU[u], KK, 0.0f,
-                                            ratings[u], n[u]),
-                     FR_OK);
-        double s = 0;
-        for (size_t j = 0; j < n[u]; j++) {
-            s += ratings[u][j];
-        }
-        fri_agg_update up = {.round       = t.round,
-                             .n           = (uint32_t) n[u],
-                             .items       = items[u],
-                             .gram        = gram,
-                             .gram_len    = fri_packed_len(DD),
-                             .rows        = h,
-                             .rows_len    = n[u] * DD,
-                             .sum_ratings = s,
-                             .count       = (double) n[u]};
-        cr_assert_eq(fri_agg_submit(a, 1, pk, &up), FR_OK);
-    }
-    cr_assert_eq(version_of(a), 1);
+    // Federated: every user sends stats computed with the served mu. The
+    // first round is a census (only mu is taken), the second a full solve.
     float mu, bi[NIT], Q[NIT * KK];
+    for (int rnd = 0; rnd < 2; rnd++) {
+        float        served = rnd == 0 ? 0.0f : mu_new;
+        fri_agg_task t;
+        for (int u = 0; u < NU; u++) {
+            uint8_t pk[FRI_AGG_KEYBYTES];
+            key(pk, (uint32_t)u + 500);
+            cr_assert_eq(fri_agg_checkin(a, 0, pk, &t), FR_OK);
+            cr_assert(t.has_task);
+            float gram[fri_packed_len(DD)];
+            float h[NIT * DD];
+            cr_assert_eq(
+                fri_mf_user_item_stats(gram, fri_packed_len(DD), h, n[u] * DD,
+                    P[u], BU[u], KK, served, ratings[u], n[u]),
+                FR_OK);
+            double s = 0;
+            for (size_t j = 0; j < n[u]; j++) {
+                s += ratings[u][j];
+            }
+            fri_agg_update up = { .round = t.round,
+                .n                       = (uint32_t)n[u],
+                .items                   = items[u],
+                .gram                    = gram,
+                .gram_len                = fri_packed_len(DD),
+                .rows                    = h,
+                .rows_len                = n[u] * DD,
+                .sum_ratings             = s,
+                .count                   = (double)n[u] };
+            cr_assert_eq(fri_agg_submit(a, 1 + (uint64_t)rnd, pk, &up), FR_OK);
+        }
+        cr_assert_eq(version_of(a), (uint64_t)rnd + 1);
+        if (rnd == 0) {
+            // Census: mu is set, item factors and biases are untouched.
+            fri_agg_model_copy(a, &mu, bi, NIT, Q, NIT * KK, NULL);
+            cr_assert(fabsf(mu - mu_new) < 1e-6f);
+            cr_assert(memcmp(Q, Q0, sizeof(Q)) == 0);
+            for (uint32_t i = 0; i < NIT; i++) {
+                cr_assert_eq(bi[i], 0.0f);
+            }
+        }
+    }
     fri_agg_model_copy(a, &mu, bi, NIT, Q, NIT * KK, NULL);
     cr_assert(fabsf(mu - mu_new) < 1e-6f);
 
     // Centralized: sum the same statistics per item with the new mu.
     size_t gl = fri_packed_len(DD);
     for (uint32_t i = 0; i < NIT; i++) {
-        float  G[fri_packed_len(DD)], H[DD];
-        int    any = 0;
+        float G[fri_packed_len(DD)], H[DD];
+        int   any = 0;
         memset(G, 0, sizeof(G));
         memset(H, 0, sizeof(H));
         for (int u = 0; u < NU; u++) {
@@ -464,9 +477,8 @@ Test(agg_solve, als_equals_centralized_item_solve)
                 }
                 float gram[fri_packed_len(DD)], h[DD];
                 cr_assert_eq(fri_mf_user_item_stats(gram, gl, h, DD, P[u],
-                                                    BU[u], KK, mu_new,
-                                                    &ratings[u][j], 1),
-                             FR_OK);
+                                 BU[u], KK, mu_new, &ratings[u][j], 1),
+                    FR_OK);
                 for (size_t e = 0; e < gl; e++) {
                     G[e] += gram[e];
                 }
@@ -479,19 +491,19 @@ Test(agg_solve, als_equals_centralized_item_solve)
         float q[KK], b;
         if (any) {
             cr_assert_eq(fri_mf_item_solve(q, &b, G, H, KK, c.reg, c.reg_bias,
-                                           c.weighted, NULL, 0),
-                         FR_OK);
+                             c.weighted, NULL, 0),
+                FR_OK);
         } else {
             memcpy(q, Q0 + i * KK, sizeof(q));
             b = 0.0f;
         }
         for (int f = 0; f < KK; f++) {
             cr_assert(fabsf(q[f] - Q[i * KK + f]) < 1e-4f,
-                      "item %u factor %d: want %f got %f", i, f, (double) q[f],
-                      (double) Q[i * KK + f]);
+                "item %u factor %d: want %f got %f", i, f, (double)q[f],
+                (double)Q[i * KK + f]);
         }
         cr_assert(fabsf(b - bi[i]) < 1e-4f, "item %u bias: want %f got %f", i,
-                  (double) b, (double) bi[i]);
+            (double)b, (double)bi[i]);
     }
     fri_agg_destroy(a);
 }
@@ -518,35 +530,34 @@ Test(agg_solve, implicit_equals_centralized_item_solve)
     fri_agg_task t;
     for (int u = 0; u < NU; u++) {
         for (int f = 0; f < KK; f++) {
-            P[u][f] = (float) fri_rng_normal(&r) * 0.5f;
+            P[u][f] = (float)fri_rng_normal(&r) * 0.5f;
         }
         n[u] = 0;
         for (uint32_t i = 0; i < NIT; i++) {
-            if (fri_rng_uniform(&r) < 0.5 || i == (uint32_t) u) {
+            if (fri_rng_uniform(&r) < 0.5 || i == (uint32_t)u) {
                 items[u][n[u]] = i;
-                vals[u][n[u]]  = 1.0f + (float) fri_rng_below(&r, 3);
+                vals[u][n[u]]  = 1.0f + (float)fri_rng_below(&r, 3);
                 n[u]++;
             }
         }
         float gram[fri_packed_len(KK)], rows[NIT * DD];
-        cr_assert_eq(fri_mf_implicit_user_item_stats(gram, gk, rows,
-                                                     n[u] * DD, P[u], KK,
-                                                     vals[u], n[u], c.alpha),
-                     FR_OK);
+        cr_assert_eq(fri_mf_implicit_user_item_stats(gram, gk, rows, n[u] * DD,
+                         P[u], KK, vals[u], n[u], c.alpha),
+            FR_OK);
         for (size_t e = 0; e < gk; e++) {
             gall[e] += gram[e];
         }
         uint8_t pk[FRI_AGG_KEYBYTES];
-        key(pk, (uint32_t) u + 900);
+        key(pk, (uint32_t)u + 900);
         cr_assert_eq(fri_agg_checkin(a, 0, pk, &t), FR_OK);
-        fri_agg_update up = {.round    = t.round,
-                             .n        = (uint32_t) n[u],
-                             .items    = items[u],
-                             .gram     = gram,
-                             .gram_len = gk,
-                             .rows     = rows,
-                             .rows_len = n[u] * DD,
-                             .count    = (double) n[u]};
+        fri_agg_update up = { .round = t.round,
+            .n                       = (uint32_t)n[u],
+            .items                   = items[u],
+            .gram                    = gram,
+            .gram_len                = gk,
+            .rows                    = rows,
+            .rows_len                = n[u] * DD,
+            .count                   = (double)n[u] };
         cr_assert_eq(fri_agg_submit(a, 1, pk, &up), FR_OK);
     }
     cr_assert_eq(version_of(a), 1);
@@ -564,21 +575,21 @@ Test(agg_solve, implicit_equals_centralized_item_solve)
                 float cc = 1.0f + c.alpha * vals[u][j];
                 for (int x = 0; x < KK; x++) {
                     for (int y = x; y < KK; y++) {
-                        gw[fri_packed_index(KK, x, y)] +=
-                            (cc - 1.0f) * P[u][x] * P[u][y];
+                        gw[fri_packed_index(KK, x, y)]
+                            += (cc - 1.0f) * P[u][x] * P[u][y];
                     }
                     h[x] += cc * P[u][x];
                 }
             }
         }
         float q[KK];
-        cr_assert_eq(fri_mf_implicit_item_solve(q, gall, gw, h, KK, c.reg,
-                                                NULL, 0),
-                     FR_OK);
+        cr_assert_eq(
+            fri_mf_implicit_item_solve(q, gall, gw, h, KK, c.reg, NULL, 0),
+            FR_OK);
         for (int f = 0; f < KK; f++) {
             cr_assert(fabsf(q[f] - Q[i * KK + f]) < 1e-3f * (1 + fabsf(q[f])),
-                      "item %u: want %f got %f", i, (double) q[f],
-                      (double) Q[i * KK + f]);
+                "item %u: want %f got %f", i, (double)q[f],
+                (double)Q[i * KK + f]);
         }
     }
     fri_agg_destroy(a);
@@ -590,26 +601,26 @@ Test(agg_solve, grad_sgd_and_adam_steps)
         fri_agg_config c;
         base_cfg(&c);
         c.algo              = FRI_AGG_GRAD;
-        c.server_opt        = (fri_agg_opt) opt;
+        c.server_opt        = (fri_agg_opt)opt;
         c.server_lr         = 0.5f;
         c.clients_per_round = 2;
         fri_agg *a          = make(&c, 0);
         float    Q0[NI * K], b0[NI], Q1[NI * K], b1[NI];
         fri_agg_model_copy(a, NULL, b0, NI, Q0, NI * K, NULL);
-        float    g[2][2 * D] = {{1, 2, 3, 4, 5, 6}, {-1, 0, 1, 2, 2, 2}};
-        uint32_t it[2][2]    = {{0, 3}, {3, 4}};
-        double   w[2]        = {2, 6};
+        float    g[2][2 * D] = { { 1, 2, 3, 4, 5, 6 }, { -1, 0, 1, 2, 2, 2 } };
+        uint32_t it[2][2]    = { { 0, 3 }, { 3, 4 } };
+        double   w[2]        = { 2, 6 };
         fri_agg_task t;
         for (int u = 0; u < 2; u++) {
             uint8_t pk[FRI_AGG_KEYBYTES];
-            key(pk, (uint32_t) u + 40);
+            key(pk, (uint32_t)u + 40);
             cr_assert_eq(fri_agg_checkin(a, 0, pk, &t), FR_OK);
-            fri_agg_update up = {.round    = t.round,
-                                 .n        = 2,
-                                 .items    = it[u],
-                                 .rows     = g[u],
-                                 .rows_len = 2 * D,
-                                 .weight   = w[u]};
+            fri_agg_update up = { .round = t.round,
+                .n                       = 2,
+                .items                   = it[u],
+                .rows                    = g[u],
+                .rows_len                = 2 * D,
+                .weight                  = w[u] };
             cr_assert_eq(fri_agg_submit(a, 1, pk, &up), FR_OK);
         }
         fri_agg_model_copy(a, NULL, b1, NI, Q1, NI * K, NULL);
@@ -631,15 +642,15 @@ Test(agg_solve, grad_sgd_and_adam_steps)
                 if (opt == FRI_AGG_OPT_ADAM) {
                     // First Adam step: lr * sign(g) (bias-corrected).
                     want = avg[i][e] == 0.0f
-                               ? before
-                               : before - 0.5f * (avg[i][e] > 0 ? 1.0f : -1.0f);
+                        ? before
+                        : before - 0.5f * (avg[i][e] > 0 ? 1.0f : -1.0f);
                 } else {
                     // Momentum's first step equals plain SGD's.
                     want = before - 0.5f * avg[i][e];
                 }
                 cr_assert(fabsf(after - want) < 1e-4f,
-                          "opt %d item %d e %d: want %f got %f", opt, i, e,
-                          (double) want, (double) after);
+                    "opt %d item %d e %d: want %f got %f", opt, i, e,
+                    (double)want, (double)after);
             }
         }
         fri_agg_destroy(a);
