@@ -30,7 +30,7 @@ fri_bpmf_gamma(fri_rng *r, double shape)
         if (v <= 0.0) {
             continue;
         }
-        v = v * v * v;
+        v        = v * v * v;
         double u = fri_rng_uniform(r);
         if (u > 0.0 && log(u) < 0.5 * x * x + dd - dd * v + dd * log(v)) {
             return dd * v;
@@ -49,11 +49,11 @@ prior_valid(const fri_bpmf_prior *p, size_t d)
 // with rng, R^-1 eps where A = R^T R (so the draw has covariance A^-1).
 static fr_err
 finish_step(float *x_out, float *cov_out, float *A, float *b, float *eps,
-            float *rinv, size_t d, const fri_bpmf_prior *prior, fri_rng *rng)
+    float *rinv, size_t d, const fri_bpmf_prior *prior, fri_rng *rng)
 {
     for (size_t a = 0; a < d; a++) {
         const float *la = prior->prec + a * d;
-        double s = 0.0;
+        double       s  = 0.0;
         for (size_t c = 0; c < d; c++) {
             s += (double)la[c] * prior->mean[c];
         }
@@ -73,7 +73,7 @@ finish_step(float *x_out, float *cov_out, float *A, float *b, float *eps,
         }
         for (size_t ii = d; ii-- > 0;) {
             const float *ri = A + ii * d;
-            double s = eps[ii];
+            double       s  = eps[ii];
             for (size_t c = ii + 1; c < d; c++) {
                 s -= (double)ri[c] * eps[c];
             }
@@ -92,7 +92,7 @@ finish_step(float *x_out, float *cov_out, float *A, float *b, float *eps,
         for (size_t c = 0; c < d; c++) {
             for (size_t ii = c + 1; ii-- > 0;) {
                 const float *ri = A + ii * d;
-                double s = ii == c ? 1.0 : 0.0;
+                double       s  = ii == c ? 1.0 : 0.0;
                 for (size_t t = ii + 1; t <= c; t++) {
                     s -= (double)ri[t] * rinv[t * d + c];
                 }
@@ -134,17 +134,16 @@ get_work(float **w, float **owned, float *work, size_t work_len, size_t need)
 
 fr_err
 fri_bpmf_user_step(float *p_out, float *bu_out, float *cov_out,
-                   const fri_mf_items *it, const uint32_t *items,
-                   const float *ratings, size_t n,
-                   const fri_bpmf_prior *prior, float beta, fri_rng *rng,
-                   float *work, size_t work_len)
+    const float *item_cov, const fri_mf_items *it, const uint32_t *items,
+    const float *ratings, size_t n, const fri_bpmf_prior *prior, float beta,
+    fri_rng *rng, float *work, size_t work_len)
 {
-    if (p_out == NULL || bu_out == NULL || it == NULL || it->k == 0 ||
-        it->k > FRI_MF_MAX_K ||
-        (it->n_items > 0 && (it->Q == NULL || it->bi == NULL)) ||
-        (n > 0 && (items == NULL || ratings == NULL)) ||
-        !prior_valid(prior, (size_t)it->k + 1) || !(beta > 0.0f) ||
-        !isfinite(beta)) {
+    if (p_out == NULL || bu_out == NULL || it == NULL || it->k == 0
+        || it->k > FRI_MF_MAX_K
+        || (it->n_items > 0 && (it->Q == NULL || it->bi == NULL))
+        || (n > 0 && (items == NULL || ratings == NULL))
+        || !prior_valid(prior, (size_t)it->k + 1) || !(beta > 0.0f)
+        || !isfinite(beta)) {
         return FR_EINVAL;
     }
     const size_t k = it->k, d = k + 1;
@@ -162,10 +161,10 @@ fri_bpmf_user_step(float *p_out, float *bu_out, float *cov_out,
     memset(A, 0, d * d * sizeof(float));
     memset(b, 0, d * sizeof(float));
     for (size_t j = 0; j < n; j++) {
-        const float *q = it->Q + (size_t)items[j] * k;
-        float res = ratings[j] - it->mu - it->bi[items[j]];
+        const float *q   = it->Q + (size_t)items[j] * k;
+        float        res = ratings[j] - it->mu - it->bi[items[j]];
         for (size_t a = 0; a < k; a++) {
-            float qa = q[a];
+            float  qa  = q[a];
             float *row = A + a * d;
             for (size_t c = a; c < k; c++) {
                 row[c] += qa * q[c];
@@ -176,6 +175,22 @@ fri_bpmf_user_step(float *p_out, float *bu_out, float *cov_out,
         b[k] += res;
     }
     A[k * d + k] = (float)n;
+    if (item_cov != NULL) {
+        // E[z z^T] adds the q block of S_i; E[z (r - mu - b_i)] subtracts
+        // cov(q_i, b_i).
+        const size_t plen = fri_packed_len(d);
+        for (size_t j = 0; j < n; j++) {
+            const float *S = item_cov + (size_t)items[j] * plen;
+            for (size_t a = 0; a < k; a++) {
+                const float *Sa  = S + fri_packed_index(d, a, a);
+                float       *row = A + a * d;
+                for (size_t c = a; c < k; c++) {
+                    row[c] += Sa[c - a];
+                }
+                b[a] -= Sa[k - a];
+            }
+        }
+    }
     for (size_t a = 0; a < d; a++) {
         b[a] *= beta;
         for (size_t c = a; c < d; c++) {
@@ -194,18 +209,18 @@ fri_bpmf_user_step(float *p_out, float *bu_out, float *cov_out,
 
 fr_err
 fri_bpmf_item_step(float *q_out, float *b_out, float *cov_out,
-                   const float *gram_sum_packed, const float *h_sum,
-                   uint32_t k, const fri_bpmf_prior *prior, float beta,
-                   fri_rng *rng, float *work, size_t work_len)
+    const float *gram_sum_packed, const float *h_sum, uint32_t k,
+    const fri_bpmf_prior *prior, float beta, fri_rng *rng, float *work,
+    size_t work_len)
 {
-    if (q_out == NULL || b_out == NULL || gram_sum_packed == NULL ||
-        h_sum == NULL || k == 0 || k > FRI_MF_MAX_K ||
-        !prior_valid(prior, (size_t)k + 1) || !(beta > 0.0f) ||
-        !isfinite(beta)) {
+    if (q_out == NULL || b_out == NULL || gram_sum_packed == NULL
+        || h_sum == NULL || k == 0 || k > FRI_MF_MAX_K
+        || !prior_valid(prior, (size_t)k + 1) || !(beta > 0.0f)
+        || !isfinite(beta)) {
         return FR_EINVAL;
     }
     const size_t d = (size_t)k + 1;
-    float *w, *owned;
+    float       *w, *owned;
     fr_err e = get_work(&w, &owned, work, work_len, fri_bpmf_work_len(k));
     if (e != FR_OK) {
         return e;
@@ -228,9 +243,35 @@ fri_bpmf_item_step(float *q_out, float *b_out, float *cov_out,
     return e;
 }
 
+fr_err
+fri_bpmf_user_item_stats(float *gram_out, size_t gram_len, float *h_out,
+    size_t h_len, const float *p, float bu, const float *cov, uint32_t k,
+    float mu, const float *ratings, size_t n)
+{
+    fr_err e = fri_mf_user_item_stats(
+        gram_out, gram_len, h_out, h_len, p, bu, k, mu, ratings, n);
+    if (e != FR_OK || cov == NULL) {
+        return e;
+    }
+    const size_t d = (size_t)k + 1;
+    for (size_t a = 0; a < k; a++) {
+        const float *Sa = cov + fri_packed_index(d, a, a);
+        float       *ga = gram_out + fri_packed_index(d, a, a);
+        for (size_t c = a; c < k; c++) {
+            ga[c - a] += Sa[c - a];
+        }
+    }
+    for (size_t j = 0; j < n; j++) {
+        float *h = h_out + j * d;
+        for (size_t a = 0; a < k; a++) {
+            h[a] -= cov[fri_packed_index(d, a, k)];
+        }
+    }
+    return FR_OK;
+}
+
 void
-fri_bpmf_hyper_stats(double *sum_x, double *sum_xx, const float *x,
-                     uint32_t d)
+fri_bpmf_hyper_stats(double *sum_x, double *sum_xx, const float *x, uint32_t d)
 {
     size_t t = 0;
     for (size_t a = 0; a < d; a++) {
@@ -254,7 +295,7 @@ chol_lower(double *M, size_t d)
         if (!(s > 0.0) || !isfinite(s)) {
             return 0;
         }
-        double cjj = sqrt(s);
+        double cjj   = sqrt(s);
         M[j * d + j] = cjj;
         for (size_t i = j + 1; i < d; i++) {
             double v = M[i * d + j];
@@ -272,16 +313,16 @@ chol_lower(double *M, size_t d)
 
 fr_err
 fri_bpmf_hyper_sample(float *mean_out, float *prec_out, const double *sum_x,
-                      const double *sum_xx, double n, uint32_t d,
-                      double beta0, double w0, fri_rng *rng)
+    const double *sum_xx, double n, uint32_t d, double beta0, double w0,
+    fri_rng *rng)
 {
-    if (mean_out == NULL || prec_out == NULL || sum_x == NULL ||
-        sum_xx == NULL || d == 0 || d > FRI_LINALG_MAX_N || !(n >= 0.0) ||
-        !(beta0 > 0.0) || !(w0 > 0.0)) {
+    if (mean_out == NULL || prec_out == NULL || sum_x == NULL || sum_xx == NULL
+        || d == 0 || d > FRI_LINALG_MAX_N || !(n >= 0.0) || !(beta0 > 0.0)
+        || !(w0 > 0.0)) {
         return FR_EINVAL;
     }
     const size_t dd = (size_t)d * d;
-    double *M = malloc(4 * dd * sizeof(double) + 3 * d * sizeof(double));
+    double      *M  = malloc(4 * dd * sizeof(double) + 3 * d * sizeof(double));
     if (M == NULL) {
         return FR_ENOMEM;
     }
@@ -293,7 +334,7 @@ fri_bpmf_hyper_sample(float *mean_out, float *prec_out, const double *sum_x,
     // M = W*^-1 = W0^-1 + (sum_xx - n xbar xbar^T)
     //           + (beta0 n / (beta0 + n)) xbar xbar^T.
     double shrink = beta0 * n / (beta0 + n) - n;
-    size_t t = 0;
+    size_t t      = 0;
     for (size_t a = 0; a < d; a++) {
         for (size_t c = a; c < d; c++) {
             double v = sum_xx[t++] + shrink * xbar[a] * xbar[c];
@@ -306,7 +347,7 @@ fri_bpmf_hyper_sample(float *mean_out, float *prec_out, const double *sum_x,
         mstar[a] = n * xbar[a] / (beta0 + n);
     }
     const double nu = (double)d + n, bstar = beta0 + n;
-    fr_err e = FR_OK;
+    fr_err       e = FR_OK;
     if (!chol_lower(M, d)) {
         e = FR_EINTERNAL;
     } else if (rng == NULL) {
@@ -398,20 +439,20 @@ void
 fri_bpmf_config_init(fri_bpmf_config *c)
 {
     memset(c, 0, sizeof(*c));
-    c->k = 10;
-    c->burnin = 20;
-    c->samples = 80;
-    c->thin = 1;
-    c->beta = 2.0f;
-    c->sample_beta = 0;
-    c->beta0 = 2.0f;
-    c->w0 = 1.0f;
-    c->init_std = 0.1f;
-    c->clamp_lo = 1.0f;
-    c->clamp_hi = 5.0f;
-    c->output = FRI_BPMF_AVG_FACTORS;
+    c->k           = 10;
+    c->burnin      = 20;
+    c->samples     = 80;
+    c->thin        = 1;
+    c->beta        = 2.0f;
+    c->sample_beta = 1;
+    c->beta0       = 2.0f;
+    c->w0          = 1.0f;
+    c->init_std    = 0.1f;
+    c->clamp_lo    = 1.0f;
+    c->clamp_hi    = 5.0f;
+    c->output      = FRI_BPMF_AVG_FACTORS;
     c->mean_sweeps = 5;
-    c->seed = 42;
+    c->seed        = 42;
 }
 
 static int
@@ -430,8 +471,8 @@ predict_any(const fri_mf_model *m, uint32_t u, uint32_t i)
     if (u < m->n_users && i < m->n_items) {
         return fri_mf_predict(m, u, i);
     }
-    return m->mu + (u < m->n_users ? m->bu[u] : 0.0f) +
-           (i < m->n_items ? m->bi[i] : 0.0f);
+    return m->mu + (u < m->n_users ? m->bu[u] : 0.0f)
+        + (i < m->n_items ? m->bi[i] : 0.0f);
 }
 
 typedef struct gibbs {
@@ -452,9 +493,9 @@ typedef struct gibbs {
 static fr_err
 item_sweep(gibbs *g, float beta, fri_rng *rng)
 {
-    fri_mf_model *m = g->m;
+    fri_mf_model  *m  = g->m;
     const fri_csr *tr = g->train;
-    const size_t k = m->k, d = g->d, plen = g->plen;
+    const size_t   k = m->k, d = g->d, plen = g->plen;
     memset(g->gram_acc, 0, (size_t)m->n_items * plen * sizeof(float));
     memset(g->h_acc, 0, (size_t)m->n_items * d * sizeof(float));
     fr_err e = FR_OK;
@@ -464,25 +505,24 @@ item_sweep(gibbs *g, float beta, fri_rng *rng)
             continue;
         }
         e = fri_mf_user_item_stats(g->gram_u, plen, g->h_u, g->h_cap,
-                                   m->P + u * k, m->bu[u], m->k, m->mu,
-                                   tr->val + a, n);
+            m->P + u * k, m->bu[u], m->k, m->mu, tr->val + a, n);
         for (size_t j = 0; j < n && e == FR_OK; j++) {
             float *gi = g->gram_acc + (size_t)tr->idx[a + j] * plen;
             for (size_t t = 0; t < plen; t++) {
                 gi[t] += g->gram_u[t];
             }
-            float *hi = g->h_acc + (size_t)tr->idx[a + j] * d;
+            float       *hi = g->h_acc + (size_t)tr->idx[a + j] * d;
             const float *hj = g->h_u + j * d;
             for (size_t t = 0; t < d; t++) {
                 hi[t] += hj[t];
             }
         }
     }
-    fri_bpmf_prior ip = {(uint32_t)d, g->imean, g->iprec};
+    fri_bpmf_prior ip = { (uint32_t)d, g->imean, g->iprec };
     for (uint32_t i = 0; i < m->n_items && e == FR_OK; i++) {
         e = fri_bpmf_item_step(m->Q + i * k, &m->bi[i], NULL,
-                               g->gram_acc + i * plen, g->h_acc + i * d,
-                               m->k, &ip, beta, rng, g->work, g->wlen);
+            g->gram_acc + i * plen, g->h_acc + i * d, m->k, &ip, beta, rng,
+            g->work, g->wlen);
     }
     return e;
 }
@@ -490,17 +530,16 @@ item_sweep(gibbs *g, float beta, fri_rng *rng)
 static fr_err
 user_sweep(gibbs *g, float beta, fri_rng *rng)
 {
-    fri_mf_model *m = g->m;
+    fri_mf_model  *m  = g->m;
     const fri_csr *tr = g->train;
-    const size_t k = m->k;
-    fri_mf_items it = fri_mf_items_of(m);
-    fri_bpmf_prior up = {(uint32_t)g->d, g->umean, g->uprec};
-    fr_err e = FR_OK;
+    const size_t   k  = m->k;
+    fri_mf_items   it = fri_mf_items_of(m);
+    fri_bpmf_prior up = { (uint32_t)g->d, g->umean, g->uprec };
+    fr_err         e  = FR_OK;
     for (uint32_t u = 0; u < m->n_users && e == FR_OK; u++) {
         size_t a = tr->ptr[u], n = tr->ptr[u + 1] - a;
-        e = fri_bpmf_user_step(m->P + u * k, &m->bu[u], NULL, &it,
-                               tr->idx + a, tr->val + a, n, &up, beta, rng,
-                               g->work, g->wlen);
+        e = fri_bpmf_user_step(m->P + u * k, &m->bu[u], NULL, NULL, &it,
+            tr->idx + a, tr->val + a, n, &up, beta, rng, g->work, g->wlen);
     }
     return e;
 }
@@ -508,7 +547,7 @@ user_sweep(gibbs *g, float beta, fri_rng *rng)
 // Hyperparameters of rows [P | b] of m (n rows) drawn into mean/prec.
 static fr_err
 hyper_rows(gibbs *g, const float *P, const float *b, uint32_t n_rows,
-           float *mean, float *prec, fri_rng *rng)
+    float *mean, float *prec, fri_rng *rng)
 {
     const size_t k = g->m->k, d = g->d;
     memset(g->sx, 0, d * sizeof(double));
@@ -519,31 +558,31 @@ hyper_rows(gibbs *g, const float *P, const float *b, uint32_t n_rows,
         fri_bpmf_hyper_stats(g->sx, g->sxx, g->xbuf, (uint32_t)d);
     }
     return fri_bpmf_hyper_sample(mean, prec, g->sx, g->sxx, n_rows,
-                                 (uint32_t)d, g->c->beta0, g->c->w0, rng);
+        (uint32_t)d, g->c->beta0, g->c->w0, rng);
 }
 
 static int
 config_ok(const fri_bpmf_config *c)
 {
-    return c != NULL && c->k > 0 && c->k <= FRI_MF_MAX_K && c->samples > 0 &&
-           c->thin > 0 && c->beta > 0.0f && isfinite(c->beta) &&
-           c->beta0 > 0.0f && c->w0 > 0.0f && c->init_std >= 0.0f &&
-           (c->output == FRI_BPMF_AVG_FACTORS ||
-            c->output == FRI_BPMF_MEAN_SOLVE);
+    return c != NULL && c->k > 0 && c->k <= FRI_MF_MAX_K && c->samples > 0
+        && c->thin > 0 && c->beta > 0.0f && isfinite(c->beta)
+        && c->beta0 > 0.0f && c->w0 > 0.0f && c->init_std >= 0.0f
+        && (c->output == FRI_BPMF_AVG_FACTORS
+            || c->output == FRI_BPMF_MEAN_SOLVE);
 }
 
 fr_err
 fri_train_bpmf(fri_mf_model **out, float *pred_out, const fri_triplet *query,
-               size_t n_query, const fri_csr *train,
-               const fri_bpmf_config *c, fri_bpmf_fn cb, void *ctx)
+    size_t n_query, const fri_csr *train, const fri_bpmf_config *c,
+    fri_bpmf_fn cb, void *ctx)
 {
     if (out == NULL) {
         return FR_EINVAL;
     }
     *out = NULL;
-    if (!config_ok(c) || train == NULL || train->ptr == NULL ||
-        train->n_rows == 0 || train->n_cols == 0 ||
-        (n_query > 0 && (pred_out == NULL || query == NULL))) {
+    if (!config_ok(c) || train == NULL || train->ptr == NULL
+        || train->n_rows == 0 || train->n_cols == 0
+        || (n_query > 0 && (pred_out == NULL || query == NULL))) {
         return FR_EINVAL;
     }
     const size_t n_ratings = train->ptr[train->n_rows];
@@ -558,22 +597,23 @@ fri_train_bpmf(fri_mf_model **out, float *pred_out, const fri_triplet *query,
         mu += train->val[j];
     }
     mu /= (double)n_ratings;
-    const size_t k = c->k, d = k + 1, plen = fri_packed_len(d);
+    const size_t   k = c->k, d = k + 1, plen = fri_packed_len(d);
     const uint32_t nu = train->n_rows, ni = train->n_cols;
-    size_t max_n = 0;
+    size_t         max_n = 0;
     for (uint32_t u = 0; u < nu; u++) {
         size_t n = train->ptr[u + 1] - train->ptr[u];
-        max_n = n > max_n ? n : max_n;
+        max_n    = n > max_n ? n : max_n;
     }
     size_t gsz, hsz, hcap, psz, qsz;
-    if (!mul_ok(ni, plen, &gsz) || !mul_ok(ni, d, &hsz) ||
-        !mul_ok(max_n, d, &hcap) || !mul_ok(nu, k, &psz) ||
-        !mul_ok(ni, k, &qsz) || gsz > SIZE_MAX / sizeof(float) ||
-        psz > SIZE_MAX / sizeof(double) || qsz > SIZE_MAX / sizeof(double)) {
+    if (!mul_ok(ni, plen, &gsz) || !mul_ok(ni, d, &hsz)
+        || !mul_ok(max_n, d, &hcap) || !mul_ok(nu, k, &psz)
+        || !mul_ok(ni, k, &qsz) || gsz > SIZE_MAX / sizeof(float)
+        || psz > SIZE_MAX / sizeof(double)
+        || qsz > SIZE_MAX / sizeof(double)) {
         return FR_ETOOBIG;
     }
     fri_mf_model *m = NULL, *avg = NULL;
-    fr_err e = fri_mf_create(&m, nu, ni, c->k);
+    fr_err        e = fri_mf_create(&m, nu, ni, c->k);
     if (e == FR_OK) {
         e = fri_mf_create(&avg, nu, ni, c->k);
     }
@@ -582,45 +622,46 @@ fri_train_bpmf(fri_mf_model **out, float *pred_out, const fri_triplet *query,
         return e;
     }
     fri_mf_init(m, (float)mu, c->init_std, c->seed);
-    gibbs g = {0};
-    g.train = train;
-    g.c = c;
-    g.m = m;
-    g.d = d;
-    g.plen = plen;
-    g.h_cap = hcap > 0 ? hcap : 1;
-    g.wlen = fri_bpmf_work_len(c->k);
-    g.umean = malloc(d * sizeof(float));
-    g.imean = malloc(d * sizeof(float));
-    g.uprec = malloc(d * d * sizeof(float));
-    g.iprec = malloc(d * d * sizeof(float));
-    g.sx = malloc(d * sizeof(double));
-    g.sxx = malloc(plen * sizeof(double));
+    gibbs g    = { 0 };
+    g.train    = train;
+    g.c        = c;
+    g.m        = m;
+    g.d        = d;
+    g.plen     = plen;
+    g.h_cap    = hcap > 0 ? hcap : 1;
+    g.wlen     = fri_bpmf_work_len(c->k);
+    g.umean    = malloc(d * sizeof(float));
+    g.imean    = malloc(d * sizeof(float));
+    g.uprec    = malloc(d * d * sizeof(float));
+    g.iprec    = malloc(d * d * sizeof(float));
+    g.sx       = malloc(d * sizeof(double));
+    g.sxx      = malloc(plen * sizeof(double));
     g.gram_acc = malloc(gsz * sizeof(float));
-    g.h_acc = malloc(hsz * sizeof(float));
-    g.gram_u = malloc(plen * sizeof(float));
-    g.h_u = malloc(g.h_cap * sizeof(float));
-    g.work = malloc(g.wlen * sizeof(float));
-    g.xbuf = malloc(d * sizeof(float));
+    g.h_acc    = malloc(hsz * sizeof(float));
+    g.gram_u   = malloc(plen * sizeof(float));
+    g.h_u      = malloc(g.h_cap * sizeof(float));
+    g.work     = malloc(g.wlen * sizeof(float));
+    g.xbuf     = malloc(d * sizeof(float));
     // Running sums over kept samples: factors, hyperparameters, predictions.
-    double *sP = calloc(psz + nu, sizeof(double));
-    double *sQ = calloc(qsz + ni, sizeof(double));
-    double *shyp = calloc(2 * (d + d * d), sizeof(double));
+    double *sP    = calloc(psz + nu, sizeof(double));
+    double *sQ    = calloc(qsz + ni, sizeof(double));
+    double *shyp  = calloc(2 * (d + d * d), sizeof(double));
     double *spred = calloc(n_query > 0 ? n_query : 1, sizeof(double));
-    if (g.umean == NULL || g.imean == NULL || g.uprec == NULL ||
-        g.iprec == NULL || g.sx == NULL || g.sxx == NULL ||
-        g.gram_acc == NULL || g.h_acc == NULL || g.gram_u == NULL ||
-        g.h_u == NULL || g.work == NULL || g.xbuf == NULL || sP == NULL ||
-        sQ == NULL || shyp == NULL || spred == NULL) {
+    if (g.umean == NULL || g.imean == NULL || g.uprec == NULL
+        || g.iprec == NULL || g.sx == NULL || g.sxx == NULL
+        || g.gram_acc == NULL || g.h_acc == NULL || g.gram_u == NULL
+        || g.h_u == NULL || g.work == NULL || g.xbuf == NULL || sP == NULL
+        || sQ == NULL || shyp == NULL || spred == NULL) {
         e = FR_ENOMEM;
     }
     fri_rng rng;
     fri_rng_seed2(&rng, c->seed, 7);
-    float beta = c->beta;
-    const float lo = c->clamp_lo, hi = c->clamp_hi;
-    const int clamp = lo < hi;
-    uint32_t kept = 0;
-    const uint64_t total = (uint64_t)c->burnin + (uint64_t)c->samples * c->thin;
+    float          beta = c->beta;
+    const float    lo = c->clamp_lo, hi = c->clamp_hi;
+    const int      clamp = lo < hi;
+    uint32_t       kept  = 0;
+    const uint64_t total
+        = (uint64_t)c->burnin + (uint64_t)c->samples * c->thin;
     for (uint64_t t = 1; e == FR_OK && t <= total; t++) {
         e = hyper_rows(&g, m->P, m->bu, nu, g.umean, g.uprec, &rng);
         if (e == FR_OK) {
@@ -640,13 +681,13 @@ fri_train_bpmf(fri_mf_model **out, float *pred_out, const fri_triplet *query,
             double sse = 0.0;
             for (uint32_t u = 0; u < nu; u++) {
                 for (size_t j = train->ptr[u]; j < train->ptr[u + 1]; j++) {
-                    double r = train->val[j] -
-                               fri_mf_predict(m, u, train->idx[j]);
+                    double r
+                        = train->val[j] - fri_mf_predict(m, u, train->idx[j]);
                     sse += r * r;
                 }
             }
-            beta = (float)(fri_bpmf_gamma(&rng, 1.0 + 0.5 * n_ratings) /
-                           (1.0 + 0.5 * sse));
+            beta = (float)(fri_bpmf_gamma(&rng, 1.0 + 0.5 * n_ratings)
+                / (1.0 + 0.5 * sse));
             if (!(beta > 0.0f) || !isfinite(beta)) {
                 e = FR_EINTERNAL;
                 break;
@@ -684,8 +725,9 @@ fri_train_bpmf(fri_mf_model **out, float *pred_out, const fri_triplet *query,
                 pred_out[j] = (float)(spred[j] / kept);
             }
         }
-        if (cb != NULL &&
-            cb(ctx, (uint32_t)t, kept > 0 ? pred_out : NULL, kept, m) != 0) {
+        if (cb != NULL
+            && cb(ctx, (uint32_t)t, kept > 0 ? pred_out : NULL, kept, m)
+                != 0) {
             break;
         }
     }

@@ -51,16 +51,17 @@ size_t fri_bpmf_work_len(uint32_t k);
 //   mean      A^-1 (L m + beta sum_j z_j (r_j - mu - b_ij)).
 // With n == 0 this is the prior. If cov_out is non-NULL, writes the
 // posterior covariance A^-1 packed (fri_packed_len(k + 1) floats).
-// prior->d must be k + 1. work == NULL allocates. FR_EINVAL on bad
+// If item_cov is non-NULL it holds every item's posterior covariance of
+// [q_i; b_i] (packed, fri_packed_len(k + 1) floats per item, item i at
+// i * fri_packed_len(k + 1)) and the step uses the expectations
+// E[z z^T] and E[z (r - mu - b_i)] instead (variational MF, Lim & Teh
+// 2007). prior->d must be k + 1. work == NULL allocates. FR_EINVAL on bad
 // arguments, FR_EINTERNAL if A is not positive definite.
 FR_NODISCARD fr_err fri_bpmf_user_step(float *p_out, float *bu_out,
-                                       float *cov_out,
-                                       const fri_mf_items *it,
-                                       const uint32_t *items,
-                                       const float *ratings, size_t n,
-                                       const fri_bpmf_prior *prior,
-                                       float beta, fri_rng *rng, float *work,
-                                       size_t work_len);
+    float *cov_out, const float *item_cov, const fri_mf_items *it,
+    const uint32_t *items, const float *ratings, size_t n,
+    const fri_bpmf_prior *prior, float beta, fri_rng *rng, float *work,
+    size_t work_len);
 
 // Aggregator side: the same for item i from the summed per-user statistics
 // of fri_mf_user_item_stats (gram_sum_packed: fri_packed_len(k + 1) floats,
@@ -68,17 +69,23 @@ FR_NODISCARD fr_err fri_bpmf_user_step(float *p_out, float *bu_out,
 //   precision L + beta G,  mean (L + beta G)^-1 (L m + beta h).
 // An item nobody rated (G == 0) gets a draw from the prior.
 FR_NODISCARD fr_err fri_bpmf_item_step(float *q_out, float *b_out,
-                                       float *cov_out,
-                                       const float *gram_sum_packed,
-                                       const float *h_sum, uint32_t k,
-                                       const fri_bpmf_prior *prior,
-                                       float beta, fri_rng *rng, float *work,
-                                       size_t work_len);
+    float *cov_out, const float *gram_sum_packed, const float *h_sum,
+    uint32_t k, const fri_bpmf_prior *prior, float beta, fri_rng *rng,
+    float *work, size_t work_len);
+
+// Variational form of fri_mf_user_item_stats: with the user's posterior
+// covariance cov (packed over [p_u; b_u], fri_packed_len(k + 1) floats) the
+// Gram becomes E[x x^T], x = [p_u; 1], and each row E[x (r - mu - b_u)]:
+// the client adds its uncertainty into what it already sends. cov == NULL
+// is fri_mf_user_item_stats. Same buffers and errors.
+FR_NODISCARD fr_err fri_bpmf_user_item_stats(float *gram_out, size_t gram_len,
+    float *h_out, size_t h_len, const float *p, float bu, const float *cov,
+    uint32_t k, float mu, const float *ratings, size_t n);
 
 // Adds one factor vector x (d floats) into the hyperparameter statistics:
 // sum_x (d doubles) += x, sum_xx (fri_packed_len(d) doubles) += x x^T.
-void fri_bpmf_hyper_stats(double *sum_x, double *sum_xx, const float *x,
-                          uint32_t d);
+void fri_bpmf_hyper_stats(
+    double *sum_x, double *sum_xx, const float *x, uint32_t d);
 
 // Draws (mean, precision) of a prior from its Normal-Wishart posterior given
 // n vectors with sums sum_x / sum_xx (above). Hyperprior (as in the BPMF
@@ -88,10 +95,8 @@ void fri_bpmf_hyper_stats(double *sum_x, double *sum_xx, const float *x,
 // prec_out d x d full. FR_EINVAL on bad arguments, FR_EINTERNAL if not
 // positive definite, FR_ENOMEM.
 FR_NODISCARD fr_err fri_bpmf_hyper_sample(float *mean_out, float *prec_out,
-                                          const double *sum_x,
-                                          const double *sum_xx, double n,
-                                          uint32_t d, double beta0, double w0,
-                                          fri_rng *rng);
+    const double *sum_x, const double *sum_xx, double n, uint32_t d,
+    double beta0, double w0, fri_rng *rng);
 
 // Gamma(shape, 1) draw, shape > 0 (Marsaglia-Tsang).
 double fri_bpmf_gamma(fri_rng *r, double shape);
@@ -100,21 +105,21 @@ double fri_bpmf_gamma(fri_rng *r, double shape);
 
 typedef enum fri_bpmf_output {
     FRI_BPMF_AVG_FACTORS = 0, // model = factors averaged over kept samples
-    FRI_BPMF_MEAN_SOLVE = 1   // model = conditional-mean sweeps afterwards
+    FRI_BPMF_MEAN_SOLVE  = 1 // model = conditional-mean sweeps afterwards
 } fri_bpmf_output;
 
 typedef struct fri_bpmf_config {
-    uint32_t k;
-    uint32_t burnin;      // discarded sweeps
-    uint32_t samples;     // kept sweeps (>= 1)
-    uint32_t thin;        // keep every thin-th sweep after burn-in (>= 1)
-    float    beta;        // noise precision (initial value if sampled)
-    int      sample_beta; // resample beta from Gamma(a0, b0) posterior
-    float    beta0;       // Normal-Wishart mean strength
-    float    w0;          // Wishart scale: W0 = w0 I
-    float    init_std;    // initial factors N(0, init_std^2), biases 0
-    float    clamp_lo;    // each sample's predictions clamped to [lo, hi]
-    float    clamp_hi;    // when lo < hi
+    uint32_t        k;
+    uint32_t        burnin; // discarded sweeps
+    uint32_t        samples; // kept sweeps (>= 1)
+    uint32_t        thin; // keep every thin-th sweep after burn-in (>= 1)
+    float           beta; // noise precision (initial value if sampled)
+    int             sample_beta; // resample beta from Gamma(a0, b0) posterior
+    float           beta0; // Normal-Wishart mean strength
+    float           w0; // Wishart scale: W0 = w0 I
+    float           init_std; // initial factors N(0, init_std^2), biases 0
+    float           clamp_lo; // each sample's predictions clamped to [lo, hi]
+    float           clamp_hi; // when lo < hi
     fri_bpmf_output output;
     uint32_t mean_sweeps; // FRI_BPMF_MEAN_SOLVE: conditional-mean sweeps
     uint64_t seed;
@@ -127,7 +132,7 @@ void fri_bpmf_config_init(fri_bpmf_config *c);
 // the kept samples' predictions of the query triplets (NULL before the
 // first kept sample), n_kept their number. Nonzero return stops.
 typedef int (*fri_bpmf_fn)(void *ctx, uint32_t sweep, const float *pred_avg,
-                           uint32_t n_kept, const fri_mf_model *sample);
+    uint32_t n_kept, const fri_mf_model *sample);
 
 // Gibbs sampling over train (CSR by user). If n_query > 0, pred_out
 // (n_query floats) receives the averaged predictions of the query triplets
@@ -135,9 +140,7 @@ typedef int (*fri_bpmf_fn)(void *ctx, uint32_t sweep, const float *pred_avg,
 // model chosen by c->output. Deterministic for a fixed c->seed. *out NULL
 // on failure.
 FR_NODISCARD fr_err fri_train_bpmf(fri_mf_model **out, float *pred_out,
-                                   const fri_triplet *query, size_t n_query,
-                                   const fri_csr *train,
-                                   const fri_bpmf_config *c, fri_bpmf_fn cb,
-                                   void *ctx);
+    const fri_triplet *query, size_t n_query, const fri_csr *train,
+    const fri_bpmf_config *c, fri_bpmf_fn cb, void *ctx);
 
 #endif

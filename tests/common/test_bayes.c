@@ -28,12 +28,12 @@ make_items(uint64_t seed)
     for (size_t j = 0; j < NI; j++) {
         BI[j] = (float)(0.3 * fri_rng_normal(&r));
     }
-    fri_mf_items it = {NI, K, 3.5f, BI, Q};
+    fri_mf_items it = { NI, K, 3.5f, BI, Q };
     return it;
 }
 
 // A symmetric positive definite prior with a nonzero mean.
-static float PMEAN[D] = {0.1f, -0.2f, 0.05f, 0.3f};
+static float PMEAN[D] = { 0.1f, -0.2f, 0.05f, 0.3f };
 static float PPREC[D * D];
 
 static fri_bpmf_prior
@@ -44,14 +44,14 @@ make_prior(void)
             PPREC[a * D + c] = a == c ? 2.0f + 0.5f * (float)a : 0.3f;
         }
     }
-    fri_bpmf_prior p = {D, PMEAN, PPREC};
+    fri_bpmf_prior p = { D, PMEAN, PPREC };
     return p;
 }
 
 // Direct dense solve of (L + beta sum z z^T) x = L m + beta sum z t.
 static void
-direct_posterior(double *x, double cov[D][D], double G[D][D],
-                 const double *h, const fri_bpmf_prior *pr, double beta)
+direct_posterior(double *x, double cov[D][D], double G[D][D], const double *h,
+    const fri_bpmf_prior *pr, double beta)
 {
     float A[D * D], b[D];
     for (size_t a = 0; a < D; a++) {
@@ -69,7 +69,7 @@ direct_posterior(double *x, double cov[D][D], double G[D][D],
         x[a] = b[a];
     }
     for (size_t c = 0; c < D; c++) {
-        float Ac[D * D], e[D] = {0};
+        float Ac[D * D], e[D] = { 0 };
         memcpy(Ac, A2, sizeof(Ac));
         e[c] = 1.0f;
         cr_assert_eq(fri_chol_solve(Ac, e, D), FR_OK);
@@ -81,18 +81,18 @@ direct_posterior(double *x, double cov[D][D], double G[D][D],
 
 Test(common_bayes, user_mean_step_matches_direct_solve)
 {
-    fri_mf_items it = make_items(3);
-    fri_bpmf_prior pr = make_prior();
-    uint32_t items[5] = {0, 2, 4, 7, 9};
-    float r[5] = {4, 2, 5, 3, 1};
-    const double beta = 1.7;
-    double G[D][D] = {{0}}, h[D] = {0};
+    fri_mf_items   it       = make_items(3);
+    fri_bpmf_prior pr       = make_prior();
+    uint32_t       items[5] = { 0, 2, 4, 7, 9 };
+    float          r[5]     = { 4, 2, 5, 3, 1 };
+    const double   beta     = 1.7;
+    double         G[D][D] = { { 0 } }, h[D] = { 0 };
     for (int j = 0; j < 5; j++) {
         double z[D];
         for (int a = 0; a < K; a++) {
             z[a] = Q[items[j] * K + a];
         }
-        z[K] = 1.0;
+        z[K]     = 1.0;
         double t = r[j] - it.mu - BI[items[j]];
         for (int a = 0; a < D; a++) {
             h[a] += z[a] * t;
@@ -104,12 +104,12 @@ Test(common_bayes, user_mean_step_matches_direct_solve)
     double want[D], wcov[D][D];
     direct_posterior(want, wcov, G, h, &pr, beta);
     float p[K], bu, cov[D * (D + 1) / 2];
-    cr_assert_eq(fri_bpmf_user_step(p, &bu, cov, &it, items, r, 5, &pr,
-                                    (float)beta, NULL, NULL, 0),
-                 FR_OK);
+    cr_assert_eq(fri_bpmf_user_step(p, &bu, cov, NULL, &it, items, r, 5, &pr,
+                     (float)beta, NULL, NULL, 0),
+        FR_OK);
     for (int a = 0; a < K; a++) {
-        cr_assert(fabs(p[a] - want[a]) < 1e-4, "p[%d] %g vs %g", a, p[a],
-                  want[a]);
+        cr_assert(
+            fabs(p[a] - want[a]) < 1e-4, "p[%d] %g vs %g", a, p[a], want[a]);
     }
     cr_assert(fabs(bu - want[K]) < 1e-4);
     for (size_t a = 0; a < D; a++) {
@@ -119,9 +119,9 @@ Test(common_bayes, user_mean_step_matches_direct_solve)
         }
     }
     // No ratings: the prior mean.
-    cr_assert_eq(fri_bpmf_user_step(p, &bu, NULL, &it, NULL, NULL, 0, &pr,
-                                    (float)beta, NULL, NULL, 0),
-                 FR_OK);
+    cr_assert_eq(fri_bpmf_user_step(p, &bu, NULL, NULL, &it, NULL, NULL, 0,
+                     &pr, (float)beta, NULL, NULL, 0),
+        FR_OK);
     for (int a = 0; a < K; a++) {
         cr_assert(fabs(p[a] - PMEAN[a]) < 1e-5);
     }
@@ -130,25 +130,25 @@ Test(common_bayes, user_mean_step_matches_direct_solve)
 
 Test(common_bayes, user_draws_have_posterior_moments)
 {
-    fri_mf_items it = make_items(5);
-    fri_bpmf_prior pr = make_prior();
-    uint32_t items[4] = {1, 3, 5, 8};
-    float r[4] = {5, 3, 4, 2};
-    float mean[K], mbu, cov[D * (D + 1) / 2];
-    cr_assert_eq(fri_bpmf_user_step(mean, &mbu, cov, &it, items, r, 4, &pr,
-                                    2.0f, NULL, NULL, 0),
-                 FR_OK);
+    fri_mf_items   it       = make_items(5);
+    fri_bpmf_prior pr       = make_prior();
+    uint32_t       items[4] = { 1, 3, 5, 8 };
+    float          r[4]     = { 5, 3, 4, 2 };
+    float          mean[K], mbu, cov[D * (D + 1) / 2];
+    cr_assert_eq(fri_bpmf_user_step(mean, &mbu, cov, NULL, &it, items, r, 4,
+                     &pr, 2.0f, NULL, NULL, 0),
+        FR_OK);
     fri_rng rng;
     fri_rng_seed(&rng, 11);
-    const int n = 20000;
-    double s[D] = {0}, ss[D] = {0};
-    float work[64];
+    const int n    = 20000;
+    double    s[D] = { 0 }, ss[D] = { 0 };
+    float     work[64];
     cr_assert_geq(64, fri_bpmf_work_len(K));
     for (int t = 0; t < n; t++) {
         float p[K], bu;
-        cr_assert_eq(fri_bpmf_user_step(p, &bu, NULL, &it, items, r, 4, &pr,
-                                        2.0f, &rng, work, 64),
-                     FR_OK);
+        cr_assert_eq(fri_bpmf_user_step(p, &bu, NULL, NULL, &it, items, r, 4,
+                         &pr, 2.0f, &rng, work, 64),
+            FR_OK);
         for (int a = 0; a < D; a++) {
             double v = a < K ? p[a] : bu;
             double m = a < K ? mean[a] : mbu;
@@ -157,11 +157,11 @@ Test(common_bayes, user_draws_have_posterior_moments)
         }
     }
     for (size_t a = 0; a < D; a++) {
-        double m = a < K ? mean[a] : mbu;
+        double m   = a < K ? mean[a] : mbu;
         double var = cov[fri_packed_index(D, a, a)];
         cr_assert(fabs(s[a] / n - m) < 4.0 * sqrt(var / n), "mean %zu", a);
         cr_assert(fabs(ss[a] / n / var - 1.0) < 0.05, "var %zu: %g vs %g", a,
-                  ss[a] / n, var);
+            ss[a] / n, var);
     }
 }
 
@@ -171,21 +171,21 @@ Test(common_bayes, summed_user_stats_equal_direct_item_step)
 {
     fri_rng r;
     fri_rng_seed(&r, 21);
-    float P[NU * K], BU[NU], rating[NU];
-    double G[D][D] = {{0}}, h[D] = {0};
-    const float mu = 3.6f;
-    float gsum[D * (D + 1) / 2] = {0}, hsum[D] = {0};
+    float       P[NU * K], BU[NU], rating[NU];
+    double      G[D][D] = { { 0 } }, h[D] = { 0 };
+    const float mu                    = 3.6f;
+    float       gsum[D * (D + 1) / 2] = { 0 }, hsum[D] = { 0 };
     for (int u = 0; u < NU; u++) {
         for (int a = 0; a < K; a++) {
             P[u * K + a] = (float)(0.5 * fri_rng_normal(&r));
         }
-        BU[u] = (float)(0.4 * fri_rng_normal(&r));
+        BU[u]     = (float)(0.4 * fri_rng_normal(&r));
         rating[u] = (float)(1 + fri_rng_below(&r, 5));
         double x[D];
         for (int a = 0; a < K; a++) {
             x[a] = P[u * K + a];
         }
-        x[K] = 1.0;
+        x[K]     = 1.0;
         double t = rating[u] - mu - BU[u];
         for (int a = 0; a < D; a++) {
             h[a] += x[a] * t;
@@ -196,9 +196,8 @@ Test(common_bayes, summed_user_stats_equal_direct_item_step)
         // This user rated just this item: one Gram, one row.
         float g[D * (D + 1) / 2], hu[D];
         cr_assert_eq(fri_mf_user_item_stats(g, D * (D + 1) / 2, hu, D,
-                                            P + u * K, BU[u], K, mu,
-                                            &rating[u], 1),
-                     FR_OK);
+                         P + u * K, BU[u], K, mu, &rating[u], 1),
+            FR_OK);
         for (size_t t2 = 0; t2 < D * (D + 1) / 2; t2++) {
             gsum[t2] += g[t2];
         }
@@ -207,12 +206,12 @@ Test(common_bayes, summed_user_stats_equal_direct_item_step)
         }
     }
     fri_bpmf_prior pr = make_prior();
-    double want[D], wcov[D][D];
+    double         want[D], wcov[D][D];
     direct_posterior(want, wcov, G, h, &pr, 2.5);
     float q[K], b, cov[D * (D + 1) / 2];
-    cr_assert_eq(fri_bpmf_item_step(q, &b, cov, gsum, hsum, K, &pr, 2.5f,
-                                    NULL, NULL, 0),
-                 FR_OK);
+    cr_assert_eq(fri_bpmf_item_step(
+                     q, &b, cov, gsum, hsum, K, &pr, 2.5f, NULL, NULL, 0),
+        FR_OK);
     for (int a = 0; a < K; a++) {
         cr_assert(fabs(q[a] - want[a]) < 1e-4);
     }
@@ -226,12 +225,12 @@ Test(common_bayes, summed_user_stats_equal_direct_item_step)
     fri_rng_seed(&r1, 5);
     fri_rng_seed(&r2, 5);
     float q1[K], b1, q2[K], b2;
-    cr_assert_eq(fri_bpmf_item_step(q1, &b1, NULL, gsum, hsum, K, &pr, 2.5f,
-                                    &r1, NULL, 0),
-                 FR_OK);
-    cr_assert_eq(fri_bpmf_item_step(q2, &b2, NULL, gsum, hsum, K, &pr, 2.5f,
-                                    &r2, NULL, 0),
-                 FR_OK);
+    cr_assert_eq(fri_bpmf_item_step(
+                     q1, &b1, NULL, gsum, hsum, K, &pr, 2.5f, &r1, NULL, 0),
+        FR_OK);
+    cr_assert_eq(fri_bpmf_item_step(
+                     q2, &b2, NULL, gsum, hsum, K, &pr, 2.5f, &r2, NULL, 0),
+        FR_OK);
     cr_assert(memcmp(q1, q2, sizeof(q1)) == 0 && b1 == b2);
     cr_assert(fabs(q1[0] - q[0]) > 0.0f || fabs(b1 - b) > 0.0f);
 }
@@ -242,28 +241,26 @@ Test(common_bayes, wishart_draws_average_to_the_posterior_mean)
     // 50 vectors' sums.
     fri_rng r;
     fri_rng_seed(&r, 9);
-    double sx[3] = {0}, sxx[6] = {0};
+    double sx[3] = { 0 }, sxx[6] = { 0 };
     for (int n = 0; n < 50; n++) {
-        float x[3] = {(float)fri_rng_normal(&r),
-                      (float)(0.5 * fri_rng_normal(&r) + 1.0),
-                      (float)(2.0 * fri_rng_normal(&r))};
+        float x[3] = { (float)fri_rng_normal(&r),
+            (float)(0.5 * fri_rng_normal(&r) + 1.0),
+            (float)(2.0 * fri_rng_normal(&r)) };
         fri_bpmf_hyper_stats(sx, sxx, x, d);
     }
     float em[3], ep[9];
-    cr_assert_eq(fri_bpmf_hyper_sample(em, ep, sx, sxx, 50, d, 2.0, 1.0,
-                                       NULL),
-                 FR_OK);
+    cr_assert_eq(
+        fri_bpmf_hyper_sample(em, ep, sx, sxx, 50, d, 2.0, 1.0, NULL), FR_OK);
     // The precision of the second coordinate ~ 1/0.25, the third ~ 1/4.
     cr_assert(ep[4] > 2.0f && ep[4] < 8.0f, "prec %g", ep[4]);
     cr_assert(ep[8] > 0.1f && ep[8] < 0.5f, "prec %g", ep[8]);
     cr_assert(fabs(em[1] - 1.0f) < 0.3f);
-    double am[3] = {0}, ap[9] = {0};
+    double    am[3] = { 0 }, ap[9] = { 0 };
     const int n = 4000;
     for (int t = 0; t < n; t++) {
         float m[3], p[9];
-        cr_assert_eq(fri_bpmf_hyper_sample(m, p, sx, sxx, 50, d, 2.0, 1.0,
-                                           &r),
-                     FR_OK);
+        cr_assert_eq(
+            fri_bpmf_hyper_sample(m, p, sx, sxx, 50, d, 2.0, 1.0, &r), FR_OK);
         for (int a = 0; a < 9; a++) {
             ap[a] += p[a];
             cr_assert_eq(p[a], p[(a % 3) * 3 + a / 3]); // symmetric
@@ -273,28 +270,27 @@ Test(common_bayes, wishart_draws_average_to_the_posterior_mean)
         }
     }
     for (int a = 0; a < 9; a++) {
-        double tol = 0.03 * sqrt(fabs(ep[(a / 3) * 4]) * fabs(ep[(a % 3) * 4]));
+        double tol
+            = 0.03 * sqrt(fabs(ep[(a / 3) * 4]) * fabs(ep[(a % 3) * 4]));
         cr_assert(fabs(ap[a] / n - ep[a]) < tol, "prec[%d] %g vs %g", a,
-                  ap[a] / n, ep[a]);
+            ap[a] / n, ep[a]);
     }
     for (int a = 0; a < 3; a++) {
         cr_assert(fabs(am[a] / n - em[a]) < 0.05, "mean[%d]", a);
     }
-    cr_assert_eq(fri_bpmf_hyper_sample(em, ep, sx, sxx, 50, 0, 2.0, 1.0,
-                                       NULL),
-                 FR_EINVAL);
-    cr_assert_eq(fri_bpmf_hyper_sample(em, ep, sx, sxx, 50, d, 0.0, 1.0,
-                                       NULL),
-                 FR_EINVAL);
+    cr_assert_eq(fri_bpmf_hyper_sample(em, ep, sx, sxx, 50, 0, 2.0, 1.0, NULL),
+        FR_EINVAL);
+    cr_assert_eq(fri_bpmf_hyper_sample(em, ep, sx, sxx, 50, d, 0.0, 1.0, NULL),
+        FR_EINVAL);
 }
 
 Test(common_bayes, gamma_moments)
 {
     fri_rng r;
     fri_rng_seed(&r, 4);
-    const double shapes[3] = {0.5, 2.0, 40.0};
+    const double shapes[3] = { 0.5, 2.0, 40.0 };
     for (int s = 0; s < 3; s++) {
-        double sum = 0.0, sq = 0.0;
+        double    sum = 0.0, sq = 0.0;
         const int n = 20000;
         for (int t = 0; t < n; t++) {
             double g = fri_bpmf_gamma(&r, shapes[s]);
@@ -329,13 +325,13 @@ synth_setup(synth_run *s)
 {
     fri_synth_config sc;
     fri_synth_config_init(&sc);
-    sc.n_users = 300;
-    sc.n_items = 200;
-    sc.k = 3;
-    sc.density = 0.15;
-    sc.noise = 0.5;
+    sc.n_users    = 300;
+    sc.n_items    = 200;
+    sc.k          = 3;
+    sc.density    = 0.15;
+    sc.noise      = 0.5;
     sc.continuous = 1;
-    sc.seed = 3;
+    sc.seed       = 3;
     fri_dataset all;
     cr_assert_eq(fri_synth_generate(&all, &sc), FR_OK);
     cr_assert_eq(fri_split_random(&all, 0.2, 1, &s->train, &s->test), FR_OK);
@@ -357,17 +353,17 @@ Test(common_bayes, sampler_reaches_noise_level_on_synthetic_data)
     synth_setup(&s);
     fri_bpmf_config c;
     fri_bpmf_config_init(&c);
-    c.k = 5;
-    c.burnin = 20;
-    c.samples = 40;
+    c.k           = 5;
+    c.burnin      = 20;
+    c.samples     = 40;
     c.sample_beta = 1;
     c.clamp_lo = c.clamp_hi = 0.0f; // continuous ratings
-    float *pred = malloc(s.test.n * sizeof(float));
+    float *pred             = malloc(s.test.n * sizeof(float));
     cr_assert_not_null(pred);
     fri_mf_model *m = NULL;
-    cr_assert_eq(fri_train_bpmf(&m, pred, s.test.r, s.test.n, &s.csr, &c,
-                                NULL, NULL),
-                 FR_OK);
+    cr_assert_eq(
+        fri_train_bpmf(&m, pred, s.test.r, s.test.n, &s.csr, &c, NULL, NULL),
+        FR_OK);
     double r = rmse(pred, &s.test);
     // Noise stddev 0.5: the Bayes-optimal RMSE is 0.5 (0.547 measured).
     cr_assert(r < 0.57, "averaged prediction RMSE %g", r);
@@ -395,24 +391,24 @@ Test(common_bayes, seeded_runs_are_reproducible)
     synth_setup(&s);
     fri_bpmf_config c;
     fri_bpmf_config_init(&c);
-    c.k = 4;
-    c.burnin = 3;
-    c.samples = 4;
+    c.k           = 4;
+    c.burnin      = 3;
+    c.samples     = 4;
     c.sample_beta = 1;
-    c.output = FRI_BPMF_MEAN_SOLVE;
+    c.output      = FRI_BPMF_MEAN_SOLVE;
     c.mean_sweeps = 2;
-    size_t n = s.test.n;
+    size_t n      = s.test.n;
     float *p1 = malloc(n * sizeof(float)), *p2 = malloc(n * sizeof(float));
     float *p3 = malloc(n * sizeof(float));
     cr_assert(p1 != NULL && p2 != NULL && p3 != NULL);
     fri_mf_model *m1 = NULL, *m2 = NULL, *m3 = NULL;
-    cr_assert_eq(fri_train_bpmf(&m1, p1, s.test.r, n, &s.csr, &c, NULL, NULL),
-                 FR_OK);
-    cr_assert_eq(fri_train_bpmf(&m2, p2, s.test.r, n, &s.csr, &c, NULL, NULL),
-                 FR_OK);
+    cr_assert_eq(
+        fri_train_bpmf(&m1, p1, s.test.r, n, &s.csr, &c, NULL, NULL), FR_OK);
+    cr_assert_eq(
+        fri_train_bpmf(&m2, p2, s.test.r, n, &s.csr, &c, NULL, NULL), FR_OK);
     c.seed++;
-    cr_assert_eq(fri_train_bpmf(&m3, p3, s.test.r, n, &s.csr, &c, NULL, NULL),
-                 FR_OK);
+    cr_assert_eq(
+        fri_train_bpmf(&m3, p3, s.test.r, n, &s.csr, &c, NULL, NULL), FR_OK);
     cr_assert(memcmp(p1, p2, n * sizeof(float)) == 0);
     cr_assert(memcmp(m1->P, m2->P, (size_t)m1->n_users * m1->k * 4) == 0);
     cr_assert(memcmp(m1->bi, m2->bi, (size_t)m1->n_items * 4) == 0);
@@ -428,33 +424,33 @@ Test(common_bayes, seeded_runs_are_reproducible)
 
 Test(common_bayes, rejects_bad_arguments)
 {
-    fri_mf_items it = make_items(1);
+    fri_mf_items   it = make_items(1);
     fri_bpmf_prior pr = make_prior();
-    float p[K], bu;
-    uint32_t bad_item = NI;
-    float r = 3.0f;
-    cr_assert_eq(fri_bpmf_user_step(p, &bu, NULL, &it, &bad_item, &r, 1, &pr,
-                                    1.0f, NULL, NULL, 0),
-                 FR_EINVAL);
-    cr_assert_eq(fri_bpmf_user_step(p, &bu, NULL, &it, NULL, NULL, 0, &pr,
-                                    0.0f, NULL, NULL, 0),
-                 FR_EINVAL);
-    fri_bpmf_prior wrong = {D + 1, PMEAN, PPREC};
-    cr_assert_eq(fri_bpmf_user_step(p, &bu, NULL, &it, NULL, NULL, 0, &wrong,
-                                    1.0f, NULL, NULL, 0),
-                 FR_EINVAL);
+    float          p[K], bu;
+    uint32_t       bad_item = NI;
+    float          r        = 3.0f;
+    cr_assert_eq(fri_bpmf_user_step(p, &bu, NULL, NULL, &it, &bad_item, &r, 1,
+                     &pr, 1.0f, NULL, NULL, 0),
+        FR_EINVAL);
+    cr_assert_eq(fri_bpmf_user_step(p, &bu, NULL, NULL, &it, NULL, NULL, 0,
+                     &pr, 0.0f, NULL, NULL, 0),
+        FR_EINVAL);
+    fri_bpmf_prior wrong = { D + 1, PMEAN, PPREC };
+    cr_assert_eq(fri_bpmf_user_step(p, &bu, NULL, NULL, &it, NULL, NULL, 0,
+                     &wrong, 1.0f, NULL, NULL, 0),
+        FR_EINVAL);
     float small[4];
-    cr_assert_eq(fri_bpmf_user_step(p, &bu, NULL, &it, NULL, NULL, 0, &pr,
-                                    1.0f, NULL, small, 4),
-                 FR_EINVAL);
+    cr_assert_eq(fri_bpmf_user_step(p, &bu, NULL, NULL, &it, NULL, NULL, 0,
+                     &pr, 1.0f, NULL, small, 4),
+        FR_EINVAL);
     fri_bpmf_config c;
     fri_bpmf_config_init(&c);
-    fri_mf_model *m = (fri_mf_model *)&c; // must be reset to NULL
-    fri_csr empty = {0};
-    cr_assert_eq(fri_train_bpmf(&m, NULL, NULL, 0, &empty, &c, NULL, NULL),
-                 FR_EINVAL);
+    fri_mf_model *m     = (fri_mf_model *)&c; // must be reset to NULL
+    fri_csr       empty = { 0 };
+    cr_assert_eq(
+        fri_train_bpmf(&m, NULL, NULL, 0, &empty, &c, NULL, NULL), FR_EINVAL);
     cr_assert_null(m);
     c.samples = 0;
-    cr_assert_eq(fri_train_bpmf(&m, NULL, NULL, 0, &empty, &c, NULL, NULL),
-                 FR_EINVAL);
+    cr_assert_eq(
+        fri_train_bpmf(&m, NULL, NULL, 0, &empty, &c, NULL, NULL), FR_EINVAL);
 }
