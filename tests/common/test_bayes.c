@@ -1,6 +1,5 @@
 #include <criterion/criterion.h>
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -453,4 +452,124 @@ Test(common_bayes, rejects_bad_arguments)
     c.samples = 0;
     cr_assert_eq(
         fri_train_bpmf(&m, NULL, NULL, 0, &empty, &c, NULL, NULL), FR_EINVAL);
+}
+
+// A random symmetric positive definite covariance, packed.
+static void
+make_cov(float *packed, uint64_t seed)
+{
+    fri_rng r;
+    fri_rng_seed(&r, seed);
+    double B[D][D], S[D][D];
+    for (int a = 0; a < D; a++) {
+        for (int c = 0; c < D; c++) {
+            B[a][c] = 0.3 * fri_rng_normal(&r);
+        }
+    }
+    for (int a = 0; a < D; a++) {
+        for (int c = 0; c < D; c++) {
+            S[a][c] = a == c ? 0.05 : 0.0;
+            for (int t = 0; t < D; t++) {
+                S[a][c] += B[a][t] * B[c][t];
+            }
+        }
+    }
+    for (int a = 0; a < D; a++) {
+        for (int c = a; c < D; c++) {
+            packed[fri_packed_index(D, a, c)] = (float)S[a][c];
+        }
+    }
+}
+
+static double
+cov_at(const float *packed, int a, int c)
+{
+    return a <= c ? packed[fri_packed_index(D, a, c)]
+                  : packed[fri_packed_index(D, c, a)];
+}
+
+// The client's variational statistics are E[x x^T] and E[x (r - mu - b_u)]
+// under its posterior, x = [p_u; 1].
+Test(common_bayes, variational_user_stats_are_expectations)
+{
+    const float p[K] = { 0.3f, -0.5f, 0.8f }, bu = 0.2f, mu = 3.5f;
+    const float r[2] = { 4.0f, 2.0f };
+    float       S[D * (D + 1) / 2];
+    make_cov(S, 8);
+    float g[D * (D + 1) / 2], h[2 * D];
+    cr_assert_eq(fri_bpmf_user_item_stats(
+                     g, D * (D + 1) / 2, h, 2 * D, p, bu, S, K, mu, r, 2),
+        FR_OK);
+    for (int a = 0; a < D; a++) {
+        double xa = a < K ? p[a] : 1.0;
+        for (int c = a; c < D; c++) {
+            double xc   = c < K ? p[c] : 1.0;
+            double want = xa * xc + (a < K && c < K ? cov_at(S, a, c) : 0.0);
+            cr_assert(fabs(g[fri_packed_index(D, a, c)] - want) < 1e-6);
+        }
+        for (int j = 0; j < 2; j++) {
+            double want
+                = xa * (r[j] - mu - bu) - (a < K ? cov_at(S, a, K) : 0);
+            cr_assert(fabs(h[j * D + a] - want) < 1e-5);
+        }
+    }
+    // Without a covariance it is the plain ALS statistic.
+    float g0[D * (D + 1) / 2], h0[2 * D], g1[D * (D + 1) / 2], h1[2 * D];
+    cr_assert_eq(fri_bpmf_user_item_stats(
+                     g0, D * (D + 1) / 2, h0, 2 * D, p, bu, NULL, K, mu, r, 2),
+        FR_OK);
+    cr_assert_eq(fri_mf_user_item_stats(
+                     g1, D * (D + 1) / 2, h1, 2 * D, p, bu, K, mu, r, 2),
+        FR_OK);
+    cr_assert(
+        memcmp(g0, g1, sizeof(g0)) == 0 && memcmp(h0, h1, sizeof(h0)) == 0);
+    cr_assert_eq(
+        fri_bpmf_user_item_stats(g, 1, h, 2 * D, p, bu, S, K, mu, r, 2),
+        FR_ENOSPC);
+}
+
+// With item covariances the user step solves the expected normal equations.
+Test(common_bayes, user_step_with_item_covariances)
+{
+    fri_mf_items   it = make_items(13);
+    fri_bpmf_prior pr = make_prior();
+    static float   icov[NI * D * (D + 1) / 2];
+    for (int i = 0; i < NI; i++) {
+        make_cov(icov + i * D * (D + 1) / 2, 100 + (uint64_t)i);
+    }
+    uint32_t     items[4] = { 0, 4, 6, 9 };
+    float        r[4]     = { 3, 5, 1, 4 };
+    const double beta     = 1.3;
+    double       G[D][D] = { { 0 } }, h[D] = { 0 };
+    for (int j = 0; j < 4; j++) {
+        const float *S = icov + items[j] * D * (D + 1) / 2;
+        double       z[D];
+        for (int a = 0; a < K; a++) {
+            z[a] = Q[items[j] * K + a];
+        }
+        z[K]     = 1.0;
+        double t = r[j] - it.mu - BI[items[j]];
+        for (int a = 0; a < D; a++) {
+            h[a] += z[a] * t - (a < K ? cov_at(S, a, K) : 0.0);
+            for (int c = 0; c < D; c++) {
+                G[a][c]
+                    += z[a] * z[c] + (a < K && c < K ? cov_at(S, a, c) : 0);
+            }
+        }
+    }
+    double want[D], wcov[D][D];
+    direct_posterior(want, wcov, G, h, &pr, beta);
+    float p[K], bu, plain[K], pbu;
+    cr_assert_eq(fri_bpmf_user_step(p, &bu, NULL, icov, &it, items, r, 4, &pr,
+                     (float)beta, NULL, NULL, 0),
+        FR_OK);
+    for (int a = 0; a < K; a++) {
+        cr_assert(fabs(p[a] - want[a]) < 1e-4, "p[%d]", a);
+    }
+    cr_assert(fabs(bu - want[K]) < 1e-4);
+    // The uncertainty shrinks the solution relative to plain ALS-style use.
+    cr_assert_eq(fri_bpmf_user_step(plain, &pbu, NULL, NULL, &it, items, r, 4,
+                     &pr, (float)beta, NULL, NULL, 0),
+        FR_OK);
+    cr_assert(memcmp(p, plain, sizeof(p)) != 0);
 }
