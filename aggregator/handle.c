@@ -352,6 +352,7 @@ on_checkin(fri_agg *a, sess_entry *e, uint64_t now_ms, const uint8_t *plain,
         t.lr            = 0.0f;
         t.clip          = 0.0f;
         t.alpha         = a->cfg.alpha;
+        t.weighted      = (uint8_t) a->cfg.weighted;
         t.deadline_ms   = at.ms_left;
     }
     size_t plen = 0;

@@ -268,6 +268,7 @@ poll_update(fr_client *c, uint8_t *dst, size_t dst_cap, size_t *dst_len)
         ft.clip         = t->clip;
         ft.lr           = t->lr;
         ft.local_epochs = t->local_epochs;
+        ft.weighted     = t->weighted;
         fr_err err      = fri_client_compute_update(c, &ft, &s->upd);
         if (err != FR_OK) {
             char msg[FRI_CLIENT_ERRMSG_CAP];

@@ -103,12 +103,14 @@ fr_client_errmsg(const fr_client *c)
 void
 fri_fit_params_default(fri_fit_params *fp)
 {
-    // Matches the aggregator's default explicit ALS task; replaced by the
-    // hyperparameters of every task received.
-    fp->reg      = 0.05f;
-    fp->reg_bias = 0.05f;
-    fp->alpha    = 1.0f;
-    fp->weighted = 1;
+    // The tuned explicit ALS defaults (fri_train_config_init); replaced by
+    // the hyperparameters of every task received.
+    fri_train_config tc;
+    fri_train_config_init(&tc, FRI_TRAIN_ALS);
+    fp->reg      = tc.reg;
+    fp->reg_bias = tc.reg_bias;
+    fp->alpha    = tc.alpha;
+    fp->weighted = (uint32_t) tc.weighted;
     fp->implicit = 0;
 }
 

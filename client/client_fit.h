@@ -20,6 +20,7 @@ typedef struct fri_fit_task {
     float        clip; // L2 bound on the whole update, 0 = none
     float        lr;   // DELTA: local learning rate
     uint32_t     local_epochs; // DELTA: passes (0 counts as 1)
+    uint32_t     weighted;     // user-solve penalty scaling (mf.h)
 } fri_fit_task;
 
 // An update in host floats: rows[r*width ..] belongs to items[r] (strictly

@@ -118,6 +118,7 @@ fri_client_compute_update(fr_client *c, const fri_fit_task *t,
     }
     c->fit.reg      = t->reg;
     c->fit.reg_bias = t->reg_bias;
+    c->fit.weighted = t->weighted;
     c->fit.alpha    = t->alpha;
     c->fit.implicit = t->algo == FRI_FIT_IALS;
     if (c->fit.implicit && !m->implicit) {
@@ -191,12 +192,22 @@ fri_client_compute_update(fr_client *c, const fri_fit_task *t,
         return fri_client_fail(c, err, "computing the update failed: %s",
                                fr_strerror(err));
     }
-    if (t->clip > 0.0f) {
+    if (t->clip > 0.0f && stats) {
         // The sensitivity bound is on the whole update: the rows and the
         // statistics vector together.
         float *blocks[2] = {u->extra, u->rows};
         size_t lens[2]   = {n_extra, n * width};
         (void) fri_dp_clip_l2_rows(blocks, lens, 2, t->clip, NULL);
+    } else if (t->clip > 0.0f) {
+        // Gradient kinds: (sum, count) would dominate a joint norm (it
+        // grows with the number of ratings) and crush the gradient rows.
+        // Clip the rows and (sum, count) separately to C/sqrt(2) each, so
+        // the whole update still has norm <= C. The aggregator's mean
+        // then weighs users about equally (sum/count is kept per user).
+        // (1 - 1e-6 so that float rounding of C/sqrt(2) cannot exceed C.)
+        float half = (float) (t->clip / 1.41421356237309515 * (1.0 - 1e-6));
+        (void) fri_dp_clip_l2(u->extra, n_extra, half, NULL);
+        (void) fri_dp_clip_l2(u->rows, n * width, half, NULL);
     }
     return FR_OK;
 }

@@ -336,7 +336,7 @@ parse_body(fr_client *c, const uint8_t *body, size_t len, const char *path)
     fp.alpha    = fri_getf32(fit + 8);
     fp.weighted = fri_get32(fit + 12);
     fp.implicit = fri_get32(fit + 16);
-    if (!finite_floats(fit, 3) || fp.weighted > 1 || fp.implicit > 1) {
+    if (!finite_floats(fit, 3) || fp.weighted > 2 || fp.implicit > 1) {
         goto bad;
     }
     float    bu      = fri_getf32(user);

@@ -73,7 +73,7 @@ task_check(const fri_task *t)
     }
     if (t->algo < FRI_ALGO_ALS || t->algo > FRI_ALGO_GRAD ||
         t->update_kind < FRI_UPD_ALS || t->update_kind > FRI_UPD_DELTA ||
-        t->secagg > 1) {
+        t->secagg > 1 || t->weighted > 2) {
         return FR_EPROTO; // R10
     }
     if (t->k == 0) {
@@ -124,6 +124,8 @@ fri_task_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
     fri_putf32(b + 44, t->alpha);
     fri_put32(b + 48, t->deadline_ms);
     fri_put32(b + 52, t->retry_after_ms);
+    b[56] = t->weighted;
+    b[57] = b[58] = b[59] = 0;
     *dst_len = FRI_HDR_LEN + FRI_TASK_BODY;
     return FR_OK;
 }
@@ -159,10 +161,14 @@ fri_task_decode(fri_task *t, const uint8_t *src, size_t src_len)
     v.alpha = fri_getf32(b + 44);
     v.deadline_ms = fri_get32(b + 48);
     v.retry_after_ms = fri_get32(b + 52);
+    v.weighted = b[56];
+    if (b[57] != 0 || b[58] != 0 || b[59] != 0) {
+        return FR_EPROTO; // R9
+    }
     if (v.status == FRI_TASK_NONE) {
         // R18: everything but retry_after_ms is zero.
-        for (size_t i = 1; i < 52; i++) {
-            if (b[i] != 0) {
+        for (size_t i = 1; i < FRI_TASK_BODY; i++) {
+            if ((i < 52 || i >= 56) && b[i] != 0) {
                 return FR_EPROTO;
             }
         }

@@ -137,9 +137,11 @@ typedef struct fri_task {
     float    alpha;        // iALS confidence scale, >= 0
     uint32_t deadline_ms;  // time left to send UPDATE
     uint32_t retry_after_ms; // NONE: check in again after this
+    uint8_t  weighted;     // user-solve penalty scaling: 0 plain, 1 x n,
+                           // 2 x sqrt(n) (n = the user's ratings)
 } fri_task;
 
-#define FRI_TASK_BODY 56
+#define FRI_TASK_BODY 60
 
 // ---- GET_MODEL --------------------------------------------------------
 

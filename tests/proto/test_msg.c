@@ -415,6 +415,9 @@ Test(proto_rules, R9_reserved_fields_nonzero)
     n = load_vec("model_f32.bin", buf);
     buf[16 + 90] = 1;
     cr_assert_eq(decode_any(buf, n), FR_EPROTO);
+    n = load_vec("task.bin", buf);
+    buf[16 + 58] = 1; // TASK reserved after weighted
+    cr_assert_eq(decode_any(buf, n), FR_EPROTO);
 }
 
 Test(proto_rules, R10_unknown_enumerations)
@@ -437,6 +440,12 @@ Test(proto_rules, R10_unknown_enumerations)
     n = load_vec("task.bin", buf);
     buf[17] = 0; // algo
     cr_assert_eq(decode_any(buf, n), FR_EPROTO);
+    n = load_vec("task.bin", buf);
+    buf[16 + 56] = 3; // weighted: 0, 1 or 2
+    cr_assert_eq(decode_any(buf, n), FR_EPROTO);
+    n = load_vec("task.bin", buf);
+    buf[16 + 56] = 2;
+    cr_assert_eq(decode_any(buf, n), FR_OK);
     n = load_vec("get_model.bin", buf);
     buf[16 + 16] = FRI_ENC_F16_BIT; // fp32 missing
     cr_assert_eq(decode_any(buf, n), FR_EPROTO);
