@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "ckpt.h"
+#include "dp.h"
 #include "linalg.h"
 #include "mf.h"
 #include "rng.h"
@@ -97,6 +98,31 @@ fri_agg_config_init(fri_agg_config *cfg)
     cfg->session_ttl_ms    = 300000;
     cfg->max_frame         = (size_t) 64 << 20;
     cfg->log_level         = FR_LOG_INFO;
+    cfg->dp                = FRI_AGG_DP_OFF;
+    cfg->dp_delta          = 1e-5;
+    cfg->secagg            = FRI_AGG_SECAGG_OFF;
+}
+
+_Static_assert(FRI_CKPT_MAX_RDP == FRI_DP_N_ORDERS,
+               "checkpoint accountant size");
+
+// Expected cohort size of a round under DP (the fixed denominator of
+// DP-FedAvg) and the per-user sampling rate q. 0 when not determined.
+static double
+dp_expected_cohort(const fri_agg_config *c)
+{
+    double m = 0.0;
+    if (c->fraction > 0.0 && c->fraction < 1.0) {
+        m = c->fraction * (double) c->population;
+        if (c->clients_per_round > 0 && m > (double) c->clients_per_round) {
+            m = (double) c->clients_per_round;
+        }
+    } else if (c->clients_per_round > 0) {
+        m = (double) c->clients_per_round;
+    } else if (c->fraction >= 1.0) {
+        m = (double) c->population;
+    }
+    return m;
 }
 
 static int
@@ -181,6 +207,59 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
     if (c->n_allow > 0 && c->allow == NULL) {
         BAD("allow-list pointer missing");
     }
+    if (!isfinite(c->clip) || c->clip < 0.0f) {
+        BAD("clip must be finite and >= 0 (got %g)", (double) c->clip);
+    }
+    if (c->secagg != FRI_AGG_SECAGG_OFF && c->secagg != FRI_AGG_SECAGG_FULL &&
+        c->secagg != FRI_AGG_SECAGG_PLUS) {
+        BAD("secure-agg must be off, full or plus");
+    }
+    if (c->secagg != FRI_AGG_SECAGG_OFF) {
+        BAD("secure-agg %s is not served by this aggregator yet (use off)",
+            c->secagg == FRI_AGG_SECAGG_FULL ? "full" : "plus");
+    }
+    if (c->dp != FRI_AGG_DP_OFF && c->dp != FRI_AGG_DP_CENTRAL &&
+        c->dp != FRI_AGG_DP_DISTRIBUTED) {
+        BAD("dp must be off, central or distributed");
+    }
+    if (c->dp != FRI_AGG_DP_OFF) {
+        if (c->algo != FRI_AGG_GRAD) {
+            // Each client's Gram is added to every item it rated, so the
+            // per-item sums have sensitivity ||G_u|| sqrt(|I_u|), not the
+            // clip bound; and noisy Grams make the item solves indefinite.
+            BAD("dp needs algo grad (ALS statistics are not supported "
+                "under DP, see docs/DP.md)");
+        }
+        if (c->dp == FRI_AGG_DP_DISTRIBUTED &&
+            c->secagg == FRI_AGG_SECAGG_OFF) {
+            BAD("dp distributed needs secure aggregation (secure-agg full "
+                "or plus); without it use dp central");
+        }
+        if (c->clip <= 0.0f) {
+            BAD("dp needs clip > 0 (the L2 sensitivity of an update)");
+        }
+        if (!isfinite(c->noise_multiplier) || c->noise_multiplier <= 0.0) {
+            BAD("dp needs noise-multiplier > 0 (got %g)",
+                c->noise_multiplier);
+        }
+        if (c->population == 0) {
+            BAD("dp needs population (number of users that may take part)");
+        }
+        if (!(c->dp_delta > 0.0 && c->dp_delta < 1.0)) {
+            BAD("dp-delta must be in (0, 1) (got %g)", c->dp_delta);
+        }
+        double m = dp_expected_cohort(c);
+        if (m <= 0.0) {
+            BAD("dp needs a sampled cohort: set clients-per-round or "
+                "fraction");
+        }
+        if (m > (double) c->population) {
+            BAD("expected cohort (%.0f) exceeds population (%llu)", m,
+                (unsigned long long) c->population);
+        }
+    } else if (c->noise_multiplier != 0.0) {
+        BAD("noise-multiplier needs dp central or distributed");
+    }
     return FR_OK;
 #undef BAD
 }
@@ -243,7 +322,20 @@ fri_agg_metrics_get(fri_agg *a, fri_agg_metrics *m)
     m->reported         = a->n_reported;
     m->round_open       = a->state == RS_OPEN;
     m->mu               = a->mu;
+    fri_dp_accountant acc = a->dp_acc;
+    m->dp_rounds          = a->dp_rounds;
     pthread_mutex_unlock(&a->mtx);
+    m->dp               = (int) a->cfg.dp;
+    m->clip             = a->cfg.clip;
+    m->noise_multiplier = a->cfg.noise_multiplier;
+    m->dp_q             = a->dp_q;
+    m->dp_delta         = a->cfg.dp_delta;
+    m->dp_epsilon       = 0.0;
+    if (m->dp_rounds > 0 &&
+        fri_dp_accountant_epsilon(&acc, a->cfg.dp_delta, FRI_DP_CONV_BEST,
+                                  &m->dp_epsilon, NULL) != FR_OK) {
+        m->dp_epsilon = INFINITY;
+    }
     m->clients_seen     = atomic_load(&a->clients_seen);
     m->checkins         = atomic_load(&a->checkins);
     m->updates_accepted = atomic_load(&a->accepted);
@@ -315,7 +407,31 @@ fri_agg_metrics_prometheus(const fri_agg_metrics *m, char *dst,
       m->cohort);
     G("fedrec_cohort_reported", "Accepted updates in the open round.",
       "gauge", m->reported);
+    G("fedrec_dp_rounds_total", "Rounds released with DP noise.", "counter",
+      m->dp_rounds);
 #undef G
+#define GF(name, help, val)                                                 \
+    bad |= app(dst, dst_cap, &len,                                          \
+               "# HELP " name " " help "\n# TYPE " name " gauge\n" name     \
+               " %.17g\n",                                                  \
+               (double) (val))
+    // +Inf is valid in the exposition format ("+Inf").
+    if (isinf(m->dp_epsilon)) {
+        bad |= app(dst, dst_cap, &len,
+                   "# HELP fedrec_dp_epsilon Privacy spent: epsilon at "
+                   "fedrec_dp_delta over all DP rounds.\n# TYPE "
+                   "fedrec_dp_epsilon gauge\nfedrec_dp_epsilon +Inf\n");
+    } else {
+        GF("fedrec_dp_epsilon",
+           "Privacy spent: epsilon at fedrec_dp_delta over all DP rounds.",
+           m->dp_epsilon);
+    }
+    GF("fedrec_dp_delta", "Delta of the reported epsilon.", m->dp_delta);
+    GF("fedrec_dp_noise_multiplier", "DP noise stddev / clip (0 = off).",
+       m->noise_multiplier);
+    GF("fedrec_dp_clip", "L2 clip of a client update (0 = none).", m->clip);
+    GF("fedrec_dp_sampling_rate", "Expected cohort / population.", m->dp_q);
+#undef GF
     if (bad) {
         return FR_ENOSPC;
     }
@@ -352,11 +468,26 @@ fri_agg_metrics_json(const fri_agg_metrics *m, char *dst, size_t dst_cap,
     bad |= app(dst, dst_cap, &len,
                "},\"bytes_in_total\":%llu,\"bytes_out_total\":%llu,"
                "\"sessions\":%llu,\"cohort\":%u,\"reported\":%u,"
-               "\"mu\":%.6g}\n",
+               "\"mu\":%.6g,",
                (unsigned long long) m->bytes_in,
                (unsigned long long) m->bytes_out,
                (unsigned long long) m->sessions, m->cohort, m->reported,
                isfinite(m->mu) ? (double) m->mu : 0.0);
+    static const char *dp_names[] = {"off", "central", "distributed"};
+    // JSON has no infinity: an unbounded epsilon is null.
+    char eps[32];
+    if (isfinite(m->dp_epsilon)) {
+        snprintf(eps, sizeof(eps), "%.9g", m->dp_epsilon);
+    } else {
+        snprintf(eps, sizeof(eps), "null");
+    }
+    bad |= app(dst, dst_cap, &len,
+               "\"dp\":{\"mode\":\"%s\",\"clip\":%.9g,"
+               "\"noise_multiplier\":%.9g,\"sampling_rate\":%.9g,"
+               "\"delta\":%.9g,\"epsilon\":%s,\"rounds\":%llu}}\n",
+               (unsigned) m->dp < 3 ? dp_names[m->dp] : "unknown",
+               (double) m->clip, m->noise_multiplier, m->dp_q, m->dp_delta,
+               eps, (unsigned long long) m->dp_rounds);
     if (bad) {
         return FR_ENOSPC;
     }
@@ -585,10 +716,116 @@ validate(const fri_agg *a, const fri_agg_update *u)
 
 // ---- the end-of-round model step -------------------------------------------
 
+// Server optimizer step of item i with the gradient g[0..d) * scale
+// (t: the step count, for Adam's bias correction). Closer only.
+static void
+opt_step(fri_agg *a, uint32_t i, const float *g_row, float scale, uint64_t t,
+         float *bi, float *Q)
+{
+    const uint32_t k  = a->cfg.k;
+    const uint32_t d  = a->d;
+    float          lr = a->cfg.server_lr;
+    float          b1 = a->cfg.momentum, b2 = a->cfg.beta2;
+    double         c1 = 1.0 - pow(b1, (double) t);
+    double         c2 = 1.0 - pow(b2, (double) t);
+    for (uint32_t r = 0; r < d; r++) {
+        float  g   = g_row[r] * scale;
+        float *par = r < k ? &Q[(size_t) i * k + r] : &bi[i];
+        size_t o   = (size_t) i * d + r;
+        float  step;
+        switch (a->cfg.server_opt) {
+        case FRI_AGG_OPT_MOMENTUM:
+            a->opt_m[o] = b1 * a->opt_m[o] + g;
+            step        = a->opt_m[o];
+            break;
+        case FRI_AGG_OPT_ADAM:
+            a->opt_m[o] = b1 * a->opt_m[o] + (1.0f - b1) * g;
+            a->opt_v[o] = b2 * a->opt_v[o] + (1.0f - b2) * g * g;
+            step        = (float) ((a->opt_m[o] / c1) /
+                                   (sqrt(a->opt_v[o] / c2) + a->cfg.adam_eps));
+            break;
+        default:
+            step = g;
+            break;
+        }
+        *par -= lr * step;
+    }
+}
+
+// Adds the central DP noise N(0, (z C)^2) to v[0..n). The seed is fresh
+// and secret per round unless a simulation seed is configured.
+static fr_err
+dp_noise(const fri_agg *a, uint64_t round, float *v, size_t n)
+{
+    double sd = a->cfg.noise_multiplier * (double) a->cfg.clip;
+    if (a->cfg.dp_seed != 0) {
+        fri_rng r;
+        fri_rng_seed2(&r, a->cfg.dp_seed, 0x44500000u ^ round);
+        return fri_dp_add_gaussian(v, n, sd, &r);
+    }
+    uint8_t seed[FRI_DP_SEEDBYTES];
+    fr_err  rv = fri_dp_noise_seed_random(seed);
+    if (rv == FR_OK) {
+        rv = fri_dp_add_gaussian_secret(v, n, sd, seed);
+    }
+    sodium_memzero(seed, sizeof(seed));
+    return rv;
+}
+
+// DP-FedAvg step: the released vector is the DENSE sum over all items
+// plus the rating sum and count, noised on every coordinate (untouched
+// items too, so that the noisy set does not reveal which items the cohort
+// rated), divided by the expected cohort size (a data-independent
+// denominator; the realised count would itself depend on who took part).
+static fr_err
+dp_grad_step(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
+{
+    const uint32_t d  = a->d;
+    const size_t   nr = (size_t) a->cfg.n_items * d;
+    float         *v  = calloc(nr + 2, sizeof(float));
+    if (v == NULL) {
+        return FR_ENOMEM;
+    }
+    for (uint32_t j = 0; j < a->n_touched; j++) {
+        uint32_t i = a->touched[j];
+        memcpy(v + (size_t) i * d, a->acc[i], (size_t) d * sizeof(float));
+    }
+    v[nr]     = (float) a->sum_ratings;
+    v[nr + 1] = (float) a->count;
+    fr_err rv = FR_OK;
+    if (a->cfg.dp == FRI_AGG_DP_CENTRAL) {
+        rv = dp_noise(a, round, v, nr + 2);
+    }
+    if (rv == FR_OK) {
+        float    inv = (float) (1.0 / a->dp_cohort);
+        uint64_t t   = ++a->opt_t;
+        for (uint32_t i = 0; i < a->cfg.n_items; i++) {
+            opt_step(a, i, v + (size_t) i * d, inv, t, bi, Q);
+        }
+        // Post-processing of the noisy (sum, count): move mu only when the
+        // count clearly exceeds its noise (3 stddev), else keep it.
+        double sd = a->cfg.dp == FRI_AGG_DP_CENTRAL
+                        ? a->cfg.noise_multiplier * (double) a->cfg.clip
+                        : 0.0;
+        double cnt = v[nr + 1];
+        if (cnt > 3.0 * sd && cnt > 0.0) {
+            double m = v[nr] / cnt;
+            if (isfinite(m)) {
+                *mu = (float) m;
+            }
+        }
+    }
+    if (a->dp_hook != NULL && rv == FR_OK) {
+        a->dp_hook(a->dp_hook_ctx, v, nr + 2);
+    }
+    free(v);
+    return rv;
+}
+
 // Computes the next model into (mu, bi, Q) (already a copy of the current
 // one) from the accumulators. Exclusive closer, no lock needed.
 static fr_err
-solve(fri_agg *a, float *mu, float *bi, float *Q)
+solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
 {
     const uint32_t k  = a->cfg.k;
     const uint32_t d  = a->d;
@@ -603,7 +840,8 @@ solve(fri_agg *a, float *mu, float *bi, float *Q)
         return FR_ENOMEM;
     }
     float mu_old = *mu;
-    if (!a->cfg.implicit && a->count > 0) {
+    if (!a->cfg.implicit && a->count > 0 && a->cfg.dp == FRI_AGG_DP_OFF) {
+        // (Under DP, mu comes from the noised sum and count instead.)
         *mu = (float) (a->sum_ratings / a->count);
     }
     for (uint32_t j = 0; j < a->n_touched && rv == FR_OK; j++) {
@@ -627,40 +865,17 @@ solve(fri_agg *a, float *mu, float *bi, float *Q)
                                             a->cfg.reg, work, wl);
         }
     }
-    if (rv == FR_OK && a->cfg.algo == FRI_AGG_GRAD && a->weight > 0) {
+    if (rv == FR_OK && a->cfg.algo == FRI_AGG_GRAD &&
+        a->cfg.dp != FRI_AGG_DP_OFF) {
+        rv = dp_grad_step(a, round, mu, bi, Q);
+    } else if (rv == FR_OK && a->cfg.algo == FRI_AGG_GRAD && a->weight > 0) {
         // FedAvg: the cohort's summed gradients over its summed interaction
         // counts is the weighted mean of the per-interaction gradients.
         float    inv = (float) (1.0 / a->weight);
-        float    lr  = a->cfg.server_lr;
-        float    b1 = a->cfg.momentum, b2 = a->cfg.beta2;
         uint64_t t   = ++a->opt_t;
-        double   c1  = 1.0 - pow(b1, (double) t);
-        double   c2  = 1.0 - pow(b2, (double) t);
         for (uint32_t j = 0; j < a->n_touched; j++) {
-            uint32_t i   = a->touched[j];
-            float   *acc = a->acc[i];
-            for (uint32_t r = 0; r < d; r++) {
-                float  g   = acc[r] * inv;
-                float *par = r < k ? &Q[(size_t) i * k + r] : &bi[i];
-                size_t o   = (size_t) i * d + r;
-                float  step;
-                switch (a->cfg.server_opt) {
-                case FRI_AGG_OPT_MOMENTUM:
-                    a->opt_m[o] = b1 * a->opt_m[o] + g;
-                    step        = a->opt_m[o];
-                    break;
-                case FRI_AGG_OPT_ADAM:
-                    a->opt_m[o] = b1 * a->opt_m[o] + (1.0f - b1) * g;
-                    a->opt_v[o] = b2 * a->opt_v[o] + (1.0f - b2) * g * g;
-                    step        = (float) ((a->opt_m[o] / c1) /
-                                    (sqrt(a->opt_v[o] / c2) + a->cfg.adam_eps));
-                    break;
-                default:
-                    step = g;
-                    break;
-                }
-                *par -= lr * step;
-            }
+            uint32_t i = a->touched[j];
+            opt_step(a, i, a->acc[i], inv, t, bi, Q);
         }
     }
     free(work);
@@ -687,6 +902,11 @@ checkpoint(fri_agg *a, uint64_t round, char *err, size_t err_cap)
     c.Q          = a->Q;
     c.opt        = (uint32_t) a->cfg.server_opt;
     c.opt_t      = a->opt_t;
+    pthread_mutex_lock(&a->mtx);
+    c.dp_rounds = a->dp_rounds;
+    c.n_rdp     = a->dp_rounds > 0 ? FRI_DP_N_ORDERS : 0;
+    memcpy(c.rdp, a->dp_acc.rdp, sizeof(a->dp_acc.rdp));
+    pthread_mutex_unlock(&a->mtx);
     if (a->opt_m != NULL) {
         c.opt_len      = (uint64_t) a->cfg.n_items * a->d;
         c.opt_state[0] = a->opt_m;
@@ -769,7 +989,7 @@ close_round(fri_agg *a, uint64_t now_ms)
     if (bi != NULL && Q != NULL) {
         memcpy(bi, a->bi, (size_t) a->cfg.n_items * sizeof(float));
         memcpy(Q, a->Q, nq * sizeof(float));
-        rv = solve(a, &mu, bi, Q);
+        rv = solve(a, round, &mu, bi, Q);
     }
     uint32_t n_items_touched = a->n_touched;
     acc_reset(a);
@@ -787,6 +1007,7 @@ close_round(fri_agg *a, uint64_t now_ms)
         return;
     }
     pthread_mutex_lock(&a->mtx);
+    int    dp_fail = 0;
     float *obi = a->bi, *oQ = a->Q;
     a->bi      = bi;
     a->Q       = Q;
@@ -794,12 +1015,30 @@ close_round(fri_agg *a, uint64_t now_ms)
     a->version++;
     a->rounds_completed++;
     a->last_completed = round;
+    if (a->cfg.dp != FRI_AGG_DP_OFF) {
+        // One more release of the subsampled Gaussian mechanism. q and z
+        // were validated at create, so this cannot fail; if it did, the
+        // accountant would be left unchanged and the epsilon understated,
+        // hence the loud log below.
+        if (fri_dp_accountant_add(&a->dp_acc, a->dp_q,
+                                  a->cfg.noise_multiplier, 1) == FR_OK) {
+            a->dp_rounds++;
+        } else {
+            dp_fail = 1;
+        }
+    }
     if (a->cfg.rounds > 0 && a->rounds_completed >= a->cfg.rounds) {
         atomic_store(&a->done, 1);
     }
     pthread_mutex_unlock(&a->mtx);
     free(obi);
     free(oQ);
+    if (dp_fail) {
+        fri_agg_log(a, FR_LOG_ERROR,
+                    "msg=\"privacy accountant failed; epsilon understated\" "
+                    "round=%llu",
+                    (unsigned long long) round);
+    }
     fri_agg_log(a, FR_LOG_INFO,
                 "msg=\"round closed\" round=%llu clients=%u items=%u "
                 "model_version=%llu mu=%.4f",
@@ -1027,6 +1266,15 @@ fri_agg_done(const fri_agg *a)
 }
 
 void
+fri_agg_set_release_hook(fri_agg *a, fri_agg_release_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&a->mtx);
+    a->dp_hook     = fn;
+    a->dp_hook_ctx = ctx;
+    pthread_mutex_unlock(&a->mtx);
+}
+
+void
 fri_agg_model_copy(fri_agg *a, float *mu, float *bi, size_t bi_len, float *Q,
                    size_t Q_len, uint64_t *version)
 {
@@ -1164,6 +1412,15 @@ init_model(fri_agg *a, char *err, size_t err_cap)
     }
     a->opt_t          = c.opt_t;
     a->mu             = c.mu;
+    if (c.n_rdp == FRI_DP_N_ORDERS) {
+        // Privacy already spent before the restart keeps counting.
+        memcpy(a->dp_acc.rdp, c.rdp, sizeof(a->dp_acc.rdp));
+        a->dp_rounds = c.dp_rounds;
+    } else if (a->cfg.dp != FRI_AGG_DP_OFF && c.version > 0) {
+        fri_agg_log(a, FR_LOG_WARN,
+                    "msg=\"checkpoint has no privacy accountant; earlier "
+                    "rounds were not noised and are not counted\"");
+    }
     a->version        = c.version;
     a->last_completed = c.round;
     // Rounds completed before the restart count towards cfg.rounds.
@@ -1223,6 +1480,11 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
     }
     a->cfg.allow     = a->allow;
     a->cfg.state_dir = NULL;
+    fri_dp_accountant_init(&a->dp_acc);
+    if (cfg->dp != FRI_AGG_DP_OFF) {
+        a->dp_cohort = dp_expected_cohort(cfg);
+        a->dp_q      = a->dp_cohort / (double) cfg->population;
+    }
     if (cfg->state_dir != NULL && cfg->state_dir[0] != 0) {
         a->state_dir = strdup(cfg->state_dir);
         if (a->state_dir != NULL) {

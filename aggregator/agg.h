@@ -33,6 +33,20 @@ typedef enum fri_agg_algo {
     FRI_AGG_GRAD = 1, // clients send gradient rows, server optimizer steps
 } fri_agg_algo;
 
+// Differential privacy (DP-FedAvg, docs/DP.md).
+typedef enum fri_agg_dp {
+    FRI_AGG_DP_OFF         = 0,
+    FRI_AGG_DP_CENTRAL     = 1, // the aggregator noises the cohort sum
+    FRI_AGG_DP_DISTRIBUTED = 2, // clients add noise shares (secure agg.)
+} fri_agg_dp;
+
+// Secure aggregation of masked fixed-point updates (docs/SECAGG.md).
+typedef enum fri_agg_secagg {
+    FRI_AGG_SECAGG_OFF  = 0,
+    FRI_AGG_SECAGG_FULL = 1, // every pair of the cohort shares a mask
+    FRI_AGG_SECAGG_PLUS = 2, // SecAgg+: masks along a sparse random graph
+} fri_agg_secagg;
+
 typedef enum fri_agg_opt {
     FRI_AGG_OPT_SGD      = 0,
     FRI_AGG_OPT_MOMENTUM = 1,
@@ -83,6 +97,31 @@ typedef struct fri_agg_config {
     fr_log_fn    log;
     void        *log_ctx;
     fr_log_level log_level;
+    // ---- Privacy (appended; 0 everywhere = off) ----
+    // L2 bound on each client's whole update, sent in TASK; 0 = no
+    // clipping. Required (> 0) when dp != OFF: it is the sensitivity.
+    float clip;
+    // DP-FedAvg. dp == CENTRAL: at round close the aggregator adds
+    // N(0, (noise_multiplier * clip)^2) to every coordinate of the summed
+    // update (all items, touched or not, plus the rating sum and count) and
+    // divides by the EXPECTED cohort size instead of the clients' weights.
+    // Only algo == FRI_AGG_GRAD (see docs/DP.md, "ALS statistics").
+    // DISTRIBUTED needs secagg != OFF (clients add the noise).
+    fri_agg_dp dp;
+    double     noise_multiplier; // z > 0 when dp != OFF
+    // Number of users that may take part (the accountant's N); required
+    // when dp != OFF. The sampling rate is q = expected cohort / population,
+    // expected cohort = fraction * population (capped by clients_per_round)
+    // or clients_per_round when fraction == 0.
+    uint64_t population;
+    double   dp_delta; // target delta of the reported epsilon (1e-5)
+    // Nonzero: DP noise drawn from a stream seeded by (dp_seed, round) for
+    // reproducible simulations and tests. It gives NO privacy against
+    // anyone who knows the seed. 0: a fresh secret seed per round.
+    uint64_t dp_seed;
+    // Secure aggregation mode (not yet served over the wire: create
+    // refuses secagg != OFF until the exchange is implemented).
+    fri_agg_secagg secagg;
 } fri_agg_config;
 
 void fri_agg_config_init(fri_agg_config *cfg);
@@ -184,6 +223,14 @@ FR_NODISCARD fr_err fri_agg_submit(fri_agg *a, uint64_t now_ms,
 
 // ---- model and metrics ---------------------------------------------------
 
+// Test and simulation hook: under DP (gradient mode) the thread closing a
+// round calls fn with the released vector before it is divided by the
+// expected cohort: n_items rows of k + 1 summed, noised gradient values,
+// then the noised rating sum and count (n = n_items * (k + 1) + 2). The
+// vector is only valid during the call. NULL removes the hook.
+typedef void (*fri_agg_release_fn)(void *ctx, const float *v, size_t n);
+void fri_agg_set_release_hook(fri_agg *a, fri_agg_release_fn fn, void *ctx);
+
 // Copies the current model (mu, bi: n_items, Q: n_items * k). Any output
 // pointer may be NULL.
 void fri_agg_model_copy(fri_agg *a, float *mu, float *bi, size_t bi_len,
@@ -223,12 +270,21 @@ typedef struct fri_agg_metrics {
     uint32_t reported;         // their accepted updates
     int      round_open;
     float    mu;
+    // Privacy (appended). dp_epsilon is the (epsilon, dp_delta) spent by
+    // the dp_rounds noised rounds so far (across restarts); 0 when none.
+    int      dp;               // fri_agg_dp
+    float    clip;
+    double   noise_multiplier;
+    double   dp_q;             // sampling rate per round
+    double   dp_delta;
+    double   dp_epsilon;
+    uint64_t dp_rounds;
 } fri_agg_metrics;
 
 void fri_agg_metrics_get(fri_agg *a, fri_agg_metrics *m);
 
 // Renders metrics as Prometheus text (version 0.0.4) / as a JSON object.
-// FR_ENOSPC if dst_cap is too small; 4096 bytes always suffice.
+// FR_ENOSPC if dst_cap is too small; 8192 bytes always suffice.
 FR_NODISCARD fr_err fri_agg_metrics_prometheus(const fri_agg_metrics *m,
                                                char *dst, size_t dst_cap,
                                                size_t *dst_len);

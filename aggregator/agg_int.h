@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "agg.h"
+#include "dp.h"
 #include "keys.h"
 
 // The signed MODEL frame of one round, built once when the round opens and
@@ -69,6 +70,15 @@ struct fri_agg {
     float          *Q;         // n_items * k
     uint64_t        version;
     uint8_t         sel_key[16]; // cohort sampling key of this round
+
+    // Privacy accountant of the released models, under mtx (the closer
+    // adds a round under the lock).
+    fri_dp_accountant dp_acc;
+    uint64_t          dp_rounds;
+    double            dp_q;      // sampling rate per round
+    double            dp_cohort; // expected cohort size (the denominator)
+    fri_agg_release_fn dp_hook;   // test hook (closer reads it)
+    void              *dp_hook_ctx;
 
     // Optimizer state (closer only).
     float   *opt_m;

@@ -57,6 +57,18 @@ static const char usage[] =
     "  --round-deadline SECONDS  (default 60)\n"
     "  --rounds N              completed rounds to run, 0 = forever\n"
     "  --retry-after SECONDS   told to clients without a task (default 1)\n"
+    "Privacy (docs/DP.md):\n"
+    "  --clip C                L2 bound on each client's update, sent in\n"
+    "                          the task (0 = none, default)\n"
+    "  --dp off|central|distributed  DP-FedAvg noise (default off;\n"
+    "                          needs --algo grad, --clip, --noise-multiplier,\n"
+    "                          --population and a sampled cohort)\n"
+    "  --noise-multiplier Z    noise stddev / clip\n"
+    "  --population N          users that may take part (for epsilon)\n"
+    "  --dp-delta D            delta of the reported epsilon (1e-5)\n"
+    "  --dp-seed N             reproducible noise (NOT private; tests and\n"
+    "                          simulations only; 0 = secret, default)\n"
+    "  --secure-agg off|full|plus  masked aggregation (only off for now)\n"
     "Other:\n"
     "  --config FILE           'name = value' lines with the flag names\n"
     "                          above; flags on the command line override\n"
@@ -291,6 +303,47 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
     } else if (strcmp(name, "retry-after") == 0) {
         NEED_SECS();
         c->retry_after_ms = (uint32_t) (f * 1000.0 > 3.6e6 ? 3.6e6 : f * 1000.0);
+    } else if (strcmp(name, "clip") == 0) {
+        NEED_F();
+        c->clip = (float) f;
+    } else if (strcmp(name, "noise-multiplier") == 0) {
+        NEED_F();
+        c->noise_multiplier = f;
+    } else if (strcmp(name, "population") == 0) {
+        NEED_U(UINT64_MAX);
+        c->population = u;
+    } else if (strcmp(name, "dp-delta") == 0) {
+        NEED_F();
+        c->dp_delta = f;
+    } else if (strcmp(name, "dp-seed") == 0) {
+        NEED_U(UINT64_MAX);
+        c->dp_seed = u;
+    } else if (strcmp(name, "dp") == 0) {
+        if (strcmp(val, "off") == 0) {
+            c->dp = FRI_AGG_DP_OFF;
+        } else if (strcmp(val, "central") == 0) {
+            c->dp = FRI_AGG_DP_CENTRAL;
+        } else if (strcmp(val, "distributed") == 0) {
+            c->dp = FRI_AGG_DP_DISTRIBUTED;
+        } else {
+            seterr(err, cap,
+                   "%s: --dp wants off, central or distributed, got '%s'",
+                   where, val);
+            return FR_EINVAL;
+        }
+    } else if (strcmp(name, "secure-agg") == 0) {
+        if (strcmp(val, "off") == 0) {
+            c->secagg = FRI_AGG_SECAGG_OFF;
+        } else if (strcmp(val, "full") == 0) {
+            c->secagg = FRI_AGG_SECAGG_FULL;
+        } else if (strcmp(val, "plus") == 0) {
+            c->secagg = FRI_AGG_SECAGG_PLUS;
+        } else {
+            seterr(err, cap,
+                   "%s: --secure-agg wants off, full or plus, got '%s'",
+                   where, val);
+            return FR_EINVAL;
+        }
     } else if (strcmp(name, "log-level") == 0) {
         if (strcmp(val, "error") == 0) {
             c->log_level = FR_LOG_ERROR;

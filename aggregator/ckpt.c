@@ -13,7 +13,8 @@
 
 #include "wire.h"
 
-#define CKPT_FORMAT 1u
+#define CKPT_FORMAT 2u
+#define CKPT_TAIL_LEN(n) (4 + 8 + 8 * (size_t) (n)) // accountant, format 2
 #define CKPT_HDR_LEN (4 + 4 + FRI_CKPT_FPBYTES + 8 + 8 + 8 + 4 + 4 + 4 + 4 + 8 + 8 + 4)
 #define CKPT_SUMBYTES 32
 // Sanity bounds for reading: a file claiming more is damaged.
@@ -99,7 +100,8 @@ fr_err
 fri_ckpt_write(const char *dir, const fri_ckpt *c, char *err, size_t err_cap)
 {
     if (dir == NULL || c == NULL || c->n_items == 0 || c->k == 0 ||
-        c->bi == NULL || c->Q == NULL || c->n_opt > FRI_CKPT_MAX_OPT) {
+        c->bi == NULL || c->Q == NULL || c->n_opt > FRI_CKPT_MAX_OPT ||
+        c->n_rdp > FRI_CKPT_MAX_RDP) {
         seterr(err, err_cap, "checkpoint: invalid arguments");
         return FR_EINVAL;
     }
@@ -168,6 +170,17 @@ fri_ckpt_write(const char *dir, const fri_ckpt *c, char *err, size_t err_cap)
               put_floats(fd, &h, c->Q, (size_t) c->n_items * c->k) != 0;
     for (uint32_t i = 0; !bad && i < c->n_opt; i++) {
         bad = put_floats(fd, &h, c->opt_state[i], c->opt_len) != 0;
+    }
+    if (!bad) {
+        uint8_t tail[CKPT_TAIL_LEN(FRI_CKPT_MAX_RDP)];
+        fri_put32(tail, c->n_rdp);
+        fri_put64(tail + 4, c->dp_rounds);
+        for (uint32_t i = 0; i < c->n_rdp; i++) {
+            uint64_t bits;
+            memcpy(&bits, &c->rdp[i], sizeof(bits));
+            fri_put64(tail + 12 + 8 * (size_t) i, bits);
+        }
+        bad = put(fd, &h, tail, CKPT_TAIL_LEN(c->n_rdp)) != 0;
     }
     uint8_t sum[CKPT_SUMBYTES];
     crypto_generichash_final(&h, sum, sizeof(sum));
@@ -286,8 +299,9 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
         goto out;
     }
     const uint8_t *p = buf;
-    if (memcmp(p, "FRCK", 4) != 0 || fri_get32(p + 4) != CKPT_FORMAT) {
-        seterr(err, err_cap, "checkpoint %s: not a format-%u checkpoint",
+    uint32_t format = memcmp(p, "FRCK", 4) == 0 ? fri_get32(p + 4) : 0;
+    if (format != 1 && format != CKPT_FORMAT) {
+        seterr(err, err_cap, "checkpoint %s: not a format-1..%u checkpoint",
                path, CKPT_FORMAT);
         rv = FR_EFORMAT;
         goto out;
@@ -326,6 +340,25 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
     size_t need = CKPT_HDR_LEN + 4 * ((size_t) out->n_items + nq +
                                       (size_t) out->n_opt * out->opt_len) +
                   CKPT_SUMBYTES;
+    if (format >= 2) {
+        // The accountant tail sits between the arrays and the checksum.
+        const uint8_t *t = buf + need - CKPT_SUMBYTES;
+        if (len < need + CKPT_TAIL_LEN(0)) {
+            seterr(err, err_cap, "checkpoint %s: truncated accountant",
+                   path);
+            rv = FR_EFORMAT;
+            goto out;
+        }
+        out->n_rdp     = fri_get32(t);
+        out->dp_rounds = fri_get64(t + 4);
+        if (out->n_rdp > FRI_CKPT_MAX_RDP) {
+            seterr(err, err_cap, "checkpoint %s: implausible accountant",
+                   path);
+            rv = FR_EFORMAT;
+            goto out;
+        }
+        need += CKPT_TAIL_LEN(out->n_rdp);
+    }
     if (need != len) {
         seterr(err, err_cap,
                "checkpoint %s: size %zu does not match header (%zu)", path,
@@ -347,6 +380,19 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
         seterr(err, err_cap, "checkpoint %s: out of memory", path);
         rv = FR_ENOMEM;
         goto out;
+    }
+    if (out->n_rdp > 0) {
+        p += CKPT_TAIL_LEN(0);
+        for (uint32_t i = 0; i < out->n_rdp; i++) {
+            uint64_t bits = fri_get64(p + 8 * (size_t) i);
+            memcpy(&out->rdp[i], &bits, sizeof(bits));
+            if (!(out->rdp[i] >= 0.0)) { // also refuses NaN
+                seterr(err, err_cap, "checkpoint %s: bad accountant value",
+                       path);
+                rv = FR_EFORMAT;
+                goto out;
+            }
+        }
     }
 out:
     if (rv != FR_OK) {

@@ -6,11 +6,15 @@
 // last round and a torn write never loses anything: the rename only
 // happens after the new file is complete and on disk.
 //
-// Layout, little-endian (format 1):
+// Layout, little-endian (format 2):
 //   "FRCK" | u32 format | fingerprint[32] | u64 version | u64 round
 //   | u64 next_round | u32 n_items | u32 k | f32 mu | u32 opt | u64 opt_t
 //   | u64 opt_len | u32 n_opt | bi[n_items] f32 | Q[n_items*k] f32
-//   | n_opt arrays of opt_len f32 | BLAKE2b-256 of everything before
+//   | n_opt arrays of opt_len f32
+//   | u32 n_rdp | u64 dp_rounds | n_rdp f64 (privacy accountant)
+//   | BLAKE2b-256 of everything before
+// Format 1 is format 2 without the accountant tail; it still loads (with
+// n_rdp = 0, dp_rounds = 0).
 #ifndef FR_AGGREGATOR_CKPT_H
 #define FR_AGGREGATOR_CKPT_H
 
@@ -21,6 +25,8 @@
 
 #define FRI_CKPT_FPBYTES 32
 #define FRI_CKPT_MAX_OPT 2
+// Renyi orders of the DP accountant (FRI_DP_N_ORDERS in common/dp.h).
+#define FRI_CKPT_MAX_RDP 160
 
 typedef struct fri_ckpt {
     uint8_t  fingerprint[FRI_CKPT_FPBYTES]; // config the model belongs to
@@ -37,6 +43,11 @@ typedef struct fri_ckpt {
     uint64_t opt_len;           // floats per optimizer array
     uint32_t n_opt;             // number of optimizer arrays in use
     float   *opt_state[FRI_CKPT_MAX_OPT];
+    // Privacy accountant: RDP spent so far at each order, and the number
+    // of noised rounds (n_rdp == 0: none recorded).
+    uint32_t n_rdp;
+    uint64_t dp_rounds;
+    double   rdp[FRI_CKPT_MAX_RDP];
 } fri_ckpt;
 
 // Writes c as DIR/checkpoint (see above). FR_EIO with a message naming the

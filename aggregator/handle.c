@@ -350,7 +350,7 @@ on_checkin(fri_agg *a, sess_entry *e, uint64_t now_ms, const uint8_t *plain,
         t.reg           = a->cfg.reg;
         t.reg_bias      = a->cfg.reg_bias;
         t.lr            = 0.0f;
-        t.clip          = 0.0f;
+        t.clip          = a->cfg.clip;
         t.alpha         = a->cfg.alpha;
         t.weighted      = (uint8_t) a->cfg.weighted;
         t.deadline_ms   = at.ms_left;
