@@ -795,3 +795,242 @@ fri_train_bpmf(fri_mf_model **out, float *pred_out, const fri_triplet *query,
     *out = avg;
     return FR_OK;
 }
+
+// ---- centralized variational trainer -------------------------------------
+
+void
+fri_vbmf_config_init(fri_vbmf_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->k             = 10;
+    c->sweeps        = 15;
+    c->beta          = 2.0f;
+    c->update_beta   = 1;
+    c->beta0         = 2.0f;
+    c->w0            = 1.0f;
+    c->diag_item_cov = 1;
+    c->init_std      = 0.1f;
+    c->seed          = 42;
+}
+
+static double
+packed_at(const float *S, size_t d, size_t a, size_t b)
+{
+    return a <= b ? S[fri_packed_index(d, a, b)]
+                  : S[fri_packed_index(d, b, a)];
+}
+
+// Expected squared error of one rating: (r - E pred)^2 + Var(u . v) for
+// independent u = [p; b_u; 1] (covariance Su over [p; b_u]) and
+// v = [q; 1; b_i] (covariance Si over [q; b_i]).
+static double
+expected_sq_err(double res, const float *p, const float *q, const float *Su,
+    const float *Si, size_t k)
+{
+    const size_t d   = k + 1;
+    double       var = 0.0;
+    for (size_t a = 0; a < d; a++) {
+        double qa = a < k ? q[a] : 1.0, pa = a < k ? p[a] : 1.0;
+        for (size_t b = 0; b < d; b++) {
+            double qb = b < k ? q[b] : 1.0, pb = b < k ? p[b] : 1.0;
+            double su = packed_at(Su, d, a, b), si = packed_at(Si, d, a, b);
+            var += qa * qb * su + pa * pb * si;
+            if (a < k && b < k) {
+                var += su * si;
+            }
+        }
+    }
+    return res * res + var;
+}
+
+fr_err
+fri_train_vbmf(fri_mf_model **out, const fri_csr *train,
+    const fri_vbmf_config *c, fri_train_epoch_fn cb, void *ctx)
+{
+    if (out == NULL) {
+        return FR_EINVAL;
+    }
+    *out = NULL;
+    if (c == NULL || c->k == 0 || c->k > FRI_MF_MAX_K || c->sweeps == 0
+        || !(c->beta > 0.0f) || !isfinite(c->beta) || !(c->beta0 > 0.0f)
+        || !(c->w0 > 0.0f) || !(c->init_std >= 0.0f) || train == NULL
+        || train->ptr == NULL || train->n_rows == 0 || train->n_cols == 0) {
+        return FR_EINVAL;
+    }
+    const size_t n_ratings = train->ptr[train->n_rows];
+    if (n_ratings == 0) {
+        return FR_EINVAL;
+    }
+    double mu = 0.0;
+    for (size_t j = 0; j < n_ratings; j++) {
+        if (train->idx[j] >= train->n_cols || !isfinite(train->val[j])) {
+            return FR_EINVAL;
+        }
+        mu += train->val[j];
+    }
+    mu /= (double)n_ratings;
+    const size_t   k = c->k, d = k + 1, plen = fri_packed_len(d);
+    const uint32_t nu = train->n_rows, ni = train->n_cols;
+    size_t         max_n = 0;
+    for (uint32_t u = 0; u < nu; u++) {
+        size_t n = train->ptr[u + 1] - train->ptr[u];
+        max_n    = n > max_n ? n : max_n;
+    }
+    size_t gsz, hsz, hcap, usz;
+    if (!mul_ok(ni, plen, &gsz) || !mul_ok(ni, d, &hsz)
+        || !mul_ok(max_n, d, &hcap) || !mul_ok(nu, plen, &usz)
+        || gsz > SIZE_MAX / sizeof(float) || usz > SIZE_MAX / sizeof(float)) {
+        return FR_ETOOBIG;
+    }
+    fri_mf_model *m = NULL;
+    fr_err        e = fri_mf_create(&m, nu, ni, c->k);
+    if (e != FR_OK) {
+        return e;
+    }
+    fri_mf_init(m, (float)mu, c->init_std, c->seed);
+    const size_t wlen = fri_bpmf_work_len(c->k);
+    hcap              = hcap > 0 ? hcap : 1;
+    float *umean = calloc(d, sizeof(float)), *imean = calloc(d, sizeof(float));
+    float *uprec = calloc(d * d, sizeof(float));
+    float *iprec = calloc(d * d, sizeof(float));
+    float *Su = calloc(usz, sizeof(float)), *Si = calloc(gsz, sizeof(float));
+    float *Sview    = calloc(gsz, sizeof(float)); // what users see of S_i
+    float *gram_acc = malloc(gsz * sizeof(float));
+    float *h_acc    = malloc(hsz * sizeof(float));
+    float *gram_u   = malloc(plen * sizeof(float));
+    float *h_u      = malloc(hcap * sizeof(float));
+    float *work     = malloc(wlen * sizeof(float));
+    float *x        = malloc(d * sizeof(float));
+    double *sx      = malloc(d * sizeof(double));
+    double *sxx     = malloc(plen * sizeof(double));
+    if (umean == NULL || imean == NULL || uprec == NULL || iprec == NULL
+        || Su == NULL || Si == NULL || Sview == NULL || gram_acc == NULL
+        || h_acc == NULL || gram_u == NULL || h_u == NULL || work == NULL
+        || x == NULL || sx == NULL || sxx == NULL) {
+        e = FR_ENOMEM;
+    }
+    for (size_t a = 0; e == FR_OK && a < d; a++) {
+        uprec[a * d + a] = 1.0f;
+        iprec[a * d + a] = 1.0f;
+    }
+    float beta = c->beta;
+    for (uint32_t s = 1; e == FR_OK && s <= c->sweeps; s++) {
+        fri_mf_items   it = fri_mf_items_of(m);
+        fri_bpmf_prior up = { (uint32_t)d, umean, uprec };
+        fri_bpmf_prior ip = { (uint32_t)d, imean, iprec };
+        // Items start without a covariance (they were not solved yet).
+        const float *icov = s > 1 ? Sview : NULL;
+        for (uint32_t u = 0; u < nu && e == FR_OK; u++) {
+            size_t a = train->ptr[u], n = train->ptr[u + 1] - a;
+            e = fri_bpmf_user_step(m->P + u * k, &m->bu[u], Su + u * plen,
+                icov, &it, train->idx + a, train->val + a, n, &up, beta, NULL,
+                work, wlen);
+        }
+        memset(sx, 0, d * sizeof(double));
+        memset(sxx, 0, plen * sizeof(double));
+        for (uint32_t u = 0; u < nu && e == FR_OK; u++) {
+            memcpy(x, m->P + u * k, k * sizeof(float));
+            x[k] = m->bu[u];
+            fri_bpmf_hyper_stats(sx, sxx, x, (uint32_t)d);
+            for (size_t t = 0; t < plen; t++) {
+                sxx[t] += Su[u * plen + t];
+            }
+        }
+        if (e == FR_OK) {
+            e = fri_bpmf_hyper_sample(
+                umean, uprec, sx, sxx, nu, (uint32_t)d, c->beta0, c->w0, NULL);
+        }
+        memset(gram_acc, 0, gsz * sizeof(float));
+        memset(h_acc, 0, hsz * sizeof(float));
+        for (uint32_t u = 0; u < nu && e == FR_OK; u++) {
+            size_t a = train->ptr[u], n = train->ptr[u + 1] - a;
+            if (n == 0) {
+                continue;
+            }
+            e = fri_bpmf_user_item_stats(gram_u, plen, h_u, hcap, m->P + u * k,
+                m->bu[u], Su + u * plen, m->k, m->mu, train->val + a, n);
+            for (size_t j = 0; j < n && e == FR_OK; j++) {
+                float *gi = gram_acc + (size_t)train->idx[a + j] * plen;
+                for (size_t t = 0; t < plen; t++) {
+                    gi[t] += gram_u[t];
+                }
+                float *hi = h_acc + (size_t)train->idx[a + j] * d;
+                for (size_t t = 0; t < d; t++) {
+                    hi[t] += h_u[j * d + t];
+                }
+            }
+        }
+        for (uint32_t i = 0; i < ni && e == FR_OK; i++) {
+            e = fri_bpmf_item_step(m->Q + i * k, &m->bi[i], Si + i * plen,
+                gram_acc + i * plen, h_acc + i * d, m->k, &ip, beta, NULL,
+                work, wlen);
+        }
+        memset(sx, 0, d * sizeof(double));
+        memset(sxx, 0, plen * sizeof(double));
+        for (uint32_t i = 0; i < ni && e == FR_OK; i++) {
+            memcpy(x, m->Q + i * k, k * sizeof(float));
+            x[k] = m->bi[i];
+            fri_bpmf_hyper_stats(sx, sxx, x, (uint32_t)d);
+            for (size_t t = 0; t < plen; t++) {
+                sxx[t] += Si[i * plen + t];
+            }
+        }
+        if (e == FR_OK) {
+            e = fri_bpmf_hyper_sample(
+                imean, iprec, sx, sxx, ni, (uint32_t)d, c->beta0, c->w0, NULL);
+        }
+        if (e != FR_OK) {
+            break;
+        }
+        memcpy(Sview, Si, gsz * sizeof(float));
+        if (c->diag_item_cov) {
+            for (uint32_t i = 0; i < ni; i++) {
+                for (size_t a = 0; a < d; a++) {
+                    for (size_t b = a + 1; b < d; b++) {
+                        Sview[i * plen + fri_packed_index(d, a, b)] = 0.0f;
+                    }
+                }
+            }
+        }
+        if (c->update_beta) {
+            double esse = 0.0;
+            for (uint32_t u = 0; u < nu; u++) {
+                for (size_t j = train->ptr[u]; j < train->ptr[u + 1]; j++) {
+                    uint32_t i   = train->idx[j];
+                    double   res = train->val[j] - fri_mf_predict(m, u, i);
+                    esse += expected_sq_err(res, m->P + u * k, m->Q + i * k,
+                        Su + u * plen, Sview + i * plen, k);
+                }
+            }
+            beta = (float)((double)n_ratings / esse);
+            if (!(beta > 0.0f) || !isfinite(beta)) {
+                e = FR_EINTERNAL;
+                break;
+            }
+        }
+        if (cb != NULL && cb(ctx, s, m) != 0) {
+            break;
+        }
+    }
+    free(umean);
+    free(imean);
+    free(uprec);
+    free(iprec);
+    free(Su);
+    free(Si);
+    free(Sview);
+    free(gram_acc);
+    free(h_acc);
+    free(gram_u);
+    free(h_u);
+    free(work);
+    free(x);
+    free(sx);
+    free(sxx);
+    if (e != FR_OK) {
+        fri_mf_destroy(m);
+        return e;
+    }
+    *out = m;
+    return FR_OK;
+}

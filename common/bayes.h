@@ -143,4 +143,33 @@ FR_NODISCARD fr_err fri_train_bpmf(fri_mf_model **out, float *pred_out,
     const fri_triplet *query, size_t n_query, const fri_csr *train,
     const fri_bpmf_config *c, fri_bpmf_fn cb, void *ctx);
 
+// ---- centralized variational trainer ------------------------------------
+//
+// Deterministic mean-field VB (Lim & Teh 2007 style) over the same steps:
+// each sweep solves every user with the items' posterior covariances
+// (fri_bpmf_user_step with item_cov), sums the users' covariance-augmented
+// statistics (fri_bpmf_user_item_stats) into the item steps, sets both
+// priors to their Normal-Wishart posterior means (fri_bpmf_hyper_sample,
+// rng NULL, with the covariances added into sum_xx) and, if update_beta,
+// beta = n_ratings / E[sum of squared errors].
+
+typedef struct fri_vbmf_config {
+    uint32_t k;
+    uint32_t sweeps;
+    float    beta; // noise precision (initial value if updated)
+    int      update_beta;
+    float    beta0; // as in fri_bpmf_config
+    float    w0;
+    int      diag_item_cov; // users see only the diagonal of S_i
+    float    init_std;
+    uint64_t seed;
+} fri_vbmf_config;
+
+void fri_vbmf_config_init(fri_vbmf_config *c);
+
+// Trains on train (CSR by user); *out holds the posterior means. cb as in
+// mf.h, after every sweep. Deterministic for a fixed seed.
+FR_NODISCARD fr_err fri_train_vbmf(fri_mf_model **out, const fri_csr *train,
+    const fri_vbmf_config *c, fri_train_epoch_fn cb, void *ctx);
+
 #endif

@@ -573,3 +573,31 @@ Test(common_bayes, user_step_with_item_covariances)
         FR_OK);
     cr_assert(memcmp(p, plain, sizeof(p)) != 0);
 }
+
+Test(common_bayes, variational_trainer_fits_synthetic_data)
+{
+    synth_run s;
+    synth_setup(&s);
+    fri_vbmf_config c;
+    fri_vbmf_config_init(&c);
+    c.k              = 5;
+    fri_mf_model *m1 = NULL, *m2 = NULL;
+    cr_assert_eq(fri_train_vbmf(&m1, &s.csr, &c, NULL, NULL), FR_OK);
+    cr_assert_eq(fri_train_vbmf(&m2, &s.csr, &c, NULL, NULL), FR_OK);
+    cr_assert(memcmp(m1->Q, m2->Q, (size_t)m1->n_items * m1->k * 4) == 0);
+    float *pred = malloc(s.test.n * sizeof(float));
+    cr_assert_not_null(pred);
+    for (size_t j = 0; j < s.test.n; j++) {
+        pred[j] = fri_mf_predict(m1, s.test.r[j].user, s.test.r[j].item);
+    }
+    double r = rmse(pred, &s.test);
+    cr_assert(r < 0.57, "VB RMSE %g (noise 0.5)", r);
+    fri_mf_destroy(m1);
+    fri_mf_destroy(m2);
+    free(pred);
+    fri_vbmf_config_init(&c);
+    c.sweeps = 0;
+    cr_assert_eq(fri_train_vbmf(&m1, &s.csr, &c, NULL, NULL), FR_EINVAL);
+    cr_assert_null(m1);
+    synth_teardown(&s);
+}
