@@ -273,6 +273,9 @@ fri_bpmf_user_item_stats(float *gram_out, size_t gram_len, float *h_out,
 void
 fri_bpmf_hyper_stats(double *sum_x, double *sum_xx, const float *x, uint32_t d)
 {
+    if (sum_x == NULL || sum_xx == NULL || x == NULL) {
+        return;
+    }
     size_t t = 0;
     for (size_t a = 0; a < d; a++) {
         sum_x[a] += x[a];

@@ -84,6 +84,7 @@ FR_NODISCARD fr_err fri_bpmf_user_item_stats(float *gram_out, size_t gram_len,
 
 // Adds one factor vector x (d floats) into the hyperparameter statistics:
 // sum_x (d doubles) += x, sum_xx (fri_packed_len(d) doubles) += x x^T.
+// Any NULL pointer makes it a no-op.
 void fri_bpmf_hyper_stats(
     double *sum_x, double *sum_xx, const float *x, uint32_t d);
 
