@@ -1193,7 +1193,12 @@ fri_agg_submit(fri_agg *a, uint64_t now_ms,
     }
     s->state = SLOT_INFLIGHT;
     a->n_inflight++;
+    fri_agg_update_fn hook     = a->upd_hook;
+    void             *hook_ctx = a->upd_hook_ctx;
     pthread_mutex_unlock(&a->mtx);
+    if (hook != NULL) {
+        hook(hook_ctx, pk, u);
+    }
 
     rv = acc_add(a, u);
 
@@ -1271,6 +1276,15 @@ fri_agg_set_release_hook(fri_agg *a, fri_agg_release_fn fn, void *ctx)
     pthread_mutex_lock(&a->mtx);
     a->dp_hook     = fn;
     a->dp_hook_ctx = ctx;
+    pthread_mutex_unlock(&a->mtx);
+}
+
+void
+fri_agg_set_update_hook(fri_agg *a, fri_agg_update_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&a->mtx);
+    a->upd_hook     = fn;
+    a->upd_hook_ctx = ctx;
     pthread_mutex_unlock(&a->mtx);
 }
 

@@ -231,6 +231,15 @@ FR_NODISCARD fr_err fri_agg_submit(fri_agg *a, uint64_t now_ms,
 typedef void (*fri_agg_release_fn)(void *ctx, const float *v, size_t n);
 void fri_agg_set_release_hook(fri_agg *a, fri_agg_release_fn fn, void *ctx);
 
+// Test and simulation hook: called with every validated update, before it
+// is accumulated (on the submitting thread, no lock held): exactly what the
+// aggregator gets to see of one client. u is valid only during the call.
+// NULL removes the hook.
+typedef void (*fri_agg_update_fn)(void *ctx,
+                                  const uint8_t pk[FRI_AGG_KEYBYTES],
+                                  const fri_agg_update *u);
+void fri_agg_set_update_hook(fri_agg *a, fri_agg_update_fn fn, void *ctx);
+
 // Copies the current model (mu, bi: n_items, Q: n_items * k). Any output
 // pointer may be NULL.
 void fri_agg_model_copy(fri_agg *a, float *mu, float *bi, size_t bi_len,

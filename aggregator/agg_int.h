@@ -79,6 +79,8 @@ struct fri_agg {
     double            dp_cohort; // expected cohort size (the denominator)
     fri_agg_release_fn dp_hook;   // test hook (closer reads it)
     void              *dp_hook_ctx;
+    fri_agg_update_fn  upd_hook;   // test hook
+    void              *upd_hook_ctx;
 
     // Optimizer state (closer only).
     float   *opt_m;

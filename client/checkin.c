@@ -9,6 +9,7 @@
 // failure, ends the check-in as FR_CHECKIN_FAILED; the session (and its
 // keys) is wiped at the end of every check-in, so the idle handle keeps
 // nothing of it.
+#include <math.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -133,7 +134,14 @@ fr_client_request_bound(const fr_client *c)
     if (fix > b) {
         b = fix;
     }
-    size_t u = update_bound(c, k, c->n_inter);
+    // Pseudo-items add up to ceil(rho * n) rows (fri_pseudo_count rounds).
+    size_t rows = c->n_inter;
+    if (c->pseudo_rho > 0.0f) {
+        double extra = ceil((double) c->pseudo_rho * (double) c->n_inter);
+        rows += extra < (double) FRI_MAX_ITEMS ? (size_t) extra
+                                               : (size_t) FRI_MAX_ITEMS;
+    }
+    size_t u = update_bound(c, k, rows);
     return u > b ? u : b;
 }
 

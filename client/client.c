@@ -147,7 +147,9 @@ fr_client_create(fr_client **out, const fr_client_config *cfg)
     }
     *out = NULL;
     if (cfg == NULL || cfg->max_k == 0 || cfg->max_items == 0 ||
-        (cfg->allocator.alloc == NULL) != (cfg->allocator.free == NULL)) {
+        (cfg->allocator.alloc == NULL) != (cfg->allocator.free == NULL) ||
+        !(cfg->pseudo_items_rho >= 0.0f && cfg->pseudo_items_rho <= 100.0f) ||
+        cfg->pseudo_fill < 0 || cfg->pseudo_fill > 2) {
         return FR_EINVAL;
     }
     if (sodium_init() < 0) {
@@ -167,6 +169,8 @@ fr_client_create(fr_client **out, const fr_client_config *cfg)
     c->log_level = cfg->log_level;
     c->max_items = cfg->max_items;
     c->max_k     = cfg->max_k > FRI_MF_MAX_K ? FRI_MF_MAX_K : cfg->max_k;
+    c->pseudo_rho  = cfg->pseudo_items_rho;
+    c->pseudo_fill = cfg->pseudo_fill;
     memcpy(c->server_pk, cfg->server_pk, sizeof c->server_pk);
     memcpy(c->state_key, cfg->state_key, sizeof c->state_key);
     fri_fit_params_default(&c->fit);

@@ -116,6 +116,8 @@ struct fr_client {
     uint64_t fitted_gen; // inter_gen at the last fit
 
     fri_fit_params fit;
+    float          pseudo_rho;  // pseudo-items per rated item, 0 = off
+    int            pseudo_fill; // fri_pseudo_fill
     uint64_t       last_round; // last round contributed to
 
     fr_checkin_info      info;

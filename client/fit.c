@@ -9,6 +9,9 @@
 #include "dp.h"
 #include "linalg.h"
 #include "mf.h"
+#include "pseudo.h"
+
+#include <sodium.h>
 
 void
 fri_update_buf_free(fr_client *c, fri_update_buf *u)
@@ -102,6 +105,70 @@ local_delta(fr_client *c, fri_update_buf *u, const fri_mf_items *it,
     return err;
 }
 
+// Adds the pseudo-items to a computed ALS or gradient update of n real
+// rows: merges real and fake rows sorted by item and reports (sum, count)
+// and the weight over the whole visible set, so none of them reveals
+// |I_u|. The fake set comes from a stream keyed by the identity seed (and
+// nothing round-dependent), so it is stable while I_u is.
+static fr_err
+add_pseudo(fr_client *c, fri_update_buf *u, const fri_fit_task *t,
+           const fri_mf_items *it, size_t n)
+{
+    fri_pseudo_config pc;
+    fri_pseudo_config_init(&pc);
+    pc.rho  = c->pseudo_rho;
+    pc.fill = (fri_pseudo_fill) c->pseudo_fill;
+    size_t n_fake = fri_pseudo_count(n, pc.rho, it->n_items);
+    if (n_fake == 0) {
+        return FR_OK;
+    }
+    size_t   total = n + n_fake;
+    size_t   width = u->width;
+    uint32_t *items = fri_client_calloc(c, total, sizeof *items);
+    float    *rows  = fri_client_calloc(c, total * width, sizeof *rows);
+    if (items == NULL || rows == NULL) {
+        fri_client_free(c, items);
+        fri_client_free(c, rows);
+        return FR_ENOMEM;
+    }
+    // 64 secret bits for the stream: BLAKE2b of the identity seed under a
+    // domain-separation key (never the simulator seed or a counter).
+    static const uint8_t dom[16] = "fedrec-pseudo-v1";
+    uint8_t              h[8];
+    crypto_generichash(h, sizeof h, c->identity_seed,
+                       sizeof c->identity_seed, dom, sizeof dom);
+    uint64_t s64 = 0;
+    for (int i = 7; i >= 0; i--) {
+        s64 = (s64 << 8) | h[i];
+    }
+    sodium_memzero(h, sizeof h);
+    fri_rng rng;
+    fri_rng_seed(&rng, s64);
+    s64 = 0;
+    size_t n_out = 0;
+    double vsum  = 0.0;
+    fr_err err   = fri_pseudo_merge(
+        items, rows, NULL, total, &n_out, &vsum,
+        t->algo == FRI_FIT_ALS ? FRI_PSEUDO_ROWS_ALS : FRI_PSEUDO_ROWS_GRAD,
+        it, c->p, c->bu, t->reg, t->reg_bias, u->items, c->values, u->rows, n,
+        &pc, &rng);
+    sodium_memzero(&rng, sizeof rng);
+    if (err != FR_OK || n_out != total) {
+        fri_client_free_wipe(c, items, total * sizeof *items);
+        fri_client_free_wipe(c, rows, total * width * sizeof *rows);
+        return err != FR_OK ? err : FR_EINTERNAL;
+    }
+    fri_client_free_wipe(c, u->rows, n * width * sizeof *u->rows);
+    fri_client_free_wipe(c, u->items, n * sizeof *u->items);
+    u->rows                  = rows;
+    u->items                 = items;
+    u->n_rows                = (uint32_t) total;
+    u->extra[u->n_extra - 2] += (float) vsum;
+    u->extra[u->n_extra - 1] = (float) total;
+    u->weight                = (float) total;
+    return FR_OK;
+}
+
 fr_err
 fri_client_compute_update(fr_client *c, const fri_fit_task *t,
                           fri_update_buf *u)
@@ -191,6 +258,22 @@ fri_client_compute_update(fr_client *c, const fri_fit_task *t,
         fri_update_buf_free(c, u);
         return fri_client_fail(c, err, "computing the update failed: %s",
                                fr_strerror(err));
+    }
+    if (c->pseudo_rho > 0.0f) {
+        if (t->algo == FRI_FIT_ALS || t->algo == FRI_FIT_GRAD) {
+            err = add_pseudo(c, u, t, &it, n);
+            if (err != FR_OK) {
+                fri_update_buf_free(c, u);
+                return fri_client_fail(c, err, "pseudo-items failed: %s",
+                                       fr_strerror(err));
+            }
+            n = u->n_rows; // the clip below covers the fake rows too
+        } else {
+            fri_client_logf(c, FR_LOG_WARN,
+                            "msg=\"pseudo-items not applied to this task "
+                            "kind\" algo=%d",
+                            (int) t->algo);
+        }
     }
     if (t->clip > 0.0f && stats) {
         // The sensitivity bound is on the whole update: the rows and the

@@ -98,6 +98,20 @@ typedef struct fr_client_config {
     // 0 draws one from the system RNG. Simulations set it to be
     // reproducible. Never used for key material.
     uint64_t seed;
+    // Pseudo-items (hiding which items the user rated, FedRec): besides
+    // its rated items the update carries rows for round(rho * |I_u|)
+    // unrated items with plausible virtual ratings, and reports (sum,
+    // count) over the whole visible set. 0 = off (default); at most 100.
+    // The fake set is drawn from a stream keyed by the identity seed, so it
+    // stays the same across rounds while the interactions do not change
+    // (fresh fakes every round could be intersected away). Applies to
+    // explicit ALS statistics and gradient updates; implicit (iALS) and
+    // local-delta tasks are sent without pseudo-items (logged at warn).
+    float pseudo_items_rho;
+    // Virtual-rating fill: 0 the current prediction plus noise of the
+    // user's residual spread (default), 1 the same with a zero-mean
+    // gradient row, 2 the user's mean rating (common/pseudo.h).
+    int pseudo_fill;
 } fr_client_config;
 
 FR_API void fr_client_config_init(fr_client_config *cfg);
