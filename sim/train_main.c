@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bayes.h"
 #include "dataset.h"
 #include "fedrec/err.h"
 #include "metrics.h"
@@ -30,6 +31,10 @@ typedef struct opts {
     int weighted_set, init_std_set, bias_epochs_set, alpha_set;
     int patience_set, seed_set;
     fri_train_config given;
+    int             bpmf; // --algo bpmf (Gibbs sampling, bayes.h)
+    fri_bpmf_config bc;
+    int             vbmf; // --algo vbmf (variational, bayes.h)
+    fri_vbmf_config vc;
 } opts;
 
 static void
@@ -48,7 +53,11 @@ usage(FILE *f)
 "  --test-frac F       hold-out fraction when no --test is given (0.2)\n"
 "  --val-frac F        hold out F of train for early stopping (0 = off)\n"
 "model and training:\n"
-"  --algo als|sgd      alternating least squares or SGD (default als)\n"
+"  --algo als|sgd|bpmf|vbmf  alternating least squares, SGD, Bayesian MF\n"
+"                      by Gibbs sampling, or variational Bayesian MF\n"
+"                      (default bpmf for explicit, als for implicit;\n"
+"                      bpmf/vbmf use --k, --epochs (vbmf\n"
+"                      sweeps), --init-std, --seed and the options below)\n"
 "  --loss explicit|implicit  ratings, or weighted ALS on interactions\n"
 "  --k N               latent dimension, 1..%u\n"
 "  --epochs N          ALS sweeps / SGD passes\n"
@@ -62,6 +71,9 @@ usage(FILE *f)
 "  --bias-epochs N     ALS bias-only warm-start sweeps\n"
 "  --alpha F           implicit confidence c = 1 + F*r\n"
 "  --patience N        early-stopping patience with --val-frac (3)\n"
+"  --burnin N          bpmf: discarded sweeps (20)\n"
+"  --samples N         bpmf: averaged sweeps (80)\n"
+"  --beta F            bpmf/vbmf: fixed noise precision (default: learned)\n"
 "  --seed N            seed for init, shuffles and splits\n"
 "evaluation and output:\n"
 "  --topk N            ranking list length (10)\n"
@@ -141,6 +153,8 @@ parse_args(opts *o, int argc, char **argv)
     o->topk = 10;
     o->protocol = FRI_RANK_FULL;
     fri_train_config_init(&o->given, FRI_TRAIN_ALS);
+    fri_bpmf_config_init(&o->bc);
+    fri_vbmf_config_init(&o->vc);
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -208,6 +222,12 @@ parse_args(opts *o, int argc, char **argv)
                 o->algo = FRI_TRAIN_ALS;
             } else if (strcmp(val, "sgd") == 0) {
                 o->algo = FRI_TRAIN_SGD;
+            } else if (strcmp(val, "bpmf") == 0) {
+                o->algo = FRI_TRAIN_ALS;
+                o->bpmf = 1;
+            } else if (strcmp(val, "vbmf") == 0) {
+                o->algo = FRI_TRAIN_ALS;
+                o->vbmf = 1;
             } else {
                 bad = 1;
             }
@@ -257,6 +277,15 @@ parse_args(opts *o, int argc, char **argv)
         } else if (strcmp(name, "--seed") == 0) {
             bad = parse_u64(val, &g->seed);
             o->seed_set = 1;
+        } else if (strcmp(name, "--burnin") == 0) {
+            bad = parse_u32(val, &o->bc.burnin);
+        } else if (strcmp(name, "--samples") == 0) {
+            bad = parse_u32(val, &o->bc.samples) || o->bc.samples == 0;
+        } else if (strcmp(name, "--beta") == 0) {
+            bad = parse_f(val, &o->bc.beta) || !(o->bc.beta > 0.0f);
+            o->bc.sample_beta = 0;
+            o->vc.beta = o->bc.beta;
+            o->vc.update_beta = 0;
         } else if (strcmp(name, "--topk") == 0) {
             bad = parse_u32(val, &o->topk) || o->topk == 0;
         } else if (strcmp(name, "--protocol") == 0) {
@@ -295,6 +324,11 @@ parse_args(opts *o, int argc, char **argv)
         o->tc.init_std = 0.1f;
     }
     o->tc.implicit = g->implicit;
+    // Explicit ratings default to BPMF, the best on validation data
+    // (docs/TUNING.md, docs/BAYES.md); implicit feedback to iALS.
+    if (!o->algo_set && !g->implicit) {
+        o->bpmf = 1;
+    }
 #define TAKE(flag, field)                                                   \
     if (o->flag) {                                                          \
         o->tc.field = g->field;                                             \
@@ -314,6 +348,37 @@ parse_args(opts *o, int argc, char **argv)
 #undef TAKE
     if (o->val_frac > 0.0 && !o->patience_set) {
         o->tc.patience = 3;
+    }
+    if (o->bpmf) {
+        if (o->tc.implicit) {
+            fprintf(stderr, "fedrec-train: --algo bpmf is explicit only\n");
+            return 2;
+        }
+        if (o->k_set) {
+            o->bc.k = g->k;
+        }
+        if (o->init_std_set) {
+            o->bc.init_std = g->init_std;
+        }
+        o->bc.seed = o->tc.seed;
+    }
+    if (o->vbmf) {
+        if (o->tc.implicit) {
+            fprintf(stderr, "fedrec-train: --algo vbmf is explicit only\n");
+            return 2;
+        }
+        if (o->k_set) {
+            o->vc.k = g->k;
+        }
+        if (o->epochs_set) {
+            o->vc.sweeps = g->epochs;
+        }
+        if (o->init_std_set) {
+            o->vc.init_std = g->init_std;
+        }
+        o->vc.seed = o->tc.seed;
+        o->tc.k = o->vc.k;
+        o->tc.epochs = o->vc.sweeps;
     }
     if (o->tc.implicit && o->algo == FRI_TRAIN_SGD) {
         fprintf(stderr, "fedrec-train: --loss implicit needs --algo als\n");
@@ -514,6 +579,8 @@ main(int argc, char **argv)
     }
     o.tc.clamp_lo = lo;
     o.tc.clamp_hi = hi;
+    o.bc.clamp_lo = lo;
+    o.bc.clamp_hi = hi;
     fri_csr csr = {0}, raw = {0}, test_csr = {0};
     if (e == FR_OK) {
         e = fri_csr_by_user(&csr, &train);
@@ -534,10 +601,29 @@ main(int argc, char **argv)
         }
     }
     fri_mf_model *m = NULL;
+    float *pred = NULL, *truth = NULL;
+    if (e == FR_OK && o.bpmf) {
+        pred = malloc(test.n * sizeof(float));
+        truth = malloc(test.n * sizeof(float));
+        if (pred == NULL || truth == NULL) {
+            e = FR_ENOMEM;
+        }
+        for (size_t j = 0; e == FR_OK && j < test.n; j++) {
+            truth[j] = test.r[j].rating;
+        }
+    }
     run r = {&o, &csr, &raw, &test, &test_csr, now_s(), 0.0, 0};
     if (e == FR_OK) {
         r.t0 = now_s();
-        if (o.tc.implicit) {
+        if (o.bpmf) {
+            // Test predictions are averaged over the kept samples as they
+            // are drawn; m holds the averaged factors (ranking uses it).
+            e = fri_train_bpmf(&m, pred, test.r, test.n, &csr, &o.bc, NULL,
+                               NULL);
+            r.epochs_run = o.bc.burnin + o.bc.samples * o.bc.thin;
+        } else if (o.vbmf) {
+            e = fri_train_vbmf(&m, &csr, &o.vc, on_epoch, &r);
+        } else if (o.tc.implicit) {
             e = fri_train_ials(&m, &csr, &o.tc, on_epoch, &r);
         } else if (o.algo == FRI_TRAIN_SGD) {
             e = fri_train_sgd(&m, &csr, have_val ? &val : NULL, &o.tc,
@@ -554,7 +640,10 @@ main(int argc, char **argv)
     fri_rank_config_init(&rcfg);
     rcfg.k = o.topk;
     rcfg.protocol = o.protocol;
-    if (e == FR_OK) {
+    if (e == FR_OK && o.bpmf) {
+        rm.n = test.n;
+        e = fri_rmse_mae(&rm.rmse, &rm.mae, pred, truth, test.n);
+    } else if (e == FR_OK) {
         e = fri_eval_rating(&rm, m, test.r, test.n, o.tc.clamp_lo,
                             o.tc.clamp_hi);
     }
@@ -573,8 +662,12 @@ main(int argc, char **argv)
                "\"reg_bias\":%g,\"weighted\":%d,\"alpha\":%g,\"seed\":%llu,"
                "\"n_train\":%zu,\"n_val\":%zu,\"n_test\":%zu,"
                "\"rmse\":%.6f,\"mae\":%.6f,",
-               o.algo == FRI_TRAIN_SGD ? "sgd" : "als",
-               c->implicit ? "implicit" : "explicit", c->k, c->epochs,
+               o.bpmf   ? "bpmf"
+               : o.vbmf ? "vbmf"
+               : o.algo == FRI_TRAIN_SGD ? "sgd"
+                                         : "als",
+               c->implicit ? "implicit" : "explicit", o.bpmf ? o.bc.k : c->k,
+               c->epochs,
                r.epochs_run, c->lr, c->lr_decay, c->reg, c->reg_bias,
                c->weighted, c->alpha, (unsigned long long)c->seed, train.n,
                val.n, test.n, rm.rmse, rm.mae);
@@ -586,8 +679,13 @@ main(int argc, char **argv)
         }
         printf("\"seconds\":%.4f}\n", secs);
     } else {
-        printf("%s %s k=%u:", o.algo == FRI_TRAIN_SGD ? "sgd" : "als",
-               o.tc.implicit ? "implicit" : "explicit", o.tc.k);
+        printf("%s %s k=%u:",
+               o.bpmf   ? "bpmf"
+               : o.vbmf ? "vbmf"
+               : o.algo == FRI_TRAIN_SGD ? "sgd"
+                                         : "als",
+               o.tc.implicit ? "implicit" : "explicit",
+               o.bpmf ? o.bc.k : o.tc.k);
         if (!o.tc.implicit) {
             printf(" test RMSE %.4f  MAE %.4f", rm.rmse, rm.mae);
         }
@@ -599,6 +697,8 @@ main(int argc, char **argv)
                r.epochs_run, secs, train.n, test.n);
     }
     fri_mf_destroy(m);
+    free(pred);
+    free(truth);
     fri_csr_free(&csr);
     fri_csr_free(&raw);
     fri_csr_free(&test_csr);

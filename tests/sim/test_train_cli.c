@@ -64,7 +64,7 @@ last_json_number(const char *text, const char *key)
 Test(train_cli, synthetic_json_run_prints_summary)
 {
     cr_assert_eq(run("--synthetic users=200,items=100,k=3,density=0.2,"
-                     "noise=0.3,seed=2 --k 5 --epochs 5 --json",
+                     "noise=0.3,seed=2 --algo als --k 5 --epochs 5 --json",
                      buf, sizeof(buf)),
                  0, "output: %s", buf);
     // JSON Lines: 5 epoch lines + 1 summary.
@@ -102,4 +102,9 @@ Test(train_cli, default_run_and_sgd_work)
                      buf, sizeof(buf)),
                  0, "output: %s", buf);
     cr_assert(strstr(buf, "\"algo\":\"sgd\"") != NULL);
+    // Explicit ratings default to BPMF (best on validation data).
+    cr_assert_eq(run("--json", buf, sizeof(buf)), 0, "output: %s", buf);
+    cr_assert(strstr(buf, "\"algo\":\"bpmf\"") != NULL, "output: %s", buf);
+    double rmse = last_json_number(buf, "rmse");
+    cr_assert(rmse > 0.0 && rmse < 1.0, "rmse %g", rmse);
 }
