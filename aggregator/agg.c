@@ -215,8 +215,22 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
         BAD("secure-agg must be off, full or plus");
     }
     if (c->secagg != FRI_AGG_SECAGG_OFF) {
-        BAD("secure-agg %s is not served by this aggregator yet (use off)",
-            c->secagg == FRI_AGG_SECAGG_FULL ? "full" : "plus");
+        if (c->algo != FRI_AGG_GRAD) {
+            BAD("secure-agg needs algo grad (dense fixed-point updates)");
+        }
+        if (c->clients_per_round < 2 || c->clients_per_round > 65535) {
+            BAD("secure-agg needs clients-per-round in 2..65535 (the "
+                "cohort is fixed when the round opens)");
+        }
+        if (c->clip <= 0.0f) {
+            BAD("secure-agg needs clip > 0 (it bounds the fixed-point "
+                "range)");
+        }
+        if (fri_sa_frac_bits(c->clip, c->clients_per_round) == 0) {
+            BAD("clip %g is too large for a cohort of %u in 32-bit fixed "
+                "point with >= 8 fractional bits",
+                (double) c->clip, c->clients_per_round);
+        }
     }
     if (c->dp != FRI_AGG_DP_OFF && c->dp != FRI_AGG_DP_CENTRAL &&
         c->dp != FRI_AGG_DP_DISTRIBUTED) {
@@ -234,6 +248,10 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
             c->secagg == FRI_AGG_SECAGG_OFF) {
             BAD("dp distributed needs secure aggregation (secure-agg full "
                 "or plus); without it use dp central");
+        }
+        if (c->dp == FRI_AGG_DP_DISTRIBUTED) {
+            BAD("dp distributed is not available yet (clients do not add "
+                "noise shares); use dp central");
         }
         if (c->clip <= 0.0f) {
             BAD("dp needs clip > 0 (the L2 sensitivity of an update)");
@@ -945,6 +963,7 @@ open_round(fri_agg *a, uint64_t now_ms)
     a->round       = id;
     a->opened_ms   = now_ms;
     a->deadline_ms = now_ms + a->cfg.round_deadline_ms;
+    fri_sa_round_open(a, now_ms);
     if (atomic_load(&a->done)) {
         a->state = RS_DONE;
     } else {
@@ -1071,6 +1090,45 @@ abandon_round(fri_agg *a, uint64_t now_ms, const char *why)
     open_round(a, now_ms);
 }
 
+void
+fri_agg_close_round(fri_agg *a, uint64_t now_ms)
+{
+    close_round(a, now_ms);
+}
+
+void
+fri_agg_abandon_round(fri_agg *a, uint64_t now_ms, const char *why)
+{
+    abandon_round(a, now_ms, why);
+}
+
+fr_err
+fri_agg_acc_set_dense(fri_agg *a, const float *v, size_t n)
+{
+    const uint32_t d  = a->d;
+    const size_t   nr = (size_t) a->cfg.n_items * d;
+    if (a->cfg.algo != FRI_AGG_GRAD || n != nr + 2) {
+        return FR_EINVAL;
+    }
+    acc_reset(a);
+    pthread_mutex_lock(&a->acc_mtx);
+    for (uint32_t i = 0; i < a->cfg.n_items; i++) {
+        a->acc[i] = malloc((size_t) d * sizeof(float));
+        if (a->acc[i] == NULL) {
+            pthread_mutex_unlock(&a->acc_mtx);
+            return FR_ENOMEM;
+        }
+        a->touched[a->n_touched++] = i;
+        memcpy(a->acc[i], v + (size_t) i * d, (size_t) d * sizeof(float));
+    }
+    a->sum_ratings = v[nr];
+    a->count       = v[nr + 1];
+    // FedAvg weight: the (clipped) counts, summed like everything else.
+    a->weight = v[nr + 1] > 0.0f ? v[nr + 1] : 0.0;
+    pthread_mutex_unlock(&a->acc_mtx);
+    return FR_OK;
+}
+
 // ---- rounds: public entry points ------------------------------------------
 
 static int
@@ -1137,6 +1195,9 @@ fri_agg_checkin(fri_agg *a, uint64_t now_ms,
         memcpy(s->pk, pk, FRI_AGG_KEYBYTES);
         s->state = SLOT_MEMBER;
         a->n_members++;
+        if (a->sa != NULL) {
+            s->sa_index = fri_sa_join(a, pk);
+        }
     } else if (s->state != SLOT_MEMBER) {
         // Already contributed (or contributing) to this round.
         pthread_mutex_unlock(&a->mtx);
@@ -1148,6 +1209,9 @@ fri_agg_checkin(fri_agg *a, uint64_t now_ms,
     task->model_version = a->version;
     task->deadline_ms   = a->deadline_ms;
     task->ms_left       = (uint32_t) (left > UINT32_MAX ? UINT32_MAX : left);
+    if (a->sa != NULL) {
+        fri_sa_task(a, s->sa_index, task);
+    }
     pthread_mutex_unlock(&a->mtx);
     return FR_OK;
 }
@@ -1167,6 +1231,11 @@ fr_err
 fri_agg_submit(fri_agg *a, uint64_t now_ms,
                const uint8_t pk[FRI_AGG_KEYBYTES], const fri_agg_update *u)
 {
+    if (a->sa != NULL) {
+        // Under secure aggregation only masked vectors are accepted.
+        fri_agg_reject_count(a, FRI_REJ_STATE);
+        return FR_ESTATE;
+    }
     fr_err rv = validate(a, u);
     if (rv != FR_OK) {
         fri_agg_reject_count(a, FRI_REJ_MALFORMED);
@@ -1234,6 +1303,10 @@ void
 fri_agg_tick(fri_agg *a, uint64_t now_ms)
 {
     fri_sessions_expire(a, now_ms);
+    if (a->sa != NULL) {
+        fri_sa_tick(a, now_ms);
+        return;
+    }
     pthread_mutex_lock(&a->mtx);
     int act = 0; // 1 close, 2 abandon
     if (a->state == RS_OPEN && now_ms >= a->deadline_ms) {
@@ -1544,6 +1617,13 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
         fri_agg_destroy(a);
         return rv;
     }
+    rv = fri_sa_create(a, err, err_cap);
+    if (rv != FR_OK) {
+        seterr(err, err_cap, "secure aggregation setup failed: %s",
+               fr_strerror(rv));
+        fri_agg_destroy(a);
+        return rv;
+    }
     if (cfg->rounds > 0 && a->rounds_completed >= cfg->rounds) {
         atomic_store(&a->done, 1);
     }
@@ -1559,6 +1639,7 @@ fri_agg_destroy(fri_agg *a)
         return;
     }
     fri_sessions_destroy(a);
+    fri_sa_destroy(a);
     if (a->acc != NULL) {
         for (uint32_t j = 0; j < a->n_touched; j++) {
             free(a->acc[a->touched[j]]);

@@ -181,6 +181,22 @@ typedef struct fri_agg_task {
     uint64_t model_version;
     uint64_t deadline_ms;    // absolute, on the caller's clock
     uint32_t ms_left;        // deadline - now
+    // Secure aggregation (secagg != 0): the cohort parameters. The client
+    // is cohort member sa_index of sa_n (Shamir x = sa_index + 1); masks
+    // run along fri_secagg_neighbors(sa_n, sa_degree, sa_graph_seed)
+    // (sa_degree 0: complete graph); secrets are split with threshold
+    // sa_threshold; the update is the dense vector of sa_dim values
+    // (n_items rows of k + 1, then rating sum and count) quantized with
+    // fri_secagg_quantize(clip = sa_clip, frac_bits = sa_frac_bits).
+    int      secagg;
+    uint32_t sa_index;
+    uint32_t sa_n;
+    uint32_t sa_degree;
+    uint32_t sa_threshold;
+    uint32_t sa_frac_bits;
+    float    sa_clip;
+    size_t   sa_dim;
+    uint8_t  sa_graph_seed[32];
 } fri_agg_task;
 
 // A client's CHECKIN for the current round. Always FR_OK for a valid key
@@ -220,6 +236,96 @@ typedef struct fri_agg_update {
 FR_NODISCARD fr_err fri_agg_submit(fri_agg *a, uint64_t now_ms,
                                    const uint8_t pk[FRI_AGG_KEYBYTES],
                                    const fri_agg_update *u);
+
+// ---- secure aggregation (cfg.secagg != OFF) -----------------------------
+// Bonawitz et al. 2017 over the aggregator, phase by phase. Every call
+// names the round; a call for a phase that has not started yet returns
+// FR_OK with *retry_after_ms > 0 ("wait"), for a phase that is over
+// FR_ELATE. Members are identified by the key they checked in with.
+// Phases: ADVERT (members send signed key adverts) -> SHARE (they fetch
+// the roster and send sealed shares for their neighbours) -> MASKED (they
+// fetch the shares addressed to them, send the masked input) -> UNMASK
+// (survivors reveal b-shares of survivors and c_sk-shares of dropped
+// members). A phase ends when every live member has acted or at its
+// deadline (round_deadline_ms after it began); the round then completes
+// with the unmasked SUM only, or is abandoned if too few remain.
+
+enum {
+    FRI_AGG_SA_ADVERT = 1,
+    FRI_AGG_SA_SHARE  = 2,
+    FRI_AGG_SA_MASKED = 3,
+    FRI_AGG_SA_UNMASK = 4,
+};
+
+// Sealed share size (fri_secagg_share_seal of b-share || c_sk-share).
+#define FRI_AGG_SA_SEALED 104
+#define FRI_AGG_SA_ADVERTBYTES 140 // fri_secagg_advert wire form
+
+// Phase 1: the member's advert (wire form, FRI_AGG_SA_ADVERTBYTES bytes) and
+// its Ed25519 identity key, which the advert's signature is checked
+// against. FR_ECRYPTO on a bad signature or wrong index, FR_EDUP.
+FR_NODISCARD fr_err fri_agg_sa_advert(fri_agg *a, uint64_t now_ms,
+                                      const uint8_t pk[FRI_AGG_KEYBYTES],
+                                      uint64_t round,
+                                      const uint8_t id_pk[32],
+                                      const uint8_t *advert,
+                                      size_t advert_len);
+
+// Roster after the advert phase: for each advertised member (ascending
+// index) its index, Ed25519 key and advert. *n_out is set even on
+// FR_ENOSPC (cap counts members). idx/id_pk/adverts are n_out-long arrays
+// (id_pk 32 bytes, adverts FRI_AGG_SA_ADVERTBYTES bytes each).
+FR_NODISCARD fr_err fri_agg_sa_roster(fri_agg *a, uint64_t now_ms,
+                                      const uint8_t pk[FRI_AGG_KEYBYTES],
+                                      uint64_t round, uint32_t *idx,
+                                      uint8_t *id_pk, uint8_t *adverts,
+                                      size_t cap, size_t *n_out,
+                                      uint32_t *retry_after_ms);
+
+// Phase 2: n sealed shares (FRI_AGG_SA_SEALED bytes each) for members
+// to[0..n). Every recipient must be an advertised neighbour.
+FR_NODISCARD fr_err fri_agg_sa_shares(fri_agg *a, uint64_t now_ms,
+                                      const uint8_t pk[FRI_AGG_KEYBYTES],
+                                      uint64_t round, const uint32_t *to,
+                                      const uint8_t *sealed, size_t n);
+
+// The sealed shares addressed to this member, from every member that
+// completed phase 2 (ascending sender index). Available from the MASKED
+// phase on; a member masks with exactly these senders.
+FR_NODISCARD fr_err fri_agg_sa_inbox(fri_agg *a, uint64_t now_ms,
+                                     const uint8_t pk[FRI_AGG_KEYBYTES],
+                                     uint64_t round, uint32_t *from,
+                                     uint8_t *sealed, size_t cap,
+                                     size_t *n_out, uint32_t *retry_after_ms);
+
+// Phase 3: the masked quantized vector (sa_dim words).
+FR_NODISCARD fr_err fri_agg_sa_masked(fri_agg *a, uint64_t now_ms,
+                                      const uint8_t pk[FRI_AGG_KEYBYTES],
+                                      uint64_t round, const uint32_t *y,
+                                      size_t dim);
+
+// Phase 4 request: the members whose masked input is in the sum
+// (survivors) and those that shared but sent no input (dropped).
+FR_NODISCARD fr_err fri_agg_sa_unmask_req(
+    fri_agg *a, uint64_t now_ms, const uint8_t pk[FRI_AGG_KEYBYTES],
+    uint64_t round, uint32_t *survivors, size_t surv_cap, size_t *n_surv,
+    uint32_t *dropped, size_t drop_cap, size_t *n_drop,
+    uint32_t *retry_after_ms);
+
+// Phase 4 answer: n revealed 32-byte shares, shares[j] about member
+// about[j]: its b-share if it survived, its c_sk-share if it dropped (the
+// aggregator refuses the other kind: revealing both would unmask it).
+// May complete the round (unmask, model step) before returning.
+FR_NODISCARD fr_err fri_agg_sa_unmask(fri_agg *a, uint64_t now_ms,
+                                      const uint8_t pk[FRI_AGG_KEYBYTES],
+                                      uint64_t round, const uint32_t *about,
+                                      const uint8_t *shares, size_t n);
+
+// Test hook: called with every masked vector the aggregator receives
+// (what it sees of one member under secure aggregation).
+typedef void (*fri_agg_masked_fn)(void *ctx, uint32_t index,
+                                  const uint32_t *y, size_t dim);
+void fri_agg_set_masked_hook(fri_agg *a, fri_agg_masked_fn fn, void *ctx);
 
 // ---- model and metrics ---------------------------------------------------
 

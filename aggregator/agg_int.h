@@ -28,13 +28,15 @@ typedef struct fri_snap {
 enum { SLOT_EMPTY = 0, SLOT_MEMBER = 1, SLOT_REPORTED = 2, SLOT_INFLIGHT = 3 };
 
 typedef struct fri_slot {
-    uint8_t pk[FRI_AGG_KEYBYTES];
-    uint8_t state;
+    uint8_t  pk[FRI_AGG_KEYBYTES];
+    uint8_t  state;
+    uint32_t sa_index; // secure aggregation: member index in the round
 } fri_slot;
 
 enum { RS_OPEN = 0, RS_CLOSING = 1, RS_DONE = 2 };
 
 typedef struct fri_sessions fri_sessions; // handle.c
+typedef struct fri_sa       fri_sa;       // sa.c
 
 struct fri_agg {
     fri_agg_config cfg;        // copied; cfg.allow points at allow below
@@ -97,6 +99,9 @@ struct fri_agg {
     double          weight;
 
     fri_sessions *sessions;
+    fri_sa       *sa; // secure aggregation state, NULL when off
+    fri_agg_masked_fn sa_hook;
+    void             *sa_hook_ctx;
 
     atomic_uint_fast64_t clients_seen;
     atomic_uint_fast64_t checkins;
@@ -119,6 +124,30 @@ void fri_snap_unref(fri_snap *s);
 fri_snap *fri_agg_snap_get(fri_agg *a);
 // Counts a refusal.
 void fri_agg_reject_count(fri_agg *a, fri_agg_reject r);
+
+// ---- sa.c (secure aggregation phases) ----
+// Creates the state (cfg.secagg != OFF); err says why on FR_EINVAL.
+fr_err fri_sa_create(fri_agg *a, char *err, size_t err_cap);
+void   fri_sa_destroy(fri_agg *a);
+// A new round opened at now_ms (under mtx).
+void fri_sa_round_open(fri_agg *a, uint64_t now_ms);
+// A new member joined (under mtx): records its key, returns its index.
+uint32_t fri_sa_join(fri_agg *a, const uint8_t *pk);
+// Fills the secure-aggregation fields of a task (under mtx).
+void fri_sa_task(const fri_agg *a, uint32_t index, fri_agg_task *t);
+// Phase deadlines (not under mtx; may complete or abandon the round).
+void fri_sa_tick(fri_agg *a, uint64_t now_ms);
+// Parameters, for config checks: fractional bits for a cohort of n at
+// clip C, 0 if none fits.
+unsigned fri_sa_frac_bits(float clip, uint32_t n);
+
+// ---- agg.c entry points for sa.c ----
+// Replaces the accumulators with a dense released vector (n_items rows of
+// k + 1, rating sum, count); the closer only.
+fr_err fri_agg_acc_set_dense(fri_agg *a, const float *v, size_t n);
+// Completes / abandons the current round; state must be RS_CLOSING.
+void fri_agg_close_round(fri_agg *a, uint64_t now_ms);
+void fri_agg_abandon_round(fri_agg *a, uint64_t now_ms, const char *why);
 
 // ---- handle.c (wire + sessions) ----
 fr_err fri_sessions_create(fri_agg *a);

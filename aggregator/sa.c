@@ -1,0 +1,803 @@
+// Secure aggregation in the aggregator (Bonawitz et al., CCS 2017; SecAgg+
+// graphs of Bell et al., CCS 2020): the phase machine of one round. The
+// aggregator relays adverts and sealed shares, sums masked vectors mod
+// 2^32, collects the revealed shares, reconstructs the self-mask seeds of
+// the survivors and the mask keys of the dropped members, and unmasks the
+// SUM. It never holds an individual update in the clear. Cryptography is
+// common/secagg.[ch] and common/shamir.[ch].
+//
+// Threat model: honest-but-curious aggregator. Adverts are signed with
+// the members' Ed25519 identity keys and verified by the peers, but
+// without a PKI binding those keys to devices a malicious aggregator could
+// substitute adverts (Bonawitz's semi-honest variant).
+#include "agg_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "secagg.h"
+#include "shamir.h"
+
+#define SHARE FRI_SECAGG_SHAREBYTES
+
+typedef struct sa_member {
+    uint8_t  pk[FRI_AGG_KEYBYTES];
+    uint8_t  id_pk[32];
+    uint8_t  advert[FRI_SECAGG_ADVERTBYTES];
+    uint8_t  c_pk[FRI_SECAGG_PKBYTES];
+    int      advertised, shared, masked, answered;
+    uint8_t *out;     // n sealed shares this member sent (by recipient)
+    uint8_t *has_out; // n flags
+    uint8_t *rev;     // n revealed shares about this member (by holder)
+    uint8_t *has_rev; // n flags
+} sa_member;
+
+struct fri_sa {
+    uint32_t   n;         // cohort size (clients_per_round)
+    uint32_t   joined;
+    uint32_t   degree;    // requested graph degree (0: complete)
+    uint32_t   eff_degree;
+    uint32_t   threshold;
+    unsigned   frac_bits;
+    float      clip;
+    size_t     dim;
+    int        phase;
+    uint64_t   round;
+    uint64_t   phase_deadline;
+    uint8_t    graph_seed[32];
+    sa_member *m;
+    uint32_t  *sum; // dim words, the running masked sum
+    uint32_t   n_adv, n_shared, n_masked, n_answered;
+};
+
+unsigned
+fri_sa_frac_bits(float clip, uint32_t n)
+{
+    for (unsigned f = 24; f >= 8; f--) {
+        if (fri_secagg_max_cohort(clip, f) >= n) {
+            return f;
+        }
+    }
+    return 0;
+}
+
+fr_err
+fri_sa_create(fri_agg *a, char *err, size_t err_cap)
+{
+    const fri_agg_config *c = &a->cfg;
+    if (c->secagg == FRI_AGG_SECAGG_OFF) {
+        return FR_OK;
+    }
+    fri_sa *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return FR_ENOMEM;
+    }
+    s->n         = c->clients_per_round;
+    s->clip      = c->clip;
+    s->frac_bits = fri_sa_frac_bits(c->clip, s->n);
+    s->dim       = (size_t) c->n_items * a->d + 2;
+    s->degree =
+        c->secagg == FRI_AGG_SECAGG_PLUS ? fri_secagg_plus_degree(s->n) : 0;
+    s->eff_degree = fri_secagg_graph_degree(s->n, s->degree);
+    s->threshold  = fri_secagg_threshold(s->eff_degree);
+    s->m          = calloc(s->n, sizeof(*s->m));
+    s->sum        = calloc(s->dim, sizeof(uint32_t));
+    if (s->m == NULL || s->sum == NULL) {
+        free(s->m);
+        free(s->sum);
+        free(s);
+        return FR_ENOMEM;
+    }
+    for (uint32_t i = 0; i < s->n; i++) {
+        sa_member *m = &s->m[i];
+        m->out       = malloc((size_t) s->n * FRI_AGG_SA_SEALED);
+        m->has_out   = calloc(s->n, 1);
+        m->rev       = malloc((size_t) s->n * SHARE);
+        m->has_rev   = calloc(s->n, 1);
+        if (m->out == NULL || m->has_out == NULL || m->rev == NULL ||
+            m->has_rev == NULL) {
+            a->sa = s;
+            fri_sa_destroy(a);
+            return FR_ENOMEM;
+        }
+    }
+    (void) err;
+    (void) err_cap;
+    a->sa = s;
+    return FR_OK;
+}
+
+void
+fri_sa_destroy(fri_agg *a)
+{
+    fri_sa *s = a->sa;
+    if (s == NULL) {
+        return;
+    }
+    for (uint32_t i = 0; i < s->n && s->m != NULL; i++) {
+        free(s->m[i].out);
+        free(s->m[i].has_out);
+        if (s->m[i].rev != NULL) {
+            sodium_memzero(s->m[i].rev, (size_t) s->n * SHARE);
+        }
+        free(s->m[i].rev);
+        free(s->m[i].has_rev);
+    }
+    free(s->m);
+    free(s->sum);
+    free(s);
+    a->sa = NULL;
+}
+
+void
+fri_sa_round_open(fri_agg *a, uint64_t now_ms)
+{
+    fri_sa *s = a->sa;
+    if (s == NULL) {
+        return;
+    }
+    for (uint32_t i = 0; i < s->n; i++) {
+        sa_member *m = &s->m[i];
+        memset(m->pk, 0, sizeof(m->pk));
+        m->advertised = m->shared = m->masked = m->answered = 0;
+        memset(m->has_out, 0, s->n);
+        memset(m->has_rev, 0, s->n);
+        sodium_memzero(m->rev, (size_t) s->n * SHARE);
+    }
+    memset(s->sum, 0, s->dim * sizeof(uint32_t));
+    s->joined = s->n_adv = s->n_shared = s->n_masked = s->n_answered = 0;
+    s->phase          = FRI_AGG_SA_ADVERT;
+    s->round          = a->round;
+    s->phase_deadline = now_ms + a->cfg.round_deadline_ms;
+    randombytes_buf(s->graph_seed, sizeof(s->graph_seed));
+}
+
+uint32_t
+fri_sa_join(fri_agg *a, const uint8_t *pk)
+{
+    fri_sa  *s = a->sa;
+    uint32_t i = s->joined++;
+    memcpy(s->m[i].pk, pk, FRI_AGG_KEYBYTES);
+    return i;
+}
+
+void
+fri_sa_task(const fri_agg *a, uint32_t index, fri_agg_task *t)
+{
+    const fri_sa *s = a->sa;
+    t->secagg       = 1;
+    t->sa_index     = index;
+    t->sa_n         = s->n;
+    t->sa_degree    = s->degree;
+    t->sa_threshold = s->threshold;
+    t->sa_frac_bits = s->frac_bits;
+    t->sa_clip      = s->clip;
+    t->sa_dim       = s->dim;
+    memcpy(t->sa_graph_seed, s->graph_seed, 32);
+}
+
+// Member index of pk in the current round, or -1. Under mtx.
+static int64_t
+member(const fri_agg *a, const uint8_t *pk)
+{
+    const fri_sa *s = a->sa;
+    for (uint32_t i = 0; i < s->joined; i++) {
+        if (sodium_memcmp(s->m[i].pk, pk, FRI_AGG_KEYBYTES) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+// Whether v is a neighbour of u in the round's graph.
+static int
+neighbours(const fri_sa *s, uint32_t u, uint32_t v)
+{
+    if (u == v) {
+        return 0;
+    }
+    if (s->eff_degree >= s->n - 1) {
+        return 1;
+    }
+    uint32_t nb[FRI_SECAGG_MAX_CLIENTS < 4096 ? FRI_SECAGG_MAX_CLIENTS : 4096];
+    size_t   got = 0;
+    if (fri_secagg_neighbors(nb, sizeof(nb) / sizeof(nb[0]), &got, u, s->n,
+                             s->degree, s->graph_seed) != FR_OK) {
+        return 0;
+    }
+    for (size_t i = 0; i < got; i++) {
+        if (nb[i] == v) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+// Common entry: round and membership checks. Returns the member index or
+// sets *rv. Under mtx.
+static int64_t
+enter(fri_agg *a, const uint8_t *pk, uint64_t round, fr_err *rv)
+{
+    if (a->sa == NULL) {
+        *rv = FR_ESTATE;
+        return -1;
+    }
+    if (a->state != RS_OPEN || round != a->round) {
+        *rv = round > a->round ? FR_ESTATE : FR_ELATE;
+        return -1;
+    }
+    int64_t i = member(a, pk);
+    if (i < 0) {
+        *rv = FR_EDENIED;
+    }
+    return i;
+}
+
+static uint32_t
+wait_ms(const fri_agg *a)
+{
+    uint32_t r = a->cfg.retry_after_ms / 4;
+    return r < 10 ? 10 : r;
+}
+
+// Moves to the next phase when everybody still in has acted. Under mtx.
+static void
+advance(fri_agg *a, uint64_t now_ms)
+{
+    fri_sa *s = a->sa;
+    for (;;) {
+        int next = 0;
+        if (s->phase == FRI_AGG_SA_ADVERT) {
+            next = s->joined == s->n && s->n_adv == s->n;
+        } else if (s->phase == FRI_AGG_SA_SHARE) {
+            next = s->n_shared == s->n_adv;
+        } else if (s->phase == FRI_AGG_SA_MASKED) {
+            next = s->n_masked == s->n_shared;
+        }
+        if (!next) {
+            return;
+        }
+        s->phase++;
+        s->phase_deadline = now_ms + a->cfg.round_deadline_ms;
+    }
+}
+
+fr_err
+fri_agg_sa_advert(fri_agg *a, uint64_t now_ms,
+                  const uint8_t pk[FRI_AGG_KEYBYTES], uint64_t round,
+                  const uint8_t id_pk[32], const uint8_t *advert,
+                  size_t advert_len)
+{
+    fri_secagg_advert adv;
+    if (advert == NULL || id_pk == NULL ||
+        fri_secagg_advert_decode(&adv, advert, advert_len) != FR_OK) {
+        fri_agg_reject_count(a, FRI_REJ_MALFORMED);
+        return FR_EPROTO;
+    }
+    fr_err rv = FR_OK;
+    pthread_mutex_lock(&a->mtx);
+    int64_t i = enter(a, pk, round, &rv);
+    if (i < 0) {
+        goto out;
+    }
+    fri_sa    *s = a->sa;
+    sa_member *m = &s->m[i];
+    if (s->phase != FRI_AGG_SA_ADVERT) {
+        rv = FR_ELATE;
+        goto out;
+    }
+    if (m->advertised) {
+        rv = FR_EDUP;
+        goto out;
+    }
+    // Signature, round and index; verified here so that a bad advert is
+    // refused at once (peers verify again).
+    rv = fri_secagg_advert_verify(&adv, round, (uint32_t) i, id_pk);
+    if (rv != FR_OK) {
+        goto out;
+    }
+    memcpy(m->advert, advert, FRI_SECAGG_ADVERTBYTES);
+    memcpy(m->id_pk, id_pk, 32);
+    memcpy(m->c_pk, adv.c_pk, sizeof(m->c_pk));
+    m->advertised = 1;
+    s->n_adv++;
+    advance(a, now_ms);
+out:
+    pthread_mutex_unlock(&a->mtx);
+    if (rv != FR_OK) {
+        fri_agg_reject_count(a, rv == FR_ELATE    ? FRI_REJ_LATE
+                                : rv == FR_EDUP   ? FRI_REJ_DUP
+                                : rv == FR_EDENIED ? FRI_REJ_NOT_MEMBER
+                                : rv == FR_ECRYPTO ? FRI_REJ_CRYPTO
+                                                   : FRI_REJ_STATE);
+    }
+    return rv;
+}
+
+fr_err
+fri_agg_sa_roster(fri_agg *a, uint64_t now_ms,
+                  const uint8_t pk[FRI_AGG_KEYBYTES], uint64_t round,
+                  uint32_t *idx, uint8_t *id_pk, uint8_t *adverts, size_t cap,
+                  size_t *n_out, uint32_t *retry_after_ms)
+{
+    (void) now_ms;
+    fr_err rv       = FR_OK;
+    *n_out          = 0;
+    *retry_after_ms = 0;
+    pthread_mutex_lock(&a->mtx);
+    int64_t i = enter(a, pk, round, &rv);
+    if (i < 0) {
+        goto out;
+    }
+    fri_sa *s = a->sa;
+    if (s->phase < FRI_AGG_SA_SHARE) {
+        *retry_after_ms = wait_ms(a);
+        goto out;
+    }
+    size_t n = 0;
+    for (uint32_t j = 0; j < s->joined; j++) {
+        if (!s->m[j].advertised) {
+            continue;
+        }
+        if (n < cap && idx != NULL && id_pk != NULL && adverts != NULL) {
+            idx[n] = j;
+            memcpy(id_pk + n * 32, s->m[j].id_pk, 32);
+            memcpy(adverts + n * FRI_SECAGG_ADVERTBYTES, s->m[j].advert,
+                   FRI_SECAGG_ADVERTBYTES);
+        }
+        n++;
+    }
+    *n_out = n;
+    if (n > cap) {
+        rv = FR_ENOSPC;
+    }
+out:
+    pthread_mutex_unlock(&a->mtx);
+    return rv;
+}
+
+fr_err
+fri_agg_sa_shares(fri_agg *a, uint64_t now_ms,
+                  const uint8_t pk[FRI_AGG_KEYBYTES], uint64_t round,
+                  const uint32_t *to, const uint8_t *sealed, size_t n)
+{
+    if ((n > 0 && (to == NULL || sealed == NULL))) {
+        return FR_EPROTO;
+    }
+    fr_err rv = FR_OK;
+    pthread_mutex_lock(&a->mtx);
+    int64_t i = enter(a, pk, round, &rv);
+    if (i < 0) {
+        goto out;
+    }
+    fri_sa    *s = a->sa;
+    sa_member *m = &s->m[i];
+    if (s->phase != FRI_AGG_SA_SHARE || !m->advertised) {
+        rv = s->phase < FRI_AGG_SA_SHARE ? FR_ESTATE : FR_ELATE;
+        goto out;
+    }
+    if (m->shared) {
+        rv = FR_EDUP;
+        goto out;
+    }
+    // Every recipient: an advertised neighbour, once. Checked before
+    // anything is stored.
+    uint8_t *seen = calloc(s->n, 1);
+    if (seen == NULL) {
+        rv = FR_ENOMEM;
+        goto out;
+    }
+    for (size_t j = 0; j < n && rv == FR_OK; j++) {
+        uint32_t v = to[j];
+        if (v >= s->joined || !s->m[v].advertised || seen[v] ||
+            !neighbours(s, (uint32_t) i, v)) {
+            rv = FR_EPROTO;
+        } else {
+            seen[v] = 1;
+        }
+    }
+    free(seen);
+    if (rv != FR_OK) {
+        goto out;
+    }
+    for (size_t j = 0; j < n; j++) {
+        memcpy(m->out + (size_t) to[j] * FRI_AGG_SA_SEALED,
+               sealed + j * FRI_AGG_SA_SEALED, FRI_AGG_SA_SEALED);
+        m->has_out[to[j]] = 1;
+    }
+    m->shared = 1;
+    s->n_shared++;
+    advance(a, now_ms);
+out:
+    pthread_mutex_unlock(&a->mtx);
+    if (rv == FR_EPROTO) {
+        fri_agg_reject_count(a, FRI_REJ_MALFORMED);
+    }
+    return rv;
+}
+
+fr_err
+fri_agg_sa_inbox(fri_agg *a, uint64_t now_ms,
+                 const uint8_t pk[FRI_AGG_KEYBYTES], uint64_t round,
+                 uint32_t *from, uint8_t *sealed, size_t cap, size_t *n_out,
+                 uint32_t *retry_after_ms)
+{
+    (void) now_ms;
+    fr_err rv       = FR_OK;
+    *n_out          = 0;
+    *retry_after_ms = 0;
+    pthread_mutex_lock(&a->mtx);
+    int64_t i = enter(a, pk, round, &rv);
+    if (i < 0) {
+        goto out;
+    }
+    fri_sa *s = a->sa;
+    if (s->phase < FRI_AGG_SA_MASKED) {
+        *retry_after_ms = wait_ms(a);
+        goto out;
+    }
+    size_t n = 0;
+    for (uint32_t u = 0; u < s->joined; u++) {
+        if (!s->m[u].shared || !s->m[u].has_out[i]) {
+            continue;
+        }
+        if (n < cap && from != NULL && sealed != NULL) {
+            from[n] = u;
+            memcpy(sealed + n * FRI_AGG_SA_SEALED,
+                   s->m[u].out + (size_t) i * FRI_AGG_SA_SEALED,
+                   FRI_AGG_SA_SEALED);
+        }
+        n++;
+    }
+    *n_out = n;
+    if (n > cap) {
+        rv = FR_ENOSPC;
+    }
+out:
+    pthread_mutex_unlock(&a->mtx);
+    return rv;
+}
+
+fr_err
+fri_agg_sa_masked(fri_agg *a, uint64_t now_ms,
+                  const uint8_t pk[FRI_AGG_KEYBYTES], uint64_t round,
+                  const uint32_t *y, size_t dim)
+{
+    fr_err rv = FR_OK;
+    pthread_mutex_lock(&a->mtx);
+    int64_t i = enter(a, pk, round, &rv);
+    if (i < 0) {
+        goto out;
+    }
+    fri_sa    *s = a->sa;
+    sa_member *m = &s->m[i];
+    if (y == NULL || dim != s->dim) {
+        rv = FR_EPROTO;
+        goto out;
+    }
+    if (s->phase != FRI_AGG_SA_MASKED || !m->shared) {
+        rv = s->phase < FRI_AGG_SA_MASKED ? FR_ESTATE : FR_ELATE;
+        goto out;
+    }
+    if (m->masked) {
+        rv = FR_EDUP;
+        goto out;
+    }
+    if (a->sa_hook != NULL) {
+        a->sa_hook(a->sa_hook_ctx, (uint32_t) i, y, dim);
+    }
+    // The running sum is all the aggregator keeps of a masked vector.
+    for (size_t j = 0; j < dim; j++) {
+        s->sum[j] += y[j];
+    }
+    m->masked = 1;
+    s->n_masked++;
+    atomic_fetch_add(&a->accepted, 1);
+    a->n_reported++;
+    advance(a, now_ms);
+out:
+    pthread_mutex_unlock(&a->mtx);
+    if (rv == FR_EPROTO) {
+        fri_agg_reject_count(a, FRI_REJ_MALFORMED);
+    }
+    return rv;
+}
+
+fr_err
+fri_agg_sa_unmask_req(fri_agg *a, uint64_t now_ms,
+                      const uint8_t pk[FRI_AGG_KEYBYTES], uint64_t round,
+                      uint32_t *survivors, size_t surv_cap, size_t *n_surv,
+                      uint32_t *dropped, size_t drop_cap, size_t *n_drop,
+                      uint32_t *retry_after_ms)
+{
+    (void) now_ms;
+    fr_err rv       = FR_OK;
+    *n_surv         = 0;
+    *n_drop         = 0;
+    *retry_after_ms = 0;
+    pthread_mutex_lock(&a->mtx);
+    int64_t i = enter(a, pk, round, &rv);
+    if (i < 0) {
+        goto out;
+    }
+    fri_sa *s = a->sa;
+    if (s->phase < FRI_AGG_SA_UNMASK) {
+        *retry_after_ms = wait_ms(a);
+        goto out;
+    }
+    size_t ns = 0, nd = 0;
+    for (uint32_t u = 0; u < s->joined; u++) {
+        if (s->m[u].masked) {
+            if (ns < surv_cap && survivors != NULL) {
+                survivors[ns] = u;
+            }
+            ns++;
+        } else if (s->m[u].shared) {
+            if (nd < drop_cap && dropped != NULL) {
+                dropped[nd] = u;
+            }
+            nd++;
+        }
+    }
+    *n_surv = ns;
+    *n_drop = nd;
+    if (ns > surv_cap || nd > drop_cap) {
+        rv = FR_ENOSPC;
+    }
+out:
+    pthread_mutex_unlock(&a->mtx);
+    return rv;
+}
+
+// Reconstructs every needed secret and unmasks (the exclusive closer, the
+// round in RS_CLOSING: no other thread touches the sa state). *ok = 0 when
+// some secret lacks t shares or does not check out.
+static fr_err
+finish(fri_agg *a, int *ok)
+{
+    fri_sa  *s  = a->sa;
+    uint32_t ns = 0, nd = 0;
+    *ok         = 0;
+    uint32_t *surv = malloc((size_t) s->n * sizeof(uint32_t));
+    uint32_t *drop = malloc((size_t) s->n * sizeof(uint32_t));
+    uint8_t  *s_pk = malloc((size_t) s->n * 32);
+    uint8_t  *s_b  = malloc((size_t) s->n * 32);
+    uint8_t  *d_sk = malloc((size_t) s->n * 32);
+    uint8_t  *shs  = malloc((size_t) s->n * SHARE);
+    uint32_t *xs   = malloc((size_t) s->n * sizeof(uint32_t));
+    float    *v    = malloc(s->dim * sizeof(float));
+    fr_err    rv   = FR_OK;
+    if (surv == NULL || drop == NULL || s_pk == NULL || s_b == NULL ||
+        d_sk == NULL || shs == NULL || xs == NULL || v == NULL) {
+        rv = FR_ENOMEM;
+        goto out;
+    }
+    for (uint32_t u = 0; u < s->joined; u++) {
+        sa_member *m = &s->m[u];
+        if (!m->shared) {
+            continue;
+        }
+        size_t c = 0;
+        for (uint32_t h = 0; h < s->joined && c < s->threshold; h++) {
+            if (m->has_rev[h]) {
+                memcpy(shs + c * SHARE, m->rev + (size_t) h * SHARE, SHARE);
+                xs[c++] = h + 1;
+            }
+        }
+        if (c < s->threshold) {
+            fri_agg_log(a, FR_LOG_WARN,
+                        "msg=\"secure aggregation: too few shares\" "
+                        "member=%u shares=%zu threshold=%u",
+                        u, c, s->threshold);
+            goto out;
+        }
+        uint8_t *dst = m->masked ? s_b + (size_t) ns * 32
+                                 : d_sk + (size_t) nd * 32;
+        rv = fri_shamir_combine(dst, shs, xs, c, SHARE);
+        if (rv != FR_OK) {
+            goto out;
+        }
+        if (m->masked) {
+            surv[ns] = u;
+            memcpy(s_pk + (size_t) ns * 32, m->c_pk, 32);
+            ns++;
+        } else {
+            // The recovered key must match the advert (a wrong share would
+            // otherwise unmask to garbage silently).
+            uint8_t chk[32];
+            if (crypto_scalarmult_base(chk, dst) != 0 ||
+                sodium_memcmp(chk, m->c_pk, 32) != 0) {
+                fri_agg_log(a, FR_LOG_WARN,
+                            "msg=\"secure aggregation: recovered key does "
+                            "not match the advert\" member=%u",
+                            u);
+                goto out;
+            }
+            drop[nd++] = u;
+        }
+    }
+    if (ns == 0) {
+        goto out;
+    }
+    fri_secagg_graph        g = {s->n, s->degree, {0}};
+    fri_secagg_unmask_input in;
+    memcpy(g.seed, s->graph_seed, 32);
+    memset(&in, 0, sizeof(in));
+    in.round_id      = s->round;
+    in.graph         = s->eff_degree >= s->n - 1 ? NULL : &g;
+    in.survivors     = surv;
+    in.survivor_c_pk = s_pk;
+    in.survivor_b    = s_b;
+    in.n_survivors   = ns;
+    in.dropped       = drop;
+    in.dropped_c_sk  = d_sk;
+    in.n_dropped     = nd;
+    rv               = fri_secagg_unmask(s->sum, s->dim, &in);
+    if (rv == FR_OK) {
+        rv = fri_secagg_dequantize(v, s->sum, s->dim, s->frac_bits, 1);
+    }
+    if (rv == FR_OK) {
+        rv = fri_agg_acc_set_dense(a, v, s->dim);
+    }
+    if (rv == FR_OK) {
+        *ok = 1;
+        fri_agg_log(a, FR_LOG_INFO,
+                    "msg=\"secure aggregation unmasked\" round=%llu "
+                    "survivors=%u dropped=%u",
+                    (unsigned long long) s->round, ns, nd);
+    }
+out:
+    if (s_b != NULL) {
+        sodium_memzero(s_b, (size_t) s->n * 32);
+    }
+    if (d_sk != NULL) {
+        sodium_memzero(d_sk, (size_t) s->n * 32);
+    }
+    if (shs != NULL) {
+        sodium_memzero(shs, (size_t) s->n * SHARE);
+    }
+    free(surv);
+    free(drop);
+    free(s_pk);
+    free(s_b);
+    free(d_sk);
+    free(shs);
+    free(xs);
+    free(v);
+    return rv;
+}
+
+// Unmasks and completes (or abandons) the round. Caller set RS_CLOSING.
+static void
+complete(fri_agg *a, uint64_t now_ms)
+{
+    int    ok = 0;
+    fr_err rv = finish(a, &ok);
+    if (rv == FR_OK && ok) {
+        fri_agg_close_round(a, now_ms);
+    } else {
+        fri_agg_abandon_round(a, now_ms, "secure aggregation recovery");
+    }
+}
+
+fr_err
+fri_agg_sa_unmask(fri_agg *a, uint64_t now_ms,
+                  const uint8_t pk[FRI_AGG_KEYBYTES], uint64_t round,
+                  const uint32_t *about, const uint8_t *shares, size_t n)
+{
+    if (n > 0 && (about == NULL || shares == NULL)) {
+        return FR_EPROTO;
+    }
+    fr_err rv   = FR_OK;
+    int    done = 0;
+    pthread_mutex_lock(&a->mtx);
+    int64_t i = enter(a, pk, round, &rv);
+    if (i < 0) {
+        goto out;
+    }
+    fri_sa    *s = a->sa;
+    sa_member *m = &s->m[i];
+    if (s->phase != FRI_AGG_SA_UNMASK || !m->masked) {
+        rv = s->phase < FRI_AGG_SA_UNMASK ? FR_ESTATE : FR_ELATE;
+        goto out;
+    }
+    if (m->answered) {
+        rv = FR_EDUP;
+        goto out;
+    }
+    // Only shares this member holds (the subject sent it one) about
+    // members that shared, once each.
+    for (size_t j = 0; j < n && rv == FR_OK; j++) {
+        uint32_t u = about[j];
+        if (u >= s->joined || !s->m[u].shared || !s->m[u].has_out[i] ||
+            s->m[u].has_rev[i]) {
+            rv = FR_EPROTO;
+        }
+        for (size_t k = 0; k < j && rv == FR_OK; k++) {
+            if (about[k] == u) {
+                rv = FR_EPROTO;
+            }
+        }
+    }
+    if (rv != FR_OK) {
+        goto out;
+    }
+    for (size_t j = 0; j < n; j++) {
+        sa_member *t = &s->m[about[j]];
+        memcpy(t->rev + (size_t) i * SHARE, shares + j * SHARE, SHARE);
+        t->has_rev[i] = 1;
+    }
+    m->answered = 1;
+    s->n_answered++;
+    if (s->n_answered == s->n_masked && a->state == RS_OPEN) {
+        a->state = RS_CLOSING;
+        done     = 1;
+    }
+out:
+    pthread_mutex_unlock(&a->mtx);
+    if (rv == FR_EPROTO) {
+        fri_agg_reject_count(a, FRI_REJ_MALFORMED);
+    }
+    if (done) {
+        complete(a, now_ms);
+    }
+    return rv;
+}
+
+void
+fri_sa_tick(fri_agg *a, uint64_t now_ms)
+{
+    pthread_mutex_lock(&a->mtx);
+    fri_sa *s   = a->sa;
+    int     act = 0; // 1 complete, 2 abandon
+    if (s == NULL || a->state != RS_OPEN || now_ms < s->phase_deadline) {
+        pthread_mutex_unlock(&a->mtx);
+        return;
+    }
+    uint32_t need = a->cfg.min_clients > 2 ? a->cfg.min_clients : 2;
+    switch (s->phase) {
+    case FRI_AGG_SA_ADVERT:
+        act = s->n_adv < need ? 2 : 0;
+        break;
+    case FRI_AGG_SA_SHARE:
+        act = s->n_shared < need ? 2 : 0;
+        break;
+    case FRI_AGG_SA_MASKED:
+        act = s->n_masked < need ? 2 : 0;
+        break;
+    default: // UNMASK: try with the shares that arrived
+        act = 1;
+        break;
+    }
+    if (act == 0) {
+        // Go on without the members that did not act in time.
+        s->phase++;
+        s->phase_deadline = now_ms + a->cfg.round_deadline_ms;
+        advance(a, now_ms);
+        pthread_mutex_unlock(&a->mtx);
+        return;
+    }
+    a->state = RS_CLOSING;
+    pthread_mutex_unlock(&a->mtx);
+    if (act == 1) {
+        complete(a, now_ms);
+    } else {
+        fri_agg_abandon_round(a, now_ms, "secure aggregation phase");
+    }
+}
+
+void
+fri_agg_set_masked_hook(fri_agg *a, fri_agg_masked_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&a->mtx);
+    a->sa_hook     = fn;
+    a->sa_hook_ctx = ctx;
+    pthread_mutex_unlock(&a->mtx);
+}
+
+_Static_assert(FRI_AGG_SA_ADVERTBYTES == FRI_SECAGG_ADVERTBYTES,
+               "advert size");
+_Static_assert(FRI_AGG_SA_SEALED == FRI_SECAGG_SEALEDBYTES, "sealed size");

@@ -1,0 +1,499 @@
+// Secure aggregation through the aggregator's phase machine
+// (fri_agg_sa_*), with members that run the real client-side cryptography
+// of common/secagg.h: the masked round's model equals the plain round's
+// within quantization error, 30% of the cohort may go silent after sending
+// its masked input, SecAgg+ graphs work, and the per-member data the
+// aggregator sees is masked (item-inference AUC ~ 0.5).
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "agg.h"
+#include "attack.h"
+#include "secagg.h"
+#include "shamir.h"
+
+#define NIT 40
+#define K 3
+#define D (K + 1)
+#define DIM (NIT * D + 2)
+#define MAXN 100
+
+typedef struct sim_member {
+    uint8_t          pk[FRI_AGG_KEYBYTES];
+    uint8_t          id_pk[32], id_sk[64];
+    fri_secagg_keys  keys;
+    uint8_t          b[32];
+    fri_agg_task     t;
+    float            x[DIM];
+    uint8_t          rated[NIT];
+    // Shares received: from[j] and the opened 64-byte plaintext.
+    uint32_t         from[MAXN];
+    uint8_t          held[MAXN][FRI_SECAGG_SHAREMSGBYTES];
+    size_t           n_from;
+} sim_member;
+
+typedef struct masked_seen {
+    uint32_t *y[MAXN];
+    int       n;
+} masked_seen;
+
+static void
+on_masked(void *ctx, uint32_t index, const uint32_t *y, size_t dim)
+{
+    masked_seen *s = ctx;
+    cr_assert(index < MAXN && dim == DIM);
+    s->y[index] = malloc(dim * sizeof(uint32_t));
+    cr_assert_not_null(s->y[index]);
+    memcpy(s->y[index], y, dim * sizeof(uint32_t));
+    s->n++;
+}
+
+static void
+agg_config(fri_agg_config *c, uint32_t n, fri_agg_secagg mode)
+{
+    fri_agg_config_init(c);
+    c->n_items           = NIT;
+    c->k                 = K;
+    c->algo              = FRI_AGG_GRAD;
+    c->server_opt        = FRI_AGG_OPT_SGD;
+    c->server_lr         = 1.0f;
+    c->clients_per_round = n;
+    c->min_clients       = 2;
+    c->clip              = 1.0f;
+    c->secagg            = mode;
+    c->round_deadline_ms = 1000;
+}
+
+// A sparse "gradient" over a few rated items, dense layout, |x_j| < 0.3,
+// then (sum, count) like the client's clipped extra.
+static void
+make_update(sim_member *m, uint32_t u)
+{
+    fri_rng r;
+    fri_rng_seed(&r, 1000 + u);
+    memset(m->x, 0, sizeof(m->x));
+    memset(m->rated, 0, sizeof(m->rated));
+    for (int j = 0; j < 8; j++) {
+        uint32_t i  = (uint32_t) (fri_rng_next(&r) % NIT);
+        m->rated[i] = 1;
+        for (int f = 0; f < D; f++) {
+            m->x[i * D + f] = (float) (fri_rng_uniform(&r) * 0.6 - 0.3);
+        }
+    }
+    m->x[NIT * D]     = 0.5f + 0.1f * (float) (u % 3);
+    m->x[NIT * D + 1] = 0.15f;
+}
+
+static void
+members_init(sim_member *ms, uint32_t n)
+{
+    for (uint32_t u = 0; u < n; u++) {
+        memset(&ms[u], 0, sizeof(ms[u]));
+        randombytes_buf(ms[u].pk, sizeof(ms[u].pk));
+        crypto_sign_keypair(ms[u].id_pk, ms[u].id_sk);
+        make_update(&ms[u], u);
+    }
+}
+
+// Runs one secure round. drop_before_mask: members that share but never
+// send a masked input; silent: members that send it but never answer the
+// unmask request. Returns the number of survivors.
+static uint32_t
+secure_round(fri_agg *a, sim_member *ms, uint32_t n,
+             const uint8_t *drop_before_mask, const uint8_t *silent)
+{
+    uint64_t now = 10;
+    uint32_t retry;
+    for (uint32_t u = 0; u < n; u++) {
+        cr_assert_eq(fri_agg_checkin(a, now, ms[u].pk, &ms[u].t), FR_OK);
+        cr_assert(ms[u].t.has_task && ms[u].t.secagg);
+        cr_assert_eq(ms[u].t.sa_dim, DIM);
+    }
+    // Phase 1: adverts. Before it closes, the roster is "wait".
+    for (uint32_t u = 0; u < n; u++) {
+        sim_member *m = &ms[u];
+        cr_assert_eq(fri_secagg_keygen(&m->keys, NULL), FR_OK);
+        randombytes_buf(m->b, sizeof(m->b));
+        fri_secagg_advert adv;
+        cr_assert_eq(fri_secagg_advert_sign(&adv, m->t.round, m->t.sa_index,
+                                            m->keys.c_pk, m->keys.s_pk,
+                                            m->id_sk),
+                     FR_OK);
+        uint8_t w[FRI_AGG_SA_ADVERTBYTES];
+        size_t  wl;
+        cr_assert_eq(fri_secagg_advert_encode(w, sizeof(w), &wl, &adv),
+                     FR_OK);
+        if (u == 0) {
+            size_t nr;
+            cr_assert_eq(fri_agg_sa_roster(a, now, m->pk, m->t.round, NULL,
+                                           NULL, NULL, 0, &nr, &retry),
+                         FR_OK);
+            cr_assert(retry > 0, "roster before the adverts are in");
+        }
+        cr_assert_eq(fri_agg_sa_advert(a, now, m->pk, m->t.round, m->id_pk, w,
+                                       wl),
+                     FR_OK);
+    }
+    // Phase 2: roster, verify, split and seal for the neighbours.
+    static uint32_t ridx[MAXN];
+    static uint8_t  rid[MAXN * 32], radv[MAXN * FRI_AGG_SA_ADVERTBYTES];
+    for (uint32_t u = 0; u < n; u++) {
+        sim_member *m  = &ms[u];
+        size_t      nr = 0;
+        cr_assert_eq(fri_agg_sa_roster(a, now, m->pk, m->t.round, ridx, rid,
+                                       radv, MAXN, &nr, &retry),
+                     FR_OK);
+        cr_assert_eq(retry, 0);
+        cr_assert_eq(nr, n);
+        uint32_t nb[MAXN];
+        size_t   nn = 0;
+        cr_assert_eq(fri_secagg_neighbors(nb, MAXN, &nn, m->t.sa_index,
+                                          m->t.sa_n, m->t.sa_degree,
+                                          m->t.sa_graph_seed),
+                     FR_OK);
+        uint8_t  s_pk[MAXN][32];
+        uint32_t xs[MAXN];
+        for (size_t j = 0; j < nn; j++) {
+            fri_secagg_advert adv;
+            cr_assert_eq(fri_secagg_advert_decode(&adv,
+                                                  radv + (size_t) nb[j] *
+                                                             FRI_AGG_SA_ADVERTBYTES,
+                                                  FRI_AGG_SA_ADVERTBYTES),
+                         FR_OK);
+            cr_assert_eq(ridx[nb[j]], nb[j]);
+            cr_assert_eq(fri_secagg_advert_verify(&adv, m->t.round, nb[j],
+                                                  rid + (size_t) nb[j] * 32),
+                         FR_OK);
+            memcpy(s_pk[j], adv.s_pk, 32);
+            xs[j] = nb[j] + 1;
+        }
+        static uint8_t bsh[MAXN * 32], csh[MAXN * 32];
+        cr_assert_eq(fri_shamir_split_at(bsh, sizeof(bsh), xs, nn,
+                                         m->t.sa_threshold, m->b, 32, NULL),
+                     FR_OK);
+        cr_assert_eq(fri_shamir_split_at(csh, sizeof(csh), xs, nn,
+                                         m->t.sa_threshold, m->keys.c_sk, 32,
+                                         NULL),
+                     FR_OK);
+        static uint8_t sealed[MAXN * FRI_AGG_SA_SEALED];
+        for (size_t j = 0; j < nn; j++) {
+            uint8_t msg[64];
+            memcpy(msg, bsh + j * 32, 32);
+            memcpy(msg + 32, csh + j * 32, 32);
+            size_t sl;
+            cr_assert_eq(fri_secagg_share_seal(
+                             sealed + j * FRI_AGG_SA_SEALED, FRI_AGG_SA_SEALED,
+                             &sl, msg, 64, m->t.round, m->t.sa_index, nb[j],
+                             m->keys.s_sk, s_pk[j]),
+                         FR_OK);
+        }
+        cr_assert_eq(fri_agg_sa_shares(a, now, m->pk, m->t.round, nb, sealed,
+                                       nn),
+                     FR_OK);
+    }
+    // Phase 3: open incoming shares, mask, send.
+    uint32_t survivors = 0;
+    for (uint32_t u = 0; u < n; u++) {
+        sim_member     *m = &ms[u];
+        static uint32_t from[MAXN];
+        static uint8_t  in[MAXN * FRI_AGG_SA_SEALED];
+        size_t          ni = 0;
+        cr_assert_eq(fri_agg_sa_inbox(a, now, m->pk, m->t.round, from, in,
+                                      MAXN, &ni, &retry),
+                     FR_OK);
+        cr_assert_eq(retry, 0);
+        m->n_from = ni;
+        uint8_t peer_c_pk[MAXN * 32];
+        for (size_t j = 0; j < ni; j++) {
+            fri_secagg_advert adv;
+            cr_assert_eq(fri_secagg_advert_decode(
+                             &adv, radv + (size_t) from[j] * FRI_AGG_SA_ADVERTBYTES,
+                             FRI_AGG_SA_ADVERTBYTES),
+                         FR_OK);
+            size_t ml;
+            cr_assert_eq(fri_secagg_share_open(
+                             m->held[j], sizeof(m->held[j]), &ml,
+                             in + j * FRI_AGG_SA_SEALED, FRI_AGG_SA_SEALED,
+                             m->t.round, from[j], m->t.sa_index,
+                             m->keys.s_sk, adv.s_pk),
+                         FR_OK);
+            m->from[j] = from[j];
+            memcpy(peer_c_pk + j * 32, adv.c_pk, 32);
+        }
+        if (drop_before_mask != NULL && drop_before_mask[u]) {
+            continue;
+        }
+        static uint32_t q[DIM];
+        cr_assert_eq(fri_secagg_quantize(q, m->x, DIM, m->t.sa_clip,
+                                         m->t.sa_frac_bits, NULL),
+                     FR_OK);
+        cr_assert_eq(fri_secagg_mask(q, q, DIM, m->t.sa_index, m->from,
+                                     peer_c_pk, ni, m->keys.c_sk, m->b,
+                                     m->t.round),
+                     FR_OK);
+        cr_assert_eq(fri_agg_sa_masked(a, now, m->pk, m->t.round, q, DIM),
+                     FR_OK);
+        survivors++;
+    }
+    if (drop_before_mask != NULL) {
+        // The masked phase closes at its deadline without the dropped.
+        now += 1001;
+        fri_agg_tick(a, now);
+    }
+    // Phase 4: reveal b-shares of survivors, c_sk-shares of the dropped.
+    int silent_any = 0;
+    for (uint32_t u = 0; u < n; u++) {
+        sim_member *m = &ms[u];
+        if (drop_before_mask != NULL && drop_before_mask[u]) {
+            continue;
+        }
+        if (silent != NULL && silent[u]) {
+            silent_any = 1;
+            continue;
+        }
+        uint32_t sv[MAXN], dr[MAXN];
+        size_t   ns, nd;
+        cr_assert_eq(fri_agg_sa_unmask_req(a, now, m->pk, m->t.round, sv,
+                                           MAXN, &ns, dr, MAXN, &nd, &retry),
+                     FR_OK);
+        cr_assert_eq(retry, 0);
+        cr_assert_eq(ns, survivors);
+        uint32_t about[MAXN];
+        uint8_t  sh[MAXN * 32];
+        for (size_t j = 0; j < m->n_from; j++) {
+            int surv = 0;
+            for (size_t s = 0; s < ns; s++) {
+                surv |= sv[s] == m->from[j];
+            }
+            about[j] = m->from[j];
+            memcpy(sh + j * 32, m->held[j] + (surv ? 0 : 32), 32);
+        }
+        fr_err rv = fri_agg_sa_unmask(a, now, m->pk, m->t.round, about, sh,
+                                      m->n_from);
+        cr_assert_eq(rv, FR_OK, "unmask: %s", fr_strerror(rv));
+    }
+    if (silent_any) {
+        now += 1001;
+        fri_agg_tick(a, now);
+    }
+    return survivors;
+}
+
+// The same updates through the plain path (dense rows, weight = count).
+static void
+plain_round(fri_agg *a, sim_member *ms, uint32_t n, const uint8_t *skip)
+{
+    static uint32_t items[NIT];
+    for (uint32_t i = 0; i < NIT; i++) {
+        items[i] = i;
+    }
+    for (uint32_t u = 0; u < n; u++) {
+        if (skip != NULL && skip[u]) {
+            continue;
+        }
+        fri_agg_task t;
+        cr_assert_eq(fri_agg_checkin(a, 1, ms[u].pk, &t), FR_OK);
+        cr_assert(t.has_task);
+        fri_agg_update up;
+        memset(&up, 0, sizeof(up));
+        up.round       = t.round;
+        up.n           = NIT;
+        up.items       = items;
+        up.rows        = ms[u].x;
+        up.rows_len    = NIT * D;
+        up.sum_ratings = ms[u].x[NIT * D];
+        up.count       = ms[u].x[NIT * D + 1];
+        up.weight      = ms[u].x[NIT * D + 1];
+        cr_assert_eq(fri_agg_submit(a, 1, ms[u].pk, &up), FR_OK);
+    }
+    fri_agg_tick(a, 2000); // closes with whoever reported
+}
+
+static void
+compare(fri_agg *sec, fri_agg *pl, double tol)
+{
+    float    mu1, mu2, b1[NIT], b2[NIT], Q1[NIT * K], Q2[NIT * K];
+    uint64_t v1, v2;
+    fri_agg_model_copy(sec, &mu1, b1, NIT, Q1, NIT * K, &v1);
+    fri_agg_model_copy(pl, &mu2, b2, NIT, Q2, NIT * K, &v2);
+    cr_assert_eq(v1, 1, "secure round did not complete");
+    cr_assert_eq(v2, 1);
+    double worst = 0;
+    for (int i = 0; i < NIT * K; i++) {
+        worst = fmax(worst, fabs((double) Q1[i] - Q2[i]));
+    }
+    for (int i = 0; i < NIT; i++) {
+        worst = fmax(worst, fabs((double) b1[i] - b2[i]));
+    }
+    worst = fmax(worst, fabs((double) mu1 - mu2));
+    cr_log_info("max |secure - plain| = %.3g (tol %.3g)", worst, tol);
+    cr_assert(worst < tol, "secure vs plain differ by %g", worst);
+}
+
+static void
+run_and_compare(uint32_t n, fri_agg_secagg mode, const uint8_t *drop,
+                const uint8_t *silent, uint32_t want_survivors)
+{
+    static sim_member ms[MAXN];
+    members_init(ms, n);
+    fri_agg_config c;
+    agg_config(&c, n, mode);
+    fri_agg *sec = NULL, *pl = NULL;
+    char     err[256];
+    cr_assert_eq(fri_agg_create(&sec, &c, 0, err, sizeof(err)), FR_OK, "%s",
+                 err);
+    uint32_t s = secure_round(sec, ms, n, drop, silent);
+    cr_assert_eq(s, want_survivors);
+    c.secagg = FRI_AGG_SECAGG_OFF;
+    cr_assert_eq(fri_agg_create(&pl, &c, 0, err, sizeof(err)), FR_OK, "%s",
+                 err);
+    plain_round(pl, ms, n, drop);
+    // Quantization: |error| <= 2^-(f+1) per word, summed over the cohort,
+    // then divided by the summed counts (>= 0.15 n).
+    fri_agg_task t = ms[0].t;
+    double       q = ldexp(1.0, -(int) t.sa_frac_bits - 1) * n;
+    compare(sec, pl, 4 * q / (0.15 * want_survivors) + 1e-5);
+    fri_agg_destroy(sec);
+    fri_agg_destroy(pl);
+}
+
+Test(agg_secagg, masked_round_equals_plain_round)
+{
+    run_and_compare(10, FRI_AGG_SECAGG_FULL, NULL, NULL, 10);
+}
+
+Test(agg_secagg, thirty_percent_silent_after_masked_input)
+{
+    uint8_t silent[10] = {0, 1, 0, 0, 1, 0, 0, 1, 0, 0}; // 3 of 10
+    run_and_compare(10, FRI_AGG_SECAGG_FULL, NULL, silent, 10);
+}
+
+Test(agg_secagg, dropped_before_masking_are_unmasked_out)
+{
+    uint8_t drop[10] = {0, 0, 1, 0, 0, 0, 0, 0, 0, 0};
+    uint8_t silent[10] = {0, 1, 0, 0, 0, 0, 0, 1, 0, 0};
+    run_and_compare(10, FRI_AGG_SECAGG_FULL, drop, silent, 9);
+}
+
+Test(agg_secagg, secagg_plus_sparse_graph_with_dropouts)
+{
+    uint8_t silent[MAXN] = {0};
+    for (int u = 0; u < MAXN; u += 4) { // 25 of 100 silent
+        silent[u] = 1;
+    }
+    uint8_t drop[MAXN] = {0};
+    drop[1] = drop[2] = drop[3] = drop[5] = drop[6] = 1; // 5 never mask
+    fri_agg_config c;
+    agg_config(&c, MAXN, FRI_AGG_SECAGG_PLUS);
+    run_and_compare(MAXN, FRI_AGG_SECAGG_PLUS, drop, silent, MAXN - 5);
+}
+
+Test(agg_secagg, aggregator_sees_only_masked_vectors)
+{
+    static sim_member ms[MAXN];
+    const uint32_t    n = 10;
+    members_init(ms, n);
+    fri_agg_config c;
+    agg_config(&c, n, FRI_AGG_SECAGG_FULL);
+    fri_agg *a = NULL;
+    char     err[256];
+    cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_OK, "%s",
+                 err);
+    masked_seen seen = {0};
+    fri_agg_set_masked_hook(a, on_masked, &seen);
+    secure_round(a, ms, n, NULL, NULL);
+    cr_assert_eq(seen.n, (int) n);
+    // Item inference on what the aggregator saw (rows' norms), against the
+    // same attack on the plaintext updates.
+    float    scores[NIT];
+    uint8_t  labels[NIT * 10];
+    float    all_m[NIT * 10], all_p[NIT * 10];
+    uint32_t items[NIT];
+    for (uint32_t i = 0; i < NIT; i++) {
+        items[i] = i;
+    }
+    for (uint32_t u = 0; u < n; u++) {
+        uint32_t idx = ms[u].t.sa_index;
+        cr_assert_eq(fri_atk_score_masked(scores, NIT, items, seen.y[idx],
+                                          NIT, D, ms[u].t.sa_frac_bits),
+                     FR_OK);
+        memcpy(all_m + u * NIT, scores, sizeof(scores));
+        cr_assert_eq(fri_atk_score_rows(scores, NIT, items, ms[u].x, NIT, D),
+                     FR_OK);
+        memcpy(all_p + u * NIT, scores, sizeof(scores));
+        memcpy(labels + u * NIT, ms[u].rated, NIT);
+        free(seen.y[idx]);
+    }
+    double auc_m, auc_p;
+    cr_assert_eq(fri_atk_auc(&auc_m, all_m, labels, NIT * n), FR_OK);
+    cr_assert_eq(fri_atk_auc(&auc_p, all_p, labels, NIT * n), FR_OK);
+    cr_log_info("item-inference AUC: plain %.3f, masked %.3f", auc_p, auc_m);
+    cr_assert(auc_p > 0.99, "plain AUC %f", auc_p);
+    cr_assert(fabs(auc_m - 0.5) < 0.1, "masked AUC %f", auc_m);
+    fri_agg_destroy(a);
+}
+
+Test(agg_secagg, plain_updates_refused_and_config_checked)
+{
+    fri_agg_config c;
+    agg_config(&c, 4, FRI_AGG_SECAGG_FULL);
+    fri_agg *a = NULL;
+    char     err[256];
+    cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_OK, "%s",
+                 err);
+    uint8_t pk[32];
+    memset(pk, 3, sizeof(pk));
+    fri_agg_task t;
+    cr_assert_eq(fri_agg_checkin(a, 0, pk, &t), FR_OK);
+    fri_agg_update u;
+    memset(&u, 0, sizeof(u));
+    u.round = t.round;
+    cr_assert_eq(fri_agg_submit(a, 0, pk, &u), FR_ESTATE);
+    // A bad advert signature is refused.
+    uint8_t id_pk[32], id_sk[64], other_pk[32], other_sk[64];
+    crypto_sign_keypair(id_pk, id_sk);
+    crypto_sign_keypair(other_pk, other_sk);
+    fri_secagg_keys keys;
+    cr_assert_eq(fri_secagg_keygen(&keys, NULL), FR_OK);
+    fri_secagg_advert adv;
+    cr_assert_eq(fri_secagg_advert_sign(&adv, t.round, t.sa_index, keys.c_pk,
+                                        keys.s_pk, other_sk),
+                 FR_OK);
+    uint8_t w[FRI_AGG_SA_ADVERTBYTES];
+    size_t  wl;
+    cr_assert_eq(fri_secagg_advert_encode(w, sizeof(w), &wl, &adv), FR_OK);
+    cr_assert_eq(fri_agg_sa_advert(a, 0, pk, t.round, id_pk, w, wl),
+                 FR_ECRYPTO);
+    // Non-members are refused.
+    uint8_t stranger[32];
+    memset(stranger, 9, sizeof(stranger));
+    cr_assert_eq(fri_agg_sa_advert(a, 0, stranger, t.round, id_pk, w, wl),
+                 FR_EDENIED);
+    // The advert phase times out with too few members: abandoned.
+    fri_agg_tick(a, 5000);
+    fri_agg_metrics m;
+    fri_agg_metrics_get(a, &m);
+    cr_assert_eq(m.rounds_abandoned, 1);
+    fri_agg_destroy(a);
+    char e[256];
+    fri_agg_config b;
+    agg_config(&b, 4, FRI_AGG_SECAGG_FULL);
+    b.algo = FRI_AGG_ALS;
+    cr_assert_eq(fri_agg_config_check(&b, e, sizeof(e)), FR_EINVAL);
+    cr_assert(strstr(e, "secure-agg needs algo grad") != NULL, "%s", e);
+    agg_config(&b, 0, FRI_AGG_SECAGG_FULL);
+    cr_assert_eq(fri_agg_config_check(&b, e, sizeof(e)), FR_EINVAL);
+    cr_assert(strstr(e, "clients-per-round in 2..65535") != NULL, "%s", e);
+    agg_config(&b, 4, FRI_AGG_SECAGG_PLUS);
+    b.clip = 0;
+    cr_assert_eq(fri_agg_config_check(&b, e, sizeof(e)), FR_EINVAL);
+    cr_assert(strstr(e, "secure-agg needs clip > 0") != NULL, "%s", e);
+    agg_config(&b, 1000, FRI_AGG_SECAGG_FULL);
+    b.clip = 1e6f;
+    cr_assert_eq(fri_agg_config_check(&b, e, sizeof(e)), FR_EINVAL);
+    cr_assert(strstr(e, "too large for a cohort") != NULL, "%s", e);
+}
