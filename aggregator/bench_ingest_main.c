@@ -9,6 +9,11 @@
 // the same threads run raw crypto_aead_xchacha20poly1305_ietf decryption
 // over frames of the same sizes. Prints one JSON object (medians over
 // --runs).
+//
+// With --conns N --connect URL --server-key FILE.pub it is instead a load
+// generator for a running fedrec-aggregator: N REQ sockets, each dialled
+// on its own connection, each running one whole check-in at the same time
+// (asynchronous NNG I/O), and it counts the check-ins that fail.
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,8 +24,12 @@
 
 #include <sodium.h>
 
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
 #include "agg.h"
 #include "fedrec/client.h"
+#include "keys.h"
 #include "msg.h"
 
 typedef struct opts {
@@ -29,6 +38,11 @@ typedef struct opts {
     uint32_t items;
     uint32_t k;
     uint32_t runs;
+    // load-generator mode
+    uint32_t    conns;
+    const char *connect;
+    const char *server_key;
+    uint32_t    timeout_ms;
 } opts;
 
 typedef struct frames {
@@ -55,6 +69,11 @@ usage(FILE *f)
             "  --items N     catalog size (default 1682)\n"
             "  --k K         latent factors (default 32)\n"
             "  --runs R      runs; the medians are printed (default 5)\n"
+            "load generator for a running fedrec-aggregator:\n"
+            "  --conns N --connect URL --server-key FILE.pub\n"
+            "                N concurrent check-ins, one REQ socket and\n"
+            "                connection each; ratings items 0..--items-1\n"
+            "  --timeout-ms MS  per request (default 60000)\n"
             "Prints one JSON object. Exit 0 ok, 1 failure, 2 usage.\n");
 }
 
@@ -77,7 +96,11 @@ parse_args(opts *o, int argc, char **argv)
     o->threads   = 2;
     o->items     = 1682;
     o->k         = 32;
-    o->runs      = 5;
+    o->runs       = 5;
+    o->conns      = 0;
+    o->connect    = NULL;
+    o->server_key = NULL;
+    o->timeout_ms = 60000;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0) {
@@ -99,6 +122,16 @@ parse_args(opts *o, int argc, char **argv)
             bad = parse_u32(v, 1, 256, &o->k);
         } else if (strcmp(a, "--runs") == 0) {
             bad = parse_u32(v, 1, 1000, &o->runs);
+        } else if (strcmp(a, "--conns") == 0) {
+            bad = parse_u32(v, 1, 100000, &o->conns);
+        } else if (strcmp(a, "--timeout-ms") == 0) {
+            bad = parse_u32(v, 1, 3600000, &o->timeout_ms);
+        } else if (strcmp(a, "--connect") == 0) {
+            o->connect = v;
+            bad        = 0;
+        } else if (strcmp(a, "--server-key") == 0) {
+            o->server_key = v;
+            bad           = 0;
         } else {
             bad = -1;
         }
@@ -107,7 +140,185 @@ parse_args(opts *o, int argc, char **argv)
             return -1;
         }
     }
+    if (o->conns > 0 && (o->connect == NULL || o->server_key == NULL)) {
+        fprintf(stderr, "fedrec-bench-ingest: --conns needs --connect and "
+                        "--server-key\n");
+        return -1;
+    }
     return 0;
+}
+
+// ---- load generator -------------------------------------------------------
+
+typedef struct conn {
+    nng_socket      s;
+    nng_aio        *aio;
+    fr_client      *c;
+    int             recving;
+    int             ok;
+    struct loadgen *lg;
+} conn;
+
+typedef struct loadgen {
+    pthread_mutex_t mtx;
+    pthread_cond_t  cv;
+    uint32_t        done, ok, contributed, not_selected;
+    uint32_t        n_err_shown;
+} loadgen;
+
+static void
+conn_finish(conn *k, const char *why)
+{
+    loadgen        *lg = k->lg;
+    fr_checkin_info info;
+    fr_client_checkin_info_get(k->c, &info);
+    pthread_mutex_lock(&lg->mtx);
+    int good = why == NULL && (info.status == FR_CHECKIN_CONTRIBUTED ||
+                               info.status == FR_CHECKIN_NOT_SELECTED);
+    lg->ok += (uint32_t) good;
+    lg->contributed += info.status == FR_CHECKIN_CONTRIBUTED;
+    lg->not_selected += info.status == FR_CHECKIN_NOT_SELECTED;
+    if (!good && lg->n_err_shown++ < 5) {
+        fprintf(stderr, "fedrec-bench-ingest: check-in failed: %s\n",
+                why != NULL ? why : fr_client_errmsg(k->c));
+    }
+    lg->done++;
+    pthread_cond_signal(&lg->cv);
+    pthread_mutex_unlock(&lg->mtx);
+}
+
+// Next request of k's check-in, or the end of it.
+static void
+conn_step(conn *k)
+{
+    size_t   cap = fr_client_request_bound(k->c);
+    nng_msg *m   = NULL;
+    size_t   len = 0;
+    if (nng_msg_alloc(&m, cap) != 0) {
+        conn_finish(k, "out of memory");
+        return;
+    }
+    if (fr_client_poll(k->c, nng_msg_body(m), cap, &len) != FR_OK ||
+        len == 0) {
+        nng_msg_free(m);
+        conn_finish(k, NULL);
+        return;
+    }
+    (void) nng_msg_realloc(m, len); // shrinking never fails
+    k->recving = 0;
+    nng_aio_set_msg(k->aio, m);
+    nng_send_aio(k->s, k->aio);
+}
+
+static void
+conn_cb(void *arg)
+{
+    conn *k  = arg;
+    int   rv = nng_aio_result(k->aio);
+    if (!k->recving) {
+        if (rv != 0) {
+            nng_msg_free(nng_aio_get_msg(k->aio));
+            conn_finish(k, nng_strerror(rv));
+            return;
+        }
+        k->recving = 1;
+        nng_recv_aio(k->s, k->aio);
+        return;
+    }
+    if (rv != 0) {
+        conn_finish(k, nng_strerror(rv));
+        return;
+    }
+    nng_msg *m = nng_aio_get_msg(k->aio);
+    fr_err   e = fr_client_receive(k->c, nng_msg_body(m), nng_msg_len(m));
+    nng_msg_free(m);
+    if (e != FR_OK) {
+        conn_finish(k, NULL);
+        return;
+    }
+    conn_step(k);
+}
+
+static int
+load_main(const opts *o)
+{
+    fri_pubkeys pk;
+    if (fri_pub_load(&pk, o->server_key) != FR_OK) {
+        fprintf(stderr, "fedrec-bench-ingest: cannot load %s\n",
+                o->server_key);
+        return 1;
+    }
+    conn           *ks = calloc(o->conns, sizeof(*ks));
+    fr_model_cache *mc = NULL;
+    loadgen         lg;
+    memset(&lg, 0, sizeof(lg));
+    pthread_mutex_init(&lg.mtx, NULL);
+    pthread_cond_init(&lg.cv, NULL);
+    if (ks == NULL || fr_model_cache_create(&mc) != FR_OK) {
+        return 1;
+    }
+    uint32_t n = 0, dial_err = 0;
+    for (; n < o->conns; n++) {
+        conn            *k = &ks[n];
+        fr_client_config cc;
+        fr_client_config_init(&cc);
+        memcpy(cc.server_pk, pk.kx, 32);
+        memcpy(cc.server_pk + 32, pk.sign, 32);
+        cc.model_cache = mc;
+        cc.seed        = 1 + n;
+        k->lg          = &lg;
+        if (fr_client_create(&k->c, &cc) != FR_OK ||
+            nng_req0_open(&k->s) != 0 ||
+            nng_aio_alloc(&k->aio, conn_cb, k) != 0) {
+            fprintf(stderr, "fedrec-bench-ingest: setup of connection %u "
+                            "failed\n", (unsigned) n);
+            break;
+        }
+        int bad = 0;
+        for (uint32_t i = 0; i < o->items && !bad; i++) {
+            bad = fr_client_add(k->c, i, (float) (1 + (n + i) % 5), 0) !=
+                  FR_OK;
+        }
+        if (bad) {
+            break;
+        }
+        nng_aio_set_timeout(k->aio, (nng_duration) o->timeout_ms);
+        (void) nng_socket_set_ms(k->s, NNG_OPT_REQ_RESENDTIME,
+                                 NNG_DURATION_INFINITE);
+        if (nng_dial(k->s, o->connect, NULL, 0) != 0) {
+            dial_err++;
+        }
+    }
+    double t0 = now_s();
+    for (uint32_t i = 0; i < n; i++) {
+        if (fr_client_checkin_begin(ks[i].c, (uint64_t) (now_s() * 1e3)) !=
+            FR_OK) {
+            conn_finish(&ks[i], "checkin_begin");
+            continue;
+        }
+        conn_step(&ks[i]);
+    }
+    pthread_mutex_lock(&lg.mtx);
+    while (lg.done < n) {
+        pthread_cond_wait(&lg.cv, &lg.mtx);
+    }
+    pthread_mutex_unlock(&lg.mtx);
+    double dt = now_s() - t0;
+    for (uint32_t i = 0; i < n; i++) {
+        nng_aio_free(ks[i].aio);
+        nng_close(ks[i].s);
+        fr_client_destroy(ks[i].c);
+    }
+    fr_model_cache_destroy(mc);
+    free(ks);
+    uint32_t errors = o->conns - lg.ok;
+    printf("{\"conns\":%u,\"ok\":%u,\"errors\":%u,\"dial_errors\":%u,"
+           "\"contributed\":%u,\"not_selected\":%u,\"seconds\":%.3f,"
+           "\"checkins_per_s\":%.1f}\n",
+           (unsigned) o->conns, (unsigned) lg.ok, (unsigned) errors,
+           (unsigned) dial_err, (unsigned) lg.contributed,
+           (unsigned) lg.not_selected, dt, (double) n / dt);
+    return errors == 0 ? 0 : 1;
 }
 
 static fri_agg *
@@ -301,6 +512,31 @@ run_workers(const opts *o, fri_agg *a, const frames *f, uint8_t **ct,
     return failed == 0 ? dt : -1;
 }
 
+// perf record --control=fifo:CTL,ACK: with FR_PERF_CTL and FR_PERF_ACK
+// naming those fifos, only the ingest phase is recorded.
+static void
+perf_ctl(const char *cmd)
+{
+    const char *ctl = getenv("FR_PERF_CTL"), *ack = getenv("FR_PERF_ACK");
+    if (ctl == NULL || ack == NULL) {
+        return;
+    }
+    FILE *c = fopen(ctl, "w");
+    if (c == NULL) {
+        return;
+    }
+    fputs(cmd, c);
+    fclose(c);
+    FILE *a = fopen(ack, "r");
+    if (a != NULL) {
+        char buf[16];
+        if (fgets(buf, sizeof(buf), a) == NULL) {
+            buf[0] = 0;
+        }
+        fclose(a);
+    }
+}
+
 static int
 cmp_d(const void *x, const void *y)
 {
@@ -325,6 +561,9 @@ main(int argc, char **argv)
     }
     if (sodium_init() < 0) {
         return 1;
+    }
+    if (o.conns > 0) {
+        return load_main(&o);
     }
     double *ing = calloc(o.runs, sizeof(double));
     double *raw = calloc(o.runs, sizeof(double));
@@ -363,10 +602,10 @@ main(int argc, char **argv)
                 ct[i], 32, NULL, nonce, key);
         }
         uint64_t bytes = 0, rbytes = 0;
-        double   ti = rc == 0 ? run_workers(&o, a, &f, NULL, NULL, &bytes)
-                              : -1;
-        double   tr = rc == 0 ? run_workers(&o, a, &f, ct, key, &rbytes)
-                              : -1;
+        perf_ctl("enable\n");
+        double ti = rc == 0 ? run_workers(&o, a, &f, NULL, NULL, &bytes) : -1;
+        perf_ctl("disable\n");
+        double tr = rc == 0 ? run_workers(&o, a, &f, ct, key, &rbytes) : -1;
         fri_agg_metrics m;
         fri_agg_metrics_get(a, &m);
         if (ti < 0 || tr < 0 || m.updates_accepted != f.n) {
