@@ -17,6 +17,7 @@
 #include "linalg.h"
 #include "mf.h"
 #include "rng.h"
+#include "vbmf.h"
 
 #ifdef FR_WITH_BLAS
 #include <cblas.h>
@@ -148,8 +149,9 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
     if (c->k == 0 || c->k > FRI_MF_MAX_K) {
         BAD("k must be in 1..%u (got %u)", FRI_MF_MAX_K, c->k);
     }
-    if (c->algo != FRI_AGG_ALS && c->algo != FRI_AGG_GRAD) {
-        BAD("algo must be als or grad");
+    if (c->algo != FRI_AGG_ALS && c->algo != FRI_AGG_GRAD &&
+        c->algo != FRI_AGG_VBMF) {
+        BAD("algo must be als, grad or vbmf");
     }
     if (c->implicit && c->algo != FRI_AGG_ALS) {
         BAD("implicit loss needs algo als (iALS)");
@@ -609,6 +611,9 @@ acc_reset(fri_agg *a)
     a->sum_ratings = 0;
     a->count       = 0;
     a->weight      = 0;
+    if (a->vb != NULL) {
+        fri_vb_acc_reset(a->vb);
+    }
     pthread_mutex_unlock(&a->acc_mtx);
 }
 
@@ -652,6 +657,9 @@ acc_add(fri_agg *a, const fri_agg_update *u)
     a->sum_ratings += u->sum_ratings;
     a->count += u->count;
     a->weight += u->weight;
+    if (a->vb != NULL) {
+        fri_vb_acc_add(a->vb, u->vb);
+    }
     pthread_mutex_unlock(&a->acc_mtx);
     return FR_OK;
 }
@@ -684,9 +692,12 @@ validate(const fri_agg *a, const fri_agg_update *u)
     if (u->rows_len != (size_t) u->n * a->d || (u->n > 0 && u->rows == NULL)) {
         return FR_EPROTO;
     }
-    if (a->cfg.algo == FRI_AGG_ALS &&
+    if ((a->cfg.algo == FRI_AGG_ALS || a->cfg.algo == FRI_AGG_VBMF) &&
         (u->gram == NULL || u->gram_len != a->gram_len ||
          !all_finite(u->gram, u->gram_len))) {
+        return FR_EPROTO;
+    }
+    if (a->vb != NULL && !fri_vb_glob_ok(a->vb, u->vb, u->vb_len)) {
         return FR_EPROTO;
     }
     if (!all_finite(u->rows, u->rows_len) || !isfinite(u->sum_ratings) ||
@@ -862,7 +873,18 @@ solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
         // (Under DP, mu comes from the noised sum and count instead.)
         *mu = (float) (a->sum_ratings / a->count);
     }
-    for (uint32_t j = 0; j < a->n_touched && rv == FR_OK; j++) {
+    // The first explicit-ALS round is a census: the initial model has no
+    // global mean, so the users' biases absorbed it and item biases solved
+    // from those statistics would sit offset by -mu, an offset the ridge
+    // penalties undo only over many rounds. Taking just mu from it starts
+    // round 2 exactly where centralized ALS starts (mu set, biases zero).
+    int census = (a->cfg.algo == FRI_AGG_ALS || a->vb != NULL) &&
+                 !a->cfg.implicit && a->version == 0 && a->count > 0;
+    if (a->vb != NULL && !census && a->count > 0) {
+        // VBMF steps every item (also unrated ones, from the prior).
+        rv = fri_vb_solve(a->vb, a->acc, *mu, mu_old, a->count, bi, Q);
+    }
+    for (uint32_t j = 0; j < a->n_touched && rv == FR_OK && !census; j++) {
         uint32_t i   = a->touched[j];
         float   *acc = a->acc[i];
         float   *q   = Q + (size_t) i * k;
@@ -1558,6 +1580,11 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
     if (cfg->implicit) {
         a->gram_all = calloc(a->gram_len, sizeof(float));
     }
+    if (cfg->algo == FRI_AGG_VBMF &&
+        fri_vb_create(&a->vb, cfg->n_items, cfg->k, 0.0f, 0.0f, 0.0f) !=
+            FR_OK) {
+        a->vb = NULL; // reported with the other allocations below
+    }
     if (cfg->n_allow > 0) {
         a->allow = malloc(cfg->n_allow * FRI_AGG_KEYBYTES);
         if (a->allow != NULL) {
@@ -1594,6 +1621,7 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
     }
     if (a->slots == NULL || a->acc == NULL || a->touched == NULL ||
         (cfg->implicit && a->gram_all == NULL) ||
+        (cfg->algo == FRI_AGG_VBMF && a->vb == NULL) ||
         (cfg->n_allow > 0 && a->allow == NULL) ||
         (cfg->state_dir != NULL && cfg->state_dir[0] != 0 &&
          a->state_dir == NULL)) {
@@ -1648,6 +1676,7 @@ fri_agg_destroy(fri_agg *a)
     free(a->acc);
     free(a->touched);
     free(a->gram_all);
+    fri_vb_destroy(a->vb);
     free(a->slots);
     free(a->allow);
     free(a->state_dir);

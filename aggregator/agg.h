@@ -31,6 +31,8 @@ typedef struct fri_agg fri_agg;
 typedef enum fri_agg_algo {
     FRI_AGG_ALS  = 0, // clients send sufficient statistics, server solves
     FRI_AGG_GRAD = 1, // clients send gradient rows, server optimizer steps
+    FRI_AGG_VBMF = 2, // variational Bayes: ALS statistics with covariances
+                      // plus a global block, server item step (vbmf.h)
 } fri_agg_algo;
 
 // Differential privacy (DP-FedAvg, docs/DP.md).
@@ -226,6 +228,9 @@ typedef struct fri_agg_update {
     double          sum_ratings;
     double          count;
     double          weight;
+    // VBMF: the client's global block (vbmf.h, fri_vb_glob_len floats).
+    const float    *vb;
+    size_t          vb_len;
 } fri_agg_update;
 
 // Submits an update from an authenticated client key. FR_OK: accepted.

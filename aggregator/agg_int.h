@@ -111,6 +111,8 @@ struct fri_agg {
     atomic_uint_fast64_t bytes_out;
     atomic_uint_fast64_t n_sessions;
     atomic_int           done;
+
+    struct fri_vb *vb; // VBMF state (vbmf.h), NULL for other algorithms
 };
 
 void fri_agg_log(const fri_agg *a, fr_log_level lv, const char *fmt, ...)

@@ -20,6 +20,7 @@
 #include "keys.h"
 #include "linalg.h"
 #include "msg.h"
+#include "vbmf.h"
 #include "wire.h"
 
 // Sessions that never sent a sealed frame are dropped sooner: a HELLO
@@ -217,6 +218,12 @@ fri_agg_snap_frame(fri_agg *a, fri_snap *s)
     fri_agg_model_view(a, &m.mu, &m.bias, &m.factors);
     m.stride = a->cfg.k;
     size_t len = fri_model_size(FRI_MENC_F32, m.k, m.n_items);
+    if (a->vb != NULL) {
+        m.kind = FRI_MODEL_VB;
+        fri_vb_view(a->vb, &m.beta, &m.uprior_mean, &m.uprior_prec,
+                    &m.item_var);
+        len = fri_model_vb_size(FRI_MENC_F32, m.k, m.n_items);
+    }
     if (len == 0) {
         return FR_ETOOBIG;
     }
@@ -241,7 +248,9 @@ fri_agg_snap_frame(fri_agg *a, fri_snap *s)
 size_t
 fri_agg_reply_bound(const fri_agg *a)
 {
-    size_t m = fri_model_size(FRI_MENC_F32, a->cfg.k, a->cfg.n_items);
+    size_t m = a->vb != NULL
+                   ? fri_model_vb_size(FRI_MENC_F32, a->cfg.k, a->cfg.n_items)
+                   : fri_model_size(FRI_MENC_F32, a->cfg.k, a->cfg.n_items);
     size_t e = fri_error_size(FRI_MAX_ERRTEXT);
     size_t b = m > e ? m : e;
     if (b < FRI_WELCOME_LEN) {
@@ -339,6 +348,9 @@ on_checkin(fri_agg *a, sess_entry *e, uint64_t now_ms, const uint8_t *plain,
         if (a->cfg.algo == FRI_AGG_GRAD) {
             t.algo        = FRI_ALGO_GRAD;
             t.update_kind = FRI_UPD_GRAD;
+        } else if (a->cfg.algo == FRI_AGG_VBMF) {
+            t.algo        = FRI_ALGO_VBMF;
+            t.update_kind = FRI_UPD_VB;
         } else {
             t.algo        = a->cfg.implicit ? FRI_ALGO_IALS : FRI_ALGO_ALS;
             t.update_kind = FRI_UPD_ALS;
@@ -407,8 +419,9 @@ on_update(fri_agg *a, sess_entry *e, uint64_t now_ms, const uint8_t *plain,
     const uint32_t d = a->cfg.k + 1;
     const char    *why = "malformed UPDATE";
     if (rv == FR_OK) {
-        uint8_t kind = a->cfg.algo == FRI_AGG_GRAD ? FRI_UPD_GRAD
-                                                   : FRI_UPD_ALS;
+        uint8_t kind = a->cfg.algo == FRI_AGG_GRAD   ? FRI_UPD_GRAD
+                       : a->cfg.algo == FRI_AGG_VBMF ? FRI_UPD_VB
+                                                     : FRI_UPD_ALS;
         if (u.kind != kind || u.vtype != FRI_VAL_F32 || u.k != a->cfg.k ||
             u.width != d ||
             (u.layout == FRI_UPD_DENSE && u.n_rows != a->cfg.n_items)) {
@@ -446,9 +459,14 @@ on_update(fri_agg *a, sess_entry *e, uint64_t now_ms, const uint8_t *plain,
     au.rows     = rows;
     au.rows_len = (size_t) u.n_rows * d;
     au.weight   = u.weight;
-    if (a->cfg.algo == FRI_AGG_ALS) {
+    if (a->cfg.algo == FRI_AGG_ALS || a->cfg.algo == FRI_AGG_VBMF) {
         au.gram     = extra;
         au.gram_len = a->gram_len;
+    }
+    if (a->cfg.algo == FRI_AGG_VBMF) {
+        // [Gram | global block | sum of ratings, count] (R28).
+        au.vb     = extra + a->gram_len;
+        au.vb_len = u.n_extra - a->gram_len - 2;
     }
     if (u.n_extra >= 2) {
         // The last two extras: sum of ratings, number of ratings.

@@ -93,6 +93,8 @@ fit_algo(const fri_task *t)
         return FRI_FIT_ALS;
     case FRI_ALGO_IALS:
         return FRI_FIT_IALS;
+    case FRI_ALGO_VBMF:
+        return FRI_FIT_VBMF;
     default:
         return FRI_FIT_GRAD;
     }
@@ -104,8 +106,10 @@ update_bound(const fr_client *c, uint32_t k, size_t n)
     if (n > FRI_MAX_ITEMS) {
         n = FRI_MAX_ITEMS;
     }
-    size_t sz = fri_update_size(FRI_UPD_SPARSE, k + 1, (uint32_t) n,
-                                (uint32_t) ((k + 1) * (k + 2) / 2 + 2));
+    uint32_t ne = fri_update_vb_extra(k); // the longest extra (VB)
+    size_t   sz = fri_update_size(FRI_UPD_SPARSE, k + 1, (uint32_t) n,
+                                  ne > 0 ? ne
+                                         : (uint32_t) ((k + 1) * (k + 2) / 2 + 2));
     (void) c;
     return sz == 0 ? 0 : sz + FRI_SEAL_OVERHEAD;
 }
@@ -433,6 +437,9 @@ recv_task(fr_client *c, const uint8_t *plain, size_t plain_len)
         t.update_kind != FRI_UPD_DELTA) {
         return fail(c, FR_EPROTO, "task algorithm and update kind disagree");
     }
+    if ((t.update_kind == FRI_UPD_VB) != (t.algo == FRI_ALGO_VBMF)) {
+        return fail(c, FR_EPROTO, "task algorithm and update kind disagree");
+    }
     s->task      = t;
     s->have_task = 1;
     const uint8_t *signer = c->server_pk + 32;
@@ -469,8 +476,11 @@ recv_model(fr_client *c, const uint8_t *plain, size_t plain_len)
     if (err != FR_OK) {
         return fail(c, err, "malformed MODEL");
     }
-    if (mm.kind != FRI_MODEL_FULL) {
+    if (mm.kind != FRI_MODEL_FULL && mm.kind != FRI_MODEL_VB) {
         return fail(c, FR_EPROTO, "delta MODEL not requested");
+    }
+    if ((mm.kind == FRI_MODEL_VB) != (s->task.algo == FRI_ALGO_VBMF)) {
+        return fail(c, FR_EPROTO, "MODEL kind does not match the task");
     }
     if (mm.n_items > c->max_items || mm.k > c->max_k) {
         return fail(c, FR_ETOOBIG, "MODEL larger than max_items/max_k");
@@ -490,6 +500,14 @@ recv_model(fr_client *c, const uint8_t *plain, size_t plain_len)
     m->implicit = s->task.algo == FRI_ALGO_IALS;
     memcpy(m->signer, signer, 32);
     err = fri_model_get(&mm, m->bi, m->Q, m->k);
+    if (err == FR_OK && mm.kind == FRI_MODEL_VB) {
+        err = fri_cmodel_vb_alloc(m);
+        if (err == FR_OK) {
+            m->beta = mm.beta;
+            err = fri_model_get_vb(&mm, m->umean, m->uprec_packed,
+                                   m->item_var);
+        }
+    }
     if (err == FR_OK) {
         err = fri_cmodel_finish(m);
     }

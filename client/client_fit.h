@@ -9,6 +9,7 @@ typedef enum fri_fit_algo {
     FRI_FIT_IALS = 2, // implicit (weighted) ALS statistics
     FRI_FIT_GRAD = 3, // gradient rows w.r.t. [q_i; b_i]
     FRI_FIT_DELTA = 4, // local SGD epochs, rows = change of [q_i; b_i]
+    FRI_FIT_VBMF = 5,  // variational statistics (fit_vbmf.c)
 } fri_fit_algo;
 
 typedef struct fri_fit_task {
@@ -44,5 +45,11 @@ typedef struct fri_update_buf {
 fr_err fri_client_compute_update(fr_client *c, const fri_fit_task *t,
                                  fri_update_buf *u);
 void   fri_update_buf_free(fr_client *c, fri_update_buf *u);
+// VBMF (fit_vbmf.c): the variational user step against c->model (a VB
+// model) and the update of kind VB: rows E[x (r - mu - b_u)], x = [p_u; 1];
+// extra = packed E[x x^T], sum E[u], packed sum E[u u^T] (u = [p_u; b_u]),
+// sum_j E[(r_j - mu - b_u)^2], 1 (user count), sum of ratings, count.
+fr_err fri_client_vb_update(fr_client *c, const fri_fit_task *t,
+                            fri_update_buf *u);
 
 #endif

@@ -36,7 +36,28 @@ typedef struct fri_cmodel {
     // handle that verified it); a handle only uses models its own pinned
     // key vouches for.
     uint8_t signer[32];
+    // Variational (VBMF) models only, else vb == 0 and NULL arrays (d =
+    // k + 1): noise precision, user prior mean (d) and precision (packed
+    // d(d+1)/2, and full d x d), items' covariance diagonals (n_items * d).
+    int    vb;
+    float  beta;
+    float *umean;
+    float *uprec_packed;
+    float *uprec;
+    float *item_var;
 } fri_cmodel;
+
+// fit_vbmf.c: allocates the VB arrays of m (sets m->vb); fri_cmodel_finish
+// then derives the full precision. Freed by fri_cmodel_vb_free (called
+// by fri_cmodel_unref).
+fr_err fri_cmodel_vb_alloc(fri_cmodel *m);
+fr_err fri_cmodel_vb_finish(fri_cmodel *m);
+void   fri_cmodel_vb_free(fri_cmodel *m);
+// Posterior mean of [p_u; b_u] against a VB model (c->model->vb): the
+// variational user step (bayes.h fri_bpmf_user_step, rng NULL) over the
+// interactions with items in the catalog. cov_out (packed d(d+1)/2 floats,
+// may be NULL) receives the posterior covariance.
+fr_err fri_client_vb_solve(fr_client *c, float *cov_out);
 
 // Allocates a zeroed model of the given shape (arrays allocated, refs = 1).
 // FR_EINVAL for k == 0, k > FRI_MF_MAX_K or n_items == 0, FR_ETOOBIG on

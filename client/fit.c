@@ -174,6 +174,9 @@ fri_client_compute_update(fr_client *c, const fri_fit_task *t,
                           fri_update_buf *u)
 {
     memset(u, 0, sizeof *u);
+    if (t->algo == FRI_FIT_VBMF) {
+        return fri_client_vb_update(c, t, u); // fit_vbmf.c
+    }
     const fri_cmodel *m = c->model;
     if (m == NULL) {
         return fri_client_fail(c, FR_ESTATE, "no model for the round");

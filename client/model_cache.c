@@ -44,6 +44,9 @@ fri_cmodel_finish(fri_cmodel *m)
 {
     // Only the implicit user solve needs Q^T Q; skipping it for explicit
     // models saves n_items * k^2 flops per model.
+    if (m->vb) {
+        return fri_cmodel_vb_finish(m);
+    }
     if (!m->implicit) {
         return FR_OK;
     }
@@ -71,6 +74,7 @@ fri_cmodel_unref(fri_cmodel *m)
     free(m->bi);
     free(m->Q);
     free(m->qtq);
+    fri_cmodel_vb_free(m);
     free(m);
 }
 

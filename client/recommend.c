@@ -66,6 +66,8 @@ fri_client_refit(fr_client *c)
                                            c->values, n, c->fit.alpha,
                                            c->fit.reg, work, work_len);
         c->bu = 0.0f;
+    } else if (m->vb) {
+        err = fri_client_vb_solve(c, NULL); // posterior mean
     } else {
         err = fri_mf_user_solve(c->p, &c->bu, &it, c->items, c->values, n,
                                 c->fit.reg, c->fit.reg_bias,

@@ -71,8 +71,8 @@ task_check(const fri_task *t)
     if (t->status != FRI_TASK_RUN) {
         return FR_EPROTO; // R10
     }
-    if (t->algo < FRI_ALGO_ALS || t->algo > FRI_ALGO_GRAD ||
-        t->update_kind < FRI_UPD_ALS || t->update_kind > FRI_UPD_DELTA ||
+    if (t->algo < FRI_ALGO_ALS || t->algo > FRI_ALGO_VBMF ||
+        t->update_kind < FRI_UPD_ALS || t->update_kind > FRI_UPD_VB ||
         t->secagg > 1 || t->weighted > 2) {
         return FR_EPROTO; // R10
     }

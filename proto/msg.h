@@ -105,6 +105,7 @@ FR_NODISCARD fr_err fri_frame_check(fri_hdr *h, const uint8_t *src,
 #define FRI_CAP_SPARSE 0x0020u
 #define FRI_CAP_SECAGG 0x0040u
 #define FRI_CAP_IALS 0x0080u
+#define FRI_CAP_VBMF 0x0100u
 
 typedef struct fri_checkin {
     uint64_t client_id;     // application's id, 0 if none
@@ -119,7 +120,12 @@ typedef struct fri_checkin {
 // ---- TASK -------------------------------------------------------------
 
 enum { FRI_TASK_RUN = 0, FRI_TASK_NONE = 1 };
-enum { FRI_ALGO_ALS = 1, FRI_ALGO_IALS = 2, FRI_ALGO_GRAD = 3 };
+enum {
+    FRI_ALGO_ALS  = 1,
+    FRI_ALGO_IALS = 2,
+    FRI_ALGO_GRAD = 3,
+    FRI_ALGO_VBMF = 4, // variational Bayes MF (MODEL kind VB, UPDATE kind VB)
+};
 
 typedef struct fri_task {
     uint8_t  status;       // FRI_TASK_RUN or FRI_TASK_NONE
@@ -159,7 +165,8 @@ typedef struct fri_get_model {
 
 // ---- MODEL ------------------------------------------------------------
 
-enum { FRI_MODEL_FULL = 0, FRI_MODEL_DELTA = 1 };
+// VB: a FULL model followed by the variational block (R27).
+enum { FRI_MODEL_FULL = 0, FRI_MODEL_DELTA = 1, FRI_MODEL_VB = 2 };
 enum { FRI_MENC_F32 = 0, FRI_MENC_F16 = 1, FRI_MENC_I8 = 2 };
 
 #define FRI_SIGBYTES 64
@@ -184,10 +191,29 @@ typedef struct fri_model {
     const uint8_t *sig;
     const uint8_t *bias_le;
     const uint8_t *fac_raw;
+    // kind FRI_MODEL_VB only (d = k + 1): the noise precision beta > 0,
+    // the user prior (mean: d floats, precision: packed upper triangle,
+    // d(d+1)/2 floats, positive diagonal) and the diagonal of every
+    // item's posterior covariance of [q_i; b_i] (n_items rows of d
+    // variances >= 0). Encode input; decode sets beta and vb_le (view of
+    // the f32 LE block: mean, precision, variances; read with
+    // fri_model_get_vb).
+    float          beta;
+    const float   *uprior_mean;
+    const float   *uprior_prec;
+    const float   *item_var; // row i at item_var + i * d
+    const uint8_t *vb_le;
 } fri_model;
 
 // Encoded frame size for (enc, k, n_items); 0 if a limit is exceeded.
 size_t fri_model_size(uint8_t enc, uint32_t k, uint32_t n_items);
+// The same for kind FRI_MODEL_VB (FULL size plus the variational block).
+size_t fri_model_vb_size(uint8_t enc, uint32_t k, uint32_t n_items);
+// Variational block of a decoded VB model into host floats: mean (d),
+// prec (d(d+1)/2 packed), item_var (n_items * d); any may be NULL.
+// FR_EINVAL if m is not a decoded VB model.
+FR_NODISCARD fr_err fri_model_get_vb(const fri_model *m, float *mean,
+                                     float *prec, float *item_var);
 // Encodes with an all-zero signature; sign with fri_model_sign
 // (channel.h) before sending.
 FR_NODISCARD fr_err fri_model_encode(uint8_t *dst, size_t dst_cap,
@@ -201,7 +227,13 @@ FR_NODISCARD fr_err fri_model_get(const fri_model *m, float *bias,
 
 // ---- UPDATE -----------------------------------------------------------
 
-enum { FRI_UPD_ALS = 1, FRI_UPD_GRAD = 2, FRI_UPD_DELTA = 3 };
+// VB: ALS rows plus the variational extras (fri_update_vb_extra, R28).
+enum {
+    FRI_UPD_ALS   = 1,
+    FRI_UPD_GRAD  = 2,
+    FRI_UPD_DELTA = 3,
+    FRI_UPD_VB    = 4,
+};
 enum { FRI_UPD_DENSE = 0, FRI_UPD_SPARSE = 1 };
 enum { FRI_VAL_F32 = 0, FRI_VAL_FIXED = 1 }; // FIXED: u32 mod 2^32
 
@@ -227,6 +259,12 @@ typedef struct fri_update {
 } fri_update;
 
 #define FRI_UPDATE_FIXED 32 // body bytes before extra
+
+// n_extra of kind FRI_UPD_VB (P = (k+1)(k+2)/2, d = k + 1): the Gram of
+// E[x x^T] (P), sum E[[p;b_u]] (d), sum E[[p;b_u][p;b_u]^T] packed (P),
+// sum_j E[(r_j - mu - b_u)^2], user count, sum of ratings, count
+// (2P + d + 4). 0 if it exceeds FRI_MAX_EXTRA (k above ~360).
+uint32_t fri_update_vb_extra(uint32_t k);
 
 // Exact encoded frame size; 0 if a limit is exceeded.
 size_t fri_update_size(uint8_t layout, uint32_t width, uint32_t n_rows,

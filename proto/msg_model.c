@@ -4,6 +4,8 @@
 //   88 u8 kind  89 u8 enc  90 u16 0   92 u32 k   96 u32 n_items  100 f32 mu
 //   104 f32 bias[n_items]
 //   then per item row: F32: f32[k] | F16: u16[k] | I8: f32 scale, i8[k]
+//   kind VB then: f32 beta, f32 mean[d], f32 prec[d(d+1)/2],
+//   f32 var[n_items][d]   (d = k + 1, R27)
 #include <math.h>
 #include <string.h>
 
@@ -48,6 +50,58 @@ fri_model_size(uint8_t enc, uint32_t k, uint32_t n_items)
     return s == 0 ? 0 : (size_t) (FRI_HDR_LEN + s);
 }
 
+// Floats of the VB block (beta, mean, packed precision, variances).
+static uint64_t
+vb_floats(uint32_t k, uint32_t n_items)
+{
+    uint64_t d = (uint64_t) k + 1;
+    return 1 + d + d * (d + 1) / 2 + (uint64_t) n_items * d;
+}
+
+// Body size of kind (FULL/DELTA or VB), 0 if out of range.
+static uint64_t
+kind_body_size(uint8_t kind, uint8_t enc, uint32_t k, uint32_t n_items)
+{
+    uint64_t s = body_size(enc, k, n_items);
+    if (s == 0 || kind != FRI_MODEL_VB) {
+        return s;
+    }
+    s += 4 * vb_floats(k, n_items);
+    return s > FRI_MAX_FRAME - FRI_HDR_LEN ? 0 : s;
+}
+
+size_t
+fri_model_vb_size(uint8_t enc, uint32_t k, uint32_t n_items)
+{
+    uint64_t s = kind_body_size(FRI_MODEL_VB, enc, k, n_items);
+    return s == 0 ? 0 : (size_t) (FRI_HDR_LEN + s);
+}
+
+// R27 on host floats: mean finite, precision finite with a positive
+// diagonal, variances finite and >= 0.
+static int
+vb_ok(float beta, const float *mean, const float *prec, const float *var,
+      uint32_t k, uint32_t n_items)
+{
+    const size_t d   = (size_t) k + 1;
+    uint32_t     bad = (uint32_t) !(fri_finite(beta) && beta > 0.0f);
+    for (size_t a = 0; a < d; a++) {
+        bad |= (uint32_t) !fri_finite(mean[a]);
+    }
+    for (size_t a = 0, t = 0; a < d; a++) {
+        for (size_t b = a; b < d; b++, t++) {
+            bad |= (uint32_t) !fri_finite(prec[t]);
+            if (a == b) {
+                bad |= (uint32_t) !(prec[t] > 0.0f);
+            }
+        }
+    }
+    for (size_t t = 0; t < (size_t) n_items * d; t++) {
+        bad |= (uint32_t) !(fri_finite(var[t]) && var[t] >= 0.0f);
+    }
+    return bad == 0;
+}
+
 static int
 all_finite(const float *v, size_t n)
 {
@@ -61,7 +115,7 @@ all_finite(const float *v, size_t n)
 static int
 kind_ok(uint8_t kind, uint64_t version, uint64_t base)
 {
-    if (kind == FRI_MODEL_FULL) {
+    if (kind == FRI_MODEL_FULL || kind == FRI_MODEL_VB) {
         return base == 0;
     }
     return kind == FRI_MODEL_DELTA && base != 0 && base < version;
@@ -72,8 +126,8 @@ fri_model_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
                  const fri_model *m)
 {
     size_t   stride = m->stride ? m->stride : m->k;
-    uint64_t bs = body_size(m->enc, m->k, m->n_items);
-    if (m->enc > FRI_MENC_I8 || m->k == 0) {
+    uint64_t bs = kind_body_size(m->kind, m->enc, m->k, m->n_items);
+    if (m->enc > FRI_MENC_I8 || m->k == 0 || m->kind > FRI_MODEL_VB) {
         return FR_EINVAL;
     }
     if (bs == 0) {
@@ -92,6 +146,13 @@ fri_model_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
         if (!all_finite(m->factors + (size_t) i * stride, m->k)) {
             return FR_EINVAL;
         }
+    }
+    if (m->kind == FRI_MODEL_VB &&
+        (m->uprior_mean == NULL || m->uprior_prec == NULL ||
+         (m->n_items > 0 && m->item_var == NULL) ||
+         !vb_ok(m->beta, m->uprior_mean, m->uprior_prec, m->item_var, m->k,
+                m->n_items))) {
+        return FR_EINVAL;
     }
     uint8_t *b;
     fr_err   e = fri_frame_begin(dst, dst_cap, FRI_T_MODEL, (size_t) bs, &b);
@@ -142,6 +203,16 @@ fri_model_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
         }
         }
     }
+    if (m->kind == FRI_MODEL_VB) {
+        const size_t d = (size_t) m->k + 1;
+        fri_putf32(p, m->beta);
+        p += 4;
+        fri_put_array32(p, m->uprior_mean, d);
+        p += 4 * d;
+        fri_put_array32(p, m->uprior_prec, d * (d + 1) / 2);
+        p += 4 * (d * (d + 1) / 2);
+        fri_put_array32(p, m->item_var, (size_t) m->n_items * d);
+    }
     *dst_len = FRI_HDR_LEN + (size_t) bs;
     return FR_OK;
 }
@@ -180,7 +251,7 @@ fri_model_decode(fri_model *m, const uint8_t *src, size_t src_len)
     if (v.k > FRI_MAX_K || v.n_items > FRI_MAX_ITEMS) {
         return FR_ETOOBIG; // R12, R13
     }
-    uint64_t bs = body_size(v.enc, v.k, v.n_items);
+    uint64_t bs = kind_body_size(v.kind, v.enc, v.k, v.n_items);
     if (bs == 0) {
         return FR_ETOOBIG; // R13
     }
@@ -217,10 +288,54 @@ fri_model_decode(fri_model *m, const uint8_t *src, size_t src_len)
             }
         }
     }
+    if (v.kind == FRI_MODEL_VB) {
+        // R27: the block follows the factors.
+        const uint8_t *q = b + body_size(v.enc, v.k, v.n_items);
+        const size_t   d = (size_t) v.k + 1, pl = d * (d + 1) / 2;
+        const size_t   nf = (size_t) vb_floats(v.k, v.n_items);
+        if (fri_any_nonfinite_le(q, nf)) {
+            return FR_EPROTO;
+        }
+        v.beta = fri_getf32(q);
+        uint32_t bad = (uint32_t) !(v.beta > 0.0f);
+        for (size_t a = 0, t = 0; a < d; a++) {
+            bad |= (uint32_t) !(fri_getf32(q + 4 * (1 + d + t)) > 0.0f);
+            t += d - a; // next diagonal entry of the packed triangle
+        }
+        const uint8_t *var = q + 4 * (1 + d + pl);
+        for (size_t t = 0; t < (size_t) v.n_items * d; t++) {
+            bad |= (uint32_t) (fri_getf32(var + 4 * t) < 0.0f);
+        }
+        if (bad) {
+            return FR_EPROTO; // R27
+        }
+        v.vb_le = q + 4;
+    }
     v.sig = b;
     v.bias_le = p;
     v.fac_raw = f;
     *m = v;
+    return FR_OK;
+}
+
+fr_err
+fri_model_get_vb(const fri_model *m, float *mean, float *prec,
+                 float *item_var)
+{
+    if (m == NULL || m->kind != FRI_MODEL_VB || m->vb_le == NULL) {
+        return FR_EINVAL;
+    }
+    const size_t d = (size_t) m->k + 1, pl = d * (d + 1) / 2;
+    if (mean != NULL) {
+        fri_get_array32(mean, m->vb_le, d);
+    }
+    if (prec != NULL) {
+        fri_get_array32(prec, m->vb_le + 4 * d, pl);
+    }
+    if (item_var != NULL) {
+        fri_get_array32(item_var, m->vb_le + 4 * (d + pl),
+                        (size_t) m->n_items * d);
+    }
     return FR_OK;
 }
 

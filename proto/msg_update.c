@@ -49,11 +49,22 @@ als_extra(uint32_t k)
     return (uint64_t) (k + 1) * (k + 2) / 2 + 2;
 }
 
+uint32_t
+fri_update_vb_extra(uint32_t k)
+{
+    if (k == 0 || k > FRI_MAX_K) {
+        return 0;
+    }
+    uint64_t p = (uint64_t) (k + 1) * (k + 2) / 2;
+    uint64_t n = 2 * p + (k + 1) + 4;
+    return n > FRI_MAX_EXTRA ? 0 : (uint32_t) n;
+}
+
 // Field rules shared by encoder and decoder (sizes checked separately).
 static fr_err
 fields_check(const fri_update *u)
 {
-    if (u->kind < FRI_UPD_ALS || u->kind > FRI_UPD_DELTA ||
+    if (u->kind < FRI_UPD_ALS || u->kind > FRI_UPD_VB ||
         u->layout > FRI_UPD_SPARSE || u->vtype > FRI_VAL_FIXED) {
         return FR_EPROTO; // R10
     }
@@ -72,6 +83,11 @@ fields_check(const fri_update *u)
     }
     if (u->kind == FRI_UPD_ALS && u->n_extra != als_extra(u->k)) {
         return FR_EPROTO; // R15: packed Gram + (sum ratings, count)
+    }
+    if (u->kind == FRI_UPD_VB &&
+        (fri_update_vb_extra(u->k) == 0 ||
+         u->n_extra != fri_update_vb_extra(u->k))) {
+        return FR_EPROTO; // R28
     }
     if (!fri_finite(u->weight) || u->weight < 0.0f) {
         return FR_EPROTO; // R11

@@ -43,7 +43,10 @@ static const char usage_text[] =
     "  --reg R               factor penalty (weighted-lambda; tuned)\n"
     "  --reg-bias R          bias penalty (tuned)\n"
     "  --lr LR               learning rate for --algo grad (0.01)\n"
-    "  --algo als|grad       federated ALS (default) or gradient FedAvg\n"
+    "  --algo als|grad|vbmf  federated ALS, gradient FedAvg or variational\n"
+    "                        Bayes MF (default: vbmf for explicit ratings,\n"
+    "                        als for --loss implicit; vbmf runs 16 rounds:\n"
+    "                        a census round + 15 sweeps)\n"
     "  --server-opt sgd|momentum|adam\n"
     "                        server optimizer for --algo grad (sgd)\n"
     "\n"
@@ -224,6 +227,7 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
 {
     char flag[64];
     int  have_synth = 0, have_train = 0, have_cpr = 0, have_frac = 0;
+    int  have_algo = 0, have_rounds = 0;
     *help = 0;
     if (err_cap > 0) {
         err[0] = '\0';
@@ -313,6 +317,7 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
                 return bad(err, err_cap, flag, val, "0..1e6");
             }
         } else if (strcmp(flag, "--rounds") == 0) {
+            have_rounds = 1;
             if (parse_u32(val, 1, 1000000, &c->rounds) != 0) {
                 return bad(err, err_cap, flag, val, "1..1000000");
             }
@@ -359,9 +364,12 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
                 c->algo = FRI_SIM_ALS;
             } else if (strcmp(val, "grad") == 0) {
                 c->algo = FRI_SIM_GRAD;
+            } else if (strcmp(val, "vbmf") == 0) {
+                c->algo = FRI_SIM_VBMF;
             } else {
-                return bad(err, err_cap, flag, val, "als|grad");
+                return bad(err, err_cap, flag, val, "als|grad|vbmf");
             }
+            have_algo = 1;
         } else if (strcmp(flag, "--server-opt") == 0) {
             if (strcmp(val, "sgd") == 0) {
                 c->server_opt = FRI_SIM_OPT_SGD;
@@ -436,6 +444,18 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
     }
     if (have_frac) {
         c->clients_per_round = 0;
+    }
+    if (!have_algo) {
+        c->algo = c->implicit ? FRI_SIM_ALS : FRI_SIM_VBMF;
+    }
+    if (c->algo == FRI_SIM_VBMF && c->implicit) {
+        if (err_cap > 0) {
+            snprintf(err, err_cap, "--algo vbmf needs explicit ratings");
+        }
+        return FR_EINVAL;
+    }
+    if (c->algo == FRI_SIM_VBMF && !have_rounds) {
+        c->rounds = FRI_SIM_VBMF_ROUNDS;
     }
     return FR_OK;
 }

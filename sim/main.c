@@ -78,10 +78,12 @@ print_text(const fri_sim_config *c, const fri_sim_summary *s)
     } else {
         printf("  federated:   test RMSE %.4f  MAE %.4f\n", r->rmse, r->mae);
         if (s->has_reference) {
-            printf("  centralized: test RMSE %.4f  MAE %.4f  (fedrec-train, "
-                   "same split and settings; %+.2f%%)\n",
-                   s->ref_rmse, s->ref_mae,
+            printf("  centralized: test RMSE %.4f  MAE %.4f  (fedrec-train "
+                   "default, %s, same split; %+.2f%%)\n",
+                   s->ref_rmse, s->ref_mae, s->ref_name ? s->ref_name : "?",
                    100.0 * (r->rmse - s->ref_rmse) / s->ref_rmse);
+            printf("  centralized ALS %.4f, VBMF %.4f (same split)\n",
+                   s->ref_als_rmse, s->ref_vbmf_rmse);
         }
     }
     printf("  updates %llu, dropped %llu, up %.1f MB, down %.1f MB, "

@@ -31,6 +31,7 @@
 #include "../aggregator/agg.h"
 #include "client_internal.h"
 #include "fedrec/client.h"
+#include "bayes.h"
 #include "metrics.h"
 #include "sim.h"
 
@@ -551,7 +552,9 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
     fri_agg_config_init(&ac);
     ac.n_items = p->n_items;
     ac.k = c->k;
-    ac.algo = c->algo == FRI_SIM_ALS ? FRI_AGG_ALS : FRI_AGG_GRAD;
+    ac.algo = c->algo == FRI_SIM_ALS    ? FRI_AGG_ALS
+              : c->algo == FRI_SIM_VBMF ? FRI_AGG_VBMF
+                                        : FRI_AGG_GRAD;
     ac.implicit = c->implicit;
     ac.reg = c->reg;
     ac.reg_bias = c->reg_bias;
@@ -773,6 +776,95 @@ out:
 
 // ---- reference and raw costs ---------------------------------------------
 
+// Test triplets of the population (n = test ratings); NULL on ENOMEM.
+static fri_triplet *
+test_triplets(const fri_sim_pop *p, size_t *n_out)
+{
+    size_t       n = p->test.ptr[p->n_users];
+    fri_triplet *t = malloc(sizeof(*t) * (n ? n : 1));
+    if (t == NULL) {
+        return NULL;
+    }
+    for (uint32_t u = 0; u < p->n_users; u++) {
+        for (size_t j = p->test.ptr[u]; j < p->test.ptr[u + 1]; j++) {
+            t[j].user = u;
+            t[j].item = p->test.idx[j];
+            t[j].rating = p->test.val[j];
+            t[j].ts = 0;
+        }
+    }
+    *n_out = n;
+    return t;
+}
+
+// Explicit references: fedrec-train's default (BPMF, its defaults: the
+// printed gap is against it), centralized ALS with the run's settings and
+// VBMF (defaults; with --algo vbmf the run's k, init_std and rounds - 1
+// sweeps, i.e. exactly what the federated run reproduces).
+static fr_err
+explicit_reference(const fri_sim_config *c, const fri_sim_pop *p,
+                   const fri_train_config *tc, fri_sim_summary *s)
+{
+    size_t       n = 0;
+    fri_triplet *t = test_triplets(p, &n);
+    float       *pred = malloc(sizeof(float) * (n ? n : 1));
+    float       *truth = malloc(sizeof(float) * (n ? n : 1));
+    fri_mf_model *m = NULL;
+    fr_err        e = FR_OK;
+    if (t == NULL || pred == NULL || truth == NULL) {
+        e = FR_ENOMEM;
+    }
+    for (size_t j = 0; e == FR_OK && j < n; j++) {
+        truth[j] = t[j].rating;
+    }
+    fri_rating_metrics rm;
+    if (e == FR_OK) {
+        e = fri_train_als(&m, &p->train, NULL, tc, NULL, NULL);
+    }
+    if (e == FR_OK) {
+        e = fri_eval_rating(&rm, m, t, n, p->min_rating, p->max_rating);
+        s->ref_als_rmse = rm.rmse;
+    }
+    fri_mf_destroy(m);
+    m = NULL;
+    fri_vbmf_config vc;
+    fri_vbmf_config_init(&vc);
+    vc.seed = c->seed;
+    if (c->algo == FRI_SIM_VBMF) {
+        vc.k = c->k;
+        vc.init_std = c->init_std;
+        vc.sweeps = c->rounds > 1 ? c->rounds - 1 : 1;
+    }
+    if (e == FR_OK) {
+        e = fri_train_vbmf(&m, &p->train, &vc, NULL, NULL);
+    }
+    if (e == FR_OK) {
+        e = fri_eval_rating(&rm, m, t, n, p->min_rating, p->max_rating);
+        s->ref_vbmf_rmse = rm.rmse;
+    }
+    fri_mf_destroy(m);
+    m = NULL;
+    fri_bpmf_config bc;
+    fri_bpmf_config_init(&bc);
+    bc.seed = c->seed;
+    bc.clamp_lo = p->min_rating;
+    bc.clamp_hi = p->max_rating;
+    double t0 = wall_s();
+    if (e == FR_OK) {
+        e = fri_train_bpmf(&m, pred, t, n, &p->train, &bc, NULL, NULL);
+    }
+    s->ref_seconds = wall_s() - t0;
+    if (e == FR_OK) {
+        e = fri_rmse_mae(&s->ref_rmse, &s->ref_mae, pred, truth, n);
+        s->ref_name = "bpmf";
+    }
+    fri_mf_destroy(m);
+    free(t);
+    free(pred);
+    free(truth);
+    return e;
+}
+
 fr_err
 fri_sim_reference(const fri_sim_config *c, const fri_sim_pop *p,
                   fri_sim_summary *s)
@@ -794,50 +886,30 @@ fri_sim_reference(const fri_sim_config *c, const fri_sim_pop *p,
     tc.clamp_lo = p->min_rating;
     tc.clamp_hi = p->max_rating;
     tc.patience = 0;
-    double t0 = wall_s();
-    if (c->implicit) {
-        tc.implicit = 1;
-        e = fri_train_ials(&m, &p->train, &tc, NULL, NULL);
-    } else {
-        e = fri_train_als(&m, &p->train, NULL, &tc, NULL, NULL);
+    if (!c->implicit) {
+        e = explicit_reference(c, p, &tc, s);
+        if (e == FR_OK) {
+            s->has_reference = 1;
+        }
+        return e;
     }
+    double t0 = wall_s();
+    tc.implicit = 1;
+    e = fri_train_ials(&m, &p->train, &tc, NULL, NULL);
     s->ref_seconds = wall_s() - t0;
     if (e != FR_OK) {
         return e;
     }
-    if (c->implicit) {
-        fri_rank_config  rc;
-        fri_rank_metrics rm;
-        fri_rank_config_init(&rc);
-        rc.k = 10;
-        rc.protocol = FRI_RANK_FULL;
-        e = fri_eval_ranking(&rm, m, &p->train, &p->test, &rc);
-        if (e == FR_OK) {
-            s->ref_hr10 = rm.hr;
-            s->ref_ndcg10 = rm.ndcg;
-        }
-    } else {
-        size_t       n = p->test.ptr[p->n_users];
-        fri_triplet *t = malloc(sizeof(*t) * (n ? n : 1));
-        e = FR_ENOMEM;
-        if (t != NULL) {
-            for (uint32_t u = 0; u < p->n_users; u++) {
-                for (size_t j = p->test.ptr[u]; j < p->test.ptr[u + 1];
-                     j++) {
-                    t[j].user = u;
-                    t[j].item = p->test.idx[j];
-                    t[j].rating = p->test.val[j];
-                    t[j].ts = 0;
-                }
-            }
-            fri_rating_metrics rm;
-            e = fri_eval_rating(&rm, m, t, n, p->min_rating, p->max_rating);
-            if (e == FR_OK) {
-                s->ref_rmse = rm.rmse;
-                s->ref_mae = rm.mae;
-            }
-            free(t);
-        }
+    fri_rank_config  rc;
+    fri_rank_metrics rm;
+    fri_rank_config_init(&rc);
+    rc.k = 10;
+    rc.protocol = FRI_RANK_FULL;
+    e = fri_eval_ranking(&rm, m, &p->train, &p->test, &rc);
+    if (e == FR_OK) {
+        s->ref_hr10 = rm.hr;
+        s->ref_ndcg10 = rm.ndcg;
+        s->ref_name = "ials";
     }
     fri_mf_destroy(m);
     if (e == FR_OK) {

@@ -28,7 +28,12 @@ typedef enum fri_sim_transport {
 typedef enum fri_sim_algo {
     FRI_SIM_ALS = 0,  // federated ALS: clients send sufficient statistics
     FRI_SIM_GRAD = 1, // gradient FedAvg with a server optimizer
+    FRI_SIM_VBMF = 2, // federated variational Bayes MF (explicit only)
 } fri_sim_algo;
+
+// Default rounds of --algo vbmf: the census round (the aggregator learns
+// mu) plus the 15 sweeps of fri_vbmf_config_init.
+#define FRI_SIM_VBMF_ROUNDS 16
 
 typedef enum fri_sim_server_opt {
     FRI_SIM_OPT_SGD = 0,
@@ -167,10 +172,17 @@ typedef struct fri_sim_summary {
     // memcpy, per update (microseconds), measured in the same run.
     double   us_crypto_per_update;
     double   us_memcpy_per_update;
-    // Centralized reference (fri_train_als, same split, same settings).
+    // Centralized reference: fedrec-train's default on the same split
+    // (explicit: fri_train_bpmf with its defaults; implicit: fri_train_ials
+    // with the run's settings), plus, explicit only, centralized ALS
+    // (the run's settings) and VBMF (its defaults, rounds - 1 sweeps when
+    // --algo vbmf) for comparison.
     int      has_reference;
     double   ref_rmse, ref_mae, ref_hr10, ref_ndcg10;
     double   ref_seconds;
+    const char *ref_name;        // "bpmf", "ials"
+    double      ref_als_rmse;    // 0 when not computed
+    double      ref_vbmf_rmse;
     // Scale.
     uint32_t n_clients;       // registered virtual clients
     uint64_t n_train, n_test;

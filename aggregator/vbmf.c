@@ -1,0 +1,372 @@
+// Server half of federated VBMF (vbmf.h). Mirrors one sweep of
+// fri_train_vbmf (common/bayes.c) after the users' half.
+#include "vbmf.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bayes.h"
+#include "linalg.h"
+
+struct fri_vb {
+    uint32_t n_items, k, d;
+    size_t   P;
+    float    beta, beta0, w0;
+    float   *umean, *uprec; // user prior: d, d*d full
+    float   *uprec_packed;  // served form
+    float   *imean, *iprec; // item prior: d, d*d full
+    float   *S;             // n_items * P: full item covariances
+    float   *var;           // n_items * d: their diagonals (served)
+    // Accumulated global block (under the aggregator's accumulator lock).
+    double *sx, *sxx;
+    double  sq, n_users;
+};
+
+size_t
+fri_vb_glob_len(uint32_t k)
+{
+    size_t d = (size_t) k + 1;
+    return d + fri_packed_len(d) + 2;
+}
+
+static void
+identity(float *m, size_t d)
+{
+    memset(m, 0, d * d * sizeof(float));
+    for (size_t a = 0; a < d; a++) {
+        m[a * d + a] = 1.0f;
+    }
+}
+
+static void
+pack(float *dst, const float *full, size_t d)
+{
+    for (size_t a = 0; a < d; a++) {
+        for (size_t b = a; b < d; b++) {
+            dst[fri_packed_index(d, a, b)] = full[a * d + b];
+        }
+    }
+}
+
+fr_err
+fri_vb_create(fri_vb **out, uint32_t n_items, uint32_t k, float beta,
+              float beta0, float w0)
+{
+    if (out == NULL) {
+        return FR_EINVAL;
+    }
+    *out = NULL;
+    fri_vbmf_config def;
+    fri_vbmf_config_init(&def);
+    beta  = beta == 0.0f ? def.beta : beta;
+    beta0 = beta0 == 0.0f ? def.beta0 : beta0;
+    w0    = w0 == 0.0f ? def.w0 : w0;
+    if (k == 0 || k > FRI_MF_MAX_K || !(beta > 0.0f) || !isfinite(beta) ||
+        !(beta0 > 0.0f) || !isfinite(beta0) || !(w0 > 0.0f) ||
+        !isfinite(w0)) {
+        return FR_EINVAL;
+    }
+    const size_t d = (size_t) k + 1, P = fri_packed_len(d);
+    if (n_items > SIZE_MAX / sizeof(float) / P) {
+        return FR_ETOOBIG;
+    }
+    fri_vb *v = calloc(1, sizeof(*v));
+    if (v == NULL) {
+        return FR_ENOMEM;
+    }
+    v->n_items      = n_items;
+    v->k            = k;
+    v->d            = (uint32_t) d;
+    v->P            = P;
+    v->beta         = beta;
+    v->beta0        = beta0;
+    v->w0           = w0;
+    v->umean        = calloc(d, sizeof(float));
+    v->uprec        = calloc(d * d, sizeof(float));
+    v->uprec_packed = calloc(P, sizeof(float));
+    v->imean        = calloc(d, sizeof(float));
+    v->iprec        = calloc(d * d, sizeof(float));
+    v->S            = calloc((size_t) n_items * P + 1, sizeof(float));
+    v->var          = calloc((size_t) n_items * d + 1, sizeof(float));
+    v->sx           = calloc(d, sizeof(double));
+    v->sxx          = calloc(P, sizeof(double));
+    if (v->umean == NULL || v->uprec == NULL || v->uprec_packed == NULL ||
+        v->imean == NULL || v->iprec == NULL || v->S == NULL ||
+        v->var == NULL || v->sx == NULL || v->sxx == NULL) {
+        fri_vb_destroy(v);
+        return FR_ENOMEM;
+    }
+    identity(v->uprec, d);
+    identity(v->iprec, d);
+    pack(v->uprec_packed, v->uprec, d);
+    *out = v;
+    return FR_OK;
+}
+
+void
+fri_vb_destroy(fri_vb *v)
+{
+    if (v == NULL) {
+        return;
+    }
+    free(v->umean);
+    free(v->uprec);
+    free(v->uprec_packed);
+    free(v->imean);
+    free(v->iprec);
+    free(v->S);
+    free(v->var);
+    free(v->sx);
+    free(v->sxx);
+    free(v);
+}
+
+int
+fri_vb_glob_ok(const fri_vb *v, const float *glob, size_t len)
+{
+    const size_t d = v->d, P = v->P;
+    if (glob == NULL || len != fri_vb_glob_len(v->k)) {
+        return 0;
+    }
+    for (size_t t = 0; t < len; t++) {
+        if (!isfinite(glob[t])) {
+            return 0;
+        }
+    }
+    for (size_t a = 0; a < d; a++) {
+        if (glob[d + fri_packed_index(d, a, a)] < 0.0f) {
+            return 0;
+        }
+    }
+    return glob[d + P] >= 0.0f && glob[d + P + 1] >= 0.0f;
+}
+
+void
+fri_vb_acc_add(fri_vb *v, const float *glob)
+{
+    const size_t d = v->d, P = v->P;
+    for (size_t t = 0; t < d; t++) {
+        v->sx[t] += glob[t];
+    }
+    for (size_t t = 0; t < P; t++) {
+        v->sxx[t] += glob[d + t];
+    }
+    v->sq += glob[d + P];
+    v->n_users += glob[d + P + 1];
+}
+
+void
+fri_vb_acc_reset(fri_vb *v)
+{
+    memset(v->sx, 0, v->d * sizeof(double));
+    memset(v->sxx, 0, v->P * sizeof(double));
+    v->sq      = 0.0;
+    v->n_users = 0.0;
+}
+
+// E[(r - mu - b_u - y.x)^2] summed over item i's ratings, from the summed
+// statistics: sum_u E[x x^T] = G, sum_u E[x a] = h (a = r - mu - b_u),
+// y = [q_i; b_i] with diagonal covariance var (what users saw):
+//   y^T G y + sum_a G_aa var_a - 2 h.y   (plus sum E[a^2], added later).
+static double
+item_sse(const float *G, const float *h, const float *q, float b,
+         const float *var, size_t d)
+{
+    double s = 0.0;
+    for (size_t a = 0; a < d; a++) {
+        double ya = a + 1 < d ? q[a] : b;
+        s += (double) G[fri_packed_index(d, a, a)] * (ya * ya + var[a]);
+        s -= 2.0 * h[a] * ya;
+        for (size_t c = a + 1; c < d; c++) {
+            double yc = c + 1 < d ? q[c] : b;
+            s += 2.0 * G[fri_packed_index(d, a, c)] * ya * yc;
+        }
+    }
+    return s;
+}
+
+fr_err
+fri_vb_solve(fri_vb *v, float *const *acc, float mu, float mu_old,
+             double n_ratings, float *bi, float *Q)
+{
+    if (v == NULL || acc == NULL || bi == NULL || Q == NULL ||
+        !(n_ratings > 0.0)) {
+        return FR_EINVAL;
+    }
+    const size_t d = v->d, P = v->P, k = v->k, ni = v->n_items;
+    const size_t wl  = fri_bpmf_work_len(v->k);
+    float       *work = malloc(wl * sizeof(float));
+    float       *zero = calloc(P + d, sizeof(float));
+    float       *h    = malloc(d * sizeof(float));
+    float       *nS   = malloc((ni * P + 1) * sizeof(float));
+    float       *nvar = malloc((ni * d + 1) * sizeof(float));
+    float       *um = malloc(d * sizeof(float)), *up = malloc(d * d * sizeof(float));
+    float       *im = malloc(d * sizeof(float)), *ip = malloc(d * d * sizeof(float));
+    double      *sx = calloc(d, sizeof(double)), *sxx = calloc(P, sizeof(double));
+    float       *y  = malloc(d * sizeof(float));
+    fr_err       e  = FR_OK;
+    if (work == NULL || zero == NULL || h == NULL || nS == NULL ||
+        nvar == NULL || um == NULL || up == NULL || im == NULL ||
+        ip == NULL || sx == NULL || sxx == NULL || y == NULL) {
+        e = FR_ENOMEM;
+    }
+    // Items, under the previous item prior and beta.
+    fri_bpmf_prior iprior = {v->d, v->imean, v->iprec};
+    const float    dmu    = mu - mu_old;
+    for (size_t i = 0; i < ni && e == FR_OK; i++) {
+        const float *G = acc[i] != NULL ? acc[i] : zero;
+        for (size_t r = 0; r < d; r++) {
+            // h was computed with mu_old: h -= dmu * sum_u x_u (the Gram's
+            // last column, x = [p; 1]).
+            h[r] = G[P + r] - dmu * G[fri_packed_index(d, r, d - 1)];
+        }
+        e = fri_bpmf_item_step(Q + i * k, &bi[i], nS + i * P, G, h, v->k,
+                               &iprior, v->beta, NULL, work, wl);
+    }
+    // User prior from the clients' sums (covariances already included).
+    if (e == FR_OK) {
+        e = fri_bpmf_hyper_sample(um, up, v->sx, v->sxx, v->n_users,
+                                  v->d, v->beta0, v->w0, NULL);
+    }
+    // Item prior from the new items and their full covariances.
+    for (size_t i = 0; i < ni && e == FR_OK; i++) {
+        memcpy(y, Q + i * k, k * sizeof(float));
+        y[k] = bi[i];
+        fri_bpmf_hyper_stats(sx, sxx, y, v->d);
+        for (size_t t = 0; t < P; t++) {
+            sxx[t] += nS[i * P + t];
+        }
+        for (size_t a = 0; a < d; a++) {
+            nvar[i * d + a] = nS[i * P + fri_packed_index(d, a, a)];
+        }
+    }
+    if (e == FR_OK) {
+        e = fri_bpmf_hyper_sample(im, ip, sx, sxx, (double) ni, v->d,
+                                  v->beta0, v->w0, NULL);
+    }
+    // Noise precision from the expected squared error under the new items
+    // (as users will see them: diagonal covariances).
+    double esse = v->sq;
+    for (size_t i = 0; i < ni && e == FR_OK; i++) {
+        if (acc[i] == NULL) {
+            continue;
+        }
+        for (size_t r = 0; r < d; r++) {
+            h[r] = acc[i][P + r] - dmu * acc[i][fri_packed_index(d, r, d - 1)];
+        }
+        esse += item_sse(acc[i], h, Q + i * k, bi[i], nvar + i * d, d);
+    }
+    float beta = v->beta;
+    if (e == FR_OK) {
+        beta = (float) (n_ratings / esse);
+        if (!(beta > 0.0f) || !isfinite(beta)) {
+            e = FR_EINTERNAL;
+        }
+    }
+    if (e == FR_OK) {
+        memcpy(v->umean, um, d * sizeof(float));
+        memcpy(v->uprec, up, d * d * sizeof(float));
+        pack(v->uprec_packed, up, d);
+        memcpy(v->imean, im, d * sizeof(float));
+        memcpy(v->iprec, ip, d * d * sizeof(float));
+        float *t = v->S;
+        v->S     = nS;
+        nS       = t;
+        t        = v->var;
+        v->var   = nvar;
+        nvar     = t;
+        v->beta  = beta;
+    }
+    free(work);
+    free(zero);
+    free(h);
+    free(nS);
+    free(nvar);
+    free(um);
+    free(up);
+    free(im);
+    free(ip);
+    free(sx);
+    free(sxx);
+    free(y);
+    return e;
+}
+
+void
+fri_vb_view(const fri_vb *v, float *beta, const float **umean,
+            const float **uprec, const float **item_var)
+{
+    *beta     = v->beta;
+    *umean    = v->umean;
+    *uprec    = v->uprec_packed;
+    *item_var = v->var;
+}
+
+size_t
+fri_vb_state_len(const fri_vb *v)
+{
+    return 1 + 2 * ((size_t) v->d + v->P) + (size_t) v->n_items * v->P;
+}
+
+void
+fri_vb_state_get(const fri_vb *v, float *dst)
+{
+    const size_t d = v->d, P = v->P;
+    *dst++ = v->beta;
+    memcpy(dst, v->umean, d * sizeof(float));
+    dst += d;
+    pack(dst, v->uprec, d);
+    dst += P;
+    memcpy(dst, v->imean, d * sizeof(float));
+    dst += d;
+    pack(dst, v->iprec, d);
+    dst += P;
+    memcpy(dst, v->S, (size_t) v->n_items * P * sizeof(float));
+}
+
+static void
+unpack(float *full, const float *packed, size_t d)
+{
+    for (size_t a = 0; a < d; a++) {
+        for (size_t b = a; b < d; b++) {
+            full[a * d + b] = full[b * d + a] =
+                packed[fri_packed_index(d, a, b)];
+        }
+    }
+}
+
+fr_err
+fri_vb_state_set(fri_vb *v, const float *src, size_t len)
+{
+    const size_t d = v->d, P = v->P;
+    if (src == NULL || len != fri_vb_state_len(v)) {
+        return FR_EINVAL;
+    }
+    for (size_t t = 0; t < len; t++) {
+        if (!isfinite(src[t])) {
+            return FR_EINVAL;
+        }
+    }
+    if (!(src[0] > 0.0f)) {
+        return FR_EINVAL;
+    }
+    const float *s = src + 1;
+    v->beta        = src[0];
+    memcpy(v->umean, s, d * sizeof(float));
+    s += d;
+    unpack(v->uprec, s, d);
+    memcpy(v->uprec_packed, s, P * sizeof(float));
+    s += P;
+    memcpy(v->imean, s, d * sizeof(float));
+    s += d;
+    unpack(v->iprec, s, d);
+    s += P;
+    memcpy(v->S, s, (size_t) v->n_items * P * sizeof(float));
+    for (size_t i = 0; i < v->n_items; i++) {
+        for (size_t a = 0; a < d; a++) {
+            v->var[i * d + a] = v->S[i * P + fri_packed_index(d, a, a)];
+        }
+    }
+    return FR_OK;
+}

@@ -1,0 +1,63 @@
+// Federated variational Bayes MF (docs/BAYES.md, "Federating them"): the
+// aggregator's half of fri_train_vbmf. Clients send ALS-shaped statistics
+// with their posterior covariance folded in (per item: the Gram of
+// E[x x^T], x = [p_u; 1], and rows E[x (r - mu - b_u)]) plus one global
+// block per client (fri_update_vb_extra in proto/msg.h):
+//   sum E[u], sum E[u u^T] (packed), u = [p_u; b_u]   -> the user prior
+//   sum_j E[(r_j - mu - b_u)^2], user count           -> the noise precision
+// The item step, the item prior and beta are computed here. Includes
+// neither proto/msg.h nor common/mf.h (see agg_int.h).
+#ifndef FR_AGGREGATOR_VBMF_H
+#define FR_AGGREGATOR_VBMF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fedrec/err.h"
+
+typedef struct fri_vb fri_vb;
+
+// State for n_items items and k factors; beta: initial noise precision,
+// beta0 / w0: the Normal-Wishart hyperprior (as fri_vbmf_config; 0 takes
+// the fri_vbmf_config_init default). Priors
+// start at N(0, I), covariances at 0 (what the first sweep of
+// fri_train_vbmf sees).
+FR_NODISCARD fr_err fri_vb_create(fri_vb **out, uint32_t n_items, uint32_t k,
+                                  float beta, float beta0, float w0);
+void fri_vb_destroy(fri_vb *v); // NULL is a no-op
+
+// Floats of a client's global block (between its Gram and the trailing
+// sum of ratings and count): d + P + 2, P = (k+1)(k+2)/2.
+size_t fri_vb_glob_len(uint32_t k);
+// 1 if a global block is acceptable (finite, squared error and user
+// count >= 0, the Gram part's diagonal >= 0).
+int fri_vb_glob_ok(const fri_vb *v, const float *glob, size_t len);
+// Accumulation (caller holds the aggregator's accumulator lock).
+void fri_vb_acc_add(fri_vb *v, const float *glob);
+void fri_vb_acc_reset(fri_vb *v);
+
+// One sweep's server half (the exclusive closer): acc[i] is item i's
+// summed [Gram (P) | h (d)] or NULL if nobody rated it; h was computed by
+// clients with mu_old and is re-centred on mu. Steps every item (bi, Q
+// updated in place, n_items and n_items * k floats), then the user prior
+// (from the global sums), the item prior and beta, exactly in the order of
+// fri_train_vbmf; beta = n_ratings / E[SSE]. On error the state is
+// unchanged (bi/Q may be partly written: the caller discards them).
+FR_NODISCARD fr_err fri_vb_solve(fri_vb *v, float *const *acc, float mu,
+                                 float mu_old, double n_ratings, float *bi,
+                                 float *Q);
+
+// What the MODEL carries (valid until the next fri_vb_solve / set):
+// beta, the user prior (mean d, packed precision P) and the items'
+// covariance diagonals (n_items * d).
+void fri_vb_view(const fri_vb *v, float *beta, const float **umean,
+                 const float **uprec, const float **item_var);
+
+// Checkpoint state: beta, user prior (d + P), item prior (d + P), full
+// item covariances (n_items * P) as one float vector of fri_vb_state_len.
+size_t fri_vb_state_len(const fri_vb *v);
+void   fri_vb_state_get(const fri_vb *v, float *dst);
+FR_NODISCARD fr_err fri_vb_state_set(fri_vb *v, const float *src,
+                                     size_t len);
+
+#endif
