@@ -1466,6 +1466,11 @@ init_model(fri_agg *a, char *err, size_t err_cap)
     }
     fri_rng r;
     fri_rng_seed2(&r, a->cfg.seed, 0x4147u); // same stream for a given seed
+    if (a->cfg.algo == FRI_AGG_VBMF) {
+        // fri_mf_init's item stream: the federated run starts from the
+        // items fri_train_vbmf starts from (same seed).
+        fri_rng_seed2(&r, a->cfg.seed, 2);
+    }
     for (size_t i = 0; i < nq; i++) {
         a->Q[i] = (float) (fri_rng_normal(&r) * a->cfg.init_std);
     }
