@@ -143,6 +143,20 @@ void fri_sa_tick(fri_agg *a, uint64_t now_ms);
 // clip C, 0 if none fits.
 unsigned fri_sa_frac_bits(float clip, uint32_t n);
 
+// ---- handle_sa.c (secure aggregation on the wire) ----
+// Whether a sealed request of this type goes to fri_agg_sa_wire when
+// secure aggregation is on (UPDATE included: the masked input).
+int fri_agg_sa_wire_type(uint16_t type);
+// Largest plain reply fri_agg_sa_wire can write (0 when off).
+size_t fri_agg_sa_reply_bound(const fri_agg *a);
+// Handles one opened request of an authenticated member; writes a plain
+// reply frame (ACK, SA_* or ERROR) into out. *last is set when the
+// member's part of the round is over (the session may be dropped).
+fr_err fri_agg_sa_wire(fri_agg *a, uint64_t now_ms,
+                       const uint8_t pk[FRI_AGG_KEYBYTES], uint16_t type,
+                       const uint8_t *plain, size_t plain_len, uint8_t *out,
+                       size_t cap, size_t *len, int *last);
+
 // ---- agg.c entry points for sa.c ----
 // Replaces the accumulators with a dense released vector (n_items rows of
 // k + 1, rating sum, count); the closer only.

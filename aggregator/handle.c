@@ -253,6 +253,8 @@ fri_agg_reply_bound(const fri_agg *a)
                    : fri_model_size(FRI_MENC_F32, a->cfg.k, a->cfg.n_items);
     size_t e = fri_error_size(FRI_MAX_ERRTEXT);
     size_t b = m > e ? m : e;
+    size_t s = fri_agg_sa_reply_bound(a);
+    b        = s > b ? s : b;
     if (b < FRI_WELCOME_LEN) {
         b = FRI_WELCOME_LEN;
     }
@@ -366,6 +368,7 @@ on_checkin(fri_agg *a, sess_entry *e, uint64_t now_ms, const uint8_t *plain,
         t.alpha         = a->cfg.alpha;
         t.weighted      = (uint8_t) a->cfg.weighted;
         t.deadline_ms   = at.ms_left;
+        t.secagg        = at.secagg ? 1 : 0;
     }
     size_t plen = 0;
     rv = fri_task_encode(r->buf + FRI_SEAL_HEADROOM, r->cap - FRI_SEAL_HEADROOM,
@@ -494,6 +497,21 @@ on_update(fri_agg *a, sess_entry *e, uint64_t now_ms, const uint8_t *plain,
     return rv;
 }
 
+// Secure aggregation requests (handle_sa.c), sealed here.
+static fr_err
+on_sa(fri_agg *a, sess_entry *e, uint64_t now_ms, uint16_t type,
+      const uint8_t *plain, size_t plain_len, reply *r, int *drop)
+{
+    size_t plen = 0;
+    fr_err rv   = fri_agg_sa_wire(a, now_ms, e->client, type, plain,
+                                  plain_len, r->buf + FRI_SEAL_HEADROOM,
+                                  r->cap - FRI_SEAL_HEADROOM, &plen, drop);
+    if (rv == FR_OK) {
+        rv = fri_seal(e->s, r->buf, r->cap, plen, &r->len);
+    }
+    return rv;
+}
+
 static fr_err
 on_hello(fri_agg *a, uint64_t now_ms, const uint8_t *req, size_t req_len,
          reply *r)
@@ -615,6 +633,8 @@ dispatch(fri_agg *a, uint64_t now_ms, const uint8_t *req, size_t req_len,
             rv = on_checkin(a, e, now_ms, plain, plain_len, r, &drop);
         } else if (ph.type == FRI_T_GET_MODEL) {
             rv = on_get_model(a, e, plain, plain_len, r, &drop);
+        } else if (a->sa != NULL && fri_agg_sa_wire_type(ph.type)) {
+            rv = on_sa(a, e, now_ms, ph.type, plain, plain_len, r, &drop);
         } else if (ph.type == FRI_T_UPDATE) {
             rv = on_update(a, e, now_ms, plain, plain_len, r, &drop);
         } else {

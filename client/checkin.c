@@ -17,7 +17,9 @@
 #include "channel.h"
 #include "client_fit.h"
 #include "client_internal.h"
+#include "checkin_sa.h"
 #include "msg.h"
+#include "msg_secagg.h"
 
 // Capabilities this client implements.
 #define CLIENT_CAPS                                                         \
@@ -33,6 +35,8 @@ typedef enum step {
     WAIT_MODEL,
     SEND_UPDATE,
     WAIT_ACK,
+    SEND_SA, // secure aggregation exchange (checkin_sa.c)
+    WAIT_SA,
     DONE,
 } step;
 
@@ -45,6 +49,8 @@ struct fri_session {
     fri_update_buf upd; // computed once, kept until sent
     int            have_upd;
     uint64_t       started_ms;
+    struct fri_sa_client *sa; // secure aggregation state, or NULL
+    int                   sa_paused; // a SA_WAIT arrived: poll idles once
 };
 
 void
@@ -59,6 +65,7 @@ fri_session_free(fr_client *c)
     if (s->have_upd) {
         fri_update_buf_free(c, &s->upd);
     }
+    fri_sa_client_free(c, s->sa);
     fri_client_free_wipe(c, s, sizeof *s);
     c->session = NULL;
 }
@@ -146,6 +153,13 @@ fr_client_request_bound(const fr_client *c)
                                                : (size_t) FRI_MAX_ITEMS;
     }
     size_t u = update_bound(c, k, rows);
+    if (c->session != NULL && c->session->have_task &&
+        c->session->task.secagg) {
+        uint32_t ni = c->model != NULL ? c->model->n_items : c->max_items;
+        size_t   sa = fri_sa_client_bound(c->session->sa, k, ni) +
+                    FRI_SEAL_OVERHEAD;
+        u = sa > u ? sa : u;
+    }
     return u > b ? u : b;
 }
 
@@ -332,6 +346,45 @@ poll_update(fr_client *c, uint8_t *dst, size_t dst_cap, size_t *dst_len)
     return FR_OK;
 }
 
+// The next request of the secure aggregation exchange. After a SA_WAIT
+// reply it returns no bytes once (status RUNNING, retry_after_ms set): the
+// caller comes back after that delay.
+static fr_err
+poll_sa(fr_client *c, uint8_t *dst, size_t dst_cap, size_t *dst_len)
+{
+    struct fri_session *s = c->session;
+    if (s->sa_paused) {
+        s->sa_paused = 0;
+        *dst_len     = 0;
+        return FR_OK;
+    }
+    if (s->sa == NULL) {
+        fr_err err = fri_sa_client_create(c, &s->sa, s->task.round_id);
+        if (err != FR_OK) {
+            return fail(c, err, "secure aggregation state");
+        }
+    }
+    if (dst_cap < FRI_SEAL_HEADROOM + FRI_SEAL_OVERHEAD) {
+        return fri_client_fail(c, FR_ENOSPC, "buffer too small (SA)");
+    }
+    size_t plain = 0;
+    fr_err err   = fri_sa_client_poll(c, s->sa, &s->task,
+                                      dst + FRI_SEAL_HEADROOM,
+                                      dst_cap - FRI_SEAL_HEADROOM, &plain);
+    if (err == FR_OK) {
+        err = seal_out(c, dst, dst_cap, plain, dst_len);
+    }
+    if (err == FR_ENOSPC) {
+        return fri_client_fail(c, err, "buffer too small (SA)");
+    }
+    if (err != FR_OK) {
+        return fail(c, err, "secure aggregation request");
+    }
+    c->info.retry_after_ms = 0;
+    s->step                = WAIT_SA;
+    return FR_OK;
+}
+
 fr_err
 fr_client_poll(fr_client *c, uint8_t *dst, size_t dst_cap, size_t *dst_len)
 {
@@ -354,6 +407,8 @@ fr_client_poll(fr_client *c, uint8_t *dst, size_t dst_cap, size_t *dst_len)
         return poll_get_model(c, dst, dst_cap, dst_len);
     case SEND_UPDATE:
         return poll_update(c, dst, dst_cap, dst_len);
+    case SEND_SA:
+        return poll_sa(c, dst, dst_cap, dst_len);
     default:
         return fri_client_fail(c, FR_ESTATE,
                                "a reply is expected before the next poll");
@@ -426,8 +481,8 @@ recv_task(fr_client *c, const uint8_t *plain, size_t plain_len)
     }
     c->info.round         = t.round_id;
     c->info.model_version = t.model_version;
-    if (t.secagg) {
-        return fail(c, FR_EPROTO, "task asks for secure aggregation");
+    if (t.secagg && (t.algo != FRI_ALGO_GRAD || t.update_kind != FRI_UPD_GRAD)) {
+        return fail(c, FR_EPROTO, "secure aggregation needs a gradient task");
     }
     if (t.k == 0 || t.k > c->max_k) {
         return fail(c, FR_ETOOBIG, "task factor dimension above max_k");
@@ -445,14 +500,14 @@ recv_task(fr_client *c, const uint8_t *plain, size_t plain_len)
     const uint8_t *signer = c->server_pk + 32;
     if (c->model != NULL && c->model->version == t.model_version &&
         sodium_memcmp(c->model->signer, signer, 32) == 0) {
-        s->step = SEND_UPDATE;
+        s->step = t.secagg ? SEND_SA : SEND_UPDATE;
         return FR_OK;
     }
     fri_cmodel *m = fri_model_cache_get(c->cache, t.model_version, signer);
     if (m != NULL) {
         fri_client_set_model(c, m);
         fri_cmodel_unref(m);
-        s->step = SEND_UPDATE;
+        s->step = t.secagg ? SEND_SA : SEND_UPDATE;
         return FR_OK;
     }
     s->step = SEND_GET_MODEL;
@@ -520,7 +575,7 @@ recv_model(fr_client *c, const uint8_t *plain, size_t plain_len)
     fri_client_set_model(c, used);
     fri_cmodel_unref(used);
     fri_cmodel_unref(m);
-    s->step = SEND_UPDATE;
+    s->step = s->task.secagg ? SEND_SA : SEND_UPDATE;
     return FR_OK;
 }
 
@@ -540,6 +595,30 @@ recv_ack(fr_client *c, const uint8_t *plain, size_t plain_len)
     return FR_OK;
 }
 
+static fr_err
+recv_sa(fr_client *c, uint16_t type, const uint8_t *plain, size_t plain_len)
+{
+    struct fri_session *s     = c->session;
+    uint32_t            retry = 0;
+    int                 done  = 0;
+    fr_err err = fri_sa_client_receive(c, s->sa, &s->task, type, plain,
+                                       plain_len, &retry, &done);
+    if (err != FR_OK) {
+        return fail(c, err, "secure aggregation reply");
+    }
+    if (done) {
+        c->last_round = s->task.round_id;
+        finish(c, FR_CHECKIN_CONTRIBUTED);
+        return FR_OK;
+    }
+    s->step = SEND_SA;
+    if (retry > 0) {
+        c->info.retry_after_ms = retry;
+        s->sa_paused           = 1;
+    }
+    return FR_OK;
+}
+
 fr_err
 fr_client_receive(fr_client *c, const uint8_t *src, size_t src_len)
 {
@@ -548,7 +627,8 @@ fr_client_receive(fr_client *c, const uint8_t *src, size_t src_len)
     }
     struct fri_session *s = c->session;
     if (s == NULL || (s->step != WAIT_WELCOME && s->step != WAIT_TASK &&
-                      s->step != WAIT_MODEL && s->step != WAIT_ACK)) {
+                      s->step != WAIT_MODEL && s->step != WAIT_ACK &&
+                      s->step != WAIT_SA)) {
         return fri_client_fail(c, FR_ESTATE, "no reply expected now");
     }
     if (src == NULL || src_len == 0) {
@@ -592,6 +672,8 @@ fr_client_receive(fr_client *c, const uint8_t *src, size_t src_len)
         err = recv_model(c, plain, plain_len);
     } else if (s->step == WAIT_ACK && h.type == FRI_T_ACK) {
         err = recv_ack(c, plain, plain_len);
+    } else if (s->step == WAIT_SA) {
+        err = recv_sa(c, h.type, plain, plain_len);
     } else {
         err = fail(c, FR_EPROTO, "unexpected reply type");
     }

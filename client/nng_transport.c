@@ -9,6 +9,7 @@
 #ifdef FR_CLIENT_WITH_NNG
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
 
 // Replies up to this size are accepted (NNG's default of 1 MiB would drop
 // the MODEL of a real catalog). Frames are bounded by the protocol anyway.
@@ -166,6 +167,14 @@ fr_client_checkin_nng(fr_client *c, const char *url, int timeout_ms)
         }
         size_t len = 0;
         err        = fr_client_poll(c, nng_msg_body(msg), cap, &len);
+        if (err == FR_OK && len == 0 && c->session != NULL &&
+            c->info.status == FR_CHECKIN_RUNNING) {
+            // Secure aggregation: the phase has not started yet.
+            nng_msg_free(msg);
+            nng_msleep(c->info.retry_after_ms > 0 ? c->info.retry_after_ms
+                                                  : 10);
+            continue;
+        }
         if (err != FR_OK || len == 0) {
             nng_msg_free(msg);
             break;

@@ -193,7 +193,9 @@ FR_API size_t fr_client_request_bound(const fr_client *c);
 FR_API FR_NODISCARD fr_err fr_client_checkin_begin(fr_client *c,
                                                    uint64_t now_ms);
 // Writes the next request into dst. *dst_len == 0 means the check-in is
-// over (see fr_client_checkin_info). FR_ENOSPC (dst_cap too small) is
+// over (see fr_client_checkin_info), unless its status is still
+// FR_CHECKIN_RUNNING: then (secure aggregation) the aggregator asked the
+// device to wait for the next phase; poll again after retry_after_ms. FR_ENOSPC (dst_cap too small) is
 // recoverable: poll again with a larger buffer. Any other error ends the
 // check-in as FR_CHECKIN_FAILED; the handle stays usable. Every request
 // must be answered through fr_client_receive before the next poll.

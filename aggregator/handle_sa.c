@@ -1,0 +1,315 @@
+// Secure aggregation on the wire: decodes the SA_* requests (and the
+// masked UPDATE) of an authenticated member and answers with a plain
+// frame that handle.c seals. The phase logic is in sa.c.
+#include "agg_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "msg.h"
+#include "msg_secagg.h"
+
+int
+fri_agg_sa_wire_type(uint16_t type)
+{
+    return type == FRI_T_SA_ADVERT || type == FRI_T_SA_SHARES ||
+           type == FRI_T_SA_UNMASK || type == FRI_T_SA_POLL ||
+           type == FRI_T_UPDATE;
+}
+
+size_t
+fri_agg_sa_reply_bound(const fri_agg *a)
+{
+    if (a->sa == NULL) {
+        return 0;
+    }
+    uint32_t n = a->cfg.clients_per_round;
+    size_t   r = fri_sa_list_size(FRI_T_SA_ROSTER, n);
+    size_t   f = fri_sa_list_size(FRI_T_SA_SHARES_FWD, n);
+    size_t   u = fri_sa_unmask_req_size(n, 0);
+    size_t   b = r > f ? r : f;
+    return b > u ? b : u;
+}
+
+static fr_err
+put_err(uint8_t *out, size_t cap, size_t *len, fr_err code,
+        uint16_t of_type, uint64_t round, uint32_t retry, const char *text)
+{
+    fri_error er;
+    memset(&er, 0, sizeof(er));
+    er.code           = (uint32_t) code;
+    er.of_type        = of_type;
+    er.round_id       = round;
+    er.retry_after_ms = retry;
+    er.text           = text;
+    er.text_len       = (uint16_t) strlen(text);
+    return fri_error_encode(out, cap, len, &er);
+}
+
+static fr_err
+put_ack(uint8_t *out, size_t cap, size_t *len, uint16_t of_type,
+        uint64_t round)
+{
+    fri_ack ack = {.of_type = of_type, .round_id = round};
+    return fri_ack_encode(out, cap, len, &ack);
+}
+
+static fr_err
+put_wait(uint8_t *out, size_t cap, size_t *len, uint16_t want,
+         uint64_t round, uint32_t retry)
+{
+    fri_sa_poll w = {.round_id = round, .want = want, .retry_after_ms = retry};
+    return fri_sa_poll_encode(out, cap, len, FRI_T_SA_WAIT, &w);
+}
+
+static const char *
+why(fr_err rv)
+{
+    switch (rv) {
+    case FR_ELATE:
+        return "phase is over";
+    case FR_EDUP:
+        return "already sent in this phase";
+    case FR_EDENIED:
+        return "not in this round's cohort";
+    case FR_ECRYPTO:
+        return "advert signature does not verify";
+    case FR_ESTATE:
+        return "phase has not started";
+    default:
+        return "secure aggregation request refused";
+    }
+}
+
+static fr_err
+poll(fri_agg *a, uint64_t now_ms, const uint8_t *pk, const uint8_t *plain,
+     size_t plain_len, uint8_t *out, size_t cap, size_t *len)
+{
+    fri_sa_poll p;
+    fr_err      rv = fri_sa_poll_decode(&p, FRI_T_SA_POLL, plain, plain_len);
+    if (rv != FR_OK) {
+        fri_agg_reject_count(a, FRI_REJ_MALFORMED);
+        return put_err(out, cap, len, rv, FRI_T_SA_POLL, 0, 0,
+                       "malformed SA_POLL");
+    }
+    uint32_t n     = a->cfg.clients_per_round;
+    uint32_t retry = 0;
+    size_t   cnt   = 0;
+    if (p.want == FRI_T_SA_PARAMS) {
+        fri_agg_task t;
+        // Check-in again (idempotent for a member) to read its parameters.
+        rv = fri_agg_checkin(a, now_ms, pk, &t);
+        if (rv == FR_OK && (!t.has_task || t.round != p.round_id)) {
+            rv = FR_ELATE;
+        }
+        if (rv != FR_OK) {
+            return put_err(out, cap, len, rv, FRI_T_SA_POLL, p.round_id, 0,
+                           why(rv));
+        }
+        fri_sa_params sp;
+        memset(&sp, 0, sizeof(sp));
+        sp.round_id  = t.round;
+        sp.index     = t.sa_index;
+        sp.n         = t.sa_n;
+        sp.degree    = t.sa_degree;
+        sp.threshold = t.sa_threshold;
+        sp.frac_bits = t.sa_frac_bits;
+        sp.clip      = t.sa_clip;
+        sp.dim       = t.sa_dim;
+        memcpy(sp.graph_seed, t.sa_graph_seed, 32);
+        return fri_sa_params_encode(out, cap, len, &sp);
+    }
+    if (p.want == FRI_T_SA_ROSTER) {
+        uint32_t *idx = malloc((size_t) n * sizeof(uint32_t) + 1);
+        uint8_t  *rec = malloc((size_t) n * FRI_SA_REC_ROSTER + 1);
+        uint8_t  *ids = malloc((size_t) n * 32 + 1);
+        uint8_t  *adv = malloc((size_t) n * FRI_SA_ADVERTBYTES + 1);
+        if (idx == NULL || rec == NULL || ids == NULL || adv == NULL) {
+            rv = FR_ENOMEM;
+        } else {
+            rv = fri_agg_sa_roster(a, now_ms, pk, p.round_id, idx, ids, adv,
+                                   n, &cnt, &retry);
+        }
+        if (rv == FR_OK && retry == 0) {
+            for (size_t j = 0; j < cnt; j++) {
+                memcpy(rec + j * FRI_SA_REC_ROSTER, ids + j * 32, 32);
+                memcpy(rec + j * FRI_SA_REC_ROSTER + 32,
+                       adv + j * FRI_SA_ADVERTBYTES, FRI_SA_ADVERTBYTES);
+            }
+            fri_sa_list l = {.round_id = p.round_id,
+                             .count    = (uint32_t) cnt,
+                             .ids      = idx,
+                             .recs     = rec};
+            rv = fri_sa_list_encode(out, cap, len, FRI_T_SA_ROSTER, &l);
+        }
+        free(idx);
+        free(rec);
+        free(ids);
+        free(adv);
+    } else if (p.want == FRI_T_SA_SHARES_FWD) {
+        uint32_t *from = malloc((size_t) n * sizeof(uint32_t) + 1);
+        uint8_t  *sh   = malloc((size_t) n * FRI_SA_REC_SHARE + 1);
+        if (from == NULL || sh == NULL) {
+            rv = FR_ENOMEM;
+        } else {
+            rv = fri_agg_sa_inbox(a, now_ms, pk, p.round_id, from, sh, n,
+                                  &cnt, &retry);
+        }
+        if (rv == FR_OK && retry == 0) {
+            fri_sa_list l = {.round_id = p.round_id,
+                             .count    = (uint32_t) cnt,
+                             .ids      = from,
+                             .recs     = sh};
+            rv = fri_sa_list_encode(out, cap, len, FRI_T_SA_SHARES_FWD, &l);
+        }
+        free(from);
+        free(sh);
+    } else { // FRI_T_SA_UNMASK_REQ
+        uint32_t *sv = malloc((size_t) n * sizeof(uint32_t) + 1);
+        uint32_t *dr = malloc((size_t) n * sizeof(uint32_t) + 1);
+        size_t    ns = 0, nd = 0;
+        if (sv == NULL || dr == NULL) {
+            rv = FR_ENOMEM;
+        } else {
+            rv = fri_agg_sa_unmask_req(a, now_ms, pk, p.round_id, sv, n, &ns,
+                                       dr, n, &nd, &retry);
+        }
+        if (rv == FR_OK && retry == 0) {
+            fri_sa_unmask_req q = {.round_id = p.round_id,
+                                   .n_surv   = (uint32_t) ns,
+                                   .n_drop   = (uint32_t) nd,
+                                   .surv     = sv,
+                                   .drop     = dr};
+            rv = fri_sa_unmask_req_encode(out, cap, len, &q);
+        }
+        free(sv);
+        free(dr);
+    }
+    if (rv == FR_OK && retry > 0) {
+        return put_wait(out, cap, len, p.want, p.round_id, retry);
+    }
+    if (rv != FR_OK && rv != FR_ENOSPC) {
+        return put_err(out, cap, len, rv, FRI_T_SA_POLL, p.round_id,
+                       rv == FR_ENOMEM ? a->cfg.retry_after_ms : 0, why(rv));
+    }
+    return rv;
+}
+
+// The masked input: a dense FIXED UPDATE of n_items rows of k + 1 words
+// and 2 extra words, the layout of the task's sa_dim vector.
+static fr_err
+masked(fri_agg *a, uint64_t now_ms, const uint8_t *pk, const uint8_t *plain,
+       size_t plain_len, uint8_t *out, size_t cap, size_t *len)
+{
+    fri_update u;
+    fr_err     rv = fri_update_decode(&u, plain, plain_len);
+    uint32_t   d  = a->cfg.k + 1;
+    if (rv == FR_OK &&
+        (u.kind != FRI_UPD_GRAD || u.vtype != FRI_VAL_FIXED ||
+         u.layout != FRI_UPD_DENSE || u.k != a->cfg.k || u.width != d ||
+         u.n_rows != a->cfg.n_items || u.n_extra != 2)) {
+        rv = FR_EPROTO;
+    }
+    if (rv != FR_OK) {
+        fri_agg_reject_count(a, FRI_REJ_MALFORMED);
+        return put_err(out, cap, len, rv, FRI_T_UPDATE, 0, 0,
+                       "masked UPDATE does not match the task");
+    }
+    size_t    nr  = (size_t) u.n_rows * d;
+    uint32_t *y   = malloc((nr + 2) * sizeof(uint32_t));
+    if (y == NULL) {
+        return put_err(out, cap, len, FR_ENOMEM, FRI_T_UPDATE, u.round_id,
+                       a->cfg.retry_after_ms, "out of memory");
+    }
+    uint32_t item;
+    for (uint32_t j = 0; j < u.n_rows; j++) {
+        fri_update_get_row(&u, j, y + (size_t) j * d, &item);
+    }
+    fri_update_get_extra(&u, y + nr);
+    rv = fri_agg_sa_masked(a, now_ms, pk, u.round_id, y, nr + 2);
+    free(y);
+    if (rv != FR_OK) {
+        return put_err(out, cap, len, rv, FRI_T_UPDATE, u.round_id, 0,
+                       why(rv));
+    }
+    return put_ack(out, cap, len, FRI_T_UPDATE, u.round_id);
+}
+
+static fr_err
+list_req(fri_agg *a, uint64_t now_ms, const uint8_t *pk, uint16_t type,
+         const uint8_t *plain, size_t plain_len, uint8_t *out, size_t cap,
+         size_t *len, int *last)
+{
+    fri_sa_list l;
+    fr_err      rv = fri_sa_list_decode(&l, type, plain, plain_len);
+    if (rv != FR_OK) {
+        fri_agg_reject_count(a, FRI_REJ_MALFORMED);
+        return put_err(out, cap, len, rv, type, 0, 0, "malformed list");
+    }
+    size_t    rl  = fri_sa_rec_len(type);
+    uint32_t *ids = malloc(((size_t) l.count + 1) * sizeof(uint32_t));
+    uint8_t  *rec = malloc((size_t) l.count * rl + 1);
+    if (ids == NULL || rec == NULL) {
+        free(ids);
+        free(rec);
+        return put_err(out, cap, len, FR_ENOMEM, type, l.round_id,
+                       a->cfg.retry_after_ms, "out of memory");
+    }
+    for (uint32_t j = 0; j < l.count; j++) {
+        const uint8_t *p;
+        fri_sa_list_get(&l, type, j, &ids[j], &p);
+        memcpy(rec + (size_t) j * rl, p, rl);
+    }
+    if (type == FRI_T_SA_SHARES) {
+        rv = fri_agg_sa_shares(a, now_ms, pk, l.round_id, ids, rec, l.count);
+    } else {
+        rv = fri_agg_sa_unmask(a, now_ms, pk, l.round_id, ids, rec, l.count);
+        *last = rv == FR_OK;
+    }
+    sodium_memzero(rec, (size_t) l.count * rl);
+    free(ids);
+    free(rec);
+    if (rv != FR_OK) {
+        return put_err(out, cap, len, rv, type, l.round_id, 0, why(rv));
+    }
+    return put_ack(out, cap, len, type, l.round_id);
+}
+
+fr_err
+fri_agg_sa_wire(fri_agg *a, uint64_t now_ms,
+                const uint8_t pk[FRI_AGG_KEYBYTES], uint16_t type,
+                const uint8_t *plain, size_t plain_len, uint8_t *out,
+                size_t cap, size_t *len, int *last)
+{
+    *last = 0;
+    switch (type) {
+    case FRI_T_SA_ADVERT: {
+        fri_sa_advert_msg m;
+        fr_err            rv = fri_sa_advert_decode(&m, plain, plain_len);
+        if (rv != FR_OK) {
+            fri_agg_reject_count(a, FRI_REJ_MALFORMED);
+            return put_err(out, cap, len, rv, type, 0, 0,
+                           "malformed SA_ADVERT");
+        }
+        rv = fri_agg_sa_advert(a, now_ms, pk, m.round_id, m.id_pk, m.advert,
+                               FRI_SA_ADVERTBYTES);
+        if (rv != FR_OK) {
+            return put_err(out, cap, len, rv, type, m.round_id, 0, why(rv));
+        }
+        return put_ack(out, cap, len, type, m.round_id);
+    }
+    case FRI_T_SA_SHARES:
+    case FRI_T_SA_UNMASK:
+        return list_req(a, now_ms, pk, type, plain, plain_len, out, cap, len,
+                        last);
+    case FRI_T_SA_POLL:
+        return poll(a, now_ms, pk, plain, plain_len, out, cap, len);
+    case FRI_T_UPDATE:
+        return masked(a, now_ms, pk, plain, plain_len, out, cap, len);
+    default:
+        return put_err(out, cap, len, FR_EPROTO, type, 0, 0,
+                       "unexpected message type");
+    }
+}

@@ -1,0 +1,576 @@
+// The client's side of secure aggregation (Bonawitz et al. 2017) inside a
+// check-in: SA_POLL(PARAMS) -> SA_ADVERT -> SA_POLL(ROSTER) -> SA_SHARES
+// -> SA_POLL(SHARES_FWD) -> masked UPDATE -> SA_POLL(UNMASK_REQ) ->
+// SA_UNMASK. Produces plain frames (checkin.c seals them) and consumes
+// opened replies. A SA_WAIT reply pauses the check-in: fr_client_poll
+// then returns no bytes with the status still RUNNING and retry_after_ms
+// set, and the caller polls again after that delay.
+#include "checkin_sa.h"
+
+#include <string.h>
+
+#include <sodium.h>
+
+#include "client_fit.h"
+#include "keys.h"
+#include "msg.h"
+#include "msg_secagg.h"
+#include "secagg.h"
+#include "shamir.h"
+
+typedef enum sa_step {
+    SA_POLL_PARAMS,
+    SA_ADVERT,
+    SA_POLL_ROSTER,
+    SA_SHARES,
+    SA_POLL_INBOX,
+    SA_MASKED,
+    SA_POLL_UNMASK,
+    SA_UNMASK,
+    SA_OVER,
+} sa_step;
+
+struct fri_sa_client {
+    sa_step         step;
+    int             waiting_reply; // a request is out
+    uint16_t        expect;        // reply type expected
+    uint64_t        round;
+    fri_sa_params   p;
+    fri_secagg_keys keys;
+    uint8_t         b[FRI_SECAGG_SEEDBYTES];
+    // Roster: per member index (p.n entries), keys and a flag.
+    uint8_t *c_pk;
+    uint8_t *s_pk;
+    uint8_t *in_roster;
+    // Shares received (inbox): sender ids and the opened plaintexts.
+    uint32_t *from;
+    uint8_t  *held; // n_from * FRI_SECAGG_SHAREMSGBYTES
+    size_t    n_from;
+    // The SA_UNMASK answer, built when the request arrives.
+    uint8_t *pending;
+    size_t   pending_len;
+};
+
+static void *
+zalloc(fr_client *c, size_t n)
+{
+    return fri_client_calloc(c, n > 0 ? n : 1, 1);
+}
+
+fr_err
+fri_sa_client_create(fr_client *c, struct fri_sa_client **out, uint64_t round)
+{
+    *out                   = NULL;
+    struct fri_sa_client *s = zalloc(c, sizeof(*s));
+    if (s == NULL) {
+        return FR_ENOMEM;
+    }
+    s->round = round;
+    s->step  = SA_POLL_PARAMS;
+    *out     = s;
+    return FR_OK;
+}
+
+void
+fri_sa_client_free(fr_client *c, struct fri_sa_client *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    size_t n = s->p.n;
+    fri_secagg_keys_wipe(&s->keys);
+    sodium_memzero(s->b, sizeof(s->b));
+    fri_client_free(c, s->c_pk);
+    fri_client_free(c, s->s_pk);
+    fri_client_free(c, s->in_roster);
+    fri_client_free(c, s->from);
+    fri_client_free_wipe(c, s->pending, s->pending_len);
+    fri_client_free_wipe(c, s->held,
+                         s->held != NULL ? n * FRI_SECAGG_SHAREMSGBYTES : 0);
+    fri_client_free_wipe(c, s, sizeof(*s));
+}
+
+static fr_err
+poll_msg(struct fri_sa_client *s, uint16_t want, uint8_t *dst, size_t cap,
+         size_t *len)
+{
+    fri_sa_poll p = {.round_id = s->round, .want = want};
+    s->expect     = want;
+    return fri_sa_poll_encode(dst, cap, len, FRI_T_SA_POLL, &p);
+}
+
+static fr_err
+build_advert(fr_client *c, struct fri_sa_client *s, uint8_t *dst, size_t cap,
+             size_t *len)
+{
+    fri_identity id;
+    fr_err       rv = fri_identity_from_seed(&id, c->identity_seed);
+    if (rv == FR_OK) {
+        rv = fri_secagg_keygen(&s->keys, NULL);
+    }
+    fri_secagg_advert adv;
+    if (rv == FR_OK) {
+        randombytes_buf(s->b, sizeof(s->b));
+        rv = fri_secagg_advert_sign(&adv, s->round, s->p.index, s->keys.c_pk,
+                                    s->keys.s_pk, id.sign_sk);
+    }
+    uint8_t w[FRI_SA_ADVERTBYTES];
+    size_t  wl = 0;
+    if (rv == FR_OK) {
+        rv = fri_secagg_advert_encode(w, sizeof(w), &wl, &adv);
+    }
+    if (rv == FR_OK) {
+        fri_sa_advert_msg m = {
+            .round_id = s->round, .id_pk = id.sign_pk, .advert = w};
+        rv = fri_sa_advert_encode(dst, cap, len, &m);
+    }
+    fri_identity_wipe(&id);
+    s->expect = FRI_T_ACK;
+    return rv;
+}
+
+// Shares of b and c_sk for every advertised neighbour, sealed to each.
+static fr_err
+build_shares(fr_client *c, struct fri_sa_client *s, uint8_t *dst, size_t cap,
+             size_t *len)
+{
+    size_t    n   = s->p.n;
+    uint32_t *nb  = fri_client_calloc(c, n, sizeof(uint32_t));
+    uint32_t *xs  = fri_client_calloc(c, n, sizeof(uint32_t));
+    uint8_t  *bsh = zalloc(c, n * 32);
+    uint8_t  *csh = zalloc(c, n * 32);
+    uint8_t  *rec = zalloc(c, n * FRI_SA_REC_SHARE);
+    size_t    nn = 0, k = 0;
+    fr_err    rv = FR_ENOMEM;
+    if (nb == NULL || xs == NULL || bsh == NULL || csh == NULL ||
+        rec == NULL) {
+        goto out;
+    }
+    rv = fri_secagg_neighbors(nb, n, &nn, s->p.index, s->p.n, s->p.degree,
+                              s->p.graph_seed);
+    if (rv != FR_OK) {
+        goto out;
+    }
+    for (size_t j = 0; j < nn; j++) {
+        if (s->in_roster[nb[j]]) {
+            nb[k]   = nb[j];
+            xs[k++] = nb[j] + 1;
+        }
+    }
+    if (k < s->p.threshold) {
+        rv = FR_ESTATE; // too few neighbours left to hold t shares
+        goto out;
+    }
+    rv = fri_shamir_split_at(bsh, n * 32, xs, k, s->p.threshold, s->b, 32,
+                             NULL);
+    if (rv == FR_OK) {
+        rv = fri_shamir_split_at(csh, n * 32, xs, k, s->p.threshold,
+                                 s->keys.c_sk, 32, NULL);
+    }
+    for (size_t j = 0; j < k && rv == FR_OK; j++) {
+        uint8_t msg[FRI_SECAGG_SHAREMSGBYTES];
+        size_t  sl;
+        memcpy(msg, bsh + j * 32, 32);
+        memcpy(msg + 32, csh + j * 32, 32);
+        rv = fri_secagg_share_seal(rec + j * FRI_SA_REC_SHARE,
+                                   FRI_SA_REC_SHARE, &sl, msg, sizeof(msg),
+                                   s->round, s->p.index, nb[j],
+                                   s->keys.s_sk, s->s_pk + (size_t) nb[j] * 32);
+        sodium_memzero(msg, sizeof(msg));
+    }
+    if (rv == FR_OK) {
+        fri_sa_list l = {.round_id = s->round,
+                         .count    = (uint32_t) k,
+                         .ids      = nb,
+                         .recs     = rec};
+        rv = fri_sa_list_encode(dst, cap, len, FRI_T_SA_SHARES, &l);
+    }
+out:
+    fri_client_free(c, nb);
+    fri_client_free(c, xs);
+    fri_client_free_wipe(c, bsh, bsh != NULL ? n * 32 : 0);
+    fri_client_free_wipe(c, csh, csh != NULL ? n * 32 : 0);
+    fri_client_free(c, rec);
+    s->expect = FRI_T_ACK;
+    return rv;
+}
+
+// The dense update, quantized and masked, as a FIXED dense UPDATE.
+static fr_err
+build_masked(fr_client *c, struct fri_sa_client *s, const fri_task *t,
+             uint8_t *dst, size_t cap, size_t *len)
+{
+    const fri_cmodel *m = c->model;
+    if (m == NULL || m->k != t->k) {
+        return FR_ESTATE;
+    }
+    size_t d = (size_t) t->k + 1, nr = (size_t) m->n_items * d;
+    if (nr + 2 != s->p.dim) {
+        return FR_EPROTO;
+    }
+    fri_fit_task ft;
+    memset(&ft, 0, sizeof ft);
+    ft.algo     = FRI_FIT_GRAD;
+    ft.k        = t->k;
+    ft.reg      = t->reg;
+    ft.reg_bias = t->reg_bias;
+    ft.alpha    = t->alpha;
+    ft.clip     = t->clip > 0.0f ? t->clip : s->p.clip;
+    ft.weighted = t->weighted;
+    fri_update_buf u;
+    // Dense under masking: pseudo-items would only add bias here.
+    float  rho    = c->pseudo_rho;
+    c->pseudo_rho = 0.0f;
+    fr_err rv     = fri_client_compute_update(c, &ft, &u);
+    c->pseudo_rho = rho;
+    if (rv != FR_OK) {
+        return rv;
+    }
+    float    *x = fri_client_calloc(c, nr + 2, sizeof(float));
+    uint32_t *q = fri_client_calloc(c, nr + 2, sizeof(uint32_t));
+    uint8_t  *pk = zalloc(c, s->n_from * 32);
+    if (x == NULL || q == NULL || pk == NULL) {
+        rv = FR_ENOMEM;
+        goto out;
+    }
+    for (uint32_t r = 0; r < u.n_rows; r++) {
+        memcpy(x + (size_t) u.items[r] * d, u.rows + (size_t) r * d,
+               d * sizeof(float));
+    }
+    x[nr]     = u.extra[u.n_extra - 2];
+    x[nr + 1] = u.extra[u.n_extra - 1];
+    rv = fri_secagg_quantize(q, x, nr + 2, s->p.clip, s->p.frac_bits, NULL);
+    for (size_t j = 0; j < s->n_from && rv == FR_OK; j++) {
+        memcpy(pk + j * 32, s->c_pk + (size_t) s->from[j] * 32, 32);
+    }
+    if (rv == FR_OK) {
+        rv = fri_secagg_mask(q, q, nr + 2, s->p.index, s->from, pk,
+                             s->n_from, s->keys.c_sk, s->b, s->round);
+    }
+    if (rv == FR_OK) {
+        fri_update w;
+        memset(&w, 0, sizeof w);
+        w.round_id  = s->round;
+        w.kind      = FRI_UPD_GRAD;
+        w.layout    = FRI_UPD_DENSE;
+        w.vtype     = FRI_VAL_FIXED;
+        w.frac_bits = (uint8_t) s->p.frac_bits;
+        w.k         = t->k;
+        w.width     = (uint32_t) d;
+        w.n_rows    = m->n_items;
+        w.n_extra   = 2;
+        w.weight    = 0.0f; // the interaction count stays on the device
+        w.extra     = q + nr;
+        w.rows      = q;
+        rv          = fri_update_encode(dst, cap, len, &w);
+    }
+out:
+    fri_client_free_wipe(c, x, x != NULL ? (nr + 2) * sizeof(float) : 0);
+    fri_client_free_wipe(c, q, q != NULL ? (nr + 2) * sizeof(uint32_t) : 0);
+    fri_client_free(c, pk);
+    fri_update_buf_free(c, &u);
+    s->expect = FRI_T_ACK;
+    return rv;
+}
+
+size_t
+fri_sa_client_bound(const struct fri_sa_client *s, uint32_t k,
+                    uint32_t n_items)
+{
+    uint32_t n = s != NULL && s->p.n > 0 ? s->p.n : FRI_SA_MAX_MEMBERS;
+    size_t   a = fri_sa_list_size(FRI_T_SA_SHARES, n);
+    size_t   b = fri_update_size(FRI_UPD_DENSE, k + 1, n_items, 2);
+    size_t   u = fri_sa_list_size(FRI_T_SA_UNMASK, n);
+    size_t   m = a > b ? a : b;
+    m          = m > u ? m : u;
+    return m > FRI_HDR_LEN + FRI_SA_ADVERT_BODY ? m
+                                                : FRI_HDR_LEN + FRI_SA_ADVERT_BODY;
+}
+
+fr_err
+fri_sa_client_poll(fr_client *c, struct fri_sa_client *s, const fri_task *t,
+                   uint8_t *dst, size_t cap, size_t *len)
+{
+    fr_err rv;
+    switch (s->step) {
+    case SA_POLL_PARAMS:
+        rv = poll_msg(s, FRI_T_SA_PARAMS, dst, cap, len);
+        break;
+    case SA_ADVERT:
+        rv = build_advert(c, s, dst, cap, len);
+        break;
+    case SA_POLL_ROSTER:
+        rv = poll_msg(s, FRI_T_SA_ROSTER, dst, cap, len);
+        break;
+    case SA_SHARES:
+        rv = build_shares(c, s, dst, cap, len);
+        break;
+    case SA_POLL_INBOX:
+        rv = poll_msg(s, FRI_T_SA_SHARES_FWD, dst, cap, len);
+        break;
+    case SA_MASKED:
+        rv = build_masked(c, s, t, dst, cap, len);
+        break;
+    case SA_POLL_UNMASK:
+        rv = poll_msg(s, FRI_T_SA_UNMASK_REQ, dst, cap, len);
+        break;
+    case SA_UNMASK:
+        if (s->pending == NULL) {
+            rv = FR_ESTATE;
+        } else if (cap < s->pending_len) {
+            rv = FR_ENOSPC;
+        } else {
+            memcpy(dst, s->pending, s->pending_len);
+            *len      = s->pending_len;
+            s->expect = FRI_T_ACK;
+            rv        = FR_OK;
+        }
+        break;
+    default:
+        rv = FR_ESTATE;
+        break;
+    }
+    return rv;
+}
+
+static fr_err
+recv_params(fr_client *c, struct fri_sa_client *s, const fri_task *t,
+            const uint8_t *plain, size_t plain_len)
+{
+    fr_err rv = fri_sa_params_decode(&s->p, plain, plain_len);
+    if (rv != FR_OK) {
+        return rv;
+    }
+    if (s->p.round_id != s->round || (t->clip > 0.0f && s->p.clip != t->clip)) {
+        return FR_EPROTO;
+    }
+    size_t n     = s->p.n;
+    s->c_pk      = zalloc(c, n * 32);
+    s->s_pk      = zalloc(c, n * 32);
+    s->in_roster = zalloc(c, n);
+    s->from      = fri_client_calloc(c, n, sizeof(uint32_t));
+    s->held      = zalloc(c, n * FRI_SECAGG_SHAREMSGBYTES);
+    if (s->c_pk == NULL || s->s_pk == NULL || s->in_roster == NULL ||
+        s->from == NULL || s->held == NULL) {
+        return FR_ENOMEM;
+    }
+    s->step = SA_ADVERT;
+    return FR_OK;
+}
+
+static fr_err
+recv_roster(struct fri_sa_client *s, const uint8_t *plain, size_t plain_len)
+{
+    fri_sa_list l;
+    fr_err      rv = fri_sa_list_decode(&l, FRI_T_SA_ROSTER, plain, plain_len);
+    if (rv != FR_OK) {
+        return rv;
+    }
+    if (l.round_id != s->round) {
+        return FR_EPROTO;
+    }
+    int me = 0;
+    for (uint32_t j = 0; j < l.count; j++) {
+        uint32_t       id;
+        const uint8_t *rec;
+        fri_sa_list_get(&l, FRI_T_SA_ROSTER, j, &id, &rec);
+        if (id >= s->p.n) {
+            return FR_EPROTO;
+        }
+        fri_secagg_advert adv;
+        rv = fri_secagg_advert_decode(&adv, rec + 32, FRI_SA_ADVERTBYTES);
+        if (rv == FR_OK) {
+            // Signed by the member's identity key for this round and index.
+            rv = fri_secagg_advert_verify(&adv, s->round, id, rec);
+        }
+        if (rv != FR_OK) {
+            return rv;
+        }
+        if (id == s->p.index) {
+            me = sodium_memcmp(adv.c_pk, s->keys.c_pk, 32) == 0;
+            continue;
+        }
+        memcpy(s->c_pk + (size_t) id * 32, adv.c_pk, 32);
+        memcpy(s->s_pk + (size_t) id * 32, adv.s_pk, 32);
+        s->in_roster[id] = 1;
+    }
+    if (!me) {
+        return FR_ECRYPTO; // our own advert is missing or was replaced
+    }
+    s->step = SA_SHARES;
+    return FR_OK;
+}
+
+static fr_err
+recv_inbox(struct fri_sa_client *s, const uint8_t *plain, size_t plain_len)
+{
+    fri_sa_list l;
+    fr_err rv = fri_sa_list_decode(&l, FRI_T_SA_SHARES_FWD, plain, plain_len);
+    if (rv != FR_OK) {
+        return rv;
+    }
+    if (l.round_id != s->round || l.count > s->p.n) {
+        return FR_EPROTO;
+    }
+    s->n_from = 0;
+    for (uint32_t j = 0; j < l.count; j++) {
+        uint32_t       id;
+        const uint8_t *rec;
+        fri_sa_list_get(&l, FRI_T_SA_SHARES_FWD, j, &id, &rec);
+        if (id >= s->p.n || !s->in_roster[id]) {
+            return FR_EPROTO;
+        }
+        size_t ml = 0;
+        rv        = fri_secagg_share_open(
+            s->held + s->n_from * FRI_SECAGG_SHAREMSGBYTES,
+            FRI_SECAGG_SHAREMSGBYTES, &ml, rec, FRI_SA_REC_SHARE, s->round,
+            id, s->p.index, s->keys.s_sk, s->s_pk + (size_t) id * 32);
+        if (rv != FR_OK) {
+            return rv;
+        }
+        s->from[s->n_from++] = id;
+    }
+    s->step = SA_MASKED;
+    return FR_OK;
+}
+
+// Reveals, per sender, the b-share of a survivor or the c_sk-share of a
+// dropped member; never both, and nothing about members in neither list.
+static fr_err
+recv_unmask_req(fr_client *c, struct fri_sa_client *s, const uint8_t *plain,
+                size_t plain_len, uint8_t *reply_plain, size_t cap,
+                size_t *len)
+{
+    fri_sa_unmask_req q;
+    fr_err            rv = fri_sa_unmask_req_decode(&q, plain, plain_len);
+    if (rv != FR_OK) {
+        return rv;
+    }
+    if (q.round_id != s->round) {
+        return FR_EPROTO;
+    }
+    uint32_t *about = fri_client_calloc(c, s->n_from + 1, sizeof(uint32_t));
+    uint8_t  *sh    = zalloc(c, s->n_from * 32);
+    if (about == NULL || sh == NULL) {
+        fri_client_free(c, about);
+        fri_client_free(c, sh);
+        return FR_ENOMEM;
+    }
+    size_t k = 0;
+    int    self_ok = 0;
+    for (size_t j = 0; j < s->n_from; j++) {
+        int kind = 0; // 1 survivor, 2 dropped
+        for (uint32_t i = 0; i < q.n_surv + q.n_drop; i++) {
+            uint32_t id = fri_sa_unmask_req_id(&q, i);
+            if (id == s->from[j]) {
+                kind = kind != 0 ? -1 : (i < q.n_surv ? 1 : 2);
+            }
+        }
+        if (kind < 0) {
+            rv = FR_EPROTO; // listed as both
+            break;
+        }
+        if (kind == 0) {
+            continue;
+        }
+        about[k] = s->from[j];
+        memcpy(sh + k * 32,
+               s->held + j * FRI_SECAGG_SHAREMSGBYTES + (kind == 1 ? 0 : 32),
+               32);
+        k++;
+    }
+    for (uint32_t i = 0; i < q.n_surv; i++) {
+        self_ok |= fri_sa_unmask_req_id(&q, i) == s->p.index;
+    }
+    if (rv == FR_OK && !self_ok) {
+        rv = FR_EPROTO; // we sent our input: we must be a survivor
+    }
+    if (rv == FR_OK) {
+        fri_sa_list l = {
+            .round_id = s->round, .count = (uint32_t) k, .ids = about,
+            .recs = sh};
+        rv = fri_sa_list_encode(reply_plain, cap, len, FRI_T_SA_UNMASK, &l);
+    }
+    fri_client_free(c, about);
+    fri_client_free_wipe(c, sh, s->n_from * 32);
+    return rv;
+}
+
+fr_err
+fri_sa_client_receive(fr_client *c, struct fri_sa_client *s,
+                      const fri_task *t, uint16_t type, const uint8_t *plain,
+                      size_t plain_len, uint32_t *retry_after_ms, int *done)
+{
+    *retry_after_ms = 0;
+    *done           = 0;
+    if (type == FRI_T_SA_WAIT) {
+        fri_sa_poll w;
+        fr_err rv = fri_sa_poll_decode(&w, FRI_T_SA_WAIT, plain, plain_len);
+        if (rv != FR_OK || w.round_id != s->round || w.want != s->expect) {
+            return rv != FR_OK ? rv : FR_EPROTO;
+        }
+        *retry_after_ms = w.retry_after_ms; // same step, later
+        return FR_OK;
+    }
+    if (type == FRI_T_ACK) {
+        fri_ack a;
+        fr_err  rv = fri_ack_decode(&a, plain, plain_len);
+        if (rv != FR_OK || s->expect != FRI_T_ACK || a.round_id != s->round) {
+            return rv != FR_OK ? rv : FR_EPROTO;
+        }
+        switch (s->step) {
+        case SA_ADVERT:
+            s->step = a.of_type == FRI_T_SA_ADVERT ? SA_POLL_ROSTER : SA_OVER;
+            break;
+        case SA_SHARES:
+            s->step = a.of_type == FRI_T_SA_SHARES ? SA_POLL_INBOX : SA_OVER;
+            break;
+        case SA_MASKED:
+            s->step = a.of_type == FRI_T_UPDATE ? SA_POLL_UNMASK : SA_OVER;
+            break;
+        case SA_UNMASK:
+            s->step = SA_OVER;
+            *done   = a.of_type == FRI_T_SA_UNMASK;
+            return *done ? FR_OK : FR_EPROTO;
+        default:
+            return FR_EPROTO;
+        }
+        return s->step == SA_OVER ? FR_EPROTO : FR_OK;
+    }
+    if (type != s->expect) {
+        return FR_EPROTO;
+    }
+    switch (type) {
+    case FRI_T_SA_PARAMS:
+        return recv_params(c, s, t, plain, plain_len);
+    case FRI_T_SA_ROSTER:
+        return recv_roster(s, plain, plain_len);
+    case FRI_T_SA_SHARES_FWD:
+        return recv_inbox(s, plain, plain_len);
+    case FRI_T_SA_UNMASK_REQ: {
+        // The answer is built now (the request names who survived) and
+        // sent by the next poll.
+        size_t cap = fri_sa_list_size(FRI_T_SA_UNMASK, (uint32_t) s->n_from);
+        if (cap == 0) {
+            return FR_EPROTO;
+        }
+        s->pending = zalloc(c, cap);
+        if (s->pending == NULL) {
+            return FR_ENOMEM;
+        }
+        size_t len = 0;
+        fr_err rv  = recv_unmask_req(c, s, plain, plain_len, s->pending, cap,
+                                     &len);
+        if (rv != FR_OK) {
+            fri_client_free_wipe(c, s->pending, cap);
+            s->pending = NULL;
+            return rv;
+        }
+        s->pending_len = len;
+        s->step        = SA_UNMASK;
+        return FR_OK;
+    }
+    default:
+        return FR_EPROTO;
+    }
+}
