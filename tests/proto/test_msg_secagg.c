@@ -1,0 +1,123 @@
+// Secure-aggregation message codecs: round trips and the malformed-frame
+// rules (wrong type, bad length, unsorted ids, zero retry, bad params).
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "msg.h"
+#include "msg_secagg.h"
+
+Test(proto_msg_secagg, advert_round_trip_and_length)
+{
+    uint8_t id[32], adv[FRI_SA_ADVERTBYTES], buf[512];
+    memset(id, 1, sizeof(id));
+    memset(adv, 2, sizeof(adv));
+    fri_sa_advert_msg m = {.round_id = 9, .id_pk = id, .advert = adv}, r;
+    size_t            len;
+    cr_assert_eq(fri_sa_advert_encode(buf, sizeof(buf), &len, &m), FR_OK);
+    cr_assert_eq(len, 16 + FRI_SA_ADVERT_BODY);
+    cr_assert_eq(fri_sa_advert_decode(&r, buf, len), FR_OK);
+    cr_assert_eq(r.round_id, 9);
+    cr_assert_eq(memcmp(r.id_pk, id, 32), 0);
+    cr_assert_eq(memcmp(r.advert, adv, sizeof(adv)), 0);
+    cr_assert_eq(fri_sa_advert_decode(&r, buf, len - 1), FR_EPROTO);
+    cr_assert_eq(fri_sa_advert_encode(buf, 100, &len, &m), FR_ENOSPC);
+}
+
+Test(proto_msg_secagg, lists_round_trip_and_refuse_unsorted_ids)
+{
+    uint16_t types[] = {FRI_T_SA_ROSTER, FRI_T_SA_SHARES,
+                        FRI_T_SA_SHARES_FWD, FRI_T_SA_UNMASK};
+    for (size_t t = 0; t < 4; t++) {
+        size_t   rl = fri_sa_rec_len(types[t]);
+        uint32_t ids[3] = {1, 4, 7};
+        uint8_t  recs[3 * 172];
+        for (size_t i = 0; i < sizeof(recs); i++) {
+            recs[i] = (uint8_t) i;
+        }
+        fri_sa_list l = {.round_id = 3, .count = 3, .ids = ids, .recs = recs};
+        uint8_t     buf[1024];
+        size_t      len;
+        cr_assert_eq(fri_sa_list_encode(buf, sizeof(buf), &len, types[t], &l),
+                     FR_OK);
+        cr_assert_eq(len, fri_sa_list_size(types[t], 3));
+        fri_sa_list r;
+        cr_assert_eq(fri_sa_list_decode(&r, types[t], buf, len), FR_OK);
+        cr_assert_eq(r.count, 3);
+        for (uint32_t j = 0; j < 3; j++) {
+            uint32_t       id;
+            const uint8_t *rec;
+            fri_sa_list_get(&r, types[t], j, &id, &rec);
+            cr_assert_eq(id, ids[j]);
+            cr_assert_eq(memcmp(rec, recs + j * rl, rl), 0);
+        }
+        // Another type's decoder refuses it (R5).
+        cr_assert_neq(fri_sa_list_decode(&r, types[(t + 1) % 4], buf, len),
+                      FR_OK);
+        // Unsorted ids: the encoder refuses, and so does the decoder.
+        ids[1] = 0;
+        cr_assert_eq(fri_sa_list_encode(buf, sizeof(buf), &len, types[t], &l),
+                     FR_EINVAL);
+        ids[1] = 4;
+        cr_assert_eq(fri_sa_list_encode(buf, sizeof(buf), &len, types[t], &l),
+                     FR_OK);
+        buf[16 + 12 + 4 + rl] = 0; // second id -> 0
+        cr_assert_eq(fri_sa_list_decode(&r, types[t], buf, len), FR_EPROTO);
+        // A count that does not match the body.
+        cr_assert_eq(fri_sa_list_decode(&r, types[t], buf, len - 1),
+                     FR_EPROTO);
+    }
+    cr_assert_eq(fri_sa_rec_len(FRI_T_TASK), 0);
+}
+
+Test(proto_msg_secagg, poll_wait_params_unmask_req)
+{
+    uint8_t     buf[256];
+    size_t      len;
+    fri_sa_poll p = {.round_id = 5, .want = FRI_T_SA_ROSTER}, r;
+    cr_assert_eq(fri_sa_poll_encode(buf, sizeof(buf), &len, FRI_T_SA_POLL, &p),
+                 FR_OK);
+    cr_assert_eq(fri_sa_poll_decode(&r, FRI_T_SA_POLL, buf, len), FR_OK);
+    cr_assert_eq(r.want, FRI_T_SA_ROSTER);
+    // WAIT needs a retry delay.
+    cr_assert_eq(fri_sa_poll_encode(buf, sizeof(buf), &len, FRI_T_SA_WAIT, &p),
+                 FR_EINVAL);
+    p.retry_after_ms = 250;
+    cr_assert_eq(fri_sa_poll_encode(buf, sizeof(buf), &len, FRI_T_SA_WAIT, &p),
+                 FR_OK);
+    cr_assert_eq(fri_sa_poll_decode(&r, FRI_T_SA_WAIT, buf, len), FR_OK);
+    cr_assert_eq(r.retry_after_ms, 250);
+    p.want = FRI_T_TASK;
+    cr_assert_eq(fri_sa_poll_encode(buf, sizeof(buf), &len, FRI_T_SA_POLL, &p),
+                 FR_EINVAL);
+
+    fri_sa_params sp, sr;
+    memset(&sp, 0, sizeof(sp));
+    sp.round_id  = 2;
+    sp.index     = 3;
+    sp.n         = 10;
+    sp.degree    = 0;
+    sp.threshold = 5;
+    sp.frac_bits = 20;
+    sp.clip      = 1.5f;
+    sp.dim       = 1234;
+    memset(sp.graph_seed, 7, 32);
+    cr_assert_eq(fri_sa_params_encode(buf, sizeof(buf), &len, &sp), FR_OK);
+    cr_assert_eq(fri_sa_params_decode(&sr, buf, len), FR_OK);
+    cr_assert_eq(memcmp(&sr, &sp, sizeof(sp)), 0);
+    sp.index = 10; // >= n
+    cr_assert_eq(fri_sa_params_encode(buf, sizeof(buf), &len, &sp),
+                 FR_EINVAL);
+
+    uint32_t          surv[3] = {0, 2, 5}, drop[1] = {3};
+    fri_sa_unmask_req q = {.round_id = 8, .n_surv = 3, .n_drop = 1,
+                           .surv = surv, .drop = drop},
+                      qr;
+    cr_assert_eq(fri_sa_unmask_req_encode(buf, sizeof(buf), &len, &q), FR_OK);
+    cr_assert_eq(len, fri_sa_unmask_req_size(3, 1));
+    cr_assert_eq(fri_sa_unmask_req_decode(&qr, buf, len), FR_OK);
+    cr_assert_eq(qr.n_surv, 3);
+    cr_assert_eq(qr.n_drop, 1);
+    cr_assert_eq(fri_sa_unmask_req_id(&qr, 2), 5);
+    cr_assert_eq(fri_sa_unmask_req_id(&qr, 3), 3);
+    cr_assert_eq(fri_sa_unmask_req_decode(&qr, buf, len + 4), FR_EPROTO);
+}
