@@ -251,10 +251,6 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
             BAD("dp distributed needs secure aggregation (secure-agg full "
                 "or plus); without it use dp central");
         }
-        if (c->dp == FRI_AGG_DP_DISTRIBUTED) {
-            BAD("dp distributed is not available yet (clients do not add "
-                "noise shares); use dp central");
-        }
         if (c->clip <= 0.0f) {
             BAD("dp needs clip > 0 (the L2 sensitivity of an update)");
         }

@@ -199,6 +199,10 @@ typedef struct fri_agg_task {
     float    sa_clip;
     size_t   sa_dim;
     uint8_t  sa_graph_seed[32];
+    // Distributed DP: per-member noise stddev (0 = none), i.e.
+    // fri_dp_distributed_stddev(z * clip, m) with m the fewest masked
+    // inputs a round is unmasked with (max(min_clients, 2)).
+    float sa_noise_sd;
 } fri_agg_task;
 
 // A client's CHECKIN for the current round. Always FR_OK for a valid key

@@ -119,6 +119,7 @@ poll(fri_agg *a, uint64_t now_ms, const uint8_t *pk, const uint8_t *plain,
         sp.clip      = t.sa_clip;
         sp.dim       = t.sa_dim;
         memcpy(sp.graph_seed, t.sa_graph_seed, 32);
+        sp.noise_sd = t.sa_noise_sd;
         return fri_sa_params_encode(out, cap, len, &sp);
     }
     if (p.want == FRI_T_SA_ROSTER) {

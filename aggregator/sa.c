@@ -177,6 +177,13 @@ fri_sa_task(const fri_agg *a, uint32_t index, fri_agg_task *t)
     t->sa_clip      = s->clip;
     t->sa_dim       = s->dim;
     memcpy(t->sa_graph_seed, s->graph_seed, 32);
+    t->sa_noise_sd = 0.0f;
+    if (a->cfg.dp == FRI_AGG_DP_DISTRIBUTED) {
+        // The sum of at least m members' shares carries the full noise.
+        uint32_t m = a->cfg.min_clients > 2 ? a->cfg.min_clients : 2;
+        t->sa_noise_sd = (float) fri_dp_distributed_stddev(
+            a->cfg.noise_multiplier * (double) a->cfg.clip, m);
+    }
 }
 
 // Member index of pk in the current round, or -1. Under mtx.

@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "client_fit.h"
+#include "dp.h"
 #include "keys.h"
 #include "msg.h"
 #include "msg_secagg.h"
@@ -239,7 +240,21 @@ build_masked(fr_client *c, struct fri_sa_client *s, const fri_task *t,
     }
     x[nr]     = u.extra[u.n_extra - 2];
     x[nr + 1] = u.extra[u.n_extra - 1];
-    rv = fri_secagg_quantize(q, x, nr + 2, s->p.clip, s->p.frac_bits, NULL);
+    rv        = FR_OK;
+    if (s->p.noise_sd > 0.0f) {
+        // Distributed DP: this member's share of the noise, on every
+        // coordinate, from a fresh secret seed (docs/DP.md).
+        uint8_t seed[FRI_DP_SEEDBYTES];
+        rv = fri_dp_noise_seed_random(seed);
+        if (rv == FR_OK) {
+            rv = fri_dp_add_gaussian_secret(x, nr + 2, s->p.noise_sd, seed);
+        }
+        sodium_memzero(seed, sizeof(seed));
+    }
+    if (rv == FR_OK) {
+        rv = fri_secagg_quantize(q, x, nr + 2, s->p.clip, s->p.frac_bits,
+                                 NULL);
+    }
     for (size_t j = 0; j < s->n_from && rv == FR_OK; j++) {
         memcpy(pk + j * 32, s->c_pk + (size_t) s->from[j] * 32, 32);
     }

@@ -231,7 +231,8 @@ params_ok(const fri_sa_params *p)
 {
     return p->n >= 2 && p->n <= FRI_SA_MAX_MEMBERS && p->index < p->n &&
            p->threshold >= 1 && p->threshold < p->n && p->frac_bits <= 30 &&
-           fri_finite(p->clip) && p->clip > 0.0f && p->dim >= 1;
+           fri_finite(p->clip) && p->clip > 0.0f && p->dim >= 1 &&
+           fri_finite(p->noise_sd) && p->noise_sd >= 0.0f;
 }
 
 fr_err
@@ -256,6 +257,7 @@ fri_sa_params_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
     fri_putf32(b + 28, p->clip);
     fri_put64(b + 32, p->dim);
     memcpy(b + 40, p->graph_seed, 32);
+    fri_putf32(b + 72, p->noise_sd);
     *dst_len = FRI_HDR_LEN + FRI_SA_PARAMS_BODY;
     return FR_OK;
 }
@@ -284,6 +286,7 @@ fri_sa_params_decode(fri_sa_params *p, const uint8_t *src, size_t src_len)
     p->clip      = fri_getf32(b + 28);
     p->dim       = fri_get64(b + 32);
     memcpy(p->graph_seed, b + 40, 32);
+    p->noise_sd = fri_getf32(b + 72);
     return params_ok(p) ? FR_OK : FR_EPROTO;
 }
 

@@ -30,7 +30,7 @@ enum {
 #define FRI_SA_LIST_FIXED 12
 #define FRI_SA_POLL_BODY 12
 #define FRI_SA_WAIT_BODY 16
-#define FRI_SA_PARAMS_BODY 68
+#define FRI_SA_PARAMS_BODY 76
 #define FRI_SA_UNMASK_REQ_FIXED 16
 #define FRI_SA_MAX_MEMBERS 65535u
 
@@ -86,7 +86,7 @@ FR_NODISCARD fr_err fri_sa_poll_decode(fri_sa_poll *p, uint16_t type,
                                        const uint8_t *src, size_t src_len);
 
 // SA_PARAMS: u64 round | u32 index | u32 n | u32 degree | u32 threshold |
-// u32 frac_bits | f32 clip | u64 dim | graph_seed[32].
+// u32 frac_bits | f32 clip | u64 dim | graph_seed[32] | f32 noise_sd.
 typedef struct fri_sa_params {
     uint64_t round_id;
     uint32_t index; // < n
@@ -97,6 +97,9 @@ typedef struct fri_sa_params {
     float    clip;      // finite, > 0
     uint64_t dim;       // masked vector length in words, >= 1
     uint8_t  graph_seed[32];
+    // Distributed DP: stddev of the Gaussian noise the member adds to each
+    // coordinate before quantizing (0 = none); finite, >= 0.
+    float noise_sd;
 } fri_sa_params;
 
 FR_NODISCARD fr_err fri_sa_params_encode(uint8_t *dst, size_t dst_cap,

@@ -338,9 +338,6 @@ Test(agg_dp, config_validation)
     EXPECT_BAD("dp must be", c_.dp = (fri_agg_dp) 7);
     EXPECT_BAD("clients-per-round in 2..65535",
                c_.secagg = FRI_AGG_SECAGG_FULL);
-    EXPECT_BAD("dp distributed is not available yet",
-               c_.secagg = FRI_AGG_SECAGG_FULL; c_.clients_per_round = 10;
-               c_.dp = FRI_AGG_DP_DISTRIBUTED);
     // Clipping alone (no noise) is allowed, in ALS mode too.
     fri_agg_config cl;
     dp_config(&cl);

@@ -27,7 +27,7 @@ typedef struct world {
 } world;
 
 static void
-world_init(world *w, int secagg)
+world_init_dp(world *w, int secagg, fri_agg_dp dp, double z)
 {
     memset(w, 0, sizeof(*w));
     fri_synth_config sc;
@@ -52,8 +52,11 @@ world_init(world *w, int secagg)
     c.clip              = 1.0f;
     // Seeded, negligible DP noise: both runs then divide by the same
     // expected cohort and add the same noise, so they are comparable.
-    c.dp               = FRI_AGG_DP_CENTRAL;
-    c.noise_multiplier = 1e-6;
+    c.dp               = dp;
+    c.noise_multiplier = z;
+    if (dp == FRI_AGG_DP_DISTRIBUTED) {
+        c.min_clients = NU; // members' noise shares add up to z*clip
+    }
     c.population       = NU;
     c.dp_seed          = 7;
     c.secagg           = secagg ? FRI_AGG_SECAGG_FULL : FRI_AGG_SECAGG_OFF;
@@ -81,6 +84,12 @@ world_init(world *w, int secagg)
     w->reply_cap = fri_agg_reply_bound(w->a);
     w->reply     = malloc(w->reply_cap);
     cr_assert_not_null(w->reply);
+}
+
+static void
+world_init(world *w, int secagg)
+{
+    world_init_dp(w, secagg, FRI_AGG_DP_CENTRAL, 1e-6);
 }
 
 static void
@@ -245,4 +254,55 @@ Test(agg_secagg_e2e, thirty_percent_vanish_after_masked_input)
 {
     uint8_t vanish[NU] = {0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1}; // 4 of 12
     secure_vs_plain(vanish);
+}
+
+typedef struct released {
+    float *v;
+    size_t n;
+} released;
+
+static void
+on_release(void *ctx, const float *v, size_t n)
+{
+    released *r = ctx;
+    r->v        = malloc(n * sizeof(float));
+    cr_assert_not_null(r->v);
+    memcpy(r->v, v, n * sizeof(float));
+    r->n = n;
+}
+
+// Distributed DP: each member adds N(0, (z C)^2 / m) before masking, the
+// aggregator adds nothing; the unmasked sum carries N(0, (z C)^2).
+Test(agg_secagg_e2e, distributed_dp_noise_comes_from_the_members)
+{
+    world *s = malloc(sizeof(*s)), *p = malloc(sizeof(*p));
+    cr_assert(s != NULL && p != NULL);
+    const double z = 0.5;
+    world_init_dp(s, 1, FRI_AGG_DP_DISTRIBUTED, z);
+    world_init(p, 0);
+    released rs = {0}, rp = {0};
+    fri_agg_set_release_hook(s->a, on_release, &rs);
+    fri_agg_set_release_hook(p->a, on_release, &rp);
+    cr_assert_eq(run(s, NULL), NU);
+    cr_assert_eq(plain_run(p), NU);
+    cr_assert(rs.n > 0 && rs.n == rp.n);
+    double s2 = 0;
+    for (size_t i = 0; i < rs.n; i++) {
+        double d = (double) rs.v[i] - rp.v[i];
+        s2 += d * d;
+    }
+    double sd = sqrt(s2 / (double) rs.n), want = z * 1.0;
+    fri_agg_metrics m;
+    fri_agg_metrics_get(s->a, &m);
+    cr_log_info("distributed DP: noise sd in the sum %.4f (want %.4f over "
+                "%zu coordinates), epsilon %.3g after 1 round",
+                sd, want, rs.n, m.dp_epsilon);
+    cr_assert(fabs(sd / want - 1.0) < 0.25, "noise sd %f, want %f", sd, want);
+    cr_assert_eq(m.dp_rounds, 1);
+    free(rs.v);
+    free(rp.v);
+    world_free(s);
+    world_free(p);
+    free(s);
+    free(p);
 }

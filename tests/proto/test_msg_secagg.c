@@ -101,10 +101,16 @@ Test(proto_msg_secagg, poll_wait_params_unmask_req)
     sp.clip      = 1.5f;
     sp.dim       = 1234;
     memset(sp.graph_seed, 7, 32);
+    sp.noise_sd = 0.25f;
     cr_assert_eq(fri_sa_params_encode(buf, sizeof(buf), &len, &sp), FR_OK);
+    cr_assert_eq(len, 16 + FRI_SA_PARAMS_BODY);
     cr_assert_eq(fri_sa_params_decode(&sr, buf, len), FR_OK);
     cr_assert_eq(memcmp(&sr, &sp, sizeof(sp)), 0);
-    sp.index = 10; // >= n
+    sp.noise_sd = -1.0f;
+    cr_assert_eq(fri_sa_params_encode(buf, sizeof(buf), &len, &sp),
+                 FR_EINVAL);
+    sp.noise_sd = 0.0f;
+    sp.index    = 10; // >= n
     cr_assert_eq(fri_sa_params_encode(buf, sizeof(buf), &len, &sp),
                  FR_EINVAL);
 
