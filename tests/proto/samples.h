@@ -105,6 +105,28 @@ sample_model(uint8_t enc)
     return m;
 }
 
+// VB model block (d = S_K + 1 = 4): beta, user prior, item variances.
+static const float s_vb_mean[S_K + 1] = { 0.25f, -0.5f, 0.0f, 0.125f };
+static const float s_vb_prec[(S_K + 1) * (S_K + 2) / 2] = {
+    2.0f, 0.5f, 0.0f, -0.25f, 1.5f, 0.0f, 0.0f, 1.0f, 0.0f, 3.0f
+};
+static const float s_vb_var[S_ITEMS * (S_K + 1)] = {
+    0.5f,  0.25f, 0.125f, 0.0625f, 1.0f, 0.5f,  0.25f, 0.0f,
+    0.75f, 0.5f,  0.25f,  0.125f,  2.0f, 1.0f, 0.5f,  0.25f
+};
+
+static inline fri_model
+sample_model_vb(void)
+{
+    fri_model m = sample_model(FRI_MENC_F32);
+    m.kind = FRI_MODEL_VB;
+    m.beta = 1.25f;
+    m.uprior_mean = s_vb_mean;
+    m.uprior_prec = s_vb_prec;
+    m.item_var = s_vb_var;
+    return m;
+}
+
 static inline fri_update
 sample_update_als(void)
 {
@@ -236,6 +258,20 @@ v_model_i8(uint8_t *d, size_t c, size_t *n)
     return v_model_enc(d, c, n, FRI_MENC_I8);
 }
 static inline fr_err
+v_model_vb(uint8_t *d, size_t c, size_t *n)
+{
+    fri_model    x = sample_model_vb();
+    fri_identity id;
+    fr_err       e = fri_model_encode(d, c, n, &x);
+    if (e != FR_OK) {
+        return e;
+    }
+    sample_identity(&id, 100);
+    e = fri_model_sign(d, *n, &id);
+    fri_identity_wipe(&id);
+    return e;
+}
+static inline fr_err
 v_update_als(uint8_t *d, size_t c, size_t *n)
 {
     fri_update x = sample_update_als();
@@ -305,6 +341,7 @@ static const struct {
     { "model_f32.bin", v_model_f32 },
     { "model_f16.bin", v_model_f16 },
     { "model_i8.bin", v_model_i8 },
+    { "model_vb.bin", v_model_vb },
     { "update_als_dense.bin", v_update_als },
     { "update_grad_sparse.bin", v_update_sparse },
     { "update_fixed.bin", v_update_fixed },
