@@ -121,8 +121,14 @@ typedef struct fri_agg_config {
     // reproducible simulations and tests. It gives NO privacy against
     // anyone who knows the seed. 0: a fresh secret seed per round.
     uint64_t dp_seed;
-    // Secure aggregation mode (not yet served over the wire: create
-    // refuses secagg != OFF until the exchange is implemented).
+    // Secure aggregation (Bonawitz et al. 2017; SecAgg+ with PLUS): members
+    // send masked fixed-point dense updates and the aggregator learns only
+    // their sum (fri_agg_sa_* below, SPEC.md §9). Needs algo GRAD, clip > 0
+    // (the quantization range) and clients_per_round >= 2 (the cohort is
+    // fixed when the round opens). Shamir threshold: a strict majority of
+    // each member's neighbours (fri_secagg_threshold), so a round survives
+    // up to just under half of the cohort going silent after sending its
+    // masked input.
     fri_agg_secagg secagg;
 } fri_agg_config;
 

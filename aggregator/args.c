@@ -37,8 +37,10 @@ static const char usage[] =
     "Model:\n"
     "  --items N               number of catalog items (required)\n"
     "  --k K                   latent factors (default 32)\n"
-    "  --algo als|grad         sufficient statistics + server solve, or\n"
-    "                          gradient FedAvg (default als)\n"
+    "  --algo als|grad|vbmf    sufficient statistics + server solve,\n"
+    "                          gradient FedAvg, or variational Bayes MF\n"
+    "                          (statistics with covariances; explicit\n"
+    "                          only, ignores --reg; default als)\n"
     "  --loss explicit|implicit  ratings, or iALS on interactions\n"
     "  --reg X                 factor L2 penalty (default 0.1)\n"
     "  --reg-bias X            bias L2 penalty (default 0.1)\n"
@@ -68,7 +70,9 @@ static const char usage[] =
     "  --dp-delta D            delta of the reported epsilon (1e-5)\n"
     "  --dp-seed N             reproducible noise (NOT private; tests and\n"
     "                          simulations only; 0 = secret, default)\n"
-    "  --secure-agg off|full|plus  masked aggregation (only off for now)\n"
+    "  --secure-agg off|full|plus  masked aggregation: only the cohort's\n"
+    "                          sum is revealed (needs --algo grad, --clip,\n"
+    "                          --clients-per-round >= 2; plus = SecAgg+)\n"
     "Other:\n"
     "  --config FILE           'name = value' lines with the flag names\n"
     "                          above; flags on the command line override\n"
@@ -235,9 +239,11 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
             c->algo = FRI_AGG_ALS;
         } else if (strcmp(val, "grad") == 0) {
             c->algo = FRI_AGG_GRAD;
+        } else if (strcmp(val, "vbmf") == 0) {
+            c->algo = FRI_AGG_VBMF;
         } else {
-            seterr(err, cap, "%s: --algo wants als or grad, got '%s'", where,
-                   val);
+            seterr(err, cap, "%s: --algo wants als, grad or vbmf, got '%s'",
+                   where, val);
             return FR_EINVAL;
         }
     } else if (strcmp(name, "loss") == 0) {
