@@ -943,6 +943,16 @@ checkpoint(fri_agg *a, uint64_t round, char *err, size_t err_cap)
     c.n_rdp     = a->dp_rounds > 0 ? FRI_DP_N_ORDERS : 0;
     memcpy(c.rdp, a->dp_acc.rdp, sizeof(a->dp_acc.rdp));
     pthread_mutex_unlock(&a->mtx);
+    if (a->vb != NULL) {
+        // Closer only: the state is stable between solves.
+        c.n_vb = fri_vb_state_len(a->vb);
+        c.vb   = malloc((size_t) c.n_vb * sizeof(float));
+        if (c.vb == NULL) {
+            seterr(err, err_cap, "checkpoint: out of memory");
+            return FR_ENOMEM;
+        }
+        fri_vb_state_get(a->vb, c.vb);
+    }
     if (a->opt_m != NULL) {
         c.opt_len      = (uint64_t) a->cfg.n_items * a->d;
         c.opt_state[0] = a->opt_m;
@@ -952,7 +962,9 @@ checkpoint(fri_agg *a, uint64_t round, char *err, size_t err_cap)
             c.n_opt        = 2;
         }
     }
-    return fri_ckpt_write(a->state_dir, &c, err, err_cap);
+    fr_err rv = fri_ckpt_write(a->state_dir, &c, err, err_cap);
+    free(c.vb);
+    return rv;
 }
 
 // Opens the next round (or finishes). Caller is the exclusive closer:
@@ -1508,6 +1520,14 @@ init_model(fri_agg *a, char *err, size_t err_cap)
     if ((a->opt_m != NULL && (c.n_opt < 1 || c.opt_len != ol)) ||
         (a->opt_v != NULL && (c.n_opt < 2 || c.opt_len != ol))) {
         seterr(err, err_cap, "checkpoint in %s lacks optimizer state",
+               a->state_dir);
+        fri_ckpt_free(&c);
+        return FR_EFORMAT;
+    }
+    if (a->vb != NULL && c.version > 0 &&
+        (c.n_vb == 0 ||
+         fri_vb_state_set(a->vb, c.vb, (size_t) c.n_vb) != FR_OK)) {
+        seterr(err, err_cap, "checkpoint in %s lacks a valid VBMF state",
                a->state_dir);
         fri_ckpt_free(&c);
         return FR_EFORMAT;

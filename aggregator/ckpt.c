@@ -13,7 +13,7 @@
 
 #include "wire.h"
 
-#define CKPT_FORMAT 2u
+#define CKPT_FORMAT 3u
 #define CKPT_TAIL_LEN(n) (4 + 8 + 8 * (size_t) (n)) // accountant, format 2
 #define CKPT_HDR_LEN (4 + 4 + FRI_CKPT_FPBYTES + 8 + 8 + 8 + 4 + 4 + 4 + 4 + 8 + 8 + 4)
 #define CKPT_SUMBYTES 32
@@ -41,6 +41,7 @@ fri_ckpt_free(fri_ckpt *c)
     }
     free(c->bi);
     free(c->Q);
+    free(c->vb);
     for (int i = 0; i < FRI_CKPT_MAX_OPT; i++) {
         free(c->opt_state[i]);
     }
@@ -101,7 +102,7 @@ fri_ckpt_write(const char *dir, const fri_ckpt *c, char *err, size_t err_cap)
 {
     if (dir == NULL || c == NULL || c->n_items == 0 || c->k == 0 ||
         c->bi == NULL || c->Q == NULL || c->n_opt > FRI_CKPT_MAX_OPT ||
-        c->n_rdp > FRI_CKPT_MAX_RDP) {
+        c->n_rdp > FRI_CKPT_MAX_RDP || (c->n_vb > 0 && c->vb == NULL)) {
         seterr(err, err_cap, "checkpoint: invalid arguments");
         return FR_EINVAL;
     }
@@ -181,6 +182,12 @@ fri_ckpt_write(const char *dir, const fri_ckpt *c, char *err, size_t err_cap)
             fri_put64(tail + 12 + 8 * (size_t) i, bits);
         }
         bad = put(fd, &h, tail, CKPT_TAIL_LEN(c->n_rdp)) != 0;
+    }
+    if (!bad) {
+        uint8_t nvb[8];
+        fri_put64(nvb, c->n_vb);
+        bad = put(fd, &h, nvb, sizeof(nvb)) != 0 ||
+              (c->n_vb > 0 && put_floats(fd, &h, c->vb, c->n_vb) != 0);
     }
     uint8_t sum[CKPT_SUMBYTES];
     crypto_generichash_final(&h, sum, sizeof(sum));
@@ -300,7 +307,7 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
     }
     const uint8_t *p = buf;
     uint32_t format = memcmp(p, "FRCK", 4) == 0 ? fri_get32(p + 4) : 0;
-    if (format != 1 && format != CKPT_FORMAT) {
+    if (format < 1 || format > CKPT_FORMAT) {
         seterr(err, err_cap, "checkpoint %s: not a format-1..%u checkpoint",
                path, CKPT_FORMAT);
         rv = FR_EFORMAT;
@@ -359,6 +366,29 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
         }
         need += CKPT_TAIL_LEN(out->n_rdp);
     }
+    const uint8_t *vb_at = NULL;
+    if (format >= 3) {
+        // The VBMF tail follows the accountant.
+        const uint8_t *t = buf + need - CKPT_SUMBYTES;
+        if (len < need + 8) {
+            seterr(err, err_cap, "checkpoint %s: truncated VBMF state", path);
+            rv = FR_EFORMAT;
+            goto out;
+        }
+        uint64_t nvb = fri_get64(t);
+        // At most beta, two priors and a packed covariance per item.
+        uint64_t d = (uint64_t) out->k + 1;
+        if (nvb > 1 + 2 * (d + d * (d + 1) / 2) +
+                      (uint64_t) out->n_items * (d * (d + 1) / 2)) {
+            seterr(err, err_cap, "checkpoint %s: implausible VBMF state",
+                   path);
+            rv = FR_EFORMAT;
+            goto out;
+        }
+        out->n_vb = nvb;
+        vb_at     = t + 8;
+        need += 8 + 4 * (size_t) nvb;
+    }
     if (need != len) {
         seterr(err, err_cap,
                "checkpoint %s: size %zu does not match header (%zu)", path,
@@ -371,6 +401,10 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
     out->Q = get_floats(p, nq);
     p += 4 * nq;
     int oom = out->bi == NULL || out->Q == NULL;
+    if (out->n_vb > 0) {
+        out->vb = get_floats(vb_at, (size_t) out->n_vb);
+        oom |= out->vb == NULL;
+    }
     for (uint32_t i = 0; i < out->n_opt; i++) {
         out->opt_state[i] = get_floats(p, out->opt_len);
         p += 4 * out->opt_len;

@@ -6,15 +6,16 @@
 // last round and a torn write never loses anything: the rename only
 // happens after the new file is complete and on disk.
 //
-// Layout, little-endian (format 2):
+// Layout, little-endian (format 3):
 //   "FRCK" | u32 format | fingerprint[32] | u64 version | u64 round
 //   | u64 next_round | u32 n_items | u32 k | f32 mu | u32 opt | u64 opt_t
 //   | u64 opt_len | u32 n_opt | bi[n_items] f32 | Q[n_items*k] f32
 //   | n_opt arrays of opt_len f32
 //   | u32 n_rdp | u64 dp_rounds | n_rdp f64 (privacy accountant)
+//   | u64 n_vb | n_vb f32 (VBMF state, aggregator/vbmf.h; 0 otherwise)
 //   | BLAKE2b-256 of everything before
-// Format 1 is format 2 without the accountant tail; it still loads (with
-// n_rdp = 0, dp_rounds = 0).
+// Format 1 is format 2 without the accountant tail, format 2 is format 3
+// without the VBMF tail; both still load (n_rdp = 0 / n_vb = 0).
 #ifndef FR_AGGREGATOR_CKPT_H
 #define FR_AGGREGATOR_CKPT_H
 
@@ -48,6 +49,9 @@ typedef struct fri_ckpt {
     uint32_t n_rdp;
     uint64_t dp_rounds;
     double   rdp[FRI_CKPT_MAX_RDP];
+    // VBMF state (fri_vb_state_get layout): n_vb floats, NULL when none.
+    uint64_t n_vb;
+    float   *vb;
 } fri_ckpt;
 
 // Writes c as DIR/checkpoint (see above). FR_EIO with a message naming the

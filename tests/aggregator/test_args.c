@@ -56,7 +56,7 @@ Test(agg_args, good_and_bad_flags)
                "5", "--k", "abc");
     EXPECT_BAD("k must be in", "--listen", "tcp://h:1", "--items", "5",
                "--k", "0");
-    EXPECT_BAD("--algo wants als or grad", "--listen", "tcp://h:1",
+    EXPECT_BAD("--algo wants als, grad or vbmf", "--listen", "tcp://h:1",
                "--items", "5", "--algo", "svd");
     EXPECT_BAD("--loss wants", "--listen", "tcp://h:1", "--items", "5",
                "--loss", "hinge");

@@ -4,8 +4,10 @@
 // served MODEL frame.
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agg_int.h"
 #include "bayes.h"
@@ -308,4 +310,79 @@ Test(agg_vbmf, refuses_bad_global_block)
     up.vb_len = DD + PP + 2;
     cr_assert_eq(fri_agg_submit(a, 1, pk, &up), FR_OK);
     fri_agg_destroy(a);
+}
+
+// The VBMF state (beta, priors, item covariances) survives a restart from
+// the checkpoint: the served variational block is the same.
+Test(agg_vbmf, checkpoint_keeps_variational_state)
+{
+    char dir[] = "/tmp/frvbckptXXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    fri_agg_config c;
+    fri_agg_config_init(&c);
+    c.n_items           = NIT;
+    c.k                 = KK;
+    c.algo              = FRI_AGG_VBMF;
+    c.clients_per_round = 2;
+    c.min_clients       = 1;
+    c.state_dir         = dir;
+    fri_agg *a          = NULL;
+    char     err[256];
+    cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof err), FR_OK, "%s",
+                 err);
+    user us[2];
+    memset(us, 0, sizeof us);
+    for (int u = 0; u < 2; u++) {
+        us[u].p[0] = 0.1f * (float) (u + 1);
+        us[u].bu   = -0.05f;
+        for (size_t i = 0; i < DD; i++) {
+            us[u].S[fri_packed_index(DD, i, i)] = 0.05f;
+        }
+        us[u].n = 3;
+        for (uint32_t j = 0; j < 3; j++) {
+            us[u].items[j] = j + (uint32_t) u;
+            us[u].r[j]     = 2.0f + (float) j;
+        }
+    }
+    for (int rnd = 0; rnd < 2; rnd++) {
+        for (int u = 0; u < 2; u++) {
+            submit(a, &us[u], 40 + (uint32_t) u, rnd == 0 ? 0.0f : 3.0f);
+        }
+    }
+    float     before[1 + DD + PP + NIT * DD], after[1 + DD + PP + NIT * DD];
+    fri_snap *s = fri_agg_snap_get(a);
+    fri_model m;
+    cr_assert_eq(fri_model_decode(&m, s->frame, s->frame_len), FR_OK);
+    before[0] = m.beta;
+    cr_assert_eq(fri_model_get_vb(&m, before + 1, before + 1 + DD,
+                                  before + 1 + DD + PP),
+                 FR_OK);
+    fri_snap_unref(s);
+    fri_agg_destroy(a);
+
+    a = NULL;
+    cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof err), FR_OK, "%s",
+                 err);
+    s = fri_agg_snap_get(a);
+    cr_assert_eq(fri_model_decode(&m, s->frame, s->frame_len), FR_OK);
+    cr_assert_eq(m.version, 2);
+    after[0] = m.beta;
+    cr_assert_eq(fri_model_get_vb(&m, after + 1, after + 1 + DD,
+                                  after + 1 + DD + PP),
+                 FR_OK);
+    fri_snap_unref(s);
+    cr_assert_eq(memcmp(before, after, sizeof before), 0);
+    cr_assert_neq(before[0], 2.0f); // beta was re-estimated
+    fri_agg_destroy(a);
+
+    // The same directory under an ALS configuration is refused.
+    c.algo = FRI_AGG_ALS;
+    a      = NULL;
+    cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof err), FR_ESTATE);
+    char path[128];
+    snprintf(path, sizeof path, "%s/checkpoint", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/checkpoint.prev", dir);
+    unlink(path);
+    rmdir(dir);
 }
