@@ -267,21 +267,50 @@ Test(agg_dp, format1_checkpoint_still_loads)
     c.bi      = bi;
     c.Q       = Q;
     char err[512], path[400];
-    cr_assert_eq(fri_ckpt_write(dir, &c, err, sizeof(err)), FR_OK, "%s", err);
-    // Rewrite as format 1: drop the 12-byte empty accountant tail, set the
-    // format word, re-seal.
+    // A format-1 file built byte by byte (the layout before the
+    // accountant): header, bi, Q, BLAKE2b-256 of everything before.
+    uint8_t buf[512];
+    size_t  o = 0;
+#define PUT(v, n)                                                           \
+    do {                                                                    \
+        uint64_t x_ = (v);                                                  \
+        for (int i_ = 0; i_ < (n); i_++) {                                  \
+            buf[o++] = (uint8_t) (x_ >> (8 * i_));                          \
+        }                                                                   \
+    } while (0)
+    memcpy(buf, "FRCK", 4);
+    o = 4;
+    PUT(1, 4);                 // format
+    memset(buf + o, 0xab, 32); // fingerprint
+    o += 32;
+    PUT(3, 8); // version
+    PUT(3, 8); // round
+    PUT(4, 8); // next_round
+    PUT(4, 4); // n_items
+    PUT(3, 4); // k
+    float    mu = 3.5f;
+    uint32_t bits;
+    memcpy(&bits, &mu, 4);
+    PUT(bits, 4);
+    PUT(0, 4); // opt
+    PUT(0, 8); // opt_t
+    PUT(0, 8); // opt_len
+    PUT(0, 4); // n_opt
+    for (int i = 0; i < 4; i++) {
+        memcpy(&bits, &bi[i], 4);
+        PUT(bits, 4);
+    }
+    for (int i = 0; i < 12; i++) {
+        memcpy(&bits, &Q[i], 4);
+        PUT(bits, 4);
+    }
+#undef PUT
+    crypto_generichash(buf + o, 32, buf, o, NULL, 0);
+    o += 32;
     snprintf(path, sizeof(path), "%s/checkpoint", dir);
-    FILE *f = fopen(path, "rb");
+    FILE *f = fopen(path, "wb");
     cr_assert_not_null(f);
-    uint8_t buf[4096];
-    size_t  len = fread(buf, 1, sizeof(buf), f);
-    fclose(f);
-    size_t body = len - 32 - 12;
-    buf[4] = 1;
-    crypto_generichash(buf + body, 32, buf, body, NULL, 0);
-    f = fopen(path, "wb");
-    cr_assert_not_null(f);
-    cr_assert_eq(fwrite(buf, 1, body + 32, f), body + 32);
+    cr_assert_eq(fwrite(buf, 1, o, f), o);
     fclose(f);
     fri_ckpt r;
     cr_assert_eq(fri_ckpt_read_file(path, &r, err, sizeof(err)), FR_OK, "%s",
