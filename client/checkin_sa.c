@@ -292,7 +292,9 @@ size_t
 fri_sa_client_bound(const struct fri_sa_client *s, uint32_t k,
                     uint32_t n_items)
 {
-    uint32_t n = s != NULL && s->p.n > 0 ? s->p.n : FRI_SA_MAX_MEMBERS;
+    // Before SA_PARAMS the cohort size is unknown, but no list is sent
+    // before it either.
+    uint32_t n = s != NULL ? s->p.n : 0;
     size_t   a = fri_sa_list_size(FRI_T_SA_SHARES, n);
     size_t   b = fri_update_size(FRI_UPD_DENSE, k + 1, n_items, 2);
     size_t   u = fri_sa_list_size(FRI_T_SA_UNMASK, n);

@@ -104,6 +104,9 @@ Test(agg_dp, noise_has_the_configured_scale_on_every_coordinate)
     double sd   = sqrt(s2 / (double) cap.n - mean * mean);
     double want = c.noise_multiplier * c.clip;
     // 20002 samples: the stddev estimate's own error is ~0.5%.
+    cr_log_info("central DP noise: stddev %.4f (want %.4f) mean %.4f over "
+                "%zu coordinates",
+                sd, want, mean, cap.n);
     cr_assert(fabs(sd / want - 1.0) < 0.05, "stddev %f, want %f", sd, want);
     cr_assert(fabs(mean) < 0.05, "mean %f", mean);
     cr_assert(zeros < 3, "%zu coordinates without noise", zeros);
@@ -185,6 +188,7 @@ Test(agg_dp, epsilon_grows_with_rounds_and_matches_the_accountant)
                   eps, want);
         cr_assert(eps > prev, "round %d: epsilon %g did not grow from %g", i,
                   eps, prev);
+        cr_log_info("q 0.001 z 1: epsilon %.4f after %d rounds", eps, i);
         prev = eps;
     }
     // Exported in /metrics and /status.
