@@ -467,7 +467,7 @@ on_update(fri_agg *a, sess_entry *e, uint64_t now_ms, const uint8_t *plain,
         au.gram_len = a->gram_len;
     }
     if (a->cfg.algo == FRI_AGG_VBMF) {
-        // [Gram | global block | sum of ratings, count] (R28).
+        // [Gram | global block | sum of ratings, count] (R32).
         au.vb     = extra + a->gram_len;
         au.vb_len = u.n_extra - a->gram_len - 2;
     }
@@ -532,8 +532,9 @@ on_hello(fri_agg *a, uint64_t now_ms, const uint8_t *req, size_t req_len,
     fr_err       rv = fri_hs_server_accept(
         &s, r->buf, r->cap, &r->len, &a->id,
         a->cfg.n_allow > 0 ? &t->allow : NULL,
-        FRI_CAP_ALS | FRI_CAP_GRAD | FRI_CAP_IALS | FRI_CAP_SPARSE, req,
-        req_len);
+        FRI_CAP_ALS | FRI_CAP_GRAD | FRI_CAP_IALS | FRI_CAP_SPARSE |
+            FRI_CAP_VBMF,
+        req, req_len);
     if (rv != FR_OK) {
         fri_agg_reject_count(a, rv == FR_EDENIED ? FRI_REJ_DENIED
                                 : rv == FR_ECRYPTO ? FRI_REJ_CRYPTO

@@ -24,7 +24,7 @@
 // Capabilities this client implements.
 #define CLIENT_CAPS                                                         \
     (FRI_CAP_ALS | FRI_CAP_GRAD | FRI_CAP_IALS | FRI_CAP_FP16 |             \
-     FRI_CAP_INT8 | FRI_CAP_SPARSE)
+     FRI_CAP_INT8 | FRI_CAP_SPARSE | FRI_CAP_VBMF)
 
 typedef enum step {
     SEND_HELLO,

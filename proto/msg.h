@@ -165,7 +165,7 @@ typedef struct fri_get_model {
 
 // ---- MODEL ------------------------------------------------------------
 
-// VB: a FULL model followed by the variational block (R27).
+// VB: a FULL model followed by the variational block (R31).
 enum { FRI_MODEL_FULL = 0, FRI_MODEL_DELTA = 1, FRI_MODEL_VB = 2 };
 enum { FRI_MENC_F32 = 0, FRI_MENC_F16 = 1, FRI_MENC_I8 = 2 };
 
@@ -227,7 +227,7 @@ FR_NODISCARD fr_err fri_model_get(const fri_model *m, float *bias,
 
 // ---- UPDATE -----------------------------------------------------------
 
-// VB: ALS rows plus the variational extras (fri_update_vb_extra, R28).
+// VB: ALS rows plus the variational extras (fri_update_vb_extra, R32).
 enum {
     FRI_UPD_ALS   = 1,
     FRI_UPD_GRAD  = 2,

@@ -5,7 +5,7 @@
 //   104 f32 bias[n_items]
 //   then per item row: F32: f32[k] | F16: u16[k] | I8: f32 scale, i8[k]
 //   kind VB then: f32 beta, f32 mean[d], f32 prec[d(d+1)/2],
-//   f32 var[n_items][d]   (d = k + 1, R27)
+//   f32 var[n_items][d]   (d = k + 1, R31)
 #include <math.h>
 #include <string.h>
 
@@ -77,7 +77,7 @@ fri_model_vb_size(uint8_t enc, uint32_t k, uint32_t n_items)
     return s == 0 ? 0 : (size_t) (FRI_HDR_LEN + s);
 }
 
-// R27 on host floats: mean finite, precision finite with a positive
+// R31 on host floats: mean finite, precision finite with a positive
 // diagonal, variances finite and >= 0.
 static int
 vb_ok(float beta, const float *mean, const float *prec, const float *var,
@@ -289,7 +289,7 @@ fri_model_decode(fri_model *m, const uint8_t *src, size_t src_len)
         }
     }
     if (v.kind == FRI_MODEL_VB) {
-        // R27: the block follows the factors.
+        // R31: the block follows the factors.
         const uint8_t *q = b + body_size(v.enc, v.k, v.n_items);
         const size_t   d = (size_t) v.k + 1, pl = d * (d + 1) / 2;
         const size_t   nf = (size_t) vb_floats(v.k, v.n_items);
@@ -307,7 +307,7 @@ fri_model_decode(fri_model *m, const uint8_t *src, size_t src_len)
             bad |= (uint32_t) (fri_getf32(var + 4 * t) < 0.0f);
         }
         if (bad) {
-            return FR_EPROTO; // R27
+            return FR_EPROTO; // R31
         }
         v.vb_le = q + 4;
     }

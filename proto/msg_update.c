@@ -87,7 +87,7 @@ fields_check(const fri_update *u)
     if (u->kind == FRI_UPD_VB &&
         (fri_update_vb_extra(u->k) == 0 ||
          u->n_extra != fri_update_vb_extra(u->k))) {
-        return FR_EPROTO; // R28
+        return FR_EPROTO; // R32
     }
     if (!fri_finite(u->weight) || u->weight < 0.0f) {
         return FR_EPROTO; // R11
