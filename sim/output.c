@@ -75,6 +75,8 @@ fri_sim_json_summary(FILE *f, const fri_sim_config *c,
         } else {
             jnum(f, "ref_rmse", s->ref_rmse, 1);
             jnum(f, "ref_mae", s->ref_mae, 1);
+            jnum(f, "ref_als_rmse", s->ref_als_rmse, 1);
+            jnum(f, "ref_vbmf_rmse", s->ref_vbmf_rmse, 1);
         }
         jnum(f, "ref_seconds", s->ref_seconds, 1);
     }
