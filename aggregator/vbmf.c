@@ -14,10 +14,10 @@ struct fri_vb {
     size_t   P;
     float    beta, beta0, w0;
     float   *umean, *uprec; // user prior: d, d*d full
-    float   *uprec_packed;  // served form
+    float   *uprec_packed; // served form
     float   *imean, *iprec; // item prior: d, d*d full
-    float   *S;             // n_items * P: full item covariances
-    float   *var;           // n_items * d: their diagonals (served)
+    float   *S; // n_items * P: full item covariances
+    float   *var; // n_items * d: their diagonals (served)
     // Accumulated global block (under the aggregator's accumulator lock).
     double *sx, *sxx;
     double  sq, n_users;
@@ -26,7 +26,7 @@ struct fri_vb {
 size_t
 fri_vb_glob_len(uint32_t k)
 {
-    size_t d = (size_t) k + 1;
+    size_t d = (size_t)k + 1;
     return d + fri_packed_len(d) + 2;
 }
 
@@ -51,7 +51,7 @@ pack(float *dst, const float *full, size_t d)
 
 fr_err
 fri_vb_create(fri_vb **out, uint32_t n_items, uint32_t k, float beta,
-              float beta0, float w0)
+    float beta0, float w0)
 {
     if (out == NULL) {
         return FR_EINVAL;
@@ -62,12 +62,12 @@ fri_vb_create(fri_vb **out, uint32_t n_items, uint32_t k, float beta,
     beta  = beta == 0.0f ? def.beta : beta;
     beta0 = beta0 == 0.0f ? def.beta0 : beta0;
     w0    = w0 == 0.0f ? def.w0 : w0;
-    if (k == 0 || k > FRI_MF_MAX_K || !(beta > 0.0f) || !isfinite(beta) ||
-        !(beta0 > 0.0f) || !isfinite(beta0) || !(w0 > 0.0f) ||
-        !isfinite(w0)) {
+    if (k == 0 || k > FRI_MF_MAX_K || !(beta > 0.0f) || !isfinite(beta)
+        || !(beta0 > 0.0f) || !isfinite(beta0) || !(w0 > 0.0f)
+        || !isfinite(w0)) {
         return FR_EINVAL;
     }
-    const size_t d = (size_t) k + 1, P = fri_packed_len(d);
+    const size_t d = (size_t)k + 1, P = fri_packed_len(d);
     if (n_items > SIZE_MAX / sizeof(float) / P) {
         return FR_ETOOBIG;
     }
@@ -77,7 +77,7 @@ fri_vb_create(fri_vb **out, uint32_t n_items, uint32_t k, float beta,
     }
     v->n_items      = n_items;
     v->k            = k;
-    v->d            = (uint32_t) d;
+    v->d            = (uint32_t)d;
     v->P            = P;
     v->beta         = beta;
     v->beta0        = beta0;
@@ -87,13 +87,13 @@ fri_vb_create(fri_vb **out, uint32_t n_items, uint32_t k, float beta,
     v->uprec_packed = calloc(P, sizeof(float));
     v->imean        = calloc(d, sizeof(float));
     v->iprec        = calloc(d * d, sizeof(float));
-    v->S            = calloc((size_t) n_items * P + 1, sizeof(float));
-    v->var          = calloc((size_t) n_items * d + 1, sizeof(float));
+    v->S            = calloc((size_t)n_items * P + 1, sizeof(float));
+    v->var          = calloc((size_t)n_items * d + 1, sizeof(float));
     v->sx           = calloc(d, sizeof(double));
     v->sxx          = calloc(P, sizeof(double));
-    if (v->umean == NULL || v->uprec == NULL || v->uprec_packed == NULL ||
-        v->imean == NULL || v->iprec == NULL || v->S == NULL ||
-        v->var == NULL || v->sx == NULL || v->sxx == NULL) {
+    if (v->umean == NULL || v->uprec == NULL || v->uprec_packed == NULL
+        || v->imean == NULL || v->iprec == NULL || v->S == NULL
+        || v->var == NULL || v->sx == NULL || v->sxx == NULL) {
         fri_vb_destroy(v);
         return FR_ENOMEM;
     }
@@ -171,12 +171,12 @@ fri_vb_acc_reset(fri_vb *v)
 //   y^T G y + sum_a G_aa var_a - 2 h.y   (plus sum E[a^2], added later).
 static double
 item_sse(const float *G, const float *h, const float *q, float b,
-         const float *var, size_t d)
+    const float *var, size_t d)
 {
     double s = 0.0;
     for (size_t a = 0; a < d; a++) {
         double ya = a + 1 < d ? q[a] : b;
-        s += (double) G[fri_packed_index(d, a, a)] * (ya * ya + var[a]);
+        s += (double)G[fri_packed_index(d, a, a)] * (ya * ya + var[a]);
         s -= 2.0 * h[a] * ya;
         for (size_t c = a + 1; c < d; c++) {
             double yc = c + 1 < d ? q[c] : b;
@@ -188,31 +188,31 @@ item_sse(const float *G, const float *h, const float *q, float b,
 
 fr_err
 fri_vb_solve(fri_vb *v, float *const *acc, float mu, float mu_old,
-             double n_ratings, float *bi, float *Q)
+    double n_ratings, float *bi, float *Q)
 {
-    if (v == NULL || acc == NULL || bi == NULL || Q == NULL ||
-        !(n_ratings > 0.0)) {
+    if (v == NULL || acc == NULL || bi == NULL || Q == NULL
+        || !(n_ratings > 0.0)) {
         return FR_EINVAL;
     }
     const size_t d = v->d, P = v->P, k = v->k, ni = v->n_items;
-    const size_t wl  = fri_bpmf_work_len(v->k);
+    const size_t wl   = fri_bpmf_work_len(v->k);
     float       *work = malloc(wl * sizeof(float));
     float       *zero = calloc(P + d, sizeof(float));
     float       *h    = malloc(d * sizeof(float));
     float       *nS   = malloc((ni * P + 1) * sizeof(float));
     float       *nvar = malloc((ni * d + 1) * sizeof(float));
-    float       *um = malloc(d * sizeof(float)), *up = malloc(d * d * sizeof(float));
-    float       *im = malloc(d * sizeof(float)), *ip = malloc(d * d * sizeof(float));
-    double      *sx = calloc(d, sizeof(double)), *sxx = calloc(P, sizeof(double));
-    float       *y  = malloc(d * sizeof(float));
-    fr_err       e  = FR_OK;
-    if (work == NULL || zero == NULL || h == NULL || nS == NULL ||
-        nvar == NULL || um == NULL || up == NULL || im == NULL ||
-        ip == NULL || sx == NULL || sxx == NULL || y == NULL) {
+    float *um = malloc(d * sizeof(float)), *up = malloc(d * d * sizeof(float));
+    float *im = malloc(d * sizeof(float)), *ip = malloc(d * d * sizeof(float));
+    double *sx = calloc(d, sizeof(double)), *sxx = calloc(P, sizeof(double));
+    float  *y = malloc(d * sizeof(float));
+    fr_err  e = FR_OK;
+    if (work == NULL || zero == NULL || h == NULL || nS == NULL || nvar == NULL
+        || um == NULL || up == NULL || im == NULL || ip == NULL || sx == NULL
+        || sxx == NULL || y == NULL) {
         e = FR_ENOMEM;
     }
     // Items, under the previous item prior and beta.
-    fri_bpmf_prior iprior = {v->d, v->imean, v->iprec};
+    fri_bpmf_prior iprior = { v->d, v->imean, v->iprec };
     const float    dmu    = mu - mu_old;
     for (size_t i = 0; i < ni && e == FR_OK; i++) {
         const float *G = acc[i] != NULL ? acc[i] : zero;
@@ -222,12 +222,12 @@ fri_vb_solve(fri_vb *v, float *const *acc, float mu, float mu_old,
             h[r] = G[P + r] - dmu * G[fri_packed_index(d, r, d - 1)];
         }
         e = fri_bpmf_item_step(Q + i * k, &bi[i], nS + i * P, G, h, v->k,
-                               &iprior, v->beta, NULL, work, wl);
+            &iprior, v->beta, NULL, work, wl);
     }
     // User prior from the clients' sums (covariances already included).
     if (e == FR_OK) {
-        e = fri_bpmf_hyper_sample(um, up, v->sx, v->sxx, v->n_users,
-                                  v->d, v->beta0, v->w0, NULL);
+        e = fri_bpmf_hyper_sample(
+            um, up, v->sx, v->sxx, v->n_users, v->d, v->beta0, v->w0, NULL);
     }
     // Item prior from the new items and their full covariances.
     for (size_t i = 0; i < ni && e == FR_OK; i++) {
@@ -242,8 +242,8 @@ fri_vb_solve(fri_vb *v, float *const *acc, float mu, float mu_old,
         }
     }
     if (e == FR_OK) {
-        e = fri_bpmf_hyper_sample(im, ip, sx, sxx, (double) ni, v->d,
-                                  v->beta0, v->w0, NULL);
+        e = fri_bpmf_hyper_sample(
+            im, ip, sx, sxx, (double)ni, v->d, v->beta0, v->w0, NULL);
     }
     // Noise precision from the expected squared error under the new items
     // (as users will see them: diagonal covariances).
@@ -259,7 +259,7 @@ fri_vb_solve(fri_vb *v, float *const *acc, float mu, float mu_old,
     }
     float beta = v->beta;
     if (e == FR_OK) {
-        beta = (float) (n_ratings / esse);
+        beta = (float)(n_ratings / esse);
         if (!(beta > 0.0f) || !isfinite(beta)) {
             e = FR_EINTERNAL;
         }
@@ -295,7 +295,7 @@ fri_vb_solve(fri_vb *v, float *const *acc, float mu, float mu_old,
 
 void
 fri_vb_view(const fri_vb *v, float *beta, const float **umean,
-            const float **uprec, const float **item_var)
+    const float **uprec, const float **item_var)
 {
     *beta     = v->beta;
     *umean    = v->umean;
@@ -306,7 +306,7 @@ fri_vb_view(const fri_vb *v, float *beta, const float **umean,
 size_t
 fri_vb_state_len(const fri_vb *v)
 {
-    return 1 + 2 * ((size_t) v->d + v->P) + (size_t) v->n_items * v->P;
+    return 1 + 2 * ((size_t)v->d + v->P) + (size_t)v->n_items * v->P;
 }
 
 void
@@ -322,7 +322,7 @@ fri_vb_state_get(const fri_vb *v, float *dst)
     dst += d;
     pack(dst, v->iprec, d);
     dst += P;
-    memcpy(dst, v->S, (size_t) v->n_items * P * sizeof(float));
+    memcpy(dst, v->S, (size_t)v->n_items * P * sizeof(float));
 }
 
 static void
@@ -330,8 +330,8 @@ unpack(float *full, const float *packed, size_t d)
 {
     for (size_t a = 0; a < d; a++) {
         for (size_t b = a; b < d; b++) {
-            full[a * d + b] = full[b * d + a] =
-                packed[fri_packed_index(d, a, b)];
+            full[a * d + b] = full[b * d + a]
+                = packed[fri_packed_index(d, a, b)];
         }
     }
 }
@@ -362,7 +362,7 @@ fri_vb_state_set(fri_vb *v, const float *src, size_t len)
     s += d;
     unpack(v->iprec, s, d);
     s += P;
-    memcpy(v->S, s, (size_t) v->n_items * P * sizeof(float));
+    memcpy(v->S, s, (size_t)v->n_items * P * sizeof(float));
     for (size_t i = 0; i < v->n_items; i++) {
         for (size_t a = 0; a < d; a++) {
             v->var[i * d + a] = v->S[i * P + fri_packed_index(d, a, a)];

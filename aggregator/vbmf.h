@@ -23,8 +23,8 @@ typedef struct fri_vb fri_vb;
 // start at N(0, I), covariances at 0 (what the first sweep of
 // fri_train_vbmf sees).
 FR_NODISCARD fr_err fri_vb_create(fri_vb **out, uint32_t n_items, uint32_t k,
-                                  float beta, float beta0, float w0);
-void fri_vb_destroy(fri_vb *v); // NULL is a no-op
+    float beta, float beta0, float w0);
+void                fri_vb_destroy(fri_vb *v); // NULL is a no-op
 
 // Floats of a client's global block (between its Gram and the trailing
 // sum of ratings and count): d + P + 2, P = (k+1)(k+2)/2.
@@ -44,20 +44,18 @@ void fri_vb_acc_reset(fri_vb *v);
 // fri_train_vbmf; beta = n_ratings / E[SSE]. On error the state is
 // unchanged (bi/Q may be partly written: the caller discards them).
 FR_NODISCARD fr_err fri_vb_solve(fri_vb *v, float *const *acc, float mu,
-                                 float mu_old, double n_ratings, float *bi,
-                                 float *Q);
+    float mu_old, double n_ratings, float *bi, float *Q);
 
 // What the MODEL carries (valid until the next fri_vb_solve / set):
 // beta, the user prior (mean d, packed precision P) and the items'
 // covariance diagonals (n_items * d).
 void fri_vb_view(const fri_vb *v, float *beta, const float **umean,
-                 const float **uprec, const float **item_var);
+    const float **uprec, const float **item_var);
 
 // Checkpoint state: beta, user prior (d + P), item prior (d + P), full
 // item covariances (n_items * P) as one float vector of fri_vb_state_len.
-size_t fri_vb_state_len(const fri_vb *v);
-void   fri_vb_state_get(const fri_vb *v, float *dst);
-FR_NODISCARD fr_err fri_vb_state_set(fri_vb *v, const float *src,
-                                     size_t len);
+size_t              fri_vb_state_len(const fri_vb *v);
+void                fri_vb_state_get(const fri_vb *v, float *dst);
+FR_NODISCARD fr_err fri_vb_state_set(fri_vb *v, const float *src, size_t len);
 
 #endif

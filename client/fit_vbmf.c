@@ -13,16 +13,16 @@
 fr_err
 fri_cmodel_vb_alloc(fri_cmodel *m)
 {
-    const size_t d = (size_t) m->k + 1, P = fri_packed_len(d);
-    if ((size_t) m->n_items > SIZE_MAX / sizeof(float) / d) {
+    const size_t d = (size_t)m->k + 1, P = fri_packed_len(d);
+    if ((size_t)m->n_items > SIZE_MAX / sizeof(float) / d) {
         return FR_ETOOBIG;
     }
     m->umean        = calloc(d, sizeof(float));
     m->uprec_packed = calloc(P, sizeof(float));
     m->uprec        = calloc(d * d, sizeof(float));
-    m->item_var     = calloc((size_t) m->n_items * d, sizeof(float));
-    if (m->umean == NULL || m->uprec_packed == NULL || m->uprec == NULL ||
-        m->item_var == NULL) {
+    m->item_var     = calloc((size_t)m->n_items * d, sizeof(float));
+    if (m->umean == NULL || m->uprec_packed == NULL || m->uprec == NULL
+        || m->item_var == NULL) {
         fri_cmodel_vb_free(m);
         return FR_ENOMEM;
     }
@@ -33,13 +33,13 @@ fri_cmodel_vb_alloc(fri_cmodel *m)
 fr_err
 fri_cmodel_vb_finish(fri_cmodel *m)
 {
-    const size_t d = (size_t) m->k + 1;
+    const size_t d = (size_t)m->k + 1;
     if (!m->vb || !(m->beta > 0.0f) || !isfinite(m->beta)) {
         return FR_EINVAL;
     }
     for (size_t a = 0; a < d; a++) {
         for (size_t b = a; b < d; b++) {
-            float v = m->uprec_packed[fri_packed_index(d, a, b)];
+            float v             = m->uprec_packed[fri_packed_index(d, a, b)];
             m->uprec[a * d + b] = m->uprec[b * d + a] = v;
         }
     }
@@ -94,24 +94,23 @@ fri_client_vb_solve(fr_client *c, float *cov_out)
     float       *Ss   = fri_client_calloc(c, nn * P, sizeof(float));
     uint32_t    *ix   = fri_client_calloc(c, nn, sizeof(uint32_t));
     float       *work = fri_client_calloc(c, wl, sizeof(float));
-    if (Qs == NULL || bs == NULL || Ss == NULL || ix == NULL ||
-        work == NULL) {
+    if (Qs == NULL || bs == NULL || Ss == NULL || ix == NULL || work == NULL) {
         err = FR_ENOMEM;
     }
     for (size_t j = 0; j < n && err == FR_OK; j++) {
         uint32_t i = c->items[j];
-        memcpy(Qs + j * k, m->Q + (size_t) i * k, k * sizeof(float));
+        memcpy(Qs + j * k, m->Q + (size_t)i * k, k * sizeof(float));
         bs[j] = m->bi[i];
         for (size_t a = 0; a < d; a++) {
             Ss[j * P + fri_packed_index(d, a, a)] = m->item_var[i * d + a];
         }
-        ix[j] = (uint32_t) j;
+        ix[j] = (uint32_t)j;
     }
     if (err == FR_OK) {
-        fri_mf_items   it = {(uint32_t) n, m->k, m->mu, bs, Qs};
-        fri_bpmf_prior pr = {(uint32_t) d, m->umean, m->uprec};
-        err = fri_bpmf_user_step(c->p, &c->bu, cov_out, Ss, &it, ix,
-                                 c->values, n, &pr, m->beta, NULL, work, wl);
+        fri_mf_items   it = { (uint32_t)n, m->k, m->mu, bs, Qs };
+        fri_bpmf_prior pr = { (uint32_t)d, m->umean, m->uprec };
+        err = fri_bpmf_user_step(c->p, &c->bu, cov_out, Ss, &it, ix, c->values,
+            n, &pr, m->beta, NULL, work, wl);
     }
     fri_client_free_wipe(c, Qs, nn * k * sizeof(float));
     fri_client_free_wipe(c, bs, nn * sizeof(float));
@@ -120,8 +119,8 @@ fri_client_vb_solve(fr_client *c, float *cov_out)
     fri_client_free_wipe(c, work, wl * sizeof(float));
     if (err != FR_OK) {
         c->fitted = 0;
-        return fri_client_fail(c, err, "variational user step failed: %s",
-                               fr_strerror(err));
+        return fri_client_fail(
+            c, err, "variational user step failed: %s", fr_strerror(err));
     }
     c->fitted         = 1;
     c->fitted_version = m->version;
@@ -135,13 +134,13 @@ fri_client_vb_update(fr_client *c, const fri_fit_task *t, fri_update_buf *u)
     memset(u, 0, sizeof *u);
     const fri_cmodel *m = c->model;
     if (m == NULL || !m->vb) {
-        return fri_client_fail(c, FR_EPROTO,
-                               "variational task without a VB model");
+        return fri_client_fail(
+            c, FR_EPROTO, "variational task without a VB model");
     }
     if (t->k != m->k) {
         return fri_client_fail(c, FR_EPROTO,
-                               "task k=%u differs from model k=%u",
-                               (unsigned) t->k, (unsigned) m->k);
+            "task k=%u differs from model k=%u", (unsigned)t->k,
+            (unsigned)m->k);
     }
     c->fit.implicit = 0;
     const size_t k = m->k, d = k + 1, P = fri_packed_len(d);
@@ -149,15 +148,15 @@ fri_client_vb_update(fr_client *c, const fri_fit_task *t, fri_update_buf *u)
     if (S == NULL) {
         return fri_client_fail(c, FR_ENOMEM, "out of memory (update)");
     }
-    fr_err err = fri_client_vb_solve(c, S);
-    const size_t n = n_in_catalog(c, m);
+    fr_err       err = fri_client_vb_solve(c, S);
+    const size_t n   = n_in_catalog(c, m);
     if (err == FR_OK && (n > SIZE_MAX / d / sizeof(float) || n > UINT32_MAX)) {
         err = fri_client_fail(c, FR_ETOOBIG, "too many interactions");
     }
     const size_t n_extra = 2 * P + d + 4;
     if (err == FR_OK) {
-        u->width   = (uint32_t) d;
-        u->n_rows  = (uint32_t) n;
+        u->width   = (uint32_t)d;
+        u->n_rows  = (uint32_t)n;
         u->n_extra = n_extra;
         u->extra   = fri_client_calloc(c, n_extra, sizeof *u->extra);
         u->rows    = fri_client_calloc(c, n > 0 ? n * d : 1, sizeof *u->rows);
@@ -169,10 +168,10 @@ fri_client_vb_update(fr_client *c, const fri_fit_task *t, fri_update_buf *u)
     if (err == FR_OK && n > 0) {
         memcpy(u->items, c->items, n * sizeof *u->items);
         err = fri_bpmf_user_item_stats(u->extra, P, u->rows, n * d, c->p,
-                                       c->bu, S, m->k, m->mu, c->values, n);
+            c->bu, S, m->k, m->mu, c->values, n);
         if (err != FR_OK) {
-            err = fri_client_fail(c, err, "variational statistics: %s",
-                                  fr_strerror(err));
+            err = fri_client_fail(
+                c, err, "variational statistics: %s", fr_strerror(err));
         }
     }
     if (err == FR_OK) {
@@ -188,16 +187,16 @@ fri_client_vb_update(fr_client *c, const fri_fit_task *t, fri_update_buf *u)
         }
         double sq = 0.0, sum = 0.0;
         for (size_t j = 0; j < n; j++) {
-            double r = (double) c->values[j] - m->mu - c->bu;
+            double r = (double)c->values[j] - m->mu - c->bu;
             sq += r * r;
             sum += c->values[j];
         }
-        sq += (double) n * S[fri_packed_index(d, k, k)];
-        g[d + P]            = (float) sq;
-        g[d + P + 1]        = 1.0f;
-        u->extra[n_extra - 2] = (float) sum;
-        u->extra[n_extra - 1] = (float) n;
-        u->weight             = (float) n;
+        sq += (double)n * S[fri_packed_index(d, k, k)];
+        g[d + P]              = (float)sq;
+        g[d + P + 1]          = 1.0f;
+        u->extra[n_extra - 2] = (float)sum;
+        u->extra[n_extra - 1] = (float)n;
+        u->weight             = (float)n;
     }
     fri_client_free_wipe(c, S, P * sizeof(float));
     if (err != FR_OK) {

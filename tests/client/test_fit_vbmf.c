@@ -23,7 +23,7 @@ vb_client(fr_model_cache *mc)
     cfg.seed        = 7;
     cfg.model_cache = mc;
     for (int i = 0; i < FR_PUBLICKEYBYTES; i++) {
-        cfg.server_pk[i] = (uint8_t) (i + 1);
+        cfg.server_pk[i] = (uint8_t)(i + 1);
     }
     fr_client *c = NULL;
     cr_assert_eq(fr_client_create(&c, &cfg), FR_OK);
@@ -39,14 +39,14 @@ vb_model(const uint8_t signer[32])
     cr_assert_eq(fri_cmodel_vb_alloc(m), FR_OK);
     m->beta = 1.7f;
     for (size_t a = 0; a < DD; a++) {
-        m->umean[a] = 0.05f * (float) a - 0.1f;
+        m->umean[a] = 0.05f * (float)a - 0.1f;
         for (size_t b = a; b < DD; b++) {
-            m->uprec_packed[fri_packed_index(DD, a, b)] =
-                a == b ? 1.5f + 0.25f * (float) a : 0.1f;
+            m->uprec_packed[fri_packed_index(DD, a, b)]
+                = a == b ? 1.5f + 0.25f * (float)a : 0.1f;
         }
     }
-    for (size_t t = 0; t < (size_t) NI * DD; t++) {
-        m->item_var[t] = 0.02f + 0.01f * (float) (t % 7);
+    for (size_t t = 0; t < (size_t)NI * DD; t++) {
+        m->item_var[t] = 0.02f + 0.01f * (float)(t % 7);
     }
     cr_assert_eq(fri_cmodel_finish(m), FR_OK);
     return m;
@@ -56,11 +56,11 @@ Test(client_vbmf, update_equals_direct_bayes_steps)
 {
     fr_model_cache *mc = NULL;
     cr_assert_eq(fr_model_cache_create(&mc), FR_OK);
-    fr_client *c = vb_client(mc);
+    fr_client  *c = vb_client(mc);
     fri_cmodel *m = vb_model(c->server_pk + 32);
     tu_install(c, m);
-    const uint32_t items[5]   = {0, 2, 3, 6, 8};
-    const float    ratings[5] = {4.0f, 3.0f, 5.0f, 2.0f, 4.0f};
+    const uint32_t items[5]   = { 0, 2, 3, 6, 8 };
+    const float    ratings[5] = { 4.0f, 3.0f, 5.0f, 2.0f, 4.0f };
     for (int j = 0; j < 5; j++) {
         cr_assert_eq(fr_client_add(c, items[j], ratings[j], j), FR_OK);
     }
@@ -72,34 +72,34 @@ Test(client_vbmf, update_equals_direct_bayes_steps)
     t.algo = FRI_FIT_VBMF;
     t.k    = KK;
     fri_update_buf u;
-    cr_assert_eq(fri_client_compute_update(c, &t, &u), FR_OK,
-                 "%s", fr_client_errmsg(c));
+    cr_assert_eq(fri_client_compute_update(c, &t, &u), FR_OK, "%s",
+        fr_client_errmsg(c));
 
     // Direct: the item covariances as the full packed array bayes.h takes.
     float cov_items[NI * PP];
     memset(cov_items, 0, sizeof cov_items);
     for (size_t i = 0; i < NI; i++) {
         for (size_t a = 0; a < DD; a++) {
-            cov_items[i * PP + fri_packed_index(DD, a, a)] =
-                m->item_var[i * DD + a];
+            cov_items[i * PP + fri_packed_index(DD, a, a)]
+                = m->item_var[i * DD + a];
         }
     }
-    fri_mf_items   it = {NI, KK, m->mu, m->bi, m->Q};
-    fri_bpmf_prior pr = {DD, m->umean, m->uprec};
+    fri_mf_items   it = { NI, KK, m->mu, m->bi, m->Q };
+    fri_bpmf_prior pr = { DD, m->umean, m->uprec };
     float          p[KK], bu, S[PP];
-    cr_assert_eq(fri_bpmf_user_step(p, &bu, S, cov_items, &it, items,
-                                    ratings, 5, &pr, m->beta, NULL, NULL, 0),
-                 FR_OK);
+    cr_assert_eq(fri_bpmf_user_step(p, &bu, S, cov_items, &it, items, ratings,
+                     5, &pr, m->beta, NULL, NULL, 0),
+        FR_OK);
     for (int f = 0; f < KK; f++) {
         cr_assert(fabsf(p[f] - c->p[f]) < 1e-5f, "p[%d] %f vs %f", f,
-                  (double) p[f], (double) c->p[f]);
+            (double)p[f], (double)c->p[f]);
     }
     cr_assert(fabsf(bu - c->bu) < 1e-5f);
 
     float gram[PP], h[5 * DD];
-    cr_assert_eq(fri_bpmf_user_item_stats(gram, PP, h, 5 * DD, p, bu, S, KK,
-                                          m->mu, ratings, 5),
-                 FR_OK);
+    cr_assert_eq(fri_bpmf_user_item_stats(
+                     gram, PP, h, 5 * DD, p, bu, S, KK, m->mu, ratings, 5),
+        FR_OK);
     cr_assert_eq(u.n_rows, 5);
     cr_assert_eq(u.width, DD);
     cr_assert_eq(u.n_extra, 2 * PP + DD + 4);
@@ -113,8 +113,8 @@ Test(client_vbmf, update_equals_direct_bayes_steps)
         cr_assert_eq(u.items[j], items[j]);
     }
     // Global block: E[u], E[u u^T], expected squared residual, one user.
-    const float *g  = u.extra + PP;
-    float        x[DD] = {p[0], p[1], p[2], bu};
+    const float *g     = u.extra + PP;
+    float        x[DD] = { p[0], p[1], p[2], bu };
     double       sq = 0.0, sum = 0.0;
     for (size_t a = 0; a < DD; a++) {
         cr_assert(fabsf(g[a] - x[a]) < 1e-5f);
@@ -130,7 +130,7 @@ Test(client_vbmf, update_equals_direct_bayes_steps)
     }
     cr_assert(fabs(g[DD + PP] - sq) < 1e-3 * (1.0 + sq));
     cr_assert_eq(g[DD + PP + 1], 1.0f);
-    cr_assert_eq(u.extra[u.n_extra - 2], (float) sum);
+    cr_assert_eq(u.extra[u.n_extra - 2], (float)sum);
     cr_assert_eq(u.extra[u.n_extra - 1], 5.0f);
     fri_update_buf_free(c, &u);
 
@@ -141,8 +141,8 @@ Test(client_vbmf, update_equals_direct_bayes_steps)
     for (int f = 0; f < KK; f++) {
         want += p[f] * m->Q[5 * KK + f];
     }
-    cr_assert(fabsf(score - want) < 1e-4f, "score %f want %f",
-              (double) score, (double) want);
+    cr_assert(fabsf(score - want) < 1e-4f, "score %f want %f", (double)score,
+        (double)want);
 
     fri_cmodel_unref(m);
     fr_client_destroy(c);

@@ -24,8 +24,9 @@ Test(proto_vb, model_round_trip)
     fri_model      m = sample_model_vb();
     size_t         n = encode_vb(b, sizeof(b), &m);
     cr_assert_eq(n, fri_model_vb_size(FRI_MENC_F32, S_K, S_ITEMS));
-    cr_assert_eq(n, fri_model_size(FRI_MENC_F32, S_K, S_ITEMS) +
-                        4 * (1 + D + P + S_ITEMS * D));
+    cr_assert_eq(n,
+        fri_model_size(FRI_MENC_F32, S_K, S_ITEMS)
+            + 4 * (1 + D + P + S_ITEMS * D));
     fri_model d;
     cr_assert_eq(fri_model_decode(&d, b, n), FR_OK);
     cr_assert_eq(d.kind, FRI_MODEL_VB);
@@ -109,16 +110,22 @@ poke_vb(uint8_t *b, size_t j, float v)
 Test(proto_vb, decoder_refuses_bad_blocks)
 {
     static uint8_t b[1024], t[1024];
-    fri_model      m = sample_model_vb(), d;
-    size_t         n = encode_vb(b, sizeof(b), &m);
+    fri_model      m    = sample_model_vb(), d;
+    size_t         n    = encode_vb(b, sizeof(b), &m);
     const size_t   var0 = 1 + D + P; // first variance
     struct {
         size_t j;
         float  v;
     } bad[] = {
-        {0, 0.0f},         {0, -1.0f},          {0, NAN},
-        {1, INFINITY},     {1 + D, 0.0f},       {1 + D + 4, -2.0f},
-        {var0, -0.125f},   {var0 + 7, NAN},     {var0 + 15, -INFINITY},
+        { 0, 0.0f },
+        { 0, -1.0f },
+        { 0, NAN },
+        { 1, INFINITY },
+        { 1 + D, 0.0f },
+        { 1 + D + 4, -2.0f },
+        { var0, -0.125f },
+        { var0 + 7, NAN },
+        { var0 + 15, -INFINITY },
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         memcpy(t, b, n);
@@ -150,7 +157,7 @@ Test(proto_vb, update_vb_extra_rule)
     static float   extra[2 * P + D + 4];
     static uint8_t b[1024];
     for (size_t i = 0; i < ne; i++) {
-        extra[i] = (float) i * 0.5f;
+        extra[i] = (float)i * 0.5f;
     }
     fri_update u = sample_update_als();
     u.kind       = FRI_UPD_VB;

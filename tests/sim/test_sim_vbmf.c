@@ -13,10 +13,10 @@ config(fri_sim_config *c, fri_sim_algo algo)
     fri_sim_config_init(c);
     char err[160];
     cr_assert_eq(fri_synth_config_parse(&c->synth,
-                                        "users=300,items=120,density=0.12,"
-                                        "seed=5",
-                                        err, sizeof(err)),
-                 FR_OK, "%s", err);
+                     "users=300,items=120,density=0.12,"
+                     "seed=5",
+                     err, sizeof(err)),
+        FR_OK, "%s", err);
     c->algo       = algo;
     c->rounds     = algo == FRI_SIM_VBMF ? 8 : 7;
     c->threads    = 2;
@@ -33,10 +33,10 @@ run(const fri_sim_config *c, fri_sim_summary *s)
     uint8_t       hash[32];
     char          err[512] = "";
     memset(s, 0, sizeof(*s));
-    cr_assert_eq(fri_sim_pop_load(&pop, c, err, sizeof(err)), FR_OK, "%s",
-                 err);
-    fr_err e = fri_sim_run(c, &pop, rounds, s, hash, NULL, NULL, err,
-                           sizeof(err));
+    cr_assert_eq(
+        fri_sim_pop_load(&pop, c, err, sizeof(err)), FR_OK, "%s", err);
+    fr_err e
+        = fri_sim_run(c, &pop, rounds, s, hash, NULL, NULL, err, sizeof(err));
     cr_assert_eq(e, FR_OK, "fri_sim_run: %s", err);
     cr_assert_eq(fri_sim_reference(c, &pop, s), FR_OK);
     fri_sim_pop_free(&pop);
@@ -54,7 +54,7 @@ Test(sim_vbmf, reproduces_centralized_vbmf)
     // Devices refit against the final items before scoring; centralized
     // scores its last sweep's users: a small difference remains.
     cr_assert(fabs(fed - s.ref_vbmf_rmse) < 0.002, "federated %f vs %f", fed,
-              s.ref_vbmf_rmse);
+        s.ref_vbmf_rmse);
     config(&c, FRI_SIM_ALS);
     double als = run(&c, &sa);
     cr_assert(fed < als, "vbmf %f not below als %f", fed, als);
@@ -65,25 +65,25 @@ Test(sim_vbmf, cli_default_is_vbmf_for_explicit)
     fri_sim_config c;
     fri_sim_config_init(&c);
     char  err[256];
-    int   help = 0;
-    char *argv1[] = {"fedrec-sim", NULL};
+    int   help    = 0;
+    char *argv1[] = { "fedrec-sim", NULL };
     cr_assert_eq(fri_sim_parse_args(&c, 1, argv1, &help, err, sizeof(err)),
-                 FR_OK, "%s", err);
+        FR_OK, "%s", err);
     cr_assert_eq(c.algo, FRI_SIM_VBMF);
     cr_assert_eq(c.rounds, FRI_SIM_VBMF_ROUNDS);
     fri_sim_config_init(&c);
-    char *argv2[] = {"fedrec-sim", "--loss", "implicit", NULL};
+    char *argv2[] = { "fedrec-sim", "--loss", "implicit", NULL };
     cr_assert_eq(fri_sim_parse_args(&c, 3, argv2, &help, err, sizeof(err)),
-                 FR_OK, "%s", err);
+        FR_OK, "%s", err);
     cr_assert_eq(c.algo, FRI_SIM_ALS);
     fri_sim_config_init(&c);
-    char *argv3[] = {"fedrec-sim", "--algo", "vbmf", "--rounds", "5", NULL};
+    char *argv3[] = { "fedrec-sim", "--algo", "vbmf", "--rounds", "5", NULL };
     cr_assert_eq(fri_sim_parse_args(&c, 5, argv3, &help, err, sizeof(err)),
-                 FR_OK, "%s", err);
+        FR_OK, "%s", err);
     cr_assert_eq(c.rounds, 5);
     fri_sim_config_init(&c);
-    char *argv4[] = {"fedrec-sim", "--algo", "vbmf", "--loss", "implicit",
-                     NULL};
-    cr_assert_eq(fri_sim_parse_args(&c, 5, argv4, &help, err, sizeof(err)),
-                 FR_EINVAL);
+    char *argv4[]
+        = { "fedrec-sim", "--algo", "vbmf", "--loss", "implicit", NULL };
+    cr_assert_eq(
+        fri_sim_parse_args(&c, 5, argv4, &help, err, sizeof(err)), FR_EINVAL);
 }
