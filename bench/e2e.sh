@@ -53,7 +53,8 @@ awk -v nu="$nc" -v ni="$items" 'BEGIN {
       if ((u * 7 + i * 13) % 3 != 0) print u, i, 1 + (u * i + u + i) % 5
 }' >"$tmp/ratings.txt"
 
-port=$((20000 + (RANDOM % 20000) * 2))
+# Below the ephemeral range (32768+) that the 1000 client sockets draw from.
+port=$((20000 + (RANDOM % 6000) * 2))
 http=$((port + 1))
 
 # Starts the aggregator with extra flags; waits for /status.

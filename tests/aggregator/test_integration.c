@@ -241,6 +241,14 @@ write_data(void)
     fclose(fe);
 }
 
+static int
+pick_port(void)
+{
+    // Below the ephemeral range (32768+), so no outgoing connection of a
+    // concurrent test holds it; even: port + 1 serves HTTP.
+    return 20000 + 2 * (rand() % 6000);
+}
+
 static void
 setup(void)
 {
@@ -252,7 +260,7 @@ setup(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     srand((unsigned) (getpid() ^ ts.tv_nsec));
-    port = 20000 + 2 * (rand() % 20000);
+    port = pick_port();
     memset(&data, 0, sizeof(data));
     keygen("agg");
     write_data();
@@ -271,46 +279,63 @@ teardown(void)
     }
 }
 
-static void
-url_tcp(char *dst, size_t cap)
-{
-    snprintf(dst, cap, "tcp://127.0.0.1:%d", port);
-}
-
-// Starts the aggregator on url with extra flags (NULL-terminated) and
-// waits until its /status answers.
+// Starts the aggregator with extra flags (NULL-terminated) and waits until
+// its /status answers. url == "" means tcp loopback: the chosen URL is
+// written into it. If the aggregator exits at once (a port in use), it is
+// retried on other ports.
 static pid_t
-start_agg(const char *url, const char *const *extra)
+start_agg(char *url, size_t url_cap, const char *const *extra)
 {
     char exe[600], key[400], log[400], http[64];
     snprintf(exe, sizeof(exe), "%s/fedrec-aggregator", bin);
     path_of(key, sizeof(key), "agg.key");
     path_of(log, sizeof(log), "agg.log");
-    snprintf(http, sizeof(http), "127.0.0.1:%d", port + 1);
-    char *argv[48];
-    int   n   = 0;
-    argv[n++] = exe;
-    argv[n++] = "--listen";
-    argv[n++] = (char *) url;
-    argv[n++] = "--key";
-    argv[n++] = key;
-    argv[n++] = "--http";
-    argv[n++] = http;
-    argv[n++] = "--items";
-    argv[n++] = "40";
-    argv[n++] = "--retry-after";
-    argv[n++] = "0.05";
-    argv[n++] = "--log-level";
-    argv[n++] = "debug";
-    for (int i = 0; extra[i] != NULL && n < 46; i++) {
-        argv[n++] = (char *) extra[i];
+    int tcp = url[0] == 0;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        if (attempt > 0) {
+            port = pick_port();
+        }
+        if (tcp) {
+            snprintf(url, url_cap, "tcp://127.0.0.1:%d", port);
+        }
+        snprintf(http, sizeof(http), "127.0.0.1:%d", port + 1);
+        char *argv[48];
+        int   n   = 0;
+        argv[n++] = exe;
+        argv[n++] = "--listen";
+        argv[n++] = url;
+        argv[n++] = "--key";
+        argv[n++] = key;
+        argv[n++] = "--http";
+        argv[n++] = http;
+        argv[n++] = "--items";
+        argv[n++] = "40";
+        argv[n++] = "--retry-after";
+        argv[n++] = "0.05";
+        argv[n++] = "--log-level";
+        argv[n++] = "debug";
+        for (int i = 0; extra[i] != NULL && n < 46; i++) {
+            argv[n++] = (char *) extra[i];
+        }
+        argv[n]    = NULL;
+        pid_t  p   = spawn(log, argv);
+        // Generous: a sanitizer build on a loaded machine starts slowly.
+        double end = now_ms() + 20000;
+        while (now_ms() < end) {
+            char buf[8192];
+            if (wait_for(p, 0) != -1) {
+                break; // exited: try another port
+            }
+            if (http_status(buf, sizeof(buf)) == 0) {
+                return p;
+            }
+            sleep_ms(20);
+        }
+        kill(p, SIGKILL);
+        (void) wait_for(p, 5000);
     }
-    argv[n] = NULL;
-    pid_t p = spawn(log, argv);
-    // Generous: a sanitizer build on a loaded machine starts slowly.
-    cr_assert_geq(status_wait("round", 0, 20000), 0,
-                  "aggregator did not come up; see %s", log);
-    return p;
+    cr_assert_fail("aggregator did not come up; see %s", log);
+    return -1;
 }
 
 // fedrec-client for user u (1-based) with rounds rounds; state file
@@ -498,15 +523,14 @@ write_state_key(void)
 Test(integration, twenty_clients_match_centralized, .init = setup,
      .fini = teardown)
 {
-    char url[64];
-    url_tcp(url, sizeof(url));
+    char url[64] = "";
     write_state_key();
     char st[400];
     path_of(st, sizeof(st), "state");
     const char *extra[] = {"--k", "3", "--reg", "2", "--reg-bias", "1",
                            "--clients-per-round", "20", "--min-clients", "20",
                            "--round-deadline", "10", "--state", st, NULL};
-    start_agg(url, extra);
+    start_agg(url, sizeof(url), extra);
     // One process per device and round, a round at a time: every round
     // has the full cohort (a device that already reported is told to come
     // back at the round's deadline, which could make it miss the next
@@ -707,13 +731,12 @@ capture_free(capture *cap)
 Test(integration, vanished_client_does_not_stall_round, .init = setup,
      .fini = teardown)
 {
-    char url[64];
-    url_tcp(url, sizeof(url));
+    char url[64] = "";
     const char *extra[] = {"--k", "3", "--clients-per-round", "4",
                            "--min-clients", "3", "--round-deadline", "3",
                            NULL};
     double t0 = now_ms();
-    start_agg(url, extra);
+    start_agg(url, sizeof(url), extra);
     int pfd[2];
     cr_assert_eq(pipe(pfd), 0);
     char env[1200], pub[400];
@@ -770,13 +793,12 @@ Test(integration, vanished_client_does_not_stall_round, .init = setup,
 Test(integration, bad_peers_refused_round_completes, .init = setup,
      .fini = teardown)
 {
-    char url[64];
-    url_tcp(url, sizeof(url));
+    char url[64] = "";
     keygen("other");
     const char *extra[] = {"--k", "3", "--clients-per-round", "3",
                            "--min-clients", "3", "--round-deadline", "20",
                            NULL};
-    start_agg(url, extra);
+    start_agg(url, sizeof(url), extra);
     // A device pinning another aggregator's key fails the handshake on
     // its side and gives up (exit 1) without ever checking in.
     pid_t wrong = start_client(url, 9, 1, "other.pub", 0);
@@ -849,7 +871,7 @@ Test(integration, ipc_rounds, .init = setup, .fini = teardown)
     const char *extra[] = {"--k", "3", "--clients-per-round", "3",
                            "--min-clients", "3", "--round-deadline", "5",
                            NULL};
-    start_agg(url, extra);
+    start_agg(url, sizeof(url), extra);
     for (int r = 1; r <= 3; r++) {
         pid_t p[3];
         for (int u = 1; u <= 3; u++) {
