@@ -13,7 +13,7 @@
 #    summed).
 # Env: FR_BUILD_DIR (default build), FR_E2E_CLIENTS, FR_E2E_ROUNDS,
 # FR_E2E_RUNS, FR_E2E_DEADLINE (round deadline in s, default 1),
-# FR_E2E_CONNS (1000).
+# FR_E2E_CONNS (1000), FR_E2E_PERF=1 (perf profile of the ingest phase).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${FR_BUILD_DIR:-build}
@@ -114,6 +114,7 @@ for r in $(seq "$runs"); do
       as $lat |
     {clients: length, failed_clients: $fail,
      rounds_completed: $s.rounds_completed,
+     rounds_abandoned: $s.rounds_abandoned,
      seconds: ($t1 - $t0),
      rounds_per_s: ($s.rounds_completed / ($t1 - $t0)),
      round_ms_median: ($lat | med),
@@ -133,6 +134,19 @@ jq -s 'sort_by(.rounds_per_s) | .[(length / 2 | floor)]
 echo "e2e: ingest" >&2
 "$bin/fedrec-bench-ingest" --runs 5 --updates 512 --threads 2 \
   >"$tmp/ingest.json"
+# FR_E2E_PERF=1: where the ingest time goes (perf recording only the
+# fri_agg_handle phase, one thread), top symbols on stderr.
+if [ "${FR_E2E_PERF:-0}" = 1 ] && command -v perf >/dev/null; then
+  mkfifo "$tmp/ctl" "$tmp/ack"
+  FR_PERF_CTL=$tmp/ctl FR_PERF_ACK=$tmp/ack perf record -q -D -1 \
+    --control "fifo:$tmp/ctl,$tmp/ack" -o "$tmp/perf.data" \
+    "$bin/fedrec-bench-ingest" --runs 5 --updates 512 --threads 1 \
+    >/dev/null 2>&1 || true
+  perf report -i "$tmp/perf.data" --no-children --sort dso 2>/dev/null |
+    grep -E '^ +[0-9]' >&2 || true
+  perf report -i "$tmp/perf.data" --no-children --sort dso,symbol 2>/dev/null |
+    grep -E '^ +[0-9]' | head -15 >&2 || true
+fi
 
 # ---- 1000 concurrent connections ------------------------------------------
 for r in $(seq "$runs"); do
