@@ -61,7 +61,7 @@ http=$((port + 1))
 start_agg() {
   "$bin/fedrec-aggregator" --listen "tcp://127.0.0.1:$port" \
     --key "$tmp/agg.key" --http "127.0.0.1:$http" --items "$items" \
-    --k 8 --retry-after 0.05 "$@" >"$tmp/agg.log" 2>&1 &
+    --algo als --k 8 --retry-after 0.05 "$@" >"$tmp/agg.log" 2>&1 &
   agg=$!
   pids+=("$agg")
   for _ in $(seq 100); do

@@ -527,7 +527,8 @@ Test(integration, twenty_clients_match_centralized, .init = setup,
     write_state_key();
     char st[400];
     path_of(st, sizeof(st), "state");
-    const char *extra[] = {"--k", "3", "--reg", "2", "--reg-bias", "1",
+    const char *extra[] = {"--algo", "als", "--k", "3", "--reg", "2",
+                           "--reg-bias", "1",
                            "--clients-per-round", "20", "--min-clients", "20",
                            "--round-deadline", "10", "--state", st, NULL};
     start_agg(url, sizeof(url), extra);
