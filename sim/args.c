@@ -84,7 +84,15 @@ static const char usage_text[] =
 const char *
 fri_sim_usage(void)
 {
-    return usage_text;
+    // The privacy section (privacy.c) goes before "Execution:".
+    static char buf[sizeof(usage_text) + 4096];
+    if (buf[0] == '\0') {
+        const char *x = strstr(usage_text, "Execution:\n");
+        int         n = x != NULL ? (int) (x - usage_text) : 0;
+        snprintf(buf, sizeof(buf), "%.*s%s%s", n, usage_text,
+                 fri_sim_privacy_usage(), x != NULL ? x : usage_text);
+    }
+    return buf;
 }
 
 const char *
@@ -138,6 +146,7 @@ fri_sim_config_init(fri_sim_config *c)
     c->out_dir = NULL;
     c->progress = -1;
     c->quiet = 0;
+    fri_sim_privacy_init(&c->priv);
 }
 
 static fr_err
@@ -228,6 +237,7 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
     char flag[64];
     int  have_synth = 0, have_train = 0, have_cpr = 0, have_frac = 0;
     int  have_algo = 0, have_rounds = 0;
+    fr_err pe = FR_OK;
     *help = 0;
     if (err_cap > 0) {
         err[0] = '\0';
@@ -414,6 +424,11 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
                 return bad(err, err_cap, flag, val, "empty path");
             }
             c->out_dir = val;
+        } else if (fri_sim_privacy_flag(&c->priv, flag, val, &pe, err,
+                                        err_cap)) {
+            if (pe != FR_OK) {
+                return pe;
+            }
         } else {
             if (err_cap > 0) {
                 snprintf(err, err_cap, "unknown option '%s' (see --help)",
@@ -457,5 +472,5 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
     if (c->algo == FRI_SIM_VBMF && !have_rounds) {
         c->rounds = FRI_SIM_VBMF_ROUNDS;
     }
-    return FR_OK;
+    return fri_sim_privacy_check(c, err, err_cap);
 }

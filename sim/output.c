@@ -46,6 +46,7 @@ fri_sim_json_round(FILE *f, const fri_sim_config *c, const fri_sim_round *r)
             (unsigned long long) r->bytes_up,
             (unsigned long long) r->bytes_down);
     jnum(f, "seconds", r->seconds, 0);
+    fri_sim_privacy_json(f, &c->priv, &r->priv, 0);
     fputc('}', f);
 }
 
@@ -106,6 +107,7 @@ fri_sim_json_summary(FILE *f, const fri_sim_config *c,
     jnum(f, "us_per_update", s->us_per_update, 1);
     jnum(f, "us_crypto_per_update", s->us_crypto_per_update, 1);
     jnum(f, "us_memcpy_per_update", s->us_memcpy_per_update, 0);
+    fri_sim_privacy_json(f, &c->priv, &s->priv, 1);
     fputc('}', f);
 }
 

@@ -59,6 +59,7 @@ typedef struct dev_out {
 } dev_out;
 
 typedef struct sim_state sim_state;
+typedef struct dev_live  dev_live;
 
 typedef struct job {
     const uint32_t *users;
@@ -82,6 +83,12 @@ struct sim_state {
     job                  *job;
     pthread_mutex_t       err_mtx;
     char                  first_err[256];
+    // Privacy: the aggregator's view (attacks, epsilon) and, under secure
+    // aggregation, the cohort's live check-ins (run in passes).
+    fri_sim_atk          *atk;
+    dev_live             *live;
+    atomic_uint           pass_progress;
+    uint64_t              deadline_ms;
 };
 
 static uint64_t
@@ -205,9 +212,29 @@ grow(uint8_t **buf, size_t *cap, size_t need)
     return 0;
 }
 
-// One device's check-in (or, in the final pass, its evaluation visit).
-static void
-device_run(worker *w, const job *jb, size_t slot)
+// A device inside a check-in. Plain rounds run one to completion; under
+// secure aggregation every cohort member stays alive across the driver's
+// passes, since its check-in pauses between phases.
+struct dev_live {
+    fr_client *c;
+    nng_socket sock;
+    int        sock_open;
+    int        drop;
+    int        evaluate;
+    int        state; // LIVE_* below
+};
+
+enum { LIVE_IDLE = 0, LIVE_RUNNING, LIVE_OVER };
+enum { STEP_MORE = 0, STEP_PAUSED, STEP_DONE, STEP_DONE_INFO };
+
+// Secure-aggregation messages (proto/SPEC.md §9: types 16..24).
+#define T_SA_FIRST 16
+#define T_SA_LAST 24
+
+// Creates the device's handle, loads its ratings and starts the check-in.
+// Returns 0, or -1 (o->status stays FAILED, d is closed).
+static int
+dev_open(worker *w, const job *jb, size_t slot, dev_live *d)
 {
     sim_state            *st = w->st;
     const fri_sim_config *cf = st->c;
@@ -215,11 +242,11 @@ device_run(worker *w, const job *jb, size_t slot)
     uint32_t              u = jb->users[slot];
     dev_out              *o = &jb->out[slot];
     fr_client_config      cfg;
-    fr_client            *c = NULL;
-    nng_socket            sock = NNG_SOCKET_INITIALIZER;
-    int                   sock_open = 0;
     fr_err                e;
 
+    memset(d, 0, sizeof(*d));
+    d->sock = (nng_socket) NNG_SOCKET_INITIALIZER;
+    d->state = LIVE_OVER;
     memset(o, 0, sizeof(*o));
     o->status = DEV_FAILED;
     fr_client_config_init(&cfg);
@@ -230,137 +257,234 @@ device_run(worker *w, const job *jb, size_t slot)
     // itself unless the process-wide cache is asked for.
     cfg.model_cache = cf->shared_cache ? st->cache : NULL;
     cfg.seed = mix64(cf->seed ^ mix64((uint64_t) u + 1)) | 1;
-    e = fr_client_create(&c, &cfg);
+    cfg.pseudo_items_rho = cf->priv.pseudo_rho;
+    e = fr_client_create(&d->c, &cfg);
     sodium_memzero(cfg.identity_seed, sizeof(cfg.identity_seed));
     if (e != FR_OK) {
         note_error(st, u, "create", e, "");
-        return;
+        return -1;
+    }
+    if (st->atk != NULL && !jb->final_eval) {
+        uint8_t pk[FR_PUBLICKEYBYTES];
+        fr_client_public_key(d->c, pk);
+        fri_sim_atk_register(st->atk, u, pk);
     }
     // The TASK message does not carry the regularisation scaling yet and
     // the client keeps its default (weighted-lambda); align it with the
     // aggregator's so the user and item solves use the same penalty.
-    c->fit.weighted = (uint32_t) (cf->weighted != 0);
+    d->c->fit.weighted = (uint32_t) (cf->weighted != 0);
     for (size_t j = tr->ptr[u]; j < tr->ptr[u + 1]; j++) {
-        if ((e = fr_client_add(c, tr->idx[j], tr->val[j], 0)) != FR_OK) {
-            note_error(st, u, "add", e, fr_client_errmsg(c));
-            goto done;
+        if ((e = fr_client_add(d->c, tr->idx[j], tr->val[j], 0)) != FR_OK) {
+            note_error(st, u, "add", e, fr_client_errmsg(d->c));
+            goto fail;
         }
     }
     // Dropout is a pure function of (seed, round, device).
     fri_rng rng;
     fri_rng_seed2(&rng, cf->seed ^ 0xd509d509ull,
                   (jb->round << 32) ^ (uint64_t) u);
-    int drop = !jb->final_eval && cf->dropout > 0.0 &&
-               fri_rng_uniform(&rng) < cf->dropout;
-    int evaluate = st->eval_mask != NULL && st->eval_mask[u];
+    d->drop = !jb->final_eval && cf->dropout > 0.0 &&
+              fri_rng_uniform(&rng) < cf->dropout;
+    d->evaluate = st->eval_mask != NULL && st->eval_mask[u];
 
     if (cf->transport != FRI_SIM_DIRECT) {
-        int rv = nng_req0_open(&sock);
+        int rv = nng_req0_open(&d->sock);
         if (rv == 0) {
-            sock_open = 1;
+            d->sock_open = 1;
             // Never resend: a repeated request would be a replay.
-            nng_socket_set_ms(sock, NNG_OPT_REQ_RESENDTIME,
+            nng_socket_set_ms(d->sock, NNG_OPT_REQ_RESENDTIME,
                               NNG_DURATION_INFINITE);
-            nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 600000);
-            nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, 600000);
-            nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, 0);
-            rv = nng_dial(sock, st->url, NULL, 0);
+            nng_socket_set_ms(d->sock, NNG_OPT_RECVTIMEO, 600000);
+            nng_socket_set_ms(d->sock, NNG_OPT_SENDTIMEO, 600000);
+            nng_socket_set_size(d->sock, NNG_OPT_RECVMAXSZ, 0);
+            rv = nng_dial(d->sock, st->url, NULL, 0);
         }
         if (rv != 0) {
             note_error(st, u, "dial", FR_ENET, nng_strerror(rv));
-            goto done;
+            goto fail;
         }
     }
-    if ((e = fr_client_checkin_begin(c, clock_now(st))) != FR_OK) {
-        note_error(st, u, "checkin_begin", e, fr_client_errmsg(c));
-        goto done;
+    if ((e = fr_client_checkin_begin(d->c, clock_now(st))) != FR_OK) {
+        note_error(st, u, "checkin_begin", e, fr_client_errmsg(d->c));
+        goto fail;
     }
-    for (;;) {
-        size_t len = 0;
-        if (grow(&w->req, &w->req_cap, fr_client_request_bound(c)) != 0) {
-            note_error(st, u, "poll", FR_ENOMEM, "request buffer");
-            goto done;
-        }
-        if ((e = fr_client_poll(c, w->req, w->req_cap, &len)) != FR_OK) {
-            note_error(st, u, "poll", e, fr_client_errmsg(c));
-            goto done;
-        }
-        if (len == 0) {
-            break;
-        }
-        if (len >= FRI_SIM_HDR_MIN &&
-            (w->req[HDR_TYPE_OFF] | (w->req[HDR_TYPE_OFF + 1] << 8)) ==
-                T_UPDATE) {
+    d->state = LIVE_RUNNING;
+    return 0;
+fail:
+    if (d->sock_open) {
+        nng_close(d->sock);
+        d->sock_open = 0;
+    }
+    fr_client_destroy(d->c);
+    d->c = NULL;
+    return -1;
+}
+
+// One request and its reply. STEP_PAUSED: the check-in waits for the next
+// secure-aggregation phase; STEP_DONE(_INFO): it is over (with _INFO its
+// counters are valid).
+static int
+dev_step(worker *w, const job *jb, size_t slot, dev_live *d)
+{
+    sim_state            *st = w->st;
+    const fri_sim_config *cf = st->c;
+    uint32_t              u = jb->users[slot];
+    dev_out              *o = &jb->out[slot];
+    fr_client            *c = d->c;
+    fr_err                e;
+    size_t                len = 0;
+
+    if (grow(&w->req, &w->req_cap, fr_client_request_bound(c)) != 0) {
+        note_error(st, u, "poll", FR_ENOMEM, "request buffer");
+        return STEP_DONE;
+    }
+    if ((e = fr_client_poll(c, w->req, w->req_cap, &len)) != FR_OK) {
+        note_error(st, u, "poll", e, fr_client_errmsg(c));
+        return STEP_DONE;
+    }
+    if (len == 0) {
+        fr_checkin_info info;
+        fr_client_checkin_info_get(c, &info);
+        return info.status == FR_CHECKIN_RUNNING ? STEP_PAUSED
+                                                 : STEP_DONE_INFO;
+    }
+    if (len >= FRI_SIM_HDR_MIN) {
+        unsigned type = w->req[HDR_TYPE_OFF] | (w->req[HDR_TYPE_OFF + 1] << 8);
+        // The final visit leaves at the first request after the model
+        // (secure aggregation's first step); predictions fit on demand.
+        int leave_final = jb->final_eval &&
+                          type >= T_SA_FIRST && type <= T_SA_LAST;
+        if (type == T_UPDATE || leave_final) {
             // The device has the round's model and its fitted vector.
-            if (evaluate) {
+            if (d->evaluate) {
                 eval_device(st, c, u, o);
             }
             if (jb->final_eval) {
                 o->status = DEV_EVALUATED;
-                goto done_info;
+                return STEP_DONE_INFO;
             }
-            if (drop) {
+            if (d->drop) {
                 o->status = DEV_DROPPED; // vanishes mid-round
-                goto done_info;
+                return STEP_DONE_INFO;
             }
         }
-        const uint8_t *rep = NULL;
-        size_t         rep_len = 0;
-        void          *nng_buf = NULL;
-        if (cf->transport == FRI_SIM_DIRECT) {
-            e = fri_agg_handle(st->agg, clock_now(st), w->req, len, w->reply,
-                               w->reply_cap, &rep_len);
-            if (e != FR_OK) {
-                note_error(st, u, "aggregator", e, "no reply");
-                goto done;
-            }
-            rep = w->reply;
-        } else {
-            int rv = nng_send(sock, w->req, len, 0);
-            if (rv == 0) {
-                rv = nng_recv(sock, &nng_buf, &rep_len, NNG_FLAG_ALLOC);
-            }
-            if (rv != 0) {
-                note_error(st, u, "exchange", FR_ENET, nng_strerror(rv));
-                goto done;
-            }
-            rep = nng_buf;
-        }
-        e = fr_client_receive(c, rep, rep_len);
-        if (nng_buf != NULL) {
-            nng_free(nng_buf, rep_len);
-        }
+    }
+    const uint8_t *rep = NULL;
+    size_t         rep_len = 0;
+    void          *nng_buf = NULL;
+    if (cf->transport == FRI_SIM_DIRECT) {
+        e = fri_agg_handle(st->agg, clock_now(st), w->req, len, w->reply,
+                           w->reply_cap, &rep_len);
         if (e != FR_OK) {
-            note_error(st, u, "receive", e, fr_client_errmsg(c));
-            goto done_info;
+            note_error(st, u, "aggregator", e, "no reply");
+            return STEP_DONE;
         }
+        rep = w->reply;
+    } else {
+        int rv = nng_send(d->sock, w->req, len, 0);
+        if (rv == 0) {
+            rv = nng_recv(d->sock, &nng_buf, &rep_len, NNG_FLAG_ALLOC);
+        }
+        if (rv != 0) {
+            note_error(st, u, "exchange", FR_ENET, nng_strerror(rv));
+            return STEP_DONE;
+        }
+        rep = nng_buf;
     }
-    fr_checkin_info info;
-done_info:
-    fr_client_checkin_info_get(c, &info);
-    o->up = info.bytes_up;
-    o->down = info.bytes_down;
-    if (o->status == DEV_FAILED) {
-        switch (info.status) {
-        case FR_CHECKIN_CONTRIBUTED:
-            o->status = DEV_CONTRIBUTED;
-            break;
-        case FR_CHECKIN_NOT_SELECTED:
-            o->status = DEV_NOT_SELECTED;
-            break;
-        default:
-            if (st->first_err[0] == '\0') {
-                note_error(st, u, "check-in", FR_ESTATE,
-                           fr_client_errmsg(c));
+    e = fr_client_receive(c, rep, rep_len);
+    if (nng_buf != NULL) {
+        nng_free(nng_buf, rep_len);
+    }
+    if (e != FR_OK) {
+        note_error(st, u, "receive", e, fr_client_errmsg(c));
+        return STEP_DONE_INFO;
+    }
+    return STEP_MORE;
+}
+
+// Ends the device's check-in: its counters (after STEP_DONE_INFO), status,
+// socket and handle.
+static void
+dev_close(sim_state *st, const job *jb, size_t slot, dev_live *d, int info_ok)
+{
+    dev_out *o = &jb->out[slot];
+    if (info_ok && d->c != NULL) {
+        fr_checkin_info info;
+        fr_client_checkin_info_get(d->c, &info);
+        o->up = info.bytes_up;
+        o->down = info.bytes_down;
+        if (o->status == DEV_FAILED) {
+            switch (info.status) {
+            case FR_CHECKIN_CONTRIBUTED:
+                o->status = DEV_CONTRIBUTED;
+                break;
+            case FR_CHECKIN_NOT_SELECTED:
+                o->status = DEV_NOT_SELECTED;
+                break;
+            default:
+                if (st->first_err[0] == '\0') {
+                    note_error(st, jb->users[slot], "check-in", FR_ESTATE,
+                               fr_client_errmsg(d->c));
+                }
+                break;
             }
-            break;
         }
     }
-done:
-    if (sock_open) {
-        nng_close(sock);
+    if (d->sock_open) {
+        nng_close(d->sock);
+        d->sock_open = 0;
     }
-    fr_client_destroy(c);
+    fr_client_destroy(d->c);
+    d->c = NULL;
+    d->state = LIVE_OVER;
+}
+
+// One device's check-in (or, in the final pass, its evaluation visit).
+static void
+device_run(worker *w, const job *jb, size_t slot)
+{
+    dev_live d;
+    if (dev_open(w, jb, slot, &d) != 0) {
+        return;
+    }
+    int s;
+    while ((s = dev_step(w, jb, slot, &d)) == STEP_MORE) {
+    }
+    // A plain check-in never pauses; if one does, it ends here unfinished.
+    dev_close(w->st, jb, slot, &d, s != STEP_DONE);
+}
+
+// Secure aggregation: advances one device until it pauses or ends.
+static void
+device_pass(worker *w, const job *jb, size_t slot)
+{
+    sim_state *st = w->st;
+    dev_live  *d = &st->live[slot];
+    if (d->state == LIVE_OVER) {
+        return;
+    }
+    if (d->state == LIVE_IDLE) {
+        if (dev_open(w, jb, slot, d) != 0) {
+            atomic_fetch_add(&st->pass_progress, 1);
+            return;
+        }
+    }
+    for (int n = 0;; n++) {
+        int s = dev_step(w, jb, slot, d);
+        if (s == STEP_MORE) {
+            continue;
+        }
+        if (s == STEP_PAUSED) {
+            // Only a SA_WAIT (one exchange, then the pause): no progress.
+            if (n > 1) {
+                atomic_fetch_add(&st->pass_progress, 1);
+            }
+            return;
+        }
+        dev_close(st, jb, slot, d, s != STEP_DONE);
+        atomic_fetch_add(&st->pass_progress, 1);
+        return;
+    }
 }
 
 static void *
@@ -373,13 +497,17 @@ worker_main(void *arg)
         if (i >= jb->n) {
             break;
         }
-        device_run(w, jb, i);
+        if (w->st->live != NULL) {
+            device_pass(w, jb, i);
+        } else {
+            device_run(w, jb, i);
+        }
     }
     return NULL;
 }
 
-static fr_err
-run_job(sim_state *st, worker *ws, job *jb)
+static void
+run_pool(sim_state *st, worker *ws, job *jb)
 {
     uint32_t  nt = st->c->threads;
     pthread_t th[256];
@@ -399,7 +527,45 @@ run_job(sim_state *st, worker *ws, job *jb)
     for (uint32_t i = 1; i <= started; i++) {
         pthread_join(th[i], NULL);
     }
-    return FR_OK;
+}
+
+// Runs the job's check-ins. Under secure aggregation (st->live set) the
+// devices are interleaved in passes; between passes the aggregator ticks,
+// and when a whole pass made no progress (everyone waits for a phase that
+// waits for vanished members) virtual time jumps past the phase deadline.
+static fr_err
+run_job(sim_state *st, worker *ws, job *jb)
+{
+    if (st->live == NULL || jb->final_eval) {
+        dev_live *live = st->live;
+        st->live = NULL; // the final visit leaves before any phase
+        run_pool(st, ws, jb);
+        st->live = live;
+        return FR_OK;
+    }
+    memset(st->live, 0, sizeof(*st->live) * jb->n);
+    for (int pass = 0; pass < 100000; pass++) {
+        atomic_store(&st->pass_progress, 0);
+        run_pool(st, ws, jb);
+        size_t active = 0;
+        for (size_t i = 0; i < jb->n; i++) {
+            active += st->live[i].state != LIVE_OVER;
+        }
+        if (active == 0) {
+            return FR_OK;
+        }
+        fri_sim_atk_poll(st->atk, clock_now(st));
+        if (atomic_load(&st->pass_progress) == 0) {
+            atomic_fetch_add(&st->clock_ms, st->deadline_ms + 1);
+        }
+        fri_agg_tick(st->agg, clock_now(st));
+    }
+    for (size_t i = 0; i < jb->n; i++) {
+        if (st->live[i].state != LIVE_OVER) {
+            dev_close(st, jb, i, &st->live[i], 0);
+        }
+    }
+    return FR_EINTERNAL;
 }
 
 static int
@@ -574,6 +740,8 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
     ac.rounds = 0;
     ac.max_sessions = (uint32_t) (max_job * 2 + 64);
     ac.session_ttl_ms = ac.round_deadline_ms;
+    fri_sim_privacy_agg_config(c, p, cohort, &ac);
+    st.deadline_ms = ac.round_deadline_ms;
     {
         uint8_t in[16] = "fedrec-sim agg";
         for (int i = 0; i < 8; i++) {
@@ -590,6 +758,16 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
         goto out;
     }
     fri_agg_public_key(st.agg, st.server_pk);
+    if ((e = fri_sim_atk_create(&st.atk, c, p, cohort, st.agg)) != FR_OK) {
+        goto out;
+    }
+    if (c->priv.secagg) {
+        st.live = calloc(cohort, sizeof(*st.live));
+        if (st.live == NULL) {
+            e = FR_ENOMEM;
+            goto out;
+        }
+    }
     if ((e = fr_model_cache_create(&st.cache)) != FR_OK) {
         goto out;
     }
@@ -646,18 +824,30 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
         job jb = {.users = eligible, .n = cohort, .round = r, .out = out};
         fri_agg_metrics m0, m1;
         fri_agg_metrics_get(st.agg, &m0);
+        fri_sim_atk_round_begin(st.atk, r, is_eval_round(c, r));
         double t0 = wall_s();
-        run_job(&st, ws, &jb);
-        // Every device is done: the deadline arrives.
-        atomic_fetch_add(&st.clock_ms, ac.round_deadline_ms + 1);
-        fri_agg_tick(st.agg, clock_now(&st));
+        if (run_job(&st, ws, &jb) != FR_OK) {
+            e = fail(err, err_cap, FR_EINTERNAL, "%s",
+                     "secure aggregation round did not finish");
+            goto out;
+        }
+        // Every device is done: the deadline arrives (a secure round may
+        // need several phase deadlines to give up on vanished members).
         fri_agg_metrics_get(st.agg, &m1);
+        for (int t = 0; t < 8 && m1.rounds_completed + m1.rounds_abandoned ==
+                                     m0.rounds_completed + m0.rounds_abandoned;
+             t++) {
+            atomic_fetch_add(&st.clock_ms, ac.round_deadline_ms + 1);
+            fri_agg_tick(st.agg, clock_now(&st));
+            fri_agg_metrics_get(st.agg, &m1);
+        }
         double dt = wall_s() - t0;
         t_rounds += dt;
         fri_sim_round *rr = &rounds[r - 1];
         rr->round = r;
         rr->seconds = dt;
         collect_counts(&jb, rr);
+        fri_sim_atk_round_end(st.atk, rr);
         if (rr->clients == 0 && st.first_err[0] != '\0') {
             e = fail(err, err_cap, FR_EINTERNAL, "%s", st.first_err);
             goto out;
@@ -687,7 +877,28 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
                   .final_eval = 1,
                   .round = (uint64_t) c->rounds + 1,
                   .out = out};
-        run_job(&st, ws, &jb);
+        fri_sim_atk_round_begin(st.atk, c->rounds + 1, 0);
+        // With a fixed cohort (DP, secure aggregation) the visits come in
+        // batches of one cohort; each batch's round is then given up.
+        size_t batch = ac.clients_per_round > 0 ? ac.clients_per_round
+                                                : n_evals;
+        for (size_t off = 0; off < n_evals; off += batch) {
+            job part = jb;
+            part.users = evals + off;
+            part.out = out + off;
+            part.n = n_evals - off < batch ? n_evals - off : batch;
+            fri_agg_metrics m0, m1;
+            fri_agg_metrics_get(st.agg, &m0);
+            run_job(&st, ws, &part);
+            m1 = m0;
+            for (int t = 0; t < 8 && off + batch < n_evals &&
+                            m1.round == m0.round;
+                 t++) {
+                atomic_fetch_add(&st.clock_ms, ac.round_deadline_ms + 1);
+                fri_agg_tick(st.agg, clock_now(&st));
+                fri_agg_metrics_get(st.agg, &m1);
+            }
+        }
         collect_eval(c, &jb, &rounds[c->rounds - 1]);
     }
     fri_agg_stop(st.agg, clock_now(&st));
@@ -701,6 +912,7 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
     // Summary.
     s->rounds = c->rounds;
     s->last = rounds[c->rounds - 1];
+    fri_sim_atk_summary(st.atk, s);
     for (uint32_t r = 0; r < c->rounds; r++) {
         s->total_clients += rounds[r].clients;
         s->total_dropped += rounds[r].dropped;
@@ -757,6 +969,8 @@ out:
         }
         free(ws);
     }
+    fri_sim_atk_destroy(st.atk);
+    free(st.live);
     fri_agg_destroy(st.agg);
     fr_model_cache_destroy(st.cache);
     free(eligible);

@@ -17,6 +17,7 @@
 #include "dataset.h"
 #include "fedrec/err.h"
 #include "mf.h"
+#include "privacy.h"
 
 typedef enum fri_sim_transport {
     FRI_SIM_DIRECT = 0, // fri_agg_handle called in-process, no sockets
@@ -79,6 +80,8 @@ typedef struct fri_sim_config {
     const char *out_dir;
     int         progress; // -1 auto (stderr is a TTY), 0 off, 1 on
     int         quiet;    // no text summary on stdout
+    // Privacy: secure aggregation, clipping, DP, pseudo-items, attacks.
+    fri_sim_privacy priv;
 } fri_sim_config;
 
 // Defaults: the centralized trainer's tuned ALS settings
@@ -156,6 +159,7 @@ typedef struct fri_sim_round {
     uint64_t bytes_up;
     uint64_t bytes_down;
     double   seconds;   // wall time of the round (not of evaluation)
+    fri_sim_priv_stats priv; // epsilon so far, attacks on this round
 } fri_sim_round;
 
 typedef struct fri_sim_summary {
@@ -189,6 +193,7 @@ typedef struct fri_sim_summary {
     long     peak_rss_kib;
     double   bytes_per_idle_client;
     char     data_name[128];
+    fri_sim_priv_stats priv; // final epsilon, attacks pooled over rounds
 } fri_sim_summary;
 
 // ---- the run (run.c) -------------------------------------------------------
@@ -217,6 +222,36 @@ FR_NODISCARD fr_err fri_sim_reference(const fri_sim_config *c,
 // memcpy, in microseconds per call (median of a few repetitions).
 void fri_sim_raw_cost(size_t n_up, size_t n_down, double *us_crypto,
                       double *us_memcpy);
+
+// ---- privacy in the run (privacy.c) ---------------------------------------
+
+struct fri_agg_config;
+// Cross-flag checks of c->priv (after parsing); FR_EINVAL with a message.
+FR_NODISCARD fr_err fri_sim_privacy_check(const fri_sim_config *c, char *err,
+                                          size_t err_cap);
+// Fills the aggregator's privacy fields; a DP or secure-aggregation run
+// fixes the aggregator's cohort to the simulator's (cohort devices).
+void fri_sim_privacy_agg_config(const fri_sim_config *c,
+                                const fri_sim_pop *p, size_t cohort,
+                                struct fri_agg_config *ac);
+
+// The aggregator's view and the attacks on it. Thread-safe hooks.
+typedef struct fri_sim_atk fri_sim_atk;
+FR_NODISCARD fr_err fri_sim_atk_create(fri_sim_atk **out,
+                                       const fri_sim_config *c,
+                                       const fri_sim_pop *p, size_t cohort,
+                                       struct fri_agg *agg);
+void fri_sim_atk_destroy(fri_sim_atk *a); // NULL is a no-op
+// Before round r's check-ins: attacked says whether (a) and (b) run on it.
+void fri_sim_atk_round_begin(fri_sim_atk *a, uint32_t r, int attacked);
+// A device of the round (u) and its public key (X25519 || Ed25519).
+void fri_sim_atk_register(fri_sim_atk *a, uint32_t u, const uint8_t pk[64]);
+// Between passes of a secure round: learns member index -> device.
+void fri_sim_atk_poll(fri_sim_atk *a, uint64_t now_ms);
+// After round r closed: epsilon and the attacks' results into r->priv.
+void fri_sim_atk_round_end(fri_sim_atk *a, fri_sim_round *r);
+// Pooled results into s->priv.
+void fri_sim_atk_summary(const fri_sim_atk *a, fri_sim_summary *s);
 
 // ---- outputs (output.c) --------------------------------------------------
 
