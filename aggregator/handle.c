@@ -431,7 +431,7 @@ on_update(fri_agg *a, sess_entry *e, uint64_t now_ms, const uint8_t *plain,
             rv  = FR_EPROTO;
             why = "UPDATE does not match the task";
         } else if (a->cfg.algo == FRI_AGG_ALS &&
-                   u.n_extra != a->gram_len + 2) {
+                   u.n_extra != fri_packed_len(d) + 2) {
             rv  = FR_EPROTO;
             why = "UPDATE statistics have the wrong size";
         }
@@ -465,6 +465,17 @@ on_update(fri_agg *a, sess_entry *e, uint64_t now_ms, const uint8_t *plain,
     if (a->cfg.algo == FRI_AGG_ALS || a->cfg.algo == FRI_AGG_VBMF) {
         au.gram     = extra;
         au.gram_len = a->gram_len;
+    }
+    if (a->cfg.implicit) {
+        // The wire carries the Gram of [p_u; 1] for both losses (R15);
+        // iALS needs its top-left k x k block, p_u p_u^T. Row r of that
+        // block is contiguous in the packed (k+1) layout, so compact it
+        // in place (destinations never pass their sources).
+        for (uint32_t row = 0; row < a->cfg.k; row++) {
+            memmove(extra + fri_packed_index(a->cfg.k, row, row),
+                    extra + fri_packed_index(d, row, row),
+                    (size_t) (a->cfg.k - row) * sizeof(float));
+        }
     }
     if (a->cfg.algo == FRI_AGG_VBMF) {
         // [Gram | global block | sum of ratings, count] (R32).

@@ -3,7 +3,8 @@
 #  quality: ML-100K u1..u5, 943 virtual clients, all per round, default
 #           (tuned, validation-chosen) settings, inproc NNG with full
 #           encryption: per-fold federated test RMSE next to the in-process
-#           centralized reference (fri_train_als, same split and settings).
+#           centralized reference (fedrec-train's default, BPMF, same
+#           split; centralized ALS and VBMF are reported beside it).
 #  speed:   u1 over inproc NNG: wall seconds of the whole process and the
 #           in-round seconds until the first round with test RMSE <= 0.930;
 #           time per client update next to the raw XChaCha20-Poly1305 +

@@ -598,6 +598,20 @@ fri_train_config_init(fri_train_config *c, fri_train_algo algo)
     c->seed = 42;
 }
 
+void
+fri_train_config_init_implicit(fri_train_config *c)
+{
+    fri_train_config_init(c, FRI_TRAIN_ALS);
+    // iALS, tuned on a validation slice of u1.base (docs/TUNING.md).
+    c->implicit    = 1;
+    c->k           = 32;
+    c->epochs      = 10;
+    c->reg         = 50.0f;
+    c->alpha       = 5.0f;
+    c->init_std    = 0.1f;
+    c->bias_epochs = 0;
+}
+
 static int
 config_valid(const fri_train_config *c)
 {

@@ -199,6 +199,8 @@ typedef struct fri_train_config {
 
 // Fills the tuned defaults for algo (see docs/TUNING.md).
 void fri_train_config_init(fri_train_config *c, fri_train_algo algo);
+// The tuned iALS defaults for implicit feedback (implicit = 1).
+void fri_train_config_init_implicit(fri_train_config *c);
 
 // Called after every epoch (1-based); a nonzero return stops training.
 typedef int (*fri_train_epoch_fn)(void *ctx, uint32_t epoch,

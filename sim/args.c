@@ -26,7 +26,7 @@ static const char usage_text[] =
     "  --loss explicit|implicit\n"
     "                        explicit: RMSE, MAE; implicit (iALS): HR@10,\n"
     "                        NDCG@10 over each user's held-out items\n"
-    "  --alpha A             iALS confidence slope (default 10)\n"
+    "  --alpha A             iALS confidence slope (default 5, tuned)\n"
     "\n"
     "Rounds:\n"
     "  --rounds N            federated rounds (default: the trainer's tuned\n"
@@ -39,9 +39,10 @@ static const char usage_text[] =
     "  --deadline S          round deadline in seconds (default 30)\n"
     "\n"
     "Model:\n"
-    "  --k K                 factor dimension (default: tuned, 32)\n"
-    "  --reg R               factor penalty (weighted-lambda; tuned)\n"
-    "  --reg-bias R          bias penalty (tuned)\n"
+    "  --k K                 factor dimension (default 10; 32 implicit)\n"
+    "  --reg R               ALS/grad factor penalty (default 13, plain\n"
+    "                        ridge; tuned on validation slices)\n"
+    "  --reg-bias R          ALS/grad bias penalty (default 3, tuned)\n"
     "  --lr LR               learning rate for --algo grad (0.01)\n"
     "  --algo als|grad|vbmf  federated ALS, gradient FedAvg or variational\n"
     "                        Bayes MF (default: vbmf for explicit ratings,\n"
@@ -237,6 +238,7 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
     char flag[64];
     int  have_synth = 0, have_train = 0, have_cpr = 0, have_frac = 0;
     int  have_algo = 0, have_rounds = 0;
+    int  have_k = 0, have_reg = 0, have_alpha = 0;
     fr_err pe = FR_OK;
     *help = 0;
     if (err_cap > 0) {
@@ -323,6 +325,7 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
                 return bad(err, err_cap, flag, val, "explicit|implicit");
             }
         } else if (strcmp(flag, "--alpha") == 0) {
+            have_alpha = 1;
             if (parse_flt(val, 0.0, 1e6, &c->alpha) != 0) {
                 return bad(err, err_cap, flag, val, "0..1e6");
             }
@@ -354,10 +357,12 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
                 return bad(err, err_cap, flag, val, "0.1..86400 s");
             }
         } else if (strcmp(flag, "--k") == 0) {
+            have_k = 1;
             if (parse_u32(val, 1, FRI_MF_MAX_K, &c->k) != 0) {
                 return bad(err, err_cap, flag, val, "1..256");
             }
         } else if (strcmp(flag, "--reg") == 0) {
+            have_reg = 1;
             if (parse_flt(val, 0.0, 1e6, &c->reg) != 0) {
                 return bad(err, err_cap, flag, val, "0..1e6");
             }
@@ -462,6 +467,16 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
     }
     if (!have_algo) {
         c->algo = c->implicit ? FRI_SIM_ALS : FRI_SIM_VBMF;
+    }
+    if (c->implicit) {
+        // The tuned iALS settings, unless given.
+        fri_train_config ic;
+        fri_train_config_init_implicit(&ic);
+        c->k        = have_k ? c->k : ic.k;
+        c->reg      = have_reg ? c->reg : ic.reg;
+        c->alpha    = have_alpha ? c->alpha : ic.alpha;
+        c->rounds   = have_rounds ? c->rounds : ic.epochs;
+        c->init_std = ic.init_std;
     }
     if (c->algo == FRI_SIM_VBMF && c->implicit) {
         if (err_cap > 0) {

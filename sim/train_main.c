@@ -316,12 +316,7 @@ parse_args(opts *o, int argc, char **argv)
     const fri_train_config *g = &o->given;
     fri_train_config_init(&o->tc, o->algo);
     if (g->implicit) {
-        // iALS defaults (docs/TUNING.md).
-        o->tc.k = 32;
-        o->tc.epochs = 10;
-        o->tc.reg = 50.0f;
-        o->tc.alpha = 5.0f;
-        o->tc.init_std = 0.1f;
+        fri_train_config_init_implicit(&o->tc);
     }
     o->tc.implicit = g->implicit;
     // Explicit ratings default to BPMF, the best on validation data
