@@ -1229,9 +1229,12 @@ fri_agg_checkin(fri_agg *a, uint64_t now_ms,
             s->sa_index = fri_sa_join(a, pk);
         }
     } else if (s->state != SLOT_MEMBER) {
-        // Already contributed (or contributing) to this round.
+        // Already contributed (or contributing) to this round. The round
+        // may close well before its deadline (when everyone reported), so
+        // such clients poll at the normal interval rather than waiting out
+        // the deadline and missing most of the next round.
         pthread_mutex_unlock(&a->mtx);
-        task->retry_after_ms = later;
+        task->retry_after_ms = a->cfg.retry_after_ms;
         return FR_OK;
     }
     task->has_task      = 1;

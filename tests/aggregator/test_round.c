@@ -656,3 +656,27 @@ Test(agg_solve, grad_sgd_and_adam_steps)
         fri_agg_destroy(a);
     }
 }
+
+// A client that already reported polls at the normal interval, not at the
+// round's deadline: the round may close as soon as everyone reported, and
+// waiting out the deadline would make it miss most of the next round.
+Test(agg_round, contributed_client_polls_at_the_normal_interval)
+{
+    fri_agg_config c;
+    base_cfg(&c);
+    c.round_deadline_ms = 60000;
+    c.retry_after_ms    = 250;
+    fri_agg     *a = make(&c, 0);
+    uint8_t      pk[FRI_AGG_KEYBYTES];
+    fri_agg_task t;
+    upd          x;
+    key(pk, 1);
+    cr_assert_eq(fri_agg_checkin(a, 0, pk, &t), FR_OK);
+    cr_assert(t.has_task);
+    make_upd(&x, t.round, 0.3f);
+    cr_assert_eq(fri_agg_submit(a, 1, pk, &x.u), FR_OK);
+    cr_assert_eq(fri_agg_checkin(a, 2, pk, &t), FR_OK);
+    cr_assert(!t.has_task);
+    cr_assert_eq(t.retry_after_ms, 250u);
+    fri_agg_destroy(a);
+}
