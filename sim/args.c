@@ -78,6 +78,10 @@ static const char usage_text[] =
     "  --progress, --no-progress\n"
     "                        progress bar on stderr (default: if a TTY)\n"
     "  --quiet               no text summary\n"
+    "  --state DIR           checkpoint the aggregator's model there after\n"
+    "                        every round, in fedrec-aggregator's format\n"
+    "                        (--state of fedrec-aggregator; a checkpoint\n"
+    "                        already in DIR is resumed from)\n"
     "  --help                this text\n"
     "\n"
     "Exit status: 0 on success, 1 on a run error, 2 on a usage error.\n";
@@ -429,6 +433,11 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
                 return bad(err, err_cap, flag, val, "empty path");
             }
             c->out_dir = val;
+        } else if (strcmp(flag, "--state") == 0) {
+            if (*val == '\0') {
+                return bad(err, err_cap, flag, val, "empty path");
+            }
+            c->state_dir = val;
         } else if (fri_sim_privacy_flag(&c->priv, flag, val, &pe, err,
                                         err_cap)) {
             if (pe != FR_OK) {

@@ -740,6 +740,7 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
     ac.rounds = 0;
     ac.max_sessions = (uint32_t) (max_job * 2 + 64);
     ac.session_ttl_ms = ac.round_deadline_ms;
+    ac.state_dir = c->state_dir;
     fri_sim_privacy_agg_config(c, p, cohort, &ac);
     st.deadline_ms = ac.round_deadline_ms;
     {

@@ -80,6 +80,10 @@ typedef struct fri_sim_config {
     const char *out_dir;
     int         progress; // -1 auto (stderr is a TTY), 0 off, 1 on
     int         quiet;    // no text summary on stdout
+    // Aggregator checkpoint directory (fedrec-aggregator --state): the
+    // model after every completed round, resumed from if present. NULL:
+    // none.
+    const char *state_dir;
     // Privacy: secure aggregation, clipping, DP, pseudo-items, attacks.
     fri_sim_privacy priv;
 } fri_sim_config;
