@@ -1,0 +1,73 @@
+#!/bin/sh
+# Privacy-utility table on ML-100K u1 (docs/BENCHMARKS.md, "Privacy"):
+# gradient FedAvg (settings chosen on a 90/10 split of u1.base) plain and
+# under each defence; per row the final test RMSE, the aggregator's
+# item-inference AUC, rating-reconstruction RMSE, epsilon, in-round seconds
+# per round and bytes up per client update. Prints ONE JSON object and
+# writes docs/privacy-utility.svg (RMSE and attack AUC per defence).
+# Env: FR_DATA_DIR, FR_BUILD_DIR (build), FR_PRIV_ROUNDS (40),
+# FR_PRIV_COHORT (50), FR_PRIV_Z (noise multiplier for epsilon ~ 8),
+# FR_PRIV_SVG (output path).
+set -eu
+root=$(cd "$(dirname "$0")/.." && pwd)
+data=${FR_DATA_DIR:-$root/../shared/data/ml-100k}
+build=${FR_BUILD_DIR:-$root/build}
+case $build in /*) ;; *) build=$root/$build ;; esac
+bin=$build/bin/fedrec-sim
+svg=${FR_PRIV_SVG:-$root/docs/privacy-utility.svg}
+rounds=${FR_PRIV_ROUNDS:-40}
+cohort=${FR_PRIV_COHORT:-50}
+z=${FR_PRIV_Z:-0.72}
+[ -x "$bin" ] || cmake --build "$build" --target fedrec-sim -j2 >/dev/null
+if [ ! -r "$data/u1.base" ]; then
+    echo "privacy.sh: MovieLens 100K not found in $data (set FR_DATA_DIR)" >&2
+    exit 1
+fi
+base="--train $data/u1.base --test $data/u1.test --algo grad --server-opt adam
+ --lr 0.03 --reg 2 --reg-bias 1 --rounds $rounds --clients-per-round $cohort
+ --no-reference --json --transport inproc --eval-every 0 --attack both"
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+row() { # name, extra flags
+    # shellcheck disable=SC2086
+    "$bin" $base $2 | tail -1 | jq -c --arg n "$1" --arg a "$2" '{name: $n,
+      flags: $a, rmse, attack_auc, attack_rating_rmse, epsilon, delta,
+      round_s: (.seconds / .rounds), bytes_up_per_client:
+      (.bytes_up / .clients)}' >>"$tmp"
+}
+row plain ""
+row clip "--clip 1"
+row secagg-full "--secure-agg full --clip 1"
+row secagg-plus "--secure-agg plus --clip 1"
+row pseudo-rho1 "--pseudo-items 1"
+row dp-central "--clip 1 --dp central --noise-multiplier $z"
+row dp-distributed "--secure-agg full --clip 1 --dp distributed --noise-multiplier $z"
+jq -s '{bench: "privacy", data: "ml-100k u1", rows: .}' "$tmp"
+# SVG: one pair of bars (RMSE, attack AUC) per defence.
+jq -r '[.name, .rmse, (.attack_auc // 0)] | @tsv' "$tmp" | awk -F'\t' '
+BEGIN { w = 720; h = 360; x0 = 60; y0 = 300; }
+{ n[NR] = $1; r[NR] = $2; a[NR] = $3; }
+END {
+  printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"11\">\n", w, h
+  printf "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+  printf "<text x=\"%d\" y=\"20\" font-size=\"14\">ML-100K u1, gradient FedAvg: test RMSE (blue, 0..1.2) and item-inference AUC (orange, 0..1.2)</text>\n", x0
+  printf "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n", x0, y0, w - 20, y0
+  for (t = 0; t <= 1.2001; t += 0.2) {
+    y = y0 - t / 1.2 * 250
+    printf "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/><text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.1f</text>\n", x0, y, w - 20, y, x0 - 4, y + 4, t
+  }
+  y = y0 - 0.5 / 1.2 * 250
+  printf "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#e67e22\" stroke-dasharray=\"4 3\"/>\n", x0, y, w - 20, y
+  step = (w - 20 - x0) / NR
+  for (i = 1; i <= NR; i++) {
+    x = x0 + (i - 1) * step + step * 0.15
+    bw = step * 0.33
+    hr = r[i] / 1.2 * 250; ha = a[i] / 1.2 * 250
+    printf "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#3465a4\"/>\n", x, y0 - hr, bw, hr
+    printf "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.3f</text>\n", x + bw / 2, y0 - hr - 3, r[i]
+    printf "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#e67e22\"/>\n", x + bw, y0 - ha, bw, ha
+    printf "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.2f</text>\n", x + 1.5 * bw, y0 - ha - 14, a[i]
+    printf "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", x + bw, y0 + 16, n[i]
+  }
+  printf "</svg>\n"
+}' >"$svg"
