@@ -82,7 +82,9 @@ main(int argc, char **argv)
              "msg=\"aggregator starting\" listen=\"%s\" items=%u k=%u "
              "algo=%s loss=%s public_key=%s%s",
              args.listen, args.cfg.n_items, args.cfg.k,
-             args.cfg.algo == FRI_AGG_GRAD ? "grad" : "als",
+             args.cfg.algo == FRI_AGG_GRAD   ? "grad"
+             : args.cfg.algo == FRI_AGG_VBMF ? "vbmf"
+                                             : "als",
              args.cfg.implicit ? "implicit" : "explicit", hex,
              args.key_path == NULL ? " identity=ephemeral" : "");
     log_stderr(NULL, FR_LOG_INFO, line);

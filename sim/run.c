@@ -269,10 +269,6 @@ dev_open(worker *w, const job *jb, size_t slot, dev_live *d)
         fr_client_public_key(d->c, pk);
         fri_sim_atk_register(st->atk, u, pk);
     }
-    // The TASK message does not carry the regularisation scaling yet and
-    // the client keeps its default (weighted-lambda); align it with the
-    // aggregator's so the user and item solves use the same penalty.
-    d->c->fit.weighted = (uint32_t) (cf->weighted != 0);
     for (size_t j = tr->ptr[u]; j < tr->ptr[u + 1]; j++) {
         if ((e = fr_client_add(d->c, tr->idx[j], tr->val[j], 0)) != FR_OK) {
             note_error(st, u, "add", e, fr_client_errmsg(d->c));
