@@ -6,7 +6,7 @@
 # per round and bytes up per client update. Prints ONE JSON object and
 # writes docs/privacy-utility.svg (RMSE and attack AUC per defence).
 # Env: FR_DATA_DIR, FR_BUILD_DIR (build), FR_PRIV_ROUNDS (40),
-# FR_PRIV_COHORT (50), FR_PRIV_Z (noise multiplier for epsilon ~ 8),
+# FR_PRIV_COHORT (50), FR_PRIV_Z (0.665: epsilon 8 at q = 50/943, 40 rounds),
 # FR_PRIV_SVG (output path).
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,7 +17,7 @@ bin=$build/bin/fedrec-sim
 svg=${FR_PRIV_SVG:-$root/docs/privacy-utility.svg}
 rounds=${FR_PRIV_ROUNDS:-40}
 cohort=${FR_PRIV_COHORT:-50}
-z=${FR_PRIV_Z:-0.72}
+z=${FR_PRIV_Z:-0.665}
 [ -x "$bin" ] || cmake --build "$build" --target fedrec-sim -j2 >/dev/null
 if [ ! -r "$data/u1.base" ]; then
     echo "privacy.sh: MovieLens 100K not found in $data (set FR_DATA_DIR)" >&2
