@@ -113,25 +113,6 @@ finish_step(float *x_out, float *cov_out, float *A, float *b, float *eps,
     return FR_OK;
 }
 
-static fr_err
-get_work(float **w, float **owned, float *work, size_t work_len, size_t need)
-{
-    *owned = NULL;
-    if (work != NULL) {
-        if (work_len < need) {
-            return FR_EINVAL;
-        }
-        *w = work;
-        return FR_OK;
-    }
-    *owned = malloc(need * sizeof(float));
-    if (*owned == NULL) {
-        return FR_ENOMEM;
-    }
-    *w = *owned;
-    return FR_OK;
-}
-
 fr_err
 fri_bpmf_user_step(float *p_out, float *bu_out, float *cov_out,
     const float *item_cov, const fri_mf_items *it, const uint32_t *items,
@@ -153,28 +134,13 @@ fri_bpmf_user_step(float *p_out, float *bu_out, float *cov_out,
         }
     }
     float *w, *owned;
-    fr_err e = get_work(&w, &owned, work, work_len, fri_bpmf_work_len(it->k));
+    fr_err e
+        = fri_work_get(&w, &owned, work, work_len, fri_bpmf_work_len(it->k));
     if (e != FR_OK) {
         return e;
     }
     float *A = w, *b = w + d * d, *eps = b + d, *rinv = eps + d;
-    memset(A, 0, d * d * sizeof(float));
-    memset(b, 0, d * sizeof(float));
-    for (size_t j = 0; j < n; j++) {
-        const float *q   = it->Q + (size_t)items[j] * k;
-        float        res = ratings[j] - it->mu - it->bi[items[j]];
-        for (size_t a = 0; a < k; a++) {
-            float  qa  = q[a];
-            float *row = A + a * d;
-            for (size_t c = a; c < k; c++) {
-                row[c] += qa * q[c];
-            }
-            row[k] += qa;
-            b[a] += qa * res;
-        }
-        b[k] += res;
-    }
-    A[k * d + k] = (float)n;
+    fri_mf_user_normal_eq(A, b, it, items, ratings, n);
     if (item_cov != NULL) {
         // E[z z^T] adds the q block of S_i; E[z (r - mu - b_i)] subtracts
         // cov(q_i, b_i).
@@ -221,7 +187,7 @@ fri_bpmf_item_step(float *q_out, float *b_out, float *cov_out,
     }
     const size_t d = (size_t)k + 1;
     float       *w, *owned;
-    fr_err e = get_work(&w, &owned, work, work_len, fri_bpmf_work_len(k));
+    fr_err e = fri_work_get(&w, &owned, work, work_len, fri_bpmf_work_len(k));
     if (e != FR_OK) {
         return e;
     }
@@ -458,13 +424,23 @@ fri_bpmf_config_init(fri_bpmf_config *c)
     c->seed        = 42;
 }
 
+// Mean of the ratings in train, rejecting an empty matrix, column indices
+// out of range and non-finite values (the trainers' input checks).
 static int
-mul_ok(size_t a, size_t b, size_t *out)
+mean_rating_checked(const fri_csr *train, double *mu_out)
 {
-    if (a != 0 && b > SIZE_MAX / a) {
+    const size_t n_ratings = train->ptr[train->n_rows];
+    if (n_ratings == 0) {
         return 0;
     }
-    *out = a * b;
+    double mu = 0.0;
+    for (size_t j = 0; j < n_ratings; j++) {
+        if (train->idx[j] >= train->n_cols || !isfinite(train->val[j])) {
+            return 0;
+        }
+        mu += train->val[j];
+    }
+    *mu_out = mu / (double)n_ratings;
     return 1;
 }
 
@@ -588,29 +564,18 @@ fri_train_bpmf(fri_mf_model **out, float *pred_out, const fri_triplet *query,
         || (n_query > 0 && (pred_out == NULL || query == NULL))) {
         return FR_EINVAL;
     }
-    const size_t n_ratings = train->ptr[train->n_rows];
-    if (n_ratings == 0) {
+    double mu;
+    if (!mean_rating_checked(train, &mu)) {
         return FR_EINVAL;
     }
-    double mu = 0.0;
-    for (size_t j = 0; j < n_ratings; j++) {
-        if (train->idx[j] >= train->n_cols || !isfinite(train->val[j])) {
-            return FR_EINVAL;
-        }
-        mu += train->val[j];
-    }
-    mu /= (double)n_ratings;
+    const size_t   n_ratings = train->ptr[train->n_rows];
     const size_t   k = c->k, d = k + 1, plen = fri_packed_len(d);
     const uint32_t nu = train->n_rows, ni = train->n_cols;
-    size_t         max_n = 0;
-    for (uint32_t u = 0; u < nu; u++) {
-        size_t n = train->ptr[u + 1] - train->ptr[u];
-        max_n    = n > max_n ? n : max_n;
-    }
-    size_t gsz, hsz, hcap, psz, qsz;
-    if (!mul_ok(ni, plen, &gsz) || !mul_ok(ni, d, &hsz)
-        || !mul_ok(max_n, d, &hcap) || !mul_ok(nu, k, &psz)
-        || !mul_ok(ni, k, &qsz) || gsz > SIZE_MAX / sizeof(float)
+    size_t         max_n = fri_csr_max_row_len(train);
+    size_t         gsz, hsz, hcap, psz, qsz;
+    if (!fri_mul_ok(ni, plen, &gsz) || !fri_mul_ok(ni, d, &hsz)
+        || !fri_mul_ok(max_n, d, &hcap) || !fri_mul_ok(nu, k, &psz)
+        || !fri_mul_ok(ni, k, &qsz) || gsz > SIZE_MAX / sizeof(float)
         || psz > SIZE_MAX / sizeof(double)
         || qsz > SIZE_MAX / sizeof(double)) {
         return FR_ETOOBIG;
@@ -860,28 +825,17 @@ fri_train_vbmf(fri_mf_model **out, const fri_csr *train,
         || train->ptr == NULL || train->n_rows == 0 || train->n_cols == 0) {
         return FR_EINVAL;
     }
-    const size_t n_ratings = train->ptr[train->n_rows];
-    if (n_ratings == 0) {
+    double mu;
+    if (!mean_rating_checked(train, &mu)) {
         return FR_EINVAL;
     }
-    double mu = 0.0;
-    for (size_t j = 0; j < n_ratings; j++) {
-        if (train->idx[j] >= train->n_cols || !isfinite(train->val[j])) {
-            return FR_EINVAL;
-        }
-        mu += train->val[j];
-    }
-    mu /= (double)n_ratings;
+    const size_t   n_ratings = train->ptr[train->n_rows];
     const size_t   k = c->k, d = k + 1, plen = fri_packed_len(d);
     const uint32_t nu = train->n_rows, ni = train->n_cols;
-    size_t         max_n = 0;
-    for (uint32_t u = 0; u < nu; u++) {
-        size_t n = train->ptr[u + 1] - train->ptr[u];
-        max_n    = n > max_n ? n : max_n;
-    }
-    size_t gsz, hsz, hcap, usz;
-    if (!mul_ok(ni, plen, &gsz) || !mul_ok(ni, d, &hsz)
-        || !mul_ok(max_n, d, &hcap) || !mul_ok(nu, plen, &usz)
+    size_t         max_n = fri_csr_max_row_len(train);
+    size_t         gsz, hsz, hcap, usz;
+    if (!fri_mul_ok(ni, plen, &gsz) || !fri_mul_ok(ni, d, &hsz)
+        || !fri_mul_ok(max_n, d, &hcap) || !fri_mul_ok(nu, plen, &usz)
         || gsz > SIZE_MAX / sizeof(float) || usz > SIZE_MAX / sizeof(float)) {
         return FR_ETOOBIG;
     }

@@ -87,6 +87,8 @@ typedef struct fri_csr {
 fr_err fri_csr_by_user(fri_csr *out, const fri_dataset *d);
 fr_err fri_csr_by_item(fri_csr *out, const fri_dataset *d);
 void   fri_csr_free(fri_csr *c);
+// Length of the longest row (0 for an empty matrix): sizes per-row buffers.
+size_t fri_csr_max_row_len(const fri_csr *c);
 
 // Seeded synthetic explicit-rating data: latent ground truth of rank k,
 // power-law item popularity (Zipf exponent), per-user activity, Gaussian

@@ -1,6 +1,27 @@
 #include "linalg.h"
 
 #include <math.h>
+#include <stdlib.h>
+
+fr_err
+fri_work_get(float **w, float **owned, float *work, size_t work_len,
+             size_t need)
+{
+    *owned = NULL;
+    if (work != NULL) {
+        if (work_len < need) {
+            return FR_EINVAL;
+        }
+        *w = work;
+        return FR_OK;
+    }
+    *owned = malloc(need * sizeof(float));
+    if (*owned == NULL) {
+        return FR_ENOMEM;
+    }
+    *w = *owned;
+    return FR_OK;
+}
 
 void
 fri_packed_unpack(float *full, const float *packed, size_t d)

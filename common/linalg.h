@@ -27,6 +27,24 @@ fri_packed_index(size_t d, size_t a, size_t b)
     return a * d - (a * (a - 1)) / 2 + (b - a);
 }
 
+// a * b into *out; 0 (and *out untouched) if the product overflows size_t.
+static inline int
+fri_mul_ok(size_t a, size_t b, size_t *out)
+{
+    if (a != 0 && b > SIZE_MAX / a) {
+        return 0;
+    }
+    *out = a * b;
+    return 1;
+}
+
+// Workspace of at least need floats for the per-row solves: the caller's
+// work (FR_EINVAL if shorter than need) or, when work is NULL, a fresh one
+// that is also stored in *owned for the caller to free (*owned is NULL
+// otherwise). Lets one code path serve callers with and without scratch.
+FR_NODISCARD fr_err fri_work_get(
+    float **w, float **owned, float *work, size_t work_len, size_t need);
+
 // Expands a packed upper triangle into the upper triangle of a full d x d
 // row-major matrix (the strict lower triangle is left untouched).
 void fri_packed_unpack(float *full, const float *packed, size_t d);

@@ -12,15 +12,6 @@
 
 // ---- model ---------------------------------------------------------------
 
-static int
-mul_ok(size_t a, size_t b, size_t *out)
-{
-    if (a != 0 && b > SIZE_MAX / a) {
-        return 0;
-    }
-    *out = a * b;
-    return 1;
-}
 
 fr_err
 fri_mf_create(fri_mf_model **out, uint32_t n_users, uint32_t n_items,
@@ -34,7 +25,7 @@ fri_mf_create(fri_mf_model **out, uint32_t n_users, uint32_t n_items,
         return FR_EINVAL;
     }
     size_t np, nq;
-    if (!mul_ok(n_users, k, &np) || !mul_ok(n_items, k, &nq) ||
+    if (!fri_mul_ok(n_users, k, &np) || !fri_mul_ok(n_items, k, &nq) ||
         np > SIZE_MAX / sizeof(float) || nq > SIZE_MAX / sizeof(float)) {
         return FR_ETOOBIG;
     }
@@ -142,26 +133,6 @@ fri_mf_work_len(uint32_t k)
     return d * d + d;
 }
 
-// Provides a workspace of at least need floats: the caller's or a fresh one
-// (*owned set, to be freed).
-static fr_err
-get_work(float **w, float **owned, float *work, size_t work_len, size_t need)
-{
-    *owned = NULL;
-    if (work != NULL) {
-        if (work_len < need) {
-            return FR_EINVAL;
-        }
-        *w = work;
-        return FR_OK;
-    }
-    *owned = malloc(need * sizeof(float));
-    if (*owned == NULL) {
-        return FR_ENOMEM;
-    }
-    *w = *owned;
-    return FR_OK;
-}
 
 static int
 items_valid(const fri_mf_items *it)
@@ -184,7 +155,51 @@ reg_scale(int weighted, double n)
     }
 }
 
+// Adds the ridge penalties (lam on the factor diagonal, lam_bias on the
+// bias) to the d x d system A x = b, d = k+1, solves it and splits x into
+// factor and bias; the outputs are written only on success.
+static fr_err
+ridge_solve(float *f_out, float *bias_out, float *A, float *b, size_t k,
+            float lam, float lam_bias)
+{
+    const size_t d = k + 1;
+    for (size_t a = 0; a < k; a++) {
+        A[a * d + a] += lam;
+    }
+    A[k * d + k] += lam_bias;
+    fr_err e = fri_chol_solve(A, b, d);
+    if (e == FR_OK) {
+        memcpy(f_out, b, k * sizeof(float));
+        *bias_out = b[k];
+    }
+    return e;
+}
+
 // ---- explicit ALS --------------------------------------------------------
+
+void
+fri_mf_user_normal_eq(float *A, float *b, const fri_mf_items *it,
+                      const uint32_t *items, const float *ratings, size_t n)
+{
+    const size_t k = it->k, d = k + 1;
+    memset(A, 0, d * d * sizeof(float));
+    memset(b, 0, d * sizeof(float));
+    for (size_t j = 0; j < n; j++) {
+        const float *q = it->Q + (size_t)items[j] * k;
+        float res = ratings[j] - it->mu - it->bi[items[j]];
+        for (size_t a = 0; a < k; a++) {
+            float qa = q[a];
+            float *row = A + a * d;
+            for (size_t c = a; c < k; c++) {
+                row[c] += qa * q[c];
+            }
+            row[k] += qa;
+            b[a] += qa * res;
+        }
+        b[k] += res;
+    }
+    A[k * d + k] = (float)n;
+}
 
 fr_err
 fri_mf_user_solve(float *p_out, float *bu_out, const fri_mf_items *it,
@@ -210,39 +225,15 @@ fri_mf_user_solve(float *p_out, float *bu_out, const fri_mf_items *it,
         }
     }
     float *w, *owned;
-    fr_err e = get_work(&w, &owned, work, work_len, fri_mf_work_len(k));
+    fr_err e = fri_work_get(&w, &owned, work, work_len, fri_mf_work_len(k));
     if (e != FR_OK) {
         return e;
     }
     float *A = w;     // d x d, upper triangle used
     float *b = w + d * d; // d
-    memset(A, 0, d * d * sizeof(float));
-    memset(b, 0, d * sizeof(float));
-    for (size_t j = 0; j < n; j++) {
-        const float *q = it->Q + (size_t)items[j] * k;
-        float res = ratings[j] - it->mu - it->bi[items[j]];
-        for (size_t a = 0; a < k; a++) {
-            float qa = q[a];
-            float *row = A + a * d;
-            for (size_t c = a; c < k; c++) {
-                row[c] += qa * q[c];
-            }
-            row[k] += qa;
-            b[a] += qa * res;
-        }
-        b[k] += res;
-    }
-    A[k * d + k] += (float)n;
+    fri_mf_user_normal_eq(A, b, it, items, ratings, n);
     float scale = reg_scale(weighted, (double)n);
-    for (size_t a = 0; a < k; a++) {
-        A[a * d + a] += reg * scale;
-    }
-    A[k * d + k] += reg_bias * scale;
-    e = fri_chol_solve(A, b, d);
-    if (e == FR_OK) {
-        memcpy(p_out, b, k * sizeof(float));
-        *bu_out = b[k];
-    }
+    e = ridge_solve(p_out, bu_out, A, b, k, reg * scale, reg_bias * scale);
     free(owned);
     return e;
 }
@@ -297,7 +288,7 @@ fri_mf_item_solve(float *q_out, float *b_out, const float *gram_sum_packed,
         return FR_OK;
     }
     float *w, *owned;
-    fr_err e = get_work(&w, &owned, work, work_len, fri_mf_work_len(k));
+    fr_err e = fri_work_get(&w, &owned, work, work_len, fri_mf_work_len(k));
     if (e != FR_OK) {
         return e;
     }
@@ -306,15 +297,7 @@ fri_mf_item_solve(float *q_out, float *b_out, const float *gram_sum_packed,
     fri_packed_unpack(A, gram_sum_packed, d);
     memcpy(b, h_sum, d * sizeof(float));
     float scale = reg_scale(weighted, n_i);
-    for (size_t a = 0; a < k; a++) {
-        A[a * d + a] += reg * scale;
-    }
-    A[k * d + k] += reg_bias * scale;
-    e = fri_chol_solve(A, b, d);
-    if (e == FR_OK) {
-        memcpy(q_out, b, k * sizeof(float));
-        *b_out = b[k];
-    }
+    e = ridge_solve(q_out, b_out, A, b, k, reg * scale, reg_bias * scale);
     free(owned);
     return e;
 }
@@ -470,7 +453,8 @@ fri_mf_implicit_user_solve(float *p_out, const fri_mf_items *it,
         }
     }
     float *w, *owned;
-    fr_err e = get_work(&w, &owned, work, work_len, fri_mf_work_len(it->k));
+    fr_err e =
+        fri_work_get(&w, &owned, work, work_len, fri_mf_work_len(it->k));
     if (e != FR_OK) {
         return e;
     }
@@ -545,7 +529,7 @@ fri_mf_implicit_item_solve(float *q_out, const float *gram_all_packed,
         return FR_EINVAL;
     }
     float *w, *owned;
-    fr_err e = get_work(&w, &owned, work, work_len, fri_mf_work_len(k));
+    fr_err e = fri_work_get(&w, &owned, work, work_len, fri_mf_work_len(k));
     if (e != FR_OK) {
         return e;
     }
@@ -764,14 +748,10 @@ fri_train_als(fri_mf_model **out, const fri_csr *train,
     const size_t d = (size_t)k + 1;
     const size_t plen = fri_packed_len(d);
     const uint32_t n_users = train->n_rows, n_items = train->n_cols;
-    size_t max_n = 0;
-    for (uint32_t u = 0; u < n_users; u++) {
-        size_t n = train->ptr[u + 1] - train->ptr[u];
-        max_n = n > max_n ? n : max_n;
-    }
+    size_t max_n = fri_csr_max_row_len(train);
     size_t gsz, hsz;
-    if (!mul_ok(n_items, plen, &gsz) || !mul_ok(n_items, d, &hsz) ||
-        !mul_ok(max_n, d, &max_n) || gsz > SIZE_MAX / sizeof(float)) {
+    if (!fri_mul_ok(n_items, plen, &gsz) || !fri_mul_ok(n_items, d, &hsz) ||
+        !fri_mul_ok(max_n, d, &max_n) || gsz > SIZE_MAX / sizeof(float)) {
         return FR_ETOOBIG;
     }
     fri_mf_model *m = NULL;
@@ -960,14 +940,10 @@ fri_train_ials(fri_mf_model **out, const fri_csr *train,
     const size_t d = (size_t)k + 1;
     const size_t plen = fri_packed_len(k);
     const uint32_t n_users = train->n_rows, n_items = train->n_cols;
-    size_t max_n = 0;
-    for (uint32_t u = 0; u < n_users; u++) {
-        size_t n = train->ptr[u + 1] - train->ptr[u];
-        max_n = n > max_n ? n : max_n;
-    }
+    size_t max_n = fri_csr_max_row_len(train);
     size_t gsz, hsz;
-    if (!mul_ok(n_items, plen, &gsz) || !mul_ok(n_items, k, &hsz) ||
-        !mul_ok(max_n, d, &max_n) || gsz > SIZE_MAX / sizeof(float)) {
+    if (!fri_mul_ok(n_items, plen, &gsz) || !fri_mul_ok(n_items, k, &hsz) ||
+        !fri_mul_ok(max_n, d, &max_n) || gsz > SIZE_MAX / sizeof(float)) {
         return FR_ETOOBIG;
     }
     fri_mf_model *m = NULL;

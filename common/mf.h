@@ -85,6 +85,15 @@ FR_NODISCARD fr_err fri_mf_user_solve(float *p_out, float *bu_out,
                                       float reg, float reg_bias, int weighted,
                                       float *work, size_t work_len);
 
+// The data part of a user's normal equations with z = [q_i; 1] over the
+// rated items: A (d x d, d = k+1, upper triangle) = sum_j z z^T and
+// b (d) = sum_j z (ratings[j] - mu - b_i). Overwrites A and b; no checks
+// (callers validate items and ratings). Shared by the ALS solve and the
+// BPMF/VBMF user step so both see the same sums to the bit.
+void fri_mf_user_normal_eq(float *A, float *b, const fri_mf_items *it,
+                           const uint32_t *items, const float *ratings,
+                           size_t n);
+
 // The user's share of the item-side normal equations. With x = [p_u; 1]
 // (k+1 floats) writes the Gram x x^T once as a packed upper triangle into
 // gram_out (fri_packed_len(k+1) floats) and, for each rating j, the row
