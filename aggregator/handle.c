@@ -269,6 +269,17 @@ typedef struct reply {
     size_t   len;
 } reply;
 
+// Seals the plen plaintext bytes an encoder wrote at
+// r->buf + FRI_SEAL_HEADROOM into r (in place), unless encoding failed.
+static fr_err
+seal_if_ok(reply *r, fri_session *s, fr_err rv, size_t plen)
+{
+    if (rv == FR_OK) {
+        rv = fri_seal(s, r->buf, r->cap, plen, &r->len);
+    }
+    return rv;
+}
+
 // ERROR frame, sealed with s when s != NULL.
 static fr_err
 put_error(reply *r, fri_session *s, fr_err code, uint16_t of_type,
@@ -292,10 +303,7 @@ put_error(reply *r, fri_session *s, fr_err code, uint16_t of_type,
     size_t plen = 0;
     fr_err rv   = fri_error_encode(r->buf + FRI_SEAL_HEADROOM,
                                    r->cap - FRI_SEAL_HEADROOM, &plen, &e);
-    if (rv == FR_OK) {
-        rv = fri_seal(s, r->buf, r->cap, plen, &r->len);
-    }
-    return rv;
+    return seal_if_ok(r, s, rv, plen);
 }
 
 static fr_err
@@ -373,10 +381,7 @@ on_checkin(fri_agg *a, sess_entry *e, uint64_t now_ms, const uint8_t *plain,
     size_t plen = 0;
     rv = fri_task_encode(r->buf + FRI_SEAL_HEADROOM, r->cap - FRI_SEAL_HEADROOM,
                          &plen, &t);
-    if (rv == FR_OK) {
-        rv = fri_seal(e->s, r->buf, r->cap, plen, &r->len);
-    }
-    return rv;
+    return seal_if_ok(r, e->s, rv, plen);
 }
 
 static fr_err
@@ -502,10 +507,7 @@ on_update(fri_agg *a, sess_entry *e, uint64_t now_ms, const uint8_t *plain,
     size_t  plen = 0;
     rv = fri_ack_encode(r->buf + FRI_SEAL_HEADROOM, r->cap - FRI_SEAL_HEADROOM,
                         &plen, &ack);
-    if (rv == FR_OK) {
-        rv = fri_seal(e->s, r->buf, r->cap, plen, &r->len);
-    }
-    return rv;
+    return seal_if_ok(r, e->s, rv, plen);
 }
 
 // Secure aggregation requests (handle_sa.c), sealed here.
@@ -517,10 +519,7 @@ on_sa(fri_agg *a, sess_entry *e, uint64_t now_ms, uint16_t type,
     fr_err rv   = fri_agg_sa_wire(a, now_ms, e->client, type, plain,
                                   plain_len, r->buf + FRI_SEAL_HEADROOM,
                                   r->cap - FRI_SEAL_HEADROOM, &plen, drop);
-    if (rv == FR_OK) {
-        rv = fri_seal(e->s, r->buf, r->cap, plen, &r->len);
-    }
-    return rv;
+    return seal_if_ok(r, e->s, rv, plen);
 }
 
 static fr_err

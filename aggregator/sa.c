@@ -250,6 +250,37 @@ wait_ms(const fri_agg *a)
     return r < 10 ? 10 : r;
 }
 
+// Entry for the polls (roster, inbox, unmask request): enter() and, while
+// the round has not reached phase yet, a retry hint in *retry_after_ms with
+// rv left FR_OK. Returns the member index, or -1 when the caller has nothing
+// to report. Under mtx.
+static int64_t
+enter_poll(fri_agg *a, const uint8_t *pk, uint64_t round, int phase,
+           fr_err *rv, uint32_t *retry_after_ms)
+{
+    int64_t i = enter(a, pk, round, rv);
+    if (i >= 0 && a->sa->phase < phase) {
+        *retry_after_ms = wait_ms(a);
+        return -1;
+    }
+    return i;
+}
+
+// Whether a member may submit its step of phase now: ready says it did
+// the step before, done that it already did this one. FR_ESTATE too early,
+// FR_ELATE after the phase or without the earlier step, FR_EDUP twice.
+static fr_err
+step_check(const fri_sa *s, int phase, int ready, int done)
+{
+    if (s->phase != phase || !ready) {
+        return s->phase < phase ? FR_ESTATE : FR_ELATE;
+    }
+    if (done) {
+        return FR_EDUP;
+    }
+    return FR_OK;
+}
+
 // Moves to the next phase when everybody still in has acted. Under mtx.
 static void
 advance(fri_agg *a, uint64_t now_ms)
@@ -335,15 +366,11 @@ fri_agg_sa_roster(fri_agg *a, uint64_t now_ms,
     *n_out          = 0;
     *retry_after_ms = 0;
     pthread_mutex_lock(&a->mtx);
-    int64_t i = enter(a, pk, round, &rv);
+    int64_t i = enter_poll(a, pk, round, FRI_AGG_SA_SHARE, &rv, retry_after_ms);
     if (i < 0) {
         goto out;
     }
     fri_sa *s = a->sa;
-    if (s->phase < FRI_AGG_SA_SHARE) {
-        *retry_after_ms = wait_ms(a);
-        goto out;
-    }
     size_t n = 0;
     for (uint32_t j = 0; j < s->joined; j++) {
         if (!s->m[j].advertised) {
@@ -382,12 +409,8 @@ fri_agg_sa_shares(fri_agg *a, uint64_t now_ms,
     }
     fri_sa    *s = a->sa;
     sa_member *m = &s->m[i];
-    if (s->phase != FRI_AGG_SA_SHARE || !m->advertised) {
-        rv = s->phase < FRI_AGG_SA_SHARE ? FR_ESTATE : FR_ELATE;
-        goto out;
-    }
-    if (m->shared) {
-        rv = FR_EDUP;
+    rv = step_check(s, FRI_AGG_SA_SHARE, m->advertised, m->shared);
+    if (rv != FR_OK) {
         goto out;
     }
     // Every recipient: an advertised neighbour, once. Checked before
@@ -437,15 +460,11 @@ fri_agg_sa_inbox(fri_agg *a, uint64_t now_ms,
     *n_out          = 0;
     *retry_after_ms = 0;
     pthread_mutex_lock(&a->mtx);
-    int64_t i = enter(a, pk, round, &rv);
+    int64_t i = enter_poll(a, pk, round, FRI_AGG_SA_MASKED, &rv, retry_after_ms);
     if (i < 0) {
         goto out;
     }
     fri_sa *s = a->sa;
-    if (s->phase < FRI_AGG_SA_MASKED) {
-        *retry_after_ms = wait_ms(a);
-        goto out;
-    }
     size_t n = 0;
     for (uint32_t u = 0; u < s->joined; u++) {
         if (!s->m[u].shared || !s->m[u].has_out[i]) {
@@ -485,12 +504,8 @@ fri_agg_sa_masked(fri_agg *a, uint64_t now_ms,
         rv = FR_EPROTO;
         goto out;
     }
-    if (s->phase != FRI_AGG_SA_MASKED || !m->shared) {
-        rv = s->phase < FRI_AGG_SA_MASKED ? FR_ESTATE : FR_ELATE;
-        goto out;
-    }
-    if (m->masked) {
-        rv = FR_EDUP;
+    rv = step_check(s, FRI_AGG_SA_MASKED, m->shared, m->masked);
+    if (rv != FR_OK) {
         goto out;
     }
     if (a->sa_hook != NULL) {
@@ -526,15 +541,11 @@ fri_agg_sa_unmask_req(fri_agg *a, uint64_t now_ms,
     *n_drop         = 0;
     *retry_after_ms = 0;
     pthread_mutex_lock(&a->mtx);
-    int64_t i = enter(a, pk, round, &rv);
+    int64_t i = enter_poll(a, pk, round, FRI_AGG_SA_UNMASK, &rv, retry_after_ms);
     if (i < 0) {
         goto out;
     }
     fri_sa *s = a->sa;
-    if (s->phase < FRI_AGG_SA_UNMASK) {
-        *retry_after_ms = wait_ms(a);
-        goto out;
-    }
     size_t ns = 0, nd = 0;
     for (uint32_t u = 0; u < s->joined; u++) {
         if (s->m[u].masked) {
@@ -707,12 +718,8 @@ fri_agg_sa_unmask(fri_agg *a, uint64_t now_ms,
     }
     fri_sa    *s = a->sa;
     sa_member *m = &s->m[i];
-    if (s->phase != FRI_AGG_SA_UNMASK || !m->masked) {
-        rv = s->phase < FRI_AGG_SA_UNMASK ? FR_ESTATE : FR_ELATE;
-        goto out;
-    }
-    if (m->answered) {
-        rv = FR_EDUP;
+    rv = step_check(s, FRI_AGG_SA_UNMASK, m->masked, m->answered);
+    if (rv != FR_OK) {
         goto out;
     }
     // Only shares this member holds (the subject sent it one) about
