@@ -9,6 +9,7 @@
 
 #include "agg.h"
 #include "dataset.h"
+#include "e2e_harness.h"
 #include "fedrec/client.h"
 #include "mf.h"
 
@@ -29,15 +30,7 @@ static void
 world_init(world *w, uint32_t cpr, int allow_all_but_last)
 {
     memset(w, 0, sizeof(*w));
-    fri_synth_config sc;
-    fri_synth_config_init(&sc);
-    sc.n_users = NU;
-    sc.n_items = NIT;
-    sc.k       = 2;
-    sc.density = 0.4;
-    sc.seed    = 11;
-    cr_assert_eq(fri_synth_generate(&w->d, &sc), FR_OK);
-    cr_assert_eq(fri_csr_by_user(&w->by_user, &w->d), FR_OK);
+    e2e_synth(&w->d, &w->by_user, NU, NIT, 0.4, 11);
 
     // Clients first, to enrol their keys.
     uint8_t *allow = malloc((size_t) NU * FRI_AGG_KEYBYTES);
@@ -54,21 +47,8 @@ world_init(world *w, uint32_t cpr, int allow_all_but_last)
     char err[256];
     cr_assert_eq(fri_agg_create(&w->a, &c, 0, err, sizeof(err)), FR_OK, "%s",
                  err);
-    uint8_t spk[FR_PUBLICKEYBYTES];
-    fri_agg_public_key(w->a, spk);
+    e2e_clients_create(w->c, NU, w->a, &w->by_user, 100, 1, 0.0f);
     for (uint32_t u = 0; u < NU; u++) {
-        fr_client_config cc;
-        fr_client_config_init(&cc);
-        memcpy(cc.server_pk, spk, sizeof(spk));
-        cc.seed         = 100 + u;
-        cc.has_identity = 1;
-        memset(cc.identity_seed, (int) (u + 1), FR_SEEDBYTES);
-        cr_assert_eq(fr_client_create(&w->c[u], &cc), FR_OK);
-        for (size_t j = w->by_user.ptr[u]; j < w->by_user.ptr[u + 1]; j++) {
-            cr_assert_eq(fr_client_add(w->c[u], w->by_user.idx[j],
-                                       w->by_user.val[j], 0),
-                         FR_OK);
-        }
         uint8_t pk[FR_PUBLICKEYBYTES];
         fr_client_public_key(w->c[u], pk);
         memcpy(allow + (size_t) u * FRI_AGG_KEYBYTES, pk, FRI_AGG_KEYBYTES);
@@ -105,30 +85,7 @@ world_free(world *w)
 static fr_checkin_status
 checkin(world *w, uint32_t u, uint64_t now)
 {
-    fr_client *c = w->c[u];
-    cr_assert_eq(fr_client_checkin_begin(c, now), FR_OK);
-    size_t   cap = fr_client_request_bound(c);
-    uint8_t *buf = malloc(cap);
-    cr_assert_not_null(buf);
-    for (int step = 0; step < 10; step++) {
-        size_t len = 0;
-        fr_err e   = fr_client_poll(c, buf, cap, &len);
-        if (e != FR_OK || len == 0) {
-            break;
-        }
-        size_t rl = 0;
-        cr_assert_eq(fri_agg_handle(w->a, now, buf, len, w->reply,
-                                    w->reply_cap, &rl),
-                     FR_OK);
-        cr_assert(rl > 0);
-        if (fr_client_receive(c, w->reply, rl) != FR_OK) {
-            break;
-        }
-    }
-    free(buf);
-    fr_checkin_info info;
-    fr_client_checkin_info_get(c, &info);
-    return info.status;
+    return e2e_checkin(w->a, w->reply, w->reply_cap, w->c[u], now);
 }
 
 // Training RMSE of the aggregator's item model, users refit centrally.

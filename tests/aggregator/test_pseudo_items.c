@@ -8,6 +8,7 @@
 
 #include "agg.h"
 #include "dataset.h"
+#include "e2e_harness.h"
 #include "fedrec/client.h"
 #include "mf.h"
 
@@ -61,15 +62,7 @@ world_init(world *w, fri_agg_algo algo, float rho)
 {
     memset(w, 0, sizeof(*w));
     g_w = w;
-    fri_synth_config sc;
-    fri_synth_config_init(&sc);
-    sc.n_users = NU;
-    sc.n_items = NIT;
-    sc.k       = 2;
-    sc.density = 0.2;
-    sc.seed    = 21;
-    cr_assert_eq(fri_synth_generate(&w->d, &sc), FR_OK);
-    cr_assert_eq(fri_csr_by_user(&w->by_user, &w->d), FR_OK);
+    e2e_synth(&w->d, &w->by_user, NU, NIT, 0.2, 21);
     fri_agg_config c;
     fri_agg_config_init(&c);
     c.n_items           = w->d.n_items;
@@ -82,23 +75,9 @@ world_init(world *w, fri_agg_algo algo, float rho)
     cr_assert_eq(fri_agg_create(&w->a, &c, 0, err, sizeof(err)), FR_OK, "%s",
                  err);
     fri_agg_set_update_hook(w->a, on_update, w);
-    uint8_t spk[FR_PUBLICKEYBYTES];
-    fri_agg_public_key(w->a, spk);
+    e2e_clients_create(w->c, NU, w->a, &w->by_user, 500, 1, rho);
     for (uint32_t u = 0; u < NU; u++) {
-        fr_client_config cc;
-        fr_client_config_init(&cc);
-        memcpy(cc.server_pk, spk, sizeof(spk));
-        cc.seed             = 500 + u;
-        cc.has_identity     = 1;
-        cc.pseudo_items_rho = rho;
-        memset(cc.identity_seed, (int) (u + 1), FR_SEEDBYTES);
-        cr_assert_eq(fr_client_create(&w->c[u], &cc), FR_OK);
         fr_client_public_key(w->c[u], w->pks[u]);
-        for (size_t j = w->by_user.ptr[u]; j < w->by_user.ptr[u + 1]; j++) {
-            cr_assert_eq(fr_client_add(w->c[u], w->by_user.idx[j],
-                                       w->by_user.val[j], 0),
-                         FR_OK);
-        }
     }
     w->reply_cap = fri_agg_reply_bound(w->a);
     w->reply     = malloc(w->reply_cap);
@@ -120,28 +99,7 @@ world_free(world *w)
 static fr_checkin_status
 checkin(world *w, uint32_t u, uint64_t now)
 {
-    fr_client *c = w->c[u];
-    cr_assert_eq(fr_client_checkin_begin(c, now), FR_OK);
-    size_t   cap = fr_client_request_bound(c);
-    uint8_t *buf = malloc(cap);
-    cr_assert_not_null(buf);
-    for (int step = 0; step < 10; step++) {
-        size_t len = 0;
-        if (fr_client_poll(c, buf, cap, &len) != FR_OK || len == 0) {
-            break;
-        }
-        size_t rl = 0;
-        cr_assert_eq(fri_agg_handle(w->a, now, buf, len, w->reply,
-                                    w->reply_cap, &rl),
-                     FR_OK);
-        if (fr_client_receive(c, w->reply, rl) != FR_OK) {
-            break;
-        }
-    }
-    free(buf);
-    fr_checkin_info info;
-    fr_client_checkin_info_get(c, &info);
-    return info.status;
+    return e2e_checkin(w->a, w->reply, w->reply_cap, w->c[u], now);
 }
 
 static void

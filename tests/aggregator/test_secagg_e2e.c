@@ -10,6 +10,7 @@
 
 #include "agg.h"
 #include "dataset.h"
+#include "e2e_harness.h"
 #include "fedrec/client.h"
 #include "msg.h"
 
@@ -30,15 +31,7 @@ static void
 world_init_dp(world *w, int secagg, fri_agg_dp dp, double z)
 {
     memset(w, 0, sizeof(*w));
-    fri_synth_config sc;
-    fri_synth_config_init(&sc);
-    sc.n_users = NU;
-    sc.n_items = NIT;
-    sc.k       = 2;
-    sc.density = 0.4;
-    sc.seed    = 17;
-    cr_assert_eq(fri_synth_generate(&w->d, &sc), FR_OK);
-    cr_assert_eq(fri_csr_by_user(&w->by_user, &w->d), FR_OK);
+    e2e_synth(&w->d, &w->by_user, NU, NIT, 0.4, 17);
     fri_agg_config c;
     fri_agg_config_init(&c);
     c.n_items           = w->d.n_items;
@@ -65,22 +58,7 @@ world_init_dp(world *w, int secagg, fri_agg_dp dp, double z)
     char err[256];
     cr_assert_eq(fri_agg_create(&w->a, &c, 0, err, sizeof(err)), FR_OK, "%s",
                  err);
-    uint8_t spk[FR_PUBLICKEYBYTES];
-    fri_agg_public_key(w->a, spk);
-    for (uint32_t u = 0; u < NU; u++) {
-        fr_client_config cc;
-        fr_client_config_init(&cc);
-        memcpy(cc.server_pk, spk, sizeof(spk));
-        cc.seed         = 900 + u;
-        cc.has_identity = 1;
-        memset(cc.identity_seed, (int) (u + 11), FR_SEEDBYTES);
-        cr_assert_eq(fr_client_create(&w->c[u], &cc), FR_OK);
-        for (size_t j = w->by_user.ptr[u]; j < w->by_user.ptr[u + 1]; j++) {
-            cr_assert_eq(fr_client_add(w->c[u], w->by_user.idx[j],
-                                       w->by_user.val[j], 0),
-                         FR_OK);
-        }
-    }
+    e2e_clients_create(w->c, NU, w->a, &w->by_user, 900, 11, 0.0f);
     w->reply_cap = fri_agg_reply_bound(w->a);
     w->reply     = malloc(w->reply_cap);
     cr_assert_not_null(w->reply);
