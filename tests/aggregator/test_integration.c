@@ -27,99 +27,9 @@
 #include "fedrec/client.h"
 #include "keys.h"
 #include "mf.h"
+#include "proc_harness.h"
 
-#define MAXKIDS 64
-static pid_t kids[MAXKIDS];
-static int   n_kids;
-static char  tmp[256];
-static char  bin[512];
-static int   port; // NNG port; port + 1 serves HTTP
-
-static void
-killall_kids(void)
-{
-    for (int i = 0; i < n_kids; i++) {
-        if (kids[i] > 0) {
-            kill(kids[i], SIGKILL);
-            waitpid(kids[i], NULL, 0);
-            kids[i] = 0;
-        }
-    }
-    n_kids = 0;
-}
-
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static double
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
-}
-
-// Slot for a new child: a reaped one, else a fresh one.
-static pid_t *
-kid_slot(void)
-{
-    for (int i = 0; i < n_kids; i++) {
-        if (kids[i] == 0) {
-            return &kids[i];
-        }
-    }
-    cr_assert(n_kids < MAXKIDS);
-    return &kids[n_kids++];
-}
-
-static pid_t
-spawn(const char *log, char *const argv[])
-{
-    pid_t *slot = kid_slot();
-    pid_t  p    = fork();
-    cr_assert(p >= 0);
-    if (p == 0) {
-        FILE *f = freopen(log, "a", stderr);
-        (void) f;
-        f = freopen(log, "a", stdout);
-        (void) f;
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    *slot = p;
-    return p;
-}
-
-static void
-forget(pid_t p)
-{
-    for (int i = 0; i < n_kids; i++) {
-        if (kids[i] == p) {
-            kids[i] = 0;
-        }
-    }
-}
-
-// Waits up to ms for p; returns its exit status or -1 on timeout.
-static int
-wait_for(pid_t p, int ms)
-{
-    double end = now_ms() + ms;
-    do {
-        int   st = 0;
-        pid_t r  = waitpid(p, &st, WNOHANG);
-        if (r == p) {
-            forget(p);
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        }
-        sleep_ms(10);
-    } while (now_ms() < end);
-    return -1;
-}
+static int port; // NNG port; port + 1 serves HTTP
 
 // GET http://127.0.0.1:port+1/status into buf; 0 on success.
 static int
@@ -193,12 +103,6 @@ status_wait(const char *key, double want, int ms)
 }
 
 static void
-path_of(char *dst, size_t cap, const char *name)
-{
-    snprintf(dst, cap, "%s/%s", tmp, name);
-}
-
-static void
 keygen(const char *name)
 {
     char exe[600], prefix[400], log[400];
@@ -252,11 +156,7 @@ pick_port(void)
 static void
 setup(void)
 {
-    const char *b = getenv("FR_BIN_DIR");
-    cr_assert_not_null(b, "FR_BIN_DIR must name build/bin");
-    snprintf(bin, sizeof(bin), "%s", b);
-    snprintf(tmp, sizeof(tmp), "/tmp/fr-integ-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmp));
+    proc_setup("/tmp/fr-integ-XXXXXX");
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     srand((unsigned) (getpid() ^ ts.tv_nsec));
@@ -269,14 +169,8 @@ setup(void)
 static void
 teardown(void)
 {
-    killall_kids();
+    proc_teardown();
     fri_dataset_free(&data);
-    char cmd[400];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-    // FR_KEEP_TMP keeps the logs for a post-mortem.
-    if (tmp[0] != 0 && getenv("FR_KEEP_TMP") == NULL && system(cmd) != 0) {
-        // best effort
-    }
 }
 
 // Starts the aggregator with extra flags (NULL-terminated) and waits until

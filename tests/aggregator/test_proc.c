@@ -10,69 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAXKIDS 16
-static pid_t kids[MAXKIDS];
-static int   n_kids;
-static char  tmp[256];
-static char  bin[512];
-
-static void
-killall_kids(void)
-{
-    for (int i = 0; i < n_kids; i++) {
-        if (kids[i] > 0) {
-            kill(kids[i], SIGKILL);
-            waitpid(kids[i], NULL, 0);
-            kids[i] = 0;
-        }
-    }
-    n_kids = 0;
-}
-
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static pid_t
-spawn(const char *log, char *const argv[])
-{
-    cr_assert(n_kids < MAXKIDS);
-    pid_t p = fork();
-    cr_assert(p >= 0);
-    if (p == 0) {
-        FILE *f = freopen(log, "a", stderr);
-        (void) f;
-        f = freopen(log, "a", stdout);
-        (void) f;
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    kids[n_kids++] = p;
-    return p;
-}
-
-// Waits up to ms for p; returns its exit status or -1 on timeout.
-static int
-wait_for(pid_t p, int ms)
-{
-    for (int t = 0; t < ms; t += 20) {
-        int   st = 0;
-        pid_t r  = waitpid(p, &st, WNOHANG);
-        if (r == p) {
-            for (int i = 0; i < n_kids; i++) {
-                if (kids[i] == p) {
-                    kids[i] = 0;
-                }
-            }
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        }
-        sleep_ms(20);
-    }
-    return -1;
-}
+#define PROC_MAX_KIDS 16
+#include "proc_harness.h"
 
 static int
 file_has(const char *path, const char *needle)
@@ -93,11 +32,7 @@ file_has(const char *path, const char *needle)
 static void
 setup(void)
 {
-    const char *b = getenv("FR_BIN_DIR");
-    cr_assert_not_null(b, "FR_BIN_DIR must name build/bin");
-    snprintf(bin, sizeof(bin), "%s", b);
-    snprintf(tmp, sizeof(tmp), "/tmp/fr-agg-proc-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmp));
+    proc_setup("/tmp/fr-agg-proc-XXXXXX");
     // Ratings: 3 users x 20 items, "user item rating".
     char path[400];
     snprintf(path, sizeof(path), "%s/ratings.txt", tmp);
@@ -116,12 +51,7 @@ setup(void)
 static void
 teardown(void)
 {
-    killall_kids();
-    char cmd[400];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-    if (tmp[0] != 0 && system(cmd) != 0) {
-        // best effort
-    }
+    proc_teardown();
 }
 
 static pid_t
