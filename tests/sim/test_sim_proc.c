@@ -32,93 +32,8 @@
 #define K "4"
 #define SEED "7"
 
-#define MAXKIDS 32
-static pid_t kids[MAXKIDS];
-static int   n_kids;
-static char  tmp[256];
-static char  bin[512];
-
-static void
-killall_kids(void)
-{
-    for (int i = 0; i < n_kids; i++) {
-        if (kids[i] > 0) {
-            kill(kids[i], SIGKILL);
-            waitpid(kids[i], NULL, 0);
-            kids[i] = 0;
-        }
-    }
-    n_kids = 0;
-}
-
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static double
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
-}
-
-static pid_t
-spawn(const char *log, char *const argv[])
-{
-    pid_t *slot = NULL;
-    for (int i = 0; i < n_kids && slot == NULL; i++) {
-        if (kids[i] == 0) {
-            slot = &kids[i];
-        }
-    }
-    if (slot == NULL) {
-        cr_assert(n_kids < MAXKIDS);
-        slot = &kids[n_kids++];
-    }
-    pid_t p = fork();
-    cr_assert(p >= 0);
-    if (p == 0) {
-        FILE *f = freopen(log, "a", stderr);
-        (void) f;
-        f = freopen(log, "a", stdout);
-        (void) f;
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    *slot = p;
-    return p;
-}
-
-// Waits up to ms for p; returns its exit status or -1 on timeout.
-static int
-wait_for(pid_t p, int ms)
-{
-    double end = now_ms() + ms;
-    do {
-        int   st = 0;
-        pid_t r  = waitpid(p, &st, WNOHANG);
-        if (r == p) {
-            for (int i = 0; i < n_kids; i++) {
-                if (kids[i] == p) {
-                    kids[i] = 0;
-                }
-            }
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        }
-        sleep_ms(10);
-    } while (now_ms() < end);
-    return -1;
-}
-
-static void
-path_of(char *dst, size_t cap, const char *name)
-{
-    snprintf(dst, cap, "%s/%s", tmp, name);
-}
+#define PROC_MAX_KIDS 32
+#include "proc_harness.h"
 
 // A plain TCP connect to 127.0.0.1:port succeeds (the listener is up).
 static int
@@ -167,11 +82,7 @@ write_data(void)
 static void
 setup(void)
 {
-    const char *b = getenv("FR_BIN_DIR");
-    cr_assert_not_null(b, "FR_BIN_DIR must name build/bin");
-    snprintf(bin, sizeof(bin), "%s", b);
-    snprintf(tmp, sizeof(tmp), "/tmp/fr-sim-proc-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmp));
+    proc_setup("/tmp/fr-sim-proc-XXXXXX");
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     srand((unsigned) (getpid() ^ ts.tv_nsec));
@@ -187,13 +98,7 @@ setup(void)
 static void
 teardown(void)
 {
-    killall_kids();
-    char cmd[400];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-    // FR_KEEP_TMP keeps the logs for a post-mortem.
-    if (tmp[0] != 0 && getenv("FR_KEEP_TMP") == NULL && system(cmd) != 0) {
-        // best effort
-    }
+    proc_teardown();
 }
 
 // The model settings both sides are given; algo "vbmf" ignores reg.
