@@ -204,36 +204,25 @@ sample_error(void)
 // Every golden vector: file name and an encoder writing it into (dst,cap).
 typedef fr_err (*sample_fn)(uint8_t *dst, size_t cap, size_t *len);
 
+// Encoders that just put one sample message on the wire; the vector table
+// below names them all.
+#define SAMPLE_ENCODER(name, type, sample, encode)                          \
+    static inline fr_err name(uint8_t *d, size_t c, size_t *n)              \
+    {                                                                       \
+        type x = sample();                                                  \
+        return encode(d, c, n, &x);                                         \
+    }
+SAMPLE_ENCODER(v_checkin, fri_checkin, sample_checkin, fri_checkin_encode)
+SAMPLE_ENCODER(v_task, fri_task, sample_task, fri_task_encode)
+SAMPLE_ENCODER(v_task_none, fri_task, sample_task_none, fri_task_encode)
+SAMPLE_ENCODER(v_get_model, fri_get_model, sample_get_model,
+               fri_get_model_encode)
+// MODEL frames are signed by the sample identity 100.
 static inline fr_err
-v_checkin(uint8_t *d, size_t c, size_t *n)
+v_model_signed(uint8_t *d, size_t c, size_t *n, const fri_model *x)
 {
-    fri_checkin x = sample_checkin();
-    return fri_checkin_encode(d, c, n, &x);
-}
-static inline fr_err
-v_task(uint8_t *d, size_t c, size_t *n)
-{
-    fri_task x = sample_task();
-    return fri_task_encode(d, c, n, &x);
-}
-static inline fr_err
-v_task_none(uint8_t *d, size_t c, size_t *n)
-{
-    fri_task x = sample_task_none();
-    return fri_task_encode(d, c, n, &x);
-}
-static inline fr_err
-v_get_model(uint8_t *d, size_t c, size_t *n)
-{
-    fri_get_model x = sample_get_model();
-    return fri_get_model_encode(d, c, n, &x);
-}
-static inline fr_err
-v_model_enc(uint8_t *d, size_t c, size_t *n, uint8_t enc)
-{
-    fri_model    x = sample_model(enc);
     fri_identity id;
-    fr_err       e = fri_model_encode(d, c, n, &x);
+    fr_err       e = fri_model_encode(d, c, n, x);
     if (e != FR_OK) {
         return e;
     }
@@ -241,6 +230,12 @@ v_model_enc(uint8_t *d, size_t c, size_t *n, uint8_t enc)
     e = fri_model_sign(d, *n, &id);
     fri_identity_wipe(&id);
     return e;
+}
+static inline fr_err
+v_model_enc(uint8_t *d, size_t c, size_t *n, uint8_t enc)
+{
+    fri_model x = sample_model(enc);
+    return v_model_signed(d, c, n, &x);
 }
 static inline fr_err
 v_model_f32(uint8_t *d, size_t c, size_t *n)
@@ -260,47 +255,16 @@ v_model_i8(uint8_t *d, size_t c, size_t *n)
 static inline fr_err
 v_model_vb(uint8_t *d, size_t c, size_t *n)
 {
-    fri_model    x = sample_model_vb();
-    fri_identity id;
-    fr_err       e = fri_model_encode(d, c, n, &x);
-    if (e != FR_OK) {
-        return e;
-    }
-    sample_identity(&id, 100);
-    e = fri_model_sign(d, *n, &id);
-    fri_identity_wipe(&id);
-    return e;
+    fri_model x = sample_model_vb();
+    return v_model_signed(d, c, n, &x);
 }
-static inline fr_err
-v_update_als(uint8_t *d, size_t c, size_t *n)
-{
-    fri_update x = sample_update_als();
-    return fri_update_encode(d, c, n, &x);
-}
-static inline fr_err
-v_update_sparse(uint8_t *d, size_t c, size_t *n)
-{
-    fri_update x = sample_update_sparse();
-    return fri_update_encode(d, c, n, &x);
-}
-static inline fr_err
-v_update_fixed(uint8_t *d, size_t c, size_t *n)
-{
-    fri_update x = sample_update_fixed();
-    return fri_update_encode(d, c, n, &x);
-}
-static inline fr_err
-v_ack(uint8_t *d, size_t c, size_t *n)
-{
-    fri_ack x = sample_ack();
-    return fri_ack_encode(d, c, n, &x);
-}
-static inline fr_err
-v_error(uint8_t *d, size_t c, size_t *n)
-{
-    fri_error x = sample_error();
-    return fri_error_encode(d, c, n, &x);
-}
+SAMPLE_ENCODER(v_update_als, fri_update, sample_update_als, fri_update_encode)
+SAMPLE_ENCODER(v_update_sparse, fri_update, sample_update_sparse,
+               fri_update_encode)
+SAMPLE_ENCODER(v_update_fixed, fri_update, sample_update_fixed,
+               fri_update_encode)
+SAMPLE_ENCODER(v_ack, fri_ack, sample_ack, fri_ack_encode)
+SAMPLE_ENCODER(v_error, fri_error, sample_error, fri_error_encode)
 static inline fr_err
 v_keyfile(uint8_t *d, size_t c, size_t *n)
 {
