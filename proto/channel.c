@@ -188,18 +188,13 @@ fri_hs_server_accept(fri_session **out, uint8_t *dst, size_t dst_cap,
                      const uint8_t *hello, size_t hello_len)
 {
     const uint8_t *b;
-    size_t         n;
-    int            newer;
     *out = NULL;
     if (sodium_init() < 0) {
         return FR_EINTERNAL;
     }
-    fr_err e = fri_body_get(hello, hello_len, FRI_T_HELLO, FRI_HELLO_BODY,
-                            &b, &n, &newer);
+    fr_err e =
+        fri_body_fixed(hello, hello_len, FRI_T_HELLO, FRI_HELLO_BODY, &b);
     if (e != FR_OK) {
-        return e;
-    }
-    if ((e = fri_body_end(n, FRI_HELLO_BODY, newer)) != FR_OK) {
         return e;
     }
     if (allow != NULL && !allowed(allow, b + 32)) {

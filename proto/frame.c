@@ -83,6 +83,19 @@ fri_body_get(const uint8_t *src, size_t src_len, uint16_t type,
 }
 
 fr_err
+fri_body_fixed(const uint8_t *src, size_t src_len, uint16_t type,
+               size_t body_size, const uint8_t **body)
+{
+    size_t n;
+    int    newer;
+    fr_err e = fri_body_get(src, src_len, type, body_size, body, &n, &newer);
+    if (e != FR_OK) {
+        return e;
+    }
+    return fri_body_end(n, body_size, newer);
+}
+
+fr_err
 fri_frame_begin(uint8_t *dst, size_t dst_cap, uint16_t type, size_t body_len,
                 uint8_t **body)
 {

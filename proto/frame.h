@@ -28,6 +28,11 @@ fri_body_end(size_t body_len, size_t used, int newer)
     return FR_OK;
 }
 
+// fri_body_get then fri_body_end for a message whose body is exactly
+// body_size bytes (longer only from a newer sender).
+fr_err fri_body_fixed(const uint8_t *src, size_t src_len, uint16_t type,
+                      size_t body_size, const uint8_t **body);
+
 // Writes a plain header for type with our version; checks capacity and
 // the frame limit. Returns the body pointer in *body.
 fr_err fri_frame_begin(uint8_t *dst, size_t dst_cap, uint16_t type,

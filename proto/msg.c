@@ -35,15 +35,10 @@ fr_err
 fri_checkin_decode(fri_checkin *c, const uint8_t *src, size_t src_len)
 {
     const uint8_t *b;
-    size_t         n;
-    int            newer;
     memset(c, 0, sizeof(*c));
-    fr_err e = fri_body_get(src, src_len, FRI_T_CHECKIN, FRI_CHECKIN_BODY,
-                            &b, &n, &newer);
+    fr_err e = fri_body_fixed(src, src_len, FRI_T_CHECKIN,
+                              FRI_CHECKIN_BODY, &b);
     if (e != FR_OK) {
-        return e;
-    }
-    if ((e = fri_body_end(n, FRI_CHECKIN_BODY, newer)) != FR_OK) {
         return e;
     }
     if (fri_get16(b + 14) != 0) {
@@ -134,15 +129,9 @@ fr_err
 fri_task_decode(fri_task *t, const uint8_t *src, size_t src_len)
 {
     const uint8_t *b;
-    size_t         n;
-    int            newer;
     memset(t, 0, sizeof(*t));
-    fr_err e = fri_body_get(src, src_len, FRI_T_TASK, FRI_TASK_BODY, &b, &n,
-                            &newer);
+    fr_err e = fri_body_fixed(src, src_len, FRI_T_TASK, FRI_TASK_BODY, &b);
     if (e != FR_OK) {
-        return e;
-    }
-    if ((e = fri_body_end(n, FRI_TASK_BODY, newer)) != FR_OK) {
         return e;
     }
     fri_task v;
@@ -207,15 +196,10 @@ fr_err
 fri_get_model_decode(fri_get_model *g, const uint8_t *src, size_t src_len)
 {
     const uint8_t *b;
-    size_t         n;
-    int            newer;
     memset(g, 0, sizeof(*g));
-    fr_err e = fri_body_get(src, src_len, FRI_T_GET_MODEL,
-                            FRI_GET_MODEL_BODY, &b, &n, &newer);
+    fr_err e = fri_body_fixed(src, src_len, FRI_T_GET_MODEL,
+                              FRI_GET_MODEL_BODY, &b);
     if (e != FR_OK) {
-        return e;
-    }
-    if ((e = fri_body_end(n, FRI_GET_MODEL_BODY, newer)) != FR_OK) {
         return e;
     }
     if (b[17] != 0 || b[18] != 0 || b[19] != 0) {
@@ -255,15 +239,9 @@ fr_err
 fri_ack_decode(fri_ack *a, const uint8_t *src, size_t src_len)
 {
     const uint8_t *b;
-    size_t         n;
-    int            newer;
     memset(a, 0, sizeof(*a));
-    fr_err e = fri_body_get(src, src_len, FRI_T_ACK, FRI_ACK_BODY, &b, &n,
-                            &newer);
+    fr_err e = fri_body_fixed(src, src_len, FRI_T_ACK, FRI_ACK_BODY, &b);
     if (e != FR_OK) {
-        return e;
-    }
-    if ((e = fri_body_end(n, FRI_ACK_BODY, newer)) != FR_OK) {
         return e;
     }
     if (fri_get16(b + 2) != 0) {

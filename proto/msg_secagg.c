@@ -32,15 +32,10 @@ fri_sa_advert_decode(fri_sa_advert_msg *m, const uint8_t *src,
                      size_t src_len)
 {
     const uint8_t *b;
-    size_t         n;
-    int            newer;
     memset(m, 0, sizeof(*m));
-    fr_err e = fri_body_get(src, src_len, FRI_T_SA_ADVERT,
-                            FRI_SA_ADVERT_BODY, &b, &n, &newer);
+    fr_err e = fri_body_fixed(src, src_len, FRI_T_SA_ADVERT,
+                              FRI_SA_ADVERT_BODY, &b);
     if (e != FR_OK) {
-        return e;
-    }
-    if ((e = fri_body_end(n, FRI_SA_ADVERT_BODY, newer)) != FR_OK) {
         return e;
     }
     m->round_id = fri_get64(b);
@@ -203,13 +198,8 @@ fri_sa_poll_decode(fri_sa_poll *p, uint16_t type, const uint8_t *src,
     }
     size_t body = type == FRI_T_SA_POLL ? FRI_SA_POLL_BODY : FRI_SA_WAIT_BODY;
     const uint8_t *b;
-    size_t         n;
-    int            newer;
-    fr_err e = fri_body_get(src, src_len, type, body, &b, &n, &newer);
+    fr_err e = fri_body_fixed(src, src_len, type, body, &b);
     if (e != FR_OK) {
-        return e;
-    }
-    if ((e = fri_body_end(n, body, newer)) != FR_OK) {
         return e;
     }
     p->round_id = fri_get64(b);
@@ -267,14 +257,9 @@ fri_sa_params_decode(fri_sa_params *p, const uint8_t *src, size_t src_len)
 {
     memset(p, 0, sizeof(*p));
     const uint8_t *b;
-    size_t         n;
-    int            newer;
-    fr_err e = fri_body_get(src, src_len, FRI_T_SA_PARAMS, FRI_SA_PARAMS_BODY,
-                            &b, &n, &newer);
+    fr_err e = fri_body_fixed(src, src_len, FRI_T_SA_PARAMS,
+                              FRI_SA_PARAMS_BODY, &b);
     if (e != FR_OK) {
-        return e;
-    }
-    if ((e = fri_body_end(n, FRI_SA_PARAMS_BODY, newer)) != FR_OK) {
         return e;
     }
     p->round_id  = fri_get64(b);
