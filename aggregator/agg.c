@@ -904,10 +904,15 @@ solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
     if (rv == FR_OK && a->cfg.algo == FRI_AGG_GRAD &&
         a->cfg.dp != FRI_AGG_DP_OFF) {
         rv = dp_grad_step(a, round, mu, bi, Q);
-    } else if (rv == FR_OK && a->cfg.algo == FRI_AGG_GRAD && a->weight > 0) {
+    } else if (rv == FR_OK && a->cfg.algo == FRI_AGG_GRAD &&
+               (a->cfg.clip > 0.0f ? a->count : a->weight) > 0) {
         // FedAvg: the cohort's summed gradients over its summed interaction
         // counts is the weighted mean of the per-interaction gradients.
-        float    inv = (float) (1.0 / a->weight);
+        // Under clipping the denominator is the summed clipped counts (the
+        // last extra), the one secure aggregation can release: plain and
+        // masked rounds then take the same step (docs/SECAGG.md §7).
+        double   w   = a->cfg.clip > 0.0f ? a->count : a->weight;
+        float    inv = (float) (1.0 / w);
         uint64_t t   = ++a->opt_t;
         for (uint32_t j = 0; j < a->n_touched; j++) {
             uint32_t i = a->touched[j];
@@ -1143,6 +1148,20 @@ fri_agg_acc_set_dense(fri_agg *a, const float *v, size_t n)
     acc_reset(a);
     pthread_mutex_lock(&a->acc_mtx);
     for (uint32_t i = 0; i < a->cfg.n_items; i++) {
+        // Only items some survivor rated, as in the plain path: the masks
+        // cancel exactly, so an item nobody rated sums to exact zeros.
+        // Stepping it anyway would let the optimizer's momentum move items
+        // that had no gradient this round (Adam drifts every item every
+        // round), which plain FedAvg never does. Under DP every item is
+        // stepped (dp_grad_step), noised or not.
+        const float *row = v + (size_t) i * d;
+        int          nz  = a->cfg.dp != FRI_AGG_DP_OFF;
+        for (uint32_t r = 0; r < d && !nz; r++) {
+            nz = row[r] != 0.0f;
+        }
+        if (!nz) {
+            continue;
+        }
         a->acc[i] = malloc((size_t) d * sizeof(float));
         if (a->acc[i] == NULL) {
             pthread_mutex_unlock(&a->acc_mtx);

@@ -497,6 +497,19 @@ recv_task(fr_client *c, const uint8_t *plain, size_t plain_len)
     }
     s->task      = t;
     s->have_task = 1;
+    // The task's penalties apply from now on, also to predictions made
+    // before (or without) computing an update, e.g. a device that only
+    // reads the model of a secure round; a change invalidates the fit.
+    fri_fit_params fp = c->fit;
+    fp.reg            = t.reg;
+    fp.reg_bias       = t.reg_bias;
+    fp.alpha          = t.alpha;
+    fp.weighted       = t.weighted;
+    fp.implicit       = t.algo == FRI_ALGO_IALS;
+    if (memcmp(&fp, &c->fit, sizeof fp) != 0) {
+        c->fit    = fp;
+        c->fitted = 0;
+    }
     const uint8_t *signer = c->server_pk + 32;
     if (c->model != NULL && c->model->version == t.model_version &&
         sodium_memcmp(c->model->signer, signer, 32) == 0) {
