@@ -5,6 +5,7 @@
 
 #include "bayes.h"
 #include "dataset.h"
+#include "items_fixture.h"
 #include "linalg.h"
 #include "mf.h"
 #include "rng.h"
@@ -19,16 +20,7 @@ static float Q[NI * K], BI[NI];
 static fri_mf_items
 make_items(uint64_t seed)
 {
-    fri_rng r;
-    fri_rng_seed(&r, seed);
-    for (size_t j = 0; j < NI * K; j++) {
-        Q[j] = (float)(0.6 * fri_rng_normal(&r));
-    }
-    for (size_t j = 0; j < NI; j++) {
-        BI[j] = (float)(0.3 * fri_rng_normal(&r));
-    }
-    fri_mf_items it = { NI, K, 3.5f, BI, Q };
-    return it;
+    return fixture_items(Q, BI, NI, K, 0.6, seed);
 }
 
 // A symmetric positive definite prior with a nonzero mean.

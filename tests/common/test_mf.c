@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "dataset.h"
+#include "items_fixture.h"
 #include "linalg.h"
 #include "metrics.h"
 #include "mf.h"
@@ -17,16 +18,7 @@ static float Q[NI * K], BI[NI];
 static fri_mf_items
 make_items(uint64_t seed)
 {
-    fri_rng r;
-    fri_rng_seed(&r, seed);
-    for (size_t j = 0; j < NI * K; j++) {
-        Q[j] = (float)(0.5 * fri_rng_normal(&r));
-    }
-    for (size_t j = 0; j < NI; j++) {
-        BI[j] = (float)(0.3 * fri_rng_normal(&r));
-    }
-    fri_mf_items it = {NI, K, 3.5f, BI, Q};
-    return it;
+    return fixture_items(Q, BI, NI, K, 0.5, seed);
 }
 
 Test(linalg, cholesky_solves_known_system)
