@@ -3,13 +3,13 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
 
+#include "errbuf.h"
 #include "keys.h"
 
 static const char usage[] =
@@ -88,18 +88,6 @@ fri_agg_usage(void)
     return usage;
 }
 
-static void
-seterr(char *err, size_t cap, const char *fmt, ...)
-{
-    if (err == NULL || cap == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
-
 void
 fri_agg_args_free(fri_agg_args *a)
 {
@@ -167,20 +155,20 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
     double          f = 0;
 #define NEED_U(max)                                                         \
     if (parse_u64(val, (max), &u) != 0) {                                   \
-        seterr(err, cap, "%s: --%s wants an integer in 0..%llu, got '%s'",  \
+        fri_agg_seterr(err, cap, "%s: --%s wants an integer in 0..%llu, got '%s'",  \
                where, name, (unsigned long long) (max), val);               \
         return FR_EINVAL;                                                   \
     }
 #define NEED_F()                                                            \
     if (parse_f(val, &f) != 0) {                                            \
-        seterr(err, cap, "%s: --%s wants a number, got '%s'", where, name,  \
+        fri_agg_seterr(err, cap, "%s: --%s wants a number, got '%s'", where, name,  \
                val);                                                        \
         return FR_EINVAL;                                                   \
     }
 #define NEED_SECS()                                                         \
     NEED_F();                                                               \
     if (f < 0 || f > 1e9) {                                                 \
-        seterr(err, cap, "%s: --%s wants seconds >= 0, got '%s'", where,     \
+        fri_agg_seterr(err, cap, "%s: --%s wants seconds >= 0, got '%s'", where,     \
                name, val);                                                  \
         return FR_EINVAL;                                                   \
     }
@@ -189,7 +177,7 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
         if (strncmp(val, "tcp://", 6) != 0 && strncmp(val, "ipc://", 6) != 0 &&
             strncmp(val, "tls+tcp://", 10) != 0 &&
             strncmp(val, "ws://", 5) != 0) {
-            seterr(err, cap,
+            fri_agg_seterr(err, cap,
                    "%s: --listen wants tcp://HOST:PORT or ipc:///path, got "
                    "'%s' (inproc:// cannot reach another process)",
                    where, val);
@@ -205,7 +193,7 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
         uint64_t    port  = 0;
         if (colon == NULL || colon == val ||
             parse_u64(colon + 1, 65535, &port) != 0) {
-            seterr(err, cap, "%s: --http wants HOST:PORT, got '%s'", where,
+            fri_agg_seterr(err, cap, "%s: --http wants HOST:PORT, got '%s'", where,
                    val);
             return FR_EINVAL;
         }
@@ -215,7 +203,7 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
     } else if (strcmp(name, "contexts") == 0) {
         NEED_U(4096);
         if (u == 0) {
-            seterr(err, cap, "%s: --contexts must be >= 1", where);
+            fri_agg_seterr(err, cap, "%s: --contexts must be >= 1", where);
             return FR_EINVAL;
         }
         a->contexts = (int) u;
@@ -242,7 +230,7 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
         } else if (strcmp(val, "vbmf") == 0) {
             c->algo = FRI_AGG_VBMF;
         } else {
-            seterr(err, cap, "%s: --algo wants als, grad or vbmf, got '%s'",
+            fri_agg_seterr(err, cap, "%s: --algo wants als, grad or vbmf, got '%s'",
                    where, val);
             return FR_EINVAL;
         }
@@ -252,7 +240,7 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
         } else if (strcmp(val, "implicit") == 0) {
             c->implicit = 1;
         } else {
-            seterr(err, cap,
+            fri_agg_seterr(err, cap,
                    "%s: --loss wants explicit or implicit, got '%s'", where,
                    val);
             return FR_EINVAL;
@@ -280,7 +268,7 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
         } else if (strcmp(val, "adam") == 0) {
             c->server_opt = FRI_AGG_OPT_ADAM;
         } else {
-            seterr(err, cap,
+            fri_agg_seterr(err, cap,
                    "%s: --server-opt wants sgd, momentum or adam, got '%s'",
                    where, val);
             return FR_EINVAL;
@@ -332,7 +320,7 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
         } else if (strcmp(val, "distributed") == 0) {
             c->dp = FRI_AGG_DP_DISTRIBUTED;
         } else {
-            seterr(err, cap,
+            fri_agg_seterr(err, cap,
                    "%s: --dp wants off, central or distributed, got '%s'",
                    where, val);
             return FR_EINVAL;
@@ -345,7 +333,7 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
         } else if (strcmp(val, "plus") == 0) {
             c->secagg = FRI_AGG_SECAGG_PLUS;
         } else {
-            seterr(err, cap,
+            fri_agg_seterr(err, cap,
                    "%s: --secure-agg wants off, full or plus, got '%s'",
                    where, val);
             return FR_EINVAL;
@@ -360,18 +348,18 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
         } else if (strcmp(val, "debug") == 0) {
             c->log_level = FR_LOG_DEBUG;
         } else {
-            seterr(err, cap,
+            fri_agg_seterr(err, cap,
                    "%s: --log-level wants error, warn, info or debug, got "
                    "'%s'",
                    where, val);
             return FR_EINVAL;
         }
     } else {
-        seterr(err, cap, "%s: unknown option --%s (see --help)", where, name);
+        fri_agg_seterr(err, cap, "%s: unknown option --%s (see --help)", where, name);
         return FR_EINVAL;
     }
     if (oom) {
-        seterr(err, cap, "out of memory");
+        fri_agg_seterr(err, cap, "out of memory");
         return FR_ENOMEM;
     }
     return FR_OK;
@@ -398,7 +386,7 @@ load_config(fri_agg_args *a, const char *path, char *err, size_t cap)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL) {
-        seterr(err, cap, "--config %s: cannot open: %s", path,
+        fri_agg_seterr(err, cap, "--config %s: cannot open: %s", path,
                strerror(errno));
         return FR_EIO;
     }
@@ -410,7 +398,7 @@ load_config(fri_agg_args *a, const char *path, char *err, size_t cap)
         ln++;
         snprintf(where, sizeof(where), "%s:%d", path, ln);
         if (strchr(line, '\n') == NULL && !feof(f)) {
-            seterr(err, cap, "%s: line too long", where);
+            fri_agg_seterr(err, cap, "%s: line too long", where);
             rv = FR_EINVAL;
             break;
         }
@@ -424,7 +412,7 @@ load_config(fri_agg_args *a, const char *path, char *err, size_t cap)
         }
         char *eq = strchr(s, '=');
         if (eq == NULL) {
-            seterr(err, cap, "%s: expected 'name = value'", where);
+            fri_agg_seterr(err, cap, "%s: expected 'name = value'", where);
             rv = FR_EINVAL;
             break;
         }
@@ -435,7 +423,7 @@ load_config(fri_agg_args *a, const char *path, char *err, size_t cap)
             name += 2;
         }
         if (strcmp(name, "config") == 0 || strcmp(name, "help") == 0) {
-            seterr(err, cap, "%s: '%s' is not allowed in a config file",
+            fri_agg_seterr(err, cap, "%s: '%s' is not allowed in a config file",
                    where, name);
             rv = FR_EINVAL;
             break;
@@ -451,7 +439,7 @@ load_allow(fri_agg_args *a, char *err, size_t cap)
 {
     FILE *f = fopen(a->allow_path, "r");
     if (f == NULL) {
-        seterr(err, cap, "--allow %s: cannot open: %s", a->allow_path,
+        fri_agg_seterr(err, cap, "--allow %s: cannot open: %s", a->allow_path,
                strerror(errno));
         return FR_EIO;
     }
@@ -475,7 +463,7 @@ load_allow(fri_agg_args *a, char *err, size_t cap)
         if ((len != 128 && len != 64) ||
             sodium_hex2bin(bin, sizeof(bin), s, len, NULL, &got, NULL) != 0 ||
             got != len / 2) {
-            seterr(err, cap,
+            fri_agg_seterr(err, cap,
                    "--allow %s:%d: expected a hex public key of 128 or 64 "
                    "characters",
                    a->allow_path, ln);
@@ -487,7 +475,7 @@ load_allow(fri_agg_args *a, char *err, size_t cap)
             uint8_t *nb = realloc(a->allow, nc * FRI_AGG_KEYBYTES);
             if (nb == NULL) {
                 rv = FR_ENOMEM;
-                seterr(err, cap, "out of memory");
+                fri_agg_seterr(err, cap, "out of memory");
                 break;
             }
             a->allow = nb;
@@ -499,7 +487,7 @@ load_allow(fri_agg_args *a, char *err, size_t cap)
     }
     fclose(f);
     if (rv == FR_OK && n == 0) {
-        seterr(err, cap, "--allow %s: no keys (an empty allow-list would "
+        fri_agg_seterr(err, cap, "--allow %s: no keys (an empty allow-list would "
                          "refuse everyone)",
                a->allow_path);
         rv = FR_EINVAL;
@@ -524,7 +512,7 @@ fri_agg_args_parse(fri_agg_args *a, int argc, char **argv, char *err,
         }
         if (strcmp(argv[i], "--config") == 0) {
             if (i + 1 >= argc) {
-                seterr(err, err_cap, "--config needs a value");
+                fri_agg_seterr(err, err_cap, "--config needs a value");
                 return FR_EINVAL;
             }
             fr_err rv = load_config(a, argv[i + 1], err, err_cap);
@@ -536,7 +524,7 @@ fri_agg_args_parse(fri_agg_args *a, int argc, char **argv, char *err,
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strncmp(arg, "--", 2) != 0) {
-            seterr(err, err_cap, "unexpected argument '%s' (see --help)",
+            fri_agg_seterr(err, err_cap, "unexpected argument '%s' (see --help)",
                    arg);
             return FR_EINVAL;
         }
@@ -545,7 +533,7 @@ fri_agg_args_parse(fri_agg_args *a, int argc, char **argv, char *err,
         const char *eq  = strchr(arg, '=');
         size_t      nl  = eq != NULL ? (size_t) (eq - arg - 2) : strlen(arg + 2);
         if (nl == 0 || nl >= sizeof(name)) {
-            seterr(err, err_cap, "bad option '%s'", arg);
+            fri_agg_seterr(err, err_cap, "bad option '%s'", arg);
             return FR_EINVAL;
         }
         memcpy(name, arg + 2, nl);
@@ -555,7 +543,7 @@ fri_agg_args_parse(fri_agg_args *a, int argc, char **argv, char *err,
         } else if (i + 1 < argc) {
             val = argv[++i];
         } else {
-            seterr(err, err_cap, "--%s needs a value", name);
+            fri_agg_seterr(err, err_cap, "--%s needs a value", name);
             return FR_EINVAL;
         }
         if (strcmp(name, "config") == 0) {
@@ -567,11 +555,11 @@ fri_agg_args_parse(fri_agg_args *a, int argc, char **argv, char *err,
         }
     }
     if (a->listen == NULL) {
-        seterr(err, err_cap, "--listen URL is required (see --help)");
+        fri_agg_seterr(err, err_cap, "--listen URL is required (see --help)");
         return FR_EINVAL;
     }
     if (a->cfg.n_items == 0) {
-        seterr(err, err_cap, "--items N is required (see --help)");
+        fri_agg_seterr(err, err_cap, "--items N is required (see --help)");
         return FR_EINVAL;
     }
     fr_err rv = fri_agg_config_check(&a->cfg, err, err_cap);
@@ -588,7 +576,7 @@ fri_agg_args_parse(fri_agg_args *a, int argc, char **argv, char *err,
         fri_identity id;
         rv = fri_key_load(&id, a->key_path);
         if (rv != FR_OK) {
-            seterr(err, err_cap, "--key %s: %s%s", a->key_path,
+            fri_agg_seterr(err, err_cap, "--key %s: %s%s", a->key_path,
                    rv == FR_EDENIED ? "readable by group or others (chmod 600)"
                    : rv == FR_EFORMAT ? "not a fedrec secret key file"
                                       : "cannot read",

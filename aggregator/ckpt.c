@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 
 #include <sodium.h>
 
+#include "errbuf.h"
 #include "wire.h"
 
 #define CKPT_FORMAT 3u
@@ -20,18 +20,6 @@
 // Sanity bounds for reading: a file claiming more is damaged.
 #define CKPT_MAX_ITEMS (1u << 26)
 #define CKPT_MAX_K 256u
-
-static void
-seterr(char *err, size_t cap, const char *fmt, ...)
-{
-    if (err == NULL || cap == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
 
 void
 fri_ckpt_free(fri_ckpt *c)
@@ -103,12 +91,12 @@ fri_ckpt_write(const char *dir, const fri_ckpt *c, char *err, size_t err_cap)
     if (dir == NULL || c == NULL || c->n_items == 0 || c->k == 0 ||
         c->bi == NULL || c->Q == NULL || c->n_opt > FRI_CKPT_MAX_OPT ||
         c->n_rdp > FRI_CKPT_MAX_RDP || (c->n_vb > 0 && c->vb == NULL)) {
-        seterr(err, err_cap, "checkpoint: invalid arguments");
+        fri_agg_seterr(err, err_cap, "checkpoint: invalid arguments");
         return FR_EINVAL;
     }
     for (uint32_t i = 0; i < c->n_opt; i++) {
         if (c->opt_state[i] == NULL && c->opt_len > 0) {
-            seterr(err, err_cap, "checkpoint: missing optimizer state");
+            fri_agg_seterr(err, err_cap, "checkpoint: missing optimizer state");
             return FR_EINVAL;
         }
     }
@@ -121,7 +109,7 @@ fri_ckpt_write(const char *dir, const fri_ckpt *c, char *err, size_t err_cap)
     int    fd   = -1;
     if (tmp == NULL || cur == NULL || prev == NULL || ptmp == NULL) {
         rv = FR_ENOMEM;
-        seterr(err, err_cap, "checkpoint: out of memory");
+        fri_agg_seterr(err, err_cap, "checkpoint: out of memory");
         goto out;
     }
     snprintf(tmp, plen, "%s/checkpoint.tmp", dir);
@@ -131,7 +119,7 @@ fri_ckpt_write(const char *dir, const fri_ckpt *c, char *err, size_t err_cap)
 
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
-        seterr(err, err_cap, "checkpoint %s: cannot create: %s", tmp,
+        fri_agg_seterr(err, err_cap, "checkpoint %s: cannot create: %s", tmp,
                strerror(errno));
         rv = FR_EIO;
         goto out;
@@ -197,14 +185,14 @@ fri_ckpt_write(const char *dir, const fri_ckpt *c, char *err, size_t err_cap)
         bad = put(fd, &dummy, sum, sizeof(sum)) != 0;
     }
     if (bad || fsync(fd) != 0) {
-        seterr(err, err_cap, "checkpoint %s: write failed: %s", tmp,
+        fri_agg_seterr(err, err_cap, "checkpoint %s: write failed: %s", tmp,
                strerror(errno));
         rv = FR_EIO;
         goto out;
     }
     if (close(fd) != 0) {
         fd = -1;
-        seterr(err, err_cap, "checkpoint %s: close failed: %s", tmp,
+        fri_agg_seterr(err, err_cap, "checkpoint %s: close failed: %s", tmp,
                strerror(errno));
         rv = FR_EIO;
         goto out;
@@ -216,20 +204,20 @@ fri_ckpt_write(const char *dir, const fri_ckpt *c, char *err, size_t err_cap)
     if (stat(cur, &st) == 0) {
         (void) unlink(ptmp);
         if (link(cur, ptmp) != 0 || rename(ptmp, prev) != 0) {
-            seterr(err, err_cap, "checkpoint %s: cannot keep previous: %s",
+            fri_agg_seterr(err, err_cap, "checkpoint %s: cannot keep previous: %s",
                    prev, strerror(errno));
             rv = FR_EIO;
             goto out;
         }
     }
     if (rename(tmp, cur) != 0) {
-        seterr(err, err_cap, "checkpoint %s: rename failed: %s", cur,
+        fri_agg_seterr(err, err_cap, "checkpoint %s: rename failed: %s", cur,
                strerror(errno));
         rv = FR_EIO;
         goto out;
     }
     if (fsync_dir(dir) != 0) {
-        seterr(err, err_cap, "checkpoint %s: fsync of directory failed: %s",
+        fri_agg_seterr(err, err_cap, "checkpoint %s: fsync of directory failed: %s",
                dir, strerror(errno));
         rv = FR_EIO;
         goto out;
@@ -264,7 +252,7 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
         int e = errno;
-        seterr(err, err_cap, "checkpoint %s: cannot open: %s", path,
+        fri_agg_seterr(err, err_cap, "checkpoint %s: cannot open: %s", path,
                strerror(e));
         return e == ENOENT ? FR_ENOENT : FR_EIO;
     }
@@ -275,13 +263,13 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
         sz = ftell(f);
     }
     if (sz < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        seterr(err, err_cap, "checkpoint %s: cannot read", path);
+        fri_agg_seterr(err, err_cap, "checkpoint %s: cannot read", path);
         fclose(f);
         return FR_EIO;
     }
     size_t len = (size_t) sz;
     if (len < CKPT_HDR_LEN + CKPT_SUMBYTES) {
-        seterr(err, err_cap, "checkpoint %s: truncated (%zu bytes)", path,
+        fri_agg_seterr(err, err_cap, "checkpoint %s: truncated (%zu bytes)", path,
                len);
         fclose(f);
         return FR_EFORMAT;
@@ -289,18 +277,18 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
     buf = malloc(len);
     if (buf == NULL) {
         fclose(f);
-        seterr(err, err_cap, "checkpoint %s: out of memory", path);
+        fri_agg_seterr(err, err_cap, "checkpoint %s: out of memory", path);
         return FR_ENOMEM;
     }
     if (fread(buf, 1, len, f) != len) {
-        seterr(err, err_cap, "checkpoint %s: short read", path);
+        fri_agg_seterr(err, err_cap, "checkpoint %s: short read", path);
         rv = FR_EIO;
         goto out;
     }
     uint8_t sum[CKPT_SUMBYTES];
     crypto_generichash(sum, sizeof(sum), buf, len - CKPT_SUMBYTES, NULL, 0);
     if (sodium_memcmp(sum, buf + len - CKPT_SUMBYTES, CKPT_SUMBYTES) != 0) {
-        seterr(err, err_cap,
+        fri_agg_seterr(err, err_cap,
                "checkpoint %s: checksum mismatch (file is damaged)", path);
         rv = FR_EFORMAT;
         goto out;
@@ -308,7 +296,7 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
     const uint8_t *p = buf;
     uint32_t format = memcmp(p, "FRCK", 4) == 0 ? fri_get32(p + 4) : 0;
     if (format < 1 || format > CKPT_FORMAT) {
-        seterr(err, err_cap, "checkpoint %s: not a format-1..%u checkpoint",
+        fri_agg_seterr(err, err_cap, "checkpoint %s: not a format-1..%u checkpoint",
                path, CKPT_FORMAT);
         rv = FR_EFORMAT;
         goto out;
@@ -339,7 +327,7 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
     if (out->n_items == 0 || out->n_items > CKPT_MAX_ITEMS || out->k == 0 ||
         out->k > CKPT_MAX_K || out->n_opt > FRI_CKPT_MAX_OPT ||
         out->opt_len > (uint64_t) CKPT_MAX_ITEMS * (CKPT_MAX_K + 1)) {
-        seterr(err, err_cap, "checkpoint %s: implausible header", path);
+        fri_agg_seterr(err, err_cap, "checkpoint %s: implausible header", path);
         rv = FR_EFORMAT;
         goto out;
     }
@@ -351,7 +339,7 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
         // The accountant tail sits between the arrays and the checksum.
         const uint8_t *t = buf + need - CKPT_SUMBYTES;
         if (len < need + CKPT_TAIL_LEN(0)) {
-            seterr(err, err_cap, "checkpoint %s: truncated accountant",
+            fri_agg_seterr(err, err_cap, "checkpoint %s: truncated accountant",
                    path);
             rv = FR_EFORMAT;
             goto out;
@@ -359,7 +347,7 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
         out->n_rdp     = fri_get32(t);
         out->dp_rounds = fri_get64(t + 4);
         if (out->n_rdp > FRI_CKPT_MAX_RDP) {
-            seterr(err, err_cap, "checkpoint %s: implausible accountant",
+            fri_agg_seterr(err, err_cap, "checkpoint %s: implausible accountant",
                    path);
             rv = FR_EFORMAT;
             goto out;
@@ -371,7 +359,7 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
         // The VBMF tail follows the accountant.
         const uint8_t *t = buf + need - CKPT_SUMBYTES;
         if (len < need + 8) {
-            seterr(err, err_cap, "checkpoint %s: truncated VBMF state", path);
+            fri_agg_seterr(err, err_cap, "checkpoint %s: truncated VBMF state", path);
             rv = FR_EFORMAT;
             goto out;
         }
@@ -380,7 +368,7 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
         uint64_t d = (uint64_t) out->k + 1;
         if (nvb > 1 + 2 * (d + d * (d + 1) / 2) +
                       (uint64_t) out->n_items * (d * (d + 1) / 2)) {
-            seterr(err, err_cap, "checkpoint %s: implausible VBMF state",
+            fri_agg_seterr(err, err_cap, "checkpoint %s: implausible VBMF state",
                    path);
             rv = FR_EFORMAT;
             goto out;
@@ -390,7 +378,7 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
         need += 8 + 4 * (size_t) nvb;
     }
     if (need != len) {
-        seterr(err, err_cap,
+        fri_agg_seterr(err, err_cap,
                "checkpoint %s: size %zu does not match header (%zu)", path,
                len, need);
         rv = FR_EFORMAT;
@@ -411,7 +399,7 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
         oom |= out->opt_state[i] == NULL;
     }
     if (oom) {
-        seterr(err, err_cap, "checkpoint %s: out of memory", path);
+        fri_agg_seterr(err, err_cap, "checkpoint %s: out of memory", path);
         rv = FR_ENOMEM;
         goto out;
     }
@@ -421,7 +409,7 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
             uint64_t bits = fri_get64(p + 8 * (size_t) i);
             memcpy(&out->rdp[i], &bits, sizeof(bits));
             if (!(out->rdp[i] >= 0.0)) { // also refuses NaN
-                seterr(err, err_cap, "checkpoint %s: bad accountant value",
+                fri_agg_seterr(err, err_cap, "checkpoint %s: bad accountant value",
                        path);
                 rv = FR_EFORMAT;
                 goto out;
@@ -449,7 +437,7 @@ fri_ckpt_load(const char *dir, fri_ckpt *out, int *used_prev, char *err,
     if (cur == NULL || prev == NULL) {
         free(cur);
         free(prev);
-        seterr(err, err_cap, "checkpoint: out of memory");
+        fri_agg_seterr(err, err_cap, "checkpoint: out of memory");
         return FR_ENOMEM;
     }
     snprintf(cur, plen, "%s/checkpoint", dir);
@@ -458,7 +446,7 @@ fri_ckpt_load(const char *dir, fri_ckpt *out, int *used_prev, char *err,
     fr_err rv = fri_ckpt_read_file(cur, out, why, sizeof(why));
     if (rv == FR_OK || rv == FR_ENOMEM) {
         if (rv != FR_OK) {
-            seterr(err, err_cap, "%s", why);
+            fri_agg_seterr(err, err_cap, "%s", why);
         }
         goto done;
     }
@@ -466,13 +454,13 @@ fri_ckpt_load(const char *dir, fri_ckpt *out, int *used_prev, char *err,
     fr_err rv2 = fri_ckpt_read_file(prev, out, why2, sizeof(why2));
     if (rv2 == FR_OK) {
         *used_prev = 1;
-        seterr(err, err_cap, "%s; using %s", why, prev);
+        fri_agg_seterr(err, err_cap, "%s; using %s", why, prev);
         rv = FR_OK;
     } else if (rv == FR_ENOENT && rv2 == FR_ENOENT) {
-        seterr(err, err_cap, "no checkpoint in %s", dir);
+        fri_agg_seterr(err, err_cap, "no checkpoint in %s", dir);
     } else {
         // Report the current file's damage first: that is what to repair.
-        seterr(err, err_cap, "%s; %s", why, why2);
+        fri_agg_seterr(err, err_cap, "%s; %s", why, why2);
         if (rv == FR_ENOENT) {
             rv = rv2;
         }

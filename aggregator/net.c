@@ -2,7 +2,6 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,8 @@
 #include <nng/supplemental/util/platform.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/supplemental/http/http.h>
+
+#include "errbuf.h"
 
 typedef struct worker {
     struct fri_net *net;
@@ -39,18 +40,6 @@ fri_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
-}
-
-static void
-seterr(char *err, size_t cap, const char *fmt, ...)
-{
-    if (err == NULL || cap == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
 }
 
 static void
@@ -160,13 +149,13 @@ http_start(fri_net *n, const char *hostport, char *err, size_t cap)
     nng_url *u  = NULL;
     int      rv = nng_url_parse(&u, url);
     if (rv != 0) {
-        seterr(err, cap, "--http %s: %s", hostport, nng_strerror(rv));
+        fri_agg_seterr(err, cap, "--http %s: %s", hostport, nng_strerror(rv));
         return -1;
     }
     rv = nng_http_server_hold(&n->http, u);
     nng_url_free(u);
     if (rv != 0) {
-        seterr(err, cap, "--http %s: %s", hostport, nng_strerror(rv));
+        fri_agg_seterr(err, cap, "--http %s: %s", hostport, nng_strerror(rv));
         return -1;
     }
     const char *paths[] = {"/metrics", "/status"};
@@ -179,12 +168,12 @@ http_start(fri_net *n, const char *hostport, char *err, size_t cap)
             if (h != NULL) {
                 nng_http_handler_free(h);
             }
-            seterr(err, cap, "--http %s: %s", hostport, nng_strerror(rv));
+            fri_agg_seterr(err, cap, "--http %s: %s", hostport, nng_strerror(rv));
             return -1;
         }
     }
     if ((rv = nng_http_server_start(n->http)) != 0) {
-        seterr(err, cap, "--http %s: cannot listen: %s", hostport,
+        fri_agg_seterr(err, cap, "--http %s: cannot listen: %s", hostport,
                nng_strerror(rv));
         return -1;
     }
@@ -231,14 +220,14 @@ fri_net_start(fri_net **out, fri_agg *a, const char *url, const char *http,
     fri_net *n = calloc(1, sizeof(*n));
     if (n == NULL || n_contexts <= 0) {
         free(n);
-        seterr(err, err_cap, "bad arguments or out of memory");
+        fri_agg_seterr(err, err_cap, "bad arguments or out of memory");
         return FR_EINVAL;
     }
     n->a           = a;
     n->reply_bound = fri_agg_reply_bound(a);
     int rv         = nng_rep0_open(&n->sock);
     if (rv != 0) {
-        seterr(err, err_cap, "cannot open REP socket: %s", nng_strerror(rv));
+        fri_agg_seterr(err, err_cap, "cannot open REP socket: %s", nng_strerror(rv));
         free(n);
         return FR_ENET;
     }
@@ -251,7 +240,7 @@ fri_net_start(fri_net **out, fri_agg *a, const char *url, const char *http,
     n->w = calloc((size_t) n_contexts, sizeof(*n->w));
     if (n->w == NULL) {
         fri_net_stop(n);
-        seterr(err, err_cap, "out of memory");
+        fri_agg_seterr(err, err_cap, "out of memory");
         return FR_ENOMEM;
     }
     n->n_w = n_contexts;
@@ -260,14 +249,14 @@ fri_net_start(fri_net **out, fri_agg *a, const char *url, const char *http,
         if ((rv = nng_aio_alloc(&n->w[i].aio, worker_cb, &n->w[i])) != 0 ||
             (rv = nng_ctx_open(&n->w[i].ctx, n->sock)) != 0) {
             fri_net_stop(n);
-            seterr(err, err_cap, "cannot create context: %s",
+            fri_agg_seterr(err, err_cap, "cannot create context: %s",
                    nng_strerror(rv));
             return FR_ENET;
         }
     }
     if ((rv = nng_listen(n->sock, url, NULL, 0)) != 0) {
         fri_net_stop(n);
-        seterr(err, err_cap, "cannot listen on %s: %s", url,
+        fri_agg_seterr(err, err_cap, "cannot listen on %s: %s", url,
                nng_strerror(rv));
         return FR_ENET;
     }
@@ -280,7 +269,7 @@ fri_net_start(fri_net **out, fri_agg *a, const char *url, const char *http,
     }
     if (pthread_create(&n->timer, NULL, timer_main, n) != 0) {
         fri_net_stop(n);
-        seterr(err, err_cap, "cannot start the timer thread");
+        fri_agg_seterr(err, err_cap, "cannot start the timer thread");
         return FR_EINTERNAL;
     }
     n->timer_started = 1;
