@@ -45,7 +45,10 @@ fri_sim_json_round(FILE *f, const fri_sim_config *c, const fri_sim_round *r)
             r->clients, r->dropped, r->failed,
             (unsigned long long) r->bytes_up,
             (unsigned long long) r->bytes_down);
-    jnum(f, "seconds", r->seconds, 0);
+    jnum(f, "seconds", r->seconds, 1);
+    jnum(f, "agg_seconds", r->agg_seconds, 1);
+    jnum(f, "client_seconds_median", r->client_seconds_median, 1);
+    jnum(f, "client_seconds_max", r->client_seconds_max, 0);
     fri_sim_privacy_json(f, &c->priv, &r->priv, 0);
     fputc('}', f);
 }
@@ -69,6 +72,9 @@ fri_sim_json_summary(FILE *f, const fri_sim_config *c,
             (unsigned long long) s->total_bytes_up,
             (unsigned long long) s->total_bytes_down);
     jnum(f, "seconds", s->total_seconds, 1);
+    jnum(f, "agg_seconds_per_round", s->agg_seconds_per_round, 1);
+    jnum(f, "client_seconds_median", s->client_seconds_median, 1);
+    jnum(f, "client_seconds_max", s->client_seconds_max, 1);
     if (s->has_reference) {
         if (c->implicit) {
             jnum(f, "ref_hr10", s->ref_hr10, 1);

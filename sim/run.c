@@ -56,6 +56,9 @@ typedef struct dev_out {
     double   sq, ab;    // explicit: sums of squared / absolute errors
     double   hr, ndcg;  // implicit: this user's HR@10 / NDCG@10
     uint64_t up, down;
+    // Thread CPU seconds in the client library (poll + receive) and, with
+    // --transport direct, in the aggregator handling its requests.
+    double cpu_client, cpu_agg;
 } dev_out;
 
 typedef struct sim_state sim_state;
@@ -89,6 +92,7 @@ struct sim_state {
     dev_live             *live;
     atomic_uint           pass_progress;
     uint64_t              deadline_ms;
+    double                tick_cpu; // main thread: CPU in fri_agg_tick
 };
 
 static uint64_t
@@ -104,6 +108,25 @@ wall_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
+}
+
+// This thread's CPU time: a device's or the aggregator's own work, not the
+// time spent waiting for the other one or for the shared cores.
+static double
+cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
+}
+
+// fri_agg_tick, its CPU time counted as the aggregator's (main thread).
+static void
+agg_tick(sim_state *st)
+{
+    double t0 = cpu_s();
+    fri_agg_tick(st->agg, clock_now(st));
+    st->tick_cpu += cpu_s() - t0;
 }
 
 static uint64_t
@@ -334,7 +357,10 @@ dev_step(worker *w, const job *jb, size_t slot, dev_live *d)
         note_error(st, u, "poll", FR_ENOMEM, "request buffer");
         return STEP_DONE;
     }
-    if ((e = fr_client_poll(c, w->req, w->req_cap, &len)) != FR_OK) {
+    double t0 = cpu_s();
+    e = fr_client_poll(c, w->req, w->req_cap, &len);
+    o->cpu_client += cpu_s() - t0;
+    if (e != FR_OK) {
         note_error(st, u, "poll", e, fr_client_errmsg(c));
         return STEP_DONE;
     }
@@ -369,8 +395,10 @@ dev_step(worker *w, const job *jb, size_t slot, dev_live *d)
     size_t         rep_len = 0;
     void          *nng_buf = NULL;
     if (cf->transport == FRI_SIM_DIRECT) {
+        t0 = cpu_s();
         e = fri_agg_handle(st->agg, clock_now(st), w->req, len, w->reply,
                            w->reply_cap, &rep_len);
+        o->cpu_agg += cpu_s() - t0;
         if (e != FR_OK) {
             note_error(st, u, "aggregator", e, "no reply");
             return STEP_DONE;
@@ -387,7 +415,9 @@ dev_step(worker *w, const job *jb, size_t slot, dev_live *d)
         }
         rep = nng_buf;
     }
+    t0 = cpu_s();
     e = fr_client_receive(c, rep, rep_len);
+    o->cpu_client += cpu_s() - t0;
     if (nng_buf != NULL) {
         nng_free(nng_buf, rep_len);
     }
@@ -554,7 +584,7 @@ run_job(sim_state *st, worker *ws, job *jb)
         if (atomic_load(&st->pass_progress) == 0) {
             atomic_fetch_add(&st->clock_ms, st->deadline_ms + 1);
         }
-        fri_agg_tick(st->agg, clock_now(st));
+        agg_tick(st);
     }
     for (size_t i = 0; i < jb->n; i++) {
         if (st->live[i].state != LIVE_OVER) {
@@ -613,6 +643,36 @@ collect_counts(const job *jb, fri_sim_round *r)
     }
 }
 
+static int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *) a, y = *(const double *) b;
+    return (x > y) - (x < y);
+}
+
+// The round's CPU split: the aggregator's own time (its request handling,
+// direct transport only, plus its ticks) and the contributing devices'
+// client-library time (median, max). tmp: jb->n doubles.
+static void
+collect_cpu(const job *jb, double tick_cpu, double *tmp, fri_sim_round *r)
+{
+    size_t n = 0;
+    r->agg_seconds = tick_cpu;
+    for (size_t i = 0; i < jb->n; i++) {
+        const dev_out *o = &jb->out[i];
+        r->agg_seconds += o->cpu_agg;
+        if (o->status == DEV_CONTRIBUTED) {
+            tmp[n++] = o->cpu_client;
+        }
+    }
+    if (n > 0) {
+        qsort(tmp, n, sizeof(*tmp), cmp_double);
+        r->client_seconds_median =
+            n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
+        r->client_seconds_max = tmp[n - 1];
+    }
+}
+
 static fr_err
 fail(char *err, size_t cap, fr_err e, const char *fmt, const char *a)
 {
@@ -635,6 +695,7 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
     uint32_t      *eligible = NULL, *evals = NULL;
     uint8_t       *mask = NULL;
     dev_out       *out = NULL;
+    double        *cpu_tmp = NULL;
     size_t         n_eligible = 0, n_evals = 0;
     char           aerr[256] = "";
 
@@ -703,7 +764,8 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
     }
     size_t max_job = cohort > n_evals ? cohort : n_evals;
     out = calloc(max_job ? max_job : 1, sizeof(*out));
-    if (out == NULL) {
+    cpu_tmp = calloc(max_job ? max_job : 1, sizeof(*cpu_tmp));
+    if (out == NULL || cpu_tmp == NULL) {
         e = FR_ENOMEM;
         goto out;
     }
@@ -823,6 +885,7 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
         fri_agg_metrics_get(st.agg, &m0);
         fri_sim_atk_round_begin(st.atk, r, is_eval_round(c, r));
         double t0 = wall_s();
+        st.tick_cpu = 0.0;
         if (run_job(&st, ws, &jb) != FR_OK) {
             e = fail(err, err_cap, FR_EINTERNAL, "%s",
                      "secure aggregation round did not finish");
@@ -835,7 +898,7 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
                                      m0.rounds_completed + m0.rounds_abandoned;
              t++) {
             atomic_fetch_add(&st.clock_ms, ac.round_deadline_ms + 1);
-            fri_agg_tick(st.agg, clock_now(&st));
+            agg_tick(&st);
             fri_agg_metrics_get(st.agg, &m1);
         }
         double dt = wall_s() - t0;
@@ -844,6 +907,9 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
         rr->round = r;
         rr->seconds = dt;
         collect_counts(&jb, rr);
+        if (cpu_tmp != NULL) {
+            collect_cpu(&jb, st.tick_cpu, cpu_tmp, rr);
+        }
         fri_sim_atk_round_end(st.atk, rr);
         if (rr->clients == 0 && st.first_err[0] != '\0') {
             e = fail(err, err_cap, FR_EINTERNAL, "%s", st.first_err);
@@ -915,6 +981,12 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
         s->total_dropped += rounds[r].dropped;
         s->total_bytes_up += rounds[r].bytes_up;
         s->total_bytes_down += rounds[r].bytes_down;
+        s->agg_seconds_per_round += rounds[r].agg_seconds / c->rounds;
+        s->client_seconds_median +=
+            rounds[r].client_seconds_median / c->rounds;
+        if (rounds[r].client_seconds_max > s->client_seconds_max) {
+            s->client_seconds_max = rounds[r].client_seconds_max;
+        }
     }
     s->total_seconds = t_rounds;
     s->rounds_per_second = t_rounds > 0 ? c->rounds / t_rounds : 0;
@@ -974,6 +1046,7 @@ out:
     free(evals);
     free(mask);
     free(out);
+    free(cpu_tmp);
     pthread_mutex_destroy(&st.err_mtx);
     if (e != FR_OK && err_cap > 0 && err[0] == '\0') {
         snprintf(err, err_cap, "%s", fr_strerror(e));

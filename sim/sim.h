@@ -163,6 +163,12 @@ typedef struct fri_sim_round {
     uint64_t bytes_up;
     uint64_t bytes_down;
     double   seconds;   // wall time of the round (not of evaluation)
+    // CPU seconds (thread time): the aggregator's own (its request
+    // handling with --transport direct, plus its ticks) and one
+    // contributing device's client-library work (median, max). A deployed
+    // round's critical path is about agg_seconds + client_seconds_max.
+    double   agg_seconds;
+    double   client_seconds_median, client_seconds_max;
     fri_sim_priv_stats priv; // epsilon so far, attacks on this round
 } fri_sim_round;
 
@@ -175,6 +181,10 @@ typedef struct fri_sim_summary {
     uint64_t total_bytes_down;
     double   total_seconds;   // wall time in rounds
     double   rounds_per_second;
+    // Means over rounds of the per-round CPU split; the max over rounds.
+    double   agg_seconds_per_round;
+    double   client_seconds_median;
+    double   client_seconds_max;
     double   us_per_update;   // wall time per contributed update
     // Raw cost of the same bytes: XChaCha20-Poly1305 seal + open and a
     // memcpy, per update (microseconds), measured in the same run.
