@@ -18,6 +18,7 @@
 #include "dataset.h"
 #include "dp.h"
 #include "e2e_harness.h"
+#include "e2e_rmse.h"
 #include "fedrec/client.h"
 #include "mf.h"
 
@@ -433,14 +434,7 @@ Test(agg_dp, command_line_flags)
 #define NU 30
 #define NIT 25
 
-typedef struct world {
-    fri_dataset d;
-    fri_csr     by_user;
-    fri_agg    *a;
-    fr_client  *c[NU];
-    uint8_t    *reply;
-    size_t      reply_cap;
-} world;
+typedef e2e_world world;
 
 static void
 world_init(world *w, const fri_agg_config *ac)
@@ -452,28 +446,8 @@ world_init(world *w, const fri_agg_config *ac)
     char err[256];
     cr_assert_eq(fri_agg_create(&w->a, &c, 0, err, sizeof(err)), FR_OK, "%s",
                  err);
-    e2e_clients_create(w->c, NU, w->a, &w->by_user, 300, 1, 0.0f);
-    w->reply_cap = fri_agg_reply_bound(w->a);
-    w->reply     = malloc(w->reply_cap);
-    cr_assert_not_null(w->reply);
-}
-
-static void
-world_free(world *w)
-{
-    for (int u = 0; u < NU; u++) {
-        fr_client_destroy(w->c[u]);
-    }
-    fri_agg_destroy(w->a);
-    free(w->reply);
-    fri_csr_free(&w->by_user);
-    fri_dataset_free(&w->d);
-}
-
-static fr_checkin_status
-checkin(world *w, uint32_t u, uint64_t now)
-{
-    return e2e_checkin(w->a, w->reply, w->reply_cap, w->c[u], now);
+    e2e_clients_create(w, NU, 300, 1, 0.0f);
+    e2e_reply_alloc(w);
 }
 
 static double
@@ -504,7 +478,7 @@ Test(agg_dp, clients_clip_their_update_to_the_task_bound)
     capture cap = {0};
     fri_agg_set_release_hook(w.a, capture_fn, &cap);
     for (uint32_t u = 0; u < 5; u++) {
-        cr_assert_eq(checkin(&w, u, u), FR_CHECKIN_CONTRIBUTED, "%s",
+        cr_assert_eq(e2e_world_checkin(&w, u, u), FR_CHECKIN_CONTRIBUTED, "%s",
                      fr_client_errmsg(w.c[u]));
         cr_assert_eq(cap.calls, (int) u + 1);
         size_t nr   = (size_t) NIT * 4;
@@ -517,38 +491,8 @@ Test(agg_dp, clients_clip_their_update_to_the_task_bound)
         cr_assert(extra > 0.99 * half, "extra norm %f: not clipped?", extra);
         cr_assert(rows > 0.5 * half, "rows norm %f", rows);
     }
-    world_free(&w);
+    e2e_world_free(&w);
     free(cap.v);
-}
-
-// Training RMSE of the aggregator's model, users refit centrally.
-static double
-rmse(world *w, uint32_t k)
-{
-    float  mu;
-    float *bi = malloc(NIT * sizeof(float));
-    float *Q  = malloc((size_t) NIT * k * sizeof(float));
-    fri_agg_model_copy(w->a, &mu, bi, NIT, Q, (size_t) NIT * k, NULL);
-    fri_mf_items it = {.n_items = w->d.n_items, .k = k, .mu = mu, .bi = bi,
-                       .Q = Q};
-    double se = 0;
-    size_t n  = 0;
-    for (uint32_t u = 0; u < NU; u++) {
-        size_t b = w->by_user.ptr[u], e = w->by_user.ptr[u + 1];
-        float  p[8], bu;
-        cr_assert_eq(fri_mf_user_solve(p, &bu, &it, w->by_user.idx + b,
-                                       w->by_user.val + b, e - b, 0.1f, 0.1f,
-                                       1, NULL, 0),
-                     FR_OK);
-        for (size_t j = b; j < e; j++) {
-            float r = fri_mf_predict_with(&it, p, bu, w->by_user.idx[j]);
-            se += (r - w->by_user.val[j]) * (double) (r - w->by_user.val[j]);
-            n++;
-        }
-    }
-    free(bi);
-    free(Q);
-    return sqrt(se / (double) n);
 }
 
 // With modest noise, DP-FedAvg still trains: RMSE drops and mu moves
@@ -567,15 +511,15 @@ Test(agg_dp, training_with_central_dp_lowers_rmse)
     c.dp_seed           = 3;
     world w;
     world_init(&w, &c);
-    double r0 = rmse(&w, 3);
+    double r0 = e2e_train_rmse(&w, 3);
     for (int round = 0; round < 30; round++) {
         for (uint32_t u = 0; u < NU; u++) {
-            cr_assert_eq(checkin(&w, u, (uint64_t) round * 10),
+            cr_assert_eq(e2e_world_checkin(&w, u, (uint64_t) round * 10),
                          FR_CHECKIN_CONTRIBUTED, "%s",
                          fr_client_errmsg(w.c[u]));
         }
     }
-    double          r1 = rmse(&w, 3);
+    double          r1 = e2e_train_rmse(&w, 3);
     fri_agg_metrics m;
     fri_agg_metrics_get(w.a, &m);
     cr_assert_eq(m.dp_rounds, 30);
@@ -584,5 +528,5 @@ Test(agg_dp, training_with_central_dp_lowers_rmse)
                 "(delta 1e-5, q 1, 30 rounds)",
                 c.noise_multiplier, (double) c.clip, r0, r1, m.dp_epsilon);
     cr_assert(r1 < r0 - 0.05, "RMSE %f -> %f", r0, r1);
-    world_free(&w);
+    e2e_world_free(&w);
 }

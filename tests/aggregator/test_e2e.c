@@ -10,6 +10,7 @@
 #include "agg.h"
 #include "dataset.h"
 #include "e2e_harness.h"
+#include "e2e_rmse.h"
 #include "fedrec/client.h"
 #include "mf.h"
 
@@ -17,14 +18,7 @@
 #define NIT 30
 #define KK 3
 
-typedef struct world {
-    fri_dataset d;
-    fri_csr     by_user;
-    fri_agg    *a;
-    fr_client  *c[NU];
-    uint8_t    *reply;
-    size_t      reply_cap;
-} world;
+typedef e2e_world world;
 
 static void
 world_init(world *w, uint32_t cpr, int allow_all_but_last)
@@ -47,7 +41,7 @@ world_init(world *w, uint32_t cpr, int allow_all_but_last)
     char err[256];
     cr_assert_eq(fri_agg_create(&w->a, &c, 0, err, sizeof(err)), FR_OK, "%s",
                  err);
-    e2e_clients_create(w->c, NU, w->a, &w->by_user, 100, 1, 0.0f);
+    e2e_clients_create(w, NU, 100, 1, 0.0f);
     for (uint32_t u = 0; u < NU; u++) {
         uint8_t pk[FR_PUBLICKEYBYTES];
         fr_client_public_key(w->c[u], pk);
@@ -64,77 +58,26 @@ world_init(world *w, uint32_t cpr, int allow_all_but_last)
                      "%s", err);
     }
     free(allow);
-    w->reply_cap = fri_agg_reply_bound(w->a);
-    w->reply     = malloc(w->reply_cap);
-    cr_assert_not_null(w->reply);
-}
-
-static void
-world_free(world *w)
-{
-    for (int u = 0; u < NU; u++) {
-        fr_client_destroy(w->c[u]);
-    }
-    fri_agg_destroy(w->a);
-    free(w->reply);
-    fri_csr_free(&w->by_user);
-    fri_dataset_free(&w->d);
-}
-
-// One check-in of client u; returns its final status.
-static fr_checkin_status
-checkin(world *w, uint32_t u, uint64_t now)
-{
-    return e2e_checkin(w->a, w->reply, w->reply_cap, w->c[u], now);
-}
-
-// Training RMSE of the aggregator's item model, users refit centrally.
-static double
-rmse(world *w)
-{
-    float    mu;
-    float   *bi = malloc(NIT * sizeof(float));
-    float   *Q  = malloc(NIT * KK * sizeof(float));
-    fri_agg_model_copy(w->a, &mu, bi, NIT, Q, NIT * KK, NULL);
-    fri_mf_items it = {.n_items = w->d.n_items, .k = KK, .mu = mu, .bi = bi,
-                       .Q = Q};
-    double se = 0;
-    size_t n  = 0;
-    for (uint32_t u = 0; u < NU; u++) {
-        size_t b = w->by_user.ptr[u], e = w->by_user.ptr[u + 1];
-        float  p[KK], bu;
-        cr_assert_eq(fri_mf_user_solve(p, &bu, &it, w->by_user.idx + b,
-                                       w->by_user.val + b, e - b, 0.1f, 0.1f,
-                                       1, NULL, 0),
-                     FR_OK);
-        for (size_t j = b; j < e; j++) {
-            float r = fri_mf_predict_with(&it, p, bu, w->by_user.idx[j]);
-            se += (r - w->by_user.val[j]) * (double) (r - w->by_user.val[j]);
-            n++;
-        }
-    }
-    free(bi);
-    free(Q);
-    return sqrt(se / (double) n);
+    e2e_reply_alloc(w);
 }
 
 Test(agg_e2e, clients_train_and_rmse_drops)
 {
     world w;
     world_init(&w, NU, 0);
-    double r0 = rmse(&w);
+    double r0 = e2e_train_rmse(&w, KK);
     double r1 = 0, rl = 0;
     for (int round = 0; round < 6; round++) {
         uint64_t now = (uint64_t) round * 100;
         for (uint32_t u = 0; u < NU; u++) {
-            fr_checkin_status st = checkin(&w, u, now);
+            fr_checkin_status st = e2e_world_checkin(&w, u, now);
             cr_assert_eq(st, FR_CHECKIN_CONTRIBUTED, "round %d user %u: %s",
                          round, u, fr_client_errmsg(w.c[u]));
         }
         fri_agg_metrics m;
         fri_agg_metrics_get(w.a, &m);
         cr_assert_eq(m.model_version, (uint64_t) round + 1);
-        rl = rmse(&w);
+        rl = e2e_train_rmse(&w, KK);
         if (round == 0) {
             r1 = rl;
         }
@@ -148,7 +91,7 @@ Test(agg_e2e, clients_train_and_rmse_drops)
     cr_assert_eq(m.updates_accepted, 6 * NU);
     cr_assert_eq(m.sessions, 0, "sessions leak: %llu",
                  (unsigned long long) m.sessions);
-    world_free(&w);
+    e2e_world_free(&w);
 }
 
 Test(agg_e2e, non_members_wait_and_round_completes)
@@ -157,7 +100,7 @@ Test(agg_e2e, non_members_wait_and_round_completes)
     world_init(&w, 5, 0);
     int contributed = 0, waiting = 0;
     for (uint32_t u = 0; u < 8; u++) {
-        fr_checkin_status st = checkin(&w, u, 10);
+        fr_checkin_status st = e2e_world_checkin(&w, u, 10);
         contributed += st == FR_CHECKIN_CONTRIBUTED;
         waiting += st == FR_CHECKIN_NOT_SELECTED;
     }
@@ -169,7 +112,7 @@ Test(agg_e2e, non_members_wait_and_round_completes)
     fri_agg_metrics_get(w.a, &m);
     cr_assert_eq(m.model_version, 1);
     cr_assert_eq(m.reported, 3);
-    world_free(&w);
+    e2e_world_free(&w);
 }
 
 Test(agg_e2e, wire_refusals)
@@ -185,7 +128,7 @@ Test(agg_e2e, wire_refusals)
                  FR_OK);
     cr_assert(rl > 0);
     // The non-enrolled client is refused in the handshake.
-    cr_assert_eq(checkin(&w, NU - 1, 0), FR_CHECKIN_FAILED);
+    cr_assert_eq(e2e_world_checkin(&w, NU - 1, 0), FR_CHECKIN_FAILED);
     // A replayed frame does not open: capture client 0's CHECKIN.
     fr_client *c = w.c[0];
     cr_assert_eq(fr_client_checkin_begin(c, 0), FR_OK);
@@ -214,7 +157,7 @@ Test(agg_e2e, wire_refusals)
                  FR_OK);
     // Everyone else completes the round.
     for (uint32_t u = 1; u < NU - 1; u++) {
-        cr_assert_eq(checkin(&w, u, 1), FR_CHECKIN_CONTRIBUTED);
+        cr_assert_eq(e2e_world_checkin(&w, u, 1), FR_CHECKIN_CONTRIBUTED);
     }
     fri_agg_tick(w.a, 6000);
     fri_agg_metrics m;
@@ -226,5 +169,5 @@ Test(agg_e2e, wire_refusals)
               "replay not refused");
     free(buf);
     free(saved);
-    world_free(&w);
+    e2e_world_free(&w);
 }

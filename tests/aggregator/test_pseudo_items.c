@@ -9,6 +9,7 @@
 #include "agg.h"
 #include "dataset.h"
 #include "e2e_harness.h"
+#include "e2e_rmse.h"
 #include "fedrec/client.h"
 #include "mf.h"
 
@@ -26,14 +27,9 @@ typedef struct seen {
 } seen;
 
 typedef struct world {
-    fri_dataset d;
-    fri_csr     by_user;
-    fri_agg    *a;
-    fr_client  *c[NU];
-    uint8_t     pks[NU][FR_PUBLICKEYBYTES];
-    uint8_t    *reply;
-    size_t      reply_cap;
-    seen        s;
+    e2e_world e;
+    uint8_t   pks[NU][FR_PUBLICKEYBYTES];
+    seen      s;
 } world;
 
 static world *g_w;
@@ -62,78 +58,34 @@ world_init(world *w, fri_agg_algo algo, float rho)
 {
     memset(w, 0, sizeof(*w));
     g_w = w;
-    e2e_synth(&w->d, &w->by_user, NU, NIT, 0.2, 21);
+    e2e_synth(&w->e.d, &w->e.by_user, NU, NIT, 0.2, 21);
     fri_agg_config c;
     fri_agg_config_init(&c);
-    c.n_items           = w->d.n_items;
+    c.n_items           = w->e.d.n_items;
     c.k                 = KK;
     c.algo              = algo;
     c.server_lr         = 0.05f;
     c.clients_per_round = NU;
     c.round_deadline_ms = 5000;
     char err[256];
-    cr_assert_eq(fri_agg_create(&w->a, &c, 0, err, sizeof(err)), FR_OK, "%s",
+    cr_assert_eq(fri_agg_create(&w->e.a, &c, 0, err, sizeof(err)), FR_OK, "%s",
                  err);
-    fri_agg_set_update_hook(w->a, on_update, w);
-    e2e_clients_create(w->c, NU, w->a, &w->by_user, 500, 1, rho);
+    fri_agg_set_update_hook(w->e.a, on_update, w);
+    e2e_clients_create(&w->e, NU, 500, 1, rho);
     for (uint32_t u = 0; u < NU; u++) {
-        fr_client_public_key(w->c[u], w->pks[u]);
+        fr_client_public_key(w->e.c[u], w->pks[u]);
     }
-    w->reply_cap = fri_agg_reply_bound(w->a);
-    w->reply     = malloc(w->reply_cap);
-    cr_assert_not_null(w->reply);
-}
-
-static void
-world_free(world *w)
-{
-    for (int u = 0; u < NU; u++) {
-        fr_client_destroy(w->c[u]);
-    }
-    fri_agg_destroy(w->a);
-    free(w->reply);
-    fri_csr_free(&w->by_user);
-    fri_dataset_free(&w->d);
-}
-
-static fr_checkin_status
-checkin(world *w, uint32_t u, uint64_t now)
-{
-    return e2e_checkin(w->a, w->reply, w->reply_cap, w->c[u], now);
+    e2e_reply_alloc(&w->e);
 }
 
 static void
 run_round(world *w, uint64_t now)
 {
     for (uint32_t u = 0; u < NU; u++) {
-        cr_assert_eq(checkin(w, u, now), FR_CHECKIN_CONTRIBUTED, "user %u: %s",
-                     u, fr_client_errmsg(w->c[u]));
+        cr_assert_eq(e2e_world_checkin(&w->e, u, now),
+                     FR_CHECKIN_CONTRIBUTED, "user %u: %s", u,
+                     fr_client_errmsg(w->e.c[u]));
     }
-}
-
-static double
-rmse(world *w)
-{
-    float  mu, bi[NIT], Q[NIT * KK];
-    fri_agg_model_copy(w->a, &mu, bi, NIT, Q, NIT * KK, NULL);
-    fri_mf_items it = {.n_items = w->d.n_items, .k = KK, .mu = mu, .bi = bi,
-                       .Q = Q};
-    double se = 0;
-    size_t n  = 0;
-    for (uint32_t u = 0; u < NU; u++) {
-        size_t b = w->by_user.ptr[u], e = w->by_user.ptr[u + 1];
-        float  p[KK], bu;
-        cr_assert_eq(fri_mf_user_solve(p, &bu, &it, w->by_user.idx + b,
-                                       w->by_user.val + b, e - b, 0.1f, 0.1f,
-                                       1, NULL, 0),
-                     FR_OK);
-        for (size_t j = b; j < e; j++) {
-            float r = fri_mf_predict_with(&it, p, bu, w->by_user.idx[j]);
-            se += (r - w->by_user.val[j]) * (double) (r - w->by_user.val[j]);
-            n++;
-        }
-    }
-    return sqrt(se / (double) n);
 }
 
 static int
@@ -150,17 +102,18 @@ contains(const uint32_t *v, uint32_t n, uint32_t x)
 static void
 check_rows(world *w, float rho)
 {
+    const fri_csr *r = &w->e.by_user;
     for (uint32_t u = 0; u < NU; u++) {
-        uint32_t nr = (uint32_t) (w->by_user.ptr[u + 1] - w->by_user.ptr[u]);
+        uint32_t nr   = (uint32_t) (r->ptr[u + 1] - r->ptr[u]);
         uint32_t want = nr + (uint32_t) lround(rho * nr);
         if (want > NIT) {
             want = NIT;
         }
         cr_assert_eq(w->s.n[u], want, "user %u: %u rows, want %u (rated %u)",
                      u, w->s.n[u], want, nr);
-        for (size_t j = w->by_user.ptr[u]; j < w->by_user.ptr[u + 1]; j++) {
-            cr_assert(contains(w->s.items[u], w->s.n[u], w->by_user.idx[j]),
-                      "user %u: rated item %u missing", u, w->by_user.idx[j]);
+        for (size_t j = r->ptr[u]; j < r->ptr[u + 1]; j++) {
+            cr_assert(contains(w->s.items[u], w->s.n[u], r->idx[j]),
+                      "user %u: rated item %u missing", u, r->idx[j]);
         }
         // Neither the count nor the weight reveals |I_u|.
         cr_assert_eq(w->s.count[u], (double) want);
@@ -174,7 +127,7 @@ stable_and_trains(fri_agg_algo algo)
     world *w = malloc(sizeof(*w));
     cr_assert_not_null(w);
     world_init(w, algo, 1.0f);
-    double r0 = rmse(w);
+    double r0 = e2e_train_rmse(&w->e, KK);
     run_round(w, 0);
     check_rows(w, 1.0f);
     static uint32_t first[NU][MAXR];
@@ -185,11 +138,11 @@ stable_and_trains(fri_agg_algo algo)
         cr_assert_eq(memcmp(first, w->s.items, sizeof(first)), 0,
                      "fake set changed in round %d", r);
     }
-    double r1 = rmse(w);
+    double r1 = e2e_train_rmse(&w->e, KK);
     cr_log_info("pseudo rho 1, %s: RMSE %.4f -> %.4f after 8 rounds",
                 algo == FRI_AGG_ALS ? "als" : "grad", r0, r1);
     cr_assert(r1 < r0 - 0.05, "RMSE %f -> %f", r0, r1);
-    world_free(w);
+    e2e_world_free(&w->e);
     free(w);
 }
 
@@ -210,7 +163,7 @@ Test(pseudo_items, off_sends_only_rated_rows_and_bad_rho_refused)
     world_init(w, FRI_AGG_ALS, 0.0f);
     run_round(w, 0);
     check_rows(w, 0.0f);
-    world_free(w);
+    e2e_world_free(&w->e);
     free(w);
     fr_client_config cc;
     fr_client_config_init(&cc);

@@ -18,14 +18,7 @@
 #define NIT 30
 #define KK 3
 
-typedef struct world {
-    fri_dataset d;
-    fri_csr     by_user;
-    fri_agg    *a;
-    fr_client  *c[NU];
-    uint8_t    *reply;
-    size_t      reply_cap;
-} world;
+typedef e2e_world world;
 
 static void
 world_init_dp(world *w, int secagg, fri_agg_dp dp, double z)
@@ -58,28 +51,14 @@ world_init_dp(world *w, int secagg, fri_agg_dp dp, double z)
     char err[256];
     cr_assert_eq(fri_agg_create(&w->a, &c, 0, err, sizeof(err)), FR_OK, "%s",
                  err);
-    e2e_clients_create(w->c, NU, w->a, &w->by_user, 900, 11, 0.0f);
-    w->reply_cap = fri_agg_reply_bound(w->a);
-    w->reply     = malloc(w->reply_cap);
-    cr_assert_not_null(w->reply);
+    e2e_clients_create(w, NU, 900, 11, 0.0f);
+    e2e_reply_alloc(w);
 }
 
 static void
 world_init(world *w, int secagg)
 {
     world_init_dp(w, secagg, FRI_AGG_DP_CENTRAL, 1e-6);
-}
-
-static void
-world_free(world *w)
-{
-    for (int u = 0; u < NU; u++) {
-        fr_client_destroy(w->c[u]);
-    }
-    fri_agg_destroy(w->a);
-    free(w->reply);
-    fri_csr_free(&w->by_user);
-    fri_dataset_free(&w->d);
 }
 
 // Drives every client round-robin until all are done (a paused client,
@@ -217,8 +196,8 @@ secure_vs_plain(const uint8_t *vanish)
     // Quantization error <= 2^-(f+1) per word and member, f >= 20 here,
     // times lr 0.5 / expected cohort 12; mu is a ratio of sums (1e-4).
     cr_assert(worst < 1e-4, "secure and plain models differ by %g", worst);
-    world_free(s);
-    world_free(p);
+    e2e_world_free(s);
+    e2e_world_free(p);
     free(s);
     free(p);
 }
@@ -279,8 +258,8 @@ Test(agg_secagg_e2e, distributed_dp_noise_comes_from_the_members)
     cr_assert_eq(m.dp_rounds, 1);
     free(rs.v);
     free(rp.v);
-    world_free(s);
-    world_free(p);
+    e2e_world_free(s);
+    e2e_world_free(p);
     free(s);
     free(p);
 }
