@@ -47,10 +47,14 @@ prior_valid(const fri_bpmf_prior *p, size_t d)
 // Completes a conditional posterior: A (d x d, upper triangle holds
 // beta * Gram) and b (beta * h) get the prior added, then x = A^-1 b plus,
 // with rng, R^-1 eps where A = R^T R (so the draw has covariance A^-1).
+// x = [factor; bias] goes to f_out (d - 1 floats) and *bias_out, only when
+// the step succeeds.
 static fr_err
-finish_step(float *x_out, float *cov_out, float *A, float *b, float *eps,
-    float *rinv, size_t d, const fri_bpmf_prior *prior, fri_rng *rng)
+finish_step(float *f_out, float *bias_out, float *cov_out, float *A, float *b,
+    float *eps, float *rinv, size_t d, const fri_bpmf_prior *prior,
+    fri_rng *rng)
 {
+    float x_out[FRI_MF_MAX_K + 1];
     for (size_t a = 0; a < d; a++) {
         const float *la = prior->prec + a * d;
         double       s  = 0.0;
@@ -110,6 +114,8 @@ finish_step(float *x_out, float *cov_out, float *A, float *b, float *eps,
             }
         }
     }
+    memcpy(f_out, x_out, (d - 1) * sizeof(float));
+    *bias_out = x_out[d - 1];
     return FR_OK;
 }
 
@@ -163,12 +169,7 @@ fri_bpmf_user_step(float *p_out, float *bu_out, float *cov_out,
             A[a * d + c] *= beta;
         }
     }
-    float x[FRI_MF_MAX_K + 1];
-    e = finish_step(x, cov_out, A, b, eps, rinv, d, prior, rng);
-    if (e == FR_OK) {
-        memcpy(p_out, x, k * sizeof(float));
-        *bu_out = x[k];
-    }
+    e = finish_step(p_out, bu_out, cov_out, A, b, eps, rinv, d, prior, rng);
     free(owned);
     return e;
 }
@@ -199,12 +200,7 @@ fri_bpmf_item_step(float *q_out, float *b_out, float *cov_out,
             A[a * d + c] *= beta;
         }
     }
-    float x[FRI_MF_MAX_K + 1];
-    e = finish_step(x, cov_out, A, b, eps, rinv, d, prior, rng);
-    if (e == FR_OK) {
-        memcpy(q_out, x, k * sizeof(float));
-        *b_out = x[k];
-    }
+    e = finish_step(q_out, b_out, cov_out, A, b, eps, rinv, d, prior, rng);
     free(owned);
     return e;
 }
