@@ -10,27 +10,14 @@
 #include "agg.h"
 #include "ckpt.h"
 #include "linalg.h"
+#include "state_dir.h"
 
 static char dir[256];
 
 static void
 mkstate(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/fr-agg-ckpt-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-}
-
-static void
-rmstate(void)
-{
-    const char *names[] = {"checkpoint", "checkpoint.prev", "checkpoint.tmp",
-                           "checkpoint.prev.tmp"};
-    char        p[400];
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
-        unlink(p);
-    }
-    rmdir(dir);
+    state_dir_make(dir, sizeof(dir), "/tmp/fr-agg-ckpt-XXXXXX");
 }
 
 static void
@@ -106,7 +93,7 @@ Test(agg_ckpt, round_trip)
     char p[400];
     snprintf(p, sizeof(p), "%s/checkpoint.tmp", dir);
     cr_assert_neq(access(p, F_OK), 0);
-    rmstate();
+    state_dir_remove(dir);
 }
 
 Test(agg_ckpt, damaged_file_refused_and_prev_used)
@@ -148,7 +135,7 @@ Test(agg_ckpt, damaged_file_refused_and_prev_used)
     snprintf(path, sizeof(path), "%s/checkpoint", dir);
     cr_assert_eq(truncate(path, 50), 0);
     cr_assert_eq(fri_ckpt_read_file(path, &r, err, sizeof(err)), FR_EFORMAT);
-    rmstate();
+    state_dir_remove(dir);
 }
 
 Test(agg_ckpt, empty_dir_is_enoent)
@@ -158,7 +145,7 @@ Test(agg_ckpt, empty_dir_is_enoent)
     int      prev = 0;
     char     err[512];
     cr_assert_eq(fri_ckpt_load(dir, &r, &prev, err, sizeof(err)), FR_ENOENT);
-    rmstate();
+    state_dir_remove(dir);
 }
 
 // A round's statistics: one user, two items.
@@ -240,5 +227,5 @@ Test(agg_ckpt, aggregator_resumes_from_state_dir)
     fri_agg_model_copy(a, NULL, NULL, 0, NULL, 0, &v2);
     cr_assert_eq(v2, 1);
     fri_agg_destroy(a);
-    rmstate();
+    state_dir_remove(dir);
 }

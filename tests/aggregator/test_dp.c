@@ -21,6 +21,7 @@
 #include "e2e_rmse.h"
 #include "fedrec/client.h"
 #include "mf.h"
+#include "state_dir.h"
 
 #define NITEMS 2000
 #define K 9
@@ -211,23 +212,9 @@ Test(agg_dp, epsilon_grows_with_rounds_and_matches_the_accountant)
 
 static char dir[256];
 
-static void
-rmstate(void)
-{
-    const char *names[] = {"checkpoint", "checkpoint.prev", "checkpoint.tmp",
-                           "checkpoint.prev.tmp"};
-    char        p[400];
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
-        unlink(p);
-    }
-    rmdir(dir);
-}
-
 Test(agg_dp, accountant_survives_a_checkpoint_reload)
 {
-    snprintf(dir, sizeof(dir), "/tmp/fr-agg-dp-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    state_dir_make(dir, sizeof(dir), "/tmp/fr-agg-dp-XXXXXX");
     fri_agg_config c;
     dp_config(&c);
     c.n_items          = 50;
@@ -254,14 +241,13 @@ Test(agg_dp, accountant_survives_a_checkpoint_reload)
     cr_assert_eq(fri_dp_epsilon(1.0 / 1000, 1.2, 3, 1e-5, &want, NULL), FR_OK);
     cr_assert(fabs(e3 - want) < 1e-9 * want, "%g vs %g", e3, want);
     fri_agg_destroy(a);
-    rmstate();
+    state_dir_remove(dir);
 }
 
 // A format-1 checkpoint (written before the accountant existed) loads.
 Test(agg_dp, format1_checkpoint_still_loads)
 {
-    snprintf(dir, sizeof(dir), "/tmp/fr-agg-dp-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    state_dir_make(dir, sizeof(dir), "/tmp/fr-agg-dp-XXXXXX");
     float    bi[4] = {1, 2, 3, 4}, Q[12] = {0};
     fri_ckpt c;
     memset(&c, 0, sizeof(c));
@@ -338,7 +324,7 @@ Test(agg_dp, format1_checkpoint_still_loads)
     cr_assert_eq(r.n_rdp, FRI_CKPT_MAX_RDP);
     cr_assert_eq(memcmp(r.rdp, c.rdp, sizeof(c.rdp)), 0);
     fri_ckpt_free(&r);
-    rmstate();
+    state_dir_remove(dir);
 }
 
 #define EXPECT_BAD(needle, ...)                                             \

@@ -14,6 +14,7 @@
 #include "linalg.h"
 #include "msg.h"
 #include "rng.h"
+#include "state_dir.h"
 #include "vbmf.h"
 
 enum { NU = 5, NIT = 6, KK = 2, DD = KK + 1, PP = DD * (DD + 1) / 2 };
@@ -371,10 +372,5 @@ Test(agg_vbmf, checkpoint_keeps_variational_state)
     c.algo = FRI_AGG_ALS;
     a      = NULL;
     cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof err), FR_ESTATE);
-    char path[128];
-    snprintf(path, sizeof path, "%s/checkpoint", dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/checkpoint.prev", dir);
-    unlink(path);
-    rmdir(dir);
+    state_dir_remove(dir);
 }
