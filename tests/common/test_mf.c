@@ -332,13 +332,32 @@ synth_split(fri_dataset *train, fri_dataset *test, double noise)
     fri_dataset_free(&all);
 }
 
-Test(train, als_recovers_synthetic_ground_truth)
+typedef fr_err (*trainer_fn)(fri_mf_model **out, const fri_csr *train,
+                             const fri_dataset *val, const fri_train_config *c,
+                             fri_train_epoch_fn cb, void *ctx);
+
+// Test RMSE of train with config c on synth_split(noise).
+static double
+synth_test_rmse(trainer_fn train_fn, const fri_train_config *c, double noise)
 {
     fri_dataset train, test;
-    const double noise = 0.3;
     synth_split(&train, &test, noise);
     fri_csr csr;
     cr_assert_eq(fri_csr_by_user(&csr, &train), FR_OK);
+    fri_mf_model *m = NULL;
+    cr_assert_eq(train_fn(&m, &csr, NULL, c, NULL, NULL), FR_OK);
+    fri_rating_metrics rm;
+    cr_assert_eq(fri_eval_rating(&rm, m, test.r, test.n, 0, 0), FR_OK);
+    fri_mf_destroy(m);
+    fri_csr_free(&csr);
+    fri_dataset_free(&train);
+    fri_dataset_free(&test);
+    return rm.rmse;
+}
+
+Test(train, als_recovers_synthetic_ground_truth)
+{
+    const double noise = 0.3;
     fri_train_config c;
     fri_train_config_init(&c, FRI_TRAIN_ALS);
     c.k = 3;
@@ -346,25 +365,13 @@ Test(train, als_recovers_synthetic_ground_truth)
     c.reg_bias = 0.01f;
     c.weighted = 1;
     c.epochs = 20;
-    fri_mf_model *m = NULL;
-    cr_assert_eq(fri_train_als(&m, &csr, NULL, &c, NULL, NULL), FR_OK);
-    fri_rating_metrics rm;
-    cr_assert_eq(fri_eval_rating(&rm, m, test.r, test.n, 0, 0), FR_OK);
-    cr_assert(rm.rmse < 1.2 * noise, "test rmse %g vs noise %g", rm.rmse,
-              noise);
-    fri_mf_destroy(m);
-    fri_csr_free(&csr);
-    fri_dataset_free(&train);
-    fri_dataset_free(&test);
+    double rmse = synth_test_rmse(fri_train_als, &c, noise);
+    cr_assert(rmse < 1.2 * noise, "test rmse %g vs noise %g", rmse, noise);
 }
 
 Test(train, sgd_recovers_synthetic_ground_truth)
 {
-    fri_dataset train, test;
     const double noise = 0.3;
-    synth_split(&train, &test, noise);
-    fri_csr csr;
-    cr_assert_eq(fri_csr_by_user(&csr, &train), FR_OK);
     fri_train_config c;
     fri_train_config_init(&c, FRI_TRAIN_SGD);
     c.k = 3;
@@ -372,16 +379,8 @@ Test(train, sgd_recovers_synthetic_ground_truth)
     c.reg_bias = 0.01f;
     c.lr = 0.02f;
     c.epochs = 60;
-    fri_mf_model *m = NULL;
-    cr_assert_eq(fri_train_sgd(&m, &csr, NULL, &c, NULL, NULL), FR_OK);
-    fri_rating_metrics rm;
-    cr_assert_eq(fri_eval_rating(&rm, m, test.r, test.n, 0, 0), FR_OK);
-    cr_assert(rm.rmse < 1.25 * noise, "test rmse %g vs noise %g", rm.rmse,
-              noise);
-    fri_mf_destroy(m);
-    fri_csr_free(&csr);
-    fri_dataset_free(&train);
-    fri_dataset_free(&test);
+    double rmse = synth_test_rmse(fri_train_sgd, &c, noise);
+    cr_assert(rmse < 1.25 * noise, "test rmse %g vs noise %g", rmse, noise);
 }
 
 static int
