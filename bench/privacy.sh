@@ -3,11 +3,15 @@
 # gradient FedAvg (settings chosen on a 90/10 split of u1.base) plain and
 # under each defence; per row the final test RMSE, the aggregator's
 # item-inference AUC, rating-reconstruction RMSE, epsilon, in-round seconds
-# per round and bytes up per client update. Prints ONE JSON object and
+# per round (wall; and CPU: the aggregator's, one client's median and max)
+# and bytes up per client update. Prints ONE JSON object and
 # writes docs/privacy-utility.svg (RMSE and attack AUC per defence).
 # Env: FR_DATA_DIR, FR_BUILD_DIR (build), FR_PRIV_ROUNDS (40),
 # FR_PRIV_COHORT (50), FR_PRIV_Z (0.665: epsilon 8 at q = 50/943, 40 rounds),
-# FR_PRIV_SVG (output path).
+# FR_PRIV_SA_CLIP (50: the clip of the secure-aggregation rows, chosen on
+# the validation split), FR_PRIV_SVG (output path), FR_PRIV_VALID=1 (tune:
+# train on a seeded 90% of u1.base, evaluate on the other 10%; u1.test is
+# not read).
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 data=${FR_DATA_DIR:-$root/../shared/data/ml-100k}
@@ -18,31 +22,44 @@ svg=${FR_PRIV_SVG:-$root/docs/privacy-utility.svg}
 rounds=${FR_PRIV_ROUNDS:-40}
 cohort=${FR_PRIV_COHORT:-50}
 z=${FR_PRIV_Z:-0.665}
+saclip=${FR_PRIV_SA_CLIP:-50}
 [ -x "$bin" ] || cmake --build "$build" --target fedrec-sim -j2 >/dev/null
 if [ ! -r "$data/u1.base" ]; then
     echo "privacy.sh: MovieLens 100K not found in $data (set FR_DATA_DIR)" >&2
     exit 1
 fi
-base="--train $data/u1.base --test $data/u1.test --algo grad --server-opt adam
- --lr 0.03 --reg 2 --reg-bias 1 --rounds $rounds --clients-per-round $cohort
- --no-reference --json --transport inproc --eval-every 0 --attack both"
 tmp=$(mktemp)
-trap 'rm -f "$tmp"' EXIT
+vdir=$(mktemp -d)
+trap 'rm -rf "$tmp" "$vdir"' EXIT
+train=$data/u1.base test=$data/u1.test
+if [ "${FR_PRIV_VALID:-0}" = 1 ]; then
+    awk -v b="$vdir/base" -v t="$vdir/test" 'BEGIN { srand(7) }
+        { if (rand() < 0.1) print > t; else print > b }' "$data/u1.base"
+    train=$vdir/base test=$vdir/test
+    svg=${FR_PRIV_SVG:-/dev/null}
+fi
+base="--train $train --test $test --algo grad --server-opt adam
+ --lr 0.03 --reg 2 --reg-bias 1 --rounds $rounds --clients-per-round $cohort
+ --no-reference --json --transport direct --eval-every 0 --attack both"
 row() { # name, extra flags
     # shellcheck disable=SC2086
     "$bin" $base $2 | tail -1 | jq -c --arg n "$1" --arg a "$2" '{name: $n,
       flags: $a, rmse, attack_auc, attack_rating_rmse, epsilon, delta,
-      round_s: (.seconds / .rounds), bytes_up_per_client:
+      round_s: (.seconds / .rounds), agg_s: .agg_seconds_per_round,
+      client_s_median: .client_seconds_median,
+      client_s_max: .client_seconds_max, bytes_up_per_client:
       (.bytes_up / .clients)}' >>"$tmp"
 }
 row plain ""
 row clip "--clip 1"
-row secagg-full "--secure-agg full --clip 1"
-row secagg-plus "--secure-agg plus --clip 1"
+row clip-$saclip "--clip $saclip"
+row secagg-full "--secure-agg full --clip $saclip"
+row secagg-plus "--secure-agg plus --clip $saclip"
+row secagg-full-clip1 "--secure-agg full --clip 1"
 row pseudo-rho1 "--pseudo-items 1"
 row dp-central "--clip 1 --dp central --noise-multiplier $z"
 row dp-distributed "--secure-agg full --clip 1 --dp distributed --noise-multiplier $z"
-jq -s '{bench: "privacy", data: "ml-100k u1", rows: .}' "$tmp"
+jq -s --arg d "ml-100k u1$([ "${FR_PRIV_VALID:-0}" = 1 ] && echo ' (validation: 90/10 of u1.base)')" '{bench: "privacy", data: $d, rows: .}' "$tmp"
 # SVG: one pair of bars (RMSE, attack AUC) per defence.
 jq -r '[.name, .rmse, (.attack_auc // 0)] | @tsv' "$tmp" | awk -F'\t' '
 BEGIN { w = 720; h = 360; x0 = 60; y0 = 300; }
