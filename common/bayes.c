@@ -519,21 +519,40 @@ user_sweep(gibbs *g, float beta, fri_rng *rng)
     return e;
 }
 
+// Normal-Wishart update of one side's prior (mean, prec) from its n_rows
+// rows x = [F_r; b_r] (k factors): sums of x and x x^T, plus each row's
+// posterior covariance S_r (packed) when S is given (VBMF's expectations),
+// then a draw (rng) or the mode (rng == NULL). sx, sxx and x are scratch of
+// k+1, packed (k+1) and k+1 elements.
+static fr_err
+hyper_update(float *mean, float *prec, const float *F, const float *b,
+    const float *S, uint32_t n_rows, size_t k, double beta0, double w0,
+    fri_rng *rng, double *sx, double *sxx, float *x)
+{
+    const size_t d = k + 1, plen = fri_packed_len(d);
+    memset(sx, 0, d * sizeof(double));
+    memset(sxx, 0, plen * sizeof(double));
+    for (uint32_t r = 0; r < n_rows; r++) {
+        memcpy(x, F + r * k, k * sizeof(float));
+        x[k] = b[r];
+        fri_bpmf_hyper_stats(sx, sxx, x, (uint32_t)d);
+        if (S != NULL) {
+            for (size_t t = 0; t < plen; t++) {
+                sxx[t] += S[r * plen + t];
+            }
+        }
+    }
+    return fri_bpmf_hyper_sample(
+        mean, prec, sx, sxx, n_rows, (uint32_t)d, beta0, w0, rng);
+}
+
 // Hyperparameters of rows [P | b] of m (n rows) drawn into mean/prec.
 static fr_err
 hyper_rows(gibbs *g, const float *P, const float *b, uint32_t n_rows,
     float *mean, float *prec, fri_rng *rng)
 {
-    const size_t k = g->m->k, d = g->d;
-    memset(g->sx, 0, d * sizeof(double));
-    memset(g->sxx, 0, g->plen * sizeof(double));
-    for (uint32_t r = 0; r < n_rows; r++) {
-        memcpy(g->xbuf, P + r * k, k * sizeof(float));
-        g->xbuf[k] = b[r];
-        fri_bpmf_hyper_stats(g->sx, g->sxx, g->xbuf, (uint32_t)d);
-    }
-    return fri_bpmf_hyper_sample(mean, prec, g->sx, g->sxx, n_rows,
-        (uint32_t)d, g->c->beta0, g->c->w0, rng);
+    return hyper_update(mean, prec, P, b, NULL, n_rows, g->m->k, g->c->beta0,
+        g->c->w0, rng, g->sx, g->sxx, g->xbuf);
 }
 
 static int
@@ -879,19 +898,9 @@ fri_train_vbmf(fri_mf_model **out, const fri_csr *train,
                 icov, &it, train->idx + a, train->val + a, n, &up, beta, NULL,
                 work, wlen);
         }
-        memset(sx, 0, d * sizeof(double));
-        memset(sxx, 0, plen * sizeof(double));
-        for (uint32_t u = 0; u < nu && e == FR_OK; u++) {
-            memcpy(x, m->P + u * k, k * sizeof(float));
-            x[k] = m->bu[u];
-            fri_bpmf_hyper_stats(sx, sxx, x, (uint32_t)d);
-            for (size_t t = 0; t < plen; t++) {
-                sxx[t] += Su[u * plen + t];
-            }
-        }
         if (e == FR_OK) {
-            e = fri_bpmf_hyper_sample(
-                umean, uprec, sx, sxx, nu, (uint32_t)d, c->beta0, c->w0, NULL);
+            e = hyper_update(umean, uprec, m->P, m->bu, Su, nu, k, c->beta0,
+                c->w0, NULL, sx, sxx, x);
         }
         memset(gram_acc, 0, gsz * sizeof(float));
         memset(h_acc, 0, hsz * sizeof(float));
@@ -918,19 +927,9 @@ fri_train_vbmf(fri_mf_model **out, const fri_csr *train,
                 gram_acc + i * plen, h_acc + i * d, m->k, &ip, beta, NULL,
                 work, wlen);
         }
-        memset(sx, 0, d * sizeof(double));
-        memset(sxx, 0, plen * sizeof(double));
-        for (uint32_t i = 0; i < ni && e == FR_OK; i++) {
-            memcpy(x, m->Q + i * k, k * sizeof(float));
-            x[k] = m->bi[i];
-            fri_bpmf_hyper_stats(sx, sxx, x, (uint32_t)d);
-            for (size_t t = 0; t < plen; t++) {
-                sxx[t] += Si[i * plen + t];
-            }
-        }
         if (e == FR_OK) {
-            e = fri_bpmf_hyper_sample(
-                imean, iprec, sx, sxx, ni, (uint32_t)d, c->beta0, c->w0, NULL);
+            e = hyper_update(imean, iprec, m->Q, m->bi, Si, ni, k, c->beta0,
+                c->w0, NULL, sx, sxx, x);
         }
         if (e != FR_OK) {
             break;
