@@ -52,6 +52,22 @@ scale(float *v, size_t n, float f)
     }
 }
 
+// Scale factor for a vector whose squared norm is s: 0 for a bad clip or
+// a non-finite norm (the update is dropped), else clip_factor. The norm is
+// reported in *norm_before only when the clip is valid.
+static float
+factor_of_sumsq(double s, float clip, float *norm_before)
+{
+    if (!clip_ok(clip)) {
+        return 0.0f;
+    }
+    double norm = sqrt(s);
+    if (norm_before) {
+        *norm_before = (float) norm;
+    }
+    return isfinite(norm) ? clip_factor(norm, clip) : 0.0f;
+}
+
 float
 fri_dp_clip_l2(float *v, size_t n, float clip, float *norm_before)
 {
@@ -68,11 +84,7 @@ fri_dp_clip_l2(float *v, size_t n, float clip, float *norm_before)
         scale(v, n, 0.0f);
         return 0.0f;
     }
-    double norm = sqrt(sumsq(v, n));
-    if (norm_before) {
-        *norm_before = (float) norm;
-    }
-    float f = isfinite(norm) ? clip_factor(norm, clip) : 0.0f;
+    float f = factor_of_sumsq(sumsq(v, n), clip, norm_before);
     if (f != 1.0f) {
         scale(v, n, f);
     }
@@ -103,14 +115,7 @@ fri_dp_clip_l2_rows(float *const *rows, const size_t *lens, size_t n_rows,
             s += sumsq(rows[r], lens[r]);
         }
     }
-    double norm = sqrt(s);
-    float  f    = 0.0f;
-    if (clip_ok(clip)) {
-        if (norm_before) {
-            *norm_before = (float) norm;
-        }
-        f = isfinite(norm) ? clip_factor(norm, clip) : 0.0f;
-    }
+    float f = factor_of_sumsq(s, clip, norm_before);
     if (f != 1.0f) {
         for (size_t r = 0; r < n_rows; r++) {
             if (lens[r] > 0) {
@@ -142,14 +147,7 @@ fri_dp_clip_l2_strided(float *data, size_t rows, size_t cols, size_t stride,
     for (size_t i = 0; i < rows; i++) {
         s += sumsq(data + i * stride, cols);
     }
-    double norm = sqrt(s);
-    float  f    = 0.0f;
-    if (clip_ok(clip)) {
-        if (norm_before) {
-            *norm_before = (float) norm;
-        }
-        f = isfinite(norm) ? clip_factor(norm, clip) : 0.0f;
-    }
+    float f = factor_of_sumsq(s, clip, norm_before);
     if (f != 1.0f) {
         for (size_t i = 0; i < rows; i++) {
             scale(data + i * stride, cols, f);
