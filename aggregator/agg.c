@@ -14,6 +14,7 @@
 
 #include "ckpt.h"
 #include "dp.h"
+#include "errbuf.h"
 #include "linalg.h"
 #include "mf.h"
 #include "rng.h"
@@ -24,18 +25,6 @@
 #endif
 
 #define MAX_ITEMS_CFG (1u << 24)
-
-static void
-seterr(char *err, size_t cap, const char *fmt, ...)
-{
-    if (err == NULL || cap == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
 
 void
 fri_agg_log(const fri_agg *a, fr_log_level lv, const char *fmt, ...)
@@ -135,10 +124,10 @@ finite_nonneg(float v)
 fr_err
 fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
 {
-#define BAD(...)                                                            \
-    do {                                                                    \
-        seterr(err, err_cap, __VA_ARGS__);                                  \
-        return FR_EINVAL;                                                   \
+#define BAD(...)                                                              \
+    do {                                                                      \
+        fri_agg_seterr(err, err_cap, __VA_ARGS__);                            \
+        return FR_EINVAL;                                                     \
     } while (0)
     if (c == NULL) {
         BAD("no configuration");
@@ -953,7 +942,7 @@ checkpoint(fri_agg *a, uint64_t round, char *err, size_t err_cap)
         c.n_vb = fri_vb_state_len(a->vb);
         c.vb   = malloc((size_t) c.n_vb * sizeof(float));
         if (c.vb == NULL) {
-            seterr(err, err_cap, "checkpoint: out of memory");
+            fri_agg_seterr(err, err_cap, "checkpoint: out of memory");
             return FR_ENOMEM;
         }
         fri_vb_state_get(a->vb, c.vb);
@@ -1491,7 +1480,7 @@ init_model(fri_agg *a, char *err, size_t err_cap)
          a->opt_m == NULL) ||
         (a->cfg.server_opt == FRI_AGG_OPT_ADAM && a->cfg.algo == FRI_AGG_GRAD &&
          a->opt_v == NULL)) {
-        seterr(err, err_cap, "out of memory for the model");
+        fri_agg_seterr(err, err_cap, "out of memory for the model");
         return FR_ENOMEM;
     }
     fri_rng r;
@@ -1521,7 +1510,7 @@ init_model(fri_agg *a, char *err, size_t err_cap)
         return FR_OK;
     }
     if (rv != FR_OK) {
-        seterr(err, err_cap, "%s", why);
+        fri_agg_seterr(err, err_cap, "%s", why);
         return rv;
     }
     if (used_prev) {
@@ -1531,26 +1520,26 @@ init_model(fri_agg *a, char *err, size_t err_cap)
     }
     if (memcmp(c.fingerprint, a->fingerprint, sizeof(c.fingerprint)) != 0 ||
         c.n_items != a->cfg.n_items || c.k != a->cfg.k) {
-        seterr(err, err_cap,
-               "checkpoint in %s was made for another model (items=%u k=%u "
-               "or another algo/loss/server-opt); use a new --state dir",
-               a->state_dir, c.n_items, c.k);
+        fri_agg_seterr(err, err_cap,
+            "checkpoint in %s was made for another model (items=%u k=%u "
+            "or another algo/loss/server-opt); use a new --state dir",
+            a->state_dir, c.n_items, c.k);
         fri_ckpt_free(&c);
         return FR_ESTATE;
     }
     size_t ol = (size_t) a->cfg.n_items * a->d;
     if ((a->opt_m != NULL && (c.n_opt < 1 || c.opt_len != ol)) ||
         (a->opt_v != NULL && (c.n_opt < 2 || c.opt_len != ol))) {
-        seterr(err, err_cap, "checkpoint in %s lacks optimizer state",
-               a->state_dir);
+        fri_agg_seterr(err, err_cap, "checkpoint in %s lacks optimizer state",
+            a->state_dir);
         fri_ckpt_free(&c);
         return FR_EFORMAT;
     }
     if (a->vb != NULL && c.version > 0 &&
         (c.n_vb == 0 ||
          fri_vb_state_set(a->vb, c.vb, (size_t) c.n_vb) != FR_OK)) {
-        seterr(err, err_cap, "checkpoint in %s lacks a valid VBMF state",
-               a->state_dir);
+        fri_agg_seterr(err, err_cap,
+            "checkpoint in %s lacks a valid VBMF state", a->state_dir);
         fri_ckpt_free(&c);
         return FR_EFORMAT;
     }
@@ -1597,12 +1586,12 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
         return rv;
     }
     if (sodium_init() < 0) {
-        seterr(err, err_cap, "libsodium initialisation failed");
+        fri_agg_seterr(err, err_cap, "libsodium initialisation failed");
         return FR_EINTERNAL;
     }
     fri_agg *a = calloc(1, sizeof(*a));
     if (a == NULL) {
-        seterr(err, err_cap, "out of memory");
+        fri_agg_seterr(err, err_cap, "out of memory");
         return FR_ENOMEM;
     }
     a->cfg      = *cfg;
@@ -1648,14 +1637,14 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
             struct stat st;
             if (stat(a->state_dir, &st) != 0 &&
                 mkdir(a->state_dir, 0700) != 0 && errno != EEXIST) {
-                seterr(err, err_cap, "state dir %s: cannot create: %s",
-                       a->state_dir, strerror(errno));
+                fri_agg_seterr(err, err_cap, "state dir %s: cannot create: %s",
+                    a->state_dir, strerror(errno));
                 fri_agg_destroy(a);
                 return FR_EIO;
             }
             if (stat(a->state_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-                seterr(err, err_cap, "state dir %s: not a directory",
-                       a->state_dir);
+                fri_agg_seterr(err, err_cap, "state dir %s: not a directory",
+                    a->state_dir);
                 fri_agg_destroy(a);
                 return FR_EIO;
             }
@@ -1668,7 +1657,7 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
         (cfg->n_allow > 0 && a->allow == NULL) ||
         (cfg->state_dir != NULL && cfg->state_dir[0] != 0 &&
          a->state_dir == NULL)) {
-        seterr(err, err_cap, "out of memory");
+        fri_agg_seterr(err, err_cap, "out of memory");
         fri_agg_destroy(a);
         return FR_ENOMEM;
     }
@@ -1678,8 +1667,8 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
         rv = fri_sessions_create(a);
     }
     if (rv != FR_OK) {
-        seterr(err, err_cap, "identity/session setup failed: %s",
-               fr_strerror(rv));
+        fri_agg_seterr(err, err_cap, "identity/session setup failed: %s",
+            fr_strerror(rv));
         fri_agg_destroy(a);
         return rv;
     }
@@ -1690,8 +1679,8 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
     }
     rv = fri_sa_create(a, err, err_cap);
     if (rv != FR_OK) {
-        seterr(err, err_cap, "secure aggregation setup failed: %s",
-               fr_strerror(rv));
+        fri_agg_seterr(err, err_cap, "secure aggregation setup failed: %s",
+            fr_strerror(rv));
         fri_agg_destroy(a);
         return rv;
     }

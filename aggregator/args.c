@@ -153,24 +153,25 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
     fri_agg_config *c = &a->cfg;
     uint64_t        u = 0;
     double          f = 0;
-#define NEED_U(max)                                                         \
-    if (parse_u64(val, (max), &u) != 0) {                                   \
-        fri_agg_seterr(err, cap, "%s: --%s wants an integer in 0..%llu, got '%s'",  \
-               where, name, (unsigned long long) (max), val);               \
-        return FR_EINVAL;                                                   \
+#define NEED_U(max)                                                           \
+    if (parse_u64(val, (max), &u) != 0) {                                     \
+        fri_agg_seterr(err, cap,                                              \
+            "%s: --%s wants an integer in 0..%llu, got '%s'", where, name,    \
+            (unsigned long long)(max), val);                                  \
+        return FR_EINVAL;                                                     \
     }
-#define NEED_F()                                                            \
-    if (parse_f(val, &f) != 0) {                                            \
-        fri_agg_seterr(err, cap, "%s: --%s wants a number, got '%s'", where, name,  \
-               val);                                                        \
-        return FR_EINVAL;                                                   \
+#define NEED_F()                                                              \
+    if (parse_f(val, &f) != 0) {                                              \
+        fri_agg_seterr(                                                       \
+            err, cap, "%s: --%s wants a number, got '%s'", where, name, val); \
+        return FR_EINVAL;                                                     \
     }
-#define NEED_SECS()                                                         \
-    NEED_F();                                                               \
-    if (f < 0 || f > 1e9) {                                                 \
-        fri_agg_seterr(err, cap, "%s: --%s wants seconds >= 0, got '%s'", where,     \
-               name, val);                                                  \
-        return FR_EINVAL;                                                   \
+#define NEED_SECS()                                                           \
+    NEED_F();                                                                 \
+    if (f < 0 || f > 1e9) {                                                   \
+        fri_agg_seterr(err, cap, "%s: --%s wants seconds >= 0, got '%s'",     \
+            where, name, val);                                                \
+        return FR_EINVAL;                                                     \
     }
     int oom = 0;
     if (strcmp(name, "listen") == 0) {
@@ -178,9 +179,9 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
             strncmp(val, "tls+tcp://", 10) != 0 &&
             strncmp(val, "ws://", 5) != 0) {
             fri_agg_seterr(err, cap,
-                   "%s: --listen wants tcp://HOST:PORT or ipc:///path, got "
-                   "'%s' (inproc:// cannot reach another process)",
-                   where, val);
+                "%s: --listen wants tcp://HOST:PORT or ipc:///path, got "
+                "'%s' (inproc:// cannot reach another process)",
+                where, val);
             return FR_EINVAL;
         }
         oom = set_str(&a->listen, val);
@@ -193,8 +194,8 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
         uint64_t    port  = 0;
         if (colon == NULL || colon == val ||
             parse_u64(colon + 1, 65535, &port) != 0) {
-            fri_agg_seterr(err, cap, "%s: --http wants HOST:PORT, got '%s'", where,
-                   val);
+            fri_agg_seterr(
+                err, cap, "%s: --http wants HOST:PORT, got '%s'", where, val);
             return FR_EINVAL;
         }
         oom = set_str(&a->http, val);
@@ -230,8 +231,8 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
         } else if (strcmp(val, "vbmf") == 0) {
             c->algo = FRI_AGG_VBMF;
         } else {
-            fri_agg_seterr(err, cap, "%s: --algo wants als, grad or vbmf, got '%s'",
-                   where, val);
+            fri_agg_seterr(err, cap,
+                "%s: --algo wants als, grad or vbmf, got '%s'", where, val);
             return FR_EINVAL;
         }
     } else if (strcmp(name, "loss") == 0) {
@@ -241,8 +242,7 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
             c->implicit = 1;
         } else {
             fri_agg_seterr(err, cap,
-                   "%s: --loss wants explicit or implicit, got '%s'", where,
-                   val);
+                "%s: --loss wants explicit or implicit, got '%s'", where, val);
             return FR_EINVAL;
         }
     } else if (strcmp(name, "reg") == 0) {
@@ -269,8 +269,8 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
             c->server_opt = FRI_AGG_OPT_ADAM;
         } else {
             fri_agg_seterr(err, cap,
-                   "%s: --server-opt wants sgd, momentum or adam, got '%s'",
-                   where, val);
+                "%s: --server-opt wants sgd, momentum or adam, got '%s'",
+                where, val);
             return FR_EINVAL;
         }
     } else if (strcmp(name, "server-lr") == 0) {
@@ -321,8 +321,8 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
             c->dp = FRI_AGG_DP_DISTRIBUTED;
         } else {
             fri_agg_seterr(err, cap,
-                   "%s: --dp wants off, central or distributed, got '%s'",
-                   where, val);
+                "%s: --dp wants off, central or distributed, got '%s'", where,
+                val);
             return FR_EINVAL;
         }
     } else if (strcmp(name, "secure-agg") == 0) {
@@ -334,8 +334,8 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
             c->secagg = FRI_AGG_SECAGG_PLUS;
         } else {
             fri_agg_seterr(err, cap,
-                   "%s: --secure-agg wants off, full or plus, got '%s'",
-                   where, val);
+                "%s: --secure-agg wants off, full or plus, got '%s'", where,
+                val);
             return FR_EINVAL;
         }
     } else if (strcmp(name, "log-level") == 0) {
@@ -349,13 +349,14 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
             c->log_level = FR_LOG_DEBUG;
         } else {
             fri_agg_seterr(err, cap,
-                   "%s: --log-level wants error, warn, info or debug, got "
-                   "'%s'",
-                   where, val);
+                "%s: --log-level wants error, warn, info or debug, got "
+                "'%s'",
+                where, val);
             return FR_EINVAL;
         }
     } else {
-        fri_agg_seterr(err, cap, "%s: unknown option --%s (see --help)", where, name);
+        fri_agg_seterr(
+            err, cap, "%s: unknown option --%s (see --help)", where, name);
         return FR_EINVAL;
     }
     if (oom) {
@@ -386,8 +387,8 @@ load_config(fri_agg_args *a, const char *path, char *err, size_t cap)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL) {
-        fri_agg_seterr(err, cap, "--config %s: cannot open: %s", path,
-               strerror(errno));
+        fri_agg_seterr(
+            err, cap, "--config %s: cannot open: %s", path, strerror(errno));
         return FR_EIO;
     }
     char   line[1024];
@@ -423,8 +424,8 @@ load_config(fri_agg_args *a, const char *path, char *err, size_t cap)
             name += 2;
         }
         if (strcmp(name, "config") == 0 || strcmp(name, "help") == 0) {
-            fri_agg_seterr(err, cap, "%s: '%s' is not allowed in a config file",
-                   where, name);
+            fri_agg_seterr(err, cap,
+                "%s: '%s' is not allowed in a config file", where, name);
             rv = FR_EINVAL;
             break;
         }
@@ -440,7 +441,7 @@ load_allow(fri_agg_args *a, char *err, size_t cap)
     FILE *f = fopen(a->allow_path, "r");
     if (f == NULL) {
         fri_agg_seterr(err, cap, "--allow %s: cannot open: %s", a->allow_path,
-               strerror(errno));
+            strerror(errno));
         return FR_EIO;
     }
     char   line[512];
@@ -464,9 +465,9 @@ load_allow(fri_agg_args *a, char *err, size_t cap)
             sodium_hex2bin(bin, sizeof(bin), s, len, NULL, &got, NULL) != 0 ||
             got != len / 2) {
             fri_agg_seterr(err, cap,
-                   "--allow %s:%d: expected a hex public key of 128 or 64 "
-                   "characters",
-                   a->allow_path, ln);
+                "--allow %s:%d: expected a hex public key of 128 or 64 "
+                "characters",
+                a->allow_path, ln);
             rv = FR_EINVAL;
             break;
         }
@@ -487,9 +488,10 @@ load_allow(fri_agg_args *a, char *err, size_t cap)
     }
     fclose(f);
     if (rv == FR_OK && n == 0) {
-        fri_agg_seterr(err, cap, "--allow %s: no keys (an empty allow-list would "
-                         "refuse everyone)",
-               a->allow_path);
+        fri_agg_seterr(err, cap,
+            "--allow %s: no keys (an empty allow-list would "
+            "refuse everyone)",
+            a->allow_path);
         rv = FR_EINVAL;
     }
     a->cfg.allow   = a->allow;
@@ -524,8 +526,8 @@ fri_agg_args_parse(fri_agg_args *a, int argc, char **argv, char *err,
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strncmp(arg, "--", 2) != 0) {
-            fri_agg_seterr(err, err_cap, "unexpected argument '%s' (see --help)",
-                   arg);
+            fri_agg_seterr(
+                err, err_cap, "unexpected argument '%s' (see --help)", arg);
             return FR_EINVAL;
         }
         char        name[64];
@@ -577,10 +579,10 @@ fri_agg_args_parse(fri_agg_args *a, int argc, char **argv, char *err,
         rv = fri_key_load(&id, a->key_path);
         if (rv != FR_OK) {
             fri_agg_seterr(err, err_cap, "--key %s: %s%s", a->key_path,
-                   rv == FR_EDENIED ? "readable by group or others (chmod 600)"
-                   : rv == FR_EFORMAT ? "not a fedrec secret key file"
-                                      : "cannot read",
-                   rv == FR_EIO && errno != 0 ? "" : "");
+                rv == FR_EDENIED ? "readable by group or others (chmod 600)"
+                    : rv == FR_EFORMAT ? "not a fedrec secret key file"
+                                       : "cannot read",
+                rv == FR_EIO && errno != 0 ? "" : "");
             return rv == FR_EIO ? FR_EIO : FR_EINVAL;
         }
         memcpy(a->cfg.identity_seed, id.seed, FRI_SEEDBYTES);

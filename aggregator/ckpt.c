@@ -96,7 +96,8 @@ fri_ckpt_write(const char *dir, const fri_ckpt *c, char *err, size_t err_cap)
     }
     for (uint32_t i = 0; i < c->n_opt; i++) {
         if (c->opt_state[i] == NULL && c->opt_len > 0) {
-            fri_agg_seterr(err, err_cap, "checkpoint: missing optimizer state");
+            fri_agg_seterr(
+                err, err_cap, "checkpoint: missing optimizer state");
             return FR_EINVAL;
         }
     }
@@ -120,7 +121,7 @@ fri_ckpt_write(const char *dir, const fri_ckpt *c, char *err, size_t err_cap)
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         fri_agg_seterr(err, err_cap, "checkpoint %s: cannot create: %s", tmp,
-               strerror(errno));
+            strerror(errno));
         rv = FR_EIO;
         goto out;
     }
@@ -186,14 +187,14 @@ fri_ckpt_write(const char *dir, const fri_ckpt *c, char *err, size_t err_cap)
     }
     if (bad || fsync(fd) != 0) {
         fri_agg_seterr(err, err_cap, "checkpoint %s: write failed: %s", tmp,
-               strerror(errno));
+            strerror(errno));
         rv = FR_EIO;
         goto out;
     }
     if (close(fd) != 0) {
         fd = -1;
         fri_agg_seterr(err, err_cap, "checkpoint %s: close failed: %s", tmp,
-               strerror(errno));
+            strerror(errno));
         rv = FR_EIO;
         goto out;
     }
@@ -204,21 +205,23 @@ fri_ckpt_write(const char *dir, const fri_ckpt *c, char *err, size_t err_cap)
     if (stat(cur, &st) == 0) {
         (void) unlink(ptmp);
         if (link(cur, ptmp) != 0 || rename(ptmp, prev) != 0) {
-            fri_agg_seterr(err, err_cap, "checkpoint %s: cannot keep previous: %s",
-                   prev, strerror(errno));
+            fri_agg_seterr(err, err_cap,
+                "checkpoint %s: cannot keep previous: %s", prev,
+                strerror(errno));
             rv = FR_EIO;
             goto out;
         }
     }
     if (rename(tmp, cur) != 0) {
         fri_agg_seterr(err, err_cap, "checkpoint %s: rename failed: %s", cur,
-               strerror(errno));
+            strerror(errno));
         rv = FR_EIO;
         goto out;
     }
     if (fsync_dir(dir) != 0) {
-        fri_agg_seterr(err, err_cap, "checkpoint %s: fsync of directory failed: %s",
-               dir, strerror(errno));
+        fri_agg_seterr(err, err_cap,
+            "checkpoint %s: fsync of directory failed: %s", dir,
+            strerror(errno));
         rv = FR_EIO;
         goto out;
     }
@@ -252,8 +255,8 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
         int e = errno;
-        fri_agg_seterr(err, err_cap, "checkpoint %s: cannot open: %s", path,
-               strerror(e));
+        fri_agg_seterr(
+            err, err_cap, "checkpoint %s: cannot open: %s", path, strerror(e));
         return e == ENOENT ? FR_ENOENT : FR_EIO;
     }
     uint8_t *buf = NULL;
@@ -269,8 +272,8 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
     }
     size_t len = (size_t) sz;
     if (len < CKPT_HDR_LEN + CKPT_SUMBYTES) {
-        fri_agg_seterr(err, err_cap, "checkpoint %s: truncated (%zu bytes)", path,
-               len);
+        fri_agg_seterr(
+            err, err_cap, "checkpoint %s: truncated (%zu bytes)", path, len);
         fclose(f);
         return FR_EFORMAT;
     }
@@ -289,15 +292,15 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
     crypto_generichash(sum, sizeof(sum), buf, len - CKPT_SUMBYTES, NULL, 0);
     if (sodium_memcmp(sum, buf + len - CKPT_SUMBYTES, CKPT_SUMBYTES) != 0) {
         fri_agg_seterr(err, err_cap,
-               "checkpoint %s: checksum mismatch (file is damaged)", path);
+            "checkpoint %s: checksum mismatch (file is damaged)", path);
         rv = FR_EFORMAT;
         goto out;
     }
     const uint8_t *p = buf;
     uint32_t format = memcmp(p, "FRCK", 4) == 0 ? fri_get32(p + 4) : 0;
     if (format < 1 || format > CKPT_FORMAT) {
-        fri_agg_seterr(err, err_cap, "checkpoint %s: not a format-1..%u checkpoint",
-               path, CKPT_FORMAT);
+        fri_agg_seterr(err, err_cap,
+            "checkpoint %s: not a format-1..%u checkpoint", path, CKPT_FORMAT);
         rv = FR_EFORMAT;
         goto out;
     }
@@ -327,7 +330,8 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
     if (out->n_items == 0 || out->n_items > CKPT_MAX_ITEMS || out->k == 0 ||
         out->k > CKPT_MAX_K || out->n_opt > FRI_CKPT_MAX_OPT ||
         out->opt_len > (uint64_t) CKPT_MAX_ITEMS * (CKPT_MAX_K + 1)) {
-        fri_agg_seterr(err, err_cap, "checkpoint %s: implausible header", path);
+        fri_agg_seterr(
+            err, err_cap, "checkpoint %s: implausible header", path);
         rv = FR_EFORMAT;
         goto out;
     }
@@ -339,16 +343,16 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
         // The accountant tail sits between the arrays and the checksum.
         const uint8_t *t = buf + need - CKPT_SUMBYTES;
         if (len < need + CKPT_TAIL_LEN(0)) {
-            fri_agg_seterr(err, err_cap, "checkpoint %s: truncated accountant",
-                   path);
+            fri_agg_seterr(
+                err, err_cap, "checkpoint %s: truncated accountant", path);
             rv = FR_EFORMAT;
             goto out;
         }
         out->n_rdp     = fri_get32(t);
         out->dp_rounds = fri_get64(t + 4);
         if (out->n_rdp > FRI_CKPT_MAX_RDP) {
-            fri_agg_seterr(err, err_cap, "checkpoint %s: implausible accountant",
-                   path);
+            fri_agg_seterr(
+                err, err_cap, "checkpoint %s: implausible accountant", path);
             rv = FR_EFORMAT;
             goto out;
         }
@@ -359,7 +363,8 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
         // The VBMF tail follows the accountant.
         const uint8_t *t = buf + need - CKPT_SUMBYTES;
         if (len < need + 8) {
-            fri_agg_seterr(err, err_cap, "checkpoint %s: truncated VBMF state", path);
+            fri_agg_seterr(
+                err, err_cap, "checkpoint %s: truncated VBMF state", path);
             rv = FR_EFORMAT;
             goto out;
         }
@@ -368,8 +373,8 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
         uint64_t d = (uint64_t) out->k + 1;
         if (nvb > 1 + 2 * (d + d * (d + 1) / 2) +
                       (uint64_t) out->n_items * (d * (d + 1) / 2)) {
-            fri_agg_seterr(err, err_cap, "checkpoint %s: implausible VBMF state",
-                   path);
+            fri_agg_seterr(
+                err, err_cap, "checkpoint %s: implausible VBMF state", path);
             rv = FR_EFORMAT;
             goto out;
         }
@@ -379,8 +384,8 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
     }
     if (need != len) {
         fri_agg_seterr(err, err_cap,
-               "checkpoint %s: size %zu does not match header (%zu)", path,
-               len, need);
+            "checkpoint %s: size %zu does not match header (%zu)", path, len,
+            need);
         rv = FR_EFORMAT;
         goto out;
     }
@@ -409,8 +414,8 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
             uint64_t bits = fri_get64(p + 8 * (size_t) i);
             memcpy(&out->rdp[i], &bits, sizeof(bits));
             if (!(out->rdp[i] >= 0.0)) { // also refuses NaN
-                fri_agg_seterr(err, err_cap, "checkpoint %s: bad accountant value",
-                       path);
+                fri_agg_seterr(
+                    err, err_cap, "checkpoint %s: bad accountant value", path);
                 rv = FR_EFORMAT;
                 goto out;
             }

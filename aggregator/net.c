@@ -168,13 +168,14 @@ http_start(fri_net *n, const char *hostport, char *err, size_t cap)
             if (h != NULL) {
                 nng_http_handler_free(h);
             }
-            fri_agg_seterr(err, cap, "--http %s: %s", hostport, nng_strerror(rv));
+            fri_agg_seterr(
+                err, cap, "--http %s: %s", hostport, nng_strerror(rv));
             return -1;
         }
     }
     if ((rv = nng_http_server_start(n->http)) != 0) {
         fri_agg_seterr(err, cap, "--http %s: cannot listen: %s", hostport,
-               nng_strerror(rv));
+            nng_strerror(rv));
         return -1;
     }
     return 0;
@@ -227,7 +228,8 @@ fri_net_start(fri_net **out, fri_agg *a, const char *url, const char *http,
     n->reply_bound = fri_agg_reply_bound(a);
     int rv         = nng_rep0_open(&n->sock);
     if (rv != 0) {
-        fri_agg_seterr(err, err_cap, "cannot open REP socket: %s", nng_strerror(rv));
+        fri_agg_seterr(
+            err, err_cap, "cannot open REP socket: %s", nng_strerror(rv));
         free(n);
         return FR_ENET;
     }
@@ -249,15 +251,15 @@ fri_net_start(fri_net **out, fri_agg *a, const char *url, const char *http,
         if ((rv = nng_aio_alloc(&n->w[i].aio, worker_cb, &n->w[i])) != 0 ||
             (rv = nng_ctx_open(&n->w[i].ctx, n->sock)) != 0) {
             fri_net_stop(n);
-            fri_agg_seterr(err, err_cap, "cannot create context: %s",
-                   nng_strerror(rv));
+            fri_agg_seterr(
+                err, err_cap, "cannot create context: %s", nng_strerror(rv));
             return FR_ENET;
         }
     }
     if ((rv = nng_listen(n->sock, url, NULL, 0)) != 0) {
         fri_net_stop(n);
-        fri_agg_seterr(err, err_cap, "cannot listen on %s: %s", url,
-               nng_strerror(rv));
+        fri_agg_seterr(
+            err, err_cap, "cannot listen on %s: %s", url, nng_strerror(rv));
         return FR_ENET;
     }
     if (http != NULL && http_start(n, http, err, err_cap) != 0) {
