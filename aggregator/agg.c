@@ -899,7 +899,7 @@ solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
         // counts is the weighted mean of the per-interaction gradients.
         // Under clipping the denominator is the summed clipped counts (the
         // last extra), the one secure aggregation can release: plain and
-        // masked rounds then take the same step (docs/SECAGG.md §7).
+        // masked rounds then take the same step (docs/SECAGG.md §5).
         double   w   = a->cfg.clip > 0.0f ? a->count : a->weight;
         float    inv = (float) (1.0 / w);
         uint64_t t   = ++a->opt_t;
