@@ -59,6 +59,7 @@ typedef struct dev_out {
     // Thread CPU seconds in the client library (poll + receive) and, with
     // --transport direct, in the aggregator handling its requests.
     double cpu_client, cpu_agg;
+    uint64_t unsent; // bytes of the request a vanishing device never sent
 } dev_out;
 
 typedef struct sim_state sim_state;
@@ -387,6 +388,7 @@ dev_step(worker *w, const job *jb, size_t slot, dev_live *d)
             }
             if (d->drop) {
                 o->status = DEV_DROPPED; // vanishes mid-round
+                o->unsent = len; // built (and counted by the client), not sent
                 return STEP_DONE_INFO;
             }
         }
@@ -437,7 +439,7 @@ dev_close(sim_state *st, const job *jb, size_t slot, dev_live *d, int info_ok)
     if (info_ok && d->c != NULL) {
         fr_checkin_info info;
         fr_client_checkin_info_get(d->c, &info);
-        o->up = info.bytes_up;
+        o->up = info.bytes_up >= o->unsent ? info.bytes_up - o->unsent : 0;
         o->down = info.bytes_down;
         if (o->status == DEV_FAILED) {
             switch (info.status) {
