@@ -91,6 +91,7 @@ fri_agg_config_init(fri_agg_config *cfg)
     cfg->dp                = FRI_AGG_DP_OFF;
     cfg->dp_delta          = 1e-5;
     cfg->secagg            = FRI_AGG_SECAGG_OFF;
+    cfg->stats_forget      = 1.0f;
 }
 
 _Static_assert(FRI_CKPT_MAX_RDP == FRI_DP_N_ORDERS,
@@ -185,6 +186,14 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
     }
     if (c->retry_after_ms == 0) {
         BAD("retry-after must be > 0");
+    }
+    if (!(c->stats_forget > 0.0f && c->stats_forget <= 1.0f)) {
+        BAD("stats-forget must be in (0, 1] (got %g)",
+            (double) c->stats_forget);
+    }
+    if (c->stats_forget < 1.0f &&
+        (c->algo != FRI_AGG_ALS || c->implicit)) {
+        BAD("stats-forget < 1 needs explicit ALS");
     }
     if (c->max_sessions == 0) {
         BAD("max-sessions must be >= 1");
@@ -836,6 +845,64 @@ dp_grad_step(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
     return rv;
 }
 
+// Partial participation (cfg.stats_forget = f < 1): folds this round's
+// item sums into the carried ones, S = (1 - f) S + round sums, sets mu from
+// the carried rating sum and count, and re-centres every carried h on it
+// (h -= dmu * sum_u x_u, the Gram's last column), so that the carry stays
+// expressed against the served mu as each round's fresh sums are.
+static fr_err
+carry_merge(fri_agg *a, float mu_old, float *mu)
+{
+    const uint32_t d    = a->d;
+    const size_t   gl   = a->gram_len;
+    const float    keep = 1.0f - a->cfg.stats_forget;
+    if (a->carry == NULL) {
+        a->carry   = calloc(a->cfg.n_items, sizeof(float *));
+        a->carried = malloc((size_t) a->cfg.n_items * sizeof(uint32_t));
+        if (a->carry == NULL || a->carried == NULL) {
+            free(a->carry);
+            free(a->carried);
+            a->carry   = NULL;
+            a->carried = NULL;
+            return FR_ENOMEM;
+        }
+        a->n_carried = 0;
+    }
+    for (uint32_t j = 0; j < a->n_touched; j++) {
+        uint32_t i = a->touched[j];
+        if (a->carry[i] == NULL) {
+            a->carry[i] = calloc(a->acc_len, sizeof(float));
+            if (a->carry[i] == NULL) {
+                return FR_ENOMEM;
+            }
+            a->carried[a->n_carried++] = i;
+        }
+    }
+    a->carry_sum   = keep * a->carry_sum + a->sum_ratings;
+    a->carry_count = keep * a->carry_count + a->count;
+    if (a->carry_count > 0.0) {
+        *mu = (float) (a->carry_sum / a->carry_count);
+    }
+    float dmu = *mu - mu_old;
+    for (uint32_t j = 0; j < a->n_carried; j++) {
+        float *s = a->carry[a->carried[j]];
+        for (size_t e = 0; e < a->acc_len; e++) {
+            s[e] *= keep;
+        }
+    }
+    for (uint32_t j = 0; j < a->n_touched; j++) {
+        axpy(a->acc_len, 1.0f, a->acc[a->touched[j]],
+             a->carry[a->touched[j]]);
+    }
+    for (uint32_t j = 0; j < a->n_carried; j++) {
+        float *s = a->carry[a->carried[j]];
+        for (uint32_t r = 0; r < d; r++) {
+            s[gl + r] -= dmu * s[fri_packed_index(d, r, d - 1)];
+        }
+    }
+    return FR_OK;
+}
+
 // Computes the next model into (mu, bi, Q) (already a copy of the current
 // one) from the accumulators. Exclusive closer, no lock needed.
 static fr_err
@@ -869,7 +936,22 @@ solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
         // VBMF steps every item (also unrated ones, from the prior).
         rv = fri_vb_solve(a->vb, a->acc, *mu, mu_old, a->count, bi, Q);
     }
-    for (uint32_t j = 0; j < a->n_touched && rv == FR_OK && !census; j++) {
+    int carrying = a->cfg.stats_forget < 1.0f && a->cfg.algo == FRI_AGG_ALS &&
+                   !a->cfg.implicit && !census &&
+                   a->cfg.dp == FRI_AGG_DP_OFF;
+    if (carrying) {
+        rv = carry_merge(a, mu_old, mu);
+        for (uint32_t j = 0; j < a->n_carried && rv == FR_OK; j++) {
+            uint32_t i = a->carried[j];
+            rv = fri_mf_item_solve(Q + (size_t) i * k, &bi[i], a->carry[i],
+                                   a->carry[i] + gl, k, a->cfg.reg,
+                                   a->cfg.reg_bias, a->cfg.weighted, work,
+                                   wl);
+        }
+    }
+    for (uint32_t j = 0; j < a->n_touched && rv == FR_OK && !census &&
+                         !carrying;
+         j++) {
         uint32_t i   = a->touched[j];
         float   *acc = a->acc[i];
         float   *q   = Q + (size_t) i * k;
@@ -1706,6 +1788,13 @@ fri_agg_destroy(fri_agg *a)
         }
     }
     free(a->acc);
+    if (a->carry != NULL) {
+        for (uint32_t j = 0; j < a->n_carried; j++) {
+            free(a->carry[a->carried[j]]);
+        }
+    }
+    free(a->carry);
+    free(a->carried);
     free(a->touched);
     free(a->gram_all);
     fri_vb_destroy(a->vb);

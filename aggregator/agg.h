@@ -130,6 +130,16 @@ typedef struct fri_agg_config {
     // up to just under half of the cohort going silent after sending its
     // masked input.
     fri_agg_secagg secagg;
+    // ---- Partial participation (appended) ----
+    // Explicit ALS solves each item from sums over the users who rated it.
+    // With every client in every round (the default, 1) one round's sums are
+    // exact. When a round sees only a fraction q of the population, 1 keeps
+    // only the cohort's sums and the model jumps from cohort to cohort;
+    // stats_forget = q instead carries the item statistics across rounds,
+    // S = (1 - q) S + cohort sums, whose expectation is the population's
+    // sums. In (0, 1]; explicit ALS only. Carried sums live in memory: after
+    // a restart they rebuild from the next rounds.
+    float stats_forget;
 } fri_agg_config;
 
 void fri_agg_config_init(fri_agg_config *cfg);

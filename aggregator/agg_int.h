@@ -98,6 +98,14 @@ struct fri_agg {
     double          count;
     double          weight;
 
+    // Explicit ALS with cfg.stats_forget < 1: item statistics carried
+    // across rounds, kept centred on the served mu (closer only).
+    float         **carry;     // per item, lazily allocated acc_len floats
+    uint32_t       *carried;   // items with carried statistics, in order
+    uint32_t        n_carried;
+    double          carry_sum; // carried rating sum and count (for mu)
+    double          carry_count;
+
     fri_sessions *sessions;
     fri_sa       *sa; // secure aggregation state, NULL when off
     fri_agg_masked_fn sa_hook;

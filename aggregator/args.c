@@ -12,7 +12,8 @@
 #include "errbuf.h"
 #include "keys.h"
 
-static const char usage[] =
+// Two halves: C guarantees string literals of 4095 characters only.
+static const char usage_head[] =
     "usage: fedrec-aggregator --listen URL --items N [options]\n"
     "\n"
     "Runs federated rounds: clients check in, get a task and the signed\n"
@@ -59,6 +60,14 @@ static const char usage[] =
     "  --round-deadline SECONDS  (default 60)\n"
     "  --rounds N              completed rounds to run, 0 = forever\n"
     "  --retry-after SECONDS   told to clients without a task (default 1)\n"
+    "  --stats-forget F        explicit ALS with partial participation:\n"
+    "                          carry item statistics across rounds,\n"
+    "                          S = (1-F) S + round sums; set F to the\n"
+    "                          cohort's share of the population\n"
+    "                          (default 1: each round's sums alone, exact\n"
+    "                          when every client reports every round)\n"
+    ;
+static const char usage_tail[] =
     "Privacy (docs/DP.md):\n"
     "  --clip C                L2 bound on each client's update, sent in\n"
     "                          the task (0 = none, default)\n"
@@ -82,10 +91,11 @@ static const char usage[] =
     "Exit status: 0 after --rounds rounds or SIGTERM/SIGINT, 1 on a runtime\n"
     "failure, 2 on a bad argument or unusable file.\n";
 
-const char *
-fri_agg_usage(void)
+void
+fri_agg_usage(FILE *f)
 {
-    return usage;
+    fputs(usage_head, f);
+    fputs(usage_tail, f);
 }
 
 void
@@ -294,6 +304,9 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
     } else if (strcmp(name, "rounds") == 0) {
         NEED_U(UINT64_MAX);
         c->rounds = u;
+    } else if (strcmp(name, "stats-forget") == 0) {
+        NEED_F();
+        c->stats_forget = (float) f;
     } else if (strcmp(name, "retry-after") == 0) {
         NEED_SECS();
         c->retry_after_ms = (uint32_t) (f * 1000.0 > 3.6e6 ? 3.6e6 : f * 1000.0);

@@ -5,6 +5,7 @@
 #define FR_AGGREGATOR_ARGS_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "agg.h"
 
@@ -30,6 +31,6 @@ FR_NODISCARD fr_err fri_agg_args_parse(fri_agg_args *a, int argc,
 void fri_agg_args_free(fri_agg_args *a);
 
 // The --help text.
-const char *fri_agg_usage(void);
+void fri_agg_usage(FILE *f);
 
 #endif

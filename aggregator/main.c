@@ -50,7 +50,7 @@ main(int argc, char **argv)
         return 2;
     }
     if (args.help) {
-        fputs(fri_agg_usage(), stdout);
+        fri_agg_usage(stdout);
         fri_agg_args_free(&args);
         return 0;
     }

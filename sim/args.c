@@ -8,7 +8,9 @@
 
 #include "sim.h"
 
-static const char usage_text[] =
+// Two halves (each under the 4095 characters C guarantees for a literal);
+// the privacy section (privacy.c) goes between them.
+static const char usage_head[] =
     "usage: fedrec-sim [options]\n"
     "\n"
     "Runs every user of a dataset as its own virtual device (a real\n"
@@ -37,6 +39,10 @@ static const char usage_text[] =
     "  --dropout P           a selected client vanishes after check-in with\n"
     "                        probability P (seeded; default 0)\n"
     "  --deadline S          round deadline in seconds (default 30)\n"
+    "  --stats-forget F      explicit ALS with partial cohorts: carry item\n"
+    "                        statistics across rounds, S = (1-F) S + round\n"
+    "                        sums (default: the cohort's share of the\n"
+    "                        clients; 1 = each round's sums alone)\n"
     "\n"
     "Model:\n"
     "  --k K                 factor dimension (default 10; 32 implicit)\n"
@@ -45,12 +51,17 @@ static const char usage_text[] =
     "  --reg-bias R          ALS/grad bias penalty (default 3, tuned)\n"
     "  --lr LR               learning rate for --algo grad (0.01)\n"
     "  --algo als|grad|vbmf  federated ALS, gradient FedAvg or variational\n"
-    "                        Bayes MF (default: vbmf for explicit ratings,\n"
-    "                        als for --loss implicit; vbmf runs 16 rounds:\n"
-    "                        a census round + 15 sweeps)\n"
+    "                        Bayes MF (default: vbmf for explicit ratings\n"
+    "                        when every client takes part in every round,\n"
+    "                        vbmf runs 16 rounds: a census round + 15\n"
+    "                        sweeps; als with item statistics carried\n"
+    "                        across rounds when cohorts are partial; als\n"
+    "                        for --loss implicit)\n"
     "  --server-opt sgd|momentum|adam\n"
     "                        server optimizer for --algo grad (sgd)\n"
     "\n"
+    ;
+static const char usage_tail[] =
     "Execution:\n"
     "  --transport direct|inproc|ipc|tcp\n"
     "                        how messages travel (default inproc): direct\n"
@@ -89,13 +100,10 @@ static const char usage_text[] =
 const char *
 fri_sim_usage(void)
 {
-    // The privacy section (privacy.c) goes before "Execution:".
-    static char buf[sizeof(usage_text) + 4096];
+    static char buf[sizeof(usage_head) + sizeof(usage_tail) + 4096];
     if (buf[0] == '\0') {
-        const char *x = strstr(usage_text, "Execution:\n");
-        int         n = x != NULL ? (int) (x - usage_text) : 0;
-        snprintf(buf, sizeof(buf), "%.*s%s%s", n, usage_text,
-                 fri_sim_privacy_usage(), x != NULL ? x : usage_text);
+        snprintf(buf, sizeof(buf), "%s%s%s", usage_head,
+                 fri_sim_privacy_usage(), usage_tail);
     }
     return buf;
 }
@@ -356,6 +364,10 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
             if (parse_dbl(val, 0.0, 1.0, &c->dropout) != 0) {
                 return bad(err, err_cap, flag, val, "0..1");
             }
+        } else if (strcmp(flag, "--stats-forget") == 0) {
+            if (parse_dbl(val, 1e-6, 1.0, &c->stats_forget) != 0) {
+                return bad(err, err_cap, flag, val, "0 < F <= 1");
+            }
         } else if (strcmp(flag, "--deadline") == 0) {
             if (parse_dbl(val, 0.1, 86400.0, &c->deadline_s) != 0) {
                 return bad(err, err_cap, flag, val, "0.1..86400 s");
@@ -477,6 +489,8 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
     if (!have_algo) {
         c->algo = c->implicit ? FRI_SIM_ALS : FRI_SIM_VBMF;
     }
+    c->algo_auto  = !have_algo;
+    c->rounds_set = have_rounds;
     if (c->implicit) {
         // The tuned iALS settings, unless given.
         fri_train_config ic;
@@ -497,4 +511,27 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
         c->rounds = FRI_SIM_VBMF_ROUNDS;
     }
     return fri_sim_privacy_check(c, err, err_cap);
+}
+
+void
+fri_sim_config_resolve(fri_sim_config *c, const fri_sim_pop *p)
+{
+    if (!c->algo_auto || c->algo != FRI_SIM_VBMF) {
+        return;
+    }
+    uint32_t eligible = 0;
+    for (uint32_t u = 0; u < p->n_users; u++) {
+        eligible += p->train.ptr[u + 1] > p->train.ptr[u];
+    }
+    int partial = c->clients_per_round > 0
+                      ? c->clients_per_round < eligible
+                      : c->fraction < 1.0;
+    if (partial) {
+        fri_train_config tc;
+        fri_train_config_init(&tc, FRI_TRAIN_ALS);
+        c->algo = FRI_SIM_ALS;
+        if (!c->rounds_set) {
+            c->rounds = tc.epochs;
+        }
+    }
 }

@@ -125,6 +125,7 @@ main(int argc, char **argv)
         fprintf(stderr, "fedrec-sim: %s\n", err);
         return 1;
     }
+    fri_sim_config_resolve(&c, &pop);
     memset(&s, 0, sizeof(s));
     if (c.reference) {
         fr_err e = fri_sim_reference(&c, &pop, &s);

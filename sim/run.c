@@ -798,6 +798,14 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
         ac.round_deadline_ms = 1;
     }
     ac.rounds = 0;
+    if (ac.algo == FRI_AGG_ALS && !ac.implicit && cohort < n_eligible) {
+        // Partial participation: carry item statistics across rounds with
+        // the cohort's share as the forgetting rate (fri_agg_config).
+        ac.stats_forget =
+            c->stats_forget > 0.0
+                ? (float) c->stats_forget
+                : (float) ((double) cohort / (double) n_eligible);
+    }
     ac.max_sessions = (uint32_t) (max_job * 2 + 64);
     ac.session_ttl_ms = ac.round_deadline_ms;
     ac.state_dir = c->state_dir;

@@ -58,6 +58,7 @@ typedef struct fri_sim_config {
     uint32_t local_epochs;
     double   dropout;           // probability a selected client vanishes
     double   deadline_s;        // round deadline, seconds
+    double   stats_forget;      // explicit ALS carry rate; 0 = cohort share
     // Model and optimizer.
     uint32_t           k;
     float              reg;
@@ -66,6 +67,8 @@ typedef struct fri_sim_config {
     float              init_std;
     float              lr;
     fri_sim_algo       algo;
+    int                algo_auto; // --algo not given: fri_sim_config_resolve
+    int                rounds_set; // --rounds given
     fri_sim_server_opt server_opt;
     // Execution.
     uint32_t          threads;
@@ -126,6 +129,12 @@ typedef struct fri_sim_pop {
 FR_NODISCARD fr_err fri_sim_pop_load(fri_sim_pop *p, const fri_sim_config *c,
                                      char *err, size_t err_cap);
 void fri_sim_pop_free(fri_sim_pop *p);
+// Settles the defaults that depend on the data: without --algo, explicit
+// ratings use VBMF when every client takes part in every round and ALS
+// with carried item statistics (fri_agg_config.stats_forget) when rounds
+// see only part of the population, where VBMF's per-round solves stall
+// (docs/BENCHMARKS.md, scale section).
+void fri_sim_config_resolve(fri_sim_config *c, const fri_sim_pop *p);
 // The identity seed of device u (deterministic for the population).
 void fri_sim_pop_identity(const fri_sim_pop *p, uint32_t u,
                           uint8_t seed[FRI_SIM_SEEDBYTES]);

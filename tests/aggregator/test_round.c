@@ -680,3 +680,128 @@ Test(agg_round, contributed_client_polls_at_the_normal_interval)
     cr_assert_eq(t.retry_after_ms, 250u);
     fri_agg_destroy(a);
 }
+
+// One user's explicit-ALS statistics for the items it lists, against the
+// served mu, submitted to round `round`.
+static void
+submit_stats(fri_agg *a, uint32_t who, uint64_t now, float mu,
+             const uint32_t *items, const float *ratings, size_t n,
+             const float p[K], float bu)
+{
+    uint8_t      pk[FRI_AGG_KEYBYTES];
+    fri_agg_task t;
+    float        gram[21], h[NI * D];
+    double       s = 0;
+    key(pk, who);
+    cr_assert_eq(fri_agg_checkin(a, now, pk, &t), FR_OK);
+    cr_assert(t.has_task);
+    cr_assert_eq(fri_mf_user_item_stats(gram, fri_packed_len(D), h, n * D, p,
+                                        bu, K, mu, ratings, n),
+                 FR_OK);
+    for (size_t j = 0; j < n; j++) {
+        s += ratings[j];
+    }
+    fri_agg_update up = { .round       = t.round,
+                          .n           = (uint32_t) n,
+                          .items       = items,
+                          .gram        = gram,
+                          .gram_len    = fri_packed_len(D),
+                          .rows        = h,
+                          .rows_len    = n * D,
+                          .sum_ratings = s,
+                          .count       = (double) n };
+    cr_assert_eq(fri_agg_submit(a, now, pk, &up), FR_OK);
+}
+
+// Partial participation: with stats_forget f the item solve uses
+// (1 - f) * carried sums + this round's sums (mu held fixed here, so no
+// re-centring), items seen only in an earlier round keep being solved from
+// their carried statistics.
+Test(agg_solve, carried_statistics_with_forgetting)
+{
+    fri_agg_config c;
+    base_cfg(&c);
+    c.n_items           = 3;
+    c.clients_per_round = 2;
+    c.min_clients       = 1;
+    c.stats_forget      = 0.5f;
+    fri_agg *a          = make(&c, 0);
+    // Every user's ratings average 3, so mu stays 3 after the census.
+    const uint32_t i01[2] = { 0, 1 }, i12[2] = { 1, 2 };
+    const float    r24[2] = { 2.0f, 4.0f }, r51[2] = { 5.0f, 1.0f };
+    const float    pa[K] = { 0.3f, -0.2f }, pb[K] = { -0.1f, 0.4f };
+    const float    pc[K] = { 0.5f, 0.1f }, pd[K] = { 0.2f, 0.2f };
+    submit_stats(a, 1, 1, 0.0f, i01, r24, 2, pa, 0.1f); // census round
+    submit_stats(a, 2, 1, 0.0f, i12, r51, 2, pb, 0.0f);
+    cr_assert_eq(version_of(a), 1);
+    submit_stats(a, 3, 2, 3.0f, i01, r24, 2, pa, 0.1f); // round A: 0, 1
+    submit_stats(a, 4, 2, 3.0f, i01, r51, 2, pb, -0.2f);
+    cr_assert_eq(version_of(a), 2);
+    submit_stats(a, 5, 3, 3.0f, i12, r24, 2, pc, 0.3f); // round B: 1, 2
+    submit_stats(a, 6, 3, 3.0f, i12, r51, 2, pd, 0.0f);
+    cr_assert_eq(version_of(a), 3);
+
+    // Expected: G_i = 0.5 * G_A,i + G_B,i (same for h), solved directly.
+    struct {
+        const float    *p;
+        float           bu;
+        const uint32_t *items;
+        const float    *r;
+        float           w;
+    } users[4] = { { pa, 0.1f, i01, r24, 0.5f }, { pb, -0.2f, i01, r51, 0.5f },
+                   { pc, 0.3f, i12, r24, 1.0f }, { pd, 0.0f, i12, r51, 1.0f } };
+    float mu, bi[3], Q[3 * K];
+    fri_agg_model_copy(a, &mu, bi, 3, Q, 3 * K, NULL);
+    cr_assert(fabsf(mu - 3.0f) < 1e-6f, "mu %f", (double) mu);
+    for (uint32_t i = 0; i < 3; i++) {
+        float G[21] = { 0 }, H[D] = { 0 };
+        for (int u = 0; u < 4; u++) {
+            for (int j = 0; j < 2; j++) {
+                if (users[u].items[j] != i) {
+                    continue;
+                }
+                float g[21], h[D];
+                cr_assert_eq(fri_mf_user_item_stats(
+                                 g, fri_packed_len(D), h, D, users[u].p,
+                                 users[u].bu, K, 3.0f, &users[u].r[j], 1),
+                             FR_OK);
+                for (size_t e = 0; e < fri_packed_len(D); e++) {
+                    G[e] += users[u].w * g[e];
+                }
+                for (int e = 0; e < D; e++) {
+                    H[e] += users[u].w * h[e];
+                }
+            }
+        }
+        float q[K], b;
+        cr_assert_eq(fri_mf_item_solve(q, &b, G, H, K, c.reg, c.reg_bias,
+                                       c.weighted, NULL, 0),
+                     FR_OK);
+        for (int f = 0; f < K; f++) {
+            cr_assert(fabsf(q[f] - Q[i * K + f]) < 1e-5f,
+                      "item %u factor %d: want %f got %f", i, f,
+                      (double) q[f], (double) Q[i * K + f]);
+        }
+        cr_assert(fabsf(b - bi[i]) < 1e-5f, "item %u bias: want %f got %f",
+                  i, (double) b, (double) bi[i]);
+    }
+    fri_agg_destroy(a);
+}
+
+Test(agg_config, stats_forget_range_and_algorithm)
+{
+    fri_agg_config c;
+    char           err[256];
+    base_cfg(&c);
+    c.stats_forget = 0.0f;
+    cr_assert_eq(fri_agg_config_check(&c, err, sizeof(err)), FR_EINVAL);
+    cr_assert(strstr(err, "stats-forget") != NULL, "%s", err);
+    c.stats_forget = 1.5f;
+    cr_assert_eq(fri_agg_config_check(&c, err, sizeof(err)), FR_EINVAL);
+    c.stats_forget = 0.1f;
+    cr_assert_eq(fri_agg_config_check(&c, err, sizeof(err)), FR_OK, "%s",
+                 err);
+    c.algo = FRI_AGG_GRAD;
+    cr_assert_eq(fri_agg_config_check(&c, err, sizeof(err)), FR_EINVAL);
+    cr_assert(strstr(err, "explicit ALS") != NULL, "%s", err);
+}

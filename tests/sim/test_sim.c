@@ -323,3 +323,42 @@ Test(sim, implicit_over_inproc_matches_reference)
     cr_assert(fabs(a.s.last.hr10 - a.s.ref_hr10) < 0.03, "hr10 %f ref %f",
               a.s.last.hr10, a.s.ref_hr10);
 }
+
+// Without --algo, explicit ratings run VBMF when every client takes part
+// in every round and ALS with carried item statistics when cohorts are
+// partial; an explicit --algo is kept.
+Test(sim_args, algo_default_depends_on_participation)
+{
+    const char *full[]    = { "fedrec-sim" };
+    const char *partial[] = { "fedrec-sim", "--clients-per-round", "30" };
+    const char *forced[]  = { "fedrec-sim", "--clients-per-round", "30",
+                              "--algo", "vbmf" };
+    struct {
+        const char **argv;
+        int          argc;
+        fri_sim_algo want;
+    } cases[] = { { full, 1, FRI_SIM_VBMF },
+                  { partial, 3, FRI_SIM_ALS },
+                  { forced, 5, FRI_SIM_VBMF } };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fri_sim_config c;
+        fri_sim_pop    pop;
+        char           err[512] = "";
+        int            help     = 0;
+        fri_sim_config_init(&c);
+        cr_assert_eq(fri_sim_parse_args(&c, cases[i].argc,
+                                        (char **) cases[i].argv, &help, err,
+                                        sizeof(err)),
+                     FR_OK, "%s", err);
+        cr_assert_eq(fri_synth_config_parse(&c.synth,
+                                            "users=120,items=60,"
+                                            "density=0.15,seed=7",
+                                            err, sizeof(err)),
+                     FR_OK, "%s", err);
+        cr_assert_eq(fri_sim_pop_load(&pop, &c, err, sizeof(err)), FR_OK,
+                     "%s", err);
+        fri_sim_config_resolve(&c, &pop);
+        fri_sim_pop_free(&pop);
+        cr_assert_eq(c.algo, cases[i].want, "case %zu", i);
+    }
+}
