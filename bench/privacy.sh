@@ -62,12 +62,12 @@ row dp-distributed "--secure-agg full --clip 1 --dp distributed --noise-multipli
 jq -s --arg d "ml-100k u1$([ "${FR_PRIV_VALID:-0}" = 1 ] && echo ' (validation: 90/10 of u1.base)')" '{bench: "privacy", data: $d, rows: .}' "$tmp"
 # SVG: one pair of bars (RMSE, attack AUC) per defence.
 jq -r '[.name, .rmse, (.attack_auc // 0)] | @tsv' "$tmp" | awk -F'\t' '
-BEGIN { w = 720; h = 360; x0 = 60; y0 = 300; }
+BEGIN { w = 980; h = 360; x0 = 60; y0 = 300; }
 { n[NR] = $1; r[NR] = $2; a[NR] = $3; }
 END {
   printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"11\">\n", w, h
   printf "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-  printf "<text x=\"%d\" y=\"20\" font-size=\"14\">ML-100K u1, gradient FedAvg: test RMSE (blue, 0..1.2) and item-inference AUC (orange, 0..1.2)</text>\n", x0
+  printf "<text x=\"%d\" y=\"20\" font-size=\"14\">ML-100K u1, gradient FedAvg: test RMSE (blue) and item-inference attack AUC (orange; dashed: 0.5 = chance)</text>\n", x0
   printf "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n", x0, y0, w - 20, y0
   for (t = 0; t <= 1.2001; t += 0.2) {
     y = y0 - t / 1.2 * 250
@@ -81,10 +81,10 @@ END {
     bw = step * 0.33
     hr = r[i] / 1.2 * 250; ha = a[i] / 1.2 * 250
     printf "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#3465a4\"/>\n", x, y0 - hr, bw, hr
-    printf "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.3f</text>\n", x + bw / 2, y0 - hr - 3, r[i]
+    printf "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"10\" fill=\"white\">%.3f</text>\n", x + bw / 2, y0 - hr + 12, r[i]
     printf "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#e67e22\"/>\n", x + bw, y0 - ha, bw, ha
-    printf "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.2f</text>\n", x + 1.5 * bw, y0 - ha - 14, a[i]
-    printf "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", x + bw, y0 + 16, n[i]
+    printf "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"10\" fill=\"white\">%.2f</text>\n", x + 1.5 * bw, y0 - ha + 12, a[i]
+    printf "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"10\">%s</text>\n", x + bw, y0 + 16 + (i % 2) * 12, n[i]
   }
   printf "</svg>\n"
 }' >"$svg"
