@@ -936,9 +936,9 @@ solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
         // VBMF steps every item (also unrated ones, from the prior).
         rv = fri_vb_solve(a->vb, a->acc, *mu, mu_old, a->count, bi, Q);
     }
-    int carrying = a->cfg.stats_forget < 1.0f && a->cfg.algo == FRI_AGG_ALS &&
-                   !a->cfg.implicit && !census &&
-                   a->cfg.dp == FRI_AGG_DP_OFF;
+    // fri_agg_config_check allows stats_forget < 1 only for explicit ALS
+    // (which DP refuses).
+    int carrying = a->cfg.stats_forget < 1.0f && !census;
     if (carrying) {
         rv = carry_merge(a, mu_old, mu);
         for (uint32_t j = 0; j < a->n_carried && rv == FR_OK; j++) {

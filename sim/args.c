@@ -513,20 +513,32 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
     return fri_sim_privacy_check(c, err, err_cap);
 }
 
+size_t
+fri_sim_cohort_size(const fri_sim_config *c, size_t n_eligible)
+{
+    size_t cohort;
+    if (c->clients_per_round > 0) {
+        cohort = c->clients_per_round;
+    } else {
+        cohort = (size_t) ceil(c->fraction * (double) n_eligible - 1e-9);
+    }
+    if (cohort < 1) {
+        cohort = 1;
+    }
+    return cohort > n_eligible ? n_eligible : cohort;
+}
+
 void
 fri_sim_config_resolve(fri_sim_config *c, const fri_sim_pop *p)
 {
     if (!c->algo_auto || c->algo != FRI_SIM_VBMF) {
         return;
     }
-    uint32_t eligible = 0;
+    size_t eligible = 0;
     for (uint32_t u = 0; u < p->n_users; u++) {
         eligible += p->train.ptr[u + 1] > p->train.ptr[u];
     }
-    int partial = c->clients_per_round > 0
-                      ? c->clients_per_round < eligible
-                      : c->fraction < 1.0;
-    if (partial) {
+    if (fri_sim_cohort_size(c, eligible) < eligible) {
         fri_train_config tc;
         fri_train_config_init(&tc, FRI_TRAIN_ALS);
         c->algo = FRI_SIM_ALS;

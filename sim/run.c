@@ -752,18 +752,7 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
         }
         st.eval_mask = mask;
     }
-    size_t cohort;
-    if (c->clients_per_round > 0) {
-        cohort = c->clients_per_round;
-    } else {
-        cohort = (size_t) ceil(c->fraction * (double) n_eligible - 1e-9);
-    }
-    if (cohort < 1) {
-        cohort = 1;
-    }
-    if (cohort > n_eligible) {
-        cohort = n_eligible;
-    }
+    size_t cohort = fri_sim_cohort_size(c, n_eligible);
     size_t max_job = cohort > n_evals ? cohort : n_evals;
     out = calloc(max_job ? max_job : 1, sizeof(*out));
     cpu_tmp = calloc(max_job ? max_job : 1, sizeof(*cpu_tmp));

@@ -135,6 +135,9 @@ void fri_sim_pop_free(fri_sim_pop *p);
 // see only part of the population, where VBMF's per-round solves stall
 // (docs/BENCHMARKS.md, scale section).
 void fri_sim_config_resolve(fri_sim_config *c, const fri_sim_pop *p);
+// Clients per round out of n_eligible (those with training ratings):
+// --clients-per-round, or --fraction rounded up, within [1, n_eligible].
+size_t fri_sim_cohort_size(const fri_sim_config *c, size_t n_eligible);
 // The identity seed of device u (deterministic for the population).
 void fri_sim_pop_identity(const fri_sim_pop *p, uint32_t u,
                           uint8_t seed[FRI_SIM_SEEDBYTES]);
