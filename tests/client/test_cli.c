@@ -33,6 +33,9 @@ Test(client_cli, usage_errors_exit_2)
         "--rounds 0 --state s",              // no key for the state
         "--rounds 0 --ratings f --user 1 --top 0",
         "--connect",                         // value missing
+        "--rounds 0 --ratings f --user 1 stray", // positional argument
+        "--rounds 0 --ratings f --user 1 --json=1",
+        "--rounds=-1 --ratings f --user 1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(cmd, sizeof cmd, "'%s/fedrec-client' %s 2>/dev/null",
