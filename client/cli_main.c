@@ -371,6 +371,13 @@ main(int argc, char **argv)
             if (load_state_key(o.state_key_file, cfg.state_key) != 0) {
                 return 1;
             }
+            if (sodium_is_zero(cfg.state_key, FR_STATEKEYBYTES)) {
+                // The library refuses it too; say why here.
+                fprintf(stderr, "fedrec-client: %s holds the all-zero key, "
+                                "which protects nothing\n",
+                        o.state_key_file);
+                return 1;
+            }
         } else {
             // Bound to the identity: a KDF subkey of its seed.
             crypto_kdf_derive_from_key(cfg.state_key, FR_STATEKEYBYTES, 1,

@@ -23,7 +23,8 @@
 // ends at pseudo_fill (layout 2 appended max_sa_members); its sizeof is
 // that end padded as the compiler pads the whole struct. Appending a field
 // adds a layout here: a config of a known smaller size is copied up to its
-// last field and the rest takes the defaults.
+// last field and the rest takes the defaults. A field that fits in the
+// tail padding would leave sizeof unchanged: pad it out explicitly.
 #define FRI_CLIENT_CONFIG_V1_END                                            \
     (offsetof(fr_client_config, pseudo_fill) + sizeof(int))
 #define FRI_CLIENT_CONFIG_V1_SIZE                                           \

@@ -74,5 +74,15 @@ Test(client_cli, offline_state_and_wrong_key)
              "--state-key-file '%s/k2' 2>/dev/null",
              bin(), dir, dir);
     cr_assert_eq(sh(cmd), 1);
+    // An all-zero key file: refused with a message, no state file written.
+    snprintf(cmd, sizeof cmd,
+             "head -c 32 /dev/zero > '%s/k0' && "
+             "'%s/fedrec-client' --rounds 0 --ratings '%s/r.txt' --user 7 "
+             "--state '%s/st0' --state-key-file '%s/k0' 2> '%s/e0'",
+             dir, bin(), dir, dir, dir, dir);
+    cr_assert_eq(sh(cmd), 1);
+    snprintf(cmd, sizeof cmd, "grep -q 'all-zero' '%s/e0' && ! test -e '%s/st0'",
+             dir, dir);
+    cr_assert_eq(sh(cmd), 0, "expected the all-zero key to be refused");
     tu_rmtree(dir);
 }
