@@ -128,8 +128,9 @@ FR_API void fr_client_config_init_size(fr_client_config *cfg, size_t size);
 // file is left untouched). FR_EVERSION if cfg comes from a newer header
 // than this library (cfg->struct_size larger than it knows), FR_EINVAL for
 // a config not set up by fr_client_config_init(), an all-zero state_key
-// with a state_path, or out-of-range fields; the reason is logged through
-// cfg->log. On failure *out is NULL.
+// with a state_path, or out-of-range fields; the reason goes to cfg->log
+// (unless struct_size is unknown: then no field is trusted). On failure
+// *out is NULL.
 FR_API FR_NODISCARD fr_err fr_client_create(fr_client **out,
                                             const fr_client_config *cfg);
 // Destroys c, wiping keys and the user vector. NULL is a no-op.
