@@ -19,8 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fedrec/client.h" // fr_log_fn, fr_log_level, FR_PUBLICKEYBYTES
-#include "fedrec/err.h"
+#include "fedrec/common.h" // fr_err, fr_log_fn, fr_log_level, key sizes
 
 typedef struct fri_agg fri_agg;
 

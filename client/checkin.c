@@ -163,6 +163,48 @@ fr_client_request_bound(const fr_client *c)
     return u > b ? u : b;
 }
 
+// Room for fields a newer protocol minor appends to a reply (SPEC.md:
+// older decoders skip the tail).
+#define REPLY_TAIL_SLACK 4096
+
+static size_t
+max_size(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+size_t
+fri_client_reply_bound(const fr_client *c)
+{
+    // Before the handshake the peer is not authenticated yet: a WELCOME or
+    // an unsealed ERROR, nothing larger.
+    size_t pre = max_size(FRI_WELCOME_LEN, fri_error_size(FRI_MAX_ERRTEXT));
+    if (c->session == NULL || c->session->step <= WAIT_WELCOME) {
+        return pre + REPLY_TAIL_SLACK;
+    }
+    // After it: the largest sealed reply the device's bounds allow. A
+    // model above max_items x max_k is refused anyway (recv_model), so
+    // there is no point in receiving one.
+    size_t   b = max_size(pre, FRI_HDR_LEN + FRI_TASK_BODY);
+    uint32_t k = c->max_k < FRI_MAX_K ? c->max_k : FRI_MAX_K;
+    uint32_t n = c->max_items < FRI_MAX_ITEMS ? c->max_items : FRI_MAX_ITEMS;
+    size_t   m = max_size(fri_model_size(FRI_MENC_F32, k, n),
+                          fri_model_vb_size(FRI_MENC_F32, k, n));
+    // 0: beyond the protocol's frame limit, which then is the bound.
+    b = max_size(b, m == 0 ? FRI_MAX_FRAME : m);
+    // Secure aggregation: lists of up to max_sa_members records.
+    static const uint16_t lists[] = {FRI_T_SA_ROSTER, FRI_T_SA_SHARES_FWD};
+    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
+        b = max_size(b, fri_sa_list_size(lists[i], c->max_sa_members));
+    }
+    b = max_size(b, fri_sa_unmask_req_size(c->max_sa_members, 0));
+    b = max_size(b, FRI_HDR_LEN + FRI_SA_PARAMS_BODY);
+    if (b > FRI_MAX_FRAME) {
+        b = FRI_MAX_FRAME;
+    }
+    return b + FRI_SEAL_OVERHEAD + REPLY_TAIL_SLACK;
+}
+
 fr_err
 fr_client_checkin_begin(fr_client *c, uint64_t now_ms)
 {
@@ -646,6 +688,11 @@ fr_client_receive(fr_client *c, const uint8_t *src, size_t src_len)
     }
     if (src == NULL || src_len == 0) {
         return fail(c, FR_EPROTO, "empty reply");
+    }
+    if (src_len > fri_client_reply_bound(c)) {
+        return fail(c, FR_ETOOBIG, "reply larger than the handle's bounds "
+                                   "allow (max_items, max_k, "
+                                   "max_sa_members)");
     }
     c->info.bytes_down += src_len;
     if (s->step == WAIT_WELCOME) {

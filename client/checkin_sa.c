@@ -361,6 +361,10 @@ recv_params(fr_client *c, struct fri_sa_client *s, const fri_task *t,
     if (s->p.round_id != s->round || (t->clip > 0.0f && s->p.clip != t->clip)) {
         return FR_EPROTO;
     }
+    if (s->p.n > c->max_sa_members) {
+        // The device's bound on cohort size (and on the replies it accepts).
+        return FR_ETOOBIG;
+    }
     size_t n     = s->p.n;
     s->c_pk      = zalloc(c, n * 32);
     s->s_pk      = zalloc(c, n * 32);

@@ -6,6 +6,7 @@
 // catalog index of the aggregator's model, so it must be < the model's
 // n_items (items beyond it are kept but ignored by the fit and scoring).
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,42 +84,86 @@ parse_long(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
+enum {
+    OPT_CONNECT = 256,
+    OPT_SERVER_KEY,
+    OPT_RATINGS,
+    OPT_USER,
+    OPT_ROUNDS,
+    OPT_STATE,
+    OPT_STATE_KEY_FILE,
+    OPT_IDENTITY,
+    OPT_TOP,
+    OPT_TIMEOUT_MS,
+    OPT_JSON,
+};
+
+static const struct option long_opts[] = {
+    {"connect", required_argument, NULL, OPT_CONNECT},
+    {"server-key", required_argument, NULL, OPT_SERVER_KEY},
+    {"ratings", required_argument, NULL, OPT_RATINGS},
+    {"user", required_argument, NULL, OPT_USER},
+    {"rounds", required_argument, NULL, OPT_ROUNDS},
+    {"state", required_argument, NULL, OPT_STATE},
+    {"state-key-file", required_argument, NULL, OPT_STATE_KEY_FILE},
+    {"identity", required_argument, NULL, OPT_IDENTITY},
+    {"top", required_argument, NULL, OPT_TOP},
+    {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+// A bounded integer option; prints the error itself.
+static int
+long_opt(const char *name, const char *v, long lo, long hi, long *out)
+{
+    if (parse_long(v, lo, hi, out) != 0) {
+        fprintf(stderr, "fedrec-client: bad --%s '%s' (%ld..%ld)\n", name, v,
+                lo, hi);
+        return -1;
+    }
+    return 0;
+}
+
 static int
 parse_args(opts *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
     o->rounds     = 1;
     o->timeout_ms = 10000;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+    opterr        = 0; // our own messages, without argv[0]'s path
+    optind        = 1;
+    int c;
+    // Leading ':' makes a missing value ':' rather than '?'.
+    while ((c = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
+        const char *v = optarg;
+        switch (c) {
+        case 'h':
             usage(stdout);
             exit(0);
-        }
-        if (strcmp(a, "--json") == 0) {
+        case OPT_JSON:
             o->json = 1;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "fedrec-client: %s needs a value (or is "
-                            "unknown)\n", a);
-            return -1;
-        }
-        const char *v = argv[++i];
-        long        n;
-        if (strcmp(a, "--connect") == 0) {
+            break;
+        case OPT_CONNECT:
             o->connect = v;
-        } else if (strcmp(a, "--server-key") == 0) {
+            break;
+        case OPT_SERVER_KEY:
             o->server_key = v;
-        } else if (strcmp(a, "--ratings") == 0) {
+            break;
+        case OPT_RATINGS:
             o->ratings = v;
-        } else if (strcmp(a, "--state") == 0) {
+            break;
+        case OPT_STATE:
             o->state = v;
-        } else if (strcmp(a, "--state-key-file") == 0) {
+            break;
+        case OPT_STATE_KEY_FILE:
             o->state_key_file = v;
-        } else if (strcmp(a, "--identity") == 0) {
+            break;
+        case OPT_IDENTITY:
             o->identity = v;
-        } else if (strcmp(a, "--user") == 0) {
+            break;
+        case OPT_USER: {
             char *end;
             errno   = 0;
             o->user = strtoll(v, &end, 10);
@@ -127,28 +172,42 @@ parse_args(opts *o, int argc, char **argv)
                 return -1;
             }
             o->have_user = 1;
-        } else if (strcmp(a, "--rounds") == 0) {
-            if (parse_long(v, 0, 1000000, &n) != 0) {
-                fprintf(stderr, "fedrec-client: bad --rounds '%s'\n", v);
+            break;
+        }
+        case OPT_ROUNDS:
+            if (long_opt("rounds", v, 0, 1000000, &o->rounds) != 0) {
                 return -1;
             }
-            o->rounds = n;
-        } else if (strcmp(a, "--top") == 0) {
-            if (parse_long(v, 1, 100000, &n) != 0) {
-                fprintf(stderr, "fedrec-client: bad --top '%s'\n", v);
+            break;
+        case OPT_TOP:
+            if (long_opt("top", v, 1, 100000, &o->top) != 0) {
                 return -1;
             }
-            o->top = n;
-        } else if (strcmp(a, "--timeout-ms") == 0) {
-            if (parse_long(v, 1, 3600000, &n) != 0) {
-                fprintf(stderr, "fedrec-client: bad --timeout-ms '%s'\n", v);
+            break;
+        case OPT_TIMEOUT_MS:
+            if (long_opt("timeout-ms", v, 1, 3600000, &o->timeout_ms) != 0) {
                 return -1;
             }
-            o->timeout_ms = n;
-        } else {
-            fprintf(stderr, "fedrec-client: unknown option '%s'\n", a);
+            break;
+        case ':':
+            fprintf(stderr, "fedrec-client: %s needs a value\n",
+                    argv[optind - 1]);
+            return -1;
+        default:
+            if (optopt >= OPT_CONNECT) {
+                fprintf(stderr, "fedrec-client: '%s' takes no value\n",
+                        argv[optind - 1]);
+            } else {
+                fprintf(stderr, "fedrec-client: unknown or ambiguous "
+                                "option '%s'\n", argv[optind - 1]);
+            }
             return -1;
         }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "fedrec-client: unexpected argument '%s'\n",
+                argv[optind]);
+        return -1;
     }
     if (o->rounds > 0 && (o->connect == NULL || o->server_key == NULL)) {
         fprintf(stderr, "fedrec-client: --connect and --server-key are "
@@ -310,6 +369,13 @@ main(int argc, char **argv)
         cfg.state_path = o.state;
         if (o.state_key_file != NULL) {
             if (load_state_key(o.state_key_file, cfg.state_key) != 0) {
+                return 1;
+            }
+            if (sodium_is_zero(cfg.state_key, FR_STATEKEYBYTES)) {
+                // The library refuses it too; say why here.
+                fprintf(stderr, "fedrec-client: %s holds the all-zero key, "
+                                "which protects nothing\n",
+                        o.state_key_file);
                 return 1;
             }
         } else {

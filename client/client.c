@@ -9,6 +9,7 @@
 #include "client_internal.h"
 #include "keys.h"
 #include "mf.h"
+#include "msg_secagg.h"
 
 // ---- allocation ----------------------------------------------------------
 
@@ -114,16 +115,71 @@ fri_fit_params_default(fri_fit_params *fp)
     fp->implicit = 0;
 }
 
-void
-fr_client_config_init(fr_client_config *cfg)
+static void
+config_log(const fr_client_config *cfg, const char *msg)
 {
-    if (cfg == NULL) {
+    if (cfg->log != NULL && cfg->log_level >= FR_LOG_ERROR) {
+        cfg->log(cfg->log_ctx, FR_LOG_ERROR, msg);
+    }
+}
+
+static void
+config_defaults(fr_client_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->struct_size    = sizeof *cfg;
+    cfg->max_items      = 1u << 24;
+    cfg->max_k          = 256;
+    cfg->log_level      = FR_LOG_WARN;
+    cfg->max_sa_members = FRI_SA_MAX_MEMBERS;
+}
+
+void
+fr_client_config_init_size(fr_client_config *cfg, size_t size)
+{
+    if (cfg == NULL || size < sizeof cfg->struct_size) {
         return;
     }
-    memset(cfg, 0, sizeof *cfg);
-    cfg->max_items = 1u << 24;
-    cfg->max_k     = 256;
-    cfg->log_level = FR_LOG_WARN;
+    // Writes only the size bytes the caller's struct has: an application
+    // built against an older, smaller header must not have the bytes past
+    // its struct overwritten.
+    fr_client_config def;
+    config_defaults(&def);
+    size_t n = size < sizeof def ? size : sizeof def;
+    memcpy(cfg, &def, n);
+    if (size > n) {
+        // A newer header: zero what this library does not know;
+        // fr_client_create refuses the config (FR_EVERSION).
+        memset((uint8_t *) cfg + n, 0, size - n);
+    }
+    cfg->struct_size = size;
+}
+
+// Copies the caller's config (of whatever known layout) over the defaults
+// into *full. The reason for a refusal goes to the caller's log hook, the
+// only channel before a handle exists.
+static fr_err
+config_import(fr_client_config *full, const fr_client_config *cfg)
+{
+    size_t size = cfg->struct_size;
+    size_t n    = 0;
+    if (size == sizeof *full) {
+        n = sizeof *full;
+    } else if (size == FRI_CLIENT_CONFIG_V1_SIZE) {
+        n = FRI_CLIENT_CONFIG_V1_END;
+    } else if (size > sizeof *full) {
+        config_log(cfg, "fr_client_config from a newer fedrec header "
+                        "(struct_size larger than this library's)");
+        return FR_EVERSION;
+    } else {
+        // Not a layout this library made: even cfg->log may lie past the
+        // caller's struct, so nothing more is read.
+        return FR_EINVAL;
+    }
+    config_defaults(full);
+    memcpy(full, cfg, n);
+    full->struct_size = sizeof *full;
+    return FR_OK;
 }
 
 fr_err
@@ -139,17 +195,26 @@ fri_client_derive_public(fr_client *c)
     return err;
 }
 
-fr_err
-fr_client_create(fr_client **out, const fr_client_config *cfg)
+// fr_client_create on a config of the current layout.
+static fr_err
+create(fr_client **out, const fr_client_config *cfg)
 {
-    if (out == NULL) {
-        return FR_EINVAL;
-    }
-    *out = NULL;
-    if (cfg == NULL || cfg->max_k == 0 || cfg->max_items == 0 ||
+    fr_err err = FR_OK;
+    if (cfg->max_k == 0 || cfg->max_items == 0 ||
         (cfg->allocator.alloc == NULL) != (cfg->allocator.free == NULL) ||
         !(cfg->pseudo_items_rho >= 0.0f && cfg->pseudo_items_rho <= 100.0f) ||
-        cfg->pseudo_fill < 0 || cfg->pseudo_fill > 2) {
+        cfg->pseudo_fill < 0 || cfg->pseudo_fill > 2 ||
+        cfg->max_sa_members < 2 ||
+        cfg->max_sa_members > FRI_SA_MAX_MEMBERS) {
+        config_log(cfg, "fr_client_config: a field is out of range");
+        return FR_EINVAL;
+    }
+    if (cfg->state_path != NULL &&
+        sodium_is_zero(cfg->state_key, sizeof cfg->state_key)) {
+        // What fr_client_config_init leaves: the state (identity seed,
+        // interactions) would be sealed under a key everyone knows.
+        config_log(cfg, "fr_client_config: state_path needs a secret "
+                        "state_key; the all-zero key is refused");
         return FR_EINVAL;
     }
     if (sodium_init() < 0) {
@@ -169,6 +234,7 @@ fr_client_create(fr_client **out, const fr_client_config *cfg)
     c->log_level = cfg->log_level;
     c->max_items = cfg->max_items;
     c->max_k     = cfg->max_k > FRI_MF_MAX_K ? FRI_MF_MAX_K : cfg->max_k;
+    c->max_sa_members = cfg->max_sa_members;
     c->pseudo_rho  = cfg->pseudo_items_rho;
     c->pseudo_fill = cfg->pseudo_fill;
     memcpy(c->server_pk, cfg->server_pk, sizeof c->server_pk);
@@ -179,8 +245,6 @@ fr_client_create(fr_client **out, const fr_client_config *cfg)
         randombytes_buf(&seed, sizeof seed);
     }
     fri_rng_seed(&c->rng, seed);
-
-    fr_err err = FR_OK;
     if (cfg->model_cache != NULL) {
         c->cache = cfg->model_cache;
     } else {
@@ -221,6 +285,25 @@ fr_client_create(fr_client **out, const fr_client_config *cfg)
     c->errmsg[0] = '\0';
     *out         = c;
     return FR_OK;
+}
+
+fr_err
+fr_client_create(fr_client **out, const fr_client_config *cfg)
+{
+    if (out == NULL) {
+        return FR_EINVAL;
+    }
+    *out = NULL;
+    if (cfg == NULL) {
+        return FR_EINVAL;
+    }
+    fr_client_config full;
+    fr_err           err = config_import(&full, cfg);
+    if (err == FR_OK) {
+        err = create(out, &full);
+    }
+    sodium_memzero(&full, sizeof full); // held the state key and identity
+    return err;
 }
 
 void

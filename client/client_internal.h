@@ -19,6 +19,24 @@
 
 #define FRI_CLIENT_ERRMSG_CAP 128
 
+// Config layouts the library accepts besides the current one. Layout 1
+// ends at pseudo_fill (layout 2 appended max_sa_members); its sizeof is
+// that end padded as the compiler pads the whole struct. Appending a field
+// adds a layout here: a config of a known smaller size is copied up to its
+// last field and the rest takes the defaults. A field that fits in the
+// tail padding would leave sizeof unchanged: pad it out explicitly.
+#define FRI_CLIENT_CONFIG_V1_END                                            \
+    (offsetof(fr_client_config, pseudo_fill) + sizeof(int))
+#define FRI_CLIENT_CONFIG_V1_SIZE                                           \
+    ((FRI_CLIENT_CONFIG_V1_END + _Alignof(fr_client_config) - 1) /          \
+     _Alignof(fr_client_config) * _Alignof(fr_client_config))
+
+// Largest reply the handle accepts now: before the handshake a WELCOME or
+// an ERROR; after it the largest sealed reply its bounds (max_items,
+// max_k, max_sa_members) allow. fr_client_receive refuses longer input
+// with FR_ETOOBIG and the NNG adapter sets it as the receive limit.
+size_t fri_client_reply_bound(const fr_client *c);
+
 // An immutable, verified item model. Shared by reference count between the
 // model cache and every handle that uses it; never modified once published.
 typedef struct fri_cmodel {
@@ -111,6 +129,7 @@ struct fr_client {
     char    *state_path; // NULL: memory only
     uint32_t max_items;
     uint32_t max_k;
+    uint32_t max_sa_members;
 
     fri_rng rng;
 

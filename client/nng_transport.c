@@ -11,15 +11,33 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
 
-// Replies up to this size are accepted (NNG's default of 1 MiB would drop
-// the MODEL of a real catalog). Frames are bounded by the protocol anyway.
-#define RECV_MAX ((size_t) 256 << 20)
+// NNG allocates what a frame's length header declares before the client
+// sees a byte, so its receive limit is what bounds a hostile or confused
+// peer: it is set before every request to fri_client_reply_bound, the
+// largest reply the handle accepts at that step (a few hundred bytes
+// before the handshake, then what max_items/max_k/max_sa_members allow).
 
 struct fri_nng {
     nng_socket sock;
+    nng_dialer dialer;
     int        open;
     char      *url;
 };
+
+// Applies the receive limit of the current step to the connection (the
+// TCP and IPC transports update live pipes; inproc has no limit, and
+// fr_client_receive checks the length again).
+static fr_err
+set_recv_limit(fr_client *c)
+{
+    size_t lim = fri_client_reply_bound(c);
+    int    rv  = nng_dialer_set_size(c->nng->dialer, NNG_OPT_RECVMAXSZ, lim);
+    if (rv != 0 && rv != NNG_ENOTSUP) {
+        return fri_client_fail(c, fri_err_from_nng(rv), "receive limit: %s",
+                               nng_strerror(rv));
+    }
+    return FR_OK;
+}
 
 // The single place where NNG's error numbers become fr_err.
 fr_err
@@ -116,10 +134,12 @@ ensure_socket(fr_client *c, const char *url, int timeout_ms)
     rv = nng_socket_set_ms(t->sock, NNG_OPT_REQ_RESENDTIME,
                            NNG_DURATION_INFINITE);
     if (rv == 0) {
-        rv = nng_socket_set_size(t->sock, NNG_OPT_RECVMAXSZ, RECV_MAX);
+        // New connections start with the pre-handshake limit.
+        rv = nng_socket_set_size(t->sock, NNG_OPT_RECVMAXSZ,
+                                 fri_client_reply_bound(c));
     }
     if (rv == 0) {
-        rv = nng_dial(t->sock, url, NULL, 0);
+        rv = nng_dial(t->sock, url, &t->dialer, 0);
     }
     if (rv != 0) {
         fr_err e = fri_err_from_nng(rv);
@@ -180,6 +200,11 @@ fr_client_checkin_nng(fr_client *c, const char *url, int timeout_ms)
             break;
         }
         (void) nng_msg_realloc(msg, len); // shrinking never fails
+        err = set_recv_limit(c);
+        if (err != FR_OK) {
+            nng_msg_free(msg);
+            break;
+        }
         rv = nng_sendmsg(c->nng->sock, msg, 0);
         if (rv != 0) {
             nng_msg_free(msg);

@@ -3,6 +3,7 @@
 // Writes PREFIX.key (secret seed, 0600) and PREFIX.pub (public keys), and
 // prints the public keys in hex (for pinning in a config).
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,21 +20,45 @@ usage(FILE *f)
 int
 main(int argc, char **argv)
 {
+    static const struct option long_opts[] = {
+        {"out", required_argument, NULL, 'o'},
+        {"force", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
     const char *prefix = NULL;
-    int         force = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
-            prefix = argv[++i];
-        } else if (strcmp(argv[i], "--force") == 0) {
+    int         force  = 0;
+    int         c;
+    opterr = 0; // usage() says what is expected
+    // Long options only; a leading ':' reports a missing value as ':'.
+    while ((c = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            prefix = optarg;
+            break;
+        case 'f':
             force = 1;
-        } else if (strcmp(argv[i], "--help") == 0 ||
-                   strcmp(argv[i], "-h") == 0) {
+            break;
+        case 'h':
             usage(stdout);
             return 0;
-        } else {
+        case ':':
+            fprintf(stderr, "fedrec-keygen: %s needs a value\n",
+                    argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        default:
+            fprintf(stderr, "fedrec-keygen: bad option '%s'\n",
+                    argv[optind - 1]);
             usage(stderr);
             return 2;
         }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "fedrec-keygen: unexpected argument '%s'\n",
+                argv[optind]);
+        usage(stderr);
+        return 2;
     }
     if (prefix == NULL || prefix[0] == '\0') {
         usage(stderr);

@@ -1,6 +1,7 @@
 // fedrec-train: centralized training of the same matrix factorisation the
 // federated system runs, for baselines and tuning. See --help.
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +10,7 @@
 
 #include "bayes.h"
 #include "dataset.h"
-#include "fedrec/err.h"
+#include "fedrec/common.h"
 #include "metrics.h"
 #include "mf.h"
 
@@ -155,55 +156,62 @@ parse_args(opts *o, int argc, char **argv)
     fri_train_config_init(&o->given, FRI_TRAIN_ALS);
     fri_bpmf_config_init(&o->bc);
     fri_vbmf_config_init(&o->vc);
-    for (int a = 1; a < argc; a++) {
-        const char *arg = argv[a];
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+    // Every option but --json and --help takes a value (--name value or
+    // --name=value); getopt_long reports them as 0 with their index.
+    static const struct option long_opts[] = {
+        {"train", required_argument, NULL, 0},
+        {"test", required_argument, NULL, 0},
+        {"synthetic", required_argument, NULL, 0},
+        {"test-frac", required_argument, NULL, 0},
+        {"val-frac", required_argument, NULL, 0},
+        {"algo", required_argument, NULL, 0},
+        {"loss", required_argument, NULL, 0},
+        {"k", required_argument, NULL, 0},
+        {"epochs", required_argument, NULL, 0},
+        {"lr", required_argument, NULL, 0},
+        {"lr-decay", required_argument, NULL, 0},
+        {"reg", required_argument, NULL, 0},
+        {"reg-bias", required_argument, NULL, 0},
+        {"weighted", required_argument, NULL, 0},
+        {"init-std", required_argument, NULL, 0},
+        {"bias-epochs", required_argument, NULL, 0},
+        {"alpha", required_argument, NULL, 0},
+        {"patience", required_argument, NULL, 0},
+        {"seed", required_argument, NULL, 0},
+        {"burnin", required_argument, NULL, 0},
+        {"samples", required_argument, NULL, 0},
+        {"beta", required_argument, NULL, 0},
+        {"topk", required_argument, NULL, 0},
+        {"protocol", required_argument, NULL, 0},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    opterr = 0; // our own messages
+    optind = 1;
+    int c, idx = -1;
+    // Leading ':' reports a missing value as ':'.
+    while ((c = getopt_long(argc, argv, ":h", long_opts, &idx)) != -1) {
+        if (c == 'h') {
             return 1;
         }
-        if (strcmp(arg, "--json") == 0) {
+        if (c == 'j') {
             o->json = 1;
             continue;
         }
-        if (strncmp(arg, "--", 2) != 0) {
-            fprintf(stderr, "fedrec-train: unexpected argument '%s'\n", arg);
+        if (c == ':') {
+            fprintf(stderr, "fedrec-train: option %s needs a value\n",
+                    argv[optind - 1]);
             return 2;
         }
-        // --name value or --name=value
-        char name[64];
-        const char *val = NULL;
-        const char *eq = strchr(arg, '=');
-        size_t nl = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
-        if (nl >= sizeof(name)) {
-            fprintf(stderr, "fedrec-train: unknown option '%s'\n", arg);
-            return 2;
-        }
-        memcpy(name, arg, nl);
-        name[nl] = '\0';
-        static const char *const known[] = {
-            "--train", "--test", "--synthetic", "--test-frac", "--val-frac",
-            "--algo", "--loss", "--k", "--epochs", "--lr", "--lr-decay",
-            "--reg", "--reg-bias", "--weighted", "--init-std",
-            "--bias-epochs", "--alpha", "--patience", "--seed", "--topk",
-            "--protocol"};
-        int ok = 0;
-        for (size_t j = 0; j < sizeof(known) / sizeof(known[0]); j++) {
-            if (strcmp(name, known[j]) == 0) {
-                ok = 1;
-            }
-        }
-        if (!ok) {
+        if (c != 0) {
             fprintf(stderr, "fedrec-train: unknown option '%s' (see --help)\n",
-                    name);
+                    argv[optind - 1]);
             return 2;
         }
-        if (eq != NULL) {
-            val = eq + 1;
-        } else if (a + 1 < argc) {
-            val = argv[++a];
-        } else {
-            fprintf(stderr, "fedrec-train: option %s needs a value\n", name);
-            return 2;
-        }
+        char name[64];
+        snprintf(name, sizeof(name), "--%s", long_opts[idx].name);
+        const char *val = optarg;
         int bad = 0;
         fri_train_config *g = &o->given;
         if (strcmp(name, "--train") == 0) {
@@ -302,6 +310,11 @@ parse_args(opts *o, int argc, char **argv)
                     name);
             return 2;
         }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "fedrec-train: unexpected argument '%s'\n",
+                argv[optind]);
+        return 2;
     }
     if (o->synthetic != NULL && o->train != NULL) {
         fprintf(stderr, "fedrec-train: --synthetic and --train exclude each "

@@ -23,11 +23,30 @@ hexval(char ch)
     return -1;
 }
 
+static void
+log_line(void *ctx, fr_log_level level, const char *msg)
+{
+    (void) ctx;
+    fprintf(stderr, "fedrec[%d]: %s\n", (int) level, msg);
+}
+
 int
 main(int argc, char **argv)
 {
+    // The headers and the library in use must agree on the major version.
+    printf("libfedrec-client %s (headers %s)\n", fr_version_string(),
+           FR_VERSION_STRING);
+    if (fr_version() / 10000 != FR_VERSION_MAJOR) {
+        fprintf(stderr, "library major version differs from the headers\n");
+        return 1;
+    }
     fr_client_config cfg;
-    fr_client_config_init(&cfg);
+    fr_client_config_init(&cfg); // records sizeof cfg for the library
+    cfg.log = log_line;          // why a config is refused, if it is
+    // A memory-only device; with cfg.state_path set, cfg.state_key must
+    // be a secret of the app's (the all-zero key is refused).
+    cfg.max_items = 100000; // bounds the model, and the replies accepted
+    cfg.max_k     = 64;
     if (argc == 3) {
         if (strlen(argv[2]) != 2 * FR_PUBLICKEYBYTES) {
             fprintf(stderr, "server key: %d hex digits expected\n",
@@ -63,8 +82,10 @@ main(int argc, char **argv)
         e = fr_client_checkin_nng(c, argv[1], 5000);
         fr_checkin_info info;
         fr_client_checkin_info_get(c, &info);
-        printf("check-in: %s (status %d, round %llu)\n", fr_strerror(e),
-               (int) info.status, (unsigned long long) info.round);
+        // fr_client_errmsg stays valid until the next failing call on c.
+        printf("check-in: %s (status %d, round %llu): %s\n", fr_strerror(e),
+               (int) info.status, (unsigned long long) info.round,
+               e == FR_OK ? "ok" : fr_client_errmsg(c));
     }
     uint32_t top[10];
     float    scores[10];

@@ -33,6 +33,9 @@ Test(client_cli, usage_errors_exit_2)
         "--rounds 0 --state s",              // no key for the state
         "--rounds 0 --ratings f --user 1 --top 0",
         "--connect",                         // value missing
+        "--rounds 0 --ratings f --user 1 stray", // positional argument
+        "--rounds 0 --ratings f --user 1 --json=1",
+        "--rounds=-1 --ratings f --user 1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(cmd, sizeof cmd, "'%s/fedrec-client' %s 2>/dev/null",
@@ -71,5 +74,15 @@ Test(client_cli, offline_state_and_wrong_key)
              "--state-key-file '%s/k2' 2>/dev/null",
              bin(), dir, dir);
     cr_assert_eq(sh(cmd), 1);
+    // An all-zero key file: refused with a message, no state file written.
+    snprintf(cmd, sizeof cmd,
+             "head -c 32 /dev/zero > '%s/k0' && "
+             "'%s/fedrec-client' --rounds 0 --ratings '%s/r.txt' --user 7 "
+             "--state '%s/st0' --state-key-file '%s/k0' 2> '%s/e0'",
+             dir, bin(), dir, dir, dir, dir);
+    cr_assert_eq(sh(cmd), 1);
+    snprintf(cmd, sizeof cmd, "grep -q 'all-zero' '%s/e0' && ! test -e '%s/st0'",
+             dir, dir);
+    cr_assert_eq(sh(cmd), 0, "expected the all-zero key to be refused");
     tu_rmtree(dir);
 }

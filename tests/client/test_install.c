@@ -60,6 +60,11 @@ Test(client_install, example_builds_against_installed_library,
     cr_assert_eq(run(cmd, out, sizeof out), 0, "example failed:\n%s", out);
     cr_assert(strstr(out, "ratings: 5") != NULL, "output:\n%s", out);
     cr_assert(strstr(out, "no model yet") != NULL, "output:\n%s", out);
+    // The installed fedrec/version.h and the library agree.
+    char ver[96];
+    snprintf(ver, sizeof ver, "libfedrec-client %s (headers %s)",
+             FR_VERSION_STRING, FR_VERSION_STRING);
+    cr_assert(strstr(out, ver) != NULL, "output:\n%s", out);
 
     // pkg-config (static linking needs the private libraries too)
     snprintf(cmd, sizeof cmd,

@@ -108,3 +108,20 @@ Test(train_cli, default_run_and_sgd_work)
     double rmse = last_json_number(buf, "rmse");
     cr_assert(rmse > 0.0 && rmse < 1.0, "rmse %g", rmse);
 }
+
+// Every flag --help documents is accepted (--burnin, --samples and --beta
+// were documented but refused as unknown), and nothing else is.
+Test(train_cli, documented_bpmf_flags_accepted_strays_refused)
+{
+    cr_assert_eq(run("--synthetic users=100,items=50,seed=1 --algo bpmf "
+                     "--k 2 --epochs 2 --burnin 1 --samples 2 --beta=2 "
+                     "--json",
+                     buf, sizeof(buf)),
+                 0, "output: %s", buf);
+    cr_assert(strstr(buf, "\"algo\":\"bpmf\"") != NULL, "output: %s", buf);
+    cr_assert_eq(run("--epochs 2 stray", buf, sizeof(buf)), 2);
+    cr_assert(strstr(buf, "stray") != NULL, "message: %s", buf);
+    cr_assert_eq(run("--json=1", buf, sizeof(buf)), 2);
+    cr_assert_eq(run("--k=0", buf, sizeof(buf)), 2);
+    cr_assert(strstr(buf, "--k") != NULL, "message: %s", buf);
+}

@@ -29,15 +29,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fedrec/err.h"
+#include "fedrec/common.h" // errors, FR_API, version, key sizes, logging
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define FR_SEEDBYTES 32      // identity seed (secret)
-#define FR_PUBLICKEYBYTES 64 // X25519 key + Ed25519 key of an identity
-#define FR_STATEKEYBYTES 32  // key for the state file's encryption at rest
 
 // Caller-supplied allocator (zstd's ZSTD_customMem). All fields NULL means
 // malloc/free.
@@ -46,15 +42,6 @@ typedef struct fr_allocator {
     void (*free)(void *ctx, void *ptr);
     void *ctx;
 } fr_allocator;
-
-typedef enum fr_log_level {
-    FR_LOG_ERROR = 0,
-    FR_LOG_WARN  = 1,
-    FR_LOG_INFO  = 2,
-    FR_LOG_DEBUG = 3,
-} fr_log_level;
-
-typedef void (*fr_log_fn)(void *ctx, fr_log_level level, const char *msg);
 
 // A verified item model shared by many client handles of one process (the
 // simulator runs thousands of virtual devices against one model). Thread-safe.
@@ -70,8 +57,15 @@ FR_API void fr_model_cache_destroy(fr_model_cache *mc);
 typedef struct fr_client fr_client;
 
 // Transparent; filled with defaults by fr_client_config_init(). Fields are
-// only ever appended.
+// only ever appended, and struct_size tells the library which layout the
+// application was compiled with: a library newer than the header accepts
+// the older, smaller config (the fields it lacks take their defaults); a
+// library older than the header refuses the larger one with FR_EVERSION
+// instead of reading past its end.
 typedef struct fr_client_config {
+    // sizeof(fr_client_config) as the application compiled it. Set by
+    // fr_client_config_init(); never change it.
+    size_t struct_size;
     // The aggregator's public key, pinned. Required.
     uint8_t server_pk[FR_PUBLICKEYBYTES];
     // This device's identity seed. If has_identity is 0, the identity of
@@ -82,10 +76,14 @@ typedef struct fr_client_config {
     int     has_identity;
     // State file (interactions, user vector, identity, cached model):
     // encrypted at rest with state_key, written atomically. NULL: memory
-    // only.
+    // only. With a state_path, state_key must be a secret of the app's
+    // (e.g. from the platform keystore): an all-zero key, what
+    // fr_client_config_init() leaves, is refused with FR_EINVAL.
     const char *state_path;
     uint8_t     state_key[FR_STATEKEYBYTES];
-    // Bounds that protect the device: largest model accepted.
+    // Bounds that protect the device: largest model accepted. They also
+    // bound the size of a reply the device accepts (fr_client_receive,
+    // and the NNG adapter's receive limit).
     uint32_t max_items; // default 1 << 24
     uint32_t max_k;     // default 256
     // Optional shared model cache; NULL gives the handle a private one.
@@ -112,19 +110,38 @@ typedef struct fr_client_config {
     // user's residual spread (default), 1 the same with a zero-mean
     // gradient row, 2 the user's mean rating (common/pseudo.h).
     int pseudo_fill;
+    // ---- appended (config layout 2) ----
+    // Largest secure-aggregation cohort the device takes part in (members
+    // listed in a ROSTER); bounds the replies of a secure round. Default
+    // 65535 (the protocol's maximum); 2..65535.
+    uint32_t max_sa_members;
 } fr_client_config;
 
-FR_API void fr_client_config_init(fr_client_config *cfg);
+// Fills cfg with defaults. A macro so that the size the application was
+// compiled with reaches the library: only `size` bytes are written.
+#define fr_client_config_init(cfg)                                          \
+    fr_client_config_init_size((cfg), sizeof *(cfg))
+FR_API void fr_client_config_init_size(fr_client_config *cfg, size_t size);
 
 // Creates a client. If cfg->state_path names an existing file it is loaded
 // (FR_ECRYPTO if state_key is wrong, FR_EFORMAT if the file is damaged; the
-// file is left untouched). On failure *out is NULL.
+// file is left untouched). FR_EVERSION if cfg comes from a newer header
+// than this library (cfg->struct_size larger than it knows), FR_EINVAL for
+// a config not set up by fr_client_config_init(), an all-zero state_key
+// with a state_path, or out-of-range fields; the reason goes to cfg->log
+// (unless struct_size is unknown: then no field is trusted). On failure
+// *out is NULL.
 FR_API FR_NODISCARD fr_err fr_client_create(fr_client **out,
                                             const fr_client_config *cfg);
 // Destroys c, wiping keys and the user vector. NULL is a no-op.
 FR_API void fr_client_destroy(fr_client *c);
 
-// Detail for the last error on this handle; never NULL.
+// Detail for the last error on this handle ("no error" if none); never
+// NULL. The pointer is into the handle and stays valid until
+// fr_client_destroy(c); the text is replaced by the next call on c that
+// fails and cleared when a check-in begins, so copy it before calling into
+// c again if it must be kept. Like the handle, not to be read while
+// another thread uses c.
 FR_API const char *fr_client_errmsg(const fr_client *c);
 
 // This device's public key (to enrol it in an aggregator's allow-list).
