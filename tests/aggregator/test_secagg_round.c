@@ -13,6 +13,7 @@
 
 #include "agg.h"
 #include "attack.h"
+#include "dp.h"
 #include "secagg.h"
 #include "shamir.h"
 
@@ -69,7 +70,8 @@ agg_config(fri_agg_config *c, uint32_t n, fri_agg_secagg mode)
 }
 
 // A sparse "gradient" over a few rated items, dense layout, |x_j| < 0.3,
-// then (sum, count) like the client's clipped extra.
+// then (sum, count), both clipped to C / sqrt(2) like a client's (the
+// plain path clips server-side, the masked one cannot).
 static void
 make_update(sim_member *m, uint32_t u)
 {
@@ -84,7 +86,8 @@ make_update(sim_member *m, uint32_t u)
             m->x[i * D + f] = (float) (fri_rng_uniform(&r) * 0.6 - 0.3);
         }
     }
-    m->x[NIT * D]     = 0.5f + 0.1f * (float) (u % 3);
+    (void) fri_dp_clip_l2(m->x, NIT * D, 0.7f, NULL);
+    m->x[NIT * D]     = 0.4f + 0.1f * (float) (u % 3);
     m->x[NIT * D + 1] = 0.15f;
 }
 
