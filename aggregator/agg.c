@@ -1500,6 +1500,38 @@ fri_agg_acc_set_dense(fri_agg *a, const float *v, size_t n)
     if (a->cfg.algo != FRI_AGG_GRAD || n != nr + 2) {
         return FR_EINVAL;
     }
+    // The server cannot check a masked member's update, but every honest
+    // member clipped its rows and its (sum, count) to C / sqrt(2) each, so
+    // the sum of m members has both norms <= m C / sqrt(2), plus the
+    // fixed-point rounding and, under distributed DP, the summed noise. A
+    // sum above that budget holds a member's values outside the encoding
+    // of a clipped update: the round is refused rather than stepped.
+    pthread_mutex_lock(&a->mtx);
+    double m = a->n_members;
+    pthread_mutex_unlock(&a->mtx);
+    double rows2 = 0.0;
+    for (size_t t = 0; t < nr; t++) {
+        rows2 += (double) v[t] * v[t];
+    }
+    double stat    = sqrt((double) v[nr] * v[nr] + (double) v[nr + 1] * v[nr + 1]);
+    unsigned fb    = fri_sa_frac_bits(a->cfg.clip, a->cfg.clients_per_round);
+    double   quant = m * ldexp(1.0, -(int) fb - 1) * sqrt((double) n);
+    double   noise = 0.0;
+    if (a->cfg.dp == FRI_AGG_DP_DISTRIBUTED) {
+        double m0 = a->cfg.min_clients > 2 ? a->cfg.min_clients : 2;
+        noise = a->cfg.noise_multiplier * a->cfg.clip * sqrt(m / m0) *
+                (sqrt((double) n) + 10.0);
+    }
+    double budget = m * a->cfg.clip / sqrt(2.0) * (1.0 + 1e-4) + quant + noise;
+    if (!(sqrt(rows2) <= budget) || !(stat <= budget)) {
+        atomic_fetch_add(&a->models_refused, 1);
+        fri_agg_log(a, FR_LOG_ERROR,
+                    "msg=\"unmasked sum above the cohort's clip budget, "
+                    "round refused\" members=%.0f rows_norm=%g "
+                    "stats_norm=%g budget=%g alert=1",
+                    m, sqrt(rows2), stat, budget);
+        return FR_EPROTO;
+    }
     acc_reset(a);
     pthread_mutex_lock(&a->acc_mtx);
     for (uint32_t i = 0; i < a->cfg.n_items; i++) {
