@@ -3,6 +3,7 @@
 #include "agg_int.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include <sodium.h>
 
+#include "bounds.h"
 #include "ckpt.h"
 #include "dp.h"
 #include "errbuf.h"
@@ -92,6 +94,12 @@ fri_agg_config_init(fri_agg_config *cfg)
     cfg->dp_delta          = 1e-5;
     cfg->secagg            = FRI_AGG_SECAGG_OFF;
     cfg->stats_forget      = 1.0f;
+    cfg->rating_min        = 1.0f;
+    cfg->rating_max        = 5.0f;
+    cfg->max_user_norm     = 10.0f;
+    cfg->max_residual      = 0.0f;
+    cfg->max_ratings       = 0;
+    cfg->max_item_norm     = 100.0f;
 }
 
 _Static_assert(FRI_CKPT_MAX_RDP == FRI_DP_N_ORDERS,
@@ -232,6 +240,18 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
                 (double) c->clip, c->clients_per_round);
         }
     }
+    if (!isfinite(c->rating_min) || !isfinite(c->rating_max) ||
+        !(c->rating_min < c->rating_max)) {
+        BAD("rating-min must be below rating-max (got %g, %g)",
+            (double) c->rating_min, (double) c->rating_max);
+    }
+    if (!isfinite(c->max_user_norm) || !(c->max_user_norm > 0.0f) ||
+        !isfinite(c->max_item_norm) || !(c->max_item_norm > 0.0f)) {
+        BAD("max-user-norm and max-item-norm must be finite and > 0");
+    }
+    if (!isfinite(c->max_residual) || c->max_residual < 0.0f) {
+        BAD("max-residual must be finite and >= 0 (0: 3 * rating span)");
+    }
     if (c->dp != FRI_AGG_DP_OFF && c->dp != FRI_AGG_DP_CENTRAL &&
         c->dp != FRI_AGG_DP_DISTRIBUTED) {
         BAD("dp must be off, central or distributed");
@@ -306,7 +326,7 @@ fri_agg_snap_get(fri_agg *a)
 static const char *reject_names[FRI_REJ_COUNT_] = {
     "late",      "duplicate", "not_member",  "malformed",
     "crypto",    "replay",    "denied",      "session_cap",
-    "no_session", "state",    "too_big",
+    "no_session", "state",    "too_big",     "out_of_bounds",
 };
 
 const char *
@@ -331,7 +351,7 @@ fri_agg_metrics_get(fri_agg *a, fri_agg_metrics *m)
     m->round            = a->round;
     m->rounds_completed = a->rounds_completed;
     m->rounds_abandoned = a->rounds_abandoned;
-    m->model_version    = a->version;
+    m->model_version    = a->held ? a->pub_version : a->version;
     m->cohort           = a->n_members;
     m->reported         = a->n_reported;
     m->round_open       = a->state == RS_OPEN;
@@ -359,6 +379,12 @@ fri_agg_metrics_get(fri_agg *a, fri_agg_metrics *m)
     m->bytes_in  = atomic_load(&a->bytes_in);
     m->bytes_out = atomic_load(&a->bytes_out);
     m->sessions  = atomic_load(&a->n_sessions);
+    m->models_refused      = atomic_load(&a->models_refused);
+    m->checkpoint_failures = atomic_load(&a->ckpt_failures);
+    m->item_solves_skipped = atomic_load(&a->items_skipped);
+    pthread_mutex_lock(&a->mtx);
+    m->model_held = a->held;
+    pthread_mutex_unlock(&a->mtx);
 }
 
 // Appends to (dst, cap) at *len; returns -1 when it does not fit.
@@ -423,6 +449,17 @@ fri_agg_metrics_prometheus(const fri_agg_metrics *m, char *dst,
       "gauge", m->reported);
     G("fedrec_dp_rounds_total", "Rounds released with DP noise.", "counter",
       m->dp_rounds);
+    G("fedrec_models_refused_total",
+      "New models refused by the sanity check (previous model kept).",
+      "counter", m->models_refused);
+    G("fedrec_checkpoint_failures_total", "Checkpoint writes that failed.",
+      "counter", m->checkpoint_failures);
+    G("fedrec_item_solves_skipped_total",
+      "Item solves that failed (item kept at its previous row).", "counter",
+      m->item_solves_skipped);
+    G("fedrec_model_held",
+      "1 while DP holds back models whose accounting is not checkpointed.",
+      "gauge", m->model_held);
 #undef G
 #define GF(name, help, val)                                                 \
     bad |= app(dst, dst_cap, &len,                                          \
@@ -498,10 +535,17 @@ fri_agg_metrics_json(const fri_agg_metrics *m, char *dst, size_t dst_cap,
     bad |= app(dst, dst_cap, &len,
                "\"dp\":{\"mode\":\"%s\",\"clip\":%.9g,"
                "\"noise_multiplier\":%.9g,\"sampling_rate\":%.9g,"
-               "\"delta\":%.9g,\"epsilon\":%s,\"rounds\":%llu}}\n",
+               "\"delta\":%.9g,\"epsilon\":%s,\"rounds\":%llu},"
+               "\"models_refused_total\":%llu,"
+               "\"checkpoint_failures_total\":%llu,"
+               "\"item_solves_skipped_total\":%llu,\"model_held\":%s}\n",
                (unsigned) m->dp < 3 ? dp_names[m->dp] : "unknown",
                (double) m->clip, m->noise_multiplier, m->dp_q, m->dp_delta,
-               eps, (unsigned long long) m->dp_rounds);
+               eps, (unsigned long long) m->dp_rounds,
+               (unsigned long long) m->models_refused,
+               (unsigned long long) m->checkpoint_failures,
+               (unsigned long long) m->item_solves_skipped,
+               m->model_held ? "true" : "false");
     if (bad) {
         return FR_ENOSPC;
     }
@@ -597,10 +641,12 @@ acc_reset(fri_agg *a)
         uint32_t i = a->touched[j];
         free(a->acc[i]);
         a->acc[i] = NULL;
+        free(a->accf[i]);
+        a->accf[i] = NULL;
     }
     a->n_touched = 0;
     if (a->gram_all != NULL) {
-        memset(a->gram_all, 0, fri_packed_len(a->cfg.k) * sizeof(float));
+        memset(a->gram_all, 0, fri_packed_len(a->cfg.k) * sizeof(double));
     }
     a->sum_ratings = 0;
     a->count       = 0;
@@ -613,16 +659,32 @@ acc_reset(fri_agg *a)
 
 // Adds one validated update. All-or-nothing: accumulators are allocated
 // before anything is added.
+// y += alpha * x, accumulated in double.
+static void
+daxpy(size_t n, double alpha, const float *x, double *y)
+{
+    for (size_t i = 0; i < n; i++) {
+        y[i] += alpha * (double) x[i];
+    }
+}
+
 static fr_err
 acc_add(fri_agg *a, const fri_agg_update *u)
 {
     const uint32_t d  = a->d;
     const size_t   gl = a->gram_len;
+    // Gradient FedAvg with a clip: the server clips each plain update
+    // itself (rows and (sum, count) to C / sqrt(2) each, as clients do)
+    // instead of trusting devices to have done it.
+    double rs = 1.0, ss = 1.0;
+    if (a->cfg.algo == FRI_AGG_GRAD && a->cfg.clip > 0.0f) {
+        fri_bounds_grad_clip(&a->cfg, u, &rs, &ss);
+    }
     pthread_mutex_lock(&a->acc_mtx);
     for (uint32_t j = 0; j < u->n; j++) {
         uint32_t i = u->items[j];
         if (a->acc[i] == NULL) {
-            a->acc[i] = calloc(a->acc_len, sizeof(float));
+            a->acc[i] = calloc(a->acc_len, sizeof(double));
             if (a->acc[i] == NULL) {
                 pthread_mutex_unlock(&a->acc_mtx);
                 return FR_ENOMEM;
@@ -631,25 +693,25 @@ acc_add(fri_agg *a, const fri_agg_update *u)
         }
     }
     for (uint32_t j = 0; j < u->n; j++) {
-        float       *acc = a->acc[u->items[j]];
+        double      *acc = a->acc[u->items[j]];
         const float *row = u->rows + (size_t) j * d;
         if (a->cfg.algo == FRI_AGG_GRAD) {
-            axpy(d, 1.0f, row, acc);
+            daxpy(d, rs, row, acc);
         } else if (!a->cfg.implicit) {
             // [packed Gram (gl) | h (d)]
-            axpy(gl, 1.0f, u->gram, acc);
-            axpy(d, 1.0f, row, acc + gl);
+            daxpy(gl, 1.0, u->gram, acc);
+            daxpy(d, 1.0, row, acc + gl);
         } else {
             // [sum (c-1) G_u (gl) | sum c p (k)]; row = [c - 1, c p]
-            axpy(gl, row[0], u->gram, acc);
-            axpy(d - 1, 1.0f, row + 1, acc + gl);
+            daxpy(gl, row[0], u->gram, acc);
+            daxpy(d - 1, 1.0, row + 1, acc + gl);
         }
     }
     if (a->cfg.implicit) {
-        axpy(gl, 1.0f, u->gram, a->gram_all);
+        daxpy(gl, 1.0, u->gram, a->gram_all);
     }
-    a->sum_ratings += u->sum_ratings;
-    a->count += u->count;
+    a->sum_ratings += ss * u->sum_ratings;
+    a->count += ss * u->count;
     a->weight += u->weight;
     if (a->vb != NULL) {
         fri_vb_acc_add(a->vb, u->vb);
@@ -676,9 +738,33 @@ cmp_u32(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
-// Shape, index and value checks, outside every lock.
+// Shape, index and value checks, outside every lock. *bounds is set when
+// the update is well-formed but its values break the server-side bounds.
 static fr_err
-validate(const fri_agg *a, const fri_agg_update *u)
+validate_shape(const fri_agg *a, const fri_agg_update *u);
+
+static fr_err
+validate(const fri_agg *a, const fri_agg_update *u, int *bounds)
+{
+    *bounds   = 0;
+    fr_err rv = validate_shape(a, u);
+    if (rv != FR_OK) {
+        return rv;
+    }
+    const char *why = NULL;
+    if (fri_bounds_update(&a->cfg, u, &why) != 0) {
+        *bounds = 1;
+        fri_agg_log(a, FR_LOG_WARN,
+                    "msg=\"update refused: out of bounds\" round=%llu "
+                    "reason=\"%s\"",
+                    (unsigned long long) u->round, why);
+        return FR_EPROTO;
+    }
+    return FR_OK;
+}
+
+static fr_err
+validate_shape(const fri_agg *a, const fri_agg_update *u)
 {
     if (u == NULL || u->n > a->cfg.n_items || (u->n > 0 && u->items == NULL)) {
         return FR_EPROTO;
@@ -811,7 +897,7 @@ dp_grad_step(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
     }
     for (uint32_t j = 0; j < a->n_touched; j++) {
         uint32_t i = a->touched[j];
-        memcpy(v + (size_t) i * d, a->acc[i], (size_t) d * sizeof(float));
+        memcpy(v + (size_t) i * d, a->accf[i], (size_t) d * sizeof(float));
     }
     v[nr]     = (float) a->sum_ratings;
     v[nr + 1] = (float) a->count;
@@ -834,6 +920,10 @@ dp_grad_step(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
         if (cnt > 3.0 * sd && cnt > 0.0) {
             double m = v[nr] / cnt;
             if (isfinite(m)) {
+                // Post-processing too: the mean of ratings lies in the
+                // rating range, a noisy ratio may not.
+                m   = m < a->cfg.rating_min ? a->cfg.rating_min : m;
+                m   = m > a->cfg.rating_max ? a->cfg.rating_max : m;
                 *mu = (float) m;
             }
         }
@@ -891,7 +981,7 @@ carry_merge(fri_agg *a, float mu_old, float *mu)
         }
     }
     for (uint32_t j = 0; j < a->n_touched; j++) {
-        axpy(a->acc_len, 1.0f, a->acc[a->touched[j]],
+        axpy(a->acc_len, 1.0f, a->accf[a->touched[j]],
              a->carry[a->touched[j]]);
     }
     for (uint32_t j = 0; j < a->n_carried; j++) {
@@ -903,6 +993,52 @@ carry_merge(fri_agg *a, float mu_old, float *mu)
     return FR_OK;
 }
 
+// Float copies of the double accumulators for the solvers (closer only).
+// FR_ETOOBIG if a sum does not fit a float (impossible within the bounds).
+static fr_err
+acc_to_float(fri_agg *a)
+{
+    for (uint32_t j = 0; j < a->n_touched; j++) {
+        uint32_t i = a->touched[j];
+        if (a->accf[i] == NULL) {
+            a->accf[i] = malloc(a->acc_len * sizeof(float));
+            if (a->accf[i] == NULL) {
+                return FR_ENOMEM;
+            }
+        }
+        for (size_t e = 0; e < a->acc_len; e++) {
+            double v = a->acc[i][e];
+            if (!(fabs(v) <= FLT_MAX)) {
+                return FR_ETOOBIG;
+            }
+            a->accf[i][e] = (float) v;
+        }
+    }
+    if (a->gram_all != NULL) {
+        for (size_t e = 0; e < a->gram_len; e++) {
+            if (!(fabs(a->gram_all[e]) <= FLT_MAX)) {
+                return FR_ETOOBIG;
+            }
+            a->gram_allf[e] = (float) a->gram_all[e];
+        }
+    }
+    return FR_OK;
+}
+
+// An item whose solve failed keeps its previous row (one bad item must not
+// cost the whole round); counted and logged.
+static void
+item_skip(fri_agg *a, uint32_t i, fr_err why, float *bi, float *Q)
+{
+    const uint32_t k = a->cfg.k;
+    memcpy(Q + (size_t) i * k, a->Q + (size_t) i * k, k * sizeof(float));
+    bi[i] = a->bi[i];
+    atomic_fetch_add(&a->items_skipped, 1);
+    fri_agg_log(a, FR_LOG_ERROR,
+                "msg=\"item solve failed, item kept\" item=%u err=%s", i,
+                fr_errname(why));
+}
+
 // Computes the next model into (mu, bi, Q) (already a copy of the current
 // one) from the accumulators. Exclusive closer, no lock needed.
 static fr_err
@@ -911,7 +1047,10 @@ solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
     const uint32_t k  = a->cfg.k;
     const uint32_t d  = a->d;
     const size_t   gl = a->gram_len;
-    fr_err         rv = FR_OK;
+    fr_err         rv = acc_to_float(a);
+    if (rv != FR_OK) {
+        return rv;
+    }
     size_t         wl = fri_mf_work_len(k);
     float         *work = malloc((wl > 0 ? wl : 1) * sizeof(float));
     float         *h    = malloc((size_t) d * sizeof(float));
@@ -934,7 +1073,15 @@ solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
                  !a->cfg.implicit && a->version == 0 && a->count > 0;
     if (a->vb != NULL && !census && a->count > 0) {
         // VBMF steps every item (also unrated ones, from the prior).
-        rv = fri_vb_solve(a->vb, a->acc, *mu, mu_old, a->count, bi, Q);
+        size_t skipped = 0;
+        rv = fri_vb_solve(a->vb, a->accf, *mu, mu_old, a->count, bi, Q,
+                          &skipped);
+        if (skipped > 0) {
+            atomic_fetch_add(&a->items_skipped, skipped);
+            fri_agg_log(a, FR_LOG_ERROR,
+                        "msg=\"item steps failed, items kept\" items=%zu",
+                        skipped);
+        }
     }
     // fri_agg_config_check allows stats_forget < 1 only for explicit ALS
     // (which DP refuses).
@@ -943,19 +1090,25 @@ solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
         rv = carry_merge(a, mu_old, mu);
         for (uint32_t j = 0; j < a->n_carried && rv == FR_OK; j++) {
             uint32_t i = a->carried[j];
-            rv = fri_mf_item_solve(Q + (size_t) i * k, &bi[i], a->carry[i],
-                                   a->carry[i] + gl, k, a->cfg.reg,
-                                   a->cfg.reg_bias, a->cfg.weighted, work,
-                                   wl);
+            fr_err   e = fri_mf_item_solve(Q + (size_t) i * k, &bi[i],
+                                           a->carry[i], a->carry[i] + gl, k,
+                                           a->cfg.reg, a->cfg.reg_bias,
+                                           a->cfg.weighted, work, wl);
+            if (e == FR_ENOMEM) {
+                rv = e;
+            } else if (e != FR_OK) {
+                item_skip(a, i, e, bi, Q);
+            }
         }
     }
     for (uint32_t j = 0; j < a->n_touched && rv == FR_OK && !census &&
-                         !carrying;
+                         !carrying && a->cfg.algo == FRI_AGG_ALS;
          j++) {
         uint32_t i   = a->touched[j];
-        float   *acc = a->acc[i];
+        float   *acc = a->accf[i];
         float   *q   = Q + (size_t) i * k;
-        if (a->cfg.algo == FRI_AGG_ALS && !a->cfg.implicit) {
+        fr_err   e;
+        if (!a->cfg.implicit) {
             // Clients computed h with the round's mu; re-centre on the new
             // one: h -= (mu_new - mu_old) * sum_u x_u, and sum_u x_u is the
             // last column of the summed Gram (x = [p; 1]).
@@ -964,12 +1117,17 @@ solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
                 h[r] = acc[gl + r] -
                        dmu * acc[fri_packed_index(d, r, d - 1)];
             }
-            rv = fri_mf_item_solve(q, &bi[i], acc, h, k, a->cfg.reg,
-                                   a->cfg.reg_bias, a->cfg.weighted, work,
-                                   wl);
-        } else if (a->cfg.algo == FRI_AGG_ALS) {
-            rv = fri_mf_implicit_item_solve(q, a->gram_all, acc, acc + gl, k,
-                                            a->cfg.reg, work, wl);
+            e = fri_mf_item_solve(q, &bi[i], acc, h, k, a->cfg.reg,
+                                  a->cfg.reg_bias, a->cfg.weighted, work,
+                                  wl);
+        } else {
+            e = fri_mf_implicit_item_solve(q, a->gram_allf, acc, acc + gl, k,
+                                           a->cfg.reg, work, wl);
+        }
+        if (e == FR_ENOMEM) {
+            rv = e;
+        } else if (e != FR_OK) {
+            item_skip(a, i, e, bi, Q);
         }
     }
     if (rv == FR_OK && a->cfg.algo == FRI_AGG_GRAD &&
@@ -987,7 +1145,7 @@ solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
         uint64_t t   = ++a->opt_t;
         for (uint32_t j = 0; j < a->n_touched; j++) {
             uint32_t i = a->touched[j];
-            opt_step(a, i, a->acc[i], inv, t, bi, Q);
+            opt_step(a, i, a->accf[i], inv, t, bi, Q);
         }
     }
     free(work);
@@ -1052,7 +1210,7 @@ open_round(fri_agg *a, uint64_t now_ms)
     uint64_t  id = a->next_round++;
     if (s != NULL) {
         atomic_init(&s->refs, 1);
-        s->version = a->version;
+        s->version = a->held ? a->pub_version : a->version;
         s->round   = id;
         fr_err rv  = fri_agg_snap_frame(a, s);
         if (rv != FR_OK) {
@@ -1080,7 +1238,8 @@ open_round(fri_agg *a, uint64_t now_ms)
     fri_agg_log(a, FR_LOG_INFO,
                 "msg=\"round opened\" round=%llu model_version=%llu "
                 "deadline_ms=%llu",
-                (unsigned long long) id, (unsigned long long) a->version,
+                (unsigned long long) id,
+                (unsigned long long) (a->held ? a->pub_version : a->version),
                 (unsigned long long) a->cfg.round_deadline_ms);
 }
 
@@ -1094,7 +1253,86 @@ wait_inflight(fri_agg *a)
     pthread_mutex_unlock(&a->mtx);
 }
 
-// Completes the round (exclusive closer).
+// What the closer saves before a solve so that a refused model leaves no
+// trace: the optimizer state (stepped in place) and the VBMF state.
+typedef struct solve_backup {
+    float   *opt_m, *opt_v;
+    uint64_t opt_t;
+    float   *vb;
+} solve_backup;
+
+static fr_err
+backup_take(fri_agg *a, solve_backup *b)
+{
+    memset(b, 0, sizeof(*b));
+    size_t ol = (size_t) a->cfg.n_items * a->d;
+    b->opt_t  = a->opt_t;
+    if (a->opt_m != NULL) {
+        b->opt_m = malloc(ol * sizeof(float));
+        if (b->opt_m == NULL) {
+            return FR_ENOMEM;
+        }
+        memcpy(b->opt_m, a->opt_m, ol * sizeof(float));
+    }
+    if (a->opt_v != NULL) {
+        b->opt_v = malloc(ol * sizeof(float));
+        if (b->opt_v == NULL) {
+            return FR_ENOMEM;
+        }
+        memcpy(b->opt_v, a->opt_v, ol * sizeof(float));
+    }
+    if (a->vb != NULL) {
+        b->vb = malloc(fri_vb_state_len(a->vb) * sizeof(float));
+        if (b->vb == NULL) {
+            return FR_ENOMEM;
+        }
+        fri_vb_state_get(a->vb, b->vb);
+    }
+    return FR_OK;
+}
+
+// Undoes a solve: optimizer and VBMF state back, carried statistics (which
+// the refused round already folded in) dropped; they rebuild from the next
+// rounds as after a restart.
+static void
+backup_restore(fri_agg *a, const solve_backup *b)
+{
+    size_t ol = (size_t) a->cfg.n_items * a->d;
+    a->opt_t  = b->opt_t;
+    if (b->opt_m != NULL) {
+        memcpy(a->opt_m, b->opt_m, ol * sizeof(float));
+    }
+    if (b->opt_v != NULL) {
+        memcpy(a->opt_v, b->opt_v, ol * sizeof(float));
+    }
+    if (b->vb != NULL) {
+        // The saved state was valid when taken: this cannot fail.
+        fr_err e = fri_vb_state_set(a->vb, b->vb, fri_vb_state_len(a->vb));
+        (void) e;
+    }
+    if (a->carry != NULL) {
+        for (uint32_t j = 0; j < a->n_carried; j++) {
+            free(a->carry[a->carried[j]]);
+            a->carry[a->carried[j]] = NULL;
+        }
+        a->n_carried   = 0;
+        a->carry_sum   = 0.0;
+        a->carry_count = 0.0;
+    }
+}
+
+static void
+backup_free(solve_backup *b)
+{
+    free(b->opt_m);
+    free(b->opt_v);
+    free(b->vb);
+    memset(b, 0, sizeof(*b));
+}
+
+// Completes the round (exclusive closer). The new model must pass the
+// sanity check (bounds.h) before it is committed; under DP it is served
+// only once a checkpoint holds the accounting of its rounds.
 static void
 close_round(fri_agg *a, uint64_t now_ms)
 {
@@ -1107,36 +1345,57 @@ close_round(fri_agg *a, uint64_t now_ms)
     round    = a->round;
     pthread_mutex_unlock(&a->mtx);
 
-    float  mu = a->mu;
-    float *bi = malloc((size_t) a->cfg.n_items * sizeof(float));
-    float *Q  = malloc(nq * sizeof(float));
-    fr_err rv = FR_ENOMEM;
-    if (bi != NULL && Q != NULL) {
+    float        mu = a->mu;
+    float       *bi = malloc((size_t) a->cfg.n_items * sizeof(float));
+    float       *Q  = malloc(nq * sizeof(float));
+    solve_backup bk;
+    fr_err       rv = backup_take(a, &bk);
+    if (rv == FR_OK && (bi == NULL || Q == NULL)) {
+        rv = FR_ENOMEM;
+    }
+    if (rv == FR_OK) {
         memcpy(bi, a->bi, (size_t) a->cfg.n_items * sizeof(float));
         memcpy(Q, a->Q, nq * sizeof(float));
         rv = solve(a, round, &mu, bi, Q);
     }
     uint32_t n_items_touched = a->n_touched;
     acc_reset(a);
-    if (rv != FR_OK) {
+    char why[256];
+    int  refused = rv == FR_OK &&
+                  fri_bounds_model(&a->cfg, mu, a->mu, bi, Q, why,
+                                   sizeof(why)) != 0;
+    if (rv != FR_OK || refused) {
+        backup_restore(a, &bk);
+        backup_free(&bk);
         free(bi);
         free(Q);
         pthread_mutex_lock(&a->mtx);
         a->rounds_abandoned++;
         pthread_mutex_unlock(&a->mtx);
-        fri_agg_log(a, FR_LOG_ERROR,
-                    "msg=\"round solve failed, round abandoned\" round=%llu "
-                    "err=%s",
-                    (unsigned long long) round, fr_errname(rv));
+        if (refused) {
+            atomic_fetch_add(&a->models_refused, 1);
+            fri_agg_log(a, FR_LOG_ERROR,
+                        "msg=\"new model refused, previous model kept\" "
+                        "round=%llu reason=\"%s\" alert=1",
+                        (unsigned long long) round, why);
+        } else {
+            fri_agg_log(a, FR_LOG_ERROR,
+                        "msg=\"round solve failed, round abandoned\" "
+                        "round=%llu err=%s",
+                        (unsigned long long) round, fr_errname(rv));
+        }
         open_round(a, now_ms);
         return;
     }
+    backup_free(&bk);
     pthread_mutex_lock(&a->mtx);
-    int    dp_fail = 0;
-    float *obi = a->bi, *oQ = a->Q;
-    a->bi      = bi;
-    a->Q       = Q;
-    a->mu      = mu;
+    int      dp_fail = 0;
+    float   *obi = a->bi, *oQ = a->Q;
+    float    omu = a->mu;
+    uint64_t over = a->version;
+    a->bi        = bi;
+    a->Q         = Q;
+    a->mu        = mu;
     a->version++;
     a->rounds_completed++;
     a->last_completed = round;
@@ -1150,6 +1409,16 @@ close_round(fri_agg *a, uint64_t now_ms)
             a->dp_rounds++;
         } else {
             dp_fail = 1;
+        }
+        if (a->state_dir != NULL && !a->held) {
+            // Serve the previous model until the checkpoint below holds
+            // this round's accounting (released on success).
+            a->held        = 1;
+            a->pub_mu      = omu;
+            a->pub_bi      = obi;
+            a->pub_Q       = oQ;
+            a->pub_version = over;
+            obi = oQ = NULL;
         }
     }
     if (a->cfg.rounds > 0 && a->rounds_completed >= a->cfg.rounds) {
@@ -1169,10 +1438,25 @@ close_round(fri_agg *a, uint64_t now_ms)
                 "model_version=%llu mu=%.4f",
                 (unsigned long long) round, reported, n_items_touched,
                 (unsigned long long) a->version, (double) mu);
-    char err[512];
-    if (checkpoint(a, round, err, sizeof(err)) != FR_OK) {
-        fri_agg_log(a, FR_LOG_ERROR, "msg=\"checkpoint failed\" detail=\"%s\"",
-                    err);
+    char   err[512];
+    fr_err ck = checkpoint(a, round, err, sizeof(err));
+    if (ck != FR_OK) {
+        atomic_fetch_add(&a->ckpt_failures, 1);
+        fri_agg_log(a, FR_LOG_ERROR,
+                    "msg=\"checkpoint failed\" round=%llu model_version=%llu "
+                    "held=%d alert=1 detail=\"%s\"",
+                    (unsigned long long) round,
+                    (unsigned long long) a->version,
+                    a->cfg.dp != FRI_AGG_DP_OFF, err);
+    } else {
+        pthread_mutex_lock(&a->mtx);
+        float *pbi = a->pub_bi, *pQ = a->pub_Q;
+        a->held    = 0;
+        a->pub_bi  = NULL;
+        a->pub_Q   = NULL;
+        pthread_mutex_unlock(&a->mtx);
+        free(pbi);
+        free(pQ);
     }
     open_round(a, now_ms);
 }
@@ -1216,6 +1500,38 @@ fri_agg_acc_set_dense(fri_agg *a, const float *v, size_t n)
     if (a->cfg.algo != FRI_AGG_GRAD || n != nr + 2) {
         return FR_EINVAL;
     }
+    // The server cannot check a masked member's update, but every honest
+    // member clipped its rows and its (sum, count) to C / sqrt(2) each, so
+    // the sum of m members has both norms <= m C / sqrt(2), plus the
+    // fixed-point rounding and, under distributed DP, the summed noise. A
+    // sum above that budget holds a member's values outside the encoding
+    // of a clipped update: the round is refused rather than stepped.
+    pthread_mutex_lock(&a->mtx);
+    double m = a->n_members;
+    pthread_mutex_unlock(&a->mtx);
+    double rows2 = 0.0;
+    for (size_t t = 0; t < nr; t++) {
+        rows2 += (double) v[t] * v[t];
+    }
+    double stat    = sqrt((double) v[nr] * v[nr] + (double) v[nr + 1] * v[nr + 1]);
+    unsigned fb    = fri_sa_frac_bits(a->cfg.clip, a->cfg.clients_per_round);
+    double   quant = m * ldexp(1.0, -(int) fb - 1) * sqrt((double) n);
+    double   noise = 0.0;
+    if (a->cfg.dp == FRI_AGG_DP_DISTRIBUTED) {
+        double m0 = a->cfg.min_clients > 2 ? a->cfg.min_clients : 2;
+        noise = a->cfg.noise_multiplier * a->cfg.clip * sqrt(m / m0) *
+                (sqrt((double) n) + 10.0);
+    }
+    double budget = m * a->cfg.clip / sqrt(2.0) * (1.0 + 1e-4) + quant + noise;
+    if (!(sqrt(rows2) <= budget) || !(stat <= budget)) {
+        atomic_fetch_add(&a->models_refused, 1);
+        fri_agg_log(a, FR_LOG_ERROR,
+                    "msg=\"unmasked sum above the cohort's clip budget, "
+                    "round refused\" members=%.0f rows_norm=%g "
+                    "stats_norm=%g budget=%g alert=1",
+                    m, sqrt(rows2), stat, budget);
+        return FR_EPROTO;
+    }
     acc_reset(a);
     pthread_mutex_lock(&a->acc_mtx);
     for (uint32_t i = 0; i < a->cfg.n_items; i++) {
@@ -1233,13 +1549,15 @@ fri_agg_acc_set_dense(fri_agg *a, const float *v, size_t n)
         if (!nz) {
             continue;
         }
-        a->acc[i] = malloc((size_t) d * sizeof(float));
+        a->acc[i] = malloc((size_t) d * sizeof(double));
         if (a->acc[i] == NULL) {
             pthread_mutex_unlock(&a->acc_mtx);
             return FR_ENOMEM;
         }
         a->touched[a->n_touched++] = i;
-        memcpy(a->acc[i], v + (size_t) i * d, (size_t) d * sizeof(float));
+        for (uint32_t r = 0; r < d; r++) {
+            a->acc[i][r] = v[(size_t) i * d + r];
+        }
     }
     a->sum_ratings = v[nr];
     a->count       = v[nr + 1];
@@ -1329,7 +1647,7 @@ fri_agg_checkin(fri_agg *a, uint64_t now_ms,
     }
     task->has_task      = 1;
     task->round         = a->round;
-    task->model_version = a->version;
+    task->model_version = a->held ? a->pub_version : a->version;
     task->deadline_ms   = a->deadline_ms;
     task->ms_left       = (uint32_t) (left > UINT32_MAX ? UINT32_MAX : left);
     if (a->sa != NULL) {
@@ -1359,9 +1677,10 @@ fri_agg_submit(fri_agg *a, uint64_t now_ms,
         fri_agg_reject_count(a, FRI_REJ_STATE);
         return FR_ESTATE;
     }
-    fr_err rv = validate(a, u);
+    int    oob = 0;
+    fr_err rv  = validate(a, u, &oob);
     if (rv != FR_OK) {
-        fri_agg_reject_count(a, FRI_REJ_MALFORMED);
+        fri_agg_reject_count(a, oob ? FRI_REJ_BOUNDS : FRI_REJ_MALFORMED);
         return rv;
     }
     pthread_mutex_lock(&a->mtx);
@@ -1491,17 +1810,20 @@ fri_agg_model_copy(fri_agg *a, float *mu, float *bi, size_t bi_len, float *Q,
     size_t nb = a->cfg.n_items;
     size_t nq = nb * a->cfg.k;
     pthread_mutex_lock(&a->mtx);
+    // The released model (under DP, possibly an older one: close_round).
+    const float *sbi = a->held ? a->pub_bi : a->bi;
+    const float *sQ  = a->held ? a->pub_Q : a->Q;
     if (mu != NULL) {
-        *mu = a->mu;
+        *mu = a->held ? a->pub_mu : a->mu;
     }
     if (bi != NULL) {
-        memcpy(bi, a->bi, (bi_len < nb ? bi_len : nb) * sizeof(float));
+        memcpy(bi, sbi, (bi_len < nb ? bi_len : nb) * sizeof(float));
     }
     if (Q != NULL) {
-        memcpy(Q, a->Q, (Q_len < nq ? Q_len : nq) * sizeof(float));
+        memcpy(Q, sQ, (Q_len < nq ? Q_len : nq) * sizeof(float));
     }
     if (version != NULL) {
-        *version = a->version;
+        *version = a->held ? a->pub_version : a->version;
     }
     pthread_mutex_unlock(&a->mtx);
 }
@@ -1512,9 +1834,9 @@ void
 fri_agg_model_view(const fri_agg *a, float *mu, const float **bi,
                    const float **Q)
 {
-    *mu = a->mu;
-    *bi = a->bi;
-    *Q  = a->Q;
+    *mu = a->held ? a->pub_mu : a->mu;
+    *bi = a->held ? a->pub_bi : a->bi;
+    *Q  = a->held ? a->pub_Q : a->Q;
 }
 
 // ---- create / destroy ---------------------------------------------------
@@ -1543,6 +1865,21 @@ static int
 cmp_key(const void *x, const void *y)
 {
     return memcmp(x, y, FRI_AGG_KEYBYTES);
+}
+
+// Semantic check of a loaded checkpoint: the model it holds must pass the
+// same sanity check as a freshly solved one (a poisoned model saved by an
+// older version, or a file forged with a valid checksum, is refused and the
+// previous checkpoint tried). Shape mismatches are reported by init_model.
+static int
+ckpt_check(void *ctx, const fri_ckpt *c, char *why, size_t why_cap)
+{
+    const fri_agg *a = ctx;
+    if (c->n_items != a->cfg.n_items || c->k != a->cfg.k) {
+        return 0;
+    }
+    // mu 0 is the initial model's (no rating seen yet).
+    return fri_bounds_model(&a->cfg, c->mu, 0.0f, c->bi, c->Q, why, why_cap);
 }
 
 static fr_err
@@ -1584,7 +1921,8 @@ init_model(fri_agg *a, char *err, size_t err_cap)
     fri_ckpt c;
     int      used_prev = 0;
     char     why[1024];
-    fr_err   rv = fri_ckpt_load(a->state_dir, &c, &used_prev, why, sizeof(why));
+    fr_err   rv = fri_ckpt_load_checked(a->state_dir, &c, &used_prev,
+                                        ckpt_check, a, why, sizeof(why));
     if (rv == FR_ENOENT) {
         fri_agg_log(a, FR_LOG_INFO,
                     "msg=\"no checkpoint, fresh model\" state=\"%s\"",
@@ -1689,10 +2027,12 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
     a->state    = RS_CLOSING;
     a->slot_cap = 64;
     a->slots    = calloc(a->slot_cap, sizeof(*a->slots));
-    a->acc      = calloc(cfg->n_items, sizeof(float *));
+    a->acc      = calloc(cfg->n_items, sizeof(double *));
+    a->accf     = calloc(cfg->n_items, sizeof(float *));
     a->touched  = malloc((size_t) cfg->n_items * sizeof(uint32_t));
     if (cfg->implicit) {
-        a->gram_all = calloc(a->gram_len, sizeof(float));
+        a->gram_all  = calloc(a->gram_len, sizeof(double));
+        a->gram_allf = calloc(a->gram_len, sizeof(float));
     }
     if (cfg->algo == FRI_AGG_VBMF &&
         fri_vb_create(&a->vb, cfg->n_items, cfg->k, 0.0f, 0.0f, 0.0f) !=
@@ -1733,8 +2073,9 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
         }
         a->cfg.state_dir = a->state_dir;
     }
-    if (a->slots == NULL || a->acc == NULL || a->touched == NULL ||
-        (cfg->implicit && a->gram_all == NULL) ||
+    if (a->slots == NULL || a->acc == NULL || a->accf == NULL ||
+        a->touched == NULL ||
+        (cfg->implicit && (a->gram_all == NULL || a->gram_allf == NULL)) ||
         (cfg->algo == FRI_AGG_VBMF && a->vb == NULL) ||
         (cfg->n_allow > 0 && a->allow == NULL) ||
         (cfg->state_dir != NULL && cfg->state_dir[0] != 0 &&
@@ -1785,9 +2126,15 @@ fri_agg_destroy(fri_agg *a)
     if (a->acc != NULL) {
         for (uint32_t j = 0; j < a->n_touched; j++) {
             free(a->acc[a->touched[j]]);
+            if (a->accf != NULL) {
+                free(a->accf[a->touched[j]]);
+            }
         }
     }
     free(a->acc);
+    free(a->accf);
+    free(a->pub_bi);
+    free(a->pub_Q);
     if (a->carry != NULL) {
         for (uint32_t j = 0; j < a->n_carried; j++) {
             free(a->carry[a->carried[j]]);
@@ -1797,6 +2144,7 @@ fri_agg_destroy(fri_agg *a)
     free(a->carried);
     free(a->touched);
     free(a->gram_all);
+    free(a->gram_allf);
     fri_vb_destroy(a->vb);
     free(a->slots);
     free(a->allow);

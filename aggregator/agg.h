@@ -139,6 +139,17 @@ typedef struct fri_agg_config {
     // sums. In (0, 1]; explicit ALS only. Carried sums live in memory: after
     // a restart they rebuild from the next rounds.
     float stats_forget;
+    // ---- Bounded influence of one device (appended; docs/ROBUSTNESS.md)
+    // Every UPDATE is checked against these before it is accumulated, and
+    // every new model before it is committed. Defaults: rating range 1..5,
+    // max_user_norm 10, max_residual 0 (= 3 * (rating_max - rating_min)),
+    // max_ratings 0 (= n_items), max_item_norm 100.
+    float    rating_min;    // explicit ratings lie in [rating_min,
+    float    rating_max;    // rating_max]; iALS values in [0, rating_max]
+    float    max_user_norm; // ||p_u|| of a device's user vector
+    float    max_residual;  // |rating - mu - b_u| (|rating - prediction|)
+    uint32_t max_ratings;   // rows (ratings + pseudo items) per update
+    float    max_item_norm; // ||[q_i; b_i]|| of a committed model
 } fri_agg_config;
 
 void fri_agg_config_init(fri_agg_config *cfg);
@@ -387,6 +398,7 @@ typedef enum fri_agg_reject {
     FRI_REJ_NO_SESSION,
     FRI_REJ_STATE,
     FRI_REJ_TOO_BIG,
+    FRI_REJ_BOUNDS, // values outside the server-side bounds (bounds.h)
     FRI_REJ_COUNT_
 } fri_agg_reject;
 
@@ -418,6 +430,12 @@ typedef struct fri_agg_metrics {
     double   dp_delta;
     double   dp_epsilon;
     uint64_t dp_rounds;
+    // Robustness (appended).
+    uint64_t models_refused;      // new models that failed the sanity check
+    uint64_t checkpoint_failures; // checkpoint writes that failed
+    uint64_t item_solves_skipped; // items kept at their previous row
+    int      model_held;          // DP: serving an older model until a
+                                  // checkpoint holds the newer one's epsilon
 } fri_agg_metrics;
 
 void fri_agg_metrics_get(fri_agg *a, fri_agg_metrics *m);

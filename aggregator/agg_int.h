@@ -90,10 +90,15 @@ struct fri_agg {
     uint64_t opt_t;
 
     pthread_mutex_t acc_mtx;   // accumulators
-    float         **acc;       // per item, lazily allocated acc_len floats
+    // Sums in double: a float accumulator overflows on two devices sending
+    // +-3e38 (and loses honest precision over large cohorts). The closer
+    // converts them to float (accf) for the solve.
+    double        **acc;       // per item, lazily allocated acc_len doubles
+    float         **accf;      // closer: float copies of acc (touched)
     uint32_t       *touched;   // items with an accumulator, in order
     uint32_t        n_touched;
-    float          *gram_all;  // iALS: sum of all client Grams
+    double         *gram_all;  // iALS: sum of all client Grams
+    float          *gram_allf; // its float copy (closer)
     double          sum_ratings;
     double          count;
     double          weight;
@@ -121,6 +126,18 @@ struct fri_agg {
     atomic_int           done;
 
     struct fri_vb *vb; // VBMF state (vbmf.h), NULL for other algorithms
+
+    // Robustness (docs/ROBUSTNESS.md).
+    atomic_uint_fast64_t models_refused;   // failed the sanity check
+    atomic_uint_fast64_t ckpt_failures;    // checkpoint writes that failed
+    atomic_uint_fast64_t items_skipped;    // item solves that failed
+    // Under DP, the model served while newer ones wait for a checkpoint
+    // that holds their privacy accounting (held != 0; under mtx).
+    int       held;
+    float     pub_mu;
+    float    *pub_bi;
+    float    *pub_Q;
+    uint64_t  pub_version;
 };
 
 void fri_agg_log(const fri_agg *a, fr_log_level lv, const char *fmt, ...)

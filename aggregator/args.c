@@ -68,6 +68,15 @@ static const char usage_head[] =
     "                          when every client reports every round)\n"
     ;
 static const char usage_tail[] =
+    "Bounds on one device (docs/ROBUSTNESS.md; updates outside are refused,\n"
+    "models outside are not committed):\n"
+    "  --rating-min X          lowest rating (default 1)\n"
+    "  --rating-max X          highest rating (default 5; iALS: highest value)\n"
+    "  --max-user-norm X       bound on a device's |p_u| (default 10)\n"
+    "  --max-residual X        bound on |rating - mu - b_u| (default 3 x\n"
+    "                          the rating span)\n"
+    "  --max-ratings N         rows per update (default: --items)\n"
+    "  --max-item-norm X       bound on |[q_i; b_i]| of a model (default 100)\n"
     "Privacy (docs/DP.md):\n"
     "  --clip C                L2 bound on each client's update, sent in\n"
     "                          the task (0 = none, default)\n"
@@ -310,6 +319,24 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
     } else if (strcmp(name, "retry-after") == 0) {
         NEED_SECS();
         c->retry_after_ms = (uint32_t) (f * 1000.0 > 3.6e6 ? 3.6e6 : f * 1000.0);
+    } else if (strcmp(name, "rating-min") == 0) {
+        NEED_F();
+        c->rating_min = (float) f;
+    } else if (strcmp(name, "rating-max") == 0) {
+        NEED_F();
+        c->rating_max = (float) f;
+    } else if (strcmp(name, "max-user-norm") == 0) {
+        NEED_F();
+        c->max_user_norm = (float) f;
+    } else if (strcmp(name, "max-residual") == 0) {
+        NEED_F();
+        c->max_residual = (float) f;
+    } else if (strcmp(name, "max-ratings") == 0) {
+        NEED_U(UINT32_MAX);
+        c->max_ratings = (uint32_t) u;
+    } else if (strcmp(name, "max-item-norm") == 0) {
+        NEED_F();
+        c->max_item_norm = (float) f;
     } else if (strcmp(name, "clip") == 0) {
         NEED_F();
         c->clip = (float) f;

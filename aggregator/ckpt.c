@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,6 +238,17 @@ out:
     return rv;
 }
 
+static int
+all_finite(const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(v[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static float *
 get_floats(const uint8_t *p, size_t n)
 {
@@ -408,6 +420,24 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
         rv = FR_ENOMEM;
         goto out;
     }
+    // A checksum only proves the file is what was written: a model that was
+    // already broken when it was saved must not be served again.
+    if (!isfinite(out->mu) || !all_finite(out->bi, out->n_items) ||
+        !all_finite(out->Q, nq) ||
+        (out->n_vb > 0 && !all_finite(out->vb, (size_t) out->n_vb))) {
+        fri_agg_seterr(err, err_cap,
+            "checkpoint %s: non-finite model value", path);
+        rv = FR_EFORMAT;
+        goto out;
+    }
+    for (uint32_t i = 0; i < out->n_opt; i++) {
+        if (!all_finite(out->opt_state[i], out->opt_len)) {
+            fri_agg_seterr(err, err_cap,
+                "checkpoint %s: non-finite optimizer state", path);
+            rv = FR_EFORMAT;
+            goto out;
+        }
+    }
     if (out->n_rdp > 0) {
         p += CKPT_TAIL_LEN(0);
         for (uint32_t i = 0; i < out->n_rdp; i++) {
@@ -430,9 +460,36 @@ out:
     return rv;
 }
 
+// Reads one file and, if it is sound, applies the caller's check.
+static fr_err
+read_checked(const char *path, fri_ckpt *out, fri_ckpt_check_fn check,
+             void *ctx, char *err, size_t err_cap)
+{
+    fr_err rv = fri_ckpt_read_file(path, out, err, err_cap);
+    if (rv == FR_OK && check != NULL) {
+        char why[256];
+        if (check(ctx, out, why, sizeof(why)) != 0) {
+            fri_agg_seterr(err, err_cap, "checkpoint %s: refused: %s", path,
+                why);
+            fri_ckpt_free(out);
+            rv = FR_EFORMAT;
+        }
+    }
+    return rv;
+}
+
 fr_err
 fri_ckpt_load(const char *dir, fri_ckpt *out, int *used_prev, char *err,
               size_t err_cap)
+{
+    return fri_ckpt_load_checked(dir, out, used_prev, NULL, NULL, err,
+                                 err_cap);
+}
+
+fr_err
+fri_ckpt_load_checked(const char *dir, fri_ckpt *out, int *used_prev,
+                      fri_ckpt_check_fn check, void *ctx, char *err,
+                      size_t err_cap)
 {
     *used_prev = 0;
     memset(out, 0, sizeof(*out));
@@ -448,7 +505,7 @@ fri_ckpt_load(const char *dir, fri_ckpt *out, int *used_prev, char *err,
     snprintf(cur, plen, "%s/checkpoint", dir);
     snprintf(prev, plen, "%s/checkpoint.prev", dir);
     char   why[512];
-    fr_err rv = fri_ckpt_read_file(cur, out, why, sizeof(why));
+    fr_err rv = read_checked(cur, out, check, ctx, why, sizeof(why));
     if (rv == FR_OK || rv == FR_ENOMEM) {
         if (rv != FR_OK) {
             fri_agg_seterr(err, err_cap, "%s", why);
@@ -456,7 +513,7 @@ fri_ckpt_load(const char *dir, fri_ckpt *out, int *used_prev, char *err,
         goto done;
     }
     char   why2[512];
-    fr_err rv2 = fri_ckpt_read_file(prev, out, why2, sizeof(why2));
+    fr_err rv2 = read_checked(prev, out, check, ctx, why2, sizeof(why2));
     if (rv2 == FR_OK) {
         *used_prev = 1;
         fri_agg_seterr(err, err_cap, "%s; using %s", why, prev);

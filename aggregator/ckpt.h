@@ -61,8 +61,8 @@ FR_NODISCARD fr_err fri_ckpt_write(const char *dir, const fri_ckpt *c,
 
 // Reads and verifies one checkpoint file into *out (arrays allocated;
 // release with fri_ckpt_free). FR_EIO if unreadable (FR_ENOENT if it does
-// not exist), FR_EFORMAT if the checksum or layout is wrong. Messages name
-// the file.
+// not exist), FR_EFORMAT if the checksum or layout is wrong or a model or
+// optimizer value is not finite. Messages name the file.
 FR_NODISCARD fr_err fri_ckpt_read_file(const char *path, fri_ckpt *out,
                                        char *err, size_t err_cap);
 
@@ -73,6 +73,17 @@ FR_NODISCARD fr_err fri_ckpt_read_file(const char *path, fri_ckpt *out,
 // previous one.
 FR_NODISCARD fr_err fri_ckpt_load(const char *dir, fri_ckpt *out,
                                   int *used_prev, char *err, size_t err_cap);
+
+// As fri_ckpt_load, with a semantic check of each sound file (values
+// within the configured bounds, sizes matching the configuration): check
+// returns 0 to accept, nonzero with a reason in why to refuse, and a
+// refused current file falls back to .prev like a damaged one.
+typedef int (*fri_ckpt_check_fn)(void *ctx, const fri_ckpt *c, char *why,
+                                 size_t why_cap);
+FR_NODISCARD fr_err fri_ckpt_load_checked(const char *dir, fri_ckpt *out,
+                                          int *used_prev,
+                                          fri_ckpt_check_fn check, void *ctx,
+                                          char *err, size_t err_cap);
 
 void fri_ckpt_free(fri_ckpt *c); // frees the arrays, zeroes the struct
 

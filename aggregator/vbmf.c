@@ -188,12 +188,13 @@ item_sse(const float *G, const float *h, const float *q, float b,
 
 fr_err
 fri_vb_solve(fri_vb *v, float *const *acc, float mu, float mu_old,
-    double n_ratings, float *bi, float *Q)
+    double n_ratings, float *bi, float *Q, size_t *skipped)
 {
     if (v == NULL || acc == NULL || bi == NULL || Q == NULL
-        || !(n_ratings > 0.0)) {
+        || skipped == NULL || !(n_ratings > 0.0)) {
         return FR_EINVAL;
     }
+    *skipped = 0;
     const size_t d = v->d, P = v->P, k = v->k, ni = v->n_items;
     const size_t wl   = fri_bpmf_work_len(v->k);
     float       *work = malloc(wl * sizeof(float));
@@ -205,10 +206,11 @@ fri_vb_solve(fri_vb *v, float *const *acc, float mu, float mu_old,
     float *im = malloc(d * sizeof(float)), *ip = malloc(d * d * sizeof(float));
     double *sx = calloc(d, sizeof(double)), *sxx = calloc(P, sizeof(double));
     float  *y = malloc(d * sizeof(float));
+    float  *y0 = malloc(d * sizeof(float));
     fr_err  e = FR_OK;
     if (work == NULL || zero == NULL || h == NULL || nS == NULL || nvar == NULL
         || um == NULL || up == NULL || im == NULL || ip == NULL || sx == NULL
-        || sxx == NULL || y == NULL) {
+        || sxx == NULL || y == NULL || y0 == NULL) {
         e = FR_ENOMEM;
     }
     // Items, under the previous item prior and beta.
@@ -221,8 +223,19 @@ fri_vb_solve(fri_vb *v, float *const *acc, float mu, float mu_old,
             // last column, x = [p; 1]).
             h[r] = G[P + r] - dmu * G[fri_packed_index(d, r, d - 1)];
         }
-        e = fri_bpmf_item_step(Q + i * k, &bi[i], nS + i * P, G, h, v->k,
+        memcpy(y0, Q + i * k, k * sizeof(float));
+        y0[k] = bi[i];
+        e     = fri_bpmf_item_step(Q + i * k, &bi[i], nS + i * P, G, h, v->k,
             &iprior, v->beta, NULL, work, wl);
+        if (e != FR_OK && e != FR_ENOMEM) {
+            // One item whose step fails (a system that is not positive
+            // definite) keeps its mean and covariance; the others go on.
+            memcpy(Q + i * k, y0, k * sizeof(float));
+            bi[i] = y0[k];
+            memcpy(nS + i * P, v->S + i * P, P * sizeof(float));
+            (*skipped)++;
+            e = FR_OK;
+        }
     }
     // User prior from the clients' sums (covariances already included).
     if (e == FR_OK) {
@@ -290,6 +303,7 @@ fri_vb_solve(fri_vb *v, float *const *acc, float mu, float mu_old,
     free(sx);
     free(sxx);
     free(y);
+    free(y0);
     return e;
 }
 

@@ -41,10 +41,12 @@ void fri_vb_acc_reset(fri_vb *v);
 // clients with mu_old and is re-centred on mu. Steps every item (bi, Q
 // updated in place, n_items and n_items * k floats), then the user prior
 // (from the global sums), the item prior and beta, exactly in the order of
-// fri_train_vbmf; beta = n_ratings / E[SSE]. On error the state is
-// unchanged (bi/Q may be partly written: the caller discards them).
+// fri_train_vbmf; beta = n_ratings / E[SSE]. An item whose step fails
+// keeps its previous mean and covariance and is counted in *skipped. On
+// error the state is unchanged (bi/Q may be partly written: the caller
+// discards them).
 FR_NODISCARD fr_err fri_vb_solve(fri_vb *v, float *const *acc, float mu,
-    float mu_old, double n_ratings, float *bi, float *Q);
+    float mu_old, double n_ratings, float *bi, float *Q, size_t *skipped);
 
 // What the MODEL carries (valid until the next fri_vb_solve / set):
 // beta, the user prior (mean d, packed precision P) and the items'

@@ -322,15 +322,18 @@ client_test_rmse(void)
 // RMSE of held-out ratings under the aggregator's checkpointed item model,
 // each user's vector solved centrally from its training ratings.
 static double
-server_test_rmse(uint64_t *version)
+server_test_rmse_in(const char *state, uint64_t *version, float *mu)
 {
     char dir[400], err[256] = "";
-    path_of(dir, sizeof(dir), "state");
+    path_of(dir, sizeof(dir), state);
     fri_ckpt ck;
     int      prev = 0;
     cr_assert_eq(fri_ckpt_load(dir, &ck, &prev, err, sizeof(err)), FR_OK,
                  "%s", err);
     *version        = ck.version;
+    if (mu != NULL) {
+        *mu = ck.mu;
+    }
     fri_mf_items it = {.n_items = ck.n_items, .k = ck.k, .mu = ck.mu,
                        .bi = ck.bi, .Q = ck.Q};
     cr_assert_eq(ck.n_items, NI);
@@ -367,6 +370,12 @@ server_test_rmse(uint64_t *version)
     }
     fri_ckpt_free(&ck);
     return sqrt(se / (double) n);
+}
+
+static double
+server_test_rmse(uint64_t *version)
+{
+    return server_test_rmse_in("state", version, NULL);
 }
 
 // fedrec-train on the same split; returns its test RMSE.
@@ -780,4 +789,91 @@ Test(integration, ipc_rounds, .init = setup, .fini = teardown)
     cr_assert_eq(http_status(buf, sizeof(buf)), 0);
     cr_assert_eq(json_num(buf, "updates_accepted_total"), 9, "%s", buf);
     cr_assert_eq(json_num(buf, "rounds_abandoned"), 0, "%s", buf);
+}
+
+// ---- (e) a device reporting absurd but finite values ---------------------
+
+#define EVIL_ROUNDS 4
+#define EVIL_HONEST 8
+
+// EVIL_ROUNDS rounds of EVIL_HONEST honest device processes, with (evil)
+// or without an in-process device whose ratings are 1e15 (what an
+// attacker feeds an unmodified client: a global-mean sum of ~1e16, a user
+// vector of ~1e14). Returns the server model's test RMSE; *mu its mean.
+static double
+evil_run(int evil, const char *state, float *mu)
+{
+    char url[64] = "";
+    char st[400], cpr[8];
+    path_of(st, sizeof(st), state);
+    snprintf(cpr, sizeof(cpr), "%d", EVIL_HONEST + (evil ? 1 : 0));
+    const char *extra[] = {"--algo", "als", "--k", "3", "--reg", "2",
+                           "--reg-bias", "1", "--clients-per-round", cpr,
+                           "--min-clients", "1", "--round-deadline", "2",
+                           "--state", st, NULL};
+    pid_t       agg     = start_agg(url, sizeof(url), extra);
+    nng_socket  s       = req_open(url);
+    for (int r = 1; r <= EVIL_ROUNDS; r++) {
+        if (evil) {
+            // First in, so it takes a cohort slot; fresh each round.
+            fr_client *c = device(0);
+            for (uint32_t i = 0; i < 10; i++) {
+                cr_assert_eq(fr_client_add(c, i, 1e15f, 0), FR_OK);
+            }
+            // Until it gets a task (the round may still be opening) and
+            // its update is answered.
+            fr_checkin_status stt = FR_CHECKIN_NOT_SELECTED;
+            for (int tries = 0; tries < 100 && stt == FR_CHECKIN_NOT_SELECTED;
+                 tries++) {
+                capture cap;
+                stt = raw_checkin(c, s, &cap, -1);
+                capture_free(&cap);
+                if (stt == FR_CHECKIN_NOT_SELECTED) {
+                    sleep_ms(20);
+                }
+            }
+            cr_assert_eq(stt, FR_CHECKIN_FAILED,
+                         "round %d: absurd update not refused (%d)", r,
+                         (int) stt);
+            fr_client_destroy(c);
+        }
+        pid_t p[EVIL_HONEST];
+        for (int u = 1; u <= EVIL_HONEST; u++) {
+            p[u - 1] = start_client(url, u, 1, "agg.pub", 0);
+        }
+        // Every honest device fits and reports (the poisoned global mean
+        // used to make their user solves fail).
+        wait_clients(p, EVIL_HONEST, 15000);
+        cr_assert_geq(status_wait("rounds_completed", r, 6000), r,
+                      "round %d did not complete", r);
+    }
+    char buf[8192];
+    cr_assert_eq(http_status(buf, sizeof(buf)), 0);
+    cr_assert_eq(json_num(buf, "rounds_abandoned"), 0, "%s", buf);
+    cr_assert_eq(json_num(buf, "updates_accepted_total"),
+                 EVIL_ROUNDS * EVIL_HONEST, "%s", buf);
+    cr_assert_eq(json_num(buf, "out_of_bounds"), evil ? EVIL_ROUNDS : 0,
+                 "%s", buf);
+    nng_close(s);
+    kill(agg, SIGTERM);
+    cr_assert_eq(wait_for(agg, 10000), 0);
+    uint64_t ver = 0;
+    double   rm  = server_test_rmse_in(state, &ver, mu);
+    cr_assert_eq(ver, EVIL_ROUNDS);
+    return rm;
+}
+
+Test(integration, absurd_device_refused_training_unchanged, .init = setup,
+     .fini = teardown)
+{
+    float  mu_clean, mu_evil;
+    double clean = evil_run(0, "state_clean", &mu_clean);
+    double bad   = evil_run(1, "state_evil", &mu_evil);
+    cr_log_info("server RMSE without the device %.5f, with it %.5f", clean,
+                bad);
+    cr_assert(mu_evil >= 1.0f && mu_evil <= 5.0f, "mu %g", (double) mu_evil);
+    // Same cohorts of honest devices: the same model up to the order of
+    // the (double) sums.
+    cr_assert(fabsf(mu_evil - mu_clean) < 1e-5f);
+    cr_assert(fabs(bad - clean) < 1e-4, "RMSE %.5f vs %.5f", bad, clean);
 }

@@ -13,6 +13,7 @@
 
 #include "agg.h"
 #include "attack.h"
+#include "dp.h"
 #include "secagg.h"
 #include "shamir.h"
 
@@ -69,7 +70,8 @@ agg_config(fri_agg_config *c, uint32_t n, fri_agg_secagg mode)
 }
 
 // A sparse "gradient" over a few rated items, dense layout, |x_j| < 0.3,
-// then (sum, count) like the client's clipped extra.
+// then (sum, count), both clipped to C / sqrt(2) like a client's (the
+// plain path clips server-side, the masked one cannot).
 static void
 make_update(sim_member *m, uint32_t u)
 {
@@ -84,9 +86,13 @@ make_update(sim_member *m, uint32_t u)
             m->x[i * D + f] = (float) (fri_rng_uniform(&r) * 0.6 - 0.3);
         }
     }
-    m->x[NIT * D]     = 0.5f + 0.1f * (float) (u % 3);
+    (void) fri_dp_clip_l2(m->x, NIT * D, 0.7f, NULL);
+    m->x[NIT * D]     = 0.4f + 0.1f * (float) (u % 3);
     m->x[NIT * D + 1] = 0.15f;
 }
+
+// Added by member 0 to its first quantized word (0: honest).
+static uint32_t evil_offset;
 
 static void
 members_init(sim_member *ms, uint32_t n)
@@ -231,6 +237,9 @@ secure_round(fri_agg *a, sim_member *ms, uint32_t n,
         cr_assert_eq(fri_secagg_quantize(q, m->x, DIM, m->t.sa_clip,
                                          m->t.sa_frac_bits, NULL),
                      FR_OK);
+        if (u == 0) {
+            q[0] += evil_offset; // a member bypassing the quantizer
+        }
         cr_assert_eq(fri_secagg_mask(q, q, DIM, m->t.sa_index, m->from,
                                      peer_c_pk, ni, m->keys.c_sk, m->b,
                                      m->t.round),
@@ -390,6 +399,32 @@ Test(agg_secagg, secagg_plus_sparse_graph_with_dropouts)
     fri_agg_config c;
     agg_config(&c, MAXN, FRI_AGG_SECAGG_PLUS);
     run_and_compare(MAXN, FRI_AGG_SECAGG_PLUS, drop, silent, MAXN - 5);
+}
+
+// A member that adds 2^28 to a word of its quantized input (far outside the
+// encoding of a clipped update) makes the unmasked sum exceed the cohort's
+// clip budget: the round is refused, the model untouched.
+Test(agg_secagg, unmasked_sum_above_clip_budget_refused)
+{
+    static sim_member ms[MAXN];
+    const uint32_t    n = 10;
+    members_init(ms, n);
+    fri_agg_config c;
+    agg_config(&c, n, FRI_AGG_SECAGG_FULL);
+    fri_agg *a = NULL;
+    char     err[256];
+    cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_OK, "%s",
+                 err);
+    evil_offset = 1u << 28;
+    secure_round(a, ms, n, NULL, NULL);
+    evil_offset = 0;
+    fri_agg_metrics m;
+    fri_agg_metrics_get(a, &m);
+    cr_assert_eq(m.model_version, 0);
+    cr_assert_eq(m.rounds_completed, 0);
+    cr_assert_eq(m.rounds_abandoned, 1);
+    cr_assert_eq(m.models_refused, 1);
+    fri_agg_destroy(a);
 }
 
 Test(agg_secagg, aggregator_sees_only_masked_vectors)

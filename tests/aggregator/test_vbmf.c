@@ -280,6 +280,9 @@ Test(agg_vbmf, refuses_bad_global_block)
     float    gram[PP] = { 1, 0, 0, 1, 0, 1 }, h[DD] = { 0.1f, 0.2f, 0.3f };
     float    glob[DD + PP + 2];
     memset(glob, 0, sizeof glob);
+    // E[u u^T]'s factor block matches the Gram's (p = 0, covariance I).
+    glob[DD + fri_packed_index(DD, 0, 0)] = 1.0f;
+    glob[DD + fri_packed_index(DD, 1, 1)] = 1.0f;
     glob[DD + PP + 1] = 1.0f;
     fri_agg_update up = { .round = t.round,
         .n                       = 1,
