@@ -140,6 +140,19 @@ typedef struct fri_agg_config {
     // sums. In (0, 1]; explicit ALS only. Carried sums live in memory: after
     // a restart they rebuild from the next rounds.
     float stats_forget;
+    // ---- Pre-authentication limits and the closer (appended) ----
+    // Live sessions one client key may hold (default 4). When a HELLO
+    // claims a key at its cap, the oldest unconfirmed session of that key
+    // (HELLO seen, no frame authenticated yet) is evicted; if all are
+    // confirmed, the HELLO is refused. Bounds what forged HELLOs claiming
+    // an enrolled key can take.
+    uint32_t max_sessions_per_key;
+    // Nonzero: rounds are closed (solve, sign, checkpoint) by a dedicated
+    // thread the aggregator owns, signalled by submit/tick, so transport
+    // callbacks never block on a solve or an fsync. Zero (the default):
+    // the call that ends the round closes it before returning, which keeps
+    // virtual-clock simulations deterministic.
+    int closer_thread;
 } fri_agg_config;
 
 void fri_agg_config_init(fri_agg_config *cfg);
@@ -175,6 +188,13 @@ FR_NODISCARD fr_err fri_agg_handle(fri_agg *a, uint64_t now_ms,
                                    const uint8_t *req, size_t req_len,
                                    uint8_t *reply, size_t reply_cap,
                                    size_t *reply_len);
+
+// fri_agg_handle for a request buffer the caller owns and lets be
+// overwritten: a sealed request is opened in place instead of copied.
+FR_NODISCARD fr_err fri_agg_handle_inplace(fri_agg *a, uint64_t now_ms,
+                                           uint8_t *req, size_t req_len,
+                                           uint8_t *reply, size_t reply_cap,
+                                           size_t *reply_len);
 
 // Advances time-based state: expires idle sessions, closes or abandons a
 // round whose deadline passed. Call it every ~100 ms.
