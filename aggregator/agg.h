@@ -277,7 +277,8 @@ typedef struct fri_agg_update {
 // FR_ELATE (round closed or unknown), FR_EDUP (already reported this
 // round), FR_EDENIED (not in the round's cohort), FR_EPROTO (shape,
 // indices or values invalid). Every refusal is counted by reason. May
-// close the round (and solve) before returning.
+// close the round (and solve) before returning, or, with
+// cfg.closer_thread, hand the close to the closer thread.
 FR_NODISCARD fr_err fri_agg_submit(fri_agg *a, uint64_t now_ms,
                                    const uint8_t pk[FRI_AGG_KEYBYTES],
                                    const fri_agg_update *u);

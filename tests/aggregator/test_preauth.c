@@ -491,3 +491,57 @@ Test(preauth, connection_cap)
     }
     server_stop(&s);
 }
+
+Test(preauth, hello_rate_per_address)
+{
+    fri_agg_config cfg;
+    base_config(&cfg);
+    fri_net_opts o;
+    fri_net_opts_init(&o);
+    o.n_contexts  = 4;
+    o.hello_rate  = 1.0; // per second, from 127.0.0.1
+    o.hello_burst = 3;
+    o.max_frame   = cfg.max_frame;
+    server s;
+    server_start(&s, &cfg, &o);
+    char url[64];
+    snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", s.port);
+    int      answered = 0;
+    nng_time t0       = nng_clock();
+    for (int i = 0; i < 10; i++) {
+        // A socket per HELLO: a dropped request must not be resent.
+        nng_socket req;
+        cr_assert_eq(nng_req0_open(&req), 0);
+        cr_assert_eq(nng_socket_set_ms(req, NNG_OPT_RECVTIMEO, 300), 0);
+        cr_assert_eq(nng_dial(req, url, NULL, 0), 0);
+        fri_identity me;
+        cr_assert_eq(fri_identity_generate(&me), FR_OK);
+        uint8_t        hello[FRI_HELLO_LEN];
+        size_t         hl = 0;
+        fri_hs_client *hs = NULL;
+        cr_assert_eq(fri_hs_client_hello(&hs, hello, sizeof(hello), &hl,
+                                         &me, s.w.spk, FRI_CAP_ALS),
+                     FR_OK);
+        cr_assert_eq(nng_send(req, hello, hl, 0), 0);
+        void  *rb = NULL;
+        size_t rl = 0;
+        if (nng_recv(req, &rb, &rl, NNG_FLAG_ALLOC) == 0) {
+            answered++;
+            nng_free(rb, rl);
+        }
+        fri_hs_client_destroy(hs);
+        fri_identity_wipe(&me);
+        nng_close(req);
+    }
+    // 3 from the burst, then one per second of the loop (each dropped
+    // HELLO waits out its 300 ms).
+    double secs = (double) (nng_clock() - t0) / 1000.0;
+    cr_assert_geq(answered, 3);
+    cr_assert_leq(answered, 3 + (int) secs + 1, "%d of 10 HELLOs answered in "
+                  "%.1f s", answered, secs);
+    cr_assert_lt(answered, 10);
+    fri_net_stats st;
+    fri_net_stats_get(s.net, &st);
+    cr_assert_eq(st.hellos_rate_limited, (uint64_t) (10 - answered));
+    server_stop(&s);
+}
