@@ -141,11 +141,12 @@ typedef struct fri_agg_config {
     // a restart they rebuild from the next rounds.
     float stats_forget;
     // ---- Pre-authentication limits and the closer (appended) ----
-    // Live sessions one client key may hold (default 4). When a HELLO
-    // claims a key at its cap, the oldest unconfirmed session of that key
-    // (HELLO seen, no frame authenticated yet) is evicted; if all are
-    // confirmed, the HELLO is refused. Bounds what forged HELLOs claiming
-    // an enrolled key can take.
+    // Sessions one client key may hold, unconfirmed (HELLO seen, no frame
+    // authenticated yet) and confirmed each (default 4). A HELLO for a key
+    // at its unconfirmed cap evicts that key's oldest unconfirmed session
+    // (what forged HELLOs claiming an enrolled key can take is bounded);
+    // a session confirmed past the confirmed cap evicts the key's least
+    // recently used confirmed one (only the key's holder can do that).
     uint32_t max_sessions_per_key;
     // Nonzero: rounds are closed (solve, sign, checkpoint) by a dedicated
     // thread the aggregator owns, signalled by submit/tick, so transport

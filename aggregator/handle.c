@@ -213,21 +213,25 @@ evict_unconfirmed(fri_agg *a, const uint8_t *pk)
     return 0;
 }
 
-// Sessions of client pk and the oldest idle unconfirmed one (under t->mtx).
+// Sessions of client pk that are confirmed (or not, per want_confirmed),
+// and the least recently used idle one of them other than skip (under
+// t->mtx).
 static uint32_t
-count_key(fri_sessions *t, const uint8_t *pk, sess_entry **oldest_unconf)
+count_key(fri_sessions *t, const uint8_t *pk, int want_confirmed,
+          const sess_entry *skip, sess_entry **oldest)
 {
     uint32_t    n = 0;
     sess_entry *e = t->kbuckets[key_hash(t, pk) & (t->n_buckets - 1)];
-    *oldest_unconf = NULL;
+    *oldest       = NULL;
     for (; e != NULL; e = e->knext) {
-        if (memcmp(e->client, pk, FRI_PKBYTES) != 0) {
+        if (e->confirmed != want_confirmed ||
+            memcmp(e->client, pk, FRI_PKBYTES) != 0) {
             continue;
         }
         n++;
-        if (!e->confirmed && !e->busy &&
-            (*oldest_unconf == NULL || e->last_ms < (*oldest_unconf)->last_ms)) {
-            *oldest_unconf = e;
+        if (e != skip && !e->busy &&
+            (*oldest == NULL || e->last_ms < (*oldest)->last_ms)) {
+            *oldest = e;
         }
     }
     return n;
@@ -268,6 +272,15 @@ sess_release(fri_agg *a, sess_entry *e, uint64_t now_ms, int authed,
         if (!e->confirmed) {
             unconf_unlink(t, e);
             e->confirmed = 1;
+            // Only the key's holder gets here, so its sessions over the
+            // cap (left behind by a crash or a lost reply) make room for
+            // its newest, least recently used first.
+            sess_entry *old = NULL;
+            if (count_key(t, e->client, 1, e, &old) >
+                    a->cfg.max_sessions_per_key &&
+                old != NULL) {
+                sess_remove(a, old);
+            }
         }
     }
     if (drop || e->dead) {
@@ -651,11 +664,13 @@ on_hello(fri_agg *a, uint64_t now_ms, const uint8_t *req, size_t req_len,
     // Make room. A HELLO proves nothing (anyone may claim an enrolled
     // key), so it may only displace sessions that proved nothing either:
     // first its own key's oldest unconfirmed one, then the oldest
-    // unconfirmed one overall. Confirmed sessions are never displaced.
+    // unconfirmed one overall. Confirmed sessions are never displaced by
+    // a HELLO (their cap is enforced when a new one is confirmed).
     const char *why = NULL;
     pthread_mutex_lock(&t->mtx);
     sess_entry *old = NULL;
-    if (count_key(t, e->client, &old) >= a->cfg.max_sessions_per_key) {
+    if (count_key(t, e->client, 0, NULL, &old) >=
+        a->cfg.max_sessions_per_key) {
         if (old != NULL) {
             sess_remove(a, old);
         } else {

@@ -22,7 +22,7 @@ for t in fedrec-aggregator fedrec-client fedrec-keygen; do
 done
 work=$(mktemp -d /tmp/fr-kill-XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$work"; }
+cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$work"; }
 trap cleanup EXIT
 "$dir/bin/fedrec-keygen" --out "$work/agg" >/dev/null
 for u in 1 2 3; do for i in $(seq 0 29); do
@@ -51,7 +51,9 @@ clients() { # port rounds -> sets cpids
     cpids+=($!); pids+=($!)
   done
 }
-version_of() { grep -o 'model_version=[0-9]*' "$1" | tail -1 | cut -d= -f2; }
+# The version last served: "round closed" is logged before its checkpoint
+# is written, and the model is served only from the next "round opened".
+version_of() { grep -o 'round opened.*model_version=[0-9]*' "$1" | grep -o 'model_version=[0-9]*' | tail -1 | cut -d= -f2; }
 
 ok_runs=0; sa_runs=0; sa_ok=0; active_kills=0
 for r in $(seq 1 "$runs"); do
@@ -83,7 +85,9 @@ for r in $(seq 1 "$runs"); do
   closed=$(grep -c 'round closed' "$log2")
   abandoned=$(grep -c 'round abandoned' "$log2")
   pass=0
-  [ $up -eq 1 ] && [ $loaded -eq 1 ] && [ $done_ok -eq 1 ] && [ "$closed" -ge 1 ] && [ "$v_after" -ge "$v_before" ] && pass=1
+  # Resumed: restarted on its state, not behind the last served model, and
+  # every device completed all its rounds (redoing the one the kill cut).
+  [ $up -eq 1 ] && [ $loaded -eq 1 ] && [ $done_ok -eq 1 ] && [ "$v_after" -ge "$v_before" ] && pass=1
   ok_runs=$((ok_runs + pass))
   if [ $mode = secure ]; then sa_runs=$((sa_runs + 1)); sa_ok=$((sa_ok + pass)); fi
   echo "{\"run\":$r,\"mode\":\"$mode\",\"kill_after_ms\":$delay_ms,\"devices_active_at_kill\":$active,\"last_event\":\"$phase\",\"version_logged_before_kill\":$v_before,\"version_resumed\":$v_after,\"restarted\":$up,\"state_loaded\":$loaded,\"no_session_refusals_after_restart\":$nosess,\"rounds_closed_after_restart\":$closed,\"rounds_abandoned_after_restart\":$abandoned,\"clients_rc\":\"${crc%,}\",\"pass\":$pass}"
