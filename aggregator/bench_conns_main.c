@@ -21,7 +21,7 @@ now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 int
@@ -40,11 +40,12 @@ main(int argc, char **argv)
             hold = strtol(argv[i + 1], NULL, 10);
         }
     }
-    if (url == NULL || pub == NULL || n <= 0 || n > 100000 || hold < 0 ||
-        hold > 600) {
-        fprintf(stderr, "usage: fedrec-bench-conns --connect URL "
-                        "--server-key PREFIX.pub [-n N<=100000] "
-                        "[--hold S<=600]\n");
+    if (url == NULL || pub == NULL || n <= 0 || n > 100000 || hold < 0
+        || hold > 600) {
+        fprintf(stderr,
+            "usage: fedrec-bench-conns --connect URL "
+            "--server-key PREFIX.pub [-n N<=100000] "
+            "[--hold S<=600]\n");
         return 2;
     }
     fri_pubkeys spk;
@@ -55,40 +56,41 @@ main(int argc, char **argv)
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
-        (void) setrlimit(RLIMIT_NOFILE, &rl);
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
     }
-    nng_socket *s   = calloc((size_t) n, sizeof(*s));
-    int        *ok  = calloc((size_t) n, sizeof(*ok));
+    nng_socket *s  = calloc((size_t)n, sizeof(*s));
+    int        *ok = calloc((size_t)n, sizeof(*ok));
     if (s == NULL || ok == NULL) {
         return 1;
     }
     long   dial_err = 0, hs_err = 0, open_n = 0;
-    double t0       = now_s();
+    double t0 = now_s();
     for (long i = 0; i < n; i++) {
         if (nng_req0_open(&s[i]) != 0) {
             dial_err++;
             continue;
         }
         open_n++;
-        (void) nng_socket_set_ms(s[i], NNG_OPT_RECVTIMEO, 10000);
-        (void) nng_socket_set_ms(s[i], NNG_OPT_SENDTIMEO, 10000);
+        (void)nng_socket_set_ms(s[i], NNG_OPT_RECVTIMEO, 10000);
+        (void)nng_socket_set_ms(s[i], NNG_OPT_SENDTIMEO, 10000);
         if (nng_dial(s[i], url, NULL, 0) != 0) {
             dial_err++;
             continue;
         }
-        fri_identity me;
+        fri_identity   me;
         uint8_t        hello[FRI_HELLO_LEN];
-        size_t         hl = 0;
-        fri_hs_client *hs = NULL;
-        void          *rb = NULL;
+        size_t         hl   = 0;
+        fri_hs_client *hs   = NULL;
+        void          *rb   = NULL;
         size_t         rlen = 0;
         fri_session   *sess = NULL;
-        if (fri_identity_generate(&me) != FR_OK ||
-            fri_hs_client_hello(&hs, hello, sizeof(hello), &hl, &me,
-                                spk.kx, FRI_CAP_ALS) != FR_OK ||
-            nng_send(s[i], hello, hl, 0) != 0 ||
-            nng_recv(s[i], &rb, &rlen, NNG_FLAG_ALLOC) != 0 ||
-            fri_hs_client_finish(&sess, hs, rb, rlen) != FR_OK) {
+        if (fri_identity_generate(&me) != FR_OK
+            || fri_hs_client_hello(
+                   &hs, hello, sizeof(hello), &hl, &me, spk.kx, FRI_CAP_ALS)
+                != FR_OK
+            || nng_send(s[i], hello, hl, 0) != 0
+            || nng_recv(s[i], &rb, &rlen, NNG_FLAG_ALLOC) != 0
+            || fri_hs_client_finish(&sess, hs, rb, rlen) != FR_OK) {
             hs_err++;
         } else {
             ok[i] = 1;
@@ -100,21 +102,21 @@ main(int argc, char **argv)
         fri_hs_client_destroy(hs);
         fri_identity_wipe(&me);
     }
-    double t1 = now_s();
+    double t1   = now_s();
     long   held = 0;
     for (long i = 0; i < n; i++) {
         held += ok[i];
     }
     fprintf(stderr, "all %ld connections up; holding %ld s\n", held, hold);
-    nng_msleep((nng_duration) (hold * 1000));
+    nng_msleep((nng_duration)(hold * 1000));
     for (long i = 0; i < n; i++) {
         nng_close(s[i]);
     }
     printf("{\"connections\":%ld,\"handshakes_ok\":%ld,\"dial_errors\":%ld,"
            "\"handshake_errors\":%ld,\"errors\":%ld,\"setup_s\":%.2f,"
            "\"handshakes_per_s\":%.0f}\n",
-           n, held, dial_err, hs_err, dial_err + hs_err + (n - open_n),
-           t1 - t0, (double) held / (t1 - t0));
+        n, held, dial_err, hs_err, dial_err + hs_err + (n - open_n), t1 - t0,
+        (double)held / (t1 - t0));
     free(s);
     free(ok);
     return dial_err + hs_err == 0 ? 0 : 1;

@@ -30,18 +30,18 @@
 #define N_ITEMS 20u
 
 typedef struct world {
-    fri_agg  *a;
-    uint8_t  *reply;
-    size_t    reply_cap;
-    uint8_t   spk[FR_PUBLICKEYBYTES];
+    fri_agg *a;
+    uint8_t *reply;
+    size_t   reply_cap;
+    uint8_t  spk[FR_PUBLICKEYBYTES];
 } world;
 
 static void
 world_init(world *w, fri_agg_config *cfg)
 {
-    char err[256] = {0};
-    cr_assert_eq(fri_agg_create(&w->a, cfg, 0, err, sizeof(err)), FR_OK,
-                 "%s", err);
+    char err[256] = { 0 };
+    cr_assert_eq(
+        fri_agg_create(&w->a, cfg, 0, err, sizeof(err)), FR_OK, "%s", err);
     w->reply_cap = fri_agg_reply_bound(w->a);
     w->reply     = malloc(w->reply_cap);
     cr_assert_not_null(w->reply);
@@ -79,7 +79,7 @@ client_new(const world *w, int id)
     fr_client *c = NULL;
     cr_assert_eq(fr_client_create(&c, &cc), FR_OK);
     for (uint32_t i = 0; i < 5; i++) {
-        cr_assert_eq(fr_client_add(c, i * 3, 1.0f + (float) i, 0), FR_OK);
+        cr_assert_eq(fr_client_add(c, i * 3, 1.0f + (float)i, 0), FR_OK);
     }
     return c;
 }
@@ -104,14 +104,14 @@ step(world *w, fr_client *c, uint64_t now)
     size_t   len = 0, rl = 0;
     cr_assert_eq(fr_client_poll(c, buf, cap, &len), FR_OK);
     cr_assert(len > 0);
-    cr_assert_eq(fri_agg_handle(w->a, now, buf, len, w->reply, w->reply_cap,
-                                &rl),
-                 FR_OK);
+    cr_assert_eq(
+        fri_agg_handle(w->a, now, buf, len, w->reply, w->reply_cap, &rl),
+        FR_OK);
     free(buf);
     fri_hdr h;
     cr_assert_eq(fri_hdr_get(&h, w->reply, rl), FR_OK);
     fr_err rr = fr_client_receive(c, w->reply, rl);
-    (void) rr; // an ERROR reply is a valid outcome here
+    (void)rr; // an ERROR reply is a valid outcome here
     return h.type;
 }
 
@@ -125,15 +125,15 @@ forged_hello(world *w, const uint8_t claimed[32], uint64_t now)
     uint8_t        hello[FRI_HELLO_LEN];
     size_t         hl = 0, rl = 0;
     fri_hs_client *hs = NULL;
-    cr_assert_eq(fri_hs_client_hello(&hs, hello, sizeof(hello), &hl, &me,
-                                     w->spk, FRI_CAP_ALS),
-                 FR_OK);
+    cr_assert_eq(fri_hs_client_hello(
+                     &hs, hello, sizeof(hello), &hl, &me, w->spk, FRI_CAP_ALS),
+        FR_OK);
     fri_hs_client_destroy(hs);
     fri_identity_wipe(&me);
     memcpy(hello + FRI_HDR_LEN + 32, claimed, 32);
-    cr_assert_eq(fri_agg_handle(w->a, now, hello, hl, w->reply, w->reply_cap,
-                                &rl),
-                 FR_OK);
+    cr_assert_eq(
+        fri_agg_handle(w->a, now, hello, hl, w->reply, w->reply_cap, &rl),
+        FR_OK);
     fri_hdr h;
     cr_assert_eq(fri_hdr_get(&h, w->reply, rl), FR_OK);
     return h.type;
@@ -165,7 +165,7 @@ Test(preauth, forged_hello_flood_does_not_lock_out_an_honest_device)
     for (int i = 0; i < 200; i++) {
         // Every other HELLO claims the honest device's own key.
         const uint8_t *k = allow + 32 * (i % 2 == 0 ? 0 : 1 + i % 31);
-        (void) forged_hello(&w, k, 1);
+        (void)forged_hello(&w, k, 1);
     }
     cr_assert_leq(sessions(&w), 16);
     fr_client *c = client_new(&w, 10);
@@ -177,12 +177,12 @@ Test(preauth, forged_hello_flood_does_not_lock_out_an_honest_device)
         if (info.status != FR_CHECKIN_RUNNING) {
             break;
         }
-        (void) step(&w, c, 2);
+        (void)step(&w, c, 2);
     }
     fr_checkin_info info;
     fr_client_checkin_info_get(c, &info);
-    cr_assert_eq(info.status, FR_CHECKIN_CONTRIBUTED, "status %d",
-                 (int) info.status);
+    cr_assert_eq(
+        info.status, FR_CHECKIN_CONTRIBUTED, "status %d", (int)info.status);
     fr_client_destroy(c);
     world_free(&w);
 }
@@ -206,9 +206,9 @@ Test(preauth, junk_frames_do_not_keep_a_session_alive)
     cr_assert_eq(fr_client_poll(c, buf, cap, &len), FR_OK);
     buf[len - 1] ^= 1;
     for (uint64_t t = 500; t <= 1900; t += 350) {
-        cr_assert_eq(fri_agg_handle(w.a, t, buf, len, w.reply, w.reply_cap,
-                                    &rl),
-                     FR_OK);
+        cr_assert_eq(
+            fri_agg_handle(w.a, t, buf, len, w.reply, w.reply_cap, &rl),
+            FR_OK);
         fri_agg_tick(w.a, t);
     }
     cr_assert_eq(sessions(&w), 1);
@@ -242,14 +242,14 @@ Test(preauth, per_key_session_cap)
     for (int i = 0; i < 5; i++) {
         c[i] = client_new(&w, 5);
         cr_assert_eq(fr_client_checkin_begin(c[i], 2), FR_OK);
-        cr_assert_eq(step(&w, c[i], 2 + (uint64_t) i), FRI_T_WELCOME,
-                     "session %d", i);
-        cr_assert_eq(step(&w, c[i], 2 + (uint64_t) i), FRI_T_TASK);
+        cr_assert_eq(
+            step(&w, c[i], 2 + (uint64_t)i), FRI_T_WELCOME, "session %d", i);
+        cr_assert_eq(step(&w, c[i], 2 + (uint64_t)i), FRI_T_TASK);
     }
     // 4 confirmed (the cap) + 3 forged: the first honest HELLO found the
     // key at its unconfirmed cap and displaced the oldest forged one.
-    cr_assert_eq(sessions(&w), 7, "%llu sessions",
-                 (unsigned long long) sessions(&w));
+    cr_assert_eq(
+        sessions(&w), 7, "%llu sessions", (unsigned long long)sessions(&w));
     // The evicted one is the oldest: its next request finds no session.
     cr_assert_eq(step(&w, c[0], 10), FRI_T_ERROR);
     cr_assert_eq(step(&w, c[4], 10), FRI_T_MODEL);
@@ -261,14 +261,14 @@ Test(preauth, per_key_session_cap)
 
 // ---- the closer thread -----------------------------------------------------
 
-static pthread_t       closed_by;
-static atomic_int      closed_seen;
+static pthread_t  closed_by;
+static atomic_int closed_seen;
 
 static void
 log_closer(void *ctx, fr_log_level lv, const char *msg)
 {
-    (void) ctx;
-    (void) lv;
+    (void)ctx;
+    (void)lv;
     if (strstr(msg, "round closed") != NULL) {
         closed_by = pthread_self();
         atomic_store(&closed_seen, 1);
@@ -289,7 +289,7 @@ Test(preauth, round_closes_on_the_closer_thread)
     fr_client *c = client_new(&w, 4);
     cr_assert_eq(fr_client_checkin_begin(c, 1), FR_OK);
     for (int s = 0; s < 4; s++) {
-        (void) step(&w, c, 1);
+        (void)step(&w, c, 1);
     }
     fr_checkin_info info;
     fr_client_checkin_info_get(c, &info);
@@ -305,12 +305,13 @@ Test(preauth, round_closes_on_the_closer_thread)
     cr_assert_eq(m.rounds_completed, 1);
     cr_assert(atomic_load(&closed_seen));
     cr_assert(!pthread_equal(closed_by, pthread_self()),
-              "the submitting thread closed the round");
+        "the submitting thread closed the round");
     fr_client_destroy(c);
     world_free(&w);
 }
 
-// ---- transport limits over tcp loopback -------------------------------------
+// ---- transport limits over tcp loopback
+// -------------------------------------
 
 typedef struct server {
     world    w;
@@ -324,15 +325,15 @@ server_start(server *s, fri_agg_config *cfg, fri_net_opts *o)
     world_init(&s->w, cfg);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    srand((unsigned) (getpid() ^ ts.tv_nsec));
-    char err[256] = {0};
+    srand((unsigned)(getpid() ^ ts.tv_nsec));
+    char err[256] = { 0 };
     for (int attempt = 0; attempt < 10; attempt++) {
         // Below the ephemeral range; odd ports (test_integration uses even).
         s->port = 20001 + 2 * (rand() % 6000);
         char url[64];
         snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", s->port);
-        if (fri_net_start(&s->net, s->w.a, url, NULL, o, err, sizeof(err)) ==
-            FR_OK) {
+        if (fri_net_start(&s->net, s->w.a, url, NULL, o, err, sizeof(err))
+            == FR_OK) {
             return;
         }
     }
@@ -355,10 +356,10 @@ raw_connect(int port)
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof(sa));
     sa.sin_family      = AF_INET;
-    sa.sin_port        = htons((uint16_t) port);
+    sa.sin_port        = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
-    const uint8_t sp[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0}; // REQ v0
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    const uint8_t sp[8] = { 0, 'S', 'P', 0, 0, 0x30, 0, 0 }; // REQ v0
     cr_assert_eq(write(fd, sp, sizeof(sp)), 8);
     return fd;
 }
@@ -371,13 +372,14 @@ closed_within(int fd, int ms)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        long left = ms - ((t1.tv_sec - t0.tv_sec) * 1000 +
-                          (t1.tv_nsec - t0.tv_nsec) / 1000000);
+        long left = ms
+            - ((t1.tv_sec - t0.tv_sec) * 1000
+                + (t1.tv_nsec - t0.tv_nsec) / 1000000);
         if (left <= 0) {
             return 0;
         }
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, (int) left) <= 0) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, (int)left) <= 0) {
             continue;
         }
         uint8_t b[64];
@@ -393,7 +395,7 @@ Test(preauth, oversized_length_header_is_dropped)
 {
     fri_agg_config cfg;
     base_config(&cfg);
-    cfg.max_frame = (size_t) 1 << 20;
+    cfg.max_frame = (size_t)1 << 20;
     fri_net_opts o;
     fri_net_opts_init(&o);
     o.n_contexts           = 4;
@@ -403,10 +405,10 @@ Test(preauth, oversized_length_header_is_dropped)
     server_start(&s, &cfg, &o);
     int fd = raw_connect(s.port);
     // 32 MiB declared: over --max-frame, under NNG's former 64 MiB floor.
-    const uint8_t len[8] = {0, 0, 0, 0, 0x02, 0, 0, 0};
+    const uint8_t len[8] = { 0, 0, 0, 0, 0x02, 0, 0, 0 };
     cr_assert_eq(write(fd, len, sizeof(len)), 8);
     cr_assert(closed_within(fd, 3000),
-              "a 32 MiB length header was accepted (buffer allocated)");
+        "a 32 MiB length header was accepted (buffer allocated)");
     close(fd);
     // A frame within the limit still gets through (a HELLO, answered).
     nng_socket req;
@@ -421,8 +423,8 @@ Test(preauth, oversized_length_header_is_dropped)
     size_t         hl = 0;
     fri_hs_client *hs = NULL;
     cr_assert_eq(fri_hs_client_hello(&hs, hello, sizeof(hello), &hl, &me,
-                                     s.w.spk, FRI_CAP_ALS),
-                 FR_OK);
+                     s.w.spk, FRI_CAP_ALS),
+        FR_OK);
     cr_assert_eq(nng_send(req, hello, hl, 0), 0);
     void  *rb = NULL;
     size_t rl = 0;
@@ -519,9 +521,9 @@ Test(preauth, hello_rate_per_address)
         uint8_t        hello[FRI_HELLO_LEN];
         size_t         hl = 0;
         fri_hs_client *hs = NULL;
-        cr_assert_eq(fri_hs_client_hello(&hs, hello, sizeof(hello), &hl,
-                                         &me, s.w.spk, FRI_CAP_ALS),
-                     FR_OK);
+        cr_assert_eq(fri_hs_client_hello(&hs, hello, sizeof(hello), &hl, &me,
+                         s.w.spk, FRI_CAP_ALS),
+            FR_OK);
         cr_assert_eq(nng_send(req, hello, hl, 0), 0);
         void  *rb = NULL;
         size_t rl = 0;
@@ -535,13 +537,15 @@ Test(preauth, hello_rate_per_address)
     }
     // 3 from the burst, then one per second of the loop (each dropped
     // HELLO waits out its 300 ms).
-    double secs = (double) (nng_clock() - t0) / 1000.0;
+    double secs = (double)(nng_clock() - t0) / 1000.0;
     cr_assert_geq(answered, 3);
-    cr_assert_leq(answered, 3 + (int) secs + 1, "%d of 10 HELLOs answered in "
-                  "%.1f s", answered, secs);
+    cr_assert_leq(answered, 3 + (int)secs + 1,
+        "%d of 10 HELLOs answered in "
+        "%.1f s",
+        answered, secs);
     cr_assert_lt(answered, 10);
     fri_net_stats st;
     fri_net_stats_get(s.net, &st);
-    cr_assert_eq(st.hellos_rate_limited, (uint64_t) (10 - answered));
+    cr_assert_eq(st.hellos_rate_limited, (uint64_t)(10 - answered));
     server_stop(&s);
 }
