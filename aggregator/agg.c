@@ -100,6 +100,9 @@ fri_agg_config_init(fri_agg_config *cfg)
     cfg->max_residual      = 0.0f;
     cfg->max_ratings       = 0;
     cfg->max_item_norm     = 100.0f;
+
+    cfg->max_sessions_per_key = 4;
+    cfg->closer_thread        = 0;
 }
 
 _Static_assert(FRI_CKPT_MAX_RDP == FRI_DP_N_ORDERS,
@@ -205,6 +208,9 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
     }
     if (c->max_sessions == 0) {
         BAD("max-sessions must be >= 1");
+    }
+    if (c->max_sessions_per_key == 0) {
+        BAD("max-sessions-per-key must be >= 1");
     }
     if (c->session_ttl_ms < 1000) {
         BAD("session-ttl must be >= 1 s");
@@ -555,12 +561,25 @@ fri_agg_metrics_json(const fri_agg_metrics *m, char *dst, size_t dst_cap,
 
 // ---- cohort hash set ------------------------------------------------------
 
+// Client keys are chosen by clients (with open enrolment, by anyone): a
+// hash keyed with a secret per-process key keeps probe chains short even
+// for keys picked to collide. Slot order is never observable.
+static uint8_t        pk_hash_key[crypto_shorthash_KEYBYTES];
+static pthread_once_t pk_hash_once = PTHREAD_ONCE_INIT;
+
+static void
+pk_hash_init(void)
+{
+    crypto_shorthash_keygen(pk_hash_key);
+}
+
 static uint32_t
 pk_hash(const uint8_t *pk)
 {
-    // Keys are uniformly random already.
-    return (uint32_t) pk[0] | ((uint32_t) pk[1] << 8) |
-           ((uint32_t) pk[2] << 16) | ((uint32_t) pk[3] << 24);
+    uint8_t h[crypto_shorthash_BYTES];
+    crypto_shorthash(h, pk, FRI_AGG_KEYBYTES, pk_hash_key);
+    return (uint32_t) h[0] | ((uint32_t) h[1] << 8) |
+           ((uint32_t) h[2] << 16) | ((uint32_t) h[3] << 24);
 }
 
 // Slot of pk, or the empty slot where it would go. Table never full.
@@ -1480,16 +1499,82 @@ abandon_round(fri_agg *a, uint64_t now_ms, const char *why)
     open_round(a, now_ms);
 }
 
+// Ends the round the caller moved to RS_CLOSING: at once, or (with the
+// closer thread) by handing it over, so that an I/O callback returns
+// without waiting for a solve or an fsync. Only one round is ever
+// closing, so at most one hand-over is pending.
+static void
+end_round(fri_agg *a, uint64_t now_ms, int act, const char *why)
+{
+    if (!a->closer_started) {
+        if (act == 1) {
+            close_round(a, now_ms);
+        } else {
+            abandon_round(a, now_ms, why);
+        }
+        return;
+    }
+    pthread_mutex_lock(&a->closer_mtx);
+    a->close_act    = act;
+    a->close_why    = why;
+    a->close_now_ms = now_ms;
+    pthread_cond_signal(&a->closer_cond);
+    pthread_mutex_unlock(&a->closer_mtx);
+}
+
+static void *
+closer_main(void *arg)
+{
+    fri_agg *a = arg;
+    pthread_mutex_lock(&a->closer_mtx);
+    for (;;) {
+        while (a->close_act == 0 && !a->closer_quit) {
+            pthread_cond_wait(&a->closer_cond, &a->closer_mtx);
+        }
+        if (a->close_act == 0) {
+            break; // quitting with nothing pending
+        }
+        int         act = a->close_act;
+        const char *why = a->close_why;
+        uint64_t    now = a->close_now_ms;
+        a->close_act    = 0;
+        pthread_mutex_unlock(&a->closer_mtx);
+        if (act == 1) {
+            close_round(a, now);
+        } else {
+            abandon_round(a, now, why);
+        }
+        pthread_mutex_lock(&a->closer_mtx);
+    }
+    pthread_mutex_unlock(&a->closer_mtx);
+    return NULL;
+}
+
+// Finishes a pending close, then stops the thread.
+static void
+closer_join(fri_agg *a)
+{
+    if (!a->closer_started) {
+        return;
+    }
+    pthread_mutex_lock(&a->closer_mtx);
+    a->closer_quit = 1;
+    pthread_cond_signal(&a->closer_cond);
+    pthread_mutex_unlock(&a->closer_mtx);
+    pthread_join(a->closer, NULL);
+    a->closer_started = 0;
+}
+
 void
 fri_agg_close_round(fri_agg *a, uint64_t now_ms)
 {
-    close_round(a, now_ms);
+    end_round(a, now_ms, 1, NULL);
 }
 
 void
 fri_agg_abandon_round(fri_agg *a, uint64_t now_ms, const char *why)
 {
-    abandon_round(a, now_ms, why);
+    end_round(a, now_ms, 2, why);
 }
 
 fr_err
@@ -1736,7 +1821,7 @@ fri_agg_submit(fri_agg *a, uint64_t now_ms,
     }
     atomic_fetch_add(&a->accepted, 1);
     if (close) {
-        close_round(a, now_ms);
+        end_round(a, now_ms, 1, NULL);
     }
     return FR_OK;
 }
@@ -1757,10 +1842,8 @@ fri_agg_tick(fri_agg *a, uint64_t now_ms)
         a->state = RS_CLOSING;
     }
     pthread_mutex_unlock(&a->mtx);
-    if (act == 1) {
-        close_round(a, now_ms);
-    } else if (act == 2) {
-        abandon_round(a, now_ms, "deadline");
+    if (act != 0) {
+        end_round(a, now_ms, act, "deadline");
     }
 }
 
@@ -2009,6 +2092,7 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
         fri_agg_seterr(err, err_cap, "libsodium initialisation failed");
         return FR_EINTERNAL;
     }
+    pthread_once(&pk_hash_once, pk_hash_init);
     fri_agg *a = calloc(1, sizeof(*a));
     if (a == NULL) {
         fri_agg_seterr(err, err_cap, "out of memory");
@@ -2111,6 +2195,17 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
         atomic_store(&a->done, 1);
     }
     open_round(a, now_ms);
+    pthread_mutex_init(&a->closer_mtx, NULL);
+    pthread_cond_init(&a->closer_cond, NULL);
+    a->closer_ready = 1;
+    if (cfg->closer_thread) {
+        if (pthread_create(&a->closer, NULL, closer_main, a) != 0) {
+            fri_agg_seterr(err, err_cap, "cannot start the closer thread");
+            fri_agg_destroy(a);
+            return FR_EINTERNAL;
+        }
+        a->closer_started = 1;
+    }
     *out = a;
     return FR_OK;
 }
@@ -2120,6 +2215,11 @@ fri_agg_destroy(fri_agg *a)
 {
     if (a == NULL) {
         return;
+    }
+    if (a->closer_ready) {
+        closer_join(a);
+        pthread_mutex_destroy(&a->closer_mtx);
+        pthread_cond_destroy(&a->closer_cond);
     }
     fri_sessions_destroy(a);
     fri_sa_destroy(a);

@@ -150,6 +150,21 @@ typedef struct fri_agg_config {
     float    max_residual;  // |rating - mu - b_u| (|rating - prediction|)
     uint32_t max_ratings;   // rows (ratings + pseudo items) per update
     float    max_item_norm; // ||[q_i; b_i]|| of a committed model
+
+    // ---- Pre-authentication limits and the closer (appended) ----
+    // Sessions one client key may hold, unconfirmed (HELLO seen, no frame
+    // authenticated yet) and confirmed each (default 4). A HELLO for a key
+    // at its unconfirmed cap evicts that key's oldest unconfirmed session
+    // (what forged HELLOs claiming an enrolled key can take is bounded);
+    // a session confirmed past the confirmed cap evicts the key's least
+    // recently used confirmed one (only the key's holder can do that).
+    uint32_t max_sessions_per_key;
+    // Nonzero: rounds are closed (solve, sign, checkpoint) by a dedicated
+    // thread the aggregator owns, signalled by submit/tick, so transport
+    // callbacks never block on a solve or an fsync. Zero (the default):
+    // the call that ends the round closes it before returning, which keeps
+    // virtual-clock simulations deterministic.
+    int closer_thread;
 } fri_agg_config;
 
 void fri_agg_config_init(fri_agg_config *cfg);
@@ -185,6 +200,13 @@ FR_NODISCARD fr_err fri_agg_handle(fri_agg *a, uint64_t now_ms,
                                    const uint8_t *req, size_t req_len,
                                    uint8_t *reply, size_t reply_cap,
                                    size_t *reply_len);
+
+// fri_agg_handle for a request buffer the caller owns and lets be
+// overwritten: a sealed request is opened in place instead of copied.
+FR_NODISCARD fr_err fri_agg_handle_inplace(fri_agg *a, uint64_t now_ms,
+                                           uint8_t *req, size_t req_len,
+                                           uint8_t *reply, size_t reply_cap,
+                                           size_t *reply_len);
 
 // Advances time-based state: expires idle sessions, closes or abandons a
 // round whose deadline passed. Call it every ~100 ms.
@@ -267,7 +289,8 @@ typedef struct fri_agg_update {
 // FR_ELATE (round closed or unknown), FR_EDUP (already reported this
 // round), FR_EDENIED (not in the round's cohort), FR_EPROTO (shape,
 // indices or values invalid). Every refusal is counted by reason. May
-// close the round (and solve) before returning.
+// close the round (and solve) before returning, or, with
+// cfg.closer_thread, hand the close to the closer thread.
 FR_NODISCARD fr_err fri_agg_submit(fri_agg *a, uint64_t now_ms,
                                    const uint8_t pk[FRI_AGG_KEYBYTES],
                                    const fri_agg_update *u);

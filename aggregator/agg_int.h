@@ -138,6 +138,18 @@ struct fri_agg {
     float    *pub_bi;
     float    *pub_Q;
     uint64_t  pub_version;
+
+    // The closer thread (cfg.closer_thread): the round-ending call sets
+    // close_act under closer_mtx and signals; the thread closes.
+    pthread_t       closer;
+    int             closer_ready;   // closer_mtx/cond initialised
+    int             closer_started;
+    pthread_mutex_t closer_mtx;
+    pthread_cond_t  closer_cond;
+    int             close_act;    // 0 none, 1 close, 2 abandon
+    const char     *close_why;    // abandon reason (a string literal)
+    uint64_t        close_now_ms;
+    int             closer_quit;
 };
 
 void fri_agg_log(const fri_agg *a, fr_log_level lv, const char *fmt, ...)

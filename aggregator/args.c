@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +33,16 @@ static const char usage_head[] =
     "  --contexts N            concurrent NNG request contexts (default 128)\n"
     "  --max-sessions N        live secure sessions cap (default 10000)\n"
     "  --session-ttl SECONDS   idle session expiry (default 300)\n"
-    "  --max-frame BYTES       largest request accepted (default 64 MiB)\n"
+    "  --max-frame BYTES       largest request accepted, also the\n"
+    "                          transport's receive limit (default 64 MiB)\n"
+    "  --max-sessions-per-key N  sessions one client key may hold,\n"
+    "                          unconfirmed and confirmed each (default 4)\n"
+    "  --max-connections N     open connections cap (default 20000, 0 = none)\n"
+    "  --handshake-timeout SECONDS  close connections with no handshake\n"
+    "                          done by then (default 10, 0 = never)\n"
+    "  --hello-rate N          HELLOs per second per remote address\n"
+    "                          (default 1000, 0 = no limit)\n"
+    "  --hello-burst N         burst of that rate (default 2000)\n"
     "State:\n"
     "  --state DIR             checkpoint directory (resumes from it)\n"
     "Model:\n"
@@ -226,7 +236,8 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
             fri_agg_seterr(err, cap, "%s: --contexts must be >= 1", where);
             return FR_EINVAL;
         }
-        a->contexts = (int) u;
+        a->contexts        = (int) u;
+        a->net.n_contexts  = (int) u;
     } else if (strcmp(name, "max-sessions") == 0) {
         NEED_U(UINT32_MAX);
         c->max_sessions = (uint32_t) u;
@@ -236,6 +247,30 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
     } else if (strcmp(name, "max-frame") == 0) {
         NEED_U((uint64_t) 1 << 28);
         c->max_frame = (size_t) u;
+    } else if (strcmp(name, "max-sessions-per-key") == 0) {
+        NEED_U(UINT32_MAX);
+        c->max_sessions_per_key = (uint32_t) u;
+    } else if (strcmp(name, "max-connections") == 0) {
+        NEED_U(UINT32_MAX);
+        a->net.max_connections = (uint32_t) u;
+    } else if (strcmp(name, "handshake-timeout") == 0) {
+        NEED_SECS();
+        a->net.handshake_timeout_ms = (uint64_t) (f * 1000.0);
+    } else if (strcmp(name, "hello-rate") == 0) {
+        NEED_F();
+        if (f < 0 || f > 1e9) {
+            fri_agg_seterr(err, cap,
+                "%s: --hello-rate wants a rate >= 0, got '%s'", where, val);
+            return FR_EINVAL;
+        }
+        a->net.hello_rate = f;
+    } else if (strcmp(name, "hello-burst") == 0) {
+        NEED_U(UINT32_MAX);
+        if (u == 0) {
+            fri_agg_seterr(err, cap, "%s: --hello-burst must be >= 1", where);
+            return FR_EINVAL;
+        }
+        a->net.hello_burst = (uint32_t) u;
     } else if (strcmp(name, "items") == 0) {
         NEED_U(UINT32_MAX);
         c->n_items = (uint32_t) u;
@@ -539,63 +574,99 @@ load_allow(fri_agg_args *a, char *err, size_t cap)
     return rv;
 }
 
+// Every flag takes a value except --help; apply() checks the values.
+static const char *const flag_names[] = {
+    "listen", "key", "state", "http", "allow", "contexts", "max-sessions",
+    "session-ttl", "max-frame", "max-sessions-per-key", "max-connections",
+    "handshake-timeout", "hello-rate", "hello-burst", "items", "k", "algo",
+    "loss", "reg", "reg-bias", "alpha", "init-std", "seed", "server-opt",
+    "server-lr", "momentum", "clients-per-round", "fraction", "min-clients",
+    "round-deadline", "rounds", "stats-forget", "retry-after", "clip",
+    "noise-multiplier", "population", "dp-delta", "dp-seed", "dp",
+    "secure-agg", "log-level", "config"};
+#define N_FLAGS (sizeof(flag_names) / sizeof(flag_names[0]))
+#define OPT_HELP 'h'
+#define OPT_BASE 256
+
 fr_err
 fri_agg_args_parse(fri_agg_args *a, int argc, char **argv, char *err,
                    size_t err_cap)
 {
     memset(a, 0, sizeof(*a));
     fri_agg_config_init(&a->cfg);
-    a->contexts = 128;
-    // --config first, so that flags override it.
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            a->help = 1;
-            return FR_OK;
-        }
-        if (strcmp(argv[i], "--config") == 0) {
-            if (i + 1 >= argc) {
-                fri_agg_seterr(err, err_cap, "--config needs a value");
+    fri_net_opts_init(&a->net);
+    // The server closes rounds off its I/O threads.
+    a->cfg.closer_thread = 1;
+    a->contexts          = a->net.n_contexts;
+    struct option opts[N_FLAGS + 2];
+    for (size_t i = 0; i < N_FLAGS; i++) {
+        opts[i] = (struct option){flag_names[i], required_argument, NULL,
+                                  OPT_BASE + (int) i};
+    }
+    opts[N_FLAGS]     = (struct option){"help", no_argument, NULL, OPT_HELP};
+    opts[N_FLAGS + 1] = (struct option){NULL, 0, NULL, 0};
+    // Two passes: --config first, so that flags override it. "+": stop at
+    // the first non-option; ":" reports a missing value as ':'.
+    for (int pass = 0; pass < 2; pass++) {
+        optind = 0; // glibc: re-initialise (parse may run more than once)
+        opterr = 0;
+        for (;;) {
+            int at  = optind == 0 ? 1 : optind;
+            int idx = -1;
+            int c   = getopt_long(argc, argv, "+:h", opts, &idx);
+            if (c == -1) {
+                break;
+            }
+            const char *tok = at < argc ? argv[at] : "";
+            if (c == '?' || c == ':') {
+                if (pass == 1) {
+                    continue; // reported in pass 0
+                }
+                char   name[64];
+                size_t nl = strncmp(tok, "--", 2) == 0 ? strcspn(tok + 2, "=")
+                                                       : 0;
+                snprintf(name, sizeof(name), "%.*s", (int) nl, tok + 2);
+                if (c == ':') {
+                    fri_agg_seterr(err, err_cap, "--%s needs a value", name);
+                } else if (nl == 0) {
+                    fri_agg_seterr(err, err_cap,
+                        "unexpected argument '%s' (see --help)", tok);
+                } else {
+                    fri_agg_seterr(err, err_cap,
+                        "unknown option --%s (see --help)", name);
+                }
                 return FR_EINVAL;
             }
-            fr_err rv = load_config(a, argv[i + 1], err, err_cap);
+            if (c == OPT_HELP) {
+                a->help = 1;
+                return FR_OK;
+            }
+            const char *name = flag_names[c - OPT_BASE];
+            // getopt_long accepts unambiguous prefixes; flags are exact.
+            size_t nl = strncmp(tok, "--", 2) == 0 ? strcspn(tok + 2, "=") : 0;
+            if (nl != strlen(name) || strncmp(tok + 2, name, nl) != 0) {
+                fri_agg_seterr(err, err_cap,
+                    "unknown option --%.*s (see --help)", (int) nl, tok + 2);
+                return FR_EINVAL;
+            }
+            int    is_config = strcmp(name, "config") == 0;
+            fr_err rv        = FR_OK;
+            if (pass == 0 && is_config) {
+                rv = load_config(a, optarg, err, err_cap);
+            } else if (pass == 1 && !is_config) {
+                rv = apply(a, name, optarg, "command line", err, err_cap);
+            }
             if (rv != FR_OK) {
                 return rv;
             }
         }
-    }
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strncmp(arg, "--", 2) != 0) {
-            fri_agg_seterr(
-                err, err_cap, "unexpected argument '%s' (see --help)", arg);
+        if (optind < argc) {
+            fri_agg_seterr(err, err_cap,
+                "unexpected argument '%s' (see --help)", argv[optind]);
             return FR_EINVAL;
-        }
-        char        name[64];
-        const char *val = NULL;
-        const char *eq  = strchr(arg, '=');
-        size_t      nl  = eq != NULL ? (size_t) (eq - arg - 2) : strlen(arg + 2);
-        if (nl == 0 || nl >= sizeof(name)) {
-            fri_agg_seterr(err, err_cap, "bad option '%s'", arg);
-            return FR_EINVAL;
-        }
-        memcpy(name, arg + 2, nl);
-        name[nl] = 0;
-        if (eq != NULL) {
-            val = eq + 1;
-        } else if (i + 1 < argc) {
-            val = argv[++i];
-        } else {
-            fri_agg_seterr(err, err_cap, "--%s needs a value", name);
-            return FR_EINVAL;
-        }
-        if (strcmp(name, "config") == 0) {
-            continue;
-        }
-        fr_err rv = apply(a, name, val, "command line", err, err_cap);
-        if (rv != FR_OK) {
-            return rv;
         }
     }
+    a->net.max_frame = a->cfg.max_frame;
     if (a->listen == NULL) {
         fri_agg_seterr(err, err_cap, "--listen URL is required (see --help)");
         return FR_EINVAL;

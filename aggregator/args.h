@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "agg.h"
+#include "net.h"
 
 typedef struct fri_agg_args {
     fri_agg_config cfg;
@@ -17,7 +18,8 @@ typedef struct fri_agg_args {
     char          *http;      // HOST:PORT or NULL
     char          *allow_path;
     uint8_t       *allow;     // n_allow X25519 keys
-    int            contexts;  // NNG contexts
+    int            contexts;  // NNG contexts (also net.n_contexts)
+    fri_net_opts   net;       // connection limits
     int            help;      // --help given
 } fri_agg_args;
 

@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "channel.h"
+#include "frame.h"
 #include "keys.h"
 #include "linalg.h"
 #include "msg.h"
@@ -34,21 +35,28 @@ void fri_agg_model_view(const fri_agg *a, float *mu, const float **bi,
                         const float **Q);
 
 typedef struct sess_entry {
-    struct sess_entry *next;
+    struct sess_entry *next;  // sid bucket chain
+    struct sess_entry *knext; // client-key bucket chain
+    struct sess_entry *uprev; // unconfirmed FIFO (oldest first)
+    struct sess_entry *unext;
     fri_session       *s;
     uint8_t            sid[FRI_SID_BYTES];
     uint8_t            client[FRI_PKBYTES];
-    uint64_t           last_ms;
+    uint64_t           last_ms; // creation, then last authenticated frame
+    int                confirmed; // a frame of this session authenticated
     int                busy; // a request of this session is being handled
     int                dead; // drop when the request finishes
 } sess_entry;
 
 struct fri_sessions {
     pthread_mutex_t mtx;
-    sess_entry    **buckets;
-    uint32_t        n_buckets; // power of two
+    sess_entry    **buckets;  // by session id
+    sess_entry    **kbuckets; // by client key (keyed hash)
+    uint32_t        n_buckets; // power of two, both tables
     uint32_t        n;
-    fri_allowlist   allow;
+    sess_entry     *ufirst; // unconfirmed sessions, oldest first: HELLOs
+    sess_entry     *ulast;  // cost nothing, so they go before anyone else
+    uint8_t         hkey[crypto_shorthash_KEYBYTES];
 };
 
 static uint32_t
@@ -56,6 +64,15 @@ sid_hash(const uint8_t *sid)
 {
     // Session ids are random.
     return fri_get32(sid);
+}
+
+// Client keys are chosen by the client: a keyed hash keeps chains short.
+static uint32_t
+key_hash(const fri_sessions *t, const uint8_t *pk)
+{
+    uint8_t h[crypto_shorthash_BYTES];
+    crypto_shorthash(h, pk, FRI_PKBYTES, t->hkey);
+    return fri_get32(h);
 }
 
 fr_err
@@ -69,16 +86,16 @@ fri_sessions_create(fri_agg *a)
     while (nb < a->cfg.max_sessions && nb < (1u << 20)) {
         nb *= 2;
     }
-    t->buckets = calloc(nb, sizeof(*t->buckets));
-    if (t->buckets == NULL) {
+    t->buckets  = calloc(nb, sizeof(*t->buckets));
+    t->kbuckets = calloc(nb, sizeof(*t->kbuckets));
+    if (t->buckets == NULL || t->kbuckets == NULL) {
+        free(t->buckets);
+        free(t->kbuckets);
         free(t);
         return FR_ENOMEM;
     }
     t->n_buckets = nb;
-    if (a->cfg.n_allow > 0) {
-        t->allow.keys = (const uint8_t(*)[FRI_PKBYTES]) a->allow;
-        t->allow.n    = a->cfg.n_allow;
-    }
+    crypto_shorthash_keygen(t->hkey);
     pthread_mutex_init(&t->mtx, NULL);
     a->sessions = t;
     return FR_OK;
@@ -101,9 +118,26 @@ fri_sessions_destroy(fri_agg *a)
         }
     }
     free(t->buckets);
+    free(t->kbuckets);
     pthread_mutex_destroy(&t->mtx);
     free(t);
     a->sessions = NULL;
+}
+
+static void
+unconf_unlink(fri_sessions *t, sess_entry *e)
+{
+    if (e->uprev != NULL) {
+        e->uprev->unext = e->unext;
+    } else if (t->ufirst == e) {
+        t->ufirst = e->unext;
+    }
+    if (e->unext != NULL) {
+        e->unext->uprev = e->uprev;
+    } else if (t->ulast == e) {
+        t->ulast = e->uprev;
+    }
+    e->uprev = e->unext = NULL;
 }
 
 // Unlinks and frees e (under t->mtx).
@@ -120,6 +154,16 @@ sess_remove(fri_agg *a, sess_entry *e)
         t->n--;
         atomic_fetch_sub(&a->n_sessions, 1);
     }
+    pp = &t->kbuckets[key_hash(t, e->client) & (t->n_buckets - 1)];
+    while (*pp != NULL && *pp != e) {
+        pp = &(*pp)->knext;
+    }
+    if (*pp == e) {
+        *pp = e->knext;
+    }
+    if (!e->confirmed) {
+        unconf_unlink(t, e);
+    }
     fri_session_destroy(e->s);
     free(e);
 }
@@ -132,9 +176,8 @@ expire_locked(fri_agg *a, uint64_t now_ms)
         sess_entry *e = t->buckets[b];
         while (e != NULL) {
             sess_entry *n   = e->next;
-            uint64_t    ttl = fri_session_confirmed(e->s)
-                                  ? a->cfg.session_ttl_ms
-                                  : UNCONFIRMED_TTL_MS;
+            uint64_t    ttl = e->confirmed ? a->cfg.session_ttl_ms
+                                           : UNCONFIRMED_TTL_MS;
             if (!e->busy && now_ms >= e->last_ms + ttl) {
                 sess_remove(a, e);
             }
@@ -154,9 +197,50 @@ fri_sessions_expire(fri_agg *a, uint64_t now_ms)
     pthread_mutex_unlock(&a->sessions->mtx);
 }
 
+// Evicts the oldest idle unconfirmed session, of client pk if pk != NULL.
+// Returns whether one was evicted (under t->mtx).
+static int
+evict_unconfirmed(fri_agg *a, const uint8_t *pk)
+{
+    fri_sessions *t = a->sessions;
+    for (sess_entry *e = t->ufirst; e != NULL; e = e->unext) {
+        if (!e->busy &&
+            (pk == NULL || memcmp(e->client, pk, FRI_PKBYTES) == 0)) {
+            sess_remove(a, e);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+// Sessions of client pk that are confirmed (or not, per want_confirmed),
+// and the least recently used idle one of them other than skip (under
+// t->mtx).
+static uint32_t
+count_key(fri_sessions *t, const uint8_t *pk, int want_confirmed,
+          const sess_entry *skip, sess_entry **oldest)
+{
+    uint32_t    n = 0;
+    sess_entry *e = t->kbuckets[key_hash(t, pk) & (t->n_buckets - 1)];
+    *oldest       = NULL;
+    for (; e != NULL; e = e->knext) {
+        if (e->confirmed != want_confirmed ||
+            memcmp(e->client, pk, FRI_PKBYTES) != 0) {
+            continue;
+        }
+        n++;
+        if (e != skip && !e->busy &&
+            (*oldest == NULL || e->last_ms < (*oldest)->last_ms)) {
+            *oldest = e;
+        }
+    }
+    return n;
+}
+
 // Checks a session out for one request. NULL if unknown or busy (*busy).
+// Does not refresh it: only a frame that authenticates does.
 static sess_entry *
-sess_acquire(fri_agg *a, const uint8_t *sid, uint64_t now_ms, int *busy)
+sess_acquire(fri_agg *a, const uint8_t *sid, int *busy)
 {
     fri_sessions *t = a->sessions;
     *busy           = 0;
@@ -169,20 +253,36 @@ sess_acquire(fri_agg *a, const uint8_t *sid, uint64_t now_ms, int *busy)
         *busy = 1;
         e     = NULL;
     } else if (e != NULL) {
-        e->busy    = 1;
-        e->last_ms = now_ms;
+        e->busy = 1;
     }
     pthread_mutex_unlock(&t->mtx);
     return e;
 }
 
+// authed: the request opened under this session's keys.
 static void
-sess_release(fri_agg *a, sess_entry *e, uint64_t now_ms, int drop)
+sess_release(fri_agg *a, sess_entry *e, uint64_t now_ms, int authed,
+             int drop)
 {
     fri_sessions *t = a->sessions;
     pthread_mutex_lock(&t->mtx);
-    e->busy    = 0;
-    e->last_ms = now_ms;
+    e->busy = 0;
+    if (authed) {
+        e->last_ms = now_ms;
+        if (!e->confirmed) {
+            unconf_unlink(t, e);
+            e->confirmed = 1;
+            // Only the key's holder gets here, so its sessions over the
+            // cap (left behind by a crash or a lost reply) make room for
+            // its newest, least recently used first.
+            sess_entry *old = NULL;
+            if (count_key(t, e->client, 1, e, &old) >
+                    a->cfg.max_sessions_per_key &&
+                old != NULL) {
+                sess_remove(a, old);
+            }
+        }
+    }
     if (drop || e->dead) {
         sess_remove(a, e);
     }
@@ -526,25 +626,20 @@ static fr_err
 on_hello(fri_agg *a, uint64_t now_ms, const uint8_t *req, size_t req_len,
          reply *r)
 {
-    fri_sessions *t = a->sessions;
-    pthread_mutex_lock(&t->mtx);
-    if (t->n >= a->cfg.max_sessions) {
-        expire_locked(a, now_ms);
+    fri_sessions  *t = a->sessions;
+    const uint8_t *b = NULL;
+    fr_err rv = fri_body_fixed(req, req_len, FRI_T_HELLO, FRI_HELLO_BODY, &b);
+    if (rv == FR_OK && !fri_agg_allowed(a, b + 32)) {
+        rv = FR_EDENIED; // before any key agreement: refusing is cheap
     }
-    int full = t->n >= a->cfg.max_sessions;
-    pthread_mutex_unlock(&t->mtx);
-    if (full) {
-        fri_agg_reject_count(a, FRI_REJ_SESSION_CAP);
-        return put_error(r, NULL, FR_ETOOBIG, FRI_T_HELLO, 0,
-                         a->cfg.retry_after_ms, "too many sessions");
+    fri_session *s = NULL;
+    if (rv == FR_OK) {
+        rv = fri_hs_server_accept(
+            &s, r->buf, r->cap, &r->len, &a->id, NULL,
+            FRI_CAP_ALS | FRI_CAP_GRAD | FRI_CAP_IALS | FRI_CAP_SPARSE |
+                FRI_CAP_VBMF,
+            req, req_len);
     }
-    fri_session *s  = NULL;
-    fr_err       rv = fri_hs_server_accept(
-        &s, r->buf, r->cap, &r->len, &a->id,
-        a->cfg.n_allow > 0 ? &t->allow : NULL,
-        FRI_CAP_ALS | FRI_CAP_GRAD | FRI_CAP_IALS | FRI_CAP_SPARSE |
-            FRI_CAP_VBMF,
-        req, req_len);
     if (rv != FR_OK) {
         fri_agg_reject_count(a, rv == FR_EDENIED ? FRI_REJ_DENIED
                                 : rv == FR_ECRYPTO ? FRI_REJ_CRYPTO
@@ -566,20 +661,64 @@ on_hello(fri_agg *a, uint64_t now_ms, const uint8_t *req, size_t req_len,
     memcpy(e->sid, fri_session_id(s), FRI_SID_BYTES);
     memcpy(e->client, fri_session_peer(s), FRI_PKBYTES);
     e->last_ms = now_ms;
+    // Make room. A HELLO proves nothing (anyone may claim an enrolled
+    // key), so it may only displace sessions that proved nothing either:
+    // first its own key's oldest unconfirmed one, then the oldest
+    // unconfirmed one overall. Confirmed sessions are never displaced by
+    // a HELLO (their cap is enforced when a new one is confirmed).
+    const char *why = NULL;
     pthread_mutex_lock(&t->mtx);
-    uint32_t b = sid_hash(e->sid) & (t->n_buckets - 1);
-    e->next    = t->buckets[b];
-    t->buckets[b] = e;
-    t->n++;
+    sess_entry *old = NULL;
+    if (count_key(t, e->client, 0, NULL, &old) >=
+        a->cfg.max_sessions_per_key) {
+        if (old != NULL) {
+            sess_remove(a, old);
+        } else {
+            why = "too many sessions for this key";
+        }
+    }
+    if (why == NULL && t->n >= a->cfg.max_sessions &&
+        !evict_unconfirmed(a, NULL)) {
+        expire_locked(a, now_ms);
+        if (t->n >= a->cfg.max_sessions) {
+            why = "too many sessions";
+        }
+    }
+    if (why == NULL) {
+        uint32_t m    = t->n_buckets - 1;
+        uint32_t bs   = sid_hash(e->sid) & m;
+        uint32_t bk   = key_hash(t, e->client) & m;
+        e->next       = t->buckets[bs];
+        t->buckets[bs] = e;
+        e->knext       = t->kbuckets[bk];
+        t->kbuckets[bk] = e;
+        e->uprev = t->ulast;
+        if (t->ulast != NULL) {
+            t->ulast->unext = e;
+        } else {
+            t->ufirst = e;
+        }
+        t->ulast = e;
+        t->n++;
+        atomic_fetch_add(&a->n_sessions, 1);
+    }
     pthread_mutex_unlock(&t->mtx);
-    atomic_fetch_add(&a->n_sessions, 1);
+    if (why != NULL) {
+        fri_session_destroy(e->s);
+        free(e);
+        fri_agg_reject_count(a, FRI_REJ_SESSION_CAP);
+        return put_error(r, NULL, FR_ETOOBIG, FRI_T_HELLO, 0,
+                         a->cfg.retry_after_ms, why);
+    }
     atomic_fetch_add(&a->clients_seen, 1);
     return FR_OK;
 }
 
+// mut: req itself when the caller lets it be opened in place, else NULL
+// (the request is then copied, after the session lookup).
 static fr_err
-dispatch(fri_agg *a, uint64_t now_ms, const uint8_t *req, size_t req_len,
-         reply *r)
+dispatch(fri_agg *a, uint64_t now_ms, const uint8_t *req, uint8_t *mut,
+         size_t req_len, reply *r)
 {
     if (req_len > a->cfg.max_frame) {
         fri_agg_reject_count(a, FRI_REJ_TOO_BIG);
@@ -607,7 +746,7 @@ dispatch(fri_agg *a, uint64_t now_ms, const uint8_t *req, size_t req_len,
         return put_error(r, NULL, rv, h.type, 0, 0, "malformed sealed frame");
     }
     int         busy = 0;
-    sess_entry *e    = sess_acquire(a, sid, now_ms, &busy);
+    sess_entry *e    = sess_acquire(a, sid, &busy);
     if (e == NULL) {
         // Unknown (expired, or the aggregator restarted): start over.
         fri_agg_reject_count(a, busy ? FRI_REJ_STATE : FRI_REJ_NO_SESSION);
@@ -615,18 +754,23 @@ dispatch(fri_agg *a, uint64_t now_ms, const uint8_t *req, size_t req_len,
                          a->cfg.retry_after_ms / 4 + 1,
                          busy ? "session busy" : "unknown session");
     }
-    // fri_open works in place; the request buffer is the caller's.
-    uint8_t *copy = malloc(req_len);
-    if (copy == NULL) {
-        sess_release(a, e, now_ms, 0);
-        return put_error(r, NULL, FR_ENOMEM, h.type, 0,
-                         a->cfg.retry_after_ms, "out of memory");
+    // fri_open works in place; a const request buffer is the caller's.
+    uint8_t *copy = NULL;
+    if (mut == NULL) {
+        copy = malloc(req_len);
+        if (copy == NULL) {
+            sess_release(a, e, now_ms, 0, 0);
+            return put_error(r, NULL, FR_ENOMEM, h.type, 0,
+                             a->cfg.retry_after_ms, "out of memory");
+        }
+        memcpy(copy, req, req_len);
+        mut = copy;
     }
-    memcpy(copy, req, req_len);
     const uint8_t *plain     = NULL;
     size_t         plain_len = 0;
-    rv = fri_open(e->s, copy, req_len, &plain, &plain_len);
-    int drop = 0;
+    rv = fri_open(e->s, mut, req_len, &plain, &plain_len);
+    int drop   = 0;
+    int authed = rv == FR_OK;
     if (rv != FR_OK) {
         fri_agg_reject_count(a, rv == FR_EREPLAY   ? FRI_REJ_REPLAY
                                 : rv == FR_ECRYPTO ? FRI_REJ_CRYPTO
@@ -656,14 +800,14 @@ dispatch(fri_agg *a, uint64_t now_ms, const uint8_t *req, size_t req_len,
         }
     }
     free(copy);
-    sess_release(a, e, now_ms, drop);
+    sess_release(a, e, now_ms, authed, drop);
     return rv;
 }
 
-fr_err
-fri_agg_handle(fri_agg *a, uint64_t now_ms, const uint8_t *req,
-               size_t req_len, uint8_t *reply_buf, size_t reply_cap,
-               size_t *reply_len)
+static fr_err
+handle(fri_agg *a, uint64_t now_ms, const uint8_t *req, uint8_t *mut,
+       size_t req_len, uint8_t *reply_buf, size_t reply_cap,
+       size_t *reply_len)
 {
     *reply_len = 0;
     if (a == NULL || (req == NULL && req_len > 0) || reply_buf == NULL) {
@@ -674,11 +818,29 @@ fri_agg_handle(fri_agg *a, uint64_t now_ms, const uint8_t *req,
     }
     atomic_fetch_add(&a->bytes_in, req_len);
     reply  r  = {.buf = reply_buf, .cap = reply_cap, .len = 0};
-    fr_err rv = dispatch(a, now_ms, req, req_len, &r);
+    fr_err rv = dispatch(a, now_ms, req, mut, req_len, &r);
     if (rv != FR_OK) {
         return rv;
     }
     *reply_len = r.len;
     atomic_fetch_add(&a->bytes_out, r.len);
     return FR_OK;
+}
+
+fr_err
+fri_agg_handle(fri_agg *a, uint64_t now_ms, const uint8_t *req,
+               size_t req_len, uint8_t *reply_buf, size_t reply_cap,
+               size_t *reply_len)
+{
+    return handle(a, now_ms, req, NULL, req_len, reply_buf, reply_cap,
+                  reply_len);
+}
+
+fr_err
+fri_agg_handle_inplace(fri_agg *a, uint64_t now_ms, uint8_t *req,
+                       size_t req_len, uint8_t *reply_buf, size_t reply_cap,
+                       size_t *reply_len)
+{
+    return handle(a, now_ms, req, req, req_len, reply_buf, reply_cap,
+                  reply_len);
 }

@@ -88,9 +88,14 @@ main(int argc, char **argv)
              args.cfg.implicit ? "implicit" : "explicit", hex,
              args.key_path == NULL ? " identity=ephemeral" : "");
     log_stderr(NULL, FR_LOG_INFO, line);
+    if (args.cfg.n_allow == 0) {
+        log_stderr(NULL, FR_LOG_WARN,
+                   "msg=\"open enrolment: no --allow list, any key may "
+                   "check in and contribute (see README, Enrolment)\"");
+    }
 
     fri_net *net = NULL;
-    rv = fri_net_start(&net, a, args.listen, args.http, args.contexts, err,
+    rv = fri_net_start(&net, a, args.listen, args.http, &args.net, err,
                        sizeof(err));
     if (rv != FR_OK) {
         fprintf(stderr, "fedrec-aggregator: %s\n", err);

@@ -12,14 +12,37 @@
 
 typedef struct fri_net fri_net;
 
+// Limits on what a peer can make the server hold before it authenticates.
+typedef struct fri_net_opts {
+    int      n_contexts;           // concurrent requests (default 128)
+    uint32_t max_connections;      // open connections, 0 = no cap (20000)
+    uint64_t handshake_timeout_ms; // a connection whose requests got no
+                                   // WELCOME or sealed reply in this time is
+                                   // closed; 0 = never (default 10000)
+    double   hello_rate;           // HELLOs per second per remote IP
+                                   // address, 0 = no limit (default 1000)
+    uint32_t hello_burst;          // bucket size of that rate (2000)
+    size_t   max_frame;            // NNG receive limit: cfg.max_frame
+} fri_net_opts;
+
+void fri_net_opts_init(fri_net_opts *o);
+
+typedef struct fri_net_stats {
+    uint64_t connections;          // open now
+    uint64_t refused_connections;  // over max_connections
+    uint64_t handshake_timeouts;   // closed for no handshake in time
+    uint64_t hellos_rate_limited;  // dropped over hello_rate
+} fri_net_stats;
+
 // Milliseconds of CLOCK_MONOTONIC.
 uint64_t fri_now_ms(void);
 
-// Starts serving a on url (and http "HOST:PORT" if non-NULL) with
-// n_contexts contexts. FR_ENET with a message on failure.
+// Starts serving a on url (and http "HOST:PORT" if non-NULL) with the
+// limits in o. FR_ENET with a message on failure.
 FR_NODISCARD fr_err fri_net_start(fri_net **out, fri_agg *a, const char *url,
-                                  const char *http, int n_contexts,
+                                  const char *http, const fri_net_opts *o,
                                   char *err, size_t err_cap);
+void fri_net_stats_get(fri_net *n, fri_net_stats *st);
 // Stops the listener, the contexts, the timer and the HTTP server.
 void fri_net_stop(fri_net *n); // NULL is a no-op
 

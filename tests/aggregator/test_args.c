@@ -137,3 +137,41 @@ Test(agg_args, config_file_and_override)
     fri_agg_args_free(&a);
     unlink(ap);
 }
+
+Test(agg_args, preauth_limits)
+{
+    fri_agg_args a;
+    char         err[512] = "";
+    cr_assert_eq(
+        parse(&a, err, sizeof(err),
+              N("--listen", "tcp://h:1", "--items", "5", "--max-frame",
+                "1048576", "--handshake-timeout", "2.5", "--max-connections",
+                "7", "--max-sessions-per-key", "2", "--hello-rate=3.5",
+                "--hello-burst", "9", "--contexts", "16"),
+              ARGV("--listen", "tcp://h:1", "--items", "5", "--max-frame",
+                   "1048576", "--handshake-timeout", "2.5",
+                   "--max-connections", "7", "--max-sessions-per-key", "2",
+                   "--hello-rate=3.5", "--hello-burst", "9", "--contexts",
+                   "16")),
+        FR_OK, "%s", err);
+    cr_assert_eq(a.net.max_frame, 1048576);
+    cr_assert_eq(a.net.handshake_timeout_ms, 2500);
+    cr_assert_eq(a.net.max_connections, 7);
+    cr_assert_eq(a.cfg.max_sessions_per_key, 2);
+    cr_assert_float_eq(a.net.hello_rate, 3.5, 1e-9);
+    cr_assert_eq(a.net.hello_burst, 9);
+    cr_assert_eq(a.net.n_contexts, 16);
+    cr_assert(a.cfg.closer_thread, "the server closes rounds off I/O");
+    fri_agg_args_free(&a);
+    EXPECT_BAD("--handshake-timeout wants seconds", "--listen", "tcp://h:1",
+               "--items", "5", "--handshake-timeout", "-1");
+    EXPECT_BAD("--hello-burst must be >= 1", "--listen", "tcp://h:1",
+               "--items", "5", "--hello-burst", "0");
+    EXPECT_BAD("max-sessions-per-key must be >= 1", "--listen", "tcp://h:1",
+               "--items", "5", "--max-sessions-per-key", "0");
+    // getopt_long would take a unique prefix; flags are exact.
+    EXPECT_BAD("unknown option --item", "--listen", "tcp://h:1", "--item",
+               "5");
+    EXPECT_BAD("unexpected argument 'stray'", "--listen", "tcp://h:1",
+               "--items", "5", "stray");
+}
