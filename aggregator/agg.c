@@ -740,17 +740,6 @@ acc_add(fri_agg *a, const fri_agg_update *u)
 }
 
 static int
-all_finite(const float *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(v[i])) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-static int
 cmp_u32(const void *x, const void *y)
 {
     uint32_t a = *(const uint32_t *) x, b = *(const uint32_t *) y;
@@ -793,13 +782,13 @@ validate_shape(const fri_agg *a, const fri_agg_update *u)
     }
     if ((a->cfg.algo == FRI_AGG_ALS || a->cfg.algo == FRI_AGG_VBMF) &&
         (u->gram == NULL || u->gram_len != a->gram_len ||
-         !all_finite(u->gram, u->gram_len))) {
+         !fri_all_finite(u->gram, u->gram_len))) {
         return FR_EPROTO;
     }
     if (a->vb != NULL && !fri_vb_glob_ok(a->vb, u->vb, u->vb_len)) {
         return FR_EPROTO;
     }
-    if (!all_finite(u->rows, u->rows_len) || !isfinite(u->sum_ratings) ||
+    if (!fri_all_finite(u->rows, u->rows_len) || !isfinite(u->sum_ratings) ||
         !isfinite(u->count) || u->count < 0 || !isfinite(u->weight) ||
         u->weight < 0) {
         return FR_EPROTO;

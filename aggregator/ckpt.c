@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "errbuf.h"
+#include "linalg.h"
 #include "wire.h"
 
 #define CKPT_FORMAT 3u
@@ -238,17 +239,6 @@ out:
     return rv;
 }
 
-static int
-all_finite(const float *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(v[i])) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static float *
 get_floats(const uint8_t *p, size_t n)
 {
@@ -422,16 +412,16 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
     }
     // A checksum only proves the file is what was written: a model that was
     // already broken when it was saved must not be served again.
-    if (!isfinite(out->mu) || !all_finite(out->bi, out->n_items) ||
-        !all_finite(out->Q, nq) ||
-        (out->n_vb > 0 && !all_finite(out->vb, (size_t) out->n_vb))) {
+    if (!isfinite(out->mu) || !fri_all_finite(out->bi, out->n_items) ||
+        !fri_all_finite(out->Q, nq) ||
+        (out->n_vb > 0 && !fri_all_finite(out->vb, (size_t) out->n_vb))) {
         fri_agg_seterr(err, err_cap,
             "checkpoint %s: non-finite model value", path);
         rv = FR_EFORMAT;
         goto out;
     }
     for (uint32_t i = 0; i < out->n_opt; i++) {
-        if (!all_finite(out->opt_state[i], out->opt_len)) {
+        if (!fri_all_finite(out->opt_state[i], out->opt_len)) {
             fri_agg_seterr(err, err_cap,
                 "checkpoint %s: non-finite optimizer state", path);
             rv = FR_EFORMAT;

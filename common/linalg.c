@@ -23,6 +23,17 @@ fri_work_get(float **w, float **owned, float *work, size_t work_len,
     return FR_OK;
 }
 
+int
+fri_all_finite(const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(v[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 void
 fri_packed_unpack(float *full, const float *packed, size_t d)
 {

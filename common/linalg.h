@@ -45,6 +45,9 @@ fri_mul_ok(size_t a, size_t b, size_t *out)
 FR_NODISCARD fr_err fri_work_get(
     float **w, float **owned, float *work, size_t work_len, size_t need);
 
+// Nonzero when every v[0..n) is finite (no NaN or infinity).
+int fri_all_finite(const float *v, size_t n);
+
 // Expands a packed upper triangle into the upper triangle of a full d x d
 // row-major matrix (the strict lower triangle is left untouched).
 void fri_packed_unpack(float *full, const float *packed, size_t d);
