@@ -18,6 +18,7 @@
 #include "linalg.h"
 #include "mf.h"
 #include "rng.h"
+#include "robust.h"
 #include "vbmf.h"
 
 #ifdef FR_WITH_BLAS
@@ -92,6 +93,7 @@ fri_agg_config_init(fri_agg_config *cfg)
     cfg->dp_delta          = 1e-5;
     cfg->secagg            = FRI_AGG_SECAGG_OFF;
     cfg->stats_forget      = 1.0f;
+    cfg->robust            = 1;
 }
 
 _Static_assert(FRI_CKPT_MAX_RDP == FRI_DP_N_ORDERS,
@@ -614,10 +616,21 @@ acc_reset(fri_agg *a)
 // Adds one validated update. All-or-nothing: accumulators are allocated
 // before anything is added.
 static fr_err
-acc_add(fri_agg *a, const fri_agg_update *u)
+acc_add(fri_agg *a, const fri_agg_update *u0)
 {
     const uint32_t d  = a->d;
     const size_t   gl = a->gram_len;
+    // Robust bounds on what one device adds (robust.h): u is the bounded
+    // copy of u0.
+    fri_agg_update        ub = *u0;
+    float                *rbuf = NULL;
+    const fri_agg_update *u = &ub;
+    if (a->robust != NULL) {
+        fr_err rrv = fri_robust_bound(a->robust, u0, &ub, &rbuf);
+        if (rrv != FR_OK) {
+            return rrv;
+        }
+    }
     pthread_mutex_lock(&a->acc_mtx);
     for (uint32_t j = 0; j < u->n; j++) {
         uint32_t i = u->items[j];
@@ -625,6 +638,7 @@ acc_add(fri_agg *a, const fri_agg_update *u)
             a->acc[i] = calloc(a->acc_len, sizeof(float));
             if (a->acc[i] == NULL) {
                 pthread_mutex_unlock(&a->acc_mtx);
+                free(rbuf);
                 return FR_ENOMEM;
             }
             a->touched[a->n_touched++] = i;
@@ -655,6 +669,7 @@ acc_add(fri_agg *a, const fri_agg_update *u)
         fri_vb_acc_add(a->vb, u->vb);
     }
     pthread_mutex_unlock(&a->acc_mtx);
+    free(rbuf);
     return FR_OK;
 }
 
@@ -1759,6 +1774,11 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
         fri_agg_destroy(a);
         return rv;
     }
+    if (cfg->robust && fri_robust_create(&a->robust, cfg) != FR_OK) {
+        fri_agg_seterr(err, err_cap, "out of memory");
+        fri_agg_destroy(a);
+        return FR_ENOMEM;
+    }
     rv = fri_sa_create(a, err, err_cap);
     if (rv != FR_OK) {
         fri_agg_seterr(err, err_cap, "secure aggregation setup failed: %s",
@@ -1798,6 +1818,7 @@ fri_agg_destroy(fri_agg *a)
     free(a->touched);
     free(a->gram_all);
     fri_vb_destroy(a->vb);
+    fri_robust_destroy(a->robust);
     free(a->slots);
     free(a->allow);
     free(a->state_dir);

@@ -140,6 +140,11 @@ typedef struct fri_agg_config {
     // sums. In (0, 1]; explicit ALS only. Carried sums live in memory: after
     // a restart they rebuild from the next rounds.
     float stats_forget;
+    // ---- Robust aggregation (appended) ----
+    // Nonzero (the default): statistical bounds on each device's influence
+    // (unit weight, user-vector norm, per-item contribution caps, global
+    // mean and count; aggregator/robust.h). 0 turns them off.
+    int robust;
 } fri_agg_config;
 
 void fri_agg_config_init(fri_agg_config *cfg);

@@ -121,6 +121,7 @@ struct fri_agg {
     atomic_int           done;
 
     struct fri_vb *vb; // VBMF state (vbmf.h), NULL for other algorithms
+    struct fri_robust *robust; // robust.h, NULL when cfg.robust == 0
 };
 
 void fri_agg_log(const fri_agg *a, fr_log_level lv, const char *fmt, ...)
