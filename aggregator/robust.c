@@ -253,7 +253,7 @@ fri_robust_bound(fri_robust *r, const fri_agg_update *u, fri_agg_update *out,
     for (int i = 0; i < W_N_; i++) {
         win_update(&w[i], r->scratch);
     }
-    double res_b = M * w[W_RES].q50, tr_b = M * M * w[W_TRACE].q50;
+    double res_b = FRI_ROBUST_M_RES * w[W_RES].q50, tr_b = M * M * w[W_TRACE].q50;
     double g_b = M * w[W_GNORM].q50, cnt_b = M * w[W_COUNT].q50;
     double sse_b = M * M * w[W_SSE].q50, bu_b = M * M * w[W_BU].q50;
     double m_lo = -INFINITY, m_hi = INFINITY;

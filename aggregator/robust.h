@@ -37,6 +37,9 @@ typedef struct fri_robust fri_robust;
 // Bound multiplier M (see above), chosen on ML-100K u1 so that honest
 // runs lose <= 0.3% RMSE (docs/BENCHMARKS.md, robust aggregation).
 #define FRI_ROBUST_M 6.0
+// Multiplier of the residual bound (|r - mu - b_u| of one rating): tighter,
+// since it is what a fake rating of the maximum uses to push an item.
+#define FRI_ROBUST_M_RES 3.0
 
 // State for the configuration's algorithm; FR_ENOMEM.
 FR_NODISCARD fr_err fri_robust_create(fri_robust **out,
