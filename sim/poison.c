@@ -198,12 +198,15 @@ fri_sim_poison_json(FILE *f, const fri_sim_poison *p,
         fprintf(f, ",\"target_item\":%lld", (long long) p->target_item);
         jnum(f, "target_er5", s->target_er5);
         jnum(f, "target_hr10", s->target_hr10);
-        fprintf(f, ",\"target_users\":%llu",
-                (unsigned long long) s->target_users);
+        fprintf(f, ",\"target_users\":%llu,\"target_ratings\":%llu",
+                (unsigned long long) s->target_users,
+                (unsigned long long) s->target_ratings);
     }
 }
 
 // ---- the run ---------------------------------------------------------------
+
+static int rated(const fri_sim_pop *p, uint32_t u, uint32_t t);
 
 struct fri_sim_poison_run {
     const fri_sim_config *c;
@@ -270,6 +273,10 @@ fri_sim_poison_create(fri_sim_poison_run **out, const fri_sim_config *c,
     }
     r->st.malicious = m;
     free(elig);
+    for (uint32_t u = 0; o->target_item >= 0 && u < p->n_users; u++) {
+        r->st.target_ratings += (uint64_t) rated(p, u,
+                                                 (uint32_t) o->target_item);
+    }
     *out = r;
     return FR_OK;
 }

@@ -59,6 +59,7 @@ typedef struct fri_sim_poison_stats {
     double   target_er5;
     double   target_hr10;
     uint64_t target_users;   // honest evaluating devices counted
+    uint64_t target_ratings; // training ratings of the target item
     uint64_t malicious;      // malicious devices in the population
     uint64_t poisoned;       // crafted updates accepted by the aggregator
     uint64_t refused;        // crafted updates the aggregator refused
