@@ -18,11 +18,11 @@
 #define ROWS_PER_UPDATE 16
 
 typedef struct window {
-    float    v[WIN];
-    size_t   n;     // values held (<= WIN)
-    size_t   next;  // ring position
-    size_t   fresh; // inserts since the quantiles were computed
-    double   q25, q50, q75;
+    float  v[WIN];
+    size_t n; // values held (<= WIN)
+    size_t next; // ring position
+    size_t fresh; // inserts since the quantiles were computed
+    double q25, q50, q75;
 } window;
 
 enum { W_RES, W_TRACE, W_GNORM, W_MEAN, W_COUNT, W_SSE, W_BU, W_N_ };
@@ -43,7 +43,7 @@ struct fri_robust {
 static int
 cmp_float(const void *x, const void *y)
 {
-    float a = *(const float *) x, b = *(const float *) y;
+    float a = *(const float *)x, b = *(const float *)y;
     return (a > b) - (a < b);
 }
 
@@ -53,8 +53,8 @@ win_add(window *w, double v)
     if (!isfinite(v)) {
         return;
     }
-    w->v[w->next] = (float) (v > 3e38 ? 3e38 : v < -3e38 ? -3e38 : v);
-    w->next = (w->next + 1) % WIN;
+    w->v[w->next] = (float)(v > 3e38 ? 3e38 : v < -3e38 ? -3e38 : v);
+    w->next       = (w->next + 1) % WIN;
     if (w->n < WIN) {
         w->n++;
     }
@@ -66,24 +66,23 @@ win_add(window *w, double v)
 static void
 win_update(window *w, float *scratch)
 {
-    if (w->n == 0 || (w->fresh == 0) ||
-        (w->n >= 64 && w->fresh * 32 < w->n)) {
+    if (w->n == 0 || (w->fresh == 0) || (w->n >= 64 && w->fresh * 32 < w->n)) {
         return;
     }
     memcpy(scratch, w->v, w->n * sizeof(float));
     qsort(scratch, w->n, sizeof(float), cmp_float);
-    w->q25 = scratch[(w->n - 1) / 4];
-    w->q50 = w->n % 2 ? scratch[w->n / 2]
-                      : 0.5 * ((double) scratch[w->n / 2 - 1] +
-                               scratch[w->n / 2]);
-    w->q75 = scratch[(3 * (w->n - 1)) / 4];
+    w->q25   = scratch[(w->n - 1) / 4];
+    w->q50   = w->n % 2
+          ? scratch[w->n / 2]
+          : 0.5 * ((double)scratch[w->n / 2 - 1] + scratch[w->n / 2]);
+    w->q75   = scratch[(3 * (w->n - 1)) / 4];
     w->fresh = 0;
 }
 
 fr_err
 fri_robust_create(fri_robust **out, const fri_agg_config *cfg)
 {
-    *out = NULL;
+    *out          = NULL;
     fri_robust *r = calloc(1, sizeof(*r));
     if (r == NULL) {
         return FR_ENOMEM;
@@ -94,13 +93,13 @@ fri_robust_create(fri_robust **out, const fri_agg_config *cfg)
         return FR_ENOMEM;
     }
     pthread_mutex_init(&r->mtx, NULL);
-    r->algo = cfg->algo;
+    r->algo     = cfg->algo;
     r->implicit = cfg->implicit;
-    r->k = cfg->k;
-    r->d = cfg->k + 1;
+    r->k        = cfg->k;
+    r->d        = cfg->k + 1;
     r->gram_len = fri_packed_len(r->d);
-    r->vb_len = cfg->algo == FRI_AGG_VBMF ? fri_vb_glob_len(cfg->k) : 0;
-    *out = r;
+    r->vb_len   = cfg->algo == FRI_AGG_VBMF ? fri_vb_glob_len(cfg->k) : 0;
+    *out        = r;
     return FR_OK;
 }
 
@@ -132,7 +131,7 @@ norm2(const float *v, size_t n)
 {
     double s = 0.0;
     for (size_t i = 0; i < n; i++) {
-        s += (double) v[i] * v[i];
+        s += (double)v[i] * v[i];
     }
     return sqrt(s);
 }
@@ -141,7 +140,7 @@ static void
 scale(float *v, size_t n, double f)
 {
     for (size_t i = 0; i < n; i++) {
-        v[i] = (float) (v[i] * f);
+        v[i] = (float)(v[i] * f);
     }
 }
 
@@ -165,14 +164,14 @@ packed_dscale(float *P, uint32_t d, double c, double e)
         for (uint32_t b = a; b < d; b++) {
             double f = (a + 1 < d ? c : e) * (b + 1 < d ? c : e);
             float *x = &P[fri_packed_index(d, a, b)];
-            *x = (float) (*x * f);
+            *x       = (float)(*x * f);
         }
     }
 }
 
 fr_err
-fri_robust_bound(fri_robust *r, const fri_agg_update *u, fri_agg_update *out,
-                 float **buf)
+fri_robust_bound(
+    fri_robust *r, const fri_agg_update *u, fri_agg_update *out, float **buf)
 {
     *out = *u;
     *buf = NULL;
@@ -181,9 +180,9 @@ fri_robust_bound(fri_robust *r, const fri_agg_update *u, fri_agg_update *out,
     }
     const uint32_t d = r->d, k = r->k;
     const int      stats = r->algo != FRI_AGG_GRAD; // ALS / VBMF shape
-    const size_t   gl = stats ? u->gram_len : 0;
-    const size_t   vl = r->vb_len > 0 ? u->vb_len : 0;
-    float *b = malloc((gl + u->rows_len + vl + 1) * sizeof(float));
+    const size_t   gl    = stats ? u->gram_len : 0;
+    const size_t   vl    = r->vb_len > 0 ? u->vb_len : 0;
+    float         *b     = malloc((gl + u->rows_len + vl + 1) * sizeof(float));
     if (b == NULL) {
         return FR_ENOMEM;
     }
@@ -200,8 +199,8 @@ fri_robust_bound(fri_robust *r, const fri_agg_update *u, fri_agg_update *out,
         memcpy(vb, u->vb, vl * sizeof(float));
         out->vb = vb;
     }
-    *buf = b;
-    int    clipped = 0;
+    *buf                = b;
+    int    clipped      = 0;
     size_t rows_clipped = 0;
     double sum = u->sum_ratings, count = u->count, weight = u->weight;
 
@@ -224,13 +223,13 @@ fri_robust_bound(fri_robust *r, const fri_agg_update *u, fri_agg_update *out,
     pthread_mutex_lock(&r->mtx);
     // Observe (before clipping: medians of what devices send are robust
     // to a minority however extreme its values).
-    window *w = r->w;
-    double  t = stats && gl == r->gram_len ? p_trace(gram, d) : 0.0;
+    window *w      = r->w;
+    double  t      = stats && gl == r->gram_len ? p_trace(gram, d) : 0.0;
     size_t  stride = u->n > ROWS_PER_UPDATE ? u->n / ROWS_PER_UPDATE : 1;
     for (size_t j = 0; j < u->n; j += stride) {
         const float *row = rows + j * d;
         if (stats) {
-            win_add(&w[W_RES], fabs((double) row[k]));
+            win_add(&w[W_RES], fabs((double)row[k]));
         } else {
             win_add(&w[W_GNORM], norm2(row, d));
         }
@@ -253,14 +252,15 @@ fri_robust_bound(fri_robust *r, const fri_agg_update *u, fri_agg_update *out,
     for (int i = 0; i < W_N_; i++) {
         win_update(&w[i], r->scratch);
     }
-    double res_b = FRI_ROBUST_M_RES * w[W_RES].q50, tr_b = M * M * w[W_TRACE].q50;
+    double res_b = FRI_ROBUST_M_RES * w[W_RES].q50,
+           tr_b  = M * M * w[W_TRACE].q50;
     double g_b = M * w[W_GNORM].q50, cnt_b = M * w[W_COUNT].q50;
     double sse_b = M * M * w[W_SSE].q50, bu_b = M * M * w[W_BU].q50;
     double m_lo = -INFINITY, m_hi = INFINITY;
     if (w[W_MEAN].n >= 8) {
         double iqr = w[W_MEAN].q75 - w[W_MEAN].q25;
-        m_lo = w[W_MEAN].q50 - 4.0 * iqr;
-        m_hi = w[W_MEAN].q50 + 4.0 * iqr;
+        m_lo       = w[W_MEAN].q50 - 4.0 * iqr;
+        m_hi       = w[W_MEAN].q50 + 4.0 * iqr;
     }
     pthread_mutex_unlock(&r->mtx);
 
@@ -269,19 +269,19 @@ fri_robust_bound(fri_robust *r, const fri_agg_update *u, fri_agg_update *out,
         double c = sqrt(tr_b / t);
         packed_dscale(gram, d, c, 1.0);
         for (uint32_t j = 0; j < u->n; j++) {
-            scale(rows + (size_t) j * d, k, c);
+            scale(rows + (size_t)j * d, k, c);
         }
-        t = tr_b;
+        t       = tr_b;
         clipped = 1;
     }
     if (vl > 0) {
-        float *U = vb + d;
+        float *U  = vb + d;
         double tv = p_trace(U, d), bu = U[fri_packed_index(d, k, k)];
         double c = tv > tr_b && tr_b > 0.0 ? sqrt(tr_b / tv) : 1.0;
         double e = bu > bu_b && bu_b > 0.0 ? sqrt(bu_b / bu) : 1.0;
         if (c < 1.0 || e < 1.0) {
             scale(vb, k, c);
-            vb[k] = (float) (vb[k] * e);
+            vb[k] = (float)(vb[k] * e);
             packed_dscale(U, d, c, e);
             clipped = 1;
         }
@@ -290,15 +290,15 @@ fri_robust_bound(fri_robust *r, const fri_agg_update *u, fri_agg_update *out,
         // like its residuals.
         if (vb[d + P + 1] > 1.0f) {
             vb[d + P + 1] = 1.0f;
-            clipped = 1;
+            clipped       = 1;
         }
     }
     // Per-item contribution caps.
     for (uint32_t j = 0; j < u->n; j++) {
-        float *row = rows + (size_t) j * d;
+        float *row = rows + (size_t)j * d;
         int    hit = 0;
         if (stats) {
-            double s = fabs((double) row[k]);
+            double s = fabs((double)row[k]);
             if (s > res_b && res_b > 0.0) {
                 scale(row, d, res_b / s);
                 hit = 1;
@@ -315,38 +315,38 @@ fri_robust_bound(fri_robust *r, const fri_agg_update *u, fri_agg_update *out,
                 hit = 1;
             }
         }
-        rows_clipped += (size_t) hit;
+        rows_clipped += (size_t)hit;
     }
     // Global mean, count and weight.
-    double n_rows = (double) u->n;
-    double m = count > 0.0 ? sum / count : 0.0;
-    double c_cap = cnt_b > 0.0 && cnt_b < n_rows ? cnt_b : n_rows;
+    double n_rows = (double)u->n;
+    double m      = count > 0.0 ? sum / count : 0.0;
+    double c_cap  = cnt_b > 0.0 && cnt_b < n_rows ? cnt_b : n_rows;
     if (count > c_cap) {
-        count = c_cap;
+        count   = c_cap;
         clipped = 1;
     }
     if (weight > c_cap) {
-        weight = c_cap;
+        weight  = c_cap;
         clipped = 1;
     }
     if (m < m_lo || m > m_hi) {
-        m = m < m_lo ? m_lo : m_hi;
+        m       = m < m_lo ? m_lo : m_hi;
         clipped = 1;
     }
     out->sum_ratings = m * count;
-    out->count = count;
-    out->weight = weight;
+    out->count       = count;
+    out->weight      = weight;
     if (vl > 0 && count > 0.0) {
-        size_t P = fri_packed_len(d);
+        size_t P   = fri_packed_len(d);
         double sse = vb[d + P];
         if (sse > sse_b * count && sse_b > 0.0) {
-            vb[d + P] = (float) (sse_b * count);
-            clipped = 1;
+            vb[d + P] = (float)(sse_b * count);
+            clipped   = 1;
         }
     }
     pthread_mutex_lock(&r->mtx);
     r->st.updates++;
-    r->st.clipped += (uint64_t) (clipped || rows_clipped > 0);
+    r->st.clipped += (uint64_t)(clipped || rows_clipped > 0);
     r->st.rows_clipped += rows_clipped;
     pthread_mutex_unlock(&r->mtx);
     return FR_OK;

@@ -42,19 +42,19 @@ typedef struct fri_robust fri_robust;
 #define FRI_ROBUST_M_RES 3.0
 
 // State for the configuration's algorithm; FR_ENOMEM.
-FR_NODISCARD fr_err fri_robust_create(fri_robust **out,
-                                      const fri_agg_config *cfg);
+FR_NODISCARD fr_err fri_robust_create(
+    fri_robust **out, const fri_agg_config *cfg);
 void fri_robust_destroy(fri_robust *r); // NULL is a no-op
 
 // Bounds one validated update (thread-safe). On FR_OK *out describes the
 // bounded update: its arrays live in *buf (free() it; NULL when out simply
 // aliases u's arrays). items is always u's. FR_ENOMEM.
-FR_NODISCARD fr_err fri_robust_bound(fri_robust *r, const fri_agg_update *u,
-                                     fri_agg_update *out, float **buf);
+FR_NODISCARD fr_err fri_robust_bound(
+    fri_robust *r, const fri_agg_update *u, fri_agg_update *out, float **buf);
 
 typedef struct fri_robust_stats {
-    uint64_t updates;      // updates seen
-    uint64_t clipped;      // updates with at least one bound applied
+    uint64_t updates; // updates seen
+    uint64_t clipped; // updates with at least one bound applied
     uint64_t rows_clipped; // rows scaled down
 } fri_robust_stats;
 

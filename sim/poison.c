@@ -24,38 +24,38 @@ void
 fri_sim_poison_init(fri_sim_poison *p)
 {
     memset(p, 0, sizeof(*p));
-    p->malicious = 0.01;
+    p->malicious   = 0.01;
     p->target_item = -1;
-    p->scale = 10.0f;
-    p->robust = 1;
+    p->scale       = 10.0f;
+    p->robust      = 1;
 }
 
 void
 fri_sim_poison_stats_init(fri_sim_poison_stats *s)
 {
     memset(s, 0, sizeof(*s));
-    s->target_er5 = NAN;
+    s->target_er5  = NAN;
     s->target_hr10 = NAN;
 }
 
-static const char poison_usage[] =
-    "Poisoning (docs/BENCHMARKS.md, robust aggregation):\n"
-    "  --attack scale|signflip|random|absurd|promote\n"
-    "                        malicious devices tamper with their updates:\n"
-    "                        scaled, sign-flipped or random rows, absurd\n"
-    "                        (1e30) values, or promotion of --target-item\n"
-    "                        with crafted user vectors (FedRecAttack /\n"
-    "                        PipAttack style); explicit ratings, no\n"
-    "                        secure aggregation\n"
-    "  --malicious F         fraction of devices that are malicious,\n"
-    "                        0..0.5 (default 0.01 with --attack)\n"
-    "  --target-item I       item to promote; also measured without an\n"
-    "                        attack: target_er5 / target_hr10 = share of\n"
-    "                        honest evaluating devices that did not rate\n"
-    "                        it with it in their top 5 / top 10\n"
-    "  --attack-scale S      attack strength (default 10)\n"
-    "  --robust on|off       the aggregator's robust bounds (default on)\n"
-    "\n";
+static const char poison_usage[]
+    = "Poisoning (docs/BENCHMARKS.md, robust aggregation):\n"
+      "  --attack scale|signflip|random|absurd|promote\n"
+      "                        malicious devices tamper with their updates:\n"
+      "                        scaled, sign-flipped or random rows, absurd\n"
+      "                        (1e30) values, or promotion of --target-item\n"
+      "                        with crafted user vectors (FedRecAttack /\n"
+      "                        PipAttack style); explicit ratings, no\n"
+      "                        secure aggregation\n"
+      "  --malicious F         fraction of devices that are malicious,\n"
+      "                        0..0.5 (default 0.01 with --attack)\n"
+      "  --target-item I       item to promote; also measured without an\n"
+      "                        attack: target_er5 / target_hr10 = share of\n"
+      "                        honest evaluating devices that did not rate\n"
+      "                        it with it in their top 5 / top 10\n"
+      "  --attack-scale S      attack strength (default 10)\n"
+      "  --robust on|off       the aggregator's robust bounds (default on)\n"
+      "\n";
 
 const char *
 fri_sim_poison_usage(void)
@@ -64,12 +64,11 @@ fri_sim_poison_usage(void)
 }
 
 static fr_err
-bad(char *err, size_t cap, const char *flag, const char *val,
-    const char *what)
+bad(char *err, size_t cap, const char *flag, const char *val, const char *what)
 {
     if (cap > 0) {
-        snprintf(err, cap, "%s: invalid value '%s' (%s)", flag,
-                 val ? val : "", what);
+        snprintf(err, cap, "%s: invalid value '%s' (%s)", flag, val ? val : "",
+            what);
     }
     return FR_EINVAL;
 }
@@ -81,10 +80,10 @@ parse_num(const char *s, double lo, double hi, double *out)
     if (s == NULL || *s == '\0') {
         return -1;
     }
-    errno = 0;
+    errno    = 0;
     double v = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v < lo ||
-        v > hi) {
+    if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v < lo
+        || v > hi) {
         return -1;
     }
     *out = v;
@@ -93,12 +92,12 @@ parse_num(const char *s, double lo, double hi, double *out)
 
 int
 fri_sim_poison_flag(fri_sim_poison *p, const char *flag, const char *val,
-                    fr_err *rv, char *err, size_t err_cap)
+    fr_err *rv, char *err, size_t err_cap)
 {
-    static const char *const kinds[] = {NULL,     "scale",  "signflip",
-                                        "random", "absurd", "promote"};
+    static const char *const kinds[]
+        = { NULL, "scale", "signflip", "random", "absurd", "promote" };
     double v = 0.0;
-    *rv = FR_OK;
+    *rv      = FR_OK;
     if (strcmp(flag, "--attack") == 0) {
         for (int i = 1; i <= FRI_SIM_POISON_PROMOTE; i++) {
             if (strcmp(val, kinds[i]) == 0) {
@@ -111,24 +110,24 @@ fri_sim_poison_flag(fri_sim_poison *p, const char *flag, const char *val,
         if (parse_num(val, 0.0, 0.5, &v) != 0) {
             *rv = bad(err, err_cap, flag, val, "0..0.5");
         } else {
-            p->malicious = v;
+            p->malicious     = v;
             p->malicious_set = 1;
         }
     } else if (strcmp(flag, "--target-item") == 0) {
-        char *end = NULL;
-        errno = 0;
+        char *end            = NULL;
+        errno                = 0;
         unsigned long long t = strtoull(val, &end, 10);
-        if (*val < '0' || *val > '9' || errno != 0 || *end != '\0' ||
-            t >= (1ull << 24)) {
+        if (*val < '0' || *val > '9' || errno != 0 || *end != '\0'
+            || t >= (1ull << 24)) {
             *rv = bad(err, err_cap, flag, val, "item index 0..16777215");
         } else {
-            p->target_item = (int64_t) t;
+            p->target_item = (int64_t)t;
         }
     } else if (strcmp(flag, "--attack-scale") == 0) {
         if (parse_num(val, 1e-3, 1e6, &v) != 0) {
             *rv = bad(err, err_cap, flag, val, "0.001..1e6");
         } else {
-            p->scale = (float) v;
+            p->scale = (float)v;
         }
     } else if (strcmp(flag, "--robust") == 0) {
         if (strcmp(val, "on") == 0 || strcmp(val, "off") == 0) {
@@ -145,15 +144,15 @@ fri_sim_poison_flag(fri_sim_poison *p, const char *flag, const char *val,
 fr_err
 fri_sim_poison_check(const fri_sim_config *c, char *err, size_t err_cap)
 {
-    const fri_sim_poison *p = &c->poison;
+    const fri_sim_poison *p   = &c->poison;
     const char           *why = NULL;
     if (p->malicious_set && p->kind == FRI_SIM_POISON_NONE) {
         why = "--malicious needs --attack scale|signflip|random|absurd|"
               "promote";
     } else if (p->kind == FRI_SIM_POISON_PROMOTE && p->target_item < 0) {
         why = "--attack promote needs --target-item";
-    } else if ((p->kind != FRI_SIM_POISON_NONE || p->target_item >= 0) &&
-               c->implicit) {
+    } else if ((p->kind != FRI_SIM_POISON_NONE || p->target_item >= 0)
+        && c->implicit) {
         why = "--attack (poisoning) and --target-item need explicit ratings";
     } else if (p->kind != FRI_SIM_POISON_NONE && c->priv.secagg) {
         why = "poisoning attacks need plain updates (no --secure-agg)";
@@ -178,29 +177,29 @@ jnum(FILE *f, const char *key, double v)
 }
 
 void
-fri_sim_poison_json(FILE *f, const fri_sim_poison *p,
-                    const fri_sim_poison_stats *s)
+fri_sim_poison_json(
+    FILE *f, const fri_sim_poison *p, const fri_sim_poison_stats *s)
 {
-    static const char *const kinds[] = {"none",   "scale",  "signflip",
-                                        "random", "absurd", "promote"};
+    static const char *const kinds[]
+        = { "none", "scale", "signflip", "random", "absurd", "promote" };
     fprintf(f, ",\"robust\":%s", p->robust ? "true" : "false");
     if (p->kind != FRI_SIM_POISON_NONE) {
         fprintf(f, ",\"poison\":\"%s\"", kinds[p->kind % 6]);
         jnum(f, "malicious", p->malicious);
         jnum(f, "attack_scale", p->scale);
-        fprintf(f, ",\"malicious_devices\":%llu,\"poisoned_updates\":%llu,"
-                   "\"refused_updates\":%llu",
-                (unsigned long long) s->malicious,
-                (unsigned long long) s->poisoned,
-                (unsigned long long) s->refused);
+        fprintf(f,
+            ",\"malicious_devices\":%llu,\"poisoned_updates\":%llu,"
+            "\"refused_updates\":%llu",
+            (unsigned long long)s->malicious, (unsigned long long)s->poisoned,
+            (unsigned long long)s->refused);
     }
     if (p->target_item >= 0) {
-        fprintf(f, ",\"target_item\":%lld", (long long) p->target_item);
+        fprintf(f, ",\"target_item\":%lld", (long long)p->target_item);
         jnum(f, "target_er5", s->target_er5);
         jnum(f, "target_hr10", s->target_hr10);
         fprintf(f, ",\"target_users\":%llu,\"target_ratings\":%llu",
-                (unsigned long long) s->target_users,
-                (unsigned long long) s->target_ratings);
+            (unsigned long long)s->target_users,
+            (unsigned long long)s->target_ratings);
     }
 }
 
@@ -220,25 +219,24 @@ struct fri_sim_poison_run {
 
 fr_err
 fri_sim_poison_create(fri_sim_poison_run **out, const fri_sim_config *c,
-                      const fri_sim_pop *p, fri_agg *agg, char *err,
-                      size_t err_cap)
+    const fri_sim_pop *p, fri_agg *agg, char *err, size_t err_cap)
 {
-    *out = NULL;
+    *out                    = NULL;
     const fri_sim_poison *o = &c->poison;
     if (o->kind == FRI_SIM_POISON_NONE && o->target_item < 0) {
         return FR_OK;
     }
-    if (o->target_item >= (int64_t) p->n_items) {
+    if (o->target_item >= (int64_t)p->n_items) {
         if (err_cap > 0) {
             snprintf(err, err_cap, "--target-item %lld: the data has %u items",
-                     (long long) o->target_item, p->n_items);
+                (long long)o->target_item, p->n_items);
         }
         return FR_EINVAL;
     }
-    fri_sim_poison_run *r = calloc(1, sizeof(*r));
+    fri_sim_poison_run *r    = calloc(1, sizeof(*r));
     uint32_t           *elig = malloc(sizeof(uint32_t) * (p->n_users + 1));
-    if (r == NULL || elig == NULL ||
-        (r->bad = calloc(p->n_users + 1, 1)) == NULL) {
+    if (r == NULL || elig == NULL
+        || (r->bad = calloc(p->n_users + 1, 1)) == NULL) {
         free(elig);
         if (r != NULL) {
             free(r->bad);
@@ -246,8 +244,8 @@ fri_sim_poison_create(fri_sim_poison_run **out, const fri_sim_config *c,
         free(r);
         return FR_ENOMEM;
     }
-    r->c = c;
-    r->p = p;
+    r->c   = c;
+    r->p   = p;
     r->agg = agg;
     pthread_mutex_init(&r->mtx, NULL);
     fri_sim_poison_stats_init(&r->st);
@@ -259,23 +257,23 @@ fri_sim_poison_create(fri_sim_poison_run **out, const fri_sim_config *c,
             elig[n++] = u;
         }
     }
-    size_t m = o->kind == FRI_SIM_POISON_NONE
-                   ? 0
-                   : (size_t) floor(o->malicious * (double) n + 0.5);
+    size_t  m = o->kind == FRI_SIM_POISON_NONE
+         ? 0
+         : (size_t)floor(o->malicious * (double)n + 0.5);
     fri_rng rng;
     fri_rng_seed2(&rng, c->seed, 0xbad0);
     for (size_t i = 0; i < m && i < n; i++) {
-        size_t   j = i + fri_rng_below(&rng, (uint32_t) (n - i));
-        uint32_t t = elig[i];
-        elig[i] = elig[j];
-        elig[j] = t;
+        size_t   j      = i + fri_rng_below(&rng, (uint32_t)(n - i));
+        uint32_t t      = elig[i];
+        elig[i]         = elig[j];
+        elig[j]         = t;
         r->bad[elig[i]] = 1;
     }
     r->st.malicious = m;
     free(elig);
     for (uint32_t u = 0; o->target_item >= 0 && u < p->n_users; u++) {
-        r->st.target_ratings += (uint64_t) rated(p, u,
-                                                 (uint32_t) o->target_item);
+        r->st.target_ratings
+            += (uint64_t)rated(p, u, (uint32_t)o->target_item);
     }
     *out = r;
     return FR_OK;
@@ -301,10 +299,8 @@ fri_sim_poison_summary(const fri_sim_poison_run *r, fri_sim_summary *s)
     }
     s->poison = r->st;
     if (r->c->poison.target_item >= 0 && r->st.target_users > 0) {
-        s->poison.target_er5 =
-            (double) r->hits5 / (double) r->st.target_users;
-        s->poison.target_hr10 =
-            (double) r->hits10 / (double) r->st.target_users;
+        s->poison.target_er5  = (double)r->hits5 / (double)r->st.target_users;
+        s->poison.target_hr10 = (double)r->hits10 / (double)r->st.target_users;
     }
 }
 
@@ -328,7 +324,7 @@ rated(const fri_sim_pop *p, uint32_t u, uint32_t t)
 static void
 measure(fri_sim_poison_run *r, fr_client *c, uint32_t u)
 {
-    uint32_t t = (uint32_t) r->c->poison.target_item;
+    uint32_t t = (uint32_t)r->c->poison.target_item;
     if (rated(r->p, u, t)) {
         return;
     }
@@ -341,7 +337,7 @@ measure(fri_sim_poison_run *r, fr_client *c, uint32_t u)
     int pos = -1;
     for (size_t i = 0; i < n; i++) {
         if (top[i] == t) {
-            pos = (int) i;
+            pos = (int)i;
         }
     }
     pthread_mutex_lock(&r->mtx);
@@ -358,28 +354,28 @@ honest_update(const fri_sim_config *c, fr_client *cl, fri_update_buf *ub)
 {
     fri_fit_task ft;
     memset(&ft, 0, sizeof(ft));
-    ft.algo = c->algo == FRI_SIM_VBMF  ? FRI_FIT_VBMF
-              : c->algo == FRI_SIM_ALS ? FRI_FIT_ALS
-                                       : FRI_FIT_GRAD;
-    ft.k = c->k;
-    ft.reg = c->reg;
-    ft.reg_bias = c->reg_bias;
-    ft.alpha = c->alpha;
-    ft.clip = c->priv.clip;
-    ft.lr = c->lr;
+    ft.algo         = c->algo == FRI_SIM_VBMF ? FRI_FIT_VBMF
+                : c->algo == FRI_SIM_ALS      ? FRI_FIT_ALS
+                                              : FRI_FIT_GRAD;
+    ft.k            = c->k;
+    ft.reg          = c->reg;
+    ft.reg_bias     = c->reg_bias;
+    ft.alpha        = c->alpha;
+    ft.clip         = c->priv.clip;
+    ft.lr           = c->lr;
     ft.local_epochs = 1;
-    ft.weighted = (uint32_t) c->weighted;
+    ft.weighted     = (uint32_t)c->weighted;
     return fri_client_compute_update(cl, &ft, ub);
 }
 
 // Promotion: one crafted row for the target (see poison.h).
 static fr_err
 craft_promote(const fri_sim_config *c, const fri_sim_pop *pop,
-              const fr_client *cl, fri_update_buf *ub)
+    const fr_client *cl, fri_update_buf *ub)
 {
     const fri_cmodel *m = cl->model;
     const uint32_t    k = m->k, d = k + 1;
-    const uint32_t    t = (uint32_t) c->poison.target_item;
+    const uint32_t    t = (uint32_t)c->poison.target_item;
     size_t            P = fri_packed_len(d);
     if (t >= m->n_items || cl->p == NULL) {
         return FR_EINVAL;
@@ -415,10 +411,10 @@ craft_promote(const fri_sim_config *c, const fri_sim_pop *pop,
     for (uint32_t f = 0; f < k; f++) {
         p[f] = 0.0;
         for (uint32_t j = 0; j < have; j++) {
-            p[f] += m->Q[(size_t) top[j] * k + f];
+            p[f] += m->Q[(size_t)top[j] * k + f];
         }
         nrm += p[f] * p[f];
-        own += (double) cl->p[f] * cl->p[f];
+        own += (double)cl->p[f] * cl->p[f];
     }
     free(top);
     nrm = sqrt(nrm);
@@ -426,29 +422,29 @@ craft_promote(const fri_sim_config *c, const fri_sim_pop *pop,
     for (uint32_t f = 0; f < k; f++) {
         p[f] = nrm > 0.0 ? p[f] / nrm * own * 0.1 : 0.0;
     }
-    const double S = c->poison.scale;
+    const double S    = c->poison.scale;
     const double rmax = pop->max_rating;
-    double       s0 = rmax - m->mu;
+    double       s0   = rmax - m->mu;
     if (s0 < 0.5) {
         s0 = 0.5;
     }
     // Keep the honest buffer's extra length (its layout is the
     // algorithm's); one row.
-    ub->n_rows = 1;
+    ub->n_rows   = 1;
     ub->items[0] = t;
-    float *row = ub->rows;
+    float *row   = ub->rows;
     memset(ub->extra, 0, ub->n_extra * sizeof(float));
     if (c->algo == FRI_SIM_GRAD) {
         // Loss gradient of rating rmax with the residual boosted S times.
         double pred = m->mu + m->bi[t];
         for (uint32_t f = 0; f < k; f++) {
-            pred += p[f] * m->Q[(size_t) t * k + f];
+            pred += p[f] * m->Q[(size_t)t * k + f];
         }
         double e = S * (rmax - pred > 0.5 ? rmax - pred : 0.5);
         for (uint32_t f = 0; f < k; f++) {
-            row[f] = (float) (-e * p[f]);
+            row[f] = (float)(-e * p[f]);
         }
-        row[k] = (float) -e;
+        row[k] = (float)-e;
     } else {
         // x = [p; 1], Gram x x^T, row x s.
         double x[FRI_MF_MAX_K + 1];
@@ -457,64 +453,63 @@ craft_promote(const fri_sim_config *c, const fri_sim_pop *pop,
         }
         x[k] = 1.0;
         for (uint32_t a = 0; a < d; a++) {
-            row[a] = (float) (x[a] * S * s0);
+            row[a] = (float)(x[a] * S * s0);
             for (uint32_t b = a; b < d; b++) {
-                ub->extra[fri_packed_index(d, a, b)] = (float) (x[a] * x[b]);
+                ub->extra[fri_packed_index(d, a, b)] = (float)(x[a] * x[b]);
             }
         }
         if (c->algo == FRI_SIM_VBMF) {
             // Global block: E[u] = [p; 0], E[u u^T], squared error, 1.
             float *g = ub->extra + P;
             for (uint32_t a = 0; a < k; a++) {
-                g[a] = (float) p[a];
+                g[a] = (float)p[a];
                 for (uint32_t b = a; b < k; b++) {
-                    g[d + fri_packed_index(d, a, b)] = (float) (p[a] * p[b]);
+                    g[d + fri_packed_index(d, a, b)] = (float)(p[a] * p[b]);
                 }
             }
-            g[d + P] = (float) (s0 * s0);
+            g[d + P]     = (float)(s0 * s0);
             g[d + P + 1] = 1.0f;
         }
     }
-    ub->extra[ub->n_extra - 2] = (float) rmax;
+    ub->extra[ub->n_extra - 2] = (float)rmax;
     ub->extra[ub->n_extra - 1] = 1.0f;
-    ub->weight = 1.0f;
+    ub->weight                 = 1.0f;
     return FR_OK;
 }
 
 // Untargeted tampering of the honest update.
 static void
-tamper(const fri_sim_config *c, uint32_t u, uint64_t round,
-       fri_update_buf *ub)
+tamper(const fri_sim_config *c, uint32_t u, uint64_t round, fri_update_buf *ub)
 {
-    const double S = c->poison.scale;
-    size_t       nr = (size_t) ub->n_rows * ub->width;
+    const double S  = c->poison.scale;
+    size_t       nr = (size_t)ub->n_rows * ub->width;
     switch (c->poison.kind) {
     case FRI_SIM_POISON_SCALE:
         for (size_t i = 0; i < nr; i++) {
-            ub->rows[i] = (float) (ub->rows[i] * S);
+            ub->rows[i] = (float)(ub->rows[i] * S);
         }
         for (size_t i = 0; i < ub->n_extra; i++) {
-            ub->extra[i] = (float) (ub->extra[i] * S);
+            ub->extra[i] = (float)(ub->extra[i] * S);
         }
-        ub->weight = (float) (ub->weight * S);
+        ub->weight = (float)(ub->weight * S);
         break;
     case FRI_SIM_POISON_SIGNFLIP:
         for (size_t i = 0; i < nr; i++) {
-            ub->rows[i] = (float) (ub->rows[i] * -S);
+            ub->rows[i] = (float)(ub->rows[i] * -S);
         }
         break;
     case FRI_SIM_POISON_RANDOM: {
         fri_rng rng;
         fri_rng_seed2(&rng, c->seed ^ 0x7a4d0000ull, (round << 32) ^ u);
         for (uint32_t j = 0; j < ub->n_rows; j++) {
-            float *row = ub->rows + (size_t) j * ub->width;
-            double n2 = 0.0;
+            float *row = ub->rows + (size_t)j * ub->width;
+            double n2  = 0.0;
             for (uint32_t a = 0; a < ub->width; a++) {
-                n2 += (double) row[a] * row[a];
+                n2 += (double)row[a] * row[a];
             }
             double sd = S * sqrt(n2 / ub->width);
             for (uint32_t a = 0; a < ub->width; a++) {
-                row[a] = (float) (fri_rng_normal(&rng) * sd);
+                row[a] = (float)(fri_rng_normal(&rng) * sd);
             }
         }
         break;
@@ -537,8 +532,7 @@ tamper(const fri_sim_config *c, uint32_t u, uint64_t round,
 
 int
 fri_sim_poison_device(fri_sim_poison_run *r, fr_client *cl, uint32_t u,
-                      int final_eval, int evaluate, int drop,
-                      uint64_t now_ms, int *accepted)
+    int final_eval, int evaluate, int drop, uint64_t now_ms, int *accepted)
 {
     *accepted = 0;
     if (r == NULL) {
@@ -569,26 +563,26 @@ fri_sim_poison_device(fri_sim_poison_run *r, fr_client *cl, uint32_t u,
     }
     if (e == FR_OK) {
         // What the wire decoder hands to fri_agg_submit (handle.c).
-        const uint32_t d = ub.width;
+        const uint32_t d  = ub.width;
         size_t         gl = c->algo == FRI_SIM_GRAD ? 0 : fri_packed_len(d);
         fri_agg_update au;
         memset(&au, 0, sizeof(au));
-        au.round = am.round;
-        au.n = ub.n_rows;
-        au.items = ub.items;
-        au.rows = ub.rows;
-        au.rows_len = (size_t) ub.n_rows * d;
-        au.weight = ub.weight;
+        au.round    = am.round;
+        au.n        = ub.n_rows;
+        au.items    = ub.items;
+        au.rows     = ub.rows;
+        au.rows_len = (size_t)ub.n_rows * d;
+        au.weight   = ub.weight;
         if (gl > 0) {
-            au.gram = ub.extra;
+            au.gram     = ub.extra;
             au.gram_len = gl;
         }
         if (c->algo == FRI_SIM_VBMF) {
-            au.vb = ub.extra + gl;
+            au.vb     = ub.extra + gl;
             au.vb_len = ub.n_extra - gl - 2;
         }
         au.sum_ratings = ub.extra[ub.n_extra - 2];
-        au.count = ub.extra[ub.n_extra - 1];
+        au.count       = ub.extra[ub.n_extra - 1];
         uint8_t pk[FR_PUBLICKEYBYTES];
         fr_client_public_key(cl, pk);
         e = fri_agg_submit(r->agg, now_ms, pk, &au);

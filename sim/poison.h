@@ -46,23 +46,23 @@ typedef enum fri_sim_poison_kind {
 } fri_sim_poison_kind;
 
 typedef struct fri_sim_poison {
-    int      kind;          // fri_sim_poison_kind
-    double   malicious;     // fraction of devices; default 0.01 with an attack
-    int      malicious_set; // --malicious given
-    int64_t  target_item;   // -1: none
-    float    scale;         // S
-    int      robust;        // aggregator bounds (default 1)
+    int     kind; // fri_sim_poison_kind
+    double  malicious; // fraction of devices; default 0.01 with an attack
+    int     malicious_set; // --malicious given
+    int64_t target_item; // -1: none
+    float   scale; // S
+    int     robust; // aggregator bounds (default 1)
 } fri_sim_poison;
 
 // Results (summary): NaN / 0 when no target item.
 typedef struct fri_sim_poison_stats {
     double   target_er5;
     double   target_hr10;
-    uint64_t target_users;   // honest evaluating devices counted
+    uint64_t target_users; // honest evaluating devices counted
     uint64_t target_ratings; // training ratings of the target item
-    uint64_t malicious;      // malicious devices in the population
-    uint64_t poisoned;       // crafted updates accepted by the aggregator
-    uint64_t refused;        // crafted updates the aggregator refused
+    uint64_t malicious; // malicious devices in the population
+    uint64_t poisoned; // crafted updates accepted by the aggregator
+    uint64_t refused; // crafted updates the aggregator refused
 } fri_sim_poison_stats;
 
 void fri_sim_poison_init(fri_sim_poison *p);
@@ -73,13 +73,13 @@ void fri_sim_poison_stats_init(fri_sim_poison_stats *s);
 // p, sets *rv (FR_OK or FR_EINVAL with a message in err) and returns 1;
 // else returns 0 (--attack items|ratings|both is a privacy flag).
 int fri_sim_poison_flag(fri_sim_poison *p, const char *flag, const char *val,
-                        fr_err *rv, char *err, size_t err_cap);
+    fr_err *rv, char *err, size_t err_cap);
 
 // The --help section (static text).
 const char *fri_sim_poison_usage(void);
 
 // JSON keys (each preceded by a comma) for the summary line.
-void fri_sim_poison_json(FILE *f, const fri_sim_poison *p,
-                         const fri_sim_poison_stats *s);
+void fri_sim_poison_json(
+    FILE *f, const fri_sim_poison *p, const fri_sim_poison_stats *s);
 
 #endif

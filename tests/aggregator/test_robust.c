@@ -27,7 +27,7 @@ honest(upd *h, fri_rng *r)
 {
     float x[D];
     for (int a = 0; a < K; a++) {
-        x[a] = (float) (0.3 * fri_rng_normal(r));
+        x[a] = (float)(0.3 * fri_rng_normal(r));
     }
     x[K] = 1.0f;
     for (int a = 0; a < D; a++) {
@@ -37,24 +37,24 @@ honest(upd *h, fri_rng *r)
     }
     double sum = 0.0;
     for (int j = 0; j < NR; j++) {
-        h->items[j] = (uint32_t) j * 3;
-        float s = (float) fri_rng_normal(r);
+        h->items[j] = (uint32_t)j * 3;
+        float s     = (float)fri_rng_normal(r);
         for (int a = 0; a < D; a++) {
             h->rows[j * D + a] = x[a] * s;
         }
         sum += 3.5 + 0.5 * fri_rng_normal(r);
     }
     memset(&h->u, 0, sizeof(h->u));
-    h->u.round = 1;
-    h->u.n = NR;
-    h->u.items = h->items;
-    h->u.gram = h->gram;
-    h->u.gram_len = fri_packed_len(D);
-    h->u.rows = h->rows;
-    h->u.rows_len = NR * D;
+    h->u.round       = 1;
+    h->u.n           = NR;
+    h->u.items       = h->items;
+    h->u.gram        = h->gram;
+    h->u.gram_len    = fri_packed_len(D);
+    h->u.rows        = h->rows;
+    h->u.rows_len    = NR * D;
     h->u.sum_ratings = sum;
-    h->u.count = NR;
-    h->u.weight = NR;
+    h->u.count       = NR;
+    h->u.weight      = NR;
 }
 
 static fri_robust *
@@ -63,8 +63,8 @@ make(fri_agg_algo algo)
     fri_agg_config c;
     fri_agg_config_init(&c);
     c.n_items = 100;
-    c.k = K;
-    c.algo = algo;
+    c.k       = K;
+    c.algo    = algo;
     cr_assert_eq(c.robust, 1, "robust is on by default");
     fri_robust *r = NULL;
     cr_assert_eq(fri_robust_create(&r, &c), FR_OK);
@@ -101,22 +101,22 @@ Test(robust, honest_updates_pass_unchanged)
         honest(&h, &rng);
         cr_assert_eq(fri_robust_bound(r, &h.u, &o, &buf), FR_OK);
         for (int j = 0; j < NR; j++) {
-            changed_rows += memcmp(o.rows + j * D, h.rows + j * D,
-                                   D * sizeof(float)) != 0;
+            changed_rows
+                += memcmp(o.rows + j * D, h.rows + j * D, D * sizeof(float))
+                != 0;
         }
-        other += memcmp(o.gram, h.gram, sizeof(h.gram)) != 0 ||
-                 o.count != h.u.count || o.weight != h.u.weight ||
-                 fabs(o.sum_ratings - h.u.sum_ratings) > 1e-9;
+        other += memcmp(o.gram, h.gram, sizeof(h.gram)) != 0
+            || o.count != h.u.count || o.weight != h.u.weight
+            || fabs(o.sum_ratings - h.u.sum_ratings) > 1e-9;
         free(buf);
     }
     fri_robust_stats_get(r, &st1);
     // Only Gaussian residuals beyond 3 median |s| (~2 sigma, 4.3%) are
     // cut; Grams, means and counts of honest devices pass.
-    cr_assert_leq(changed_rows, 120, "%d of 2000 honest rows changed",
-                  changed_rows);
+    cr_assert_leq(
+        changed_rows, 120, "%d of 2000 honest rows changed", changed_rows);
     cr_assert_eq(other, 0, "%d honest updates changed elsewhere", other);
-    cr_assert_eq(st1.rows_clipped - st0.rows_clipped,
-                 (uint64_t) changed_rows);
+    cr_assert_eq(st1.rows_clipped - st0.rows_clipped, (uint64_t)changed_rows);
     cr_assert_eq(st1.updates - st0.updates, 100);
     fri_robust_destroy(r);
 }
@@ -142,8 +142,8 @@ Test(robust, scaled_update_gets_unit_weight)
     float         *buf = NULL;
     cr_assert_eq(fri_robust_bound(r, &h.u, &o, &buf), FR_OK);
     cr_assert_float_eq(o.gram[fri_packed_index(D, K, K)], 1.0f, 1e-5);
-    cr_assert_leq(o.count, (double) NR, "count %g", o.count);
-    cr_assert_leq(o.weight, (double) NR);
+    cr_assert_leq(o.count, (double)NR, "count %g", o.count);
+    cr_assert_leq(o.weight, (double)NR);
     double m = o.sum_ratings / o.count;
     cr_assert(m > 2.0 && m < 5.0, "mean %g", m);
     for (size_t i = 0; i < o.rows_len; i++) {
@@ -174,13 +174,13 @@ Test(robust, per_item_caps_bound_residuals_and_norms)
     cr_assert_leq(fabsf(o.rows[K]), 2.5f, "residual %g", o.rows[K]);
     double n1 = 0.0;
     for (int a = 0; a < D; a++) {
-        n1 += (double) o.rows[D + a] * o.rows[D + a];
+        n1 += (double)o.rows[D + a] * o.rows[D + a];
     }
     cr_assert_leq(sqrt(n1), 20.0, "row norm %g", sqrt(n1));
     // The other rows are those of the honest update.
-    cr_assert_eq(memcmp(o.rows + 2 * D, h.rows + 2 * D,
-                        (NR - 2) * D * sizeof(float)),
-                 0);
+    cr_assert_eq(
+        memcmp(o.rows + 2 * D, h.rows + 2 * D, (NR - 2) * D * sizeof(float)),
+        0);
     fri_robust_stats st;
     fri_robust_stats_get(r, &st);
     cr_assert_geq(st.rows_clipped, 2);
@@ -203,13 +203,13 @@ Test(robust, absurd_values_are_cut_to_honest_ranges)
         h.rows[i] = 1e30f;
     }
     h.u.sum_ratings = 1e30;
-    h.u.weight = 1e30;
+    h.u.weight      = 1e30;
     fri_agg_update o;
     float         *buf = NULL;
     cr_assert_eq(fri_robust_bound(r, &h.u, &o, &buf), FR_OK);
     double m = o.sum_ratings / o.count;
     cr_assert(m > 1.0 && m < 6.0, "mean %g", m);
-    cr_assert_leq(o.weight, (double) NR);
+    cr_assert_leq(o.weight, (double)NR);
     cr_assert_leq(o.gram[fri_packed_index(D, K, K)], 1.0f);
     double tr = 0.0;
     for (int a = 0; a < K; a++) {
@@ -231,7 +231,7 @@ Test(robust, gradient_rows_clipped_by_norm)
     for (int i = 0; i < 100; i++) {
         upd h;
         honest(&h, &rng);
-        h.u.gram = NULL;
+        h.u.gram     = NULL;
         h.u.gram_len = 0;
         fri_agg_update o;
         float         *buf = NULL;
@@ -244,7 +244,7 @@ Test(robust, gradient_rows_clipped_by_norm)
         if (i == 99) {
             double n3 = 0.0;
             for (int a = 0; a < D; a++) {
-                n3 += (double) o.rows[3 * D + a] * o.rows[3 * D + a];
+                n3 += (double)o.rows[3 * D + a] * o.rows[3 * D + a];
             }
             // Median honest gradient row norm ~ 1: bound 6.
             cr_assert_leq(sqrt(n3), 8.0, "norm %g", sqrt(n3));
