@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "agg.h"
+#include "args.h"
 #include "linalg.h"
 #include "rng.h"
 #include "robust.h"
@@ -252,4 +253,29 @@ Test(robust, gradient_rows_clipped_by_norm)
         free(buf);
     }
     fri_robust_destroy(r);
+}
+
+// fedrec-aggregator --robust on|off (also in --config files).
+Test(robust, aggregator_flag)
+{
+    char         err[256];
+    fri_agg_args a;
+    const char  *on[] = { "fedrec-aggregator", "--listen", "tcp://127.0.0.1:1",
+         "--items", "10" };
+    cr_assert_eq(fri_agg_args_parse(&a, 5, (char **)on, err, sizeof(err)),
+        FR_OK, "%s", err);
+    cr_assert_eq(a.cfg.robust, 1, "on by default");
+    fri_agg_args_free(&a);
+    const char *off[] = { "fedrec-aggregator", "--listen", "tcp://127.0.0.1:1",
+        "--items", "10", "--robust", "off" };
+    cr_assert_eq(fri_agg_args_parse(&a, 7, (char **)off, err, sizeof(err)),
+        FR_OK, "%s", err);
+    cr_assert_eq(a.cfg.robust, 0);
+    fri_agg_args_free(&a);
+    const char *bad[] = { "fedrec-aggregator", "--listen", "tcp://127.0.0.1:1",
+        "--items", "10", "--robust", "maybe" };
+    cr_assert_eq(
+        fri_agg_args_parse(&a, 7, (char **)bad, err, sizeof(err)), FR_EINVAL);
+    cr_assert(strstr(err, "--robust") != NULL, "%s", err);
+    fri_agg_args_free(&a);
 }
