@@ -12,10 +12,10 @@
 //    M^2 times the running median; a larger one is shrunk by transforming
 //    p_u -> c p_u consistently in the Gram, the rows and the VBMF block;
 //  - per-item contribution caps: each row's residual (its bias entry,
-//    r - mu - b_u for ALS/VBMF) is bounded by M times the running median
-//    |residual|, and the whole row by the norm an honest row with bounded
-//    p_u and residual can have; gradient rows by M times the median row
-//    norm;
+//    r - mu - b_u for ALS/VBMF) is bounded by M_RES times the running
+//    median |residual|, and the whole row by the norm an honest row with
+//    bounded p_u and residual can have; gradient rows by M times the median
+//    row norm;
 //  - global mean and weight: the device's mean rating sum/count is clamped
 //    to median +- 4 IQR of recent devices' means, its count and FedAvg
 //    weight to its number of rows and to M times the median count.
