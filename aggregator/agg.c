@@ -20,6 +20,7 @@
 #include "linalg.h"
 #include "mf.h"
 #include "rng.h"
+#include "robust.h"
 #include "vbmf.h"
 
 #ifdef FR_WITH_BLAS
@@ -103,6 +104,8 @@ fri_agg_config_init(fri_agg_config *cfg)
 
     cfg->max_sessions_per_key = 4;
     cfg->closer_thread        = 0;
+
+    cfg->robust            = 1;
 }
 
 _Static_assert(FRI_CKPT_MAX_RDP == FRI_DP_N_ORDERS,
@@ -674,10 +677,9 @@ acc_reset(fri_agg *a)
         fri_vb_acc_reset(a->vb);
     }
     pthread_mutex_unlock(&a->acc_mtx);
+    fri_robust_next_round(a->robust);
 }
 
-// Adds one validated update. All-or-nothing: accumulators are allocated
-// before anything is added.
 // y += alpha * x, accumulated in double.
 static void
 daxpy(size_t n, double alpha, const float *x, double *y)
@@ -687,11 +689,24 @@ daxpy(size_t n, double alpha, const float *x, double *y)
     }
 }
 
+// Adds one validated update. All-or-nothing: accumulators are allocated
+// before anything is added.
 static fr_err
-acc_add(fri_agg *a, const fri_agg_update *u)
+acc_add(fri_agg *a, const fri_agg_update *u0)
 {
     const uint32_t d  = a->d;
     const size_t   gl = a->gram_len;
+    // Robust bounds on what one device adds (robust.h): u is the bounded
+    // copy of u0.
+    fri_agg_update        ub = *u0;
+    float                *rbuf = NULL;
+    const fri_agg_update *u = &ub;
+    if (a->robust != NULL) {
+        fr_err rrv = fri_robust_bound(a->robust, u0, &ub, &rbuf);
+        if (rrv != FR_OK) {
+            return rrv;
+        }
+    }
     // Gradient FedAvg with a clip: the server clips each plain update
     // itself (rows and (sum, count) to C / sqrt(2) each, as clients do)
     // instead of trusting devices to have done it.
@@ -706,6 +721,7 @@ acc_add(fri_agg *a, const fri_agg_update *u)
             a->acc[i] = calloc(a->acc_len, sizeof(double));
             if (a->acc[i] == NULL) {
                 pthread_mutex_unlock(&a->acc_mtx);
+                free(rbuf);
                 return FR_ENOMEM;
             }
             a->touched[a->n_touched++] = i;
@@ -736,6 +752,7 @@ acc_add(fri_agg *a, const fri_agg_update *u)
         fri_vb_acc_add(a->vb, u->vb);
     }
     pthread_mutex_unlock(&a->acc_mtx);
+    free(rbuf);
     return FR_OK;
 }
 
@@ -2173,6 +2190,11 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
         fri_agg_destroy(a);
         return rv;
     }
+    if (cfg->robust && fri_robust_create(&a->robust, cfg) != FR_OK) {
+        fri_agg_seterr(err, err_cap, "out of memory");
+        fri_agg_destroy(a);
+        return FR_ENOMEM;
+    }
     rv = fri_sa_create(a, err, err_cap);
     if (rv != FR_OK) {
         fri_agg_seterr(err, err_cap, "secure aggregation setup failed: %s",
@@ -2235,6 +2257,7 @@ fri_agg_destroy(fri_agg *a)
     free(a->gram_all);
     free(a->gram_allf);
     fri_vb_destroy(a->vb);
+    fri_robust_destroy(a->robust);
     free(a->slots);
     free(a->allow);
     free(a->state_dir);

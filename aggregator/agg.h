@@ -165,6 +165,11 @@ typedef struct fri_agg_config {
     // the call that ends the round closes it before returning, which keeps
     // virtual-clock simulations deterministic.
     int closer_thread;
+    // ---- Robust aggregation (appended) ----
+    // Nonzero (the default): statistical bounds on each device's influence
+    // (unit weight, user-vector norm, per-item contribution caps, global
+    // mean and count; aggregator/robust.h). 0 turns them off.
+    int robust;
 } fri_agg_config;
 
 void fri_agg_config_init(fri_agg_config *cfg);

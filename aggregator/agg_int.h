@@ -150,6 +150,7 @@ struct fri_agg {
     const char     *close_why;    // abandon reason (a string literal)
     uint64_t        close_now_ms;
     int             closer_quit;
+    struct fri_robust *robust; // robust.h, NULL when cfg.robust == 0
 };
 
 void fri_agg_log(const fri_agg *a, fr_log_level lv, const char *fmt, ...)

@@ -101,6 +101,9 @@ static const char usage_tail[] =
     "  --secure-agg off|full|plus  masked aggregation: only the cohort's\n"
     "                          sum is revealed (needs --algo grad, --clip,\n"
     "                          --clients-per-round >= 2; plus = SecAgg+)\n"
+    "  --robust on|off         bounds on each device's influence: unit\n"
+    "                          weight, user-vector norm, per-item caps,\n"
+    "                          mean and count (default on)\n"
     "Other:\n"
     "  --config FILE           'name = value' lines with the flag names\n"
     "                          above; flags on the command line override\n"
@@ -413,6 +416,14 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
                 val);
             return FR_EINVAL;
         }
+    } else if (strcmp(name, "robust") == 0) {
+        // Robust aggregation bounds (aggregator/robust.h).
+        if (strcmp(val, "on") != 0 && strcmp(val, "off") != 0) {
+            fri_agg_seterr(err, cap,
+                "%s: --robust wants on or off, got '%s'", where, val);
+            return FR_EINVAL;
+        }
+        c->robust = strcmp(val, "on") == 0;
     } else if (strcmp(name, "log-level") == 0) {
         if (strcmp(val, "error") == 0) {
             c->log_level = FR_LOG_ERROR;
@@ -583,7 +594,9 @@ static const char *const flag_names[] = {
     "server-lr", "momentum", "clients-per-round", "fraction", "min-clients",
     "round-deadline", "rounds", "stats-forget", "retry-after", "clip",
     "noise-multiplier", "population", "dp-delta", "dp-seed", "dp",
-    "secure-agg", "log-level", "config"};
+    "secure-agg", "rating-min", "rating-max", "max-user-norm",
+    "max-residual", "max-ratings", "max-item-norm", "robust", "log-level",
+    "config"};
 #define N_FLAGS (sizeof(flag_names) / sizeof(flag_names[0]))
 #define OPT_HELP 'h'
 #define OPT_BASE 256

@@ -100,10 +100,11 @@ static const char usage_tail[] =
 const char *
 fri_sim_usage(void)
 {
-    static char buf[sizeof(usage_head) + sizeof(usage_tail) + 4096];
+    static char buf[sizeof(usage_head) + sizeof(usage_tail) + 8192];
     if (buf[0] == '\0') {
-        snprintf(buf, sizeof(buf), "%s%s%s", usage_head,
-                 fri_sim_privacy_usage(), usage_tail);
+        snprintf(buf, sizeof(buf), "%s%s%s%s", usage_head,
+                 fri_sim_privacy_usage(), fri_sim_poison_usage(),
+                 usage_tail);
     }
     return buf;
 }
@@ -160,6 +161,7 @@ fri_sim_config_init(fri_sim_config *c)
     c->progress = -1;
     c->quiet = 0;
     fri_sim_privacy_init(&c->priv);
+    fri_sim_poison_init(&c->poison);
 }
 
 static fr_err
@@ -450,6 +452,13 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
                 return bad(err, err_cap, flag, val, "empty path");
             }
             c->state_dir = val;
+        } else if (fri_sim_poison_flag(&c->poison, flag, val, &pe, err,
+                                       err_cap)) {
+            // Poisoning and robust aggregation (poison.h); before the
+            // privacy flags, which own the other --attack values.
+            if (pe != FR_OK) {
+                return pe;
+            }
         } else if (fri_sim_privacy_flag(&c->priv, flag, val, &pe, err,
                                         err_cap)) {
             if (pe != FR_OK) {
@@ -510,7 +519,8 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
     if (c->algo == FRI_SIM_VBMF && !have_rounds) {
         c->rounds = FRI_SIM_VBMF_ROUNDS;
     }
-    return fri_sim_privacy_check(c, err, err_cap);
+    pe = fri_sim_poison_check(c, err, err_cap);
+    return pe != FR_OK ? pe : fri_sim_privacy_check(c, err, err_cap);
 }
 
 size_t

@@ -114,6 +114,7 @@ fri_sim_json_summary(FILE *f, const fri_sim_config *c,
     jnum(f, "us_crypto_per_update", s->us_crypto_per_update, 1);
     jnum(f, "us_memcpy_per_update", s->us_memcpy_per_update, 0);
     fri_sim_privacy_json(f, &c->priv, &s->priv, 1);
+    fri_sim_poison_json(f, &c->poison, &s->poison);
     fputc('}', f);
 }
 

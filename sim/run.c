@@ -90,6 +90,7 @@ struct sim_state {
     // Privacy: the aggregator's view (attacks, epsilon) and, under secure
     // aggregation, the cohort's live check-ins (run in passes).
     fri_sim_atk          *atk;
+    fri_sim_poison_run   *poison; // malicious devices, target exposure
     dev_live             *live;
     atomic_uint           pass_progress;
     uint64_t              deadline_ms;
@@ -381,6 +382,16 @@ dev_step(worker *w, const job *jb, size_t slot, dev_live *d)
             // The device has the round's model and its fitted vector.
             if (d->evaluate) {
                 eval_device(st, c, u, o);
+            }
+            // Poisoning hook (poison.h): a malicious device tampers with
+            // its update and submits it in place of this frame.
+            int accepted = 0;
+            if (fri_sim_poison_device(st->poison, c, u, jb->final_eval,
+                                      d->evaluate, d->drop, clock_now(st),
+                                      &accepted)) {
+                o->status = accepted ? DEV_CONTRIBUTED : DEV_FAILED;
+                o->unsent = len;
+                return STEP_DONE_INFO;
             }
             if (jb->final_eval) {
                 o->status = DEV_EVALUATED;
@@ -795,10 +806,16 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
                 ? (float) c->stats_forget
                 : (float) ((double) cohort / (double) n_eligible);
     }
+    if (p->min_rating < p->max_rating) {
+        // The data's rating range is the aggregator's bound (bounds.h).
+        ac.rating_min = p->min_rating;
+        ac.rating_max = p->max_rating;
+    }
     ac.max_sessions = (uint32_t) (max_job * 2 + 64);
     ac.session_ttl_ms = ac.round_deadline_ms;
     ac.state_dir = c->state_dir;
     fri_sim_privacy_agg_config(c, p, cohort, &ac);
+    ac.robust = c->poison.robust;
     st.deadline_ms = ac.round_deadline_ms;
     {
         uint8_t in[16] = "fedrec-sim agg";
@@ -817,6 +834,10 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
     }
     fri_agg_public_key(st.agg, st.server_pk);
     if ((e = fri_sim_atk_create(&st.atk, c, p, cohort, st.agg)) != FR_OK) {
+        goto out;
+    }
+    if ((e = fri_sim_poison_create(&st.poison, c, p, st.agg, err,
+                                   err_cap)) != FR_OK) {
         goto out;
     }
     if (c->priv.secagg) {
@@ -975,6 +996,7 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
     s->rounds = c->rounds;
     s->last = rounds[c->rounds - 1];
     fri_sim_atk_summary(st.atk, s);
+    fri_sim_poison_summary(st.poison, s);
     for (uint32_t r = 0; r < c->rounds; r++) {
         s->total_clients += rounds[r].clients;
         s->total_dropped += rounds[r].dropped;
@@ -1038,6 +1060,7 @@ out:
         free(ws);
     }
     fri_sim_atk_destroy(st.atk);
+    fri_sim_poison_destroy(st.poison);
     free(st.live);
     fri_agg_destroy(st.agg);
     fr_model_cache_destroy(st.cache);

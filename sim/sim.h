@@ -17,6 +17,7 @@
 #include "dataset.h"
 #include "fedrec/err.h"
 #include "mf.h"
+#include "poison.h"
 #include "privacy.h"
 
 typedef enum fri_sim_transport {
@@ -89,6 +90,9 @@ typedef struct fri_sim_config {
     const char *state_dir;
     // Privacy: secure aggregation, clipping, DP, pseudo-items, attacks.
     fri_sim_privacy priv;
+    // Poisoning attacks, target-item exposure, robust aggregation
+    // (poison.h).
+    fri_sim_poison poison;
 } fri_sim_config;
 
 // Defaults: the centralized trainer's tuned ALS settings
@@ -220,6 +224,7 @@ typedef struct fri_sim_summary {
     double   bytes_per_idle_client;
     char     data_name[128];
     fri_sim_priv_stats priv; // final epsilon, attacks pooled over rounds
+    fri_sim_poison_stats poison; // target exposure, poisoned updates
 } fri_sim_summary;
 
 // ---- the run (run.c) -------------------------------------------------------
@@ -278,6 +283,33 @@ void fri_sim_atk_poll(fri_sim_atk *a, uint64_t now_ms);
 void fri_sim_atk_round_end(fri_sim_atk *a, fri_sim_round *r);
 // Pooled results into s->priv.
 void fri_sim_atk_summary(const fri_sim_atk *a, fri_sim_summary *s);
+
+// ---- poisoning in the run (poison.c) ---------------------------------------
+
+// Cross-flag checks of c->poison (after parsing); FR_EINVAL with a message.
+FR_NODISCARD fr_err fri_sim_poison_check(const fri_sim_config *c, char *err,
+                                         size_t err_cap);
+typedef struct fri_sim_poison_run fri_sim_poison_run;
+struct fr_client;
+// NULL *out (and FR_OK) when there is neither an attack nor a target item.
+// FR_EINVAL (err says why) for a target outside the catalog.
+FR_NODISCARD fr_err fri_sim_poison_create(fri_sim_poison_run **out,
+                                          const fri_sim_config *c,
+                                          const fri_sim_pop *p,
+                                          struct fri_agg *agg, char *err,
+                                          size_t err_cap);
+void fri_sim_poison_destroy(fri_sim_poison_run *r); // NULL is a no-op
+// The device hook, at the point where device u has the round's model and
+// its fitted user vector and is about to send its update (or, on the final
+// visit, to leave). On the final visit an honest evaluating device's
+// recommendations are scored for the target. A malicious device that
+// does not drop out submits its tampered update in place of its own and
+// the hook returns 1 (*accepted: whether the aggregator took it); else 0.
+int fri_sim_poison_device(fri_sim_poison_run *r, struct fr_client *cl,
+                          uint32_t u, int final_eval, int evaluate, int drop,
+                          uint64_t now_ms, int *accepted);
+void fri_sim_poison_summary(const fri_sim_poison_run *r,
+                            fri_sim_summary *s);
 
 // ---- outputs (output.c) --------------------------------------------------
 
