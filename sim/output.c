@@ -33,7 +33,8 @@ jmetrics(FILE *f, const fri_sim_config *c, int evaluated, double a,
 void
 fri_sim_json_round(FILE *f, const fri_sim_config *c, const fri_sim_round *r)
 {
-    fprintf(f, "{\"round\":%u,", r->round);
+    fprintf(f, "{\"round\":%u,\"abandoned\":%s,", r->round,
+            r->abandoned ? "true" : "false");
     if (c->implicit) {
         jmetrics(f, c, r->evaluated, r->hr10, r->ndcg10);
     } else {
@@ -58,7 +59,8 @@ fri_sim_json_summary(FILE *f, const fri_sim_config *c,
                      const fri_sim_summary *s)
 {
     const fri_sim_round *r = &s->last;
-    fprintf(f, "{\"summary\":true,\"rounds\":%u,", s->rounds);
+    fprintf(f, "{\"summary\":true,\"rounds\":%u,\"rounds_abandoned\":%u,",
+            s->rounds, s->rounds_abandoned);
     if (c->implicit) {
         jmetrics(f, c, r->evaluated, r->hr10, r->ndcg10);
     } else {
