@@ -33,8 +33,7 @@ jmetrics(FILE *f, const fri_sim_config *c, int evaluated, double a,
 void
 fri_sim_json_round(FILE *f, const fri_sim_config *c, const fri_sim_round *r)
 {
-    fprintf(f, "{\"round\":%u,\"abandoned\":%s,", r->round,
-            r->abandoned ? "true" : "false");
+    fprintf(f, "{\"round\":%u,", r->round);
     if (c->implicit) {
         jmetrics(f, c, r->evaluated, r->hr10, r->ndcg10);
     } else {
@@ -42,8 +41,9 @@ fri_sim_json_round(FILE *f, const fri_sim_config *c, const fri_sim_round *r)
     }
     fprintf(f,
             "\"clients\":%u,\"dropped\":%u,\"failed\":%u,"
-            "\"bytes_up\":%llu,\"bytes_down\":%llu,",
+            "\"abandoned\":%s,\"bytes_up\":%llu,\"bytes_down\":%llu,",
             r->clients, r->dropped, r->failed,
+            r->abandoned ? "true" : "false",
             (unsigned long long) r->bytes_up,
             (unsigned long long) r->bytes_down);
     jnum(f, "seconds", r->seconds, 1);
