@@ -360,6 +360,8 @@ fri_agg_metrics_get(fri_agg *a, fri_agg_metrics *m)
     m->round            = a->round;
     m->rounds_completed = a->rounds_completed;
     m->rounds_abandoned = a->rounds_abandoned;
+    m->sa_share_mismatch = a->sa_share_mismatch;
+    m->sa_unmask_failed  = a->sa_unmask_failed;
     m->model_version    = a->held ? a->pub_version : a->version;
     m->cohort           = a->n_members;
     m->reported         = a->n_reported;
@@ -433,6 +435,12 @@ fri_agg_metrics_prometheus(const fri_agg_metrics *m, char *dst,
       m->rounds_completed);
     G("fedrec_rounds_abandoned_total", "Rounds abandoned below min-clients.",
       "counter", m->rounds_abandoned);
+    G("fedrec_secagg_share_mismatch_total",
+      "Secure aggregation secrets whose first share subset failed its check.",
+      "counter", m->sa_share_mismatch);
+    G("fedrec_secagg_unmask_failed_total",
+      "Secure aggregation rounds abandoned because unmasking failed.",
+      "counter", m->sa_unmask_failed);
     G("fedrec_clients_seen_total", "Secure sessions established.",
       "counter", m->clients_seen);
     G("fedrec_checkins_total", "Check-ins received.", "counter",

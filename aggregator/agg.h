@@ -322,7 +322,7 @@ enum {
 
 // Sealed share size (fri_secagg_share_seal of b-share || c_sk-share).
 #define FRI_AGG_SA_SEALED 104
-#define FRI_AGG_SA_ADVERTBYTES 140 // fri_secagg_advert wire form
+#define FRI_AGG_SA_ADVERTBYTES 172 // fri_secagg_advert wire form
 
 // Phase 1: the member's advert (wire form, FRI_AGG_SA_ADVERTBYTES bytes) and
 // its Ed25519 identity key, which the advert's signature is checked
@@ -464,6 +464,11 @@ typedef struct fri_agg_metrics {
     uint64_t item_solves_skipped; // items kept at their previous row
     int      model_held;          // DP: serving an older model until a
                                   // checkpoint holds the newer one's epsilon
+    // Secure aggregation (appended): reconstructed secrets whose first
+    // share subset failed its check (some holder sent a wrong share), and
+    // rounds abandoned because unmasking failed (also in rounds_abandoned).
+    uint64_t sa_share_mismatch;
+    uint64_t sa_unmask_failed;
 } fri_agg_metrics;
 
 void fri_agg_metrics_get(fri_agg *a, fri_agg_metrics *m);

@@ -63,6 +63,8 @@ struct fri_agg {
     uint32_t        n_inflight;
     uint64_t        rounds_completed;
     uint64_t        rounds_abandoned;
+    uint64_t        sa_share_mismatch; // secrets rebuilt only on a retry
+    uint64_t        sa_unmask_failed;  // secure rounds that did not unmask
     uint64_t        last_completed; // id of the last completed round
     fri_snap       *snap;      // MODEL frame of the current round
     // The model. Replaced only by the (exclusive) closer, under mtx, so the

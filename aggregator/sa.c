@@ -28,6 +28,7 @@ typedef struct sa_member {
     uint8_t  id_pk[32];
     uint8_t  advert[FRI_SECAGG_ADVERTBYTES];
     uint8_t  c_pk[FRI_SECAGG_PKBYTES];
+    uint8_t  b_commit[FRI_SECAGG_COMMITBYTES];
     int      advertised, shared, masked, answered;
     uint8_t *out;     // n sealed shares this member sent (by recipient)
     uint8_t *has_out; // n flags
@@ -340,6 +341,7 @@ fri_agg_sa_advert(fri_agg *a, uint64_t now_ms,
     memcpy(m->advert, advert, FRI_SECAGG_ADVERTBYTES);
     memcpy(m->id_pk, id_pk, 32);
     memcpy(m->c_pk, adv.c_pk, sizeof(m->c_pk));
+    memcpy(m->b_commit, adv.b_commit, sizeof(m->b_commit));
     m->advertised = 1;
     s->n_adv++;
     advance(a, now_ms);
@@ -570,14 +572,53 @@ out:
     return rv;
 }
 
+// Subsets fri_secagg_recover may try per secret after the cyclic windows.
+#define SA_RECOVER_TRIES 256
+
+// Logs why unmasking failed, at ERROR: the round's update is lost.
+static void
+unmask_failed(fri_agg *a, const char *why, uint32_t member, size_t shares)
+{
+    fri_agg_log(a, FR_LOG_ERROR,
+                "msg=\"secure aggregation: unmasking failed, round "
+                "abandoned\" round=%llu reason=\"%s\" member=%u shares=%zu "
+                "threshold=%u",
+                (unsigned long long) a->sa->round, why, member, shares,
+                a->sa->threshold);
+}
+
+// Whether every coordinate of the unmasked sum (two's complement) lies in
+// [-n B, n B], B = ceil(clip 2^f): the most n honest encodings can reach.
+// A member that masked an out-of-range input (the server cannot see it)
+// shows up here unless the others' inputs hide it (docs/SECAGG.md §8).
+static int
+sum_in_range(const fri_sa *s, uint32_t n)
+{
+    double  b     = ceil((double) s->clip * ldexp(1.0, (int) s->frac_bits));
+    int64_t bound = (int64_t) ((double) n * b);
+    for (size_t j = 0; j < s->dim; j++) {
+        int64_t v = (int64_t) (int32_t) s->sum[j];
+        if (v > bound || v < -bound) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 // Reconstructs every needed secret and unmasks (the exclusive closer, the
-// round in RS_CLOSING: no other thread touches the sa state). *ok = 0 when
-// some secret lacks t shares or does not check out.
+// round in RS_CLOSING: no other thread touches the sa state). Every
+// secret is checked: a survivor's self-mask seed against the commitment
+// in its signed advert, a dropped member's mask key against its advertised
+// public key; when the first t shares do not check out (a holder sent a
+// wrong share) other t-subsets of the revealed shares are tried. *ok = 0
+// (and an ERROR log) when some secret lacks t shares or none of the tried
+// subsets checks out, or the unmasked sum is out of range.
 static fr_err
 finish(fri_agg *a, int *ok)
 {
     fri_sa  *s  = a->sa;
     uint32_t ns = 0, nd = 0;
+    uint64_t mismatch = 0;
     *ok         = 0;
     uint32_t *surv = malloc((size_t) s->n * sizeof(uint32_t));
     uint32_t *drop = malloc((size_t) s->n * sizeof(uint32_t));
@@ -599,22 +640,45 @@ finish(fri_agg *a, int *ok)
             continue;
         }
         size_t c = 0;
-        for (uint32_t h = 0; h < s->joined && c < s->threshold; h++) {
+        for (uint32_t h = 0; h < s->joined; h++) {
             if (m->has_rev[h]) {
                 memcpy(shs + c * SHARE, m->rev + (size_t) h * SHARE, SHARE);
                 xs[c++] = h + 1;
             }
         }
         if (c < s->threshold) {
-            fri_agg_log(a, FR_LOG_WARN,
-                        "msg=\"secure aggregation: too few shares\" "
-                        "member=%u shares=%zu threshold=%u",
-                        u, c, s->threshold);
+            unmask_failed(a, "too few shares", u, c);
             goto out;
         }
         uint8_t *dst = m->masked ? s_b + (size_t) ns * 32
                                  : d_sk + (size_t) nd * 32;
-        rv = fri_shamir_combine(dst, shs, xs, c, SHARE);
+        fri_secagg_seed_check ck = {m->b_commit, s->round, u};
+        size_t                tries = 0;
+        rv = fri_secagg_recover(
+            dst, shs, xs, c, s->threshold,
+            m->masked ? fri_secagg_check_seed : fri_secagg_check_sk,
+            m->masked ? (void *) &ck : (void *) m->c_pk,
+            s->round * 0x9e3779b97f4a7c15ull ^ u, SA_RECOVER_TRIES, &tries);
+        if (tries > 1) {
+            mismatch++;
+            fri_agg_log(a, FR_LOG_WARN,
+                        "msg=\"secure aggregation: a share subset did not "
+                        "match the advert (wrong share from a holder)\" "
+                        "round=%llu member=%u shares=%zu subsets_tried=%zu "
+                        "recovered=%d",
+                        (unsigned long long) s->round, u, c, tries,
+                        rv == FR_OK);
+        }
+        if (rv == FR_ECRYPTO) {
+            rv = FR_OK; // no subset checked out: abandon, not an error
+            unmask_failed(a,
+                          m->masked ? "no share subset matches the "
+                                      "self-mask commitment"
+                                    : "no share subset matches the "
+                                      "advertised key",
+                          u, c);
+            goto out;
+        }
         if (rv != FR_OK) {
             goto out;
         }
@@ -623,21 +687,11 @@ finish(fri_agg *a, int *ok)
             memcpy(s_pk + (size_t) ns * 32, m->c_pk, 32);
             ns++;
         } else {
-            // The recovered key must match the advert (a wrong share would
-            // otherwise unmask to garbage silently).
-            uint8_t chk[32];
-            if (crypto_scalarmult_base(chk, dst) != 0 ||
-                sodium_memcmp(chk, m->c_pk, 32) != 0) {
-                fri_agg_log(a, FR_LOG_WARN,
-                            "msg=\"secure aggregation: recovered key does "
-                            "not match the advert\" member=%u",
-                            u);
-                goto out;
-            }
             drop[nd++] = u;
         }
     }
     if (ns == 0) {
+        unmask_failed(a, "no survivors", 0, 0);
         goto out;
     }
     fri_secagg_graph        g = {s->n, s->degree, {0}};
@@ -654,6 +708,11 @@ finish(fri_agg *a, int *ok)
     in.dropped_c_sk  = d_sk;
     in.n_dropped     = nd;
     rv               = fri_secagg_unmask(s->sum, s->dim, &in);
+    if (rv == FR_OK && !sum_in_range(s, ns)) {
+        unmask_failed(a, "unmasked sum outside the fixed-point range", 0,
+                      0);
+        goto out;
+    }
     if (rv == FR_OK) {
         rv = fri_secagg_dequantize(v, s->sum, s->dim, s->frac_bits, 1);
     }
@@ -666,8 +725,16 @@ finish(fri_agg *a, int *ok)
                     "msg=\"secure aggregation unmasked\" round=%llu "
                     "survivors=%u dropped=%u",
                     (unsigned long long) s->round, ns, nd);
+    } else {
+        unmask_failed(a, fr_strerror(rv), 0, 0);
     }
 out:
+    pthread_mutex_lock(&a->mtx);
+    a->sa_share_mismatch += mismatch;
+    if (!*ok) {
+        a->sa_unmask_failed++;
+    }
+    pthread_mutex_unlock(&a->mtx);
     if (s_b != NULL) {
         sodium_memzero(s_b, (size_t) s->n * 32);
     }

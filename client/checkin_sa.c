@@ -111,9 +111,12 @@ build_advert(fr_client *c, struct fri_sa_client *s, uint8_t *dst, size_t cap,
     }
     fri_secagg_advert adv;
     if (rv == FR_OK) {
+        uint8_t commit[FRI_SECAGG_COMMITBYTES];
         randombytes_buf(s->b, sizeof(s->b));
+        // The server checks the b it rebuilds from shares against this.
+        fri_secagg_seed_commit(commit, s->b, s->round, s->p.index);
         rv = fri_secagg_advert_sign(&adv, s->round, s->p.index, s->keys.c_pk,
-                                    s->keys.s_pk, id.sign_sk);
+                                    s->keys.s_pk, commit, id.sign_sk);
     }
     uint8_t w[FRI_SA_ADVERTBYTES];
     size_t  wl = 0;

@@ -164,18 +164,6 @@ stddev_ok(double s)
     return isfinite(s) && s >= 0.0;
 }
 
-fr_err
-fri_dp_add_gaussian(float *v, size_t n, double stddev, fri_rng *r)
-{
-    if (!stddev_ok(stddev) || (n > 0 && (v == NULL || r == NULL))) {
-        return FR_EINVAL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        v[i] = (float) ((double) v[i] + stddev * fri_rng_normal(r));
-    }
-    return FR_OK;
-}
-
 // Keystream chunk: 8 ChaCha20 blocks = 64 uint64 = 32 normal pairs.
 #define KS_BLOCKS 8
 #define KS_BYTES (64 * KS_BLOCKS)
@@ -190,6 +178,213 @@ load64le(const uint8_t *p)
     return x;
 }
 
+// Discrete Gaussian noise (Canonne, Kamath, Steinke, "The Discrete
+// Gaussian for Differential Privacy", NeurIPS 2020, Algorithms 1-3): exact
+// integer arithmetic on a ChaCha20 keystream, no floating point in the
+// sampler, so the noise cannot leak the input through rounding (Mironov,
+// CCS 2012). Rationals are 128-bit (GCC/Clang extension).
+__extension__ typedef unsigned __int128 u128;
+
+typedef struct ks_src {
+    uint8_t  key[32];
+    uint8_t  buf[KS_BYTES];
+    size_t   pos;
+    uint64_t ic; // block counter
+} ks_src;
+
+static void
+ks_init(ks_src *k, const uint8_t key[32])
+{
+    memcpy(k->key, key, 32);
+    k->pos = KS_BYTES;
+    k->ic  = 0;
+}
+
+static void
+ks_wipe(ks_src *k)
+{
+    sodium_memzero(k, sizeof *k);
+}
+
+static uint64_t
+ks_u64(ks_src *k)
+{
+    if (k->pos + 8 > KS_BYTES) {
+        static const uint8_t zeros[KS_BYTES];
+        uint8_t nonce[crypto_stream_chacha20_NONCEBYTES] = {0};
+        crypto_stream_chacha20_xor_ic(k->buf, zeros, KS_BYTES, nonce, k->ic,
+                                      k->key);
+        k->ic += KS_BLOCKS;
+        k->pos = 0;
+    }
+    uint64_t x = load64le(k->buf + k->pos);
+    k->pos += 8;
+    return x;
+}
+
+// Uniform in [0, n), n >= 1, by rejection (unbiased).
+static u128
+ks_below(ks_src *k, u128 n)
+{
+    u128 lim = ~(u128) 0 - (~(u128) 0 % n); // multiple of n
+    for (;;) {
+        u128 x = ((u128) ks_u64(k) << 64) | ks_u64(k);
+        if (x < lim) {
+            return x % n;
+        }
+    }
+}
+
+// Bernoulli(num/den), 0 <= num <= den, den > 0.
+static int
+bern(ks_src *k, u128 num, u128 den)
+{
+    return ks_below(k, den) < num;
+}
+
+// Bernoulli(exp(-num/den)) (CKS Algorithm 1), num >= 0, den > 0.
+static int
+bern_exp(ks_src *k, u128 num, u128 den)
+{
+    while (num > den) { // exp(-g) = exp(-1)^floor(g) * exp(-(g - floor g))
+        if (!bern_exp(k, 1, 1)) {
+            return 0;
+        }
+        num -= den;
+    }
+    u128 kk = 1;
+    for (;;) { // gamma in [0, 1]: K = first k with Bernoulli(gamma/k) = 0
+        if (!bern(k, num, den * kk)) {
+            break;
+        }
+        kk++;
+    }
+    return (int) (kk & 1);
+}
+
+// One sample of N_Z(0, s2) with integer variance parameter s2 >= 1
+// (CKS Algorithm 3 with t = floor(sqrt(s2)) + 1).
+static int64_t
+dgauss_one(ks_src *k, uint64_t s2, uint64_t t)
+{
+    for (;;) {
+        // Discrete Laplace of scale t (CKS Algorithm 2, s = 1).
+        uint64_t u = (uint64_t) ks_below(k, t);
+        if (!bern_exp(k, u, t)) {
+            continue;
+        }
+        uint64_t v = 0;
+        while (bern_exp(k, 1, 1)) {
+            v++;
+        }
+        uint64_t mag = u + t * v;
+        int      neg = (int) (ks_u64(k) & 1);
+        if (neg && mag == 0) {
+            continue;
+        }
+        // Accept with exp(-(|y| - s2/t)^2 / (2 s2)) = exp(-(|y| t - s2)^2 /
+        // (2 s2 t^2)).
+        u128 a   = (u128) mag * t;
+        u128 d   = a > s2 ? a - s2 : (u128) s2 - a;
+        u128 num = d * d, den = (u128) 2 * s2 * t * t;
+        if (bern_exp(k, num, den)) {
+            return neg ? -(int64_t) mag : (int64_t) mag;
+        }
+    }
+}
+
+fr_err
+fri_dp_discrete_gaussian(int64_t *z, size_t n, uint64_t s2,
+                         const uint8_t seed[FRI_DP_SEEDBYTES])
+{
+    if (n > 0 && (z == NULL || seed == NULL)) {
+        return FR_EINVAL;
+    }
+    if (s2 == 0 || s2 > ((uint64_t) 1 << 44)) {
+        return FR_EINVAL; // keeps the 128-bit rationals exact
+    }
+    uint64_t t = 1;
+    while ((t + 1) * (t + 1) <= s2) {
+        t++;
+    }
+    t++; // floor(sqrt(s2)) + 1
+    ks_src k;
+    ks_init(&k, seed);
+    for (size_t i = 0; i < n; i++) {
+        z[i] = dgauss_one(&k, s2, t);
+    }
+    ks_wipe(&k);
+    return FR_OK;
+}
+
+double
+fri_dp_grid(double stddev)
+{
+    if (!(stddev > 0.0) || !isfinite(stddev)) {
+        return 0.0;
+    }
+    int e;
+    frexp(stddev, &e); // stddev in [2^(e-1), 2^e)
+    return ldexp(1.0, e - 1 - FRI_DP_GRID_BITS);
+}
+
+// Rounds v to the grid g, adds g * z[i] (exact in double: both are small
+// integer multiples of a power of two), stores as float (post-processing of
+// the exact noisy value).
+static fr_err
+add_discrete(float *v, size_t n, double stddev, const uint8_t seed[32])
+{
+    if (n == 0 || stddev == 0.0) {
+        return FR_OK;
+    }
+    double   g  = fri_dp_grid(stddev);
+    double   sz = stddev / g; // in [2^GRID_BITS, 2^(GRID_BITS+1))
+    uint64_t s2 = (uint64_t) ceil(sz * sz); // never less noise
+    int64_t  z[256];
+    for (size_t i = 0; i < n; i += 256) {
+        size_t m  = n - i < 256 ? n - i : 256;
+        uint8_t sub[32];
+        // Independent stream per chunk: BLAKE2b(key = seed, chunk index).
+        uint8_t idx[8];
+        for (int b = 0; b < 8; b++) {
+            idx[b] = (uint8_t) ((uint64_t) i >> (8 * b));
+        }
+        crypto_generichash(sub, sizeof sub, idx, sizeof idx, seed, 32);
+        fr_err rv = fri_dp_discrete_gaussian(z, m, s2, sub);
+        sodium_memzero(sub, sizeof sub);
+        if (rv != FR_OK) {
+            sodium_memzero(z, sizeof z);
+            return rv;
+        }
+        for (size_t j = 0; j < m; j++) {
+            double x = nearbyint((double) v[i + j] / g);
+            v[i + j] = (float) ((x + (double) z[j]) * g);
+        }
+    }
+    sodium_memzero(z, sizeof z);
+    return FR_OK;
+}
+
+fr_err
+fri_dp_add_gaussian(float *v, size_t n, double stddev, fri_rng *r)
+{
+    if (!stddev_ok(stddev) || (n > 0 && (v == NULL || r == NULL))) {
+        return FR_EINVAL;
+    }
+    // Seeded (reproducible) mode: the keystream key comes from the
+    // simulator stream, so the noise is the same discrete Gaussian.
+    uint8_t seed[FRI_DP_SEEDBYTES];
+    for (int i = 0; i < 4; i++) {
+        uint64_t x = fri_rng_next(r);
+        for (int b = 0; b < 8; b++) {
+            seed[8 * i + b] = (uint8_t) (x >> (8 * b));
+        }
+    }
+    fr_err rv = add_discrete(v, n, stddev, seed);
+    sodium_memzero(seed, sizeof seed);
+    return rv;
+}
+
 fr_err
 fri_dp_add_gaussian_secret(float *v, size_t n, double stddev,
                            const uint8_t seed[FRI_DP_SEEDBYTES])
@@ -197,31 +392,7 @@ fri_dp_add_gaussian_secret(float *v, size_t n, double stddev,
     if (!stddev_ok(stddev) || (n > 0 && (v == NULL || seed == NULL))) {
         return FR_EINVAL;
     }
-    static const uint8_t zeros[KS_BYTES];
-    uint8_t              nonce[crypto_stream_chacha20_NONCEBYTES] = { 0 };
-    uint8_t              ks[KS_BYTES];
-    uint64_t             ic = 0; // block counter
-    size_t               i  = 0;
-    while (i < n) {
-        // XOR with zeros = raw keystream from block ic on.
-        crypto_stream_chacha20_xor_ic(ks, zeros, sizeof ks, nonce, ic, seed);
-        ic += KS_BLOCKS;
-        for (size_t k = 0; k + 16 <= sizeof ks && i < n; k += 16) {
-            // u1 in (0, 1] so log(u1) is finite; u2 in [0, 1).
-            double u1 = (double) ((load64le(ks + k) >> 11) + 1) * 0x1.0p-53;
-            double u2 = (double) (load64le(ks + k + 8) >> 11) * 0x1.0p-53;
-            double rad = sqrt(-2.0 * log(u1));
-            double th  = 6.283185307179586 * u2;
-            v[i]       = (float) ((double) v[i] + stddev * rad * cos(th));
-            i++;
-            if (i < n) {
-                v[i] = (float) ((double) v[i] + stddev * rad * sin(th));
-                i++;
-            }
-        }
-    }
-    sodium_memzero(ks, sizeof ks);
-    return FR_OK;
+    return add_discrete(v, n, stddev, seed);
 }
 
 fr_err

@@ -44,20 +44,45 @@ float fri_dp_clip_l2_strided(float *data, size_t rows, size_t cols,
 
 #define FRI_DP_SEEDBYTES 32
 
-// Adds independent N(0, stddev^2) to each of v[0..n), drawn from the seeded
-// simulator stream r. For reproducible simulations only: anyone who knows the
-// seed can subtract the noise, so real deployments use the _secret variant.
+// Noise is a discrete Gaussian on a grid (Canonne, Kamath, Steinke 2020):
+// value = (round(v / g) + Z) * g with g = fri_dp_grid(stddev) and
+// Z ~ N_Z(0, s2), s2 = ceil((stddev / g)^2). The sampler is exact integer
+// arithmetic on a ChaCha20 keystream (no Box-Muller, no floating point in
+// the noise: Mironov 2012's attacks on floating-point noise do not apply),
+// and the noisy value is computed exactly in double before it is stored as
+// float. The discrete Gaussian's Renyi DP is at most the continuous one's
+// for the same sensitivity and sigma (CKS 2020, section 2), so the RDP
+// accountant below stays valid; rounding v to the grid adds at most
+// sqrt(n) g to the L2 sensitivity (g <= stddev / 2^FRI_DP_GRID_BITS).
+#define FRI_DP_GRID_BITS 16
+
+// The grid for a noise of this stddev: the power of two with
+// stddev / g in [2^FRI_DP_GRID_BITS, 2^(FRI_DP_GRID_BITS + 1)). 0 when
+// stddev is not positive and finite.
+double fri_dp_grid(double stddev);
+
+// n samples of the discrete Gaussian N_Z(0, s2) (P(z) proportional to
+// exp(-z^2 / (2 s2))) from the ChaCha20 keystream of seed.
+// FR_EINVAL: NULL with n > 0, s2 == 0 or s2 > 2^44.
+FR_NODISCARD fr_err fri_dp_discrete_gaussian(int64_t *z, size_t n,
+                                             uint64_t s2,
+                                             const uint8_t seed[FRI_DP_SEEDBYTES]);
+
+// Adds the grid discrete Gaussian of this stddev to v[0..n), its keystream
+// key drawn from the seeded simulator stream r. For reproducible
+// simulations only: anyone who knows the seed can subtract the noise, so
+// real deployments use the _secret variant.
 // FR_EINVAL: v or r NULL with n > 0, stddev negative or not finite.
 FR_NODISCARD fr_err fri_dp_add_gaussian(float *v, size_t n, double stddev,
                                         fri_rng *r);
 
-// Adds N(0, stddev^2) noise whose randomness is the ChaCha20 keystream of
-// seed (crypto_stream_chacha20, zero nonce), turned into normals by
-// Box-Muller using both outputs of each pair. The seed is the secret: it must
-// be fresh per round and unguessable (fri_dp_noise_seed_random, or a KDF of
-// a secret key and the round number); never derive it from a counter, time
-// or the simulator seed. Same seed -> same noise, so a seed must never be
-// reused. Intermediate keystream is wiped. Errors as fri_dp_add_gaussian.
+// Adds the grid discrete Gaussian of this stddev to v[0..n), its
+// randomness the ChaCha20 keystream of (per 256-value chunk) a BLAKE2b
+// subkey of seed. The seed is the secret: it must be fresh per round and
+// unguessable (fri_dp_noise_seed_random, or a KDF of a secret key and the
+// round number); never derive it from a counter, time or the simulator
+// seed. Same seed -> same noise, so a seed must never be reused.
+// Intermediate keystream is wiped. Errors as fri_dp_add_gaussian.
 FR_NODISCARD fr_err fri_dp_add_gaussian_secret(
     float *v, size_t n, double stddev,
     const uint8_t seed[FRI_DP_SEEDBYTES]);

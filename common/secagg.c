@@ -113,7 +113,8 @@ fri_secagg_max_cohort(float clip, unsigned frac_bits)
 // ---------------------------------------------------------------------------
 // 2. Keys and adverts
 
-static const char ADVERT_TAG[] = "fedrec secagg advert v1";
+static const char ADVERT_TAG[] = "fedrec secagg advert v2";
+static const char COMMIT_TAG[] = "fedrec secagg self-mask commit";
 static const char PAIR_TAG[]   = "fedrec secagg pair";
 static const char SHARE_TAG[]  = "fedrec secagg share";
 #define TAGLEN(t) (sizeof(t) - 1)
@@ -156,11 +157,11 @@ fri_secagg_keys_wipe(fri_secagg_keys *k)
     }
 }
 
-#define ADVERT_MSGBYTES (TAGLEN(ADVERT_TAG) + 8 + 4 + 32 + 32)
+#define ADVERT_MSGBYTES (TAGLEN(ADVERT_TAG) + 8 + 4 + 32 + 32 + 32)
 
 static void
 advert_message(uint8_t m[ADVERT_MSGBYTES], uint64_t round_id, uint32_t client,
-    const uint8_t *c_pk, const uint8_t *s_pk)
+    const uint8_t *c_pk, const uint8_t *s_pk, const uint8_t *b_commit)
 {
     size_t o = TAGLEN(ADVERT_TAG);
     memcpy(m, ADVERT_TAG, o);
@@ -168,23 +169,42 @@ advert_message(uint8_t m[ADVERT_MSGBYTES], uint64_t round_id, uint32_t client,
     put32le(m + o + 8, client);
     memcpy(m + o + 12, c_pk, 32);
     memcpy(m + o + 44, s_pk, 32);
+    memcpy(m + o + 76, b_commit, 32);
+}
+
+void
+fri_secagg_seed_commit(uint8_t out[FRI_SECAGG_COMMITBYTES],
+    const uint8_t b[FRI_SECAGG_SEEDBYTES], uint64_t round_id, uint32_t client)
+{
+    uint8_t                  hdr[12];
+    crypto_generichash_state st;
+    put64le(hdr, round_id);
+    put32le(hdr + 8, client);
+    crypto_generichash_init(&st, NULL, 0, FRI_SECAGG_COMMITBYTES);
+    crypto_generichash_update(
+        &st, (const uint8_t *)COMMIT_TAG, TAGLEN(COMMIT_TAG));
+    crypto_generichash_update(&st, hdr, sizeof hdr);
+    crypto_generichash_update(&st, b, FRI_SECAGG_SEEDBYTES);
+    crypto_generichash_final(&st, out, FRI_SECAGG_COMMITBYTES);
+    sodium_memzero(&st, sizeof st);
 }
 
 fr_err
 fri_secagg_advert_sign(fri_secagg_advert *out, uint64_t round_id,
     uint32_t client, const uint8_t c_pk[32], const uint8_t s_pk[32],
-    const uint8_t id_sk[64])
+    const uint8_t b_commit[32], const uint8_t id_sk[64])
 {
-    if (out == NULL || c_pk == NULL || s_pk == NULL || id_sk == NULL
-        || client >= FRI_SECAGG_MAX_CLIENTS) {
+    if (out == NULL || c_pk == NULL || s_pk == NULL || b_commit == NULL
+        || id_sk == NULL || client >= FRI_SECAGG_MAX_CLIENTS) {
         return FR_EINVAL;
     }
     uint8_t m[ADVERT_MSGBYTES];
-    advert_message(m, round_id, client, c_pk, s_pk);
+    advert_message(m, round_id, client, c_pk, s_pk, b_commit);
     out->round_id = round_id;
     out->client   = client;
     memcpy(out->c_pk, c_pk, 32);
     memcpy(out->s_pk, s_pk, 32);
+    memcpy(out->b_commit, b_commit, 32);
     if (crypto_sign_detached(out->sig, NULL, m, sizeof m, id_sk) != 0) {
         return FR_EINTERNAL;
     }
@@ -203,7 +223,7 @@ fri_secagg_advert_verify(const fri_secagg_advert *a, uint64_t round_id,
         return FR_ECRYPTO;
     }
     uint8_t m[ADVERT_MSGBYTES];
-    advert_message(m, a->round_id, a->client, a->c_pk, a->s_pk);
+    advert_message(m, a->round_id, a->client, a->c_pk, a->s_pk, a->b_commit);
     if (crypto_sign_verify_detached(a->sig, m, sizeof m, id_pk) != 0) {
         return FR_ECRYPTO;
     }
@@ -225,7 +245,8 @@ fri_secagg_advert_encode(
     put32le(dst + 8, a->client);
     memcpy(dst + 12, a->c_pk, 32);
     memcpy(dst + 44, a->s_pk, 32);
-    memcpy(dst + 76, a->sig, 64);
+    memcpy(dst + 76, a->b_commit, 32);
+    memcpy(dst + 108, a->sig, 64);
     return FR_OK;
 }
 
@@ -243,7 +264,8 @@ fri_secagg_advert_decode(
     a->client   = get32le(src + 8);
     memcpy(a->c_pk, src + 12, 32);
     memcpy(a->s_pk, src + 44, 32);
-    memcpy(a->sig, src + 76, 64);
+    memcpy(a->b_commit, src + 76, 32);
+    memcpy(a->sig, src + 108, 64);
     return FR_OK;
 }
 
@@ -648,6 +670,112 @@ fri_secagg_neighbors(uint32_t *out, size_t cap, size_t *n_out, uint32_t client,
 }
 
 // ---------------------------------------------------------------------------
+// Verified reconstruction
+
+int
+fri_secagg_check_seed(void *ctx, const uint8_t b[32])
+{
+    const fri_secagg_seed_check *c = ctx;
+    uint8_t                      h[FRI_SECAGG_COMMITBYTES];
+    fri_secagg_seed_commit(h, b, c->round_id, c->client);
+    return sodium_memcmp(h, c->commit, sizeof h) == 0;
+}
+
+int
+fri_secagg_check_sk(void *ctx, const uint8_t sk[32])
+{
+    uint8_t pk[32];
+    return crypto_scalarmult_base(pk, sk) == 0
+        && sodium_memcmp(pk, ctx, 32) == 0;
+}
+
+static uint64_t
+splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z          = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z          = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+fr_err
+fri_secagg_recover(uint8_t out[32], const uint8_t *shares, const uint32_t *xs,
+    size_t n, size_t t, fri_secagg_check_fn check, void *ctx,
+    uint64_t subset_seed, size_t max_tries, size_t *tries)
+{
+    if (tries != NULL) {
+        *tries = 0;
+    }
+    if (out == NULL || shares == NULL || xs == NULL || check == NULL
+        || t == 0) {
+        return FR_EINVAL;
+    }
+    sodium_memzero(out, 32);
+    if (n < t) {
+        return FR_ESTATE;
+    }
+    uint8_t  *sub  = malloc(t * 32);
+    uint32_t *sx   = malloc(t * sizeof *sx);
+    size_t   *perm = malloc(n * sizeof *perm);
+    fr_err    rv   = FR_ECRYPTO;
+    size_t    done = 0;
+    if (sub == NULL || sx == NULL || perm == NULL) {
+        rv = FR_ENOMEM;
+        goto out;
+    }
+    // Cyclic windows first (deterministic; any single wrong share is
+    // outside n - t of them), then random subsets for several wrong ones.
+    size_t n_win = n == t ? 1 : n;
+    if (max_tries > 0 && n_win > max_tries) {
+        n_win = max_tries;
+    }
+    size_t   n_rand = n == t ? 0 : max_tries;
+    uint64_t rs     = subset_seed;
+    for (size_t a = 0; a < n_win + n_rand && rv == FR_ECRYPTO; a++) {
+        if (a < n_win) {
+            for (size_t i = 0; i < t; i++) {
+                perm[i] = (a + i) % n;
+            }
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                perm[i] = i;
+            }
+            for (size_t i = 0; i < t; i++) {
+                size_t j = i + (size_t)(splitmix64(&rs) % (uint64_t)(n - i));
+                size_t x = perm[i];
+                perm[i]  = perm[j];
+                perm[j]  = x;
+            }
+        }
+        for (size_t i = 0; i < t; i++) {
+            memcpy(sub + 32 * i, shares + 32 * perm[i], 32);
+            sx[i] = xs[perm[i]];
+        }
+        done++;
+        fr_err c = fri_shamir_combine(out, sub, sx, t, 32);
+        if (c != FR_OK) {
+            rv = c;
+        } else if (check(ctx, out)) {
+            rv = FR_OK;
+        }
+    }
+out:
+    if (sub != NULL) {
+        sodium_memzero(sub, t * 32);
+    }
+    if (rv != FR_OK) {
+        sodium_memzero(out, 32);
+    }
+    free(sub);
+    free(sx);
+    free(perm);
+    if (tries != NULL) {
+        *tries = done;
+    }
+    return rv;
+}
+
+// ---------------------------------------------------------------------------
 // 5. Unmasking
 
 static bool
@@ -780,6 +908,7 @@ struct fri_secagg_round {
     fri_secagg_keys        *keys; // [n] client secrets
     uint8_t                *b; // [n][32] self-mask seeds (secret)
     uint8_t                *c_pk; // [n][32] from verified adverts
+    uint8_t                *b_commit; // [n][32] from verified adverts
     uint8_t                *nbr_pk; // [k][32] scratch for submit
     uint32_t               *nbr; // [n][k] sorted neighbour lists
     uint8_t                *held; // [n][k][64] shares v holds from nbr
@@ -823,6 +952,7 @@ fri_secagg_round_destroy(fri_secagg_round *r)
     free(r->keys);
     free(r->b);
     free(r->c_pk);
+    free(r->b_commit);
     free(r->nbr_pk);
     free(r->nbr);
     free(r->held);
@@ -910,8 +1040,9 @@ round_setup(fri_secagg_round *r)
             rc = derive(r->b + 32 * (size_t)u, master, "self mask", u);
         }
         if (rc == FR_OK) {
+            fri_secagg_seed_commit(tmp, r->b + 32 * (size_t)u, rid, u);
             rc = fri_secagg_advert_sign(&adv[u], rid, u, r->keys[u].c_pk,
-                r->keys[u].s_pk, id_sk + 64 * (size_t)u);
+                r->keys[u].s_pk, tmp, id_sk + 64 * (size_t)u);
         }
         if (rc == FR_OK) {
             rc = fri_secagg_neighbors(r->nbr + (size_t)u * r->k, r->k,
@@ -925,6 +1056,7 @@ round_setup(fri_secagg_round *r)
     }
     for (uint32_t u = 0; u < n && rc == FR_OK; u++) {
         memcpy(r->c_pk + 32 * (size_t)u, adv[u].c_pk, 32);
+        memcpy(r->b_commit + 32 * (size_t)u, adv[u].b_commit, 32);
         memcpy(s_pk + 32 * (size_t)u, adv[u].s_pk, 32);
     }
     // Share exchange: u splits b_u and c_sk_u over its neighbours
@@ -1026,13 +1158,15 @@ fri_secagg_round_create(
     r->keys            = calloc(n, sizeof *r->keys);
     r->b               = calloc(n, 32);
     r->c_pk            = calloc(n, 32);
+    r->b_commit        = calloc(n, 32);
     r->nbr_pk          = calloc(k, 32);
     r->nbr             = calloc(n * k, sizeof *r->nbr);
     r->held            = calloc(n * k, FRI_SECAGG_SHAREMSGBYTES);
     r->state           = calloc(n, 1);
     r->sum             = calloc(cfg->dim, sizeof *r->sum);
     fr_err rc          = FR_ENOMEM;
-    if (r->keys != NULL && r->b != NULL && r->c_pk != NULL && r->nbr_pk != NULL
+    if (r->keys != NULL && r->b != NULL && r->c_pk != NULL && r->b_commit != NULL
+        && r->nbr_pk != NULL
         && r->nbr != NULL && r->held != NULL && r->state != NULL
         && r->sum != NULL) {
         rc = round_setup(r);
@@ -1118,8 +1252,8 @@ fri_secagg_round_finish(
     uint8_t  *s_pk   = malloc(ns * 32);
     uint8_t  *s_b    = malloc(ns * 32);
     uint8_t  *d_sk   = malloc((nd ? nd : 1) * 32);
-    uint8_t  *shares = malloc((size_t)r->t * 32);
-    uint32_t *xs     = malloc((size_t)r->t * sizeof *xs);
+    uint8_t  *shares = malloc((size_t)r->k * 32);
+    uint32_t *xs     = malloc((size_t)r->k * sizeof *xs);
     fr_err    rc     = FR_OK;
     if (surv == NULL || drop == NULL || s_pk == NULL || s_b == NULL
         || d_sk == NULL || shares == NULL || xs == NULL) {
@@ -1133,7 +1267,7 @@ fri_secagg_round_finish(
         // of b_w if w survived, of c_sk_w if it dropped.
         const uint32_t *nb  = r->nbr + (size_t)w * r->k;
         uint32_t        got = 0;
-        for (uint32_t i = 0; i < r->k && got < r->t; i++) {
+        for (uint32_t i = 0; i < r->k; i++) {
             uint32_t v = nb[i];
             if (r->state[v] != ST_SUBMITTED) {
                 continue;
@@ -1148,23 +1282,21 @@ fri_secagg_round_finish(
             rc = FR_ESTATE;
             break;
         }
+        // Every secret is checked (b against its advert commitment, c_sk
+        // against c_pk): a wrong share cannot silently corrupt the sum.
         if (survived) {
+            fri_secagg_seed_check ck = { r->b_commit + 32 * (size_t)w,
+                r->cfg.round_id, w };
             surv[is] = w;
             memcpy(s_pk + 32 * is, r->c_pk + 32 * (size_t)w, 32);
-            rc = fri_shamir_combine(s_b + 32 * is, shares, xs, got, 32);
+            rc = fri_secagg_recover(s_b + 32 * is, shares, xs, got, r->t,
+                fri_secagg_check_seed, &ck, r->cfg.seed ^ w, 64, NULL);
             is++;
         } else {
-            drop[id]    = w;
-            uint8_t *sk = d_sk + 32 * id;
-            uint8_t  pk[32];
-            rc = fri_shamir_combine(sk, shares, xs, got, 32);
-            // A wrong share would silently corrupt the sum; the advertised
-            // c_pk lets the server check the reconstructed key.
-            if (rc == FR_OK
-                && (crypto_scalarmult_base(pk, sk) != 0
-                    || sodium_memcmp(pk, r->c_pk + 32 * (size_t)w, 32) != 0)) {
-                rc = FR_ECRYPTO;
-            }
+            drop[id] = w;
+            rc = fri_secagg_recover(d_sk + 32 * id, shares, xs, got, r->t,
+                fri_secagg_check_sk, r->c_pk + 32 * (size_t)w,
+                r->cfg.seed ^ w, 64, NULL);
             id++;
         }
     }
@@ -1194,7 +1326,7 @@ out:
         sodium_memzero(d_sk, (nd ? nd : 1) * 32);
     }
     if (shares != NULL) {
-        sodium_memzero(shares, (size_t)r->t * 32);
+        sodium_memzero(shares, (size_t)r->k * 32);
     }
     free(surv);
     free(drop);

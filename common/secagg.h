@@ -37,8 +37,11 @@
 #define FRI_SECAGG_ID_PKBYTES 32u // Ed25519 identity public key
 #define FRI_SECAGG_ID_SKBYTES 64u // Ed25519 identity secret key (libsodium)
 #define FRI_SECAGG_SIGBYTES 64u // Ed25519 signature
-// Advert wire form: round_id u64 LE | client u32 LE | c_pk | s_pk | sig.
-#define FRI_SECAGG_ADVERTBYTES (8u + 4u + 32u + 32u + 64u)
+// Advert wire form: round_id u64 LE | client u32 LE | c_pk | s_pk |
+// b_commit | sig.
+#define FRI_SECAGG_ADVERTBYTES (8u + 4u + 32u + 32u + 32u + 64u)
+// Commitment to the self-mask seed b_u (fri_secagg_seed_commit).
+#define FRI_SECAGG_COMMITBYTES 32u
 // Shamir share of one 32-byte secret (GF(2^16), x implicit = index+1).
 #define FRI_SECAGG_SHAREBYTES 32u
 // Plaintext carried from u to v: share of b_u || share of c_sk_u.
@@ -100,15 +103,25 @@ typedef struct fri_secagg_advert {
     uint32_t client;
     uint8_t  c_pk[FRI_SECAGG_PKBYTES];
     uint8_t  s_pk[FRI_SECAGG_PKBYTES];
+    uint8_t  b_commit[FRI_SECAGG_COMMITBYTES];
     uint8_t  sig[FRI_SECAGG_SIGBYTES];
 } fri_secagg_advert;
 
+// Commitment to a client's self-mask seed b, published in its signed
+// advert so that the server can check the b it reconstructs from Shamir
+// shares (a wrong share from one holder would otherwise corrupt the sum
+// silently): BLAKE2b-256("fedrec secagg self-mask commit" || round_id ||
+// client || b). b is 256 uniform bits, so the hash hides it.
+void fri_secagg_seed_commit(uint8_t out[FRI_SECAGG_COMMITBYTES],
+    const uint8_t b[FRI_SECAGG_SEEDBYTES], uint64_t round_id, uint32_t client);
+
 // Fills out and signs (Ed25519, identity key id_sk) the domain-separated
-// message "fedrec secagg advert v1" || round_id || client || c_pk || s_pk.
-// Errors: FR_EINVAL (NULL, client > FRI_SECAGG_MAX_CLIENTS - 1).
+// message "fedrec secagg advert v2" || round_id || client || c_pk || s_pk
+// || b_commit. Errors: FR_EINVAL (NULL, client > FRI_SECAGG_MAX_CLIENTS - 1).
 FR_NODISCARD fr_err fri_secagg_advert_sign(fri_secagg_advert *out,
     uint64_t round_id, uint32_t client, const uint8_t c_pk[FRI_SECAGG_PKBYTES],
     const uint8_t s_pk[FRI_SECAGG_PKBYTES],
+    const uint8_t b_commit[FRI_SECAGG_COMMITBYTES],
     const uint8_t id_sk[FRI_SECAGG_ID_SKBYTES]);
 
 // Verifies a against the expected round and client and the claimed
@@ -231,6 +244,35 @@ uint32_t fri_secagg_threshold(uint32_t k);
 // ---------------------------------------------------------------------------
 // 5. Server-side unmasking
 
+// Checks a reconstructed 32-byte secret (returns nonzero when it is right).
+typedef int (*fri_secagg_check_fn)(void *ctx, const uint8_t secret[32]);
+
+// Verified Shamir reconstruction of a 32-byte secret from n >= t shares
+// (shares + 32*i at x-coordinate xs[i]): combines a t-subset and accepts
+// the result only if check() does. On a mismatch (some holder sent a wrong
+// share) it tries other t-subsets: the n cyclic windows of t consecutive
+// shares, then up to max_tries subsets drawn from subset_seed (public
+// randomness; the search reveals nothing about the secret). *tries (may
+// be NULL) receives the number of subsets combined. FR_ECRYPTO when no
+// subset checks out (too many wrong shares, or n == t and one is wrong),
+// FR_ESTATE when n < t, FR_EINVAL on bad arguments, FR_ENOMEM. out is
+// zeroed on failure.
+FR_NODISCARD fr_err fri_secagg_recover(uint8_t out[32], const uint8_t *shares,
+    const uint32_t *xs, size_t n, size_t t, fri_secagg_check_fn check,
+    void *ctx, uint64_t subset_seed, size_t max_tries, size_t *tries);
+
+// Checks for fri_secagg_recover: the self-mask seed against its advert
+// commitment, the mask key against its advertised public key.
+typedef struct fri_secagg_seed_check {
+    const uint8_t *commit; // FRI_SECAGG_COMMITBYTES
+    uint64_t       round_id;
+    uint32_t       client;
+} fri_secagg_seed_check;
+int fri_secagg_check_seed(void *ctx, const uint8_t b[32]);
+// ctx: the advertised c_pk (32 bytes).
+int fri_secagg_check_sk(void *ctx, const uint8_t sk[32]);
+
+
 // What the server knows after the recovery phase. Arrays are aligned:
 // survivors[i] (clients whose masked vector is in the sum) has mask
 // public key survivor_c_pk + i*32 and reconstructed self-mask seed
@@ -302,8 +344,9 @@ FR_NODISCARD fr_err fri_secagg_round_go_silent(
 
 // Recovery: clients that never submitted are dropped; every responsive
 // survivor reveals, per neighbour, the b-share of a survivor or the
-// c_sk-share of a dropped client; the server combines t shares per client
-// (checking each recovered c_sk against its advertised c_pk) and unmasks.
+// c_sk-share of a dropped client; the server reconstructs each secret with
+// fri_secagg_recover (b against its advert commitment, c_sk against its
+// advertised c_pk) and unmasks.
 // sum_out (cfg.dim words) receives the plain mod-2^32 sum of the
 // survivors' x; *n_survivors their number. FR_ESTATE if some client has
 // fewer than t responsive neighbours or nobody submitted; FR_ECRYPTO on

@@ -22,7 +22,7 @@ enum {
     FRI_T_SA_PARAMS = 24, // server: the member's cohort parameters
 };
 
-#define FRI_SA_ADVERTBYTES 140 // fri_secagg_advert wire form
+#define FRI_SA_ADVERTBYTES 172 // fri_secagg_advert wire form
 #define FRI_SA_ADVERT_BODY (8 + 32 + FRI_SA_ADVERTBYTES)
 #define FRI_SA_REC_ROSTER (32 + FRI_SA_ADVERTBYTES) // id_pk | advert
 #define FRI_SA_REC_SHARE 104                          // sealed share pair

@@ -41,8 +41,9 @@ fri_sim_json_round(FILE *f, const fri_sim_config *c, const fri_sim_round *r)
     }
     fprintf(f,
             "\"clients\":%u,\"dropped\":%u,\"failed\":%u,"
-            "\"bytes_up\":%llu,\"bytes_down\":%llu,",
+            "\"abandoned\":%s,\"bytes_up\":%llu,\"bytes_down\":%llu,",
             r->clients, r->dropped, r->failed,
+            r->abandoned ? "true" : "false",
             (unsigned long long) r->bytes_up,
             (unsigned long long) r->bytes_down);
     jnum(f, "seconds", r->seconds, 1);
@@ -58,7 +59,8 @@ fri_sim_json_summary(FILE *f, const fri_sim_config *c,
                      const fri_sim_summary *s)
 {
     const fri_sim_round *r = &s->last;
-    fprintf(f, "{\"summary\":true,\"rounds\":%u,", s->rounds);
+    fprintf(f, "{\"summary\":true,\"rounds\":%u,\"rounds_abandoned\":%u,",
+            s->rounds, s->rounds_abandoned);
     if (c->implicit) {
         jmetrics(f, c, r->evaluated, r->hr10, r->ndcg10);
     } else {

@@ -572,6 +572,15 @@ run_pool(sim_state *st, worker *ws, job *jb)
 // devices are interleaved in passes; between passes the aggregator ticks,
 // and when a whole pass made no progress (everyone waits for a phase that
 // waits for vanished members) virtual time jumps past the phase deadline.
+// Aggregator log sink: errors only (a lost round's reason), on stderr.
+static void
+agg_log(void *ctx, fr_log_level lv, const char *msg)
+{
+    (void) ctx;
+    (void) lv;
+    fprintf(stderr, "fedrec-sim: aggregator: %s\n", msg);
+}
+
 static fr_err
 run_job(sim_state *st, worker *ws, job *jb)
 {
@@ -814,6 +823,8 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
     ac.max_sessions = (uint32_t) (max_job * 2 + 64);
     ac.session_ttl_ms = ac.round_deadline_ms;
     ac.state_dir = c->state_dir;
+    ac.log = agg_log;
+    ac.log_level = FR_LOG_ERROR;
     fri_sim_privacy_agg_config(c, p, cohort, &ac);
     ac.robust = c->poison.robust;
     st.deadline_ms = ac.round_deadline_ms;
@@ -887,6 +898,7 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
     }
 
     uint32_t emitted = 0;
+    uint32_t n_abandoned = 0;
     double   t_rounds = 0.0;
     fri_rng  sel;
     fri_rng_seed2(&sel, c->seed, 0xc0407);
@@ -931,7 +943,10 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
             collect_cpu(&jb, st.tick_cpu, cpu_tmp, rr);
         }
         fri_sim_atk_round_end(st.atk, rr);
-        if (rr->clients == 0 && st.first_err[0] != '\0') {
+        // A round the aggregator gave up ends its members' check-ins with
+        // an error; that is reported below, not a simulator failure.
+        if (rr->clients == 0 && st.first_err[0] != '\0' &&
+            m1.rounds_abandoned == m0.rounds_abandoned) {
             e = fail(err, err_cap, FR_EINTERNAL, "%s", st.first_err);
             goto out;
         }
@@ -940,6 +955,16 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
             e = fail(err, err_cap, FR_ESTATE, "%s",
                      "the aggregator did not close the round");
             goto out;
+        }
+        if (m1.rounds_abandoned > m0.rounds_abandoned) {
+            // The cohort's updates are lost: say so (the model is the
+            // previous round's).
+            n_abandoned++;
+            rr->abandoned = 1;
+            fprintf(stderr,
+                    "fedrec-sim: round %u abandoned by the aggregator; its "
+                    "updates were not applied\n",
+                    r);
         }
         if (eval_prev) {
             collect_eval(c, &jb, &rounds[r - 2]);
@@ -994,6 +1019,7 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
 
     // Summary.
     s->rounds = c->rounds;
+    s->rounds_abandoned = n_abandoned;
     s->last = rounds[c->rounds - 1];
     fri_sim_atk_summary(st.atk, s);
     fri_sim_poison_summary(st.poison, s);

@@ -176,6 +176,7 @@ typedef struct fri_sim_round {
     uint32_t clients;   // contributed updates
     uint32_t dropped;   // selected, checked in, vanished
     uint32_t failed;    // check-ins that ended in an error
+    int      abandoned; // the aggregator gave the round up (updates lost)
     uint64_t bytes_up;
     uint64_t bytes_down;
     double   seconds;   // wall time of the round (not of evaluation)
@@ -190,6 +191,7 @@ typedef struct fri_sim_round {
 
 typedef struct fri_sim_summary {
     uint32_t rounds;
+    uint32_t rounds_abandoned; // training rounds the aggregator gave up
     fri_sim_round last;       // last round's counters and final metrics
     uint64_t total_clients;
     uint64_t total_dropped;

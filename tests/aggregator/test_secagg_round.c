@@ -37,6 +37,11 @@ typedef struct sim_member {
     size_t           n_from;
 } sim_member;
 
+// Members that reveal wrong shares in the unmask phase (a malicious
+// share holder): each revealed share (1) or each revealed share of a
+// survivor's self-mask seed (2) has one byte flipped.
+static uint8_t corrupt[MAXN];
+
 typedef struct masked_seen {
     uint32_t *y[MAXN];
     int       n;
@@ -91,8 +96,9 @@ make_update(sim_member *m, uint32_t u)
     m->x[NIT * D + 1] = 0.15f;
 }
 
-// Added by member 0 to its first quantized word (0: honest).
-static uint32_t evil_offset;
+// Added by member 0 to its first quantized word, and to every word (0:
+// honest).
+static uint32_t evil_offset, evil_spread;
 
 static void
 members_init(sim_member *ms, uint32_t n)
@@ -124,10 +130,12 @@ secure_round(fri_agg *a, sim_member *ms, uint32_t n,
         sim_member *m = &ms[u];
         cr_assert_eq(fri_secagg_keygen(&m->keys, NULL), FR_OK);
         randombytes_buf(m->b, sizeof(m->b));
+        uint8_t commit[FRI_SECAGG_COMMITBYTES];
+        fri_secagg_seed_commit(commit, m->b, m->t.round, m->t.sa_index);
         fri_secagg_advert adv;
         cr_assert_eq(fri_secagg_advert_sign(&adv, m->t.round, m->t.sa_index,
                                             m->keys.c_pk, m->keys.s_pk,
-                                            m->id_sk),
+                                            commit, m->id_sk),
                      FR_OK);
         uint8_t w[FRI_AGG_SA_ADVERTBYTES];
         size_t  wl;
@@ -239,6 +247,9 @@ secure_round(fri_agg *a, sim_member *ms, uint32_t n,
                      FR_OK);
         if (u == 0) {
             q[0] += evil_offset; // a member bypassing the quantizer
+            for (uint32_t t = 0; t < DIM; t++) {
+                q[t] += evil_spread;
+            }
         }
         cr_assert_eq(fri_secagg_mask(q, q, DIM, m->t.sa_index, m->from,
                                      peer_c_pk, ni, m->keys.c_sk, m->b,
@@ -280,6 +291,9 @@ secure_round(fri_agg *a, sim_member *ms, uint32_t n,
             }
             about[j] = m->from[j];
             memcpy(sh + j * 32, m->held[j] + (surv ? 0 : 32), 32);
+            if (corrupt[u] == 1 || (corrupt[u] == 2 && surv)) {
+                sh[j * 32 + (u % 32)] ^= 0x5a;
+            }
         }
         fr_err rv = fri_agg_sa_unmask(a, now, m->pk, m->t.round, about, sh,
                                       m->n_from);
@@ -415,6 +429,7 @@ Test(agg_secagg, unmasked_sum_above_clip_budget_refused)
     char     err[256];
     cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_OK, "%s",
                  err);
+    // A word far outside n encodings: the fixed-point range check.
     evil_offset = 1u << 28;
     secure_round(a, ms, n, NULL, NULL);
     evil_offset = 0;
@@ -423,7 +438,94 @@ Test(agg_secagg, unmasked_sum_above_clip_budget_refused)
     cr_assert_eq(m.model_version, 0);
     cr_assert_eq(m.rounds_completed, 0);
     cr_assert_eq(m.rounds_abandoned, 1);
+    cr_assert_eq(m.sa_unmask_failed, 1);
+    fri_agg_destroy(a);
+
+    // Every word at the clip (each coordinate inside the range n
+    // encodings can reach, the norm sqrt(DIM) C far above n C / sqrt(2)):
+    // the norm budget.
+    cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_OK, "%s",
+                 err);
+    evil_spread = (uint32_t) ldexp(ms[0].t.sa_clip, (int) ms[0].t.sa_frac_bits);
+    cr_assert_gt(evil_spread, 0);
+    secure_round(a, ms, n, NULL, NULL);
+    evil_spread = 0;
+    fri_agg_metrics_get(a, &m);
+    cr_assert_eq(m.model_version, 0);
+    cr_assert_eq(m.rounds_completed, 0);
+    cr_assert_eq(m.rounds_abandoned, 1);
     cr_assert_eq(m.models_refused, 1);
+    fri_agg_destroy(a);
+}
+
+// One malicious holder reveals wrong shares of every secret it holds. With
+// more than t shares per secret the aggregator finds a subset whose secret
+// matches the advert (commitment to b, c_pk for c_sk) and the model equals
+// the plain round's; the mismatches are counted.
+Test(agg_secagg, corrupted_share_detected_and_recovered)
+{
+    uint8_t drop[10] = {0, 0, 0, 0, 0, 0, 1, 0, 0, 0};
+    memset(corrupt, 0, sizeof(corrupt));
+    corrupt[3] = 1;
+    static sim_member ms[MAXN];
+    members_init(ms, 10);
+    fri_agg_config c;
+    agg_config(&c, 10, FRI_AGG_SECAGG_FULL);
+    fri_agg *sec = NULL, *pl = NULL;
+    char     err[256];
+    cr_assert_eq(fri_agg_create(&sec, &c, 0, err, sizeof(err)), FR_OK, "%s",
+                 err);
+    cr_assert_eq(secure_round(sec, ms, 10, drop, NULL), 9);
+    memset(corrupt, 0, sizeof(corrupt));
+    fri_agg_metrics m;
+    fri_agg_metrics_get(sec, &m);
+    cr_assert_eq(m.rounds_abandoned, 0);
+    cr_assert_eq(m.rounds_completed, 1);
+    // Every secret member 3 holds a share of: the 8 other survivors' b and
+    // the dropped member's c_sk.
+    cr_assert_eq(m.sa_share_mismatch, 9, "mismatches %llu",
+                 (unsigned long long) m.sa_share_mismatch);
+    cr_assert_eq(m.sa_unmask_failed, 0);
+    c.secagg = FRI_AGG_SECAGG_OFF;
+    cr_assert_eq(fri_agg_create(&pl, &c, 0, err, sizeof(err)), FR_OK, "%s",
+                 err);
+    plain_round(pl, ms, 10, drop);
+    double q = ldexp(1.0, -(int) ms[0].t.sa_frac_bits - 1) * 10;
+    compare(sec, pl, 4 * q / (0.15 * 9) + 1e-5);
+    fri_agg_destroy(sec);
+    fri_agg_destroy(pl);
+}
+
+// With exactly t shares per secret a wrong one cannot be corrected: the
+// round is abandoned (counted, model unchanged), never a wrong model.
+Test(agg_secagg, corrupted_share_without_spare_abandons_round)
+{
+    // 10 members, complete graph, t = 5; 4 never mask, so each survivor's
+    // b has exactly 5 holders (the other survivors), one of them malicious.
+    uint8_t drop[10] = {1, 0, 1, 0, 1, 0, 1, 0, 0, 0};
+    memset(corrupt, 0, sizeof(corrupt));
+    corrupt[5] = 2; // only b-shares: the mask keys check out
+    static sim_member ms[MAXN];
+    members_init(ms, 10);
+    fri_agg_config c;
+    agg_config(&c, 10, FRI_AGG_SECAGG_FULL);
+    fri_agg *a = NULL;
+    char     err[256];
+    cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_OK, "%s",
+                 err);
+    cr_assert_eq(secure_round(a, ms, 10, drop, NULL), 6);
+    memset(corrupt, 0, sizeof(corrupt));
+    cr_assert_eq(ms[1].t.sa_threshold, 5);
+    fri_agg_metrics m;
+    fri_agg_metrics_get(a, &m);
+    cr_assert_eq(m.rounds_completed, 0);
+    cr_assert_eq(m.rounds_abandoned, 1);
+    cr_assert_eq(m.sa_unmask_failed, 1);
+    cr_assert_eq(m.model_version, 0, "a wrong model was released");
+    char   txt[8192];
+    size_t tl;
+    cr_assert_eq(fri_agg_metrics_prometheus(&m, txt, sizeof(txt), &tl), FR_OK);
+    cr_assert_not_null(strstr(txt, "fedrec_secagg_unmask_failed_total 1"));
     fri_agg_destroy(a);
 }
 
@@ -495,8 +597,9 @@ Test(agg_secagg, plain_updates_refused_and_config_checked)
     fri_secagg_keys keys;
     cr_assert_eq(fri_secagg_keygen(&keys, NULL), FR_OK);
     fri_secagg_advert adv;
+    uint8_t commit[FRI_SECAGG_COMMITBYTES] = {0};
     cr_assert_eq(fri_secagg_advert_sign(&adv, t.round, t.sa_index, keys.c_pk,
-                                        keys.s_pk, other_sk),
+                                        keys.s_pk, commit, other_sk),
                  FR_OK);
     uint8_t w[FRI_AGG_SA_ADVERTBYTES];
     size_t  wl;

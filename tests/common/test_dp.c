@@ -481,3 +481,86 @@ Test(common_dp, distributed_noise_sums_to_central)
     }
     check_moments(sum, N, 1.5);
 }
+
+// Discrete Gaussian N_Z(0, 100) from a fixed key: integer values, mean 0,
+// variance 100 (the discrete variance is within 1e-40 of sigma^2 here),
+// the two-sided tail beyond 3 sigma, P(0), symmetric.
+Test(common_dp, discrete_gaussian_statistics)
+{
+    enum { N = 200000 };
+    static int64_t z[N];
+    uint8_t        seed[FRI_DP_SEEDBYTES];
+    memset(seed, 0x42, sizeof seed);
+    cr_assert_eq(fri_dp_discrete_gaussian(z, N, 100, seed), FR_OK);
+    double s = 0, s2 = 0;
+    size_t tail = 0, pos = 0, neg = 0, zero = 0;
+    for (size_t i = 0; i < N; i++) {
+        s += (double) z[i];
+        s2 += (double) z[i] * (double) z[i];
+        tail += z[i] > 30 || z[i] < -30;
+        pos += z[i] > 0;
+        neg += z[i] < 0;
+        zero += z[i] == 0;
+    }
+    double mean = s / N, var = s2 / N - mean * mean;
+    cr_log_info("mean %.4f var %.3f tail %zu zero %zu", mean, var, tail, zero);
+    cr_assert(fabs(mean) < 5 * 10 / sqrt(N), "mean %f", mean); // 5 sigma
+    // sd of the sample variance ~ sigma^2 sqrt(2/N) = 0.32.
+    cr_assert(fabs(var - 100) < 1.6, "var %f", var);
+    // P(|Z| >= 31) ~ P(|X| > 30.5) = 0.00229 (X continuous, 3.05 sigma):
+    // 458 expected, binomial sd ~ 21.
+    cr_assert(tail > 458 - 100 && tail < 458 + 100, "tail %zu", tail);
+    // P(Z = 0) = 1 / sum exp(-k^2/200) = 0.0399.
+    cr_assert(fabs((double) zero / N - 0.03989) < 0.0025, "zero %zu", zero);
+    cr_assert(fabs((double) pos - (double) neg) < 5 * sqrt((double) N),
+              "pos %zu neg %zu", pos, neg);
+    // Same key, same samples; another key, others.
+    static int64_t w[1000];
+    cr_assert_eq(fri_dp_discrete_gaussian(w, 1000, 100, seed), FR_OK);
+    cr_assert(memcmp(w, z, sizeof w) == 0);
+    seed[0] ^= 1;
+    cr_assert_eq(fri_dp_discrete_gaussian(w, 1000, 100, seed), FR_OK);
+    cr_assert(memcmp(w, z, sizeof w) != 0);
+    cr_assert_eq(fri_dp_discrete_gaussian(w, 10, 0, seed), FR_EINVAL);
+    cr_assert_eq(fri_dp_discrete_gaussian(NULL, 10, 4, seed), FR_EINVAL);
+}
+
+// The noisy values lie exactly on the grid g = fri_dp_grid(sd): no
+// floating-point residue of the sampler or of the input's low bits, in both
+// the secret and the seeded mode; the noise has the requested spread.
+Test(common_dp, noise_on_the_grid_with_requested_spread)
+{
+    enum { N = 50000 };
+    static float v[N], orig[N];
+    const double sd = 0.37;
+    double       g  = fri_dp_grid(sd);
+    cr_assert(g > 0 && sd / g >= 65536 && sd / g < 131072);
+    for (int mode = 0; mode < 2; mode++) {
+        for (size_t i = 0; i < N; i++) {
+            orig[i] = v[i] = (float) (0.001 * (double) i - 7.3) / 3.0f;
+        }
+        if (mode == 0) {
+            uint8_t seed[FRI_DP_SEEDBYTES];
+            memset(seed, 7, sizeof seed);
+            cr_assert_eq(fri_dp_add_gaussian_secret(v, N, sd, seed), FR_OK);
+        } else {
+            fri_rng r;
+            fri_rng_seed(&r, 99);
+            cr_assert_eq(fri_dp_add_gaussian(v, N, sd, &r), FR_OK);
+        }
+        double s = 0, s2 = 0;
+        for (size_t i = 0; i < N; i++) {
+            double q = (double) v[i] / g;
+            cr_assert(q == nearbyint(q), "mode %d: value %zu off the grid", mode,
+                      i);
+            double e = (double) v[i] - nearbyint((double) orig[i] / g) * g;
+            s += e;
+            s2 += e * e;
+        }
+        double mean = s / N, var = s2 / N - mean * mean;
+        cr_assert(fabs(mean) < 5 * sd / sqrt(N), "mode %d mean %f", mode,
+                  mean);
+        cr_assert(fabs(sqrt(var) / sd - 1) < 0.02, "mode %d sd %f", mode,
+                  sqrt(var));
+    }
+}

@@ -7,6 +7,7 @@
 
 #include "rng.h"
 #include "secagg.h"
+#include "shamir.h"
 
 static void
 init(void)
@@ -143,8 +144,10 @@ Test(common_secagg, advert_verify_and_forgeries)
     fri_secagg_keys k;
     cr_assert_eq(fri_secagg_keygen(&k, NULL), FR_OK);
     fri_secagg_advert a, b;
-    cr_assert_eq(
-        fri_secagg_advert_sign(&a, 7, 3, k.c_pk, k.s_pk, id_sk), FR_OK);
+    uint8_t           bseed[32] = { 4 }, commit[FRI_SECAGG_COMMITBYTES];
+    fri_secagg_seed_commit(commit, bseed, 7, 3);
+    cr_assert_eq(fri_secagg_advert_sign(&a, 7, 3, k.c_pk, k.s_pk, commit, id_sk),
+        FR_OK);
     cr_assert_eq(fri_secagg_advert_verify(&a, 7, 3, id_pk), FR_OK);
     // Replay into another round, or as another client.
     cr_assert_eq(fri_secagg_advert_verify(&a, 8, 3, id_pk), FR_ECRYPTO);
@@ -172,11 +175,86 @@ Test(common_secagg, advert_verify_and_forgeries)
         fri_secagg_advert_encode(wire, sizeof wire - 1, &len, &a), FR_ENOSPC);
     // Wrong signer: the adversary signs the same keys with its own key.
     cr_assert_eq(
-        fri_secagg_advert_sign(&b, 7, 3, k.c_pk, k.s_pk, ev_sk), FR_OK);
+        fri_secagg_advert_sign(&b, 7, 3, k.c_pk, k.s_pk, commit, ev_sk), FR_OK);
     cr_assert_eq(fri_secagg_advert_verify(&b, 7, 3, id_pk), FR_ECRYPTO);
     cr_assert_eq(fri_secagg_advert_verify(&b, 7, 3, ev_pk), FR_OK);
     fri_secagg_keys_wipe(&k);
     cr_assert(sodium_is_zero((const unsigned char *)&k, sizeof k));
+}
+
+// Verified reconstruction: a wrong share among more than t is routed
+// around (the result matches the commitment), two wrong ones too; with
+// exactly t shares, or too many wrong ones, FR_ECRYPTO and a zeroed out.
+Test(common_secagg, recover_checks_and_routes_around_wrong_shares)
+{
+    uint8_t  b[32], got[32], commit[32];
+    uint8_t  sh[12 * 32];
+    uint32_t xs[12];
+    for (int i = 0; i < 32; i++) {
+        b[i] = (uint8_t)(7 * i + 1);
+    }
+    for (uint32_t i = 0; i < 12; i++) {
+        xs[i] = 3 * i + 2;
+    }
+    const size_t t = 7;
+    cr_assert_eq(fri_shamir_split_at(sh, sizeof sh, xs, 12, t, b, 32, NULL),
+        FR_OK);
+    fri_secagg_seed_commit(commit, b, 11, 4);
+    fri_secagg_seed_check ck = { commit, 11, 4 };
+    size_t                tries;
+    cr_assert_eq(fri_secagg_recover(got, sh, xs, 12, t, fri_secagg_check_seed,
+                     &ck, 1, 64, &tries),
+        FR_OK);
+    cr_assert_eq(tries, 1);
+    cr_assert(memcmp(got, b, 32) == 0);
+    // Another round or client: the commitment does not match.
+    fri_secagg_seed_check other = { commit, 12, 4 };
+    cr_assert_eq(fri_secagg_recover(got, sh, xs, 12, t, fri_secagg_check_seed,
+                     &other, 1, 64, &tries),
+        FR_ECRYPTO);
+    cr_assert(sodium_is_zero(got, 32));
+    // One wrong share in the first subset: found on a later window.
+    sh[2 * 32 + 5] ^= 1;
+    cr_assert_eq(fri_secagg_recover(got, sh, xs, 12, t, fri_secagg_check_seed,
+                     &ck, 1, 64, &tries),
+        FR_OK);
+    cr_assert(tries > 1);
+    cr_assert(memcmp(got, b, 32) == 0);
+    // A second wrong share far from the first: random subsets find it.
+    sh[8 * 32 + 0] ^= 0x80;
+    cr_assert_eq(fri_secagg_recover(got, sh, xs, 12, t, fri_secagg_check_seed,
+                     &ck, 1, 256, &tries),
+        FR_OK);
+    cr_assert(memcmp(got, b, 32) == 0);
+    // Exactly t shares with one wrong: nothing to fall back on.
+    cr_assert_eq(fri_secagg_recover(got, sh, xs, t, t, fri_secagg_check_seed,
+                     &ck, 1, 256, &tries),
+        FR_ECRYPTO);
+    cr_assert_eq(tries, 1);
+    cr_assert(sodium_is_zero(got, 32));
+    // Six of twelve wrong (only 6 < t right): never accepted.
+    for (int i = 0; i < 6; i++) {
+        sh[(size_t)(2 * i) * 32 + 9] ^= 0x11;
+    }
+    cr_assert_eq(fri_secagg_recover(got, sh, xs, 12, t, fri_secagg_check_seed,
+                     &ck, 1, 256, &tries),
+        FR_ECRYPTO);
+    cr_assert_eq(fri_secagg_recover(got, sh, xs, 6, t, fri_secagg_check_seed,
+                     &ck, 1, 256, &tries),
+        FR_ESTATE);
+    // The mask-key check: c_sk against its public key.
+    fri_secagg_keys k;
+    seeded_keys(&k, 3);
+    uint32_t kx[5] = { 1, 2, 3, 4, 5 };
+    uint8_t  ksh[5 * 32];
+    cr_assert_eq(
+        fri_shamir_split_at(ksh, sizeof ksh, kx, 5, 3, k.c_sk, 32, NULL), FR_OK);
+    ksh[10] ^= 1; // not a clamped bit: a distinct public key
+    cr_assert_eq(fri_secagg_recover(got, ksh, kx, 5, 3, fri_secagg_check_sk,
+                     k.c_pk, 1, 16, &tries),
+        FR_OK);
+    cr_assert(memcmp(got, k.c_sk, 32) == 0);
+    fri_secagg_keys_wipe(&k);
 }
 
 Test(common_secagg, pair_seed_is_symmetric_and_rejects_low_order)
@@ -602,7 +680,7 @@ Test(common_secagg, client_cost_formula)
     fri_secagg_cost c = fri_secagg_client_cost(1023, 1u << 20);
     cr_assert_eq(c.masked, 4u << 20);
     cr_assert_eq(c.plain, 4u << 20);
-    cr_assert_eq(c.advert, 140u);
+    cr_assert_eq(c.advert, 172u);
     cr_assert_eq(c.shares, 1023u * (104u + 8u));
     cr_assert_eq(c.unmask, 1023u * 36u);
     cr_assert_eq(c.total, c.advert + c.shares + c.masked + c.unmask);

@@ -196,3 +196,36 @@ Test(sim_privacy, bad_combinations_exit_2)
     }
     cr_assert_eq(exit_code("--algo grad --clip 1 --attack items"), 0);
 }
+
+// A secure round that cannot be unmasked (5 members, threshold 3, most of
+// them vanish before their masked input) is abandoned; the summary says so
+// (rounds_abandoned) and flags the round, instead of silently reporting a
+// model without the round's update.
+Test(sim_privacy, abandoned_secure_round_is_reported)
+{
+    res *r = malloc(sizeof(*r));
+    cr_assert_not_null(r);
+    run_sim(r, "--secure-agg full --clip 1 --clients-per-round 5 "
+               "--dropout 0.7 --rounds 6");
+    uint32_t flagged = 0;
+    for (uint32_t i = 0; i < 6; i++) {
+        flagged += r->r[i].abandoned != 0;
+    }
+    cr_log_info("abandoned %u flagged %u", r->s.rounds_abandoned, flagged);
+    cr_assert(r->s.rounds_abandoned > 0, "no round abandoned");
+    cr_assert_eq(r->s.rounds_abandoned, flagged);
+    char  *buf = NULL;
+    size_t len = 0;
+    FILE  *f   = open_memstream(&buf, &len);
+    cr_assert_not_null(f);
+    fri_sim_config c;
+    fri_sim_config_init(&c);
+    fri_sim_json_summary(f, &c, &r->s);
+    fclose(f);
+    char want[64];
+    snprintf(want, sizeof(want), "\"rounds_abandoned\":%u",
+             r->s.rounds_abandoned);
+    cr_assert_not_null(strstr(buf, want), "%s", buf);
+    free(buf);
+    free(r);
+}
