@@ -419,6 +419,10 @@ typedef struct fri_agg_metrics {
     double   dp_delta;
     double   dp_epsilon;
     uint64_t dp_rounds;
+    // Model-only check-ins (CHECKIN flag MODEL_ONLY): devices that fetched
+    // the model to recommend or evaluate and took no part in a round. Not
+    // counted in checkins.
+    uint64_t model_reads;
 } fri_agg_metrics;
 
 void fri_agg_metrics_get(fri_agg *a, fri_agg_metrics *m);
