@@ -360,7 +360,7 @@ task_fit_fields(const fri_agg *a, fri_task *t)
 // index, no sampling draw), so it changes neither the round, its privacy
 // accounting nor the check-in count.
 static fr_err
-on_model_read(fri_agg *a, sess_entry *e, reply *r, int *drop)
+on_model_read(fri_agg *a, sess_entry *e, uint64_t held, reply *r, int *drop)
 {
     if (!fri_agg_allowed(a, e->client)) {
         fri_agg_reject_count(a, FRI_REJ_DENIED);
@@ -383,6 +383,9 @@ on_model_read(fri_agg *a, sess_entry *e, reply *r, int *drop)
         task_fit_fields(a, &t);
         e->reader     = 1;
         e->read_round = s->round;
+        // A device that holds this model already sends nothing more
+        // (0 means it holds none).
+        *drop = held != 0 && held == s->version;
     }
     fri_snap_unref(s);
     size_t plen = 0;
@@ -411,7 +414,7 @@ on_checkin(fri_agg *a, sess_entry *e, uint64_t now_ms, const uint8_t *plain,
                          "session already checked in");
     }
     if (c.flags & FRI_CHECKIN_MODEL_ONLY) {
-        return on_model_read(a, e, r, drop);
+        return on_model_read(a, e, c.model_version, r, drop);
     }
     fri_agg_task at;
     rv = fri_agg_checkin(a, now_ms, e->client, &at);

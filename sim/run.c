@@ -784,6 +784,9 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
     for (size_t i = 0; i < n_evals && in_cohort_eval; i++) {
         in_cohort_eval = p->train.ptr[evals[i] + 1] > p->train.ptr[evals[i]];
     }
+    // The attacks keep the cadence --eval-every gives (every round by
+    // default), whatever the evaluation visits' default.
+    uint32_t atk_every = c->eval_every;
     if (!in_cohort_eval && !c->eval_every_set) {
         cc.eval_every = default_eval_every(n_evals, cohort);
     }
@@ -919,7 +922,9 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
         job jb = {.users = eligible, .n = cohort, .round = r, .out = out};
         fri_agg_metrics m0, m1;
         fri_agg_metrics_get(st.agg, &m0);
-        fri_sim_atk_round_begin(st.atk, r, is_eval_round(c, r));
+        fri_sim_atk_round_begin(
+            st.atk, r,
+            r == c->rounds || (atk_every > 0 && r % atk_every == 0));
         double t0 = wall_s();
         st.tick_cpu = 0.0;
         if (run_job(&st, ws, &jb) != FR_OK) {
