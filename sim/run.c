@@ -974,9 +974,19 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
                       .round = r,
                       .out = out};
             double te = wall_s();
-            run_job(&st, ws, &ev);
+            (void) run_job(&st, ws, &ev); // no phases: always completes
             rr->eval_seconds = wall_s() - te;
             collect_eval(c, &ev, rr);
+            for (size_t i = 0; i < n_evals; i++) {
+                // A round scored by fewer users than the others would
+                // not be comparable: a failed visit stops the run.
+                if (out[i].status != DEV_EVALUATED) {
+                    e = fail(err, err_cap, FR_EINTERNAL,
+                             "evaluation visit: %s",
+                             st.first_err[0] ? st.first_err : "failed");
+                    goto out;
+                }
+            }
         }
         // A round is reported once its metrics are known: at once, or,
         // with evaluation inside the cohort, after the next round.
