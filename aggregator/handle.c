@@ -43,7 +43,7 @@ typedef struct sess_entry {
     uint64_t           last_ms;
     int                busy; // a request of this session is being handled
     int                dead; // drop when the request finishes
-    int                reader;    // MODEL_ONLY check-in: GET_MODEL only
+    int                reader; // MODEL_ONLY check-in: GET_MODEL only
     uint64_t           read_round; // the round whose model it may fetch
 } sess_entry;
 
