@@ -383,6 +383,7 @@ fri_agg_metrics_get(fri_agg *a, fri_agg_metrics *m)
     }
     m->clients_seen     = atomic_load(&a->clients_seen);
     m->checkins         = atomic_load(&a->checkins);
+    m->model_reads      = atomic_load(&a->model_reads);
     m->updates_accepted = atomic_load(&a->accepted);
     for (int i = 0; i < FRI_REJ_COUNT_; i++) {
         m->rejected[i] = atomic_load(&a->rejected[i]);
@@ -445,6 +446,9 @@ fri_agg_metrics_prometheus(const fri_agg_metrics *m, char *dst,
       "counter", m->clients_seen);
     G("fedrec_checkins_total", "Check-ins received.", "counter",
       m->checkins);
+    G("fedrec_model_reads_total",
+      "Model-only check-ins (no update, no cohort membership).", "counter",
+      m->model_reads);
     G("fedrec_updates_accepted_total", "Updates accepted.", "counter",
       m->updates_accepted);
     bad |= app(dst, dst_cap, &len,
@@ -520,6 +524,7 @@ fri_agg_metrics_json(const fri_agg_metrics *m, char *dst, size_t dst_cap,
                "{\"round\":%llu,\"round_open\":%s,\"model_version\":%llu,"
                "\"rounds_completed\":%llu,\"rounds_abandoned\":%llu,"
                "\"clients_seen_total\":%llu,\"checkins_total\":%llu,"
+               "\"model_reads_total\":%llu,"
                "\"updates_accepted_total\":%llu,"
                "\"updates_rejected_total\":{",
                (unsigned long long) m->round, m->round_open ? "true" : "false",
@@ -528,6 +533,7 @@ fri_agg_metrics_json(const fri_agg_metrics *m, char *dst, size_t dst_cap,
                (unsigned long long) m->rounds_abandoned,
                (unsigned long long) m->clients_seen,
                (unsigned long long) m->checkins,
+               (unsigned long long) m->model_reads,
                (unsigned long long) m->updates_accepted);
     for (int i = 0; i < FRI_REJ_COUNT_; i++) {
         bad |= app(dst, dst_cap, &len, "%s\"%s\":%llu", i ? "," : "",

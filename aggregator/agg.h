@@ -469,6 +469,10 @@ typedef struct fri_agg_metrics {
     // rounds abandoned because unmasking failed (also in rounds_abandoned).
     uint64_t sa_share_mismatch;
     uint64_t sa_unmask_failed;
+    // Model-only check-ins (CHECKIN flag MODEL_ONLY): devices that fetched
+    // the model to recommend or evaluate and took no part in a round. Not
+    // counted in checkins.
+    uint64_t model_reads;
 } fri_agg_metrics;
 
 void fri_agg_metrics_get(fri_agg *a, fri_agg_metrics *m);

@@ -120,6 +120,7 @@ struct fri_agg {
 
     atomic_uint_fast64_t clients_seen;
     atomic_uint_fast64_t checkins;
+    atomic_uint_fast64_t model_reads; // MODEL_ONLY check-ins (not above)
     atomic_uint_fast64_t accepted;
     atomic_uint_fast64_t rejected[FRI_REJ_COUNT_];
     atomic_uint_fast64_t bytes_in;

@@ -4,6 +4,8 @@
 // Flow per client check-in (each on its own secure session):
 //   HELLO     -> WELCOME (plain; creates the session)
 //   CHECKIN   -> TASK (RUN or NONE + retry_after; NONE ends the session)
+//                With the MODEL_ONLY flag: TASK MODEL, and the session may
+//                only fetch the model (a reader: no cohort, no update).
 //   GET_MODEL -> MODEL (the round's frame, signed once, sealed per session)
 //   UPDATE    -> ACK, or ERROR with FR_ELATE/FR_EDUP/FR_EDENIED/FR_EPROTO
 //                (either ends the session)
@@ -46,6 +48,8 @@ typedef struct sess_entry {
     int                confirmed; // a frame of this session authenticated
     int                busy; // a request of this session is being handled
     int                dead; // drop when the request finishes
+    int                reader; // MODEL_ONLY check-in: GET_MODEL only
+    uint64_t           read_round; // the round whose model it may fetch
 } sess_entry;
 
 struct fri_sessions {
@@ -429,6 +433,67 @@ map_reject(fr_err e, fri_agg_reject *why)
     return e;
 }
 
+// The algorithm and penalties of a task (RUN or MODEL): what a device
+// needs to fit its user vector against the served model.
+static void
+task_fit_fields(const fri_agg *a, fri_task *t)
+{
+    if (a->cfg.algo == FRI_AGG_GRAD) {
+        t->algo        = FRI_ALGO_GRAD;
+        t->update_kind = FRI_UPD_GRAD;
+    } else if (a->cfg.algo == FRI_AGG_VBMF) {
+        t->algo        = FRI_ALGO_VBMF;
+        t->update_kind = FRI_UPD_VB;
+    } else {
+        t->algo        = a->cfg.implicit ? FRI_ALGO_IALS : FRI_ALGO_ALS;
+        t->update_kind = FRI_UPD_ALS;
+    }
+    t->k        = a->cfg.k;
+    t->reg      = a->cfg.reg;
+    t->reg_bias = a->cfg.reg_bias;
+    t->alpha    = a->cfg.alpha;
+    t->weighted = (uint8_t) a->cfg.weighted;
+}
+
+// A MODEL_ONLY check-in: the device may fetch the latest published model
+// and leaves. It never joins a cohort (no slot, no secure-aggregation
+// index, no sampling draw), so it changes neither the round, its privacy
+// accounting nor the check-in count.
+static fr_err
+on_model_read(fri_agg *a, sess_entry *e, uint64_t held, reply *r, int *drop)
+{
+    if (!fri_agg_allowed(a, e->client)) {
+        fri_agg_reject_count(a, FRI_REJ_DENIED);
+        *drop = 1;
+        return put_error(r, e->s, FR_EDENIED, FRI_T_CHECKIN, 0, 0,
+                         "not enrolled");
+    }
+    fri_task t;
+    memset(&t, 0, sizeof(t));
+    fri_snap *s = fri_agg_snap_get(a);
+    if (s == NULL || s->frame == NULL) {
+        t.status         = FRI_TASK_NONE;
+        t.retry_after_ms = a->cfg.retry_after_ms;
+        *drop            = 1;
+    } else {
+        atomic_fetch_add(&a->model_reads, 1);
+        t.status        = FRI_TASK_MODEL;
+        t.round_id      = s->round;
+        t.model_version = s->version;
+        task_fit_fields(a, &t);
+        e->reader     = 1;
+        e->read_round = s->round;
+        // A device that holds this model already sends nothing more
+        // (0 means it holds none).
+        *drop = held != 0 && held == s->version;
+    }
+    fri_snap_unref(s);
+    size_t plen = 0;
+    fr_err rv   = fri_task_encode(r->buf + FRI_SEAL_HEADROOM,
+                                  r->cap - FRI_SEAL_HEADROOM, &plen, &t);
+    return seal_if_ok(r, e->s, rv, plen);
+}
+
 static fr_err
 on_checkin(fri_agg *a, sess_entry *e, uint64_t now_ms, const uint8_t *plain,
            size_t plain_len, reply *r, int *drop)
@@ -440,6 +505,16 @@ on_checkin(fri_agg *a, sess_entry *e, uint64_t now_ms, const uint8_t *plain,
         *drop = 1;
         return put_error(r, e->s, rv, FRI_T_CHECKIN, 0, 0,
                          "malformed CHECKIN");
+    }
+    if (e->reader) {
+        // One check-in per session.
+        fri_agg_reject_count(a, FRI_REJ_STATE);
+        *drop = 1;
+        return put_error(r, e->s, FR_ESTATE, FRI_T_CHECKIN, 0, 0,
+                         "session already checked in");
+    }
+    if (c.flags & FRI_CHECKIN_MODEL_ONLY) {
+        return on_model_read(a, e, c.model_version, r, drop);
     }
     fri_agg_task at;
     rv = fri_agg_checkin(a, now_ms, e->client, &at);
@@ -455,26 +530,12 @@ on_checkin(fri_agg *a, sess_entry *e, uint64_t now_ms, const uint8_t *plain,
         *drop            = 1;
     } else {
         t.status = FRI_TASK_RUN;
-        if (a->cfg.algo == FRI_AGG_GRAD) {
-            t.algo        = FRI_ALGO_GRAD;
-            t.update_kind = FRI_UPD_GRAD;
-        } else if (a->cfg.algo == FRI_AGG_VBMF) {
-            t.algo        = FRI_ALGO_VBMF;
-            t.update_kind = FRI_UPD_VB;
-        } else {
-            t.algo        = a->cfg.implicit ? FRI_ALGO_IALS : FRI_ALGO_ALS;
-            t.update_kind = FRI_UPD_ALS;
-        }
+        task_fit_fields(a, &t);
         t.round_id      = at.round;
         t.model_version = at.model_version;
-        t.k             = a->cfg.k;
         t.local_epochs  = 1;
-        t.reg           = a->cfg.reg;
-        t.reg_bias      = a->cfg.reg_bias;
         t.lr            = 0.0f;
         t.clip          = a->cfg.clip;
-        t.alpha         = a->cfg.alpha;
-        t.weighted      = (uint8_t) a->cfg.weighted;
         t.deadline_ms   = at.ms_left;
         t.secagg        = at.secagg ? 1 : 0;
     }
@@ -505,7 +566,16 @@ on_get_model(fri_agg *a, sess_entry *e, const uint8_t *plain,
         return put_error(r, e->s, FR_ELATE, FRI_T_GET_MODEL, cur,
                          a->cfg.retry_after_ms, "round is not open");
     }
-    if (!fri_agg_is_member(a, e->client, g.round_id)) {
+    if (e->reader) {
+        // A reader fetches the model it was told about, then leaves.
+        *drop = 1;
+        if (g.round_id != e->read_round) {
+            fri_snap_unref(s);
+            fri_agg_reject_count(a, FRI_REJ_STATE);
+            return put_error(r, e->s, FR_ESTATE, FRI_T_GET_MODEL,
+                             g.round_id, 0, "not the model of the task");
+        }
+    } else if (!fri_agg_is_member(a, e->client, g.round_id)) {
         fri_snap_unref(s);
         fri_agg_reject_count(a, FRI_REJ_NOT_MEMBER);
         *drop = 1;
@@ -788,6 +858,12 @@ dispatch(fri_agg *a, uint64_t now_ms, const uint8_t *req, uint8_t *mut,
             rv = on_checkin(a, e, now_ms, plain, plain_len, r, &drop);
         } else if (ph.type == FRI_T_GET_MODEL) {
             rv = on_get_model(a, e, plain, plain_len, r, &drop);
+        } else if (e->reader) {
+            // A model-only session contributes nothing.
+            fri_agg_reject_count(a, FRI_REJ_STATE);
+            drop = 1;
+            rv   = put_error(r, e->s, FR_EDENIED, ph.type, 0, 0,
+                             "model-only session");
         } else if (a->sa != NULL && fri_agg_sa_wire_type(ph.type)) {
             rv = on_sa(a, e, now_ms, ph.type, plain, plain_len, r, &drop);
         } else if (ph.type == FRI_T_UPDATE) {

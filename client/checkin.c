@@ -5,6 +5,9 @@
 //   poll  GET_MODEL  -> receive MODEL    (only if the model of the task is
 //                                         neither in use nor cached)
 //   poll  UPDATE     -> receive ACK
+// A model-only check-in (fr_client_model_begin) sends CHECKIN with the
+// MODEL_ONLY flag, gets TASK MODEL, fetches the model if it lacks it and
+// ends as FR_CHECKIN_MODEL_ONLY without an update.
 // After HELLO every frame is sealed. An ERROR reply at any step, or any
 // failure, ends the check-in as FR_CHECKIN_FAILED; the session (and its
 // keys) is wiped at the end of every check-in, so the idle handle keeps
@@ -51,6 +54,7 @@ struct fri_session {
     uint64_t       started_ms;
     struct fri_sa_client *sa; // secure aggregation state, or NULL
     int                   sa_paused; // a SA_WAIT arrived: poll idles once
+    int                   model_only; // fetch the model, send no update
 };
 
 void
@@ -205,8 +209,22 @@ fri_client_reply_bound(const fr_client *c)
     return b + FRI_SEAL_OVERHEAD + REPLY_TAIL_SLACK;
 }
 
+static fr_err checkin_start(fr_client *c, uint64_t now_ms, int model_only);
+
 fr_err
 fr_client_checkin_begin(fr_client *c, uint64_t now_ms)
+{
+    return checkin_start(c, now_ms, 0);
+}
+
+fr_err
+fr_client_model_begin(fr_client *c, uint64_t now_ms)
+{
+    return checkin_start(c, now_ms, 1);
+}
+
+static fr_err
+checkin_start(fr_client *c, uint64_t now_ms, int model_only)
 {
     if (c == NULL) {
         return FR_EINVAL;
@@ -221,6 +239,7 @@ fr_client_checkin_begin(fr_client *c, uint64_t now_ms)
     }
     s->step         = SEND_HELLO;
     s->started_ms   = now_ms;
+    s->model_only   = model_only;
     c->session      = s;
     memset(&c->info, 0, sizeof c->info);
     c->info.status = FR_CHECKIN_RUNNING;
@@ -272,6 +291,7 @@ poll_checkin(fr_client *c, uint8_t *dst, size_t dst_cap, size_t *dst_len)
     ci.proto_major   = FRI_PROTO_MAJOR;
     ci.proto_minor   = FRI_PROTO_MINOR;
     ci.model_version = c->model != NULL ? c->model->version : 0;
+    ci.flags         = c->session->model_only ? FRI_CHECKIN_MODEL_ONLY : 0;
     if (dst_cap < FRI_SEAL_HEADROOM) {
         return fri_client_fail(c, FR_ENOSPC, "buffer too small (CHECKIN)");
     }
@@ -507,6 +527,20 @@ recv_welcome(fr_client *c, const uint8_t *src, size_t src_len)
     return FR_OK;
 }
 
+// The task's model is in place: send the update (or start the masking),
+// or, for a model-only check-in, end here.
+static fr_err
+have_model(fr_client *c)
+{
+    struct fri_session *s = c->session;
+    if (s->model_only) {
+        finish(c, FR_CHECKIN_MODEL_ONLY);
+        return FR_OK;
+    }
+    s->step = s->task.secagg ? SEND_SA : SEND_UPDATE;
+    return FR_OK;
+}
+
 static fr_err
 recv_task(fr_client *c, const uint8_t *plain, size_t plain_len)
 {
@@ -520,6 +554,11 @@ recv_task(fr_client *c, const uint8_t *plain, size_t plain_len)
         c->info.retry_after_ms = t.retry_after_ms;
         finish(c, FR_CHECKIN_NOT_SELECTED);
         return FR_OK;
+    }
+    if ((t.status == FRI_TASK_MODEL) != (s->model_only != 0)) {
+        return fail(c, FR_EPROTO, s->model_only
+                                      ? "a model-only check-in got a task"
+                                      : "a model-only reply to a check-in");
     }
     c->info.round         = t.round_id;
     c->info.model_version = t.model_version;
@@ -555,15 +594,13 @@ recv_task(fr_client *c, const uint8_t *plain, size_t plain_len)
     const uint8_t *signer = c->server_pk + 32;
     if (c->model != NULL && c->model->version == t.model_version &&
         sodium_memcmp(c->model->signer, signer, 32) == 0) {
-        s->step = t.secagg ? SEND_SA : SEND_UPDATE;
-        return FR_OK;
+        return have_model(c);
     }
     fri_cmodel *m = fri_model_cache_get(c->cache, t.model_version, signer);
     if (m != NULL) {
         fri_client_set_model(c, m);
         fri_cmodel_unref(m);
-        s->step = t.secagg ? SEND_SA : SEND_UPDATE;
-        return FR_OK;
+        return have_model(c);
     }
     s->step = SEND_GET_MODEL;
     return FR_OK;
@@ -630,8 +667,7 @@ recv_model(fr_client *c, const uint8_t *plain, size_t plain_len)
     fri_client_set_model(c, used);
     fri_cmodel_unref(used);
     fri_cmodel_unref(m);
-    s->step = s->task.secagg ? SEND_SA : SEND_UPDATE;
-    return FR_OK;
+    return have_model(c);
 }
 
 static fr_err

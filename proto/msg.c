@@ -9,12 +9,15 @@
 #define CHECK_NONNEG(x) (fri_finite(x) && (x) >= 0.0f)
 
 // ---- CHECKIN ----------------------------------------------------------
-// u64 client_id | u32 caps | u8 major | u8 minor | u16 0 | u64 model_ver
+// u64 client_id | u32 caps | u8 major | u8 minor | u16 flags | u64 model_ver
 
 fr_err
 fri_checkin_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
                    const fri_checkin *c)
 {
+    if ((c->flags & ~FRI_CHECKIN_FLAGS_KNOWN) != 0) {
+        return FR_EINVAL;
+    }
     uint8_t *b;
     fr_err   e = fri_frame_begin(dst, dst_cap, FRI_T_CHECKIN,
                                  FRI_CHECKIN_BODY, &b);
@@ -25,7 +28,7 @@ fri_checkin_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
     fri_put32(b + 8, c->caps);
     b[12] = c->proto_major;
     b[13] = c->proto_minor;
-    fri_put16(b + 14, 0);
+    fri_put16(b + 14, c->flags);
     fri_put64(b + 16, c->model_version);
     *dst_len = FRI_HDR_LEN + FRI_CHECKIN_BODY;
     return FR_OK;
@@ -41,9 +44,11 @@ fri_checkin_decode(fri_checkin *c, const uint8_t *src, size_t src_len)
     if (e != FR_OK) {
         return e;
     }
-    if (fri_get16(b + 14) != 0) {
-        return FR_EPROTO; // R9
+    uint16_t flags = fri_get16(b + 14);
+    if ((flags & ~FRI_CHECKIN_FLAGS_KNOWN) != 0) {
+        return FR_EPROTO; // R10: undefined flags
     }
+    c->flags = flags;
     c->client_id = fri_get64(b);
     c->caps = fri_get32(b + 8);
     c->proto_major = b[12];
@@ -63,8 +68,11 @@ task_check(const fri_task *t)
     if (t->status == FRI_TASK_NONE) {
         return FR_OK;
     }
-    if (t->status != FRI_TASK_RUN) {
+    if (t->status != FRI_TASK_RUN && t->status != FRI_TASK_MODEL) {
         return FR_EPROTO; // R10
+    }
+    if (t->status == FRI_TASK_MODEL && t->secagg != 0) {
+        return FR_EPROTO; // a model read takes no part in the masking
     }
     if (t->algo < FRI_ALGO_ALS || t->algo > FRI_ALGO_VBMF ||
         t->update_kind < FRI_UPD_ALS || t->update_kind > FRI_UPD_VB ||

@@ -107,19 +107,30 @@ FR_NODISCARD fr_err fri_frame_check(fri_hdr *h, const uint8_t *src,
 #define FRI_CAP_IALS 0x0080u
 #define FRI_CAP_VBMF 0x0100u
 
+// CHECKIN flags. MODEL_ONLY: the device only wants the current model (to
+// recommend or to evaluate it) and will send no update; the aggregator
+// answers TASK status MODEL and leaves the cohort untouched.
+#define FRI_CHECKIN_MODEL_ONLY 0x0001u
+#define FRI_CHECKIN_FLAGS_KNOWN FRI_CHECKIN_MODEL_ONLY
+
 typedef struct fri_checkin {
     uint64_t client_id;     // application's id, 0 if none
     uint32_t caps;          // FRI_CAP_* (unknown bits are kept, not errors)
     uint8_t  proto_major;   // the client's protocol version
     uint8_t  proto_minor;
     uint64_t model_version; // model version held, 0 = none
+    // FRI_CHECKIN_* (unknown bits: FR_EPROTO). Last, so that positional
+    // initializers written before it existed keep their meaning.
+    uint16_t flags;
 } fri_checkin;
 
 #define FRI_CHECKIN_BODY 24
 
 // ---- TASK -------------------------------------------------------------
 
-enum { FRI_TASK_RUN = 0, FRI_TASK_NONE = 1 };
+// MODEL: answer to a MODEL_ONLY check-in: fetch the model of round_id
+// (GET_MODEL) and fit with the task's penalties; no update is expected.
+enum { FRI_TASK_RUN = 0, FRI_TASK_NONE = 1, FRI_TASK_MODEL = 2 };
 enum {
     FRI_ALGO_ALS  = 1,
     FRI_ALGO_IALS = 2,
@@ -128,7 +139,7 @@ enum {
 };
 
 typedef struct fri_task {
-    uint8_t  status;       // FRI_TASK_RUN or FRI_TASK_NONE
+    uint8_t  status;       // FRI_TASK_RUN, FRI_TASK_NONE or FRI_TASK_MODEL
     uint8_t  algo;         // FRI_ALGO_* (RUN only)
     uint8_t  update_kind;  // FRI_UPD_* the client must send
     uint8_t  secagg;       // 1: send fixed-point masked values

@@ -69,10 +69,17 @@ static const char usage_tail[] =
     "                        encrypted bytes; the others use NNG sockets\n"
     "  --threads N           worker threads for the cohort (default 2)\n"
     "  --seed S              seed for data, cohorts, dropout, keys (42)\n"
-    "  --eval-every N        evaluate every N rounds (default 1; 0: only\n"
-    "                        after the last round)\n"
-    "  --eval-users N        evaluate a seeded sample of N users (0: all,\n"
-    "                        or a 10000-user sample above 50000 users)\n"
+    "  --eval-every N        evaluate every N rounds (0: only after the last\n"
+    "                        round). Every evaluated round is scored by the\n"
+    "                        same evaluation users: inside the cohort when\n"
+    "                        every device takes part (default: every round);\n"
+    "                        otherwise by model-only visits that send no\n"
+    "                        update and join no cohort (default: every\n"
+    "                        ceil(evaluation users / cohort) rounds, about\n"
+    "                        as many visits as training check-ins)\n"
+    "  --eval-users N|all    evaluate a seeded sample of N users with test\n"
+    "                        ratings (default all, or a 10000-user sample\n"
+    "                        above 50000 users)\n"
     "  --no-reference        skip the centralized fedrec-train reference\n"
     "  --shared-model        devices of the process share one downloaded,\n"
     "                        verified model (fr_model_cache) instead of each\n"
@@ -425,9 +432,12 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
             if (parse_u32(val, 0, 1000000, &c->eval_every) != 0) {
                 return bad(err, err_cap, flag, val, "0..1000000");
             }
+            c->eval_every_set = 1;
         } else if (strcmp(flag, "--eval-users") == 0) {
-            if (parse_u32(val, 0, UINT32_MAX, &c->eval_users) != 0) {
-                return bad(err, err_cap, flag, val, ">= 0");
+            if (strcmp(val, "all") == 0) {
+                c->eval_users = 0;
+            } else if (parse_u32(val, 1, UINT32_MAX, &c->eval_users) != 0) {
+                return bad(err, err_cap, flag, val, "N >= 1 or all");
             }
         } else if (strcmp(flag, "--transport") == 0) {
             if (strcmp(val, "direct") == 0) {

@@ -39,6 +39,14 @@ fri_sim_json_round(FILE *f, const fri_sim_config *c, const fri_sim_round *r)
     } else {
         jmetrics(f, c, r->evaluated, r->rmse, r->mae);
     }
+    if (r->evaluated) {
+        fprintf(f, "\"eval_users\":%u,\"eval_ratings\":%llu,",
+                r->eval_users, (unsigned long long) r->eval_ratings);
+    } else {
+        fprintf(f, "\"eval_users\":null,\"eval_ratings\":null,");
+    }
+    fprintf(f, "\"eval_bytes\":%llu,", (unsigned long long) r->eval_bytes);
+    jnum(f, "eval_seconds", r->eval_seconds, 1);
     fprintf(f,
             "\"clients\":%u,\"dropped\":%u,\"failed\":%u,"
             "\"abandoned\":%s,\"bytes_up\":%llu,\"bytes_down\":%llu,",
@@ -66,6 +74,16 @@ fri_sim_json_summary(FILE *f, const fri_sim_config *c,
     } else {
         jmetrics(f, c, r->evaluated, r->rmse, r->mae);
     }
+    fprintf(f,
+            "\"eval_users\":%u,\"eval_ratings\":%llu,\"eval_every\":%u,"
+            "\"eval_bytes\":%llu,",
+            r->evaluated ? r->eval_users : 0,
+            (unsigned long long) (r->evaluated ? r->eval_ratings : 0),
+            s->eval_every, (unsigned long long) s->total_eval_bytes);
+    jnum(f, "eval_seconds", s->total_eval_seconds, 1);
+    fprintf(f, "\"checkins\":%llu,\"model_reads\":%llu,",
+            (unsigned long long) s->agg_checkins,
+            (unsigned long long) s->agg_model_reads);
     fprintf(f,
             "\"clients\":%llu,\"dropped\":%llu,\"bytes_up\":%llu,"
             "\"bytes_down\":%llu,",
@@ -370,14 +388,16 @@ fri_sim_write_outputs(const char *dir, const fri_sim_config *c,
     if (e != FR_OK) {
         return e;
     }
-    fprintf(f, "round,%s,clients,dropped,failed,bytes_up,bytes_down,"
-               "seconds\n",
+    fprintf(f, "round,%s,eval_users,eval_ratings,clients,dropped,failed,"
+               "bytes_up,bytes_down,seconds\n",
             c->implicit ? "hr10,ndcg10" : "rmse,mae");
     for (size_t i = 0; i < n_rounds; i++) {
         const fri_sim_round *r = &rounds[i];
         fprintf(f, "%u", r->round);
         csv_num(f, r->evaluated, c->implicit ? r->hr10 : r->rmse);
         csv_num(f, r->evaluated, c->implicit ? r->ndcg10 : r->mae);
+        csv_num(f, r->evaluated, r->eval_users);
+        csv_num(f, r->evaluated, (double) r->eval_ratings);
         fprintf(f, ",%u,%u,%u,%llu,%llu,%.6f\n", r->clients, r->dropped,
                 r->failed, (unsigned long long) r->bytes_up,
                 (unsigned long long) r->bytes_down, r->seconds);

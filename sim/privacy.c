@@ -61,7 +61,7 @@ static const char privacy_usage[] =
     "  --attack items|ratings|both\n"
     "                        the aggregator's attacks on what it saw:\n"
     "                        rated-item inference over the reporting clients\n"
-    "                        of the evaluated rounds (attack_auc,\n"
+    "                        of every --eval-every rounds (attack_auc,\n"
     "                        attack_precision, attack_recall), rating\n"
     "                        reconstruction from two consecutive updates of\n"
     "                        the same users (attack_rating_rmse)\n"

@@ -10,11 +10,16 @@
 // cohort is done, so rounds close at the same point whatever the machine's
 // speed, and vanished (dropped) devices cost no wall time.
 //
-// Evaluation happens on the devices: in round r+1 each evaluating device,
-// having fetched model r+1 and fitted its user vector to it, scores its own
-// held-out items (fr_client_predict / fr_client_recommend) before sending
-// its update; after the last round the evaluating devices check in once
-// more, score, and leave without an update.
+// Evaluation happens on the devices, always by the same evaluation users.
+// When every device takes part in every round (plain aggregation), each
+// evaluating device of round r+1, having fetched model r+1 and fitted its
+// user vector to it, scores its own held-out items (fr_client_predict /
+// fr_client_recommend) before sending its update. Otherwise (partial
+// cohorts, secure aggregation) and after the last round, the evaluation
+// users pay a model-only visit (fr_client_model_begin): they fetch the
+// model, fit, score and leave; the aggregator does not enrol them in any
+// round, so the model, the cohorts and the privacy accounting are those of
+// a run without evaluation.
 #include <math.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -46,13 +51,14 @@ enum {
     DEV_DROPPED,
     DEV_NOT_SELECTED,
     DEV_FAILED,
-    DEV_EVALUATED, // final evaluation check-in, left before the update
+    DEV_EVALUATED, // model-only evaluation visit
 };
 
 typedef struct dev_out {
     uint8_t  status;
     uint8_t  evaluated;
     uint32_t n_eval;    // explicit: scored test ratings
+    uint32_t n_held;    // the device's held-out ratings (implicit: items)
     double   sq, ab;    // explicit: sums of squared / absolute errors
     double   hr, ndcg;  // implicit: this user's HR@10 / NDCG@10
     uint64_t up, down;
@@ -69,7 +75,7 @@ typedef struct job {
     const uint32_t *users;
     size_t          n;
     atomic_size_t   next;
-    int             final_eval; // leave before the update, not a dropout
+    int             eval_visit; // model-only visits of the evaluation users
     uint64_t        round;      // our round counter (1-based), for seeds
     dev_out        *out;
 } job;
@@ -170,6 +176,7 @@ eval_device(sim_state *st, fr_client *c, uint32_t u, dev_out *o)
     if (a == b) {
         return;
     }
+    o->n_held = (uint32_t) (b - a);
     if (!st->c->implicit) {
         for (size_t j = a; j < b; j++) {
             float s;
@@ -252,10 +259,6 @@ struct dev_live {
 enum { LIVE_IDLE = 0, LIVE_RUNNING, LIVE_OVER };
 enum { STEP_MORE = 0, STEP_PAUSED, STEP_DONE, STEP_DONE_INFO };
 
-// Secure-aggregation messages (proto/SPEC.md §9: types 16..24).
-#define T_SA_FIRST 16
-#define T_SA_LAST 24
-
 // Creates the device's handle, loads its ratings and starts the check-in.
 // Returns 0, or -1 (o->status stays FAILED, d is closed).
 static int
@@ -289,7 +292,7 @@ dev_open(worker *w, const job *jb, size_t slot, dev_live *d)
         note_error(st, u, "create", e, "");
         return -1;
     }
-    if (st->atk != NULL && !jb->final_eval) {
+    if (st->atk != NULL && !jb->eval_visit) {
         uint8_t pk[FR_PUBLICKEYBYTES];
         fr_client_public_key(d->c, pk);
         fri_sim_atk_register(st->atk, u, pk);
@@ -304,7 +307,7 @@ dev_open(worker *w, const job *jb, size_t slot, dev_live *d)
     fri_rng rng;
     fri_rng_seed2(&rng, cf->seed ^ 0xd509d509ull,
                   (jb->round << 32) ^ (uint64_t) u);
-    d->drop = !jb->final_eval && cf->dropout > 0.0 &&
+    d->drop = !jb->eval_visit && cf->dropout > 0.0 &&
               fri_rng_uniform(&rng) < cf->dropout;
     d->evaluate = st->eval_mask != NULL && st->eval_mask[u];
 
@@ -325,7 +328,9 @@ dev_open(worker *w, const job *jb, size_t slot, dev_live *d)
             goto fail;
         }
     }
-    if ((e = fr_client_checkin_begin(d->c, clock_now(st))) != FR_OK) {
+    e = jb->eval_visit ? fr_client_model_begin(d->c, clock_now(st))
+                       : fr_client_checkin_begin(d->c, clock_now(st));
+    if (e != FR_OK) {
         note_error(st, u, "checkin_begin", e, fr_client_errmsg(d->c));
         goto fail;
     }
@@ -369,16 +374,26 @@ dev_step(worker *w, const job *jb, size_t slot, dev_live *d)
     if (len == 0) {
         fr_checkin_info info;
         fr_client_checkin_info_get(c, &info);
+        if (info.status == FR_CHECKIN_MODEL_ONLY && jb->eval_visit) {
+            // The visit has the current model; predictions fit on demand.
+            if (d->evaluate) {
+                eval_device(st, c, u, o);
+            }
+            if (jb->round == cf->rounds) {
+                // Target exposure under the final model (poison.h).
+                int unused = 0;
+                (void) fri_sim_poison_device(st->poison, c, u, 1,
+                                             d->evaluate, 0, clock_now(st),
+                                             &unused);
+            }
+            o->status = DEV_EVALUATED;
+        }
         return info.status == FR_CHECKIN_RUNNING ? STEP_PAUSED
                                                  : STEP_DONE_INFO;
     }
     if (len >= FRI_SIM_HDR_MIN) {
         unsigned type = w->req[HDR_TYPE_OFF] | (w->req[HDR_TYPE_OFF + 1] << 8);
-        // The final visit leaves at the first request after the model
-        // (secure aggregation's first step); predictions fit on demand.
-        int leave_final = jb->final_eval &&
-                          type >= T_SA_FIRST && type <= T_SA_LAST;
-        if (type == T_UPDATE || leave_final) {
+        if (type == T_UPDATE) {
             // The device has the round's model and its fitted vector.
             if (d->evaluate) {
                 eval_device(st, c, u, o);
@@ -386,15 +401,10 @@ dev_step(worker *w, const job *jb, size_t slot, dev_live *d)
             // Poisoning hook (poison.h): a malicious device tampers with
             // its update and submits it in place of this frame.
             int accepted = 0;
-            if (fri_sim_poison_device(st->poison, c, u, jb->final_eval,
-                                      d->evaluate, d->drop, clock_now(st),
-                                      &accepted)) {
+            if (fri_sim_poison_device(st->poison, c, u, 0, d->evaluate,
+                                      d->drop, clock_now(st), &accepted)) {
                 o->status = accepted ? DEV_CONTRIBUTED : DEV_FAILED;
                 o->unsent = len;
-                return STEP_DONE_INFO;
-            }
-            if (jb->final_eval) {
-                o->status = DEV_EVALUATED;
                 return STEP_DONE_INFO;
             }
             if (d->drop) {
@@ -478,7 +488,7 @@ dev_close(sim_state *st, const job *jb, size_t slot, dev_live *d, int info_ok)
     d->state = LIVE_OVER;
 }
 
-// One device's check-in (or, in the final pass, its evaluation visit).
+// One device's check-in (or its model-only evaluation visit).
 static void
 device_run(worker *w, const job *jb, size_t slot)
 {
@@ -584,9 +594,9 @@ agg_log(void *ctx, fr_log_level lv, const char *msg)
 static fr_err
 run_job(sim_state *st, worker *ws, job *jb)
 {
-    if (st->live == NULL || jb->final_eval) {
+    if (st->live == NULL || jb->eval_visit) {
         dev_live *live = st->live;
-        st->live = NULL; // the final visit leaves before any phase
+        st->live = NULL; // a model-only visit takes part in no phase
         run_pool(st, ws, jb);
         st->live = live;
         return FR_OK;
@@ -622,17 +632,32 @@ is_eval_round(const fri_sim_config *c, uint32_t r)
     return r == c->rounds || (c->eval_every > 0 && r % c->eval_every == 0);
 }
 
+// Default cadence of evaluation visits: every ceil(evaluation users /
+// cohort) rounds, so that the visits add about as many check-ins as the
+// training itself (a visit costs about one check-in: handshake, model
+// download and signature check, fit).
+static uint32_t
+default_eval_every(size_t n_evals, size_t cohort)
+{
+    size_t e = cohort > 0 ? (n_evals + cohort - 1) / cohort : 1;
+    return e < 1 ? 1 : e > 1000000 ? 1000000 : (uint32_t) e;
+}
+
 // Sums the devices' evaluation in slot order (deterministic).
 static void
 collect_eval(const fri_sim_config *c, const job *jb, fri_sim_round *r)
 {
     double sq = 0, ab = 0, hr = 0, nd = 0;
-    size_t n = 0, nu = 0;
+    size_t n = 0, nu = 0, held = 0;
     for (size_t i = 0; i < jb->n; i++) {
         const dev_out *o = &jb->out[i];
+        if (jb->eval_visit) {
+            r->eval_bytes += o->up + o->down;
+        }
         if (!o->evaluated) {
             continue;
         }
+        held += o->n_held;
         sq += o->sq;
         ab += o->ab;
         n += o->n_eval;
@@ -641,6 +666,8 @@ collect_eval(const fri_sim_config *c, const job *jb, fri_sim_round *r)
         nu++;
     }
     r->evaluated = c->implicit ? nu > 0 : n > 0;
+    r->eval_users = (uint32_t) nu;
+    r->eval_ratings = c->implicit ? held : n;
     r->rmse = n > 0 ? sqrt(sq / (double) n) : NAN;
     r->mae = n > 0 ? ab / (double) n : NAN;
     r->hr10 = nu > 0 ? hr / (double) nu : NAN;
@@ -721,6 +748,9 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
     size_t         n_eligible = 0, n_evals = 0;
     char           aerr[256] = "";
 
+    // Settings fixed once the data is known (the evaluation cadence).
+    fri_sim_config cc = *c;
+    c = &cc;
     memset(&st, 0, sizeof(st));
     memset(rounds, 0, sizeof(*rounds) * c->rounds);
     st.c = c;
@@ -773,6 +803,20 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
         st.eval_mask = mask;
     }
     size_t cohort = fri_sim_cohort_size(c, n_eligible);
+    // Evaluation inside the cohort is free, and honest only when every
+    // evaluation user is in every cohort and reaches the update (plain
+    // aggregation); otherwise the evaluation users visit.
+    int in_cohort_eval = cohort == n_eligible && !c->priv.secagg;
+    for (size_t i = 0; i < n_evals && in_cohort_eval; i++) {
+        in_cohort_eval = p->train.ptr[evals[i] + 1] > p->train.ptr[evals[i]];
+    }
+    // The attacks keep the cadence --eval-every gives (every round by
+    // default), whatever the evaluation visits' default.
+    uint32_t atk_every = c->eval_every;
+    if (!in_cohort_eval && !c->eval_every_set) {
+        cc.eval_every = default_eval_every(n_evals, cohort);
+    }
+    s->eval_every = c->eval_every;
     size_t max_job = cohort > n_evals ? cohort : n_evals;
     out = calloc(max_job ? max_job : 1, sizeof(*out));
     cpu_tmp = calloc(max_job ? max_job : 1, sizeof(*cpu_tmp));
@@ -902,6 +946,8 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
     double   t_rounds = 0.0;
     fri_rng  sel;
     fri_rng_seed2(&sel, c->seed, 0xc0407);
+    fri_agg_metrics m_start;
+    fri_agg_metrics_get(st.agg, &m_start);
     for (uint32_t r = 1; r <= c->rounds; r++) {
         // Seeded cohort: partial Fisher-Yates over the eligible devices.
         for (size_t i = 0; i < cohort; i++) {
@@ -910,12 +956,14 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
             eligible[i] = eligible[j];
             eligible[j] = t;
         }
-        int eval_prev = r > 1 && is_eval_round(c, r - 1);
+        int eval_prev = in_cohort_eval && r > 1 && is_eval_round(c, r - 1);
         st.eval_mask = eval_prev ? mask : NULL;
         job jb = {.users = eligible, .n = cohort, .round = r, .out = out};
         fri_agg_metrics m0, m1;
         fri_agg_metrics_get(st.agg, &m0);
-        fri_sim_atk_round_begin(st.atk, r, is_eval_round(c, r));
+        fri_sim_atk_round_begin(
+            st.atk, r,
+            r == c->rounds || (atk_every > 0 && r % atk_every == 0));
         double t0 = wall_s();
         st.tick_cpu = 0.0;
         if (run_job(&st, ws, &jb) != FR_OK) {
@@ -969,45 +1017,45 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
         if (eval_prev) {
             collect_eval(c, &jb, &rounds[r - 2]);
         }
-        while (emitted < r - 1 || (emitted < r && !is_eval_round(c, r))) {
+        if (is_eval_round(c, r) && (!in_cohort_eval || r == c->rounds)) {
+            // The round's model, scored by the evaluation users' visits.
+            st.eval_mask = mask;
+            job ev = {.users = evals,
+                      .n = n_evals,
+                      .eval_visit = 1,
+                      .round = r,
+                      .out = out};
+            double te = wall_s();
+            (void) run_job(&st, ws, &ev); // no phases: always completes
+            rr->eval_seconds = wall_s() - te;
+            collect_eval(c, &ev, rr);
+            for (size_t i = 0; i < n_evals; i++) {
+                // A round scored by fewer users than the others would
+                // not be comparable: a failed visit stops the run.
+                if (out[i].status != DEV_EVALUATED) {
+                    e = fail(err, err_cap, FR_EINTERNAL,
+                             "evaluation visit: %s",
+                             st.first_err[0] ? st.first_err : "failed");
+                    goto out;
+                }
+            }
+        }
+        // A round is reported once its metrics are known: at once, or,
+        // with evaluation inside the cohort, after the next round.
+        while (emitted < r - 1 ||
+               (emitted < r && !(in_cohort_eval && is_eval_round(c, r) &&
+                                 r < c->rounds))) {
             if (cb != NULL) {
                 cb(cb_ctx, &rounds[emitted]);
             }
             emitted++;
         }
     }
-    // Final evaluation: the evaluating devices fetch the last model, fit,
-    // score their held-out items and leave without an update.
-    if (n_evals > 0) {
-        st.eval_mask = mask;
-        job jb = {.users = evals,
-                  .n = n_evals,
-                  .final_eval = 1,
-                  .round = (uint64_t) c->rounds + 1,
-                  .out = out};
-        fri_sim_atk_round_begin(st.atk, c->rounds + 1, 0);
-        // With a fixed cohort (DP, secure aggregation) the visits come in
-        // batches of one cohort; each batch's round is then given up.
-        size_t batch = ac.clients_per_round > 0 ? ac.clients_per_round
-                                                : n_evals;
-        for (size_t off = 0; off < n_evals; off += batch) {
-            job part = jb;
-            part.users = evals + off;
-            part.out = out + off;
-            part.n = n_evals - off < batch ? n_evals - off : batch;
-            fri_agg_metrics m0, m1;
-            fri_agg_metrics_get(st.agg, &m0);
-            run_job(&st, ws, &part);
-            m1 = m0;
-            for (int t = 0; t < 8 && off + batch < n_evals &&
-                            m1.round == m0.round;
-                 t++) {
-                atomic_fetch_add(&st.clock_ms, ac.round_deadline_ms + 1);
-                fri_agg_tick(st.agg, clock_now(&st));
-                fri_agg_metrics_get(st.agg, &m1);
-            }
-        }
-        collect_eval(c, &jb, &rounds[c->rounds - 1]);
+    {
+        fri_agg_metrics m_end;
+        fri_agg_metrics_get(st.agg, &m_end);
+        s->agg_checkins = m_end.checkins - m_start.checkins;
+        s->agg_model_reads = m_end.model_reads - m_start.model_reads;
     }
     fri_agg_stop(st.agg, clock_now(&st));
     while (emitted < c->rounds) {
@@ -1028,6 +1076,8 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
         s->total_dropped += rounds[r].dropped;
         s->total_bytes_up += rounds[r].bytes_up;
         s->total_bytes_down += rounds[r].bytes_down;
+        s->total_eval_bytes += rounds[r].eval_bytes;
+        s->total_eval_seconds += rounds[r].eval_seconds;
         s->agg_seconds_per_round += rounds[r].agg_seconds / c->rounds;
         s->client_seconds_median +=
             rounds[r].client_seconds_median / c->rounds;

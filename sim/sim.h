@@ -75,7 +75,12 @@ typedef struct fri_sim_config {
     uint32_t          threads;
     uint64_t          seed;
     fri_sim_transport transport;
-    uint32_t          eval_every;  // 0: only after the last round
+    // Evaluation: every evaluated round is scored by the same evaluation
+    // users (run.c). eval_every 0: only after the last round; not given
+    // (eval_every_set 0) with evaluation visits: every ceil(evaluation
+    // users / cohort) rounds.
+    uint32_t          eval_every;
+    int               eval_every_set;
     uint32_t          eval_users;  // 0: every user with test data
     int               reference;   // compute the centralized reference
     int               shared_cache; // devices share one verified model
@@ -173,6 +178,14 @@ typedef struct fri_sim_round {
     int      evaluated; // metrics below are valid
     double   rmse, mae; // explicit
     double   hr10, ndcg10; // implicit
+    // Who scored it: evaluation users and their held-out ratings (implicit:
+    // items), the same set in every evaluated round.
+    uint32_t eval_users;
+    uint64_t eval_ratings;
+    // Model-only evaluation visits (0 when evaluated inside the cohort):
+    // their bytes up + down and wall time, not in the counters below.
+    uint64_t eval_bytes;
+    double   eval_seconds;
     uint32_t clients;   // contributed updates
     uint32_t dropped;   // selected, checked in, vanished
     uint32_t failed;    // check-ins that ended in an error
@@ -197,6 +210,13 @@ typedef struct fri_sim_summary {
     uint64_t total_dropped;
     uint64_t total_bytes_up;
     uint64_t total_bytes_down;
+    uint64_t total_eval_bytes;   // evaluation visits, up + down
+    double   total_eval_seconds; // their wall time (not in total_seconds)
+    uint32_t eval_every;         // the cadence used
+    // The aggregator's own counters over the run: check-ins (training)
+    // and model-only reads (evaluation visits).
+    uint64_t agg_checkins;
+    uint64_t agg_model_reads;
     double   total_seconds;   // wall time in rounds
     double   rounds_per_second;
     // Means over rounds of the per-round CPU split; the max over rounds.

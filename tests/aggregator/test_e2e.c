@@ -171,3 +171,75 @@ Test(agg_e2e, wire_refusals)
     free(saved);
     e2e_world_free(&w);
 }
+
+// A model-only check-in (fr_client_model_begin) of client c.
+static fr_checkin_status
+model_read(world *w, fr_client *c, uint64_t now)
+{
+    cr_assert_eq(fr_client_model_begin(c, now), FR_OK);
+    size_t   cap = fr_client_request_bound(c);
+    uint8_t *buf = malloc(cap);
+    cr_assert_not_null(buf);
+    for (int step = 0; step < 10; step++) {
+        size_t len = 0;
+        if (fr_client_poll(c, buf, cap, &len) != FR_OK || len == 0) {
+            break;
+        }
+        size_t rl = 0;
+        cr_assert_eq(fri_agg_handle(w->a, now, buf, len, w->reply,
+                                    w->reply_cap, &rl),
+                     FR_OK);
+        if (fr_client_receive(c, w->reply, rl) != FR_OK) {
+            break;
+        }
+    }
+    free(buf);
+    fr_checkin_info info;
+    fr_client_checkin_info_get(c, &info);
+    return info.status;
+}
+
+Test(agg_e2e, model_only_checkins_read_without_joining_the_cohort)
+{
+    world w;
+    world_init(&w, 3, 0); // a fixed cohort of three
+    float s0 = 0, s1 = 0;
+    // Readers 3..5 come first: were they enrolled they would fill the
+    // cohort and leave clients 0..2 without a task.
+    for (uint32_t u = 3; u < 6; u++) {
+        cr_assert_eq(model_read(&w, w.c[u], 10), FR_CHECKIN_MODEL_ONLY,
+                     "reader %u: %s", u, fr_client_errmsg(w.c[u]));
+    }
+    cr_assert_eq(fr_client_predict(w.c[3], 0, &s0), FR_OK);
+    fri_agg_metrics m;
+    fri_agg_metrics_get(w.a, &m);
+    cr_assert_eq(m.model_reads, 3);
+    cr_assert_eq(m.checkins, 0);
+    cr_assert_eq(m.cohort, 0);
+    cr_assert_eq(m.sessions, 0, "reader sessions linger");
+    for (uint32_t u = 0; u < 3; u++) {
+        cr_assert_eq(e2e_world_checkin(&w, u, 20), FR_CHECKIN_CONTRIBUTED,
+                     "client %u: %s", u, fr_client_errmsg(w.c[u]));
+    }
+    fri_agg_metrics_get(w.a, &m);
+    cr_assert_eq(m.model_version, 1, "the cohort of three closed round 1");
+    cr_assert_eq(m.checkins, 3);
+    // The next read brings the new model; a read of a model the device
+    // holds costs no download.
+    cr_assert_eq(model_read(&w, w.c[3], 30), FR_CHECKIN_MODEL_ONLY);
+    fr_checkin_info info;
+    fr_client_checkin_info_get(w.c[3], &info);
+    cr_assert_eq(info.model_version, 1);
+    cr_assert_eq(fr_client_predict(w.c[3], 0, &s1), FR_OK);
+    cr_assert_neq(s0, s1);
+    uint64_t down = info.bytes_down;
+    cr_assert_eq(model_read(&w, w.c[3], 40), FR_CHECKIN_MODEL_ONLY);
+    fr_client_checkin_info_get(w.c[3], &info);
+    cr_assert_lt(info.bytes_down, down / 4);
+    fri_agg_metrics_get(w.a, &m);
+    cr_assert_eq(m.model_reads, 5);
+    cr_assert_eq(m.checkins, 3);
+    cr_assert_eq(m.updates_accepted, 3);
+    cr_assert_eq(m.sessions, 0);
+    e2e_world_free(&w);
+}

@@ -48,7 +48,7 @@ static inline fri_checkin
 sample_checkin(void)
 {
     fri_checkin c = { 0x0102030405060708ull, FRI_CAP_ALS | FRI_CAP_FP16,
-                      1, 0, 42 };
+                      1, 0, 42, 0 };
     return c;
 }
 

@@ -32,6 +32,41 @@ Test(proto_msg, checkin_round_trip)
     cr_assert_eq(d.model_version, 42);
 }
 
+Test(proto_msg, checkin_model_only_flag)
+{
+    fri_checkin c = sample_checkin(), d;
+    c.flags = FRI_CHECKIN_MODEL_ONLY;
+    cr_assert_eq(fri_checkin_encode(buf, sizeof(buf), &blen, &c), FR_OK);
+    cr_assert_eq(fri_checkin_decode(&d, buf, blen), FR_OK);
+    cr_assert_eq(d.flags, FRI_CHECKIN_MODEL_ONLY);
+    cr_assert_eq(d.model_version, 42);
+    // Undefined flags are refused both ways.
+    c.flags = 0x0002;
+    cr_assert_eq(fri_checkin_encode(buf, sizeof(buf), &blen, &c), FR_EINVAL);
+    c.flags = 0;
+    cr_assert_eq(fri_checkin_encode(buf, sizeof(buf), &blen, &c), FR_OK);
+    fri_put16(buf + FRI_HDR_LEN + 14, 0x0003);
+    cr_assert_eq(fri_checkin_decode(&d, buf, blen), FR_EPROTO);
+}
+
+Test(proto_msg, task_model_status)
+{
+    fri_task t = sample_task(), d;
+    t.status   = FRI_TASK_MODEL;
+    cr_assert_eq(fri_task_encode(buf, sizeof(buf), &blen, &t), FR_OK);
+    cr_assert_eq(fri_task_decode(&d, buf, blen), FR_OK);
+    cr_assert_eq(d.status, FRI_TASK_MODEL);
+    cr_assert_eq(d.round_id, 7);
+    cr_assert_eq(d.model_version, 6);
+    cr_assert_eq(d.k, S_K);
+    // A model read takes no part in the masking; status 3 is undefined.
+    buf[FRI_HDR_LEN + 3] = 1;
+    cr_assert_eq(fri_task_decode(&d, buf, blen), FR_EPROTO);
+    buf[FRI_HDR_LEN + 3] = 0;
+    buf[FRI_HDR_LEN]     = 3;
+    cr_assert_eq(fri_task_decode(&d, buf, blen), FR_EPROTO);
+}
+
 Test(proto_msg, task_round_trip)
 {
     fri_task t = sample_task(), d;
@@ -435,7 +470,7 @@ Test(proto_rules, R10_unknown_enumerations)
     buf[16 + 89] = 3; // enc
     cr_assert_eq(decode_any(buf, n), FR_EPROTO);
     n = load_vec("task.bin", buf);
-    buf[16] = 2; // status
+    buf[16] = 3; // status: RUN, NONE or MODEL
     cr_assert_eq(decode_any(buf, n), FR_EPROTO);
     n = load_vec("task.bin", buf);
     buf[17] = 0; // algo

@@ -140,6 +140,118 @@ Test(sim, partial_cohorts)
     cr_assert(a.s.last.evaluated);
 }
 
+// Users with test ratings and their count (what every evaluated round
+// must be scored by).
+static void
+test_counts(const fri_sim_config *c, uint32_t *users, uint64_t *ratings)
+{
+    fri_sim_pop pop;
+    char        err[256] = "";
+    cr_assert_eq(fri_sim_pop_load(&pop, c, err, sizeof(err)), FR_OK, "%s",
+                 err);
+    *users = 0;
+    for (uint32_t u = 0; u < pop.n_users; u++) {
+        *users += pop.test.ptr[u + 1] > pop.test.ptr[u];
+    }
+    *ratings = pop.test.ptr[pop.n_users];
+    fri_sim_pop_free(&pop);
+}
+
+// With partial cohorts every evaluated round is scored by the same users:
+// all of those with test ratings (the cohort's own would be a quarter).
+Test(sim, partial_cohorts_evaluated_by_the_same_users)
+{
+    fri_sim_config c;
+    result         a;
+    uint32_t       users;
+    uint64_t       ratings;
+    small_config(&c);
+    c.transport = FRI_SIM_DIRECT;
+    c.clients_per_round = 30;
+    c.rounds = 4;
+    c.eval_every = 1;
+    c.eval_every_set = 1;
+    test_counts(&c, &users, &ratings);
+    run(&c, &a);
+    cr_assert_gt(users, 100u);
+    for (uint32_t r = 0; r < c.rounds; r++) {
+        cr_assert(a.rounds[r].evaluated, "round %u", r + 1);
+        cr_assert_eq(a.rounds[r].eval_users, users, "round %u: %u users",
+                     r + 1, a.rounds[r].eval_users);
+        cr_assert_eq(a.rounds[r].eval_ratings, ratings, "round %u", r + 1);
+        cr_assert_gt(a.rounds[r].eval_bytes, 0u);
+        // Visits are not check-ins of the round.
+        cr_assert_eq(a.rounds[r].clients, 30u);
+    }
+    // The final RMSE is the one over everyone.
+    cr_assert_eq(a.s.last.eval_users, users);
+    cr_assert_eq(a.s.last.eval_ratings, ratings);
+    cr_assert_eq(a.s.agg_checkins, 4u * 30u);
+    cr_assert_eq(a.s.agg_model_reads, 4u * users);
+}
+
+// Evaluation does not change the model: the same seed with and without
+// per-round evaluation reaches the identical model and final metrics; the
+// default cadence visits every ceil(users / cohort) rounds.
+Test(sim, evaluation_visits_do_not_change_the_model)
+{
+    fri_sim_config c;
+    result         a, b, d;
+    small_config(&c);
+    c.transport = FRI_SIM_DIRECT;
+    c.clients_per_round = 30;
+    c.rounds = 6;
+    c.dropout = 0.2;
+    c.eval_every = 1;
+    c.eval_every_set = 1;
+    run(&c, &a);
+    c.eval_every = 0;
+    run(&c, &b);
+    cr_assert_eq(memcmp(a.hash, b.hash, 32), 0,
+                 "per-round evaluation changed the model");
+    cr_assert_eq(a.s.last.rmse, b.s.last.rmse);
+    cr_assert_eq(a.s.last.mae, b.s.last.mae);
+    cr_assert_eq(a.s.agg_checkins, b.s.agg_checkins);
+    for (uint32_t r = 0; r < c.rounds; r++) {
+        cr_assert_eq(a.rounds[r].clients, b.rounds[r].clients);
+        cr_assert_eq(a.rounds[r].dropped, b.rounds[r].dropped);
+        cr_assert_eq(a.rounds[r].bytes_up, b.rounds[r].bytes_up);
+        cr_assert_eq(b.rounds[r].evaluated, r + 1 == c.rounds);
+    }
+    c.eval_every = 1;
+    c.eval_every_set = 0; // the default cadence
+    run(&c, &d);
+    cr_assert_eq(memcmp(a.hash, d.hash, 32), 0);
+    uint32_t every = d.s.eval_every;
+    cr_assert_eq(every, (d.s.last.eval_users + 29) / 30);
+    for (uint32_t r = 1; r <= c.rounds; r++) {
+        cr_assert_eq(d.rounds[r - 1].evaluated,
+                     r % every == 0 || r == c.rounds, "round %u", r);
+    }
+}
+
+// direct and inproc agree bit for bit with evaluation visits too.
+Test(sim, direct_equals_inproc_with_evaluation_visits)
+{
+    fri_sim_config c;
+    result         a, b;
+    small_config(&c);
+    c.clients_per_round = 25;
+    c.eval_every = 1;
+    c.eval_every_set = 1;
+    c.transport = FRI_SIM_DIRECT;
+    run(&c, &a);
+    c.transport = FRI_SIM_INPROC;
+    run(&c, &b);
+    cr_assert_eq(memcmp(a.hash, b.hash, 32), 0);
+    for (uint32_t r = 0; r < c.rounds; r++) {
+        cr_assert(a.rounds[r].evaluated);
+        cr_assert_eq(a.rounds[r].rmse, b.rounds[r].rmse, "round %u", r + 1);
+        cr_assert_eq(a.rounds[r].eval_users, b.rounds[r].eval_users);
+        cr_assert_eq(a.rounds[r].eval_bytes, b.rounds[r].eval_bytes);
+    }
+}
+
 Test(sim_args, parses_and_rejects)
 {
     fri_sim_config c;

@@ -190,6 +190,8 @@ typedef enum fr_checkin_status {
     FR_CHECKIN_CONTRIBUTED,  // update accepted by the aggregator
     FR_CHECKIN_NOT_SELECTED, // no task for us now; see retry_after_ms
     FR_CHECKIN_FAILED,       // see the returned error and errmsg
+    FR_CHECKIN_MODEL_ONLY,   // fr_client_model_begin: model fetched (or
+                             // already current), nothing sent
 } fr_checkin_status;
 
 typedef struct fr_checkin_info {
@@ -209,6 +211,13 @@ FR_API size_t fr_client_request_bound(const fr_client *c);
 // Starts a check-in (a new secure session). now_ms is a monotonic clock.
 FR_API FR_NODISCARD fr_err fr_client_checkin_begin(fr_client *c,
                                                    uint64_t now_ms);
+// Starts a model-only check-in: the device fetches the aggregator's current
+// model (unless it already holds it) to recommend or to evaluate it, and
+// sends no update. The aggregator does not make it a member of any round,
+// so it neither changes the model nor counts as a participant. Driven by
+// the same poll/receive calls; ends as FR_CHECKIN_MODEL_ONLY.
+FR_API FR_NODISCARD fr_err fr_client_model_begin(fr_client *c,
+                                                 uint64_t now_ms);
 // Writes the next request into dst. *dst_len == 0 means the check-in is
 // over (see fr_client_checkin_info), unless its status is still
 // FR_CHECKIN_RUNNING: then (secure aggregation) the aggregator asked the
