@@ -195,6 +195,13 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
         (c->algo != FRI_AGG_ALS || c->implicit)) {
         BAD("stats-forget < 1 needs explicit ALS");
     }
+    if (c->stats_latest &&
+        ((c->algo != FRI_AGG_ALS && c->algo != FRI_AGG_VBMF) || c->implicit ||
+         c->stats_forget < 1.0f || c->dp != FRI_AGG_DP_OFF ||
+         c->clip > 0.0f || c->secagg != FRI_AGG_SECAGG_OFF)) {
+        BAD("stats-latest needs explicit ALS or VBMF without stats-forget, "
+            "DP, clipping or secure aggregation");
+    }
     if (c->max_sessions == 0) {
         BAD("max-sessions must be >= 1");
     }
@@ -691,7 +698,9 @@ validate(const fri_agg *a, const fri_agg_update *u)
          !all_finite(u->gram, u->gram_len))) {
         return FR_EPROTO;
     }
-    if (a->vb != NULL && !fri_vb_glob_ok(a->vb, u->vb, u->vb_len)) {
+    if (a->vb != NULL &&
+        !(a->cfg.stats_latest ? fri_vb_glob_delta_ok(a->vb, u->vb, u->vb_len)
+                              : fri_vb_glob_ok(a->vb, u->vb, u->vb_len))) {
         return FR_EPROTO;
     }
     if (!all_finite(u->rows, u->rows_len) || !isfinite(u->sum_ratings) ||
@@ -932,7 +941,11 @@ solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
     // round 2 exactly where centralized ALS starts (mu set, biases zero).
     int census = (a->cfg.algo == FRI_AGG_ALS || a->vb != NULL) &&
                  !a->cfg.implicit && a->version == 0 && a->count > 0;
-    if (a->vb != NULL && !census && a->count > 0) {
+    int latest = a->cfg.stats_latest && !census;
+    if (latest) {
+        rv = fri_latest_solve(a, mu_old, mu, bi, Q, work, wl);
+    }
+    if (a->vb != NULL && !census && !latest && a->count > 0) {
         // VBMF steps every item (also unrated ones, from the prior).
         rv = fri_vb_solve(a->vb, a->acc, *mu, mu_old, a->count, bi, Q);
     }
@@ -950,7 +963,7 @@ solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
         }
     }
     for (uint32_t j = 0; j < a->n_touched && rv == FR_OK && !census &&
-                         !carrying;
+                         !carrying && !latest;
          j++) {
         uint32_t i   = a->touched[j];
         float   *acc = a->acc[i];

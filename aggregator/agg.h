@@ -140,6 +140,13 @@ typedef struct fri_agg_config {
     // sums. In (0, 1]; explicit ALS only. Carried sums live in memory: after
     // a restart they rebuild from the next rounds.
     float stats_forget;
+    // Latest statistics (explicit ALS or VBMF, plain aggregation): devices
+    // send the change of their contribution since their last acknowledged
+    // report (TASK stats_delta) and the aggregator keeps the running sum,
+    // i.e. the sum of every device's latest statistics, re-centred on each
+    // new mu (latest.c). Needs stats_forget == 1, no DP, no clipping. Like
+    // the carried sums it lives in memory only.
+    int stats_latest;
 } fri_agg_config;
 
 void fri_agg_config_init(fri_agg_config *cfg);

@@ -375,6 +375,7 @@ on_checkin(fri_agg *a, sess_entry *e, uint64_t now_ms, const uint8_t *plain,
         t.clip          = a->cfg.clip;
         t.alpha         = a->cfg.alpha;
         t.weighted      = (uint8_t) a->cfg.weighted;
+        t.stats_delta   = a->cfg.stats_latest ? 1 : 0;
         t.deadline_ms   = at.ms_left;
         t.secagg        = at.secagg ? 1 : 0;
     }

@@ -39,6 +39,9 @@ static const char usage_head[] =
     "  --dropout P           a selected client vanishes after check-in with\n"
     "                        probability P (seeded; default 0)\n"
     "  --deadline S          round deadline in seconds (default 30)\n"
+    "  --stats-latest 0|1    ALS/VBMF with partial cohorts: the aggregator\n"
+    "                        keeps the sum of every device's latest\n"
+    "                        statistics, devices send the change of theirs\n"
     "  --stats-forget F      explicit ALS with partial cohorts: carry item\n"
     "                        statistics across rounds, S = (1-F) S + round\n"
     "                        sums (default: the cohort's share of the\n"
@@ -140,6 +143,7 @@ fri_sim_config_init(fri_sim_config *c)
     c->fraction = 1.0;
     c->local_epochs = 1;
     c->dropout = 0.0;
+    c->stats_latest = -1;
     c->deadline_s = 30.0;
     c->k = tc.k;
     c->reg = tc.reg;
@@ -364,6 +368,12 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
             if (parse_dbl(val, 0.0, 1.0, &c->dropout) != 0) {
                 return bad(err, err_cap, flag, val, "0..1");
             }
+        } else if (strcmp(flag, "--stats-latest") == 0) {
+            uint32_t v = 0;
+            if (parse_u32(val, 0, 1, &v) != 0) {
+                return bad(err, err_cap, flag, val, "0 or 1");
+            }
+            c->stats_latest = (int) v;
         } else if (strcmp(flag, "--stats-forget") == 0) {
             if (parse_dbl(val, 1e-6, 1.0, &c->stats_forget) != 0) {
                 return bad(err, err_cap, flag, val, "0 < F <= 1");
@@ -538,7 +548,7 @@ fri_sim_config_resolve(fri_sim_config *c, const fri_sim_pop *p)
     for (uint32_t u = 0; u < p->n_users; u++) {
         eligible += p->train.ptr[u + 1] > p->train.ptr[u];
     }
-    if (fri_sim_cohort_size(c, eligible) < eligible) {
+    if (fri_sim_cohort_size(c, eligible) < eligible && c->stats_latest != 1) {
         fri_train_config tc;
         fri_train_config_init(&tc, FRI_TRAIN_ALS);
         c->algo = FRI_SIM_ALS;

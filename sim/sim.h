@@ -59,6 +59,7 @@ typedef struct fri_sim_config {
     double   dropout;           // probability a selected client vanishes
     double   deadline_s;        // round deadline, seconds
     double   stats_forget;      // explicit ALS carry rate; 0 = cohort share
+    int      stats_latest;      // latest statistics: 1 on, 0 off, -1 auto
     // Model and optimizer.
     uint32_t           k;
     float              reg;
