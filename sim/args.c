@@ -42,6 +42,8 @@ static const char usage_head[] =
     "  --stats-latest 0|1    ALS/VBMF with partial cohorts: the aggregator\n"
     "                        keeps the sum of every device's latest\n"
     "                        statistics, devices send the change of theirs\n"
+    "                        (default with partial cohorts and no --algo:\n"
+    "                        VBMF with it, 100 rounds; 0: ALS carrying)\n"
     "  --stats-forget F      explicit ALS with partial cohorts: carry item\n"
     "                        statistics across rounds, S = (1-F) S + round\n"
     "                        sums (default: the cohort's share of the\n"
@@ -548,7 +550,16 @@ fri_sim_config_resolve(fri_sim_config *c, const fri_sim_pop *p)
     for (uint32_t u = 0; u < p->n_users; u++) {
         eligible += p->train.ptr[u + 1] > p->train.ptr[u];
     }
-    if (fri_sim_cohort_size(c, eligible) < eligible && c->stats_latest != 1) {
+    int partial = fri_sim_cohort_size(c, eligible) < eligible;
+    if (partial && (c->stats_latest == 1 ||
+                    (c->stats_latest == -1 && c->stats_forget == 0.0))) {
+        // Partial cohorts: VBMF on the sum of every device's latest
+        // statistics (docs/BENCHMARKS.md, partial participation).
+        c->stats_latest = 1;
+        if (!c->rounds_set) {
+            c->rounds = FRI_SIM_LATEST_ROUNDS;
+        }
+    } else if (partial) {
         fri_train_config tc;
         fri_train_config_init(&tc, FRI_TRAIN_ALS);
         c->algo = FRI_SIM_ALS;
