@@ -209,6 +209,13 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
         (c->algo != FRI_AGG_ALS || c->implicit)) {
         BAD("stats-forget < 1 needs explicit ALS");
     }
+    if (c->stats_latest &&
+        ((c->algo != FRI_AGG_ALS && c->algo != FRI_AGG_VBMF) || c->implicit ||
+         c->stats_forget < 1.0f || c->dp != FRI_AGG_DP_OFF ||
+         c->clip > 0.0f || c->secagg != FRI_AGG_SECAGG_OFF)) {
+        BAD("stats-latest needs explicit ALS or VBMF without stats-forget, "
+            "DP, clipping or secure aggregation");
+    }
     if (c->max_sessions == 0) {
         BAD("max-sessions must be >= 1");
     }
@@ -816,7 +823,9 @@ validate_shape(const fri_agg *a, const fri_agg_update *u)
          !fri_all_finite(u->gram, u->gram_len))) {
         return FR_EPROTO;
     }
-    if (a->vb != NULL && !fri_vb_glob_ok(a->vb, u->vb, u->vb_len)) {
+    if (a->vb != NULL &&
+        !(a->cfg.stats_latest ? fri_vb_glob_delta_ok(a->vb, u->vb, u->vb_len)
+                              : fri_vb_glob_ok(a->vb, u->vb, u->vb_len))) {
         return FR_EPROTO;
     }
     if (!fri_all_finite(u->rows, u->rows_len) || !isfinite(u->sum_ratings) ||
@@ -1110,7 +1119,11 @@ solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
     // round 2 exactly where centralized ALS starts (mu set, biases zero).
     int census = (a->cfg.algo == FRI_AGG_ALS || a->vb != NULL) &&
                  !a->cfg.implicit && a->version == 0 && a->count > 0;
-    if (a->vb != NULL && !census && a->count > 0) {
+    int latest = a->cfg.stats_latest && !census;
+    if (latest) {
+        rv = fri_latest_solve(a, mu_old, mu, bi, Q, work, wl);
+    }
+    if (a->vb != NULL && !census && !latest && a->count > 0) {
         // VBMF steps every item (also unrated ones, from the prior).
         size_t skipped = 0;
         rv = fri_vb_solve(a->vb, a->accf, *mu, mu_old, a->count, bi, Q,
@@ -1141,7 +1154,7 @@ solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
         }
     }
     for (uint32_t j = 0; j < a->n_touched && rv == FR_OK && !census &&
-                         !carrying && a->cfg.algo == FRI_AGG_ALS;
+                         !carrying && !latest && a->cfg.algo == FRI_AGG_ALS;
          j++) {
         uint32_t i   = a->touched[j];
         float   *acc = a->accf[i];
@@ -2204,7 +2217,10 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
         fri_agg_destroy(a);
         return rv;
     }
-    if (cfg->robust && fri_robust_create(&a->robust, cfg) != FR_OK) {
+    // Statistical bounds need whole contributions; latest statistics are
+    // changes of them (hard delta bounds only, bounds.c).
+    if (cfg->robust && !cfg->stats_latest &&
+        fri_robust_create(&a->robust, cfg) != FR_OK) {
         fri_agg_seterr(err, err_cap, "out of memory");
         fri_agg_destroy(a);
         return FR_ENOMEM;

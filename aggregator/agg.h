@@ -170,6 +170,13 @@ typedef struct fri_agg_config {
     // (unit weight, user-vector norm, per-item contribution caps, global
     // mean and count; aggregator/robust.h). 0 turns them off.
     int robust;
+    // Latest statistics (explicit ALS or VBMF, plain aggregation): devices
+    // send the change of their contribution since their last acknowledged
+    // report (TASK stats_delta) and the aggregator keeps the running sum,
+    // i.e. the sum of every device's latest statistics, re-centred on each
+    // new mu (latest.c). Needs stats_forget == 1, no DP, no clipping. Like
+    // the carried sums it lives in memory only.
+    int stats_latest;
 } fri_agg_config;
 
 void fri_agg_config_init(fri_agg_config *cfg);

@@ -206,6 +206,13 @@ fr_err fri_agg_acc_set_dense(fri_agg *a, const float *v, size_t n);
 void fri_agg_close_round(fri_agg *a, uint64_t now_ms);
 void fri_agg_abandon_round(fri_agg *a, uint64_t now_ms, const char *why);
 
+// ---- latest.c (latest statistics, cfg.stats_latest) ----
+// Folds the round's delta sums into the running sum of every device's
+// latest statistics (a->carry), sets mu from its rating sum and count,
+// re-centres it on that mu and solves every item from it. Closer only.
+fr_err fri_latest_solve(fri_agg *a, float mu_old, float *mu, float *bi,
+                        float *Q, float *work, size_t wl);
+
 // ---- handle.c (wire + sessions) ----
 fr_err fri_sessions_create(fri_agg *a);
 void   fri_sessions_destroy(fri_agg *a);

@@ -313,6 +313,55 @@ check_grad(const fri_agg_config *c, const fri_bounds *B,
     return 0;
 }
 
+// Latest statistics (cfg.stats_latest): an update is the change of the
+// device's contribution since its last report, new - old, which has no
+// structure to check (a difference of two Grams is indefinite, counts may
+// be negative). Each part is bounded by twice what one bounded
+// contribution can hold, so one report moves the sums by at most twice a
+// plain update's bound (docs/ROBUSTNESS.md).
+static int
+check_delta(const fri_agg_config *c, const fri_bounds *B,
+            const fri_agg_update *u, const char **why)
+{
+    const size_t d  = (size_t) c->k + 1;
+    const double x2 = 1.0 + B->user_norm * B->user_norm; // ||[p; 1]||^2
+    const double hi = fmax(fabs(B->rmin), fabs(B->rmax)) + B->span;
+    const double n  = u->n;
+    if (fabs(u->count) > 2.0 * n + 1e-3 || fabs(u->weight) > 2.0 * n + 1e-3) {
+        FAIL("delta count above twice the rows it carries");
+    }
+    if (fabs(u->sum_ratings) > 2.0 * n * hi * (1.0 + TOL) + 1e-6) {
+        FAIL("delta rating sum above twice rows * rating range");
+    }
+    for (size_t t = 0; t < u->gram_len; t++) {
+        if (fabs((double) u->gram[t]) > 2.0 * x2 * (1.0 + TOL)) {
+            FAIL("delta gram entry above twice (1 + max-user-norm^2)");
+        }
+    }
+    const double rl = 2.0 * sqrt(x2) * B->residual * (1.0 + TOL);
+    for (uint32_t j = 0; j < u->n; j++) {
+        const float *h  = u->rows + (size_t) j * d;
+        double       n2 = 0.0;
+        for (size_t a = 0; a < d; a++) {
+            n2 += (double) h[a] * h[a];
+        }
+        if (n2 > rl * rl) {
+            FAIL("delta row above twice sqrt(1 + max-user-norm^2) * "
+                 "max-residual");
+        }
+    }
+    // VBMF global block: moments of one user (<= x2, R x2, R^2 x2 each)
+    // and its squared errors (<= rows (R^2 + x2 R^2)).
+    const double R2 = B->residual * B->residual;
+    for (size_t t = 0; t < u->vb_len; t++) {
+        if (fabs((double) u->vb[t]) >
+            2.0 * (n + 1.0) * x2 * (R2 + 1.0) * (1.0 + TOL)) {
+            FAIL("delta global block above twice one user's bound");
+        }
+    }
+    return 0;
+}
+
 int
 fri_bounds_update(const fri_agg_config *c, const fri_agg_update *u,
                   const char **why)
@@ -322,6 +371,9 @@ fri_bounds_update(const fri_agg_config *c, const fri_agg_update *u,
     double n = u->n;
     if (n > B.max_rows) {
         FAIL("more rows than max-ratings");
+    }
+    if (c->stats_latest) {
+        return check_delta(c, &B, u, why);
     }
     if (u->count < 0.0 || u->count > n + 1e-3) {
         FAIL("rating count above the rows the update carries");

@@ -453,6 +453,7 @@ task_fit_fields(const fri_agg *a, fri_task *t)
     t->reg_bias = a->cfg.reg_bias;
     t->alpha    = a->cfg.alpha;
     t->weighted = (uint8_t) a->cfg.weighted;
+    t->stats_delta = a->cfg.stats_latest ? 1 : 0;
 }
 
 // A MODEL_ONLY check-in: the device may fetch the latest published model

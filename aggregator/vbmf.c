@@ -21,6 +21,10 @@ struct fri_vb {
     // Accumulated global block (under the aggregator's accumulator lock).
     double *sx, *sxx;
     double  sq, n_users;
+    // Latest-statistics mode: the running global block (every device's
+    // latest), kept apart from the round sums above (closer only).
+    double *lsx, *lsxx;
+    double  lsq, ln_users;
 };
 
 size_t
@@ -119,6 +123,8 @@ fri_vb_destroy(fri_vb *v)
     free(v->var);
     free(v->sx);
     free(v->sxx);
+    free(v->lsx);
+    free(v->lsxx);
     free(v);
 }
 
@@ -140,6 +146,51 @@ fri_vb_glob_ok(const fri_vb *v, const float *glob, size_t len)
         }
     }
     return glob[d + P] >= 0.0f && glob[d + P + 1] >= 0.0f;
+}
+
+int
+fri_vb_glob_delta_ok(const fri_vb *v, const float *glob, size_t len)
+{
+    if (glob == NULL || len != fri_vb_glob_len(v->k)) {
+        return 0;
+    }
+    for (size_t t = 0; t < len; t++) {
+        if (!isfinite(glob[t])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+fr_err
+fri_vb_latest_fold(fri_vb *v, double dmu, double A, double N)
+{
+    const size_t d = v->d, P = v->P;
+    if (v->lsx == NULL) {
+        v->lsx  = calloc(d, sizeof(double));
+        v->lsxx = calloc(P, sizeof(double));
+        if (v->lsx == NULL || v->lsxx == NULL) {
+            free(v->lsx);
+            free(v->lsxx);
+            v->lsx = v->lsxx = NULL;
+            return FR_ENOMEM;
+        }
+    }
+    for (size_t t = 0; t < d; t++) {
+        v->lsx[t] += v->sx[t];
+        v->sx[t] = v->lsx[t];
+    }
+    for (size_t t = 0; t < P; t++) {
+        v->lsxx[t] += v->sxx[t];
+        v->sxx[t] = v->lsxx[t];
+    }
+    // Every device's squared residuals move with mu: sum (a - dmu)^2.
+    v->lsq += v->sq;
+    v->lsq += -2.0 * dmu * A + N * dmu * dmu;
+    v->ln_users += v->n_users;
+    v->sq      = v->lsq;
+    v->n_users = v->ln_users;
+    return FR_OK;
 }
 
 void

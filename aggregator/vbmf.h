@@ -35,6 +35,14 @@ int fri_vb_glob_ok(const fri_vb *v, const float *glob, size_t len);
 // Accumulation (caller holds the aggregator's accumulator lock).
 void fri_vb_acc_add(fri_vb *v, const float *glob);
 void fri_vb_acc_reset(fri_vb *v);
+// Latest-statistics mode: any finite global block (a device's change since
+// its last report may be negative anywhere).
+int fri_vb_glob_delta_ok(const fri_vb *v, const float *glob, size_t len);
+// Latest-statistics mode: adds the round's (delta) global sums into the
+// running global block, re-centres its squared residuals on the new mu
+// (dmu = mu_new - mu_old; A = sum of all residuals r - mu_old - b_u, N =
+// their count) and makes the running block the one fri_vb_solve uses.
+fr_err fri_vb_latest_fold(fri_vb *v, double dmu, double A, double N);
 
 // One sweep's server half (the exclusive closer): acc[i] is item i's
 // summed [Gram (P) | h (d)] or NULL if nobody rated it; h was computed by

@@ -357,6 +357,7 @@ poll_update(fr_client *c, uint8_t *dst, size_t dst_cap, size_t *dst_len)
         ft.lr           = t->lr;
         ft.local_epochs = t->local_epochs;
         ft.weighted     = t->weighted;
+        ft.stats_delta  = t->stats_delta;
         fr_err err      = fri_client_compute_update(c, &ft, &s->upd);
         if (err != FR_OK) {
             char msg[FRI_CLIENT_ERRMSG_CAP];
@@ -682,6 +683,7 @@ recv_ack(fr_client *c, const uint8_t *plain, size_t plain_len)
         return fail(c, FR_EPROTO, "ACK for another message");
     }
     c->last_round = a.round_id;
+    fri_client_stats_commit(c);
     finish(c, FR_CHECKIN_CONTRIBUTED);
     return FR_OK;
 }

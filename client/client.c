@@ -313,6 +313,10 @@ fr_client_destroy(fr_client *c)
         return;
     }
     fri_session_free(c);
+    fri_stats_last_free(c->last);
+    fri_stats_last_free(c->pending);
+    c->last    = NULL;
+    c->pending = NULL;
     fri_nng_free(c);
     fri_cmodel_unref(c->model);
     c->model = NULL;

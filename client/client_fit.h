@@ -22,6 +22,8 @@ typedef struct fri_fit_task {
     float        lr;   // DELTA: local learning rate
     uint32_t     local_epochs; // DELTA: passes (0 counts as 1)
     uint32_t     weighted;     // user-solve penalty scaling (mf.h)
+    int          stats_delta;  // ALS/VBMF: send the change since the last
+                               // acknowledged contribution (stats_delta.c)
 } fri_fit_task;
 
 // An update in host floats: rows[r*width ..] belongs to items[r] (strictly
@@ -51,5 +53,13 @@ void   fri_update_buf_free(fr_client *c, fri_update_buf *u);
 // sum_j E[(r_j - mu - b_u)^2], 1 (user count), sum of ratings, count.
 fr_err fri_client_vb_update(fr_client *c, const fri_fit_task *t,
                             fri_update_buf *u);
+
+// Latest-statistics mode (stats_delta.c): keeps the full update u as the
+// pending contribution and turns u into its difference from the last
+// acknowledged one (re-centred on the model's mu). vb: VBMF extras layout.
+fr_err fri_client_stats_delta(fr_client *c, fri_update_buf *u, float mu,
+                              int vb);
+// The pending contribution was acknowledged: it becomes the last one.
+void fri_client_stats_commit(fr_client *c);
 
 #endif

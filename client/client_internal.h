@@ -165,7 +165,30 @@ struct fr_client {
     struct fri_nng      *nng;
 
     char errmsg[FRI_CLIENT_ERRMSG_CAP];
+
+    // Latest-statistics mode (TASK stats_delta): the contribution the
+    // aggregator holds for this device (fri_stats_last) and the one just
+    // sent, which replaces it once acknowledged.
+    struct fri_stats_last *last;
+    struct fri_stats_last *pending;
 };
+
+// A device's full contribution to the summed statistics: its rows (n x
+// width, for items), its extras (Gram, VB global block, sum, count) and
+// the global mean they were computed against. malloc'd (it may move
+// between handles: the simulator keeps it while the handle is closed).
+typedef struct fri_stats_last {
+    uint32_t *items;
+    float    *rows;
+    uint32_t  n;
+    uint32_t  width;
+    float    *extra;
+    size_t    n_extra;
+    float     mu;
+} fri_stats_last;
+
+void fri_stats_last_free(fri_stats_last *l);
+
 
 // Allocation through the handle's allocator. fri_free_wipe zeroes len bytes
 // first (for anything that held plaintext state or keys).

@@ -175,7 +175,14 @@ fri_client_compute_update(fr_client *c, const fri_fit_task *t,
 {
     memset(u, 0, sizeof *u);
     if (t->algo == FRI_FIT_VBMF) {
-        return fri_client_vb_update(c, t, u); // fit_vbmf.c
+        fr_err ve = fri_client_vb_update(c, t, u); // fit_vbmf.c
+        if (ve == FR_OK && t->stats_delta) {
+            ve = fri_client_stats_delta(c, u, c->model->mu, 1);
+            if (ve != FR_OK) {
+                fri_update_buf_free(c, u);
+            }
+        }
+        return ve;
     }
     const fri_cmodel *m = c->model;
     if (m == NULL) {
@@ -294,6 +301,13 @@ fri_client_compute_update(fr_client *c, const fri_fit_task *t,
         float half = (float) (t->clip / 1.41421356237309515 * (1.0 - 1e-6));
         (void) fri_dp_clip_l2(u->extra, n_extra, half, NULL);
         (void) fri_dp_clip_l2(u->rows, n * width, half, NULL);
+    }
+    if (t->stats_delta && t->algo == FRI_FIT_ALS) {
+        err = fri_client_stats_delta(c, u, m->mu, 0);
+        if (err != FR_OK) {
+            fri_update_buf_free(c, u);
+            return err;
+        }
     }
     return FR_OK;
 }

@@ -76,7 +76,9 @@ task_check(const fri_task *t)
     }
     if (t->algo < FRI_ALGO_ALS || t->algo > FRI_ALGO_VBMF ||
         t->update_kind < FRI_UPD_ALS || t->update_kind > FRI_UPD_VB ||
-        t->secagg > 1 || t->weighted > 2) {
+        t->secagg > 1 || t->weighted > 2 || t->stats_delta > 1 ||
+        (t->stats_delta && t->update_kind != FRI_UPD_ALS &&
+         t->update_kind != FRI_UPD_VB)) {
         return FR_EPROTO; // R10
     }
     if (t->k == 0) {
@@ -128,7 +130,8 @@ fri_task_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
     fri_put32(b + 48, t->deadline_ms);
     fri_put32(b + 52, t->retry_after_ms);
     b[56] = t->weighted;
-    b[57] = b[58] = b[59] = 0;
+    b[57] = t->stats_delta;
+    b[58] = b[59] = 0;
     *dst_len = FRI_HDR_LEN + FRI_TASK_BODY;
     return FR_OK;
 }
@@ -159,7 +162,8 @@ fri_task_decode(fri_task *t, const uint8_t *src, size_t src_len)
     v.deadline_ms = fri_get32(b + 48);
     v.retry_after_ms = fri_get32(b + 52);
     v.weighted = b[56];
-    if (b[57] != 0 || b[58] != 0 || b[59] != 0) {
+    v.stats_delta = b[57];
+    if (b[58] != 0 || b[59] != 0) {
         return FR_EPROTO; // R9
     }
     if (v.status == FRI_TASK_NONE) {

@@ -156,6 +156,8 @@ typedef struct fri_task {
     uint32_t retry_after_ms; // NONE: check in again after this
     uint8_t  weighted;     // user-solve penalty scaling: 0 plain, 1 x n,
                            // 2 x sqrt(n) (n = the user's ratings)
+    uint8_t  stats_delta;  // 1: ALS/VB statistics as the change since the
+                           // device's last acknowledged report (SPEC §10)
 } fri_task;
 
 #define FRI_TASK_BODY 60

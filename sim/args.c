@@ -39,6 +39,12 @@ static const char usage_head[] =
     "  --dropout P           a selected client vanishes after check-in with\n"
     "                        probability P (seeded; default 0)\n"
     "  --deadline S          round deadline in seconds (default 30)\n"
+    "  --stats-latest 0|1    ALS/VBMF with partial cohorts: the aggregator\n"
+    "                        keeps the sum of every device's latest\n"
+    "                        statistics, devices send the change of theirs\n"
+    "                        (with partial cohorts and no --algo: VBMF\n"
+    "                        with it, 100 rounds; default 0: ALS carrying,\n"
+    "                        which keeps the robust bounds)\n"
     "  --stats-forget F      explicit ALS with partial cohorts: carry item\n"
     "                        statistics across rounds, S = (1-F) S + round\n"
     "                        sums (default: the cohort's share of the\n"
@@ -148,6 +154,7 @@ fri_sim_config_init(fri_sim_config *c)
     c->fraction = 1.0;
     c->local_epochs = 1;
     c->dropout = 0.0;
+    c->stats_latest = -1;
     c->deadline_s = 30.0;
     c->k = tc.k;
     c->reg = tc.reg;
@@ -373,6 +380,12 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
             if (parse_dbl(val, 0.0, 1.0, &c->dropout) != 0) {
                 return bad(err, err_cap, flag, val, "0..1");
             }
+        } else if (strcmp(flag, "--stats-latest") == 0) {
+            uint32_t v = 0;
+            if (parse_u32(val, 0, 1, &v) != 0) {
+                return bad(err, err_cap, flag, val, "0 or 1");
+            }
+            c->stats_latest = (int) v;
         } else if (strcmp(flag, "--stats-forget") == 0) {
             if (parse_dbl(val, 1e-6, 1.0, &c->stats_forget) != 0) {
                 return bad(err, err_cap, flag, val, "0 < F <= 1");
@@ -558,7 +571,18 @@ fri_sim_config_resolve(fri_sim_config *c, const fri_sim_pop *p)
     for (uint32_t u = 0; u < p->n_users; u++) {
         eligible += p->train.ptr[u + 1] > p->train.ptr[u];
     }
-    if (fri_sim_cohort_size(c, eligible) < eligible) {
+    int partial = fri_sim_cohort_size(c, eligible) < eligible;
+    if (partial && c->stats_latest == 1) {
+        // Partial cohorts: VBMF on the sum of every device's latest
+        // statistics (docs/BENCHMARKS.md, partial participation).
+        c->stats_latest = 1;
+        // The aggregator cannot apply its statistical bounds to changes
+        // of contributions (docs/ROBUSTNESS.md); the summary says so.
+        c->poison.robust = 0;
+        if (!c->rounds_set) {
+            c->rounds = FRI_SIM_LATEST_ROUNDS;
+        }
+    } else if (partial) {
         fri_train_config tc;
         fri_train_config_init(&tc, FRI_TRAIN_ALS);
         c->algo = FRI_SIM_ALS;

@@ -90,6 +90,9 @@ struct sim_state {
     char                  url[256];
     atomic_uint_fast64_t  clock_ms;
     const uint8_t        *eval_mask; // per user
+    // Latest statistics: each device's last acknowledged contribution,
+    // kept here while its handle is closed between check-ins.
+    fri_stats_last      **last;
     job                  *job;
     pthread_mutex_t       err_mtx;
     char                  first_err[256];
@@ -328,6 +331,10 @@ dev_open(worker *w, const job *jb, size_t slot, dev_live *d)
             goto fail;
         }
     }
+    if (st->last != NULL) {
+        d->c->last  = st->last[u];
+        st->last[u] = NULL;
+    }
     e = jb->eval_visit ? fr_client_model_begin(d->c, clock_now(st))
                        : fr_client_checkin_begin(d->c, clock_now(st));
     if (e != FR_OK) {
@@ -337,6 +344,10 @@ dev_open(worker *w, const job *jb, size_t slot, dev_live *d)
     d->state = LIVE_RUNNING;
     return 0;
 fail:
+    if (st->last != NULL && d->c->last != NULL) {
+        st->last[u]  = d->c->last;
+        d->c->last   = NULL;
+    }
     if (d->sock_open) {
         nng_close(d->sock);
         d->sock_open = 0;
@@ -482,6 +493,11 @@ dev_close(sim_state *st, const job *jb, size_t slot, dev_live *d, int info_ok)
     if (d->sock_open) {
         nng_close(d->sock);
         d->sock_open = 0;
+    }
+    if (st->last != NULL && d->c != NULL) {
+        uint32_t u = jb->users[slot];
+        st->last[u] = d->c->last;
+        d->c->last = NULL;
     }
     fr_client_destroy(d->c);
     d->c = NULL;
@@ -851,7 +867,9 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
         ac.round_deadline_ms = 1;
     }
     ac.rounds = 0;
-    if (ac.algo == FRI_AGG_ALS && !ac.implicit && cohort < n_eligible) {
+    if (c->stats_latest == 1 && !ac.implicit) {
+        ac.stats_latest = 1;
+    } else if (ac.algo == FRI_AGG_ALS && !ac.implicit && cohort < n_eligible) {
         // Partial participation: carry item statistics across rounds with
         // the cohort's share as the forgetting rate (fri_agg_config).
         ac.stats_forget =
@@ -888,6 +906,13 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
         goto out;
     }
     fri_agg_public_key(st.agg, st.server_pk);
+    if (ac.stats_latest) {
+        st.last = calloc(p->n_users > 0 ? p->n_users : 1, sizeof(*st.last));
+        if (st.last == NULL) {
+            e = FR_ENOMEM;
+            goto out;
+        }
+    }
     if ((e = fri_sim_atk_create(&st.atk, c, p, cohort, st.agg)) != FR_OK) {
         goto out;
     }
@@ -1138,6 +1163,12 @@ out:
     fri_sim_atk_destroy(st.atk);
     fri_sim_poison_destroy(st.poison);
     free(st.live);
+    if (st.last != NULL) {
+        for (uint32_t u = 0; u < p->n_users; u++) {
+            fri_stats_last_free(st.last[u]);
+        }
+        free(st.last);
+    }
     fri_agg_destroy(st.agg);
     fr_model_cache_destroy(st.cache);
     free(eligible);

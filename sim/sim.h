@@ -36,6 +36,8 @@ typedef enum fri_sim_algo {
 // Default rounds of --algo vbmf: the census round (the aggregator learns
 // mu) plus the 15 sweeps of fri_vbmf_config_init.
 #define FRI_SIM_VBMF_ROUNDS 16
+// Rounds of the partial-cohort default (VBMF, latest statistics).
+#define FRI_SIM_LATEST_ROUNDS 100
 
 typedef enum fri_sim_server_opt {
     FRI_SIM_OPT_SGD = 0,
@@ -60,6 +62,7 @@ typedef struct fri_sim_config {
     double   dropout;           // probability a selected client vanishes
     double   deadline_s;        // round deadline, seconds
     double   stats_forget;      // explicit ALS carry rate; 0 = cohort share
+    int      stats_latest;      // latest statistics: 1 on, 0 off, -1 auto
     // Model and optimizer.
     uint32_t           k;
     float              reg;
@@ -139,10 +142,10 @@ FR_NODISCARD fr_err fri_sim_pop_load(fri_sim_pop *p, const fri_sim_config *c,
                                      char *err, size_t err_cap);
 void fri_sim_pop_free(fri_sim_pop *p);
 // Settles the defaults that depend on the data: without --algo, explicit
-// ratings use VBMF when every client takes part in every round and ALS
-// with carried item statistics (fri_agg_config.stats_forget) when rounds
-// see only part of the population, where VBMF's per-round solves stall
-// (docs/BENCHMARKS.md, scale section).
+// ratings use VBMF; when rounds see only part of the population it runs on
+// the sum of every device's latest statistics (fri_agg_config.stats_latest,
+// FRI_SIM_LATEST_ROUNDS rounds unless --rounds), or with --stats-latest 0
+// ALS with carried item statistics (fri_agg_config.stats_forget).
 void fri_sim_config_resolve(fri_sim_config *c, const fri_sim_pop *p);
 // Clients per round out of n_eligible (those with training ratings):
 // --clients-per-round, or --fraction rounded up, within [1, n_eligible].

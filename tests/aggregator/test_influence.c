@@ -15,6 +15,7 @@
 #include "agg.h"
 #include "agg_int.h"
 #include "bayes.h"
+#include "bounds.h"
 #include "ckpt.h"
 #include "linalg.h"
 #include "mf.h"
@@ -856,4 +857,64 @@ Test(influence, disk_full_checkpoint_counted)
 Test(influence, disk_full_checkpoint_holds_dp_model)
 {
     disk_full_round(1);
+}
+
+// Latest statistics: an update is new - old of one device's contribution.
+// A real change of user vector and residuals passes; each part above twice
+// one bounded contribution is refused.
+Test(influence, latest_statistics_deltas_bounded)
+{
+    enum { KD = 3, DD = KD + 1, NR = 4 };
+    fri_agg_config c;
+    fri_agg_config_init(&c);
+    c.n_items      = 50;
+    c.k            = KD;
+    c.algo         = FRI_AGG_ALS;
+    c.stats_latest = 1;
+    const float xo[DD] = {0.5f, -1.0f, 2.0f, 1.0f};
+    const float xn[DD] = {-2.0f, 1.5f, 0.3f, 1.0f};
+    const float ro[NR] = {1.5f, -2.0f, 0.5f, 3.0f};
+    const float rn[NR] = {-3.0f, 2.5f, 1.0f, -0.5f};
+    float       gram[DD * (DD + 1) / 2], rows[NR * DD];
+    uint32_t    items[NR] = {1, 7, 9, 30};
+    for (int a = 0; a < DD; a++) {
+        for (int b = a; b < DD; b++) {
+            gram[fri_packed_index(DD, a, b)] = xn[a] * xn[b] - xo[a] * xo[b];
+        }
+        for (int j = 0; j < NR; j++) {
+            rows[j * DD + a] = xn[a] * rn[j] - xo[a] * ro[j];
+        }
+    }
+    fri_agg_update u;
+    memset(&u, 0, sizeof(u));
+    u.n           = NR;
+    u.items       = items;
+    u.gram        = gram;
+    u.gram_len    = fri_packed_len(DD);
+    u.rows        = rows;
+    u.rows_len    = NR * DD;
+    u.sum_ratings = -3.5;
+    u.count       = 0.0;
+    u.weight      = 0.0;
+    const char *why = NULL;
+    cr_assert_eq(fri_bounds_update(&c, &u, &why), 0, "%s", why);
+    // Plain validation would refuse the same delta (not x x^T).
+    c.stats_latest = 0;
+    cr_assert_neq(fri_bounds_update(&c, &u, &why), 0);
+    c.stats_latest = 1;
+    struct {
+        float *at;
+        float  v;
+    } bad[] = {{&gram[0], 1e4f}, {&rows[5], 1e4f}};
+    for (size_t t = 0; t < sizeof(bad) / sizeof(bad[0]); t++) {
+        float keep = *bad[t].at;
+        *bad[t].at = bad[t].v;
+        cr_assert_neq(fri_bounds_update(&c, &u, &why), 0, "case %zu", t);
+        *bad[t].at = keep;
+    }
+    u.count = 3 * NR;
+    cr_assert_neq(fri_bounds_update(&c, &u, &why), 0);
+    u.count       = 0.0;
+    u.sum_ratings = 1e6;
+    cr_assert_neq(fri_bounds_update(&c, &u, &why), 0);
 }

@@ -809,3 +809,142 @@ Test(agg_config, stats_forget_range_and_algorithm)
     cr_assert_eq(fri_agg_config_check(&c, err, sizeof(err)), FR_EINVAL);
     cr_assert(strstr(err, "explicit ALS") != NULL, "%s", err);
 }
+
+// Latest statistics: a device's report is the change of its contribution
+// since its last one (what the client sends, computed here at the served
+// mu; h is affine in mu, so re-centring the old one is recomputing it).
+static void
+submit_delta(fri_agg *a, uint32_t who, uint64_t now, float mu,
+             const uint32_t *items, const float *ratings, size_t n,
+             const float p[K], float bu, const float *p_old, float bu_old)
+{
+    uint8_t      pk[FRI_AGG_KEYBYTES];
+    fri_agg_task t;
+    float        gram[21], h[NI * D], g0[21], h0[NI * D];
+    double       s = 0;
+    key(pk, who);
+    cr_assert_eq(fri_agg_checkin(a, now, pk, &t), FR_OK);
+    cr_assert(t.has_task);
+    cr_assert_eq(fri_mf_user_item_stats(gram, fri_packed_len(D), h, n * D, p,
+                                        bu, K, mu, ratings, n),
+                 FR_OK);
+    if (p_old != NULL) {
+        cr_assert_eq(fri_mf_user_item_stats(g0, fri_packed_len(D), h0, n * D,
+                                            p_old, bu_old, K, mu, ratings, n),
+                     FR_OK);
+        for (size_t e = 0; e < fri_packed_len(D); e++) {
+            gram[e] -= g0[e];
+        }
+        for (size_t e = 0; e < n * D; e++) {
+            h[e] -= h0[e];
+        }
+    } else {
+        for (size_t j = 0; j < n; j++) {
+            s += ratings[j];
+        }
+    }
+    fri_agg_update up = { .round       = t.round,
+                          .n           = (uint32_t) n,
+                          .items       = items,
+                          .gram        = gram,
+                          .gram_len    = fri_packed_len(D),
+                          .rows        = h,
+                          .rows_len    = n * D,
+                          .sum_ratings = s,
+                          .count       = p_old != NULL ? 0.0 : (double) n };
+    cr_assert_eq(fri_agg_submit(a, now, pk, &up), FR_OK);
+}
+
+// The aggregator solves from the sum of every device's LATEST statistics,
+// re-centred on the current mu: a device absent from a round still counts
+// with its last report, a returning one replaces its own, a new one adds
+// its ratings to mu (which moves, so the running h must be re-centred).
+Test(agg_solve, latest_statistics_sum_of_latest)
+{
+    fri_agg_config c;
+    base_cfg(&c);
+    c.n_items           = 3;
+    c.clients_per_round = 2;
+    c.min_clients       = 1;
+    c.stats_latest      = 1;
+    fri_agg *a          = make(&c, 0);
+    const uint32_t i01[2] = { 0, 1 }, i12[2] = { 1, 2 };
+    const float    r24[2] = { 2.0f, 4.0f }, r51[2] = { 5.0f, 1.0f };
+    const float    r55[2] = { 5.0f, 5.0f };
+    const float    pa[K] = { 0.3f, -0.2f }, pb[K] = { -0.1f, 0.4f };
+    const float    pa2[K] = { 0.5f, 0.1f }, pc[K] = { 0.2f, 0.2f };
+    // Census (not recorded by devices, only mu taken): mu = 3.
+    submit_delta(a, 1, 1, 0.0f, i01, r24, 2, pa, 0.1f, NULL, 0.0f);
+    submit_delta(a, 2, 1, 0.0f, i12, r51, 2, pb, 0.0f, NULL, 0.0f);
+    cr_assert_eq(version_of(a), 1);
+    // Round 2: both report their first (whole) contribution at mu = 3.
+    submit_delta(a, 1, 2, 3.0f, i01, r24, 2, pa, 0.1f, NULL, 0.0f);
+    submit_delta(a, 2, 2, 3.0f, i12, r51, 2, pb, 0.0f, NULL, 0.0f);
+    cr_assert_eq(version_of(a), 2);
+    // Round 3: device 1 changes its vector (delta), device 3 is new (mean
+    // 5: mu moves to 11/3), device 2 is absent.
+    submit_delta(a, 1, 3, 3.0f, i01, r24, 2, pa2, -0.1f, pa, 0.1f);
+    submit_delta(a, 3, 3, 3.0f, i12, r55, 2, pc, 0.2f, NULL, 0.0f);
+    cr_assert_eq(version_of(a), 3);
+
+    const float mu_want = 22.0f / 6.0f;
+    struct {
+        const float    *p;
+        float           bu;
+        const uint32_t *items;
+        const float    *r;
+    } users[3] = { { pa2, -0.1f, i01, r24 }, { pb, 0.0f, i12, r51 },
+                   { pc, 0.2f, i12, r55 } };
+    float mu, bi[3], Q[3 * K];
+    fri_agg_model_copy(a, &mu, bi, 3, Q, 3 * K, NULL);
+    cr_assert(fabsf(mu - mu_want) < 1e-5f, "mu %f", (double) mu);
+    for (uint32_t i = 0; i < 3; i++) {
+        float G[21] = { 0 }, H[D] = { 0 };
+        for (int u = 0; u < 3; u++) {
+            for (int j = 0; j < 2; j++) {
+                if (users[u].items[j] != i) {
+                    continue;
+                }
+                float g[21], h[D];
+                cr_assert_eq(fri_mf_user_item_stats(
+                                 g, fri_packed_len(D), h, D, users[u].p,
+                                 users[u].bu, K, mu_want, &users[u].r[j], 1),
+                             FR_OK);
+                for (size_t e = 0; e < fri_packed_len(D); e++) {
+                    G[e] += g[e];
+                }
+                for (int e = 0; e < D; e++) {
+                    H[e] += h[e];
+                }
+            }
+        }
+        float q[K], b;
+        cr_assert_eq(fri_mf_item_solve(q, &b, G, H, K, c.reg, c.reg_bias,
+                                       c.weighted, NULL, 0),
+                     FR_OK);
+        for (int f = 0; f < K; f++) {
+            cr_assert(fabsf(q[f] - Q[i * K + f]) < 1e-5f,
+                      "item %u factor %d: want %f got %f", i, f,
+                      (double) q[f], (double) Q[i * K + f]);
+        }
+        cr_assert(fabsf(b - bi[i]) < 1e-5f, "item %u bias: want %f got %f",
+                  i, (double) b, (double) bi[i]);
+    }
+    fri_agg_destroy(a);
+}
+
+Test(agg_config, stats_latest_needs_plain_statistics)
+{
+    fri_agg_config c;
+    char           err[256];
+    base_cfg(&c);
+    c.stats_latest = 1;
+    cr_assert_eq(fri_agg_config_check(&c, err, sizeof(err)), FR_OK, "%s",
+                 err);
+    c.stats_forget = 0.5f;
+    cr_assert_eq(fri_agg_config_check(&c, err, sizeof(err)), FR_EINVAL);
+    cr_assert(strstr(err, "stats-latest") != NULL, "%s", err);
+    c.stats_forget = 1.0f;
+    c.algo         = FRI_AGG_GRAD;
+    cr_assert_eq(fri_agg_config_check(&c, err, sizeof(err)), FR_EINVAL);
+}

@@ -481,6 +481,16 @@ Test(proto_rules, R10_unknown_enumerations)
     n = load_vec("task.bin", buf);
     buf[16 + 56] = 2;
     cr_assert_eq(decode_any(buf, n), FR_OK);
+    n = load_vec("task.bin", buf);
+    buf[16 + 57] = 2; // stats_delta: 0 or 1
+    cr_assert_eq(decode_any(buf, n), FR_EPROTO);
+    n = load_vec("task.bin", buf);
+    cr_assert_eq(buf[16 + 2], 1); // the vector is an ALS task
+    buf[16 + 57] = 1;             // which may ask for deltas
+    cr_assert_eq(decode_any(buf, n), FR_OK);
+    buf[16 + 2] = 3; // a gradient update cannot be a delta
+    buf[16 + 1] = 3;
+    cr_assert_eq(decode_any(buf, n), FR_EPROTO);
     n = load_vec("get_model.bin", buf);
     buf[16 + 16] = FRI_ENC_F16_BIT; // fp32 missing
     cr_assert_eq(decode_any(buf, n), FR_EPROTO);

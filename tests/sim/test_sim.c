@@ -436,22 +436,27 @@ Test(sim, implicit_over_inproc_matches_reference)
               a.s.last.hr10, a.s.ref_hr10);
 }
 
-// Without --algo, explicit ratings run VBMF when every client takes part
-// in every round and ALS with carried item statistics when cohorts are
-// partial; an explicit --algo is kept.
+// Without --algo, explicit ratings run VBMF; with partial cohorts ALS with
+// carried item statistics (the robust bounds apply), or with
+// --stats-latest 1 VBMF on the sum of every device's latest statistics;
+// an explicit --algo is kept.
 Test(sim_args, algo_default_depends_on_participation)
 {
     const char *full[]    = { "fedrec-sim" };
     const char *partial[] = { "fedrec-sim", "--clients-per-round", "30" };
+    const char *latest[]  = { "fedrec-sim", "--clients-per-round", "30",
+                              "--stats-latest", "1" };
     const char *forced[]  = { "fedrec-sim", "--clients-per-round", "30",
                               "--algo", "vbmf" };
     struct {
         const char **argv;
         int          argc;
         fri_sim_algo want;
-    } cases[] = { { full, 1, FRI_SIM_VBMF },
-                  { partial, 3, FRI_SIM_ALS },
-                  { forced, 5, FRI_SIM_VBMF } };
+        int          latest;
+    } cases[] = { { full, 1, FRI_SIM_VBMF, -1 },
+                  { partial, 3, FRI_SIM_ALS, -1 },
+                  { latest, 5, FRI_SIM_VBMF, 1 },
+                  { forced, 5, FRI_SIM_VBMF, -1 } };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         fri_sim_config c;
         fri_sim_pop    pop;
@@ -472,5 +477,6 @@ Test(sim_args, algo_default_depends_on_participation)
         fri_sim_config_resolve(&c, &pop);
         fri_sim_pop_free(&pop);
         cr_assert_eq(c.algo, cases[i].want, "case %zu", i);
+        cr_assert_eq(c.stats_latest, cases[i].latest, "case %zu", i);
     }
 }
