@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "bayes.h"
+#include "bpr.h"
 #include "dataset.h"
 #include "fedrec/common.h"
 #include "metrics.h"
@@ -32,6 +33,7 @@ typedef struct opts {
     int              negatives_set;
     uint32_t         negatives;   // --negatives N (0 = every item)
     int              pop;         // --algo pop (item popularity)
+    int              bpr;         // --algo bpr (pairwise ranking, SGD)
     // Which numeric knobs were given explicitly, so algo defaults do not
     // overwrite them.
     int k_set, epochs_set, lr_set, lr_decay_set, reg_set, reg_bias_set;
@@ -69,9 +71,11 @@ usage(FILE *f)
 "                      score it (default), or train on all but the last two\n"
 "                      and score the validation item (for tuning)\n"
 "model and training:\n"
-"  --algo als|sgd|bpmf|vbmf|pop  alternating least squares, SGD, Bayesian\n"
-"                      MF by Gibbs sampling, variational Bayesian MF, or\n"
-"                      item popularity (--loss implicit only)\n"
+"  --algo als|sgd|bpmf|vbmf|pop|bpr  alternating least squares, SGD,\n"
+"                      Bayesian MF by Gibbs sampling, variational Bayesian\n"
+"                      MF; for --loss implicit also item popularity or BPR\n"
+"                      (pairwise SGD: --k --epochs --lr --lr-decay --reg\n"
+"                      --reg-bias --init-std --seed)\n"
 "                      (default bpmf for explicit, als for implicit;\n"
 "                      bpmf/vbmf use --k, --epochs (vbmf\n"
 "                      sweeps), --init-std, --seed and the options below)\n"
@@ -262,6 +266,9 @@ parse_args(opts *o, int argc, char **argv)
             } else if (strcmp(val, "pop") == 0) {
                 o->algo = FRI_TRAIN_ALS;
                 o->pop = 1;
+            } else if (strcmp(val, "bpr") == 0) {
+                o->algo = FRI_TRAIN_ALS;
+                o->bpr = 1;
             } else {
                 bad = 1;
             }
@@ -388,8 +395,9 @@ parse_args(opts *o, int argc, char **argv)
                         "exclude each other\n");
         return 2;
     }
-    if (o->pop && !o->given.implicit) {
-        fprintf(stderr, "fedrec-train: --algo pop needs --loss implicit\n");
+    if ((o->pop || o->bpr) && !o->given.implicit) {
+        fprintf(stderr, "fedrec-train: --algo %s needs --loss implicit\n",
+                o->pop ? "pop" : "bpr");
         return 2;
     }
     // Defaults of the chosen algorithm, then the explicit overrides.
@@ -399,6 +407,17 @@ parse_args(opts *o, int argc, char **argv)
         fri_train_config_init_implicit(&o->tc);
     }
     o->tc.implicit = g->implicit;
+    if (o->bpr) {
+        // Chosen on the ML-100K leave-last-out validation item
+        // (docs/BENCHMARKS.md).
+        o->tc.k = 64;
+        o->tc.epochs = 60;
+        o->tc.lr = 0.05f;
+        o->tc.lr_decay = 0.0f;
+        o->tc.reg = 0.01f;
+        o->tc.reg_bias = 0.01f;
+        o->tc.init_std = 0.1f;
+    }
     // Explicit ratings default to BPMF, the best on validation data
     // (docs/TUNING.md, docs/BAYES.md); implicit feedback to iALS.
     if (!o->algo_set && !g->implicit) {
@@ -800,6 +819,9 @@ main(int argc, char **argv)
         if (o.pop) {
             e = train_pop(&m, &csr);
             r.epochs_run = 0;
+        } else if (o.bpr) {
+            e = fri_train_bpr(&m, &csr, &o.tc, NULL, NULL);
+            r.epochs_run = o.tc.epochs;
         } else if (o.bpmf) {
             // Test predictions are averaged over the kept samples as they
             // are drawn; m holds the averaged factors (ranking uses it).
@@ -846,6 +868,7 @@ main(int argc, char **argv)
                "\"n_train\":%zu,\"n_val\":%zu,\"n_test\":%zu,"
                "\"rmse\":%.6f,\"mae\":%.6f,",
                o.pop    ? "pop"
+               : o.bpr  ? "bpr"
                : o.bpmf ? "bpmf"
                : o.vbmf ? "vbmf"
                : o.algo == FRI_TRAIN_SGD ? "sgd"
@@ -871,6 +894,7 @@ main(int argc, char **argv)
     } else {
         printf("%s %s k=%u:",
                o.pop    ? "pop"
+               : o.bpr  ? "bpr"
                : o.bpmf ? "bpmf"
                : o.vbmf ? "vbmf"
                : o.algo == FRI_TRAIN_SGD ? "sgd"
