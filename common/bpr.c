@@ -22,17 +22,17 @@ row_has(const fri_csr *t, uint32_t u, uint32_t i)
 
 fr_err
 fri_train_bpr(fri_mf_model **out, const fri_csr *train,
-              const fri_train_config *c, fri_train_epoch_fn cb, void *ctx)
+    const fri_train_config *c, fri_train_epoch_fn cb, void *ctx)
 {
     if (out == NULL) {
         return FR_EINVAL;
     }
     *out = NULL;
-    if (train == NULL || c == NULL || train->ptr == NULL ||
-        train->n_rows == 0 || train->n_cols < 2 || c->k == 0 ||
-        c->k > FRI_MF_MAX_K || c->epochs == 0 || !(c->lr > 0.0f) ||
-        !(c->reg >= 0.0f) || !(c->reg_bias >= 0.0f) ||
-        !(c->init_std >= 0.0f) || !isfinite(c->lr) || !isfinite(c->reg)) {
+    if (train == NULL || c == NULL || train->ptr == NULL || train->n_rows == 0
+        || train->n_cols < 2 || c->k == 0 || c->k > FRI_MF_MAX_K
+        || c->epochs == 0 || !(c->lr > 0.0f) || !(c->reg >= 0.0f)
+        || !(c->reg_bias >= 0.0f) || !(c->init_std >= 0.0f) || !isfinite(c->lr)
+        || !isfinite(c->reg)) {
         return FR_EINVAL;
     }
     const size_t nnz = train->ptr[train->n_rows];
@@ -43,14 +43,14 @@ fri_train_bpr(fri_mf_model **out, const fri_csr *train,
         return FR_ETOOBIG; // pairs are drawn with a 32-bit index
     }
     fri_mf_model *m = NULL;
-    fr_err e = fri_mf_create(&m, train->n_rows, train->n_cols, c->k);
+    fr_err        e = fri_mf_create(&m, train->n_rows, train->n_cols, c->k);
     if (e != FR_OK) {
         return e;
     }
     fri_mf_init(m, 0.0f, c->init_std, c->seed);
     // Row of every stored entry, to draw observed pairs uniformly.
     uint32_t *row = malloc(nnz * sizeof(uint32_t));
-    float *pu = malloc(c->k * sizeof(float));
+    float    *pu  = malloc(c->k * sizeof(float));
     if (row == NULL || pu == NULL) {
         free(row);
         free(pu);
@@ -68,7 +68,7 @@ fri_train_bpr(fri_mf_model **out, const fri_csr *train,
     for (uint32_t ep = 0; ep < c->epochs; ep++) {
         float lr = c->lr / (1.0f + c->lr_decay * (float)ep);
         for (size_t s = 0; s < nnz; s++) {
-            size_t x = fri_rng_below(&rng, (uint32_t)nnz);
+            size_t   x = fri_rng_below(&rng, (uint32_t)nnz);
             uint32_t u = row[x], i = train->idx[x];
             if (train->ptr[u + 1] - train->ptr[u] >= ni) {
                 continue; // the user touched everything: no negative
@@ -77,9 +77,9 @@ fri_train_bpr(fri_mf_model **out, const fri_csr *train,
             do {
                 j = fri_rng_below(&rng, ni);
             } while (row_has(train, u, j));
-            float *p = m->P + (size_t)u * k;
+            float *p  = m->P + (size_t)u * k;
             float *qi = m->Q + (size_t)i * k, *qj = m->Q + (size_t)j * k;
-            float d = m->bi[i] - m->bi[j];
+            float  d = m->bi[i] - m->bi[j];
             for (uint32_t f = 0; f < k; f++) {
                 d += p[f] * (qi[f] - qj[f]);
             }

@@ -17,7 +17,6 @@
 // fixed seed. FR_EINVAL for an empty matrix or bad config; *out is NULL on
 // failure. cb (may be NULL) is called after every epoch.
 FR_NODISCARD fr_err fri_train_bpr(fri_mf_model **out, const fri_csr *train,
-                                  const fri_train_config *c,
-                                  fri_train_epoch_fn cb, void *ctx);
+    const fri_train_config *c, fri_train_epoch_fn cb, void *ctx);
 
 #endif

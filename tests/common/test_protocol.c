@@ -34,8 +34,8 @@ teardown(void)
 static fr_err
 parse(const char *s)
 {
-    return fri_dataset_parse(&D, "mem.txt", s, strlen(s), U, I, NULL, ERR,
-                             sizeof(ERR));
+    return fri_dataset_parse(
+        &D, "mem.txt", s, strlen(s), U, I, NULL, ERR, sizeof(ERR));
 }
 
 // 1 if (ext user, ext item) is in d.
@@ -43,8 +43,8 @@ static int
 has_pair(const fri_dataset *d, int64_t u, int64_t i)
 {
     for (size_t j = 0; j < d->n; j++) {
-        if (fri_idmap_ext(U, d->r[j].user) == u &&
-            fri_idmap_ext(I, d->r[j].item) == i) {
+        if (fri_idmap_ext(U, d->r[j].user) == u
+            && fri_idmap_ext(I, d->r[j].item) == i) {
             return 1;
         }
     }
@@ -61,7 +61,7 @@ Test(protocol_split, hand_file_last_val_and_train_only_users)
     // user 3: one rating -> train only
     cr_assert_eq(parse("1 10 5 300\n1 11 4 100\n1 12 3 200\n1 13 2 300\n"
                        "2 11 3 60\n2 10 4 50\n3 12 5 7\n"),
-                 FR_OK, "%s", ERR);
+        FR_OK, "%s", ERR);
     cr_assert(fri_dataset_has_ts(&D));
     fri_dataset tr, va, te;
     cr_assert_eq(fri_split_leave_last_out(&D, &tr, &va, &te), FR_OK);
@@ -70,11 +70,11 @@ Test(protocol_split, hand_file_last_val_and_train_only_users)
     cr_assert_eq(va.n, 1);
     cr_assert(has_pair(&va, 1, 10));
     cr_assert_eq(tr.n, 4);
-    cr_assert(has_pair(&tr, 1, 11) && has_pair(&tr, 1, 12) &&
-              has_pair(&tr, 2, 10) && has_pair(&tr, 3, 12));
+    cr_assert(has_pair(&tr, 1, 11) && has_pair(&tr, 1, 12)
+        && has_pair(&tr, 2, 10) && has_pair(&tr, 3, 12));
     // No leakage: neither held-out item is in train.
-    cr_assert(!has_pair(&tr, 1, 13) && !has_pair(&tr, 2, 11) &&
-              !has_pair(&tr, 1, 10));
+    cr_assert(!has_pair(&tr, 1, 13) && !has_pair(&tr, 2, 11)
+        && !has_pair(&tr, 1, 10));
     cr_assert_eq(tr.n_users, D.n_users);
     cr_assert_eq(tr.n_items, D.n_items);
     fri_dataset_free(&tr);
@@ -109,15 +109,15 @@ Test(protocol_split, movielens_last_by_time_no_leakage)
     snprintf(path, sizeof(path), "%s/u.data", dir);
     cr_assert_eq(access(path, R_OK), 0, "MovieLens 100K missing: %s", path);
     cr_assert_eq(fri_dataset_load(&D, path, U, I, NULL, ERR, sizeof(ERR)),
-                 FR_OK, "%s", ERR);
+        FR_OK, "%s", ERR);
     fri_dataset tr, va, te;
     cr_assert_eq(fri_split_leave_last_out(&D, &tr, &va, &te), FR_OK);
     // Every ML-100K user has >= 20 ratings: one test and one val each.
     cr_assert_eq(te.n, 943);
     cr_assert_eq(va.n, 943);
     cr_assert_eq(tr.n + va.n + te.n, D.n);
-    int64_t *t_ts = calloc(D.n_users, sizeof(int64_t));
-    int64_t *v_ts = calloc(D.n_users, sizeof(int64_t));
+    int64_t  *t_ts = calloc(D.n_users, sizeof(int64_t));
+    int64_t  *v_ts = calloc(D.n_users, sizeof(int64_t));
     uint32_t *t_it = calloc(D.n_users, sizeof(uint32_t));
     uint32_t *v_it = calloc(D.n_users, sizeof(uint32_t));
     cr_assert(t_ts && v_ts && t_it && v_it);
@@ -133,8 +133,7 @@ Test(protocol_split, movielens_last_by_time_no_leakage)
     }
     for (size_t j = 0; j < tr.n; j++) {
         uint32_t u = tr.r[j].user;
-        cr_assert_leq(tr.r[j].ts, v_ts[u], "train newer than val, user %u",
-                      u);
+        cr_assert_leq(tr.r[j].ts, v_ts[u], "train newer than val, user %u", u);
         cr_assert_neq(tr.r[j].item, t_it[u], "test item in train");
         cr_assert_neq(tr.r[j].item, v_it[u], "val item in train");
     }
@@ -156,20 +155,20 @@ Test(protocol_split, movielens_last_by_time_no_leakage)
 Test(protocol_negatives, distinct_not_interacted_seeded)
 {
     enum { NI = 60, NN = 20 };
-    uint32_t seen[15], held[2] = {7, 40};
+    uint32_t seen[15], held[2] = { 7, 40 };
     for (uint32_t j = 0; j < 15; j++) {
         seen[j] = 3 * j; // 0, 3, ..., 42 (none is 7 or 40)
     }
-    uint8_t mark[NI] = {0};
+    uint8_t  mark[NI] = { 0 };
     uint32_t a[NI], b[NI];
-    size_t na = 0, nb = 0;
-    fri_rng r;
+    size_t   na = 0, nb = 0;
+    fri_rng  r;
     fri_rng_seed2(&r, 1, 5);
-    cr_assert_eq(fri_sample_negatives(a, NI, &na, &r, NI, seen, 15, held, 2,
-                                      NN, mark),
-                 FR_OK);
+    cr_assert_eq(
+        fri_sample_negatives(a, NI, &na, &r, NI, seen, 15, held, 2, NN, mark),
+        FR_OK);
     cr_assert_eq(na, NN);
-    uint8_t hit[NI] = {0};
+    uint8_t hit[NI] = { 0 };
     for (size_t j = 0; j < na; j++) {
         cr_assert_lt(a[j], NI);
         cr_assert_eq(hit[a[j]], 0, "item %u drawn twice", a[j]);
@@ -182,52 +181,52 @@ Test(protocol_negatives, distinct_not_interacted_seeded)
     }
     // Same stream, same draw; another stream, another draw.
     fri_rng_seed2(&r, 1, 5);
-    cr_assert_eq(fri_sample_negatives(b, NI, &nb, &r, NI, seen, 15, held, 2,
-                                      NN, mark),
-                 FR_OK);
+    cr_assert_eq(
+        fri_sample_negatives(b, NI, &nb, &r, NI, seen, 15, held, 2, NN, mark),
+        FR_OK);
     cr_assert_eq(nb, na);
     cr_assert_eq(memcmp(a, b, na * sizeof(uint32_t)), 0);
     fri_rng_seed2(&r, 1, 6);
-    cr_assert_eq(fri_sample_negatives(b, NI, &nb, &r, NI, seen, 15, held, 2,
-                                      NN, mark),
-                 FR_OK);
+    cr_assert_eq(
+        fri_sample_negatives(b, NI, &nb, &r, NI, seen, 15, held, 2, NN, mark),
+        FR_OK);
     cr_assert_neq(memcmp(a, b, na * sizeof(uint32_t)), 0);
 }
 
 Test(protocol_negatives, all_candidates_when_zero_or_too_few)
 {
     // Exclusions overlap (item 1 in both) and run past the catalog (9).
-    uint32_t ex_a[3] = {0, 1, 9}, ex_b[2] = {1, 2};
-    uint8_t mark[5] = {0};
+    uint32_t ex_a[3] = { 0, 1, 9 }, ex_b[2] = { 1, 2 };
+    uint8_t  mark[5] = { 0 };
     uint32_t out[5];
-    size_t n = 0;
-    fri_rng r;
+    size_t   n = 0;
+    fri_rng  r;
     fri_rng_seed(&r, 3);
-    cr_assert_eq(fri_sample_negatives(out, 5, &n, &r, 5, ex_a, 3, ex_b, 2, 0,
-                                      mark),
-                 FR_OK);
+    cr_assert_eq(
+        fri_sample_negatives(out, 5, &n, &r, 5, ex_a, 3, ex_b, 2, 0, mark),
+        FR_OK);
     cr_assert_eq(n, 2);
     cr_assert(out[0] == 3 && out[1] == 4);
-    cr_assert_eq(fri_sample_negatives(out, 5, &n, &r, 5, ex_a, 3, ex_b, 2, 2,
-                                      mark),
-                 FR_OK);
+    cr_assert_eq(
+        fri_sample_negatives(out, 5, &n, &r, 5, ex_a, 3, ex_b, 2, 2, mark),
+        FR_OK);
     cr_assert_eq(n, 2);
-    cr_assert_eq(fri_sample_negatives(out, 5, &n, &r, 5, ex_a, 3, ex_b, 2, 1,
-                                      mark),
-                 FR_OK);
+    cr_assert_eq(
+        fri_sample_negatives(out, 5, &n, &r, 5, ex_a, 3, ex_b, 2, 1, mark),
+        FR_OK);
     cr_assert_eq(n, 1);
     cr_assert(out[0] == 3 || out[0] == 4);
     // Errors: no room, unsorted exclusions, NULLs.
-    cr_assert_eq(fri_sample_negatives(out, 1, &n, &r, 5, ex_a, 3, ex_b, 2, 0,
-                                      mark),
-                 FR_ENOSPC);
-    uint32_t uns[2] = {3, 1};
-    cr_assert_eq(fri_sample_negatives(out, 5, &n, &r, 5, uns, 2, NULL, 0, 1,
-                                      mark),
-                 FR_EINVAL);
-    cr_assert_eq(fri_sample_negatives(out, 5, &n, NULL, 5, NULL, 0, NULL, 0,
-                                      1, mark),
-                 FR_EINVAL);
+    cr_assert_eq(
+        fri_sample_negatives(out, 1, &n, &r, 5, ex_a, 3, ex_b, 2, 0, mark),
+        FR_ENOSPC);
+    uint32_t uns[2] = { 3, 1 };
+    cr_assert_eq(
+        fri_sample_negatives(out, 5, &n, &r, 5, uns, 2, NULL, 0, 1, mark),
+        FR_EINVAL);
+    cr_assert_eq(
+        fri_sample_negatives(out, 5, &n, NULL, 5, NULL, 0, NULL, 0, 1, mark),
+        FR_EINVAL);
 }
 
 // ---- HR@K / NDCG@K by hand ---------------------------------------------
@@ -237,7 +236,7 @@ Test(protocol_negatives, all_candidates_when_zero_or_too_few)
 // trained on item 0, user 1 on item 11.
 static fri_mf_model *
 tie_model(fri_csr *train, fri_csr *test, size_t *tr_ptr, uint32_t *tr_idx,
-          float *tr_val, size_t *te_ptr, uint32_t *te_idx, float *te_val)
+    float *tr_val, size_t *te_ptr, uint32_t *te_idx, float *te_val)
 {
     fri_mf_model *m = NULL;
     cr_assert_eq(fri_mf_create(&m, 2, 12, 1), FR_OK);
@@ -246,30 +245,30 @@ tie_model(fri_csr *train, fri_csr *test, size_t *tr_ptr, uint32_t *tr_idx,
     for (int i = 0; i < 12; i++) {
         m->Q[i] = (float)i;
     }
-    m->Q[3] = 5.0f;
+    m->Q[3]   = 5.0f;
     tr_ptr[0] = 0, tr_ptr[1] = 1, tr_ptr[2] = 2;
     tr_idx[0] = 0, tr_idx[1] = 11;
     tr_val[0] = tr_val[1] = 1.0f;
     te_ptr[0] = 0, te_ptr[1] = 1, te_ptr[2] = 2;
     te_idx[0] = te_idx[1] = 5;
     te_val[0] = te_val[1] = 1.0f;
-    *train = (fri_csr){2, 12, tr_ptr, tr_idx, tr_val};
-    *test = (fri_csr){2, 12, te_ptr, te_idx, te_val};
+    *train                = (fri_csr) { 2, 12, tr_ptr, tr_idx, tr_val };
+    *test                 = (fri_csr) { 2, 12, te_ptr, te_idx, te_val };
     return m;
 }
 
 Test(protocol_metric, all_items_hand_count_ties_pessimistic)
 {
-    size_t tp[3], ep[3];
-    uint32_t ti[2], ei[2];
-    float tv[2], ev[2];
-    fri_csr train, test;
-    fri_mf_model *m = tie_model(&train, &test, tp, ti, tv, ep, ei, ev);
+    size_t          tp[3], ep[3];
+    uint32_t        ti[2], ei[2];
+    float           tv[2], ev[2];
+    fri_csr         train, test;
+    fri_mf_model   *m = tie_model(&train, &test, tp, ti, tv, ep, ei, ev);
     fri_rank_config c;
     fri_rank_config_init(&c);
     c.protocol = FRI_RANK_SAMPLED;
-    c.n_neg = 0; // every item the user never touched
-    c.k = 10;
+    c.n_neg    = 0; // every item the user never touched
+    c.k        = 10;
     fri_rank_metrics r;
     cr_assert_eq(fri_eval_ranking(&r, m, &train, &test, &c), FR_OK);
     // user 0: candidates 1..4, 6..11; >= 5: item 3 (tie) and 6..11 -> rank
@@ -290,17 +289,17 @@ Test(protocol_metric, all_items_hand_count_ties_pessimistic)
 
 Test(protocol_metric, sampled_matches_count_over_the_drawn_negatives)
 {
-    size_t tp[3], ep[3];
-    uint32_t ti[2], ei[2];
-    float tv[2], ev[2];
-    fri_csr train, test;
-    fri_mf_model *m = tie_model(&train, &test, tp, ti, tv, ep, ei, ev);
+    size_t          tp[3], ep[3];
+    uint32_t        ti[2], ei[2];
+    float           tv[2], ev[2];
+    fri_csr         train, test;
+    fri_mf_model   *m = tie_model(&train, &test, tp, ti, tv, ep, ei, ev);
     fri_rank_config c;
     fri_rank_config_init(&c);
     c.protocol = FRI_RANK_SAMPLED;
-    c.n_neg = 4;
-    c.k = 2;
-    c.seed = 77;
+    c.n_neg    = 4;
+    c.k        = 2;
+    c.seed     = 77;
     fri_rank_metrics r;
     cr_assert_eq(fri_eval_ranking(&r, m, &train, &test, &c), FR_OK);
     // Redraw each user's negatives from its stream and count by hand.
@@ -309,14 +308,14 @@ Test(protocol_metric, sampled_matches_count_over_the_drawn_negatives)
         fri_rng rng;
         fri_rng_seed2(&rng, 77, u);
         uint32_t neg[4];
-        uint8_t mark[12] = {0};
-        size_t n = 0;
-        cr_assert_eq(fri_sample_negatives(neg, 4, &n, &rng, 12, &ti[u], 1,
-                                          &ei[u], 1, 4, mark),
-                     FR_OK);
+        uint8_t  mark[12] = { 0 };
+        size_t   n        = 0;
+        cr_assert_eq(fri_sample_negatives(
+                         neg, 4, &n, &rng, 12, &ti[u], 1, &ei[u], 1, 4, mark),
+            FR_OK);
         cr_assert_eq(n, 4);
-        float target = m->P[u] * m->Q[5];
-        uint32_t rank = 0;
+        float    target = m->P[u] * m->Q[5];
+        uint32_t rank   = 0;
         for (size_t j = 0; j < n; j++) {
             rank += m->P[u] * m->Q[neg[j]] >= target;
         }

@@ -22,8 +22,8 @@ run(const char *prog, const char *args)
     FILE *f = popen(cmd, "r");
     cr_assert(f != NULL, "cannot run %s", cmd);
     size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    buf[n] = '\0';
-    int st = pclose(f);
+    buf[n]   = '\0';
+    int st   = pclose(f);
     cr_assert(WIFEXITED(st), "%s did not exit normally", prog);
     return WEXITSTATUS(st);
 }
@@ -88,12 +88,13 @@ Test(protocol_cli, train_flag_errors)
             snprintf(a, sizeof(a), "%s", bad[j]);
         }
         cr_assert_eq(run("fedrec-train", a), 2, "accepted: %s\n%s", a, buf);
-        cr_assert(strstr(buf, "fedrec-train:") != NULL, "no message: %s",
-                  buf);
+        cr_assert(strstr(buf, "fedrec-train:") != NULL, "no message: %s", buf);
     }
     // --test next to leave-last-out: one file only.
-    snprintf(a, sizeof(a), "--split leave-last-out --loss implicit "
-                           "--train %s --test %s", f, f);
+    snprintf(a, sizeof(a),
+        "--split leave-last-out --loss implicit "
+        "--train %s --test %s",
+        f, f);
     cr_assert_eq(run("fedrec-train", a), 2, "%s", buf);
     unlink(f);
 }
@@ -102,12 +103,12 @@ Test(protocol_cli, train_refuses_file_without_timestamps)
 {
     char f[64], a[512];
     write_file(f, sizeof(f), 1);
-    snprintf(a, sizeof(a), "--split leave-last-out --loss implicit "
-                           "--train %s",
-             f);
+    snprintf(a, sizeof(a),
+        "--split leave-last-out --loss implicit "
+        "--train %s",
+        f);
     cr_assert_eq(run("fedrec-train", a), 1, "%s", buf);
-    cr_assert(strstr(buf, f) != NULL, "message does not name %s: %s", f,
-              buf);
+    cr_assert(strstr(buf, f) != NULL, "message does not name %s: %s", f, buf);
     cr_assert(strstr(buf, "timestamps") != NULL, "%s", buf);
     unlink(f);
 }
@@ -116,9 +117,10 @@ Test(protocol_cli, train_summary_has_protocol_and_metrics)
 {
     char f[64], a[512];
     write_file(f, sizeof(f), 0);
-    snprintf(a, sizeof(a), "--split leave-last-out --loss implicit --k 4 "
-                           "--epochs 2 --json --train %s",
-             f);
+    snprintf(a, sizeof(a),
+        "--split leave-last-out --loss implicit --k 4 "
+        "--epochs 2 --json --train %s",
+        f);
     cr_assert_eq(run("fedrec-train", a), 0, "%s", buf);
     // 39 users with >= 2 interactions, one test item each.
     cr_assert_eq(json_number("n_test"), 39.0, "%s", buf);
@@ -129,18 +131,20 @@ Test(protocol_cli, train_summary_has_protocol_and_metrics)
     // 30 items, at least 3 interacted per scored user: fewer than 99
     // candidates, so 99 and 0 (all) rank against the same items.
     double hr99 = hr, nd99 = nd;
-    snprintf(a, sizeof(a), "--split leave-last-out --loss implicit --k 4 "
-                           "--epochs 2 --json --negatives 0 --train %s",
-             f);
+    snprintf(a, sizeof(a),
+        "--split leave-last-out --loss implicit --k 4 "
+        "--epochs 2 --json --negatives 0 --train %s",
+        f);
     cr_assert_eq(run("fedrec-train", a), 0, "%s", buf);
     cr_assert_float_eq(json_number("hr10"), hr99, 1e-9);
     cr_assert_float_eq(json_number("ndcg10"), nd99, 1e-9);
     // Validation: users with >= 3 interactions (all 39) score the second
     // to last, trained on the rest; popularity runs too.
-    snprintf(a, sizeof(a), "--split leave-last-out --eval val --loss "
-                           "implicit --algo pop --negatives 5 --json "
-                           "--train %s",
-             f);
+    snprintf(a, sizeof(a),
+        "--split leave-last-out --eval val --loss "
+        "implicit --algo pop --negatives 5 --json "
+        "--train %s",
+        f);
     cr_assert_eq(run("fedrec-train", a), 0, "%s", buf);
     cr_assert_eq(json_number("n_test"), 39.0, "%s", buf);
     cr_assert_eq(json_number("negatives"), 5.0);
@@ -152,39 +156,38 @@ Test(protocol_cli, train_summary_has_protocol_and_metrics)
 Test(protocol_cli, sim_args_and_population)
 {
     fri_sim_config c;
-    char err[256];
-    int help;
-    char f[64];
+    char           err[256];
+    int            help;
+    char           f[64];
     write_file(f, sizeof(f), 0);
     const char *bad[][6] = {
-        {"--split", "leave-last-out", "--loss", "implicit", NULL, NULL},
-        {"--split", "leave-last-out", "--train", f, "--test", f},
-        {"--split", "sideways", "--train", f, NULL, NULL},
-        {"--negatives", "x", "--loss", "implicit", NULL, NULL},
-        {"--negatives", "-3", "--loss", "implicit", NULL, NULL},
-        {"--negatives", "9", "--loss", "explicit", NULL, NULL},
+        { "--split", "leave-last-out", "--loss", "implicit", NULL, NULL },
+        { "--split", "leave-last-out", "--train", f, "--test", f },
+        { "--split", "sideways", "--train", f, NULL, NULL },
+        { "--negatives", "x", "--loss", "implicit", NULL, NULL },
+        { "--negatives", "-3", "--loss", "implicit", NULL, NULL },
+        { "--negatives", "9", "--loss", "explicit", NULL, NULL },
     };
     for (size_t j = 0; j < sizeof(bad) / sizeof(bad[0]); j++) {
-        char *argv[7] = {"x"};
-        int argc = 1;
+        char *argv[7] = { "x" };
+        int   argc    = 1;
         for (int q = 0; q < 6 && bad[j][q] != NULL; q++) {
             argv[argc++] = (char *)bad[j][q];
         }
         fri_sim_config_init(&c);
-        cr_assert_eq(fri_sim_parse_args(&c, argc, argv, &help, err,
-                                        sizeof(err)),
-                     FR_EINVAL, "accepted: %s %s", bad[j][0], bad[j][1]);
+        cr_assert_eq(
+            fri_sim_parse_args(&c, argc, argv, &help, err, sizeof(err)),
+            FR_EINVAL, "accepted: %s %s", bad[j][0], bad[j][1]);
         cr_assert_neq(err[0], '\0');
     }
-    char *ok[] = {"x", "--train", f, "--split", "leave-last-out", "--loss",
-                  "implicit", "--negatives", "7"};
+    char *ok[] = { "x", "--train", f, "--split", "leave-last-out", "--loss",
+        "implicit", "--negatives", "7" };
     fri_sim_config_init(&c);
-    cr_assert_eq(fri_sim_parse_args(&c, 9, ok, &help, err, sizeof(err)),
-                 FR_OK, "%s", err);
+    cr_assert_eq(fri_sim_parse_args(&c, 9, ok, &help, err, sizeof(err)), FR_OK,
+        "%s", err);
     cr_assert(c.leave_last && c.negatives_set && c.negatives == 7);
     fri_sim_pop p;
-    cr_assert_eq(fri_sim_pop_load(&p, &c, err, sizeof(err)), FR_OK, "%s",
-                 err);
+    cr_assert_eq(fri_sim_pop_load(&p, &c, err, sizeof(err)), FR_OK, "%s", err);
     // One held-out item per user with >= 2 interactions.
     cr_assert_eq(p.test.ptr[p.test.n_rows], 39);
     // 3 * 39 + (7 * 10 + 0 + 1 + 2 + 3) + 1 = 194 interactions in all.
@@ -194,7 +197,7 @@ Test(protocol_cli, sim_args_and_population)
     write_file(f, sizeof(f), 1);
     cr_assert_eq(fri_sim_pop_load(&p, &c, err, sizeof(err)), FR_EFORMAT);
     cr_assert(strstr(err, f) != NULL && strstr(err, "timestamps") != NULL,
-              "%s", err);
+        "%s", err);
     unlink(f);
 }
 
@@ -204,10 +207,11 @@ Test(protocol_cli, sim_devices_match_centralized_reference_protocol)
     write_file(f, sizeof(f), 0);
     // Two rounds of federated iALS scored on the devices, and the
     // centralized reference on the same protocol.
-    snprintf(a, sizeof(a), "--train %s --split leave-last-out --loss "
-                           "implicit --k 4 --rounds 2 --threads 1 --json "
-                           "--no-progress --transport direct",
-             f);
+    snprintf(a, sizeof(a),
+        "--train %s --split leave-last-out --loss "
+        "implicit --k 4 --rounds 2 --threads 1 --json "
+        "--no-progress --transport direct",
+        f);
     cr_assert_eq(run("fedrec-sim", a), 0, "%s", buf);
     const char *s = strstr(buf, "\"summary\":true");
     cr_assert(s != NULL, "%s", buf);
