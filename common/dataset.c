@@ -1191,6 +1191,46 @@ out:
     return e;
 }
 
+int
+fri_dataset_has_ts(const fri_dataset *d)
+{
+    for (size_t j = 0; d != NULL && j < d->n; j++) {
+        if (d->r[j].ts != 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+fr_err
+fri_split_leave_last_out(const fri_dataset *all, fri_dataset *train,
+                         fri_dataset *val, fri_dataset *test)
+{
+    if (train == NULL || test == NULL || train == test || train == val ||
+        test == val || all == train || all == val || all == test) {
+        return FR_EINVAL;
+    }
+    memset(train, 0, sizeof(*train));
+    memset(test, 0, sizeof(*test));
+    if (val == NULL) {
+        return fri_split_last(all, 1, train, test);
+    }
+    memset(val, 0, sizeof(*val));
+    fri_dataset rest;
+    fr_err      e = fri_split_last(all, 1, &rest, test);
+    if (e != FR_OK) {
+        return e;
+    }
+    // The second-to-last of the remainder is the original's second-to-last
+    // (same order: timestamp, then position).
+    e = fri_split_last(&rest, 1, train, val);
+    fri_dataset_free(&rest);
+    if (e != FR_OK) {
+        fri_dataset_free(test);
+    }
+    return e;
+}
+
 // ---------------------------------------------------------------------------
 // CSR: counting sort by column, then a stable counting sort by row, so
 // every row comes out sorted by column in O(n + rows + cols).

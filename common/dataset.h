@@ -74,6 +74,19 @@ fr_err fri_split_random(const fri_dataset *all, double test_frac,
 fr_err fri_split_last(const fri_dataset *all, uint32_t n_last,
                       fri_dataset *train, fri_dataset *test);
 
+// Leave-last-out (the NCF protocol): per user, the latest rating by
+// timestamp goes to test and, when val != NULL, the one before it to val;
+// the rest is train. A user keeps at least one rating in train, so users
+// with one rating are train only and users with two get no val item. Equal
+// timestamps are ordered by file position (the later line is newer), as
+// in fri_split_last; a file without timestamps (every ts 0) thus splits by
+// file order; callers that need real time check fri_dataset_has_ts first.
+// On error all outputs are zeroed.
+fr_err fri_split_leave_last_out(const fri_dataset *all, fri_dataset *train,
+                                fri_dataset *val, fri_dataset *test);
+// 1 if any rating carries a non-zero timestamp.
+int fri_dataset_has_ts(const fri_dataset *d);
+
 // Compressed rows: ratings grouped by user (or by item). Row r holds
 // idx[ptr[r] .. ptr[r+1]) with values val[...]; within a row, sorted by idx.
 typedef struct fri_csr {

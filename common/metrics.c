@@ -248,6 +248,97 @@ in_sorted(const uint32_t *v, size_t n, uint32_t x)
     return lo < n && v[lo] == x;
 }
 
+// Items of the sorted list v (n entries) that are < n_items, without those
+// also in the sorted list w: the exclusion count for the candidate pool.
+static size_t
+count_excluded(uint32_t n_items, const uint32_t *v, size_t n,
+               const uint32_t *w, size_t nw)
+{
+    size_t cnt = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (v[j] < n_items && (j == 0 || v[j] != v[j - 1]) &&
+            !in_sorted(w, nw, v[j])) {
+            cnt++;
+        }
+    }
+    return cnt;
+}
+
+fr_err
+fri_sample_negatives(uint32_t *out, size_t out_cap, size_t *n_out,
+                     fri_rng *rng, uint32_t n_items, const uint32_t *excl_a,
+                     size_t n_a, const uint32_t *excl_b, size_t n_b,
+                     uint32_t n_neg, uint8_t *mark)
+{
+    if (n_out == NULL) {
+        return FR_EINVAL;
+    }
+    *n_out = 0;
+    if (rng == NULL || mark == NULL || (out_cap > 0 && out == NULL) ||
+        (n_a > 0 && excl_a == NULL) || (n_b > 0 && excl_b == NULL)) {
+        return FR_EINVAL;
+    }
+    for (size_t j = 1; j < n_a; j++) {
+        if (excl_a[j] < excl_a[j - 1]) {
+            return FR_EINVAL;
+        }
+    }
+    for (size_t j = 1; j < n_b; j++) {
+        if (excl_b[j] < excl_b[j - 1]) {
+            return FR_EINVAL;
+        }
+    }
+    size_t n_excl = count_excluded(n_items, excl_a, n_a, NULL, 0) +
+                    count_excluded(n_items, excl_b, n_b, excl_a, n_a);
+    size_t n_cand = n_items - n_excl;
+    if (n_neg == 0 || n_cand <= n_neg) {
+        // Every candidate, ascending; no randomness consumed.
+        if (out_cap < n_cand) {
+            return FR_ENOSPC;
+        }
+        size_t got = 0;
+        for (uint32_t i = 0; i < n_items; i++) {
+            if (!in_sorted(excl_a, n_a, i) && !in_sorted(excl_b, n_b, i)) {
+                out[got++] = i;
+            }
+        }
+        *n_out = got;
+        return FR_OK;
+    }
+    if (out_cap < n_neg) {
+        return FR_ENOSPC;
+    }
+    // Rejection sampling: n_cand > n_neg, so each draw succeeds with
+    // probability >= 1/n_items; the bound only guards a pathological rng.
+    size_t   got = 0;
+    uint64_t tries = 0, max_tries = (uint64_t)n_items * 64u + 1024u;
+    while (got < n_neg && tries++ < max_tries) {
+        uint32_t i = fri_rng_below(rng, n_items);
+        if (mark[i] || in_sorted(excl_a, n_a, i) ||
+            in_sorted(excl_b, n_b, i)) {
+            continue;
+        }
+        mark[i] = 1;
+        out[got++] = i;
+    }
+    // Completes deterministically from a random offset if the bound hit, so
+    // the count is always exactly n_neg.
+    uint32_t off = got < n_neg ? fri_rng_below(rng, n_items) : 0;
+    for (uint32_t s = 0; got < n_neg && s < n_items; s++) {
+        uint32_t i = (uint32_t)(((uint64_t)off + s) % n_items);
+        if (!mark[i] && !in_sorted(excl_a, n_a, i) &&
+            !in_sorted(excl_b, n_b, i)) {
+            mark[i] = 1;
+            out[got++] = i;
+        }
+    }
+    for (size_t j = 0; j < got; j++) {
+        mark[out[j]] = 0;
+    }
+    *n_out = got;
+    return FR_OK;
+}
+
 #define SCORE_BATCH 128u
 
 fr_err
@@ -270,7 +361,9 @@ fri_eval_ranking(fri_rank_metrics *out, const fri_mf_model *m,
     uint32_t *rel = malloc(((size_t)ni + 1) * sizeof(uint32_t));
     uint8_t *covered = calloc(ni, 1);
     uint8_t *picked = calloc(ni, 1);
-    uint32_t *plist = malloc(((size_t)c->n_neg + 1) * sizeof(uint32_t));
+    // n_neg == 0 ranks against every candidate: room for the catalog.
+    size_t plist_cap = c->n_neg == 0 || c->n_neg > ni ? ni : c->n_neg;
+    uint32_t *plist = malloc((plist_cap + 1) * sizeof(uint32_t));
     if (scores == NULL || users == NULL || top == NULL || rel == NULL ||
         covered == NULL || picked == NULL || plist == NULL) {
         free(picked);
@@ -357,44 +450,27 @@ fri_eval_ranking(fri_rank_metrics *out, const fri_mf_model *m,
                 n_cases++;
                 continue;
             }
-            // Sampled: each relevant item against n_neg fresh negatives.
+            // Sampled: each relevant item against fresh negatives.
             const uint32_t *tst = test->idx + test->ptr[uu];
             size_t n_tst = test->ptr[uu + 1] - test->ptr[uu];
-            size_t n_cand = ni - n_seen - n_tst;
-            if (n_seen + n_tst >= ni) {
-                n_cand = 0;
-            }
+            // One stream per user: the negatives do not depend on which
+            // other users are evaluated, or in what order (a device can
+            // draw its own).
+            fri_rng_seed2(&rng, c->seed, uu);
             for (size_t t = 0; t < n_rel; t++) {
                 float target = s[rel[t]];
+                size_t got = 0;
+                e = fri_sample_negatives(plist, plist_cap, &got, &rng, ni,
+                                         seen, n_seen, tst, n_tst, c->n_neg,
+                                         picked);
+                if (e != FR_OK) {
+                    break;
+                }
                 uint32_t rank = 0;
-                if (n_cand <= c->n_neg) {
-                    // Too few candidates to sample: use them all.
-                    for (uint32_t i = 0; i < ni; i++) {
-                        if (!in_sorted(seen, n_seen, i) &&
-                            !in_sorted(tst, n_tst, i) && !(s[i] < target)) {
-                            rank++;
-                        }
-                    }
-                } else {
-                    // Distinct negatives by rejection; n_cand > n_neg so
-                    // tries are bounded so a skewed catalog cannot spin.
-                    size_t got = 0;
-                    uint64_t tries = 0;
-                    uint64_t max_tries = (uint64_t)ni * 64u + 1024u;
-                    while (got < c->n_neg && tries++ < max_tries) {
-                        uint32_t i = fri_rng_below(&rng, ni);
-                        if (picked[i] || in_sorted(seen, n_seen, i) ||
-                            in_sorted(tst, n_tst, i)) {
-                            continue;
-                        }
-                        picked[i] = 1;
-                        plist[got++] = i;
-                        if (!(s[i] < target)) {
-                            rank++;
-                        }
-                    }
-                    for (size_t j = 0; j < got; j++) {
-                        picked[plist[j]] = 0;
+                for (size_t j = 0; j < got; j++) {
+                    // Ties (and NaN) count against the held-out item.
+                    if (!(s[plist[j]] < target)) {
+                        rank++;
                     }
                 }
                 int hit = rank < K;

@@ -6,9 +6,14 @@
 //   FRI_RANK_FULL     each user's relevant test items are ranked among all
 //                     items the user did not rate in train.
 //   FRI_RANK_SAMPLED  each relevant test item is ranked against n_neg
-//                     (default 100) distinct seeded random items the user
-//                     rated in neither train nor test (all of them if there
-//                     are fewer); ties count against the item.
+//                     (default 100; 99 is the NCF leave-one-out protocol)
+//                     distinct seeded random items the user rated in
+//                     neither train nor test (all of them if there are
+//                     fewer, or if n_neg == 0); ties count against the
+//                     item: rank = #negatives scoring >= it, a hit when
+//                     rank < K, NDCG = 1/log2(rank + 2).
+//                     User u's negatives come from the stream
+//                     fri_rng_seed2(seed, u), in test-row order.
 // Per user (full) or per test item (sampled), with hits among the top K:
 //   HR = 1 if hits > 0, precision = hits / K, recall = hits / |relevant|,
 //   NDCG = sum over hits of 1/log2(pos+2) divided by the ideal DCG of
@@ -62,10 +67,25 @@ typedef enum fri_rank_protocol {
     FRI_RANK_SAMPLED = 1
 } fri_rank_protocol;
 
+// Negative sampling of FRI_RANK_SAMPLED: writes min(n_neg, #candidates)
+// distinct items drawn uniformly without replacement from [0, n_items)
+// minus the sorted lists excl_a and excl_b (a user's interactions and
+// held-out items; entries >= n_items are ignored) into out, in draw order.
+// n_neg == 0, or no more candidates than n_neg: every candidate, ascending,
+// without consuming rng. mark is n_items zeroed bytes of scratch, returned
+// zeroed. FR_ENOSPC if out_cap is too small, FR_EINVAL on NULL arguments or
+// an unsorted list.
+FR_NODISCARD fr_err fri_sample_negatives(uint32_t *out, size_t out_cap,
+                                         size_t *n_out, fri_rng *rng,
+                                         uint32_t n_items,
+                                         const uint32_t *excl_a, size_t n_a,
+                                         const uint32_t *excl_b, size_t n_b,
+                                         uint32_t n_neg, uint8_t *mark);
+
 typedef struct fri_rank_config {
     uint32_t          k;          // list length, default 10
     fri_rank_protocol protocol;   // default FRI_RANK_FULL
-    uint32_t          n_neg;      // sampled negatives, default 100
+    uint32_t          n_neg;      // sampled negatives, default 100; 0 = all
     uint64_t          seed;       // sampling seed
     float             min_rating; // test items >= this are relevant (0)
 } fri_rank_config;

@@ -29,6 +29,13 @@ static const char usage_head[] =
     "                        explicit: RMSE, MAE; implicit (iALS): HR@10,\n"
     "                        NDCG@10 over each user's held-out items\n"
     "  --alpha A             iALS confidence slope (default 5, tuned)\n"
+    "  --split leave-last-out  with --train alone: each user's latest\n"
+    "                        rating by timestamp is held out (file needs\n"
+    "                        timestamps; users with one rating train only)\n"
+    "  --negatives N         implicit: rank each held-out item among N\n"
+    "                        seeded items the user never touched (ties count\n"
+    "                        against it; 0 = all); default 99 (NCF) with\n"
+    "                        leave-last-out, else the full top-10 list\n"
     "\n"
     "Rounds:\n"
     "  --rounds N            federated rounds (default: the trainer's tuned\n"
@@ -352,6 +359,19 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
             } else {
                 return bad(err, err_cap, flag, val, "explicit|implicit");
             }
+        } else if (strcmp(flag, "--split") == 0) {
+            if (strcmp(val, "leave-last-out") == 0) {
+                c->leave_last = 1;
+            } else if (strcmp(val, "random") == 0) {
+                c->leave_last = 0;
+            } else {
+                return bad(err, err_cap, flag, val, "random|leave-last-out");
+            }
+        } else if (strcmp(flag, "--negatives") == 0) {
+            if (parse_u32(val, 0, UINT32_MAX, &c->negatives) != 0) {
+                return bad(err, err_cap, flag, val, "an integer >= 0");
+            }
+            c->negatives_set = 1;
         } else if (strcmp(flag, "--alpha") == 0) {
             have_alpha = 1;
             if (parse_flt(val, 0.0, 1e6, &c->alpha) != 0) {
@@ -502,7 +522,20 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
         }
         return FR_EINVAL;
     }
-    if (have_train != (c->test_path != NULL)) {
+    if (c->leave_last && (!have_train || c->test_path != NULL)) {
+        if (err_cap > 0) {
+            snprintf(err, err_cap, "--split leave-last-out needs --train "
+                                   "alone (one file with timestamps)");
+        }
+        return FR_EINVAL;
+    }
+    if (c->negatives_set && !c->implicit) {
+        if (err_cap > 0) {
+            snprintf(err, err_cap, "--negatives needs --loss implicit");
+        }
+        return FR_EINVAL;
+    }
+    if (!c->leave_last && have_train != (c->test_path != NULL)) {
         if (err_cap > 0) {
             snprintf(err, err_cap, "--train and --test go together");
         }

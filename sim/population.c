@@ -53,7 +53,22 @@ fri_sim_pop_load(fri_sim_pop *p, const fri_sim_config *c, char *err,
         }
         e = fri_dataset_load(&train, c->train_path, users, items, &lo, err,
                              err_cap);
-        if (e == FR_OK) {
+        if (e == FR_OK && c->leave_last) {
+            // One file, each user's latest interaction held out.
+            fri_dataset all = train;
+            train = (fri_dataset){0};
+            if (!fri_dataset_has_ts(&all)) {
+                if (err_cap > 0) {
+                    snprintf(err, err_cap, "%s has no timestamps: --split "
+                             "leave-last-out needs them to know each user's "
+                             "latest interaction", c->train_path);
+                }
+                e = FR_EFORMAT;
+            } else {
+                e = fri_split_leave_last_out(&all, &train, NULL, &test);
+            }
+            fri_dataset_free(&all);
+        } else if (e == FR_OK) {
             e = fri_dataset_load(&test, c->test_path, users, items, &lo, err,
                                  err_cap);
         }

@@ -170,6 +170,57 @@ typedef struct worker {
     size_t     reply_cap;
 } worker;
 
+// The sampled protocol of fri_eval_ranking (metrics.h), on the device: each
+// held-out item against negatives drawn from the same per-user stream
+// (seed 1, stream u) among the items the device never touched, scored with
+// its own user vector. Averaged over the device's held-out items.
+static void
+eval_device_sampled(sim_state *st, fr_client *c, uint32_t u, dev_out *o)
+{
+    const fri_csr *t = &st->p->test, *tr = &st->p->train;
+    const uint32_t ni = st->p->n_items;
+    const uint32_t n_neg = st->c->negatives_set ? st->c->negatives : 99;
+    size_t cap = n_neg == 0 || n_neg > ni ? ni : n_neg;
+    uint32_t *neg = malloc((cap + 1) * sizeof(uint32_t));
+    uint8_t *mark = calloc(ni > 0 ? ni : 1, 1);
+    fri_rng rng;
+    fri_rank_config rc;
+    fri_rank_config_init(&rc);
+    fri_rng_seed2(&rng, rc.seed, u);
+    double hr = 0.0, nd = 0.0;
+    size_t n_case = 0;
+    for (size_t j = t->ptr[u]; neg && mark && j < t->ptr[u + 1]; j++) {
+        float target, sc;
+        size_t got = 0;
+        if (fr_client_predict(c, t->idx[j], &target) != FR_OK ||
+            fri_sample_negatives(neg, cap, &got, &rng, ni,
+                                 tr->idx + tr->ptr[u],
+                                 tr->ptr[u + 1] - tr->ptr[u],
+                                 t->idx + t->ptr[u],
+                                 t->ptr[u + 1] - t->ptr[u], n_neg,
+                                 mark) != FR_OK) {
+            continue;
+        }
+        uint32_t rank = 0;
+        for (size_t q = 0; q < got; q++) {
+            // Ties (and failures) count against the held-out item.
+            if (fr_client_predict(c, neg[q], &sc) != FR_OK || !(sc < target)) {
+                rank++;
+            }
+        }
+        hr += rank < 10 ? 1.0 : 0.0;
+        nd += rank < 10 ? 1.0 / log2((double) rank + 2.0) : 0.0;
+        n_case++;
+    }
+    free(neg);
+    free(mark);
+    if (n_case > 0) {
+        o->hr = hr / (double) n_case;
+        o->ndcg = nd / (double) n_case;
+        o->evaluated = 1;
+    }
+}
+
 // Scores the device's held-out items with its own user vector.
 static void
 eval_device(sim_state *st, fr_client *c, uint32_t u, dev_out *o)
@@ -194,6 +245,10 @@ eval_device(sim_state *st, fr_client *c, uint32_t u, dev_out *o)
             o->n_eval++;
         }
         o->evaluated = o->n_eval > 0;
+        return;
+    }
+    if (st->c->leave_last || st->c->negatives_set) {
+        eval_device_sampled(st, c, u, o);
         return;
     }
     uint32_t top[10];
@@ -1318,6 +1373,10 @@ fri_sim_reference(const fri_sim_config *c, const fri_sim_pop *p,
     fri_rank_config_init(&rc);
     rc.k = 10;
     rc.protocol = FRI_RANK_FULL;
+    if (c->leave_last || c->negatives_set) {
+        rc.protocol = FRI_RANK_SAMPLED; // as the devices evaluate
+        rc.n_neg = c->negatives_set ? c->negatives : 99;
+    }
     e = fri_eval_ranking(&rm, m, &p->train, &p->test, &rc);
     if (e == FR_OK) {
         s->ref_hr10 = rm.hr;

@@ -53,6 +53,9 @@ typedef struct fri_sim_config {
     fri_synth_config synth;
     double           holdout;     // per-user random test fraction (synth)
     int              implicit;    // --loss implicit
+    int              leave_last;  // --split leave-last-out (one --train)
+    int              negatives_set; // --negatives given
+    uint32_t         negatives;   // sampled negatives, 0 = every item
     float            alpha;       // iALS confidence slope
     // Rounds.
     uint32_t rounds;

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "bayes.h"
+#include "bpr.h"
 #include "dataset.h"
 #include "fedrec/common.h"
 #include "metrics.h"
@@ -26,6 +27,13 @@ typedef struct opts {
     double           test_frac;
     uint32_t         topk;
     fri_rank_protocol protocol;
+    int              protocol_set;
+    int              leave_last;  // --split leave-last-out
+    int              eval_val;    // --eval val: score the validation item
+    int              negatives_set;
+    uint32_t         negatives;   // --negatives N (0 = every item)
+    int              pop;         // --algo pop (item popularity)
+    int              bpr;         // --algo bpr (pairwise ranking, SGD)
     // Which numeric knobs were given explicitly, so algo defaults do not
     // overwrite them.
     int k_set, epochs_set, lr_set, lr_decay_set, reg_set, reg_bias_set;
@@ -53,9 +61,21 @@ usage(FILE *f)
 "                      density=0.05,zipf=0.8,noise=0.5,seed=1; split 80/20\n"
 "  --test-frac F       hold-out fraction when no --test is given (0.2)\n"
 "  --val-frac F        hold out F of train for early stopping (0 = off)\n"
+"  --split random|leave-last-out  with --train alone: a random --test-frac\n"
+"                      per user (default), or each user's latest rating by\n"
+"                      timestamp as test and the one before as validation\n"
+"                      (users with one rating: train only; equal timestamps:\n"
+"                      the later line is newer; a file without timestamps\n"
+"                      is refused)\n"
+"  --eval test|val     leave-last-out: train on all but the test item and\n"
+"                      score it (default), or train on all but the last two\n"
+"                      and score the validation item (for tuning)\n"
 "model and training:\n"
-"  --algo als|sgd|bpmf|vbmf  alternating least squares, SGD, Bayesian MF\n"
-"                      by Gibbs sampling, or variational Bayesian MF\n"
+"  --algo als|sgd|bpmf|vbmf|pop|bpr  alternating least squares, SGD,\n"
+"                      Bayesian MF by Gibbs sampling, variational Bayesian\n"
+"                      MF; for --loss implicit also item popularity or BPR\n"
+"                      (pairwise SGD: --k --epochs --lr --lr-decay --reg\n"
+"                      --reg-bias --init-std --seed)\n"
 "                      (default bpmf for explicit, als for implicit;\n"
 "                      bpmf/vbmf use --k, --epochs (vbmf\n"
 "                      sweeps), --init-std, --seed and the options below)\n"
@@ -79,6 +99,10 @@ usage(FILE *f)
 "evaluation and output:\n"
 "  --topk N            ranking list length (10)\n"
 "  --protocol full|sampled  rank all unrated items, or 100 negatives\n"
+"  --negatives N       rank each held-out item among N seeded random items\n"
+"                      the user never interacted with (ties count against\n"
+"                      it); 0 = among all of them; default 99 (the NCF\n"
+"                      protocol) with --split leave-last-out\n"
 "  --json              JSON Lines: one object per epoch, then a summary\n"
 "  --help              this text\n"
 "Exit status: 0 ok, 1 runtime error, 2 usage error.\n",
@@ -183,6 +207,9 @@ parse_args(opts *o, int argc, char **argv)
         {"beta", required_argument, NULL, 0},
         {"topk", required_argument, NULL, 0},
         {"protocol", required_argument, NULL, 0},
+        {"split", required_argument, NULL, 0},
+        {"eval", required_argument, NULL, 0},
+        {"negatives", required_argument, NULL, 0},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -236,6 +263,12 @@ parse_args(opts *o, int argc, char **argv)
             } else if (strcmp(val, "vbmf") == 0) {
                 o->algo = FRI_TRAIN_ALS;
                 o->vbmf = 1;
+            } else if (strcmp(val, "pop") == 0) {
+                o->algo = FRI_TRAIN_ALS;
+                o->pop = 1;
+            } else if (strcmp(val, "bpr") == 0) {
+                o->algo = FRI_TRAIN_ALS;
+                o->bpr = 1;
             } else {
                 bad = 1;
             }
@@ -304,6 +337,26 @@ parse_args(opts *o, int argc, char **argv)
             } else {
                 bad = 1;
             }
+            o->protocol_set = 1;
+        } else if (strcmp(name, "--split") == 0) {
+            if (strcmp(val, "random") == 0) {
+                o->leave_last = 0;
+            } else if (strcmp(val, "leave-last-out") == 0) {
+                o->leave_last = 1;
+            } else {
+                bad = 1;
+            }
+        } else if (strcmp(name, "--eval") == 0) {
+            if (strcmp(val, "test") == 0) {
+                o->eval_val = 0;
+            } else if (strcmp(val, "val") == 0) {
+                o->eval_val = 1;
+            } else {
+                bad = 1;
+            }
+        } else if (strcmp(name, "--negatives") == 0) {
+            bad = parse_u32(val, &o->negatives);
+            o->negatives_set = 1;
         }
         if (bad) {
             fprintf(stderr, "fedrec-train: bad value '%s' for %s\n", val,
@@ -325,6 +378,28 @@ parse_args(opts *o, int argc, char **argv)
         fprintf(stderr, "fedrec-train: --test needs --train\n");
         return 2;
     }
+    if (o->leave_last && (o->train == NULL || o->test != NULL)) {
+        fprintf(stderr, "fedrec-train: --split leave-last-out needs --train "
+                        "and no --test or --synthetic (one file, split by "
+                        "timestamp)\n");
+        return 2;
+    }
+    if (o->eval_val && !o->leave_last) {
+        fprintf(stderr, "fedrec-train: --eval val needs --split "
+                        "leave-last-out (use --val-frac otherwise)\n");
+        return 2;
+    }
+    if (o->negatives_set && o->protocol_set &&
+        o->protocol == FRI_RANK_FULL) {
+        fprintf(stderr, "fedrec-train: --negatives and --protocol full "
+                        "exclude each other\n");
+        return 2;
+    }
+    if ((o->pop || o->bpr) && !o->given.implicit) {
+        fprintf(stderr, "fedrec-train: --algo %s needs --loss implicit\n",
+                o->pop ? "pop" : "bpr");
+        return 2;
+    }
     // Defaults of the chosen algorithm, then the explicit overrides.
     const fri_train_config *g = &o->given;
     fri_train_config_init(&o->tc, o->algo);
@@ -332,6 +407,17 @@ parse_args(opts *o, int argc, char **argv)
         fri_train_config_init_implicit(&o->tc);
     }
     o->tc.implicit = g->implicit;
+    if (o->bpr) {
+        // Chosen on the ML-100K leave-last-out validation item
+        // (docs/BENCHMARKS.md).
+        o->tc.k = 64;
+        o->tc.epochs = 60;
+        o->tc.lr = 0.05f;
+        o->tc.lr_decay = 0.0f;
+        o->tc.reg = 0.01f;
+        o->tc.reg_bias = 0.01f;
+        o->tc.init_std = 0.1f;
+    }
     // Explicit ratings default to BPMF, the best on validation data
     // (docs/TUNING.md, docs/BAYES.md); implicit feedback to iALS.
     if (!o->algo_set && !g->implicit) {
@@ -407,6 +493,35 @@ now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+// The ranking protocol of the options: --negatives N ranks among N sampled
+// negatives; leave-last-out defaults to the NCF protocol's 99.
+static void
+rank_config(const opts *o, fri_rank_config *rc)
+{
+    fri_rank_config_init(rc);
+    rc->k = o->topk;
+    rc->protocol = o->protocol;
+    if (o->negatives_set || (o->leave_last && !o->protocol_set)) {
+        rc->protocol = FRI_RANK_SAMPLED;
+        rc->n_neg = o->negatives_set ? o->negatives : 99;
+    }
+}
+
+// Item popularity: b_i = the item's number of training interactions, no
+// factors, so every user gets the same ranking.
+static fr_err
+train_pop(fri_mf_model **out, const fri_csr *train)
+{
+    fr_err e = fri_mf_create(out, train->n_rows, train->n_cols, 1);
+    if (e != FR_OK) {
+        return e;
+    }
+    for (size_t j = 0; j < train->ptr[train->n_rows]; j++) {
+        (*out)->bi[train->idx[j]] += 1.0f;
+    }
+    return FR_OK;
+}
+
 typedef struct run {
     const opts        *o;
     const fri_csr     *train;
@@ -457,9 +572,7 @@ on_epoch(void *ctx, uint32_t epoch, const fri_mf_model *m)
         }
     } else {
         fri_rank_config rc;
-        fri_rank_config_init(&rc);
-        rc.k = r->o->topk;
-        rc.protocol = r->o->protocol;
+        rank_config(r->o, &rc);
         fri_rank_metrics rm = {0};
         fr_err e = fri_eval_ranking(&rm, m, r->train_raw, r->test_csr, &rc);
         if (r->o->json) {
@@ -478,8 +591,60 @@ on_epoch(void *ctx, uint32_t epoch, const fri_mf_model *m)
     return 0;
 }
 
+// Concatenates a and b into out (same id space).
+static fr_err
+concat(fri_dataset *out, const fri_dataset *a, const fri_dataset *b)
+{
+    memset(out, 0, sizeof(*out));
+    size_t n = a->n + b->n;
+    out->r = malloc((n > 0 ? n : 1) * sizeof(fri_triplet));
+    if (out->r == NULL) {
+        return FR_ENOMEM;
+    }
+    if (a->n > 0) {
+        memcpy(out->r, a->r, a->n * sizeof(fri_triplet));
+    }
+    if (b->n > 0) {
+        memcpy(out->r + a->n, b->r, b->n * sizeof(fri_triplet));
+    }
+    out->n = n;
+    out->n_users = a->n_users > b->n_users ? a->n_users : b->n_users;
+    out->n_items = a->n_items > b->n_items ? a->n_items : b->n_items;
+    return FR_OK;
+}
+
+// Leave-last-out of all into train and test, plus other: the user's held-out
+// interaction that is neither trained on nor scored (the test item under
+// --eval val), excluded from the sampled negatives all the same.
+static fr_err
+split_leave_last(const opts *o, const fri_dataset *all, fri_dataset *train,
+                 fri_dataset *test, fri_dataset *other)
+{
+    fri_dataset tr = {0}, va = {0}, te = {0};
+    fr_err e = fri_split_leave_last_out(all, &tr, &va, &te);
+    if (e != FR_OK) {
+        return e;
+    }
+    if (o->eval_val) {
+        *train = tr;
+        *test = va;
+        *other = te;
+        return FR_OK;
+    }
+    e = concat(train, &tr, &va);
+    fri_dataset_free(&tr);
+    fri_dataset_free(&va);
+    if (e != FR_OK) {
+        fri_dataset_free(&te);
+        return e;
+    }
+    *test = te;
+    return FR_OK;
+}
+
 static int
-load_data(const opts *o, fri_dataset *train, fri_dataset *test)
+load_data(const opts *o, fri_dataset *train, fri_dataset *test,
+          fri_dataset *other)
 {
     char err[512] = "";
     fr_err e;
@@ -495,7 +660,19 @@ load_data(const opts *o, fri_dataset *train, fri_dataset *test)
             fri_dataset all;
             e = fri_dataset_load(&all, o->train, users, items, &lo, err,
                                  sizeof(err));
-            if (e == FR_OK && o->test != NULL) {
+            if (e == FR_OK && o->leave_last && !fri_dataset_has_ts(&all)) {
+                fri_dataset_free(&all);
+                fprintf(stderr, "fedrec-train: %s has no timestamps: "
+                        "--split leave-last-out needs them to know each "
+                        "user's latest interaction\n", o->train);
+                fri_idmap_destroy(users);
+                fri_idmap_destroy(items);
+                return 1;
+            }
+            if (e == FR_OK && o->leave_last) {
+                e = split_leave_last(o, &all, train, test, other);
+                fri_dataset_free(&all);
+            } else if (e == FR_OK && o->test != NULL) {
                 *train = all;
                 e = fri_dataset_load(test, o->test, users, items, &lo, err,
                                      sizeof(err));
@@ -533,9 +710,13 @@ load_data(const opts *o, fri_dataset *train, fri_dataset *test)
         return 1;
     }
     if (train->n == 0 || test->n == 0) {
-        fprintf(stderr, "fedrec-train: empty train or test set\n");
+        fprintf(stderr, "fedrec-train: empty train or test set%s\n",
+                o->leave_last ? " (leave-last-out needs users with at "
+                                "least 2 ratings, 3 for --eval val)"
+                              : "");
         fri_dataset_free(train);
         fri_dataset_free(test);
+        fri_dataset_free(other);
         return 1;
     }
     // Test ids share the maps; keep row/column counts consistent.
@@ -561,7 +742,8 @@ main(int argc, char **argv)
         return 2;
     }
     fri_dataset train_all = {0}, test = {0}, train = {0}, val = {0};
-    rc = load_data(&o, &train_all, &test);
+    fri_dataset other = {0};
+    rc = load_data(&o, &train_all, &test, &other);
     if (rc != 0) {
         return rc;
     }
@@ -593,7 +775,18 @@ main(int argc, char **argv)
     if (e == FR_OK) {
         e = fri_csr_by_user(&csr, &train);
     }
-    if (e == FR_OK) {
+    if (e == FR_OK && other.n > 0) {
+        // Ranking excludes every interaction of the user that is not the
+        // scored one: the training ones and the unscored held-out one.
+        fri_dataset ex = {0};
+        e = concat(&ex, &train, &other);
+        if (e == FR_OK) {
+            ex.n_users = train.n_users;
+            ex.n_items = train.n_items;
+            e = fri_csr_by_user(&raw, &ex);
+        }
+        fri_dataset_free(&ex);
+    } else if (e == FR_OK) {
         e = fri_csr_by_user(&raw, &train);
     }
     if (e == FR_OK) {
@@ -623,7 +816,13 @@ main(int argc, char **argv)
     run r = {&o, &csr, &raw, &test, &test_csr, now_s(), 0.0, 0};
     if (e == FR_OK) {
         r.t0 = now_s();
-        if (o.bpmf) {
+        if (o.pop) {
+            e = train_pop(&m, &csr);
+            r.epochs_run = 0;
+        } else if (o.bpr) {
+            e = fri_train_bpr(&m, &csr, &o.tc, NULL, NULL);
+            r.epochs_run = o.tc.epochs;
+        } else if (o.bpmf) {
             // Test predictions are averaged over the kept samples as they
             // are drawn; m holds the averaged factors (ranking uses it).
             e = fri_train_bpmf(&m, pred, test.r, test.n, &csr, &o.bc, NULL,
@@ -645,9 +844,7 @@ main(int argc, char **argv)
     fri_rating_metrics rm = {0};
     fri_rank_metrics km = {0};
     fri_rank_config rcfg;
-    fri_rank_config_init(&rcfg);
-    rcfg.k = o.topk;
-    rcfg.protocol = o.protocol;
+    rank_config(&o, &rcfg);
     if (e == FR_OK && o.bpmf) {
         rm.n = test.n;
         e = fri_rmse_mae(&rm.rmse, &rm.mae, pred, truth, test.n);
@@ -670,7 +867,9 @@ main(int argc, char **argv)
                "\"reg_bias\":%g,\"weighted\":%d,\"alpha\":%g,\"seed\":%llu,"
                "\"n_train\":%zu,\"n_val\":%zu,\"n_test\":%zu,"
                "\"rmse\":%.6f,\"mae\":%.6f,",
-               o.bpmf   ? "bpmf"
+               o.pop    ? "pop"
+               : o.bpr  ? "bpr"
+               : o.bpmf ? "bpmf"
                : o.vbmf ? "vbmf"
                : o.algo == FRI_TRAIN_SGD ? "sgd"
                                          : "als",
@@ -679,6 +878,12 @@ main(int argc, char **argv)
                r.epochs_run, c->lr, c->lr_decay, c->reg, c->reg_bias,
                c->weighted, c->alpha, (unsigned long long)c->seed, train.n,
                val.n, test.n, rm.rmse, rm.mae);
+        printf("\"split\":\"%s\",\"eval\":\"%s\",",
+               o.leave_last ? "leave-last-out" : "random",
+               o.eval_val ? "val" : "test");
+        if (rcfg.protocol == FRI_RANK_SAMPLED) {
+            printf("\"negatives\":%u,", rcfg.n_neg);
+        }
         if (ke == FR_OK) {
             printf("\"hr%u\":%.6f,\"ndcg%u\":%.6f,\"precision%u\":%.6f,"
                    "\"recall%u\":%.6f,\"coverage%u\":%.6f,",
@@ -688,7 +893,9 @@ main(int argc, char **argv)
         printf("\"seconds\":%.4f}\n", secs);
     } else {
         printf("%s %s k=%u:",
-               o.bpmf   ? "bpmf"
+               o.pop    ? "pop"
+               : o.bpr  ? "bpr"
+               : o.bpmf ? "bpmf"
                : o.vbmf ? "vbmf"
                : o.algo == FRI_TRAIN_SGD ? "sgd"
                                          : "als",
@@ -714,5 +921,6 @@ main(int argc, char **argv)
     fri_dataset_free(&train);
     fri_dataset_free(&val);
     fri_dataset_free(&test);
+    fri_dataset_free(&other);
     return rc;
 }
