@@ -654,6 +654,7 @@ slots_clear(fri_agg *a)
     memset(a->slots, 0, (size_t) a->slot_cap * sizeof(*a->slots));
     a->n_members  = 0;
     a->n_reported = 0;
+    a->n_refused  = 0;
 }
 
 // Seeded Bernoulli(fraction) draw per (round, key): the same client gets
@@ -1786,6 +1787,45 @@ fri_agg_is_member(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES],
     return ok;
 }
 
+// Whether everyone who joined the round is done (under mtx): then it
+// closes without waiting for its deadline. 0 none, 1 close, 2 abandon.
+static int
+all_done_act(const fri_agg *a)
+{
+    if (a->state != RS_OPEN || a->cfg.clients_per_round == 0 ||
+        a->n_members < a->cfg.clients_per_round ||
+        a->n_reported + a->n_refused < a->n_members) {
+        return 0;
+    }
+    return a->n_reported >= a->cfg.min_clients ? 1 : 2;
+}
+
+// A member of the open round sent an update that failed validation: it is
+// done for the round, so that a device sending garbage cannot hold every
+// round open until its deadline.
+static void
+member_refused(fri_agg *a, uint64_t now_ms,
+               const uint8_t pk[FRI_AGG_KEYBYTES], uint64_t round)
+{
+    pthread_mutex_lock(&a->mtx);
+    int act = 0;
+    if (a->state == RS_OPEN && round == a->round) {
+        fri_slot *s = slot_find(a, pk);
+        if (s->state == SLOT_MEMBER) {
+            s->state = SLOT_REFUSED;
+            a->n_refused++;
+            act = all_done_act(a);
+            if (act != 0) {
+                a->state = RS_CLOSING;
+            }
+        }
+    }
+    pthread_mutex_unlock(&a->mtx);
+    if (act != 0) {
+        end_round(a, now_ms, act, "every member reported or was refused");
+    }
+}
+
 fr_err
 fri_agg_submit(fri_agg *a, uint64_t now_ms,
                const uint8_t pk[FRI_AGG_KEYBYTES], const fri_agg_update *u)
@@ -1799,6 +1839,7 @@ fri_agg_submit(fri_agg *a, uint64_t now_ms,
     fr_err rv  = validate(a, u, &oob);
     if (rv != FR_OK) {
         fri_agg_reject_count(a, oob ? FRI_REJ_BOUNDS : FRI_REJ_MALFORMED);
+        member_refused(a, now_ms, pk, u->round);
         return rv;
     }
     pthread_mutex_lock(&a->mtx);
@@ -1841,10 +1882,8 @@ fri_agg_submit(fri_agg *a, uint64_t now_ms,
     int close = 0;
     if (rv == FR_OK) {
         a->n_reported++;
-        close = a->state == RS_OPEN && a->cfg.clients_per_round > 0 &&
-                a->n_members >= a->cfg.clients_per_round &&
-                a->n_reported >= a->n_members;
-        if (close) {
+        close = all_done_act(a);
+        if (close != 0) {
             a->state = RS_CLOSING;
         }
     }
@@ -1853,8 +1892,8 @@ fri_agg_submit(fri_agg *a, uint64_t now_ms,
         return rv;
     }
     atomic_fetch_add(&a->accepted, 1);
-    if (close) {
-        end_round(a, now_ms, 1, NULL);
+    if (close != 0) {
+        end_round(a, now_ms, close, "every member reported or was refused");
     }
     return FR_OK;
 }

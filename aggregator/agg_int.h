@@ -25,7 +25,15 @@ typedef struct fri_snap {
 } fri_snap;
 
 // Cohort slot states.
-enum { SLOT_EMPTY = 0, SLOT_MEMBER = 1, SLOT_REPORTED = 2, SLOT_INFLIGHT = 3 };
+// SLOT_REFUSED: a member whose update failed validation; it is done for
+// the round (it counts toward closing early, not toward min_clients).
+enum {
+    SLOT_EMPTY    = 0,
+    SLOT_MEMBER   = 1,
+    SLOT_REPORTED = 2,
+    SLOT_INFLIGHT = 3,
+    SLOT_REFUSED  = 4
+};
 
 typedef struct fri_slot {
     uint8_t  pk[FRI_AGG_KEYBYTES];
@@ -60,6 +68,7 @@ struct fri_agg {
     uint32_t        slot_cap;  // power of two
     uint32_t        n_members;
     uint32_t        n_reported;
+    uint32_t        n_refused; // members in SLOT_REFUSED
     uint32_t        n_inflight;
     uint64_t        rounds_completed;
     uint64_t        rounds_abandoned;

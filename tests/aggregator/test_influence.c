@@ -918,3 +918,66 @@ Test(influence, latest_statistics_deltas_bounded)
     u.sum_ratings = 1e6;
     cr_assert_neq(fri_bounds_update(&c, &u, &why), 0);
 }
+
+// A member whose update is refused is done for the round: with a fixed
+// cohort the round closes as soon as the others have reported, instead of
+// waiting for its deadline (one bad device would otherwise slow every
+// round it is picked for to the deadline). A cohort of only refused
+// members is abandoned at once.
+Test(influence, refused_member_does_not_hold_the_round_open)
+{
+    user us[NU];
+    users_make(us, 9);
+    fri_agg_config c;
+    cfg_of(&c, FRI_AGG_ALS);
+    c.clients_per_round = NU + 1;
+    c.round_deadline_ms = 1000000;
+    fri_agg     *a = make(&c);
+    uint8_t      pk[FRI_AGG_KEYBYTES];
+    fri_agg_task t;
+    uint64_t     now = 0;
+    for (int rnd = 0; rnd < 3; rnd++) {
+        float mu, bi[NI], Q[NI * K];
+        fri_agg_model_copy(a, &mu, bi, NI, Q, NI * K, NULL);
+        // The bad device first, so the honest ones complete the cohort.
+        for (int u = NU; u >= 0; u--) {
+            key(pk, 300 + (uint32_t) u);
+            cr_assert_eq(fri_agg_checkin(a, now, pk, &t), FR_OK);
+            cr_assert(t.has_task, "round %d user %d", rnd, u);
+            dev v;
+            als_update(&v, &us[u < NU ? u : 0], t.round, mu);
+            if (u == NU) {
+                p_mean(&v);
+                cr_assert_neq(fri_agg_submit(a, now, pk, &v.u), FR_OK);
+                // Done for the round: a second try is not a new chance.
+                cr_assert_neq(fri_agg_submit(a, now, pk, &v.u), FR_OK);
+            } else {
+                cr_assert_eq(fri_agg_submit(a, now, pk, &v.u), FR_OK);
+            }
+        }
+        now += 10; // far before the deadline; no tick
+        fri_agg_metrics m;
+        fri_agg_metrics_get(a, &m);
+        cr_assert_eq(m.rounds_completed, (uint64_t) rnd + 1,
+                     "round %d waited for its deadline", rnd);
+    }
+    fri_agg_destroy(a);
+
+    // Every member refused: abandoned without waiting.
+    c.clients_per_round = 2;
+    a                   = make(&c);
+    for (int u = 0; u < 2; u++) {
+        key(pk, 400 + (uint32_t) u);
+        cr_assert_eq(fri_agg_checkin(a, now, pk, &t), FR_OK);
+        cr_assert(t.has_task);
+        dev v;
+        als_update(&v, &us[u], t.round, 3.5f);
+        p_mean(&v);
+        cr_assert_neq(fri_agg_submit(a, now, pk, &v.u), FR_OK);
+    }
+    fri_agg_metrics m;
+    fri_agg_metrics_get(a, &m);
+    cr_assert_eq(m.rounds_abandoned, 1);
+    cr_assert_eq(m.rounds_completed, 0);
+    fri_agg_destroy(a);
+}

@@ -306,6 +306,12 @@ Test(agg_vbmf, refuses_bad_global_block)
     cr_assert_eq(fri_agg_submit(a, 1, pk, &up), FR_EPROTO);
     up.vb     = glob;
     up.vb_len = DD + PP + 2;
+    // The refusals ended pk's part in the round; another member's
+    // well-formed block is accepted.
+    cr_assert_eq(fri_agg_submit(a, 1, pk, &up), FR_EDUP);
+    key(pk, 8);
+    cr_assert_eq(fri_agg_checkin(a, 1, pk, &t), FR_OK);
+    cr_assert(t.has_task);
     cr_assert_eq(fri_agg_submit(a, 1, pk, &up), FR_OK);
     fri_agg_destroy(a);
 }
