@@ -30,7 +30,8 @@ Test(proto_msg_secagg, lists_round_trip_and_refuse_unsorted_ids)
     for (size_t t = 0; t < 4; t++) {
         size_t   rl = fri_sa_rec_len(types[t]);
         uint32_t ids[3] = {1, 4, 7};
-        uint8_t  recs[3 * 172];
+        uint8_t  recs[3 * 256];
+        cr_assert(rl > 0 && rl <= 256, "record length %zu", rl);
         for (size_t i = 0; i < sizeof(recs); i++) {
             recs[i] = (uint8_t) i;
         }
