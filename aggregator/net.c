@@ -324,16 +324,21 @@ http_cb(nng_aio *aio)
 {
     nng_http_req     *req = nng_aio_get_input(aio, 0);
     nng_http_handler *h   = nng_aio_get_input(aio, 1);
-    fri_agg          *a   = nng_http_handler_get_data(h);
+    fri_net          *n   = nng_http_handler_get_data(h);
     const char       *uri = nng_http_req_get_uri(req);
     fri_agg_metrics   m;
+    fri_net_stats     ns;
     char              buf[8192];
     size_t            len = 0;
-    fri_agg_metrics_get(a, &m);
+    fri_agg_metrics_get(n->a, &m);
+    fri_net_stats_get(n, &ns);
     int    json = strncmp(uri, "/status", 7) == 0;
     fr_err rv   = json ? fri_agg_metrics_json(&m, buf, sizeof(buf), &len)
                        : fri_agg_metrics_prometheus(&m, buf, sizeof(buf),
                                                     &len);
+    if (rv == FR_OK) {
+        rv = fri_net_stats_append(&ns, json, buf, sizeof(buf), &len);
+    }
     nng_http_res *res = NULL;
     if (rv != FR_OK || nng_http_res_alloc(&res) != 0) {
         nng_aio_finish(aio, NNG_ENOMEM);
@@ -373,7 +378,7 @@ http_start(fri_net *n, const char *hostport, char *err, size_t cap)
         nng_http_handler *h = NULL;
         if ((rv = nng_http_handler_alloc(&h, paths[i], http_cb)) != 0 ||
             (rv = nng_http_handler_set_method(h, "GET")) != 0 ||
-            (rv = nng_http_handler_set_data(h, n->a, NULL)) != 0 ||
+            (rv = nng_http_handler_set_data(h, n, NULL)) != 0 ||
             (rv = nng_http_server_add_handler(n->http, h)) != 0) {
             if (h != NULL) {
                 nng_http_handler_free(h);
@@ -455,6 +460,63 @@ fri_net_stats_get(fri_net *n, fri_net_stats *st)
     st->refused_connections = atomic_load(&n->refused_conns);
     st->handshake_timeouts  = atomic_load(&n->timed_out);
     st->hellos_rate_limited = atomic_load(&n->rate_limited);
+}
+
+fr_err
+fri_net_stats_append(const fri_net_stats *st, int json, char *dst,
+                     size_t cap, size_t *len)
+{
+    size_t at = *len;
+    int    w;
+    int    nl = 0; // the JSON page ends with a newline
+    if (json) {
+        // Reopen the object: its closing brace ends the page.
+        nl = at > 0 && dst[at - 1] == '\n';
+        at -= (size_t) nl;
+        if (at == 0 || dst[at - 1] != '}') {
+            return FR_EINVAL;
+        }
+        at--;
+        w = snprintf(dst + at, cap - at,
+                     ",\"transport\":{\"connections\":%llu,"
+                     "\"connections_refused_total\":%llu,"
+                     "\"handshake_timeouts_total\":%llu,"
+                     "\"hellos_rate_limited_total\":%llu}}%s",
+                     (unsigned long long) st->connections,
+                     (unsigned long long) st->refused_connections,
+                     (unsigned long long) st->handshake_timeouts,
+                     (unsigned long long) st->hellos_rate_limited,
+                     nl ? "\n" : "");
+    } else {
+        w = snprintf(dst + at, cap - at,
+                     "# TYPE fedrec_connections gauge\n"
+                     "fedrec_connections %llu\n"
+                     "# TYPE fedrec_connections_refused_total counter\n"
+                     "fedrec_connections_refused_total %llu\n"
+                     "# TYPE fedrec_handshake_timeouts_total counter\n"
+                     "fedrec_handshake_timeouts_total %llu\n"
+                     "# TYPE fedrec_hellos_rate_limited_total counter\n"
+                     "fedrec_hellos_rate_limited_total %llu\n",
+                     (unsigned long long) st->connections,
+                     (unsigned long long) st->refused_connections,
+                     (unsigned long long) st->handshake_timeouts,
+                     (unsigned long long) st->hellos_rate_limited);
+    }
+    if (w < 0 || (size_t) w >= cap - at) {
+        // Leave the page as it was (snprintf wrote a truncated tail).
+        if (json) {
+            dst[at++] = '}';
+            if (nl && at < cap) {
+                dst[at++] = '\n';
+            }
+        }
+        if (at < cap) {
+            dst[at] = '\0';
+        }
+        return FR_ENOSPC;
+    }
+    *len = at + (size_t) w;
+    return FR_OK;
 }
 
 fr_err

@@ -43,6 +43,12 @@ FR_NODISCARD fr_err fri_net_start(fri_net **out, fri_agg *a, const char *url,
                                   const char *http, const fri_net_opts *o,
                                   char *err, size_t err_cap);
 void fri_net_stats_get(fri_net *n, fri_net_stats *st);
+
+// Appends the transport counters to a metrics page of *len bytes in dst:
+// Prometheus lines, or for JSON (json != 0; dst holds one object) a
+// "transport" member inside it. FR_ENOSPC if they do not fit.
+FR_NODISCARD fr_err fri_net_stats_append(const fri_net_stats *st, int json,
+                                         char *dst, size_t cap, size_t *len);
 // Stops the listener, the contexts, the timer and the HTTP server.
 void fri_net_stop(fri_net *n); // NULL is a no-op
 

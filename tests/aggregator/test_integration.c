@@ -853,6 +853,10 @@ evil_run(int evil, const char *state, float *mu)
     char buf[8192];
     cr_assert_eq(http_status(buf, sizeof(buf)), 0);
     cr_assert_eq(json_num(buf, "rounds_abandoned"), 0, "%s", buf);
+    // The transport's counters are on the same page.
+    cr_assert_eq(json_num(buf, "connections_refused_total"), 0, "%s", buf);
+    cr_assert_eq(json_num(buf, "hellos_rate_limited_total"), 0, "%s", buf);
+    cr_assert_geq(json_num(buf, "connections"), 1, "%s", buf);
     cr_assert_eq(json_num(buf, "updates_accepted_total"),
                  EVIL_ROUNDS * EVIL_HONEST, "%s", buf);
     cr_assert_eq(json_num(buf, "out_of_bounds"), evil ? EVIL_ROUNDS : 0,

@@ -549,3 +549,35 @@ Test(preauth, hello_rate_per_address)
     cr_assert_eq(st.hellos_rate_limited, (uint64_t)(10 - answered));
     server_stop(&s);
 }
+
+// The transport counters reach /metrics and /status (net.c http_cb).
+Test(preauth, transport_counters_on_the_metrics_pages)
+{
+    fri_net_stats st = {.connections         = 7,
+                        .refused_connections = 3,
+                        .handshake_timeouts  = 2,
+                        .hellos_rate_limited = 5};
+    char   buf[512];
+    size_t len = (size_t) snprintf(buf, sizeof(buf), "fedrec_round 1\n");
+    cr_assert_eq(fri_net_stats_append(&st, 0, buf, sizeof(buf), &len), FR_OK);
+    cr_assert_eq(len, strlen(buf));
+    cr_assert_not_null(strstr(buf, "fedrec_round 1\n"));
+    cr_assert_not_null(strstr(buf, "\nfedrec_connections 7\n"));
+    cr_assert_not_null(strstr(buf, "\nfedrec_connections_refused_total 3\n"));
+    cr_assert_not_null(strstr(buf, "\nfedrec_handshake_timeouts_total 2\n"));
+    cr_assert_not_null(strstr(buf, "\nfedrec_hellos_rate_limited_total 5\n"));
+    len = (size_t) snprintf(buf, sizeof(buf), "{\"round\":1}\n");
+    cr_assert_eq(fri_net_stats_append(&st, 1, buf, sizeof(buf), &len), FR_OK);
+    cr_assert_str_eq(buf, "{\"round\":1,\"transport\":{\"connections\":7,"
+                          "\"connections_refused_total\":3,"
+                          "\"handshake_timeouts_total\":2,"
+                          "\"hellos_rate_limited_total\":5}}\n");
+    cr_assert_eq(len, strlen(buf));
+    // No room: an error, the page unchanged.
+    char small[24];
+    len = (size_t) snprintf(small, sizeof(small), "{\"round\":1}\n");
+    cr_assert_eq(fri_net_stats_append(&st, 1, small, sizeof(small), &len),
+                 FR_ENOSPC);
+    cr_assert_str_eq(small, "{\"round\":1}\n");
+    cr_assert_eq(len, strlen(small));
+}
