@@ -1,9 +1,12 @@
 #include "secagg.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "shamir.h"
 
@@ -796,6 +799,91 @@ in_sorted(const uint32_t *v, size_t n, uint32_t x)
     return false;
 }
 
+// ---- unmasking on several threads -----------------------------------------
+
+#define UNMASK_MAX_THREADS 8
+// Below this many words per thread a second thread costs more than it saves.
+#define UNMASK_MIN_WORDS ((size_t) 1 << 16)
+
+typedef struct unmask_job {
+    uint32_t                          *acc; // this part's sum (n words)
+    size_t                             n;
+    const fri_secagg_unmask_input     *in;
+    size_t                             t, nt; // part t of nt
+    fr_err                             rc;
+} unmask_job;
+
+// Threads for an unmask of n words over m members: the online CPUs, at
+// most one per member and UNMASK_MIN_WORDS of PRG output.
+static size_t
+unmask_threads(size_t n, size_t m)
+{
+    long   cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t nt   = cpus > 1 ? (size_t) cpus : 1;
+    if (nt > UNMASK_MAX_THREADS) {
+        nt = UNMASK_MAX_THREADS;
+    }
+    size_t work = n * m / UNMASK_MIN_WORDS;
+    if (nt > work) {
+        nt = work > 0 ? work : 1;
+    }
+    return nt;
+}
+
+// Part t of the unmask: survivors i and dropped members j with
+// i, j = t mod nt.
+static void *
+unmask_main(void *arg)
+{
+    unmask_job                         *job = arg;
+    const fri_secagg_unmask_input      *in  = job->in;
+    const fri_secagg_graph             *g   = in->graph;
+    fr_err                              rc  = FR_OK;
+    for (size_t i = job->t; i < in->n_survivors && rc == FR_OK; i += job->nt) {
+        rc = prg_apply(job->acc, job->n, in->survivor_b + 32 * i, -1);
+    }
+    bool complete = g == NULL
+        || fri_secagg_graph_degree(g->n_clients, g->degree)
+            == g->n_clients - 1;
+    uint32_t *nbr = NULL;
+    size_t    k   = 0;
+    if (!complete && rc == FR_OK && in->n_dropped > job->t) {
+        k   = fri_secagg_graph_degree(g->n_clients, g->degree);
+        nbr = malloc(k * sizeof *nbr);
+        if (nbr == NULL) {
+            rc = FR_ENOMEM;
+        }
+    }
+    uint8_t s[32];
+    for (size_t j = job->t; j < in->n_dropped && rc == FR_OK; j += job->nt) {
+        uint32_t d = in->dropped[j];
+        if (!complete) {
+            size_t got = 0;
+            rc         = fri_secagg_neighbors(
+                        nbr, k, &got, d, g->n_clients, g->degree, g->seed);
+            if (rc != FR_OK) {
+                break;
+            }
+        }
+        for (size_t i = 0; i < in->n_survivors && rc == FR_OK; i++) {
+            uint32_t u = in->survivors[i];
+            if (!complete && !in_sorted(nbr, k, u)) {
+                continue;
+            }
+            rc = fri_secagg_pair_seed(s, in->dropped_c_sk + 32 * j,
+                in->survivor_c_pk + 32 * i, in->round_id, d, u);
+            // u added +PRG(s_ud) if d > u, -PRG(s_ud) if d < u: undo it.
+            if (rc == FR_OK) {
+                rc = prg_apply(job->acc, job->n, s, d > u ? -1 : 1);
+            }
+        }
+    }
+    sodium_memzero(s, sizeof s);
+    free(nbr);
+    job->rc = rc;
+    return NULL;
+}
+
 fr_err
 fri_secagg_unmask(
     uint32_t *sum_inout, size_t n, const fri_secagg_unmask_input *in)
@@ -830,51 +918,66 @@ fri_secagg_unmask(
     }
     free(seen);
 
+    // The work (one PRG expansion per survivor, one agreement and one
+    // expansion per dropped member and neighbouring survivor) is split
+    // over threads by member; each adds into its own buffer and the
+    // buffers are summed at the end (addition mod 2^32 commutes).
+    unmask_job jobs[UNMASK_MAX_THREADS];
+    size_t     m  = in->n_survivors + in->n_dropped;
+    size_t     nt = in->threads > 0 ? in->threads : unmask_threads(n, m);
+    if (nt > UNMASK_MAX_THREADS) {
+        nt = UNMASK_MAX_THREADS;
+    }
+    if (nt > m) {
+        nt = m > 0 ? m : 1;
+    }
+    uint32_t  *bufs = NULL;
+    if (nt > 1) {
+        bufs = calloc((nt - 1) * n, sizeof(uint32_t));
+        if (bufs == NULL) {
+            nt = 1; // still correct, one thread
+        }
+    }
+    for (size_t t = 0; t < nt; t++) {
+        jobs[t] = (unmask_job){.acc = t == 0 ? sum_inout : bufs + (t - 1) * n,
+                               .n   = n,
+                               .in  = in,
+                               .t   = t,
+                               .nt  = nt,
+                               .rc  = FR_OK};
+    }
+    pthread_t th[UNMASK_MAX_THREADS];
+    size_t    started = 1;
+    for (size_t t = 1; t < nt; t++) {
+        if (pthread_create(&th[t], NULL, unmask_main, &jobs[t]) != 0) {
+            break;
+        }
+        started++;
+    }
+    // Parts that got no thread run here, after part 0.
+    unmask_main(&jobs[0]);
+    for (size_t t = started; t < nt; t++) {
+        unmask_main(&jobs[t]);
+    }
     fr_err rc = FR_OK;
-    for (size_t i = 0; i < in->n_survivors && rc == FR_OK; i++) {
-        rc = prg_apply(sum_inout, n, in->survivor_b + 32 * i, -1);
-    }
-    if (rc != FR_OK || in->n_dropped == 0) {
-        return rc;
-    }
-    bool complete = g == NULL
-        || fri_secagg_graph_degree(g->n_clients, g->degree)
-            == g->n_clients - 1;
-    uint32_t *nbr = NULL;
-    size_t    k   = 0;
-    if (!complete) {
-        k   = fri_secagg_graph_degree(g->n_clients, g->degree);
-        nbr = malloc(k * sizeof *nbr);
-        if (nbr == NULL) {
-            return FR_ENOMEM;
+    for (size_t t = 1; t < nt; t++) {
+        if (t < started) {
+            pthread_join(th[t], NULL);
+        }
+        const uint32_t *b = bufs + (t - 1) * n;
+        for (size_t w = 0; w < n; w++) {
+            sum_inout[w] += b[w];
         }
     }
-    uint8_t s[32];
-    for (size_t j = 0; j < in->n_dropped && rc == FR_OK; j++) {
-        uint32_t d = in->dropped[j];
-        if (!complete) {
-            size_t got = 0;
-            rc         = fri_secagg_neighbors(
-                        nbr, k, &got, d, g->n_clients, g->degree, g->seed);
-            if (rc != FR_OK) {
-                break;
-            }
-        }
-        for (size_t i = 0; i < in->n_survivors && rc == FR_OK; i++) {
-            uint32_t u = in->survivors[i];
-            if (!complete && !in_sorted(nbr, k, u)) {
-                continue;
-            }
-            rc = fri_secagg_pair_seed(s, in->dropped_c_sk + 32 * j,
-                in->survivor_c_pk + 32 * i, in->round_id, d, u);
-            // u added +PRG(s_ud) if d > u, -PRG(s_ud) if d < u: undo it.
-            if (rc == FR_OK) {
-                rc = prg_apply(sum_inout, n, s, d > u ? -1 : 1);
-            }
+    for (size_t t = 0; t < nt; t++) {
+        if (jobs[t].rc != FR_OK && rc == FR_OK) {
+            rc = jobs[t].rc;
         }
     }
-    sodium_memzero(s, sizeof s);
-    free(nbr);
+    if (bufs != NULL) {
+        sodium_memzero(bufs, (nt - 1) * n * sizeof(uint32_t));
+        free(bufs);
+    }
     return rc;
 }
 

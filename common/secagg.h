@@ -289,12 +289,16 @@ typedef struct fri_secagg_unmask_input {
     const uint32_t         *dropped;
     const uint8_t          *dropped_c_sk;
     size_t                  n_dropped;
+    // Threads to spread the work over: 0 chooses (the online CPUs, up to
+    // 8, none for small sums); tests force a count.
+    uint32_t                threads;
 } fri_secagg_unmask_input;
 
 // Turns the mod-2^32 sum of the survivors' masked vectors into the plain
 // sum of their inputs: subtracts PRG(b_u) for every survivor and, for each
 // dropped d and surviving neighbour u, removes the pair mask u added
-// (recomputing s_ud from c_sk_d and c_pk_u). Errors: FR_EINVAL (NULL,
+// (recomputing s_ud from c_sk_d and c_pk_u), on several threads for large
+// sums (the result does not depend on their number). Errors: FR_EINVAL (NULL,
 // index out of range or listed twice), FR_ECRYPTO (bad key), FR_ENOMEM.
 // On error sum_inout is partially unmasked (unspecified).
 FR_NODISCARD fr_err fri_secagg_unmask(

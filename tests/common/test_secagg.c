@@ -688,3 +688,80 @@ Test(common_secagg, client_cost_formula)
     fri_secagg_cost p = fri_secagg_client_cost(100, 1u << 20);
     cr_assert_lt(p.expansion, c.expansion);
 }
+
+// Unmasking with dropped members gives the survivors' plain sum whatever
+// the number of threads it is spread over (one, three, as many as
+// members, automatic).
+Test(secagg, unmask_same_sum_on_any_number_of_threads)
+{
+    enum { N = 9, D = 70000 };
+    const uint8_t    drop[N] = {0, 1, 0, 0, 1, 0, 0, 1, 0};
+    fri_secagg_keys  k[N];
+    uint8_t          c_pk[N * 32], b[N * 32], pk[N * 32];
+    uint32_t         peers[N];
+    uint32_t        *x = malloc(D * 4), *y = malloc(D * 4);
+    uint32_t        *plain = calloc(D, 4), *masked = calloc(D, 4);
+    uint32_t        *sum = malloc(D * 4);
+    cr_assert(x && y && plain && masked && sum);
+    fri_rng r;
+    fri_rng_seed(&r, 5);
+    for (uint32_t u = 0; u < N; u++) {
+        cr_assert_eq(fri_secagg_keygen(&k[u], NULL), FR_OK);
+        memcpy(c_pk + 32 * u, k[u].c_pk, 32);
+        randombytes_buf(b + 32 * u, 32);
+    }
+    uint32_t surv[N], dropped[N], ns = 0, nd = 0;
+    uint8_t  s_pk[N * 32], s_b[N * 32], d_sk[N * 32];
+    for (uint32_t u = 0; u < N; u++) {
+        if (drop[u]) {
+            memcpy(d_sk + 32 * nd, k[u].c_sk, 32);
+            dropped[nd++] = u;
+            continue;
+        }
+        size_t np = 0;
+        for (uint32_t v = 0; v < N; v++) {
+            if (v != u) {
+                peers[np] = v;
+                memcpy(pk + 32 * np, c_pk + 32 * v, 32);
+                np++;
+            }
+        }
+        for (size_t i = 0; i < D; i++) {
+            x[i] = (uint32_t) fri_rng_next(&r);
+            plain[i] += x[i];
+        }
+        cr_assert_eq(fri_secagg_mask(y, x, D, u, peers, pk, np, k[u].c_sk,
+                                     b + 32 * u, 91),
+                     FR_OK);
+        for (size_t i = 0; i < D; i++) {
+            masked[i] += y[i];
+        }
+        memcpy(s_pk + 32 * ns, c_pk + 32 * u, 32);
+        memcpy(s_b + 32 * ns, b + 32 * u, 32);
+        surv[ns++] = u;
+    }
+    const uint32_t threads[] = {1, 3, N, 0};
+    for (size_t t = 0; t < sizeof(threads) / sizeof(threads[0]); t++) {
+        memcpy(sum, masked, D * 4);
+        fri_secagg_unmask_input in = {.round_id      = 91,
+                                      .survivors     = surv,
+                                      .survivor_c_pk = s_pk,
+                                      .survivor_b    = s_b,
+                                      .n_survivors   = ns,
+                                      .dropped       = dropped,
+                                      .dropped_c_sk  = d_sk,
+                                      .n_dropped     = nd,
+                                      .threads       = threads[t]};
+        cr_assert_eq(fri_secagg_unmask(sum, D, &in), FR_OK);
+        cr_assert(memcmp(sum, plain, D * 4) == 0, "threads %u: sum differs",
+                  threads[t]);
+    }
+    for (uint32_t u = 0; u < N; u++) {
+        fri_secagg_keys_wipe(&k[u]);
+    }
+    free(x);
+    free(y);
+    free(plain);
+    free(masked);
+    free(sum);
+}
