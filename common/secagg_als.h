@@ -47,26 +47,23 @@ double fri_sa_als_scale(uint32_t k, const fri_sa_als_bounds *b, size_t j);
 // counts the values the clip changed (p counts as one). FR_EINVAL on bad
 // arguments.
 FR_NODISCARD fr_err fri_sa_als_encode(float *x, size_t dim, uint32_t n_items,
-                                      uint32_t k,
-                                      const fri_sa_als_bounds *b,
-                                      const float *p, const uint32_t *items,
-                                      const float *res, size_t n,
-                                      double rating_sum, size_t *clipped);
+    uint32_t k, const fri_sa_als_bounds *b, const float *p,
+    const uint32_t *items, const float *res, size_t n, double rating_sum,
+    size_t *clipped);
 
 // The same from a plain ALS update (SPEC §5.7): the packed Gram of
 // x = [p; 1] (p is its last column) and rows h_j = x res_j (res_j is the
 // last entry), n rows of k + 1 values for items[].
-FR_NODISCARD fr_err fri_sa_als_encode_stats(
-    float *x, size_t dim, uint32_t n_items, uint32_t k,
-    const fri_sa_als_bounds *b, const float *gram, const float *rows,
-    const uint32_t *items, size_t n, double rating_sum, size_t *clipped);
+FR_NODISCARD fr_err fri_sa_als_encode_stats(float *x, size_t dim,
+    uint32_t n_items, uint32_t k, const fri_sa_als_bounds *b,
+    const float *gram, const float *rows, const uint32_t *items, size_t n,
+    double rating_sum, size_t *clipped);
 
 // Decodes the unmasked sum (dim words, two's complement fixed point with
 // frac_bits fractional bits) into v: each coordinate times its scale, in
 // double. FR_EINVAL on bad arguments.
 FR_NODISCARD fr_err fri_sa_als_decode(float *v, const uint32_t *sum,
-                                      size_t dim, unsigned frac_bits,
-                                      uint32_t n_items, uint32_t k,
-                                      const fri_sa_als_bounds *b);
+    size_t dim, unsigned frac_bits, uint32_t n_items, uint32_t k,
+    const fri_sa_als_bounds *b);
 
 #endif

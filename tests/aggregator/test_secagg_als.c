@@ -31,24 +31,24 @@
 #define NRATE 12
 
 typedef struct sim_member {
-    uint8_t          pk[FRI_AGG_KEYBYTES];
-    uint8_t          id_pk[32], id_sk[64];
-    fri_secagg_keys  keys;
-    uint8_t          b[32];
-    fri_agg_task     t;
+    uint8_t         pk[FRI_AGG_KEYBYTES];
+    uint8_t         id_pk[32], id_sk[64];
+    fri_secagg_keys keys;
+    uint8_t         b[32];
+    fri_agg_task    t;
     // The device's data: user vector, bias, rated items and ratings.
-    float            p[K], bu;
-    uint32_t         items[NRATE];
-    float            r[NRATE];
-    uint32_t         n;
+    float    p[K], bu;
+    uint32_t items[NRATE];
+    float    r[NRATE];
+    uint32_t n;
     // This round's statistics: plain (gram, rows) and dense normalized x.
-    float            gram[GL], rows[NRATE * D], res[NRATE];
-    double           sum;
-    float            x[DIM];
-    uint8_t          rated[NIT];
-    uint32_t         from[MAXN];
-    uint8_t          held[MAXN][FRI_SECAGG_SHAREMSGBYTES];
-    size_t           n_from;
+    float    gram[GL], rows[NRATE * D], res[NRATE];
+    double   sum;
+    float    x[DIM];
+    uint8_t  rated[NIT];
+    uint32_t from[MAXN];
+    uint8_t  held[MAXN][FRI_SECAGG_SHAREMSGBYTES];
+    size_t   n_from;
 } sim_member;
 
 static uint8_t corrupt[MAXN];
@@ -98,16 +98,16 @@ make_member(sim_member *m, uint32_t u)
     fri_rng r;
     fri_rng_seed(&r, 1000 + u);
     for (int f = 0; f < K; f++) {
-        m->p[f] = (float) (fri_rng_uniform(&r) * 2.0 - 1.0);
+        m->p[f] = (float)(fri_rng_uniform(&r) * 2.0 - 1.0);
     }
-    m->bu = (float) (fri_rng_uniform(&r) - 0.5);
+    m->bu = (float)(fri_rng_uniform(&r) - 0.5);
     memset(m->rated, 0, sizeof(m->rated));
-    uint32_t want = 4 + (uint32_t) (fri_rng_next(&r) % (NRATE - 3));
+    uint32_t want = 4 + (uint32_t)(fri_rng_next(&r) % (NRATE - 3));
     m->n          = 0;
     for (uint32_t i = 0; i < NIT && m->n < want; i++) {
         if (fri_rng_next(&r) % 3 == 0 || NIT - i == want - m->n) {
             m->items[m->n] = i;
-            m->r[m->n]     = (float) (1 + fri_rng_next(&r) % 5);
+            m->r[m->n]     = (float)(1 + fri_rng_next(&r) % 5);
             m->rated[i]    = 1;
             m->n++;
         }
@@ -140,13 +140,12 @@ encode(sim_member *m, fri_agg *a)
     if (!m->t.secagg) {
         return;
     }
-    fri_sa_als_bounds b = {m->t.sa_user_norm, m->t.sa_residual,
-                           m->t.sa_rating_abs};
-    size_t            clipped = 99;
+    fri_sa_als_bounds b
+        = { m->t.sa_user_norm, m->t.sa_residual, m->t.sa_rating_abs };
+    size_t clipped = 99;
     cr_assert_eq(fri_sa_als_encode_stats(m->x, DIM, NIT, K, &b, m->gram,
-                                         m->rows, m->items, m->n, m->sum,
-                                         &clipped),
-                 FR_OK);
+                     m->rows, m->items, m->n, m->sum, &clipped),
+        FR_OK);
     cr_assert_eq(clipped, 0, "an honest member needs no clipping");
 }
 
@@ -166,7 +165,7 @@ members_init(sim_member *ms, uint32_t n)
 // unmask request. Returns the number of survivors.
 static uint32_t
 secure_round(fri_agg *a, sim_member *ms, uint32_t n, uint64_t now,
-             const uint8_t *drop_before_mask, const uint8_t *silent)
+    const uint8_t *drop_before_mask, const uint8_t *silent)
 {
     uint32_t retry;
     for (uint32_t u = 0; u < n; u++) {
@@ -185,23 +184,21 @@ secure_round(fri_agg *a, sim_member *ms, uint32_t n, uint64_t now,
         fri_secagg_seed_commit(commit, m->b, m->t.round, m->t.sa_index);
         fri_secagg_advert adv;
         cr_assert_eq(fri_secagg_advert_sign(&adv, m->t.round, m->t.sa_index,
-                                            m->keys.c_pk, m->keys.s_pk,
-                                            commit, m->id_sk),
-                     FR_OK);
+                         m->keys.c_pk, m->keys.s_pk, commit, m->id_sk),
+            FR_OK);
         uint8_t w[FRI_AGG_SA_ADVERTBYTES];
         size_t  wl;
-        cr_assert_eq(fri_secagg_advert_encode(w, sizeof(w), &wl, &adv),
-                     FR_OK);
+        cr_assert_eq(fri_secagg_advert_encode(w, sizeof(w), &wl, &adv), FR_OK);
         if (u == 0) {
             size_t nr;
             cr_assert_eq(fri_agg_sa_roster(a, now, m->pk, m->t.round, NULL,
-                                           NULL, NULL, 0, &nr, &retry),
-                         FR_OK);
+                             NULL, NULL, 0, &nr, &retry),
+                FR_OK);
             cr_assert(retry > 0, "roster before the adverts are in");
         }
-        cr_assert_eq(fri_agg_sa_advert(a, now, m->pk, m->t.round, m->id_pk, w,
-                                       wl),
-                     FR_OK);
+        cr_assert_eq(
+            fri_agg_sa_advert(a, now, m->pk, m->t.round, m->id_pk, w, wl),
+            FR_OK);
     }
     // Phase 2: roster, verify, split and seal for the neighbours.
     static uint32_t ridx[MAXN];
@@ -210,55 +207,51 @@ secure_round(fri_agg *a, sim_member *ms, uint32_t n, uint64_t now,
         sim_member *m  = &ms[u];
         size_t      nr = 0;
         cr_assert_eq(fri_agg_sa_roster(a, now, m->pk, m->t.round, ridx, rid,
-                                       radv, MAXN, &nr, &retry),
-                     FR_OK);
+                         radv, MAXN, &nr, &retry),
+            FR_OK);
         cr_assert_eq(retry, 0);
         cr_assert_eq(nr, n);
         uint32_t nb[MAXN];
         size_t   nn = 0;
         cr_assert_eq(fri_secagg_neighbors(nb, MAXN, &nn, m->t.sa_index,
-                                          m->t.sa_n, m->t.sa_degree,
-                                          m->t.sa_graph_seed),
-                     FR_OK);
+                         m->t.sa_n, m->t.sa_degree, m->t.sa_graph_seed),
+            FR_OK);
         uint8_t  s_pk[MAXN][32];
         uint32_t xs[MAXN];
         for (size_t j = 0; j < nn; j++) {
             fri_secagg_advert adv;
             cr_assert_eq(fri_secagg_advert_decode(&adv,
-                                                  radv + (size_t) nb[j] *
-                                                             FRI_AGG_SA_ADVERTBYTES,
-                                                  FRI_AGG_SA_ADVERTBYTES),
-                         FR_OK);
+                             radv + (size_t)nb[j] * FRI_AGG_SA_ADVERTBYTES,
+                             FRI_AGG_SA_ADVERTBYTES),
+                FR_OK);
             cr_assert_eq(ridx[nb[j]], nb[j]);
             cr_assert_eq(fri_secagg_advert_verify(&adv, m->t.round, nb[j],
-                                                  rid + (size_t) nb[j] * 32),
-                         FR_OK);
+                             rid + (size_t)nb[j] * 32),
+                FR_OK);
             memcpy(s_pk[j], adv.s_pk, 32);
             xs[j] = nb[j] + 1;
         }
         static uint8_t bsh[MAXN * 32], csh[MAXN * 32];
         cr_assert_eq(fri_shamir_split_at(bsh, sizeof(bsh), xs, nn,
-                                         m->t.sa_threshold, m->b, 32, NULL),
-                     FR_OK);
+                         m->t.sa_threshold, m->b, 32, NULL),
+            FR_OK);
         cr_assert_eq(fri_shamir_split_at(csh, sizeof(csh), xs, nn,
-                                         m->t.sa_threshold, m->keys.c_sk, 32,
-                                         NULL),
-                     FR_OK);
+                         m->t.sa_threshold, m->keys.c_sk, 32, NULL),
+            FR_OK);
         static uint8_t sealed[MAXN * FRI_AGG_SA_SEALED];
         for (size_t j = 0; j < nn; j++) {
             uint8_t msg[64];
             memcpy(msg, bsh + j * 32, 32);
             memcpy(msg + 32, csh + j * 32, 32);
             size_t sl;
-            cr_assert_eq(fri_secagg_share_seal(
-                             sealed + j * FRI_AGG_SA_SEALED, FRI_AGG_SA_SEALED,
-                             &sl, msg, 64, m->t.round, m->t.sa_index, nb[j],
-                             m->keys.s_sk, s_pk[j]),
-                         FR_OK);
+            cr_assert_eq(fri_secagg_share_seal(sealed + j * FRI_AGG_SA_SEALED,
+                             FRI_AGG_SA_SEALED, &sl, msg, 64, m->t.round,
+                             m->t.sa_index, nb[j], m->keys.s_sk, s_pk[j]),
+                FR_OK);
         }
-        cr_assert_eq(fri_agg_sa_shares(a, now, m->pk, m->t.round, nb, sealed,
-                                       nn),
-                     FR_OK);
+        cr_assert_eq(
+            fri_agg_sa_shares(a, now, m->pk, m->t.round, nb, sealed, nn),
+            FR_OK);
     }
     // Phase 3: open incoming shares, mask, send.
     uint32_t survivors = 0;
@@ -268,24 +261,23 @@ secure_round(fri_agg *a, sim_member *ms, uint32_t n, uint64_t now,
         static uint8_t  in[MAXN * FRI_AGG_SA_SEALED];
         size_t          ni = 0;
         cr_assert_eq(fri_agg_sa_inbox(a, now, m->pk, m->t.round, from, in,
-                                      MAXN, &ni, &retry),
-                     FR_OK);
+                         MAXN, &ni, &retry),
+            FR_OK);
         cr_assert_eq(retry, 0);
         m->n_from = ni;
         uint8_t peer_c_pk[MAXN * 32];
         for (size_t j = 0; j < ni; j++) {
             fri_secagg_advert adv;
-            cr_assert_eq(fri_secagg_advert_decode(
-                             &adv, radv + (size_t) from[j] * FRI_AGG_SA_ADVERTBYTES,
+            cr_assert_eq(fri_secagg_advert_decode(&adv,
+                             radv + (size_t)from[j] * FRI_AGG_SA_ADVERTBYTES,
                              FRI_AGG_SA_ADVERTBYTES),
-                         FR_OK);
+                FR_OK);
             size_t ml;
-            cr_assert_eq(fri_secagg_share_open(
-                             m->held[j], sizeof(m->held[j]), &ml,
-                             in + j * FRI_AGG_SA_SEALED, FRI_AGG_SA_SEALED,
-                             m->t.round, from[j], m->t.sa_index,
-                             m->keys.s_sk, adv.s_pk),
-                         FR_OK);
+            cr_assert_eq(
+                fri_secagg_share_open(m->held[j], sizeof(m->held[j]), &ml,
+                    in + j * FRI_AGG_SA_SEALED, FRI_AGG_SA_SEALED, m->t.round,
+                    from[j], m->t.sa_index, m->keys.s_sk, adv.s_pk),
+                FR_OK);
             m->from[j] = from[j];
             memcpy(peer_c_pk + j * 32, adv.c_pk, 32);
         }
@@ -293,19 +285,18 @@ secure_round(fri_agg *a, sim_member *ms, uint32_t n, uint64_t now,
             continue;
         }
         static uint32_t q[DIM];
-        cr_assert_eq(fri_secagg_quantize(q, m->x, DIM, m->t.sa_clip,
-                                         m->t.sa_frac_bits, NULL),
-                     FR_OK);
+        cr_assert_eq(fri_secagg_quantize(
+                         q, m->x, DIM, m->t.sa_clip, m->t.sa_frac_bits, NULL),
+            FR_OK);
         if (u == 0) {
             q[0] += evil_offset; // a member bypassing the quantizer
             q[DIM - 1] += evil_count;
         }
         cr_assert_eq(fri_secagg_mask(q, q, DIM, m->t.sa_index, m->from,
-                                     peer_c_pk, ni, m->keys.c_sk, m->b,
-                                     m->t.round),
-                     FR_OK);
-        cr_assert_eq(fri_agg_sa_masked(a, now, m->pk, m->t.round, q, DIM),
-                     FR_OK);
+                         peer_c_pk, ni, m->keys.c_sk, m->b, m->t.round),
+            FR_OK);
+        cr_assert_eq(
+            fri_agg_sa_masked(a, now, m->pk, m->t.round, q, DIM), FR_OK);
         survivors++;
     }
     if (drop_before_mask != NULL) {
@@ -326,9 +317,9 @@ secure_round(fri_agg *a, sim_member *ms, uint32_t n, uint64_t now,
         }
         uint32_t sv[MAXN], dr[MAXN];
         size_t   ns, nd;
-        cr_assert_eq(fri_agg_sa_unmask_req(a, now, m->pk, m->t.round, sv,
-                                           MAXN, &ns, dr, MAXN, &nd, &retry),
-                     FR_OK);
+        cr_assert_eq(fri_agg_sa_unmask_req(a, now, m->pk, m->t.round, sv, MAXN,
+                         &ns, dr, MAXN, &nd, &retry),
+            FR_OK);
         cr_assert_eq(retry, 0);
         cr_assert_eq(ns, survivors);
         uint32_t about[MAXN];
@@ -344,8 +335,8 @@ secure_round(fri_agg *a, sim_member *ms, uint32_t n, uint64_t now,
                 sh[j * 32 + (u % 32)] ^= 0x5a;
             }
         }
-        fr_err rv = fri_agg_sa_unmask(a, now, m->pk, m->t.round, about, sh,
-                                      m->n_from);
+        fr_err rv = fri_agg_sa_unmask(
+            a, now, m->pk, m->t.round, about, sh, m->n_from);
         cr_assert_eq(rv, FR_OK, "unmask: %s", fr_strerror(rv));
     }
     if (silent_any) {
@@ -355,11 +346,10 @@ secure_round(fri_agg *a, sim_member *ms, uint32_t n, uint64_t now,
     return survivors;
 }
 
-
 // The same statistics through the plain path (sparse ALS updates).
 static void
-plain_round(fri_agg *a, sim_member *ms, uint32_t n, uint64_t now,
-            const uint8_t *skip)
+plain_round(
+    fri_agg *a, sim_member *ms, uint32_t n, uint64_t now, const uint8_t *skip)
 {
     for (uint32_t u = 0; u < n; u++) {
         if (skip != NULL && skip[u]) {
@@ -378,7 +368,7 @@ plain_round(fri_agg *a, sim_member *ms, uint32_t n, uint64_t now,
         up.gram        = ms[u].gram;
         up.gram_len    = GL;
         up.rows        = ms[u].rows;
-        up.rows_len    = (size_t) ms[u].n * D;
+        up.rows_len    = (size_t)ms[u].n * D;
         up.sum_ratings = ms[u].sum;
         up.count       = ms[u].n;
         up.weight      = ms[u].n;
@@ -396,13 +386,13 @@ model_diff(fri_agg *sec, fri_agg *pl, uint64_t want_version)
     fri_agg_model_copy(pl, &mu2, b2, NIT, Q2, NIT * K, &v2);
     cr_assert_eq(v1, want_version, "secure round did not complete");
     cr_assert_eq(v2, want_version);
-    double worst = fabs((double) mu1 - mu2), moved = 0;
+    double worst = fabs((double)mu1 - mu2), moved = 0;
     for (int i = 0; i < NIT * K; i++) {
-        worst = fmax(worst, fabs((double) Q1[i] - Q2[i]));
-        moved = fmax(moved, fabs((double) Q2[i]));
+        worst = fmax(worst, fabs((double)Q1[i] - Q2[i]));
+        moved = fmax(moved, fabs((double)Q2[i]));
     }
     for (int i = 0; i < NIT; i++) {
-        worst = fmax(worst, fabs((double) b1[i] - b2[i]));
+        worst = fmax(worst, fabs((double)b1[i] - b2[i]));
     }
     cr_assert(want_version < 2 || moved > 0.05, "the plain solve did nothing");
     return worst;
@@ -413,8 +403,7 @@ model_diff(fri_agg *sec, fri_agg *pl, uint64_t want_version)
 // to every round.
 static void
 run_and_compare(uint32_t n, fri_agg_secagg mode, float forget, int rounds,
-                const uint8_t *drop, const uint8_t *silent,
-                uint32_t want_survivors)
+    const uint8_t *drop, const uint8_t *silent, uint32_t want_survivors)
 {
     static sim_member ms[MAXN];
     members_init(ms, n);
@@ -423,31 +412,31 @@ run_and_compare(uint32_t n, fri_agg_secagg mode, float forget, int rounds,
     c.stats_forget = forget;
     fri_agg *sec = NULL, *pl = NULL;
     char     err[256];
-    cr_assert_eq(fri_agg_create(&sec, &c, 0, err, sizeof(err)), FR_OK, "%s",
-                 err);
+    cr_assert_eq(
+        fri_agg_create(&sec, &c, 0, err, sizeof(err)), FR_OK, "%s", err);
     c.secagg = FRI_AGG_SECAGG_OFF;
-    cr_assert_eq(fri_agg_create(&pl, &c, 0, err, sizeof(err)), FR_OK, "%s",
-                 err);
+    cr_assert_eq(
+        fri_agg_create(&pl, &c, 0, err, sizeof(err)), FR_OK, "%s", err);
     for (int r = 0; r < rounds; r++) {
-        uint64_t now = 10 + 10000 * (uint64_t) r;
+        uint64_t now = 10 + 10000 * (uint64_t)r;
         uint32_t s   = secure_round(sec, ms, n, now, drop, silent);
         cr_assert_eq(s, want_survivors);
         cr_assert(ms[0].t.sa_frac_bits >= 16);
         // Quantization: <= 2^-(f+1) per normalized word and member, times
         // the largest scale (U^2 = 100 on the Gram), summed over the
         // cohort; the ridge solves (reg 0.1) amplify it a little.
-        double q = ldexp(1.0, -(int) ms[0].t.sa_frac_bits - 1) * n * 100.0;
+        double q = ldexp(1.0, -(int)ms[0].t.sa_frac_bits - 1) * n * 100.0;
         plain_round(pl, ms, n, now, drop);
-        double d = model_diff(sec, pl, (uint64_t) r + 1);
+        double d = model_diff(sec, pl, (uint64_t)r + 1);
         cr_log_info("round %d: max |secure - plain| = %.3g (quantization "
                     "%.3g)",
-                    r + 1, d, q);
+            r + 1, d, q);
         cr_assert(d < 1e-5 + 20 * q, "round %d: secure vs plain differ by %g",
-                  r + 1, d);
+            r + 1, d);
     }
     fri_agg_metrics m;
     fri_agg_metrics_get(sec, &m);
-    cr_assert_eq(m.rounds_completed, (uint64_t) rounds);
+    cr_assert_eq(m.rounds_completed, (uint64_t)rounds);
     cr_assert_eq(m.rounds_abandoned, 0);
     fri_agg_destroy(sec);
     fri_agg_destroy(pl);
@@ -460,8 +449,8 @@ Test(agg_secagg_als, masked_rounds_equal_plain_rounds)
 
 Test(agg_secagg_als, dropouts_before_and_after_masking)
 {
-    uint8_t drop[10]   = {0, 0, 1, 0, 0, 0, 0, 0, 0, 0};
-    uint8_t silent[10] = {0, 1, 0, 0, 0, 0, 0, 1, 0, 0};
+    uint8_t drop[10]   = { 0, 0, 1, 0, 0, 0, 0, 0, 0, 0 };
+    uint8_t silent[10] = { 0, 1, 0, 0, 0, 0, 0, 1, 0, 0 };
     run_and_compare(10, FRI_AGG_SECAGG_FULL, 1.0f, 3, drop, silent, 9);
 }
 
@@ -469,8 +458,8 @@ Test(agg_secagg_als, dropouts_before_and_after_masking)
 // statistics (S = (1 - f) S + round sums) exactly as plain sums do.
 Test(agg_secagg_als, carried_statistics_with_secagg_plus)
 {
-    uint8_t silent[MAXN] = {0};
-    uint8_t drop[MAXN]   = {0};
+    uint8_t silent[MAXN] = { 0 };
+    uint8_t drop[MAXN]   = { 0 };
     for (int u = 0; u < 40; u += 5) {
         silent[u] = 1;
     }
@@ -496,13 +485,13 @@ Test(agg_secagg_als, masked_vectors_hide_the_rated_items)
     agg_config(&c, n, FRI_AGG_SECAGG_FULL);
     fri_agg *a = NULL;
     char     err[256];
-    cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_OK, "%s",
-                 err);
+    cr_assert_eq(
+        fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_OK, "%s", err);
     masked_seen seen;
     memset(&seen, 0, sizeof(seen));
     fri_agg_set_masked_hook(a, on_masked, &seen);
     secure_round(a, ms, n, 10, NULL, NULL);
-    cr_assert_eq(seen.n, (int) n);
+    cr_assert_eq(seen.n, (int)n);
     float    scores[NIT];
     uint8_t  labels[NIT * 10];
     float    all_m[NIT * 10], all_p[NIT * 10];
@@ -512,15 +501,14 @@ Test(agg_secagg_als, masked_vectors_hide_the_rated_items)
     }
     for (uint32_t u = 0; u < n; u++) {
         uint32_t idx = ms[u].t.sa_index;
-        cr_assert_eq(seen.dim[idx], (size_t) DIM,
-                     "member %u (%u items) sent %zu words", u, ms[u].n,
-                     seen.dim[idx]);
-        cr_assert_eq(fri_atk_score_masked(scores, NIT, items, seen.y[idx],
-                                          NIT, W, ms[u].t.sa_frac_bits),
-                     FR_OK);
+        cr_assert_eq(seen.dim[idx], (size_t)DIM,
+            "member %u (%u items) sent %zu words", u, ms[u].n, seen.dim[idx]);
+        cr_assert_eq(fri_atk_score_masked(scores, NIT, items, seen.y[idx], NIT,
+                         W, ms[u].t.sa_frac_bits),
+            FR_OK);
         memcpy(all_m + u * NIT, scores, sizeof(scores));
-        cr_assert_eq(fri_atk_score_rows(scores, NIT, items, ms[u].x, NIT, W),
-                     FR_OK);
+        cr_assert_eq(
+            fri_atk_score_rows(scores, NIT, items, ms[u].x, NIT, W), FR_OK);
         memcpy(all_p + u * NIT, scores, sizeof(scores));
         memcpy(labels + u * NIT, ms[u].rated, NIT);
         free(seen.y[idx]);
@@ -538,21 +526,21 @@ Test(agg_secagg_als, masked_vectors_hide_the_rated_items)
 // the rated items, every value in [-1, 1], out-of-bound inputs clipped.
 Test(agg_secagg_als, encoding_is_dense_and_clipped)
 {
-    fri_sa_als_bounds b = {2.0f, 3.0f, 5.0f};
-    cr_assert_eq(fri_sa_als_dim(NIT, K), (size_t) DIM);
+    fri_sa_als_bounds b = { 2.0f, 3.0f, 5.0f };
+    cr_assert_eq(fri_sa_als_dim(NIT, K), (size_t)DIM);
     static float x[DIM];
-    float        p[K]     = {3.0f, 0.0f, 4.0f}; // norm 5 > U = 2
-    uint32_t     items[2] = {3, 17};
-    float        res[2]   = {10.0f, -1.0f};     // 10 > R = 3
+    float        p[K]     = { 3.0f, 0.0f, 4.0f }; // norm 5 > U = 2
+    uint32_t     items[2] = { 3, 17 };
+    float        res[2]   = { 10.0f, -1.0f }; // 10 > R = 3
     size_t       clipped  = 0;
-    cr_assert_eq(fri_sa_als_encode(x, DIM, NIT, K, &b, p, items, res, 2, 9.0,
-                                   &clipped),
-                 FR_OK);
+    cr_assert_eq(
+        fri_sa_als_encode(x, DIM, NIT, K, &b, p, items, res, 2, 9.0, &clipped),
+        FR_OK);
     cr_assert_eq(clipped, 2);
     for (size_t j = 0; j < DIM; j++) {
         cr_assert(x[j] >= -1.0f && x[j] <= 1.0f, "x[%zu] = %g", j, x[j]);
         size_t i = j / W;
-        if (j < (size_t) NIT * W && i != 3 && i != 17) {
+        if (j < (size_t)NIT * W && i != 3 && i != 17) {
             cr_assert_eq(x[j], 0.0f);
         }
     }
@@ -566,13 +554,13 @@ Test(agg_secagg_als, encoding_is_dense_and_clipped)
     cr_assert_float_eq(x[DIM - 1], 2.0f / NIT, 1e-7);
     cr_assert_float_eq(x[DIM - 2], 9.0f / (NIT * 5.0f), 1e-7);
     // Unsorted items and a wrong length are refused.
-    uint32_t bad[2] = {17, 3};
-    cr_assert_eq(fri_sa_als_encode(x, DIM, NIT, K, &b, p, bad, res, 2, 9.0,
-                                   NULL),
-                 FR_EINVAL);
-    cr_assert_eq(fri_sa_als_encode(x, DIM - 1, NIT, K, &b, p, items, res, 2,
-                                   9.0, NULL),
-                 FR_EINVAL);
+    uint32_t bad[2] = { 17, 3 };
+    cr_assert_eq(
+        fri_sa_als_encode(x, DIM, NIT, K, &b, p, bad, res, 2, 9.0, NULL),
+        FR_EINVAL);
+    cr_assert_eq(
+        fri_sa_als_encode(x, DIM - 1, NIT, K, &b, p, items, res, 2, 9.0, NULL),
+        FR_EINVAL);
     // Decoding one quantized encoding gives back the clipped statistics.
     static uint32_t q[DIM];
     static float    v[DIM];
@@ -599,8 +587,8 @@ Test(agg_secagg_als, out_of_range_or_inconsistent_input_refused)
     agg_config(&c, n, FRI_AGG_SECAGG_FULL);
     fri_agg *a = NULL;
     char     err[256];
-    cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_OK, "%s",
-                 err);
+    cr_assert_eq(
+        fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_OK, "%s", err);
     evil_offset = 1u << 28;
     secure_round(a, ms, n, 10, NULL, NULL);
     evil_offset = 0;
@@ -612,10 +600,10 @@ Test(agg_secagg_als, out_of_range_or_inconsistent_input_refused)
     cr_assert_eq(m.sa_unmask_failed, 1);
     fri_agg_destroy(a);
 
-    cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_OK, "%s",
-                 err);
+    cr_assert_eq(
+        fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_OK, "%s", err);
     // + 0.25 in normalized units: 10 more ratings than rated items.
-    evil_count = (uint32_t) ldexp(0.25, (int) ms[0].t.sa_frac_bits);
+    evil_count = (uint32_t)ldexp(0.25, (int)ms[0].t.sa_frac_bits);
     cr_assert_gt(evil_count, 0);
     secure_round(a, ms, n, 10, NULL, NULL);
     evil_count = 0;
