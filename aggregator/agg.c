@@ -21,6 +21,7 @@
 #include "mf.h"
 #include "rng.h"
 #include "robust.h"
+#include "secagg_als.h"
 #include "vbmf.h"
 
 #ifdef FR_WITH_BLAS
@@ -239,18 +240,32 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
         BAD("secure-agg must be off, full or plus");
     }
     if (c->secagg != FRI_AGG_SECAGG_OFF) {
-        if (c->algo != FRI_AGG_GRAD) {
-            BAD("secure-agg needs algo grad (dense fixed-point updates)");
+        if (c->algo != FRI_AGG_GRAD &&
+            (c->algo != FRI_AGG_ALS || c->implicit)) {
+            BAD("secure-agg needs algo grad or explicit als (dense "
+                "fixed-point updates; iALS and VBMF statistics are not "
+                "masked)");
         }
         if (c->clients_per_round < 2 || c->clients_per_round > 65535) {
             BAD("secure-agg needs clients-per-round in 2..65535 (the "
                 "cohort is fixed when the round opens)");
         }
-        if (c->clip <= 0.0f) {
+        if (c->algo == FRI_AGG_ALS) {
+            if (c->clip > 0.0f) {
+                BAD("secure-agg with algo als bounds each member by "
+                    "max-user-norm and max-residual, not clip (set clip 0)");
+            }
+            if (fri_sa_als_width(c->k) > FRI_AGG_SA_MAX_WIDTH) {
+                BAD("secure-agg with algo als needs k <= 42 (a masked item "
+                    "row of (k+1)(k+2)/2 + k + 1 values, got k = %u)",
+                    c->k);
+            }
+        } else if (c->clip <= 0.0f) {
             BAD("secure-agg needs clip > 0 (it bounds the fixed-point "
                 "range)");
         }
-        if (fri_sa_frac_bits(c->clip, c->clients_per_round) == 0) {
+        if (c->algo == FRI_AGG_GRAD &&
+            fri_sa_frac_bits(c->clip, c->clients_per_round) == 0) {
             BAD("clip %g is too large for a cohort of %u in 32-bit fixed "
                 "point with >= 8 fractional bits",
                 (double) c->clip, c->clients_per_round);
@@ -1611,9 +1626,98 @@ fri_agg_abandon_round(fri_agg *a, uint64_t now_ms, const char *why)
     end_round(a, now_ms, 2, why);
 }
 
+// Explicit ALS: v is the decoded sum of the survivors' dense statistics
+// (secagg_als.h): per item [packed Gram | h], then rating sum and count.
+// sa.c already checked every coordinate against the survivors' bounds;
+// here the parts must also agree with each other the way honest
+// statistics do: every Gram diagonal is a sum of squares (>= 0), an
+// item's bias-bias entry counts its raters (<= members), and those counts
+// add up to the rating count. A sum that breaks this holds a member's
+// values outside the encoding of its statistics: the round is refused.
+static fr_err
+acc_set_als(fri_agg *a, const float *v, size_t n)
+{
+    const uint32_t k  = a->cfg.k, d = a->d;
+    const size_t   gl = a->gram_len, w = gl + d;
+    const uint32_t ni = a->cfg.n_items;
+    if (a->cfg.implicit || a->acc_len != w || n != fri_sa_als_dim(ni, k)) {
+        return FR_EINVAL;
+    }
+    pthread_mutex_lock(&a->mtx);
+    double m = a->n_members;
+    pthread_mutex_unlock(&a->mtx);
+    // Quantization: <= 2^-(f+1) per member and coordinate in normalized
+    // units; the counts' scales are 1 (per item) and n_items (total).
+    unsigned fb   = fri_sa_frac_bits(1.0f, a->cfg.clients_per_round);
+    double   q    = m * ldexp(1.0, -(int) fb - 1);
+    double   tot  = 0.0;
+    double   cnt  = v[n - 1];
+    double   umax = (double) a->cfg.max_user_norm;
+    const char *why = NULL;
+    for (uint32_t i = 0; i < ni && why == NULL; i++) {
+        const float *row = v + (size_t) i * w;
+        for (uint32_t r = 0; r < d && why == NULL; r++) {
+            double sc = r < k ? umax * umax : 1.0;
+            if (!(row[fri_packed_index(d, r, r)] >= -q * sc * (1.0 + 1e-6))) {
+                why = "negative gram diagonal";
+            }
+        }
+        double c = row[fri_packed_index(d, k, k)];
+        if (!(c <= m + q + 1e-6)) {
+            why = "item rater count above the members";
+        }
+        tot += c;
+    }
+    double tol = 0.5 + (double) ni * q * 2.0 + 1e-6 * fabs(cnt);
+    if (why == NULL && !(cnt >= -tol && fabs(tot - cnt) <= tol)) {
+        why = "item rater counts do not add up to the rating count";
+    }
+    if (why != NULL) {
+        atomic_fetch_add(&a->models_refused, 1);
+        fri_agg_log(a, FR_LOG_ERROR,
+                    "msg=\"unmasked ALS statistics inconsistent, round "
+                    "refused\" members=%.0f reason=\"%s\" count=%g "
+                    "item_counts=%g alert=1",
+                    m, why, cnt, tot);
+        return FR_EPROTO;
+    }
+    acc_reset(a);
+    pthread_mutex_lock(&a->acc_mtx);
+    for (uint32_t i = 0; i < ni; i++) {
+        // Only items some survivor rated, as in the plain path: the masks
+        // cancel exactly, so an item nobody rated sums to exact zeros (a
+        // rated item has its rater count, >= 1, in the Gram).
+        const float *row = v + (size_t) i * w;
+        int          nz  = 0;
+        for (size_t r = 0; r < w && !nz; r++) {
+            nz = row[r] != 0.0f;
+        }
+        if (!nz) {
+            continue;
+        }
+        a->acc[i] = malloc(w * sizeof(double));
+        if (a->acc[i] == NULL) {
+            pthread_mutex_unlock(&a->acc_mtx);
+            return FR_ENOMEM;
+        }
+        a->touched[a->n_touched++] = i;
+        for (size_t r = 0; r < w; r++) {
+            a->acc[i][r] = row[r];
+        }
+    }
+    a->sum_ratings = v[n - 2];
+    a->count       = cnt > 0.0 ? cnt : 0.0;
+    a->weight      = a->count;
+    pthread_mutex_unlock(&a->acc_mtx);
+    return FR_OK;
+}
+
 fr_err
 fri_agg_acc_set_dense(fri_agg *a, const float *v, size_t n)
 {
+    if (a->cfg.algo == FRI_AGG_ALS) {
+        return acc_set_als(a, v, n);
+    }
     const uint32_t d  = a->d;
     const size_t   nr = (size_t) a->cfg.n_items * d;
     if (a->cfg.algo != FRI_AGG_GRAD || n != nr + 2) {

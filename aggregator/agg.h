@@ -122,8 +122,10 @@ typedef struct fri_agg_config {
     uint64_t dp_seed;
     // Secure aggregation (Bonawitz et al. 2017; SecAgg+ with PLUS): members
     // send masked fixed-point dense updates and the aggregator learns only
-    // their sum (fri_agg_sa_* below, SPEC.md §9). Needs algo GRAD, clip > 0
-    // (the quantization range) and clients_per_round >= 2 (the cohort is
+    // their sum (fri_agg_sa_* below, SPEC.md §9). Needs algo GRAD with
+    // clip > 0 (the quantization range), or explicit ALS without clip
+    // (dense statistics bounded by max_user_norm, max_residual and the
+    // rating range, docs/SECAGG.md §10), and clients_per_round >= 2 (the cohort is
     // fixed when the round opens). Shamir threshold: a strict majority of
     // each member's neighbours (fri_secagg_threshold), so a round survives
     // up to just under half of the cohort going silent after sending its
@@ -263,6 +265,15 @@ typedef struct fri_agg_task {
     // fri_dp_distributed_stddev(z * clip, m) with m the fewest masked
     // inputs a round is unmasked with (max(min_clients, 2)).
     float sa_noise_sd;
+    // Explicit ALS (sa_als = 1): the vector is the normalized statistics
+    // of common/secagg_als.h (sa_dim = n_items * (P + k + 1) + 2, sa_clip 1)
+    // and the member clips its statistics to these bounds, the
+    // aggregator's max-user-norm, max-residual (or 3 * rating span) and
+    // max(|rating-min|, |rating-max|).
+    int   sa_als;
+    float sa_user_norm;
+    float sa_residual;
+    float sa_rating_abs;
 } fri_agg_task;
 
 // A client's CHECKIN for the current round. Always FR_OK for a valid key
@@ -330,6 +341,8 @@ enum {
 // Sealed share size (fri_secagg_share_seal of b-share || c_sk-share).
 #define FRI_AGG_SA_SEALED 104
 #define FRI_AGG_SA_ADVERTBYTES 172 // fri_secagg_advert wire form
+// Longest masked row (the wire's FRI_MAX_WIDTH): bounds k for masked ALS.
+#define FRI_AGG_SA_MAX_WIDTH 1024
 
 // Phase 1: the member's advert (wire form, FRI_AGG_SA_ADVERTBYTES bytes) and
 // its Ed25519 identity key, which the advert's signature is checked

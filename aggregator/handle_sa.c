@@ -119,7 +119,10 @@ poll(fri_agg *a, uint64_t now_ms, const uint8_t *pk, const uint8_t *plain,
         sp.clip      = t.sa_clip;
         sp.dim       = t.sa_dim;
         memcpy(sp.graph_seed, t.sa_graph_seed, 32);
-        sp.noise_sd = t.sa_noise_sd;
+        sp.noise_sd   = t.sa_noise_sd;
+        sp.user_norm  = t.sa_user_norm;
+        sp.residual   = t.sa_residual;
+        sp.rating_abs = t.sa_rating_abs;
         return fri_sa_params_encode(out, cap, len, &sp);
     }
     if (p.want == FRI_T_SA_ROSTER) {
@@ -198,17 +201,20 @@ poll(fri_agg *a, uint64_t now_ms, const uint8_t *pk, const uint8_t *plain,
     return rv;
 }
 
-// The masked input: a dense FIXED UPDATE of n_items rows of k + 1 words
-// and 2 extra words, the layout of the task's sa_dim vector.
+// The masked input: a dense FIXED UPDATE of n_items rows and 2 extra
+// words, the layout of the task's sa_dim vector: rows of k + 1 words
+// (GRAD) or of (k+1)(k+2)/2 + k + 1 words (ALS statistics, SPEC S1a).
 static fr_err
 masked(fri_agg *a, uint64_t now_ms, const uint8_t *pk, const uint8_t *plain,
        size_t plain_len, uint8_t *out, size_t cap, size_t *len)
 {
     fri_update u;
-    fr_err     rv = fri_update_decode(&u, plain, plain_len);
-    uint32_t   d  = a->cfg.k + 1;
+    fr_err     rv   = fri_update_decode(&u, plain, plain_len);
+    int        als  = a->cfg.algo == FRI_AGG_ALS;
+    uint32_t   d    = als ? (uint32_t) (a->gram_len + a->d) : a->cfg.k + 1;
+    uint8_t    kind = als ? FRI_UPD_ALS : FRI_UPD_GRAD;
     if (rv == FR_OK &&
-        (u.kind != FRI_UPD_GRAD || u.vtype != FRI_VAL_FIXED ||
+        (u.kind != kind || u.vtype != FRI_VAL_FIXED ||
          u.layout != FRI_UPD_DENSE || u.k != a->cfg.k || u.width != d ||
          u.n_rows != a->cfg.n_items || u.n_extra != 2)) {
         rv = FR_EPROTO;
@@ -314,3 +320,5 @@ fri_agg_sa_wire(fri_agg *a, uint64_t now_ms,
                        "unexpected message type");
     }
 }
+
+_Static_assert(FRI_AGG_SA_MAX_WIDTH == FRI_MAX_WIDTH, "masked row width");

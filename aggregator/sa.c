@@ -18,7 +18,9 @@
 
 #include <sodium.h>
 
+#include "bounds.h"
 #include "secagg.h"
+#include "secagg_als.h"
 #include "shamir.h"
 
 #define SHARE FRI_SECAGG_SHAREBYTES
@@ -49,6 +51,8 @@ struct fri_sa {
     uint64_t   round;
     uint64_t   phase_deadline;
     uint8_t    graph_seed[32];
+    int        als; // explicit ALS statistics (secagg_als.h)
+    fri_sa_als_bounds ab;
     sa_member *m;
     uint32_t  *sum; // dim words, the running masked sum
     uint32_t   n_adv, n_shared, n_masked, n_answered;
@@ -78,8 +82,20 @@ fri_sa_create(fri_agg *a, char *err, size_t err_cap)
     }
     s->n         = c->clients_per_round;
     s->clip      = c->clip;
-    s->frac_bits = fri_sa_frac_bits(c->clip, s->n);
     s->dim       = (size_t) c->n_items * a->d + 2;
+    if (c->algo == FRI_AGG_ALS) {
+        // Normalized statistics (docs/SECAGG.md §10): every honest value in
+        // [-1, 1], so clip 1 and the cohort sets the fractional bits.
+        fri_bounds b;
+        fri_bounds_of(c, &b);
+        s->als           = 1;
+        s->ab.user_norm  = (float) b.user_norm;
+        s->ab.residual   = (float) b.residual;
+        s->ab.rating_abs = (float) fmax(fabs(b.rmin), fabs(b.rmax));
+        s->clip          = 1.0f;
+        s->dim           = fri_sa_als_dim(c->n_items, c->k);
+    }
+    s->frac_bits = fri_sa_frac_bits(s->clip, s->n);
     s->degree =
         c->secagg == FRI_AGG_SECAGG_PLUS ? fri_secagg_plus_degree(s->n) : 0;
     s->eff_degree = fri_secagg_graph_degree(s->n, s->degree);
@@ -178,7 +194,11 @@ fri_sa_task(const fri_agg *a, uint32_t index, fri_agg_task *t)
     t->sa_clip      = s->clip;
     t->sa_dim       = s->dim;
     memcpy(t->sa_graph_seed, s->graph_seed, 32);
-    t->sa_noise_sd = 0.0f;
+    t->sa_noise_sd   = 0.0f;
+    t->sa_als        = s->als;
+    t->sa_user_norm  = s->als ? s->ab.user_norm : 0.0f;
+    t->sa_residual   = s->als ? s->ab.residual : 0.0f;
+    t->sa_rating_abs = s->als ? s->ab.rating_abs : 0.0f;
     if (a->cfg.dp == FRI_AGG_DP_DISTRIBUTED) {
         // The sum of at least m members' shares carries the full noise.
         uint32_t m = a->cfg.min_clients > 2 ? a->cfg.min_clients : 2;
@@ -714,7 +734,10 @@ finish(fri_agg *a, int *ok)
         goto out;
     }
     if (rv == FR_OK) {
-        rv = fri_secagg_dequantize(v, s->sum, s->dim, s->frac_bits, 1);
+        rv = s->als ? fri_sa_als_decode(v, s->sum, s->dim, s->frac_bits,
+                                        a->cfg.n_items, a->cfg.k, &s->ab)
+                    : fri_secagg_dequantize(v, s->sum, s->dim, s->frac_bits,
+                                            1);
     }
     if (rv == FR_OK) {
         rv = fri_agg_acc_set_dense(a, v, s->dim);

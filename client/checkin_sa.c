@@ -17,6 +17,7 @@
 #include "msg.h"
 #include "msg_secagg.h"
 #include "secagg.h"
+#include "secagg_als.h"
 #include "shamir.h"
 
 typedef enum sa_step {
@@ -199,11 +200,104 @@ out:
     return rv;
 }
 
+// Explicit ALS (docs/SECAGG.md §10): the statistics over every item of
+// the catalog, [packed Gram | h] on the rated ones and zeros elsewhere, so
+// that the masked vector has the same length whatever the device rated,
+// then (rating sum, count); clipped by the device itself to the bounds of
+// SA_PARAMS (the aggregator cannot check a masked member) and normalized
+// to [-1, 1] per coordinate (secagg_als.h).
+static fr_err
+build_masked_als(fr_client *c, struct fri_sa_client *s, const fri_task *t,
+                 uint8_t *dst, size_t cap, size_t *len)
+{
+    const fri_cmodel *m = c->model;
+    if (m == NULL || m->k != t->k) {
+        return FR_ESTATE;
+    }
+    size_t w   = fri_sa_als_width(t->k);
+    size_t dim = fri_sa_als_dim(m->n_items, t->k);
+    if (dim == 0 || dim != s->p.dim) {
+        return FR_EPROTO;
+    }
+    fri_sa_als_bounds ab = {s->p.user_norm, s->p.residual, s->p.rating_abs};
+    fri_fit_task      ft;
+    memset(&ft, 0, sizeof ft);
+    ft.algo     = FRI_FIT_ALS;
+    ft.k        = t->k;
+    ft.reg      = t->reg;
+    ft.reg_bias = t->reg_bias;
+    ft.weighted = t->weighted;
+    fri_update_buf u;
+    // Pseudo-items would only add bias: the dense vector already hides
+    // the rated set.
+    float  rho    = c->pseudo_rho;
+    c->pseudo_rho = 0.0f;
+    fr_err rv     = fri_client_compute_update(c, &ft, &u);
+    c->pseudo_rho = rho;
+    if (rv != FR_OK) {
+        return rv;
+    }
+    float    *x  = fri_client_calloc(c, dim, sizeof(float));
+    uint32_t *q  = fri_client_calloc(c, dim, sizeof(uint32_t));
+    uint8_t  *pk = zalloc(c, s->n_from * 32);
+    size_t    clipped = 0;
+    if (x == NULL || q == NULL || pk == NULL) {
+        rv = FR_ENOMEM;
+        goto out;
+    }
+    rv = fri_sa_als_encode_stats(x, dim, m->n_items, t->k, &ab, u.extra,
+                                 u.rows, u.items, u.n_rows,
+                                 u.extra[u.n_extra - 2], &clipped);
+    if (rv == FR_OK && clipped > 0) {
+        fri_client_logf(c, FR_LOG_INFO,
+                        "msg=\"ALS statistics clipped to the secure "
+                        "aggregation bounds\" values=%zu",
+                        clipped);
+    }
+    if (rv == FR_OK) {
+        rv = fri_secagg_quantize(q, x, dim, s->p.clip, s->p.frac_bits, NULL);
+    }
+    for (size_t j = 0; j < s->n_from && rv == FR_OK; j++) {
+        memcpy(pk + j * 32, s->c_pk + (size_t) s->from[j] * 32, 32);
+    }
+    if (rv == FR_OK) {
+        rv = fri_secagg_mask(q, q, dim, s->p.index, s->from, pk, s->n_from,
+                             s->keys.c_sk, s->b, s->round);
+    }
+    if (rv == FR_OK) {
+        fri_update wu;
+        memset(&wu, 0, sizeof wu);
+        wu.round_id  = s->round;
+        wu.kind      = FRI_UPD_ALS;
+        wu.layout    = FRI_UPD_DENSE;
+        wu.vtype     = FRI_VAL_FIXED;
+        wu.frac_bits = (uint8_t) s->p.frac_bits;
+        wu.k         = t->k;
+        wu.width     = (uint32_t) w;
+        wu.n_rows    = m->n_items;
+        wu.n_extra   = 2;
+        wu.weight    = 0.0f; // the rating count stays on the device
+        wu.extra     = q + dim - 2;
+        wu.rows      = q;
+        rv           = fri_update_encode(dst, cap, len, &wu);
+    }
+out:
+    fri_client_free_wipe(c, x, x != NULL ? dim * sizeof(float) : 0);
+    fri_client_free_wipe(c, q, q != NULL ? dim * sizeof(uint32_t) : 0);
+    fri_client_free(c, pk);
+    fri_update_buf_free(c, &u);
+    s->expect = FRI_T_ACK;
+    return rv;
+}
+
 // The dense update, quantized and masked, as a FIXED dense UPDATE.
 static fr_err
 build_masked(fr_client *c, struct fri_sa_client *s, const fri_task *t,
              uint8_t *dst, size_t cap, size_t *len)
 {
+    if (t->algo == FRI_ALGO_ALS) {
+        return build_masked_als(c, s, t, dst, cap, len);
+    }
     const fri_cmodel *m = c->model;
     if (m == NULL || m->k != t->k) {
         return FR_ESTATE;
@@ -293,13 +387,15 @@ out:
 
 size_t
 fri_sa_client_bound(const struct fri_sa_client *s, uint32_t k,
-                    uint32_t n_items)
+                    uint32_t n_items, int als)
 {
     // Before SA_PARAMS the cohort size is unknown, but no list is sent
     // before it either.
     uint32_t n = s != NULL ? s->p.n : 0;
     size_t   a = fri_sa_list_size(FRI_T_SA_SHARES, n);
-    size_t   b = fri_update_size(FRI_UPD_DENSE, k + 1, n_items, 2);
+    size_t   b = fri_update_size(
+        FRI_UPD_DENSE, als ? (uint32_t) fri_sa_als_width(k) : k + 1, n_items,
+        2);
     size_t   u = fri_sa_list_size(FRI_T_SA_UNMASK, n);
     size_t   m = a > b ? a : b;
     m          = m > u ? m : u;
@@ -362,6 +458,17 @@ recv_params(fr_client *c, struct fri_sa_client *s, const fri_task *t,
         return rv;
     }
     if (s->p.round_id != s->round || (t->clip > 0.0f && s->p.clip != t->clip)) {
+        return FR_EPROTO;
+    }
+    // ALS statistics need their bounds (and no DP noise, which the
+    // aggregator does not ask for with ALS); a gradient task has none.
+    int als = t->algo == FRI_ALGO_ALS;
+    if (als != (s->p.user_norm > 0.0f) ||
+        (als && (s->p.noise_sd != 0.0f ||
+                 s->p.dim != fri_sa_als_dim(c->model != NULL
+                                                ? c->model->n_items
+                                                : 0,
+                                            t->k)))) {
         return FR_EPROTO;
     }
     if (s->p.n > c->max_sa_members) {

@@ -216,13 +216,26 @@ fri_sa_poll_decode(fri_sa_poll *p, uint16_t type, const uint8_t *src,
     return FR_OK;
 }
 
+// The ALS bounds: all 0 (GRAD) or all finite and > 0.
+static int
+als_ok(const fri_sa_params *p)
+{
+    if (p->user_norm == 0.0f && p->residual == 0.0f &&
+        p->rating_abs == 0.0f) {
+        return 1;
+    }
+    return fri_finite(p->user_norm) && p->user_norm > 0.0f &&
+           fri_finite(p->residual) && p->residual > 0.0f &&
+           fri_finite(p->rating_abs) && p->rating_abs > 0.0f;
+}
+
 static int
 params_ok(const fri_sa_params *p)
 {
     return p->n >= 2 && p->n <= FRI_SA_MAX_MEMBERS && p->index < p->n &&
            p->threshold >= 1 && p->threshold < p->n && p->frac_bits <= 30 &&
            fri_finite(p->clip) && p->clip > 0.0f && p->dim >= 1 &&
-           fri_finite(p->noise_sd) && p->noise_sd >= 0.0f;
+           fri_finite(p->noise_sd) && p->noise_sd >= 0.0f && als_ok(p);
 }
 
 fr_err
@@ -248,6 +261,9 @@ fri_sa_params_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
     fri_put64(b + 32, p->dim);
     memcpy(b + 40, p->graph_seed, 32);
     fri_putf32(b + 72, p->noise_sd);
+    fri_putf32(b + 76, p->user_norm);
+    fri_putf32(b + 80, p->residual);
+    fri_putf32(b + 84, p->rating_abs);
     *dst_len = FRI_HDR_LEN + FRI_SA_PARAMS_BODY;
     return FR_OK;
 }
@@ -271,7 +287,10 @@ fri_sa_params_decode(fri_sa_params *p, const uint8_t *src, size_t src_len)
     p->clip      = fri_getf32(b + 28);
     p->dim       = fri_get64(b + 32);
     memcpy(p->graph_seed, b + 40, 32);
-    p->noise_sd = fri_getf32(b + 72);
+    p->noise_sd   = fri_getf32(b + 72);
+    p->user_norm  = fri_getf32(b + 76);
+    p->residual   = fri_getf32(b + 80);
+    p->rating_abs = fri_getf32(b + 84);
     return params_ok(p) ? FR_OK : FR_EPROTO;
 }
 

@@ -30,7 +30,7 @@ enum {
 #define FRI_SA_LIST_FIXED 12
 #define FRI_SA_POLL_BODY 12
 #define FRI_SA_WAIT_BODY 16
-#define FRI_SA_PARAMS_BODY 76
+#define FRI_SA_PARAMS_BODY 88
 #define FRI_SA_UNMASK_REQ_FIXED 16
 #define FRI_SA_MAX_MEMBERS 65535u
 
@@ -86,7 +86,8 @@ FR_NODISCARD fr_err fri_sa_poll_decode(fri_sa_poll *p, uint16_t type,
                                        const uint8_t *src, size_t src_len);
 
 // SA_PARAMS: u64 round | u32 index | u32 n | u32 degree | u32 threshold |
-// u32 frac_bits | f32 clip | u64 dim | graph_seed[32] | f32 noise_sd.
+// u32 frac_bits | f32 clip | u64 dim | graph_seed[32] | f32 noise_sd |
+// f32 user_norm | f32 residual | f32 rating_abs.
 typedef struct fri_sa_params {
     uint64_t round_id;
     uint32_t index; // < n
@@ -100,6 +101,13 @@ typedef struct fri_sa_params {
     // Distributed DP: stddev of the Gaussian noise the member adds to each
     // coordinate before quantizing (0 = none); finite, >= 0.
     float noise_sd;
+    // Explicit ALS (docs/SECAGG.md §10; all 0 for GRAD): the bounds the
+    // member clips its statistics to, which also scale the normalized
+    // vector: ||p|| <= user_norm, |r - mu - b_u| <= residual,
+    // |r| <= rating_abs. Either all 0 or all finite and > 0.
+    float user_norm;
+    float residual;
+    float rating_abs;
 } fri_sa_params;
 
 FR_NODISCARD fr_err fri_sa_params_encode(uint8_t *dst, size_t dst_cap,

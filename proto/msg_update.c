@@ -78,10 +78,17 @@ fields_check(const fri_update *u)
     if ((u->vtype == FRI_VAL_F32 && u->frac_bits != 0) || u->frac_bits > 31) {
         return FR_EPROTO; // R15
     }
-    if (u->width != u->k + 1) {
+    if (u->kind == FRI_UPD_ALS && u->vtype == FRI_VAL_FIXED) {
+        // R15a: masked ALS statistics, dense rows [packed Gram | h] and
+        // (rating sum, count).
+        uint64_t d = (uint64_t) u->k + 1;
+        if (u->layout != FRI_UPD_DENSE || u->width != d * (d + 1) / 2 + d ||
+            u->n_extra != 2) {
+            return FR_EPROTO;
+        }
+    } else if (u->width != u->k + 1) {
         return FR_EPROTO; // R15: every defined kind sends [q_i; b_i]
-    }
-    if (u->kind == FRI_UPD_ALS && u->n_extra != als_extra(u->k)) {
+    } else if (u->kind == FRI_UPD_ALS && u->n_extra != als_extra(u->k)) {
         return FR_EPROTO; // R15: packed Gram + (sum ratings, count)
     }
     if (u->kind == FRI_UPD_VB &&

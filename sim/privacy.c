@@ -47,7 +47,9 @@ static const char privacy_usage[] =
     "  --secure-agg off|full|plus\n"
     "                        secure aggregation of masked fixed-point dense\n"
     "                        updates (plus: SecAgg+ sparse graph); needs\n"
-    "                        --algo grad, --clip > 0 and a cohort >= 2\n"
+    "                        --algo grad with --clip > 0, or explicit\n"
+    "                        --algo als (dense statistics, no --clip),\n"
+    "                        and a cohort >= 2\n"
     "  --clip C              L2 bound of each client's update (0: none)\n"
     "  --dp off|central|distributed\n"
     "                        DP-FedAvg: the aggregator noises the sum\n"
@@ -181,10 +183,16 @@ fr_err
 fri_sim_privacy_check(const fri_sim_config *c, char *err, size_t err_cap)
 {
     const fri_sim_privacy *p = &c->priv;
-    CHECK(p->secagg == 0 || c->algo == FRI_SIM_GRAD,
-          "--secure-agg needs --algo grad (masked dense gradient updates)");
-    CHECK(p->secagg == 0 || p->clip > 0.0f,
+    CHECK(p->secagg == 0 || c->algo == FRI_SIM_GRAD ||
+              (c->algo == FRI_SIM_ALS && !c->implicit),
+          "--secure-agg needs --algo grad or explicit --algo als (masked "
+          "dense gradients or ALS statistics; iALS and VBMF are not "
+          "supported)");
+    CHECK(p->secagg == 0 || c->algo != FRI_SIM_GRAD || p->clip > 0.0f,
           "--secure-agg needs --clip > 0 (it bounds the fixed-point range)");
+    CHECK(p->secagg == 0 || c->algo != FRI_SIM_ALS || p->clip == 0.0f,
+          "--secure-agg with --algo als bounds each member by the "
+          "aggregator's max user norm and residual, not --clip");
     CHECK(p->secagg == 0 || c->clients_per_round != 1,
           "--secure-agg needs a cohort of at least 2 clients");
     CHECK(p->dp == 0 || c->algo == FRI_SIM_GRAD,
@@ -479,14 +487,16 @@ on_masked(void *ctx, uint32_t index, const uint32_t *y, size_t dim)
 {
     fri_sim_atk *a = ctx;
     if (!a->items || !a->attacked || index >= a->m_cap ||
-        dim < (size_t) a->n_items * a->width) {
+        dim < (size_t) a->n_items * a->width + 2) {
         return;
     }
+    // Rows of k + 1 (gradients) or of the ALS statistics block.
+    size_t width = (dim - 2) / a->n_items;
     // The scorer is scale-free (AUC of row norms), so the dequantization
     // scale is irrelevant; 16 fractional bits keep int32/2^f finite.
     if (fri_atk_score_masked(a->m_scores + (size_t) index * a->n_items,
                              a->n_items, a->all_items, y, a->n_items,
-                             a->width, 16) == FR_OK) {
+                             width, 16) == FR_OK) {
         a->m_have[index] = 1;
     }
 }

@@ -620,9 +620,24 @@ Test(agg_secagg, plain_updates_refused_and_config_checked)
     char e[256];
     fri_agg_config b;
     agg_config(&b, 4, FRI_AGG_SECAGG_FULL);
-    b.algo = FRI_AGG_ALS;
+    b.algo = FRI_AGG_VBMF;
     cr_assert_eq(fri_agg_config_check(&b, e, sizeof(e)), FR_EINVAL);
-    cr_assert(strstr(e, "secure-agg needs algo grad") != NULL, "%s", e);
+    cr_assert(strstr(e, "secure-agg needs algo grad or explicit als") != NULL,
+              "%s", e);
+    b.algo     = FRI_AGG_ALS;
+    b.implicit = 1;
+    cr_assert_eq(fri_agg_config_check(&b, e, sizeof(e)), FR_EINVAL);
+    cr_assert(strstr(e, "secure-agg needs algo grad or explicit als") != NULL,
+              "%s", e);
+    // Explicit ALS is bounded by the per-device bounds, not by clip.
+    b.implicit = 0;
+    cr_assert_eq(fri_agg_config_check(&b, e, sizeof(e)), FR_EINVAL);
+    cr_assert(strstr(e, "not clip") != NULL, "%s", e);
+    b.clip = 0.0f;
+    cr_assert_eq(fri_agg_config_check(&b, e, sizeof(e)), FR_OK, "%s", e);
+    b.k = 43; // a masked row of 990 + 44 values: above the wire's width
+    cr_assert_eq(fri_agg_config_check(&b, e, sizeof(e)), FR_EINVAL);
+    cr_assert(strstr(e, "k <= 42") != NULL, "%s", e);
     agg_config(&b, 0, FRI_AGG_SECAGG_FULL);
     cr_assert_eq(fri_agg_config_check(&b, e, sizeof(e)), FR_EINVAL);
     cr_assert(strstr(e, "clients-per-round in 2..65535") != NULL, "%s", e);

@@ -636,6 +636,62 @@ Test(proto_rules, R15_update_shape_rules)
     cr_assert_eq(decode_any(buf, n), FR_EPROTO);
 }
 
+// R15a: kind ALS with FIXED values is the masked statistics vector,
+// dense rows of (k+1)(k+2)/2 + k + 1 words and 2 extra words; any other
+// shape of a FIXED ALS update is refused.
+Test(proto_rules, R15a_masked_als_statistics_shape)
+{
+    enum { K2 = 2, W2 = 6 + 3, NI = 5 };
+    static uint32_t rows[NI * W2];
+    uint32_t        extra[2] = {7, 9};
+    for (uint32_t j = 0; j < NI * W2; j++) {
+        rows[j] = 0x9e3779b9u * (j + 1); // masked words: any bit pattern
+    }
+    fri_update u;
+    memset(&u, 0, sizeof(u));
+    u.round_id  = 3;
+    u.kind      = FRI_UPD_ALS;
+    u.layout    = FRI_UPD_DENSE;
+    u.vtype     = FRI_VAL_FIXED;
+    u.frac_bits = 24;
+    u.k         = K2;
+    u.width     = W2;
+    u.n_rows    = NI;
+    u.n_extra   = 2;
+    u.rows      = rows;
+    u.extra     = extra;
+    size_t len  = 0;
+    cr_assert_eq(fri_update_encode(buf, sizeof(buf), &len, &u), FR_OK);
+    fri_update d;
+    cr_assert_eq(fri_update_decode(&d, buf, len), FR_OK);
+    cr_assert_eq(d.width, W2);
+    uint32_t r[W2], x[2];
+    fri_update_get_row(&d, NI - 1, r, NULL);
+    cr_assert_eq(memcmp(r, rows + (NI - 1) * W2, sizeof(r)), 0);
+    fri_update_get_extra(&d, x);
+    cr_assert_eq(x[1], 9);
+    // The wire rules: width k + 1 on the encoded bytes is refused by the
+    // decoder; the encoder refuses it, the plain ALS extras and a SPARSE
+    // layout.
+    fri_put32(buf + 16 + 16, K2 + 1);
+    cr_assert_eq(decode_any(buf, len), FR_EPROTO);
+    u.width = K2 + 1;
+    cr_assert_eq(fri_update_encode(buf, sizeof(buf), &len, &u), FR_EINVAL);
+    u.width   = W2;
+    u.n_extra = 6 + 2;
+    cr_assert_eq(fri_update_encode(buf, sizeof(buf), &len, &u), FR_EINVAL);
+    u.n_extra = 2;
+    u.layout  = FRI_UPD_SPARSE;
+    static const uint32_t ids[NI] = {0, 1, 2, 3, 4};
+    u.items                       = ids;
+    cr_assert_eq(fri_update_encode(buf, sizeof(buf), &len, &u), FR_EINVAL);
+    // F32 ALS keeps the plain shape.
+    u.layout    = FRI_UPD_DENSE;
+    u.vtype     = FRI_VAL_F32;
+    u.frac_bits = 0;
+    cr_assert_eq(fri_update_encode(buf, sizeof(buf), &len, &u), FR_EINVAL);
+}
+
 Test(proto_rules, R16_model_kind_and_scales)
 {
     size_t n = load_vec("model_f32.bin", buf);

@@ -1,6 +1,7 @@
 // Secure-aggregation message codecs: round trips and the malformed-frame
 // rules (wrong type, bad length, unsorted ids, zero retry, bad params).
 #include <criterion/criterion.h>
+#include <math.h>
 #include <string.h>
 
 #include "msg.h"
@@ -111,6 +112,21 @@ Test(proto_msg_secagg, poll_wait_params_unmask_req)
     cr_assert_eq(fri_sa_params_encode(buf, sizeof(buf), &len, &sp),
                  FR_EINVAL);
     sp.noise_sd = 0.0f;
+    // The ALS bounds (SPEC §9.4): all three set round-trip, one missing
+    // or non-finite is refused by the encoder and the decoder.
+    sp.user_norm  = 10.0f;
+    sp.residual   = 12.0f;
+    sp.rating_abs = 5.0f;
+    cr_assert_eq(fri_sa_params_encode(buf, sizeof(buf), &len, &sp), FR_OK);
+    cr_assert_eq(len, 16 + 88);
+    cr_assert_eq(fri_sa_params_decode(&sr, buf, len), FR_OK);
+    cr_assert_eq(memcmp(&sr, &sp, sizeof(sp)), 0);
+    buf[16 + 80] = buf[16 + 81] = buf[16 + 82] = buf[16 + 83] = 0; // R = 0
+    cr_assert_eq(fri_sa_params_decode(&sr, buf, len), FR_EPROTO);
+    sp.rating_abs = INFINITY;
+    cr_assert_eq(fri_sa_params_encode(buf, sizeof(buf), &len, &sp),
+                 FR_EINVAL);
+    sp.user_norm = sp.residual = sp.rating_abs = 0.0f;
     sp.index    = 10; // >= n
     cr_assert_eq(fri_sa_params_encode(buf, sizeof(buf), &len, &sp),
                  FR_EINVAL);
