@@ -68,8 +68,9 @@ static const char usage_head[] =
     "                        when every client takes part in every round,\n"
     "                        vbmf runs 16 rounds: a census round + 15\n"
     "                        sweeps; als with item statistics carried\n"
-    "                        across rounds when cohorts are partial; als\n"
-    "                        for --loss implicit)\n"
+    "                        across rounds when cohorts are partial, under\n"
+    "                        --secure-agg plus unless it is set; als for\n"
+    "                        --loss implicit)\n"
     "  --server-opt sgd|momentum|adam\n"
     "                        server optimizer for --algo grad (sgd)\n"
     "\n"
@@ -621,6 +622,17 @@ fri_sim_config_resolve(fri_sim_config *c, const fri_sim_pop *p)
         c->algo = FRI_SIM_ALS;
         if (!c->rounds_set) {
             c->rounds = tc.epochs;
+        }
+        // Private by default: the deployment profile (partial cohorts)
+        // masks its ALS statistics (SecAgg+) unless --secure-agg says
+        // otherwise, or something that needs each plain update is asked
+        // for (poisoning, pseudo-items, --clip, DP).
+        fri_sim_privacy *pv = &c->priv;
+        if (!pv->secagg_set && !c->implicit && pv->clip == 0.0f &&
+            pv->dp == 0 && pv->pseudo_rho == 0.0f &&
+            c->poison.kind == FRI_SIM_POISON_NONE &&
+            fri_sim_cohort_size(c, eligible) >= 2) {
+            pv->secagg = 2;
         }
     }
 }

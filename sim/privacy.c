@@ -49,7 +49,10 @@ static const char privacy_usage[] =
     "                        updates (plus: SecAgg+ sparse graph); needs\n"
     "                        --algo grad with --clip > 0, or explicit\n"
     "                        --algo als (dense statistics, no --clip),\n"
-    "                        and a cohort >= 2\n"
+    "                        and a cohort >= 2. Default: plus with partial\n"
+    "                        cohorts and no --algo (private by default;\n"
+    "                        not with poisoning, --clip, --dp or\n"
+    "                        --pseudo-items), off otherwise\n"
     "  --clip C              L2 bound of each client's update (0: none)\n"
     "  --dp off|central|distributed\n"
     "                        DP-FedAvg: the aggregator noises the sum\n"
@@ -108,6 +111,7 @@ fri_sim_privacy_flag(fri_sim_privacy *p, const char *flag, const char *val,
     double v = 0;
     *rv = FR_OK;
     if (strcmp(flag, "--secure-agg") == 0) {
+        p->secagg_set = 1;
         if (strcmp(val, "off") == 0) {
             p->secagg = 0;
         } else if (strcmp(val, "full") == 0) {
@@ -276,9 +280,11 @@ fri_sim_privacy_json(FILE *f, const fri_sim_privacy *p,
     static const char *const dp[] = {"off", "central", "distributed"};
     int any = p->secagg || p->dp || p->clip > 0.0f ||
               p->pseudo_rho > 0.0f || p->attack;
+    if (summary) {
+        fprintf(f, ",\"secure_agg\":\"%s\"", sa[p->secagg % 3]);
+    }
     if (summary && any) {
-        fprintf(f, ",\"secure_agg\":\"%s\",\"dp\":\"%s\"",
-                sa[p->secagg % 3], dp[p->dp % 3]);
+        fprintf(f, ",\"dp\":\"%s\"", dp[p->dp % 3]);
         jkey(f, "clip", p->clip);
         jkey(f, "noise_multiplier", p->noise_multiplier);
         jkey(f, "pseudo_items", p->pseudo_rho);

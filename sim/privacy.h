@@ -22,6 +22,7 @@ enum {
 // Values mirror fri_agg_secagg / fri_agg_dp (aggregator/agg.h).
 typedef struct fri_sim_privacy {
     int      secagg;           // 0 off, 1 full, 2 plus
+    int      secagg_set;       // --secure-agg given (else the default)
     float    clip;             // L2 bound of a client's update; 0 = none
     int      dp;               // 0 off, 1 central, 2 distributed
     double   noise_multiplier; // z

@@ -437,7 +437,8 @@ Test(sim, implicit_over_inproc_matches_reference)
 }
 
 // Without --algo, explicit ratings run VBMF; with partial cohorts ALS with
-// carried item statistics (the robust bounds apply), or with
+// carried item statistics under secure aggregation (SecAgg+; --secure-agg
+// off opts out), or with
 // --stats-latest 1 VBMF on the sum of every device's latest statistics;
 // an explicit --algo is kept.
 Test(sim_args, algo_default_depends_on_participation)
@@ -446,6 +447,8 @@ Test(sim_args, algo_default_depends_on_participation)
     const char *partial[] = { "fedrec-sim", "--clients-per-round", "30" };
     const char *latest[]  = { "fedrec-sim", "--clients-per-round", "30",
                               "--stats-latest", "1" };
+    const char *plain[]   = { "fedrec-sim", "--clients-per-round", "30",
+                              "--secure-agg", "off" };
     const char *forced[]  = { "fedrec-sim", "--clients-per-round", "30",
                               "--algo", "vbmf" };
     struct {
@@ -453,10 +456,12 @@ Test(sim_args, algo_default_depends_on_participation)
         int          argc;
         fri_sim_algo want;
         int          latest;
-    } cases[] = { { full, 1, FRI_SIM_VBMF, -1 },
-                  { partial, 3, FRI_SIM_ALS, -1 },
-                  { latest, 5, FRI_SIM_VBMF, 1 },
-                  { forced, 5, FRI_SIM_VBMF, -1 } };
+        int          secagg; // private by default with partial cohorts
+    } cases[] = { { full, 1, FRI_SIM_VBMF, -1, 0 },
+                  { partial, 3, FRI_SIM_ALS, -1, 2 },
+                  { latest, 5, FRI_SIM_VBMF, 1, 0 },
+                  { plain, 5, FRI_SIM_ALS, -1, 0 },
+                  { forced, 5, FRI_SIM_VBMF, -1, 0 } };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         fri_sim_config c;
         fri_sim_pop    pop;
@@ -478,5 +483,6 @@ Test(sim_args, algo_default_depends_on_participation)
         fri_sim_pop_free(&pop);
         cr_assert_eq(c.algo, cases[i].want, "case %zu", i);
         cr_assert_eq(c.stats_latest, cases[i].latest, "case %zu", i);
+        cr_assert_eq(c.priv.secagg, cases[i].secagg, "case %zu", i);
     }
 }
