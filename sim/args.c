@@ -595,10 +595,21 @@ fri_sim_cohort_size(const fri_sim_config *c, size_t n_eligible)
     return cohort > n_eligible ? n_eligible : cohort;
 }
 
+// The statistical bounds act on each plain update; masked ones reach the
+// aggregator only as a sum (the summary then says robust false).
+static void
+robust_effective(fri_sim_config *c)
+{
+    if (c->priv.secagg != 0) {
+        c->poison.robust = 0;
+    }
+}
+
 void
 fri_sim_config_resolve(fri_sim_config *c, const fri_sim_pop *p)
 {
     if (!c->algo_auto || c->algo != FRI_SIM_VBMF) {
+        robust_effective(c);
         return;
     }
     size_t eligible = 0;
@@ -635,4 +646,5 @@ fri_sim_config_resolve(fri_sim_config *c, const fri_sim_pop *p)
             pv->secagg = 2;
         }
     }
+    robust_effective(c);
 }
