@@ -165,6 +165,10 @@ struct fri_agg {
     struct fri_robust *robust; // robust.h, NULL when cfg.robust == 0
 };
 
+// Expected cohort size of a round under DP (config.c): the fixed
+// denominator of DP-FedAvg; 0 when not determined.
+double fri_agg_dp_expected_cohort(const fri_agg_config *c);
+
 void fri_agg_log(const fri_agg *a, fr_log_level lv, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
