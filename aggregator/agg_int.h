@@ -165,6 +165,21 @@ struct fri_agg {
     struct fri_robust *robust; // robust.h, NULL when cfg.robust == 0
 };
 
+// Accumulation (accumulate.c). validate: shape and bounds of a plain
+// update (*bounds = 1 when refused by the bounds); acc_add: adds a
+// validated update (robust bounds first); acc_reset: drops the round's
+// sums (closer or abandoner, exclusive) and fixes the next round's
+// robust bounds.
+fr_err fri_agg_validate(const fri_agg *a, const fri_agg_update *u,
+                        int *bounds);
+fr_err fri_agg_acc_add(fri_agg *a, const fri_agg_update *u);
+void   fri_agg_acc_reset(fri_agg *a);
+
+// The end-of-round model step (solve.c): new mu, biases and factors from
+// the round's sums (and the previous model in them); the closer only.
+fr_err fri_agg_solve(fri_agg *a, uint64_t round, float *mu, float *bi,
+                     float *Q);
+
 // Expected cohort size of a round under DP (config.c): the fixed
 // denominator of DP-FedAvg; 0 when not determined.
 double fri_agg_dp_expected_cohort(const fri_agg_config *c);

@@ -1,0 +1,378 @@
+// Aggregator accumulation: validating one device's update and adding it to
+// the round's sums (plain path), and setting the sums from an unmasked
+// secure-aggregation total (agg.h, agg_int.h).
+#include "agg_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bounds.h"
+#include "linalg.h"
+#include "robust.h"
+#include "secagg_als.h"
+#include "vbmf.h"
+
+// ---- accumulators ---------------------------------------------------------
+
+// Drops all partial sums (closer or abandoner, exclusive).
+void
+fri_agg_acc_reset(fri_agg *a)
+{
+    pthread_mutex_lock(&a->acc_mtx);
+    for (uint32_t j = 0; j < a->n_touched; j++) {
+        uint32_t i = a->touched[j];
+        free(a->acc[i]);
+        a->acc[i] = NULL;
+        free(a->accf[i]);
+        a->accf[i] = NULL;
+    }
+    a->n_touched = 0;
+    if (a->gram_all != NULL) {
+        memset(a->gram_all, 0, fri_packed_len(a->cfg.k) * sizeof(double));
+    }
+    a->sum_ratings = 0;
+    a->count       = 0;
+    a->weight      = 0;
+    if (a->vb != NULL) {
+        fri_vb_acc_reset(a->vb);
+    }
+    pthread_mutex_unlock(&a->acc_mtx);
+    fri_robust_next_round(a->robust);
+}
+
+// y += alpha * x, accumulated in double.
+static void
+daxpy(size_t n, double alpha, const float *x, double *y)
+{
+    for (size_t i = 0; i < n; i++) {
+        y[i] += alpha * (double) x[i];
+    }
+}
+
+// Adds one validated update. All-or-nothing: accumulators are allocated
+// before anything is added.
+fr_err
+fri_agg_acc_add(fri_agg *a, const fri_agg_update *u0)
+{
+    const uint32_t d  = a->d;
+    const size_t   gl = a->gram_len;
+    // Robust bounds on what one device adds (robust.h): u is the bounded
+    // copy of u0.
+    fri_agg_update        ub = *u0;
+    float                *rbuf = NULL;
+    const fri_agg_update *u = &ub;
+    if (a->robust != NULL) {
+        fr_err rrv = fri_robust_bound(a->robust, u0, &ub, &rbuf);
+        if (rrv != FR_OK) {
+            return rrv;
+        }
+    }
+    // Gradient FedAvg with a clip: the server clips each plain update
+    // itself (rows and (sum, count) to C / sqrt(2) each, as clients do)
+    // instead of trusting devices to have done it.
+    double rs = 1.0, ss = 1.0;
+    if (a->cfg.algo == FRI_AGG_GRAD && a->cfg.clip > 0.0f) {
+        fri_bounds_grad_clip(&a->cfg, u, &rs, &ss);
+    }
+    pthread_mutex_lock(&a->acc_mtx);
+    for (uint32_t j = 0; j < u->n; j++) {
+        uint32_t i = u->items[j];
+        if (a->acc[i] == NULL) {
+            a->acc[i] = calloc(a->acc_len, sizeof(double));
+            if (a->acc[i] == NULL) {
+                pthread_mutex_unlock(&a->acc_mtx);
+                free(rbuf);
+                return FR_ENOMEM;
+            }
+            a->touched[a->n_touched++] = i;
+        }
+    }
+    for (uint32_t j = 0; j < u->n; j++) {
+        double      *acc = a->acc[u->items[j]];
+        const float *row = u->rows + (size_t) j * d;
+        if (a->cfg.algo == FRI_AGG_GRAD) {
+            daxpy(d, rs, row, acc);
+        } else if (!a->cfg.implicit) {
+            // [packed Gram (gl) | h (d)]
+            daxpy(gl, 1.0, u->gram, acc);
+            daxpy(d, 1.0, row, acc + gl);
+        } else {
+            // [sum (c-1) G_u (gl) | sum c p (k)]; row = [c - 1, c p]
+            daxpy(gl, row[0], u->gram, acc);
+            daxpy(d - 1, 1.0, row + 1, acc + gl);
+        }
+    }
+    if (a->cfg.implicit) {
+        daxpy(gl, 1.0, u->gram, a->gram_all);
+    }
+    a->sum_ratings += ss * u->sum_ratings;
+    a->count += ss * u->count;
+    a->weight += u->weight;
+    if (a->vb != NULL) {
+        fri_vb_acc_add(a->vb, u->vb);
+    }
+    pthread_mutex_unlock(&a->acc_mtx);
+    free(rbuf);
+    return FR_OK;
+}
+
+static int
+cmp_u32(const void *x, const void *y)
+{
+    uint32_t a = *(const uint32_t *) x, b = *(const uint32_t *) y;
+    return (a > b) - (a < b);
+}
+
+// Shape, index and value checks, outside every lock. *bounds is set when
+// the update is well-formed but its values break the server-side bounds.
+static fr_err
+validate_shape(const fri_agg *a, const fri_agg_update *u);
+
+fr_err
+fri_agg_validate(const fri_agg *a, const fri_agg_update *u, int *bounds)
+{
+    *bounds   = 0;
+    fr_err rv = validate_shape(a, u);
+    if (rv != FR_OK) {
+        return rv;
+    }
+    const char *why = NULL;
+    if (fri_bounds_update(&a->cfg, u, &why) != 0) {
+        *bounds = 1;
+        fri_agg_log(a, FR_LOG_WARN,
+                    "msg=\"update refused: out of bounds\" round=%llu "
+                    "reason=\"%s\"",
+                    (unsigned long long) u->round, why);
+        return FR_EPROTO;
+    }
+    return FR_OK;
+}
+
+static fr_err
+validate_shape(const fri_agg *a, const fri_agg_update *u)
+{
+    if (u == NULL || u->n > a->cfg.n_items || (u->n > 0 && u->items == NULL)) {
+        return FR_EPROTO;
+    }
+    if (u->rows_len != (size_t) u->n * a->d || (u->n > 0 && u->rows == NULL)) {
+        return FR_EPROTO;
+    }
+    if ((a->cfg.algo == FRI_AGG_ALS || a->cfg.algo == FRI_AGG_VBMF) &&
+        (u->gram == NULL || u->gram_len != a->gram_len ||
+         !fri_all_finite(u->gram, u->gram_len))) {
+        return FR_EPROTO;
+    }
+    if (a->vb != NULL &&
+        !(a->cfg.stats_latest ? fri_vb_glob_delta_ok(a->vb, u->vb, u->vb_len)
+                              : fri_vb_glob_ok(a->vb, u->vb, u->vb_len))) {
+        return FR_EPROTO;
+    }
+    if (!fri_all_finite(u->rows, u->rows_len) || !isfinite(u->sum_ratings) ||
+        !isfinite(u->count) || u->count < 0 || !isfinite(u->weight) ||
+        u->weight < 0) {
+        return FR_EPROTO;
+    }
+    if (a->cfg.implicit) {
+        // Confidence weights c - 1 >= 0.
+        for (uint32_t j = 0; j < u->n; j++) {
+            if (u->rows[(size_t) j * a->d] < 0.0f) {
+                return FR_EPROTO;
+            }
+        }
+    }
+    // Items in range and distinct (a repeated item would count twice).
+    int sorted = 1;
+    for (uint32_t j = 0; j < u->n; j++) {
+        if (u->items[j] >= a->cfg.n_items) {
+            return FR_EPROTO;
+        }
+        if (j > 0 && u->items[j] <= u->items[j - 1]) {
+            sorted = 0;
+        }
+    }
+    if (!sorted) {
+        uint32_t *tmp = malloc((size_t) u->n * sizeof(uint32_t));
+        if (tmp == NULL) {
+            return FR_ENOMEM;
+        }
+        memcpy(tmp, u->items, (size_t) u->n * sizeof(uint32_t));
+        qsort(tmp, u->n, sizeof(uint32_t), cmp_u32);
+        fr_err rv = FR_OK;
+        for (uint32_t j = 1; j < u->n; j++) {
+            if (tmp[j] == tmp[j - 1]) {
+                rv = FR_EPROTO;
+                break;
+            }
+        }
+        free(tmp);
+        return rv;
+    }
+    return FR_OK;
+}
+
+// Explicit ALS: v is the decoded sum of the survivors' dense statistics
+// (secagg_als.h): per item [packed Gram | h], then rating sum and count.
+// sa.c already checked every coordinate against the survivors' bounds;
+// here the parts must also agree with each other the way honest
+// statistics do: every Gram diagonal is a sum of squares (>= 0), an
+// item's bias-bias entry counts its raters (<= members), and those counts
+// add up to the rating count. A sum that breaks this holds a member's
+// values outside the encoding of its statistics: the round is refused.
+static fr_err
+acc_set_als(fri_agg *a, const float *v, size_t n)
+{
+    const uint32_t k  = a->cfg.k, d = a->d;
+    const size_t   gl = a->gram_len, w = gl + d;
+    const uint32_t ni = a->cfg.n_items;
+    if (a->cfg.implicit || a->acc_len != w || n != fri_sa_als_dim(ni, k)) {
+        return FR_EINVAL;
+    }
+    pthread_mutex_lock(&a->mtx);
+    double m = a->n_members;
+    pthread_mutex_unlock(&a->mtx);
+    // Quantization: <= 2^-(f+1) per member and coordinate in normalized
+    // units; the counts' scales are 1 (per item) and n_items (total).
+    unsigned fb   = fri_sa_frac_bits(1.0f, a->cfg.clients_per_round);
+    double   q    = m * ldexp(1.0, -(int) fb - 1);
+    double   tot  = 0.0;
+    double   cnt  = v[n - 1];
+    double   umax = (double) a->cfg.max_user_norm;
+    const char *why = NULL;
+    for (uint32_t i = 0; i < ni && why == NULL; i++) {
+        const float *row = v + (size_t) i * w;
+        for (uint32_t r = 0; r < d && why == NULL; r++) {
+            double sc = r < k ? umax * umax : 1.0;
+            if (!(row[fri_packed_index(d, r, r)] >= -q * sc * (1.0 + 1e-6))) {
+                why = "negative gram diagonal";
+            }
+        }
+        double c = row[fri_packed_index(d, k, k)];
+        if (!(c <= m + q + 1e-6)) {
+            why = "item rater count above the members";
+        }
+        tot += c;
+    }
+    double tol = 0.5 + (double) ni * q * 2.0 + 1e-6 * fabs(cnt);
+    if (why == NULL && !(cnt >= -tol && fabs(tot - cnt) <= tol)) {
+        why = "item rater counts do not add up to the rating count";
+    }
+    if (why != NULL) {
+        atomic_fetch_add(&a->models_refused, 1);
+        fri_agg_log(a, FR_LOG_ERROR,
+                    "msg=\"unmasked ALS statistics inconsistent, round "
+                    "refused\" members=%.0f reason=\"%s\" count=%g "
+                    "item_counts=%g alert=1",
+                    m, why, cnt, tot);
+        return FR_EPROTO;
+    }
+    fri_agg_acc_reset(a);
+    pthread_mutex_lock(&a->acc_mtx);
+    for (uint32_t i = 0; i < ni; i++) {
+        // Only items some survivor rated, as in the plain path: the masks
+        // cancel exactly, so an item nobody rated sums to exact zeros (a
+        // rated item has its rater count, >= 1, in the Gram).
+        const float *row = v + (size_t) i * w;
+        int          nz  = 0;
+        for (size_t r = 0; r < w && !nz; r++) {
+            nz = row[r] != 0.0f;
+        }
+        if (!nz) {
+            continue;
+        }
+        a->acc[i] = malloc(w * sizeof(double));
+        if (a->acc[i] == NULL) {
+            pthread_mutex_unlock(&a->acc_mtx);
+            return FR_ENOMEM;
+        }
+        a->touched[a->n_touched++] = i;
+        for (size_t r = 0; r < w; r++) {
+            a->acc[i][r] = row[r];
+        }
+    }
+    a->sum_ratings = v[n - 2];
+    a->count       = cnt > 0.0 ? cnt : 0.0;
+    a->weight      = a->count;
+    pthread_mutex_unlock(&a->acc_mtx);
+    return FR_OK;
+}
+
+fr_err
+fri_agg_acc_set_dense(fri_agg *a, const float *v, size_t n)
+{
+    if (a->cfg.algo == FRI_AGG_ALS) {
+        return acc_set_als(a, v, n);
+    }
+    const uint32_t d  = a->d;
+    const size_t   nr = (size_t) a->cfg.n_items * d;
+    if (a->cfg.algo != FRI_AGG_GRAD || n != nr + 2) {
+        return FR_EINVAL;
+    }
+    // The server cannot check a masked member's update, but every honest
+    // member clipped its rows and its (sum, count) to C / sqrt(2) each, so
+    // the sum of m members has both norms <= m C / sqrt(2), plus the
+    // fixed-point rounding and, under distributed DP, the summed noise. A
+    // sum above that budget holds a member's values outside the encoding
+    // of a clipped update: the round is refused rather than stepped.
+    pthread_mutex_lock(&a->mtx);
+    double m = a->n_members;
+    pthread_mutex_unlock(&a->mtx);
+    double rows2 = 0.0;
+    for (size_t t = 0; t < nr; t++) {
+        rows2 += (double) v[t] * v[t];
+    }
+    double stat    = sqrt((double) v[nr] * v[nr] + (double) v[nr + 1] * v[nr + 1]);
+    unsigned fb    = fri_sa_frac_bits(a->cfg.clip, a->cfg.clients_per_round);
+    double   quant = m * ldexp(1.0, -(int) fb - 1) * sqrt((double) n);
+    double   noise = 0.0;
+    if (a->cfg.dp == FRI_AGG_DP_DISTRIBUTED) {
+        double m0 = a->cfg.min_clients > 2 ? a->cfg.min_clients : 2;
+        noise = a->cfg.noise_multiplier * a->cfg.clip * sqrt(m / m0) *
+                (sqrt((double) n) + 10.0);
+    }
+    double budget = m * a->cfg.clip / sqrt(2.0) * (1.0 + 1e-4) + quant + noise;
+    if (!(sqrt(rows2) <= budget) || !(stat <= budget)) {
+        atomic_fetch_add(&a->models_refused, 1);
+        fri_agg_log(a, FR_LOG_ERROR,
+                    "msg=\"unmasked sum above the cohort's clip budget, "
+                    "round refused\" members=%.0f rows_norm=%g "
+                    "stats_norm=%g budget=%g alert=1",
+                    m, sqrt(rows2), stat, budget);
+        return FR_EPROTO;
+    }
+    fri_agg_acc_reset(a);
+    pthread_mutex_lock(&a->acc_mtx);
+    for (uint32_t i = 0; i < a->cfg.n_items; i++) {
+        // Only items some survivor rated, as in the plain path: the masks
+        // cancel exactly, so an item nobody rated sums to exact zeros.
+        // Stepping it anyway would let the optimizer's momentum move items
+        // that had no gradient this round (Adam drifts every item every
+        // round), which plain FedAvg never does. Under DP every item is
+        // stepped (dp_grad_step), noised or not.
+        const float *row = v + (size_t) i * d;
+        int          nz  = a->cfg.dp != FRI_AGG_DP_OFF;
+        for (uint32_t r = 0; r < d && !nz; r++) {
+            nz = row[r] != 0.0f;
+        }
+        if (!nz) {
+            continue;
+        }
+        a->acc[i] = malloc((size_t) d * sizeof(double));
+        if (a->acc[i] == NULL) {
+            pthread_mutex_unlock(&a->acc_mtx);
+            return FR_ENOMEM;
+        }
+        a->touched[a->n_touched++] = i;
+        for (uint32_t r = 0; r < d; r++) {
+            a->acc[i][r] = v[(size_t) i * d + r];
+        }
+    }
+    a->sum_ratings = v[nr];
+    a->count       = v[nr + 1];
+    // FedAvg weight: the (clipped) counts, summed like everything else.
+    a->weight = v[nr + 1] > 0.0f ? v[nr + 1] : 0.0;
+    pthread_mutex_unlock(&a->acc_mtx);
+    return FR_OK;
+}
+

@@ -1,0 +1,372 @@
+// Aggregator model step at the end of a round: the ALS / VBMF item solves
+// (with carried or latest statistics), the gradient optimizer step and
+// DP noise (agg_int.h).
+#include "agg_int.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "dp.h"
+#include "linalg.h"
+#include "mf.h"
+#include "rng.h"
+#include "vbmf.h"
+
+#ifdef FR_WITH_BLAS
+#include <cblas.h>
+#endif
+
+// y += alpha * x
+static void
+axpy(size_t n, float alpha, const float *x, float *y)
+{
+#ifdef FR_WITH_BLAS
+    if (n >= 64) {
+        cblas_saxpy((int) n, alpha, x, 1, y, 1);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++) {
+        y[i] += alpha * x[i];
+    }
+}
+
+// ---- the end-of-round model step -------------------------------------------
+
+// Server optimizer step of item i with the gradient g[0..d) * scale
+// (t: the step count, for Adam's bias correction). Closer only.
+static void
+opt_step(fri_agg *a, uint32_t i, const float *g_row, float scale, uint64_t t,
+         float *bi, float *Q)
+{
+    const uint32_t k  = a->cfg.k;
+    const uint32_t d  = a->d;
+    float          lr = a->cfg.server_lr;
+    float          b1 = a->cfg.momentum, b2 = a->cfg.beta2;
+    double         c1 = 1.0 - pow(b1, (double) t);
+    double         c2 = 1.0 - pow(b2, (double) t);
+    for (uint32_t r = 0; r < d; r++) {
+        float  g   = g_row[r] * scale;
+        float *par = r < k ? &Q[(size_t) i * k + r] : &bi[i];
+        size_t o   = (size_t) i * d + r;
+        float  step;
+        switch (a->cfg.server_opt) {
+        case FRI_AGG_OPT_MOMENTUM:
+            a->opt_m[o] = b1 * a->opt_m[o] + g;
+            step        = a->opt_m[o];
+            break;
+        case FRI_AGG_OPT_ADAM:
+            a->opt_m[o] = b1 * a->opt_m[o] + (1.0f - b1) * g;
+            a->opt_v[o] = b2 * a->opt_v[o] + (1.0f - b2) * g * g;
+            step        = (float) ((a->opt_m[o] / c1) /
+                                   (sqrt(a->opt_v[o] / c2) + a->cfg.adam_eps));
+            break;
+        default:
+            step = g;
+            break;
+        }
+        *par -= lr * step;
+    }
+}
+
+// Adds the central DP noise N(0, (z C)^2) to v[0..n). The seed is fresh
+// and secret per round unless a simulation seed is configured.
+static fr_err
+dp_noise(const fri_agg *a, uint64_t round, float *v, size_t n)
+{
+    double sd = a->cfg.noise_multiplier * (double) a->cfg.clip;
+    if (a->cfg.dp_seed != 0) {
+        fri_rng r;
+        fri_rng_seed2(&r, a->cfg.dp_seed, 0x44500000u ^ round);
+        return fri_dp_add_gaussian(v, n, sd, &r);
+    }
+    uint8_t seed[FRI_DP_SEEDBYTES];
+    fr_err  rv = fri_dp_noise_seed_random(seed);
+    if (rv == FR_OK) {
+        rv = fri_dp_add_gaussian_secret(v, n, sd, seed);
+    }
+    sodium_memzero(seed, sizeof(seed));
+    return rv;
+}
+
+// DP-FedAvg step: the released vector is the DENSE sum over all items
+// plus the rating sum and count, noised on every coordinate (untouched
+// items too, so that the noisy set does not reveal which items the cohort
+// rated), divided by the expected cohort size (a data-independent
+// denominator; the realised count would itself depend on who took part).
+static fr_err
+dp_grad_step(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
+{
+    const uint32_t d  = a->d;
+    const size_t   nr = (size_t) a->cfg.n_items * d;
+    float         *v  = calloc(nr + 2, sizeof(float));
+    if (v == NULL) {
+        return FR_ENOMEM;
+    }
+    for (uint32_t j = 0; j < a->n_touched; j++) {
+        uint32_t i = a->touched[j];
+        memcpy(v + (size_t) i * d, a->accf[i], (size_t) d * sizeof(float));
+    }
+    v[nr]     = (float) a->sum_ratings;
+    v[nr + 1] = (float) a->count;
+    fr_err rv = FR_OK;
+    if (a->cfg.dp == FRI_AGG_DP_CENTRAL) {
+        rv = dp_noise(a, round, v, nr + 2);
+    }
+    if (rv == FR_OK) {
+        float    inv = (float) (1.0 / a->dp_cohort);
+        uint64_t t   = ++a->opt_t;
+        for (uint32_t i = 0; i < a->cfg.n_items; i++) {
+            opt_step(a, i, v + (size_t) i * d, inv, t, bi, Q);
+        }
+        // Post-processing of the noisy (sum, count): move mu only when the
+        // count clearly exceeds its noise (3 stddev), else keep it.
+        double sd = a->cfg.dp == FRI_AGG_DP_CENTRAL
+                        ? a->cfg.noise_multiplier * (double) a->cfg.clip
+                        : 0.0;
+        double cnt = v[nr + 1];
+        if (cnt > 3.0 * sd && cnt > 0.0) {
+            double m = v[nr] / cnt;
+            if (isfinite(m)) {
+                // Post-processing too: the mean of ratings lies in the
+                // rating range, a noisy ratio may not.
+                m   = m < a->cfg.rating_min ? a->cfg.rating_min : m;
+                m   = m > a->cfg.rating_max ? a->cfg.rating_max : m;
+                *mu = (float) m;
+            }
+        }
+    }
+    if (a->dp_hook != NULL && rv == FR_OK) {
+        a->dp_hook(a->dp_hook_ctx, v, nr + 2);
+    }
+    free(v);
+    return rv;
+}
+
+// Partial participation (cfg.stats_forget = f < 1): folds this round's
+// item sums into the carried ones, S = (1 - f) S + round sums, sets mu from
+// the carried rating sum and count, and re-centres every carried h on it
+// (h -= dmu * sum_u x_u, the Gram's last column), so that the carry stays
+// expressed against the served mu as each round's fresh sums are.
+static fr_err
+carry_merge(fri_agg *a, float mu_old, float *mu)
+{
+    const uint32_t d    = a->d;
+    const size_t   gl   = a->gram_len;
+    const float    keep = 1.0f - a->cfg.stats_forget;
+    if (a->carry == NULL) {
+        a->carry   = calloc(a->cfg.n_items, sizeof(float *));
+        a->carried = malloc((size_t) a->cfg.n_items * sizeof(uint32_t));
+        if (a->carry == NULL || a->carried == NULL) {
+            free(a->carry);
+            free(a->carried);
+            a->carry   = NULL;
+            a->carried = NULL;
+            return FR_ENOMEM;
+        }
+        a->n_carried = 0;
+    }
+    for (uint32_t j = 0; j < a->n_touched; j++) {
+        uint32_t i = a->touched[j];
+        if (a->carry[i] == NULL) {
+            a->carry[i] = calloc(a->acc_len, sizeof(float));
+            if (a->carry[i] == NULL) {
+                return FR_ENOMEM;
+            }
+            a->carried[a->n_carried++] = i;
+        }
+    }
+    a->carry_sum   = keep * a->carry_sum + a->sum_ratings;
+    a->carry_count = keep * a->carry_count + a->count;
+    if (a->carry_count > 0.0) {
+        *mu = (float) (a->carry_sum / a->carry_count);
+    }
+    float dmu = *mu - mu_old;
+    for (uint32_t j = 0; j < a->n_carried; j++) {
+        float *s = a->carry[a->carried[j]];
+        for (size_t e = 0; e < a->acc_len; e++) {
+            s[e] *= keep;
+        }
+    }
+    for (uint32_t j = 0; j < a->n_touched; j++) {
+        axpy(a->acc_len, 1.0f, a->accf[a->touched[j]],
+             a->carry[a->touched[j]]);
+    }
+    for (uint32_t j = 0; j < a->n_carried; j++) {
+        float *s = a->carry[a->carried[j]];
+        for (uint32_t r = 0; r < d; r++) {
+            s[gl + r] -= dmu * s[fri_packed_index(d, r, d - 1)];
+        }
+    }
+    return FR_OK;
+}
+
+// Float copies of the double accumulators for the solvers (closer only).
+// FR_ETOOBIG if a sum does not fit a float (impossible within the bounds).
+static fr_err
+acc_to_float(fri_agg *a)
+{
+    for (uint32_t j = 0; j < a->n_touched; j++) {
+        uint32_t i = a->touched[j];
+        if (a->accf[i] == NULL) {
+            a->accf[i] = malloc(a->acc_len * sizeof(float));
+            if (a->accf[i] == NULL) {
+                return FR_ENOMEM;
+            }
+        }
+        for (size_t e = 0; e < a->acc_len; e++) {
+            double v = a->acc[i][e];
+            if (!(fabs(v) <= FLT_MAX)) {
+                return FR_ETOOBIG;
+            }
+            a->accf[i][e] = (float) v;
+        }
+    }
+    if (a->gram_all != NULL) {
+        for (size_t e = 0; e < a->gram_len; e++) {
+            if (!(fabs(a->gram_all[e]) <= FLT_MAX)) {
+                return FR_ETOOBIG;
+            }
+            a->gram_allf[e] = (float) a->gram_all[e];
+        }
+    }
+    return FR_OK;
+}
+
+// An item whose solve failed keeps its previous row (one bad item must not
+// cost the whole round); counted and logged.
+static void
+item_skip(fri_agg *a, uint32_t i, fr_err why, float *bi, float *Q)
+{
+    const uint32_t k = a->cfg.k;
+    memcpy(Q + (size_t) i * k, a->Q + (size_t) i * k, k * sizeof(float));
+    bi[i] = a->bi[i];
+    atomic_fetch_add(&a->items_skipped, 1);
+    fri_agg_log(a, FR_LOG_ERROR,
+                "msg=\"item solve failed, item kept\" item=%u err=%s", i,
+                fr_errname(why));
+}
+
+// Computes the next model into (mu, bi, Q) (already a copy of the current
+// one) from the accumulators. Exclusive closer, no lock needed.
+fr_err
+fri_agg_solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
+{
+    const uint32_t k  = a->cfg.k;
+    const uint32_t d  = a->d;
+    const size_t   gl = a->gram_len;
+    fr_err         rv = acc_to_float(a);
+    if (rv != FR_OK) {
+        return rv;
+    }
+    size_t         wl = fri_mf_work_len(k);
+    float         *work = malloc((wl > 0 ? wl : 1) * sizeof(float));
+    float         *h    = malloc((size_t) d * sizeof(float));
+    if (work == NULL || h == NULL) {
+        free(work);
+        free(h);
+        return FR_ENOMEM;
+    }
+    float mu_old = *mu;
+    if (!a->cfg.implicit && a->count > 0 && a->cfg.dp == FRI_AGG_DP_OFF) {
+        // (Under DP, mu comes from the noised sum and count instead.)
+        *mu = (float) (a->sum_ratings / a->count);
+    }
+    // The first explicit-ALS round is a census: the initial model has no
+    // global mean, so the users' biases absorbed it and item biases solved
+    // from those statistics would sit offset by -mu, an offset the ridge
+    // penalties undo only over many rounds. Taking just mu from it starts
+    // round 2 exactly where centralized ALS starts (mu set, biases zero).
+    int census = (a->cfg.algo == FRI_AGG_ALS || a->vb != NULL) &&
+                 !a->cfg.implicit && a->version == 0 && a->count > 0;
+    int latest = a->cfg.stats_latest && !census;
+    if (latest) {
+        rv = fri_latest_solve(a, mu_old, mu, bi, Q, work, wl);
+    }
+    if (a->vb != NULL && !census && !latest && a->count > 0) {
+        // VBMF steps every item (also unrated ones, from the prior).
+        size_t skipped = 0;
+        rv = fri_vb_solve(a->vb, a->accf, *mu, mu_old, a->count, bi, Q,
+                          &skipped);
+        if (skipped > 0) {
+            atomic_fetch_add(&a->items_skipped, skipped);
+            fri_agg_log(a, FR_LOG_ERROR,
+                        "msg=\"item steps failed, items kept\" items=%zu",
+                        skipped);
+        }
+    }
+    // fri_agg_config_check allows stats_forget < 1 only for explicit ALS
+    // (which DP refuses).
+    int carrying = a->cfg.stats_forget < 1.0f && !census;
+    if (carrying) {
+        rv = carry_merge(a, mu_old, mu);
+        for (uint32_t j = 0; j < a->n_carried && rv == FR_OK; j++) {
+            uint32_t i = a->carried[j];
+            fr_err   e = fri_mf_item_solve(Q + (size_t) i * k, &bi[i],
+                                           a->carry[i], a->carry[i] + gl, k,
+                                           a->cfg.reg, a->cfg.reg_bias,
+                                           a->cfg.weighted, work, wl);
+            if (e == FR_ENOMEM) {
+                rv = e;
+            } else if (e != FR_OK) {
+                item_skip(a, i, e, bi, Q);
+            }
+        }
+    }
+    for (uint32_t j = 0; j < a->n_touched && rv == FR_OK && !census &&
+                         !carrying && !latest && a->cfg.algo == FRI_AGG_ALS;
+         j++) {
+        uint32_t i   = a->touched[j];
+        float   *acc = a->accf[i];
+        float   *q   = Q + (size_t) i * k;
+        fr_err   e;
+        if (!a->cfg.implicit) {
+            // Clients computed h with the round's mu; re-centre on the new
+            // one: h -= (mu_new - mu_old) * sum_u x_u, and sum_u x_u is the
+            // last column of the summed Gram (x = [p; 1]).
+            float dmu = *mu - mu_old;
+            for (uint32_t r = 0; r < d; r++) {
+                h[r] = acc[gl + r] -
+                       dmu * acc[fri_packed_index(d, r, d - 1)];
+            }
+            e = fri_mf_item_solve(q, &bi[i], acc, h, k, a->cfg.reg,
+                                  a->cfg.reg_bias, a->cfg.weighted, work,
+                                  wl);
+        } else {
+            e = fri_mf_implicit_item_solve(q, a->gram_allf, acc, acc + gl, k,
+                                           a->cfg.reg, work, wl);
+        }
+        if (e == FR_ENOMEM) {
+            rv = e;
+        } else if (e != FR_OK) {
+            item_skip(a, i, e, bi, Q);
+        }
+    }
+    if (rv == FR_OK && a->cfg.algo == FRI_AGG_GRAD &&
+        a->cfg.dp != FRI_AGG_DP_OFF) {
+        rv = dp_grad_step(a, round, mu, bi, Q);
+    } else if (rv == FR_OK && a->cfg.algo == FRI_AGG_GRAD &&
+               (a->cfg.clip > 0.0f ? a->count : a->weight) > 0) {
+        // FedAvg: the cohort's summed gradients over its summed interaction
+        // counts is the weighted mean of the per-interaction gradients.
+        // Under clipping the denominator is the summed clipped counts (the
+        // last extra), the one secure aggregation can release: plain and
+        // masked rounds then take the same step (docs/SECAGG.md §5).
+        double   w   = a->cfg.clip > 0.0f ? a->count : a->weight;
+        float    inv = (float) (1.0 / w);
+        uint64_t t   = ++a->opt_t;
+        for (uint32_t j = 0; j < a->n_touched; j++) {
+            uint32_t i = a->touched[j];
+            opt_step(a, i, a->accf[i], inv, t, bi, Q);
+        }
+    }
+    free(work);
+    free(h);
+    return rv;
+}
+
