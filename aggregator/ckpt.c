@@ -250,61 +250,32 @@ get_floats(const uint8_t *p, size_t n)
 }
 
 fr_err
-fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
-                   size_t err_cap)
+fri_ckpt_decode(const uint8_t *buf, size_t len, const char *name,
+                fri_ckpt *out, char *err, size_t err_cap)
 {
     memset(out, 0, sizeof(*out));
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        int e = errno;
+    if (name == NULL) {
+        name = "(buffer)";
+    }
+    if (buf == NULL || len < CKPT_HDR_LEN + CKPT_SUMBYTES) {
         fri_agg_seterr(
-            err, err_cap, "checkpoint %s: cannot open: %s", path, strerror(e));
-        return e == ENOENT ? FR_ENOENT : FR_EIO;
-    }
-    uint8_t *buf = NULL;
-    fr_err   rv  = FR_OK;
-    long     sz  = -1;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        sz = ftell(f);
-    }
-    if (sz < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fri_agg_seterr(err, err_cap, "checkpoint %s: cannot read", path);
-        fclose(f);
-        return FR_EIO;
-    }
-    size_t len = (size_t) sz;
-    if (len < CKPT_HDR_LEN + CKPT_SUMBYTES) {
-        fri_agg_seterr(
-            err, err_cap, "checkpoint %s: truncated (%zu bytes)", path, len);
-        fclose(f);
+            err, err_cap, "checkpoint %s: truncated (%zu bytes)", name, len);
         return FR_EFORMAT;
     }
-    buf = malloc(len);
-    if (buf == NULL) {
-        fclose(f);
-        fri_agg_seterr(err, err_cap, "checkpoint %s: out of memory", path);
-        return FR_ENOMEM;
-    }
-    if (fread(buf, 1, len, f) != len) {
-        fri_agg_seterr(err, err_cap, "checkpoint %s: short read", path);
-        rv = FR_EIO;
-        goto out;
-    }
+    fr_err  rv = FR_OK;
     uint8_t sum[CKPT_SUMBYTES];
     crypto_generichash(sum, sizeof(sum), buf, len - CKPT_SUMBYTES, NULL, 0);
     if (sodium_memcmp(sum, buf + len - CKPT_SUMBYTES, CKPT_SUMBYTES) != 0) {
         fri_agg_seterr(err, err_cap,
-            "checkpoint %s: checksum mismatch (file is damaged)", path);
-        rv = FR_EFORMAT;
-        goto out;
+            "checkpoint %s: checksum mismatch (file is damaged)", name);
+        return FR_EFORMAT;
     }
     const uint8_t *p = buf;
     uint32_t format = memcmp(p, "FRCK", 4) == 0 ? fri_get32(p + 4) : 0;
     if (format < 1 || format > CKPT_FORMAT) {
         fri_agg_seterr(err, err_cap,
-            "checkpoint %s: not a format-1..%u checkpoint", path, CKPT_FORMAT);
-        rv = FR_EFORMAT;
-        goto out;
+            "checkpoint %s: not a format-1..%u checkpoint", name, CKPT_FORMAT);
+        return FR_EFORMAT;
     }
     p += 8;
     memcpy(out->fingerprint, p, FRI_CKPT_FPBYTES);
@@ -333,28 +304,30 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
         out->k > CKPT_MAX_K || out->n_opt > FRI_CKPT_MAX_OPT ||
         out->opt_len > (uint64_t) CKPT_MAX_ITEMS * (CKPT_MAX_K + 1)) {
         fri_agg_seterr(
-            err, err_cap, "checkpoint %s: implausible header", path);
+            err, err_cap, "checkpoint %s: implausible header", name);
         rv = FR_EFORMAT;
         goto out;
     }
+    // The bounds above keep every size below 2^40, so no sum overflows;
+    // offsets into buf are only formed once len covers them.
     size_t nq   = (size_t) out->n_items * out->k;
     size_t need = CKPT_HDR_LEN + 4 * ((size_t) out->n_items + nq +
                                       (size_t) out->n_opt * out->opt_len) +
                   CKPT_SUMBYTES;
     if (format >= 2) {
         // The accountant tail sits between the arrays and the checksum.
-        const uint8_t *t = buf + need - CKPT_SUMBYTES;
         if (len < need + CKPT_TAIL_LEN(0)) {
             fri_agg_seterr(
-                err, err_cap, "checkpoint %s: truncated accountant", path);
+                err, err_cap, "checkpoint %s: truncated accountant", name);
             rv = FR_EFORMAT;
             goto out;
         }
-        out->n_rdp     = fri_get32(t);
-        out->dp_rounds = fri_get64(t + 4);
+        const uint8_t *t = buf + need - CKPT_SUMBYTES;
+        out->n_rdp       = fri_get32(t);
+        out->dp_rounds   = fri_get64(t + 4);
         if (out->n_rdp > FRI_CKPT_MAX_RDP) {
             fri_agg_seterr(
-                err, err_cap, "checkpoint %s: implausible accountant", path);
+                err, err_cap, "checkpoint %s: implausible accountant", name);
             rv = FR_EFORMAT;
             goto out;
         }
@@ -363,20 +336,20 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
     const uint8_t *vb_at = NULL;
     if (format >= 3) {
         // The VBMF tail follows the accountant.
-        const uint8_t *t = buf + need - CKPT_SUMBYTES;
         if (len < need + 8) {
             fri_agg_seterr(
-                err, err_cap, "checkpoint %s: truncated VBMF state", path);
+                err, err_cap, "checkpoint %s: truncated VBMF state", name);
             rv = FR_EFORMAT;
             goto out;
         }
-        uint64_t nvb = fri_get64(t);
+        const uint8_t *t   = buf + need - CKPT_SUMBYTES;
+        uint64_t       nvb = fri_get64(t);
         // At most beta, two priors and a packed covariance per item.
         uint64_t d = (uint64_t) out->k + 1;
         if (nvb > 1 + 2 * (d + d * (d + 1) / 2) +
                       (uint64_t) out->n_items * (d * (d + 1) / 2)) {
             fri_agg_seterr(
-                err, err_cap, "checkpoint %s: implausible VBMF state", path);
+                err, err_cap, "checkpoint %s: implausible VBMF state", name);
             rv = FR_EFORMAT;
             goto out;
         }
@@ -386,7 +359,7 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
     }
     if (need != len) {
         fri_agg_seterr(err, err_cap,
-            "checkpoint %s: size %zu does not match header (%zu)", path, len,
+            "checkpoint %s: size %zu does not match header (%zu)", name, len,
             need);
         rv = FR_EFORMAT;
         goto out;
@@ -406,7 +379,7 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
         oom |= out->opt_state[i] == NULL;
     }
     if (oom) {
-        fri_agg_seterr(err, err_cap, "checkpoint %s: out of memory", path);
+        fri_agg_seterr(err, err_cap, "checkpoint %s: out of memory", name);
         rv = FR_ENOMEM;
         goto out;
     }
@@ -416,14 +389,14 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
         !fri_all_finite(out->Q, nq) ||
         (out->n_vb > 0 && !fri_all_finite(out->vb, (size_t) out->n_vb))) {
         fri_agg_seterr(err, err_cap,
-            "checkpoint %s: non-finite model value", path);
+            "checkpoint %s: non-finite model value", name);
         rv = FR_EFORMAT;
         goto out;
     }
     for (uint32_t i = 0; i < out->n_opt; i++) {
         if (!fri_all_finite(out->opt_state[i], out->opt_len)) {
             fri_agg_seterr(err, err_cap,
-                "checkpoint %s: non-finite optimizer state", path);
+                "checkpoint %s: non-finite optimizer state", name);
             rv = FR_EFORMAT;
             goto out;
         }
@@ -435,7 +408,7 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
             memcpy(&out->rdp[i], &bits, sizeof(bits));
             if (!(out->rdp[i] >= 0.0)) { // also refuses NaN
                 fri_agg_seterr(
-                    err, err_cap, "checkpoint %s: bad accountant value", path);
+                    err, err_cap, "checkpoint %s: bad accountant value", name);
                 rv = FR_EFORMAT;
                 goto out;
             }
@@ -444,6 +417,50 @@ fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
 out:
     if (rv != FR_OK) {
         fri_ckpt_free(out);
+    }
+    return rv;
+}
+
+fr_err
+fri_ckpt_read_file(const char *path, fri_ckpt *out, char *err,
+                   size_t err_cap)
+{
+    memset(out, 0, sizeof(*out));
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        int e = errno;
+        fri_agg_seterr(
+            err, err_cap, "checkpoint %s: cannot open: %s", path, strerror(e));
+        return e == ENOENT ? FR_ENOENT : FR_EIO;
+    }
+    long sz = -1;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        sz = ftell(f);
+    }
+    if (sz < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fri_agg_seterr(err, err_cap, "checkpoint %s: cannot read", path);
+        fclose(f);
+        return FR_EIO;
+    }
+    size_t len = (size_t) sz;
+    if (len < CKPT_HDR_LEN + CKPT_SUMBYTES) {
+        fri_agg_seterr(
+            err, err_cap, "checkpoint %s: truncated (%zu bytes)", path, len);
+        fclose(f);
+        return FR_EFORMAT;
+    }
+    uint8_t *buf = malloc(len);
+    if (buf == NULL) {
+        fclose(f);
+        fri_agg_seterr(err, err_cap, "checkpoint %s: out of memory", path);
+        return FR_ENOMEM;
+    }
+    fr_err rv;
+    if (fread(buf, 1, len, f) != len) {
+        fri_agg_seterr(err, err_cap, "checkpoint %s: short read", path);
+        rv = FR_EIO;
+    } else {
+        rv = fri_ckpt_decode(buf, len, path, out, err, err_cap);
     }
     free(buf);
     fclose(f);

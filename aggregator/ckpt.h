@@ -66,6 +66,14 @@ FR_NODISCARD fr_err fri_ckpt_write(const char *dir, const fri_ckpt *c,
 FR_NODISCARD fr_err fri_ckpt_read_file(const char *path, fri_ckpt *out,
                                        char *err, size_t err_cap);
 
+// The decoder fri_ckpt_read_file applies to the file's bytes: verifies and
+// parses len bytes of buf (untrusted; the caller keeps ownership) into
+// *out. FR_EFORMAT (or FR_ENOMEM) with a message "checkpoint NAME: ..." on
+// any damage, *out then zeroed; name may be NULL.
+FR_NODISCARD fr_err fri_ckpt_decode(const uint8_t *buf, size_t len,
+                                    const char *name, fri_ckpt *out,
+                                    char *err, size_t err_cap);
+
 // Loads the newest good checkpoint of dir: DIR/checkpoint, or, if that one
 // is damaged or missing, DIR/checkpoint.prev (*used_prev = 1, and err then
 // describes what was wrong with the current file). FR_ENOENT if dir holds

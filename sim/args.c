@@ -1,6 +1,8 @@
-// Command-line parsing for fedrec-sim. Every flag takes "--flag VALUE" or
-// "--flag=VALUE"; numbers are checked for range and trailing garbage.
+// Command-line parsing for fedrec-sim (getopt_long, exact flag names).
+// Every flag but the switches takes "--flag VALUE" or "--flag=VALUE";
+// numbers are checked for range and trailing garbage.
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -252,278 +254,344 @@ parse_flt(const char *s, double lo, double hi, float *out)
     return 0;
 }
 
-// Flags without a value.
+// Every flag takes a value except the switches; apply() and the privacy
+// and poisoning modules (privacy.c, poison.c) check the values.
+static const char *const value_flags[] = {
+    "train", "test", "synthetic", "holdout", "loss", "split", "negatives",
+    "alpha", "rounds", "clients-per-round", "fraction", "local-epochs",
+    "dropout", "stats-latest", "stats-forget", "deadline", "k", "reg",
+    "reg-bias", "lr", "algo", "server-opt", "threads", "seed", "eval-every",
+    "eval-users", "transport", "out", "state",
+    // privacy.c
+    "secure-agg", "clip", "dp", "noise-multiplier", "dp-delta",
+    "pseudo-items", "attack",
+    // poison.c (--attack is shared with privacy.c)
+    "malicious", "target-item", "attack-scale", "robust"};
+static const char *const switch_flags[] = {
+    "json", "no-reference", "shared-model", "progress", "no-progress",
+    "quiet"};
+#define N_VALUE (sizeof(value_flags) / sizeof(value_flags[0]))
+#define N_SWITCH (sizeof(switch_flags) / sizeof(switch_flags[0]))
+#define OPT_HELP 'h'
+#define OPT_BASE 256
+
+// Which flags were given, for the defaults that depend on them.
+typedef struct {
+    int have_synth, have_train, have_cpr, have_frac;
+    int have_algo, have_rounds;
+    int have_k, have_reg, have_alpha;
+} given;
+
 static int
-is_switch(const char *name)
+is_switch(const char *name, size_t len)
 {
-    static const char *const sw[] = {"--json", "--help", "-h",
-                                     "--no-reference", "--progress", "--shared-model",
-                                     "--no-progress", "--quiet"};
-    for (size_t i = 0; i < sizeof(sw) / sizeof(sw[0]); i++) {
-        if (strcmp(name, sw[i]) == 0) {
+    for (size_t i = 0; i < N_SWITCH; i++) {
+        if (strlen(switch_flags[i]) == len &&
+            strncmp(name, switch_flags[i], len) == 0) {
             return 1;
         }
     }
     return 0;
 }
 
+// Applies one flag ("--name"; val NULL for a switch).
+static fr_err
+apply(fri_sim_config *c, given *st, const char *flag, const char *val,
+      char *err, size_t err_cap)
+{
+    fr_err pe = FR_OK;
+    if (strcmp(flag, "--json") == 0) {
+        c->json = 1;
+    } else if (strcmp(flag, "--no-reference") == 0) {
+        c->reference = 0;
+    } else if (strcmp(flag, "--shared-model") == 0) {
+        c->shared_cache = 1;
+    } else if (strcmp(flag, "--progress") == 0) {
+        c->progress = 1;
+    } else if (strcmp(flag, "--no-progress") == 0) {
+        c->progress = 0;
+    } else if (strcmp(flag, "--quiet") == 0) {
+        c->quiet = 1;
+    } else if (strcmp(flag, "--train") == 0) {
+        c->train_path = val;
+        c->synthetic = 0;
+        st->have_train = 1;
+    } else if (strcmp(flag, "--test") == 0) {
+        c->test_path = val;
+    } else if (strcmp(flag, "--synthetic") == 0) {
+        char e2[160];
+        if (fri_synth_config_parse(&c->synth, val, e2, sizeof(e2)) !=
+            FR_OK) {
+            return bad(err, err_cap, flag, val, e2);
+        }
+        c->synthetic = 1;
+        st->have_synth = 1;
+    } else if (strcmp(flag, "--holdout") == 0) {
+        if (parse_dbl(val, 0.01, 0.99, &c->holdout) != 0) {
+            return bad(err, err_cap, flag, val, "0.01..0.99");
+        }
+    } else if (strcmp(flag, "--loss") == 0) {
+        if (strcmp(val, "explicit") == 0) {
+            c->implicit = 0;
+        } else if (strcmp(val, "implicit") == 0) {
+            c->implicit = 1;
+        } else {
+            return bad(err, err_cap, flag, val, "explicit|implicit");
+        }
+    } else if (strcmp(flag, "--split") == 0) {
+        if (strcmp(val, "leave-last-out") == 0) {
+            c->leave_last = 1;
+        } else if (strcmp(val, "random") == 0) {
+            c->leave_last = 0;
+        } else {
+            return bad(err, err_cap, flag, val, "random|leave-last-out");
+        }
+    } else if (strcmp(flag, "--negatives") == 0) {
+        if (parse_u32(val, 0, UINT32_MAX, &c->negatives) != 0) {
+            return bad(err, err_cap, flag, val, "an integer >= 0");
+        }
+        c->negatives_set = 1;
+    } else if (strcmp(flag, "--alpha") == 0) {
+        st->have_alpha = 1;
+        if (parse_flt(val, 0.0, 1e6, &c->alpha) != 0) {
+            return bad(err, err_cap, flag, val, "0..1e6");
+        }
+    } else if (strcmp(flag, "--rounds") == 0) {
+        st->have_rounds = 1;
+        if (parse_u32(val, 1, 1000000, &c->rounds) != 0) {
+            return bad(err, err_cap, flag, val, "1..1000000");
+        }
+    } else if (strcmp(flag, "--clients-per-round") == 0) {
+        if (parse_u32(val, 1, UINT32_MAX, &c->clients_per_round) != 0) {
+            return bad(err, err_cap, flag, val, ">= 1");
+        }
+        st->have_cpr = 1;
+    } else if (strcmp(flag, "--fraction") == 0) {
+        if (parse_dbl(val, 1e-9, 1.0, &c->fraction) != 0) {
+            return bad(err, err_cap, flag, val, "0 < F <= 1");
+        }
+        st->have_frac = 1;
+    } else if (strcmp(flag, "--local-epochs") == 0) {
+        if (parse_u32(val, 1, 1000, &c->local_epochs) != 0) {
+            return bad(err, err_cap, flag, val, "1..1000");
+        }
+    } else if (strcmp(flag, "--dropout") == 0) {
+        if (parse_dbl(val, 0.0, 1.0, &c->dropout) != 0) {
+            return bad(err, err_cap, flag, val, "0..1");
+        }
+    } else if (strcmp(flag, "--stats-latest") == 0) {
+        uint32_t v = 0;
+        if (parse_u32(val, 0, 1, &v) != 0) {
+            return bad(err, err_cap, flag, val, "0 or 1");
+        }
+        c->stats_latest = (int) v;
+    } else if (strcmp(flag, "--stats-forget") == 0) {
+        if (parse_dbl(val, 1e-6, 1.0, &c->stats_forget) != 0) {
+            return bad(err, err_cap, flag, val, "0 < F <= 1");
+        }
+    } else if (strcmp(flag, "--deadline") == 0) {
+        if (parse_dbl(val, 0.1, 86400.0, &c->deadline_s) != 0) {
+            return bad(err, err_cap, flag, val, "0.1..86400 s");
+        }
+    } else if (strcmp(flag, "--k") == 0) {
+        st->have_k = 1;
+        if (parse_u32(val, 1, FRI_MF_MAX_K, &c->k) != 0) {
+            return bad(err, err_cap, flag, val, "1..256");
+        }
+    } else if (strcmp(flag, "--reg") == 0) {
+        st->have_reg = 1;
+        if (parse_flt(val, 0.0, 1e6, &c->reg) != 0) {
+            return bad(err, err_cap, flag, val, "0..1e6");
+        }
+    } else if (strcmp(flag, "--reg-bias") == 0) {
+        if (parse_flt(val, 0.0, 1e6, &c->reg_bias) != 0) {
+            return bad(err, err_cap, flag, val, "0..1e6");
+        }
+    } else if (strcmp(flag, "--lr") == 0) {
+        if (parse_flt(val, 1e-9, 1e3, &c->lr) != 0) {
+            return bad(err, err_cap, flag, val, "0 < lr <= 1000");
+        }
+    } else if (strcmp(flag, "--algo") == 0) {
+        if (strcmp(val, "als") == 0) {
+            c->algo = FRI_SIM_ALS;
+        } else if (strcmp(val, "grad") == 0) {
+            c->algo = FRI_SIM_GRAD;
+        } else if (strcmp(val, "vbmf") == 0) {
+            c->algo = FRI_SIM_VBMF;
+        } else {
+            return bad(err, err_cap, flag, val, "als|grad|vbmf");
+        }
+        st->have_algo = 1;
+    } else if (strcmp(flag, "--server-opt") == 0) {
+        if (strcmp(val, "sgd") == 0) {
+            c->server_opt = FRI_SIM_OPT_SGD;
+        } else if (strcmp(val, "momentum") == 0) {
+            c->server_opt = FRI_SIM_OPT_MOMENTUM;
+        } else if (strcmp(val, "adam") == 0) {
+            c->server_opt = FRI_SIM_OPT_ADAM;
+        } else {
+            return bad(err, err_cap, flag, val, "sgd|momentum|adam");
+        }
+    } else if (strcmp(flag, "--threads") == 0) {
+        if (parse_u32(val, 1, 256, &c->threads) != 0) {
+            return bad(err, err_cap, flag, val, "1..256");
+        }
+    } else if (strcmp(flag, "--seed") == 0) {
+        if (parse_u64(val, 0, UINT64_MAX, &c->seed) != 0) {
+            return bad(err, err_cap, flag, val, "unsigned integer");
+        }
+    } else if (strcmp(flag, "--eval-every") == 0) {
+        if (parse_u32(val, 0, 1000000, &c->eval_every) != 0) {
+            return bad(err, err_cap, flag, val, "0..1000000");
+        }
+        c->eval_every_set = 1;
+    } else if (strcmp(flag, "--eval-users") == 0) {
+        if (strcmp(val, "all") == 0) {
+            c->eval_users = 0;
+        } else if (parse_u32(val, 1, UINT32_MAX, &c->eval_users) != 0) {
+            return bad(err, err_cap, flag, val, "N >= 1 or all");
+        }
+    } else if (strcmp(flag, "--transport") == 0) {
+        if (strcmp(val, "direct") == 0) {
+            c->transport = FRI_SIM_DIRECT;
+        } else if (strcmp(val, "inproc") == 0) {
+            c->transport = FRI_SIM_INPROC;
+        } else if (strcmp(val, "ipc") == 0) {
+            c->transport = FRI_SIM_IPC;
+        } else if (strcmp(val, "tcp") == 0) {
+            c->transport = FRI_SIM_TCP;
+        } else {
+            return bad(err, err_cap, flag, val,
+                       "direct|inproc|ipc|tcp");
+        }
+    } else if (strcmp(flag, "--out") == 0) {
+        if (*val == '\0') {
+            return bad(err, err_cap, flag, val, "empty path");
+        }
+        c->out_dir = val;
+    } else if (strcmp(flag, "--state") == 0) {
+        if (*val == '\0') {
+            return bad(err, err_cap, flag, val, "empty path");
+        }
+        c->state_dir = val;
+    } else if (fri_sim_poison_flag(&c->poison, flag, val, &pe, err,
+                                   err_cap)) {
+        // Poisoning and robust aggregation (poison.h); before the
+        // privacy flags, which own the other --attack values.
+        if (pe != FR_OK) {
+            return pe;
+        }
+    } else if (fri_sim_privacy_flag(&c->priv, flag, val, &pe, err,
+                                    err_cap)) {
+        if (pe != FR_OK) {
+            return pe;
+        }
+    } else {
+        // Only names from the tables reach here, and each is handled.
+        if (err_cap > 0) {
+            snprintf(err, err_cap, "unknown option %s (see --help)", flag);
+        }
+        return FR_EINVAL;
+    }
+    return FR_OK;
+}
+
 fr_err
 fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
                    char *err, size_t err_cap)
 {
-    char flag[64];
-    int  have_synth = 0, have_train = 0, have_cpr = 0, have_frac = 0;
-    int  have_algo = 0, have_rounds = 0;
-    int  have_k = 0, have_reg = 0, have_alpha = 0;
+    given  g  = {0};
     fr_err pe = FR_OK;
-    *help = 0;
+    *help     = 0;
     if (err_cap > 0) {
         err[0] = '\0';
     }
-    for (int a = 1; a < argc; a++) {
-        const char *arg = argv[a];
-        const char *val = NULL;
-        const char *eq;
-        if (strncmp(arg, "--", 2) != 0 && strcmp(arg, "-h") != 0) {
-            if (err_cap > 0) {
-                snprintf(err, err_cap, "unexpected argument '%s'", arg);
+    struct option opts[N_VALUE + N_SWITCH + 2];
+    for (size_t i = 0; i < N_VALUE; i++) {
+        opts[i] = (struct option){value_flags[i], required_argument, NULL,
+                                  OPT_BASE + (int) i};
+    }
+    for (size_t i = 0; i < N_SWITCH; i++) {
+        opts[N_VALUE + i] = (struct option){switch_flags[i], no_argument,
+                                            NULL, OPT_BASE + (int) (N_VALUE + i)};
+    }
+    opts[N_VALUE + N_SWITCH] = (struct option){"help", no_argument, NULL,
+                                               OPT_HELP};
+    opts[N_VALUE + N_SWITCH + 1] = (struct option){NULL, 0, NULL, 0};
+    // "+": stop at the first non-option; ":" reports a missing value as ':'.
+    optind   = 0; // glibc: re-initialise (parse may run more than once)
+    opterr   = 0;
+    int last = 1; // first argv element not consumed by an option
+    for (;;) {
+        int at = optind == 0 ? 1 : optind;
+        int ch = getopt_long(argc, argv, "+:h", opts, NULL);
+        if (ch == -1) {
+            break;
+        }
+        const char *tok = at < argc ? argv[at] : "";
+        size_t nl = strncmp(tok, "--", 2) == 0 ? strcspn(tok + 2, "=") : 0;
+        if (ch == '?' || ch == ':') {
+            if (err_cap == 0) {
+                return FR_EINVAL;
+            }
+            if (ch == ':') {
+                snprintf(err, err_cap, "--%.*s needs a value", (int) nl,
+                         tok + 2);
+            } else if (nl == 0) {
+                snprintf(err, err_cap, "unexpected argument '%s' (see --help)",
+                         tok);
+            } else if (tok[2 + nl] == '=' &&
+                       (is_switch(tok + 2, nl) ||
+                        (nl == 4 && strncmp(tok + 2, "help", 4) == 0))) {
+                snprintf(err, err_cap, "--%.*s takes no value", (int) nl,
+                         tok + 2);
+            } else {
+                snprintf(err, err_cap, "unknown option --%.*s (see --help)",
+                         (int) nl, tok + 2);
             }
             return FR_EINVAL;
         }
-        eq = strchr(arg, '=');
-        if (eq != NULL) {
-            size_t n = (size_t) (eq - arg);
-            if (n >= sizeof(flag)) {
-                n = sizeof(flag) - 1;
-            }
-            memcpy(flag, arg, n);
-            flag[n] = '\0';
-            val = eq + 1;
-        } else {
-            snprintf(flag, sizeof(flag), "%s", arg);
-        }
-        if (is_switch(flag)) {
-            if (val != NULL) {
-                if (err_cap > 0) {
-                    snprintf(err, err_cap, "%s takes no value", flag);
-                }
-                return FR_EINVAL;
-            }
-        } else if (val == NULL) {
-            if (a + 1 >= argc) {
-                if (err_cap > 0) {
-                    snprintf(err, err_cap, "%s needs a value", flag);
-                }
-                return FR_EINVAL;
-            }
-            val = argv[++a];
-        }
-
-        if (strcmp(flag, "--help") == 0 || strcmp(flag, "-h") == 0) {
+        if (ch == OPT_HELP) {
             *help = 1;
             return FR_OK;
-        } else if (strcmp(flag, "--json") == 0) {
-            c->json = 1;
-        } else if (strcmp(flag, "--no-reference") == 0) {
-            c->reference = 0;
-        } else if (strcmp(flag, "--shared-model") == 0) {
-            c->shared_cache = 1;
-        } else if (strcmp(flag, "--progress") == 0) {
-            c->progress = 1;
-        } else if (strcmp(flag, "--no-progress") == 0) {
-            c->progress = 0;
-        } else if (strcmp(flag, "--quiet") == 0) {
-            c->quiet = 1;
-        } else if (strcmp(flag, "--train") == 0) {
-            c->train_path = val;
-            c->synthetic = 0;
-            have_train = 1;
-        } else if (strcmp(flag, "--test") == 0) {
-            c->test_path = val;
-        } else if (strcmp(flag, "--synthetic") == 0) {
-            char e2[160];
-            if (fri_synth_config_parse(&c->synth, val, e2, sizeof(e2)) !=
-                FR_OK) {
-                return bad(err, err_cap, flag, val, e2);
-            }
-            c->synthetic = 1;
-            have_synth = 1;
-        } else if (strcmp(flag, "--holdout") == 0) {
-            if (parse_dbl(val, 0.01, 0.99, &c->holdout) != 0) {
-                return bad(err, err_cap, flag, val, "0.01..0.99");
-            }
-        } else if (strcmp(flag, "--loss") == 0) {
-            if (strcmp(val, "explicit") == 0) {
-                c->implicit = 0;
-            } else if (strcmp(val, "implicit") == 0) {
-                c->implicit = 1;
-            } else {
-                return bad(err, err_cap, flag, val, "explicit|implicit");
-            }
-        } else if (strcmp(flag, "--split") == 0) {
-            if (strcmp(val, "leave-last-out") == 0) {
-                c->leave_last = 1;
-            } else if (strcmp(val, "random") == 0) {
-                c->leave_last = 0;
-            } else {
-                return bad(err, err_cap, flag, val, "random|leave-last-out");
-            }
-        } else if (strcmp(flag, "--negatives") == 0) {
-            if (parse_u32(val, 0, UINT32_MAX, &c->negatives) != 0) {
-                return bad(err, err_cap, flag, val, "an integer >= 0");
-            }
-            c->negatives_set = 1;
-        } else if (strcmp(flag, "--alpha") == 0) {
-            have_alpha = 1;
-            if (parse_flt(val, 0.0, 1e6, &c->alpha) != 0) {
-                return bad(err, err_cap, flag, val, "0..1e6");
-            }
-        } else if (strcmp(flag, "--rounds") == 0) {
-            have_rounds = 1;
-            if (parse_u32(val, 1, 1000000, &c->rounds) != 0) {
-                return bad(err, err_cap, flag, val, "1..1000000");
-            }
-        } else if (strcmp(flag, "--clients-per-round") == 0) {
-            if (parse_u32(val, 1, UINT32_MAX, &c->clients_per_round) != 0) {
-                return bad(err, err_cap, flag, val, ">= 1");
-            }
-            have_cpr = 1;
-        } else if (strcmp(flag, "--fraction") == 0) {
-            if (parse_dbl(val, 1e-9, 1.0, &c->fraction) != 0) {
-                return bad(err, err_cap, flag, val, "0 < F <= 1");
-            }
-            have_frac = 1;
-        } else if (strcmp(flag, "--local-epochs") == 0) {
-            if (parse_u32(val, 1, 1000, &c->local_epochs) != 0) {
-                return bad(err, err_cap, flag, val, "1..1000");
-            }
-        } else if (strcmp(flag, "--dropout") == 0) {
-            if (parse_dbl(val, 0.0, 1.0, &c->dropout) != 0) {
-                return bad(err, err_cap, flag, val, "0..1");
-            }
-        } else if (strcmp(flag, "--stats-latest") == 0) {
-            uint32_t v = 0;
-            if (parse_u32(val, 0, 1, &v) != 0) {
-                return bad(err, err_cap, flag, val, "0 or 1");
-            }
-            c->stats_latest = (int) v;
-        } else if (strcmp(flag, "--stats-forget") == 0) {
-            if (parse_dbl(val, 1e-6, 1.0, &c->stats_forget) != 0) {
-                return bad(err, err_cap, flag, val, "0 < F <= 1");
-            }
-        } else if (strcmp(flag, "--deadline") == 0) {
-            if (parse_dbl(val, 0.1, 86400.0, &c->deadline_s) != 0) {
-                return bad(err, err_cap, flag, val, "0.1..86400 s");
-            }
-        } else if (strcmp(flag, "--k") == 0) {
-            have_k = 1;
-            if (parse_u32(val, 1, FRI_MF_MAX_K, &c->k) != 0) {
-                return bad(err, err_cap, flag, val, "1..256");
-            }
-        } else if (strcmp(flag, "--reg") == 0) {
-            have_reg = 1;
-            if (parse_flt(val, 0.0, 1e6, &c->reg) != 0) {
-                return bad(err, err_cap, flag, val, "0..1e6");
-            }
-        } else if (strcmp(flag, "--reg-bias") == 0) {
-            if (parse_flt(val, 0.0, 1e6, &c->reg_bias) != 0) {
-                return bad(err, err_cap, flag, val, "0..1e6");
-            }
-        } else if (strcmp(flag, "--lr") == 0) {
-            if (parse_flt(val, 1e-9, 1e3, &c->lr) != 0) {
-                return bad(err, err_cap, flag, val, "0 < lr <= 1000");
-            }
-        } else if (strcmp(flag, "--algo") == 0) {
-            if (strcmp(val, "als") == 0) {
-                c->algo = FRI_SIM_ALS;
-            } else if (strcmp(val, "grad") == 0) {
-                c->algo = FRI_SIM_GRAD;
-            } else if (strcmp(val, "vbmf") == 0) {
-                c->algo = FRI_SIM_VBMF;
-            } else {
-                return bad(err, err_cap, flag, val, "als|grad|vbmf");
-            }
-            have_algo = 1;
-        } else if (strcmp(flag, "--server-opt") == 0) {
-            if (strcmp(val, "sgd") == 0) {
-                c->server_opt = FRI_SIM_OPT_SGD;
-            } else if (strcmp(val, "momentum") == 0) {
-                c->server_opt = FRI_SIM_OPT_MOMENTUM;
-            } else if (strcmp(val, "adam") == 0) {
-                c->server_opt = FRI_SIM_OPT_ADAM;
-            } else {
-                return bad(err, err_cap, flag, val, "sgd|momentum|adam");
-            }
-        } else if (strcmp(flag, "--threads") == 0) {
-            if (parse_u32(val, 1, 256, &c->threads) != 0) {
-                return bad(err, err_cap, flag, val, "1..256");
-            }
-        } else if (strcmp(flag, "--seed") == 0) {
-            if (parse_u64(val, 0, UINT64_MAX, &c->seed) != 0) {
-                return bad(err, err_cap, flag, val, "unsigned integer");
-            }
-        } else if (strcmp(flag, "--eval-every") == 0) {
-            if (parse_u32(val, 0, 1000000, &c->eval_every) != 0) {
-                return bad(err, err_cap, flag, val, "0..1000000");
-            }
-            c->eval_every_set = 1;
-        } else if (strcmp(flag, "--eval-users") == 0) {
-            if (strcmp(val, "all") == 0) {
-                c->eval_users = 0;
-            } else if (parse_u32(val, 1, UINT32_MAX, &c->eval_users) != 0) {
-                return bad(err, err_cap, flag, val, "N >= 1 or all");
-            }
-        } else if (strcmp(flag, "--transport") == 0) {
-            if (strcmp(val, "direct") == 0) {
-                c->transport = FRI_SIM_DIRECT;
-            } else if (strcmp(val, "inproc") == 0) {
-                c->transport = FRI_SIM_INPROC;
-            } else if (strcmp(val, "ipc") == 0) {
-                c->transport = FRI_SIM_IPC;
-            } else if (strcmp(val, "tcp") == 0) {
-                c->transport = FRI_SIM_TCP;
-            } else {
-                return bad(err, err_cap, flag, val,
-                           "direct|inproc|ipc|tcp");
-            }
-        } else if (strcmp(flag, "--out") == 0) {
-            if (*val == '\0') {
-                return bad(err, err_cap, flag, val, "empty path");
-            }
-            c->out_dir = val;
-        } else if (strcmp(flag, "--state") == 0) {
-            if (*val == '\0') {
-                return bad(err, err_cap, flag, val, "empty path");
-            }
-            c->state_dir = val;
-        } else if (fri_sim_poison_flag(&c->poison, flag, val, &pe, err,
-                                       err_cap)) {
-            // Poisoning and robust aggregation (poison.h); before the
-            // privacy flags, which own the other --attack values.
-            if (pe != FR_OK) {
-                return pe;
-            }
-        } else if (fri_sim_privacy_flag(&c->priv, flag, val, &pe, err,
-                                        err_cap)) {
-            if (pe != FR_OK) {
-                return pe;
-            }
-        } else {
+        }
+        const char *name = ch - OPT_BASE < (int) N_VALUE
+                               ? value_flags[ch - OPT_BASE]
+                               : switch_flags[ch - OPT_BASE - (int) N_VALUE];
+        // getopt_long accepts unambiguous prefixes; flags are exact.
+        if (nl != strlen(name) || strncmp(tok + 2, name, nl) != 0) {
             if (err_cap > 0) {
-                snprintf(err, err_cap, "unknown option '%s' (see --help)",
-                         flag);
+                snprintf(err, err_cap, "unknown option --%.*s (see --help)",
+                         (int) nl, tok + 2);
             }
             return FR_EINVAL;
         }
+        char flag[64];
+        snprintf(flag, sizeof(flag), "--%s", name);
+        pe = apply(c, &g, flag, optarg, err, err_cap);
+        if (pe != FR_OK) {
+            return pe;
+        }
+        last = optind;
     }
-    if (have_train && have_synth) {
+    // getopt_long takes a bare "--" as the end of the options: the
+    // simulator has no operands, so it is as unexpected as any other.
+    if (optind < argc || (last < argc && optind > last &&
+                          strcmp(argv[last], "--") == 0)) {
+        if (err_cap > 0) {
+            snprintf(err, err_cap, "unexpected argument '%s' (see --help)",
+                     optind < argc ? argv[optind] : argv[last]);
+        }
+        return FR_EINVAL;
+    }
+    if (g.have_train && g.have_synth) {
         if (err_cap > 0) {
             snprintf(err, err_cap, "--train and --synthetic exclude each "
                                    "other");
         }
         return FR_EINVAL;
     }
-    if (c->leave_last && (!have_train || c->test_path != NULL)) {
+    if (c->leave_last && (!g.have_train || c->test_path != NULL)) {
         if (err_cap > 0) {
             snprintf(err, err_cap, "--split leave-last-out needs --train "
                                    "alone (one file with timestamps)");
@@ -536,35 +604,35 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
         }
         return FR_EINVAL;
     }
-    if (!c->leave_last && have_train != (c->test_path != NULL)) {
+    if (!c->leave_last && g.have_train != (c->test_path != NULL)) {
         if (err_cap > 0) {
             snprintf(err, err_cap, "--train and --test go together");
         }
         return FR_EINVAL;
     }
-    if (have_cpr && have_frac) {
+    if (g.have_cpr && g.have_frac) {
         if (err_cap > 0) {
             snprintf(err, err_cap,
                      "--clients-per-round and --fraction exclude each other");
         }
         return FR_EINVAL;
     }
-    if (have_frac) {
+    if (g.have_frac) {
         c->clients_per_round = 0;
     }
-    if (!have_algo) {
+    if (!g.have_algo) {
         c->algo = c->implicit ? FRI_SIM_ALS : FRI_SIM_VBMF;
     }
-    c->algo_auto  = !have_algo;
-    c->rounds_set = have_rounds;
+    c->algo_auto  = !g.have_algo;
+    c->rounds_set = g.have_rounds;
     if (c->implicit) {
         // The tuned iALS settings, unless given.
         fri_train_config ic;
         fri_train_config_init_implicit(&ic);
-        c->k        = have_k ? c->k : ic.k;
-        c->reg      = have_reg ? c->reg : ic.reg;
-        c->alpha    = have_alpha ? c->alpha : ic.alpha;
-        c->rounds   = have_rounds ? c->rounds : ic.epochs;
+        c->k        = g.have_k ? c->k : ic.k;
+        c->reg      = g.have_reg ? c->reg : ic.reg;
+        c->alpha    = g.have_alpha ? c->alpha : ic.alpha;
+        c->rounds   = g.have_rounds ? c->rounds : ic.epochs;
         c->init_std = ic.init_std;
     }
     if (c->algo == FRI_SIM_VBMF && c->implicit) {
@@ -573,7 +641,7 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
         }
         return FR_EINVAL;
     }
-    if (c->algo == FRI_SIM_VBMF && !have_rounds) {
+    if (c->algo == FRI_SIM_VBMF && !g.have_rounds) {
         c->rounds = FRI_SIM_VBMF_ROUNDS;
     }
     pe = fri_sim_poison_check(c, err, err_cap);

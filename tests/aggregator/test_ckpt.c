@@ -229,3 +229,135 @@ Test(agg_ckpt, aggregator_resumes_from_state_dir)
     fri_agg_destroy(a);
     state_dir_remove(dir);
 }
+
+// A checkpoint that uses every section of format 3: two optimizer arrays,
+// the accountant and a VBMF state. Its bytes are the golden vector
+// tests/vectors/checkpoint.bin (also the fuzz_ckpt seed).
+static uint8_t *
+full_checkpoint(size_t *len)
+{
+    static float bi[4], Q[12], m[16], v[16], vb[69];
+    fri_ckpt     c;
+    fill(&c, 1.0f, bi, Q, m);
+    for (int i = 0; i < 16; i++) {
+        v[i] = 0.5f + (float) i;
+    }
+    c.opt          = 3;
+    c.n_opt        = 2;
+    c.opt_state[1] = v;
+    c.n_rdp        = 5;
+    c.dp_rounds    = 3;
+    for (int i = 0; i < 5; i++) {
+        c.rdp[i] = 0.25 * (i + 1);
+    }
+    for (int i = 0; i < 69; i++) {
+        vb[i] = 0.5f + 0.01f * (float) i;
+    }
+    c.n_vb = 69; // fri_vb_state_len for 4 items, k = 3
+    c.vb   = vb;
+    char err[512], path[400];
+    mkstate();
+    cr_assert_eq(fri_ckpt_write(dir, &c, err, sizeof(err)), FR_OK, "%s", err);
+    snprintf(path, sizeof(path), "%s/checkpoint", dir);
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    uint8_t *buf = malloc(8192);
+    cr_assert_not_null(buf);
+    *len = fread(buf, 1, 8192, f);
+    fclose(f);
+    state_dir_remove(dir);
+    cr_assert(*len > 0 && *len < 8192);
+    return buf;
+}
+
+Test(agg_ckpt, format_matches_golden_vector)
+{
+    size_t   len = 0;
+    uint8_t *got = full_checkpoint(&len);
+    char     path[1024];
+    snprintf(path, sizeof(path), "%s/checkpoint.bin", FR_TEST_VECTORS);
+    if (getenv("FR_WRITE_VECTORS") != NULL) {
+        // Only when the format changes on purpose.
+        FILE *w = fopen(path, "wb");
+        cr_assert_not_null(w);
+        cr_assert_eq(fwrite(got, 1, len, w), len);
+        cr_assert_eq(fclose(w), 0);
+    }
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "missing golden vector %s", path);
+    static uint8_t want[8192];
+    size_t         wn = fread(want, 1, sizeof(want), f);
+    fclose(f);
+    cr_assert_eq(wn, len, "checkpoint is %zu bytes, golden %zu", len, wn);
+    cr_assert_eq(memcmp(got, want, len), 0, "checkpoint bytes differ");
+    // And the golden file decodes to what was written.
+    fri_ckpt r;
+    char     err[512];
+    cr_assert_eq(fri_ckpt_decode(want, wn, "golden", &r, err, sizeof(err)),
+                 FR_OK, "%s", err);
+    cr_assert_eq(r.n_opt, 2);
+    cr_assert_eq(r.opt_state[1][3], 3.5f);
+    cr_assert_eq(r.n_rdp, 5);
+    cr_assert_eq(r.rdp[4], 1.25);
+    cr_assert_eq(r.dp_rounds, 3);
+    cr_assert_eq(r.n_vb, 69);
+    cr_assert_eq(r.vb[0], 0.5f);
+    fri_ckpt_free(&r);
+    free(got);
+}
+
+static void
+assert_refused(const uint8_t *b, size_t n, const char *what, size_t at)
+{
+    fri_ckpt r;
+    char     err[512];
+    err[0]   = '\0';
+    fr_err e = fri_ckpt_decode(b, n, "copy", &r, err, sizeof(err));
+    cr_assert_eq(e, FR_EFORMAT, "%s at %zu: %s accepted", what, at,
+                 fr_strerror(e));
+    cr_assert(strncmp(err, "checkpoint copy: ", 17) == 0, "%s at %zu: '%s'",
+              what, at, err);
+    cr_assert_null(r.bi);
+    cr_assert_null(r.Q);
+    cr_assert_null(r.vb);
+    cr_assert_null(r.opt_state[0]);
+}
+
+Test(agg_ckpt, decode_refuses_every_truncation_and_bit_flip)
+{
+    size_t   len = 0;
+    uint8_t *good = full_checkpoint(&len);
+    fri_ckpt r;
+    char     err[512];
+    cr_assert_eq(fri_ckpt_decode(good, len, "copy", &r, err, sizeof(err)),
+                 FR_OK, "%s", err);
+    fri_ckpt_free(&r);
+    // Exact-size heap copies, so the sanitizers see any overread.
+    for (size_t n = 0; n < len; n++) {
+        uint8_t *t = malloc(n > 0 ? n : 1);
+        cr_assert_not_null(t);
+        memcpy(t, good, n);
+        assert_refused(t, n, "truncated", n);
+        free(t);
+    }
+    uint8_t *f = malloc(len);
+    cr_assert_not_null(f);
+    for (size_t i = 0; i < len; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            memcpy(f, good, len);
+            f[i] ^= (uint8_t) (1u << bit);
+            assert_refused(f, len, "bit flip", i * 8 + (size_t) bit);
+        }
+    }
+    // A longer buffer (trailing garbage) is damage too.
+    uint8_t *x = malloc(len + 1);
+    cr_assert_not_null(x);
+    memcpy(x, good, len);
+    x[len] = 0;
+    assert_refused(x, len + 1, "extended", len);
+    cr_assert_eq(fri_ckpt_decode(NULL, 0, NULL, &r, err, sizeof(err)),
+                 FR_EFORMAT);
+    free(x);
+    free(f);
+    free(good);
+}
