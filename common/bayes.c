@@ -481,16 +481,9 @@ item_sweep(gibbs *g, float beta, fri_rng *rng)
         }
         e = fri_mf_user_item_stats(g->gram_u, plen, g->h_u, g->h_cap,
             m->P + u * k, m->bu[u], m->k, m->mu, tr->val + a, n);
-        for (size_t j = 0; j < n && e == FR_OK; j++) {
-            float *gi = g->gram_acc + (size_t)tr->idx[a + j] * plen;
-            for (size_t t = 0; t < plen; t++) {
-                gi[t] += g->gram_u[t];
-            }
-            float       *hi = g->h_acc + (size_t)tr->idx[a + j] * d;
-            const float *hj = g->h_u + j * d;
-            for (size_t t = 0; t < d; t++) {
-                hi[t] += hj[t];
-            }
+        if (e == FR_OK) {
+            fri_mf_item_stats_add(g->gram_acc, g->h_acc, tr->idx + a, n,
+                g->gram_u, plen, g->h_u, d);
         }
     }
     fri_bpmf_prior ip = { (uint32_t)d, g->imean, g->iprec };
@@ -911,15 +904,9 @@ fri_train_vbmf(fri_mf_model **out, const fri_csr *train,
             }
             e = fri_bpmf_user_item_stats(gram_u, plen, h_u, hcap, m->P + u * k,
                 m->bu[u], Su + u * plen, m->k, m->mu, train->val + a, n);
-            for (size_t j = 0; j < n && e == FR_OK; j++) {
-                float *gi = gram_acc + (size_t)train->idx[a + j] * plen;
-                for (size_t t = 0; t < plen; t++) {
-                    gi[t] += gram_u[t];
-                }
-                float *hi = h_acc + (size_t)train->idx[a + j] * d;
-                for (size_t t = 0; t < d; t++) {
-                    hi[t] += h_u[j * d + t];
-                }
+            if (e == FR_OK) {
+                fri_mf_item_stats_add(gram_acc, h_acc, train->idx + a, n,
+                    gram_u, plen, h_u, d);
             }
         }
         for (uint32_t i = 0; i < ni && e == FR_OK; i++) {

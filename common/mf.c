@@ -304,6 +304,24 @@ fri_mf_item_solve(float *q_out, float *b_out, const float *gram_sum_packed,
 
 // ---- explicit gradients and SGD -----------------------------------------
 
+void
+fri_mf_item_stats_add(float *gram_acc, float *h_acc, const uint32_t *idx,
+                      size_t n, const float *gram_u, size_t plen,
+                      const float *h_u, size_t d)
+{
+    for (size_t j = 0; j < n; j++) {
+        float *g = gram_acc + (size_t)idx[j] * plen;
+        for (size_t t = 0; t < plen; t++) {
+            g[t] += gram_u[t];
+        }
+        float *h = h_acc + (size_t)idx[j] * d;
+        const float *hj = h_u + j * d;
+        for (size_t t = 0; t < d; t++) {
+            h[t] += hj[t];
+        }
+    }
+}
+
 fr_err
 fri_mf_user_item_grad(float *grad_out, size_t grad_len,
                       const fri_mf_items *it, const float *p, float bu,
@@ -798,17 +816,9 @@ fri_train_als(fri_mf_model **out, const fri_csr *train,
             e = fri_mf_user_item_stats(gram_u, plen, h_u, max_n,
                                        m->P + (size_t)u * k, m->bu[u], k,
                                        m->mu, train->val + a, n);
-            for (size_t j = 0; j < n && e == FR_OK; j++) {
-                uint32_t i = train->idx[a + j];
-                float *g = gram_acc + (size_t)i * plen;
-                for (size_t t = 0; t < plen; t++) {
-                    g[t] += gram_u[t];
-                }
-                float *h = h_acc + (size_t)i * d;
-                const float *hj = h_u + j * d;
-                for (size_t t = 0; t < d; t++) {
-                    h[t] += hj[t];
-                }
+            if (e == FR_OK) {
+                fri_mf_item_stats_add(gram_acc, h_acc, train->idx + a, n,
+                                      gram_u, plen, h_u, d);
             }
         }
         for (uint32_t i = 0; i < n_items && e == FR_OK; i++) {
