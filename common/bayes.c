@@ -579,15 +579,15 @@ fri_train_bpmf(fri_mf_model **out, float *pred_out, const fri_triplet *query,
     const size_t   n_ratings = train->ptr[train->n_rows];
     const size_t   k = c->k, d = k + 1, plen = fri_packed_len(d);
     const uint32_t nu = train->n_rows, ni = train->n_cols;
-    size_t         max_n = fri_csr_max_row_len(train);
-    size_t         gsz, hsz, hcap, psz, qsz;
-    if (!fri_mul_ok(ni, plen, &gsz) || !fri_mul_ok(ni, d, &hsz)
-        || !fri_mul_ok(max_n, d, &hcap) || !fri_mul_ok(nu, k, &psz)
-        || !fri_mul_ok(ni, k, &qsz) || gsz > SIZE_MAX / sizeof(float)
+    fri_mf_acc_sizes sz;
+    size_t           psz, qsz;
+    if (fri_mf_acc_sizes_of(&sz, train, plen, d, d) != FR_OK
+        || !fri_mul_ok(nu, k, &psz) || !fri_mul_ok(ni, k, &qsz)
         || psz > SIZE_MAX / sizeof(double)
         || qsz > SIZE_MAX / sizeof(double)) {
         return FR_ETOOBIG;
     }
+    const size_t gsz = sz.gram, hsz = sz.rhs, hcap = sz.rows;
     fri_mf_model *m = NULL, *avg = NULL;
     fr_err        e = fri_mf_create(&m, nu, ni, c->k);
     if (e == FR_OK) {
@@ -840,13 +840,14 @@ fri_train_vbmf(fri_mf_model **out, const fri_csr *train,
     const size_t   n_ratings = train->ptr[train->n_rows];
     const size_t   k = c->k, d = k + 1, plen = fri_packed_len(d);
     const uint32_t nu = train->n_rows, ni = train->n_cols;
-    size_t         max_n = fri_csr_max_row_len(train);
-    size_t         gsz, hsz, hcap, usz;
-    if (!fri_mul_ok(ni, plen, &gsz) || !fri_mul_ok(ni, d, &hsz)
-        || !fri_mul_ok(max_n, d, &hcap) || !fri_mul_ok(nu, plen, &usz)
-        || gsz > SIZE_MAX / sizeof(float) || usz > SIZE_MAX / sizeof(float)) {
+    fri_mf_acc_sizes sz;
+    size_t           usz;
+    if (fri_mf_acc_sizes_of(&sz, train, plen, d, d) != FR_OK
+        || !fri_mul_ok(nu, plen, &usz) || usz > SIZE_MAX / sizeof(float)) {
         return FR_ETOOBIG;
     }
+    const size_t gsz = sz.gram, hsz = sz.rhs;
+    size_t       hcap = sz.rows;
     fri_mf_model *m = NULL;
     fr_err        e = fri_mf_create(&m, nu, ni, c->k);
     if (e != FR_OK) {
