@@ -481,16 +481,9 @@ item_sweep(gibbs *g, float beta, fri_rng *rng)
         }
         e = fri_mf_user_item_stats(g->gram_u, plen, g->h_u, g->h_cap,
             m->P + u * k, m->bu[u], m->k, m->mu, tr->val + a, n);
-        for (size_t j = 0; j < n && e == FR_OK; j++) {
-            float *gi = g->gram_acc + (size_t)tr->idx[a + j] * plen;
-            for (size_t t = 0; t < plen; t++) {
-                gi[t] += g->gram_u[t];
-            }
-            float       *hi = g->h_acc + (size_t)tr->idx[a + j] * d;
-            const float *hj = g->h_u + j * d;
-            for (size_t t = 0; t < d; t++) {
-                hi[t] += hj[t];
-            }
+        if (e == FR_OK) {
+            fri_mf_item_stats_add(g->gram_acc, g->h_acc, tr->idx + a, n,
+                g->gram_u, plen, g->h_u, d);
         }
     }
     fri_bpmf_prior ip = { (uint32_t)d, g->imean, g->iprec };
@@ -586,15 +579,15 @@ fri_train_bpmf(fri_mf_model **out, float *pred_out, const fri_triplet *query,
     const size_t   n_ratings = train->ptr[train->n_rows];
     const size_t   k = c->k, d = k + 1, plen = fri_packed_len(d);
     const uint32_t nu = train->n_rows, ni = train->n_cols;
-    size_t         max_n = fri_csr_max_row_len(train);
-    size_t         gsz, hsz, hcap, psz, qsz;
-    if (!fri_mul_ok(ni, plen, &gsz) || !fri_mul_ok(ni, d, &hsz)
-        || !fri_mul_ok(max_n, d, &hcap) || !fri_mul_ok(nu, k, &psz)
-        || !fri_mul_ok(ni, k, &qsz) || gsz > SIZE_MAX / sizeof(float)
+    fri_mf_acc_sizes sz;
+    size_t           psz, qsz;
+    if (fri_mf_acc_sizes_of(&sz, train, plen, d, d) != FR_OK
+        || !fri_mul_ok(nu, k, &psz) || !fri_mul_ok(ni, k, &qsz)
         || psz > SIZE_MAX / sizeof(double)
         || qsz > SIZE_MAX / sizeof(double)) {
         return FR_ETOOBIG;
     }
+    const size_t gsz = sz.gram, hsz = sz.rhs, hcap = sz.rows;
     fri_mf_model *m = NULL, *avg = NULL;
     fr_err        e = fri_mf_create(&m, nu, ni, c->k);
     if (e == FR_OK) {
@@ -847,13 +840,14 @@ fri_train_vbmf(fri_mf_model **out, const fri_csr *train,
     const size_t   n_ratings = train->ptr[train->n_rows];
     const size_t   k = c->k, d = k + 1, plen = fri_packed_len(d);
     const uint32_t nu = train->n_rows, ni = train->n_cols;
-    size_t         max_n = fri_csr_max_row_len(train);
-    size_t         gsz, hsz, hcap, usz;
-    if (!fri_mul_ok(ni, plen, &gsz) || !fri_mul_ok(ni, d, &hsz)
-        || !fri_mul_ok(max_n, d, &hcap) || !fri_mul_ok(nu, plen, &usz)
-        || gsz > SIZE_MAX / sizeof(float) || usz > SIZE_MAX / sizeof(float)) {
+    fri_mf_acc_sizes sz;
+    size_t           usz;
+    if (fri_mf_acc_sizes_of(&sz, train, plen, d, d) != FR_OK
+        || !fri_mul_ok(nu, plen, &usz) || usz > SIZE_MAX / sizeof(float)) {
         return FR_ETOOBIG;
     }
+    const size_t gsz = sz.gram, hsz = sz.rhs;
+    size_t       hcap = sz.rows;
     fri_mf_model *m = NULL;
     fr_err        e = fri_mf_create(&m, nu, ni, c->k);
     if (e != FR_OK) {
@@ -911,15 +905,9 @@ fri_train_vbmf(fri_mf_model **out, const fri_csr *train,
             }
             e = fri_bpmf_user_item_stats(gram_u, plen, h_u, hcap, m->P + u * k,
                 m->bu[u], Su + u * plen, m->k, m->mu, train->val + a, n);
-            for (size_t j = 0; j < n && e == FR_OK; j++) {
-                float *gi = gram_acc + (size_t)train->idx[a + j] * plen;
-                for (size_t t = 0; t < plen; t++) {
-                    gi[t] += gram_u[t];
-                }
-                float *hi = h_acc + (size_t)train->idx[a + j] * d;
-                for (size_t t = 0; t < d; t++) {
-                    hi[t] += h_u[j * d + t];
-                }
+            if (e == FR_OK) {
+                fri_mf_item_stats_add(gram_acc, h_acc, train->idx + a, n,
+                    gram_u, plen, h_u, d);
             }
         }
         for (uint32_t i = 0; i < ni && e == FR_OK; i++) {

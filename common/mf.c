@@ -304,6 +304,38 @@ fri_mf_item_solve(float *q_out, float *b_out, const float *gram_sum_packed,
 
 // ---- explicit gradients and SGD -----------------------------------------
 
+void
+fri_mf_item_stats_add(float *gram_acc, float *h_acc, const uint32_t *idx,
+                      size_t n, const float *gram_u, size_t plen,
+                      const float *h_u, size_t d)
+{
+    for (size_t j = 0; j < n; j++) {
+        float *g = gram_acc + (size_t)idx[j] * plen;
+        for (size_t t = 0; t < plen; t++) {
+            g[t] += gram_u[t];
+        }
+        float *h = h_acc + (size_t)idx[j] * d;
+        const float *hj = h_u + j * d;
+        for (size_t t = 0; t < d; t++) {
+            h[t] += hj[t];
+        }
+    }
+}
+
+fr_err
+fri_mf_acc_sizes_of(fri_mf_acc_sizes *out, const fri_csr *train, size_t plen,
+                    size_t rhs_dim, size_t row_dim)
+{
+    const size_t n_items = train->n_cols;
+    if (!fri_mul_ok(n_items, plen, &out->gram) ||
+        !fri_mul_ok(n_items, rhs_dim, &out->rhs) ||
+        !fri_mul_ok(fri_csr_max_row_len(train), row_dim, &out->rows) ||
+        out->gram > SIZE_MAX / sizeof(float)) {
+        return FR_ETOOBIG;
+    }
+    return FR_OK;
+}
+
 fr_err
 fri_mf_user_item_grad(float *grad_out, size_t grad_len,
                       const fri_mf_items *it, const float *p, float bu,
@@ -748,14 +780,14 @@ fri_train_als(fri_mf_model **out, const fri_csr *train,
     const size_t d = (size_t)k + 1;
     const size_t plen = fri_packed_len(d);
     const uint32_t n_users = train->n_rows, n_items = train->n_cols;
-    size_t max_n = fri_csr_max_row_len(train);
-    size_t gsz, hsz;
-    if (!fri_mul_ok(n_items, plen, &gsz) || !fri_mul_ok(n_items, d, &hsz) ||
-        !fri_mul_ok(max_n, d, &max_n) || gsz > SIZE_MAX / sizeof(float)) {
-        return FR_ETOOBIG;
+    fri_mf_acc_sizes sz;
+    fr_err e = fri_mf_acc_sizes_of(&sz, train, plen, d, d);
+    if (e != FR_OK) {
+        return e;
     }
+    const size_t gsz = sz.gram, hsz = sz.rhs, max_n = sz.rows;
     fri_mf_model *m = NULL;
-    fr_err e = fri_mf_create(&m, n_users, n_items, k);
+    e = fri_mf_create(&m, n_users, n_items, k);
     if (e != FR_OK) {
         return e;
     }
@@ -798,17 +830,9 @@ fri_train_als(fri_mf_model **out, const fri_csr *train,
             e = fri_mf_user_item_stats(gram_u, plen, h_u, max_n,
                                        m->P + (size_t)u * k, m->bu[u], k,
                                        m->mu, train->val + a, n);
-            for (size_t j = 0; j < n && e == FR_OK; j++) {
-                uint32_t i = train->idx[a + j];
-                float *g = gram_acc + (size_t)i * plen;
-                for (size_t t = 0; t < plen; t++) {
-                    g[t] += gram_u[t];
-                }
-                float *h = h_acc + (size_t)i * d;
-                const float *hj = h_u + j * d;
-                for (size_t t = 0; t < d; t++) {
-                    h[t] += hj[t];
-                }
+            if (e == FR_OK) {
+                fri_mf_item_stats_add(gram_acc, h_acc, train->idx + a, n,
+                                      gram_u, plen, h_u, d);
             }
         }
         for (uint32_t i = 0; i < n_items && e == FR_OK; i++) {
@@ -940,14 +964,14 @@ fri_train_ials(fri_mf_model **out, const fri_csr *train,
     const size_t d = (size_t)k + 1;
     const size_t plen = fri_packed_len(k);
     const uint32_t n_users = train->n_rows, n_items = train->n_cols;
-    size_t max_n = fri_csr_max_row_len(train);
-    size_t gsz, hsz;
-    if (!fri_mul_ok(n_items, plen, &gsz) || !fri_mul_ok(n_items, k, &hsz) ||
-        !fri_mul_ok(max_n, d, &max_n) || gsz > SIZE_MAX / sizeof(float)) {
-        return FR_ETOOBIG;
+    fri_mf_acc_sizes sz;
+    fr_err e = fri_mf_acc_sizes_of(&sz, train, plen, k, d);
+    if (e != FR_OK) {
+        return e;
     }
+    const size_t gsz = sz.gram, hsz = sz.rhs, max_n = sz.rows;
     fri_mf_model *m = NULL;
-    fr_err e = fri_mf_create(&m, n_users, n_items, k);
+    e = fri_mf_create(&m, n_users, n_items, k);
     if (e != FR_OK) {
         return e;
     }

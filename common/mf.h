@@ -115,6 +115,30 @@ FR_NODISCARD fr_err fri_mf_item_solve(float *q_out, float *b_out,
                                       float reg, float reg_bias, int weighted,
                                       float *work, size_t work_len);
 
+// Centralized trainers: adds one user's statistics to the per-item sums.
+// For each j < n, gram_u (plen floats; one user's Gram is the same for all
+// its items) goes into gram_acc + idx[j]*plen and row j of h_u (d floats)
+// into h_acc + idx[j]*d. The additions run in the order of a plain loop
+// over j, so every trainer that calls it sums bit-identically.
+void fri_mf_item_stats_add(float *gram_acc, float *h_acc, const uint32_t *idx,
+                           size_t n, const float *gram_u, size_t plen,
+                           const float *h_u, size_t d);
+
+// Centralized trainers: lengths, in floats, of the buffers one sweep over
+// `train` accumulates into: gram = n_items * plen (a packed Gram per item),
+// rhs = n_items * rhs_dim (a right-hand side per item), rows = longest
+// user row * row_dim (one user's per-rating statistics). FR_ETOOBIG if a
+// product overflows or gram floats do not fit in SIZE_MAX bytes.
+typedef struct fri_mf_acc_sizes {
+    size_t gram;
+    size_t rhs;
+    size_t rows;
+} fri_mf_acc_sizes;
+
+FR_NODISCARD fr_err fri_mf_acc_sizes_of(fri_mf_acc_sizes *out,
+                                        const fri_csr *train, size_t plen,
+                                        size_t rhs_dim, size_t row_dim);
+
 // ---- explicit feedback: gradients and local SGD -----------------------
 
 // Gradient of the user's loss

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/secagg_round.h"
 #include "rng.h"
 #include "secagg.h"
 #include "shamir.h"
