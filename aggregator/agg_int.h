@@ -175,6 +175,10 @@ fr_err fri_agg_validate(const fri_agg *a, const fri_agg_update *u,
 fr_err fri_agg_acc_add(fri_agg *a, const fri_agg_update *u);
 void   fri_agg_acc_reset(fri_agg *a);
 
+// The carried / latest item statistics' tables (solve.c), allocated on
+// first use; FR_ENOMEM leaves them unallocated.
+fr_err fri_agg_carry_ensure(fri_agg *a);
+
 // The end-of-round model step (solve.c): new mu, biases and factors from
 // the round's sums (and the previous model in them); the closer only.
 fr_err fri_agg_solve(fri_agg *a, uint64_t round, float *mu, float *bi,

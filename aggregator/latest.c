@@ -17,25 +17,6 @@
 #include "mf.h"
 #include "vbmf.h"
 
-static fr_err
-ensure_carry(fri_agg *a)
-{
-    if (a->carry != NULL) {
-        return FR_OK;
-    }
-    a->carry   = calloc(a->cfg.n_items, sizeof(float *));
-    a->carried = malloc((size_t) a->cfg.n_items * sizeof(uint32_t));
-    if (a->carry == NULL || a->carried == NULL) {
-        free(a->carry);
-        free(a->carried);
-        a->carry   = NULL;
-        a->carried = NULL;
-        return FR_ENOMEM;
-    }
-    a->n_carried = 0;
-    return FR_OK;
-}
-
 fr_err
 fri_latest_solve(fri_agg *a, float mu_old, float *mu, float *bi, float *Q,
                  float *work, size_t wl)
@@ -43,7 +24,7 @@ fri_latest_solve(fri_agg *a, float mu_old, float *mu, float *bi, float *Q,
     const uint32_t d  = a->d;
     const uint32_t k  = a->cfg.k;
     const size_t   gl = a->gram_len;
-    fr_err         rv = ensure_carry(a);
+    fr_err         rv = fri_agg_carry_ensure(a);
     if (rv != FR_OK) {
         return rv;
     }

@@ -21,6 +21,25 @@
 #include <cblas.h>
 #endif
 
+fr_err
+fri_agg_carry_ensure(fri_agg *a)
+{
+    if (a->carry != NULL) {
+        return FR_OK;
+    }
+    a->carry   = calloc(a->cfg.n_items, sizeof(float *));
+    a->carried = malloc((size_t) a->cfg.n_items * sizeof(uint32_t));
+    if (a->carry == NULL || a->carried == NULL) {
+        free(a->carry);
+        free(a->carried);
+        a->carry   = NULL;
+        a->carried = NULL;
+        return FR_ENOMEM;
+    }
+    a->n_carried = 0;
+    return FR_OK;
+}
+
 // y += alpha * x
 static void
 axpy(size_t n, float alpha, const float *x, float *y)
@@ -159,17 +178,9 @@ carry_merge(fri_agg *a, float mu_old, float *mu)
     const uint32_t d    = a->d;
     const size_t   gl   = a->gram_len;
     const float    keep = 1.0f - a->cfg.stats_forget;
-    if (a->carry == NULL) {
-        a->carry   = calloc(a->cfg.n_items, sizeof(float *));
-        a->carried = malloc((size_t) a->cfg.n_items * sizeof(uint32_t));
-        if (a->carry == NULL || a->carried == NULL) {
-            free(a->carry);
-            free(a->carried);
-            a->carry   = NULL;
-            a->carried = NULL;
-            return FR_ENOMEM;
-        }
-        a->n_carried = 0;
+    fr_err rv = fri_agg_carry_ensure(a);
+    if (rv != FR_OK) {
+        return rv;
     }
     for (uint32_t j = 0; j < a->n_touched; j++) {
         uint32_t i = a->touched[j];
