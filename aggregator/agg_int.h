@@ -230,9 +230,9 @@ fr_err fri_agg_sa_wire(fri_agg *a, uint64_t now_ms,
                        const uint8_t *plain, size_t plain_len, uint8_t *out,
                        size_t cap, size_t *len, int *last);
 
-// ---- agg.c entry points for sa.c ----
-// Replaces the accumulators with a dense released vector (n_items rows of
-// k + 1, rating sum, count); the closer only.
+// ---- entry points for sa.c ----
+// Replaces the accumulators with a dense released vector (accumulate.c;
+// grad: n_items rows of k + 1, rating sum, count); the closer only.
 fr_err fri_agg_acc_set_dense(fri_agg *a, const float *v, size_t n);
 // Completes / abandons the current round; state must be RS_CLOSING.
 void fri_agg_close_round(fri_agg *a, uint64_t now_ms);

@@ -1,8 +1,8 @@
 // Robust aggregation: statistical bounds on what one device can add to a
 // round, applied to every validated update before it is accumulated
 // (fri_agg_config.robust, on by default). The hard validity checks
-// (finiteness, magnitudes, structure) come first, in agg.c; this layer
-// bounds influence that passes them:
+// (finiteness, magnitudes, structure) come first (accumulate.c,
+// bounds.c); this layer bounds influence that passes them:
 //
 //  - unit weight: an ALS/VBMF Gram describes x x^T with x_k = 1, so its
 //    corner is 1 for one user; an update whose corner exceeds 1 (the
@@ -26,8 +26,9 @@
 // the round's sum does not depend on the order updates arrive in, and
 // devices of a round cannot shape the bounds applied to it. A bound
 // applies once its window holds 16 values (until then, in the first
-// round after a start, only the hard bounds of agg.c hold). Values are clipped,
-// never refused: an honest device with an unusual update loses little.
+// round after a start, only the hard bounds of bounds.c hold). Values
+// are clipped, never refused: an honest device with an unusual update
+// loses little.
 // Implicit (iALS) updates pass unchanged.
 #ifndef FR_AGGREGATOR_ROBUST_H
 #define FR_AGGREGATOR_ROBUST_H
