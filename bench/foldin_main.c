@@ -1,0 +1,118 @@
+// fedrec-bench-foldin: real-time behaviour on the device. A device holding
+// a model of N items (k factors) and H past ratings gets one new
+// interaction and asks for its top 10: fr_client_add, fr_client_fold_in,
+// fr_client_recommend, timed together, REPS times (each a new item), on
+// one thread. Prints one JSON line with the p50 / p99 / max in ms.
+// Usage: fedrec-bench-foldin [ITEMS [K [HISTORY [REPS]]]] (defaults
+// 100000 32 50 1000). The model is random (its values do not change the
+// work); it is installed the way a verified download is (model cache).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client_internal.h"
+#include "rng.h"
+
+static double
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec * 1e-6;
+}
+
+static int
+cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *) a, y = *(const double *) b;
+    return (x > y) - (x < y);
+}
+
+int
+main(int argc, char **argv)
+{
+    uint32_t n    = argc > 1 ? (uint32_t) strtoul(argv[1], NULL, 10) : 100000;
+    uint32_t k    = argc > 2 ? (uint32_t) strtoul(argv[2], NULL, 10) : 32;
+    uint32_t hist = argc > 3 ? (uint32_t) strtoul(argv[3], NULL, 10) : 50;
+    int      reps = argc > 4 ? atoi(argv[4]) : 1000;
+    if (n < 100 || k == 0 || k > 256 || hist + (uint32_t) reps >= n ||
+        reps < 1) {
+        fprintf(stderr,
+                "usage: fedrec-bench-foldin [ITEMS [K [HISTORY [REPS]]]]\n");
+        return 2;
+    }
+    fr_client_config cfg;
+    fr_client_config_init(&cfg);
+    cfg.seed = 1;
+    for (int i = 0; i < FR_PUBLICKEYBYTES; i++) {
+        cfg.server_pk[i] = (uint8_t) (i + 1);
+    }
+    fr_client *c = NULL;
+    if (fr_client_create(&c, &cfg) != FR_OK) {
+        fprintf(stderr, "fedrec-bench-foldin: client create failed\n");
+        return 1;
+    }
+    fri_cmodel *m = NULL;
+    if (fri_cmodel_alloc(&m, n, k) != FR_OK) {
+        fprintf(stderr, "fedrec-bench-foldin: out of memory\n");
+        return 1;
+    }
+    fri_rng r;
+    fri_rng_seed(&r, 7);
+    m->version = 1;
+    m->round   = 1;
+    m->mu      = 3.5f;
+    for (uint32_t i = 0; i < n; i++) {
+        m->bi[i] = (float) (0.3 * fri_rng_normal(&r));
+        for (uint32_t f = 0; f < k; f++) {
+            m->Q[(size_t) i * k + f] = (float) (0.2 * fri_rng_normal(&r));
+        }
+    }
+    memcpy(m->signer, c->server_pk + 32, 32);
+    fri_cmodel *used = NULL;
+    if (fri_cmodel_finish(m) != FR_OK ||
+        fri_model_cache_put(c->cache, m, &used) != FR_OK) {
+        fprintf(stderr, "fedrec-bench-foldin: model install failed\n");
+        return 1;
+    }
+    fri_client_set_model(c, used);
+    fri_cmodel_unref(used);
+    fri_cmodel_unref(m);
+    // Items 0, 7, 14, ... are the history; new ones follow from the top.
+    for (uint32_t j = 0; j < hist; j++) {
+        if (fr_client_add(c, j * 7 % n, (float) (1 + j % 5), j) != FR_OK) {
+            return 1;
+        }
+    }
+    if (fr_client_fold_in(c) != FR_OK) {
+        fprintf(stderr, "fedrec-bench-foldin: %s\n", fr_client_errmsg(c));
+        return 1;
+    }
+    double  *t = malloc((size_t) reps * sizeof(double));
+    uint32_t top[10];
+    float    sc[10];
+    size_t   got = 0;
+    if (t == NULL) {
+        return 1;
+    }
+    for (int i = 0; i < reps; i++) {
+        uint32_t item = n - 1 - (uint32_t) i;
+        double   t0   = now_ms();
+        if (fr_client_add(c, item, (float) (1 + i % 5), hist + i) != FR_OK ||
+            fr_client_fold_in(c) != FR_OK ||
+            fr_client_recommend(c, top, sc, 10, &got) != FR_OK || got != 10) {
+            fprintf(stderr, "fedrec-bench-foldin: %s\n", fr_client_errmsg(c));
+            return 1;
+        }
+        t[i] = now_ms() - t0;
+    }
+    qsort(t, (size_t) reps, sizeof(double), cmp_d);
+    printf("{\"items\":%u,\"k\":%u,\"history\":%u,\"reps\":%d,"
+           "\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"max_ms\":%.4f}\n",
+           n, k, hist, reps, t[reps / 2], t[(size_t) (reps * 0.99)],
+           t[reps - 1]);
+    free(t);
+    fr_client_destroy(c);
+    return 0;
+}
