@@ -200,6 +200,49 @@ out:
     return rv;
 }
 
+// Quantizes x (dim values, the last two the rating sum and count),
+// masks it against the member's neighbours and encodes it as a FIXED
+// dense UPDATE of n_rows rows of width values plus those two.
+static fr_err
+seal_masked(fr_client *c, struct fri_sa_client *s, const fri_task *t,
+            uint8_t kind, size_t width, uint32_t n_rows, const float *x,
+            size_t dim, uint8_t *dst, size_t cap, size_t *len)
+{
+    uint32_t *q  = fri_client_calloc(c, dim, sizeof(uint32_t));
+    uint8_t  *pk = zalloc(c, s->n_from * 32);
+    fr_err    rv = q == NULL || pk == NULL ? FR_ENOMEM : FR_OK;
+    if (rv == FR_OK) {
+        rv = fri_secagg_quantize(q, x, dim, s->p.clip, s->p.frac_bits, NULL);
+    }
+    for (size_t j = 0; j < s->n_from && rv == FR_OK; j++) {
+        memcpy(pk + j * 32, s->c_pk + (size_t) s->from[j] * 32, 32);
+    }
+    if (rv == FR_OK) {
+        rv = fri_secagg_mask(q, q, dim, s->p.index, s->from, pk, s->n_from,
+                             s->keys.c_sk, s->b, s->round);
+    }
+    if (rv == FR_OK) {
+        fri_update wu;
+        memset(&wu, 0, sizeof wu);
+        wu.round_id  = s->round;
+        wu.kind      = kind;
+        wu.layout    = FRI_UPD_DENSE;
+        wu.vtype     = FRI_VAL_FIXED;
+        wu.frac_bits = (uint8_t) s->p.frac_bits;
+        wu.k         = t->k;
+        wu.width     = (uint32_t) width;
+        wu.n_rows    = n_rows;
+        wu.n_extra   = 2;
+        wu.weight    = 0.0f; // the count stays on the device
+        wu.extra     = q + dim - 2;
+        wu.rows      = q;
+        rv           = fri_update_encode(dst, cap, len, &wu);
+    }
+    fri_client_free_wipe(c, q, q != NULL ? dim * sizeof(uint32_t) : 0);
+    fri_client_free(c, pk);
+    return rv;
+}
+
 // Explicit ALS (docs/SECAGG.md §10): the statistics over every item of
 // the catalog, [packed Gram | h] on the rated ones and zeros elsewhere, so
 // that the masked vector has the same length whatever the device rated,
@@ -237,11 +280,9 @@ build_masked_als(fr_client *c, struct fri_sa_client *s, const fri_task *t,
     if (rv != FR_OK) {
         return rv;
     }
-    float    *x  = fri_client_calloc(c, dim, sizeof(float));
-    uint32_t *q  = fri_client_calloc(c, dim, sizeof(uint32_t));
-    uint8_t  *pk = zalloc(c, s->n_from * 32);
-    size_t    clipped = 0;
-    if (x == NULL || q == NULL || pk == NULL) {
+    float *x       = fri_client_calloc(c, dim, sizeof(float));
+    size_t clipped = 0;
+    if (x == NULL) {
         rv = FR_ENOMEM;
         goto out;
     }
@@ -255,36 +296,11 @@ build_masked_als(fr_client *c, struct fri_sa_client *s, const fri_task *t,
                         clipped);
     }
     if (rv == FR_OK) {
-        rv = fri_secagg_quantize(q, x, dim, s->p.clip, s->p.frac_bits, NULL);
-    }
-    for (size_t j = 0; j < s->n_from && rv == FR_OK; j++) {
-        memcpy(pk + j * 32, s->c_pk + (size_t) s->from[j] * 32, 32);
-    }
-    if (rv == FR_OK) {
-        rv = fri_secagg_mask(q, q, dim, s->p.index, s->from, pk, s->n_from,
-                             s->keys.c_sk, s->b, s->round);
-    }
-    if (rv == FR_OK) {
-        fri_update wu;
-        memset(&wu, 0, sizeof wu);
-        wu.round_id  = s->round;
-        wu.kind      = FRI_UPD_ALS;
-        wu.layout    = FRI_UPD_DENSE;
-        wu.vtype     = FRI_VAL_FIXED;
-        wu.frac_bits = (uint8_t) s->p.frac_bits;
-        wu.k         = t->k;
-        wu.width     = (uint32_t) w;
-        wu.n_rows    = m->n_items;
-        wu.n_extra   = 2;
-        wu.weight    = 0.0f; // the rating count stays on the device
-        wu.extra     = q + dim - 2;
-        wu.rows      = q;
-        rv           = fri_update_encode(dst, cap, len, &wu);
+        rv = seal_masked(c, s, t, FRI_UPD_ALS, w, m->n_items, x, dim, dst, cap,
+                         len);
     }
 out:
     fri_client_free_wipe(c, x, x != NULL ? dim * sizeof(float) : 0);
-    fri_client_free_wipe(c, q, q != NULL ? dim * sizeof(uint32_t) : 0);
-    fri_client_free(c, pk);
     fri_update_buf_free(c, &u);
     s->expect = FRI_T_ACK;
     return rv;
@@ -324,10 +340,8 @@ build_masked(fr_client *c, struct fri_sa_client *s, const fri_task *t,
     if (rv != FR_OK) {
         return rv;
     }
-    float    *x = fri_client_calloc(c, nr + 2, sizeof(float));
-    uint32_t *q = fri_client_calloc(c, nr + 2, sizeof(uint32_t));
-    uint8_t  *pk = zalloc(c, s->n_from * 32);
-    if (x == NULL || q == NULL || pk == NULL) {
+    float *x = fri_client_calloc(c, nr + 2, sizeof(float));
+    if (x == NULL) {
         rv = FR_ENOMEM;
         goto out;
     }
@@ -349,37 +363,11 @@ build_masked(fr_client *c, struct fri_sa_client *s, const fri_task *t,
         sodium_memzero(seed, sizeof(seed));
     }
     if (rv == FR_OK) {
-        rv = fri_secagg_quantize(q, x, nr + 2, s->p.clip, s->p.frac_bits,
-                                 NULL);
-    }
-    for (size_t j = 0; j < s->n_from && rv == FR_OK; j++) {
-        memcpy(pk + j * 32, s->c_pk + (size_t) s->from[j] * 32, 32);
-    }
-    if (rv == FR_OK) {
-        rv = fri_secagg_mask(q, q, nr + 2, s->p.index, s->from, pk,
-                             s->n_from, s->keys.c_sk, s->b, s->round);
-    }
-    if (rv == FR_OK) {
-        fri_update w;
-        memset(&w, 0, sizeof w);
-        w.round_id  = s->round;
-        w.kind      = FRI_UPD_GRAD;
-        w.layout    = FRI_UPD_DENSE;
-        w.vtype     = FRI_VAL_FIXED;
-        w.frac_bits = (uint8_t) s->p.frac_bits;
-        w.k         = t->k;
-        w.width     = (uint32_t) d;
-        w.n_rows    = m->n_items;
-        w.n_extra   = 2;
-        w.weight    = 0.0f; // the interaction count stays on the device
-        w.extra     = q + nr;
-        w.rows      = q;
-        rv          = fri_update_encode(dst, cap, len, &w);
+        rv = seal_masked(c, s, t, FRI_UPD_GRAD, d, m->n_items, x, nr + 2, dst,
+                         cap, len);
     }
 out:
     fri_client_free_wipe(c, x, x != NULL ? (nr + 2) * sizeof(float) : 0);
-    fri_client_free_wipe(c, q, q != NULL ? (nr + 2) * sizeof(uint32_t) : 0);
-    fri_client_free(c, pk);
     fri_update_buf_free(c, &u);
     s->expect = FRI_T_ACK;
     return rv;
