@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../aggregator/agg.h"
+#include "../aggregator/bounds.h"
 #include "client_fit.h"
 #include "client_internal.h"
 #include "linalg.h"
@@ -369,13 +370,22 @@ honest_update(const fri_sim_config *c, fr_client *cl, fri_update_buf *ub)
 }
 
 // Promotion: one crafted row for the target (see poison.h).
-// The largest |residual| the aggregator accepts by default (bounds.h:
-// 3 x the rating span), with a margin for float rounding. Malicious
-// devices that know the public bounds stay inside them.
+// The largest |residual| the aggregator accepts (bounds.h, with the
+// data's rating range as fedrec-sim configures it), with a margin for
+// float rounding. Malicious devices that know the public bounds stay
+// inside them.
 static double
 residual_cap(const fri_sim_pop *p)
 {
-    return 0.99 * 3.0 * (double)(p->max_rating - p->min_rating);
+    fri_agg_config ac;
+    fri_agg_config_init(&ac);
+    if (p->min_rating < p->max_rating) {
+        ac.rating_min = p->min_rating;
+        ac.rating_max = p->max_rating;
+    }
+    fri_bounds b;
+    fri_bounds_of(&ac, &b);
+    return 0.99 * b.residual;
 }
 
 // Explicit ALS/VBMF rows are x * r_j (times the clip scale) with x[k] = 1,
