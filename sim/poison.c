@@ -369,7 +369,6 @@ honest_update(const fri_sim_config *c, fr_client *cl, fri_update_buf *ub)
     return fri_client_compute_update(cl, &ft, ub);
 }
 
-// Promotion: one crafted row for the target (see poison.h).
 // The largest |residual| the aggregator accepts (bounds.h, with the
 // data's rating range as fedrec-sim configures it), with a margin for
 // float rounding. Malicious devices that know the public bounds stay
@@ -410,6 +409,7 @@ cap_residuals(fri_update_buf *ub, uint32_t k, double cap)
     }
 }
 
+// Promotion: one crafted row for the target (see poison.h).
 static fr_err
 craft_promote(const fri_sim_config *c, const fri_sim_pop *pop,
     const fr_client *cl, fri_update_buf *ub)
