@@ -291,10 +291,56 @@ fr_client_recommend(fr_client *c, uint32_t *items, float *scores, size_t n,
     return FR_OK;
 }
 
-// Exact leave-one-out effects: weights[j] = score(item) - score(item)
-// refitted without interaction j, by running the fold-in itself once per
-// interaction (the same code path as recommendations, so the explanation
-// cannot drift from the model it explains). O(n) fold-ins.
+// Leave-one-out scores of item for every scorable interaction j into
+// loo[j]: the item's prediction after a fold-in without j. The ridge
+// fold-in has a closed form for all of them at the cost of one fold-in
+// (fri_mf_user_loo); the other fold-ins (variational, implicit) run once
+// per interaction, the same code path as recommendations.
+static fr_err
+loo_scores(fr_client *c, uint32_t item, size_t nj, float *loo)
+{
+    const fri_cmodel *m  = c->model;
+    fri_mf_items      it = items_of(m);
+    if (!m->vb && !m->implicit && !c->fit.implicit && nj >= 2) {
+        size_t  wl = fri_mf_loo_work_len(m->k);
+        double *w  = fri_client_calloc(c, wl, sizeof *w);
+        if (w == NULL) {
+            return FR_ENOMEM;
+        }
+        fr_err err = fri_mf_user_loo(loo, &it, c->items, c->values, nj,
+                                     c->fit.reg, c->fit.reg_bias,
+                                     (int) c->fit.weighted, item, w, wl);
+        fri_client_free_wipe(c, w, wl * sizeof *w);
+        if (err != FR_EINTERNAL) {
+            return err;
+        } // else: numerically delicate; the direct refits below decide
+    }
+    const size_t k = m->k, rest = nj - 1, nr = rest > 0 ? rest : 1;
+    uint32_t    *ri  = fri_client_calloc(c, nr, sizeof *ri);
+    float       *rv  = fri_client_calloc(c, nr, sizeof *rv);
+    float       *p   = fri_client_calloc(c, k, sizeof *p);
+    fr_err       err = FR_OK;
+    if (ri == NULL || rv == NULL || p == NULL) {
+        err = FR_ENOMEM;
+    }
+    for (size_t j = 0; j < nj && err == FR_OK; j++) {
+        // The interactions without j, still sorted.
+        memcpy(ri, c->items, j * sizeof *ri);
+        memcpy(rv, c->values, j * sizeof *rv);
+        memcpy(ri + j, c->items + j + 1, (rest - j) * sizeof *ri);
+        memcpy(rv + j, c->values + j + 1, (rest - j) * sizeof *rv);
+        float bu = 0.0f;
+        err      = user_fit(c, ri, rv, rest, p, &bu);
+        loo[j]   = fri_mf_predict_with(&it, p, bu, item);
+    }
+    fri_client_free_wipe(c, ri, nr * sizeof *ri);
+    fri_client_free_wipe(c, rv, nr * sizeof *rv);
+    fri_client_free_wipe(c, p, k * sizeof *p);
+    return err;
+}
+
+// weights[j] = score(item) - its leave-one-out score without interaction
+// j (exact, loo_scores), the n largest kept, largest first.
 fr_err
 fr_client_explain(fr_client *c, uint32_t item, uint32_t *items,
                   float *weights, size_t n, size_t *n_out)
@@ -321,33 +367,24 @@ fr_client_explain(fr_client *c, uint32_t item, uint32_t *items,
     }
     fri_mf_items it   = items_of(m);
     const float  full = fri_mf_predict_with(&it, c->p, c->bu, item);
-    const size_t k    = m->k, rest = nj - 1, nr = rest > 0 ? rest : 1;
-    uint32_t    *ri   = fri_client_calloc(c, nr, sizeof *ri);
-    float       *rv   = fri_client_calloc(c, nr, sizeof *rv);
-    float       *p    = fri_client_calloc(c, k, sizeof *p);
-    if (ri == NULL || rv == NULL || p == NULL) {
-        err = fri_client_fail(c, FR_ENOMEM, "out of memory (explain)");
+    float       *loo  = fri_client_calloc(c, nj, sizeof *loo);
+    if (loo == NULL) {
+        return fri_client_fail(c, FR_ENOMEM, "out of memory (explain)");
+    }
+    err = loo_scores(c, item, nj, loo);
+    if (err != FR_OK) {
+        fri_client_free_wipe(c, loo, nj * sizeof *loo);
+        return fri_client_fail(c, err, "explanation failed: %s",
+                               fr_strerror(err));
     }
     size_t have = 0;
-    for (size_t j = 0; j < nj && err == FR_OK; j++) {
-        // The interactions without j, still sorted.
-        memcpy(ri, c->items, j * sizeof *ri);
-        memcpy(rv, c->values, j * sizeof *rv);
-        memcpy(ri + j, c->items + j + 1, (rest - j) * sizeof *ri);
-        memcpy(rv + j, c->values + j + 1, (rest - j) * sizeof *rv);
-        float bu = 0.0f;
-        err      = user_fit(c, ri, rv, rest, p, &bu);
-        if (err != FR_OK) {
-            err = fri_client_fail(c, err, "user solve failed: %s",
-                                  fr_strerror(err));
-            break;
-        }
-        float w = full - fri_mf_predict_with(&it, p, bu, item);
+    for (size_t j = 0; j < nj; j++) {
+        float    w  = full - loo[j];
+        uint32_t id = c->items[j];
         if (!isfinite(w)) {
             continue;
         }
         // Keep the n largest effects (min-heap on the weakest).
-        uint32_t id = c->items[j];
         if (have < n) {
             items[have]   = id;
             weights[have] = w;
@@ -359,12 +396,7 @@ fr_client_explain(fr_client *c, uint32_t item, uint32_t *items,
             sift_down(items, weights, have, 0);
         }
     }
-    fri_client_free_wipe(c, ri, nr * sizeof *ri);
-    fri_client_free_wipe(c, rv, nr * sizeof *rv);
-    fri_client_free_wipe(c, p, k * sizeof *p);
-    if (err != FR_OK) {
-        return err;
-    }
+    fri_client_free_wipe(c, loo, nj * sizeof *loo);
     heap_sort(items, weights, have);
     *n_out = have;
     return FR_OK;

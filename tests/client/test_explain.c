@@ -140,8 +140,16 @@ Test(client_explain, als_weights_are_leave_one_out_effects)
     tu_install(c, m);
     fri_cmodel_unref(m);
     rate_some(c);
-    check_fidelity(c, 1);
-    check_fidelity(c, 50);
+    // Every regularization weighting the ridge fold-in has (1, n, sqrt n):
+    // the closed form must match refitting without each rating.
+    for (uint32_t wt = 0; wt <= 2; wt++) {
+        c->fit.weighted = wt;
+        c->fit.reg      = 0.1f;
+        c->fit.reg_bias = 0.05f;
+        c->fitted       = 0;
+        check_fidelity(c, 1);
+        check_fidelity(c, 50);
+    }
     fr_client_destroy(c);
 }
 

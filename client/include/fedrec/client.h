@@ -191,7 +191,9 @@ FR_API FR_NODISCARD fr_err fr_client_recommend(fr_client *c, uint32_t *items,
 // exact leave-one-out effect of interaction items[j]: the item's predicted
 // score minus its score after a fold-in without that interaction (positive:
 // the interaction raised the score). Writes the min(n, interactions)
-// largest effects, largest first. Costs one fold-in per interaction.
+// largest effects, largest first. With a ridge (ALS) model all effects come
+// from one factorization, about the cost of one fold-in; variational and
+// implicit models refit once per interaction.
 // FR_ESTATE without a model, FR_ENOENT for an item outside the catalog; an
 // empty history gives *n_out = 0.
 FR_API FR_NODISCARD fr_err fr_client_explain(fr_client *c, uint32_t item,
