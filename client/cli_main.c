@@ -47,6 +47,11 @@ usage(FILE *f)
         "                        the one in --state, else a fresh one\n"
         "  --top K               print the top-K recommendations at the "
         "end\n"
+        "  --explain             with --top: after each recommendation, the "
+        "3 of\n"
+        "                        your ratings that raise its score most "
+        "(exact\n"
+        "                        leave-one-out effects)\n"
         "  --timeout-ms MS       per-request timeout (default 10000)\n"
         "  --json                machine-readable output\n"
         "  --help                this text\n"
@@ -67,6 +72,7 @@ typedef struct opts {
     int         have_user;
     long        rounds;
     long        top;
+    int         explain;
     long        timeout_ms;
     int         json;
 } opts;
@@ -94,6 +100,7 @@ enum {
     OPT_STATE_KEY_FILE,
     OPT_IDENTITY,
     OPT_TOP,
+    OPT_EXPLAIN,
     OPT_TIMEOUT_MS,
     OPT_JSON,
 };
@@ -108,6 +115,7 @@ static const struct option long_opts[] = {
     {"state-key-file", required_argument, NULL, OPT_STATE_KEY_FILE},
     {"identity", required_argument, NULL, OPT_IDENTITY},
     {"top", required_argument, NULL, OPT_TOP},
+    {"explain", no_argument, NULL, OPT_EXPLAIN},
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
     {"json", no_argument, NULL, OPT_JSON},
     {"help", no_argument, NULL, 'h'},
@@ -144,6 +152,9 @@ parse_args(opts *o, int argc, char **argv)
             exit(0);
         case OPT_JSON:
             o->json = 1;
+            break;
+        case OPT_EXPLAIN:
+            o->explain = 1;
             break;
         case OPT_CONNECT:
             o->connect = v;
@@ -212,6 +223,10 @@ parse_args(opts *o, int argc, char **argv)
     if (o->rounds > 0 && (o->connect == NULL || o->server_key == NULL)) {
         fprintf(stderr, "fedrec-client: --connect and --server-key are "
                         "required (or --rounds 0)\n");
+        return -1;
+    }
+    if (o->explain && o->top == 0) {
+        fprintf(stderr, "fedrec-client: --explain needs --top K\n");
         return -1;
     }
     if ((o->ratings == NULL) != (!o->have_user)) {
@@ -469,6 +484,30 @@ main(int argc, char **argv)
             rc = 1;
         }
     }
+    // Explanations: the user's ratings with the largest leave-one-out
+    // effect on each recommended item's score.
+    enum { N_WHY = 3 };
+    uint32_t *why_items = NULL;
+    float    *why_w     = NULL;
+    size_t   *n_why     = NULL;
+    if (rc == 0 && o.explain && n_top > 0) {
+        why_items = calloc(n_top * N_WHY, sizeof *why_items);
+        why_w     = calloc(n_top * N_WHY, sizeof *why_w);
+        n_why     = calloc(n_top, sizeof *n_why);
+        if (why_items == NULL || why_w == NULL || n_why == NULL) {
+            fprintf(stderr, "fedrec-client: out of memory\n");
+            rc = 1;
+        }
+        for (size_t i = 0; i < n_top && rc == 0; i++) {
+            if (fr_client_explain(c, items[i], why_items + i * N_WHY,
+                                  why_w + i * N_WHY, N_WHY,
+                                  &n_why[i]) != FR_OK) {
+                fprintf(stderr, "fedrec-client: cannot explain item %u: %s\n",
+                        (unsigned) items[i], fr_client_errmsg(c));
+                rc = 1;
+            }
+        }
+    }
     if (o.json) {
         printf("{\"ok\":%s,\"rounds\":%ld,\"attempts\":%ld,"
                "\"last_round\":%" PRIu64 ",\"ratings\":%zu,"
@@ -477,16 +516,34 @@ main(int argc, char **argv)
                rc == 0 ? "true" : "false", done, attempts, last_round,
                fr_client_count(c), up, down);
         for (size_t i = 0; i < n_top; i++) {
-            printf("%s{\"item\":%u,\"score\":%.6g}", i ? "," : "",
+            printf("%s{\"item\":%u,\"score\":%.6g", i ? "," : "",
                    (unsigned) items[i], (double) scores[i]);
+            if (n_why != NULL) {
+                printf(",\"because\":[");
+                for (size_t j = 0; j < n_why[i]; j++) {
+                    printf("%s{\"item\":%u,\"effect\":%.6g}", j ? "," : "",
+                           (unsigned) why_items[i * N_WHY + j],
+                           (double) why_w[i * N_WHY + j]);
+                }
+                printf("]");
+            }
+            printf("}");
         }
         printf("]}\n");
     } else {
         for (size_t i = 0; i < n_top; i++) {
             printf("%zu\t%u\t%.4f\n", i + 1, (unsigned) items[i],
                    (double) scores[i]);
+            for (size_t j = 0; n_why != NULL && j < n_why[i]; j++) {
+                printf("\tbecause you rated item %u (%+.4f)\n",
+                       (unsigned) why_items[i * N_WHY + j],
+                       (double) why_w[i * N_WHY + j]);
+            }
         }
     }
+    free(why_items);
+    free(why_w);
+    free(n_why);
     free(items);
     free(scores);
     fr_client_destroy(c);

@@ -76,6 +76,12 @@ void   fri_cmodel_vb_free(fri_cmodel *m);
 // interactions with items in the catalog. cov_out (packed d(d+1)/2 floats,
 // may be NULL) receives the posterior covariance.
 fr_err fri_client_vb_solve(fr_client *c, float *cov_out);
+// The variational user step on the given interactions (catalog items,
+// sorted) against c->model (a VB model), into p_out (k) and *bu_out;
+// cov_out (packed, or NULL) receives the user's posterior covariance.
+fr_err fri_client_vb_fit(fr_client *c, const uint32_t *items,
+                         const float *values, size_t n, float *p_out,
+                         float *bu_out, float *cov_out);
 
 // Allocates a zeroed model of the given shape (arrays allocated, refs = 1).
 // FR_EINVAL for k == 0, k > FRI_MF_MAX_K or n_items == 0, FR_ETOOBIG on

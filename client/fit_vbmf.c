@@ -72,18 +72,11 @@ n_in_catalog(const fr_client *c, const fri_cmodel *m)
 }
 
 fr_err
-fri_client_vb_solve(fr_client *c, float *cov_out)
+fri_client_vb_fit(fr_client *c, const uint32_t *items, const float *values,
+                  size_t n, float *p_out, float *bu_out, float *cov_out)
 {
     const fri_cmodel *m = c->model;
-    if (m == NULL || !m->vb) {
-        return fri_client_fail(c, FR_ESTATE, "no variational model");
-    }
-    fr_err err = fri_client_set_k(c, m->k);
-    if (err != FR_OK) {
-        return err;
-    }
     const size_t k = m->k, d = k + 1, P = fri_packed_len(d);
-    const size_t n = n_in_catalog(c, m);
     // The step indexes item data by position: hand it the rated items
     // only (means, biases, covariances with the diagonal the model
     // carries), as items 0..n-1.
@@ -94,11 +87,12 @@ fri_client_vb_solve(fr_client *c, float *cov_out)
     float       *Ss   = fri_client_calloc(c, nn * P, sizeof(float));
     uint32_t    *ix   = fri_client_calloc(c, nn, sizeof(uint32_t));
     float       *work = fri_client_calloc(c, wl, sizeof(float));
+    fr_err       err  = FR_OK;
     if (Qs == NULL || bs == NULL || Ss == NULL || ix == NULL || work == NULL) {
         err = FR_ENOMEM;
     }
     for (size_t j = 0; j < n && err == FR_OK; j++) {
-        uint32_t i = c->items[j];
+        uint32_t i = items[j];
         memcpy(Qs + j * k, m->Q + (size_t)i * k, k * sizeof(float));
         bs[j] = m->bi[i];
         for (size_t a = 0; a < d; a++) {
@@ -109,7 +103,7 @@ fri_client_vb_solve(fr_client *c, float *cov_out)
     if (err == FR_OK) {
         fri_mf_items   it = { (uint32_t)n, m->k, m->mu, bs, Qs };
         fri_bpmf_prior pr = { (uint32_t)d, m->umean, m->uprec };
-        err = fri_bpmf_user_step(c->p, &c->bu, cov_out, Ss, &it, ix, c->values,
+        err = fri_bpmf_user_step(p_out, bu_out, cov_out, Ss, &it, ix, values,
             n, &pr, m->beta, NULL, work, wl);
     }
     fri_client_free_wipe(c, Qs, nn * k * sizeof(float));
@@ -117,6 +111,22 @@ fri_client_vb_solve(fr_client *c, float *cov_out)
     fri_client_free_wipe(c, Ss, nn * P * sizeof(float));
     fri_client_free_wipe(c, ix, nn * sizeof(uint32_t));
     fri_client_free_wipe(c, work, wl * sizeof(float));
+    return err;
+}
+
+fr_err
+fri_client_vb_solve(fr_client *c, float *cov_out)
+{
+    const fri_cmodel *m = c->model;
+    if (m == NULL || !m->vb) {
+        return fri_client_fail(c, FR_ESTATE, "no variational model");
+    }
+    fr_err err = fri_client_set_k(c, m->k);
+    if (err != FR_OK) {
+        return err;
+    }
+    err = fri_client_vb_fit(c, c->items, c->values, n_in_catalog(c, m), c->p,
+                            &c->bu, cov_out);
     if (err != FR_OK) {
         c->fitted = 0;
         return fri_client_fail(

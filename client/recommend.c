@@ -33,6 +33,52 @@ adopt_cached(fr_client *c)
     }
 }
 
+// Number of interactions with catalog items (a prefix: items are sorted;
+// interactions outside the catalog are kept but cannot be scored).
+static size_t
+n_scorable(const fr_client *c, const fri_cmodel *m)
+{
+    size_t n = 0;
+    while (n < c->n_inter && c->items[n] < m->n_items) {
+        n++;
+    }
+    return n;
+}
+
+// The fold-in proper: the user vector (p_out, k floats; *bu_out) fitted to
+// the given interactions (catalog items, sorted) against c->model with
+// c->fit. Shared by the refit and by explanations, which refit without one
+// interaction at a time.
+static fr_err
+user_fit(fr_client *c, const uint32_t *items, const float *values, size_t n,
+         float *p_out, float *bu_out)
+{
+    const fri_cmodel *m = c->model;
+    if (m->vb && !m->implicit && !c->fit.implicit) {
+        return fri_client_vb_fit(c, items, values, n, p_out, bu_out, NULL);
+    }
+    size_t work_len = fri_mf_work_len(m->k);
+    float *work     = fri_client_calloc(c, work_len, sizeof *work);
+    if (work == NULL) {
+        return FR_ENOMEM;
+    }
+    fri_mf_items it = items_of(m);
+    fr_err       err;
+    if (m->implicit || c->fit.implicit) {
+        err = !m->implicit ? FR_ESTATE
+                           : fri_mf_implicit_user_solve(
+                                 p_out, &it, m->qtq, items, values, n,
+                                 c->fit.alpha, c->fit.reg, work, work_len);
+        *bu_out = 0.0f;
+    } else {
+        err = fri_mf_user_solve(p_out, bu_out, &it, items, values, n,
+                                c->fit.reg, c->fit.reg_bias,
+                                (int) c->fit.weighted, work, work_len);
+    }
+    fri_client_free_wipe(c, work, work_len * sizeof *work);
+    return err;
+}
+
 fr_err
 fri_client_refit(fr_client *c)
 {
@@ -40,40 +86,15 @@ fri_client_refit(fr_client *c)
     if (m == NULL) {
         return fri_client_fail(c, FR_ESTATE, "no model fetched yet");
     }
-    // Interactions outside the catalog cannot be scored; they are kept but
-    // skipped, so count the usable prefix (items are sorted).
-    size_t n = 0;
-    while (n < c->n_inter && c->items[n] < m->n_items) {
-        n++;
-    }
     fr_err err = fri_client_set_k(c, m->k);
     if (err != FR_OK) {
         return err;
     }
-    size_t work_len = fri_mf_work_len(m->k);
-    float *work     = fri_client_calloc(c, work_len, sizeof *work);
-    if (work == NULL) {
-        return fri_client_fail(c, FR_ENOMEM, "out of memory (fold-in)");
+    if (c->fit.implicit && !m->implicit) {
+        return fri_client_fail(c, FR_ESTATE,
+                               "implicit fit needs an implicit model");
     }
-    fri_mf_items it = items_of(m);
-    if (m->implicit || c->fit.implicit) {
-        if (!m->implicit) {
-            fri_client_free_wipe(c, work, work_len * sizeof *work);
-            return fri_client_fail(c, FR_ESTATE,
-                                   "implicit fit needs an implicit model");
-        }
-        err   = fri_mf_implicit_user_solve(c->p, &it, m->qtq, c->items,
-                                           c->values, n, c->fit.alpha,
-                                           c->fit.reg, work, work_len);
-        c->bu = 0.0f;
-    } else if (m->vb) {
-        err = fri_client_vb_solve(c, NULL); // posterior mean
-    } else {
-        err = fri_mf_user_solve(c->p, &c->bu, &it, c->items, c->values, n,
-                                c->fit.reg, c->fit.reg_bias,
-                                (int) c->fit.weighted, work, work_len);
-    }
-    fri_client_free_wipe(c, work, work_len * sizeof *work);
+    err = user_fit(c, c->items, c->values, n_scorable(c, m), c->p, &c->bu);
     if (err != FR_OK) {
         c->fitted = 0;
         return fri_client_fail(c, err, "user solve failed: %s",
@@ -130,6 +151,31 @@ fr_client_predict(fr_client *c, uint32_t item, float *score)
     return FR_OK;
 }
 
+// A variational model carries each item's posterior variances, and ranks
+// item i by the lower bound mean - FRI_RANK_Z sd of its predicted score
+// (sd^2 = sum_a p_a^2 var(q_ia) + var(b_i)): an item few or no devices have
+// rated keeps a prior-sized variance and does not outrank well-known items
+// on its prior mean alone. A point-estimate model ranks by the mean.
+// Returns 0 for a non-finite score (never recommended).
+#define FRI_RANK_Z 1.0f
+
+static int
+rank_score(const fri_cmodel *m, const float *p, float mean, uint32_t i,
+           float *key)
+{
+    *key = mean;
+    if (m->vb) {
+        const size_t k   = m->k;
+        const float *var = m->item_var + (size_t) i * (k + 1);
+        double       v   = var[k];
+        for (size_t a = 0; a < k; a++) {
+            v += (double) p[a] * p[a] * var[a];
+        }
+        *key = mean - FRI_RANK_Z * (float) sqrt(v);
+    }
+    return isfinite(*key);
+}
+
 // Min-heap on (score, then larger item id counts as smaller) kept in the
 // caller's output arrays: the root is the weakest of the current top n.
 static int
@@ -180,6 +226,22 @@ sift_up(uint32_t *items, float *scores, size_t i)
     }
 }
 
+// Heap sort of a top-n heap: repeatedly move the weakest to the end, so
+// the arrays end best first.
+static void
+heap_sort(uint32_t *items, float *scores, size_t have)
+{
+    for (size_t end = have; end > 1; end--) {
+        float    ts     = scores[0];
+        uint32_t ti     = items[0];
+        scores[0]       = scores[end - 1];
+        items[0]        = items[end - 1];
+        scores[end - 1] = ts;
+        items[end - 1]  = ti;
+        sift_down(items, scores, end - 1, 0);
+    }
+}
+
 fr_err
 fr_client_recommend(fr_client *c, uint32_t *items, float *scores, size_t n,
                     size_t *n_out)
@@ -208,8 +270,9 @@ fr_client_recommend(fr_client *c, uint32_t *items, float *scores, size_t n,
         if (seen < c->n_inter && c->items[seen] == i) {
             continue;
         }
-        float s = fri_mf_predict_with(&it, c->p, c->bu, i);
-        if (!isfinite(s)) {
+        float s;
+        if (!rank_score(c->model, c->p,
+                        fri_mf_predict_with(&it, c->p, c->bu, i), i, &s)) {
             continue;
         }
         if (have < n) {
@@ -223,16 +286,118 @@ fr_client_recommend(fr_client *c, uint32_t *items, float *scores, size_t n,
             sift_down(items, scores, have, 0);
         }
     }
-    // Heap sort: repeatedly move the weakest to the end -> best first.
-    for (size_t end = have; end > 1; end--) {
-        float    ts    = scores[0];
-        uint32_t ti    = items[0];
-        scores[0]      = scores[end - 1];
-        items[0]       = items[end - 1];
-        scores[end - 1] = ts;
-        items[end - 1]  = ti;
-        sift_down(items, scores, end - 1, 0);
+    heap_sort(items, scores, have);
+    *n_out = have;
+    return FR_OK;
+}
+
+// Leave-one-out scores of item for every scorable interaction j into
+// loo[j]: the item's prediction after a fold-in without j. The ridge
+// fold-in has a closed form for all of them at the cost of one fold-in
+// (fri_mf_user_loo); the other fold-ins (variational, implicit) run once
+// per interaction, the same code path as recommendations.
+static fr_err
+loo_scores(fr_client *c, uint32_t item, size_t nj, float *loo)
+{
+    const fri_cmodel *m  = c->model;
+    fri_mf_items      it = items_of(m);
+    if (!m->vb && !m->implicit && !c->fit.implicit && nj >= 2) {
+        size_t  wl = fri_mf_loo_work_len(m->k);
+        double *w  = fri_client_calloc(c, wl, sizeof *w);
+        if (w == NULL) {
+            return FR_ENOMEM;
+        }
+        fr_err err = fri_mf_user_loo(loo, &it, c->items, c->values, nj,
+                                     c->fit.reg, c->fit.reg_bias,
+                                     (int) c->fit.weighted, item, w, wl);
+        fri_client_free_wipe(c, w, wl * sizeof *w);
+        if (err != FR_EINTERNAL) {
+            return err;
+        } // else: numerically delicate; the direct refits below decide
     }
+    const size_t k = m->k, rest = nj - 1, nr = rest > 0 ? rest : 1;
+    uint32_t    *ri  = fri_client_calloc(c, nr, sizeof *ri);
+    float       *rv  = fri_client_calloc(c, nr, sizeof *rv);
+    float       *p   = fri_client_calloc(c, k, sizeof *p);
+    fr_err       err = FR_OK;
+    if (ri == NULL || rv == NULL || p == NULL) {
+        err = FR_ENOMEM;
+    }
+    for (size_t j = 0; j < nj && err == FR_OK; j++) {
+        // The interactions without j, still sorted.
+        memcpy(ri, c->items, j * sizeof *ri);
+        memcpy(rv, c->values, j * sizeof *rv);
+        memcpy(ri + j, c->items + j + 1, (rest - j) * sizeof *ri);
+        memcpy(rv + j, c->values + j + 1, (rest - j) * sizeof *rv);
+        float bu = 0.0f;
+        err      = user_fit(c, ri, rv, rest, p, &bu);
+        loo[j]   = fri_mf_predict_with(&it, p, bu, item);
+    }
+    fri_client_free_wipe(c, ri, nr * sizeof *ri);
+    fri_client_free_wipe(c, rv, nr * sizeof *rv);
+    fri_client_free_wipe(c, p, k * sizeof *p);
+    return err;
+}
+
+// weights[j] = score(item) - its leave-one-out score without interaction
+// j (exact, loo_scores), the n largest kept, largest first.
+fr_err
+fr_client_explain(fr_client *c, uint32_t item, uint32_t *items,
+                  float *weights, size_t n, size_t *n_out)
+{
+    if (c == NULL) {
+        return FR_EINVAL;
+    }
+    if (n_out == NULL || (n > 0 && (items == NULL || weights == NULL))) {
+        return fri_client_fail(c, FR_EINVAL, "NULL output buffer");
+    }
+    *n_out     = 0;
+    fr_err err = fri_client_ensure_fitted(c);
+    if (err != FR_OK) {
+        return err;
+    }
+    const fri_cmodel *m = c->model;
+    if (item >= m->n_items) {
+        return fri_client_fail(c, FR_ENOENT, "item %u outside the catalog",
+                               (unsigned) item);
+    }
+    const size_t nj = n_scorable(c, m);
+    if (n == 0 || nj == 0) {
+        return FR_OK;
+    }
+    fri_mf_items it   = items_of(m);
+    const float  full = fri_mf_predict_with(&it, c->p, c->bu, item);
+    float       *loo  = fri_client_calloc(c, nj, sizeof *loo);
+    if (loo == NULL) {
+        return fri_client_fail(c, FR_ENOMEM, "out of memory (explain)");
+    }
+    err = loo_scores(c, item, nj, loo);
+    if (err != FR_OK) {
+        fri_client_free_wipe(c, loo, nj * sizeof *loo);
+        return fri_client_fail(c, err, "explanation failed: %s",
+                               fr_strerror(err));
+    }
+    size_t have = 0;
+    for (size_t j = 0; j < nj; j++) {
+        float    w  = full - loo[j];
+        uint32_t id = c->items[j];
+        if (!isfinite(w)) {
+            continue;
+        }
+        // Keep the n largest effects (min-heap on the weakest).
+        if (have < n) {
+            items[have]   = id;
+            weights[have] = w;
+            sift_up(items, weights, have);
+            have++;
+        } else if (weaker(weights[0], items[0], w, id)) {
+            items[0]   = id;
+            weights[0] = w;
+            sift_down(items, weights, have, 0);
+        }
+    }
+    fri_client_free_wipe(c, loo, nj * sizeof *loo);
+    heap_sort(items, weights, have);
     *n_out = have;
     return FR_OK;
 }

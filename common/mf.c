@@ -238,6 +238,128 @@ fri_mf_user_solve(float *p_out, float *bu_out, const fri_mf_items *it,
     return e;
 }
 
+size_t
+fri_mf_loo_work_len(uint32_t k)
+{
+    size_t d = (size_t)k + 1;
+    return 2 * d * d + 6 * d;
+}
+
+fr_err
+fri_mf_user_loo(float *loo, const fri_mf_items *it, const uint32_t *items,
+                const float *ratings, size_t n, float reg, float reg_bias,
+                int weighted, uint32_t target, double *work, size_t work_len)
+{
+    if (loo == NULL || !items_valid(it) || items == NULL || ratings == NULL ||
+        n < 2 || target >= it->n_items || !(reg >= 0.0f) ||
+        !(reg_bias >= 0.0f) || work == NULL ||
+        work_len < fri_mf_loo_work_len(it->k)) {
+        return FR_EINVAL;
+    }
+    for (size_t j = 0; j < n; j++) {
+        if (items[j] >= it->n_items || !isfinite(ratings[j])) {
+            return FR_EINVAL;
+        }
+    }
+    const size_t k = it->k, d = k + 1;
+    // Doubles: L (d x d), x, u, inv; floats after them: G then M (d x d,
+    // the same storage), b, z, y.
+    double *L = work, *x = L + d * d, *u = x + d, *inv = u + d;
+    float  *M = (float *)(inv + d), *bf = M + d * d, *z = bf + d, *y = z + d;
+    // A' = sum_j z z^T + s(n-1) Lambda: the fold-in's own data sums (the
+    // same float code, so both see the same numbers), factored in double.
+    fri_mf_user_normal_eq(M, bf, it, items, ratings, n);
+    double s = reg_scale(weighted, (double)(n - 1));
+    for (size_t a = 0; a < d; a++) {
+        for (size_t c = 0; c <= a; c++) {
+            L[a * d + c] = M[c * d + a]; // upper triangle -> lower
+        }
+        L[a * d + a] += (a < k ? (double)reg : (double)reg_bias) * s;
+    }
+    for (size_t a = 0; a < d; a++) {
+        for (size_t c = 0; c <= a; c++) {
+            double v = L[a * d + c];
+            for (size_t e = 0; e < c; e++) {
+                v -= L[a * d + e] * L[c * d + e];
+            }
+            if (c == a) {
+                if (!(v > 0.0)) {
+                    return FR_EINTERNAL;
+                }
+                L[a * d + a] = sqrt(v);
+                inv[a]       = 1.0 / L[a * d + a];
+            } else {
+                L[a * d + c] = v * inv[c];
+            }
+        }
+    }
+    // M = A'^-1, column by column (M is symmetric): L L^T m_c = e_c.
+    for (size_t c = 0; c < d; c++) {
+        for (size_t a = 0; a < d; a++) {
+            double v = a == c ? 1.0 : 0.0;
+            for (size_t e = 0; e < a; e++) {
+                v -= L[a * d + e] * u[e];
+            }
+            u[a] = v * inv[a];
+        }
+        for (size_t a = d; a-- > 0;) {
+            double v = u[a];
+            for (size_t e = a + 1; e < d; e++) {
+                v -= L[e * d + a] * u[e];
+            }
+            u[a] = v * inv[a];
+        }
+        for (size_t a = 0; a < d; a++) {
+            M[a * d + c] = (float)u[a];
+        }
+    }
+    // x' = M b and u = M z_target, in double.
+    const float *qt = it->Q + (size_t)target * k;
+    for (size_t a = 0; a < d; a++) {
+        double xa = 0.0, ua = 0.0;
+        for (size_t c = 0; c < d; c++) {
+            xa += (double)M[a * d + c] * bf[c];
+            ua += (double)M[a * d + c] * (c < k ? qt[c] : 1.0f);
+        }
+        x[a] = xa;
+        u[a] = ua;
+    }
+    double zix = x[k];
+    for (size_t a = 0; a < k; a++) {
+        zix += (double)qt[a] * x[a];
+    }
+    // Without j: A_j = A' - z z^T, b_j = b - z y_j. With h = z^T M z and
+    // w = z_target^T M z, Sherman-Morrison gives
+    // z_target . x_j = zix - w y_j + w (z . x' - h y_j) / (1 - h).
+    // M z as a sum of M's rows (axpy: vectorizes without reassociation).
+    for (size_t j = 0; j < n; j++) {
+        const float *q = it->Q + (size_t)items[j] * k;
+        memcpy(z, q, k * sizeof(float));
+        z[k] = 1.0f;
+        memcpy(y, M + k * d, d * sizeof(float));
+        for (size_t a = 0; a < k; a++) {
+            const float *row = M + a * d;
+            const float  za  = z[a];
+            for (size_t c = 0; c < d; c++) {
+                y[c] += za * row[c];
+            }
+        }
+        double h = 0.0, w = 0.0, zx = 0.0;
+        for (size_t a = 0; a < d; a++) {
+            h += (double)z[a] * y[a];
+            w += u[a] * z[a];
+            zx += (double)z[a] * x[a];
+        }
+        if (!(1.0 - h > 1e-6)) {
+            return FR_EINTERNAL;
+        }
+        double yj = (double)ratings[j] - it->mu - it->bi[items[j]];
+        double v  = zix - w * yj + w * (zx - h * yj) / (1.0 - h);
+        loo[j]    = (float)((double)it->mu + it->bi[target] + v);
+    }
+    return FR_OK;
+}
+
 fr_err
 fri_mf_user_item_stats(float *gram_out, size_t gram_len, float *h_out,
                        size_t h_len, const float *p, float bu, uint32_t k,

@@ -111,10 +111,15 @@ Test(client_abi, soname_versions_and_exports)
         if (sscanf(tab, "%*s %63s %127s", ver, name) != 2) {
             continue;
         }
-        if (strcmp(name, node) == 0) {
-            continue; // the version definition itself
+        // Version nodes of this SONAME: FEDREC_CLIENT_<so> and the nodes
+        // later additions went into, FEDREC_CLIENT_<so>.<minor>.
+        size_t nl    = strlen(node);
+        int    ours  = strncmp(ver, node, nl) == 0 &&
+                       (ver[nl] == '\0' || ver[nl] == '.');
+        cr_assert(ours, "%s has version %s", name, ver);
+        if (strncmp(name, "FEDREC_CLIENT_", 14) == 0) {
+            continue; // a version definition itself
         }
-        cr_assert_str_eq(ver, node, "%s has version %s", name, ver);
         cr_assert(has(&api, name), "%s is exported but not public API",
                   name);
         add(&exported, name, strlen(name));

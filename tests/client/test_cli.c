@@ -36,6 +36,8 @@ Test(client_cli, usage_errors_exit_2)
         "--rounds 0 --ratings f --user 1 stray", // positional argument
         "--rounds 0 --ratings f --user 1 --json=1",
         "--rounds=-1 --ratings f --user 1",
+        "--rounds 0 --ratings f --user 1 --explain", // needs --top
+        "--rounds 0 --ratings f --user 1 --top 3 --explain=1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(cmd, sizeof cmd, "'%s/fedrec-client' %s 2>/dev/null",

@@ -176,11 +176,29 @@ FR_API FR_NODISCARD fr_err fr_client_fold_in(fr_client *c);
 FR_API FR_NODISCARD fr_err fr_client_predict(fr_client *c, uint32_t item,
                                              float *score);
 
-// Top-n items by predicted score, excluding items the user has interacted
-// with, best first. Writes min(n, available) entries and their count.
+// Top-n items, excluding items the user has interacted with, best first.
+// Writes min(n, available) entries and their count. With a point-estimate
+// model (ALS, iALS, gradient) scores[j] is the predicted score; with a
+// variational model (VBMF) items rank by what the model knows: scores[j]
+// is the lower bound mean - sd of the predicted rating under the item's
+// posterior variances, so an item few devices rated ranks below an equally
+// scored well-known one.
 FR_API FR_NODISCARD fr_err fr_client_recommend(fr_client *c, uint32_t *items,
                                                float *scores, size_t n,
                                                size_t *n_out);
+
+// Explains item's score by this user's own interactions. weights[j] is the
+// exact leave-one-out effect of interaction items[j]: the item's predicted
+// score minus its score after a fold-in without that interaction (positive:
+// the interaction raised the score). Writes the min(n, interactions)
+// largest effects, largest first. With a ridge (ALS) model all effects come
+// from one factorization, about the cost of one fold-in; variational and
+// implicit models refit once per interaction.
+// FR_ESTATE without a model, FR_ENOENT for an item outside the catalog; an
+// empty history gives *n_out = 0.
+FR_API FR_NODISCARD fr_err fr_client_explain(fr_client *c, uint32_t item,
+                                             uint32_t *items, float *weights,
+                                             size_t n, size_t *n_out);
 
 // ---- Federated rounds ----------------------------------------------------
 
