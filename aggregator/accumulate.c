@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bounds.h"
+#include "fixpt.h"
 #include "linalg.h"
 #include "robust.h"
 #include "secagg_als.h"

@@ -1,7 +1,33 @@
 // Internals of the aggregator shared by its .c files. Includes neither
 // common/mf.h nor proto/msg.h: both define FRI_ALGO_* enumerators, so the
-// model math (round.c) and the wire glue (handle.c) live in separate
-// translation units.
+// model math (solve.c) and the wire glue (handle.c, snap.c) live in
+// separate translation units.
+//
+// Layers. A file calls only files of a lower layer (never its own layer,
+// never a higher one), so a request flows one way: transport -> wire
+// (session, decode) -> round state -> accumulator, and a round that must
+// end is handed to the closer, which owns solve, sign and checkpoint.
+// scripts/check-agg-layers.sh checks the built objects against this table.
+//
+//   9  args.c                 command line of the server
+//   8  net.c                  transport (NNG), timers
+//   7  core.c                 composition: create, destroy, tick
+//   6  handle.c               wire: sessions' frames, decode, seal
+//   5  handle_sa.c            wire: secure-aggregation requests
+//   4  agg.c session.c        round state (cohort, check-in, submit,
+//                             deadlines, opening, hand-over to the
+//                             closer and its thread); the session table
+//   3  sa.c closer.c          secure round phases (report an outcome to
+//                             agg.c); the closer (close, abandon, frame)
+//   2  accumulate.c solve.c snap.c
+//                             accumulators; model step; published model
+//                             (identity, signed frame, served arrays)
+//   1  latest.c robust.c ckpt.c config.c metrics.c
+//   0  carry.c bounds.c vbmf.c log.c errbuf.c
+//
+// Threads: many I/O threads run the wire and round state at once (round
+// state under mtx, accumulators under acc_mtx); one closer at a time runs
+// closer.c, solve.c and latest.c (with cfg.closer_thread, on its thread).
 #ifndef FR_AGGREGATOR_AGG_INT_H
 #define FR_AGGREGATOR_AGG_INT_H
 
@@ -165,40 +191,19 @@ struct fri_agg {
     struct fri_robust *robust; // robust.h, NULL when cfg.robust == 0
 };
 
-// Accumulation (accumulate.c). validate: shape and bounds of a plain
-// update (*bounds = 1 when refused by the bounds); acc_add: adds a
-// validated update (robust bounds first); acc_reset: drops the round's
-// sums (closer or abandoner, exclusive) and fixes the next round's
-// robust bounds.
-fr_err fri_agg_validate(const fri_agg *a, const fri_agg_update *u,
-                        int *bounds);
-fr_err fri_agg_acc_add(fri_agg *a, const fri_agg_update *u);
-void   fri_agg_acc_reset(fri_agg *a);
-
-// The carried / latest item statistics' tables (solve.c), allocated on
-// first use; FR_ENOMEM leaves them unallocated.
-fr_err fri_agg_carry_ensure(fri_agg *a);
-
-// The end-of-round model step (solve.c): new mu, biases and factors from
-// the round's sums (and the previous model in them); the closer only.
-fr_err fri_agg_solve(fri_agg *a, uint64_t round, float *mu, float *bi,
-                     float *Q);
-
-// Expected cohort size of a round under DP (config.c): the fixed
-// denominator of DP-FedAvg; 0 when not determined.
-double fri_agg_dp_expected_cohort(const fri_agg_config *c);
-
-void fri_agg_log(const fri_agg *a, fr_log_level lv, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-void fri_snap_unref(fri_snap *s);
-// Current snapshot with a reference held (never NULL after create).
-fri_snap *fri_agg_snap_get(fri_agg *a);
-// Counts a refusal.
-void fri_agg_reject_count(fri_agg *a, fri_agg_reject r);
+// ---- round state (agg.c) ----
+// Opens the first round and starts the closer thread (cfg.closer_thread);
+// FR_EINTERNAL when the thread cannot start. rounds_stop lets a pending
+// close finish and stops it (after a failed start too).
+fr_err fri_agg_rounds_start(fri_agg *a, uint64_t now_ms);
+void   fri_agg_rounds_stop(fri_agg *a);
+// Deadlines of the round (fri_agg_tick without the sessions).
+void fri_agg_round_tick(fri_agg *a, uint64_t now_ms);
+// Whether pk is enrolled (allow-list, or open enrolment).
+int fri_agg_allowed(const fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES]);
+// Whether pk is a member of the open round that has not reported yet.
+int fri_agg_is_member(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES],
+                      uint64_t round);
 
 // ---- sa.c (secure aggregation phases) ----
 // Creates the state (cfg.secagg != OFF); err says why on FR_EINVAL.
@@ -210,11 +215,15 @@ void fri_sa_round_open(fri_agg *a, uint64_t now_ms);
 uint32_t fri_sa_join(fri_agg *a, const uint8_t *pk);
 // Fills the secure-aggregation fields of a task (under mtx).
 void fri_sa_task(const fri_agg *a, uint32_t index, fri_agg_task *t);
-// Phase deadlines (not under mtx; may complete or abandon the round).
-void fri_sa_tick(fri_agg *a, uint64_t now_ms);
-// Parameters, for config checks: fractional bits for a cohort of n at
-// clip C, 0 if none fits.
-unsigned fri_sa_frac_bits(float clip, uint32_t n);
+// Phase deadlines (not under mtx). Returns what the round owner must do
+// with the round, which it moved to RS_CLOSING: 0 nothing, 1 complete,
+// 2 abandon (*why, a string literal).
+int fri_sa_tick(fri_agg *a, uint64_t now_ms, const char **why);
+// A member's revealed shares (fri_agg_sa_unmask without ending the
+// round): *act 1 when the round is to complete, 2 to be abandoned.
+fr_err fri_sa_unmask(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES],
+                     uint64_t round, const uint32_t *about,
+                     const uint8_t *shares, size_t n, int *act);
 
 // ---- handle_sa.c (secure aggregation on the wire) ----
 // Whether a sealed request of this type goes to fri_agg_sa_wire when
@@ -230,13 +239,34 @@ fr_err fri_agg_sa_wire(fri_agg *a, uint64_t now_ms,
                        const uint8_t *plain, size_t plain_len, uint8_t *out,
                        size_t cap, size_t *len, int *last);
 
-// ---- entry points for sa.c ----
-// Replaces the accumulators with a dense released vector (accumulate.c;
-// grad: n_items rows of k + 1, rating sum, count); the closer only.
+// ---- closer.c (the end of a round; the exclusive closer only) ----
+// Completes the round in RS_CLOSING: solve, sanity check, commit, DP
+// accounting, checkpoint (or abandons it when the solve fails or the
+// model is refused). Does not open the next round.
+void fri_closer_close(fri_agg *a);
+// Abandons it (why: a string literal, for the log).
+void fri_closer_abandon(fri_agg *a, const char *why);
+// The signed MODEL frame of round id for the served model, one reference
+// held; NULL when out of memory (frame NULL when it cannot be built).
+fri_snap *fri_closer_snap(fri_agg *a, uint64_t id);
+
+// Accumulation (accumulate.c). validate: shape and bounds of a plain
+// update (*bounds = 1 when refused by the bounds); acc_add: adds a
+// validated update (robust bounds first); acc_reset: drops the round's
+// sums (closer or abandoner, exclusive) and fixes the next round's
+// robust bounds.
+fr_err fri_agg_validate(const fri_agg *a, const fri_agg_update *u,
+                        int *bounds);
+fr_err fri_agg_acc_add(fri_agg *a, const fri_agg_update *u);
+void   fri_agg_acc_reset(fri_agg *a);
+// Replaces the accumulators with a dense released vector (grad: n_items
+// rows of k + 1, rating sum, count); sa.c, as the closer.
 fr_err fri_agg_acc_set_dense(fri_agg *a, const float *v, size_t n);
-// Completes / abandons the current round; state must be RS_CLOSING.
-void fri_agg_close_round(fri_agg *a, uint64_t now_ms);
-void fri_agg_abandon_round(fri_agg *a, uint64_t now_ms, const char *why);
+
+// The end-of-round model step (solve.c): new mu, biases and factors from
+// the round's sums (and the previous model in them); the closer only.
+fr_err fri_agg_solve(fri_agg *a, uint64_t round, float *mu, float *bi,
+                     float *Q);
 
 // ---- latest.c (latest statistics, cfg.stats_latest) ----
 // Folds the round's delta sums into the running sum of every device's
@@ -245,14 +275,35 @@ void fri_agg_abandon_round(fri_agg *a, uint64_t now_ms, const char *why);
 fr_err fri_latest_solve(fri_agg *a, float mu_old, float *mu, float *bi,
                         float *Q, float *work, size_t wl);
 
-// ---- handle.c (wire + sessions) ----
-fr_err fri_sessions_create(fri_agg *a);
-void   fri_sessions_destroy(fri_agg *a);
-void   fri_sessions_expire(fri_agg *a, uint64_t now_ms);
-// Identity from cfg (seed or fresh) into a->sk / a->pk.
+// The carried / latest item statistics' tables (carry.c), allocated on
+// first use; FR_ENOMEM leaves them unallocated.
+fr_err fri_agg_carry_ensure(fri_agg *a);
+
+// ---- snap.c (the published model) ----
+// Identity from cfg (seed or fresh) into a->id / a->pk.
 fr_err fri_agg_identity_init(fri_agg *a);
 // Encodes and signs the MODEL frame of the current model for s->round and
 // s->version into s->frame. Called by the exclusive closer/opener.
 fr_err fri_agg_snap_frame(fri_agg *a, fri_snap *s);
+void   fri_snap_unref(fri_snap *s);
+// Current snapshot with a reference held (never NULL after create).
+fri_snap *fri_agg_snap_get(fri_agg *a);
+// Model arrays of the served version (exclusive closer/opener only).
+void fri_agg_model_view(const fri_agg *a, float *mu, const float **bi,
+                        const float **Q);
+
+// Expected cohort size of a round under DP (config.c): the fixed
+// denominator of DP-FedAvg; 0 when not determined.
+double fri_agg_dp_expected_cohort(const fri_agg_config *c);
+
+// Counts a refusal (metrics.c).
+void fri_agg_reject_count(fri_agg *a, fri_agg_reject r);
+
+// log.c
+void fri_agg_log(const fri_agg *a, fr_log_level lv, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
 
 #endif

@@ -9,6 +9,7 @@
 #include "ckpt.h"
 #include "dp.h"
 #include "errbuf.h"
+#include "fixpt.h"
 #include "mf.h"
 #include "secagg_als.h"
 

@@ -1,5 +1,6 @@
-// The wire side of the aggregator: identity, the session table, and the
-// request -> reply dispatch of fri_agg_handle().
+// The wire side of the aggregator: the request -> reply dispatch of
+// fri_agg_handle() over the session table (session.c); decoded requests go
+// to the round state (agg.c) and secure-aggregation ones to handle_sa.c.
 //
 // Flow per client check-in (each on its own secure session):
 //   HELLO     -> WELCOME (plain; creates the session)
@@ -23,331 +24,9 @@
 #include "keys.h"
 #include "linalg.h"
 #include "msg.h"
+#include "session.h"
 #include "vbmf.h"
 #include "wire.h"
-
-// Sessions that never sent a sealed frame are dropped sooner: a HELLO
-// costs the sender nothing.
-#define UNCONFIRMED_TTL_MS 10000u
-
-int  fri_agg_allowed(const fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES]);
-int  fri_agg_is_member(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES],
-                       uint64_t round);
-void fri_agg_model_view(const fri_agg *a, float *mu, const float **bi,
-                        const float **Q);
-
-typedef struct sess_entry {
-    struct sess_entry *next;  // sid bucket chain
-    struct sess_entry *knext; // client-key bucket chain
-    struct sess_entry *uprev; // unconfirmed FIFO (oldest first)
-    struct sess_entry *unext;
-    fri_session       *s;
-    uint8_t            sid[FRI_SID_BYTES];
-    uint8_t            client[FRI_PKBYTES];
-    uint64_t           last_ms; // creation, then last authenticated frame
-    int                confirmed; // a frame of this session authenticated
-    int                busy; // a request of this session is being handled
-    int                dead; // drop when the request finishes
-    int                reader; // MODEL_ONLY check-in: GET_MODEL only
-    uint64_t           read_round; // the round whose model it may fetch
-} sess_entry;
-
-struct fri_sessions {
-    pthread_mutex_t mtx;
-    sess_entry    **buckets;  // by session id
-    sess_entry    **kbuckets; // by client key (keyed hash)
-    uint32_t        n_buckets; // power of two, both tables
-    uint32_t        n;
-    sess_entry     *ufirst; // unconfirmed sessions, oldest first: HELLOs
-    sess_entry     *ulast;  // cost nothing, so they go before anyone else
-    uint8_t         hkey[crypto_shorthash_KEYBYTES];
-};
-
-static uint32_t
-sid_hash(const uint8_t *sid)
-{
-    // Session ids are random.
-    return fri_get32(sid);
-}
-
-// Client keys are chosen by the client: a keyed hash keeps chains short.
-static uint32_t
-key_hash(const fri_sessions *t, const uint8_t *pk)
-{
-    uint8_t h[crypto_shorthash_BYTES];
-    crypto_shorthash(h, pk, FRI_PKBYTES, t->hkey);
-    return fri_get32(h);
-}
-
-fr_err
-fri_sessions_create(fri_agg *a)
-{
-    fri_sessions *t = calloc(1, sizeof(*t));
-    if (t == NULL) {
-        return FR_ENOMEM;
-    }
-    uint32_t nb = 64;
-    while (nb < a->cfg.max_sessions && nb < (1u << 20)) {
-        nb *= 2;
-    }
-    t->buckets  = calloc(nb, sizeof(*t->buckets));
-    t->kbuckets = calloc(nb, sizeof(*t->kbuckets));
-    if (t->buckets == NULL || t->kbuckets == NULL) {
-        free(t->buckets);
-        free(t->kbuckets);
-        free(t);
-        return FR_ENOMEM;
-    }
-    t->n_buckets = nb;
-    crypto_shorthash_keygen(t->hkey);
-    pthread_mutex_init(&t->mtx, NULL);
-    a->sessions = t;
-    return FR_OK;
-}
-
-void
-fri_sessions_destroy(fri_agg *a)
-{
-    fri_sessions *t = a->sessions;
-    if (t == NULL) {
-        return;
-    }
-    for (uint32_t b = 0; b < t->n_buckets; b++) {
-        sess_entry *e = t->buckets[b];
-        while (e != NULL) {
-            sess_entry *n = e->next;
-            fri_session_destroy(e->s);
-            free(e);
-            e = n;
-        }
-    }
-    free(t->buckets);
-    free(t->kbuckets);
-    pthread_mutex_destroy(&t->mtx);
-    free(t);
-    a->sessions = NULL;
-}
-
-static void
-unconf_unlink(fri_sessions *t, sess_entry *e)
-{
-    if (e->uprev != NULL) {
-        e->uprev->unext = e->unext;
-    } else if (t->ufirst == e) {
-        t->ufirst = e->unext;
-    }
-    if (e->unext != NULL) {
-        e->unext->uprev = e->uprev;
-    } else if (t->ulast == e) {
-        t->ulast = e->uprev;
-    }
-    e->uprev = e->unext = NULL;
-}
-
-// Unlinks and frees e (under t->mtx).
-static void
-sess_remove(fri_agg *a, sess_entry *e)
-{
-    fri_sessions *t  = a->sessions;
-    sess_entry  **pp = &t->buckets[sid_hash(e->sid) & (t->n_buckets - 1)];
-    while (*pp != NULL && *pp != e) {
-        pp = &(*pp)->next;
-    }
-    if (*pp == e) {
-        *pp = e->next;
-        t->n--;
-        atomic_fetch_sub(&a->n_sessions, 1);
-    }
-    pp = &t->kbuckets[key_hash(t, e->client) & (t->n_buckets - 1)];
-    while (*pp != NULL && *pp != e) {
-        pp = &(*pp)->knext;
-    }
-    if (*pp == e) {
-        *pp = e->knext;
-    }
-    if (!e->confirmed) {
-        unconf_unlink(t, e);
-    }
-    fri_session_destroy(e->s);
-    free(e);
-}
-
-static void
-expire_locked(fri_agg *a, uint64_t now_ms)
-{
-    fri_sessions *t = a->sessions;
-    for (uint32_t b = 0; b < t->n_buckets; b++) {
-        sess_entry *e = t->buckets[b];
-        while (e != NULL) {
-            sess_entry *n   = e->next;
-            uint64_t    ttl = e->confirmed ? a->cfg.session_ttl_ms
-                                           : UNCONFIRMED_TTL_MS;
-            if (!e->busy && now_ms >= e->last_ms + ttl) {
-                sess_remove(a, e);
-            }
-            e = n;
-        }
-    }
-}
-
-void
-fri_sessions_expire(fri_agg *a, uint64_t now_ms)
-{
-    if (a->sessions == NULL) {
-        return;
-    }
-    pthread_mutex_lock(&a->sessions->mtx);
-    expire_locked(a, now_ms);
-    pthread_mutex_unlock(&a->sessions->mtx);
-}
-
-// Evicts the oldest idle unconfirmed session, of client pk if pk != NULL.
-// Returns whether one was evicted (under t->mtx).
-static int
-evict_unconfirmed(fri_agg *a, const uint8_t *pk)
-{
-    fri_sessions *t = a->sessions;
-    for (sess_entry *e = t->ufirst; e != NULL; e = e->unext) {
-        if (!e->busy &&
-            (pk == NULL || memcmp(e->client, pk, FRI_PKBYTES) == 0)) {
-            sess_remove(a, e);
-            return 1;
-        }
-    }
-    return 0;
-}
-
-// Sessions of client pk that are confirmed (or not, per want_confirmed),
-// and the least recently used idle one of them other than skip (under
-// t->mtx).
-static uint32_t
-count_key(fri_sessions *t, const uint8_t *pk, int want_confirmed,
-          const sess_entry *skip, sess_entry **oldest)
-{
-    uint32_t    n = 0;
-    sess_entry *e = t->kbuckets[key_hash(t, pk) & (t->n_buckets - 1)];
-    *oldest       = NULL;
-    for (; e != NULL; e = e->knext) {
-        if (e->confirmed != want_confirmed ||
-            memcmp(e->client, pk, FRI_PKBYTES) != 0) {
-            continue;
-        }
-        n++;
-        if (e != skip && !e->busy &&
-            (*oldest == NULL || e->last_ms < (*oldest)->last_ms)) {
-            *oldest = e;
-        }
-    }
-    return n;
-}
-
-// Checks a session out for one request. NULL if unknown or busy (*busy).
-// Does not refresh it: only a frame that authenticates does.
-static sess_entry *
-sess_acquire(fri_agg *a, const uint8_t *sid, int *busy)
-{
-    fri_sessions *t = a->sessions;
-    *busy           = 0;
-    pthread_mutex_lock(&t->mtx);
-    sess_entry *e = t->buckets[sid_hash(sid) & (t->n_buckets - 1)];
-    while (e != NULL && memcmp(e->sid, sid, FRI_SID_BYTES) != 0) {
-        e = e->next;
-    }
-    if (e != NULL && e->busy) {
-        *busy = 1;
-        e     = NULL;
-    } else if (e != NULL) {
-        e->busy = 1;
-    }
-    pthread_mutex_unlock(&t->mtx);
-    return e;
-}
-
-// authed: the request opened under this session's keys.
-static void
-sess_release(fri_agg *a, sess_entry *e, uint64_t now_ms, int authed,
-             int drop)
-{
-    fri_sessions *t = a->sessions;
-    pthread_mutex_lock(&t->mtx);
-    e->busy = 0;
-    if (authed) {
-        e->last_ms = now_ms;
-        if (!e->confirmed) {
-            unconf_unlink(t, e);
-            e->confirmed = 1;
-            // Only the key's holder gets here, so its sessions over the
-            // cap (left behind by a crash or a lost reply) make room for
-            // its newest, least recently used first.
-            sess_entry *old = NULL;
-            if (count_key(t, e->client, 1, e, &old) >
-                    a->cfg.max_sessions_per_key &&
-                old != NULL) {
-                sess_remove(a, old);
-            }
-        }
-    }
-    if (drop || e->dead) {
-        sess_remove(a, e);
-    }
-    pthread_mutex_unlock(&t->mtx);
-}
-
-fr_err
-fri_agg_identity_init(fri_agg *a)
-{
-    fr_err rv = a->cfg.has_identity
-                    ? fri_identity_from_seed(&a->id, a->cfg.identity_seed)
-                    : fri_identity_generate(&a->id);
-    sodium_memzero(a->cfg.identity_seed, sizeof(a->cfg.identity_seed));
-    if (rv != FR_OK) {
-        return rv;
-    }
-    memcpy(a->pk, a->id.kx_pk, 32);
-    memcpy(a->pk + 32, a->id.sign_pk, 32);
-    return FR_OK;
-}
-
-fr_err
-fri_agg_snap_frame(fri_agg *a, fri_snap *s)
-{
-    fri_model m;
-    memset(&m, 0, sizeof(m));
-    m.round_id = s->round;
-    m.version  = s->version;
-    m.kind     = FRI_MODEL_FULL;
-    m.enc      = FRI_MENC_F32;
-    m.k        = a->cfg.k;
-    m.n_items  = a->cfg.n_items;
-    fri_agg_model_view(a, &m.mu, &m.bias, &m.factors);
-    m.stride = a->cfg.k;
-    size_t len = fri_model_size(FRI_MENC_F32, m.k, m.n_items);
-    if (a->vb != NULL) {
-        m.kind = FRI_MODEL_VB;
-        fri_vb_view(a->vb, &m.beta, &m.uprior_mean, &m.uprior_prec,
-                    &m.item_var);
-        len = fri_model_vb_size(FRI_MENC_F32, m.k, m.n_items);
-    }
-    if (len == 0) {
-        return FR_ETOOBIG;
-    }
-    uint8_t *f = malloc(len);
-    if (f == NULL) {
-        return FR_ENOMEM;
-    }
-    size_t flen = 0;
-    fr_err rv   = fri_model_encode(f, len, &flen, &m);
-    if (rv == FR_OK) {
-        rv = fri_model_sign(f, flen, &a->id);
-    }
-    if (rv != FR_OK) {
-        free(f);
-        return rv;
-    }
-    s->frame     = f;
-    s->frame_len = flen;
-    return FR_OK;
-}
 
 size_t
 fri_agg_reply_bound(const fri_agg *a)
@@ -461,7 +140,7 @@ task_fit_fields(const fri_agg *a, fri_task *t)
 // index, no sampling draw), so it changes neither the round, its privacy
 // accounting nor the check-in count.
 static fr_err
-on_model_read(fri_agg *a, sess_entry *e, uint64_t held, reply *r, int *drop)
+on_model_read(fri_agg *a, fri_sess_entry *e, uint64_t held, reply *r, int *drop)
 {
     if (!fri_agg_allowed(a, e->client)) {
         fri_agg_reject_count(a, FRI_REJ_DENIED);
@@ -496,7 +175,7 @@ on_model_read(fri_agg *a, sess_entry *e, uint64_t held, reply *r, int *drop)
 }
 
 static fr_err
-on_checkin(fri_agg *a, sess_entry *e, uint64_t now_ms, const uint8_t *plain,
+on_checkin(fri_agg *a, fri_sess_entry *e, uint64_t now_ms, const uint8_t *plain,
            size_t plain_len, reply *r, int *drop)
 {
     fri_checkin c;
@@ -547,7 +226,7 @@ on_checkin(fri_agg *a, sess_entry *e, uint64_t now_ms, const uint8_t *plain,
 }
 
 static fr_err
-on_get_model(fri_agg *a, sess_entry *e, const uint8_t *plain,
+on_get_model(fri_agg *a, fri_sess_entry *e, const uint8_t *plain,
              size_t plain_len, reply *r, int *drop)
 {
     fri_get_model g;
@@ -589,7 +268,7 @@ on_get_model(fri_agg *a, sess_entry *e, const uint8_t *plain,
 }
 
 static fr_err
-on_update(fri_agg *a, sess_entry *e, uint64_t now_ms, const uint8_t *plain,
+on_update(fri_agg *a, fri_sess_entry *e, uint64_t now_ms, const uint8_t *plain,
           size_t plain_len, reply *r, int *drop)
 {
     *drop = 1; // an UPDATE ends the check-in whatever the outcome
@@ -683,7 +362,7 @@ on_update(fri_agg *a, sess_entry *e, uint64_t now_ms, const uint8_t *plain,
 
 // Secure aggregation requests (handle_sa.c), sealed here.
 static fr_err
-on_sa(fri_agg *a, sess_entry *e, uint64_t now_ms, uint16_t type,
+on_sa(fri_agg *a, fri_sess_entry *e, uint64_t now_ms, uint16_t type,
       const uint8_t *plain, size_t plain_len, reply *r, int *drop)
 {
     size_t plen = 0;
@@ -697,7 +376,6 @@ static fr_err
 on_hello(fri_agg *a, uint64_t now_ms, const uint8_t *req, size_t req_len,
          reply *r)
 {
-    fri_sessions  *t = a->sessions;
     const uint8_t *b = NULL;
     fr_err rv = fri_body_fixed(req, req_len, FRI_T_HELLO, FRI_HELLO_BODY, &b);
     if (rv == FR_OK && !fri_agg_allowed(a, b + 32)) {
@@ -722,7 +400,7 @@ on_hello(fri_agg *a, uint64_t now_ms, const uint8_t *req, size_t req_len,
                          rv == FR_EDENIED ? "client key not enrolled"
                                           : "bad HELLO");
     }
-    sess_entry *e = calloc(1, sizeof(*e));
+    fri_sess_entry *e = calloc(1, sizeof(*e));
     if (e == NULL) {
         fri_session_destroy(s);
         return put_error(r, NULL, FR_ENOMEM, FRI_T_HELLO, 0,
@@ -732,48 +410,7 @@ on_hello(fri_agg *a, uint64_t now_ms, const uint8_t *req, size_t req_len,
     memcpy(e->sid, fri_session_id(s), FRI_SID_BYTES);
     memcpy(e->client, fri_session_peer(s), FRI_PKBYTES);
     e->last_ms = now_ms;
-    // Make room. A HELLO proves nothing (anyone may claim an enrolled
-    // key), so it may only displace sessions that proved nothing either:
-    // first its own key's oldest unconfirmed one, then the oldest
-    // unconfirmed one overall. Confirmed sessions are never displaced by
-    // a HELLO (their cap is enforced when a new one is confirmed).
-    const char *why = NULL;
-    pthread_mutex_lock(&t->mtx);
-    sess_entry *old = NULL;
-    if (count_key(t, e->client, 0, NULL, &old) >=
-        a->cfg.max_sessions_per_key) {
-        if (old != NULL) {
-            sess_remove(a, old);
-        } else {
-            why = "too many sessions for this key";
-        }
-    }
-    if (why == NULL && t->n >= a->cfg.max_sessions &&
-        !evict_unconfirmed(a, NULL)) {
-        expire_locked(a, now_ms);
-        if (t->n >= a->cfg.max_sessions) {
-            why = "too many sessions";
-        }
-    }
-    if (why == NULL) {
-        uint32_t m    = t->n_buckets - 1;
-        uint32_t bs   = sid_hash(e->sid) & m;
-        uint32_t bk   = key_hash(t, e->client) & m;
-        e->next       = t->buckets[bs];
-        t->buckets[bs] = e;
-        e->knext       = t->kbuckets[bk];
-        t->kbuckets[bk] = e;
-        e->uprev = t->ulast;
-        if (t->ulast != NULL) {
-            t->ulast->unext = e;
-        } else {
-            t->ufirst = e;
-        }
-        t->ulast = e;
-        t->n++;
-        atomic_fetch_add(&a->n_sessions, 1);
-    }
-    pthread_mutex_unlock(&t->mtx);
+    const char *why = fri_sess_add(a, now_ms, e);
     if (why != NULL) {
         fri_session_destroy(e->s);
         free(e);
@@ -817,7 +454,7 @@ dispatch(fri_agg *a, uint64_t now_ms, const uint8_t *req, uint8_t *mut,
         return put_error(r, NULL, rv, h.type, 0, 0, "malformed sealed frame");
     }
     int         busy = 0;
-    sess_entry *e    = sess_acquire(a, sid, &busy);
+    fri_sess_entry *e    = fri_sess_acquire(a, sid, &busy);
     if (e == NULL) {
         // Unknown (expired, or the aggregator restarted): start over.
         fri_agg_reject_count(a, busy ? FRI_REJ_STATE : FRI_REJ_NO_SESSION);
@@ -830,7 +467,7 @@ dispatch(fri_agg *a, uint64_t now_ms, const uint8_t *req, uint8_t *mut,
     if (mut == NULL) {
         copy = malloc(req_len);
         if (copy == NULL) {
-            sess_release(a, e, now_ms, 0, 0);
+            fri_sess_release(a, e, now_ms, 0, 0);
             return put_error(r, NULL, FR_ENOMEM, h.type, 0,
                              a->cfg.retry_after_ms, "out of memory");
         }
@@ -877,7 +514,7 @@ dispatch(fri_agg *a, uint64_t now_ms, const uint8_t *req, uint8_t *mut,
         }
     }
     free(copy);
-    sess_release(a, e, now_ms, authed, drop);
+    fri_sess_release(a, e, now_ms, authed, drop);
     return rv;
 }
 

@@ -19,6 +19,7 @@
 #include <sodium.h>
 
 #include "bounds.h"
+#include "fixpt.h"
 #include "secagg.h"
 #include "secagg_als.h"
 #include "shamir.h"
@@ -57,17 +58,6 @@ struct fri_sa {
     uint32_t  *sum; // dim words, the running masked sum
     uint32_t   n_adv, n_shared, n_masked, n_answered;
 };
-
-unsigned
-fri_sa_frac_bits(float clip, uint32_t n)
-{
-    for (unsigned f = 24; f >= 8; f--) {
-        if (fri_secagg_max_cohort(clip, f) >= n) {
-            return f;
-        }
-    }
-    return 0;
-}
 
 fr_err
 fri_sa_create(fri_agg *a, char *err, size_t err_cap)
@@ -778,24 +768,22 @@ out:
     return rv;
 }
 
-// Unmasks and completes (or abandons) the round. Caller set RS_CLOSING.
-static void
-complete(fri_agg *a, uint64_t now_ms)
+// Unmasks the round (caller set RS_CLOSING): 1 when it is to complete,
+// 2 when to be abandoned. The round owner (agg.c) ends it.
+static int
+complete(fri_agg *a)
 {
     int    ok = 0;
     fr_err rv = finish(a, &ok);
-    if (rv == FR_OK && ok) {
-        fri_agg_close_round(a, now_ms);
-    } else {
-        fri_agg_abandon_round(a, now_ms, "secure aggregation recovery");
-    }
+    return rv == FR_OK && ok ? 1 : 2;
 }
 
 fr_err
-fri_agg_sa_unmask(fri_agg *a, uint64_t now_ms,
-                  const uint8_t pk[FRI_AGG_KEYBYTES], uint64_t round,
-                  const uint32_t *about, const uint8_t *shares, size_t n)
+fri_sa_unmask(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES], uint64_t round,
+              const uint32_t *about, const uint8_t *shares, size_t n,
+              int *act)
 {
+    *act = 0;
     if (n > 0 && (about == NULL || shares == NULL)) {
         return FR_EPROTO;
     }
@@ -846,20 +834,20 @@ out:
         fri_agg_reject_count(a, FRI_REJ_MALFORMED);
     }
     if (done) {
-        complete(a, now_ms);
+        *act = complete(a);
     }
     return rv;
 }
 
-void
-fri_sa_tick(fri_agg *a, uint64_t now_ms)
+int
+fri_sa_tick(fri_agg *a, uint64_t now_ms, const char **why)
 {
     pthread_mutex_lock(&a->mtx);
     fri_sa *s   = a->sa;
     int     act = 0; // 1 complete, 2 abandon
     if (s == NULL || a->state != RS_OPEN || now_ms < s->phase_deadline) {
         pthread_mutex_unlock(&a->mtx);
-        return;
+        return 0;
     }
     uint32_t need = a->cfg.min_clients > 2 ? a->cfg.min_clients : 2;
     switch (s->phase) {
@@ -882,15 +870,16 @@ fri_sa_tick(fri_agg *a, uint64_t now_ms)
         s->phase_deadline = now_ms + a->cfg.round_deadline_ms;
         advance(a, now_ms);
         pthread_mutex_unlock(&a->mtx);
-        return;
+        return 0;
     }
     a->state = RS_CLOSING;
     pthread_mutex_unlock(&a->mtx);
     if (act == 1) {
-        complete(a, now_ms);
-    } else {
-        fri_agg_abandon_round(a, now_ms, "secure aggregation phase");
+        *why = "secure aggregation recovery";
+        return complete(a);
     }
+    *why = "secure aggregation phase";
+    return 2;
 }
 
 void

@@ -21,25 +21,6 @@
 #include <cblas.h>
 #endif
 
-fr_err
-fri_agg_carry_ensure(fri_agg *a)
-{
-    if (a->carry != NULL) {
-        return FR_OK;
-    }
-    a->carry   = calloc(a->cfg.n_items, sizeof(float *));
-    a->carried = malloc((size_t) a->cfg.n_items * sizeof(uint32_t));
-    if (a->carry == NULL || a->carried == NULL) {
-        free(a->carry);
-        free(a->carried);
-        a->carry   = NULL;
-        a->carried = NULL;
-        return FR_ENOMEM;
-    }
-    a->n_carried = 0;
-    return FR_OK;
-}
-
 // y += alpha * x
 static void
 axpy(size_t n, float alpha, const float *x, float *y)

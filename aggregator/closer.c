@@ -1,0 +1,319 @@
+// The closer: what ends a round, on the closer thread or (direct API)
+// synchronously in the call that ended it. Waits for in-flight updates,
+// solves the new model from the round's sums (solve.c), refuses it unless
+// it passes the sanity check, commits it, counts the DP release, writes
+// the checkpoint, and builds the signed MODEL frame of the next round.
+// Opening that round is the round state's (agg.c), which calls in here.
+#include "agg_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "bounds.h"
+#include "ckpt.h"
+#include "dp.h"
+#include "errbuf.h"
+#include "vbmf.h"
+
+static fr_err
+checkpoint(fri_agg *a, uint64_t round, char *err, size_t err_cap)
+{
+    if (a->state_dir == NULL) {
+        return FR_OK;
+    }
+    fri_ckpt c;
+    memset(&c, 0, sizeof(c));
+    memcpy(c.fingerprint, a->fingerprint, sizeof(c.fingerprint));
+    c.version    = a->version;
+    c.round      = round;
+    c.next_round = a->next_round;
+    c.n_items    = a->cfg.n_items;
+    c.k          = a->cfg.k;
+    c.mu         = a->mu;
+    c.bi         = a->bi;
+    c.Q          = a->Q;
+    c.opt        = (uint32_t) a->cfg.server_opt;
+    c.opt_t      = a->opt_t;
+    pthread_mutex_lock(&a->mtx);
+    c.dp_rounds = a->dp_rounds;
+    c.n_rdp     = a->dp_rounds > 0 ? FRI_DP_N_ORDERS : 0;
+    memcpy(c.rdp, a->dp_acc.rdp, sizeof(a->dp_acc.rdp));
+    pthread_mutex_unlock(&a->mtx);
+    if (a->vb != NULL) {
+        // Closer only: the state is stable between solves.
+        c.n_vb = fri_vb_state_len(a->vb);
+        c.vb   = malloc((size_t) c.n_vb * sizeof(float));
+        if (c.vb == NULL) {
+            fri_agg_seterr(err, err_cap, "checkpoint: out of memory");
+            return FR_ENOMEM;
+        }
+        fri_vb_state_get(a->vb, c.vb);
+    }
+    if (a->opt_m != NULL) {
+        c.opt_len      = (uint64_t) a->cfg.n_items * a->d;
+        c.opt_state[0] = a->opt_m;
+        c.n_opt        = 1;
+        if (a->opt_v != NULL) {
+            c.opt_state[1] = a->opt_v;
+            c.n_opt        = 2;
+        }
+    }
+    fr_err rv = fri_ckpt_write(a->state_dir, &c, err, err_cap);
+    free(c.vb);
+    return rv;
+}
+
+static void
+wait_inflight(fri_agg *a)
+{
+    pthread_mutex_lock(&a->mtx);
+    while (a->n_inflight > 0) {
+        pthread_cond_wait(&a->cond, &a->mtx);
+    }
+    pthread_mutex_unlock(&a->mtx);
+}
+
+// What the closer saves before a solve so that a refused model leaves no
+// trace: the optimizer state (stepped in place) and the VBMF state.
+typedef struct solve_backup {
+    float   *opt_m, *opt_v;
+    uint64_t opt_t;
+    float   *vb;
+} solve_backup;
+
+static fr_err
+backup_take(fri_agg *a, solve_backup *b)
+{
+    memset(b, 0, sizeof(*b));
+    size_t ol = (size_t) a->cfg.n_items * a->d;
+    b->opt_t  = a->opt_t;
+    if (a->opt_m != NULL) {
+        b->opt_m = malloc(ol * sizeof(float));
+        if (b->opt_m == NULL) {
+            return FR_ENOMEM;
+        }
+        memcpy(b->opt_m, a->opt_m, ol * sizeof(float));
+    }
+    if (a->opt_v != NULL) {
+        b->opt_v = malloc(ol * sizeof(float));
+        if (b->opt_v == NULL) {
+            return FR_ENOMEM;
+        }
+        memcpy(b->opt_v, a->opt_v, ol * sizeof(float));
+    }
+    if (a->vb != NULL) {
+        b->vb = malloc(fri_vb_state_len(a->vb) * sizeof(float));
+        if (b->vb == NULL) {
+            return FR_ENOMEM;
+        }
+        fri_vb_state_get(a->vb, b->vb);
+    }
+    return FR_OK;
+}
+
+// Undoes a solve: optimizer and VBMF state back, carried statistics (which
+// the refused round already folded in) dropped; they rebuild from the next
+// rounds as after a restart.
+static void
+backup_restore(fri_agg *a, const solve_backup *b)
+{
+    size_t ol = (size_t) a->cfg.n_items * a->d;
+    a->opt_t  = b->opt_t;
+    if (b->opt_m != NULL) {
+        memcpy(a->opt_m, b->opt_m, ol * sizeof(float));
+    }
+    if (b->opt_v != NULL) {
+        memcpy(a->opt_v, b->opt_v, ol * sizeof(float));
+    }
+    if (b->vb != NULL) {
+        // The saved state was valid when taken: this cannot fail.
+        fr_err e = fri_vb_state_set(a->vb, b->vb, fri_vb_state_len(a->vb));
+        (void) e;
+    }
+    if (a->carry != NULL) {
+        for (uint32_t j = 0; j < a->n_carried; j++) {
+            free(a->carry[a->carried[j]]);
+            a->carry[a->carried[j]] = NULL;
+        }
+        a->n_carried   = 0;
+        a->carry_sum   = 0.0;
+        a->carry_count = 0.0;
+    }
+}
+
+static void
+backup_free(solve_backup *b)
+{
+    free(b->opt_m);
+    free(b->opt_v);
+    free(b->vb);
+    memset(b, 0, sizeof(*b));
+}
+
+// Completes the round (exclusive closer). The new model must pass the
+// sanity check (bounds.h) before it is committed; under DP it is served
+// only once a checkpoint holds the accounting of its rounds.
+void
+fri_closer_close(fri_agg *a)
+{
+    wait_inflight(a);
+    const size_t nq = (size_t) a->cfg.n_items * a->cfg.k;
+    uint32_t     reported;
+    uint64_t     round;
+    pthread_mutex_lock(&a->mtx);
+    reported = a->n_reported;
+    round    = a->round;
+    pthread_mutex_unlock(&a->mtx);
+
+    float        mu = a->mu;
+    float       *bi = malloc((size_t) a->cfg.n_items * sizeof(float));
+    float       *Q  = malloc(nq * sizeof(float));
+    solve_backup bk;
+    fr_err       rv = backup_take(a, &bk);
+    if (rv == FR_OK && (bi == NULL || Q == NULL)) {
+        rv = FR_ENOMEM;
+    }
+    if (rv == FR_OK) {
+        memcpy(bi, a->bi, (size_t) a->cfg.n_items * sizeof(float));
+        memcpy(Q, a->Q, nq * sizeof(float));
+        rv = fri_agg_solve(a, round, &mu, bi, Q);
+    }
+    uint32_t n_items_touched = a->n_touched;
+    fri_agg_acc_reset(a);
+    char why[256];
+    int  refused = rv == FR_OK &&
+                  fri_bounds_model(&a->cfg, mu, a->mu, bi, Q, why,
+                                   sizeof(why)) != 0;
+    if (rv != FR_OK || refused) {
+        backup_restore(a, &bk);
+        backup_free(&bk);
+        free(bi);
+        free(Q);
+        pthread_mutex_lock(&a->mtx);
+        a->rounds_abandoned++;
+        pthread_mutex_unlock(&a->mtx);
+        if (refused) {
+            atomic_fetch_add(&a->models_refused, 1);
+            fri_agg_log(a, FR_LOG_ERROR,
+                        "msg=\"new model refused, previous model kept\" "
+                        "round=%llu reason=\"%s\" alert=1",
+                        (unsigned long long) round, why);
+        } else {
+            fri_agg_log(a, FR_LOG_ERROR,
+                        "msg=\"round solve failed, round abandoned\" "
+                        "round=%llu err=%s",
+                        (unsigned long long) round, fr_errname(rv));
+        }
+        return;
+    }
+    backup_free(&bk);
+    pthread_mutex_lock(&a->mtx);
+    int      dp_fail = 0;
+    float   *obi = a->bi, *oQ = a->Q;
+    float    omu = a->mu;
+    uint64_t over = a->version;
+    a->bi        = bi;
+    a->Q         = Q;
+    a->mu        = mu;
+    a->version++;
+    a->rounds_completed++;
+    a->last_completed = round;
+    if (a->cfg.dp != FRI_AGG_DP_OFF) {
+        // One more release of the subsampled Gaussian mechanism. q and z
+        // were validated at create, so this cannot fail; if it did, the
+        // accountant would be left unchanged and the epsilon understated,
+        // hence the loud log below.
+        if (fri_dp_accountant_add(&a->dp_acc, a->dp_q,
+                                  a->cfg.noise_multiplier, 1) == FR_OK) {
+            a->dp_rounds++;
+        } else {
+            dp_fail = 1;
+        }
+        if (a->state_dir != NULL && !a->held) {
+            // Serve the previous model until the checkpoint below holds
+            // this round's accounting (released on success).
+            a->held        = 1;
+            a->pub_mu      = omu;
+            a->pub_bi      = obi;
+            a->pub_Q       = oQ;
+            a->pub_version = over;
+            obi = oQ = NULL;
+        }
+    }
+    if (a->cfg.rounds > 0 && a->rounds_completed >= a->cfg.rounds) {
+        atomic_store(&a->done, 1);
+    }
+    pthread_mutex_unlock(&a->mtx);
+    free(obi);
+    free(oQ);
+    if (dp_fail) {
+        fri_agg_log(a, FR_LOG_ERROR,
+                    "msg=\"privacy accountant failed; epsilon understated\" "
+                    "round=%llu",
+                    (unsigned long long) round);
+    }
+    fri_agg_log(a, FR_LOG_INFO,
+                "msg=\"round closed\" round=%llu clients=%u items=%u "
+                "model_version=%llu mu=%.4f",
+                (unsigned long long) round, reported, n_items_touched,
+                (unsigned long long) a->version, (double) mu);
+    char   err[512];
+    fr_err ck = checkpoint(a, round, err, sizeof(err));
+    if (ck != FR_OK) {
+        atomic_fetch_add(&a->ckpt_failures, 1);
+        fri_agg_log(a, FR_LOG_ERROR,
+                    "msg=\"checkpoint failed\" round=%llu model_version=%llu "
+                    "held=%d alert=1 detail=\"%s\"",
+                    (unsigned long long) round,
+                    (unsigned long long) a->version,
+                    a->cfg.dp != FRI_AGG_DP_OFF, err);
+    } else {
+        pthread_mutex_lock(&a->mtx);
+        float *pbi = a->pub_bi, *pQ = a->pub_Q;
+        a->held    = 0;
+        a->pub_bi  = NULL;
+        a->pub_Q   = NULL;
+        pthread_mutex_unlock(&a->mtx);
+        free(pbi);
+        free(pQ);
+    }
+}
+
+void
+fri_closer_abandon(fri_agg *a, const char *why)
+{
+    wait_inflight(a);
+    uint32_t reported;
+    uint64_t round;
+    pthread_mutex_lock(&a->mtx);
+    reported = a->n_reported;
+    round    = a->round;
+    a->rounds_abandoned++;
+    pthread_mutex_unlock(&a->mtx);
+    fri_agg_acc_reset(a);
+    fri_agg_log(a, FR_LOG_WARN,
+                "msg=\"round abandoned\" round=%llu clients=%u min_clients=%u "
+                "reason=%s",
+                (unsigned long long) round, reported, a->cfg.min_clients, why);
+}
+
+// The signed MODEL frame of round id for the served model (exclusive
+// closer/opener); NULL when out of memory, without a frame (logged) when
+// it cannot be built.
+fri_snap *
+fri_closer_snap(fri_agg *a, uint64_t id)
+{
+    fri_snap *s = calloc(1, sizeof(*s));
+    if (s != NULL) {
+        atomic_init(&s->refs, 1);
+        s->version = a->held ? a->pub_version : a->version;
+        s->round   = id;
+        fr_err rv  = fri_agg_snap_frame(a, s);
+        if (rv != FR_OK) {
+            fri_agg_log(a, FR_LOG_ERROR,
+                        "msg=\"cannot build model frame\" round=%llu err=%s",
+                        (unsigned long long) id, fr_errname(rv));
+        }
+    }
+    return s;
+}

@@ -1,0 +1,367 @@
+// Composition of the aggregator: create and destroy wire every part
+// (identity, sessions, model and checkpoint, robust bounds, secure
+// aggregation, rounds and the closer thread), and the timer tick drives
+// the session table and the round state. The one file that may call every
+// layer; nothing in the aggregator calls it (agg_int.h, "Layers").
+#include "agg_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <sodium.h>
+
+#include "bounds.h"
+#include "ckpt.h"
+#include "dp.h"
+#include "errbuf.h"
+#include "linalg.h"
+#include "rng.h"
+#include "robust.h"
+#include "session.h"
+#include "vbmf.h"
+
+static void
+fingerprint(fri_agg *a)
+{
+    uint8_t buf[32];
+    memset(buf, 0, sizeof(buf));
+    memcpy(buf, "fedrec-agg-1", 12);
+    uint32_t v[5] = {a->cfg.n_items, a->cfg.k, (uint32_t) a->cfg.algo,
+                     (uint32_t) a->cfg.implicit,
+                     a->cfg.algo == FRI_AGG_GRAD ? (uint32_t) a->cfg.server_opt
+                                                 : 0u};
+    for (int i = 0; i < 5; i++) {
+        buf[12 + 4 * i]     = (uint8_t) v[i];
+        buf[12 + 4 * i + 1] = (uint8_t) (v[i] >> 8);
+        buf[12 + 4 * i + 2] = (uint8_t) (v[i] >> 16);
+        buf[12 + 4 * i + 3] = (uint8_t) (v[i] >> 24);
+    }
+    crypto_generichash(a->fingerprint, sizeof(a->fingerprint), buf,
+                       sizeof(buf), NULL, 0);
+}
+
+static int
+cmp_key(const void *x, const void *y)
+{
+    return memcmp(x, y, FRI_AGG_KEYBYTES);
+}
+
+// Semantic check of a loaded checkpoint: the model it holds must pass the
+// same sanity check as a freshly solved one (a poisoned model saved by an
+// older version, or a file forged with a valid checksum, is refused and the
+// previous checkpoint tried). Shape mismatches are reported by init_model.
+static int
+ckpt_check(void *ctx, const fri_ckpt *c, char *why, size_t why_cap)
+{
+    const fri_agg *a = ctx;
+    if (c->n_items != a->cfg.n_items || c->k != a->cfg.k) {
+        return 0;
+    }
+    // mu 0 is the initial model's (no rating seen yet).
+    return fri_bounds_model(&a->cfg, c->mu, 0.0f, c->bi, c->Q, why, why_cap);
+}
+
+static fr_err
+init_model(fri_agg *a, char *err, size_t err_cap)
+{
+    const size_t nq = (size_t) a->cfg.n_items * a->cfg.k;
+    a->bi = calloc(a->cfg.n_items, sizeof(float));
+    a->Q  = malloc(nq * sizeof(float));
+    if (a->cfg.algo == FRI_AGG_GRAD && a->cfg.server_opt != FRI_AGG_OPT_SGD) {
+        a->opt_m = calloc((size_t) a->cfg.n_items * a->d, sizeof(float));
+        if (a->cfg.server_opt == FRI_AGG_OPT_ADAM) {
+            a->opt_v = calloc((size_t) a->cfg.n_items * a->d, sizeof(float));
+        }
+    }
+    if (a->bi == NULL || a->Q == NULL ||
+        (a->cfg.algo == FRI_AGG_GRAD && a->cfg.server_opt != FRI_AGG_OPT_SGD &&
+         a->opt_m == NULL) ||
+        (a->cfg.server_opt == FRI_AGG_OPT_ADAM && a->cfg.algo == FRI_AGG_GRAD &&
+         a->opt_v == NULL)) {
+        fri_agg_seterr(err, err_cap, "out of memory for the model");
+        return FR_ENOMEM;
+    }
+    fri_rng r;
+    fri_rng_seed2(&r, a->cfg.seed, 0x4147u); // same stream for a given seed
+    if (a->cfg.algo == FRI_AGG_VBMF) {
+        // fri_mf_init's item stream: the federated run starts from the
+        // items fri_train_vbmf starts from (same seed).
+        fri_rng_seed2(&r, a->cfg.seed, 2);
+    }
+    for (size_t i = 0; i < nq; i++) {
+        a->Q[i] = (float) (fri_rng_normal(&r) * a->cfg.init_std);
+    }
+    a->mu         = 0.0f;
+    a->version    = 0;
+    a->next_round = 1;
+    if (a->state_dir == NULL) {
+        return FR_OK;
+    }
+    fri_ckpt c;
+    int      used_prev = 0;
+    char     why[1024];
+    fr_err   rv = fri_ckpt_load_checked(a->state_dir, &c, &used_prev,
+                                        ckpt_check, a, why, sizeof(why));
+    if (rv == FR_ENOENT) {
+        fri_agg_log(a, FR_LOG_INFO,
+                    "msg=\"no checkpoint, fresh model\" state=\"%s\"",
+                    a->state_dir);
+        return FR_OK;
+    }
+    if (rv != FR_OK) {
+        fri_agg_seterr(err, err_cap, "%s", why);
+        return rv;
+    }
+    if (used_prev) {
+        fri_agg_log(a, FR_LOG_WARN, "msg=\"current checkpoint refused\" "
+                                    "detail=\"%s\"",
+                    why);
+    }
+    if (memcmp(c.fingerprint, a->fingerprint, sizeof(c.fingerprint)) != 0 ||
+        c.n_items != a->cfg.n_items || c.k != a->cfg.k) {
+        fri_agg_seterr(err, err_cap,
+            "checkpoint in %s was made for another model (items=%u k=%u "
+            "or another algo/loss/server-opt); use a new --state dir",
+            a->state_dir, c.n_items, c.k);
+        fri_ckpt_free(&c);
+        return FR_ESTATE;
+    }
+    size_t ol = (size_t) a->cfg.n_items * a->d;
+    if ((a->opt_m != NULL && (c.n_opt < 1 || c.opt_len != ol)) ||
+        (a->opt_v != NULL && (c.n_opt < 2 || c.opt_len != ol))) {
+        fri_agg_seterr(err, err_cap, "checkpoint in %s lacks optimizer state",
+            a->state_dir);
+        fri_ckpt_free(&c);
+        return FR_EFORMAT;
+    }
+    if (a->vb != NULL && c.version > 0 &&
+        (c.n_vb == 0 ||
+         fri_vb_state_set(a->vb, c.vb, (size_t) c.n_vb) != FR_OK)) {
+        fri_agg_seterr(err, err_cap,
+            "checkpoint in %s lacks a valid VBMF state", a->state_dir);
+        fri_ckpt_free(&c);
+        return FR_EFORMAT;
+    }
+    memcpy(a->bi, c.bi, (size_t) a->cfg.n_items * sizeof(float));
+    memcpy(a->Q, c.Q, nq * sizeof(float));
+    if (a->opt_m != NULL) {
+        memcpy(a->opt_m, c.opt_state[0], ol * sizeof(float));
+    }
+    if (a->opt_v != NULL) {
+        memcpy(a->opt_v, c.opt_state[1], ol * sizeof(float));
+    }
+    a->opt_t          = c.opt_t;
+    a->mu             = c.mu;
+    if (c.n_rdp == FRI_DP_N_ORDERS) {
+        // Privacy already spent before the restart keeps counting.
+        memcpy(a->dp_acc.rdp, c.rdp, sizeof(a->dp_acc.rdp));
+        a->dp_rounds = c.dp_rounds;
+    } else if (a->cfg.dp != FRI_AGG_DP_OFF && c.version > 0) {
+        fri_agg_log(a, FR_LOG_WARN,
+                    "msg=\"checkpoint has no privacy accountant; earlier "
+                    "rounds were not noised and are not counted\"");
+    }
+    a->version        = c.version;
+    a->last_completed = c.round;
+    // Rounds completed before the restart count towards cfg.rounds.
+    a->rounds_completed = c.version;
+    a->next_round = c.next_round > c.round ? c.next_round : c.round + 1;
+    fri_agg_log(a, FR_LOG_INFO,
+                "msg=\"checkpoint loaded\" state=\"%s\" round=%llu "
+                "model_version=%llu prev=%d",
+                a->state_dir, (unsigned long long) c.round,
+                (unsigned long long) c.version, used_prev);
+    fri_ckpt_free(&c);
+    return FR_OK;
+}
+
+fr_err
+fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
+               char *err, size_t err_cap)
+{
+    *out      = NULL;
+    fr_err rv = fri_agg_config_check(cfg, err, err_cap);
+    if (rv != FR_OK) {
+        return rv;
+    }
+    if (sodium_init() < 0) {
+        fri_agg_seterr(err, err_cap, "libsodium initialisation failed");
+        return FR_EINTERNAL;
+    }
+    fri_agg *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        fri_agg_seterr(err, err_cap, "out of memory");
+        return FR_ENOMEM;
+    }
+    a->cfg      = *cfg;
+    a->d        = cfg->k + 1;
+    a->gram_len = cfg->implicit ? fri_packed_len(cfg->k)
+                                : fri_packed_len(a->d);
+    a->acc_len  = cfg->algo == FRI_AGG_GRAD ? a->d
+                  : cfg->implicit           ? a->gram_len + cfg->k
+                                            : a->gram_len + a->d;
+    pthread_mutex_init(&a->mtx, NULL);
+    pthread_mutex_init(&a->acc_mtx, NULL);
+    pthread_cond_init(&a->cond, NULL);
+    a->state    = RS_CLOSING;
+    a->slot_cap = 64;
+    a->slots    = calloc(a->slot_cap, sizeof(*a->slots));
+    a->acc      = calloc(cfg->n_items, sizeof(double *));
+    a->accf     = calloc(cfg->n_items, sizeof(float *));
+    a->touched  = malloc((size_t) cfg->n_items * sizeof(uint32_t));
+    if (cfg->implicit) {
+        a->gram_all  = calloc(a->gram_len, sizeof(double));
+        a->gram_allf = calloc(a->gram_len, sizeof(float));
+    }
+    if (cfg->algo == FRI_AGG_VBMF &&
+        fri_vb_create(&a->vb, cfg->n_items, cfg->k, 0.0f, 0.0f, 0.0f) !=
+            FR_OK) {
+        a->vb = NULL; // reported with the other allocations below
+    }
+    if (cfg->n_allow > 0) {
+        a->allow = malloc(cfg->n_allow * FRI_AGG_KEYBYTES);
+        if (a->allow != NULL) {
+            memcpy(a->allow, cfg->allow, cfg->n_allow * FRI_AGG_KEYBYTES);
+            qsort(a->allow, cfg->n_allow, FRI_AGG_KEYBYTES, cmp_key);
+        }
+    }
+    a->cfg.allow     = a->allow;
+    a->cfg.state_dir = NULL;
+    fri_dp_accountant_init(&a->dp_acc);
+    if (cfg->dp != FRI_AGG_DP_OFF) {
+        a->dp_cohort = fri_agg_dp_expected_cohort(cfg);
+        a->dp_q      = a->dp_cohort / (double) cfg->population;
+    }
+    if (cfg->state_dir != NULL && cfg->state_dir[0] != 0) {
+        a->state_dir = strdup(cfg->state_dir);
+        if (a->state_dir != NULL) {
+            struct stat st;
+            if (stat(a->state_dir, &st) != 0 &&
+                mkdir(a->state_dir, 0700) != 0 && errno != EEXIST) {
+                fri_agg_seterr(err, err_cap, "state dir %s: cannot create: %s",
+                    a->state_dir, strerror(errno));
+                fri_agg_destroy(a);
+                return FR_EIO;
+            }
+            if (stat(a->state_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+                fri_agg_seterr(err, err_cap, "state dir %s: not a directory",
+                    a->state_dir);
+                fri_agg_destroy(a);
+                return FR_EIO;
+            }
+        }
+        a->cfg.state_dir = a->state_dir;
+    }
+    if (a->slots == NULL || a->acc == NULL || a->accf == NULL ||
+        a->touched == NULL ||
+        (cfg->implicit && (a->gram_all == NULL || a->gram_allf == NULL)) ||
+        (cfg->algo == FRI_AGG_VBMF && a->vb == NULL) ||
+        (cfg->n_allow > 0 && a->allow == NULL) ||
+        (cfg->state_dir != NULL && cfg->state_dir[0] != 0 &&
+         a->state_dir == NULL)) {
+        fri_agg_seterr(err, err_cap, "out of memory");
+        fri_agg_destroy(a);
+        return FR_ENOMEM;
+    }
+    fingerprint(a);
+    rv = fri_agg_identity_init(a);
+    if (rv == FR_OK) {
+        rv = fri_sessions_create(a);
+    }
+    if (rv != FR_OK) {
+        fri_agg_seterr(err, err_cap, "identity/session setup failed: %s",
+            fr_strerror(rv));
+        fri_agg_destroy(a);
+        return rv;
+    }
+    rv = init_model(a, err, err_cap);
+    if (rv != FR_OK) {
+        fri_agg_destroy(a);
+        return rv;
+    }
+    // Statistical bounds need whole contributions; latest statistics are
+    // changes of them (hard delta bounds only, bounds.c).
+    if (cfg->robust && !cfg->stats_latest &&
+        fri_robust_create(&a->robust, cfg) != FR_OK) {
+        fri_agg_seterr(err, err_cap, "out of memory");
+        fri_agg_destroy(a);
+        return FR_ENOMEM;
+    }
+    rv = fri_sa_create(a, err, err_cap);
+    if (rv != FR_OK) {
+        fri_agg_seterr(err, err_cap, "secure aggregation setup failed: %s",
+            fr_strerror(rv));
+        fri_agg_destroy(a);
+        return rv;
+    }
+    if (cfg->rounds > 0 && a->rounds_completed >= cfg->rounds) {
+        atomic_store(&a->done, 1);
+    }
+    rv = fri_agg_rounds_start(a, now_ms);
+    if (rv != FR_OK) {
+        fri_agg_seterr(err, err_cap, "cannot start the closer thread");
+        fri_agg_destroy(a);
+        return rv;
+    }
+    *out = a;
+    return FR_OK;
+}
+
+void
+fri_agg_destroy(fri_agg *a)
+{
+    if (a == NULL) {
+        return;
+    }
+    fri_agg_rounds_stop(a);
+    fri_sessions_destroy(a);
+    fri_sa_destroy(a);
+    if (a->acc != NULL) {
+        for (uint32_t j = 0; j < a->n_touched; j++) {
+            free(a->acc[a->touched[j]]);
+            if (a->accf != NULL) {
+                free(a->accf[a->touched[j]]);
+            }
+        }
+    }
+    free(a->acc);
+    free(a->accf);
+    free(a->pub_bi);
+    free(a->pub_Q);
+    if (a->carry != NULL) {
+        for (uint32_t j = 0; j < a->n_carried; j++) {
+            free(a->carry[a->carried[j]]);
+        }
+    }
+    free(a->carry);
+    free(a->carried);
+    free(a->touched);
+    free(a->gram_all);
+    free(a->gram_allf);
+    fri_vb_destroy(a->vb);
+    fri_robust_destroy(a->robust);
+    free(a->slots);
+    free(a->allow);
+    free(a->state_dir);
+    free(a->bi);
+    free(a->Q);
+    free(a->opt_m);
+    free(a->opt_v);
+    fri_snap_unref(a->snap);
+    fri_identity_wipe(&a->id);
+    sodium_memzero(a->cfg.identity_seed, sizeof(a->cfg.identity_seed));
+    pthread_mutex_destroy(&a->mtx);
+    pthread_mutex_destroy(&a->acc_mtx);
+    pthread_cond_destroy(&a->cond);
+    free(a);
+}
+
+
+void
+fri_agg_tick(fri_agg *a, uint64_t now_ms)
+{
+    fri_sessions_expire(a, now_ms);
+    fri_agg_round_tick(a, now_ms);
+}

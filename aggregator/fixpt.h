@@ -1,0 +1,23 @@
+// Fixed-point parameters of secure aggregation, shared by the
+// configuration check (config.c), the accumulator (accumulate.c) and the
+// secure round (sa.c). A leaf.
+#ifndef FR_AGGREGATOR_FIXPT_H
+#define FR_AGGREGATOR_FIXPT_H
+
+#include <stdint.h>
+
+#include "secagg.h"
+
+// Fractional bits for a cohort of n at clip C, 0 if none fits.
+static inline unsigned
+fri_sa_frac_bits(float clip, uint32_t n)
+{
+    for (unsigned f = 24; f >= 8; f--) {
+        if (fri_secagg_max_cohort(clip, f) >= n) {
+            return f;
+        }
+    }
+    return 0;
+}
+
+#endif

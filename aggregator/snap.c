@@ -1,0 +1,134 @@
+// The published model: the aggregator's identity, the signed MODEL frame
+// of each round (built once, shared by reference) and the served model
+// arrays (under DP, possibly an older model held until a checkpoint holds
+// its privacy accounting). Includes proto/msg.h, not common/mf.h.
+#include "agg_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "channel.h"
+#include "msg.h"
+#include "vbmf.h"
+
+void
+fri_snap_unref(fri_snap *s)
+{
+    if (s != NULL && atomic_fetch_sub(&s->refs, 1) == 1) {
+        free(s->frame);
+        free(s);
+    }
+}
+
+fri_snap *
+fri_agg_snap_get(fri_agg *a)
+{
+    pthread_mutex_lock(&a->mtx);
+    fri_snap *s = a->snap;
+    if (s != NULL) {
+        atomic_fetch_add(&s->refs, 1);
+    }
+    pthread_mutex_unlock(&a->mtx);
+    return s;
+}
+
+fr_err
+fri_agg_identity_init(fri_agg *a)
+{
+    fr_err rv = a->cfg.has_identity
+                    ? fri_identity_from_seed(&a->id, a->cfg.identity_seed)
+                    : fri_identity_generate(&a->id);
+    sodium_memzero(a->cfg.identity_seed, sizeof(a->cfg.identity_seed));
+    if (rv != FR_OK) {
+        return rv;
+    }
+    memcpy(a->pk, a->id.kx_pk, 32);
+    memcpy(a->pk + 32, a->id.sign_pk, 32);
+    return FR_OK;
+}
+
+fr_err
+fri_agg_snap_frame(fri_agg *a, fri_snap *s)
+{
+    fri_model m;
+    memset(&m, 0, sizeof(m));
+    m.round_id = s->round;
+    m.version  = s->version;
+    m.kind     = FRI_MODEL_FULL;
+    m.enc      = FRI_MENC_F32;
+    m.k        = a->cfg.k;
+    m.n_items  = a->cfg.n_items;
+    fri_agg_model_view(a, &m.mu, &m.bias, &m.factors);
+    m.stride = a->cfg.k;
+    size_t len = fri_model_size(FRI_MENC_F32, m.k, m.n_items);
+    if (a->vb != NULL) {
+        m.kind = FRI_MODEL_VB;
+        fri_vb_view(a->vb, &m.beta, &m.uprior_mean, &m.uprior_prec,
+                    &m.item_var);
+        len = fri_model_vb_size(FRI_MENC_F32, m.k, m.n_items);
+    }
+    if (len == 0) {
+        return FR_ETOOBIG;
+    }
+    uint8_t *f = malloc(len);
+    if (f == NULL) {
+        return FR_ENOMEM;
+    }
+    size_t flen = 0;
+    fr_err rv   = fri_model_encode(f, len, &flen, &m);
+    if (rv == FR_OK) {
+        rv = fri_model_sign(f, flen, &a->id);
+    }
+    if (rv != FR_OK) {
+        free(f);
+        return rv;
+    }
+    s->frame     = f;
+    s->frame_len = flen;
+    return FR_OK;
+}
+
+void
+fri_agg_model_copy(fri_agg *a, float *mu, float *bi, size_t bi_len, float *Q,
+                   size_t Q_len, uint64_t *version)
+{
+    size_t nb = a->cfg.n_items;
+    size_t nq = nb * a->cfg.k;
+    pthread_mutex_lock(&a->mtx);
+    // The released model (under DP, possibly an older one: close_round).
+    const float *sbi = a->held ? a->pub_bi : a->bi;
+    const float *sQ  = a->held ? a->pub_Q : a->Q;
+    if (mu != NULL) {
+        *mu = a->held ? a->pub_mu : a->mu;
+    }
+    if (bi != NULL) {
+        memcpy(bi, sbi, (bi_len < nb ? bi_len : nb) * sizeof(float));
+    }
+    if (Q != NULL) {
+        memcpy(Q, sQ, (Q_len < nq ? Q_len : nq) * sizeof(float));
+    }
+    if (version != NULL) {
+        *version = a->held ? a->pub_version : a->version;
+    }
+    pthread_mutex_unlock(&a->mtx);
+}
+
+// Model arrays of the current version for the frame builder (exclusive
+// closer/opener only).
+void
+fri_agg_model_view(const fri_agg *a, float *mu, const float **bi,
+                   const float **Q)
+{
+    *mu = a->held ? a->pub_mu : a->mu;
+    *bi = a->held ? a->pub_bi : a->bi;
+    *Q  = a->held ? a->pub_Q : a->Q;
+}
+
+void
+fri_agg_public_key(const fri_agg *a, uint8_t pk[FR_PUBLICKEYBYTES])
+{
+    memcpy(pk, a->pk, FR_PUBLICKEYBYTES);
+}
+
