@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "accumulate.h"
 #include "bounds.h"
 #include "fixpt.h"
 #include "linalg.h"
+#include "log.h"
 #include "robust.h"
 #include "secagg_als.h"
 #include "vbmf.h"
@@ -21,25 +23,25 @@
 void
 fri_agg_acc_reset(fri_agg *a)
 {
-    pthread_mutex_lock(&a->acc_mtx);
-    for (uint32_t j = 0; j < a->n_touched; j++) {
-        uint32_t i = a->touched[j];
-        free(a->acc[i]);
-        a->acc[i] = NULL;
-        free(a->accf[i]);
-        a->accf[i] = NULL;
+    pthread_mutex_lock(&a->sums.acc_mtx);
+    for (uint32_t j = 0; j < a->sums.n_touched; j++) {
+        uint32_t i = a->sums.touched[j];
+        free(a->sums.acc[i]);
+        a->sums.acc[i] = NULL;
+        free(a->sums.accf[i]);
+        a->sums.accf[i] = NULL;
     }
-    a->n_touched = 0;
-    if (a->gram_all != NULL) {
-        memset(a->gram_all, 0, fri_packed_len(a->cfg.k) * sizeof(double));
+    a->sums.n_touched = 0;
+    if (a->sums.gram_all != NULL) {
+        memset(a->sums.gram_all, 0, fri_packed_len(a->cfg.k) * sizeof(double));
     }
-    a->sum_ratings = 0;
-    a->count       = 0;
-    a->weight      = 0;
+    a->sums.sum_ratings = 0;
+    a->sums.count       = 0;
+    a->sums.weight      = 0;
     if (a->vb != NULL) {
         fri_vb_acc_reset(a->vb);
     }
-    pthread_mutex_unlock(&a->acc_mtx);
+    pthread_mutex_unlock(&a->sums.acc_mtx);
     fri_robust_next_round(a->robust);
 }
 
@@ -77,21 +79,21 @@ fri_agg_acc_add(fri_agg *a, const fri_agg_update *u0)
     if (a->cfg.algo == FRI_AGG_GRAD && a->cfg.clip > 0.0f) {
         fri_bounds_grad_clip(&a->cfg, u, &rs, &ss);
     }
-    pthread_mutex_lock(&a->acc_mtx);
+    pthread_mutex_lock(&a->sums.acc_mtx);
     for (uint32_t j = 0; j < u->n; j++) {
         uint32_t i = u->items[j];
-        if (a->acc[i] == NULL) {
-            a->acc[i] = calloc(a->acc_len, sizeof(double));
-            if (a->acc[i] == NULL) {
-                pthread_mutex_unlock(&a->acc_mtx);
+        if (a->sums.acc[i] == NULL) {
+            a->sums.acc[i] = calloc(a->acc_len, sizeof(double));
+            if (a->sums.acc[i] == NULL) {
+                pthread_mutex_unlock(&a->sums.acc_mtx);
                 free(rbuf);
                 return FR_ENOMEM;
             }
-            a->touched[a->n_touched++] = i;
+            a->sums.touched[a->sums.n_touched++] = i;
         }
     }
     for (uint32_t j = 0; j < u->n; j++) {
-        double      *acc = a->acc[u->items[j]];
+        double      *acc = a->sums.acc[u->items[j]];
         const float *row = u->rows + (size_t) j * d;
         if (a->cfg.algo == FRI_AGG_GRAD) {
             daxpy(d, rs, row, acc);
@@ -106,15 +108,15 @@ fri_agg_acc_add(fri_agg *a, const fri_agg_update *u0)
         }
     }
     if (a->cfg.implicit) {
-        daxpy(gl, 1.0, u->gram, a->gram_all);
+        daxpy(gl, 1.0, u->gram, a->sums.gram_all);
     }
-    a->sum_ratings += ss * u->sum_ratings;
-    a->count += ss * u->count;
-    a->weight += u->weight;
+    a->sums.sum_ratings += ss * u->sum_ratings;
+    a->sums.count += ss * u->count;
+    a->sums.weight += u->weight;
     if (a->vb != NULL) {
         fri_vb_acc_add(a->vb, u->vb);
     }
-    pthread_mutex_unlock(&a->acc_mtx);
+    pthread_mutex_unlock(&a->sums.acc_mtx);
     free(rbuf);
     return FR_OK;
 }
@@ -230,9 +232,9 @@ acc_set_als(fri_agg *a, const float *v, size_t n)
     if (a->cfg.implicit || a->acc_len != w || n != fri_sa_als_dim(ni, k)) {
         return FR_EINVAL;
     }
-    pthread_mutex_lock(&a->mtx);
-    double m = a->n_members;
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_lock(&a->rs.mtx);
+    double m = a->rs.n_members;
+    pthread_mutex_unlock(&a->rs.mtx);
     // Quantization: <= 2^-(f+1) per member and coordinate in normalized
     // units; the counts' scales are 1 (per item) and n_items (total).
     unsigned fb   = fri_sa_frac_bits(1.0f, a->cfg.clients_per_round);
@@ -260,7 +262,7 @@ acc_set_als(fri_agg *a, const float *v, size_t n)
         why = "item rater counts do not add up to the rating count";
     }
     if (why != NULL) {
-        atomic_fetch_add(&a->models_refused, 1);
+        atomic_fetch_add(&a->ctr.models_refused, 1);
         fri_agg_log(a, FR_LOG_ERROR,
                     "msg=\"unmasked ALS statistics inconsistent, round "
                     "refused\" members=%.0f reason=\"%s\" count=%g "
@@ -269,7 +271,7 @@ acc_set_als(fri_agg *a, const float *v, size_t n)
         return FR_EPROTO;
     }
     fri_agg_acc_reset(a);
-    pthread_mutex_lock(&a->acc_mtx);
+    pthread_mutex_lock(&a->sums.acc_mtx);
     for (uint32_t i = 0; i < ni; i++) {
         // Only items some survivor rated, as in the plain path: the masks
         // cancel exactly, so an item nobody rated sums to exact zeros (a
@@ -282,20 +284,20 @@ acc_set_als(fri_agg *a, const float *v, size_t n)
         if (!nz) {
             continue;
         }
-        a->acc[i] = malloc(w * sizeof(double));
-        if (a->acc[i] == NULL) {
-            pthread_mutex_unlock(&a->acc_mtx);
+        a->sums.acc[i] = malloc(w * sizeof(double));
+        if (a->sums.acc[i] == NULL) {
+            pthread_mutex_unlock(&a->sums.acc_mtx);
             return FR_ENOMEM;
         }
-        a->touched[a->n_touched++] = i;
+        a->sums.touched[a->sums.n_touched++] = i;
         for (size_t r = 0; r < w; r++) {
-            a->acc[i][r] = row[r];
+            a->sums.acc[i][r] = row[r];
         }
     }
-    a->sum_ratings = v[n - 2];
-    a->count       = cnt > 0.0 ? cnt : 0.0;
-    a->weight      = a->count;
-    pthread_mutex_unlock(&a->acc_mtx);
+    a->sums.sum_ratings = v[n - 2];
+    a->sums.count       = cnt > 0.0 ? cnt : 0.0;
+    a->sums.weight      = a->sums.count;
+    pthread_mutex_unlock(&a->sums.acc_mtx);
     return FR_OK;
 }
 
@@ -316,9 +318,9 @@ fri_agg_acc_set_dense(fri_agg *a, const float *v, size_t n)
     // fixed-point rounding and, under distributed DP, the summed noise. A
     // sum above that budget holds a member's values outside the encoding
     // of a clipped update: the round is refused rather than stepped.
-    pthread_mutex_lock(&a->mtx);
-    double m = a->n_members;
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_lock(&a->rs.mtx);
+    double m = a->rs.n_members;
+    pthread_mutex_unlock(&a->rs.mtx);
     double rows2 = 0.0;
     for (size_t t = 0; t < nr; t++) {
         rows2 += (double) v[t] * v[t];
@@ -334,7 +336,7 @@ fri_agg_acc_set_dense(fri_agg *a, const float *v, size_t n)
     }
     double budget = m * a->cfg.clip / sqrt(2.0) * (1.0 + 1e-4) + quant + noise;
     if (!(sqrt(rows2) <= budget) || !(stat <= budget)) {
-        atomic_fetch_add(&a->models_refused, 1);
+        atomic_fetch_add(&a->ctr.models_refused, 1);
         fri_agg_log(a, FR_LOG_ERROR,
                     "msg=\"unmasked sum above the cohort's clip budget, "
                     "round refused\" members=%.0f rows_norm=%g "
@@ -343,7 +345,7 @@ fri_agg_acc_set_dense(fri_agg *a, const float *v, size_t n)
         return FR_EPROTO;
     }
     fri_agg_acc_reset(a);
-    pthread_mutex_lock(&a->acc_mtx);
+    pthread_mutex_lock(&a->sums.acc_mtx);
     for (uint32_t i = 0; i < a->cfg.n_items; i++) {
         // Only items some survivor rated, as in the plain path: the masks
         // cancel exactly, so an item nobody rated sums to exact zeros.
@@ -359,21 +361,21 @@ fri_agg_acc_set_dense(fri_agg *a, const float *v, size_t n)
         if (!nz) {
             continue;
         }
-        a->acc[i] = malloc((size_t) d * sizeof(double));
-        if (a->acc[i] == NULL) {
-            pthread_mutex_unlock(&a->acc_mtx);
+        a->sums.acc[i] = malloc((size_t) d * sizeof(double));
+        if (a->sums.acc[i] == NULL) {
+            pthread_mutex_unlock(&a->sums.acc_mtx);
             return FR_ENOMEM;
         }
-        a->touched[a->n_touched++] = i;
+        a->sums.touched[a->sums.n_touched++] = i;
         for (uint32_t r = 0; r < d; r++) {
-            a->acc[i][r] = v[(size_t) i * d + r];
+            a->sums.acc[i][r] = v[(size_t) i * d + r];
         }
     }
-    a->sum_ratings = v[nr];
-    a->count       = v[nr + 1];
+    a->sums.sum_ratings = v[nr];
+    a->sums.count       = v[nr + 1];
     // FedAvg weight: the (clipped) counts, summed like everything else.
-    a->weight = v[nr + 1] > 0.0f ? v[nr + 1] : 0.0;
-    pthread_mutex_unlock(&a->acc_mtx);
+    a->sums.weight = v[nr + 1] > 0.0f ? v[nr + 1] : 0.0;
+    pthread_mutex_unlock(&a->sums.acc_mtx);
     return FR_OK;
 }
 

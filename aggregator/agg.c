@@ -10,6 +10,14 @@
 
 #include <sodium.h>
 
+#include "accumulate.h"
+#include "closer.h"
+#include "counters.h"
+#include "log.h"
+#include "rounds.h"
+#include "sa.h"
+#include "snap.h"
+
 // ---- cohort hash set ------------------------------------------------------
 
 // Client keys are chosen by clients (with open enrolment, by anyone): a
@@ -37,9 +45,9 @@ pk_hash(const uint8_t *pk)
 static fri_slot *
 slot_find(fri_agg *a, const uint8_t *pk)
 {
-    uint32_t mask = a->slot_cap - 1;
+    uint32_t mask = a->rs.slot_cap - 1;
     for (uint32_t i = pk_hash(pk) & mask;; i = (i + 1) & mask) {
-        fri_slot *s = &a->slots[i];
+        fri_slot *s = &a->rs.slots[i];
         if (s->state == SLOT_EMPTY ||
             memcmp(s->pk, pk, FRI_AGG_KEYBYTES) == 0) {
             return s;
@@ -51,21 +59,21 @@ slot_find(fri_agg *a, const uint8_t *pk)
 static fr_err
 slot_reserve(fri_agg *a)
 {
-    if ((uint64_t) (a->n_members + 1) * 2 <= a->slot_cap) {
+    if ((uint64_t) (a->rs.n_members + 1) * 2 <= a->rs.slot_cap) {
         return FR_OK;
     }
-    if (a->slot_cap >= (1u << 30)) {
+    if (a->rs.slot_cap >= (1u << 30)) {
         return FR_ETOOBIG;
     }
-    uint32_t  ncap = a->slot_cap * 2;
+    uint32_t  ncap = a->rs.slot_cap * 2;
     fri_slot *ns   = calloc(ncap, sizeof(*ns));
     if (ns == NULL) {
         return FR_ENOMEM;
     }
-    fri_slot *old  = a->slots;
-    uint32_t  ocap = a->slot_cap;
-    a->slots       = ns;
-    a->slot_cap    = ncap;
+    fri_slot *old  = a->rs.slots;
+    uint32_t  ocap = a->rs.slot_cap;
+    a->rs.slots       = ns;
+    a->rs.slot_cap    = ncap;
     for (uint32_t i = 0; i < ocap; i++) {
         if (old[i].state != SLOT_EMPTY) {
             *slot_find(a, old[i].pk) = old[i];
@@ -78,10 +86,10 @@ slot_reserve(fri_agg *a)
 static void
 slots_clear(fri_agg *a)
 {
-    memset(a->slots, 0, (size_t) a->slot_cap * sizeof(*a->slots));
-    a->n_members  = 0;
-    a->n_reported = 0;
-    a->n_refused  = 0;
+    memset(a->rs.slots, 0, (size_t) a->rs.slot_cap * sizeof(*a->rs.slots));
+    a->rs.n_members  = 0;
+    a->rs.n_reported = 0;
+    a->rs.n_refused  = 0;
 }
 
 // Seeded Bernoulli(fraction) draw per (round, key): the same client gets
@@ -93,7 +101,7 @@ sampled(const fri_agg *a, const uint8_t *pk)
         return 1;
     }
     uint8_t h[8];
-    crypto_shorthash(h, pk, FRI_AGG_KEYBYTES, a->sel_key);
+    crypto_shorthash(h, pk, FRI_AGG_KEYBYTES, a->rs.sel_key);
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--) {
         v = (v << 8) | h[i];
@@ -106,29 +114,29 @@ sampled(const fri_agg *a, const uint8_t *pk)
 static void
 open_round(fri_agg *a, uint64_t now_ms)
 {
-    uint64_t  id = a->next_round++;
+    uint64_t  id = a->rs.next_round++;
     fri_snap *s  = fri_closer_snap(a, id);
-    pthread_mutex_lock(&a->mtx);
-    fri_snap *old = a->snap;
-    a->snap       = s;
+    pthread_mutex_lock(&a->rs.mtx);
+    fri_snap *old = a->model.snap;
+    a->model.snap       = s;
     slots_clear(a);
-    randombytes_buf(a->sel_key, sizeof(a->sel_key));
-    a->round       = id;
-    a->opened_ms   = now_ms;
-    a->deadline_ms = now_ms + a->cfg.round_deadline_ms;
+    randombytes_buf(a->rs.sel_key, sizeof(a->rs.sel_key));
+    a->rs.round       = id;
+    a->rs.opened_ms   = now_ms;
+    a->rs.deadline_ms = now_ms + a->cfg.round_deadline_ms;
     fri_sa_round_open(a, now_ms);
-    if (atomic_load(&a->done)) {
-        a->state = RS_DONE;
+    if (atomic_load(&a->rs.done)) {
+        a->rs.state = RS_DONE;
     } else {
-        a->state = RS_OPEN;
+        a->rs.state = RS_OPEN;
     }
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_unlock(&a->rs.mtx);
     fri_snap_unref(old);
     fri_agg_log(a, FR_LOG_INFO,
                 "msg=\"round opened\" round=%llu model_version=%llu "
                 "deadline_ms=%llu",
                 (unsigned long long) id,
-                (unsigned long long) (a->held ? a->pub_version : a->version),
+                (unsigned long long) (a->model.held ? a->model.pub_version : a->model.version),
                 (unsigned long long) a->cfg.round_deadline_ms);
 }
 
@@ -152,39 +160,39 @@ finish_round(fri_agg *a, uint64_t now_ms, int act, const char *why)
 static void
 end_round(fri_agg *a, uint64_t now_ms, int act, const char *why)
 {
-    if (!a->closer_started) {
+    if (!a->closer.closer_started) {
         finish_round(a, now_ms, act, why);
         return;
     }
-    pthread_mutex_lock(&a->closer_mtx);
-    a->close_act    = act;
-    a->close_why    = why;
-    a->close_now_ms = now_ms;
-    pthread_cond_signal(&a->closer_cond);
-    pthread_mutex_unlock(&a->closer_mtx);
+    pthread_mutex_lock(&a->closer.closer_mtx);
+    a->closer.close_act    = act;
+    a->closer.close_why    = why;
+    a->closer.close_now_ms = now_ms;
+    pthread_cond_signal(&a->closer.closer_cond);
+    pthread_mutex_unlock(&a->closer.closer_mtx);
 }
 
 static void *
 closer_main(void *arg)
 {
     fri_agg *a = arg;
-    pthread_mutex_lock(&a->closer_mtx);
+    pthread_mutex_lock(&a->closer.closer_mtx);
     for (;;) {
-        while (a->close_act == 0 && !a->closer_quit) {
-            pthread_cond_wait(&a->closer_cond, &a->closer_mtx);
+        while (a->closer.close_act == 0 && !a->closer.closer_quit) {
+            pthread_cond_wait(&a->closer.closer_cond, &a->closer.closer_mtx);
         }
-        if (a->close_act == 0) {
+        if (a->closer.close_act == 0) {
             break; // quitting with nothing pending
         }
-        int         act = a->close_act;
-        const char *why = a->close_why;
-        uint64_t    now = a->close_now_ms;
-        a->close_act    = 0;
-        pthread_mutex_unlock(&a->closer_mtx);
+        int         act = a->closer.close_act;
+        const char *why = a->closer.close_why;
+        uint64_t    now = a->closer.close_now_ms;
+        a->closer.close_act    = 0;
+        pthread_mutex_unlock(&a->closer.closer_mtx);
         finish_round(a, now, act, why);
-        pthread_mutex_lock(&a->closer_mtx);
+        pthread_mutex_lock(&a->closer.closer_mtx);
     }
-    pthread_mutex_unlock(&a->closer_mtx);
+    pthread_mutex_unlock(&a->closer.closer_mtx);
     return NULL;
 }
 
@@ -192,15 +200,15 @@ closer_main(void *arg)
 static void
 closer_join(fri_agg *a)
 {
-    if (!a->closer_started) {
+    if (!a->closer.closer_started) {
         return;
     }
-    pthread_mutex_lock(&a->closer_mtx);
-    a->closer_quit = 1;
-    pthread_cond_signal(&a->closer_cond);
-    pthread_mutex_unlock(&a->closer_mtx);
-    pthread_join(a->closer, NULL);
-    a->closer_started = 0;
+    pthread_mutex_lock(&a->closer.closer_mtx);
+    a->closer.closer_quit = 1;
+    pthread_cond_signal(&a->closer.closer_cond);
+    pthread_mutex_unlock(&a->closer.closer_mtx);
+    pthread_join(a->closer.thread, NULL);
+    a->closer.closer_started = 0;
 }
 
 
@@ -245,13 +253,13 @@ fri_agg_checkin(fri_agg *a, uint64_t now_ms,
         fri_agg_reject_count(a, FRI_REJ_DENIED);
         return FR_EDENIED;
     }
-    atomic_fetch_add(&a->checkins, 1);
-    pthread_mutex_lock(&a->mtx);
-    if (a->state != RS_OPEN) {
-        pthread_mutex_unlock(&a->mtx);
+    atomic_fetch_add(&a->ctr.checkins, 1);
+    pthread_mutex_lock(&a->rs.mtx);
+    if (a->rs.state != RS_OPEN) {
+        pthread_mutex_unlock(&a->rs.mtx);
         return FR_OK;
     }
-    uint64_t left = a->deadline_ms > now_ms ? a->deadline_ms - now_ms : 0;
+    uint64_t left = a->rs.deadline_ms > now_ms ? a->rs.deadline_ms - now_ms : 0;
     // Non-selected clients come back when this round should be over.
     uint32_t later = (uint32_t) (left + 100 < a->cfg.retry_after_ms
                                      ? a->cfg.retry_after_ms
@@ -260,16 +268,16 @@ fri_agg_checkin(fri_agg *a, uint64_t now_ms,
     fri_slot *s = slot_find(a, pk);
     if (s->state == SLOT_EMPTY) {
         int full = a->cfg.clients_per_round > 0 &&
-                   a->n_members >= a->cfg.clients_per_round;
+                   a->rs.n_members >= a->cfg.clients_per_round;
         if (full || !sampled(a, pk) || slot_reserve(a) != FR_OK) {
-            pthread_mutex_unlock(&a->mtx);
+            pthread_mutex_unlock(&a->rs.mtx);
             task->retry_after_ms = later;
             return FR_OK;
         }
         s = slot_find(a, pk); // the table may have grown
         memcpy(s->pk, pk, FRI_AGG_KEYBYTES);
         s->state = SLOT_MEMBER;
-        a->n_members++;
+        a->rs.n_members++;
         if (a->sa != NULL) {
             s->sa_index = fri_sa_join(a, pk);
         }
@@ -278,19 +286,19 @@ fri_agg_checkin(fri_agg *a, uint64_t now_ms,
         // may close well before its deadline (when everyone reported), so
         // such clients poll at the normal interval rather than waiting out
         // the deadline and missing most of the next round.
-        pthread_mutex_unlock(&a->mtx);
+        pthread_mutex_unlock(&a->rs.mtx);
         task->retry_after_ms = a->cfg.retry_after_ms;
         return FR_OK;
     }
     task->has_task      = 1;
-    task->round         = a->round;
-    task->model_version = a->held ? a->pub_version : a->version;
-    task->deadline_ms   = a->deadline_ms;
+    task->round         = a->rs.round;
+    task->model_version = a->model.held ? a->model.pub_version : a->model.version;
+    task->deadline_ms   = a->rs.deadline_ms;
     task->ms_left       = (uint32_t) (left > UINT32_MAX ? UINT32_MAX : left);
     if (a->sa != NULL) {
         fri_sa_task(a, s->sa_index, task);
     }
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_unlock(&a->rs.mtx);
     return FR_OK;
 }
 
@@ -298,10 +306,10 @@ int
 fri_agg_is_member(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES],
                   uint64_t round)
 {
-    pthread_mutex_lock(&a->mtx);
-    int ok = a->state == RS_OPEN && a->round == round &&
+    pthread_mutex_lock(&a->rs.mtx);
+    int ok = a->rs.state == RS_OPEN && a->rs.round == round &&
              slot_find(a, pk)->state == SLOT_MEMBER;
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_unlock(&a->rs.mtx);
     return ok;
 }
 
@@ -310,12 +318,12 @@ fri_agg_is_member(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES],
 static int
 all_done_act(const fri_agg *a)
 {
-    if (a->state != RS_OPEN || a->cfg.clients_per_round == 0 ||
-        a->n_members < a->cfg.clients_per_round ||
-        a->n_reported + a->n_refused < a->n_members) {
+    if (a->rs.state != RS_OPEN || a->cfg.clients_per_round == 0 ||
+        a->rs.n_members < a->cfg.clients_per_round ||
+        a->rs.n_reported + a->rs.n_refused < a->rs.n_members) {
         return 0;
     }
-    return a->n_reported >= a->cfg.min_clients ? 1 : 2;
+    return a->rs.n_reported >= a->cfg.min_clients ? 1 : 2;
 }
 
 // A member of the open round sent an update that failed validation: it is
@@ -325,20 +333,20 @@ static void
 member_refused(fri_agg *a, uint64_t now_ms,
                const uint8_t pk[FRI_AGG_KEYBYTES], uint64_t round)
 {
-    pthread_mutex_lock(&a->mtx);
+    pthread_mutex_lock(&a->rs.mtx);
     int act = 0;
-    if (a->state == RS_OPEN && round == a->round) {
+    if (a->rs.state == RS_OPEN && round == a->rs.round) {
         fri_slot *s = slot_find(a, pk);
         if (s->state == SLOT_MEMBER) {
             s->state = SLOT_REFUSED;
-            a->n_refused++;
+            a->rs.n_refused++;
             act = all_done_act(a);
             if (act != 0) {
-                a->state = RS_CLOSING;
+                a->rs.state = RS_CLOSING;
             }
         }
     }
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_unlock(&a->rs.mtx);
     if (act != 0) {
         end_round(a, now_ms, act, "every member reported or was refused");
     }
@@ -360,56 +368,56 @@ fri_agg_submit(fri_agg *a, uint64_t now_ms,
         member_refused(a, now_ms, pk, u->round);
         return rv;
     }
-    pthread_mutex_lock(&a->mtx);
-    if (a->state != RS_OPEN || u->round != a->round) {
-        int future = a->state == RS_OPEN && u->round > a->round;
-        pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_lock(&a->rs.mtx);
+    if (a->rs.state != RS_OPEN || u->round != a->rs.round) {
+        int future = a->rs.state == RS_OPEN && u->round > a->rs.round;
+        pthread_mutex_unlock(&a->rs.mtx);
         // An id the aggregator never issued is not "late" but wrong.
         fri_agg_reject_count(a, future ? FRI_REJ_STATE : FRI_REJ_LATE);
         return future ? FR_ESTATE : FR_ELATE;
     }
     fri_slot *s = slot_find(a, pk);
     if (s->state == SLOT_EMPTY) {
-        pthread_mutex_unlock(&a->mtx);
+        pthread_mutex_unlock(&a->rs.mtx);
         fri_agg_reject_count(a, FRI_REJ_NOT_MEMBER);
         return FR_EDENIED;
     }
     if (s->state != SLOT_MEMBER) {
-        pthread_mutex_unlock(&a->mtx);
+        pthread_mutex_unlock(&a->rs.mtx);
         fri_agg_reject_count(a, FRI_REJ_DUP);
         return FR_EDUP;
     }
     s->state = SLOT_INFLIGHT;
-    a->n_inflight++;
-    fri_agg_update_fn hook     = a->upd_hook;
-    void             *hook_ctx = a->upd_hook_ctx;
-    pthread_mutex_unlock(&a->mtx);
+    a->rs.n_inflight++;
+    fri_agg_update_fn hook     = a->rs.upd_hook;
+    void             *hook_ctx = a->rs.upd_hook_ctx;
+    pthread_mutex_unlock(&a->rs.mtx);
     if (hook != NULL) {
         hook(hook_ctx, pk, u);
     }
 
     rv = fri_agg_acc_add(a, u);
 
-    pthread_mutex_lock(&a->mtx);
+    pthread_mutex_lock(&a->rs.mtx);
     s = slot_find(a, pk); // the table may have grown meanwhile
     s->state = rv == FR_OK ? SLOT_REPORTED : SLOT_MEMBER;
-    a->n_inflight--;
-    if (a->n_inflight == 0) {
-        pthread_cond_broadcast(&a->cond);
+    a->rs.n_inflight--;
+    if (a->rs.n_inflight == 0) {
+        pthread_cond_broadcast(&a->rs.cond);
     }
     int close = 0;
     if (rv == FR_OK) {
-        a->n_reported++;
+        a->rs.n_reported++;
         close = all_done_act(a);
         if (close != 0) {
-            a->state = RS_CLOSING;
+            a->rs.state = RS_CLOSING;
         }
     }
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_unlock(&a->rs.mtx);
     if (rv != FR_OK) {
         return rv;
     }
-    atomic_fetch_add(&a->accepted, 1);
+    atomic_fetch_add(&a->ctr.accepted, 1);
     if (close != 0) {
         end_round(a, now_ms, close, "every member reported or was refused");
     }
@@ -427,14 +435,14 @@ fri_agg_round_tick(fri_agg *a, uint64_t now_ms)
         }
         return;
     }
-    pthread_mutex_lock(&a->mtx);
+    pthread_mutex_lock(&a->rs.mtx);
     int act = 0; // 1 close, 2 abandon
-    if (a->state == RS_OPEN && now_ms >= a->deadline_ms) {
+    if (a->rs.state == RS_OPEN && now_ms >= a->rs.deadline_ms) {
         // In-flight updates will be counted: they were accepted in time.
-        act      = a->n_reported + a->n_inflight >= a->cfg.min_clients ? 1 : 2;
-        a->state = RS_CLOSING;
+        act      = a->rs.n_reported + a->rs.n_inflight >= a->cfg.min_clients ? 1 : 2;
+        a->rs.state = RS_CLOSING;
     }
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_unlock(&a->rs.mtx);
     if (act != 0) {
         end_round(a, now_ms, act, "deadline");
     }
@@ -443,13 +451,13 @@ fri_agg_round_tick(fri_agg *a, uint64_t now_ms)
 void
 fri_agg_stop(fri_agg *a, uint64_t now_ms)
 {
-    atomic_store(&a->done, 1);
-    pthread_mutex_lock(&a->mtx);
-    int act  = a->state == RS_OPEN;
+    atomic_store(&a->rs.done, 1);
+    pthread_mutex_lock(&a->rs.mtx);
+    int act  = a->rs.state == RS_OPEN;
     if (act) {
-        a->state = RS_CLOSING;
+        a->rs.state = RS_CLOSING;
     }
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_unlock(&a->rs.mtx);
     if (act) {
         finish_round(a, now_ms, 2, "shutdown");
     }
@@ -458,25 +466,25 @@ fri_agg_stop(fri_agg *a, uint64_t now_ms)
 int
 fri_agg_done(const fri_agg *a)
 {
-    return atomic_load(&((fri_agg *) a)->done) != 0;
+    return atomic_load(&((fri_agg *) a)->rs.done) != 0;
 }
 
 void
 fri_agg_set_release_hook(fri_agg *a, fri_agg_release_fn fn, void *ctx)
 {
-    pthread_mutex_lock(&a->mtx);
-    a->dp_hook     = fn;
-    a->dp_hook_ctx = ctx;
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_lock(&a->rs.mtx);
+    a->dp.dp_hook     = fn;
+    a->dp.dp_hook_ctx = ctx;
+    pthread_mutex_unlock(&a->rs.mtx);
 }
 
 void
 fri_agg_set_update_hook(fri_agg *a, fri_agg_update_fn fn, void *ctx)
 {
-    pthread_mutex_lock(&a->mtx);
-    a->upd_hook     = fn;
-    a->upd_hook_ctx = ctx;
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_lock(&a->rs.mtx);
+    a->rs.upd_hook     = fn;
+    a->rs.upd_hook_ctx = ctx;
+    pthread_mutex_unlock(&a->rs.mtx);
 }
 
 
@@ -498,14 +506,14 @@ fri_agg_rounds_start(fri_agg *a, uint64_t now_ms)
 {
     pthread_once(&pk_hash_once, pk_hash_init);
     open_round(a, now_ms);
-    pthread_mutex_init(&a->closer_mtx, NULL);
-    pthread_cond_init(&a->closer_cond, NULL);
-    a->closer_ready = 1;
+    pthread_mutex_init(&a->closer.closer_mtx, NULL);
+    pthread_cond_init(&a->closer.closer_cond, NULL);
+    a->closer.closer_ready = 1;
     if (a->cfg.closer_thread) {
-        if (pthread_create(&a->closer, NULL, closer_main, a) != 0) {
+        if (pthread_create(&a->closer.thread, NULL, closer_main, a) != 0) {
             return FR_EINTERNAL;
         }
-        a->closer_started = 1;
+        a->closer.closer_started = 1;
     }
     return FR_OK;
 }
@@ -513,9 +521,9 @@ fri_agg_rounds_start(fri_agg *a, uint64_t now_ms)
 void
 fri_agg_rounds_stop(fri_agg *a)
 {
-    if (a->closer_ready) {
+    if (a->closer.closer_ready) {
         closer_join(a);
-        pthread_mutex_destroy(&a->closer_mtx);
-        pthread_cond_destroy(&a->closer_cond);
+        pthread_mutex_destroy(&a->closer.closer_mtx);
+        pthread_cond_destroy(&a->closer.closer_cond);
     }
 }

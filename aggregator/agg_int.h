@@ -19,15 +19,23 @@
 //                             closer and its thread); the session table
 //   3  sa.c closer.c          secure round phases (report an outcome to
 //                             agg.c); the closer (close, abandon, frame)
-//   2  accumulate.c solve.c snap.c
+//   2  accumulate.c solve.c snap.c config.c
 //                             accumulators; model step; published model
-//                             (identity, signed frame, served arrays)
-//   1  latest.c robust.c ckpt.c config.c metrics.c
+//                             (identity, signed frame, served arrays);
+//                             configuration checks
+//   1  latest.c robust.c ckpt.c metrics.c
 //   0  carry.c bounds.c vbmf.c log.c errbuf.c
 //
+// Each file's functions are declared in its own header (x.c: x.h; agg.c:
+// rounds.h; metrics.c: counters.h; the public ones in agg.h), which a file
+// includes only to call down; fixpt.h is a leaf of inline helpers. This
+// header holds the data alone (struct fri_agg, one member per concern)
+// and includes none of them, so aggregator headers include no cycle.
+//
 // Threads: many I/O threads run the wire and round state at once (round
-// state under mtx, accumulators under acc_mtx); one closer at a time runs
-// closer.c, solve.c and latest.c (with cfg.closer_thread, on its thread).
+// state under rs.mtx, the sums under sums.acc_mtx); one closer at a time
+// runs closer.c, solve.c and latest.c (with cfg.closer_thread, on its
+// thread).
 #ifndef FR_AGGREGATOR_AGG_INT_H
 #define FR_AGGREGATOR_AGG_INT_H
 
@@ -39,16 +47,7 @@
 #include "dp.h"
 #include "keys.h"
 
-// The signed MODEL frame of one round, built once when the round opens and
-// shared by reference: handlers serving GET_MODEL hold a reference while
-// they seal it for their session.
-typedef struct fri_snap {
-    atomic_uint refs;
-    uint64_t    version;
-    uint64_t    round;
-    uint8_t    *frame; // signed plain MODEL frame, or NULL
-    size_t      frame_len;
-} fri_snap;
+typedef struct fri_snap fri_snap; // snap.h
 
 // Cohort slot states.
 // SLOT_REFUSED: a member whose update failed validation; it is done for
@@ -69,21 +68,14 @@ typedef struct fri_slot {
 
 enum { RS_OPEN = 0, RS_CLOSING = 1, RS_DONE = 2 };
 
-typedef struct fri_sessions fri_sessions; // handle.c
+typedef struct fri_sessions fri_sessions; // session.c
 typedef struct fri_sa       fri_sa;       // sa.c
 
-struct fri_agg {
-    fri_agg_config cfg;        // copied; cfg.allow points at allow below
-    uint8_t       *allow;      // sorted n_allow keys
-    char          *state_dir;
-    uint8_t        fingerprint[32];
-    fri_identity   id;         // the aggregator's identity (secret)
-    uint8_t        pk[FR_PUBLICKEYBYTES]; // X25519 || Ed25519
-    uint32_t       d;          // k + 1
-    size_t         gram_len;   // floats in a client's Gram
-    size_t         acc_len;    // floats in one item accumulator
-
-    pthread_mutex_t mtx;       // everything below until "acc"
+// Round and cohort state (agg.c; sa.c reads state and round), under mtx.
+// mtx also guards the swap of the served model (fri_model_state) and the DP
+// accountant (fri_dp_state).
+typedef struct fri_rounds {
+    pthread_mutex_t mtx;
     pthread_cond_t  cond;      // inflight reached zero
     int             state;     // RS_*
     uint64_t        round;     // current round id
@@ -101,35 +93,54 @@ struct fri_agg {
     uint64_t        sa_share_mismatch; // secrets rebuilt only on a retry
     uint64_t        sa_unmask_failed;  // secure rounds that did not unmask
     uint64_t        last_completed; // id of the last completed round
-    fri_snap       *snap;      // MODEL frame of the current round
-    // The model. Replaced only by the (exclusive) closer, under mtx, so the
-    // closer reads it without the lock and others copy it under the lock.
-    float           mu;
-    float          *bi;        // n_items
-    float          *Q;         // n_items * k
-    uint64_t        version;
     uint8_t         sel_key[16]; // cohort sampling key of this round
+    fri_agg_update_fn upd_hook;   // test hook
+    void             *upd_hook_ctx;
+    atomic_int        done;       // no round opens any more (lock-free)
+} fri_rounds;
 
-    // Privacy accountant of the released models, under mtx (the closer
-    // adds a round under the lock).
-    fri_dp_accountant dp_acc;
-    uint64_t          dp_rounds;
-    double            dp_q;      // sampling rate per round
-    double            dp_cohort; // expected cohort size (the denominator)
+// The model and what is published of it (snap.c, closer.c). Replaced only
+// by the (exclusive) closer, under rounds.mtx, so the closer reads it
+// without the lock and others copy it under the lock.
+typedef struct fri_model_state {
+    fri_snap *snap;    // MODEL frame of the current round
+    float     mu;
+    float    *bi;      // n_items
+    float    *Q;       // n_items * k
+    uint64_t  version;
+    // Under DP, the model served while newer ones wait for a checkpoint
+    // that holds their privacy accounting (held != 0).
+    int       held;
+    float     pub_mu;
+    float    *pub_bi;
+    float    *pub_Q;
+    uint64_t  pub_version;
+} fri_model_state;
+
+// Privacy accountant of the released models, under rounds.mtx (the closer
+// adds a round under the lock).
+typedef struct fri_dp_state {
+    fri_dp_accountant  dp_acc;
+    uint64_t           dp_rounds;
+    double             dp_q;      // sampling rate per round
+    double             dp_cohort; // expected cohort size (the denominator)
     fri_agg_release_fn dp_hook;   // test hook (closer reads it)
     void              *dp_hook_ctx;
-    fri_agg_update_fn  upd_hook;   // test hook
-    void              *upd_hook_ctx;
+} fri_dp_state;
 
-    // Optimizer state (closer only).
+// Server optimizer state (solve.c; closer only).
+typedef struct fri_opt {
     float   *opt_m;
     float   *opt_v;
     uint64_t opt_t;
+} fri_opt;
 
-    pthread_mutex_t acc_mtx;   // accumulators
-    // Sums in double: a float accumulator overflows on two devices sending
-    // +-3e38 (and loses honest precision over large cohorts). The closer
-    // converts them to float (accf) for the solve.
+// The round's sums (accumulate.c), under acc_mtx. Sums in double: a float
+// accumulator overflows on two devices sending +-3e38 (and loses honest
+// precision over large cohorts). The closer converts them to float (accf)
+// for the solve.
+typedef struct fri_sums {
+    pthread_mutex_t acc_mtx;
     double        **acc;       // per item, lazily allocated acc_len doubles
     float         **accf;      // closer: float copies of acc (touched)
     uint32_t       *touched;   // items with an accumulator, in order
@@ -139,47 +150,23 @@ struct fri_agg {
     double          sum_ratings;
     double          count;
     double          weight;
+} fri_sums;
 
-    // Explicit ALS with cfg.stats_forget < 1: item statistics carried
-    // across rounds, kept centred on the served mu (closer only).
-    float         **carry;     // per item, lazily allocated acc_len floats
-    uint32_t       *carried;   // items with carried statistics, in order
-    uint32_t        n_carried;
-    double          carry_sum; // carried rating sum and count (for mu)
-    double          carry_count;
+// Explicit ALS with cfg.stats_forget < 1 or cfg.stats_latest: item
+// statistics carried across rounds, kept centred on the served mu (carry.c,
+// solve.c, latest.c; closer only).
+typedef struct fri_stats {
+    float   **carry;     // per item, lazily allocated acc_len floats
+    uint32_t *carried;   // items with carried statistics, in order
+    uint32_t  n_carried;
+    double    carry_sum; // carried rating sum and count (for mu)
+    double    carry_count;
+} fri_stats;
 
-    fri_sessions *sessions;
-    fri_sa       *sa; // secure aggregation state, NULL when off
-    fri_agg_masked_fn sa_hook;
-    void             *sa_hook_ctx;
-
-    atomic_uint_fast64_t clients_seen;
-    atomic_uint_fast64_t checkins;
-    atomic_uint_fast64_t model_reads; // MODEL_ONLY check-ins (not above)
-    atomic_uint_fast64_t accepted;
-    atomic_uint_fast64_t rejected[FRI_REJ_COUNT_];
-    atomic_uint_fast64_t bytes_in;
-    atomic_uint_fast64_t bytes_out;
-    atomic_uint_fast64_t n_sessions;
-    atomic_int           done;
-
-    struct fri_vb *vb; // VBMF state (vbmf.h), NULL for other algorithms
-
-    // Robustness (docs/ROBUSTNESS.md).
-    atomic_uint_fast64_t models_refused;   // failed the sanity check
-    atomic_uint_fast64_t ckpt_failures;    // checkpoint writes that failed
-    atomic_uint_fast64_t items_skipped;    // item solves that failed
-    // Under DP, the model served while newer ones wait for a checkpoint
-    // that holds their privacy accounting (held != 0; under mtx).
-    int       held;
-    float     pub_mu;
-    float    *pub_bi;
-    float    *pub_Q;
-    uint64_t  pub_version;
-
-    // The closer thread (cfg.closer_thread): the round-ending call sets
-    // close_act under closer_mtx and signals; the thread closes.
-    pthread_t       closer;
+// The closer thread (cfg.closer_thread, agg.c): the round-ending call sets
+// close_act under closer_mtx and signals; the thread closes.
+typedef struct fri_closer {
+    pthread_t       thread;
     int             closer_ready;   // closer_mtx/cond initialised
     int             closer_started;
     pthread_mutex_t closer_mtx;
@@ -188,122 +175,52 @@ struct fri_agg {
     const char     *close_why;    // abandon reason (a string literal)
     uint64_t        close_now_ms;
     int             closer_quit;
+} fri_closer;
+
+// Counters (metrics.c reads them), lock-free.
+typedef struct fri_counters {
+    atomic_uint_fast64_t clients_seen;
+    atomic_uint_fast64_t checkins;
+    atomic_uint_fast64_t model_reads; // MODEL_ONLY check-ins (not above)
+    atomic_uint_fast64_t accepted;
+    atomic_uint_fast64_t rejected[FRI_REJ_COUNT_];
+    atomic_uint_fast64_t bytes_in;
+    atomic_uint_fast64_t bytes_out;
+    atomic_uint_fast64_t n_sessions;
+    // Robustness (docs/ROBUSTNESS.md).
+    atomic_uint_fast64_t models_refused; // failed the sanity check
+    atomic_uint_fast64_t ckpt_failures;  // checkpoint writes that failed
+    atomic_uint_fast64_t items_skipped;  // item solves that failed
+} fri_counters;
+
+// The aggregator: what create fixes (configuration, identity, sizes),
+// then one member per concern.
+struct fri_agg {
+    fri_agg_config cfg;        // copied; cfg.allow points at allow below
+    uint8_t       *allow;      // sorted n_allow keys
+    char          *state_dir;
+    uint8_t        fingerprint[32];
+    fri_identity   id;         // the aggregator's identity (secret)
+    uint8_t        pk[FR_PUBLICKEYBYTES]; // X25519 || Ed25519
+    uint32_t       d;          // k + 1
+    size_t         gram_len;   // floats in a client's Gram
+    size_t         acc_len;    // floats in one item accumulator
+
+    fri_rounds   rs;     // round and cohort state (mtx)
+    fri_model_state model;  // the model and its publication (rs.mtx)
+    fri_dp_state dp;     // privacy accountant (rs.mtx)
+    fri_opt      opt;    // optimizer (closer)
+    fri_sums     sums;   // the round's sums (sums.acc_mtx)
+    fri_stats    stats;  // carried statistics (closer)
+    fri_closer   closer; // the closer thread
+    fri_counters ctr;    // counters (atomic)
+
+    fri_sessions     *sessions; // session.c
+    fri_sa           *sa;       // secure aggregation, NULL when off
+    fri_agg_masked_fn sa_hook;  // test hook (sa.c, under rs.mtx)
+    void             *sa_hook_ctx;
+    struct fri_vb    *vb;     // VBMF state (vbmf.h), NULL for others
     struct fri_robust *robust; // robust.h, NULL when cfg.robust == 0
 };
-
-// ---- round state (agg.c) ----
-// Opens the first round and starts the closer thread (cfg.closer_thread);
-// FR_EINTERNAL when the thread cannot start. rounds_stop lets a pending
-// close finish and stops it (after a failed start too).
-fr_err fri_agg_rounds_start(fri_agg *a, uint64_t now_ms);
-void   fri_agg_rounds_stop(fri_agg *a);
-// Deadlines of the round (fri_agg_tick without the sessions).
-void fri_agg_round_tick(fri_agg *a, uint64_t now_ms);
-// Whether pk is enrolled (allow-list, or open enrolment).
-int fri_agg_allowed(const fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES]);
-// Whether pk is a member of the open round that has not reported yet.
-int fri_agg_is_member(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES],
-                      uint64_t round);
-
-// ---- sa.c (secure aggregation phases) ----
-// Creates the state (cfg.secagg != OFF); err says why on FR_EINVAL.
-fr_err fri_sa_create(fri_agg *a, char *err, size_t err_cap);
-void   fri_sa_destroy(fri_agg *a);
-// A new round opened at now_ms (under mtx).
-void fri_sa_round_open(fri_agg *a, uint64_t now_ms);
-// A new member joined (under mtx): records its key, returns its index.
-uint32_t fri_sa_join(fri_agg *a, const uint8_t *pk);
-// Fills the secure-aggregation fields of a task (under mtx).
-void fri_sa_task(const fri_agg *a, uint32_t index, fri_agg_task *t);
-// Phase deadlines (not under mtx). Returns what the round owner must do
-// with the round, which it moved to RS_CLOSING: 0 nothing, 1 complete,
-// 2 abandon (*why, a string literal).
-int fri_sa_tick(fri_agg *a, uint64_t now_ms, const char **why);
-// A member's revealed shares (fri_agg_sa_unmask without ending the
-// round): *act 1 when the round is to complete, 2 to be abandoned.
-fr_err fri_sa_unmask(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES],
-                     uint64_t round, const uint32_t *about,
-                     const uint8_t *shares, size_t n, int *act);
-
-// ---- handle_sa.c (secure aggregation on the wire) ----
-// Whether a sealed request of this type goes to fri_agg_sa_wire when
-// secure aggregation is on (UPDATE included: the masked input).
-int fri_agg_sa_wire_type(uint16_t type);
-// Largest plain reply fri_agg_sa_wire can write (0 when off).
-size_t fri_agg_sa_reply_bound(const fri_agg *a);
-// Handles one opened request of an authenticated member; writes a plain
-// reply frame (ACK, SA_* or ERROR) into out. *last is set when the
-// member's part of the round is over (the session may be dropped).
-fr_err fri_agg_sa_wire(fri_agg *a, uint64_t now_ms,
-                       const uint8_t pk[FRI_AGG_KEYBYTES], uint16_t type,
-                       const uint8_t *plain, size_t plain_len, uint8_t *out,
-                       size_t cap, size_t *len, int *last);
-
-// ---- closer.c (the end of a round; the exclusive closer only) ----
-// Completes the round in RS_CLOSING: solve, sanity check, commit, DP
-// accounting, checkpoint (or abandons it when the solve fails or the
-// model is refused). Does not open the next round.
-void fri_closer_close(fri_agg *a);
-// Abandons it (why: a string literal, for the log).
-void fri_closer_abandon(fri_agg *a, const char *why);
-// The signed MODEL frame of round id for the served model, one reference
-// held; NULL when out of memory (frame NULL when it cannot be built).
-fri_snap *fri_closer_snap(fri_agg *a, uint64_t id);
-
-// Accumulation (accumulate.c). validate: shape and bounds of a plain
-// update (*bounds = 1 when refused by the bounds); acc_add: adds a
-// validated update (robust bounds first); acc_reset: drops the round's
-// sums (closer or abandoner, exclusive) and fixes the next round's
-// robust bounds.
-fr_err fri_agg_validate(const fri_agg *a, const fri_agg_update *u,
-                        int *bounds);
-fr_err fri_agg_acc_add(fri_agg *a, const fri_agg_update *u);
-void   fri_agg_acc_reset(fri_agg *a);
-// Replaces the accumulators with a dense released vector (grad: n_items
-// rows of k + 1, rating sum, count); sa.c, as the closer.
-fr_err fri_agg_acc_set_dense(fri_agg *a, const float *v, size_t n);
-
-// The end-of-round model step (solve.c): new mu, biases and factors from
-// the round's sums (and the previous model in them); the closer only.
-fr_err fri_agg_solve(fri_agg *a, uint64_t round, float *mu, float *bi,
-                     float *Q);
-
-// ---- latest.c (latest statistics, cfg.stats_latest) ----
-// Folds the round's delta sums into the running sum of every device's
-// latest statistics (a->carry), sets mu from its rating sum and count,
-// re-centres it on that mu and solves every item from it. Closer only.
-fr_err fri_latest_solve(fri_agg *a, float mu_old, float *mu, float *bi,
-                        float *Q, float *work, size_t wl);
-
-// The carried / latest item statistics' tables (carry.c), allocated on
-// first use; FR_ENOMEM leaves them unallocated.
-fr_err fri_agg_carry_ensure(fri_agg *a);
-
-// ---- snap.c (the published model) ----
-// Identity from cfg (seed or fresh) into a->id / a->pk.
-fr_err fri_agg_identity_init(fri_agg *a);
-// Encodes and signs the MODEL frame of the current model for s->round and
-// s->version into s->frame. Called by the exclusive closer/opener.
-fr_err fri_agg_snap_frame(fri_agg *a, fri_snap *s);
-void   fri_snap_unref(fri_snap *s);
-// Current snapshot with a reference held (never NULL after create).
-fri_snap *fri_agg_snap_get(fri_agg *a);
-// Model arrays of the served version (exclusive closer/opener only).
-void fri_agg_model_view(const fri_agg *a, float *mu, const float **bi,
-                        const float **Q);
-
-// Expected cohort size of a round under DP (config.c): the fixed
-// denominator of DP-FedAvg; 0 when not determined.
-double fri_agg_dp_expected_cohort(const fri_agg_config *c);
-
-// Counts a refusal (metrics.c).
-void fri_agg_reject_count(fri_agg *a, fri_agg_reject r);
-
-// log.c
-void fri_agg_log(const fri_agg *a, fr_log_level lv, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
 
 #endif

@@ -5,21 +5,23 @@
 
 #include <stdlib.h>
 
+#include "carry.h"
+
 fr_err
 fri_agg_carry_ensure(fri_agg *a)
 {
-    if (a->carry != NULL) {
+    if (a->stats.carry != NULL) {
         return FR_OK;
     }
-    a->carry   = calloc(a->cfg.n_items, sizeof(float *));
-    a->carried = malloc((size_t)a->cfg.n_items * sizeof(uint32_t));
-    if (a->carry == NULL || a->carried == NULL) {
-        free(a->carry);
-        free(a->carried);
-        a->carry   = NULL;
-        a->carried = NULL;
+    a->stats.carry   = calloc(a->cfg.n_items, sizeof(float *));
+    a->stats.carried = malloc((size_t)a->cfg.n_items * sizeof(uint32_t));
+    if (a->stats.carry == NULL || a->stats.carried == NULL) {
+        free(a->stats.carry);
+        free(a->stats.carried);
+        a->stats.carry   = NULL;
+        a->stats.carried = NULL;
         return FR_ENOMEM;
     }
-    a->n_carried = 0;
+    a->stats.n_carried = 0;
     return FR_OK;
 }

@@ -9,10 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "accumulate.h"
 #include "bounds.h"
 #include "ckpt.h"
+#include "closer.h"
 #include "dp.h"
 #include "errbuf.h"
+#include "log.h"
+#include "snap.h"
+#include "solve.h"
 #include "vbmf.h"
 
 static fr_err
@@ -24,21 +29,21 @@ checkpoint(fri_agg *a, uint64_t round, char *err, size_t err_cap)
     fri_ckpt c;
     memset(&c, 0, sizeof(c));
     memcpy(c.fingerprint, a->fingerprint, sizeof(c.fingerprint));
-    c.version    = a->version;
+    c.version    = a->model.version;
     c.round      = round;
-    c.next_round = a->next_round;
+    c.next_round = a->rs.next_round;
     c.n_items    = a->cfg.n_items;
     c.k          = a->cfg.k;
-    c.mu         = a->mu;
-    c.bi         = a->bi;
-    c.Q          = a->Q;
+    c.mu         = a->model.mu;
+    c.bi         = a->model.bi;
+    c.Q          = a->model.Q;
     c.opt        = (uint32_t) a->cfg.server_opt;
-    c.opt_t      = a->opt_t;
-    pthread_mutex_lock(&a->mtx);
-    c.dp_rounds = a->dp_rounds;
-    c.n_rdp     = a->dp_rounds > 0 ? FRI_DP_N_ORDERS : 0;
-    memcpy(c.rdp, a->dp_acc.rdp, sizeof(a->dp_acc.rdp));
-    pthread_mutex_unlock(&a->mtx);
+    c.opt_t      = a->opt.opt_t;
+    pthread_mutex_lock(&a->rs.mtx);
+    c.dp_rounds = a->dp.dp_rounds;
+    c.n_rdp     = a->dp.dp_rounds > 0 ? FRI_DP_N_ORDERS : 0;
+    memcpy(c.rdp, a->dp.dp_acc.rdp, sizeof(a->dp.dp_acc.rdp));
+    pthread_mutex_unlock(&a->rs.mtx);
     if (a->vb != NULL) {
         // Closer only: the state is stable between solves.
         c.n_vb = fri_vb_state_len(a->vb);
@@ -49,12 +54,12 @@ checkpoint(fri_agg *a, uint64_t round, char *err, size_t err_cap)
         }
         fri_vb_state_get(a->vb, c.vb);
     }
-    if (a->opt_m != NULL) {
+    if (a->opt.opt_m != NULL) {
         c.opt_len      = (uint64_t) a->cfg.n_items * a->d;
-        c.opt_state[0] = a->opt_m;
+        c.opt_state[0] = a->opt.opt_m;
         c.n_opt        = 1;
-        if (a->opt_v != NULL) {
-            c.opt_state[1] = a->opt_v;
+        if (a->opt.opt_v != NULL) {
+            c.opt_state[1] = a->opt.opt_v;
             c.n_opt        = 2;
         }
     }
@@ -66,11 +71,11 @@ checkpoint(fri_agg *a, uint64_t round, char *err, size_t err_cap)
 static void
 wait_inflight(fri_agg *a)
 {
-    pthread_mutex_lock(&a->mtx);
-    while (a->n_inflight > 0) {
-        pthread_cond_wait(&a->cond, &a->mtx);
+    pthread_mutex_lock(&a->rs.mtx);
+    while (a->rs.n_inflight > 0) {
+        pthread_cond_wait(&a->rs.cond, &a->rs.mtx);
     }
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_unlock(&a->rs.mtx);
 }
 
 // What the closer saves before a solve so that a refused model leaves no
@@ -86,20 +91,20 @@ backup_take(fri_agg *a, solve_backup *b)
 {
     memset(b, 0, sizeof(*b));
     size_t ol = (size_t) a->cfg.n_items * a->d;
-    b->opt_t  = a->opt_t;
-    if (a->opt_m != NULL) {
+    b->opt_t  = a->opt.opt_t;
+    if (a->opt.opt_m != NULL) {
         b->opt_m = malloc(ol * sizeof(float));
         if (b->opt_m == NULL) {
             return FR_ENOMEM;
         }
-        memcpy(b->opt_m, a->opt_m, ol * sizeof(float));
+        memcpy(b->opt_m, a->opt.opt_m, ol * sizeof(float));
     }
-    if (a->opt_v != NULL) {
+    if (a->opt.opt_v != NULL) {
         b->opt_v = malloc(ol * sizeof(float));
         if (b->opt_v == NULL) {
             return FR_ENOMEM;
         }
-        memcpy(b->opt_v, a->opt_v, ol * sizeof(float));
+        memcpy(b->opt_v, a->opt.opt_v, ol * sizeof(float));
     }
     if (a->vb != NULL) {
         b->vb = malloc(fri_vb_state_len(a->vb) * sizeof(float));
@@ -118,26 +123,26 @@ static void
 backup_restore(fri_agg *a, const solve_backup *b)
 {
     size_t ol = (size_t) a->cfg.n_items * a->d;
-    a->opt_t  = b->opt_t;
+    a->opt.opt_t  = b->opt_t;
     if (b->opt_m != NULL) {
-        memcpy(a->opt_m, b->opt_m, ol * sizeof(float));
+        memcpy(a->opt.opt_m, b->opt_m, ol * sizeof(float));
     }
     if (b->opt_v != NULL) {
-        memcpy(a->opt_v, b->opt_v, ol * sizeof(float));
+        memcpy(a->opt.opt_v, b->opt_v, ol * sizeof(float));
     }
     if (b->vb != NULL) {
         // The saved state was valid when taken: this cannot fail.
         fr_err e = fri_vb_state_set(a->vb, b->vb, fri_vb_state_len(a->vb));
         (void) e;
     }
-    if (a->carry != NULL) {
-        for (uint32_t j = 0; j < a->n_carried; j++) {
-            free(a->carry[a->carried[j]]);
-            a->carry[a->carried[j]] = NULL;
+    if (a->stats.carry != NULL) {
+        for (uint32_t j = 0; j < a->stats.n_carried; j++) {
+            free(a->stats.carry[a->stats.carried[j]]);
+            a->stats.carry[a->stats.carried[j]] = NULL;
         }
-        a->n_carried   = 0;
-        a->carry_sum   = 0.0;
-        a->carry_count = 0.0;
+        a->stats.n_carried   = 0;
+        a->stats.carry_sum   = 0.0;
+        a->stats.carry_count = 0.0;
     }
 }
 
@@ -160,12 +165,12 @@ fri_closer_close(fri_agg *a)
     const size_t nq = (size_t) a->cfg.n_items * a->cfg.k;
     uint32_t     reported;
     uint64_t     round;
-    pthread_mutex_lock(&a->mtx);
-    reported = a->n_reported;
-    round    = a->round;
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_lock(&a->rs.mtx);
+    reported = a->rs.n_reported;
+    round    = a->rs.round;
+    pthread_mutex_unlock(&a->rs.mtx);
 
-    float        mu = a->mu;
+    float        mu = a->model.mu;
     float       *bi = malloc((size_t) a->cfg.n_items * sizeof(float));
     float       *Q  = malloc(nq * sizeof(float));
     solve_backup bk;
@@ -174,26 +179,26 @@ fri_closer_close(fri_agg *a)
         rv = FR_ENOMEM;
     }
     if (rv == FR_OK) {
-        memcpy(bi, a->bi, (size_t) a->cfg.n_items * sizeof(float));
-        memcpy(Q, a->Q, nq * sizeof(float));
+        memcpy(bi, a->model.bi, (size_t) a->cfg.n_items * sizeof(float));
+        memcpy(Q, a->model.Q, nq * sizeof(float));
         rv = fri_agg_solve(a, round, &mu, bi, Q);
     }
-    uint32_t n_items_touched = a->n_touched;
+    uint32_t n_items_touched = a->sums.n_touched;
     fri_agg_acc_reset(a);
     char why[256];
     int  refused = rv == FR_OK &&
-                  fri_bounds_model(&a->cfg, mu, a->mu, bi, Q, why,
+                  fri_bounds_model(&a->cfg, mu, a->model.mu, bi, Q, why,
                                    sizeof(why)) != 0;
     if (rv != FR_OK || refused) {
         backup_restore(a, &bk);
         backup_free(&bk);
         free(bi);
         free(Q);
-        pthread_mutex_lock(&a->mtx);
-        a->rounds_abandoned++;
-        pthread_mutex_unlock(&a->mtx);
+        pthread_mutex_lock(&a->rs.mtx);
+        a->rs.rounds_abandoned++;
+        pthread_mutex_unlock(&a->rs.mtx);
         if (refused) {
-            atomic_fetch_add(&a->models_refused, 1);
+            atomic_fetch_add(&a->ctr.models_refused, 1);
             fri_agg_log(a, FR_LOG_ERROR,
                         "msg=\"new model refused, previous model kept\" "
                         "round=%llu reason=\"%s\" alert=1",
@@ -207,43 +212,43 @@ fri_closer_close(fri_agg *a)
         return;
     }
     backup_free(&bk);
-    pthread_mutex_lock(&a->mtx);
+    pthread_mutex_lock(&a->rs.mtx);
     int      dp_fail = 0;
-    float   *obi = a->bi, *oQ = a->Q;
-    float    omu = a->mu;
-    uint64_t over = a->version;
-    a->bi        = bi;
-    a->Q         = Q;
-    a->mu        = mu;
-    a->version++;
-    a->rounds_completed++;
-    a->last_completed = round;
+    float   *obi = a->model.bi, *oQ = a->model.Q;
+    float    omu = a->model.mu;
+    uint64_t over = a->model.version;
+    a->model.bi        = bi;
+    a->model.Q         = Q;
+    a->model.mu        = mu;
+    a->model.version++;
+    a->rs.rounds_completed++;
+    a->rs.last_completed = round;
     if (a->cfg.dp != FRI_AGG_DP_OFF) {
         // One more release of the subsampled Gaussian mechanism. q and z
         // were validated at create, so this cannot fail; if it did, the
         // accountant would be left unchanged and the epsilon understated,
         // hence the loud log below.
-        if (fri_dp_accountant_add(&a->dp_acc, a->dp_q,
+        if (fri_dp_accountant_add(&a->dp.dp_acc, a->dp.dp_q,
                                   a->cfg.noise_multiplier, 1) == FR_OK) {
-            a->dp_rounds++;
+            a->dp.dp_rounds++;
         } else {
             dp_fail = 1;
         }
-        if (a->state_dir != NULL && !a->held) {
+        if (a->state_dir != NULL && !a->model.held) {
             // Serve the previous model until the checkpoint below holds
             // this round's accounting (released on success).
-            a->held        = 1;
-            a->pub_mu      = omu;
-            a->pub_bi      = obi;
-            a->pub_Q       = oQ;
-            a->pub_version = over;
+            a->model.held        = 1;
+            a->model.pub_mu      = omu;
+            a->model.pub_bi      = obi;
+            a->model.pub_Q       = oQ;
+            a->model.pub_version = over;
             obi = oQ = NULL;
         }
     }
-    if (a->cfg.rounds > 0 && a->rounds_completed >= a->cfg.rounds) {
-        atomic_store(&a->done, 1);
+    if (a->cfg.rounds > 0 && a->rs.rounds_completed >= a->cfg.rounds) {
+        atomic_store(&a->rs.done, 1);
     }
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_unlock(&a->rs.mtx);
     free(obi);
     free(oQ);
     if (dp_fail) {
@@ -256,24 +261,24 @@ fri_closer_close(fri_agg *a)
                 "msg=\"round closed\" round=%llu clients=%u items=%u "
                 "model_version=%llu mu=%.4f",
                 (unsigned long long) round, reported, n_items_touched,
-                (unsigned long long) a->version, (double) mu);
+                (unsigned long long) a->model.version, (double) mu);
     char   err[512];
     fr_err ck = checkpoint(a, round, err, sizeof(err));
     if (ck != FR_OK) {
-        atomic_fetch_add(&a->ckpt_failures, 1);
+        atomic_fetch_add(&a->ctr.ckpt_failures, 1);
         fri_agg_log(a, FR_LOG_ERROR,
                     "msg=\"checkpoint failed\" round=%llu model_version=%llu "
                     "held=%d alert=1 detail=\"%s\"",
                     (unsigned long long) round,
-                    (unsigned long long) a->version,
+                    (unsigned long long) a->model.version,
                     a->cfg.dp != FRI_AGG_DP_OFF, err);
     } else {
-        pthread_mutex_lock(&a->mtx);
-        float *pbi = a->pub_bi, *pQ = a->pub_Q;
-        a->held    = 0;
-        a->pub_bi  = NULL;
-        a->pub_Q   = NULL;
-        pthread_mutex_unlock(&a->mtx);
+        pthread_mutex_lock(&a->rs.mtx);
+        float *pbi = a->model.pub_bi, *pQ = a->model.pub_Q;
+        a->model.held    = 0;
+        a->model.pub_bi  = NULL;
+        a->model.pub_Q   = NULL;
+        pthread_mutex_unlock(&a->rs.mtx);
         free(pbi);
         free(pQ);
     }
@@ -285,11 +290,11 @@ fri_closer_abandon(fri_agg *a, const char *why)
     wait_inflight(a);
     uint32_t reported;
     uint64_t round;
-    pthread_mutex_lock(&a->mtx);
-    reported = a->n_reported;
-    round    = a->round;
-    a->rounds_abandoned++;
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_lock(&a->rs.mtx);
+    reported = a->rs.n_reported;
+    round    = a->rs.round;
+    a->rs.rounds_abandoned++;
+    pthread_mutex_unlock(&a->rs.mtx);
     fri_agg_acc_reset(a);
     fri_agg_log(a, FR_LOG_WARN,
                 "msg=\"round abandoned\" round=%llu clients=%u min_clients=%u "
@@ -306,7 +311,7 @@ fri_closer_snap(fri_agg *a, uint64_t id)
     fri_snap *s = calloc(1, sizeof(*s));
     if (s != NULL) {
         atomic_init(&s->refs, 1);
-        s->version = a->held ? a->pub_version : a->version;
+        s->version = a->model.held ? a->model.pub_version : a->model.version;
         s->round   = id;
         fr_err rv  = fri_agg_snap_frame(a, s);
         if (rv != FR_OK) {

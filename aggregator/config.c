@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ckpt.h"
+#include "config.h"
 #include "dp.h"
 #include "errbuf.h"
 #include "fixpt.h"

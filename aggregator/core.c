@@ -14,12 +14,17 @@
 
 #include "bounds.h"
 #include "ckpt.h"
+#include "config.h"
 #include "dp.h"
 #include "errbuf.h"
 #include "linalg.h"
+#include "log.h"
 #include "rng.h"
 #include "robust.h"
+#include "rounds.h"
+#include "sa.h"
 #include "session.h"
+#include "snap.h"
 #include "vbmf.h"
 
 static void
@@ -67,19 +72,19 @@ static fr_err
 init_model(fri_agg *a, char *err, size_t err_cap)
 {
     const size_t nq = (size_t) a->cfg.n_items * a->cfg.k;
-    a->bi = calloc(a->cfg.n_items, sizeof(float));
-    a->Q  = malloc(nq * sizeof(float));
+    a->model.bi = calloc(a->cfg.n_items, sizeof(float));
+    a->model.Q  = malloc(nq * sizeof(float));
     if (a->cfg.algo == FRI_AGG_GRAD && a->cfg.server_opt != FRI_AGG_OPT_SGD) {
-        a->opt_m = calloc((size_t) a->cfg.n_items * a->d, sizeof(float));
+        a->opt.opt_m = calloc((size_t) a->cfg.n_items * a->d, sizeof(float));
         if (a->cfg.server_opt == FRI_AGG_OPT_ADAM) {
-            a->opt_v = calloc((size_t) a->cfg.n_items * a->d, sizeof(float));
+            a->opt.opt_v = calloc((size_t) a->cfg.n_items * a->d, sizeof(float));
         }
     }
-    if (a->bi == NULL || a->Q == NULL ||
+    if (a->model.bi == NULL || a->model.Q == NULL ||
         (a->cfg.algo == FRI_AGG_GRAD && a->cfg.server_opt != FRI_AGG_OPT_SGD &&
-         a->opt_m == NULL) ||
+         a->opt.opt_m == NULL) ||
         (a->cfg.server_opt == FRI_AGG_OPT_ADAM && a->cfg.algo == FRI_AGG_GRAD &&
-         a->opt_v == NULL)) {
+         a->opt.opt_v == NULL)) {
         fri_agg_seterr(err, err_cap, "out of memory for the model");
         return FR_ENOMEM;
     }
@@ -91,11 +96,11 @@ init_model(fri_agg *a, char *err, size_t err_cap)
         fri_rng_seed2(&r, a->cfg.seed, 2);
     }
     for (size_t i = 0; i < nq; i++) {
-        a->Q[i] = (float) (fri_rng_normal(&r) * a->cfg.init_std);
+        a->model.Q[i] = (float) (fri_rng_normal(&r) * a->cfg.init_std);
     }
-    a->mu         = 0.0f;
-    a->version    = 0;
-    a->next_round = 1;
+    a->model.mu         = 0.0f;
+    a->model.version    = 0;
+    a->rs.next_round = 1;
     if (a->state_dir == NULL) {
         return FR_OK;
     }
@@ -129,8 +134,8 @@ init_model(fri_agg *a, char *err, size_t err_cap)
         return FR_ESTATE;
     }
     size_t ol = (size_t) a->cfg.n_items * a->d;
-    if ((a->opt_m != NULL && (c.n_opt < 1 || c.opt_len != ol)) ||
-        (a->opt_v != NULL && (c.n_opt < 2 || c.opt_len != ol))) {
+    if ((a->opt.opt_m != NULL && (c.n_opt < 1 || c.opt_len != ol)) ||
+        (a->opt.opt_v != NULL && (c.n_opt < 2 || c.opt_len != ol))) {
         fri_agg_seterr(err, err_cap, "checkpoint in %s lacks optimizer state",
             a->state_dir);
         fri_ckpt_free(&c);
@@ -144,30 +149,30 @@ init_model(fri_agg *a, char *err, size_t err_cap)
         fri_ckpt_free(&c);
         return FR_EFORMAT;
     }
-    memcpy(a->bi, c.bi, (size_t) a->cfg.n_items * sizeof(float));
-    memcpy(a->Q, c.Q, nq * sizeof(float));
-    if (a->opt_m != NULL) {
-        memcpy(a->opt_m, c.opt_state[0], ol * sizeof(float));
+    memcpy(a->model.bi, c.bi, (size_t) a->cfg.n_items * sizeof(float));
+    memcpy(a->model.Q, c.Q, nq * sizeof(float));
+    if (a->opt.opt_m != NULL) {
+        memcpy(a->opt.opt_m, c.opt_state[0], ol * sizeof(float));
     }
-    if (a->opt_v != NULL) {
-        memcpy(a->opt_v, c.opt_state[1], ol * sizeof(float));
+    if (a->opt.opt_v != NULL) {
+        memcpy(a->opt.opt_v, c.opt_state[1], ol * sizeof(float));
     }
-    a->opt_t          = c.opt_t;
-    a->mu             = c.mu;
+    a->opt.opt_t          = c.opt_t;
+    a->model.mu             = c.mu;
     if (c.n_rdp == FRI_DP_N_ORDERS) {
         // Privacy already spent before the restart keeps counting.
-        memcpy(a->dp_acc.rdp, c.rdp, sizeof(a->dp_acc.rdp));
-        a->dp_rounds = c.dp_rounds;
+        memcpy(a->dp.dp_acc.rdp, c.rdp, sizeof(a->dp.dp_acc.rdp));
+        a->dp.dp_rounds = c.dp_rounds;
     } else if (a->cfg.dp != FRI_AGG_DP_OFF && c.version > 0) {
         fri_agg_log(a, FR_LOG_WARN,
                     "msg=\"checkpoint has no privacy accountant; earlier "
                     "rounds were not noised and are not counted\"");
     }
-    a->version        = c.version;
-    a->last_completed = c.round;
+    a->model.version        = c.version;
+    a->rs.last_completed = c.round;
     // Rounds completed before the restart count towards cfg.rounds.
-    a->rounds_completed = c.version;
-    a->next_round = c.next_round > c.round ? c.next_round : c.round + 1;
+    a->rs.rounds_completed = c.version;
+    a->rs.next_round = c.next_round > c.round ? c.next_round : c.round + 1;
     fri_agg_log(a, FR_LOG_INFO,
                 "msg=\"checkpoint loaded\" state=\"%s\" round=%llu "
                 "model_version=%llu prev=%d",
@@ -202,18 +207,18 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
     a->acc_len  = cfg->algo == FRI_AGG_GRAD ? a->d
                   : cfg->implicit           ? a->gram_len + cfg->k
                                             : a->gram_len + a->d;
-    pthread_mutex_init(&a->mtx, NULL);
-    pthread_mutex_init(&a->acc_mtx, NULL);
-    pthread_cond_init(&a->cond, NULL);
-    a->state    = RS_CLOSING;
-    a->slot_cap = 64;
-    a->slots    = calloc(a->slot_cap, sizeof(*a->slots));
-    a->acc      = calloc(cfg->n_items, sizeof(double *));
-    a->accf     = calloc(cfg->n_items, sizeof(float *));
-    a->touched  = malloc((size_t) cfg->n_items * sizeof(uint32_t));
+    pthread_mutex_init(&a->rs.mtx, NULL);
+    pthread_mutex_init(&a->sums.acc_mtx, NULL);
+    pthread_cond_init(&a->rs.cond, NULL);
+    a->rs.state    = RS_CLOSING;
+    a->rs.slot_cap = 64;
+    a->rs.slots    = calloc(a->rs.slot_cap, sizeof(*a->rs.slots));
+    a->sums.acc      = calloc(cfg->n_items, sizeof(double *));
+    a->sums.accf     = calloc(cfg->n_items, sizeof(float *));
+    a->sums.touched  = malloc((size_t) cfg->n_items * sizeof(uint32_t));
     if (cfg->implicit) {
-        a->gram_all  = calloc(a->gram_len, sizeof(double));
-        a->gram_allf = calloc(a->gram_len, sizeof(float));
+        a->sums.gram_all  = calloc(a->gram_len, sizeof(double));
+        a->sums.gram_allf = calloc(a->gram_len, sizeof(float));
     }
     if (cfg->algo == FRI_AGG_VBMF &&
         fri_vb_create(&a->vb, cfg->n_items, cfg->k, 0.0f, 0.0f, 0.0f) !=
@@ -229,10 +234,10 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
     }
     a->cfg.allow     = a->allow;
     a->cfg.state_dir = NULL;
-    fri_dp_accountant_init(&a->dp_acc);
+    fri_dp_accountant_init(&a->dp.dp_acc);
     if (cfg->dp != FRI_AGG_DP_OFF) {
-        a->dp_cohort = fri_agg_dp_expected_cohort(cfg);
-        a->dp_q      = a->dp_cohort / (double) cfg->population;
+        a->dp.dp_cohort = fri_agg_dp_expected_cohort(cfg);
+        a->dp.dp_q      = a->dp.dp_cohort / (double) cfg->population;
     }
     if (cfg->state_dir != NULL && cfg->state_dir[0] != 0) {
         a->state_dir = strdup(cfg->state_dir);
@@ -254,9 +259,9 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
         }
         a->cfg.state_dir = a->state_dir;
     }
-    if (a->slots == NULL || a->acc == NULL || a->accf == NULL ||
-        a->touched == NULL ||
-        (cfg->implicit && (a->gram_all == NULL || a->gram_allf == NULL)) ||
+    if (a->rs.slots == NULL || a->sums.acc == NULL || a->sums.accf == NULL ||
+        a->sums.touched == NULL ||
+        (cfg->implicit && (a->sums.gram_all == NULL || a->sums.gram_allf == NULL)) ||
         (cfg->algo == FRI_AGG_VBMF && a->vb == NULL) ||
         (cfg->n_allow > 0 && a->allow == NULL) ||
         (cfg->state_dir != NULL && cfg->state_dir[0] != 0 &&
@@ -296,8 +301,8 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
         fri_agg_destroy(a);
         return rv;
     }
-    if (cfg->rounds > 0 && a->rounds_completed >= cfg->rounds) {
-        atomic_store(&a->done, 1);
+    if (cfg->rounds > 0 && a->rs.rounds_completed >= cfg->rounds) {
+        atomic_store(&a->rs.done, 1);
     }
     rv = fri_agg_rounds_start(a, now_ms);
     if (rv != FR_OK) {
@@ -318,43 +323,43 @@ fri_agg_destroy(fri_agg *a)
     fri_agg_rounds_stop(a);
     fri_sessions_destroy(a);
     fri_sa_destroy(a);
-    if (a->acc != NULL) {
-        for (uint32_t j = 0; j < a->n_touched; j++) {
-            free(a->acc[a->touched[j]]);
-            if (a->accf != NULL) {
-                free(a->accf[a->touched[j]]);
+    if (a->sums.acc != NULL) {
+        for (uint32_t j = 0; j < a->sums.n_touched; j++) {
+            free(a->sums.acc[a->sums.touched[j]]);
+            if (a->sums.accf != NULL) {
+                free(a->sums.accf[a->sums.touched[j]]);
             }
         }
     }
-    free(a->acc);
-    free(a->accf);
-    free(a->pub_bi);
-    free(a->pub_Q);
-    if (a->carry != NULL) {
-        for (uint32_t j = 0; j < a->n_carried; j++) {
-            free(a->carry[a->carried[j]]);
+    free(a->sums.acc);
+    free(a->sums.accf);
+    free(a->model.pub_bi);
+    free(a->model.pub_Q);
+    if (a->stats.carry != NULL) {
+        for (uint32_t j = 0; j < a->stats.n_carried; j++) {
+            free(a->stats.carry[a->stats.carried[j]]);
         }
     }
-    free(a->carry);
-    free(a->carried);
-    free(a->touched);
-    free(a->gram_all);
-    free(a->gram_allf);
+    free(a->stats.carry);
+    free(a->stats.carried);
+    free(a->sums.touched);
+    free(a->sums.gram_all);
+    free(a->sums.gram_allf);
     fri_vb_destroy(a->vb);
     fri_robust_destroy(a->robust);
-    free(a->slots);
+    free(a->rs.slots);
     free(a->allow);
     free(a->state_dir);
-    free(a->bi);
-    free(a->Q);
-    free(a->opt_m);
-    free(a->opt_v);
-    fri_snap_unref(a->snap);
+    free(a->model.bi);
+    free(a->model.Q);
+    free(a->opt.opt_m);
+    free(a->opt.opt_v);
+    fri_snap_unref(a->model.snap);
     fri_identity_wipe(&a->id);
     sodium_memzero(a->cfg.identity_seed, sizeof(a->cfg.identity_seed));
-    pthread_mutex_destroy(&a->mtx);
-    pthread_mutex_destroy(&a->acc_mtx);
-    pthread_cond_destroy(&a->cond);
+    pthread_mutex_destroy(&a->rs.mtx);
+    pthread_mutex_destroy(&a->sums.acc_mtx);
+    pthread_cond_destroy(&a->rs.cond);
     free(a);
 }
 

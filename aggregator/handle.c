@@ -20,11 +20,15 @@
 #include <sodium.h>
 
 #include "channel.h"
+#include "counters.h"
 #include "frame.h"
+#include "handle_sa.h"
 #include "keys.h"
 #include "linalg.h"
 #include "msg.h"
+#include "rounds.h"
 #include "session.h"
+#include "snap.h"
 #include "vbmf.h"
 #include "wire.h"
 
@@ -156,7 +160,7 @@ on_model_read(fri_agg *a, fri_sess_entry *e, uint64_t held, reply *r, int *drop)
         t.retry_after_ms = a->cfg.retry_after_ms;
         *drop            = 1;
     } else {
-        atomic_fetch_add(&a->model_reads, 1);
+        atomic_fetch_add(&a->ctr.model_reads, 1);
         t.status        = FRI_TASK_MODEL;
         t.round_id      = s->round;
         t.model_version = s->version;
@@ -418,7 +422,7 @@ on_hello(fri_agg *a, uint64_t now_ms, const uint8_t *req, size_t req_len,
         return put_error(r, NULL, FR_ETOOBIG, FRI_T_HELLO, 0,
                          a->cfg.retry_after_ms, why);
     }
-    atomic_fetch_add(&a->clients_seen, 1);
+    atomic_fetch_add(&a->ctr.clients_seen, 1);
     return FR_OK;
 }
 
@@ -530,14 +534,14 @@ handle(fri_agg *a, uint64_t now_ms, const uint8_t *req, uint8_t *mut,
     if (reply_cap < fri_agg_reply_bound(a)) {
         return FR_ENOSPC;
     }
-    atomic_fetch_add(&a->bytes_in, req_len);
+    atomic_fetch_add(&a->ctr.bytes_in, req_len);
     reply  r  = {.buf = reply_buf, .cap = reply_cap, .len = 0};
     fr_err rv = dispatch(a, now_ms, req, mut, req_len, &r);
     if (rv != FR_OK) {
         return rv;
     }
     *reply_len = r.len;
-    atomic_fetch_add(&a->bytes_out, r.len);
+    atomic_fetch_add(&a->ctr.bytes_out, r.len);
     return FR_OK;
 }
 

@@ -8,8 +8,12 @@
 
 #include <sodium.h>
 
+#include "counters.h"
+#include "handle_sa.h"
 #include "msg.h"
 #include "msg_secagg.h"
+#include "rounds.h"
+#include "sa.h"
 
 int
 fri_agg_sa_wire_type(uint16_t type)

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "carry.h"
+#include "latest.h"
 #include "linalg.h"
 #include "mf.h"
 #include "vbmf.h"
@@ -28,34 +30,34 @@ fri_latest_solve(fri_agg *a, float mu_old, float *mu, float *bi, float *Q,
     if (rv != FR_OK) {
         return rv;
     }
-    for (uint32_t j = 0; j < a->n_touched; j++) {
-        uint32_t i = a->touched[j];
-        if (a->carry[i] == NULL) {
-            a->carry[i] = calloc(a->acc_len, sizeof(float));
-            if (a->carry[i] == NULL) {
+    for (uint32_t j = 0; j < a->sums.n_touched; j++) {
+        uint32_t i = a->sums.touched[j];
+        if (a->stats.carry[i] == NULL) {
+            a->stats.carry[i] = calloc(a->acc_len, sizeof(float));
+            if (a->stats.carry[i] == NULL) {
                 return FR_ENOMEM;
             }
-            a->carried[a->n_carried++] = i;
+            a->stats.carried[a->stats.n_carried++] = i;
         }
     }
     // All-or-nothing from here: nothing below can fail before the fold.
-    for (uint32_t j = 0; j < a->n_touched; j++) {
-        const float *src = a->accf[a->touched[j]];
-        float       *dst = a->carry[a->touched[j]];
+    for (uint32_t j = 0; j < a->sums.n_touched; j++) {
+        const float *src = a->sums.accf[a->sums.touched[j]];
+        float       *dst = a->stats.carry[a->sums.touched[j]];
         for (size_t e = 0; e < a->acc_len; e++) {
             dst[e] += src[e];
         }
     }
-    a->carry_sum += a->sum_ratings;
-    a->carry_count += a->count;
-    if (!(a->carry_count > 0.0)) {
+    a->stats.carry_sum += a->sums.sum_ratings;
+    a->stats.carry_count += a->sums.count;
+    if (!(a->stats.carry_count > 0.0)) {
         return FR_OK; // nobody has reported yet: keep the model
     }
-    *mu              = (float) (a->carry_sum / a->carry_count);
+    *mu              = (float) (a->stats.carry_sum / a->stats.carry_count);
     const double dmu = (double) *mu - (double) mu_old;
     double       A   = 0.0; // sum of all residuals r - mu_old - b_u
-    for (uint32_t j = 0; j < a->n_carried; j++) {
-        float *s = a->carry[a->carried[j]];
+    for (uint32_t j = 0; j < a->stats.n_carried; j++) {
+        float *s = a->stats.carry[a->stats.carried[j]];
         A += s[gl + d - 1];
         for (uint32_t r = 0; r < d; r++) {
             s[gl + r] = (float) ((double) s[gl + r] -
@@ -63,20 +65,20 @@ fri_latest_solve(fri_agg *a, float mu_old, float *mu, float *bi, float *Q,
         }
     }
     if (a->vb != NULL) {
-        rv = fri_vb_latest_fold(a->vb, dmu, A, a->carry_count);
+        rv = fri_vb_latest_fold(a->vb, dmu, A, a->stats.carry_count);
         if (rv == FR_OK) {
             // Already re-centred: mu_old = mu.
             size_t skipped = 0;
-            rv = fri_vb_solve(a->vb, a->carry, *mu, *mu, a->carry_count, bi,
+            rv = fri_vb_solve(a->vb, a->stats.carry, *mu, *mu, a->stats.carry_count, bi,
                               Q, &skipped);
-            atomic_fetch_add(&a->items_skipped, skipped);
+            atomic_fetch_add(&a->ctr.items_skipped, skipped);
         }
         return rv;
     }
-    for (uint32_t j = 0; j < a->n_carried && rv == FR_OK; j++) {
-        uint32_t i = a->carried[j];
-        rv = fri_mf_item_solve(Q + (size_t) i * k, &bi[i], a->carry[i],
-                               a->carry[i] + gl, k, a->cfg.reg,
+    for (uint32_t j = 0; j < a->stats.n_carried && rv == FR_OK; j++) {
+        uint32_t i = a->stats.carried[j];
+        rv = fri_mf_item_solve(Q + (size_t) i * k, &bi[i], a->stats.carry[i],
+                               a->stats.carry[i] + gl, k, a->cfg.reg,
                                a->cfg.reg_bias, a->cfg.weighted, work, wl);
     }
     return rv;

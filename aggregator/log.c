@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "log.h"
+
 void
 fri_agg_log(const fri_agg *a, fr_log_level lv, const char *fmt, ...)
 {

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "counters.h"
+
 // ---- metrics ----------------------------------------------------------------
 
 static const char *reject_names[FRI_REJ_COUNT_] = {
@@ -25,7 +27,7 @@ void
 fri_agg_reject_count(fri_agg *a, fri_agg_reject r)
 {
     if ((unsigned) r < FRI_REJ_COUNT_) {
-        atomic_fetch_add(&a->rejected[r], 1);
+        atomic_fetch_add(&a->ctr.rejected[r], 1);
     }
 }
 
@@ -33,24 +35,24 @@ void
 fri_agg_metrics_get(fri_agg *a, fri_agg_metrics *m)
 {
     memset(m, 0, sizeof(*m));
-    pthread_mutex_lock(&a->mtx);
-    m->round            = a->round;
-    m->rounds_completed = a->rounds_completed;
-    m->rounds_abandoned = a->rounds_abandoned;
-    m->sa_share_mismatch = a->sa_share_mismatch;
-    m->sa_unmask_failed  = a->sa_unmask_failed;
-    m->model_version    = a->held ? a->pub_version : a->version;
-    m->cohort           = a->n_members;
-    m->reported         = a->n_reported;
-    m->round_open       = a->state == RS_OPEN;
-    m->mu               = a->mu;
-    fri_dp_accountant acc = a->dp_acc;
-    m->dp_rounds          = a->dp_rounds;
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_lock(&a->rs.mtx);
+    m->round            = a->rs.round;
+    m->rounds_completed = a->rs.rounds_completed;
+    m->rounds_abandoned = a->rs.rounds_abandoned;
+    m->sa_share_mismatch = a->rs.sa_share_mismatch;
+    m->sa_unmask_failed  = a->rs.sa_unmask_failed;
+    m->model_version    = a->model.held ? a->model.pub_version : a->model.version;
+    m->cohort           = a->rs.n_members;
+    m->reported         = a->rs.n_reported;
+    m->round_open       = a->rs.state == RS_OPEN;
+    m->mu               = a->model.mu;
+    fri_dp_accountant acc = a->dp.dp_acc;
+    m->dp_rounds          = a->dp.dp_rounds;
+    pthread_mutex_unlock(&a->rs.mtx);
     m->dp               = (int) a->cfg.dp;
     m->clip             = a->cfg.clip;
     m->noise_multiplier = a->cfg.noise_multiplier;
-    m->dp_q             = a->dp_q;
+    m->dp_q             = a->dp.dp_q;
     m->dp_delta         = a->cfg.dp_delta;
     m->dp_epsilon       = 0.0;
     if (m->dp_rounds > 0 &&
@@ -58,22 +60,22 @@ fri_agg_metrics_get(fri_agg *a, fri_agg_metrics *m)
                                   &m->dp_epsilon, NULL) != FR_OK) {
         m->dp_epsilon = INFINITY;
     }
-    m->clients_seen     = atomic_load(&a->clients_seen);
-    m->checkins         = atomic_load(&a->checkins);
-    m->model_reads      = atomic_load(&a->model_reads);
-    m->updates_accepted = atomic_load(&a->accepted);
+    m->clients_seen     = atomic_load(&a->ctr.clients_seen);
+    m->checkins         = atomic_load(&a->ctr.checkins);
+    m->model_reads      = atomic_load(&a->ctr.model_reads);
+    m->updates_accepted = atomic_load(&a->ctr.accepted);
     for (int i = 0; i < FRI_REJ_COUNT_; i++) {
-        m->rejected[i] = atomic_load(&a->rejected[i]);
+        m->rejected[i] = atomic_load(&a->ctr.rejected[i]);
     }
-    m->bytes_in  = atomic_load(&a->bytes_in);
-    m->bytes_out = atomic_load(&a->bytes_out);
-    m->sessions  = atomic_load(&a->n_sessions);
-    m->models_refused      = atomic_load(&a->models_refused);
-    m->checkpoint_failures = atomic_load(&a->ckpt_failures);
-    m->item_solves_skipped = atomic_load(&a->items_skipped);
-    pthread_mutex_lock(&a->mtx);
-    m->model_held = a->held;
-    pthread_mutex_unlock(&a->mtx);
+    m->bytes_in  = atomic_load(&a->ctr.bytes_in);
+    m->bytes_out = atomic_load(&a->ctr.bytes_out);
+    m->sessions  = atomic_load(&a->ctr.n_sessions);
+    m->models_refused      = atomic_load(&a->ctr.models_refused);
+    m->checkpoint_failures = atomic_load(&a->ctr.ckpt_failures);
+    m->item_solves_skipped = atomic_load(&a->ctr.items_skipped);
+    pthread_mutex_lock(&a->rs.mtx);
+    m->model_held = a->model.held;
+    pthread_mutex_unlock(&a->rs.mtx);
 }
 
 // Appends to (dst, cap) at *len; returns -1 when it does not fit.

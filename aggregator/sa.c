@@ -18,8 +18,12 @@
 
 #include <sodium.h>
 
+#include "accumulate.h"
 #include "bounds.h"
+#include "counters.h"
 #include "fixpt.h"
+#include "log.h"
+#include "sa.h"
 #include "secagg.h"
 #include "secagg_als.h"
 #include "shamir.h"
@@ -157,7 +161,7 @@ fri_sa_round_open(fri_agg *a, uint64_t now_ms)
     memset(s->sum, 0, s->dim * sizeof(uint32_t));
     s->joined = s->n_adv = s->n_shared = s->n_masked = s->n_answered = 0;
     s->phase          = FRI_AGG_SA_ADVERT;
-    s->round          = a->round;
+    s->round          = a->rs.round;
     s->phase_deadline = now_ms + a->cfg.round_deadline_ms;
     randombytes_buf(s->graph_seed, sizeof(s->graph_seed));
 }
@@ -243,8 +247,8 @@ enter(fri_agg *a, const uint8_t *pk, uint64_t round, fr_err *rv)
         *rv = FR_ESTATE;
         return -1;
     }
-    if (a->state != RS_OPEN || round != a->round) {
-        *rv = round > a->round ? FR_ESTATE : FR_ELATE;
+    if (a->rs.state != RS_OPEN || round != a->rs.round) {
+        *rv = round > a->rs.round ? FR_ESTATE : FR_ELATE;
         return -1;
     }
     int64_t i = member(a, pk);
@@ -327,7 +331,7 @@ fri_agg_sa_advert(fri_agg *a, uint64_t now_ms,
         return FR_EPROTO;
     }
     fr_err rv = FR_OK;
-    pthread_mutex_lock(&a->mtx);
+    pthread_mutex_lock(&a->rs.mtx);
     int64_t i = enter(a, pk, round, &rv);
     if (i < 0) {
         goto out;
@@ -356,7 +360,7 @@ fri_agg_sa_advert(fri_agg *a, uint64_t now_ms,
     s->n_adv++;
     advance(a, now_ms);
 out:
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_unlock(&a->rs.mtx);
     if (rv != FR_OK) {
         fri_agg_reject_count(a, rv == FR_ELATE    ? FRI_REJ_LATE
                                 : rv == FR_EDUP   ? FRI_REJ_DUP
@@ -377,7 +381,7 @@ fri_agg_sa_roster(fri_agg *a, uint64_t now_ms,
     fr_err rv       = FR_OK;
     *n_out          = 0;
     *retry_after_ms = 0;
-    pthread_mutex_lock(&a->mtx);
+    pthread_mutex_lock(&a->rs.mtx);
     int64_t i = enter_poll(a, pk, round, FRI_AGG_SA_SHARE, &rv, retry_after_ms);
     if (i < 0) {
         goto out;
@@ -401,7 +405,7 @@ fri_agg_sa_roster(fri_agg *a, uint64_t now_ms,
         rv = FR_ENOSPC;
     }
 out:
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_unlock(&a->rs.mtx);
     return rv;
 }
 
@@ -414,7 +418,7 @@ fri_agg_sa_shares(fri_agg *a, uint64_t now_ms,
         return FR_EPROTO;
     }
     fr_err rv = FR_OK;
-    pthread_mutex_lock(&a->mtx);
+    pthread_mutex_lock(&a->rs.mtx);
     int64_t i = enter(a, pk, round, &rv);
     if (i < 0) {
         goto out;
@@ -454,7 +458,7 @@ fri_agg_sa_shares(fri_agg *a, uint64_t now_ms,
     s->n_shared++;
     advance(a, now_ms);
 out:
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_unlock(&a->rs.mtx);
     if (rv == FR_EPROTO) {
         fri_agg_reject_count(a, FRI_REJ_MALFORMED);
     }
@@ -471,7 +475,7 @@ fri_agg_sa_inbox(fri_agg *a, uint64_t now_ms,
     fr_err rv       = FR_OK;
     *n_out          = 0;
     *retry_after_ms = 0;
-    pthread_mutex_lock(&a->mtx);
+    pthread_mutex_lock(&a->rs.mtx);
     int64_t i = enter_poll(a, pk, round, FRI_AGG_SA_MASKED, &rv, retry_after_ms);
     if (i < 0) {
         goto out;
@@ -495,7 +499,7 @@ fri_agg_sa_inbox(fri_agg *a, uint64_t now_ms,
         rv = FR_ENOSPC;
     }
 out:
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_unlock(&a->rs.mtx);
     return rv;
 }
 
@@ -505,7 +509,7 @@ fri_agg_sa_masked(fri_agg *a, uint64_t now_ms,
                   const uint32_t *y, size_t dim)
 {
     fr_err rv = FR_OK;
-    pthread_mutex_lock(&a->mtx);
+    pthread_mutex_lock(&a->rs.mtx);
     int64_t i = enter(a, pk, round, &rv);
     if (i < 0) {
         goto out;
@@ -529,11 +533,11 @@ fri_agg_sa_masked(fri_agg *a, uint64_t now_ms,
     }
     m->masked = 1;
     s->n_masked++;
-    atomic_fetch_add(&a->accepted, 1);
-    a->n_reported++;
+    atomic_fetch_add(&a->ctr.accepted, 1);
+    a->rs.n_reported++;
     advance(a, now_ms);
 out:
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_unlock(&a->rs.mtx);
     if (rv == FR_EPROTO) {
         fri_agg_reject_count(a, FRI_REJ_MALFORMED);
     }
@@ -552,7 +556,7 @@ fri_agg_sa_unmask_req(fri_agg *a, uint64_t now_ms,
     *n_surv         = 0;
     *n_drop         = 0;
     *retry_after_ms = 0;
-    pthread_mutex_lock(&a->mtx);
+    pthread_mutex_lock(&a->rs.mtx);
     int64_t i = enter_poll(a, pk, round, FRI_AGG_SA_UNMASK, &rv, retry_after_ms);
     if (i < 0) {
         goto out;
@@ -578,7 +582,7 @@ fri_agg_sa_unmask_req(fri_agg *a, uint64_t now_ms,
         rv = FR_ENOSPC;
     }
 out:
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_unlock(&a->rs.mtx);
     return rv;
 }
 
@@ -742,12 +746,12 @@ finish(fri_agg *a, int *ok)
         unmask_failed(a, fr_strerror(rv), 0, 0);
     }
 out:
-    pthread_mutex_lock(&a->mtx);
-    a->sa_share_mismatch += mismatch;
+    pthread_mutex_lock(&a->rs.mtx);
+    a->rs.sa_share_mismatch += mismatch;
     if (!*ok) {
-        a->sa_unmask_failed++;
+        a->rs.sa_unmask_failed++;
     }
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_unlock(&a->rs.mtx);
     if (s_b != NULL) {
         sodium_memzero(s_b, (size_t) s->n * 32);
     }
@@ -789,7 +793,7 @@ fri_sa_unmask(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES], uint64_t round,
     }
     fr_err rv   = FR_OK;
     int    done = 0;
-    pthread_mutex_lock(&a->mtx);
+    pthread_mutex_lock(&a->rs.mtx);
     int64_t i = enter(a, pk, round, &rv);
     if (i < 0) {
         goto out;
@@ -824,12 +828,12 @@ fri_sa_unmask(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES], uint64_t round,
     }
     m->answered = 1;
     s->n_answered++;
-    if (s->n_answered == s->n_masked && a->state == RS_OPEN) {
-        a->state = RS_CLOSING;
+    if (s->n_answered == s->n_masked && a->rs.state == RS_OPEN) {
+        a->rs.state = RS_CLOSING;
         done     = 1;
     }
 out:
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_unlock(&a->rs.mtx);
     if (rv == FR_EPROTO) {
         fri_agg_reject_count(a, FRI_REJ_MALFORMED);
     }
@@ -842,11 +846,11 @@ out:
 int
 fri_sa_tick(fri_agg *a, uint64_t now_ms, const char **why)
 {
-    pthread_mutex_lock(&a->mtx);
+    pthread_mutex_lock(&a->rs.mtx);
     fri_sa *s   = a->sa;
     int     act = 0; // 1 complete, 2 abandon
-    if (s == NULL || a->state != RS_OPEN || now_ms < s->phase_deadline) {
-        pthread_mutex_unlock(&a->mtx);
+    if (s == NULL || a->rs.state != RS_OPEN || now_ms < s->phase_deadline) {
+        pthread_mutex_unlock(&a->rs.mtx);
         return 0;
     }
     uint32_t need = a->cfg.min_clients > 2 ? a->cfg.min_clients : 2;
@@ -869,11 +873,11 @@ fri_sa_tick(fri_agg *a, uint64_t now_ms, const char **why)
         s->phase++;
         s->phase_deadline = now_ms + a->cfg.round_deadline_ms;
         advance(a, now_ms);
-        pthread_mutex_unlock(&a->mtx);
+        pthread_mutex_unlock(&a->rs.mtx);
         return 0;
     }
-    a->state = RS_CLOSING;
-    pthread_mutex_unlock(&a->mtx);
+    a->rs.state = RS_CLOSING;
+    pthread_mutex_unlock(&a->rs.mtx);
     if (act == 1) {
         *why = "secure aggregation recovery";
         return complete(a);
@@ -885,10 +889,10 @@ fri_sa_tick(fri_agg *a, uint64_t now_ms, const char **why)
 void
 fri_agg_set_masked_hook(fri_agg *a, fri_agg_masked_fn fn, void *ctx)
 {
-    pthread_mutex_lock(&a->mtx);
+    pthread_mutex_lock(&a->rs.mtx);
     a->sa_hook     = fn;
     a->sa_hook_ctx = ctx;
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_unlock(&a->rs.mtx);
 }
 
 _Static_assert(FRI_AGG_SA_ADVERTBYTES == FRI_SECAGG_ADVERTBYTES,

@@ -121,7 +121,7 @@ sess_remove(fri_agg *a, fri_sess_entry *e)
     if (*pp == e) {
         *pp = e->next;
         t->n--;
-        atomic_fetch_sub(&a->n_sessions, 1);
+        atomic_fetch_sub(&a->ctr.n_sessions, 1);
     }
     pp = &t->kbuckets[key_hash(t, e->client) & (t->n_buckets - 1)];
     while (*pp != NULL && *pp != e) {
@@ -301,7 +301,7 @@ fri_sess_add(fri_agg *a, uint64_t now_ms, fri_sess_entry *e)
         }
         t->ulast = e;
         t->n++;
-        atomic_fetch_add(&a->n_sessions, 1);
+        atomic_fetch_add(&a->ctr.n_sessions, 1);
     }
     pthread_mutex_unlock(&t->mtx);
     return why;

@@ -11,6 +11,7 @@
 
 #include "channel.h"
 #include "msg.h"
+#include "snap.h"
 #include "vbmf.h"
 
 void
@@ -25,12 +26,12 @@ fri_snap_unref(fri_snap *s)
 fri_snap *
 fri_agg_snap_get(fri_agg *a)
 {
-    pthread_mutex_lock(&a->mtx);
-    fri_snap *s = a->snap;
+    pthread_mutex_lock(&a->rs.mtx);
+    fri_snap *s = a->model.snap;
     if (s != NULL) {
         atomic_fetch_add(&s->refs, 1);
     }
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_unlock(&a->rs.mtx);
     return s;
 }
 
@@ -96,12 +97,12 @@ fri_agg_model_copy(fri_agg *a, float *mu, float *bi, size_t bi_len, float *Q,
 {
     size_t nb = a->cfg.n_items;
     size_t nq = nb * a->cfg.k;
-    pthread_mutex_lock(&a->mtx);
+    pthread_mutex_lock(&a->rs.mtx);
     // The released model (under DP, possibly an older one: close_round).
-    const float *sbi = a->held ? a->pub_bi : a->bi;
-    const float *sQ  = a->held ? a->pub_Q : a->Q;
+    const float *sbi = a->model.held ? a->model.pub_bi : a->model.bi;
+    const float *sQ  = a->model.held ? a->model.pub_Q : a->model.Q;
     if (mu != NULL) {
-        *mu = a->held ? a->pub_mu : a->mu;
+        *mu = a->model.held ? a->model.pub_mu : a->model.mu;
     }
     if (bi != NULL) {
         memcpy(bi, sbi, (bi_len < nb ? bi_len : nb) * sizeof(float));
@@ -110,9 +111,9 @@ fri_agg_model_copy(fri_agg *a, float *mu, float *bi, size_t bi_len, float *Q,
         memcpy(Q, sQ, (Q_len < nq ? Q_len : nq) * sizeof(float));
     }
     if (version != NULL) {
-        *version = a->held ? a->pub_version : a->version;
+        *version = a->model.held ? a->model.pub_version : a->model.version;
     }
-    pthread_mutex_unlock(&a->mtx);
+    pthread_mutex_unlock(&a->rs.mtx);
 }
 
 // Model arrays of the current version for the frame builder (exclusive
@@ -121,9 +122,9 @@ void
 fri_agg_model_view(const fri_agg *a, float *mu, const float **bi,
                    const float **Q)
 {
-    *mu = a->held ? a->pub_mu : a->mu;
-    *bi = a->held ? a->pub_bi : a->bi;
-    *Q  = a->held ? a->pub_Q : a->Q;
+    *mu = a->model.held ? a->model.pub_mu : a->model.mu;
+    *bi = a->model.held ? a->model.pub_bi : a->model.bi;
+    *Q  = a->model.held ? a->model.pub_Q : a->model.Q;
 }
 
 void

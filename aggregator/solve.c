@@ -11,10 +11,14 @@
 
 #include <sodium.h>
 
+#include "carry.h"
 #include "dp.h"
+#include "latest.h"
 #include "linalg.h"
+#include "log.h"
 #include "mf.h"
 #include "rng.h"
+#include "solve.h"
 #include "vbmf.h"
 
 #ifdef FR_WITH_BLAS
@@ -57,14 +61,14 @@ opt_step(fri_agg *a, uint32_t i, const float *g_row, float scale, uint64_t t,
         float  step;
         switch (a->cfg.server_opt) {
         case FRI_AGG_OPT_MOMENTUM:
-            a->opt_m[o] = b1 * a->opt_m[o] + g;
-            step        = a->opt_m[o];
+            a->opt.opt_m[o] = b1 * a->opt.opt_m[o] + g;
+            step        = a->opt.opt_m[o];
             break;
         case FRI_AGG_OPT_ADAM:
-            a->opt_m[o] = b1 * a->opt_m[o] + (1.0f - b1) * g;
-            a->opt_v[o] = b2 * a->opt_v[o] + (1.0f - b2) * g * g;
-            step        = (float) ((a->opt_m[o] / c1) /
-                                   (sqrt(a->opt_v[o] / c2) + a->cfg.adam_eps));
+            a->opt.opt_m[o] = b1 * a->opt.opt_m[o] + (1.0f - b1) * g;
+            a->opt.opt_v[o] = b2 * a->opt.opt_v[o] + (1.0f - b2) * g * g;
+            step        = (float) ((a->opt.opt_m[o] / c1) /
+                                   (sqrt(a->opt.opt_v[o] / c2) + a->cfg.adam_eps));
             break;
         default:
             step = g;
@@ -108,19 +112,19 @@ dp_grad_step(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
     if (v == NULL) {
         return FR_ENOMEM;
     }
-    for (uint32_t j = 0; j < a->n_touched; j++) {
-        uint32_t i = a->touched[j];
-        memcpy(v + (size_t) i * d, a->accf[i], (size_t) d * sizeof(float));
+    for (uint32_t j = 0; j < a->sums.n_touched; j++) {
+        uint32_t i = a->sums.touched[j];
+        memcpy(v + (size_t) i * d, a->sums.accf[i], (size_t) d * sizeof(float));
     }
-    v[nr]     = (float) a->sum_ratings;
-    v[nr + 1] = (float) a->count;
+    v[nr]     = (float) a->sums.sum_ratings;
+    v[nr + 1] = (float) a->sums.count;
     fr_err rv = FR_OK;
     if (a->cfg.dp == FRI_AGG_DP_CENTRAL) {
         rv = dp_noise(a, round, v, nr + 2);
     }
     if (rv == FR_OK) {
-        float    inv = (float) (1.0 / a->dp_cohort);
-        uint64_t t   = ++a->opt_t;
+        float    inv = (float) (1.0 / a->dp.dp_cohort);
+        uint64_t t   = ++a->opt.opt_t;
         for (uint32_t i = 0; i < a->cfg.n_items; i++) {
             opt_step(a, i, v + (size_t) i * d, inv, t, bi, Q);
         }
@@ -141,8 +145,8 @@ dp_grad_step(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
             }
         }
     }
-    if (a->dp_hook != NULL && rv == FR_OK) {
-        a->dp_hook(a->dp_hook_ctx, v, nr + 2);
+    if (a->dp.dp_hook != NULL && rv == FR_OK) {
+        a->dp.dp_hook(a->dp.dp_hook_ctx, v, nr + 2);
     }
     free(v);
     return rv;
@@ -163,34 +167,34 @@ carry_merge(fri_agg *a, float mu_old, float *mu)
     if (rv != FR_OK) {
         return rv;
     }
-    for (uint32_t j = 0; j < a->n_touched; j++) {
-        uint32_t i = a->touched[j];
-        if (a->carry[i] == NULL) {
-            a->carry[i] = calloc(a->acc_len, sizeof(float));
-            if (a->carry[i] == NULL) {
+    for (uint32_t j = 0; j < a->sums.n_touched; j++) {
+        uint32_t i = a->sums.touched[j];
+        if (a->stats.carry[i] == NULL) {
+            a->stats.carry[i] = calloc(a->acc_len, sizeof(float));
+            if (a->stats.carry[i] == NULL) {
                 return FR_ENOMEM;
             }
-            a->carried[a->n_carried++] = i;
+            a->stats.carried[a->stats.n_carried++] = i;
         }
     }
-    a->carry_sum   = keep * a->carry_sum + a->sum_ratings;
-    a->carry_count = keep * a->carry_count + a->count;
-    if (a->carry_count > 0.0) {
-        *mu = (float) (a->carry_sum / a->carry_count);
+    a->stats.carry_sum   = keep * a->stats.carry_sum + a->sums.sum_ratings;
+    a->stats.carry_count = keep * a->stats.carry_count + a->sums.count;
+    if (a->stats.carry_count > 0.0) {
+        *mu = (float) (a->stats.carry_sum / a->stats.carry_count);
     }
     float dmu = *mu - mu_old;
-    for (uint32_t j = 0; j < a->n_carried; j++) {
-        float *s = a->carry[a->carried[j]];
+    for (uint32_t j = 0; j < a->stats.n_carried; j++) {
+        float *s = a->stats.carry[a->stats.carried[j]];
         for (size_t e = 0; e < a->acc_len; e++) {
             s[e] *= keep;
         }
     }
-    for (uint32_t j = 0; j < a->n_touched; j++) {
-        axpy(a->acc_len, 1.0f, a->accf[a->touched[j]],
-             a->carry[a->touched[j]]);
+    for (uint32_t j = 0; j < a->sums.n_touched; j++) {
+        axpy(a->acc_len, 1.0f, a->sums.accf[a->sums.touched[j]],
+             a->stats.carry[a->sums.touched[j]]);
     }
-    for (uint32_t j = 0; j < a->n_carried; j++) {
-        float *s = a->carry[a->carried[j]];
+    for (uint32_t j = 0; j < a->stats.n_carried; j++) {
+        float *s = a->stats.carry[a->stats.carried[j]];
         for (uint32_t r = 0; r < d; r++) {
             s[gl + r] -= dmu * s[fri_packed_index(d, r, d - 1)];
         }
@@ -203,28 +207,28 @@ carry_merge(fri_agg *a, float mu_old, float *mu)
 static fr_err
 acc_to_float(fri_agg *a)
 {
-    for (uint32_t j = 0; j < a->n_touched; j++) {
-        uint32_t i = a->touched[j];
-        if (a->accf[i] == NULL) {
-            a->accf[i] = malloc(a->acc_len * sizeof(float));
-            if (a->accf[i] == NULL) {
+    for (uint32_t j = 0; j < a->sums.n_touched; j++) {
+        uint32_t i = a->sums.touched[j];
+        if (a->sums.accf[i] == NULL) {
+            a->sums.accf[i] = malloc(a->acc_len * sizeof(float));
+            if (a->sums.accf[i] == NULL) {
                 return FR_ENOMEM;
             }
         }
         for (size_t e = 0; e < a->acc_len; e++) {
-            double v = a->acc[i][e];
+            double v = a->sums.acc[i][e];
             if (!(fabs(v) <= FLT_MAX)) {
                 return FR_ETOOBIG;
             }
-            a->accf[i][e] = (float) v;
+            a->sums.accf[i][e] = (float) v;
         }
     }
-    if (a->gram_all != NULL) {
+    if (a->sums.gram_all != NULL) {
         for (size_t e = 0; e < a->gram_len; e++) {
-            if (!(fabs(a->gram_all[e]) <= FLT_MAX)) {
+            if (!(fabs(a->sums.gram_all[e]) <= FLT_MAX)) {
                 return FR_ETOOBIG;
             }
-            a->gram_allf[e] = (float) a->gram_all[e];
+            a->sums.gram_allf[e] = (float) a->sums.gram_all[e];
         }
     }
     return FR_OK;
@@ -236,9 +240,9 @@ static void
 item_skip(fri_agg *a, uint32_t i, fr_err why, float *bi, float *Q)
 {
     const uint32_t k = a->cfg.k;
-    memcpy(Q + (size_t) i * k, a->Q + (size_t) i * k, k * sizeof(float));
-    bi[i] = a->bi[i];
-    atomic_fetch_add(&a->items_skipped, 1);
+    memcpy(Q + (size_t) i * k, a->model.Q + (size_t) i * k, k * sizeof(float));
+    bi[i] = a->model.bi[i];
+    atomic_fetch_add(&a->ctr.items_skipped, 1);
     fri_agg_log(a, FR_LOG_ERROR,
                 "msg=\"item solve failed, item kept\" item=%u err=%s", i,
                 fr_errname(why));
@@ -265,9 +269,9 @@ fri_agg_solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
         return FR_ENOMEM;
     }
     float mu_old = *mu;
-    if (!a->cfg.implicit && a->count > 0 && a->cfg.dp == FRI_AGG_DP_OFF) {
+    if (!a->cfg.implicit && a->sums.count > 0 && a->cfg.dp == FRI_AGG_DP_OFF) {
         // (Under DP, mu comes from the noised sum and count instead.)
-        *mu = (float) (a->sum_ratings / a->count);
+        *mu = (float) (a->sums.sum_ratings / a->sums.count);
     }
     // The first explicit-ALS round is a census: the initial model has no
     // global mean, so the users' biases absorbed it and item biases solved
@@ -275,18 +279,18 @@ fri_agg_solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
     // penalties undo only over many rounds. Taking just mu from it starts
     // round 2 exactly where centralized ALS starts (mu set, biases zero).
     int census = (a->cfg.algo == FRI_AGG_ALS || a->vb != NULL) &&
-                 !a->cfg.implicit && a->version == 0 && a->count > 0;
+                 !a->cfg.implicit && a->model.version == 0 && a->sums.count > 0;
     int latest = a->cfg.stats_latest && !census;
     if (latest) {
         rv = fri_latest_solve(a, mu_old, mu, bi, Q, work, wl);
     }
-    if (a->vb != NULL && !census && !latest && a->count > 0) {
+    if (a->vb != NULL && !census && !latest && a->sums.count > 0) {
         // VBMF steps every item (also unrated ones, from the prior).
         size_t skipped = 0;
-        rv = fri_vb_solve(a->vb, a->accf, *mu, mu_old, a->count, bi, Q,
+        rv = fri_vb_solve(a->vb, a->sums.accf, *mu, mu_old, a->sums.count, bi, Q,
                           &skipped);
         if (skipped > 0) {
-            atomic_fetch_add(&a->items_skipped, skipped);
+            atomic_fetch_add(&a->ctr.items_skipped, skipped);
             fri_agg_log(a, FR_LOG_ERROR,
                         "msg=\"item steps failed, items kept\" items=%zu",
                         skipped);
@@ -297,10 +301,10 @@ fri_agg_solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
     int carrying = a->cfg.stats_forget < 1.0f && !census;
     if (carrying) {
         rv = carry_merge(a, mu_old, mu);
-        for (uint32_t j = 0; j < a->n_carried && rv == FR_OK; j++) {
-            uint32_t i = a->carried[j];
+        for (uint32_t j = 0; j < a->stats.n_carried && rv == FR_OK; j++) {
+            uint32_t i = a->stats.carried[j];
             fr_err   e = fri_mf_item_solve(Q + (size_t) i * k, &bi[i],
-                                           a->carry[i], a->carry[i] + gl, k,
+                                           a->stats.carry[i], a->stats.carry[i] + gl, k,
                                            a->cfg.reg, a->cfg.reg_bias,
                                            a->cfg.weighted, work, wl);
             if (e == FR_ENOMEM) {
@@ -310,11 +314,11 @@ fri_agg_solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
             }
         }
     }
-    for (uint32_t j = 0; j < a->n_touched && rv == FR_OK && !census &&
+    for (uint32_t j = 0; j < a->sums.n_touched && rv == FR_OK && !census &&
                          !carrying && !latest && a->cfg.algo == FRI_AGG_ALS;
          j++) {
-        uint32_t i   = a->touched[j];
-        float   *acc = a->accf[i];
+        uint32_t i   = a->sums.touched[j];
+        float   *acc = a->sums.accf[i];
         float   *q   = Q + (size_t) i * k;
         fr_err   e;
         if (!a->cfg.implicit) {
@@ -330,7 +334,7 @@ fri_agg_solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
                                   a->cfg.reg_bias, a->cfg.weighted, work,
                                   wl);
         } else {
-            e = fri_mf_implicit_item_solve(q, a->gram_allf, acc, acc + gl, k,
+            e = fri_mf_implicit_item_solve(q, a->sums.gram_allf, acc, acc + gl, k,
                                            a->cfg.reg, work, wl);
         }
         if (e == FR_ENOMEM) {
@@ -343,18 +347,18 @@ fri_agg_solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
         a->cfg.dp != FRI_AGG_DP_OFF) {
         rv = dp_grad_step(a, round, mu, bi, Q);
     } else if (rv == FR_OK && a->cfg.algo == FRI_AGG_GRAD &&
-               (a->cfg.clip > 0.0f ? a->count : a->weight) > 0) {
+               (a->cfg.clip > 0.0f ? a->sums.count : a->sums.weight) > 0) {
         // FedAvg: the cohort's summed gradients over its summed interaction
         // counts is the weighted mean of the per-interaction gradients.
         // Under clipping the denominator is the summed clipped counts (the
         // last extra), the one secure aggregation can release: plain and
         // masked rounds then take the same step (docs/SECAGG.md §5).
-        double   w   = a->cfg.clip > 0.0f ? a->count : a->weight;
+        double   w   = a->cfg.clip > 0.0f ? a->sums.count : a->sums.weight;
         float    inv = (float) (1.0 / w);
-        uint64_t t   = ++a->opt_t;
-        for (uint32_t j = 0; j < a->n_touched; j++) {
-            uint32_t i = a->touched[j];
-            opt_step(a, i, a->accf[i], inv, t, bi, Q);
+        uint64_t t   = ++a->opt.opt_t;
+        for (uint32_t j = 0; j < a->sums.n_touched; j++) {
+            uint32_t i = a->sums.touched[j];
+            opt_step(a, i, a->sums.accf[i], inv, t, bi, Q);
         }
     }
     free(work);

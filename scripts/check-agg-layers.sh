@@ -42,6 +42,38 @@ while read -r f t s; do
     bad=1
   fi
 done <<< "$edges"
+# Includes: a file includes the header of its own layer's file or of
+# lower layers only (a header is its .c file's: x.h is x.c's, rounds.h
+# agg.c's, counters.h metrics.c's), and aggregator headers include each
+# other without a cycle.
+hdr_of() {
+  case $1 in
+    rounds.h) echo agg.c ;;
+    counters.h) echo metrics.c ;;
+    *) echo "${1%.h}.c" ;;
+  esac
+}
+hedges=""
+for src in aggregator/*.c aggregator/*.h; do
+  f=$(basename "$src")
+  for h in $(sed -n 's/^#include "\([a-z_]*\.h\)".*/\1/p' "$src"); do
+    [ -f "aggregator/$h" ] || continue
+    case $f in
+      *.h) hedges+="$f $h"$'\n' ;;
+      *.c)
+        c=$(hdr_of "$h"); lf=${layer[$f]:-}; lc=${layer[$c]:-}
+        if [ "$c" != "$f" ] && [ -n "$lf" ] && [ -n "$lc" ] && [ "$lc" -ge "$lf" ]; then
+          echo "layer violation: $f ($lf) includes $h of $c ($lc)" >&2
+          bad=1
+        fi ;;
+    esac
+  done
+done
+if ! printf '%s' "$hedges" | tsort >/dev/null 2>&1; then
+  echo "include cycle among aggregator headers:" >&2
+  printf '%s' "$hedges" | tsort 2>&1 >/dev/null | sed 's/^/  /' >&2
+  bad=1
+fi
 # The graph, one line per caller -> callee file.
 awk '{k=$1" -> "$2; a[k]=a[k]" "$3} END {for (k in a) print k":"a[k]}' \
   <<< "$edges" | sort

@@ -14,6 +14,7 @@
 
 #include "agg.h"
 #include "agg_int.h"
+#include "snap.h"
 #include "bayes.h"
 #include "bounds.h"
 #include "ckpt.h"

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "agg_int.h"
+#include "snap.h"
 #include "bayes.h"
 #include "linalg.h"
 #include "msg.h"

@@ -1,0 +1,30 @@
+// The secure rounds' phases (sa.c); the public entry points are in agg.h.
+// A phase that ends the round reports it to the round owner (agg.c).
+#ifndef FR_AGGREGATOR_SA_H
+#define FR_AGGREGATOR_SA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agg_int.h"
+
+// Creates the state (cfg.secagg != OFF); err says why on FR_EINVAL.
+fr_err fri_sa_create(fri_agg *a, char *err, size_t err_cap);
+void   fri_sa_destroy(fri_agg *a);
+// A new round opened at now_ms (under mtx).
+void fri_sa_round_open(fri_agg *a, uint64_t now_ms);
+// A new member joined (under mtx): records its key, returns its index.
+uint32_t fri_sa_join(fri_agg *a, const uint8_t *pk);
+// Fills the secure-aggregation fields of a task (under mtx).
+void fri_sa_task(const fri_agg *a, uint32_t index, fri_agg_task *t);
+// Phase deadlines (not under mtx). Returns what the round owner must do
+// with the round, which it moved to RS_CLOSING: 0 nothing, 1 complete,
+// 2 abandon (*why, a string literal).
+int fri_sa_tick(fri_agg *a, uint64_t now_ms, const char **why);
+// A member's revealed shares (fri_agg_sa_unmask without ending the
+// round): *act 1 when the round is to complete, 2 to be abandoned.
+fr_err fri_sa_unmask(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES],
+    uint64_t round, const uint32_t *about, const uint8_t *shares, size_t n,
+    int *act);
+
+#endif

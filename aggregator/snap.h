@@ -1,0 +1,35 @@
+// The published model (snap.c): identity, signed MODEL frame, snapshot
+// references, served arrays.
+#ifndef FR_AGGREGATOR_SNAP_H
+#define FR_AGGREGATOR_SNAP_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agg_int.h"
+
+// The signed MODEL frame of one round, built once when the round opens and
+// shared by reference: handlers serving GET_MODEL hold a reference while
+// they seal it for their session.
+typedef struct fri_snap {
+    atomic_uint refs;
+    uint64_t    version;
+    uint64_t    round;
+    uint8_t    *frame; // signed plain MODEL frame, or NULL
+    size_t      frame_len;
+} fri_snap;
+
+// Identity from cfg (seed or fresh) into a->id / a->pk.
+fr_err fri_agg_identity_init(fri_agg *a);
+// Encodes and signs the MODEL frame of the current model for s->round and
+// s->version into s->frame. Called by the exclusive closer/opener.
+fr_err fri_agg_snap_frame(fri_agg *a, fri_snap *s);
+void   fri_snap_unref(fri_snap *s);
+// Current snapshot with a reference held (never NULL after create).
+fri_snap *fri_agg_snap_get(fri_agg *a);
+// Model arrays of the served version (exclusive closer/opener only).
+void fri_agg_model_view(
+    const fri_agg *a, float *mu, const float **bi, const float **Q);
+
+#endif
