@@ -507,3 +507,64 @@ fri_eval_ranking(fri_rank_metrics *out, const fri_mf_model *m,
     free(plist);
     return e;
 }
+
+fr_err
+fri_eval_lists(fri_list_metrics *out, const fri_mf_model *m,
+               const fri_csr *train, uint32_t K)
+{
+    if (out == NULL || m == NULL || train == NULL || K == 0 || K > 255 ||
+        K > m->n_items) {
+        return FR_EINVAL;
+    }
+    const uint32_t ni = m->n_items;
+    const uint32_t nu = train->n_rows < m->n_users ? train->n_rows
+                                                   : m->n_users;
+    float    *scores = malloc((size_t)SCORE_BATCH * ni * sizeof(float));
+    uint32_t *users  = malloc(SCORE_BATCH * sizeof(uint32_t));
+    uint32_t *lists  = malloc(((size_t)nu + 1) * K * sizeof(uint32_t));
+    uint8_t  *lens   = calloc((size_t)nu + 1, 1);
+    uint32_t *pop    = calloc(ni, sizeof(uint32_t));
+    fr_err    e      = FR_OK;
+    if (scores == NULL || users == NULL || lists == NULL || lens == NULL ||
+        pop == NULL) {
+        e = FR_ENOMEM;
+    }
+    for (uint32_t u = 0; u < nu && e == FR_OK; u++) {
+        for (size_t j = train->ptr[u]; j < train->ptr[u + 1]; j++) {
+            if (train->idx[j] < ni) {
+                pop[train->idx[j]]++;
+            }
+        }
+    }
+    size_t n_lists = 0;
+    for (uint32_t u0 = 0; u0 < nu && e == FR_OK;) {
+        size_t nb = 0;
+        for (; u0 < nu && nb < SCORE_BATCH; u0++) {
+            if (train->ptr[u0 + 1] > train->ptr[u0]) {
+                users[nb++] = u0;
+            }
+        }
+        if (nb == 0) {
+            continue;
+        }
+        e = fri_score_users(scores, (size_t)SCORE_BATCH * ni, m, users, nb);
+        for (size_t r = 0; r < nb && e == FR_OK; r++) {
+            uint32_t u = users[r];
+            size_t   got = 0;
+            e = fri_topk(lists + n_lists * K, NULL, K, &got, scores + r * ni,
+                         ni, train->idx + train->ptr[u],
+                         train->ptr[u + 1] - train->ptr[u]);
+            lens[n_lists++] = (uint8_t)got;
+        }
+    }
+    if (e == FR_OK) {
+        e = fri_list_metrics_eval(out, lists, lens, n_lists, K, ni, pop, nu,
+                                  m->Q, m->k);
+    }
+    free(scores);
+    free(users);
+    free(lists);
+    free(lens);
+    free(pop);
+    return e;
+}

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "dataset.h"
+#include "listmetrics.h"
 #include "fedrec/err.h"
 #include "mf.h"
 
@@ -109,5 +110,13 @@ FR_NODISCARD fr_err fri_eval_ranking(fri_rank_metrics *out,
                                      const fri_csr *train,
                                      const fri_csr *test,
                                      const fri_rank_config *c);
+
+// Beyond accuracy (listmetrics.h) of the model's own top-K lists: every
+// user with training rows gets the K best items it did not rate in train;
+// popularity is each item's number of training users. FR_EINVAL if K is 0,
+// above 255 or above the catalog.
+FR_NODISCARD fr_err fri_eval_lists(fri_list_metrics *out,
+                                   const fri_mf_model *m,
+                                   const fri_csr *train, uint32_t K);
 
 #endif

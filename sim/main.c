@@ -86,6 +86,12 @@ print_text(const fri_sim_config *c, const fri_sim_summary *s)
                    s->ref_als_rmse, s->ref_vbmf_rmse);
         }
     }
+    if (s->lists.n_lists > 0) {
+        printf("  devices' top-10 lists (%zu): coverage %.3f  exposure gini "
+               "%.3f  avg popularity %.1f  novelty %.2f  ILD %.3f\n",
+               s->lists.n_lists, s->lists.coverage, s->lists.gini,
+               s->lists.avg_popularity, s->lists.novelty, s->lists.ild);
+    }
     printf("  updates %llu, dropped %llu, up %.1f MB, down %.1f MB, "
            "%.2f s in rounds (%.2f rounds/s)\n",
            (unsigned long long) s->total_clients,

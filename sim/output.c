@@ -95,6 +95,15 @@ fri_sim_json_summary(FILE *f, const fri_sim_config *c,
     jnum(f, "agg_seconds_per_round", s->agg_seconds_per_round, 1);
     jnum(f, "client_seconds_median", s->client_seconds_median, 1);
     jnum(f, "client_seconds_max", s->client_seconds_max, 1);
+    if (s->lists.n_lists > 0) {
+        // Beyond accuracy of the devices' own final top-10 lists.
+        jnum(f, "coverage", s->lists.coverage, 1);
+        jnum(f, "gini", s->lists.gini, 1);
+        jnum(f, "avg_popularity", s->lists.avg_popularity, 1);
+        jnum(f, "novelty", s->lists.novelty, 1);
+        jnum(f, "ild", s->lists.ild, 1);
+        fprintf(f, "\"list_users\":%zu,", s->lists.n_lists);
+    }
     if (s->has_reference) {
         if (c->implicit) {
             jnum(f, "ref_hr10", s->ref_hr10, 1);

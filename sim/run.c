@@ -101,6 +101,10 @@ struct sim_state {
     fri_sim_atk          *atk;
     fri_sim_poison_run   *poison; // malicious devices, target exposure
     dev_live             *live;
+    // The final model's top-FRI_SIM_LIST_K list of every evaluated device
+    // (what its user would see), for the beyond-accuracy metrics.
+    uint32_t             *tops;
+    uint8_t              *top_len;
     atomic_uint           pass_progress;
     uint64_t              deadline_ms;
     double                tick_cpu; // main thread: CPU in fri_agg_tick
@@ -227,6 +231,15 @@ eval_device(sim_state *st, fr_client *c, uint32_t u, dev_out *o)
 {
     const fri_csr *t = &st->p->test;
     size_t         a = t->ptr[u], b = t->ptr[u + 1];
+    if (st->tops != NULL && st->job->round == st->c->rounds) {
+        // The device's own list under the final model.
+        float  sc[FRI_SIM_LIST_K];
+        size_t got = 0;
+        if (fr_client_recommend(c, st->tops + (size_t) u * FRI_SIM_LIST_K, sc,
+                                FRI_SIM_LIST_K, &got) == FR_OK) {
+            st->top_len[u] = (uint8_t) got;
+        }
+    }
     if (a == b) {
         return;
     }
@@ -697,6 +710,36 @@ run_job(sim_state *st, worker *ws, job *jb)
     return FR_EINTERNAL;
 }
 
+// Beyond accuracy over the evaluated devices' own final lists: popularity
+// is each item's number of training users, diversity uses the final item
+// factors.
+static fr_err
+list_metrics(sim_state *st, fri_sim_summary *s)
+{
+    const fri_sim_pop *p  = st->p;
+    const uint32_t     ni = p->n_items, k = st->c->k;
+    uint32_t          *pop = calloc(ni ? ni : 1, sizeof(*pop));
+    float             *bi  = malloc(sizeof(float) * (ni ? ni : 1));
+    float             *Q   = malloc(sizeof(float) * ((size_t) ni * k + 1));
+    float              mu  = 0.0f;
+    fr_err             e   = FR_ENOMEM;
+    if (pop != NULL && bi != NULL && Q != NULL && ni > 0) {
+        for (size_t j = 0; j < p->train.ptr[p->n_users]; j++) {
+            if (p->train.idx[j] < ni) {
+                pop[p->train.idx[j]]++;
+            }
+        }
+        fri_agg_model_copy(st->agg, &mu, bi, ni, Q, (size_t) ni * k, NULL);
+        e = fri_list_metrics_eval(&s->lists, st->tops, st->top_len,
+                                  p->n_users, FRI_SIM_LIST_K, ni, pop,
+                                  p->n_users, Q, k);
+    }
+    free(pop);
+    free(bi);
+    free(Q);
+    return e;
+}
+
 static int
 is_eval_round(const fri_sim_config *c, uint32_t r)
 {
@@ -968,6 +1011,13 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
             goto out;
         }
     }
+    st.tops    = malloc((size_t) (p->n_users ? p->n_users : 1) *
+                        FRI_SIM_LIST_K * sizeof(*st.tops));
+    st.top_len = calloc(p->n_users ? p->n_users : 1, 1);
+    if (st.tops == NULL || st.top_len == NULL) {
+        e = FR_ENOMEM;
+        goto out;
+    }
     if ((e = fri_sim_atk_create(&st.atk, c, p, cohort, st.agg)) != FR_OK) {
         goto out;
     }
@@ -1176,6 +1226,10 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
         fri_sim_raw_cost(up, down, &s->us_crypto_per_update,
                          &s->us_memcpy_per_update);
     }
+    if ((e = list_metrics(&st, s)) != FR_OK) {
+        e = fail(err, err_cap, e, "list metrics: %s", fr_strerror(e));
+        goto out;
+    }
     s->n_clients = p->n_users;
     s->n_train = p->train.ptr[p->n_users];
     s->n_test = p->test.ptr[p->n_users];
@@ -1183,7 +1237,9 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
     // arrays (eligible list, evaluation list and mask).
     s->bytes_per_idle_client =
         (double) (fri_sim_pop_overhead(p) +
-                  (size_t) p->n_users * (2 * sizeof(uint32_t) + 1)) /
+                  (size_t) p->n_users * (2 * sizeof(uint32_t) + 1) +
+                  (size_t) p->n_users * (FRI_SIM_LIST_K * sizeof(uint32_t) +
+                                         1)) /
         (double) (p->n_users ? p->n_users : 1);
     snprintf(s->data_name, sizeof(s->data_name), "%s", p->name);
     if (model_hash != NULL) {
@@ -1218,6 +1274,8 @@ out:
     fri_sim_atk_destroy(st.atk);
     fri_sim_poison_destroy(st.poison);
     free(st.live);
+    free(st.tops);
+    free(st.top_len);
     if (st.last != NULL) {
         for (uint32_t u = 0; u < p->n_users; u++) {
             fri_stats_last_free(st.last[u]);

@@ -16,6 +16,7 @@
 
 #include "dataset.h"
 #include "fedrec/err.h"
+#include "listmetrics.h"
 #include "mf.h"
 #include "poison.h"
 #include "privacy.h"
@@ -208,6 +209,9 @@ typedef struct fri_sim_round {
     fri_sim_priv_stats priv; // epsilon so far, attacks on this round
 } fri_sim_round;
 
+// Length of the device lists behind the beyond-accuracy metrics.
+#define FRI_SIM_LIST_K 10
+
 typedef struct fri_sim_summary {
     uint32_t rounds;
     uint32_t rounds_abandoned; // training rounds the aggregator gave up
@@ -253,6 +257,9 @@ typedef struct fri_sim_summary {
     char     data_name[128];
     fri_sim_priv_stats priv; // final epsilon, attacks pooled over rounds
     fri_sim_poison_stats poison; // target exposure, poisoned updates
+    // Beyond accuracy (common/listmetrics.h) of the evaluated devices'
+    // own top-FRI_SIM_LIST_K lists under the final model.
+    fri_list_metrics lists;
 } fri_sim_summary;
 
 // ---- the run (run.c) -------------------------------------------------------

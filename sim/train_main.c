@@ -856,6 +856,12 @@ main(int argc, char **argv)
     if (e == FR_OK && rcfg.k <= m->n_items) {
         ke = fri_eval_ranking(&km, m, &raw, &test_csr, &rcfg);
     }
+    // Beyond accuracy: every training user's own top-K list.
+    fri_list_metrics lm = {0};
+    fr_err           le = FR_EINVAL;
+    if (e == FR_OK && rcfg.k <= m->n_items) {
+        le = fri_eval_lists(&lm, m, &raw, rcfg.k);
+    }
     if (e != FR_OK) {
         fprintf(stderr, "fedrec-train: training failed: %s\n",
                 fr_strerror(e));
@@ -890,6 +896,17 @@ main(int argc, char **argv)
                    rcfg.k, km.hr, rcfg.k, km.ndcg, rcfg.k, km.precision,
                    rcfg.k, km.recall, rcfg.k, km.coverage);
         }
+        if (le == FR_OK) {
+            printf("\"coverage\":%.6f,\"gini\":%.6f,\"avg_popularity\":%.4f,"
+                   "\"novelty\":%.6f,",
+                   lm.coverage, lm.gini, lm.avg_popularity, lm.novelty);
+            if (isnan(lm.ild)) {
+                printf("\"ild\":null,"); // no factors (e.g. --algo pop)
+            } else {
+                printf("\"ild\":%.6f,", lm.ild);
+            }
+            printf("\"list_users\":%zu,", lm.n_lists);
+        }
         printf("\"seconds\":%.4f}\n", secs);
     } else {
         printf("%s %s k=%u:",
@@ -910,6 +927,12 @@ main(int argc, char **argv)
         }
         printf("  (%u epochs, %.3f s training, %zu train / %zu test)\n",
                r.epochs_run, secs, train.n, test.n);
+        if (le == FR_OK) {
+            printf("  top-%u lists of %zu users: coverage %.3f  gini %.3f"
+                   "  avg popularity %.1f  novelty %.2f  ILD %.3f\n",
+                   rcfg.k, lm.n_lists, lm.coverage, lm.gini,
+                   lm.avg_popularity, lm.novelty, lm.ild);
+        }
     }
     fri_mf_destroy(m);
     free(pred);

@@ -486,3 +486,30 @@ Test(sim_args, algo_default_depends_on_participation)
         cr_assert_eq(c.priv.secagg, cases[i].secagg, "case %zu", i);
     }
 }
+
+// Beyond accuracy: every evaluated device's own final list enters the
+// summary's coverage, exposure Gini, popularity, novelty and diversity,
+// in full participation and with partial cohorts (evaluation visits).
+Test(sim, list_metrics_from_the_devices_own_lists)
+{
+    for (int partial = 0; partial <= 1; partial++) {
+        fri_sim_config c;
+        result         a;
+        small_config(&c);
+        c.transport = FRI_SIM_DIRECT;
+        if (partial) {
+            c.clients_per_round = 30;
+        }
+        run(&c, &a);
+        const fri_list_metrics *l = &a.s.lists;
+        cr_assert_eq(l->n_lists, a.s.last.eval_users, "%zu lists, %u users",
+                     l->n_lists, a.s.last.eval_users);
+        // 120 users' top-10 out of 60 items cannot all be the same 10.
+        cr_assert(l->coverage > 10.0 / 60.0 && l->coverage <= 1.0,
+                  "coverage %g", l->coverage);
+        cr_assert(l->gini > 0.0 && l->gini < 1.0, "gini %g", l->gini);
+        cr_assert(l->avg_popularity > 0.0 && l->avg_popularity <= 120.0);
+        cr_assert(l->novelty > 0.0 && isfinite(l->novelty));
+        cr_assert(l->ild > 0.0 && l->ild <= 2.0, "ild %g", l->ild);
+    }
+}

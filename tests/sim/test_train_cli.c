@@ -80,6 +80,16 @@ Test(train_cli, synthetic_json_run_prints_summary)
     cr_assert(secs >= 0.0);
     last_json_number(buf, "mae");
     cr_assert(strstr(buf, "\"algo\":\"als\"") != NULL);
+    // Beyond accuracy over every training user's top-10 list.
+    double cov = last_json_number(buf, "coverage");
+    double gini = last_json_number(buf, "gini");
+    cr_assert(cov > 0.1 && cov <= 1.0, "coverage %g", cov);
+    cr_assert(gini > 0.0 && gini < 1.0, "gini %g", gini);
+    cr_assert(last_json_number(buf, "avg_popularity") > 0.0);
+    cr_assert(last_json_number(buf, "novelty") > 0.0);
+    double ild = last_json_number(buf, "ild");
+    cr_assert(ild > 0.0 && ild <= 2.0, "ild %g", ild);
+    cr_assert_eq(last_json_number(buf, "list_users"), 200.0);
 }
 
 Test(train_cli, implicit_reports_ranking)
