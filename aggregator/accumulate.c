@@ -301,6 +301,9 @@ acc_set_als(fri_agg *a, const float *v, size_t n)
 fr_err
 fri_agg_acc_set_dense(fri_agg *a, const float *v, size_t n)
 {
+    if (a->cfg.stats_latest) {
+        return fri_latest_sa_set(a, v, n); // latest_sa.c
+    }
     if (a->cfg.algo == FRI_AGG_ALS) {
         return acc_set_als(a, v, n);
     }

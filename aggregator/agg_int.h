@@ -245,6 +245,17 @@ void fri_agg_abandon_round(fri_agg *a, uint64_t now_ms, const char *why);
 fr_err fri_latest_solve(fri_agg *a, float mu_old, float *mu, float *bi,
                         float *Q, float *work, size_t wl);
 
+// ---- latest_sa.c (latest statistics under secure aggregation) ----
+// Checks the decoded sum of the survivors' masked deltas
+// (secagg_stats.h) and sets the round's accumulators from it. Closer only.
+fr_err fri_latest_sa_set(fri_agg *a, const float *v, size_t n);
+// The outcome of a member's masked delta (SA_POLL want UPDATE): FR_OK
+// when the round completed with pk among its survivors, *retry_after_ms
+// > 0 while it is still open or closing, FR_ELATE when it was abandoned
+// (or its outcome is no longer kept). Takes mtx (sa.c).
+fr_err fri_agg_sa_outcome(fri_agg *a, const uint8_t *pk, uint64_t round,
+                          uint32_t *retry_after_ms);
+
 // ---- handle.c (wire + sessions) ----
 fr_err fri_sessions_create(fri_agg *a);
 void   fri_sessions_destroy(fri_agg *a);

@@ -188,10 +188,11 @@ fri_sim_privacy_check(const fri_sim_config *c, char *err, size_t err_cap)
 {
     const fri_sim_privacy *p = &c->priv;
     CHECK(p->secagg == 0 || c->algo == FRI_SIM_GRAD ||
-              (c->algo == FRI_SIM_ALS && !c->implicit),
-          "--secure-agg needs --algo grad or explicit --algo als (masked "
-          "dense gradients or ALS statistics; iALS and VBMF are not "
-          "supported)");
+              (c->algo == FRI_SIM_ALS && !c->implicit) ||
+              (c->algo == FRI_SIM_VBMF && c->stats_latest == 1),
+          "--secure-agg needs --algo grad, explicit --algo als or --algo "
+          "vbmf with --stats-latest 1 (masked dense gradients or "
+          "statistics; iALS is not supported)");
     CHECK(p->secagg == 0 || c->algo != FRI_SIM_GRAD || p->clip > 0.0f,
           "--secure-agg needs --clip > 0 (it bounds the fixed-point range)");
     CHECK(p->secagg == 0 || c->algo != FRI_SIM_ALS || p->clip == 0.0f,
