@@ -11,10 +11,12 @@
 #include "accumulate.h"
 #include "bounds.h"
 #include "fixpt.h"
+#include "latest_sa.h"
 #include "linalg.h"
 #include "log.h"
 #include "robust.h"
 #include "secagg_als.h"
+#include "secagg_stats.h"
 #include "vbmf.h"
 
 // ---- accumulators ---------------------------------------------------------
@@ -301,9 +303,59 @@ acc_set_als(fri_agg *a, const float *v, size_t n)
     return FR_OK;
 }
 
+// Latest statistics under secure aggregation: the checked sum of the
+// survivors' masked deltas (secagg_stats.h layout) becomes the round's
+// accumulators, which latest.c folds into the running sum.
+static fr_err
+acc_set_latest(fri_agg *a, const float *v, size_t n)
+{
+    fr_err e = fri_latest_sa_check(a, v, n);
+    if (e != FR_OK) {
+        return e;
+    }
+    const uint32_t k  = a->cfg.k, ni = a->cfg.n_items;
+    const size_t   w  = a->gram_len + a->d;
+    const int      vb = a->vb != NULL;
+    fri_agg_acc_reset(a);
+    pthread_mutex_lock(&a->sums.acc_mtx);
+    for (uint32_t i = 0; i < ni; i++) {
+        // Items no survivor rated sum to exact zeros (the masks cancel).
+        const float *row = v + (size_t) i * w;
+        int          nz  = 0;
+        for (size_t r = 0; r < w && !nz; r++) {
+            nz = row[r] != 0.0f;
+        }
+        if (!nz) {
+            continue;
+        }
+        a->sums.acc[i] = malloc(w * sizeof(double));
+        if (a->sums.acc[i] == NULL) {
+            pthread_mutex_unlock(&a->sums.acc_mtx);
+            return FR_ENOMEM;
+        }
+        a->sums.touched[a->sums.n_touched++] = i;
+        for (size_t r = 0; r < w; r++) {
+            a->sums.acc[i][r] = row[r];
+        }
+    }
+    const float *tail = v + (size_t) ni * w;
+    if (vb) {
+        fri_vb_acc_add(a->vb, tail);
+        tail += fri_sa_stats_glob_len(k);
+    }
+    a->sums.sum_ratings = tail[0];
+    a->sums.count       = tail[1] > 0.0f ? tail[1] : 0.0;
+    a->sums.weight      = a->sums.count;
+    pthread_mutex_unlock(&a->sums.acc_mtx);
+    return FR_OK;
+}
+
 fr_err
 fri_agg_acc_set_dense(fri_agg *a, const float *v, size_t n)
 {
+    if (a->cfg.stats_latest) {
+        return acc_set_latest(a, v, n);
+    }
     if (a->cfg.algo == FRI_AGG_ALS) {
         return acc_set_als(a, v, n);
     }

@@ -23,7 +23,7 @@
 //                             accumulators; model step; published model
 //                             (identity, signed frame, served arrays);
 //                             configuration checks
-//   1  latest.c robust.c ckpt.c metrics.c
+//   1  latest.c latest_sa.c robust.c ckpt.c metrics.c
 //   0  carry.c bounds.c vbmf.c log.c errbuf.c
 //
 // Each file's functions are declared in its own header (x.c: x.h; agg.c:

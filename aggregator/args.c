@@ -76,6 +76,10 @@ static const char usage_head[] =
     "                          cohort's share of the population\n"
     "                          (default 1: each round's sums alone, exact\n"
     "                          when every client reports every round)\n"
+    "  --stats-latest 0|1      explicit ALS or VBMF: keep the sum of every\n"
+    "                          device's latest statistics, devices send the\n"
+    "                          change of theirs (partial participation;\n"
+    "                          masked under --secure-agg; default 0)\n"
     ;
 static const char usage_tail[] =
     "Bounds on one device (docs/ROBUSTNESS.md; updates outside are refused,\n"
@@ -100,7 +104,8 @@ static const char usage_tail[] =
     "                          simulations only; 0 = secret, default)\n"
     "  --secure-agg off|full|plus  masked aggregation: only the cohort's\n"
     "                          sum is revealed (needs --algo grad with\n"
-    "                          --clip, or explicit --algo als, bounded by\n"
+    "                          --clip, or explicit --algo als or --algo\n"
+    "                          vbmf --stats-latest 1, bounded by\n"
     "                          --max-user-norm/--max-residual; and\n"
     "                          --clients-per-round >= 2; plus = SecAgg+)\n"
     "  --robust on|off         bounds on each device's influence: unit\n"
@@ -356,6 +361,9 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
     } else if (strcmp(name, "stats-forget") == 0) {
         NEED_F();
         c->stats_forget = (float) f;
+    } else if (strcmp(name, "stats-latest") == 0) {
+        NEED_U(1);
+        c->stats_latest = (int) u;
     } else if (strcmp(name, "retry-after") == 0) {
         NEED_SECS();
         c->retry_after_ms = (uint32_t) (f * 1000.0 > 3.6e6 ? 3.6e6 : f * 1000.0);
@@ -594,7 +602,8 @@ static const char *const flag_names[] = {
     "handshake-timeout", "hello-rate", "hello-burst", "items", "k", "algo",
     "loss", "reg", "reg-bias", "alpha", "init-std", "seed", "server-opt",
     "server-lr", "momentum", "clients-per-round", "fraction", "min-clients",
-    "round-deadline", "rounds", "stats-forget", "retry-after", "clip",
+    "round-deadline", "rounds", "stats-forget", "stats-latest",
+    "retry-after", "clip",
     "noise-multiplier", "population", "dp-delta", "dp-seed", "dp",
     "secure-agg", "rating-min", "rating-max", "max-user-norm",
     "max-residual", "max-ratings", "max-item-norm", "robust", "log-level",

@@ -170,9 +170,9 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
     if (c->stats_latest &&
         ((c->algo != FRI_AGG_ALS && c->algo != FRI_AGG_VBMF) || c->implicit ||
          c->stats_forget < 1.0f || c->dp != FRI_AGG_DP_OFF ||
-         c->clip > 0.0f || c->secagg != FRI_AGG_SECAGG_OFF)) {
+         c->clip > 0.0f)) {
         BAD("stats-latest needs explicit ALS or VBMF without stats-forget, "
-            "DP, clipping or secure aggregation");
+            "DP or clipping");
     }
     if (c->max_sessions == 0) {
         BAD("max-sessions must be >= 1");
@@ -198,23 +198,25 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
     }
     if (c->secagg != FRI_AGG_SECAGG_OFF) {
         if (c->algo != FRI_AGG_GRAD &&
-            (c->algo != FRI_AGG_ALS || c->implicit)) {
-            BAD("secure-agg needs algo grad or explicit als (dense "
-                "fixed-point updates; iALS and VBMF statistics are not "
-                "masked)");
+            (c->algo != FRI_AGG_ALS || c->implicit) &&
+            (c->algo != FRI_AGG_VBMF || !c->stats_latest)) {
+            BAD("secure-agg needs algo grad, explicit als or vbmf with "
+                "stats-latest (dense fixed-point updates; iALS statistics "
+                "are not masked)");
         }
         if (c->clients_per_round < 2 || c->clients_per_round > 65535) {
             BAD("secure-agg needs clients-per-round in 2..65535 (the "
                 "cohort is fixed when the round opens)");
         }
-        if (c->algo == FRI_AGG_ALS) {
+        if (c->algo == FRI_AGG_ALS || c->algo == FRI_AGG_VBMF) {
             if (c->clip > 0.0f) {
-                BAD("secure-agg with algo als bounds each member by "
+                BAD("secure-agg with algo als or vbmf bounds each member by "
                     "max-user-norm and max-residual, not clip (set clip 0)");
             }
             if (fri_sa_als_width(c->k) > FRI_AGG_SA_MAX_WIDTH) {
-                BAD("secure-agg with algo als needs k <= 42 (a masked item "
-                    "row of (k+1)(k+2)/2 + k + 1 values, got k = %u)",
+                BAD("secure-agg with algo als or vbmf needs k <= 42 (a "
+                    "masked item row of (k+1)(k+2)/2 + k + 1 values, got "
+                    "k = %u)",
                     c->k);
             }
         } else if (c->clip <= 0.0f) {

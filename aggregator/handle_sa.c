@@ -89,7 +89,7 @@ why(fr_err rv)
 
 static fr_err
 poll(fri_agg *a, uint64_t now_ms, const uint8_t *pk, const uint8_t *plain,
-     size_t plain_len, uint8_t *out, size_t cap, size_t *len)
+     size_t plain_len, uint8_t *out, size_t cap, size_t *len, int *last)
 {
     fri_sa_poll p;
     fr_err      rv = fri_sa_poll_decode(&p, FRI_T_SA_POLL, plain, plain_len);
@@ -129,7 +129,20 @@ poll(fri_agg *a, uint64_t now_ms, const uint8_t *pk, const uint8_t *plain,
         sp.rating_abs = t.sa_rating_abs;
         return fri_sa_params_encode(out, cap, len, &sp);
     }
-    if (p.want == FRI_T_SA_ROSTER) {
+    if (p.want == FRI_T_UPDATE) {
+        // Latest statistics: was the member's masked delta applied?
+        rv    = fri_agg_sa_outcome(a, pk, p.round_id, &retry);
+        *last = retry == 0; // answered: the member is done
+        if (rv == FR_OK && retry == 0) {
+            return put_ack(out, cap, len, FRI_T_UPDATE, p.round_id);
+        }
+        if (rv != FR_OK) {
+            return put_err(out, cap, len, rv, FRI_T_SA_POLL, p.round_id, 0,
+                           rv == FR_ELATE ? "the round did not apply this "
+                                            "member's statistics"
+                                          : why(rv));
+        }
+    } else if (p.want == FRI_T_SA_ROSTER) {
         uint32_t *idx = malloc((size_t) n * sizeof(uint32_t) + 1);
         uint8_t  *rec = malloc((size_t) n * FRI_SA_REC_ROSTER + 1);
         uint8_t  *ids = malloc((size_t) n * 32 + 1);
@@ -207,20 +220,23 @@ poll(fri_agg *a, uint64_t now_ms, const uint8_t *pk, const uint8_t *plain,
 
 // The masked input: a dense FIXED UPDATE of n_items rows and 2 extra
 // words, the layout of the task's sa_dim vector: rows of k + 1 words
-// (GRAD) or of (k+1)(k+2)/2 + k + 1 words (ALS statistics, SPEC S1a).
+// (GRAD) or of (k+1)(k+2)/2 + k + 1 words (ALS statistics, SPEC S1a;
+// VBMF statistics deltas also carry the global block, S1b).
 static fr_err
 masked(fri_agg *a, uint64_t now_ms, const uint8_t *pk, const uint8_t *plain,
        size_t plain_len, uint8_t *out, size_t cap, size_t *len)
 {
     fri_update u;
     fr_err     rv   = fri_update_decode(&u, plain, plain_len);
-    int        als  = a->cfg.algo == FRI_AGG_ALS;
+    int        vb   = a->cfg.algo == FRI_AGG_VBMF;
+    int        als  = a->cfg.algo == FRI_AGG_ALS || vb;
     uint32_t   d    = als ? (uint32_t) (a->gram_len + a->d) : a->cfg.k + 1;
-    uint8_t    kind = als ? FRI_UPD_ALS : FRI_UPD_GRAD;
+    uint8_t    kind = vb ? FRI_UPD_VB : als ? FRI_UPD_ALS : FRI_UPD_GRAD;
+    uint32_t   ne   = vb ? (uint32_t) (a->d + a->gram_len + 4) : 2;
     if (rv == FR_OK &&
         (u.kind != kind || u.vtype != FRI_VAL_FIXED ||
          u.layout != FRI_UPD_DENSE || u.k != a->cfg.k || u.width != d ||
-         u.n_rows != a->cfg.n_items || u.n_extra != 2)) {
+         u.n_rows != a->cfg.n_items || u.n_extra != ne)) {
         rv = FR_EPROTO;
     }
     if (rv != FR_OK) {
@@ -229,7 +245,7 @@ masked(fri_agg *a, uint64_t now_ms, const uint8_t *pk, const uint8_t *plain,
                        "masked UPDATE does not match the task");
     }
     size_t    nr  = (size_t) u.n_rows * d;
-    uint32_t *y   = malloc((nr + 2) * sizeof(uint32_t));
+    uint32_t *y   = malloc((nr + ne) * sizeof(uint32_t));
     if (y == NULL) {
         return put_err(out, cap, len, FR_ENOMEM, FRI_T_UPDATE, u.round_id,
                        a->cfg.retry_after_ms, "out of memory");
@@ -239,7 +255,7 @@ masked(fri_agg *a, uint64_t now_ms, const uint8_t *pk, const uint8_t *plain,
         fri_update_get_row(&u, j, y + (size_t) j * d, &item);
     }
     fri_update_get_extra(&u, y + nr);
-    rv = fri_agg_sa_masked(a, now_ms, pk, u.round_id, y, nr + 2);
+    rv = fri_agg_sa_masked(a, now_ms, pk, u.round_id, y, nr + ne);
     free(y);
     if (rv != FR_OK) {
         return put_err(out, cap, len, rv, FRI_T_UPDATE, u.round_id, 0,
@@ -277,7 +293,8 @@ list_req(fri_agg *a, uint64_t now_ms, const uint8_t *pk, uint16_t type,
         rv = fri_agg_sa_shares(a, now_ms, pk, l.round_id, ids, rec, l.count);
     } else {
         rv = fri_agg_sa_unmask(a, now_ms, pk, l.round_id, ids, rec, l.count);
-        *last = rv == FR_OK;
+        // Latest statistics: the member still asks for the outcome.
+        *last = rv == FR_OK && !a->cfg.stats_latest;
     }
     sodium_memzero(rec, (size_t) l.count * rl);
     free(ids);
@@ -316,7 +333,7 @@ fri_agg_sa_wire(fri_agg *a, uint64_t now_ms,
         return list_req(a, now_ms, pk, type, plain, plain_len, out, cap, len,
                         last);
     case FRI_T_SA_POLL:
-        return poll(a, now_ms, pk, plain, plain_len, out, cap, len);
+        return poll(a, now_ms, pk, plain, plain_len, out, cap, len, last);
     case FRI_T_UPDATE:
         return masked(a, now_ms, pk, plain, plain_len, out, cap, len);
     default:

@@ -26,6 +26,7 @@
 #include "sa.h"
 #include "secagg.h"
 #include "secagg_als.h"
+#include "secagg_stats.h"
 #include "shamir.h"
 
 #define SHARE FRI_SECAGG_SHAREBYTES
@@ -57,7 +58,14 @@ struct fri_sa {
     uint64_t   phase_deadline;
     uint8_t    graph_seed[32];
     int        als; // explicit ALS statistics (secagg_als.h)
+    int        stats; // latest-statistics deltas (secagg_stats.h)
     fri_sa_als_bounds ab;
+    // Latest statistics: the survivors of the last round that unmasked,
+    // kept after the round so that each can learn whether its delta was
+    // applied (fri_agg_sa_outcome). Under mtx.
+    uint64_t   out_round; // 0: none
+    uint32_t   out_n;
+    uint8_t   *out_pk;    // n keys
     sa_member *m;
     uint32_t  *sum; // dim words, the running masked sum
     uint32_t   n_adv, n_shared, n_masked, n_answered;
@@ -89,6 +97,19 @@ fri_sa_create(fri_agg *a, char *err, size_t err_cap)
         s->clip          = 1.0f;
         s->dim           = fri_sa_als_dim(c->n_items, c->k);
     }
+    if (c->stats_latest) {
+        // The same bounds and normalization for the deltas of every
+        // device's latest ALS or VBMF statistics (docs/SECAGG.md §9).
+        fri_bounds b;
+        fri_bounds_of(c, &b);
+        s->als           = 1;
+        s->stats         = 1;
+        s->ab.user_norm  = (float) b.user_norm;
+        s->ab.residual   = (float) b.residual;
+        s->ab.rating_abs = (float) fmax(fabs(b.rmin), fabs(b.rmax));
+        s->clip          = 1.0f;
+        s->dim           = fri_sa_stats_dim(c->n_items, c->k, a->vb != NULL);
+    }
     s->frac_bits = fri_sa_frac_bits(s->clip, s->n);
     s->degree =
         c->secagg == FRI_AGG_SECAGG_PLUS ? fri_secagg_plus_degree(s->n) : 0;
@@ -96,9 +117,11 @@ fri_sa_create(fri_agg *a, char *err, size_t err_cap)
     s->threshold  = fri_secagg_threshold(s->eff_degree);
     s->m          = calloc(s->n, sizeof(*s->m));
     s->sum        = calloc(s->dim, sizeof(uint32_t));
-    if (s->m == NULL || s->sum == NULL) {
+    s->out_pk     = calloc(s->n, FRI_AGG_KEYBYTES);
+    if (s->m == NULL || s->sum == NULL || s->out_pk == NULL) {
         free(s->m);
         free(s->sum);
+        free(s->out_pk);
         free(s);
         return FR_ENOMEM;
     }
@@ -139,6 +162,7 @@ fri_sa_destroy(fri_agg *a)
     }
     free(s->m);
     free(s->sum);
+    free(s->out_pk);
     free(s);
     a->sa = NULL;
 }
@@ -619,6 +643,53 @@ sum_in_range(const fri_sa *s, uint32_t n)
     return 1;
 }
 
+// Latest statistics: keeps who survived the round being closed, for
+// fri_agg_sa_outcome. The closer; the polls read it under mtx.
+static void
+record_survivors(fri_agg *a, const uint32_t *surv, uint32_t ns)
+{
+    fri_sa *s = a->sa;
+    if (!s->stats) {
+        return;
+    }
+    pthread_mutex_lock(&a->rs.mtx);
+    for (uint32_t j = 0; j < ns; j++) {
+        memcpy(s->out_pk + (size_t) j * FRI_AGG_KEYBYTES, s->m[surv[j]].pk,
+               FRI_AGG_KEYBYTES);
+    }
+    s->out_n     = ns;
+    s->out_round = s->round;
+    pthread_mutex_unlock(&a->rs.mtx);
+}
+
+fr_err
+fri_agg_sa_outcome(fri_agg *a, const uint8_t *pk, uint64_t round,
+                   uint32_t *retry_after_ms)
+{
+    fr_err rv       = FR_ELATE;
+    *retry_after_ms = 0;
+    pthread_mutex_lock(&a->rs.mtx);
+    const fri_sa *s = a->sa;
+    if (s == NULL || !s->stats || round > a->rs.round ||
+        (round == a->rs.round && a->rs.state == RS_DONE)) {
+        rv = FR_ESTATE;
+    } else if (round == a->rs.round) {
+        *retry_after_ms = wait_ms(a); // still open or being closed
+        rv              = FR_OK;
+    } else if (s->out_round == round && a->rs.last_completed == round) {
+        // Unmasked, and the solve kept the model (a refused model drops
+        // the round's sums: nothing was applied).
+        for (uint32_t j = 0; j < s->out_n; j++) {
+            if (sodium_memcmp(s->out_pk + (size_t) j * FRI_AGG_KEYBYTES, pk,
+                              FRI_AGG_KEYBYTES) == 0) {
+                rv = FR_OK;
+            }
+        }
+    }
+    pthread_mutex_unlock(&a->rs.mtx);
+    return rv;
+}
+
 // Reconstructs every needed secret and unmasks (the exclusive closer, the
 // round in RS_CLOSING: no other thread touches the sa state). Every
 // secret is checked: a survivor's self-mask seed against the commitment
@@ -728,16 +799,20 @@ finish(fri_agg *a, int *ok)
         goto out;
     }
     if (rv == FR_OK) {
-        rv = s->als ? fri_sa_als_decode(v, s->sum, s->dim, s->frac_bits,
-                                        a->cfg.n_items, a->cfg.k, &s->ab)
-                    : fri_secagg_dequantize(v, s->sum, s->dim, s->frac_bits,
-                                            1);
+        rv = s->stats ? fri_sa_stats_decode(v, s->sum, s->dim, s->frac_bits,
+                                            a->cfg.n_items, a->cfg.k,
+                                            a->vb != NULL, &s->ab)
+             : s->als ? fri_sa_als_decode(v, s->sum, s->dim, s->frac_bits,
+                                          a->cfg.n_items, a->cfg.k, &s->ab)
+                      : fri_secagg_dequantize(v, s->sum, s->dim,
+                                              s->frac_bits, 1);
     }
     if (rv == FR_OK) {
         rv = fri_agg_acc_set_dense(a, v, s->dim);
     }
     if (rv == FR_OK) {
         *ok = 1;
+        record_survivors(a, surv, ns);
         fri_agg_log(a, FR_LOG_INFO,
                     "msg=\"secure aggregation unmasked\" round=%llu "
                     "survivors=%u dropped=%u",

@@ -26,5 +26,11 @@ int fri_sa_tick(fri_agg *a, uint64_t now_ms, const char **why);
 fr_err fri_sa_unmask(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES],
     uint64_t round, const uint32_t *about, const uint8_t *shares, size_t n,
     int *act);
+// The outcome of a member's masked delta (SA_POLL want UPDATE): FR_OK
+// when the round completed with pk among its survivors, *retry_after_ms
+// > 0 while it is still open or closing, FR_ELATE when it was abandoned
+// (or its outcome is no longer kept). Takes mtx.
+fr_err fri_agg_sa_outcome(fri_agg *a, const uint8_t *pk, uint64_t round,
+    uint32_t *retry_after_ms);
 
 #endif

@@ -1,9 +1,10 @@
 #!/bin/sh
 # The deployment profile of issue 15 on ML-100K u1..u5 with the defaults
 # a new user gets: fedrec-sim --train uN.base --test uN.test --fraction F
-# --dropout 0.1 (no --algo, no --secure-agg: ALS with carried statistics
-# under SecAgg+). One JSON line per split (rmse, rounds, secure_agg, wall
-# seconds, bytes up per contributing device), then the mean RMSE.
+# --dropout 0.1 (no --algo, no --secure-agg: VBMF on every device's latest
+# statistics, deltas masked with SecAgg+, 60 rounds). One JSON line per
+# split (rmse, rounds, algo, secure_agg, wall seconds, bytes up per
+# contributing device), then the mean RMSE.
 # Env: FR_DATA_DIR, FR_BUILD_DIR (build), FRACTION (0.1), SPLITS
 # ("1 2 3 4 5"), EXTRA (more fedrec-sim flags, e.g. "--secure-agg off").
 set -eu

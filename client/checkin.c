@@ -162,7 +162,9 @@ fr_client_request_bound(const fr_client *c)
         uint32_t ni = c->model != NULL ? c->model->n_items : c->max_items;
         size_t   sa = fri_sa_client_bound(c->session->sa, k, ni,
                                           c->session->task.algo ==
-                                              FRI_ALGO_ALS) +
+                                              FRI_ALGO_ALS,
+                                          c->session->task.algo ==
+                                              FRI_ALGO_VBMF) +
                     FRI_SEAL_OVERHEAD;
         u = sa > u ? sa : u;
     }
@@ -567,11 +569,12 @@ recv_task(fr_client *c, const uint8_t *plain, size_t plain_len)
     c->info.model_version = t.model_version;
     if (t.secagg &&
         !((t.algo == FRI_ALGO_GRAD && t.update_kind == FRI_UPD_GRAD) ||
-          (t.algo == FRI_ALGO_ALS && t.update_kind == FRI_UPD_ALS &&
-           !t.stats_delta))) {
+          (t.algo == FRI_ALGO_ALS && t.update_kind == FRI_UPD_ALS) ||
+          (t.algo == FRI_ALGO_VBMF && t.update_kind == FRI_UPD_VB &&
+           t.stats_delta))) {
         return fail(c, FR_EPROTO,
-                    "secure aggregation needs a gradient or explicit ALS "
-                    "task");
+                    "secure aggregation needs a gradient, explicit ALS or "
+                    "latest-statistics VBMF task");
     }
     if (t.k == 0 || t.k > c->max_k) {
         return fail(c, FR_ETOOBIG, "task factor dimension above max_k");

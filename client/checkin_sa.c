@@ -14,10 +14,12 @@
 #include "client_fit.h"
 #include "dp.h"
 #include "keys.h"
+#include "linalg.h"
 #include "msg.h"
 #include "msg_secagg.h"
 #include "secagg.h"
 #include "secagg_als.h"
+#include "secagg_stats.h"
 #include "shamir.h"
 
 typedef enum sa_step {
@@ -29,6 +31,7 @@ typedef enum sa_step {
     SA_MASKED,
     SA_POLL_UNMASK,
     SA_UNMASK,
+    SA_POLL_COMMIT, // latest statistics: was the delta applied?
     SA_OVER,
 } sa_step;
 
@@ -200,13 +203,13 @@ out:
     return rv;
 }
 
-// Quantizes x (dim values, the last two the rating sum and count),
+// Quantizes x (dim values, the last n_extra of them the UPDATE's extra),
 // masks it against the member's neighbours and encodes it as a FIXED
-// dense UPDATE of n_rows rows of width values plus those two.
+// dense UPDATE of n_rows rows of width values plus those.
 static fr_err
 seal_masked(fr_client *c, struct fri_sa_client *s, const fri_task *t,
-            uint8_t kind, size_t width, uint32_t n_rows, const float *x,
-            size_t dim, uint8_t *dst, size_t cap, size_t *len)
+            uint8_t kind, size_t width, uint32_t n_rows, uint32_t n_extra,
+            const float *x, size_t dim, uint8_t *dst, size_t cap, size_t *len)
 {
     uint32_t *q  = fri_client_calloc(c, dim, sizeof(uint32_t));
     uint8_t  *pk = zalloc(c, s->n_from * 32);
@@ -232,9 +235,9 @@ seal_masked(fr_client *c, struct fri_sa_client *s, const fri_task *t,
         wu.k         = t->k;
         wu.width     = (uint32_t) width;
         wu.n_rows    = n_rows;
-        wu.n_extra   = 2;
+        wu.n_extra   = n_extra;
         wu.weight    = 0.0f; // the count stays on the device
-        wu.extra     = q + dim - 2;
+        wu.extra     = q + dim - n_extra;
         wu.rows      = q;
         rv           = fri_update_encode(dst, cap, len, &wu);
     }
@@ -296,8 +299,81 @@ build_masked_als(fr_client *c, struct fri_sa_client *s, const fri_task *t,
                         clipped);
     }
     if (rv == FR_OK) {
-        rv = seal_masked(c, s, t, FRI_UPD_ALS, w, m->n_items, x, dim, dst, cap,
-                         len);
+        rv = seal_masked(c, s, t, FRI_UPD_ALS, w, m->n_items, 2, x, dim, dst,
+                         cap, len);
+    }
+out:
+    fri_client_free_wipe(c, x, x != NULL ? dim * sizeof(float) : 0);
+    fri_update_buf_free(c, &u);
+    s->expect = FRI_T_ACK;
+    return rv;
+}
+
+// Latest statistics (docs/SECAGG.md §9): the change of the device's ALS
+// or VBMF contribution since its last committed one, dense over every
+// item like build_masked_als. The contribution is clamped to the bounds
+// of SA_PARAMS before the delta is taken, so that the contribution the
+// device stores (pending until the round commits, SA_POLL_COMMIT) is
+// exactly the one the aggregator's running sum holds for it.
+static fr_err
+build_masked_stats(fr_client *c, struct fri_sa_client *s, const fri_task *t,
+                   uint8_t *dst, size_t cap, size_t *len)
+{
+    const fri_cmodel *m = c->model;
+    if (m == NULL || m->k != t->k) {
+        return FR_ESTATE;
+    }
+    int    vb  = t->algo == FRI_ALGO_VBMF;
+    size_t w   = fri_sa_als_width(t->k);
+    size_t dim = fri_sa_stats_dim(m->n_items, t->k, vb);
+    if (dim == 0 || dim != s->p.dim) {
+        return FR_EPROTO;
+    }
+    fri_sa_als_bounds ab = {s->p.user_norm, s->p.residual, s->p.rating_abs};
+    fri_fit_task      ft;
+    memset(&ft, 0, sizeof ft);
+    ft.algo     = vb ? FRI_FIT_VBMF : FRI_FIT_ALS;
+    ft.k        = t->k;
+    ft.reg      = t->reg;
+    ft.reg_bias = t->reg_bias;
+    ft.weighted = t->weighted;
+    fri_update_buf u;
+    float  rho    = c->pseudo_rho;
+    c->pseudo_rho = 0.0f; // the dense vector already hides the rated set
+    fr_err rv     = fri_client_compute_update(c, &ft, &u);
+    c->pseudo_rho = rho;
+    if (rv != FR_OK) {
+        return rv;
+    }
+    float *x = NULL;
+    if (u.n_extra != fri_sa_stats_extra_len(t->k, vb)) {
+        rv = FR_EINTERNAL;
+        goto out;
+    }
+    size_t clipped = fri_sa_stats_clip(u.rows, u.n_rows, u.extra, t->k, vb,
+                                       m->n_items, &ab);
+    rv = fri_client_stats_delta(c, &u, m->mu, vb);
+    if (rv != FR_OK) {
+        goto out;
+    }
+    x = fri_client_calloc(c, dim, sizeof(float));
+    if (x == NULL) {
+        rv = FR_ENOMEM;
+        goto out;
+    }
+    size_t dclip = 0;
+    rv = fri_sa_stats_encode(x, dim, m->n_items, t->k, vb, &ab, u.rows,
+                             u.extra, u.items, u.n_rows, &dclip);
+    if (rv == FR_OK && clipped + dclip > 0) {
+        fri_client_logf(c, FR_LOG_INFO,
+                        "msg=\"statistics clipped to the secure "
+                        "aggregation bounds\" values=%zu delta_values=%zu",
+                        clipped, dclip);
+    }
+    if (rv == FR_OK) {
+        size_t ne = u.n_extra - fri_packed_len((size_t) t->k + 1);
+        rv = seal_masked(c, s, t, vb ? FRI_UPD_VB : FRI_UPD_ALS, w,
+                         m->n_items, (uint32_t) ne, x, dim, dst, cap, len);
     }
 out:
     fri_client_free_wipe(c, x, x != NULL ? dim * sizeof(float) : 0);
@@ -311,6 +387,9 @@ static fr_err
 build_masked(fr_client *c, struct fri_sa_client *s, const fri_task *t,
              uint8_t *dst, size_t cap, size_t *len)
 {
+    if (t->stats_delta) {
+        return build_masked_stats(c, s, t, dst, cap, len);
+    }
     if (t->algo == FRI_ALGO_ALS) {
         return build_masked_als(c, s, t, dst, cap, len);
     }
@@ -363,8 +442,8 @@ build_masked(fr_client *c, struct fri_sa_client *s, const fri_task *t,
         sodium_memzero(seed, sizeof(seed));
     }
     if (rv == FR_OK) {
-        rv = seal_masked(c, s, t, FRI_UPD_GRAD, d, m->n_items, x, nr + 2, dst,
-                         cap, len);
+        rv = seal_masked(c, s, t, FRI_UPD_GRAD, d, m->n_items, 2, x, nr + 2,
+                         dst, cap, len);
     }
 out:
     fri_client_free_wipe(c, x, x != NULL ? (nr + 2) * sizeof(float) : 0);
@@ -375,15 +454,16 @@ out:
 
 size_t
 fri_sa_client_bound(const struct fri_sa_client *s, uint32_t k,
-                    uint32_t n_items, int als)
+                    uint32_t n_items, int als, int vb)
 {
     // Before SA_PARAMS the cohort size is unknown, but no list is sent
     // before it either.
-    uint32_t n = s != NULL ? s->p.n : 0;
-    size_t   a = fri_sa_list_size(FRI_T_SA_SHARES, n);
-    size_t   b = fri_update_size(
-        FRI_UPD_DENSE, als ? (uint32_t) fri_sa_als_width(k) : k + 1, n_items,
-        2);
+    uint32_t n  = s != NULL ? s->p.n : 0;
+    uint32_t ne = vb ? (uint32_t) fri_sa_stats_glob_len(k) + 2 : 2;
+    size_t   a  = fri_sa_list_size(FRI_T_SA_SHARES, n);
+    size_t   b  = fri_update_size(
+        FRI_UPD_DENSE, als || vb ? (uint32_t) fri_sa_als_width(k) : k + 1,
+        n_items, ne);
     size_t   u = fri_sa_list_size(FRI_T_SA_UNMASK, n);
     size_t   m = a > b ? a : b;
     m          = m > u ? m : u;
@@ -418,6 +498,9 @@ fri_sa_client_poll(fr_client *c, struct fri_sa_client *s, const fri_task *t,
     case SA_POLL_UNMASK:
         rv = poll_msg(s, FRI_T_SA_UNMASK_REQ, dst, cap, len);
         break;
+    case SA_POLL_COMMIT:
+        rv = poll_msg(s, FRI_T_UPDATE, dst, cap, len);
+        break;
     case SA_UNMASK:
         if (s->pending == NULL) {
             rv = FR_ESTATE;
@@ -448,15 +531,15 @@ recv_params(fr_client *c, struct fri_sa_client *s, const fri_task *t,
     if (s->p.round_id != s->round || (t->clip > 0.0f && s->p.clip != t->clip)) {
         return FR_EPROTO;
     }
-    // ALS statistics need their bounds (and no DP noise, which the
-    // aggregator does not ask for with ALS); a gradient task has none.
-    int als = t->algo == FRI_ALGO_ALS;
+    // ALS and VBMF statistics need their bounds (and no DP noise, which
+    // the aggregator does not ask for with them); a gradient task has none.
+    int      als = t->algo == FRI_ALGO_ALS || t->algo == FRI_ALGO_VBMF;
+    uint32_t ni  = c->model != NULL ? c->model->n_items : 0;
+    size_t   dim = t->stats_delta
+                       ? fri_sa_stats_dim(ni, t->k, t->algo == FRI_ALGO_VBMF)
+                       : fri_sa_als_dim(ni, t->k);
     if (als != (s->p.user_norm > 0.0f) ||
-        (als && (s->p.noise_sd != 0.0f ||
-                 s->p.dim != fri_sa_als_dim(c->model != NULL
-                                                ? c->model->n_items
-                                                : 0,
-                                            t->k)))) {
+        (als && (s->p.noise_sd != 0.0f || s->p.dim != dim))) {
         return FR_EPROTO;
     }
     if (s->p.n > c->max_sa_members) {
@@ -631,6 +714,20 @@ fri_sa_client_receive(fr_client *c, struct fri_sa_client *s,
         *retry_after_ms = w.retry_after_ms; // same step, later
         return FR_OK;
     }
+    if (type == FRI_T_ACK && s->step == SA_POLL_COMMIT) {
+        // The round completed with this member among the survivors: its
+        // delta is in the aggregator's running sum (SPEC §9.6 S6).
+        fri_ack a;
+        fr_err  rv = fri_ack_decode(&a, plain, plain_len);
+        if (rv != FR_OK || a.of_type != FRI_T_UPDATE ||
+            a.round_id != s->round) {
+            return rv != FR_OK ? rv : FR_EPROTO;
+        }
+        fri_client_stats_commit(c);
+        s->step = SA_OVER;
+        *done   = 1;
+        return FR_OK;
+    }
     if (type == FRI_T_ACK) {
         fri_ack a;
         fr_err  rv = fri_ack_decode(&a, plain, plain_len);
@@ -648,9 +745,15 @@ fri_sa_client_receive(fr_client *c, struct fri_sa_client *s,
             s->step = a.of_type == FRI_T_UPDATE ? SA_POLL_UNMASK : SA_OVER;
             break;
         case SA_UNMASK:
-            s->step = SA_OVER;
-            *done   = a.of_type == FRI_T_SA_UNMASK;
-            return *done ? FR_OK : FR_EPROTO;
+            if (a.of_type != FRI_T_SA_UNMASK) {
+                s->step = SA_OVER;
+                return FR_EPROTO;
+            }
+            // Latest statistics: commit only once the round is known to
+            // have applied this member's delta.
+            s->step = t->stats_delta ? SA_POLL_COMMIT : SA_OVER;
+            *done   = !t->stats_delta;
+            return FR_OK;
         default:
             return FR_EPROTO;
         }

@@ -159,8 +159,11 @@ poll_type_ok(uint16_t type)
 static int
 want_ok(uint16_t want)
 {
+    // 7 (UPDATE): the outcome of the member's masked statistics delta
+    // (latest-statistics mode, SPEC §9.6 S6).
     return want == FRI_T_SA_ROSTER || want == FRI_T_SA_SHARES_FWD ||
-           want == FRI_T_SA_UNMASK_REQ || want == FRI_T_SA_PARAMS;
+           want == FRI_T_SA_UNMASK_REQ || want == FRI_T_SA_PARAMS ||
+           want == FRI_T_UPDATE;
 }
 
 fr_err

@@ -71,7 +71,7 @@ FR_NODISCARD fr_err fri_sa_list_decode(fri_sa_list *l, uint16_t type,
 void fri_sa_list_get(const fri_sa_list *l, uint16_t type, uint32_t j,
                      uint32_t *id, const uint8_t **rec);
 
-// SA_POLL: u64 round | u16 want | u16 0. want is 17, 19, 20 or 24.
+// SA_POLL: u64 round | u16 want | u16 0. want is 7, 17, 19, 20 or 24.
 // SA_WAIT: u64 round | u16 want | u16 0 | u32 retry_after_ms (> 0).
 typedef struct fri_sa_poll {
     uint64_t round_id;

@@ -86,6 +86,16 @@ fields_check(const fri_update *u)
             u->n_extra != 2) {
             return FR_EPROTO;
         }
+    } else if (u->kind == FRI_UPD_VB && u->vtype == FRI_VAL_FIXED) {
+        // R15b: a masked VB statistics delta, dense rows [packed Gram | h]
+        // and (global block, rating sum, count).
+        uint64_t d = (uint64_t) u->k + 1, P = d * (d + 1) / 2;
+        if (u->layout != FRI_UPD_DENSE || u->width != P + d ||
+            u->n_extra != d + P + 4) {
+            return FR_EPROTO;
+        }
+        return fri_finite(u->weight) && u->weight >= 0.0f ? FR_OK
+                                                           : FR_EPROTO;
     } else if (u->width != u->k + 1) {
         return FR_EPROTO; // R15: every defined kind sends [q_i; b_i]
     } else if (u->kind == FRI_UPD_ALS && u->n_extra != als_extra(u->k)) {

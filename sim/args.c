@@ -48,12 +48,13 @@ static const char usage_head[] =
     "  --dropout P           a selected client vanishes after check-in with\n"
     "                        probability P (seeded; default 0)\n"
     "  --deadline S          round deadline in seconds (default 30)\n"
-    "  --stats-latest 0|1    ALS/VBMF with partial cohorts: the aggregator\n"
-    "                        keeps the sum of every device's latest\n"
-    "                        statistics, devices send the change of theirs\n"
-    "                        (with partial cohorts and no --algo: VBMF\n"
-    "                        with it, 100 rounds; default 0: ALS carrying,\n"
-    "                        which keeps the robust bounds)\n"
+    "  --stats-latest 0|1    ALS/VBMF: the aggregator keeps the sum of\n"
+    "                        every device's latest statistics, devices\n"
+    "                        send the change of theirs (masked under\n"
+    "                        --secure-agg). Default with partial cohorts\n"
+    "                        and no --algo: 1 (VBMF, 60 rounds); 0: ALS\n"
+    "                        carrying item statistics, which keeps the\n"
+    "                        robust bounds (also the default with --poison)\n"
     "  --stats-forget F      explicit ALS with partial cohorts: carry item\n"
     "                        statistics across rounds, S = (1-F) S + round\n"
     "                        sums (default: the cohort's share of the\n"
@@ -69,10 +70,10 @@ static const char usage_head[] =
     "                        Bayes MF (default: vbmf for explicit ratings\n"
     "                        when every client takes part in every round,\n"
     "                        vbmf runs 16 rounds: a census round + 15\n"
-    "                        sweeps; als with item statistics carried\n"
-    "                        across rounds when cohorts are partial, under\n"
-    "                        --secure-agg plus unless it is set; als for\n"
-    "                        --loss implicit)\n"
+    "                        sweeps; with partial cohorts: vbmf on every\n"
+    "                        device's latest statistics, masked with\n"
+    "                        SecAgg+ unless --secure-agg is set (private\n"
+    "                        default); als for --loss implicit)\n"
     "  --server-opt sgd|momentum|adam\n"
     "                        server optimizer for --algo grad (sgd)\n"
     "\n"
@@ -673,6 +674,21 @@ robust_effective(fri_sim_config *c)
     }
 }
 
+// Private by default: the deployment profile (partial cohorts) masks its
+// statistics (SecAgg+) unless --secure-agg says otherwise, or something
+// that needs each plain update is asked for (poisoning, pseudo-items,
+// --clip, DP).
+static void
+private_default(fri_sim_config *c, size_t eligible)
+{
+    fri_sim_privacy *pv = &c->priv;
+    if (!pv->secagg_set && !c->implicit && pv->clip == 0.0f && pv->dp == 0 &&
+        pv->pseudo_rho == 0.0f && c->poison.kind == FRI_SIM_POISON_NONE &&
+        fri_sim_cohort_size(c, eligible) >= 2) {
+        pv->secagg = 2;
+    }
+}
+
 void
 fri_sim_config_resolve(fri_sim_config *c, const fri_sim_pop *p)
 {
@@ -685,9 +701,18 @@ fri_sim_config_resolve(fri_sim_config *c, const fri_sim_pop *p)
         eligible += p->train.ptr[u + 1] > p->train.ptr[u];
     }
     int partial = fri_sim_cohort_size(c, eligible) < eligible;
-    if (partial && c->stats_latest == 1) {
+    if (!partial && c->priv.secagg_set && c->priv.secagg != 0) {
+        // Every device in every round, masked: per-round VBMF statistics
+        // cannot be masked, their latest-statistics deltas can.
+        c->stats_latest = 1;
+    }
+    // Poisoning experiments keep the ALS path with the robust bounds
+    // unless --stats-latest 1 asks otherwise.
+    if (partial && (c->stats_latest == 1 ||
+                    (c->stats_latest == -1 &&
+                     c->poison.kind == FRI_SIM_POISON_NONE))) {
         // Partial cohorts: VBMF on the sum of every device's latest
-        // statistics (docs/BENCHMARKS.md, partial participation).
+        // statistics (docs/BENCHMARKS.md, private default).
         c->stats_latest = 1;
         // The aggregator cannot apply its statistical bounds to changes
         // of contributions (docs/ROBUSTNESS.md); the summary says so.
@@ -695,24 +720,17 @@ fri_sim_config_resolve(fri_sim_config *c, const fri_sim_pop *p)
         if (!c->rounds_set) {
             c->rounds = FRI_SIM_LATEST_ROUNDS;
         }
+        private_default(c, eligible);
     } else if (partial) {
+        // --stats-latest 0 (or poisoning): ALS with item statistics
+        // carried across rounds (keeps the robust bounds).
         fri_train_config tc;
         fri_train_config_init(&tc, FRI_TRAIN_ALS);
         c->algo = FRI_SIM_ALS;
         if (!c->rounds_set) {
             c->rounds = tc.epochs;
         }
-        // Private by default: the deployment profile (partial cohorts)
-        // masks its ALS statistics (SecAgg+) unless --secure-agg says
-        // otherwise, or something that needs each plain update is asked
-        // for (poisoning, pseudo-items, --clip, DP).
-        fri_sim_privacy *pv = &c->priv;
-        if (!pv->secagg_set && !c->implicit && pv->clip == 0.0f &&
-            pv->dp == 0 && pv->pseudo_rho == 0.0f &&
-            c->poison.kind == FRI_SIM_POISON_NONE &&
-            fri_sim_cohort_size(c, eligible) >= 2) {
-            pv->secagg = 2;
-        }
+        private_default(c, eligible);
     }
     robust_effective(c);
 }

@@ -47,11 +47,12 @@ static const char privacy_usage[] =
     "  --secure-agg off|full|plus\n"
     "                        secure aggregation of masked fixed-point dense\n"
     "                        updates (plus: SecAgg+ sparse graph); needs\n"
-    "                        --algo grad with --clip > 0, or explicit\n"
-    "                        --algo als (dense statistics, no --clip),\n"
-    "                        and a cohort >= 2. Default: plus with partial\n"
-    "                        cohorts and no --algo (private by default;\n"
-    "                        not with poisoning, --clip, --dp or\n"
+    "                        --algo grad with --clip > 0, explicit\n"
+    "                        --algo als, or vbmf with latest statistics\n"
+    "                        (dense statistics, no --clip), and a cohort\n"
+    "                        >= 2. Default: plus with partial cohorts and\n"
+    "                        no --algo (VBMF latest statistics, private by\n"
+    "                        default; not with poisoning, --clip, --dp or\n"
     "                        --pseudo-items), off otherwise\n"
     "  --clip C              L2 bound of each client's update (0: none)\n"
     "  --dp off|central|distributed\n"
@@ -188,10 +189,13 @@ fri_sim_privacy_check(const fri_sim_config *c, char *err, size_t err_cap)
 {
     const fri_sim_privacy *p = &c->priv;
     CHECK(p->secagg == 0 || c->algo == FRI_SIM_GRAD ||
-              (c->algo == FRI_SIM_ALS && !c->implicit),
-          "--secure-agg needs --algo grad or explicit --algo als (masked "
-          "dense gradients or ALS statistics; iALS and VBMF are not "
-          "supported)");
+              (c->algo == FRI_SIM_ALS && !c->implicit) ||
+              (c->algo == FRI_SIM_VBMF &&
+               (c->stats_latest == 1 ||
+                (c->algo_auto && c->stats_latest != 0))),
+          "--secure-agg needs --algo grad, explicit --algo als or --algo "
+          "vbmf with latest statistics (masked dense gradients or "
+          "statistics; iALS is not supported)");
     CHECK(p->secagg == 0 || c->algo != FRI_SIM_GRAD || p->clip > 0.0f,
           "--secure-agg needs --clip > 0 (it bounds the fixed-point range)");
     CHECK(p->secagg == 0 || c->algo != FRI_SIM_ALS || p->clip == 0.0f,

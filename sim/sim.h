@@ -38,7 +38,7 @@ typedef enum fri_sim_algo {
 // mu) plus the 15 sweeps of fri_vbmf_config_init.
 #define FRI_SIM_VBMF_ROUNDS 16
 // Rounds of the partial-cohort default (VBMF, latest statistics).
-#define FRI_SIM_LATEST_ROUNDS 100
+#define FRI_SIM_LATEST_ROUNDS 60
 
 typedef enum fri_sim_server_opt {
     FRI_SIM_OPT_SGD = 0,
@@ -148,8 +148,9 @@ void fri_sim_pop_free(fri_sim_pop *p);
 // Settles the defaults that depend on the data: without --algo, explicit
 // ratings use VBMF; when rounds see only part of the population it runs on
 // the sum of every device's latest statistics (fri_agg_config.stats_latest,
-// FRI_SIM_LATEST_ROUNDS rounds unless --rounds), or with --stats-latest 0
-// ALS with carried item statistics (fri_agg_config.stats_forget).
+// FRI_SIM_LATEST_ROUNDS rounds unless --rounds, masked with SecAgg+ unless
+// --secure-agg is given), or with --stats-latest 0 (or poisoning) ALS with
+// carried item statistics (fri_agg_config.stats_forget).
 void fri_sim_config_resolve(fri_sim_config *c, const fri_sim_pop *p);
 // Clients per round out of n_eligible (those with training ratings):
 // --clients-per-round, or --fraction rounded up, within [1, n_eligible].

@@ -12,6 +12,7 @@
 #include "agg.h"
 #include "dataset.h"
 #include "fedrec/client.h"
+#include "msg.h"
 
 // Seeded synthetic ratings (latent rank 2) and their by-user rows.
 static inline void
@@ -125,6 +126,87 @@ static inline fr_checkin_status
 e2e_world_checkin(e2e_world *w, uint32_t u, uint64_t now)
 {
     return e2e_checkin(w->a, w->reply, w->reply_cap, w->c[u], now);
+}
+
+// One secure-aggregation round: clients users[0..n) of w, each driven
+// through its check-in round-robin (a paused client, one that got SA_WAIT,
+// is skipped for the pass; the clock advances 100 ms per pass and the
+// aggregator ticks). drop[j]: client j stops right before sending its
+// masked UPDATE; vanish[j]: right after it was answered (either may be
+// NULL). upd_len[j] (may be NULL): the size of the sealed masked UPDATE.
+// st[j]: the final status (RUNNING for a client that stopped; FAILED for
+// one whose check-in failed, e.g. its round was abandoned). Returns the
+// number of CONTRIBUTED clients.
+static inline int
+e2e_secure_round(e2e_world *w, const uint32_t *users, uint32_t n,
+    const uint8_t *drop, const uint8_t *vanish, uint64_t t0, size_t *upd_len,
+    fr_checkin_status *st)
+{
+    uint64_t now    = t0;
+    int      done   = 0;
+    uint8_t *active = calloc(n + 1, 1);
+    cr_assert_not_null(active);
+    for (uint32_t j = 0; j < n; j++) {
+        cr_assert_eq(fr_client_checkin_begin(w->c[users[j]], now), FR_OK);
+        active[j] = 1;
+        st[j]     = FR_CHECKIN_RUNNING;
+    }
+    for (int pass = 0; pass < 400; pass++) {
+        int any = 0;
+        for (uint32_t j = 0; j < n; j++) {
+            fr_client *c = w->c[users[j]];
+            if (!active[j]) {
+                continue;
+            }
+            any          = 1;
+            size_t   cap = fr_client_request_bound(c);
+            uint8_t *buf = malloc(cap);
+            size_t   len = 0, rl = 0;
+            cr_assert_not_null(buf);
+            cr_assert_eq(fr_client_poll(c, buf, cap, &len), FR_OK,
+                "user %u: %s", users[j], fr_client_errmsg(c));
+            uint16_t type = len >= 8 ? (uint16_t)(buf[6] | (buf[7] << 8)) : 0;
+            if (len == 0 || (drop != NULL && drop[j] && type == FRI_T_UPDATE)) {
+                fr_checkin_info info;
+                fr_client_checkin_info_get(c, &info);
+                if (len > 0 || info.status != FR_CHECKIN_RUNNING) {
+                    active[j] = 0;
+                    st[j]     = len > 0 ? FR_CHECKIN_RUNNING : info.status;
+                    done += st[j] == FR_CHECKIN_CONTRIBUTED;
+                }
+                free(buf);
+                continue;
+            }
+            if (upd_len != NULL && type == FRI_T_UPDATE) {
+                upd_len[j] = len; // the sealed masked UPDATE
+            }
+            cr_assert_eq(fri_agg_handle(w->a, now, buf, len, w->reply,
+                             w->reply_cap, &rl),
+                FR_OK);
+            free(buf);
+            if (fr_client_receive(c, w->reply, rl) != FR_OK) {
+                active[j] = 0; // an ERROR reply ends the check-in
+                st[j]     = FR_CHECKIN_FAILED;
+                continue;
+            }
+            if (vanish != NULL && vanish[j] && type == FRI_T_UPDATE) {
+                active[j] = 0; // gone after its masked input
+            }
+        }
+        if (!any) {
+            break;
+        }
+        now += 100;
+        fri_agg_tick(w->a, now);
+    }
+    // Members that vanished never answer the unmask request: the phase
+    // ends at its deadline and the round completes from the shares in.
+    fri_agg_tick(w->a, now + 2100);
+    for (uint32_t j = 0; j < n; j++) {
+        cr_assert(!active[j], "user %u never finished", users[j]);
+    }
+    free(active);
+    return done;
 }
 
 #endif

@@ -61,75 +61,23 @@ world_init(world *w, int secagg)
     world_init_dp(w, secagg, FRI_AGG_DP_CENTRAL, 1e-6);
 }
 
-// Drives every client round-robin until all are done (a paused client,
-// one that got SA_WAIT, is skipped for the pass). vanish[u]: client u is
-// no longer driven once its masked UPDATE has been answered. Returns the
-// number of CONTRIBUTED clients.
+// Every client in one secure round (e2e_secure_round); each one not in
+// vanish must contribute. Returns the number of CONTRIBUTED clients.
 static int
 run_at(world *w, const uint8_t *vanish, uint64_t t0, size_t *upd_len)
 {
-    uint64_t now = t0;
-    int      active[NU], contributed = 0;
-    uint8_t *buf[NU];
+    uint32_t          users[NU];
+    fr_checkin_status st[NU];
     for (uint32_t u = 0; u < NU; u++) {
-        cr_assert_eq(fr_client_checkin_begin(w->c[u], now), FR_OK);
-        active[u] = 1;
-        buf[u]    = NULL;
+        users[u] = u;
     }
-    for (int pass = 0; pass < 400; pass++) {
-        int any = 0;
-        for (uint32_t u = 0; u < NU; u++) {
-            if (!active[u]) {
-                continue;
-            }
-            any       = 1;
-            size_t cap = fr_client_request_bound(w->c[u]);
-            free(buf[u]);
-            buf[u] = malloc(cap);
-            cr_assert_not_null(buf[u]);
-            size_t len = 0;
-            cr_assert_eq(fr_client_poll(w->c[u], buf[u], cap, &len), FR_OK,
-                         "user %u: %s", u, fr_client_errmsg(w->c[u]));
-            fr_checkin_info info;
-            fr_client_checkin_info_get(w->c[u], &info);
-            if (len == 0) {
-                if (info.status != FR_CHECKIN_RUNNING) {
-                    active[u] = 0;
-                    contributed += info.status == FR_CHECKIN_CONTRIBUTED;
-                    cr_assert_eq(info.status, FR_CHECKIN_CONTRIBUTED,
-                                 "user %u: %s", u, fr_client_errmsg(w->c[u]));
-                }
-                continue; // paused until the next pass
-            }
-            uint16_t type = (uint16_t) (buf[u][6] | (buf[u][7] << 8));
-            size_t   rl   = 0;
-            if (upd_len != NULL && type == FRI_T_UPDATE) {
-                upd_len[u] = len; // the sealed masked UPDATE
-            }
-            cr_assert_eq(fri_agg_handle(w->a, now, buf[u], len, w->reply,
-                                        w->reply_cap, &rl),
-                         FR_OK);
-            fr_err e = fr_client_receive(w->c[u], w->reply, rl);
-            cr_assert_eq(e, FR_OK, "user %u: %s", u,
-                         fr_client_errmsg(w->c[u]));
-            if (vanish != NULL && vanish[u] && type == FRI_T_UPDATE) {
-                active[u] = 0; // gone after its masked input
-            }
-        }
-        if (!any) {
-            break;
-        }
-        now += 100;
-        fri_agg_tick(w->a, now);
-    }
-    // Members that vanished never answer the unmask request: the phase
-    // ends at its deadline and the round completes from the shares in.
-    fri_agg_tick(w->a, now + 2100);
+    int n = e2e_secure_round(w, users, NU, NULL, vanish, t0, upd_len, st);
     for (uint32_t u = 0; u < NU; u++) {
-        free(buf[u]);
-        cr_assert(!active[u], "user %u never finished", u);
+        cr_assert((vanish != NULL && vanish[u]) ||
+                      st[u] == FR_CHECKIN_CONTRIBUTED,
+                  "user %u: %s", u, fr_client_errmsg(w->c[u]));
     }
-    return contributed;
+    return n;
 }
 
 static int

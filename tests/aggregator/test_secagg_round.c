@@ -620,14 +620,15 @@ Test(agg_secagg, plain_updates_refused_and_config_checked)
     char e[256];
     fri_agg_config b;
     agg_config(&b, 4, FRI_AGG_SECAGG_FULL);
-    b.algo = FRI_AGG_VBMF;
+    b.algo = FRI_AGG_VBMF; // per-round VBMF statistics are not masked
     cr_assert_eq(fri_agg_config_check(&b, e, sizeof(e)), FR_EINVAL);
-    cr_assert(strstr(e, "secure-agg needs algo grad or explicit als") != NULL,
+    cr_assert(strstr(e, "secure-agg needs algo grad, explicit als or vbmf "
+                        "with stats-latest") != NULL,
               "%s", e);
     b.algo     = FRI_AGG_ALS;
     b.implicit = 1;
     cr_assert_eq(fri_agg_config_check(&b, e, sizeof(e)), FR_EINVAL);
-    cr_assert(strstr(e, "secure-agg needs algo grad or explicit als") != NULL,
+    cr_assert(strstr(e, "secure-agg needs algo grad, explicit als") != NULL,
               "%s", e);
     // Explicit ALS is bounded by the per-device bounds, not by clip.
     b.implicit = 0;

@@ -436,11 +436,10 @@ Test(sim, implicit_over_inproc_matches_reference)
               a.s.last.hr10, a.s.ref_hr10);
 }
 
-// Without --algo, explicit ratings run VBMF; with partial cohorts ALS with
-// carried item statistics under secure aggregation (SecAgg+; --secure-agg
-// off opts out), or with
-// --stats-latest 1 VBMF on the sum of every device's latest statistics;
-// an explicit --algo is kept.
+// Without --algo, explicit ratings run VBMF; with partial cohorts on the
+// sum of every device's latest statistics under secure aggregation
+// (SecAgg+; --secure-agg off opts out), or with --stats-latest 0 ALS with
+// carried item statistics (also masked); an explicit --algo is kept.
 Test(sim_args, algo_default_depends_on_participation)
 {
     const char *full[]    = { "fedrec-sim" };
@@ -451,6 +450,8 @@ Test(sim_args, algo_default_depends_on_participation)
                               "--secure-agg", "off" };
     const char *forced[]  = { "fedrec-sim", "--clients-per-round", "30",
                               "--algo", "vbmf" };
+    const char *carried[] = { "fedrec-sim", "--clients-per-round", "30",
+                              "--stats-latest", "0" };
     struct {
         const char **argv;
         int          argc;
@@ -458,10 +459,11 @@ Test(sim_args, algo_default_depends_on_participation)
         int          latest;
         int          secagg; // private by default with partial cohorts
     } cases[] = { { full, 1, FRI_SIM_VBMF, -1, 0 },
-                  { partial, 3, FRI_SIM_ALS, -1, 2 },
-                  { latest, 5, FRI_SIM_VBMF, 1, 0 },
-                  { plain, 5, FRI_SIM_ALS, -1, 0 },
-                  { forced, 5, FRI_SIM_VBMF, -1, 0 } };
+                  { partial, 3, FRI_SIM_VBMF, 1, 2 },
+                  { latest, 5, FRI_SIM_VBMF, 1, 2 },
+                  { plain, 5, FRI_SIM_VBMF, 1, 0 },
+                  { forced, 5, FRI_SIM_VBMF, -1, 0 },
+                  { carried, 5, FRI_SIM_ALS, 0, 2 } };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         fri_sim_config c;
         fri_sim_pop    pop;
