@@ -272,7 +272,8 @@ Test(agg_secagg, unmasked_sum_above_clip_budget_refused)
     // the norm budget.
     cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_OK, "%s",
                  err);
-    evil_spread = (uint32_t) ldexp(ms[0].sa.t.sa_clip, (int) ms[0].sa.t.sa_frac_bits);
+    evil_spread =
+        (uint32_t) ldexp(ms[0].sa.t.sa_clip, (int) ms[0].sa.t.sa_frac_bits);
     cr_assert_gt(evil_spread, 0);
     secure_round(a, ms, n, NULL, NULL);
     evil_spread = 0;
