@@ -109,6 +109,8 @@ sampled(const fri_agg *a, const uint8_t *pk)
     return (double) (v >> 11) * (1.0 / 9007199254740992.0) < a->cfg.fraction;
 }
 
+// ---- opening and ending rounds, the closer thread -----------------------
+
 // Opens the next round (or finishes). Caller is the exclusive closer:
 // state is RS_CLOSING and no update is in flight.
 static void
@@ -136,7 +138,8 @@ open_round(fri_agg *a, uint64_t now_ms)
                 "msg=\"round opened\" round=%llu model_version=%llu "
                 "deadline_ms=%llu",
                 (unsigned long long) id,
-                (unsigned long long) (a->model.held ? a->model.pub_version : a->model.version),
+                (unsigned long long) (a->model.held ? a->model.pub_version
+                                                    : a->model.version),
                 (unsigned long long) a->cfg.round_deadline_ms);
 }
 
@@ -292,7 +295,8 @@ fri_agg_checkin(fri_agg *a, uint64_t now_ms,
     }
     task->has_task      = 1;
     task->round         = a->rs.round;
-    task->model_version = a->model.held ? a->model.pub_version : a->model.version;
+    task->model_version =
+        a->model.held ? a->model.pub_version : a->model.version;
     task->deadline_ms   = a->rs.deadline_ms;
     task->ms_left       = (uint32_t) (left > UINT32_MAX ? UINT32_MAX : left);
     if (a->sa != NULL) {
@@ -439,7 +443,8 @@ fri_agg_round_tick(fri_agg *a, uint64_t now_ms)
     int act = 0; // 1 close, 2 abandon
     if (a->rs.state == RS_OPEN && now_ms >= a->rs.deadline_ms) {
         // In-flight updates will be counted: they were accepted in time.
-        act      = a->rs.n_reported + a->rs.n_inflight >= a->cfg.min_clients ? 1 : 2;
+        act = a->rs.n_reported + a->rs.n_inflight >= a->cfg.min_clients ? 1
+                                                                        : 2;
         a->rs.state = RS_CLOSING;
     }
     pthread_mutex_unlock(&a->rs.mtx);

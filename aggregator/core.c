@@ -77,7 +77,8 @@ init_model(fri_agg *a, char *err, size_t err_cap)
     if (a->cfg.algo == FRI_AGG_GRAD && a->cfg.server_opt != FRI_AGG_OPT_SGD) {
         a->opt.opt_m = calloc((size_t) a->cfg.n_items * a->d, sizeof(float));
         if (a->cfg.server_opt == FRI_AGG_OPT_ADAM) {
-            a->opt.opt_v = calloc((size_t) a->cfg.n_items * a->d, sizeof(float));
+            a->opt.opt_v =
+                calloc((size_t) a->cfg.n_items * a->d, sizeof(float));
         }
     }
     if (a->model.bi == NULL || a->model.Q == NULL ||
@@ -261,7 +262,8 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
     }
     if (a->rs.slots == NULL || a->sums.acc == NULL || a->sums.accf == NULL ||
         a->sums.touched == NULL ||
-        (cfg->implicit && (a->sums.gram_all == NULL || a->sums.gram_allf == NULL)) ||
+        (cfg->implicit &&
+         (a->sums.gram_all == NULL || a->sums.gram_allf == NULL)) ||
         (cfg->algo == FRI_AGG_VBMF && a->vb == NULL) ||
         (cfg->n_allow > 0 && a->allow == NULL) ||
         (cfg->state_dir != NULL && cfg->state_dir[0] != 0 &&

@@ -69,8 +69,8 @@ fri_latest_solve(fri_agg *a, float mu_old, float *mu, float *bi, float *Q,
         if (rv == FR_OK) {
             // Already re-centred: mu_old = mu.
             size_t skipped = 0;
-            rv = fri_vb_solve(a->vb, a->stats.carry, *mu, *mu, a->stats.carry_count, bi,
-                              Q, &skipped);
+            rv = fri_vb_solve(a->vb, a->stats.carry, *mu, *mu,
+                              a->stats.carry_count, bi, Q, &skipped);
             atomic_fetch_add(&a->ctr.items_skipped, skipped);
         }
         return rv;

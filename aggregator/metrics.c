@@ -41,7 +41,8 @@ fri_agg_metrics_get(fri_agg *a, fri_agg_metrics *m)
     m->rounds_abandoned = a->rs.rounds_abandoned;
     m->sa_share_mismatch = a->rs.sa_share_mismatch;
     m->sa_unmask_failed  = a->rs.sa_unmask_failed;
-    m->model_version    = a->model.held ? a->model.pub_version : a->model.version;
+    m->model_version =
+        a->model.held ? a->model.pub_version : a->model.version;
     m->cohort           = a->rs.n_members;
     m->reported         = a->rs.n_reported;
     m->round_open       = a->rs.state == RS_OPEN;

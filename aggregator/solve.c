@@ -68,7 +68,8 @@ opt_step(fri_agg *a, uint32_t i, const float *g_row, float scale, uint64_t t,
             a->opt.opt_m[o] = b1 * a->opt.opt_m[o] + (1.0f - b1) * g;
             a->opt.opt_v[o] = b2 * a->opt.opt_v[o] + (1.0f - b2) * g * g;
             step        = (float) ((a->opt.opt_m[o] / c1) /
-                                   (sqrt(a->opt.opt_v[o] / c2) + a->cfg.adam_eps));
+                                   (sqrt(a->opt.opt_v[o] / c2) +
+                                    a->cfg.adam_eps));
             break;
         default:
             step = g;
@@ -287,8 +288,8 @@ fri_agg_solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
     if (a->vb != NULL && !census && !latest && a->sums.count > 0) {
         // VBMF steps every item (also unrated ones, from the prior).
         size_t skipped = 0;
-        rv = fri_vb_solve(a->vb, a->sums.accf, *mu, mu_old, a->sums.count, bi, Q,
-                          &skipped);
+        rv = fri_vb_solve(a->vb, a->sums.accf, *mu, mu_old, a->sums.count, bi,
+                          Q, &skipped);
         if (skipped > 0) {
             atomic_fetch_add(&a->ctr.items_skipped, skipped);
             fri_agg_log(a, FR_LOG_ERROR,
@@ -304,7 +305,8 @@ fri_agg_solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
         for (uint32_t j = 0; j < a->stats.n_carried && rv == FR_OK; j++) {
             uint32_t i = a->stats.carried[j];
             fr_err   e = fri_mf_item_solve(Q + (size_t) i * k, &bi[i],
-                                           a->stats.carry[i], a->stats.carry[i] + gl, k,
+                                           a->stats.carry[i],
+                                           a->stats.carry[i] + gl, k,
                                            a->cfg.reg, a->cfg.reg_bias,
                                            a->cfg.weighted, work, wl);
             if (e == FR_ENOMEM) {
@@ -334,8 +336,8 @@ fri_agg_solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
                                   a->cfg.reg_bias, a->cfg.weighted, work,
                                   wl);
         } else {
-            e = fri_mf_implicit_item_solve(q, a->sums.gram_allf, acc, acc + gl, k,
-                                           a->cfg.reg, work, wl);
+            e = fri_mf_implicit_item_solve(q, a->sums.gram_allf, acc,
+                                           acc + gl, k, a->cfg.reg, work, wl);
         }
         if (e == FR_ENOMEM) {
             rv = e;

@@ -62,7 +62,8 @@ for src in aggregator/*.c aggregator/*.h; do
       *.h) hedges+="$f $h"$'\n' ;;
       *.c)
         c=$(hdr_of "$h"); lf=${layer[$f]:-}; lc=${layer[$c]:-}
-        if [ "$c" != "$f" ] && [ -n "$lf" ] && [ -n "$lc" ] && [ "$lc" -ge "$lf" ]; then
+        if [ "$c" != "$f" ] && [ -n "$lf" ] && [ -n "$lc" ] &&
+           [ "$lc" -ge "$lf" ]; then
           echo "layer violation: $f ($lf) includes $h of $c ($lc)" >&2
           bad=1
         fi ;;

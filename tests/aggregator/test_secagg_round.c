@@ -15,6 +15,7 @@
 #include "attack.h"
 #include "dp.h"
 #include "secagg.h"
+#include "sa_driver.h"
 #include "shamir.h"
 
 #define NIT 40
@@ -24,17 +25,9 @@
 #define MAXN 100
 
 typedef struct sim_member {
-    uint8_t          pk[FRI_AGG_KEYBYTES];
-    uint8_t          id_pk[32], id_sk[64];
-    fri_secagg_keys  keys;
-    uint8_t          b[32];
-    fri_agg_task     t;
-    float            x[DIM];
-    uint8_t          rated[NIT];
-    // Shares received: from[j] and the opened 64-byte plaintext.
-    uint32_t         from[MAXN];
-    uint8_t          held[MAXN][FRI_SECAGG_SHAREMSGBYTES];
-    size_t           n_from;
+    sa_drv_member sa; // sa.x points at x
+    float         x[DIM];
+    uint8_t       rated[NIT];
 } sim_member;
 
 // Members that reveal wrong shares in the unmask phase (a malicious
@@ -101,12 +94,21 @@ make_update(sim_member *m, uint32_t u)
 static uint32_t evil_offset, evil_spread;
 
 static void
+tamper(uint32_t *q, size_t dim)
+{
+    q[0] += evil_offset;
+    for (size_t t = 0; t < dim; t++) {
+        q[t] += evil_spread;
+    }
+}
+
+static void
 members_init(sim_member *ms, uint32_t n)
 {
     for (uint32_t u = 0; u < n; u++) {
         memset(&ms[u], 0, sizeof(ms[u]));
-        randombytes_buf(ms[u].pk, sizeof(ms[u].pk));
-        crypto_sign_keypair(ms[u].id_pk, ms[u].id_sk);
+        sa_drv_member_init(&ms[u].sa);
+        ms[u].sa.x = ms[u].x;
         make_update(&ms[u], u);
     }
 }
@@ -118,192 +120,16 @@ static uint32_t
 secure_round(fri_agg *a, sim_member *ms, uint32_t n,
              const uint8_t *drop_before_mask, const uint8_t *silent)
 {
-    uint64_t now = 10;
-    uint32_t retry;
+    uint64_t       now = 10;
+    sa_drv_member *mp[MAXN];
     for (uint32_t u = 0; u < n; u++) {
-        cr_assert_eq(fri_agg_checkin(a, now, ms[u].pk, &ms[u].t), FR_OK);
-        cr_assert(ms[u].t.has_task && ms[u].t.secagg);
-        cr_assert_eq(ms[u].t.sa_dim, DIM);
+        cr_assert_eq(fri_agg_checkin(a, now, ms[u].sa.pk, &ms[u].sa.t), FR_OK);
+        cr_assert(ms[u].sa.t.has_task && ms[u].sa.t.secagg);
+        cr_assert_eq(ms[u].sa.t.sa_dim, DIM);
+        mp[u] = &ms[u].sa;
     }
-    // Phase 1: adverts. Before it closes, the roster is "wait".
-    for (uint32_t u = 0; u < n; u++) {
-        sim_member *m = &ms[u];
-        cr_assert_eq(fri_secagg_keygen(&m->keys, NULL), FR_OK);
-        randombytes_buf(m->b, sizeof(m->b));
-        uint8_t commit[FRI_SECAGG_COMMITBYTES];
-        fri_secagg_seed_commit(commit, m->b, m->t.round, m->t.sa_index);
-        fri_secagg_advert adv;
-        cr_assert_eq(fri_secagg_advert_sign(&adv, m->t.round, m->t.sa_index,
-                                            m->keys.c_pk, m->keys.s_pk,
-                                            commit, m->id_sk),
-                     FR_OK);
-        uint8_t w[FRI_AGG_SA_ADVERTBYTES];
-        size_t  wl;
-        cr_assert_eq(fri_secagg_advert_encode(w, sizeof(w), &wl, &adv),
-                     FR_OK);
-        if (u == 0) {
-            size_t nr;
-            cr_assert_eq(fri_agg_sa_roster(a, now, m->pk, m->t.round, NULL,
-                                           NULL, NULL, 0, &nr, &retry),
-                         FR_OK);
-            cr_assert(retry > 0, "roster before the adverts are in");
-        }
-        cr_assert_eq(fri_agg_sa_advert(a, now, m->pk, m->t.round, m->id_pk, w,
-                                       wl),
-                     FR_OK);
-    }
-    // Phase 2: roster, verify, split and seal for the neighbours.
-    static uint32_t ridx[MAXN];
-    static uint8_t  rid[MAXN * 32], radv[MAXN * FRI_AGG_SA_ADVERTBYTES];
-    for (uint32_t u = 0; u < n; u++) {
-        sim_member *m  = &ms[u];
-        size_t      nr = 0;
-        cr_assert_eq(fri_agg_sa_roster(a, now, m->pk, m->t.round, ridx, rid,
-                                       radv, MAXN, &nr, &retry),
-                     FR_OK);
-        cr_assert_eq(retry, 0);
-        cr_assert_eq(nr, n);
-        uint32_t nb[MAXN];
-        size_t   nn = 0;
-        cr_assert_eq(fri_secagg_neighbors(nb, MAXN, &nn, m->t.sa_index,
-                                          m->t.sa_n, m->t.sa_degree,
-                                          m->t.sa_graph_seed),
-                     FR_OK);
-        uint8_t  s_pk[MAXN][32];
-        uint32_t xs[MAXN];
-        for (size_t j = 0; j < nn; j++) {
-            fri_secagg_advert adv;
-            cr_assert_eq(fri_secagg_advert_decode(&adv,
-                                                  radv + (size_t) nb[j] *
-                                                             FRI_AGG_SA_ADVERTBYTES,
-                                                  FRI_AGG_SA_ADVERTBYTES),
-                         FR_OK);
-            cr_assert_eq(ridx[nb[j]], nb[j]);
-            cr_assert_eq(fri_secagg_advert_verify(&adv, m->t.round, nb[j],
-                                                  rid + (size_t) nb[j] * 32),
-                         FR_OK);
-            memcpy(s_pk[j], adv.s_pk, 32);
-            xs[j] = nb[j] + 1;
-        }
-        static uint8_t bsh[MAXN * 32], csh[MAXN * 32];
-        cr_assert_eq(fri_shamir_split_at(bsh, sizeof(bsh), xs, nn,
-                                         m->t.sa_threshold, m->b, 32, NULL),
-                     FR_OK);
-        cr_assert_eq(fri_shamir_split_at(csh, sizeof(csh), xs, nn,
-                                         m->t.sa_threshold, m->keys.c_sk, 32,
-                                         NULL),
-                     FR_OK);
-        static uint8_t sealed[MAXN * FRI_AGG_SA_SEALED];
-        for (size_t j = 0; j < nn; j++) {
-            uint8_t msg[64];
-            memcpy(msg, bsh + j * 32, 32);
-            memcpy(msg + 32, csh + j * 32, 32);
-            size_t sl;
-            cr_assert_eq(fri_secagg_share_seal(
-                             sealed + j * FRI_AGG_SA_SEALED, FRI_AGG_SA_SEALED,
-                             &sl, msg, 64, m->t.round, m->t.sa_index, nb[j],
-                             m->keys.s_sk, s_pk[j]),
-                         FR_OK);
-        }
-        cr_assert_eq(fri_agg_sa_shares(a, now, m->pk, m->t.round, nb, sealed,
-                                       nn),
-                     FR_OK);
-    }
-    // Phase 3: open incoming shares, mask, send.
-    uint32_t survivors = 0;
-    for (uint32_t u = 0; u < n; u++) {
-        sim_member     *m = &ms[u];
-        static uint32_t from[MAXN];
-        static uint8_t  in[MAXN * FRI_AGG_SA_SEALED];
-        size_t          ni = 0;
-        cr_assert_eq(fri_agg_sa_inbox(a, now, m->pk, m->t.round, from, in,
-                                      MAXN, &ni, &retry),
-                     FR_OK);
-        cr_assert_eq(retry, 0);
-        m->n_from = ni;
-        uint8_t peer_c_pk[MAXN * 32];
-        for (size_t j = 0; j < ni; j++) {
-            fri_secagg_advert adv;
-            cr_assert_eq(fri_secagg_advert_decode(
-                             &adv, radv + (size_t) from[j] * FRI_AGG_SA_ADVERTBYTES,
-                             FRI_AGG_SA_ADVERTBYTES),
-                         FR_OK);
-            size_t ml;
-            cr_assert_eq(fri_secagg_share_open(
-                             m->held[j], sizeof(m->held[j]), &ml,
-                             in + j * FRI_AGG_SA_SEALED, FRI_AGG_SA_SEALED,
-                             m->t.round, from[j], m->t.sa_index,
-                             m->keys.s_sk, adv.s_pk),
-                         FR_OK);
-            m->from[j] = from[j];
-            memcpy(peer_c_pk + j * 32, adv.c_pk, 32);
-        }
-        if (drop_before_mask != NULL && drop_before_mask[u]) {
-            continue;
-        }
-        static uint32_t q[DIM];
-        cr_assert_eq(fri_secagg_quantize(q, m->x, DIM, m->t.sa_clip,
-                                         m->t.sa_frac_bits, NULL),
-                     FR_OK);
-        if (u == 0) {
-            q[0] += evil_offset; // a member bypassing the quantizer
-            for (uint32_t t = 0; t < DIM; t++) {
-                q[t] += evil_spread;
-            }
-        }
-        cr_assert_eq(fri_secagg_mask(q, q, DIM, m->t.sa_index, m->from,
-                                     peer_c_pk, ni, m->keys.c_sk, m->b,
-                                     m->t.round),
-                     FR_OK);
-        cr_assert_eq(fri_agg_sa_masked(a, now, m->pk, m->t.round, q, DIM),
-                     FR_OK);
-        survivors++;
-    }
-    if (drop_before_mask != NULL) {
-        // The masked phase closes at its deadline without the dropped.
-        now += 1001;
-        fri_agg_tick(a, now);
-    }
-    // Phase 4: reveal b-shares of survivors, c_sk-shares of the dropped.
-    int silent_any = 0;
-    for (uint32_t u = 0; u < n; u++) {
-        sim_member *m = &ms[u];
-        if (drop_before_mask != NULL && drop_before_mask[u]) {
-            continue;
-        }
-        if (silent != NULL && silent[u]) {
-            silent_any = 1;
-            continue;
-        }
-        uint32_t sv[MAXN], dr[MAXN];
-        size_t   ns, nd;
-        cr_assert_eq(fri_agg_sa_unmask_req(a, now, m->pk, m->t.round, sv,
-                                           MAXN, &ns, dr, MAXN, &nd, &retry),
-                     FR_OK);
-        cr_assert_eq(retry, 0);
-        cr_assert_eq(ns, survivors);
-        uint32_t about[MAXN];
-        uint8_t  sh[MAXN * 32];
-        for (size_t j = 0; j < m->n_from; j++) {
-            int surv = 0;
-            for (size_t s = 0; s < ns; s++) {
-                surv |= sv[s] == m->from[j];
-            }
-            about[j] = m->from[j];
-            memcpy(sh + j * 32, m->held[j] + (surv ? 0 : 32), 32);
-            if (corrupt[u] == 1 || (corrupt[u] == 2 && surv)) {
-                sh[j * 32 + (u % 32)] ^= 0x5a;
-            }
-        }
-        fr_err rv = fri_agg_sa_unmask(a, now, m->pk, m->t.round, about, sh,
-                                      m->n_from);
-        cr_assert_eq(rv, FR_OK, "unmask: %s", fr_strerror(rv));
-    }
-    if (silent_any) {
-        now += 1001;
-        fri_agg_tick(a, now);
-    }
-    return survivors;
+    sa_drv_faults f = {drop_before_mask, silent, corrupt, tamper};
+    return sa_drv_round(a, mp, n, now, &f);
 }
 
 // The same updates through the plain path (dense rows, weight = count).
@@ -319,7 +145,7 @@ plain_round(fri_agg *a, sim_member *ms, uint32_t n, const uint8_t *skip)
             continue;
         }
         fri_agg_task t;
-        cr_assert_eq(fri_agg_checkin(a, 1, ms[u].pk, &t), FR_OK);
+        cr_assert_eq(fri_agg_checkin(a, 1, ms[u].sa.pk, &t), FR_OK);
         cr_assert(t.has_task);
         fri_agg_update up;
         memset(&up, 0, sizeof(up));
@@ -331,7 +157,7 @@ plain_round(fri_agg *a, sim_member *ms, uint32_t n, const uint8_t *skip)
         up.sum_ratings = ms[u].x[NIT * D];
         up.count       = ms[u].x[NIT * D + 1];
         up.weight      = ms[u].x[NIT * D + 1];
-        cr_assert_eq(fri_agg_submit(a, 1, ms[u].pk, &up), FR_OK);
+        cr_assert_eq(fri_agg_submit(a, 1, ms[u].sa.pk, &up), FR_OK);
     }
     fri_agg_tick(a, 2000); // closes with whoever reported
 }
@@ -377,7 +203,7 @@ run_and_compare(uint32_t n, fri_agg_secagg mode, const uint8_t *drop,
     plain_round(pl, ms, n, drop);
     // Quantization: |error| <= 2^-(f+1) per word, summed over the cohort,
     // then divided by the summed counts (>= 0.15 n).
-    fri_agg_task t = ms[0].t;
+    fri_agg_task t = ms[0].sa.t;
     double       q = ldexp(1.0, -(int) t.sa_frac_bits - 1) * n;
     compare(sec, pl, 4 * q / (0.15 * want_survivors) + 1e-5);
     fri_agg_destroy(sec);
@@ -446,7 +272,8 @@ Test(agg_secagg, unmasked_sum_above_clip_budget_refused)
     // the norm budget.
     cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_OK, "%s",
                  err);
-    evil_spread = (uint32_t) ldexp(ms[0].t.sa_clip, (int) ms[0].t.sa_frac_bits);
+    evil_spread =
+        (uint32_t) ldexp(ms[0].sa.t.sa_clip, (int) ms[0].sa.t.sa_frac_bits);
     cr_assert_gt(evil_spread, 0);
     secure_round(a, ms, n, NULL, NULL);
     evil_spread = 0;
@@ -490,7 +317,7 @@ Test(agg_secagg, corrupted_share_detected_and_recovered)
     cr_assert_eq(fri_agg_create(&pl, &c, 0, err, sizeof(err)), FR_OK, "%s",
                  err);
     plain_round(pl, ms, 10, drop);
-    double q = ldexp(1.0, -(int) ms[0].t.sa_frac_bits - 1) * 10;
+    double q = ldexp(1.0, -(int) ms[0].sa.t.sa_frac_bits - 1) * 10;
     compare(sec, pl, 4 * q / (0.15 * 9) + 1e-5);
     fri_agg_destroy(sec);
     fri_agg_destroy(pl);
@@ -515,7 +342,7 @@ Test(agg_secagg, corrupted_share_without_spare_abandons_round)
                  err);
     cr_assert_eq(secure_round(a, ms, 10, drop, NULL), 6);
     memset(corrupt, 0, sizeof(corrupt));
-    cr_assert_eq(ms[1].t.sa_threshold, 5);
+    cr_assert_eq(ms[1].sa.t.sa_threshold, 5);
     fri_agg_metrics m;
     fri_agg_metrics_get(a, &m);
     cr_assert_eq(m.rounds_completed, 0);
@@ -554,9 +381,9 @@ Test(agg_secagg, aggregator_sees_only_masked_vectors)
         items[i] = i;
     }
     for (uint32_t u = 0; u < n; u++) {
-        uint32_t idx = ms[u].t.sa_index;
+        uint32_t idx = ms[u].sa.t.sa_index;
         cr_assert_eq(fri_atk_score_masked(scores, NIT, items, seen.y[idx],
-                                          NIT, D, ms[u].t.sa_frac_bits),
+                                          NIT, D, ms[u].sa.t.sa_frac_bits),
                      FR_OK);
         memcpy(all_m + u * NIT, scores, sizeof(scores));
         cr_assert_eq(fri_atk_score_rows(scores, NIT, items, ms[u].x, NIT, D),
