@@ -812,10 +812,13 @@ evil_run(int evil, const char *state, float *mu)
     const char *extra[] = {"--algo", "als", "--k", "3", "--reg", "2",
                            "--reg-bias", "1", "--clients-per-round", cpr,
                            "--min-clients", "1", "--round-deadline", "30",
-                           "--state", st, NULL};
+                           "--handshake-timeout", "600", "--state", st,
+                           NULL};
     // A fixed cohort: a round closes when its members are done (the
     // refused device included), so the long deadline costs nothing but
-    // keeps slow (sanitizer, loaded CI) runs from abandoning rounds.
+    // keeps slow (sanitizer, loaded CI) runs from abandoning rounds; the
+    // long handshake timeout keeps the socket below (idle without the evil
+    // device) open however long the run takes, so it shows on /status.
     pid_t       agg     = start_agg(url, sizeof(url), extra);
     nng_socket  s       = req_open(url);
     for (int r = 1; r <= EVIL_ROUNDS; r++) {
