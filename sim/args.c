@@ -97,6 +97,12 @@ static const char usage_tail[] =
     "  --eval-users N|all    evaluate a seeded sample of N users with test\n"
     "                        ratings (default all, or a 10000-user sample\n"
     "                        above 50000 users)\n"
+    "  --report cold-start   hold a seeded tenth of the users with >= 20\n"
+    "                        training ratings out of training; after the\n"
+    "                        last round each folds in its first 1, 3, 5,\n"
+    "                        10, 20 ratings on its device: the summary's\n"
+    "                        cold_start curve (RMSE vs the item-mean\n"
+    "                        baseline; implicit: HR@10 vs popularity)\n"
     "  --no-reference        skip the centralized fedrec-train reference\n"
     "  --shared-model        devices of the process share one downloaded,\n"
     "                        verified model (fr_model_cache) instead of each\n"
@@ -262,7 +268,7 @@ static const char *const value_flags[] = {
     "alpha", "rounds", "clients-per-round", "fraction", "local-epochs",
     "dropout", "stats-latest", "stats-forget", "deadline", "k", "reg",
     "reg-bias", "lr", "algo", "server-opt", "threads", "seed", "eval-every",
-    "eval-users", "transport", "out", "state",
+    "eval-users", "report", "transport", "out", "state",
     // privacy.c
     "secure-agg", "clip", "dp", "noise-multiplier", "dp-delta",
     "pseudo-items", "attack",
@@ -446,6 +452,11 @@ apply(fri_sim_config *c, given *st, const char *flag, const char *val,
             return bad(err, err_cap, flag, val, "0..1000000");
         }
         c->eval_every_set = 1;
+    } else if (strcmp(flag, "--report") == 0) {
+        if (strcmp(val, "cold-start") != 0) {
+            return bad(err, err_cap, flag, val, "cold-start");
+        }
+        c->report_cold_start = 1;
     } else if (strcmp(flag, "--eval-users") == 0) {
         if (strcmp(val, "all") == 0) {
             c->eval_users = 0;

@@ -95,6 +95,21 @@ fri_sim_json_summary(FILE *f, const fri_sim_config *c,
     jnum(f, "agg_seconds_per_round", s->agg_seconds_per_round, 1);
     jnum(f, "client_seconds_median", s->client_seconds_median, 1);
     jnum(f, "client_seconds_max", s->client_seconds_max, 1);
+    if (s->has_cold_start) {
+        fprintf(f, "\"cold_start\":[");
+        for (size_t i = 0; i < FRI_SIM_CS_N; i++) {
+            const fri_sim_cs_point *pt = &s->cold_start[i];
+            fprintf(f, "%s{\"ratings\":%u,", i ? "," : "", pt->ratings);
+            jnum(f, "rmse", pt->rmse, 1);
+            jnum(f, "mae", pt->mae, 1);
+            jnum(f, "item_mean_rmse", pt->item_mean_rmse, 1);
+            jnum(f, "hr10", pt->hr10, 1);
+            jnum(f, "popularity_hr10", pt->popularity_hr10, 1);
+            fprintf(f, "\"scored\":%llu}",
+                    (unsigned long long) pt->n_scored);
+        }
+        fprintf(f, "],");
+    }
     if (s->lists.n_lists > 0) {
         // Beyond accuracy of the devices' own final top-10 lists.
         jnum(f, "coverage", s->lists.coverage, 1);

@@ -38,6 +38,7 @@
 #include "fedrec/client.h"
 #include "bayes.h"
 #include "metrics.h"
+#include "coldstart.h"
 #include "sim.h"
 
 // Frame header: magic(4) major minor type(u16 LE) ...
@@ -76,6 +77,7 @@ typedef struct job {
     size_t          n;
     atomic_size_t   next;
     int             eval_visit; // model-only visits of the evaluation users
+    int             cold;       // visits of the cold-start users (coldstart.h)
     uint64_t        round;      // our round counter (1-based), for seeds
     dev_out        *out;
 } job;
@@ -100,6 +102,7 @@ struct sim_state {
     // aggregation, the cohort's live check-ins (run in passes).
     fri_sim_atk          *atk;
     fri_sim_poison_run   *poison; // malicious devices, target exposure
+    fri_sim_cold         *cold;   // --report cold-start, else NULL
     dev_live             *live;
     // The final model's top-FRI_SIM_LIST_K list of every evaluated device
     // (what its user would see), for the beyond-accuracy metrics.
@@ -453,7 +456,12 @@ dev_step(worker *w, const job *jb, size_t slot, dev_live *d)
     if (len == 0) {
         fr_checkin_info info;
         fr_client_checkin_info_get(c, &info);
-        if (info.status == FR_CHECKIN_MODEL_ONLY && jb->eval_visit) {
+        if (info.status == FR_CHECKIN_MODEL_ONLY && jb->cold) {
+            // A user who never trained, on its own device, from its first
+            // ratings against the final model.
+            fri_sim_cold_device(st->cold, c, u);
+            o->status = DEV_EVALUATED;
+        } else if (info.status == FR_CHECKIN_MODEL_ONLY && jb->eval_visit) {
             // The visit has the current model; predictions fit on demand.
             if (d->evaluate) {
                 eval_device(st, c, u, o);
@@ -883,7 +891,13 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
         e = FR_ENOMEM;
         goto out;
     }
+    if ((e = fri_sim_cold_create(&st.cold, c, p, err, err_cap)) != FR_OK) {
+        goto out;
+    }
     for (uint32_t u = 0; u < p->n_users; u++) {
+        if (fri_sim_cold_is(st.cold, u)) {
+            continue; // neither trains nor scores the trained model
+        }
         if (p->train.ptr[u + 1] > p->train.ptr[u]) {
             eligible[n_eligible++] = u;
         }
@@ -931,7 +945,10 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
         cc.eval_every = default_eval_every(n_evals, cohort);
     }
     s->eval_every = c->eval_every;
+    size_t n_cold = 0;
+    const uint32_t *cold_users = fri_sim_cold_users(st.cold, &n_cold);
     size_t max_job = cohort > n_evals ? cohort : n_evals;
+    max_job = max_job > n_cold ? max_job : n_cold;
     out = calloc(max_job ? max_job : 1, sizeof(*out));
     cpu_tmp = calloc(max_job ? max_job : 1, sizeof(*cpu_tmp));
     if (out == NULL || cpu_tmp == NULL) {
@@ -1187,6 +1204,23 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
         s->agg_checkins = m_end.checkins - m_start.checkins;
         s->agg_model_reads = m_end.model_reads - m_start.model_reads;
     }
+    if (st.cold != NULL) {
+        // The cold-start users visit for the final model.
+        st.eval_mask = NULL;
+        memset(out, 0, sizeof(*out) * n_cold);
+        job cj = {.users = cold_users, .n = n_cold, .eval_visit = 1,
+                  .cold = 1, .round = c->rounds, .out = out};
+        (void) run_job(&st, ws, &cj);
+        for (size_t i = 0; i < n_cold; i++) {
+            if (out[i].status != DEV_EVALUATED) {
+                e = fail(err, err_cap, FR_EINTERNAL, "cold-start visit: %s",
+                         st.first_err[0] ? st.first_err : "failed");
+                goto out;
+            }
+        }
+        fri_sim_cold_curve(st.cold, s->cold_start);
+        s->has_cold_start = 1;
+    }
     fri_agg_stop(st.agg, clock_now(&st));
     while (emitted < c->rounds) {
         if (cb != NULL) {
@@ -1273,6 +1307,7 @@ out:
     }
     fri_sim_atk_destroy(st.atk);
     fri_sim_poison_destroy(st.poison);
+    fri_sim_cold_destroy(st.cold);
     free(st.live);
     free(st.tops);
     free(st.top_len);

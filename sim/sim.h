@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "coldstart.h"
 #include "dataset.h"
 #include "fedrec/err.h"
 #include "listmetrics.h"
@@ -89,6 +90,9 @@ typedef struct fri_sim_config {
     uint32_t          eval_every;
     int               eval_every_set;
     uint32_t          eval_users;  // 0: every user with test data
+    // --report cold-start: a seeded tenth of the users with >= 20 training
+    // ratings is held out of training for the cold-start curve.
+    int               report_cold_start;
     int               reference;   // compute the centralized reference
     int               shared_cache; // devices share one verified model
     // Output.
@@ -261,6 +265,9 @@ typedef struct fri_sim_summary {
     // Beyond accuracy (common/listmetrics.h) of the evaluated devices'
     // own top-FRI_SIM_LIST_K lists under the final model.
     fri_list_metrics lists;
+    // --report cold-start: the curve over the held-out users.
+    int              has_cold_start;
+    fri_sim_cs_point cold_start[FRI_SIM_CS_N];
 } fri_sim_summary;
 
 // ---- the run (run.c) -------------------------------------------------------

@@ -515,3 +515,69 @@ Test(sim, list_metrics_from_the_devices_own_lists)
         cr_assert(l->ild > 0.0 && l->ild <= 2.0, "ild %g", l->ild);
     }
 }
+
+// Cold start: the held-out users never check in to train, and each point
+// of the curve scores the same held-out ratings after a new fold-in.
+Test(sim, cold_start_curve_from_held_out_users)
+{
+    fri_sim_config c;
+    result         plain, cold;
+    small_config(&c);
+    char err[160];
+    cr_assert_eq(fri_synth_config_parse(&c.synth,
+                                        "users=200,items=80,density=0.45,"
+                                        "seed=7",
+                                        err, sizeof(err)),
+                 FR_OK, "%s", err);
+    c.transport = FRI_SIM_DIRECT;
+    c.rounds    = 6;
+    run(&c, &plain);
+    cr_assert_eq(plain.s.has_cold_start, 0);
+    c.report_cold_start = 1;
+    run(&c, &cold);
+    cr_assert(cold.s.has_cold_start);
+    // A tenth of the users with >= 20 training ratings and a test rating
+    // trained in no round.
+    fri_sim_pop pop;
+    cr_assert_eq(fri_sim_pop_load(&pop, &c, err, sizeof(err)), FR_OK);
+    uint32_t cand = 0;
+    for (uint32_t u = 0; u < pop.n_users; u++) {
+        cand += pop.train.ptr[u + 1] - pop.train.ptr[u] >= 20 &&
+                pop.test.ptr[u + 1] > pop.test.ptr[u];
+    }
+    fri_sim_pop_free(&pop);
+    uint32_t held = plain.rounds[0].clients - cold.rounds[0].clients;
+    cr_assert(cand >= 50, "%u candidates", cand);
+    cr_assert_eq(held, cand / 10, "%u users held out of %u", held, cand);
+    const fri_sim_cs_point *pt = cold.s.cold_start;
+    for (size_t i = 0; i < FRI_SIM_CS_N; i++) {
+        cr_assert_eq(pt[i].ratings, FRI_SIM_CS_STEPS[i]);
+        cr_assert_gt(pt[i].n_scored, 0u);
+        cr_assert_eq(pt[i].n_scored, pt[0].n_scored, "point %zu", i);
+        cr_assert(isfinite(pt[i].rmse) && isfinite(pt[i].item_mean_rmse));
+        cr_assert_float_eq(pt[i].item_mean_rmse, pt[0].item_mean_rmse, 1e-12);
+        cr_assert(isnan(pt[i].hr10));
+    }
+    // The device refits at every point (its accuracy on ML-100K is a
+    // benchmark: bench/features.sh).
+    for (size_t i = 1; i < FRI_SIM_CS_N; i++) {
+        cr_assert(pt[i].rmse != pt[i - 1].rmse, "points %zu and %zu equal",
+                  i - 1, i);
+    }
+}
+
+Test(sim_args, report_flag)
+{
+    fri_sim_config c;
+    char           err[256];
+    fri_sim_config_init(&c);
+    int   help = 0;
+    char *ok[] = {"fedrec-sim", "--report", "cold-start"};
+    cr_assert_eq(fri_sim_parse_args(&c, 3, ok, &help, err, sizeof(err)),
+                 FR_OK, "%s", err);
+    cr_assert(c.report_cold_start);
+    char *bad[] = {"fedrec-sim", "--report", "warm-start"};
+    cr_assert_neq(fri_sim_parse_args(&c, 3, bad, &help, err, sizeof(err)),
+                  FR_OK);
+    cr_assert(strstr(err, "cold-start") != NULL, "%s", err);
+}
