@@ -22,14 +22,14 @@
 // squares, so it must stay >= 0 once the round's deltas are added.
 static const char *
 check_deltas(const fri_agg *a, const float *v, double m, double q,
-    const fri_sa_als_bounds *b, int vb, double *tot)
+             const fri_sa_als_bounds *b, int vb, double *tot)
 {
     const uint32_t k = a->cfg.k, d = a->d, ni = a->cfg.n_items;
     const size_t   w = a->gram_len + d;
     double         U = b->user_norm;
     *tot             = 0.0;
     for (uint32_t i = 0; i < ni; i++) {
-        const float *row = v + (size_t)i * w;
+        const float *row = v + (size_t) i * w;
         const float *run = a->carry != NULL ? a->carry[i] : NULL;
         for (uint32_t r = 0; r < d; r++) {
             size_t t  = fri_packed_index(d, r, r);
@@ -47,7 +47,7 @@ check_deltas(const fri_agg *a, const float *v, double m, double q,
         }
         *tot += c;
     }
-    const float *tail = v + (size_t)ni * w;
+    const float *tail = v + (size_t) ni * w;
     if (vb) {
         double uc = tail[fri_sa_stats_glob_len(k) - 1];
         if (!(uc >= -2.0 * q - 1e-6 && uc <= m + 2.0 * q + 1e-6)) {
@@ -56,7 +56,7 @@ check_deltas(const fri_agg *a, const float *v, double m, double q,
         tail += fri_sa_stats_glob_len(k);
     }
     double cnt = tail[1];
-    double tol = 0.5 + (double)ni * q * 4.0 + 1e-6 * fabs(cnt);
+    double tol = 0.5 + (double) ni * q * 4.0 + 1e-6 * fabs(cnt);
     if (!(cnt >= -tol && fabs(*tot - cnt) <= tol)) {
         return "item newcomer counts do not add up to the rating count";
     }
@@ -66,39 +66,39 @@ check_deltas(const fri_agg *a, const float *v, double m, double q,
 fr_err
 fri_latest_sa_set(fri_agg *a, const float *v, size_t n)
 {
-    const uint32_t k = a->cfg.k, ni = a->cfg.n_items;
+    const uint32_t k  = a->cfg.k, ni = a->cfg.n_items;
     const size_t   w  = a->gram_len + a->d;
     const int      vb = a->vb != NULL;
-    if (a->cfg.implicit || a->acc_len != w
-        || n != fri_sa_stats_dim(ni, k, vb)) {
+    if (a->cfg.implicit || a->acc_len != w ||
+        n != fri_sa_stats_dim(ni, k, vb)) {
         return FR_EINVAL;
     }
     fri_bounds bb;
     fri_bounds_of(&a->cfg, &bb);
-    fri_sa_als_bounds b = { (float)bb.user_norm, (float)bb.residual,
-        (float)fmax(fabs(bb.rmin), fabs(bb.rmax)) };
+    fri_sa_als_bounds b = {(float) bb.user_norm, (float) bb.residual,
+                           (float) fmax(fabs(bb.rmin), fabs(bb.rmax))};
     pthread_mutex_lock(&a->mtx);
     double m = a->n_members;
     pthread_mutex_unlock(&a->mtx);
     // Quantization: <= 2^-(f+1) per member and word in normalized units.
     unsigned    fb  = fri_sa_frac_bits(1.0f, a->cfg.clients_per_round);
-    double      q   = m * ldexp(1.0, -(int)fb - 1);
+    double      q   = m * ldexp(1.0, -(int) fb - 1);
     double      tot = 0.0;
     const char *why = check_deltas(a, v, m, q, &b, vb, &tot);
     if (why != NULL) {
         atomic_fetch_add(&a->models_refused, 1);
         fri_agg_log(a, FR_LOG_ERROR,
-            "msg=\"unmasked statistics deltas inconsistent, round "
-            "refused\" members=%.0f reason=\"%s\" item_counts=%g "
-            "alert=1",
-            m, why, tot);
+                    "msg=\"unmasked statistics deltas inconsistent, round "
+                    "refused\" members=%.0f reason=\"%s\" item_counts=%g "
+                    "alert=1",
+                    m, why, tot);
         return FR_EPROTO;
     }
     fri_agg_acc_reset(a);
     pthread_mutex_lock(&a->acc_mtx);
     for (uint32_t i = 0; i < ni; i++) {
         // Items no survivor rated sum to exact zeros (the masks cancel).
-        const float *row = v + (size_t)i * w;
+        const float *row = v + (size_t) i * w;
         int          nz  = 0;
         for (size_t r = 0; r < w && !nz; r++) {
             nz = row[r] != 0.0f;
@@ -116,7 +116,7 @@ fri_latest_sa_set(fri_agg *a, const float *v, size_t n)
             a->acc[i][r] = row[r];
         }
     }
-    const float *tail = v + (size_t)ni * w;
+    const float *tail = v + (size_t) ni * w;
     if (vb) {
         fri_vb_acc_add(a->vb, tail);
         tail += fri_sa_stats_glob_len(k);
