@@ -246,6 +246,29 @@ seal_masked(fr_client *c, struct fri_sa_client *s, const fri_task *t,
     return rv;
 }
 
+// The task's fit without pseudo-items (they would only add bias: a
+// dense masked vector already hides the rated set). clip: the L2 clip of
+// a gradient update, 0 for statistics.
+static fr_err
+compute_dense(fr_client *c, const fri_task *t, fri_fit_algo algo, float clip,
+              fri_update_buf *u)
+{
+    fri_fit_task ft;
+    memset(&ft, 0, sizeof ft);
+    ft.algo       = algo;
+    ft.k          = t->k;
+    ft.reg        = t->reg;
+    ft.reg_bias   = t->reg_bias;
+    ft.alpha      = t->alpha;
+    ft.clip       = clip;
+    ft.weighted   = t->weighted;
+    float rho     = c->pseudo_rho;
+    c->pseudo_rho = 0.0f;
+    fr_err rv     = fri_client_compute_update(c, &ft, u);
+    c->pseudo_rho = rho;
+    return rv;
+}
+
 // Explicit ALS (docs/SECAGG.md §10): the statistics over every item of
 // the catalog, [packed Gram | h] on the rated ones and zeros elsewhere, so
 // that the masked vector has the same length whatever the device rated,
@@ -266,20 +289,8 @@ build_masked_als(fr_client *c, struct fri_sa_client *s, const fri_task *t,
         return FR_EPROTO;
     }
     fri_sa_als_bounds ab = {s->p.user_norm, s->p.residual, s->p.rating_abs};
-    fri_fit_task      ft;
-    memset(&ft, 0, sizeof ft);
-    ft.algo     = FRI_FIT_ALS;
-    ft.k        = t->k;
-    ft.reg      = t->reg;
-    ft.reg_bias = t->reg_bias;
-    ft.weighted = t->weighted;
-    fri_update_buf u;
-    // Pseudo-items would only add bias: the dense vector already hides
-    // the rated set.
-    float  rho    = c->pseudo_rho;
-    c->pseudo_rho = 0.0f;
-    fr_err rv     = fri_client_compute_update(c, &ft, &u);
-    c->pseudo_rho = rho;
+    fri_update_buf    u;
+    fr_err            rv = compute_dense(c, t, FRI_FIT_ALS, 0.0f, &u);
     if (rv != FR_OK) {
         return rv;
     }
@@ -330,18 +341,9 @@ build_masked_stats(fr_client *c, struct fri_sa_client *s, const fri_task *t,
         return FR_EPROTO;
     }
     fri_sa_als_bounds ab = {s->p.user_norm, s->p.residual, s->p.rating_abs};
-    fri_fit_task      ft;
-    memset(&ft, 0, sizeof ft);
-    ft.algo     = vb ? FRI_FIT_VBMF : FRI_FIT_ALS;
-    ft.k        = t->k;
-    ft.reg      = t->reg;
-    ft.reg_bias = t->reg_bias;
-    ft.weighted = t->weighted;
-    fri_update_buf u;
-    float  rho    = c->pseudo_rho;
-    c->pseudo_rho = 0.0f; // the dense vector already hides the rated set
-    fr_err rv     = fri_client_compute_update(c, &ft, &u);
-    c->pseudo_rho = rho;
+    fri_update_buf    u;
+    fr_err            rv =
+        compute_dense(c, t, vb ? FRI_FIT_VBMF : FRI_FIT_ALS, 0.0f, &u);
     if (rv != FR_OK) {
         return rv;
     }
@@ -401,21 +403,9 @@ build_masked(fr_client *c, struct fri_sa_client *s, const fri_task *t,
     if (nr + 2 != s->p.dim) {
         return FR_EPROTO;
     }
-    fri_fit_task ft;
-    memset(&ft, 0, sizeof ft);
-    ft.algo     = FRI_FIT_GRAD;
-    ft.k        = t->k;
-    ft.reg      = t->reg;
-    ft.reg_bias = t->reg_bias;
-    ft.alpha    = t->alpha;
-    ft.clip     = t->clip > 0.0f ? t->clip : s->p.clip;
-    ft.weighted = t->weighted;
     fri_update_buf u;
-    // Dense under masking: pseudo-items would only add bias here.
-    float  rho    = c->pseudo_rho;
-    c->pseudo_rho = 0.0f;
-    fr_err rv     = fri_client_compute_update(c, &ft, &u);
-    c->pseudo_rho = rho;
+    fr_err         rv = compute_dense(
+        c, t, FRI_FIT_GRAD, t->clip > 0.0f ? t->clip : s->p.clip, &u);
     if (rv != FR_OK) {
         return rv;
     }

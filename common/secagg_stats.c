@@ -9,7 +9,7 @@
 size_t
 fri_sa_stats_glob_len(uint32_t k)
 {
-    size_t d = (size_t) k + 1;
+    size_t d = (size_t)k + 1;
     return k == 0 ? 0 : d + fri_packed_len(d) + 2;
 }
 
@@ -24,7 +24,7 @@ fri_sa_stats_dim(uint32_t n_items, uint32_t k, int vb)
 size_t
 fri_sa_stats_extra_len(uint32_t k, int vb)
 {
-    size_t d = (size_t) k + 1;
+    size_t d = (size_t)k + 1;
     return fri_packed_len(d) + (vb ? fri_sa_stats_glob_len(k) : 0) + 2;
 }
 
@@ -33,9 +33,9 @@ fri_sa_stats_extra_len(uint32_t k, int vb)
 // delta's (secagg_stats.h). Both hold W + G + 2 values.
 static void
 section_bounds(double *cb, double *ds, uint32_t n_items, uint32_t k, int vb,
-               const fri_sa_als_bounds *b)
+    const fri_sa_als_bounds *b)
 {
-    size_t d = (size_t) k + 1, P = fri_packed_len(d), W = P + d;
+    size_t d = (size_t)k + 1, P = fri_packed_len(d), W = P + d;
     double U = b->user_norm, R = b->residual, A = b->rating_abs;
     double N = n_items;
     for (size_t j = 0; j < W; j++) {
@@ -57,8 +57,8 @@ section_bounds(double *cb, double *ds, uint32_t n_items, uint32_t k, int vb,
             }
         }
         t += d + P;
-        cb[t] = N * R * R; // squared residuals, re-centred like h
-        ds[t] = 2.0 * N * (R + 2.0 * A) * (R + 2.0 * A);
+        cb[t]     = N * R * R; // squared residuals, re-centred like h
+        ds[t]     = 2.0 * N * (R + 2.0 * A) * (R + 2.0 * A);
         cb[t + 1] = ds[t + 1] = 1.0; // user count: 1 once, then 0
         t += 2;
     }
@@ -71,21 +71,21 @@ section_bounds(double *cb, double *ds, uint32_t n_items, uint32_t k, int vb,
 static size_t
 section_index(size_t j, uint32_t n_items, size_t W)
 {
-    size_t items = (size_t) n_items * W;
+    size_t items = (size_t)n_items * W;
     return j < items ? j % W : W + (j - items);
 }
 
 static double *
 section_alloc(uint32_t k, int vb)
 {
-    size_t d = (size_t) k + 1;
+    size_t d = (size_t)k + 1;
     size_t l = fri_packed_len(d) + d + fri_sa_stats_glob_len(k) + 2;
     return malloc(2 * l * sizeof(double));
 }
 
 double
-fri_sa_stats_scale(uint32_t n_items, uint32_t k, int vb,
-                   const fri_sa_als_bounds *b, size_t j)
+fri_sa_stats_scale(
+    uint32_t n_items, uint32_t k, int vb, const fri_sa_als_bounds *b, size_t j)
 {
     double *s = section_alloc(k, vb);
     if (s == NULL || k == 0 || k > FRI_LINALG_MAX_N) {
@@ -103,11 +103,11 @@ static size_t
 clamp_to(float *v, double bound)
 {
     if (*v > bound) {
-        *v = (float) bound;
+        *v = (float)bound;
         return 1;
     }
     if (*v < -bound) {
-        *v = (float) -bound;
+        *v = (float)-bound;
         return 1;
     }
     return 0;
@@ -115,13 +115,13 @@ clamp_to(float *v, double bound)
 
 size_t
 fri_sa_stats_clip(float *rows, size_t n, float *extra, uint32_t k, int vb,
-                  uint32_t n_items, const fri_sa_als_bounds *b)
+    uint32_t n_items, const fri_sa_als_bounds *b)
 {
-    if (k == 0 || k > FRI_LINALG_MAX_N || extra == NULL ||
-        (n > 0 && rows == NULL) || !fri_sa_als_bounds_ok(b)) {
+    if (k == 0 || k > FRI_LINALG_MAX_N || extra == NULL
+        || (n > 0 && rows == NULL) || !fri_sa_als_bounds_ok(b)) {
         return 0;
     }
-    size_t  d = (size_t) k + 1, P = fri_packed_len(d), W = P + d;
+    size_t  d = (size_t)k + 1, P = fri_packed_len(d), W = P + d;
     size_t  G = vb ? fri_sa_stats_glob_len(k) : 0;
     double *s = section_alloc(k, vb);
     if (s == NULL) {
@@ -167,26 +167,25 @@ normalized(double v, double scale, size_t *clipped)
         (*clipped)++;
         x = x > 1.0 ? 1.0 : -1.0;
     }
-    return (float) x;
+    return (float)x;
 }
 
 fr_err
-fri_sa_stats_encode(float *x, size_t dim, uint32_t n_items, uint32_t k,
-                    int vb, const fri_sa_als_bounds *b, const float *rows,
-                    const float *extra, const uint32_t *items, size_t n,
-                    size_t *clipped)
+fri_sa_stats_encode(float *x, size_t dim, uint32_t n_items, uint32_t k, int vb,
+    const fri_sa_als_bounds *b, const float *rows, const float *extra,
+    const uint32_t *items, size_t n, size_t *clipped)
 {
-    if (x == NULL || extra == NULL || (n > 0 && (rows == NULL ||
-        items == NULL)) || k == 0 || k > FRI_LINALG_MAX_N ||
-        !fri_sa_als_bounds_ok(b) || dim != fri_sa_stats_dim(n_items, k, vb) ||
-        n > n_items) {
+    if (x == NULL || extra == NULL
+        || (n > 0 && (rows == NULL || items == NULL)) || k == 0
+        || k > FRI_LINALG_MAX_N || !fri_sa_als_bounds_ok(b)
+        || dim != fri_sa_stats_dim(n_items, k, vb) || n > n_items) {
         return FR_EINVAL;
     }
-    size_t d = (size_t) k + 1, P = fri_packed_len(d), W = P + d;
+    size_t d = (size_t)k + 1, P = fri_packed_len(d), W = P + d;
     size_t G = vb ? fri_sa_stats_glob_len(k) : 0;
     for (size_t j = 0; j < n; j++) {
-        if (items[j] >= n_items || (j > 0 && items[j] <= items[j - 1]) ||
-            !fri_all_finite(rows + j * d, d)) {
+        if (items[j] >= n_items || (j > 0 && items[j] <= items[j - 1])
+            || !fri_all_finite(rows + j * d, d)) {
             return FR_EINVAL;
         }
     }
@@ -204,7 +203,7 @@ fri_sa_stats_encode(float *x, size_t dim, uint32_t n_items, uint32_t k,
         x[t] = 0.0f;
     }
     for (size_t j = 0; j < n; j++) {
-        float *row = x + (size_t) items[j] * W;
+        float *row = x + (size_t)items[j] * W;
         for (size_t t = 0; t < P; t++) {
             row[t] = normalized(extra[t], ds[t], &nclip);
         }
@@ -212,7 +211,7 @@ fri_sa_stats_encode(float *x, size_t dim, uint32_t n_items, uint32_t k,
             row[P + a] = normalized(rows[j * d + a], ds[P + a], &nclip);
         }
     }
-    float *tail = x + (size_t) n_items * W;
+    float *tail = x + (size_t)n_items * W;
     for (size_t t = 0; t < G + 2; t++) {
         tail[t] = normalized(extra[P + t], ds[W + t], &nclip);
     }
@@ -225,12 +224,12 @@ fri_sa_stats_encode(float *x, size_t dim, uint32_t n_items, uint32_t k,
 
 fr_err
 fri_sa_stats_decode(float *v, const uint32_t *sum, size_t dim,
-                    unsigned frac_bits, uint32_t n_items, uint32_t k, int vb,
-                    const fri_sa_als_bounds *b)
+    unsigned frac_bits, uint32_t n_items, uint32_t k, int vb,
+    const fri_sa_als_bounds *b)
 {
-    if (v == NULL || sum == NULL || k == 0 || k > FRI_LINALG_MAX_N ||
-        frac_bits > 30 || !fri_sa_als_bounds_ok(b) ||
-        dim != fri_sa_stats_dim(n_items, k, vb)) {
+    if (v == NULL || sum == NULL || k == 0 || k > FRI_LINALG_MAX_N
+        || frac_bits > 30 || !fri_sa_als_bounds_ok(b)
+        || dim != fri_sa_stats_dim(n_items, k, vb)) {
         return FR_EINVAL;
     }
     size_t  W = fri_sa_als_width(k);
@@ -242,10 +241,10 @@ fri_sa_stats_decode(float *v, const uint32_t *sum, size_t dim,
     section_bounds(s, s + l, n_items, k, vb, b);
     // In double from the exact integer sum (a float intermediate would
     // round the large tail sums first).
-    double step = ldexp(1.0, -(int) frac_bits);
+    double step = ldexp(1.0, -(int)frac_bits);
     for (size_t j = 0; j < dim; j++) {
         size_t c = section_index(j, n_items, W);
-        v[j]     = (float) ((double) (int32_t) sum[j] * step * s[l + c]);
+        v[j]     = (float)((double)(int32_t)sum[j] * step * s[l + c]);
     }
     free(s);
     return FR_OK;

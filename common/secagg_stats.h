@@ -53,10 +53,9 @@ size_t fri_sa_stats_clip(float *rows, size_t n, float *extra, uint32_t k,
 // < n_items) into x (dim values, each divided by its scale and clamped
 // to [-1, 1]; *clipped counts the clamped ones, which an honest device
 // never has). FR_EINVAL on bad arguments or non-finite values.
-FR_NODISCARD fr_err fri_sa_stats_encode(float *x, size_t dim,
-    uint32_t n_items, uint32_t k, int vb, const fri_sa_als_bounds *b,
-    const float *rows, const float *extra, const uint32_t *items, size_t n,
-    size_t *clipped);
+FR_NODISCARD fr_err fri_sa_stats_encode(float *x, size_t dim, uint32_t n_items,
+    uint32_t k, int vb, const fri_sa_als_bounds *b, const float *rows,
+    const float *extra, const uint32_t *items, size_t n, size_t *clipped);
 
 // Decodes the unmasked sum (dim words, two's complement fixed point with
 // frac_bits fractional bits) into v: word j as int32 2^-f scale_j.

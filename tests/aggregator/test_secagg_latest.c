@@ -42,8 +42,8 @@ world_init(world *w, fri_agg_algo algo, int secagg)
     c.has_identity      = 1;
     memset(c.identity_seed, 5, sizeof(c.identity_seed));
     char err[256];
-    cr_assert_eq(fri_agg_create(&w->a, &c, 0, err, sizeof(err)), FR_OK, "%s",
-                 err);
+    cr_assert_eq(
+        fri_agg_create(&w->a, &c, 0, err, sizeof(err)), FR_OK, "%s", err);
     e2e_clients_create(w, NU, 900, 11, 0.0f);
     e2e_reply_alloc(w);
 }
@@ -65,8 +65,8 @@ plain_round(world *w, const uint32_t *users, const uint8_t *drop, uint64_t t0)
 }
 
 static int
-secure_round(world *w, const uint32_t *users, const uint8_t *drop,
-             uint64_t t0, size_t *len, fr_checkin_status *st)
+secure_round(world *w, const uint32_t *users, const uint8_t *drop, uint64_t t0,
+    size_t *len, fr_checkin_status *st)
 {
     return e2e_secure_round(w, users, COHORT, drop, NULL, t0, len, st);
 }
@@ -81,25 +81,25 @@ model_diff(world *s, world *p, uint64_t want_version, double *scale)
     fri_agg_model_copy(s->a, &mu1, b1, NIT, Q1, NIT * KK, &v1);
     fri_agg_model_copy(p->a, &mu2, b2, NIT, Q2, NIT * KK, &v2);
     cr_assert_eq(v1, want_version, "secure rounds completed: %llu",
-                 (unsigned long long) v1);
+        (unsigned long long)v1);
     cr_assert_eq(v2, want_version, "plain rounds completed: %llu",
-                 (unsigned long long) v2);
-    double worst = fabs((double) mu1 - mu2), big = 0.0;
+        (unsigned long long)v2);
+    double worst = fabs((double)mu1 - mu2), big = 0.0;
     for (int i = 0; i < NIT * KK; i++) {
-        worst = fmax(worst, fabs((double) Q1[i] - Q2[i]));
-        big   = fmax(big, fabs((double) Q2[i]));
+        worst = fmax(worst, fabs((double)Q1[i] - Q2[i]));
+        big   = fmax(big, fabs((double)Q2[i]));
     }
     for (int i = 0; i < NIT; i++) {
-        worst = fmax(worst, fabs((double) b1[i] - b2[i]));
-        big   = fmax(big, fabs((double) b2[i]));
+        worst = fmax(worst, fabs((double)b1[i] - b2[i]));
+        big   = fmax(big, fabs((double)b2[i]));
     }
     *scale = big;
     return worst;
 }
 
-static const uint32_t R_A[COHORT] = {0, 1, 2, 3, 4, 5};
-static const uint32_t R_B[COHORT] = {0, 1, 2, 6, 7, 8};
-static const uint32_t R_C[COHORT] = {1, 3, 6, 9, 10, 11};
+static const uint32_t R_A[COHORT] = { 0, 1, 2, 3, 4, 5 };
+static const uint32_t R_B[COHORT] = { 0, 1, 2, 6, 7, 8 };
+static const uint32_t R_C[COHORT] = { 1, 3, 6, 9, 10, 11 };
 
 // Census, first reports of 0..5, then a round in which user 1 (which
 // committed in the round before) drops out before its masked input, then
@@ -113,7 +113,7 @@ secure_equals_plain(fri_agg_algo algo)
     world_init(s, algo, 1);
     world_init(p, algo, 0);
     fr_checkin_status st[COHORT];
-    size_t            len[COHORT] = {0};
+    size_t            len[COHORT] = { 0 };
     cr_assert_eq(secure_round(s, R_A, NULL, 10, NULL, st), COHORT);
     cr_assert_eq(plain_round(p, R_A, NULL, 10), COHORT);
     cr_assert_eq(secure_round(s, R_A, NULL, 10000, len, st), COHORT);
@@ -122,16 +122,16 @@ secure_equals_plain(fri_agg_algo algo)
     uint32_t nmin = NIT, nmax = 0;
     for (uint32_t j = 0; j < COHORT; j++) {
         uint32_t u = R_A[j];
-        uint32_t n = (uint32_t) (s->by_user.ptr[u + 1] - s->by_user.ptr[u]);
+        uint32_t n = (uint32_t)(s->by_user.ptr[u + 1] - s->by_user.ptr[u]);
         nmin       = n < nmin ? n : nmin;
         nmax       = n > nmax ? n : nmax;
         cr_assert_eq(len[j], len[0], "user %u sent %zu bytes, user 0 %zu", u,
-                     len[j], len[0]);
+            len[j], len[0]);
     }
     cr_assert(nmin < nmax, "the members rate different numbers of items");
     size_t w = (KK + 1) * (KK + 2) / 2 + KK + 1;
-    cr_assert_geq(len[0], 4 * (size_t) NIT * w + 8);
-    uint8_t drop[COHORT] = {0, 1, 0, 0, 0, 0}; // user 1
+    cr_assert_geq(len[0], 4 * (size_t)NIT * w + 8);
+    uint8_t drop[COHORT] = { 0, 1, 0, 0, 0, 0 }; // user 1
     cr_assert_eq(secure_round(s, R_B, drop, 20000, NULL, st), COHORT - 1);
     cr_assert_eq(st[1], FR_CHECKIN_RUNNING);
     cr_assert_eq(plain_round(p, R_B, drop, 20000), COHORT - 1);
@@ -141,7 +141,7 @@ secure_equals_plain(fri_agg_algo algo)
     cr_log_info("latest statistics (%s), secure vs plain after 4 rounds with "
                 "a dropout: max diff %.3g (model scale %.3g), masked UPDATE "
                 "%zu bytes",
-                algo == FRI_AGG_VBMF ? "VBMF" : "ALS", worst, scale, len[0]);
+        algo == FRI_AGG_VBMF ? "VBMF" : "ALS", worst, scale, len[0]);
     cr_assert(scale > 0.05, "the plain solve did nothing");
     // f = 24 for 6 members: 2^-25 of a scale (<= 2 U^2 = 200) per word
     // and member; the solves amplify it a little.
@@ -178,9 +178,9 @@ Test(agg_secagg_latest, abandoned_round_commits_nothing)
     cr_assert_eq(plain_round(p, R_A, NULL, 10), COHORT);
     cr_assert_eq(secure_round(s, R_A, NULL, 10000, NULL, st), COHORT);
     cr_assert_eq(plain_round(p, R_A, NULL, 10000), COHORT);
-    uint8_t drop[COHORT] = {0, 1, 1, 1, 1, 1};
+    uint8_t drop[COHORT] = { 0, 1, 1, 1, 1, 1 };
     cr_assert_eq(secure_round(s, R_A, drop, 20000, NULL, st), 0);
-    cr_assert_eq(st[0], FR_CHECKIN_FAILED, "status %d", (int) st[0]);
+    cr_assert_eq(st[0], FR_CHECKIN_FAILED, "status %d", (int)st[0]);
     float    mu, bi[NIT], Q[NIT * KK];
     uint64_t ver = 0;
     fri_agg_model_copy(s->a, &mu, bi, NIT, Q, NIT * KK, &ver);
@@ -188,8 +188,8 @@ Test(agg_secagg_latest, abandoned_round_commits_nothing)
     cr_assert_eq(secure_round(s, R_A, NULL, 30000, NULL, st), COHORT);
     cr_assert_eq(plain_round(p, R_A, NULL, 30000), COHORT);
     double scale = 0.0, worst = model_diff(s, p, 3, &scale);
-    cr_log_info("abandoned round: max diff %.3g (model scale %.3g)", worst,
-                scale);
+    cr_log_info(
+        "abandoned round: max diff %.3g (model scale %.3g)", worst, scale);
     cr_assert(worst < 5e-4, "secure and plain models differ by %g", worst);
     e2e_world_free(s);
     e2e_world_free(p);
