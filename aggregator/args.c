@@ -13,7 +13,7 @@
 #include "errbuf.h"
 #include "keys.h"
 
-// Two halves: C guarantees string literals of 4095 characters only.
+// In parts: C guarantees string literals of 4095 characters only.
 static const char usage_head[] =
     "usage: fedrec-aggregator --listen URL --items N [options]\n"
     "\n"
@@ -51,7 +51,13 @@ static const char usage_head[] =
     "  --algo als|grad|vbmf    sufficient statistics + server solve,\n"
     "                          gradient FedAvg, or variational Bayes MF\n"
     "                          (statistics with covariances; explicit\n"
-    "                          only, ignores --reg; default als)\n"
+    "                          only, ignores --reg). Default: with\n"
+    "                          --clients-per-round >= 2 and none of\n"
+    "                          --algo, --secure-agg, --loss, --dp, --clip,\n"
+    "                          --stats-forget, --stats-latest 0: the\n"
+    "                          private default, vbmf on latest statistics\n"
+    "                          masked with SecAgg+ (--secure-agg off opts\n"
+    "                          out); otherwise als, plain\n"
     "  --loss explicit|implicit  ratings, or iALS on interactions\n"
     "  --reg X                 factor L2 penalty (default 0.1)\n"
     "  --reg-bias X            bias L2 penalty (default 0.1)\n"
@@ -61,6 +67,8 @@ static const char usage_head[] =
     "  --server-opt sgd|momentum|adam  (grad; default adam)\n"
     "  --server-lr X           server learning rate (default 0.01)\n"
     "  --momentum X            momentum / Adam beta1 (default 0.9)\n"
+    ;
+static const char usage_mid[] =
     "Rounds:\n"
     "  --clients-per-round N   first N distinct clients to check in\n"
     "                          (0 = no cap, default)\n"
@@ -124,6 +132,7 @@ void
 fri_agg_usage(FILE *f)
 {
     fputs(usage_head, f);
+    fputs(usage_mid, f);
     fputs(usage_tail, f);
 }
 
@@ -192,6 +201,14 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
     fri_agg_config *c = &a->cfg;
     uint64_t        u = 0;
     double          f = 0;
+    a->given |= strcmp(name, "algo") == 0         ? FRI_AGG_GIVEN_ALGO
+              : strcmp(name, "secure-agg") == 0   ? FRI_AGG_GIVEN_SECAGG
+              : strcmp(name, "loss") == 0         ? FRI_AGG_GIVEN_LOSS
+              : strcmp(name, "dp") == 0           ? FRI_AGG_GIVEN_DP
+              : strcmp(name, "stats-forget") == 0 ? FRI_AGG_GIVEN_FORGET
+              : strcmp(name, "stats-latest") == 0 ? FRI_AGG_GIVEN_LATEST
+              : strcmp(name, "clip") == 0         ? FRI_AGG_GIVEN_CLIP
+                                                  : 0u;
 #define NEED_U(max)                                                           \
     if (parse_u64(val, (max), &u) != 0) {                                     \
         fri_agg_seterr(err, cap,                                              \
@@ -612,6 +629,28 @@ static const char *const flag_names[] = {
 #define OPT_HELP 'h'
 #define OPT_BASE 256
 
+// Private by default (docs/SECAGG.md section 9): when the user chose no
+// algorithm or aggregation (none of the FRI_AGG_GIVEN_* flags, except
+// --stats-latest 1) and cohorts are bounded (--clients-per-round >= 2,
+// which secure aggregation needs), explicit ratings run VBMF on every
+// device's latest statistics with the deltas masked by SecAgg+, the
+// configuration fedrec-sim uses for partial cohorts. Anything else keeps
+// the plain defaults.
+static void
+private_default(fri_agg_args *a)
+{
+    fri_agg_config *c      = &a->cfg;
+    unsigned        choice = a->given & ~(unsigned) FRI_AGG_GIVEN_LATEST;
+    if (choice != 0 || c->implicit || c->clients_per_round < 2 ||
+        ((a->given & FRI_AGG_GIVEN_LATEST) && !c->stats_latest)) {
+        return;
+    }
+    c->algo            = FRI_AGG_VBMF;
+    c->stats_latest    = 1;
+    c->secagg          = FRI_AGG_SECAGG_PLUS;
+    a->private_default = 1;
+}
+
 fr_err
 fri_agg_args_parse(fri_agg_args *a, int argc, char **argv, char *err,
                    size_t err_cap)
@@ -691,6 +730,7 @@ fri_agg_args_parse(fri_agg_args *a, int argc, char **argv, char *err,
         }
     }
     a->net.max_frame = a->cfg.max_frame;
+    private_default(a);
     if (a->listen == NULL) {
         fri_agg_seterr(err, err_cap, "--listen URL is required (see --help)");
         return FR_EINVAL;

@@ -21,7 +21,24 @@ typedef struct fri_agg_args {
     int            contexts;  // NNG contexts (also net.n_contexts)
     fri_net_opts   net;       // connection limits
     int            help;      // --help given
+    unsigned       given;     // FRI_AGG_GIVEN_* flags named by the user
+    // Set when no algorithm or aggregation was chosen and cohorts are
+    // bounded: the private default (VBMF on every device's latest
+    // statistics, the deltas masked with SecAgg+) is in cfg.
+    int            private_default;
 } fri_agg_args;
+
+// The flags that choose the algorithm or the aggregation; naming any of
+// them keeps the plain defaults of fri_agg_config_init.
+enum {
+    FRI_AGG_GIVEN_ALGO   = 1u << 0,
+    FRI_AGG_GIVEN_SECAGG = 1u << 1,
+    FRI_AGG_GIVEN_LOSS   = 1u << 2,
+    FRI_AGG_GIVEN_DP     = 1u << 3,
+    FRI_AGG_GIVEN_FORGET = 1u << 4,
+    FRI_AGG_GIVEN_LATEST = 1u << 5,
+    FRI_AGG_GIVEN_CLIP   = 1u << 6
+};
 
 // Parses argv (argv[0] is skipped). A --config FILE is read first and the
 // flags override it. Loads --key and --allow. On error returns FR_EINVAL

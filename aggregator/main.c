@@ -80,12 +80,18 @@ main(int argc, char **argv)
     char line[512];
     snprintf(line, sizeof(line),
              "msg=\"aggregator starting\" listen=\"%s\" items=%u k=%u "
-             "algo=%s loss=%s public_key=%s%s",
+             "algo=%s loss=%s secure_agg=%s stats_latest=%d%s "
+             "public_key=%s%s",
              args.listen, args.cfg.n_items, args.cfg.k,
              args.cfg.algo == FRI_AGG_GRAD   ? "grad"
              : args.cfg.algo == FRI_AGG_VBMF ? "vbmf"
                                              : "als",
-             args.cfg.implicit ? "implicit" : "explicit", hex,
+             args.cfg.implicit ? "implicit" : "explicit",
+             args.cfg.secagg == FRI_AGG_SECAGG_PLUS   ? "plus"
+             : args.cfg.secagg == FRI_AGG_SECAGG_FULL ? "full"
+                                                      : "off",
+             args.cfg.stats_latest,
+             args.private_default ? " default=private" : "", hex,
              args.key_path == NULL ? " identity=ephemeral" : "");
     log_stderr(NULL, FR_LOG_INFO, line);
     if (args.cfg.n_allow == 0) {

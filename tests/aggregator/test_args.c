@@ -212,3 +212,56 @@ Test(agg_args, every_documented_flag_is_parsed)
     free(text);
     cr_assert_geq(n_seen, 40, "usage lists %d flags", n_seen);
 }
+
+// Private by default: bounded cohorts without a choice of algorithm or
+// aggregation run VBMF on latest statistics under SecAgg+; any choice, or
+// unbounded cohorts, keeps the plain defaults.
+#define DEFAULTS(algo_, latest_, secagg_, priv_, ...)                       \
+    do {                                                                    \
+        fri_agg_args a_;                                                    \
+        char         err_[512] = "";                                        \
+        cr_assert_eq(parse(&a_, err_, sizeof(err_), N(__VA_ARGS__),         \
+                           ARGV(__VA_ARGS__)),                              \
+                     FR_OK, "%s", err_);                                    \
+        cr_assert_eq(a_.cfg.algo, (algo_));                                 \
+        cr_assert_eq(a_.cfg.stats_latest, (latest_));                       \
+        cr_assert_eq(a_.cfg.secagg, (secagg_));                             \
+        cr_assert_eq(a_.private_default, (priv_));                          \
+        fri_agg_args_free(&a_);                                             \
+    } while (0)
+
+Test(agg_args, private_by_default)
+{
+    DEFAULTS(FRI_AGG_VBMF, 1, FRI_AGG_SECAGG_PLUS, 1, "--listen",
+             "tcp://h:1", "--items", "50", "--clients-per-round", "3");
+    DEFAULTS(FRI_AGG_VBMF, 1, FRI_AGG_SECAGG_PLUS, 1, "--listen",
+             "tcp://h:1", "--items", "50", "--clients-per-round", "3",
+             "--stats-latest", "1");
+    // Opting out, or choosing, keeps the plain defaults.
+    DEFAULTS(FRI_AGG_ALS, 0, FRI_AGG_SECAGG_OFF, 0, "--listen", "tcp://h:1",
+             "--items", "50", "--clients-per-round", "3", "--secure-agg",
+             "off");
+    DEFAULTS(FRI_AGG_ALS, 0, FRI_AGG_SECAGG_OFF, 0, "--listen", "tcp://h:1",
+             "--items", "50", "--clients-per-round", "3", "--algo", "als");
+    DEFAULTS(FRI_AGG_ALS, 0, FRI_AGG_SECAGG_OFF, 0, "--listen", "tcp://h:1",
+             "--items", "50", "--clients-per-round", "3", "--stats-latest",
+             "0");
+    DEFAULTS(FRI_AGG_ALS, 0, FRI_AGG_SECAGG_OFF, 0, "--listen", "tcp://h:1",
+             "--items", "50", "--clients-per-round", "3", "--loss",
+             "implicit");
+    // Secure aggregation needs a bounded cohort of at least 2.
+    DEFAULTS(FRI_AGG_ALS, 0, FRI_AGG_SECAGG_OFF, 0, "--listen", "tcp://h:1",
+             "--items", "50");
+    DEFAULTS(FRI_AGG_ALS, 0, FRI_AGG_SECAGG_OFF, 0, "--listen", "tcp://h:1",
+             "--items", "50", "--clients-per-round", "1");
+    // The same from a config file.
+    char path[] = "/tmp/fr_args_cfgXXXXXX";
+    int  fd     = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    const char txt[] = "clients-per-round = 4\n";
+    cr_assert_eq(write(fd, txt, sizeof(txt) - 1), (ssize_t) (sizeof(txt) - 1));
+    close(fd);
+    DEFAULTS(FRI_AGG_VBMF, 1, FRI_AGG_SECAGG_PLUS, 1, "--listen",
+             "tcp://h:1", "--items", "50", "--config", path);
+    unlink(path);
+}

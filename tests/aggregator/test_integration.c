@@ -701,9 +701,11 @@ Test(integration, bad_peers_refused_round_completes, .init = setup,
 {
     char url[64] = "";
     keygen("other");
+    // Plain rounds: one captured device contributes on its own (a secure
+    // round would wait for the cohort's adverts before its update).
     const char *extra[] = {"--k", "3", "--clients-per-round", "3",
                            "--min-clients", "3", "--round-deadline", "20",
-                           NULL};
+                           "--secure-agg", "off", NULL};
     start_agg(url, sizeof(url), extra);
     // A device pinning another aggregator's key fails the handshake on
     // its side and gives up (exit 1) without ever checking in.
@@ -791,6 +793,22 @@ Test(integration, ipc_rounds, .init = setup, .fini = teardown)
     cr_assert_eq(http_status(buf, sizeof(buf)), 0);
     cr_assert_eq(json_num(buf, "updates_accepted_total"), 9, "%s", buf);
     cr_assert_eq(json_num(buf, "rounds_abandoned"), 0, "%s", buf);
+    // With no algorithm or aggregation named and a bounded cohort, these
+    // were the private default's rounds: VBMF on latest statistics, the
+    // devices' deltas masked with SecAgg+.
+    char log[400], line[1024];
+    path_of(log, sizeof(log), "agg.log");
+    FILE *f     = fopen(log, "r");
+    int   found = 0;
+    cr_assert_not_null(f, "%s", log);
+    while (!found && fgets(line, sizeof(line), f) != NULL) {
+        found = strstr(line, "msg=\"aggregator starting\"") != NULL &&
+                strstr(line, "algo=vbmf") != NULL &&
+                strstr(line, "secure_agg=plus") != NULL &&
+                strstr(line, "stats_latest=1 default=private") != NULL;
+    }
+    fclose(f);
+    cr_assert(found, "the aggregator did not start private; see %s", log);
 }
 
 // ---- (e) a device reporting absurd but finite values ---------------------
