@@ -25,7 +25,7 @@ bash scripts/install-deps.sh # the host's compiler, cmake, pkg-config
 # is none for armhf. The cross tests build against tests/support/
 # criterion_lite (FR_TEST_RUNNER=lite), the subset of Criterion's API they
 # use. --no-remove: apt fails rather than remove any installed package.
-pkgs=("gcc-$triplet" qemu-user "libsodium-dev:$arch" "libnng-dev:$arch"
+pkgs=("gcc-$triplet" "libc6-dev-$arch-cross" qemu-user "libsodium-dev:$arch" "libnng-dev:$arch"
       "libopenblas-dev:$arch")
 runner=lite
 missing=()
