@@ -25,14 +25,14 @@ m_alloc(void *ctx, size_t size)
     p[0] = size;
     m->live += size;
     m->peak = m->live > m->peak ? m->live : m->peak;
-    return (char *) p + 16;
+    return (char *)p + 16;
 }
 
 static void
 m_free(void *ctx, void *ptr)
 {
     meter  *m = ctx;
-    size_t *p = (size_t *) ((char *) ptr - 16);
+    size_t *p = (size_t *)((char *)ptr - 16);
     m->live -= p[0];
     free(p);
 }
@@ -43,7 +43,7 @@ checkin_peak(uint32_t n_items, uint32_t k, uint32_t n_ratings, size_t *idle)
 {
     fake_agg a;
     fake_agg_init(&a, n_items, k, 1);
-    meter            mt = {0, 0};
+    meter            mt = { 0, 0 };
     fr_client_config cfg;
     fr_client_config_init(&cfg);
     fake_agg_pk(&a, cfg.server_pk);
@@ -54,8 +54,8 @@ checkin_peak(uint32_t n_items, uint32_t k, uint32_t n_ratings, size_t *idle)
     fr_client *c        = NULL;
     cr_assert_eq(fr_client_create(&c, &cfg), FR_OK);
     for (uint32_t i = 0; i < n_ratings; i++) {
-        uint32_t item = (uint32_t) (((uint64_t) i * 7919u) % n_items);
-        cr_assert_eq(fr_client_add(c, item, (float) (1 + i % 5), i), FR_OK);
+        uint32_t item = (uint32_t)(((uint64_t)i * 7919u) % n_items);
+        cr_assert_eq(fr_client_add(c, item, (float)(1 + i % 5), i), FR_OK);
     }
     *idle   = mt.live;
     mt.peak = mt.live;
@@ -102,7 +102,7 @@ bound(size_t items, size_t n, size_t k)
     size_t d = k + 1, p = d * (d + 1) / 2 + 2;
     size_t model  = items * d * 4;
     size_t update = 2 * (n * (d * 4 + 4) + p * 4);
-    return (model > update ? model : update) + ((size_t) 16 << 10);
+    return (model > update ? model : update) + ((size_t)16 << 10);
 }
 
 Test(client_footprint, checkin_peak_heap_is_bounded, .timeout = 300)
@@ -112,20 +112,19 @@ Test(client_footprint, checkin_peak_heap_is_bounded, .timeout = 300)
     // outgrow the model there).
     const struct {
         uint32_t items, ratings;
-    } cases[3]           = {{1682, 737}, {20000, 737}, {1682, 1682}};
-    const uint32_t ks[2] = {10, 32};
+    } cases[3]           = { { 1682, 737 }, { 20000, 737 }, { 1682, 1682 } };
+    const uint32_t ks[2] = { 10, 32 };
     for (int i = 0; i < 3; i++) {
         for (int j = 0; j < 2; j++) {
             size_t idle = 0;
-            size_t peak = checkin_peak(cases[i].items, ks[j],
-                                       cases[i].ratings, &idle);
-            size_t b    = bound(cases[i].items, cases[i].ratings, ks[j]);
+            size_t peak
+                = checkin_peak(cases[i].items, ks[j], cases[i].ratings, &idle);
+            size_t b = bound(cases[i].items, cases[i].ratings, ks[j]);
             cr_log_info("checkin peak: items=%u k=%u ratings=%u "
                         "hook_peak=%zu idle=%zu bound=%zu",
-                        cases[i].items, ks[j], cases[i].ratings, peak, idle,
-                        b);
+                cases[i].items, ks[j], cases[i].ratings, peak, idle, b);
             cr_assert(peak <= b, "items=%u k=%u: peak %zu above the bound %zu",
-                      cases[i].items, ks[j], peak, b);
+                cases[i].items, ks[j], peak, b);
         }
     }
 }

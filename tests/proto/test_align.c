@@ -38,29 +38,29 @@ Test(proto_align, wire_helpers_are_little_endian_at_every_offset)
     for (size_t off = 0; off < MAX_OFF; off++) {
         memset(b, 0xee, sizeof b);
         fri_put32(b + off, 0x01020304u);
-        cr_assert(b[off] == 4 && b[off + 1] == 3 && b[off + 2] == 2 &&
-                      b[off + 3] == 1,
-                  "put32 is not little-endian at offset %zu", off);
+        cr_assert(b[off] == 4 && b[off + 1] == 3 && b[off + 2] == 2
+                && b[off + 3] == 1,
+            "put32 is not little-endian at offset %zu", off);
         cr_assert_eq(fri_get32(b + off), 0x01020304u);
         fri_put16(b + off, 0xa1b2);
         cr_assert(b[off] == 0xb2 && b[off + 1] == 0xa1);
         fri_put64(b + off, 0x0102030405060708ull);
         for (int i = 0; i < 8; i++) {
-            cr_assert_eq(b[off + (size_t) i], 8 - i, "put64 byte %d", i);
+            cr_assert_eq(b[off + (size_t)i], 8 - i, "put64 byte %d", i);
         }
         cr_assert_eq(fri_get64(b + off), 0x0102030405060708ull);
         // IEEE 754 binary32 1.0f is 0x3f800000: bytes 00 00 80 3f.
         fri_putf32(b + off, 1.0f);
-        cr_assert(b[off] == 0 && b[off + 1] == 0 && b[off + 2] == 0x80 &&
-                  b[off + 3] == 0x3f);
+        cr_assert(b[off] == 0 && b[off + 1] == 0 && b[off + 2] == 0x80
+            && b[off + 3] == 0x3f);
         cr_assert_eq(fri_getf32(b + off), 1.0f);
         // Bulk arrays to and from unaligned bytes.
-        const float v[3] = {1.0f, -2.5f, 0.1f};
+        const float v[3] = { 1.0f, -2.5f, 0.1f };
         float       back[3];
         fri_put_array32(b + off, v, 3);
-        cr_assert(b[off + 4] == 0x00 && b[off + 5] == 0x00 &&
-                  b[off + 6] == 0x20 && b[off + 7] == 0xc0,
-                  "-2.5f must be 00 00 20 c0 on the wire");
+        cr_assert(b[off + 4] == 0x00 && b[off + 5] == 0x00
+                && b[off + 6] == 0x20 && b[off + 7] == 0xc0,
+            "-2.5f must be 00 00 20 c0 on the wire");
         fri_get_array32(back, b + off, 3);
         cr_assert(same_bits(v, back, 3));
     }
@@ -76,8 +76,8 @@ Test(proto_align, encoders_write_golden_bytes_at_every_offset)
             cr_assert_eq(s_vectors[v].fn(got + off, sizeof want, &gn), FR_OK);
             cr_assert_eq(gn, wn, "%s at offset %zu", s_vectors[v].name, off);
             cr_assert_eq(memcmp(got + off, want, wn), 0,
-                         "%s at offset %zu differs from the golden bytes",
-                         s_vectors[v].name, off);
+                "%s at offset %zu differs from the golden bytes",
+                s_vectors[v].name, off);
         }
     }
 }
@@ -85,15 +85,14 @@ Test(proto_align, encoders_write_golden_bytes_at_every_offset)
 Test(proto_align, models_decode_and_verify_at_every_offset)
 {
     static _Alignas(16) uint8_t gold[4096], buf[4096 + MAX_OFF];
-    fri_identity id;
+    fri_identity                id;
     sample_identity(&id, 100);
     const struct {
         const char *name;
         uint8_t     enc;
-    } files[] = {{"model_f32.bin", FRI_MENC_F32},
-                 {"model_f16.bin", FRI_MENC_F16},
-                 {"model_i8.bin", FRI_MENC_I8},
-                 {"model_vb.bin", FRI_MENC_F32}};
+    } files[] = { { "model_f32.bin", FRI_MENC_F32 },
+        { "model_f16.bin", FRI_MENC_F16 }, { "model_i8.bin", FRI_MENC_I8 },
+        { "model_vb.bin", FRI_MENC_F32 } };
     for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
         size_t n = read_vector(files[f].name, gold, sizeof gold);
         float  bias0[S_ITEMS], fac0[S_ITEMS * S_K];
@@ -101,9 +100,9 @@ Test(proto_align, models_decode_and_verify_at_every_offset)
             memcpy(buf + off, gold, n);
             fri_model m;
             cr_assert_eq(fri_model_decode(&m, buf + off, n), FR_OK, "%s @%zu",
-                         files[f].name, off);
+                files[f].name, off);
             cr_assert_eq(fri_model_verify(buf + off, n, id.sign_pk), FR_OK,
-                         "%s @%zu: signature", files[f].name, off);
+                "%s @%zu: signature", files[f].name, off);
             cr_assert_eq(m.k, S_K);
             cr_assert_eq(m.n_items, S_ITEMS);
             cr_assert_eq(m.mu, 3.5f);
@@ -120,7 +119,7 @@ Test(proto_align, models_decode_and_verify_at_every_offset)
             cr_assert(same_bits(bias, s_bias, S_ITEMS), "%s", files[f].name);
             if (files[f].enc == FRI_MENC_F32) {
                 cr_assert(same_bits(fac, s_fac, S_ITEMS * S_K), "%s @%zu",
-                          files[f].name, off);
+                    files[f].name, off);
             }
             if (m.kind == FRI_MODEL_VB) {
                 float mean[S_K + 1], prec[(S_K + 1) * (S_K + 2) / 2];
@@ -184,8 +183,8 @@ Test(proto_align, host_is_described)
 {
     cr_log_info("host: %s-endian, sizeof(size_t)=%zu, sizeof(void *)=%zu, "
                 "_Alignof(max_align_t)=%zu",
-                FRI_HOST_LE ? "little" : "big", sizeof(size_t),
-                sizeof(void *), _Alignof(max_align_t));
+        FRI_HOST_LE ? "little" : "big", sizeof(size_t), sizeof(void *),
+        _Alignof(max_align_t));
     cr_assert(sizeof(size_t) == 4 || sizeof(size_t) == 8);
     cr_assert_eq(sizeof(float), 4u);
 }

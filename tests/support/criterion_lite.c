@@ -40,11 +40,10 @@ fri_cr_register_suite(const fri_cr_suite *s)
 }
 
 void
-fri_cr_fail(const char *file, int line, const char *expr, const char *fmt,
-            ...)
+fri_cr_fail(const char *file, int line, const char *expr, const char *fmt, ...)
 {
     fprintf(stderr, "[----] %s:%d: Assertion Failed\n[----]   %s\n", file,
-            line, expr);
+        line, expr);
     if (fmt != NULL && fmt[0] != '\0') {
         va_list ap;
         va_start(ap, fmt);
@@ -85,8 +84,8 @@ suite_of(const fri_cr_test *t)
 static int
 by_name(const void *a, const void *b)
 {
-    const fri_cr_test *x = *(const fri_cr_test *const *) a;
-    const fri_cr_test *y = *(const fri_cr_test *const *) b;
+    const fri_cr_test *x = *(const fri_cr_test *const *)a;
+    const fri_cr_test *y = *(const fri_cr_test *const *)b;
     int                c = strcmp(x->suite, y->suite);
     return c != 0 ? c : strcmp(x->name, y->name);
 }
@@ -98,7 +97,7 @@ run_child(const fri_cr_test *t, const fri_cr_suite *s)
     current        = t;
     double timeout = t->timeout > 0 ? t->timeout : (s ? s->timeout : 0);
     if (timeout > 0) {
-        alarm((unsigned) ceil(timeout));
+        alarm((unsigned)ceil(timeout));
     }
     if (s != NULL && s->init != NULL) {
         s->init();
@@ -125,8 +124,8 @@ main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--jobs") == 0 && i + 1 < argc) {
             i++;
-        } else if (strncmp(argv[i], "-j", 2) == 0 ||
-                   strncmp(argv[i], "--jobs=", 7) == 0) {
+        } else if (strncmp(argv[i], "-j", 2) == 0
+            || strncmp(argv[i], "--jobs=", 7) == 0) {
         } else {
             fprintf(stderr, "criterion_lite: unknown option %s\n", argv[i]);
             return 2;
@@ -170,15 +169,15 @@ main(int argc, char **argv)
             crashing++;
             int sig = WTERMSIG(st);
             fprintf(stderr, "[FAIL] %s::%s: %s (signal %d)\n", t->suite,
-                    t->name, sig == SIGALRM ? "Timed out" : "CRASH", sig);
+                t->name, sig == SIGALRM ? "Timed out" : "CRASH", sig);
         } else {
             failing++;
         }
     }
     fprintf(stderr,
-            "[====] Synthesis: Tested: %d | Passing: %d | Failing: %d | "
-            "Crashing: %d | Skipped: %d\n",
-            tested, passing, failing + crashing, crashing, skipped);
+        "[====] Synthesis: Tested: %d | Passing: %d | Failing: %d | "
+        "Crashing: %d | Skipped: %d\n",
+        tested, passing, failing + crashing, crashing, skipped);
     if (tested == 0) {
         fprintf(stderr, "criterion_lite: no test ran\n");
         return 1;

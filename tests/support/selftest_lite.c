@@ -24,25 +24,13 @@ Test(lite, passes)
     cr_assert_arr_eq("abc", "abc", 3);
 }
 
-Test(lite, failed_eq_fails)
-{
-    cr_assert_eq(2, 3, "two is not %d", 3);
-}
+Test(lite, failed_eq_fails) { cr_assert_eq(2, 3, "two is not %d", 3); }
 
-Test(lite, failed_float_eq_fails)
-{
-    cr_assert_float_eq(1.0, 1.5, 0.1);
-}
+Test(lite, failed_float_eq_fails) { cr_assert_float_eq(1.0, 1.5, 0.1); }
 
-Test(lite, failed_str_eq_fails)
-{
-    cr_assert_str_eq("a", "b");
-}
+Test(lite, failed_str_eq_fails) { cr_assert_str_eq("a", "b"); }
 
-Test(lite, signal_is_a_crash)
-{
-    raise(SIGSEGV);
-}
+Test(lite, signal_is_a_crash) { raise(SIGSEGV); }
 
 Test(lite, timeout_is_a_crash, .timeout = 1)
 {
