@@ -56,17 +56,19 @@ struct fri_sa_client {
     size_t   pending_len;
 };
 
+// n records of size bytes, zeroed; NULL on overflow (n is a cohort size
+// from the aggregator, bounded by max_sa_members).
 static void *
-zalloc(fr_client *c, size_t n)
+zalloc(fr_client *c, size_t n, size_t size)
 {
-    return fri_client_calloc(c, n > 0 ? n : 1, 1);
+    return fri_client_calloc(c, n > 0 ? n : 1, size);
 }
 
 fr_err
 fri_sa_client_create(fr_client *c, struct fri_sa_client **out, uint64_t round)
 {
     *out                   = NULL;
-    struct fri_sa_client *s = zalloc(c, sizeof(*s));
+    struct fri_sa_client *s = zalloc(c, 1, sizeof(*s));
     if (s == NULL) {
         return FR_ENOMEM;
     }
@@ -145,9 +147,9 @@ build_shares(fr_client *c, struct fri_sa_client *s, uint8_t *dst, size_t cap,
     size_t    n   = s->p.n;
     uint32_t *nb  = fri_client_calloc(c, n, sizeof(uint32_t));
     uint32_t *xs  = fri_client_calloc(c, n, sizeof(uint32_t));
-    uint8_t  *bsh = zalloc(c, n * 32);
-    uint8_t  *csh = zalloc(c, n * 32);
-    uint8_t  *rec = zalloc(c, n * FRI_SA_REC_SHARE);
+    uint8_t  *bsh = zalloc(c, n, 32);
+    uint8_t  *csh = zalloc(c, n, 32);
+    uint8_t  *rec = zalloc(c, n, FRI_SA_REC_SHARE);
     size_t    nn = 0, k = 0;
     fr_err    rv = FR_ENOMEM;
     if (nb == NULL || xs == NULL || bsh == NULL || csh == NULL ||
@@ -212,7 +214,7 @@ seal_masked(fr_client *c, struct fri_sa_client *s, const fri_task *t,
             const float *x, size_t dim, uint8_t *dst, size_t cap, size_t *len)
 {
     uint32_t *q  = fri_client_calloc(c, dim, sizeof(uint32_t));
-    uint8_t  *pk = zalloc(c, s->n_from * 32);
+    uint8_t  *pk = zalloc(c, s->n_from, 32);
     fr_err    rv = q == NULL || pk == NULL ? FR_ENOMEM : FR_OK;
     if (rv == FR_OK) {
         rv = fri_secagg_quantize(q, x, dim, s->p.clip, s->p.frac_bits, NULL);
@@ -537,11 +539,11 @@ recv_params(fr_client *c, struct fri_sa_client *s, const fri_task *t,
         return FR_ETOOBIG;
     }
     size_t n     = s->p.n;
-    s->c_pk      = zalloc(c, n * 32);
-    s->s_pk      = zalloc(c, n * 32);
-    s->in_roster = zalloc(c, n);
+    s->c_pk      = zalloc(c, n, 32);
+    s->s_pk      = zalloc(c, n, 32);
+    s->in_roster = zalloc(c, n, 1);
     s->from      = fri_client_calloc(c, n, sizeof(uint32_t));
-    s->held      = zalloc(c, n * FRI_SECAGG_SHAREMSGBYTES);
+    s->held      = zalloc(c, n, FRI_SECAGG_SHAREMSGBYTES);
     if (s->c_pk == NULL || s->s_pk == NULL || s->in_roster == NULL ||
         s->from == NULL || s->held == NULL) {
         return FR_ENOMEM;
@@ -642,7 +644,7 @@ recv_unmask_req(fr_client *c, struct fri_sa_client *s, const uint8_t *plain,
         return FR_EPROTO;
     }
     uint32_t *about = fri_client_calloc(c, s->n_from + 1, sizeof(uint32_t));
-    uint8_t  *sh    = zalloc(c, s->n_from * 32);
+    uint8_t  *sh    = zalloc(c, s->n_from, 32);
     if (about == NULL || sh == NULL) {
         fri_client_free(c, about);
         fri_client_free(c, sh);
@@ -766,7 +768,7 @@ fri_sa_client_receive(fr_client *c, struct fri_sa_client *s,
         if (cap == 0) {
             return FR_EPROTO;
         }
-        s->pending = zalloc(c, cap);
+        s->pending = zalloc(c, cap, 1);
         if (s->pending == NULL) {
             return FR_ENOMEM;
         }

@@ -38,6 +38,15 @@ fri_client_calloc(fr_client *c, size_t n, size_t size)
     return p;
 }
 
+void *
+fri_client_calloc2(fr_client *c, size_t a, size_t b, size_t size)
+{
+    if (b != 0 && a > SIZE_MAX / b) {
+        return NULL;
+    }
+    return fri_client_calloc(c, a * b, size);
+}
+
 void
 fri_client_free(fr_client *c, void *p)
 {

@@ -200,6 +200,9 @@ void fri_stats_last_free(fri_stats_last *l);
 // first (for anything that held plaintext state or keys).
 void *fri_client_alloc(fr_client *c, size_t size);
 void *fri_client_calloc(fr_client *c, size_t n, size_t size);
+// Zeroed a * b * size bytes; NULL if the product overflows size_t (32 bits
+// on armv7: counts from a reply times k times 4 can pass 4 GiB there).
+void *fri_client_calloc2(fr_client *c, size_t a, size_t b, size_t size);
 void  fri_client_free(fr_client *c, void *p);
 void  fri_client_free_wipe(fr_client *c, void *p, size_t len);
 

@@ -72,7 +72,7 @@ local_delta(fr_client *c, fri_update_buf *u, const fri_mf_items *it,
             size_t n, const fri_fit_task *t)
 {
     uint32_t k  = it->k;
-    float   *ql = fri_client_calloc(c, n * k + 1, sizeof *ql);
+    float   *ql = fri_client_calloc2(c, n + 1, k, sizeof *ql);
     float   *bl = fri_client_calloc(c, n + 1, sizeof *bl);
     if (ql == NULL || bl == NULL) {
         fri_client_free(c, ql);
@@ -125,7 +125,7 @@ add_pseudo(fr_client *c, fri_update_buf *u, const fri_fit_task *t,
     size_t   total = n + n_fake;
     size_t   width = u->width;
     uint32_t *items = fri_client_calloc(c, total, sizeof *items);
-    float    *rows  = fri_client_calloc(c, total * width, sizeof *rows);
+    float    *rows  = fri_client_calloc2(c, total, width, sizeof *rows);
     if (items == NULL || rows == NULL) {
         fri_client_free(c, items);
         fri_client_free(c, rows);

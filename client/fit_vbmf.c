@@ -82,9 +82,9 @@ fri_client_vb_fit(fr_client *c, const uint32_t *items, const float *values,
     // carries), as items 0..n-1.
     const size_t nn   = n > 0 ? n : 1;
     const size_t wl   = fri_bpmf_work_len(m->k);
-    float       *Qs   = fri_client_calloc(c, nn * k, sizeof(float));
+    float       *Qs   = fri_client_calloc2(c, nn, k, sizeof(float));
     float       *bs   = fri_client_calloc(c, nn, sizeof(float));
-    float       *Ss   = fri_client_calloc(c, nn * P, sizeof(float));
+    float       *Ss   = fri_client_calloc2(c, nn, P, sizeof(float));
     uint32_t    *ix   = fri_client_calloc(c, nn, sizeof(uint32_t));
     float       *work = fri_client_calloc(c, wl, sizeof(float));
     fr_err       err  = FR_OK;

@@ -1329,17 +1329,6 @@ fri_csr_free(fri_csr *c)
     memset(c, 0, sizeof(*c));
 }
 
-size_t
-fri_csr_max_row_len(const fri_csr *c)
-{
-    size_t max_n = 0;
-    for (uint32_t r = 0; r < c->n_rows; r++) {
-        size_t n = c->ptr[r + 1] - c->ptr[r];
-        max_n    = n > max_n ? n : max_n;
-    }
-    return max_n;
-}
-
 // ---------------------------------------------------------------------------
 // Tiny worked example
 

@@ -101,7 +101,18 @@ fr_err fri_csr_by_user(fri_csr *out, const fri_dataset *d);
 fr_err fri_csr_by_item(fri_csr *out, const fri_dataset *d);
 void   fri_csr_free(fri_csr *c);
 // Length of the longest row (0 for an empty matrix): sizes per-row buffers.
-size_t fri_csr_max_row_len(const fri_csr *c);
+// Inline: the model code (mf.c) needs it on the device, where the loaders
+// in dataset.c are not linked (client/CMakeLists.txt).
+static inline size_t
+fri_csr_max_row_len(const fri_csr *c)
+{
+    size_t max_n = 0;
+    for (uint32_t r = 0; r < c->n_rows; r++) {
+        size_t n = c->ptr[r + 1] - c->ptr[r];
+        max_n    = n > max_n ? n : max_n;
+    }
+    return max_n;
+}
 
 // Seeded synthetic explicit-rating data: latent ground truth of rank k,
 // power-law item popularity (Zipf exponent), per-user activity, Gaussian

@@ -182,8 +182,100 @@ load64le(const uint8_t *p)
 // Gaussian for Differential Privacy", NeurIPS 2020, Algorithms 1-3): exact
 // integer arithmetic on a ChaCha20 keystream, no floating point in the
 // sampler, so the noise cannot leak the input through rounding (Mironov,
-// CCS 2012). Rationals are 128-bit (GCC/Clang extension).
+// CCS 2012). Rationals are 128-bit: the compiler's unsigned __int128 where
+// it has one (64-bit targets), else a two-word struct with the same
+// wrap-around arithmetic (32-bit targets such as armv7), so every target
+// draws the same noise from the same seed.
+#if defined(__SIZEOF_INT128__) && !defined(FRI_DP_NO_INT128)
 __extension__ typedef unsigned __int128 u128;
+
+static inline u128 u128_of(uint64_t x) { return x; }
+static inline u128 u128_hl(uint64_t hi, uint64_t lo)
+{
+    return ((u128) hi << 64) | lo;
+}
+static inline u128 u128_add(u128 a, u128 b) { return a + b; }
+static inline u128 u128_sub(u128 a, u128 b) { return a - b; }
+static inline u128 u128_mul(u128 a, u128 b) { return a * b; }
+static inline u128 u128_mod(u128 a, u128 b) { return a % b; }
+static inline int u128_lt(u128 a, u128 b) { return a < b; }
+static inline uint64_t u128_lo(u128 a) { return (uint64_t) a; }
+#else
+typedef struct u128 {
+    uint64_t hi, lo;
+} u128;
+
+static inline u128
+u128_hl(uint64_t hi, uint64_t lo)
+{
+    u128 r = {hi, lo};
+    return r;
+}
+static inline u128 u128_of(uint64_t x) { return u128_hl(0, x); }
+static inline uint64_t u128_lo(u128 a) { return a.lo; }
+static inline int
+u128_lt(u128 a, u128 b)
+{
+    return a.hi < b.hi || (a.hi == b.hi && a.lo < b.lo);
+}
+static inline u128
+u128_add(u128 a, u128 b)
+{
+    uint64_t lo = a.lo + b.lo;
+    return u128_hl(a.hi + b.hi + (lo < a.lo), lo);
+}
+static inline u128
+u128_sub(u128 a, u128 b)
+{
+    return u128_hl(a.hi - b.hi - (a.lo < b.lo), a.lo - b.lo);
+}
+// Full 64 x 64 -> 128 product from 32-bit halves.
+static inline u128
+u128_mul64(uint64_t a, uint64_t b)
+{
+    uint64_t a0 = a & 0xffffffffu, a1 = a >> 32;
+    uint64_t b0 = b & 0xffffffffu, b1 = b >> 32;
+    uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+    uint64_t mid = (p00 >> 32) + (p01 & 0xffffffffu) + (p10 & 0xffffffffu);
+    return u128_hl(p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32),
+                   (mid << 32) | (p00 & 0xffffffffu));
+}
+// Product modulo 2^128, as unsigned __int128 multiplies.
+static inline u128
+u128_mul(u128 a, u128 b)
+{
+    u128 r = u128_mul64(a.lo, b.lo);
+    r.hi += a.hi * b.lo + a.lo * b.hi;
+    return r;
+}
+// a mod b, b != 0: restoring division, one bit at a time.
+static u128
+u128_mod(u128 a, u128 b)
+{
+    if (a.hi == 0 && b.hi == 0) {
+        return u128_of(a.lo % b.lo);
+    }
+    if (b.hi == 0 && b.lo <= 0xffffffffu) {
+        // Short divisor (the common case): 32 bits at a time, as on paper.
+        uint64_t r = 0;
+        r = ((r << 32) | (a.hi >> 32)) % b.lo;
+        r = ((r << 32) | (a.hi & 0xffffffffu)) % b.lo;
+        r = ((r << 32) | (a.lo >> 32)) % b.lo;
+        r = ((r << 32) | (a.lo & 0xffffffffu)) % b.lo;
+        return u128_of(r);
+    }
+    u128 r = u128_of(0);
+    for (int i = 127; i >= 0; i--) {
+        uint64_t carry = r.hi >> 63; // 2r may not fit: r < b < 2^128
+        uint64_t bit   = i >= 64 ? (a.hi >> (i - 64)) & 1 : (a.lo >> i) & 1;
+        r              = u128_hl((r.hi << 1) | (r.lo >> 63), (r.lo << 1) | bit);
+        if (carry || !u128_lt(r, b)) {
+            r = u128_sub(r, b); // the true 2r + bit - b is < b: exact
+        }
+    }
+    return r;
+}
+#endif
 
 typedef struct ks_src {
     uint8_t  key[32];
@@ -226,11 +318,14 @@ ks_u64(ks_src *k)
 static u128
 ks_below(ks_src *k, u128 n)
 {
-    u128 lim = ~(u128) 0 - (~(u128) 0 % n); // multiple of n
+    const u128 max = u128_hl(UINT64_MAX, UINT64_MAX);
+    const u128 lim = u128_sub(max, u128_mod(max, n)); // multiple of n
     for (;;) {
-        u128 x = ((u128) ks_u64(k) << 64) | ks_u64(k);
-        if (x < lim) {
-            return x % n;
+        uint64_t hi = ks_u64(k); // the high word is drawn first
+        uint64_t lo = ks_u64(k);
+        u128     x  = u128_hl(hi, lo);
+        if (u128_lt(x, lim)) {
+            return u128_mod(x, n);
         }
     }
 }
@@ -239,27 +334,28 @@ ks_below(ks_src *k, u128 n)
 static int
 bern(ks_src *k, u128 num, u128 den)
 {
-    return ks_below(k, den) < num;
+    return u128_lt(ks_below(k, den), num);
 }
 
 // Bernoulli(exp(-num/den)) (CKS Algorithm 1), num >= 0, den > 0.
 static int
 bern_exp(ks_src *k, u128 num, u128 den)
 {
-    while (num > den) { // exp(-g) = exp(-1)^floor(g) * exp(-(g - floor g))
-        if (!bern_exp(k, 1, 1)) {
+    const u128 one = u128_of(1);
+    while (u128_lt(den, num)) { // exp(-g) = exp(-1)^floor(g) * exp(-(g - floor g))
+        if (!bern_exp(k, one, one)) {
             return 0;
         }
-        num -= den;
+        num = u128_sub(num, den);
     }
-    u128 kk = 1;
+    u128 kk = one;
     for (;;) { // gamma in [0, 1]: K = first k with Bernoulli(gamma/k) = 0
-        if (!bern(k, num, den * kk)) {
+        if (!bern(k, num, u128_mul(den, kk))) {
             break;
         }
-        kk++;
+        kk = u128_add(kk, one);
     }
-    return (int) (kk & 1);
+    return (int) (u128_lo(kk) & 1);
 }
 
 // One sample of N_Z(0, s2) with integer variance parameter s2 >= 1
@@ -269,12 +365,13 @@ dgauss_one(ks_src *k, uint64_t s2, uint64_t t)
 {
     for (;;) {
         // Discrete Laplace of scale t (CKS Algorithm 2, s = 1).
-        uint64_t u = (uint64_t) ks_below(k, t);
-        if (!bern_exp(k, u, t)) {
+        const u128 one = u128_of(1);
+        uint64_t   u   = u128_lo(ks_below(k, u128_of(t)));
+        if (!bern_exp(k, u128_of(u), u128_of(t))) {
             continue;
         }
         uint64_t v = 0;
-        while (bern_exp(k, 1, 1)) {
+        while (bern_exp(k, one, one)) {
             v++;
         }
         uint64_t mag = u + t * v;
@@ -284,9 +381,12 @@ dgauss_one(ks_src *k, uint64_t s2, uint64_t t)
         }
         // Accept with exp(-(|y| - s2/t)^2 / (2 s2)) = exp(-(|y| t - s2)^2 /
         // (2 s2 t^2)).
-        u128 a   = (u128) mag * t;
-        u128 d   = a > s2 ? a - s2 : (u128) s2 - a;
-        u128 num = d * d, den = (u128) 2 * s2 * t * t;
+        u128 a   = u128_mul(u128_of(mag), u128_of(t));
+        u128 s   = u128_of(s2);
+        u128 d   = u128_lt(s, a) ? u128_sub(a, s) : u128_sub(s, a);
+        u128 num = u128_mul(d, d);
+        u128 den = u128_mul(u128_mul(u128_mul(u128_of(2), s), u128_of(t)),
+                            u128_of(t));
         if (bern_exp(k, num, den)) {
             return neg ? -(int64_t) mag : (int64_t) mag;
         }

@@ -179,7 +179,7 @@ fri_score_users(float *out, size_t out_len, const fri_mf_model *m,
     if (out == NULL || m == NULL || (n_users > 0 && users == NULL)) {
         return FR_EINVAL;
     }
-    const size_t ni = m->n_items, k = m->k;
+    const size_t ni = m->n_items;
     if (n_users > 0 && out_len / n_users < ni) {
         return FR_ENOSPC;
     }
@@ -189,6 +189,7 @@ fri_score_users(float *out, size_t out_len, const fri_mf_model *m,
         }
     }
 #ifdef FR_WITH_BLAS
+    const size_t k = m->k;
     if (n_users > 1 && n_users <= INT32_MAX && ni <= INT32_MAX) {
         float *Pb = malloc(n_users * k * sizeof(float));
         if (Pb == NULL) {

@@ -320,7 +320,8 @@ prg_apply(uint32_t *acc, size_t n, const uint8_t seed[32], int mode)
         return FR_EINVAL;
     }
     // 16 words per ChaCha20 block and a 32-bit block counter.
-    if ((uint64_t)n / 16 >= ((uint64_t)1 << 32)) {
+    uint64_t blocks = (uint64_t)n / 16; // never past 2^32 with a 32-bit size_t
+    if ((blocks >> 32) != 0) {
         return FR_ETOOBIG;
     }
     static const uint8_t nonce[crypto_stream_chacha20_ietf_NONCEBYTES] = { 0 };

@@ -71,7 +71,7 @@ Test(client_abi, soname_versions_and_exports)
 {
     char cmd[1024];
     char line[512];
-    snprintf(cmd, sizeof cmd, "readelf -d '%s'", FR_CLIENT_SHARED);
+    snprintf(cmd, sizeof cmd, FR_TEST_READELF " -d '%s'", FR_CLIENT_SHARED);
     FILE *p = popen(cmd, "r");
     cr_assert_not_null(p);
     char want[64];
@@ -96,7 +96,7 @@ Test(client_abi, soname_versions_and_exports)
 
     char node[32];
     snprintf(node, sizeof node, "FEDREC_CLIENT_%d", FR_CLIENT_SOVERSION);
-    snprintf(cmd, sizeof cmd, "objdump -T '%s'", FR_CLIENT_SHARED);
+    snprintf(cmd, sizeof cmd, FR_TEST_OBJDUMP " -T '%s'", FR_CLIENT_SHARED);
     p = popen(cmd, "r");
     cr_assert_not_null(p);
     symset exported = {.n = 0};
@@ -191,7 +191,7 @@ Test(client_abi, program_of_older_layout_runs_against_shared_library,
     *slash = '\0';
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
-             "cc -std=c11 %s -I'%s/client/include' -I'%s/common/include' "
+             "'" FR_TEST_CC "' -std=c11 %s -I'%s/client/include' -I'%s/common/include' "
              "-I'%s/include' -o '%s/app' '%s' -L'%s' -Wl,-rpath,'%s' "
              "-lfedrec-client 2>&1",
              SAN_FLAGS, FR_SOURCE_DIR, FR_SOURCE_DIR, FR_BINARY_DIR, dir,
@@ -207,14 +207,14 @@ Test(client_abi, program_of_older_layout_runs_against_shared_library,
     char want[64];
     snprintf(want, sizeof want, "FEDREC_CLIENT_%d", FR_CLIENT_SOVERSION);
     snprintf(cmd, sizeof cmd,
-             "objdump -T '%s/app' | grep fr_client_create", dir);
+             FR_TEST_OBJDUMP " -T '%s/app' | grep fr_client_create", dir);
     p = popen(cmd, "r");
     n = fread(out, 1, sizeof out - 1, p);
     out[n] = '\0';
     pclose(p);
     cr_assert(strstr(out, want) != NULL, "app binds: %s", out);
 
-    snprintf(cmd, sizeof cmd, "'%s/app' 2>&1", dir);
+    snprintf(cmd, sizeof cmd, FR_TEST_RUN "'%s/app' 2>&1", dir);
     p = popen(cmd, "r");
     n = fread(out, 1, sizeof out - 1, p);
     out[n] = '\0';

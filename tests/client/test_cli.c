@@ -23,7 +23,7 @@ bin(void)
 Test(client_cli, usage_errors_exit_2)
 {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "'%s/fedrec-client' --help >/dev/null", bin());
+    snprintf(cmd, sizeof cmd, FR_TEST_RUN "'%s/fedrec-client' --help >/dev/null", bin());
     cr_assert_eq(sh(cmd), 0);
     const char *bad[] = {
         "--bogus 1",
@@ -40,7 +40,7 @@ Test(client_cli, usage_errors_exit_2)
         "--rounds 0 --ratings f --user 1 --top 3 --explain=1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        snprintf(cmd, sizeof cmd, "'%s/fedrec-client' %s 2>/dev/null",
+        snprintf(cmd, sizeof cmd, FR_TEST_RUN "'%s/fedrec-client' %s 2>/dev/null",
                  bin(), bad[i]);
         cr_assert_eq(sh(cmd), 2, "'%s' should be a usage error", bad[i]);
     }
@@ -58,7 +58,7 @@ Test(client_cli, offline_state_and_wrong_key)
              dir, dir, dir);
     cr_assert_eq(sh(cmd), 0);
     snprintf(cmd, sizeof cmd,
-             "'%s/fedrec-client' --rounds 0 --ratings '%s/r.txt' --user 7 "
+             FR_TEST_RUN "'%s/fedrec-client' --rounds 0 --ratings '%s/r.txt' --user 7 "
              "--state '%s/st' --state-key-file '%s/k1' --json > '%s/o1'",
              bin(), dir, dir, dir, dir);
     cr_assert_eq(sh(cmd), 0);
@@ -66,20 +66,20 @@ Test(client_cli, offline_state_and_wrong_key)
     cr_assert_eq(sh(cmd), 0, "expected 3 ratings for user 7");
     // Reopen with the right key (no ratings file): state kept.
     snprintf(cmd, sizeof cmd,
-             "'%s/fedrec-client' --rounds 0 --state '%s/st' "
+             FR_TEST_RUN "'%s/fedrec-client' --rounds 0 --state '%s/st' "
              "--state-key-file '%s/k1' --json | grep -q '\"ratings\":3'",
              bin(), dir, dir);
     cr_assert_eq(sh(cmd), 0);
     // Wrong key: runtime failure, not a crash.
     snprintf(cmd, sizeof cmd,
-             "'%s/fedrec-client' --rounds 0 --state '%s/st' "
+             FR_TEST_RUN "'%s/fedrec-client' --rounds 0 --state '%s/st' "
              "--state-key-file '%s/k2' 2>/dev/null",
              bin(), dir, dir);
     cr_assert_eq(sh(cmd), 1);
     // An all-zero key file: refused with a message, no state file written.
     snprintf(cmd, sizeof cmd,
              "head -c 32 /dev/zero > '%s/k0' && "
-             "'%s/fedrec-client' --rounds 0 --ratings '%s/r.txt' --user 7 "
+             FR_TEST_RUN "'%s/fedrec-client' --rounds 0 --ratings '%s/r.txt' --user 7 "
              "--state '%s/st0' --state-key-file '%s/k0' 2> '%s/e0'",
              dir, bin(), dir, dir, dir, dir);
     cr_assert_eq(sh(cmd), 1);

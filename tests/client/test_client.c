@@ -258,3 +258,39 @@ Test(client, idle_handle_is_small)
     cr_assert_eq(cnt.live, 0, "leaked %zu bytes", cnt.live);
     fr_model_cache_destroy(mc);
 }
+
+// ---- checked sizes (32-bit size_t on armv7) -------------------------------
+
+Test(client, calloc2_refuses_a_product_that_wraps_size_t)
+{
+    counter          cnt = {0, 0};
+    fr_client_config cfg;
+    fr_client_config_init(&cfg);
+    cfg.allocator.alloc = count_alloc;
+    cfg.allocator.free  = count_free;
+    cfg.allocator.ctx   = &cnt;
+    for (int i = 0; i < FR_PUBLICKEYBYTES; i++) {
+        cfg.server_pk[i] = (uint8_t) (i + 1);
+    }
+    fr_client *c = NULL;
+    cr_assert_eq(fr_client_create(&c, &cfg), FR_OK);
+    // a * b is exactly 2^bits: 0 after wrapping, which a plain a * b would
+    // have turned into a 1-byte block for an a * b-element array.
+    const size_t half = (size_t) 1 << (sizeof(size_t) * 4);
+    size_t       live = cnt.live, peak = cnt.peak;
+    cr_assert_null(fri_client_calloc2(c, half, half, 1));
+    cr_assert_null(fri_client_calloc2(c, half, half / 2, sizeof(float)));
+    cr_assert_null(fri_client_calloc2(c, SIZE_MAX, 3, 1));
+    cr_assert_eq(cnt.live, live, "nothing may be allocated");
+    cr_assert_eq(cnt.peak, peak, "nothing may be allocated");
+    // In range: zeroed, through the hook.
+    float *p = fri_client_calloc2(c, 3, 5, sizeof(float));
+    cr_assert_not_null(p);
+    cr_assert_eq(cnt.live, live + 15 * sizeof(float));
+    for (int i = 0; i < 15; i++) {
+        cr_assert_eq(p[i], 0.0f);
+    }
+    fri_client_free(c, p);
+    fr_client_destroy(c);
+    cr_assert_eq(cnt.live, 0u);
+}

@@ -4,9 +4,11 @@
 // macros and functions, and the reply limit derived from the handle's
 // bounds (in fr_client_receive and as NNG's receive limit over TCP).
 #include <criterion/criterion.h>
+#ifdef FR_CLIENT_WITH_NNG
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/supplemental/util/platform.h>
+#endif
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
@@ -323,6 +325,8 @@ Test(client_contract, oversized_reply_before_handshake_is_refused)
 
 // ---- the same limit as NNG's receive limit, over TCP ----------------------
 
+#ifdef FR_CLIENT_WITH_NNG
+
 typedef struct tcp_server {
     fake_agg   agg;
     nng_socket sock;
@@ -418,3 +422,22 @@ Test(client_contract, nng_limit_drops_oversized_reply_and_admits_model,
     pthread_join(th, NULL);
     fake_agg_free(&s.agg);
 }
+
+#else // !FR_CLIENT_WITH_NNG
+
+// Without the adapter (FR_LEAN) the entry point stays, so an app links
+// either way, and it says why it cannot run instead of pretending to.
+Test(client_contract, checkin_nng_without_nng_is_refused_with_a_reason)
+{
+    fake_agg a;
+    fake_agg_init(&a, 200, 6, 1);
+    fr_client *c = small_client(&a);
+    fr_err     e = fr_client_checkin_nng(c, "tcp://127.0.0.1:1", 100);
+    cr_assert_eq(e, FR_ESTATE, "got %s", fr_errname(e));
+    cr_assert(strstr(fr_client_errmsg(c), "without NNG") != NULL, "%s",
+              fr_client_errmsg(c));
+    fr_client_destroy(c);
+    fake_agg_free(&a);
+}
+
+#endif

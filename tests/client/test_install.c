@@ -53,10 +53,10 @@ Test(client_install, example_builds_against_installed_library,
     snprintf(cmd, sizeof cmd,
              "cmake -S '%s/client/examples' -B '%s/ex' "
              "-DCMAKE_PREFIX_PATH='%s/prefix' -DCMAKE_BUILD_TYPE=Release "
-             "-DCMAKE_C_FLAGS='%s' && cmake --build '%s/ex'",
-             FR_SOURCE_DIR, dir, dir, SAN_FLAGS, dir);
+             "-DCMAKE_C_FLAGS='%s' %s && cmake --build '%s/ex'",
+             FR_SOURCE_DIR, dir, dir, SAN_FLAGS, FR_TEST_CMAKE_ARGS, dir);
     cr_assert_eq(run(cmd, out, sizeof out), 0, "cmake example:\n%s", out);
-    snprintf(cmd, sizeof cmd, "'%s/ex/recommend'", dir);
+    snprintf(cmd, sizeof cmd, FR_TEST_RUN "'%s/ex/recommend'", dir);
     cr_assert_eq(run(cmd, out, sizeof out), 0, "example failed:\n%s", out);
     cr_assert(strstr(out, "ratings: 5") != NULL, "output:\n%s", out);
     cr_assert(strstr(out, "no model yet") != NULL, "output:\n%s", out);
@@ -70,13 +70,13 @@ Test(client_install, example_builds_against_installed_library,
     snprintf(cmd, sizeof cmd,
              "pc=$(dirname \"$(find '%s/prefix' -name fedrec-client.pc | "
              "head -n1)\") && test -n \"$pc\" && "
-             "PKG_CONFIG_PATH=\"$pc\" cc %s -o '%s/rec_pc' "
+             "PKG_CONFIG_PATH=\"$pc\" '" FR_TEST_CC "' %s -o '%s/rec_pc' "
              "'%s/client/examples/recommend.c' "
-             "$(PKG_CONFIG_PATH=\"$pc\" pkg-config --cflags --libs --static "
-             "fedrec-client)",
+             "$(PKG_CONFIG_PATH=\"$pc\" '" FR_TEST_PKG_CONFIG "' --cflags "
+             "--libs --static fedrec-client)",
              dir, SAN_FLAGS, dir, FR_SOURCE_DIR);
     cr_assert_eq(run(cmd, out, sizeof out), 0, "pkg-config build:\n%s", out);
-    snprintf(cmd, sizeof cmd, "'%s/rec_pc'", dir);
+    snprintf(cmd, sizeof cmd, FR_TEST_RUN "'%s/rec_pc'", dir);
     cr_assert_eq(run(cmd, out, sizeof out), 0, "pkg-config example:\n%s",
                  out);
     cr_assert(strstr(out, "ratings: 5") != NULL, "output:\n%s", out);

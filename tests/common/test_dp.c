@@ -564,3 +564,30 @@ Test(common_dp, noise_on_the_grid_with_requested_spread)
                   sqrt(var));
     }
 }
+
+// Known answers from the 128-bit sampler as first built with the compiler's
+// unsigned __int128 (x86-64): every target, including 32-bit ones that use
+// the two-word arithmetic, must draw exactly this noise from this seed.
+// s2 = 2^40 and 2^44 take the rationals past 64 bits.
+Test(common_dp, discrete_gaussian_known_answers_on_every_target)
+{
+    uint8_t seed[FRI_DP_SEEDBYTES];
+    for (size_t i = 0; i < sizeof seed; i++) {
+        seed[i] = (uint8_t) i;
+    }
+    static const uint64_t s2[3]   = {100, (uint64_t) 1 << 40,
+                                     (uint64_t) 1 << 44};
+    static const int64_t  want[3][6] = {
+        {-16, -9, -2, -8, 12, -15},
+        {-864306, -264640, -2454515, -534753, 33027, -1662450},
+        {-6201896, 791743, -5868234, -490960, 1149646, -5697242},
+    };
+    for (int j = 0; j < 3; j++) {
+        int64_t z[6];
+        cr_assert_eq(fri_dp_discrete_gaussian(z, 6, s2[j], seed), FR_OK);
+        for (int i = 0; i < 6; i++) {
+            cr_assert_eq(z[i], want[j][i], "s2=%llu sample %d: %lld",
+                         (unsigned long long) s2[j], i, (long long) z[i]);
+        }
+    }
+}

@@ -129,7 +129,7 @@ Test(proto_keys, keygen_tool_writes_0600_and_refuses_overwrite)
     cr_assert_not_null(bin, "FR_BIN_DIR (build/bin) is not set");
     mkdir_tmp();
     char cmd[1024], path[320];
-    snprintf(cmd, sizeof(cmd), "'%s/fedrec-keygen' --out '%s/c1' >/dev/null",
+    snprintf(cmd, sizeof(cmd), FR_TEST_RUN "'%s/fedrec-keygen' --out '%s/c1' >/dev/null",
              bin, dir);
     cr_assert_eq(run(cmd), 0, "%s", cmd);
     snprintf(path, sizeof(path), "%s/c1.key", dir);
@@ -141,7 +141,7 @@ Test(proto_keys, keygen_tool_writes_0600_and_refuses_overwrite)
     cr_assert_eq(fread(before, 1, sizeof(before), f), sizeof(before));
     fclose(f);
     snprintf(cmd, sizeof(cmd),
-             "'%s/fedrec-keygen' --out '%s/c1' >/dev/null 2>&1", bin, dir);
+             FR_TEST_RUN "'%s/fedrec-keygen' --out '%s/c1' >/dev/null 2>&1", bin, dir);
     cr_assert_eq(run(cmd), 1);
     uint8_t after[FRI_KEYFILE_LEN];
     f = fopen(path, "rb");
@@ -149,13 +149,13 @@ Test(proto_keys, keygen_tool_writes_0600_and_refuses_overwrite)
     fclose(f);
     cr_assert_eq(memcmp(before, after, sizeof(after)), 0, "key replaced");
     snprintf(cmd, sizeof(cmd),
-             "'%s/fedrec-keygen' --out '%s/c1' --force >/dev/null", bin, dir);
+             FR_TEST_RUN "'%s/fedrec-keygen' --out '%s/c1' --force >/dev/null", bin, dir);
     cr_assert_eq(run(cmd), 0);
     fri_identity id;
     cr_assert_eq(fri_key_load(&id, path), FR_OK);
     cr_assert_neq(memcmp(id.seed, before + 8, 32), 0);
     fri_identity_wipe(&id);
-    snprintf(cmd, sizeof(cmd), "'%s/fedrec-keygen' >/dev/null 2>&1", bin);
+    snprintf(cmd, sizeof(cmd), FR_TEST_RUN "'%s/fedrec-keygen' >/dev/null 2>&1", bin);
     cr_assert_eq(run(cmd), 2); // usage
     rm_tmp();
 }
