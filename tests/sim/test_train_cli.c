@@ -135,3 +135,45 @@ Test(train_cli, documented_bpmf_flags_accepted_strays_refused)
     cr_assert_eq(run("--k=0", buf, sizeof(buf)), 2);
     cr_assert(strstr(buf, "--k") != NULL, "message: %s", buf);
 }
+
+// The classic baselines: item mean and neighbourhood CF run, name
+// themselves in the summary and refuse bad settings.
+Test(train_cli, baselines_run_and_refuse_bad_settings)
+{
+    cr_assert_eq(run("--help", buf, sizeof(buf)), 0);
+    const char *doc[] = {"itemmean", "usercf", "itemcf", "--neighbours",
+                         "--min-support"};
+    for (size_t j = 0; j < sizeof(doc) / sizeof(doc[0]); j++) {
+        cr_assert(strstr(buf, doc[j]) != NULL, "--help lacks %s", doc[j]);
+    }
+    const char *algos[] = {"itemmean", "usercf", "itemcf"};
+    for (size_t j = 0; j < 3; j++) {
+        char args[256], name[64];
+        snprintf(args, sizeof(args),
+                 "--synthetic users=200,items=100,k=3,density=0.2,"
+                 "noise=0.3,seed=2 --algo %s --neighbours 20 "
+                 "--min-support 2 --json",
+                 algos[j]);
+        cr_assert_eq(run(args, buf, sizeof(buf)), 0, "output: %s", buf);
+        snprintf(name, sizeof(name), "\"algo\":\"%s\"", algos[j]);
+        cr_assert(strstr(buf, name) != NULL, "output: %s", buf);
+        double rmse = last_json_number(buf, "rmse");
+        cr_assert(rmse > 0.1 && rmse < 1.5, "%s rmse %g", algos[j], rmse);
+        double hr = last_json_number(buf, "hr10");
+        cr_assert(hr > 0.0 && hr <= 1.0, "%s hr %g", algos[j], hr);
+    }
+    cr_assert_eq(run("--synthetic users=200,items=100,seed=3 --loss implicit "
+                     "--algo usercf --json",
+                     buf, sizeof(buf)),
+                 0, "output: %s", buf);
+    cr_assert(strstr(buf, "\"k\":40,") != NULL, "output: %s", buf);
+    double hr = last_json_number(buf, "hr10");
+    cr_assert(hr > 0.0 && hr <= 1.0, "hr %g", hr);
+    cr_assert_eq(run("--algo usercf --neighbours 0", buf, sizeof(buf)), 2);
+    cr_assert(strstr(buf, "--neighbours") != NULL, "message: %s", buf);
+    cr_assert_eq(run("--algo usercf --min-support x", buf, sizeof(buf)), 2);
+    cr_assert_eq(run("--algo itemmean --loss implicit", buf, sizeof(buf)), 2);
+    cr_assert(strstr(buf, "itemmean") != NULL, "message: %s", buf);
+    cr_assert_eq(run("--algo knn", buf, sizeof(buf)), 2);
+    cr_assert(strstr(buf, "--algo") != NULL, "message: %s", buf);
+}
