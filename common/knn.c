@@ -35,6 +35,9 @@ struct fri_knn {
     // graph_len[a] of them.
     nb       *graph;
     uint32_t *graph_len;
+    // Content-based (fri_knn_fit_content): item features, n_items x n_feat.
+    float   *feat;
+    uint32_t n_feat;
 };
 
 static void
@@ -101,6 +104,7 @@ fri_knn_config_init(fri_knn_config *c)
     c->k = 40;
     c->min_support = 1;
     c->norm = FRI_KNN_NORM_COMMON;
+    c->centre = 1;
 }
 
 void
@@ -115,6 +119,7 @@ fri_knn_destroy(fri_knn *m)
     free(m->sim);
     free(m->graph);
     free(m->graph_len);
+    free(m->feat);
     free(m);
 }
 
@@ -264,8 +269,66 @@ build_graph(fri_knn *m)
     }
 }
 
+// Item-item cosine of the feature vectors (zero vectors: similarity 0).
+static void
+compute_feature_sims(fri_knn *m)
+{
+    const uint32_t n = m->n_items, d = m->n_feat;
+    for (uint32_t a = 0; a < n; a++) {
+        const float *xa = m->feat + (size_t)a * d;
+        double na = 0.0;
+        for (uint32_t f = 0; f < d; f++) {
+            na += (double)xa[f] * xa[f];
+        }
+        for (uint32_t b = 0; b < n && na > 0.0; b++) {
+            const float *xb = m->feat + (size_t)b * d;
+            double dot = 0.0, nb2 = 0.0;
+            for (uint32_t f = 0; f < d; f++) {
+                dot += (double)xa[f] * xb[f];
+                nb2 += (double)xb[f] * xb[f];
+            }
+            if (b != a && nb2 > 0.0) {
+                m->sim[(size_t)a * n + b] = (float)(dot / sqrt(na * nb2));
+            }
+        }
+    }
+}
+
+static fr_err fit_common(fri_knn **out, const fri_csr *train,
+                         const fri_knn_config *c, const float *features,
+                         uint32_t n_feat);
+
 fr_err
 fri_knn_fit(fri_knn **out, const fri_csr *train, const fri_knn_config *c)
+{
+    return fit_common(out, train, c, NULL, 0);
+}
+
+fr_err
+fri_knn_fit_content(fri_knn **out, const fri_csr *train,
+                    const float *features, size_t features_len,
+                    uint32_t n_feat, const fri_knn_config *c)
+{
+    if (out == NULL) {
+        return FR_EINVAL;
+    }
+    *out = NULL;
+    if (train == NULL || features == NULL || n_feat == 0 || c == NULL ||
+        c->kind != FRI_KNN_ITEM ||
+        features_len / n_feat < (size_t)train->n_cols) {
+        return FR_EINVAL;
+    }
+    for (size_t j = 0; j < (size_t)train->n_cols * n_feat; j++) {
+        if (!isfinite(features[j])) {
+            return FR_EINVAL;
+        }
+    }
+    return fit_common(out, train, c, features, n_feat);
+}
+
+static fr_err
+fit_common(fri_knn **out, const fri_csr *train, const fri_knn_config *c,
+           const float *features, uint32_t n_feat)
 {
     if (out == NULL) {
         return FR_EINVAL;
@@ -335,7 +398,19 @@ fri_knn_fit(fri_knn **out, const fri_csr *train, const fri_knn_config *c)
             double cnt = (double)(bi->ptr[i + 1] - bi->ptr[i]);
             m->item_mean[i] = (float)(s / (cnt + FRI_KNN_DAMP));
         }
-        e = compute_sims(m);
+        if (features != NULL) {
+            size_t fl = (size_t)m->n_items * n_feat;
+            m->feat = malloc(fl * sizeof(float));
+            if (m->feat == NULL) {
+                e = FR_ENOMEM;
+            } else {
+                memcpy(m->feat, features, fl * sizeof(float));
+                m->n_feat = n_feat;
+                compute_feature_sims(m);
+            }
+        } else {
+            e = compute_sims(m);
+        }
     }
     if (e != FR_OK) {
         fri_knn_destroy(m);
@@ -430,6 +505,47 @@ fri_knn_predict(const fri_knn *m, uint32_t u, uint32_t i, float *out,
     return FR_OK;
 }
 
+// Profile p_u = sum_j w_j x_j over the items u rated, w_j = r_uj minus the
+// user's mean rating when c.centre (what the user liked more or less than
+// usual), else r_uj; score(i) = cos(p_u, x_i).
+static void
+content_scores(const fri_knn *m, uint32_t u, double *prof, float *o)
+{
+    const mat *U = &m->by_user;
+    const uint32_t d = m->n_feat;
+    size_t lo = U->ptr[u], hi = U->ptr[u + 1];
+    double mean = 0.0;
+    for (size_t j = lo; j < hi && m->c.centre; j++) {
+        mean += U->val[j] / (double)(hi - lo);
+    }
+    memset(prof, 0, d * sizeof(double));
+    for (size_t j = lo; j < hi; j++) {
+        const float *x = m->feat + (size_t)U->idx[j] * d;
+        double w = U->val[j] - mean;
+        for (uint32_t f = 0; f < d; f++) {
+            prof[f] += w * x[f];
+        }
+    }
+    double np = 0.0;
+    for (uint32_t f = 0; f < d; f++) {
+        np += prof[f] * prof[f];
+    }
+    if (!(np > 0.0)) {
+        return;
+    }
+    for (uint32_t i = 0; i < m->n_items; i++) {
+        const float *x = m->feat + (size_t)i * d;
+        double dot = 0.0, nx = 0.0;
+        for (uint32_t f = 0; f < d; f++) {
+            dot += prof[f] * x[f];
+            nx += (double)x[f] * x[f];
+        }
+        if (nx > 0.0) {
+            o[i] = (float)(dot / sqrt(np * nx));
+        }
+    }
+}
+
 fr_err
 fri_knn_score_users(const fri_knn *m, float *out, size_t out_len,
                     const uint32_t *users, size_t n_users)
@@ -448,11 +564,20 @@ fri_knn_score_users(const fri_knn *m, float *out, size_t out_len,
     }
     const uint32_t k = m->c.k;
     const mat *U = &m->by_user;
+    double *prof = NULL;
+    if (m->feat != NULL) {
+        prof = malloc((size_t)m->n_feat * sizeof(double));
+        if (prof == NULL) {
+            return FR_ENOMEM;
+        }
+    }
     for (size_t r = 0; r < n_users; r++) {
         float *o = out + r * ni;
         memset(o, 0, ni * sizeof(float));
         uint32_t u = users[r];
-        if (m->c.kind == FRI_KNN_USER) {
+        if (m->feat != NULL) {
+            content_scores(m, u, prof, o);
+        } else if (m->c.kind == FRI_KNN_USER) {
             const nb *g = m->graph + (size_t)u * k;
             for (uint32_t t = 0; t < m->graph_len[u]; t++) {
                 uint32_t v = g[t].id;
@@ -470,5 +595,6 @@ fri_knn_score_users(const fri_knn *m, float *out, size_t out_len,
             }
         }
     }
+    free(prof);
     return FR_OK;
 }

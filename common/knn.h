@@ -53,6 +53,7 @@ typedef struct fri_knn_config {
     uint32_t     k;           // neighbours, >= 1 (40)
     uint32_t     min_support; // co-rated entries for a similarity (1)
     fri_knn_norm norm;        // (COMMON)
+    int          centre;      // content profiles mean-centred (1)
 } fri_knn_config;
 
 void fri_knn_config_init(fri_knn_config *c);
@@ -65,6 +66,17 @@ typedef struct fri_knn fri_knn;
 // out of range or a non-finite value; FR_ETOOBIG, FR_ENOMEM.
 FR_NODISCARD fr_err fri_knn_fit(fri_knn **out, const fri_csr *train,
                                 const fri_knn_config *c);
+// Content-based: item-item similarity is the cosine of the items'
+// features (features[i*n_feat ..], n_items = train->n_cols rows; zero rows
+// are items without features, similarity 0), c->kind must be
+// FRI_KNN_ITEM; ratings are then predicted as by item-based CF. Ranking
+// scores are cos(p_u, x_i) with the user profile p_u = sum over rated
+// items of w_j x_j, w_j = r_uj minus the user's mean if c->centre, else
+// r_uj. FR_EINVAL also on short or non-finite features.
+FR_NODISCARD fr_err fri_knn_fit_content(fri_knn **out, const fri_csr *train,
+                                        const float *features,
+                                        size_t features_len, uint32_t n_feat,
+                                        const fri_knn_config *c);
 void fri_knn_destroy(fri_knn *m); // NULL is a no-op
 
 uint32_t fri_knn_n_users(const fri_knn *m);

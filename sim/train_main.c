@@ -38,6 +38,8 @@ typedef struct opts {
     int              itemmean;    // --algo itemmean (damped item mean)
     int              knn;         // --algo usercf|itemcf
     fri_knn_config   kc;          // --neighbours, --min-support
+    int              content;     // --algo content
+    const char      *item_features; // --item-features FILE (u.item)
     // Which numeric knobs were given explicitly, so algo defaults do not
     // overwrite them.
     int k_set, epochs_set, lr_set, lr_decay_set, reg_set, reg_bias_set;
@@ -75,13 +77,14 @@ usage(FILE *f)
 "                      score it (default), or train on all but the last two\n"
 "                      and score the validation item (for tuning)\n"
 "model and training:\n"
-"  --algo als|sgd|bpmf|vbmf|pop|bpr|itemmean|usercf|itemcf\n"
+"  --algo als|sgd|bpmf|vbmf|pop|bpr|itemmean|usercf|itemcf|content\n"
 "                      alternating least squares, SGD,\n"
 "                      Bayesian MF by Gibbs sampling, variational Bayesian\n"
 "                      MF; baselines: itemmean (explicit: the item's mean\n"
 "                      rating shrunk toward the global mean), usercf and\n"
 "                      itemcf (k-nearest-neighbour CF, cosine similarity:\n"
-"                      --neighbours, --min-support; explicit or implicit);\n"
+"                      --neighbours, --min-support; explicit or implicit),\n"
+"                      content (genre cosine: needs --item-features);\n"
 "                      for --loss implicit also item popularity or BPR\n"
 "                      (pairwise SGD: --k --epochs --lr --lr-decay --reg\n"
 "                      --reg-bias --init-std --seed)\n"
@@ -108,6 +111,15 @@ usage(FILE *f)
 "  --neighbours N      usercf/itemcf: neighbours per prediction (40)\n"
 "  --min-support N     usercf/itemcf: co-rated entries a similarity\n"
 "                      needs (1)\n"
+"  --item-features PATH  content: MovieLens u.item ('|'-separated: id,\n"
+"                      title, dates, URL, then numeric features such as\n"
+"                      the 19 genre flags); ratings are predicted from the\n"
+"                      --neighbours rated items of most similar features,\n"
+"                      ranking by the cosine of the item's features and\n"
+"                      the user's profile (mean-centred ratings times\n"
+"                      features; plain counts for --loss implicit)\n",
+            FRI_MF_MAX_K);
+    fputs(
 "evaluation and output:\n"
 "  --topk N            ranking list length (10)\n"
 "  --protocol full|sampled  rank all unrated items, or 100 negatives\n"
@@ -118,7 +130,7 @@ usage(FILE *f)
 "  --json              JSON Lines: one object per epoch, then a summary\n"
 "  --help              this text\n"
 "Exit status: 0 ok, 1 runtime error, 2 usage error.\n",
-            FRI_MF_MAX_K);
+          f);
 }
 
 static int
@@ -225,6 +237,7 @@ parse_args(opts *o, int argc, char **argv)
         {"negatives", required_argument, NULL, 0},
         {"neighbours", required_argument, NULL, 0},
         {"min-support", required_argument, NULL, 0},
+        {"item-features", required_argument, NULL, 0},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -291,6 +304,10 @@ parse_args(opts *o, int argc, char **argv)
                 o->kc.kind = FRI_KNN_USER;
             } else if (strcmp(val, "itemcf") == 0) {
                 o->knn = 1;
+                o->kc.kind = FRI_KNN_ITEM;
+            } else if (strcmp(val, "content") == 0) {
+                o->knn = 1;
+                o->content = 1;
                 o->kc.kind = FRI_KNN_ITEM;
             } else {
                 bad = 1;
@@ -384,6 +401,8 @@ parse_args(opts *o, int argc, char **argv)
             bad = parse_u32(val, &o->kc.k) || o->kc.k == 0;
         } else if (strcmp(name, "--min-support") == 0) {
             bad = parse_u32(val, &o->kc.min_support);
+        } else if (strcmp(name, "--item-features") == 0) {
+            o->item_features = val;
         }
         if (bad) {
             fprintf(stderr, "fedrec-train: bad value '%s' for %s\n", val,
@@ -427,6 +446,12 @@ parse_args(opts *o, int argc, char **argv)
                 o->pop ? "pop" : "bpr");
         return 2;
     }
+    if (o->content != (o->item_features != NULL) ||
+        (o->content && o->train == NULL)) {
+        fprintf(stderr, "fedrec-train: --algo content and --item-features "
+                        "go together, with --train\n");
+        return 2;
+    }
     if (o->itemmean && o->given.implicit) {
         fprintf(stderr, "fedrec-train: --algo itemmean needs --loss "
                         "explicit (on interactions every mean is 1)\n");
@@ -435,6 +460,7 @@ parse_args(opts *o, int argc, char **argv)
     // Co-rated norms for ratings (as Surprise's KNNBasic); on 0/1 data
     // those make every overlapping pair similarity 1, so whole-vector norms.
     o->kc.norm = o->given.implicit ? FRI_KNN_NORM_FULL : FRI_KNN_NORM_COMMON;
+    o->kc.centre = !o->given.implicit;
     // Defaults of the chosen algorithm, then the explicit overrides.
     const fri_train_config *g = &o->given;
     fri_train_config_init(&o->tc, o->algo);
@@ -609,6 +635,7 @@ algo_name(const opts *o)
            : o->bpmf     ? "bpmf"
            : o->vbmf     ? "vbmf"
            : o->itemmean ? "itemmean"
+           : o->content  ? "content"
            : o->knn      ? (o->kc.kind == FRI_KNN_USER ? "usercf" : "itemcf")
            : o->algo == FRI_TRAIN_SGD ? "sgd"
                                       : "als";
@@ -734,9 +761,122 @@ split_leave_last(const opts *o, const fri_dataset *all, fri_dataset *train,
     return FR_OK;
 }
 
+// Item features from a MovieLens u.item file: "id|title|date|video
+// date|URL|f1|...|fd", every later line with the same d. Items of the
+// ratings get row idx of the map; ids absent from the ratings are skipped,
+// rows of items without a line stay zero. On error prints "path:line:
+// what" and returns nonzero.
+static int
+load_features(const char *path, fri_idmap *items, float **out,
+              size_t *out_len, uint32_t *n_feat)
+{
+    *out = NULL;
+    *out_len = 0;
+    *n_feat = 0;
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "fedrec-train: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    const uint32_t ni = fri_idmap_size(items);
+    char line[4096];
+    size_t ln = 0;
+    float *feat = NULL;
+    const char *why = NULL;
+    while (why == NULL && fgets(line, sizeof(line), f) != NULL) {
+        ln++;
+        size_t len = strlen(line);
+        if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
+            why = "line too long";
+            break;
+        }
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) {
+            line[--len] = '\0';
+        }
+        if (len == 0) {
+            continue;
+        }
+        // Split in place on '|'.
+        char *field[64];
+        size_t nf = 0;
+        char *p = line;
+        for (;;) {
+            if (nf == 64) {
+                why = "more than 64 fields";
+                break;
+            }
+            field[nf++] = p;
+            char *bar = strchr(p, '|');
+            if (bar == NULL) {
+                break;
+            }
+            *bar = '\0';
+            p = bar + 1;
+        }
+        if (why != NULL) {
+            break;
+        }
+        if (nf < 6) {
+            why = "expected id|title|date|video date|URL|features...";
+            break;
+        }
+        uint32_t d = (uint32_t)(nf - 5);
+        if (*n_feat == 0) {
+            *n_feat = d;
+            feat = calloc((size_t)(ni > 0 ? ni : 1) * d, sizeof(float));
+            if (feat == NULL) {
+                why = "out of memory";
+                break;
+            }
+        } else if (d != *n_feat) {
+            why = "number of fields differs from the first line";
+            break;
+        }
+        uint64_t ext;
+        if (parse_u64(field[0], &ext) != 0 || ext > INT64_MAX) {
+            why = "bad item id";
+            break;
+        }
+        float x[64];
+        for (uint32_t j = 0; j < d; j++) {
+            char *end;
+            errno = 0;
+            double v = strtod(field[5 + j], &end);
+            if (field[5 + j][0] == '\0' || *end != '\0' || errno != 0 ||
+                !isfinite(v)) {
+                why = "bad feature value";
+                break;
+            }
+            x[j] = (float)v;
+        }
+        uint32_t idx;
+        if (why == NULL &&
+            fri_idmap_get(items, (int64_t)ext, 0, &idx) == FR_OK) {
+            memcpy(feat + (size_t)idx * d, x, d * sizeof(float));
+        }
+    }
+    if (why == NULL && ferror(f)) {
+        why = "read error";
+    }
+    fclose(f);
+    if (why == NULL && *n_feat == 0) {
+        why = "no features";
+    }
+    if (why != NULL) {
+        fprintf(stderr, "fedrec-train: %s:%zu: %s\n", path, ln, why);
+        free(feat);
+        *n_feat = 0;
+        return 1;
+    }
+    *out = feat;
+    *out_len = (size_t)ni * *n_feat;
+    return 0;
+}
+
 static int
 load_data(const opts *o, fri_dataset *train, fri_dataset *test,
-          fri_dataset *other)
+          fri_dataset *other, float **feat, size_t *feat_len,
+          uint32_t *n_feat)
 {
     char err[512] = "";
     fr_err e;
@@ -776,6 +916,15 @@ load_data(const opts *o, fri_dataset *train, fri_dataset *test,
                                      test);
                 fri_dataset_free(&all);
             }
+        }
+        if (e == FR_OK && o->item_features != NULL &&
+            load_features(o->item_features, items, feat, feat_len, n_feat) != 0) {
+            fri_dataset_free(train);
+            fri_dataset_free(test);
+            fri_dataset_free(other);
+            fri_idmap_destroy(users);
+            fri_idmap_destroy(items);
+            return 1;
         }
         fri_idmap_destroy(users);
         fri_idmap_destroy(items);
@@ -835,7 +984,10 @@ main(int argc, char **argv)
     }
     fri_dataset train_all = {0}, test = {0}, train = {0}, val = {0};
     fri_dataset other = {0};
-    rc = load_data(&o, &train_all, &test, &other);
+    float   *feat = NULL;
+    uint32_t n_feat = 0;
+    size_t   feat_len = 0;
+    rc = load_data(&o, &train_all, &test, &other, &feat, &feat_len, &n_feat);
     if (rc != 0) {
         return rc;
     }
@@ -915,7 +1067,9 @@ main(int argc, char **argv)
         } else if (o.itemmean) {
             e = train_itemmean(&m, &csr);
         } else if (o.knn) {
-            e = fri_knn_fit(&knn, &csr, &o.kc);
+            e = o.content ? fri_knn_fit_content(&knn, &csr, feat, feat_len,
+                                                n_feat, &o.kc)
+                          : fri_knn_fit(&knn, &csr, &o.kc);
             // Test predictions now, so they count as the model's time.
             for (size_t j = 0; e == FR_OK && j < test.n; j++) {
                 e = fri_knn_predict(knn, test.r[j].user, test.r[j].item,
@@ -1034,6 +1188,7 @@ main(int argc, char **argv)
     }
     fri_mf_destroy(m);
     fri_knn_destroy(knn);
+    free(feat);
     free(pred);
     free(truth);
     fri_csr_free(&csr);
