@@ -206,3 +206,61 @@ Test(knn, bad_input)
     cr_assert_eq(fri_knn_predict(NULL, 0, 0, &p, NULL), FR_EINVAL);
     fri_knn_destroy(NULL);
 }
+
+// Item features (2 columns) for the example's 6 items; i5 has none.
+static const float feat[12] = {1, 0, 1, 1, 0, 1, 1, 0, 0, 1, 0, 0};
+
+Test(knn, content_by_hand)
+{
+    fri_csr        c = example();
+    fri_knn_config kc;
+    fri_knn_config_init(&kc);
+    kc.kind = FRI_KNN_ITEM;
+    fri_knn *m = NULL;
+    cr_assert_eq(fri_knn_fit_content(&m, &c, feat, 12, 2, &kc), FR_OK);
+    // cos(x0, x1) = 1/sqrt(2), cos(x0, x3) = 1, cos(x0, x2) = 0.
+    cr_assert_float_eq(fri_knn_similarity(m, 0, 1), 1.0 / sqrt(2.0), 1e-6);
+    cr_assert_float_eq(fri_knn_similarity(m, 0, 3), 1.0, 1e-6);
+    cr_assert_eq(fri_knn_similarity(m, 0, 2), 0.0f);
+    cr_assert_eq(fri_knn_similarity(m, 0, 5), 0.0f);
+    // (u0, i3): u0 rated i0 = 5 (sim 1), i1 = 3 (sim 1/sqrt 2), i2 = 4
+    // (sim 0, left out): (5 + 3/sqrt 2) / (1 + 1/sqrt 2) = 4.171573.
+    float p = 0.0f;
+    int   fb = -1;
+    cr_assert_eq(fri_knn_predict(m, 0, 3, &p, &fb), FR_OK);
+    cr_assert_eq(fb, 0);
+    cr_assert_float_eq(p, 4.1715729, 1e-5);
+    // i5 has no features: no similar item, the global mean.
+    cr_assert_eq(fri_knn_predict(m, 0, 5, &p, &fb), FR_OK);
+    cr_assert_eq(fb, 1);
+    cr_assert_float_eq(p, 31.0 / 11.0, 1e-5);
+    // Ranking, centred: u0's mean is 4, weights +1, -1, 0, profile
+    // (1,0) - (1,1) = (0,-1); scores cos(profile, x_i).
+    float    s[6];
+    uint32_t u = 0;
+    cr_assert_eq(fri_knn_score_users(m, s, 6, &u, 1), FR_OK);
+    const float want[6] = {0, (float)(-1.0 / sqrt(2.0)), -1, 0, -1, 0};
+    for (int i = 0; i < 6; i++) {
+        cr_assert_float_eq(s[i], want[i], 1e-6, "item %d: %g", i, s[i]);
+    }
+    fri_knn_destroy(m);
+    // Not centred: profile 5(1,0) + 3(1,1) + 4(0,1) = (8,7).
+    kc.centre = 0;
+    cr_assert_eq(fri_knn_fit_content(&m, &c, feat, 12, 2, &kc), FR_OK);
+    cr_assert_eq(fri_knn_score_users(m, s, 6, &u, 1), FR_OK);
+    cr_assert_float_eq(s[3], 8.0 / sqrt(113.0), 1e-6);
+    fri_knn_destroy(m);
+    // Bad input: user kind, short or non-finite features.
+    kc.kind = FRI_KNN_USER;
+    cr_assert_eq(fri_knn_fit_content(&m, &c, feat, 12, 2, &kc), FR_EINVAL);
+    kc.kind = FRI_KNN_ITEM;
+    cr_assert_eq(fri_knn_fit_content(&m, &c, feat, 11, 2, &kc), FR_EINVAL);
+    cr_assert_eq(fri_knn_fit_content(&m, &c, feat, 12, 0, &kc), FR_EINVAL);
+    float bad[12];
+    for (int j = 0; j < 12; j++) {
+        bad[j] = feat[j];
+    }
+    bad[7] = INFINITY;
+    cr_assert_eq(fri_knn_fit_content(&m, &c, bad, 12, 2, &kc), FR_EINVAL);
+    cr_assert_null(m);
+}
