@@ -14,7 +14,7 @@ build=${FR_BUILD_DIR:-$root/build}
 case $build in /*) ;; *) build=$root/$build ;; esac
 bin=$build/bin/fedrec-train
 for f in u1.base u1.test u2.base u2.test u3.base u3.test u4.base u4.test \
-         u5.base u5.test u.data; do
+         u5.base u5.test u.data u.item; do
     if [ ! -r "$data/$f" ]; then
         echo "baselines.sh: MovieLens 100K file $f not found in $data" \
              "(set FR_DATA_DIR)" >&2
@@ -29,12 +29,13 @@ if [ ! -x "$bin" ]; then
 fi
 # "default" is fedrec-train without --algo (BPMF for ratings, iALS for
 # interactions).
-algos=${ALGOS:-"itemmean usercf itemcf default"}
-ialgos=${IALGOS:-"pop usercf itemcf default"}
+algos=${ALGOS:-"itemmean usercf itemcf content default"}
+ialgos=${IALGOS:-"pop usercf itemcf content default"}
 tag() { sed -n '$p' | sed "s/^{/{\"fold\":\"$1\",/"; }
 for a in $algos; do
     flag="--algo $a"
     [ "$a" = default ] && flag=""
+    [ "$a" = content ] && flag="$flag --item-features $data/u.item"
     for f in 1 2 3 4 5; do
         # shellcheck disable=SC2086
         "$bin" --train "$data/u$f.base" --test "$data/u$f.test" $flag \
@@ -44,6 +45,7 @@ done
 for a in $ialgos; do
     flag="--algo $a"
     [ "$a" = default ] && flag=""
+    [ "$a" = content ] && flag="$flag --item-features $data/u.item"
     # shellcheck disable=SC2086
     "$bin" --train "$data/u.data" --split leave-last-out --loss implicit \
         $flag --json | tag "leave-last-out"
