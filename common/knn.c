@@ -54,9 +54,9 @@ mat_alloc(mat *m, uint32_t n_rows, uint32_t n_cols, size_t nnz)
 {
     m->n_rows = n_rows;
     m->n_cols = n_cols;
-    m->ptr = calloc((size_t)n_rows + 1, sizeof(size_t));
-    m->idx = malloc((nnz > 0 ? nnz : 1) * sizeof(uint32_t));
-    m->val = malloc((nnz > 0 ? nnz : 1) * sizeof(float));
+    m->ptr    = calloc((size_t)n_rows + 1, sizeof(size_t));
+    m->idx    = malloc((nnz > 0 ? nnz : 1) * sizeof(uint32_t));
+    m->val    = malloc((nnz > 0 ? nnz : 1) * sizeof(float));
     if (m->ptr == NULL || m->idx == NULL || m->val == NULL) {
         mat_free(m);
         return FR_ENOMEM;
@@ -70,7 +70,7 @@ static fr_err
 mat_transpose(mat *t, const mat *s)
 {
     size_t nnz = s->ptr[s->n_rows];
-    fr_err e = mat_alloc(t, s->n_cols, s->n_rows, nnz);
+    fr_err e   = mat_alloc(t, s->n_cols, s->n_rows, nnz);
     if (e != FR_OK) {
         return e;
     }
@@ -88,7 +88,7 @@ mat_transpose(mat *t, const mat *s)
     memcpy(fill, t->ptr, ((size_t)t->n_rows + 1) * sizeof(size_t));
     for (uint32_t r = 0; r < s->n_rows; r++) {
         for (size_t j = s->ptr[r]; j < s->ptr[r + 1]; j++) {
-            size_t at = fill[s->idx[j]]++;
+            size_t at  = fill[s->idx[j]]++;
             t->idx[at] = r;
             t->val[at] = s->val[j];
         }
@@ -100,11 +100,11 @@ mat_transpose(mat *t, const mat *s)
 void
 fri_knn_config_init(fri_knn_config *c)
 {
-    c->kind = FRI_KNN_USER;
-    c->k = 40;
+    c->kind        = FRI_KNN_USER;
+    c->k           = 40;
     c->min_support = 1;
-    c->norm = FRI_KNN_NORM_COMMON;
-    c->centre = 1;
+    c->norm        = FRI_KNN_NORM_COMMON;
+    c->centre      = 1;
 }
 
 void
@@ -140,7 +140,7 @@ heap_push(nb *h, uint32_t *len, uint32_t cap, nb x)
         }
         // Replace the root and sift down.
         size_t i = 0;
-        h[0] = x;
+        h[0]     = x;
         for (;;) {
             size_t l = 2 * i + 1, r = l + 1, m = i;
             if (l < *len && worse(&h[l], &h[m])) {
@@ -155,12 +155,12 @@ heap_push(nb *h, uint32_t *len, uint32_t cap, nb x)
             nb t = h[i];
             h[i] = h[m];
             h[m] = t;
-            i = m;
+            i    = m;
         }
         return;
     }
     size_t i = (*len)++;
-    h[i] = x;
+    h[i]     = x;
     while (i > 0) {
         size_t p = (i - 1) / 2;
         if (!worse(&h[i], &h[p])) {
@@ -169,7 +169,7 @@ heap_push(nb *h, uint32_t *len, uint32_t cap, nb x)
         nb t = h[i];
         h[i] = h[p];
         h[p] = t;
-        i = p;
+        i    = p;
     }
 }
 
@@ -186,16 +186,16 @@ cmp_best_first(const void *pa, const void *pb)
 static fr_err
 compute_sims(fri_knn *m)
 {
-    const mat *R = m->rows, *T = m->other;
-    const uint32_t n = R->n_rows;
-    double   *dot = calloc(n, sizeof(double));
-    double   *sqa = calloc(n, sizeof(double));
-    double   *sqb = calloc(n, sizeof(double));
-    double   *full = calloc(n, sizeof(double));
-    uint32_t *cnt = calloc(n, sizeof(uint32_t));
-    uint32_t *touched = malloc((size_t)n * sizeof(uint32_t));
-    if (dot == NULL || sqa == NULL || sqb == NULL || full == NULL ||
-        cnt == NULL || touched == NULL) {
+    const mat     *R = m->rows, *T = m->other;
+    const uint32_t n       = R->n_rows;
+    double        *dot     = calloc(n, sizeof(double));
+    double        *sqa     = calloc(n, sizeof(double));
+    double        *sqb     = calloc(n, sizeof(double));
+    double        *full    = calloc(n, sizeof(double));
+    uint32_t      *cnt     = calloc(n, sizeof(uint32_t));
+    uint32_t      *touched = malloc((size_t)n * sizeof(uint32_t));
+    if (dot == NULL || sqa == NULL || sqb == NULL || full == NULL
+        || cnt == NULL || touched == NULL) {
         free(dot);
         free(sqa);
         free(sqb);
@@ -212,7 +212,7 @@ compute_sims(fri_knn *m)
     for (uint32_t a = 0; a < n; a++) {
         size_t n_t = 0;
         for (size_t j = R->ptr[a]; j < R->ptr[a + 1]; j++) {
-            double ra = R->val[j];
+            double   ra  = R->val[j];
             uint32_t col = R->idx[j];
             for (size_t q = T->ptr[col]; q < T->ptr[col + 1]; q++) {
                 uint32_t b = T->idx[q];
@@ -231,15 +231,15 @@ compute_sims(fri_knn *m)
         }
         float *row = m->sim + (size_t)a * n;
         for (size_t t = 0; t < n_t; t++) {
-            uint32_t b = touched[t];
-            double den = m->c.norm == FRI_KNN_NORM_FULL
-                             ? sqrt(full[a] * full[b])
-                             : sqrt(sqa[b] * sqb[b]);
+            uint32_t b   = touched[t];
+            double   den = m->c.norm == FRI_KNN_NORM_FULL
+                  ? sqrt(full[a] * full[b])
+                  : sqrt(sqa[b] * sqb[b]);
             if (cnt[b] >= m->c.min_support && den > 0.0) {
                 row[b] = (float)(dot[b] / den);
             }
             dot[b] = sqa[b] = sqb[b] = 0.0;
-            cnt[b] = 0;
+            cnt[b]                   = 0;
         }
     }
     free(dot);
@@ -256,12 +256,12 @@ build_graph(fri_knn *m)
 {
     const uint32_t n = m->rows->n_rows, k = m->c.k;
     for (uint32_t a = 0; a < n; a++) {
-        nb *h = m->graph + (size_t)a * k;
-        uint32_t len = 0;
+        nb          *h   = m->graph + (size_t)a * k;
+        uint32_t     len = 0;
         const float *row = m->sim + (size_t)a * n;
         for (uint32_t b = 0; b < n; b++) {
             if (row[b] > 0.0f) {
-                heap_push(h, &len, k, (nb){row[b], b});
+                heap_push(h, &len, k, (nb) { row[b], b });
             }
         }
         qsort(h, len, sizeof(nb), cmp_best_first);
@@ -276,13 +276,13 @@ compute_feature_sims(fri_knn *m)
     const uint32_t n = m->n_items, d = m->n_feat;
     for (uint32_t a = 0; a < n; a++) {
         const float *xa = m->feat + (size_t)a * d;
-        double na = 0.0;
+        double       na = 0.0;
         for (uint32_t f = 0; f < d; f++) {
             na += (double)xa[f] * xa[f];
         }
         for (uint32_t b = 0; b < n && na > 0.0; b++) {
-            const float *xb = m->feat + (size_t)b * d;
-            double dot = 0.0, nb2 = 0.0;
+            const float *xb  = m->feat + (size_t)b * d;
+            double       dot = 0.0, nb2 = 0.0;
             for (uint32_t f = 0; f < d; f++) {
                 dot += (double)xa[f] * xb[f];
                 nb2 += (double)xb[f] * xb[f];
@@ -295,8 +295,7 @@ compute_feature_sims(fri_knn *m)
 }
 
 static fr_err fit_common(fri_knn **out, const fri_csr *train,
-                         const fri_knn_config *c, const float *features,
-                         uint32_t n_feat);
+    const fri_knn_config *c, const float *features, uint32_t n_feat);
 
 fr_err
 fri_knn_fit(fri_knn **out, const fri_csr *train, const fri_knn_config *c)
@@ -305,17 +304,16 @@ fri_knn_fit(fri_knn **out, const fri_csr *train, const fri_knn_config *c)
 }
 
 fr_err
-fri_knn_fit_content(fri_knn **out, const fri_csr *train,
-                    const float *features, size_t features_len,
-                    uint32_t n_feat, const fri_knn_config *c)
+fri_knn_fit_content(fri_knn **out, const fri_csr *train, const float *features,
+    size_t features_len, uint32_t n_feat, const fri_knn_config *c)
 {
     if (out == NULL) {
         return FR_EINVAL;
     }
     *out = NULL;
-    if (train == NULL || features == NULL || n_feat == 0 || c == NULL ||
-        c->kind != FRI_KNN_ITEM ||
-        features_len / n_feat < (size_t)train->n_cols) {
+    if (train == NULL || features == NULL || n_feat == 0 || c == NULL
+        || c->kind != FRI_KNN_ITEM
+        || features_len / n_feat < (size_t)train->n_cols) {
         return FR_EINVAL;
     }
     for (size_t j = 0; j < (size_t)train->n_cols * n_feat; j++) {
@@ -328,16 +326,16 @@ fri_knn_fit_content(fri_knn **out, const fri_csr *train,
 
 static fr_err
 fit_common(fri_knn **out, const fri_csr *train, const fri_knn_config *c,
-           const float *features, uint32_t n_feat)
+    const float *features, uint32_t n_feat)
 {
     if (out == NULL) {
         return FR_EINVAL;
     }
     *out = NULL;
-    if (train == NULL || c == NULL || train->ptr == NULL || c->k == 0 ||
-        train->n_rows == 0 || train->n_cols == 0 ||
-        (c->kind != FRI_KNN_USER && c->kind != FRI_KNN_ITEM) ||
-        (c->norm != FRI_KNN_NORM_COMMON && c->norm != FRI_KNN_NORM_FULL)) {
+    if (train == NULL || c == NULL || train->ptr == NULL || c->k == 0
+        || train->n_rows == 0 || train->n_cols == 0
+        || (c->kind != FRI_KNN_USER && c->kind != FRI_KNN_ITEM)
+        || (c->norm != FRI_KNN_NORM_COMMON && c->norm != FRI_KNN_NORM_FULL)) {
         return FR_EINVAL;
     }
     const size_t nnz = train->ptr[train->n_rows];
@@ -364,27 +362,27 @@ fit_common(fri_knn **out, const fri_csr *train, const fri_knn_config *c,
     if (m == NULL) {
         return FR_ENOMEM;
     }
-    m->c = *c;
+    m->c       = *c;
     m->n_users = train->n_rows;
     m->n_items = train->n_cols;
-    m->mu = (float)(sum / (double)nnz);
-    fr_err e = mat_alloc(&m->by_user, train->n_rows, train->n_cols, nnz);
+    m->mu      = (float)(sum / (double)nnz);
+    fr_err e   = mat_alloc(&m->by_user, train->n_rows, train->n_cols, nnz);
     if (e == FR_OK) {
         memcpy(m->by_user.ptr, train->ptr,
-               ((size_t)train->n_rows + 1) * sizeof(size_t));
+            ((size_t)train->n_rows + 1) * sizeof(size_t));
         memcpy(m->by_user.idx, train->idx, nnz * sizeof(uint32_t));
         memcpy(m->by_user.val, train->val, nnz * sizeof(float));
         e = mat_transpose(&m->by_item, &m->by_user);
     }
     if (e == FR_OK) {
-        m->rows = c->kind == FRI_KNN_USER ? &m->by_user : &m->by_item;
-        m->other = c->kind == FRI_KNN_USER ? &m->by_item : &m->by_user;
+        m->rows      = c->kind == FRI_KNN_USER ? &m->by_user : &m->by_item;
+        m->other     = c->kind == FRI_KNN_USER ? &m->by_item : &m->by_user;
         m->item_mean = malloc((size_t)m->n_items * sizeof(float));
-        m->sim = calloc((size_t)n * n, sizeof(float));
-        m->graph = malloc((size_t)n * c->k * sizeof(nb));
+        m->sim       = calloc((size_t)n * n, sizeof(float));
+        m->graph     = malloc((size_t)n * c->k * sizeof(nb));
         m->graph_len = calloc(n, sizeof(uint32_t));
-        if (m->item_mean == NULL || m->sim == NULL || m->graph == NULL ||
-            m->graph_len == NULL) {
+        if (m->item_mean == NULL || m->sim == NULL || m->graph == NULL
+            || m->graph_len == NULL) {
             e = FR_ENOMEM;
         }
     }
@@ -395,12 +393,12 @@ fit_common(fri_knn **out, const fri_csr *train, const fri_knn_config *c,
             for (size_t j = bi->ptr[i]; j < bi->ptr[i + 1]; j++) {
                 s += bi->val[j];
             }
-            double cnt = (double)(bi->ptr[i + 1] - bi->ptr[i]);
+            double cnt      = (double)(bi->ptr[i + 1] - bi->ptr[i]);
             m->item_mean[i] = (float)(s / (cnt + FRI_KNN_DAMP));
         }
         if (features != NULL) {
             size_t fl = (size_t)m->n_items * n_feat;
-            m->feat = malloc(fl * sizeof(float));
+            m->feat   = malloc(fl * sizeof(float));
             if (m->feat == NULL) {
                 e = FR_ENOMEM;
             } else {
@@ -453,14 +451,14 @@ fri_knn_similarity(const fri_knn *m, uint32_t a, uint32_t b)
 }
 
 fr_err
-fri_knn_predict(const fri_knn *m, uint32_t u, uint32_t i, float *out,
-                int *fell_back)
+fri_knn_predict(
+    const fri_knn *m, uint32_t u, uint32_t i, float *out, int *fell_back)
 {
     if (m == NULL || out == NULL) {
         return FR_EINVAL;
     }
     float fb = i < m->n_items ? m->item_mean[i] : m->mu;
-    *out = fb;
+    *out     = fb;
     if (fell_back != NULL) {
         *fell_back = 1;
     }
@@ -469,14 +467,14 @@ fri_knn_predict(const fri_knn *m, uint32_t u, uint32_t i, float *out,
     }
     // The similarity entity a and the candidate neighbours: the other
     // entity's row b lists who/what is rated together with their rating.
-    uint32_t a = m->c.kind == FRI_KNN_USER ? u : i;
-    uint32_t b = m->c.kind == FRI_KNN_USER ? i : u;
-    const mat *T = m->other;
+    uint32_t       a = m->c.kind == FRI_KNN_USER ? u : i;
+    uint32_t       b = m->c.kind == FRI_KNN_USER ? i : u;
+    const mat     *T = m->other;
     const uint32_t n = m->rows->n_rows, k = m->c.k;
-    const float *row = m->sim + (size_t)a * n;
+    const float   *row = m->sim + (size_t)a * n;
     // Heap of (sim, position in T's row b): the ids are candidate indices,
     // so ties go to the lower neighbour index as T's rows are sorted.
-    nb heap_stack[64];
+    nb  heap_stack[64];
     nb *heap = k <= 64 ? heap_stack : malloc((size_t)k * sizeof(nb));
     if (heap == NULL) {
         return FR_ENOMEM;
@@ -485,7 +483,7 @@ fri_knn_predict(const fri_knn *m, uint32_t u, uint32_t i, float *out,
     for (size_t q = T->ptr[b]; q < T->ptr[b + 1]; q++) {
         float s = row[T->idx[q]];
         if (s > 0.0f) {
-            heap_push(heap, &len, k, (nb){s, (uint32_t)(q - T->ptr[b])});
+            heap_push(heap, &len, k, (nb) { s, (uint32_t)(q - T->ptr[b]) });
         }
     }
     double num = 0.0, den = 0.0;
@@ -511,17 +509,17 @@ fri_knn_predict(const fri_knn *m, uint32_t u, uint32_t i, float *out,
 static void
 content_scores(const fri_knn *m, uint32_t u, double *prof, float *o)
 {
-    const mat *U = &m->by_user;
-    const uint32_t d = m->n_feat;
-    size_t lo = U->ptr[u], hi = U->ptr[u + 1];
-    double mean = 0.0;
+    const mat     *U  = &m->by_user;
+    const uint32_t d  = m->n_feat;
+    size_t         lo = U->ptr[u], hi = U->ptr[u + 1];
+    double         mean = 0.0;
     for (size_t j = lo; j < hi && m->c.centre; j++) {
         mean += U->val[j] / (double)(hi - lo);
     }
     memset(prof, 0, d * sizeof(double));
     for (size_t j = lo; j < hi; j++) {
         const float *x = m->feat + (size_t)U->idx[j] * d;
-        double w = U->val[j] - mean;
+        double       w = U->val[j] - mean;
         for (uint32_t f = 0; f < d; f++) {
             prof[f] += w * x[f];
         }
@@ -534,8 +532,8 @@ content_scores(const fri_knn *m, uint32_t u, double *prof, float *o)
         return;
     }
     for (uint32_t i = 0; i < m->n_items; i++) {
-        const float *x = m->feat + (size_t)i * d;
-        double dot = 0.0, nx = 0.0;
+        const float *x   = m->feat + (size_t)i * d;
+        double       dot = 0.0, nx = 0.0;
         for (uint32_t f = 0; f < d; f++) {
             dot += prof[f] * x[f];
             nx += (double)x[f] * x[f];
@@ -548,7 +546,7 @@ content_scores(const fri_knn *m, uint32_t u, double *prof, float *o)
 
 fr_err
 fri_knn_score_users(const fri_knn *m, float *out, size_t out_len,
-                    const uint32_t *users, size_t n_users)
+    const uint32_t *users, size_t n_users)
 {
     if (m == NULL || out == NULL || (n_users > 0 && users == NULL)) {
         return FR_EINVAL;
@@ -562,9 +560,9 @@ fri_knn_score_users(const fri_knn *m, float *out, size_t out_len,
             return FR_EINVAL;
         }
     }
-    const uint32_t k = m->c.k;
-    const mat *U = &m->by_user;
-    double *prof = NULL;
+    const uint32_t k    = m->c.k;
+    const mat     *U    = &m->by_user;
+    double        *prof = NULL;
     if (m->feat != NULL) {
         prof = malloc((size_t)m->n_feat * sizeof(double));
         if (prof == NULL) {
@@ -587,8 +585,8 @@ fri_knn_score_users(const fri_knn *m, float *out, size_t out_len,
             }
         } else {
             for (size_t j = U->ptr[u]; j < U->ptr[u + 1]; j++) {
-                uint32_t it = U->idx[j];
-                const nb *g = m->graph + (size_t)it * k;
+                uint32_t  it = U->idx[j];
+                const nb *g  = m->graph + (size_t)it * k;
                 for (uint32_t t = 0; t < m->graph_len[it]; t++) {
                     o[g[t].id] += g[t].sim * U->val[j];
                 }

@@ -40,20 +40,20 @@
 #include "fedrec/err.h"
 
 #define FRI_KNN_MAX_ROWS 16384u
-#define FRI_KNN_DAMP     5.0f
+#define FRI_KNN_DAMP 5.0f
 
 typedef enum fri_knn_kind { FRI_KNN_USER = 0, FRI_KNN_ITEM = 1 } fri_knn_kind;
 typedef enum fri_knn_norm {
     FRI_KNN_NORM_COMMON = 0,
-    FRI_KNN_NORM_FULL = 1
+    FRI_KNN_NORM_FULL   = 1
 } fri_knn_norm;
 
 typedef struct fri_knn_config {
     fri_knn_kind kind;
-    uint32_t     k;           // neighbours, >= 1 (40)
+    uint32_t     k; // neighbours, >= 1 (40)
     uint32_t     min_support; // co-rated entries for a similarity (1)
-    fri_knn_norm norm;        // (COMMON)
-    int          centre;      // content profiles mean-centred (1)
+    fri_knn_norm norm; // (COMMON)
+    int          centre; // content profiles mean-centred (1)
 } fri_knn_config;
 
 void fri_knn_config_init(fri_knn_config *c);
@@ -64,8 +64,8 @@ typedef struct fri_knn fri_knn;
 // fri_csr_by_user makes them). Copies what it needs: train may be freed
 // afterwards. FR_EINVAL on NULL, k == 0, an empty matrix, a column index
 // out of range or a non-finite value; FR_ETOOBIG, FR_ENOMEM.
-FR_NODISCARD fr_err fri_knn_fit(fri_knn **out, const fri_csr *train,
-                                const fri_knn_config *c);
+FR_NODISCARD fr_err fri_knn_fit(
+    fri_knn **out, const fri_csr *train, const fri_knn_config *c);
 // Content-based: item-item similarity is the cosine of the items'
 // features (features[i*n_feat ..], n_items = train->n_cols rows; zero rows
 // are items without features, similarity 0), c->kind must be
@@ -74,10 +74,9 @@ FR_NODISCARD fr_err fri_knn_fit(fri_knn **out, const fri_csr *train,
 // items of w_j x_j, w_j = r_uj minus the user's mean if c->centre, else
 // r_uj. FR_EINVAL also on short or non-finite features.
 FR_NODISCARD fr_err fri_knn_fit_content(fri_knn **out, const fri_csr *train,
-                                        const float *features,
-                                        size_t features_len, uint32_t n_feat,
-                                        const fri_knn_config *c);
-void fri_knn_destroy(fri_knn *m); // NULL is a no-op
+    const float *features, size_t features_len, uint32_t n_feat,
+    const fri_knn_config *c);
+void                fri_knn_destroy(fri_knn *m); // NULL is a no-op
 
 uint32_t fri_knn_n_users(const fri_knn *m);
 uint32_t fri_knn_n_items(const fri_knn *m);
@@ -90,15 +89,13 @@ float fri_knn_similarity(const fri_knn *m, uint32_t a, uint32_t b);
 // Unclamped prediction of user u for item i (any indices: unknown ones
 // fall back). *fell_back (if non-NULL) is 1 when the fallback was used.
 // FR_EINVAL on NULL m or out.
-FR_NODISCARD fr_err fri_knn_predict(const fri_knn *m, uint32_t u, uint32_t i,
-                                    float *out, int *fell_back);
+FR_NODISCARD fr_err fri_knn_predict(
+    const fri_knn *m, uint32_t u, uint32_t i, float *out, int *fell_back);
 
 // Ranking scores of users[0..n_users) against all items:
 // out[r*n_items + i]. FR_EINVAL on NULL arguments or a user >= n_users,
 // FR_ENOSPC if out_len is too small.
 FR_NODISCARD fr_err fri_knn_score_users(const fri_knn *m, float *out,
-                                        size_t out_len,
-                                        const uint32_t *users,
-                                        size_t n_users);
+    size_t out_len, const uint32_t *users, size_t n_users);
 
 #endif

@@ -14,14 +14,14 @@
 //   u3    1  -  -  -  5  -
 //   u4    -  -  -  -  -  -
 // Global mean mu = 31 / 11.
-static const size_t   ptr[6] = {0, 3, 6, 9, 11, 11};
-static const uint32_t idx[11] = {0, 1, 2, 0, 1, 3, 1, 2, 4, 0, 4};
-static const float    val[11] = {5, 3, 4, 3, 1, 2, 1, 5, 1, 1, 5};
+static const size_t   ptr[6]  = { 0, 3, 6, 9, 11, 11 };
+static const uint32_t idx[11] = { 0, 1, 2, 0, 1, 3, 1, 2, 4, 0, 4 };
+static const float    val[11] = { 5, 3, 4, 3, 1, 2, 1, 5, 1, 1, 5 };
 
 static fri_csr
 example(void)
 {
-    return (fri_csr){5, 6, (size_t *)ptr, (uint32_t *)idx, (float *)val};
+    return (fri_csr) { 5, 6, (size_t *)ptr, (uint32_t *)idx, (float *)val };
 }
 
 static fri_knn *
@@ -30,11 +30,11 @@ fit(fri_knn_kind kind, uint32_t k, uint32_t min_support, fri_knn_norm norm)
     fri_csr        c = example();
     fri_knn_config kc;
     fri_knn_config_init(&kc);
-    kc.kind = kind;
-    kc.k = k;
+    kc.kind        = kind;
+    kc.k           = k;
     kc.min_support = min_support;
-    kc.norm = norm;
-    fri_knn *m = NULL;
+    kc.norm        = norm;
+    fri_knn *m     = NULL;
     cr_assert_eq(fri_knn_fit(&m, &c, &kc), FR_OK);
     return m;
 }
@@ -45,19 +45,16 @@ Test(knn, user_cosine_by_hand)
     // sim(u0,u2) over i1, i2: (3*1 + 4*5) / sqrt((9+16)(1+25)) = 23/sqrt(650)
     // sim(u0,u3) over i0: 5*1 / sqrt(25*1) = 1
     // sim(u0,u1) over i0, i1: 18 / sqrt(34*10)
-    cr_assert_float_eq(fri_knn_similarity(m, 0, 2), 23.0 / sqrt(650.0),
-                       1e-6);
+    cr_assert_float_eq(fri_knn_similarity(m, 0, 2), 23.0 / sqrt(650.0), 1e-6);
     cr_assert_float_eq(fri_knn_similarity(m, 0, 3), 1.0, 1e-6);
-    cr_assert_float_eq(fri_knn_similarity(m, 2, 0), 23.0 / sqrt(650.0),
-                       1e-6);
-    cr_assert_float_eq(fri_knn_similarity(m, 0, 1), 18.0 / sqrt(340.0),
-                       1e-6);
+    cr_assert_float_eq(fri_knn_similarity(m, 2, 0), 23.0 / sqrt(650.0), 1e-6);
+    cr_assert_float_eq(fri_knn_similarity(m, 0, 1), 18.0 / sqrt(340.0), 1e-6);
     cr_assert_eq(fri_knn_similarity(m, 0, 0), 0.0f);
     cr_assert_eq(fri_knn_similarity(m, 0, 4), 0.0f);
     // (u0, i4): raters u2 (1) and u3 (5):
     // (0.902134 * 1 + 1 * 5) / (0.902134 + 1) = 3.102901; a plain mean of
     // the neighbours' ratings would be 3.
-    float p = 0.0f;
+    float p  = 0.0f;
     int   fb = -1;
     cr_assert_eq(fri_knn_predict(m, 0, 4, &p, &fb), FR_OK);
     cr_assert_eq(fb, 0);
@@ -79,8 +76,7 @@ Test(knn, user_cosine_by_hand)
 
     // Whole-vector norms: 5 / sqrt(50 * 26).
     m = fit(FRI_KNN_USER, 40, 1, FRI_KNN_NORM_FULL);
-    cr_assert_float_eq(fri_knn_similarity(m, 0, 3), 5.0 / sqrt(1300.0),
-                       1e-6);
+    cr_assert_float_eq(fri_knn_similarity(m, 0, 3), 5.0 / sqrt(1300.0), 1e-6);
     fri_knn_destroy(m);
 }
 
@@ -89,12 +85,11 @@ Test(knn, item_cosine_by_hand)
     fri_knn *m = fit(FRI_KNN_ITEM, 40, 1, FRI_KNN_NORM_COMMON);
     // sim(i1,i0) over u0, u1: (3*5 + 1*3) / sqrt((9+1)(25+9)) = 18/sqrt(340)
     // sim(i1,i4) over u2: 1*1 / 1 = 1
-    cr_assert_float_eq(fri_knn_similarity(m, 1, 0), 18.0 / sqrt(340.0),
-                       1e-6);
+    cr_assert_float_eq(fri_knn_similarity(m, 1, 0), 18.0 / sqrt(340.0), 1e-6);
     cr_assert_float_eq(fri_knn_similarity(m, 1, 4), 1.0, 1e-6);
     // (u3, i1): u3 rated i0 (1) and i4 (5):
     // (0.976187 * 1 + 1 * 5) / (0.976187 + 1) = 3.024100.
-    float p = 0.0f;
+    float p  = 0.0f;
     int   fb = -1;
     cr_assert_eq(fri_knn_predict(m, 3, 1, &p, &fb), FR_OK);
     cr_assert_eq(fb, 0);
@@ -105,9 +100,9 @@ Test(knn, item_cosine_by_hand)
 Test(knn, fallbacks)
 {
     const double mu = 31.0 / 11.0;
-    fri_knn *m = fit(FRI_KNN_USER, 40, 1, FRI_KNN_NORM_COMMON);
+    fri_knn     *m  = fit(FRI_KNN_USER, 40, 1, FRI_KNN_NORM_COMMON);
     cr_assert_float_eq(fri_knn_global_mean(m), mu, 1e-6);
-    float p = 0.0f;
+    float p  = 0.0f;
     int   fb = 0;
     // A user without ratings has no neighbours: i0's damped mean,
     // (5 + 3 + 1 + 5 mu) / (3 + 5).
@@ -126,7 +121,7 @@ Test(knn, fallbacks)
     cr_assert_float_eq(p, mu, 1e-5);
     fri_knn_destroy(m);
     // Item-based: u4 rated nothing, so no neighbour item.
-    m = fit(FRI_KNN_ITEM, 40, 1, FRI_KNN_NORM_COMMON);
+    m  = fit(FRI_KNN_ITEM, 40, 1, FRI_KNN_NORM_COMMON);
     fb = 0;
     cr_assert_eq(fri_knn_predict(m, 4, 1, &p, &fb), FR_OK);
     cr_assert_eq(fb, 1);
@@ -142,7 +137,7 @@ Test(knn, ranking_scores_by_hand)
     // i0 = 1 and i4 = 5.
     fri_knn *m = fit(FRI_KNN_USER, 1, 1, FRI_KNN_NORM_COMMON);
     cr_assert_eq(fri_knn_score_users(m, s, 6, &u, 1), FR_OK);
-    const float want_u[6] = {1, 0, 0, 0, 5, 0};
+    const float want_u[6] = { 1, 0, 0, 0, 5, 0 };
     for (int i = 0; i < 6; i++) {
         cr_assert_float_eq(s[i], want_u[i], 1e-6, "item %d: %g", i, s[i]);
     }
@@ -153,7 +148,7 @@ Test(knn, ranking_scores_by_hand)
     m = fit(FRI_KNN_ITEM, 1, 1, FRI_KNN_NORM_COMMON);
     u = 3;
     cr_assert_eq(fri_knn_score_users(m, s, 6, &u, 1), FR_OK);
-    const float want_i[6] = {5, 0, 1, 0, 0, 0};
+    const float want_i[6] = { 5, 0, 1, 0, 0, 0 };
     for (int i = 0; i < 6; i++) {
         cr_assert_float_eq(s[i], want_i[i], 1e-6, "item %d: %g", i, s[i]);
     }
@@ -170,7 +165,7 @@ Test(knn, bad_input)
     fri_knn_config kc;
     fri_knn_config_init(&kc);
     fri_knn *m = (fri_knn *)&c; // must be reset to NULL
-    kc.k = 0;
+    kc.k       = 0;
     cr_assert_eq(fri_knn_fit(&m, &c, &kc), FR_EINVAL);
     cr_assert_null(m);
     fri_knn_config_init(&kc);
@@ -185,8 +180,8 @@ Test(knn, bad_input)
         bad_idx[j] = idx[j];
     }
     bad_idx[4] = 6;
-    fri_csr b = c;
-    b.idx = bad_idx;
+    fri_csr b  = c;
+    b.idx      = bad_idx;
     cr_assert_eq(fri_knn_fit(&m, &b, &kc), FR_EINVAL);
     // A non-finite rating.
     float bad_val[11];
@@ -194,13 +189,13 @@ Test(knn, bad_input)
         bad_val[j] = val[j];
     }
     bad_val[2] = NAN;
-    b = c;
-    b.val = bad_val;
+    b          = c;
+    b.val      = bad_val;
     cr_assert_eq(fri_knn_fit(&m, &b, &kc), FR_EINVAL);
     // No ratings at all.
-    const size_t zero_ptr[3] = {0, 0, 0};
-    fri_csr      empty = {2, 2, (size_t *)zero_ptr, (uint32_t *)idx,
-                          (float *)val};
+    const size_t zero_ptr[3] = { 0, 0, 0 };
+    fri_csr      empty
+        = { 2, 2, (size_t *)zero_ptr, (uint32_t *)idx, (float *)val };
     cr_assert_eq(fri_knn_fit(&m, &empty, &kc), FR_EINVAL);
     float p;
     cr_assert_eq(fri_knn_predict(NULL, 0, 0, &p, NULL), FR_EINVAL);
@@ -208,14 +203,14 @@ Test(knn, bad_input)
 }
 
 // Item features (2 columns) for the example's 6 items; i5 has none.
-static const float feat[12] = {1, 0, 1, 1, 0, 1, 1, 0, 0, 1, 0, 0};
+static const float feat[12] = { 1, 0, 1, 1, 0, 1, 1, 0, 0, 1, 0, 0 };
 
 Test(knn, content_by_hand)
 {
     fri_csr        c = example();
     fri_knn_config kc;
     fri_knn_config_init(&kc);
-    kc.kind = FRI_KNN_ITEM;
+    kc.kind    = FRI_KNN_ITEM;
     fri_knn *m = NULL;
     cr_assert_eq(fri_knn_fit_content(&m, &c, feat, 12, 2, &kc), FR_OK);
     // cos(x0, x1) = 1/sqrt(2), cos(x0, x3) = 1, cos(x0, x2) = 0.
@@ -225,7 +220,7 @@ Test(knn, content_by_hand)
     cr_assert_eq(fri_knn_similarity(m, 0, 5), 0.0f);
     // (u0, i3): u0 rated i0 = 5 (sim 1), i1 = 3 (sim 1/sqrt 2), i2 = 4
     // (sim 0, left out): (5 + 3/sqrt 2) / (1 + 1/sqrt 2) = 4.171573.
-    float p = 0.0f;
+    float p  = 0.0f;
     int   fb = -1;
     cr_assert_eq(fri_knn_predict(m, 0, 3, &p, &fb), FR_OK);
     cr_assert_eq(fb, 0);
@@ -239,7 +234,7 @@ Test(knn, content_by_hand)
     float    s[6];
     uint32_t u = 0;
     cr_assert_eq(fri_knn_score_users(m, s, 6, &u, 1), FR_OK);
-    const float want[6] = {0, (float)(-1.0 / sqrt(2.0)), -1, 0, -1, 0};
+    const float want[6] = { 0, (float)(-1.0 / sqrt(2.0)), -1, 0, -1, 0 };
     for (int i = 0; i < 6; i++) {
         cr_assert_float_eq(s[i], want[i], 1e-6, "item %d: %g", i, s[i]);
     }
