@@ -108,7 +108,7 @@ usage(FILE *f)
 "  --samples N         bpmf: averaged sweeps (80)\n"
 "  --beta F            bpmf/vbmf: fixed noise precision (default: learned)\n"
 "  --seed N            seed for init, shuffles and splits\n"
-"  --neighbours N      usercf/itemcf: neighbours per prediction (40)\n"
+"  --neighbours N      usercf/itemcf/content: neighbours per prediction (40)\n"
 "  --min-support N     usercf/itemcf: co-rated entries a similarity\n"
 "                      needs (1)\n"
 "  --item-features PATH  content: MovieLens u.item ('|'-separated: id,\n"
@@ -918,7 +918,8 @@ load_data(const opts *o, fri_dataset *train, fri_dataset *test,
             }
         }
         if (e == FR_OK && o->item_features != NULL &&
-            load_features(o->item_features, items, feat, feat_len, n_feat) != 0) {
+            load_features(o->item_features, items, feat, feat_len,
+                          n_feat) != 0) {
             fri_dataset_free(train);
             fri_dataset_free(test);
             fri_dataset_free(other);
@@ -1168,7 +1169,8 @@ main(int argc, char **argv)
         }
         printf("\"seconds\":%.4f}\n", secs);
     } else {
-        printf("%s %s k=%u:", algo_name(&o), o.tc.implicit ? "implicit" : "explicit",
+        printf("%s %s k=%u:", algo_name(&o),
+               o.tc.implicit ? "implicit" : "explicit",
                o.bpmf ? o.bc.k : (o.knn ? o.kc.k : o.tc.k));
         if (!o.tc.implicit) {
             printf(" test RMSE %.4f  MAE %.4f", rm.rmse, rm.mae);
