@@ -342,13 +342,45 @@ fri_sample_negatives(uint32_t *out, size_t out_cap, size_t *n_out,
 
 #define SCORE_BATCH 128u
 
+static fr_err
+score_mf(const void *ctx, float *out, size_t out_len, const uint32_t *users,
+         size_t n_users)
+{
+    return fri_score_users(out, out_len, ctx, users, n_users);
+}
+
+fri_scorer
+fri_scorer_of_mf(const fri_mf_model *m)
+{
+    fri_scorer s = {score_mf, m, 0, 0, NULL, 0};
+    if (m != NULL) {
+        s.n_users = m->n_users;
+        s.n_items = m->n_items;
+        s.Q = m->Q;
+        s.k = m->k;
+    }
+    return s;
+}
+
 fr_err
 fri_eval_ranking(fri_rank_metrics *out, const fri_mf_model *m,
                  const fri_csr *train, const fri_csr *test,
                  const fri_rank_config *c)
 {
-    if (out == NULL || m == NULL || train == NULL || test == NULL ||
-        c == NULL || c->k == 0 || c->k > m->n_items ||
+    if (m == NULL) {
+        return FR_EINVAL;
+    }
+    fri_scorer s = fri_scorer_of_mf(m);
+    return fri_eval_ranking_with(out, &s, train, test, c);
+}
+
+fr_err
+fri_eval_ranking_with(fri_rank_metrics *out, const fri_scorer *m,
+                      const fri_csr *train, const fri_csr *test,
+                      const fri_rank_config *c)
+{
+    if (out == NULL || m == NULL || m->score == NULL || train == NULL ||
+        test == NULL || c == NULL || c->k == 0 || c->k > m->n_items ||
         train->ptr == NULL || test->ptr == NULL) {
         return FR_EINVAL;
     }
@@ -402,7 +434,7 @@ fri_eval_ranking(fri_rank_metrics *out, const fri_mf_model *m,
         if (nb == 0) {
             continue;
         }
-        e = fri_score_users(scores, (size_t)SCORE_BATCH * ni, m, users, nb);
+        e = m->score(m->ctx, scores, (size_t)SCORE_BATCH * ni, users, nb);
         for (size_t r = 0; r < nb && e == FR_OK; r++) {
             uint32_t uu = users[r];
             const float *s = scores + r * ni;
@@ -513,8 +545,19 @@ fr_err
 fri_eval_lists(fri_list_metrics *out, const fri_mf_model *m,
                const fri_csr *train, uint32_t K)
 {
-    if (out == NULL || m == NULL || train == NULL || K == 0 || K > 255 ||
-        K > m->n_items) {
+    if (m == NULL) {
+        return FR_EINVAL;
+    }
+    fri_scorer s = fri_scorer_of_mf(m);
+    return fri_eval_lists_with(out, &s, train, K);
+}
+
+fr_err
+fri_eval_lists_with(fri_list_metrics *out, const fri_scorer *m,
+                    const fri_csr *train, uint32_t K)
+{
+    if (out == NULL || m == NULL || m->score == NULL || train == NULL ||
+        K == 0 || K > 255 || K > m->n_items) {
         return FR_EINVAL;
     }
     const uint32_t ni = m->n_items;
@@ -548,7 +591,7 @@ fri_eval_lists(fri_list_metrics *out, const fri_mf_model *m,
         if (nb == 0) {
             continue;
         }
-        e = fri_score_users(scores, (size_t)SCORE_BATCH * ni, m, users, nb);
+        e = m->score(m->ctx, scores, (size_t)SCORE_BATCH * ni, users, nb);
         for (size_t r = 0; r < nb && e == FR_OK; r++) {
             uint32_t u = users[r];
             size_t   got = 0;

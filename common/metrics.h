@@ -111,6 +111,32 @@ FR_NODISCARD fr_err fri_eval_ranking(fri_rank_metrics *out,
                                      const fri_csr *test,
                                      const fri_rank_config *c);
 
+// Any model that scores users against all items: score writes
+// out[r*n_items + i] for users[0..n_users) (as fri_score_users does) and
+// returns an error code. Q (n_items x k factors, or NULL) is only used for
+// the intra-list diversity of fri_eval_lists_with.
+typedef fr_err (*fri_score_fn)(const void *ctx, float *out, size_t out_len,
+                               const uint32_t *users, size_t n_users);
+typedef struct fri_scorer {
+    fri_score_fn score;
+    const void  *ctx;
+    uint32_t     n_users;
+    uint32_t     n_items;
+    const float *Q;
+    uint32_t     k;
+} fri_scorer;
+
+// The scorer of a matrix factorisation model (borrows m).
+fri_scorer fri_scorer_of_mf(const fri_mf_model *m);
+
+// fri_eval_ranking and fri_eval_lists for any scorer (neighbourhood
+// models, ...); the fri_mf_model versions call these.
+FR_NODISCARD fr_err fri_eval_ranking_with(fri_rank_metrics *out,
+                                          const fri_scorer *s,
+                                          const fri_csr *train,
+                                          const fri_csr *test,
+                                          const fri_rank_config *c);
+
 // Beyond accuracy (listmetrics.h) of the model's own top-K lists: every
 // user with training rows gets the K best items it did not rate in train;
 // popularity is each item's number of training users. FR_EINVAL if K is 0,
@@ -118,5 +144,8 @@ FR_NODISCARD fr_err fri_eval_ranking(fri_rank_metrics *out,
 FR_NODISCARD fr_err fri_eval_lists(fri_list_metrics *out,
                                    const fri_mf_model *m,
                                    const fri_csr *train, uint32_t K);
+FR_NODISCARD fr_err fri_eval_lists_with(fri_list_metrics *out,
+                                        const fri_scorer *s,
+                                        const fri_csr *train, uint32_t K);
 
 #endif

@@ -12,6 +12,7 @@
 #include "bpr.h"
 #include "dataset.h"
 #include "fedrec/common.h"
+#include "knn.h"
 #include "metrics.h"
 #include "mf.h"
 
@@ -34,6 +35,11 @@ typedef struct opts {
     uint32_t         negatives;   // --negatives N (0 = every item)
     int              pop;         // --algo pop (item popularity)
     int              bpr;         // --algo bpr (pairwise ranking, SGD)
+    int              itemmean;    // --algo itemmean (damped item mean)
+    int              knn;         // --algo usercf|itemcf
+    fri_knn_config   kc;          // --neighbours, --min-support
+    int              content;     // --algo content
+    const char      *item_features; // --item-features FILE (u.item)
     // Which numeric knobs were given explicitly, so algo defaults do not
     // overwrite them.
     int k_set, epochs_set, lr_set, lr_decay_set, reg_set, reg_bias_set;
@@ -71,9 +77,15 @@ usage(FILE *f)
 "                      score it (default), or train on all but the last two\n"
 "                      and score the validation item (for tuning)\n"
 "model and training:\n"
-"  --algo als|sgd|bpmf|vbmf|pop|bpr  alternating least squares, SGD,\n"
+"  --algo als|sgd|bpmf|vbmf|pop|bpr|itemmean|usercf|itemcf|content\n"
+"                      alternating least squares, SGD,\n"
 "                      Bayesian MF by Gibbs sampling, variational Bayesian\n"
-"                      MF; for --loss implicit also item popularity or BPR\n"
+"                      MF; baselines: itemmean (explicit: the item's mean\n"
+"                      rating shrunk toward the global mean), usercf and\n"
+"                      itemcf (k-nearest-neighbour CF, cosine similarity:\n"
+"                      --neighbours, --min-support; explicit or implicit),\n"
+"                      content (genre cosine: needs --item-features);\n"
+"                      for --loss implicit also item popularity or BPR\n"
 "                      (pairwise SGD: --k --epochs --lr --lr-decay --reg\n"
 "                      --reg-bias --init-std --seed)\n"
 "                      (default bpmf for explicit, als for implicit;\n"
@@ -96,6 +108,18 @@ usage(FILE *f)
 "  --samples N         bpmf: averaged sweeps (80)\n"
 "  --beta F            bpmf/vbmf: fixed noise precision (default: learned)\n"
 "  --seed N            seed for init, shuffles and splits\n"
+"  --neighbours N      usercf/itemcf/content: neighbours per prediction (40)\n"
+"  --min-support N     usercf/itemcf: co-rated entries a similarity\n"
+"                      needs (1)\n"
+"  --item-features PATH  content: MovieLens u.item ('|'-separated: id,\n"
+"                      title, dates, URL, then numeric features such as\n"
+"                      the 19 genre flags); ratings are predicted from the\n"
+"                      --neighbours rated items of most similar features,\n"
+"                      ranking by the cosine of the item's features and\n"
+"                      the user's profile (mean-centred ratings times\n"
+"                      features; plain counts for --loss implicit)\n",
+            FRI_MF_MAX_K);
+    fputs(
 "evaluation and output:\n"
 "  --topk N            ranking list length (10)\n"
 "  --protocol full|sampled  rank all unrated items, or 100 negatives\n"
@@ -106,7 +130,7 @@ usage(FILE *f)
 "  --json              JSON Lines: one object per epoch, then a summary\n"
 "  --help              this text\n"
 "Exit status: 0 ok, 1 runtime error, 2 usage error.\n",
-            FRI_MF_MAX_K);
+          f);
 }
 
 static int
@@ -180,6 +204,7 @@ parse_args(opts *o, int argc, char **argv)
     fri_train_config_init(&o->given, FRI_TRAIN_ALS);
     fri_bpmf_config_init(&o->bc);
     fri_vbmf_config_init(&o->vc);
+    fri_knn_config_init(&o->kc);
     // Every option but --json and --help takes a value (--name value or
     // --name=value); getopt_long reports them as 0 with their index.
     static const struct option long_opts[] = {
@@ -210,6 +235,9 @@ parse_args(opts *o, int argc, char **argv)
         {"split", required_argument, NULL, 0},
         {"eval", required_argument, NULL, 0},
         {"negatives", required_argument, NULL, 0},
+        {"neighbours", required_argument, NULL, 0},
+        {"min-support", required_argument, NULL, 0},
+        {"item-features", required_argument, NULL, 0},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -269,6 +297,18 @@ parse_args(opts *o, int argc, char **argv)
             } else if (strcmp(val, "bpr") == 0) {
                 o->algo = FRI_TRAIN_ALS;
                 o->bpr = 1;
+            } else if (strcmp(val, "itemmean") == 0) {
+                o->itemmean = 1;
+            } else if (strcmp(val, "usercf") == 0) {
+                o->knn = 1;
+                o->kc.kind = FRI_KNN_USER;
+            } else if (strcmp(val, "itemcf") == 0) {
+                o->knn = 1;
+                o->kc.kind = FRI_KNN_ITEM;
+            } else if (strcmp(val, "content") == 0) {
+                o->knn = 1;
+                o->content = 1;
+                o->kc.kind = FRI_KNN_ITEM;
             } else {
                 bad = 1;
             }
@@ -357,6 +397,12 @@ parse_args(opts *o, int argc, char **argv)
         } else if (strcmp(name, "--negatives") == 0) {
             bad = parse_u32(val, &o->negatives);
             o->negatives_set = 1;
+        } else if (strcmp(name, "--neighbours") == 0) {
+            bad = parse_u32(val, &o->kc.k) || o->kc.k == 0;
+        } else if (strcmp(name, "--min-support") == 0) {
+            bad = parse_u32(val, &o->kc.min_support);
+        } else if (strcmp(name, "--item-features") == 0) {
+            o->item_features = val;
         }
         if (bad) {
             fprintf(stderr, "fedrec-train: bad value '%s' for %s\n", val,
@@ -400,6 +446,21 @@ parse_args(opts *o, int argc, char **argv)
                 o->pop ? "pop" : "bpr");
         return 2;
     }
+    if (o->content != (o->item_features != NULL) ||
+        (o->content && o->train == NULL)) {
+        fprintf(stderr, "fedrec-train: --algo content and --item-features "
+                        "go together, with --train\n");
+        return 2;
+    }
+    if (o->itemmean && o->given.implicit) {
+        fprintf(stderr, "fedrec-train: --algo itemmean needs --loss "
+                        "explicit (on interactions every mean is 1)\n");
+        return 2;
+    }
+    // Co-rated norms for ratings (as Surprise's KNNBasic); on 0/1 data
+    // those make every overlapping pair similarity 1, so whole-vector norms.
+    o->kc.norm = o->given.implicit ? FRI_KNN_NORM_FULL : FRI_KNN_NORM_COMMON;
+    o->kc.centre = !o->given.implicit;
     // Defaults of the chosen algorithm, then the explicit overrides.
     const fri_train_config *g = &o->given;
     fri_train_config_init(&o->tc, o->algo);
@@ -420,7 +481,7 @@ parse_args(opts *o, int argc, char **argv)
     }
     // Explicit ratings default to BPMF, the best on validation data
     // (docs/TUNING.md, docs/BAYES.md); implicit feedback to iALS.
-    if (!o->algo_set && !g->implicit) {
+    if (!o->algo_set && !g->implicit && !o->itemmean && !o->knn) {
         o->bpmf = 1;
     }
 #define TAKE(flag, field)                                                   \
@@ -520,6 +581,64 @@ train_pop(fri_mf_model **out, const fri_csr *train)
         (*out)->bi[train->idx[j]] += 1.0f;
     }
     return FR_OK;
+}
+
+// Item mean: mu + b_i with b_i = the item's damped mean minus mu, no
+// factors; unseen items get mu.
+static fr_err
+train_itemmean(fri_mf_model **out, const fri_csr *train)
+{
+    size_t nnz = train->ptr[train->n_rows];
+    if (nnz == 0) {
+        return FR_EINVAL;
+    }
+    fr_err e = fri_mf_create(out, train->n_rows, train->n_cols, 1);
+    if (e != FR_OK) {
+        return e;
+    }
+    fri_mf_model *m = *out;
+    double sum = 0.0;
+    float *cnt = calloc(train->n_cols, sizeof(float));
+    if (cnt == NULL) {
+        fri_mf_destroy(m);
+        *out = NULL;
+        return FR_ENOMEM;
+    }
+    for (size_t j = 0; j < nnz; j++) {
+        sum += train->val[j];
+    }
+    m->mu = (float)(sum / (double)nnz);
+    // b_i = sum (r - mu) / (n + damp): the mean shrunk toward mu.
+    for (size_t j = 0; j < nnz; j++) {
+        m->bi[train->idx[j]] += train->val[j] - m->mu;
+        cnt[train->idx[j]] += 1.0f;
+    }
+    for (uint32_t i = 0; i < train->n_cols; i++) {
+        m->bi[i] /= cnt[i] + FRI_KNN_DAMP;
+    }
+    free(cnt);
+    return FR_OK;
+}
+
+static fr_err
+score_knn(const void *ctx, float *out, size_t out_len, const uint32_t *users,
+          size_t n_users)
+{
+    return fri_knn_score_users(ctx, out, out_len, users, n_users);
+}
+
+static const char *
+algo_name(const opts *o)
+{
+    return o->pop        ? "pop"
+           : o->bpr      ? "bpr"
+           : o->bpmf     ? "bpmf"
+           : o->vbmf     ? "vbmf"
+           : o->itemmean ? "itemmean"
+           : o->content  ? "content"
+           : o->knn      ? (o->kc.kind == FRI_KNN_USER ? "usercf" : "itemcf")
+           : o->algo == FRI_TRAIN_SGD ? "sgd"
+                                      : "als";
 }
 
 typedef struct run {
@@ -642,9 +761,122 @@ split_leave_last(const opts *o, const fri_dataset *all, fri_dataset *train,
     return FR_OK;
 }
 
+// Item features from a MovieLens u.item file: "id|title|date|video
+// date|URL|f1|...|fd", every later line with the same d. Items of the
+// ratings get row idx of the map; ids absent from the ratings are skipped,
+// rows of items without a line stay zero. On error prints "path:line:
+// what" and returns nonzero.
+static int
+load_features(const char *path, fri_idmap *items, float **out,
+              size_t *out_len, uint32_t *n_feat)
+{
+    *out = NULL;
+    *out_len = 0;
+    *n_feat = 0;
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "fedrec-train: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    const uint32_t ni = fri_idmap_size(items);
+    char line[4096];
+    size_t ln = 0;
+    float *feat = NULL;
+    const char *why = NULL;
+    while (why == NULL && fgets(line, sizeof(line), f) != NULL) {
+        ln++;
+        size_t len = strlen(line);
+        if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
+            why = "line too long";
+            break;
+        }
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) {
+            line[--len] = '\0';
+        }
+        if (len == 0) {
+            continue;
+        }
+        // Split in place on '|'.
+        char *field[64];
+        size_t nf = 0;
+        char *p = line;
+        for (;;) {
+            if (nf == 64) {
+                why = "more than 64 fields";
+                break;
+            }
+            field[nf++] = p;
+            char *bar = strchr(p, '|');
+            if (bar == NULL) {
+                break;
+            }
+            *bar = '\0';
+            p = bar + 1;
+        }
+        if (why != NULL) {
+            break;
+        }
+        if (nf < 6) {
+            why = "expected id|title|date|video date|URL|features...";
+            break;
+        }
+        uint32_t d = (uint32_t)(nf - 5);
+        if (*n_feat == 0) {
+            *n_feat = d;
+            feat = calloc((size_t)(ni > 0 ? ni : 1) * d, sizeof(float));
+            if (feat == NULL) {
+                why = "out of memory";
+                break;
+            }
+        } else if (d != *n_feat) {
+            why = "number of fields differs from the first line";
+            break;
+        }
+        uint64_t ext;
+        if (parse_u64(field[0], &ext) != 0 || ext > INT64_MAX) {
+            why = "bad item id";
+            break;
+        }
+        float x[64];
+        for (uint32_t j = 0; j < d; j++) {
+            char *end;
+            errno = 0;
+            double v = strtod(field[5 + j], &end);
+            if (field[5 + j][0] == '\0' || *end != '\0' || errno != 0 ||
+                !isfinite(v)) {
+                why = "bad feature value";
+                break;
+            }
+            x[j] = (float)v;
+        }
+        uint32_t idx;
+        if (why == NULL &&
+            fri_idmap_get(items, (int64_t)ext, 0, &idx) == FR_OK) {
+            memcpy(feat + (size_t)idx * d, x, d * sizeof(float));
+        }
+    }
+    if (why == NULL && ferror(f)) {
+        why = "read error";
+    }
+    fclose(f);
+    if (why == NULL && *n_feat == 0) {
+        why = "no features";
+    }
+    if (why != NULL) {
+        fprintf(stderr, "fedrec-train: %s:%zu: %s\n", path, ln, why);
+        free(feat);
+        *n_feat = 0;
+        return 1;
+    }
+    *out = feat;
+    *out_len = (size_t)ni * *n_feat;
+    return 0;
+}
+
 static int
 load_data(const opts *o, fri_dataset *train, fri_dataset *test,
-          fri_dataset *other)
+          fri_dataset *other, float **feat, size_t *feat_len,
+          uint32_t *n_feat)
 {
     char err[512] = "";
     fr_err e;
@@ -684,6 +916,16 @@ load_data(const opts *o, fri_dataset *train, fri_dataset *test,
                                      test);
                 fri_dataset_free(&all);
             }
+        }
+        if (e == FR_OK && o->item_features != NULL &&
+            load_features(o->item_features, items, feat, feat_len,
+                          n_feat) != 0) {
+            fri_dataset_free(train);
+            fri_dataset_free(test);
+            fri_dataset_free(other);
+            fri_idmap_destroy(users);
+            fri_idmap_destroy(items);
+            return 1;
         }
         fri_idmap_destroy(users);
         fri_idmap_destroy(items);
@@ -743,7 +985,10 @@ main(int argc, char **argv)
     }
     fri_dataset train_all = {0}, test = {0}, train = {0}, val = {0};
     fri_dataset other = {0};
-    rc = load_data(&o, &train_all, &test, &other);
+    float   *feat = NULL;
+    uint32_t n_feat = 0;
+    size_t   feat_len = 0;
+    rc = load_data(&o, &train_all, &test, &other, &feat, &feat_len, &n_feat);
     if (rc != 0) {
         return rc;
     }
@@ -803,7 +1048,7 @@ main(int argc, char **argv)
     }
     fri_mf_model *m = NULL;
     float *pred = NULL, *truth = NULL;
-    if (e == FR_OK && o.bpmf) {
+    if (e == FR_OK && (o.bpmf || o.knn)) {
         pred = malloc(test.n * sizeof(float));
         truth = malloc(test.n * sizeof(float));
         if (pred == NULL || truth == NULL) {
@@ -814,11 +1059,24 @@ main(int argc, char **argv)
         }
     }
     run r = {&o, &csr, &raw, &test, &test_csr, now_s(), 0.0, 0};
+    fri_knn *knn = NULL;
     if (e == FR_OK) {
         r.t0 = now_s();
         if (o.pop) {
             e = train_pop(&m, &csr);
             r.epochs_run = 0;
+        } else if (o.itemmean) {
+            e = train_itemmean(&m, &csr);
+        } else if (o.knn) {
+            e = o.content ? fri_knn_fit_content(&knn, &csr, feat, feat_len,
+                                                n_feat, &o.kc)
+                          : fri_knn_fit(&knn, &csr, &o.kc);
+            // Test predictions now, so they count as the model's time.
+            for (size_t j = 0; e == FR_OK && j < test.n; j++) {
+                e = fri_knn_predict(knn, test.r[j].user, test.r[j].item,
+                                    &pred[j], NULL);
+                pred[j] = pred[j] < lo ? lo : (pred[j] > hi ? hi : pred[j]);
+            }
         } else if (o.bpr) {
             e = fri_train_bpr(&m, &csr, &o.tc, NULL, NULL);
             r.epochs_run = o.tc.epochs;
@@ -845,7 +1103,14 @@ main(int argc, char **argv)
     fri_rank_metrics km = {0};
     fri_rank_config rcfg;
     rank_config(&o, &rcfg);
-    if (e == FR_OK && o.bpmf) {
+    fri_scorer sc = {0};
+    if (e == FR_OK && knn != NULL) {
+        sc = (fri_scorer){score_knn, knn, fri_knn_n_users(knn),
+                          fri_knn_n_items(knn), NULL, 0};
+    } else if (e == FR_OK) {
+        sc = fri_scorer_of_mf(m);
+    }
+    if (e == FR_OK && (o.bpmf || o.knn)) {
         rm.n = test.n;
         e = fri_rmse_mae(&rm.rmse, &rm.mae, pred, truth, test.n);
     } else if (e == FR_OK) {
@@ -853,14 +1118,14 @@ main(int argc, char **argv)
                             o.tc.clamp_hi);
     }
     fr_err ke = FR_EINVAL;
-    if (e == FR_OK && rcfg.k <= m->n_items) {
-        ke = fri_eval_ranking(&km, m, &raw, &test_csr, &rcfg);
+    if (e == FR_OK && rcfg.k <= sc.n_items) {
+        ke = fri_eval_ranking_with(&km, &sc, &raw, &test_csr, &rcfg);
     }
     // Beyond accuracy: every training user's own top-K list.
     fri_list_metrics lm = {0};
     fr_err           le = FR_EINVAL;
-    if (e == FR_OK && rcfg.k <= m->n_items) {
-        le = fri_eval_lists(&lm, m, &raw, rcfg.k);
+    if (e == FR_OK && rcfg.k <= sc.n_items) {
+        le = fri_eval_lists_with(&lm, &sc, &raw, rcfg.k);
     }
     if (e != FR_OK) {
         fprintf(stderr, "fedrec-train: training failed: %s\n",
@@ -873,13 +1138,8 @@ main(int argc, char **argv)
                "\"reg_bias\":%g,\"weighted\":%d,\"alpha\":%g,\"seed\":%llu,"
                "\"n_train\":%zu,\"n_val\":%zu,\"n_test\":%zu,"
                "\"rmse\":%.6f,\"mae\":%.6f,",
-               o.pop    ? "pop"
-               : o.bpr  ? "bpr"
-               : o.bpmf ? "bpmf"
-               : o.vbmf ? "vbmf"
-               : o.algo == FRI_TRAIN_SGD ? "sgd"
-                                         : "als",
-               c->implicit ? "implicit" : "explicit", o.bpmf ? o.bc.k : c->k,
+               algo_name(&o), c->implicit ? "implicit" : "explicit",
+               o.bpmf ? o.bc.k : (o.knn ? o.kc.k : c->k),
                c->epochs,
                r.epochs_run, c->lr, c->lr_decay, c->reg, c->reg_bias,
                c->weighted, c->alpha, (unsigned long long)c->seed, train.n,
@@ -909,15 +1169,9 @@ main(int argc, char **argv)
         }
         printf("\"seconds\":%.4f}\n", secs);
     } else {
-        printf("%s %s k=%u:",
-               o.pop    ? "pop"
-               : o.bpr  ? "bpr"
-               : o.bpmf ? "bpmf"
-               : o.vbmf ? "vbmf"
-               : o.algo == FRI_TRAIN_SGD ? "sgd"
-                                         : "als",
+        printf("%s %s k=%u:", algo_name(&o),
                o.tc.implicit ? "implicit" : "explicit",
-               o.bpmf ? o.bc.k : o.tc.k);
+               o.bpmf ? o.bc.k : (o.knn ? o.kc.k : o.tc.k));
         if (!o.tc.implicit) {
             printf(" test RMSE %.4f  MAE %.4f", rm.rmse, rm.mae);
         }
@@ -935,6 +1189,8 @@ main(int argc, char **argv)
         }
     }
     fri_mf_destroy(m);
+    fri_knn_destroy(knn);
+    free(feat);
     free(pred);
     free(truth);
     fri_csr_free(&csr);

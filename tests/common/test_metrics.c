@@ -189,3 +189,55 @@ Test(metrics, ranking_sampled_protocol_best_and_worst)
     cr_assert_eq(memcmp(&r, &r2, sizeof(r)), 0);
     fri_mf_destroy(m);
 }
+
+// A model that is not MF: fixed scores per item, the same for every user.
+static fr_err
+fixed_scores(const void *ctx, float *out, size_t out_len,
+             const uint32_t *users, size_t n_users)
+{
+    const float *s = ctx;
+    if (out_len < n_users * 4) {
+        return FR_ENOSPC;
+    }
+    (void)users;
+    for (size_t r = 0; r < n_users; r++) {
+        memcpy(out + r * 4, s, 4 * sizeof(float));
+    }
+    return FR_OK;
+}
+
+Test(metrics, ranking_and_lists_through_a_scorer)
+{
+    // One user, 4 items: trained on item 0, test item 2.
+    size_t   tr_ptr[2] = {0, 1}, te_ptr[2] = {0, 1};
+    uint32_t tr_idx[1] = {0}, te_idx[1] = {2};
+    float    tr_val[1] = {1}, te_val[1] = {1};
+    fri_csr  tr = {1, 4, tr_ptr, tr_idx, tr_val};
+    fri_csr  te = {1, 4, te_ptr, te_idx, te_val};
+    fri_rank_config rc;
+    fri_rank_config_init(&rc);
+    rc.k = 1;
+    // Item 0 scores highest but is excluded (trained on): item 2 is first.
+    float      good[4] = {9, 1, 5, 3};
+    fri_scorer s = {fixed_scores, good, 1, 4, NULL, 0};
+    fri_rank_metrics rm;
+    cr_assert_eq(fri_eval_ranking_with(&rm, &s, &tr, &te, &rc), FR_OK);
+    cr_assert_float_eq(rm.hr, 1.0, 1e-12);
+    cr_assert_float_eq(rm.ndcg, 1.0, 1e-12);
+    // Item 1 ahead of item 2: a miss at 1, NDCG 1/log2(3) at 2.
+    float bad[4] = {9, 5, 1, 0};
+    s.ctx = bad;
+    cr_assert_eq(fri_eval_ranking_with(&rm, &s, &tr, &te, &rc), FR_OK);
+    cr_assert_float_eq(rm.hr, 0.0, 1e-12);
+    rc.k = 2;
+    cr_assert_eq(fri_eval_ranking_with(&rm, &s, &tr, &te, &rc), FR_OK);
+    cr_assert_float_eq(rm.ndcg, 1.0 / log2(3.0), 1e-12);
+    // Lists: the user's top 2 are items 1 and 2; no factors, no ILD.
+    fri_list_metrics lm;
+    cr_assert_eq(fri_eval_lists_with(&lm, &s, &tr, 2), FR_OK);
+    cr_assert_float_eq(lm.coverage, 0.5, 1e-12);
+    cr_assert(isnan(lm.ild));
+    s.score = NULL;
+    cr_assert_eq(fri_eval_ranking_with(&rm, &s, &tr, &te, &rc), FR_EINVAL);
+    cr_assert_eq(fri_eval_lists_with(&lm, &s, &tr, 2), FR_EINVAL);
+}

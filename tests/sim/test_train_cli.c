@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 // Runs "$FR_BIN_DIR/fedrec-train ARGS 2>&1", captures output and status.
 static int
@@ -134,4 +135,102 @@ Test(train_cli, documented_bpmf_flags_accepted_strays_refused)
     cr_assert_eq(run("--json=1", buf, sizeof(buf)), 2);
     cr_assert_eq(run("--k=0", buf, sizeof(buf)), 2);
     cr_assert(strstr(buf, "--k") != NULL, "message: %s", buf);
+}
+
+// The classic baselines: item mean and neighbourhood CF run, name
+// themselves in the summary and refuse bad settings.
+Test(train_cli, baselines_run_and_refuse_bad_settings)
+{
+    cr_assert_eq(run("--help", buf, sizeof(buf)), 0);
+    const char *doc[] = {"itemmean", "usercf", "itemcf", "--neighbours",
+                         "--min-support"};
+    for (size_t j = 0; j < sizeof(doc) / sizeof(doc[0]); j++) {
+        cr_assert(strstr(buf, doc[j]) != NULL, "--help lacks %s", doc[j]);
+    }
+    const char *algos[] = {"itemmean", "usercf", "itemcf"};
+    for (size_t j = 0; j < 3; j++) {
+        char args[256], name[64];
+        snprintf(args, sizeof(args),
+                 "--synthetic users=200,items=100,k=3,density=0.2,"
+                 "noise=0.3,seed=2 --algo %s --neighbours 20 "
+                 "--min-support 2 --json",
+                 algos[j]);
+        cr_assert_eq(run(args, buf, sizeof(buf)), 0, "output: %s", buf);
+        snprintf(name, sizeof(name), "\"algo\":\"%s\"", algos[j]);
+        cr_assert(strstr(buf, name) != NULL, "output: %s", buf);
+        double rmse = last_json_number(buf, "rmse");
+        cr_assert(rmse > 0.1 && rmse < 1.5, "%s rmse %g", algos[j], rmse);
+        double hr = last_json_number(buf, "hr10");
+        cr_assert(hr > 0.0 && hr <= 1.0, "%s hr %g", algos[j], hr);
+    }
+    cr_assert_eq(run("--synthetic users=200,items=100,seed=3 --loss implicit "
+                     "--algo usercf --json",
+                     buf, sizeof(buf)),
+                 0, "output: %s", buf);
+    cr_assert(strstr(buf, "\"k\":40,") != NULL, "output: %s", buf);
+    double hr = last_json_number(buf, "hr10");
+    cr_assert(hr > 0.0 && hr <= 1.0, "hr %g", hr);
+    cr_assert_eq(run("--algo usercf --neighbours 0", buf, sizeof(buf)), 2);
+    cr_assert(strstr(buf, "--neighbours") != NULL, "message: %s", buf);
+    cr_assert_eq(run("--algo usercf --min-support x", buf, sizeof(buf)), 2);
+    cr_assert_eq(run("--algo itemmean --loss implicit", buf, sizeof(buf)), 2);
+    cr_assert(strstr(buf, "itemmean") != NULL, "message: %s", buf);
+    cr_assert_eq(run("--algo knn", buf, sizeof(buf)), 2);
+    cr_assert(strstr(buf, "--algo") != NULL, "message: %s", buf);
+}
+
+// --algo content reads u.item-style features; malformed files are
+// refused with the file and line.
+Test(train_cli, content_reads_item_features)
+{
+    char dir[] = "/tmp/fr_train_content_XXXXXX";
+    cr_assert(mkdtemp(dir) != NULL);
+    char ratings[128], items[128], bad[128], args[512];
+    snprintf(ratings, sizeof(ratings), "%s/r.data", dir);
+    snprintf(items, sizeof(items), "%s/u.item", dir);
+    snprintf(bad, sizeof(bad), "%s/bad.item", dir);
+    FILE *f = fopen(ratings, "w");
+    cr_assert(f != NULL);
+    // 30 users x 12 items, two taste groups by genre.
+    for (int u = 1; u <= 30; u++) {
+        for (int i = 1; i <= 12; i++) {
+            if ((u + i) % 3 != 0) {
+                int like = (u % 2) == (i % 2);
+                fprintf(f, "%d\t%d\t%d\t%d\n", u, i, like ? 5 : 1, u * 100 + i);
+            }
+        }
+    }
+    fclose(f);
+    f = fopen(items, "w");
+    cr_assert(f != NULL);
+    for (int i = 1; i <= 12; i++) {
+        fprintf(f, "%d|Movie %d (1995)|01-Jan-1995||http://x|%d|%d\n", i, i,
+                i % 2, 1 - i % 2);
+    }
+    fprintf(f, "99|Unrated|||http://x|1|1\n"); // not in the ratings
+    fclose(f);
+    f = fopen(bad, "w");
+    cr_assert(f != NULL);
+    fprintf(f, "1|A|||u|1|0\n2|B|||u|1|x\n");
+    fclose(f);
+    snprintf(args, sizeof(args),
+             "--train %s --algo content --item-features %s --json", ratings,
+             items);
+    cr_assert_eq(run(args, buf, sizeof(buf)), 0, "output: %s", buf);
+    cr_assert(strstr(buf, "\"algo\":\"content\"") != NULL, "output: %s", buf);
+    // The genre predicts the rating exactly: every neighbour of the same
+    // genre carries the user's one rating for that genre.
+    double rmse = last_json_number(buf, "rmse");
+    cr_assert(rmse < 0.01, "rmse %g", rmse);
+    snprintf(args, sizeof(args),
+             "--train %s --algo content --item-features %s", ratings, bad);
+    cr_assert_eq(run(args, buf, sizeof(buf)), 1, "output: %s", buf);
+    cr_assert(strstr(buf, "bad.item:2: bad feature value") != NULL,
+              "output: %s", buf);
+    snprintf(args, sizeof(args), "--train %s --algo content", ratings);
+    cr_assert_eq(run(args, buf, sizeof(buf)), 2, "output: %s", buf);
+    unlink(ratings);
+    unlink(items);
+    unlink(bad);
+    rmdir(dir);
 }
