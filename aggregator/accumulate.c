@@ -217,6 +217,35 @@ validate_shape(const fri_agg *a, const fri_agg_update *u)
     return FR_OK;
 }
 
+// The item rows (w values each) of a released dense sum become the round's
+// accumulators (under sums.acc_mtx, after a reset). Only items some
+// survivor rated, as in the plain path: the masks cancel exactly, so an
+// item nobody rated sums to exact zeros (a rated item has its rater
+// count, >= 1, in its Gram).
+static fr_err
+set_item_rows(fri_agg *a, const float *v, uint32_t ni, size_t w)
+{
+    for (uint32_t i = 0; i < ni; i++) {
+        const float *row = v + (size_t) i * w;
+        int          nz  = 0;
+        for (size_t r = 0; r < w && !nz; r++) {
+            nz = row[r] != 0.0f;
+        }
+        if (!nz) {
+            continue;
+        }
+        a->sums.acc[i] = malloc(w * sizeof(double));
+        if (a->sums.acc[i] == NULL) {
+            return FR_ENOMEM;
+        }
+        a->sums.touched[a->sums.n_touched++] = i;
+        for (size_t r = 0; r < w; r++) {
+            a->sums.acc[i][r] = row[r];
+        }
+    }
+    return FR_OK;
+}
+
 // Explicit ALS: v is the decoded sum of the survivors' dense statistics
 // (secagg_als.h): per item [packed Gram | h], then rating sum and count.
 // sa.c already checked every coordinate against the survivors' bounds;
@@ -274,27 +303,9 @@ acc_set_als(fri_agg *a, const float *v, size_t n)
     }
     fri_agg_acc_reset(a);
     pthread_mutex_lock(&a->sums.acc_mtx);
-    for (uint32_t i = 0; i < ni; i++) {
-        // Only items some survivor rated, as in the plain path: the masks
-        // cancel exactly, so an item nobody rated sums to exact zeros (a
-        // rated item has its rater count, >= 1, in the Gram).
-        const float *row = v + (size_t) i * w;
-        int          nz  = 0;
-        for (size_t r = 0; r < w && !nz; r++) {
-            nz = row[r] != 0.0f;
-        }
-        if (!nz) {
-            continue;
-        }
-        a->sums.acc[i] = malloc(w * sizeof(double));
-        if (a->sums.acc[i] == NULL) {
-            pthread_mutex_unlock(&a->sums.acc_mtx);
-            return FR_ENOMEM;
-        }
-        a->sums.touched[a->sums.n_touched++] = i;
-        for (size_t r = 0; r < w; r++) {
-            a->sums.acc[i][r] = row[r];
-        }
+    if (set_item_rows(a, v, ni, w) != FR_OK) {
+        pthread_mutex_unlock(&a->sums.acc_mtx);
+        return FR_ENOMEM;
     }
     a->sums.sum_ratings = v[n - 2];
     a->sums.count       = cnt > 0.0 ? cnt : 0.0;
@@ -318,25 +329,9 @@ acc_set_latest(fri_agg *a, const float *v, size_t n)
     const int      vb = a->vb != NULL;
     fri_agg_acc_reset(a);
     pthread_mutex_lock(&a->sums.acc_mtx);
-    for (uint32_t i = 0; i < ni; i++) {
-        // Items no survivor rated sum to exact zeros (the masks cancel).
-        const float *row = v + (size_t) i * w;
-        int          nz  = 0;
-        for (size_t r = 0; r < w && !nz; r++) {
-            nz = row[r] != 0.0f;
-        }
-        if (!nz) {
-            continue;
-        }
-        a->sums.acc[i] = malloc(w * sizeof(double));
-        if (a->sums.acc[i] == NULL) {
-            pthread_mutex_unlock(&a->sums.acc_mtx);
-            return FR_ENOMEM;
-        }
-        a->sums.touched[a->sums.n_touched++] = i;
-        for (size_t r = 0; r < w; r++) {
-            a->sums.acc[i][r] = row[r];
-        }
+    if (set_item_rows(a, v, ni, w) != FR_OK) {
+        pthread_mutex_unlock(&a->sums.acc_mtx);
+        return FR_ENOMEM;
     }
     const float *tail = v + (size_t) ni * w;
     if (vb) {

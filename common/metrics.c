@@ -1,4 +1,5 @@
 #include "metrics.h"
+#include "sorted.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -234,21 +235,6 @@ fri_rank_config_init(fri_rank_config *c)
     c->min_rating = 0.0f;
 }
 
-static int
-in_sorted(const uint32_t *v, size_t n, uint32_t x)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (v[mid] < x) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    return lo < n && v[lo] == x;
-}
-
 // Items of the sorted list v (n entries) that are < n_items, without those
 // also in the sorted list w: the exclusion count for the candidate pool.
 static size_t
@@ -258,7 +244,7 @@ count_excluded(uint32_t n_items, const uint32_t *v, size_t n,
     size_t cnt = 0;
     for (size_t j = 0; j < n; j++) {
         if (v[j] < n_items && (j == 0 || v[j] != v[j - 1]) &&
-            !in_sorted(w, nw, v[j])) {
+            !fri_in_sorted(w, nw, v[j])) {
             cnt++;
         }
     }
@@ -299,7 +285,7 @@ fri_sample_negatives(uint32_t *out, size_t out_cap, size_t *n_out,
         }
         size_t got = 0;
         for (uint32_t i = 0; i < n_items; i++) {
-            if (!in_sorted(excl_a, n_a, i) && !in_sorted(excl_b, n_b, i)) {
+            if (!fri_in_sorted(excl_a, n_a, i) && !fri_in_sorted(excl_b, n_b, i)) {
                 out[got++] = i;
             }
         }
@@ -315,8 +301,8 @@ fri_sample_negatives(uint32_t *out, size_t out_cap, size_t *n_out,
     uint64_t tries = 0, max_tries = (uint64_t)n_items * 64u + 1024u;
     while (got < n_neg && tries++ < max_tries) {
         uint32_t i = fri_rng_below(rng, n_items);
-        if (mark[i] || in_sorted(excl_a, n_a, i) ||
-            in_sorted(excl_b, n_b, i)) {
+        if (mark[i] || fri_in_sorted(excl_a, n_a, i) ||
+            fri_in_sorted(excl_b, n_b, i)) {
             continue;
         }
         mark[i] = 1;
@@ -327,8 +313,8 @@ fri_sample_negatives(uint32_t *out, size_t out_cap, size_t *n_out,
     uint32_t off = got < n_neg ? fri_rng_below(rng, n_items) : 0;
     for (uint32_t s = 0; got < n_neg && s < n_items; s++) {
         uint32_t i = (uint32_t)(((uint64_t)off + s) % n_items);
-        if (!mark[i] && !in_sorted(excl_a, n_a, i) &&
-            !in_sorted(excl_b, n_b, i)) {
+        if (!mark[i] && !fri_in_sorted(excl_a, n_a, i) &&
+            !fri_in_sorted(excl_b, n_b, i)) {
             mark[i] = 1;
             out[got++] = i;
         }
@@ -448,7 +434,7 @@ fri_eval_ranking_with(fri_rank_metrics *out, const fri_scorer *m,
             for (size_t j = test->ptr[uu]; j < test->ptr[uu + 1]; j++) {
                 uint32_t i = test->idx[j];
                 if (i < ni && test->val[j] >= c->min_rating &&
-                    !in_sorted(seen, n_seen, i)) {
+                    !fri_in_sorted(seen, n_seen, i)) {
                     rel[n_rel++] = i;
                 }
             }
@@ -468,7 +454,7 @@ fri_eval_ranking_with(fri_rank_metrics *out, const fri_scorer *m,
                 double dcg = 0.0, idcg = 0.0;
                 size_t hits = 0;
                 for (size_t t = 0; t < n_top; t++) {
-                    if (in_sorted(rel, n_rel, top[t])) {
+                    if (fri_in_sorted(rel, n_rel, top[t])) {
                         hits++;
                         dcg += 1.0 / log2((double)t + 2.0);
                     }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "shamir.h"
+#include "sorted.h"
 
 // ---------------------------------------------------------------------------
 // Little-endian helpers
@@ -782,24 +783,6 @@ out:
 // ---------------------------------------------------------------------------
 // 5. Unmasking
 
-static bool
-in_sorted(const uint32_t *v, size_t n, uint32_t x)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (v[mid] == x) {
-            return true;
-        }
-        if (v[mid] < x) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    return false;
-}
-
 // ---- unmasking on several threads -----------------------------------------
 
 #define UNMASK_MAX_THREADS 8
@@ -868,7 +851,7 @@ unmask_main(void *arg)
         }
         for (size_t i = 0; i < in->n_survivors && rc == FR_OK; i++) {
             uint32_t u = in->survivors[i];
-            if (!complete && !in_sorted(nbr, k, u)) {
+            if (!complete && !fri_in_sorted(nbr, k, u)) {
                 continue;
             }
             rc = fri_secagg_pair_seed(s, in->dropped_c_sk + 32 * j,

@@ -6,6 +6,7 @@
 
 #include "rng.h"
 #include "sim.h"
+#include "sorted.h"
 
 const uint32_t FRI_SIM_CS_STEPS[FRI_SIM_CS_N] = {1, 3, 5, 10, 20};
 #define MAX_STEP 20u
@@ -175,33 +176,10 @@ fri_sim_cold_users(const fri_sim_cold *cs, size_t *n)
     return cs != NULL ? cs->users : NULL;
 }
 
-static int
-in_sorted(const uint32_t *v, size_t n, uint32_t x)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (v[mid] < x) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    return lo < n && v[lo] == x;
-}
-
 void
 fri_sim_cold_device(fri_sim_cold *cs, fr_client *c, uint32_t u)
 {
-    size_t lo = 0, hi = cs->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (cs->users[mid] < u) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
+    size_t lo = fri_lower_bound(cs->users, cs->n, u);
     if (lo >= cs->n || cs->users[lo] != u) {
         return;
     }
@@ -270,7 +248,7 @@ fri_sim_cold_device(fri_sim_cold *cs, fr_client *c, uint32_t u)
         size_t   got = 0;
         if (fr_client_recommend(c, top, sc, LIST_K, &got) == FR_OK) {
             for (size_t t = 0; t < got && !a->hit[s]; t++) {
-                a->hit[s] = in_sorted(te->idx + ea, ne, top[t]);
+                a->hit[s] = fri_in_sorted(te->idx + ea, ne, top[t]);
             }
         }
         // Popularity: the 10 most popular items the user has not rated.
@@ -285,7 +263,7 @@ fri_sim_cold_device(fri_sim_cold *cs, fr_client *c, uint32_t u)
                 continue;
             }
             listed++;
-            a->pop_hit[s] |= (uint8_t) in_sorted(te->idx + ea, ne, i);
+            a->pop_hit[s] |= (uint8_t) fri_in_sorted(te->idx + ea, ne, i);
         }
         a->n[s]++;
     }

@@ -1,0 +1,33 @@
+// Binary search in ascending uint32_t arrays (CSR rows, item and member
+// lists).
+#ifndef FR_COMMON_SORTED_H
+#define FR_COMMON_SORTED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// The first index whose value is >= x (n if none).
+static inline size_t
+fri_lower_bound(const uint32_t *v, size_t n, uint32_t x)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid] < x) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+// Whether x is among v[0..n).
+static inline int
+fri_in_sorted(const uint32_t *v, size_t n, uint32_t x)
+{
+    size_t i = fri_lower_bound(v, n, x);
+    return i < n && v[i] == x;
+}
+
+#endif
