@@ -220,8 +220,10 @@ fri_sim_privacy_check(const fri_sim_config *c, char *err, size_t err_cap)
           "are dense over all items)");
     CHECK(p->pseudo_rho == 0.0f || c->algo != FRI_SIM_VBMF,
           "--pseudo-items needs --algo als or grad");
-    CHECK(p->attack == 0 || c->algo != FRI_SIM_VBMF,
-          "--attack needs --algo als or grad");
+    CHECK((p->attack & FRI_SIM_ATTACK_RATINGS) == 0 ||
+              c->algo != FRI_SIM_VBMF,
+          "--attack ratings|both needs --algo als or grad (items works "
+          "with every algorithm)");
     CHECK(p->attack == 0 || !c->implicit,
           "--attack needs explicit ratings");
     CHECK(p->clip == 0.0f || c->algo != FRI_SIM_VBMF,
@@ -500,7 +502,9 @@ on_masked(void *ctx, uint32_t index, const uint32_t *y, size_t dim)
         dim < (size_t) a->n_items * a->width + 2) {
         return;
     }
-    // Rows of k + 1 (gradients) or of the ALS statistics block.
+    // Rows of k + 1 (gradients) or of the statistics block ([packed Gram
+    // | h], ALS and latest statistics; VBMF's global block after the rows
+    // is shorter than the catalog, so the division drops it).
     size_t width = (dim - 2) / a->n_items;
     // The scorer is scale-free (AUC of row norms), so the dequantization
     // scale is irrelevant; 16 fractional bits keep int32/2^f finite.

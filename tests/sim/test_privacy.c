@@ -194,6 +194,31 @@ Test(sim_privacy, als_item_attack_chance_under_masking)
     free(r);
 }
 
+// The private default's configuration (VBMF on latest statistics, the
+// deltas masked with SecAgg+): the aggregator's item inference is perfect
+// on the plain deltas and at chance on the masked ones.
+Test(sim_privacy, vbmf_latest_item_attack_chance_under_masking)
+{
+    res *r = malloc(sizeof(*r));
+    cr_assert_not_null(r);
+    const char *cfg = "--synthetic users=100,items=60,k=3,density=0.2,seed=5 "
+                      "--algo vbmf --stats-latest 1 --rounds 4 --fraction 0.2 "
+                      "--dropout 0.1 --attack items";
+    char line[512];
+    snprintf(line, sizeof(line), "%s --secure-agg off", cfg);
+    run_sim(r, line);
+    double plain = r->s.priv.attack_auc;
+    snprintf(line, sizeof(line), "%s --secure-agg plus", cfg);
+    run_sim(r, line);
+    cr_log_info("VBMF latest item-inference AUC: plain %.3f, masked %.3f",
+                plain, r->s.priv.attack_auc);
+    cr_assert(plain > 0.99, "plain AUC %f", plain);
+    cr_assert_gt(r->s.priv.attack_users, 0);
+    cr_assert(fabs(r->s.priv.attack_auc - 0.5) < 0.1, "masked AUC %f",
+              r->s.priv.attack_auc);
+    free(r);
+}
+
 Test(sim_privacy, item_attack_perfect_on_plain_chance_under_masking)
 {
     res *r = malloc(sizeof(*r));
