@@ -95,6 +95,20 @@ fri_sim_json_summary(FILE *f, const fri_sim_config *c,
     jnum(f, "agg_seconds_per_round", s->agg_seconds_per_round, 1);
     jnum(f, "client_seconds_median", s->client_seconds_median, 1);
     jnum(f, "client_seconds_max", s->client_seconds_max, 1);
+    if (r->evaluated) {
+        // The final metrics for light and heavy users (below / at least
+        // the evaluation users' median number of training ratings).
+        static const char *const name[2] = {"light", "heavy"};
+        fprintf(f, "\"groups\":{");
+        for (int g = 0; g < 2; g++) {
+            fprintf(f, "%s\"%s\":{\"users\":%u,", g ? "," : "", name[g],
+                    r->grp_users[g]);
+            jnum(f, c->implicit ? "hr10" : "rmse",
+                 c->implicit ? r->grp_hr10[g] : r->grp_rmse[g], 0);
+            fprintf(f, "}");
+        }
+        fprintf(f, "},");
+    }
     if (s->has_cold_start) {
         fprintf(f, "\"cold_start\":[");
         for (size_t i = 0; i < FRI_SIM_CS_N; i++) {

@@ -754,6 +754,36 @@ is_eval_round(const fri_sim_config *c, uint32_t r)
     return r == c->rounds || (c->eval_every > 0 && r % c->eval_every == 0);
 }
 
+static int
+cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *) a, y = *(const size_t *) b;
+    return (x > y) - (x < y);
+}
+
+// heavy[u] = 1 for the evaluation users with at least the median number
+// of training ratings among them.
+static fr_err
+mark_heavy(const fri_sim_pop *p, const uint32_t *evals, size_t n,
+           uint8_t *heavy)
+{
+    size_t *cnt = malloc(sizeof(size_t) * (n ? n : 1));
+    if (cnt == NULL) {
+        return FR_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        cnt[i] = p->train.ptr[evals[i] + 1] - p->train.ptr[evals[i]];
+    }
+    qsort(cnt, n, sizeof(size_t), cmp_size);
+    size_t median = n > 0 ? cnt[n / 2] : 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = evals[i];
+        heavy[u] = p->train.ptr[u + 1] - p->train.ptr[u] >= median;
+    }
+    free(cnt);
+    return FR_OK;
+}
+
 // Default cadence of evaluation visits: every ceil(evaluation users /
 // cohort) rounds, so that the visits add about as many check-ins as the
 // training itself (a visit costs about one check-in: handshake, model
@@ -767,10 +797,13 @@ default_eval_every(size_t n_evals, size_t cohort)
 
 // Sums the devices' evaluation in slot order (deterministic).
 static void
-collect_eval(const fri_sim_config *c, const job *jb, fri_sim_round *r)
+collect_eval(const fri_sim_config *c, const job *jb, const uint8_t *heavy,
+             fri_sim_round *r)
 {
     double sq = 0, ab = 0, hr = 0, nd = 0;
     size_t n = 0, nu = 0, held = 0;
+    double g_sq[2] = {0, 0}, g_hr[2] = {0, 0};
+    size_t g_n[2] = {0, 0}, g_nu[2] = {0, 0};
     for (size_t i = 0; i < jb->n; i++) {
         const dev_out *o = &jb->out[i];
         if (jb->eval_visit) {
@@ -786,6 +819,16 @@ collect_eval(const fri_sim_config *c, const job *jb, fri_sim_round *r)
         hr += o->hr;
         nd += o->ndcg;
         nu++;
+        int g = heavy[jb->users[i]];
+        g_sq[g] += o->sq;
+        g_n[g] += o->n_eval;
+        g_hr[g] += o->hr;
+        g_nu[g]++;
+    }
+    for (int g = 0; g < 2; g++) {
+        r->grp_users[g] = (uint32_t) g_nu[g];
+        r->grp_rmse[g] = g_n[g] > 0 ? sqrt(g_sq[g] / (double) g_n[g]) : NAN;
+        r->grp_hr10[g] = g_nu[g] > 0 ? g_hr[g] / (double) g_nu[g] : NAN;
     }
     r->evaluated = c->implicit ? nu > 0 : n > 0;
     r->eval_users = (uint32_t) nu;
@@ -864,6 +907,7 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
     fr_err         e = FR_OK;
     worker        *ws = NULL;
     uint32_t      *eligible = NULL, *evals = NULL;
+    uint8_t       *heavy = NULL;
     uint8_t       *mask = NULL;
     dev_out       *out = NULL;
     double        *cpu_tmp = NULL;
@@ -929,6 +973,13 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
             mask[evals[i]] = 1;
         }
         st.eval_mask = mask;
+    }
+    // Light and heavy users: below, or at least, the evaluation users'
+    // median number of training ratings.
+    heavy = calloc(p->n_users ? p->n_users : 1, 1);
+    if (heavy == NULL || (e = mark_heavy(p, evals, n_evals, heavy)) != FR_OK) {
+        e = FR_ENOMEM;
+        goto out;
     }
     size_t cohort = fri_sim_cohort_size(c, n_eligible);
     // Evaluation inside the cohort is free, and honest only when every
@@ -1162,7 +1213,7 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
                     r);
         }
         if (eval_prev) {
-            collect_eval(c, &jb, &rounds[r - 2]);
+            collect_eval(c, &jb, heavy, &rounds[r - 2]);
         }
         if (is_eval_round(c, r) && (!in_cohort_eval || r == c->rounds)) {
             // The round's model, scored by the evaluation users' visits.
@@ -1175,7 +1226,7 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
             double te = wall_s();
             (void) run_job(&st, ws, &ev); // no phases: always completes
             rr->eval_seconds = wall_s() - te;
-            collect_eval(c, &ev, rr);
+            collect_eval(c, &ev, heavy, rr);
             for (size_t i = 0; i < n_evals; i++) {
                 // A round scored by fewer users than the others would
                 // not be comparable: a failed visit stops the run.
@@ -1321,6 +1372,7 @@ out:
     fr_model_cache_destroy(st.cache);
     free(eligible);
     free(evals);
+    free(heavy);
     free(mask);
     free(out);
     free(cpu_tmp);

@@ -194,6 +194,10 @@ typedef struct fri_sim_round {
     // items), the same set in every evaluated round.
     uint32_t eval_users;
     uint64_t eval_ratings;
+    // The same metrics for light and heavy users (index 0: fewer training
+    // ratings than the evaluation users' median, 1: the others).
+    double   grp_rmse[2], grp_hr10[2];
+    uint32_t grp_users[2];
     // Model-only evaluation visits (0 when evaluated inside the cohort):
     // their bytes up + down and wall time, not in the counters below.
     uint64_t eval_bytes;

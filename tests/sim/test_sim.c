@@ -513,6 +513,17 @@ Test(sim, list_metrics_from_the_devices_own_lists)
         cr_assert(l->avg_popularity > 0.0 && l->avg_popularity <= 120.0);
         cr_assert(l->novelty > 0.0 && isfinite(l->novelty));
         cr_assert(l->ild > 0.0 && l->ild <= 2.0, "ild %g", l->ild);
+        // Light and heavy users split the evaluation users at the median.
+        const fri_sim_round *r = &a.s.last;
+        cr_assert_eq(r->grp_users[0] + r->grp_users[1], r->eval_users);
+        cr_assert(r->grp_users[0] > 0 && r->grp_users[1] >= r->grp_users[0]);
+        cr_assert(isfinite(r->grp_rmse[0]) && isfinite(r->grp_rmse[1]));
+        // The overall RMSE lies between the groups' (a weighted mean of
+        // their squared errors).
+        double lo = fmin(r->grp_rmse[0], r->grp_rmse[1]);
+        double hi = fmax(r->grp_rmse[0], r->grp_rmse[1]);
+        cr_assert(r->rmse >= lo - 1e-12 && r->rmse <= hi + 1e-12,
+                  "%g outside [%g, %g]", r->rmse, lo, hi);
     }
 }
 
