@@ -17,6 +17,13 @@ vg=(valgrind -q --leak-check=full --show-possibly-lost=no
 "${vg[@]}" "$dir/bin/fedrec-sim" --synthetic users=40,items=30,seed=3 \
     --rounds 2 --algo grad --clip 1 --secure-agg full --transport direct \
     --threads 1 >/dev/null
+# The private default (partial cohorts: VBMF latest statistics under
+# SecAgg+) with the cold-start report, and a neighbourhood baseline.
+"${vg[@]}" "$dir/bin/fedrec-sim" --synthetic users=60,items=40,density=0.8,seed=3 \
+    --fraction 0.2 --rounds 2 --report cold-start --transport direct \
+    --threads 1 >/dev/null
 "${vg[@]}" "$dir/bin/fedrec-train" --synthetic users=100,items=50,seed=2 \
     >/dev/null
+"${vg[@]}" "$dir/bin/fedrec-train" --synthetic users=100,items=50,seed=2 \
+    --algo usercf >/dev/null
 echo "valgrind: no errors"
