@@ -7,8 +7,8 @@
 
 #include "carry.h"
 
-fr_err
-fri_agg_carry_ensure(fri_agg *a)
+static fr_err
+carry_tables(fri_agg *a)
 {
     if (a->stats.carry != NULL) {
         return FR_OK;
@@ -23,5 +23,25 @@ fri_agg_carry_ensure(fri_agg *a)
         return FR_ENOMEM;
     }
     a->stats.n_carried = 0;
+    return FR_OK;
+}
+
+fr_err
+fri_agg_carry_ensure(fri_agg *a)
+{
+    fr_err rv = carry_tables(a);
+    if (rv != FR_OK) {
+        return rv;
+    }
+    for (uint32_t j = 0; j < a->sums.n_touched; j++) {
+        uint32_t i = a->sums.touched[j];
+        if (a->stats.carry[i] == NULL) {
+            a->stats.carry[i] = calloc(a->acc_len, sizeof(float));
+            if (a->stats.carry[i] == NULL) {
+                return FR_ENOMEM;
+            }
+            a->stats.carried[a->stats.n_carried++] = i;
+        }
+    }
     return FR_OK;
 }

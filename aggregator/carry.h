@@ -7,7 +7,9 @@
 #include "agg_int.h"
 
 // The carried / latest item statistics' tables (carry.c), allocated on
-// first use; FR_ENOMEM leaves them unallocated.
+// first use, with a zeroed row for every item the round touched that has
+// none yet. FR_ENOMEM leaves the tables unallocated or some rows missing
+// (the carried sums themselves are unchanged either way).
 fr_err fri_agg_carry_ensure(fri_agg *a);
 
 #endif

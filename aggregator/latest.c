@@ -30,16 +30,6 @@ fri_latest_solve(fri_agg *a, float mu_old, float *mu, float *bi, float *Q,
     if (rv != FR_OK) {
         return rv;
     }
-    for (uint32_t j = 0; j < a->sums.n_touched; j++) {
-        uint32_t i = a->sums.touched[j];
-        if (a->stats.carry[i] == NULL) {
-            a->stats.carry[i] = calloc(a->acc_len, sizeof(float));
-            if (a->stats.carry[i] == NULL) {
-                return FR_ENOMEM;
-            }
-            a->stats.carried[a->stats.n_carried++] = i;
-        }
-    }
     // All-or-nothing from here: nothing below can fail before the fold.
     for (uint32_t j = 0; j < a->sums.n_touched; j++) {
         const float *src = a->sums.accf[a->sums.touched[j]];

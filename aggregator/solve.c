@@ -168,16 +168,6 @@ carry_merge(fri_agg *a, float mu_old, float *mu)
     if (rv != FR_OK) {
         return rv;
     }
-    for (uint32_t j = 0; j < a->sums.n_touched; j++) {
-        uint32_t i = a->sums.touched[j];
-        if (a->stats.carry[i] == NULL) {
-            a->stats.carry[i] = calloc(a->acc_len, sizeof(float));
-            if (a->stats.carry[i] == NULL) {
-                return FR_ENOMEM;
-            }
-            a->stats.carried[a->stats.n_carried++] = i;
-        }
-    }
     a->stats.carry_sum   = keep * a->stats.carry_sum + a->sums.sum_ratings;
     a->stats.carry_count = keep * a->stats.carry_count + a->sums.count;
     if (a->stats.carry_count > 0.0) {
