@@ -271,9 +271,10 @@ compute_dense(fr_client *c, const fri_task *t, fri_fit_algo algo, float clip,
     return rv;
 }
 
-// Explicit ALS (docs/SECAGG.md §10): the statistics over every item of
-// the catalog, [packed Gram | h] on the rated ones and zeros elsewhere, so
-// that the masked vector has the same length whatever the device rated,
+// Explicit ALS (docs/SECAGG.md §10; c->model checked by build_masked): the
+// statistics over every item of the catalog, [packed Gram | h] on the
+// rated ones and zeros elsewhere, so that the masked vector has the same
+// length whatever the device rated,
 // then (rating sum, count); clipped by the device itself to the bounds of
 // SA_PARAMS (the aggregator cannot check a masked member) and normalized
 // to [-1, 1] per coordinate (secagg_als.h).
@@ -282,9 +283,6 @@ build_masked_als(fr_client *c, struct fri_sa_client *s, const fri_task *t,
                  uint8_t *dst, size_t cap, size_t *len)
 {
     const fri_cmodel *m = c->model;
-    if (m == NULL || m->k != t->k) {
-        return FR_ESTATE;
-    }
     size_t w   = fri_sa_als_width(t->k);
     size_t dim = fri_sa_als_dim(m->n_items, t->k);
     if (dim == 0 || dim != s->p.dim) {
@@ -333,9 +331,6 @@ build_masked_stats(fr_client *c, struct fri_sa_client *s, const fri_task *t,
                    uint8_t *dst, size_t cap, size_t *len)
 {
     const fri_cmodel *m = c->model;
-    if (m == NULL || m->k != t->k) {
-        return FR_ESTATE;
-    }
     int    vb  = t->algo == FRI_ALGO_VBMF;
     size_t w   = fri_sa_als_width(t->k);
     size_t dim = fri_sa_stats_dim(m->n_items, t->k, vb);
@@ -386,20 +381,21 @@ out:
     return rv;
 }
 
-// The dense update, quantized and masked, as a FIXED dense UPDATE.
+// The dense update, quantized and masked, as a FIXED dense UPDATE, against
+// the model the task is for.
 static fr_err
 build_masked(fr_client *c, struct fri_sa_client *s, const fri_task *t,
              uint8_t *dst, size_t cap, size_t *len)
 {
+    const fri_cmodel *m = c->model;
+    if (m == NULL || m->k != t->k) {
+        return FR_ESTATE;
+    }
     if (t->stats_delta) {
         return build_masked_stats(c, s, t, dst, cap, len);
     }
     if (t->algo == FRI_ALGO_ALS) {
         return build_masked_als(c, s, t, dst, cap, len);
-    }
-    const fri_cmodel *m = c->model;
-    if (m == NULL || m->k != t->k) {
-        return FR_ESTATE;
     }
     size_t d = (size_t) t->k + 1, nr = (size_t) m->n_items * d;
     if (nr + 2 != s->p.dim) {
