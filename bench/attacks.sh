@@ -11,19 +11,13 @@
 # (the attacks to run). Every run uses --transport direct (the same
 # model as inproc, tests/sim/test_sim.c); ~20 s per VBMF run on 2 cores.
 set -eu
-root=$(cd "$(dirname "$0")/.." && pwd)
-data=${FR_DATA_DIR:-$root/../shared/data/ml-100k}
-build=${FR_BUILD_DIR:-$root/build}
-case $build in /*) ;; *) build=$root/$build ;; esac
-bin=$build/bin/fedrec-sim
+bench_name=attacks.sh
+. "$(dirname "$0")/lib.sh"
+bin=$(bench_tool fedrec-sim)
 algo=${FR_ATK_ALGO:-vbmf}
 target=${FR_ATK_TARGET:-300}
 kinds=${FR_ATK_KINDS:-"promote scale signflip random absurd"}
-[ -x "$bin" ] || cmake --build "$build" --target fedrec-sim -j2 >/dev/null
-if [ ! -r "$data/u1.base" ]; then
-    echo "attacks.sh: MovieLens 100K not found in $data (set FR_DATA_DIR)" >&2
-    exit 1
-fi
+bench_need_ml100k
 tmp=$(mktemp)
 trap 'rm -f "$tmp" "$tmp.err"' EXIT
 base="--train $data/u1.base --test $data/u1.test --algo $algo

@@ -8,15 +8,10 @@
 # Env: FR_DATA_DIR, FR_BUILD_DIR (build), FRACTION (0.1), SPLITS
 # ("1 2 3 4 5"), EXTRA (more fedrec-sim flags, e.g. "--secure-agg off").
 set -eu
-root=$(cd "$(dirname "$0")/.." && pwd)
-data=${FR_DATA_DIR:-$root/../shared/data/ml-100k}
-build=${FR_BUILD_DIR:-$root/build}
-bin=$build/bin/fedrec-sim
-[ -x "$bin" ] || cmake --build "$build" --target fedrec-sim -j2 >/dev/null
-if [ ! -r "$data/u1.base" ]; then
-    echo "deploy.sh: MovieLens 100K not found in $data (set FR_DATA_DIR)" >&2
-    exit 1
-fi
+bench_name=deploy.sh
+. "$(dirname "$0")/lib.sh"
+bin=$(bench_tool fedrec-sim)
+bench_need_ml100k
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 for s in ${SPLITS:-1 2 3 4 5}; do

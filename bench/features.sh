@@ -10,15 +10,10 @@
 # fedrec-sim flags; default: every device in every round, the plain
 # federated VBMF default, --transport direct).
 set -eu
-root=$(cd "$(dirname "$0")/.." && pwd)
-data=${FR_DATA_DIR:-$root/../shared/data/ml-100k}
-build=${FR_BUILD_DIR:-$root/build}
-bin=$build/bin/fedrec-sim
-[ -x "$bin" ] || cmake --build "$build" --target fedrec-sim -j2 >/dev/null
-if [ ! -r "$data/u1.base" ]; then
-    echo "features.sh: MovieLens 100K not found in $data (set FR_DATA_DIR)" >&2
-    exit 1
-fi
+bench_name=features.sh
+. "$(dirname "$0")/lib.sh"
+bin=$(bench_tool fedrec-sim)
+bench_need_ml100k
 command -v jq >/dev/null || { echo "features.sh: needs jq" >&2; exit 1; }
 tmp=$(mktemp)
 trap 'rm -f "$tmp" "$tmp.run"' EXIT

@@ -13,21 +13,15 @@
 # train on a seeded 90% of u1.base, evaluate on the other 10%; u1.test is
 # not read).
 set -eu
-root=$(cd "$(dirname "$0")/.." && pwd)
-data=${FR_DATA_DIR:-$root/../shared/data/ml-100k}
-build=${FR_BUILD_DIR:-$root/build}
-case $build in /*) ;; *) build=$root/$build ;; esac
-bin=$build/bin/fedrec-sim
+bench_name=privacy.sh
+. "$(dirname "$0")/lib.sh"
+bin=$(bench_tool fedrec-sim)
 svg=${FR_PRIV_SVG:-$root/docs/privacy-utility.svg}
 rounds=${FR_PRIV_ROUNDS:-40}
 cohort=${FR_PRIV_COHORT:-50}
 z=${FR_PRIV_Z:-0.665}
 saclip=${FR_PRIV_SA_CLIP:-50}
-[ -x "$bin" ] || cmake --build "$build" --target fedrec-sim -j2 >/dev/null
-if [ ! -r "$data/u1.base" ]; then
-    echo "privacy.sh: MovieLens 100K not found in $data (set FR_DATA_DIR)" >&2
-    exit 1
-fi
+bench_need_ml100k
 tmp=$(mktemp)
 vdir=$(mktemp -d)
 trap 'rm -rf "$tmp" "$vdir"' EXIT
