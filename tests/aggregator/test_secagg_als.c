@@ -20,6 +20,7 @@
 #include "secagg.h"
 #include "secagg_als.h"
 #include "sa_driver.h"
+#include "model_diff.h"
 #include "shamir.h"
 
 #define NIT 40
@@ -216,22 +217,12 @@ plain_round(
 static double
 model_diff(fri_agg *sec, fri_agg *pl, uint64_t want_version)
 {
-    float    mu1, mu2, b1[NIT], b2[NIT], Q1[NIT * K], Q2[NIT * K];
-    uint64_t v1, v2;
-    fri_agg_model_copy(sec, &mu1, b1, NIT, Q1, NIT * K, &v1);
-    fri_agg_model_copy(pl, &mu2, b2, NIT, Q2, NIT * K, &v2);
-    cr_assert_eq(v1, want_version, "secure round did not complete");
-    cr_assert_eq(v2, want_version);
-    double worst = fabs((double)mu1 - mu2), moved = 0;
-    for (int i = 0; i < NIT * K; i++) {
-        worst = fmax(worst, fabs((double)Q1[i] - Q2[i]));
-        moved = fmax(moved, fabs((double)Q2[i]));
-    }
-    for (int i = 0; i < NIT; i++) {
-        worst = fmax(worst, fabs((double)b1[i] - b2[i]));
-    }
-    cr_assert(want_version < 2 || moved > 0.05, "the plain solve did nothing");
-    return worst;
+    model_diff_out d = model_diff_of(sec, pl, NIT, K);
+    cr_assert_eq(d.va, want_version, "secure round did not complete");
+    cr_assert_eq(d.vb, want_version);
+    cr_assert(want_version < 2 || d.q_max > 0.05,
+              "the plain solve did nothing");
+    return d.worst;
 }
 
 // rounds secure rounds against as many plain ones over the same members

@@ -11,6 +11,7 @@
 #include "agg.h"
 #include "dataset.h"
 #include "e2e_harness.h"
+#include "model_diff.h"
 #include "fedrec/client.h"
 #include "msg.h"
 
@@ -282,21 +283,10 @@ Test(agg_secagg_e2e, als_statistics_masked_round_equals_plain_round)
     uint8_t vanish[NU] = {0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1}; // 4 of 12
     cr_assert_eq(run_at(s, vanish, 20000, NULL), NU - 4);
     cr_assert_eq(plain_run(p), NU);
-    float    mu1, mu2, b1[NIT], b2[NIT], Q1[NIT * KK], Q2[NIT * KK];
-    uint64_t v1, v2;
-    fri_agg_model_copy(s->a, &mu1, b1, NIT, Q1, NIT * KK, &v1);
-    fri_agg_model_copy(p->a, &mu2, b2, NIT, Q2, NIT * KK, &v2);
-    cr_assert_eq(v1, 2, "secure rounds did not complete");
-    cr_assert_eq(v2, 2);
-    double worst = fabs((double) mu1 - mu2), moved = 0;
-    for (int i = 0; i < NIT * KK; i++) {
-        worst = fmax(worst, fabs((double) Q1[i] - Q2[i]));
-        moved = fmax(moved, fabs((double) Q2[i]));
-    }
-    for (int i = 0; i < NIT; i++) {
-        worst = fmax(worst, fabs((double) b1[i] - b2[i]));
-        moved = fmax(moved, fabs((double) b2[i]));
-    }
+    model_diff_out d = model_diff_of(s->a, p->a, NIT, KK);
+    cr_assert_eq(d.va, 2, "secure rounds did not complete");
+    cr_assert_eq(d.vb, 2);
+    double worst = d.worst, moved = fmax(d.q_max, d.b_max);
     cr_log_info("ALS secure vs plain over the wire: max diff %.3g (model "
                 "scale %.3g), masked UPDATE %zu bytes",
                 worst, moved, len[0]);

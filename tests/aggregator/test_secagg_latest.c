@@ -13,6 +13,7 @@
 #include "agg.h"
 #include "dataset.h"
 #include "e2e_harness.h"
+#include "model_diff.h"
 #include "fedrec/client.h"
 
 #define NU 12
@@ -76,25 +77,13 @@ secure_round(world *w, const uint32_t *users, const uint8_t *drop, uint64_t t0,
 static double
 model_diff(world *s, world *p, uint64_t want_version, double *scale)
 {
-    float    mu1, mu2, b1[NIT], b2[NIT], Q1[NIT * KK], Q2[NIT * KK];
-    uint64_t v1, v2;
-    fri_agg_model_copy(s->a, &mu1, b1, NIT, Q1, NIT * KK, &v1);
-    fri_agg_model_copy(p->a, &mu2, b2, NIT, Q2, NIT * KK, &v2);
-    cr_assert_eq(v1, want_version, "secure rounds completed: %llu",
-        (unsigned long long)v1);
-    cr_assert_eq(v2, want_version, "plain rounds completed: %llu",
-        (unsigned long long)v2);
-    double worst = fabs((double)mu1 - mu2), big = 0.0;
-    for (int i = 0; i < NIT * KK; i++) {
-        worst = fmax(worst, fabs((double)Q1[i] - Q2[i]));
-        big   = fmax(big, fabs((double)Q2[i]));
-    }
-    for (int i = 0; i < NIT; i++) {
-        worst = fmax(worst, fabs((double)b1[i] - b2[i]));
-        big   = fmax(big, fabs((double)b2[i]));
-    }
-    *scale = big;
-    return worst;
+    model_diff_out d = model_diff_of(s->a, p->a, NIT, KK);
+    cr_assert_eq(d.va, want_version, "secure rounds completed: %llu",
+        (unsigned long long)d.va);
+    cr_assert_eq(d.vb, want_version, "plain rounds completed: %llu",
+        (unsigned long long)d.vb);
+    *scale = fmax(d.q_max, d.b_max);
+    return d.worst;
 }
 
 static const uint32_t R_A[COHORT] = { 0, 1, 2, 3, 4, 5 };

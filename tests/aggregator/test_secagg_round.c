@@ -16,6 +16,7 @@
 #include "dp.h"
 #include "secagg.h"
 #include "sa_driver.h"
+#include "model_diff.h"
 #include "shamir.h"
 
 #define NIT 40
@@ -165,20 +166,10 @@ plain_round(fri_agg *a, sim_member *ms, uint32_t n, const uint8_t *skip)
 static void
 compare(fri_agg *sec, fri_agg *pl, double tol)
 {
-    float    mu1, mu2, b1[NIT], b2[NIT], Q1[NIT * K], Q2[NIT * K];
-    uint64_t v1, v2;
-    fri_agg_model_copy(sec, &mu1, b1, NIT, Q1, NIT * K, &v1);
-    fri_agg_model_copy(pl, &mu2, b2, NIT, Q2, NIT * K, &v2);
-    cr_assert_eq(v1, 1, "secure round did not complete");
-    cr_assert_eq(v2, 1);
-    double worst = 0;
-    for (int i = 0; i < NIT * K; i++) {
-        worst = fmax(worst, fabs((double) Q1[i] - Q2[i]));
-    }
-    for (int i = 0; i < NIT; i++) {
-        worst = fmax(worst, fabs((double) b1[i] - b2[i]));
-    }
-    worst = fmax(worst, fabs((double) mu1 - mu2));
+    model_diff_out d = model_diff_of(sec, pl, NIT, K);
+    cr_assert_eq(d.va, 1, "secure round did not complete");
+    cr_assert_eq(d.vb, 1);
+    double worst = d.worst;
     cr_log_info("max |secure - plain| = %.3g (tol %.3g)", worst, tol);
     cr_assert(worst < tol, "secure vs plain differ by %g", worst);
 }
