@@ -67,6 +67,11 @@ typedef struct dev_out {
     // --transport direct, in the aggregator handling its requests.
     double cpu_client, cpu_agg;
     uint64_t unsent; // bytes of the request a vanishing device never sent
+    // The final evaluation visit: the device's own top list under the
+    // final model (what its user would see), for the beyond-accuracy
+    // metrics.
+    uint32_t top[FRI_SIM_LIST_K];
+    uint8_t  n_top;
 } dev_out;
 
 typedef struct sim_state sim_state;
@@ -104,10 +109,6 @@ struct sim_state {
     fri_sim_poison_run   *poison; // malicious devices, target exposure
     fri_sim_cold         *cold;   // --report cold-start, else NULL
     dev_live             *live;
-    // The final model's top-FRI_SIM_LIST_K list of every evaluated device
-    // (what its user would see), for the beyond-accuracy metrics.
-    uint32_t             *tops;
-    uint8_t              *top_len;
     atomic_uint           pass_progress;
     uint64_t              deadline_ms;
     double                tick_cpu; // main thread: CPU in fri_agg_tick
@@ -234,13 +235,13 @@ eval_device(sim_state *st, fr_client *c, uint32_t u, dev_out *o)
 {
     const fri_csr *t = &st->p->test;
     size_t         a = t->ptr[u], b = t->ptr[u + 1];
-    if (st->tops != NULL && st->job->round == st->c->rounds) {
+    if (st->job->eval_visit && st->job->round == st->c->rounds) {
         // The device's own list under the final model.
         float  sc[FRI_SIM_LIST_K];
         size_t got = 0;
-        if (fr_client_recommend(c, st->tops + (size_t) u * FRI_SIM_LIST_K, sc,
-                                FRI_SIM_LIST_K, &got) == FR_OK) {
-            st->top_len[u] = (uint8_t) got;
+        if (fr_client_recommend(c, o->top, sc, FRI_SIM_LIST_K, &got) ==
+            FR_OK) {
+            o->n_top = (uint8_t) got;
         }
     }
     if (a == b) {
@@ -718,33 +719,40 @@ run_job(sim_state *st, worker *ws, job *jb)
     return FR_EINTERNAL;
 }
 
-// Beyond accuracy over the evaluated devices' own final lists: popularity
-// is each item's number of training users, diversity uses the final item
-// factors.
+// Beyond accuracy over the lists the final evaluation visit's devices
+// computed (jb->out): popularity is each item's number of training users,
+// diversity uses the final item factors.
 static fr_err
-list_metrics(sim_state *st, fri_sim_summary *s)
+list_metrics(sim_state *st, const job *jb, fri_sim_summary *s)
 {
     const fri_sim_pop *p  = st->p;
     const uint32_t     ni = p->n_items, k = st->c->k;
-    uint32_t          *pop = calloc(ni ? ni : 1, sizeof(*pop));
-    float             *bi  = malloc(sizeof(float) * (ni ? ni : 1));
-    float             *Q   = malloc(sizeof(float) * ((size_t) ni * k + 1));
-    float              mu  = 0.0f;
-    fr_err             e   = FR_ENOMEM;
-    if (pop != NULL && bi != NULL && Q != NULL && ni > 0) {
+    const size_t       n  = jb->n;
+    uint32_t          *pop   = calloc(ni ? ni : 1, sizeof(*pop));
+    float             *Q     = malloc(sizeof(float) * ((size_t) ni * k + 1));
+    uint32_t          *lists = malloc(sizeof(uint32_t) * FRI_SIM_LIST_K *
+                                      (n ? n : 1));
+    uint8_t           *lens  = malloc(n ? n : 1);
+    fr_err             e     = FR_ENOMEM;
+    if (pop != NULL && Q != NULL && lists != NULL && lens != NULL && ni > 0) {
         for (size_t j = 0; j < p->train.ptr[p->n_users]; j++) {
             if (p->train.idx[j] < ni) {
                 pop[p->train.idx[j]]++;
             }
         }
-        fri_agg_model_copy(st->agg, &mu, bi, ni, Q, (size_t) ni * k, NULL);
-        e = fri_list_metrics_eval(&s->lists, st->tops, st->top_len,
-                                  p->n_users, FRI_SIM_LIST_K, ni, pop,
-                                  p->n_users, Q, k);
+        for (size_t i = 0; i < n; i++) {
+            memcpy(lists + i * FRI_SIM_LIST_K, jb->out[i].top,
+                   sizeof(jb->out[i].top));
+            lens[i] = jb->out[i].n_top;
+        }
+        fri_agg_model_copy(st->agg, NULL, NULL, 0, Q, (size_t) ni * k, NULL);
+        e = fri_list_metrics_eval(&s->lists, lists, lens, n, FRI_SIM_LIST_K,
+                                  ni, pop, p->n_users, Q, k);
     }
     free(pop);
-    free(bi);
     free(Q);
+    free(lists);
+    free(lens);
     return e;
 }
 
@@ -1079,13 +1087,6 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
             goto out;
         }
     }
-    st.tops    = malloc((size_t) (p->n_users ? p->n_users : 1) *
-                        FRI_SIM_LIST_K * sizeof(*st.tops));
-    st.top_len = calloc(p->n_users ? p->n_users : 1, 1);
-    if (st.tops == NULL || st.top_len == NULL) {
-        e = FR_ENOMEM;
-        goto out;
-    }
     if ((e = fri_sim_atk_create(&st.atk, c, p, cohort, st.agg)) != FR_OK) {
         goto out;
     }
@@ -1227,6 +1228,10 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
             (void) run_job(&st, ws, &ev); // no phases: always completes
             rr->eval_seconds = wall_s() - te;
             collect_eval(c, &ev, heavy, rr);
+            if (r == c->rounds && (e = list_metrics(&st, &ev, s)) != FR_OK) {
+                e = fail(err, err_cap, e, "list metrics: %s", fr_strerror(e));
+                goto out;
+            }
             for (size_t i = 0; i < n_evals; i++) {
                 // A round scored by fewer users than the others would
                 // not be comparable: a failed visit stops the run.
@@ -1311,10 +1316,6 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
         fri_sim_raw_cost(up, down, &s->us_crypto_per_update,
                          &s->us_memcpy_per_update);
     }
-    if ((e = list_metrics(&st, s)) != FR_OK) {
-        e = fail(err, err_cap, e, "list metrics: %s", fr_strerror(e));
-        goto out;
-    }
     s->n_clients = p->n_users;
     s->n_train = p->train.ptr[p->n_users];
     s->n_test = p->test.ptr[p->n_users];
@@ -1322,9 +1323,7 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
     // arrays (eligible list, evaluation list and mask).
     s->bytes_per_idle_client =
         (double) (fri_sim_pop_overhead(p) +
-                  (size_t) p->n_users * (2 * sizeof(uint32_t) + 1) +
-                  (size_t) p->n_users * (FRI_SIM_LIST_K * sizeof(uint32_t) +
-                                         1)) /
+                  (size_t) p->n_users * (2 * sizeof(uint32_t) + 1)) /
         (double) (p->n_users ? p->n_users : 1);
     snprintf(s->data_name, sizeof(s->data_name), "%s", p->name);
     if (model_hash != NULL) {
@@ -1360,8 +1359,6 @@ out:
     fri_sim_poison_destroy(st.poison);
     fri_sim_cold_destroy(st.cold);
     free(st.live);
-    free(st.tops);
-    free(st.top_len);
     if (st.last != NULL) {
         for (uint32_t u = 0; u < p->n_users; u++) {
             fri_stats_last_free(st.last[u]);
