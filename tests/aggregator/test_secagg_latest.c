@@ -14,6 +14,7 @@
 #include "dataset.h"
 #include "e2e_harness.h"
 #include "model_diff.h"
+#include "sa.h"
 #include "fedrec/client.h"
 
 #define NU 12
@@ -184,4 +185,47 @@ Test(agg_secagg_latest, abandoned_round_commits_nothing)
     e2e_world_free(p);
     free(s);
     free(p);
+}
+
+// What a member's outcome poll (SA_POLL want UPDATE, after its masked
+// delta) can learn, for any round id it sends: applied only for a
+// survivor of the last completed round; a round that is not over yet or
+// lies in the future is a state error, without a retry; any other round
+// or key is "not applied" (its delta stays pending).
+Test(agg_secagg_latest, outcome_poll_answers_every_round_id)
+{
+    world *s = malloc(sizeof(*s));
+    cr_assert_not_null(s);
+    world_init(s, FRI_AGG_VBMF, 1);
+    fr_checkin_status st[COHORT];
+    cr_assert_eq(secure_round(s, R_A, NULL, 10, NULL, st), COHORT);
+    cr_assert_eq(secure_round(s, R_A, NULL, 10000, NULL, st), COHORT);
+    fr_checkin_info info;
+    fr_client_checkin_info_get(s->c[R_A[0]], &info);
+    const uint64_t done = info.round; // the member's applied round
+    fri_agg_metrics m;
+    fri_agg_metrics_get(s->a, &m);
+    cr_assert(m.round > done && m.round_open, "open %llu, done %llu",
+              (unsigned long long) m.round, (unsigned long long) done);
+    uint8_t member[FR_PUBLICKEYBYTES], outsider[FR_PUBLICKEYBYTES];
+    fr_client_public_key(s->c[R_A[0]], member);
+    fr_client_public_key(s->c[R_B[3]], outsider); // user 6: not in R_A
+    uint32_t retry = 99;
+    cr_assert_eq(fri_agg_sa_outcome(s->a, member, done, &retry), FR_OK);
+    cr_assert_eq(retry, 0);
+    cr_assert_eq(fri_agg_sa_outcome(s->a, outsider, done, &retry), FR_ELATE);
+    cr_assert_eq(fri_agg_sa_outcome(s->a, member, done - 1, &retry),
+                 FR_ELATE);
+    cr_assert_eq(fri_agg_sa_outcome(s->a, member, 0, &retry), FR_ELATE);
+    // The open round: ask again later.
+    cr_assert_eq(fri_agg_sa_outcome(s->a, member, m.round, &retry), FR_OK);
+    cr_assert_gt(retry, 0);
+    retry = 99;
+    cr_assert_eq(fri_agg_sa_outcome(s->a, member, m.round + 1, &retry),
+                 FR_ESTATE);
+    cr_assert_eq(fri_agg_sa_outcome(s->a, member, UINT64_MAX, &retry),
+                 FR_ESTATE);
+    cr_assert_eq(retry, 0);
+    e2e_world_free(s);
+    free(s);
 }
