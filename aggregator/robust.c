@@ -358,13 +358,13 @@ fri_robust_bound(
     // Global mean, count and weight.
     double n_rows = (double)u->n;
     double m      = count > 0.0 ? sum / count : 0.0;
-    double c_cap  = cnt_b > 0.0 && cnt_b < n_rows ? cnt_b : n_rows;
-    if (count > c_cap) {
-        count   = c_cap;
+    double w_cap  = cnt_b > 0.0 && cnt_b < n_rows ? cnt_b : n_rows;
+    if (count > n_rows) {
+        count   = n_rows;
         clipped = 1;
     }
-    if (weight > c_cap) {
-        weight  = c_cap;
+    if (weight > w_cap) {
+        weight  = w_cap;
         clipped = 1;
     }
     if (m < m_lo || m > m_hi) {
