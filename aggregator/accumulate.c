@@ -174,9 +174,12 @@ validate_shape(const fri_agg *a, const fri_agg_update *u)
                               : fri_vb_glob_ok(a->vb, u->vb, u->vb_len))) {
         return FR_EPROTO;
     }
+    // A latest-statistics delta may lower the count (a device retracting
+    // its contribution); check_delta bounds its size.
+    int neg_ok = a->cfg.stats_latest != 0;
     if (!fri_all_finite(u->rows, u->rows_len) || !isfinite(u->sum_ratings) ||
-        !isfinite(u->count) || u->count < 0 || !isfinite(u->weight) ||
-        u->weight < 0) {
+        !isfinite(u->count) || (u->count < 0 && !neg_ok) ||
+        !isfinite(u->weight) || (u->weight < 0 && !neg_ok)) {
         return FR_EPROTO;
     }
     if (a->cfg.implicit) {

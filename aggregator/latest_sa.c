@@ -18,11 +18,13 @@
 #include "vbmf.h"
 
 // Why the decoded sum cannot be a sum of m honest deltas, or NULL. An
-// honest delta adds, per item, 1 to the bias-bias Gram entry on its first
-// report and 0 after (that entry of every contribution is 1); its user
-// count (VBMF) likewise; and those first-report counts add up to the
-// rating count it sends once. Every running Gram diagonal is a sum of
-// squares, so it must stay >= 0 once the round's deltas are added.
+// honest delta adds, per item, 1 to the bias-bias Gram entry when the
+// device starts rating the item, -1 when it stops (a rating removed on
+// the device) and 0 otherwise (that entry of every contribution is 1);
+// its user count (VBMF) 1 on its first report and 0 after; and those item
+// counts add up to the change of its rating count. Every running Gram
+// diagonal is a sum of squares (the bias-bias one counts the item's
+// raters), so it must stay >= 0 once the round's deltas are added.
 static const char *
 check_deltas(const fri_agg *a, const float *v, double m, double q,
              const fri_sa_als_bounds *b, int vb, double *tot)
@@ -45,8 +47,8 @@ check_deltas(const fri_agg *a, const float *v, double m, double q,
             }
         }
         double c = row[fri_packed_index(d, k, k)];
-        if (!(c >= -2.0 * q - 1e-6 && c <= m + 2.0 * q + 1e-6)) {
-            return "item newcomer count outside [0, members]";
+        if (!(c >= -m - 2.0 * q - 1e-6 && c <= m + 2.0 * q + 1e-6)) {
+            return "item rater count change outside [-members, members]";
         }
         *tot += c;
     }
@@ -60,8 +62,9 @@ check_deltas(const fri_agg *a, const float *v, double m, double q,
     }
     double cnt = tail[1];
     double tol = 0.5 + (double) ni * q * 4.0 + 1e-6 * fabs(cnt);
-    if (!(cnt >= -tol && fabs(*tot - cnt) <= tol)) {
-        return "item newcomer counts do not add up to the rating count";
+    if (!(fabs(*tot - cnt) <= tol)) {
+        return "item rater count changes do not add up to the rating "
+               "count change";
     }
     return NULL;
 }

@@ -151,6 +151,9 @@ fr_client_request_bound(const fr_client *c)
     }
     // Pseudo-items add up to ceil(rho * n) rows (fri_pseudo_count rounds).
     size_t rows = c->n_inter;
+    if (c->last != NULL && c->last->n > rows) {
+        rows = c->last->n; // a retraction of a larger contribution
+    }
     if (c->pseudo_rho > 0.0f) {
         double extra = ceil((double) c->pseudo_rho * (double) c->n_inter);
         rows += extra < (double) FRI_MAX_ITEMS ? (size_t) extra

@@ -344,14 +344,15 @@ build_masked_stats(fr_client *c, struct fri_sa_client *s, const fri_task *t,
     if (rv != FR_OK) {
         return rv;
     }
-    float *x = NULL;
+    float          *x = NULL, *xo = NULL;
+    fri_stats_last *old = NULL;
     if (u.n_extra != fri_sa_stats_extra_len(t->k, vb)) {
         rv = FR_EINTERNAL;
         goto out;
     }
     size_t clipped = fri_sa_stats_clip(u.rows, u.n_rows, u.extra, t->k, vb,
                                        m->n_items, &ab);
-    rv = fri_client_stats_delta(c, &u, m->mu, vb);
+    rv = fri_client_stats_delta(c, &u, m->mu, vb, &old);
     if (rv != FR_OK) {
         goto out;
     }
@@ -363,6 +364,19 @@ build_masked_stats(fr_client *c, struct fri_sa_client *s, const fri_task *t,
     size_t dclip = 0;
     rv = fri_sa_stats_encode(x, dim, m->n_items, t->k, vb, &ab, u.rows,
                              u.extra, u.items, u.n_rows, &dclip);
+    if (rv == FR_OK && old != NULL) {
+        // The rated items changed: the new contribution minus the old one,
+        // slot by slot (each was inside the contribution bounds, so the
+        // difference is inside the delta bounds the encoding uses).
+        xo = fri_client_calloc(c, dim, sizeof(float));
+        rv = xo == NULL ? FR_ENOMEM
+                        : fri_sa_stats_encode(xo, dim, m->n_items, t->k, vb,
+                                              &ab, old->rows, old->extra,
+                                              old->items, old->n, NULL);
+        for (size_t i = 0; rv == FR_OK && i < dim; i++) {
+            x[i] -= xo[i];
+        }
+    }
     if (rv == FR_OK && clipped + dclip > 0) {
         fri_client_logf(c, FR_LOG_INFO,
                         "msg=\"statistics clipped to the secure "
@@ -376,6 +390,8 @@ build_masked_stats(fr_client *c, struct fri_sa_client *s, const fri_task *t,
     }
 out:
     fri_client_free_wipe(c, x, x != NULL ? dim * sizeof(float) : 0);
+    fri_client_free_wipe(c, xo, xo != NULL ? dim * sizeof(float) : 0);
+    fri_stats_last_free(old);
     fri_update_buf_free(c, &u);
     s->expect = FRI_T_ACK;
     return rv;

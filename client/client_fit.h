@@ -57,8 +57,15 @@ fr_err fri_client_vb_update(fr_client *c, const fri_fit_task *t,
 // Latest-statistics mode (stats_delta.c): keeps the full update u as the
 // pending contribution and turns u into its difference from the last
 // acknowledged one (re-centred on the model's mu). vb: VBMF extras layout.
+// When the rated items changed since then: with old (dense deltas, one
+// slot per item) u stays whole and *old gets the last contribution
+// re-centred on mu (free with fri_stats_last_free; NULL otherwise), for
+// the caller to subtract slot by slot; without old (sparse, one Gram per
+// update) u becomes the retraction of the last contribution and the new
+// one is sent whole next time.
+struct fri_stats_last;
 fr_err fri_client_stats_delta(fr_client *c, fri_update_buf *u, float mu,
-                              int vb);
+                              int vb, struct fri_stats_last **old);
 // The pending contribution was acknowledged: it becomes the last one.
 void fri_client_stats_commit(fr_client *c);
 

@@ -177,7 +177,7 @@ fri_client_compute_update(fr_client *c, const fri_fit_task *t,
     if (t->algo == FRI_FIT_VBMF) {
         fr_err ve = fri_client_vb_update(c, t, u); // fit_vbmf.c
         if (ve == FR_OK && t->stats_delta) {
-            ve = fri_client_stats_delta(c, u, c->model->mu, 1);
+            ve = fri_client_stats_delta(c, u, c->model->mu, 1, NULL);
             if (ve != FR_OK) {
                 fri_update_buf_free(c, u);
             }
@@ -303,7 +303,7 @@ fri_client_compute_update(fr_client *c, const fri_fit_task *t,
         (void) fri_dp_clip_l2(u->rows, n * width, half, NULL);
     }
     if (t->stats_delta && t->algo == FRI_FIT_ALS) {
-        err = fri_client_stats_delta(c, u, m->mu, 0);
+        err = fri_client_stats_delta(c, u, m->mu, 0, NULL);
         if (err != FR_OK) {
             fri_update_buf_free(c, u);
             return err;

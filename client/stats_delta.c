@@ -66,59 +66,168 @@ snapshot(const fri_update_buf *u, float mu)
     return l;
 }
 
+// The last contribution as the aggregator holds it now: re-centred from
+// the mu it was computed against to mu (rows: h -= dmu E[x]; VBMF: the
+// squared-error sum sum_j (a_j - dmu)^2 = sq - 2 dmu A + n dmu^2 with A
+// the sum of the stored residuals).
+static void
+recentre(const fri_stats_last *l, float mu, int vb, float *rows, float *extra)
+{
+    const size_t d   = l->width;
+    const size_t P   = fri_packed_len(d);
+    const double dmu = (double) mu - (double) l->mu;
+    double       A   = 0.0;
+    for (size_t j = 0; j < l->n; j++) {
+        const float *o = l->rows + j * d;
+        A += o[d - 1];
+        for (size_t a = 0; a < d; a++) {
+            rows[j * d + a] = (float) ((double) o[a] -
+                                       dmu * (double) l->extra[fri_packed_index(
+                                                 d, a, d - 1)]);
+        }
+    }
+    for (size_t t = 0; t < l->n_extra; t++) {
+        double old = l->extra[t];
+        if (vb && t == 2 * P + d) {
+            old += -2.0 * dmu * A + (double) l->n * dmu * dmu;
+        }
+        extra[t] = (float) old;
+    }
+}
+
+static int
+same_items(const fri_stats_last *l, const fri_update_buf *u)
+{
+    return l->n == u->n_rows &&
+           (l->n == 0 ||
+            memcmp(l->items, u->items, (size_t) l->n * sizeof *l->items) == 0);
+}
+
+// Plain path, rated items changed: u becomes the retraction of the whole
+// last contribution (one Gram per update cannot express a contribution
+// that leaves some items and enters others), and the pending contribution
+// is the empty one; the device's new contribution goes whole into its
+// next report.
+static fr_err
+retract(fr_client *c, fri_update_buf *u, float mu, int vb)
+{
+    const fri_stats_last *l  = c->last;
+    const size_t          nr = l->n, d = l->width;
+    uint32_t *items = fri_client_calloc(c, nr > 0 ? nr : 1, sizeof *items);
+    float    *rows  = fri_client_calloc2(c, nr > 0 ? nr : 1, d, sizeof *rows);
+    fri_stats_last *empty = calloc(1, sizeof *empty);
+    float          *ez    = calloc(l->n_extra > 0 ? l->n_extra : 1, sizeof(float));
+    if (items == NULL || rows == NULL || empty == NULL || ez == NULL) {
+        fri_client_free_wipe(c, items, (nr > 0 ? nr : 1) * sizeof *items);
+        fri_client_free_wipe(c, rows, (nr > 0 ? nr : 1) * d * sizeof *rows);
+        free(empty);
+        free(ez);
+        return fri_client_fail(c, FR_ENOMEM, "out of memory (statistics)");
+    }
+    recentre(l, mu, vb, rows, u->extra);
+    for (size_t t = 0; t < nr * d; t++) {
+        rows[t] = -rows[t];
+    }
+    for (size_t t = 0; t < u->n_extra; t++) {
+        u->extra[t] = -u->extra[t];
+    }
+    if (nr > 0) {
+        memcpy(items, l->items, nr * sizeof *items);
+    }
+    fri_client_free_wipe(c, u->rows, (size_t) u->n_rows * d * sizeof *u->rows);
+    fri_client_free_wipe(c, u->items, (size_t) u->n_rows * sizeof *u->items);
+    u->rows        = rows;
+    u->items       = items;
+    u->n_rows      = (uint32_t) nr;
+    u->weight      = 0.0f;
+    empty->width   = (uint32_t) d;
+    empty->n_extra = l->n_extra;
+    empty->extra   = ez;
+    empty->mu      = mu;
+    c->pending     = empty;
+    fri_client_logf(c, FR_LOG_INFO,
+                    "msg=\"rated items changed: this report retracts the "
+                    "last contribution, the next one sends the new one\" "
+                    "items=%zu",
+                    nr);
+    return FR_OK;
+}
+
+static fri_stats_last *
+snapshot_last(const fri_stats_last *l)
+{
+    fri_update_buf u;
+    memset(&u, 0, sizeof u);
+    u.items   = l->items;
+    u.rows    = l->rows;
+    u.n_rows  = l->n;
+    u.width   = l->width;
+    u.extra   = l->extra;
+    u.n_extra = l->n_extra;
+    return snapshot(&u, l->mu);
+}
+
 fr_err
-fri_client_stats_delta(fr_client *c, fri_update_buf *u, float mu, int vb)
+fri_client_stats_delta(fr_client *c, fri_update_buf *u, float mu, int vb,
+                       fri_stats_last **old)
 {
     fri_stats_last_free(c->pending);
     c->pending = NULL;
+    if (old != NULL) {
+        *old = NULL;
+    }
     if (c->model == NULL || c->model->version == 0) {
         // Census round (no global mean yet): the aggregator takes only mu
         // from it, so this report is sent whole and not recorded.
         return FR_OK;
     }
     const fri_stats_last *l = c->last;
-    if (l != NULL &&
-        (l->n != u->n_rows || l->width != u->width ||
-         l->n_extra != u->n_extra ||
-         (l->n > 0 &&
-          memcmp(l->items, u->items, (size_t) l->n * sizeof *l->items) !=
-              0))) {
-        // One Gram per update cannot express a contribution that leaves
-        // some items and enters others.
+    if (l != NULL && (l->width != u->width || l->n_extra != u->n_extra)) {
         return fri_client_fail(c, FR_ESTATE,
-                               "rated items changed since the last "
-                               "statistics report");
+                               "statistics layout changed since the last "
+                               "report");
+    }
+    if (l != NULL && l->n > 0 && !same_items(l, u) && old == NULL) {
+        return retract(c, u, mu, vb);
     }
     c->pending = snapshot(u, mu);
     if (c->pending == NULL) {
         return fri_client_fail(c, FR_ENOMEM, "out of memory (statistics)");
     }
-    if (l == NULL) {
-        return FR_OK; // first report: the delta is the whole contribution
+    if (l == NULL || l->n == 0) {
+        return FR_OK; // first report (or after a retraction): whole
     }
-    const size_t d   = u->width;
-    const size_t P   = fri_packed_len(d);
-    const double dmu = (double) mu - (double) l->mu;
-    // E[x] = the stored Gram's last column (x = [p; 1]).
-    double A = 0.0; // sum of the stored residuals r - mu_old - b_u
-    for (size_t j = 0; j < l->n; j++) {
-        const float *o = l->rows + j * d;
-        float       *r = u->rows + j * d;
-        A += o[d - 1];
-        for (size_t a = 0; a < d; a++) {
-            double old = (double) o[a] -
-                         dmu * (double) l->extra[fri_packed_index(d, a, d - 1)];
-            r[a] = (float) ((double) r[a] - old);
+    if (!same_items(l, u)) {
+        // Dense deltas (one slot per item): the caller subtracts the old
+        // contribution, re-centred, slot by slot.
+        fri_stats_last *o = snapshot_last(l);
+        if (o == NULL) {
+            return fri_client_fail(c, FR_ENOMEM, "out of memory (statistics)");
         }
+        recentre(l, mu, vb, o->rows, o->extra);
+        o->mu = mu;
+        *old  = o;
+        return FR_OK;
+    }
+    const size_t d  = u->width;
+    float       *ro = malloc((l->n * d > 0 ? l->n * d : 1) * sizeof(float));
+    float       *eo = malloc((u->n_extra > 0 ? u->n_extra : 1) * sizeof(float));
+    if (ro == NULL || eo == NULL) {
+        free(ro);
+        free(eo);
+        return fri_client_fail(c, FR_ENOMEM, "out of memory (statistics)");
+    }
+    recentre(l, mu, vb, ro, eo);
+    for (size_t t = 0; t < l->n * d; t++) {
+        u->rows[t] = (float) ((double) u->rows[t] - (double) ro[t]);
     }
     for (size_t t = 0; t < u->n_extra; t++) {
-        double old = l->extra[t];
-        if (vb && t == 2 * P + d) {
-            // sum_j (a_j - dmu)^2 = sq - 2 dmu A + n dmu^2
-            old += -2.0 * dmu * A + (double) l->n * dmu * dmu;
-        }
-        u->extra[t] = (float) ((double) u->extra[t] - old);
+        u->extra[t] = (float) ((double) u->extra[t] - (double) eo[t]);
     }
+    sodium_memzero(ro, l->n * d * sizeof(float));
+    sodium_memzero(eo, u->n_extra * sizeof(float));
+    free(ro);
+    free(eo);
     return FR_OK;
 }
 

@@ -229,3 +229,108 @@ Test(agg_secagg_latest, outcome_poll_answers_every_round_id)
     e2e_world_free(s);
     free(s);
 }
+
+// Mean rating of users us[0..n) as their clients hold them now.
+static double
+clients_mean(world *w, const uint32_t *us, size_t n, uint32_t extra_user,
+             const float *extra_vals, size_t n_extra, uint32_t gone_user,
+             uint32_t gone_item)
+{
+    double sum = 0.0, cnt = 0.0;
+    for (size_t j = 0; j < n; j++) {
+        uint32_t u = us[j];
+        for (uint64_t t = w->by_user.ptr[u]; t < w->by_user.ptr[u + 1]; t++) {
+            if (u == gone_user && w->by_user.idx[t] == gone_item) {
+                continue;
+            }
+            sum += w->by_user.val[t];
+            cnt += 1.0;
+        }
+        if (u == extra_user) {
+            for (size_t e = 0; e < n_extra; e++) {
+                sum += extra_vals[e];
+                cnt += 1.0;
+            }
+        }
+    }
+    return sum / cnt;
+}
+
+// A member whose rated items change between reports (new ratings on the
+// device, one removed) keeps contributing. Masked: its dense delta is the
+// new contribution minus the old one slot by slot, so the running sum
+// holds its new contribution at once (the global mean, the running
+// rating sum over count, says so exactly). Plain (one Gram per update):
+// the report retracts its old contribution and the next one sends the
+// new one whole.
+Test(agg_secagg_latest, member_whose_rated_items_change_keeps_contributing)
+{
+    world *s = malloc(sizeof(*s)), *p = malloc(sizeof(*p));
+    cr_assert(s != NULL && p != NULL);
+    world_init(s, FRI_AGG_VBMF, 1);
+    world_init(p, FRI_AGG_VBMF, 0);
+    fr_checkin_status st[COHORT];
+    cr_assert_eq(secure_round(s, R_A, NULL, 10, NULL, st), COHORT);
+    cr_assert_eq(plain_round(p, R_A, NULL, 10), COHORT);
+    cr_assert_eq(secure_round(s, R_A, NULL, 10000, NULL, st), COHORT);
+    cr_assert_eq(plain_round(p, R_A, NULL, 10000), COHORT);
+    // User 0 rates two items it had not rated; user 1 removes one.
+    uint32_t new_items[2];
+    size_t   nn = 0;
+    for (uint32_t i = 0; i < NIT && nn < 2; i++) {
+        int rated = 0;
+        for (uint64_t t = s->by_user.ptr[0]; t < s->by_user.ptr[1]; t++) {
+            rated |= s->by_user.idx[t] == i;
+        }
+        if (!rated) {
+            new_items[nn++] = i;
+        }
+    }
+    cr_assert_eq(nn, 2);
+    const float vals[2] = {5.0f, 4.0f};
+    uint32_t    gone    = s->by_user.idx[s->by_user.ptr[1]];
+    world      *ws[2]   = {s, p};
+    for (int w = 0; w < 2; w++) {
+        for (size_t e = 0; e < 2; e++) {
+            cr_assert_eq(fr_client_add(ws[w]->c[0], new_items[e], vals[e], 0),
+                         FR_OK);
+        }
+        cr_assert_eq(fr_client_remove(ws[w]->c[1], gone), FR_OK);
+    }
+    cr_assert_eq(secure_round(s, R_A, NULL, 20000, NULL, st), COHORT);
+    for (uint32_t j = 0; j < COHORT; j++) {
+        cr_assert_eq(st[j], FR_CHECKIN_CONTRIBUTED, "member %u: %d (%s)", j,
+                     (int) st[j], fr_client_errmsg(s->c[R_A[j]]));
+    }
+    cr_assert_eq(plain_round(p, R_A, NULL, 20000), COHORT);
+    float    mu_s, mu_p;
+    uint64_t ver = 0;
+    fri_agg_model_copy(s->a, &mu_s, NULL, 0, NULL, 0, &ver);
+    cr_assert_eq(ver, 3);
+    fri_agg_model_copy(p->a, &mu_p, NULL, 0, NULL, 0, &ver);
+    cr_assert_eq(ver, 3);
+    double all = clients_mean(s, R_A, COHORT, 0, vals, 2, 1, gone);
+    // Plain: users 0 and 1 retracted (their new contributions come next
+    // time).
+    double without01 = clients_mean(s, R_A + 2, COHORT - 2, 0, vals, 2, 1, gone);
+    cr_log_info("mu: masked %.6f (expected %.6f), plain %.6f (expected %.6f)",
+                (double) mu_s, all, (double) mu_p, without01);
+    cr_assert(fabs(mu_s - all) < 1e-4, "masked mu %g, expected %g",
+              (double) mu_s, all);
+    cr_assert(fabs(mu_p - without01) < 1e-4, "plain mu %g, expected %g",
+              (double) mu_p, without01);
+    // The next round: both hold every member's new contribution, and the
+    // masked and plain models agree again up to the history they took.
+    cr_assert_eq(secure_round(s, R_A, NULL, 30000, NULL, st), COHORT);
+    cr_assert_eq(plain_round(p, R_A, NULL, 30000), COHORT);
+    fri_agg_model_copy(s->a, &mu_s, NULL, 0, NULL, 0, &ver);
+    fri_agg_model_copy(p->a, &mu_p, NULL, 0, NULL, 0, &ver);
+    cr_assert(fabs(mu_s - all) < 1e-4, "masked mu %g, expected %g",
+              (double) mu_s, all);
+    cr_assert(fabs(mu_p - all) < 1e-4, "plain mu %g, expected %g",
+              (double) mu_p, all);
+    e2e_world_free(s);
+    e2e_world_free(p);
+    free(s);
+    free(p);
+}
