@@ -15,6 +15,11 @@
 //   u64 last_round
 //   user: f32 b_u, u32 k, u32 fitted, u64 fitted_version, k x f32 p_u
 //   u64 n, then n x (u32 item, f32 value, i64 ts), items strictly increasing
+//   (version 2) u8 has_last; if 1, the last acknowledged contribution of
+//     latest-statistics mode (what the aggregator's running sum holds for
+//     this device): u32 n, u32 width, u32 n_extra, f32 mu,
+//     n x u32 item (strictly increasing), n*width x f32 rows,
+//     n_extra x f32 extra
 //   u8 has_model; if 1: u64 version, u64 round, u32 n_items, u32 k,
 //     u32 implicit, f32 mu, signer[32], n_items x f32 b_i,
 //     n_items*k x f32 Q
@@ -37,7 +42,10 @@
 #include "wire.h"
 
 #define STATE_MAGIC "FRCS"
-#define STATE_VERSION 1
+#define STATE_VERSION 2
+// Version 1 files (no last contribution) still load: such a device has no
+// acknowledged contribution to take its next delta against.
+#define STATE_VERSION_MIN 1
 #define STATE_HDR 40
 #define STATE_NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define STATE_TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
@@ -49,6 +57,17 @@
 #define FIXED_PART (32 + 20 + 8 + 20 + 8 + 1)
 #define INTER_REC 16
 #define MODEL_FIXED (8 + 8 + 4 + 4 + 4 + 4 + 32)
+#define LAST_FIXED (4 + 4 + 4 + 4)
+// A contribution's extras: at most the VB layout of the widest model.
+#define LAST_MAX_EXTRA(w) (2 * (size_t) (w) * ((w) + 1) + (w) + 8)
+
+static size_t
+last_size(const fri_stats_last *l)
+{
+    return l == NULL ? 1
+                     : 1 + LAST_FIXED + (size_t) l->n * 4 +
+                           ((size_t) l->n * l->width + l->n_extra) * 4;
+}
 
 static int
 add_ovf(size_t *acc, size_t v)
@@ -64,7 +83,7 @@ static fr_err
 body_size(const fr_client *c, size_t *out)
 {
     size_t n = FIXED_PART;
-    if (add_ovf(&n, (size_t) c->p_k * 4) ||
+    if (add_ovf(&n, last_size(c->last)) || add_ovf(&n, (size_t) c->p_k * 4) ||
         c->n_inter > SIZE_MAX / INTER_REC ||
         add_ovf(&n, c->n_inter * INTER_REC)) {
         return FR_ETOOBIG;
@@ -113,6 +132,23 @@ serialize(const fr_client *c, uint8_t *b)
         fri_putf32(p + 4, c->values[i]);
         fri_put64(p + 8, (uint64_t) c->ts[i]);
         p += INTER_REC;
+    }
+    const fri_stats_last *l = c->last;
+    *p++                    = l != NULL;
+    if (l != NULL) {
+        fri_put32(p, l->n);
+        fri_put32(p + 4, l->width);
+        fri_put32(p + 8, (uint32_t) l->n_extra);
+        fri_putf32(p + 12, l->mu);
+        p += LAST_FIXED;
+        for (uint32_t j = 0; j < l->n; j++) {
+            fri_put32(p + 4 * (size_t) j, l->items[j]);
+        }
+        p += (size_t) l->n * 4;
+        fri_put_array32(p, l->rows, (size_t) l->n * l->width);
+        p += (size_t) l->n * l->width * 4;
+        fri_put_array32(p, l->extra, l->n_extra);
+        p += l->n_extra * 4;
     }
     const fri_cmodel *m = c->model;
     *p++                = m != NULL;
@@ -318,9 +354,69 @@ finite_floats(const uint8_t *p, size_t n)
     return !fri_any_nonfinite_le(p, n);
 }
 
-// Parses a decrypted body into c. On error c is left unchanged.
+// The last acknowledged contribution (version 2), validated; *out NULL
+// when the file has none. -1: malformed; 1: out of memory.
+static int
+parse_last(reader *r, fri_stats_last **out)
+{
+    *out             = NULL;
+    const uint8_t *h = take(r, 1);
+    if (h == NULL || *h > 1) {
+        return -1;
+    }
+    if (*h == 0) {
+        return 0;
+    }
+    const uint8_t *f = take(r, LAST_FIXED);
+    if (f == NULL) {
+        return -1;
+    }
+    uint32_t n = fri_get32(f), w = fri_get32(f + 4), ne = fri_get32(f + 8);
+    if (w < 2 || w > FRI_MF_MAX_K + 1 || ne > LAST_MAX_EXTRA(w) ||
+        !finite_floats(f + 12, 1) || n > r->left / 4 / (1 + (size_t) w)) {
+        return -1;
+    }
+    const uint8_t *it = take(r, (size_t) n * 4);
+    const uint8_t *rw = take(r, (size_t) n * w * 4);
+    const uint8_t *ex = take(r, (size_t) ne * 4);
+    if (ex == NULL || !finite_floats(rw, (size_t) n * w) ||
+        !finite_floats(ex, ne)) {
+        return -1;
+    }
+    for (size_t j = 1; j < n; j++) {
+        if (fri_get32(it + 4 * j) <= fri_get32(it + 4 * (j - 1))) {
+            return -1;
+        }
+    }
+    fri_stats_last *l = calloc(1, sizeof *l);
+    if (l == NULL) {
+        return 1;
+    }
+    l->items = malloc((n > 0 ? n : 1) * sizeof *l->items);
+    l->rows  = malloc((n > 0 ? (size_t) n * w : 1) * sizeof *l->rows);
+    l->extra = malloc((ne > 0 ? ne : 1) * sizeof *l->extra);
+    if (l->items == NULL || l->rows == NULL || l->extra == NULL) {
+        fri_stats_last_free(l);
+        return 1;
+    }
+    l->n       = n;
+    l->width   = w;
+    l->n_extra = ne;
+    l->mu      = fri_getf32(f + 12);
+    for (size_t j = 0; j < n; j++) {
+        l->items[j] = fri_get32(it + 4 * j);
+    }
+    fri_get_array32(l->rows, rw, (size_t) n * w);
+    fri_get_array32(l->extra, ex, ne);
+    *out = l;
+    return 0;
+}
+
+// Parses a decrypted body (format version) into c. On error c is left
+// unchanged.
 static fr_err
-parse_body(fr_client *c, const uint8_t *body, size_t len, const char *path)
+parse_body(fr_client *c, const uint8_t *body, size_t len, unsigned version,
+           const char *path)
 {
     reader         r = {body, len};
     const uint8_t *seed = take(&r, 32);
@@ -363,15 +459,25 @@ parse_body(fr_client *c, const uint8_t *body, size_t len, const char *path)
             goto bad;
         }
     }
+    fri_stats_last *last = NULL;
+    if (version >= 2) {
+        int lrv = parse_last(&r, &last);
+        if (lrv > 0) {
+            return fri_client_fail(c, FR_ENOMEM, "out of memory (state load)");
+        }
+        if (lrv < 0) {
+            goto bad;
+        }
+    }
     const uint8_t *hm = take(&r, 1);
     if (hm == NULL || *hm > 1) {
-        goto bad;
+        goto bad_last;
     }
     fri_cmodel *model = NULL;
     if (*hm == 1) {
         const uint8_t *mh = take(&r, MODEL_FIXED);
         if (mh == NULL) {
-            goto bad;
+            goto bad_last;
         }
         uint32_t n_items = fri_get32(mh + 16);
         uint32_t mk      = fri_get32(mh + 20);
@@ -380,16 +486,17 @@ parse_body(fr_client *c, const uint8_t *body, size_t len, const char *path)
             !finite_floats(mh + 28, 1) ||
             (size_t) n_items * (1 + (size_t) mk) > r.left / 4 ||
             (size_t) n_items * (1 + (size_t) mk) * 4 != r.left) {
-            goto bad;
+            goto bad_last;
         }
         const uint8_t *bi = take(&r, (size_t) n_items * 4);
         const uint8_t *q  = take(&r, (size_t) n_items * mk * 4);
         if (!finite_floats(bi, n_items) ||
             !finite_floats(q, (size_t) n_items * mk)) {
-            goto bad;
+            goto bad_last;
         }
         fr_err err = fri_cmodel_alloc(&model, n_items, mk);
         if (err != FR_OK) {
+            fri_stats_last_free(last);
             return fri_client_fail(c, err, "%s: cannot allocate model: %s",
                                    path, fr_strerror(err));
         }
@@ -403,13 +510,14 @@ parse_body(fr_client *c, const uint8_t *body, size_t len, const char *path)
         err = fri_cmodel_finish(model);
         if (err != FR_OK) {
             fri_cmodel_unref(model);
+            fri_stats_last_free(last);
             return fri_client_fail(c, err, "%s: model: %s", path,
                                    fr_strerror(err));
         }
     }
     if (r.left != 0) {
         fri_cmodel_unref(model);
-        goto bad;
+        goto bad_last;
     }
 
     // Everything validated: allocate, then commit.
@@ -433,6 +541,7 @@ parse_body(fr_client *c, const uint8_t *body, size_t len, const char *path)
         fri_client_free(c, ts);
         fri_client_free(c, p);
         fri_cmodel_unref(model);
+        fri_stats_last_free(last);
         return fri_client_fail(c, FR_ENOMEM, "out of memory (state load)");
     }
     for (size_t i = 0; i < cap; i++) {
@@ -460,6 +569,12 @@ parse_body(fr_client *c, const uint8_t *body, size_t len, const char *path)
     c->n_inter    = cap;
     c->inter_cap  = cap;
     c->inter_gen++;
+    // What the aggregator's running sum holds for this device (a device
+    // that lost it would send its whole contribution again: counted twice).
+    fri_stats_last_free(c->last);
+    fri_stats_last_free(c->pending);
+    c->last    = last;
+    c->pending = NULL;
     if (model != NULL) {
         fri_cmodel *used = NULL;
         (void) fri_model_cache_put(c->cache, model, &used);
@@ -476,6 +591,8 @@ parse_body(fr_client *c, const uint8_t *body, size_t len, const char *path)
         c->fitted = 0;
     }
     return FR_OK;
+bad_last:
+    fri_stats_last_free(last);
 bad:
     return fri_client_fail(c, FR_EFORMAT, "%s: malformed state body", path);
 }
@@ -494,7 +611,9 @@ fri_state_load(fr_client *c, const char *path)
         return fri_client_fail(c, FR_EFORMAT, "%s: not a fedrec state file",
                                path);
     }
-    if (fri_get16(buf + 4) != STATE_VERSION || fri_get16(buf + 6) != 0) {
+    unsigned version = fri_get16(buf + 4);
+    if (version < STATE_VERSION_MIN || version > STATE_VERSION ||
+        fri_get16(buf + 6) != 0) {
         fri_client_free(c, buf);
         return fri_client_fail(c, FR_EFORMAT,
                                "%s: unsupported state format %u", path,
@@ -522,7 +641,7 @@ fri_state_load(fr_client *c, const char *path)
                                "%s: wrong state key or tampered file", path);
     }
     fri_client_free(c, buf);
-    err = parse_body(c, plain, (size_t) plain_len, path);
+    err = parse_body(c, plain, (size_t) plain_len, version, path);
     fri_client_free_wipe(c, plain, (size_t) body_len);
     return err;
 }

@@ -7,8 +7,10 @@
 // holds) keeps the running sum exact; an abandoned round commits nothing.
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agg.h"
 #include "dataset.h"
@@ -333,4 +335,83 @@ Test(agg_secagg_latest, member_whose_rated_items_change_keeps_contributing)
     e2e_world_free(p);
     free(s);
     free(p);
+}
+
+// Client u of w re-created on a state file (the app restarted): same
+// identity and seed as the harness gives it; its ratings are added only
+// when the file does not exist yet.
+static void
+open_on_state(world *w, uint32_t u, const char *path)
+{
+    fr_client_destroy(w->c[u]);
+    w->c[u] = NULL;
+    fr_client_config cc;
+    fr_client_config_init(&cc);
+    fri_agg_public_key(w->a, cc.server_pk);
+    cc.seed         = 900 + u;
+    cc.has_identity = 1;
+    memset(cc.identity_seed, 11 + (int) u, FR_SEEDBYTES);
+    cc.state_path = path;
+    memset(cc.state_key, 0x5a, sizeof(cc.state_key));
+    int fresh = access(path, F_OK) != 0;
+    cr_assert_eq(fr_client_create(&w->c[u], &cc), FR_OK);
+    if (fresh) {
+        const fri_csr *r = &w->by_user;
+        for (uint64_t j = r->ptr[u]; j < r->ptr[u + 1]; j++) {
+            cr_assert_eq(fr_client_add(w->c[u], r->idx[j], r->val[j], 0),
+                         FR_OK);
+        }
+    }
+}
+
+// A device app that restarts between rounds (handle saved, destroyed and
+// re-created from its state file) still takes its next delta against the
+// contribution the aggregator holds for it: the state file keeps it. A
+// device that lost it would send its whole contribution again and the
+// running sum would count it twice (the global mean shows it).
+static void
+restart_keeps_contribution(int secagg)
+{
+    world *w = malloc(sizeof(*w));
+    cr_assert_not_null(w);
+    world_init(w, FRI_AGG_VBMF, secagg);
+    char dir[64], path[96];
+    snprintf(dir, sizeof(dir), "/tmp/fr-restart-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/device0", dir);
+    open_on_state(w, 0, path);
+    fr_checkin_status st[COHORT];
+    for (uint64_t t = 10; t <= 10000; t += 9990) {
+        int n = secagg ? secure_round(w, R_A, NULL, t, NULL, st)
+                       : plain_round(w, R_A, NULL, t);
+        cr_assert_eq(n, COHORT);
+    }
+    cr_assert_eq(fr_client_save(w->c[0]), FR_OK);
+    open_on_state(w, 0, path); // the app restarts
+    int n = secagg ? secure_round(w, R_A, NULL, 20000, NULL, st)
+                   : plain_round(w, R_A, NULL, 20000);
+    cr_assert_eq(n, COHORT);
+    float    mu;
+    uint64_t ver = 0;
+    fri_agg_model_copy(w->a, &mu, NULL, 0, NULL, 0, &ver);
+    cr_assert_eq(ver, 3);
+    double all = clients_mean(w, R_A, COHORT, UINT32_MAX, NULL, 0, UINT32_MAX,
+                              UINT32_MAX);
+    cr_log_info("after a device restart (%s): mu %.6f, expected %.6f",
+                secagg ? "masked" : "plain", (double) mu, all);
+    cr_assert(fabs(mu - all) < 1e-4, "mu %g, expected %g", (double) mu, all);
+    unlink(path);
+    rmdir(dir);
+    e2e_world_free(w);
+    free(w);
+}
+
+Test(agg_secagg_latest, device_restart_keeps_its_contribution_masked)
+{
+    restart_keeps_contribution(1);
+}
+
+Test(agg_secagg_latest, device_restart_keeps_its_contribution_plain)
+{
+    restart_keeps_contribution(0);
 }

@@ -1,8 +1,10 @@
 // State file: round trip, wrong key, damaged files, atomic replacement.
 #include <criterion/criterion.h>
+#include <sodium.h>
 #include <sys/stat.h>
 
 #include "testutil.h"
+#include "wire.h"
 
 static fr_err
 open_client(fr_client **c, const char *path, uint8_t key_byte,
@@ -216,4 +218,100 @@ Test(client_state, memory_only_client_cannot_save)
     cr_assert_eq(fr_client_create(&c, &cfg), FR_OK);
     cr_assert_eq(fr_client_save(c), FR_ESTATE);
     fr_client_destroy(c);
+}
+
+// The last acknowledged contribution of latest-statistics mode survives a
+// restart (a device that lost it would send its whole contribution again
+// and the aggregator's running sum would count it twice), and a version 1
+// file, which has none, still loads.
+Test(client_state, last_contribution_round_trip_and_version_1)
+{
+    char dir[256], path[300];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/state.bin", dir);
+    uint8_t pk[FR_PUBLICKEYBYTES];
+    make_state(path, pk);
+    fr_client *c = NULL;
+    cr_assert_eq(open_client(&c, path, 0x5a, NULL), FR_OK);
+    cr_assert_null(c->last, "no contribution acknowledged yet");
+    fri_stats_last *l = calloc(1, sizeof *l);
+    cr_assert_not_null(l);
+    l->n       = 3;
+    l->width   = 5;
+    l->n_extra = 17;
+    l->mu      = 3.25f;
+    l->items   = malloc(3 * sizeof *l->items);
+    l->rows    = malloc(15 * sizeof *l->rows);
+    l->extra   = malloc(17 * sizeof *l->extra);
+    cr_assert(l->items && l->rows && l->extra);
+    for (uint32_t j = 0; j < 3; j++) {
+        l->items[j] = 3 * j + 1;
+    }
+    for (int t = 0; t < 15; t++) {
+        l->rows[t] = 0.5f * (float) t - 2.0f;
+    }
+    for (int t = 0; t < 17; t++) {
+        l->extra[t] = (float) t * 1.25f;
+    }
+    c->last = l;
+    cr_assert_eq(fr_client_save(c), FR_OK);
+    fr_client_destroy(c);
+
+    cr_assert_eq(open_client(&c, path, 0x5a, NULL), FR_OK, "%s",
+                 c ? fr_client_errmsg(c) : "");
+    const fri_stats_last *g = c->last;
+    cr_assert_not_null(g, "the last contribution was not restored");
+    cr_assert_eq(g->n, 3);
+    cr_assert_eq(g->width, 5);
+    cr_assert_eq(g->n_extra, 17);
+    cr_assert_float_eq(g->mu, 3.25f, 0);
+    cr_assert_eq(g->items[2], 7);
+    cr_assert_float_eq(g->rows[14], 5.0f, 0);
+    cr_assert_float_eq(g->extra[16], 20.0f, 0);
+    cr_assert_eq(fr_client_count(c), 40);
+    fr_client_destroy(c);
+
+    // A version 1 file: the same body without the contribution section.
+    unlink(path);
+    make_state(path, pk); // has_last = 0: one byte after the interactions
+    uint8_t *buf;
+    size_t   len;
+    read_all(path, &buf, &len);
+    uint8_t key[FR_STATEKEYBYTES];
+    memset(key, 0x5a, sizeof key);
+    size_t   blen  = len - 40 - crypto_aead_xchacha20poly1305_ietf_ABYTES;
+    uint8_t *plain = malloc(blen);
+    cr_assert_eq(crypto_aead_xchacha20poly1305_ietf_decrypt(
+                     plain, NULL, NULL, buf + 40, len - 40, buf, 40,
+                     buf + 16, key),
+                 0);
+    uint32_t k   = fri_get32(plain + 32 + 20 + 8 + 4);
+    size_t   off = 32 + 20 + 8 + 20 + (size_t) k * 4;
+    off += 8 + (size_t) fri_get64(plain + off) * 16; // the interactions
+    cr_assert_eq(plain[off], 0, "has_last byte expected at %zu", off);
+    memmove(plain + off, plain + off + 1, blen - off - 1);
+    size_t   nlen = 40 + (blen - 1) + crypto_aead_xchacha20poly1305_ietf_ABYTES;
+    uint8_t *v1   = malloc(nlen);
+    memcpy(v1, buf, 40);
+    fri_put16(v1 + 4, 1);
+    fri_put64(v1 + 8, blen - 1);
+    cr_assert_eq(crypto_aead_xchacha20poly1305_ietf_encrypt(
+                     v1 + 40, NULL, plain, blen - 1, v1, 40, NULL, v1 + 16,
+                     key),
+                 0);
+    write_all(path, v1, nlen);
+    cr_assert_eq(open_client(&c, path, 0x5a, NULL), FR_OK, "%s",
+                 c ? fr_client_errmsg(c) : "");
+    cr_assert_null(c->last);
+    cr_assert_eq(fr_client_count(c), 40);
+    cr_assert_not_null(c->model);
+    fr_client_destroy(c);
+    // Version 3 is not known.
+    fri_put16(v1 + 4, 3);
+    write_all(path, v1, nlen);
+    cr_assert_eq(open_client(&c, path, 0x5a, NULL), FR_EFORMAT);
+    free(plain);
+    free(v1);
+    free(buf);
+    tu_rmtree(dir);
 }
