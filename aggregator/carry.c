@@ -4,6 +4,7 @@
 #include "agg_int.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "carry.h"
 
@@ -43,5 +44,32 @@ fri_agg_carry_ensure(fri_agg *a)
             a->stats.carried[a->stats.n_carried++] = i;
         }
     }
+    return FR_OK;
+}
+
+fr_err
+fri_agg_carry_restore(fri_agg *a, const uint32_t *items, const float *rows,
+                      uint32_t n, double sum, double count)
+{
+    fr_err rv = carry_tables(a);
+    if (rv != FR_OK) {
+        return rv;
+    }
+    for (uint32_t j = 0; j < n; j++) {
+        float *r = malloc(a->acc_len * sizeof(float));
+        if (r == NULL) {
+            for (uint32_t t = 0; t < a->stats.n_carried; t++) {
+                free(a->stats.carry[a->stats.carried[t]]);
+                a->stats.carry[a->stats.carried[t]] = NULL;
+            }
+            a->stats.n_carried = 0;
+            return FR_ENOMEM;
+        }
+        memcpy(r, rows + (size_t)j * a->acc_len, a->acc_len * sizeof(float));
+        a->stats.carry[items[j]]               = r;
+        a->stats.carried[a->stats.n_carried++] = items[j];
+    }
+    a->stats.carry_sum   = sum;
+    a->stats.carry_count = count;
     return FR_OK;
 }

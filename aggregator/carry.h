@@ -12,4 +12,11 @@
 // (the carried sums themselves are unchanged either way).
 fr_err fri_agg_carry_ensure(fri_agg *a);
 
+// Sets the carried statistics from a checkpoint: rows (n x a->acc_len) of
+// the distinct items, and the carried rating sum and count. The tables
+// must be empty (a fresh aggregator). FR_ENOMEM (tables left empty).
+fr_err fri_agg_carry_restore(fri_agg *a, const uint32_t *items,
+                             const float *rows, uint32_t n, double sum,
+                             double count);
+
 #endif

@@ -15,7 +15,8 @@
 #include "linalg.h"
 #include "wire.h"
 
-#define CKPT_FORMAT 3u
+#define CKPT_FORMAT 4u
+#define CKPT_CARRY_FIXED (4 + 4 + 8 + 8 + 4) // format 4 tail's fixed part
 #define CKPT_TAIL_LEN(n) (4 + 8 + 8 * (size_t) (n)) // accountant, format 2
 #define CKPT_HDR_LEN (4 + 4 + FRI_CKPT_FPBYTES + 8 + 8 + 8 + 4 + 4 + 4 + 4 + 8 + 8 + 4)
 #define CKPT_SUMBYTES 32
@@ -32,6 +33,9 @@ fri_ckpt_free(fri_ckpt *c)
     free(c->bi);
     free(c->Q);
     free(c->vb);
+    free(c->carried);
+    free(c->carry);
+    free(c->glob);
     for (int i = 0; i < FRI_CKPT_MAX_OPT; i++) {
         free(c->opt_state[i]);
     }
@@ -92,7 +96,9 @@ fri_ckpt_write(const char *dir, const fri_ckpt *c, char *err, size_t err_cap)
 {
     if (dir == NULL || c == NULL || c->n_items == 0 || c->k == 0 ||
         c->bi == NULL || c->Q == NULL || c->n_opt > FRI_CKPT_MAX_OPT ||
-        c->n_rdp > FRI_CKPT_MAX_RDP || (c->n_vb > 0 && c->vb == NULL)) {
+        c->n_rdp > FRI_CKPT_MAX_RDP || (c->n_vb > 0 && c->vb == NULL) ||
+        (c->n_carried > 0 && (c->carried == NULL || c->carry == NULL)) ||
+        (c->n_glob > 0 && c->glob == NULL)) {
         fri_agg_seterr(err, err_cap, "checkpoint: invalid arguments");
         return FR_EINVAL;
     }
@@ -179,6 +185,32 @@ fri_ckpt_write(const char *dir, const fri_ckpt *c, char *err, size_t err_cap)
         fri_put64(nvb, c->n_vb);
         bad = put(fd, &h, nvb, sizeof(nvb)) != 0 ||
               (c->n_vb > 0 && put_floats(fd, &h, c->vb, c->n_vb) != 0);
+    }
+    if (!bad) {
+        uint8_t  fx[CKPT_CARRY_FIXED];
+        uint64_t bits;
+        fri_put32(fx, c->acc_len);
+        fri_put32(fx + 4, c->n_carried);
+        memcpy(&bits, &c->carry_sum, sizeof(bits));
+        fri_put64(fx + 8, bits);
+        memcpy(&bits, &c->carry_count, sizeof(bits));
+        fri_put64(fx + 16, bits);
+        fri_put32(fx + 24, c->n_glob);
+        bad = put(fd, &h, fx, sizeof(fx)) != 0;
+        for (uint32_t t = 0; !bad && t < c->n_glob; t++) {
+            uint8_t g[8];
+            memcpy(&bits, &c->glob[t], sizeof(bits));
+            fri_put64(g, bits);
+            bad = put(fd, &h, g, sizeof(g)) != 0;
+        }
+        for (uint32_t j = 0; !bad && j < c->n_carried; j++) {
+            uint8_t it[4];
+            fri_put32(it, c->carried[j]);
+            bad = put(fd, &h, it, sizeof(it)) != 0;
+        }
+        bad = bad || (c->n_carried > 0 &&
+                      put_floats(fd, &h, c->carry,
+                                 (size_t) c->n_carried * c->acc_len) != 0);
     }
     uint8_t sum[CKPT_SUMBYTES];
     crypto_generichash_final(&h, sum, sizeof(sum));
@@ -357,6 +389,41 @@ fri_ckpt_decode(const uint8_t *buf, size_t len, const char *name,
         vb_at     = t + 8;
         need += 8 + 4 * (size_t) nvb;
     }
+    const uint8_t *carry_at = NULL;
+    if (format >= 4) {
+        // The carried statistics follow the VBMF state.
+        if (len < need + CKPT_CARRY_FIXED) {
+            fri_agg_seterr(
+                err, err_cap, "checkpoint %s: truncated statistics", name);
+            rv = FR_EFORMAT;
+            goto out;
+        }
+        const uint8_t *t = buf + need - CKPT_SUMBYTES;
+        uint64_t       bits;
+        out->acc_len   = fri_get32(t);
+        out->n_carried = fri_get32(t + 4);
+        bits           = fri_get64(t + 8);
+        memcpy(&out->carry_sum, &bits, sizeof(bits));
+        bits = fri_get64(t + 16);
+        memcpy(&out->carry_count, &bits, sizeof(bits));
+        out->n_glob = fri_get32(t + 24);
+        // An item's row: a packed Gram and h (or the gradient layout).
+        uint64_t d = (uint64_t) out->k + 1;
+        if (out->acc_len > d * (d + 1) / 2 + d ||
+            out->n_carried > out->n_items ||
+            (out->n_carried > 0 && out->acc_len == 0) ||
+            out->n_glob > d + d * (d + 1) / 2 + 2 ||
+            !isfinite(out->carry_sum) || !(out->carry_count >= 0.0) ||
+            !isfinite(out->carry_count)) {
+            fri_agg_seterr(err, err_cap,
+                "checkpoint %s: implausible carried statistics", name);
+            rv = FR_EFORMAT;
+            goto out;
+        }
+        carry_at = t + CKPT_CARRY_FIXED;
+        need += CKPT_CARRY_FIXED + 8 * (size_t) out->n_glob +
+                4 * (size_t) out->n_carried * (1 + (size_t) out->acc_len);
+    }
     if (need != len) {
         fri_agg_seterr(err, err_cap,
             "checkpoint %s: size %zu does not match header (%zu)", name, len,
@@ -372,6 +439,25 @@ fri_ckpt_decode(const uint8_t *buf, size_t len, const char *name,
     if (out->n_vb > 0) {
         out->vb = get_floats(vb_at, (size_t) out->n_vb);
         oom |= out->vb == NULL;
+    }
+    if (carry_at != NULL) {
+        const uint8_t *g  = carry_at;
+        const uint8_t *it = g + 8 * (size_t) out->n_glob;
+        const uint8_t *rw = it + 4 * (size_t) out->n_carried;
+        out->glob    = malloc((out->n_glob > 0 ? out->n_glob : 1) *
+                              sizeof(double));
+        out->carried = malloc((out->n_carried > 0 ? out->n_carried : 1) *
+                              sizeof(uint32_t));
+        out->carry =
+            get_floats(rw, (size_t) out->n_carried * out->acc_len);
+        oom |= out->glob == NULL || out->carried == NULL || out->carry == NULL;
+        for (uint32_t t = 0; !oom && t < out->n_glob; t++) {
+            uint64_t bits = fri_get64(g + 8 * (size_t) t);
+            memcpy(&out->glob[t], &bits, sizeof(bits));
+        }
+        for (uint32_t j = 0; !oom && j < out->n_carried; j++) {
+            out->carried[j] = fri_get32(it + 4 * (size_t) j);
+        }
     }
     for (uint32_t i = 0; i < out->n_opt; i++) {
         out->opt_state[i] = get_floats(p, out->opt_len);
@@ -392,6 +478,31 @@ fri_ckpt_decode(const uint8_t *buf, size_t len, const char *name,
             "checkpoint %s: non-finite model value", name);
         rv = FR_EFORMAT;
         goto out;
+    }
+    for (uint32_t j = 0; j < out->n_carried; j++) {
+        if (out->carried[j] >= out->n_items ||
+            (j > 0 && out->carried[j] <= out->carried[j - 1])) {
+            fri_agg_seterr(err, err_cap,
+                "checkpoint %s: carried items out of order or range", name);
+            rv = FR_EFORMAT;
+            goto out;
+        }
+    }
+    if ((out->n_carried > 0 &&
+         !fri_all_finite(out->carry,
+                         (size_t) out->n_carried * out->acc_len))) {
+        fri_agg_seterr(err, err_cap,
+            "checkpoint %s: non-finite carried statistics", name);
+        rv = FR_EFORMAT;
+        goto out;
+    }
+    for (uint32_t t = 0; t < out->n_glob; t++) {
+        if (!isfinite(out->glob[t])) {
+            fri_agg_seterr(err, err_cap,
+                "checkpoint %s: non-finite carried statistics", name);
+            rv = FR_EFORMAT;
+            goto out;
+        }
     }
     for (uint32_t i = 0; i < out->n_opt; i++) {
         if (!fri_all_finite(out->opt_state[i], out->opt_len)) {

@@ -6,16 +6,22 @@
 // last round and a torn write never loses anything: the rename only
 // happens after the new file is complete and on disk.
 //
-// Layout, little-endian (format 3):
+// Layout, little-endian (format 4):
 //   "FRCK" | u32 format | fingerprint[32] | u64 version | u64 round
 //   | u64 next_round | u32 n_items | u32 k | f32 mu | u32 opt | u64 opt_t
 //   | u64 opt_len | u32 n_opt | bi[n_items] f32 | Q[n_items*k] f32
 //   | n_opt arrays of opt_len f32
 //   | u32 n_rdp | u64 dp_rounds | n_rdp f64 (privacy accountant)
 //   | u64 n_vb | n_vb f32 (VBMF state, aggregator/vbmf.h; 0 otherwise)
+//   | u32 acc_len | u32 n_carried | f64 carry_sum | f64 carry_count
+//   | u32 n_glob | n_glob f64 | n_carried u32 items (increasing)
+//   | n_carried * acc_len f32 (the carried / latest item statistics and
+//   the VBMF running global block: what devices' latest-statistics deltas
+//   are taken against; 0 / empty otherwise)
 //   | BLAKE2b-256 of everything before
 // Format 1 is format 2 without the accountant tail, format 2 is format 3
-// without the VBMF tail; both still load (n_rdp = 0 / n_vb = 0).
+// without the VBMF tail, format 3 is format 4 without the carried
+// statistics; all still load (n_rdp = 0 / n_vb = 0 / n_carried = 0).
 #ifndef FR_AGGREGATOR_CKPT_H
 #define FR_AGGREGATOR_CKPT_H
 
@@ -52,6 +58,15 @@ typedef struct fri_ckpt {
     // VBMF state (fri_vb_state_get layout): n_vb floats, NULL when none.
     uint64_t n_vb;
     float   *vb;
+    // Carried / latest item statistics: acc_len floats per carried item.
+    uint32_t  acc_len;
+    uint32_t  n_carried;
+    double    carry_sum;
+    double    carry_count;
+    uint32_t *carried; // n_carried items, increasing
+    float    *carry;   // n_carried * acc_len
+    uint32_t  n_glob;  // VBMF running global block (fri_vb_latest_len)
+    double   *glob;
 } fri_ckpt;
 
 // Writes c as DIR/checkpoint (see above). FR_EIO with a message naming the

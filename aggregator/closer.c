@@ -20,6 +20,45 @@
 #include "solve.h"
 #include "vbmf.h"
 
+static int
+cmp_item(const void *x, const void *y)
+{
+    uint32_t p = *(const uint32_t *) x, q = *(const uint32_t *) y;
+    return (p > q) - (p < q);
+}
+
+// The carried statistics into c (arrays malloc'd; the caller frees them),
+// items in increasing order. Closer only.
+static fr_err
+carry_state(fri_agg *a, fri_ckpt *c)
+{
+    const fri_stats *st = &a->stats;
+    uint32_t         n  = st->carry != NULL ? st->n_carried : 0;
+    c->acc_len          = (uint32_t) a->acc_len;
+    c->n_carried        = n;
+    c->carry_sum        = st->carry_sum;
+    c->carry_count      = st->carry_count;
+    c->n_glob           = a->vb != NULL ? (uint32_t) fri_vb_latest_len(a->vb) : 0;
+    c->carried          = malloc((n > 0 ? n : 1) * sizeof(uint32_t));
+    c->carry = malloc((n > 0 ? (size_t) n * a->acc_len : 1) * sizeof(float));
+    c->glob  = malloc((c->n_glob > 0 ? c->n_glob : 1) * sizeof(double));
+    if (c->carried == NULL || c->carry == NULL || c->glob == NULL) {
+        return FR_ENOMEM;
+    }
+    if (n > 0) {
+        memcpy(c->carried, st->carried, n * sizeof(uint32_t));
+        qsort(c->carried, n, sizeof(uint32_t), cmp_item);
+    }
+    for (uint32_t j = 0; j < n; j++) {
+        memcpy(c->carry + (size_t) j * a->acc_len, st->carry[c->carried[j]],
+               a->acc_len * sizeof(float));
+    }
+    if (c->n_glob > 0) {
+        fri_vb_latest_get(a->vb, c->glob);
+    }
+    return FR_OK;
+}
+
 static fr_err
 checkpoint(fri_agg *a, uint64_t round, char *err, size_t err_cap)
 {
@@ -63,8 +102,21 @@ checkpoint(fri_agg *a, uint64_t round, char *err, size_t err_cap)
             c.n_opt        = 2;
         }
     }
+    if (a->stats.carry != NULL || (a->vb != NULL && fri_vb_latest_len(a->vb) > 0)) {
+        // What devices' latest-statistics deltas are taken against: without
+        // it a restarted aggregator would add their next deltas to nothing.
+        fr_err sv = carry_state(a, &c);
+        if (sv != FR_OK) {
+            free(c.vb);
+            fri_agg_seterr(err, err_cap, "checkpoint: out of memory");
+            return sv;
+        }
+    }
     fr_err rv = fri_ckpt_write(a->state_dir, &c, err, err_cap);
     free(c.vb);
+    free(c.carried);
+    free(c.carry);
+    free(c.glob);
     return rv;
 }
 

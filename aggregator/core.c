@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "bounds.h"
+#include "carry.h"
 #include "ckpt.h"
 #include "config.h"
 #include "dp.h"
@@ -57,6 +58,25 @@ cmp_key(const void *x, const void *y)
 // same sanity check as a freshly solved one (a poisoned model saved by an
 // older version, or a file forged with a valid checksum, is refused and the
 // previous checkpoint tried). Shape mismatches are reported by init_model.
+// The carried / latest statistics of a checkpoint (format 4; none in
+// older ones), which devices' next deltas are taken against.
+static fr_err
+restore_carry(fri_agg *a, const fri_ckpt *c)
+{
+    int carries = a->cfg.stats_latest || a->cfg.stats_forget < 1.0f;
+    if (c->n_carried == 0 && c->n_glob == 0 && c->carry_count == 0.0) {
+        return FR_OK;
+    }
+    if (!carries || (c->n_carried > 0 && c->acc_len != a->acc_len) ||
+        (c->n_glob > 0 &&
+         (a->vb == NULL ||
+          fri_vb_latest_set(a->vb, c->glob, c->n_glob) != FR_OK))) {
+        return FR_EFORMAT;
+    }
+    return fri_agg_carry_restore(a, c->carried, c->carry, c->n_carried,
+                                 c->carry_sum, c->carry_count);
+}
+
 static int
 ckpt_check(void *ctx, const fri_ckpt *c, char *why, size_t why_cap)
 {
@@ -149,6 +169,15 @@ init_model(fri_agg *a, char *err, size_t err_cap)
             "checkpoint in %s lacks a valid VBMF state", a->state_dir);
         fri_ckpt_free(&c);
         return FR_EFORMAT;
+    }
+    rv = restore_carry(a, &c);
+    if (rv != FR_OK) {
+        fri_agg_seterr(err, err_cap,
+            "checkpoint in %s: carried statistics do not fit this "
+            "configuration (%s)",
+            a->state_dir, fr_errname(rv));
+        fri_ckpt_free(&c);
+        return rv;
     }
     memcpy(a->model.bi, c.bi, (size_t) a->cfg.n_items * sizeof(float));
     memcpy(a->model.Q, c.Q, nq * sizeof(float));

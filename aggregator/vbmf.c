@@ -193,6 +193,56 @@ fri_vb_latest_fold(fri_vb *v, double dmu, double A, double N)
     return FR_OK;
 }
 
+size_t
+fri_vb_latest_len(const fri_vb *v)
+{
+    return v->lsx != NULL ? v->d + v->P + 2 : 0;
+}
+
+void
+fri_vb_latest_get(const fri_vb *v, double *dst)
+{
+    if (v->lsx == NULL) {
+        return;
+    }
+    memcpy(dst, v->lsx, v->d * sizeof(double));
+    memcpy(dst + v->d, v->lsxx, v->P * sizeof(double));
+    dst[v->d + v->P]     = v->lsq;
+    dst[v->d + v->P + 1] = v->ln_users;
+}
+
+fr_err
+fri_vb_latest_set(fri_vb *v, const double *src, size_t len)
+{
+    const size_t d = v->d, P = v->P;
+    if (src == NULL || len != d + P + 2) {
+        return FR_EINVAL;
+    }
+    for (size_t t = 0; t < len; t++) {
+        if (!isfinite(src[t])) {
+            return FR_EINVAL;
+        }
+    }
+    if (!(src[d + P] >= 0.0) || !(src[d + P + 1] >= 0.0)) {
+        return FR_EINVAL; // a sum of squares and a count
+    }
+    if (v->lsx == NULL) {
+        v->lsx  = calloc(d, sizeof(double));
+        v->lsxx = calloc(P, sizeof(double));
+        if (v->lsx == NULL || v->lsxx == NULL) {
+            free(v->lsx);
+            free(v->lsxx);
+            v->lsx = v->lsxx = NULL;
+            return FR_ENOMEM;
+        }
+    }
+    memcpy(v->lsx, src, d * sizeof(double));
+    memcpy(v->lsxx, src + d, P * sizeof(double));
+    v->lsq      = src[d + P];
+    v->ln_users = src[d + P + 1];
+    return FR_OK;
+}
+
 void
 fri_vb_acc_add(fri_vb *v, const float *glob)
 {

@@ -62,6 +62,14 @@ FR_NODISCARD fr_err fri_vb_solve(fri_vb *v, float *const *acc, float mu,
 void fri_vb_view(const fri_vb *v, float *beta, const float **umean,
     const float **uprec, const float **item_var);
 
+// Latest-statistics mode, checkpoint: the running global block [sum E[u]
+// (d) | packed sum E[u u^T] (P) | squared residuals | user count] as
+// fri_vb_latest_len doubles (0 before the first fold).
+size_t              fri_vb_latest_len(const fri_vb *v);
+void                fri_vb_latest_get(const fri_vb *v, double *dst);
+FR_NODISCARD fr_err fri_vb_latest_set(fri_vb *v, const double *src,
+    size_t len);
+
 // Checkpoint state: beta, user prior (d + P), item prior (d + P), full
 // item covariances (n_items * P) as one float vector of fri_vb_state_len.
 size_t              fri_vb_state_len(const fri_vb *v);

@@ -230,8 +230,8 @@ Test(agg_ckpt, aggregator_resumes_from_state_dir)
     state_dir_remove(dir);
 }
 
-// A checkpoint that uses every section of format 3: two optimizer arrays,
-// the accountant and a VBMF state. Its bytes are the golden vector
+// A checkpoint that uses every section of format 4: two optimizer arrays,
+// the accountant, a VBMF state and carried statistics. Its bytes are the golden vector
 // tests/vectors/checkpoint.bin (also the fuzz_ckpt seed).
 static uint8_t *
 full_checkpoint(size_t *len)
@@ -255,6 +255,25 @@ full_checkpoint(size_t *len)
     }
     c.n_vb = 69; // fri_vb_state_len for 4 items, k = 3
     c.vb   = vb;
+    // Carried statistics of items 1 and 3 (acc_len = packed Gram 10 + h 4)
+    // and the VBMF running global block (d + P + 2 = 16).
+    static uint32_t carried[2] = {1, 3};
+    static float    carry[28];
+    static double   glob[16];
+    for (int i = 0; i < 28; i++) {
+        carry[i] = 0.25f * (float) i - 1.0f;
+    }
+    for (int i = 0; i < 16; i++) {
+        glob[i] = 1.5 + (double) i;
+    }
+    c.acc_len     = 14;
+    c.n_carried   = 2;
+    c.carried     = carried;
+    c.carry       = carry;
+    c.carry_sum   = 123.5;
+    c.carry_count = 37.0;
+    c.n_glob      = 16;
+    c.glob        = glob;
     char err[512], path[400];
     mkstate();
     cr_assert_eq(fri_ckpt_write(dir, &c, err, sizeof(err)), FR_OK, "%s", err);
@@ -302,8 +321,37 @@ Test(agg_ckpt, format_matches_golden_vector)
     cr_assert_eq(r.dp_rounds, 3);
     cr_assert_eq(r.n_vb, 69);
     cr_assert_eq(r.vb[0], 0.5f);
+    cr_assert_eq(r.n_carried, 2);
+    cr_assert_eq(r.acc_len, 14);
+    cr_assert_eq(r.carried[1], 3);
+    cr_assert_eq(r.carry[27], 5.75f);
+    cr_assert_eq(r.carry_sum, 123.5);
+    cr_assert_eq(r.carry_count, 37.0);
+    cr_assert_eq(r.n_glob, 16);
+    cr_assert_eq(r.glob[15], 16.5);
     fri_ckpt_free(&r);
     free(got);
+}
+
+// A format 3 checkpoint (before carried statistics) still loads, with
+// none.
+Test(agg_ckpt, format_3_still_loads)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/checkpoint_v3.bin", FR_TEST_VECTORS);
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "missing vector %s", path);
+    static uint8_t b[8192];
+    size_t         n = fread(b, 1, sizeof(b), f);
+    fclose(f);
+    fri_ckpt r;
+    char     err[512];
+    cr_assert_eq(fri_ckpt_decode(b, n, "v3", &r, err, sizeof(err)), FR_OK,
+                 "%s", err);
+    cr_assert_eq(r.n_vb, 69);
+    cr_assert_eq(r.n_carried, 0);
+    cr_assert_eq(r.n_glob, 0);
+    fri_ckpt_free(&r);
 }
 
 static void

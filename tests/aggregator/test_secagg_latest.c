@@ -17,6 +17,7 @@
 #include "e2e_harness.h"
 #include "model_diff.h"
 #include "sa.h"
+#include "state_dir.h"
 #include "fedrec/client.h"
 
 #define NU 12
@@ -28,10 +29,27 @@
 typedef e2e_world world;
 
 static void
+agg_config(fri_agg_config *cfg, const world *w, fri_agg_algo algo,
+           int secagg);
+
+static void
 world_init(world *w, fri_agg_algo algo, int secagg)
 {
     memset(w, 0, sizeof(*w));
     e2e_synth(&w->d, &w->by_user, NU, NIT, 0.4, 23);
+    fri_agg_config c;
+    agg_config(&c, w, algo, secagg);
+    char err[256];
+    cr_assert_eq(
+        fri_agg_create(&w->a, &c, 0, err, sizeof(err)), FR_OK, "%s", err);
+    e2e_clients_create(w, NU, 900, 11, 0.0f);
+    e2e_reply_alloc(w);
+}
+
+static void
+agg_config(fri_agg_config *cfg, const world *w, fri_agg_algo algo,
+           int secagg)
+{
     fri_agg_config c;
     fri_agg_config_init(&c);
     c.n_items           = w->d.n_items;
@@ -45,11 +63,7 @@ world_init(world *w, fri_agg_algo algo, int secagg)
     c.secagg            = secagg ? FRI_AGG_SECAGG_PLUS : FRI_AGG_SECAGG_OFF;
     c.has_identity      = 1;
     memset(c.identity_seed, 5, sizeof(c.identity_seed));
-    char err[256];
-    cr_assert_eq(
-        fri_agg_create(&w->a, &c, 0, err, sizeof(err)), FR_OK, "%s", err);
-    e2e_clients_create(w, NU, 900, 11, 0.0f);
-    e2e_reply_alloc(w);
+    *cfg = c;
 }
 
 // One plain round of the given users (those with drop[j] set stay away);
@@ -414,4 +428,85 @@ Test(agg_secagg_latest, device_restart_keeps_its_contribution_masked)
 Test(agg_secagg_latest, device_restart_keeps_its_contribution_plain)
 {
     restart_keeps_contribution(0);
+}
+
+// The aggregator restarts between rounds (checkpoint, destroy, create on
+// the same --state dir): the checkpoint holds the running sum of every
+// device's latest statistics, so the devices' next deltas (taken against
+// what they committed) land on the sum they were taken against and the
+// global mean stays exact. Without it the restarted aggregator adds the
+// deltas to nothing.
+static void
+aggregator_restart_keeps_running_sum(int secagg)
+{
+    world *w = malloc(sizeof(*w));
+    cr_assert_not_null(w);
+    memset(w, 0, sizeof(*w));
+    e2e_synth(&w->d, &w->by_user, NU, NIT, 0.4, 23);
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/tmp/fr-aggrestart-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    fri_agg_config c;
+    agg_config(&c, w, FRI_AGG_VBMF, secagg);
+    c.state_dir = dir;
+    char err[256];
+    cr_assert_eq(fri_agg_create(&w->a, &c, 0, err, sizeof(err)), FR_OK, "%s",
+                 err);
+    e2e_clients_create(w, NU, 900, 11, 0.0f);
+    e2e_reply_alloc(w);
+    // The same rounds without a restart.
+    world *tw = malloc(sizeof(*tw));
+    cr_assert_not_null(tw);
+    world_init(tw, FRI_AGG_VBMF, secagg);
+    fr_checkin_status st[COHORT];
+    for (uint64_t t = 10; t <= 30000; t += 9990) {
+        int n = secagg ? secure_round(tw, R_A, NULL, t, NULL, st)
+                       : plain_round(tw, R_A, NULL, t);
+        cr_assert_eq(n, COHORT);
+    }
+    for (uint64_t t = 10; t <= 10000; t += 9990) {
+        int n = secagg ? secure_round(w, R_A, NULL, t, NULL, st)
+                       : plain_round(w, R_A, NULL, t);
+        cr_assert_eq(n, COHORT);
+    }
+    fri_agg_destroy(w->a);
+    w->a = NULL;
+    cr_assert_eq(fri_agg_create(&w->a, &c, 0, err, sizeof(err)), FR_OK, "%s",
+                 err);
+    for (uint64_t t = 20000; t <= 30000; t += 9990) {
+        int n = secagg ? secure_round(w, R_A, NULL, t, NULL, st)
+                       : plain_round(w, R_A, NULL, t);
+        cr_assert_eq(n, COHORT);
+    }
+    double scale = 0.0, worst = model_diff(w, tw, 4, &scale);
+    cr_log_info("aggregator restart (%s): max diff to the run without it "
+                "%.3g (model scale %.3g)",
+                secagg ? "masked" : "plain", worst, scale);
+    cr_assert(scale > 0.05);
+    cr_assert(worst < 1e-5, "restarted and uninterrupted models differ by %g",
+              worst);
+    e2e_world_free(tw);
+    free(tw);
+    float    mu;
+    uint64_t ver = 0;
+    fri_agg_model_copy(w->a, &mu, NULL, 0, NULL, 0, &ver);
+    cr_assert_eq(ver, 4, "the rounds after the restart did not complete");
+    double all = clients_mean(w, R_A, COHORT, UINT32_MAX, NULL, 0, UINT32_MAX,
+                              UINT32_MAX);
+    cr_log_info("after an aggregator restart (%s): mu %.6f, expected %.6f",
+                secagg ? "masked" : "plain", (double) mu, all);
+    cr_assert(fabs(mu - all) < 1e-4, "mu %g, expected %g", (double) mu, all);
+    e2e_world_free(w);
+    free(w);
+    state_dir_remove(dir);
+}
+
+Test(agg_secagg_latest, aggregator_restart_keeps_running_sum_masked)
+{
+    aggregator_restart_keeps_running_sum(1);
+}
+
+Test(agg_secagg_latest, aggregator_restart_keeps_running_sum_plain)
+{
+    aggregator_restart_keeps_running_sum(0);
 }
