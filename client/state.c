@@ -617,7 +617,7 @@ fri_state_load(fr_client *c, const char *path)
         fri_client_free(c, buf);
         return fri_client_fail(c, FR_EFORMAT,
                                "%s: unsupported state format %u", path,
-                               (unsigned) fri_get16(buf + 4));
+                               version);
     }
     uint64_t body_len = fri_get64(buf + 8);
     if (body_len != (uint64_t) (len - STATE_HDR - STATE_TAG)) {
