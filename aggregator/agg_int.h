@@ -93,6 +93,11 @@ typedef struct fri_rounds {
     uint64_t        sa_share_mismatch; // secrets rebuilt only on a retry
     uint64_t        sa_unmask_failed;  // secure rounds that did not unmask
     uint64_t        last_completed; // id of the last completed round
+    // The last completed round whose checkpoint was written (or failed):
+    // devices learn that their masked delta was applied only then, so a
+    // crash before the checkpoint cannot leave them committed to a delta
+    // the restarted aggregator never saw.
+    uint64_t        outcome_round;
     uint8_t         sel_key[16]; // cohort sampling key of this round
     fri_agg_update_fn upd_hook;   // test hook
     void             *upd_hook_ctx;

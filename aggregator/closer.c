@@ -316,6 +316,9 @@ fri_closer_close(fri_agg *a)
                 (unsigned long long) a->model.version, (double) mu);
     char   err[512];
     fr_err ck = checkpoint(a, round, err, sizeof(err));
+    pthread_mutex_lock(&a->rs.mtx);
+    a->rs.outcome_round = round;
+    pthread_mutex_unlock(&a->rs.mtx);
     if (ck != FR_OK) {
         atomic_fetch_add(&a->ctr.ckpt_failures, 1);
         fri_agg_log(a, FR_LOG_ERROR,

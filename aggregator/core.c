@@ -200,6 +200,7 @@ init_model(fri_agg *a, char *err, size_t err_cap)
     }
     a->model.version        = c.version;
     a->rs.last_completed = c.round;
+    a->rs.outcome_round  = c.round;
     // Rounds completed before the restart count towards cfg.rounds.
     a->rs.rounds_completed = c.version;
     a->rs.next_round = c.next_round > c.round ? c.next_round : c.round + 1;

@@ -676,6 +676,11 @@ fri_agg_sa_outcome(fri_agg *a, const uint8_t *pk, uint64_t round,
     } else if (round == a->rs.round) {
         *retry_after_ms = wait_ms(a); // still open or being closed
         rv              = FR_OK;
+    } else if (s->out_round == round && a->rs.last_completed == round &&
+               a->rs.outcome_round != round) {
+        // Completed, its checkpoint not yet written: ask again shortly.
+        *retry_after_ms = wait_ms(a);
+        rv              = FR_OK;
     } else if (s->out_round == round && a->rs.last_completed == round) {
         // Unmasked, and the solve kept the model (a refused model drops
         // the round's sums: nothing was applied).
