@@ -162,6 +162,10 @@ FR_API size_t fr_client_count(const fr_client *c);
 // fsync, rename, fsync of the directory), encrypted with
 // XChaCha20-Poly1305 under state_key with a fresh random nonce. On failure
 // the previous file is untouched. FR_ESTATE without a state_path, FR_EIO.
+// It holds the identity, the interactions, the user vector, the model and
+// the last contribution the aggregator acknowledged (latest-statistics
+// mode), so save after each check-in: a device that forgets that
+// contribution sends it again whole and is counted twice.
 FR_API FR_NODISCARD fr_err fr_client_save(fr_client *c);
 
 // ---- On-device recommendation --------------------------------------------
