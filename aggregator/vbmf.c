@@ -162,19 +162,30 @@ fri_vb_glob_delta_ok(const fri_vb *v, const float *glob, size_t len)
     return 1;
 }
 
+// The running global block, zeroed, on first use.
+static fr_err
+latest_alloc(fri_vb *v)
+{
+    if (v->lsx != NULL) {
+        return FR_OK;
+    }
+    v->lsx  = calloc(v->d, sizeof(double));
+    v->lsxx = calloc(v->P, sizeof(double));
+    if (v->lsx == NULL || v->lsxx == NULL) {
+        free(v->lsx);
+        free(v->lsxx);
+        v->lsx = v->lsxx = NULL;
+        return FR_ENOMEM;
+    }
+    return FR_OK;
+}
+
 fr_err
 fri_vb_latest_fold(fri_vb *v, double dmu, double A, double N)
 {
     const size_t d = v->d, P = v->P;
-    if (v->lsx == NULL) {
-        v->lsx  = calloc(d, sizeof(double));
-        v->lsxx = calloc(P, sizeof(double));
-        if (v->lsx == NULL || v->lsxx == NULL) {
-            free(v->lsx);
-            free(v->lsxx);
-            v->lsx = v->lsxx = NULL;
-            return FR_ENOMEM;
-        }
+    if (latest_alloc(v) != FR_OK) {
+        return FR_ENOMEM;
     }
     for (size_t t = 0; t < d; t++) {
         v->lsx[t] += v->sx[t];
@@ -226,15 +237,8 @@ fri_vb_latest_set(fri_vb *v, const double *src, size_t len)
     if (!(src[d + P] >= 0.0) || !(src[d + P + 1] >= 0.0)) {
         return FR_EINVAL; // a sum of squares and a count
     }
-    if (v->lsx == NULL) {
-        v->lsx  = calloc(d, sizeof(double));
-        v->lsxx = calloc(P, sizeof(double));
-        if (v->lsx == NULL || v->lsxx == NULL) {
-            free(v->lsx);
-            free(v->lsxx);
-            v->lsx = v->lsxx = NULL;
-            return FR_ENOMEM;
-        }
+    if (latest_alloc(v) != FR_OK) {
+        return FR_ENOMEM;
     }
     memcpy(v->lsx, src, d * sizeof(double));
     memcpy(v->lsxx, src + d, P * sizeof(double));

@@ -168,6 +168,24 @@ Test(agg_secagg_latest, als_masked_deltas_equal_plain_with_a_dropout)
     secure_equals_plain(FRI_AGG_ALS);
 }
 
+// A secure and a plain world (VBMF) after the census and the first
+// reports of R_A.
+static void
+twin_worlds_first_reports(world **sp, world **pp)
+{
+    world *s = malloc(sizeof(*s)), *p = malloc(sizeof(*p));
+    cr_assert(s != NULL && p != NULL);
+    world_init(s, FRI_AGG_VBMF, 1);
+    world_init(p, FRI_AGG_VBMF, 0);
+    fr_checkin_status st[COHORT];
+    for (uint64_t t = 10; t <= 10000; t += 9990) {
+        cr_assert_eq(secure_round(s, R_A, NULL, t, NULL, st), COHORT);
+        cr_assert_eq(plain_round(p, R_A, NULL, t), COHORT);
+    }
+    *sp = s;
+    *pp = p;
+}
+
 // A round in which all but one member drop out before their masked input
 // is abandoned (fewer than min-clients survive): the one that sent its
 // delta learns that the round did not apply it (its check-in fails) and
@@ -175,15 +193,9 @@ Test(agg_secagg_latest, als_masked_deltas_equal_plain_with_a_dropout)
 // which the abandoned round never happened.
 Test(agg_secagg_latest, abandoned_round_commits_nothing)
 {
-    world *s = malloc(sizeof(*s)), *p = malloc(sizeof(*p));
-    cr_assert(s != NULL && p != NULL);
-    world_init(s, FRI_AGG_VBMF, 1);
-    world_init(p, FRI_AGG_VBMF, 0);
+    world *s, *p;
+    twin_worlds_first_reports(&s, &p);
     fr_checkin_status st[COHORT];
-    cr_assert_eq(secure_round(s, R_A, NULL, 10, NULL, st), COHORT);
-    cr_assert_eq(plain_round(p, R_A, NULL, 10), COHORT);
-    cr_assert_eq(secure_round(s, R_A, NULL, 10000, NULL, st), COHORT);
-    cr_assert_eq(plain_round(p, R_A, NULL, 10000), COHORT);
     uint8_t drop[COHORT] = { 0, 1, 1, 1, 1, 1 };
     cr_assert_eq(secure_round(s, R_A, drop, 20000, NULL, st), 0);
     cr_assert_eq(st[0], FR_CHECKIN_FAILED, "status %d", (int)st[0]);
@@ -281,15 +293,9 @@ clients_mean(world *w, const uint32_t *us, size_t n, uint32_t extra_user,
 // new one whole.
 Test(agg_secagg_latest, member_whose_rated_items_change_keeps_contributing)
 {
-    world *s = malloc(sizeof(*s)), *p = malloc(sizeof(*p));
-    cr_assert(s != NULL && p != NULL);
-    world_init(s, FRI_AGG_VBMF, 1);
-    world_init(p, FRI_AGG_VBMF, 0);
+    world *s, *p;
+    twin_worlds_first_reports(&s, &p);
     fr_checkin_status st[COHORT];
-    cr_assert_eq(secure_round(s, R_A, NULL, 10, NULL, st), COHORT);
-    cr_assert_eq(plain_round(p, R_A, NULL, 10), COHORT);
-    cr_assert_eq(secure_round(s, R_A, NULL, 10000, NULL, st), COHORT);
-    cr_assert_eq(plain_round(p, R_A, NULL, 10000), COHORT);
     // User 0 rates two items it had not rated; user 1 removes one.
     uint32_t new_items[2];
     size_t   nn = 0;
