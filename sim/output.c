@@ -63,6 +63,58 @@ fri_sim_json_round(FILE *f, const fri_sim_config *c, const fri_sim_round *r)
 }
 
 void
+fri_sim_text_summary(
+    FILE *f, const fri_sim_config *c, const fri_sim_summary *s)
+{
+    const fri_sim_round *r = &s->last;
+    fprintf(f, "fedrec-sim: %s, %u virtual clients, %s transport, %u rounds\n",
+        s->data_name, s->n_clients, fri_sim_transport_name(c->transport),
+        s->rounds);
+    if (c->implicit) {
+        fprintf(f, "  federated:   HR@10 %.4f  NDCG@10 %.4f\n", r->hr10,
+            r->ndcg10);
+        if (s->has_reference) {
+            fprintf(f,
+                "  centralized: HR@10 %.4f  NDCG@10 %.4f  (fedrec-train, "
+                "same split and settings)\n",
+                s->ref_hr10, s->ref_ndcg10);
+        }
+    } else {
+        fprintf(
+            f, "  federated:   test RMSE %.4f  MAE %.4f\n", r->rmse, r->mae);
+        if (s->has_reference) {
+            fprintf(f,
+                "  centralized: test RMSE %.4f  MAE %.4f  (fedrec-train "
+                "default, %s, same split; %+.2f%%)\n",
+                s->ref_rmse, s->ref_mae, s->ref_name ? s->ref_name : "?",
+                100.0 * (r->rmse - s->ref_rmse) / s->ref_rmse);
+            fprintf(f, "  centralized ALS %.4f, VBMF %.4f (same split)\n",
+                s->ref_als_rmse, s->ref_vbmf_rmse);
+        }
+    }
+    if (s->lists.n_lists > 0) {
+        fprintf(f,
+            "  devices' top-10 lists (%zu): coverage %.3f  exposure gini "
+            "%.3f  avg popularity %.1f  novelty %.2f  ILD %.3f\n",
+            s->lists.n_lists, s->lists.coverage, s->lists.gini,
+            s->lists.avg_popularity, s->lists.novelty, s->lists.ild);
+    }
+    fprintf(f,
+        "  updates %llu, dropped %llu, up %.1f MB, down %.1f MB, "
+        "%.2f s in rounds (%.2f rounds/s)\n",
+        (unsigned long long)s->total_clients,
+        (unsigned long long)s->total_dropped, (double)s->total_bytes_up / 1e6,
+        (double)s->total_bytes_down / 1e6, s->total_seconds,
+        s->rounds_per_second);
+    fprintf(f,
+        "  per client update: %.1f us wall (raw cost of its bytes: "
+        "XChaCha20-Poly1305 %.1f us, memcpy %.1f us)\n",
+        s->us_per_update, s->us_crypto_per_update, s->us_memcpy_per_update);
+    fprintf(f, "  peak RSS %.1f MiB, %.1f bytes per idle virtual client\n",
+        (double)s->peak_rss_kib / 1024.0, s->bytes_per_idle_client);
+}
+
+void
 fri_sim_json_summary(FILE *f, const fri_sim_config *c,
                      const fri_sim_summary *s)
 {

@@ -289,6 +289,36 @@ FR_NODISCARD fr_err fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
                                 uint8_t model_hash[32], fri_sim_round_fn cb,
                                 void *cb_ctx, char *err, size_t err_cap);
 
+// The same run one round at a time (fri_sim_run is create, step until
+// finished, destroy). rounds[] and *s must outlive the runner; the config
+// is copied, but the strings it points to (paths) must outlive it too.
+// cb is called as in fri_sim_run.
+typedef struct fri_sim_runner fri_sim_runner;
+FR_NODISCARD fr_err fri_sim_runner_create(fri_sim_runner **out,
+                                          const fri_sim_config *c,
+                                          const fri_sim_pop *p,
+                                          fri_sim_round *rounds,
+                                          fri_sim_summary *s,
+                                          fri_sim_round_fn cb, void *cb_ctx,
+                                          char *err, size_t err_cap);
+// Runs the next round; after the last one also completes *s (the summary).
+// FR_ECLOSED once every round has run; after a failed step every further
+// step fails with FR_ESTATE (the run's state is not trusted any more).
+FR_NODISCARD fr_err fri_sim_runner_step(fri_sim_runner *rn, char *err,
+                                        size_t err_cap);
+uint32_t fri_sim_runner_rounds_run(const fri_sim_runner *rn);
+// Rounds whose results are final (handed to cb): with evaluation inside
+// the cohort a round's metrics are known one round later.
+uint32_t fri_sim_runner_rounds_reported(const fri_sim_runner *rn);
+int      fri_sim_runner_finished(const fri_sim_runner *rn);
+// The settings in force (the evaluation cadence settled from the data).
+const fri_sim_config *fri_sim_runner_config(const fri_sim_runner *rn);
+// The hash of the final item model (as fri_sim_run's), NULL before the end.
+const uint8_t *fri_sim_runner_hash(const fri_sim_runner *rn);
+// The aggregator (its model: fri_agg_model_copy).
+struct fri_agg *fri_sim_runner_agg(const fri_sim_runner *rn);
+void fri_sim_runner_destroy(fri_sim_runner *rn); // NULL is a no-op
+
 // Centralized reference on the same split with the same hyperparameters
 // (fri_train_als or fri_train_ials for c->rounds epochs), evaluated like the
 // devices evaluate (clamped RMSE/MAE; full-ranking HR@10/NDCG@10).
@@ -364,6 +394,9 @@ void fri_sim_poison_summary(const fri_sim_poison_run *r,
 void fri_sim_json_round(FILE *f, const fri_sim_config *c,
                         const fri_sim_round *r);
 void fri_sim_json_summary(FILE *f, const fri_sim_config *c,
+                          const fri_sim_summary *s);
+// fedrec-sim's text summary (several lines).
+void fri_sim_text_summary(FILE *f, const fri_sim_config *c,
                           const fri_sim_summary *s);
 // Writes metrics.csv, summary.json and one SVG plot per metric into dir
 // (created if missing). FR_EIO on failure (err names the file).
