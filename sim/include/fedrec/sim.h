@@ -94,7 +94,7 @@ typedef struct fr_sim_metrics {
     int      abandoned; // the aggregator gave the round up
     uint64_t bytes_up, bytes_down;
     double   seconds; // wall time of the round
-    double   epsilon; // DP epsilon spent so far (0 without DP)
+    double   epsilon; // DP epsilon spent so far (NaN without DP)
 } fr_sim_metrics;
 // FR_EINVAL for a round not yet reported.
 FR_API FR_NODISCARD fr_err fr_sim_round_metrics(

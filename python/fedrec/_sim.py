@@ -1,0 +1,230 @@
+"""Simulation runs over libfedrec-sim."""
+
+import ctypes
+import itertools
+import json
+
+try:
+    import numpy as np
+except ImportError as e:  # pragma: no cover - said clearly, not skipped
+    raise ImportError(
+        "fedrec needs numpy (Debian: apt-get install python3-numpy; "
+        "scripts/install-deps.sh installs it)") from e
+
+from . import _lib
+from ._lib import FR_ENOSPC, FR_OK
+
+
+def _options(kwargs):
+    """fedrec-sim options from keyword arguments: (names, values)."""
+    names, values = [], []
+    for key, val in kwargs.items():
+        if val is None or val is False:
+            continue
+        name = key.replace("_", "-")
+        if val is True:
+            names.append(name)
+            values.append(None)
+        elif isinstance(val, (list, tuple)):
+            raise TypeError(f"{key}: one value per run (use fedrec.sweep "
+                            f"for a grid)")
+        else:
+            names.append(name)
+            values.append(str(val))
+    return names, values
+
+
+def _text(fn, *args):
+    """The NUL-terminated text a sizing call of libfedrec-sim returns."""
+    need = ctypes.c_size_t(0)
+    cap = 4096
+    while True:
+        buf = ctypes.create_string_buffer(cap)
+        rc = fn(*args, buf, cap, ctypes.byref(need))
+        if rc == FR_OK:
+            return buf.value.decode()
+        if rc != FR_ENOSPC:
+            return rc
+        cap = need.value + 1
+
+
+class Simulation:
+    """One fedrec-sim run, stepped round by round.
+
+    Keyword arguments are fedrec-sim's flags (see the package docstring).
+    Creating it loads the data and, unless ``no_reference=True``, trains
+    the centralized reference. Iterating yields each round's metrics (a
+    dict, the JSON line fedrec-sim --json prints for it) as soon as they are
+    final, running rounds as needed.
+    """
+
+    def __init__(self, **kwargs):
+        names, values = _options(kwargs)
+        n = len(names)
+        c_names = (ctypes.c_char_p * max(n, 1))(
+            *[s.encode() for s in names])
+        c_values = (ctypes.c_char_p * max(n, 1))(
+            *[None if v is None else v.encode() for v in values])
+        err = ctypes.create_string_buffer(1024)
+        h = ctypes.c_void_p()
+        rc = _lib.fr_sim_create(ctypes.byref(h), n, c_names, c_values, err,
+                                len(err))
+        if rc != FR_OK:
+            raise _lib.error(rc, err.value.decode())
+        self._h = h
+        self.options = dict(zip(names, values))
+        info = _lib.Info()
+        _lib.fr_sim_get_info(self._h, ctypes.byref(info))
+        self.rounds_total = info.rounds
+        self.n_users = info.n_users
+        self.n_items = info.n_items
+        self.k = info.k
+        self.implicit = bool(info.implicit)
+        self._seen = 0
+
+    # -- lifetime --------------------------------------------------------
+    def close(self):
+        if getattr(self, "_h", None):
+            _lib.fr_sim_destroy(self._h)
+            self._h = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+    def _handle(self):
+        if not self._h:
+            raise ValueError("the simulation is closed")
+        return self._h
+
+    def _raise(self, rc):
+        raise _lib.error(rc, _lib.fr_sim_errmsg(self._h).decode())
+
+    # -- running ---------------------------------------------------------
+    @property
+    def finished(self):
+        return bool(_lib.fr_sim_finished(self._handle()))
+
+    @property
+    def rounds_run(self):
+        return _lib.fr_sim_rounds_run(self._handle())
+
+    @property
+    def rounds_reported(self):
+        return _lib.fr_sim_rounds_reported(self._handle())
+
+    def step(self):
+        """Runs the next round; returns the metrics dicts of the rounds that
+        became final (none, one, or the last two at the end)."""
+        rc = _lib.fr_sim_step(self._handle())
+        if rc != FR_OK:
+            self._raise(rc)
+        return self._new_rounds()
+
+    def run(self):
+        """Runs every remaining round; returns the summary dict."""
+        while not self.finished:
+            self.step()
+        return self.summary
+
+    def _new_rounds(self):
+        out = []
+        while self._seen < self.rounds_reported:
+            self._seen += 1
+            out.append(self.metrics(self._seen))
+        return out
+
+    def __iter__(self):
+        for r in range(1, self.rounds_reported + 1):
+            yield self.metrics(r)
+        seen = self.rounds_reported
+        while not self.finished:
+            self.step()
+            while seen < self.rounds_reported:
+                seen += 1
+                yield self.metrics(seen)
+
+    # -- results ---------------------------------------------------------
+    def metrics(self, round):
+        """The metrics of a reported round (1-based) as a dict."""
+        h = self._handle()
+        t = _text(_lib.fr_sim_round_json, h, int(round))
+        if isinstance(t, int):
+            self._raise(t)
+        return json.loads(t)
+
+    def round_metrics(self, round):
+        """The same round as numbers: rmse, mae, hr10, ndcg10 as floats
+        (NaN when not computed), without JSON's 6-digit rounding."""
+        m = _lib.Metrics()
+        rc = _lib.fr_sim_round_metrics(self._handle(), int(round),
+                                       ctypes.byref(m))
+        if rc != FR_OK:
+            self._raise(rc)
+        return {name: getattr(m, name) for name, _ in m._fields_}
+
+    @property
+    def summary(self):
+        """The run's summary (fedrec-sim --json's last line) as a dict."""
+        t = _text(_lib.fr_sim_summary_json, self._handle())
+        if isinstance(t, int):
+            self._raise(t)
+        return json.loads(t)
+
+    def summary_text(self):
+        t = _text(_lib.fr_sim_summary_text, self._handle())
+        if isinstance(t, int):
+            self._raise(t)
+        return t
+
+    def write_outputs(self, folder):
+        """metrics.csv, summary.json and SVG plots, as fedrec-sim --out."""
+        rc = _lib.fr_sim_write_outputs(self._handle(), str(folder).encode())
+        if rc != FR_OK:
+            self._raise(rc)
+
+    def model(self):
+        """The aggregator's item model: (mu, item biases (n_items,),
+        item factors (n_items, k)), float32 copies."""
+        bi = np.empty(self.n_items, dtype=np.float32)
+        Q = np.empty((self.n_items, self.k), dtype=np.float32)
+        mu = ctypes.c_float(0)
+        fp = ctypes.POINTER(ctypes.c_float)
+        rc = _lib.fr_sim_model(self._handle(), ctypes.byref(mu),
+                               bi.ctypes.data_as(fp), bi.size,
+                               Q.ctypes.data_as(fp), Q.size)
+        if rc != FR_OK:
+            self._raise(rc)
+        return float(mu.value), bi, Q
+
+    @property
+    def model_hash(self):
+        """Hex hash of the final item model (equal runs, equal hashes)."""
+        out = (ctypes.c_uint8 * 32)()
+        rc = _lib.fr_sim_model_hash(self._handle(), out)
+        if rc != FR_OK:
+            self._raise(rc)
+        return bytes(out).hex()
+
+
+def simulate(**kwargs):
+    """Runs fedrec-sim with these flags (dashes as underscores); returns
+    the summary as a dict."""
+    with Simulation(**kwargs) as sim:
+        return sim.run()
+
+
+def sweep(grid, **base):
+    """Runs every combination of ``grid`` (flag -> list of values) on top
+    of ``base``; yields one dict per run: its options and summary."""
+    keys = list(grid)
+    for combo in itertools.product(*(list(grid[k]) for k in keys)):
+        opts = dict(base)
+        opts.update(zip(keys, combo))
+        yield {"config": {k: v for k, v in opts.items()},
+               "summary": simulate(**opts)}
