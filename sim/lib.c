@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "../aggregator/agg.h"
 #include "fedrec/sim.h"
 #include "sim.h"
@@ -84,6 +86,18 @@ create_owned(
         }
         return FR_ENOMEM;
     }
+    // --config FILE: its settings become arguments (the handle owns them).
+    int    eargc = 0;
+    char **eargv = NULL;
+    e = fri_sim_expand_config(argc, argv, &eargc, &eargv, err, err_cap);
+    fri_sim_argv_free(argc, argv);
+    if (e != FR_OK) {
+        *help = e == FR_EINVAL ? 2 : 0;
+        free(sim);
+        return e;
+    }
+    argc      = eargc;
+    argv      = eargv;
     sim->argv = argv;
     sim->argc = argc;
     fri_sim_config_init(&sim->c);
@@ -343,6 +357,7 @@ fr_sim_round_metrics(fr_sim *sim, uint32_t round, fr_sim_metrics *m)
     m->bytes_down = r->bytes_down;
     m->seconds    = r->seconds;
     m->epsilon    = r->priv.epsilon;
+    m->attack_auc = r->priv.attack_auc;
     return FR_OK;
 }
 
@@ -470,5 +485,109 @@ fr_sim_model_hash(fr_sim *sim, uint8_t out[32])
     if (e == FR_OK) {
         memcpy(out, fri_sim_runner_hash(sim->rn), 32);
     }
+    return e;
+}
+
+// JSON string contents: quotes, backslashes and control characters escaped.
+static void
+json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            fprintf(f, "\\%c", *p);
+        } else if (*p < 0x20) {
+            fprintf(f, "\\u%04x", *p);
+        } else {
+            fputc(*p, f);
+        }
+    }
+    fputc('"', f);
+}
+
+#ifndef FR_GIT_REVISION
+#define FR_GIT_REVISION "unknown"
+#endif
+
+// {"config":{...}} of the settings that define the run (sorted).
+static void
+print_config(FILE *f, const fr_sim *sim, const void *arg)
+{
+    const fri_sim_setting *set = arg;
+    size_t                 n   = 0;
+    while (set[n].name[0] != '\0') {
+        n++;
+    }
+    fputc('{', f);
+    for (size_t i = 0; i < n; i++) {
+        fputs(i ? "," : "", f);
+        json_str(f, set[i].name);
+        fputc(':', f);
+        if (set[i].value == NULL) {
+            fputs("true", f);
+        } else {
+            json_str(f, set[i].value);
+        }
+    }
+    fputc('}', f);
+    (void)sim;
+}
+
+fr_err
+fr_sim_provenance_json(fr_sim *sim, char *buf, size_t cap, size_t *len)
+{
+    enum { MAX_SET = 128 };
+    fri_sim_setting set[MAX_SET + 1];
+    size_t          n = 0;
+    memset(set, 0, sizeof(set));
+    if (fri_sim_settings(sim->argc, sim->argv, set, MAX_SET, &n) != FR_OK) {
+        return seterr(sim, FR_ENOSPC, "too many settings");
+    }
+    // The configuration's text, then its hash (BLAKE2b-128, hex).
+    char  *cfg = NULL;
+    size_t cn  = 0;
+    FILE  *f   = open_memstream(&cfg, &cn);
+    if (f == NULL) {
+        return seterr(sim, FR_ENOMEM, "out of memory");
+    }
+    print_config(f, sim, set);
+    if (fclose(f) != 0 || cfg == NULL) {
+        free(cfg);
+        return seterr(sim, FR_ENOMEM, "out of memory");
+    }
+    uint8_t h[16];
+    char    hex[33];
+    crypto_generichash(h, sizeof(h), (const uint8_t *)cfg, cn, NULL, 0);
+    sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+    char  *mem = NULL;
+    size_t mn  = 0;
+    f          = open_memstream(&mem, &mn);
+    if (f == NULL) {
+        free(cfg);
+        return seterr(sim, FR_ENOMEM, "out of memory");
+    }
+    fprintf(f,
+        "{\"config\":%s,\"config_hash\":\"%s\",\"seed\":%llu,"
+        "\"version\":\"%s\",\"git\":",
+        cfg, hex, (unsigned long long)sim->c.seed, fr_version_string());
+    json_str(f, FR_GIT_REVISION);
+    fputc('}', f);
+    free(cfg);
+    if (fclose(f) != 0 || mem == NULL) {
+        free(mem);
+        return seterr(sim, FR_ENOMEM, "out of memory");
+    }
+    if (len != NULL) {
+        *len = mn;
+    }
+    fr_err e = FR_OK;
+    if (buf == NULL || cap <= mn) {
+        snprintf(sim->err, sizeof(sim->err), "buffer of %zu bytes, %zu needed",
+            cap, mn + 1);
+        e = FR_ENOSPC;
+    } else {
+        memcpy(buf, mem, mn + 1);
+    }
+    free(mem);
     return e;
 }

@@ -125,6 +125,29 @@ FR_NODISCARD fr_err fri_sim_parse_args(fri_sim_config *c, int argc,
 // The --help text (static).
 const char *fri_sim_usage(void);
 
+// --config FILE (fedrec-aggregator's 'name = value' format, common/kvfile.h):
+// a new command line with the file's settings as "--name=value" right
+// after argv[0], then the other arguments (flags given on the command line
+// override the file's). A switch takes true/false (1/0, yes/no, on/off) in
+// the file. *out_argv: malloc'd strings, freed by fri_sim_argv_free.
+FR_NODISCARD fr_err fri_sim_expand_config(int argc, char **argv,
+                                          int *out_argc, char ***out_argv,
+                                          char *err, size_t err_cap);
+void fri_sim_argv_free(int argc, char **argv);
+
+// One setting of a parsed command line: the flag's name and its value
+// (NULL for a switch), pointing into argv.
+typedef struct fri_sim_setting {
+    char        name[64];
+    const char *value;
+} fri_sim_setting;
+// The settings that define a run (output-only flags left out), a later
+// value of a flag replacing an earlier one, sorted by name. FR_ENOSPC
+// beyond cap settings. argv must have passed fri_sim_parse_args.
+FR_NODISCARD fr_err fri_sim_settings(int argc, char **argv,
+                                     fri_sim_setting *out, size_t cap,
+                                     size_t *n_out);
+
 const char *fri_sim_transport_name(fri_sim_transport t);
 
 // ---- population (population.c) -------------------------------------------

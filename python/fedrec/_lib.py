@@ -40,6 +40,7 @@ class Metrics(ctypes.Structure):
         ("bytes_down", ctypes.c_uint64),
         ("seconds", ctypes.c_double),
         ("epsilon", ctypes.c_double),
+        ("attack_auc", ctypes.c_double),
     ]
 
 
@@ -141,6 +142,8 @@ fr_sim_write_outputs = _decl("fr_sim_write_outputs", _c.c_int, _sim_p,
 fr_sim_model = _decl("fr_sim_model", _c.c_int, _sim_p, _P(_c.c_float),
                      _P(_c.c_float), _c.c_size_t, _P(_c.c_float),
                      _c.c_size_t)
+fr_sim_provenance_json = _decl("fr_sim_provenance_json", _c.c_int, _sim_p,
+                               _c.c_char_p, _c.c_size_t, _P(_c.c_size_t))
 fr_sim_model_hash = _decl("fr_sim_model_hash", _c.c_int, _sim_p,
                           _P(_c.c_uint8))
 

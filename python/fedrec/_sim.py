@@ -203,6 +203,16 @@ class Simulation:
         return float(mu.value), bi, Q
 
     @property
+    def provenance(self):
+        """Where the run comes from: {"config": the settings that define it,
+        "config_hash", "seed", "version", "git"} (fedrec-sim --sweep's
+        fields)."""
+        t = _text(_lib.fr_sim_provenance_json, self._handle())
+        if isinstance(t, int):
+            self._raise(t)
+        return json.loads(t)
+
+    @property
     def model_hash(self):
         """Hex hash of the final item model (equal runs, equal hashes)."""
         out = (ctypes.c_uint8 * 32)()
@@ -220,11 +230,20 @@ def simulate(**kwargs):
 
 
 def sweep(grid, **base):
-    """Runs every combination of ``grid`` (flag -> list of values) on top
-    of ``base``; yields one dict per run: its options and summary."""
+    """Runs every combination of ``grid`` (flag -> list of values, the last
+    one varying fastest, as fedrec-sim --sweep) on top of ``base``; yields
+    one dict per run with fedrec-sim --sweep's fields: run, sweep (the
+    point), config, config_hash, seed, version, git and summary."""
     keys = list(grid)
-    for combo in itertools.product(*(list(grid[k]) for k in keys)):
+    for i, combo in enumerate(
+            itertools.product(*(list(grid[k]) for k in keys))):
         opts = dict(base)
         opts.update(zip(keys, combo))
-        yield {"config": {k: v for k, v in opts.items()},
-               "summary": simulate(**opts)}
+        with Simulation(**opts) as sim:
+            summary = sim.run()
+            row = {"run": i + 1,
+                   "sweep": {k.replace("_", "-"): str(v)
+                             for k, v in zip(keys, combo)}}
+            row.update(sim.provenance)
+            row["summary"] = summary
+        yield row

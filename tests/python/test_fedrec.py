@@ -152,11 +152,29 @@ class ObjectApi(unittest.TestCase):
                             json=False, state=None)
         self.assertEqual(s["rounds"], 1)
 
-    def test_sweep(self):
-        runs = list(fedrec.sweep({"k": [2, 4]}, synthetic=SYNTH, rounds=2,
-                                 no_reference=True, algo="als"))
-        self.assertEqual([r["config"]["k"] for r in runs], [2, 4])
-        self.assertEqual([r["summary"]["k"] for r in runs], [2, 4])
+    def test_sweep_same_as_cli(self):
+        base = dict(synthetic=SYNTH, rounds=2, no_reference=True, algo="als",
+                    transport="direct", threads=1)
+        runs = list(fedrec.sweep({"k": [2, 4], "seed": [1, 2]}, **base))
+        p = subprocess.run(
+            [os.path.join(BIN, "fedrec-sim"), "--synthetic", SYNTH,
+             "--rounds", "2", "--no-reference", "--algo", "als",
+             "--transport", "direct", "--threads", "1", "--sweep", "k=2,4",
+             "--sweep", "seed=1,2"], capture_output=True, text=True,
+            timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        cli_runs = [json.loads(x) for x in p.stdout.splitlines()]
+        self.assertEqual(len(runs), 4)
+        self.assertEqual(len(cli_runs), 4)
+        for a, b in zip(runs, cli_runs):
+            for key in ("run", "sweep", "config", "config_hash", "seed",
+                        "version", "git"):
+                self.assertEqual(a[key], b[key], key)
+            self.assertAlmostEqual(a["summary"]["rmse"],
+                                   b["summary"]["rmse"], delta=1e-6)
+        self.assertEqual([r["sweep"]["k"] for r in runs],
+                         ["2", "2", "4", "4"])
+        self.assertEqual(len({r["config_hash"] for r in runs}), 4)
 
 
 if __name__ == "__main__":

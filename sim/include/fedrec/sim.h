@@ -95,6 +95,7 @@ typedef struct fr_sim_metrics {
     uint64_t bytes_up, bytes_down;
     double   seconds; // wall time of the round
     double   epsilon; // DP epsilon spent so far (NaN without DP)
+    double   attack_auc; // item-inference attack AUC (NaN without --attack)
 } fr_sim_metrics;
 // FR_EINVAL for a round not yet reported.
 FR_API FR_NODISCARD fr_err fr_sim_round_metrics(
@@ -107,6 +108,14 @@ FR_API FR_NODISCARD fr_err fr_sim_round_metrics(
 FR_API FR_NODISCARD fr_err fr_sim_round_json(
     fr_sim *sim, uint32_t round, char *buf, size_t cap, size_t *len);
 FR_API FR_NODISCARD fr_err fr_sim_summary_json(
+    fr_sim *sim, char *buf, size_t cap, size_t *len);
+// Where the run comes from, for reproducing it: {"config": the settings
+// that define the run (flag -> value, true for a switch; output-only flags
+// left out; after --config, a later value replacing an earlier one; sorted),
+// "config_hash": BLAKE2b-128 of that object's text (hex), "seed": the seed
+// in force, "version": the library's, "git": the source revision at
+// configure time ("-dirty" with uncommitted changes)}. Any time.
+FR_API FR_NODISCARD fr_err fr_sim_provenance_json(
     fr_sim *sim, char *buf, size_t cap, size_t *len);
 // fedrec-sim's text summary (FR_ESTATE before the end).
 FR_API FR_NODISCARD fr_err fr_sim_summary_text(
