@@ -280,6 +280,8 @@ static const char *const value_flags[] = {
     "dropout", "stats-latest", "stats-forget", "deadline", "k", "reg",
     "reg-bias", "lr", "algo", "server-opt", "threads", "seed", "eval-every",
     "eval-users", "report", "transport", "out", "state",
+    // Read before parsing: fri_sim_expand_config and fedrec-sim's main.
+    "config", "sweep",
     // privacy.c
     "secure-agg", "clip", "dp", "noise-multiplier", "dp-delta",
     "pseudo-items", "attack",
@@ -497,6 +499,19 @@ apply(fri_sim_config *c, given *st, const char *flag, const char *val,
             return bad(err, err_cap, flag, val, "empty path");
         }
         c->state_dir = val;
+    } else if (strcmp(flag, "--config") == 0) {
+        // fri_sim_expand_config replaces it with the file's settings.
+        return bad(err, err_cap, flag, val,
+                   "a config file is read before the options: "
+                   "fri_sim_expand_config");
+    } else if (strcmp(flag, "--sweep") == 0) {
+        if (err_cap > 0) {
+            snprintf(err, err_cap,
+                     "--sweep runs a grid of runs: give it to fedrec-sim's "
+                     "command line (or use fedrec.sweep in Python), not to "
+                     "one run");
+        }
+        return FR_EINVAL;
     } else if (fri_sim_poison_flag(&c->poison, flag, val, &pe, err,
                                    err_cap)) {
         // Poisoning and robust aggregation (poison.h); before the
