@@ -24,6 +24,9 @@ struct fr_sim {
     char **argv;
     int    argc;
     char   err[512];
+    // The caller's update hook (fr_sim_set_update_hook).
+    fr_sim_update_fn hook_fn;
+    void            *hook_ctx;
 };
 
 static fr_err
@@ -589,5 +592,40 @@ fr_sim_provenance_json(fr_sim *sim, char *buf, size_t cap, size_t *len)
         memcpy(buf, mem, mn + 1);
     }
     free(mem);
+    return e;
+}
+
+static int
+update_hook(void *ctx, uint32_t round, uint32_t device, const uint8_t pk[32],
+    const fri_agg_update *u)
+{
+    const fr_sim *sim = ctx;
+    fr_sim_update pu;
+    memset(&pu, 0, sizeof(pu));
+    pu.round       = round;
+    pu.device      = device;
+    pu.key         = pk;
+    pu.n           = u->n;
+    pu.items       = u->items;
+    pu.rows        = u->rows;
+    pu.width       = u->n > 0 ? (uint32_t)(u->rows_len / u->n) : 0;
+    pu.gram        = u->gram;
+    pu.gram_len    = u->gram_len;
+    pu.sum_ratings = u->sum_ratings;
+    pu.count       = u->count;
+    pu.weight      = u->weight;
+    return sim->hook_fn(sim->hook_ctx, &pu);
+}
+
+fr_err
+fr_sim_set_update_hook(fr_sim *sim, fr_sim_update_fn fn, void *ctx)
+{
+    sim->err[0] = '\0';
+    fr_err e    = fri_sim_runner_set_update_hook(sim->rn,
+        fn != NULL ? update_hook : NULL, sim, sim->err, sizeof(sim->err));
+    if (e == FR_OK) {
+        sim->hook_fn  = fn;
+        sim->hook_ctx = ctx;
+    }
     return e;
 }

@@ -112,6 +112,17 @@ struct sim_state {
     atomic_uint           pass_progress;
     uint64_t              deadline_ms;
     double                tick_cpu; // main thread: CPU in fri_agg_tick
+    // The caller's update hook (fri_sim_runner_set_update_hook) and the
+    // round's devices by key, to name the device of each update.
+    fri_sim_update_hook   hook_fn;
+    void                 *hook_ctx;
+    atomic_int            hook_failed;
+    uint32_t              hook_round;
+    char                  hook_err[16]; // the round it stopped, as text
+    pthread_mutex_t       reg_mtx;
+    uint8_t              *reg_pk; // reg_cap X25519 keys
+    uint32_t             *reg_u;
+    size_t                n_reg, reg_cap;
 };
 
 static uint64_t
@@ -371,6 +382,16 @@ dev_open(worker *w, const job *jb, size_t slot, dev_live *d)
         uint8_t pk[FR_PUBLICKEYBYTES];
         fr_client_public_key(d->c, pk);
         fri_sim_atk_register(st->atk, u, pk);
+    }
+    if (st->hook_fn != NULL && !jb->eval_visit) {
+        uint8_t pk[FR_PUBLICKEYBYTES];
+        fr_client_public_key(d->c, pk);
+        pthread_mutex_lock(&st->reg_mtx);
+        if (st->n_reg < st->reg_cap) {
+            memcpy(st->reg_pk + st->n_reg * 32, pk, 32);
+            st->reg_u[st->n_reg++] = u;
+        }
+        pthread_mutex_unlock(&st->reg_mtx);
     }
     for (size_t j = tr->ptr[u]; j < tr->ptr[u + 1]; j++) {
         if ((e = fr_client_add(d->c, tr->idx[j], tr->val[j], 0)) != FR_OK) {
@@ -976,6 +997,7 @@ fri_sim_runner_create(fri_sim_runner **out_rn, const fri_sim_config *cfg,
     st->c = c;
     st->p = p;
     pthread_mutex_init(&st->err_mtx, NULL);
+    pthread_mutex_init(&st->reg_mtx, NULL);
     rn->mtx_ok = 1;
     atomic_store(&st->clock_ms, 1000);
     if (sodium_init() < 0) {
@@ -1330,6 +1352,8 @@ runner_round(fri_sim_runner *rn, char *err, size_t err_cap)
         eligible[i] = eligible[j];
         eligible[j] = t;
     }
+    st->n_reg = 0; // no round is running: no device registers now
+    st->hook_round = r;
     int eval_prev = rn->in_cohort_eval && r > 1 && is_eval_round(c, r - 1);
     st->eval_mask = eval_prev ? rn->mask : NULL;
     job jb        = { .users = eligible, .n = cohort, .round = r, .out = out };
@@ -1356,6 +1380,13 @@ runner_round(fri_sim_runner *rn, char *err, size_t err_cap)
     }
     double dt = wall_s() - t0;
     rn->t_rounds += dt;
+    if (atomic_load(&st->hook_failed)) {
+        // The round ran to its end (devices cannot be recalled), but its
+        // results are not reported: the caller's hook asked to stop.
+        return fail(err, err_cap, FR_EINTERNAL,
+                    "the update hook stopped the run in round %s",
+                    st->hook_err);
+    }
     fri_sim_round *rr = &rounds[r - 1];
     rr->round         = r;
     rr->seconds       = dt;
@@ -1416,6 +1447,64 @@ runner_round(fri_sim_runner *rn, char *err, size_t err_cap)
     // with evaluation inside the cohort, after the next round.
     int defer = rn->in_cohort_eval && is_eval_round(c, r) && r < c->rounds;
     emit(rn, defer ? r - 1 : r);
+    return FR_OK;
+}
+
+// The aggregator's one update hook: the built-in attacks' view, then the
+// caller's hook with the device the update came from.
+static void
+dispatch_update(void *ctx, const uint8_t pk[FRI_AGG_KEYBYTES],
+                const fri_agg_update *up)
+{
+    sim_state *st = ctx;
+    fri_sim_atk_update(st->atk, pk, up);
+    if (st->hook_fn == NULL || atomic_load(&st->hook_failed)) {
+        return;
+    }
+    uint32_t dev = UINT32_MAX;
+    pthread_mutex_lock(&st->reg_mtx);
+    for (size_t i = 0; i < st->n_reg; i++) {
+        if (memcmp(st->reg_pk + i * 32, pk, 32) == 0) {
+            dev = st->reg_u[i];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&st->reg_mtx);
+    if (st->hook_fn(st->hook_ctx, st->hook_round, dev, pk, up) != 0) {
+        int was = atomic_exchange(&st->hook_failed, 1);
+        if (!was) {
+            snprintf(st->hook_err, sizeof(st->hook_err), "%u",
+                     st->hook_round);
+        }
+    }
+}
+
+fr_err
+fri_sim_runner_set_update_hook(fri_sim_runner *rn, fri_sim_update_hook fn,
+                               void *ctx, char *err, size_t err_cap)
+{
+    sim_state *st = &rn->st;
+    if (fn != NULL && rn->cc.priv.secagg) {
+        return fail(err, err_cap, FR_EINVAL, "%s",
+                    "under secure aggregation the aggregator sees no "
+                    "single update (only masked vectors and their sum)");
+    }
+    if (fn != NULL && st->reg_pk == NULL) {
+        st->reg_cap = rn->cohort;
+        st->reg_pk = malloc(32 * (st->reg_cap ? st->reg_cap : 1));
+        st->reg_u = malloc(sizeof(uint32_t) * (st->reg_cap ? st->reg_cap : 1));
+        if (st->reg_pk == NULL || st->reg_u == NULL) {
+            free(st->reg_pk);
+            free(st->reg_u);
+            st->reg_pk = NULL;
+            st->reg_u = NULL;
+            return fail(err, err_cap, FR_ENOMEM, "%s", "out of memory");
+        }
+    }
+    // Between rounds: no update is being handled.
+    st->hook_fn = fn;
+    st->hook_ctx = ctx;
+    fri_agg_set_update_hook(st->agg, dispatch_update, st);
     return FR_OK;
 }
 
@@ -1520,7 +1609,10 @@ fri_sim_runner_destroy(fri_sim_runner *rn)
     free(rn->cpu_tmp);
     if (rn->mtx_ok) {
         pthread_mutex_destroy(&st->err_mtx);
+        pthread_mutex_destroy(&st->reg_mtx);
     }
+    free(st->reg_pk);
+    free(st->reg_u);
     free(rn);
 }
 

@@ -341,6 +341,20 @@ const uint8_t *fri_sim_runner_hash(const fri_sim_runner *rn);
 // The aggregator (its model: fri_agg_model_copy).
 struct fri_agg *fri_sim_runner_agg(const fri_sim_runner *rn);
 void fri_sim_runner_destroy(fri_sim_runner *rn); // NULL is a no-op
+// The caller's view of every plain update the aggregator validates (the
+// view the built-in attacks have): round (1-based), the device it came from
+// (simulation ground truth; UINT32_MAX if unknown), its key and the update.
+// Called on the submitting thread, possibly from several at once. Non-zero
+// stops the run: the round finishes, then the step fails (FR_EINTERNAL).
+struct fri_agg_update;
+typedef int (*fri_sim_update_hook)(void *ctx, uint32_t round,
+                                   uint32_t device, const uint8_t pk[32],
+                                   const struct fri_agg_update *u);
+// Between steps only. FR_EINVAL under secure aggregation. NULL removes it.
+FR_NODISCARD fr_err fri_sim_runner_set_update_hook(fri_sim_runner *rn,
+                                                   fri_sim_update_hook fn,
+                                                   void *ctx, char *err,
+                                                   size_t err_cap);
 
 // Centralized reference on the same split with the same hyperparameters
 // (fri_train_als or fri_train_ials for c->rounds epochs), evaluated like the
@@ -377,6 +391,10 @@ void fri_sim_atk_destroy(fri_sim_atk *a); // NULL is a no-op
 void fri_sim_atk_round_begin(fri_sim_atk *a, uint32_t r, int attacked);
 // A device of the round (u) and its public key (X25519 || Ed25519).
 void fri_sim_atk_register(fri_sim_atk *a, uint32_t u, const uint8_t pk[64]);
+// The attacks' view of one plain update (the aggregator's update hook,
+// dispatched by run.c); a no-op when no attack watches plain updates.
+void fri_sim_atk_update(fri_sim_atk *a, const uint8_t pk[32],
+                        const struct fri_agg_update *up);
 // Between passes of a secure round: learns member index -> device.
 void fri_sim_atk_poll(fri_sim_atk *a, uint64_t now_ms);
 // After round r closed: epsilon and the attacks' results into r->priv.

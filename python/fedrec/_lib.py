@@ -59,6 +59,28 @@ class Info(ctypes.Structure):
     ]
 
 
+class Update(ctypes.Structure):
+    # fr_sim_update, field for field.
+    _fields_ = [
+        ("round", ctypes.c_uint32),
+        ("device", ctypes.c_uint32),
+        ("key", ctypes.POINTER(ctypes.c_uint8)),
+        ("n", ctypes.c_uint32),
+        ("items", ctypes.POINTER(ctypes.c_uint32)),
+        ("rows", ctypes.POINTER(ctypes.c_float)),
+        ("width", ctypes.c_uint32),
+        ("gram", ctypes.POINTER(ctypes.c_float)),
+        ("gram_len", ctypes.c_size_t),
+        ("sum_ratings", ctypes.c_double),
+        ("count", ctypes.c_double),
+        ("weight", ctypes.c_double),
+    ]
+
+
+UPDATE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p,
+                             ctypes.POINTER(Update))
+
+
 def _candidates():
     """Where the library may be, in order of preference."""
     lib = os.environ.get("FEDREC_LIB")
@@ -144,6 +166,8 @@ fr_sim_model = _decl("fr_sim_model", _c.c_int, _sim_p, _P(_c.c_float),
                      _c.c_size_t)
 fr_sim_provenance_json = _decl("fr_sim_provenance_json", _c.c_int, _sim_p,
                                _c.c_char_p, _c.c_size_t, _P(_c.c_size_t))
+fr_sim_set_update_hook = _decl("fr_sim_set_update_hook", _c.c_int, _sim_p,
+                               UPDATE_FN, _c.c_void_p)
 fr_sim_model_hash = _decl("fr_sim_model_hash", _c.c_int, _sim_p,
                           _P(_c.c_uint8))
 

@@ -48,6 +48,35 @@ def _text(fn, *args):
         cap = need.value + 1
 
 
+class Update:
+    """One plain update as the aggregator sees it (fr_sim_update): round,
+    device (simulation ground truth: the user who sent it, -1 if unknown;
+    the aggregator itself only sees key), key (bytes), items (uint32, n),
+    rows (float32, n x width), gram (float32 or None), sum_ratings, count,
+    weight. The arrays are views of the library's buffers, valid only
+    during the hook: copy (np.array(u.rows)) what you keep."""
+
+    __slots__ = ("round", "device", "key", "items", "rows", "gram",
+                 "sum_ratings", "count", "weight")
+
+    def __init__(self, u):
+        self.round = u.round
+        self.device = -1 if u.device == 0xFFFFFFFF else u.device
+        self.key = ctypes.string_at(u.key, 32)
+        n, w = u.n, u.width
+        if n > 0:
+            self.items = np.ctypeslib.as_array(u.items, shape=(n,))
+            self.rows = np.ctypeslib.as_array(u.rows, shape=(n, w))
+        else:
+            self.items = np.empty(0, dtype=np.uint32)
+            self.rows = np.empty((0, w), dtype=np.float32)
+        self.gram = (np.ctypeslib.as_array(u.gram, shape=(u.gram_len,))
+                     if u.gram_len > 0 else None)
+        self.sum_ratings = u.sum_ratings
+        self.count = u.count
+        self.weight = u.weight
+
+
 class Simulation:
     """One fedrec-sim run, stepped round by round.
 
@@ -81,6 +110,8 @@ class Simulation:
         self.k = info.k
         self.implicit = bool(info.implicit)
         self._seen = 0
+        self._hook = None      # the ctypes callback, kept alive
+        self._hook_exc = None  # what the Python hook raised
 
     # -- lifetime --------------------------------------------------------
     def close(self):
@@ -103,7 +134,45 @@ class Simulation:
         return self._h
 
     def _raise(self, rc):
-        raise _lib.error(rc, _lib.fr_sim_errmsg(self._h).decode())
+        err = _lib.error(rc, _lib.fr_sim_errmsg(self._h).decode())
+        exc, self._hook_exc = self._hook_exc, None
+        if exc is not None:
+            err = _lib.FedrecError(
+                err.code, err.name,
+                f"{err.message}: the hook raised {exc!r}")
+            raise err from exc
+        raise err
+
+    # -- hooks -----------------------------------------------------------
+    def set_update_hook(self, fn):
+        """Calls fn(update) with every plain update the aggregator receives
+        (an Update: its view of one device), from the next round on; None
+        removes the hook. If fn raises, the run stops: the round in
+        progress ends, step() raises FedrecError chained to fn's exception
+        and the simulation runs no further round."""
+        h = self._handle()
+        if fn is None:
+            rc = _lib.fr_sim_set_update_hook(h, _lib.UPDATE_FN(), None)
+            if rc != FR_OK:
+                self._raise(rc)
+            self._hook = None
+            return
+
+        def trampoline(ctx, up):
+            if self._hook_exc is not None:
+                return 1
+            try:
+                fn(Update(up.contents))
+                return 0
+            except BaseException as e:  # stops the run; re-raised by step
+                self._hook_exc = e
+                return 1
+
+        cb = _lib.UPDATE_FN(trampoline)
+        rc = _lib.fr_sim_set_update_hook(h, cb, None)
+        if rc != FR_OK:
+            self._raise(rc)
+        self._hook = cb
 
     # -- running ---------------------------------------------------------
     @property

@@ -177,6 +177,77 @@ class ObjectApi(unittest.TestCase):
         self.assertEqual(len({r["config_hash"] for r in runs}), 4)
 
 
+class Hooks(unittest.TestCase):
+    OPTS = dict(synthetic=SYNTH, rounds=3, no_reference=True, algo="als",
+                seed=9, threads=2)
+
+    def test_reads_every_update(self):
+        per_round, devices = {}, set()
+        shapes = set()
+
+        def hook(u):
+            per_round[u.round] = per_round.get(u.round, 0) + 1
+            devices.add(u.device)
+            shapes.add((u.rows.shape[1], u.items.dtype.name,
+                        u.rows.dtype.name))
+            self.assertEqual(u.rows.shape[0], len(u.items))
+            self.assertEqual(len(u.key), 32)
+
+        with fedrec.Simulation(**self.OPTS) as sim:
+            sim.set_update_hook(hook)
+            sim.run()
+            for r in (1, 2, 3):
+                self.assertEqual(per_round[r], sim.metrics(r)["clients"])
+            h = sim.model_hash
+        self.assertEqual(devices, set(range(80)))
+        self.assertEqual(shapes, {(11, "uint32", "float32")})
+        with fedrec.Simulation(**self.OPTS) as plain:
+            plain.run()
+            self.assertEqual(plain.model_hash, h)
+
+    def test_raising_hook_stops_the_run(self):
+        calls = []
+
+        def hook(u):
+            calls.append(u.round)
+            if u.round == 2:
+                raise ValueError("boom")
+
+        sim = fedrec.Simulation(**self.OPTS)
+        sim.set_update_hook(hook)
+        with self.assertRaises(fedrec.FedrecError) as cm:
+            sim.run()
+        e = cm.exception
+        self.assertEqual(e.name, "FR_EINTERNAL")
+        self.assertIn("stopped the run in round 2", str(e))
+        self.assertIn("ValueError('boom')", str(e))
+        self.assertIsInstance(e.__cause__, ValueError)
+        self.assertEqual(calls.count(2), 1)  # not called after the raise
+        self.assertEqual(max(calls), 2)
+        with self.assertRaises(fedrec.FedrecError) as cm:
+            sim.step()
+        self.assertEqual(cm.exception.name, "FR_ESTATE")
+        self.assertFalse(sim.finished)
+        mu, _, Q = sim.model()  # still answers
+        self.assertTrue(np.all(np.isfinite(Q)))
+        sim.close()
+        # Nothing leaks into the next run.
+        with fedrec.Simulation(**self.OPTS) as a, \
+                fedrec.Simulation(**self.OPTS) as b:
+            a.set_update_hook(lambda u: None)
+            a.run()
+            b.run()
+            self.assertEqual(a.model_hash, b.model_hash)
+
+    def test_secure_aggregation_refuses(self):
+        with fedrec.Simulation(synthetic=SYNTH, rounds=1, no_reference=True,
+                               secure_agg="plus",
+                               clients_per_round=20) as sim:
+            with self.assertRaises(fedrec.FedrecError) as cm:
+                sim.set_update_hook(lambda u: None)
+            self.assertIn("secure aggregation", str(cm.exception))
+
+
 if __name__ == "__main__":
     print("fedrec library:", fedrec.library_path(), file=sys.stderr)
     unittest.main(verbosity=2)

@@ -3,6 +3,7 @@
 // model and every misuse get a defined answer.
 #include <criterion/criterion.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,4 +277,96 @@ Test(sim_lib, argv_entry)
     cr_assert_eq(cli, 0, "a missing file is not a usage error");
     cr_assert_null(sim);
     cr_assert(strstr(err, "/nonexistent/a") != NULL, "%s", err);
+}
+
+typedef struct seen {
+    pthread_mutex_t mtx;
+    uint32_t        per_round[8];
+    uint32_t        bad_device, bad_shape;
+    uint32_t        stop_in; // round whose first update stops the run
+    double          sum; // of every row value (plain updates)
+} seen;
+
+static int
+count_updates(void *ctx, const fr_sim_update *u)
+{
+    seen *s = ctx;
+    pthread_mutex_lock(&s->mtx);
+    if (u->round < 8) {
+        s->per_round[u->round]++;
+    }
+    if (u->device >= 80) {
+        s->bad_device++;
+    }
+    if (u->n == 0 || u->width != 11 || u->items == NULL || u->key == NULL) {
+        s->bad_shape++;
+    }
+    for (size_t i = 0; i < (size_t)u->n * u->width; i++) {
+        s->sum += u->rows[i];
+    }
+    int stop = s->stop_in != 0 && u->round == s->stop_in;
+    pthread_mutex_unlock(&s->mtx);
+    return stop;
+}
+
+// The update hook sees every device's plain update once per round (with the
+// device it came from), changes nothing, and a hook that says stop ends the
+// run with a clear error and a handle that stays usable.
+Test(sim_lib, update_hook)
+{
+    seen s;
+    memset(&s, 0, sizeof(s));
+    pthread_mutex_init(&s.mtx, NULL);
+    const char *names[]
+        = { "synthetic", "rounds", "algo", "no-reference", "seed", "threads" };
+    const char *values[] = { SYNTH, "3", "als", NULL, "9", "2" };
+    fr_sim     *a        = make(6, names, values);
+    cr_assert_eq(fr_sim_set_update_hook(a, count_updates, &s), FR_OK);
+    cr_assert_eq(fr_sim_run(a), FR_OK, "%s", fr_sim_errmsg(a));
+    for (uint32_t r = 1; r <= 3; r++) {
+        fr_sim_metrics m;
+        cr_assert_eq(fr_sim_round_metrics(a, r, &m), FR_OK);
+        cr_assert_eq(s.per_round[r], m.clients, "round %u: %u of %u", r,
+            s.per_round[r], m.clients);
+    }
+    cr_assert_eq(s.bad_device, 0);
+    cr_assert_eq(s.bad_shape, 0);
+    cr_assert(s.sum != 0.0);
+    // The same run without the hook: the same model.
+    fr_sim *b = make(6, names, values);
+    cr_assert_eq(fr_sim_run(b), FR_OK);
+    uint8_t ha[32], hb[32];
+    cr_assert_eq(fr_sim_model_hash(a, ha), FR_OK);
+    cr_assert_eq(fr_sim_model_hash(b, hb), FR_OK);
+    cr_assert_eq(memcmp(ha, hb, 32), 0);
+    fr_sim_destroy(a);
+    fr_sim_destroy(b);
+    // Stop in round 2.
+    memset(s.per_round, 0, sizeof(s.per_round));
+    s.stop_in = 2;
+    fr_sim *c = make(6, names, values);
+    cr_assert_eq(fr_sim_set_update_hook(c, count_updates, &s), FR_OK);
+    cr_assert_eq(fr_sim_step(c), FR_OK);
+    cr_assert_eq(fr_sim_step(c), FR_EINTERNAL);
+    cr_assert(strstr(fr_sim_errmsg(c),
+                  "update hook stopped the run in "
+                  "round 2")
+            != NULL,
+        "%s", fr_sim_errmsg(c));
+    cr_assert_eq(s.per_round[2], 1, "the hook ran after it said stop");
+    cr_assert_eq(fr_sim_step(c), FR_ESTATE);
+    cr_assert_eq(fr_sim_finished(c), 0);
+    float mu = 0;
+    cr_assert_eq(fr_sim_model(c, &mu, NULL, 0, NULL, 0), FR_OK);
+    fr_sim_destroy(c);
+    // No single update to show under secure aggregation.
+    const char *sn[] = { "synthetic", "rounds", "no-reference", "secure-agg",
+        "clients-per-round" };
+    const char *sv[] = { SYNTH, "2", NULL, "plus", "20" };
+    fr_sim     *d    = make(5, sn, sv);
+    cr_assert_eq(fr_sim_set_update_hook(d, count_updates, &s), FR_EINVAL);
+    cr_assert(strstr(fr_sim_errmsg(d), "secure aggregation") != NULL);
+    cr_assert_eq(fr_sim_set_update_hook(d, NULL, NULL), FR_OK);
+    fr_sim_destroy(d);
+    pthread_mutex_destroy(&s.mtx);
 }

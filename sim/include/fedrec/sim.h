@@ -133,6 +133,43 @@ FR_API FR_NODISCARD fr_err fr_sim_model(
 // (FR_ESTATE before the end).
 FR_API FR_NODISCARD fr_err fr_sim_model_hash(fr_sim *sim, uint8_t out[32]);
 
+// ---- hooks ----------------------------------------------------------------
+
+// One plain update as the aggregator receives it, after the wire decoder
+// and its shape checks, before it is accumulated: what an honest-but-curious
+// aggregator sees of one device. Valid only during the call (copy what you
+// keep). Rows are in the model's item order; for ALS a row is the item's
+// statistics [h | count-like term], for gradient FedAvg the item's
+// gradient [factors | bias] (width floats each).
+typedef struct fr_sim_update {
+    uint32_t round; // the simulator's round (1-based)
+    uint32_t device; // who sent it: simulation ground truth (user
+                     // index), the aggregator only sees key;
+                     // UINT32_MAX if unknown
+    const uint8_t  *key; // the device's X25519 public key (32 bytes)
+    uint32_t        n; // rows
+    const uint32_t *items; // n item indices
+    const float    *rows; // n * width floats
+    uint32_t        width;
+    const float    *gram; // ALS: the packed Gram block, else NULL
+    size_t          gram_len;
+    double          sum_ratings, count, weight;
+} fr_sim_update;
+
+// Returns 0 to go on; anything else stops the run: the round in progress
+// runs to its end (its devices cannot be recalled), then fr_sim_step fails
+// with FR_EINTERNAL and a message naming the round, and the handle only
+// answers about what was reported before (no further step). Called on the
+// thread that submits the update, possibly from several threads at once
+// (--threads > 1): the hook must be thread-safe.
+typedef int (*fr_sim_update_fn)(void *ctx, const fr_sim_update *u);
+
+// Installs (fn NULL: removes) the per-update hook, between steps. The
+// built-in attacks (--attack) keep seeing every update as before. FR_EINVAL
+// under secure aggregation, where the aggregator sees no single update.
+FR_API FR_NODISCARD fr_err fr_sim_set_update_hook(
+    fr_sim *sim, fr_sim_update_fn fn, void *ctx);
+
 #ifdef __cplusplus
 }
 #endif
