@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "../aggregator/agg.h"
+#include "client_fit.h"
 #include "fedrec/sim.h"
 #include "sim.h"
 
@@ -27,6 +28,8 @@ struct fr_sim {
     // The caller's update hook (fr_sim_set_update_hook).
     fr_sim_update_fn hook_fn;
     void            *hook_ctx;
+    fr_sim_device_fn dev_fn; // the device-update hook
+    void            *dev_ctx;
 };
 
 static fr_err
@@ -626,6 +629,37 @@ fr_sim_set_update_hook(fr_sim *sim, fr_sim_update_fn fn, void *ctx)
     if (e == FR_OK) {
         sim->hook_fn  = fn;
         sim->hook_ctx = ctx;
+    }
+    return e;
+}
+
+static int
+device_hook(void *ctx, uint32_t round, uint32_t device, fri_update_buf *ub)
+{
+    const fr_sim        *sim = ctx;
+    fr_sim_device_update du;
+    memset(&du, 0, sizeof(du));
+    du.round     = round;
+    du.device    = device;
+    du.n         = ub->n_rows;
+    du.items     = ub->items;
+    du.rows      = ub->rows;
+    du.width     = ub->width;
+    du.extra     = ub->extra;
+    du.extra_len = ub->n_extra;
+    du.weight    = &ub->weight;
+    return sim->dev_fn(sim->dev_ctx, &du);
+}
+
+fr_err
+fr_sim_set_device_hook(fr_sim *sim, fr_sim_device_fn fn, void *ctx)
+{
+    sim->err[0] = '\0';
+    fr_err e    = fri_sim_runner_set_device_hook(sim->rn,
+        fn != NULL ? device_hook : NULL, sim, sim->err, sizeof(sim->err));
+    if (e == FR_OK) {
+        sim->dev_fn  = fn;
+        sim->dev_ctx = ctx;
     }
     return e;
 }

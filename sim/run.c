@@ -116,6 +116,8 @@ struct sim_state {
     // round's devices by key, to name the device of each update.
     fri_sim_update_hook   hook_fn;
     void                 *hook_ctx;
+    fri_sim_device_hook   dev_fn; // the device-update hook
+    void                 *dev_ctx;
     atomic_int            hook_failed;
     uint32_t              hook_round;
     char                  hook_err[16]; // the round it stopped, as text
@@ -519,6 +521,29 @@ dev_step(worker *w, const job *jb, size_t slot, dev_live *d)
             if (d->drop) {
                 o->status = DEV_DROPPED; // vanishes mid-round
                 o->unsent = len; // built (and counted by the client), not sent
+                return STEP_DONE_INFO;
+            }
+            // Device-update hook: the update, changed by the caller, goes
+            // to the aggregator in place of this frame.
+            if (st->dev_fn != NULL) {
+                int    took = 0;
+                fr_err he = FR_EINTERNAL;
+                if (!atomic_load(&st->hook_failed)) {
+                    he = fri_sim_device_defend(cf, st->agg, c, u,
+                                               st->hook_round, clock_now(st),
+                                               st->dev_fn, st->dev_ctx,
+                                               &took);
+                }
+                if (he == FR_EINTERNAL) {
+                    if (!atomic_exchange(&st->hook_failed, 1)) {
+                        snprintf(st->hook_err, sizeof(st->hook_err), "%u",
+                                 st->hook_round);
+                    }
+                } else if (he != FR_OK) {
+                    note_error(st, u, "device hook", he, "update");
+                }
+                o->status = took ? DEV_CONTRIBUTED : DEV_FAILED;
+                o->unsent = len;
                 return STEP_DONE_INFO;
             }
         }
@@ -1384,7 +1409,7 @@ runner_round(fri_sim_runner *rn, char *err, size_t err_cap)
         // The round ran to its end (devices cannot be recalled), but its
         // results are not reported: the caller's hook asked to stop.
         return fail(err, err_cap, FR_EINTERNAL,
-                    "the update hook stopped the run in round %s",
+                    "a hook stopped the run in round %s",
                     st->hook_err);
     }
     fri_sim_round *rr = &rounds[r - 1];
@@ -1505,6 +1530,22 @@ fri_sim_runner_set_update_hook(fri_sim_runner *rn, fri_sim_update_hook fn,
     st->hook_fn = fn;
     st->hook_ctx = ctx;
     fri_agg_set_update_hook(st->agg, dispatch_update, st);
+    return FR_OK;
+}
+
+fr_err
+fri_sim_runner_set_device_hook(fri_sim_runner *rn, fri_sim_device_hook fn,
+                               void *ctx, char *err, size_t err_cap)
+{
+    if (fn != NULL && (rn->cc.priv.secagg || rn->ac.stats_latest)) {
+        return fail(err, err_cap, FR_EINVAL, "%s",
+                    "a device-update hook needs plain updates: not under "
+                    "secure aggregation or latest statistics (give --algo "
+                    "als or --stats-latest 0)");
+    }
+    // Between rounds: no device is running.
+    rn->st.dev_fn = fn;
+    rn->st.dev_ctx = ctx;
     return FR_OK;
 }
 

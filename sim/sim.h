@@ -351,6 +351,22 @@ typedef int (*fri_sim_update_hook)(void *ctx, uint32_t round,
                                    uint32_t device, const uint8_t pk[32],
                                    const struct fri_agg_update *u);
 // Between steps only. FR_EINVAL under secure aggregation. NULL removes it.
+// The device-update hook: the round, the device and its update, whose
+// values it may change in place; non-zero stops the run as the update
+// hook does.
+struct fri_update_buf;
+typedef int (*fri_sim_device_hook)(void *ctx, uint32_t round,
+                                   uint32_t device,
+                                   struct fri_update_buf *ub);
+// The device-update hook (fri_sim_device_defend) for every device that
+// sends an update, from the next round on. Between steps only. FR_EINVAL
+// under secure aggregation or latest statistics (devices send masked
+// vectors or changes of statistics there, not one plain update). NULL
+// removes it.
+FR_NODISCARD fr_err fri_sim_runner_set_device_hook(fri_sim_runner *rn,
+                                                   fri_sim_device_hook fn,
+                                                   void *ctx, char *err,
+                                                   size_t err_cap);
 FR_NODISCARD fr_err fri_sim_runner_set_update_hook(fri_sim_runner *rn,
                                                    fri_sim_update_hook fn,
                                                    void *ctx, char *err,
@@ -428,6 +444,20 @@ int fri_sim_poison_device(fri_sim_poison_run *r, struct fr_client *cl,
                           uint64_t now_ms, int *accepted);
 void fri_sim_poison_summary(const fri_sim_poison_run *r,
                             fri_sim_summary *s);
+
+// The device-update hook: device u (about to send its update of the
+// aggregator's current round) recomputes its honest update as the
+// poisoning path does, fn may change its values in place, and it is
+// submitted to the aggregator in place of the device's sealed frame (plain
+// aggregation only). FR_OK: *accepted says whether the aggregator took it;
+// FR_EINTERNAL: fn returned non-zero (nothing submitted); another code:
+// the update could not be computed.
+FR_NODISCARD fr_err fri_sim_device_defend(const fri_sim_config *c,
+                                          struct fri_agg *agg,
+                                          struct fr_client *cl, uint32_t u,
+                                          uint32_t round, uint64_t now_ms,
+                                          fri_sim_device_hook fn, void *ctx,
+                                          int *accepted);
 
 // ---- outputs (output.c) --------------------------------------------------
 

@@ -77,6 +77,24 @@ class Update(ctypes.Structure):
     ]
 
 
+class DeviceUpdate(ctypes.Structure):
+    # fr_sim_device_update, field for field.
+    _fields_ = [
+        ("round", ctypes.c_uint32),
+        ("device", ctypes.c_uint32),
+        ("n", ctypes.c_uint32),
+        ("items", ctypes.POINTER(ctypes.c_uint32)),
+        ("rows", ctypes.POINTER(ctypes.c_float)),
+        ("width", ctypes.c_uint32),
+        ("extra", ctypes.POINTER(ctypes.c_float)),
+        ("extra_len", ctypes.c_size_t),
+        ("weight", ctypes.POINTER(ctypes.c_float)),
+    ]
+
+
+DEVICE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p,
+                             ctypes.POINTER(DeviceUpdate))
+
 UPDATE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p,
                              ctypes.POINTER(Update))
 
@@ -168,6 +186,8 @@ fr_sim_provenance_json = _decl("fr_sim_provenance_json", _c.c_int, _sim_p,
                                _c.c_char_p, _c.c_size_t, _P(_c.c_size_t))
 fr_sim_set_update_hook = _decl("fr_sim_set_update_hook", _c.c_int, _sim_p,
                                UPDATE_FN, _c.c_void_p)
+fr_sim_set_device_hook = _decl("fr_sim_set_device_hook", _c.c_int, _sim_p,
+                               DEVICE_FN, _c.c_void_p)
 fr_sim_model_hash = _decl("fr_sim_model_hash", _c.c_int, _sim_p,
                           _P(_c.c_uint8))
 

@@ -77,6 +77,33 @@ class Update:
         self.weight = u.weight
 
 
+class DeviceUpdate:
+    """One device's update before it leaves the device: round, device,
+    items (read-only uint32 view), rows (writable float32 view, n x width),
+    extra (writable float32 view: ALS Gram or VBMF block, then the sum of
+    ratings and the count), weight (float; set it to change it). Change
+    the arrays in place; they are valid only during the hook."""
+
+    __slots__ = ("round", "device", "items", "rows", "extra", "weight",
+                 "_w")
+
+    def __init__(self, u):
+        self.round = u.round
+        self.device = u.device
+        n, w = u.n, u.width
+        if n > 0:
+            self.items = np.ctypeslib.as_array(u.items, shape=(n,))
+            self.items.flags.writeable = False
+            self.rows = np.ctypeslib.as_array(u.rows, shape=(n, w))
+        else:
+            self.items = np.empty(0, dtype=np.uint32)
+            self.rows = np.empty((0, w), dtype=np.float32)
+        self.extra = (np.ctypeslib.as_array(u.extra, shape=(u.extra_len,))
+                      if u.extra_len > 0 else np.empty(0, np.float32))
+        self._w = u.weight
+        self.weight = float(u.weight[0])
+
+
 class Simulation:
     """One fedrec-sim run, stepped round by round.
 
@@ -110,7 +137,8 @@ class Simulation:
         self.k = info.k
         self.implicit = bool(info.implicit)
         self._seen = 0
-        self._hook = None      # the ctypes callback, kept alive
+        self._hook = None      # the ctypes callbacks, kept alive
+        self._dev_hook = None
         self._hook_exc = None  # what the Python hook raised
 
     # -- lifetime --------------------------------------------------------
@@ -144,6 +172,38 @@ class Simulation:
         raise err
 
     # -- hooks -----------------------------------------------------------
+    def set_device_hook(self, fn):
+        """A defence on each device: fn(update) gets every sending
+        device's update (a DeviceUpdate) before it leaves the device and
+        may change its values in place; from the next round on. None
+        removes it. If fn raises, the run stops as with set_update_hook.
+        Plain aggregation only (not --secure-agg or latest statistics)."""
+        h = self._handle()
+        if fn is None:
+            rc = _lib.fr_sim_set_device_hook(h, _lib.DEVICE_FN(), None)
+            if rc != FR_OK:
+                self._raise(rc)
+            self._dev_hook = None
+            return
+
+        def trampoline(ctx, up):
+            if self._hook_exc is not None:
+                return 1
+            try:
+                d = DeviceUpdate(up.contents)
+                fn(d)
+                d._w[0] = d.weight
+                return 0
+            except BaseException as e:  # stops the run; re-raised by step
+                self._hook_exc = e
+                return 1
+
+        cb = _lib.DEVICE_FN(trampoline)
+        rc = _lib.fr_sim_set_device_hook(h, cb, None)
+        if rc != FR_OK:
+            self._raise(rc)
+        self._dev_hook = cb
+
     def set_update_hook(self, fn):
         """Calls fn(update) with every plain update the aggregator receives
         (an Update: its view of one device), from the next round on; None

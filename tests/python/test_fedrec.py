@@ -239,6 +239,45 @@ class Hooks(unittest.TestCase):
             b.run()
             self.assertEqual(a.model_hash, b.model_hash)
 
+    def test_device_hook_defence(self):
+        def run(fn):
+            with fedrec.Simulation(**self.OPTS) as sim:
+                if fn is not None:
+                    sim.set_device_hook(fn)
+                s = sim.run()
+                return s, sim.model_hash
+
+        plain, h0 = run(None)
+        devices = set()
+
+        def identity(u):
+            devices.add(u.device)
+            self.assertEqual(u.rows.shape, (len(u.items), 11))
+            self.assertFalse(u.items.flags.writeable)
+
+        same, h1 = run(identity)
+        self.assertEqual(h1, h0)
+        self.assertEqual(devices, set(range(80)))
+
+        def shrink(u):  # a defence: scale every row
+            u.rows *= np.float32(0.9)
+
+        scaled, h2 = run(shrink)
+        self.assertNotEqual(h2, h0)
+        self.assertEqual(scaled["clients"], plain["clients"])
+
+        def boom(u):
+            if u.round == 2:
+                raise RuntimeError("defence failed")
+
+        sim = fedrec.Simulation(**self.OPTS)
+        sim.set_device_hook(boom)
+        with self.assertRaises(fedrec.FedrecError) as cm:
+            sim.run()
+        self.assertIn("stopped the run in round 2", str(cm.exception))
+        self.assertIsInstance(cm.exception.__cause__, RuntimeError)
+        sim.close()
+
     def test_secure_aggregation_refuses(self):
         with fedrec.Simulation(synthetic=SYNTH, rounds=1, no_reference=True,
                                secure_agg="plus",
@@ -246,6 +285,9 @@ class Hooks(unittest.TestCase):
             with self.assertRaises(fedrec.FedrecError) as cm:
                 sim.set_update_hook(lambda u: None)
             self.assertIn("secure aggregation", str(cm.exception))
+            with self.assertRaises(fedrec.FedrecError) as cm:
+                sim.set_device_hook(lambda u: None)
+            self.assertIn("plain updates", str(cm.exception))
 
 
 if __name__ == "__main__":

@@ -349,7 +349,7 @@ Test(sim_lib, update_hook)
     cr_assert_eq(fr_sim_step(c), FR_OK);
     cr_assert_eq(fr_sim_step(c), FR_EINTERNAL);
     cr_assert(strstr(fr_sim_errmsg(c),
-                  "update hook stopped the run in "
+                  "hook stopped the run in "
                   "round 2")
             != NULL,
         "%s", fr_sim_errmsg(c));
@@ -369,4 +369,93 @@ Test(sim_lib, update_hook)
     cr_assert_eq(fr_sim_set_update_hook(d, NULL, NULL), FR_OK);
     fr_sim_destroy(d);
     pthread_mutex_destroy(&s.mtx);
+}
+
+typedef struct defence {
+    float           scale; // rows are multiplied by it
+    uint32_t        stop_in; // round in which the first device stops the run
+    uint32_t        calls;
+    uint32_t        bad;
+    pthread_mutex_t mtx;
+} defence;
+
+static int
+scale_rows(void *ctx, fr_sim_device_update *u)
+{
+    defence *d = ctx;
+    pthread_mutex_lock(&d->mtx);
+    d->calls++;
+    if (u->device >= 80 || u->width != 11 || u->extra_len < 2
+        || *u->weight <= 0.0f) {
+        d->bad++;
+    }
+    int stop = d->stop_in != 0 && u->round == d->stop_in;
+    pthread_mutex_unlock(&d->mtx);
+    for (size_t i = 0; i < (size_t)u->n * u->width; i++) {
+        u->rows[i] *= d->scale;
+    }
+    return stop;
+}
+
+static void
+device_run(defence *d, uint8_t hash[32], fr_err *last)
+{
+    const char *names[]
+        = { "synthetic", "rounds", "algo", "no-reference", "seed" };
+    const char *values[] = { SYNTH, "3", "als", NULL, "9" };
+    fr_sim     *sim      = make(5, names, values);
+    if (d != NULL) {
+        cr_assert_eq(fr_sim_set_device_hook(sim, scale_rows, d), FR_OK);
+    }
+    *last = fr_sim_run(sim);
+    if (*last == FR_OK) {
+        cr_assert_eq(fr_sim_model_hash(sim, hash), FR_OK);
+        fr_sim_metrics m;
+        cr_assert_eq(fr_sim_round_metrics(sim, 3, &m), FR_OK);
+        cr_assert_eq(m.clients, 80, "updates refused: %u", m.clients);
+    } else {
+        cr_assert(strstr(fr_sim_errmsg(sim),
+                      "hook stopped the run in "
+                      "round 2")
+                != NULL,
+            "%s", fr_sim_errmsg(sim));
+    }
+    fr_sim_destroy(sim);
+}
+
+// The device-update hook: unchanged updates give the model of a run
+// without it; changed ones another model; a hook that says stop ends the
+// run; refused where devices send no single plain update.
+Test(sim_lib, device_hook)
+{
+    defence d;
+    memset(&d, 0, sizeof(d));
+    pthread_mutex_init(&d.mtx, NULL);
+    uint8_t plain[32], same[32], scaled[32];
+    fr_err  e;
+    device_run(NULL, plain, &e);
+    cr_assert_eq(e, FR_OK);
+    d.scale = 1.0f;
+    device_run(&d, same, &e);
+    cr_assert_eq(e, FR_OK);
+    cr_assert_eq(d.calls, 240);
+    cr_assert_eq(d.bad, 0);
+    cr_assert_eq(memcmp(plain, same, 32), 0);
+    d.scale = 0.9f;
+    device_run(&d, scaled, &e);
+    cr_assert_eq(e, FR_OK);
+    cr_assert_neq(memcmp(plain, scaled, 32), 0);
+    d.stop_in = 2;
+    d.calls   = 0;
+    device_run(&d, scaled, &e);
+    cr_assert_eq(e, FR_EINTERNAL);
+    cr_assert_eq(d.calls, 81, "called after the stop: %u", d.calls);
+    const char *sn[]
+        = { "synthetic", "rounds", "no-reference", "clients-per-round" };
+    const char *sv[] = { SYNTH, "2", NULL, "20" };
+    fr_sim     *s    = make(4, sn, sv); // VBMF on latest statistics, SecAgg+
+    cr_assert_eq(fr_sim_set_device_hook(s, scale_rows, &d), FR_EINVAL);
+    cr_assert(strstr(fr_sim_errmsg(s), "plain updates") != NULL);
+    fr_sim_destroy(s);
+    pthread_mutex_destroy(&d.mtx);
 }

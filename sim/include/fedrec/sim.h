@@ -170,6 +170,35 @@ typedef int (*fr_sim_update_fn)(void *ctx, const fr_sim_update *u);
 FR_API FR_NODISCARD fr_err fr_sim_set_update_hook(
     fr_sim *sim, fr_sim_update_fn fn, void *ctx);
 
+// One device's update before it leaves the device, which a defence may
+// change in place (values only: the items and their number are fixed).
+typedef struct fr_sim_device_update {
+    uint32_t        round; // the simulator's round (1-based)
+    uint32_t        device; // the user index
+    uint32_t        n; // rows
+    const uint32_t *items; // n item indices
+    float          *rows; // n * width floats
+    uint32_t        width;
+    float          *extra; // ALS: packed Gram; VBMF: its block; then the
+                  // sum of ratings and the count (last two)
+    size_t extra_len;
+    float *weight; // interactions used
+} fr_sim_device_update;
+
+// Returns 0 to send the (possibly changed) update; anything else stops the
+// run as an update hook does (nothing is sent for this device).
+typedef int (*fr_sim_device_fn)(void *ctx, fr_sim_device_update *u);
+
+// Installs (NULL: removes) the device-update hook, between steps: every
+// device that sends an update recomputes it as the poisoning path does
+// (the client's own fit, deterministic), hands it to fn, and submits it to
+// the aggregator directly in place of its sealed frame (so the bytes of
+// that frame are not counted as sent). Malicious devices (--malicious)
+// keep their own path. FR_EINVAL under secure aggregation or latest
+// statistics, where a device sends no single plain update.
+FR_API FR_NODISCARD fr_err fr_sim_set_device_hook(
+    fr_sim *sim, fr_sim_device_fn fn, void *ctx);
+
 #ifdef __cplusplus
 }
 #endif
