@@ -2,6 +2,7 @@
 // Options go through the command-line parser (args.c), so the library and
 // fedrec-sim share names, checks and defaults; the run is the stepped
 // round driver of run.c.
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -661,5 +662,78 @@ fr_sim_set_device_hook(fr_sim *sim, fr_sim_device_fn fn, void *ctx)
         sim->dev_fn  = fn;
         sim->dev_ctx = ctx;
     }
+    return e;
+}
+
+fr_err
+fr_sim_plot_svg(const char *path, const char *title, const char *xlabel,
+    const char *ylabel, const double *xs, const double *ys, size_t n,
+    char *err, size_t err_cap)
+{
+    // The distinct finite xs, sorted, each with the mean of its ys.
+    double *mx  = malloc(sizeof(double) * (n ? n : 1));
+    double *my  = malloc(sizeof(double) * (n ? n : 1));
+    size_t *cnt = calloc(n ? n : 1, sizeof(size_t));
+    size_t  m   = 0;
+    fr_err  e   = FR_OK;
+    if (mx == NULL || my == NULL || cnt == NULL) {
+        e = FR_ENOMEM;
+    }
+    for (size_t i = 0; e == FR_OK && i < n; i++) {
+        if (!isfinite(xs[i]) || !isfinite(ys[i])) {
+            continue;
+        }
+        size_t j = 0;
+        while (j < m && mx[j] != xs[i]) {
+            j++;
+        }
+        if (j == m) {
+            mx[m] = xs[i];
+            my[m] = 0.0;
+            m++;
+        }
+        my[j] += ys[i];
+        cnt[j]++;
+    }
+    for (size_t j = 0; e == FR_OK && j < m; j++) {
+        my[j] /= (double)cnt[j];
+    }
+    for (size_t i = 1; e == FR_OK && i < m; i++) {
+        for (size_t j = i; j > 0 && mx[j - 1] > mx[j]; j--) {
+            double t  = mx[j];
+            mx[j]     = mx[j - 1];
+            mx[j - 1] = t;
+            t         = my[j];
+            my[j]     = my[j - 1];
+            my[j - 1] = t;
+        }
+    }
+    if (e == FR_OK && m == 0) {
+        e = FR_EINVAL;
+        if (err_cap > 0) {
+            snprintf(err, err_cap, "%s: no finite point to plot", path);
+        }
+    }
+    if (e == FR_OK) {
+        FILE *f = fopen(path, "w");
+        if (f == NULL) {
+            e = FR_EIO;
+            if (err_cap > 0) {
+                snprintf(err, err_cap, "%s: %s", path, strerror(errno));
+            }
+        } else {
+            int bad = fri_sim_svg_plot_xy(f, title, xlabel, ylabel, mx, my, m)
+                != 0;
+            if ((fclose(f) != 0 || bad) && (e = FR_EIO) == FR_EIO
+                && err_cap > 0) {
+                snprintf(err, err_cap, "%s: write error", path);
+            }
+        }
+    } else if (e == FR_ENOMEM && err_cap > 0) {
+        snprintf(err, err_cap, "out of memory");
+    }
+    free(mx);
+    free(my);
+    free(cnt);
     return e;
 }

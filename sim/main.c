@@ -310,6 +310,61 @@ csv_cell(FILE *f, const char *s)
     fputc('"', f);
 }
 
+// The metrics plotted against each numeric swept parameter.
+#define N_PLOT 6
+static const char *const plot_names[N_PLOT] = { "rmse", "mae", "hr10",
+    "ndcg10", "epsilon", "attack_auc" };
+
+// DIR/METRIC-vs-NAME.svg for every swept parameter whose values are all
+// numbers (at least two distinct) and every metric with a value; the runs
+// that share a value of the parameter are averaged.
+static int
+sweep_plots(const sweep *sw, const double *met, const char *dir)
+{
+    double *xs = malloc(sizeof(double) * sw->n_runs);
+    double *ys = malloc(sizeof(double) * sw->n_runs);
+    int     rc = xs == NULL || ys == NULL;
+    for (size_t i = 0; rc == 0 && i < sw->n_dims; i++) {
+        const dim *d       = &sw->d[i];
+        int        numeric = d->n >= 2;
+        for (size_t j = 0; numeric && j < d->n; j++) {
+            char *end = NULL;
+            (void)strtod(d->vals[j], &end);
+            numeric = end != d->vals[j] && *end == '\0';
+        }
+        for (size_t k = 0; numeric && rc == 0 && k < N_PLOT; k++) {
+            size_t n_ok = 0;
+            for (size_t r = 0; r < sw->n_runs; r++) {
+                xs[r] = strtod(d->vals[sweep_index(sw, r, i)], NULL);
+                ys[r] = met[r * N_PLOT + k];
+                n_ok += isfinite(ys[r]) != 0;
+            }
+            if (n_ok == 0) {
+                continue;
+            }
+            char path[4600], title[256], err[512];
+            snprintf(path, sizeof(path), "%s/%s-vs-%s.svg", dir,
+                plot_names[k], d->name);
+            snprintf(title, sizeof(title), "final %s against %s%s",
+                plot_names[k], d->name,
+                sw->n_dims > 1 ? " (mean over the other swept values)"
+                               : "");
+            if (fr_sim_plot_svg(path, title, d->name, plot_names[k], xs, ys,
+                    sw->n_runs, err, sizeof(err))
+                != FR_OK) {
+                fprintf(stderr, "fedrec-sim: %s\n", err);
+                rc = 1;
+            }
+        }
+    }
+    if (xs == NULL || ys == NULL) {
+        fprintf(stderr, "fedrec-sim: out of memory\n");
+    }
+    free(xs);
+    free(ys);
+    return rc;
+}
+
 // One JSON line per run: {"run", "sweep": the point, the provenance
 // (config, config_hash, seed, version, git), "summary"}; with --out DIR
 // also DIR/sweep.csv and each run's outputs in DIR/run-NNNN.
@@ -322,11 +377,18 @@ run_sweep(sweep *sw, int argc, char **argv)
     char **av        = calloc((size_t)argc + sw->n_dims + 2, sizeof(*av));
     char(*opt)[1200] = calloc(sw->n_dims, sizeof(*opt));
     ui u             = { 0 };
-    if (av == NULL || opt == NULL) {
+    // Final-round metrics of each run, for the plots (NaN: none).
+    double *met = malloc(sizeof(double) * N_PLOT * sw->n_runs);
+    char    dir[4096] = "";
+    if (av == NULL || opt == NULL || met == NULL) {
         fprintf(stderr, "fedrec-sim: out of memory\n");
         free(av);
         free(opt);
+        free(met);
         return 1;
+    }
+    for (size_t i = 0; i < N_PLOT * sw->n_runs; i++) {
+        met[i] = NAN;
     }
     for (size_t r = 0; r < sw->n_runs && rc == 0; r++) {
         int n = 0;
@@ -413,6 +475,10 @@ run_sweep(sweep *sw, int argc, char **argv)
             fr_sim_metrics m;
             if (rc == 0
                 && fr_sim_round_metrics(sim, info.rounds, &m) == FR_OK) {
+                const double v[N_PLOT] = { m.rmse, m.mae, m.hr10, m.ndcg10,
+                    m.epsilon, m.attack_auc };
+                memcpy(met + r * N_PLOT, v, sizeof(v));
+                snprintf(dir, sizeof(dir), "%s", info.out_dir);
                 fprintf(csv, "%zu", r + 1);
                 for (size_t i = 0; i < sw->n_dims; i++) {
                     csv_cell(csv, sw->d[i].vals[sweep_index(sw, r, i)]);
@@ -439,6 +505,10 @@ run_sweep(sweep *sw, int argc, char **argv)
         fprintf(stderr, "fedrec-sim: sweep.csv: write error\n");
         rc = 1;
     }
+    if (rc == 0 && dir[0] != '\0' && sweep_plots(sw, met, dir) != 0) {
+        rc = 1;
+    }
+    free(met);
     free(u.buf);
     free(av);
     free(opt);

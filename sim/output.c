@@ -266,10 +266,10 @@ nice_step(double span, int n_ticks)
     return (m < 1.5 ? 1.0 : m < 3.5 ? 2.0 : m < 7.5 ? 5.0 : 10.0) * p;
 }
 
-int
-fri_sim_svg_plot(FILE *f, const char *title, const char *ylabel,
-                 const double *xs, const double *ys, size_t n, int has_ref,
-                 double ref, const char *ref_label)
+static int
+svg_plot(FILE *f, const char *title, const char *xlabel, int integer_x,
+         const char *ylabel, const double *xs, const double *ys, size_t n,
+         int has_ref, double ref, const char *ref_label)
 {
     const double W = 720, H = 440, L = 80, R = 30, T = 50, B = 60;
     double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY,
@@ -338,22 +338,26 @@ fri_sim_svg_plot(FILE *f, const char *title, const char *ylabel,
     }
     fputs("</g>\n", f);
     double xs_step = nice_step(xmax - xmin, 8);
-    if (xs_step < 1.0) {
+    if (integer_x && xs_step < 1.0) {
         xs_step = 1.0; // rounds are integers
     }
     fprintf(f, "<g fill=\"#333\" text-anchor=\"middle\">\n");
     for (double x = ceil(xmin / xs_step) * xs_step; x <= xmax + 1e-12;
          x += xs_step) {
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">%.0f</text>\n", SX(x),
-                T + ph + 18, x);
+        fprintf(f,
+                integer_x ? "<text x=\"%.1f\" y=\"%.1f\">%.0f</text>\n"
+                          : "<text x=\"%.1f\" y=\"%.1f\">%.4g</text>\n",
+                SX(x), T + ph + 18, fabs(x) < xs_step * 1e-6 ? 0.0 : x);
     }
     fputs("</g>\n", f);
     fprintf(f,
             "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
             "fill=\"none\" stroke=\"#333\"/>\n",
             L, T, pw, ph);
-    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">round"
-               "</text>\n", L + pw / 2, H - 18);
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">",
+            L + pw / 2, H - 18);
+    svg_text_escaped(f, xlabel);
+    fputs("</text>\n", f);
     fprintf(f, "<text transform=\"translate(20,%.1f) rotate(-90)\" "
                "text-anchor=\"middle\">", T + ph / 2);
     svg_text_escaped(f, ylabel);
@@ -389,6 +393,23 @@ fri_sim_svg_plot(FILE *f, const char *title, const char *ylabel,
 #undef SX
 #undef SY
     return rc || ferror(f) ? -1 : 0;
+}
+
+int
+fri_sim_svg_plot(FILE *f, const char *title, const char *ylabel,
+                 const double *xs, const double *ys, size_t n, int has_ref,
+                 double ref, const char *ref_label)
+{
+    return svg_plot(f, title, "round", 1, ylabel, xs, ys, n, has_ref, ref,
+                    ref_label);
+}
+
+int
+fri_sim_svg_plot_xy(FILE *f, const char *title, const char *xlabel,
+                    const char *ylabel, const double *xs, const double *ys,
+                    size_t n)
+{
+    return svg_plot(f, title, xlabel, 0, ylabel, xs, ys, n, 0, 0.0, NULL);
 }
 
 // ---- files ---------------------------------------------------------------

@@ -479,6 +479,11 @@ FR_NODISCARD fr_err fri_sim_write_outputs(const char *dir,
                                           size_t err_cap);
 // A self-contained SVG line chart of ys against xs with an optional
 // horizontal reference line (has_ref). Returns bytes written, or -1.
+// The same with xs on a labelled continuous axis (no reference line).
+FR_NODISCARD int fri_sim_svg_plot_xy(FILE *f, const char *title,
+                                     const char *xlabel, const char *ylabel,
+                                     const double *xs, const double *ys,
+                                     size_t n);
 FR_NODISCARD int fri_sim_svg_plot(FILE *f, const char *title,
                                   const char *ylabel, const double *xs,
                                   const double *ys, size_t n, int has_ref,

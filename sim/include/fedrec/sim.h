@@ -133,6 +133,14 @@ FR_API FR_NODISCARD fr_err fr_sim_model(
 // (FR_ESTATE before the end).
 FR_API FR_NODISCARD fr_err fr_sim_model_hash(fr_sim *sim, uint8_t out[32]);
 
+// A sweep's plot: an SVG line chart of ys against xs (n points; several
+// ys at the same x are averaged, NaN ones left out), written to path.
+// FR_EIO (err says which file) when it cannot be written, FR_EINVAL for
+// no finite point.
+FR_API FR_NODISCARD fr_err fr_sim_plot_svg(const char *path, const char *title,
+    const char *xlabel, const char *ylabel, const double *xs, const double *ys,
+    size_t n, char *err, size_t err_cap);
+
 // ---- hooks ----------------------------------------------------------------
 
 // One plain update as the aggregator receives it, after the wire decoder
