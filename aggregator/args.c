@@ -12,6 +12,7 @@
 
 #include "errbuf.h"
 #include "keys.h"
+#include "kvfile.h"
 
 // In parts: C guarantees string literals of 4095 characters only.
 static const char usage_head[] =
@@ -496,56 +497,16 @@ trim(char *s)
 }
 
 static fr_err
+config_line(void *ctx, const char *name, const char *val, const char *where,
+            char *err, size_t cap)
+{
+    return apply(ctx, name, val, where, err, cap);
+}
+
+static fr_err
 load_config(fri_agg_args *a, const char *path, char *err, size_t cap)
 {
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        fri_agg_seterr(
-            err, cap, "--config %s: cannot open: %s", path, strerror(errno));
-        return FR_EIO;
-    }
-    char   line[1024];
-    char   where[600];
-    int    ln = 0;
-    fr_err rv = FR_OK;
-    while (rv == FR_OK && fgets(line, sizeof(line), f) != NULL) {
-        ln++;
-        snprintf(where, sizeof(where), "%s:%d", path, ln);
-        if (strchr(line, '\n') == NULL && !feof(f)) {
-            fri_agg_seterr(err, cap, "%s: line too long", where);
-            rv = FR_EINVAL;
-            break;
-        }
-        char *hash = strchr(line, '#');
-        if (hash != NULL) {
-            *hash = 0;
-        }
-        char *s = trim(line);
-        if (*s == 0) {
-            continue;
-        }
-        char *eq = strchr(s, '=');
-        if (eq == NULL) {
-            fri_agg_seterr(err, cap, "%s: expected 'name = value'", where);
-            rv = FR_EINVAL;
-            break;
-        }
-        *eq        = 0;
-        char *name = trim(s);
-        char *val  = trim(eq + 1);
-        if (strncmp(name, "--", 2) == 0) {
-            name += 2;
-        }
-        if (strcmp(name, "config") == 0 || strcmp(name, "help") == 0) {
-            fri_agg_seterr(err, cap,
-                "%s: '%s' is not allowed in a config file", where, name);
-            rv = FR_EINVAL;
-            break;
-        }
-        rv = apply(a, name, val, where, err, cap);
-    }
-    fclose(f);
-    return rv;
+    return fri_kv_file_read(path, "--config", config_line, a, err, cap);
 }
 
 static fr_err

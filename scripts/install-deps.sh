@@ -4,6 +4,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libsodium-dev libnng-dev
       libopenblas-dev libcriterion-dev)
+# The Python bindings (python/fedrec) and their ctest test.
+pkgs+=(python3 python3-numpy)
 # clang brings libFuzzer for the fuzz smoke run; optional elsewhere.
 [ "${FR_WITH_FUZZ:-0}" = 1 ] && pkgs+=(clang libclang-rt-dev)
 missing=()

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kvfile.h"
 #include "sim.h"
 
 // Two halves (each under the 4095 characters C guarantees for a literal);
@@ -123,6 +124,16 @@ static const char usage_tail[] =
     "                        every round, in fedrec-aggregator's format\n"
     "                        (--state of fedrec-aggregator; a checkpoint\n"
     "                        already in DIR is resumed from)\n"
+    "  --config FILE         'name = value' lines with the flag names\n"
+    "                        (fedrec-aggregator's format; '#' comments;\n"
+    "                        switches take true/false); flags given on\n"
+    "                        the command line override the file\n"
+    "  --sweep NAME=V1,V2,.. repeatable: run the grid of every combination\n"
+    "                        (last --sweep varies fastest); one JSON line\n"
+    "                        per run on stdout: run, sweep, config,\n"
+    "                        config_hash, seed, version, git, summary;\n"
+    "                        with --out DIR: DIR/sweep.csv (final-round\n"
+    "                        metrics per run) and DIR/run-NNNN/\n"
     "  --help                this text\n"
     "\n"
     "Exit status: 0 on success, 1 on a run error, 2 on a usage error.\n";
@@ -269,6 +280,8 @@ static const char *const value_flags[] = {
     "dropout", "stats-latest", "stats-forget", "deadline", "k", "reg",
     "reg-bias", "lr", "algo", "server-opt", "threads", "seed", "eval-every",
     "eval-users", "report", "transport", "out", "state",
+    // Read before parsing: fri_sim_expand_config and fedrec-sim's main.
+    "config", "sweep",
     // privacy.c
     "secure-agg", "clip", "dp", "noise-multiplier", "dp-delta",
     "pseudo-items", "attack",
@@ -486,6 +499,19 @@ apply(fri_sim_config *c, given *st, const char *flag, const char *val,
             return bad(err, err_cap, flag, val, "empty path");
         }
         c->state_dir = val;
+    } else if (strcmp(flag, "--config") == 0) {
+        // fri_sim_expand_config replaces it with the file's settings.
+        return bad(err, err_cap, flag, val,
+                   "a config file is read before the options: "
+                   "fri_sim_expand_config");
+    } else if (strcmp(flag, "--sweep") == 0) {
+        if (err_cap > 0) {
+            snprintf(err, err_cap,
+                     "--sweep runs a grid of runs: give it to fedrec-sim's "
+                     "command line (or use fedrec.sweep in Python), not to "
+                     "one run");
+        }
+        return FR_EINVAL;
     } else if (fri_sim_poison_flag(&c->poison, flag, val, &pe, err,
                                    err_cap)) {
         // Poisoning and robust aggregation (poison.h); before the
@@ -744,4 +770,234 @@ fri_sim_config_resolve(fri_sim_config *c, const fri_sim_pop *p)
         private_default(c, eligible);
     }
     robust_effective(c);
+}
+
+// ---- --config FILE and the settings of a command line ----------------------
+
+// Value flags, by name.
+static int
+is_value_flag(const char *name, size_t len)
+{
+    for (size_t i = 0; i < N_VALUE; i++) {
+        if (strlen(value_flags[i]) == len &&
+            strncmp(name, value_flags[i], len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+typedef struct argv_buf {
+    char **v;
+    int    n, cap;
+} argv_buf;
+
+static fr_err
+argv_push(argv_buf *b, const char *a, size_t len)
+{
+    if (b->n + 1 >= b->cap) {
+        int    nc = b->cap ? b->cap * 2 : 16;
+        char **nv = realloc(b->v, sizeof(*nv) * (size_t) nc);
+        if (nv == NULL) {
+            return FR_ENOMEM;
+        }
+        b->v = nv;
+        b->cap = nc;
+    }
+    char *s = malloc(len + 1);
+    if (s == NULL) {
+        return FR_ENOMEM;
+    }
+    memcpy(s, a, len);
+    s[len] = '\0';
+    b->v[b->n++] = s;
+    b->v[b->n] = NULL;
+    return FR_OK;
+}
+
+void
+fri_sim_argv_free(int argc, char **argv)
+{
+    for (int i = 0; argv != NULL && i < argc; i++) {
+        free(argv[i]);
+    }
+    free(argv);
+}
+
+// One setting of a config file: "--name=value", or "--name" for a switch
+// whose value is true (a false one is left out).
+static fr_err
+config_setting(void *ctx, const char *name, const char *val,
+               const char *where, char *err, size_t err_cap)
+{
+    argv_buf *b = ctx;
+    size_t    nl = strlen(name);
+    char      arg[1200];
+    if (is_switch(name, nl)) {
+        if (strcmp(val, "1") == 0 || strcmp(val, "true") == 0 ||
+            strcmp(val, "yes") == 0 || strcmp(val, "on") == 0) {
+            snprintf(arg, sizeof(arg), "--%s", name);
+            return argv_push(b, arg, strlen(arg));
+        }
+        if (strcmp(val, "0") == 0 || strcmp(val, "false") == 0 ||
+            strcmp(val, "no") == 0 || strcmp(val, "off") == 0) {
+            return FR_OK;
+        }
+        if (err_cap > 0) {
+            snprintf(err, err_cap,
+                     "%s: %s is a switch: its value is true or false, not "
+                     "'%s'",
+                     where, name, val);
+        }
+        return FR_EINVAL;
+    }
+    if (!is_value_flag(name, nl)) {
+        if (err_cap > 0) {
+            snprintf(err, err_cap, "%s: unknown option '%s' (see --help)",
+                     where, name);
+        }
+        return FR_EINVAL;
+    }
+    int n = snprintf(arg, sizeof(arg), "--%s=%s", name, val);
+    if (n < 0 || (size_t) n >= sizeof(arg)) {
+        if (err_cap > 0) {
+            snprintf(err, err_cap, "%s: value too long", where);
+        }
+        return FR_EINVAL;
+    }
+    return argv_push(b, arg, (size_t) n);
+}
+
+fr_err
+fri_sim_expand_config(int argc, char **argv, int *out_argc, char ***out_argv,
+                      char *err, size_t err_cap)
+{
+    argv_buf file = {0}, rest = {0};
+    fr_err   e = FR_OK;
+    *out_argc = 0;
+    *out_argv = NULL;
+    e = argv_push(&rest, argc > 0 ? argv[0] : "fedrec-sim",
+                  strlen(argc > 0 ? argv[0] : "fedrec-sim"));
+    for (int i = 1; e == FR_OK && i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            // The parser reports what follows; nothing is a flag there.
+            for (; e == FR_OK && i < argc; i++) {
+                e = argv_push(&rest, argv[i], strlen(argv[i]));
+            }
+            break;
+        }
+        const char *path = NULL;
+        if (strcmp(a, "--config") == 0) {
+            if (i + 1 >= argc) {
+                if (err_cap > 0) {
+                    snprintf(err, err_cap, "--config needs a value");
+                }
+                e = FR_EINVAL;
+                break;
+            }
+            path = argv[++i];
+        } else if (strncmp(a, "--config=", 9) == 0) {
+            path = a + 9;
+        }
+        if (path != NULL) {
+            e = fri_kv_file_read(path, "--config", config_setting, &file,
+                                 err, err_cap);
+            continue;
+        }
+        e = argv_push(&rest, a, strlen(a));
+        // A value flag's separate value is a value, whatever it looks like.
+        size_t nl = strncmp(a, "--", 2) == 0 ? strcspn(a + 2, "=") : 0;
+        if (e == FR_OK && nl > 0 && a[2 + nl] == '\0' &&
+            is_value_flag(a + 2, nl) && i + 1 < argc) {
+            i++;
+            e = argv_push(&rest, argv[i], strlen(argv[i]));
+        }
+    }
+    if (e == FR_OK) {
+        // argv[0], the file's settings, then the command line's flags
+        // (which override them: a later value replaces an earlier one).
+        argv_buf all = {0};
+        for (int i = 0; e == FR_OK && i < rest.n; i++) {
+            e = argv_push(&all, rest.v[i], strlen(rest.v[i]));
+            for (int j = 0; e == FR_OK && i == 0 && j < file.n; j++) {
+                e = argv_push(&all, file.v[j], strlen(file.v[j]));
+            }
+        }
+        if (e == FR_OK) {
+            *out_argc = all.n;
+            *out_argv = all.v;
+        } else {
+            fri_sim_argv_free(all.n, all.v);
+        }
+    }
+    if (e == FR_ENOMEM && err_cap > 0) {
+        snprintf(err, err_cap, "out of memory");
+    }
+    fri_sim_argv_free(file.n, file.v);
+    fri_sim_argv_free(rest.n, rest.v);
+    return e;
+}
+
+// Flags that change what is printed or written, not the run.
+static int
+output_only(const char *name)
+{
+    static const char *const names[] = {"json",     "out",         "progress",
+                                        "no-progress", "quiet"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(name, names[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+fr_err
+fri_sim_settings(int argc, char **argv, fri_sim_setting *out, size_t cap,
+                 size_t *n_out)
+{
+    size_t n = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+            continue; // the parser refused anything else already
+        }
+        size_t      nl = strcspn(a + 2, "=");
+        const char *val = NULL;
+        if (a[2 + nl] == '=') {
+            val = a + 3 + nl;
+        } else if (is_value_flag(a + 2, nl) && i + 1 < argc) {
+            val = argv[++i];
+        }
+        char name[64];
+        snprintf(name, sizeof(name), "%.*s", (int) nl, a + 2);
+        if (output_only(name)) {
+            continue;
+        }
+        // A later value replaces an earlier one, as in the parser.
+        size_t j = 0;
+        while (j < n && strcmp(out[j].name, name) != 0) {
+            j++;
+        }
+        if (j == n) {
+            if (n == cap) {
+                return FR_ENOSPC;
+            }
+            n++;
+        }
+        snprintf(out[j].name, sizeof(out[j].name), "%s", name);
+        out[j].value = val;
+    }
+    // Sorted by name: the same settings in any order are the same config.
+    for (size_t i = 1; i < n; i++) {
+        for (size_t j = i; j > 0 && strcmp(out[j - 1].name, out[j].name) > 0;
+             j--) {
+            fri_sim_setting t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+        }
+    }
+    *n_out = n;
+    return FR_OK;
 }

@@ -63,6 +63,58 @@ fri_sim_json_round(FILE *f, const fri_sim_config *c, const fri_sim_round *r)
 }
 
 void
+fri_sim_text_summary(
+    FILE *f, const fri_sim_config *c, const fri_sim_summary *s)
+{
+    const fri_sim_round *r = &s->last;
+    fprintf(f, "fedrec-sim: %s, %u virtual clients, %s transport, %u rounds\n",
+        s->data_name, s->n_clients, fri_sim_transport_name(c->transport),
+        s->rounds);
+    if (c->implicit) {
+        fprintf(f, "  federated:   HR@10 %.4f  NDCG@10 %.4f\n", r->hr10,
+            r->ndcg10);
+        if (s->has_reference) {
+            fprintf(f,
+                "  centralized: HR@10 %.4f  NDCG@10 %.4f  (fedrec-train, "
+                "same split and settings)\n",
+                s->ref_hr10, s->ref_ndcg10);
+        }
+    } else {
+        fprintf(
+            f, "  federated:   test RMSE %.4f  MAE %.4f\n", r->rmse, r->mae);
+        if (s->has_reference) {
+            fprintf(f,
+                "  centralized: test RMSE %.4f  MAE %.4f  (fedrec-train "
+                "default, %s, same split; %+.2f%%)\n",
+                s->ref_rmse, s->ref_mae, s->ref_name ? s->ref_name : "?",
+                100.0 * (r->rmse - s->ref_rmse) / s->ref_rmse);
+            fprintf(f, "  centralized ALS %.4f, VBMF %.4f (same split)\n",
+                s->ref_als_rmse, s->ref_vbmf_rmse);
+        }
+    }
+    if (s->lists.n_lists > 0) {
+        fprintf(f,
+            "  devices' top-10 lists (%zu): coverage %.3f  exposure gini "
+            "%.3f  avg popularity %.1f  novelty %.2f  ILD %.3f\n",
+            s->lists.n_lists, s->lists.coverage, s->lists.gini,
+            s->lists.avg_popularity, s->lists.novelty, s->lists.ild);
+    }
+    fprintf(f,
+        "  updates %llu, dropped %llu, up %.1f MB, down %.1f MB, "
+        "%.2f s in rounds (%.2f rounds/s)\n",
+        (unsigned long long)s->total_clients,
+        (unsigned long long)s->total_dropped, (double)s->total_bytes_up / 1e6,
+        (double)s->total_bytes_down / 1e6, s->total_seconds,
+        s->rounds_per_second);
+    fprintf(f,
+        "  per client update: %.1f us wall (raw cost of its bytes: "
+        "XChaCha20-Poly1305 %.1f us, memcpy %.1f us)\n",
+        s->us_per_update, s->us_crypto_per_update, s->us_memcpy_per_update);
+    fprintf(f, "  peak RSS %.1f MiB, %.1f bytes per idle virtual client\n",
+        (double)s->peak_rss_kib / 1024.0, s->bytes_per_idle_client);
+}
+
+void
 fri_sim_json_summary(FILE *f, const fri_sim_config *c,
                      const fri_sim_summary *s)
 {
@@ -214,10 +266,10 @@ nice_step(double span, int n_ticks)
     return (m < 1.5 ? 1.0 : m < 3.5 ? 2.0 : m < 7.5 ? 5.0 : 10.0) * p;
 }
 
-int
-fri_sim_svg_plot(FILE *f, const char *title, const char *ylabel,
-                 const double *xs, const double *ys, size_t n, int has_ref,
-                 double ref, const char *ref_label)
+static int
+svg_plot(FILE *f, const char *title, const char *xlabel, int integer_x,
+         const char *ylabel, const double *xs, const double *ys, size_t n,
+         int has_ref, double ref, const char *ref_label)
 {
     const double W = 720, H = 440, L = 80, R = 30, T = 50, B = 60;
     double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY,
@@ -286,22 +338,26 @@ fri_sim_svg_plot(FILE *f, const char *title, const char *ylabel,
     }
     fputs("</g>\n", f);
     double xs_step = nice_step(xmax - xmin, 8);
-    if (xs_step < 1.0) {
+    if (integer_x && xs_step < 1.0) {
         xs_step = 1.0; // rounds are integers
     }
     fprintf(f, "<g fill=\"#333\" text-anchor=\"middle\">\n");
     for (double x = ceil(xmin / xs_step) * xs_step; x <= xmax + 1e-12;
          x += xs_step) {
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">%.0f</text>\n", SX(x),
-                T + ph + 18, x);
+        fprintf(f,
+                integer_x ? "<text x=\"%.1f\" y=\"%.1f\">%.0f</text>\n"
+                          : "<text x=\"%.1f\" y=\"%.1f\">%.4g</text>\n",
+                SX(x), T + ph + 18, fabs(x) < xs_step * 1e-6 ? 0.0 : x);
     }
     fputs("</g>\n", f);
     fprintf(f,
             "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
             "fill=\"none\" stroke=\"#333\"/>\n",
             L, T, pw, ph);
-    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">round"
-               "</text>\n", L + pw / 2, H - 18);
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">",
+            L + pw / 2, H - 18);
+    svg_text_escaped(f, xlabel);
+    fputs("</text>\n", f);
     fprintf(f, "<text transform=\"translate(20,%.1f) rotate(-90)\" "
                "text-anchor=\"middle\">", T + ph / 2);
     svg_text_escaped(f, ylabel);
@@ -337,6 +393,23 @@ fri_sim_svg_plot(FILE *f, const char *title, const char *ylabel,
 #undef SX
 #undef SY
     return rc || ferror(f) ? -1 : 0;
+}
+
+int
+fri_sim_svg_plot(FILE *f, const char *title, const char *ylabel,
+                 const double *xs, const double *ys, size_t n, int has_ref,
+                 double ref, const char *ref_label)
+{
+    return svg_plot(f, title, "round", 1, ylabel, xs, ys, n, has_ref, ref,
+                    ref_label);
+}
+
+int
+fri_sim_svg_plot_xy(FILE *f, const char *title, const char *xlabel,
+                    const char *ylabel, const double *xs, const double *ys,
+                    size_t n)
+{
+    return svg_plot(f, title, xlabel, 0, ylabel, xs, ys, n, 0, 0.0, NULL);
 }
 
 // ---- files ---------------------------------------------------------------

@@ -607,6 +607,60 @@ tamper(const fri_sim_config *c, const fri_sim_pop *p, uint32_t u,
     }
 }
 
+// Submits ub as device cl's update of the aggregator's round: what the
+// wire decoder hands to fri_agg_submit (handle.c).
+static fr_err
+submit_buf(const fri_sim_config *c, fri_agg *agg, fr_client *cl,
+    const fri_update_buf *ub, uint64_t round, uint64_t now_ms)
+{
+    const uint32_t d  = ub->width;
+    size_t         gl = c->algo == FRI_SIM_GRAD ? 0 : fri_packed_len(d);
+    fri_agg_update au;
+    memset(&au, 0, sizeof(au));
+    au.round    = round;
+    au.n        = ub->n_rows;
+    au.items    = ub->items;
+    au.rows     = ub->rows;
+    au.rows_len = (size_t)ub->n_rows * d;
+    au.weight   = ub->weight;
+    if (gl > 0) {
+        au.gram     = ub->extra;
+        au.gram_len = gl;
+    }
+    if (c->algo == FRI_SIM_VBMF) {
+        au.vb     = ub->extra + gl;
+        au.vb_len = ub->n_extra - gl - 2;
+    }
+    au.sum_ratings = ub->extra[ub->n_extra - 2];
+    au.count       = ub->extra[ub->n_extra - 1];
+    uint8_t pk[FR_PUBLICKEYBYTES];
+    fr_client_public_key(cl, pk);
+    return fri_agg_submit(agg, now_ms, pk, &au);
+}
+
+fr_err
+fri_sim_device_defend(const fri_sim_config *c, struct fri_agg *agg,
+    fr_client *cl, uint32_t u, uint32_t round, uint64_t now_ms,
+    fri_sim_device_hook fn, void *ctx, int *accepted)
+{
+    *accepted = 0;
+    if (cl->model == NULL) {
+        return FR_ESTATE;
+    }
+    fri_agg_metrics am;
+    fri_agg_metrics_get(agg, &am);
+    fri_update_buf ub;
+    fr_err         e = honest_update(c, cl, &ub);
+    if (e == FR_OK && fn(ctx, round, u, &ub) != 0) {
+        e = FR_EINTERNAL; // the caller's hook said stop: nothing is sent
+    } else if (e == FR_OK) {
+        fr_err se = submit_buf(c, agg, cl, &ub, am.round, now_ms);
+        *accepted = se == FR_OK;
+    }
+    fri_update_buf_free(cl, &ub);
+    return e;
+}
+
 int
 fri_sim_poison_device(fri_sim_poison_run *r, fr_client *cl, uint32_t u,
     int final_eval, int evaluate, int drop, uint64_t now_ms, int *accepted)
@@ -639,30 +693,7 @@ fri_sim_poison_device(fri_sim_poison_run *r, fr_client *cl, uint32_t u,
         tamper(c, r->p, u, am.round, &ub);
     }
     if (e == FR_OK) {
-        // What the wire decoder hands to fri_agg_submit (handle.c).
-        const uint32_t d  = ub.width;
-        size_t         gl = c->algo == FRI_SIM_GRAD ? 0 : fri_packed_len(d);
-        fri_agg_update au;
-        memset(&au, 0, sizeof(au));
-        au.round    = am.round;
-        au.n        = ub.n_rows;
-        au.items    = ub.items;
-        au.rows     = ub.rows;
-        au.rows_len = (size_t)ub.n_rows * d;
-        au.weight   = ub.weight;
-        if (gl > 0) {
-            au.gram     = ub.extra;
-            au.gram_len = gl;
-        }
-        if (c->algo == FRI_SIM_VBMF) {
-            au.vb     = ub.extra + gl;
-            au.vb_len = ub.n_extra - gl - 2;
-        }
-        au.sum_ratings = ub.extra[ub.n_extra - 2];
-        au.count       = ub.extra[ub.n_extra - 1];
-        uint8_t pk[FR_PUBLICKEYBYTES];
-        fr_client_public_key(cl, pk);
-        e = fri_agg_submit(r->agg, now_ms, pk, &au);
+        e = submit_buf(c, r->agg, cl, &ub, am.round, now_ms);
     }
     fri_update_buf_free(cl, &ub);
     pthread_mutex_lock(&r->mtx);

@@ -583,6 +583,16 @@ fri_sim_atk_create(fri_sim_atk **out, const fri_sim_config *c,
 }
 
 void
+fri_sim_atk_update(fri_sim_atk *a, const uint8_t pk[32],
+                   const fri_agg_update *up)
+{
+    // Installed by fri_sim_atk_create in exactly these cases.
+    if (a != NULL && a->c->priv.attack != 0 && !a->c->priv.secagg) {
+        on_update(a, pk, up);
+    }
+}
+
+void
 fri_sim_atk_destroy(fri_sim_atk *a)
 {
     if (a == NULL) {

@@ -112,6 +112,19 @@ struct sim_state {
     atomic_uint           pass_progress;
     uint64_t              deadline_ms;
     double                tick_cpu; // main thread: CPU in fri_agg_tick
+    // The caller's update hook (fri_sim_runner_set_update_hook) and the
+    // round's devices by key, to name the device of each update.
+    fri_sim_update_hook   hook_fn;
+    void                 *hook_ctx;
+    fri_sim_device_hook   dev_fn; // the device-update hook
+    void                 *dev_ctx;
+    atomic_int            hook_failed;
+    uint32_t              hook_round;
+    char                  hook_err[16]; // the round it stopped, as text
+    pthread_mutex_t       reg_mtx;
+    uint8_t              *reg_pk; // reg_cap X25519 keys
+    uint32_t             *reg_u;
+    size_t                n_reg, reg_cap;
 };
 
 static uint64_t
@@ -372,6 +385,16 @@ dev_open(worker *w, const job *jb, size_t slot, dev_live *d)
         fr_client_public_key(d->c, pk);
         fri_sim_atk_register(st->atk, u, pk);
     }
+    if (st->hook_fn != NULL && !jb->eval_visit) {
+        uint8_t pk[FR_PUBLICKEYBYTES];
+        fr_client_public_key(d->c, pk);
+        pthread_mutex_lock(&st->reg_mtx);
+        if (st->n_reg < st->reg_cap) {
+            memcpy(st->reg_pk + st->n_reg * 32, pk, 32);
+            st->reg_u[st->n_reg++] = u;
+        }
+        pthread_mutex_unlock(&st->reg_mtx);
+    }
     for (size_t j = tr->ptr[u]; j < tr->ptr[u + 1]; j++) {
         if ((e = fr_client_add(d->c, tr->idx[j], tr->val[j], 0)) != FR_OK) {
             note_error(st, u, "add", e, fr_client_errmsg(d->c));
@@ -498,6 +521,29 @@ dev_step(worker *w, const job *jb, size_t slot, dev_live *d)
             if (d->drop) {
                 o->status = DEV_DROPPED; // vanishes mid-round
                 o->unsent = len; // built (and counted by the client), not sent
+                return STEP_DONE_INFO;
+            }
+            // Device-update hook: the update, changed by the caller, goes
+            // to the aggregator in place of this frame.
+            if (st->dev_fn != NULL) {
+                int    took = 0;
+                fr_err he = FR_EINTERNAL;
+                if (!atomic_load(&st->hook_failed)) {
+                    he = fri_sim_device_defend(cf, st->agg, c, u,
+                                               st->hook_round, clock_now(st),
+                                               st->dev_fn, st->dev_ctx,
+                                               &took);
+                }
+                if (he == FR_EINTERNAL) {
+                    if (!atomic_exchange(&st->hook_failed, 1)) {
+                        snprintf(st->hook_err, sizeof(st->hook_err), "%u",
+                                 st->hook_round);
+                    }
+                } else if (he != FR_OK) {
+                    note_error(st, u, "device hook", he, "update");
+                }
+                o->status = took ? DEV_CONTRIBUTED : DEV_FAILED;
+                o->unsent = len;
                 return STEP_DONE_INFO;
             }
         }
@@ -904,113 +950,165 @@ fail(char *err, size_t cap, fr_err e, const char *fmt, const char *a)
     return e;
 }
 
-fr_err
-fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
-            fri_sim_round *rounds, fri_sim_summary *s,
-            uint8_t model_hash[32], fri_sim_round_fn cb, void *cb_ctx,
-            char *err, size_t err_cap)
-{
-    sim_state      st;
-    fri_agg_config ac;
-    fr_err         e = FR_OK;
-    worker        *ws = NULL;
-    uint32_t      *eligible = NULL, *evals = NULL;
-    uint8_t       *heavy = NULL;
-    uint8_t       *mask = NULL;
-    dev_out       *out = NULL;
-    double        *cpu_tmp = NULL;
-    size_t         n_eligible = 0, n_evals = 0;
-    char           aerr[256] = "";
+// A run in progress: what fri_sim_run keeps between rounds, so that a
+// caller (the library, sim/lib.c) can step it one round at a time.
+struct fri_sim_runner {
+    fri_sim_config     cc; // settings fixed once the data is known
+    const fri_sim_pop *p;
+    fri_sim_round     *rounds;
+    fri_sim_summary   *s;
+    fri_sim_round_fn   cb;
+    void              *cb_ctx;
+    sim_state          st;
+    int                mtx_ok;
+    fri_agg_config     ac;
+    worker            *ws;
+    uint32_t          *eligible, *evals;
+    uint8_t           *heavy, *mask;
+    dev_out           *out;
+    double            *cpu_tmp;
+    size_t             n_eligible, n_evals, cohort, n_cold;
+    const uint32_t    *cold_users;
+    int                in_cohort_eval;
+    uint32_t           atk_every;
+    uint32_t           next; // the next round to run (1-based)
+    uint32_t           emitted; // rounds handed to cb
+    uint32_t           n_abandoned;
+    double             t_rounds;
+    fri_rng            sel;
+    fri_agg_metrics    m_start;
+    int                finished; // the summary is complete
+    int                failed; // a step failed: no further step
+    uint8_t            hash[32]; // of the final item model
+};
 
-    // Settings fixed once the data is known (the evaluation cadence).
-    fri_sim_config cc = *c;
-    c = &cc;
-    memset(&st, 0, sizeof(st));
+static void
+emit(fri_sim_runner *rn, uint32_t upto)
+{
+    while (rn->emitted < upto) {
+        if (rn->cb != NULL) {
+            rn->cb(rn->cb_ctx, &rn->rounds[rn->emitted]);
+        }
+        rn->emitted++;
+    }
+}
+
+fr_err
+fri_sim_runner_create(fri_sim_runner **out_rn, const fri_sim_config *cfg,
+    const fri_sim_pop *p, fri_sim_round *rounds, fri_sim_summary *s,
+    fri_sim_round_fn cb, void *cb_ctx, char *err, size_t err_cap)
+{
+    fr_err e         = FR_OK;
+    char   aerr[256] = "";
+    *out_rn          = NULL;
+    if (err_cap > 0) {
+        err[0] = '\0';
+    }
+    fri_sim_runner *rn = calloc(1, sizeof(*rn));
+    if (rn == NULL) {
+        return fail(err, err_cap, FR_ENOMEM, "%s", "out of memory");
+    }
+    rn->cc                   = *cfg;
+    const fri_sim_config *c  = &rn->cc;
+    sim_state            *st = &rn->st;
+    fri_agg_config       *ac = &rn->ac;
+    rn->p                    = p;
+    rn->rounds               = rounds;
+    rn->s                    = s;
+    rn->cb                   = cb;
+    rn->cb_ctx               = cb_ctx;
+    rn->next                 = 1;
     memset(rounds, 0, sizeof(*rounds) * c->rounds);
-    st.c = c;
-    st.p = p;
-    pthread_mutex_init(&st.err_mtx, NULL);
-    atomic_store(&st.clock_ms, 1000);
+    st->c = c;
+    st->p = p;
+    pthread_mutex_init(&st->err_mtx, NULL);
+    pthread_mutex_init(&st->reg_mtx, NULL);
+    rn->mtx_ok = 1;
+    atomic_store(&st->clock_ms, 1000);
     if (sodium_init() < 0) {
-        return fail(err, err_cap, FR_EINTERNAL, "%s", "sodium_init failed");
+        e = fail(err, err_cap, FR_EINTERNAL, "%s", "sodium_init failed");
+        goto out;
     }
 
     // Who can contribute (has training ratings) and who evaluates.
-    eligible = malloc(sizeof(*eligible) * (p->n_users ? p->n_users : 1));
-    mask = calloc(p->n_users ? p->n_users : 1, 1);
-    evals = malloc(sizeof(*evals) * (p->n_users ? p->n_users : 1));
-    if (eligible == NULL || mask == NULL || evals == NULL) {
+    rn->eligible = malloc(sizeof(uint32_t) * (p->n_users ? p->n_users : 1));
+    rn->mask     = calloc(p->n_users ? p->n_users : 1, 1);
+    rn->evals    = malloc(sizeof(uint32_t) * (p->n_users ? p->n_users : 1));
+    if (rn->eligible == NULL || rn->mask == NULL || rn->evals == NULL) {
         e = FR_ENOMEM;
         goto out;
     }
-    if ((e = fri_sim_cold_create(&st.cold, c, p, err, err_cap)) != FR_OK) {
+    if ((e = fri_sim_cold_create(&st->cold, c, p, err, err_cap)) != FR_OK) {
         goto out;
     }
     for (uint32_t u = 0; u < p->n_users; u++) {
-        if (fri_sim_cold_is(st.cold, u)) {
+        if (fri_sim_cold_is(st->cold, u)) {
             continue; // neither trains nor scores the trained model
         }
         if (p->train.ptr[u + 1] > p->train.ptr[u]) {
-            eligible[n_eligible++] = u;
+            rn->eligible[rn->n_eligible++] = u;
         }
         if (p->test.ptr[u + 1] > p->test.ptr[u]) {
-            evals[n_evals++] = u;
+            rn->evals[rn->n_evals++] = u;
         }
     }
-    if (n_eligible == 0) {
+    if (rn->n_eligible == 0) {
         e = fail(err, err_cap, FR_EINVAL, "%s", "no device has ratings");
         goto out;
     }
     {
         uint32_t want = c->eval_users;
-        if (want == 0 && n_evals > 50000) {
+        if (want == 0 && rn->n_evals > 50000) {
             want = 10000; // a seeded sample keeps huge runs practical
         }
-        if (want > 0 && want < n_evals) {
+        if (want > 0 && want < rn->n_evals) {
             fri_rng r;
             fri_rng_seed2(&r, c->seed, 0xe7a1);
             for (size_t i = 0; i < want; i++) {
-                size_t j = i + fri_rng_below(&r, (uint32_t) (n_evals - i));
-                uint32_t t = evals[i];
-                evals[i] = evals[j];
-                evals[j] = t;
+                size_t j = i + fri_rng_below(&r, (uint32_t)(rn->n_evals - i));
+                uint32_t t   = rn->evals[i];
+                rn->evals[i] = rn->evals[j];
+                rn->evals[j] = t;
             }
-            n_evals = want;
+            rn->n_evals = want;
         }
-        for (size_t i = 0; i < n_evals; i++) {
-            mask[evals[i]] = 1;
+        for (size_t i = 0; i < rn->n_evals; i++) {
+            rn->mask[rn->evals[i]] = 1;
         }
-        st.eval_mask = mask;
+        st->eval_mask = rn->mask;
     }
     // Light and heavy users: below, or at least, the evaluation users'
     // median number of training ratings.
-    heavy = calloc(p->n_users ? p->n_users : 1, 1);
-    if (heavy == NULL || (e = mark_heavy(p, evals, n_evals, heavy)) != FR_OK) {
+    rn->heavy = calloc(p->n_users ? p->n_users : 1, 1);
+    if (rn->heavy == NULL
+        || (e = mark_heavy(p, rn->evals, rn->n_evals, rn->heavy)) != FR_OK) {
         e = FR_ENOMEM;
         goto out;
     }
-    size_t cohort = fri_sim_cohort_size(c, n_eligible);
+    size_t cohort = fri_sim_cohort_size(c, rn->n_eligible);
+    rn->cohort    = cohort;
     // Evaluation inside the cohort is free, and honest only when every
     // evaluation user is in every cohort and reaches the update (plain
     // aggregation); otherwise the evaluation users visit.
-    int in_cohort_eval = cohort == n_eligible && !c->priv.secagg;
-    for (size_t i = 0; i < n_evals && in_cohort_eval; i++) {
-        in_cohort_eval = p->train.ptr[evals[i] + 1] > p->train.ptr[evals[i]];
+    int in_cohort_eval = cohort == rn->n_eligible && !c->priv.secagg;
+    for (size_t i = 0; i < rn->n_evals && in_cohort_eval; i++) {
+        in_cohort_eval
+            = p->train.ptr[rn->evals[i] + 1] > p->train.ptr[rn->evals[i]];
     }
+    rn->in_cohort_eval = in_cohort_eval;
     // The attacks keep the cadence --eval-every gives (every round by
     // default), whatever the evaluation visits' default.
-    uint32_t atk_every = c->eval_every;
+    rn->atk_every = c->eval_every;
     if (!in_cohort_eval && !c->eval_every_set) {
-        cc.eval_every = default_eval_every(n_evals, cohort);
+        rn->cc.eval_every = default_eval_every(rn->n_evals, cohort);
     }
-    s->eval_every = c->eval_every;
-    size_t n_cold = 0;
-    const uint32_t *cold_users = fri_sim_cold_users(st.cold, &n_cold);
-    size_t max_job = cohort > n_evals ? cohort : n_evals;
-    max_job = max_job > n_cold ? max_job : n_cold;
-    out = calloc(max_job ? max_job : 1, sizeof(*out));
-    cpu_tmp = calloc(max_job ? max_job : 1, sizeof(*cpu_tmp));
-    if (out == NULL || cpu_tmp == NULL) {
+    s->eval_every  = c->eval_every;
+    rn->cold_users = fri_sim_cold_users(st->cold, &rn->n_cold);
+    size_t max_job = cohort > rn->n_evals ? cohort : rn->n_evals;
+    max_job        = max_job > rn->n_cold ? max_job : rn->n_cold;
+    rn->out        = calloc(max_job ? max_job : 1, sizeof(*rn->out));
+    rn->cpu_tmp    = calloc(max_job ? max_job : 1, sizeof(*rn->cpu_tmp));
+    if (rn->out == NULL || rn->cpu_tmp == NULL) {
         e = FR_ENOMEM;
         goto out;
     }
@@ -1018,279 +1116,185 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
     // The aggregator, configured like a deployment except that the
     // simulator decides who is online (every check-in is selected) and
     // closes the round by letting the virtual clock reach the deadline.
-    fri_agg_config_init(&ac);
-    ac.n_items = p->n_items;
-    ac.k = c->k;
-    ac.algo = c->algo == FRI_SIM_ALS    ? FRI_AGG_ALS
-              : c->algo == FRI_SIM_VBMF ? FRI_AGG_VBMF
-                                        : FRI_AGG_GRAD;
-    ac.implicit = c->implicit;
-    ac.reg = c->reg;
-    ac.reg_bias = c->reg_bias;
-    ac.weighted = c->weighted;
-    ac.init_std = c->init_std;
-    ac.alpha = c->alpha;
-    ac.seed = c->seed;
-    ac.server_opt = (fri_agg_opt) c->server_opt;
-    ac.server_lr = c->lr;
-    ac.clients_per_round = 0;
-    ac.fraction = 0.0;
-    ac.min_clients = 1;
-    ac.round_deadline_ms = (uint64_t) (c->deadline_s * 1000.0 + 0.5);
-    if (ac.round_deadline_ms == 0) {
-        ac.round_deadline_ms = 1;
+    fri_agg_config_init(ac);
+    ac->n_items           = p->n_items;
+    ac->k                 = c->k;
+    ac->algo              = c->algo == FRI_SIM_ALS ? FRI_AGG_ALS
+                     : c->algo == FRI_SIM_VBMF     ? FRI_AGG_VBMF
+                                                   : FRI_AGG_GRAD;
+    ac->implicit          = c->implicit;
+    ac->reg               = c->reg;
+    ac->reg_bias          = c->reg_bias;
+    ac->weighted          = c->weighted;
+    ac->init_std          = c->init_std;
+    ac->alpha             = c->alpha;
+    ac->seed              = c->seed;
+    ac->server_opt        = (fri_agg_opt)c->server_opt;
+    ac->server_lr         = c->lr;
+    ac->clients_per_round = 0;
+    ac->fraction          = 0.0;
+    ac->min_clients       = 1;
+    ac->round_deadline_ms = (uint64_t)(c->deadline_s * 1000.0 + 0.5);
+    if (ac->round_deadline_ms == 0) {
+        ac->round_deadline_ms = 1;
     }
-    ac.rounds = 0;
-    if (c->stats_latest == 1 && !ac.implicit) {
-        ac.stats_latest = 1;
-    } else if (ac.algo == FRI_AGG_ALS && !ac.implicit && cohort < n_eligible) {
+    ac->rounds = 0;
+    if (c->stats_latest == 1 && !ac->implicit) {
+        ac->stats_latest = 1;
+    } else if (ac->algo == FRI_AGG_ALS && !ac->implicit
+        && cohort < rn->n_eligible) {
         // Partial participation: carry item statistics across rounds with
         // the cohort's share as the forgetting rate (fri_agg_config).
-        ac.stats_forget =
-            c->stats_forget > 0.0
-                ? (float) c->stats_forget
-                : (float) ((double) cohort / (double) n_eligible);
+        ac->stats_forget = c->stats_forget > 0.0
+            ? (float)c->stats_forget
+            : (float)((double)cohort / (double)rn->n_eligible);
     }
     if (p->min_rating < p->max_rating) {
         // The data's rating range is the aggregator's bound (bounds.h).
-        ac.rating_min = p->min_rating;
-        ac.rating_max = p->max_rating;
+        ac->rating_min = p->min_rating;
+        ac->rating_max = p->max_rating;
     }
-    ac.max_sessions = (uint32_t) (max_job * 2 + 64);
-    ac.session_ttl_ms = ac.round_deadline_ms;
-    ac.state_dir = c->state_dir;
-    ac.log = agg_log;
-    ac.log_level = FR_LOG_ERROR;
-    fri_sim_privacy_agg_config(c, p, cohort, &ac);
-    ac.robust = c->poison.robust;
-    st.deadline_ms = ac.round_deadline_ms;
+    ac->max_sessions   = (uint32_t)(max_job * 2 + 64);
+    ac->session_ttl_ms = ac->round_deadline_ms;
+    ac->state_dir      = c->state_dir;
+    ac->log            = agg_log;
+    ac->log_level      = FR_LOG_ERROR;
+    fri_sim_privacy_agg_config(c, p, cohort, ac);
+    ac->robust      = c->poison.robust;
+    st->deadline_ms = ac->round_deadline_ms;
     {
         uint8_t in[16] = "fedrec-sim agg";
         for (int i = 0; i < 8; i++) {
-            in[8 + i] ^= (uint8_t) (c->seed >> (8 * i));
+            in[8 + i] ^= (uint8_t)(c->seed >> (8 * i));
         }
-        crypto_generichash(ac.identity_seed, sizeof(ac.identity_seed), in,
-                           sizeof(in), NULL, 0);
-        ac.has_identity = 1;
+        crypto_generichash(ac->identity_seed, sizeof(ac->identity_seed), in,
+            sizeof(in), NULL, 0);
+        ac->has_identity = 1;
     }
-    e = fri_agg_create(&st.agg, &ac, clock_now(&st), aerr, sizeof(aerr));
-    sodium_memzero(ac.identity_seed, sizeof(ac.identity_seed));
+    e = fri_agg_create(&st->agg, ac, clock_now(st), aerr, sizeof(aerr));
+    sodium_memzero(ac->identity_seed, sizeof(ac->identity_seed));
     if (e != FR_OK) {
         e = fail(err, err_cap, e, "aggregator: %s", aerr);
         goto out;
     }
-    fri_agg_public_key(st.agg, st.server_pk);
-    if (ac.stats_latest) {
-        st.last = calloc(p->n_users > 0 ? p->n_users : 1, sizeof(*st.last));
-        if (st.last == NULL) {
+    fri_agg_public_key(st->agg, st->server_pk);
+    if (ac->stats_latest) {
+        st->last = calloc(p->n_users > 0 ? p->n_users : 1, sizeof(*st->last));
+        if (st->last == NULL) {
             e = FR_ENOMEM;
             goto out;
         }
     }
-    if ((e = fri_sim_atk_create(&st.atk, c, p, cohort, st.agg)) != FR_OK) {
+    if ((e = fri_sim_atk_create(&st->atk, c, p, cohort, st->agg)) != FR_OK) {
         goto out;
     }
-    if ((e = fri_sim_poison_create(&st.poison, c, p, st.agg, err,
-                                   err_cap)) != FR_OK) {
+    if ((e = fri_sim_poison_create(&st->poison, c, p, st->agg, err, err_cap))
+        != FR_OK) {
         goto out;
     }
     if (c->priv.secagg) {
-        st.live = calloc(cohort, sizeof(*st.live));
-        if (st.live == NULL) {
+        st->live = calloc(cohort, sizeof(*st->live));
+        if (st->live == NULL) {
             e = FR_ENOMEM;
             goto out;
         }
     }
-    if ((e = fr_model_cache_create(&st.cache)) != FR_OK) {
+    if ((e = fr_model_cache_create(&st->cache)) != FR_OK) {
         goto out;
     }
     if (c->transport != FRI_SIM_DIRECT) {
         char url[256];
         if (c->transport == FRI_SIM_INPROC) {
             snprintf(url, sizeof(url), "inproc://fedrec-sim-%ld-%p",
-                     (long) getpid(), (void *) &st);
+                (long)getpid(), (void *)st);
         } else if (c->transport == FRI_SIM_IPC) {
             snprintf(url, sizeof(url), "ipc:///tmp/fedrec-sim-%ld-%p.ipc",
-                     (long) getpid(), (void *) &st);
+                (long)getpid(), (void *)st);
         } else {
             snprintf(url, sizeof(url), "tcp://127.0.0.1:0");
         }
-        e = fri_sim_server_start(&st.srv, st.agg, url, c->threads * 2 + 2,
-                                 clock_now, &st, st.url, sizeof(st.url),
-                                 aerr, sizeof(aerr));
+        e = fri_sim_server_start(&st->srv, st->agg, url, c->threads * 2 + 2,
+            clock_now, st, st->url, sizeof(st->url), aerr, sizeof(aerr));
         if (e != FR_OK) {
             e = fail(err, err_cap, e, "server: %s", aerr);
             goto out;
         }
     }
-    ws = calloc(c->threads, sizeof(*ws));
-    if (ws == NULL) {
+    rn->ws = calloc(c->threads, sizeof(*rn->ws));
+    if (rn->ws == NULL) {
         e = FR_ENOMEM;
         goto out;
     }
     for (uint32_t i = 0; i < c->threads; i++) {
-        ws[i].st = &st;
+        rn->ws[i].st = st;
         if (c->transport == FRI_SIM_DIRECT) {
-            ws[i].reply_cap = fri_agg_reply_bound(st.agg);
-            ws[i].reply = malloc(ws[i].reply_cap);
-            if (ws[i].reply == NULL) {
+            rn->ws[i].reply_cap = fri_agg_reply_bound(st->agg);
+            rn->ws[i].reply     = malloc(rn->ws[i].reply_cap);
+            if (rn->ws[i].reply == NULL) {
                 e = FR_ENOMEM;
                 goto out;
             }
         }
     }
-
-    uint32_t emitted = 0;
-    uint32_t n_abandoned = 0;
-    double   t_rounds = 0.0;
-    fri_rng  sel;
-    fri_rng_seed2(&sel, c->seed, 0xc0407);
-    fri_agg_metrics m_start;
-    fri_agg_metrics_get(st.agg, &m_start);
-    for (uint32_t r = 1; r <= c->rounds; r++) {
-        // Seeded cohort: partial Fisher-Yates over the eligible devices.
-        for (size_t i = 0; i < cohort; i++) {
-            size_t j = i + fri_rng_below(&sel, (uint32_t) (n_eligible - i));
-            uint32_t t = eligible[i];
-            eligible[i] = eligible[j];
-            eligible[j] = t;
+    fri_rng_seed2(&rn->sel, c->seed, 0xc0407);
+    fri_agg_metrics_get(st->agg, &rn->m_start);
+out:
+    if (e != FR_OK) {
+        if (err_cap > 0 && err[0] == '\0') {
+            snprintf(err, err_cap, "%s", fr_strerror(e));
         }
-        int eval_prev = in_cohort_eval && r > 1 && is_eval_round(c, r - 1);
-        st.eval_mask = eval_prev ? mask : NULL;
-        job jb = {.users = eligible, .n = cohort, .round = r, .out = out};
-        fri_agg_metrics m0, m1;
-        fri_agg_metrics_get(st.agg, &m0);
-        fri_sim_atk_round_begin(
-            st.atk, r,
-            r == c->rounds || (atk_every > 0 && r % atk_every == 0));
-        double t0 = wall_s();
-        st.tick_cpu = 0.0;
-        if (run_job(&st, ws, &jb) != FR_OK) {
-            e = fail(err, err_cap, FR_EINTERNAL, "%s",
-                     "secure aggregation round did not finish");
-            goto out;
-        }
-        // Every device is done: the deadline arrives (a secure round may
-        // need several phase deadlines to give up on vanished members).
-        fri_agg_metrics_get(st.agg, &m1);
-        for (int t = 0; t < 8 && m1.rounds_completed + m1.rounds_abandoned ==
-                                     m0.rounds_completed + m0.rounds_abandoned;
-             t++) {
-            atomic_fetch_add(&st.clock_ms, ac.round_deadline_ms + 1);
-            agg_tick(&st);
-            fri_agg_metrics_get(st.agg, &m1);
-        }
-        double dt = wall_s() - t0;
-        t_rounds += dt;
-        fri_sim_round *rr = &rounds[r - 1];
-        rr->round = r;
-        rr->seconds = dt;
-        collect_counts(&jb, rr);
-        if (cpu_tmp != NULL) {
-            collect_cpu(&jb, st.tick_cpu, cpu_tmp, rr);
-        }
-        fri_sim_atk_round_end(st.atk, rr);
-        // A round the aggregator gave up ends its members' check-ins with
-        // an error; that is reported below, not a simulator failure.
-        if (rr->clients == 0 && st.first_err[0] != '\0' &&
-            m1.rounds_abandoned == m0.rounds_abandoned) {
-            e = fail(err, err_cap, FR_EINTERNAL, "%s", st.first_err);
-            goto out;
-        }
-        if (m1.rounds_completed + m1.rounds_abandoned ==
-            m0.rounds_completed + m0.rounds_abandoned) {
-            e = fail(err, err_cap, FR_ESTATE, "%s",
-                     "the aggregator did not close the round");
-            goto out;
-        }
-        if (m1.rounds_abandoned > m0.rounds_abandoned) {
-            // The cohort's updates are lost: say so (the model is the
-            // previous round's).
-            n_abandoned++;
-            rr->abandoned = 1;
-            fprintf(stderr,
-                    "fedrec-sim: round %u abandoned by the aggregator; its "
-                    "updates were not applied\n",
-                    r);
-        }
-        if (eval_prev) {
-            collect_eval(c, &jb, heavy, &rounds[r - 2]);
-        }
-        if (is_eval_round(c, r) && (!in_cohort_eval || r == c->rounds)) {
-            // The round's model, scored by the evaluation users' visits.
-            st.eval_mask = mask;
-            job ev = {.users = evals,
-                      .n = n_evals,
-                      .eval_visit = 1,
-                      .round = r,
-                      .out = out};
-            double te = wall_s();
-            (void) run_job(&st, ws, &ev); // no phases: always completes
-            rr->eval_seconds = wall_s() - te;
-            collect_eval(c, &ev, heavy, rr);
-            if (r == c->rounds && (e = list_metrics(&st, &ev, s)) != FR_OK) {
-                e = fail(err, err_cap, e, "list metrics: %s", fr_strerror(e));
-                goto out;
-            }
-            for (size_t i = 0; i < n_evals; i++) {
-                // A round scored by fewer users than the others would
-                // not be comparable: a failed visit stops the run.
-                if (out[i].status != DEV_EVALUATED) {
-                    e = fail(err, err_cap, FR_EINTERNAL,
-                             "evaluation visit: %s",
-                             st.first_err[0] ? st.first_err : "failed");
-                    goto out;
-                }
-            }
-        }
-        // A round is reported once its metrics are known: at once, or,
-        // with evaluation inside the cohort, after the next round.
-        while (emitted < r - 1 ||
-               (emitted < r && !(in_cohort_eval && is_eval_round(c, r) &&
-                                 r < c->rounds))) {
-            if (cb != NULL) {
-                cb(cb_ctx, &rounds[emitted]);
-            }
-            emitted++;
-        }
+        fri_sim_runner_destroy(rn);
+        return e;
     }
+    *out_rn = rn;
+    return FR_OK;
+}
+
+// After the last round: the cold-start visits, the aggregator's stop, the
+// summary and the model hash.
+static fr_err
+runner_finish(fri_sim_runner *rn, char *err, size_t err_cap)
+{
+    const fri_sim_config *c      = &rn->cc;
+    const fri_sim_pop    *p      = rn->p;
+    sim_state            *st     = &rn->st;
+    fri_sim_summary      *s      = rn->s;
+    fri_sim_round        *rounds = rn->rounds;
     {
         fri_agg_metrics m_end;
-        fri_agg_metrics_get(st.agg, &m_end);
-        s->agg_checkins = m_end.checkins - m_start.checkins;
-        s->agg_model_reads = m_end.model_reads - m_start.model_reads;
+        fri_agg_metrics_get(st->agg, &m_end);
+        s->agg_checkins    = m_end.checkins - rn->m_start.checkins;
+        s->agg_model_reads = m_end.model_reads - rn->m_start.model_reads;
     }
-    if (st.cold != NULL) {
+    if (st->cold != NULL) {
         // The cold-start users visit for the final model.
-        st.eval_mask = NULL;
-        memset(out, 0, sizeof(*out) * n_cold);
-        job cj = {.users = cold_users, .n = n_cold, .eval_visit = 1,
-                  .cold = 1, .round = c->rounds, .out = out};
-        (void) run_job(&st, ws, &cj);
-        for (size_t i = 0; i < n_cold; i++) {
-            if (out[i].status != DEV_EVALUATED) {
-                e = fail(err, err_cap, FR_EINTERNAL, "cold-start visit: %s",
-                         st.first_err[0] ? st.first_err : "failed");
-                goto out;
+        st->eval_mask = NULL;
+        memset(rn->out, 0, sizeof(*rn->out) * rn->n_cold);
+        job cj = { .users = rn->cold_users,
+            .n            = rn->n_cold,
+            .eval_visit   = 1,
+            .cold         = 1,
+            .round        = c->rounds,
+            .out          = rn->out };
+        (void)run_job(st, rn->ws, &cj);
+        for (size_t i = 0; i < rn->n_cold; i++) {
+            if (rn->out[i].status != DEV_EVALUATED) {
+                return fail(err, err_cap, FR_EINTERNAL, "cold-start visit: %s",
+                    st->first_err[0] ? st->first_err : "failed");
             }
         }
-        fri_sim_cold_curve(st.cold, s->cold_start);
+        fri_sim_cold_curve(st->cold, s->cold_start);
         s->has_cold_start = 1;
     }
-    fri_agg_stop(st.agg, clock_now(&st));
-    while (emitted < c->rounds) {
-        if (cb != NULL) {
-            cb(cb_ctx, &rounds[emitted]);
-        }
-        emitted++;
-    }
+    fri_agg_stop(st->agg, clock_now(st));
+    emit(rn, c->rounds);
 
     // Summary.
-    s->rounds = c->rounds;
-    s->rounds_abandoned = n_abandoned;
-    s->last = rounds[c->rounds - 1];
-    fri_sim_atk_summary(st.atk, s);
-    fri_sim_poison_summary(st.poison, s);
+    s->rounds           = c->rounds;
+    s->rounds_abandoned = rn->n_abandoned;
+    s->last             = rounds[c->rounds - 1];
+    fri_sim_atk_summary(st->atk, s);
+    fri_sim_poison_summary(st->poison, s);
     for (uint32_t r = 0; r < c->rounds; r++) {
         s->total_clients += rounds[r].clients;
         s->total_dropped += rounds[r].dropped;
@@ -1299,84 +1303,375 @@ fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
         s->total_eval_bytes += rounds[r].eval_bytes;
         s->total_eval_seconds += rounds[r].eval_seconds;
         s->agg_seconds_per_round += rounds[r].agg_seconds / c->rounds;
-        s->client_seconds_median +=
-            rounds[r].client_seconds_median / c->rounds;
+        s->client_seconds_median
+            += rounds[r].client_seconds_median / c->rounds;
         if (rounds[r].client_seconds_max > s->client_seconds_max) {
             s->client_seconds_max = rounds[r].client_seconds_max;
         }
     }
-    s->total_seconds = t_rounds;
+    double t_rounds      = rn->t_rounds;
+    s->total_seconds     = t_rounds;
     s->rounds_per_second = t_rounds > 0 ? c->rounds / t_rounds : 0;
-    s->us_per_update = s->total_clients > 0
-                           ? t_rounds * 1e6 / (double) s->total_clients
-                           : 0;
+    s->us_per_update
+        = s->total_clients > 0 ? t_rounds * 1e6 / (double)s->total_clients : 0;
     if (s->total_clients > 0) {
-        size_t up = (size_t) (s->total_bytes_up / s->total_clients);
-        size_t down = (size_t) (s->total_bytes_down / s->total_clients);
-        fri_sim_raw_cost(up, down, &s->us_crypto_per_update,
-                         &s->us_memcpy_per_update);
+        size_t up   = (size_t)(s->total_bytes_up / s->total_clients);
+        size_t down = (size_t)(s->total_bytes_down / s->total_clients);
+        fri_sim_raw_cost(
+            up, down, &s->us_crypto_per_update, &s->us_memcpy_per_update);
     }
     s->n_clients = p->n_users;
-    s->n_train = p->train.ptr[p->n_users];
-    s->n_test = p->test.ptr[p->n_users];
+    s->n_train   = p->train.ptr[p->n_users];
+    s->n_test    = p->test.ptr[p->n_users];
     // Idle devices: their CSR row pointers plus the simulator's per-device
     // arrays (eligible list, evaluation list and mask).
-    s->bytes_per_idle_client =
-        (double) (fri_sim_pop_overhead(p) +
-                  (size_t) p->n_users * (2 * sizeof(uint32_t) + 1)) /
-        (double) (p->n_users ? p->n_users : 1);
+    s->bytes_per_idle_client
+        = (double)(fri_sim_pop_overhead(p)
+              + (size_t)p->n_users * (2 * sizeof(uint32_t) + 1))
+        / (double)(p->n_users ? p->n_users : 1);
     snprintf(s->data_name, sizeof(s->data_name), "%s", p->name);
-    if (model_hash != NULL) {
-        size_t nb = p->n_items, nq = (size_t) p->n_items * c->k;
-        float *bi = malloc(sizeof(float) * nb);
-        float *Q = malloc(sizeof(float) * nq);
+    {
+        size_t nb = p->n_items, nq = (size_t)p->n_items * c->k;
+        float *bi = malloc(sizeof(float) * (nb ? nb : 1));
+        float *Q  = malloc(sizeof(float) * (nq ? nq : 1));
         float  mu = 0;
-        memset(model_hash, 0, 32);
+        memset(rn->hash, 0, sizeof(rn->hash));
         if (bi != NULL && Q != NULL) {
             crypto_generichash_state h;
-            fri_agg_model_copy(st.agg, &mu, bi, nb, Q, nq, NULL);
+            fri_agg_model_copy(st->agg, &mu, bi, nb, Q, nq, NULL);
             crypto_generichash_init(&h, NULL, 0, 32);
-            crypto_generichash_update(&h, (const uint8_t *) &mu, sizeof(mu));
-            crypto_generichash_update(&h, (const uint8_t *) bi,
-                                      sizeof(float) * nb);
-            crypto_generichash_update(&h, (const uint8_t *) Q,
-                                      sizeof(float) * nq);
-            crypto_generichash_final(&h, model_hash, 32);
+            crypto_generichash_update(&h, (const uint8_t *)&mu, sizeof(mu));
+            crypto_generichash_update(
+                &h, (const uint8_t *)bi, sizeof(float) * nb);
+            crypto_generichash_update(
+                &h, (const uint8_t *)Q, sizeof(float) * nq);
+            crypto_generichash_final(&h, rn->hash, 32);
         }
         free(bi);
         free(Q);
     }
-out:
-    fri_sim_server_stop(st.srv);
-    if (ws != NULL) {
-        for (uint32_t i = 0; i < c->threads; i++) {
-            free(ws[i].req);
-            free(ws[i].reply);
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
+        s->peak_rss_kib = ru.ru_maxrss;
+    }
+    return FR_OK;
+}
+
+// One round: the seeded cohort checks in, the deadline closes the round,
+// the evaluation users score it when it is an evaluated round.
+static fr_err
+runner_round(fri_sim_runner *rn, char *err, size_t err_cap)
+{
+    const fri_sim_config *c        = &rn->cc;
+    sim_state            *st       = &rn->st;
+    uint32_t             *eligible = rn->eligible;
+    dev_out              *out      = rn->out;
+    fri_sim_round        *rounds   = rn->rounds;
+    const uint32_t        r        = rn->next;
+    const size_t          cohort   = rn->cohort;
+    fr_err                e;
+    // Seeded cohort: partial Fisher-Yates over the eligible devices.
+    for (size_t i = 0; i < cohort; i++) {
+        size_t j = i + fri_rng_below(&rn->sel, (uint32_t)(rn->n_eligible - i));
+        uint32_t t  = eligible[i];
+        eligible[i] = eligible[j];
+        eligible[j] = t;
+    }
+    st->n_reg = 0; // no round is running: no device registers now
+    st->hook_round = r;
+    int eval_prev = rn->in_cohort_eval && r > 1 && is_eval_round(c, r - 1);
+    st->eval_mask = eval_prev ? rn->mask : NULL;
+    job jb        = { .users = eligible, .n = cohort, .round = r, .out = out };
+    fri_agg_metrics m0, m1;
+    fri_agg_metrics_get(st->agg, &m0);
+    fri_sim_atk_round_begin(st->atk, r,
+        r == c->rounds || (rn->atk_every > 0 && r % rn->atk_every == 0));
+    double t0    = wall_s();
+    st->tick_cpu = 0.0;
+    if (run_job(st, rn->ws, &jb) != FR_OK) {
+        return fail(err, err_cap, FR_EINTERNAL, "%s",
+            "secure aggregation round did not finish");
+    }
+    // Every device is done: the deadline arrives (a secure round may
+    // need several phase deadlines to give up on vanished members).
+    fri_agg_metrics_get(st->agg, &m1);
+    for (int t = 0; t < 8
+         && m1.rounds_completed + m1.rounds_abandoned
+             == m0.rounds_completed + m0.rounds_abandoned;
+         t++) {
+        atomic_fetch_add(&st->clock_ms, rn->ac.round_deadline_ms + 1);
+        agg_tick(st);
+        fri_agg_metrics_get(st->agg, &m1);
+    }
+    double dt = wall_s() - t0;
+    rn->t_rounds += dt;
+    if (atomic_load(&st->hook_failed)) {
+        // The round ran to its end (devices cannot be recalled), but its
+        // results are not reported: the caller's hook asked to stop.
+        return fail(err, err_cap, FR_EINTERNAL,
+                    "a hook stopped the run in round %s",
+                    st->hook_err);
+    }
+    fri_sim_round *rr = &rounds[r - 1];
+    rr->round         = r;
+    rr->seconds       = dt;
+    collect_counts(&jb, rr);
+    if (rn->cpu_tmp != NULL) {
+        collect_cpu(&jb, st->tick_cpu, rn->cpu_tmp, rr);
+    }
+    fri_sim_atk_round_end(st->atk, rr);
+    // A round the aggregator gave up ends its members' check-ins with
+    // an error; that is reported below, not a simulator failure.
+    if (rr->clients == 0 && st->first_err[0] != '\0'
+        && m1.rounds_abandoned == m0.rounds_abandoned) {
+        return fail(err, err_cap, FR_EINTERNAL, "%s", st->first_err);
+    }
+    if (m1.rounds_completed + m1.rounds_abandoned
+        == m0.rounds_completed + m0.rounds_abandoned) {
+        return fail(err, err_cap, FR_ESTATE, "%s",
+            "the aggregator did not close the round");
+    }
+    if (m1.rounds_abandoned > m0.rounds_abandoned) {
+        // The cohort's updates are lost: say so (the model is the
+        // previous round's).
+        rn->n_abandoned++;
+        rr->abandoned = 1;
+        fprintf(stderr,
+            "fedrec-sim: round %u abandoned by the aggregator; its "
+            "updates were not applied\n",
+            r);
+    }
+    if (eval_prev) {
+        collect_eval(c, &jb, rn->heavy, &rounds[r - 2]);
+    }
+    if (is_eval_round(c, r) && (!rn->in_cohort_eval || r == c->rounds)) {
+        // The round's model, scored by the evaluation users' visits.
+        st->eval_mask = rn->mask;
+        job    ev     = { .users = rn->evals,
+                   .n            = rn->n_evals,
+                   .eval_visit   = 1,
+                   .round        = r,
+                   .out          = out };
+        double te     = wall_s();
+        (void)run_job(st, rn->ws, &ev); // no phases: always completes
+        rr->eval_seconds = wall_s() - te;
+        collect_eval(c, &ev, rn->heavy, rr);
+        if (r == c->rounds && (e = list_metrics(st, &ev, rn->s)) != FR_OK) {
+            return fail(err, err_cap, e, "list metrics: %s", fr_strerror(e));
         }
-        free(ws);
-    }
-    fri_sim_atk_destroy(st.atk);
-    fri_sim_poison_destroy(st.poison);
-    fri_sim_cold_destroy(st.cold);
-    free(st.live);
-    if (st.last != NULL) {
-        for (uint32_t u = 0; u < p->n_users; u++) {
-            fri_stats_last_free(st.last[u]);
+        for (size_t i = 0; i < rn->n_evals; i++) {
+            // A round scored by fewer users than the others would
+            // not be comparable: a failed visit stops the run.
+            if (out[i].status != DEV_EVALUATED) {
+                return fail(err, err_cap, FR_EINTERNAL, "evaluation visit: %s",
+                    st->first_err[0] ? st->first_err : "failed");
+            }
         }
-        free(st.last);
     }
-    fri_agg_destroy(st.agg);
-    fr_model_cache_destroy(st.cache);
-    free(eligible);
-    free(evals);
-    free(heavy);
-    free(mask);
-    free(out);
-    free(cpu_tmp);
-    pthread_mutex_destroy(&st.err_mtx);
-    if (e != FR_OK && err_cap > 0 && err[0] == '\0') {
-        snprintf(err, err_cap, "%s", fr_strerror(e));
+    // A round is reported once its metrics are known: at once, or,
+    // with evaluation inside the cohort, after the next round.
+    int defer = rn->in_cohort_eval && is_eval_round(c, r) && r < c->rounds;
+    emit(rn, defer ? r - 1 : r);
+    return FR_OK;
+}
+
+// The aggregator's one update hook: the built-in attacks' view, then the
+// caller's hook with the device the update came from.
+static void
+dispatch_update(void *ctx, const uint8_t pk[FRI_AGG_KEYBYTES],
+                const fri_agg_update *up)
+{
+    sim_state *st = ctx;
+    fri_sim_atk_update(st->atk, pk, up);
+    if (st->hook_fn == NULL || atomic_load(&st->hook_failed)) {
+        return;
     }
+    uint32_t dev = UINT32_MAX;
+    pthread_mutex_lock(&st->reg_mtx);
+    for (size_t i = 0; i < st->n_reg; i++) {
+        if (memcmp(st->reg_pk + i * 32, pk, 32) == 0) {
+            dev = st->reg_u[i];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&st->reg_mtx);
+    if (st->hook_fn(st->hook_ctx, st->hook_round, dev, pk, up) != 0) {
+        int was = atomic_exchange(&st->hook_failed, 1);
+        if (!was) {
+            snprintf(st->hook_err, sizeof(st->hook_err), "%u",
+                     st->hook_round);
+        }
+    }
+}
+
+fr_err
+fri_sim_runner_set_update_hook(fri_sim_runner *rn, fri_sim_update_hook fn,
+                               void *ctx, char *err, size_t err_cap)
+{
+    sim_state *st = &rn->st;
+    if (fn != NULL && rn->cc.priv.secagg) {
+        return fail(err, err_cap, FR_EINVAL, "%s",
+                    "under secure aggregation the aggregator sees no "
+                    "single update (only masked vectors and their sum)");
+    }
+    if (fn != NULL && st->reg_pk == NULL) {
+        st->reg_cap = rn->cohort;
+        st->reg_pk = malloc(32 * (st->reg_cap ? st->reg_cap : 1));
+        st->reg_u = malloc(sizeof(uint32_t) * (st->reg_cap ? st->reg_cap : 1));
+        if (st->reg_pk == NULL || st->reg_u == NULL) {
+            free(st->reg_pk);
+            free(st->reg_u);
+            st->reg_pk = NULL;
+            st->reg_u = NULL;
+            return fail(err, err_cap, FR_ENOMEM, "%s", "out of memory");
+        }
+    }
+    // Between rounds: no update is being handled.
+    st->hook_fn = fn;
+    st->hook_ctx = ctx;
+    fri_agg_set_update_hook(st->agg, dispatch_update, st);
+    return FR_OK;
+}
+
+fr_err
+fri_sim_runner_set_device_hook(fri_sim_runner *rn, fri_sim_device_hook fn,
+                               void *ctx, char *err, size_t err_cap)
+{
+    if (fn != NULL && (rn->cc.priv.secagg || rn->ac.stats_latest)) {
+        return fail(err, err_cap, FR_EINVAL, "%s",
+                    "a device-update hook needs plain updates: not under "
+                    "secure aggregation or latest statistics (give --algo "
+                    "als or --stats-latest 0)");
+    }
+    // Between rounds: no device is running.
+    rn->st.dev_fn = fn;
+    rn->st.dev_ctx = ctx;
+    return FR_OK;
+}
+
+fr_err
+fri_sim_runner_step(fri_sim_runner *rn, char *err, size_t err_cap)
+{
+    if (err_cap > 0) {
+        err[0] = '\0';
+    }
+    if (rn->failed) {
+        return fail(err, err_cap, FR_ESTATE, "%s",
+            "an earlier round failed: the run cannot go on");
+    }
+    if (rn->finished) {
+        return fail(err, err_cap, FR_ECLOSED, "%s", "every round has run");
+    }
+    fr_err e = runner_round(rn, err, err_cap);
+    if (e == FR_OK) {
+        rn->next++;
+        if (rn->next > rn->cc.rounds) {
+            e            = runner_finish(rn, err, err_cap);
+            rn->finished = e == FR_OK;
+        }
+    }
+    if (e != FR_OK) {
+        rn->failed = 1;
+        if (err_cap > 0 && err[0] == '\0') {
+            snprintf(err, err_cap, "%s", fr_strerror(e));
+        }
+    }
+    return e;
+}
+
+uint32_t
+fri_sim_runner_rounds_run(const fri_sim_runner *rn)
+{
+    return rn->next - 1;
+}
+
+uint32_t
+fri_sim_runner_rounds_reported(const fri_sim_runner *rn)
+{
+    return rn->emitted;
+}
+
+int
+fri_sim_runner_finished(const fri_sim_runner *rn)
+{
+    return rn->finished;
+}
+
+const fri_sim_config *
+fri_sim_runner_config(const fri_sim_runner *rn)
+{
+    return &rn->cc;
+}
+
+const uint8_t *
+fri_sim_runner_hash(const fri_sim_runner *rn)
+{
+    return rn->finished ? rn->hash : NULL;
+}
+
+struct fri_agg *
+fri_sim_runner_agg(const fri_sim_runner *rn)
+{
+    return rn->st.agg;
+}
+
+void
+fri_sim_runner_destroy(fri_sim_runner *rn)
+{
+    if (rn == NULL) {
+        return;
+    }
+    sim_state *st = &rn->st;
+    fri_sim_server_stop(st->srv);
+    if (rn->ws != NULL) {
+        for (uint32_t i = 0; i < rn->cc.threads; i++) {
+            free(rn->ws[i].req);
+            free(rn->ws[i].reply);
+        }
+        free(rn->ws);
+    }
+    fri_sim_atk_destroy(st->atk);
+    fri_sim_poison_destroy(st->poison);
+    fri_sim_cold_destroy(st->cold);
+    free(st->live);
+    if (st->last != NULL) {
+        for (uint32_t u = 0; u < rn->p->n_users; u++) {
+            fri_stats_last_free(st->last[u]);
+        }
+        free(st->last);
+    }
+    fri_agg_destroy(st->agg);
+    fr_model_cache_destroy(st->cache);
+    free(rn->eligible);
+    free(rn->evals);
+    free(rn->heavy);
+    free(rn->mask);
+    free(rn->out);
+    free(rn->cpu_tmp);
+    if (rn->mtx_ok) {
+        pthread_mutex_destroy(&st->err_mtx);
+        pthread_mutex_destroy(&st->reg_mtx);
+    }
+    free(st->reg_pk);
+    free(st->reg_u);
+    free(rn);
+}
+
+fr_err
+fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
+    fri_sim_round *rounds, fri_sim_summary *s, uint8_t model_hash[32],
+    fri_sim_round_fn cb, void *cb_ctx, char *err, size_t err_cap)
+{
+    fri_sim_runner *rn = NULL;
+    fr_err          e  = fri_sim_runner_create(
+                  &rn, c, p, rounds, s, cb, cb_ctx, err, err_cap);
+    while (e == FR_OK && !rn->finished) {
+        e = fri_sim_runner_step(rn, err, err_cap);
+    }
+    if (e == FR_OK && model_hash != NULL) {
+        memcpy(model_hash, rn->hash, 32);
+    }
+    fri_sim_runner_destroy(rn);
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0) {
         s->peak_rss_kib = ru.ru_maxrss;

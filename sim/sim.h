@@ -125,6 +125,29 @@ FR_NODISCARD fr_err fri_sim_parse_args(fri_sim_config *c, int argc,
 // The --help text (static).
 const char *fri_sim_usage(void);
 
+// --config FILE (fedrec-aggregator's 'name = value' format, common/kvfile.h):
+// a new command line with the file's settings as "--name=value" right
+// after argv[0], then the other arguments (flags given on the command line
+// override the file's). A switch takes true/false (1/0, yes/no, on/off) in
+// the file. *out_argv: malloc'd strings, freed by fri_sim_argv_free.
+FR_NODISCARD fr_err fri_sim_expand_config(int argc, char **argv,
+                                          int *out_argc, char ***out_argv,
+                                          char *err, size_t err_cap);
+void fri_sim_argv_free(int argc, char **argv);
+
+// One setting of a parsed command line: the flag's name and its value
+// (NULL for a switch), pointing into argv.
+typedef struct fri_sim_setting {
+    char        name[64];
+    const char *value;
+} fri_sim_setting;
+// The settings that define a run (output-only flags left out), a later
+// value of a flag replacing an earlier one, sorted by name. FR_ENOSPC
+// beyond cap settings. argv must have passed fri_sim_parse_args.
+FR_NODISCARD fr_err fri_sim_settings(int argc, char **argv,
+                                     fri_sim_setting *out, size_t cap,
+                                     size_t *n_out);
+
 const char *fri_sim_transport_name(fri_sim_transport t);
 
 // ---- population (population.c) -------------------------------------------
@@ -289,6 +312,66 @@ FR_NODISCARD fr_err fri_sim_run(const fri_sim_config *c, const fri_sim_pop *p,
                                 uint8_t model_hash[32], fri_sim_round_fn cb,
                                 void *cb_ctx, char *err, size_t err_cap);
 
+// The same run one round at a time (fri_sim_run is create, step until
+// finished, destroy). rounds[] and *s must outlive the runner; the config
+// is copied, but the strings it points to (paths) must outlive it too.
+// cb is called as in fri_sim_run.
+typedef struct fri_sim_runner fri_sim_runner;
+FR_NODISCARD fr_err fri_sim_runner_create(fri_sim_runner **out,
+                                          const fri_sim_config *c,
+                                          const fri_sim_pop *p,
+                                          fri_sim_round *rounds,
+                                          fri_sim_summary *s,
+                                          fri_sim_round_fn cb, void *cb_ctx,
+                                          char *err, size_t err_cap);
+// Runs the next round; after the last one also completes *s (the summary).
+// FR_ECLOSED once every round has run; after a failed step every further
+// step fails with FR_ESTATE (the run's state is not trusted any more).
+FR_NODISCARD fr_err fri_sim_runner_step(fri_sim_runner *rn, char *err,
+                                        size_t err_cap);
+uint32_t fri_sim_runner_rounds_run(const fri_sim_runner *rn);
+// Rounds whose results are final (handed to cb): with evaluation inside
+// the cohort a round's metrics are known one round later.
+uint32_t fri_sim_runner_rounds_reported(const fri_sim_runner *rn);
+int      fri_sim_runner_finished(const fri_sim_runner *rn);
+// The settings in force (the evaluation cadence settled from the data).
+const fri_sim_config *fri_sim_runner_config(const fri_sim_runner *rn);
+// The hash of the final item model (as fri_sim_run's), NULL before the end.
+const uint8_t *fri_sim_runner_hash(const fri_sim_runner *rn);
+// The aggregator (its model: fri_agg_model_copy).
+struct fri_agg *fri_sim_runner_agg(const fri_sim_runner *rn);
+void fri_sim_runner_destroy(fri_sim_runner *rn); // NULL is a no-op
+// The caller's view of every plain update the aggregator validates (the
+// view the built-in attacks have): round (1-based), the device it came from
+// (simulation ground truth; UINT32_MAX if unknown), its key and the update.
+// Called on the submitting thread, possibly from several at once. Non-zero
+// stops the run: the round finishes, then the step fails (FR_EINTERNAL).
+struct fri_agg_update;
+typedef int (*fri_sim_update_hook)(void *ctx, uint32_t round,
+                                   uint32_t device, const uint8_t pk[32],
+                                   const struct fri_agg_update *u);
+// Between steps only. FR_EINVAL under secure aggregation. NULL removes it.
+// The device-update hook: the round, the device and its update, whose
+// values it may change in place; non-zero stops the run as the update
+// hook does.
+struct fri_update_buf;
+typedef int (*fri_sim_device_hook)(void *ctx, uint32_t round,
+                                   uint32_t device,
+                                   struct fri_update_buf *ub);
+// The device-update hook (fri_sim_device_defend) for every device that
+// sends an update, from the next round on. Between steps only. FR_EINVAL
+// under secure aggregation or latest statistics (devices send masked
+// vectors or changes of statistics there, not one plain update). NULL
+// removes it.
+FR_NODISCARD fr_err fri_sim_runner_set_device_hook(fri_sim_runner *rn,
+                                                   fri_sim_device_hook fn,
+                                                   void *ctx, char *err,
+                                                   size_t err_cap);
+FR_NODISCARD fr_err fri_sim_runner_set_update_hook(fri_sim_runner *rn,
+                                                   fri_sim_update_hook fn,
+                                                   void *ctx, char *err,
+                                                   size_t err_cap);
+
 // Centralized reference on the same split with the same hyperparameters
 // (fri_train_als or fri_train_ials for c->rounds epochs), evaluated like the
 // devices evaluate (clamped RMSE/MAE; full-ranking HR@10/NDCG@10).
@@ -324,6 +407,10 @@ void fri_sim_atk_destroy(fri_sim_atk *a); // NULL is a no-op
 void fri_sim_atk_round_begin(fri_sim_atk *a, uint32_t r, int attacked);
 // A device of the round (u) and its public key (X25519 || Ed25519).
 void fri_sim_atk_register(fri_sim_atk *a, uint32_t u, const uint8_t pk[64]);
+// The attacks' view of one plain update (the aggregator's update hook,
+// dispatched by run.c); a no-op when no attack watches plain updates.
+void fri_sim_atk_update(fri_sim_atk *a, const uint8_t pk[32],
+                        const struct fri_agg_update *up);
 // Between passes of a secure round: learns member index -> device.
 void fri_sim_atk_poll(fri_sim_atk *a, uint64_t now_ms);
 // After round r closed: epsilon and the attacks' results into r->priv.
@@ -358,12 +445,29 @@ int fri_sim_poison_device(fri_sim_poison_run *r, struct fr_client *cl,
 void fri_sim_poison_summary(const fri_sim_poison_run *r,
                             fri_sim_summary *s);
 
+// The device-update hook: device u (about to send its update of the
+// aggregator's current round) recomputes its honest update as the
+// poisoning path does, fn may change its values in place, and it is
+// submitted to the aggregator in place of the device's sealed frame (plain
+// aggregation only). FR_OK: *accepted says whether the aggregator took it;
+// FR_EINTERNAL: fn returned non-zero (nothing submitted); another code:
+// the update could not be computed.
+FR_NODISCARD fr_err fri_sim_device_defend(const fri_sim_config *c,
+                                          struct fri_agg *agg,
+                                          struct fr_client *cl, uint32_t u,
+                                          uint32_t round, uint64_t now_ms,
+                                          fri_sim_device_hook fn, void *ctx,
+                                          int *accepted);
+
 // ---- outputs (output.c) --------------------------------------------------
 
 // One JSON object on one line (no newline), keys as documented in --help.
 void fri_sim_json_round(FILE *f, const fri_sim_config *c,
                         const fri_sim_round *r);
 void fri_sim_json_summary(FILE *f, const fri_sim_config *c,
+                          const fri_sim_summary *s);
+// fedrec-sim's text summary (several lines).
+void fri_sim_text_summary(FILE *f, const fri_sim_config *c,
                           const fri_sim_summary *s);
 // Writes metrics.csv, summary.json and one SVG plot per metric into dir
 // (created if missing). FR_EIO on failure (err names the file).
@@ -375,6 +479,11 @@ FR_NODISCARD fr_err fri_sim_write_outputs(const char *dir,
                                           size_t err_cap);
 // A self-contained SVG line chart of ys against xs with an optional
 // horizontal reference line (has_ref). Returns bytes written, or -1.
+// The same with xs on a labelled continuous axis (no reference line).
+FR_NODISCARD int fri_sim_svg_plot_xy(FILE *f, const char *title,
+                                     const char *xlabel, const char *ylabel,
+                                     const double *xs, const double *ys,
+                                     size_t n);
 FR_NODISCARD int fri_sim_svg_plot(FILE *f, const char *title,
                                   const char *ylabel, const double *xs,
                                   const double *ys, size_t n, int has_ref,
