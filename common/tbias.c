@@ -9,15 +9,8 @@ fri_tbias_config_init(fri_tbias_config *c)
     c->item_bins = 0;
     c->reg_item_bin = 200.0f;
     c->user_day = 1;
-    c->reg_user_day = 6.0f;
+    c->reg_user_day = FRI_TBIAS_REG_USER_DAY;
     c->iters = 2;
-}
-
-uint32_t
-fri_tbias_day(int64_t t)
-{
-    int64_t d = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
-    return (uint32_t)d; // wraps for far pasts; only equality matters
 }
 
 uint32_t

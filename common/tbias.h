@@ -40,8 +40,18 @@ typedef struct fri_tbias {
     float    *ud_val;
 } fri_tbias;
 
-// Day index of t (seconds since the epoch), as used for b_{u,day}.
-uint32_t fri_tbias_day(int64_t t);
+// Ridge of b_{u,day} chosen on validation (docs/BENCHMARKS.md); the device
+// (fr_client_predict_at) uses the same value.
+#define FRI_TBIAS_REG_USER_DAY 6.0f
+
+// Day index of t (seconds since the epoch, UTC), as used for b_{u,day}.
+// Inline: the device uses it without linking the fitting code.
+static inline uint32_t
+fri_tbias_day(int64_t t)
+{
+    int64_t d = t >= 0 ? t / 86400 : -((-(t + 1)) / 86400) - 1;
+    return (uint32_t)d; // wraps for far pasts; only equality matters
+}
 // Bin of t in [t0, t1] split into bins bins (t outside is clamped).
 uint32_t fri_tbias_bin(int64_t t, int64_t t0, int64_t t1, uint32_t bins);
 
