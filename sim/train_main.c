@@ -80,12 +80,6 @@ usage(FILE *f)
 "  --eval test|val     leave-last-out: train on all but the test item and\n"
 "                      score it (default), or train on all but the last two\n"
 "                      and score the validation item (for tuning)\n"
-"  --time-bias on|item|off  explicit als/sgd/vbmf: add time-aware biases,\n"
-"                      item bias per time bin and (on) a user-day bias,\n"
-"                      alternated with refits of the base model (off)\n"
-"  --time-bins N       item time bins (8); --time-reg-bin F (25),\n"
-"  --time-reg-day F    (10): ridge strengths; --time-rounds N (2): fits\n"
-"                      of the base model\n"
 "model and training:\n"
 "  --algo als|sgd|bpmf|vbmf|pop|bpr|itemmean|usercf|itemcf|content\n"
 "                      alternating least squares, SGD,\n"
@@ -129,6 +123,16 @@ usage(FILE *f)
 "                      the user's profile (mean-centred ratings times\n"
 "                      features; plain counts for --loss implicit)\n",
             FRI_MF_MAX_K);
+    fputs(
+"  --time-bias on|item|off  explicit als/sgd/vbmf: time-aware biases\n"
+"                      (common/tbias.h) fitted on the model's residuals:\n"
+"                      a user-day bias (on) and item biases per time bin\n"
+"                      (with --time-bins N > 0, default 0); item: bins\n"
+"                      only. Default off. --time-reg-bin F (200),\n"
+"                      --time-reg-day F (6): ridge strengths;\n"
+"                      --time-rounds N (1): fits of the base model, each\n"
+"                      refit on the ratings minus the offsets\n",
+          f);
     fputs(
 "evaluation and output:\n"
 "  --topk N            ranking list length (10)\n"
