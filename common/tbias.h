@@ -59,8 +59,7 @@ uint32_t fri_tbias_bin(int64_t t, int64_t t0, int64_t t1, uint32_t bins);
 // (n entries, items < n_items). FR_EINVAL on bad arguments, FR_ENOMEM.
 // *out is zeroed on failure; release with fri_tbias_free.
 FR_NODISCARD fr_err fri_tbias_fit(fri_tbias *out, const fri_triplet *r,
-    const float *resid, size_t n, uint32_t n_items,
-    const fri_tbias_config *c);
+    const float *resid, size_t n, uint32_t n_items, const fri_tbias_config *c);
 
 // Offset for (u, i) at time ts: 0 for what the fit never saw.
 float fri_tbias_offset(const fri_tbias *t, uint32_t u, uint32_t i, int64_t ts);

@@ -11,7 +11,7 @@
 // Ridge objective of the offsets on residuals e_j.
 static double
 objective(const fri_tbias *t, const fri_triplet *r, const float *e, size_t n,
-          const fri_tbias_config *c)
+    const fri_tbias_config *c)
 {
     double j = 0.0;
     for (size_t q = 0; q < n; q++) {
@@ -29,23 +29,22 @@ objective(const fri_tbias *t, const fri_triplet *r, const float *e, size_t n,
 
 Test(tbias, user_day_by_hand)
 {
-    const int64_t    t0 = 1000 * (int64_t)DAY + 50;
-    const fri_triplet r[4] = {
-        {0, 1, 4.0f, t0}, {0, 2, 3.0f, t0 + 3600}, {0, 1, 5.0f, t0 + DAY},
-        {1, 2, 2.0f, t0}};
-    const float      e[4] = {1.0f, 0.5f, -2.0f, 3.0f};
-    fri_tbias_config c;
+    const int64_t     t0   = 1000 * (int64_t)DAY + 50;
+    const fri_triplet r[4] = { { 0, 1, 4.0f, t0 }, { 0, 2, 3.0f, t0 + 3600 },
+        { 0, 1, 5.0f, t0 + DAY }, { 1, 2, 2.0f, t0 } };
+    const float       e[4] = { 1.0f, 0.5f, -2.0f, 3.0f };
+    fri_tbias_config  c;
     fri_tbias_config_init(&c);
-    c.item_bins = 0;
+    c.item_bins    = 0;
     c.reg_user_day = 6.0f;
     fri_tbias t;
     cr_assert_eq(fri_tbias_fit(&t, r, e, 4, 3, &c), FR_OK);
     cr_assert_eq(t.n_ud, 3);
     // User 0, first day: (1 + 0.5) / (2 + 6); any time of that day.
-    cr_assert_float_eq(fri_tbias_offset(&t, 0, 0, t0 + 7200), 1.5f / 8.0f,
-                       1e-6f);
-    cr_assert_float_eq(fri_tbias_offset(&t, 0, 2, t0 + DAY + 5), -2.0f / 7.0f,
-                       1e-6f);
+    cr_assert_float_eq(
+        fri_tbias_offset(&t, 0, 0, t0 + 7200), 1.5f / 8.0f, 1e-6f);
+    cr_assert_float_eq(
+        fri_tbias_offset(&t, 0, 2, t0 + DAY + 5), -2.0f / 7.0f, 1e-6f);
     cr_assert_float_eq(fri_tbias_offset(&t, 1, 0, t0), 3.0f / 7.0f, 1e-6f);
     // A day, or a user, the fit never saw, and ts 0: no offset.
     cr_assert_eq(fri_tbias_offset(&t, 0, 1, t0 + 2 * DAY), 0.0f);
@@ -62,39 +61,39 @@ Test(tbias, joint_fit_is_stationary)
     fri_triplet r[N];
     float       e[N];
     for (size_t q = 0; q < N; q++) {
-        r[q].user = (uint32_t)(q % 5);
-        r[q].item = (uint32_t)((q * 7) % 4);
+        r[q].user   = (uint32_t)(q % 5);
+        r[q].item   = (uint32_t)((q * 7) % 4);
         r[q].rating = 3.0f;
-        r[q].ts = 500 * (int64_t)DAY + (int64_t)((q * 13) % 9) * DAY + 11;
-        e[q] = (float)sin((double)q * 1.3) + 0.1f * (float)(q % 3);
+        r[q].ts     = 500 * (int64_t)DAY + (int64_t)((q * 13) % 9) * DAY + 11;
+        e[q]        = (float)sin((double)q * 1.3) + 0.1f * (float)(q % 3);
     }
     fri_tbias_config c;
     fri_tbias_config_init(&c);
-    c.item_bins = 3;
+    c.item_bins    = 3;
     c.reg_item_bin = 2.0f;
     c.reg_user_day = 1.5f;
-    c.iters = 200;
+    c.iters        = 200;
     fri_tbias t;
     cr_assert_eq(fri_tbias_fit(&t, r, e, N, 4, &c), FR_OK);
     cr_assert_eq(t.bins, 3);
     cr_assert(t.n_ud > 5);
-    const double h = 1e-3;
-    double       base = objective(&t, r, e, N, &c);
-    float *coords[2] = {t.bib, t.ud_val};
-    size_t lens[2] = {(size_t)t.n_items * t.bins, t.n_ud};
-    int    moved = 0;
+    const double h         = 1e-3;
+    double       base      = objective(&t, r, e, N, &c);
+    float       *coords[2] = { t.bib, t.ud_val };
+    size_t       lens[2]   = { (size_t)t.n_items * t.bins, t.n_ud };
+    int          moved     = 0;
     for (int a = 0; a < 2; a++) {
         for (size_t s = 0; s < lens[a]; s++) {
             float v = coords[a][s];
             moved += v != 0.0f;
             coords[a][s] = (float)(v + h);
-            double jp = objective(&t, r, e, N, &c);
+            double jp    = objective(&t, r, e, N, &c);
             coords[a][s] = (float)(v - h);
-            double jm = objective(&t, r, e, N, &c);
+            double jm    = objective(&t, r, e, N, &c);
             coords[a][s] = v;
-            double g = (jp - jm) / (2.0 * h);
-            cr_assert(fabs(g) < 2e-3, "block %d coord %zu gradient %g", a, s,
-                      g);
+            double g     = (jp - jm) / (2.0 * h);
+            cr_assert(
+                fabs(g) < 2e-3, "block %d coord %zu gradient %g", a, s, g);
             cr_assert(jp >= base - 1e-6 && jm >= base - 1e-6);
         }
     }
@@ -104,10 +103,10 @@ Test(tbias, joint_fit_is_stationary)
 
 Test(tbias, no_timestamps_no_offsets)
 {
-    const fri_triplet r[3] = {
-        {0, 0, 4.0f, 0}, {0, 1, 2.0f, 0}, {1, 0, 5.0f, 0}};
-    const float       e[3] = {1.0f, -1.0f, 2.0f};
-    fri_tbias_config  c;
+    const fri_triplet r[3]
+        = { { 0, 0, 4.0f, 0 }, { 0, 1, 2.0f, 0 }, { 1, 0, 5.0f, 0 } };
+    const float      e[3] = { 1.0f, -1.0f, 2.0f };
+    fri_tbias_config c;
     fri_tbias_config_init(&c);
     c.item_bins = 4;
     fri_tbias t;
@@ -136,9 +135,9 @@ Test(tbias, bins_days_and_bad_arguments)
     fri_tbias_config c;
     fri_tbias_config_init(&c);
     fri_tbias_config_init(&c);
-    const fri_triplet r[1] = {{0, 3, 4.0f, 10}};
-    const float       e[1] = {1.0f};
-    fri_tbias t;
+    const fri_triplet r[1] = { { 0, 3, 4.0f, 10 } };
+    const float       e[1] = { 1.0f };
+    fri_tbias         t;
     cr_assert_eq(fri_tbias_fit(&t, r, e, 1, 3, &c), FR_EINVAL); // item 3
     cr_assert_eq(fri_tbias_fit(&t, r, NULL, 1, 4, &c), FR_EINVAL);
     c.reg_user_day = 0.0f;
