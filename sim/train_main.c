@@ -527,6 +527,12 @@ parse_args(opts *o, int argc, char **argv)
     if (!o->algo_set && !g->implicit && !o->itemmean && !o->knn) {
         o->bpmf = 1;
     }
+    if (o->tbias && (o->given.implicit || o->bpmf || o->pop || o->bpr ||
+                     o->itemmean || o->knn || o->content)) {
+        fprintf(stderr, "fedrec-train: --time-bias needs explicit ratings "
+                        "and --algo als, sgd or vbmf\n");
+        return 2;
+    }
 #define TAKE(flag, field)                                                   \
     if (o->flag) {                                                          \
         o->tc.field = g->field;                                             \
