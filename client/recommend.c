@@ -5,6 +5,7 @@
 
 #include "client_internal.h"
 #include "mf.h"
+#include "tbias.h"
 
 static fri_mf_items
 items_of(const fri_cmodel *m)
@@ -148,6 +149,33 @@ fr_client_predict(fr_client *c, uint32_t item, float *score)
     }
     fri_mf_items it = items_of(c->model);
     *score          = fri_mf_predict_with(&it, c->p, c->bu, item);
+    return FR_OK;
+}
+
+fr_err
+fr_client_predict_at(fr_client *c, uint32_t item, int64_t ts, float *score)
+{
+    fr_err err = fr_client_predict(c, item, score);
+    if (err != FR_OK || ts == 0 || c->model->implicit) {
+        return err;
+    }
+    // The user's bias on that day: the ridge mean of the residuals of the
+    // day's own ratings under the fitted model (common/tbias.h; it never
+    // leaves the device). Interactions without a timestamp never match.
+    fri_mf_items it  = items_of(c->model);
+    uint32_t     day = fri_tbias_day(ts);
+    double       sum = 0.0;
+    size_t       n   = 0;
+    for (size_t j = 0; j < c->n_inter; j++) {
+        if (c->ts[j] == 0 || fri_tbias_day(c->ts[j]) != day ||
+            c->items[j] >= c->model->n_items) {
+            continue;
+        }
+        sum += (double) c->values[j] -
+               fri_mf_predict_with(&it, c->p, c->bu, c->items[j]);
+        n++;
+    }
+    *score += (float) (sum / ((double) n + FRI_TBIAS_REG_USER_DAY));
     return FR_OK;
 }
 

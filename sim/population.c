@@ -4,6 +4,7 @@
 #include <math.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sim.h"
@@ -30,6 +31,38 @@ rating_range(fri_sim_pop *p, const fri_dataset *d)
     }
     p->min_rating = lo;
     p->max_rating = hi;
+}
+
+// Timestamps of d in the order of its rows c (fri_csr_by_user(c, d)): each
+// rating is found in its user's row, sorted by item. A repeated (user,
+// item) pair keeps one of its timestamps.
+static fr_err
+csr_ts(int64_t **out, const fri_csr *c, const fri_dataset *d)
+{
+    size_t n = c->ptr[c->n_rows];
+    *out = calloc(n > 0 ? n : 1, sizeof(int64_t));
+    if (*out == NULL) {
+        return FR_ENOMEM;
+    }
+    for (size_t j = 0; j < d->n; j++) {
+        const fri_triplet *t = &d->r[j];
+        if (t->user >= c->n_rows) {
+            continue;
+        }
+        size_t lo = c->ptr[t->user], hi = c->ptr[t->user + 1];
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (c->idx[mid] < t->item) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if (lo < c->ptr[t->user + 1] && c->idx[lo] == t->item) {
+            (*out)[lo] = t->ts;
+        }
+    }
+    return FR_OK;
 }
 
 fr_err
@@ -118,6 +151,12 @@ fri_sim_pop_load(fri_sim_pop *p, const fri_sim_config *c, char *err,
     if (e == FR_OK) {
         e = fri_csr_by_user(&p->test, &test);
     }
+    if (e == FR_OK && fri_dataset_has_ts(&train)) {
+        e = csr_ts(&p->train_ts, &p->train, &train);
+        if (e == FR_OK) {
+            e = csr_ts(&p->test_ts, &p->test, &test);
+        }
+    }
     fri_dataset_free(&train);
     fri_dataset_free(&test);
     if (e != FR_OK) {
@@ -142,6 +181,8 @@ fri_sim_pop_free(fri_sim_pop *p)
     }
     fri_csr_free(&p->train);
     fri_csr_free(&p->test);
+    free(p->train_ts);
+    free(p->test_ts);
     sodium_memzero(p->key, sizeof(p->key));
     memset(p, 0, sizeof(*p));
 }

@@ -264,7 +264,9 @@ eval_device(sim_state *st, fr_client *c, uint32_t u, dev_out *o)
     if (!st->c->implicit) {
         for (size_t j = a; j < b; j++) {
             float s;
-            if (fr_client_predict(c, t->idx[j], &s) != FR_OK) {
+            // At the rating's time: the device adds its bias of that day.
+            int64_t ts = st->p->test_ts != NULL ? st->p->test_ts[j] : 0;
+            if (fr_client_predict_at(c, t->idx[j], ts, &s) != FR_OK) {
                 continue;
             }
             // Clamped to the rating range, as a device displays it.
@@ -396,7 +398,8 @@ dev_open(worker *w, const job *jb, size_t slot, dev_live *d)
         pthread_mutex_unlock(&st->reg_mtx);
     }
     for (size_t j = tr->ptr[u]; j < tr->ptr[u + 1]; j++) {
-        if ((e = fr_client_add(d->c, tr->idx[j], tr->val[j], 0)) != FR_OK) {
+        int64_t ts = st->p->train_ts != NULL ? st->p->train_ts[j] : 0;
+        if ((e = fr_client_add(d->c, tr->idx[j], tr->val[j], ts)) != FR_OK) {
             note_error(st, u, "add", e, fr_client_errmsg(d->c));
             goto fail;
         }

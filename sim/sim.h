@@ -163,6 +163,10 @@ typedef struct fri_sim_pop {
     uint32_t n_items;
     fri_csr  train; // by user
     fri_csr  test;  // by user, same n_rows
+    // Timestamps parallel to train.idx / test.idx, NULL when the data has
+    // none: devices store them and predict a held-out rating at its time.
+    int64_t *train_ts;
+    int64_t *test_ts;
     float    min_rating, max_rating;
     uint8_t  key[32]; // derives device identities (simulation only)
     char     name[128];

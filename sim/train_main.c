@@ -15,6 +15,7 @@
 #include "knn.h"
 #include "metrics.h"
 #include "mf.h"
+#include "tbias.h"
 
 typedef struct opts {
     const char      *train;
@@ -50,6 +51,9 @@ typedef struct opts {
     fri_bpmf_config bc;
     int             vbmf; // --algo vbmf (variational, bayes.h)
     fri_vbmf_config vc;
+    int              tbias; // --time-bias: time-aware biases (tbias.h)
+    fri_tbias_config tb;
+    uint32_t         tbias_rounds; // refits of the base model (>= 1)
 } opts;
 
 static void
@@ -119,6 +123,16 @@ usage(FILE *f)
 "                      the user's profile (mean-centred ratings times\n"
 "                      features; plain counts for --loss implicit)\n",
             FRI_MF_MAX_K);
+    fputs(
+"  --time-bias on|item|off  explicit als/sgd/vbmf: time-aware biases\n"
+"                      (common/tbias.h) fitted on the model's residuals:\n"
+"                      a user-day bias (on) and item biases per time bin\n"
+"                      (with --time-bins N > 0, default 0); item: bins\n"
+"                      only. Default off. --time-reg-bin F (200),\n"
+"                      --time-reg-day F (6): ridge strengths;\n"
+"                      --time-rounds N (1): fits of the base model, each\n"
+"                      refit on the ratings minus the offsets\n",
+          f);
     fputs(
 "evaluation and output:\n"
 "  --topk N            ranking list length (10)\n"
@@ -204,6 +218,8 @@ parse_args(opts *o, int argc, char **argv)
     fri_train_config_init(&o->given, FRI_TRAIN_ALS);
     fri_bpmf_config_init(&o->bc);
     fri_vbmf_config_init(&o->vc);
+    fri_tbias_config_init(&o->tb);
+    o->tbias_rounds = 1;
     fri_knn_config_init(&o->kc);
     // Every option but --json and --help takes a value (--name value or
     // --name=value); getopt_long reports them as 0 with their index.
@@ -234,6 +250,11 @@ parse_args(opts *o, int argc, char **argv)
         {"protocol", required_argument, NULL, 0},
         {"split", required_argument, NULL, 0},
         {"eval", required_argument, NULL, 0},
+        {"time-bias", required_argument, NULL, 0},
+        {"time-bins", required_argument, NULL, 0},
+        {"time-reg-bin", required_argument, NULL, 0},
+        {"time-reg-day", required_argument, NULL, 0},
+        {"time-rounds", required_argument, NULL, 0},
         {"negatives", required_argument, NULL, 0},
         {"neighbours", required_argument, NULL, 0},
         {"min-support", required_argument, NULL, 0},
@@ -403,6 +424,28 @@ parse_args(opts *o, int argc, char **argv)
             bad = parse_u32(val, &o->kc.min_support);
         } else if (strcmp(name, "--item-features") == 0) {
             o->item_features = val;
+        } else if (strcmp(name, "--time-bias") == 0) {
+            if (strcmp(val, "off") == 0) {
+                o->tbias = 0;
+            } else if (strcmp(val, "on") == 0) {
+                o->tbias = 1;
+                o->tb.user_day = 1;
+            } else if (strcmp(val, "item") == 0) {
+                o->tbias = 1;
+                o->tb.user_day = 0;
+            } else {
+                bad = 1;
+            }
+        } else if (strcmp(name, "--time-bins") == 0) {
+            bad = parse_u32(val, &o->tb.item_bins) || o->tb.item_bins > 1024;
+        } else if (strcmp(name, "--time-reg-bin") == 0) {
+            bad = parse_f(val, &o->tb.reg_item_bin) ||
+                  !(o->tb.reg_item_bin > 0.0f);
+        } else if (strcmp(name, "--time-reg-day") == 0) {
+            bad = parse_f(val, &o->tb.reg_user_day) ||
+                  !(o->tb.reg_user_day > 0.0f);
+        } else if (strcmp(name, "--time-rounds") == 0) {
+            bad = parse_u32(val, &o->tbias_rounds) || o->tbias_rounds == 0;
         }
         if (bad) {
             fprintf(stderr, "fedrec-train: bad value '%s' for %s\n", val,
@@ -483,6 +526,12 @@ parse_args(opts *o, int argc, char **argv)
     // (docs/TUNING.md, docs/BAYES.md); implicit feedback to iALS.
     if (!o->algo_set && !g->implicit && !o->itemmean && !o->knn) {
         o->bpmf = 1;
+    }
+    if (o->tbias && (o->given.implicit || o->bpmf || o->pop || o->bpr ||
+                     o->itemmean || o->knn || o->content)) {
+        fprintf(stderr, "fedrec-train: --time-bias needs explicit ratings "
+                        "and --algo als, sgd or vbmf\n");
+        return 2;
     }
 #define TAKE(flag, field)                                                   \
     if (o->flag) {                                                          \
@@ -666,6 +715,66 @@ csr_rmse(const fri_mf_model *m, const fri_csr *c, float lo, float hi)
         }
     }
     return n > 0 ? sqrt(se / (double)n) : 0.0;
+}
+
+static float
+base_predict(const fri_mf_model *m, uint32_t u, uint32_t i)
+{
+    if (u < m->n_users && i < m->n_items) {
+        return fri_mf_predict(m, u, i);
+    }
+    return m->mu + (u < m->n_users ? m->bu[u] : 0.0f) +
+           (i < m->n_items ? m->bi[i] : 0.0f);
+}
+
+// Time-aware biases (tbias.h) alternated with the base model: fit the
+// offsets on the base model's residuals, refit the base model on the
+// ratings minus the offsets, o->tbias_rounds times, ending on a fit of the
+// offsets. *m is replaced by the last base model.
+static fr_err
+fit_time_bias(const opts *o, fri_mf_model **m, fri_tbias *tb,
+              const fri_dataset *train)
+{
+    float       *res = malloc((train->n > 0 ? train->n : 1) * sizeof(float));
+    fri_dataset  adj = *train;
+    fr_err       e = res != NULL ? FR_OK : FR_ENOMEM;
+    adj.r = malloc((train->n > 0 ? train->n : 1) * sizeof(fri_triplet));
+    if (adj.r == NULL) {
+        e = FR_ENOMEM;
+    }
+    for (uint32_t round = 0; e == FR_OK; round++) {
+        for (size_t j = 0; j < train->n; j++) {
+            res[j] = train->r[j].rating -
+                     base_predict(*m, train->r[j].user, train->r[j].item);
+        }
+        fri_tbias_free(tb);
+        e = fri_tbias_fit(tb, train->r, res, train->n, (*m)->n_items, &o->tb);
+        if (e != FR_OK || round + 1 >= o->tbias_rounds) {
+            break;
+        }
+        for (size_t j = 0; j < train->n; j++) {
+            const fri_triplet *t = &train->r[j];
+            adj.r[j] = *t;
+            adj.r[j].rating -= fri_tbias_offset(tb, t->user, t->item, t->ts);
+        }
+        fri_csr csr = {0};
+        e = fri_csr_by_user(&csr, &adj);
+        fri_mf_model *m2 = NULL;
+        if (e == FR_OK) {
+            e = o->vbmf ? fri_train_vbmf(&m2, &csr, &o->vc, NULL, NULL)
+                : o->algo == FRI_TRAIN_SGD
+                    ? fri_train_sgd(&m2, &csr, NULL, &o->tc, NULL, NULL)
+                    : fri_train_als(&m2, &csr, NULL, &o->tc, NULL, NULL);
+        }
+        fri_csr_free(&csr);
+        if (e == FR_OK) {
+            fri_mf_destroy(*m);
+            *m = m2;
+        }
+    }
+    free(res);
+    free(adj.r);
+    return e;
 }
 
 static int
@@ -1098,6 +1207,12 @@ main(int argc, char **argv)
                               on_epoch, &r);
         }
     }
+    fri_tbias tb = {0};
+    int       tb_on = e == FR_OK && o.tbias && !o.tc.implicit && m != NULL &&
+                !o.bpmf && !o.knn && !o.pop && !o.itemmean && !o.bpr;
+    if (tb_on) {
+        e = fit_time_bias(&o, &m, &tb, &train);
+    }
     double secs = now_s() - r.t0 - r.eval_s;
     fri_rating_metrics rm = {0};
     fri_rank_metrics km = {0};
@@ -1110,7 +1225,21 @@ main(int argc, char **argv)
     } else if (e == FR_OK) {
         sc = fri_scorer_of_mf(m);
     }
-    if (e == FR_OK && (o.bpmf || o.knn)) {
+    if (e == FR_OK && tb_on && test.n > 0) {
+        double se = 0.0, ae = 0.0;
+        for (size_t j = 0; j < test.n; j++) {
+            const fri_triplet *t = &test.r[j];
+            float p = base_predict(m, t->user, t->item) +
+                      fri_tbias_offset(&tb, t->user, t->item, t->ts);
+            p = p < lo ? lo : (p > hi ? hi : p);
+            double d = (double)t->rating - p;
+            se += d * d;
+            ae += fabs(d);
+        }
+        rm.n = test.n;
+        rm.rmse = sqrt(se / (double)test.n);
+        rm.mae = ae / (double)test.n;
+    } else if (e == FR_OK && (o.bpmf || o.knn)) {
         rm.n = test.n;
         e = fri_rmse_mae(&rm.rmse, &rm.mae, pred, truth, test.n);
     } else if (e == FR_OK) {
@@ -1189,6 +1318,7 @@ main(int argc, char **argv)
         }
     }
     fri_mf_destroy(m);
+    fri_tbias_free(&tb);
     fri_knn_destroy(knn);
     free(feat);
     free(pred);

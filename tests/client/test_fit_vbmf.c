@@ -8,6 +8,7 @@
 #include "bayes.h"
 #include "client_fit.h"
 #include "linalg.h"
+#include "tbias.h"
 #include "testutil.h"
 
 #define NI 9
@@ -144,6 +145,50 @@ Test(client_vbmf, update_equals_direct_bayes_steps)
     cr_assert(fabsf(score - want) < 1e-4f, "score %f want %f", (double)score,
         (double)want);
 
+    fri_cmodel_unref(m);
+    fr_client_destroy(c);
+    fr_model_cache_destroy(mc);
+}
+
+// fr_client_predict_at: the prediction plus the ridge mean of the residuals
+// of the user's own ratings on the query's day (hand count), nothing for
+// ts 0, a day without ratings or ratings without timestamps.
+Test(client_vbmf, predict_at_adds_user_day_bias)
+{
+    fr_model_cache *mc = NULL;
+    cr_assert_eq(fr_model_cache_create(&mc), FR_OK);
+    fr_client  *c = vb_client(mc);
+    fri_cmodel *m = vb_model(c->server_pk + 32);
+    tu_install(c, m);
+    const int64_t  d0 = 20000 * (int64_t)86400;
+    const uint32_t items[5] = {0, 2, 3, 6, 8};
+    const float    ratings[5] = {4.0f, 3.0f, 5.0f, 2.0f, 4.0f};
+    const int64_t  ts[5] = {d0 + 10, d0 + 5000, d0 + 86400 + 1, d0 + 20, 0};
+    for (int j = 0; j < 5; j++) {
+        cr_assert_eq(fr_client_add(c, items[j], ratings[j], ts[j]), FR_OK);
+    }
+    float plain = 0.0f, at = 0.0f;
+    cr_assert_eq(fr_client_predict(c, 5, &plain), FR_OK);
+    // Day d0 holds items 0, 2 and 6.
+    double sum = 0.0;
+    for (int j = 0; j < 5; j++) {
+        if (j == 0 || j == 1 || j == 3) {
+            float s = 0.0f;
+            cr_assert_eq(fr_client_predict(c, items[j], &s), FR_OK);
+            sum += ratings[j] - s;
+        }
+    }
+    cr_assert_eq(fr_client_predict_at(c, 5, d0 + 86399, &at), FR_OK);
+    float want = plain + (float)(sum / (3.0 + FRI_TBIAS_REG_USER_DAY));
+    cr_assert(fabsf(at - want) < 1e-5f, "at %f want %f", (double)at,
+              (double)want);
+    cr_assert(fabsf(at - plain) > 1e-3f);
+    cr_assert_eq(fr_client_predict_at(c, 5, 0, &at), FR_OK);
+    cr_assert_eq(at, plain);
+    cr_assert_eq(fr_client_predict_at(c, 5, d0 + 5 * 86400, &at), FR_OK);
+    cr_assert_eq(at, plain);
+    cr_assert_eq(fr_client_predict_at(c, NI + 1, d0, &at), FR_ENOENT);
+    cr_assert_eq(fr_client_predict_at(c, 5, d0, NULL), FR_EINVAL);
     fri_cmodel_unref(m);
     fr_client_destroy(c);
     fr_model_cache_destroy(mc);

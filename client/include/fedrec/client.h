@@ -179,6 +179,13 @@ FR_API FR_NODISCARD fr_err fr_client_fold_in(fr_client *c);
 // item outside the catalog.
 FR_API FR_NODISCARD fr_err fr_client_predict(fr_client *c, uint32_t item,
                                              float *score);
+// Predicted rating for item at time ts (seconds since the epoch): with an
+// explicit model, fr_client_predict plus the user's bias on ts's day (UTC),
+// the ridge mean of the day's residuals of this device's own ratings that
+// carry timestamps (it adapts to the day's mood and never leaves the
+// device). ts == 0 or an implicit model: fr_client_predict. Same errors.
+FR_API FR_NODISCARD fr_err fr_client_predict_at(fr_client *c, uint32_t item,
+                                                int64_t ts, float *score);
 
 // Top-n items, excluding items the user has interacted with, best first.
 // Writes min(n, available) entries and their count. With a point-estimate
