@@ -179,6 +179,17 @@ typedef struct fri_agg_config {
     // new mu (latest.c). Needs stats_forget == 1, no DP, no clipping. Like
     // the carried sums it lives in memory only.
     int stats_latest;
+    // ---- Tree of aggregators (appended; docs/DEPLOY-TREE.md, tree.h) ----
+    // Nonzero: an edge. It serves devices as usual but opens each round
+    // from the root's signed MODEL frame (fri_agg_edge_open, verified
+    // with upstream_pk) and closes it by handing the round's sums out
+    // (fri_agg_edge_take) instead of solving. Plain aggregation only.
+    int     edge;
+    uint8_t upstream_pk[FR_PUBLICKEYBYTES]; // the root's X25519 | Ed25519
+    // Nonzero: a root, accepting an edge's sums for the open round from a
+    // member of its cohort (fri_agg_submit_sums), of at most this many
+    // devices each.
+    uint32_t root_max_devices;
 } fri_agg_config;
 
 void fri_agg_config_init(fri_agg_config *cfg);
