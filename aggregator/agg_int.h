@@ -10,7 +10,8 @@
 // scripts/check-agg-layers.sh checks the built objects against this table.
 //
 //   9  args.c                 command line of the server
-//   8  net.c                  transport (NNG), timers
+//   8  net.c uplink.c         transport (NNG), timers; an edge's link
+//                             to its root
 //   7  core.c                 composition: create, destroy, tick
 //   6  handle.c               wire: sessions' frames, decode, seal
 //   5  handle_sa.c            wire: secure-aggregation requests

@@ -12,6 +12,7 @@
 
 #include "errbuf.h"
 #include "keys.h"
+#include "msg_edge.h"
 
 // In parts: C guarantees string literals of 4095 characters only.
 static const char usage_head[] =
@@ -43,6 +44,17 @@ static const char usage_head[] =
     "  --hello-rate N          HELLOs per second per remote address\n"
     "                          (default 1000, 0 = no limit)\n"
     "  --hello-burst N         burst of that rate (default 2000)\n"
+    "Tree of aggregators (docs/DEPLOY-TREE.md; plain aggregation):\n"
+    "  --upstream URL          run as an edge of the root at URL: serve\n"
+    "                          devices, send each round's sums to the root\n"
+    "                          and serve the root's signed model\n"
+    "  --upstream-key PREFIX.pub  the root's public key (with --upstream)\n"
+    "  --upstream-margin SECONDS  close the edge's round this long before\n"
+    "                          the root's deadline (default 1/10 of\n"
+    "                          --round-deadline)\n"
+    "  --root-max-devices N    run as a root: accept edges' sums (edges\n"
+    "                          enrolled with --allow) of at most N devices\n"
+    "                          each per round\n"
     "State:\n"
     "  --state DIR             checkpoint directory (resumes from it)\n"
     "Model:\n"
@@ -145,6 +157,8 @@ fri_agg_args_free(fri_agg_args *a)
     free(a->http);
     free(a->allow_path);
     free(a->allow);
+    free(a->upstream);
+    free(a->upstream_key_path);
     sodium_memzero(a->cfg.identity_seed, sizeof(a->cfg.identity_seed));
     memset(a, 0, sizeof(*a));
 }
@@ -257,6 +271,23 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
         oom = set_str(&a->http, val);
     } else if (strcmp(name, "allow") == 0) {
         oom = set_str(&a->allow_path, val);
+    } else if (strcmp(name, "upstream") == 0) {
+        if (strncmp(val, "tcp://", 6) != 0 && strncmp(val, "ipc://", 6) != 0) {
+            fri_agg_seterr(err, cap,
+                "%s: --upstream wants tcp://HOST:PORT or ipc:///path, got "
+                "'%s'", where, val);
+            return FR_EINVAL;
+        }
+        oom = set_str(&a->upstream, val);
+        c->edge = 1;
+    } else if (strcmp(name, "upstream-key") == 0) {
+        oom = set_str(&a->upstream_key_path, val);
+    } else if (strcmp(name, "upstream-margin") == 0) {
+        NEED_SECS();
+        a->upstream_margin_ms = (uint64_t) (f * 1000.0);
+    } else if (strcmp(name, "root-max-devices") == 0) {
+        NEED_U(FRI_EDGE_MAX_DEVICES);
+        c->root_max_devices = (uint32_t) u;
     } else if (strcmp(name, "contexts") == 0) {
         NEED_U(4096);
         if (u == 0) {
@@ -624,6 +655,7 @@ static const char *const flag_names[] = {
     "noise-multiplier", "population", "dp-delta", "dp-seed", "dp",
     "secure-agg", "rating-min", "rating-max", "max-user-norm",
     "max-residual", "max-ratings", "max-item-norm", "robust", "log-level",
+    "upstream", "upstream-key", "upstream-margin", "root-max-devices",
     "config"};
 #define N_FLAGS (sizeof(flag_names) / sizeof(flag_names[0]))
 #define OPT_HELP 'h'
@@ -641,7 +673,9 @@ private_default(fri_agg_args *a)
 {
     fri_agg_config *c      = &a->cfg;
     unsigned        choice = a->given & ~(unsigned) FRI_AGG_GIVEN_LATEST;
-    if (choice != 0 || c->implicit || c->clients_per_round < 2 ||
+    // A tree aggregates plainly for now (docs/DEPLOY-TREE.md).
+    if (choice != 0 || c->implicit || c->clients_per_round < 2 || c->edge ||
+        c->root_max_devices > 0 ||
         ((a->given & FRI_AGG_GIVEN_LATEST) && !c->stats_latest)) {
         return;
     }
@@ -731,6 +765,27 @@ fri_agg_args_parse(fri_agg_args *a, int argc, char **argv, char *err,
     }
     a->net.max_frame = a->cfg.max_frame;
     private_default(a);
+    if ((a->upstream == NULL) != (a->upstream_key_path == NULL)) {
+        fri_agg_seterr(err, err_cap,
+            "--upstream and --upstream-key go together (see --help)");
+        return FR_EINVAL;
+    }
+    if (a->upstream_key_path != NULL) {
+        fri_pubkeys pk;
+        fr_err      e = fri_pub_load(&pk, a->upstream_key_path);
+        if (e != FR_OK) {
+            fri_agg_seterr(err, err_cap, "--upstream-key %s: %s",
+                a->upstream_key_path,
+                e == FR_EFORMAT ? "not a fedrec public key file"
+                                : "cannot read");
+            return e == FR_EIO ? FR_EIO : FR_EINVAL;
+        }
+        memcpy(a->cfg.upstream_pk, pk.kx, sizeof(pk.kx));
+        memcpy(a->cfg.upstream_pk + sizeof(pk.kx), pk.sign, sizeof(pk.sign));
+        if (a->upstream_margin_ms == 0) {
+            a->upstream_margin_ms = a->cfg.round_deadline_ms / 10;
+        }
+    }
     if (a->listen == NULL) {
         fri_agg_seterr(err, err_cap, "--listen URL is required (see --help)");
         return FR_EINVAL;
