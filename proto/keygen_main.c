@@ -2,10 +2,16 @@
 //   fedrec-keygen --out PREFIX [--force]
 // Writes PREFIX.key (secret seed, 0600) and PREFIX.pub (public keys), and
 // prints the public keys in hex (for pinning in a config).
+//   fedrec-keygen --edge-pin EDGE.pub --root ROOT.pub --out PREFIX [--force]
+// Writes PREFIX.pub, the key a device of a tree pins (docs/DEPLOY-TREE.md):
+// the edge's X25519 key (its handshake) and the root's Ed25519 key (the
+// models' signatures).
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "keys.h"
 
@@ -14,7 +20,49 @@ usage(FILE *f)
 {
     fprintf(f, "usage: fedrec-keygen --out PREFIX [--force]\n"
                "  writes PREFIX.key (secret, mode 0600) and PREFIX.pub\n"
-               "  --force  replace existing files\n");
+               "  --force  replace existing files\n"
+               "       fedrec-keygen --edge-pin EDGE.pub --root ROOT.pub "
+               "--out PREFIX [--force]\n"
+               "  writes PREFIX.pub for the devices of an edge: the edge's\n"
+               "  handshake key with the root's model-signing key\n");
+}
+
+// PREFIX.pub = the edge's X25519 key | the root's Ed25519 key.
+static int
+edge_pin(const char *edge, const char *root, const char *prefix, int force)
+{
+    fri_pubkeys e, r;
+    if (fri_pub_load(&e, edge) != FR_OK || fri_pub_load(&r, root) != FR_OK) {
+        fprintf(stderr, "fedrec-keygen: cannot read %s or %s as a public "
+                        "key file\n", edge, root);
+        return 1;
+    }
+    memcpy(e.sign, r.sign, sizeof(e.sign));
+    uint8_t img[FRI_PUBFILE_LEN];
+    fri_pubfile_encode(img, &e);
+    char path[4096];
+    if (snprintf(path, sizeof(path), "%s.pub", prefix) >= (int) sizeof(path)) {
+        fprintf(stderr, "fedrec-keygen: prefix too long\n");
+        return 1;
+    }
+    if (force) {
+        (void) unlink(path);
+    }
+    int fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0644);
+    if (fd < 0 || write(fd, img, sizeof(img)) != (ssize_t) sizeof(img)) {
+        fprintf(stderr, "fedrec-keygen: writing %s: %s\n", path,
+                strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return 1;
+    }
+    close(fd);
+    char hex[FRI_PUBHEX_LEN + 1];
+    fri_pubkeys_hex(hex, &e);
+    printf("%s written (edge %s, root %s)\npublic keys (kx||sign): %s\n",
+           path, edge, root, hex);
+    return 0;
 }
 
 int
@@ -23,10 +71,12 @@ main(int argc, char **argv)
     static const struct option long_opts[] = {
         {"out", required_argument, NULL, 'o'},
         {"force", no_argument, NULL, 'f'},
+        {"edge-pin", required_argument, NULL, 'e'},
+        {"root", required_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *prefix = NULL;
+    const char *prefix = NULL, *edge = NULL, *root = NULL;
     int         force  = 0;
     int         c;
     opterr = 0; // usage() says what is expected
@@ -38,6 +88,12 @@ main(int argc, char **argv)
             break;
         case 'f':
             force = 1;
+            break;
+        case 'e':
+            edge = optarg;
+            break;
+        case 'r':
+            root = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -60,9 +116,12 @@ main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (prefix == NULL || prefix[0] == '\0') {
+    if (prefix == NULL || prefix[0] == '\0' || (edge == NULL) != (root == NULL)) {
         usage(stderr);
         return 2;
+    }
+    if (edge != NULL) {
+        return edge_pin(edge, root, prefix, force);
     }
     fri_identity id;
     fr_err       e = fri_identity_generate(&id);

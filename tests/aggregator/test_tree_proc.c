@@ -84,13 +84,20 @@ setup(void)
         strcat(allow, hex);
         strcat(allow, "\n");
         // The device's pin: its edge's handshake key, the root's
-        // signature key.
-        fri_pubkeys pin = ek;
-        memcpy(pin.sign, root.sign, sizeof(pin.sign));
-        uint8_t img[FRI_PUBFILE_LEN];
-        fri_pubfile_encode(img, &pin);
+        // signature key (fedrec-keygen --edge-pin).
+        char exe[600], ep[400], rp[400], out[400], log[400];
+        snprintf(exe, sizeof(exe), "%s/fedrec-keygen", bin);
+        path_of(ep, sizeof(ep), name);
+        path_of(rp, sizeof(rp), "root.pub");
+        snprintf(name, sizeof(name), "dev%d", e);
+        path_of(out, sizeof(out), name);
+        path_of(log, sizeof(log), "keygen.log");
+        char *kg[] = {exe, "--edge-pin", ep, "--root", rp, "--out", out, NULL};
+        cr_assert_eq(wait_for(spawn(log, kg), 10000), 0, "keygen --edge-pin");
         snprintf(name, sizeof(name), "dev%d.pub", e);
-        write_file(name, img, sizeof(img));
+        fri_pubkeys pin = pub_of(name);
+        cr_assert_eq(memcmp(pin.kx, ek.kx, 32), 0);
+        cr_assert_eq(memcmp(pin.sign, root.sign, 32), 0);
     }
     write_file("edges.allow", allow, strlen(allow));
     fri_dataset      d;
