@@ -531,6 +531,7 @@ fri_agg_edge_open(fri_agg *a, uint64_t now_ms, const uint8_t *frame,
     a->rs.opened_ms   = now_ms;
     a->rs.deadline_ms = deadline_ms;
     a->tree.served    = id;
+    fri_sa_round_open(a, now_ms); // secure aggregation in the edge's cohort
     a->rs.state       = atomic_load(&a->rs.done) ? RS_DONE : RS_OPEN;
     pthread_mutex_unlock(&a->rs.mtx);
     fri_snap_unref(old);

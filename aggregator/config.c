@@ -181,10 +181,14 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
         if (c->edge && c->root_max_devices > 0) {
             BAD("an aggregator is an edge (upstream) or a root, not both");
         }
-        if (c->secagg != FRI_AGG_SECAGG_OFF || c->dp != FRI_AGG_DP_OFF ||
-            c->stats_latest || c->stats_forget < 1.0f) {
-            BAD("a tree of aggregators needs secure-agg off, dp off, "
-                "stats-latest 0 and stats-forget 1 (not implemented yet)");
+        if (c->dp != FRI_AGG_DP_OFF || c->stats_latest ||
+            c->stats_forget < 1.0f) {
+            BAD("a tree of aggregators needs dp off, stats-latest 0 and "
+                "stats-forget 1 (not implemented yet)");
+        }
+        if (c->root_max_devices > 0 && c->secagg != FRI_AGG_SECAGG_OFF) {
+            // Edges unmask their own cohorts' sums; the root sees sums.
+            BAD("a root takes its edges' sums: secure-agg runs at the edges");
         }
         if (c->edge) {
             uint8_t acc = 0;

@@ -92,6 +92,14 @@ le(double x, double lim)
     return x <= lim + 1e-4 * fabs(lim) + 1e-6;
 }
 
+// Slack per claimed device, in units of one device's bound: sums an edge
+// unmasked under secure aggregation carry fixed-point rounding (at most
+// 2^-(f+1) of a device's scale per member, f >= 16), which the exact
+// structure checks below would otherwise refuse (a Gram diagonal of an
+// unrated coordinate a hair below 0). It lets an edge add 1e-5 of a
+// device per device it claims, nothing measurable.
+#define SLACK 1e-5
+
 // Explicit ALS and VBMF rows [packed Gram over d | h (d)]: every Gram
 // diagonal >= 0, the bias entry (the item's raters, each weighing at
 // most 1) in [0, m], the factor block's trace <= m U^2, and by
@@ -105,9 +113,11 @@ check_stats_row(const fri_agg *a, const double *row, double m, double *raters)
                            ? a->cfg.max_residual
                            : 3.0 * (a->cfg.rating_max - a->cfg.rating_min);
     const double  *h = row + a->gram_len;
+    const double   sl = m * SLACK;
     double         tr = 0.0;
     for (uint32_t r = 0; r < d; r++) {
-        if (!le(0.0, row[fri_packed_index(d, r, r)])) {
+        double sc = r < k ? U * U : 1.0;
+        if (!le(-sl * sc, row[fri_packed_index(d, r, r)])) {
             return "negative gram diagonal";
         }
         if (r < k) {
@@ -115,15 +125,17 @@ check_stats_row(const fri_agg *a, const double *row, double m, double *raters)
         }
     }
     double c = row[fri_packed_index(d, k, k)];
-    if (!le(c, m)) {
+    if (!le(c, m + sl)) {
         return "item rater count above the devices";
     }
-    if (!le(tr, m * U * U)) {
+    if (!le(tr, (m + sl) * U * U)) {
         return "user vectors above the user-norm bound";
     }
     for (uint32_t r = 0; r < d; r++) {
-        double g = row[fri_packed_index(d, r, r)];
-        if (!le(fabs(h[r]), R * sqrt(fmax(c, 0.0) * fmax(g, 0.0)))) {
+        double g  = row[fri_packed_index(d, r, r)];
+        double sc = r < k ? U : 1.0;
+        if (!le(fabs(h[r]),
+                R * sqrt(fmax(c, 0.0) * fmax(g, 0.0)) + sl * sc * R)) {
             return "item row above the residual bound";
         }
     }
@@ -146,7 +158,7 @@ check_rows(const fri_agg *a, const fri_agg_sums *s, double m, double maxr)
         } else if (a->cfg.implicit) {
             // [sum (c - 1) p p^T (packed k) | sum c p]: weights c - 1 >= 0.
             for (uint32_t r = 0; r < k; r++) {
-                if (!le(0.0, row[fri_packed_index(k, r, r)])) {
+                if (!le(-m * SLACK * U * U, row[fri_packed_index(k, r, r)])) {
                     return "negative gram diagonal";
                 }
             }
@@ -157,7 +169,7 @@ check_rows(const fri_agg *a, const fri_agg_sums *s, double m, double maxr)
             }
         }
     }
-    if (!le(raters, m * maxr)) {
+    if (!le(raters, m * maxr + m * SLACK * s->n_rows)) {
         return "item rater counts above the devices' rows";
     }
     if (a->cfg.algo == FRI_AGG_GRAD) {
@@ -258,8 +270,9 @@ fri_edge_sums_check(const fri_agg *a, const fri_agg_sums *s, const char **why)
                                                 : a->cfg.n_items;
     const double span = a->cfg.rating_max - a->cfg.rating_min;
     *why = "counts outside the devices' bounds";
-    if (!le(0.0, s->count) || !le(s->count, m * maxr) || !le(0.0, s->weight) ||
-        !le(s->weight, m * maxr)) {
+    const double sl = m * SLACK * maxr;
+    if (!le(-sl, s->count) || !le(s->count, m * maxr + sl) ||
+        !le(-sl, s->weight) || !le(s->weight, m * maxr + sl)) {
         return FR_EPROTO;
     }
     double lo = a->cfg.implicit ? 0.0 : s->count * (a->cfg.rating_min - span);

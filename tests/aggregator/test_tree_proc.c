@@ -185,8 +185,9 @@ start_agg(const char *name, int off, const char *const *extra)
     return -1;
 }
 
+// Edge e; secure: SecAgg+ within its cohort.
 static pid_t
-start_edge(int e, const char *cpr)
+start_edge_sa(int e, const char *cpr, int secure)
 {
     char up[64], rk[400], name[8];
     snprintf(up, sizeof(up), "tcp://127.0.0.1:%d", port);
@@ -194,8 +195,14 @@ start_edge(int e, const char *cpr)
     snprintf(name, sizeof(name), "e%d", e);
     const char *x[] = {"--upstream", up, "--upstream-key", rk,
                        "--clients-per-round", cpr, "--round-deadline", "5",
-                       NULL};
+                       secure ? "--secure-agg" : NULL, "plus", NULL};
     return start_agg(name, e, x);
+}
+
+static pid_t
+start_edge(int e, const char *cpr)
+{
+    return start_edge_sa(e, cpr, 0);
 }
 
 // fedrec-client for user u (1-based) at port + off pinned to pin.
@@ -268,8 +275,8 @@ wait_log(const char *name, const char *a, const char *b, int ms)
     }
 }
 
-Test(tree_proc, root_and_two_edges_equal_one_aggregator, .init = setup,
-     .fini = teardown, .timeout = 240)
+static void
+tree_vs_single(int secure)
 {
     const int R = 3;
     pid_t     c[NU];
@@ -295,8 +302,8 @@ Test(tree_proc, root_and_two_edges_equal_one_aggregator, .init = setup,
                         "--clients-per-round", "2", "--round-deadline", "30",
                         "--rounds", "3", "--state", rs, NULL};
     pid_t root = start_agg("root", 0, rx);
-    pid_t e1   = start_edge(1, "8");
-    pid_t e2   = start_edge(2, "8");
+    pid_t e1   = start_edge_sa(1, "8", secure);
+    pid_t e2   = start_edge_sa(2, "8", secure);
     for (int u = 1; u <= NU; u++) {
         int e    = 1 + (u % 2);
         c[u - 1] = start_client(u, e, e == 1 ? "dev1.pub" : "dev2.pub", R,
@@ -324,10 +331,25 @@ Test(tree_proc, root_and_two_edges_equal_one_aggregator, .init = setup,
     }
     cr_assert_gt(qn + bn, 1e-2, "the tree's model did not train (%g %g)", qn,
                  bn);
+    cr_log_info("tree (secure %d) vs single: max diff %.3g", secure, worst);
     cr_assert_lt(worst, 1e-4, "tree and single aggregator differ by %g",
                  worst);
     fri_ckpt_free(&a);
     fri_ckpt_free(&b);
+}
+
+Test(tree_proc, root_and_two_edges_equal_one_aggregator, .init = setup,
+     .fini = teardown, .timeout = 240)
+{
+    tree_vs_single(0);
+}
+
+// SecAgg+ within each edge's cohort; the single aggregator is plain: the
+// models differ by the fixed-point rounding of the masked statistics.
+Test(tree_proc, secure_edges_match_one_plain_aggregator, .init = setup,
+     .fini = teardown, .timeout = 240)
+{
+    tree_vs_single(1);
 }
 
 Test(tree_proc, killed_edge_costs_its_devices_not_the_round, .init = setup,
