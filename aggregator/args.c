@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
 #include "errbuf.h"
+#include "channel.h"
 #include "keys.h"
 #include "msg_edge.h"
 
@@ -53,6 +55,9 @@ static const char usage_head[] =
     "  --upstream-margin SECONDS  close the edge's round this long before\n"
     "                          the root's deadline (default 1/10 of\n"
     "                          --round-deadline)\n"
+    "  --edge-credential FILE  the root's credential for this edge\n"
+    "                          (fedrec-keygen --credential): devices that\n"
+    "                          pin only the root's key may use this edge\n"
     "  --root-max-devices N    run as a root: accept edges' sums (edges\n"
     "                          enrolled with --allow) of at most N devices\n"
     "                          each per round\n"
@@ -160,6 +165,7 @@ fri_agg_args_free(fri_agg_args *a)
     free(a->allow);
     free(a->upstream);
     free(a->upstream_key_path);
+    free(a->edge_cred_path);
     sodium_memzero(a->cfg.identity_seed, sizeof(a->cfg.identity_seed));
     memset(a, 0, sizeof(*a));
 }
@@ -281,6 +287,8 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
         }
         oom = set_str(&a->upstream, val);
         c->edge = 1;
+    } else if (strcmp(name, "edge-credential") == 0) {
+        oom = set_str(&a->edge_cred_path, val);
     } else if (strcmp(name, "upstream-key") == 0) {
         oom = set_str(&a->upstream_key_path, val);
     } else if (strcmp(name, "upstream-margin") == 0) {
@@ -657,6 +665,7 @@ static const char *const flag_names[] = {
     "secure-agg", "rating-min", "rating-max", "max-user-norm",
     "max-residual", "max-ratings", "max-item-norm", "robust", "log-level",
     "upstream", "upstream-key", "upstream-margin", "root-max-devices",
+    "edge-credential",
     "config"};
 #define N_FLAGS (sizeof(flag_names) / sizeof(flag_names[0]))
 #define OPT_HELP 'h'
@@ -684,6 +693,52 @@ private_default(fri_agg_args *a)
     c->stats_latest    = 1;
     c->secagg          = FRI_AGG_SECAGG_PLUS;
     a->private_default = 1;
+}
+
+// --edge-credential: a file of fedrec-keygen --credential, for this
+// edge's key (--key), signed by the root (--upstream-key), not expired.
+static fr_err
+load_cred(fri_agg_args *a, char *err, size_t cap)
+{
+    if (!a->cfg.edge || !a->cfg.has_identity) {
+        fri_agg_seterr(err, cap,
+            "--edge-credential needs --upstream, --upstream-key and --key");
+        return FR_EINVAL;
+    }
+    uint8_t buf[FRI_CREDFILE_LEN + 1];
+    FILE   *f = fopen(a->edge_cred_path, "rb");
+    size_t  n = f != NULL ? fread(buf, 1, sizeof(buf), f) : 0;
+    if (f != NULL) {
+        fclose(f);
+    }
+    fri_pubkeys edge;
+    fr_err      e = FR_EFORMAT;
+    if (n == FRI_CREDFILE_LEN && memcmp(buf, "FRCR\1\0\0\0", 8) == 0) {
+        e = fri_cred_check(buf + 8, a->cfg.upstream_pk + 32,
+                           (uint64_t) time(NULL), &edge);
+    }
+    fri_identity id;
+    if (e == FR_OK &&
+        fri_identity_from_seed(&id, a->cfg.identity_seed) == FR_OK) {
+        int mine = sodium_memcmp(id.kx_pk, edge.kx, 32) == 0 &&
+                   sodium_memcmp(id.sign_pk, edge.sign, 32) == 0;
+        fri_identity_wipe(&id);
+        e = mine ? FR_OK : FR_EDENIED;
+    }
+    if (e != FR_OK) {
+        fri_agg_seterr(err, cap, "--edge-credential %s: %s",
+            a->edge_cred_path,
+            f == NULL && n == 0 ? "cannot read"
+            : e == FR_EFORMAT   ? "not a fedrec credential file"
+            : e == FR_ECRYPTO   ? "not signed by the --upstream-key root"
+            : e == FR_ELATE     ? "expired"
+            : e == FR_EDENIED   ? "made for another key than --key"
+                                : fr_errname(e));
+        return FR_EINVAL;
+    }
+    memcpy(a->cfg.edge_cred, buf + 8, FRI_CRED_LEN);
+    a->cfg.has_edge_cred = 1;
+    return FR_OK;
 }
 
 fr_err
@@ -821,5 +876,8 @@ fri_agg_args_parse(fri_agg_args *a, int argc, char **argv, char *err,
         fri_identity_wipe(&id);
     }
     a->cfg.state_dir = a->state_dir;
-    return FR_OK;
+    if (a->edge_cred_path != NULL) {
+        rv = load_cred(a, err, err_cap);
+    }
+    return rv;
 }

@@ -43,8 +43,8 @@ fri_agg_reply_bound(const fri_agg *a)
     size_t b = m > e ? m : e;
     size_t s = fri_agg_sa_reply_bound(a);
     b        = s > b ? s : b;
-    if (b < FRI_WELCOME_LEN) {
-        b = FRI_WELCOME_LEN;
+    if (b < FRI_WELCOME_CRED_LEN) {
+        b = FRI_WELCOME_CRED_LEN;
     }
     return b + FRI_SEAL_HEADROOM + FRI_SEAL_OVERHEAD + 64;
 }
@@ -447,11 +447,11 @@ on_hello(fri_agg *a, uint64_t now_ms, const uint8_t *req, size_t req_len,
     }
     fri_session *s = NULL;
     if (rv == FR_OK) {
-        rv = fri_hs_server_accept(
+        rv = fri_hs_server_accept_cred(
             &s, r->buf, r->cap, &r->len, &a->id, NULL,
             FRI_CAP_ALS | FRI_CAP_GRAD | FRI_CAP_IALS | FRI_CAP_SPARSE |
                 FRI_CAP_VBMF,
-            req, req_len);
+            req, req_len, a->cfg.has_edge_cred ? a->cfg.edge_cred : NULL);
     }
     if (rv != FR_OK) {
         fri_agg_reject_count(a, rv == FR_EDENIED ? FRI_REJ_DENIED

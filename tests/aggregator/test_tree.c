@@ -7,9 +7,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agg.h"
+#include "channel.h"
 #include "e2e_harness.h"
+#include "keys.h"
 #include "model_diff.h"
 #include "tree.h"
 
@@ -43,6 +46,28 @@ cfg_of(fri_agg_config *c, uint32_t n_items, fri_agg_algo algo, int implicit,
         c->rating_min = 0.0f;
     }
     memset(c->identity_seed, seed, sizeof(c->identity_seed));
+}
+
+// The root's credential for the edge whose identity seed is filled with
+// edge_seed (the root's with root_seed), as fedrec-keygen --credential
+// makes it.
+static void
+edge_cred(fri_agg_config *c, uint8_t root_seed, uint8_t edge_seed)
+{
+    uint8_t      seed[FR_SEEDBYTES];
+    fri_identity root, edge;
+    memset(seed, root_seed, sizeof(seed));
+    cr_assert_eq(fri_identity_from_seed(&root, seed), FR_OK);
+    memset(seed, edge_seed, sizeof(seed));
+    cr_assert_eq(fri_identity_from_seed(&edge, seed), FR_OK);
+    fri_pubkeys ep;
+    fri_identity_pub(&ep, &edge);
+    cr_assert_eq(fri_cred_make(c->edge_cred, &root, &ep,
+                               (uint64_t) time(NULL) + 3600),
+                 FR_OK);
+    c->has_edge_cred = 1;
+    fri_identity_wipe(&root);
+    fri_identity_wipe(&edge);
 }
 
 static void
@@ -95,6 +120,7 @@ tree_setup(tree_world *w, fri_agg_algo algo, int implicit)
         cfg_of(&c, w->single.d.n_items, algo, implicit, (uint8_t) (20 + e));
         c.edge = 1;
         memcpy(c.upstream_pk, rpk, sizeof(rpk));
+        edge_cred(&c, 7, (uint8_t) (20 + e));
         create_or_fail(&w->edge[e], &c);
         w->reply_cap[e] = fri_agg_reply_bound(w->edge[e]);
         w->reply[e]     = malloc(w->reply_cap[e]);
@@ -103,12 +129,10 @@ tree_setup(tree_world *w, fri_agg_algo algo, int implicit)
     e2e_reply_alloc(&w->single);
     e2e_clients_create(&w->single, NU, 100, 1, 0.0f);
     for (uint32_t u = 0; u < NU; u++) {
-        // A device's handshake is with its edge; the models it verifies
-        // are signed by the root.
-        uint8_t pk[FR_PUBLICKEYBYTES];
-        fri_agg_public_key(w->edge[u % 2], pk);
-        memcpy(pk + 32, rpk + 32, 32);
-        w->dev[u] = device(w, u, pk);
+        // A device pins only the root: its edge shows the root's
+        // credential in the handshake, and the models it verifies are
+        // signed by the root.
+        w->dev[u] = device(w, u, rpk);
     }
 }
 
@@ -479,5 +503,58 @@ Test(tree, secure_edges_match_plain_single_aggregator)
     cr_log_info("secure edges vs plain single: max diff %.3g", d.worst);
     cr_assert(d.worst < 1e-4, "secure tree and plain single differ by %g",
               d.worst);
+    tree_free(&w);
+}
+
+// A device pinning only the root may use any edge the root issued a
+// credential to, and no other: it contributes through edge 0, then
+// through edge 1; an edge without a credential is refused in the
+// handshake.
+Test(tree, root_pinned_device_uses_any_credentialed_edge)
+{
+    tree_world w;
+    tree_setup(&w, FRI_AGG_ALS, 0);
+    uint64_t t = 10000;
+    for (int e = 0; e < 2; e++) {
+        uint8_t      kx[FRI_AGG_KEYBYTES];
+        fri_agg_task task;
+        edge_pk(w.edge[e], kx);
+        cr_assert_eq(fri_agg_checkin(w.root, t, kx, &task), FR_OK);
+        uint8_t *f = NULL;
+        size_t   fl = 0;
+        uint64_t r  = 0;
+        cr_assert_eq(fri_agg_model_frame(w.root, &f, &fl, &r), FR_OK);
+        cr_assert_eq(fri_agg_edge_open(w.edge[e], t, f, fl, t + 500), FR_OK);
+        free(f);
+    }
+    // Device 0 belongs to edge 0 in the other tests; here it uses both.
+    cr_assert_eq(e2e_checkin(w.edge[0], w.reply[0], w.reply_cap[0], w.dev[0],
+                             t + 10),
+                 FR_CHECKIN_CONTRIBUTED);
+    cr_assert_eq(e2e_checkin(w.edge[1], w.reply[1], w.reply_cap[1], w.dev[2],
+                             t + 10),
+                 FR_CHECKIN_CONTRIBUTED);
+    // Edge 1 does not know it reported at edge 0: a device can report
+    // once per edge and round (docs/DEPLOY-TREE.md, known gap).
+    cr_assert_eq(e2e_checkin(w.edge[1], w.reply[1], w.reply_cap[1], w.dev[0],
+                             t + 20),
+                 FR_CHECKIN_CONTRIBUTED);
+    // An edge of the same root without a credential.
+    fri_agg_config c;
+    cfg_of(&c, w.single.d.n_items, FRI_AGG_ALS, 0, 30);
+    c.edge = 1;
+    fri_agg_public_key(w.root, c.upstream_pk);
+    fri_agg *rogue = NULL;
+    create_or_fail(&rogue, &c);
+    uint8_t *f = NULL;
+    size_t   fl = 0;
+    uint64_t r  = 0;
+    cr_assert_eq(fri_agg_model_frame(w.root, &f, &fl, &r), FR_OK);
+    cr_assert_eq(fri_agg_edge_open(rogue, t, f, fl, t + 500), FR_OK);
+    free(f);
+    cr_assert_eq(e2e_checkin(rogue, w.reply[0], w.reply_cap[0], w.dev[4],
+                             t + 30),
+                 FR_CHECKIN_FAILED);
+    fri_agg_destroy(rogue);
     tree_free(&w);
 }

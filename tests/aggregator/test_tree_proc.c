@@ -100,6 +100,21 @@ setup(void)
         cr_assert_eq(memcmp(pin.sign, root.sign, 32), 0);
     }
     write_file("edges.allow", allow, strlen(allow));
+    // The root's credentials for its edges (fedrec-keygen --credential).
+    for (int e = 1; e <= 2; e++) {
+        char exe[600], sk[400], sub[400], out[400], log[400], name[16];
+        snprintf(exe, sizeof(exe), "%s/fedrec-keygen", bin);
+        path_of(sk, sizeof(sk), "root.key");
+        snprintf(name, sizeof(name), "e%d.pub", e);
+        path_of(sub, sizeof(sub), name);
+        snprintf(name, sizeof(name), "e%d", e);
+        path_of(out, sizeof(out), name);
+        path_of(log, sizeof(log), "keygen.log");
+        char *kg[] = {exe,   "--credential", "--signer", sk, "--subject", sub,
+                      "--days", "1",         "--out",    out, NULL};
+        cr_assert_eq(wait_for(spawn(log, kg), 10000), 0,
+                     "keygen --credential");
+    }
     fri_dataset      d;
     fri_synth_config sc;
     fri_synth_config_init(&sc);
@@ -189,11 +204,14 @@ start_agg(const char *name, int off, const char *const *extra)
 static pid_t
 start_edge_sa(int e, const char *cpr, int secure)
 {
-    char up[64], rk[400], name[8];
+    char up[64], rk[400], name[8], cred[400], cn[16];
     snprintf(up, sizeof(up), "tcp://127.0.0.1:%d", port);
     path_of(rk, sizeof(rk), "root.pub");
     snprintf(name, sizeof(name), "e%d", e);
+    snprintf(cn, sizeof(cn), "e%d.cred", e);
+    path_of(cred, sizeof(cred), cn);
     const char *x[] = {"--upstream", up, "--upstream-key", rk,
+                       "--edge-credential", cred,
                        "--clients-per-round", cpr, "--round-deadline", "5",
                        secure ? "--secure-agg" : NULL, "plus", NULL};
     return start_agg(name, e, x);
@@ -306,8 +324,13 @@ tree_vs_single(int secure)
     pid_t e2   = start_edge_sa(2, "8", secure);
     for (int u = 1; u <= NU; u++) {
         int e    = 1 + (u % 2);
-        c[u - 1] = start_client(u, e, e == 1 ? "dev1.pub" : "dev2.pub", R,
-                                "tree");
+        // Plain run: the composite pin of fedrec-keygen --edge-pin;
+        // secure run: the root's key alone (the edges' credentials).
+        c[u - 1] = start_client(u, e,
+                                secure ? "root.pub"
+                                : e == 1 ? "dev1.pub"
+                                         : "dev2.pub",
+                                R, "tree");
     }
     wait_all(c, NU, 120000, "tree client");
     cr_assert_eq(wait_for(root, 20000), 0, "root");
@@ -369,8 +392,7 @@ Test(tree_proc, killed_edge_costs_its_devices_not_the_round, .init = setup,
     // Round 1: both edges.
     for (int u = 1; u <= NU; u++) {
         int e    = 1 + (u % 2);
-        c[u - 1] = start_client(u, e, e == 1 ? "dev1.pub" : "dev2.pub", 1,
-                                "r1");
+        c[u - 1] = start_client(u, e, "root.pub", 1, "r1");
     }
     wait_all(c, NU, 60000, "round-1 client");
     wait_log("root", "round closed\" round=1 clients=2", NULL, 20000);
@@ -381,7 +403,7 @@ Test(tree_proc, killed_edge_costs_its_devices_not_the_round, .init = setup,
     cr_assert_eq(wait_for(e2, 5000), 128 + SIGKILL);
     int n1 = 0;
     for (int u = 2; u <= NU; u += 2) { // edge 1's devices (u % 2 == 0)
-        c[n1++] = start_client(u, 1, "dev1.pub", 1, "r2");
+        c[n1++] = start_client(u, 1, "root.pub", 1, "r2");
     }
     wait_all(c, n1, 60000, "round-2 client");
     // The root closes round 2 at its deadline from edge 1 alone.
@@ -392,7 +414,9 @@ Test(tree_proc, killed_edge_costs_its_devices_not_the_round, .init = setup,
     int n  = 0;
     for (int u = 1; u <= NU; u++) {
         int e  = 1 + (u % 2);
-        c[n++] = start_client(u, e, e == 1 ? "dev1.pub" : "dev2.pub", 1, "r3");
+        // Devices pin the root only: any edge will do, so in round 3
+        // they swap edges.
+        c[n++] = start_client(u, 3 - e, "root.pub", 1, "r3");
     }
     wait_all(c, n, 60000, "round-3 client");
     wait_log("root", "round closed\" round=3 clients=2", NULL, 20000);
