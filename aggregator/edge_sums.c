@@ -24,22 +24,22 @@ fri_agg_sums_free(fri_agg_sums *s)
 void
 fri_agg_sums_shape(const fri_agg *a, uint32_t *width, uint32_t *n_glob)
 {
-    *width  = (uint32_t) a->acc_len;
-    *n_glob = a->cfg.implicit   ? (uint32_t) a->gram_len
-              : a->vb != NULL ? (uint32_t) fri_vb_glob_len(a->cfg.k)
+    *width  = (uint32_t)a->acc_len;
+    *n_glob = a->cfg.implicit ? (uint32_t)a->gram_len
+        : a->vb != NULL       ? (uint32_t)fri_vb_glob_len(a->cfg.k)
                               : 0;
 }
 
 static int
 cmp_u32(const void *x, const void *y)
 {
-    uint32_t a = *(const uint32_t *) x, b = *(const uint32_t *) y;
+    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
     return (a > b) - (a < b);
 }
 
 fr_err
-fri_edge_sums_take(fri_agg *a, uint64_t round, uint32_t n_devices,
-                   fri_agg_sums *out)
+fri_edge_sums_take(
+    fri_agg *a, uint64_t round, uint32_t n_devices, fri_agg_sums *out)
 {
     memset(out, 0, sizeof(*out));
     fri_agg_sums_shape(a, &out->width, &out->n_glob);
@@ -53,20 +53,19 @@ fri_edge_sums_take(fri_agg *a, uint64_t round, uint32_t n_devices,
         goto out;
     }
     out->n_rows = n;
-    out->items  = malloc(((size_t) n + 1) * sizeof(uint32_t));
-    out->rows   = malloc(((size_t) n * out->width + 1) * sizeof(double));
-    out->glob   = out->n_glob > 0 ? malloc(out->n_glob * sizeof(double))
-                                  : NULL;
-    if (out->items == NULL || out->rows == NULL ||
-        (out->n_glob > 0 && out->glob == NULL)) {
+    out->items  = malloc(((size_t)n + 1) * sizeof(uint32_t));
+    out->rows   = malloc(((size_t)n * out->width + 1) * sizeof(double));
+    out->glob = out->n_glob > 0 ? malloc(out->n_glob * sizeof(double)) : NULL;
+    if (out->items == NULL || out->rows == NULL
+        || (out->n_glob > 0 && out->glob == NULL)) {
         rv = FR_ENOMEM;
         goto out;
     }
-    memcpy(out->items, a->sums.touched, (size_t) n * sizeof(uint32_t));
+    memcpy(out->items, a->sums.touched, (size_t)n * sizeof(uint32_t));
     qsort(out->items, n, sizeof(uint32_t), cmp_u32);
     for (uint32_t j = 0; j < n; j++) {
-        memcpy(out->rows + (size_t) j * out->width, a->sums.acc[out->items[j]],
-               out->width * sizeof(double));
+        memcpy(out->rows + (size_t)j * out->width, a->sums.acc[out->items[j]],
+            out->width * sizeof(double));
     }
     if (a->cfg.implicit) {
         memcpy(out->glob, a->sums.gram_all, out->n_glob * sizeof(double));
@@ -108,11 +107,11 @@ static const char *
 check_stats_row(const fri_agg *a, const double *row, double m, double *raters)
 {
     const uint32_t d = a->d, k = a->cfg.k;
-    const double   U = a->cfg.max_user_norm;
-    const double   R = a->cfg.max_residual > 0.0f
-                           ? a->cfg.max_residual
-                           : 3.0 * (a->cfg.rating_max - a->cfg.rating_min);
-    const double  *h = row + a->gram_len;
+    const double   U  = a->cfg.max_user_norm;
+    const double   R  = a->cfg.max_residual > 0.0f
+           ? a->cfg.max_residual
+           : 3.0 * (a->cfg.rating_max - a->cfg.rating_min);
+    const double  *h  = row + a->gram_len;
     const double   sl = m * SLACK;
     double         tr = 0.0;
     for (uint32_t r = 0; r < d; r++) {
@@ -146,11 +145,11 @@ check_stats_row(const fri_agg *a, const double *row, double m, double *raters)
 static const char *
 check_rows(const fri_agg *a, const fri_agg_sums *s, double m, double maxr)
 {
-    const uint32_t k = a->cfg.k;
-    const double   U = a->cfg.max_user_norm;
+    const uint32_t k      = a->cfg.k;
+    const double   U      = a->cfg.max_user_norm;
     double         raters = 0.0, g2 = 0.0;
     for (uint32_t j = 0; j < s->n_rows; j++) {
-        const double *row = s->rows + (size_t) j * s->width;
+        const double *row = s->rows + (size_t)j * s->width;
         if (a->cfg.algo == FRI_AGG_GRAD) {
             for (uint32_t r = 0; r < s->width; r++) {
                 g2 += row[r] * row[r];
@@ -175,15 +174,14 @@ check_rows(const fri_agg *a, const fri_agg_sums *s, double m, double maxr)
     if (a->cfg.algo == FRI_AGG_GRAD) {
         // One device's rows: C / sqrt(2) with a clip (the server clips),
         // else each of its <= maxr rows within the per-row bound.
-        const double R = a->cfg.max_residual > 0.0f
-                             ? a->cfg.max_residual
-                             : 3.0 * (a->cfg.rating_max - a->cfg.rating_min);
-        double one =
-            a->cfg.clip > 0.0f
-                ? a->cfg.clip / sqrt(2.0)
-                : sqrt(maxr) *
-                      (R * sqrt(1.0 + U * U) +
-                       fmax(a->cfg.reg, a->cfg.reg_bias) * a->cfg.max_item_norm);
+        const double R   = a->cfg.max_residual > 0.0f
+              ? a->cfg.max_residual
+              : 3.0 * (a->cfg.rating_max - a->cfg.rating_min);
+        double       one = a->cfg.clip > 0.0f ? a->cfg.clip / sqrt(2.0)
+                                              : sqrt(maxr)
+                * (R * sqrt(1.0 + U * U)
+                    + fmax(a->cfg.reg, a->cfg.reg_bias)
+                        * a->cfg.max_item_norm);
         if (!le(sqrt(g2), m * one)) {
             return "gradient rows above the devices' bound";
         }
@@ -229,10 +227,10 @@ fri_edge_sums_check(const fri_agg *a, const fri_agg_sums *s, const char **why)
     uint32_t width, n_glob;
     fri_agg_sums_shape(a, &width, &n_glob);
     *why = "shape";
-    if (s == NULL || s->width != width || s->n_glob != n_glob ||
-        s->n_rows > a->cfg.n_items || (s->n_rows > 0 && s->items == NULL) ||
-        (s->n_rows > 0 && s->rows == NULL) ||
-        (n_glob > 0 && s->glob == NULL)) {
+    if (s == NULL || s->width != width || s->n_glob != n_glob
+        || s->n_rows > a->cfg.n_items || (s->n_rows > 0 && s->items == NULL)
+        || (s->n_rows > 0 && s->rows == NULL)
+        || (n_glob > 0 && s->glob == NULL)) {
         return FR_EPROTO;
     }
     if (s->n_devices == 0) {
@@ -245,13 +243,13 @@ fri_edge_sums_check(const fri_agg *a, const fri_agg_sums *s, const char **why)
     }
     *why = "items not increasing or out of range";
     for (uint32_t j = 0; j < s->n_rows; j++) {
-        if (s->items[j] >= a->cfg.n_items ||
-            (j > 0 && s->items[j] <= s->items[j - 1])) {
+        if (s->items[j] >= a->cfg.n_items
+            || (j > 0 && s->items[j] <= s->items[j - 1])) {
             return FR_EPROTO;
         }
     }
     *why = "non-finite value";
-    for (size_t t = 0; t < (size_t) s->n_rows * width; t++) {
+    for (size_t t = 0; t < (size_t)s->n_rows * width; t++) {
         if (!isfinite(s->rows[t])) {
             return FR_EPROTO;
         }
@@ -261,23 +259,23 @@ fri_edge_sums_check(const fri_agg *a, const fri_agg_sums *s, const char **why)
             return FR_EPROTO;
         }
     }
-    if (!isfinite(s->sum_ratings) || !isfinite(s->count) ||
-        !isfinite(s->weight)) {
+    if (!isfinite(s->sum_ratings) || !isfinite(s->count)
+        || !isfinite(s->weight)) {
         return FR_EPROTO;
     }
-    const double m    = s->n_devices;
-    const double maxr = a->cfg.max_ratings > 0 ? a->cfg.max_ratings
-                                                : a->cfg.n_items;
+    const double m = s->n_devices;
+    const double maxr
+        = a->cfg.max_ratings > 0 ? a->cfg.max_ratings : a->cfg.n_items;
     const double span = a->cfg.rating_max - a->cfg.rating_min;
-    *why = "counts outside the devices' bounds";
-    const double sl = m * SLACK * maxr;
-    if (!le(-sl, s->count) || !le(s->count, m * maxr + sl) ||
-        !le(-sl, s->weight) || !le(s->weight, m * maxr + sl)) {
+    *why              = "counts outside the devices' bounds";
+    const double sl   = m * SLACK * maxr;
+    if (!le(-sl, s->count) || !le(s->count, m * maxr + sl)
+        || !le(-sl, s->weight) || !le(s->weight, m * maxr + sl)) {
         return FR_EPROTO;
     }
     double lo = a->cfg.implicit ? 0.0 : s->count * (a->cfg.rating_min - span);
-    double hi = s->count * (a->cfg.implicit ? a->cfg.rating_max
-                                            : a->cfg.rating_max + span);
+    double hi = s->count
+        * (a->cfg.implicit ? a->cfg.rating_max : a->cfg.rating_max + span);
     *why = "rating sum outside the count's range";
     if (!le(lo, s->sum_ratings) || !le(s->sum_ratings, hi)) {
         return FR_EPROTO;
@@ -311,7 +309,7 @@ fri_edge_sums_add(fri_agg *a, const fri_agg_sums *s)
     }
     for (uint32_t j = 0; j < s->n_rows; j++) {
         double       *acc = a->sums.acc[s->items[j]];
-        const double *row = s->rows + (size_t) j * s->width;
+        const double *row = s->rows + (size_t)j * s->width;
         for (uint32_t r = 0; r < s->width; r++) {
             acc[r] += row[r];
         }

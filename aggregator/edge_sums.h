@@ -15,8 +15,8 @@ fr_err fri_edge_sums_take(
 // Root: FR_OK when s has a's shape and lies within the bounds that
 // s->n_devices bounded devices satisfy; else FR_EPROTO (FR_ETOOBIG for
 // too many devices) and *why names the broken bound.
-fr_err fri_edge_sums_check(const fri_agg *a, const fri_agg_sums *s,
-                           const char **why);
+fr_err fri_edge_sums_check(
+    const fri_agg *a, const fri_agg_sums *s, const char **why);
 // Root: adds checked sums to the round's (all or nothing).
 fr_err fri_edge_sums_add(fri_agg *a, const fri_agg_sums *s);
 #endif

@@ -22,7 +22,7 @@ typedef struct fri_agg_sums {
     uint32_t  width;
     uint32_t  n_rows;
     uint32_t *items; // n_rows
-    double   *rows;  // n_rows * width
+    double   *rows; // n_rows * width
     uint32_t  n_glob;
     double   *glob; // n_glob (NULL when 0)
     double    sum_ratings;
@@ -52,8 +52,7 @@ int fri_agg_edge_waiting(fri_agg *a, uint64_t *round);
 // must be above every round the edge served (FR_ELATE). FR_ESTATE when a
 // round is open or closing. The frame is served to devices byte for byte.
 FR_NODISCARD fr_err fri_agg_edge_open(fri_agg *a, uint64_t now_ms,
-                                      const uint8_t *frame, size_t frame_len,
-                                      uint64_t deadline_ms);
+    const uint8_t *frame, size_t frame_len, uint64_t deadline_ms);
 
 // Root: adds an edge's sums to the open round. pk must be a member of the
 // round that has not reported (FR_EDENIED, FR_EDUP), s->round the open
@@ -62,12 +61,11 @@ FR_NODISCARD fr_err fri_agg_edge_open(fri_agg *a, uint64_t now_ms,
 // cfg.root_max_devices: FR_ETOOBIG); a refused edge is done for the
 // round, like a refused device. FR_ESTATE when a is not a root.
 FR_NODISCARD fr_err fri_agg_submit_sums(fri_agg *a, uint64_t now_ms,
-                                        const uint8_t pk[FRI_AGG_KEYBYTES],
-                                        const fri_agg_sums *s);
+    const uint8_t pk[FRI_AGG_KEYBYTES], const fri_agg_sums *s);
 
 // A copy of the signed plain MODEL frame of the open round (what GET_MODEL
 // serves), malloc'd into *frame; its round id in *round.
-FR_NODISCARD fr_err fri_agg_model_frame(fri_agg *a, uint8_t **frame,
-                                        size_t *frame_len, uint64_t *round);
+FR_NODISCARD fr_err fri_agg_model_frame(
+    fri_agg *a, uint8_t **frame, size_t *frame_len, uint64_t *round);
 
 #endif

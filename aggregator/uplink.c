@@ -39,7 +39,7 @@ mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 // Sleeps ms in slices, returning early on quit.
@@ -48,7 +48,7 @@ pause_ms(fri_uplink *u, uint64_t ms)
 {
     while (ms > 0 && !atomic_load(&u->quit)) {
         uint64_t s = ms < 50 ? ms : 50;
-        nng_msleep((nng_duration) s);
+        nng_msleep((nng_duration)s);
         ms -= s;
     }
 }
@@ -57,10 +57,10 @@ pause_ms(fri_uplink *u, uint64_t ms)
 // allocated; free with nng_free(*rep, *rep_len)).
 static fr_err
 roundtrip(fri_uplink *u, const uint8_t *req, size_t len, uint8_t **rep,
-          size_t *rep_len)
+    size_t *rep_len)
 {
-    *rep = NULL;
-    int rv = nng_send(u->sock, (void *) req, len, 0);
+    *rep   = NULL;
+    int rv = nng_send(u->sock, (void *)req, len, 0);
     if (rv == 0) {
         rv = nng_recv(u->sock, rep, rep_len, NNG_FLAG_ALLOC);
     }
@@ -73,10 +73,10 @@ handshake(fri_uplink *u, fri_session **s)
     uint8_t        hello[FRI_HELLO_LEN];
     size_t         hl = 0;
     fri_hs_client *hs = NULL;
-    fr_err e = fri_hs_client_hello(&hs, hello, sizeof(hello), &hl, &u->a->id,
-                                   u->a->cfg.upstream_pk,
-                                   FRI_CAP_ALS | FRI_CAP_GRAD | FRI_CAP_IALS |
-                                       FRI_CAP_VBMF | FRI_CAP_SPARSE);
+    fr_err   e = fri_hs_client_hello(&hs, hello, sizeof(hello), &hl, &u->a->id,
+          u->a->cfg.upstream_pk,
+          FRI_CAP_ALS | FRI_CAP_GRAD | FRI_CAP_IALS | FRI_CAP_VBMF
+              | FRI_CAP_SPARSE);
     uint8_t *rep = NULL;
     size_t   rl  = 0;
     if (e == FR_OK) {
@@ -88,7 +88,7 @@ handshake(fri_uplink *u, fri_session **s)
             // A plain ERROR (e.g. not on the root's allow-list).
             fri_error er;
             if (fri_error_decode(&er, rep, rl) == FR_OK) {
-                e = (fr_err) er.code;
+                e = (fr_err)er.code;
             }
         }
     }
@@ -104,8 +104,8 @@ handshake(fri_uplink *u, fri_session **s)
 // becomes its code (*err_round its round, *retry its retry hint).
 static fr_err
 exchange(fri_uplink *u, fri_session *s, uint8_t *buf, size_t cap,
-         size_t plain_len, uint16_t want, uint8_t **rep, size_t *rep_len,
-         const uint8_t **plain, size_t *pl, uint32_t *retry)
+    size_t plain_len, uint16_t want, uint8_t **rep, size_t *rep_len,
+    const uint8_t **plain, size_t *pl, uint32_t *retry)
 {
     size_t sl = 0;
     fr_err e  = fri_seal(s, buf, cap, plain_len, &sl);
@@ -119,9 +119,8 @@ exchange(fri_uplink *u, fri_session *s, uint8_t *buf, size_t cap,
     if (e != FR_OK) {
         fri_error er;
         // A pre-session ERROR (unknown session) travels plain.
-        return fri_error_decode(&er, *rep, *rep_len) == FR_OK
-                   ? (fr_err) er.code
-                   : e;
+        return fri_error_decode(&er, *rep, *rep_len) == FR_OK ? (fr_err)er.code
+                                                              : e;
     }
     fri_hdr h;
     if (fri_hdr_get(&h, *plain, *pl) != FR_OK) {
@@ -133,7 +132,7 @@ exchange(fri_uplink *u, fri_session *s, uint8_t *buf, size_t cap,
             return FR_EPROTO;
         }
         *retry = er.retry_after_ms;
-        return er.code != 0 ? (fr_err) er.code : FR_EPROTO;
+        return er.code != 0 ? (fr_err)er.code : FR_EPROTO;
     }
     return h.type == want ? FR_OK : FR_EPROTO;
 }
@@ -143,15 +142,15 @@ exchange(fri_uplink *u, fri_session *s, uint8_t *buf, size_t cap,
 static fr_err
 send_sums(fri_uplink *u, const fri_agg_sums *s)
 {
-    fri_agg         *a = u->a;
+    fri_agg          *a = u->a;
     fri_edge_sums_msg m;
     memset(&m, 0, sizeof(m));
     m.round_id    = s->round;
     m.n_devices   = s->n_devices;
-    m.algo        = a->cfg.algo == FRI_AGG_GRAD   ? FRI_EDGE_GRAD
-                    : a->cfg.algo == FRI_AGG_VBMF ? FRI_EDGE_VBMF
-                    : a->cfg.implicit             ? FRI_EDGE_IALS
-                                                  : FRI_EDGE_ALS;
+    m.algo        = a->cfg.algo == FRI_AGG_GRAD ? FRI_EDGE_GRAD
+               : a->cfg.algo == FRI_AGG_VBMF    ? FRI_EDGE_VBMF
+               : a->cfg.implicit                ? FRI_EDGE_IALS
+                                                : FRI_EDGE_ALS;
     m.k           = a->cfg.k;
     m.n_items     = a->cfg.n_items;
     m.width       = s->width;
@@ -172,10 +171,10 @@ send_sums(fri_uplink *u, const fri_agg_sums *s)
     if (buf == NULL) {
         return FR_ENOMEM;
     }
-    size_t      pl0 = 0;
-    fri_session *ss = NULL;
-    fr_err e = fri_edge_sums_encode(buf + FRI_SEAL_HEADROOM,
-                                    cap - FRI_SEAL_HEADROOM, &pl0, &m);
+    size_t       pl0 = 0;
+    fri_session *ss  = NULL;
+    fr_err       e   = fri_edge_sums_encode(
+                buf + FRI_SEAL_HEADROOM, cap - FRI_SEAL_HEADROOM, &pl0, &m);
     if (e == FR_OK) {
         e = handshake(u, &ss);
     }
@@ -184,15 +183,15 @@ send_sums(fri_uplink *u, const fri_agg_sums *s)
     const uint8_t *plain = NULL;
     uint32_t       retry = 0;
     if (e == FR_OK) {
-        e = exchange(u, ss, buf, cap, pl0, FRI_T_ACK, &rep, &rl, &plain, &pl,
-                     &retry);
+        e = exchange(
+            u, ss, buf, cap, pl0, FRI_T_ACK, &rep, &rl, &plain, &pl, &retry);
     }
     if (e == FR_OK) {
         fri_ack ack;
-        e = fri_ack_decode(&ack, plain, pl) == FR_OK &&
-                    ack.of_type == FRI_T_EDGE_SUMS && ack.round_id == s->round
-                ? FR_OK
-                : FR_EPROTO;
+        e = fri_ack_decode(&ack, plain, pl) == FR_OK
+                && ack.of_type == FRI_T_EDGE_SUMS && ack.round_id == s->round
+            ? FR_OK
+            : FR_EPROTO;
     }
     if (rep != NULL) {
         nng_free(rep, rl);
@@ -208,30 +207,30 @@ send_sums(fri_uplink *u, const fri_agg_sums *s)
 static fr_err
 next_round(fri_uplink *u, uint64_t served, uint32_t *retry_ms)
 {
-    fri_agg     *a  = u->a;
-    fri_session *ss = NULL;
-    fr_err       e  = handshake(u, &ss);
-    size_t       cap = u->recv_max;
-    uint8_t     *buf = malloc(FRI_SEAL_HEADROOM + 256);
-    uint8_t     *rep = NULL;
-    size_t       rl = 0, pl = 0, plen = 0;
+    fri_agg       *a   = u->a;
+    fri_session   *ss  = NULL;
+    fr_err         e   = handshake(u, &ss);
+    size_t         cap = u->recv_max;
+    uint8_t       *buf = malloc(FRI_SEAL_HEADROOM + 256);
+    uint8_t       *rep = NULL;
+    size_t         rl = 0, pl = 0, plen = 0;
     const uint8_t *plain = NULL;
-    fri_task     t;
+    fri_task       t;
     memset(&t, 0, sizeof(t));
     *retry_ms = a->cfg.retry_after_ms;
     if (buf == NULL) {
         e = FR_ENOMEM;
     }
     if (e == FR_OK) {
-        fri_checkin c = {.caps = FRI_CAP_ALS | FRI_CAP_GRAD | FRI_CAP_IALS |
-                                 FRI_CAP_VBMF | FRI_CAP_SPARSE,
-                         .proto_major = FRI_PROTO_MAJOR,
-                         .proto_minor = FRI_PROTO_MINOR};
+        fri_checkin c = { .caps = FRI_CAP_ALS | FRI_CAP_GRAD | FRI_CAP_IALS
+                | FRI_CAP_VBMF | FRI_CAP_SPARSE,
+            .proto_major = FRI_PROTO_MAJOR,
+            .proto_minor = FRI_PROTO_MINOR };
         e = fri_checkin_encode(buf + FRI_SEAL_HEADROOM, 256, &plen, &c);
     }
     if (e == FR_OK) {
         e = exchange(u, ss, buf, FRI_SEAL_HEADROOM + 256, plen, FRI_T_TASK,
-                     &rep, &rl, &plain, &pl, retry_ms);
+            &rep, &rl, &plain, &pl, retry_ms);
     }
     if (e == FR_OK) {
         e = fri_task_decode(&t, plain, pl);
@@ -244,34 +243,36 @@ next_round(fri_uplink *u, uint64_t served, uint32_t *retry_ms)
     if (e == FR_OK && t.status == FRI_TASK_NONE) {
         *retry_ms = t.retry_after_ms;
         e         = FR_ESTATE;
-    } else if (e == FR_OK && (t.status != FRI_TASK_RUN || t.round_id <= served)) {
+    } else if (e == FR_OK
+        && (t.status != FRI_TASK_RUN || t.round_id <= served)) {
         e = FR_ESTATE; // this round was served (its sums went up)
     }
     if (e == FR_OK) {
-        fri_get_model g = {.round_id = t.round_id, .accept = FRI_ENC_F32_BIT};
+        fri_get_model g
+            = { .round_id = t.round_id, .accept = FRI_ENC_F32_BIT };
         e = fri_get_model_encode(buf + FRI_SEAL_HEADROOM, 256, &plen, &g);
     }
     if (e == FR_OK) {
         e = exchange(u, ss, buf, FRI_SEAL_HEADROOM + 256, plen, FRI_T_MODEL,
-                     &rep, &rl, &plain, &pl, retry_ms);
+            &rep, &rl, &plain, &pl, retry_ms);
     }
     if (e == FR_OK) {
         // Close the edge's round the margin before the root's deadline.
         uint64_t left = t.deadline_ms > u->margin_ms
-                            ? t.deadline_ms - u->margin_ms
-                            : t.deadline_ms / 2;
-        e = fri_agg_edge_open(a, t0, plain, pl, t0 + left);
+            ? t.deadline_ms - u->margin_ms
+            : t.deadline_ms / 2;
+        e             = fri_agg_edge_open(a, t0, plain, pl, t0 + left);
         if (e != FR_OK) {
             fri_agg_log(a, FR_LOG_ERROR,
-                        "msg=\"root's model refused\" round=%llu err=%s "
-                        "alert=1",
-                        (unsigned long long) t.round_id, fr_errname(e));
+                "msg=\"root's model refused\" round=%llu err=%s "
+                "alert=1",
+                (unsigned long long)t.round_id, fr_errname(e));
         }
     }
     if (rep != NULL) {
         nng_free(rep, rl);
     }
-    (void) cap;
+    (void)cap;
     fri_session_destroy(ss);
     free(buf);
     return e;
@@ -280,8 +281,8 @@ next_round(fri_uplink *u, uint64_t served, uint32_t *retry_ms)
 static void *
 uplink_main(void *arg)
 {
-    fri_uplink *u = arg;
-    fri_agg    *a = u->a;
+    fri_uplink *u            = arg;
+    fri_agg    *a            = u->a;
     uint64_t    last_err_log = 0;
     while (!atomic_load(&u->quit)) {
         uint64_t served = 0;
@@ -294,19 +295,19 @@ uplink_main(void *arg)
             fr_err e;
             // Retried while the root is unreachable; ELATE/EDUP and
             // refusals end it.
-            while ((e = send_sums(u, &s)) == FR_ENET || e == FR_ETIMEDOUT ||
-                   e == FR_ECLOSED) {
+            while ((e = send_sums(u, &s)) == FR_ENET || e == FR_ETIMEDOUT
+                || e == FR_ECLOSED) {
                 if (atomic_load(&u->quit)) {
                     break;
                 }
                 pause_ms(u, 200);
             }
             fri_agg_log(a, e == FR_OK ? FR_LOG_INFO : FR_LOG_WARN,
-                        "msg=\"%s\" round=%llu devices=%u items=%u err=%s",
-                        e == FR_OK ? "sums sent to the root"
-                                   : "sums not taken by the root",
-                        (unsigned long long) s.round, s.n_devices, s.n_rows,
-                        fr_errname(e));
+                "msg=\"%s\" round=%llu devices=%u items=%u err=%s",
+                e == FR_OK ? "sums sent to the root"
+                           : "sums not taken by the root",
+                (unsigned long long)s.round, s.n_devices, s.n_rows,
+                fr_errname(e));
             fri_agg_sums_free(&s);
         }
         uint32_t retry = 0;
@@ -315,8 +316,8 @@ uplink_main(void *arg)
             if (e != FR_ESTATE && mono_ms() - last_err_log > 5000) {
                 last_err_log = mono_ms();
                 fri_agg_log(a, FR_LOG_WARN,
-                            "msg=\"root not reachable or refusing\" err=%s",
-                            fr_errname(e));
+                    "msg=\"root not reachable or refusing\" err=%s",
+                    fr_errname(e));
             }
             pause_ms(u, retry > 0 && retry < 5000 ? retry : 200);
         }
@@ -326,7 +327,7 @@ uplink_main(void *arg)
 
 fr_err
 fri_uplink_start(fri_uplink **out, fri_agg *a, const char *url,
-                 uint64_t margin_ms, char *err, size_t err_cap)
+    uint64_t margin_ms, char *err, size_t err_cap)
 {
     *out = NULL;
     if (a == NULL || !a->cfg.edge || url == NULL) {

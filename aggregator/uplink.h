@@ -18,8 +18,7 @@ typedef struct fri_uplink fri_uplink;
 // FR_EINVAL when a is not an edge, FR_ENET (message in err) when the
 // socket cannot be made.
 FR_NODISCARD fr_err fri_uplink_start(fri_uplink **out, fri_agg *a,
-                                     const char *url, uint64_t margin_ms,
-                                     char *err, size_t err_cap);
+    const char *url, uint64_t margin_ms, char *err, size_t err_cap);
 // Stops the thread (a pending send is given up). NULL is a no-op.
 void fri_uplink_stop(fri_uplink *u);
 

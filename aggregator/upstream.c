@@ -12,31 +12,31 @@
 
 fr_err
 fri_edge_model_load(fri_agg *a, const uint8_t *frame, size_t len,
-                    uint64_t after, uint64_t *round, fri_snap **snap)
+    uint64_t after, uint64_t *round, fri_snap **snap)
 {
     *snap = NULL;
     fri_model m;
-    if (frame == NULL || fri_model_decode(&m, frame, len) != FR_OK ||
-        m.kind == FRI_MODEL_DELTA || m.k != a->cfg.k ||
-        m.n_items != a->cfg.n_items ||
-        (a->vb != NULL) != (m.kind == FRI_MODEL_VB)) {
+    if (frame == NULL || fri_model_decode(&m, frame, len) != FR_OK
+        || m.kind == FRI_MODEL_DELTA || m.k != a->cfg.k
+        || m.n_items != a->cfg.n_items
+        || (a->vb != NULL) != (m.kind == FRI_MODEL_VB)) {
         return FR_EPROTO;
     }
     // The Ed25519 half of the root's key signs its models (R26).
-    if (fri_model_verify(frame, len, a->cfg.upstream_pk + FRI_PKBYTES) !=
-        FR_OK) {
+    if (fri_model_verify(frame, len, a->cfg.upstream_pk + FRI_PKBYTES)
+        != FR_OK) {
         return FR_ECRYPTO;
     }
     if (m.round_id <= after) {
         return FR_ELATE;
     }
-    const size_t nq = (size_t) a->cfg.n_items * a->cfg.k;
-    float       *bi = malloc(((size_t) a->cfg.n_items + 1) * sizeof(float));
+    const size_t nq = (size_t)a->cfg.n_items * a->cfg.k;
+    float       *bi = malloc(((size_t)a->cfg.n_items + 1) * sizeof(float));
     float       *Q  = malloc((nq + 1) * sizeof(float));
     fri_snap    *s  = calloc(1, sizeof(*s));
     uint8_t     *f  = malloc(len);
-    if (bi == NULL || Q == NULL || s == NULL || f == NULL ||
-        fri_model_get(&m, bi, Q, a->cfg.k) != FR_OK) {
+    if (bi == NULL || Q == NULL || s == NULL || f == NULL
+        || fri_model_get(&m, bi, Q, a->cfg.k) != FR_OK) {
         free(bi);
         free(Q);
         free(s);

@@ -13,6 +13,6 @@
 // byte for byte (*snap, one reference) and its round id. The caller is
 // the exclusive opener.
 fr_err fri_edge_model_load(fri_agg *a, const uint8_t *frame, size_t len,
-                           uint64_t after, uint64_t *round, fri_snap **snap);
+    uint64_t after, uint64_t *round, fri_snap **snap);
 
 #endif

@@ -30,8 +30,8 @@ finite64(uint64_t u)
 }
 
 fr_err
-fri_edge_sums_shape(uint8_t algo, uint32_t k, uint32_t *width,
-                    uint32_t *n_glob)
+fri_edge_sums_shape(
+    uint8_t algo, uint32_t k, uint32_t *width, uint32_t *n_glob)
 {
     if (k == 0) {
         return FR_EPROTO;
@@ -40,15 +40,15 @@ fri_edge_sums_shape(uint8_t algo, uint32_t k, uint32_t *width,
         return FR_ETOOBIG;
     }
     const uint32_t d = k + 1;
-    const uint32_t P = (uint32_t) fri_packed_len(d);
+    const uint32_t P = (uint32_t)fri_packed_len(d);
     switch (algo) {
     case FRI_EDGE_ALS:
         *width  = P + d;
         *n_glob = 0;
         return FR_OK;
     case FRI_EDGE_IALS:
-        *width  = (uint32_t) fri_packed_len(k) + k;
-        *n_glob = (uint32_t) fri_packed_len(k);
+        *width  = (uint32_t)fri_packed_len(k) + k;
+        *n_glob = (uint32_t)fri_packed_len(k);
         return FR_OK;
     case FRI_EDGE_GRAD:
         *width  = d;
@@ -67,9 +67,9 @@ size_t
 fri_edge_sums_size(uint32_t n_glob, uint32_t width, uint32_t n_rows)
 {
     // 64-bit arithmetic: every factor is below 2^25 (R13).
-    uint64_t len = (uint64_t) FRI_HDR_LEN + FRI_EDGE_SUMS_FIXED +
-                   8ull * n_glob + (uint64_t) n_rows * (4ull + 8ull * width);
-    return len > FRI_MAX_FRAME ? 0 : (size_t) len;
+    uint64_t len = (uint64_t)FRI_HDR_LEN + FRI_EDGE_SUMS_FIXED + 8ull * n_glob
+        + (uint64_t)n_rows * (4ull + 8ull * width);
+    return len > FRI_MAX_FRAME ? 0 : (size_t)len;
 }
 
 // The fixed fields both sides check: algo, shape, counts.
@@ -84,23 +84,24 @@ check_fixed(const fri_edge_sums_msg *m)
     if (m->n_devices == 0 || m->width != w || m->n_glob != g) {
         return FR_EPROTO;
     }
-    if (m->n_devices > FRI_EDGE_MAX_DEVICES || m->n_items > FRI_MAX_ITEMS ||
-        m->n_rows > FRI_MAX_ITEMS) {
+    if (m->n_devices > FRI_EDGE_MAX_DEVICES || m->n_items > FRI_MAX_ITEMS
+        || m->n_rows > FRI_MAX_ITEMS) {
         return FR_ETOOBIG;
     }
     if (m->n_rows > m->n_items) {
         return FR_EPROTO;
     }
-    if (!finite64(f64_bits(m->sum_ratings)) || !finite64(f64_bits(m->count)) ||
-        !finite64(f64_bits(m->weight)) || m->count < 0.0 || m->weight < 0.0) {
+    if (!finite64(f64_bits(m->sum_ratings)) || !finite64(f64_bits(m->count))
+        || !finite64(f64_bits(m->weight)) || m->count < 0.0
+        || m->weight < 0.0) {
         return FR_EPROTO;
     }
     return FR_OK;
 }
 
 fr_err
-fri_edge_sums_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
-                     const fri_edge_sums_msg *m)
+fri_edge_sums_encode(
+    uint8_t *dst, size_t dst_cap, size_t *dst_len, const fri_edge_sums_msg *m)
 {
     if (m == NULL || dst_len == NULL) {
         return FR_EINVAL;
@@ -109,17 +110,17 @@ fri_edge_sums_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
     if (e != FR_OK) {
         return e == FR_EPROTO ? FR_EINVAL : e;
     }
-    if ((m->n_rows > 0 && (m->items == NULL || m->rows == NULL)) ||
-        (m->n_glob > 0 && m->glob == NULL)) {
+    if ((m->n_rows > 0 && (m->items == NULL || m->rows == NULL))
+        || (m->n_glob > 0 && m->glob == NULL)) {
         return FR_EINVAL;
     }
     for (uint32_t j = 0; j < m->n_rows; j++) {
-        if (m->items[j] >= m->n_items ||
-            (j > 0 && m->items[j] <= m->items[j - 1])) {
+        if (m->items[j] >= m->n_items
+            || (j > 0 && m->items[j] <= m->items[j - 1])) {
             return FR_EINVAL;
         }
     }
-    for (size_t t = 0; t < (size_t) m->n_rows * m->width; t++) {
+    for (size_t t = 0; t < (size_t)m->n_rows * m->width; t++) {
         if (!finite64(f64_bits(m->rows[t]))) {
             return FR_EINVAL;
         }
@@ -134,8 +135,9 @@ fri_edge_sums_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
         return FR_ETOOBIG;
     }
     uint8_t *b;
-    if ((e = fri_frame_begin(dst, dst_cap, FRI_T_EDGE_SUMS, len - FRI_HDR_LEN,
-                             &b)) != FR_OK) {
+    if ((e = fri_frame_begin(
+             dst, dst_cap, FRI_T_EDGE_SUMS, len - FRI_HDR_LEN, &b))
+        != FR_OK) {
         return e;
     }
     memset(b, 0, FRI_EDGE_SUMS_FIXED);
@@ -157,7 +159,7 @@ fri_edge_sums_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
     for (uint32_t j = 0; j < m->n_rows; j++) {
         fri_put32(p, m->items[j]);
         p += 4;
-        const double *row = m->rows + (size_t) j * m->width;
+        const double *row = m->rows + (size_t)j * m->width;
         for (uint32_t r = 0; r < m->width; r++, p += 8) {
             fri_put64(p, f64_bits(row[r]));
         }
@@ -173,8 +175,8 @@ fri_edge_sums_decode(fri_edge_sums_msg *m, const uint8_t *src, size_t src_len)
     const uint8_t *b;
     size_t         n;
     int            newer;
-    fr_err         e = fri_body_get(src, src_len, FRI_T_EDGE_SUMS,
-                                    FRI_EDGE_SUMS_FIXED, &b, &n, &newer);
+    fr_err         e = fri_body_get(
+                src, src_len, FRI_T_EDGE_SUMS, FRI_EDGE_SUMS_FIXED, &b, &n, &newer);
     if (e != FR_OK) {
         return e;
     }
@@ -207,21 +209,20 @@ fri_edge_sums_decode(fri_edge_sums_msg *m, const uint8_t *src, size_t src_len)
     }
     const uint8_t *p = b + FRI_EDGE_SUMS_FIXED;
     for (uint32_t g = 0; g < t.n_glob; g++) {
-        if (!finite64(fri_get64(p + 8 * (size_t) g))) {
+        if (!finite64(fri_get64(p + 8 * (size_t)g))) {
             return FR_EPROTO; // R11
         }
     }
-    const uint8_t *rows = p + 8 * (size_t) t.n_glob;
-    const size_t   rl   = 4 + 8 * (size_t) t.width;
+    const uint8_t *rows = p + 8 * (size_t)t.n_glob;
+    const size_t   rl   = 4 + 8 * (size_t)t.width;
     for (uint32_t j = 0; j < t.n_rows; j++) {
-        const uint8_t *r    = rows + (size_t) j * rl;
+        const uint8_t *r    = rows + (size_t)j * rl;
         uint32_t       item = fri_get32(r);
-        if (item >= t.n_items ||
-            (j > 0 && item <= fri_get32(r - rl))) {
+        if (item >= t.n_items || (j > 0 && item <= fri_get32(r - rl))) {
             return FR_EPROTO; // R14
         }
         for (uint32_t v = 0; v < t.width; v++) {
-            if (!finite64(fri_get64(r + 4 + 8 * (size_t) v))) {
+            if (!finite64(fri_get64(r + 4 + 8 * (size_t)v))) {
                 return FR_EPROTO;
             }
         }
@@ -233,24 +234,24 @@ fri_edge_sums_decode(fri_edge_sums_msg *m, const uint8_t *src, size_t src_len)
 }
 
 void
-fri_edge_sums_get(const fri_edge_sums_msg *m, uint32_t *items, double *rows,
-                  double *glob)
+fri_edge_sums_get(
+    const fri_edge_sums_msg *m, uint32_t *items, double *rows, double *glob)
 {
-    const size_t rl = 4 + 8 * (size_t) m->width;
+    const size_t rl = 4 + 8 * (size_t)m->width;
     if (glob != NULL) {
         for (uint32_t g = 0; g < m->n_glob; g++) {
-            glob[g] = bits_f64(fri_get64(m->glob_le + 8 * (size_t) g));
+            glob[g] = bits_f64(fri_get64(m->glob_le + 8 * (size_t)g));
         }
     }
     for (uint32_t j = 0; j < m->n_rows; j++) {
-        const uint8_t *r = m->rows_raw + (size_t) j * rl;
+        const uint8_t *r = m->rows_raw + (size_t)j * rl;
         if (items != NULL) {
             items[j] = fri_get32(r);
         }
         if (rows != NULL) {
             for (uint32_t v = 0; v < m->width; v++) {
-                rows[(size_t) j * m->width + v] =
-                    bits_f64(fri_get64(r + 4 + 8 * (size_t) v));
+                rows[(size_t)j * m->width + v]
+                    = bits_f64(fri_get64(r + 4 + 8 * (size_t)v));
             }
         }
     }

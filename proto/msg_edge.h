@@ -33,14 +33,14 @@ enum {
 typedef struct fri_edge_sums_msg {
     uint64_t        round_id;
     uint32_t        n_devices; // 1..FRI_EDGE_MAX_DEVICES
-    uint8_t         algo;      // FRI_EDGE_*
+    uint8_t         algo; // FRI_EDGE_*
     uint32_t        k;
-    uint32_t        n_items;   // the model's item count
-    uint32_t        width;     // fri_edge_sums_shape
-    uint32_t        n_rows;    // <= n_items
-    uint32_t        n_glob;    // fri_edge_sums_shape
+    uint32_t        n_items; // the model's item count
+    uint32_t        width; // fri_edge_sums_shape
+    uint32_t        n_rows; // <= n_items
+    uint32_t        n_glob; // fri_edge_sums_shape
     double          sum_ratings;
-    double          count;  // >= 0
+    double          count; // >= 0
     double          weight; // >= 0
     const uint32_t *items;
     const double   *rows;
@@ -51,18 +51,17 @@ typedef struct fri_edge_sums_msg {
 
 // Row width and global block length for (algo, k); FR_EPROTO for an
 // unknown algo, FR_ETOOBIG / FR_EPROTO for k outside 1..FRI_MAX_K.
-FR_NODISCARD fr_err fri_edge_sums_shape(uint8_t algo, uint32_t k,
-                                        uint32_t *width, uint32_t *n_glob);
+FR_NODISCARD fr_err fri_edge_sums_shape(
+    uint8_t algo, uint32_t k, uint32_t *width, uint32_t *n_glob);
 // Encoded frame size, 0 if a limit is exceeded.
 size_t fri_edge_sums_size(uint32_t n_glob, uint32_t width, uint32_t n_rows);
-FR_NODISCARD fr_err fri_edge_sums_encode(uint8_t *dst, size_t dst_cap,
-                                         size_t *dst_len,
-                                         const fri_edge_sums_msg *m);
-FR_NODISCARD fr_err fri_edge_sums_decode(fri_edge_sums_msg *m,
-                                         const uint8_t *src, size_t src_len);
+FR_NODISCARD fr_err fri_edge_sums_encode(
+    uint8_t *dst, size_t dst_cap, size_t *dst_len, const fri_edge_sums_msg *m);
+FR_NODISCARD fr_err fri_edge_sums_decode(
+    fri_edge_sums_msg *m, const uint8_t *src, size_t src_len);
 // Decoded rows and global block into host arrays (items: n_rows, rows:
 // n_rows * width, glob: n_glob); any may be NULL.
-void fri_edge_sums_get(const fri_edge_sums_msg *m, uint32_t *items,
-                       double *rows, double *glob);
+void fri_edge_sums_get(
+    const fri_edge_sums_msg *m, uint32_t *items, double *rows, double *glob);
 
 #endif

@@ -21,17 +21,17 @@
 #define DEADLINE 1000
 
 typedef struct tree_world {
-    e2e_world single;      // one aggregator, every device
-    fri_agg  *root;
-    fri_agg  *edge[2];
-    fr_client *dev[NU];    // devices of the tree: user u at edge u % 2
+    e2e_world  single; // one aggregator, every device
+    fri_agg   *root;
+    fri_agg   *edge[2];
+    fr_client *dev[NU]; // devices of the tree: user u at edge u % 2
     uint8_t   *reply[2];
     size_t     reply_cap[2];
 } tree_world;
 
 static void
 cfg_of(fri_agg_config *c, uint32_t n_items, fri_agg_algo algo, int implicit,
-       uint8_t seed)
+    uint8_t seed)
 {
     fri_agg_config_init(c);
     c->n_items           = n_items;
@@ -62,9 +62,9 @@ edge_cred(fri_agg_config *c, uint8_t root_seed, uint8_t edge_seed)
     cr_assert_eq(fri_identity_from_seed(&edge, seed), FR_OK);
     fri_pubkeys ep;
     fri_identity_pub(&ep, &edge);
-    cr_assert_eq(fri_cred_make(c->edge_cred, &root, &ep,
-                               (uint64_t) time(NULL) + 3600),
-                 FR_OK);
+    cr_assert_eq(
+        fri_cred_make(c->edge_cred, &root, &ep, (uint64_t)time(NULL) + 3600),
+        FR_OK);
     c->has_edge_cred = 1;
     fri_identity_wipe(&root);
     fri_identity_wipe(&edge);
@@ -85,7 +85,7 @@ device(const tree_world *w, uint32_t u, const uint8_t pk[FR_PUBLICKEYBYTES])
     memcpy(cc.server_pk, pk, FR_PUBLICKEYBYTES);
     cc.seed         = 100 + u;
     cc.has_identity = 1;
-    memset(cc.identity_seed, 1 + (int) u, FR_SEEDBYTES);
+    memset(cc.identity_seed, 1 + (int)u, FR_SEEDBYTES);
     fr_client *c = NULL;
     cr_assert_eq(fr_client_create(&c, &cc), FR_OK);
     const fri_csr *r = &w->single.by_user;
@@ -117,10 +117,10 @@ tree_setup(tree_world *w, fri_agg_algo algo, int implicit)
     uint8_t rpk[FR_PUBLICKEYBYTES];
     fri_agg_public_key(w->root, rpk);
     for (int e = 0; e < 2; e++) {
-        cfg_of(&c, w->single.d.n_items, algo, implicit, (uint8_t) (20 + e));
+        cfg_of(&c, w->single.d.n_items, algo, implicit, (uint8_t)(20 + e));
         c.edge = 1;
         memcpy(c.upstream_pk, rpk, sizeof(rpk));
-        edge_cred(&c, 7, (uint8_t) (20 + e));
+        edge_cred(&c, 7, (uint8_t)(20 + e));
         create_or_fail(&w->edge[e], &c);
         w->reply_cap[e] = fri_agg_reply_bound(w->edge[e]);
         w->reply[e]     = malloc(w->reply_cap[e]);
@@ -171,23 +171,23 @@ tree_round(tree_world *w, uint64_t t, const int live[2], int *in_single)
         edge_pk(w->edge[e], kx);
         cr_assert_eq(fri_agg_checkin(w->root, t, kx, &task), FR_OK);
         cr_assert(task.has_task);
-        uint8_t *f = NULL;
+        uint8_t *f  = NULL;
         size_t   fl = 0;
         uint64_t r  = 0;
         cr_assert_eq(fri_agg_model_frame(w->root, &f, &fl, &r), FR_OK);
         cr_assert_eq(r, task.round);
-        cr_assert_eq(fri_agg_edge_open(w->edge[e], t, f, fl, t + DEADLINE / 2),
-                     FR_OK);
+        cr_assert_eq(
+            fri_agg_edge_open(w->edge[e], t, f, fl, t + DEADLINE / 2), FR_OK);
         free(f);
     }
     for (uint32_t u = 0; u < NU; u++) {
-        int e = (int) (u % 2);
+        int e = (int)(u % 2);
         cr_assert_eq(e2e_checkin(w->edge[e], w->reply[e], w->reply_cap[e],
-                                 w->dev[u], t + 10),
-                     FR_CHECKIN_CONTRIBUTED, "user %u", u);
+                         w->dev[u], t + 10),
+            FR_CHECKIN_CONTRIBUTED, "user %u", u);
         if (in_single[u]) {
             cr_assert_eq(e2e_world_checkin(&w->single, u, t + 10),
-                         FR_CHECKIN_CONTRIBUTED);
+                FR_CHECKIN_CONTRIBUTED);
         }
     }
     for (int e = 0; e < 2; e++) {
@@ -201,8 +201,8 @@ tree_round(tree_world *w, uint64_t t, const int live[2], int *in_single)
         if (live[e]) {
             uint8_t kx[FRI_AGG_KEYBYTES];
             edge_pk(w->edge[e], kx);
-            cr_assert_eq(fri_agg_submit_sums(w->root, t + DEADLINE / 2, kx, &s),
-                         FR_OK);
+            cr_assert_eq(
+                fri_agg_submit_sums(w->root, t + DEADLINE / 2, kx, &s), FR_OK);
         }
         fri_agg_sums_free(&s);
     }
@@ -215,24 +215,25 @@ equivalence(fri_agg_algo algo, int implicit, int rounds)
 {
     tree_world w;
     tree_setup(&w, algo, implicit);
-    int live[2] = {1, 1};
+    int live[2] = { 1, 1 };
     int all[NU];
     for (uint32_t u = 0; u < NU; u++) {
         all[u] = 1;
     }
     for (int r = 0; r < rounds; r++) {
-        tree_round(&w, 10000u * (uint64_t) (r + 1), live, all);
+        tree_round(&w, 10000u * (uint64_t)(r + 1), live, all);
     }
     fri_agg_metrics m;
     fri_agg_metrics_get(w.root, &m);
-    cr_assert_eq(m.rounds_completed, (uint64_t) rounds);
-    model_diff_out d = model_diff_of(w.root, w.single.a, w.single.d.n_items, KK);
+    cr_assert_eq(m.rounds_completed, (uint64_t)rounds);
+    model_diff_out d
+        = model_diff_of(w.root, w.single.a, w.single.d.n_items, KK);
     cr_assert_eq(d.va, d.vb);
-    cr_assert_eq(d.va, (uint64_t) rounds);
+    cr_assert_eq(d.va, (uint64_t)rounds);
     cr_assert(d.q_max + d.b_max > 0.05, "the model did not train (%g %g)",
-              d.q_max, d.b_max);
+        d.q_max, d.b_max);
     cr_assert(d.worst < 1e-4, "tree and single differ by %g (q %g b %g)",
-              d.worst, d.q_max, d.b_max);
+        d.worst, d.q_max, d.b_max);
     tree_free(&w);
 }
 
@@ -264,7 +265,7 @@ Test(tree, dead_edge_costs_its_devices_not_the_round)
 {
     tree_world w;
     tree_setup(&w, FRI_AGG_ALS, 0);
-    int both[2] = {1, 1}, one[2] = {1, 0};
+    int both[2] = { 1, 1 }, one[2] = { 1, 0 };
     int all[NU], even[NU];
     for (uint32_t u = 0; u < NU; u++) {
         all[u]  = 1;
@@ -277,7 +278,8 @@ Test(tree, dead_edge_costs_its_devices_not_the_round)
     cr_assert_eq(m.rounds_completed, 2);
     cr_assert_eq(m.rounds_abandoned, 0);
     tree_round(&w, 30000, both, all);
-    model_diff_out d = model_diff_of(w.root, w.single.a, w.single.d.n_items, KK);
+    model_diff_out d
+        = model_diff_of(w.root, w.single.a, w.single.d.n_items, KK);
     cr_assert_eq(d.va, 3);
     cr_assert(d.q_max + d.b_max > 0.05);
     cr_assert(d.worst < 1e-4, "tree and single differ by %g", d.worst);
@@ -289,22 +291,22 @@ Test(tree, root_refuses_sums_outside_the_devices_bounds)
 {
     tree_world w;
     tree_setup(&w, FRI_AGG_ALS, 0);
-    int live[2] = {0, 0}, all[NU];
+    int live[2] = { 0, 0 }, all[NU];
     for (uint32_t u = 0; u < NU; u++) {
         all[u] = 1;
     }
     // Round 1 is the census (only mu); round 2 has item statistics.
-    tree_round(&w, 10000, (int[2]){1, 1}, all);
+    tree_round(&w, 10000, (int[2]) { 1, 1 }, all);
     uint64_t t = 20000;
     uint8_t  kx[2][FRI_AGG_KEYBYTES];
     for (int e = 0; e < 2; e++) {
         edge_pk(w.edge[e], kx[e]);
     }
-    (void) live;
+    (void)live;
     for (int e = 0; e < 2; e++) {
         fri_agg_task task;
         cr_assert_eq(fri_agg_checkin(w.root, t, kx[e], &task), FR_OK);
-        uint8_t *f = NULL;
+        uint8_t *f  = NULL;
         size_t   fl = 0;
         uint64_t r  = 0;
         cr_assert_eq(fri_agg_model_frame(w.root, &f, &fl, &r), FR_OK);
@@ -312,10 +314,10 @@ Test(tree, root_refuses_sums_outside_the_devices_bounds)
         free(f);
     }
     for (uint32_t u = 0; u < NU; u++) {
-        int e = (int) (u % 2);
+        int e = (int)(u % 2);
         cr_assert_eq(e2e_checkin(w.edge[e], w.reply[e], w.reply_cap[e],
-                                 w.dev[u], t + 10),
-                     FR_CHECKIN_CONTRIBUTED);
+                         w.dev[u], t + 10),
+            FR_CHECKIN_CONTRIBUTED);
     }
     fri_agg_sums s[2];
     for (int e = 0; e < 2; e++) {
@@ -328,11 +330,11 @@ Test(tree, root_refuses_sums_outside_the_devices_bounds)
     cr_assert_eq(fri_agg_edge_take(w.edge[0], &none), FR_ESTATE);
 
     uint32_t d = KK + 1, gl = d * (d + 1) / 2;
-    size_t   bias = (size_t) gl - 1; // packed (k, k): the rater count
+    size_t   bias = (size_t)gl - 1; // packed (k, k): the rater count
     // Too many devices for one edge.
     s[0].n_devices = 65;
-    cr_assert_eq(fri_agg_submit_sums(w.root, t + 500, kx[0], &s[0]),
-                 FR_ETOOBIG);
+    cr_assert_eq(
+        fri_agg_submit_sums(w.root, t + 500, kx[0], &s[0]), FR_ETOOBIG);
     // The refused edge is done for the round.
     s[0].n_devices = NU / 2;
     cr_assert_eq(fri_agg_submit_sums(w.root, t + 500, kx[0], &s[0]), FR_EDUP);
@@ -341,7 +343,7 @@ Test(tree, root_refuses_sums_outside_the_devices_bounds)
     // residual bound; a rating sum outside its count's range; NaN. Each is
     // refused on a fresh copy (a refused member is done, so they are
     // checked against a non-member first: the check precedes membership).
-    fri_agg_sums bad = s[1];
+    fri_agg_sums bad  = s[1];
     double      *rows = malloc(sizeof(double) * s[1].n_rows * s[1].width);
     cr_assert_not_null(rows);
     bad.rows = rows;
@@ -349,24 +351,24 @@ Test(tree, root_refuses_sums_outside_the_devices_bounds)
     memset(stranger, 0xee, sizeof(stranger));
     memcpy(rows, s[1].rows, sizeof(double) * s[1].n_rows * s[1].width);
     rows[bias] = NU / 2 + 1;
-    cr_assert_eq(fri_agg_submit_sums(w.root, t + 500, stranger, &bad),
-                 FR_EPROTO);
+    cr_assert_eq(
+        fri_agg_submit_sums(w.root, t + 500, stranger, &bad), FR_EPROTO);
     memcpy(rows, s[1].rows, sizeof(double) * s[1].n_rows * s[1].width);
     rows[gl + KK] = 1e6; // h of the bias coordinate
-    cr_assert_eq(fri_agg_submit_sums(w.root, t + 500, stranger, &bad),
-                 FR_EPROTO);
+    cr_assert_eq(
+        fri_agg_submit_sums(w.root, t + 500, stranger, &bad), FR_EPROTO);
     memcpy(rows, s[1].rows, sizeof(double) * s[1].n_rows * s[1].width);
     rows[0] = NAN;
-    cr_assert_eq(fri_agg_submit_sums(w.root, t + 500, stranger, &bad),
-                 FR_EPROTO);
+    cr_assert_eq(
+        fri_agg_submit_sums(w.root, t + 500, stranger, &bad), FR_EPROTO);
     memcpy(rows, s[1].rows, sizeof(double) * s[1].n_rows * s[1].width);
     bad.sum_ratings = bad.count * 100.0;
-    cr_assert_eq(fri_agg_submit_sums(w.root, t + 500, stranger, &bad),
-                 FR_EPROTO);
+    cr_assert_eq(
+        fri_agg_submit_sums(w.root, t + 500, stranger, &bad), FR_EPROTO);
     bad.sum_ratings = s[1].sum_ratings;
     // Honest sums from a non-member are denied; from edge 1 accepted.
-    cr_assert_eq(fri_agg_submit_sums(w.root, t + 500, stranger, &bad),
-                 FR_EDENIED);
+    cr_assert_eq(
+        fri_agg_submit_sums(w.root, t + 500, stranger, &bad), FR_EDENIED);
     cr_assert_eq(fri_agg_submit_sums(w.root, t + 500, kx[1], &s[1]), FR_OK);
     cr_assert_eq(fri_agg_submit_sums(w.root, t + 500, kx[1], &s[1]), FR_EDUP);
     free(rows);
@@ -430,7 +432,7 @@ Test(tree, secure_edges_match_plain_single_aggregator)
     uint8_t rpk[FR_PUBLICKEYBYTES];
     fri_agg_public_key(w.root, rpk);
     for (int e = 0; e < 2; e++) {
-        cfg_of(&c, w.single.d.n_items, FRI_AGG_ALS, 0, (uint8_t) (20 + e));
+        cfg_of(&c, w.single.d.n_items, FRI_AGG_ALS, 0, (uint8_t)(20 + e));
         c.edge              = 1;
         c.secagg            = FRI_AGG_SECAGG_PLUS;
         c.clients_per_round = NU / 2;
@@ -451,18 +453,18 @@ Test(tree, secure_edges_match_plain_single_aggregator)
     }
     const int rounds = 3;
     for (int r = 0; r < rounds; r++) {
-        uint64_t t = 100000u * (uint64_t) (r + 1);
+        uint64_t t = 100000u * (uint64_t)(r + 1);
         for (int e = 0; e < 2; e++) {
             uint8_t      kx[FRI_AGG_KEYBYTES];
             fri_agg_task task;
             edge_pk(w.edge[e], kx);
             cr_assert_eq(fri_agg_checkin(w.root, t, kx, &task), FR_OK);
-            uint8_t *f = NULL;
+            uint8_t *f  = NULL;
             size_t   fl = 0;
             uint64_t id = 0;
             cr_assert_eq(fri_agg_model_frame(w.root, &f, &fl, &id), FR_OK);
-            cr_assert_eq(fri_agg_edge_open(w.edge[e], t, f, fl, t + 50000),
-                         FR_OK);
+            cr_assert_eq(
+                fri_agg_edge_open(w.edge[e], t, f, fl, t + 50000), FR_OK);
             free(f);
             // The edge's cohort through the whole SecAgg+ exchange.
             e2e_world v;
@@ -473,12 +475,12 @@ Test(tree, secure_edges_match_plain_single_aggregator)
             uint32_t          users[NU / 2];
             fr_checkin_status st[NU / 2];
             for (uint32_t j = 0; j < NU / 2; j++) {
-                v.c[j]   = w.dev[2 * j + (uint32_t) e];
+                v.c[j]   = w.dev[2 * j + (uint32_t)e];
                 users[j] = j;
             }
             v.n_users = NU / 2;
-            int done  = e2e_secure_round(&v, users, NU / 2, NULL, NULL, t + 10,
-                                         NULL, st);
+            int done  = e2e_secure_round(
+                 &v, users, NU / 2, NULL, NULL, t + 10, NULL, st);
             cr_assert_eq(done, NU / 2, "edge %d round %d", e, r);
             uint64_t served = 0;
             cr_assert(fri_agg_edge_waiting(w.edge[e], &served));
@@ -486,23 +488,25 @@ Test(tree, secure_edges_match_plain_single_aggregator)
             cr_assert_eq(fri_agg_edge_take(w.edge[e], &s), FR_OK);
             cr_assert_eq(s.n_devices, NU / 2);
             fr_err sr = fri_agg_submit_sums(w.root, t + 60000, kx, &s);
-            cr_assert_eq(sr, FR_OK, "round %d edge %d: %s", r, e, fr_errname(sr));
+            cr_assert_eq(
+                sr, FR_OK, "round %d edge %d: %s", r, e, fr_errname(sr));
             fri_agg_sums_free(&s);
         }
         for (uint32_t u = 0; u < NU; u++) {
             cr_assert_eq(e2e_world_checkin(&w.single, u, t + 10),
-                         FR_CHECKIN_CONTRIBUTED);
+                FR_CHECKIN_CONTRIBUTED);
         }
         fri_agg_tick(w.root, t + 90000);
         fri_agg_tick(w.single.a, t + 90000);
     }
-    model_diff_out d = model_diff_of(w.root, w.single.a, w.single.d.n_items, KK);
-    cr_assert_eq(d.va, (uint64_t) rounds);
-    cr_assert_eq(d.vb, (uint64_t) rounds);
+    model_diff_out d
+        = model_diff_of(w.root, w.single.a, w.single.d.n_items, KK);
+    cr_assert_eq(d.va, (uint64_t)rounds);
+    cr_assert_eq(d.vb, (uint64_t)rounds);
     cr_assert(d.q_max + d.b_max > 0.05);
     cr_log_info("secure edges vs plain single: max diff %.3g", d.worst);
-    cr_assert(d.worst < 1e-4, "secure tree and plain single differ by %g",
-              d.worst);
+    cr_assert(
+        d.worst < 1e-4, "secure tree and plain single differ by %g", d.worst);
     tree_free(&w);
 }
 
@@ -520,7 +524,7 @@ Test(tree, root_pinned_device_uses_any_credentialed_edge)
         fri_agg_task task;
         edge_pk(w.edge[e], kx);
         cr_assert_eq(fri_agg_checkin(w.root, t, kx, &task), FR_OK);
-        uint8_t *f = NULL;
+        uint8_t *f  = NULL;
         size_t   fl = 0;
         uint64_t r  = 0;
         cr_assert_eq(fri_agg_model_frame(w.root, &f, &fl, &r), FR_OK);
@@ -528,17 +532,17 @@ Test(tree, root_pinned_device_uses_any_credentialed_edge)
         free(f);
     }
     // Device 0 belongs to edge 0 in the other tests; here it uses both.
-    cr_assert_eq(e2e_checkin(w.edge[0], w.reply[0], w.reply_cap[0], w.dev[0],
-                             t + 10),
-                 FR_CHECKIN_CONTRIBUTED);
-    cr_assert_eq(e2e_checkin(w.edge[1], w.reply[1], w.reply_cap[1], w.dev[2],
-                             t + 10),
-                 FR_CHECKIN_CONTRIBUTED);
+    cr_assert_eq(
+        e2e_checkin(w.edge[0], w.reply[0], w.reply_cap[0], w.dev[0], t + 10),
+        FR_CHECKIN_CONTRIBUTED);
+    cr_assert_eq(
+        e2e_checkin(w.edge[1], w.reply[1], w.reply_cap[1], w.dev[2], t + 10),
+        FR_CHECKIN_CONTRIBUTED);
     // Edge 1 does not know it reported at edge 0: a device can report
     // once per edge and round (docs/DEPLOY-TREE.md, known gap).
-    cr_assert_eq(e2e_checkin(w.edge[1], w.reply[1], w.reply_cap[1], w.dev[0],
-                             t + 20),
-                 FR_CHECKIN_CONTRIBUTED);
+    cr_assert_eq(
+        e2e_checkin(w.edge[1], w.reply[1], w.reply_cap[1], w.dev[0], t + 20),
+        FR_CHECKIN_CONTRIBUTED);
     // An edge of the same root without a credential.
     fri_agg_config c;
     cfg_of(&c, w.single.d.n_items, FRI_AGG_ALS, 0, 30);
@@ -546,15 +550,15 @@ Test(tree, root_pinned_device_uses_any_credentialed_edge)
     fri_agg_public_key(w.root, c.upstream_pk);
     fri_agg *rogue = NULL;
     create_or_fail(&rogue, &c);
-    uint8_t *f = NULL;
+    uint8_t *f  = NULL;
     size_t   fl = 0;
     uint64_t r  = 0;
     cr_assert_eq(fri_agg_model_frame(w.root, &f, &fl, &r), FR_OK);
     cr_assert_eq(fri_agg_edge_open(rogue, t, f, fl, t + 500), FR_OK);
     free(f);
-    cr_assert_eq(e2e_checkin(rogue, w.reply[0], w.reply_cap[0], w.dev[4],
-                             t + 30),
-                 FR_CHECKIN_FAILED);
+    cr_assert_eq(
+        e2e_checkin(rogue, w.reply[0], w.reply_cap[0], w.dev[4], t + 30),
+        FR_CHECKIN_FAILED);
     fri_agg_destroy(rogue);
     tree_free(&w);
 }

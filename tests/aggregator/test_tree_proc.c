@@ -38,7 +38,7 @@ keygen(const char *name)
     snprintf(exe, sizeof(exe), "%s/fedrec-keygen", bin);
     path_of(prefix, sizeof(prefix), name);
     path_of(log, sizeof(log), "keygen.log");
-    char *kg[] = {exe, "--out", prefix, NULL};
+    char *kg[] = { exe, "--out", prefix, NULL };
     cr_assert_eq(wait_for(spawn(log, kg), 10000), 0, "keygen failed");
 }
 
@@ -69,12 +69,12 @@ setup(void)
     proc_setup("/tmp/fr-tree-XXXXXX");
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    srand((unsigned) (getpid() ^ ts.tv_nsec));
+    srand((unsigned)(getpid() ^ ts.tv_nsec));
     port = 20000 + 8 * (rand() % 1500);
     keygen("root");
     keygen("e1");
     keygen("e2");
-    fri_pubkeys root = pub_of("root.pub");
+    fri_pubkeys root                                = pub_of("root.pub");
     char        allow[2 * (FRI_PUBHEX_LEN + 1) + 1] = "";
     for (int e = 1; e <= 2; e++) {
         char name[16], hex[FRI_PUBHEX_LEN + 1];
@@ -92,7 +92,8 @@ setup(void)
         snprintf(name, sizeof(name), "dev%d", e);
         path_of(out, sizeof(out), name);
         path_of(log, sizeof(log), "keygen.log");
-        char *kg[] = {exe, "--edge-pin", ep, "--root", rp, "--out", out, NULL};
+        char *kg[]
+            = { exe, "--edge-pin", ep, "--root", rp, "--out", out, NULL };
         cr_assert_eq(wait_for(spawn(log, kg), 10000), 0, "keygen --edge-pin");
         snprintf(name, sizeof(name), "dev%d.pub", e);
         fri_pubkeys pin = pub_of(name);
@@ -110,10 +111,10 @@ setup(void)
         snprintf(name, sizeof(name), "e%d", e);
         path_of(out, sizeof(out), name);
         path_of(log, sizeof(log), "keygen.log");
-        char *kg[] = {exe,   "--credential", "--signer", sk, "--subject", sub,
-                      "--days", "1",         "--out",    out, NULL};
-        cr_assert_eq(wait_for(spawn(log, kg), 10000), 0,
-                     "keygen --credential");
+        char *kg[] = { exe, "--credential", "--signer", sk, "--subject", sub,
+            "--days", "1", "--out", out, NULL };
+        cr_assert_eq(
+            wait_for(spawn(log, kg), 10000), 0, "keygen --credential");
     }
     fri_dataset      d;
     fri_synth_config sc;
@@ -130,7 +131,7 @@ setup(void)
     cr_assert_not_null(f);
     for (size_t i = 0; i < d.n; i++) {
         fprintf(f, "%u %u %g\n", d.r[i].user + 1, d.r[i].item,
-                (double) d.r[i].rating);
+            (double)d.r[i].rating);
     }
     fclose(f);
     fri_dataset_free(&d);
@@ -153,9 +154,9 @@ listening(int p)
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof(sa));
     sa.sin_family      = AF_INET;
-    sa.sin_port        = htons((uint16_t) p);
+    sa.sin_port        = htons((uint16_t)p);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int ok = connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0;
+    int ok             = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
     close(fd);
     return ok;
 }
@@ -174,20 +175,19 @@ start_agg(const char *name, int off, const char *const *extra)
     char kn[32];
     snprintf(kn, sizeof(kn), "%s.key", name[0] == 's' ? "root" : name);
     path_of(key, sizeof(key), kn);
-    char *argv[48];
-    int   n = 0;
-    const char *base[] = {exe, "--listen", url, "--key", key, "--items", items,
-                          "--k", k, "--algo", "als", "--robust", "off",
-                          "--retry-after", "0.05", "--min-clients", "1",
-                          "--log-level", "info"};
+    char       *argv[48];
+    int         n      = 0;
+    const char *base[] = { exe, "--listen", url, "--key", key, "--items",
+        items, "--k", k, "--algo", "als", "--robust", "off", "--retry-after",
+        "0.05", "--min-clients", "1", "--log-level", "info" };
     for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++) {
-        argv[n++] = (char *) base[i];
+        argv[n++] = (char *)base[i];
     }
     for (int i = 0; extra[i] != NULL && n < 46; i++) {
-        argv[n++] = (char *) extra[i];
+        argv[n++] = (char *)extra[i];
     }
-    argv[n]  = NULL;
-    pid_t  p = spawn(log, argv);
+    argv[n]    = NULL;
+    pid_t  p   = spawn(log, argv);
     double end = now_ms() + 20000;
     while (now_ms() < end) {
         cr_assert_eq(wait_for(p, 0), -1, "%s exited; see %s", name, log);
@@ -210,10 +210,10 @@ start_edge_sa(int e, const char *cpr, int secure)
     snprintf(name, sizeof(name), "e%d", e);
     snprintf(cn, sizeof(cn), "e%d.cred", e);
     path_of(cred, sizeof(cred), cn);
-    const char *x[] = {"--upstream", up, "--upstream-key", rk,
-                       "--edge-credential", cred,
-                       "--clients-per-round", cpr, "--round-deadline", "5",
-                       secure ? "--secure-agg" : NULL, "plus", NULL};
+    const char *x[]
+        = { "--upstream", up, "--upstream-key", rk, "--edge-credential", cred,
+              "--clients-per-round", cpr, "--round-deadline", "5",
+              secure ? "--secure-agg" : NULL, "plus", NULL };
     return start_agg(name, e, x);
 }
 
@@ -235,9 +235,9 @@ start_client(int u, int off, const char *pin, int rounds, const char *tag)
     snprintf(r, sizeof(r), "%d", rounds);
     snprintf(user, sizeof(user), "%d", u);
     snprintf(log, sizeof(log), "%s/%s-c%d.log", tmp, tag, u);
-    char *argv[] = {exe,    "--connect", url,   "--server-key", pub,
-                    "--ratings", rat,    "--user", user,       "--rounds",
-                    r,      "--timeout-ms", "20000", "--json", NULL};
+    char *argv[] = { exe, "--connect", url, "--server-key", pub, "--ratings",
+        rat, "--user", user, "--rounds", r, "--timeout-ms", "20000", "--json",
+        NULL };
     return spawn(log, argv);
 }
 
@@ -246,7 +246,7 @@ wait_all(const pid_t *p, int n, int ms, const char *what)
 {
     double end = now_ms() + ms;
     for (int i = 0; i < n; i++) {
-        int left = (int) (end - now_ms());
+        int left = (int)(end - now_ms());
         int rc   = wait_for(p[i], left > 0 ? left : 1);
         cr_assert_eq(rc, 0, "%s %d exit %d (logs in %s)", what, i, rc, tmp);
     }
@@ -259,8 +259,8 @@ load_ckpt(const char *dir)
     path_of(p, sizeof(p), dir);
     fri_ckpt c;
     int      prev = 0;
-    cr_assert_eq(fri_ckpt_load(p, &c, &prev, err, sizeof(err)), FR_OK, "%s",
-                 err);
+    cr_assert_eq(
+        fri_ckpt_load(p, &c, &prev, err, sizeof(err)), FR_OK, "%s", err);
     return c;
 }
 
@@ -287,8 +287,8 @@ wait_log(const char *name, const char *a, const char *b, int ms)
 {
     double end = now_ms() + ms;
     while (!log_has(name, a, b)) {
-        cr_assert(now_ms() < end, "no '%s' '%s' in %s/%s.log", a,
-                  b ? b : "", tmp, name);
+        cr_assert(now_ms() < end, "no '%s' '%s' in %s/%s.log", a, b ? b : "",
+            tmp, name);
         sleep_ms(50);
     }
 }
@@ -299,9 +299,9 @@ tree_vs_single(int secure)
     const int R = 3;
     pid_t     c[NU];
     // One aggregator, every device, every round.
-    const char *sx[] = {"--clients-per-round", "16", "--round-deadline",
-                        "30", "--rounds", "3", "--state", NULL, NULL};
-    char st[400];
+    const char *sx[] = { "--clients-per-round", "16", "--round-deadline", "30",
+        "--rounds", "3", "--state", NULL, NULL };
+    char        st[400];
     path_of(st, sizeof(st), "st_single");
     sx[7]   = st;
     pid_t s = start_agg("single", 4, sx);
@@ -316,21 +316,21 @@ tree_vs_single(int secure)
     char rs[400], allow[400];
     path_of(rs, sizeof(rs), "st_root");
     path_of(allow, sizeof(allow), "edges.allow");
-    const char *rx[] = {"--root-max-devices", "64", "--allow", allow,
-                        "--clients-per-round", "2", "--round-deadline", "30",
-                        "--rounds", "3", "--state", rs, NULL};
-    pid_t root = start_agg("root", 0, rx);
-    pid_t e1   = start_edge_sa(1, "8", secure);
-    pid_t e2   = start_edge_sa(2, "8", secure);
+    const char *rx[] = { "--root-max-devices", "64", "--allow", allow,
+        "--clients-per-round", "2", "--round-deadline", "30", "--rounds", "3",
+        "--state", rs, NULL };
+    pid_t       root = start_agg("root", 0, rx);
+    pid_t       e1   = start_edge_sa(1, "8", secure);
+    pid_t       e2   = start_edge_sa(2, "8", secure);
     for (int u = 1; u <= NU; u++) {
-        int e    = 1 + (u % 2);
+        int e = 1 + (u % 2);
         // Plain run: the composite pin of fedrec-keygen --edge-pin;
         // secure run: the root's key alone (the edges' credentials).
         c[u - 1] = start_client(u, e,
-                                secure ? "root.pub"
-                                : e == 1 ? "dev1.pub"
-                                         : "dev2.pub",
-                                R, "tree");
+            secure       ? "root.pub"
+                : e == 1 ? "dev1.pub"
+                         : "dev2.pub",
+            R, "tree");
     }
     wait_all(c, NU, 120000, "tree client");
     // The edges stop first: a request of theirs still in flight when the
@@ -342,29 +342,29 @@ tree_vs_single(int secure)
     cr_assert_eq(wait_for(root, 20000), 0, "root (see %s/root.log)", tmp);
 
     fri_ckpt a = load_ckpt("st_single"), b = load_ckpt("st_root");
-    cr_assert_eq(a.version, (uint64_t) R);
-    cr_assert_eq(b.version, (uint64_t) R);
-    double worst = fabs((double) a.mu - b.mu), qn = 0;
-    for (size_t i = 0; i < (size_t) NI * KK; i++) {
-        worst = fmax(worst, fabs((double) a.Q[i] - b.Q[i]));
-        qn += (double) b.Q[i] * b.Q[i];
+    cr_assert_eq(a.version, (uint64_t)R);
+    cr_assert_eq(b.version, (uint64_t)R);
+    double worst = fabs((double)a.mu - b.mu), qn = 0;
+    for (size_t i = 0; i < (size_t)NI * KK; i++) {
+        worst = fmax(worst, fabs((double)a.Q[i] - b.Q[i]));
+        qn += (double)b.Q[i] * b.Q[i];
     }
     double bn = 0;
     for (size_t i = 0; i < NI; i++) {
-        worst = fmax(worst, fabs((double) a.bi[i] - b.bi[i]));
-        bn += (double) b.bi[i] * b.bi[i];
+        worst = fmax(worst, fabs((double)a.bi[i] - b.bi[i]));
+        bn += (double)b.bi[i] * b.bi[i];
     }
-    cr_assert_gt(qn + bn, 1e-2, "the tree's model did not train (%g %g)", qn,
-                 bn);
+    cr_assert_gt(
+        qn + bn, 1e-2, "the tree's model did not train (%g %g)", qn, bn);
     cr_log_info("tree (secure %d) vs single: max diff %.3g", secure, worst);
-    cr_assert_lt(worst, 1e-4, "tree and single aggregator differ by %g",
-                 worst);
+    cr_assert_lt(
+        worst, 1e-4, "tree and single aggregator differ by %g", worst);
     fri_ckpt_free(&a);
     fri_ckpt_free(&b);
 }
 
 Test(tree_proc, root_and_two_edges_equal_one_aggregator, .init = setup,
-     .fini = teardown, .timeout = 240)
+    .fini = teardown, .timeout = 240)
 {
     tree_vs_single(0);
 }
@@ -372,24 +372,23 @@ Test(tree_proc, root_and_two_edges_equal_one_aggregator, .init = setup,
 // SecAgg+ within each edge's cohort; the single aggregator is plain: the
 // models differ by the fixed-point rounding of the masked statistics.
 Test(tree_proc, secure_edges_match_one_plain_aggregator, .init = setup,
-     .fini = teardown, .timeout = 240)
+    .fini = teardown, .timeout = 240)
 {
     tree_vs_single(1);
 }
 
 Test(tree_proc, killed_edge_costs_its_devices_not_the_round, .init = setup,
-     .fini = teardown, .timeout = 240)
+    .fini = teardown, .timeout = 240)
 {
     char allow[400];
     path_of(allow, sizeof(allow), "edges.allow");
-    const char *rx[] = {"--root-max-devices", "64", "--allow", allow,
-                        "--clients-per-round", "2", "--round-deadline", "10",
-                        NULL};
-    pid_t root = start_agg("root", 0, rx);
-    pid_t e1   = start_edge(1, "8");
-    pid_t e2   = start_edge(2, "8");
-    (void) root;
-    (void) e1;
+    const char *rx[] = { "--root-max-devices", "64", "--allow", allow,
+        "--clients-per-round", "2", "--round-deadline", "10", NULL };
+    pid_t       root = start_agg("root", 0, rx);
+    pid_t       e1   = start_edge(1, "8");
+    pid_t       e2   = start_edge(2, "8");
+    (void)root;
+    (void)e1;
     pid_t c[NU];
     // Round 1: both edges.
     for (int u = 1; u <= NU; u++) {
@@ -399,8 +398,8 @@ Test(tree_proc, killed_edge_costs_its_devices_not_the_round, .init = setup,
     wait_all(c, NU, 60000, "round-1 client");
     wait_log("root", "round closed\" round=1 clients=2", NULL, 60000);
     // Round 2 is open at both edges; edge 2 dies in it.
-    wait_log("e2", "round opened from the root's model\" round=2", NULL,
-             60000);
+    wait_log(
+        "e2", "round opened from the root's model\" round=2", NULL, 60000);
     kill(e2, SIGKILL);
     cr_assert_eq(wait_for(e2, 5000), 128 + SIGKILL);
     int n1 = 0;
@@ -412,10 +411,10 @@ Test(tree_proc, killed_edge_costs_its_devices_not_the_round, .init = setup,
     wait_log("root", "round closed\" round=2 clients=1", NULL, 60000);
     cr_assert(!log_has("root", "round abandoned", NULL));
     // Edge 2 restarts and serves round 3 with edge 1.
-    e2     = start_edge(2, "8");
-    int n  = 0;
+    e2    = start_edge(2, "8");
+    int n = 0;
     for (int u = 1; u <= NU; u++) {
-        int e  = 1 + (u % 2);
+        int e = 1 + (u % 2);
         // Devices pin the root only: any edge will do, so in round 3
         // they swap edges.
         c[n++] = start_client(u, 3 - e, "root.pub", 1, "r3");

@@ -10,7 +10,7 @@
 
 #define K 2
 // ALS, k = 2: width P + d = 6 + 3 = 9, no global block.
-static uint32_t items[3] = {1, 5, 9};
+static uint32_t items[3] = { 1, 5, 9 };
 static double   rows[3 * 9];
 static double   glob[3 + 6 + 2];
 
@@ -30,10 +30,10 @@ sample(uint8_t algo)
     m.count       = 40;
     m.weight      = 40;
     for (size_t t = 0; t < sizeof(rows) / sizeof(rows[0]); t++) {
-        rows[t] = 0.1 * (double) t - 1.0 / 3.0;
+        rows[t] = 0.1 * (double)t - 1.0 / 3.0;
     }
     for (size_t t = 0; t < sizeof(glob) / sizeof(glob[0]); t++) {
-        glob[t] = 1.0 + 1e-12 * (double) t;
+        glob[t] = 1.0 + 1e-12 * (double)t;
     }
     m.items = items;
     m.rows  = rows;
@@ -63,13 +63,13 @@ Test(proto_msg_edge, shapes_per_algorithm)
     cr_assert_eq(fri_edge_sums_shape(0, 2, &w, &g), FR_EPROTO);
     cr_assert_eq(fri_edge_sums_shape(5, 2, &w, &g), FR_EPROTO);
     cr_assert_eq(fri_edge_sums_shape(FRI_EDGE_ALS, 0, &w, &g), FR_EPROTO);
-    cr_assert_eq(fri_edge_sums_shape(FRI_EDGE_ALS, FRI_MAX_K + 1, &w, &g),
-                 FR_ETOOBIG);
+    cr_assert_eq(
+        fri_edge_sums_shape(FRI_EDGE_ALS, FRI_MAX_K + 1, &w, &g), FR_ETOOBIG);
 }
 
 Test(proto_msg_edge, round_trip_is_exact)
 {
-    uint8_t algos[2] = {FRI_EDGE_ALS, FRI_EDGE_VBMF};
+    uint8_t algos[2] = { FRI_EDGE_ALS, FRI_EDGE_VBMF };
     for (int a = 0; a < 2; a++) {
         fri_edge_sums_msg m = sample(algos[a]), r;
         uint8_t           buf[2048];
@@ -90,7 +90,7 @@ Test(proto_msg_edge, round_trip_is_exact)
         }
         // A body shorter or longer than its fields (same minor): R3/R7.
         cr_assert_eq(fri_edge_sums_decode(&r, buf, len - 1), FR_EPROTO);
-        buf[12] = (uint8_t) (buf[12] + 1); // body_len one more
+        buf[12]  = (uint8_t)(buf[12] + 1); // body_len one more
         buf[len] = 0;
         cr_assert_eq(fri_edge_sums_decode(&r, buf, len + 1), FR_EPROTO);
         // From a newer minor the extra byte is ignored.
@@ -107,7 +107,7 @@ static void
 put32(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t) (v >> (8 * i));
+        p[i] = (uint8_t)(v >> (8 * i));
     }
 }
 
@@ -117,51 +117,51 @@ Test(proto_msg_edge, decoder_refuses_bad_fields)
     uint8_t           ok[2048], buf[2048];
     size_t            len = encode(ok, sizeof(ok), &m);
     struct {
-        size_t   off;
-        uint32_t v;
-        fr_err   want;
+        size_t      off;
+        uint32_t    v;
+        fr_err      want;
         const char *what;
     } cases[] = {
-        {B + 8, 0, FR_EPROTO, "no devices"},
-        {B + 8, FRI_EDGE_MAX_DEVICES + 1, FR_ETOOBIG, "too many devices"},
-        {B + 12, 9, FR_EPROTO, "unknown algo (R10)"},
-        {B + 13, 1, FR_EPROTO, "reserved byte (R9)"},
-        {B + 16, 0, FR_EPROTO, "k = 0 (R12)"},
-        {B + 16, FRI_MAX_K + 1, FR_ETOOBIG, "k too big (R12)"},
-        {B + 20, 8, FR_EPROTO, "width not the algorithm's"},
-        {B + 28, 1, FR_EPROTO, "global block not the algorithm's"},
-        {B + 24, 11, FR_EPROTO, "more rows than items"},
-        {B + 24, FRI_MAX_ITEMS + 1, FR_ETOOBIG, "rows over the limit"},
-        {B + 24, 4, FR_EPROTO, "rows the body does not hold (R13)"},
-        {B + 24, 2, FR_EPROTO, "body longer than its rows"},
-        {B + 56, FRI_MAX_ITEMS + 1, FR_ETOOBIG, "items over the limit"},
-        {B + 60, 1, FR_EPROTO, "reserved word (R9)"},
-        {B + 64 + (4 + 72), 0, FR_EPROTO, "items not increasing (R14)"},
-        {B + 64 + 2 * (4 + 72), 10, FR_EPROTO, "item out of range"},
+        { B + 8, 0, FR_EPROTO, "no devices" },
+        { B + 8, FRI_EDGE_MAX_DEVICES + 1, FR_ETOOBIG, "too many devices" },
+        { B + 12, 9, FR_EPROTO, "unknown algo (R10)" },
+        { B + 13, 1, FR_EPROTO, "reserved byte (R9)" },
+        { B + 16, 0, FR_EPROTO, "k = 0 (R12)" },
+        { B + 16, FRI_MAX_K + 1, FR_ETOOBIG, "k too big (R12)" },
+        { B + 20, 8, FR_EPROTO, "width not the algorithm's" },
+        { B + 28, 1, FR_EPROTO, "global block not the algorithm's" },
+        { B + 24, 11, FR_EPROTO, "more rows than items" },
+        { B + 24, FRI_MAX_ITEMS + 1, FR_ETOOBIG, "rows over the limit" },
+        { B + 24, 4, FR_EPROTO, "rows the body does not hold (R13)" },
+        { B + 24, 2, FR_EPROTO, "body longer than its rows" },
+        { B + 56, FRI_MAX_ITEMS + 1, FR_ETOOBIG, "items over the limit" },
+        { B + 60, 1, FR_EPROTO, "reserved word (R9)" },
+        { B + 64 + (4 + 72), 0, FR_EPROTO, "items not increasing (R14)" },
+        { B + 64 + 2 * (4 + 72), 10, FR_EPROTO, "item out of range" },
     };
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         memcpy(buf, ok, len);
         if (cases[c].off == B + 12 || cases[c].off == B + 13) {
-            buf[cases[c].off] = (uint8_t) cases[c].v;
+            buf[cases[c].off] = (uint8_t)cases[c].v;
         } else {
             put32(buf + cases[c].off, cases[c].v);
         }
-        cr_assert_eq(fri_edge_sums_decode(&r, buf, len), cases[c].want,
-                     "%s", cases[c].what);
+        cr_assert_eq(fri_edge_sums_decode(&r, buf, len), cases[c].want, "%s",
+            cases[c].what);
     }
     // Non-finite and negative values (R11): rating sum, count, a row value.
-    size_t   offs[3] = {B + 32, B + 40, B + 64 + 4 + 8 * 3};
-    double   bad[2]  = {NAN, INFINITY};
+    size_t offs[3] = { B + 32, B + 40, B + 64 + 4 + 8 * 3 };
+    double bad[2]  = { NAN, INFINITY };
     for (int o = 0; o < 3; o++) {
         for (int v = 0; v < 2; v++) {
             memcpy(buf, ok, len);
             uint64_t u;
             memcpy(&u, &bad[v], 8);
             for (int i = 0; i < 8; i++) {
-                buf[offs[o] + i] = (uint8_t) (u >> (8 * i));
+                buf[offs[o] + i] = (uint8_t)(u >> (8 * i));
             }
             cr_assert_eq(fri_edge_sums_decode(&r, buf, len), FR_EPROTO,
-                         "offset %zu", offs[o]);
+                "offset %zu", offs[o]);
         }
     }
     memcpy(buf, ok, len);
@@ -181,18 +181,18 @@ Test(proto_msg_edge, encoder_refuses_what_the_decoder_would)
     fri_edge_sums_msg m = sample(FRI_EDGE_ALS);
     rows[4]             = NAN;
     cr_assert_eq(fri_edge_sums_encode(buf, sizeof(buf), &len, &m), FR_EINVAL);
-    m             = sample(FRI_EDGE_ALS);
-    uint32_t un[3] = {5, 1, 9};
-    m.items       = un;
+    m              = sample(FRI_EDGE_ALS);
+    uint32_t un[3] = { 5, 1, 9 };
+    m.items        = un;
     cr_assert_eq(fri_edge_sums_encode(buf, sizeof(buf), &len, &m), FR_EINVAL);
-    m           = sample(FRI_EDGE_ALS);
-    m.width     = 8;
+    m       = sample(FRI_EDGE_ALS);
+    m.width = 8;
     cr_assert_eq(fri_edge_sums_encode(buf, sizeof(buf), &len, &m), FR_EINVAL);
-    m           = sample(FRI_EDGE_ALS);
-    m.count     = -1;
+    m       = sample(FRI_EDGE_ALS);
+    m.count = -1;
     cr_assert_eq(fri_edge_sums_encode(buf, sizeof(buf), &len, &m), FR_EINVAL);
-    m           = sample(FRI_EDGE_VBMF);
-    m.glob      = NULL;
+    m      = sample(FRI_EDGE_VBMF);
+    m.glob = NULL;
     cr_assert_eq(fri_edge_sums_encode(buf, sizeof(buf), &len, &m), FR_EINVAL);
     // A frame over FRI_MAX_FRAME: refused from the counts alone.
     cr_assert_eq(fri_edge_sums_size(0, 131071, FRI_MAX_ITEMS), 0);
