@@ -136,6 +136,9 @@ open_round(fri_agg *a, uint64_t now_ms)
     }
     pthread_mutex_unlock(&a->rs.mtx);
     fri_snap_unref(old);
+    if (a->cfg.edge) {
+        return; // an edge's rounds open from the root's model (logged there)
+    }
     fri_agg_log(a, FR_LOG_INFO,
                 "msg=\"round opened\" round=%llu model_version=%llu "
                 "deadline_ms=%llu",
