@@ -13,10 +13,12 @@
 #include "accumulate.h"
 #include "closer.h"
 #include "counters.h"
+#include "edge_sums.h"
 #include "log.h"
 #include "rounds.h"
 #include "sa.h"
 #include "snap.h"
+#include "upstream.h"
 
 // ---- cohort hash set ------------------------------------------------------
 
@@ -134,6 +136,9 @@ open_round(fri_agg *a, uint64_t now_ms)
     }
     pthread_mutex_unlock(&a->rs.mtx);
     fri_snap_unref(old);
+    if (a->cfg.edge) {
+        return; // an edge's rounds open from the root's model (logged there)
+    }
     fri_agg_log(a, FR_LOG_INFO,
                 "msg=\"round opened\" round=%llu model_version=%llu "
                 "deadline_ms=%llu",
@@ -152,6 +157,13 @@ finish_round(fri_agg *a, uint64_t now_ms, int act, const char *why)
         fri_closer_close(a);
     } else {
         fri_closer_abandon(a, why);
+    }
+    if (a->cfg.edge && !atomic_load(&a->rs.done)) {
+        // The next round opens from the root's model (fri_agg_edge_open).
+        pthread_mutex_lock(&a->rs.mtx);
+        a->tree.waiting = 1;
+        pthread_mutex_unlock(&a->rs.mtx);
+        return;
     }
     open_round(a, now_ms);
 }
@@ -356,25 +368,16 @@ member_refused(fri_agg *a, uint64_t now_ms,
     }
 }
 
-fr_err
-fri_agg_submit(fri_agg *a, uint64_t now_ms,
-               const uint8_t pk[FRI_AGG_KEYBYTES], const fri_agg_update *u)
+// Adds a checked contribution of member pk to round `round`: a device's
+// update u, or (root) an edge's sums es.
+static fr_err
+submit_checked(fri_agg *a, uint64_t now_ms,
+               const uint8_t pk[FRI_AGG_KEYBYTES], uint64_t round,
+               const fri_agg_update *u, const fri_agg_sums *es)
 {
-    if (a->sa != NULL) {
-        // Under secure aggregation only masked vectors are accepted.
-        fri_agg_reject_count(a, FRI_REJ_STATE);
-        return FR_ESTATE;
-    }
-    int    oob = 0;
-    fr_err rv  = fri_agg_validate(a, u, &oob);
-    if (rv != FR_OK) {
-        fri_agg_reject_count(a, oob ? FRI_REJ_BOUNDS : FRI_REJ_MALFORMED);
-        member_refused(a, now_ms, pk, u->round);
-        return rv;
-    }
     pthread_mutex_lock(&a->rs.mtx);
-    if (a->rs.state != RS_OPEN || u->round != a->rs.round) {
-        int future = a->rs.state == RS_OPEN && u->round > a->rs.round;
+    if (a->rs.state != RS_OPEN || round != a->rs.round) {
+        int future = a->rs.state == RS_OPEN && round > a->rs.round;
         pthread_mutex_unlock(&a->rs.mtx);
         // An id the aggregator never issued is not "late" but wrong.
         fri_agg_reject_count(a, future ? FRI_REJ_STATE : FRI_REJ_LATE);
@@ -396,11 +399,11 @@ fri_agg_submit(fri_agg *a, uint64_t now_ms,
     fri_agg_update_fn hook     = a->rs.upd_hook;
     void             *hook_ctx = a->rs.upd_hook_ctx;
     pthread_mutex_unlock(&a->rs.mtx);
-    if (hook != NULL) {
+    if (hook != NULL && u != NULL) {
         hook(hook_ctx, pk, u);
     }
 
-    rv = fri_agg_acc_add(a, u);
+    fr_err rv = u != NULL ? fri_agg_acc_add(a, u) : fri_edge_sums_add(a, es);
 
     pthread_mutex_lock(&a->rs.mtx);
     s = slot_find(a, pk); // the table may have grown meanwhile
@@ -425,6 +428,146 @@ fri_agg_submit(fri_agg *a, uint64_t now_ms,
     if (close != 0) {
         end_round(a, now_ms, close, "every member reported or was refused");
     }
+    return FR_OK;
+}
+
+fr_err
+fri_agg_submit(fri_agg *a, uint64_t now_ms,
+               const uint8_t pk[FRI_AGG_KEYBYTES], const fri_agg_update *u)
+{
+    if (a->sa != NULL) {
+        // Under secure aggregation only masked vectors are accepted.
+        fri_agg_reject_count(a, FRI_REJ_STATE);
+        return FR_ESTATE;
+    }
+    int    oob = 0;
+    fr_err rv  = fri_agg_validate(a, u, &oob);
+    if (rv != FR_OK) {
+        fri_agg_reject_count(a, oob ? FRI_REJ_BOUNDS : FRI_REJ_MALFORMED);
+        member_refused(a, now_ms, pk, u->round);
+        return rv;
+    }
+    return submit_checked(a, now_ms, pk, u->round, u, NULL);
+}
+
+// ---- a tree of aggregators (tree.h) ---------------------------------------
+
+fr_err
+fri_agg_submit_sums(fri_agg *a, uint64_t now_ms,
+                    const uint8_t pk[FRI_AGG_KEYBYTES], const fri_agg_sums *s)
+{
+    if (a->cfg.root_max_devices == 0 || s == NULL) {
+        fri_agg_reject_count(a, FRI_REJ_STATE);
+        return FR_ESTATE;
+    }
+    const char *why = NULL;
+    fr_err      rv  = fri_edge_sums_check(a, s, &why);
+    if (rv != FR_OK) {
+        fri_agg_reject_count(a, FRI_REJ_BOUNDS);
+        fri_agg_log(a, FR_LOG_WARN,
+                    "msg=\"edge sums refused\" round=%llu devices=%u "
+                    "reason=\"%s\" alert=1",
+                    (unsigned long long) s->round, s->n_devices, why);
+        member_refused(a, now_ms, pk, s->round);
+        return rv;
+    }
+    return submit_checked(a, now_ms, pk, s->round, NULL, s);
+}
+
+fr_err
+fri_agg_edge_take(fri_agg *a, fri_agg_sums *out)
+{
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&a->rs.mtx);
+    int has = a->tree.has_out;
+    if (has) {
+        *out            = a->tree.out;
+        a->tree.has_out = 0;
+        memset(&a->tree.out, 0, sizeof(a->tree.out));
+    }
+    pthread_mutex_unlock(&a->rs.mtx);
+    return has ? FR_OK : FR_ESTATE;
+}
+
+int
+fri_agg_edge_waiting(fri_agg *a, uint64_t *round)
+{
+    pthread_mutex_lock(&a->rs.mtx);
+    int w  = a->cfg.edge && a->tree.waiting;
+    *round = a->tree.served;
+    pthread_mutex_unlock(&a->rs.mtx);
+    return w;
+}
+
+fr_err
+fri_agg_edge_open(fri_agg *a, uint64_t now_ms, const uint8_t *frame,
+                  size_t frame_len, uint64_t deadline_ms)
+{
+    if (!a->cfg.edge) {
+        return FR_ESTATE;
+    }
+    // Clearing waiting makes this call the exclusive opener: no round is
+    // open and the closer finished the last one.
+    pthread_mutex_lock(&a->rs.mtx);
+    int      w     = a->tree.waiting;
+    uint64_t after = a->tree.served;
+    a->tree.waiting = 0;
+    pthread_mutex_unlock(&a->rs.mtx);
+    if (!w) {
+        return FR_ESTATE;
+    }
+    uint64_t  id = 0;
+    fri_snap *s  = NULL;
+    fr_err    rv = fri_edge_model_load(a, frame, frame_len, after, &id, &s);
+    pthread_mutex_lock(&a->rs.mtx);
+    if (rv != FR_OK) {
+        a->tree.waiting = 1;
+        pthread_mutex_unlock(&a->rs.mtx);
+        return rv;
+    }
+    fri_snap *old = a->model.snap;
+    a->model.snap = s;
+    slots_clear(a);
+    randombytes_buf(a->rs.sel_key, sizeof(a->rs.sel_key));
+    a->rs.round       = id;
+    a->rs.next_round  = id + 1;
+    a->rs.opened_ms   = now_ms;
+    a->rs.deadline_ms = deadline_ms;
+    a->tree.served    = id;
+    fri_sa_round_open(a, now_ms); // secure aggregation in the edge's cohort
+    a->rs.state       = atomic_load(&a->rs.done) ? RS_DONE : RS_OPEN;
+    pthread_mutex_unlock(&a->rs.mtx);
+    fri_snap_unref(old);
+    fri_agg_log(a, FR_LOG_INFO,
+                "msg=\"round opened from the root's model\" round=%llu "
+                "model_version=%llu deadline_ms=%llu",
+                (unsigned long long) id, (unsigned long long) s->version,
+                (unsigned long long) (deadline_ms > now_ms
+                                          ? deadline_ms - now_ms
+                                          : 0));
+    return FR_OK;
+}
+
+fr_err
+fri_agg_model_frame(fri_agg *a, uint8_t **frame, size_t *frame_len,
+                    uint64_t *round)
+{
+    *frame     = NULL;
+    *frame_len = 0;
+    fri_snap *s = fri_agg_snap_get(a);
+    if (s == NULL || s->frame == NULL) {
+        fri_snap_unref(s);
+        return FR_ESTATE;
+    }
+    *frame = malloc(s->frame_len);
+    if (*frame == NULL) {
+        fri_snap_unref(s);
+        return FR_ENOMEM;
+    }
+    memcpy(*frame, s->frame, s->frame_len);
+    *frame_len = s->frame_len;
+    *round     = s->round;
+    fri_snap_unref(s);
     return FR_OK;
 }
 
@@ -511,6 +654,15 @@ fri_agg_rounds_start(fri_agg *a, uint64_t now_ms)
 {
     pthread_once(&pk_hash_once, pk_hash_init);
     open_round(a, now_ms);
+    if (a->cfg.edge) {
+        // An edge serves no round until the root's model arrives.
+        pthread_mutex_lock(&a->rs.mtx);
+        if (a->rs.state == RS_OPEN) {
+            a->rs.state = RS_CLOSING;
+        }
+        a->tree.waiting = 1;
+        pthread_mutex_unlock(&a->rs.mtx);
+    }
     pthread_mutex_init(&a->closer.closer_mtx, NULL);
     pthread_cond_init(&a->closer.closer_cond, NULL);
     a->closer.closer_ready = 1;

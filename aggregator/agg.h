@@ -56,6 +56,8 @@ typedef enum fri_agg_opt {
 
 // Transparent; fri_agg_config_init() fills the defaults. Pointers are
 // borrowed for fri_agg_create() only (everything is copied).
+#define FRI_AGG_CREDBYTES 136 // an edge credential (proto FRI_CRED_LEN)
+
 typedef struct fri_agg_config {
     // Model shape and algorithm.
     uint32_t     n_items;
@@ -179,6 +181,22 @@ typedef struct fri_agg_config {
     // new mu (latest.c). Needs stats_forget == 1, no DP, no clipping. Like
     // the carried sums it lives in memory only.
     int stats_latest;
+    // ---- Tree of aggregators (appended; docs/DEPLOY-TREE.md, tree.h) ----
+    // Nonzero: an edge. It serves devices as usual but opens each round
+    // from the root's signed MODEL frame (fri_agg_edge_open, verified
+    // with upstream_pk) and closes it by handing the round's sums out
+    // (fri_agg_edge_take) instead of solving. Plain aggregation only.
+    int     edge;
+    uint8_t upstream_pk[FR_PUBLICKEYBYTES]; // the root's X25519 | Ed25519
+    // Nonzero: a root, accepting an edge's sums for the open round from a
+    // member of its cohort (fri_agg_submit_sums), of at most this many
+    // devices each.
+    uint32_t root_max_devices;
+    // Edge: the root's credential for this edge (SPEC.md §6.1.1), sent in
+    // WELCOME to devices that accept one, so that devices pinning only
+    // the root's key can use this edge.
+    int     has_edge_cred;
+    uint8_t edge_cred[FRI_AGG_CREDBYTES];
 } fri_agg_config;
 
 void fri_agg_config_init(fri_agg_config *cfg);

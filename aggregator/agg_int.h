@@ -10,19 +10,22 @@
 // scripts/check-agg-layers.sh checks the built objects against this table.
 //
 //   9  args.c                 command line of the server
-//   8  net.c                  transport (NNG), timers
+//   8  net.c uplink.c         transport (NNG), timers; an edge's link
+//                             to its root
 //   7  core.c                 composition: create, destroy, tick
 //   6  handle.c               wire: sessions' frames, decode, seal
 //   5  handle_sa.c            wire: secure-aggregation requests
 //   4  agg.c session.c        round state (cohort, check-in, submit,
 //                             deadlines, opening, hand-over to the
 //                             closer and its thread); the session table
-//   3  sa.c closer.c          secure round phases (report an outcome to
-//                             agg.c); the closer (close, abandon, frame)
-//   2  accumulate.c solve.c snap.c config.c
+//   3  sa.c closer.c upstream.c
+//                             secure round phases (report an outcome to
+//                             agg.c); the closer (close, abandon, frame);
+//                             the root's model installed at an edge
+//   2  accumulate.c solve.c snap.c config.c edge_sums.c
 //                             accumulators; model step; published model
 //                             (identity, signed frame, served arrays);
-//                             configuration checks
+//                             configuration checks; a tree's edge sums
 //   1  latest.c latest_sa.c robust.c ckpt.c metrics.c
 //   0  carry.c bounds.c vbmf.c log.c errbuf.c
 //
@@ -46,6 +49,7 @@
 #include "agg.h"
 #include "dp.h"
 #include "keys.h"
+#include "tree.h"
 
 typedef struct fri_snap fri_snap; // snap.h
 
@@ -198,6 +202,16 @@ typedef struct fri_counters {
     atomic_uint_fast64_t items_skipped;  // item solves that failed
 } fri_counters;
 
+// A tree of aggregators (tree.h), under rs.mtx. Edge: waiting is set
+// when its round closed (or before the first) until the root's next
+// model opens one; out holds the last closed round's sums until taken.
+typedef struct fri_tree {
+    int          waiting;
+    int          has_out;
+    fri_agg_sums out;
+    uint64_t     served; // last round id opened from the root's model
+} fri_tree;
+
 // The aggregator: what create fixes (configuration, identity, sizes),
 // then one member per concern.
 struct fri_agg {
@@ -219,6 +233,7 @@ struct fri_agg {
     fri_stats    stats;  // carried statistics (closer)
     fri_closer   closer; // the closer thread
     fri_counters ctr;    // counters (atomic)
+    fri_tree     tree;   // edge or root of a tree (rs.mtx)
 
     fri_sessions     *sessions; // session.c
     fri_sa           *sa;       // secure aggregation, NULL when off

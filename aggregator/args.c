@@ -7,12 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
 #include "errbuf.h"
+#include "channel.h"
 #include "keys.h"
 #include "kvfile.h"
+#include "msg_edge.h"
 
 // In parts: C guarantees string literals of 4095 characters only.
 static const char usage_head[] =
@@ -44,6 +47,21 @@ static const char usage_head[] =
     "  --hello-rate N          HELLOs per second per remote address\n"
     "                          (default 1000, 0 = no limit)\n"
     "  --hello-burst N         burst of that rate (default 2000)\n"
+    "Tree of aggregators (docs/DEPLOY-TREE.md; no DP or latest\n"
+    "statistics; --secure-agg runs within each edge's cohort):\n"
+    "  --upstream URL          run as an edge of the root at URL: serve\n"
+    "                          devices, send each round's sums to the root\n"
+    "                          and serve the root's signed model\n"
+    "  --upstream-key PREFIX.pub  the root's public key (with --upstream)\n"
+    "  --upstream-margin SECONDS  close the edge's round this long before\n"
+    "                          the root's deadline (default 1/10 of\n"
+    "                          --round-deadline)\n"
+    "  --edge-credential FILE  the root's credential for this edge\n"
+    "                          (fedrec-keygen --credential): devices that\n"
+    "                          pin only the root's key may use this edge\n"
+    "  --root-max-devices N    run as a root: accept edges' sums (edges\n"
+    "                          enrolled with --allow) of at most N devices\n"
+    "                          each per round\n"
     "State:\n"
     "  --state DIR             checkpoint directory (resumes from it)\n"
     "Model:\n"
@@ -146,6 +164,9 @@ fri_agg_args_free(fri_agg_args *a)
     free(a->http);
     free(a->allow_path);
     free(a->allow);
+    free(a->upstream);
+    free(a->upstream_key_path);
+    free(a->edge_cred_path);
     sodium_memzero(a->cfg.identity_seed, sizeof(a->cfg.identity_seed));
     memset(a, 0, sizeof(*a));
 }
@@ -258,6 +279,25 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
         oom = set_str(&a->http, val);
     } else if (strcmp(name, "allow") == 0) {
         oom = set_str(&a->allow_path, val);
+    } else if (strcmp(name, "upstream") == 0) {
+        if (strncmp(val, "tcp://", 6) != 0 && strncmp(val, "ipc://", 6) != 0) {
+            fri_agg_seterr(err, cap,
+                "%s: --upstream wants tcp://HOST:PORT or ipc:///path, got "
+                "'%s'", where, val);
+            return FR_EINVAL;
+        }
+        oom = set_str(&a->upstream, val);
+        c->edge = 1;
+    } else if (strcmp(name, "edge-credential") == 0) {
+        oom = set_str(&a->edge_cred_path, val);
+    } else if (strcmp(name, "upstream-key") == 0) {
+        oom = set_str(&a->upstream_key_path, val);
+    } else if (strcmp(name, "upstream-margin") == 0) {
+        NEED_SECS();
+        a->upstream_margin_ms = (uint64_t) (f * 1000.0);
+    } else if (strcmp(name, "root-max-devices") == 0) {
+        NEED_U(FRI_EDGE_MAX_DEVICES);
+        c->root_max_devices = (uint32_t) u;
     } else if (strcmp(name, "contexts") == 0) {
         NEED_U(4096);
         if (u == 0) {
@@ -585,6 +625,8 @@ static const char *const flag_names[] = {
     "noise-multiplier", "population", "dp-delta", "dp-seed", "dp",
     "secure-agg", "rating-min", "rating-max", "max-user-norm",
     "max-residual", "max-ratings", "max-item-norm", "robust", "log-level",
+    "upstream", "upstream-key", "upstream-margin", "root-max-devices",
+    "edge-credential",
     "config"};
 #define N_FLAGS (sizeof(flag_names) / sizeof(flag_names[0]))
 #define OPT_HELP 'h'
@@ -602,7 +644,9 @@ private_default(fri_agg_args *a)
 {
     fri_agg_config *c      = &a->cfg;
     unsigned        choice = a->given & ~(unsigned) FRI_AGG_GIVEN_LATEST;
-    if (choice != 0 || c->implicit || c->clients_per_round < 2 ||
+    // A tree aggregates plainly for now (docs/DEPLOY-TREE.md).
+    if (choice != 0 || c->implicit || c->clients_per_round < 2 || c->edge ||
+        c->root_max_devices > 0 ||
         ((a->given & FRI_AGG_GIVEN_LATEST) && !c->stats_latest)) {
         return;
     }
@@ -610,6 +654,52 @@ private_default(fri_agg_args *a)
     c->stats_latest    = 1;
     c->secagg          = FRI_AGG_SECAGG_PLUS;
     a->private_default = 1;
+}
+
+// --edge-credential: a file of fedrec-keygen --credential, for this
+// edge's key (--key), signed by the root (--upstream-key), not expired.
+static fr_err
+load_cred(fri_agg_args *a, char *err, size_t cap)
+{
+    if (!a->cfg.edge || !a->cfg.has_identity) {
+        fri_agg_seterr(err, cap,
+            "--edge-credential needs --upstream, --upstream-key and --key");
+        return FR_EINVAL;
+    }
+    uint8_t buf[FRI_CREDFILE_LEN + 1];
+    FILE   *f = fopen(a->edge_cred_path, "rb");
+    size_t  n = f != NULL ? fread(buf, 1, sizeof(buf), f) : 0;
+    if (f != NULL) {
+        fclose(f);
+    }
+    fri_pubkeys edge;
+    fr_err      e = FR_EFORMAT;
+    if (n == FRI_CREDFILE_LEN && memcmp(buf, "FRCR\1\0\0\0", 8) == 0) {
+        e = fri_cred_check(buf + 8, a->cfg.upstream_pk + 32,
+                           (uint64_t) time(NULL), &edge);
+    }
+    fri_identity id;
+    if (e == FR_OK &&
+        fri_identity_from_seed(&id, a->cfg.identity_seed) == FR_OK) {
+        int mine = sodium_memcmp(id.kx_pk, edge.kx, 32) == 0 &&
+                   sodium_memcmp(id.sign_pk, edge.sign, 32) == 0;
+        fri_identity_wipe(&id);
+        e = mine ? FR_OK : FR_EDENIED;
+    }
+    if (e != FR_OK) {
+        fri_agg_seterr(err, cap, "--edge-credential %s: %s",
+            a->edge_cred_path,
+            f == NULL && n == 0 ? "cannot read"
+            : e == FR_EFORMAT   ? "not a fedrec credential file"
+            : e == FR_ECRYPTO   ? "not signed by the --upstream-key root"
+            : e == FR_ELATE     ? "expired"
+            : e == FR_EDENIED   ? "made for another key than --key"
+                                : fr_errname(e));
+        return FR_EINVAL;
+    }
+    memcpy(a->cfg.edge_cred, buf + 8, FRI_CRED_LEN);
+    a->cfg.has_edge_cred = 1;
+    return FR_OK;
 }
 
 fr_err
@@ -692,6 +782,27 @@ fri_agg_args_parse(fri_agg_args *a, int argc, char **argv, char *err,
     }
     a->net.max_frame = a->cfg.max_frame;
     private_default(a);
+    if ((a->upstream == NULL) != (a->upstream_key_path == NULL)) {
+        fri_agg_seterr(err, err_cap,
+            "--upstream and --upstream-key go together (see --help)");
+        return FR_EINVAL;
+    }
+    if (a->upstream_key_path != NULL) {
+        fri_pubkeys pk;
+        fr_err      e = fri_pub_load(&pk, a->upstream_key_path);
+        if (e != FR_OK) {
+            fri_agg_seterr(err, err_cap, "--upstream-key %s: %s",
+                a->upstream_key_path,
+                e == FR_EFORMAT ? "not a fedrec public key file"
+                                : "cannot read");
+            return e == FR_EIO ? FR_EIO : FR_EINVAL;
+        }
+        memcpy(a->cfg.upstream_pk, pk.kx, sizeof(pk.kx));
+        memcpy(a->cfg.upstream_pk + sizeof(pk.kx), pk.sign, sizeof(pk.sign));
+        if (a->upstream_margin_ms == 0) {
+            a->upstream_margin_ms = a->cfg.round_deadline_ms / 10;
+        }
+    }
     if (a->listen == NULL) {
         fri_agg_seterr(err, err_cap, "--listen URL is required (see --help)");
         return FR_EINVAL;
@@ -726,5 +837,8 @@ fri_agg_args_parse(fri_agg_args *a, int argc, char **argv, char *err,
         fri_identity_wipe(&id);
     }
     a->cfg.state_dir = a->state_dir;
-    return FR_OK;
+    if (a->edge_cred_path != NULL) {
+        rv = load_cred(a, err, err_cap);
+    }
+    return rv;
 }

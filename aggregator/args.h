@@ -17,6 +17,10 @@ typedef struct fri_agg_args {
     char          *state_dir;
     char          *http;      // HOST:PORT or NULL
     char          *allow_path;
+    char          *upstream;   // edge: the root's NNG URL
+    char          *upstream_key_path; // edge: the root's PREFIX.pub
+    uint64_t       upstream_margin_ms; // edge: close before the root
+    char          *edge_cred_path; // edge: the root's credential for it
     uint8_t       *allow;     // n_allow X25519 keys
     int            contexts;  // NNG contexts (also net.n_contexts)
     fri_net_opts   net;       // connection limits

@@ -14,6 +14,7 @@
 #include "ckpt.h"
 #include "closer.h"
 #include "dp.h"
+#include "edge_sums.h"
 #include "errbuf.h"
 #include "log.h"
 #include "snap.h"
@@ -207,6 +208,39 @@ backup_free(solve_backup *b)
     memset(b, 0, sizeof(*b));
 }
 
+// An edge does not solve: it keeps the round's sums for the root
+// (fri_agg_edge_take) and serves the root's model, which opens its next
+// round. A round that summed nothing hands out nothing.
+static void
+edge_forward(fri_agg *a)
+{
+    uint32_t reported;
+    uint64_t round;
+    pthread_mutex_lock(&a->rs.mtx);
+    reported = a->rs.n_reported;
+    round    = a->rs.round;
+    pthread_mutex_unlock(&a->rs.mtx);
+    fri_agg_sums s;
+    fr_err       rv = fri_edge_sums_take(a, round, reported, &s);
+    fri_agg_acc_reset(a);
+    pthread_mutex_lock(&a->rs.mtx);
+    if (rv == FR_OK) {
+        fri_agg_sums_free(&a->tree.out);
+        a->tree.out     = s;
+        a->tree.has_out = 1;
+        a->rs.rounds_completed++;
+        a->rs.last_completed = round;
+    } else {
+        a->rs.rounds_abandoned++;
+    }
+    pthread_mutex_unlock(&a->rs.mtx);
+    fri_agg_log(a, rv == FR_OK ? FR_LOG_INFO : FR_LOG_WARN,
+                "msg=\"%s\" round=%llu clients=%u items=%u err=%s",
+                rv == FR_OK ? "round forwarded" : "round not forwarded",
+                (unsigned long long) round, reported,
+                rv == FR_OK ? s.n_rows : 0, fr_errname(rv));
+}
+
 // Completes the round (exclusive closer). The new model must pass the
 // sanity check (bounds.h) before it is committed; under DP it is served
 // only once a checkpoint holds the accounting of its rounds.
@@ -214,6 +248,10 @@ void
 fri_closer_close(fri_agg *a)
 {
     wait_inflight(a);
+    if (a->cfg.edge) {
+        edge_forward(a);
+        return;
+    }
     const size_t nq = (size_t) a->cfg.n_items * a->cfg.k;
     uint32_t     reported;
     uint64_t     round;

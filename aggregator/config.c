@@ -174,6 +174,32 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
         BAD("stats-latest needs explicit ALS or VBMF without stats-forget, "
             "DP or clipping");
     }
+    if (c->edge || c->root_max_devices > 0) {
+        // docs/DEPLOY-TREE.md: the plain path first. An edge forwards its
+        // round's sums; carried or latest statistics, DP noise and masked
+        // sums across the tree are not implemented.
+        if (c->edge && c->root_max_devices > 0) {
+            BAD("an aggregator is an edge (upstream) or a root, not both");
+        }
+        if (c->dp != FRI_AGG_DP_OFF || c->stats_latest ||
+            c->stats_forget < 1.0f) {
+            BAD("a tree of aggregators needs dp off, stats-latest 0 and "
+                "stats-forget 1 (not implemented yet)");
+        }
+        if (c->root_max_devices > 0 && c->secagg != FRI_AGG_SECAGG_OFF) {
+            // Edges unmask their own cohorts' sums; the root sees sums.
+            BAD("a root takes its edges' sums: secure-agg runs at the edges");
+        }
+        if (c->edge) {
+            uint8_t acc = 0;
+            for (size_t t = 0; t < sizeof(c->upstream_pk); t++) {
+                acc |= c->upstream_pk[t];
+            }
+            if (acc == 0) {
+                BAD("an edge needs the root's public key (upstream-key)");
+            }
+        }
+    }
     if (c->max_sessions == 0) {
         BAD("max-sessions must be >= 1");
     }

@@ -17,6 +17,7 @@
 #include "ckpt.h"
 #include "config.h"
 #include "dp.h"
+#include "edge_sums.h"
 #include "errbuf.h"
 #include "linalg.h"
 #include "log.h"
@@ -365,6 +366,7 @@ fri_agg_destroy(fri_agg *a)
     }
     free(a->sums.acc);
     free(a->sums.accf);
+    fri_agg_sums_free(&a->tree.out);
     free(a->model.pub_bi);
     free(a->model.pub_Q);
     if (a->stats.carry != NULL) {

@@ -26,6 +26,7 @@
 #include "keys.h"
 #include "linalg.h"
 #include "msg.h"
+#include "msg_edge.h"
 #include "rounds.h"
 #include "session.h"
 #include "snap.h"
@@ -42,8 +43,8 @@ fri_agg_reply_bound(const fri_agg *a)
     size_t b = m > e ? m : e;
     size_t s = fri_agg_sa_reply_bound(a);
     b        = s > b ? s : b;
-    if (b < FRI_WELCOME_LEN) {
-        b = FRI_WELCOME_LEN;
+    if (b < FRI_WELCOME_CRED_LEN) {
+        b = FRI_WELCOME_CRED_LEN;
     }
     return b + FRI_SEAL_HEADROOM + FRI_SEAL_OVERHEAD + 64;
 }
@@ -364,6 +365,65 @@ on_update(fri_agg *a, fri_sess_entry *e, uint64_t now_ms, const uint8_t *plain,
     return seal_if_ok(r, e->s, rv, plen);
 }
 
+// Root: an edge's round sums (SPEC.md §10). The edge's key is its
+// identity; membership of the round is checked by fri_agg_submit_sums.
+static fr_err
+on_edge_sums(fri_agg *a, fri_sess_entry *e, uint64_t now_ms,
+             const uint8_t *plain, size_t plain_len, reply *r, int *drop)
+{
+    *drop = 1; // one EDGE_SUMS per session, like an UPDATE
+    fri_edge_sums_msg m;
+    fr_err            rv = fri_edge_sums_decode(&m, plain, plain_len);
+    uint8_t algo = a->cfg.algo == FRI_AGG_GRAD   ? FRI_EDGE_GRAD
+                   : a->cfg.algo == FRI_AGG_VBMF ? FRI_EDGE_VBMF
+                   : a->cfg.implicit             ? FRI_EDGE_IALS
+                                                 : FRI_EDGE_ALS;
+    if (rv == FR_OK && (m.algo != algo || m.k != a->cfg.k ||
+                        m.n_items != a->cfg.n_items)) {
+        rv = FR_EPROTO;
+    }
+    if (rv != FR_OK) {
+        fri_agg_reject_count(a, rv == FR_ETOOBIG ? FRI_REJ_TOO_BIG
+                                                 : FRI_REJ_MALFORMED);
+        return put_error(r, e->s, rv, FRI_T_EDGE_SUMS, 0, 0,
+                         "malformed EDGE_SUMS or not this model's");
+    }
+    fri_agg_sums s;
+    memset(&s, 0, sizeof(s));
+    s.round       = m.round_id;
+    s.n_devices   = m.n_devices;
+    s.width       = m.width;
+    s.n_rows      = m.n_rows;
+    s.n_glob      = m.n_glob;
+    s.sum_ratings = m.sum_ratings;
+    s.count       = m.count;
+    s.weight      = m.weight;
+    s.items = malloc(((size_t) m.n_rows + 1) * sizeof(uint32_t));
+    s.rows  = malloc(((size_t) m.n_rows * m.width + 1) * sizeof(double));
+    s.glob  = malloc(((size_t) m.n_glob + 1) * sizeof(double));
+    if (s.items == NULL || s.rows == NULL || s.glob == NULL) {
+        fri_agg_sums_free(&s);
+        return put_error(r, e->s, FR_ENOMEM, FRI_T_EDGE_SUMS, m.round_id,
+                         a->cfg.retry_after_ms, "out of memory");
+    }
+    fri_edge_sums_get(&m, s.items, s.rows, s.glob);
+    rv = fri_agg_submit_sums(a, now_ms, e->client, &s);
+    fri_agg_sums_free(&s);
+    if (rv != FR_OK) {
+        fri_agg_reject why_r;
+        (void) map_reject(rv, &why_r); // counted by fri_agg_submit_sums
+        return put_error(r, e->s, rv, FRI_T_EDGE_SUMS, m.round_id, 0,
+                         rv == FR_EPROTO || rv == FR_ETOOBIG
+                             ? "sums outside the bounds of their devices"
+                             : fri_agg_reject_name(why_r));
+    }
+    fri_ack ack  = {.of_type = FRI_T_EDGE_SUMS, .round_id = m.round_id};
+    size_t  plen = 0;
+    rv = fri_ack_encode(r->buf + FRI_SEAL_HEADROOM, r->cap - FRI_SEAL_HEADROOM,
+                        &plen, &ack);
+    return seal_if_ok(r, e->s, rv, plen);
+}
+
 // Secure aggregation requests (handle_sa.c), sealed here.
 static fr_err
 on_sa(fri_agg *a, fri_sess_entry *e, uint64_t now_ms, uint16_t type,
@@ -387,11 +447,11 @@ on_hello(fri_agg *a, uint64_t now_ms, const uint8_t *req, size_t req_len,
     }
     fri_session *s = NULL;
     if (rv == FR_OK) {
-        rv = fri_hs_server_accept(
+        rv = fri_hs_server_accept_cred(
             &s, r->buf, r->cap, &r->len, &a->id, NULL,
             FRI_CAP_ALS | FRI_CAP_GRAD | FRI_CAP_IALS | FRI_CAP_SPARSE |
                 FRI_CAP_VBMF,
-            req, req_len);
+            req, req_len, a->cfg.has_edge_cred ? a->cfg.edge_cred : NULL);
     }
     if (rv != FR_OK) {
         fri_agg_reject_count(a, rv == FR_EDENIED ? FRI_REJ_DENIED
@@ -510,6 +570,8 @@ dispatch(fri_agg *a, uint64_t now_ms, const uint8_t *req, uint8_t *mut,
             rv = on_sa(a, e, now_ms, ph.type, plain, plain_len, r, &drop);
         } else if (ph.type == FRI_T_UPDATE) {
             rv = on_update(a, e, now_ms, plain, plain_len, r, &drop);
+        } else if (ph.type == FRI_T_EDGE_SUMS && a->cfg.root_max_devices > 0) {
+            rv = on_edge_sums(a, e, now_ms, plain, plain_len, r, &drop);
         } else {
             fri_agg_reject_count(a, FRI_REJ_MALFORMED);
             drop = 1;

@@ -11,6 +11,7 @@
 
 #include "args.h"
 #include "net.h"
+#include "uplink.h"
 
 // The only process globals: the signal flag.
 static volatile sig_atomic_t stop_signal = 0;
@@ -109,6 +110,24 @@ main(int argc, char **argv)
         fri_agg_args_free(&args);
         return 1;
     }
+    fri_uplink *up = NULL;
+    if (args.upstream != NULL) {
+        rv = fri_uplink_start(&up, a, args.upstream, args.upstream_margin_ms,
+                              err, sizeof(err));
+        if (rv != FR_OK) {
+            fprintf(stderr, "fedrec-aggregator: %s\n", err);
+            fri_net_stop(net);
+            fri_agg_destroy(a);
+            fri_agg_args_free(&args);
+            return 1;
+        }
+        snprintf(line, sizeof(line),
+                 "msg=\"edge: serving the rounds of the root\" upstream=%s "
+                 "margin_ms=%llu",
+                 args.upstream,
+                 (unsigned long long) args.upstream_margin_ms);
+        log_stderr(NULL, FR_LOG_INFO, line);
+    }
     uint64_t done_at = 0;
     while (!stop_signal) {
         nng_msleep(50);
@@ -128,6 +147,7 @@ main(int argc, char **argv)
     }
     // Completed rounds are checkpointed as they close; the open round is
     // abandoned (its clients get FR_ELATE and redo it after a restart).
+    fri_uplink_stop(up);
     fri_agg_stop(a, fri_now_ms());
     fri_net_stop(net);
     fri_agg_metrics m;

@@ -489,3 +489,27 @@ fri_vb_state_set(fri_vb *v, const float *src, size_t len)
     }
     return FR_OK;
 }
+
+void
+fri_vb_acc_get(const fri_vb *v, double *glob)
+{
+    const size_t d = v->d, P = v->P;
+    memcpy(glob, v->sx, d * sizeof(double));
+    memcpy(glob + d, v->sxx, P * sizeof(double));
+    glob[d + P]     = v->sq;
+    glob[d + P + 1] = v->n_users;
+}
+
+void
+fri_vb_acc_add_d(fri_vb *v, const double *glob)
+{
+    const size_t d = v->d, P = v->P;
+    for (size_t t = 0; t < d; t++) {
+        v->sx[t] += glob[t];
+    }
+    for (size_t t = 0; t < P; t++) {
+        v->sxx[t] += glob[d + t];
+    }
+    v->sq += glob[d + P];
+    v->n_users += glob[d + P + 1];
+}

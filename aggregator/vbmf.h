@@ -35,6 +35,10 @@ int fri_vb_glob_ok(const fri_vb *v, const float *glob, size_t len);
 // Accumulation (caller holds the aggregator's accumulator lock).
 void fri_vb_acc_add(fri_vb *v, const float *glob);
 void fri_vb_acc_reset(fri_vb *v);
+// The accumulated global block as doubles (fri_vb_glob_len(k) of them),
+// and adding such a block (a tree's edge sums; same lock as above).
+void fri_vb_acc_get(const fri_vb *v, double *glob);
+void fri_vb_acc_add_d(fri_vb *v, const double *glob);
 // Latest-statistics mode: any finite global block (a device's change since
 // its last report may be negative anywhere).
 int fri_vb_glob_delta_ok(const fri_vb *v, const float *glob, size_t len);

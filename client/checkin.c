@@ -14,6 +14,7 @@
 // nothing of it.
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -189,7 +190,8 @@ fri_client_reply_bound(const fr_client *c)
 {
     // Before the handshake the peer is not authenticated yet: a WELCOME or
     // an unsealed ERROR, nothing larger.
-    size_t pre = max_size(FRI_WELCOME_LEN, fri_error_size(FRI_MAX_ERRTEXT));
+    size_t pre = max_size(FRI_WELCOME_CRED_LEN,
+                          fri_error_size(FRI_MAX_ERRTEXT));
     if (c->session == NULL || c->session->step <= WAIT_WELCOME) {
         return pre + REPLY_TAIL_SLACK;
     }
@@ -277,8 +279,11 @@ poll_hello(fr_client *c, uint8_t *dst, size_t dst_cap, size_t *dst_len)
     fri_identity id;
     fr_err       err = fri_identity_from_seed(&id, c->identity_seed);
     if (err == FR_OK) {
-        err = fri_hs_client_hello(&s->hs, dst, dst_cap, dst_len, &id,
-                                  c->server_pk, CLIENT_CAPS);
+        // The pinned Ed25519 key may authorize edges of a tree (SPEC.md
+        // §6.1.1): their credentials are checked against the wall clock.
+        err = fri_hs_client_hello_root(&s->hs, dst, dst_cap, dst_len, &id,
+                                       c->server_pk, c->server_pk + 32,
+                                       (uint64_t) time(NULL), CLIENT_CAPS);
     }
     fri_identity_wipe(&id);
     if (err != FR_OK) {

@@ -17,6 +17,7 @@
 static const char LBL_TH[] = "fedrec/hs/transcript/v1";
 static const char LBL_KDF[] = "fedrec/hs/keys/v1";
 static const char LBL_SIG[] = "fedrec/model-signature/v1";
+static const char LBL_CRED[] = "fedrec/edge-credential/v1";
 
 struct fri_session {
     uint8_t  sid[FRI_SID_BYTES];
@@ -32,11 +33,14 @@ struct fri_session {
 };
 
 struct fri_hs_client {
-    int     used;
-    uint8_t e_pk[32], e_sk[32];
-    uint8_t s_sk[32];
-    uint8_t server_pk[32];
-    uint8_t hello[FRI_HELLO_LEN];
+    int      used;
+    uint8_t  e_pk[32], e_sk[32];
+    uint8_t  s_sk[32];
+    uint8_t  server_pk[32];
+    uint8_t  hello[FRI_HELLO_LEN];
+    int      has_root; // accepts an edge credential signed by root_sign
+    uint8_t  root_sign[32];
+    uint64_t now_s;
 };
 
 static void
@@ -162,6 +166,69 @@ fri_hs_client_hello(fri_hs_client **out, uint8_t *dst, size_t dst_cap,
     return FR_OK;
 }
 
+fr_err
+fri_hs_client_hello_root(fri_hs_client **out, uint8_t *dst, size_t dst_cap,
+                         size_t *dst_len, const fri_identity *me,
+                         const uint8_t server_kx[FRI_PKBYTES],
+                         const uint8_t root_sign[FRI_PKBYTES], uint64_t now_s,
+                         uint32_t caps)
+{
+    fr_err e = fri_hs_client_hello(out, dst, dst_cap, dst_len, me, server_kx,
+                                   caps | FRI_CAP_EDGE_CRED);
+    if (e == FR_OK) {
+        (*out)->has_root = 1;
+        (*out)->now_s    = now_s;
+        memcpy((*out)->root_sign, root_sign, 32);
+    }
+    return e;
+}
+
+// The signed message of a credential: label | its first 72 bytes.
+static void
+cred_msg(uint8_t msg[sizeof(LBL_CRED) + 72], const uint8_t *cred)
+{
+    memcpy(msg, LBL_CRED, sizeof(LBL_CRED));
+    memcpy(msg + sizeof(LBL_CRED), cred, 72);
+}
+
+fr_err
+fri_cred_make(uint8_t out[FRI_CRED_LEN], const fri_identity *root,
+              const fri_pubkeys *edge, uint64_t not_after)
+{
+    if (sodium_init() < 0) {
+        return FR_EINTERNAL;
+    }
+    memcpy(out, edge->kx, 32);
+    memcpy(out + 32, edge->sign, 32);
+    fri_put64(out + 64, not_after);
+    uint8_t msg[sizeof(LBL_CRED) + 72];
+    cred_msg(msg, out);
+    crypto_sign_detached(out + 72, NULL, msg, sizeof(msg), root->sign_sk);
+    return FR_OK;
+}
+
+fr_err
+fri_cred_check(const uint8_t cred[FRI_CRED_LEN],
+               const uint8_t root_sign[FRI_PKBYTES], uint64_t now_s,
+               fri_pubkeys *edge)
+{
+    if (sodium_init() < 0) {
+        return FR_EINTERNAL;
+    }
+    uint8_t msg[sizeof(LBL_CRED) + 72];
+    cred_msg(msg, cred);
+    if (crypto_sign_verify_detached(cred + 72, msg, sizeof(msg), root_sign) !=
+        0) {
+        return FR_ECRYPTO;
+    }
+    if (fri_get64(cred + 64) < now_s) {
+        return FR_ELATE;
+    }
+    memcpy(edge->kx, cred, 32);
+    memcpy(edge->sign, cred + 32, 32);
+    return FR_OK;
+}
+
 void
 fri_hs_client_destroy(fri_hs_client *hs)
 {
@@ -187,6 +254,17 @@ fri_hs_server_accept(fri_session **out, uint8_t *dst, size_t dst_cap,
                      const fri_allowlist *allow, uint32_t caps,
                      const uint8_t *hello, size_t hello_len)
 {
+    return fri_hs_server_accept_cred(out, dst, dst_cap, dst_len, server, allow,
+                                     caps, hello, hello_len, NULL);
+}
+
+fr_err
+fri_hs_server_accept_cred(fri_session **out, uint8_t *dst, size_t dst_cap,
+                          size_t *dst_len, const fri_identity *server,
+                          const fri_allowlist *allow, uint32_t caps,
+                          const uint8_t *hello, size_t hello_len,
+                          const uint8_t *cred)
+{
     const uint8_t *b;
     *out = NULL;
     if (sodium_init() < 0) {
@@ -200,7 +278,11 @@ fri_hs_server_accept(fri_session **out, uint8_t *dst, size_t dst_cap,
     if (allow != NULL && !allowed(allow, b + 32)) {
         return FR_EDENIED; // R25
     }
-    if (dst == NULL || dst_cap < FRI_WELCOME_LEN) {
+    // The credential goes only to clients that asked for one (older
+    // clients take trailing bytes for a longer payload).
+    int    with_cred = cred != NULL && (fri_get32(b + 64) & FRI_CAP_EDGE_CRED);
+    size_t body      = FRI_WELCOME_BODY + (with_cred ? FRI_CRED_LEN : 0);
+    if (dst == NULL || dst_cap < FRI_HDR_LEN + body) {
         return FR_ENOSPC;
     }
     fri_session *s = session_new();
@@ -217,9 +299,12 @@ fri_hs_server_accept(fri_session **out, uint8_t *dst, size_t dst_cap,
         goto fail;
     }
     uint8_t *w;
-    if ((e = fri_frame_begin(dst, dst_cap, FRI_T_WELCOME, FRI_WELCOME_BODY,
-                             &w)) != FR_OK) {
+    if ((e = fri_frame_begin(dst, dst_cap, FRI_T_WELCOME, body, &w)) !=
+        FR_OK) {
         goto fail;
+    }
+    if (with_cred) {
+        memcpy(w + FRI_WELCOME_BODY, cred, FRI_CRED_LEN);
     }
     memcpy(w, e_pk, 32);
     memcpy(w + 32, s->sid, 8);
@@ -243,7 +328,7 @@ fri_hs_server_accept(fri_session **out, uint8_t *dst, size_t dst_cap,
     fri_put32(w + 44, 0);
     crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
         w + 40, w + 48, NULL, w + 40, 8, dst, 56, NULL, nonce, s->tx_key);
-    *dst_len = FRI_WELCOME_LEN;
+    *dst_len = FRI_HDR_LEN + body;
     *out = s;
     sodium_memzero(e_sk, sizeof(e_sk));
     sodium_memzero(dh, sizeof(dh));
@@ -275,7 +360,18 @@ fri_hs_client_finish(fri_session **out, fri_hs_client *hs,
     if (e != FR_OK) {
         goto out;
     }
-    if ((e = fri_body_end(n, FRI_WELCOME_BODY, newer)) != FR_OK) {
+    if (hs->has_root && n == FRI_WELCOME_BODY + FRI_CRED_LEN) {
+        // An edge's WELCOME (§6.1.1): the server's key is the one the
+        // root's credential names.
+        fri_pubkeys edge;
+        if ((e = fri_cred_check(w + FRI_WELCOME_BODY, hs->root_sign,
+                                hs->now_s, &edge)) != FR_OK) {
+            e = FR_ECRYPTO;
+            goto out;
+        }
+        memcpy(hs->server_pk, edge.kx, 32);
+        n = FRI_WELCOME_BODY;
+    } else if ((e = fri_body_end(n, FRI_WELCOME_BODY, newer)) != FR_OK) {
         goto out;
     }
     e = FR_ECRYPTO; // R24

@@ -37,6 +37,16 @@
 #define FRI_HELLO_LEN (FRI_HDR_LEN + FRI_HELLO_BODY)
 #define FRI_WELCOME_LEN (FRI_HDR_LEN + FRI_WELCOME_BODY)
 
+// Edge credential (SPEC.md §6.1.1): edge X25519 key (32) | edge Ed25519
+// key (32) | u64 not_after (Unix seconds) | Ed25519 signature by the root
+// over "fedrec/edge-credential/v1\0" and the 72 bytes before it. An edge
+// appends it to WELCOME for clients whose HELLO has FRI_CAP_EDGE_CRED.
+#define FRI_CRED_LEN 136
+#define FRI_WELCOME_CRED_LEN (FRI_WELCOME_LEN + FRI_CRED_LEN)
+// Credential file (fedrec-keygen --credential): "FRCR", version 1, three
+// zero bytes, the credential.
+#define FRI_CREDFILE_LEN (8 + FRI_CRED_LEN)
+
 typedef struct fri_session  fri_session;
 typedef struct fri_hs_client fri_hs_client;
 
@@ -55,6 +65,28 @@ FR_NODISCARD fr_err fri_hs_client_hello(fri_hs_client **out, uint8_t *dst,
                                         const uint8_t server_kx[FRI_PKBYTES],
                                         uint32_t caps);
 
+// As fri_hs_client_hello for a client that pins the root of a tree:
+// root_sign is the root's Ed25519 key. HELLO then advertises
+// FRI_CAP_EDGE_CRED, and fri_hs_client_finish accepts a WELCOME that
+// carries an edge credential signed with root_sign (not expired at
+// now_s), taking the credential's X25519 key as the server's; a WELCOME
+// without one must come from server_kx as usual.
+FR_NODISCARD fr_err fri_hs_client_hello_root(
+    fri_hs_client **out, uint8_t *dst, size_t dst_cap, size_t *dst_len,
+    const fri_identity *me, const uint8_t server_kx[FRI_PKBYTES],
+    const uint8_t root_sign[FRI_PKBYTES], uint64_t now_s, uint32_t caps);
+
+// An edge credential for edge (its X25519 and Ed25519 keys), valid until
+// not_after, signed by root.
+FR_NODISCARD fr_err fri_cred_make(uint8_t out[FRI_CRED_LEN],
+                                  const fri_identity *root,
+                                  const fri_pubkeys *edge, uint64_t not_after);
+// FR_OK when cred is signed by root_sign and not expired at now_s
+// (FR_ECRYPTO: bad signature; FR_ELATE: expired); *edge gets its keys.
+FR_NODISCARD fr_err fri_cred_check(const uint8_t cred[FRI_CRED_LEN],
+                                   const uint8_t root_sign[FRI_PKBYTES],
+                                   uint64_t now_s, fri_pubkeys *edge);
+
 // Server step. Checks HELLO (R2-R8 as a frame, R24), the allow-list
 // (FR_EDENIED if allow != NULL and the client key is not in it), writes
 // WELCOME (FRI_WELCOME_LEN bytes) into dst and creates *out.
@@ -64,6 +96,14 @@ FR_NODISCARD fr_err fri_hs_server_accept(fri_session **out, uint8_t *dst,
                                          const fri_allowlist *allow,
                                          uint32_t caps, const uint8_t *hello,
                                          size_t hello_len);
+
+// fri_hs_server_accept for an edge holding a credential (NULL: none):
+// appended to WELCOME (FRI_WELCOME_CRED_LEN bytes) when the client's
+// HELLO advertises FRI_CAP_EDGE_CRED. cred must name server's keys.
+FR_NODISCARD fr_err fri_hs_server_accept_cred(
+    fri_session **out, uint8_t *dst, size_t dst_cap, size_t *dst_len,
+    const fri_identity *server, const fri_allowlist *allow, uint32_t caps,
+    const uint8_t *hello, size_t hello_len, const uint8_t *cred);
 
 // Client step 2. FR_ECRYPTO if the WELCOME was not made by the holder of
 // the pinned key (or was altered). hs may be used once (FR_ESTATE after);

@@ -106,6 +106,7 @@ FR_NODISCARD fr_err fri_frame_check(fri_hdr *h, const uint8_t *src,
 #define FRI_CAP_SECAGG 0x0040u
 #define FRI_CAP_IALS 0x0080u
 #define FRI_CAP_VBMF 0x0100u
+#define FRI_CAP_EDGE_CRED 0x0200u // HELLO: accepts an edge credential (§6.1.1)
 
 // CHECKIN flags. MODEL_ONLY: the device only wants the current model (to
 // recommend or to evaluate it) and will send no update; the aggregator

@@ -265,3 +265,67 @@ Test(agg_args, private_by_default)
              "tcp://h:1", "--items", "50", "--config", path);
     unlink(path);
 }
+
+// The tree's flags: an edge needs the root's key file and a valid
+// credential for its own key; a root takes no secure aggregation.
+Test(agg_args, tree_flags)
+{
+    EXPECT_BAD("--upstream and --upstream-key go together", "--listen",
+               "tcp://h:1", "--items", "5", "--upstream", "tcp://h:2");
+    EXPECT_BAD("--upstream wants tcp://", "--listen", "tcp://h:1", "--items",
+               "5", "--upstream", "http://h:2");
+    EXPECT_BAD("--upstream-key /nonexistent.pub", "--listen", "tcp://h:1",
+               "--items", "5", "--upstream", "tcp://h:2", "--upstream-key",
+               "/nonexistent.pub");
+    EXPECT_BAD("--edge-credential needs --upstream", "--listen", "tcp://h:1",
+               "--items", "5", "--edge-credential", "/nonexistent.cred");
+    EXPECT_BAD("secure-agg runs at the edges", "--listen", "tcp://h:1",
+               "--items", "5", "--root-max-devices", "10", "--secure-agg",
+               "plus", "--clients-per-round", "4");
+    EXPECT_BAD("dp off", "--listen", "tcp://h:1", "--items", "5",
+               "--root-max-devices", "10", "--stats-latest", "1");
+    // A credential file that is not one.
+    char dir[] = "/tmp/fr-args-tree-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char key[128], pub[128], cred[128], cmd[512];
+    snprintf(key, sizeof(key), "%s/k.key", dir);
+    snprintf(pub, sizeof(pub), "%s/k.pub", dir);
+    snprintf(cred, sizeof(cred), "%s/k.cred", dir);
+    snprintf(cmd, sizeof(cmd), "%s/bin/fedrec-keygen --out %s/k >/dev/null",
+             FR_BINARY_DIR, dir);
+    cr_assert_eq(system(cmd), 0);
+    FILE *f = fopen(cred, "w");
+    cr_assert_not_null(f);
+    fputs("not a credential", f);
+    fclose(f);
+    EXPECT_BAD("not a fedrec credential file", "--listen", "tcp://h:1",
+               "--items", "5", "--key", key, "--upstream", "tcp://h:2",
+               "--upstream-key", pub, "--edge-credential", cred);
+    // Signed by the edge itself, not by the root it names.
+    snprintf(cmd, sizeof(cmd),
+             "%s/bin/fedrec-keygen --credential --signer %s --subject %s "
+             "--out %s/self >/dev/null",
+             FR_BINARY_DIR, key, pub, dir);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(cred, sizeof(cred), "%s/self.cred", dir);
+    char other[128];
+    snprintf(cmd, sizeof(cmd), "%s/bin/fedrec-keygen --out %s/root >/dev/null",
+             FR_BINARY_DIR, dir);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(other, sizeof(other), "%s/root.pub", dir);
+    EXPECT_BAD("not signed by the --upstream-key root", "--listen",
+               "tcp://h:1", "--items", "5", "--key", key, "--upstream",
+               "tcp://h:2", "--upstream-key", other, "--edge-credential",
+               cred);
+    fri_agg_args a;
+    char         err[512] = "";
+    const char  *ok[]     = {"fedrec-aggregator", "--listen", "tcp://h:1",
+                             "--items", "5", "--key", key, "--upstream",
+                             "tcp://h:2", "--upstream-key", pub,
+                             "--edge-credential", cred};
+    cr_assert_eq(parse(&a, err, sizeof(err), 13, ok), FR_OK, "%s", err);
+    cr_assert(a.cfg.edge && a.cfg.has_edge_cred);
+    fri_agg_args_free(&a);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "msg.h"
+#include "msg_edge.h"
 
 static void
 check(int cond)
@@ -35,7 +36,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t         m = 0;
     fri_hdr        h;
     (void) fri_frame_check(&h, f, n);
-    switch (sel % 7) {
+    switch (sel % 8) {
     case 0: {
         fri_checkin c;
         if (fri_checkin_decode(&c, f, n) == FR_OK) {
@@ -113,6 +114,34 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fri_ack a;
         if (fri_ack_decode(&a, f, n) == FR_OK) {
             check(fri_ack_encode(out, sizeof(out), &m, &a) == FR_OK);
+        }
+        break;
+    }
+    case 6: {
+        fri_edge_sums_msg es;
+        if (fri_edge_sums_decode(&es, f, n) == FR_OK) {
+            uint32_t *it = malloc(4 * (size_t) es.n_rows + 4);
+            double   *r  = malloc(8 * (size_t) es.n_rows * es.width + 8);
+            double   *g  = malloc(8 * (size_t) es.n_glob + 8);
+            if (it && r && g) {
+                fri_edge_sums_get(&es, it, r, g);
+                fri_edge_sums_msg v = es;
+                v.items = it;
+                v.rows  = r;
+                v.glob  = g;
+                size_t need = fri_edge_sums_size(es.n_glob, es.width,
+                                                 es.n_rows);
+                if (need <= sizeof(out)) {
+                    check(fri_edge_sums_encode(out, sizeof(out), &m, &v) ==
+                          FR_OK);
+                    if (f[5] <= FRI_PROTO_MINOR) {
+                        check(m == n && memcmp(out, f, n) == 0);
+                    }
+                }
+            }
+            free(it);
+            free(r);
+            free(g);
         }
         break;
     }

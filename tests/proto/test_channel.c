@@ -385,3 +385,109 @@ Test(proto_channel, R26_model_signature_any_bit_flip_fails)
     fri_identity_wipe(&srv);
     fri_identity_wipe(&other);
 }
+
+// ---- edge credentials (§6.1.1) ---------------------------------------------
+
+// A client pinning the root (kx and Ed25519 of root) shakes hands with
+// server srv, which sends cred (or none); client_caps_cred: whether the
+// client asks for credentials at all.
+static fr_err
+handshake_root(fri_session **c, fri_session **s, const fri_identity *root,
+               const fri_identity *srv, const fri_identity *cli,
+               const uint8_t *cred, uint64_t now_s, int client_caps_cred,
+               size_t *welcome_len)
+{
+    uint8_t        hello[256], welcome[512];
+    size_t         hl, wl;
+    fri_hs_client *hs = NULL;
+    *c = *s = NULL;
+    fr_err e = client_caps_cred
+                   ? fri_hs_client_hello_root(&hs, hello, sizeof(hello), &hl,
+                                              cli, root->kx_pk, root->sign_pk,
+                                              now_s, FRI_CAP_ALS)
+                   : fri_hs_client_hello(&hs, hello, sizeof(hello), &hl, cli,
+                                         root->kx_pk, FRI_CAP_ALS);
+    cr_assert_eq(e, FR_OK);
+    e = fri_hs_server_accept_cred(s, welcome, sizeof(welcome), &wl, srv, NULL,
+                                  FRI_CAP_ALS, hello, hl, cred);
+    cr_assert_eq(e, FR_OK);
+    *welcome_len = wl;
+    e = fri_hs_client_finish(c, hs, welcome, wl);
+    fri_hs_client_destroy(hs);
+    return e;
+}
+
+Test(proto_channel, edge_credential_lets_a_root_pinned_client_in)
+{
+    fri_identity root, edge, other, cli;
+    sample_identity(&root, 1);
+    sample_identity(&edge, 2);
+    sample_identity(&other, 3);
+    sample_identity(&cli, 50);
+    fri_pubkeys ep, op, got;
+    fri_identity_pub(&ep, &edge);
+    fri_identity_pub(&op, &other);
+    uint8_t cred[FRI_CRED_LEN], cred_other[FRI_CRED_LEN], forged[FRI_CRED_LEN];
+    cr_assert_eq(fri_cred_make(cred, &root, &ep, 2000), FR_OK);
+    cr_assert_eq(fri_cred_make(cred_other, &root, &op, 2000), FR_OK);
+    cr_assert_eq(fri_cred_make(forged, &other, &ep, 2000), FR_OK);
+    cr_assert_eq(fri_cred_check(cred, root.sign_pk, 1000, &got), FR_OK);
+    cr_assert_eq(memcmp(got.kx, edge.kx_pk, 32), 0);
+    cr_assert_eq(fri_cred_check(forged, root.sign_pk, 1000, &got), FR_ECRYPTO);
+    cr_assert_eq(fri_cred_check(cred, root.sign_pk, 2001, &got), FR_ELATE);
+    uint8_t bad[FRI_CRED_LEN];
+    for (size_t i = 0; i < FRI_CRED_LEN; i += 7) {
+        memcpy(bad, cred, sizeof(bad));
+        bad[i] ^= 0x10;
+        cr_assert_eq(fri_cred_check(bad, root.sign_pk, 1000, &got), FR_ECRYPTO,
+                     "byte %zu", i);
+    }
+
+    fri_session *c, *s;
+    size_t       wl;
+    // The edge with its credential: the session works both ways.
+    cr_assert_eq(handshake_root(&c, &s, &root, &edge, &cli, cred, 1000, 1, &wl),
+                 FR_OK);
+    cr_assert_eq(wl, FRI_WELCOME_CRED_LEN);
+    cr_assert_eq(memcmp(fri_session_peer(c), edge.kx_pk, 32), 0);
+    uint8_t buf[1024];
+    size_t  sl = sealed_update(c, buf, sizeof(buf), 5);
+    const uint8_t *pl;
+    size_t         pn;
+    cr_assert_eq(fri_open(s, buf, sl, &pl, &pn), FR_OK);
+    fri_session_destroy(c);
+    fri_session_destroy(s);
+    // The root itself, no credential: as before.
+    cr_assert_eq(handshake_root(&c, &s, &root, &root, &cli, NULL, 1000, 1, &wl),
+                 FR_OK);
+    cr_assert_eq(wl, FRI_WELCOME_LEN);
+    fri_session_destroy(c);
+    fri_session_destroy(s);
+    // Refused: an edge without credential, an expired one, one signed by
+    // another key, another edge's credential (the DH fails: the edge does
+    // not hold that key).
+    cr_assert_eq(handshake_root(&c, &s, &root, &edge, &cli, NULL, 1000, 1, &wl),
+                 FR_ECRYPTO);
+    fri_session_destroy(s);
+    cr_assert_eq(handshake_root(&c, &s, &root, &edge, &cli, cred, 2001, 1, &wl),
+                 FR_ECRYPTO);
+    fri_session_destroy(s);
+    cr_assert_eq(
+        handshake_root(&c, &s, &root, &edge, &cli, forged, 1000, 1, &wl),
+        FR_ECRYPTO);
+    fri_session_destroy(s);
+    cr_assert_eq(
+        handshake_root(&c, &s, &root, &edge, &cli, cred_other, 1000, 1, &wl),
+        FR_ECRYPTO);
+    fri_session_destroy(s);
+    // A client that did not ask gets the plain WELCOME (and, pinning the
+    // root, cannot talk to the edge).
+    cr_assert_eq(handshake_root(&c, &s, &root, &edge, &cli, cred, 1000, 0, &wl),
+                 FR_ECRYPTO);
+    cr_assert_eq(wl, FRI_WELCOME_LEN);
+    fri_session_destroy(s);
+    fri_identity_wipe(&root);
+    fri_identity_wipe(&edge);
+    fri_identity_wipe(&other);
+    fri_identity_wipe(&cli);
+}
