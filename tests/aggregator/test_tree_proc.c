@@ -264,6 +264,30 @@ load_ckpt(const char *dir)
     return c;
 }
 
+// Waits (up to ms) until dir's checkpoint holds model version v.
+static void
+wait_ckpt_version(const char *dir, uint64_t v, uint64_t ms)
+{
+    char p[400];
+    path_of(p, sizeof(p), dir);
+    uint64_t end = now_ms() + ms;
+    do {
+        fri_ckpt c;
+        int      prev = 0;
+        char     err[256];
+        if (fri_ckpt_load(p, &c, &prev, err, sizeof(err)) == FR_OK) {
+            uint64_t have = c.version;
+            fri_ckpt_free(&c);
+            if (have >= v) {
+                return;
+            }
+        }
+        sleep_ms(50);
+    } while (now_ms() < end);
+    cr_assert_fail("checkpoint %s did not reach version %llu", p,
+                   (unsigned long long) v);
+}
+
 // Whether name.log holds a line with both needles.
 static int
 log_has(const char *name, const char *a, const char *b)
@@ -333,8 +357,12 @@ tree_vs_single(int secure)
             R, "tree");
     }
     wait_all(c, NU, 120000, "tree client");
-    // The edges stop first: a request of theirs still in flight when the
-    // root exits makes its transport leak the reply under ASan.
+    // The clients are done once their edges took their updates; the
+    // edges may still be handing the last round's sums to the root. Wait
+    // for the root's checkpoint of round R, then stop the edges first: a
+    // request of theirs still in flight when the root exits makes its
+    // transport leak the reply under ASan.
+    wait_ckpt_version("st_root", R, 60000);
     kill(e1, SIGTERM);
     kill(e2, SIGTERM);
     cr_assert_eq(wait_for(e1, 20000), 0, "edge 1 (see %s/e1.log)", tmp);
