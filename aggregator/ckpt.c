@@ -62,6 +62,46 @@ put(int fd, crypto_generichash_state *h, const void *buf, size_t len)
     return 0;
 }
 
+// 32-bit words (u32) and 64-bit doubles in little-endian, in chunks of one
+// stack buffer: one write per 4 KiB, not one per value.
+static int
+put_u32s(int fd, crypto_generichash_state *h, const uint32_t *v, size_t n)
+{
+    uint8_t buf[4096];
+    while (n > 0) {
+        size_t m = n < sizeof(buf) / 4 ? n : sizeof(buf) / 4;
+        for (size_t i = 0; i < m; i++) {
+            fri_put32(buf + 4 * i, v[i]);
+        }
+        if (put(fd, h, buf, m * 4) != 0) {
+            return -1;
+        }
+        v += m;
+        n -= m;
+    }
+    return 0;
+}
+
+static int
+put_f64s(int fd, crypto_generichash_state *h, const double *v, size_t n)
+{
+    uint8_t buf[4096];
+    while (n > 0) {
+        size_t m = n < sizeof(buf) / 8 ? n : sizeof(buf) / 8;
+        for (size_t i = 0; i < m; i++) {
+            uint64_t bits;
+            memcpy(&bits, &v[i], sizeof(bits));
+            fri_put64(buf + 8 * i, bits);
+        }
+        if (put(fd, h, buf, m * 8) != 0) {
+            return -1;
+        }
+        v += m;
+        n -= m;
+    }
+    return 0;
+}
+
 // Floats in little-endian, in chunks to bound the stack buffer.
 static int
 put_floats(int fd, crypto_generichash_state *h, const float *v, size_t n)
@@ -196,18 +236,9 @@ fri_ckpt_write(const char *dir, const fri_ckpt *c, char *err, size_t err_cap)
         memcpy(&bits, &c->carry_count, sizeof(bits));
         fri_put64(fx + 16, bits);
         fri_put32(fx + 24, c->n_glob);
-        bad = put(fd, &h, fx, sizeof(fx)) != 0;
-        for (uint32_t t = 0; !bad && t < c->n_glob; t++) {
-            uint8_t g[8];
-            memcpy(&bits, &c->glob[t], sizeof(bits));
-            fri_put64(g, bits);
-            bad = put(fd, &h, g, sizeof(g)) != 0;
-        }
-        for (uint32_t j = 0; !bad && j < c->n_carried; j++) {
-            uint8_t it[4];
-            fri_put32(it, c->carried[j]);
-            bad = put(fd, &h, it, sizeof(it)) != 0;
-        }
+        bad = put(fd, &h, fx, sizeof(fx)) != 0 ||
+              put_f64s(fd, &h, c->glob, c->n_glob) != 0 ||
+              put_u32s(fd, &h, c->carried, c->n_carried) != 0;
         bad = bad || (c->n_carried > 0 &&
                       put_floats(fd, &h, c->carry,
                                  (size_t) c->n_carried * c->acc_len) != 0);

@@ -210,16 +210,24 @@ fri_vb_latest_len(const fri_vb *v)
     return v->lsx != NULL ? v->d + v->P + 2 : 0;
 }
 
+// A global block [sum E[u] (d) | packed sum E[u u^T] (P) | squared
+// residuals | user count] as d + P + 2 doubles.
+static void
+glob_pack(double *dst, const fri_vb *v, const double *sx, const double *sxx,
+    double sq, double n_users)
+{
+    memcpy(dst, sx, v->d * sizeof(double));
+    memcpy(dst + v->d, sxx, v->P * sizeof(double));
+    dst[v->d + v->P]     = sq;
+    dst[v->d + v->P + 1] = n_users;
+}
+
 void
 fri_vb_latest_get(const fri_vb *v, double *dst)
 {
-    if (v->lsx == NULL) {
-        return;
+    if (v->lsx != NULL) {
+        glob_pack(dst, v, v->lsx, v->lsxx, v->lsq, v->ln_users);
     }
-    memcpy(dst, v->lsx, v->d * sizeof(double));
-    memcpy(dst + v->d, v->lsxx, v->P * sizeof(double));
-    dst[v->d + v->P]     = v->lsq;
-    dst[v->d + v->P + 1] = v->ln_users;
 }
 
 fr_err
@@ -493,11 +501,7 @@ fri_vb_state_set(fri_vb *v, const float *src, size_t len)
 void
 fri_vb_acc_get(const fri_vb *v, double *glob)
 {
-    const size_t d = v->d, P = v->P;
-    memcpy(glob, v->sx, d * sizeof(double));
-    memcpy(glob + d, v->sxx, P * sizeof(double));
-    glob[d + P]     = v->sq;
-    glob[d + P + 1] = v->n_users;
+    glob_pack(glob, v, v->sx, v->sxx, v->sq, v->n_users);
 }
 
 void
