@@ -43,31 +43,44 @@ typedef struct e2e_world {
     size_t      reply_cap;
 } e2e_world;
 
-// Client u = 0..n-1 pinned to w->a's key, with seed seed0 + u, identity
-// seed filled with the byte id0 + u, pseudo_items_rho rho and user u's
-// ratings from w->by_user.
+// The configuration of client u: pinned to w->a's key, seed seed0 + u,
+// identity seed filled with the byte id0 + u.
+static inline void
+e2e_client_config(
+    const e2e_world *w, uint32_t u, uint64_t seed0, int id0,
+    fr_client_config *cc)
+{
+    fr_client_config_init(cc);
+    fri_agg_public_key(w->a, cc->server_pk);
+    cc->seed         = seed0 + u;
+    cc->has_identity = 1;
+    memset(cc->identity_seed, id0 + (int)u, FR_SEEDBYTES);
+}
+
+// User u's ratings from w->by_user into client c.
+static inline void
+e2e_client_add_ratings(const e2e_world *w, uint32_t u, fr_client *c)
+{
+    const fri_csr *r = &w->by_user;
+    for (size_t j = r->ptr[u]; j < r->ptr[u + 1]; j++) {
+        cr_assert_eq(fr_client_add(c, r->idx[j], r->val[j], 0), FR_OK);
+    }
+}
+
+// Client u = 0..n-1 as e2e_client_config makes it, with pseudo_items_rho
+// rho and user u's ratings from w->by_user.
 static inline void
 e2e_clients_create(
     e2e_world *w, uint32_t n, uint64_t seed0, int id0, float rho)
 {
     cr_assert(n <= E2E_MAX_USERS);
-    uint8_t spk[FR_PUBLICKEYBYTES];
-    fri_agg_public_key(w->a, spk);
     for (uint32_t u = 0; u < n; u++) {
         fr_client_config cc;
-        fr_client_config_init(&cc);
-        memcpy(cc.server_pk, spk, sizeof(spk));
-        cc.seed             = seed0 + u;
-        cc.has_identity     = 1;
+        e2e_client_config(w, u, seed0, id0, &cc);
         cc.pseudo_items_rho = rho;
-        memset(cc.identity_seed, id0 + (int)u, FR_SEEDBYTES);
         cr_assert_eq(fr_client_create(&w->c[u], &cc), FR_OK);
-        w->n_users       = u + 1;
-        const fri_csr *r = &w->by_user;
-        for (size_t j = r->ptr[u]; j < r->ptr[u + 1]; j++) {
-            cr_assert_eq(
-                fr_client_add(w->c[u], r->idx[j], r->val[j], 0), FR_OK);
-        }
+        w->n_users = u + 1;
+        e2e_client_add_ratings(w, u, w->c[u]);
     }
 }
 

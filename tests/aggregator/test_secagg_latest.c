@@ -366,21 +366,13 @@ open_on_state(world *w, uint32_t u, const char *path)
     fr_client_destroy(w->c[u]);
     w->c[u] = NULL;
     fr_client_config cc;
-    fr_client_config_init(&cc);
-    fri_agg_public_key(w->a, cc.server_pk);
-    cc.seed         = 900 + u;
-    cc.has_identity = 1;
-    memset(cc.identity_seed, 11 + (int) u, FR_SEEDBYTES);
+    e2e_client_config(w, u, 900, 11, &cc); // as world_init makes them
     cc.state_path = path;
     memset(cc.state_key, 0x5a, sizeof(cc.state_key));
     int fresh = access(path, F_OK) != 0;
     cr_assert_eq(fr_client_create(&w->c[u], &cc), FR_OK);
     if (fresh) {
-        const fri_csr *r = &w->by_user;
-        for (uint64_t j = r->ptr[u]; j < r->ptr[u + 1]; j++) {
-            cr_assert_eq(fr_client_add(w->c[u], r->idx[j], r->val[j], 0),
-                         FR_OK);
-        }
+        e2e_client_add_ratings(w, u, w->c[u]);
     }
 }
 
