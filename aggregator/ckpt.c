@@ -1,4 +1,5 @@
 #include "ckpt.h"
+#include "applied.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +16,8 @@
 #include "linalg.h"
 #include "wire.h"
 
-#define CKPT_FORMAT 4u
+#define CKPT_FORMAT 5u
+#define CKPT_APPLIED_REC (32 + 8) // format 5: key, round
 #define CKPT_CARRY_FIXED (4 + 4 + 8 + 8 + 4) // format 4 tail's fixed part
 #define CKPT_TAIL_LEN(n) (4 + 8 + 8 * (size_t) (n)) // accountant, format 2
 #define CKPT_HDR_LEN (4 + 4 + FRI_CKPT_FPBYTES + 8 + 8 + 8 + 4 + 4 + 4 + 4 + 8 + 8 + 4)
@@ -36,6 +38,8 @@ fri_ckpt_free(fri_ckpt *c)
     free(c->carried);
     free(c->carry);
     free(c->glob);
+    free(c->applied_keys);
+    free(c->applied_rounds);
     for (int i = 0; i < FRI_CKPT_MAX_OPT; i++) {
         free(c->opt_state[i]);
     }
@@ -138,7 +142,9 @@ fri_ckpt_write(const char *dir, const fri_ckpt *c, char *err, size_t err_cap)
         c->bi == NULL || c->Q == NULL || c->n_opt > FRI_CKPT_MAX_OPT ||
         c->n_rdp > FRI_CKPT_MAX_RDP || (c->n_vb > 0 && c->vb == NULL) ||
         (c->n_carried > 0 && (c->carried == NULL || c->carry == NULL)) ||
-        (c->n_glob > 0 && c->glob == NULL)) {
+        (c->n_glob > 0 && c->glob == NULL) ||
+        (c->n_applied > 0 &&
+         (c->applied_keys == NULL || c->applied_rounds == NULL))) {
         fri_agg_seterr(err, err_cap, "checkpoint: invalid arguments");
         return FR_EINVAL;
     }
@@ -242,6 +248,22 @@ fri_ckpt_write(const char *dir, const fri_ckpt *c, char *err, size_t err_cap)
         bad = bad || (c->n_carried > 0 &&
                       put_floats(fd, &h, c->carry,
                                  (size_t) c->n_carried * c->acc_len) != 0);
+    }
+    if (!bad) {
+        uint8_t na[4];
+        fri_put32(na, c->n_applied);
+        bad = put(fd, &h, na, sizeof(na)) != 0;
+        // About 4 KiB per write.
+        uint8_t recs[100 * CKPT_APPLIED_REC];
+        for (uint32_t j = 0; !bad && j < c->n_applied;) {
+            size_t m = 0;
+            for (; m < 100 && j < c->n_applied; m++, j++) {
+                uint8_t *rec = recs + m * CKPT_APPLIED_REC;
+                memcpy(rec, c->applied_keys + 32 * (size_t) j, 32);
+                fri_put64(rec + 32, c->applied_rounds[j]);
+            }
+            bad = put(fd, &h, recs, m * CKPT_APPLIED_REC) != 0;
+        }
     }
     uint8_t sum[CKPT_SUMBYTES];
     crypto_generichash_final(&h, sum, sizeof(sum));
@@ -455,6 +477,26 @@ fri_ckpt_decode(const uint8_t *buf, size_t len, const char *name,
         need += CKPT_CARRY_FIXED + 8 * (size_t) out->n_glob +
                 4 * (size_t) out->n_carried * (1 + (size_t) out->acc_len);
     }
+    const uint8_t *applied_at = NULL;
+    if (format >= 5) {
+        // The per-device applied rounds follow the carried statistics.
+        if (len < need + 4) {
+            fri_agg_seterr(
+                err, err_cap, "checkpoint %s: truncated applied rounds", name);
+            rv = FR_EFORMAT;
+            goto out;
+        }
+        out->n_applied = fri_get32(buf + need - CKPT_SUMBYTES);
+        if (out->n_applied > FRI_APPLIED_MAX ||
+            (len - need - 4) / CKPT_APPLIED_REC < out->n_applied) {
+            fri_agg_seterr(
+                err, err_cap, "checkpoint %s: implausible applied rounds", name);
+            rv = FR_EFORMAT;
+            goto out;
+        }
+        applied_at = buf + need - CKPT_SUMBYTES + 4;
+        need += 4 + CKPT_APPLIED_REC * (size_t) out->n_applied;
+    }
     if (need != len) {
         fri_agg_seterr(err, err_cap,
             "checkpoint %s: size %zu does not match header (%zu)", name, len,
@@ -488,6 +530,16 @@ fri_ckpt_decode(const uint8_t *buf, size_t len, const char *name,
         }
         for (uint32_t j = 0; !oom && j < out->n_carried; j++) {
             out->carried[j] = fri_get32(it + 4 * (size_t) j);
+        }
+    }
+    if (applied_at != NULL && out->n_applied > 0) {
+        out->applied_keys   = malloc(32 * (size_t) out->n_applied);
+        out->applied_rounds = malloc(8 * (size_t) out->n_applied);
+        oom |= out->applied_keys == NULL || out->applied_rounds == NULL;
+        for (uint32_t j = 0; !oom && j < out->n_applied; j++) {
+            const uint8_t *r = applied_at + CKPT_APPLIED_REC * (size_t) j;
+            memcpy(out->applied_keys + 32 * (size_t) j, r, 32);
+            out->applied_rounds[j] = fri_get64(r + 32);
         }
     }
     for (uint32_t i = 0; i < out->n_opt; i++) {
@@ -531,6 +583,15 @@ fri_ckpt_decode(const uint8_t *buf, size_t len, const char *name,
         if (!isfinite(out->glob[t])) {
             fri_agg_seterr(err, err_cap,
                 "checkpoint %s: non-finite carried statistics", name);
+            rv = FR_EFORMAT;
+            goto out;
+        }
+    }
+    for (uint32_t j = 0; j < out->n_applied; j++) {
+        if (out->applied_rounds[j] == 0 ||
+            out->applied_rounds[j] > out->round) {
+            fri_agg_seterr(err, err_cap,
+                "checkpoint %s: applied round out of range", name);
             rv = FR_EFORMAT;
             goto out;
         }

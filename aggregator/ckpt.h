@@ -6,7 +6,7 @@
 // last round and a torn write never loses anything: the rename only
 // happens after the new file is complete and on disk.
 //
-// Layout, little-endian (format 4):
+// Layout, little-endian (format 5):
 //   "FRCK" | u32 format | fingerprint[32] | u64 version | u64 round
 //   | u64 next_round | u32 n_items | u32 k | f32 mu | u32 opt | u64 opt_t
 //   | u64 opt_len | u32 n_opt | bi[n_items] f32 | Q[n_items*k] f32
@@ -18,10 +18,14 @@
 //   | n_carried * acc_len f32 (the carried / latest item statistics and
 //   the VBMF running global block: what devices' latest-statistics deltas
 //   are taken against; 0 / empty otherwise)
+//   | u32 n_applied | n_applied * (key[32] | u64 round) (latest statistics
+//   under secure aggregation: each device's last applied round,
+//   aggregator/applied.h)
 //   | BLAKE2b-256 of everything before
 // Format 1 is format 2 without the accountant tail, format 2 is format 3
 // without the VBMF tail, format 3 is format 4 without the carried
-// statistics; all still load (n_rdp = 0 / n_vb = 0 / n_carried = 0).
+// statistics, format 4 is format 5 without the applied rounds; all still
+// load (n_rdp = 0 / n_vb = 0 / n_carried = 0 / n_applied = 0).
 #ifndef FR_AGGREGATOR_CKPT_H
 #define FR_AGGREGATOR_CKPT_H
 
@@ -67,6 +71,11 @@ typedef struct fri_ckpt {
     float    *carry;   // n_carried * acc_len
     uint32_t  n_glob;  // VBMF running global block (fri_vb_latest_len)
     double   *glob;
+    // Per-device applied rounds: n_applied keys (32 bytes each) and rounds
+    // (each in 1..round).
+    uint32_t  n_applied;
+    uint8_t  *applied_keys;
+    uint64_t *applied_rounds;
 } fri_ckpt;
 
 // Writes c as DIR/checkpoint (see above). FR_EIO with a message naming the

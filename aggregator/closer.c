@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "accumulate.h"
+#include "applied.h"
 #include "bounds.h"
 #include "ckpt.h"
 #include "closer.h"
@@ -113,12 +114,56 @@ checkpoint(fri_agg *a, uint64_t round, char *err, size_t err_cap)
             return sv;
         }
     }
-    fr_err rv = fri_ckpt_write(a->state_dir, &c, err, err_cap);
+    pthread_mutex_lock(&a->rs.mtx);
+    size_t na = fri_applied_count(a->rs.applied);
+    if (na > 0) {
+        c.applied_keys   = malloc(na * 32);
+        c.applied_rounds = malloc(na * sizeof(uint64_t));
+        if (c.applied_keys != NULL && c.applied_rounds != NULL &&
+            fri_applied_export(a->rs.applied, c.applied_keys,
+                               c.applied_rounds, na) == FR_OK) {
+            c.n_applied = (uint32_t) na;
+        }
+    }
+    pthread_mutex_unlock(&a->rs.mtx);
+    fr_err rv = na > 0 && c.n_applied == 0
+                    ? FR_ENOMEM
+                    : fri_ckpt_write(a->state_dir, &c, err, err_cap);
+    if (rv == FR_ENOMEM) {
+        fri_agg_seterr(err, err_cap, "checkpoint: out of memory");
+    }
+    free(c.applied_keys);
+    free(c.applied_rounds);
     free(c.vb);
     free(c.carried);
     free(c.carry);
     free(c.glob);
     return rv;
+}
+
+// Latest statistics under secure aggregation: round, completed with its
+// model kept, is the last applied one of each of its survivors (applied.h).
+// Under mtx.
+static void
+commit_applied(fri_agg *a, uint64_t round)
+{
+    if (a->rs.applied == NULL || a->rs.sa_out_round != round) {
+        return;
+    }
+    uint32_t lost = 0;
+    for (uint32_t j = 0; j < a->rs.sa_out_n; j++) {
+        lost += fri_applied_set(a->rs.applied,
+                                a->rs.sa_out_pk + (size_t) j * FRI_AGG_KEYBYTES,
+                                round) != FR_OK;
+    }
+    if (lost > 0) {
+        // Those devices drop an unresolved pending delta (applied.h).
+        fri_agg_log(a, FR_LOG_WARN,
+                    "msg=\"applied rounds not recorded\" round=%llu "
+                    "devices=%u recorded=%zu",
+                    (unsigned long long) round, lost,
+                    fri_applied_count(a->rs.applied));
+    }
 }
 
 static void
@@ -313,6 +358,7 @@ fri_closer_close(fri_agg *a)
     a->model.version++;
     a->rs.rounds_completed++;
     a->rs.last_completed = round;
+    commit_applied(a, round);
     if (a->cfg.dp != FRI_AGG_DP_OFF) {
         // One more release of the subsampled Gaussian mechanism. q and z
         // were validated at create, so this cannot fail; if it did, the

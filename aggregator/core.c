@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "bounds.h"
+#include "applied.h"
 #include "carry.h"
 #include "ckpt.h"
 #include "config.h"
@@ -78,6 +79,21 @@ restore_carry(fri_agg *a, const fri_ckpt *c)
                                  c->carry_sum, c->carry_count);
 }
 
+// The per-device applied rounds of the checkpoint (latest statistics under
+// secure aggregation; aggregator/applied.h).
+static fr_err
+restore_applied(fri_agg *a, const fri_ckpt *c)
+{
+    for (uint32_t j = 0; j < c->n_applied; j++) {
+        fr_err rv = fri_applied_set(a->rs.applied, c->applied_keys + 32 * (size_t) j,
+                                    c->applied_rounds[j]);
+        if (rv != FR_OK) {
+            return rv;
+        }
+    }
+    return FR_OK;
+}
+
 static int
 ckpt_check(void *ctx, const fri_ckpt *c, char *why, size_t why_cap)
 {
@@ -102,7 +118,12 @@ init_model(fri_agg *a, char *err, size_t err_cap)
                 calloc((size_t) a->cfg.n_items * a->d, sizeof(float));
         }
     }
+    if (a->cfg.stats_latest && a->cfg.secagg != FRI_AGG_SECAGG_OFF) {
+        a->rs.applied = fri_applied_create();
+    }
     if (a->model.bi == NULL || a->model.Q == NULL ||
+        (a->cfg.stats_latest && a->cfg.secagg != FRI_AGG_SECAGG_OFF &&
+         a->rs.applied == NULL) ||
         (a->cfg.algo == FRI_AGG_GRAD && a->cfg.server_opt != FRI_AGG_OPT_SGD &&
          a->opt.opt_m == NULL) ||
         (a->cfg.server_opt == FRI_AGG_OPT_ADAM && a->cfg.algo == FRI_AGG_GRAD &&
@@ -172,6 +193,9 @@ init_model(fri_agg *a, char *err, size_t err_cap)
         return FR_EFORMAT;
     }
     rv = restore_carry(a, &c);
+    if (rv == FR_OK && c.n_applied > 0) {
+        rv = a->rs.applied != NULL ? restore_applied(a, &c) : FR_EFORMAT;
+    }
     if (rv != FR_OK) {
         fri_agg_seterr(err, err_cap,
             "checkpoint in %s: carried statistics do not fit this "
@@ -356,6 +380,7 @@ fri_agg_destroy(fri_agg *a)
     fri_agg_rounds_stop(a);
     fri_sessions_destroy(a);
     fri_sa_destroy(a);
+    fri_applied_destroy(a->rs.applied);
     if (a->sums.acc != NULL) {
         for (uint32_t j = 0; j < a->sums.n_touched; j++) {
             free(a->sums.acc[a->sums.touched[j]]);

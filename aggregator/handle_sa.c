@@ -127,6 +127,13 @@ poll(fri_agg *a, uint64_t now_ms, const uint8_t *pk, const uint8_t *plain,
         sp.user_norm  = t.sa_user_norm;
         sp.residual   = t.sa_residual;
         sp.rating_abs = t.sa_rating_abs;
+        if (a->cfg.stats_latest) {
+            uint32_t wait = 0;
+            sp.applied_round = fri_agg_sa_applied_round(a, pk, &wait);
+            if (wait > 0) {
+                return put_wait(out, cap, len, p.want, p.round_id, wait);
+            }
+        }
         return fri_sa_params_encode(out, cap, len, &sp);
     }
     if (p.want == FRI_T_UPDATE) {

@@ -19,6 +19,7 @@
 #include <sodium.h>
 
 #include "accumulate.h"
+#include "applied.h"
 #include "bounds.h"
 #include "counters.h"
 #include "fixpt.h"
@@ -60,12 +61,6 @@ struct fri_sa {
     int        als; // explicit ALS statistics (secagg_als.h)
     int        stats; // latest-statistics deltas (secagg_stats.h)
     fri_sa_als_bounds ab;
-    // Latest statistics: the survivors of the last round that unmasked,
-    // kept after the round so that each can learn whether its delta was
-    // applied (fri_agg_sa_outcome). Under mtx.
-    uint64_t   out_round; // 0: none
-    uint32_t   out_n;
-    uint8_t   *out_pk;    // n keys
     sa_member *m;
     uint32_t  *sum; // dim words, the running masked sum
     uint32_t   n_adv, n_shared, n_masked, n_answered;
@@ -117,11 +112,12 @@ fri_sa_create(fri_agg *a, char *err, size_t err_cap)
     s->threshold  = fri_secagg_threshold(s->eff_degree);
     s->m          = calloc(s->n, sizeof(*s->m));
     s->sum        = calloc(s->dim, sizeof(uint32_t));
-    s->out_pk     = calloc(s->n, FRI_AGG_KEYBYTES);
-    if (s->m == NULL || s->sum == NULL || s->out_pk == NULL) {
+    a->rs.sa_out_pk = calloc(s->n, FRI_AGG_KEYBYTES);
+    if (s->m == NULL || s->sum == NULL || a->rs.sa_out_pk == NULL) {
         free(s->m);
         free(s->sum);
-        free(s->out_pk);
+        free(a->rs.sa_out_pk);
+        a->rs.sa_out_pk = NULL;
         free(s);
         return FR_ENOMEM;
     }
@@ -162,7 +158,8 @@ fri_sa_destroy(fri_agg *a)
     }
     free(s->m);
     free(s->sum);
-    free(s->out_pk);
+    free(a->rs.sa_out_pk);
+    a->rs.sa_out_pk = NULL;
     free(s);
     a->sa = NULL;
 }
@@ -654,12 +651,27 @@ record_survivors(fri_agg *a, const uint32_t *surv, uint32_t ns)
     }
     pthread_mutex_lock(&a->rs.mtx);
     for (uint32_t j = 0; j < ns; j++) {
-        memcpy(s->out_pk + (size_t) j * FRI_AGG_KEYBYTES, s->m[surv[j]].pk,
+        memcpy(a->rs.sa_out_pk + (size_t) j * FRI_AGG_KEYBYTES, s->m[surv[j]].pk,
                FRI_AGG_KEYBYTES);
     }
-    s->out_n     = ns;
-    s->out_round = s->round;
+    a->rs.sa_out_n     = ns;
+    a->rs.sa_out_round = s->round;
     pthread_mutex_unlock(&a->rs.mtx);
+}
+
+uint64_t
+fri_agg_sa_applied_round(fri_agg *a, const uint8_t *pk, uint32_t *retry_ms)
+{
+    pthread_mutex_lock(&a->rs.mtx);
+    uint64_t r = fri_applied_get(a->rs.applied, pk);
+    *retry_ms  = 0;
+    if (r > a->rs.outcome_round) {
+        // Told only once that round's checkpoint is written (S6).
+        *retry_ms = wait_ms(a);
+        r         = 0;
+    }
+    pthread_mutex_unlock(&a->rs.mtx);
+    return r;
 }
 
 fr_err
@@ -676,20 +688,24 @@ fri_agg_sa_outcome(fri_agg *a, const uint8_t *pk, uint64_t round,
     } else if (round == a->rs.round) {
         *retry_after_ms = wait_ms(a); // still open or being closed
         rv              = FR_OK;
-    } else if (s->out_round == round && a->rs.last_completed == round &&
+    } else if (a->rs.sa_out_round == round && a->rs.last_completed == round &&
                a->rs.outcome_round != round) {
         // Completed, its checkpoint not yet written: ask again shortly.
         *retry_after_ms = wait_ms(a);
         rv              = FR_OK;
-    } else if (s->out_round == round && a->rs.last_completed == round) {
+    } else if (a->rs.sa_out_round == round && a->rs.last_completed == round) {
         // Unmasked, and the solve kept the model (a refused model drops
         // the round's sums: nothing was applied).
-        for (uint32_t j = 0; j < s->out_n; j++) {
-            if (sodium_memcmp(s->out_pk + (size_t) j * FRI_AGG_KEYBYTES, pk,
+        for (uint32_t j = 0; j < a->rs.sa_out_n; j++) {
+            if (sodium_memcmp(a->rs.sa_out_pk + (size_t) j * FRI_AGG_KEYBYTES, pk,
                               FRI_AGG_KEYBYTES) == 0) {
                 rv = FR_OK;
             }
         }
+    } else if (s->stats && round <= a->rs.outcome_round &&
+               fri_applied_get(a->rs.applied, pk) == round) {
+        // An older round: the device's last applied delta is this one.
+        rv = FR_OK;
     }
     pthread_mutex_unlock(&a->rs.mtx);
     return rv;

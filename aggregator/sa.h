@@ -33,4 +33,10 @@ fr_err fri_sa_unmask(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES],
 fr_err fri_agg_sa_outcome(fri_agg *a, const uint8_t *pk, uint64_t round,
     uint32_t *retry_after_ms);
 
+// The round of pk's last applied masked delta (0: none known), for its
+// SA_PARAMS; *retry_ms > 0 (and 0 returned) while that round's checkpoint
+// is not yet written: ask again then. Takes mtx.
+uint64_t fri_agg_sa_applied_round(fri_agg *a, const uint8_t *pk,
+                                  uint32_t *retry_ms);
+
 #endif

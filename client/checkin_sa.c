@@ -388,6 +388,9 @@ build_masked_stats(fr_client *c, struct fri_sa_client *s, const fri_task *t,
         rv = seal_masked(c, s, t, vb ? FRI_UPD_VB : FRI_UPD_ALS, w,
                          m->n_items, (uint32_t) ne, x, dim, dst, cap, len);
     }
+    if (rv == FR_OK && c->pending != NULL) {
+        c->pending_round = t->round_id;
+    }
 out:
     fri_client_free_wipe(c, x, x != NULL ? dim * sizeof(float) : 0);
     fri_client_free_wipe(c, xo, xo != NULL ? dim * sizeof(float) : 0);
@@ -545,6 +548,11 @@ recv_params(fr_client *c, struct fri_sa_client *s, const fri_task *t,
     if (als != (s->p.user_norm > 0.0f) ||
         (als && (s->p.noise_sd != 0.0f || s->p.dim != dim))) {
         return FR_EPROTO;
+    }
+    if (t->stats_delta) {
+        // Before this round's delta is taken: is what the device still
+        // holds as pending in the aggregator's running sum?
+        fri_client_stats_resolve(c, s->p.applied_round);
     }
     if (s->p.n > c->max_sa_members) {
         // The device's bound on cohort size (and on the replies it accepts).

@@ -68,5 +68,10 @@ fr_err fri_client_stats_delta(fr_client *c, fri_update_buf *u, float mu,
                               int vb, struct fri_stats_last **old);
 // The pending contribution was acknowledged: it becomes the last one.
 void fri_client_stats_commit(fr_client *c);
+// A masked pending contribution whose outcome the device never learnt:
+// commits it when applied_round (SA_PARAMS: the round of this device's
+// last delta the aggregator applied) is the round it was sent in, drops
+// it otherwise. Nothing for a plain pending one.
+void fri_client_stats_resolve(fr_client *c, uint64_t applied_round);
 
 #endif

@@ -177,6 +177,10 @@ struct fr_client {
     // sent, which replaces it once acknowledged.
     struct fri_stats_last *last;
     struct fri_stats_last *pending;
+    // The secure round pending was sent in (0: a plain report, committed
+    // only by its ACK). A masked member that never learnt the round's
+    // outcome resolves it from its next SA_PARAMS (applied_round).
+    uint64_t pending_round;
 };
 
 // A device's full contribution to the summed statistics: its rows (n x

@@ -20,6 +20,9 @@
 //     this device): u32 n, u32 width, u32 n_extra, f32 mu,
 //     n x u32 item (strictly increasing), n*width x f32 rows,
 //     n_extra x f32 extra
+//   (version 3) u8 has_pending; if 1, a masked contribution sent whose
+//     outcome the device has not learnt yet: u64 round, then the same
+//     layout as the last contribution (after its has_last byte)
 //   u8 has_model; if 1: u64 version, u64 round, u32 n_items, u32 k,
 //     u32 implicit, f32 mu, signer[32], n_items x f32 b_i,
 //     n_items*k x f32 Q
@@ -42,9 +45,10 @@
 #include "wire.h"
 
 #define STATE_MAGIC "FRCS"
-#define STATE_VERSION 2
+#define STATE_VERSION 3
 // Version 1 files (no last contribution) still load: such a device has no
-// acknowledged contribution to take its next delta against.
+// acknowledged contribution to take its next delta against; version 2
+// files (no pending contribution) load with none pending.
 #define STATE_VERSION_MIN 1
 #define STATE_HDR 40
 #define STATE_NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
@@ -69,6 +73,14 @@ last_size(const fri_stats_last *l)
                            ((size_t) l->n * l->width + l->n_extra) * 4;
 }
 
+// The pending contribution worth keeping: a masked one, whose outcome the
+// next SA_PARAMS resolves (a plain one is committed by its ACK or never).
+static const fri_stats_last *
+kept_pending(const fr_client *c)
+{
+    return c->pending_round != 0 ? c->pending : NULL;
+}
+
 static int
 add_ovf(size_t *acc, size_t v)
 {
@@ -83,7 +95,10 @@ static fr_err
 body_size(const fr_client *c, size_t *out)
 {
     size_t n = FIXED_PART;
-    if (add_ovf(&n, last_size(c->last)) || add_ovf(&n, (size_t) c->p_k * 4) ||
+    const fri_stats_last *pd = kept_pending(c);
+    if (add_ovf(&n, last_size(c->last)) ||
+        add_ovf(&n, last_size(pd) + (pd != NULL ? 8 : 0)) ||
+        add_ovf(&n, (size_t) c->p_k * 4) ||
         c->n_inter > SIZE_MAX / INTER_REC ||
         add_ovf(&n, c->n_inter * INTER_REC)) {
         return FR_ETOOBIG;
@@ -101,6 +116,33 @@ body_size(const fr_client *c, size_t *out)
 }
 
 // ---- save ----------------------------------------------------------------
+
+// has byte; if l: (u64 round when round != 0) and the contribution.
+static uint8_t *
+put_contribution(uint8_t *p, const fri_stats_last *l, uint64_t round)
+{
+    *p++ = l != NULL;
+    if (l == NULL) {
+        return p;
+    }
+    if (round != 0) {
+        fri_put64(p, round);
+        p += 8;
+    }
+    fri_put32(p, l->n);
+    fri_put32(p + 4, l->width);
+    fri_put32(p + 8, (uint32_t) l->n_extra);
+    fri_putf32(p + 12, l->mu);
+    p += LAST_FIXED;
+    for (uint32_t j = 0; j < l->n; j++) {
+        fri_put32(p + 4 * (size_t) j, l->items[j]);
+    }
+    p += (size_t) l->n * 4;
+    fri_put_array32(p, l->rows, (size_t) l->n * l->width);
+    p += (size_t) l->n * l->width * 4;
+    fri_put_array32(p, l->extra, l->n_extra);
+    return p + l->n_extra * 4;
+}
 
 static void
 serialize(const fr_client *c, uint8_t *b)
@@ -133,23 +175,9 @@ serialize(const fr_client *c, uint8_t *b)
         fri_put64(p + 8, (uint64_t) c->ts[i]);
         p += INTER_REC;
     }
-    const fri_stats_last *l = c->last;
-    *p++                    = l != NULL;
-    if (l != NULL) {
-        fri_put32(p, l->n);
-        fri_put32(p + 4, l->width);
-        fri_put32(p + 8, (uint32_t) l->n_extra);
-        fri_putf32(p + 12, l->mu);
-        p += LAST_FIXED;
-        for (uint32_t j = 0; j < l->n; j++) {
-            fri_put32(p + 4 * (size_t) j, l->items[j]);
-        }
-        p += (size_t) l->n * 4;
-        fri_put_array32(p, l->rows, (size_t) l->n * l->width);
-        p += (size_t) l->n * l->width * 4;
-        fri_put_array32(p, l->extra, l->n_extra);
-        p += l->n_extra * 4;
-    }
+    p = put_contribution(p, c->last, 0);
+    const fri_stats_last *pd = kept_pending(c);
+    p = put_contribution(p, pd, pd != NULL ? c->pending_round : 0);
     const fri_cmodel *m = c->model;
     *p++                = m != NULL;
     if (m != NULL) {
@@ -357,7 +385,7 @@ finite_floats(const uint8_t *p, size_t n)
 // The last acknowledged contribution (version 2), validated; *out NULL
 // when the file has none. -1: malformed; 1: out of memory.
 static int
-parse_last(reader *r, fri_stats_last **out)
+parse_last(reader *r, fri_stats_last **out, uint64_t *round)
 {
     *out             = NULL;
     const uint8_t *h = take(r, 1);
@@ -366,6 +394,14 @@ parse_last(reader *r, fri_stats_last **out)
     }
     if (*h == 0) {
         return 0;
+    }
+    if (round != NULL) {
+        // A pending contribution: the secure round it was sent in.
+        const uint8_t *rb = take(r, 8);
+        if (rb == NULL || fri_get64(rb) == 0) {
+            return -1;
+        }
+        *round = fri_get64(rb);
     }
     const uint8_t *f = take(r, LAST_FIXED);
     if (f == NULL) {
@@ -459,13 +495,20 @@ parse_body(fr_client *c, const uint8_t *body, size_t len, unsigned version,
             goto bad;
         }
     }
-    fri_stats_last *last = NULL;
+    fri_stats_last *last = NULL, *pend = NULL;
+    uint64_t        pend_round = 0;
     if (version >= 2) {
-        int lrv = parse_last(&r, &last);
-        if (lrv > 0) {
-            return fri_client_fail(c, FR_ENOMEM, "out of memory (state load)");
+        int lrv = parse_last(&r, &last, NULL);
+        if (lrv == 0 && version >= 3) {
+            lrv = parse_last(&r, &pend, &pend_round);
         }
-        if (lrv < 0) {
+        if (lrv != 0) {
+            fri_stats_last_free(last);
+            fri_stats_last_free(pend);
+            if (lrv > 0) {
+                return fri_client_fail(c, FR_ENOMEM,
+                                       "out of memory (state load)");
+            }
             goto bad;
         }
     }
@@ -497,6 +540,7 @@ parse_body(fr_client *c, const uint8_t *body, size_t len, unsigned version,
         fr_err err = fri_cmodel_alloc(&model, n_items, mk);
         if (err != FR_OK) {
             fri_stats_last_free(last);
+            fri_stats_last_free(pend);
             return fri_client_fail(c, err, "%s: cannot allocate model: %s",
                                    path, fr_strerror(err));
         }
@@ -511,6 +555,7 @@ parse_body(fr_client *c, const uint8_t *body, size_t len, unsigned version,
         if (err != FR_OK) {
             fri_cmodel_unref(model);
             fri_stats_last_free(last);
+            fri_stats_last_free(pend);
             return fri_client_fail(c, err, "%s: model: %s", path,
                                    fr_strerror(err));
         }
@@ -542,6 +587,7 @@ parse_body(fr_client *c, const uint8_t *body, size_t len, unsigned version,
         fri_client_free(c, p);
         fri_cmodel_unref(model);
         fri_stats_last_free(last);
+        fri_stats_last_free(pend);
         return fri_client_fail(c, FR_ENOMEM, "out of memory (state load)");
     }
     for (size_t i = 0; i < cap; i++) {
@@ -573,8 +619,9 @@ parse_body(fr_client *c, const uint8_t *body, size_t len, unsigned version,
     // that lost it would send its whole contribution again: counted twice).
     fri_stats_last_free(c->last);
     fri_stats_last_free(c->pending);
-    c->last    = last;
-    c->pending = NULL;
+    c->last          = last;
+    c->pending       = pend;
+    c->pending_round = pend != NULL ? pend_round : 0;
     if (model != NULL) {
         fri_cmodel *used = NULL;
         (void) fri_model_cache_put(c->cache, model, &used);
@@ -593,6 +640,7 @@ parse_body(fr_client *c, const uint8_t *body, size_t len, unsigned version,
     return FR_OK;
 bad_last:
     fri_stats_last_free(last);
+    fri_stats_last_free(pend);
 bad:
     return fri_client_fail(c, FR_EFORMAT, "%s: malformed state body", path);
 }

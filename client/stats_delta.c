@@ -172,7 +172,8 @@ fri_client_stats_delta(fr_client *c, fri_update_buf *u, float mu, int vb,
                        fri_stats_last **old)
 {
     fri_stats_last_free(c->pending);
-    c->pending = NULL;
+    c->pending       = NULL;
+    c->pending_round = 0;
     if (old != NULL) {
         *old = NULL;
     }
@@ -239,4 +240,29 @@ fri_client_stats_commit(fr_client *c)
         c->last    = c->pending;
         c->pending = NULL;
     }
+    c->pending_round = 0;
+}
+
+void
+fri_client_stats_resolve(fr_client *c, uint64_t applied_round)
+{
+    if (c->pending == NULL || c->pending_round == 0) {
+        return;
+    }
+    if (applied_round == c->pending_round) {
+        fri_client_logf(c, FR_LOG_INFO,
+                        "msg=\"pending statistics resolved: applied\" "
+                        "round=%llu",
+                        (unsigned long long) applied_round);
+        fri_client_stats_commit(c);
+        return;
+    }
+    fri_client_logf(c, FR_LOG_INFO,
+                    "msg=\"pending statistics resolved: not applied\" "
+                    "round=%llu applied_round=%llu",
+                    (unsigned long long) c->pending_round,
+                    (unsigned long long) applied_round);
+    fri_stats_last_free(c->pending);
+    c->pending       = NULL;
+    c->pending_round = 0;
 }

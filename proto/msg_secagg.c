@@ -238,7 +238,8 @@ params_ok(const fri_sa_params *p)
     return p->n >= 2 && p->n <= FRI_SA_MAX_MEMBERS && p->index < p->n &&
            p->threshold >= 1 && p->threshold < p->n && p->frac_bits <= 30 &&
            fri_finite(p->clip) && p->clip > 0.0f && p->dim >= 1 &&
-           fri_finite(p->noise_sd) && p->noise_sd >= 0.0f && als_ok(p);
+           fri_finite(p->noise_sd) && p->noise_sd >= 0.0f && als_ok(p) &&
+           p->applied_round < p->round_id;
 }
 
 fr_err
@@ -267,6 +268,7 @@ fri_sa_params_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
     fri_putf32(b + 76, p->user_norm);
     fri_putf32(b + 80, p->residual);
     fri_putf32(b + 84, p->rating_abs);
+    fri_put64(b + 88, p->applied_round);
     *dst_len = FRI_HDR_LEN + FRI_SA_PARAMS_BODY;
     return FR_OK;
 }
@@ -293,7 +295,8 @@ fri_sa_params_decode(fri_sa_params *p, const uint8_t *src, size_t src_len)
     p->noise_sd   = fri_getf32(b + 72);
     p->user_norm  = fri_getf32(b + 76);
     p->residual   = fri_getf32(b + 80);
-    p->rating_abs = fri_getf32(b + 84);
+    p->rating_abs    = fri_getf32(b + 84);
+    p->applied_round = fri_get64(b + 88);
     return params_ok(p) ? FR_OK : FR_EPROTO;
 }
 

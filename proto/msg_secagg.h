@@ -30,7 +30,7 @@ enum {
 #define FRI_SA_LIST_FIXED 12
 #define FRI_SA_POLL_BODY 12
 #define FRI_SA_WAIT_BODY 16
-#define FRI_SA_PARAMS_BODY 88
+#define FRI_SA_PARAMS_BODY 96
 #define FRI_SA_UNMASK_REQ_FIXED 16
 #define FRI_SA_MAX_MEMBERS 65535u
 
@@ -87,7 +87,7 @@ FR_NODISCARD fr_err fri_sa_poll_decode(fri_sa_poll *p, uint16_t type,
 
 // SA_PARAMS: u64 round | u32 index | u32 n | u32 degree | u32 threshold |
 // u32 frac_bits | f32 clip | u64 dim | graph_seed[32] | f32 noise_sd |
-// f32 user_norm | f32 residual | f32 rating_abs.
+// f32 user_norm | f32 residual | f32 rating_abs | u64 applied_round.
 typedef struct fri_sa_params {
     uint64_t round_id;
     uint32_t index; // < n
@@ -108,6 +108,10 @@ typedef struct fri_sa_params {
     float user_norm;
     float residual;
     float rating_abs;
+    // Latest statistics: the round of this member's last masked delta the
+    // server applied (0 = none it knows of), < round_id. A member that
+    // never learnt the outcome of its pending delta resolves it with this.
+    uint64_t applied_round;
 } fri_sa_params;
 
 FR_NODISCARD fr_err fri_sa_params_encode(uint8_t *dst, size_t dst_cap,

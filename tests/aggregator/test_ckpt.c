@@ -274,6 +274,15 @@ full_checkpoint(size_t *len)
     c.carry_count = 37.0;
     c.n_glob      = 16;
     c.glob        = glob;
+    // Two devices' applied rounds (latest statistics under masking).
+    static uint8_t  akeys[64];
+    static uint64_t arounds[2] = {2, 7};
+    for (int i = 0; i < 64; i++) {
+        akeys[i] = (uint8_t) (3 * i + 1);
+    }
+    c.n_applied      = 2;
+    c.applied_keys   = akeys;
+    c.applied_rounds = arounds;
     char err[512], path[400];
     mkstate();
     cr_assert_eq(fri_ckpt_write(dir, &c, err, sizeof(err)), FR_OK, "%s", err);
@@ -329,8 +338,32 @@ Test(agg_ckpt, format_matches_golden_vector)
     cr_assert_eq(r.carry_count, 37.0);
     cr_assert_eq(r.n_glob, 16);
     cr_assert_eq(r.glob[15], 16.5);
+    cr_assert_eq(r.n_applied, 2);
+    cr_assert_eq(r.applied_keys[63], (uint8_t) (3 * 63 + 1));
+    cr_assert_eq(r.applied_rounds[1], 7);
     fri_ckpt_free(&r);
     free(got);
+}
+
+// A format 4 checkpoint (before the per-device applied rounds) still
+// loads, with none.
+Test(agg_ckpt, format_4_still_loads)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/checkpoint_v4.bin", FR_TEST_VECTORS);
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "missing vector %s", path);
+    static uint8_t b[8192];
+    size_t         n = fread(b, 1, sizeof(b), f);
+    fclose(f);
+    fri_ckpt r;
+    char     err[512];
+    cr_assert_eq(fri_ckpt_decode(b, n, "v4", &r, err, sizeof(err)), FR_OK,
+                 "%s", err);
+    cr_assert_eq(r.n_carried, 2);
+    cr_assert_eq(r.n_glob, 16);
+    cr_assert_eq(r.n_applied, 0);
+    fri_ckpt_free(&r);
 }
 
 // A format 3 checkpoint (before carried statistics) still loads, with

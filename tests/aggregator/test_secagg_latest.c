@@ -508,3 +508,69 @@ Test(agg_secagg_latest, aggregator_restart_keeps_running_sum_plain)
 {
     aggregator_restart_keeps_running_sum(0);
 }
+
+// A member whose masked delta was applied but which vanished before it
+// asked for the round's outcome (the delta is in the running sum, still
+// pending on the device) resolves it from its next SA_PARAMS, which names
+// the round of its last applied delta: it commits, and its next delta is
+// taken against the contribution the sum holds. Without that it would
+// take it against the older one and the sum would keep a stale delta for
+// good. With restart, the app also restarts in between: the pending
+// contribution and its round are in the state file.
+static void
+vanish_before_outcome(int restart)
+{
+    world *s = malloc(sizeof(*s)), *p = malloc(sizeof(*p));
+    cr_assert(s != NULL && p != NULL);
+    world_init(s, FRI_AGG_VBMF, 1);
+    world_init(p, FRI_AGG_VBMF, 0);
+    char dir[64], path[96];
+    snprintf(dir, sizeof(dir), "/tmp/fr-vanish-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/device1", dir);
+    if (restart) {
+        open_on_state(s, 1, path);
+    }
+    fr_checkin_status st[COHORT];
+    for (uint64_t t = 10; t <= 10000; t += 9990) {
+        cr_assert_eq(secure_round(s, R_A, NULL, t, NULL, st), COHORT);
+        cr_assert_eq(plain_round(p, R_A, NULL, t), COHORT);
+    }
+    // User 1 vanishes right after its masked input: counted, never told.
+    uint8_t vanish[COHORT] = { 0, 1, 0, 0, 0, 0 };
+    cr_assert_eq(e2e_secure_round(s, R_B, COHORT, NULL, vanish, 20000, NULL,
+                                  st),
+                 COHORT - 1);
+    cr_assert_eq(plain_round(p, R_B, NULL, 20000), COHORT);
+    if (restart) {
+        cr_assert_eq(fr_client_save(s->c[1]), FR_OK);
+        open_on_state(s, 1, path); // the app restarts
+    }
+    // R_C and R_A hold user 1 again: it resolves, then reports.
+    cr_assert_eq(secure_round(s, R_C, NULL, 30000, NULL, st), COHORT);
+    cr_assert_eq(plain_round(p, R_C, NULL, 30000), COHORT);
+    cr_assert_eq(secure_round(s, R_A, NULL, 40000, NULL, st), COHORT);
+    cr_assert_eq(plain_round(p, R_A, NULL, 40000), COHORT);
+    double scale = 0.0, worst = model_diff(s, p, 5, &scale);
+    cr_log_info("member vanished before the outcome (%s): secure vs plain "
+                "max diff %.3g (model scale %.3g)",
+                restart ? "app restarted" : "same app", worst, scale);
+    cr_assert(scale > 0.05, "the plain solve did nothing");
+    cr_assert(worst < 5e-4, "secure and plain models differ by %g", worst);
+    unlink(path);
+    rmdir(dir);
+    e2e_world_free(s);
+    e2e_world_free(p);
+    free(s);
+    free(p);
+}
+
+Test(agg_secagg_latest, member_vanishing_before_the_outcome_resolves_it)
+{
+    vanish_before_outcome(0);
+}
+
+Test(agg_secagg_latest, member_vanishing_before_the_outcome_restarts)
+{
+    vanish_before_outcome(1);
+}

@@ -254,6 +254,23 @@ Test(client_state, last_contribution_round_trip_and_version_1)
         l->extra[t] = (float) t * 1.25f;
     }
     c->last = l;
+    // A masked contribution sent in round 9 whose outcome is unknown
+    // (version 3): kept with its round.
+    fri_stats_last *pd = calloc(1, sizeof *pd);
+    cr_assert_not_null(pd);
+    pd->n       = 1;
+    pd->width   = 5;
+    pd->n_extra = 2;
+    pd->mu      = 3.5f;
+    pd->items   = malloc(sizeof *pd->items);
+    pd->rows    = calloc(5, sizeof *pd->rows);
+    pd->extra   = calloc(2, sizeof *pd->extra);
+    cr_assert(pd->items && pd->rows && pd->extra);
+    pd->items[0]     = 11;
+    pd->rows[4]      = -1.5f;
+    pd->extra[1]     = 2.0f;
+    c->pending       = pd;
+    c->pending_round = 9;
     cr_assert_eq(fr_client_save(c), FR_OK);
     fr_client_destroy(c);
 
@@ -269,11 +286,27 @@ Test(client_state, last_contribution_round_trip_and_version_1)
     cr_assert_float_eq(g->rows[14], 5.0f, 0);
     cr_assert_float_eq(g->extra[16], 20.0f, 0);
     cr_assert_eq(fr_client_count(c), 40);
+    const fri_stats_last *gp = c->pending;
+    cr_assert_not_null(gp, "the pending contribution was not restored");
+    cr_assert_eq(c->pending_round, 9);
+    cr_assert_eq(gp->n, 1);
+    cr_assert_eq(gp->items[0], 11);
+    cr_assert_float_eq(gp->rows[4], -1.5f, 0);
+    cr_assert_float_eq(gp->extra[1], 2.0f, 0);
+    cr_assert_float_eq(gp->mu, 3.5f, 0);
+    // A plain pending report (round 0) is not kept: its ACK commits it.
+    c->pending_round = 0;
+    cr_assert_eq(fr_client_save(c), FR_OK);
+    fr_client_destroy(c);
+    cr_assert_eq(open_client(&c, path, 0x5a, NULL), FR_OK);
+    cr_assert_null(c->pending);
+    cr_assert_eq(c->pending_round, 0);
+    cr_assert_not_null(c->last);
     fr_client_destroy(c);
 
-    // A version 1 file: the same body without the contribution section.
+    // A version 1 file: the same body without the contribution sections.
     unlink(path);
-    make_state(path, pk); // has_last = 0: one byte after the interactions
+    make_state(path, pk); // has_last = has_pending = 0 after the interactions
     uint8_t *buf;
     size_t   len;
     read_all(path, &buf, &len);
@@ -288,15 +321,16 @@ Test(client_state, last_contribution_round_trip_and_version_1)
     uint32_t k   = fri_get32(plain + 32 + 20 + 8 + 4);
     size_t   off = 32 + 20 + 8 + 20 + (size_t) k * 4;
     off += 8 + (size_t) fri_get64(plain + off) * 16; // the interactions
-    cr_assert_eq(plain[off], 0, "has_last byte expected at %zu", off);
-    memmove(plain + off, plain + off + 1, blen - off - 1);
-    size_t   nlen = 40 + (blen - 1) + crypto_aead_xchacha20poly1305_ietf_ABYTES;
+    cr_assert(plain[off] == 0 && plain[off + 1] == 0,
+              "has_last and has_pending bytes expected at %zu", off);
+    memmove(plain + off, plain + off + 2, blen - off - 2);
+    size_t   nlen = 40 + (blen - 2) + crypto_aead_xchacha20poly1305_ietf_ABYTES;
     uint8_t *v1   = malloc(nlen);
     memcpy(v1, buf, 40);
     fri_put16(v1 + 4, 1);
-    fri_put64(v1 + 8, blen - 1);
+    fri_put64(v1 + 8, blen - 2);
     cr_assert_eq(crypto_aead_xchacha20poly1305_ietf_encrypt(
-                     v1 + 40, NULL, plain, blen - 1, v1, 40, NULL, v1 + 16,
+                     v1 + 40, NULL, plain, blen - 2, v1, 40, NULL, v1 + 16,
                      key),
                  0);
     write_all(path, v1, nlen);
@@ -306,8 +340,8 @@ Test(client_state, last_contribution_round_trip_and_version_1)
     cr_assert_eq(fr_client_count(c), 40);
     cr_assert_not_null(c->model);
     fr_client_destroy(c);
-    // Version 3 is not known.
-    fri_put16(v1 + 4, 3);
+    // Version 4 is not known.
+    fri_put16(v1 + 4, 4);
     write_all(path, v1, nlen);
     cr_assert_eq(open_client(&c, path, 0x5a, NULL), FR_EFORMAT);
     free(plain);

@@ -6,6 +6,7 @@
 
 #include "msg.h"
 #include "msg_secagg.h"
+#include "wire.h"
 
 Test(proto_msg_secagg, advert_round_trip_and_length)
 {
@@ -118,9 +119,22 @@ Test(proto_msg_secagg, poll_wait_params_unmask_req)
     sp.residual   = 12.0f;
     sp.rating_abs = 5.0f;
     cr_assert_eq(fri_sa_params_encode(buf, sizeof(buf), &len, &sp), FR_OK);
-    cr_assert_eq(len, 16 + 88);
+    cr_assert_eq(len, 16 + 96);
     cr_assert_eq(fri_sa_params_decode(&sr, buf, len), FR_OK);
     cr_assert_eq(memcmp(&sr, &sp, sizeof(sp)), 0);
+    // applied_round: an earlier round round-trips, the current or a later
+    // one is refused (a member's applied delta is always from the past).
+    sp.applied_round = 1;
+    cr_assert_eq(fri_sa_params_encode(buf, sizeof(buf), &len, &sp), FR_OK);
+    cr_assert_eq(fri_sa_params_decode(&sr, buf, len), FR_OK);
+    cr_assert_eq(sr.applied_round, 1);
+    fri_put64(buf + 16 + 88, 2);
+    cr_assert_eq(fri_sa_params_decode(&sr, buf, len), FR_EPROTO);
+    sp.applied_round = 2;
+    cr_assert_eq(fri_sa_params_encode(buf, sizeof(buf), &len, &sp),
+                 FR_EINVAL);
+    sp.applied_round = 1;
+    cr_assert_eq(fri_sa_params_encode(buf, sizeof(buf), &len, &sp), FR_OK);
     buf[16 + 80] = buf[16 + 81] = buf[16 + 82] = buf[16 + 83] = 0; // R = 0
     cr_assert_eq(fri_sa_params_decode(&sr, buf, len), FR_EPROTO);
     sp.rating_abs = INFINITY;
