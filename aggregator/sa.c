@@ -58,6 +58,13 @@ struct fri_sa {
     uint64_t   round;
     uint64_t   phase_deadline;
     uint8_t    graph_seed[32];
+    uint32_t  *pos;    // n ring positions of the round's graph (SecAgg+)
+    int        pos_ok; // pos holds this round's positions
+    // Member lookup by key: open addressing, mcap (a power of two >= 2n)
+    // slots of member index + 1 (0: empty), keyed SipHash.
+    uint32_t  *mtab;
+    uint32_t   mcap;
+    uint8_t    mkey[crypto_shorthash_KEYBYTES];
     int        als; // explicit ALS statistics (secagg_als.h)
     int        stats; // latest-statistics deltas (secagg_stats.h)
     fri_sa_als_bounds ab;
@@ -113,9 +120,17 @@ fri_sa_create(fri_agg *a, char *err, size_t err_cap)
     s->m          = calloc(s->n, sizeof(*s->m));
     s->sum        = calloc(s->dim, sizeof(uint32_t));
     a->rs.sa_out_pk = calloc(s->n, FRI_AGG_KEYBYTES);
-    if (s->m == NULL || s->sum == NULL || a->rs.sa_out_pk == NULL) {
+    s->pos          = calloc(s->n, sizeof(uint32_t));
+    for (s->mcap = 2; s->mcap < 2 * s->n; s->mcap *= 2) {
+    }
+    s->mtab = calloc(s->mcap, sizeof(uint32_t));
+    crypto_shorthash_keygen(s->mkey);
+    if (s->m == NULL || s->sum == NULL || a->rs.sa_out_pk == NULL ||
+        s->pos == NULL || s->mtab == NULL) {
         free(s->m);
         free(s->sum);
+        free(s->pos);
+        free(s->mtab);
         free(a->rs.sa_out_pk);
         a->rs.sa_out_pk = NULL;
         free(s);
@@ -158,6 +173,8 @@ fri_sa_destroy(fri_agg *a)
     }
     free(s->m);
     free(s->sum);
+    free(s->pos);
+    free(s->mtab);
     free(a->rs.sa_out_pk);
     a->rs.sa_out_pk = NULL;
     free(s);
@@ -180,11 +197,26 @@ fri_sa_round_open(fri_agg *a, uint64_t now_ms)
         sodium_memzero(m->rev, (size_t) s->n * SHARE);
     }
     memset(s->sum, 0, s->dim * sizeof(uint32_t));
+    memset(s->mtab, 0, s->mcap * sizeof(uint32_t));
     s->joined = s->n_adv = s->n_shared = s->n_masked = s->n_answered = 0;
     s->phase          = FRI_AGG_SA_ADVERT;
     s->round          = a->rs.round;
     s->phase_deadline = now_ms + a->cfg.round_deadline_ms;
     randombytes_buf(s->graph_seed, sizeof(s->graph_seed));
+    // Adjacency in O(1) for the whole round (checked for every share a
+    // member sends and every roster entry).
+    s->pos_ok = s->eff_degree < s->n - 1 &&
+                fri_secagg_ring_positions(s->pos, s->n, s->graph_seed) == FR_OK;
+}
+
+static uint32_t
+mslot(const fri_sa *s, const uint8_t *pk)
+{
+    uint8_t h[crypto_shorthash_BYTES];
+    crypto_shorthash(h, pk, FRI_AGG_KEYBYTES, s->mkey);
+    return ((uint32_t) h[0] | ((uint32_t) h[1] << 8) |
+            ((uint32_t) h[2] << 16) | ((uint32_t) h[3] << 24)) &
+           (s->mcap - 1);
 }
 
 uint32_t
@@ -193,6 +225,12 @@ fri_sa_join(fri_agg *a, const uint8_t *pk)
     fri_sa  *s = a->sa;
     uint32_t i = s->joined++;
     memcpy(s->m[i].pk, pk, FRI_AGG_KEYBYTES);
+    // At most n members in 2n slots: an empty one is always reached.
+    uint32_t h = mslot(s, pk);
+    while (s->mtab[h] != 0) {
+        h = (h + 1) & (s->mcap - 1);
+    }
+    s->mtab[h] = i + 1;
     return i;
 }
 
@@ -223,12 +261,16 @@ fri_sa_task(const fri_agg *a, uint32_t index, fri_agg_task *t)
 }
 
 // Member index of pk in the current round, or -1. Under mtx.
+// The member index of pk in this round, -1 if none: O(1) for the polls
+// every member repeats while it waits (keys are public: memcmp).
 static int64_t
 member(const fri_agg *a, const uint8_t *pk)
 {
     const fri_sa *s = a->sa;
-    for (uint32_t i = 0; i < s->joined; i++) {
-        if (sodium_memcmp(s->m[i].pk, pk, FRI_AGG_KEYBYTES) == 0) {
+    for (uint32_t h = mslot(s, pk); s->mtab[h] != 0;
+         h = (h + 1) & (s->mcap - 1)) {
+        uint32_t i = s->mtab[h] - 1;
+        if (memcmp(s->m[i].pk, pk, FRI_AGG_KEYBYTES) == 0) {
             return i;
         }
     }
@@ -244,6 +286,9 @@ neighbours(const fri_sa *s, uint32_t u, uint32_t v)
     }
     if (s->eff_degree >= s->n - 1) {
         return 1;
+    }
+    if (s->pos_ok) {
+        return fri_secagg_ring_adjacent(s->pos, s->n, s->degree, u, v);
     }
     uint32_t nb[FRI_SECAGG_MAX_CLIENTS < 4096 ? FRI_SECAGG_MAX_CLIENTS : 4096];
     size_t   got = 0;
@@ -410,7 +455,11 @@ fri_agg_sa_roster(fri_agg *a, uint64_t now_ms,
     fri_sa *s = a->sa;
     size_t n = 0;
     for (uint32_t j = 0; j < s->joined; j++) {
-        if (!s->m[j].advertised) {
+        // A member needs its own advert and its neighbours' (SPEC S2):
+        // under SecAgg+ that keeps the roster, its sealing and the
+        // member's signature checks O(degree) instead of O(n).
+        if (!s->m[j].advertised ||
+            (j != (uint32_t) i && !neighbours(s, (uint32_t) i, j))) {
             continue;
         }
         if (n < cap && idx != NULL && id_pk != NULL && adverts != NULL) {

@@ -47,6 +47,10 @@ struct fri_sa_client {
     uint8_t *c_pk;
     uint8_t *s_pk;
     uint8_t *in_roster;
+    // Share keys with the neighbours shared to (p.n x 32, has_skey flags):
+    // agreed once, used to seal the outgoing and open the incoming shares.
+    uint8_t *skey;
+    uint8_t *has_skey;
     // Shares received (inbox): sender ids and the opened plaintexts.
     uint32_t *from;
     uint8_t  *held; // n_from * FRI_SECAGG_SHAREMSGBYTES
@@ -90,6 +94,8 @@ fri_sa_client_free(fr_client *c, struct fri_sa_client *s)
     fri_client_free(c, s->c_pk);
     fri_client_free(c, s->s_pk);
     fri_client_free(c, s->in_roster);
+    fri_client_free_wipe(c, s->skey, s->skey != NULL ? n * 32 : 0);
+    fri_client_free(c, s->has_skey);
     fri_client_free(c, s->from);
     fri_client_free_wipe(c, s->pending, s->pending_len);
     fri_client_free_wipe(c, s->held,
@@ -182,10 +188,16 @@ build_shares(fr_client *c, struct fri_sa_client *s, uint8_t *dst, size_t cap,
         size_t  sl;
         memcpy(msg, bsh + j * 32, 32);
         memcpy(msg + 32, csh + j * 32, 32);
-        rv = fri_secagg_share_seal(rec + j * FRI_SA_REC_SHARE,
-                                   FRI_SA_REC_SHARE, &sl, msg, sizeof(msg),
-                                   s->round, s->p.index, nb[j],
-                                   s->keys.s_sk, s->s_pk + (size_t) nb[j] * 32);
+        uint8_t *key = s->skey + (size_t) nb[j] * 32;
+        rv = fri_secagg_share_key(key, s->keys.s_sk,
+                                  s->s_pk + (size_t) nb[j] * 32, s->round);
+        if (rv == FR_OK) {
+            s->has_skey[nb[j]] = 1;
+            rv = fri_secagg_share_seal_k(rec + j * FRI_SA_REC_SHARE,
+                                         FRI_SA_REC_SHARE, &sl, msg,
+                                         sizeof(msg), s->round, s->p.index,
+                                         nb[j], key);
+        }
         sodium_memzero(msg, sizeof(msg));
     }
     if (rv == FR_OK) {
@@ -562,9 +574,12 @@ recv_params(fr_client *c, struct fri_sa_client *s, const fri_task *t,
     s->c_pk      = zalloc(c, n, 32);
     s->s_pk      = zalloc(c, n, 32);
     s->in_roster = zalloc(c, n, 1);
+    s->skey      = zalloc(c, n, 32);
+    s->has_skey  = zalloc(c, n, 1);
     s->from      = fri_client_calloc(c, n, sizeof(uint32_t));
     s->held      = zalloc(c, n, FRI_SECAGG_SHAREMSGBYTES);
     if (s->c_pk == NULL || s->s_pk == NULL || s->in_roster == NULL ||
+        s->skey == NULL || s->has_skey == NULL ||
         s->from == NULL || s->held == NULL) {
         return FR_ENOMEM;
     }
@@ -635,10 +650,14 @@ recv_inbox(struct fri_sa_client *s, const uint8_t *plain, size_t plain_len)
             return FR_EPROTO;
         }
         size_t ml = 0;
-        rv        = fri_secagg_share_open(
-            s->held + s->n_from * FRI_SECAGG_SHAREMSGBYTES,
-            FRI_SECAGG_SHAREMSGBYTES, &ml, rec, FRI_SA_REC_SHARE, s->round,
-            id, s->p.index, s->keys.s_sk, s->s_pk + (size_t) id * 32);
+        // The key agreed when sharing to id (a sender this member did not
+        // share to is not a neighbour it accepts shares from).
+        rv = s->has_skey[id]
+                 ? fri_secagg_share_open_k(
+                       s->held + s->n_from * FRI_SECAGG_SHAREMSGBYTES,
+                       FRI_SECAGG_SHAREMSGBYTES, &ml, rec, FRI_SA_REC_SHARE,
+                       s->round, id, s->p.index, s->skey + (size_t) id * 32)
+                 : FR_EPROTO;
         if (rv != FR_OK) {
             return rv;
         }

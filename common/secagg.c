@@ -620,6 +620,65 @@ cmp_u32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+// perm[position] = client: the round's ring order (Fisher-Yates over
+// ChaCha20(seed)).
+static void
+ring_order(uint32_t *perm, uint32_t n_clients, const uint8_t seed[32])
+{
+    chacha_words cw;
+    memcpy(cw.key, seed, 32);
+    cw.ic  = 0;
+    cw.pos = 64;
+    for (uint32_t i = 0; i < n_clients; i++) {
+        perm[i] = i;
+    }
+    for (uint32_t i = n_clients - 1; i > 0; i--) {
+        uint32_t j = chacha_below(&cw, i + 1);
+        uint32_t t = perm[i];
+        perm[i]    = perm[j];
+        perm[j]    = t;
+    }
+    sodium_memzero(&cw, sizeof cw);
+}
+
+fr_err
+fri_secagg_ring_positions(uint32_t *pos, uint32_t n_clients,
+    const uint8_t seed[32])
+{
+    if (pos == NULL || seed == NULL || n_clients == 0
+        || n_clients > FRI_SECAGG_MAX_CLIENTS) {
+        return FR_EINVAL;
+    }
+    uint32_t *perm = malloc((size_t)n_clients * sizeof *perm);
+    if (perm == NULL) {
+        return FR_ENOMEM;
+    }
+    ring_order(perm, n_clients, seed);
+    for (uint32_t i = 0; i < n_clients; i++) {
+        pos[perm[i]] = i;
+    }
+    free(perm);
+    return FR_OK;
+}
+
+bool
+fri_secagg_ring_adjacent(const uint32_t *pos, uint32_t n_clients,
+    uint32_t degree, uint32_t u, uint32_t v)
+{
+    if (u == v || u >= n_clients || v >= n_clients) {
+        return false;
+    }
+    uint32_t k = fri_secagg_graph_degree(n_clients, degree);
+    if (k == n_clients - 1) {
+        return true;
+    }
+    uint32_t d = pos[u] > pos[v] ? pos[u] - pos[v] : pos[v] - pos[u];
+    if (n_clients - d < d) {
+        d = n_clients - d;
+    }
+    return d <= k / 2;
+}
+
 fr_err
 fri_secagg_neighbors(uint32_t *out, size_t cap, size_t *n_out, uint32_t client,
     uint32_t n_clients, uint32_t degree, const uint8_t seed[32])
@@ -646,19 +705,7 @@ fri_secagg_neighbors(uint32_t *out, size_t cap, size_t *n_out, uint32_t client,
     if (perm == NULL) {
         return FR_ENOMEM;
     }
-    chacha_words cw;
-    memcpy(cw.key, seed, 32);
-    cw.ic  = 0;
-    cw.pos = 64;
-    for (uint32_t i = 0; i < n_clients; i++) {
-        perm[i] = i;
-    }
-    for (uint32_t i = n_clients - 1; i > 0; i--) {
-        uint32_t j = chacha_below(&cw, i + 1);
-        uint32_t t = perm[i];
-        perm[i]    = perm[j];
-        perm[j]    = t;
-    }
+    ring_order(perm, n_clients, seed);
     uint32_t p = 0;
     while (perm[p] != client) {
         p++;

@@ -96,6 +96,8 @@ sa_drv_round(fri_agg *a, sa_drv_member *const *ms, uint32_t n, uint64_t now,
     static uint32_t ridx[SA_DRV_MAXN];
     static uint8_t  rid[SA_DRV_MAXN * 32],
         radv[SA_DRV_MAXN * FRI_AGG_SA_ADVERTBYTES];
+    // Every advert seen in some roster, by member id (for phase 3).
+    static uint8_t adv_by_id[SA_DRV_MAXN * FRI_AGG_SA_ADVERTBYTES];
     for (uint32_t u = 0; u < n; u++) {
         sa_drv_member *m  = ms[u];
         size_t         nr = 0;
@@ -103,24 +105,33 @@ sa_drv_round(fri_agg *a, sa_drv_member *const *ms, uint32_t n, uint64_t now,
                          radv, SA_DRV_MAXN, &nr, &retry),
             FR_OK);
         cr_assert_eq(retry, 0);
-        cr_assert_eq(nr, n);
         uint32_t nb[SA_DRV_MAXN];
         size_t   nn = 0;
         cr_assert_eq(fri_secagg_neighbors(nb, SA_DRV_MAXN, &nn, m->t.sa_index,
                          m->t.sa_n, m->t.sa_degree, m->t.sa_graph_seed),
             FR_OK);
+        // The roster: the member's own advert and its neighbours' (all
+        // advertised here), in increasing id order.
+        cr_assert_eq(nr, nn + 1, "member %u: roster of %zu, %zu neighbours",
+                     m->t.sa_index, nr, nn);
         uint8_t  s_pk[SA_DRV_MAXN][32];
         uint32_t xs[SA_DRV_MAXN];
         for (size_t j = 0; j < nn; j++) {
+            size_t r = 0;
+            while (r < nr && ridx[r] != nb[j]) {
+                r++;
+            }
+            cr_assert(r < nr, "neighbour %u missing from the roster", nb[j]);
             fri_secagg_advert adv;
             cr_assert_eq(fri_secagg_advert_decode(&adv,
-                             radv + (size_t)nb[j] * FRI_AGG_SA_ADVERTBYTES,
+                             radv + r * FRI_AGG_SA_ADVERTBYTES,
                              FRI_AGG_SA_ADVERTBYTES),
                 FR_OK);
-            cr_assert_eq(ridx[nb[j]], nb[j]);
             cr_assert_eq(fri_secagg_advert_verify(&adv, m->t.round, nb[j],
-                             rid + (size_t)nb[j] * 32),
+                             rid + r * 32),
                 FR_OK);
+            memcpy(adv_by_id + (size_t)nb[j] * FRI_AGG_SA_ADVERTBYTES,
+                   radv + r * FRI_AGG_SA_ADVERTBYTES, FRI_AGG_SA_ADVERTBYTES);
             memcpy(s_pk[j], adv.s_pk, 32);
             xs[j] = nb[j] + 1;
         }
@@ -162,7 +173,7 @@ sa_drv_round(fri_agg *a, sa_drv_member *const *ms, uint32_t n, uint64_t now,
         for (size_t j = 0; j < ni; j++) {
             fri_secagg_advert adv;
             cr_assert_eq(fri_secagg_advert_decode(&adv,
-                             radv + (size_t)from[j] * FRI_AGG_SA_ADVERTBYTES,
+                             adv_by_id + (size_t)from[j] * FRI_AGG_SA_ADVERTBYTES,
                              FRI_AGG_SA_ADVERTBYTES),
                 FR_OK);
             size_t ml;

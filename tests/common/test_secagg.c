@@ -634,14 +634,23 @@ Test(common_secagg, neighbor_graph_is_symmetric_regular)
                 adj[(size_t)u * n + nb[i]] = 1;
             }
         }
+        // The O(1) adjacency from ring positions agrees with the lists.
+        uint32_t *pos = malloc(n * 4);
+        cr_assert_not_null(pos);
+        cr_assert_eq(fri_secagg_ring_positions(pos, n, seed), FR_OK);
         for (uint32_t u = 0; u < n; u++) {
             for (uint32_t v = 0; v < n; v++) {
                 cr_assert_eq(adj[(size_t)u * n + v], adj[(size_t)v * n + u]);
+                cr_assert_eq(fri_secagg_ring_adjacent(pos, n, deg, u, v),
+                             adj[(size_t)u * n + v] != 0,
+                             "n=%u deg=%u u=%u v=%u", n, deg, u, v);
             }
         }
+        free(pos);
         free(adj);
         free(nb);
     }
+    cr_assert(!fri_secagg_ring_adjacent(NULL, 5, 4, 1, 5), "out of range");
     cr_assert_eq(fri_secagg_plus_degree(120), 70u);
     cr_assert_eq(fri_secagg_plus_degree(1024), 100u);
     cr_assert_eq(fri_secagg_plus_degree(1000), 100u);
