@@ -39,10 +39,12 @@ typedef struct sa_member {
     uint8_t  c_pk[FRI_SECAGG_PKBYTES];
     uint8_t  b_commit[FRI_SECAGG_COMMITBYTES];
     int      advertised, shared, masked, answered;
-    uint8_t *out;     // n sealed shares this member sent (by recipient)
-    uint8_t *has_out; // n flags
-    uint8_t *rev;     // n revealed shares about this member (by holder)
-    uint8_t *has_rev; // n flags
+    // Per neighbour slot (fri_secagg_ring_slot; eff_degree slots, so
+    // O(n degree) for the cohort, not O(n^2)):
+    uint8_t *out;     // sealed shares this member sent (slot of recipient)
+    uint8_t *has_out; // flags
+    uint8_t *rev;     // revealed shares about this member (slot of holder)
+    uint8_t *has_rev; // flags
 } sa_member;
 
 struct fri_sa {
@@ -58,8 +60,8 @@ struct fri_sa {
     uint64_t   round;
     uint64_t   phase_deadline;
     uint8_t    graph_seed[32];
-    uint32_t  *pos;    // n ring positions of the round's graph (SecAgg+)
-    int        pos_ok; // pos holds this round's positions
+    uint32_t  *pos;  // n ring positions of the round's graph (SecAgg+)
+    uint32_t  *perm; // n: the client at each ring position
     // Member lookup by key: open addressing, mcap (a power of two >= 2n)
     // slots of member index + 1 (0: empty), keyed SipHash.
     uint32_t  *mtab;
@@ -121,15 +123,17 @@ fri_sa_create(fri_agg *a, char *err, size_t err_cap)
     s->sum        = calloc(s->dim, sizeof(uint32_t));
     a->rs.sa_out_pk = calloc(s->n, FRI_AGG_KEYBYTES);
     s->pos          = calloc(s->n, sizeof(uint32_t));
+    s->perm         = calloc(s->n, sizeof(uint32_t));
     for (s->mcap = 2; s->mcap < 2 * s->n; s->mcap *= 2) {
     }
     s->mtab = calloc(s->mcap, sizeof(uint32_t));
     crypto_shorthash_keygen(s->mkey);
     if (s->m == NULL || s->sum == NULL || a->rs.sa_out_pk == NULL ||
-        s->pos == NULL || s->mtab == NULL) {
+        s->pos == NULL || s->perm == NULL || s->mtab == NULL) {
         free(s->m);
         free(s->sum);
         free(s->pos);
+        free(s->perm);
         free(s->mtab);
         free(a->rs.sa_out_pk);
         a->rs.sa_out_pk = NULL;
@@ -138,10 +142,10 @@ fri_sa_create(fri_agg *a, char *err, size_t err_cap)
     }
     for (uint32_t i = 0; i < s->n; i++) {
         sa_member *m = &s->m[i];
-        m->out       = malloc((size_t) s->n * FRI_AGG_SA_SEALED);
-        m->has_out   = calloc(s->n, 1);
-        m->rev       = malloc((size_t) s->n * SHARE);
-        m->has_rev   = calloc(s->n, 1);
+        m->out       = malloc((size_t) s->eff_degree * FRI_AGG_SA_SEALED);
+        m->has_out   = calloc(s->eff_degree, 1);
+        m->rev       = malloc((size_t) s->eff_degree * SHARE);
+        m->has_rev   = calloc(s->eff_degree, 1);
         if (m->out == NULL || m->has_out == NULL || m->rev == NULL ||
             m->has_rev == NULL) {
             a->sa = s;
@@ -166,7 +170,7 @@ fri_sa_destroy(fri_agg *a)
         free(s->m[i].out);
         free(s->m[i].has_out);
         if (s->m[i].rev != NULL) {
-            sodium_memzero(s->m[i].rev, (size_t) s->n * SHARE);
+            sodium_memzero(s->m[i].rev, (size_t) s->eff_degree * SHARE);
         }
         free(s->m[i].rev);
         free(s->m[i].has_rev);
@@ -174,6 +178,7 @@ fri_sa_destroy(fri_agg *a)
     free(s->m);
     free(s->sum);
     free(s->pos);
+    free(s->perm);
     free(s->mtab);
     free(a->rs.sa_out_pk);
     a->rs.sa_out_pk = NULL;
@@ -192,9 +197,9 @@ fri_sa_round_open(fri_agg *a, uint64_t now_ms)
         sa_member *m = &s->m[i];
         memset(m->pk, 0, sizeof(m->pk));
         m->advertised = m->shared = m->masked = m->answered = 0;
-        memset(m->has_out, 0, s->n);
-        memset(m->has_rev, 0, s->n);
-        sodium_memzero(m->rev, (size_t) s->n * SHARE);
+        memset(m->has_out, 0, s->eff_degree);
+        memset(m->has_rev, 0, s->eff_degree);
+        sodium_memzero(m->rev, (size_t) s->eff_degree * SHARE);
     }
     memset(s->sum, 0, s->dim * sizeof(uint32_t));
     memset(s->mtab, 0, s->mcap * sizeof(uint32_t));
@@ -203,10 +208,14 @@ fri_sa_round_open(fri_agg *a, uint64_t now_ms)
     s->round          = a->rs.round;
     s->phase_deadline = now_ms + a->cfg.round_deadline_ms;
     randombytes_buf(s->graph_seed, sizeof(s->graph_seed));
-    // Adjacency in O(1) for the whole round (checked for every share a
-    // member sends and every roster entry).
-    s->pos_ok = s->eff_degree < s->n - 1 &&
-                fri_secagg_ring_positions(s->pos, s->n, s->graph_seed) == FR_OK;
+    // Adjacency and neighbour slots in O(1) for the whole round (checked
+    // for every share a member sends and every roster entry); n is a
+    // valid cohort size, so this cannot fail.
+    if (s->eff_degree < s->n - 1) {
+        fr_err prv = fri_secagg_ring_positions(s->pos, s->perm, s->n,
+                                               s->graph_seed);
+        (void) prv;
+    }
 }
 
 static uint32_t
@@ -281,27 +290,14 @@ member(const fri_agg *a, const uint8_t *pk)
 static int
 neighbours(const fri_sa *s, uint32_t u, uint32_t v)
 {
-    if (u == v) {
-        return 0;
-    }
-    if (s->eff_degree >= s->n - 1) {
-        return 1;
-    }
-    if (s->pos_ok) {
-        return fri_secagg_ring_adjacent(s->pos, s->n, s->degree, u, v);
-    }
-    uint32_t nb[FRI_SECAGG_MAX_CLIENTS < 4096 ? FRI_SECAGG_MAX_CLIENTS : 4096];
-    size_t   got = 0;
-    if (fri_secagg_neighbors(nb, sizeof(nb) / sizeof(nb[0]), &got, u, s->n,
-                             s->degree, s->graph_seed) != FR_OK) {
-        return 0;
-    }
-    for (size_t i = 0; i < got; i++) {
-        if (nb[i] == v) {
-            return 1;
-        }
-    }
-    return 0;
+    return fri_secagg_ring_adjacent(s->pos, s->n, s->degree, u, v);
+}
+
+// v's slot among u's neighbours (they must be neighbours).
+static uint32_t
+slot_of(const fri_sa *s, uint32_t u, uint32_t v)
+{
+    return fri_secagg_ring_slot(s->pos, s->n, s->degree, u, v);
 }
 
 // Common entry: round and membership checks. Returns the member index or
@@ -520,9 +516,10 @@ fri_agg_sa_shares(fri_agg *a, uint64_t now_ms,
         goto out;
     }
     for (size_t j = 0; j < n; j++) {
-        memcpy(m->out + (size_t) to[j] * FRI_AGG_SA_SEALED,
+        uint32_t sl = slot_of(s, (uint32_t) i, to[j]);
+        memcpy(m->out + (size_t) sl * FRI_AGG_SA_SEALED,
                sealed + j * FRI_AGG_SA_SEALED, FRI_AGG_SA_SEALED);
-        m->has_out[to[j]] = 1;
+        m->has_out[sl] = 1;
     }
     m->shared = 1;
     s->n_shared++;
@@ -553,13 +550,17 @@ fri_agg_sa_inbox(fri_agg *a, uint64_t now_ms,
     fri_sa *s = a->sa;
     size_t n = 0;
     for (uint32_t u = 0; u < s->joined; u++) {
-        if (!s->m[u].shared || !s->m[u].has_out[i]) {
+        if (!neighbours(s, u, (uint32_t) i) || !s->m[u].shared) {
+            continue;
+        }
+        uint32_t sl = slot_of(s, u, (uint32_t) i);
+        if (!s->m[u].has_out[sl]) {
             continue;
         }
         if (n < cap && from != NULL && sealed != NULL) {
             from[n] = u;
             memcpy(sealed + n * FRI_AGG_SA_SEALED,
-                   s->m[u].out + (size_t) i * FRI_AGG_SA_SEALED,
+                   s->m[u].out + (size_t) sl * FRI_AGG_SA_SEALED,
                    FRI_AGG_SA_SEALED);
         }
         n++;
@@ -796,8 +797,12 @@ finish(fri_agg *a, int *ok)
         }
         size_t c = 0;
         for (uint32_t h = 0; h < s->joined; h++) {
-            if (m->has_rev[h]) {
-                memcpy(shs + c * SHARE, m->rev + (size_t) h * SHARE, SHARE);
+            if (!neighbours(s, u, h)) {
+                continue;
+            }
+            uint32_t sl = slot_of(s, u, h);
+            if (m->has_rev[sl]) {
+                memcpy(shs + c * SHARE, m->rev + (size_t) sl * SHARE, SHARE);
                 xs[c++] = h + 1;
             }
         }
@@ -953,8 +958,9 @@ fri_sa_unmask(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES], uint64_t round,
     // members that shared, once each.
     for (size_t j = 0; j < n && rv == FR_OK; j++) {
         uint32_t u = about[j];
-        if (u >= s->joined || !s->m[u].shared || !s->m[u].has_out[i] ||
-            s->m[u].has_rev[i]) {
+        if (u >= s->joined || !neighbours(s, u, (uint32_t) i) ||
+            !s->m[u].shared || !s->m[u].has_out[slot_of(s, u, (uint32_t) i)] ||
+            s->m[u].has_rev[slot_of(s, u, (uint32_t) i)]) {
             rv = FR_EPROTO;
         }
         for (size_t k = 0; k < j && rv == FR_OK; k++) {
@@ -967,9 +973,10 @@ fri_sa_unmask(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES], uint64_t round,
         goto out;
     }
     for (size_t j = 0; j < n; j++) {
-        sa_member *t = &s->m[about[j]];
-        memcpy(t->rev + (size_t) i * SHARE, shares + j * SHARE, SHARE);
-        t->has_rev[i] = 1;
+        sa_member *t  = &s->m[about[j]];
+        uint32_t   sl = slot_of(s, about[j], (uint32_t) i);
+        memcpy(t->rev + (size_t) sl * SHARE, shares + j * SHARE, SHARE);
+        t->has_rev[sl] = 1;
     }
     m->answered = 1;
     s->n_answered++;

@@ -642,23 +642,45 @@ ring_order(uint32_t *perm, uint32_t n_clients, const uint8_t seed[32])
 }
 
 fr_err
-fri_secagg_ring_positions(uint32_t *pos, uint32_t n_clients,
+fri_secagg_ring_positions(uint32_t *pos, uint32_t *perm, uint32_t n_clients,
     const uint8_t seed[32])
 {
-    if (pos == NULL || seed == NULL || n_clients == 0
+    if (pos == NULL || perm == NULL || seed == NULL || n_clients == 0
         || n_clients > FRI_SECAGG_MAX_CLIENTS) {
         return FR_EINVAL;
-    }
-    uint32_t *perm = malloc((size_t)n_clients * sizeof *perm);
-    if (perm == NULL) {
-        return FR_ENOMEM;
     }
     ring_order(perm, n_clients, seed);
     for (uint32_t i = 0; i < n_clients; i++) {
         pos[perm[i]] = i;
     }
-    free(perm);
     return FR_OK;
+}
+
+uint32_t
+fri_secagg_ring_slot(const uint32_t *pos, uint32_t n_clients,
+    uint32_t degree, uint32_t u, uint32_t v)
+{
+    uint32_t k = fri_secagg_graph_degree(n_clients, degree);
+    if (k == n_clients - 1) {
+        return v < u ? v : v - 1;
+    }
+    // Offsets +1..+k/2 first, then -1..-k/2 (distinct: k < n - 1).
+    uint32_t d = (pos[v] + n_clients - pos[u]) % n_clients;
+    return d <= k / 2 ? d - 1 : k / 2 + (n_clients - d) - 1;
+}
+
+uint32_t
+fri_secagg_ring_peer(const uint32_t *perm, const uint32_t *pos,
+    uint32_t n_clients, uint32_t degree, uint32_t u, uint32_t slot)
+{
+    uint32_t k = fri_secagg_graph_degree(n_clients, degree);
+    if (k == n_clients - 1) {
+        return slot < u ? slot : slot + 1;
+    }
+    uint32_t h = k / 2;
+    uint32_t p = slot < h ? pos[u] + slot + 1
+                          : pos[u] + n_clients - (slot - h + 1);
+    return perm[p % n_clients];
 }
 
 bool

@@ -228,15 +228,22 @@ FR_NODISCARD fr_err fri_secagg_neighbors(uint32_t *out, size_t cap,
     size_t *n_out, uint32_t client, uint32_t n_clients, uint32_t degree,
     const uint8_t seed[32]);
 
-// The ring position of every client (pos[client], n_clients entries) for
-// the graph of seed: with it, fri_secagg_ring_adjacent answers in O(1)
-// what fri_secagg_neighbors lists in O(n). FR_EINVAL, FR_ENOMEM.
-FR_NODISCARD fr_err fri_secagg_ring_positions(uint32_t *pos,
+// The ring order of the graph of seed: perm[position] = client and
+// pos[client] = position (n_clients entries each; no allocation). With
+// them, the functions below answer in O(1) what fri_secagg_neighbors
+// lists in O(n). FR_EINVAL only.
+FR_NODISCARD fr_err fri_secagg_ring_positions(uint32_t *pos, uint32_t *perm,
     uint32_t n_clients, const uint8_t seed[32]);
 // Whether u and v are neighbours in the graph (n_clients, degree) whose
 // positions pos holds (unused for the complete graph); never u == v.
 bool fri_secagg_ring_adjacent(const uint32_t *pos, uint32_t n_clients,
     uint32_t degree, uint32_t u, uint32_t v);
+// For neighbours u and v: v's slot among u's neighbours, in
+// [0, fri_secagg_graph_degree) (dense per-neighbour storage), and back.
+uint32_t fri_secagg_ring_slot(const uint32_t *pos, uint32_t n_clients,
+    uint32_t degree, uint32_t u, uint32_t v);
+uint32_t fri_secagg_ring_peer(const uint32_t *perm, const uint32_t *pos,
+    uint32_t n_clients, uint32_t degree, uint32_t u, uint32_t slot);
 
 // Effective degree of every node: n-1 for the complete graph, else degree
 // rounded up to even.

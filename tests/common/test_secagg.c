@@ -635,17 +635,31 @@ Test(common_secagg, neighbor_graph_is_symmetric_regular)
             }
         }
         // The O(1) adjacency from ring positions agrees with the lists.
-        uint32_t *pos = malloc(n * 4);
-        cr_assert_not_null(pos);
-        cr_assert_eq(fri_secagg_ring_positions(pos, n, seed), FR_OK);
+        // The O(1) adjacency from ring positions agrees with the lists,
+        // and the neighbour slots are a bijection onto [0, k).
+        uint32_t *pos = malloc(n * 4), *perm = malloc(n * 4);
+        uint8_t  *used = malloc(k + 1);
+        cr_assert(pos && perm && used);
+        cr_assert_eq(fri_secagg_ring_positions(pos, perm, n, seed), FR_OK);
         for (uint32_t u = 0; u < n; u++) {
+            memset(used, 0, k + 1);
             for (uint32_t v = 0; v < n; v++) {
                 cr_assert_eq(adj[(size_t)u * n + v], adj[(size_t)v * n + u]);
                 cr_assert_eq(fri_secagg_ring_adjacent(pos, n, deg, u, v),
                              adj[(size_t)u * n + v] != 0,
                              "n=%u deg=%u u=%u v=%u", n, deg, u, v);
+                if (adj[(size_t)u * n + v]) {
+                    uint32_t sl = fri_secagg_ring_slot(pos, n, deg, u, v);
+                    cr_assert_lt(sl, k);
+                    cr_assert(!used[sl], "slot %u twice", sl);
+                    used[sl] = 1;
+                    cr_assert_eq(fri_secagg_ring_peer(perm, pos, n, deg, u, sl),
+                                 v);
+                }
             }
         }
+        free(used);
+        free(perm);
         free(pos);
         free(adj);
         free(nb);
