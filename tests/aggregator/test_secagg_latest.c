@@ -517,18 +517,36 @@ Test(agg_secagg_latest, aggregator_restart_keeps_running_sum_plain)
 // take it against the older one and the sum would keep a stale delta for
 // good. With restart, the app also restarts in between: the pending
 // contribution and its round are in the state file.
+enum { SAME_APP, APP_RESTART, AGG_RESTART };
+
 static void
 vanish_before_outcome(int restart)
 {
     world *s = malloc(sizeof(*s)), *p = malloc(sizeof(*p));
     cr_assert(s != NULL && p != NULL);
-    world_init(s, FRI_AGG_VBMF, 1);
-    world_init(p, FRI_AGG_VBMF, 0);
-    char dir[64], path[96];
+    char dir[64], path[96], adir[64];
     snprintf(dir, sizeof(dir), "/tmp/fr-vanish-XXXXXX");
     cr_assert_not_null(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/device1", dir);
-    if (restart) {
+    snprintf(adir, sizeof(adir), "/tmp/fr-vanishagg-XXXXXX");
+    cr_assert_not_null(mkdtemp(adir));
+    fri_agg_config ac;
+    char           err[256];
+    if (restart == AGG_RESTART) {
+        // The secure aggregator keeps checkpoints (the applied rounds too).
+        memset(s, 0, sizeof(*s));
+        e2e_synth(&s->d, &s->by_user, NU, NIT, 0.4, 23);
+        agg_config(&ac, s, FRI_AGG_VBMF, 1);
+        ac.state_dir = adir;
+        cr_assert_eq(fri_agg_create(&s->a, &ac, 0, err, sizeof(err)), FR_OK,
+                     "%s", err);
+        e2e_clients_create(s, NU, 900, 11, 0.0f);
+        e2e_reply_alloc(s);
+    } else {
+        world_init(s, FRI_AGG_VBMF, 1);
+    }
+    world_init(p, FRI_AGG_VBMF, 0);
+    if (restart == APP_RESTART) {
         open_on_state(s, 1, path);
     }
     fr_checkin_status st[COHORT];
@@ -542,9 +560,15 @@ vanish_before_outcome(int restart)
                                   st),
                  COHORT - 1);
     cr_assert_eq(plain_round(p, R_B, NULL, 20000), COHORT);
-    if (restart) {
+    if (restart == APP_RESTART) {
         cr_assert_eq(fr_client_save(s->c[1]), FR_OK);
         open_on_state(s, 1, path); // the app restarts
+    } else if (restart == AGG_RESTART) {
+        // The aggregator restarts from its checkpoint of that round.
+        fri_agg_destroy(s->a);
+        s->a = NULL;
+        cr_assert_eq(fri_agg_create(&s->a, &ac, 0, err, sizeof(err)), FR_OK,
+                     "%s", err);
     }
     // R_C and R_A hold user 1 again: it resolves, then reports.
     cr_assert_eq(secure_round(s, R_C, NULL, 30000, NULL, st), COHORT);
@@ -554,7 +578,10 @@ vanish_before_outcome(int restart)
     double scale = 0.0, worst = model_diff(s, p, 5, &scale);
     cr_log_info("member vanished before the outcome (%s): secure vs plain "
                 "max diff %.3g (model scale %.3g)",
-                restart ? "app restarted" : "same app", worst, scale);
+                restart == APP_RESTART   ? "app restarted"
+                : restart == AGG_RESTART ? "aggregator restarted"
+                                         : "same app",
+                worst, scale);
     cr_assert(scale > 0.05, "the plain solve did nothing");
     cr_assert(worst < 5e-4, "secure and plain models differ by %g", worst);
     unlink(path);
@@ -563,14 +590,23 @@ vanish_before_outcome(int restart)
     e2e_world_free(p);
     free(s);
     free(p);
+    state_dir_remove(adir);
 }
 
 Test(agg_secagg_latest, member_vanishing_before_the_outcome_resolves_it)
 {
-    vanish_before_outcome(0);
+    vanish_before_outcome(SAME_APP);
 }
 
 Test(agg_secagg_latest, member_vanishing_before_the_outcome_restarts)
 {
-    vanish_before_outcome(1);
+    vanish_before_outcome(APP_RESTART);
+}
+
+// The aggregator restarts between the round that applied the vanished
+// member's delta and its next one: the applied rounds come back from the
+// checkpoint (format 5).
+Test(agg_secagg_latest, member_vanishing_before_the_outcome_aggregator_restarts)
+{
+    vanish_before_outcome(AGG_RESTART);
 }
