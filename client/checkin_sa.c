@@ -684,22 +684,26 @@ recv_unmask_req(fr_client *c, struct fri_sa_client *s, const uint8_t *plain,
     }
     uint32_t *about = fri_client_calloc(c, s->n_from + 1, sizeof(uint32_t));
     uint8_t  *sh    = zalloc(c, s->n_from, 32);
-    if (about == NULL || sh == NULL) {
+    // Per member id: 1 survivor, 2 dropped, 3 listed as both (O(n), not
+    // O(n x neighbours)).
+    uint8_t *kinds = zalloc(c, s->p.n, 1);
+    if (about == NULL || sh == NULL || kinds == NULL) {
         fri_client_free(c, about);
         fri_client_free(c, sh);
+        fri_client_free(c, kinds);
         return FR_ENOMEM;
+    }
+    for (uint32_t i = 0; i < q.n_surv + q.n_drop; i++) {
+        uint32_t id = fri_sa_unmask_req_id(&q, i);
+        if (id < s->p.n) {
+            kinds[id] |= i < q.n_surv ? 1 : 2;
+        }
     }
     size_t k = 0;
     int    self_ok = 0;
     for (size_t j = 0; j < s->n_from; j++) {
-        int kind = 0; // 1 survivor, 2 dropped
-        for (uint32_t i = 0; i < q.n_surv + q.n_drop; i++) {
-            uint32_t id = fri_sa_unmask_req_id(&q, i);
-            if (id == s->from[j]) {
-                kind = kind != 0 ? -1 : (i < q.n_surv ? 1 : 2);
-            }
-        }
-        if (kind < 0) {
+        int kind = kinds[s->from[j]]; // 1 survivor, 2 dropped
+        if (kind == 3) {
             rv = FR_EPROTO; // listed as both
             break;
         }
@@ -725,6 +729,7 @@ recv_unmask_req(fr_client *c, struct fri_sa_client *s, const uint8_t *plain,
         rv = fri_sa_list_encode(reply_plain, cap, len, FRI_T_SA_UNMASK, &l);
     }
     fri_client_free(c, about);
+    fri_client_free(c, kinds);
     fri_client_free_wipe(c, sh, s->n_from * 32);
     return rv;
 }
