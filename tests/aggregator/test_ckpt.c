@@ -345,45 +345,44 @@ Test(agg_ckpt, format_matches_golden_vector)
     free(got);
 }
 
+
+// A format 3 checkpoint (before carried statistics) still loads, with
+// none.
+// Decodes the older-format vector tests/vectors/NAME into *r.
+static void
+decode_vector(const char *name, fri_ckpt *r)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", FR_TEST_VECTORS, name);
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "missing vector %s", path);
+    static uint8_t b[8192];
+    size_t         n = fread(b, 1, sizeof(b), f);
+    fclose(f);
+    char err[512];
+    cr_assert_eq(fri_ckpt_decode(b, n, name, r, err, sizeof(err)), FR_OK,
+                 "%s", err);
+}
+
+Test(agg_ckpt, format_3_still_loads)
+{
+    fri_ckpt r;
+    decode_vector("checkpoint_v3.bin", &r);
+    cr_assert_eq(r.n_vb, 69);
+    cr_assert_eq(r.n_carried, 0);
+    cr_assert_eq(r.n_glob, 0);
+    fri_ckpt_free(&r);
+}
+
 // A format 4 checkpoint (before the per-device applied rounds) still
 // loads, with none.
 Test(agg_ckpt, format_4_still_loads)
 {
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/checkpoint_v4.bin", FR_TEST_VECTORS);
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "missing vector %s", path);
-    static uint8_t b[8192];
-    size_t         n = fread(b, 1, sizeof(b), f);
-    fclose(f);
     fri_ckpt r;
-    char     err[512];
-    cr_assert_eq(fri_ckpt_decode(b, n, "v4", &r, err, sizeof(err)), FR_OK,
-                 "%s", err);
+    decode_vector("checkpoint_v4.bin", &r);
     cr_assert_eq(r.n_carried, 2);
     cr_assert_eq(r.n_glob, 16);
     cr_assert_eq(r.n_applied, 0);
-    fri_ckpt_free(&r);
-}
-
-// A format 3 checkpoint (before carried statistics) still loads, with
-// none.
-Test(agg_ckpt, format_3_still_loads)
-{
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/checkpoint_v3.bin", FR_TEST_VECTORS);
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "missing vector %s", path);
-    static uint8_t b[8192];
-    size_t         n = fread(b, 1, sizeof(b), f);
-    fclose(f);
-    fri_ckpt r;
-    char     err[512];
-    cr_assert_eq(fri_ckpt_decode(b, n, "v3", &r, err, sizeof(err)), FR_OK,
-                 "%s", err);
-    cr_assert_eq(r.n_vb, 69);
-    cr_assert_eq(r.n_carried, 0);
-    cr_assert_eq(r.n_glob, 0);
     fri_ckpt_free(&r);
 }
 
