@@ -68,7 +68,18 @@ typedef struct fri_slot {
     uint8_t  pk[FRI_AGG_KEYBYTES];
     uint8_t  state;
     uint32_t sa_index; // secure aggregation: member index in the round
+    // Buffered mode: the round (model version) of the device's task while
+    // SLOT_MEMBER. Slots survive a step while that task may still report.
+    uint64_t task_round;
 } fri_slot;
+
+// Buffered mode: what a report computed on round r is checked and
+// re-centred against (ring indexed by r mod max_staleness + 1).
+typedef struct fri_round_info {
+    uint64_t round;
+    uint64_t version; // model version served in that round
+    float    mu;      // its global mean
+} fri_round_info;
 
 enum { RS_OPEN = 0, RS_CLOSING = 1, RS_DONE = 2 };
 
@@ -106,6 +117,7 @@ typedef struct fri_rounds {
     fri_agg_update_fn upd_hook;   // test hook
     void             *upd_hook_ctx;
     atomic_int        done;       // no round opens any more (lock-free)
+    fri_round_info   *hist;       // buffered mode: max_staleness + 1
 } fri_rounds;
 
 // The model and what is published of it (snap.c, closer.c). Replaced only
@@ -200,6 +212,7 @@ typedef struct fri_counters {
     atomic_uint_fast64_t models_refused; // failed the sanity check
     atomic_uint_fast64_t ckpt_failures;  // checkpoint writes that failed
     atomic_uint_fast64_t items_skipped;  // item solves that failed
+    atomic_uint_fast64_t staleness_sum;  // buffered: of accepted reports
 } fri_counters;
 
 // A tree of aggregators (tree.h), under rs.mtx. Edge: waiting is set

@@ -339,7 +339,9 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
     }
     rv = fri_agg_rounds_start(a, now_ms);
     if (rv != FR_OK) {
-        fri_agg_seterr(err, err_cap, "cannot start the closer thread");
+        fri_agg_seterr(err, err_cap, rv == FR_ENOMEM
+                                         ? "out of memory"
+                                         : "cannot start the closer thread");
         fri_agg_destroy(a);
         return rv;
     }
@@ -382,6 +384,7 @@ fri_agg_destroy(fri_agg *a)
     fri_vb_destroy(a->vb);
     fri_robust_destroy(a->robust);
     free(a->rs.slots);
+    free(a->rs.hist);
     free(a->allow);
     free(a->state_dir);
     free(a->model.bi);
