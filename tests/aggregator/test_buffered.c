@@ -10,6 +10,7 @@
 
 #include "agg.h"
 #include "linalg.h"
+#include "state_dir.h"
 
 #define K 2
 #define D (K + 1)
@@ -379,4 +380,59 @@ Test(agg_buffered, census_reports_only_in_the_census_buffer)
     cr_assert_eq(version_of(a), 1);
     cr_assert_eq(report(a, 2, 2, r0, 0.0f), FR_ESTALE);
     fri_agg_destroy(a);
+}
+
+// A restart discards the open buffer explicitly: the model and running
+// sum come back from the last step's checkpoint, reports buffered (and
+// acknowledged) after it are not in it, and the tasks issued before the
+// restart are refused, so nothing is counted twice; devices check in
+// again on the restored version.
+Test(agg_buffered, restart_discards_the_buffer_and_counts_nothing_twice)
+{
+    char dir[64];
+    state_dir_make(dir, sizeof(dir), "/tmp/fr-buffered-XXXXXX");
+    fri_agg_config c;
+    buf_cfg(&c, 3, 2);
+    c.stats_latest = 1;
+    c.state_dir    = dir;
+    fri_agg *a     = make(&c, 0);
+    uint64_t r0    = task_of(a, 0, 0);
+    for (uint32_t u = 1; u < 3; u++) {
+        cr_assert_eq(task_of(a, 0, u), r0);
+    }
+    for (uint32_t u = 0; u < 3; u++) {
+        cr_assert_eq(report(a, 1, u, r0, 0.0f), FR_OK);
+    }
+    cr_assert_eq(version_of(a), 1); // the census step, checkpointed
+    float    mu1 = mu_of(a);
+    uint64_t r1  = task_of(a, 2, 3);
+    for (uint32_t u = 4; u < 6; u++) {
+        cr_assert_eq(task_of(a, 2, u), r1);
+    }
+    cr_assert_eq(report(a, 3, 3, r1, mu1), FR_OK);
+    cr_assert_eq(report(a, 3, 4, r1, mu1), FR_OK);
+    fri_agg_destroy(a); // a crash with two reports buffered
+
+    a = make(&c, 10);
+    cr_assert_eq(version_of(a), 1);
+    fri_agg_metrics m;
+    fri_agg_metrics_get(a, &m);
+    cr_assert_eq(m.reported, 0, "the discarded buffer came back");
+    // Pre-restart tasks: refused whether reported before or not.
+    cr_assert_neq(report(a, 11, 3, r1, mu1), FR_OK);
+    cr_assert_neq(report(a, 11, 5, r1, mu1), FR_OK);
+    fri_agg_metrics_get(a, &m);
+    cr_assert_eq(m.reported, 0);
+    cr_assert_eq(m.updates_accepted, 0);
+    // Devices resend on a fresh task: exactly three reports step.
+    uint64_t r2 = task_of(a, 12, 3);
+    for (uint32_t u = 4; u < 6; u++) {
+        cr_assert_eq(task_of(a, 12, u), r2);
+    }
+    for (uint32_t u = 3; u < 6; u++) {
+        cr_assert_eq(report(a, 13, u, r2, mu_of(a)), FR_OK);
+        cr_assert_eq(version_of(a), u < 5 ? 1u : 2u);
+    }
+    fri_agg_destroy(a);
+    state_dir_remove(dir);
 }
