@@ -14,11 +14,13 @@
 #include "closer.h"
 #include "counters.h"
 #include "edge_sums.h"
+#include "journal.h"
 #include "log.h"
 #include "rounds.h"
 #include "sa.h"
 #include "snap.h"
 #include "upstream.h"
+#include "vbmf.h"
 
 // ---- cohort hash set ------------------------------------------------------
 
@@ -203,6 +205,18 @@ finish_round(fri_agg *a, uint64_t now_ms, int act, const char *why)
 {
     if (act == 1) {
         fri_closer_close(a);
+        if (a->rs.journal_fd >= 0) {
+            // The buffer is in the checkpoint just written (or was
+            // dropped with a refused model). A shutdown (abandon) keeps
+            // the journal: the restart takes the reports back.
+            pthread_mutex_lock(&a->rs.jmtx);
+            if (fri_journal_clear(a->rs.journal_fd) != FR_OK) {
+                fri_agg_log(a, FR_LOG_ERROR,
+                            "msg=\"cannot empty the buffer journal\" "
+                            "alert=1");
+            }
+            pthread_mutex_unlock(&a->rs.jmtx);
+        }
     } else {
         fri_closer_abandon(a, why);
     }
@@ -498,6 +512,7 @@ submit_buffered(fri_agg *a, uint64_t now_ms,
         pthread_mutex_unlock(&a->rs.mtx);
         return rv;
     }
+    const uint64_t buf_round = a->rs.round;
     s->state = SLOT_INFLIGHT;
     a->rs.n_inflight++;
     fri_agg_update_fn hook     = a->rs.upd_hook;
@@ -507,7 +522,29 @@ submit_buffered(fri_agg *a, uint64_t now_ms,
         hook(hook_ctx, pk, &uc);
     }
 
-    rv = fri_agg_acc_add(a, &uc);
+    // Durable before it is summed and acknowledged (journal.h).
+    const int jfd   = a->rs.journal_fd;
+    off_t     undo  = 0;
+    if (jfd >= 0) {
+        pthread_mutex_lock(&a->rs.jmtx);
+        rv = fri_journal_append(jfd, buf_round, pk, &uc, &undo);
+        if (rv != FR_OK) {
+            fri_agg_log(a, FR_LOG_ERROR,
+                        "msg=\"cannot journal a report, refused\" err=%s "
+                        "alert=1",
+                        fr_errname(rv));
+            rv = FR_EINTERNAL;
+        }
+    }
+    if (rv == FR_OK) {
+        rv = fri_agg_acc_add(a, &uc);
+        if (rv != FR_OK && jfd >= 0) {
+            fri_journal_undo(jfd, undo);
+        }
+    }
+    if (jfd >= 0) {
+        pthread_mutex_unlock(&a->rs.jmtx);
+    }
 
     pthread_mutex_lock(&a->rs.mtx);
     s = slot_find(a, pk); // the table may have grown meanwhile
@@ -846,6 +883,60 @@ fri_agg_sa_unmask(fri_agg *a, uint64_t now_ms,
     return rv;
 }
 
+// A report of the journal back into the open buffer (start, before any
+// request): its device counts as reported, a second record of the same
+// device is ignored.
+static void
+replay_one(void *ctx, uint64_t round, const uint8_t pk[FRI_AGG_KEYBYTES],
+           const fri_agg_update *u)
+{
+    fri_agg *a   = ctx;
+    int      oob = 0;
+    (void) round;
+    if (slot_find(a, pk)->state != SLOT_EMPTY ||
+        fri_agg_validate(a, u, &oob) != FR_OK || slot_reserve(a) != FR_OK ||
+        fri_agg_acc_add(a, u) != FR_OK) {
+        return;
+    }
+    fri_slot *s = slot_find(a, pk);
+    memcpy(s->pk, pk, FRI_AGG_KEYBYTES);
+    s->state = SLOT_REPORTED;
+    a->rs.n_members++;
+    a->rs.n_reported++;
+}
+
+// Buffered mode with a state directory: opens the journal and puts the
+// reports the last checkpoint lacks back into the open buffer; a buffer
+// that is full again steps at once.
+static fr_err
+journal_start(fri_agg *a, uint64_t now_ms)
+{
+    fr_err rv = fri_journal_open(a->cfg.state_dir, &a->rs.journal_fd);
+    if (rv != FR_OK) {
+        return rv;
+    }
+    size_t n = 0;
+    rv = fri_journal_replay(a->rs.journal_fd, a->rs.last_completed,
+                            a->cfg.n_items, a->d,
+                            a->cfg.algo == FRI_AGG_GRAD ? 0 : a->gram_len,
+                            a->vb != NULL ? fri_vb_glob_len(a->cfg.k) : 0,
+                            replay_one, a, &n);
+    if (rv != FR_OK) {
+        return rv;
+    }
+    if (n > 0) {
+        fri_agg_log(a, FR_LOG_INFO,
+                    "msg=\"buffer journal replayed\" reports=%zu "
+                    "buffered=%u",
+                    n, a->rs.n_reported);
+    }
+    if (a->rs.state == RS_OPEN && a->rs.n_reported >= a->cfg.buffer) {
+        a->rs.state = RS_CLOSING;
+        finish_round(a, now_ms, 1, "buffer full");
+    }
+    return FR_OK;
+}
+
 fr_err
 fri_agg_rounds_start(fri_agg *a, uint64_t now_ms)
 {
@@ -870,6 +961,12 @@ fri_agg_rounds_start(fri_agg *a, uint64_t now_ms)
     pthread_mutex_init(&a->closer.closer_mtx, NULL);
     pthread_cond_init(&a->closer.closer_cond, NULL);
     a->closer.closer_ready = 1;
+    if (buffered(a) && a->cfg.state_dir != NULL && !a->cfg.edge) {
+        fr_err rv = journal_start(a, now_ms);
+        if (rv != FR_OK) {
+            return rv;
+        }
+    }
     if (a->cfg.closer_thread) {
         if (pthread_create(&a->closer.thread, NULL, closer_main, a) != 0) {
             return FR_EINTERNAL;

@@ -26,7 +26,7 @@
 //                             accumulators; model step; published model
 //                             (identity, signed frame, served arrays);
 //                             configuration checks; a tree's edge sums
-//   1  latest.c latest_sa.c robust.c ckpt.c metrics.c
+//   1  latest.c latest_sa.c robust.c ckpt.c metrics.c journal.c
 //   0  carry.c bounds.c vbmf.c log.c errbuf.c
 //
 // Each file's functions are declared in its own header (x.c: x.h; agg.c:
@@ -118,6 +118,10 @@ typedef struct fri_rounds {
     void             *upd_hook_ctx;
     atomic_int        done;       // no round opens any more (lock-free)
     fri_round_info   *hist;       // buffered mode: max_staleness + 1
+    // Buffered mode with a state directory: the journal of the open
+    // buffer's reports (journal.h), -1 when none; jmtx orders appends.
+    int               journal_fd;
+    pthread_mutex_t   jmtx;
 } fri_rounds;
 
 // The model and what is published of it (snap.c, closer.c). Replaced only
