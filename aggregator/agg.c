@@ -347,12 +347,11 @@ fri_agg_checkin(fri_agg *a, uint64_t now_ms,
         // No cohort: a device gets a task for the current version unless
         // it is not drawn (fraction) or already reported (or was refused)
         // into this buffer; a newer task replaces an older one.
-        if (s->state == SLOT_EMPTY &&
-            (!sampled(a, pk) || slot_reserve(a) != FR_OK)) {
-            pthread_mutex_unlock(&a->rs.mtx);
-            return FR_OK;
-        }
         if (s->state == SLOT_EMPTY) {
+            if (!sampled(a, pk) || slot_reserve(a) != FR_OK) {
+                pthread_mutex_unlock(&a->rs.mtx);
+                return FR_OK;
+            }
             s = slot_find(a, pk); // the table may have grown
             memcpy(s->pk, pk, FRI_AGG_KEYBYTES);
             s->state = SLOT_MEMBER;

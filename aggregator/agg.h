@@ -207,7 +207,9 @@ typedef struct fri_agg_config {
     // with >= min_clients; with fewer the buffer stays open). Gradient
     // reports are weighted 1/sqrt(1 + staleness); latest-statistics
     // deltas are re-centred on the current mu and added whole (exact).
-    // Needs secagg off, dp off, clients_per_round 0 and no tree.
+    // With a state_dir the open buffer is journaled (journal.h) and
+    // survives a restart. Needs secagg off, dp off, clients_per_round 0
+    // and no tree.
     uint32_t buffer;
     uint32_t max_staleness; // <= FRI_AGG_MAX_STALENESS
 } fri_agg_config;
