@@ -11,6 +11,8 @@
 # the slow devices report 1..3 ticks late instead. Prints ONE JSON object.
 # FR_BUF_VALID=1: the K x S grid (FR_BUF_KS, FR_BUF_SS) on a seeded 90/10
 # split of u1.base instead (u1.test is not read), to choose K and S.
+# FR_BUF_FLAGS: extra flags for every row (e.g. the gradient FedAvg
+# settings "--algo grad --server-opt adam --lr 0.03 --reg 2 --reg-bias 1").
 # Env: FR_DATA_DIR, FR_BUILD_DIR (build).
 set -eu
 bench_name=buffered.sh
@@ -32,7 +34,7 @@ if [ "${FR_BUF_VALID:-0}" = 1 ]; then
     train=$vdir/base test=$vdir/test
     name="ml-100k u1 validation (seeded 90/10 of u1.base)"
 fi
-base="--train $train --test $test --fraction 0.1 --secure-agg off
+base="${FR_BUF_FLAGS:-} --train $train --test $test --fraction 0.1 --secure-agg off
  --rounds $ticks --eval-every $every --no-reference --json
  --transport direct --seed 42"
 row() { # name, extra flags
@@ -65,4 +67,6 @@ else
     row "buffered-k$k-s$s" "--buffer $k --max-staleness $s --slow $slow"
 fi
 jq -s --arg d "$name" --arg slow "$slow" \
-    '{bench: "buffered", data: $d, slow: ($slow | tonumber), rows: .}' "$tmp"
+    --arg f "${FR_BUF_FLAGS:-}" \
+    '{bench: "buffered", data: $d, flags: $f, slow: ($slow | tonumber),
+      rows: .}' "$tmp"
