@@ -237,6 +237,36 @@ Test(agg_buffered, stale_report_refused_and_changes_nothing)
     fri_agg_destroy(a);
 }
 
+// A stale report is refused before it is validated or summed: a flood
+// of them (even malformed ones) costs a lookup each and changes nothing.
+Test(agg_buffered, stale_refused_before_validation)
+{
+    fri_agg_config c;
+    buf_cfg(&c, 1, 0);
+    c.algo       = FRI_AGG_GRAD;
+    c.server_opt = FRI_AGG_OPT_SGD;
+    fri_agg *a   = make(&c, 0);
+    uint64_t old = task_of(a, 0, 1);
+    cr_assert_eq(task_of(a, 0, 2), old);
+    cr_assert_eq(report(a, 1, 2, old, 0.0f), FR_OK); // steps (K = 1)
+    cr_assert_eq(version_of(a), 1);
+    uint8_t pk[FRI_AGG_KEYBYTES];
+    dev     x;
+    key(pk, 1);
+    make_dev(&x, 1, old, 0.0f);
+    x.u.rows_len = 1; // malformed: validation would say FR_EPROTO
+    for (int i = 0; i < 1000; i++) {
+        cr_assert_eq(fri_agg_submit(a, 2, pk, &x.u), FR_ESTALE);
+    }
+    fri_agg_metrics m;
+    fri_agg_metrics_get(a, &m);
+    cr_assert_eq(m.rejected[FRI_REJ_STALE], 1000);
+    cr_assert_eq(m.rejected[FRI_REJ_MALFORMED], 0);
+    cr_assert_eq(m.reported, 0);
+    cr_assert_eq(version_of(a), 1);
+    fri_agg_destroy(a);
+}
+
 // One device cannot get a second report into a buffer: a resend is a
 // duplicate and a new check-in gets no task until the next version.
 Test(agg_buffered, one_device_cannot_fill_a_buffer)
