@@ -20,13 +20,13 @@
 #define J_HEAD 8
 #define J_SUM 32
 #define J_FIXED (8 + FRI_AGG_KEYBYTES + 4 * 6 + 8 * 3)
-#define J_MAX_BODY ((size_t) 1 << 30)
+#define J_MAX_BODY ((size_t)1 << 30)
 
 static void
 put32(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t) (v >> (8 * i));
+        p[i] = (uint8_t)(v >> (8 * i));
     }
 }
 
@@ -34,21 +34,21 @@ static void
 put64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t) (v >> (8 * i));
+        p[i] = (uint8_t)(v >> (8 * i));
     }
 }
 
 static uint32_t
 get32(const uint8_t *p)
 {
-    return (uint32_t) p[0] | ((uint32_t) p[1] << 8) |
-           ((uint32_t) p[2] << 16) | ((uint32_t) p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16)
+        | ((uint32_t)p[3] << 24);
 }
 
 static uint64_t
 get64(const uint8_t *p)
 {
-    return (uint64_t) get32(p) | ((uint64_t) get32(p + 4) << 32);
+    return (uint64_t)get32(p) | ((uint64_t)get32(p + 4) << 32);
 }
 
 static void
@@ -89,8 +89,8 @@ fr_err
 fri_journal_open(const char *dir, int *fd)
 {
     char path[4096];
-    if (snprintf(path, sizeof(path), "%s/buffer.journal", dir) >=
-        (int) sizeof(path)) {
+    if (snprintf(path, sizeof(path), "%s/buffer.journal", dir)
+        >= (int)sizeof(path)) {
         return FR_EINVAL;
     }
     *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -109,19 +109,18 @@ write_all(int fd, const uint8_t *p, size_t n)
             return -1;
         }
         p += w;
-        n -= (size_t) w;
+        n -= (size_t)w;
     }
     return 0;
 }
 
 fr_err
 fri_journal_append(int fd, uint64_t round, const uint8_t pk[FRI_AGG_KEYBYTES],
-                   const fri_agg_update *u, off_t *undo)
+    const fri_agg_update *u, off_t *undo)
 {
-    const size_t gl = u->gram != NULL ? u->gram_len : 0;
-    const size_t vl = u->vb != NULL ? u->vb_len : 0;
-    const size_t body =
-        J_FIXED + 4 * ((size_t) u->n + gl + u->rows_len + vl);
+    const size_t gl   = u->gram != NULL ? u->gram_len : 0;
+    const size_t vl   = u->vb != NULL ? u->vb_len : 0;
+    const size_t body = J_FIXED + 4 * ((size_t)u->n + gl + u->rows_len + vl);
     if (body > J_MAX_BODY) {
         return FR_ETOOBIG;
     }
@@ -130,7 +129,7 @@ fri_journal_append(int fd, uint64_t round, const uint8_t pk[FRI_AGG_KEYBYTES],
         return FR_ENOMEM;
     }
     memcpy(rec, J_MAGIC, 4);
-    put32(rec + 4, (uint32_t) body);
+    put32(rec + 4, (uint32_t)body);
     uint8_t *p = rec + J_HEAD;
     put64(p, round);
     memcpy(p + 8, pk, FRI_AGG_KEYBYTES);
@@ -138,9 +137,9 @@ fri_journal_append(int fd, uint64_t round, const uint8_t pk[FRI_AGG_KEYBYTES],
     put32(p, u->staleness);
     putf(p + 4, u->stale_dmu);
     put32(p + 8, u->n);
-    put32(p + 12, (uint32_t) gl);
-    put32(p + 16, (uint32_t) u->rows_len);
-    put32(p + 20, (uint32_t) vl);
+    put32(p + 12, (uint32_t)gl);
+    put32(p + 16, (uint32_t)u->rows_len);
+    put32(p + 20, (uint32_t)vl);
     putd(p + 24, u->sum_ratings);
     putd(p + 32, u->count);
     putd(p + 40, u->weight);
@@ -160,8 +159,8 @@ fri_journal_append(int fd, uint64_t round, const uint8_t pk[FRI_AGG_KEYBYTES],
     crypto_generichash(p, J_SUM, rec, J_HEAD + body, NULL, 0);
     fr_err rv = FR_OK;
     *undo     = lseek(fd, 0, SEEK_END);
-    if (*undo < 0 || write_all(fd, rec, J_HEAD + body + J_SUM) != 0 ||
-        fdatasync(fd) != 0) {
+    if (*undo < 0 || write_all(fd, rec, J_HEAD + body + J_SUM) != 0
+        || fdatasync(fd) != 0) {
         if (*undo >= 0) {
             fri_journal_undo(fd, *undo);
         }
@@ -175,7 +174,7 @@ void
 fri_journal_undo(int fd, off_t at)
 {
     if (ftruncate(fd, at) == 0) {
-        (void) fdatasync(fd);
+        (void)fdatasync(fd);
     }
 }
 
@@ -200,7 +199,7 @@ read_all(int fd, uint8_t *p, size_t n)
             return -1;
         }
         p += r;
-        n -= (size_t) r;
+        n -= (size_t)r;
     }
     return 0;
 }
@@ -208,8 +207,8 @@ read_all(int fd, uint8_t *p, size_t n)
 // One record's body into u (arrays malloc'd in *bufs); 0 if well-formed.
 static int
 parse(const uint8_t *b, size_t len, uint32_t n_items, uint32_t d,
-      size_t gram_len, size_t vb_len, uint64_t *round, uint8_t *pk,
-      fri_agg_update *u, void **bufs)
+    size_t gram_len, size_t vb_len, uint64_t *round, uint8_t *pk,
+    fri_agg_update *u, void **bufs)
 {
     if (len < J_FIXED) {
         return -1;
@@ -228,12 +227,12 @@ parse(const uint8_t *b, size_t len, uint32_t n_items, uint32_t d,
     u->count       = getd(p + 32);
     u->weight      = getd(p + 40);
     p += 48;
-    if (u->n > n_items || u->rows_len != (size_t) u->n * d ||
-        (gl != 0 && gl != gram_len) || vl != vb_len ||
-        len != J_FIXED + 4 * ((size_t) u->n + gl + u->rows_len + vl)) {
+    if (u->n > n_items || u->rows_len != (size_t)u->n * d
+        || (gl != 0 && gl != gram_len) || vl != vb_len
+        || len != J_FIXED + 4 * ((size_t)u->n + gl + u->rows_len + vl)) {
         return -1;
     }
-    uint32_t *items = malloc(((size_t) u->n + 1) * sizeof(uint32_t));
+    uint32_t *items = malloc(((size_t)u->n + 1) * sizeof(uint32_t));
     float    *f     = malloc((gl + u->rows_len + vl + 1) * sizeof(float));
     bufs[0]         = items;
     bufs[1]         = f;
@@ -257,8 +256,8 @@ parse(const uint8_t *b, size_t len, uint32_t n_items, uint32_t d,
 
 fr_err
 fri_journal_replay(int fd, uint64_t after, uint32_t n_items, uint32_t d,
-                   size_t gram_len, size_t vb_len, fri_journal_fn fn,
-                   void *ctx, size_t *n_out)
+    size_t gram_len, size_t vb_len, fri_journal_fn fn, void *ctx,
+    size_t *n_out)
 {
     *n_out = 0;
     if (lseek(fd, 0, SEEK_SET) != 0) {
@@ -288,10 +287,11 @@ fri_journal_replay(int fd, uint64_t after, uint32_t n_items, uint32_t d,
         uint64_t       round = 0;
         uint8_t        pk[FRI_AGG_KEYBYTES];
         fri_agg_update u;
-        void          *bufs[2] = {NULL, NULL};
-        int ok = sodium_memcmp(sum, rec + J_HEAD + body, J_SUM) == 0 &&
-                 parse(rec + J_HEAD, body, n_items, d, gram_len, vb_len,
-                       &round, pk, &u, bufs) == 0;
+        void          *bufs[2] = { NULL, NULL };
+        int            ok = sodium_memcmp(sum, rec + J_HEAD + body, J_SUM) == 0
+            && parse(rec + J_HEAD, body, n_items, d, gram_len, vb_len, &round,
+                   pk, &u, bufs)
+                == 0;
         if (ok && round > after) {
             fn(ctx, round, pk, &u);
             (*n_out)++;

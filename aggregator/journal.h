@@ -19,8 +19,7 @@ fr_err fri_journal_open(const char *dir, int *fd);
 // Appends the report u of key pk to buffer `round` and syncs it; *undo is
 // the journal's length before, for fri_journal_undo. d = k + 1.
 fr_err fri_journal_append(int fd, uint64_t round,
-                          const uint8_t pk[FRI_AGG_KEYBYTES],
-                          const fri_agg_update *u, off_t *undo);
+    const uint8_t pk[FRI_AGG_KEYBYTES], const fri_agg_update *u, off_t *undo);
 // Cuts the journal back to length at (a report that was not summed).
 void fri_journal_undo(int fd, off_t at);
 // Empties the journal (its buffer was checkpointed or dropped).
@@ -32,10 +31,9 @@ fr_err fri_journal_clear(int fd);
 // (0: none). A torn or damaged tail (never acknowledged: records are
 // synced before the ACK) ends the replay and is cut off.
 typedef void (*fri_journal_fn)(void *ctx, uint64_t round,
-                               const uint8_t pk[FRI_AGG_KEYBYTES],
-                               const fri_agg_update *u);
-fr_err fri_journal_replay(int fd, uint64_t after, uint32_t n_items,
-                          uint32_t d, size_t gram_len, size_t vb_len,
-                          fri_journal_fn fn, void *ctx, size_t *n_out);
+    const uint8_t pk[FRI_AGG_KEYBYTES], const fri_agg_update *u);
+fr_err fri_journal_replay(int fd, uint64_t after, uint32_t n_items, uint32_t d,
+    size_t gram_len, size_t vb_len, fri_journal_fn fn, void *ctx,
+    size_t *n_out);
 
 #endif

@@ -21,10 +21,10 @@ static void
 key(uint8_t pk[FRI_AGG_KEYBYTES], uint32_t i)
 {
     for (int b = 0; b < FRI_AGG_KEYBYTES; b++) {
-        pk[b] = (uint8_t) ((i * 2654435761u) >> ((b % 4) * 8)) ^ (uint8_t) b;
+        pk[b] = (uint8_t)((i * 2654435761u) >> ((b % 4) * 8)) ^ (uint8_t)b;
     }
-    pk[31] = (uint8_t) i;
-    pk[30] = (uint8_t) (i >> 8);
+    pk[31] = (uint8_t)i;
+    pk[30] = (uint8_t)(i >> 8);
 }
 
 static void
@@ -62,8 +62,8 @@ static void
 make_dev(dev *x, uint32_t u, uint64_t round, float mu)
 {
     memset(x, 0, sizeof(*x));
-    float xu[D] = {0.3f + 0.1f * (float) u, 0.5f - 0.05f * (float) u, 1.0f};
-    float r[2]  = {1.0f + (float) (u % 5), 5.0f - (float) (u % 3)};
+    float xu[D] = { 0.3f + 0.1f * (float)u, 0.5f - 0.05f * (float)u, 1.0f };
+    float r[2]  = { 1.0f + (float)(u % 5), 5.0f - (float)(u % 3) };
     for (int a = 0; a < D; a++) {
         for (int b = a; b < D; b++) {
             x->gram[fri_packed_index(D, a, b)] = xu[a] * xu[b];
@@ -134,8 +134,7 @@ Test(agg_buffered, config_refusals)
     fri_agg_config c;
     char           err[256];
     buf_cfg(&c, 4, 2);
-    cr_assert_eq(fri_agg_config_check(&c, err, sizeof(err)), FR_OK, "%s",
-                 err);
+    cr_assert_eq(fri_agg_config_check(&c, err, sizeof(err)), FR_OK, "%s", err);
     c.secagg            = FRI_AGG_SECAGG_FULL;
     c.clients_per_round = 4;
     cr_assert_eq(fri_agg_config_check(&c, err, sizeof(err)), FR_EINVAL);
@@ -214,7 +213,7 @@ Test(agg_buffered, stale_report_refused_and_changes_nothing)
     // One report in the open buffer, then the stale one.
     uint64_t r = task_of(a, 0, 10);
     cr_assert_eq(report(a, 2, 10, r, 0.0f), FR_OK);
-    float   mu0, bi0[NI], Q0[NI * K], mu1, bi1[NI], Q1[NI * K];
+    float    mu0, bi0[NI], Q0[NI * K], mu1, bi1[NI], Q1[NI * K];
     uint64_t v0, v1;
     fri_agg_model_copy(a, &mu0, bi0, NI, Q0, NI * K, &v0);
     fri_agg_metrics m0, m1;
@@ -348,7 +347,7 @@ Test(agg_buffered, latest_statistics_match_synchronous_rounds)
         for (uint32_t u = 0; u < N; u++) {
             cr_assert_eq(report(s, 1, u, r, mu), FR_OK);
         }
-        cr_assert_eq(version_of(s), (uint64_t) round + 1);
+        cr_assert_eq(version_of(s), (uint64_t)round + 1);
     }
     // Buffered, K = 2: devices 2 and 3 make the census (so the census mu
     // is theirs); then everyone checks in on version 1, devices 0 and 1
@@ -371,7 +370,7 @@ Test(agg_buffered, latest_statistics_match_synchronous_rounds)
     cr_assert_eq(report(b, 3, 1, r1, mu1), FR_OK);
     cr_assert_eq(version_of(b), 2);
     cr_assert(fabsf(mu_of(b) - mu1) > 0.1f, "mu did not move (%g, %g)",
-              (double) mu_of(b), (double) mu1);
+        (double)mu_of(b), (double)mu1);
     cr_assert_eq(report(b, 4, 2, r1, mu1), FR_OK);
     cr_assert_eq(report(b, 4, 3, r1, mu1), FR_OK);
     cr_assert_eq(version_of(b), 3);
@@ -382,12 +381,11 @@ Test(agg_buffered, latest_statistics_match_synchronous_rounds)
     cr_assert_float_eq(mub, mus, 1e-5f);
     for (int i = 0; i < NI; i++) {
         cr_assert_float_eq(bib[i], bis[i], 1e-4f, "b[%d] %g vs %g", i,
-                           (double) bib[i], (double) bis[i]);
+            (double)bib[i], (double)bis[i]);
         for (int f = 0; f < K; f++) {
             cr_assert_float_eq(Qb[i * K + f], Qs[i * K + f], 1e-4f,
-                               "Q[%d][%d] %g vs %g", i, f,
-                               (double) Qb[i * K + f],
-                               (double) Qs[i * K + f]);
+                "Q[%d][%d] %g vs %g", i, f, (double)Qb[i * K + f],
+                (double)Qs[i * K + f]);
         }
     }
     fri_agg_destroy(s);
