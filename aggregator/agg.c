@@ -917,7 +917,7 @@ journal_start(fri_agg *a, uint64_t now_ms)
     size_t n = 0;
     rv = fri_journal_replay(a->rs.journal_fd, a->rs.last_completed,
                             a->cfg.n_items, a->d,
-                            a->cfg.algo == FRI_AGG_GRAD ? 0 : a->gram_len,
+                            a->gram_len,
                             a->vb != NULL ? fri_vb_glob_len(a->cfg.k) : 0,
                             replay_one, a, &n);
     if (rv != FR_OK) {

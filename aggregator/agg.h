@@ -351,7 +351,9 @@ typedef struct fri_agg_update {
 // Submits an update from an authenticated client key. FR_OK: accepted.
 // FR_ELATE (round closed or unknown), FR_EDUP (already reported this
 // round), FR_EDENIED (not in the round's cohort), FR_EPROTO (shape,
-// indices or values invalid). Every refusal is counted by reason. May
+// indices or values invalid); in buffered mode (cfg.buffer) also
+// FR_ESTALE (computed on a version more than max_staleness steps old,
+// refused before validation) and FR_EINTERNAL (the journal write failed). Every refusal is counted by reason. May
 // close the round (and solve) before returning, or, with
 // cfg.closer_thread, hand the close to the closer thread.
 FR_NODISCARD fr_err fri_agg_submit(fri_agg *a, uint64_t now_ms,

@@ -27,8 +27,8 @@ fr_err fri_journal_clear(int fd);
 
 // Calls fn for every intact record of a buffer after `after` (the last
 // checkpointed round), in order; u is valid during the call only and its
-// sizes are checked against n_items, gram_len, rows of d floats and vb_len
-// (0: none). A torn or damaged tail (never acknowledged: records are
+// sizes are checked against n_items, gram_len (or no Gram), rows of d
+// floats and vb_len (0: none). A torn or damaged tail (never acknowledged: records are
 // synced before the ACK) ends the replay and is cut off.
 typedef void (*fri_journal_fn)(void *ctx, uint64_t round,
     const uint8_t pk[FRI_AGG_KEYBYTES], const fri_agg_update *u);

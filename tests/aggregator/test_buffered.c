@@ -494,3 +494,41 @@ Test(agg_buffered, restart_keeps_the_buffer_and_counts_nothing_twice)
         }
     }
 }
+
+// A damaged record (a flipped bit: its checksum fails) ends the replay:
+// it and what follows are cut off, never summed.
+Test(agg_buffered, damaged_journal_record_is_not_replayed)
+{
+    char dir[64];
+    state_dir_make(dir, sizeof(dir), "/tmp/fr-buffered-XXXXXX");
+    fri_agg_config c;
+    buf_cfg(&c, 3, 2);
+    c.algo       = FRI_AGG_GRAD;
+    c.server_opt = FRI_AGG_OPT_SGD;
+    c.state_dir  = dir;
+    fri_agg *a   = make(&c, 0);
+    uint64_t r   = task_of(a, 0, 1);
+    cr_assert_eq(task_of(a, 0, 2), r);
+    cr_assert_eq(report(a, 1, 1, r, 0.0f), FR_OK);
+    cr_assert_eq(report(a, 1, 2, r, 0.0f), FR_OK);
+    fri_agg_destroy(a);
+    a = make(&c, 5);
+    fri_agg_metrics m;
+    fri_agg_metrics_get(a, &m);
+    cr_assert_eq(m.reported, 2);
+    fri_agg_destroy(a);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/buffer.journal", dir);
+    FILE *f = fopen(path, "r+b");
+    cr_assert_not_null(f);
+    cr_assert_eq(fseek(f, 60, SEEK_SET), 0); // inside the first record
+    int ch = fgetc(f);
+    cr_assert_eq(fseek(f, 60, SEEK_SET), 0);
+    fputc(ch ^ 1, f);
+    fclose(f);
+    a = make(&c, 10);
+    fri_agg_metrics_get(a, &m);
+    cr_assert_eq(m.reported, 0, "a damaged record was replayed");
+    fri_agg_destroy(a);
+    state_dir_remove(dir);
+}

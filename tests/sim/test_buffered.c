@@ -65,8 +65,9 @@ Test(sim_buffered, one_full_buffer_per_tick_is_the_synchronous_run)
     cfg(&c, 6);
     run(&c, &a);
     cfg(&c, 6);
-    c.buffer = 30;
-    c.slow   = 0.0;
+    c.buffer    = 30;
+    c.slow      = 0.0;
+    c.transport = FRI_SIM_INPROC; // the real wire, sessions kept open
     run(&c, &b);
     cr_assert_eq(b.s.total_steps, 6u);
     cr_assert_eq(b.s.total_stale, 0u);
