@@ -466,7 +466,7 @@ buffered_admit(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES],
         fri_agg_reject_count(a, FRI_REJ_LATE);
         return FR_ELATE;
     }
-    if (round > a->rs.round) {
+    if (round == 0 || round > a->rs.round) { // never issued
         fri_agg_reject_count(a, FRI_REJ_STATE);
         return FR_ESTATE;
     }

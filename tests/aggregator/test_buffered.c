@@ -287,6 +287,9 @@ Test(agg_buffered, one_device_cannot_fill_a_buffer)
     // Nor by claiming a round it was not tasked for.
     cr_assert_neq(report(a, 2, 7, r + 1, 0.0f), FR_OK);
     cr_assert_eq(version_of(a), 0, "one device stepped the model");
+    // Nor for a round never issued (0 is no round; the future neither).
+    cr_assert_eq(report(a, 2, 7, 0, 0.0f), FR_ESTATE);
+    cr_assert_eq(report(a, 2, 7, r + 5, 0.0f), FR_ESTATE);
     // A device that never checked in cannot report at all.
     cr_assert_eq(report(a, 2, 8, r, 0.0f), FR_EDENIED);
     cr_assert_eq(version_of(a), 0);
