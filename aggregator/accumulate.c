@@ -81,6 +81,35 @@ fri_agg_acc_add(fri_agg *a, const fri_agg_update *u0)
     if (a->cfg.algo == FRI_AGG_GRAD && a->cfg.clip > 0.0f) {
         fri_bounds_grad_clip(&a->cfg, u, &rs, &ss);
     }
+    // Buffered mode. A stale gradient points where the model was: FedBuff
+    // down-weights it by 1/sqrt(1 + staleness). Statistics stay exact:
+    // h = E[x (r - mu - b_u)] computed against the mu of their version
+    // moves to the current one by -dmu E[x] (the Gram's last column), and
+    // VBMF's squared residuals by -2 dmu A + n dmu^2 (A: the residuals'
+    // sum, the rows' last entries; n: the rating count), as for the
+    // running sum on every new mu (latest.c).
+    if (a->cfg.algo == FRI_AGG_GRAD && u->staleness > 0) {
+        rs /= sqrt(1.0 + (double) u->staleness);
+    }
+    const double dmu = a->cfg.algo != FRI_AGG_GRAD && !a->cfg.implicit
+                           ? (double) u->stale_dmu
+                           : 0.0;
+    float *vbc = NULL; // the re-centred global block
+    if (dmu != 0.0 && a->vb != NULL && u->vb != NULL) {
+        vbc = malloc(u->vb_len * sizeof(float));
+        if (vbc == NULL) {
+            free(rbuf);
+            return FR_ENOMEM;
+        }
+        double A = 0.0;
+        for (uint32_t j = 0; j < u->n; j++) {
+            A += u->rows[(size_t) j * d + d - 1];
+        }
+        memcpy(vbc, u->vb, u->vb_len * sizeof(float));
+        size_t sq = (size_t) d + gl; // [sum E[u] | sum E[uu^T] | sq | n]
+        vbc[sq] = (float) ((double) vbc[sq] - 2.0 * dmu * A +
+                           u->count * dmu * dmu);
+    }
     pthread_mutex_lock(&a->sums.acc_mtx);
     for (uint32_t j = 0; j < u->n; j++) {
         uint32_t i = u->items[j];
@@ -88,6 +117,7 @@ fri_agg_acc_add(fri_agg *a, const fri_agg_update *u0)
             a->sums.acc[i] = calloc(a->acc_len, sizeof(double));
             if (a->sums.acc[i] == NULL) {
                 pthread_mutex_unlock(&a->sums.acc_mtx);
+                free(vbc);
                 free(rbuf);
                 return FR_ENOMEM;
             }
@@ -103,6 +133,10 @@ fri_agg_acc_add(fri_agg *a, const fri_agg_update *u0)
             // [packed Gram (gl) | h (d)]
             daxpy(gl, 1.0, u->gram, acc);
             daxpy(d, 1.0, row, acc + gl);
+            for (uint32_t r = 0; dmu != 0.0 && r < d; r++) {
+                acc[gl + r] -=
+                    dmu * (double) u->gram[fri_packed_index(d, r, d - 1)];
+            }
         } else {
             // [sum (c-1) G_u (gl) | sum c p (k)]; row = [c - 1, c p]
             daxpy(gl, row[0], u->gram, acc);
@@ -116,9 +150,10 @@ fri_agg_acc_add(fri_agg *a, const fri_agg_update *u0)
     a->sums.count += ss * u->count;
     a->sums.weight += u->weight;
     if (a->vb != NULL) {
-        fri_vb_acc_add(a->vb, u->vb);
+        fri_vb_acc_add(a->vb, vbc != NULL ? vbc : u->vb);
     }
     pthread_mutex_unlock(&a->sums.acc_mtx);
+    free(vbc);
     free(rbuf);
     return FR_OK;
 }

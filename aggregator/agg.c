@@ -14,11 +14,13 @@
 #include "closer.h"
 #include "counters.h"
 #include "edge_sums.h"
+#include "journal.h"
 #include "log.h"
 #include "rounds.h"
 #include "sa.h"
 #include "snap.h"
 #include "upstream.h"
+#include "vbmf.h"
 
 // ---- cohort hash set ------------------------------------------------------
 
@@ -94,6 +96,45 @@ slots_clear(fri_agg *a)
     a->rs.n_refused  = 0;
 }
 
+static int
+buffered(const fri_agg *a)
+{
+    return a->cfg.buffer > 0;
+}
+
+// Buffered mode, opening round `id`: the slots of devices whose task may
+// still report (task round >= id - max_staleness) carry over as members;
+// the buffer's reporters and refused devices start afresh. Under mtx.
+static void
+slots_carry(fri_agg *a, uint64_t id)
+{
+    const uint64_t S  = a->cfg.max_staleness;
+    uint32_t       kept = 0;
+    // In place: collect the kept slots at the front, then re-insert them.
+    for (uint32_t i = 0; i < a->rs.slot_cap; i++) {
+        fri_slot s = a->rs.slots[i];
+        a->rs.slots[i].state = SLOT_EMPTY;
+        if (s.state == SLOT_MEMBER && s.task_round + S >= id) {
+            a->rs.slots[kept++] = s;
+        }
+    }
+    fri_slot *tmp = kept > 0 ? malloc((size_t) kept * sizeof(*tmp)) : NULL;
+    if (kept > 0 && tmp == NULL) {
+        kept = 0; // out of memory: those tasks are refused, devices retry
+    }
+    if (kept > 0) {
+        memcpy(tmp, a->rs.slots, (size_t) kept * sizeof(*tmp));
+    }
+    memset(a->rs.slots, 0, (size_t) a->rs.slot_cap * sizeof(*a->rs.slots));
+    for (uint32_t j = 0; j < kept; j++) {
+        *slot_find(a, tmp[j].pk) = tmp[j];
+    }
+    free(tmp);
+    a->rs.n_members  = kept;
+    a->rs.n_reported = 0;
+    a->rs.n_refused  = 0;
+}
+
 // Seeded Bernoulli(fraction) draw per (round, key): the same client gets
 // the same answer however often it checks in during a round.
 static int
@@ -123,7 +164,16 @@ open_round(fri_agg *a, uint64_t now_ms)
     pthread_mutex_lock(&a->rs.mtx);
     fri_snap *old = a->model.snap;
     a->model.snap       = s;
-    slots_clear(a);
+    if (buffered(a)) {
+        slots_carry(a, id);
+        fri_round_info *h =
+            &a->rs.hist[id % ((uint64_t) a->cfg.max_staleness + 1)];
+        h->round   = id;
+        h->version = a->model.version;
+        h->mu      = a->model.mu;
+    } else {
+        slots_clear(a);
+    }
     randombytes_buf(a->rs.sel_key, sizeof(a->rs.sel_key));
     a->rs.round       = id;
     a->rs.opened_ms   = now_ms;
@@ -155,6 +205,18 @@ finish_round(fri_agg *a, uint64_t now_ms, int act, const char *why)
 {
     if (act == 1) {
         fri_closer_close(a);
+        if (a->rs.journal_fd >= 0) {
+            // The buffer is in the checkpoint just written (or was
+            // dropped with a refused model). A shutdown (abandon) keeps
+            // the journal: the restart takes the reports back.
+            pthread_mutex_lock(&a->rs.jmtx);
+            if (fri_journal_clear(a->rs.journal_fd) != FR_OK) {
+                fri_agg_log(a, FR_LOG_ERROR,
+                            "msg=\"cannot empty the buffer journal\" "
+                            "alert=1");
+            }
+            pthread_mutex_unlock(&a->rs.jmtx);
+        }
     } else {
         fri_closer_abandon(a, why);
     }
@@ -281,7 +343,25 @@ fri_agg_checkin(fri_agg *a, uint64_t now_ms,
                                      : (left + 100 > UINT32_MAX ? UINT32_MAX
                                                                 : left + 100));
     fri_slot *s = slot_find(a, pk);
-    if (s->state == SLOT_EMPTY) {
+    if (buffered(a)) {
+        // No cohort: a device gets a task for the current version unless
+        // it is not drawn (fraction) or already reported (or was refused)
+        // into this buffer; a newer task replaces an older one.
+        if (s->state == SLOT_EMPTY) {
+            if (!sampled(a, pk) || slot_reserve(a) != FR_OK) {
+                pthread_mutex_unlock(&a->rs.mtx);
+                return FR_OK;
+            }
+            s = slot_find(a, pk); // the table may have grown
+            memcpy(s->pk, pk, FRI_AGG_KEYBYTES);
+            s->state = SLOT_MEMBER;
+            a->rs.n_members++;
+        } else if (s->state != SLOT_MEMBER) {
+            pthread_mutex_unlock(&a->rs.mtx);
+            return FR_OK;
+        }
+        s->task_round = a->rs.round;
+    } else if (s->state == SLOT_EMPTY) {
         int full = a->cfg.clients_per_round > 0 &&
                    a->rs.n_members >= a->cfg.clients_per_round;
         if (full || !sampled(a, pk) || slot_reserve(a) != FR_OK) {
@@ -323,8 +403,10 @@ fri_agg_is_member(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES],
                   uint64_t round)
 {
     pthread_mutex_lock(&a->rs.mtx);
+    const fri_slot *s = slot_find(a, pk);
     int ok = a->rs.state == RS_OPEN && a->rs.round == round &&
-             slot_find(a, pk)->state == SLOT_MEMBER;
+             s->state == SLOT_MEMBER &&
+             (!buffered(a) || s->task_round == round);
     pthread_mutex_unlock(&a->rs.mtx);
     return ok;
 }
@@ -351,9 +433,10 @@ member_refused(fri_agg *a, uint64_t now_ms,
 {
     pthread_mutex_lock(&a->rs.mtx);
     int act = 0;
-    if (a->rs.state == RS_OPEN && round == a->rs.round) {
+    if (a->rs.state == RS_OPEN && (round == a->rs.round || buffered(a))) {
         fri_slot *s = slot_find(a, pk);
-        if (s->state == SLOT_MEMBER) {
+        if (s->state == SLOT_MEMBER &&
+            (!buffered(a) || s->task_round == round)) {
             s->state = SLOT_REFUSED;
             a->rs.n_refused++;
             act = all_done_act(a);
@@ -366,6 +449,128 @@ member_refused(fri_agg *a, uint64_t now_ms,
     if (act != 0) {
         end_round(a, now_ms, act, "every member reported or was refused");
     }
+}
+
+// Buffered mode, under mtx: whether a report computed on round `round`
+// may enter the open buffer; its staleness and the change of mu since.
+// Cheap (no look at the update), so a flood of stale reports costs a
+// lookup each. Counts the refusal.
+static fr_err
+buffered_admit(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES],
+               uint64_t round, fri_slot **slot, uint32_t *stale, float *dmu)
+{
+    const uint64_t L = (uint64_t) a->cfg.max_staleness + 1;
+    if (a->rs.state != RS_OPEN) {
+        // Stepping (or stopped): the report may still fit the next
+        // buffer; the device sends it again on its next check-in.
+        fri_agg_reject_count(a, FRI_REJ_LATE);
+        return FR_ELATE;
+    }
+    if (round == 0 || round > a->rs.round) { // never issued
+        fri_agg_reject_count(a, FRI_REJ_STATE);
+        return FR_ESTATE;
+    }
+    const fri_round_info *then = &a->rs.hist[round % L];
+    const fri_round_info *now  = &a->rs.hist[a->rs.round % L];
+    // A round not in the ring is older than max_staleness or from before
+    // a restart (whose buffer was discarded). Latest statistics against
+    // the census model were sent whole and not recorded by the device:
+    // only the census buffer may take them.
+    if (a->rs.round - round > a->cfg.max_staleness || then->round != round ||
+        (a->cfg.stats_latest && then->version == 0 && now->version != 0)) {
+        fri_agg_reject_count(a, FRI_REJ_STALE);
+        return FR_ESTALE;
+    }
+    fri_slot *s = slot_find(a, pk);
+    if (s->state == SLOT_REPORTED || s->state == SLOT_INFLIGHT) {
+        fri_agg_reject_count(a, FRI_REJ_DUP);
+        return FR_EDUP;
+    }
+    if (s->state != SLOT_MEMBER || s->task_round != round) {
+        fri_agg_reject_count(a, FRI_REJ_NOT_MEMBER);
+        return FR_EDENIED;
+    }
+    *slot  = s;
+    *stale = (uint32_t) (a->rs.round - round);
+    *dmu   = now->mu - then->mu;
+    return FR_OK;
+}
+
+// Buffered mode: adds a device's report to the open buffer; the report
+// that makes it K steps the model.
+static fr_err
+submit_buffered(fri_agg *a, uint64_t now_ms,
+                const uint8_t pk[FRI_AGG_KEYBYTES], const fri_agg_update *u)
+{
+    fri_agg_update uc = *u;
+    fri_slot      *s  = NULL;
+    pthread_mutex_lock(&a->rs.mtx);
+    fr_err rv = buffered_admit(a, pk, u->round, &s, &uc.staleness,
+                               &uc.stale_dmu);
+    if (rv != FR_OK) {
+        pthread_mutex_unlock(&a->rs.mtx);
+        return rv;
+    }
+    const uint64_t buf_round = a->rs.round;
+    s->state = SLOT_INFLIGHT;
+    a->rs.n_inflight++;
+    fri_agg_update_fn hook     = a->rs.upd_hook;
+    void             *hook_ctx = a->rs.upd_hook_ctx;
+    pthread_mutex_unlock(&a->rs.mtx);
+    if (hook != NULL) {
+        hook(hook_ctx, pk, &uc);
+    }
+
+    // Durable before it is summed and acknowledged (journal.h).
+    const int jfd   = a->rs.journal_fd;
+    off_t     undo  = 0;
+    if (jfd >= 0) {
+        pthread_mutex_lock(&a->rs.jmtx);
+        rv = fri_journal_append(jfd, buf_round, pk, &uc, &undo);
+        if (rv != FR_OK) {
+            fri_agg_log(a, FR_LOG_ERROR,
+                        "msg=\"cannot journal a report, refused\" err=%s "
+                        "alert=1",
+                        fr_errname(rv));
+            rv = FR_EINTERNAL;
+        }
+    }
+    if (rv == FR_OK) {
+        rv = fri_agg_acc_add(a, &uc);
+        if (rv != FR_OK && jfd >= 0) {
+            fri_journal_undo(jfd, undo);
+        }
+    }
+    if (jfd >= 0) {
+        pthread_mutex_unlock(&a->rs.jmtx);
+    }
+
+    pthread_mutex_lock(&a->rs.mtx);
+    s = slot_find(a, pk); // the table may have grown meanwhile
+    s->state = rv == FR_OK ? SLOT_REPORTED : SLOT_MEMBER;
+    a->rs.n_inflight--;
+    if (a->rs.n_inflight == 0) {
+        pthread_cond_broadcast(&a->rs.cond);
+    }
+    int close = 0;
+    if (rv == FR_OK) {
+        s->task_round = 0;
+        a->rs.n_reported++;
+        if (a->rs.state == RS_OPEN && a->rs.n_reported >= a->cfg.buffer) {
+            a->rs.state = RS_CLOSING;
+            close       = 1;
+        }
+    }
+    pthread_mutex_unlock(&a->rs.mtx);
+    if (rv != FR_OK) {
+        return rv;
+    }
+    atomic_fetch_add(&a->ctr.accepted, 1);
+    atomic_fetch_add(&a->ctr.staleness_sum, uc.staleness);
+    if (close) {
+        end_round(a, now_ms, 1, "buffer full");
+    }
+    return FR_OK;
 }
 
 // Adds a checked contribution of member pk to round `round`: a device's
@@ -440,12 +645,28 @@ fri_agg_submit(fri_agg *a, uint64_t now_ms,
         fri_agg_reject_count(a, FRI_REJ_STATE);
         return FR_ESTATE;
     }
+    if (buffered(a)) {
+        // Refuse stale, duplicate and unknown reports before validating
+        // them: a flood of those costs a lookup each.
+        fri_slot *s     = NULL;
+        uint32_t  stale = 0;
+        float     dmu   = 0.0f;
+        pthread_mutex_lock(&a->rs.mtx);
+        fr_err rv = buffered_admit(a, pk, u->round, &s, &stale, &dmu);
+        pthread_mutex_unlock(&a->rs.mtx);
+        if (rv != FR_OK) {
+            return rv;
+        }
+    }
     int    oob = 0;
     fr_err rv  = fri_agg_validate(a, u, &oob);
     if (rv != FR_OK) {
         fri_agg_reject_count(a, oob ? FRI_REJ_BOUNDS : FRI_REJ_MALFORMED);
         member_refused(a, now_ms, pk, u->round);
         return rv;
+    }
+    if (buffered(a)) {
+        return submit_buffered(a, now_ms, pk, u);
     }
     return submit_checked(a, now_ms, pk, u->round, u, NULL);
 }
@@ -584,7 +805,19 @@ fri_agg_round_tick(fri_agg *a, uint64_t now_ms)
     }
     pthread_mutex_lock(&a->rs.mtx);
     int act = 0; // 1 close, 2 abandon
-    if (a->rs.state == RS_OPEN && now_ms >= a->rs.deadline_ms) {
+    if (buffered(a) && a->rs.state == RS_OPEN &&
+        now_ms >= a->rs.deadline_ms) {
+        // A short buffer steps at the deadline when min_clients allow;
+        // else it stays open (abandoning it would drop reports the
+        // devices were told were taken).
+        uint32_t n = a->rs.n_reported + a->rs.n_inflight;
+        if (n > 0 && n >= a->cfg.min_clients) {
+            act         = 1;
+            a->rs.state = RS_CLOSING;
+        } else {
+            a->rs.deadline_ms = now_ms + a->cfg.round_deadline_ms;
+        }
+    } else if (a->rs.state == RS_OPEN && now_ms >= a->rs.deadline_ms) {
         // In-flight updates will be counted: they were accepted in time.
         act = a->rs.n_reported + a->rs.n_inflight >= a->cfg.min_clients ? 1
                                                                         : 2;
@@ -649,10 +882,71 @@ fri_agg_sa_unmask(fri_agg *a, uint64_t now_ms,
     return rv;
 }
 
+// A report of the journal back into the open buffer (start, before any
+// request): its device counts as reported, a second record of the same
+// device is ignored.
+static void
+replay_one(void *ctx, uint64_t round, const uint8_t pk[FRI_AGG_KEYBYTES],
+           const fri_agg_update *u)
+{
+    fri_agg *a   = ctx;
+    int      oob = 0;
+    (void) round;
+    if (slot_find(a, pk)->state != SLOT_EMPTY ||
+        fri_agg_validate(a, u, &oob) != FR_OK || slot_reserve(a) != FR_OK ||
+        fri_agg_acc_add(a, u) != FR_OK) {
+        return;
+    }
+    fri_slot *s = slot_find(a, pk);
+    memcpy(s->pk, pk, FRI_AGG_KEYBYTES);
+    s->state = SLOT_REPORTED;
+    a->rs.n_members++;
+    a->rs.n_reported++;
+}
+
+// Buffered mode with a state directory: opens the journal and puts the
+// reports the last checkpoint lacks back into the open buffer; a buffer
+// that is full again steps at once.
+static fr_err
+journal_start(fri_agg *a, uint64_t now_ms)
+{
+    fr_err rv = fri_journal_open(a->cfg.state_dir, &a->rs.journal_fd);
+    if (rv != FR_OK) {
+        return rv;
+    }
+    size_t n = 0;
+    rv = fri_journal_replay(a->rs.journal_fd, a->rs.last_completed,
+                            a->cfg.n_items, a->d,
+                            a->gram_len,
+                            a->vb != NULL ? fri_vb_glob_len(a->cfg.k) : 0,
+                            replay_one, a, &n);
+    if (rv != FR_OK) {
+        return rv;
+    }
+    if (n > 0) {
+        fri_agg_log(a, FR_LOG_INFO,
+                    "msg=\"buffer journal replayed\" reports=%zu "
+                    "buffered=%u",
+                    n, a->rs.n_reported);
+    }
+    if (a->rs.state == RS_OPEN && a->rs.n_reported >= a->cfg.buffer) {
+        a->rs.state = RS_CLOSING;
+        finish_round(a, now_ms, 1, "buffer full");
+    }
+    return FR_OK;
+}
+
 fr_err
 fri_agg_rounds_start(fri_agg *a, uint64_t now_ms)
 {
     pthread_once(&pk_hash_once, pk_hash_init);
+    if (buffered(a)) {
+        a->rs.hist = calloc((size_t) a->cfg.max_staleness + 1,
+                            sizeof(*a->rs.hist));
+        if (a->rs.hist == NULL) {
+            return FR_ENOMEM;
+        }
+    }
     open_round(a, now_ms);
     if (a->cfg.edge) {
         // An edge serves no round until the root's model arrives.
@@ -666,6 +960,12 @@ fri_agg_rounds_start(fri_agg *a, uint64_t now_ms)
     pthread_mutex_init(&a->closer.closer_mtx, NULL);
     pthread_cond_init(&a->closer.closer_cond, NULL);
     a->closer.closer_ready = 1;
+    if (buffered(a) && a->cfg.state_dir != NULL && !a->cfg.edge) {
+        fr_err rv = journal_start(a, now_ms);
+        if (rv != FR_OK) {
+            return rv;
+        }
+    }
     if (a->cfg.closer_thread) {
         if (pthread_create(&a->closer.thread, NULL, closer_main, a) != 0) {
             return FR_EINTERNAL;

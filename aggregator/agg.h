@@ -197,7 +197,24 @@ typedef struct fri_agg_config {
     // the root's key can use this edge.
     int     has_edge_cred;
     uint8_t edge_cred[FRI_AGG_CREDBYTES];
+    // ---- Asynchronous buffered mode (appended; FedBuff, Nguyen et al.
+    // 2022; docs/DESIGN.md "Buffered mode") ----
+    // buffer = K > 0: no cohort and no round barrier. A "round" is one
+    // model version: every check-in (thinned by fraction) gets a task for
+    // the current version, reports computed on a version at most
+    // max_staleness steps old are buffered (older ones: FR_ESTALE), and
+    // the model steps as soon as K reports are in (or at the deadline
+    // with >= min_clients; with fewer the buffer stays open). Gradient
+    // reports are weighted 1/sqrt(1 + staleness); latest-statistics
+    // deltas are re-centred on the current mu and added whole (exact).
+    // With a state_dir the open buffer is journaled (journal.h) and
+    // survives a restart. Needs secagg off, dp off, clients_per_round 0
+    // and no tree.
+    uint32_t buffer;
+    uint32_t max_staleness; // <= FRI_AGG_MAX_STALENESS
 } fri_agg_config;
+
+#define FRI_AGG_MAX_STALENESS 1000u
 
 void fri_agg_config_init(fri_agg_config *cfg);
 
@@ -324,12 +341,19 @@ typedef struct fri_agg_update {
     // VBMF: the client's global block (vbmf.h, fri_vb_glob_len floats).
     const float    *vb;
     size_t          vb_len;
+    // Buffered mode, set by the aggregator (callers leave them 0): how
+    // many versions old the report's model is, and mu now minus the mu it
+    // was computed against (latest statistics are re-centred by it).
+    uint32_t staleness;
+    float    stale_dmu;
 } fri_agg_update;
 
 // Submits an update from an authenticated client key. FR_OK: accepted.
 // FR_ELATE (round closed or unknown), FR_EDUP (already reported this
 // round), FR_EDENIED (not in the round's cohort), FR_EPROTO (shape,
-// indices or values invalid). Every refusal is counted by reason. May
+// indices or values invalid); in buffered mode (cfg.buffer) also
+// FR_ESTALE (computed on a version more than max_staleness steps old,
+// refused before validation) and FR_EINTERNAL (the journal write failed). Every refusal is counted by reason. May
 // close the round (and solve) before returning, or, with
 // cfg.closer_thread, hand the close to the closer thread.
 FR_NODISCARD fr_err fri_agg_submit(fri_agg *a, uint64_t now_ms,
@@ -465,6 +489,7 @@ typedef enum fri_agg_reject {
     FRI_REJ_STATE,
     FRI_REJ_TOO_BIG,
     FRI_REJ_BOUNDS, // values outside the server-side bounds (bounds.h)
+    FRI_REJ_STALE,  // buffered mode: computed on a model too old
     FRI_REJ_COUNT_
 } fri_agg_reject;
 
@@ -511,6 +536,9 @@ typedef struct fri_agg_metrics {
     // the model to recommend or evaluate and took no part in a round. Not
     // counted in checkins.
     uint64_t model_reads;
+    // Buffered mode (appended): the sum over accepted reports of their
+    // staleness (versions behind the model they were added to).
+    uint64_t staleness_sum;
 } fri_agg_metrics;
 
 void fri_agg_metrics_get(fri_agg *a, fri_agg_metrics *m);

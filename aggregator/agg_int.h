@@ -26,7 +26,7 @@
 //                             accumulators; model step; published model
 //                             (identity, signed frame, served arrays);
 //                             configuration checks; a tree's edge sums
-//   1  latest.c latest_sa.c robust.c ckpt.c metrics.c
+//   1  latest.c latest_sa.c robust.c ckpt.c metrics.c journal.c
 //   0  carry.c bounds.c vbmf.c log.c errbuf.c applied.c
 //
 // Each file's functions are declared in its own header (x.c: x.h; agg.c:
@@ -68,7 +68,18 @@ typedef struct fri_slot {
     uint8_t  pk[FRI_AGG_KEYBYTES];
     uint8_t  state;
     uint32_t sa_index; // secure aggregation: member index in the round
+    // Buffered mode: the round (model version) of the device's task while
+    // SLOT_MEMBER. Slots survive a step while that task may still report.
+    uint64_t task_round;
 } fri_slot;
+
+// Buffered mode: what a report computed on round r is checked and
+// re-centred against (ring indexed by r mod max_staleness + 1).
+typedef struct fri_round_info {
+    uint64_t round;
+    uint64_t version; // model version served in that round
+    float    mu;      // its global mean
+} fri_round_info;
 
 enum { RS_OPEN = 0, RS_CLOSING = 1, RS_DONE = 2 };
 
@@ -115,6 +126,11 @@ typedef struct fri_rounds {
     fri_agg_update_fn upd_hook;   // test hook
     void             *upd_hook_ctx;
     atomic_int        done;       // no round opens any more (lock-free)
+    fri_round_info   *hist;       // buffered mode: max_staleness + 1
+    // Buffered mode with a state directory: the journal of the open
+    // buffer's reports (journal.h), -1 when none; jmtx orders appends.
+    int               journal_fd;
+    pthread_mutex_t   jmtx;
 } fri_rounds;
 
 // The model and what is published of it (snap.c, closer.c). Replaced only
@@ -209,6 +225,7 @@ typedef struct fri_counters {
     atomic_uint_fast64_t models_refused; // failed the sanity check
     atomic_uint_fast64_t ckpt_failures;  // checkpoint writes that failed
     atomic_uint_fast64_t items_skipped;  // item solves that failed
+    atomic_uint_fast64_t staleness_sum;  // buffered: of accepted reports
 } fri_counters;
 
 // A tree of aggregators (tree.h), under rs.mtx. Edge: waiting is set

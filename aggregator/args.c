@@ -107,6 +107,21 @@ static const char usage_mid[] =
     "                          device's latest statistics, devices send the\n"
     "                          change of theirs (partial participation;\n"
     "                          masked under --secure-agg; default 0)\n"
+    "  --buffer K              asynchronous buffered mode (FedBuff): no\n"
+    "                          cohort, no round barrier; every check-in\n"
+    "                          gets a task for the current model version\n"
+    "                          and the model steps as soon as K reports\n"
+    "                          are in (--rounds counts steps; at the\n"
+    "                          deadline a buffer of >= --min-clients\n"
+    "                          steps). Plain aggregation only: needs\n"
+    "                          --secure-agg off, --dp off, no\n"
+    "                          --clients-per-round (default 0: rounds)\n"
+    "  --max-staleness S       buffered mode: accept reports computed on a\n"
+    "                          model at most S versions old (older ones:\n"
+    "                          error ESTALE, the device retries on the new\n"
+    "                          model); gradients weigh 1/sqrt(1+staleness),\n"
+    "                          statistics are re-centred and stay exact\n"
+    "                          (0..1000, default 0)\n"
     ;
 static const char usage_tail[] =
     "Bounds on one device (docs/ROBUSTNESS.md; updates outside are refused,\n"
@@ -422,6 +437,12 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
     } else if (strcmp(name, "stats-latest") == 0) {
         NEED_U(1);
         c->stats_latest = (int) u;
+    } else if (strcmp(name, "buffer") == 0) {
+        NEED_U(UINT32_MAX);
+        c->buffer = (uint32_t) u;
+    } else if (strcmp(name, "max-staleness") == 0) {
+        NEED_U(FRI_AGG_MAX_STALENESS);
+        c->max_staleness = (uint32_t) u;
     } else if (strcmp(name, "retry-after") == 0) {
         NEED_SECS();
         c->retry_after_ms = (uint32_t) (f * 1000.0 > 3.6e6 ? 3.6e6 : f * 1000.0);
@@ -620,7 +641,8 @@ static const char *const flag_names[] = {
     "handshake-timeout", "hello-rate", "hello-burst", "items", "k", "algo",
     "loss", "reg", "reg-bias", "alpha", "init-std", "seed", "server-opt",
     "server-lr", "momentum", "clients-per-round", "fraction", "min-clients",
-    "round-deadline", "rounds", "stats-forget", "stats-latest",
+    "round-deadline", "rounds", "stats-forget", "stats-latest", "buffer",
+    "max-staleness",
     "retry-after", "clip",
     "noise-multiplier", "population", "dp-delta", "dp-seed", "dp",
     "secure-agg", "rating-min", "rating-max", "max-user-norm",
@@ -646,6 +668,7 @@ private_default(fri_agg_args *a)
     unsigned        choice = a->given & ~(unsigned) FRI_AGG_GIVEN_LATEST;
     // A tree aggregates plainly for now (docs/DEPLOY-TREE.md).
     if (choice != 0 || c->implicit || c->clients_per_round < 2 || c->edge ||
+        c->buffer > 0 ||
         c->root_max_devices > 0 ||
         ((a->given & FRI_AGG_GIVEN_LATEST) && !c->stats_latest)) {
         return;

@@ -200,6 +200,40 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
             }
         }
     }
+    if (c->buffer > 0) {
+        // docs/DESIGN.md "Buffered mode". Masking needs a cohort fixed when
+        // a round opens (every member's pairwise masks cancel only in the
+        // sum of exactly the members that shared keys); a buffer fills
+        // with whoever arrives, so there is no such group. The DP
+        // accountant assumes one Poisson-sampled cohort per release.
+        if (c->secagg != FRI_AGG_SECAGG_OFF) {
+            BAD("buffer (asynchronous buffered mode) needs secure-agg off: "
+                "masks cancel only within a cohort fixed when a round "
+                "opens, and a buffer has none");
+        }
+        if (c->dp != FRI_AGG_DP_OFF) {
+            BAD("buffer (asynchronous buffered mode) needs dp off (the "
+                "accountant assumes one sampled cohort per model release)");
+        }
+        if (c->edge || c->root_max_devices > 0) {
+            BAD("buffer (asynchronous buffered mode) is not available in a "
+                "tree of aggregators");
+        }
+        if (c->clients_per_round != 0) {
+            BAD("buffer (asynchronous buffered mode) has no cohort: "
+                "clients-per-round must be 0 (fraction may thin arrivals)");
+        }
+        if (c->min_clients > c->buffer) {
+            BAD("min-clients (%u) exceeds buffer (%u)", c->min_clients,
+                c->buffer);
+        }
+        if (c->max_staleness > FRI_AGG_MAX_STALENESS) {
+            BAD("max-staleness must be <= %u (got %u)", FRI_AGG_MAX_STALENESS,
+                c->max_staleness);
+        }
+    } else if (c->max_staleness != 0) {
+        BAD("max-staleness needs buffer > 0 (asynchronous buffered mode)");
+    }
     if (c->max_sessions == 0) {
         BAD("max-sessions must be >= 1");
     }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -264,6 +265,8 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
                   : cfg->implicit           ? a->gram_len + cfg->k
                                             : a->gram_len + a->d;
     pthread_mutex_init(&a->rs.mtx, NULL);
+    pthread_mutex_init(&a->rs.jmtx, NULL);
+    a->rs.journal_fd = -1;
     pthread_mutex_init(&a->sums.acc_mtx, NULL);
     pthread_cond_init(&a->rs.cond, NULL);
     a->rs.state    = RS_CLOSING;
@@ -363,7 +366,11 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
     }
     rv = fri_agg_rounds_start(a, now_ms);
     if (rv != FR_OK) {
-        fri_agg_seterr(err, err_cap, "cannot start the closer thread");
+        fri_agg_seterr(err, err_cap, "%s",
+                       rv == FR_ENOMEM ? "out of memory"
+                       : rv == FR_EIO  ? "cannot open or read the buffer "
+                                         "journal in the state dir"
+                                       : "cannot start the closer thread");
         fri_agg_destroy(a);
         return rv;
     }
@@ -407,6 +414,7 @@ fri_agg_destroy(fri_agg *a)
     fri_vb_destroy(a->vb);
     fri_robust_destroy(a->robust);
     free(a->rs.slots);
+    free(a->rs.hist);
     free(a->allow);
     free(a->state_dir);
     free(a->model.bi);
@@ -416,6 +424,10 @@ fri_agg_destroy(fri_agg *a)
     fri_snap_unref(a->model.snap);
     fri_identity_wipe(&a->id);
     sodium_memzero(a->cfg.identity_seed, sizeof(a->cfg.identity_seed));
+    if (a->rs.journal_fd >= 0) {
+        close(a->rs.journal_fd);
+    }
+    pthread_mutex_destroy(&a->rs.jmtx);
     pthread_mutex_destroy(&a->rs.mtx);
     pthread_mutex_destroy(&a->sums.acc_mtx);
     pthread_cond_destroy(&a->rs.cond);

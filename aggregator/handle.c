@@ -104,6 +104,9 @@ map_reject(fr_err e, fri_agg_reject *why)
     case FR_EDUP:
         *why = FRI_REJ_DUP;
         break;
+    case FR_ESTALE:
+        *why = FRI_REJ_STALE;
+        break;
     case FR_EDENIED:
         *why = FRI_REJ_NOT_MEMBER;
         break;
@@ -354,9 +357,15 @@ on_update(fri_agg *a, fri_sess_entry *e, uint64_t now_ms, const uint8_t *plain,
     if (rv != FR_OK) {
         fri_agg_reject why_r;
         (void) map_reject(rv, &why_r); // counted by fri_agg_submit
+        // A stale report is worth redoing on the current model at once.
         return put_error(r, e->s, rv, FRI_T_UPDATE, u.round_id,
-                         rv == FR_ENOMEM ? a->cfg.retry_after_ms : 0,
-                         fri_agg_reject_name(why_r));
+                         rv == FR_ENOMEM || rv == FR_ESTALE
+                             ? a->cfg.retry_after_ms
+                             : 0,
+                         rv == FR_ESTALE
+                             ? "stale: computed on a model more than "
+                               "max-staleness versions old; check in again"
+                             : fri_agg_reject_name(why_r));
     }
     fri_ack ack = {.of_type = FRI_T_UPDATE, .round_id = u.round_id};
     size_t  plen = 0;

@@ -81,8 +81,8 @@ main(int argc, char **argv)
     char line[512];
     snprintf(line, sizeof(line),
              "msg=\"aggregator starting\" listen=\"%s\" items=%u k=%u "
-             "algo=%s loss=%s secure_agg=%s stats_latest=%d%s "
-             "public_key=%s%s",
+             "algo=%s loss=%s secure_agg=%s stats_latest=%d%s buffer=%u "
+             "max_staleness=%u public_key=%s%s",
              args.listen, args.cfg.n_items, args.cfg.k,
              args.cfg.algo == FRI_AGG_GRAD   ? "grad"
              : args.cfg.algo == FRI_AGG_VBMF ? "vbmf"
@@ -92,7 +92,8 @@ main(int argc, char **argv)
              : args.cfg.secagg == FRI_AGG_SECAGG_FULL ? "full"
                                                       : "off",
              args.cfg.stats_latest,
-             args.private_default ? " default=private" : "", hex,
+             args.private_default ? " default=private" : "", args.cfg.buffer,
+             args.cfg.max_staleness, hex,
              args.key_path == NULL ? " identity=ephemeral" : "");
     log_stderr(NULL, FR_LOG_INFO, line);
     if (args.cfg.n_allow == 0) {

@@ -15,6 +15,7 @@ static const char *reject_names[FRI_REJ_COUNT_] = {
     "late",      "duplicate", "not_member",  "malformed",
     "crypto",    "replay",    "denied",      "session_cap",
     "no_session", "state",    "too_big",     "out_of_bounds",
+    "stale",
 };
 
 const char *
@@ -64,6 +65,7 @@ fri_agg_metrics_get(fri_agg *a, fri_agg_metrics *m)
     m->clients_seen     = atomic_load(&a->ctr.clients_seen);
     m->checkins         = atomic_load(&a->ctr.checkins);
     m->model_reads      = atomic_load(&a->ctr.model_reads);
+    m->staleness_sum    = atomic_load(&a->ctr.staleness_sum);
     m->updates_accepted = atomic_load(&a->ctr.accepted);
     for (int i = 0; i < FRI_REJ_COUNT_; i++) {
         m->rejected[i] = atomic_load(&a->ctr.rejected[i]);
@@ -131,6 +133,9 @@ fri_agg_metrics_prometheus(const fri_agg_metrics *m, char *dst,
       m->model_reads);
     G("fedrec_updates_accepted_total", "Updates accepted.", "counter",
       m->updates_accepted);
+    G("fedrec_staleness_sum_total",
+      "Buffered mode: summed staleness (versions) of accepted updates.",
+      "counter", m->staleness_sum);
     bad |= app(dst, dst_cap, &len,
                "# HELP fedrec_updates_rejected_total Requests refused, by "
                "reason.\n# TYPE fedrec_updates_rejected_total counter\n");
@@ -206,6 +211,7 @@ fri_agg_metrics_json(const fri_agg_metrics *m, char *dst, size_t dst_cap,
                "\"clients_seen_total\":%llu,\"checkins_total\":%llu,"
                "\"model_reads_total\":%llu,"
                "\"updates_accepted_total\":%llu,"
+               "\"staleness_sum_total\":%llu,"
                "\"updates_rejected_total\":{",
                (unsigned long long) m->round, m->round_open ? "true" : "false",
                (unsigned long long) m->model_version,
@@ -214,7 +220,8 @@ fri_agg_metrics_json(const fri_agg_metrics *m, char *dst, size_t dst_cap,
                (unsigned long long) m->clients_seen,
                (unsigned long long) m->checkins,
                (unsigned long long) m->model_reads,
-               (unsigned long long) m->updates_accepted);
+               (unsigned long long) m->updates_accepted,
+               (unsigned long long) m->staleness_sum);
     for (int i = 0; i < FRI_REJ_COUNT_; i++) {
         bad |= app(dst, dst_cap, &len, "%s\"%s\":%llu", i ? "," : "",
                    reject_names[i], (unsigned long long) m->rejected[i]);

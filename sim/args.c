@@ -56,11 +56,26 @@ static const char usage_head[] =
     "                        and no --algo: 1 (VBMF, 60 rounds); 0: ALS\n"
     "                        carrying item statistics, which keeps the\n"
     "                        robust bounds (also the default with --poison)\n"
+    "  --buffer K            asynchronous buffered mode (FedBuff): a round\n"
+    "                        is a tick of continuous arrivals (--fraction /\n"
+    "                        --clients-per-round of the idle devices arrive\n"
+    "                        each tick); the aggregator steps whenever K\n"
+    "                        reports are in. Plain aggregation (secure\n"
+    "                        aggregation needs a fixed cohort): default\n"
+    "                        --secure-agg off; default 0 (rounds)\n"
+    "  --max-staleness S     buffered: reports on a model more than S\n"
+    "                        versions old are refused (ESTALE) and the device\n"
+    "                        retries on its next arrival (default 4)\n"
+    "  --slow P              buffered: an arriving device is slow with\n"
+    "                        probability P (seeded; default 0.2) ...\n"
+    "  --slow-ticks N        ... and reports 1..N ticks later (default 3)\n"
     "  --stats-forget F      explicit ALS with partial cohorts: carry item\n"
     "                        statistics across rounds, S = (1-F) S + round\n"
     "                        sums (default: the cohort's share of the\n"
     "                        clients; 1 = each round's sums alone)\n"
     "\n"
+    ;
+static const char usage_model[] =
     "Model:\n"
     "  --k K                 factor dimension (default 10; 32 implicit)\n"
     "  --reg R               ALS/grad factor penalty (default 13, plain\n"
@@ -141,9 +156,10 @@ static const char usage_tail[] =
 const char *
 fri_sim_usage(void)
 {
-    static char buf[sizeof(usage_head) + sizeof(usage_tail) + 8192];
+    static char buf[sizeof(usage_head) + sizeof(usage_model) +
+                    sizeof(usage_tail) + 8192];
     if (buf[0] == '\0') {
-        snprintf(buf, sizeof(buf), "%s%s%s%s", usage_head,
+        snprintf(buf, sizeof(buf), "%s%s%s%s%s", usage_head, usage_model,
                  fri_sim_privacy_usage(), fri_sim_poison_usage(),
                  usage_tail);
     }
@@ -182,6 +198,10 @@ fri_sim_config_init(fri_sim_config *c)
     c->fraction = 1.0;
     c->local_epochs = 1;
     c->dropout = 0.0;
+    c->buffer        = 0;
+    c->max_staleness = 4;
+    c->slow          = 0.2;
+    c->slow_ticks    = 3;
     c->stats_latest = -1;
     c->deadline_s = 30.0;
     c->k = tc.k;
@@ -278,6 +298,7 @@ static const char *const value_flags[] = {
     "train", "test", "synthetic", "holdout", "loss", "split", "negatives",
     "alpha", "rounds", "clients-per-round", "fraction", "local-epochs",
     "dropout", "stats-latest", "stats-forget", "deadline", "k", "reg",
+    "buffer", "max-staleness", "slow", "slow-ticks",
     "reg-bias", "lr", "algo", "server-opt", "threads", "seed", "eval-every",
     "eval-users", "report", "transport", "out", "state",
     // Read before parsing: fri_sim_expand_config and fedrec-sim's main.
@@ -405,6 +426,22 @@ apply(fri_sim_config *c, given *st, const char *flag, const char *val,
             return bad(err, err_cap, flag, val, "0 or 1");
         }
         c->stats_latest = (int) v;
+    } else if (strcmp(flag, "--buffer") == 0) {
+        if (parse_u32(val, 0, 1000000, &c->buffer) != 0) {
+            return bad(err, err_cap, flag, val, "0..1000000");
+        }
+    } else if (strcmp(flag, "--max-staleness") == 0) {
+        if (parse_u32(val, 0, 1000, &c->max_staleness) != 0) {
+            return bad(err, err_cap, flag, val, "0..1000");
+        }
+    } else if (strcmp(flag, "--slow") == 0) {
+        if (parse_dbl(val, 0.0, 1.0, &c->slow) != 0) {
+            return bad(err, err_cap, flag, val, "0..1");
+        }
+    } else if (strcmp(flag, "--slow-ticks") == 0) {
+        if (parse_u32(val, 1, 1000, &c->slow_ticks) != 0) {
+            return bad(err, err_cap, flag, val, "1..1000");
+        }
     } else if (strcmp(flag, "--stats-forget") == 0) {
         if (parse_dbl(val, 1e-6, 1.0, &c->stats_forget) != 0) {
             return bad(err, err_cap, flag, val, "0 < F <= 1");
@@ -720,6 +757,7 @@ private_default(fri_sim_config *c, size_t eligible)
 {
     fri_sim_privacy *pv = &c->priv;
     if (!pv->secagg_set && !c->implicit && pv->clip == 0.0f && pv->dp == 0 &&
+        c->buffer == 0 &&
         pv->pseudo_rho == 0.0f && c->poison.kind == FRI_SIM_POISON_NONE &&
         fri_sim_cohort_size(c, eligible) >= 2) {
         pv->secagg = 2;

@@ -58,6 +58,10 @@ fri_sim_json_round(FILE *f, const fri_sim_config *c, const fri_sim_round *r)
     jnum(f, "agg_seconds", r->agg_seconds, 1);
     jnum(f, "client_seconds_median", r->client_seconds_median, 1);
     jnum(f, "client_seconds_max", r->client_seconds_max, 0);
+    if (c->buffer > 0) {
+        fprintf(f, ",\"steps\":%u,\"stale\":%u,\"staleness_sum\":%llu",
+                r->steps, r->stale, (unsigned long long) r->staleness_sum);
+    }
     fri_sim_privacy_json(f, &c->priv, &r->priv, 0);
     fputc('}', f);
 }
@@ -110,6 +114,16 @@ fri_sim_text_summary(
         "  per client update: %.1f us wall (raw cost of its bytes: "
         "XChaCha20-Poly1305 %.1f us, memcpy %.1f us)\n",
         s->us_per_update, s->us_crypto_per_update, s->us_memcpy_per_update);
+    if (c->buffer > 0) {
+        fprintf(f,
+                "  buffered (K %u, max staleness %u): %llu steps, %llu "
+                "reports accepted (mean staleness %.2f), %llu refused as "
+                "stale\n",
+                c->buffer, c->max_staleness,
+                (unsigned long long) s->total_steps,
+                (unsigned long long) s->total_clients, s->mean_staleness,
+                (unsigned long long) s->total_stale);
+    }
     fprintf(f, "  peak RSS %.1f MiB, %.1f bytes per idle virtual client\n",
         (double)s->peak_rss_kib / 1024.0, s->bytes_per_idle_client);
 }
@@ -121,6 +135,16 @@ fri_sim_json_summary(FILE *f, const fri_sim_config *c,
     const fri_sim_round *r = &s->last;
     fprintf(f, "{\"summary\":true,\"rounds\":%u,\"rounds_abandoned\":%u,",
             s->rounds, s->rounds_abandoned);
+    if (c->buffer > 0) {
+        fprintf(f,
+                "\"buffer\":%u,\"max_staleness\":%u,\"steps\":%llu,"
+                "\"reports_accepted\":%llu,\"reports_stale\":%llu,"
+                "\"mean_staleness\":%.4f,",
+                c->buffer, c->max_staleness,
+                (unsigned long long) s->total_steps,
+                (unsigned long long) s->total_clients,
+                (unsigned long long) s->total_stale, s->mean_staleness);
+    }
     if (c->implicit) {
         jmetrics(f, c, r->evaluated, r->hr10, r->ndcg10);
     } else {

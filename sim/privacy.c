@@ -203,6 +203,12 @@ fri_sim_privacy_check(const fri_sim_config *c, char *err, size_t err_cap)
           "aggregator's max user norm and residual, not --clip");
     CHECK(p->secagg == 0 || c->clients_per_round != 1,
           "--secure-agg needs a cohort of at least 2 clients");
+    CHECK(c->buffer == 0 || (p->secagg == 0 && p->dp == 0),
+          "--buffer (asynchronous buffered mode) needs --secure-agg off and "
+          "no --dp: masks cancel only within a cohort fixed when a round "
+          "opens, and a buffer fills with whoever arrives");
+    CHECK(c->buffer > 0 || c->max_staleness == 4,
+          "--max-staleness needs --buffer K");
     CHECK(p->dp == 0 || c->algo == FRI_SIM_GRAD,
           "--dp needs --algo grad (ALS statistics are not supported under "
           "DP, docs/DP.md)");

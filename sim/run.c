@@ -53,6 +53,7 @@ enum {
     DEV_NOT_SELECTED,
     DEV_FAILED,
     DEV_EVALUATED, // model-only evaluation visit
+    DEV_STALE,     // buffered mode: report refused as too stale
 };
 
 typedef struct dev_out {
@@ -109,6 +110,9 @@ struct sim_state {
     fri_sim_poison_run   *poison; // malicious devices, target exposure
     fri_sim_cold         *cold;   // --report cold-start, else NULL
     dev_live             *live;
+    // Buffered mode: each device's check-in, parked with its built UPDATE
+    // until the tick it reports (indexed by user).
+    dev_live             *park;
     atomic_uint           pass_progress;
     uint64_t              deadline_ms;
     double                tick_cpu; // main thread: CPU in fri_agg_tick
@@ -344,6 +348,8 @@ struct dev_live {
     int        drop;
     int        evaluate;
     int        state; // LIVE_* below
+    uint8_t   *frame; // buffered mode: the UPDATE built, not sent yet
+    size_t     frame_len;
 };
 
 enum { LIVE_IDLE = 0, LIVE_RUNNING, LIVE_OVER };
@@ -526,6 +532,18 @@ dev_step(worker *w, const job *jb, size_t slot, dev_live *d)
                 o->unsent = len; // built (and counted by the client), not sent
                 return STEP_DONE_INFO;
             }
+            if (st->park != NULL && d == &st->park[u]) {
+                // Buffered mode: the report goes out when the device's
+                // tick comes (device_deliver).
+                d->frame = malloc(len);
+                if (d->frame == NULL) {
+                    note_error(st, u, "park", FR_ENOMEM, "update");
+                    return STEP_DONE;
+                }
+                memcpy(d->frame, w->req, len);
+                d->frame_len = len;
+                return STEP_PAUSED;
+            }
             // Device-update hook: the update, changed by the caller, goes
             // to the aggregator in place of this frame.
             if (st->dev_fn != NULL) {
@@ -645,6 +663,85 @@ device_run(worker *w, const job *jb, size_t slot)
     dev_close(w->st, jb, slot, &d, s != STEP_DONE);
 }
 
+// Buffered mode: the device arrives, checks in on the current version
+// and fits; its built UPDATE waits in st->park[u] (device_deliver).
+static void
+device_park(worker *w, const job *jb, size_t slot)
+{
+    sim_state *st = w->st;
+    dev_live  *d  = &st->park[jb->users[slot]];
+    if (dev_open(w, jb, slot, d) != 0) {
+        return;
+    }
+    int s;
+    while ((s = dev_step(w, jb, slot, d)) == STEP_MORE) {
+    }
+    if (s == STEP_PAUSED && d->frame != NULL) {
+        jb->out[slot].status = DEV_NONE; // counted when it reports
+        return;
+    }
+    dev_close(st, jb, slot, d, s != STEP_DONE);
+}
+
+// Buffered mode, main thread: device u sends the UPDATE it built when it
+// arrived and ends its check-in (*o: its counters; DEV_STALE when the
+// aggregator refused the report as too stale).
+static void
+device_deliver(sim_state *st, worker *w, uint32_t u, uint64_t round,
+               dev_out *o)
+{
+    const fri_sim_config *cf  = st->c;
+    dev_live             *d   = &st->park[u];
+    job                   one = {.users = &u, .n = 1, .round = round,
+                                 .out = o};
+    memset(o, 0, sizeof(*o));
+    o->status = DEV_FAILED;
+    fri_agg_metrics m0, m1;
+    fri_agg_metrics_get(st->agg, &m0);
+    const uint8_t *rep     = NULL;
+    size_t         rep_len = 0;
+    void          *nng_buf = NULL;
+    fr_err         e       = FR_OK;
+    if (cf->transport == FRI_SIM_DIRECT) {
+        double t0 = cpu_s();
+        e = fri_agg_handle(st->agg, clock_now(st), d->frame, d->frame_len,
+                           w->reply, w->reply_cap, &rep_len);
+        o->cpu_agg += cpu_s() - t0;
+        rep = w->reply;
+    } else {
+        int rv = nng_send(d->sock, d->frame, d->frame_len, 0);
+        if (rv == 0) {
+            rv = nng_recv(d->sock, &nng_buf, &rep_len, NNG_FLAG_ALLOC);
+        }
+        e   = rv == 0 ? FR_OK : FR_ENET;
+        rep = nng_buf;
+    }
+    free(d->frame);
+    d->frame = NULL;
+    if (e != FR_OK) {
+        note_error(st, u, "deliver", e, "no reply");
+        dev_close(st, &one, 0, d, 0);
+        return;
+    }
+    double t0 = cpu_s();
+    e = fr_client_receive(d->c, rep, rep_len);
+    o->cpu_client += cpu_s() - t0;
+    if (nng_buf != NULL) {
+        nng_free(nng_buf, rep_len);
+    }
+    fri_agg_metrics_get(st->agg, &m1);
+    int s = STEP_DONE_INFO;
+    if (e == FR_OK) {
+        while ((s = dev_step(w, &one, 0, d)) == STEP_MORE) {
+        }
+    } else if (m1.rejected[FRI_REJ_STALE] > m0.rejected[FRI_REJ_STALE]) {
+        o->status = DEV_STALE; // it retries when it next arrives
+    } else {
+        note_error(st, u, "receive", e, fr_client_errmsg(d->c));
+    }
+    dev_close(st, &one, 0, d, s != STEP_DONE);
+}
+
 // Secure aggregation: advances one device until it pauses or ends.
 static void
 device_pass(worker *w, const job *jb, size_t slot)
@@ -688,7 +785,9 @@ worker_main(void *arg)
         if (i >= jb->n) {
             break;
         }
-        if (w->st->live != NULL) {
+        if (w->st->park != NULL && !jb->eval_visit) {
+            device_park(w, jb, i);
+        } else if (w->st->live != NULL) {
             device_pass(w, jb, i);
         } else {
             device_run(w, jb, i);
@@ -983,6 +1082,15 @@ struct fri_sim_runner {
     int                finished; // the summary is complete
     int                failed; // a step failed: no further step
     uint8_t            hash[32]; // of the final item model
+    // Buffered mode: per user whether a check-in is parked and the tick it
+    // reports; the parked users in arrival order; this tick's arrivals
+    // and deliveries.
+    uint8_t           *busy;
+    uint32_t          *due;
+    uint32_t          *queue;
+    size_t             n_queue;
+    uint32_t          *arr;
+    dev_out           *dout;
 };
 
 static void
@@ -1093,7 +1201,9 @@ fri_sim_runner_create(fri_sim_runner **out_rn, const fri_sim_config *cfg,
     // Evaluation inside the cohort is free, and honest only when every
     // evaluation user is in every cohort and reaches the update (plain
     // aggregation); otherwise the evaluation users visit.
-    int in_cohort_eval = cohort == rn->n_eligible && !c->priv.secagg;
+    // (Buffered mode: reports land in steps the devices do not see.)
+    int in_cohort_eval =
+        cohort == rn->n_eligible && !c->priv.secagg && c->buffer == 0;
     for (size_t i = 0; i < rn->n_evals && in_cohort_eval; i++) {
         in_cohort_eval
             = p->train.ptr[rn->evals[i] + 1] > p->train.ptr[rn->evals[i]];
@@ -1163,6 +1273,14 @@ fri_sim_runner_create(fri_sim_runner **out_rn, const fri_sim_config *cfg,
     ac->log            = agg_log;
     ac->log_level      = FR_LOG_ERROR;
     fri_sim_privacy_agg_config(c, p, cohort, ac);
+    if (c->buffer > 0) {
+        // Only a full buffer steps (a tick is no deadline), and a parked
+        // device's session outlives its slowest report.
+        ac->buffer         = c->buffer;
+        ac->max_staleness  = c->max_staleness;
+        ac->min_clients    = c->buffer;
+        ac->session_ttl_ms = ac->round_deadline_ms * (c->slow_ticks + 4);
+    }
     ac->robust      = c->poison.robust;
     st->deadline_ms = ac->round_deadline_ms;
     {
@@ -1198,6 +1316,23 @@ fri_sim_runner_create(fri_sim_runner **out_rn, const fri_sim_config *cfg,
     if (c->priv.secagg) {
         st->live = calloc(cohort, sizeof(*st->live));
         if (st->live == NULL) {
+            e = FR_ENOMEM;
+            goto out;
+        }
+    }
+    if (c->buffer > 0) {
+        size_t nu = p->n_users > 0 ? p->n_users : 1;
+        st->park  = calloc(nu, sizeof(*st->park));
+        rn->busy  = calloc(nu, 1);
+        rn->due   = calloc(nu, sizeof(*rn->due));
+        rn->queue = calloc(nu, sizeof(*rn->queue));
+        rn->arr   = calloc(nu, sizeof(*rn->arr));
+        rn->dout  = calloc(nu, sizeof(*rn->dout));
+        free(rn->cpu_tmp);
+        rn->cpu_tmp = calloc(nu, sizeof(*rn->cpu_tmp));
+        if (st->park == NULL || rn->busy == NULL || rn->due == NULL ||
+            rn->queue == NULL || rn->arr == NULL || rn->dout == NULL ||
+            rn->cpu_tmp == NULL) {
             e = FR_ENOMEM;
             goto out;
         }
@@ -1253,6 +1388,8 @@ out:
     return FR_OK;
 }
 
+static void park_drain(fri_sim_runner *rn);
+
 // After the last round: the cold-start visits, the aggregator's stop, the
 // summary and the model hash.
 static fr_err
@@ -1289,6 +1426,7 @@ runner_finish(fri_sim_runner *rn, char *err, size_t err_cap)
         fri_sim_cold_curve(st->cold, s->cold_start);
         s->has_cold_start = 1;
     }
+    park_drain(rn);
     fri_agg_stop(st->agg, clock_now(st));
     emit(rn, c->rounds);
 
@@ -1311,7 +1449,13 @@ runner_finish(fri_sim_runner *rn, char *err, size_t err_cap)
         if (rounds[r].client_seconds_max > s->client_seconds_max) {
             s->client_seconds_max = rounds[r].client_seconds_max;
         }
+        s->total_steps += rounds[r].steps;
+        s->total_stale += rounds[r].stale;
+        s->mean_staleness += (double) rounds[r].staleness_sum;
     }
+    s->mean_staleness = s->total_clients > 0
+                            ? s->mean_staleness / (double) s->total_clients
+                            : 0.0;
     double t_rounds      = rn->t_rounds;
     s->total_seconds     = t_rounds;
     s->rounds_per_second = t_rounds > 0 ? c->rounds / t_rounds : 0;
@@ -1478,6 +1622,145 @@ runner_round(fri_sim_runner *rn, char *err, size_t err_cap)
     return FR_OK;
 }
 
+// Buffered mode: the parked check-ins that will never report (end of the
+// run) are closed.
+static void
+park_drain(fri_sim_runner *rn)
+{
+    sim_state *st = &rn->st;
+    for (size_t i = 0; st->park != NULL && i < rn->n_queue; i++) {
+        uint32_t u   = rn->queue[i];
+        dev_out  o;
+        job      one = {.users = &u, .n = 1, .out = &o};
+        memset(&o, 0, sizeof(o));
+        free(st->park[u].frame);
+        st->park[u].frame = NULL;
+        dev_close(st, &one, 0, &st->park[u], 0);
+        rn->busy[u] = 0;
+    }
+    rn->n_queue = 0;
+}
+
+// Buffered mode, one tick: a seeded cohort-sized draw of the devices
+// arrives (those still busy with an earlier check-in do not), checks in on
+// the current version and fits in parallel; then, one at a time in arrival
+// order, every report due now goes out (the aggregator steps whenever K
+// are buffered), a slow device's report 1..slow_ticks ticks after it
+// arrived. The evaluation users score the model as in rounds.
+static fr_err
+runner_tick(fri_sim_runner *rn, char *err, size_t err_cap)
+{
+    const fri_sim_config *c        = &rn->cc;
+    sim_state            *st       = &rn->st;
+    uint32_t             *eligible = rn->eligible;
+    dev_out              *out      = rn->out;
+    const uint32_t        r        = rn->next;
+    fr_err                e;
+    for (size_t i = 0; i < rn->cohort; i++) {
+        size_t j = i + fri_rng_below(&rn->sel, (uint32_t)(rn->n_eligible - i));
+        uint32_t t  = eligible[i];
+        eligible[i] = eligible[j];
+        eligible[j] = t;
+    }
+    size_t na = 0;
+    for (size_t i = 0; i < rn->cohort; i++) {
+        if (!rn->busy[eligible[i]]) {
+            rn->arr[na++] = eligible[i];
+        }
+    }
+    st->n_reg      = 0;
+    st->hook_round = r;
+    st->eval_mask  = NULL;
+    job jb = {.users = rn->arr, .n = na, .round = r, .out = out};
+    fri_agg_metrics m0, m1;
+    fri_agg_metrics_get(st->agg, &m0);
+    fri_sim_atk_round_begin(st->atk, r,
+        r == c->rounds || (rn->atk_every > 0 && r % rn->atk_every == 0));
+    double t0    = wall_s();
+    st->tick_cpu = 0.0;
+    (void) run_job(st, rn->ws, &jb);
+    fri_sim_round *rr = &rn->rounds[r - 1];
+    collect_counts(&jb, rr);
+    double arr_agg = 0.0;
+    for (size_t i = 0; i < na; i++) {
+        uint32_t u = rn->arr[i];
+        arr_agg += out[i].cpu_agg;
+        if (st->park[u].frame == NULL) {
+            continue;
+        }
+        // Slowness is a pure function of (seed, tick, device).
+        fri_rng g;
+        fri_rng_seed2(&g, c->seed ^ 0x510e510eull, ((uint64_t) r << 32) ^ u);
+        uint32_t delay = c->slow > 0.0 && fri_rng_uniform(&g) < c->slow
+                             ? 1 + fri_rng_below(&g, c->slow_ticks)
+                             : 0;
+        rn->busy[u]              = 1;
+        rn->due[u]               = r + delay;
+        rn->queue[rn->n_queue++] = u;
+    }
+    size_t nd = 0, keep = 0;
+    for (size_t i = 0; i < rn->n_queue; i++) {
+        uint32_t u = rn->queue[i];
+        if (rn->due[u] > r) {
+            rn->queue[keep++] = u;
+            continue;
+        }
+        device_deliver(st, &rn->ws[0], u, r, &rn->dout[nd++]);
+        rn->busy[u] = 0;
+    }
+    rn->n_queue = keep;
+    job dj = {.users = NULL, .n = nd, .round = r, .out = rn->dout};
+    collect_counts(&dj, rr);
+    // The tick ends; sessions of devices gone for good expire.
+    atomic_fetch_add(&st->clock_ms, rn->ac.round_deadline_ms);
+    agg_tick(st);
+    collect_cpu(&dj, st->tick_cpu + arr_agg, rn->cpu_tmp, rr);
+    double dt = wall_s() - t0;
+    rn->t_rounds += dt;
+    fri_agg_metrics_get(st->agg, &m1);
+    rr->round         = r;
+    rr->seconds       = dt;
+    rr->steps         = (uint32_t) (m1.rounds_completed - m0.rounds_completed);
+    rr->stale         = (uint32_t) (m1.rejected[FRI_REJ_STALE] -
+                                    m0.rejected[FRI_REJ_STALE]);
+    rr->staleness_sum = m1.staleness_sum - m0.staleness_sum;
+    rn->n_abandoned += (uint32_t) (m1.rounds_abandoned - m0.rounds_abandoned);
+    fri_sim_atk_round_end(st->atk, rr);
+    if (atomic_load(&st->hook_failed)) {
+        return fail(err, err_cap, FR_EINTERNAL,
+                    "a hook stopped the run in round %s", st->hook_err);
+    }
+    if (rr->clients == 0 && rr->stale == 0 && st->first_err[0] != '\0') {
+        return fail(err, err_cap, FR_EINTERNAL, "%s", st->first_err);
+    }
+    if (is_eval_round(c, r)) {
+        if (r == c->rounds) {
+            park_drain(rn);
+        }
+        st->eval_mask = rn->mask;
+        job    ev     = {.users      = rn->evals,
+                         .n          = rn->n_evals,
+                         .eval_visit = 1,
+                         .round      = r,
+                         .out        = out};
+        double te     = wall_s();
+        (void) run_job(st, rn->ws, &ev);
+        rr->eval_seconds = wall_s() - te;
+        collect_eval(c, &ev, rn->heavy, rr);
+        if (r == c->rounds && (e = list_metrics(st, &ev, rn->s)) != FR_OK) {
+            return fail(err, err_cap, e, "list metrics: %s", fr_strerror(e));
+        }
+        for (size_t i = 0; i < rn->n_evals; i++) {
+            if (out[i].status != DEV_EVALUATED) {
+                return fail(err, err_cap, FR_EINTERNAL, "evaluation visit: %s",
+                    st->first_err[0] ? st->first_err : "failed");
+            }
+        }
+    }
+    emit(rn, r);
+    return FR_OK;
+}
+
 // The aggregator's one update hook: the built-in attacks' view, then the
 // caller's hook with the device the update came from.
 static void
@@ -1565,7 +1848,8 @@ fri_sim_runner_step(fri_sim_runner *rn, char *err, size_t err_cap)
     if (rn->finished) {
         return fail(err, err_cap, FR_ECLOSED, "%s", "every round has run");
     }
-    fr_err e = runner_round(rn, err, err_cap);
+    fr_err e = rn->cc.buffer > 0 ? runner_tick(rn, err, err_cap)
+                                 : runner_round(rn, err, err_cap);
     if (e == FR_OK) {
         rn->next++;
         if (rn->next > rn->cc.rounds) {
@@ -1625,6 +1909,7 @@ fri_sim_runner_destroy(fri_sim_runner *rn)
         return;
     }
     sim_state *st = &rn->st;
+    park_drain(rn);
     fri_sim_server_stop(st->srv);
     if (rn->ws != NULL) {
         for (uint32_t i = 0; i < rn->cc.threads; i++) {
@@ -1637,6 +1922,12 @@ fri_sim_runner_destroy(fri_sim_runner *rn)
     fri_sim_poison_destroy(st->poison);
     fri_sim_cold_destroy(st->cold);
     free(st->live);
+    free(st->park);
+    free(rn->busy);
+    free(rn->due);
+    free(rn->queue);
+    free(rn->arr);
+    free(rn->dout);
     if (st->last != NULL) {
         for (uint32_t u = 0; u < rn->p->n_users; u++) {
             fri_stats_last_free(st->last[u]);

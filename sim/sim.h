@@ -68,6 +68,18 @@ typedef struct fri_sim_config {
     double   deadline_s;        // round deadline, seconds
     double   stats_forget;      // explicit ALS carry rate; 0 = cohort share
     int      stats_latest;      // latest statistics: 1 on, 0 off, -1 auto
+    // Asynchronous buffered mode (buffer = K > 0; fri_agg_config.buffer):
+    // a round is one tick of continuous arrivals. Each tick a seeded
+    // cohort-sized draw of the idle devices arrives, checks in on the
+    // current model version and reports at once or, for a slow device
+    // (probability slow), 1..slow_ticks ticks later; the aggregator steps
+    // whenever K reports are buffered and refuses reports more than
+    // max_staleness versions old (the device retries when it next
+    // arrives).
+    uint32_t buffer;
+    uint32_t max_staleness;
+    double   slow;
+    uint32_t slow_ticks;
     // Model and optimizer.
     uint32_t           k;
     float              reg;
@@ -243,6 +255,11 @@ typedef struct fri_sim_round {
     double   agg_seconds;
     double   client_seconds_median, client_seconds_max;
     fri_sim_priv_stats priv; // epsilon so far, attacks on this round
+    // Buffered mode (appended): model steps during this tick, reports
+    // refused as stale, and the summed staleness of the accepted ones.
+    uint32_t steps;
+    uint32_t stale;
+    uint64_t staleness_sum;
 } fri_sim_round;
 
 // Length of the device lists behind the beyond-accuracy metrics.
@@ -296,6 +313,11 @@ typedef struct fri_sim_summary {
     // Beyond accuracy (common/listmetrics.h) of the evaluated devices'
     // own top-FRI_SIM_LIST_K lists under the final model.
     fri_list_metrics lists;
+    // Buffered mode: model steps, reports accepted and refused as stale,
+    // mean staleness (versions) of the accepted ones.
+    uint64_t total_steps;
+    uint64_t total_stale;
+    double   mean_staleness;
     // --report cold-start: the curve over the held-out users.
     int              has_cold_start;
     fri_sim_cs_point cold_start[FRI_SIM_CS_N];

@@ -20,7 +20,7 @@ static inline void
 state_dir_remove(const char *dir)
 {
     const char *names[] = {"checkpoint", "checkpoint.prev", "checkpoint.tmp",
-                           "checkpoint.prev.tmp"};
+                           "checkpoint.prev.tmp", "buffer.journal"};
     char        p[400];
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         snprintf(p, sizeof(p), "%s/%s", dir, names[i]);

@@ -329,3 +329,32 @@ Test(agg_args, tree_flags)
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     cr_assert_eq(system(cmd), 0);
 }
+
+// Buffered mode's flags: parsed, documented limits, no private default
+// (secure aggregation needs a cohort), and the clear refusals.
+Test(agg_args, buffered_flags)
+{
+    fri_agg_args a;
+    char         err[512] = "";
+    cr_assert_eq(parse(&a, err, sizeof(err),
+                       N("--listen", "tcp://h:1", "--items", "50",
+                         "--buffer", "8", "--max-staleness", "3"),
+                       ARGV("--listen", "tcp://h:1", "--items", "50",
+                            "--buffer", "8", "--max-staleness", "3")),
+                 FR_OK, "%s", err);
+    cr_assert_eq(a.cfg.buffer, 8);
+    cr_assert_eq(a.cfg.max_staleness, 3);
+    cr_assert_eq(a.cfg.secagg, FRI_AGG_SECAGG_OFF);
+    cr_assert_eq(a.private_default, 0);
+    fri_agg_args_free(&a);
+    EXPECT_BAD("secure-agg off", "--listen", "tcp://h:1", "--items", "50",
+               "--buffer", "8", "--secure-agg", "full",
+               "--clients-per-round", "4");
+    EXPECT_BAD("no cohort", "--listen", "tcp://h:1", "--items", "50",
+               "--buffer", "8", "--clients-per-round", "4");
+    EXPECT_BAD("max-staleness needs buffer", "--listen", "tcp://h:1",
+               "--items", "50", "--max-staleness", "2");
+    EXPECT_BAD("--max-staleness wants an integer in 0..1000", "--listen",
+               "tcp://h:1", "--items", "50", "--buffer", "2",
+               "--max-staleness", "1001");
+}

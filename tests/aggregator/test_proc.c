@@ -160,3 +160,37 @@ Test(agg_proc, bad_flag_exits_2, .init = setup, .fini = teardown)
     cr_assert_eq(wait_for(spawn(log, argv), 10000), 2);
     cr_assert(file_has(log, "fraction"), "message does not name the flag");
 }
+
+// Buffered mode end to end: the aggregator binary with --buffer 2 and
+// three real clients over tcp (the closer thread steps the model while
+// clients keep arriving; refused or no-task check-ins are retried).
+Test(agg_proc, buffered_mode_with_real_clients, .init = setup,
+     .fini = teardown, .timeout = 90)
+{
+    char exe[600], prefix[400], url[64], log[400], key[400], st[400];
+    snprintf(exe, sizeof(exe), "%s/fedrec-keygen", bin);
+    snprintf(prefix, sizeof(prefix), "%s/agg", tmp);
+    char *kg[] = {exe, "--out", prefix, NULL};
+    snprintf(log, sizeof(log), "%s/keygen.log", tmp);
+    cr_assert_eq(wait_for(spawn(log, kg), 10000), 0, "keygen failed");
+    srand((unsigned) (getpid() ^ time(NULL)));
+    snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", 20000 + rand() % 30000);
+    snprintf(log, sizeof(log), "%s/agg.log", tmp);
+    snprintf(exe, sizeof(exe), "%s/fedrec-aggregator", bin);
+    snprintf(key, sizeof(key), "%s/agg.key", tmp);
+    snprintf(st, sizeof(st), "%s/state", tmp);
+    char *argv[] = {exe,        "--listen",       url,  "--key",
+                    key,        "--state",        st,   "--items",
+                    "25",       "--k",            "3",  "--buffer",
+                    "2",        "--max-staleness", "2", "--round-deadline",
+                    "5",        NULL};
+    pid_t agg = spawn(log, argv);
+    sleep_ms(300);
+    cr_assert(file_gets(log, "buffer=2 max_staleness=2", 5000), "see %s",
+              log);
+    run_clients(url, 2); // six reports: at least three steps of two
+    cr_assert(file_gets(log, "model_version=3", 20000),
+              "fewer than three steps; see %s", log);
+    kill(agg, SIGTERM);
+    cr_assert_eq(wait_for(agg, 10000), 0, "SIGTERM exit status");
+}

@@ -38,7 +38,8 @@ extern "C" {
     X(EDUP, 16, "duplicate update")                                         \
     X(EDENIED, 17, "peer not allowed")                                      \
     X(ETOOBIG, 18, "size limit exceeded")                                   \
-    X(ECLOSED, 19, "closed")
+    X(ECLOSED, 19, "closed")                                                \
+    X(ESTALE, 20, "update computed on a model too many versions old")
 
 typedef enum fr_err {
 #define FR_ERR_ENUM_(n, v, s) FR_##n = v,
