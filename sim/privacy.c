@@ -203,9 +203,21 @@ fri_sim_privacy_check(const fri_sim_config *c, char *err, size_t err_cap)
           "aggregator's max user norm and residual, not --clip");
     CHECK(p->secagg == 0 || c->clients_per_round != 1,
           "--secure-agg needs a cohort of at least 2 clients");
-    CHECK(p->dp == 0 || c->algo == FRI_SIM_GRAD,
-          "--dp needs --algo grad (ALS statistics are not supported under "
-          "DP, docs/DP.md)");
+    CHECK(p->dp == 0 || c->algo == FRI_SIM_GRAD ||
+              (c->algo == FRI_SIM_ALS && !c->implicit &&
+               c->stats_latest == 1) ||
+              (c->algo == FRI_SIM_VBMF &&
+               (c->stats_latest == 1 ||
+                (c->algo_auto && c->stats_latest != 0))),
+          "--dp needs --algo grad, or the latest statistics (the default "
+          "VBMF with partial cohorts, or --algo als|vbmf --stats-latest 1; "
+          "docs/DP.md)");
+    CHECK(p->dp != 2 || c->algo == FRI_SIM_GRAD,
+          "--dp distributed needs --algo grad (on the statistics path only "
+          "--dp central with --secure-agg off is implemented)");
+    CHECK(p->dp == 0 || c->algo == FRI_SIM_GRAD || p->secagg == 0,
+          "--dp on the statistics path needs --secure-agg off (--dp "
+          "central; masked statistics under DP are not implemented)");
     CHECK(p->dp == 0 || p->clip > 0.0f,
           "--dp needs --clip > 0 (the L2 sensitivity of an update)");
     CHECK(p->dp == 0 || p->noise_multiplier > 0.0,
@@ -226,8 +238,9 @@ fri_sim_privacy_check(const fri_sim_config *c, char *err, size_t err_cap)
           "with every algorithm)");
     CHECK(p->attack == 0 || !c->implicit,
           "--attack needs explicit ratings");
-    CHECK(p->clip == 0.0f || c->algo != FRI_SIM_VBMF,
-          "--clip needs --algo als or grad");
+    CHECK(p->clip == 0.0f || c->algo != FRI_SIM_VBMF || p->dp != 0,
+          "--clip needs --algo als or grad (with VBMF it is the --dp "
+          "contribution bound)");
     return FR_OK;
 }
 
