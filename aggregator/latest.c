@@ -34,16 +34,18 @@ psd_view_free(const fri_agg *a, float **v)
 }
 
 // Copies of the carried [Gram | h] rows with each Gram's eigenvalues
-// raised to at least the accumulated noise stddev (z C sqrt(rounds)): a
-// PSD projection alone leaves small positive eigenvalues made of noise,
-// and an item's h (noise too) divided by them blows the item up. The
-// floor is a ridge of the size of the noise (as in AdaSSP, Wang 2018).
+// raised to at least d times the accumulated noise stddev
+// (d z C sqrt(rounds)): a PSD projection alone leaves positive eigenvalues
+// made of noise (up to ~2 sqrt(d) stddev), and an item's h (noise too)
+// divided by them fits the noise. The floor is a ridge of the size of the
+// noise (as in AdaSSP, Wang 2018); its factor d was chosen on a synthetic
+// validation population (docs/BENCHMARKS.md, DP on the latest statistics).
 static fr_err
 psd_view(const fri_agg *a, float ***out)
 {
+    const size_t d     = a->d;
     const double floor = a->cfg.noise_multiplier * (double) a->cfg.clip *
-                         sqrt((double) a->dp.dp_rounds + 1.0);
-    const size_t d    = a->d;
+                         sqrt((double) a->dp.dp_rounds + 1.0) * (double) d;
     float      **v    = calloc(a->cfg.n_items, sizeof(float *));
     double      *work = malloc((2 * d * d + d) * sizeof(double));
     if (v == NULL || work == NULL) {

@@ -7,7 +7,8 @@
 # q = fraction, and the run reports its own epsilon. Plain aggregation
 # (--secure-agg off): DP on masked statistics is not implemented; the noise
 # in the released sums would be the same. Prints ONE JSON object.
-# Env: FR_DPS_SYNTH (users=100000,items=1000,density=0.02,seed=1),
+# Env: FR_DPS_SYNTH (users=100000,items=1000,density=0.02,seed=1; skip:
+# no synthetic rows),
 # FR_DPS_FRACTION (0.2), FR_DPS_ROUNDS (10), FR_DPS_EPS (3.95),
 # FR_DPS_DELTA (1e-5), FR_DPS_CLIPS ("5": space-separated clip bounds, one
 # DP row each), FR_DPS_EVAL_USERS (5000), FR_DPS_ML100K=1 (also u1 with
@@ -33,11 +34,13 @@ run() { # name, data flags, extra flags
             epsilon, delta, rounds, rounds_abandoned, seconds}'
 }
 rows=$(
-    d="--synthetic $synth --eval-users $evu"
-    run nodp "$d" ""
-    for c in $clips; do
-        run "dp_clip_$c" "$d" "--dp central --clip $c --noise-multiplier $z --dp-delta $delta"
-    done
+    if [ "$synth" != skip ]; then
+        d="--synthetic $synth --eval-users $evu"
+        run nodp "$d" ""
+        for c in $clips; do
+            run "dp_clip_$c" "$d" "--dp central --clip $c --noise-multiplier $z --dp-delta $delta"
+        done
+    fi
     if [ "${FR_DPS_ML100K:-0}" = 1 ]; then
         bench_need_ml100k
         u="--train $data/u1.base --test $data/u1.test"
