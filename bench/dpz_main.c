@@ -15,16 +15,16 @@ main(int argc, char **argv)
         return 2;
     }
     double   q = strtod(argv[1], NULL), eps = strtod(argv[3], NULL);
-    double   delta = strtod(argv[4], NULL);
+    double   delta  = strtod(argv[4], NULL);
     uint64_t rounds = strtoull(argv[2], NULL, 10);
     double   z = 0.0, got = 0.0;
-    if (fri_dp_noise_for_epsilon(q, rounds, delta, eps, &z) != FR_OK ||
-        fri_dp_epsilon(q, z, rounds, delta, &got, NULL) != FR_OK) {
+    if (fri_dp_noise_for_epsilon(q, rounds, delta, eps, &z) != FR_OK
+        || fri_dp_epsilon(q, z, rounds, delta, &got, NULL) != FR_OK) {
         fprintf(stderr, "%s: no noise multiplier found\n", argv[0]);
         return 1;
     }
     printf("{\"q\":%g,\"rounds\":%llu,\"target_epsilon\":%g,\"delta\":%g,"
            "\"noise_multiplier\":%.6g,\"epsilon\":%.6g}\n",
-           q, (unsigned long long) rounds, eps, delta, z, got);
+        q, (unsigned long long)rounds, eps, delta, z, got);
     return 0;
 }

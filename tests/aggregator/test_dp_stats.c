@@ -108,7 +108,7 @@ Test(agg_dp_stats, config_accepts_central_and_refuses_the_rest)
 // One plain VBMF update: n rows, every value `val` (gram, rows, block).
 static void
 vb_update(fri_agg_update *u, uint64_t round, uint32_t k, uint32_t n,
-          const uint32_t *items, float val, float **bufs)
+    const uint32_t *items, float val, float **bufs)
 {
     const size_t d = k + 1, P = fri_packed_len(d);
     const size_t gl = fri_vb_glob_len(k);
@@ -156,8 +156,8 @@ Test(agg_dp_stats, aggregator_refuses_a_report_above_the_bound)
     c.min_clients       = 2;
     fri_agg *a          = NULL;
     char     err[256];
-    cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_OK, "%s",
-                 err);
+    cr_assert_eq(
+        fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_OK, "%s", err);
     uint8_t pk1[FRI_AGG_KEYBYTES], pk2[FRI_AGG_KEYBYTES];
     memset(pk1, 1, sizeof(pk1));
     memset(pk2, 2, sizeof(pk2));
@@ -165,8 +165,8 @@ Test(agg_dp_stats, aggregator_refuses_a_report_above_the_bound)
     cr_assert_eq(fri_agg_checkin(a, 1, pk1, &t1), FR_OK);
     cr_assert_eq(fri_agg_checkin(a, 1, pk2, &t2), FR_OK);
     cr_assert(t1.has_task && t2.has_task);
-    uint32_t       items[3] = {1, 7, 30};
-    float         *b[3]     = {0};
+    uint32_t       items[3] = { 1, 7, 30 };
+    float         *b[3]     = { 0 };
     fri_agg_update u;
     // Gram 0.1 on 3 items alone: sqrt(3 * 10 * 0.01) = 0.55 > 0.5.
     vb_update(&u, t1.round, 3, 3, items, 0.1f, b);
@@ -188,14 +188,14 @@ Test(agg_dp_stats, noise_has_the_configured_scale_on_every_coordinate)
     stats_config(&c, ni, k);
     fri_agg *a = NULL;
     char     err[256];
-    cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_OK, "%s",
-                 err);
-    capture cap = {0};
+    cr_assert_eq(
+        fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_OK, "%s", err);
+    capture cap = { 0 };
     fri_agg_set_release_hook(a, capture_fn, &cap);
-    const double sd    = c.noise_multiplier * c.clip;
-    const size_t d     = k + 1, P = fri_packed_len(d);
+    const double sd = c.noise_multiplier * c.clip;
+    const size_t d = k + 1, P = fri_packed_len(d);
     const size_t gl    = fri_vb_glob_len(k);
-    const size_t nrow  = (size_t) ni * (P + d);
+    const size_t nrow  = (size_t)ni * (P + d);
     double       tail2 = 0.0, one2 = 0.0;
     size_t       ntail = 0, none = 0;
     const int    rounds = 12;
@@ -203,13 +203,13 @@ Test(agg_dp_stats, noise_has_the_configured_scale_on_every_coordinate)
         uint8_t pk[FRI_AGG_KEYBYTES];
         memset(pk, 10 + r, sizeof(pk));
         fri_agg_task t;
-        cr_assert_eq(fri_agg_checkin(a, (uint64_t) r + 1, pk, &t), FR_OK);
+        cr_assert_eq(fri_agg_checkin(a, (uint64_t)r + 1, pk, &t), FR_OK);
         cr_assert(t.has_task);
-        float         *b[3] = {0};
+        float         *b[3] = { 0 };
         fri_agg_update u;
         vb_update(&u, t.round, k, 0, NULL, 0.0f, b);
         // Taken (the solve of a noise-only round may keep the model).
-        cr_assert_eq(fri_agg_submit(a, (uint64_t) r + 1, pk, &u), FR_OK);
+        cr_assert_eq(fri_agg_submit(a, (uint64_t)r + 1, pk, &u), FR_OK);
         free3(b);
         cr_assert_eq(cap.calls, r + 1, "round %d released nothing", r);
         cr_assert_eq(cap.n, nrow + gl + 2);
@@ -218,15 +218,14 @@ Test(agg_dp_stats, noise_has_the_configured_scale_on_every_coordinate)
             size_t zeros = 0;
             for (size_t i = 0; i < nrow + gl - 2; i++) {
                 s += cap.v[i];
-                s2 += (double) cap.v[i] * cap.v[i];
+                s2 += (double)cap.v[i] * cap.v[i];
                 zeros += cap.v[i] == 0.0f;
             }
-            double m  = s / (double) (nrow + gl - 2);
-            double sr = sqrt(s2 / (double) (nrow + gl - 2) - m * m);
-            cr_log_info("DP statistics noise: stddev %.4f (want %.4f)", sr,
-                        sd);
-            cr_assert(fabs(sr / sd - 1.0) < 0.03, "stddev %f want %f", sr,
-                      sd);
+            double m  = s / (double)(nrow + gl - 2);
+            double sr = sqrt(s2 / (double)(nrow + gl - 2) - m * m);
+            cr_log_info(
+                "DP statistics noise: stddev %.4f (want %.4f)", sr, sd);
+            cr_assert(fabs(sr / sd - 1.0) < 0.03, "stddev %f want %f", sr, sd);
             cr_assert(fabs(m) < 0.05, "mean %f", m);
             // The grid noise is exactly 0 with probability ~6e-6 here
             // (about 1.6 of 260,000 coordinates).
@@ -234,16 +233,16 @@ Test(agg_dp_stats, noise_has_the_configured_scale_on_every_coordinate)
         }
         // Global block tail: [sq | 1] then sum, count.
         const float *e = cap.v + nrow + gl - 2;
-        tail2 += (double) e[0] * e[0] + (double) e[2] * e[2] +
-                 (double) e[3] * e[3];
+        tail2
+            += (double)e[0] * e[0] + (double)e[2] * e[2] + (double)e[3] * e[3];
         ntail += 3;
-        one2 += (double) e[1] * e[1];
+        one2 += (double)e[1] * e[1];
         none++;
     }
-    double st = sqrt(tail2 / (double) ntail), so = sqrt(one2 / (double) none);
+    double st = sqrt(tail2 / (double)ntail), so = sqrt(one2 / (double)none);
     double want_t = sd / FRI_DP_STATS_TAIL_SCALE;
     cr_log_info("tail stddev %.2f (want %.2f), user count %.2f (want %.2f)",
-                st, want_t, so, sd);
+        st, want_t, so, sd);
     cr_assert(st > 0.7 * want_t && st < 1.3 * want_t, "tail stddev %f", st);
     cr_assert(so > 0.5 * sd && so < 1.6 * sd, "user-count stddev %f", so);
     fri_agg_destroy(a);
@@ -263,8 +262,8 @@ world_init(world *w, const fri_agg_config *ac)
     fri_agg_config c = *ac;
     c.n_items        = w->d.n_items;
     char err[256];
-    cr_assert_eq(fri_agg_create(&w->a, &c, 0, err, sizeof(err)), FR_OK, "%s",
-                 err);
+    cr_assert_eq(
+        fri_agg_create(&w->a, &c, 0, err, sizeof(err)), FR_OK, "%s", err);
     e2e_clients_create(w, NU, 300, 1, 0.0f);
     e2e_reply_alloc(w);
 }
@@ -282,27 +281,26 @@ Test(agg_dp_stats, every_device_report_is_within_the_clip)
     c.population       = NU;
     world w;
     world_init(&w, &c);
-    capture cap = {0};
+    capture cap = { 0 };
     fri_agg_set_release_hook(w.a, capture_fn, &cap);
     int    at_bound = 0, moved = 0;
-    double maxn     = 0.0;
+    double maxn = 0.0;
     for (int pass = 0; pass < 3; pass++) {
         for (uint32_t u = 0; u < NU; u++) {
-            uint64_t now = (uint64_t) pass * 1000 + u + 1;
-            cr_assert_eq(e2e_world_checkin(&w, u, now),
-                         FR_CHECKIN_CONTRIBUTED, "%s",
-                         fr_client_errmsg(w.c[u]));
+            uint64_t now = (uint64_t)pass * 1000 + u + 1;
+            cr_assert_eq(e2e_world_checkin(&w, u, now), FR_CHECKIN_CONTRIBUTED,
+                "%s", fr_client_errmsg(w.c[u]));
             double n = released_norm(cap.v, cap.n, c.k);
             maxn     = n > maxn ? n : maxn;
             cr_assert(n <= c.clip * (1.0 + 1e-3), "pass %d user %u: norm %f",
-                      pass, u, n);
+                pass, u, n);
             at_bound += n > 0.99 * c.clip;
             moved += pass > 0 && n > 1e-3;
         }
     }
     cr_log_info("max report norm %.4f (clip %.1f), %d at the bound, %d later "
                 "reports moved",
-                maxn, (double) c.clip, at_bound, moved);
+        maxn, (double)c.clip, at_bound, moved);
     cr_assert(at_bound >= NU, "only %d reports reached the bound", at_bound);
     cr_assert(moved > 0, "later reports sent nothing");
     e2e_world_free(&w);
@@ -323,31 +321,29 @@ Test(agg_dp_stats, training_with_central_dp_lowers_rmse)
     c.dp_seed           = 5;
     world w;
     world_init(&w, &c);
-    double r0 = e2e_train_rmse(&w, 3);
+    double r0     = e2e_train_rmse(&w, 3);
     int    rounds = 0;
     for (int round = 0; round < 16; round++) {
         for (uint32_t j = 0; j < NU / 2; j++) {
-            uint32_t u = (uint32_t) ((round * (NU / 2) + (int) j) % NU);
-            cr_assert_eq(e2e_world_checkin(&w, u, (uint64_t) round * 10 + 1),
-                         FR_CHECKIN_CONTRIBUTED, "%s",
-                         fr_client_errmsg(w.c[u]));
+            uint32_t u = (uint32_t)((round * (NU / 2) + (int)j) % NU);
+            cr_assert_eq(e2e_world_checkin(&w, u, (uint64_t)round * 10 + 1),
+                FR_CHECKIN_CONTRIBUTED, "%s", fr_client_errmsg(w.c[u]));
         }
         rounds++;
     }
     double          r1 = e2e_train_rmse(&w, 3);
     fri_agg_metrics m;
     fri_agg_metrics_get(w.a, &m);
-    cr_assert_eq(m.dp_rounds, (uint64_t) rounds);
+    cr_assert_eq(m.dp_rounds, (uint64_t)rounds);
     double eps = 0.0;
-    cr_assert_eq(fri_dp_epsilon(0.5, c.noise_multiplier, (uint64_t) rounds,
-                                c.dp_delta, &eps, NULL),
-                 FR_OK);
+    cr_assert_eq(fri_dp_epsilon(0.5, c.noise_multiplier, (uint64_t)rounds,
+                     c.dp_delta, &eps, NULL),
+        FR_OK);
     cr_log_info("DP on the latest statistics z=%.2f C=%.0f: RMSE %.4f -> "
                 "%.4f, epsilon %.4g (accountant %.4g)",
-                c.noise_multiplier, (double) c.clip, r0, r1, m.dp_epsilon,
-                eps);
+        c.noise_multiplier, (double)c.clip, r0, r1, m.dp_epsilon, eps);
     cr_assert(fabs(m.dp_epsilon - eps) <= 1e-9 * eps, "epsilon %g vs %g",
-              m.dp_epsilon, eps);
+        m.dp_epsilon, eps);
     cr_assert(r1 < r0 - 0.05, "RMSE %f -> %f", r0, r1);
     e2e_world_free(&w);
 }
