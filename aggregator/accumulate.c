@@ -17,6 +17,7 @@
 #include "robust.h"
 #include "secagg_als.h"
 #include "secagg_stats.h"
+#include "dp.h"
 #include "vbmf.h"
 
 // ---- accumulators ---------------------------------------------------------
@@ -171,12 +172,57 @@ static fr_err
 validate_shape(const fri_agg *a, const fri_agg_update *u);
 
 fr_err
+fri_agg_dp_stats_norm2(const fri_agg *a, const fri_agg_update *u,
+                       double *n2)
+{
+    // ext = [VBMF global block | rating sum | count]; its tail (squared
+    // residuals, user count, sum, count) is measured at the tail scale,
+    // as on the device (fri_dp_stats_norm2).
+    const size_t nvb = a->vb != NULL ? u->vb_len : 0;
+    float       *ext = malloc((nvb + 2) * sizeof(float));
+    if (ext == NULL) {
+        return FR_ENOMEM;
+    }
+    if (nvb > 0) {
+        memcpy(ext, u->vb, nvb * sizeof(float));
+    }
+    ext[nvb]     = (float) u->sum_ratings;
+    ext[nvb + 1] = (float) u->count;
+    *n2 = fri_dp_stats_norm2(u->gram, u->gram_len, u->n, u->rows, u->rows_len,
+                             ext, nvb + 2, nvb > 0);
+    free(ext);
+    return FR_OK;
+}
+
+fr_err
 fri_agg_validate(const fri_agg *a, const fri_agg_update *u, int *bounds)
 {
     *bounds   = 0;
     fr_err rv = validate_shape(a, u);
     if (rv != FR_OK) {
         return rv;
+    }
+    if (a->cfg.dp != FRI_AGG_DP_OFF && a->cfg.stats_latest) {
+        // The DP bound is enforced here, not trusted: an honest device's
+        // report (contribution or delta) is within clip by construction
+        // (client/stats_delta.c); anything above it is refused, not
+        // scaled, since scaling would desynchronise the device's record
+        // of what the aggregator holds for it.
+        double n2 = 0.0;
+        rv        = fri_agg_dp_stats_norm2(a, u, &n2);
+        if (rv != FR_OK) {
+            return rv;
+        }
+        double cl = (double) a->cfg.clip * (1.0 + 1e-5);
+        if (!(n2 <= cl * cl)) {
+            *bounds = 1;
+            fri_agg_log(a, FR_LOG_WARN,
+                        "msg=\"update refused: statistics norm above the "
+                        "DP bound\" round=%llu norm=%g clip=%g",
+                        (unsigned long long) u->round, sqrt(n2),
+                        (double) a->cfg.clip);
+            return FR_EPROTO;
+        }
     }
     const char *why = NULL;
     if (fri_bounds_update(&a->cfg, u, &why) != 0) {

@@ -14,6 +14,10 @@
 fr_err fri_agg_validate(
     const fri_agg *a, const fri_agg_update *u, int *bounds);
 fr_err fri_agg_acc_add(fri_agg *a, const fri_agg_update *u);
+// The statistics norm of a plain latest-statistics update as DP bounds it
+// (fri_dp_stats_norm2 on the device's layout).
+fr_err fri_agg_dp_stats_norm2(const fri_agg *a, const fri_agg_update *u,
+                              double *n2);
 void   fri_agg_acc_reset(fri_agg *a);
 // Replaces the accumulators with a dense released vector (grad: n_items
 // rows of k + 1, rating sum, count); sa.c, as the closer.

@@ -178,8 +178,10 @@ typedef struct fri_agg_config {
     // send the change of their contribution since their last acknowledged
     // report (TASK stats_delta) and the aggregator keeps the running sum,
     // i.e. the sum of every device's latest statistics, re-centred on each
-    // new mu (latest.c). Needs stats_forget == 1, no DP, no clipping. Like
-    // the carried sums it lives in memory only.
+    // new mu (latest.c). Needs stats_forget == 1; clip only with dp
+    // central, where it bounds each report's statistics norm and every
+    // round's sums are noised (docs/DP.md, section 6). Like the carried
+    // sums it lives in memory only.
     int stats_latest;
     // ---- Tree of aggregators (appended; docs/DEPLOY-TREE.md, tree.h) ----
     // Nonzero: an edge. It serves devices as usual but opens each round

@@ -169,10 +169,20 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
     }
     if (c->stats_latest &&
         ((c->algo != FRI_AGG_ALS && c->algo != FRI_AGG_VBMF) || c->implicit ||
-         c->stats_forget < 1.0f || c->dp != FRI_AGG_DP_OFF ||
-         c->clip > 0.0f)) {
-        BAD("stats-latest needs explicit ALS or VBMF without stats-forget, "
-            "DP or clipping");
+         c->stats_forget < 1.0f ||
+         (c->dp != FRI_AGG_DP_OFF && c->dp != FRI_AGG_DP_CENTRAL) ||
+         (c->clip > 0.0f && c->dp == FRI_AGG_DP_OFF))) {
+        BAD("stats-latest needs explicit ALS or VBMF without stats-forget; "
+            "under it, clip is the DP contribution bound (dp central only)");
+    }
+    if (c->stats_latest && c->dp != FRI_AGG_DP_OFF &&
+        c->secagg != FRI_AGG_SECAGG_OFF) {
+        // docs/DP.md, section 6: the masked statistics are bounded by
+        // max-user-norm and max-residual, not by the DP norm, and their
+        // members add no noise shares yet.
+        BAD("dp with stats-latest needs secure-agg off (dp central on the "
+            "plain statistics; masked statistics under DP are not "
+            "implemented)");
     }
     if (c->edge || c->root_max_devices > 0) {
         // docs/DEPLOY-TREE.md: the plain path first. An edge forwards its
@@ -307,12 +317,13 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
         BAD("dp must be off, central or distributed");
     }
     if (c->dp != FRI_AGG_DP_OFF) {
-        if (c->algo != FRI_AGG_GRAD) {
-            // Each client's Gram is added to every item it rated, so the
-            // per-item sums have sensitivity ||G_u|| sqrt(|I_u|), not the
-            // clip bound; and noisy Grams make the item solves indefinite.
-            BAD("dp needs algo grad (ALS statistics are not supported "
-                "under DP, see docs/DP.md)");
+        if (c->algo != FRI_AGG_GRAD && !c->stats_latest) {
+            // Per-round statistics are re-sent whole every round, and the
+            // bound counts each Gram once per rated item: only the latest
+            // statistics (bounded deltas, noise on every round's sums) are
+            // supported under DP (docs/DP.md, section 6).
+            BAD("dp needs algo grad, or explicit als / vbmf with "
+                "stats-latest (see docs/DP.md)");
         }
         if (c->dp == FRI_AGG_DP_DISTRIBUTED &&
             c->secagg == FRI_AGG_SECAGG_OFF) {

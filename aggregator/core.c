@@ -284,6 +284,9 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
             FR_OK) {
         a->vb = NULL; // reported with the other allocations below
     }
+    if (a->vb != NULL && cfg->dp != FRI_AGG_DP_OFF) {
+        fri_vb_set_noisy(a->vb, 1);
+    }
     if (cfg->n_allow > 0) {
         a->allow = malloc(cfg->n_allow * FRI_AGG_KEYBYTES);
         if (a->allow != NULL) {

@@ -10,14 +10,67 @@
 // -dmu * sum_u E[x_u] (the Gram's last column, x = [p; 1]).
 #include "agg_int.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "carry.h"
 #include "latest.h"
 #include "linalg.h"
+#include "log.h"
 #include "mf.h"
 #include "vbmf.h"
+
+static void
+psd_view_free(const fri_agg *a, float **v)
+{
+    if (v == NULL) {
+        return;
+    }
+    for (uint32_t i = 0; i < a->cfg.n_items; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
+// Copies of the carried [Gram | h] rows with each Gram's eigenvalues
+// raised to at least d times the accumulated noise stddev
+// (d z C sqrt(rounds)): a PSD projection alone leaves positive eigenvalues
+// made of noise (up to ~2 sqrt(d) stddev), and an item's h (noise too)
+// divided by them fits the noise. The floor is a ridge of the size of the
+// noise (as in AdaSSP, Wang 2018); its factor d was chosen on a synthetic
+// validation population (docs/BENCHMARKS.md, DP on the latest statistics).
+static fr_err
+psd_view(const fri_agg *a, float ***out)
+{
+    const size_t d     = a->d;
+    const double floor = a->cfg.noise_multiplier * (double) a->cfg.clip *
+                         sqrt((double) a->dp.dp_rounds + 1.0) * (double) d;
+    float      **v    = calloc(a->cfg.n_items, sizeof(float *));
+    double      *work = malloc((2 * d * d + d) * sizeof(double));
+    if (v == NULL || work == NULL) {
+        free(v);
+        free(work);
+        return FR_ENOMEM;
+    }
+    size_t raised = 0;
+    for (uint32_t j = 0; j < a->stats.n_carried; j++) {
+        uint32_t i = a->stats.carried[j];
+        v[i]       = malloc(a->acc_len * sizeof(float));
+        if (v[i] == NULL) {
+            free(work);
+            psd_view_free(a, v);
+            return FR_ENOMEM;
+        }
+        memcpy(v[i], a->stats.carry[i], a->acc_len * sizeof(float));
+        raised += fri_psd_project_packed(v[i], d, floor, work) > 0;
+    }
+    free(work);
+    fri_agg_log(a, FR_LOG_DEBUG,
+                "msg=\"DP: noisy Grams projected to PSD\" items=%zu", raised);
+    *out = v;
+    return FR_OK;
+}
 
 fr_err
 fri_latest_solve(fri_agg *a, float mu_old, float *mu, float *bi, float *Q,
@@ -43,7 +96,13 @@ fri_latest_solve(fri_agg *a, float mu_old, float *mu, float *bi, float *Q,
     if (!(a->stats.carry_count > 0.0)) {
         return FR_OK; // nobody has reported yet: keep the model
     }
-    *mu              = (float) (a->stats.carry_sum / a->stats.carry_count);
+    double m = a->stats.carry_sum / a->stats.carry_count;
+    if (a->cfg.dp != FRI_AGG_DP_OFF) {
+        // Post-processing of noisy sums: a mean of ratings is in range.
+        m = m < a->cfg.rating_min ? a->cfg.rating_min : m;
+        m = m > a->cfg.rating_max ? a->cfg.rating_max : m;
+    }
+    *mu              = (float) m;
     const double dmu = (double) *mu - (double) mu_old;
     double       A   = 0.0; // sum of all residuals r - mu_old - b_u
     for (uint32_t j = 0; j < a->stats.n_carried; j++) {
@@ -54,22 +113,37 @@ fri_latest_solve(fri_agg *a, float mu_old, float *mu, float *bi, float *Q,
                                  dmu * s[fri_packed_index(d, r, d - 1)]);
         }
     }
+    // Under DP the running sums carry the noise of every round: the
+    // solves read a copy whose Grams are projected onto the PSD cone
+    // (post-processing; the running sums stay exact sums of the noisy
+    // releases, which the devices' deltas rely on).
+    float *const *view  = a->stats.carry;
+    float       **noisy = NULL;
+    if (a->cfg.dp != FRI_AGG_DP_OFF) {
+        rv = psd_view(a, &noisy);
+        if (rv != FR_OK) {
+            return rv;
+        }
+        view = noisy;
+    }
     if (a->vb != NULL) {
         rv = fri_vb_latest_fold(a->vb, dmu, A, a->stats.carry_count);
         if (rv == FR_OK) {
             // Already re-centred: mu_old = mu.
             size_t skipped = 0;
-            rv = fri_vb_solve(a->vb, a->stats.carry, *mu, *mu,
-                              a->stats.carry_count, bi, Q, &skipped);
+            rv = fri_vb_solve(a->vb, view, *mu, *mu, a->stats.carry_count,
+                              bi, Q, &skipped);
             atomic_fetch_add(&a->ctr.items_skipped, skipped);
         }
+        psd_view_free(a, noisy);
         return rv;
     }
     for (uint32_t j = 0; j < a->stats.n_carried && rv == FR_OK; j++) {
         uint32_t i = a->stats.carried[j];
-        rv = fri_mf_item_solve(Q + (size_t) i * k, &bi[i], a->stats.carry[i],
-                               a->stats.carry[i] + gl, k, a->cfg.reg,
-                               a->cfg.reg_bias, a->cfg.weighted, work, wl);
+        rv = fri_mf_item_solve(Q + (size_t) i * k, &bi[i], view[i],
+                               view[i] + gl, k, a->cfg.reg, a->cfg.reg_bias,
+                               a->cfg.weighted, work, wl);
     }
+    psd_view_free(a, noisy);
     return rv;
 }

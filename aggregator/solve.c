@@ -153,6 +153,87 @@ dp_grad_step(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
     return rv;
 }
 
+// DP on the latest statistics (central): the round's released sums are
+// every item's [Gram | h] (all n_items rows, so the noisy set does not
+// reveal which items the cohort rated), the VBMF global block and the
+// rating sum and count, each with N(0, (z C)^2) added; the tail values
+// (squared residuals, user count, sum, count) are noised in units of
+// FRI_DP_STATS_TAIL_SCALE, as the contribution bound measures them
+// (docs/DP.md, section 6). The noisy sums replace the round's, so the
+// running sums are a post-processing of the noisy releases.
+static fr_err
+dp_latest_noise(fri_agg *a, uint64_t round)
+{
+    const size_t w   = a->acc_len;
+    const size_t ni  = a->cfg.n_items;
+    const size_t nvb = a->vb != NULL ? fri_vb_glob_len(a->cfg.k) : 0;
+    const size_t n   = ni * w + nvb + 2;
+    const size_t ne  = nvb + 2; // the ext block of fri_dp_stats_norm2
+    float       *v   = calloc(n, sizeof(float));
+    double      *g   = malloc((nvb > 0 ? nvb : 1) * sizeof(double));
+    if (v == NULL || g == NULL) {
+        free(v);
+        free(g);
+        return FR_ENOMEM;
+    }
+    for (uint32_t j = 0; j < a->sums.n_touched; j++) {
+        uint32_t i = a->sums.touched[j];
+        memcpy(v + (size_t) i * w, a->sums.accf[i], w * sizeof(float));
+    }
+    if (nvb > 0) {
+        fri_vb_acc_get(a->vb, g);
+        for (size_t t = 0; t < nvb; t++) {
+            v[ni * w + t] = (float) g[t];
+        }
+    }
+    v[n - 2] = (float) a->sums.sum_ratings;
+    v[n - 1] = (float) a->sums.count;
+    // The scale is a power of two: exact both ways.
+    const float ts = (float) FRI_DP_STATS_TAIL_SCALE;
+    for (size_t t = 0; t < ne; t++) {
+        if (fri_dp_stats_tail(t, ne, nvb > 0)) {
+            v[n - ne + t] *= ts;
+        }
+    }
+    fr_err rv = dp_noise(a, round, v, n);
+    for (size_t t = 0; t < ne; t++) {
+        if (fri_dp_stats_tail(t, ne, nvb > 0)) {
+            v[n - ne + t] /= ts;
+        }
+    }
+    if (rv == FR_OK && a->dp.dp_hook != NULL) {
+        a->dp.dp_hook(a->dp.dp_hook_ctx, v, n);
+    }
+    for (size_t i = 0; i < ni && rv == FR_OK; i++) {
+        if (a->sums.accf[i] == NULL) {
+            a->sums.accf[i] = malloc(w * sizeof(float));
+            if (a->sums.accf[i] == NULL) {
+                rv = FR_ENOMEM;
+                break;
+            }
+            if (a->sums.acc[i] == NULL) {
+                a->sums.touched[a->sums.n_touched++] = (uint32_t) i;
+            }
+        }
+        memcpy(a->sums.accf[i], v + i * w, w * sizeof(float));
+    }
+    if (rv == FR_OK) {
+        if (nvb > 0) {
+            for (size_t t = 0; t < nvb; t++) {
+                g[t] = v[ni * w + t];
+            }
+            fri_vb_acc_reset(a->vb);
+            fri_vb_acc_add_d(a->vb, g);
+        }
+        a->sums.sum_ratings = v[n - 2];
+        a->sums.count       = v[n - 1];
+    }
+    sodium_memzero(v, n * sizeof(float));
+    free(v);
+    free(g);
+    return rv;
+}
+
 // Partial participation (cfg.stats_forget = f < 1): folds this round's
 // item sums into the carried ones, S = (1 - f) S + round sums, sets mu from
 // the carried rating sum and count, and re-centres every carried h on it
@@ -259,10 +340,27 @@ fri_agg_solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
         free(h);
         return FR_ENOMEM;
     }
-    float mu_old = *mu;
-    if (!a->cfg.implicit && a->sums.count > 0 && a->cfg.dp == FRI_AGG_DP_OFF) {
-        // (Under DP, mu comes from the noised sum and count instead.)
-        *mu = (float) (a->sums.sum_ratings / a->sums.count);
+    float     mu_old    = *mu;
+    const int dp_latest = a->cfg.dp != FRI_AGG_DP_OFF && a->cfg.stats_latest;
+    if (dp_latest) {
+        rv = dp_latest_noise(a, round);
+        if (rv != FR_OK) {
+            free(work);
+            free(h);
+            return rv;
+        }
+    }
+    if (!a->cfg.implicit && a->sums.count > 0 &&
+        (a->cfg.dp == FRI_AGG_DP_OFF || dp_latest)) {
+        // (Under DP-FedAvg, mu comes from the noised sum and count in the
+        // gradient step; on the latest statistics the sums are noised.)
+        double m = a->sums.sum_ratings / a->sums.count;
+        if (dp_latest) {
+            // A noisy ratio may leave the rating range.
+            m = m < a->cfg.rating_min ? a->cfg.rating_min : m;
+            m = m > a->cfg.rating_max ? a->cfg.rating_max : m;
+        }
+        *mu = (float) m;
     }
     // The first explicit-ALS round is a census: the initial model has no
     // global mean, so the users' biases absorbed it and item biases solved

@@ -21,6 +21,7 @@ struct fri_vb {
     // Accumulated global block (under the aggregator's accumulator lock).
     double *sx, *sxx;
     double  sq, n_users;
+    int     noisy; // DP: the sums carry Gaussian noise
     // Latest-statistics mode: the running global block (every device's
     // latest), kept apart from the round sums above (closer only).
     double *lsx, *lsxx;
@@ -299,6 +300,51 @@ item_sse(const float *G, const float *h, const float *q, float b,
     return s;
 }
 
+void
+fri_vb_set_noisy(fri_vb *v, int noisy)
+{
+    v->noisy = noisy != 0;
+}
+
+// DP post-processing of the (noisy) global sums the solve reads: at least
+// one user, a PSD user scatter, non-negative squared residuals.
+static fr_err
+denoise_glob(fri_vb *v, double n_ratings)
+{
+    const size_t d = v->d, P = v->P;
+    if (!(v->n_users >= 1.0)) {
+        v->n_users = 1.0;
+    }
+    float  *S    = malloc(P * sizeof(float));
+    double *work = malloc((2 * d * d + d) * sizeof(double));
+    if (S == NULL || work == NULL) {
+        free(S);
+        free(work);
+        return FR_ENOMEM;
+    }
+    for (size_t a = 0; a < d; a++) {
+        for (size_t b = a; b < d; b++) {
+            size_t t = fri_packed_index(d, a, b);
+            S[t] = (float)(v->sxx[t] - v->sx[a] * v->sx[b] / v->n_users);
+        }
+    }
+    if (fri_psd_project_packed(S, d, 0.0, work) > 0) {
+        for (size_t a = 0; a < d; a++) {
+            for (size_t b = a; b < d; b++) {
+                size_t t = fri_packed_index(d, a, b);
+                v->sxx[t] = S[t] + v->sx[a] * v->sx[b] / v->n_users;
+            }
+        }
+    }
+    free(S);
+    free(work);
+    // Squared residuals: at least a tiny fraction of the rating count.
+    if (!(v->sq >= 1e-3 * n_ratings)) {
+        v->sq = 1e-3 * n_ratings;
+    }
+    return FR_OK;
+}
+
 fr_err
 fri_vb_solve(fri_vb *v, float *const *acc, float mu, float mu_old,
     double n_ratings, float *bi, float *Q, size_t *skipped)
@@ -327,6 +373,9 @@ fri_vb_solve(fri_vb *v, float *const *acc, float mu, float mu_old,
         e = FR_ENOMEM;
     }
     // Items, under the previous item prior and beta.
+    if (e == FR_OK && v->noisy) {
+        e = denoise_glob(v, n_ratings);
+    }
     fri_bpmf_prior iprior = { v->d, v->imean, v->iprec };
     const float    dmu    = mu - mu_old;
     for (size_t i = 0; i < ni && e == FR_OK; i++) {
@@ -384,6 +433,12 @@ fri_vb_solve(fri_vb *v, float *const *acc, float mu, float mu_old,
         esse += item_sse(acc[i], h, Q + i * k, bi[i], nvar + i * d, d);
     }
     float beta = v->beta;
+    if (e == FR_OK && v->noisy && !(esse >= 0.5 * v->sq)) {
+        // Noisy item terms: items fitted to the noise of their h would
+        // "explain" it; the item effects may explain at most half of the
+        // squared residuals around the user biases.
+        esse = 0.5 * v->sq;
+    }
     if (e == FR_OK) {
         beta = (float)(n_ratings / esse);
         if (!(beta > 0.0f) || !isfinite(beta)) {

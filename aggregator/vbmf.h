@@ -48,6 +48,11 @@ int fri_vb_glob_delta_ok(const fri_vb *v, const float *glob, size_t len);
 // their count) and makes the running block the one fri_vb_solve uses.
 fr_err fri_vb_latest_fold(fri_vb *v, double dmu, double A, double N);
 
+// Under DP the global sums are noisy: fri_vb_solve then reads them as a
+// post-processing (user count >= 1, the user scatter sum_xx - sx sx^T / n
+// projected to PSD, the squared residuals and E[SSE] kept positive).
+void fri_vb_set_noisy(fri_vb *v, int noisy);
+
 // One sweep's server half (the exclusive closer): acc[i] is item i's
 // summed [Gram (P) | h (d)] or NULL if nobody rated it; h was computed by
 // clients with mu_old and is re-centred on mu. Steps every item (bi, Q

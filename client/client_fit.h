@@ -66,6 +66,15 @@ fr_err fri_client_vb_update(fr_client *c, const fri_fit_task *t,
 struct fri_stats_last;
 fr_err fri_client_stats_delta(fr_client *c, fri_update_buf *u, float mu,
                               int vb, struct fri_stats_last **old);
+// The same with a contribution bound (the task's clip > 0, plain updates
+// only): the contribution is scaled so its statistics norm
+// (fri_dp_stats_norm2) is <= clip, then the delta that u becomes is
+// bounded by clip as well, and the pending contribution is what the
+// aggregator will hold after adding it (the last one plus the bounded
+// delta, a point between old and new: still within clip). One report thus
+// changes the released sums by at most clip (docs/DP.md, section 6).
+fr_err fri_client_stats_delta_dp(fr_client *c, fri_update_buf *u, float mu,
+                                 int vb, float clip);
 // The pending contribution was acknowledged: it becomes the last one.
 void fri_client_stats_commit(fr_client *c);
 // A masked pending contribution whose outcome the device never learnt:

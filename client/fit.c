@@ -177,7 +177,10 @@ fri_client_compute_update(fr_client *c, const fri_fit_task *t,
     if (t->algo == FRI_FIT_VBMF) {
         fr_err ve = fri_client_vb_update(c, t, u); // fit_vbmf.c
         if (ve == FR_OK && t->stats_delta) {
-            ve = fri_client_stats_delta(c, u, c->model->mu, 1, NULL);
+            ve = t->clip > 0.0f ? fri_client_stats_delta_dp(
+                                      c, u, c->model->mu, 1, t->clip)
+                                : fri_client_stats_delta(c, u, c->model->mu,
+                                                         1, NULL);
             if (ve != FR_OK) {
                 fri_update_buf_free(c, u);
             }
@@ -285,7 +288,12 @@ fri_client_compute_update(fr_client *c, const fri_fit_task *t,
                             (int) t->algo);
         }
     }
-    if (t->clip > 0.0f && stats) {
+    const int bounded = t->stats_delta && t->algo == FRI_FIT_ALS &&
+                        t->clip > 0.0f;
+    if (bounded) {
+        // Latest statistics: the contribution and its delta are bounded
+        // below (fri_client_stats_delta_dp).
+    } else if (t->clip > 0.0f && stats) {
         // The sensitivity bound is on the whole update: the rows and the
         // statistics vector together.
         float *blocks[2] = {u->extra, u->rows};
@@ -303,7 +311,8 @@ fri_client_compute_update(fr_client *c, const fri_fit_task *t,
         (void) fri_dp_clip_l2(u->rows, n * width, half, NULL);
     }
     if (t->stats_delta && t->algo == FRI_FIT_ALS) {
-        err = fri_client_stats_delta(c, u, m->mu, 0, NULL);
+        err = bounded ? fri_client_stats_delta_dp(c, u, m->mu, 0, t->clip)
+                      : fri_client_stats_delta(c, u, m->mu, 0, NULL);
         if (err != FR_OK) {
             fri_update_buf_free(c, u);
             return err;

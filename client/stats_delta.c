@@ -9,10 +9,12 @@
 // VBMF likewise), so the device re-centres its stored contribution the
 // same way before subtracting it: what it subtracts is exactly what the
 // aggregator holds for it.
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "client_fit.h"
+#include "dp.h"
 #include "linalg.h"
 
 #include <sodium.h>
@@ -229,6 +231,85 @@ fri_client_stats_delta(fr_client *c, fri_update_buf *u, float mu, int vb,
     sodium_memzero(eo, u->n_extra * sizeof(float));
     free(ro);
     free(eo);
+    return FR_OK;
+}
+
+static double
+dp_norm2(const fri_update_buf *u, size_t P, int vb)
+{
+    return fri_dp_stats_norm2(u->extra, P, u->n_rows, u->rows,
+                              (size_t) u->n_rows * u->width, u->extra + P,
+                              u->n_extra - P, vb);
+}
+
+fr_err
+fri_client_stats_delta_dp(fr_client *c, fri_update_buf *u, float mu, int vb,
+                          float clip)
+{
+    const size_t d = u->width, P = fri_packed_len(d);
+    if (!(clip > 0.0f) || !isfinite(clip) || d == 0 ||
+        u->n_extra < P + (vb ? 4u : 2u)) {
+        return fri_client_fail(c, FR_EINVAL,
+                               "bounded statistics need clip > 0 and the "
+                               "statistics layout");
+    }
+    // The contribution itself within the bound: every stored one, hence
+    // every retraction, then is too.
+    float f0 = fri_dp_stats_clip(u->extra, P, u->n_rows, u->rows,
+                                 (size_t) u->n_rows * d, u->extra + P,
+                                 u->n_extra - P, vb, clip, NULL);
+    if (f0 == 0.0f) {
+        return fri_client_fail(c, FR_EINVAL,
+                               "statistics not finite: nothing sent");
+    }
+    fr_err rv = fri_client_stats_delta(c, u, mu, vb, NULL);
+    if (rv != FR_OK || c->pending == NULL) {
+        return rv; // census round: the bounded contribution goes whole
+    }
+    double n2 = dp_norm2(u, P, vb);
+    float  f  = 1.0f;
+    if (!(n2 <= (double) clip * (double) clip)) {
+        f = fri_dp_stats_clip(u->extra, P, u->n_rows, u->rows,
+                              (size_t) u->n_rows * d, u->extra + P,
+                              u->n_extra - P, vb, clip, NULL);
+        if (f == 0.0f) {
+            return fri_client_fail(c, FR_EINVAL,
+                                   "statistics delta not finite");
+        }
+    }
+    if (f == 1.0f) {
+        return FR_OK;
+    }
+    // u now holds f * delta; the aggregator will hold old + f * delta =
+    // new - (1 - f) delta = new - ((1 - f) / f) u.
+    const double g = (1.0 - (double) f) / (double) f;
+    fri_stats_last *p = c->pending;
+    if (p->n == 0 && u->n_rows > 0) {
+        // A retraction (rated items changed): the aggregator keeps
+        // (1 - f) of the old contribution, which the next report retracts.
+        fri_stats_last *r = snapshot(u, mu);
+        if (r == NULL) {
+            return fri_client_fail(c, FR_ENOMEM, "out of memory (statistics)");
+        }
+        for (size_t t = 0; t < (size_t) r->n * d; t++) {
+            r->rows[t] = (float) (-g * (double) r->rows[t]);
+        }
+        for (size_t t = 0; t < r->n_extra; t++) {
+            r->extra[t] = (float) (-g * (double) r->extra[t]);
+        }
+        fri_stats_last_free(c->pending);
+        c->pending = r;
+        return FR_OK;
+    }
+    if (p->n != u->n_rows || p->n_extra != u->n_extra) {
+        return fri_client_fail(c, FR_EINTERNAL, "statistics delta layout");
+    }
+    for (size_t t = 0; t < (size_t) p->n * d; t++) {
+        p->rows[t] = (float) ((double) p->rows[t] - g * (double) u->rows[t]);
+    }
+    for (size_t t = 0; t < p->n_extra; t++) {
+        p->extra[t] = (float) ((double) p->extra[t] - g * (double) u->extra[t]);
+    }
     return FR_OK;
 }
 

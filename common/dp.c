@@ -126,6 +126,63 @@ fri_dp_clip_l2_rows(float *const *rows, const size_t *lens, size_t n_rows,
     return f;
 }
 
+int
+fri_dp_stats_tail(size_t t, size_t n_ext, int vb)
+{
+    if (t >= n_ext || n_ext < (vb ? 4u : 2u)) {
+        return 0;
+    }
+    // ALS: [sum | count]; VBMF: [... | sq | 1 | sum | count] (the user
+    // count stays unscaled: one per device).
+    return t + 2 >= n_ext || (vb && t + 4 == n_ext);
+}
+
+double
+fri_dp_stats_norm2(const float *gram, size_t gl, size_t n_rows,
+                   const float *rows, size_t rows_len, const float *ext,
+                   size_t n_ext, int vb)
+{
+    if ((gl > 0 && gram == NULL) || (rows_len > 0 && rows == NULL) ||
+        (n_ext > 0 && ext == NULL)) {
+        return INFINITY;
+    }
+    const double ts = FRI_DP_STATS_TAIL_SCALE;
+    double       s = (double) n_rows * sumsq(gram, gl) + sumsq(rows, rows_len);
+    for (size_t t = 0; t < n_ext; t++) {
+        double v = ext[t];
+        if (fri_dp_stats_tail(t, n_ext, vb)) {
+            v *= ts;
+        }
+        s += v * v;
+    }
+    return isfinite(s) ? s : INFINITY;
+}
+
+float
+fri_dp_stats_clip(float *gram, size_t gl, size_t n_rows, float *rows,
+                  size_t rows_len, float *ext, size_t n_ext, int vb,
+                  float clip, float *norm_before)
+{
+    if (norm_before) {
+        *norm_before = 0.0f;
+    }
+    double s = fri_dp_stats_norm2(gram, gl, n_rows, rows, rows_len, ext, n_ext,
+                                  vb);
+    float  f = factor_of_sumsq(s, clip, norm_before);
+    if (f != 1.0f) {
+        if (gl > 0 && gram != NULL) {
+            scale(gram, gl, f);
+        }
+        if (rows_len > 0 && rows != NULL) {
+            scale(rows, rows_len, f);
+        }
+        if (n_ext > 0 && ext != NULL) {
+            scale(ext, n_ext, f);
+        }
+    }
+    return f;
+}
+
 float
 fri_dp_clip_l2_strided(float *data, size_t rows, size_t cols, size_t stride,
                        float clip, float *norm_before)

@@ -40,6 +40,39 @@ float fri_dp_clip_l2_rows(float *const *rows, const size_t *lens,
 float fri_dp_clip_l2_strided(float *data, size_t rows, size_t cols,
                              size_t stride, float clip, float *norm_before);
 
+// ------------------------------------------------- statistics contributions
+//
+// A device's contribution to the item statistics (ALS, VBMF): its packed
+// Gram `gram` (gl values) is added to each of its n_rows rated items, its
+// rows (rows_len values) once each, and the block `ext` (n_ext values) once:
+// ALS [rating sum | count], VBMF [E[u] (d) | E[u u^T] (P) | squared
+// residuals | 1 | rating sum | count]. The L2 norm of what the device adds
+// to the released sums is therefore
+//   n_rows ||gram||^2 + ||rows||^2 + ||ext||^2,
+// with the ext values that grow with the number of ratings (squared
+// residuals, rating sum and count: fri_dp_stats_tail) measured in units
+// of 1 / FRI_DP_STATS_TAIL_SCALE: the released sums carry them multiplied
+// by the scale, so their noise is the common stddev divided by it
+// (docs/DP.md, section 6).
+#define FRI_DP_STATS_TAIL_SCALE 0.0625
+
+// Whether ext[t] (of n_ext) is a tail value; vb: the VBMF layout.
+int fri_dp_stats_tail(size_t t, size_t n_ext, int vb);
+
+// That squared norm (+inf if any value is not finite or a pointer is
+// missing).
+double fri_dp_stats_norm2(const float *gram, size_t gl, size_t n_rows,
+                          const float *rows, size_t rows_len,
+                          const float *ext, size_t n_ext, int vb);
+
+// Scales gram, rows and ext together so that the norm above is <= clip
+// (one factor: a smaller weight on every rating of the device, so the
+// statistics stay those of a weighted least squares). Returns the factor;
+// non-finite input or a bad clip zeroes everything and returns 0.
+float fri_dp_stats_clip(float *gram, size_t gl, size_t n_rows, float *rows,
+                        size_t rows_len, float *ext, size_t n_ext, int vb,
+                        float clip, float *norm_before);
+
 // ------------------------------------------------------------------- noise
 
 #define FRI_DP_SEEDBYTES 32

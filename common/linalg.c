@@ -100,3 +100,81 @@ fri_chol_solve(float *A, float *b, size_t d)
     }
     return FR_OK;
 }
+
+size_t
+fri_psd_project_packed(float *G, size_t d, double floor, double *work)
+{
+    double *A = work, *V = work + d * d, *lam = work + 2 * d * d;
+    for (size_t a = 0; a < d; a++) {
+        for (size_t b = a; b < d; b++) {
+            double v = G[fri_packed_index(d, a, b)];
+            if (!isfinite(v)) {
+                return 0;
+            }
+            A[a * d + b] = A[b * d + a] = v;
+        }
+        for (size_t b = 0; b < d; b++) {
+            V[a * d + b] = a == b ? 1.0 : 0.0;
+        }
+    }
+    for (int sweep = 0; sweep < 60; sweep++) {
+        double off = 0.0, diag = 0.0;
+        for (size_t a = 0; a < d; a++) {
+            diag += A[a * d + a] * A[a * d + a];
+            for (size_t b = a + 1; b < d; b++) {
+                off += A[a * d + b] * A[a * d + b];
+            }
+        }
+        if (off <= 1e-24 * (diag + 1e-300)) {
+            break;
+        }
+        for (size_t p = 0; p < d; p++) {
+            for (size_t q = p + 1; q < d; q++) {
+                double apq = A[p * d + q];
+                if (apq == 0.0) {
+                    continue;
+                }
+                double theta = (A[q * d + q] - A[p * d + p]) / (2.0 * apq);
+                double t     = (theta >= 0.0 ? 1.0 : -1.0) /
+                           (fabs(theta) + sqrt(theta * theta + 1.0));
+                double c = 1.0 / sqrt(t * t + 1.0), s = t * c;
+                for (size_t r = 0; r < d; r++) {
+                    double arp = A[r * d + p], arq = A[r * d + q];
+                    A[r * d + p] = c * arp - s * arq;
+                    A[r * d + q] = s * arp + c * arq;
+                }
+                for (size_t r = 0; r < d; r++) {
+                    double apr = A[p * d + r], aqr = A[q * d + r];
+                    A[p * d + r] = c * apr - s * aqr;
+                    A[q * d + r] = s * apr + c * aqr;
+                }
+                for (size_t r = 0; r < d; r++) {
+                    double vrp = V[r * d + p], vrq = V[r * d + q];
+                    V[r * d + p] = c * vrp - s * vrq;
+                    V[r * d + q] = s * vrp + c * vrq;
+                }
+            }
+        }
+    }
+    size_t raised = 0;
+    for (size_t a = 0; a < d; a++) {
+        lam[a] = A[a * d + a];
+        if (lam[a] < floor) {
+            lam[a] = floor;
+            raised++;
+        }
+    }
+    if (raised == 0) {
+        return 0;
+    }
+    for (size_t a = 0; a < d; a++) {
+        for (size_t b = a; b < d; b++) {
+            double v = 0.0;
+            for (size_t e = 0; e < d; e++) {
+                v += V[a * d + e] * lam[e] * V[b * d + e];
+            }
+            G[fri_packed_index(d, a, b)] = (float) v;
+        }
+    }
+    return raised;
+}

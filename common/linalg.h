@@ -58,4 +58,11 @@ void fri_packed_unpack(float *full, const float *packed, size_t d);
 // large, FR_EINTERNAL if A is not numerically positive definite.
 FR_NODISCARD fr_err fri_chol_solve(float *A, float *b, size_t d);
 
+// Replaces the symmetric matrix held as a packed upper triangle G (d x d)
+// by its nearest positive semidefinite matrix in Frobenius norm: the
+// eigenvalues below `floor` are raised to it (cyclic Jacobi in double).
+// work holds 2 d^2 + d doubles. Returns how many eigenvalues were raised;
+// a non-finite G is left as it is (returns 0).
+size_t fri_psd_project_packed(float *G, size_t d, double floor, double *work);
+
 #endif

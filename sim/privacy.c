@@ -54,13 +54,17 @@ static const char privacy_usage[] =
     "                        no --algo (VBMF latest statistics, private by\n"
     "                        default; not with poisoning, --clip, --dp or\n"
     "                        --pseudo-items), off otherwise\n"
-    "  --clip C              L2 bound of each client's update (0: none)\n"
+    "  --clip C              L2 bound of each client's update (0: none);\n"
+    "                        with --dp on the latest statistics, the bound\n"
+    "                        of each report's statistics (docs/DP.md 7)\n"
     "  --dp off|central|distributed\n"
     "                        DP-FedAvg: the aggregator noises the sum\n"
     "                        (central) or each member adds a noise share\n"
     "                        under --secure-agg (distributed); population =\n"
     "                        the simulated users; noise seeded by --seed\n"
-    "                        (reproducible, hence NOT private)\n"
+    "                        (reproducible, hence NOT private). The default\n"
+    "                        VBMF (latest statistics, partial cohorts) takes\n"
+    "                        --dp central with --secure-agg off\n"
     "  --noise-multiplier Z  noise stddev in units of --clip (dp only)\n"
     "  --dp-delta D          delta of the reported epsilon (1e-5)\n"
     "  --pseudo-items RHO    each client adds RHO fake rows per real one\n"
@@ -209,9 +213,21 @@ fri_sim_privacy_check(const fri_sim_config *c, char *err, size_t err_cap)
           "opens, and a buffer fills with whoever arrives");
     CHECK(c->buffer > 0 || c->max_staleness == 4,
           "--max-staleness needs --buffer K");
-    CHECK(p->dp == 0 || c->algo == FRI_SIM_GRAD,
-          "--dp needs --algo grad (ALS statistics are not supported under "
-          "DP, docs/DP.md)");
+    CHECK(p->dp == 0 || c->algo == FRI_SIM_GRAD ||
+              (c->algo == FRI_SIM_ALS && !c->implicit &&
+               c->stats_latest == 1) ||
+              (c->algo == FRI_SIM_VBMF &&
+               (c->stats_latest == 1 ||
+                (c->algo_auto && c->stats_latest != 0))),
+          "--dp needs --algo grad, or the latest statistics (the default "
+          "VBMF with partial cohorts, or --algo als|vbmf --stats-latest 1; "
+          "docs/DP.md)");
+    CHECK(p->dp != 2 || c->algo == FRI_SIM_GRAD,
+          "--dp distributed needs --algo grad (on the statistics path only "
+          "--dp central with --secure-agg off is implemented)");
+    CHECK(p->dp == 0 || c->algo == FRI_SIM_GRAD || p->secagg == 0,
+          "--dp on the statistics path needs --secure-agg off (--dp "
+          "central; masked statistics under DP are not implemented)");
     CHECK(p->dp == 0 || p->clip > 0.0f,
           "--dp needs --clip > 0 (the L2 sensitivity of an update)");
     CHECK(p->dp == 0 || p->noise_multiplier > 0.0,
@@ -232,8 +248,9 @@ fri_sim_privacy_check(const fri_sim_config *c, char *err, size_t err_cap)
           "with every algorithm)");
     CHECK(p->attack == 0 || !c->implicit,
           "--attack needs explicit ratings");
-    CHECK(p->clip == 0.0f || c->algo != FRI_SIM_VBMF,
-          "--clip needs --algo als or grad");
+    CHECK(p->clip == 0.0f || c->algo != FRI_SIM_VBMF || p->dp != 0,
+          "--clip needs --algo als or grad (with VBMF it is the --dp "
+          "contribution bound)");
     return FR_OK;
 }
 

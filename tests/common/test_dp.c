@@ -591,3 +591,68 @@ Test(common_dp, discrete_gaussian_known_answers_on_every_target)
         }
     }
 }
+
+// ---- statistics contributions (docs/DP.md, section 6) ----------------------
+
+// The Gram counts once per rated item, the tail (sq, sum, count; not the
+// user count) at FRI_DP_STATS_TAIL_SCALE.
+Test(common_dp, stats_norm_counts_the_gram_per_item_and_scales_the_tail)
+{
+    float gram[3] = {3.0f, 0.0f, 4.0f}; // ||gram|| = 5
+    float rows[2] = {1.0f, 2.0f};
+    // VBMF ext: [E[u] (2) | ... | sq | 1 | sum | count]
+    float  ext[6] = {0.0f, 0.0f, 16.0f, 1.0f, 32.0f, 48.0f};
+    double n2     = fri_dp_stats_norm2(gram, 3, 4, rows, 2, ext, 6, 1);
+    // 4 * 25 + 5 + (1 + 4 + 9) * 1 (scaled tail) + 1 (user count)
+    cr_assert_float_eq(n2, 100.0 + 5.0 + 14.0 + 1.0, 1e-9, "%f", n2);
+    cr_assert(fri_dp_stats_tail(2, 6, 1) && !fri_dp_stats_tail(3, 6, 1) &&
+              fri_dp_stats_tail(5, 6, 1) && !fri_dp_stats_tail(1, 6, 1));
+    // ALS ext: [sum | count], both tail.
+    float als[2] = {16.0f, 16.0f};
+    cr_assert_float_eq(fri_dp_stats_norm2(NULL, 0, 0, NULL, 0, als, 2, 0),
+                       2.0, 1e-12);
+    float bad[2] = {NAN, 1.0f};
+    cr_assert(isinf(fri_dp_stats_norm2(NULL, 0, 0, NULL, 0, bad, 2, 0)));
+}
+
+// Worst case: a heavy device (many items, huge values) ends within the
+// bound after one clip, scaled by one factor; non-finite input is zeroed.
+Test(common_dp, stats_clip_bounds_the_worst_case)
+{
+    enum { GL = 66, N = 5000, D = 11, NE = 11 + 66 + 4 };
+    static float gram[GL], rows[N * D], ext[NE];
+    for (size_t t = 0; t < GL; t++) {
+        gram[t] = 1e6f;
+    }
+    for (size_t t = 0; t < (size_t) N * D; t++) {
+        rows[t] = (t % 2 ? -1.0f : 1.0f) * 3e5f;
+    }
+    for (size_t t = 0; t < NE; t++) {
+        ext[t] = 1e7f;
+    }
+    const float g0 = gram[0], r0 = rows[0], e0 = ext[0];
+    float       before = 0.0f;
+    float f = fri_dp_stats_clip(gram, GL, N, rows, (size_t) N * D, ext, NE, 1,
+                                2.5f, &before);
+    cr_assert(f > 0.0f && f < 1e-6f, "factor %g", (double) f);
+    cr_assert(before > 1e8f, "norm before %g", (double) before);
+    double after = sqrt(fri_dp_stats_norm2(gram, GL, N, rows, (size_t) N * D,
+                                           ext, NE, 1));
+    cr_assert(after <= 2.5, "norm after %.9f", after);
+    cr_assert(after > 2.5 * (1.0 - 1e-5), "norm after %.9f", after);
+    cr_assert_float_eq(gram[0], g0 * f, 1e-6 * fabs(g0 * f));
+    cr_assert_float_eq(rows[0], r0 * f, 1e-6 * fabs(r0 * f));
+    cr_assert_float_eq(ext[0], e0 * f, 1e-6 * fabs(e0 * f));
+    // Within the bound: untouched.
+    float small[2] = {0.1f, 0.2f};
+    cr_assert_eq(fri_dp_stats_clip(NULL, 0, 0, NULL, 0, small, 2, 0, 1.0f,
+                                   NULL),
+                 1.0f);
+    cr_assert_eq(small[0], 0.1f);
+    rows[7] = INFINITY;
+    cr_assert_eq(fri_dp_stats_clip(gram, GL, N, rows, (size_t) N * D, ext, NE,
+                                   1, 2.5f, NULL),
+                 0.0f);
+    cr_assert_eq(gram[0], 0.0f);
+    cr_assert_eq(rows[7], 0.0f);
+}

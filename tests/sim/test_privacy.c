@@ -371,3 +371,29 @@ Test(sim_privacy, evaluation_visits_leave_secure_rounds_and_epsilon_alone)
     free(a);
     free(b);
 }
+
+// DP on the latest statistics (docs/DP.md section 7): the default
+// algorithm with partial cohorts takes --dp central on plain aggregation;
+// masked statistics and distributed noise on them are refused clearly.
+Test(sim_privacy, dp_on_the_default_algorithm)
+{
+    cr_assert_eq(exit_code("--fraction 0.2 --secure-agg off --dp central "
+                           "--clip 5 --noise-multiplier 1"),
+                 0);
+    cr_assert_eq(exit_code("--algo vbmf --stats-latest 1 --fraction 0.2 "
+                           "--secure-agg off --dp central --clip 5 "
+                           "--noise-multiplier 1"),
+                 0);
+    static const char *const bad[] = {
+        "--fraction 0.2 --secure-agg full --dp central --clip 5 "
+        "--noise-multiplier 1",
+        "--fraction 0.2 --secure-agg full --dp distributed --clip 5 "
+        "--noise-multiplier 1",
+        "--algo vbmf --stats-latest 0 --dp central --clip 5 "
+        "--noise-multiplier 1",
+        "--algo vbmf --stats-latest 1 --fraction 0.2 --clip 5",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_eq(exit_code(bad[i]), 2, "%s", bad[i]);
+    }
+}
