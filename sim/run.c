@@ -118,6 +118,8 @@ struct sim_state {
     void                 *hook_ctx;
     fri_sim_device_hook   dev_fn; // the device-update hook
     void                 *dev_ctx;
+    fri_sim_sum_hook      sum_fn; // the sum hook
+    void                 *sum_ctx;
     atomic_int            hook_failed;
     uint32_t              hook_round;
     char                  hook_err[16]; // the round it stopped, as text
@@ -1533,6 +1535,34 @@ fri_sim_runner_set_update_hook(fri_sim_runner *rn, fri_sim_update_hook fn,
     st->hook_fn = fn;
     st->hook_ctx = ctx;
     fri_agg_set_update_hook(st->agg, dispatch_update, st);
+    return FR_OK;
+}
+
+// The aggregator's sum hook, on the thread closing the round.
+static void
+dispatch_sum(void *ctx, fri_agg_sum_view *v)
+{
+    sim_state *st = ctx;
+    if (st->sum_fn == NULL || atomic_load(&st->hook_failed)) {
+        return;
+    }
+    if (st->sum_fn(st->sum_ctx, st->hook_round, v) != 0) {
+        if (!atomic_exchange(&st->hook_failed, 1)) {
+            snprintf(st->hook_err, sizeof(st->hook_err), "%u",
+                     st->hook_round);
+        }
+    }
+}
+
+fr_err
+fri_sim_runner_set_sum_hook(fri_sim_runner *rn, fri_sim_sum_hook fn,
+                            void *ctx)
+{
+    // Between rounds: no round is closing.
+    rn->st.sum_fn  = fn;
+    rn->st.sum_ctx = ctx;
+    fri_agg_set_sum_hook(rn->st.agg, fn != NULL ? dispatch_sum : NULL,
+                         &rn->st);
     return FR_OK;
 }
 

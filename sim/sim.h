@@ -375,6 +375,16 @@ FR_NODISCARD fr_err fri_sim_runner_set_update_hook(fri_sim_runner *rn,
                                                    fri_sim_update_hook fn,
                                                    void *ctx, char *err,
                                                    size_t err_cap);
+// The sum hook: the round and the aggregator's sums before the step
+// (fri_agg_set_sum_hook), which it may change; non-zero stops the run as
+// the update hook does. Plain and secure rounds alike. Between steps
+// only; NULL removes it.
+struct fri_agg_sum_view;
+typedef int (*fri_sim_sum_hook)(void *ctx, uint32_t round,
+                                struct fri_agg_sum_view *v);
+FR_NODISCARD fr_err fri_sim_runner_set_sum_hook(fri_sim_runner *rn,
+                                                fri_sim_sum_hook fn,
+                                                void *ctx);
 
 // Centralized reference on the same split with the same hyperparameters
 // (fri_train_als or fri_train_ials for c->rounds epochs), evaluated like the
