@@ -278,6 +278,75 @@ class Hooks(unittest.TestCase):
         self.assertIsInstance(cm.exception.__cause__, RuntimeError)
         sim.close()
 
+    def test_sum_hook(self):
+        """The sums before the step: the updates' totals (cross-checked
+        with the update hook), a defence that changes them changes the
+        model, a raise stops the run, and under secure aggregation the
+        unmasked sum equals the plain sum of the same clipped updates."""
+        up, seen = {}, {}
+
+        def on_update(u):
+            t = up.setdefault(u.round, [0.0, 0.0])
+            t[0] += float(u.rows.astype(np.float64).sum())
+            t[1] += u.count
+
+        def on_sum(s):
+            self.assertFalse(s.items.flags.writeable)
+            self.assertEqual(s.Q.shape[0], len(s.bi))
+            h = s.rows[:, -(s.Q.shape[1] + 1):].astype(np.float64).sum()
+            seen[s.round] = (h, s.count, s.cohort)
+
+        with fedrec.Simulation(**self.OPTS) as sim:
+            sim.set_update_hook(on_update)
+            sim.set_sum_hook(on_sum)
+            sim.run()
+            h0 = sim.model_hash
+            for r in (1, 2, 3):
+                self.assertEqual(seen[r][2], sim.metrics(r)["clients"])
+                self.assertAlmostEqual(seen[r][0], up[r][0],
+                                       delta=1e-4 * abs(up[r][0]))
+                self.assertAlmostEqual(seen[r][1], up[r][1], places=6)
+        with fedrec.Simulation(**self.OPTS) as plain:
+            plain.run()
+            self.assertEqual(plain.model_hash, h0)
+
+        def shrink(s):
+            s.rows *= np.float32(0.5)
+            s.count *= 0.5
+            s.sum_ratings *= 0.5
+
+        with fedrec.Simulation(**self.OPTS) as sim:
+            sim.set_sum_hook(shrink)
+            sim.run()
+            self.assertNotEqual(sim.model_hash, h0)
+
+        def boom(s):
+            if s.round == 2:
+                raise KeyError("sum")
+
+        sim = fedrec.Simulation(**self.OPTS)
+        sim.set_sum_hook(boom)
+        with self.assertRaises(fedrec.FedrecError) as cm:
+            sim.run()
+        self.assertIn("stopped the run in round 2", str(cm.exception))
+        self.assertIsInstance(cm.exception.__cause__, KeyError)
+        sim.close()
+
+        totals = {}
+        for sa in ("off", "full"):
+            with fedrec.Simulation(synthetic=SYNTH, rounds=2, algo="grad",
+                                   no_reference=True, seed=9,
+                                   clients_per_round=20, clip=5,
+                                   secure_agg=sa) as sim:
+                sim.set_sum_hook(lambda s, sa=sa: totals.__setitem__(
+                    (sa, s.round), (float(s.rows.sum()), s.cohort)))
+                sim.run()
+        for r in (1, 2):
+            p, q = totals[("off", r)], totals[("full", r)]
+            self.assertEqual(q[1], 20)
+            self.assertNotEqual(p[0], 0.0)
+            self.assertAlmostEqual(q[0], p[0], delta=1e-3 * abs(p[0]))
+
     def test_secure_aggregation_refuses(self):
         with fedrec.Simulation(synthetic=SYNTH, rounds=1, no_reference=True,
                                secure_agg="plus",
