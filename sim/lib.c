@@ -33,6 +33,8 @@ struct fr_sim {
     void            *dev_ctx;
     fr_sim_sum_fn    sum_fn; // the sum hook
     void            *sum_ctx;
+    fr_sim_masked_fn masked_fn; // the masked-vector hook
+    void            *masked_ctx;
 };
 
 static fr_err
@@ -710,6 +712,29 @@ sum_hook(void *ctx, uint32_t round, fri_agg_sum_view *v)
     }
     free(rows);
     return rc;
+}
+
+static int
+masked_hook(void *ctx, uint32_t round, uint32_t member, const uint32_t *y,
+    size_t dim)
+{
+    const fr_sim *sim = ctx;
+    fr_sim_masked m   = { .round = round, .member = member, .words = y,
+          .n_words = dim };
+    return sim->masked_fn(sim->masked_ctx, &m);
+}
+
+fr_err
+fr_sim_set_masked_hook(fr_sim *sim, fr_sim_masked_fn fn, void *ctx)
+{
+    sim->err[0] = '\0';
+    fr_err e    = fri_sim_runner_set_masked_hook(sim->rn,
+        fn != NULL ? masked_hook : NULL, sim, sim->err, sizeof(sim->err));
+    if (e == FR_OK) {
+        sim->masked_fn  = fn;
+        sim->masked_ctx = ctx;
+    }
+    return e;
 }
 
 fr_err

@@ -207,6 +207,30 @@ typedef int (*fr_sim_device_fn)(void *ctx, fr_sim_device_update *u);
 FR_API FR_NODISCARD fr_err fr_sim_set_device_hook(
     fr_sim *sim, fr_sim_device_fn fn, void *ctx);
 
+// One member's masked vector under secure aggregation, as the aggregator
+// receives it: fixed-point words (uint32, two's complement: the member's
+// statistics dense over every item, then the rating sum and count) plus
+// its pairwise and self masks, so alone it should look uniform; only the
+// round's sum unmasks (fr_sim_set_sum_hook). member is the index in the
+// round's roster (the aggregator knows which key that is; the simulator
+// does not map it to a user here). Valid only during the call.
+typedef struct fr_sim_masked {
+    uint32_t        round; // the simulator's round (1-based)
+    uint32_t        member; // index in the round's roster
+    const uint32_t *words;
+    size_t          n_words;
+} fr_sim_masked;
+
+// Returns 0 to go on; anything else stops the run as an update hook does.
+// Called while the aggregator holds its round lock: keep it short.
+typedef int (*fr_sim_masked_fn)(void *ctx, const fr_sim_masked *m);
+
+// Installs (fn NULL: removes) the masked-vector hook, between steps.
+// FR_EINVAL without secure aggregation. The built-in attacks (--attack
+// items) keep seeing every masked vector.
+FR_API FR_NODISCARD fr_err fr_sim_set_masked_hook(
+    fr_sim *sim, fr_sim_masked_fn fn, void *ctx);
+
 // The aggregator's sums of one round before the model step: under secure
 // aggregation the unmasked sum (what the aggregator learns of the cohort),
 // else the sum of the plain updates. A defence may change the values in
