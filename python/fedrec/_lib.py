@@ -111,6 +111,19 @@ class Sum(ctypes.Structure):
     ]
 
 
+class Masked(ctypes.Structure):
+    # fr_sim_masked, field for field.
+    _fields_ = [
+        ("round", ctypes.c_uint32),
+        ("member", ctypes.c_uint32),
+        ("words", ctypes.POINTER(ctypes.c_uint32)),
+        ("n_words", ctypes.c_size_t),
+    ]
+
+
+MASKED_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p,
+                             ctypes.POINTER(Masked))
+
 SUM_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p,
                           ctypes.POINTER(Sum))
 
@@ -208,6 +221,8 @@ fr_sim_provenance_json = _decl("fr_sim_provenance_json", _c.c_int, _sim_p,
                                _c.c_char_p, _c.c_size_t, _P(_c.c_size_t))
 fr_sim_set_update_hook = _decl("fr_sim_set_update_hook", _c.c_int, _sim_p,
                                UPDATE_FN, _c.c_void_p)
+fr_sim_set_masked_hook = _decl("fr_sim_set_masked_hook", _c.c_int, _sim_p,
+                               MASKED_FN, _c.c_void_p)
 fr_sim_set_sum_hook = _decl("fr_sim_set_sum_hook", _c.c_int, _sim_p,
                             SUM_FN, _c.c_void_p)
 fr_sim_set_device_hook = _decl("fr_sim_set_device_hook", _c.c_int, _sim_p,

@@ -173,6 +173,7 @@ class Simulation:
         self._hook = None      # the ctypes callbacks, kept alive
         self._dev_hook = None
         self._sum_hook = None
+        self._masked_hook = None
         self._hook_exc = None  # what the Python hook raised
 
     # -- lifetime --------------------------------------------------------
@@ -267,6 +268,41 @@ class Simulation:
         if rc != FR_OK:
             self._raise(rc)
         self._hook = cb
+
+    def set_masked_hook(self, fn):
+        """Under --secure-agg: calls fn(round, member, words) with every
+        masked vector the aggregator receives (words: a read-only uint32
+        view, valid only during the call; member: the index in the round's
+        roster). None removes it. If fn raises, the run stops as with
+        set_update_hook. Called under the aggregator's round lock: keep it
+        short."""
+        h = self._handle()
+        if fn is None:
+            rc = _lib.fr_sim_set_masked_hook(h, _lib.MASKED_FN(), None)
+            if rc != FR_OK:
+                self._raise(rc)
+            self._masked_hook = None
+            return
+
+        def trampoline(ctx, mp):
+            if self._hook_exc is not None:
+                return 1
+            try:
+                m = mp.contents
+                w = (np.ctypeslib.as_array(m.words, shape=(m.n_words,))
+                     if m.n_words > 0 else np.empty(0, np.uint32))
+                w.flags.writeable = False
+                fn(m.round, m.member, w)
+                return 0
+            except BaseException as e:  # stops the run; re-raised by step
+                self._hook_exc = e
+                return 1
+
+        cb = _lib.MASKED_FN(trampoline)
+        rc = _lib.fr_sim_set_masked_hook(h, cb, None)
+        if rc != FR_OK:
+            self._raise(rc)
+        self._masked_hook = cb
 
     def set_sum_hook(self, fn):
         """Calls fn(sum) once per round with the aggregator's sums before

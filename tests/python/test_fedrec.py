@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import unittest
 
 try:
@@ -284,11 +285,14 @@ class Hooks(unittest.TestCase):
         model, a raise stops the run, and under secure aggregation the
         unmasked sum equals the plain sum of the same clipped updates."""
         up, seen = {}, {}
+        lock = threading.Lock()  # updates arrive on several threads
 
         def on_update(u):
-            t = up.setdefault(u.round, [0.0, 0.0])
-            t[0] += float(u.rows.astype(np.float64).sum())
-            t[1] += u.count
+            h = float(u.rows.astype(np.float64).sum())
+            with lock:
+                t = up.setdefault(u.round, [0.0, 0.0])
+                t[0] += h
+                t[1] += u.count
 
         def on_sum(s):
             self.assertFalse(s.items.flags.writeable)
@@ -346,6 +350,35 @@ class Hooks(unittest.TestCase):
             self.assertEqual(q[1], 20)
             self.assertNotEqual(p[0], 0.0)
             self.assertAlmostEqual(q[0], p[0], delta=1e-3 * abs(p[0]))
+
+    def test_masked_hook(self):
+        seen = {}
+
+        def on_masked(r, member, words):
+            self.assertFalse(words.flags.writeable)
+            seen.setdefault(r, set()).add((member, len(words)))
+
+        with fedrec.Simulation(synthetic=SYNTH, rounds=2, algo="grad",
+                               no_reference=True, seed=9, clip=5,
+                               clients_per_round=20, secure_agg="full") as sim:
+            sim.set_masked_hook(on_masked)
+            sim.run()
+        for r in (1, 2):
+            self.assertEqual(len(seen[r]), 20)
+            self.assertEqual({m for m, _ in seen[r]}, set(range(20)))
+        with fedrec.Simulation(**self.OPTS) as sim:
+            with self.assertRaises(fedrec.FedrecError) as cm:
+                sim.set_masked_hook(lambda *a: None)
+            self.assertIn("secure-agg", str(cm.exception))
+        sim = fedrec.Simulation(synthetic=SYNTH, rounds=2, algo="grad",
+                                no_reference=True, clip=5,
+                                clients_per_round=20, secure_agg="full")
+        sim.set_masked_hook(lambda r, m, w: 1 / 0 if r == 2 else None)
+        with self.assertRaises(fedrec.FedrecError) as cm:
+            sim.run()
+        self.assertIn("stopped the run in round 2", str(cm.exception))
+        self.assertIsInstance(cm.exception.__cause__, ZeroDivisionError)
+        sim.close()
 
     def test_secure_aggregation_refuses(self):
         with fedrec.Simulation(synthetic=SYNTH, rounds=1, no_reference=True,
