@@ -694,7 +694,7 @@ sum_hook(void *ctx, uint32_t round, fri_agg_sum_view *v)
     s.n           = v->n;
     s.items       = v->items;
     s.rows        = rows;
-    s.width       = (uint32_t) w;
+    s.width       = (uint32_t)w;
     s.sum_ratings = &sum;
     s.count       = &count;
     s.mu          = v->mu;
@@ -702,7 +702,7 @@ sum_hook(void *ctx, uint32_t round, fri_agg_sum_view *v)
     s.Q           = v->Q;
     s.n_items     = v->n_items;
     s.k           = v->k;
-    int rc = sim->sum_fn(sim->sum_ctx, &s);
+    int rc        = sim->sum_fn(sim->sum_ctx, &s);
     if (rc == 0) {
         for (size_t j = 0; j < n; j++) {
             memcpy(v->rows[v->items[j]], rows + j * w, sizeof(float) * w);
@@ -715,12 +715,12 @@ sum_hook(void *ctx, uint32_t round, fri_agg_sum_view *v)
 }
 
 static int
-masked_hook(void *ctx, uint32_t round, uint32_t member, const uint32_t *y,
-    size_t dim)
+masked_hook(
+    void *ctx, uint32_t round, uint32_t member, const uint32_t *y, size_t dim)
 {
     const fr_sim *sim = ctx;
-    fr_sim_masked m   = { .round = round, .member = member, .words = y,
-          .n_words = dim };
+    fr_sim_masked m
+        = { .round = round, .member = member, .words = y, .n_words = dim };
     return sim->masked_fn(sim->masked_ctx, &m);
 }
 
@@ -740,11 +740,11 @@ fr_sim_set_masked_hook(fr_sim *sim, fr_sim_masked_fn fn, void *ctx)
 fr_err
 fr_sim_set_sum_hook(fr_sim *sim, fr_sim_sum_fn fn, void *ctx)
 {
-    sim->err[0] = '\0';
+    sim->err[0]  = '\0';
     sim->sum_fn  = fn;
     sim->sum_ctx = ctx;
-    return fri_sim_runner_set_sum_hook(sim->rn, fn != NULL ? sum_hook : NULL,
-                                       sim);
+    return fri_sim_runner_set_sum_hook(
+        sim->rn, fn != NULL ? sum_hook : NULL, sim);
 }
 
 fr_err

@@ -482,8 +482,8 @@ on_sum(void *ctx, fr_sim_sum *v)
         || v->width < v->k + 1) {
         s->bad++;
     }
-    s->cohort[r] = v->cohort;
-    s->count[r]  = *v->count;
+    s->cohort[r]  = v->cohort;
+    s->count[r]   = *v->count;
     s->ratings[r] = *v->sum_ratings;
     // The last k + 1 floats of a row are ALS's h (or the whole gradient).
     for (uint32_t j = 0; j < v->n; j++) {
@@ -569,8 +569,8 @@ Test(sim_lib, sum_hook_plain)
     cr_assert_eq(fr_sim_set_sum_hook(d, on_sum, &s), FR_OK);
     cr_assert_eq(fr_sim_step(d), FR_OK);
     cr_assert_eq(fr_sim_step(d), FR_EINTERNAL);
-    cr_assert(strstr(fr_sim_errmsg(d), "hook stopped the run in round 2")
-            != NULL,
+    cr_assert(
+        strstr(fr_sim_errmsg(d), "hook stopped the run in round 2") != NULL,
         "%s", fr_sim_errmsg(d));
     cr_assert_eq(fr_sim_step(d), FR_ESTATE);
     cr_assert_eq(s.calls, 2);
@@ -589,9 +589,8 @@ Test(sim_lib, sum_hook_secure)
         "seed", "clients-per-round", "clip", "secure-agg" };
     const char *plain_v[]
         = { SYNTH, "3", "grad", NULL, "9", "20", "5", "off" };
-    const char *sec_v[]
-        = { SYNTH, "3", "grad", NULL, "9", "20", "5", "full" };
-    sums_seen p, q;
+    const char *sec_v[] = { SYNTH, "3", "grad", NULL, "9", "20", "5", "full" };
+    sums_seen   p, q;
     memset(&p, 0, sizeof(p));
     memset(&q, 0, sizeof(q));
     p.scale = q.scale = 1.0f;
@@ -617,9 +616,9 @@ Test(sim_lib, sum_hook_secure)
 // ---- the masked-vector hook --------------------------------------------
 
 typedef struct masked_seen {
-    uint32_t per_round[8], bad, stop_in;
-    size_t   dim;
-    uint64_t nonzero;
+    uint32_t        per_round[8], bad, stop_in;
+    size_t          dim;
+    uint64_t        nonzero;
     pthread_mutex_t mtx;
 } masked_seen;
 
@@ -693,8 +692,8 @@ Test(sim_lib, masked_hook)
     s.stop_in = 2;
     masked_run(&s, &e, msg, sizeof(msg));
     cr_assert_eq(e, FR_EINTERNAL);
-    cr_assert(strstr(msg, "hook stopped the run in round 2") != NULL, "%s",
-        msg);
+    cr_assert(
+        strstr(msg, "hook stopped the run in round 2") != NULL, "%s", msg);
     cr_assert_eq(s.per_round[2], 1, "called after the stop");
     const char *pn[] = { "synthetic", "rounds", "algo", "no-reference" };
     const char *pv[] = { SYNTH, "1", "als", NULL };
