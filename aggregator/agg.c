@@ -851,6 +851,15 @@ fri_agg_done(const fri_agg *a)
 }
 
 void
+fri_agg_set_sum_hook(fri_agg *a, fri_agg_sum_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&a->rs.mtx);
+    a->dp.sum_hook     = fn;
+    a->dp.sum_hook_ctx = ctx;
+    pthread_mutex_unlock(&a->rs.mtx);
+}
+
+void
 fri_agg_set_release_hook(fri_agg *a, fri_agg_release_fn fn, void *ctx)
 {
     pthread_mutex_lock(&a->rs.mtx);

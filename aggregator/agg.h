@@ -464,6 +464,27 @@ void fri_agg_set_masked_hook(fri_agg *a, fri_agg_masked_fn fn, void *ctx);
 typedef void (*fri_agg_release_fn)(void *ctx, const float *v, size_t n);
 void fri_agg_set_release_hook(fri_agg *a, fri_agg_release_fn fn, void *ctx);
 
+// Simulation hook: the round's sums as the aggregator holds them before
+// the model step (plain rounds, or the unmasked sum of a secure round: the
+// same accumulators), which fn may change in place. Called by the thread
+// closing the round, before the step and before DP noise; the view is only
+// valid during the call. NULL removes the hook.
+typedef struct fri_agg_sum_view {
+    uint64_t        round;     // the aggregator's round
+    uint32_t        n_updates; // updates (or unmasked members) summed
+    uint32_t        n;         // items with a sum, in first-touched order
+    const uint32_t *items;     // n item indices
+    float *const   *rows;      // by item id: rows[items[j]], width floats
+                               // each (writable)
+    size_t          width;     // ALS: packed Gram then h; grad: k + 1
+    double         *sum_ratings, *count; // writable
+    float           mu;        // the current model, before the step
+    const float    *bi, *Q;    // n_items, n_items * k
+    uint32_t        n_items, k;
+} fri_agg_sum_view;
+typedef void (*fri_agg_sum_fn)(void *ctx, fri_agg_sum_view *v);
+void fri_agg_set_sum_hook(fri_agg *a, fri_agg_sum_fn fn, void *ctx);
+
 // Test and simulation hook: called with every validated update, before it
 // is accumulated (on the submitting thread, no lock held): exactly what the
 // aggregator gets to see of one client. u is valid only during the call.

@@ -160,6 +160,8 @@ typedef struct fri_dp_state {
     double             dp_cohort; // expected cohort size (the denominator)
     fri_agg_release_fn dp_hook;   // test hook (closer reads it)
     void              *dp_hook_ctx;
+    fri_agg_sum_fn     sum_hook;  // simulation hook (closer reads it)
+    void              *sum_hook_ctx;
 } fri_dp_state;
 
 // Server optimizer state (solve.c; closer only).

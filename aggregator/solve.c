@@ -332,6 +332,21 @@ fri_agg_solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
     if (rv != FR_OK) {
         return rv;
     }
+    if (a->dp.sum_hook != NULL) {
+        // The float copies are what the step reads, so a change made by
+        // the hook is the step's input (the double accumulators are reset).
+        fri_agg_sum_view v = {
+            .round = round, .n = a->sums.n_touched,
+            .items = a->sums.touched,
+            .rows = (float *const *) a->sums.accf, .width = a->acc_len,
+            .sum_ratings = &a->sums.sum_ratings, .count = &a->sums.count,
+            .mu = *mu, .bi = a->model.bi, .Q = a->model.Q,
+            .n_items = a->cfg.n_items, .k = k};
+        pthread_mutex_lock(&a->rs.mtx);
+        v.n_updates = a->rs.n_reported;
+        pthread_mutex_unlock(&a->rs.mtx);
+        a->dp.sum_hook(a->dp.sum_hook_ctx, &v);
+    }
     size_t         wl = fri_mf_work_len(k);
     float         *work = malloc((wl > 0 ? wl : 1) * sizeof(float));
     float         *h    = malloc((size_t) d * sizeof(float));

@@ -31,6 +31,10 @@ struct fr_sim {
     void            *hook_ctx;
     fr_sim_device_fn dev_fn; // the device-update hook
     void            *dev_ctx;
+    fr_sim_sum_fn    sum_fn; // the sum hook
+    void            *sum_ctx;
+    fr_sim_masked_fn masked_fn; // the masked-vector hook
+    void            *masked_ctx;
 };
 
 static fr_err
@@ -663,6 +667,84 @@ fr_sim_set_device_hook(fr_sim *sim, fr_sim_device_fn fn, void *ctx)
         sim->dev_ctx = ctx;
     }
     return e;
+}
+
+// The aggregator's per-item rows, packed for the caller and copied back
+// only if the hook accepts (a failing hook leaves the sums as they were).
+static int
+sum_hook(void *ctx, uint32_t round, fri_agg_sum_view *v)
+{
+    const fr_sim *sim = ctx;
+    size_t        n = v->n, w = v->width;
+    if (w > UINT32_MAX || (n > 0 && w > SIZE_MAX / sizeof(float) / n)) {
+        return -1;
+    }
+    float *rows = malloc(sizeof(float) * (n * w > 0 ? n * w : 1));
+    if (rows == NULL) {
+        return -1;
+    }
+    for (size_t j = 0; j < n; j++) {
+        memcpy(rows + j * w, v->rows[v->items[j]], sizeof(float) * w);
+    }
+    double     sum = *v->sum_ratings, count = *v->count;
+    fr_sim_sum s;
+    memset(&s, 0, sizeof(s));
+    s.round       = round;
+    s.cohort      = v->n_updates;
+    s.n           = v->n;
+    s.items       = v->items;
+    s.rows        = rows;
+    s.width       = (uint32_t)w;
+    s.sum_ratings = &sum;
+    s.count       = &count;
+    s.mu          = v->mu;
+    s.bi          = v->bi;
+    s.Q           = v->Q;
+    s.n_items     = v->n_items;
+    s.k           = v->k;
+    int rc        = sim->sum_fn(sim->sum_ctx, &s);
+    if (rc == 0) {
+        for (size_t j = 0; j < n; j++) {
+            memcpy(v->rows[v->items[j]], rows + j * w, sizeof(float) * w);
+        }
+        *v->sum_ratings = sum;
+        *v->count       = count;
+    }
+    free(rows);
+    return rc;
+}
+
+static int
+masked_hook(
+    void *ctx, uint32_t round, uint32_t member, const uint32_t *y, size_t dim)
+{
+    const fr_sim *sim = ctx;
+    fr_sim_masked m
+        = { .round = round, .member = member, .words = y, .n_words = dim };
+    return sim->masked_fn(sim->masked_ctx, &m);
+}
+
+fr_err
+fr_sim_set_masked_hook(fr_sim *sim, fr_sim_masked_fn fn, void *ctx)
+{
+    sim->err[0] = '\0';
+    fr_err e    = fri_sim_runner_set_masked_hook(sim->rn,
+        fn != NULL ? masked_hook : NULL, sim, sim->err, sizeof(sim->err));
+    if (e == FR_OK) {
+        sim->masked_fn  = fn;
+        sim->masked_ctx = ctx;
+    }
+    return e;
+}
+
+fr_err
+fr_sim_set_sum_hook(fr_sim *sim, fr_sim_sum_fn fn, void *ctx)
+{
+    sim->err[0]  = '\0';
+    sim->sum_fn  = fn;
+    sim->sum_ctx = ctx;
+    return fri_sim_runner_set_sum_hook(
+        sim->rn, fn != NULL ? sum_hook : NULL, sim);
 }
 
 fr_err

@@ -616,6 +616,16 @@ fri_sim_atk_update(fri_sim_atk *a, const uint8_t pk[32],
 }
 
 void
+fri_sim_atk_masked(fri_sim_atk *a, uint32_t index, const uint32_t *y,
+                   size_t dim)
+{
+    // Installed by fri_sim_atk_create in exactly this case.
+    if (a != NULL && a->m_have != NULL) {
+        on_masked(a, index, y, dim);
+    }
+}
+
+void
 fri_sim_atk_destroy(fri_sim_atk *a)
 {
     if (a == NULL) {

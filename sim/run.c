@@ -122,6 +122,10 @@ struct sim_state {
     void                 *hook_ctx;
     fri_sim_device_hook   dev_fn; // the device-update hook
     void                 *dev_ctx;
+    fri_sim_sum_hook      sum_fn; // the sum hook
+    void                 *sum_ctx;
+    fri_sim_masked_hook   masked_fn; // the masked-vector hook
+    void                 *masked_ctx;
     atomic_int            hook_failed;
     uint32_t              hook_round;
     char                  hook_err[16]; // the round it stopped, as text
@@ -1816,6 +1820,69 @@ fri_sim_runner_set_update_hook(fri_sim_runner *rn, fri_sim_update_hook fn,
     st->hook_fn = fn;
     st->hook_ctx = ctx;
     fri_agg_set_update_hook(st->agg, dispatch_update, st);
+    return FR_OK;
+}
+
+// The aggregator's sum hook, on the thread closing the round.
+static void
+dispatch_sum(void *ctx, fri_agg_sum_view *v)
+{
+    sim_state *st = ctx;
+    if (st->sum_fn == NULL || atomic_load(&st->hook_failed)) {
+        return;
+    }
+    if (st->sum_fn(st->sum_ctx, st->hook_round, v) != 0) {
+        if (!atomic_exchange(&st->hook_failed, 1)) {
+            snprintf(st->hook_err, sizeof(st->hook_err), "%u",
+                     st->hook_round);
+        }
+    }
+}
+
+// The aggregator's masked-vector hook (under its round lock): the built-in
+// attacks' view, then the caller's.
+static void
+dispatch_masked(void *ctx, uint32_t index, const uint32_t *y, size_t dim)
+{
+    sim_state *st = ctx;
+    fri_sim_atk_masked(st->atk, index, y, dim);
+    if (st->masked_fn == NULL || atomic_load(&st->hook_failed)) {
+        return;
+    }
+    if (st->masked_fn(st->masked_ctx, st->hook_round, index, y, dim) != 0) {
+        if (!atomic_exchange(&st->hook_failed, 1)) {
+            snprintf(st->hook_err, sizeof(st->hook_err), "%u",
+                     st->hook_round);
+        }
+    }
+}
+
+fr_err
+fri_sim_runner_set_masked_hook(fri_sim_runner *rn, fri_sim_masked_hook fn,
+                               void *ctx, char *err, size_t err_cap)
+{
+    if (fn != NULL && !rn->cc.priv.secagg) {
+        return fail(err, err_cap, FR_EINVAL, "%s",
+                    "a masked-vector hook needs --secure-agg full|plus "
+                    "(plain updates go to the update hook)");
+    }
+    // Between rounds: no masked vector is being received. The dispatcher
+    // stays installed (it also serves the built-in attacks).
+    rn->st.masked_fn  = fn;
+    rn->st.masked_ctx = ctx;
+    fri_agg_set_masked_hook(rn->st.agg, dispatch_masked, &rn->st);
+    return FR_OK;
+}
+
+fr_err
+fri_sim_runner_set_sum_hook(fri_sim_runner *rn, fri_sim_sum_hook fn,
+                            void *ctx)
+{
+    // Between rounds: no round is closing.
+    rn->st.sum_fn  = fn;
+    rn->st.sum_ctx = ctx;
+    fri_agg_set_sum_hook(rn->st.agg, fn != NULL ? dispatch_sum : NULL,
+                         &rn->st);
     return FR_OK;
 }
 

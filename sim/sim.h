@@ -397,6 +397,27 @@ FR_NODISCARD fr_err fri_sim_runner_set_update_hook(fri_sim_runner *rn,
                                                    fri_sim_update_hook fn,
                                                    void *ctx, char *err,
                                                    size_t err_cap);
+// The sum hook: the round and the aggregator's sums before the step
+// (fri_agg_set_sum_hook), which it may change; non-zero stops the run as
+// the update hook does. Plain and secure rounds alike. Between steps
+// only; NULL removes it.
+// The masked-vector hook: the round, the member's index in the round's
+// roster and the masked words as received; non-zero stops the run. Under
+// secure aggregation only (FR_EINVAL otherwise). The built-in attacks keep
+// seeing every masked vector. NULL removes it.
+typedef int (*fri_sim_masked_hook)(void *ctx, uint32_t round,
+                                   uint32_t member, const uint32_t *y,
+                                   size_t dim);
+FR_NODISCARD fr_err fri_sim_runner_set_masked_hook(fri_sim_runner *rn,
+                                                   fri_sim_masked_hook fn,
+                                                   void *ctx, char *err,
+                                                   size_t err_cap);
+struct fri_agg_sum_view;
+typedef int (*fri_sim_sum_hook)(void *ctx, uint32_t round,
+                                struct fri_agg_sum_view *v);
+FR_NODISCARD fr_err fri_sim_runner_set_sum_hook(fri_sim_runner *rn,
+                                                fri_sim_sum_hook fn,
+                                                void *ctx);
 
 // Centralized reference on the same split with the same hyperparameters
 // (fri_train_als or fri_train_ials for c->rounds epochs), evaluated like the
@@ -437,6 +458,10 @@ void fri_sim_atk_register(fri_sim_atk *a, uint32_t u, const uint8_t pk[64]);
 // dispatched by run.c); a no-op when no attack watches plain updates.
 void fri_sim_atk_update(fri_sim_atk *a, const uint8_t pk[32],
                         const struct fri_agg_update *up);
+// The built-in attacks' view of one masked vector (the aggregator's
+// masked hook, dispatched by run.c once a caller hooks it too).
+void fri_sim_atk_masked(fri_sim_atk *a, uint32_t index, const uint32_t *y,
+                        size_t dim);
 // Between passes of a secure round: learns member index -> device.
 void fri_sim_atk_poll(fri_sim_atk *a, uint64_t now_ms);
 // After round r closed: epsilon and the attacks' results into r->priv.

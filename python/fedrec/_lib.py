@@ -92,6 +92,41 @@ class DeviceUpdate(ctypes.Structure):
     ]
 
 
+class Sum(ctypes.Structure):
+    # fr_sim_sum, field for field.
+    _fields_ = [
+        ("round", ctypes.c_uint32),
+        ("cohort", ctypes.c_uint32),
+        ("n", ctypes.c_uint32),
+        ("items", ctypes.POINTER(ctypes.c_uint32)),
+        ("rows", ctypes.POINTER(ctypes.c_float)),
+        ("width", ctypes.c_uint32),
+        ("sum_ratings", ctypes.POINTER(ctypes.c_double)),
+        ("count", ctypes.POINTER(ctypes.c_double)),
+        ("mu", ctypes.c_float),
+        ("bi", ctypes.POINTER(ctypes.c_float)),
+        ("Q", ctypes.POINTER(ctypes.c_float)),
+        ("n_items", ctypes.c_uint32),
+        ("k", ctypes.c_uint32),
+    ]
+
+
+class Masked(ctypes.Structure):
+    # fr_sim_masked, field for field.
+    _fields_ = [
+        ("round", ctypes.c_uint32),
+        ("member", ctypes.c_uint32),
+        ("words", ctypes.POINTER(ctypes.c_uint32)),
+        ("n_words", ctypes.c_size_t),
+    ]
+
+
+MASKED_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p,
+                             ctypes.POINTER(Masked))
+
+SUM_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p,
+                          ctypes.POINTER(Sum))
+
 DEVICE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p,
                              ctypes.POINTER(DeviceUpdate))
 
@@ -186,6 +221,10 @@ fr_sim_provenance_json = _decl("fr_sim_provenance_json", _c.c_int, _sim_p,
                                _c.c_char_p, _c.c_size_t, _P(_c.c_size_t))
 fr_sim_set_update_hook = _decl("fr_sim_set_update_hook", _c.c_int, _sim_p,
                                UPDATE_FN, _c.c_void_p)
+fr_sim_set_masked_hook = _decl("fr_sim_set_masked_hook", _c.c_int, _sim_p,
+                               MASKED_FN, _c.c_void_p)
+fr_sim_set_sum_hook = _decl("fr_sim_set_sum_hook", _c.c_int, _sim_p,
+                            SUM_FN, _c.c_void_p)
 fr_sim_set_device_hook = _decl("fr_sim_set_device_hook", _c.c_int, _sim_p,
                                DEVICE_FN, _c.c_void_p)
 fr_sim_model_hash = _decl("fr_sim_model_hash", _c.c_int, _sim_p,

@@ -104,6 +104,39 @@ class DeviceUpdate:
         self.weight = float(u.weight[0])
 
 
+class Sum:
+    """The aggregator's sums of one round before the model step
+    (fr_sim_sum): round, cohort (updates in the sum), items (uint32, n),
+    rows (writable float32, n x width: ALS [packed Gram | h] per item,
+    gradient [factors | bias]), mu, bi, Q (the model before the step,
+    read-only), and sum_ratings and count (floats; set them to change
+    them). Under secure aggregation this is the unmasked sum. Change the
+    arrays in place; they are valid only during the hook."""
+
+    __slots__ = ("round", "cohort", "items", "rows", "mu", "bi", "Q",
+                 "sum_ratings", "count", "_s")
+
+    def __init__(self, s):
+        self.round = s.round
+        self.cohort = s.cohort
+        n, w = s.n, s.width
+        if n > 0:
+            self.items = np.ctypeslib.as_array(s.items, shape=(n,))
+            self.items.flags.writeable = False
+            self.rows = np.ctypeslib.as_array(s.rows, shape=(n, w))
+        else:
+            self.items = np.empty(0, dtype=np.uint32)
+            self.rows = np.empty((0, w), dtype=np.float32)
+        self.mu = s.mu
+        self.bi = np.ctypeslib.as_array(s.bi, shape=(s.n_items,))
+        self.bi.flags.writeable = False
+        self.Q = np.ctypeslib.as_array(s.Q, shape=(s.n_items, s.k))
+        self.Q.flags.writeable = False
+        self.sum_ratings = float(s.sum_ratings[0])
+        self.count = float(s.count[0])
+        self._s = s
+
+
 class Simulation:
     """One fedrec-sim run, stepped round by round.
 
@@ -139,6 +172,8 @@ class Simulation:
         self._seen = 0
         self._hook = None      # the ctypes callbacks, kept alive
         self._dev_hook = None
+        self._sum_hook = None
+        self._masked_hook = None
         self._hook_exc = None  # what the Python hook raised
 
     # -- lifetime --------------------------------------------------------
@@ -233,6 +268,74 @@ class Simulation:
         if rc != FR_OK:
             self._raise(rc)
         self._hook = cb
+
+    def set_masked_hook(self, fn):
+        """Under --secure-agg: calls fn(round, member, words) with every
+        masked vector the aggregator receives (words: a read-only uint32
+        view, valid only during the call; member: the index in the round's
+        roster). None removes it. If fn raises, the run stops as with
+        set_update_hook. Called under the aggregator's round lock: keep it
+        short."""
+        h = self._handle()
+        if fn is None:
+            rc = _lib.fr_sim_set_masked_hook(h, _lib.MASKED_FN(), None)
+            if rc != FR_OK:
+                self._raise(rc)
+            self._masked_hook = None
+            return
+
+        def trampoline(ctx, mp):
+            if self._hook_exc is not None:
+                return 1
+            try:
+                m = mp.contents
+                w = (np.ctypeslib.as_array(m.words, shape=(m.n_words,))
+                     if m.n_words > 0 else np.empty(0, np.uint32))
+                w.flags.writeable = False
+                fn(m.round, m.member, w)
+                return 0
+            except BaseException as e:  # stops the run; re-raised by step
+                self._hook_exc = e
+                return 1
+
+        cb = _lib.MASKED_FN(trampoline)
+        rc = _lib.fr_sim_set_masked_hook(h, cb, None)
+        if rc != FR_OK:
+            self._raise(rc)
+        self._masked_hook = cb
+
+    def set_sum_hook(self, fn):
+        """Calls fn(sum) once per round with the aggregator's sums before
+        the model step (a Sum; under --secure-agg the unmasked sum), from
+        the next round on: an attack reads them, a defence changes them in
+        place. None removes it. If fn raises, the run stops as with
+        set_update_hook (the sums are left unchanged)."""
+        h = self._handle()
+        if fn is None:
+            rc = _lib.fr_sim_set_sum_hook(h, _lib.SUM_FN(), None)
+            if rc != FR_OK:
+                self._raise(rc)
+            self._sum_hook = None
+            return
+
+        def trampoline(ctx, sp):
+            if self._hook_exc is not None:
+                return 1
+            try:
+                s = Sum(sp.contents)
+                fn(s)
+                s._s.sum_ratings[0] = s.sum_ratings
+                s._s.count[0] = s.count
+                return 0
+            except BaseException as e:  # stops the run; re-raised by step
+                self._hook_exc = e
+                return 1
+
+        cb = _lib.SUM_FN(trampoline)
+        rc = _lib.fr_sim_set_sum_hook(h, cb, None)
+        if rc != FR_OK:
+            self._raise(rc)
+        self._sum_hook = cb
 
     # -- running ---------------------------------------------------------
     @property

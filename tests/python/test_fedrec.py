@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import unittest
 
 try:
@@ -276,6 +277,107 @@ class Hooks(unittest.TestCase):
             sim.run()
         self.assertIn("stopped the run in round 2", str(cm.exception))
         self.assertIsInstance(cm.exception.__cause__, RuntimeError)
+        sim.close()
+
+    def test_sum_hook(self):
+        """The sums before the step: the updates' totals (cross-checked
+        with the update hook), a defence that changes them changes the
+        model, a raise stops the run, and under secure aggregation the
+        unmasked sum equals the plain sum of the same clipped updates."""
+        up, seen = {}, {}
+        lock = threading.Lock()  # updates arrive on several threads
+
+        def on_update(u):
+            h = float(u.rows.astype(np.float64).sum())
+            with lock:
+                t = up.setdefault(u.round, [0.0, 0.0])
+                t[0] += h
+                t[1] += u.count
+
+        def on_sum(s):
+            self.assertFalse(s.items.flags.writeable)
+            self.assertEqual(s.Q.shape[0], len(s.bi))
+            h = s.rows[:, -(s.Q.shape[1] + 1):].astype(np.float64).sum()
+            seen[s.round] = (h, s.count, s.cohort)
+
+        with fedrec.Simulation(**self.OPTS) as sim:
+            sim.set_update_hook(on_update)
+            sim.set_sum_hook(on_sum)
+            sim.run()
+            h0 = sim.model_hash
+            for r in (1, 2, 3):
+                self.assertEqual(seen[r][2], sim.metrics(r)["clients"])
+                self.assertAlmostEqual(seen[r][0], up[r][0],
+                                       delta=1e-4 * abs(up[r][0]))
+                self.assertAlmostEqual(seen[r][1], up[r][1], places=6)
+        with fedrec.Simulation(**self.OPTS) as plain:
+            plain.run()
+            self.assertEqual(plain.model_hash, h0)
+
+        def shrink(s):
+            s.rows *= np.float32(0.5)
+            s.count *= 0.5
+            s.sum_ratings *= 0.5
+
+        with fedrec.Simulation(**self.OPTS) as sim:
+            sim.set_sum_hook(shrink)
+            sim.run()
+            self.assertNotEqual(sim.model_hash, h0)
+
+        def boom(s):
+            if s.round == 2:
+                raise KeyError("sum")
+
+        sim = fedrec.Simulation(**self.OPTS)
+        sim.set_sum_hook(boom)
+        with self.assertRaises(fedrec.FedrecError) as cm:
+            sim.run()
+        self.assertIn("stopped the run in round 2", str(cm.exception))
+        self.assertIsInstance(cm.exception.__cause__, KeyError)
+        sim.close()
+
+        totals = {}
+        for sa in ("off", "full"):
+            with fedrec.Simulation(synthetic=SYNTH, rounds=2, algo="grad",
+                                   no_reference=True, seed=9,
+                                   clients_per_round=20, clip=5,
+                                   secure_agg=sa) as sim:
+                sim.set_sum_hook(lambda s, sa=sa: totals.__setitem__(
+                    (sa, s.round), (float(s.rows.sum()), s.cohort)))
+                sim.run()
+        for r in (1, 2):
+            p, q = totals[("off", r)], totals[("full", r)]
+            self.assertEqual(q[1], 20)
+            self.assertNotEqual(p[0], 0.0)
+            self.assertAlmostEqual(q[0], p[0], delta=1e-3 * abs(p[0]))
+
+    def test_masked_hook(self):
+        seen = {}
+
+        def on_masked(r, member, words):
+            self.assertFalse(words.flags.writeable)
+            seen.setdefault(r, set()).add((member, len(words)))
+
+        with fedrec.Simulation(synthetic=SYNTH, rounds=2, algo="grad",
+                               no_reference=True, seed=9, clip=5,
+                               clients_per_round=20, secure_agg="full") as sim:
+            sim.set_masked_hook(on_masked)
+            sim.run()
+        for r in (1, 2):
+            self.assertEqual(len(seen[r]), 20)
+            self.assertEqual({m for m, _ in seen[r]}, set(range(20)))
+        with fedrec.Simulation(**self.OPTS) as sim:
+            with self.assertRaises(fedrec.FedrecError) as cm:
+                sim.set_masked_hook(lambda *a: None)
+            self.assertIn("secure-agg", str(cm.exception))
+        sim = fedrec.Simulation(synthetic=SYNTH, rounds=2, algo="grad",
+                                no_reference=True, clip=5,
+                                clients_per_round=20, secure_agg="full")
+        sim.set_masked_hook(lambda r, m, w: 1 / 0 if r == 2 else None)
+        with self.assertRaises(fedrec.FedrecError) as cm:
+            sim.run()
+        self.assertIn("stopped the run in round 2", str(cm.exception))
+        self.assertIsInstance(cm.exception.__cause__, ZeroDivisionError)
         sim.close()
 
     def test_secure_aggregation_refuses(self):

@@ -459,3 +459,247 @@ Test(sim_lib, device_hook)
     fr_sim_destroy(s);
     pthread_mutex_destroy(&d.mtx);
 }
+
+// ---- the sum hook ------------------------------------------------------
+
+typedef struct sums_seen {
+    double   h[8], count[8], ratings[8]; // per round, from the sum hook
+    double   up_h[8], up_count[8], up_ratings[8]; // from the update hook
+    uint32_t calls, cohort[8], bad;
+    uint32_t stop_in; // round in which the hook says stop
+    float    scale; // applied to every row of the sum (1: unchanged)
+    pthread_mutex_t mtx;
+} sums_seen;
+
+static int
+on_sum(void *ctx, fr_sim_sum *v)
+{
+    sums_seen *s = ctx;
+    s->calls++;
+    uint32_t r = v->round < 8 ? v->round : 0;
+    if (v->n == 0 || v->items == NULL || v->rows == NULL || v->bi == NULL
+        || v->Q == NULL || v->n_items != 50 || v->k == 0
+        || v->width < v->k + 1) {
+        s->bad++;
+    }
+    s->cohort[r]  = v->cohort;
+    s->count[r]   = *v->count;
+    s->ratings[r] = *v->sum_ratings;
+    // The last k + 1 floats of a row are ALS's h (or the whole gradient).
+    for (uint32_t j = 0; j < v->n; j++) {
+        for (uint32_t e = v->width - (v->k + 1); e < v->width; e++) {
+            s->h[r] += v->rows[(size_t)j * v->width + e];
+        }
+    }
+    for (size_t i = 0; i < (size_t)v->n * v->width; i++) {
+        v->rows[i] *= s->scale;
+    }
+    return s->stop_in != 0 && v->round == s->stop_in;
+}
+
+static int
+on_update_total(void *ctx, const fr_sim_update *u)
+{
+    sums_seen *s = ctx;
+    uint32_t   r = u->round < 8 ? u->round : 0;
+    pthread_mutex_lock(&s->mtx);
+    s->up_count[r] += u->count;
+    s->up_ratings[r] += u->sum_ratings;
+    for (size_t i = 0; i < (size_t)u->n * u->width; i++) {
+        s->up_h[r] += u->rows[i];
+    }
+    pthread_mutex_unlock(&s->mtx);
+    return 0;
+}
+
+static void
+close_to(double a, double b, double rel, const char *what, uint32_t r)
+{
+    cr_assert(fabs(a - b) <= rel * (fabs(a) + fabs(b)) + 1e-6,
+        "%s round %u: %.9g vs %.9g", what, r, a, b);
+}
+
+// The sum hook sees, once per round, the sum of exactly the updates the
+// aggregator received (cross-checked with the update hook); an unchanged
+// sum gives the model of a run without the hook, a changed one another
+// model; a hook that says stop ends the run with a clear error.
+Test(sim_lib, sum_hook_plain)
+{
+    const char *names[]
+        = { "synthetic", "rounds", "algo", "no-reference", "seed", "threads" };
+    const char *values[] = { SYNTH, "3", "als", NULL, "9", "2" };
+    sums_seen   s;
+    memset(&s, 0, sizeof(s));
+    pthread_mutex_init(&s.mtx, NULL);
+    s.scale   = 1.0f;
+    fr_sim *a = make(6, names, values);
+    cr_assert_eq(fr_sim_set_sum_hook(a, on_sum, &s), FR_OK);
+    cr_assert_eq(fr_sim_set_update_hook(a, on_update_total, &s), FR_OK);
+    cr_assert_eq(fr_sim_run(a), FR_OK, "%s", fr_sim_errmsg(a));
+    cr_assert_eq(s.calls, 3);
+    cr_assert_eq(s.bad, 0);
+    for (uint32_t r = 1; r <= 3; r++) {
+        fr_sim_metrics m;
+        cr_assert_eq(fr_sim_round_metrics(a, r, &m), FR_OK);
+        cr_assert_eq(s.cohort[r], m.clients, "round %u", r);
+        cr_assert(s.count[r] > 0.0);
+        close_to(s.count[r], s.up_count[r], 1e-9, "count", r);
+        close_to(s.ratings[r], s.up_ratings[r], 1e-9, "rating sum", r);
+        close_to(s.h[r], s.up_h[r], 1e-4, "h", r);
+    }
+    fr_sim *b = make(6, names, values);
+    cr_assert_eq(fr_sim_run(b), FR_OK);
+    uint8_t ha[32], hb[32], hc[32];
+    cr_assert_eq(fr_sim_model_hash(a, ha), FR_OK);
+    cr_assert_eq(fr_sim_model_hash(b, hb), FR_OK);
+    cr_assert_eq(memcmp(ha, hb, 32), 0, "an unchanged sum changed the model");
+    // A defence that shrinks the sums: another model.
+    memset(&s, 0, sizeof(s));
+    s.scale   = 0.5f;
+    fr_sim *c = make(6, names, values);
+    cr_assert_eq(fr_sim_set_sum_hook(c, on_sum, &s), FR_OK);
+    cr_assert_eq(fr_sim_run(c), FR_OK, "%s", fr_sim_errmsg(c));
+    cr_assert_eq(fr_sim_model_hash(c, hc), FR_OK);
+    cr_assert_neq(memcmp(ha, hc, 32), 0, "the hook's change was ignored");
+    // Stop in round 2.
+    memset(&s, 0, sizeof(s));
+    s.scale   = 1.0f;
+    s.stop_in = 2;
+    fr_sim *d = make(6, names, values);
+    cr_assert_eq(fr_sim_set_sum_hook(d, on_sum, &s), FR_OK);
+    cr_assert_eq(fr_sim_step(d), FR_OK);
+    cr_assert_eq(fr_sim_step(d), FR_EINTERNAL);
+    cr_assert(
+        strstr(fr_sim_errmsg(d), "hook stopped the run in round 2") != NULL,
+        "%s", fr_sim_errmsg(d));
+    cr_assert_eq(fr_sim_step(d), FR_ESTATE);
+    cr_assert_eq(s.calls, 2);
+    fr_sim_destroy(a);
+    fr_sim_destroy(b);
+    fr_sim_destroy(c);
+    fr_sim_destroy(d);
+    pthread_mutex_destroy(&s.mtx);
+}
+
+// Under secure aggregation the hook sees the unmasked sum: equal to the
+// plain sum of the same clipped updates (fixed-point rounding apart).
+Test(sim_lib, sum_hook_secure)
+{
+    const char *names[] = { "synthetic", "rounds", "algo", "no-reference",
+        "seed", "clients-per-round", "clip", "secure-agg" };
+    const char *plain_v[]
+        = { SYNTH, "3", "grad", NULL, "9", "20", "5", "off" };
+    const char *sec_v[] = { SYNTH, "3", "grad", NULL, "9", "20", "5", "full" };
+    sums_seen   p, q;
+    memset(&p, 0, sizeof(p));
+    memset(&q, 0, sizeof(q));
+    p.scale = q.scale = 1.0f;
+    fr_sim *a         = make(8, names, plain_v);
+    fr_sim *b         = make(8, names, sec_v);
+    cr_assert_eq(fr_sim_set_sum_hook(a, on_sum, &p), FR_OK);
+    cr_assert_eq(fr_sim_set_sum_hook(b, on_sum, &q), FR_OK);
+    cr_assert_eq(fr_sim_run(a), FR_OK, "%s", fr_sim_errmsg(a));
+    cr_assert_eq(fr_sim_run(b), FR_OK, "%s", fr_sim_errmsg(b));
+    cr_assert_eq(q.calls, 3);
+    cr_assert_eq(q.bad, 0);
+    for (uint32_t r = 1; r <= 3; r++) {
+        cr_assert_eq(q.cohort[r], 20, "round %u: %u", r, q.cohort[r]);
+        cr_assert_eq(p.cohort[r], q.cohort[r]);
+        cr_assert(p.h[r] != 0.0);
+        close_to(q.h[r], p.h[r], 1e-3, "unmasked sum", r);
+        close_to(q.count[r], p.count[r], 1e-3, "count", r);
+    }
+    fr_sim_destroy(a);
+    fr_sim_destroy(b);
+}
+
+// ---- the masked-vector hook --------------------------------------------
+
+typedef struct masked_seen {
+    uint32_t        per_round[8], bad, stop_in;
+    size_t          dim;
+    uint64_t        nonzero;
+    pthread_mutex_t mtx;
+} masked_seen;
+
+static int
+on_masked_vec(void *ctx, const fr_sim_masked *m)
+{
+    masked_seen *s = ctx;
+    pthread_mutex_lock(&s->mtx);
+    if (m->round < 8) {
+        s->per_round[m->round]++;
+    }
+    if (m->words == NULL || m->n_words == 0 || m->member >= 20
+        || (s->dim != 0 && s->dim != m->n_words)) {
+        s->bad++;
+    }
+    s->dim = m->n_words;
+    for (size_t i = 0; i < m->n_words; i++) {
+        s->nonzero += m->words[i] != 0;
+    }
+    int stop = s->stop_in != 0 && m->round == s->stop_in;
+    pthread_mutex_unlock(&s->mtx);
+    return stop;
+}
+
+static double
+masked_run(masked_seen *s, fr_err *last, char *msg, size_t cap)
+{
+    const char *names[] = { "synthetic", "rounds", "algo", "no-reference",
+        "seed", "clients-per-round", "clip", "secure-agg", "attack" };
+    const char *values[]
+        = { SYNTH, "2", "grad", NULL, "9", "20", "5", "full", "items" };
+    fr_sim *sim = make(9, names, values);
+    if (s != NULL) {
+        cr_assert_eq(fr_sim_set_masked_hook(sim, on_masked_vec, s), FR_OK);
+    }
+    *last      = fr_sim_run(sim);
+    double auc = NAN;
+    if (*last == FR_OK) {
+        fr_sim_metrics m;
+        cr_assert_eq(fr_sim_round_metrics(sim, 2, &m), FR_OK);
+        auc = m.attack_auc;
+    }
+    snprintf(msg, cap, "%s", fr_sim_errmsg(sim));
+    fr_sim_destroy(sim);
+    return auc;
+}
+
+// Every member's masked vector once per round, the built-in masked attack
+// unchanged beside it (the same dispatch), a stop ends the run, and no
+// masked vector exists without secure aggregation.
+Test(sim_lib, masked_hook)
+{
+    masked_seen s;
+    memset(&s, 0, sizeof(s));
+    pthread_mutex_init(&s.mtx, NULL);
+    char   msg[512];
+    fr_err e;
+    double without = masked_run(NULL, &e, msg, sizeof(msg));
+    cr_assert_eq(e, FR_OK, "%s", msg);
+    double with = masked_run(&s, &e, msg, sizeof(msg));
+    cr_assert_eq(e, FR_OK, "%s", msg);
+    cr_assert_eq(s.per_round[1], 20);
+    cr_assert_eq(s.per_round[2], 20);
+    cr_assert_eq(s.bad, 0);
+    cr_assert(s.dim > 50, "dim %zu", s.dim);
+    cr_assert(s.nonzero > 40 * s.dim / 2, "masked words mostly zero");
+    // The masks come from the system RNG: the AUC is near 0.5 and varies
+    // between runs; the point is that the built-in still scores.
+    cr_assert(isfinite(without) && isfinite(with), "%g %g", without, with);
+    memset(s.per_round, 0, sizeof(s.per_round));
+    s.stop_in = 2;
+    masked_run(&s, &e, msg, sizeof(msg));
+    cr_assert_eq(e, FR_EINTERNAL);
+    cr_assert(
+        strstr(msg, "hook stopped the run in round 2") != NULL, "%s", msg);
+    cr_assert_eq(s.per_round[2], 1, "called after the stop");
+    const char *pn[] = { "synthetic", "rounds", "algo", "no-reference" };
+    const char *pv[] = { SYNTH, "1", "als", NULL };
+    fr_sim     *p    = make(4, pn, pv);
+    cr_assert_eq(fr_sim_set_masked_hook(p, on_masked_vec, &s), FR_EINVAL);
+    cr_assert(strstr(fr_sim_errmsg(p), "secure-agg") != NULL);
+    fr_sim_destroy(p);
+    pthread_mutex_destroy(&s.mtx);
+}

@@ -207,6 +207,61 @@ typedef int (*fr_sim_device_fn)(void *ctx, fr_sim_device_update *u);
 FR_API FR_NODISCARD fr_err fr_sim_set_device_hook(
     fr_sim *sim, fr_sim_device_fn fn, void *ctx);
 
+// One member's masked vector under secure aggregation, as the aggregator
+// receives it: fixed-point words (uint32, two's complement: the member's
+// statistics dense over every item, then the rating sum and count) plus
+// its pairwise and self masks, so alone it should look uniform; only the
+// round's sum unmasks (fr_sim_set_sum_hook). member is the index in the
+// round's roster (the aggregator knows which key that is; the simulator
+// does not map it to a user here). Valid only during the call.
+typedef struct fr_sim_masked {
+    uint32_t        round; // the simulator's round (1-based)
+    uint32_t        member; // index in the round's roster
+    const uint32_t *words;
+    size_t          n_words;
+} fr_sim_masked;
+
+// Returns 0 to go on; anything else stops the run as an update hook does.
+// Called while the aggregator holds its round lock: keep it short.
+typedef int (*fr_sim_masked_fn)(void *ctx, const fr_sim_masked *m);
+
+// Installs (fn NULL: removes) the masked-vector hook, between steps.
+// FR_EINVAL without secure aggregation. The built-in attacks (--attack
+// items) keep seeing every masked vector.
+FR_API FR_NODISCARD fr_err fr_sim_set_masked_hook(
+    fr_sim *sim, fr_sim_masked_fn fn, void *ctx);
+
+// The aggregator's sums of one round before the model step: under secure
+// aggregation the unmasked sum (what the aggregator learns of the cohort),
+// else the sum of the plain updates. A defence may change the values in
+// place (e.g. noise or clip the sum); an attack reads them. Valid only
+// during the call. ALS rows are [packed Gram | h] per item, gradient rows
+// [factors | bias]; DP noise is added after this hook (central DP), and
+// under distributed DP the members' noise shares are already in the sum.
+// Implicit ALS's summed Gram over all items is not shown.
+typedef struct fr_sim_sum {
+    uint32_t        round; // the simulator's round (1-based)
+    uint32_t        cohort; // updates (or unmasked members) in the sum
+    uint32_t        n; // items with a sum
+    const uint32_t *items; // n item indices
+    float          *rows; // n * width floats, writable
+    uint32_t        width;
+    double         *sum_ratings, *count; // writable
+    float           mu; // the model before the step
+    const float    *bi, *Q; // n_items, n_items * k
+    uint32_t        n_items, k;
+} fr_sim_sum;
+
+// Returns 0 to step with the (possibly changed) sums; anything else stops
+// the run as an update hook does (the sums are left unchanged). Called on
+// the thread that closes the round, once per round.
+typedef int (*fr_sim_sum_fn)(void *ctx, fr_sim_sum *s);
+
+// Installs (fn NULL: removes) the sum hook, between steps, from the next
+// round on. Plain and secure aggregation alike.
+FR_API FR_NODISCARD fr_err fr_sim_set_sum_hook(
+    fr_sim *sim, fr_sim_sum_fn fn, void *ctx);
+
 #ifdef __cplusplus
 }
 #endif
