@@ -11,10 +11,12 @@
 #include <sodium.h>
 
 #include "accumulate.h"
+#include "bounds.h"
 #include "closer.h"
 #include "counters.h"
 #include "edge_sums.h"
 #include "journal.h"
+#include "ledger.h"
 #include "log.h"
 #include "rounds.h"
 #include "sa.h"
@@ -575,6 +577,104 @@ submit_buffered(fri_agg *a, uint64_t now_ms,
 
 // Adds a checked contribution of member pk to round `round`: a device's
 // update u, or (root) an edge's sums es.
+// ---- latest statistics: the ledger of standing contributions (ledger.h) --
+
+// Whether e, a device's standing contribution after its report, is one it
+// could hold: empty, or a whole contribution within the bounds (under DP
+// the per-report norm bound, since devices scale their contribution).
+static const char *
+standing_why(const fri_agg *a, const fri_ledger_entry *e, uint64_t round)
+{
+    fri_agg_update v;
+    fri_ledger_view(e, round, &v);
+    v.gram_len = a->gram_len;
+    v.rows_len = (size_t)v.n * a->d;
+    v.vb_len   = a->vb != NULL ? fri_vb_glob_len(a->cfg.k) : 0;
+    if (v.n > 0 && !(v.count > 0.0)) {
+        // A first report carries the device's rating count (SPEC 5.4.1).
+        return "contribution without its rating count";
+    }
+    if (a->cfg.dp != FRI_AGG_DP_OFF) {
+        double n2 = 0.0;
+        if (fri_agg_dp_stats_norm2(a, &v, &n2) != FR_OK) {
+            return "out of memory";
+        }
+        double cl = (double)a->cfg.clip * (1.0 + 1e-4);
+        return n2 <= cl * cl ? NULL : "contribution norm above the DP bound";
+    }
+    const char *why = NULL;
+    return fri_bounds_standing(&a->cfg, &v, &why) == 0 ? NULL : why;
+}
+
+// Before u is added to the round's sums: the standing contribution it
+// leads to, staged in *next for the caller to hand to the ledger once u is
+// in the sums. A report that does not lead to one the device could hold
+// puts the device back in step instead: its standing contribution leaves
+// the sum (through this round's sums) and FR_ERESYNC tells it to send its
+// contribution whole next time.
+static fr_err
+ledger_prepare(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES],
+    const fri_agg_update *u, float mu, fri_ledger_entry **next)
+{
+    const char *why   = NULL;
+    int         empty = 0;
+    pthread_mutex_lock(&a->rs.ledger_mtx);
+    // Room to stage this device's record, whatever happens below.
+    fr_err rv = fri_ledger_reserve(a->rs.ledger);
+    if (rv == FR_OK) {
+        rv = fri_ledger_apply(a->rs.ledger, pk, u, mu, next, &empty, &why);
+        if (rv != FR_OK && rv != FR_ESTATE) {
+            fri_ledger_release(a->rs.ledger);
+        }
+    }
+    pthread_mutex_unlock(&a->rs.ledger_mtx);
+    if (rv != FR_OK && rv != FR_ESTATE) {
+        return rv;
+    }
+    if (rv == FR_OK && !empty) {
+        why = standing_why(a, *next, u->round);
+    }
+    if (why == NULL) {
+        return FR_OK;
+    }
+    fri_ledger_entry_free(*next);
+    *next                 = NULL;
+    fri_ledger_entry *neg = NULL, *z = NULL;
+    pthread_mutex_lock(&a->rs.ledger_mtx);
+    rv = fri_ledger_retraction(a->rs.ledger, pk, mu, &neg);
+    if (rv == FR_OK) {
+        rv = fri_ledger_empty(a->rs.ledger, mu, &z);
+    }
+    pthread_mutex_unlock(&a->rs.ledger_mtx);
+    if (rv == FR_OK && neg != NULL) {
+        fri_agg_update nu;
+        fri_ledger_view(neg, u->round, &nu);
+        nu.gram_len = a->gram_len;
+        nu.rows_len = (size_t)nu.n * a->d;
+        nu.vb_len   = u->vb_len;
+        rv          = fri_agg_acc_add(a, &nu);
+    }
+    fri_ledger_entry_free(neg);
+    pthread_mutex_lock(&a->rs.ledger_mtx);
+    if (rv == FR_OK) {
+        rv = fri_ledger_stage(a->rs.ledger, pk, z); // reserved: cannot fail
+    } else {
+        fri_ledger_release(a->rs.ledger);
+        fri_ledger_entry_free(z);
+    }
+    pthread_mutex_unlock(&a->rs.ledger_mtx);
+    if (rv != FR_OK) {
+        return rv;
+    }
+    fri_agg_reject_count(a, FRI_REJ_RESYNC);
+    fri_agg_log(a, FR_LOG_WARN,
+        "msg=\"report out of step with the device's standing "
+        "contribution: taken out, device asked to resend it whole\" "
+        "round=%llu reason=\"%s\"",
+        (unsigned long long)u->round, why);
+    return FR_ERESYNC;
+}
+
 static fr_err
 submit_checked(fri_agg *a, uint64_t now_ms,
                const uint8_t pk[FRI_AGG_KEYBYTES], uint64_t round,
@@ -603,37 +703,59 @@ submit_checked(fri_agg *a, uint64_t now_ms,
     a->rs.n_inflight++;
     fri_agg_update_fn hook     = a->rs.upd_hook;
     void             *hook_ctx = a->rs.upd_hook_ctx;
+    // The census round's reports are not recorded by devices (SPEC 5.4.1).
+    const int ledger
+        = u != NULL && a->rs.ledger != NULL && a->model.version > 0;
+    const float mu = a->model.mu;
     pthread_mutex_unlock(&a->rs.mtx);
     if (hook != NULL && u != NULL) {
         hook(hook_ctx, pk, u);
     }
 
-    fr_err rv = u != NULL ? fri_agg_acc_add(a, u) : fri_edge_sums_add(a, es);
+    fri_ledger_entry *next = NULL;
+    fr_err rv = ledger ? ledger_prepare(a, pk, u, mu, &next) : FR_OK;
+    if (rv == FR_OK) {
+        rv = u != NULL ? fri_agg_acc_add(a, u) : fri_edge_sums_add(a, es);
+    }
+    if (next != NULL) {
+        pthread_mutex_lock(&a->rs.ledger_mtx);
+        if (rv == FR_OK) {
+            // Reserved in ledger_prepare: cannot fail once u is summed.
+            rv = fri_ledger_stage(a->rs.ledger, pk, next);
+        } else {
+            fri_ledger_release(a->rs.ledger);
+            fri_ledger_entry_free(next);
+        }
+        pthread_mutex_unlock(&a->rs.ledger_mtx);
+    }
 
     pthread_mutex_lock(&a->rs.mtx);
     s = slot_find(a, pk); // the table may have grown meanwhile
-    s->state = rv == FR_OK ? SLOT_REPORTED : SLOT_MEMBER;
+    // A device put back in step is done for the round, like a refused one.
+    s->state = rv == FR_OK ? SLOT_REPORTED
+        : rv == FR_ERESYNC ? SLOT_REFUSED
+                           : SLOT_MEMBER;
     a->rs.n_inflight--;
     if (a->rs.n_inflight == 0) {
         pthread_cond_broadcast(&a->rs.cond);
     }
     int close = 0;
-    if (rv == FR_OK) {
-        a->rs.n_reported++;
+    if (rv == FR_OK || rv == FR_ERESYNC) {
+        a->rs.n_reported += rv == FR_OK;
+        a->rs.n_refused += rv == FR_ERESYNC;
         close = all_done_act(a);
         if (close != 0) {
             a->rs.state = RS_CLOSING;
         }
     }
     pthread_mutex_unlock(&a->rs.mtx);
-    if (rv != FR_OK) {
-        return rv;
+    if (rv == FR_OK) {
+        atomic_fetch_add(&a->ctr.accepted, 1);
     }
-    atomic_fetch_add(&a->ctr.accepted, 1);
     if (close != 0) {
         end_round(a, now_ms, close, "every member reported or was refused");
     }
-    return FR_OK;
+    return rv;
 }
 
 fr_err

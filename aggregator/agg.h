@@ -512,7 +512,8 @@ typedef enum fri_agg_reject {
     FRI_REJ_STATE,
     FRI_REJ_TOO_BIG,
     FRI_REJ_BOUNDS, // values outside the server-side bounds (bounds.h)
-    FRI_REJ_STALE,  // buffered mode: computed on a model too old
+    FRI_REJ_STALE, // buffered mode: computed on a model too old
+    FRI_REJ_RESYNC, // latest statistics: out of step with the ledger
     FRI_REJ_COUNT_
 } fri_agg_reject;
 

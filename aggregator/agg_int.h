@@ -26,8 +26,8 @@
 //                             accumulators; model step; published model
 //                             (identity, signed frame, served arrays);
 //                             configuration checks; a tree's edge sums
-//   1  latest.c latest_sa.c robust.c ckpt.c metrics.c journal.c
-//   0  carry.c bounds.c vbmf.c log.c errbuf.c applied.c
+//   1  latest.c latest_sa.c robust.c ckpt.c metrics.c journal.c ledger.c
+//   0  carry.c bounds.c vbmf.c log.c errbuf.c keymap.c
 //
 // Each file's functions are declared in its own header (x.c: x.h; agg.c:
 // rounds.h; metrics.c: counters.h; the public ones in agg.h), which a file
@@ -116,12 +116,17 @@ typedef struct fri_rounds {
     // Latest statistics under secure aggregation: the survivors of the
     // last round that unmasked (sa.c), kept after the round so that each
     // can learn whether its delta was applied, and each device's last
-    // applied round (applied.h; the closer adds a kept round's survivors),
+    // applied round (keymap.h; the closer adds a kept round's survivors),
     // told to it in SA_PARAMS. NULL / 0 otherwise.
     uint64_t            sa_out_round;
     uint32_t            sa_out_n;
     uint8_t            *sa_out_pk; // cohort-size keys
-    struct fri_applied *applied;
+    struct fri_keymap  *applied;
+    // Latest statistics without secure aggregation (rounds, not
+    // buffered): each device's standing contribution (ledger.h), under
+    // ledger_mtx; NULL otherwise.
+    struct fri_ledger *ledger;
+    pthread_mutex_t    ledger_mtx;
     uint8_t         sel_key[16]; // cohort sampling key of this round
     fri_agg_update_fn upd_hook;   // test hook
     void             *upd_hook_ctx;

@@ -38,7 +38,7 @@ pk(const float *G, size_t d, size_t a, size_t b)
 // Rank one: G = x x^T (G packed d x d). Reads x off the column of the
 // largest diagonal entry and compares every entry.
 static int
-rank_one(const float *G, size_t d)
+rank_one(const float *G, size_t d, double tiny)
 {
     size_t m  = 0;
     double gm = -1.0;
@@ -54,7 +54,7 @@ rank_one(const float *G, size_t d)
     }
     if (gm <= 0.0) {
         for (size_t t = 0; t < fri_packed_len(d); t++) {
-            if (fabs((double) G[t]) > TINY) {
+            if (fabs((double)G[t]) > tiny) {
                 return 0;
             }
         }
@@ -66,7 +66,7 @@ rank_one(const float *G, size_t d)
         for (size_t b = a; b < d; b++) {
             double xb = pk(G, d, b, m) / sm;
             double e  = fabs(pk(G, d, a, b) - xa * xb);
-            if (e > TOL * sqrt(pk(G, d, a, a) * pk(G, d, b, b)) + TINY) {
+            if (e > TOL * sqrt(pk(G, d, a, a) * pk(G, d, b, b)) + tiny) {
                 return 0;
             }
         }
@@ -122,7 +122,7 @@ psd(const double *M, size_t d, double extra)
 // when the client clipped its update), rows h_j = s x res_j.
 static int
 check_als(const fri_agg_config *c, const fri_bounds *B,
-          const fri_agg_update *u, const char **why)
+    const fri_agg_update *u, double tiny, const char **why)
 {
     const size_t d = (size_t) c->k + 1, k = c->k;
     const float *G = u->gram;
@@ -131,7 +131,7 @@ check_als(const fri_agg_config *c, const fri_bounds *B,
                        : fabs(s - 1.0) > 1e-6) {
         FAIL("gram bias coordinate is not 1");
     }
-    if (!rank_one(G, d)) {
+    if (!rank_one(G, d, tiny)) {
         FAIL("gram is not x x^T");
     }
     double pn = 0.0;
@@ -150,7 +150,7 @@ check_als(const fri_agg_config *c, const fri_bounds *B,
         }
         for (size_t a = 0; a < k; a++) {
             double want = pk(G, d, a, k) / s * hk;
-            if (fabs(h[a] - want) > TOL * (fabs(want) + fabs(h[a])) + TINY) {
+            if (fabs(h[a] - want) > TOL * (fabs(want) + fabs(h[a])) + tiny) {
                 FAIL("row is not x * residual");
             }
         }
@@ -161,11 +161,11 @@ check_als(const fri_agg_config *c, const fri_bounds *B,
 // iALS: G = s p p^T (k x k), rows [s (c - 1), s c p].
 static int
 check_ials(const fri_agg_config *c, const fri_bounds *B,
-           const fri_agg_update *u, const char **why)
+    const fri_agg_update *u, double tiny, const char **why)
 {
     const size_t k = c->k, d = k + 1;
     const float *G = u->gram;
-    if (!rank_one(G, k)) {
+    if (!rank_one(G, k, tiny)) {
         FAIL("gram is not p p^T");
     }
     double tr = 0.0;
@@ -178,7 +178,7 @@ check_ials(const fri_agg_config *c, const fri_bounds *B,
     double cmax = (double) c->alpha * B->rmax;
     for (uint32_t j = 0; j < u->n; j++) {
         const float *row = u->rows + (size_t) j * d;
-        if (row[0] > cmax * (1.0 + TOL) + TINY) {
+        if (row[0] > cmax * (1.0 + TOL) + tiny) {
             FAIL("confidence above alpha * rating-max");
         }
         double n2 = 0.0;
@@ -198,7 +198,7 @@ check_ials(const fri_agg_config *c, const fri_bounds *B,
 // global block [E[u] (d) | E[u u^T] (packed) | sum E[a^2] | 1].
 static int
 check_vbmf(const fri_agg_config *c, const fri_bounds *B,
-           const fri_agg_update *u, const char **why)
+    const fri_agg_update *u, double tiny, const char **why)
 {
     const size_t k = c->k, d = k + 1, P = fri_packed_len(d);
     const float *G = u->gram;
@@ -231,7 +231,7 @@ check_vbmf(const fri_agg_config *c, const fri_bounds *B,
     for (uint32_t j = 0; j < u->n; j++) {
         const float *h = u->rows + (size_t) j * d;
         for (size_t a = 0; a < d; a++) {
-            if (fabs(h[a]) > sqrt(pk(G, d, a, a)) * R * (1.0 + TOL) + TINY) {
+            if (fabs(h[a]) > sqrt(pk(G, d, a, a)) * R * (1.0 + TOL) + tiny) {
                 free(M);
                 FAIL("row above sqrt(gram diagonal) * max-residual");
             }
@@ -247,14 +247,14 @@ check_vbmf(const fri_agg_config *c, const fri_bounds *B,
     double mn = 0.0;
     for (size_t a = 0; a < k; a++) {
         double g = pk(G, d, a, k);
-        if (fabs(m[a] - g) > TOL * (fabs(m[a]) + fabs(g)) + TINY) {
+        if (fabs(m[a] - g) > TOL * (fabs(m[a]) + fabs(g)) + tiny) {
             free(M);
             FAIL("global block mean differs from the gram's");
         }
         mn += (double) m[a] * m[a];
         for (size_t b = a; b < k; b++) {
             double x = pk(Mu, d, a, b), y = pk(G, d, a, b);
-            if (fabs(x - y) > TOL * (fabs(x) + fabs(y)) + TINY) {
+            if (fabs(x - y) > TOL * (fabs(x) + fabs(y)) + tiny) {
                 free(M);
                 FAIL("global block second moment differs from the gram's");
             }
@@ -281,8 +281,8 @@ check_vbmf(const fri_agg_config *c, const fri_bounds *B,
     if (!ok) {
         FAIL("global block covariance is not positive semi-definite");
     }
-    if (sq < 0.0 || sq > u->count * (R * R + pk(Mu, d, k, k)) * (1.0 + TOL) +
-                             TINY) {
+    if (sq < 0.0
+        || sq > u->count * (R * R + pk(Mu, d, k, k)) * (1.0 + TOL) + tiny) {
         FAIL("global block squared error out of range");
     }
     return 0;
@@ -362,19 +362,14 @@ check_delta(const fri_agg_config *c, const fri_bounds *B,
     return 0;
 }
 
-int
-fri_bounds_update(const fri_agg_config *c, const fri_agg_update *u,
-                  const char **why)
+// The checks of a whole (non-delta) contribution, rows already bounded.
+static int
+check_whole(const fri_agg_config *c, const fri_agg_update *u, double tiny,
+    const char **why)
 {
     fri_bounds B;
     fri_bounds_of(c, &B);
     double n = u->n;
-    if (n > B.max_rows) {
-        FAIL("more rows than max-ratings");
-    }
-    if (c->stats_latest) {
-        return check_delta(c, &B, u, why);
-    }
     if (u->count < 0.0 || u->count > n + 1e-3) {
         FAIL("rating count above the rows the update carries");
     }
@@ -391,12 +386,44 @@ fri_bounds_update(const fri_agg_config *c, const fri_agg_update *u,
         FAIL("rating sum outside count * rating range");
     }
     if (c->algo == FRI_AGG_VBMF) {
-        return check_vbmf(c, &B, u, why);
+        return check_vbmf(c, &B, u, tiny, why);
     }
     if (c->algo == FRI_AGG_GRAD) {
         return c->clip > 0.0f ? 0 : check_grad(c, &B, u, why);
     }
-    return c->implicit ? check_ials(c, &B, u, why) : check_als(c, &B, u, why);
+    return c->implicit ? check_ials(c, &B, u, tiny, why)
+                       : check_als(c, &B, u, tiny, why);
+}
+
+int
+fri_bounds_update(
+    const fri_agg_config *c, const fri_agg_update *u, const char **why)
+{
+    fri_bounds B;
+    fri_bounds_of(c, &B);
+    if ((double)u->n > B.max_rows) {
+        FAIL("more rows than max-ratings");
+    }
+    if (c->stats_latest) {
+        return check_delta(c, &B, u, why);
+    }
+    return check_whole(c, u, TINY, why);
+}
+
+int
+fri_bounds_standing(
+    const fri_agg_config *c, const fri_agg_update *u, const char **why)
+{
+    fri_bounds B;
+    fri_bounds_of(c, &B);
+    if ((double)u->n > B.max_rows) {
+        FAIL("more rows than max-ratings");
+    }
+    // A standing contribution is a float sum of the device's reports:
+    // besides the relative tolerance, allow rounding of the size of one
+    // contribution's largest entries (1 + U^2) max(1, R) times 1e-5.
+    double x2 = 1.0 + B.user_norm * B.user_norm;
+    return check_whole(c, u, 1e-5 * x2 * fmax(1.0, B.residual), why);
 }
 
 void

@@ -34,6 +34,13 @@ void fri_bounds_of(const fri_agg_config *c, fri_bounds *b);
 int fri_bounds_update(const fri_agg_config *c, const fri_agg_update *u,
                       const char **why);
 
+// Latest statistics: the checks of a whole contribution (what
+// fri_bounds_update holds a non-delta update to) on a device's standing
+// contribution, a float sum of its reports (ledger.h), with a rounding
+// allowance for that sum.
+int fri_bounds_standing(
+    const fri_agg_config *c, const fri_agg_update *u, const char **why);
+
 // Gradient FedAvg with clip C > 0: the server's own clip of one plain
 // update (what honest clients already do): returns the factors to multiply
 // the rows and (sum, count) by, each <= 1 (1 for an honest update).

@@ -1,5 +1,5 @@
 #include "ckpt.h"
-#include "applied.h"
+#include "keymap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,7 +16,7 @@
 #include "linalg.h"
 #include "wire.h"
 
-#define CKPT_FORMAT 5u
+#define CKPT_FORMAT 6u
 #define CKPT_APPLIED_REC (32 + 8) // format 5: key, round
 #define CKPT_CARRY_FIXED (4 + 4 + 8 + 8 + 4) // format 4 tail's fixed part
 #define CKPT_TAIL_LEN(n) (4 + 8 + 8 * (size_t) (n)) // accountant, format 2
@@ -40,6 +40,7 @@ fri_ckpt_free(fri_ckpt *c)
     free(c->glob);
     free(c->applied_keys);
     free(c->applied_rounds);
+    free(c->ledger);
     for (int i = 0; i < FRI_CKPT_MAX_OPT; i++) {
         free(c->opt_state[i]);
     }
@@ -138,13 +139,14 @@ fsync_dir(const char *dir)
 fr_err
 fri_ckpt_write(const char *dir, const fri_ckpt *c, char *err, size_t err_cap)
 {
-    if (dir == NULL || c == NULL || c->n_items == 0 || c->k == 0 ||
-        c->bi == NULL || c->Q == NULL || c->n_opt > FRI_CKPT_MAX_OPT ||
-        c->n_rdp > FRI_CKPT_MAX_RDP || (c->n_vb > 0 && c->vb == NULL) ||
-        (c->n_carried > 0 && (c->carried == NULL || c->carry == NULL)) ||
-        (c->n_glob > 0 && c->glob == NULL) ||
-        (c->n_applied > 0 &&
-         (c->applied_keys == NULL || c->applied_rounds == NULL))) {
+    if (dir == NULL || c == NULL || c->n_items == 0 || c->k == 0
+        || c->bi == NULL || c->Q == NULL || c->n_opt > FRI_CKPT_MAX_OPT
+        || c->n_rdp > FRI_CKPT_MAX_RDP || (c->n_vb > 0 && c->vb == NULL)
+        || (c->n_carried > 0 && (c->carried == NULL || c->carry == NULL))
+        || (c->n_glob > 0 && c->glob == NULL)
+        || (c->n_applied > 0
+            && (c->applied_keys == NULL || c->applied_rounds == NULL))
+        || (c->ledger_len > 0 && c->ledger == NULL)) {
         fri_agg_seterr(err, err_cap, "checkpoint: invalid arguments");
         return FR_EINVAL;
     }
@@ -263,6 +265,16 @@ fri_ckpt_write(const char *dir, const fri_ckpt *c, char *err, size_t err_cap)
                 fri_put64(rec + 32, c->applied_rounds[j]);
             }
             bad = put(fd, &h, recs, m * CKPT_APPLIED_REC) != 0;
+        }
+    }
+    if (!bad) {
+        uint8_t ll[8];
+        fri_put64(ll, c->ledger_len);
+        bad = put(fd, &h, ll, sizeof(ll)) != 0;
+        for (uint64_t o = 0; !bad && o < c->ledger_len; o += 4096) {
+            size_t m = c->ledger_len - o < 4096 ? (size_t)(c->ledger_len - o)
+                                                : 4096;
+            bad      = put(fd, &h, c->ledger + o, m) != 0;
         }
     }
     uint8_t sum[CKPT_SUMBYTES];
@@ -487,8 +499,8 @@ fri_ckpt_decode(const uint8_t *buf, size_t len, const char *name,
             goto out;
         }
         out->n_applied = fri_get32(buf + need - CKPT_SUMBYTES);
-        if (out->n_applied > FRI_APPLIED_MAX ||
-            (len - need - 4) / CKPT_APPLIED_REC < out->n_applied) {
+        if (out->n_applied > FRI_KEYMAP_MAX
+            || (len - need - 4) / CKPT_APPLIED_REC < out->n_applied) {
             fri_agg_seterr(
                 err, err_cap, "checkpoint %s: implausible applied rounds", name);
             rv = FR_EFORMAT;
@@ -496,6 +508,25 @@ fri_ckpt_decode(const uint8_t *buf, size_t len, const char *name,
         }
         applied_at = buf + need - CKPT_SUMBYTES + 4;
         need += 4 + CKPT_APPLIED_REC * (size_t) out->n_applied;
+    }
+    const uint8_t *ledger_at = NULL;
+    if (format >= 6) {
+        // The ledger of standing contributions (opaque here, ledger.h).
+        if (len < need + 8) {
+            fri_agg_seterr(
+                err, err_cap, "checkpoint %s: truncated ledger", name);
+            rv = FR_EFORMAT;
+            goto out;
+        }
+        out->ledger_len = fri_get64(buf + need - CKPT_SUMBYTES);
+        if (out->ledger_len > len - need - 8) {
+            fri_agg_seterr(
+                err, err_cap, "checkpoint %s: implausible ledger", name);
+            rv = FR_EFORMAT;
+            goto out;
+        }
+        ledger_at = buf + need - CKPT_SUMBYTES + 8;
+        need += 8 + (size_t)out->ledger_len;
     }
     if (need != len) {
         fri_agg_seterr(err, err_cap,
@@ -540,6 +571,13 @@ fri_ckpt_decode(const uint8_t *buf, size_t len, const char *name,
             const uint8_t *r = applied_at + CKPT_APPLIED_REC * (size_t) j;
             memcpy(out->applied_keys + 32 * (size_t) j, r, 32);
             out->applied_rounds[j] = fri_get64(r + 32);
+        }
+    }
+    if (ledger_at != NULL && out->ledger_len > 0) {
+        out->ledger = malloc((size_t)out->ledger_len);
+        oom |= out->ledger == NULL;
+        if (out->ledger != NULL) {
+            memcpy(out->ledger, ledger_at, (size_t)out->ledger_len);
         }
     }
     for (uint32_t i = 0; i < out->n_opt; i++) {

@@ -6,7 +6,7 @@
 // last round and a torn write never loses anything: the rename only
 // happens after the new file is complete and on disk.
 //
-// Layout, little-endian (format 5):
+// Layout, little-endian (format 6):
 //   "FRCK" | u32 format | fingerprint[32] | u64 version | u64 round
 //   | u64 next_round | u32 n_items | u32 k | f32 mu | u32 opt | u64 opt_t
 //   | u64 opt_len | u32 n_opt | bi[n_items] f32 | Q[n_items*k] f32
@@ -20,12 +20,16 @@
 //   are taken against; 0 / empty otherwise)
 //   | u32 n_applied | n_applied * (key[32] | u64 round) (latest statistics
 //   under secure aggregation: each device's last applied round,
-//   aggregator/applied.h)
+//   aggregator/keymap.h)
+//   | u64 ledger_len | ledger_len bytes (latest statistics without secure
+//   aggregation: each device's standing contribution, aggregator/ledger.h,
+//   whose loader checks it)
 //   | BLAKE2b-256 of everything before
 // Format 1 is format 2 without the accountant tail, format 2 is format 3
 // without the VBMF tail, format 3 is format 4 without the carried
-// statistics, format 4 is format 5 without the applied rounds; all still
-// load (n_rdp = 0 / n_vb = 0 / n_carried = 0 / n_applied = 0).
+// statistics, format 4 is format 5 without the applied rounds, format 5
+// is format 6 without the ledger; all still load (n_rdp = 0 / n_vb = 0 /
+// n_carried = 0 / n_applied = 0 / ledger_len = 0).
 #ifndef FR_AGGREGATOR_CKPT_H
 #define FR_AGGREGATOR_CKPT_H
 
@@ -76,6 +80,9 @@ typedef struct fri_ckpt {
     uint32_t  n_applied;
     uint8_t  *applied_keys;
     uint64_t *applied_rounds;
+    // The ledger's serialized form (fri_ledger_save), NULL when none.
+    uint64_t ledger_len;
+    uint8_t *ledger;
 } fri_ckpt;
 
 // Writes c as DIR/checkpoint (see above). FR_EIO with a message naming the

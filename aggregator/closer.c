@@ -10,7 +10,8 @@
 #include <string.h>
 
 #include "accumulate.h"
-#include "applied.h"
+#include "keymap.h"
+#include "ledger.h"
 #include "bounds.h"
 #include "ckpt.h"
 #include "closer.h"
@@ -114,14 +115,33 @@ checkpoint(fri_agg *a, uint64_t round, char *err, size_t err_cap)
             return sv;
         }
     }
+    if (a->rs.ledger != NULL) {
+        // Closer only, between rounds: nothing is staged or read.
+        size_t need = 0;
+        fr_err sz   = fri_ledger_save(a->rs.ledger, NULL, 0, &need);
+        (void)sz; // FR_ENOSPC: the size needed is in need
+        c.ledger = malloc(need);
+        if (c.ledger == NULL
+            || fri_ledger_save(a->rs.ledger, c.ledger, need, &need) != FR_OK) {
+            free(c.ledger);
+            free(c.vb);
+            free(c.carried);
+            free(c.carry);
+            free(c.glob);
+            fri_agg_seterr(err, err_cap, "checkpoint: out of memory");
+            return FR_ENOMEM;
+        }
+        c.ledger_len = need;
+    }
     pthread_mutex_lock(&a->rs.mtx);
-    size_t na = fri_applied_count(a->rs.applied);
+    size_t na = fri_keymap_count(a->rs.applied);
     if (na > 0) {
         c.applied_keys   = malloc(na * 32);
         c.applied_rounds = malloc(na * sizeof(uint64_t));
-        if (c.applied_keys != NULL && c.applied_rounds != NULL &&
-            fri_applied_export(a->rs.applied, c.applied_keys,
-                               c.applied_rounds, na) == FR_OK) {
+        if (c.applied_keys != NULL && c.applied_rounds != NULL
+            && fri_keymap_export(
+                   a->rs.applied, c.applied_keys, c.applied_rounds, na)
+                == FR_OK) {
             c.n_applied = (uint32_t) na;
         }
     }
@@ -134,6 +154,7 @@ checkpoint(fri_agg *a, uint64_t round, char *err, size_t err_cap)
     }
     free(c.applied_keys);
     free(c.applied_rounds);
+    free(c.ledger);
     free(c.vb);
     free(c.carried);
     free(c.carry);
@@ -142,7 +163,7 @@ checkpoint(fri_agg *a, uint64_t round, char *err, size_t err_cap)
 }
 
 // Latest statistics under secure aggregation: round, completed with its
-// model kept, is the last applied one of each of its survivors (applied.h).
+// model kept, is the last applied one of each of its survivors (keymap.h).
 // Under mtx.
 static void
 commit_applied(fri_agg *a, uint64_t round)
@@ -152,17 +173,37 @@ commit_applied(fri_agg *a, uint64_t round)
     }
     uint32_t lost = 0;
     for (uint32_t j = 0; j < a->rs.sa_out_n; j++) {
-        lost += fri_applied_set(a->rs.applied,
-                                a->rs.sa_out_pk + (size_t) j * FRI_AGG_KEYBYTES,
-                                round) != FR_OK;
+        lost += fri_keymap_set(a->rs.applied,
+                    a->rs.sa_out_pk + (size_t)j * FRI_AGG_KEYBYTES, round)
+            != FR_OK;
     }
     if (lost > 0) {
-        // Those devices drop an unresolved pending delta (applied.h).
+        // Those devices drop an unresolved pending delta (keymap.h).
         fri_agg_log(a, FR_LOG_WARN,
-                    "msg=\"applied rounds not recorded\" round=%llu "
-                    "devices=%u recorded=%zu",
-                    (unsigned long long) round, lost,
-                    fri_applied_count(a->rs.applied));
+            "msg=\"applied rounds not recorded\" round=%llu "
+            "devices=%u recorded=%zu",
+            (unsigned long long)round, lost, fri_keymap_count(a->rs.applied));
+    }
+}
+
+// Latest statistics, plain: the round's staged standing contributions
+// become the ledger's if its sums entered the running sum (keep), else
+// they are dropped (ledger.h).
+static void
+settle_ledger(fri_agg *a, uint64_t round, int keep)
+{
+    if (a->rs.ledger == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&a->rs.ledger_mtx);
+    fr_err rv = fri_ledger_settle(a->rs.ledger, keep);
+    pthread_mutex_unlock(&a->rs.ledger_mtx);
+    if (rv != FR_OK) {
+        // Those devices are put back in step on their next report.
+        fri_agg_log(a, FR_LOG_ERROR,
+            "msg=\"standing contributions not all recorded\" "
+            "round=%llu err=%s",
+            (unsigned long long)round, fr_errname(rv));
     }
 }
 
@@ -327,6 +368,7 @@ fri_closer_close(fri_agg *a)
     if (rv != FR_OK || refused) {
         backup_restore(a, &bk);
         backup_free(&bk);
+        settle_ledger(a, round, 0);
         free(bi);
         free(Q);
         pthread_mutex_lock(&a->rs.mtx);
@@ -359,6 +401,7 @@ fri_closer_close(fri_agg *a)
     a->rs.rounds_completed++;
     a->rs.last_completed = round;
     commit_applied(a, round);
+    settle_ledger(a, round, 1);
     if (a->cfg.dp != FRI_AGG_DP_OFF) {
         // One more release of the subsampled Gaussian mechanism. q and z
         // were validated at create, so this cannot fail; if it did, the
@@ -435,6 +478,7 @@ fri_closer_abandon(fri_agg *a, const char *why)
     a->rs.rounds_abandoned++;
     pthread_mutex_unlock(&a->rs.mtx);
     fri_agg_acc_reset(a);
+    settle_ledger(a, round, 0);
     fri_agg_log(a, FR_LOG_WARN,
                 "msg=\"round abandoned\" round=%llu clients=%u min_clients=%u "
                 "reason=%s",

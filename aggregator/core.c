@@ -14,7 +14,8 @@
 #include <sodium.h>
 
 #include "bounds.h"
-#include "applied.h"
+#include "keymap.h"
+#include "ledger.h"
 #include "carry.h"
 #include "ckpt.h"
 #include "config.h"
@@ -81,13 +82,13 @@ restore_carry(fri_agg *a, const fri_ckpt *c)
 }
 
 // The per-device applied rounds of the checkpoint (latest statistics under
-// secure aggregation; aggregator/applied.h).
+// secure aggregation; aggregator/keymap.h).
 static fr_err
 restore_applied(fri_agg *a, const fri_ckpt *c)
 {
     for (uint32_t j = 0; j < c->n_applied; j++) {
-        fr_err rv = fri_applied_set(a->rs.applied, c->applied_keys + 32 * (size_t) j,
-                                    c->applied_rounds[j]);
+        fr_err rv = fri_keymap_set(a->rs.applied,
+            c->applied_keys + 32 * (size_t)j, c->applied_rounds[j]);
         if (rv != FR_OK) {
             return rv;
         }
@@ -120,15 +121,24 @@ init_model(fri_agg *a, char *err, size_t err_cap)
         }
     }
     if (a->cfg.stats_latest && a->cfg.secagg != FRI_AGG_SECAGG_OFF) {
-        a->rs.applied = fri_applied_create();
+        a->rs.applied = fri_keymap_create();
     }
-    if (a->model.bi == NULL || a->model.Q == NULL ||
-        (a->cfg.stats_latest && a->cfg.secagg != FRI_AGG_SECAGG_OFF &&
-         a->rs.applied == NULL) ||
-        (a->cfg.algo == FRI_AGG_GRAD && a->cfg.server_opt != FRI_AGG_OPT_SGD &&
-         a->opt.opt_m == NULL) ||
-        (a->cfg.server_opt == FRI_AGG_OPT_ADAM && a->cfg.algo == FRI_AGG_GRAD &&
-         a->opt.opt_v == NULL)) {
+    const int ledger = a->cfg.stats_latest
+        && a->cfg.secagg == FRI_AGG_SECAGG_OFF && a->cfg.buffer == 0
+        && !a->cfg.edge && a->cfg.root_max_devices == 0;
+    if (ledger) {
+        a->rs.ledger = fri_ledger_create(a->d, a->gram_len,
+            a->cfg.algo == FRI_AGG_VBMF ? fri_vb_glob_len(a->cfg.k) : 0,
+            a->cfg.implicit);
+    }
+    if (a->model.bi == NULL || a->model.Q == NULL
+        || (ledger && a->rs.ledger == NULL)
+        || (a->cfg.stats_latest && a->cfg.secagg != FRI_AGG_SECAGG_OFF
+            && a->rs.applied == NULL)
+        || (a->cfg.algo == FRI_AGG_GRAD && a->cfg.server_opt != FRI_AGG_OPT_SGD
+            && a->opt.opt_m == NULL)
+        || (a->cfg.server_opt == FRI_AGG_OPT_ADAM
+            && a->cfg.algo == FRI_AGG_GRAD && a->opt.opt_v == NULL)) {
         fri_agg_seterr(err, err_cap, "out of memory for the model");
         return FR_ENOMEM;
     }
@@ -193,7 +203,26 @@ init_model(fri_agg *a, char *err, size_t err_cap)
         fri_ckpt_free(&c);
         return FR_EFORMAT;
     }
-    rv = restore_carry(a, &c);
+    if (a->rs.ledger != NULL && c.ledger_len == 0 && c.carry_count != 0.0) {
+        // A running sum without the record of who holds what in it (a
+        // checkpoint older than format 6): start the sum afresh; each
+        // device is put back in step on its next report and sends its
+        // contribution whole (ledger.h). The model is kept.
+        fri_agg_log(a, FR_LOG_WARN,
+            "msg=\"checkpoint has running statistics but no "
+            "ledger: they restart from devices' whole "
+            "contributions\"");
+        rv = FR_OK;
+    } else {
+        rv = restore_carry(a, &c);
+    }
+    if (rv == FR_OK && c.ledger_len > 0) {
+        fri_bounds bb;
+        fri_bounds_of(&a->cfg, &bb);
+        rv = a->rs.ledger != NULL ? fri_ledger_load(a->rs.ledger, c.ledger,
+                 (size_t)c.ledger_len, a->cfg.n_items, bb.max_rows)
+                                  : FR_EFORMAT;
+    }
     if (rv == FR_OK && c.n_applied > 0) {
         rv = a->rs.applied != NULL ? restore_applied(a, &c) : FR_EFORMAT;
     }
@@ -266,6 +295,7 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
                                             : a->gram_len + a->d;
     pthread_mutex_init(&a->rs.mtx, NULL);
     pthread_mutex_init(&a->rs.jmtx, NULL);
+    pthread_mutex_init(&a->rs.ledger_mtx, NULL);
     a->rs.journal_fd = -1;
     pthread_mutex_init(&a->sums.acc_mtx, NULL);
     pthread_cond_init(&a->rs.cond, NULL);
@@ -390,7 +420,8 @@ fri_agg_destroy(fri_agg *a)
     fri_agg_rounds_stop(a);
     fri_sessions_destroy(a);
     fri_sa_destroy(a);
-    fri_applied_destroy(a->rs.applied);
+    fri_keymap_destroy(a->rs.applied);
+    fri_ledger_destroy(a->rs.ledger);
     if (a->sums.acc != NULL) {
         for (uint32_t j = 0; j < a->sums.n_touched; j++) {
             free(a->sums.acc[a->sums.touched[j]]);
@@ -431,6 +462,7 @@ fri_agg_destroy(fri_agg *a)
         close(a->rs.journal_fd);
     }
     pthread_mutex_destroy(&a->rs.jmtx);
+    pthread_mutex_destroy(&a->rs.ledger_mtx);
     pthread_mutex_destroy(&a->rs.mtx);
     pthread_mutex_destroy(&a->sums.acc_mtx);
     pthread_cond_destroy(&a->rs.cond);

@@ -107,6 +107,9 @@ map_reject(fr_err e, fri_agg_reject *why)
     case FR_ESTALE:
         *why = FRI_REJ_STALE;
         break;
+    case FR_ERESYNC:
+        *why = FRI_REJ_RESYNC;
+        break;
     case FR_EDENIED:
         *why = FRI_REJ_NOT_MEMBER;
         break;

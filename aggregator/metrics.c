@@ -12,10 +12,20 @@
 // ---- metrics ----------------------------------------------------------------
 
 static const char *reject_names[FRI_REJ_COUNT_] = {
-    "late",      "duplicate", "not_member",  "malformed",
-    "crypto",    "replay",    "denied",      "session_cap",
-    "no_session", "state",    "too_big",     "out_of_bounds",
+    "late",
+    "duplicate",
+    "not_member",
+    "malformed",
+    "crypto",
+    "replay",
+    "denied",
+    "session_cap",
+    "no_session",
+    "state",
+    "too_big",
+    "out_of_bounds",
     "stale",
+    "resync",
 };
 
 const char *

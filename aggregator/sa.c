@@ -19,7 +19,7 @@
 #include <sodium.h>
 
 #include "accumulate.h"
-#include "applied.h"
+#include "keymap.h"
 #include "bounds.h"
 #include "counters.h"
 #include "fixpt.h"
@@ -713,7 +713,7 @@ uint64_t
 fri_agg_sa_applied_round(fri_agg *a, const uint8_t *pk, uint32_t *retry_ms)
 {
     pthread_mutex_lock(&a->rs.mtx);
-    uint64_t r = fri_applied_get(a->rs.applied, pk);
+    uint64_t r = fri_keymap_get(a->rs.applied, pk);
     *retry_ms  = 0;
     if (r > a->rs.outcome_round) {
         // Told only once that round's checkpoint is written (S6).
@@ -752,8 +752,8 @@ fri_agg_sa_outcome(fri_agg *a, const uint8_t *pk, uint64_t round,
                 rv = FR_OK;
             }
         }
-    } else if (s->stats && round <= a->rs.outcome_round &&
-               fri_applied_get(a->rs.applied, pk) == round) {
+    } else if (s->stats && round <= a->rs.outcome_round
+        && fri_keymap_get(a->rs.applied, pk) == round) {
         // An older round: the device's last applied delta is this one.
         rv = FR_OK;
     }

@@ -495,7 +495,7 @@ fr_client_poll(fr_client *c, uint8_t *dst, size_t dst_cap, size_t *dst_len)
 // An ERROR frame: ends the check-in with the aggregator's code. A
 // retry_after in it is reported like a NOT_SELECTED delay.
 static fr_err
-handle_error(fr_client *c, const uint8_t *plain, size_t plain_len)
+handle_error(fr_client *c, const uint8_t *plain, size_t plain_len, int sealed)
 {
     fri_error e;
     fr_err    err = fri_error_decode(&e, plain, plain_len);
@@ -505,6 +505,12 @@ handle_error(fr_client *c, const uint8_t *plain, size_t plain_len)
     fr_err code = (fr_err) e.code;
     if (e.code == 0 || e.code > 1000) {
         code = FR_EPROTO;
+    }
+    if (code == FR_ERESYNC && sealed && e.of_type == FRI_T_UPDATE) {
+        // The aggregator took this device's standing contribution out of
+        // its sum: the next report sends the contribution whole (SPEC
+        // 5.4.1). Only the authenticated session may ask that.
+        fri_client_stats_forget(c);
     }
     c->info.retry_after_ms = e.retry_after_ms;
     char text[FRI_MAX_ERRTEXT + 1];
@@ -528,7 +534,7 @@ recv_welcome(fr_client *c, const uint8_t *src, size_t src_len)
     fri_hdr             h;
     if (fri_frame_check(&h, src, src_len) == FR_OK && h.type == FRI_T_ERROR &&
         !(h.flags & FRI_F_SEALED)) {
-        return handle_error(c, src, src_len);
+        return handle_error(c, src, src_len, 0);
     }
     fr_err err = fri_hs_client_finish(&s->sess, s->hs, src, src_len);
     fri_hs_client_destroy(s->hs);
@@ -763,7 +769,7 @@ fr_client_receive(fr_client *c, const uint8_t *src, size_t src_len)
         // Only a plain ERROR may come unsealed (e.g. the server lost the
         // session); anything else must be sealed.
         if (h.type == FRI_T_ERROR) {
-            return handle_error(c, src, src_len);
+            return handle_error(c, src, src_len, 0);
         }
         return fail(c, FR_EPROTO, "unsealed reply");
     }
@@ -781,7 +787,7 @@ fr_client_receive(fr_client *c, const uint8_t *src, size_t src_len)
         return fail(c, err, "opening the reply");
     }
     if (h.type == FRI_T_ERROR) {
-        err = handle_error(c, plain, plain_len);
+        err = handle_error(c, plain, plain_len, 1);
     } else if (s->step == WAIT_TASK && h.type == FRI_T_TASK) {
         err = recv_task(c, plain, plain_len);
     } else if (s->step == WAIT_MODEL && h.type == FRI_T_MODEL) {

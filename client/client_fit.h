@@ -77,6 +77,10 @@ fr_err fri_client_stats_delta_dp(fr_client *c, fri_update_buf *u, float mu,
                                  int vb, float clip);
 // The pending contribution was acknowledged: it becomes the last one.
 void fri_client_stats_commit(fr_client *c);
+// The aggregator no longer holds any contribution of this device
+// (FR_ERESYNC): forget the acknowledged and the pending one, so the next
+// report is the whole contribution.
+void fri_client_stats_forget(fr_client *c);
 // A masked pending contribution whose outcome the device never learnt:
 // commits it when applied_round (SA_PARAMS: the round of this device's
 // last delta the aggregator applied) is the round it was sent in, drops

@@ -325,6 +325,19 @@ fri_client_stats_commit(fr_client *c)
 }
 
 void
+fri_client_stats_forget(fr_client *c)
+{
+    fri_client_logf(c, FR_LOG_INFO,
+        "msg=\"aggregator asked for the whole contribution: "
+        "record of the last one dropped\"");
+    fri_stats_last_free(c->last);
+    fri_stats_last_free(c->pending);
+    c->last          = NULL;
+    c->pending       = NULL;
+    c->pending_round = 0;
+}
+
+void
 fri_client_stats_resolve(fr_client *c, uint64_t applied_round)
 {
     if (c->pending == NULL || c->pending_round == 0) {

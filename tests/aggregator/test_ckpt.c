@@ -230,8 +230,9 @@ Test(agg_ckpt, aggregator_resumes_from_state_dir)
     state_dir_remove(dir);
 }
 
-// A checkpoint that uses every section of format 4: two optimizer arrays,
-// the accountant, a VBMF state and carried statistics. Its bytes are the golden vector
+// A checkpoint that uses every section of format 6: two optimizer arrays,
+// the accountant, a VBMF state, carried statistics, applied rounds and a
+// ledger. Its bytes are the golden vector
 // tests/vectors/checkpoint.bin (also the fuzz_ckpt seed).
 static uint8_t *
 full_checkpoint(size_t *len)
@@ -283,6 +284,13 @@ full_checkpoint(size_t *len)
     c.n_applied      = 2;
     c.applied_keys   = akeys;
     c.applied_rounds = arounds;
+    // A ledger's bytes (opaque to the checkpoint, ledger.h).
+    static uint8_t ledger[40];
+    for (int i = 0; i < 40; i++) {
+        ledger[i] = (uint8_t)(7 * i + 2);
+    }
+    c.ledger_len = sizeof(ledger);
+    c.ledger     = ledger;
     char err[512], path[400];
     mkstate();
     cr_assert_eq(fri_ckpt_write(dir, &c, err, sizeof(err)), FR_OK, "%s", err);
@@ -330,6 +338,8 @@ Test(agg_ckpt, format_matches_golden_vector)
     cr_assert_eq(r.dp_rounds, 3);
     cr_assert_eq(r.n_vb, 69);
     cr_assert_eq(r.vb[0], 0.5f);
+    cr_assert_eq(r.ledger_len, 40);
+    cr_assert_eq(r.ledger[39], (uint8_t)(7 * 39 + 2));
     cr_assert_eq(r.n_carried, 2);
     cr_assert_eq(r.acc_len, 14);
     cr_assert_eq(r.carried[1], 3);
@@ -383,6 +393,18 @@ Test(agg_ckpt, format_4_still_loads)
     cr_assert_eq(r.n_carried, 2);
     cr_assert_eq(r.n_glob, 16);
     cr_assert_eq(r.n_applied, 0);
+    fri_ckpt_free(&r);
+}
+
+// A format 5 checkpoint (before the ledger) still loads, without one.
+Test(agg_ckpt, format_5_still_loads)
+{
+    fri_ckpt r;
+    decode_vector("checkpoint_v5.bin", &r);
+    cr_assert_eq(r.n_applied, 2);
+    cr_assert_eq(r.applied_rounds[1], 7);
+    cr_assert_eq(r.ledger_len, 0);
+    cr_assert_null(r.ledger);
     fri_ckpt_free(&r);
 }
 

@@ -982,3 +982,104 @@ Test(influence, refused_member_does_not_hold_the_round_open)
     cr_assert_eq(m.rounds_completed, 0);
     fri_agg_destroy(a);
 }
+
+// Latest statistics without masking: a device's reports add up to its
+// standing contribution, which the aggregator keeps (ledger.h) and holds
+// to one whole bounded contribution. A device that keeps sending negative
+// counts (which would drive the running rating count to 0 and stop the
+// model) or keeps adding to its contribution is taken out and asked to
+// resend it whole (FR_ERESYNC): the running sum never holds more than one
+// contribution of it, and the honest devices' part stays exact.
+static void
+latest_attack(int inflate)
+{
+    user us[NU];
+    users_make(us, 21);
+    fri_agg_config c;
+    cfg_of(&c, FRI_AGG_ALS);
+    c.stats_latest   = 1;
+    fri_agg     *a   = make(&c);
+    uint64_t     now = 0;
+    uint8_t      pk[FRI_AGG_KEYBYTES];
+    fri_agg_task t;
+    double       honest = 0.0;
+    for (int u = 0; u < NU - 1; u++) {
+        honest += us[u].n;
+    }
+    const user *bad    = &us[NU - 1];
+    uint64_t    resync = 0;
+    for (int rnd = 0; rnd < 12; rnd++) {
+        float mu;
+        fri_agg_model_copy(a, &mu, NULL, 0, NULL, 0, NULL);
+        for (int u = 0; u < NU; u++) {
+            // Honest devices report whole in the census round and their
+            // first recorded one (rounds 0 and 1), then hold still.
+            if (u < NU - 1 && rnd > 1) {
+                continue;
+            }
+            key(pk, 700 + (uint32_t)u);
+            cr_assert_eq(fri_agg_checkin(a, now, pk, &t), FR_OK);
+            cr_assert(t.has_task);
+            dev v;
+            als_update(&v, &us[u], t.round, mu);
+            if (u == NU - 1 && rnd > 1) {
+                // Within the per-report bounds (check_delta): minus twice
+                // its count and rating sum, or its whole Gram and rows once
+                // more, every round.
+                v.u.sum_ratings = inflate ? 0.0 : -2.0 * v.u.sum_ratings;
+                v.u.count       = inflate ? 0.0 : -2.0 * bad->n;
+                v.u.weight      = 0.0;
+                if (!inflate) {
+                    memset(v.gram, 0, sizeof(v.gram));
+                    memset(v.rows, 0, sizeof(v.rows));
+                }
+                fr_err rv = fri_agg_submit(a, now, pk, &v.u);
+                cr_assert(rv == FR_ERESYNC || rv == FR_OK, "round %d: %s", rnd,
+                    fr_errname(rv));
+                resync += rv == FR_ERESYNC;
+            } else {
+                cr_assert_eq(fri_agg_submit(a, now, pk, &v.u), FR_OK,
+                    "round %d user %d", rnd, u);
+            }
+        }
+        now += 1001;
+        fri_agg_tick(a, now);
+        // Never more than one whole contribution of the attacker, never
+        // less than none.
+        double cnt = a->stats.carry_count;
+        if (rnd > 0) {
+            cr_assert(cnt >= honest - 1e-6 && cnt <= honest + bad->n + 1e-6,
+                "round %d: running count %g, honest %g, attacker %u", rnd, cnt,
+                honest, bad->n);
+            // Each item's running bias-bias Gram entry counts its raters.
+            for (uint32_t i = 0; i < NI; i++) {
+                int raters = 0;
+                for (int u = 0; u < NU; u++) {
+                    for (uint32_t j = 0; j < us[u].n; j++) {
+                        raters += us[u].items[j] == i;
+                    }
+                }
+                double g = a->stats.carry != NULL && a->stats.carry[i] != NULL
+                    ? a->stats.carry[i][fri_packed_index(D, K, K)]
+                    : 0.0;
+                cr_assert(g <= raters + 1e-3,
+                    "round %d item %u: %g raters "
+                    "in the sum, %d exist",
+                    rnd, i, g, raters);
+            }
+        }
+    }
+    cr_assert_geq(resync, 5, "the attacker was put back in step %llu times",
+        (unsigned long long)resync);
+    fri_agg_metrics m;
+    fri_agg_metrics_get(a, &m);
+    cr_assert_eq(m.rejected[FRI_REJ_RESYNC], resync);
+    fri_agg_destroy(a);
+}
+
+Test(influence, latest_plain_negative_counts_cannot_stop_the_model)
+{
+    latest_attack(0);
+}
+
+Test(influence, latest_plain_reports_cannot_add_up) { latest_attack(1); }

@@ -188,7 +188,13 @@ Test(agg_proc, buffered_mode_with_real_clients, .init = setup,
     sleep_ms(300);
     cr_assert(file_gets(log, "buffer=2 max_staleness=2", 5000), "see %s",
               log);
-    run_clients(url, 2); // six reports: at least three steps of two
+    run_clients(url, 2); // six reports: three steps of two if none is late
+    // A report can arrive while the model steps, or too stale on a slow
+    // (sanitized, loaded) machine: those are refused by design, so more
+    // check-ins make up for them.
+    for (int more = 0; more < 4 && !file_has(log, "model_version=3"); more++) {
+        run_clients(url, 1);
+    }
     cr_assert(file_gets(log, "model_version=3", 20000),
               "fewer than three steps; see %s", log);
     kill(agg, SIGTERM);

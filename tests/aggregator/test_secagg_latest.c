@@ -434,6 +434,45 @@ Test(agg_secagg_latest, device_restart_keeps_its_contribution_plain)
 // what they committed) land on the sum they were taken against and the
 // global mean stays exact. Without it the restarted aggregator adds the
 // deltas to nothing.
+// A plain device whose record differs from what the aggregator holds for
+// it (here: its state was lost, so it sends its whole contribution again,
+// which the running sum would count twice) is put back in step: the
+// aggregator takes its standing contribution out, answers FR_ERESYNC, and
+// the device's next report, whole, makes the sum exact again.
+Test(agg_secagg_latest, plain_device_that_lost_its_record_is_put_back_in_step)
+{
+    world *w = malloc(sizeof(*w));
+    cr_assert_not_null(w);
+    world_init(w, FRI_AGG_VBMF, 0);
+    for (uint64_t t = 10; t <= 10000; t += 9990) {
+        cr_assert_eq(plain_round(w, R_A, NULL, t), COHORT);
+    }
+    char dir[64], path[96];
+    snprintf(dir, sizeof(dir), "/tmp/fr-resync-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/device0", dir);
+    open_on_state(w, 0, path); // a fresh state: no record of what it sent
+    cr_assert_eq(plain_round(w, R_A, NULL, 20000), COHORT - 1,
+        "the device out of step was not refused");
+    cr_assert(strstr(fr_client_errmsg(w->c[0]), "FR_ERESYNC") != NULL,
+        "device 0: %s", fr_client_errmsg(w->c[0]));
+    cr_assert_eq(plain_round(w, R_A, NULL, 30000), COHORT);
+    float    mu;
+    uint64_t ver = 0;
+    fri_agg_model_copy(w->a, &mu, NULL, 0, NULL, 0, &ver);
+    cr_assert_eq(ver, 4);
+    double all = clients_mean(
+        w, R_A, COHORT, UINT32_MAX, NULL, 0, UINT32_MAX, UINT32_MAX);
+    cr_log_info("after a device lost its record (plain): mu %.6f, expected "
+                "%.6f",
+        (double)mu, all);
+    cr_assert(fabs(mu - all) < 1e-4, "mu %g, expected %g", (double)mu, all);
+    unlink(path);
+    rmdir(dir);
+    e2e_world_free(w);
+    free(w);
+}
+
 static void
 aggregator_restart_keeps_running_sum(int secagg)
 {

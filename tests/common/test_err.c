@@ -5,7 +5,7 @@
 
 Test(common_err, every_code_has_a_message_and_name)
 {
-    for (int e = 0; e <= FR_ESTALE; e++) {
+    for (int e = 0; e <= FR_ERESYNC; e++) {
         cr_assert_not_null(fr_strerror((fr_err) e));
         cr_assert_neq(strcmp(fr_strerror((fr_err) e), "unknown error"), 0);
         cr_assert_neq(strcmp(fr_errname((fr_err) e), "FR_UNKNOWN"), 0);

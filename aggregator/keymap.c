@@ -1,6 +1,6 @@
-// Per-device applied rounds (applied.h): open addressing with linear
+// Per-device applied rounds (keymap.h): open addressing with linear
 // probing over a power-of-two table kept at most half full.
-#include "applied.h"
+#include "keymap.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -8,21 +8,21 @@
 #include <sodium.h>
 
 typedef struct slot {
-    uint8_t  key[FRI_APPLIED_KEYBYTES];
+    uint8_t  key[FRI_KEYMAP_KEYBYTES];
     uint64_t round; // 0: empty
 } slot;
 
-struct fri_applied {
+struct fri_keymap {
     slot   *s;
     size_t  cap; // power of two
     size_t  n;
     uint8_t hkey[crypto_shorthash_KEYBYTES];
 };
 
-fri_applied *
-fri_applied_create(void)
+fri_keymap *
+fri_keymap_create(void)
 {
-    fri_applied *t = calloc(1, sizeof(*t));
+    fri_keymap *t = calloc(1, sizeof(*t));
     if (t == NULL) {
         return NULL;
     }
@@ -37,7 +37,7 @@ fri_applied_create(void)
 }
 
 void
-fri_applied_destroy(fri_applied *t)
+fri_keymap_destroy(fri_keymap *t)
 {
     if (t != NULL) {
         free(t->s);
@@ -47,25 +47,25 @@ fri_applied_destroy(fri_applied *t)
 }
 
 static size_t
-home(const fri_applied *t, const uint8_t *key)
+home(const fri_keymap *t, const uint8_t *key)
 {
     uint8_t h[crypto_shorthash_BYTES];
-    crypto_shorthash(h, key, FRI_APPLIED_KEYBYTES, t->hkey);
+    crypto_shorthash(h, key, FRI_KEYMAP_KEYBYTES, t->hkey);
     uint64_t v = 0;
     for (int i = 0; i < 8; i++) {
-        v |= (uint64_t) h[i] << (8 * i);
+        v |= (uint64_t)h[i] << (8 * i);
     }
-    return (size_t) (v & (t->cap - 1));
+    return (size_t)(v & (t->cap - 1));
 }
 
 // The slot holding key, or the empty slot where it would go.
 static slot *
-find(const fri_applied *t, const uint8_t *key)
+find(const fri_keymap *t, const uint8_t *key)
 {
     size_t i = home(t, key);
     for (;;) {
         slot *e = &t->s[i];
-        if (e->round == 0 || memcmp(e->key, key, FRI_APPLIED_KEYBYTES) == 0) {
+        if (e->round == 0 || memcmp(e->key, key, FRI_KEYMAP_KEYBYTES) == 0) {
             return e;
         }
         i = (i + 1) & (t->cap - 1);
@@ -73,11 +73,11 @@ find(const fri_applied *t, const uint8_t *key)
 }
 
 static fr_err
-grow(fri_applied *t)
+grow(fri_keymap *t)
 {
-    fri_applied g = *t;
-    g.cap         = t->cap * 2;
-    g.s           = calloc(g.cap, sizeof(slot));
+    fri_keymap g = *t;
+    g.cap        = t->cap * 2;
+    g.s          = calloc(g.cap, sizeof(slot));
     if (g.s == NULL) {
         return FR_ENOMEM;
     }
@@ -93,14 +93,14 @@ grow(fri_applied *t)
 }
 
 fr_err
-fri_applied_set(fri_applied *t, const uint8_t *key, uint64_t round)
+fri_keymap_set(fri_keymap *t, const uint8_t *key, uint64_t round)
 {
     if (t == NULL || key == NULL || round == 0) {
         return FR_EINVAL;
     }
     slot *e = find(t, key);
     if (e->round == 0) {
-        if (t->n >= FRI_APPLIED_MAX) {
+        if (t->n >= FRI_KEYMAP_MAX) {
             return FR_ETOOBIG;
         }
         if (2 * (t->n + 1) > t->cap) {
@@ -110,7 +110,7 @@ fri_applied_set(fri_applied *t, const uint8_t *key, uint64_t round)
             }
             e = find(t, key);
         }
-        memcpy(e->key, key, FRI_APPLIED_KEYBYTES);
+        memcpy(e->key, key, FRI_KEYMAP_KEYBYTES);
         t->n++;
     }
     e->round = round;
@@ -118,7 +118,7 @@ fri_applied_set(fri_applied *t, const uint8_t *key, uint64_t round)
 }
 
 uint64_t
-fri_applied_get(const fri_applied *t, const uint8_t *key)
+fri_keymap_get(const fri_keymap *t, const uint8_t *key)
 {
     if (t == NULL || key == NULL) {
         return 0;
@@ -127,14 +127,14 @@ fri_applied_get(const fri_applied *t, const uint8_t *key)
 }
 
 size_t
-fri_applied_count(const fri_applied *t)
+fri_keymap_count(const fri_keymap *t)
 {
     return t != NULL ? t->n : 0;
 }
 
 fr_err
-fri_applied_export(const fri_applied *t, uint8_t *keys, uint64_t *rounds,
-                   size_t cap)
+fri_keymap_export(
+    const fri_keymap *t, uint8_t *keys, uint64_t *rounds, size_t cap)
 {
     if (t == NULL || (t->n > 0 && (keys == NULL || rounds == NULL))) {
         return FR_EINVAL;
@@ -145,8 +145,8 @@ fri_applied_export(const fri_applied *t, uint8_t *keys, uint64_t *rounds,
     size_t j = 0;
     for (size_t i = 0; i < t->cap; i++) {
         if (t->s[i].round != 0) {
-            memcpy(keys + j * FRI_APPLIED_KEYBYTES, t->s[i].key,
-                   FRI_APPLIED_KEYBYTES);
+            memcpy(keys + j * FRI_KEYMAP_KEYBYTES, t->s[i].key,
+                FRI_KEYMAP_KEYBYTES);
             rounds[j++] = t->s[i].round;
         }
     }
