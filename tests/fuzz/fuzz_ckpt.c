@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "ckpt.h"
+#include "ledger.h"
 #include "vbmf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -73,8 +74,21 @@ decode_one(const uint8_t *buf, size_t len)
             fri_vb_destroy(v);
         }
     }
+    if (c.ledger_len > 0) {
+        // What the aggregator does next with a ledger: refused whole (the
+        // ledger left as it was) or taken whole.
+        uint32_t    d = c.k + 1;
+        fri_ledger *L = fri_ledger_create(d, (size_t)d * (d + 1) / 2, 0, 0);
+        if (L != NULL) {
+            fr_err le = fri_ledger_load(L, c.ledger, (size_t)c.ledger_len,
+                c.n_items, 1e6);
+            check(le == FR_OK || le == FR_EFORMAT || le == FR_ENOMEM);
+            check(le == FR_OK || fri_ledger_devices(L) == 0);
+            fri_ledger_destroy(L);
+        }
+    }
     fri_ckpt_free(&c);
-    check(c.bi == NULL && c.Q == NULL && c.vb == NULL);
+    check(c.bi == NULL && c.Q == NULL && c.vb == NULL && c.ledger == NULL);
 }
 
 int
