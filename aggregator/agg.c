@@ -322,13 +322,27 @@ fri_agg_allowed(const fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES])
     return allowed(a, pk);
 }
 
+uint32_t
+fri_agg_shard_of(const uint8_t pk[FRI_AGG_KEYBYTES], uint32_t n)
+{
+    uint8_t h[32];
+    crypto_generichash(h, sizeof h, pk, FRI_AGG_KEYBYTES, NULL, 0);
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = (v << 8) | h[i];
+    }
+    return n > 1 ? (uint32_t) (v % n) : 0;
+}
+
 fr_err
 fri_agg_checkin(fri_agg *a, uint64_t now_ms,
                 const uint8_t pk[FRI_AGG_KEYBYTES], fri_agg_task *task)
 {
     memset(task, 0, sizeof(*task));
     task->retry_after_ms = a->cfg.retry_after_ms;
-    if (!allowed(a, pk)) {
+    if (!allowed(a, pk) ||
+        (a->cfg.edge_shards > 0 &&
+         fri_agg_shard_of(pk, a->cfg.edge_shards) != a->cfg.edge_shard)) {
         fri_agg_reject_count(a, FRI_REJ_DENIED);
         return FR_EDENIED;
     }

@@ -199,6 +199,12 @@ typedef struct fri_agg_config {
     // the root's key can use this edge.
     int     has_edge_cred;
     uint8_t edge_cred[FRI_AGG_CREDBYTES];
+    // Edge: edge_shards > 0 makes this edge serve only the devices of shard
+    // edge_shard (fri_agg_shard_of), so that with one edge per shard a
+    // device can report through one edge only (two edges would otherwise
+    // each count it in the same root round). 0: every device.
+    uint32_t edge_shard;
+    uint32_t edge_shards;
     // ---- Asynchronous buffered mode (appended; FedBuff, Nguyen et al.
     // 2022; docs/DESIGN.md "Buffered mode") ----
     // buffer = K > 0: no cohort and no round barrier. A "round" is one
@@ -358,6 +364,10 @@ typedef struct fri_agg_update {
 // refused before validation) and FR_EINTERNAL (the journal write failed). Every refusal is counted by reason. May
 // close the round (and solve) before returning, or, with
 // cfg.closer_thread, hand the close to the closer thread.
+// The shard of a device key among n (n >= 1): the first 8 bytes of
+// BLAKE2b-256(key), little-endian, mod n (docs/DEPLOY-TREE.md).
+uint32_t fri_agg_shard_of(const uint8_t pk[FRI_AGG_KEYBYTES], uint32_t n);
+
 FR_NODISCARD fr_err fri_agg_submit(fri_agg *a, uint64_t now_ms,
                                    const uint8_t pk[FRI_AGG_KEYBYTES],
                                    const fri_agg_update *u);

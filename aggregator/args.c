@@ -59,9 +59,14 @@ static const char usage_head[] =
     "  --edge-credential FILE  the root's credential for this edge\n"
     "                          (fedrec-keygen --credential): devices that\n"
     "                          pin only the root's key may use this edge\n"
+    "  --edge-shard I/N        this edge serves only the devices of shard\n"
+    "                          I of N (one edge per shard: a device then\n"
+    "                          reports through one edge only)\n"
     "  --root-max-devices N    run as a root: accept edges' sums (edges\n"
     "                          enrolled with --allow) of at most N devices\n"
     "                          each per round\n"
+    ;
+static const char usage_state[] =
     "State:\n"
     "  --state DIR             checkpoint directory (resumes from it)\n"
     "Model:\n"
@@ -168,6 +173,7 @@ void
 fri_agg_usage(FILE *f)
 {
     fputs(usage_head, f);
+    fputs(usage_state, f);
     fputs(usage_mid, f);
     fputs(usage_tail, f);
 }
@@ -312,6 +318,19 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
     } else if (strcmp(name, "upstream-margin") == 0) {
         NEED_SECS();
         a->upstream_margin_ms = (uint64_t) (f * 1000.0);
+    } else if (strcmp(name, "edge-shard") == 0) {
+        // I/N: this edge serves the devices of shard I of N.
+        unsigned long long i = 0, n = 0;
+        char               tail = 0;
+        if (sscanf(val, "%llu/%llu%c", &i, &n, &tail) != 2 || n == 0 ||
+            n > 1024 || i >= n) {
+            fri_agg_seterr(err, cap,
+                "%s: --edge-shard wants I/N with N in 1..1024 and I < N, got "
+                "'%s'", where, val);
+            return FR_EINVAL;
+        }
+        c->edge_shard  = (uint32_t) i;
+        c->edge_shards = (uint32_t) n;
     } else if (strcmp(name, "root-max-devices") == 0) {
         NEED_U(FRI_EDGE_MAX_DEVICES);
         c->root_max_devices = (uint32_t) u;
@@ -649,7 +668,8 @@ static const char *const flag_names[] = {
     "noise-multiplier", "population", "dp-delta", "dp-seed", "dp",
     "secure-agg", "rating-min", "rating-max", "max-user-norm",
     "max-residual", "max-ratings", "max-item-norm", "robust", "log-level",
-    "upstream", "upstream-key", "upstream-margin", "root-max-devices",
+    "upstream", "upstream-key", "upstream-margin", "edge-shard",
+    "root-max-devices",
     "edge-credential",
     "config"};
 #define N_FLAGS (sizeof(flag_names) / sizeof(flag_names[0]))

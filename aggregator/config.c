@@ -184,6 +184,11 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
             "plain statistics; masked statistics under DP are not "
             "implemented)");
     }
+    if (c->edge_shards > 0 &&
+        (!c->edge || c->edge_shard >= c->edge_shards ||
+         c->edge_shards > 1024)) {
+        BAD("edge-shard I/N needs an edge (upstream), N in 1..1024 and I < N");
+    }
     if (c->edge || c->root_max_devices > 0) {
         // docs/DEPLOY-TREE.md: the plain path first. An edge forwards its
         // round's sums; carried or latest statistics, DP noise and masked

@@ -274,6 +274,10 @@ Test(agg_args, tree_flags)
                "tcp://h:1", "--items", "5", "--upstream", "tcp://h:2");
     EXPECT_BAD("--upstream wants tcp://", "--listen", "tcp://h:1", "--items",
                "5", "--upstream", "http://h:2");
+    EXPECT_BAD("--edge-shard wants I/N", "--listen", "tcp://h:1", "--items",
+               "5", "--edge-shard", "2/2");
+    EXPECT_BAD("--edge-shard wants I/N", "--listen", "tcp://h:1", "--items",
+               "5", "--edge-shard", "1");
     EXPECT_BAD("--upstream-key /nonexistent.pub", "--listen", "tcp://h:1",
                "--items", "5", "--upstream", "tcp://h:2", "--upstream-key",
                "/nonexistent.pub");

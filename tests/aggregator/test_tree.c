@@ -562,3 +562,62 @@ Test(tree, root_pinned_device_uses_any_credentialed_edge)
     fri_agg_destroy(rogue);
     tree_free(&w);
 }
+
+// Edges with --edge-shard I/N: each device key belongs to exactly one
+// edge, so a device cannot report through two edges in one root round
+// (each would count it). Every key is refused by all edges but its own,
+// and the shards are used about evenly.
+Test(tree, sharded_edges_each_take_their_devices_only)
+{
+    tree_world w;
+    tree_setup(&w, FRI_AGG_ALS, 0);
+    uint8_t rpk[FR_PUBLICKEYBYTES];
+    fri_agg_public_key(w.root, rpk);
+    fri_agg *e[3];
+    for (uint32_t s = 0; s < 3; s++) {
+        fri_agg_config c;
+        cfg_of(&c, w.single.d.n_items, FRI_AGG_ALS, 0, (uint8_t)(40 + s));
+        c.edge = 1;
+        memcpy(c.upstream_pk, rpk, sizeof(rpk));
+        c.edge_shard  = s;
+        c.edge_shards = 3;
+        create_or_fail(&e[s], &c);
+    }
+    uint32_t per[3] = { 0 };
+    for (uint32_t d = 0; d < 300; d++) {
+        uint8_t pk[FRI_AGG_KEYBYTES];
+        memset(pk, 0, sizeof(pk));
+        memcpy(pk, &d, sizeof(d));
+        pk[31] = 0x5a;
+        int ok = 0;
+        for (uint32_t s = 0; s < 3; s++) {
+            fri_agg_task t;
+            fr_err       rv = fri_agg_checkin(e[s], 10, pk, &t);
+            cr_assert(rv == FR_OK || rv == FR_EDENIED, "%s", fr_errname(rv));
+            if (rv == FR_OK) {
+                ok++;
+                per[s]++;
+                cr_assert_eq(fri_agg_shard_of(pk, 3), s);
+            }
+        }
+        cr_assert_eq(ok, 1, "device %u accepted by %d edges", d, ok);
+    }
+    for (uint32_t s = 0; s < 3; s++) {
+        cr_assert(per[s] > 60, "shard %u took %u of 300 devices", s, per[s]);
+        fri_agg_destroy(e[s]);
+    }
+    // A shard outside 0..N-1, or shards without an edge: refused.
+    fri_agg_config c;
+    cfg_of(&c, w.single.d.n_items, FRI_AGG_ALS, 0, 50);
+    c.edge_shard  = 0;
+    c.edge_shards = 2;
+    char     err[256];
+    fri_agg *x = NULL;
+    cr_assert_eq(fri_agg_create(&x, &c, 0, err, sizeof(err)), FR_EINVAL);
+    cr_assert(strstr(err, "edge-shard") != NULL, "%s", err);
+    c.edge = 1;
+    memcpy(c.upstream_pk, rpk, sizeof(rpk));
+    c.edge_shard = 2;
+    cr_assert_eq(fri_agg_create(&x, &c, 0, err, sizeof(err)), FR_EINVAL);
+    tree_free(&w);
+}
