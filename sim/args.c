@@ -24,6 +24,8 @@ static const char usage_head[] =
     "Data:\n"
     "  --train PATH          training ratings (MovieLens, CSV or whitespace)\n"
     "  --test PATH           held-out ratings, evaluated on the devices\n"
+    "  --users PATH          MovieLens u.user (id|age|gender|...): the\n"
+    "                        summary's groups add gender and age bands\n"
     "  --synthetic SPEC      seeded generator, e.g. users=1000,items=500,\n"
     "                        k=8,density=0.06,zipf=0.8,noise=0.5,seed=1;\n"
     "                        each user's ratings are split 80/20 at random\n"
@@ -295,7 +297,7 @@ parse_flt(const char *s, double lo, double hi, float *out)
 // Every flag takes a value except the switches; apply() and the privacy
 // and poisoning modules (privacy.c, poison.c) check the values.
 static const char *const value_flags[] = {
-    "train", "test", "synthetic", "holdout", "loss", "split", "negatives",
+    "train", "test", "users", "synthetic", "holdout", "loss", "split", "negatives",
     "alpha", "rounds", "clients-per-round", "fraction", "local-epochs",
     "dropout", "stats-latest", "stats-forget", "deadline", "k", "reg",
     "buffer", "max-staleness", "slow", "slow-ticks",
@@ -359,6 +361,8 @@ apply(fri_sim_config *c, given *st, const char *flag, const char *val,
         st->have_train = 1;
     } else if (strcmp(flag, "--test") == 0) {
         c->test_path = val;
+    } else if (strcmp(flag, "--users") == 0) {
+        c->users_path = val;
     } else if (strcmp(flag, "--synthetic") == 0) {
         char e2[160];
         if (fri_synth_config_parse(&c->synth, val, e2, sizeof(e2)) !=
@@ -670,6 +674,13 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
         if (err_cap > 0) {
             snprintf(err, err_cap, "--split leave-last-out needs --train "
                                    "alone (one file with timestamps)");
+        }
+        return FR_EINVAL;
+    }
+    if (c->users_path != NULL && !g.have_train) {
+        if (err_cap > 0) {
+            snprintf(err, err_cap, "--users needs --train (the user ids of "
+                                   "a rating file)");
         }
         return FR_EINVAL;
     }

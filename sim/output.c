@@ -174,9 +174,16 @@ fri_sim_json_summary(FILE *f, const fri_sim_config *c,
     if (r->evaluated) {
         // The final metrics for light and heavy users (below / at least
         // the evaluation users' median number of training ratings).
-        static const char *const name[2] = {"light", "heavy"};
+        // With --users also by gender and age band (groups nobody of the
+        // evaluation users is in are left out).
+        static const char *const name[FRI_SIM_NGRP] = {
+            "light", "heavy", "female", "male",
+            "age_under_25", "age_25_34", "age_35_44", "age_45_plus"};
         fprintf(f, "\"groups\":{");
-        for (int g = 0; g < 2; g++) {
+        for (int g = 0; g < FRI_SIM_NGRP; g++) {
+            if (g >= 2 && r->grp_users[g] == 0) {
+                continue;
+            }
             fprintf(f, "%s\"%s\":{\"users\":%u,", g ? "," : "", name[g],
                     r->grp_users[g]);
             jnum(f, c->implicit ? "hr10" : "rmse",

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "sim.h"
+#include "userattr.h"
 
 static fr_err
 fail(char *err, size_t cap, fr_err e, const char *what)
@@ -110,6 +111,21 @@ fri_sim_pop_load(fri_sim_pop *p, const fri_sim_config *c, char *err,
             train.n_users = test.n_users = fri_idmap_size(users);
             train.n_items = test.n_items = fri_idmap_size(items);
         }
+        if (e == FR_OK && c->users_path != NULL) {
+            uint32_t nu = train.n_users;
+            p->gender   = malloc(nu > 0 ? nu : 1);
+            p->age_band = malloc(nu > 0 ? nu : 1);
+            e           = p->gender == NULL || p->age_band == NULL
+                              ? FR_ENOMEM
+                              : fri_user_attrs_load(c->users_path, users, nu,
+                                                    p->gender, p->age_band,
+                                                    err, err_cap);
+            if (e != FR_OK) {
+                free(p->gender);
+                free(p->age_band);
+                p->gender = p->age_band = NULL;
+            }
+        }
         fri_idmap_destroy(users);
         fri_idmap_destroy(items);
         if (e != FR_OK) {
@@ -183,6 +199,8 @@ fri_sim_pop_free(fri_sim_pop *p)
     fri_csr_free(&p->test);
     free(p->train_ts);
     free(p->test_ts);
+    free(p->gender);
+    free(p->age_band);
     sodium_memzero(p->key, sizeof(p->key));
     memset(p, 0, sizeof(*p));
 }

@@ -40,6 +40,7 @@
 #include "metrics.h"
 #include "coldstart.h"
 #include "sim.h"
+#include "userattr.h"
 
 // Frame header: magic(4) major minor type(u16 LE) ...
 #define HDR_TYPE_OFF 6
@@ -955,15 +956,29 @@ default_eval_every(size_t n_evals, size_t cohort)
     return e < 1 ? 1 : e > 1000000 ? 1000000 : (uint32_t) e;
 }
 
+// The groups (FRI_SIM_GRP_*) user u is in: its activity group, then its
+// gender and age band groups when known (FRI_SIM_NGRP entries, -1 = none).
+static void
+groups_of(const fri_sim_pop *p, const uint8_t *heavy, uint32_t u, int *g)
+{
+    g[0] = heavy[u] ? FRI_SIM_GRP_HEAVY : FRI_SIM_GRP_LIGHT;
+    g[1] = p != NULL && p->gender != NULL && p->gender[u] < FRI_GENDER_N
+               ? FRI_SIM_GRP_FEMALE + p->gender[u]
+               : -1;
+    g[2] = p != NULL && p->age_band != NULL && p->age_band[u] < FRI_AGE_N
+               ? FRI_SIM_GRP_AGE + p->age_band[u]
+               : -1;
+}
+
 // Sums the devices' evaluation in slot order (deterministic).
 static void
-collect_eval(const fri_sim_config *c, const job *jb, const uint8_t *heavy,
-             fri_sim_round *r)
+collect_eval(const fri_sim_config *c, const fri_sim_pop *p, const job *jb,
+             const uint8_t *heavy, fri_sim_round *r)
 {
     double sq = 0, ab = 0, hr = 0, nd = 0;
     size_t n = 0, nu = 0, held = 0;
-    double g_sq[2] = {0, 0}, g_hr[2] = {0, 0};
-    size_t g_n[2] = {0, 0}, g_nu[2] = {0, 0};
+    double g_sq[FRI_SIM_NGRP] = {0}, g_hr[FRI_SIM_NGRP] = {0};
+    size_t g_n[FRI_SIM_NGRP] = {0}, g_nu[FRI_SIM_NGRP] = {0};
     for (size_t i = 0; i < jb->n; i++) {
         const dev_out *o = &jb->out[i];
         if (jb->eval_visit) {
@@ -979,13 +994,19 @@ collect_eval(const fri_sim_config *c, const job *jb, const uint8_t *heavy,
         hr += o->hr;
         nd += o->ndcg;
         nu++;
-        int g = heavy[jb->users[i]];
-        g_sq[g] += o->sq;
-        g_n[g] += o->n_eval;
-        g_hr[g] += o->hr;
-        g_nu[g]++;
+        int gs[3];
+        groups_of(p, heavy, jb->users[i], gs);
+        for (int t = 0; t < 3; t++) {
+            if (gs[t] < 0) {
+                continue;
+            }
+            g_sq[gs[t]] += o->sq;
+            g_n[gs[t]] += o->n_eval;
+            g_hr[gs[t]] += o->hr;
+            g_nu[gs[t]]++;
+        }
     }
-    for (int g = 0; g < 2; g++) {
+    for (int g = 0; g < FRI_SIM_NGRP; g++) {
         r->grp_users[g] = (uint32_t) g_nu[g];
         r->grp_rmse[g] = g_n[g] > 0 ? sqrt(g_sq[g] / (double) g_n[g]) : NAN;
         r->grp_hr10[g] = g_nu[g] > 0 ? g_hr[g] / (double) g_nu[g] : NAN;
@@ -1593,7 +1614,7 @@ runner_round(fri_sim_runner *rn, char *err, size_t err_cap)
             r);
     }
     if (eval_prev) {
-        collect_eval(c, &jb, rn->heavy, &rounds[r - 2]);
+        collect_eval(c, st->p, &jb, rn->heavy, &rounds[r - 2]);
     }
     if (is_eval_round(c, r) && (!rn->in_cohort_eval || r == c->rounds)) {
         // The round's model, scored by the evaluation users' visits.
@@ -1606,7 +1627,7 @@ runner_round(fri_sim_runner *rn, char *err, size_t err_cap)
         double te     = wall_s();
         (void)run_job(st, rn->ws, &ev); // no phases: always completes
         rr->eval_seconds = wall_s() - te;
-        collect_eval(c, &ev, rn->heavy, rr);
+        collect_eval(c, st->p, &ev, rn->heavy, rr);
         if (r == c->rounds && (e = list_metrics(st, &ev, rn->s)) != FR_OK) {
             return fail(err, err_cap, e, "list metrics: %s", fr_strerror(e));
         }
@@ -1750,7 +1771,7 @@ runner_tick(fri_sim_runner *rn, char *err, size_t err_cap)
         double te     = wall_s();
         (void) run_job(st, rn->ws, &ev);
         rr->eval_seconds = wall_s() - te;
-        collect_eval(c, &ev, rn->heavy, rr);
+        collect_eval(c, st->p, &ev, rn->heavy, rr);
         if (r == c->rounds && (e = list_metrics(st, &ev, rn->s)) != FR_OK) {
             return fail(err, err_cap, e, "list metrics: %s", fr_strerror(e));
         }

@@ -47,10 +47,20 @@ typedef enum fri_sim_server_opt {
     FRI_SIM_OPT_ADAM = 2,
 } fri_sim_server_opt;
 
+// Groups of users in the per-group metrics.
+enum {
+    FRI_SIM_GRP_LIGHT  = 0,
+    FRI_SIM_GRP_HEAVY  = 1,
+    FRI_SIM_GRP_FEMALE = 2, // + gender (userattr.h)
+    FRI_SIM_GRP_AGE    = 4, // + age band
+    FRI_SIM_NGRP       = 8
+};
+
 typedef struct fri_sim_config {
     // Data: files (any loader format) or the seeded generator.
     const char      *train_path;
     const char      *test_path;
+    const char      *users_path;  // --users: u.user, for per-group metrics
     int              synthetic;   // 1: use synth (also the default data)
     fri_synth_config synth;
     double           holdout;     // per-user random test fraction (synth)
@@ -180,6 +190,9 @@ typedef struct fri_sim_pop {
     int64_t *train_ts;
     int64_t *test_ts;
     float    min_rating, max_rating;
+    // Per-user gender and age band (userattr.h), NULL without --users.
+    uint8_t *gender;
+    uint8_t *age_band;
     uint8_t  key[32]; // derives device identities (simulation only)
     char     name[128];
 } fri_sim_pop;
@@ -233,10 +246,12 @@ typedef struct fri_sim_round {
     // items), the same set in every evaluated round.
     uint32_t eval_users;
     uint64_t eval_ratings;
-    // The same metrics for light and heavy users (index 0: fewer training
-    // ratings than the evaluation users' median, 1: the others).
-    double   grp_rmse[2], grp_hr10[2];
-    uint32_t grp_users[2];
+    // The same metrics per group of users (FRI_SIM_GRP_*): light and heavy
+    // (fewer training ratings than the evaluation users' median, or not),
+    // then, with --users, by gender and age band (users without the
+    // attribute are in neither group of it).
+    double   grp_rmse[FRI_SIM_NGRP], grp_hr10[FRI_SIM_NGRP];
+    uint32_t grp_users[FRI_SIM_NGRP];
     // Model-only evaluation visits (0 when evaluated inside the cohort):
     // their bytes up + down and wall time, not in the counters below.
     uint64_t eval_bytes;

@@ -328,7 +328,7 @@ Test(sim_cli, help_documents_every_flag_and_bad_flags_exit_2)
     char *text = slurp(path);
     cr_assert_not_null(text);
     const char *flags[] = {
-        "--train", "--test", "--synthetic", "--rounds",
+        "--train", "--test", "--users", "--synthetic", "--rounds",
         "--clients-per-round", "--fraction", "--local-epochs", "--k",
         "--reg", "--reg-bias", "--lr", "--algo", "--server-opt",
         "--dropout", "--deadline", "--threads", "--seed", "--eval-every",
