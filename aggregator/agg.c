@@ -378,8 +378,9 @@ fri_agg_checkin(fri_agg *a, uint64_t now_ms,
         }
         s->task_round = a->rs.round;
     } else if (s->state == SLOT_EMPTY) {
-        int full = a->cfg.clients_per_round > 0 &&
-                   a->rs.n_members >= a->cfg.clients_per_round;
+        int full = (a->cfg.clients_per_round > 0
+                       && a->rs.n_members >= a->cfg.clients_per_round)
+            || (a->sa != NULL && !fri_sa_joinable(a));
         if (full || !sampled(a, pk) || slot_reserve(a) != FR_OK) {
             pthread_mutex_unlock(&a->rs.mtx);
             task->retry_after_ms = later;
@@ -390,7 +391,7 @@ fri_agg_checkin(fri_agg *a, uint64_t now_ms,
         s->state = SLOT_MEMBER;
         a->rs.n_members++;
         if (a->sa != NULL) {
-            s->sa_index = fri_sa_join(a, pk);
+            s->sa_index = fri_sa_join(a, pk, now_ms);
         }
     } else if (s->state != SLOT_MEMBER) {
         // Already contributed (or contributing) to this round. The round

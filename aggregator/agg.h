@@ -386,6 +386,11 @@ FR_NODISCARD fr_err fri_agg_submit(fri_agg *a, uint64_t now_ms,
 // with the unmasked SUM only, or is abandoned if too few remain.
 
 enum {
+    // The cohort fills (check-ins join) until clients-per-round joined or
+    // the phase deadline; the round's parameters (cohort size, graph,
+    // threshold) are then set for the members that joined, and SA_PARAMS
+    // is answered with SA_WAIT until then.
+    FRI_AGG_SA_JOIN   = 0,
     FRI_AGG_SA_ADVERT = 1,
     FRI_AGG_SA_SHARE  = 2,
     FRI_AGG_SA_MASKED = 3,

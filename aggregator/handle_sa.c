@@ -112,6 +112,13 @@ poll(fri_agg *a, uint64_t now_ms, const uint8_t *pk, const uint8_t *plain,
             return put_err(out, cap, len, rv, FRI_T_SA_POLL, p.round_id, 0,
                            why(rv));
         }
+        if (t.sa_n == 0) {
+            // The cohort is still filling: its size, graph and threshold
+            // are set when it closes.
+            return put_wait(out, cap, len, p.want, p.round_id,
+                a->cfg.retry_after_ms / 4 > 10 ? a->cfg.retry_after_ms / 4
+                                               : 10);
+        }
         fri_sa_params sp;
         memset(&sp, 0, sizeof(sp));
         sp.round_id  = t.round;

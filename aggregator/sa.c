@@ -73,7 +73,20 @@ struct fri_sa {
     sa_member *m;
     uint32_t  *sum; // dim words, the running masked sum
     uint32_t   n_adv, n_shared, n_masked, n_answered;
+    uint32_t n_max; // clients-per-round: the most members a round takes
 };
+
+// The round's parameters for a cohort of n members: fixed-point bits, the
+// SecAgg+ degree, and the Shamir threshold (half the neighbours, plus one).
+static void
+size_params(fri_sa *s, int secagg, uint32_t n)
+{
+    s->n         = n;
+    s->frac_bits = fri_sa_frac_bits(s->clip, n);
+    s->degree = secagg == FRI_AGG_SECAGG_PLUS ? fri_secagg_plus_degree(n) : 0;
+    s->eff_degree = fri_secagg_graph_degree(n, s->degree);
+    s->threshold  = fri_secagg_threshold(s->eff_degree);
+}
 
 fr_err
 fri_sa_create(fri_agg *a, char *err, size_t err_cap)
@@ -114,11 +127,8 @@ fri_sa_create(fri_agg *a, char *err, size_t err_cap)
         s->clip          = 1.0f;
         s->dim           = fri_sa_stats_dim(c->n_items, c->k, a->vb != NULL);
     }
-    s->frac_bits = fri_sa_frac_bits(s->clip, s->n);
-    s->degree =
-        c->secagg == FRI_AGG_SECAGG_PLUS ? fri_secagg_plus_degree(s->n) : 0;
-    s->eff_degree = fri_secagg_graph_degree(s->n, s->degree);
-    s->threshold  = fri_secagg_threshold(s->eff_degree);
+    s->n_max = s->n;
+    size_params(s, c->secagg, s->n);
     s->m          = calloc(s->n, sizeof(*s->m));
     s->sum        = calloc(s->dim, sizeof(uint32_t));
     a->rs.sa_out_pk = calloc(s->n, FRI_AGG_KEYBYTES);
@@ -166,6 +176,8 @@ fri_sa_destroy(fri_agg *a)
     if (s == NULL) {
         return;
     }
+    // Arrays are sized for the largest cohort (n_max and its degree).
+    size_params(s, a->cfg.secagg, s->n_max);
     for (uint32_t i = 0; i < s->n && s->m != NULL; i++) {
         free(s->m[i].out);
         free(s->m[i].has_out);
@@ -193,6 +205,8 @@ fri_sa_round_open(fri_agg *a, uint64_t now_ms)
     if (s == NULL) {
         return;
     }
+    // Provisionally the largest cohort; cohort_close sizes the round.
+    size_params(s, a->cfg.secagg, s->n_max);
     for (uint32_t i = 0; i < s->n; i++) {
         sa_member *m = &s->m[i];
         memset(m->pk, 0, sizeof(m->pk));
@@ -204,10 +218,23 @@ fri_sa_round_open(fri_agg *a, uint64_t now_ms)
     memset(s->sum, 0, s->dim * sizeof(uint32_t));
     memset(s->mtab, 0, s->mcap * sizeof(uint32_t));
     s->joined = s->n_adv = s->n_shared = s->n_masked = s->n_answered = 0;
-    s->phase          = FRI_AGG_SA_ADVERT;
+    s->phase          = FRI_AGG_SA_JOIN;
     s->round          = a->rs.round;
     s->phase_deadline = now_ms + a->cfg.round_deadline_ms;
     randombytes_buf(s->graph_seed, sizeof(s->graph_seed));
+}
+
+// Ends the join phase: the round is sized for the members that joined (a
+// cohort that did not fill gets the graph, threshold and fixed-point range
+// of its real size, instead of counting the missing members as dropouts)
+// and the advert phase begins. Under mtx.
+static void
+cohort_close(fri_agg *a, uint64_t now_ms)
+{
+    fri_sa *s = a->sa;
+    size_params(s, a->cfg.secagg, s->joined >= 2 ? s->joined : 2);
+    s->phase          = FRI_AGG_SA_ADVERT;
+    s->phase_deadline = now_ms + a->cfg.round_deadline_ms;
     // Adjacency and neighbour slots in O(1) for the whole round (checked
     // for every share a member sends and every roster entry); n is a
     // valid cohort size, so this cannot fail.
@@ -216,6 +243,13 @@ fri_sa_round_open(fri_agg *a, uint64_t now_ms)
                                                s->graph_seed);
         (void) prv;
     }
+}
+
+int
+fri_sa_joinable(const fri_agg *a)
+{
+    return a->sa != NULL && a->sa->phase == FRI_AGG_SA_JOIN
+        && a->sa->joined < a->sa->n_max;
 }
 
 static uint32_t
@@ -229,7 +263,7 @@ mslot(const fri_sa *s, const uint8_t *pk)
 }
 
 uint32_t
-fri_sa_join(fri_agg *a, const uint8_t *pk)
+fri_sa_join(fri_agg *a, const uint8_t *pk, uint64_t now_ms)
 {
     fri_sa  *s = a->sa;
     uint32_t i = s->joined++;
@@ -240,6 +274,9 @@ fri_sa_join(fri_agg *a, const uint8_t *pk)
         h = (h + 1) & (s->mcap - 1);
     }
     s->mtab[h] = i + 1;
+    if (s->joined == s->n_max) {
+        cohort_close(a, now_ms);
+    }
     return i;
 }
 
@@ -249,7 +286,8 @@ fri_sa_task(const fri_agg *a, uint32_t index, fri_agg_task *t)
     const fri_sa *s = a->sa;
     t->secagg       = 1;
     t->sa_index     = index;
-    t->sa_n         = s->n;
+    // 0 while the cohort fills: the parameters are not final yet.
+    t->sa_n         = s->phase == FRI_AGG_SA_JOIN ? 0 : s->n;
     t->sa_degree    = s->degree;
     t->sa_threshold = s->threshold;
     t->sa_frac_bits = s->frac_bits;
@@ -401,7 +439,7 @@ fri_agg_sa_advert(fri_agg *a, uint64_t now_ms,
     fri_sa    *s = a->sa;
     sa_member *m = &s->m[i];
     if (s->phase != FRI_AGG_SA_ADVERT) {
-        rv = FR_ELATE;
+        rv = s->phase < FRI_AGG_SA_ADVERT ? FR_ESTATE : FR_ELATE;
         goto out;
     }
     if (m->advertised) {
@@ -1007,6 +1045,15 @@ fri_sa_tick(fri_agg *a, uint64_t now_ms, const char **why)
     }
     uint32_t need = a->cfg.min_clients > 2 ? a->cfg.min_clients : 2;
     switch (s->phase) {
+    case FRI_AGG_SA_JOIN:
+        if (s->joined >= need) {
+            // A cohort smaller than clients-per-round: sized as it is.
+            cohort_close(a, now_ms);
+            pthread_mutex_unlock(&a->rs.mtx);
+            return 0;
+        }
+        act = 2;
+        break;
     case FRI_AGG_SA_ADVERT:
         act = s->n_adv < need ? 2 : 0;
         break;

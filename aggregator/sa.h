@@ -14,7 +14,10 @@ void   fri_sa_destroy(fri_agg *a);
 // A new round opened at now_ms (under mtx).
 void fri_sa_round_open(fri_agg *a, uint64_t now_ms);
 // A new member joined (under mtx): records its key, returns its index.
-uint32_t fri_sa_join(fri_agg *a, const uint8_t *pk);
+uint32_t fri_sa_join(fri_agg *a, const uint8_t *pk, uint64_t now_ms);
+// Whether the open round's cohort still takes members (join phase, not
+// full). Under mtx.
+int fri_sa_joinable(const fri_agg *a);
 // Fills the secure-aggregation fields of a task (under mtx).
 void fri_sa_task(const fri_agg *a, uint32_t index, fri_agg_task *t);
 // Phase deadlines (not under mtx). Returns what the round owner must do

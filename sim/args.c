@@ -13,70 +13,83 @@
 
 // Two halves (each under the 4095 characters C guarantees for a literal);
 // the privacy section (privacy.c) goes between them.
-static const char usage_head[] =
-    "usage: fedrec-sim [options]\n"
-    "\n"
-    "Runs every user of a dataset as its own virtual device (a real\n"
-    "fedrec client with its own keys, training ratings and held-out test\n"
-    "ratings) against the real aggregator code, with full encryption.\n"
-    "Without --train/--synthetic it uses the built-in seeded synthetic data.\n"
-    "\n"
-    "Data:\n"
-    "  --train PATH          training ratings (MovieLens, CSV or whitespace)\n"
-    "  --test PATH           held-out ratings, evaluated on the devices\n"
-    "  --users PATH          MovieLens u.user (id|age|gender|...): the\n"
-    "                        summary's groups add gender and age bands\n"
-    "  --synthetic SPEC      seeded generator, e.g. users=1000,items=500,\n"
-    "                        k=8,density=0.06,zipf=0.8,noise=0.5,seed=1;\n"
-    "                        each user's ratings are split 80/20 at random\n"
-    "  --holdout F           test fraction for --synthetic (default 0.2)\n"
-    "  --loss explicit|implicit\n"
-    "                        explicit: RMSE, MAE; implicit (iALS): HR@10,\n"
-    "                        NDCG@10 over each user's held-out items\n"
-    "  --alpha A             iALS confidence slope (default 5, tuned)\n"
-    "  --split leave-last-out  with --train alone: each user's latest\n"
-    "                        rating by timestamp is held out (file needs\n"
-    "                        timestamps; users with one rating train only)\n"
-    "  --negatives N         implicit: rank each held-out item among N\n"
-    "                        seeded items the user never touched (ties count\n"
-    "                        against it; 0 = all); default 99 (NCF) with\n"
-    "                        leave-last-out, else the full top-10 list\n"
-    "\n"
-    "Rounds:\n"
-    "  --rounds N            federated rounds (default: the trainer's tuned\n"
-    "                        ALS epochs)\n"
-    "  --clients-per-round N cohort size (default: every client)\n"
-    "  --fraction F          cohort as a fraction of clients, 0 < F <= 1\n"
-    "  --local-epochs N      local passes per round for --algo grad (1)\n"
-    "  --dropout P           a selected client vanishes after check-in with\n"
-    "                        probability P (seeded; default 0)\n"
-    "  --deadline S          round deadline in seconds (default 30)\n"
-    "  --stats-latest 0|1    ALS/VBMF: the aggregator keeps the sum of\n"
-    "                        every device's latest statistics, devices\n"
-    "                        send the change of theirs (masked under\n"
-    "                        --secure-agg). Default with partial cohorts\n"
-    "                        and no --algo: 1 (VBMF, 60 rounds); 0: ALS\n"
-    "                        carrying item statistics, which keeps the\n"
-    "                        robust bounds (also the default with --poison)\n"
-    "  --buffer K            asynchronous buffered mode (FedBuff): a round\n"
-    "                        is a tick of continuous arrivals (--fraction /\n"
-    "                        --clients-per-round of the idle devices arrive\n"
-    "                        each tick); the aggregator steps whenever K\n"
-    "                        reports are in. Plain aggregation (secure\n"
-    "                        aggregation needs a fixed cohort): default\n"
-    "                        --secure-agg off; default 0 (rounds)\n"
-    "  --max-staleness S     buffered: reports on a model more than S\n"
-    "                        versions old are refused (ESTALE) and the device\n"
-    "                        retries on its next arrival (default 4)\n"
-    "  --slow P              buffered: an arriving device is slow with\n"
-    "                        probability P (seeded; default 0.2) ...\n"
-    "  --slow-ticks N        ... and reports 1..N ticks later (default 3)\n"
-    "  --stats-forget F      explicit ALS with partial cohorts: carry item\n"
-    "                        statistics across rounds, S = (1-F) S + round\n"
-    "                        sums (default: the cohort's share of the\n"
-    "                        clients; 1 = each round's sums alone)\n"
-    "\n"
-    ;
+static const char usage_head[]
+    = "usage: fedrec-sim [options]\n"
+      "\n"
+      "Runs every user of a dataset as its own virtual device (a real\n"
+      "fedrec client with its own keys, training ratings and held-out test\n"
+      "ratings) against the real aggregator code, with full encryption.\n"
+      "Without --train/--synthetic it uses the built-in seeded synthetic "
+      "data.\n"
+      "\n"
+      "Data:\n"
+      "  --train PATH          training ratings (MovieLens, CSV or "
+      "whitespace)\n"
+      "  --test PATH           held-out ratings, evaluated on the devices\n"
+      "  --users PATH          MovieLens u.user (id|age|gender|...): the\n"
+      "                        summary's groups add gender and age bands\n"
+      "  --synthetic SPEC      seeded generator, e.g. users=1000,items=500,\n"
+      "                        k=8,density=0.06,zipf=0.8,noise=0.5,seed=1;\n"
+      "                        each user's ratings are split 80/20 at random\n"
+      "  --holdout F           test fraction for --synthetic (default 0.2)\n"
+      "  --loss explicit|implicit\n"
+      "                        explicit: RMSE, MAE; implicit (iALS): HR@10,\n"
+      "                        NDCG@10 over each user's held-out items\n"
+      "  --alpha A             iALS confidence slope (default 5, tuned)\n"
+      "  --split leave-last-out  with --train alone: each user's latest\n"
+      "                        rating by timestamp is held out (file needs\n"
+      "                        timestamps; users with one rating train only)\n"
+      "  --replay time         reveal training interactions in time order:\n"
+      "                        in round r each device holds those up to the\n"
+      "                        time r/rounds of them had happened (needs\n"
+      "                        timestamps; with leave-last-out the test is\n"
+      "                        what each user did next)\n"
+      "  --negatives N         implicit: rank each held-out item among N\n"
+      "                        seeded items the user never touched (ties "
+      "count\n"
+      "                        against it; 0 = all); default 99 (NCF) with\n"
+      "                        leave-last-out, else the full top-10 list\n"
+      "\n"
+      "Rounds:\n"
+      "  --rounds N            federated rounds (default: the trainer's "
+      "tuned\n"
+      "                        ALS epochs)\n"
+      "  --clients-per-round N cohort size (default: every client)\n"
+      "  --fraction F          cohort as a fraction of clients, 0 < F <= 1\n"
+      "  --local-epochs N      local passes per round for --algo grad (1)\n"
+      "  --dropout P           a selected client vanishes after check-in "
+      "with\n"
+      "                        probability P (seeded; default 0)\n"
+      "  --deadline S          round deadline in seconds (default 30)\n"
+      "  --stats-latest 0|1    ALS/VBMF: the aggregator keeps the sum of\n"
+      "                        every device's latest statistics, devices\n"
+      "                        send the change of theirs (masked under\n"
+      "                        --secure-agg). Default with partial cohorts\n"
+      "                        and no --algo: 1 (VBMF, 60 rounds); 0: ALS\n"
+      "                        carrying item statistics, which keeps the\n"
+      "                        robust bounds (also the default with "
+      "--poison)\n"
+      "  --buffer K            asynchronous buffered mode (FedBuff): a round\n"
+      "                        is a tick of continuous arrivals (--fraction "
+      "/\n"
+      "                        --clients-per-round of the idle devices "
+      "arrive\n"
+      "                        each tick); the aggregator steps whenever K\n"
+      "                        reports are in. Plain aggregation (secure\n"
+      "                        aggregation needs a fixed cohort): default\n"
+      "                        --secure-agg off; default 0 (rounds)\n"
+      "  --max-staleness S     buffered: reports on a model more than S\n"
+      "                        versions old are refused (ESTALE) and the "
+      "device\n"
+      "                        retries on its next arrival (default 4)\n"
+      "  --slow P              buffered: an arriving device is slow with\n"
+      "                        probability P (seeded; default 0.2) ...\n"
+      "  --slow-ticks N        ... and reports 1..N ticks later (default 3)\n"
+      "  --stats-forget F      explicit ALS with partial cohorts: carry item\n"
+      "                        statistics across rounds, S = (1-F) S + round\n"
+      "                        sums (default: the cohort's share of the\n"
+      "                        clients; 1 = each round's sums alone)\n"
+      "\n";
 static const char usage_model[] =
     "Model:\n"
     "  --k K                 factor dimension (default 10; 32 implicit)\n"
@@ -296,20 +309,20 @@ parse_flt(const char *s, double lo, double hi, float *out)
 
 // Every flag takes a value except the switches; apply() and the privacy
 // and poisoning modules (privacy.c, poison.c) check the values.
-static const char *const value_flags[] = {
-    "train", "test", "users", "synthetic", "holdout", "loss", "split", "negatives",
-    "alpha", "rounds", "clients-per-round", "fraction", "local-epochs",
-    "dropout", "stats-latest", "stats-forget", "deadline", "k", "reg",
-    "buffer", "max-staleness", "slow", "slow-ticks",
-    "reg-bias", "lr", "algo", "server-opt", "threads", "seed", "eval-every",
-    "eval-users", "report", "transport", "out", "state",
-    // Read before parsing: fri_sim_expand_config and fedrec-sim's main.
-    "config", "sweep",
-    // privacy.c
-    "secure-agg", "clip", "dp", "noise-multiplier", "dp-delta",
-    "pseudo-items", "attack",
-    // poison.c (--attack is shared with privacy.c)
-    "malicious", "target-item", "attack-scale", "robust"};
+static const char *const value_flags[]  = { "train", "test", "users",
+     "synthetic", "holdout", "loss", "split", "negatives", "replay", "alpha",
+     "rounds", "clients-per-round", "fraction", "local-epochs", "dropout",
+     "stats-latest", "stats-forget", "deadline", "k", "reg", "buffer",
+     "max-staleness", "slow", "slow-ticks", "reg-bias", "lr", "algo",
+     "server-opt", "threads", "seed", "eval-every", "eval-users", "report",
+     "transport", "out", "state",
+     // Read before parsing: fri_sim_expand_config and fedrec-sim's main.
+     "config", "sweep",
+     // privacy.c
+     "secure-agg", "clip", "dp", "noise-multiplier", "dp-delta", "pseudo-items",
+     "attack",
+     // poison.c (--attack is shared with privacy.c)
+     "malicious", "target-item", "attack-scale", "robust" };
 static const char *const switch_flags[] = {
     "json", "no-reference", "shared-model", "progress", "no-progress",
     "quiet"};
@@ -390,6 +403,14 @@ apply(fri_sim_config *c, given *st, const char *flag, const char *val,
             c->leave_last = 0;
         } else {
             return bad(err, err_cap, flag, val, "random|leave-last-out");
+        }
+    } else if (strcmp(flag, "--replay") == 0) {
+        if (strcmp(val, "time") == 0) {
+            c->replay_time = 1;
+        } else if (strcmp(val, "off") == 0) {
+            c->replay_time = 0;
+        } else {
+            return bad(err, err_cap, flag, val, "time|off");
         }
     } else if (strcmp(flag, "--negatives") == 0) {
         if (parse_u32(val, 0, UINT32_MAX, &c->negatives) != 0) {
@@ -553,15 +574,13 @@ apply(fri_sim_config *c, given *st, const char *flag, const char *val,
                      "one run");
         }
         return FR_EINVAL;
-    } else if (fri_sim_poison_flag(&c->poison, flag, val, &pe, err,
-                                   err_cap)) {
+    } else if (fri_sim_poison_flag(&c->poison, flag, val, &pe, err, err_cap)) {
         // Poisoning and robust aggregation (poison.h); before the
         // privacy flags, which own the other --attack values.
         if (pe != FR_OK) {
             return pe;
         }
-    } else if (fri_sim_privacy_flag(&c->priv, flag, val, &pe, err,
-                                    err_cap)) {
+    } else if (fri_sim_privacy_flag(&c->priv, flag, val, &pe, err, err_cap)) {
         if (pe != FR_OK) {
             return pe;
         }
@@ -674,6 +693,14 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
         if (err_cap > 0) {
             snprintf(err, err_cap, "--split leave-last-out needs --train "
                                    "alone (one file with timestamps)");
+        }
+        return FR_EINVAL;
+    }
+    if (c->replay_time && !g.have_train) {
+        if (err_cap > 0) {
+            snprintf(err, err_cap,
+                "--replay time needs --train (rating "
+                "files with timestamps)");
         }
         return FR_EINVAL;
     }

@@ -99,6 +99,10 @@ struct sim_state {
     char                  url[256];
     atomic_uint_fast64_t  clock_ms;
     const uint8_t        *eval_mask; // per user
+    // --replay time: cutoff[r] for round r = 1..rounds (a device holds its
+    // training interactions with ts <= cutoff[r]); NULL otherwise.
+    int64_t *cutoff;
+    uint32_t n_cutoff;
     // Latest statistics: each device's last acknowledged contribution,
     // kept here while its handle is closed between check-ins.
     fri_stats_last      **last;
@@ -360,6 +364,43 @@ struct dev_live {
 enum { LIVE_IDLE = 0, LIVE_RUNNING, LIVE_OVER };
 enum { STEP_MORE = 0, STEP_PAUSED, STEP_DONE, STEP_DONE_INFO };
 
+// --replay time: cutoff[r] (r = 1..rounds; [0] unused) is the time by
+// which ceil(n r / rounds) of the n training interactions had happened.
+static int
+cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static fr_err
+replay_cutoffs(
+    const fri_sim_pop *p, uint32_t rounds, int64_t **out, uint32_t *n_out)
+{
+    size_t n = p->train.ptr[p->n_users];
+    if (p->train_ts == NULL || n == 0 || rounds == 0) {
+        return FR_EFORMAT;
+    }
+    int64_t *ts  = malloc(n * sizeof(int64_t));
+    int64_t *cut = malloc(((size_t)rounds + 1) * sizeof(int64_t));
+    if (ts == NULL || cut == NULL) {
+        free(ts);
+        free(cut);
+        return FR_ENOMEM;
+    }
+    memcpy(ts, p->train_ts, n * sizeof(int64_t));
+    qsort(ts, n, sizeof(int64_t), cmp_i64);
+    cut[0] = ts[0];
+    for (uint32_t r = 1; r <= rounds; r++) {
+        size_t k = (size_t)(((uint64_t)n * r + rounds - 1) / rounds);
+        cut[r]   = ts[(k > 0 ? k : 1) - 1];
+    }
+    free(ts);
+    *out   = cut;
+    *n_out = rounds + 1;
+    return FR_OK;
+}
+
 // Creates the device's handle, loads its ratings and starts the check-in.
 // Returns 0, or -1 (o->status stays FAILED, d is closed).
 static int
@@ -408,12 +449,28 @@ dev_open(worker *w, const job *jb, size_t slot, dev_live *d)
         }
         pthread_mutex_unlock(&st->reg_mtx);
     }
+    // --replay time: only the device's past at this round.
+    int64_t cut = INT64_MAX;
+    if (st->cutoff != NULL) {
+        uint64_t r = jb->round < 1 ? 1 : jb->round;
+        cut        = st->cutoff[r < st->n_cutoff ? r : st->n_cutoff - 1];
+    }
+    size_t added = 0;
     for (size_t j = tr->ptr[u]; j < tr->ptr[u + 1]; j++) {
         int64_t ts = st->p->train_ts != NULL ? st->p->train_ts[j] : 0;
+        if (ts > cut) {
+            continue;
+        }
         if ((e = fr_client_add(d->c, tr->idx[j], tr->val[j], ts)) != FR_OK) {
             note_error(st, u, "add", e, fr_client_errmsg(d->c));
             goto fail;
         }
+        added++;
+    }
+    if (st->cutoff != NULL && added == 0 && !jb->eval_visit) {
+        // Nothing happened on this device yet: it has nothing to report.
+        o->status = DEV_NONE;
+        goto fail;
     }
     // Dropout is a pure function of (seed, round, device).
     fri_rng rng;
@@ -1331,6 +1388,15 @@ fri_sim_runner_create(fri_sim_runner **out_rn, const fri_sim_config *cfg,
             goto out;
         }
     }
+    if (c->replay_time) {
+        if ((e = replay_cutoffs(p, c->rounds, &st->cutoff, &st->n_cutoff))
+            != FR_OK) {
+            e = fail(err, err_cap, e,
+                "--replay time needs timestamps in --train (%s)",
+                fr_strerror(e));
+            goto out;
+        }
+    }
     if ((e = fri_sim_atk_create(&st->atk, c, p, cohort, st->agg)) != FR_OK) {
         goto out;
     }
@@ -2022,6 +2088,7 @@ fri_sim_runner_destroy(fri_sim_runner *rn)
         }
         free(st->last);
     }
+    free(st->cutoff);
     fri_agg_destroy(st->agg);
     fr_model_cache_destroy(st->cache);
     free(rn->eligible);

@@ -66,6 +66,10 @@ typedef struct fri_sim_config {
     double           holdout;     // per-user random test fraction (synth)
     int              implicit;    // --loss implicit
     int              leave_last;  // --split leave-last-out (one --train)
+    // --replay time: training interactions are revealed in timestamp
+    // order, round r showing each device those up to the time by which
+    // r/rounds of all training interactions had happened (its past only).
+    int              replay_time;
     int              negatives_set; // --negatives given
     uint32_t         negatives;   // sampled negatives, 0 = every item
     float            alpha;       // iALS confidence slope

@@ -63,6 +63,13 @@ sa_drv_round(fri_agg *a, sa_drv_member *const *ms, uint32_t n, uint64_t now,
     const sa_drv_faults *o)
 {
     cr_assert(n <= SA_DRV_MAXN);
+    // The round's parameters are set when its cohort closes (full, or at
+    // the join deadline): read them again, as a device polls SA_PARAMS.
+    for (uint32_t u = 0; u < n; u++) {
+        cr_assert_eq(fri_agg_checkin(a, now, ms[u]->pk, &ms[u]->t), FR_OK);
+        cr_assert(ms[u]->t.has_task && ms[u]->t.sa_n >= 2,
+            "member %u: the cohort is still filling", u);
+    }
     const size_t dim = ms[0]->t.sa_dim;
     uint32_t    *q   = malloc(dim * sizeof(uint32_t));
     cr_assert_not_null(q);

@@ -206,6 +206,55 @@ Test(agg_secagg, masked_round_equals_plain_round)
     run_and_compare(10, FRI_AGG_SECAGG_FULL, NULL, NULL, 10);
 }
 
+// Fewer devices check in than clients-per-round (availability dips): the
+// cohort closes at the join deadline with the members it has and the round
+// is sized for them (graph, threshold, fixed-point range), so it completes
+// with the same model as the plain round. Sized for the configured 40, the
+// 12 members' self-mask seeds would have fewer holders than the threshold
+// and every such round would be abandoned.
+Test(agg_secagg, cohort_smaller_than_configured_completes)
+{
+    for (int plus = 0; plus <= 1; plus++) {
+        static sim_member ms[MAXN];
+        const uint32_t    n = 12;
+        members_init(ms, n);
+        fri_agg_config c;
+        agg_config(&c, 40, plus ? FRI_AGG_SECAGG_PLUS : FRI_AGG_SECAGG_FULL);
+        fri_agg *sec = NULL, *pl = NULL;
+        char     err[256];
+        cr_assert_eq(
+            fri_agg_create(&sec, &c, 0, err, sizeof(err)), FR_OK, "%s", err);
+        sa_drv_member *mp[MAXN];
+        for (uint32_t u = 0; u < n; u++) {
+            cr_assert_eq(
+                fri_agg_checkin(sec, 10, ms[u].sa.pk, &ms[u].sa.t), FR_OK);
+            cr_assert_eq(ms[u].sa.t.sa_n, 0, "parameters before the close");
+            mp[u] = &ms[u].sa;
+        }
+        // The join deadline passes: the cohort of 12 closes; a late
+        // device is not taken.
+        fri_agg_tick(sec, 10 + c.round_deadline_ms + 1);
+        uint8_t      late[32];
+        fri_agg_task lt;
+        memset(late, 0xee, sizeof(late));
+        cr_assert_eq(fri_agg_checkin(sec, 1100, late, &lt), FR_OK);
+        cr_assert(!lt.has_task, "a device joined a closed cohort");
+        sa_drv_faults f = { NULL, NULL, corrupt, tamper };
+        cr_assert_eq(sa_drv_round(sec, mp, n, 1100, &f), n);
+        cr_assert_eq(ms[0].sa.t.sa_n, n);
+        cr_assert(ms[0].sa.t.sa_threshold <= n / 2 + 1, "threshold %u",
+            ms[0].sa.t.sa_threshold);
+        c.secagg = FRI_AGG_SECAGG_OFF;
+        cr_assert_eq(
+            fri_agg_create(&pl, &c, 0, err, sizeof(err)), FR_OK, "%s", err);
+        plain_round(pl, ms, n, NULL);
+        double q = ldexp(1.0, -(int)ms[0].sa.t.sa_frac_bits - 1) * n;
+        compare(sec, pl, 4 * q / (0.15 * n) + 1e-5);
+        fri_agg_destroy(sec);
+        fri_agg_destroy(pl);
+    }
+}
+
 Test(agg_secagg, thirty_percent_silent_after_masked_input)
 {
     uint8_t silent[10] = {0, 1, 0, 0, 1, 0, 0, 1, 0, 0}; // 3 of 10
@@ -414,6 +463,15 @@ Test(agg_secagg, plain_updates_refused_and_config_checked)
     memset(pk, 3, sizeof(pk));
     fri_agg_task t;
     cr_assert_eq(fri_agg_checkin(a, 0, pk, &t), FR_OK);
+    // The cohort fills (three more members), which sets its parameters.
+    for (uint8_t o = 4; o < 7; o++) {
+        uint8_t opk[32];
+        memset(opk, o, sizeof(opk));
+        fri_agg_task ot;
+        cr_assert_eq(fri_agg_checkin(a, 0, opk, &ot), FR_OK);
+    }
+    cr_assert_eq(fri_agg_checkin(a, 0, pk, &t), FR_OK);
+    cr_assert_eq(t.sa_n, 4);
     fri_agg_update u;
     memset(&u, 0, sizeof(u));
     u.round = t.round;

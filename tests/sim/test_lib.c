@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include "fedrec/sim.h"
@@ -702,4 +703,83 @@ Test(sim_lib, masked_hook)
     cr_assert(strstr(fr_sim_errmsg(p), "secure-agg") != NULL);
     fr_sim_destroy(p);
     pthread_mutex_destroy(&s.mtx);
+}
+
+// --replay time: 40 users each rate 12 items at times 1000..1011 (the same
+// for everyone), 9 for training; with 3 rounds the cutoffs are the times by
+// which 1/3, 2/3 and all of the 360 training ratings had happened (1002,
+// 1005, 1008), so in round r every device's plain update carries exactly
+// 3 r rows: its past only.
+typedef struct replay_seen {
+    pthread_mutex_t mtx;
+    uint32_t        wrong, n_round[4];
+} replay_seen;
+
+static int
+replay_rows(void *ctx, const fr_sim_update *u)
+{
+    replay_seen *s = ctx;
+    pthread_mutex_lock(&s->mtx);
+    if (u->round >= 1 && u->round <= 3) {
+        s->n_round[u->round]++;
+        s->wrong += u->n != 3 * u->round;
+    } else {
+        s->wrong++;
+    }
+    pthread_mutex_unlock(&s->mtx);
+    return 0;
+}
+
+Test(sim_lib, replay_time_shows_each_device_its_past)
+{
+    char tr[64], te[64];
+    snprintf(tr, sizeof(tr), "/tmp/fr-replay-train-%d", (int)getpid());
+    snprintf(te, sizeof(te), "/tmp/fr-replay-test-%d", (int)getpid());
+    FILE *ft = fopen(tr, "w"), *fe = fopen(te, "w");
+    cr_assert(ft != NULL && fe != NULL);
+    for (int u = 1; u <= 40; u++) {
+        for (int j = 0; j < 12; j++) {
+            int item = 1 + (u * 7 + j * 3) % 30;
+            fprintf(j < 9 ? ft : fe, "%d\t%d\t%d\t%d\n", u, item,
+                1 + (u + item) % 5, 1000 + j);
+        }
+    }
+    cr_assert_eq(fclose(ft) | fclose(fe), 0);
+    replay_seen s;
+    memset(&s, 0, sizeof(s));
+    pthread_mutex_init(&s.mtx, NULL);
+    const char *names[]  = { "train", "test", "replay", "rounds", "algo",
+         "no-reference", "threads", "transport" };
+    const char *values[] = { tr, te, "time", "3", "als", NULL, "1", "direct" };
+    fr_sim     *a        = make(8, names, values);
+    cr_assert_eq(fr_sim_set_update_hook(a, replay_rows, &s), FR_OK);
+    cr_assert_eq(fr_sim_run(a), FR_OK, "%s", fr_sim_errmsg(a));
+    cr_assert_eq(s.wrong, 0, "%u updates with rows from the future", s.wrong);
+    for (int r = 1; r <= 3; r++) {
+        cr_assert_eq(
+            s.n_round[r], 40, "round %d: %u updates", r, s.n_round[r]);
+    }
+    fr_sim_destroy(a);
+    // Without timestamps there is nothing to replay: a clear error.
+    ft = fopen(tr, "w");
+    cr_assert_not_null(ft);
+    fprintf(ft, "1\t1\t3\n2\t2\t4\n");
+    cr_assert_eq(fclose(ft), 0);
+    fe = fopen(te, "w");
+    cr_assert_not_null(fe);
+    fprintf(fe, "1\t2\t3\n");
+    cr_assert_eq(fclose(fe), 0);
+    fr_sim *b        = NULL;
+    char    err[256] = "";
+    fr_err  e        = fr_sim_create(&b, 8, names, values, err, sizeof(err));
+    if (e == FR_OK) {
+        e = fr_sim_run(b);
+        snprintf(err, sizeof(err), "%s", fr_sim_errmsg(b));
+    }
+    cr_assert_neq(e, FR_OK);
+    cr_assert(strstr(err, "timestamps") != NULL, "%s", err);
+    fr_sim_destroy(b);
+    pthread_mutex_destroy(&s.mtx);
+    unlink(tr);
+    unlink(te);
 }
