@@ -334,9 +334,26 @@ fri_agg_shard_of(const uint8_t pk[FRI_AGG_KEYBYTES], uint32_t n)
     return n > 1 ? (uint32_t) (v % n) : 0;
 }
 
+static fr_err checkin(fri_agg *a, uint64_t now_ms,
+    const uint8_t pk[FRI_AGG_KEYBYTES], fri_agg_task *task, int count);
+
 fr_err
 fri_agg_checkin(fri_agg *a, uint64_t now_ms,
                 const uint8_t pk[FRI_AGG_KEYBYTES], fri_agg_task *task)
+{
+    return checkin(a, now_ms, pk, task, 1);
+}
+
+fr_err
+fri_agg_task_again(fri_agg *a, uint64_t now_ms,
+    const uint8_t pk[FRI_AGG_KEYBYTES], fri_agg_task *task)
+{
+    return checkin(a, now_ms, pk, task, 0);
+}
+
+static fr_err
+checkin(fri_agg *a, uint64_t now_ms, const uint8_t pk[FRI_AGG_KEYBYTES],
+    fri_agg_task *task, int count)
 {
     memset(task, 0, sizeof(*task));
     task->retry_after_ms = a->cfg.retry_after_ms;
@@ -346,7 +363,9 @@ fri_agg_checkin(fri_agg *a, uint64_t now_ms,
         fri_agg_reject_count(a, FRI_REJ_DENIED);
         return FR_EDENIED;
     }
-    atomic_fetch_add(&a->ctr.checkins, 1);
+    if (count) {
+        atomic_fetch_add(&a->ctr.checkins, 1);
+    }
     pthread_mutex_lock(&a->rs.mtx);
     if (a->rs.state != RS_OPEN) {
         pthread_mutex_unlock(&a->rs.mtx);

@@ -220,7 +220,21 @@ typedef struct fri_agg_config {
     // and no tree.
     uint32_t buffer;
     uint32_t max_staleness; // <= FRI_AGG_MAX_STALENESS
+    // ---- Model downloads (appended; SPEC 5.6 row encodings) ----
+    // The encoding of the factor rows a device downloads, among those its
+    // GET_MODEL accepts (F32 always): FRI_AGG_MF_* (auto: the smallest).
+    int model_format;
 } fri_agg_config;
+
+typedef enum fri_agg_model_format {
+    FRI_AGG_MF_AUTO = 0,
+    FRI_AGG_MF_FP32 = 1,
+    FRI_AGG_MF_FP16 = 2,
+    FRI_AGG_MF_INT8 = 3,
+} fri_agg_model_format;
+
+// "auto", "fp32", "fp16" or "int8" as FRI_AGG_MF_*, -1 for anything else.
+int fri_agg_model_format_parse(const char *s);
 
 #define FRI_AGG_MAX_STALENESS 1000u
 
@@ -325,6 +339,10 @@ typedef struct fri_agg_task {
 FR_NODISCARD fr_err fri_agg_checkin(fri_agg *a, uint64_t now_ms,
                                     const uint8_t pk[FRI_AGG_KEYBYTES],
                                     fri_agg_task *task);
+// The same for a device re-reading its task in the open round (SA_PARAMS
+// polls, repeated while its cohort fills): not counted as a check-in.
+FR_NODISCARD fr_err fri_agg_task_again(fri_agg *a, uint64_t now_ms,
+    const uint8_t pk[FRI_AGG_KEYBYTES], fri_agg_task *task);
 
 // A decoded UPDATE. items are distinct catalog indices; row j belongs to
 // items[j]. Content by mode (d = k + 1):

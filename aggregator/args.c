@@ -128,46 +128,56 @@ static const char usage_mid[] =
     "                          statistics are re-centred and stay exact\n"
     "                          (0..1000, default 0)\n"
     ;
-static const char usage_tail[] =
-    "Bounds on one device (docs/ROBUSTNESS.md; updates outside are refused,\n"
-    "models outside are not committed):\n"
-    "  --rating-min X          lowest rating (default 1)\n"
-    "  --rating-max X          highest rating (default 5; iALS: highest value)\n"
-    "  --max-user-norm X       bound on a device's |p_u| (default 10)\n"
-    "  --max-residual X        bound on |rating - mu - b_u| (default 3 x\n"
-    "                          the rating span)\n"
-    "  --max-ratings N         rows per update (default: --items)\n"
-    "  --max-item-norm X       bound on |[q_i; b_i]| of a model (default 100)\n"
-    "Privacy (docs/DP.md):\n"
-    "  --clip C                L2 bound on each client's update, sent in\n"
-    "                          the task (0 = none, default)\n"
-    "  --dp off|central|distributed  DP noise (default off; needs\n"
-    "                          --clip, --noise-multiplier, --population and\n"
-    "                          a sampled cohort, and --algo grad or\n"
-    "                          --stats-latest 1 with als|vbmf: central only,\n"
-    "                          --secure-agg off; docs/DP.md section 7)\n"
-    "  --noise-multiplier Z    noise stddev / clip\n"
-    "  --population N          users that may take part (for epsilon)\n"
-    "  --dp-delta D            delta of the reported epsilon (1e-5)\n"
-    "  --dp-seed N             reproducible noise (NOT private; tests and\n"
-    "                          simulations only; 0 = secret, default)\n"
-    "  --secure-agg off|full|plus  masked aggregation: only the cohort's\n"
-    "                          sum is revealed (needs --algo grad with\n"
-    "                          --clip, or explicit --algo als or --algo\n"
-    "                          vbmf --stats-latest 1, bounded by\n"
-    "                          --max-user-norm/--max-residual; and\n"
-    "                          --clients-per-round >= 2; plus = SecAgg+)\n"
-    "  --robust on|off         bounds on each device's influence: unit\n"
-    "                          weight, user-vector norm, per-item caps,\n"
-    "                          mean and count (default on)\n"
-    "Other:\n"
-    "  --config FILE           'name = value' lines with the flag names\n"
-    "                          above; flags on the command line override\n"
-    "  --log-level error|warn|info|debug  (default info)\n"
-    "  --help                  this text\n"
-    "\n"
-    "Exit status: 0 after --rounds rounds or SIGTERM/SIGINT, 1 on a runtime\n"
-    "failure, 2 on a bad argument or unusable file.\n";
+static const char usage_tail[]
+    = "Bounds on one device (docs/ROBUSTNESS.md; updates outside are "
+      "refused,\n"
+      "models outside are not committed):\n"
+      "  --rating-min X          lowest rating (default 1)\n"
+      "  --rating-max X          highest rating (default 5; iALS: highest "
+      "value)\n"
+      "  --max-user-norm X       bound on a device's |p_u| (default 10)\n"
+      "  --max-residual X        bound on |rating - mu - b_u| (default 3 x\n"
+      "                          the rating span)\n"
+      "  --max-ratings N         rows per update (default: --items)\n"
+      "  --max-item-norm X       bound on |[q_i; b_i]| of a model (default "
+      "100)\n"
+      "Privacy (docs/DP.md):\n"
+      "  --clip C                L2 bound on each client's update, sent in\n"
+      "                          the task (0 = none, default)\n"
+      "  --dp off|central|distributed  DP noise (default off; needs\n"
+      "                          --clip, --noise-multiplier, --population "
+      "and\n"
+      "                          a sampled cohort, and --algo grad or\n"
+      "                          --stats-latest 1 with als|vbmf: central "
+      "only,\n"
+      "                          --secure-agg off; docs/DP.md section 7)\n"
+      "  --noise-multiplier Z    noise stddev / clip\n"
+      "  --population N          users that may take part (for epsilon)\n"
+      "  --dp-delta D            delta of the reported epsilon (1e-5)\n"
+      "  --dp-seed N             reproducible noise (NOT private; tests and\n"
+      "                          simulations only; 0 = secret, default)\n"
+      "  --secure-agg off|full|plus  masked aggregation: only the cohort's\n"
+      "                          sum is revealed (needs --algo grad with\n"
+      "                          --clip, or explicit --algo als or --algo\n"
+      "                          vbmf --stats-latest 1, bounded by\n"
+      "                          --max-user-norm/--max-residual; and\n"
+      "                          --clients-per-round >= 2; plus = SecAgg+)\n"
+      "  --model-format auto|fp32|fp16|int8  encoding of the factor rows a\n"
+      "                          device downloads, among those it accepts\n"
+      "                          (fp32 always; auto: the smallest; default\n"
+      "                          auto)\n"
+      "  --robust on|off         bounds on each device's influence: unit\n"
+      "                          weight, user-vector norm, per-item caps,\n"
+      "                          mean and count (default on)\n"
+      "Other:\n"
+      "  --config FILE           'name = value' lines with the flag names\n"
+      "                          above; flags on the command line override\n"
+      "  --log-level error|warn|info|debug  (default info)\n"
+      "  --help                  this text\n"
+      "\n"
+      "Exit status: 0 after --rounds rounds or SIGTERM/SIGINT, 1 on a "
+      "runtime\n"
+      "failure, 2 on a bad argument or unusable file.\n";
 
 void
 fri_agg_usage(FILE *f)
@@ -526,6 +536,15 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
                 val);
             return FR_EINVAL;
         }
+    } else if (strcmp(name, "model-format") == 0) {
+        int mf = fri_agg_model_format_parse(val);
+        if (mf < 0) {
+            fri_agg_seterr(err, cap,
+                "%s: --model-format wants auto, fp32, fp16 or int8, got '%s'",
+                where, val);
+            return FR_EINVAL;
+        }
+        c->model_format = mf;
     } else if (strcmp(name, "robust") == 0) {
         // Robust aggregation bounds (aggregator/robust.h).
         if (strcmp(val, "on") != 0 && strcmp(val, "off") != 0) {
@@ -656,22 +675,18 @@ load_allow(fri_agg_args *a, char *err, size_t cap)
 }
 
 // Every flag takes a value except --help; apply() checks the values.
-static const char *const flag_names[] = {
-    "listen", "key", "state", "http", "allow", "contexts", "max-sessions",
-    "session-ttl", "max-frame", "max-sessions-per-key", "max-connections",
-    "handshake-timeout", "hello-rate", "hello-burst", "items", "k", "algo",
-    "loss", "reg", "reg-bias", "alpha", "init-std", "seed", "server-opt",
-    "server-lr", "momentum", "clients-per-round", "fraction", "min-clients",
+static const char *const flag_names[] = { "listen", "key", "state", "http",
+    "allow", "contexts", "max-sessions", "session-ttl", "max-frame",
+    "max-sessions-per-key", "max-connections", "handshake-timeout",
+    "hello-rate", "hello-burst", "items", "k", "algo", "loss", "reg",
+    "reg-bias", "alpha", "init-std", "seed", "server-opt", "server-lr",
+    "momentum", "clients-per-round", "fraction", "min-clients",
     "round-deadline", "rounds", "stats-forget", "stats-latest", "buffer",
-    "max-staleness",
-    "retry-after", "clip",
-    "noise-multiplier", "population", "dp-delta", "dp-seed", "dp",
-    "secure-agg", "rating-min", "rating-max", "max-user-norm",
-    "max-residual", "max-ratings", "max-item-norm", "robust", "log-level",
-    "upstream", "upstream-key", "upstream-margin", "edge-shard",
-    "root-max-devices",
-    "edge-credential",
-    "config"};
+    "max-staleness", "retry-after", "clip", "noise-multiplier", "population",
+    "dp-delta", "dp-seed", "dp", "secure-agg", "rating-min", "rating-max",
+    "max-user-norm", "max-residual", "max-ratings", "max-item-norm", "robust",
+    "log-level", "upstream", "upstream-key", "upstream-margin", "edge-shard",
+    "model-format", "root-max-devices", "edge-credential", "config" };
 #define N_FLAGS (sizeof(flag_names) / sizeof(flag_names[0]))
 #define OPT_HELP 'h'
 #define OPT_BASE 256

@@ -184,6 +184,10 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
             "plain statistics; masked statistics under DP are not "
             "implemented)");
     }
+    if (c->model_format < FRI_AGG_MF_AUTO
+        || c->model_format > FRI_AGG_MF_INT8) {
+        BAD("model-format must be auto, fp32, fp16 or int8");
+    }
     if (c->edge_shards > 0 &&
         (!c->edge || c->edge_shard >= c->edge_shards ||
          c->edge_shards > 1024)) {
@@ -364,3 +368,14 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
 #undef BAD
 }
 
+int
+fri_agg_model_format_parse(const char *s)
+{
+    static const char *const names[] = { "auto", "fp32", "fp16", "int8" };
+    for (int i = 0; s != NULL && i < 4; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}

@@ -273,7 +273,10 @@ on_get_model(fri_agg *a, fri_sess_entry *e, const uint8_t *plain,
         return put_error(r, e->s, FR_EDENIED, FRI_T_GET_MODEL, g.round_id,
                          a->cfg.retry_after_ms, "not in this round's cohort");
     }
-    rv = fri_seal_copy(e->s, r->buf, r->cap, &r->len, s->frame, s->frame_len);
+    const uint8_t *f  = NULL;
+    size_t         fl = 0;
+    fri_snap_pick(s, g.accept, &f, &fl);
+    rv = fri_seal_copy(e->s, r->buf, r->cap, &r->len, f, fl);
     fri_snap_unref(s);
     return rv;
 }

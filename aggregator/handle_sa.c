@@ -103,8 +103,8 @@ poll(fri_agg *a, uint64_t now_ms, const uint8_t *pk, const uint8_t *plain,
     size_t   cnt   = 0;
     if (p.want == FRI_T_SA_PARAMS) {
         fri_agg_task t;
-        // Check-in again (idempotent for a member) to read its parameters.
-        rv = fri_agg_checkin(a, now_ms, pk, &t);
+        // The member's task again (idempotent, not a new check-in).
+        rv = fri_agg_task_again(a, now_ms, pk, &t);
         if (rv == FR_OK && (!t.has_task || t.round != p.round_id)) {
             rv = FR_ELATE;
         }

@@ -19,6 +19,8 @@ fri_snap_unref(fri_snap *s)
 {
     if (s != NULL && atomic_fetch_sub(&s->refs, 1) == 1) {
         free(s->frame);
+        free(s->alt[0]);
+        free(s->alt[1]);
         free(s);
     }
 }
@@ -50,25 +52,27 @@ fri_agg_identity_init(fri_agg *a)
     return FR_OK;
 }
 
-fr_err
-fri_agg_snap_frame(fri_agg *a, fri_snap *s)
+// One signed MODEL frame of the current model with rows encoded as enc.
+static fr_err
+snap_encode(
+    fri_agg *a, const fri_snap *s, uint8_t enc, uint8_t **out, size_t *out_len)
 {
     fri_model m;
     memset(&m, 0, sizeof(m));
     m.round_id = s->round;
     m.version  = s->version;
     m.kind     = FRI_MODEL_FULL;
-    m.enc      = FRI_MENC_F32;
+    m.enc      = enc;
     m.k        = a->cfg.k;
     m.n_items  = a->cfg.n_items;
     fri_agg_model_view(a, &m.mu, &m.bias, &m.factors);
     m.stride = a->cfg.k;
-    size_t len = fri_model_size(FRI_MENC_F32, m.k, m.n_items);
+    size_t len = fri_model_size(enc, m.k, m.n_items);
     if (a->vb != NULL) {
         m.kind = FRI_MODEL_VB;
         fri_vb_view(a->vb, &m.beta, &m.uprior_mean, &m.uprior_prec,
                     &m.item_var);
-        len = fri_model_vb_size(FRI_MENC_F32, m.k, m.n_items);
+        len = fri_model_vb_size(enc, m.k, m.n_items);
     }
     if (len == 0) {
         return FR_ETOOBIG;
@@ -86,9 +90,51 @@ fri_agg_snap_frame(fri_agg *a, fri_snap *s)
         free(f);
         return rv;
     }
-    s->frame     = f;
-    s->frame_len = flen;
+    *out     = f;
+    *out_len = flen;
     return FR_OK;
+}
+
+fr_err
+fri_agg_snap_frame(fri_agg *a, fri_snap *s)
+{
+    fr_err rv = snap_encode(a, s, FRI_MENC_F32, &s->frame, &s->frame_len);
+    // The compact encodings the configuration may serve (built once per
+    // model, like the F32 frame, and shared by every session).
+    const int mf = a->cfg.model_format;
+    for (int j = 0; j < 2 && rv == FR_OK; j++) {
+        int want = mf == FRI_AGG_MF_AUTO
+            || mf == (j == 0 ? FRI_AGG_MF_FP16 : FRI_AGG_MF_INT8);
+        if (want) {
+            rv = snap_encode(a, s, j == 0 ? FRI_MENC_F16 : FRI_MENC_I8,
+                &s->alt[j], &s->alt_len[j]);
+        }
+    }
+    if (rv != FR_OK) {
+        free(s->frame);
+        free(s->alt[0]);
+        free(s->alt[1]);
+        s->frame = s->alt[0] = s->alt[1] = NULL;
+        s->frame_len = s->alt_len[0] = s->alt_len[1] = 0;
+    }
+    return rv;
+}
+
+void
+fri_snap_pick(
+    const fri_snap *s, uint8_t accept, const uint8_t **frame, size_t *len)
+{
+    *frame = s->frame;
+    *len   = s->frame_len;
+    // The smallest of those built and accepted (I8 rows are 4 + k bytes,
+    // F16 2k: I8 is smaller only for k > 4).
+    for (int j = 0; j < 2; j++) {
+        uint8_t bit = j == 1 ? FRI_ENC_I8_BIT : FRI_ENC_F16_BIT;
+        if (s->alt[j] != NULL && (accept & bit) != 0 && s->alt_len[j] < *len) {
+            *frame = s->alt[j];
+            *len   = s->alt_len[j];
+        }
+    }
 }
 
 void

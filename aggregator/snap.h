@@ -16,9 +16,19 @@ typedef struct fri_snap {
     atomic_uint refs;
     uint64_t    version;
     uint64_t    round;
-    uint8_t    *frame; // signed plain MODEL frame, or NULL
+    uint8_t    *frame; // signed plain MODEL frame (F32 rows), or NULL
     size_t      frame_len;
+    // The same model with F16 and I8 rows (SPEC 5.6), each signed, when
+    // cfg.model_format may serve them; NULL otherwise.
+    uint8_t *alt[2];
+    size_t   alt_len[2];
 } fri_snap;
+
+// The frame of s to send a device whose GET_MODEL accepts the encodings
+// in accept (FRI_ENC_*_BIT): the smallest of the encodings built for it
+// (cfg.model_format), F32 when it accepts none of those.
+void fri_snap_pick(
+    const fri_snap *s, uint8_t accept, const uint8_t **frame, size_t *len);
 
 // Identity from cfg (seed or fresh) into a->id / a->pk.
 fr_err fri_agg_identity_init(fri_agg *a);

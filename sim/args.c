@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agg.h"
 #include "kvfile.h"
 #include "sim.h"
 
@@ -39,6 +40,9 @@ static const char usage_head[]
       "  --split leave-last-out  with --train alone: each user's latest\n"
       "                        rating by timestamp is held out (file needs\n"
       "                        timestamps; users with one rating train only)\n"
+      "  --model-format auto|fp32|fp16|int8  encoding of the factor rows\n"
+      "                        devices download (default auto: the smallest\n"
+      "                        they accept, int8)\n"
       "  --replay time         reveal training interactions in time order:\n"
       "                        in round r each device holds those up to the\n"
       "                        time r/rounds of them had happened (needs\n"
@@ -49,8 +53,9 @@ static const char usage_head[]
       "count\n"
       "                        against it; 0 = all); default 99 (NCF) with\n"
       "                        leave-last-out, else the full top-10 list\n"
-      "\n"
-      "Rounds:\n"
+      "\n";
+static const char usage_rounds[]
+    = "Rounds:\n"
       "  --rounds N            federated rounds (default: the trainer's "
       "tuned\n"
       "                        ALS epochs)\n"
@@ -171,12 +176,12 @@ static const char usage_tail[] =
 const char *
 fri_sim_usage(void)
 {
-    static char buf[sizeof(usage_head) + sizeof(usage_model) +
-                    sizeof(usage_tail) + 8192];
+    static char buf[sizeof(usage_head) + sizeof(usage_rounds)
+        + sizeof(usage_model) + sizeof(usage_tail) + 8192];
     if (buf[0] == '\0') {
-        snprintf(buf, sizeof(buf), "%s%s%s%s%s", usage_head, usage_model,
-                 fri_sim_privacy_usage(), fri_sim_poison_usage(),
-                 usage_tail);
+        snprintf(buf, sizeof(buf), "%s%s%s%s%s%s", usage_head, usage_rounds,
+            usage_model, fri_sim_privacy_usage(), fri_sim_poison_usage(),
+            usage_tail);
     }
     return buf;
 }
@@ -310,12 +315,12 @@ parse_flt(const char *s, double lo, double hi, float *out)
 // Every flag takes a value except the switches; apply() and the privacy
 // and poisoning modules (privacy.c, poison.c) check the values.
 static const char *const value_flags[]  = { "train", "test", "users",
-     "synthetic", "holdout", "loss", "split", "negatives", "replay", "alpha",
-     "rounds", "clients-per-round", "fraction", "local-epochs", "dropout",
-     "stats-latest", "stats-forget", "deadline", "k", "reg", "buffer",
-     "max-staleness", "slow", "slow-ticks", "reg-bias", "lr", "algo",
-     "server-opt", "threads", "seed", "eval-every", "eval-users", "report",
-     "transport", "out", "state",
+     "synthetic", "holdout", "loss", "split", "negatives", "replay",
+     "model-format", "alpha", "rounds", "clients-per-round", "fraction",
+     "local-epochs", "dropout", "stats-latest", "stats-forget", "deadline", "k",
+     "reg", "buffer", "max-staleness", "slow", "slow-ticks", "reg-bias", "lr",
+     "algo", "server-opt", "threads", "seed", "eval-every", "eval-users",
+     "report", "transport", "out", "state",
      // Read before parsing: fri_sim_expand_config and fedrec-sim's main.
      "config", "sweep",
      // privacy.c
@@ -404,6 +409,12 @@ apply(fri_sim_config *c, given *st, const char *flag, const char *val,
         } else {
             return bad(err, err_cap, flag, val, "random|leave-last-out");
         }
+    } else if (strcmp(flag, "--model-format") == 0) {
+        int mf = fri_agg_model_format_parse(val);
+        if (mf < 0) {
+            return bad(err, err_cap, flag, val, "auto|fp32|fp16|int8");
+        }
+        c->model_format = mf;
     } else if (strcmp(flag, "--replay") == 0) {
         if (strcmp(val, "time") == 0) {
             c->replay_time = 1;

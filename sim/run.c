@@ -1364,6 +1364,7 @@ fri_sim_runner_create(fri_sim_runner **out_rn, const fri_sim_config *cfg,
         ac->session_ttl_ms = ac->round_deadline_ms * (c->slow_ticks + 4);
     }
     ac->robust      = c->poison.robust;
+    ac->model_format = c->model_format;
     st->deadline_ms = ac->round_deadline_ms;
     {
         uint8_t in[16] = "fedrec-sim agg";

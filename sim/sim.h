@@ -70,6 +70,7 @@ typedef struct fri_sim_config {
     // order, round r showing each device those up to the time by which
     // r/rounds of all training interactions had happened (its past only).
     int              replay_time;
+    int              model_format; // --model-format: FRI_AGG_MF_* (auto)
     int              negatives_set; // --negatives given
     uint32_t         negatives;   // sampled negatives, 0 = every item
     float            alpha;       // iALS confidence slope

@@ -235,7 +235,10 @@ Test(agg_e2e, model_only_checkins_read_without_joining_the_cohort)
     uint64_t down = info.bytes_down;
     cr_assert_eq(model_read(&w, w.c[3], 40), FR_CHECKIN_MODEL_ONLY);
     fr_client_checkin_info_get(w.c[3], &info);
-    cr_assert_lt(info.bytes_down, down / 4);
+    // Only the check-in's own frames: less than a third of a read that
+    // brought the (int8-encoded, small) model.
+    cr_assert_lt(info.bytes_down, down / 3, "%llu vs %llu",
+        (unsigned long long)info.bytes_down, (unsigned long long)down);
     fri_agg_metrics_get(w.a, &m);
     cr_assert_eq(m.model_reads, 5);
     cr_assert_eq(m.checkins, 3);

@@ -42,6 +42,9 @@ cfg_of(fri_agg_config *c, uint32_t n_items, fri_agg_algo algo, int implicit,
     c->round_deadline_ms = DEADLINE;
     c->robust            = 0; // robust bounds come from each edge's devices
     c->has_identity      = 1;
+    // Edges serve the root's signed F32 frame: the single aggregator
+    // serves F32 too, so devices fit against the same model.
+    c->model_format = FRI_AGG_MF_FP32;
     if (implicit) {
         c->rating_min = 0.0f;
     }
