@@ -52,6 +52,12 @@ usage(FILE *f)
         "                        your ratings that raise its score most "
         "(exact\n"
         "                        leave-one-out effects)\n"
+        "  --diverse L           with --top: re-rank for variety (maximal "
+        "marginal\n"
+        "                        relevance, L in [0, 1]: 1 = plain ranking, "
+        "lower\n"
+        "                        = less similar items; 0.7 is a mild "
+        "setting)\n"
         "  --timeout-ms MS       per-request timeout (default 10000)\n"
         "  --json                machine-readable output\n"
         "  --help                this text\n"
@@ -73,6 +79,7 @@ typedef struct opts {
     long        rounds;
     long        top;
     int         explain;
+    float       diverse; // MMR lambda; 1 = plain ranking
     long        timeout_ms;
     int         json;
 } opts;
@@ -101,6 +108,7 @@ enum {
     OPT_IDENTITY,
     OPT_TOP,
     OPT_EXPLAIN,
+    OPT_DIVERSE,
     OPT_TIMEOUT_MS,
     OPT_JSON,
 };
@@ -116,6 +124,7 @@ static const struct option long_opts[] = {
     {"identity", required_argument, NULL, OPT_IDENTITY},
     {"top", required_argument, NULL, OPT_TOP},
     {"explain", no_argument, NULL, OPT_EXPLAIN},
+    {"diverse", required_argument, NULL, OPT_DIVERSE},
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
     {"json", no_argument, NULL, OPT_JSON},
     {"help", no_argument, NULL, 'h'},
@@ -140,6 +149,7 @@ parse_args(opts *o, int argc, char **argv)
     memset(o, 0, sizeof *o);
     o->rounds     = 1;
     o->timeout_ms = 10000;
+    o->diverse    = 1.0f;
     opterr        = 0; // our own messages, without argv[0]'s path
     optind        = 1;
     int c;
@@ -156,6 +166,21 @@ parse_args(opts *o, int argc, char **argv)
         case OPT_EXPLAIN:
             o->explain = 1;
             break;
+        case OPT_DIVERSE: {
+            char *end = NULL;
+            errno     = 0;
+            float f   = strtof(v, &end);
+            if (errno != 0 || end == v || *end != '\0' || !(f >= 0.0f) ||
+                !(f <= 1.0f)) {
+                fprintf(stderr,
+                        "fedrec-client: --diverse: '%s' is not a number in "
+                        "[0, 1]\n",
+                        v);
+                return -1;
+            }
+            o->diverse = f;
+            break;
+        }
         case OPT_CONNECT:
             o->connect = v;
             break;
@@ -227,6 +252,10 @@ parse_args(opts *o, int argc, char **argv)
     }
     if (o->explain && o->top == 0) {
         fprintf(stderr, "fedrec-client: --explain needs --top K\n");
+        return -1;
+    }
+    if (o->diverse != 1.0f && o->top == 0) {
+        fprintf(stderr, "fedrec-client: --diverse needs --top K\n");
         return -1;
     }
     if ((o->ratings == NULL) != (!o->have_user)) {
@@ -477,8 +506,9 @@ main(int argc, char **argv)
         if (items == NULL || scores == NULL) {
             fprintf(stderr, "fedrec-client: out of memory\n");
             rc = 1;
-        } else if (fr_client_recommend(c, items, scores, (size_t) o.top,
-                                       &n_top) != FR_OK) {
+        } else if (fr_client_recommend_diverse(c, o.diverse, items, scores,
+                                               (size_t) o.top,
+                                               &n_top) != FR_OK) {
             fprintf(stderr, "fedrec-client: cannot recommend: %s\n",
                     fr_client_errmsg(c));
             rc = 1;

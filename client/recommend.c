@@ -270,28 +270,16 @@ heap_sort(uint32_t *items, float *scores, size_t have)
     }
 }
 
-fr_err
-fr_client_recommend(fr_client *c, uint32_t *items, float *scores, size_t n,
-                    size_t *n_out)
+// The n best-ranked items the user has not interacted with, best first,
+// into items/scores (*have of them). The model must be fitted.
+static void
+top_ranked(
+    fr_client *c, uint32_t *items, float *scores, size_t n, size_t *have_out)
 {
-    if (c == NULL) {
-        return FR_EINVAL;
-    }
-    if (n_out == NULL || (n > 0 && (items == NULL || scores == NULL))) {
-        return fri_client_fail(c, FR_EINVAL, "NULL output buffer");
-    }
-    *n_out     = 0;
-    fr_err err = fri_client_ensure_fitted(c);
-    if (err != FR_OK) {
-        return err;
-    }
-    if (n == 0) {
-        return FR_OK;
-    }
     fri_mf_items it   = items_of(c->model);
     size_t       have = 0;
     size_t       seen = 0; // walks the sorted interactions alongside i
-    for (uint32_t i = 0; i < it.n_items; i++) {
+    for (uint32_t i = 0; i < it.n_items && n > 0; i++) {
         while (seen < c->n_inter && c->items[seen] < i) {
             seen++;
         }
@@ -315,7 +303,134 @@ fr_client_recommend(fr_client *c, uint32_t *items, float *scores, size_t n,
         }
     }
     heap_sort(items, scores, have);
-    *n_out = have;
+    *have_out = have;
+}
+
+static fr_err
+recommend_begin(fr_client *c, const uint32_t *items, const float *scores,
+    size_t n, size_t *n_out)
+{
+    if (c == NULL) {
+        return FR_EINVAL;
+    }
+    if (n_out == NULL || (n > 0 && (items == NULL || scores == NULL))) {
+        return fri_client_fail(c, FR_EINVAL, "NULL output buffer");
+    }
+    *n_out = 0;
+    return fri_client_ensure_fitted(c);
+}
+
+fr_err
+fr_client_recommend(
+    fr_client *c, uint32_t *items, float *scores, size_t n, size_t *n_out)
+{
+    fr_err err = recommend_begin(c, items, scores, n, n_out);
+    if (err == FR_OK) {
+        top_ranked(c, items, scores, n, n_out);
+    }
+    return err;
+}
+
+// Maximal marginal relevance over a candidate pool of the best-ranked
+// items: relevance is the rank score min-max scaled to [0, 1] over the
+// pool, similarity the cosine of the item factors (0 for a zero vector).
+// A pool of FRI_MMR_POOL x n (at least FRI_MMR_POOL_MIN) keeps the cost at
+// one ranking pass plus pool x n x k, and keeps the picks among items the
+// model ranks well.
+#define FRI_MMR_POOL 5u
+#define FRI_MMR_POOL_MIN 50u
+
+fr_err
+fr_client_recommend_diverse(fr_client *c, float lambda, uint32_t *items,
+    float *scores, size_t n, size_t *n_out)
+{
+    fr_err err = recommend_begin(c, items, scores, n, n_out);
+    if (err != FR_OK) {
+        return err;
+    }
+    if (!(lambda >= 0.0f && lambda <= 1.0f)) {
+        return fri_client_fail(
+            c, FR_EINVAL, "diversity lambda must be in [0, 1]");
+    }
+    if (n == 0) {
+        return FR_OK;
+    }
+    const fri_cmodel *m = c->model;
+    const size_t      k = m->k;
+    size_t pool         = n > SIZE_MAX / FRI_MMR_POOL ? n : n * FRI_MMR_POOL;
+    pool                = pool < FRI_MMR_POOL_MIN ? FRI_MMR_POOL_MIN : pool;
+    pool                = pool > m->n_items ? m->n_items : pool;
+    if (lambda == 1.0f || pool <= n) {
+        top_ranked(c, items, scores, n, n_out); // nothing to trade
+        return FR_OK;
+    }
+    uint32_t *ci  = fri_client_calloc(c, pool, sizeof *ci);
+    float    *cs  = fri_client_calloc(c, pool, sizeof *cs);
+    float    *sim = fri_client_calloc(c, pool, sizeof *sim); // max so far
+    float    *nrm = fri_client_calloc(c, pool, sizeof *nrm);
+    if (ci == NULL || cs == NULL || sim == NULL || nrm == NULL) {
+        fri_client_free(c, ci);
+        fri_client_free(c, cs);
+        fri_client_free(c, sim);
+        fri_client_free(c, nrm);
+        return fri_client_fail(c, FR_ENOMEM, "out of memory (recommend)");
+    }
+    size_t have = 0;
+    top_ranked(c, ci, cs, pool, &have);
+    const float lo   = have > 0 ? cs[have - 1] : 0.0f;
+    const float span = have > 0 ? cs[0] - lo : 0.0f;
+    for (size_t j = 0; j < have; j++) {
+        const float *q = m->Q + (size_t)ci[j] * k;
+        double       s = 0.0;
+        for (size_t a = 0; a < k; a++) {
+            s += (double)q[a] * q[a];
+        }
+        nrm[j] = (float)sqrt(s);
+        sim[j] = -1.0f; // nothing picked yet: no redundancy
+    }
+    size_t out = 0;
+    while (out < n && out < have) {
+        // Ties go to the better-ranked candidate (lower index).
+        size_t best = SIZE_MAX;
+        float  bv   = 0.0f;
+        for (size_t j = 0; j < have; j++) {
+            if (isnan(sim[j])) {
+                continue; // picked
+            }
+            float rel = span > 0.0f ? (cs[j] - lo) / span : 1.0f;
+            float red = out == 0 ? 0.0f : sim[j];
+            float v   = lambda * rel - (1.0f - lambda) * red;
+            if (best == SIZE_MAX || v > bv) {
+                best = j;
+                bv   = v;
+            }
+        }
+        items[out]  = ci[best];
+        scores[out] = cs[best];
+        out++;
+        sim[best]       = NAN;
+        const float *qb = m->Q + (size_t)ci[best] * k;
+        for (size_t j = 0; j < have; j++) {
+            if (isnan(sim[j])) {
+                continue;
+            }
+            float cos = 0.0f;
+            if (nrm[j] > 0.0f && nrm[best] > 0.0f) {
+                const float *q   = m->Q + (size_t)ci[j] * k;
+                double       dot = 0.0;
+                for (size_t a = 0; a < k; a++) {
+                    dot += (double)q[a] * qb[a];
+                }
+                cos = (float)(dot / ((double)nrm[j] * nrm[best]));
+            }
+            sim[j] = cos > sim[j] ? cos : sim[j];
+        }
+    }
+    fri_client_free(c, ci);
+    fri_client_free(c, cs);
+    fri_client_free(c, sim);
+    fri_client_free(c, nrm);
+    *n_out = out;
     return FR_OK;
 }
 

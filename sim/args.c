@@ -133,6 +133,10 @@ static const char usage_tail[] =
     "  --eval-users N|all    evaluate a seeded sample of N users with test\n"
     "                        ratings (default all, or a 10000-user sample\n"
     "                        above 50000 users)\n"
+    "  --diverse L           devices re-rank their top-10 lists for variety\n"
+    "                        (fr_client_recommend_diverse, L in [0, 1];\n"
+    "                        default 1 = plain ranking): the lists' HR@10,\n"
+    "                        NDCG@10 (full ranking) and list metrics\n"
     "  --report cold-start   hold a seeded tenth of the users with >= 20\n"
     "                        training ratings out of training; after the\n"
     "                        last round each folds in its first 1, 3, 5,\n"
@@ -218,6 +222,7 @@ fri_sim_config_init(fri_sim_config *c)
     c->fraction = 1.0;
     c->local_epochs = 1;
     c->dropout = 0.0;
+    c->diverse = 1.0f;
     c->buffer        = 0;
     c->max_staleness = 4;
     c->slow          = 0.2;
@@ -320,7 +325,7 @@ static const char *const value_flags[]  = { "train", "test", "users",
      "local-epochs", "dropout", "stats-latest", "stats-forget", "deadline", "k",
      "reg", "buffer", "max-staleness", "slow", "slow-ticks", "reg-bias", "lr",
      "algo", "server-opt", "threads", "seed", "eval-every", "eval-users",
-     "report", "transport", "out", "state",
+     "report", "diverse", "transport", "out", "state",
      // Read before parsing: fri_sim_expand_config and fedrec-sim's main.
      "config", "sweep",
      // privacy.c
@@ -538,6 +543,10 @@ apply(fri_sim_config *c, given *st, const char *flag, const char *val,
             return bad(err, err_cap, flag, val, "0..1000000");
         }
         c->eval_every_set = 1;
+    } else if (strcmp(flag, "--diverse") == 0) {
+        if (parse_flt(val, 0.0, 1.0, &c->diverse) != 0) {
+            return bad(err, err_cap, flag, val, "0..1");
+        }
     } else if (strcmp(flag, "--report") == 0) {
         if (strcmp(val, "cold-start") != 0) {
             return bad(err, err_cap, flag, val, "cold-start");

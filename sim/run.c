@@ -265,8 +265,9 @@ eval_device(sim_state *st, fr_client *c, uint32_t u, dev_out *o)
         // The device's own list under the final model.
         float  sc[FRI_SIM_LIST_K];
         size_t got = 0;
-        if (fr_client_recommend(c, o->top, sc, FRI_SIM_LIST_K, &got) ==
-            FR_OK) {
+        if (fr_client_recommend_diverse(
+                c, st->c->diverse, o->top, sc, FRI_SIM_LIST_K, &got)
+            == FR_OK) {
             o->n_top = (uint8_t) got;
         }
     }
@@ -299,7 +300,8 @@ eval_device(sim_state *st, fr_client *c, uint32_t u, dev_out *o)
     uint32_t top[10];
     float    sc[10];
     size_t   n_out = 0;
-    if (fr_client_recommend(c, top, sc, 10, &n_out) != FR_OK) {
+    if (fr_client_recommend_diverse(c, st->c->diverse, top, sc, 10, &n_out)
+        != FR_OK) {
         return;
     }
     double dcg = 0.0, idcg = 0.0;

@@ -38,6 +38,10 @@ Test(client_cli, usage_errors_exit_2)
         "--rounds=-1 --ratings f --user 1",
         "--rounds 0 --ratings f --user 1 --explain", // needs --top
         "--rounds 0 --ratings f --user 1 --top 3 --explain=1",
+        "--rounds 0 --ratings f --user 1 --diverse 0.5", // needs --top
+        "--rounds 0 --ratings f --user 1 --top 3 --diverse 1.5",
+        "--rounds 0 --ratings f --user 1 --top 3 --diverse nan",
+        "--rounds 0 --ratings f --user 1 --top 3 --diverse 0.5x",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(cmd, sizeof cmd, FR_TEST_RUN "'%s/fedrec-client' %s 2>/dev/null",

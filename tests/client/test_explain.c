@@ -1,7 +1,9 @@
 // On-device explanations (fr_client_explain) and evidence-aware ranking:
 // an explanation's weights are the real leave-one-out effects (checked by
 // removing each interaction and predicting again), and a variational model
-// does not rank an item with prior-sized uncertainty above known ones.
+// does not rank an item with prior-sized uncertainty above known ones;
+// re-ranking for variety (fr_client_recommend_diverse) trades relevance
+// for less similar items as its lambda says.
 #include <criterion/criterion.h>
 #include <math.h>
 
@@ -242,5 +244,144 @@ Test(client_explain, vb_unsure_items_never_top_the_list)
                   (double) mean);
     }
     fr_client_destroy(u);
+    fr_client_destroy(c);
+}
+
+// A ridge model whose best item for the user of rate_some has four exact
+// copies: plain ranking lists all five first, re-ranking for variety keeps
+// one and spreads the rest.
+Test(client_recommend_diverse, trades_relevance_for_variety)
+{
+    fr_client  *c  = new_client();
+    fri_cmodel *m0 = tu_model(NI, KK, 1, 5, c->server_pk + 32, 0);
+    tu_install(c, m0);
+    rate_some(c);
+    uint32_t best[1];
+    float    bs[1];
+    size_t   n = 0;
+    cr_assert_eq(fr_client_recommend(c, best, bs, 1, &n), FR_OK);
+    cr_assert_eq(n, 1);
+    fr_client_destroy(c);
+
+    // Copies on items rate_some leaves alone (3 + 7j, j < 15, is rated).
+    uint32_t dup[4], nd = 0;
+    for (uint32_t i = NI - 1; nd < 4; i--) {
+        if (i != best[0] && (i < 3 || (i - 3) % 7 != 0 || i > 101)) {
+            dup[nd++] = i;
+        }
+    }
+    for (uint32_t j = 0; j < 4; j++) {
+        memcpy(m0->Q + (size_t)dup[j] * KK, m0->Q + (size_t)best[0] * KK,
+            KK * sizeof(float));
+        m0->bi[dup[j]] = m0->bi[best[0]];
+    }
+    cr_assert_eq(fri_cmodel_finish(m0), FR_OK);
+    c = new_client();
+    tu_install(c, m0);
+    rate_some(c);
+
+    uint32_t plain[10], div[10];
+    float    ps[10], ds[10];
+    size_t   np = 0, nv = 0;
+    cr_assert_eq(fr_client_recommend(c, plain, ps, 10, &np), FR_OK);
+    cr_assert_eq(np, 10);
+    // Lambda 1 is the plain ranking, scores included.
+    cr_assert_eq(
+        fr_client_recommend_diverse(c, 1.0f, div, ds, 10, &nv), FR_OK);
+    cr_assert_eq(nv, np);
+    cr_assert_arr_eq(div, plain, sizeof plain);
+    cr_assert_arr_eq(ds, ps, sizeof ps);
+
+    // The five copies tie at the top of the plain list.
+    size_t copies = 0;
+    for (size_t j = 0; j < 5; j++) {
+        copies += plain[j] == best[0] || plain[j] == dup[0]
+            || plain[j] == dup[1] || plain[j] == dup[2] || plain[j] == dup[3];
+    }
+    cr_assert_eq(copies, 5);
+
+    double plain_sum = 0.0;
+    for (size_t j = 0; j < np; j++) {
+        plain_sum += ps[j];
+    }
+    size_t      prev_held = 5;
+    const float lambdas[] = { 0.7f, 0.3f, 0.0f };
+    for (size_t t = 0; t < 3; t++) {
+        cr_assert_eq(
+            fr_client_recommend_diverse(c, lambdas[t], div, ds, 10, &nv),
+            FR_OK);
+        cr_assert_eq(nv, 10);
+        // The first pick is always the most relevant item.
+        cr_assert_eq(div[0], plain[0]);
+        size_t held = 0;
+        double sum  = 0.0;
+        for (size_t j = 0; j < nv; j++) {
+            sum += ds[j];
+            float want;
+            cr_assert_eq(fr_client_predict(c, div[j], &want), FR_OK);
+            cr_assert_float_eq(ds[j], want, 1e-5f, "score of %u", div[j]);
+            for (size_t r = 0; r < 15; r++) {
+                cr_assert_neq(div[j], 3 + 7 * r, "rated item listed");
+            }
+            for (size_t i = j + 1; i < nv; i++) {
+                cr_assert_neq(div[j], div[i], "item listed twice");
+            }
+            held += div[j] == best[0] || div[j] == dup[0] || div[j] == dup[1]
+                || div[j] == dup[2] || div[j] == dup[3];
+        }
+        // A copy of a listed item adds nothing new: no more copies as
+        // lambda falls, and with lambda 0.3 or less (redundancy outweighs the
+        // relevance gaps) only the first.
+        cr_assert(held <= prev_held, "lambda %g kept %zu copies",
+            (double)lambdas[t], held);
+        if (lambdas[t] <= 0.3f) {
+            cr_assert_eq(held, 1, "lambda %g kept %zu copies",
+                (double)lambdas[t], held);
+        }
+        prev_held = held;
+        // The plain list has the largest total score; variety costs some.
+        cr_assert(sum <= plain_sum + 1e-4
+                && (lambdas[t] > 0.3f || sum < plain_sum - 1e-4),
+            "lambda %g: total score %g vs %g", (double)lambdas[t], sum,
+            plain_sum);
+    }
+    fri_cmodel_unref(m0);
+    fr_client_destroy(c);
+}
+
+Test(client_recommend_diverse, bad_input)
+{
+    fr_client *c = new_client();
+    uint32_t   ids[4];
+    float      sc[4];
+    size_t     n = 9;
+    cr_assert_eq(
+        fr_client_recommend_diverse(c, 0.5f, ids, sc, 4, &n), FR_ESTATE);
+    cr_assert_eq(n, 0);
+    fri_cmodel *m = tu_model(NI, KK, 1, 5, c->server_pk + 32, 0);
+    tu_install(c, m);
+    fri_cmodel_unref(m);
+    const float bad[] = { -0.01f, 1.01f, NAN, INFINITY };
+    for (size_t t = 0; t < 4; t++) {
+        cr_assert_eq(
+            fr_client_recommend_diverse(c, bad[t], ids, sc, 4, &n), FR_EINVAL);
+        cr_assert(strstr(fr_client_errmsg(c), "lambda") != NULL);
+    }
+    cr_assert_eq(
+        fr_client_recommend_diverse(c, 0.5f, NULL, sc, 4, &n), FR_EINVAL);
+    cr_assert_eq(
+        fr_client_recommend_diverse(c, 0.5f, ids, sc, 4, NULL), FR_EINVAL);
+    cr_assert_eq(
+        fr_client_recommend_diverse(NULL, 0.5f, ids, sc, 4, &n), FR_EINVAL);
+    n = 9;
+    cr_assert_eq(
+        fr_client_recommend_diverse(c, 0.5f, NULL, NULL, 0, &n), FR_OK);
+    cr_assert_eq(n, 0);
+    // A list longer than the catalog: every unrated item once.
+    uint32_t all[NI + 5];
+    float    as[NI + 5];
+    cr_assert_eq(
+        fr_client_recommend_diverse(c, 0.5f, all, as, NI + 5, &n), FR_OK);
+    cr_assert_eq(n, NI);
     fr_client_destroy(c);
 }

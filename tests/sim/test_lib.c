@@ -236,6 +236,8 @@ Test(sim_lib, bad_options)
     refused(1, n7, v7, "--train and --test go together");
     const char *n9[] = { "rounds", "rounds" }, *v9[] = { "-3", "2" };
     refused(2, n9, v9, "--rounds: invalid value '-3'");
+    const char *n10[] = { "diverse" }, *v10[] = { "1.5" };
+    refused(1, n10, v10, "--diverse: invalid value '1.5'");
     fr_sim *sim = NULL;
     char    err[256];
     cr_assert_eq(

@@ -198,6 +198,22 @@ FR_API FR_NODISCARD fr_err fr_client_recommend(fr_client *c, uint32_t *items,
                                                float *scores, size_t n,
                                                size_t *n_out);
 
+// fr_client_recommend re-ranked for variety (maximal marginal relevance):
+// from the FRI_MMR_POOL (5) x n best-ranked items (at least 50), picks
+// greedily the item maximizing lambda * relevance - (1 - lambda) * its
+// largest factor cosine with the items already picked, relevance being
+// the rank score scaled to [0, 1] over that pool. lambda 1 is
+// fr_client_recommend; lower trades accuracy for lists of less similar
+// items. scores[j] is the item's rank score, as fr_client_recommend gives
+// it (so the list is not sorted by it). FR_EINVAL for lambda outside
+// [0, 1]; otherwise the errors of fr_client_recommend.
+FR_API FR_NODISCARD fr_err fr_client_recommend_diverse(fr_client *c,
+                                                       float      lambda,
+                                                       uint32_t  *items,
+                                                       float     *scores,
+                                                       size_t     n,
+                                                       size_t    *n_out);
+
 // Explains item's score by this user's own interactions. weights[j] is the
 // exact leave-one-out effect of interaction items[j]: the item's predicted
 // score minus its score after a fold-in without that interaction (positive:
