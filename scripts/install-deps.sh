@@ -6,8 +6,13 @@ pkgs=(build-essential cmake pkg-config libsodium-dev libnng-dev
       libopenblas-dev libcriterion-dev)
 # The Python bindings (python/fedrec) and their ctest test.
 pkgs+=(python3 python3-numpy)
-# clang brings libFuzzer for the fuzz smoke run; optional elsewhere.
-[ "${FR_WITH_FUZZ:-0}" = 1 ] && pkgs+=(clang libclang-rt-dev)
+# The JNI bindings (java/) and their test: Debian's OpenJDK.
+pkgs+=(default-jdk-headless)
+# clang checks the Clang module map Swift imports (tests/client/
+# header-langs.sh); with libclang-rt-dev it brings libFuzzer for the fuzz
+# smoke run.
+pkgs+=(clang)
+[ "${FR_WITH_FUZZ:-0}" = 1 ] && pkgs+=(libclang-rt-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \
@@ -17,5 +22,8 @@ done
 echo "fedrec: installing ${missing[*]}" >&2
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO=sudo
-$SUDO apt-get update -qq
+# A mirror caught mid-sync fails some index (often of a foreign
+# architecture); the install below then says whether what we need is there.
+$SUDO apt-get update -qq ||
+  echo "fedrec: apt-get update reported errors; installing anyway" >&2
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
