@@ -16,6 +16,7 @@
 #include "log.h"
 #include "robust.h"
 #include "secagg_als.h"
+#include "secagg_ials.h"
 #include "secagg_stats.h"
 #include "dp.h"
 #include "vbmf.h"
@@ -429,11 +430,108 @@ acc_set_latest(fri_agg *a, const float *v, size_t n)
     return FR_OK;
 }
 
+// iALS: v is the decoded sum of the survivors' statistics
+// (secagg_ials.h): per item [packed sum w p p^T | sum c p | sum c], then
+// the packed sum of p p^T (Y^T Y), the value sum and the count. As for
+// ALS, the parts must agree the way honest statistics do: Gram diagonals
+// are sums of squares (>= 0), and every interaction adds c in [1, C + 1]
+// to its item's last entry, so those add up to between count and
+// (C + 1) count. A sum that breaks this is refused.
+static fr_err
+acc_set_ials(fri_agg *a, const float *v, size_t n)
+{
+    const uint32_t k  = a->cfg.k;
+    const size_t   gl = a->gram_len, w = gl + a->d;
+    const uint32_t ni = a->cfg.n_items;
+    if (!a->cfg.implicit || a->acc_len != gl + k
+        || n != fri_sa_ials_dim(ni, k)) {
+        return FR_EINVAL;
+    }
+    pthread_mutex_lock(&a->rs.mtx);
+    double m = a->rs.n_members;
+    pthread_mutex_unlock(&a->rs.mtx);
+    fri_bounds b;
+    fri_bounds_of(&a->cfg, &b);
+    const double U2 = b.user_norm * b.user_norm;
+    const double C  = (double)a->cfg.alpha * b.rmax;
+    // Quantization: <= 2^-(f+1) per member and coordinate, normalized.
+    unsigned     fb  = fri_sa_frac_bits(1.0f, a->cfg.clients_per_round);
+    double       q   = m * ldexp(1.0, -(int)fb - 1);
+    const float *yy  = v + (size_t)ni * w;
+    double       cnt = v[n - 1], csum = 0.0;
+    const char  *why = NULL;
+    for (uint32_t r = 0; r < k && why == NULL; r++) {
+        if (!(yy[fri_packed_index(k, r, r)] >= -q * U2 * (1.0 + 1e-6))) {
+            why = "negative Y^T Y diagonal";
+        }
+    }
+    for (uint32_t i = 0; i < ni && why == NULL; i++) {
+        const float *row = v + (size_t)i * w;
+        for (uint32_t r = 0; r < k && why == NULL; r++) {
+            if (!(row[fri_packed_index(k, r, r)]
+                    >= -q * C * U2 * (1.0 + 1e-6))) {
+                why = "negative gram diagonal";
+            }
+        }
+        csum += row[gl + k];
+    }
+    double tol = (double)ni * q * (C + 1.0) * 2.0 + 1e-4 * fabs(cnt) + 0.5;
+    if (why == NULL
+        && !(cnt >= -tol && csum >= cnt - tol
+            && csum <= (C + 1.0) * cnt + tol)) {
+        why = "item confidences do not add up to the interaction count";
+    }
+    if (why != NULL) {
+        atomic_fetch_add(&a->ctr.models_refused, 1);
+        fri_agg_log(a, FR_LOG_ERROR,
+            "msg=\"unmasked iALS statistics inconsistent, round "
+            "refused\" members=%.0f reason=\"%s\" count=%g "
+            "confidence_sum=%g alert=1",
+            m, why, cnt, csum);
+        return FR_EPROTO;
+    }
+    fri_agg_acc_reset(a);
+    pthread_mutex_lock(&a->sums.acc_mtx);
+    // The solver's accumulator is [sum w p p^T | sum c p]: the block
+    // without its last entry.
+    fr_err rv = FR_OK;
+    for (uint32_t i = 0; i < ni && rv == FR_OK; i++) {
+        const float *row = v + (size_t)i * w;
+        int          nz  = 0;
+        for (size_t r = 0; r < w && !nz; r++) {
+            nz = row[r] != 0.0f;
+        }
+        if (!nz) {
+            continue;
+        }
+        a->sums.acc[i] = malloc(a->acc_len * sizeof(double));
+        if (a->sums.acc[i] == NULL) {
+            rv = FR_ENOMEM;
+            break;
+        }
+        a->sums.touched[a->sums.n_touched++] = i;
+        for (size_t r = 0; r < a->acc_len; r++) {
+            a->sums.acc[i][r] = row[r];
+        }
+    }
+    for (size_t t = 0; t < gl && rv == FR_OK; t++) {
+        a->sums.gram_all[t] = yy[t];
+    }
+    a->sums.sum_ratings = v[n - 2];
+    a->sums.count       = cnt > 0.0 ? cnt : 0.0;
+    a->sums.weight      = a->sums.count;
+    pthread_mutex_unlock(&a->sums.acc_mtx);
+    return rv;
+}
+
 fr_err
 fri_agg_acc_set_dense(fri_agg *a, const float *v, size_t n)
 {
     if (a->cfg.stats_latest) {
         return acc_set_latest(a, v, n);
+    }
+    if (a->cfg.algo == FRI_AGG_ALS && a->cfg.implicit) {
+        return acc_set_ials(a, v, n);
     }
     if (a->cfg.algo == FRI_AGG_ALS) {
         return acc_set_als(a, v, n);

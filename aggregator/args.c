@@ -16,6 +16,7 @@
 #include "keys.h"
 #include "kvfile.h"
 #include "msg_edge.h"
+#include "secagg_ials.h"
 
 // In parts: C guarantees string literals of 4095 characters only.
 static const char usage_head[] =
@@ -77,11 +78,12 @@ static const char usage_state[] =
     "                          (statistics with covariances; explicit\n"
     "                          only, ignores --reg). Default: with\n"
     "                          --clients-per-round >= 2 and none of\n"
-    "                          --algo, --secure-agg, --loss, --dp, --clip,\n"
+    "                          --algo, --secure-agg, --dp, --clip,\n"
     "                          --stats-forget, --stats-latest 0: the\n"
     "                          private default, vbmf on latest statistics\n"
-    "                          masked with SecAgg+ (--secure-agg off opts\n"
-    "                          out); otherwise als, plain\n"
+    "                          (--loss implicit: iALS statistics) masked\n"
+    "                          with SecAgg+ (--secure-agg off opts out);\n"
+    "                          otherwise als, plain\n"
     "  --loss explicit|implicit  ratings, or iALS on interactions\n"
     "  --reg X                 factor L2 penalty (default 0.1)\n"
     "  --reg-bias X            bias L2 penalty (default 0.1)\n"
@@ -702,12 +704,25 @@ static void
 private_default(fri_agg_args *a)
 {
     fri_agg_config *c      = &a->cfg;
-    unsigned        choice = a->given & ~(unsigned) FRI_AGG_GIVEN_LATEST;
+    // The loss picks the private profile (iALS or VBMF), it does not opt
+    // out of it.
+    unsigned choice = a->given & ~(unsigned) (FRI_AGG_GIVEN_LATEST |
+                                              FRI_AGG_GIVEN_LOSS);
     // A tree aggregates plainly for now (docs/DEPLOY-TREE.md).
-    if (choice != 0 || c->implicit || c->clients_per_round < 2 || c->edge ||
+    if (choice != 0 || c->clients_per_round < 2 || c->edge ||
         c->buffer > 0 ||
         c->root_max_devices > 0 ||
         ((a->given & FRI_AGG_GIVEN_LATEST) && !c->stats_latest)) {
+        return;
+    }
+    if (c->implicit) {
+        // iALS: its per-round statistics masked (SPEC S1c).
+        if (c->alpha > 0.0f && c->rating_max > 0.0f &&
+            fri_sa_ials_width(c->k) <= FRI_AGG_SA_MAX_WIDTH) {
+            c->secagg          = FRI_AGG_SECAGG_PLUS;
+            c->robust          = 0; // bounds need a per-device view
+            a->private_default = 1;
+        }
         return;
     }
     c->algo            = FRI_AGG_VBMF;

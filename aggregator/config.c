@@ -13,6 +13,7 @@
 #include "fixpt.h"
 #include "mf.h"
 #include "secagg_als.h"
+#include "secagg_ials.h"
 
 #define MAX_ITEMS_CFG (1u << 24)
 
@@ -276,12 +277,15 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
         BAD("secure-agg must be off, full or plus");
     }
     if (c->secagg != FRI_AGG_SECAGG_OFF) {
-        if (c->algo != FRI_AGG_GRAD &&
-            (c->algo != FRI_AGG_ALS || c->implicit) &&
-            (c->algo != FRI_AGG_VBMF || !c->stats_latest)) {
-            BAD("secure-agg needs algo grad, explicit als or vbmf with "
-                "stats-latest (dense fixed-point updates; iALS statistics "
-                "are not masked)");
+        if (c->algo != FRI_AGG_GRAD && c->algo != FRI_AGG_ALS
+            && (c->algo != FRI_AGG_VBMF || !c->stats_latest)) {
+            BAD("secure-agg needs algo grad, als (explicit or implicit) or "
+                "vbmf with stats-latest (dense fixed-point updates)");
+        }
+        if (c->implicit && !(c->alpha > 0.0f && c->rating_max > 0.0f)) {
+            BAD("secure-agg with implicit loss needs alpha > 0 and "
+                "rating-max > 0 (alpha * rating-max bounds each masked "
+                "confidence weight)");
         }
         if (c->clients_per_round < 2 || c->clients_per_round > 65535) {
             BAD("secure-agg needs clients-per-round in 2..65535 (the "
@@ -292,7 +296,8 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
                 BAD("secure-agg with algo als or vbmf bounds each member by "
                     "max-user-norm and max-residual, not clip (set clip 0)");
             }
-            if (fri_sa_als_width(c->k) > FRI_AGG_SA_MAX_WIDTH) {
+            if (c->implicit ? fri_sa_ials_width(c->k) > FRI_AGG_SA_MAX_WIDTH
+                            : fri_sa_als_width(c->k) > FRI_AGG_SA_MAX_WIDTH) {
                 BAD("secure-agg with algo als or vbmf needs k <= 42 (a "
                     "masked item row of (k+1)(k+2)/2 + k + 1 values, got "
                     "k = %u)",

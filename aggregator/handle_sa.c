@@ -235,7 +235,8 @@ poll(fri_agg *a, uint64_t now_ms, const uint8_t *pk, const uint8_t *plain,
 // The masked input: a dense FIXED UPDATE of n_items rows and 2 extra
 // words, the layout of the task's sa_dim vector: rows of k + 1 words
 // (GRAD) or of (k+1)(k+2)/2 + k + 1 words (ALS statistics, SPEC S1a;
-// VBMF statistics deltas also carry the global block, S1b).
+// VBMF statistics deltas also carry the global block, S1b), or of
+// k(k+1)/2 + k + 1 words and a k(k+1)/2-word tail block (iALS, S1c).
 static fr_err
 masked(fri_agg *a, uint64_t now_ms, const uint8_t *pk, const uint8_t *plain,
        size_t plain_len, uint8_t *out, size_t cap, size_t *len)
@@ -246,7 +247,10 @@ masked(fri_agg *a, uint64_t now_ms, const uint8_t *pk, const uint8_t *plain,
     int        als  = a->cfg.algo == FRI_AGG_ALS || vb;
     uint32_t   d    = als ? (uint32_t) (a->gram_len + a->d) : a->cfg.k + 1;
     uint8_t    kind = vb ? FRI_UPD_VB : als ? FRI_UPD_ALS : FRI_UPD_GRAD;
-    uint32_t   ne   = vb ? (uint32_t) (a->d + a->gram_len + 4) : 2;
+    // iALS: a gram_len-word Y^T Y block before (sum, count) (SPEC S1c).
+    uint32_t ne = vb      ? (uint32_t)(a->d + a->gram_len + 4)
+        : a->cfg.implicit ? (uint32_t)a->gram_len + 2
+                          : 2;
     if (rv == FR_OK &&
         (u.kind != kind || u.vtype != FRI_VAL_FIXED ||
          u.layout != FRI_UPD_DENSE || u.k != a->cfg.k || u.width != d ||

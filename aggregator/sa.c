@@ -27,6 +27,7 @@
 #include "sa.h"
 #include "secagg.h"
 #include "secagg_als.h"
+#include "secagg_ials.h"
 #include "secagg_stats.h"
 #include "shamir.h"
 
@@ -68,6 +69,7 @@ struct fri_sa {
     uint32_t   mcap;
     uint8_t    mkey[crypto_shorthash_KEYBYTES];
     int        als; // explicit ALS statistics (secagg_als.h)
+    int               ials; // iALS statistics (secagg_ials.h)
     int        stats; // latest-statistics deltas (secagg_stats.h)
     fri_sa_als_bounds ab;
     sa_member *m;
@@ -113,6 +115,13 @@ fri_sa_create(fri_agg *a, char *err, size_t err_cap)
         s->ab.rating_abs = (float) fmax(fabs(b.rmin), fabs(b.rmax));
         s->clip          = 1.0f;
         s->dim           = fri_sa_als_dim(c->n_items, c->k);
+        if (c->implicit) {
+            // iALS (docs/SECAGG.md §11): residual carries the bound C on
+            // the confidence weight alpha r (config.c makes it > 0).
+            s->ials        = 1;
+            s->ab.residual = (float)((double)c->alpha * b.rmax);
+            s->dim         = fri_sa_ials_dim(c->n_items, c->k);
+        }
     }
     if (c->stats_latest) {
         // The same bounds and normalization for the deltas of every
@@ -913,12 +922,13 @@ finish(fri_agg *a, int *ok)
     }
     if (rv == FR_OK) {
         rv = s->stats ? fri_sa_stats_decode(v, s->sum, s->dim, s->frac_bits,
-                                            a->cfg.n_items, a->cfg.k,
-                                            a->vb != NULL, &s->ab)
-             : s->als ? fri_sa_als_decode(v, s->sum, s->dim, s->frac_bits,
-                                          a->cfg.n_items, a->cfg.k, &s->ab)
-                      : fri_secagg_dequantize(v, s->sum, s->dim,
-                                              s->frac_bits, 1);
+                 a->cfg.n_items, a->cfg.k, a->vb != NULL, &s->ab)
+            : s->ials ? fri_sa_ials_decode(v, s->sum, s->dim, s->frac_bits,
+                  a->cfg.n_items, a->cfg.k, &s->ab)
+            : s->als
+            ? fri_sa_als_decode(v, s->sum, s->dim, s->frac_bits,
+                a->cfg.n_items, a->cfg.k, &s->ab)
+            : fri_secagg_dequantize(v, s->sum, s->dim, s->frac_bits, 1);
     }
     if (rv == FR_OK) {
         rv = fri_agg_acc_set_dense(a, v, s->dim);

@@ -168,7 +168,9 @@ fr_client_request_bound(const fr_client *c)
                                           c->session->task.algo ==
                                               FRI_ALGO_ALS,
                                           c->session->task.algo ==
-                                              FRI_ALGO_VBMF) +
+                                              FRI_ALGO_VBMF,
+                                          c->session->task.algo ==
+                                              FRI_ALGO_IALS) +
                     FRI_SEAL_OVERHEAD;
         u = sa > u ? sa : u;
     }
@@ -584,10 +586,12 @@ recv_task(fr_client *c, const uint8_t *plain, size_t plain_len)
     if (t.secagg &&
         !((t.algo == FRI_ALGO_GRAD && t.update_kind == FRI_UPD_GRAD) ||
           (t.algo == FRI_ALGO_ALS && t.update_kind == FRI_UPD_ALS) ||
+          (t.algo == FRI_ALGO_IALS && t.update_kind == FRI_UPD_ALS &&
+           !t.stats_delta) ||
           (t.algo == FRI_ALGO_VBMF && t.update_kind == FRI_UPD_VB &&
            t.stats_delta))) {
         return fail(c, FR_EPROTO,
-                    "secure aggregation needs a gradient, explicit ALS or "
+                    "secure aggregation needs a gradient, ALS, iALS or "
                     "latest-statistics VBMF task");
     }
     if (t.k == 0 || t.k > c->max_k) {

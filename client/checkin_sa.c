@@ -19,6 +19,7 @@
 #include "msg_secagg.h"
 #include "secagg.h"
 #include "secagg_als.h"
+#include "secagg_ials.h"
 #include "secagg_stats.h"
 #include "shamir.h"
 
@@ -332,6 +333,52 @@ out:
     return rv;
 }
 
+// iALS (docs/SECAGG.md §11): like build_masked_als, item blocks [w p p^T |
+// c p | c] on the interacted items and zeros elsewhere, then the device's
+// p p^T once (the aggregator's Y^T Y) and (value sum, count); SA_PARAMS'
+// residual is the bound C on the confidence weight w = alpha r.
+static fr_err
+build_masked_ials(fr_client *c, struct fri_sa_client *s, const fri_task *t,
+    uint8_t *dst, size_t cap, size_t *len)
+{
+    const fri_cmodel *m   = c->model;
+    size_t            w   = fri_sa_ials_width(t->k);
+    size_t            dim = fri_sa_ials_dim(m->n_items, t->k);
+    if (dim == 0 || dim != s->p.dim) {
+        return FR_EPROTO;
+    }
+    fri_sa_als_bounds ab = { s->p.user_norm, s->p.residual, s->p.rating_abs };
+    fri_update_buf    u;
+    fr_err            rv = compute_dense(c, t, FRI_FIT_IALS, 0.0f, &u);
+    if (rv != FR_OK) {
+        return rv;
+    }
+    float *x       = fri_client_calloc(c, dim, sizeof(float));
+    size_t clipped = 0;
+    if (x == NULL) {
+        rv = FR_ENOMEM;
+        goto out;
+    }
+    rv = fri_sa_ials_encode_stats(x, dim, m->n_items, t->k, &ab, u.extra,
+        u.rows, u.items, u.n_rows, u.extra[u.n_extra - 2], &clipped);
+    if (rv == FR_OK && clipped > 0) {
+        fri_client_logf(c, FR_LOG_INFO,
+            "msg=\"iALS statistics clipped to the secure "
+            "aggregation bounds\" values=%zu",
+            clipped);
+    }
+    if (rv == FR_OK) {
+        size_t ne = fri_packed_len(t->k) + 2;
+        rv = seal_masked(c, s, t, FRI_UPD_ALS, w, m->n_items, (uint32_t)ne, x,
+            dim, dst, cap, len);
+    }
+out:
+    fri_client_free_wipe(c, x, x != NULL ? dim * sizeof(float) : 0);
+    fri_update_buf_free(c, &u);
+    s->expect = FRI_T_ACK;
+    return rv;
+}
+
 // Latest statistics (docs/SECAGG.md §9): the change of the device's ALS
 // or VBMF contribution since its last committed one, dense over every
 // item like build_masked_als. The contribution is clamped to the bounds
@@ -428,6 +475,9 @@ build_masked(fr_client *c, struct fri_sa_client *s, const fri_task *t,
     if (t->algo == FRI_ALGO_ALS) {
         return build_masked_als(c, s, t, dst, cap, len);
     }
+    if (t->algo == FRI_ALGO_IALS) {
+        return build_masked_ials(c, s, t, dst, cap, len);
+    }
     size_t d = (size_t) t->k + 1, nr = (size_t) m->n_items * d;
     if (nr + 2 != s->p.dim) {
         return FR_EPROTO;
@@ -473,12 +523,15 @@ out:
 
 size_t
 fri_sa_client_bound(const struct fri_sa_client *s, uint32_t k,
-                    uint32_t n_items, int als, int vb)
+    uint32_t n_items, int als, int vb, int ials)
 {
     // Before SA_PARAMS the cohort size is unknown, but no list is sent
     // before it either.
     uint32_t n  = s != NULL ? s->p.n : 0;
-    uint32_t ne = vb ? (uint32_t) fri_sa_stats_glob_len(k) + 2 : 2;
+    uint32_t ne = vb ? (uint32_t)fri_sa_stats_glob_len(k) + 2
+        : ials       ? (uint32_t)fri_packed_len(k) + 2
+                     : 2;
+    als         = als || ials; // rows no wider than ALS ones
     size_t   a  = fri_sa_list_size(FRI_T_SA_SHARES, n);
     size_t   b  = fri_update_size(
         FRI_UPD_DENSE, als || vb ? (uint32_t) fri_sa_als_width(k) : k + 1,
@@ -552,11 +605,13 @@ recv_params(fr_client *c, struct fri_sa_client *s, const fri_task *t,
     }
     // ALS and VBMF statistics need their bounds (and no DP noise, which
     // the aggregator does not ask for with them); a gradient task has none.
-    int      als = t->algo == FRI_ALGO_ALS || t->algo == FRI_ALGO_VBMF;
+    int als = t->algo == FRI_ALGO_ALS || t->algo == FRI_ALGO_VBMF
+        || t->algo == FRI_ALGO_IALS;
     uint32_t ni  = c->model != NULL ? c->model->n_items : 0;
     size_t   dim = t->stats_delta
-                       ? fri_sa_stats_dim(ni, t->k, t->algo == FRI_ALGO_VBMF)
-                       : fri_sa_als_dim(ni, t->k);
+          ? fri_sa_stats_dim(ni, t->k, t->algo == FRI_ALGO_VBMF)
+          : t->algo == FRI_ALGO_IALS ? fri_sa_ials_dim(ni, t->k)
+                                     : fri_sa_als_dim(ni, t->k);
     if (als != (s->p.user_norm > 0.0f) ||
         (als && (s->p.noise_sd != 0.0f || s->p.dim != dim))) {
         return FR_EPROTO;

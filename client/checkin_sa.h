@@ -16,9 +16,10 @@ fr_err fri_sa_client_create(fr_client *c, struct fri_sa_client **out,
 void   fri_sa_client_free(fr_client *c, struct fri_sa_client *s);
 // Largest plain request of the exchange for a model of (k, n_items);
 // als: the masked vector holds ALS statistics (rows of (k+1)(k+2)/2 + k + 1);
-// vb: VBMF statistics deltas (the same rows and a global block).
+// vb: VBMF statistics deltas (the same rows and a global block); ials:
+// iALS statistics (narrower rows, a k(k+1)/2-word global block).
 size_t fri_sa_client_bound(const struct fri_sa_client *s, uint32_t k,
-                           uint32_t n_items, int als, int vb);
+    uint32_t n_items, int als, int vb, int ials);
 // Writes the next plain request frame into dst.
 fr_err fri_sa_client_poll(fr_client *c, struct fri_sa_client *s,
                           const fri_task *t, uint8_t *dst, size_t cap,

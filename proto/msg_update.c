@@ -80,10 +80,13 @@ fields_check(const fri_update *u)
     }
     if (u->kind == FRI_UPD_ALS && u->vtype == FRI_VAL_FIXED) {
         // R15a: masked ALS statistics, dense rows [packed Gram | h] and
-        // (rating sum, count).
-        uint64_t d = (uint64_t) u->k + 1;
-        if (u->layout != FRI_UPD_DENSE || u->width != d * (d + 1) / 2 + d ||
-            u->n_extra != 2) {
+        // (rating sum, count); R15c: masked iALS statistics, dense rows
+        // [packed k x k Gram | c p | c] and (packed p p^T, value sum,
+        // count).
+        uint64_t d = (uint64_t)u->k + 1, Pk = (uint64_t)u->k * d / 2;
+        int      als  = u->width == d * (d + 1) / 2 + d && u->n_extra == 2;
+        int      ials = u->width == Pk + d && u->n_extra == Pk + 2;
+        if (u->layout != FRI_UPD_DENSE || !(als || ials)) {
             return FR_EPROTO;
         }
     } else if (u->kind == FRI_UPD_VB && u->vtype == FRI_VAL_FIXED) {

@@ -109,7 +109,9 @@ static const char usage_model[] =
     "                        sweeps; with partial cohorts: vbmf on every\n"
     "                        device's latest statistics, masked with\n"
     "                        SecAgg+ unless --secure-agg is set (private\n"
-    "                        default); als for --loss implicit)\n"
+    "                        default); als (iALS) for --loss implicit, its\n"
+    "                        statistics masked the same way with partial\n"
+    "                        cohorts)\n"
     "  --server-opt sgd|momentum|adam\n"
     "                        server optimizer for --algo grad (sgd)\n"
     "\n"
@@ -814,7 +816,7 @@ static void
 private_default(fri_sim_config *c, size_t eligible)
 {
     fri_sim_privacy *pv = &c->priv;
-    if (!pv->secagg_set && !c->implicit && pv->clip == 0.0f && pv->dp == 0 &&
+    if (!pv->secagg_set && pv->clip == 0.0f && pv->dp == 0 &&
         c->buffer == 0 &&
         pv->pseudo_rho == 0.0f && c->poison.kind == FRI_SIM_POISON_NONE &&
         fri_sim_cohort_size(c, eligible) >= 2) {
@@ -825,15 +827,20 @@ private_default(fri_sim_config *c, size_t eligible)
 void
 fri_sim_config_resolve(fri_sim_config *c, const fri_sim_pop *p)
 {
-    if (!c->algo_auto || c->algo != FRI_SIM_VBMF) {
-        robust_effective(c);
-        return;
-    }
     size_t eligible = 0;
     for (uint32_t u = 0; u < p->n_users; u++) {
         eligible += p->train.ptr[u + 1] > p->train.ptr[u];
     }
     int partial = fri_sim_cohort_size(c, eligible) < eligible;
+    if (c->algo_auto && c->implicit && partial) {
+        // iALS with partial cohorts: its per-round statistics masked
+        // (SPEC S1c), private by default like the explicit profile.
+        private_default(c, eligible);
+    }
+    if (!c->algo_auto || c->algo != FRI_SIM_VBMF) {
+        robust_effective(c);
+        return;
+    }
     if (!partial && c->priv.secagg_set && c->priv.secagg != 0) {
         // Every device in every round, masked: per-round VBMF statistics
         // cannot be masked, their latest-statistics deltas can.

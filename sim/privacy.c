@@ -192,14 +192,13 @@ fr_err
 fri_sim_privacy_check(const fri_sim_config *c, char *err, size_t err_cap)
 {
     const fri_sim_privacy *p = &c->priv;
-    CHECK(p->secagg == 0 || c->algo == FRI_SIM_GRAD ||
-              (c->algo == FRI_SIM_ALS && !c->implicit) ||
-              (c->algo == FRI_SIM_VBMF &&
-               (c->stats_latest == 1 ||
-                (c->algo_auto && c->stats_latest != 0))),
-          "--secure-agg needs --algo grad, explicit --algo als or --algo "
-          "vbmf with latest statistics (masked dense gradients or "
-          "statistics; iALS is not supported)");
+    CHECK(p->secagg == 0 || c->algo == FRI_SIM_GRAD || c->algo == FRI_SIM_ALS
+            || (c->algo == FRI_SIM_VBMF
+                && (c->stats_latest == 1
+                    || (c->algo_auto && c->stats_latest != 0))),
+        "--secure-agg needs --algo grad, --algo als (explicit or "
+        "implicit) or --algo vbmf with latest statistics (masked dense "
+        "gradients or statistics)");
     CHECK(p->secagg == 0 || c->algo != FRI_SIM_GRAD || p->clip > 0.0f,
           "--secure-agg needs --clip > 0 (it bounds the fixed-point range)");
     CHECK(p->secagg == 0 || c->algo != FRI_SIM_ALS || p->clip == 0.0f,
@@ -246,8 +245,9 @@ fri_sim_privacy_check(const fri_sim_config *c, char *err, size_t err_cap)
               c->algo != FRI_SIM_VBMF,
           "--attack ratings|both needs --algo als or grad (items works "
           "with every algorithm)");
-    CHECK(p->attack == 0 || !c->implicit,
-          "--attack needs explicit ratings");
+    CHECK((p->attack & FRI_SIM_ATTACK_RATINGS) == 0 || !c->implicit,
+        "--attack ratings|both needs explicit ratings (items works with "
+        "implicit feedback too)");
     CHECK(p->clip == 0.0f || c->algo != FRI_SIM_VBMF || p->dp != 0,
           "--clip needs --algo als or grad (with VBMF it is the --dp "
           "contribution bound)");

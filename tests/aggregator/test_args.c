@@ -246,9 +246,12 @@ Test(agg_args, private_by_default)
     DEFAULTS(FRI_AGG_ALS, 0, FRI_AGG_SECAGG_OFF, 0, "--listen", "tcp://h:1",
              "--items", "50", "--clients-per-round", "3", "--stats-latest",
              "0");
+    // Implicit feedback: iALS, its statistics masked (SPEC S1c).
+    DEFAULTS(FRI_AGG_ALS, 0, FRI_AGG_SECAGG_PLUS, 1, "--listen", "tcp://h:1",
+        "--items", "50", "--clients-per-round", "3", "--loss", "implicit");
     DEFAULTS(FRI_AGG_ALS, 0, FRI_AGG_SECAGG_OFF, 0, "--listen", "tcp://h:1",
-             "--items", "50", "--clients-per-round", "3", "--loss",
-             "implicit");
+        "--items", "50", "--clients-per-round", "3", "--loss", "implicit",
+        "--secure-agg", "off");
     // Secure aggregation needs a bounded cohort of at least 2.
     DEFAULTS(FRI_AGG_ALS, 0, FRI_AGG_SECAGG_OFF, 0, "--listen", "tcp://h:1",
              "--items", "50");

@@ -508,14 +508,27 @@ Test(agg_secagg, plain_updates_refused_and_config_checked)
     agg_config(&b, 4, FRI_AGG_SECAGG_FULL);
     b.algo = FRI_AGG_VBMF; // per-round VBMF statistics are not masked
     cr_assert_eq(fri_agg_config_check(&b, e, sizeof(e)), FR_EINVAL);
-    cr_assert(strstr(e, "secure-agg needs algo grad, explicit als or vbmf "
-                        "with stats-latest") != NULL,
-              "%s", e);
+    cr_assert(strstr(e,
+                  "secure-agg needs algo grad, als (explicit or "
+                  "implicit) or vbmf with stats-latest")
+            != NULL,
+        "%s", e);
+    // iALS statistics are masked too (SPEC S1c), bounded by alpha *
+    // rating-max: it must be > 0.
     b.algo     = FRI_AGG_ALS;
     b.implicit = 1;
+    b.clip     = 0.0f;
+    cr_assert_eq(fri_agg_config_check(&b, e, sizeof(e)), FR_OK, "%s", e);
+    b.alpha = 0.0f;
     cr_assert_eq(fri_agg_config_check(&b, e, sizeof(e)), FR_EINVAL);
-    cr_assert(strstr(e, "secure-agg needs algo grad, explicit als") != NULL,
-              "%s", e);
+    cr_assert(strstr(e, "alpha > 0") != NULL, "%s", e);
+    b.alpha = 1.0f;
+    b.k     = 44; // a masked iALS row of 990 + 45 values
+    cr_assert_eq(fri_agg_config_check(&b, e, sizeof(e)), FR_EINVAL);
+    b.k = 43;
+    cr_assert_eq(fri_agg_config_check(&b, e, sizeof(e)), FR_OK, "%s", e);
+    b.k    = K;
+    b.clip = 1.0f;
     // Explicit ALS is bounded by the per-device bounds, not by clip.
     b.implicit = 0;
     cr_assert_eq(fri_agg_config_check(&b, e, sizeof(e)), FR_EINVAL);

@@ -692,6 +692,47 @@ Test(proto_rules, R15a_masked_als_statistics_shape)
     cr_assert_eq(fri_update_encode(buf, sizeof(buf), &len, &u), FR_EINVAL);
 }
 
+// R15a / S1c: the masked iALS vector, rows of k(k+1)/2 + k + 1 words and
+// k(k+1)/2 + 2 extra words, is the other accepted FIXED ALS shape; the two
+// shapes do not mix.
+Test(proto_rules, R15a_masked_ials_statistics_shape)
+{
+    enum { K2 = 2, PK = 3, WI = PK + K2 + 1, NI = 4 };
+    static uint32_t rows[NI * 9];
+    uint32_t        extra[PK + 2] = { 1, 2, 3, 4, 5 };
+    for (uint32_t j = 0; j < NI * 9; j++) {
+        rows[j] = 0x85ebca6bu * (j + 3);
+    }
+    fri_update u;
+    memset(&u, 0, sizeof(u));
+    u.round_id  = 4;
+    u.kind      = FRI_UPD_ALS;
+    u.layout    = FRI_UPD_DENSE;
+    u.vtype     = FRI_VAL_FIXED;
+    u.frac_bits = 24;
+    u.k         = K2;
+    u.width     = WI;
+    u.n_rows    = NI;
+    u.n_extra   = PK + 2;
+    u.rows      = rows;
+    u.extra     = extra;
+    size_t len  = 0;
+    cr_assert_eq(fri_update_encode(buf, sizeof(buf), &len, &u), FR_OK);
+    fri_update d;
+    cr_assert_eq(fri_update_decode(&d, buf, len), FR_OK);
+    cr_assert_eq(d.width, WI);
+    cr_assert_eq(d.n_extra, PK + 2);
+    uint32_t x[PK + 2];
+    fri_update_get_extra(&d, x);
+    cr_assert_eq(x[PK + 1], 5);
+    // iALS rows with the ALS extras, ALS rows with the iALS extras.
+    u.n_extra = 2;
+    cr_assert_eq(fri_update_encode(buf, sizeof(buf), &len, &u), FR_EINVAL);
+    u.width   = 6 + 3;
+    u.n_extra = PK + 2;
+    cr_assert_eq(fri_update_encode(buf, sizeof(buf), &len, &u), FR_EINVAL);
+}
+
 Test(proto_rules, R16_model_kind_and_scales)
 {
     size_t n = load_vec("model_f32.bin", buf);
