@@ -8,6 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#if defined(FR_WITH_OPENSSL)
+#include <openssl/evp.h>
+#endif
+
 #include "shamir.h"
 #include "sorted.h"
 
@@ -310,8 +314,75 @@ fri_secagg_pair_seed(uint8_t seed[32], const uint8_t my_c_sk[32],
     return r == 0 ? FR_OK : FR_EINTERNAL;
 }
 
-#define PRG_CHUNK_BLOCKS 64u // 4 KiB of keystream per call
+#define PRG_CHUNK_BLOCKS 256u // 16 KiB of keystream per call
 static const uint8_t prg_zero[PRG_CHUNK_BLOCKS * 64];
+
+// The mask PRG is the ChaCha20 keystream of RFC 8439 (key: the seed, nonce
+// 0, block counter from 0), as libsodium's crypto_stream_chacha20_ietf
+// computes it. Mask expansion is most of a secure round's CPU (degree x
+// vector length per device), so host builds with FR_WITH_OPENSSL take the
+// same keystream from OpenSSL's wider SIMD implementation (about 3x
+// libsodium's here); tests/common/test_secagg.c pins the two streams
+// equal, so devices built either way mask compatibly.
+typedef struct prg_stream {
+#if defined(FR_WITH_OPENSSL)
+    EVP_CIPHER_CTX *ctx;
+#else
+    const uint8_t *seed;
+    uint32_t       ic;
+#endif
+} prg_stream;
+
+static fr_err
+prg_open(prg_stream *ps, const uint8_t seed[32])
+{
+#if defined(FR_WITH_OPENSSL)
+    // EVP_chacha20's IV: the 32-bit block counter (little-endian), then
+    // the 96-bit nonce.
+    static const unsigned char iv[16] = { 0 };
+    ps->ctx = EVP_CIPHER_CTX_new();
+    if (ps->ctx == NULL) {
+        return FR_ENOMEM;
+    }
+    if (EVP_EncryptInit_ex(ps->ctx, EVP_chacha20(), NULL, seed, iv) != 1) {
+        EVP_CIPHER_CTX_free(ps->ctx);
+        return FR_EINTERNAL;
+    }
+#else
+    ps->seed = seed;
+    ps->ic   = 0;
+#endif
+    return FR_OK;
+}
+
+// The next `bytes` (a multiple of 64) of keystream into ks.
+static fr_err
+prg_next(prg_stream *ps, uint8_t *ks, size_t bytes)
+{
+#if defined(FR_WITH_OPENSSL)
+    int out = 0;
+    if (EVP_EncryptUpdate(ps->ctx, ks, &out, prg_zero, (int)bytes) != 1
+        || (size_t)out != bytes) {
+        return FR_EINTERNAL;
+    }
+#else
+    static const uint8_t nonce[crypto_stream_chacha20_ietf_NONCEBYTES] = { 0 };
+    crypto_stream_chacha20_ietf_xor_ic(ks, prg_zero, bytes, nonce, ps->ic,
+        ps->seed);
+    ps->ic += (uint32_t)(bytes / 64);
+#endif
+    return FR_OK;
+}
+
+static void
+prg_close(prg_stream *ps)
+{
+#if defined(FR_WITH_OPENSSL)
+    EVP_CIPHER_CTX_free(ps->ctx); // cleanses the key schedule
+#else
+    (void)ps;
+#endif
+}
 
 // acc = (mode 0) PRG, (mode 1) acc + PRG, (mode -1) acc - PRG, mod 2^32.
 static fr_err
@@ -325,17 +396,22 @@ prg_apply(uint32_t *acc, size_t n, const uint8_t seed[32], int mode)
     if ((blocks >> 32) != 0) {
         return FR_ETOOBIG;
     }
-    static const uint8_t nonce[crypto_stream_chacha20_ietf_NONCEBYTES] = { 0 };
-    uint8_t              ks[sizeof prg_zero];
-    uint32_t             ic = 0;
-    for (size_t i = 0; i < n;) {
+    prg_stream ps;
+    fr_err     rc = prg_open(&ps, seed);
+    if (rc != FR_OK) {
+        return rc;
+    }
+    uint8_t ks[sizeof prg_zero];
+    for (size_t i = 0; i < n && rc == FR_OK;) {
         size_t words = n - i;
         if (words > sizeof ks / 4) {
             words = sizeof ks / 4;
         }
         size_t bytes = (words * 4 + 63) & ~(size_t)63;
-        crypto_stream_chacha20_ietf_xor_ic(
-            ks, prg_zero, bytes, nonce, ic, seed);
+        rc           = prg_next(&ps, ks, bytes);
+        if (rc != FR_OK) {
+            break;
+        }
         for (size_t w = 0; w < words; w++) {
             uint32_t m = get32le(ks + 4 * w);
             if (mode == 0) {
@@ -346,11 +422,11 @@ prg_apply(uint32_t *acc, size_t n, const uint8_t seed[32], int mode)
                 acc[i + w] -= m;
             }
         }
-        ic += (uint32_t)(bytes / 64);
         i += words;
     }
+    prg_close(&ps);
     sodium_memzero(ks, sizeof ks);
-    return FR_OK;
+    return rc;
 }
 
 fr_err

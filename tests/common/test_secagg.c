@@ -789,3 +789,45 @@ Test(secagg, unmask_same_sum_on_any_number_of_threads)
     free(masked);
     free(sum);
 }
+
+// The mask PRG is RFC 8439's ChaCha20 keystream (key = seed, nonce 0,
+// counter from 0) read as little-endian words, whichever implementation
+// the build uses (OpenSSL's with FR_WITH_OPENSSL, libsodium's otherwise):
+// devices and aggregators built either way must expand identical masks.
+// Lengths cross the 16-word block and the 4096-word chunk boundaries.
+Test(common_secagg, prg_is_the_chacha20_ietf_keystream)
+{
+    static const size_t lens[] = { 1, 15, 16, 17, 4095, 4096, 4097,
+                                   3 * 4096 + 5, 100003 };
+    static const uint8_t nonce[crypto_stream_chacha20_ietf_NONCEBYTES] = { 0 };
+    enum { MAXW = 100003 };
+    static uint32_t got[MAXW], acc[MAXW];
+    static uint8_t  ks[MAXW * 4 + 64];
+    for (size_t t = 0; t < sizeof lens / sizeof lens[0]; t++) {
+        size_t  n = lens[t];
+        uint8_t seed[32];
+        for (int i = 0; i < 32; i++) {
+            seed[i] = (uint8_t) (t * 31 + i * 7);
+        }
+        cr_assert_eq(fri_secagg_prg(got, n, seed), FR_OK);
+        memset(ks, 0, sizeof ks);
+        crypto_stream_chacha20_ietf_xor(ks, ks, n * 4, nonce, seed);
+        for (size_t w = 0; w < n; w++) {
+            uint32_t want = (uint32_t) ks[4 * w] |
+                            (uint32_t) ks[4 * w + 1] << 8 |
+                            (uint32_t) ks[4 * w + 2] << 16 |
+                            (uint32_t) ks[4 * w + 3] << 24;
+            cr_assert_eq(got[w], want, "n %zu word %zu", n, w);
+        }
+        // Adding then subtracting the same mask restores the input.
+        for (size_t w = 0; w < n; w++) {
+            acc[w] = (uint32_t) (w * 2654435761u);
+        }
+        cr_assert_eq(fri_secagg_prg_add(acc, n, seed, 1), FR_OK);
+        cr_assert_eq(acc[0], (uint32_t) (0u + got[0]));
+        cr_assert_eq(fri_secagg_prg_add(acc, n, seed, -1), FR_OK);
+        for (size_t w = 0; w < n; w++) {
+            cr_assert_eq(acc[w], (uint32_t) (w * 2654435761u));
+        }
+    }
+}
