@@ -319,12 +319,14 @@ set_item_rows(fri_agg *a, const float *v, uint32_t ni, size_t w)
         if (!nz) {
             continue;
         }
-        a->sums.acc[i] = malloc(w * sizeof(double));
+        // The accumulator is the block's first acc_len values (iALS
+        // blocks carry one more, for acc_set_ials' check).
+        a->sums.acc[i] = malloc(a->acc_len * sizeof(double));
         if (a->sums.acc[i] == NULL) {
             return FR_ENOMEM;
         }
         a->sums.touched[a->sums.n_touched++] = i;
-        for (size_t r = 0; r < w; r++) {
+        for (size_t r = 0; r < a->acc_len; r++) {
             a->sums.acc[i][r] = row[r];
         }
     }
@@ -494,26 +496,7 @@ acc_set_ials(fri_agg *a, const float *v, size_t n)
     pthread_mutex_lock(&a->sums.acc_mtx);
     // The solver's accumulator is [sum w p p^T | sum c p]: the block
     // without its last entry.
-    fr_err rv = FR_OK;
-    for (uint32_t i = 0; i < ni && rv == FR_OK; i++) {
-        const float *row = v + (size_t)i * w;
-        int          nz  = 0;
-        for (size_t r = 0; r < w && !nz; r++) {
-            nz = row[r] != 0.0f;
-        }
-        if (!nz) {
-            continue;
-        }
-        a->sums.acc[i] = malloc(a->acc_len * sizeof(double));
-        if (a->sums.acc[i] == NULL) {
-            rv = FR_ENOMEM;
-            break;
-        }
-        a->sums.touched[a->sums.n_touched++] = i;
-        for (size_t r = 0; r < a->acc_len; r++) {
-            a->sums.acc[i][r] = row[r];
-        }
-    }
+    fr_err rv = set_item_rows(a, v, ni, w);
     for (size_t t = 0; t < gl && rv == FR_OK; t++) {
         a->sums.gram_all[t] = yy[t];
     }

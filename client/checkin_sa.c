@@ -284,26 +284,32 @@ compute_dense(fr_client *c, const fri_task *t, fri_fit_algo algo, float clip,
     return rv;
 }
 
-// Explicit ALS (docs/SECAGG.md §10; c->model checked by build_masked): the
-// statistics over every item of the catalog, [packed Gram | h] on the
-// rated ones and zeros elsewhere, so that the masked vector has the same
-// length whatever the device rated,
-// then (rating sum, count); clipped by the device itself to the bounds of
+// Per-round ALS statistics (c->model checked by build_masked): over every
+// item of the catalog, so that the masked vector has the same length
+// whatever the device rated, clipped by the device itself to the bounds of
 // SA_PARAMS (the aggregator cannot check a masked member) and normalized
-// to [-1, 1] per coordinate (secagg_als.h).
+// to [-1, 1] per coordinate. Explicit ALS (docs/SECAGG.md §10,
+// secagg_als.h): [packed Gram | h] on the rated items, zeros elsewhere,
+// then (rating sum, count). iALS (§11, secagg_ials.h): [w p p^T | c p | c]
+// on the interacted items, then the device's p p^T once (its share of
+// Y^T Y) and (value sum, count); SA_PARAMS' residual is the bound C on
+// the confidence weight w = alpha r.
 static fr_err
 build_masked_als(fr_client *c, struct fri_sa_client *s, const fri_task *t,
-                 uint8_t *dst, size_t cap, size_t *len)
+                 int implicit, uint8_t *dst, size_t cap, size_t *len)
 {
-    const fri_cmodel *m = c->model;
-    size_t w   = fri_sa_als_width(t->k);
-    size_t dim = fri_sa_als_dim(m->n_items, t->k);
+    const fri_cmodel *m   = c->model;
+    size_t            w   = implicit ? fri_sa_ials_width(t->k)
+                                     : fri_sa_als_width(t->k);
+    size_t            dim = implicit ? fri_sa_ials_dim(m->n_items, t->k)
+                                     : fri_sa_als_dim(m->n_items, t->k);
     if (dim == 0 || dim != s->p.dim) {
         return FR_EPROTO;
     }
     fri_sa_als_bounds ab = {s->p.user_norm, s->p.residual, s->p.rating_abs};
     fri_update_buf    u;
-    fr_err            rv = compute_dense(c, t, FRI_FIT_ALS, 0.0f, &u);
+    fr_err            rv = compute_dense(
+        c, t, implicit ? FRI_FIT_IALS : FRI_FIT_ALS, 0.0f, &u);
     if (rv != FR_OK) {
         return rv;
     }
@@ -313,64 +319,19 @@ build_masked_als(fr_client *c, struct fri_sa_client *s, const fri_task *t,
         rv = FR_ENOMEM;
         goto out;
     }
-    rv = fri_sa_als_encode_stats(x, dim, m->n_items, t->k, &ab, u.extra,
-                                 u.rows, u.items, u.n_rows,
-                                 u.extra[u.n_extra - 2], &clipped);
+    rv = (implicit ? fri_sa_ials_encode_stats : fri_sa_als_encode_stats)(
+        x, dim, m->n_items, t->k, &ab, u.extra, u.rows, u.items, u.n_rows,
+        u.extra[u.n_extra - 2], &clipped);
     if (rv == FR_OK && clipped > 0) {
         fri_client_logf(c, FR_LOG_INFO,
-                        "msg=\"ALS statistics clipped to the secure "
+                        "msg=\"%s statistics clipped to the secure "
                         "aggregation bounds\" values=%zu",
-                        clipped);
+                        implicit ? "iALS" : "ALS", clipped);
     }
     if (rv == FR_OK) {
-        rv = seal_masked(c, s, t, FRI_UPD_ALS, w, m->n_items, 2, x, dim, dst,
-                         cap, len);
-    }
-out:
-    fri_client_free_wipe(c, x, x != NULL ? dim * sizeof(float) : 0);
-    fri_update_buf_free(c, &u);
-    s->expect = FRI_T_ACK;
-    return rv;
-}
-
-// iALS (docs/SECAGG.md §11): like build_masked_als, item blocks [w p p^T |
-// c p | c] on the interacted items and zeros elsewhere, then the device's
-// p p^T once (the aggregator's Y^T Y) and (value sum, count); SA_PARAMS'
-// residual is the bound C on the confidence weight w = alpha r.
-static fr_err
-build_masked_ials(fr_client *c, struct fri_sa_client *s, const fri_task *t,
-    uint8_t *dst, size_t cap, size_t *len)
-{
-    const fri_cmodel *m   = c->model;
-    size_t            w   = fri_sa_ials_width(t->k);
-    size_t            dim = fri_sa_ials_dim(m->n_items, t->k);
-    if (dim == 0 || dim != s->p.dim) {
-        return FR_EPROTO;
-    }
-    fri_sa_als_bounds ab = { s->p.user_norm, s->p.residual, s->p.rating_abs };
-    fri_update_buf    u;
-    fr_err            rv = compute_dense(c, t, FRI_FIT_IALS, 0.0f, &u);
-    if (rv != FR_OK) {
-        return rv;
-    }
-    float *x       = fri_client_calloc(c, dim, sizeof(float));
-    size_t clipped = 0;
-    if (x == NULL) {
-        rv = FR_ENOMEM;
-        goto out;
-    }
-    rv = fri_sa_ials_encode_stats(x, dim, m->n_items, t->k, &ab, u.extra,
-        u.rows, u.items, u.n_rows, u.extra[u.n_extra - 2], &clipped);
-    if (rv == FR_OK && clipped > 0) {
-        fri_client_logf(c, FR_LOG_INFO,
-            "msg=\"iALS statistics clipped to the secure "
-            "aggregation bounds\" values=%zu",
-            clipped);
-    }
-    if (rv == FR_OK) {
-        size_t ne = fri_packed_len(t->k) + 2;
-        rv = seal_masked(c, s, t, FRI_UPD_ALS, w, m->n_items, (uint32_t)ne, x,
-            dim, dst, cap, len);
+        size_t ne = implicit ? fri_packed_len(t->k) + 2 : 2;
+        rv = seal_masked(c, s, t, FRI_UPD_ALS, w, m->n_items, (uint32_t) ne,
+                         x, dim, dst, cap, len);
     }
 out:
     fri_client_free_wipe(c, x, x != NULL ? dim * sizeof(float) : 0);
@@ -472,11 +433,9 @@ build_masked(fr_client *c, struct fri_sa_client *s, const fri_task *t,
     if (t->stats_delta) {
         return build_masked_stats(c, s, t, dst, cap, len);
     }
-    if (t->algo == FRI_ALGO_ALS) {
-        return build_masked_als(c, s, t, dst, cap, len);
-    }
-    if (t->algo == FRI_ALGO_IALS) {
-        return build_masked_ials(c, s, t, dst, cap, len);
+    if (t->algo == FRI_ALGO_ALS || t->algo == FRI_ALGO_IALS) {
+        return build_masked_als(c, s, t, t->algo == FRI_ALGO_IALS, dst, cap,
+                                len);
     }
     size_t d = (size_t) t->k + 1, nr = (size_t) m->n_items * d;
     if (nr + 2 != s->p.dim) {

@@ -137,6 +137,21 @@ fri_sa_als_encode(float *x, size_t dim, uint32_t n_items, uint32_t k,
     return FR_OK;
 }
 
+void
+fri_sa_decode_blocks(float *v, const uint32_t *sum, size_t n_blocks, size_t w,
+    const double *scale, unsigned frac_bits)
+{
+    // In double from the exact integer sum: a float intermediate would
+    // round large sums to 24 bits first.
+    double step = ldexp(1.0, -(int)frac_bits);
+    for (size_t i = 0; i < n_blocks; i++) {
+        for (size_t j = 0; j < w; j++) {
+            size_t t = i * w + j;
+            v[t]     = (float)((double)(int32_t)sum[t] * step * scale[j]);
+        }
+    }
+}
+
 fr_err
 fri_sa_als_decode(float *v, const uint32_t *sum, size_t dim,
     unsigned frac_bits, uint32_t n_items, uint32_t k,
@@ -153,16 +168,9 @@ fri_sa_als_decode(float *v, const uint32_t *sum, size_t dim,
         return FR_ENOMEM;
     }
     row_scales(s, k, b);
-    // In double from the exact integer sum: a float intermediate would
-    // round the large tail sums to 24 bits first.
-    double step = ldexp(1.0, -(int)frac_bits);
-    for (size_t i = 0; i < n_items; i++) {
-        for (size_t j = 0; j < w; j++) {
-            size_t t = i * w + j;
-            v[t]     = (float)((double)(int32_t)sum[t] * step * s[j]);
-        }
-    }
+    fri_sa_decode_blocks(v, sum, n_items, w, s, frac_bits);
     free(s);
+    double step = ldexp(1.0, -(int)frac_bits);
     v[dim - 2] = (float)((double)(int32_t)sum[dim - 2] * step * (double)n_items
         * b->rating_abs);
     v[dim - 1]

@@ -59,6 +59,11 @@ FR_NODISCARD fr_err fri_sa_als_encode_stats(float *x, size_t dim,
     const float *gram, const float *rows, const uint32_t *items, size_t n,
     double rating_sum, size_t *clipped);
 
+// v[i w + j] = sum[i w + j] (two's complement) 2^-frac_bits scale[j] for
+// n_blocks blocks of w words: the item blocks of a decoded statistics sum.
+void fri_sa_decode_blocks(float *v, const uint32_t *sum, size_t n_blocks,
+    size_t w, const double *scale, unsigned frac_bits);
+
 // Decodes the unmasked sum (dim words, two's complement fixed point with
 // frac_bits fractional bits) into v: each coordinate times its scale, in
 // double. FR_EINVAL on bad arguments.

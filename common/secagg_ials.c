@@ -130,16 +130,9 @@ fri_sa_ials_decode(float *v, const uint32_t *sum, size_t dim,
         return FR_ENOMEM;
     }
     block_scales(s, k, b);
-    // In double from the exact integer sum (a float intermediate would
-    // round large sums to 24 bits first).
-    double step = ldexp(1.0, -(int)frac_bits);
-    for (size_t i = 0; i < n_items; i++) {
-        for (size_t j = 0; j < w; j++) {
-            size_t t = i * w + j;
-            v[t]     = (float)((double)(int32_t)sum[t] * step * s[j]);
-        }
-    }
+    fri_sa_decode_blocks(v, sum, n_items, w, s, frac_bits);
     free(s);
+    double step = ldexp(1.0, -(int)frac_bits);
     size_t       P    = fri_packed_len(k);
     const size_t tail = (size_t)n_items * w;
     double       U2   = (double)b->user_norm * b->user_norm;
