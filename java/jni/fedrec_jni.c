@@ -348,3 +348,59 @@ Java_org_fedrec_FedrecClient_nCheckinInfo(JNIEnv *env, jclass cls, jlong h)
     (void)cls;
     return info_of(env, H(h));
 }
+
+JNIEXPORT void JNICALL
+Java_org_fedrec_FedrecClient_nCheckinBegin(JNIEnv *env, jclass cls, jlong h,
+                                           jlong now_ms, jboolean model_only)
+{
+    (void) cls;
+    check(env, H(h),
+          model_only ? fr_client_model_begin(H(h), (uint64_t) now_ms)
+                     : fr_client_checkin_begin(H(h), (uint64_t) now_ms));
+}
+
+// The next request, sized by fr_client_request_bound (grown on the
+// recoverable FR_ENOSPC); NULL when there is none now.
+JNIEXPORT jbyteArray JNICALL
+Java_org_fedrec_FedrecClient_nPoll(JNIEnv *env, jclass cls, jlong h)
+{
+    (void) cls;
+    size_t   cap = fr_client_request_bound(H(h));
+    uint8_t *buf = NULL;
+    size_t   len = 0;
+    fr_err   e   = FR_ENOSPC;
+    for (int tries = 0; e == FR_ENOSPC && tries < 8; tries++, cap *= 2) {
+        uint8_t *nb = realloc(buf, cap > 0 ? cap : 1);
+        if (nb == NULL) {
+            free(buf);
+            throw_fr(env, FR_ENOMEM, "out of memory");
+            return NULL;
+        }
+        buf = nb;
+        e   = fr_client_poll(H(h), buf, cap, &len);
+    }
+    jbyteArray out = NULL;
+    if (check(env, H(h), e) == FR_OK && len > 0) {
+        out = new_bytes(env, buf, len);
+    }
+    free(buf);
+    return out;
+}
+
+JNIEXPORT void JNICALL
+Java_org_fedrec_FedrecClient_nReceive(JNIEnv *env, jclass cls, jlong h,
+                                      jbyteArray reply)
+{
+    (void) cls;
+    jsize    n   = (*env)->GetArrayLength(env, reply);
+    uint8_t *buf = malloc(n > 0 ? (size_t) n : 1);
+    if (buf == NULL) {
+        throw_fr(env, FR_ENOMEM, "out of memory");
+        return;
+    }
+    (*env)->GetByteArrayRegion(env, reply, 0, n, (jbyte *) buf);
+    if (!(*env)->ExceptionCheck(env)) {
+        check(env, H(h), fr_client_receive(H(h), buf, (size_t) n));
+    }
+    free(buf);
+}

@@ -146,6 +146,41 @@ public final class FedrecClient implements AutoCloseable {
         return nCheckinNng(live(), url, timeoutMs);
     }
 
+    /**
+     * Starts a check-in whose bytes the app carries over its own transport
+     * (HTTP, gRPC, ...; the library does no I/O): then {@link #poll()} and
+     * {@link #receive(byte[])} in turn. nowMs is a monotonic clock.
+     */
+    public synchronized void checkinBegin(long nowMs) {
+        nCheckinBegin(live(), nowMs, false);
+    }
+
+    /**
+     * Starts a model-only check-in: fetches the current model to recommend
+     * with, sends no update, joins no round. Driven like checkinBegin.
+     */
+    public synchronized void modelBegin(long nowMs) {
+        nCheckinBegin(live(), nowMs, true);
+    }
+
+    /**
+     * The next request to send to the aggregator, or null when there is
+     * none now: the check-in is over (see {@link #lastCheckin()}), unless
+     * its status is still RUNNING, which means poll again after
+     * retryAfterMs (a secure-aggregation phase is not ready yet). Every
+     * request must be answered through {@link #receive(byte[])} before the
+     * next poll.
+     */
+    public synchronized byte[] poll() {
+        return nPoll(live());
+    }
+
+    /** Hands the aggregator's reply to the last request to the device. */
+    public synchronized void receive(byte[] reply) {
+        Objects.requireNonNull(reply, "reply");
+        nReceive(live(), reply);
+    }
+
     /** The outcome of the last check-in. */
     public synchronized CheckinInfo lastCheckin() {
         return nCheckinInfo(live());
@@ -197,4 +232,8 @@ public final class FedrecClient implements AutoCloseable {
     private static native CheckinInfo nCheckinNng(long h, String url,
             int timeoutMs);
     private static native CheckinInfo nCheckinInfo(long h);
+    private static native void nCheckinBegin(long h, long nowMs,
+            boolean modelOnly);
+    private static native byte[] nPoll(long h);
+    private static native void nReceive(long h, byte[] reply);
 }

@@ -1,5 +1,10 @@
 package org.fedrec;
 
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.net.Socket;
+import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
@@ -9,9 +14,13 @@ import java.util.Set;
 /**
  * The JNI bindings against a real fedrec-aggregator (started by
  * run-test.sh, secure aggregation on as by default): two devices in two
- * threads take part in rounds over NNG, then recommend, re-rank, explain,
- * save and restore; bad input gets the documented exceptions.
- * Usage: ClientTest URL AGG.pub WORKDIR. Exit 0 when every check passes.
+ * threads take part in rounds, one over the library's NNG transport, the
+ * other carrying its own bytes (poll/receive) over a plain Java socket
+ * that speaks NNG's REQ protocol on TCP, as an app would over its own
+ * stack; then recommend, re-rank, explain, save and restore; bad input
+ * gets the documented exceptions.
+ * Usage: ClientTest tcp://HOST:PORT AGG.pub WORKDIR. Exit 0 when every
+ * check passes.
  */
 public final class ClientTest {
     static final int ITEMS = 200;
@@ -47,6 +56,71 @@ public final class ClientTest {
             return;
         }
         check(false, what + ": no " + type.getSimpleName());
+    }
+
+    /**
+     * A minimal REQ socket of the scalability protocols over TCP (the
+     * wire NNG speaks): an 8-byte header exchange ("\0SP\0", protocol
+     * REQ 48 / REP 49), then messages of a 64-bit big-endian length and a
+     * body whose first 4 bytes are the request id (high bit set), echoed
+     * by the reply.
+     */
+    static final class SpReq implements AutoCloseable {
+        final Socket sock;
+        final DataInputStream in;
+        final DataOutputStream out;
+        int next = 1;
+
+        SpReq(String url) throws IOException {
+            URI u = URI.create(url);
+            sock = new Socket(u.getHost(), u.getPort());
+            sock.setSoTimeout(20000);
+            in = new DataInputStream(sock.getInputStream());
+            out = new DataOutputStream(sock.getOutputStream());
+            out.write(new byte[] {0, 'S', 'P', 0, 0, 48, 0, 0});
+            out.flush();
+            byte[] peer = new byte[8];
+            in.readFully(peer);
+            check(peer[1] == 'S' && peer[2] == 'P' && peer[5] == 49,
+                    "peer is an SP REP socket");
+        }
+
+        byte[] call(byte[] req) throws IOException {
+            int id = 0x80000000 | next++;
+            out.writeLong(req.length + 4L);
+            out.writeInt(id);
+            out.write(req);
+            out.flush();
+            long n = in.readLong();
+            check(n >= 4 && n < (1L << 30), "reply length " + n);
+            check(in.readInt() == id, "reply to our request");
+            byte[] rep = new byte[(int) (n - 4)];
+            in.readFully(rep);
+            return rep;
+        }
+
+        @Override
+        public void close() throws IOException {
+            sock.close();
+        }
+    }
+
+    // One check-in whose bytes the app carries: poll, send, receive.
+    static CheckinInfo carriedCheckin(FedrecClient c, SpReq sp)
+            throws Exception {
+        c.checkinBegin(System.nanoTime() / 1_000_000L);
+        for (;;) {
+            byte[] req = c.poll();
+            if (req == null) {
+                CheckinInfo ci = c.lastCheckin();
+                if (ci.status != CheckinInfo.RUNNING) {
+                    return ci;
+                }
+                Thread.sleep(Math.max(10, ci.retryAfterMs));
+                continue;
+            }
+            c.receive(sp.call(req));
+        }
     }
 
     // User u rates 40 items of its own slice of the catalog; its taste
@@ -95,6 +169,11 @@ public final class ClientTest {
             throwsFedrec("FR_ENOENT", () -> c.remove(7), "unknown item");
             throwsFedrec("FR_ESTATE", () -> c.recommend(5),
                     "recommend without a model");
+            check(c.poll() == null
+                    && c.lastCheckin().status == CheckinInfo.IDLE,
+                    "nothing to send before a check-in");
+            throwsType(NullPointerException.class, () -> c.receive(null),
+                    "null reply");
             throwsType(IllegalArgumentException.class, () -> c.recommend(-1),
                     "negative count");
             check(c.count() == 0, "empty history");
@@ -122,8 +201,11 @@ public final class ClientTest {
             th[u] = new Thread(() -> {
                 try {
                     int done = 0;
+                    SpReq sp = uu == 1 ? new SpReq(url) : null;
                     while (done < ROUNDS) {
-                        CheckinInfo ci = dev[uu].checkinNng(url, 20000);
+                        CheckinInfo ci = sp != null
+                                ? carriedCheckin(dev[uu], sp)
+                                : dev[uu].checkinNng(url, 20000);
                         if (ci.status == CheckinInfo.CONTRIBUTED) {
                             check(ci.bytesUp > 0 && ci.bytesDown > 0, "bytes");
                             versions[uu][done++] = ci.modelVersion;
@@ -132,6 +214,9 @@ public final class ClientTest {
                                     "status " + ci.status);
                             Thread.sleep(Math.max(10, ci.retryAfterMs));
                         }
+                    }
+                    if (sp != null) {
+                        sp.close();
                     }
                     dev[uu].save();
                 } catch (Throwable t) {
@@ -151,6 +236,17 @@ public final class ClientTest {
                 check(versions[u][r] > versions[u][r - 1],
                         "model versions advance");
             }
+        }
+
+        // A reply that is not the aggregator's fails that check-in only.
+        dev[1].checkinBegin(System.nanoTime() / 1_000_000L);
+        check(dev[1].poll() != null, "a first request");
+        try {
+            dev[1].receive(new byte[] {1, 2, 3, 4, 5});
+            check(false, "garbage reply accepted");
+        } catch (FedrecException e) {
+            check(dev[1].lastCheckin().status == CheckinInfo.FAILED,
+                    "check-in failed on a garbage reply: " + e.getMessage());
         }
 
         // Recommendations from the federated model.
