@@ -298,10 +298,12 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
             }
             if (c->implicit ? fri_sa_ials_width(c->k) > FRI_AGG_SA_MAX_WIDTH
                             : fri_sa_als_width(c->k) > FRI_AGG_SA_MAX_WIDTH) {
-                BAD("secure-agg with algo als or vbmf needs k <= 42 (a "
-                    "masked item row of (k+1)(k+2)/2 + k + 1 values, got "
-                    "k = %u)",
-                    c->k);
+                BAD("secure-agg with algo als or vbmf needs k <= %u (a "
+                    "masked item row of %s values must fit the wire's %u; "
+                    "got k = %u): lower k, or run plain with secure-agg off",
+                    c->implicit ? 43u : 42u,
+                    c->implicit ? "k(k+1)/2 + k + 1" : "(k+1)(k+2)/2 + k + 1",
+                    (unsigned) FRI_AGG_SA_MAX_WIDTH, c->k);
             }
         } else if (c->clip <= 0.0f) {
             BAD("secure-agg needs clip > 0 (it bounds the fixed-point "
