@@ -355,8 +355,7 @@ acc_set_als(fri_agg *a, const float *v, size_t n)
     pthread_mutex_unlock(&a->rs.mtx);
     // Quantization: <= 2^-(f+1) per member and coordinate in normalized
     // units; the counts' scales are 1 (per item) and n_items (total).
-    unsigned fb   = fri_sa_frac_bits(1.0f, a->cfg.clients_per_round);
-    double   q    = m * ldexp(1.0, -(int) fb - 1);
+    double   q    = fri_sa_quant_tol(m, a->cfg.clients_per_round);
     double   tot  = 0.0;
     double   cnt  = v[n - 1];
     double   umax = (double) a->cfg.max_user_norm;
@@ -445,8 +444,8 @@ acc_set_ials(fri_agg *a, const float *v, size_t n)
     const uint32_t k  = a->cfg.k;
     const size_t   gl = a->gram_len, w = gl + a->d;
     const uint32_t ni = a->cfg.n_items;
-    if (!a->cfg.implicit || a->acc_len != gl + k
-        || n != fri_sa_ials_dim(ni, k)) {
+    if (!a->cfg.implicit || a->acc_len != gl + k ||
+        n != fri_sa_ials_dim(ni, k)) {
         return FR_EINVAL;
     }
     pthread_mutex_lock(&a->rs.mtx);
@@ -455,41 +454,40 @@ acc_set_ials(fri_agg *a, const float *v, size_t n)
     fri_bounds b;
     fri_bounds_of(&a->cfg, &b);
     const double U2 = b.user_norm * b.user_norm;
-    const double C  = (double)a->cfg.alpha * b.rmax;
-    // Quantization: <= 2^-(f+1) per member and coordinate, normalized.
-    unsigned     fb  = fri_sa_frac_bits(1.0f, a->cfg.clients_per_round);
-    double       q   = m * ldexp(1.0, -(int)fb - 1);
-    const float *yy  = v + (size_t)ni * w;
-    double       cnt = v[n - 1], csum = 0.0;
-    const char  *why = NULL;
+    const double C  = (double) a->cfg.alpha * b.rmax;
+    // Quantization, in normalized units (words are scaled back by C U^2,
+    // U^2 and C + 1 below).
+    double       q    = fri_sa_quant_tol(m, a->cfg.clients_per_round);
+    const float *yy   = v + (size_t) ni * w;
+    double       cnt  = v[n - 1], csum = 0.0;
+    const char  *why  = NULL;
     for (uint32_t r = 0; r < k && why == NULL; r++) {
         if (!(yy[fri_packed_index(k, r, r)] >= -q * U2 * (1.0 + 1e-6))) {
             why = "negative Y^T Y diagonal";
         }
     }
     for (uint32_t i = 0; i < ni && why == NULL; i++) {
-        const float *row = v + (size_t)i * w;
+        const float *row = v + (size_t) i * w;
         for (uint32_t r = 0; r < k && why == NULL; r++) {
-            if (!(row[fri_packed_index(k, r, r)]
-                    >= -q * C * U2 * (1.0 + 1e-6))) {
+            if (!(row[fri_packed_index(k, r, r)] >=
+                  -q * C * U2 * (1.0 + 1e-6))) {
                 why = "negative gram diagonal";
             }
         }
         csum += row[gl + k];
     }
-    double tol = (double)ni * q * (C + 1.0) * 2.0 + 1e-4 * fabs(cnt) + 0.5;
-    if (why == NULL
-        && !(cnt >= -tol && csum >= cnt - tol
-            && csum <= (C + 1.0) * cnt + tol)) {
+    double tol = (double) ni * q * (C + 1.0) * 2.0 + 1e-4 * fabs(cnt) + 0.5;
+    if (why == NULL && !(cnt >= -tol && csum >= cnt - tol &&
+                         csum <= (C + 1.0) * cnt + tol)) {
         why = "item confidences do not add up to the interaction count";
     }
     if (why != NULL) {
         atomic_fetch_add(&a->ctr.models_refused, 1);
         fri_agg_log(a, FR_LOG_ERROR,
-            "msg=\"unmasked iALS statistics inconsistent, round "
-            "refused\" members=%.0f reason=\"%s\" count=%g "
-            "confidence_sum=%g alert=1",
-            m, why, cnt, csum);
+                    "msg=\"unmasked iALS statistics inconsistent, round "
+                    "refused\" members=%.0f reason=\"%s\" count=%g "
+                    "confidence_sum=%g alert=1",
+                    m, why, cnt, csum);
         return FR_EPROTO;
     }
     fri_agg_acc_reset(a);

@@ -95,6 +95,13 @@ finite_nonneg(float v)
     return isfinite(v) && v >= 0.0f;
 }
 
+// Values per item of a masked statistics row (SPEC S1a, S1c).
+static size_t
+masked_row(int implicit, uint32_t k)
+{
+    return implicit ? fri_sa_ials_width(k) : fri_sa_als_width(k);
+}
+
 fr_err
 fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
 {
@@ -296,12 +303,16 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
                 BAD("secure-agg with algo als or vbmf bounds each member by "
                     "max-user-norm and max-residual, not clip (set clip 0)");
             }
-            if (c->implicit ? fri_sa_ials_width(c->k) > FRI_AGG_SA_MAX_WIDTH
-                            : fri_sa_als_width(c->k) > FRI_AGG_SA_MAX_WIDTH) {
+            if (masked_row(c->implicit, c->k) > FRI_AGG_SA_MAX_WIDTH) {
+                uint32_t kmax = 1;
+                while (masked_row(c->implicit, kmax + 1) <=
+                       FRI_AGG_SA_MAX_WIDTH) {
+                    kmax++;
+                }
                 BAD("secure-agg with algo als or vbmf needs k <= %u (a "
                     "masked item row of %s values must fit the wire's %u; "
                     "got k = %u): lower k, or run plain with secure-agg off",
-                    c->implicit ? 43u : 42u,
+                    kmax,
                     c->implicit ? "k(k+1)/2 + k + 1" : "(k+1)(k+2)/2 + k + 1",
                     (unsigned) FRI_AGG_SA_MAX_WIDTH, c->k);
             }

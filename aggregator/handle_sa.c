@@ -248,9 +248,9 @@ masked(fri_agg *a, uint64_t now_ms, const uint8_t *pk, const uint8_t *plain,
     uint32_t   d    = als ? (uint32_t) (a->gram_len + a->d) : a->cfg.k + 1;
     uint8_t    kind = vb ? FRI_UPD_VB : als ? FRI_UPD_ALS : FRI_UPD_GRAD;
     // iALS: a gram_len-word Y^T Y block before (sum, count) (SPEC S1c).
-    uint32_t ne = vb      ? (uint32_t)(a->d + a->gram_len + 4)
-        : a->cfg.implicit ? (uint32_t)a->gram_len + 2
-                          : 2;
+    uint32_t   ne   = vb                ? (uint32_t) (a->d + a->gram_len + 4)
+                      : a->cfg.implicit ? (uint32_t) a->gram_len + 2
+                                        : 2;
     if (rv == FR_OK &&
         (u.kind != kind || u.vtype != FRI_VAL_FIXED ||
          u.layout != FRI_UPD_DENSE || u.k != a->cfg.k || u.width != d ||

@@ -86,9 +86,7 @@ fri_latest_sa_check(fri_agg *a, const float *v, size_t n)
     pthread_mutex_lock(&a->rs.mtx);
     double m = a->rs.n_members;
     pthread_mutex_unlock(&a->rs.mtx);
-    // Quantization: <= 2^-(f+1) per member and word in normalized units.
-    unsigned    fb  = fri_sa_frac_bits(1.0f, a->cfg.clients_per_round);
-    double      q   = m * ldexp(1.0, -(int) fb - 1);
+    double      q   = fri_sa_quant_tol(m, a->cfg.clients_per_round);
     double      tot = 0.0;
     const char *why = check_deltas(a, v, m, q, &b, vb, &tot);
     if (why != NULL) {

@@ -69,7 +69,7 @@ struct fri_sa {
     uint32_t   mcap;
     uint8_t    mkey[crypto_shorthash_KEYBYTES];
     int        als; // explicit ALS statistics (secagg_als.h)
-    int               ials; // iALS statistics (secagg_ials.h)
+    int        ials; // iALS statistics (secagg_ials.h)
     int        stats; // latest-statistics deltas (secagg_stats.h)
     fri_sa_als_bounds ab;
     sa_member *m;
@@ -921,14 +921,15 @@ finish(fri_agg *a, int *ok)
         goto out;
     }
     if (rv == FR_OK) {
-        rv = s->stats ? fri_sa_stats_decode(v, s->sum, s->dim, s->frac_bits,
-                 a->cfg.n_items, a->cfg.k, a->vb != NULL, &s->ab)
-            : s->ials ? fri_sa_ials_decode(v, s->sum, s->dim, s->frac_bits,
-                  a->cfg.n_items, a->cfg.k, &s->ab)
-            : s->als
-            ? fri_sa_als_decode(v, s->sum, s->dim, s->frac_bits,
-                a->cfg.n_items, a->cfg.k, &s->ab)
-            : fri_secagg_dequantize(v, s->sum, s->dim, s->frac_bits, 1);
+        rv = s->stats  ? fri_sa_stats_decode(v, s->sum, s->dim, s->frac_bits,
+                                             a->cfg.n_items, a->cfg.k,
+                                             a->vb != NULL, &s->ab)
+             : s->ials ? fri_sa_ials_decode(v, s->sum, s->dim, s->frac_bits,
+                                            a->cfg.n_items, a->cfg.k, &s->ab)
+             : s->als  ? fri_sa_als_decode(v, s->sum, s->dim, s->frac_bits,
+                                           a->cfg.n_items, a->cfg.k, &s->ab)
+                       : fri_secagg_dequantize(v, s->sum, s->dim,
+                                               s->frac_bits, 1);
     }
     if (rv == FR_OK) {
         rv = fri_agg_acc_set_dense(a, v, s->dim);

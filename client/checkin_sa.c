@@ -482,19 +482,21 @@ out:
 
 size_t
 fri_sa_client_bound(const struct fri_sa_client *s, uint32_t k,
-    uint32_t n_items, int als, int vb, int ials)
+                    uint32_t n_items, int als, int vb, int ials)
 {
     // Before SA_PARAMS the cohort size is unknown, but no list is sent
     // before it either.
     uint32_t n  = s != NULL ? s->p.n : 0;
-    uint32_t ne = vb ? (uint32_t)fri_sa_stats_glob_len(k) + 2
-        : ials       ? (uint32_t)fri_packed_len(k) + 2
-                     : 2;
-    als         = als || ials; // rows no wider than ALS ones
+    uint32_t ne = vb     ? (uint32_t) fri_sa_stats_glob_len(k) + 2
+                  : ials ? (uint32_t) fri_packed_len(k) + 2
+                         : 2;
+    // iALS rows are narrower than ALS ones: the ALS width bounds both.
     size_t   a  = fri_sa_list_size(FRI_T_SA_SHARES, n);
-    size_t   b  = fri_update_size(
-        FRI_UPD_DENSE, als || vb ? (uint32_t) fri_sa_als_width(k) : k + 1,
-        n_items, ne);
+    size_t   b  = fri_update_size(FRI_UPD_DENSE,
+                                  als || vb || ials
+                                      ? (uint32_t) fri_sa_als_width(k)
+                                      : k + 1,
+                                  n_items, ne);
     size_t   u = fri_sa_list_size(FRI_T_SA_UNMASK, n);
     size_t   m = a > b ? a : b;
     m          = m > u ? m : u;
@@ -564,13 +566,13 @@ recv_params(fr_client *c, struct fri_sa_client *s, const fri_task *t,
     }
     // ALS and VBMF statistics need their bounds (and no DP noise, which
     // the aggregator does not ask for with them); a gradient task has none.
-    int als = t->algo == FRI_ALGO_ALS || t->algo == FRI_ALGO_VBMF
-        || t->algo == FRI_ALGO_IALS;
+    int      als = t->algo == FRI_ALGO_ALS || t->algo == FRI_ALGO_VBMF ||
+              t->algo == FRI_ALGO_IALS;
     uint32_t ni  = c->model != NULL ? c->model->n_items : 0;
     size_t   dim = t->stats_delta
-          ? fri_sa_stats_dim(ni, t->k, t->algo == FRI_ALGO_VBMF)
-          : t->algo == FRI_ALGO_IALS ? fri_sa_ials_dim(ni, t->k)
-                                     : fri_sa_als_dim(ni, t->k);
+                       ? fri_sa_stats_dim(ni, t->k, t->algo == FRI_ALGO_VBMF)
+                   : t->algo == FRI_ALGO_IALS ? fri_sa_ials_dim(ni, t->k)
+                                              : fri_sa_als_dim(ni, t->k);
     if (als != (s->p.user_norm > 0.0f) ||
         (als && (s->p.noise_sd != 0.0f || s->p.dim != dim))) {
         return FR_EPROTO;
