@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "channel.h"
+#include "log.h"
 #include "msg.h"
 #include "snap.h"
 #include "vbmf.h"
@@ -19,8 +20,9 @@ fri_snap_unref(fri_snap *s)
 {
     if (s != NULL && atomic_fetch_sub(&s->refs, 1) == 1) {
         free(s->frame);
-        free(s->alt[0]);
-        free(s->alt[1]);
+        for (int j = 0; j < FRI_SNAP_ALTS; j++) {
+            free(s->alt[j]);
+        }
         free(s);
     }
 }
@@ -95,27 +97,48 @@ snap_encode(
     return FR_OK;
 }
 
+// Encoding, accept bit and the --model-format that serves it, per alt.
+static const struct {
+    uint8_t enc, bit;
+    int     format;
+} alts[FRI_SNAP_ALTS] = {
+    [FRI_SNAP_ALT_F16] = { FRI_MENC_F16, FRI_ENC_F16_BIT, FRI_AGG_MF_FP16 },
+    [FRI_SNAP_ALT_I8]  = { FRI_MENC_I8, FRI_ENC_I8_BIT, FRI_AGG_MF_INT8 },
+    [FRI_SNAP_ALT_I8C] = { FRI_MENC_I8C, FRI_ENC_I8C_BIT, FRI_AGG_MF_INT8 },
+};
+
 fr_err
 fri_agg_snap_frame(fri_agg *a, fri_snap *s)
 {
     fr_err rv = snap_encode(a, s, FRI_MENC_F32, &s->frame, &s->frame_len);
     // The compact encodings the configuration may serve (built once per
-    // model, like the F32 frame, and shared by every session).
+    // model, like the F32 frame, and shared by every session). A model
+    // an encoding cannot carry (FR_EINVAL: values beyond f16) is served
+    // in the others.
     const int mf = a->cfg.model_format;
-    for (int j = 0; j < 2 && rv == FR_OK; j++) {
-        int want = mf == FRI_AGG_MF_AUTO
-            || mf == (j == 0 ? FRI_AGG_MF_FP16 : FRI_AGG_MF_INT8);
-        if (want) {
-            rv = snap_encode(a, s, j == 0 ? FRI_MENC_F16 : FRI_MENC_I8,
-                &s->alt[j], &s->alt_len[j]);
+    for (int j = 0; j < FRI_SNAP_ALTS && rv == FR_OK; j++) {
+        if (mf != FRI_AGG_MF_AUTO && mf != alts[j].format) {
+            continue;
+        }
+        rv = snap_encode(a, s, alts[j].enc, &s->alt[j], &s->alt_len[j]);
+        if (rv == FR_EINVAL) {
+            fri_agg_log(a, FR_LOG_WARN,
+                        "msg=\"model not representable, encoding not "
+                        "served\" enc=%u version=%llu",
+                        (unsigned) alts[j].enc,
+                        (unsigned long long) s->version);
+            rv = FR_OK;
         }
     }
     if (rv != FR_OK) {
         free(s->frame);
-        free(s->alt[0]);
-        free(s->alt[1]);
-        s->frame = s->alt[0] = s->alt[1] = NULL;
-        s->frame_len = s->alt_len[0] = s->alt_len[1] = 0;
+        s->frame     = NULL;
+        s->frame_len = 0;
+        for (int j = 0; j < FRI_SNAP_ALTS; j++) {
+            free(s->alt[j]);
+            s->alt[j]     = NULL;
+            s->alt_len[j] = 0;
+        }
     }
     return rv;
 }
@@ -126,11 +149,10 @@ fri_snap_pick(
 {
     *frame = s->frame;
     *len   = s->frame_len;
-    // The smallest of those built and accepted (I8 rows are 4 + k bytes,
-    // F16 2k: I8 is smaller only for k > 4).
-    for (int j = 0; j < 2; j++) {
-        uint8_t bit = j == 1 ? FRI_ENC_I8_BIT : FRI_ENC_F16_BIT;
-        if (s->alt[j] != NULL && (accept & bit) != 0 && s->alt_len[j] < *len) {
+    // The smallest of those built and accepted.
+    for (int j = 0; j < FRI_SNAP_ALTS; j++) {
+        if (s->alt[j] != NULL && (accept & alts[j].bit) != 0 &&
+            s->alt_len[j] < *len) {
             *frame = s->alt[j];
             *len   = s->alt_len[j];
         }

@@ -12,16 +12,19 @@
 // The signed MODEL frame of one round, built once when the round opens and
 // shared by reference: handlers serving GET_MODEL hold a reference while
 // they seal it for their session.
+enum { FRI_SNAP_ALT_F16, FRI_SNAP_ALT_I8, FRI_SNAP_ALT_I8C, FRI_SNAP_ALTS };
+
 typedef struct fri_snap {
     atomic_uint refs;
     uint64_t    version;
     uint64_t    round;
     uint8_t    *frame; // signed plain MODEL frame (F32 rows), or NULL
     size_t      frame_len;
-    // The same model with F16 and I8 rows (SPEC 5.6), each signed, when
-    // cfg.model_format may serve them; NULL otherwise.
-    uint8_t *alt[2];
-    size_t   alt_len[2];
+    // The same model encoded F16, I8 and I8C (SPEC 5.6, index
+    // FRI_SNAP_ALT_*), each signed, when cfg.model_format may serve them
+    // and the model fits the encoding; NULL otherwise.
+    uint8_t *alt[3];
+    size_t   alt_len[3];
 } fri_snap;
 
 // The frame of s to send a device whose GET_MODEL accepts the encodings

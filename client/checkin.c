@@ -333,7 +333,8 @@ poll_get_model(fr_client *c, uint8_t *dst, size_t dst_cap, size_t *dst_len)
     memset(&g, 0, sizeof g);
     g.round_id     = c->session->task.round_id;
     g.have_version = 0; // no delta models: always a full one
-    g.accept       = FRI_ENC_F32_BIT | FRI_ENC_F16_BIT | FRI_ENC_I8_BIT;
+    g.accept       = FRI_ENC_F32_BIT | FRI_ENC_F16_BIT | FRI_ENC_I8_BIT |
+                     FRI_ENC_I8C_BIT;
     if (dst_cap < FRI_SEAL_HEADROOM) {
         return fri_client_fail(c, FR_ENOSPC, "buffer too small (GET_MODEL)");
     }

@@ -168,6 +168,7 @@ typedef struct fri_task {
 #define FRI_ENC_F32_BIT 0x01u
 #define FRI_ENC_F16_BIT 0x02u
 #define FRI_ENC_I8_BIT 0x04u
+#define FRI_ENC_I8C_BIT 0x08u
 
 typedef struct fri_get_model {
     uint64_t round_id;
@@ -181,7 +182,9 @@ typedef struct fri_get_model {
 
 // VB: a FULL model followed by the variational block (R31).
 enum { FRI_MODEL_FULL = 0, FRI_MODEL_DELTA = 1, FRI_MODEL_VB = 2 };
-enum { FRI_MENC_F32 = 0, FRI_MENC_F16 = 1, FRI_MENC_I8 = 2 };
+// I8C (compact): f16 biases, rows f16 scale + i8[k], and for kind VB the
+// item variances as 8-bit log codes (R37).
+enum { FRI_MENC_F32 = 0, FRI_MENC_F16 = 1, FRI_MENC_I8 = 2, FRI_MENC_I8C = 3 };
 
 #define FRI_SIGBYTES 64
 #define FRI_MODEL_FIXED 104 // body bytes before the data: sig[64] + 40
@@ -200,8 +203,8 @@ typedef struct fri_model {
     const float *bias;
     const float *factors;
     size_t       stride;
-    // Decode output (views into src): signature, bias bytes (f32 LE),
-    // factor bytes in the wire encoding.
+    // Decode output (views into src): signature, bias bytes (f32 LE; f16
+    // LE for I8C), factor bytes in the wire encoding.
     const uint8_t *sig;
     const uint8_t *bias_le;
     const uint8_t *fac_raw;
@@ -210,8 +213,8 @@ typedef struct fri_model {
     // d(d+1)/2 floats, positive diagonal) and the diagonal of every
     // item's posterior covariance of [q_i; b_i] (n_items rows of d
     // variances >= 0). Encode input; decode sets beta and vb_le (view of
-    // the f32 LE block: mean, precision, variances; read with
-    // fri_model_get_vb).
+    // the block after beta: mean, precision, variances in the layout of
+    // enc; read with fri_model_get_vb).
     float          beta;
     const float   *uprior_mean;
     const float   *uprior_prec;
@@ -229,7 +232,9 @@ size_t fri_model_vb_size(uint8_t enc, uint32_t k, uint32_t n_items);
 FR_NODISCARD fr_err fri_model_get_vb(const fri_model *m, float *mean,
                                      float *prec, float *item_var);
 // Encodes with an all-zero signature; sign with fri_model_sign
-// (channel.h) before sending.
+// (channel.h) before sending. FR_EINVAL also when a value does not fit
+// the encoding (F16 and I8C: magnitudes >= 65504; I8C variances
+// >= e^88).
 FR_NODISCARD fr_err fri_model_encode(uint8_t *dst, size_t dst_cap,
                                      size_t *dst_len, const fri_model *m);
 FR_NODISCARD fr_err fri_model_decode(fri_model *m, const uint8_t *src,

@@ -2,10 +2,12 @@
 //   0  sig[64]            Ed25519 over the rest of the body (channel.c)
 //   64 u64 round_id       72 u64 version      80 u64 base_version
 //   88 u8 kind  89 u8 enc  90 u16 0   92 u32 k   96 u32 n_items  100 f32 mu
-//   104 f32 bias[n_items]
+//   104 f32 bias[n_items] (I8C: f16)
 //   then per item row: F32: f32[k] | F16: u16[k] | I8: f32 scale, i8[k]
+//   | I8C: f16 scale, i8[k]
 //   kind VB then: f32 beta, f32 mean[d], f32 prec[d(d+1)/2],
 //   f32 var[n_items][d]   (d = k + 1, R31)
+//   I8C: the variances as f32 lo, f32 step, u8 code[n_items][d] (R37)
 #include <math.h>
 #include <string.h>
 
@@ -23,8 +25,16 @@ row_bytes(uint8_t enc, uint32_t k)
         return 2ull * k;
     case FRI_MENC_I8:
         return 4ull + k;
+    case FRI_MENC_I8C:
+        return 2ull + k;
     }
     return 0;
+}
+
+static uint64_t
+bias_bytes(uint8_t enc)
+{
+    return enc == FRI_MENC_I8C ? 2 : 4;
 }
 
 // Body size, or 0 if enc/k/n_items are out of range or it exceeds R6.
@@ -36,7 +46,7 @@ body_size(uint8_t enc, uint32_t k, uint32_t n_items)
         return 0;
     }
     // n_items <= 2^24 and rb <= 2052: no 64-bit overflow.
-    uint64_t s = FRI_MODEL_FIXED + (uint64_t) n_items * (4 + rb);
+    uint64_t s = FRI_MODEL_FIXED + (uint64_t) n_items * (bias_bytes(enc) + rb);
     if (s > FRI_MAX_FRAME - FRI_HDR_LEN) {
         return 0;
     }
@@ -58,6 +68,18 @@ vb_floats(uint32_t k, uint32_t n_items)
     return 1 + d + d * (d + 1) / 2 + (uint64_t) n_items * d;
 }
 
+// Bytes of the VB block: all f32, or (I8C) the variances as two f32 and
+// one code byte each.
+static uint64_t
+vb_bytes(uint8_t enc, uint32_t k, uint32_t n_items)
+{
+    uint64_t d = (uint64_t) k + 1;
+    if (enc == FRI_MENC_I8C) {
+        return 4 * (1 + d + d * (d + 1) / 2 + 2) + (uint64_t) n_items * d;
+    }
+    return 4 * vb_floats(k, n_items);
+}
+
 // Body size of kind (FULL/DELTA or VB), 0 if out of range.
 static uint64_t
 kind_body_size(uint8_t kind, uint8_t enc, uint32_t k, uint32_t n_items)
@@ -66,7 +88,7 @@ kind_body_size(uint8_t kind, uint8_t enc, uint32_t k, uint32_t n_items)
     if (s == 0 || kind != FRI_MODEL_VB) {
         return s;
     }
-    s += 4 * vb_floats(k, n_items);
+    s += vb_bytes(enc, k, n_items);
     return s > FRI_MAX_FRAME - FRI_HDR_LEN ? 0 : s;
 }
 
@@ -121,13 +143,95 @@ kind_ok(uint8_t kind, uint64_t version, uint64_t base)
     return kind == FRI_MODEL_DELTA && base != 0 && base < version;
 }
 
+static int
+f16_fits(float x)
+{
+    return (fri_f32_to_f16(x) & 0x7c00u) != 0x7c00u;
+}
+
+static int
+f16_ok(uint16_t h)
+{
+    return (h & 0x7c00u) != 0x7c00u; // exponent 31: inf or NaN
+}
+
+// I8C row scale: the f16 nearest to max|x| / 127, raised by one step when
+// it rounded below, so every |x| / scale <= 127. Nonzero when the scale
+// does not fit f16.
+static int
+i8c_scale(const float *row, uint32_t k, uint16_t *h, float *scale)
+{
+    float mx = 0.0f;
+    for (uint32_t j = 0; j < k; j++) {
+        float a = fabsf(row[j]);
+        mx = a > mx ? a : mx;
+    }
+    uint16_t s = fri_f32_to_f16(mx / 127.0f);
+    if (f16_ok(s) && fri_f16_to_f32(s) * 127.0f < mx) {
+        s++;
+    }
+    *h     = s;
+    *scale = fri_f16_to_f32(s);
+    return !f16_ok(s);
+}
+
+// Largest exponent of an I8C variance code (R37): e^88 < FLT_MAX.
+#define VAR_LOG_MAX 88.0
+
+// I8C variance grid: code 0 is 0, code c >= 1 is exp(lo + (c - 1) step),
+// lo and lo + 254 step the logs of the smallest positive and the largest
+// variance. Nonzero when the largest does not fit (>= e^87.9).
+static int
+var_grid(const float *var, size_t n, float *lo, float *step)
+{
+    float vmin = INFINITY, vmax = 0.0f;
+    for (size_t t = 0; t < n; t++) {
+        if (var[t] > 0.0f) {
+            vmin = var[t] < vmin ? var[t] : vmin;
+            vmax = var[t] > vmax ? var[t] : vmax;
+        }
+    }
+    *lo   = 0.0f;
+    *step = 0.0f;
+    if (!(vmax > 0.0f)) {
+        return 0;
+    }
+    double l = log((double) vmin), h = log((double) vmax);
+    if (h > VAR_LOG_MAX - 0.1) {
+        return 1;
+    }
+    *lo   = (float) l;
+    *step = (float) ((h - l) / 254.0);
+    return 0;
+}
+
+static uint8_t
+var_code(float v, float lo, float step)
+{
+    if (!(v > 0.0f)) {
+        return 0;
+    }
+    if (!(step > 0.0f)) {
+        return 1;
+    }
+    long c = 1 + lrint((log((double) v) - (double) lo) / (double) step);
+    return (uint8_t) (c < 1 ? 1 : (c > 255 ? 255 : c));
+}
+
+static int
+var_grid_ok(float lo, float step)
+{
+    return fri_finite(lo) && fri_finite(step) && step >= 0.0f &&
+           (double) lo + 254.0 * (double) step <= VAR_LOG_MAX;
+}
+
 fr_err
 fri_model_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
                  const fri_model *m)
 {
     size_t   stride = m->stride ? m->stride : m->k;
     uint64_t bs = kind_body_size(m->kind, m->enc, m->k, m->n_items);
-    if (m->enc > FRI_MENC_I8 || m->k == 0 || m->kind > FRI_MODEL_VB) {
+    if (m->enc > FRI_MENC_I8C || m->k == 0 || m->kind > FRI_MODEL_VB) {
         return FR_EINVAL;
     }
     if (bs == 0) {
@@ -147,11 +251,33 @@ fri_model_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
             return FR_EINVAL;
         }
     }
+    // What the encoding cannot carry is refused, never sent as inf.
+    for (uint32_t i = 0; i < m->n_items && m->enc == FRI_MENC_I8C; i++) {
+        uint16_t h;
+        float    sc;
+        if (!f16_fits(m->bias[i]) ||
+            i8c_scale(m->factors + (size_t) i * stride, m->k, &h, &sc)) {
+            return FR_EINVAL;
+        }
+    }
+    for (uint32_t i = 0; i < m->n_items && m->enc == FRI_MENC_F16; i++) {
+        for (uint32_t j = 0; j < m->k; j++) {
+            if (!f16_fits(m->factors[(size_t) i * stride + j])) {
+                return FR_EINVAL;
+            }
+        }
+    }
     if (m->kind == FRI_MODEL_VB &&
         (m->uprior_mean == NULL || m->uprior_prec == NULL ||
          (m->n_items > 0 && m->item_var == NULL) ||
          !vb_ok(m->beta, m->uprior_mean, m->uprior_prec, m->item_var, m->k,
                 m->n_items))) {
+        return FR_EINVAL;
+    }
+    float var_lo = 0.0f, var_step = 0.0f;
+    if (m->kind == FRI_MODEL_VB && m->enc == FRI_MENC_I8C &&
+        var_grid(m->item_var, (size_t) m->n_items * (m->k + 1), &var_lo,
+                 &var_step)) {
         return FR_EINVAL;
     }
     uint8_t *b;
@@ -170,8 +296,15 @@ fri_model_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
     fri_put32(b + 96, m->n_items);
     fri_putf32(b + 100, m->mu);
     uint8_t *p = b + FRI_MODEL_FIXED;
-    fri_put_array32(p, m->bias, m->n_items);
-    p += 4 * (size_t) m->n_items;
+    if (m->enc == FRI_MENC_I8C) {
+        for (uint32_t i = 0; i < m->n_items; i++) {
+            fri_put16(p, fri_f32_to_f16(m->bias[i]));
+            p += 2;
+        }
+    } else {
+        fri_put_array32(p, m->bias, m->n_items);
+        p += 4 * (size_t) m->n_items;
+    }
     for (uint32_t i = 0; i < m->n_items; i++) {
         const float *row = m->factors + (size_t) i * stride;
         switch (m->enc) {
@@ -185,6 +318,19 @@ fri_model_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
                 p += 2;
             }
             break;
+        case FRI_MENC_I8C: {
+            uint16_t h;
+            float    scale;
+            (void) i8c_scale(row, m->k, &h, &scale); // checked above
+            fri_put16(p, h);
+            p += 2;
+            for (uint32_t j = 0; j < m->k; j++) {
+                long q = scale > 0.0f ? lrintf(row[j] / scale) : 0;
+                q = q > 127 ? 127 : (q < -127 ? -127 : q);
+                *p++ = (uint8_t) (int8_t) q;
+            }
+            break;
+        }
         default: { // FRI_MENC_I8: symmetric per-row scale
             float mx = 0.0f;
             for (uint32_t j = 0; j < m->k; j++) {
@@ -211,7 +357,16 @@ fri_model_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
         p += 4 * d;
         fri_put_array32(p, m->uprior_prec, d * (d + 1) / 2);
         p += 4 * (d * (d + 1) / 2);
-        fri_put_array32(p, m->item_var, (size_t) m->n_items * d);
+        if (m->enc == FRI_MENC_I8C) {
+            fri_putf32(p, var_lo);
+            fri_putf32(p + 4, var_step);
+            p += 8;
+            for (size_t t = 0; t < (size_t) m->n_items * d; t++) {
+                p[t] = var_code(m->item_var[t], var_lo, var_step);
+            }
+        } else {
+            fri_put_array32(p, m->item_var, (size_t) m->n_items * d);
+        }
     }
     *dst_len = FRI_HDR_LEN + (size_t) bs;
     return FR_OK;
@@ -242,7 +397,7 @@ fri_model_decode(fri_model *m, const uint8_t *src, size_t src_len)
     if (fri_get16(b + 90) != 0) {
         return FR_EPROTO; // R9
     }
-    if (v.enc > FRI_MENC_I8 || !kind_ok(v.kind, v.version, v.base_version)) {
+    if (v.enc > FRI_MENC_I8C || !kind_ok(v.kind, v.version, v.base_version)) {
         return FR_EPROTO; // R10, R16
     }
     if (v.k == 0) {
@@ -262,10 +417,18 @@ fri_model_decode(fri_model *m, const uint8_t *src, size_t src_len)
         return FR_EPROTO; // R11
     }
     const uint8_t *p = b + FRI_MODEL_FIXED;
-    if (fri_any_nonfinite_le(p, v.n_items)) {
+    if (v.enc == FRI_MENC_I8C) {
+        uint32_t bad = 0;
+        for (size_t i = 0; i < v.n_items; i++) {
+            bad |= (uint32_t) !f16_ok(fri_get16(p + 2 * i));
+        }
+        if (bad) {
+            return FR_EPROTO; // R37
+        }
+    } else if (fri_any_nonfinite_le(p, v.n_items)) {
         return FR_EPROTO; // R11
     }
-    const uint8_t *f = p + 4 * (size_t) v.n_items;
+    const uint8_t *f = p + bias_bytes(v.enc) * (size_t) v.n_items;
     size_t         nk = (size_t) v.n_items * v.k;
     if (v.enc == FRI_MENC_F32) {
         if (fri_any_nonfinite_le(f, nk)) {
@@ -279,7 +442,7 @@ fri_model_decode(fri_model *m, const uint8_t *src, size_t src_len)
         if (bad) {
             return FR_EPROTO; // R11
         }
-    } else {
+    } else if (v.enc == FRI_MENC_I8) {
         size_t rb = 4 + (size_t) v.k;
         for (size_t i = 0; i < v.n_items; i++) {
             float s = fri_getf32(f + i * rb);
@@ -287,12 +450,23 @@ fri_model_decode(fri_model *m, const uint8_t *src, size_t src_len)
                 return FR_EPROTO; // R16
             }
         }
+    } else {
+        size_t rb = 2 + (size_t) v.k;
+        for (size_t i = 0; i < v.n_items; i++) {
+            uint16_t h = fri_get16(f + i * rb);
+            if (!f16_ok(h) || fri_f16_to_f32(h) < 0.0f) {
+                return FR_EPROTO; // R37
+            }
+        }
     }
     if (v.kind == FRI_MODEL_VB) {
         // R31: the block follows the factors.
         const uint8_t *q = b + body_size(v.enc, v.k, v.n_items);
         const size_t   d = (size_t) v.k + 1, pl = d * (d + 1) / 2;
-        const size_t   nf = (size_t) vb_floats(v.k, v.n_items);
+        const int      c = v.enc == FRI_MENC_I8C;
+        // I8C: beta, mean, precision and the grid are f32, codes bytes.
+        const size_t nf = c ? 1 + d + pl + 2
+                            : (size_t) vb_floats(v.k, v.n_items);
         if (fri_any_nonfinite_le(q, nf)) {
             return FR_EPROTO;
         }
@@ -303,8 +477,13 @@ fri_model_decode(fri_model *m, const uint8_t *src, size_t src_len)
             t += d - a; // next diagonal entry of the packed triangle
         }
         const uint8_t *var = q + 4 * (1 + d + pl);
-        for (size_t t = 0; t < (size_t) v.n_items * d; t++) {
-            bad |= (uint32_t) (fri_getf32(var + 4 * t) < 0.0f);
+        if (c) {
+            bad |= (uint32_t) !var_grid_ok(fri_getf32(var),
+                                           fri_getf32(var + 4)); // R37
+        } else {
+            for (size_t t = 0; t < (size_t) v.n_items * d; t++) {
+                bad |= (uint32_t) (fri_getf32(var + 4 * t) < 0.0f);
+            }
         }
         if (bad) {
             return FR_EPROTO; // R31
@@ -332,7 +511,17 @@ fri_model_get_vb(const fri_model *m, float *mean, float *prec,
     if (prec != NULL) {
         fri_get_array32(prec, m->vb_le + 4 * d, pl);
     }
-    if (item_var != NULL) {
+    if (item_var != NULL && m->enc == FRI_MENC_I8C) {
+        const uint8_t *g    = m->vb_le + 4 * (d + pl);
+        const float    lo   = fri_getf32(g);
+        const float    step = fri_getf32(g + 4);
+        for (size_t t = 0; t < (size_t) m->n_items * d; t++) {
+            uint8_t code = g[8 + t];
+            item_var[t]  = code == 0
+                               ? 0.0f
+                               : expf(lo + (float) (code - 1) * step);
+        }
+    } else if (item_var != NULL) {
         fri_get_array32(item_var, m->vb_le + 4 * (d + pl),
                         (size_t) m->n_items * d);
     }
@@ -349,7 +538,13 @@ fri_model_get(const fri_model *m, float *bias, float *factors, size_t stride)
         (m->n_items > 0 && (bias == NULL || factors == NULL))) {
         return FR_EINVAL;
     }
-    fri_get_array32(bias, m->bias_le, m->n_items);
+    if (m->enc == FRI_MENC_I8C) {
+        for (uint32_t i = 0; i < m->n_items; i++) {
+            bias[i] = fri_f16_to_f32(fri_get16(m->bias_le + 2 * (size_t) i));
+        }
+    } else {
+        fri_get_array32(bias, m->bias_le, m->n_items);
+    }
     const uint8_t *p = m->fac_raw;
     for (uint32_t i = 0; i < m->n_items; i++) {
         float *row = factors + (size_t) i * stride;
@@ -364,6 +559,15 @@ fri_model_get(const fri_model *m, float *bias, float *factors, size_t stride)
                 p += 2;
             }
             break;
+        case FRI_MENC_I8C: {
+            float s = fri_f16_to_f32(fri_get16(p));
+            p += 2;
+            for (uint32_t j = 0; j < m->k; j++) {
+                row[j] = (float) (int8_t) p[j] * s;
+            }
+            p += m->k;
+            break;
+        }
         default: {
             float s = fri_getf32(p);
             p += 4;

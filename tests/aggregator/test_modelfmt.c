@@ -51,14 +51,20 @@ served(fri_agg *a, uint8_t accept, size_t *len)
     cr_assert_eq(fri_model_get(&m, bi, Q, K), FR_OK);
     fri_agg_model_copy(a, &mu, wbi, NI, wQ, NI * K, NULL);
     for (uint32_t i = 0; i < NI; i++) {
-        cr_assert_eq(bi[i], wbi[i]); // biases stay f32
+        if (m.enc == FRI_MENC_I8C) { // f16 biases: half an ulp
+            cr_assert(fabsf(bi[i] - wbi[i]) <= fabsf(wbi[i]) * 0x1p-11f);
+        } else {
+            cr_assert_eq(bi[i], wbi[i]); // biases stay f32
+        }
         double mx = 0.0;
         for (int f2 = 0; f2 < K; f2++) {
             mx = fmax(mx, fabs(wQ[i * K + f2]));
         }
         for (int f2 = 0; f2 < K; f2++) {
             double e   = fabs(Q[i * K + f2] - wQ[i * K + f2]);
+            // I8C's f16 scale is at most one f16 ulp above max / 127.
             double tol = m.enc == FRI_MENC_I8 ? mx / 127.0 / 2.0 * 1.001
+                : m.enc == FRI_MENC_I8C       ? mx / 127.0 / 2.0 * 1.002
                 : m.enc == FRI_MENC_F16       ? mx * 1e-3
                                               : 0.0;
             cr_assert(e <= tol + 1e-12, "enc %u item %u: error %g > %g", m.enc,
@@ -78,9 +84,15 @@ Test(agg_modelfmt, smallest_accepted_encoding_is_served)
         fri_agg_algo algo = vb ? FRI_AGG_VBMF : FRI_AGG_ALS;
         size_t       l32, l16, l8, l;
         fri_agg     *a = make(FRI_AGG_MF_AUTO, algo);
+        size_t       lc;
+        cr_assert_eq(served(a, all | FRI_ENC_I8C_BIT, &lc), FRI_MENC_I8C);
         cr_assert_eq(served(a, all, &l8), FRI_MENC_I8);
         cr_assert_eq(
             served(a, FRI_ENC_F32_BIT | FRI_ENC_F16_BIT, &l16), FRI_MENC_F16);
+        cr_assert(lc < l8, "%zu %zu", lc, l8);
+        cr_assert_eq(lc,
+            vb ? fri_model_vb_size(FRI_MENC_I8C, K, NI)
+               : fri_model_size(FRI_MENC_I8C, K, NI));
         cr_assert_eq(served(a, FRI_ENC_F32_BIT, &l32), FRI_MENC_F32);
         cr_assert(l8 < l16 && l16 < l32, "%zu %zu %zu", l8, l16, l32);
         cr_assert_eq(l32,
@@ -98,6 +110,9 @@ Test(agg_modelfmt, smallest_accepted_encoding_is_served)
         fri_agg_destroy(a);
         a = make(FRI_AGG_MF_INT8, algo);
         cr_assert_eq(served(a, all, &l), FRI_MENC_I8);
+        cr_assert_eq(served(a, all | FRI_ENC_I8C_BIT, &l), FRI_MENC_I8C);
+        cr_assert_eq(
+            served(a, FRI_ENC_F32_BIT | FRI_ENC_F16_BIT, &l), FRI_MENC_F32);
         fri_agg_destroy(a);
     }
     // An unknown format is refused by the configuration check.

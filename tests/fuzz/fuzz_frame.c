@@ -69,7 +69,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 for (size_t i = 0; i < nk; i++) {
                     check(q[i] == q[i]); // no NaN after dequantization
                 }
+                for (size_t i = 0; i < md.n_items; i++) {
+                    check(b[i] == b[i] && b[i] - b[i] == 0.0f); // finite
+                }
             }
+            // A decoded VB block holds finite variances >= 0 (R31, R37).
+            size_t nv = (size_t) md.n_items * (md.k + 1);
+            float *v  = md.kind == FRI_MODEL_VB ? malloc(4 * nv + 4) : NULL;
+            if (v != NULL) {
+                check(fri_model_get_vb(&md, NULL, NULL, v) == FR_OK);
+                for (size_t i = 0; i < nv; i++) {
+                    check(v[i] >= 0.0f && v[i] - v[i] == 0.0f);
+                }
+            }
+            free(v);
             free(b);
             free(q);
         }

@@ -258,6 +258,13 @@ v_model_vb(uint8_t *d, size_t c, size_t *n)
     fri_model x = sample_model_vb();
     return v_model_signed(d, c, n, &x);
 }
+static inline fr_err
+v_model_vb_i8c(uint8_t *d, size_t c, size_t *n)
+{
+    fri_model x = sample_model_vb();
+    x.enc       = FRI_MENC_I8C;
+    return v_model_signed(d, c, n, &x);
+}
 SAMPLE_ENCODER(v_update_als, fri_update, sample_update_als, fri_update_encode)
 SAMPLE_ENCODER(v_update_sparse, fri_update, sample_update_sparse,
                fri_update_encode)
@@ -306,6 +313,7 @@ static const struct {
     { "model_f16.bin", v_model_f16 },
     { "model_i8.bin", v_model_i8 },
     { "model_vb.bin", v_model_vb },
+    { "model_vb_i8c.bin", v_model_vb_i8c },
     { "update_als_dense.bin", v_update_als },
     { "update_grad_sparse.bin", v_update_sparse },
     { "update_fixed.bin", v_update_fixed },

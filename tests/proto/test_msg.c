@@ -467,7 +467,7 @@ Test(proto_rules, R10_unknown_enumerations)
     buf[16 + 10] = 2; // vtype
     cr_assert_eq(decode_any(buf, n), FR_EPROTO);
     n = load_vec("model_f32.bin", buf);
-    buf[16 + 89] = 3; // enc
+    buf[16 + 89] = 4; // enc
     cr_assert_eq(decode_any(buf, n), FR_EPROTO);
     n = load_vec("task.bin", buf);
     buf[16] = 3; // status: RUN, NONE or MODEL
