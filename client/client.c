@@ -10,6 +10,7 @@
 #include "keys.h"
 #include "mf.h"
 #include "msg_secagg.h"
+#include "recency.h"
 
 // ---- allocation ----------------------------------------------------------
 
@@ -141,6 +142,7 @@ config_defaults(fr_client_config *cfg)
     cfg->max_k          = 256;
     cfg->log_level      = FR_LOG_WARN;
     cfg->max_sa_members = FRI_SA_MAX_MEMBERS;
+    cfg->recency_half_life = FRI_RECENCY_DEFAULT;
 }
 
 void
@@ -176,6 +178,8 @@ config_import(fr_client_config *full, const fr_client_config *cfg)
         n = sizeof *full;
     } else if (size == FRI_CLIENT_CONFIG_V1_SIZE) {
         n = FRI_CLIENT_CONFIG_V1_END;
+    } else if (size == FRI_CLIENT_CONFIG_V2_SIZE) {
+        n = FRI_CLIENT_CONFIG_V2_END;
     } else if (size > sizeof *full) {
         config_log(cfg, "fr_client_config from a newer fedrec header "
                         "(struct_size larger than this library's)");
@@ -214,7 +218,9 @@ create(fr_client **out, const fr_client_config *cfg)
         !(cfg->pseudo_items_rho >= 0.0f && cfg->pseudo_items_rho <= 100.0f) ||
         cfg->pseudo_fill < 0 || cfg->pseudo_fill > 2 ||
         cfg->max_sa_members < 2 ||
-        cfg->max_sa_members > FRI_SA_MAX_MEMBERS) {
+        cfg->max_sa_members > FRI_SA_MAX_MEMBERS ||
+        !(cfg->recency_half_life >= 0.0 &&
+          cfg->recency_half_life <= FRI_RECENCY_MAX)) {
         config_log(cfg, "fr_client_config: a field is out of range");
         return FR_EINVAL;
     }
@@ -244,6 +250,7 @@ create(fr_client **out, const fr_client_config *cfg)
     c->max_items = cfg->max_items;
     c->max_k     = cfg->max_k > FRI_MF_MAX_K ? FRI_MF_MAX_K : cfg->max_k;
     c->max_sa_members = cfg->max_sa_members;
+    c->recency_hl  = (float) cfg->recency_half_life;
     c->pseudo_rho  = cfg->pseudo_items_rho;
     c->pseudo_fill = cfg->pseudo_fill;
     memcpy(c->server_pk, cfg->server_pk, sizeof c->server_pk);

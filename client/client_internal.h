@@ -31,6 +31,15 @@
     ((FRI_CLIENT_CONFIG_V1_END + _Alignof(fr_client_config) - 1) /          \
      _Alignof(fr_client_config) * _Alignof(fr_client_config))
 
+// Layout 2 ended with max_sa_members.
+#define FRI_CLIENT_CONFIG_V2_END                                            \
+    (offsetof(fr_client_config, max_sa_members) + sizeof(uint32_t))
+#define FRI_CLIENT_CONFIG_V2_SIZE                                           \
+    ((FRI_CLIENT_CONFIG_V2_END + _Alignof(fr_client_config) - 1) /          \
+     _Alignof(fr_client_config) * _Alignof(fr_client_config))
+_Static_assert(sizeof(fr_client_config) > FRI_CLIENT_CONFIG_V2_SIZE,
+               "config layout 3 must differ in size from layout 2");
+
 // Largest reply the handle accepts now: before the handshake a WELCOME or
 // an ERROR; after it the largest sealed reply its bounds (max_items,
 // max_k, max_sa_members) allow. fr_client_receive refuses longer input
@@ -162,6 +171,7 @@ struct fr_client {
     uint64_t fitted_gen; // inter_gen at the last fit
 
     fri_fit_params fit;
+    float          recency_hl;  // implicit user fit half-life, 0 = off
     float          pseudo_rho;  // pseudo-items per rated item, 0 = off
     int            pseudo_fill; // fri_pseudo_fill
     uint64_t       last_round; // last round contributed to

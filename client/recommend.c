@@ -5,6 +5,7 @@
 
 #include "client_internal.h"
 #include "mf.h"
+#include "recency.h"
 #include "tbias.h"
 
 static fri_mf_items
@@ -46,13 +47,43 @@ n_scorable(const fr_client *c, const fri_cmodel *m)
     return n;
 }
 
-// The fold-in proper: the user vector (p_out, k floats; *bu_out) fitted to
-// the given interactions (catalog items, sorted) against c->model with
-// c->fit. Shared by the refit and by explanations, which refit without one
-// interaction at a time.
+// The implicit fold-in: strengths weighed by recency (common/recency.h)
+// when c->recency_hl > 0.
 static fr_err
-user_fit(fr_client *c, const uint32_t *items, const float *values, size_t n,
-         float *p_out, float *bu_out)
+implicit_fit(fr_client *c, const fri_mf_items *it, const uint32_t *items,
+             const float *values, const int64_t *ts, size_t n, float *p_out,
+             float *work, size_t work_len)
+{
+    const fri_cmodel *m  = c->model;
+    float            *wv = NULL;
+    if (c->recency_hl > 0.0f && n > 1) {
+        wv              = fri_client_calloc(c, n, sizeof *wv);
+        int64_t *scr    = fri_client_calloc(c, n, sizeof *scr);
+        fr_err   err    = wv != NULL && scr != NULL ? FR_OK : FR_ENOMEM;
+        if (err == FR_OK) {
+            err = fri_recency_weigh(wv, values, ts, n, c->recency_hl, scr);
+        }
+        fri_client_free_wipe(c, scr, n * sizeof *scr);
+        if (err != FR_OK) {
+            fri_client_free_wipe(c, wv, n * sizeof *wv);
+            return err;
+        }
+        values = wv;
+    }
+    fr_err err = fri_mf_implicit_user_solve(p_out, it, m->qtq, items, values,
+                                            n, c->fit.alpha, c->fit.reg, work,
+                                            work_len);
+    fri_client_free_wipe(c, wv, n * sizeof *wv);
+    return err;
+}
+
+// The fold-in proper: the user vector (p_out, k floats; *bu_out) fitted to
+// the given interactions (catalog items, sorted; ts their timestamps)
+// against c->model with c->fit. Shared by the refit and by explanations,
+// which refit without one interaction at a time.
+static fr_err
+user_fit(fr_client *c, const uint32_t *items, const float *values,
+         const int64_t *ts, size_t n, float *p_out, float *bu_out)
 {
     const fri_cmodel *m = c->model;
     if (m->vb && !m->implicit && !c->fit.implicit) {
@@ -66,10 +97,9 @@ user_fit(fr_client *c, const uint32_t *items, const float *values, size_t n,
     fri_mf_items it = items_of(m);
     fr_err       err;
     if (m->implicit || c->fit.implicit) {
-        err = !m->implicit ? FR_ESTATE
-                           : fri_mf_implicit_user_solve(
-                                 p_out, &it, m->qtq, items, values, n,
-                                 c->fit.alpha, c->fit.reg, work, work_len);
+        err     = !m->implicit ? FR_ESTATE
+                                   : implicit_fit(c, &it, items, values, ts, n,
+                                                  p_out, work, work_len);
         *bu_out = 0.0f;
     } else {
         err = fri_mf_user_solve(p_out, bu_out, &it, items, values, n,
@@ -95,7 +125,8 @@ fri_client_refit(fr_client *c)
         return fri_client_fail(c, FR_ESTATE,
                                "implicit fit needs an implicit model");
     }
-    err = user_fit(c, c->items, c->values, n_scorable(c, m), c->p, &c->bu);
+    err = user_fit(c, c->items, c->values, c->ts, n_scorable(c, m), c->p,
+                   &c->bu);
     if (err != FR_OK) {
         c->fitted = 0;
         return fri_client_fail(c, err, "user solve failed: %s",
@@ -461,9 +492,10 @@ loo_scores(fr_client *c, uint32_t item, size_t nj, float *loo)
     const size_t k = m->k, rest = nj - 1, nr = rest > 0 ? rest : 1;
     uint32_t    *ri  = fri_client_calloc(c, nr, sizeof *ri);
     float       *rv  = fri_client_calloc(c, nr, sizeof *rv);
+    int64_t     *rt  = fri_client_calloc(c, nr, sizeof *rt);
     float       *p   = fri_client_calloc(c, k, sizeof *p);
     fr_err       err = FR_OK;
-    if (ri == NULL || rv == NULL || p == NULL) {
+    if (ri == NULL || rv == NULL || rt == NULL || p == NULL) {
         err = FR_ENOMEM;
     }
     for (size_t j = 0; j < nj && err == FR_OK; j++) {
@@ -472,12 +504,15 @@ loo_scores(fr_client *c, uint32_t item, size_t nj, float *loo)
         memcpy(rv, c->values, j * sizeof *rv);
         memcpy(ri + j, c->items + j + 1, (rest - j) * sizeof *ri);
         memcpy(rv + j, c->values + j + 1, (rest - j) * sizeof *rv);
+        memcpy(rt, c->ts, j * sizeof *rt);
+        memcpy(rt + j, c->ts + j + 1, (rest - j) * sizeof *rt);
         float bu = 0.0f;
-        err      = user_fit(c, ri, rv, rest, p, &bu);
+        err      = user_fit(c, ri, rv, rt, rest, p, &bu);
         loo[j]   = fri_mf_predict_with(&it, p, bu, item);
     }
     fri_client_free_wipe(c, ri, nr * sizeof *ri);
     fri_client_free_wipe(c, rv, nr * sizeof *rv);
+    fri_client_free_wipe(c, rt, nr * sizeof *rt);
     fri_client_free_wipe(c, p, k * sizeof *p);
     return err;
 }

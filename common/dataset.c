@@ -1254,13 +1254,15 @@ csr_build(fri_csr *out, const fri_dataset *d, int by_item)
     uint32_t *perm   = malloc((n > 0 ? n : 1) * sizeof(*perm));
     uint32_t *idx    = malloc((n > 0 ? n : 1) * sizeof(*idx));
     float    *val    = malloc((n > 0 ? n : 1) * sizeof(*val));
+    int64_t  *ts     = malloc((n > 0 ? n : 1) * sizeof(*ts));
     if (ptr == NULL || cnt == NULL || perm == NULL || idx == NULL
-        || val == NULL) {
+        || val == NULL || ts == NULL) {
         free(ptr);
         free(cnt);
         free(perm);
         free(idx);
         free(val);
+        free(ts);
         return FR_ENOMEM;
     }
 #define ROW(t) (by_item ? (t).item : (t).user)
@@ -1288,6 +1290,7 @@ csr_build(fri_csr *out, const fri_dataset *d, int by_item)
         size_t             at = ptr[ROW(*t)]++;
         idx[at]               = COL(*t);
         val[at]               = t->rating;
+        ts[at]                = t->ts;
     }
     // ptr[r] now holds the end of row r; shift back to starts.
     for (uint32_t r = n_rows; r > 0; r--) {
@@ -1302,6 +1305,7 @@ csr_build(fri_csr *out, const fri_dataset *d, int by_item)
     out->ptr    = ptr;
     out->idx    = idx;
     out->val    = val;
+    out->ts     = ts;
     return FR_OK;
 }
 
@@ -1326,6 +1330,7 @@ fri_csr_free(fri_csr *c)
     free(c->ptr);
     free(c->idx);
     free(c->val);
+    free(c->ts);
     memset(c, 0, sizeof(*c));
 }
 

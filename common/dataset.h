@@ -95,6 +95,7 @@ typedef struct fri_csr {
     size_t  *ptr; // n_rows + 1
     uint32_t *idx;
     float    *val;
+    int64_t  *ts; // per entry (0 when the format has none); may be NULL
 } fri_csr;
 
 fr_err fri_csr_by_user(fri_csr *out, const fri_dataset *d);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "linalg.h"
+#include "recency.h"
 
 #ifdef FR_WITH_BLAS
 #include <cblas.h>
@@ -748,6 +749,9 @@ fri_train_config_init_implicit(fri_train_config *c)
     c->alpha       = 5.0f;
     c->init_std    = 0.1f;
     c->bias_epochs = 0;
+    // What the devices do (client/recommend.c); chosen on next-item
+    // validation (docs/BENCHMARKS.md, "Recency").
+    c->recency = FRI_RECENCY_DEFAULT;
 }
 
 static int
@@ -1106,8 +1110,13 @@ fri_train_ials(fri_mf_model **out, const fri_csr *train,
     float *h_acc = malloc(hsz * sizeof(float));
     float *gram_u = malloc(plen * sizeof(float));
     float *rows = malloc((max_n > 0 ? max_n : 1) * sizeof(float));
+    // Recency (user side only, as on the devices): weighed strengths.
+    const int rec = c->recency > 0.0f && train->ts != NULL;
+    float *wv = malloc((rec && max_n > 0 ? max_n : 1) * sizeof(float));
+    int64_t *scr = malloc((rec && max_n > 0 ? max_n : 1) * sizeof(int64_t));
     if (work == NULL || qtq == NULL || gram_all == NULL || gw_acc == NULL ||
-        h_acc == NULL || gram_u == NULL || rows == NULL) {
+        h_acc == NULL || gram_u == NULL || rows == NULL || wv == NULL ||
+        scr == NULL) {
         e = FR_ENOMEM;
     }
     for (uint32_t ep = 1; e == FR_OK && ep <= c->epochs; ep++) {
@@ -1115,9 +1124,17 @@ fri_train_ials(fri_mf_model **out, const fri_csr *train,
         e = fri_mf_gram(qtq, plen, m->Q, n_items, k);
         for (uint32_t u = 0; u < n_users && e == FR_OK; u++) {
             size_t a = train->ptr[u], n = train->ptr[u + 1] - a;
-            e = fri_mf_implicit_user_solve(m->P + (size_t)u * k, &it, qtq,
-                                           train->idx + a, train->val + a, n,
-                                           c->alpha, c->reg, work, wlen);
+            const float *v = train->val + a;
+            if (rec) {
+                e = fri_recency_weigh(wv, v, train->ts + a, n, c->recency,
+                                      scr);
+                v = wv;
+            }
+            if (e == FR_OK) {
+                e = fri_mf_implicit_user_solve(m->P + (size_t)u * k, &it,
+                                               qtq, train->idx + a, v, n,
+                                               c->alpha, c->reg, work, wlen);
+            }
         }
         memset(gram_all, 0, plen * sizeof(float));
         memset(gw_acc, 0, gsz * sizeof(float));
@@ -1160,6 +1177,8 @@ fri_train_ials(fri_mf_model **out, const fri_csr *train,
     free(h_acc);
     free(gram_u);
     free(rows);
+    free(wv);
+    free(scr);
     if (e != FR_OK) {
         fri_mf_destroy(m);
         return e;

@@ -242,6 +242,8 @@ typedef struct fri_train_config {
     uint32_t bias_epochs; // ALS: bias-only sweeps before the factors
     int      implicit;    // iALS instead of explicit
     float    alpha;       // iALS confidence slope
+    float    recency;     // iALS: user-side recency half-life (recency.h,
+                          // needs the CSR's ts), 0 = off
     float    clamp_lo;    // validation predictions clamped to [lo, hi]
     float    clamp_hi;
     uint32_t patience;    // early stop after this many worse val epochs

@@ -11,6 +11,7 @@
 
 #include "agg.h"
 #include "kvfile.h"
+#include "recency.h"
 #include "sim.h"
 
 // Two halves (each under the 4095 characters C guarantees for a literal);
@@ -116,6 +117,11 @@ static const char usage_model[] =
     "                        cohorts)\n"
     "  --server-opt sgd|momentum|adam\n"
     "                        server optimizer for --algo grad (sgd)\n"
+    "  --recency H           implicit: devices fit their user vector with\n"
+    "                        each interaction weighed 2^(-r/H), r = their\n"
+    "                        interactions newer than it (default 3; 0 = all\n"
+    "                        alike; interactions without timestamps are\n"
+    "                        weighed alike)\n"
     "\n"
     ;
 static const char usage_tail[] =
@@ -245,6 +251,7 @@ fri_sim_config_init(fri_sim_config *c)
     c->local_epochs = 1;
     c->dropout = 0.0;
     c->diverse = 1.0f;
+    c->recency = FRI_RECENCY_DEFAULT;
     c->buffer        = 0;
     c->max_staleness = 4;
     c->slow          = 0.2;
@@ -347,7 +354,7 @@ static const char *const value_flags[]  = { "train", "test", "users",
      "local-epochs", "dropout", "stats-latest", "stats-forget", "deadline", "k",
      "reg", "buffer", "max-staleness", "slow", "slow-ticks", "reg-bias", "lr",
      "algo", "server-opt", "threads", "seed", "eval-every", "eval-users",
-     "report", "diverse", "transport", "out", "state",
+     "report", "diverse", "recency", "transport", "out", "state",
      // Read before parsing: fri_sim_expand_config and fedrec-sim's main.
      "config", "sweep",
      // privacy.c
@@ -565,6 +572,10 @@ apply(fri_sim_config *c, given *st, const char *flag, const char *val,
             return bad(err, err_cap, flag, val, "0..1000000");
         }
         c->eval_every_set = 1;
+    } else if (strcmp(flag, "--recency") == 0) {
+        if (parse_flt(val, 0.0, FRI_RECENCY_MAX, &c->recency) != 0) {
+            return bad(err, err_cap, flag, val, "0..1e6");
+        }
     } else if (strcmp(flag, "--diverse") == 0) {
         if (parse_flt(val, 0.0, 1.0, &c->diverse) != 0) {
             return bad(err, err_cap, flag, val, "0..1");

@@ -430,6 +430,7 @@ dev_open(worker *w, const job *jb, size_t slot, dev_live *d)
     cfg.model_cache = cf->shared_cache ? st->cache : NULL;
     cfg.seed = mix64(cf->seed ^ mix64((uint64_t) u + 1)) | 1;
     cfg.pseudo_items_rho = cf->priv.pseudo_rho;
+    cfg.recency_half_life = cf->recency;
     e = fr_client_create(&d->c, &cfg);
     sodium_memzero(cfg.identity_seed, sizeof(cfg.identity_seed));
     if (e != FR_OK) {
@@ -2252,6 +2253,7 @@ fri_sim_reference(const fri_sim_config *c, const fri_sim_pop *p,
     }
     double t0 = wall_s();
     tc.implicit = 1;
+    tc.recency = c->recency; // as the devices fit their user vectors
     e = fri_train_ials(&m, &p->train, &tc, NULL, NULL);
     s->ref_seconds = wall_s() - t0;
     if (e != FR_OK) {

@@ -81,6 +81,7 @@ typedef struct fri_sim_config {
     uint32_t local_epochs;
     double   dropout;           // probability a selected client vanishes
     float    diverse; // devices' MMR lambda for lists, 1 = plain
+    float    recency; // devices' implicit recency half-life, 0 = off
     double   deadline_s;        // round deadline, seconds
     double   stats_forget;      // explicit ALS carry rate; 0 = cohort share
     int      stats_latest;      // latest statistics: 1 on, 0 off, -1 auto

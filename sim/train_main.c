@@ -15,6 +15,7 @@
 #include "knn.h"
 #include "metrics.h"
 #include "mf.h"
+#include "recency.h"
 #include "tbias.h"
 
 typedef struct opts {
@@ -44,7 +45,7 @@ typedef struct opts {
     // Which numeric knobs were given explicitly, so algo defaults do not
     // overwrite them.
     int k_set, epochs_set, lr_set, lr_decay_set, reg_set, reg_bias_set;
-    int weighted_set, init_std_set, bias_epochs_set, alpha_set;
+    int weighted_set, init_std_set, bias_epochs_set, alpha_set, recency_set;
     int patience_set, seed_set;
     fri_train_config given;
     int             bpmf; // --algo bpmf (Gibbs sampling, bayes.h)
@@ -107,6 +108,9 @@ usage(FILE *f)
 "  --init-std F        stddev of the initial factors\n"
 "  --bias-epochs N     ALS bias-only warm-start sweeps\n"
 "  --alpha F           implicit confidence c = 1 + F*r\n"
+"  --recency H         implicit: user solves weigh each interaction 2^(-r/H),\n"
+"                      r = the user's interactions newer than it (default 3,\n"
+"                      as on the devices; 0 = all alike)\n"
 "  --patience N        early-stopping patience with --val-frac (3)\n"
 "  --burnin N          bpmf: discarded sweeps (20)\n"
 "  --samples N         bpmf: averaged sweeps (80)\n"
@@ -241,6 +245,7 @@ parse_args(opts *o, int argc, char **argv)
         {"init-std", required_argument, NULL, 0},
         {"bias-epochs", required_argument, NULL, 0},
         {"alpha", required_argument, NULL, 0},
+        {"recency", required_argument, NULL, 0},
         {"patience", required_argument, NULL, 0},
         {"seed", required_argument, NULL, 0},
         {"burnin", required_argument, NULL, 0},
@@ -373,6 +378,10 @@ parse_args(opts *o, int argc, char **argv)
         } else if (strcmp(name, "--alpha") == 0) {
             bad = parse_f(val, &g->alpha);
             o->alpha_set = 1;
+        } else if (strcmp(name, "--recency") == 0) {
+            bad = parse_f(val, &g->recency) ||
+                  !(g->recency >= 0.0f && g->recency <= FRI_RECENCY_MAX);
+            o->recency_set = 1;
         } else if (strcmp(name, "--patience") == 0) {
             bad = parse_u32(val, &g->patience);
             o->patience_set = 1;
@@ -547,6 +556,7 @@ parse_args(opts *o, int argc, char **argv)
     TAKE(init_std_set, init_std)
     TAKE(bias_epochs_set, bias_epochs)
     TAKE(alpha_set, alpha)
+    TAKE(recency_set, recency)
     TAKE(patience_set, patience)
     TAKE(seed_set, seed)
 #undef TAKE
@@ -1264,14 +1274,16 @@ main(int argc, char **argv)
         const fri_train_config *c = &o.tc;
         printf("{\"algo\":\"%s\",\"loss\":\"%s\",\"k\":%u,\"epochs\":%u,"
                "\"epochs_run\":%u,\"lr\":%g,\"lr_decay\":%g,\"reg\":%g,"
-               "\"reg_bias\":%g,\"weighted\":%d,\"alpha\":%g,\"seed\":%llu,"
+               "\"reg_bias\":%g,\"weighted\":%d,\"alpha\":%g,\"recency\":%g,"
+               "\"seed\":%llu,"
                "\"n_train\":%zu,\"n_val\":%zu,\"n_test\":%zu,"
                "\"rmse\":%.6f,\"mae\":%.6f,",
                algo_name(&o), c->implicit ? "implicit" : "explicit",
                o.bpmf ? o.bc.k : (o.knn ? o.kc.k : c->k),
                c->epochs,
                r.epochs_run, c->lr, c->lr_decay, c->reg, c->reg_bias,
-               c->weighted, c->alpha, (unsigned long long)c->seed, train.n,
+               c->weighted, c->alpha, c->implicit ? c->recency : 0.0,
+               (unsigned long long)c->seed, train.n,
                val.n, test.n, rm.rmse, rm.mae);
         printf("\"split\":\"%s\",\"eval\":\"%s\",",
                o.leave_last ? "leave-last-out" : "random",

@@ -294,3 +294,82 @@ Test(client, calloc2_refuses_a_product_that_wraps_size_t)
     fr_client_destroy(c);
     cr_assert_eq(cnt.live, 0u);
 }
+
+// Two clusters of items (A: factor axis 0, B: axis 1) in an implicit
+// model; a device touched four A items long ago and two B items last.
+static fr_client *
+recency_client(double half_life, int timestamps)
+{
+    fr_client_config cfg;
+    fr_client_config_init(&cfg);
+    cr_assert_float_eq(cfg.recency_half_life, 3.0, 0); // the default
+    cfg.seed              = 7;
+    cfg.recency_half_life = half_life;
+    for (int i = 0; i < FR_PUBLICKEYBYTES; i++) {
+        cfg.server_pk[i] = (uint8_t) (i + 1);
+    }
+    fr_client *c = NULL;
+    cr_assert_eq(fr_client_create(&c, &cfg), FR_OK);
+    fri_cmodel *m = NULL;
+    cr_assert_eq(fri_cmodel_alloc(&m, 20, 2), FR_OK);
+    m->version  = 1;
+    m->round    = 1;
+    m->implicit = 1;
+    for (uint32_t i = 0; i < 20; i++) {
+        int a           = i < 10;
+        m->Q[2 * i]     = a ? 1.0f - 0.01f * (float) i : 0.0f;
+        m->Q[2 * i + 1] = a ? 0.0f : 1.0f - 0.01f * (float) i;
+    }
+    memcpy(m->signer, c->server_pk + 32, 32);
+    cr_assert_eq(fri_cmodel_finish(m), FR_OK);
+    tu_install(c, m);
+    fri_cmodel_unref(m);
+    c->fit.implicit = 1;
+    const uint32_t items[6] = { 0, 1, 2, 3, 10, 11 };
+    const int64_t  ts[6]    = { 100, 101, 102, 103, 200, 201 };
+    for (int j = 0; j < 6; j++) {
+        cr_assert_eq(fr_client_add(c, items[j], 1.0f, timestamps ? ts[j] : 0),
+                     FR_OK);
+    }
+    return c;
+}
+
+Test(client, implicit_recency_follows_the_latest_interactions)
+{
+    uint32_t top[3];
+    float    sc[3];
+    size_t   n = 0;
+    // Every interaction alike: the four A items outweigh the two B ones.
+    fr_client *c = recency_client(0.0, 1);
+    cr_assert_eq(fr_client_recommend(c, top, sc, 3, &n), FR_OK);
+    cr_assert_eq(n, 3);
+    cr_assert(top[0] < 10, "no recency: top %u should be an A item", top[0]);
+    fr_client_destroy(c);
+    // Half-life 1: the two newest (B) dominate.
+    c = recency_client(1.0, 1);
+    cr_assert_eq(fr_client_recommend(c, top, sc, 3, &n), FR_OK);
+    for (size_t j = 0; j < n; j++) {
+        cr_assert(top[j] >= 10, "recency: item %u is not a B item", top[j]);
+    }
+    fr_client_destroy(c);
+    // Without timestamps every weight is 1: the same user vector as off.
+    fr_client *a = recency_client(0.0, 0), *b = recency_client(1.0, 0);
+    cr_assert_eq(fr_client_fold_in(a), FR_OK);
+    cr_assert_eq(fr_client_fold_in(b), FR_OK);
+    cr_assert_eq(memcmp(a->p, b->p, 2 * sizeof *a->p), 0);
+    fr_client_destroy(a);
+    fr_client_destroy(b);
+}
+
+Test(client, recency_half_life_out_of_range_is_refused)
+{
+    const double bad[] = { -1.0, NAN, 2e6, INFINITY };
+    for (size_t t = 0; t < sizeof bad / sizeof bad[0]; t++) {
+        fr_client_config cfg;
+        fr_client_config_init(&cfg);
+        cfg.recency_half_life = bad[t];
+        fr_client *c          = NULL;
+        cr_assert_eq(fr_client_create(&c, &cfg), FR_EINVAL, "%g", bad[t]);
+        cr_assert_null(c);
+    }
+}

@@ -55,6 +55,31 @@ struct config_v1 {
     int             pseudo_fill;
 };
 
+// Layout 2: layout 1 plus max_sa_members.
+struct config_v2 {
+    struct config_v1 v1;
+    uint32_t         max_sa_members;
+};
+
+Test(client_contract, v2_layout_is_a_prefix_of_the_current_one)
+{
+    cr_assert_eq(sizeof(struct config_v2), FRI_CLIENT_CONFIG_V2_SIZE);
+    cr_assert_eq(offsetof(struct config_v2, max_sa_members),
+                 offsetof(fr_client_config, max_sa_members));
+    cr_assert(sizeof(struct config_v2) < sizeof(fr_client_config));
+    struct config_v2 old;
+    fr_client_config_init_size((fr_client_config *) &old, sizeof old);
+    memset(old.v1.server_pk, 0x33, sizeof old.v1.server_pk);
+    old.max_sa_members = 100;
+    fr_client *c       = NULL;
+    cr_assert_eq(fr_client_create(&c, (const fr_client_config *) &old),
+                 FR_OK);
+    cr_assert_eq(c->max_sa_members, 100);
+    // The field layout 2 lacks takes its default.
+    cr_assert_float_eq(c->recency_hl, 3.0f, 0);
+    fr_client_destroy(c);
+}
+
 Test(client_contract, v1_layout_is_a_prefix_of_the_current_one)
 {
     // The mirror above must be the real layout 1, or the next tests prove

@@ -21,7 +21,7 @@ static const float    val[11] = { 5, 3, 4, 3, 1, 2, 1, 5, 1, 1, 5 };
 static fri_csr
 example(void)
 {
-    return (fri_csr) { 5, 6, (size_t *)ptr, (uint32_t *)idx, (float *)val };
+    return (fri_csr) { 5, 6, (size_t *)ptr, (uint32_t *)idx, (float *)val, NULL };
 }
 
 static fri_knn *
@@ -195,7 +195,7 @@ Test(knn, bad_input)
     // No ratings at all.
     const size_t zero_ptr[3] = { 0, 0, 0 };
     fri_csr      empty
-        = { 2, 2, (size_t *)zero_ptr, (uint32_t *)idx, (float *)val };
+        = { 2, 2, (size_t *)zero_ptr, (uint32_t *)idx, (float *)val, NULL };
     cr_assert_eq(fri_knn_fit(&m, &empty, &kc), FR_EINVAL);
     float p;
     cr_assert_eq(fri_knn_predict(NULL, 0, 0, &p, NULL), FR_EINVAL);

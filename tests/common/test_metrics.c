@@ -132,11 +132,11 @@ Test(metrics, ranking_full_protocol_hand_values)
     size_t tr_ptr[3] = {0, 1, 2};
     uint32_t tr_idx[2] = {0, 4};
     float tr_val[2] = {5, 5};
-    fri_csr train = {2, 5, tr_ptr, tr_idx, tr_val};
+    fri_csr train = {2, 5, tr_ptr, tr_idx, tr_val, NULL};
     size_t te_ptr[3] = {0, 2, 3};
     uint32_t te_idx[3] = {2, 4, 0};
     float te_val[3] = {4, 4, 4};
-    fri_csr test = {2, 5, te_ptr, te_idx, te_val};
+    fri_csr test = {2, 5, te_ptr, te_idx, te_val, NULL};
     fri_rank_config c;
     fri_rank_config_init(&c);
     c.k = 2;
@@ -165,11 +165,11 @@ Test(metrics, ranking_sampled_protocol_best_and_worst)
     size_t tr_ptr[3] = {0, 1, 2};
     uint32_t tr_idx[2] = {0, 4};
     float tr_val[2] = {5, 5};
-    fri_csr train = {2, 5, tr_ptr, tr_idx, tr_val};
+    fri_csr train = {2, 5, tr_ptr, tr_idx, tr_val, NULL};
     size_t te_ptr[3] = {0, 1, 2};
     uint32_t te_idx[2] = {1, 0};
     float te_val[2] = {4, 4};
-    fri_csr test = {2, 5, te_ptr, te_idx, te_val};
+    fri_csr test = {2, 5, te_ptr, te_idx, te_val, NULL};
     fri_rank_config c;
     fri_rank_config_init(&c);
     c.k = 2;
@@ -212,8 +212,8 @@ Test(metrics, ranking_and_lists_through_a_scorer)
     size_t   tr_ptr[2] = {0, 1}, te_ptr[2] = {0, 1};
     uint32_t tr_idx[1] = {0}, te_idx[1] = {2};
     float    tr_val[1] = {1}, te_val[1] = {1};
-    fri_csr  tr = {1, 4, tr_ptr, tr_idx, tr_val};
-    fri_csr  te = {1, 4, te_ptr, te_idx, te_val};
+    fri_csr  tr = {1, 4, tr_ptr, tr_idx, tr_val, NULL};
+    fri_csr  te = {1, 4, te_ptr, te_idx, te_val, NULL};
     fri_rank_config rc;
     fri_rank_config_init(&rc);
     rc.k = 1;

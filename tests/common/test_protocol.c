@@ -252,8 +252,8 @@ tie_model(fri_csr *train, fri_csr *test, size_t *tr_ptr, uint32_t *tr_idx,
     te_ptr[0] = 0, te_ptr[1] = 1, te_ptr[2] = 2;
     te_idx[0] = te_idx[1] = 5;
     te_val[0] = te_val[1] = 1.0f;
-    *train                = (fri_csr) { 2, 12, tr_ptr, tr_idx, tr_val };
-    *test                 = (fri_csr) { 2, 12, te_ptr, te_idx, te_val };
+    *train                = (fri_csr) {2, 12, tr_ptr, tr_idx, tr_val, NULL};
+    *test                 = (fri_csr) {2, 12, te_ptr, te_idx, te_val, NULL};
     return m;
 }
 

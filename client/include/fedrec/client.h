@@ -115,6 +115,15 @@ typedef struct fr_client_config {
     // listed in a ROSTER); bounds the replies of a secure round. Default
     // 65535 (the protocol's maximum); 2..65535.
     uint32_t max_sa_members;
+    // ---- appended (config layout 3) ----
+    // Implicit feedback: the user fit weighs each interaction's strength
+    // by 2^(-r / h), r = the number of the device's interactions newer
+    // than it (by timestamp), h = this half-life in interactions, so that
+    // recommendations follow what the user did last. Default 3 (chosen
+    // on next-item validation); 0 = every interaction alike; at most 1e6.
+    // Interactions without timestamps (all equal) are weighed alike.
+    // Explicit ratings are not affected.
+    double recency_half_life;
 } fr_client_config;
 
 // Fills cfg with defaults. A macro so that the size the application was
