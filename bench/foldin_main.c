@@ -5,9 +5,13 @@
 // one thread. Prints one JSON line with the p50 / p99 / max in ms, and the
 // median cost of an explanation (fr_client_explain of one item, top 3)
 // against a prediction from scratch (fold-in + fr_client_predict).
-// Usage: fedrec-bench-foldin [ITEMS [K [HISTORY [REPS]]]] (defaults
-// 100000 32 50 1000). The model is random (its values do not change the
-// work); it is installed the way a verified download is (model cache).
+// Usage: fedrec-bench-foldin [ITEMS [K [HISTORY [REPS [MODEL]]]]]
+// (defaults 100000 32 50 1000 explicit). MODEL implicit: an iALS model and
+// the implicit fold-in, with the device's default recency weighting over
+// the timestamped history (no explanation timing: its per-interaction
+// refits are the implicit fold-in repeated). The model is random (its
+// values do not change the work); it is installed the way a verified
+// download is (model cache).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,10 +42,11 @@ main(int argc, char **argv)
     uint32_t k    = argc > 2 ? (uint32_t) strtoul(argv[2], NULL, 10) : 32;
     uint32_t hist = argc > 3 ? (uint32_t) strtoul(argv[3], NULL, 10) : 50;
     int      reps = argc > 4 ? atoi(argv[4]) : 1000;
+    int      impl = argc > 5 && strcmp(argv[5], "implicit") == 0;
     if (n < 100 || k == 0 || k > 256 || hist + (uint32_t) reps >= n ||
-        reps < 1) {
-        fprintf(stderr,
-                "usage: fedrec-bench-foldin [ITEMS [K [HISTORY [REPS]]]]\n");
+        reps < 1 || (argc > 5 && !impl && strcmp(argv[5], "explicit") != 0)) {
+        fprintf(stderr, "usage: fedrec-bench-foldin [ITEMS [K [HISTORY "
+                        "[REPS [explicit|implicit]]]]]\n");
         return 2;
     }
     fr_client_config cfg;
@@ -62,11 +67,12 @@ main(int argc, char **argv)
     }
     fri_rng r;
     fri_rng_seed(&r, 7);
-    m->version = 1;
-    m->round   = 1;
-    m->mu      = 3.5f;
+    m->version  = 1;
+    m->round    = 1;
+    m->implicit = impl;
+    m->mu       = impl ? 0.0f : 3.5f;
     for (uint32_t i = 0; i < n; i++) {
-        m->bi[i] = (float) (0.3 * fri_rng_normal(&r));
+        m->bi[i] = impl ? 0.0f : (float) (0.3 * fri_rng_normal(&r));
         for (uint32_t f = 0; f < k; f++) {
             m->Q[(size_t) i * k + f] = (float) (0.2 * fri_rng_normal(&r));
         }
@@ -81,6 +87,7 @@ main(int argc, char **argv)
     fri_client_set_model(c, used);
     fri_cmodel_unref(used);
     fri_cmodel_unref(m);
+    c->fit.implicit = impl; // what an iALS task sets
     // Items 0, 7, 14, ... are the history; new ones follow from the top.
     for (uint32_t j = 0; j < hist; j++) {
         if (fr_client_add(c, j * 7 % n, (float) (1 + j % 5), j) != FR_OK) {
@@ -112,6 +119,15 @@ main(int argc, char **argv)
     qsort(t, (size_t) reps, sizeof(double), cmp_d);
     double p50 = t[reps / 2], p99 = t[(size_t) (reps * 0.99)],
            tmax = t[reps - 1];
+    if (impl) {
+        printf("{\"items\":%u,\"k\":%u,\"history\":%u,\"reps\":%d,"
+               "\"model\":\"implicit\",\"recency\":%g,\"p50_ms\":%.4f,"
+               "\"p99_ms\":%.4f,\"max_ms\":%.4f}\n",
+               n, k, hist, reps, (double) c->recency_hl, p50, p99, tmax);
+        free(t);
+        fr_client_destroy(c);
+        return 0;
+    }
     // Explanation vs prediction from scratch, same history, alternating.
     double *te = malloc((size_t) reps * sizeof(double));
     if (te == NULL) {
@@ -137,7 +153,7 @@ main(int argc, char **argv)
     qsort(t, (size_t) reps, sizeof(double), cmp_d);
     qsort(te, (size_t) reps, sizeof(double), cmp_d);
     printf("{\"items\":%u,\"k\":%u,\"history\":%u,\"reps\":%d,"
-           "\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"max_ms\":%.4f,"
+           "\"model\":\"explicit\",\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"max_ms\":%.4f,"
            "\"explain_history\":%u,\"predict_scratch_p50_ms\":%.4f,"
            "\"explain_p50_ms\":%.4f,\"explain_over_predict\":%.2f}\n",
            n, k, hist, reps, p50, p99, tmax, hist + (uint32_t) reps, t[reps / 2],
