@@ -202,6 +202,7 @@ typedef struct fri_stats {
     uint32_t  n_carried;
     double    carry_sum; // carried rating sum and count (for mu)
     double    carry_count;
+    float    *carry_gram; // iALS: the carried sum of the devices' Grams
 } fri_stats;
 
 // The closer thread (cfg.closer_thread, agg.c): the round-ending call sets

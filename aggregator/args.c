@@ -104,12 +104,15 @@ static const char usage_mid[] =
     "  --round-deadline SECONDS  (default 60)\n"
     "  --rounds N              completed rounds to run, 0 = forever\n"
     "  --retry-after SECONDS   told to clients without a task (default 1)\n"
-    "  --stats-forget F        explicit ALS with partial participation:\n"
+    "  --stats-forget F        ALS or iALS with partial participation:\n"
     "                          carry item statistics across rounds,\n"
     "                          S = (1-F) S + round sums; set F to the\n"
     "                          cohort's share of the population\n"
     "                          (default 1: each round's sums alone, exact\n"
-    "                          when every client reports every round)\n"
+    "                          when every client reports every round; the\n"
+    "                          implicit private default carries at\n"
+    "                          clients-per-round / population when\n"
+    "                          --population or an allow-list gives it)\n"
     "  --stats-latest 0|1      explicit ALS or VBMF: keep the sum of every\n"
     "                          device's latest statistics, devices send the\n"
     "                          change of theirs (partial participation;\n"
@@ -710,6 +713,11 @@ private_default(fri_agg_args *a)
     // out of it.
     unsigned choice = a->given & ~(unsigned) (FRI_AGG_GIVEN_LATEST |
                                               FRI_AGG_GIVEN_LOSS);
+    if (c->implicit) {
+        // iALS carries its statistics (below); the rate is not a choice
+        // of privacy.
+        choice &= ~(unsigned) FRI_AGG_GIVEN_FORGET;
+    }
     // A tree aggregates plainly for now (docs/DEPLOY-TREE.md).
     if (choice != 0 || c->clients_per_round < 2 || c->edge ||
         c->buffer > 0 ||
@@ -718,12 +726,22 @@ private_default(fri_agg_args *a)
         return;
     }
     if (c->implicit) {
-        // iALS: its per-round statistics masked (SPEC S1c).
+        // iALS: its per-round statistics masked (SPEC S1c), carried across
+        // rounds with the cohort's share of the population as the
+        // forgetting rate when the population is known (--population or
+        // the allow-list): each round's cohort alone solves the items
+        // from a tenth of the users (docs/BENCHMARKS.md, "Implicit
+        // feedback with partial cohorts").
         if (c->alpha > 0.0f && c->rating_max > 0.0f &&
             fri_sa_ials_width(c->k) <= FRI_AGG_SA_MAX_WIDTH) {
             c->secagg          = FRI_AGG_SECAGG_PLUS;
             c->robust          = 0; // bounds need a per-device view
             a->private_default = 1;
+        }
+        uint64_t pop = c->population > 0 ? c->population : c->n_allow;
+        if (!(a->given & FRI_AGG_GIVEN_FORGET) && pop > c->clients_per_round) {
+            c->stats_forget = (float) ((double) c->clients_per_round /
+                                       (double) pop);
         }
         return;
     }

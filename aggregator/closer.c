@@ -41,7 +41,11 @@ carry_state(fri_agg *a, fri_ckpt *c)
     c->n_carried        = n;
     c->carry_sum        = st->carry_sum;
     c->carry_count      = st->carry_count;
-    c->n_glob           = a->vb != NULL ? (uint32_t) fri_vb_latest_len(a->vb) : 0;
+    // The global block: VBMF's latest one, or iALS's carried Gram.
+    const int igram     = a->cfg.implicit && st->carry_gram != NULL;
+    c->n_glob           = a->vb != NULL ? (uint32_t) fri_vb_latest_len(a->vb)
+                          : igram       ? (uint32_t) a->gram_len
+                                        : 0;
     c->carried          = malloc((n > 0 ? n : 1) * sizeof(uint32_t));
     c->carry = malloc((n > 0 ? (size_t) n * a->acc_len : 1) * sizeof(float));
     c->glob  = malloc((c->n_glob > 0 ? c->n_glob : 1) * sizeof(double));
@@ -56,8 +60,12 @@ carry_state(fri_agg *a, fri_ckpt *c)
         memcpy(c->carry + (size_t) j * a->acc_len, st->carry[c->carried[j]],
                a->acc_len * sizeof(float));
     }
-    if (c->n_glob > 0) {
+    if (c->n_glob > 0 && a->vb != NULL) {
         fri_vb_latest_get(a->vb, c->glob);
+    } else if (igram) {
+        for (size_t t = 0; t < a->gram_len; t++) {
+            c->glob[t] = st->carry_gram[t];
+        }
     }
     return FR_OK;
 }

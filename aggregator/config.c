@@ -171,9 +171,8 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
         BAD("stats-forget must be in (0, 1] (got %g)",
             (double) c->stats_forget);
     }
-    if (c->stats_forget < 1.0f &&
-        (c->algo != FRI_AGG_ALS || c->implicit)) {
-        BAD("stats-forget < 1 needs explicit ALS");
+    if (c->stats_forget < 1.0f && c->algo != FRI_AGG_ALS) {
+        BAD("stats-forget < 1 needs ALS (explicit or implicit)");
     }
     if (c->stats_latest &&
         ((c->algo != FRI_AGG_ALS && c->algo != FRI_AGG_VBMF) || c->implicit ||

@@ -6,6 +6,7 @@
 #include "agg_int.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -71,10 +72,30 @@ restore_carry(fri_agg *a, const fri_ckpt *c)
     if (c->n_carried == 0 && c->n_glob == 0 && c->carry_count == 0.0) {
         return FR_OK;
     }
-    if (!carries || (c->n_carried > 0 && c->acc_len != a->acc_len) ||
-        (c->n_glob > 0 &&
-         (a->vb == NULL ||
-          fri_vb_latest_set(a->vb, c->glob, c->n_glob) != FR_OK))) {
+    if (!carries || (c->n_carried > 0 && c->acc_len != a->acc_len)) {
+        return FR_EFORMAT;
+    }
+    if (c->n_glob > 0 && a->cfg.implicit) {
+        // iALS: the carried Gram of every device.
+        if (c->n_glob != a->gram_len) {
+            return FR_EFORMAT;
+        }
+        float *g = malloc(a->gram_len * sizeof *g);
+        if (g == NULL) {
+            return FR_ENOMEM;
+        }
+        for (size_t t = 0; t < a->gram_len; t++) {
+            g[t] = (float) c->glob[t];
+            if (!isfinite(g[t])) {
+                free(g);
+                return FR_EFORMAT;
+            }
+        }
+        free(a->stats.carry_gram);
+        a->stats.carry_gram = g;
+    } else if (c->n_glob > 0 &&
+               (a->vb == NULL ||
+                fri_vb_latest_set(a->vb, c->glob, c->n_glob) != FR_OK)) {
         return FR_EFORMAT;
     }
     return fri_agg_carry_restore(a, c->carried, c->carry, c->n_carried,
@@ -441,6 +462,7 @@ fri_agg_destroy(fri_agg *a)
         }
     }
     free(a->stats.carry);
+    free(a->stats.carry_gram);
     free(a->stats.carried);
     free(a->sums.touched);
     free(a->sums.gram_all);

@@ -251,7 +251,7 @@ carry_merge(fri_agg *a, float mu_old, float *mu)
     }
     a->stats.carry_sum   = keep * a->stats.carry_sum + a->sums.sum_ratings;
     a->stats.carry_count = keep * a->stats.carry_count + a->sums.count;
-    if (a->stats.carry_count > 0.0) {
+    if (a->stats.carry_count > 0.0 && !a->cfg.implicit) {
         *mu = (float) (a->stats.carry_sum / a->stats.carry_count);
     }
     float dmu = *mu - mu_old;
@@ -264,6 +264,20 @@ carry_merge(fri_agg *a, float mu_old, float *mu)
     for (uint32_t j = 0; j < a->sums.n_touched; j++) {
         axpy(a->acc_len, 1.0f, a->sums.accf[a->sums.touched[j]],
              a->stats.carry[a->sums.touched[j]]);
+    }
+    if (a->cfg.implicit) {
+        // iALS: the Gram of every device (Y^T Y) is carried alike; no mu.
+        if (a->stats.carry_gram == NULL) {
+            a->stats.carry_gram = calloc(gl, sizeof(float));
+            if (a->stats.carry_gram == NULL) {
+                return FR_ENOMEM;
+            }
+        }
+        for (size_t e = 0; e < gl; e++) {
+            a->stats.carry_gram[e] =
+                keep * a->stats.carry_gram[e] + a->sums.gram_allf[e];
+        }
+        return FR_OK;
     }
     for (uint32_t j = 0; j < a->stats.n_carried; j++) {
         float *s = a->stats.carry[a->stats.carried[j]];
@@ -407,11 +421,16 @@ fri_agg_solve(fri_agg *a, uint64_t round, float *mu, float *bi, float *Q)
         rv = carry_merge(a, mu_old, mu);
         for (uint32_t j = 0; j < a->stats.n_carried && rv == FR_OK; j++) {
             uint32_t i = a->stats.carried[j];
-            fr_err   e = fri_mf_item_solve(Q + (size_t) i * k, &bi[i],
-                                           a->stats.carry[i],
-                                           a->stats.carry[i] + gl, k,
-                                           a->cfg.reg, a->cfg.reg_bias,
-                                           a->cfg.weighted, work, wl);
+            fr_err   e = a->cfg.implicit
+                             ? fri_mf_implicit_item_solve(
+                                   Q + (size_t) i * k, a->stats.carry_gram,
+                                   a->stats.carry[i], a->stats.carry[i] + gl,
+                                   k, a->cfg.reg, work, wl)
+                             : fri_mf_item_solve(Q + (size_t) i * k, &bi[i],
+                                                 a->stats.carry[i],
+                                                 a->stats.carry[i] + gl, k,
+                                                 a->cfg.reg, a->cfg.reg_bias,
+                                                 a->cfg.weighted, work, wl);
             if (e == FR_ENOMEM) {
                 rv = e;
             } else if (e != FR_OK) {

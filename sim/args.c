@@ -93,7 +93,7 @@ static const char usage_rounds[]
       "  --slow P              buffered: an arriving device is slow with\n"
       "                        probability P (seeded; default 0.2) ...\n"
       "  --slow-ticks N        ... and reports 1..N ticks later (default 3)\n"
-      "  --stats-forget F      explicit ALS with partial cohorts: carry item\n"
+      "  --stats-forget F      ALS or iALS with partial cohorts: carry item\n"
       "                        statistics across rounds, S = (1-F) S + round\n"
       "                        sums (default: the cohort's share of the\n"
       "                        clients; 1 = each round's sums alone)\n"

@@ -1339,8 +1339,7 @@ fri_sim_runner_create(fri_sim_runner **out_rn, const fri_sim_config *cfg,
     ac->rounds = 0;
     if (c->stats_latest == 1 && !ac->implicit) {
         ac->stats_latest = 1;
-    } else if (ac->algo == FRI_AGG_ALS && !ac->implicit
-        && cohort < rn->n_eligible) {
+    } else if (ac->algo == FRI_AGG_ALS && cohort < rn->n_eligible) {
         // Partial participation: carry item statistics across rounds with
         // the cohort's share as the forgetting rate (fri_agg_config).
         ac->stats_forget = c->stats_forget > 0.0

@@ -9,6 +9,7 @@
 #include "linalg.h"
 #include "mf.h"
 #include "rng.h"
+#include "state_dir.h"
 
 #define K 2
 #define D (K + 1)
@@ -806,9 +807,147 @@ Test(agg_config, stats_forget_range_and_algorithm)
     c.stats_forget = 0.1f;
     cr_assert_eq(fri_agg_config_check(&c, err, sizeof(err)), FR_OK, "%s",
                  err);
-    c.algo = FRI_AGG_GRAD;
+    c.implicit = 1; // iALS carries too
+    cr_assert_eq(fri_agg_config_check(&c, err, sizeof(err)), FR_OK, "%s",
+                 err);
+    c.implicit = 0;
+    c.algo     = FRI_AGG_GRAD;
     cr_assert_eq(fri_agg_config_check(&c, err, sizeof(err)), FR_EINVAL);
-    cr_assert(strstr(err, "explicit ALS") != NULL, "%s", err);
+    cr_assert(strstr(err, "ALS") != NULL, "%s", err);
+}
+
+// iALS with partial cohorts: the item solve reads the carried sums,
+// S = (1 - f) S + round sums, for every item's statistics and for the
+// Gram of every device (Y^T Y), and the carried state survives a restart
+// from the checkpoint.
+enum { ICU = 6, ICI = 5, ICK = 2, ICP = ICK * (ICK + 1) / 2 };
+
+static void
+implicit_round(fri_agg *a, uint64_t now, int first, float P[ICU][ICK],
+               uint32_t items[ICU][ICI], float vals[ICU][ICI], size_t n[ICU])
+{
+    const size_t gk = fri_packed_len(ICK);
+    for (int u = first; u < first + 3; u++) {
+        float gram[ICP], rows[ICI * (ICK + 1)];
+        cr_assert_eq(fri_mf_implicit_user_item_stats(
+                         gram, gk, rows, n[u] * (ICK + 1), P[u], ICK, vals[u],
+                         n[u], 5.0f),
+                     FR_OK);
+        uint8_t      pk[FRI_AGG_KEYBYTES];
+        fri_agg_task t;
+        key(pk, (uint32_t) u + 700);
+        cr_assert_eq(fri_agg_checkin(a, now, pk, &t), FR_OK);
+        cr_assert(t.has_task);
+        fri_agg_update up = { .round    = t.round,
+                              .n        = (uint32_t) n[u],
+                              .items    = items[u],
+                              .gram     = gram,
+                              .gram_len = gk,
+                              .rows     = rows,
+                              .rows_len = n[u] * (ICK + 1),
+                              .count    = (double) n[u] };
+        cr_assert_eq(fri_agg_submit(a, now, pk, &up), FR_OK);
+    }
+}
+
+Test(agg_solve, implicit_carried_statistics_with_forgetting)
+{
+    char dir[64];
+    state_dir_make(dir, sizeof(dir), "/tmp/fr-agg-icarry-XXXXXX");
+    fri_agg_config c;
+    fri_agg_config_init(&c);
+    c.n_items           = ICI;
+    c.k                 = ICK;
+    c.implicit          = 1;
+    c.alpha             = 5.0f;
+    c.clients_per_round = 3;
+    c.stats_forget      = 0.5f;
+    c.state_dir         = dir;
+    fri_rng r;
+    fri_rng_seed(&r, 11);
+    float    P[ICU][ICK], vals[ICU][ICI];
+    uint32_t items[ICU][ICI];
+    size_t   n[ICU];
+    for (int u = 0; u < ICU; u++) {
+        for (int f = 0; f < ICK; f++) {
+            P[u][f] = (float) fri_rng_normal(&r) * 0.5f;
+        }
+        n[u] = 0;
+        // Users 0..2 (round 1) never touch item 4; users 3..5 (round 2)
+        // never touch item 0: both are solved from carried sums alone.
+        for (uint32_t i = 0; i < ICI; i++) {
+            if ((u < 3 && i == 4) || (u >= 3 && i == 0)) {
+                continue;
+            }
+            if (fri_rng_uniform(&r) < 0.6 || i == (uint32_t) (u % 4) + 1) {
+                items[u][n[u]] = i;
+                vals[u][n[u]]  = 1.0f + (float) fri_rng_below(&r, 4);
+                n[u]++;
+            }
+        }
+    }
+    fri_agg *a = make(&c, 0);
+    implicit_round(a, 1, 0, P, items, vals, n);
+    cr_assert_eq(version_of(a), 1);
+    implicit_round(a, 2, 3, P, items, vals, n);
+    cr_assert_eq(version_of(a), 2);
+    float Q[ICI * ICK];
+    fri_agg_model_copy(a, NULL, NULL, 0, Q, ICI * ICK, NULL);
+    // Expected: 0.5 * (round 1) + (round 2), solved directly.
+    float gall[ICP] = { 0 };
+    for (int u = 0; u < ICU; u++) {
+        float w = u < 3 ? 0.5f : 1.0f;
+        for (int x = 0; x < ICK; x++) {
+            for (int y = x; y < ICK; y++) {
+                gall[fri_packed_index(ICK, x, y)] += w * P[u][x] * P[u][y];
+            }
+        }
+    }
+    for (uint32_t i = 0; i < ICI; i++) {
+        float gw[ICP] = { 0 }, h[ICK] = { 0 };
+        for (int u = 0; u < ICU; u++) {
+            float w = u < 3 ? 0.5f : 1.0f;
+            for (size_t j = 0; j < n[u]; j++) {
+                if (items[u][j] != i) {
+                    continue;
+                }
+                float cc = 1.0f + c.alpha * vals[u][j];
+                for (int x = 0; x < ICK; x++) {
+                    for (int y = x; y < ICK; y++) {
+                        gw[fri_packed_index(ICK, x, y)] +=
+                            w * (cc - 1.0f) * P[u][x] * P[u][y];
+                    }
+                    h[x] += w * cc * P[u][x];
+                }
+            }
+        }
+        float q[ICK];
+        cr_assert_eq(
+            fri_mf_implicit_item_solve(q, gall, gw, h, ICK, c.reg, NULL, 0),
+            FR_OK);
+        for (int f = 0; f < ICK; f++) {
+            cr_assert(fabsf(q[f] - Q[i * ICK + f]) < 1e-3f * (1 + fabsf(q[f])),
+                      "item %u: want %f got %f", i, (double) q[f],
+                      (double) Q[i * ICK + f]);
+        }
+    }
+    // A restart from the checkpoint continues as if nothing happened: the
+    // same round 3 on the uninterrupted and on the restarted aggregator.
+    fri_agg *b = make(&c, 3);
+    cr_assert_eq(version_of(b), 2);
+    implicit_round(a, 4, 0, P, items, vals, n);
+    implicit_round(b, 4, 0, P, items, vals, n);
+    float Qa[ICI * ICK], Qb[ICI * ICK];
+    fri_agg_model_copy(a, NULL, NULL, 0, Qa, ICI * ICK, NULL);
+    fri_agg_model_copy(b, NULL, NULL, 0, Qb, ICI * ICK, NULL);
+    cr_assert_eq(version_of(b), 3);
+    for (int t = 0; t < ICI * ICK; t++) {
+        cr_assert(fabsf(Qa[t] - Qb[t]) < 1e-5f, "entry %d: %f vs %f", t,
+                  (double) Qa[t], (double) Qb[t]);
+    }
+    fri_agg_destroy(a);
+    fri_agg_destroy(b);
+    state_dir_remove(dir);
 }
 
 // Latest statistics: a device's report is the change of its contribution
