@@ -61,7 +61,8 @@ static const char usage_rounds[]
     = "Rounds:\n"
       "  --rounds N            federated rounds (default: the trainer's "
       "tuned\n"
-      "                        ALS epochs)\n"
+      "                        epochs; 60 for explicit partial cohorts,\n"
+      "                        ceil(2 / cohort share) for implicit ones)\n"
       "  --clients-per-round N cohort size (default: every client)\n"
       "  --fraction F          cohort as a fraction of clients, 0 < F <= 1\n"
       "  --local-epochs N      local passes per round for --algo grad (1)\n"
@@ -865,8 +866,20 @@ fri_sim_config_resolve(fri_sim_config *c, const fri_sim_pop *p)
     int partial = fri_sim_cohort_size(c, eligible) < eligible;
     if (c->algo_auto && c->implicit && partial) {
         // iALS with partial cohorts: its per-round statistics masked
-        // (SPEC S1c), private by default like the explicit profile.
+        // (SPEC S1c), private by default like the explicit profile, and
+        // carried across rounds (fri_agg_config.stats_forget); enough
+        // rounds for every device to report about twice (chosen on the
+        // leave-last-out validation item: docs/BENCHMARKS.md, "Implicit
+        // feedback with partial cohorts").
         private_default(c, eligible);
+        if (!c->rounds_set) {
+            double per = (double) eligible /
+                         (double) fri_sim_cohort_size(c, eligible);
+            double r   = ceil(2.0 * per);
+            r          = r < (double) c->rounds ? (double) c->rounds : r;
+            c->rounds  = r > FRI_SIM_IALS_MAX_ROUNDS ? FRI_SIM_IALS_MAX_ROUNDS
+                                                     : (uint32_t) r;
+        }
     }
     if (!c->algo_auto || c->algo != FRI_SIM_VBMF) {
         robust_effective(c);

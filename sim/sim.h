@@ -40,6 +40,9 @@ typedef enum fri_sim_algo {
 #define FRI_SIM_VBMF_ROUNDS 16
 // Rounds of the partial-cohort default (VBMF, latest statistics).
 #define FRI_SIM_LATEST_ROUNDS 60
+// iALS with partial cohorts runs about two reports per device, at most
+// this many rounds.
+#define FRI_SIM_IALS_MAX_ROUNDS 100u
 
 typedef enum fri_sim_server_opt {
     FRI_SIM_OPT_SGD = 0,
@@ -213,7 +216,10 @@ void fri_sim_pop_free(fri_sim_pop *p);
 // the sum of every device's latest statistics (fri_agg_config.stats_latest,
 // FRI_SIM_LATEST_ROUNDS rounds unless --rounds, masked with SecAgg+ unless
 // --secure-agg is given), or with --stats-latest 0 (or poisoning) ALS with
-// carried item statistics (fri_agg_config.stats_forget).
+// carried item statistics (fri_agg_config.stats_forget). Implicit feedback
+// with partial cohorts: iALS with carried statistics, masked, for
+// ceil(2 / cohort share) rounds (at most FRI_SIM_IALS_MAX_ROUNDS) unless
+// --rounds.
 void fri_sim_config_resolve(fri_sim_config *c, const fri_sim_pop *p);
 // Clients per round out of n_eligible (those with training ratings):
 // --clients-per-round, or --fraction rounded up, within [1, n_eligible].

@@ -436,6 +436,68 @@ Test(sim, implicit_over_inproc_matches_reference)
               a.s.last.hr10, a.s.ref_hr10);
 }
 
+// Implicit feedback with partial cohorts: iALS with carried statistics for
+// ceil(2 / cohort share) rounds lands near every device in every round;
+// each round's cohort alone (--stats-forget 1) does not.
+static double
+implicit_hr(const char *const *extra, int n_extra, uint32_t *rounds,
+            float *forget)
+{
+    fri_sim_config c;
+    result         a;
+    fri_sim_pop    pop;
+    char           err[512] = "";
+    const char    *argv[12] = {"fedrec-sim", "--loss", "implicit",
+                               "--secure-agg", "off"};
+    int            argc = 5, help = 0;
+    for (int i = 0; i < n_extra; i++) {
+        argv[argc++] = extra[i];
+    }
+    fri_sim_config_init(&c);
+    cr_assert_eq(fri_sim_parse_args(&c, argc, (char **) argv, &help, err,
+                                    sizeof(err)),
+                 FR_OK, "%s", err);
+    cr_assert_eq(fri_synth_config_parse(&c.synth,
+                                        "users=400,items=300,density=0.05,"
+                                        "seed=5",
+                                        err, sizeof(err)),
+                 FR_OK, "%s", err);
+    c.threads   = 2;
+    c.progress  = 0;
+    c.transport = FRI_SIM_DIRECT;
+    memset(&a, 0, sizeof(a));
+    cr_assert_eq(fri_sim_pop_load(&pop, &c, err, sizeof(err)), FR_OK, "%s",
+                 err);
+    fri_sim_config_resolve(&c, &pop);
+    *rounds = c.rounds;
+    *forget = (float) c.stats_forget;
+    fri_sim_round *rs = calloc(c.rounds, sizeof *rs);
+    cr_assert_not_null(rs);
+    cr_assert_eq(fri_sim_run(&c, &pop, rs, &a.s, a.hash, NULL, NULL, err,
+                             sizeof(err)),
+                 FR_OK, "%s", err);
+    free(rs);
+    fri_sim_pop_free(&pop);
+    cr_assert_eq(a.s.last.failed, 0u);
+    return a.s.last.hr10;
+}
+
+Test(sim, implicit_partial_cohorts_carry_and_converge)
+{
+    uint32_t    r_full, r_part, r_alone;
+    float       f;
+    const char *part[]  = {"--fraction", "0.05"};
+    const char *alone[] = {"--fraction", "0.05", "--stats-forget", "1",
+                           "--rounds", "40"};
+    double      full = implicit_hr(NULL, 0, &r_full, &f);
+    double      hp   = implicit_hr(part, 2, &r_part, &f);
+    cr_assert_eq(r_part, 40u, "ceil(2 / 0.05) rounds, got %u", r_part);
+    cr_assert_eq(f, 0.0f, "the default: the cohort's share");
+    double ha = implicit_hr(alone, 6, &r_alone, &f);
+    cr_assert(hp >= full - 0.04, "carried %f vs full %f", hp, full);
+    cr_assert(ha < hp - 0.03, "each round alone %f vs carried %f", ha, hp);
+}
+
 // Without --algo, explicit ratings run VBMF; with partial cohorts on the
 // sum of every device's latest statistics under secure aggregation
 // (SecAgg+; --secure-agg off opts out), or with --stats-latest 0 ALS with
