@@ -81,6 +81,8 @@ fri_secagg_quantize(uint32_t *out, const float *in, size_t n, float clip,
         double q;
         if (rng == NULL) {
             q = v >= 0.0 ? floor(v + 0.5) : -floor(-v + 0.5);
+        } else if (v == 0.0) {
+            q = 0.0; // floor(0 + u) for any u in [0, 1): no draw needed
         } else {
             q = floor(v + fri_rng_uniform(rng));
         }

@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 #include <stdlib.h>
+#include <string.h>
 
 // x^16 + x^12 + x^3 + x + 1, a primitive polynomial.
 #define GF16_POLY 0x1100Bu
@@ -69,6 +70,32 @@ mul_by_table(uint16_t a, const uint16_t tab[16])
     return r;
 }
 
+// acc[e] *= c for n <= SPLIT_LANES elements, c PUBLIC: the xor of
+// acc * x^j over the set bits j of c, the doubling masked (acc is
+// secret). Lanes side by side, so the compiler vectorizes the element
+// loops; c's highest bit bounds the doublings (the evaluation points are
+// small).
+#define SPLIT_LANES 16
+static void
+mul_pub_lanes(uint16_t *acc, size_t n, uint16_t c)
+{
+    uint16_t r[SPLIT_LANES] = { 0 };
+    for (int j = 0; j < 16 && (c >> j) != 0; j++) {
+        if ((c >> j) & 1u) {
+            for (size_t e = 0; e < n; e++) {
+                r[e] ^= acc[e];
+            }
+        }
+        for (size_t e = 0; e < n; e++) {
+            uint16_t top = (uint16_t)(0u - (unsigned)(acc[e] >> 15));
+            acc[e]       = (uint16_t)((uint16_t)(acc[e] << 1)
+                ^ ((uint16_t)GF16_POLY & top));
+        }
+    }
+    memcpy(acc, r, n * sizeof *acc);
+    sodium_memzero(r, sizeof r);
+}
+
 static void
 fill_random(uint8_t *buf, size_t len, fri_rng *rng)
 {
@@ -124,17 +151,26 @@ fri_shamir_split_at(uint8_t *shares_out, size_t shares_cap, const uint32_t *xs,
         }
         fill_random(coef, n_coef * len, rng);
     }
+    const size_t n_el = len / 2;
     for (size_t i = 0; i < count; i++) {
-        uint16_t tab[16];
-        mul_table(tab, (uint16_t)xs[i]);
-        for (size_t e = 0; e < len; e += 2) {
+        const uint16_t x = (uint16_t)xs[i];
+        for (size_t b = 0; b < n_el; b += SPLIT_LANES) {
+            size_t   n = n_el - b < SPLIT_LANES ? n_el - b : SPLIT_LANES;
+            uint16_t acc[SPLIT_LANES] = { 0 };
             // Horner: ((a_{t-1} x + a_{t-2}) x + ...) x + a_0.
-            uint16_t acc = 0;
             for (size_t k = n_coef; k > 0; k--) {
-                acc = mul_by_table(acc, tab) ^ get16(coef + (k - 1) * len + e);
+                mul_pub_lanes(acc, n, x);
+                const uint8_t *a = coef + (k - 1) * len + 2 * b;
+                for (size_t e = 0; e < n; e++) {
+                    acc[e] ^= get16(a + 2 * e);
+                }
             }
-            acc = mul_by_table(acc, tab) ^ get16(secret + e);
-            put16(shares_out + i * len + e, acc);
+            mul_pub_lanes(acc, n, x);
+            for (size_t e = 0; e < n; e++) {
+                put16(shares_out + i * len + 2 * (b + e),
+                    acc[e] ^ get16(secret + 2 * (b + e)));
+            }
+            sodium_memzero(acc, sizeof acc);
         }
     }
     if (coef != NULL) {
