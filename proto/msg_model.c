@@ -175,6 +175,19 @@ i8c_scale(const float *row, uint32_t k, uint16_t *h, float *scale)
     return !f16_ok(s);
 }
 
+// The row's k values as int8 steps of scale (round to nearest, clamped
+// to +-127); returns the byte after them.
+static uint8_t *
+put_i8_row(uint8_t *p, const float *row, uint32_t k, float scale)
+{
+    for (uint32_t j = 0; j < k; j++) {
+        long q = scale > 0.0f ? lrintf(row[j] / scale) : 0;
+        q      = q > 127 ? 127 : (q < -127 ? -127 : q);
+        *p++   = (uint8_t) (int8_t) q;
+    }
+    return p;
+}
+
 // Largest exponent of an I8C variance code (R37): e^88 < FLT_MAX.
 #define VAR_LOG_MAX 88.0
 
@@ -323,12 +336,7 @@ fri_model_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
             float    scale;
             (void) i8c_scale(row, m->k, &h, &scale); // checked above
             fri_put16(p, h);
-            p += 2;
-            for (uint32_t j = 0; j < m->k; j++) {
-                long q = scale > 0.0f ? lrintf(row[j] / scale) : 0;
-                q = q > 127 ? 127 : (q < -127 ? -127 : q);
-                *p++ = (uint8_t) (int8_t) q;
-            }
+            p = put_i8_row(p + 2, row, m->k, scale);
             break;
         }
         default: { // FRI_MENC_I8: symmetric per-row scale
@@ -339,12 +347,7 @@ fri_model_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
             }
             float scale = mx / 127.0f;
             fri_putf32(p, scale);
-            p += 4;
-            for (uint32_t j = 0; j < m->k; j++) {
-                long q = scale > 0.0f ? lrintf(row[j] / scale) : 0;
-                q = q > 127 ? 127 : (q < -127 ? -127 : q);
-                *p++ = (uint8_t) (int8_t) q;
-            }
+            p = put_i8_row(p + 4, row, m->k, scale);
             break;
         }
         }
