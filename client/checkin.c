@@ -24,6 +24,7 @@
 #include "checkin_sa.h"
 #include "msg.h"
 #include "msg_secagg.h"
+#include "wire.h"
 
 // Capabilities this client implements.
 #define CLIENT_CAPS                                                         \
@@ -258,12 +259,24 @@ checkin_start(fr_client *c, uint64_t now_ms, int model_only)
     return FR_OK;
 }
 
-// Seals the plain frame at dst + FRI_SEAL_HEADROOM in place.
+// Seals the plain frame at dst + FRI_SEAL_HEADROOM in place. A masked
+// UPDATE (values FIXED: one-time padded by secure aggregation) is only
+// authenticated when the aggregator announced it takes that (SPEC 6.3,
+// R38): encrypting a uniformly random vector again protects nothing and
+// is the largest AEAD pass of the round.
 static fr_err
 seal_out(fr_client *c, uint8_t *dst, size_t dst_cap, size_t plain_len,
          size_t *dst_len)
 {
-    fr_err err = fri_seal(c->session->sess, dst, dst_cap, plain_len, dst_len);
+    const uint8_t *f    = dst + FRI_SEAL_HEADROOM;
+    int            bare = plain_len > FRI_HDR_LEN + 10 &&
+               fri_get16(f + 6) == FRI_T_UPDATE &&
+               f[FRI_HDR_LEN + 10] == FRI_VAL_FIXED &&
+               (fri_session_peer_caps(c->session->sess) &
+                FRI_CAP_CLEAR_MASKED) != 0;
+    fr_err err = (bare ? fri_seal_clear : fri_seal)(c->session->sess, dst,
+                                                    dst_cap, plain_len,
+                                                    dst_len);
     if (err == FR_OK) {
         c->info.bytes_up += *dst_len;
     }

@@ -461,9 +461,20 @@ fri_frame_sid(uint8_t sid[FRI_SID_BYTES], const uint8_t *frame,
     return FR_OK;
 }
 
-fr_err
-fri_seal(fri_session *s, uint8_t *buf, size_t buf_cap, size_t plain_len,
-         size_t *out_len)
+// Whether an inner frame (type, body) is a masked UPDATE: values FIXED,
+// the one-time-padded vector of secure aggregation (R38).
+static int
+masked_update(uint16_t type, const uint8_t *body, size_t body_len)
+{
+    return type == FRI_T_UPDATE && body_len > 10 &&
+           body[10] == FRI_VAL_FIXED;
+}
+
+// fri_seal and fri_seal_clear: clear authenticates the body (AD) and
+// encrypts nothing.
+static fr_err
+seal_in_place(fri_session *s, uint8_t *buf, size_t buf_cap, size_t plain_len,
+              size_t *out_len, int clear)
 {
     fri_hdr h;
     if (buf == NULL || plain_len > SIZE_MAX - FRI_SEAL_OVERHEAD ||
@@ -474,6 +485,10 @@ fri_seal(fri_session *s, uint8_t *buf, size_t buf_cap, size_t plain_len,
     if (e != FR_OK || (h.flags & FRI_F_SEALED) != 0) {
         return FR_EINVAL;
     }
+    if (clear && !masked_update(h.type, buf + FRI_SEAL_HEADROOM + FRI_HDR_LEN,
+                                h.body_len)) {
+        return FR_EINVAL; // everything else stays confidential
+    }
     if ((size_t) h.body_len + FRI_SEAL_OVERHEAD >
         FRI_MAX_FRAME - FRI_HDR_LEN) {
         return FR_ETOOBIG;
@@ -482,22 +497,45 @@ fri_seal(fri_session *s, uint8_t *buf, size_t buf_cap, size_t plain_len,
         return FR_ESTATE; // R23: never reuse a nonce
     }
     uint64_t ctr = s->tx_ctr + 1;
-    h.flags |= FRI_F_SEALED;
+    h.flags |= FRI_F_SEALED | (clear ? FRI_F_CLEAR : 0u);
     size_t body = h.body_len;
     h.body_len = (uint32_t) (body + FRI_SEAL_OVERHEAD);
     // The plain header at buf+16 has been parsed; overwrite it with
-    // sid | ctr. The body stays where it is and is encrypted in place.
+    // sid | ctr. The body stays where it is and is encrypted in place
+    // (clear: authenticated as it stands, header and body as the AD).
     fri_hdr_put(buf, &h);
     memcpy(buf + 16, s->sid, FRI_SID_BYTES);
     fri_put64(buf + 24, ctr);
     uint8_t nonce[NONCEBYTES];
     make_nonce(nonce, s->tx_dir, s->sid, ctr);
-    crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
-        buf + 32, buf + 32 + body, NULL, buf + 32, body, buf, 32, NULL, nonce,
-        s->tx_key);
+    if (clear) {
+        // Empty message (a valid pointer, nothing written): the tag is
+        // over the AD alone.
+        crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
+            buf + 32, buf + 32 + body, NULL, buf + 32, 0, buf, 32 + body,
+            NULL, nonce, s->tx_key);
+    } else {
+        crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
+            buf + 32, buf + 32 + body, NULL, buf + 32, body, buf, 32, NULL,
+            nonce, s->tx_key);
+    }
     s->tx_ctr = ctr;
     *out_len = plain_len + FRI_SEAL_OVERHEAD;
     return FR_OK;
+}
+
+fr_err
+fri_seal(fri_session *s, uint8_t *buf, size_t buf_cap, size_t plain_len,
+         size_t *out_len)
+{
+    return seal_in_place(s, buf, buf_cap, plain_len, out_len, 0);
+}
+
+fr_err
+fri_seal_clear(fri_session *s, uint8_t *buf, size_t buf_cap,
+               size_t plain_len, size_t *out_len)
+{
+    return seal_in_place(s, buf, buf_cap, plain_len, out_len, 1);
 }
 
 fr_err
@@ -533,18 +571,26 @@ fri_open(fri_session *s, uint8_t *frame, size_t frame_len,
     if (ctr <= s->rx_ctr) {
         return FR_EREPLAY; // R22
     }
-    size_t  body = (size_t) h.body_len - FRI_SEAL_OVERHEAD;
+    size_t    body  = (size_t) h.body_len - FRI_SEAL_OVERHEAD;
+    const int clear = (h.flags & FRI_F_CLEAR) != 0;
+    if (clear && !masked_update(h.type, frame + 32, body)) {
+        return FR_EPROTO; // R38: only a masked UPDATE travels clear
+    }
     uint8_t nonce[NONCEBYTES];
     make_nonce(nonce, s->rx_dir, s->sid, ctr);
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
-            frame + 32, NULL, frame + 32, body, frame + 32 + body, frame, 32,
-            nonce, s->rx_key) != 0) {
+    int bad = clear ? crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
+                          frame + 32, NULL, frame + 32, 0, frame + 32 + body,
+                          frame, 32 + body, nonce, s->rx_key)
+                    : crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
+                          frame + 32, NULL, frame + 32, body,
+                          frame + 32 + body, frame, 32, nonce, s->rx_key);
+    if (bad != 0) {
         return FR_ECRYPTO; // R21
     }
     s->rx_ctr = ctr;
     s->confirmed = 1;
     // Rebuild the plain header in front of the plaintext body.
-    h.flags &= ~FRI_F_SEALED;
+    h.flags &= ~(FRI_F_SEALED | FRI_F_CLEAR);
     h.body_len = (uint32_t) body;
     fri_hdr_put(frame + 16, &h);
     *plain = frame + 16;

@@ -137,6 +137,13 @@ FR_NODISCARD fr_err fri_frame_sid(uint8_t sid[FRI_SID_BYTES],
 // FR_ESTATE when the send counter is exhausted.
 FR_NODISCARD fr_err fri_seal(fri_session *s, uint8_t *buf, size_t buf_cap,
                              size_t plain_len, size_t *out_len);
+// Seals in place like fri_seal but authenticates without encrypting (SPEC
+// 6.3, R38): only for a masked UPDATE (values FIXED), whose vector is
+// one-time padded already; FR_EINVAL for any other frame. Send it only to
+// a peer whose WELCOME has FRI_CAP_CLEAR_MASKED.
+FR_NODISCARD fr_err fri_seal_clear(fri_session *s, uint8_t *buf,
+                                   size_t buf_cap, size_t plain_len,
+                                   size_t *out_len);
 // Same, copying plain (e.g. a signed MODEL shared by many sessions) into
 // dst, which needs plain_len + FRI_SEAL_OVERHEAD bytes.
 FR_NODISCARD fr_err fri_seal_copy(fri_session *s, uint8_t *dst,

@@ -35,8 +35,9 @@ fri_hdr_get(fri_hdr *h, const uint8_t *src, size_t src_len)
     if (h->major != FRI_PROTO_MAJOR) {
         return FR_EVERSION; // R2
     }
-    if ((h->flags & ~FRI_F_DEFINED) != 0) {
-        return FR_EPROTO; // R4
+    if ((h->flags & ~FRI_F_DEFINED) != 0 ||
+        (h->flags & (FRI_F_SEALED | FRI_F_CLEAR)) == FRI_F_CLEAR) {
+        return FR_EPROTO; // R4: CLEAR only with SEALED
     }
     if ((size_t) h->body_len > FRI_MAX_FRAME - FRI_HDR_LEN) {
         return FR_ETOOBIG; // R6

@@ -64,7 +64,10 @@ enum {
 // ---- Header flags (R4: undefined bits must be zero) --------------------
 
 #define FRI_F_SEALED 0x00000001u // body is [session id|counter|ct|tag]
-#define FRI_F_DEFINED (FRI_F_SEALED)
+// With SEALED: the body is authenticated, not encrypted (a masked UPDATE
+// only: it is one-time padded already; SPEC 6.3, R38).
+#define FRI_F_CLEAR 0x00000002u
+#define FRI_F_DEFINED (FRI_F_SEALED | FRI_F_CLEAR)
 
 typedef struct fri_hdr {
     uint8_t  major;
@@ -107,6 +110,8 @@ FR_NODISCARD fr_err fri_frame_check(fri_hdr *h, const uint8_t *src,
 #define FRI_CAP_IALS 0x0080u
 #define FRI_CAP_VBMF 0x0100u
 #define FRI_CAP_EDGE_CRED 0x0200u // HELLO: accepts an edge credential (§6.1.1)
+// WELCOME: masked UPDATEs may come sealed CLEAR (§6.3, R38).
+#define FRI_CAP_CLEAR_MASKED 0x0400u
 
 // CHECKIN flags. MODEL_ONLY: the device only wants the current model (to
 // recommend or to evaluate it) and will send no update; the aggregator

@@ -491,3 +491,116 @@ Test(proto_channel, edge_credential_lets_a_root_pinned_client_in)
     fri_identity_wipe(&other);
     fri_identity_wipe(&cli);
 }
+
+// ---- CLEAR: a masked UPDATE authenticated, not encrypted (R38) -------------
+
+static size_t
+plain_fixed(uint8_t *buf, size_t cap)
+{
+    fri_update u = sample_update_fixed();
+    size_t     n;
+    cr_assert_eq(fri_update_encode(buf + FRI_SEAL_HEADROOM,
+                                   cap - FRI_SEAL_HEADROOM, &n, &u),
+                 FR_OK);
+    return n;
+}
+
+Test(proto_channel, R38_clear_masked_update_round_trip)
+{
+    pair p;
+    setup(&p);
+    uint8_t buf[1024], plain[1024];
+    size_t  n = plain_fixed(buf, sizeof buf), sl;
+    memcpy(plain, buf + FRI_SEAL_HEADROOM, n);
+    cr_assert_eq(fri_seal_clear(p.c, buf, sizeof buf, n, &sl), FR_OK);
+    cr_assert_eq(sl, n + FRI_SEAL_OVERHEAD);
+    fri_hdr h;
+    cr_assert_eq(fri_frame_check(&h, buf, sl), FR_OK);
+    cr_assert_eq(h.flags, FRI_F_SEALED | FRI_F_CLEAR);
+    // The body travels as it is (the masked vector is one-time padded).
+    cr_assert_eq(memcmp(buf + 32, plain + FRI_HDR_LEN, n - FRI_HDR_LEN), 0);
+    uint8_t copy[1024];
+    memcpy(copy, buf, sl);
+    const uint8_t *pl;
+    size_t         pn;
+    cr_assert_eq(fri_open(p.s, buf, sl, &pl, &pn), FR_OK);
+    cr_assert_eq(pn, n);
+    cr_assert_eq(memcmp(pl, plain, n), 0, "the plain frame comes back");
+    cr_assert_eq(fri_open(p.s, copy, sl, &pl, &pn), FR_EREPLAY);
+    teardown(&p);
+}
+
+Test(proto_channel, R38_clear_is_refused_for_anything_but_a_masked_update)
+{
+    pair p;
+    setup(&p);
+    uint8_t buf[1024];
+    size_t  n, sl;
+    // The sealing side: an F32 update, an ACK.
+    fri_update u = sample_update_als();
+    cr_assert_eq(fri_update_encode(buf + FRI_SEAL_HEADROOM,
+                                   sizeof buf - FRI_SEAL_HEADROOM, &n, &u),
+                 FR_OK);
+    cr_assert_eq(fri_seal_clear(p.c, buf, sizeof buf, n, &sl), FR_EINVAL);
+    fri_ack a = sample_ack();
+    cr_assert_eq(fri_ack_encode(buf + FRI_SEAL_HEADROOM,
+                                sizeof buf - FRI_SEAL_HEADROOM, &n, &a),
+                 FR_OK);
+    cr_assert_eq(fri_seal_clear(p.s, buf, sizeof buf, n, &sl), FR_EINVAL);
+    // The opening side: CLEAR set on an encrypted F32 update is refused
+    // before any key is used, and on an encrypted masked one the tag
+    // fails or its ciphertext is no masked update (the flag is
+    // authenticated either way).
+    size_t  m = sealed_update(p.c, buf, sizeof buf, 1);
+    uint8_t f[1024];
+    memcpy(f, buf, m);
+    f[8] |= FRI_F_CLEAR;
+    const uint8_t *pl;
+    size_t         pn;
+    cr_assert_eq(fri_open(p.s, f, m, &pl, &pn), FR_EPROTO);
+    n = plain_fixed(buf, sizeof buf);
+    cr_assert_eq(fri_seal(p.c, buf, sizeof buf, n, &sl), FR_OK);
+    memcpy(f, buf, sl);
+    f[8] |= FRI_F_CLEAR;
+    fr_err e = fri_open(p.s, f, sl, &pl, &pn);
+    cr_assert(e == FR_ECRYPTO || e == FR_EPROTO, "%s", fr_errname(e));
+    // ... and a CLEAR frame with the flag stripped does not open either.
+    n = plain_fixed(buf, sizeof buf);
+    cr_assert_eq(fri_seal_clear(p.c, buf, sizeof buf, n, &sl), FR_OK);
+    memcpy(f, buf, sl);
+    f[8] &= (uint8_t) ~FRI_F_CLEAR;
+    cr_assert_eq(fri_open(p.s, f, sl, &pl, &pn), FR_ECRYPTO);
+    // Nothing above changed the session: the CLEAR frame still opens.
+    cr_assert_eq(fri_open(p.s, buf, sl, &pl, &pn), FR_OK);
+    // R4: CLEAR without SEALED is refused by every decoder.
+    n = plain_fixed(buf, sizeof buf);
+    uint8_t *plainf = buf + FRI_SEAL_HEADROOM;
+    plainf[8] |= FRI_F_CLEAR;
+    fri_update d;
+    cr_assert_eq(fri_update_decode(&d, plainf, n), FR_EPROTO);
+    teardown(&p);
+}
+
+Test(proto_channel, R38_clear_tampered_any_byte_fails)
+{
+    pair p;
+    setup(&p);
+    uint8_t orig[1024], buf[1024];
+    size_t  n = plain_fixed(orig, sizeof orig), sl;
+    cr_assert_eq(fri_seal_clear(p.c, orig, sizeof orig, n, &sl), FR_OK);
+    for (size_t i = 0; i < sl; i++) {
+        memcpy(buf, orig, sl);
+        buf[i] ^= 0x01;
+        const uint8_t *pl;
+        size_t         pn;
+        fr_err         e = fri_open(p.s, buf, sl, &pl, &pn);
+        cr_assert_neq(e, FR_OK, "byte %zu", i);
+        if (i >= 32 && i != 32 + 10) { // vtype: no longer a masked update
+            cr_assert_eq(e, FR_ECRYPTO, "byte %zu", i);
+        }
+    }
+    const uint8_t *pl;
+    size_t         pn;
+    cr_assert_eq(fri_open(p.s, orig, sl, &pl, &pn), FR_OK);
+    teardown(&p);
+}
