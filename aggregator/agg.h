@@ -596,6 +596,9 @@ typedef struct fri_agg_metrics {
     // Buffered mode (appended): the sum over accepted reports of their
     // staleness (versions behind the model they were added to).
     uint64_t staleness_sum;
+    // Masked UPDATEs that arrived sealed CLEAR (authenticated, not
+    // encrypted: SPEC 6.3, R38), appended.
+    uint64_t clear_frames;
 } fri_agg_metrics;
 
 void fri_agg_metrics_get(fri_agg *a, fri_agg_metrics *m);

@@ -234,6 +234,7 @@ typedef struct fri_counters {
     atomic_uint_fast64_t ckpt_failures;  // checkpoint writes that failed
     atomic_uint_fast64_t items_skipped;  // item solves that failed
     atomic_uint_fast64_t staleness_sum;  // buffered: of accepted reports
+    atomic_uint_fast64_t clear_frames;   // masked UPDATEs opened CLEAR
 } fri_counters;
 
 // A tree of aggregators (tree.h), under rs.mtx. Edge: waiting is set

@@ -558,6 +558,9 @@ dispatch(fri_agg *a, uint64_t now_ms, const uint8_t *req, uint8_t *mut,
     rv = fri_open(e->s, mut, req_len, &plain, &plain_len);
     int drop   = 0;
     int authed = rv == FR_OK;
+    if (authed && (h.flags & FRI_F_CLEAR) != 0) {
+        atomic_fetch_add(&a->ctr.clear_frames, 1);
+    }
     if (rv != FR_OK) {
         fri_agg_reject_count(a, rv == FR_EREPLAY   ? FRI_REJ_REPLAY
                                 : rv == FR_ECRYPTO ? FRI_REJ_CRYPTO

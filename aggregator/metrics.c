@@ -76,6 +76,7 @@ fri_agg_metrics_get(fri_agg *a, fri_agg_metrics *m)
     m->checkins         = atomic_load(&a->ctr.checkins);
     m->model_reads      = atomic_load(&a->ctr.model_reads);
     m->staleness_sum    = atomic_load(&a->ctr.staleness_sum);
+    m->clear_frames     = atomic_load(&a->ctr.clear_frames);
     m->updates_accepted = atomic_load(&a->ctr.accepted);
     for (int i = 0; i < FRI_REJ_COUNT_; i++) {
         m->rejected[i] = atomic_load(&a->ctr.rejected[i]);
@@ -146,6 +147,9 @@ fri_agg_metrics_prometheus(const fri_agg_metrics *m, char *dst,
     G("fedrec_staleness_sum_total",
       "Buffered mode: summed staleness (versions) of accepted updates.",
       "counter", m->staleness_sum);
+    G("fedrec_clear_frames_total",
+      "Masked updates sealed CLEAR (authenticated, not re-encrypted).",
+      "counter", m->clear_frames);
     bad |= app(dst, dst_cap, &len,
                "# HELP fedrec_updates_rejected_total Requests refused, by "
                "reason.\n# TYPE fedrec_updates_rejected_total counter\n");
@@ -221,7 +225,7 @@ fri_agg_metrics_json(const fri_agg_metrics *m, char *dst, size_t dst_cap,
                "\"clients_seen_total\":%llu,\"checkins_total\":%llu,"
                "\"model_reads_total\":%llu,"
                "\"updates_accepted_total\":%llu,"
-               "\"staleness_sum_total\":%llu,"
+               "\"staleness_sum_total\":%llu,\"clear_frames_total\":%llu,"
                "\"updates_rejected_total\":{",
                (unsigned long long) m->round, m->round_open ? "true" : "false",
                (unsigned long long) m->model_version,
@@ -231,7 +235,8 @@ fri_agg_metrics_json(const fri_agg_metrics *m, char *dst, size_t dst_cap,
                (unsigned long long) m->checkins,
                (unsigned long long) m->model_reads,
                (unsigned long long) m->updates_accepted,
-               (unsigned long long) m->staleness_sum);
+               (unsigned long long) m->staleness_sum,
+               (unsigned long long) m->clear_frames);
     for (int i = 0; i < FRI_REJ_COUNT_; i++) {
         bad |= app(dst, dst_cap, &len, "%s\"%s\":%llu", i ? "," : "",
                    reject_names[i], (unsigned long long) m->rejected[i]);

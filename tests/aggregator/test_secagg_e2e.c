@@ -147,6 +147,13 @@ secure_vs_plain(const uint8_t *vanish)
     }
     fri_agg_metrics m;
     fri_agg_metrics_get(s->a, &m);
+    // Every masked input came authenticated, not re-encrypted (R38; the
+    // vanishing members vanish after theirs); no plain update did.
+    cr_assert_eq(m.clear_frames, (uint64_t) NU, "clear frames %llu",
+                 (unsigned long long) m.clear_frames);
+    fri_agg_metrics mp;
+    fri_agg_metrics_get(p->a, &mp);
+    cr_assert_eq(mp.clear_frames, 0);
     cr_log_info("secure vs plain over the wire (%d vanished): max diff %.3g, "
                 "bytes in %llu out %llu",
                 nv, worst, (unsigned long long) m.bytes_in,
