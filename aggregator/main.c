@@ -81,8 +81,8 @@ main(int argc, char **argv)
     char line[512];
     snprintf(line, sizeof(line),
              "msg=\"aggregator starting\" listen=\"%s\" items=%u k=%u "
-             "algo=%s loss=%s secure_agg=%s stats_latest=%d%s buffer=%u "
-             "max_staleness=%u public_key=%s%s",
+             "algo=%s loss=%s secure_agg=%s stats_latest=%d "
+             "stats_forget=%g%s buffer=%u max_staleness=%u public_key=%s%s",
              args.listen, args.cfg.n_items, args.cfg.k,
              args.cfg.algo == FRI_AGG_GRAD   ? "grad"
              : args.cfg.algo == FRI_AGG_VBMF ? "vbmf"
@@ -91,11 +91,21 @@ main(int argc, char **argv)
              args.cfg.secagg == FRI_AGG_SECAGG_PLUS   ? "plus"
              : args.cfg.secagg == FRI_AGG_SECAGG_FULL ? "full"
                                                       : "off",
-             args.cfg.stats_latest,
+             args.cfg.stats_latest, (double) args.cfg.stats_forget,
              args.private_default ? " default=private" : "", args.cfg.buffer,
              args.cfg.max_staleness, hex,
              args.key_path == NULL ? " identity=ephemeral" : "");
     log_stderr(NULL, FR_LOG_INFO, line);
+    if (args.cfg.implicit && args.cfg.clients_per_round > 0 &&
+        args.cfg.stats_forget >= 1.0f) {
+        // docs/BENCHMARKS.md, "Implicit feedback with partial cohorts".
+        log_stderr(NULL, FR_LOG_WARN,
+                   "msg=\"implicit feedback with bounded cohorts solves "
+                   "each round's items from that cohort alone; give "
+                   "--population N (or an --allow list) to carry the "
+                   "statistics at clients-per-round / N, or --stats-forget "
+                   "F\"");
+    }
     if (args.cfg.n_allow == 0) {
         log_stderr(NULL, FR_LOG_WARN,
                    "msg=\"open enrolment: no --allow list, any key may "

@@ -252,6 +252,37 @@ Test(agg_args, private_by_default)
     DEFAULTS(FRI_AGG_ALS, 0, FRI_AGG_SECAGG_OFF, 0, "--listen", "tcp://h:1",
         "--items", "50", "--clients-per-round", "3", "--loss", "implicit",
         "--secure-agg", "off");
+    // ... carried across rounds at the cohort's share when the population
+    // is known; --stats-forget sets the rate without leaving the profile.
+    {
+        const char *argv[] = { "fedrec-aggregator", "--listen", "tcp://h:1",
+            "--items", "50", "--clients-per-round", "10", "--loss",
+            "implicit", "--population", "200" };
+        fri_agg_args a;
+        char         err[256];
+        cr_assert_eq(fri_agg_args_parse(&a, 11, (char **) argv, err,
+                         sizeof(err)),
+            FR_OK, "%s", err);
+        cr_assert_float_eq(a.cfg.stats_forget, 0.05f, 1e-7f);
+        cr_assert_eq(a.private_default, 1);
+        fri_agg_args_free(&a);
+        const char *argv2[] = { "fedrec-aggregator", "--listen", "tcp://h:1",
+            "--items", "50", "--clients-per-round", "10", "--loss",
+            "implicit", "--stats-forget", "0.3" };
+        cr_assert_eq(fri_agg_args_parse(&a, 11, (char **) argv2, err,
+                         sizeof(err)),
+            FR_OK, "%s", err);
+        cr_assert_float_eq(a.cfg.stats_forget, 0.3f, 1e-7f);
+        cr_assert_eq(a.cfg.secagg, FRI_AGG_SECAGG_PLUS);
+        cr_assert_eq(a.private_default, 1);
+        fri_agg_args_free(&a);
+        // Unknown population: each round alone (logged at start-up).
+        cr_assert_eq(fri_agg_args_parse(&a, 9, (char **) argv, err,
+                         sizeof(err)),
+            FR_OK, "%s", err);
+        cr_assert_float_eq(a.cfg.stats_forget, 1.0f, 0);
+        fri_agg_args_free(&a);
+    }
     // Secure aggregation needs a bounded cohort of at least 2.
     DEFAULTS(FRI_AGG_ALS, 0, FRI_AGG_SECAGG_OFF, 0, "--listen", "tcp://h:1",
              "--items", "50");

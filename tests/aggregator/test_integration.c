@@ -805,7 +805,8 @@ Test(integration, ipc_rounds, .init = setup, .fini = teardown)
         found = strstr(line, "msg=\"aggregator starting\"") != NULL &&
                 strstr(line, "algo=vbmf") != NULL &&
                 strstr(line, "secure_agg=plus") != NULL &&
-                strstr(line, "stats_latest=1 default=private") != NULL;
+                strstr(line, "stats_latest=1 stats_forget=1 default=private") !=
+                    NULL;
     }
     fclose(f);
     cr_assert(found, "the aggregator did not start private; see %s", log);
