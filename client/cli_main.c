@@ -58,6 +58,11 @@ usage(FILE *f)
         "lower\n"
         "                        = less similar items; 0.7 is a mild "
         "setting)\n"
+        "  --recency H           implicit feedback: weigh each of your "
+        "interactions\n"
+        "                        2^(-r/H), r = your interactions newer "
+        "than it\n"
+        "                        (default 3; 0 = all alike)\n"
         "  --timeout-ms MS       per-request timeout (default 10000)\n"
         "  --json                machine-readable output\n"
         "  --help                this text\n"
@@ -80,6 +85,7 @@ typedef struct opts {
     long        top;
     int         explain;
     float       diverse; // MMR lambda; 1 = plain ranking
+    double      recency; // implicit user-fit half-life, interactions
     long        timeout_ms;
     int         json;
 } opts;
@@ -109,6 +115,7 @@ enum {
     OPT_TOP,
     OPT_EXPLAIN,
     OPT_DIVERSE,
+    OPT_RECENCY,
     OPT_TIMEOUT_MS,
     OPT_JSON,
 };
@@ -125,6 +132,7 @@ static const struct option long_opts[] = {
     {"top", required_argument, NULL, OPT_TOP},
     {"explain", no_argument, NULL, OPT_EXPLAIN},
     {"diverse", required_argument, NULL, OPT_DIVERSE},
+    {"recency", required_argument, NULL, OPT_RECENCY},
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
     {"json", no_argument, NULL, OPT_JSON},
     {"help", no_argument, NULL, 'h'},
@@ -150,6 +158,7 @@ parse_args(opts *o, int argc, char **argv)
     o->rounds     = 1;
     o->timeout_ms = 10000;
     o->diverse    = 1.0f;
+    o->recency    = -1.0; // the library's default
     opterr        = 0; // our own messages, without argv[0]'s path
     optind        = 1;
     int c;
@@ -179,6 +188,21 @@ parse_args(opts *o, int argc, char **argv)
                 return -1;
             }
             o->diverse = f;
+            break;
+        }
+        case OPT_RECENCY: {
+            char  *end = NULL;
+            errno      = 0;
+            double h   = strtod(v, &end);
+            if (errno != 0 || end == v || *end != '\0' || !(h >= 0.0) ||
+                !(h <= 1e6)) {
+                fprintf(stderr,
+                        "fedrec-client: --recency: '%s' is not a number in "
+                        "[0, 1e6]\n",
+                        v);
+                return -1;
+            }
+            o->recency = h;
             break;
         }
         case OPT_CONNECT:
@@ -386,6 +410,9 @@ main(int argc, char **argv)
     }
     fr_client_config cfg;
     fr_client_config_init(&cfg);
+    if (o.recency >= 0.0) {
+        cfg.recency_half_life = o.recency;
+    }
     if (o.server_key != NULL) {
         fri_pubkeys pk;
         fr_err      e = fri_pub_load(&pk, o.server_key);

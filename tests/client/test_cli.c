@@ -42,6 +42,9 @@ Test(client_cli, usage_errors_exit_2)
         "--rounds 0 --ratings f --user 1 --top 3 --diverse 1.5",
         "--rounds 0 --ratings f --user 1 --top 3 --diverse nan",
         "--rounds 0 --ratings f --user 1 --top 3 --diverse 0.5x",
+        "--rounds 0 --ratings f --user 1 --recency -1",
+        "--rounds 0 --ratings f --user 1 --recency 2e6",
+        "--rounds 0 --ratings f --user 1 --recency x",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(cmd, sizeof cmd, FR_TEST_RUN "'%s/fedrec-client' %s 2>/dev/null",
