@@ -373,3 +373,21 @@ Test(client, recency_half_life_out_of_range_is_refused)
         cr_assert_null(c);
     }
 }
+
+// Explanations of an implicit model refit without one interaction at a
+// time, each refit weighed by recency over the remaining history: the
+// newest (B) interactions explain a B item.
+Test(client, implicit_explanations_follow_recency)
+{
+    fr_client *c = recency_client(1.0, 1);
+    uint32_t   why[3];
+    float      w[3];
+    size_t     n = 0;
+    cr_assert_eq(fr_client_explain(c, 12, why, w, 3, &n), FR_OK, "%s",
+                 fr_client_errmsg(c));
+    cr_assert_eq(n, 3);
+    cr_assert(why[0] == 10 || why[0] == 11, "top reason %u", why[0]);
+    cr_assert(w[0] >= w[1] && w[1] >= w[2]);
+    cr_assert(w[0] > 0.0f);
+    fr_client_destroy(c);
+}
