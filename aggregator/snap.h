@@ -23,8 +23,8 @@ typedef struct fri_snap {
     // The same model encoded F16, I8 and I8C (SPEC 5.6, index
     // FRI_SNAP_ALT_*), each signed, when cfg.model_format may serve them
     // and the model fits the encoding; NULL otherwise.
-    uint8_t *alt[3];
-    size_t   alt_len[3];
+    uint8_t *alt[FRI_SNAP_ALTS];
+    size_t   alt_len[FRI_SNAP_ALTS];
 } fri_snap;
 
 // The frame of s to send a device whose GET_MODEL accepts the encodings

@@ -24,7 +24,6 @@
 #include "checkin_sa.h"
 #include "msg.h"
 #include "msg_secagg.h"
-#include "wire.h"
 
 // Capabilities this client implements.
 #define CLIENT_CAPS                                                         \
@@ -268,12 +267,9 @@ static fr_err
 seal_out(fr_client *c, uint8_t *dst, size_t dst_cap, size_t plain_len,
          size_t *dst_len)
 {
-    const uint8_t *f    = dst + FRI_SEAL_HEADROOM;
-    int            bare = plain_len > FRI_HDR_LEN + 10 &&
-               fri_get16(f + 6) == FRI_T_UPDATE &&
-               f[FRI_HDR_LEN + 10] == FRI_VAL_FIXED &&
-               (fri_session_peer_caps(c->session->sess) &
-                FRI_CAP_CLEAR_MASKED) != 0;
+    int bare = (fri_session_peer_caps(c->session->sess) &
+                FRI_CAP_CLEAR_MASKED) != 0 &&
+               fri_frame_is_masked_update(dst + FRI_SEAL_HEADROOM, plain_len);
     fr_err err = (bare ? fri_seal_clear : fri_seal)(c->session->sess, dst,
                                                     dst_cap, plain_len,
                                                     dst_len);

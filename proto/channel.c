@@ -470,6 +470,15 @@ masked_update(uint16_t type, const uint8_t *body, size_t body_len)
            body[10] == FRI_VAL_FIXED;
 }
 
+int
+fri_frame_is_masked_update(const uint8_t *frame, size_t frame_len)
+{
+    fri_hdr h;
+    return fri_frame_check(&h, frame, frame_len) == FR_OK &&
+           (h.flags & FRI_F_SEALED) == 0 &&
+           masked_update(h.type, frame + FRI_HDR_LEN, h.body_len);
+}
+
 // fri_seal and fri_seal_clear: clear authenticates the body (AD) and
 // encrypts nothing.
 static fr_err

@@ -137,6 +137,9 @@ FR_NODISCARD fr_err fri_frame_sid(uint8_t sid[FRI_SID_BYTES],
 // FR_ESTATE when the send counter is exhausted.
 FR_NODISCARD fr_err fri_seal(fri_session *s, uint8_t *buf, size_t buf_cap,
                              size_t plain_len, size_t *out_len);
+// Whether a plain frame is a masked UPDATE (values FIXED), the one frame
+// fri_seal_clear takes.
+int fri_frame_is_masked_update(const uint8_t *frame, size_t frame_len);
 // Seals in place like fri_seal but authenticates without encrypting (SPEC
 // 6.3, R38): only for a masked UPDATE (values FIXED), whose vector is
 // one-time padded already; FR_EINVAL for any other frame. Send it only to

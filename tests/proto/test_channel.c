@@ -537,10 +537,14 @@ Test(proto_channel, R38_clear_is_refused_for_anything_but_a_masked_update)
     uint8_t buf[1024];
     size_t  n, sl;
     // The sealing side: an F32 update, an ACK.
+    n = plain_fixed(buf, sizeof buf);
+    cr_assert(fri_frame_is_masked_update(buf + FRI_SEAL_HEADROOM, n));
+    cr_assert(!fri_frame_is_masked_update(buf + FRI_SEAL_HEADROOM, 20));
     fri_update u = sample_update_als();
     cr_assert_eq(fri_update_encode(buf + FRI_SEAL_HEADROOM,
                                    sizeof buf - FRI_SEAL_HEADROOM, &n, &u),
                  FR_OK);
+    cr_assert(!fri_frame_is_masked_update(buf + FRI_SEAL_HEADROOM, n));
     cr_assert_eq(fri_seal_clear(p.c, buf, sizeof buf, n, &sl), FR_EINVAL);
     fri_ack a = sample_ack();
     cr_assert_eq(fri_ack_encode(buf + FRI_SEAL_HEADROOM,
