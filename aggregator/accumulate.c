@@ -240,7 +240,8 @@ fri_agg_validate(const fri_agg *a, const fri_agg_update *u, int *bounds)
 static fr_err
 validate_shape(const fri_agg *a, const fri_agg_update *u)
 {
-    if (u == NULL || u->n > a->cfg.n_items || (u->n > 0 && u->items == NULL)) {
+    const uint32_t ni = fri_agg_n_items(a);
+    if (u == NULL || u->n > ni || (u->n > 0 && u->items == NULL)) {
         return FR_EPROTO;
     }
     if (u->rows_len != (size_t) u->n * a->d || (u->n > 0 && u->rows == NULL)) {
@@ -275,7 +276,7 @@ validate_shape(const fri_agg *a, const fri_agg_update *u)
     // Items in range and distinct (a repeated item would count twice).
     int sorted = 1;
     for (uint32_t j = 0; j < u->n; j++) {
-        if (u->items[j] >= a->cfg.n_items) {
+        if (u->items[j] >= ni) {
             return FR_EPROTO;
         }
         if (j > 0 && u->items[j] <= u->items[j - 1]) {

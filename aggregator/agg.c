@@ -13,6 +13,7 @@
 #include "accumulate.h"
 #include "bounds.h"
 #include "closer.h"
+#include "grow.h"
 #include "counters.h"
 #include "edge_sums.h"
 #include "journal.h"
@@ -200,13 +201,45 @@ open_round(fri_agg *a, uint64_t now_ms)
                 (unsigned long long) a->cfg.round_deadline_ms);
 }
 
+// A catalog growth asked for (grow.c) enters the model the closer just
+// committed, which no device has fetched yet; the secure round's vector
+// gets room first, so that the catalog and the vector change together.
+static void
+grow_catalog(fri_agg *a)
+{
+    const uint32_t n = fri_agg_grow_pending(a), n0 = a->cfg.n_items;
+    if (n == 0) {
+        return;
+    }
+    fr_err rv = fri_sa_reserve(a, n);
+    if (rv == FR_OK) {
+        rv = fri_agg_grow_apply(a, n);
+    }
+    fri_sa_fit(a);
+    if (rv != FR_OK) {
+        fri_agg_log(a, FR_LOG_WARN,
+                    "msg=\"catalog not grown yet, retried after the next "
+                    "round\" items=%u new_items=%u err=%s",
+                    n0, n, fr_errname(rv));
+        return;
+    }
+    fri_agg_log(a, FR_LOG_INFO,
+                "msg=\"catalog grown\" items=%u new_items=%u "
+                "model_version=%llu",
+                n0, n, (unsigned long long) a->model.version);
+}
+
 // Ends the round on the closer (act 1 close, 2 abandon; closer.c), then
 // opens the next one. The caller is the exclusive closer.
 static void
 finish_round(fri_agg *a, uint64_t now_ms, int act, const char *why)
 {
     if (act == 1) {
+        const uint64_t v0 = a->model.version;
         fri_closer_close(a);
+        if (a->model.version != v0) {
+            grow_catalog(a);
+        }
         if (a->rs.journal_fd >= 0) {
             // The buffer is in the checkpoint just written (or was
             // dropped with a refused model). A shutdown (abandon) keeps

@@ -56,6 +56,7 @@ typedef enum fri_agg_opt {
 
 // Transparent; fri_agg_config_init() fills the defaults. Pointers are
 // borrowed for fri_agg_create() only (everything is copied).
+#define FRI_AGG_MAX_ITEMS (1u << 24) // the catalog's largest size (wire's)
 #define FRI_AGG_CREDBYTES 136 // an edge credential (proto FRI_CRED_LEN)
 
 typedef struct fri_agg_config {
@@ -527,8 +528,19 @@ typedef void (*fri_agg_update_fn)(void *ctx,
                                   const fri_agg_update *u);
 void fri_agg_set_update_hook(fri_agg *a, fri_agg_update_fn fn, void *ctx);
 
-// Copies the current model (mu, bi: n_items, Q: n_items * k). Any output
-// pointer may be NULL.
+// A catalog that grows (README, "A catalog that grows"): asks
+// for n_items items. The closer extends the model after the next completed
+// round, before the round after it opens (new items start at the item
+// prior for VBMF, small random factors otherwise, zero bias); devices fetch
+// that larger model like any new version. FR_EINVAL (err says why) when
+// n_items is below the current or pending size or above FRI_MAX_ITEMS,
+// FR_ESTATE in a tree (root or edge). A restart keeps the larger of the
+// checkpoint's size and cfg.n_items. Thread-safe.
+FR_NODISCARD fr_err fri_agg_grow_items(fri_agg *a, uint32_t n_items,
+                                       char *err, size_t err_cap);
+
+// Copies the current model (mu, bi: n_items, Q: n_items * k; copies at
+// most bi_len / Q_len). Any output pointer may be NULL.
 void fri_agg_model_copy(fri_agg *a, float *mu, float *bi, size_t bi_len,
                         float *Q, size_t Q_len, uint64_t *version);
 
@@ -599,6 +611,10 @@ typedef struct fri_agg_metrics {
     // Masked UPDATEs that arrived sealed CLEAR (authenticated, not
     // encrypted: SPEC 6.3, R38), appended.
     uint64_t clear_frames;
+    // Catalog (appended): items of the served model's catalog, and the
+    // size asked for by fri_agg_grow_items and not applied yet (0 none).
+    uint32_t n_items;
+    uint32_t n_items_pending;
 } fri_agg_metrics;
 
 void fri_agg_metrics_get(fri_agg *a, fri_agg_metrics *m);

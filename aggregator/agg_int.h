@@ -22,10 +22,11 @@
 //                             secure round phases (report an outcome to
 //                             agg.c); the closer (close, abandon, frame);
 //                             the root's model installed at an edge
-//   2  accumulate.c solve.c snap.c config.c edge_sums.c
+//   2  accumulate.c solve.c snap.c config.c edge_sums.c grow.c
 //                             accumulators; model step; published model
 //                             (identity, signed frame, served arrays);
-//                             configuration checks; a tree's edge sums
+//                             configuration checks; a tree's edge sums;
+//                             the catalog's growth
 //   1  latest.c latest_sa.c robust.c ckpt.c metrics.c journal.c ledger.c
 //   0  carry.c bounds.c vbmf.c log.c errbuf.c keymap.c
 //
@@ -260,6 +261,10 @@ struct fri_agg {
     size_t         gram_len;   // floats in a client's Gram
     size_t         acc_len;    // floats in one item accumulator
 
+    // Catalog size asked for by fri_agg_grow_items, applied by the closer
+    // after the next completed round (grow.c); 0 = none. Under rs.mtx.
+    uint32_t     grow_to;
+
     fri_rounds   rs;     // round and cohort state (mtx)
     fri_model_state model;  // the model and its publication (rs.mtx)
     fri_dp_state dp;     // privacy accountant (rs.mtx)
@@ -277,5 +282,15 @@ struct fri_agg {
     struct fri_vb    *vb;     // VBMF state (vbmf.h), NULL for others
     struct fri_robust *robust; // robust.h, NULL when cfg.robust == 0
 };
+
+// The catalog size. It only grows, and only the closer (or create) changes
+// it, under rs.mtx and sums.acc_mtx after every per-item array has room
+// (grow.c): a thread that reads it without those locks sees the old or the
+// new count, and finds arrays at least that large under either lock.
+static inline uint32_t
+fri_agg_n_items(const fri_agg *a)
+{
+    return __atomic_load_n(&a->cfg.n_items, __ATOMIC_ACQUIRE);
+}
 
 #endif

@@ -71,7 +71,10 @@ static const char usage_state[] =
     "State:\n"
     "  --state DIR             checkpoint directory (resumes from it)\n"
     "Model:\n"
-    "  --items N               number of catalog items (required)\n"
+    "  --items N               number of catalog items (required); the\n"
+    "                          catalog only grows: SIGHUP re-reads items\n"
+    "                          from --config, a checkpoint's larger size\n"
+    "                          is kept\n"
     "  --k K                   latent factors (default 32)\n"
     "  --algo als|grad|vbmf    sufficient statistics + server solve,\n"
     "                          gradient FedAvg, or variational Bayes MF\n"
@@ -178,7 +181,8 @@ static const char usage_tail[]
       "                          mean and count (default on)\n"
       "Other:\n"
       "  --config FILE           'name = value' lines with the flag names\n"
-      "                          above; flags on the command line override\n"
+      "                          above; flags on the command line override;\n"
+      "                          SIGHUP re-reads its items (a larger catalog)\n"
       "  --log-level error|warn|info|debug  (default info)\n"
       "  --help                  this text\n"
       "\n"
@@ -207,6 +211,7 @@ fri_agg_args_free(fri_agg_args *a)
     free(a->upstream);
     free(a->upstream_key_path);
     free(a->edge_cred_path);
+    free(a->config_path);
     sodium_memzero(a->cfg.identity_seed, sizeof(a->cfg.identity_seed));
     memset(a, 0, sizeof(*a));
 }
@@ -617,6 +622,47 @@ load_config(fri_agg_args *a, const char *path, char *err, size_t cap)
     return fri_kv_file_read(path, "--config", config_line, a, err, cap);
 }
 
+typedef struct items_line {
+    uint32_t n;
+    int      seen;
+} items_line;
+
+static fr_err
+items_only(void *ctx, const char *name, const char *val, const char *where,
+           char *err, size_t cap)
+{
+    items_line *l = ctx;
+    uint64_t    u = 0;
+    if (strcmp(name, "items") != 0) {
+        return FR_OK;
+    }
+    if (parse_u64(val, UINT32_MAX, &u) != 0) {
+        fri_agg_seterr(err, cap, "%s: items wants an integer, got '%s'",
+                       where, val);
+        return FR_EINVAL;
+    }
+    l->n    = (uint32_t) u;
+    l->seen = 1;
+    return FR_OK;
+}
+
+fr_err
+fri_agg_args_config_items(const char *path, uint32_t *n_items, char *err,
+                          size_t err_cap)
+{
+    items_line l  = {0, 0};
+    fr_err     rv = fri_kv_file_read(path, "--config", items_only, &l, err,
+                                     err_cap);
+    if (rv == FR_OK && !l.seen) {
+        fri_agg_seterr(err, err_cap, "--config %s has no items line", path);
+        rv = FR_ENOENT;
+    }
+    if (rv == FR_OK) {
+        *n_items = l.n;
+    }
+    return rv;
+}
+
 static fr_err
 load_allow(fri_agg_args *a, char *err, size_t cap)
 {
@@ -861,7 +907,11 @@ fri_agg_args_parse(fri_agg_args *a, int argc, char **argv, char *err,
             int    is_config = strcmp(name, "config") == 0;
             fr_err rv        = FR_OK;
             if (pass == 0 && is_config) {
-                rv = load_config(a, optarg, err, err_cap);
+                free(a->config_path);
+                a->config_path = strdup(optarg);
+                rv = a->config_path == NULL
+                         ? FR_ENOMEM
+                         : load_config(a, optarg, err, err_cap);
             } else if (pass == 1 && !is_config) {
                 rv = apply(a, name, optarg, "command line", err, err_cap);
             }

@@ -30,6 +30,7 @@ typedef struct fri_agg_args {
     // bounded: the private default (VBMF on every device's latest
     // statistics, the deltas masked with SecAgg+) is in cfg.
     int            private_default;
+    char          *config_path; // --config FILE, re-read on SIGHUP
 } fri_agg_args;
 
 // The flags that choose the algorithm or the aggregation; naming any of
@@ -55,5 +56,13 @@ void fri_agg_args_free(fri_agg_args *a);
 
 // The --help text.
 void fri_agg_usage(FILE *f);
+
+// SIGHUP: the `items` line of the --config file (what main.c hands to
+// fri_agg_grow_items). FR_ENOENT when the file has none; FR_EINVAL or
+// FR_EIO (err says why) when it cannot be read or the value is not an
+// integer. Nothing else in the file is re-read.
+FR_NODISCARD fr_err fri_agg_args_config_items(const char *path,
+                                              uint32_t *n_items, char *err,
+                                              size_t err_cap);
 
 #endif

@@ -15,7 +15,6 @@
 #include "secagg_als.h"
 #include "secagg_ials.h"
 
-#define MAX_ITEMS_CFG (1u << 24)
 
 // ---- configuration --------------------------------------------------------
 
@@ -113,8 +112,8 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
     if (c == NULL) {
         BAD("no configuration");
     }
-    if (c->n_items == 0 || c->n_items > MAX_ITEMS_CFG) {
-        BAD("items must be in 1..%u (got %u)", MAX_ITEMS_CFG, c->n_items);
+    if (c->n_items == 0 || c->n_items > FRI_AGG_MAX_ITEMS) {
+        BAD("items must be in 1..%u (got %u)", FRI_AGG_MAX_ITEMS, c->n_items);
     }
     if (c->k == 0 || c->k > FRI_MF_MAX_K) {
         BAD("k must be in 1..%u (got %u)", FRI_MF_MAX_K, c->k);

@@ -23,6 +23,7 @@
 #include "dp.h"
 #include "edge_sums.h"
 #include "errbuf.h"
+#include "grow.h"
 #include "linalg.h"
 #include "log.h"
 #include "rng.h"
@@ -33,25 +34,6 @@
 #include "snap.h"
 #include "vbmf.h"
 
-static void
-fingerprint(fri_agg *a)
-{
-    uint8_t buf[32];
-    memset(buf, 0, sizeof(buf));
-    memcpy(buf, "fedrec-agg-1", 12);
-    uint32_t v[5] = {a->cfg.n_items, a->cfg.k, (uint32_t) a->cfg.algo,
-                     (uint32_t) a->cfg.implicit,
-                     a->cfg.algo == FRI_AGG_GRAD ? (uint32_t) a->cfg.server_opt
-                                                 : 0u};
-    for (int i = 0; i < 5; i++) {
-        buf[12 + 4 * i]     = (uint8_t) v[i];
-        buf[12 + 4 * i + 1] = (uint8_t) (v[i] >> 8);
-        buf[12 + 4 * i + 2] = (uint8_t) (v[i] >> 16);
-        buf[12 + 4 * i + 3] = (uint8_t) (v[i] >> 24);
-    }
-    crypto_generichash(a->fingerprint, sizeof(a->fingerprint), buf,
-                       sizeof(buf), NULL, 0);
-}
 
 static int
 cmp_key(const void *x, const void *y)
@@ -121,11 +103,15 @@ static int
 ckpt_check(void *ctx, const fri_ckpt *c, char *why, size_t why_cap)
 {
     const fri_agg *a = ctx;
-    if (c->n_items != a->cfg.n_items || c->k != a->cfg.k) {
+    if (c->k != a->cfg.k) {
         return 0;
     }
+    // The catalog only grows, so a checkpoint of another size is restored
+    // into the larger of the two (init_model); its own rows are checked.
+    fri_agg_config cc = a->cfg;
+    cc.n_items        = c->n_items;
     // mu 0 is the initial model's (no rating seen yet).
-    return fri_bounds_model(&a->cfg, c->mu, 0.0f, c->bi, c->Q, why, why_cap);
+    return fri_bounds_model(&cc, c->mu, 0.0f, c->bi, c->Q, why, why_cap);
 }
 
 static fr_err
@@ -199,8 +185,33 @@ init_model(fri_agg *a, char *err, size_t err_cap)
                                     "detail=\"%s\"",
                     why);
     }
-    if (memcmp(c.fingerprint, a->fingerprint, sizeof(c.fingerprint)) != 0 ||
-        c.n_items != a->cfg.n_items || c.k != a->cfg.k) {
+    // The catalog only grows (grow.c): a checkpoint with more items than
+    // --items is the catalog; one with fewer is restored into the first
+    // rows and the new items start as a running aggregator starts them.
+    if (c.n_items > a->cfg.n_items) {
+        fri_agg_log(a, FR_LOG_WARN,
+                    "msg=\"the checkpoint has more items than --items; the "
+                    "catalog only grows, its size is kept\" items=%u "
+                    "checkpoint_items=%u",
+                    a->cfg.n_items, c.n_items);
+        fr_err g = c.k != a->cfg.k ? FR_ESTATE
+                                   : fri_agg_grow_apply(a, c.n_items);
+        if (g != FR_OK) {
+            fri_agg_seterr(err, err_cap, "checkpoint in %s was made for "
+                "another model (items=%u k=%u) or does not fit in memory",
+                a->state_dir, c.n_items, c.k);
+            fri_ckpt_free(&c);
+            return g;
+        }
+    }
+    const uint32_t n_ck = c.n_items, n_now = a->cfg.n_items;
+    a->cfg.n_items      = n_ck; // the fingerprint of the checkpoint's size
+    fri_agg_fingerprint(a);
+    int same_model = memcmp(c.fingerprint, a->fingerprint,
+                            sizeof(c.fingerprint)) == 0 && c.k == a->cfg.k;
+    a->cfg.n_items = n_now;
+    fri_agg_fingerprint(a);
+    if (!same_model) {
         fri_agg_seterr(err, err_cap,
             "checkpoint in %s was made for another model (items=%u k=%u "
             "or another algo/loss/server-opt); use a new --state dir",
@@ -208,7 +219,7 @@ init_model(fri_agg *a, char *err, size_t err_cap)
         fri_ckpt_free(&c);
         return FR_ESTATE;
     }
-    size_t ol = (size_t) a->cfg.n_items * a->d;
+    size_t ol = (size_t) n_ck * a->d;
     if ((a->opt.opt_m != NULL && (c.n_opt < 1 || c.opt_len != ol)) ||
         (a->opt.opt_v != NULL && (c.n_opt < 2 || c.opt_len != ol))) {
         fri_agg_seterr(err, err_cap, "checkpoint in %s lacks optimizer state",
@@ -218,7 +229,9 @@ init_model(fri_agg *a, char *err, size_t err_cap)
     }
     if (a->vb != NULL && c.version > 0 &&
         (c.n_vb == 0 ||
-         fri_vb_state_set(a->vb, c.vb, (size_t) c.n_vb) != FR_OK)) {
+         fri_vb_state_set_prefix(a->vb, c.vb, (size_t) c.n_vb, n_ck) !=
+             FR_OK ||
+         fri_vb_prior_rows(a->vb, n_ck, a->model.Q, a->model.bi) != FR_OK)) {
         fri_agg_seterr(err, err_cap,
             "checkpoint in %s lacks a valid VBMF state", a->state_dir);
         fri_ckpt_free(&c);
@@ -255,8 +268,11 @@ init_model(fri_agg *a, char *err, size_t err_cap)
         fri_ckpt_free(&c);
         return rv;
     }
-    memcpy(a->model.bi, c.bi, (size_t) a->cfg.n_items * sizeof(float));
-    memcpy(a->model.Q, c.Q, nq * sizeof(float));
+    if (a->vb == NULL && n_ck < a->cfg.n_items && c.version > 0) {
+        fri_agg_init_rows(a, a->model.Q, a->model.bi, n_ck, a->cfg.n_items);
+    }
+    memcpy(a->model.bi, c.bi, (size_t) n_ck * sizeof(float));
+    memcpy(a->model.Q, c.Q, (size_t) n_ck * a->cfg.k * sizeof(float));
     if (a->opt.opt_m != NULL) {
         memcpy(a->opt.opt_m, c.opt_state[0], ol * sizeof(float));
     }
@@ -384,7 +400,7 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
         fri_agg_destroy(a);
         return FR_ENOMEM;
     }
-    fingerprint(a);
+    fri_agg_fingerprint(a);
     rv = fri_agg_identity_init(a);
     if (rv == FR_OK) {
         rv = fri_sessions_create(a);

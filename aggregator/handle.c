@@ -36,9 +36,9 @@
 size_t
 fri_agg_reply_bound(const fri_agg *a)
 {
-    size_t m = a->vb != NULL
-                   ? fri_model_vb_size(FRI_MENC_F32, a->cfg.k, a->cfg.n_items)
-                   : fri_model_size(FRI_MENC_F32, a->cfg.k, a->cfg.n_items);
+    const uint32_t ni = fri_agg_n_items(a);
+    size_t m = a->vb != NULL ? fri_model_vb_size(FRI_MENC_F32, a->cfg.k, ni)
+                             : fri_model_size(FRI_MENC_F32, a->cfg.k, ni);
     size_t e = fri_error_size(FRI_MAX_ERRTEXT);
     size_t b = m > e ? m : e;
     size_t s = fri_agg_sa_reply_bound(a);
@@ -296,7 +296,7 @@ on_update(fri_agg *a, fri_sess_entry *e, uint64_t now_ms, const uint8_t *plain,
                                                      : FRI_UPD_ALS;
         if (u.kind != kind || u.vtype != FRI_VAL_F32 || u.k != a->cfg.k ||
             u.width != d ||
-            (u.layout == FRI_UPD_DENSE && u.n_rows != a->cfg.n_items)) {
+            (u.layout == FRI_UPD_DENSE && u.n_rows != fri_agg_n_items(a))) {
             rv  = FR_EPROTO;
             why = "UPDATE does not match the task";
         } else if (a->cfg.algo == FRI_AGG_ALS &&
@@ -394,7 +394,7 @@ on_edge_sums(fri_agg *a, fri_sess_entry *e, uint64_t now_ms,
                    : a->cfg.implicit             ? FRI_EDGE_IALS
                                                  : FRI_EDGE_ALS;
     if (rv == FR_OK && (m.algo != algo || m.k != a->cfg.k ||
-                        m.n_items != a->cfg.n_items)) {
+                        m.n_items != fri_agg_n_items(a))) {
         rv = FR_EPROTO;
     }
     if (rv != FR_OK) {

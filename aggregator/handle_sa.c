@@ -254,7 +254,7 @@ masked(fri_agg *a, uint64_t now_ms, const uint8_t *pk, const uint8_t *plain,
     if (rv == FR_OK &&
         (u.kind != kind || u.vtype != FRI_VAL_FIXED ||
          u.layout != FRI_UPD_DENSE || u.k != a->cfg.k || u.width != d ||
-         u.n_rows != a->cfg.n_items || u.n_extra != ne)) {
+         u.n_rows != fri_agg_n_items(a) || u.n_extra != ne)) {
         rv = FR_EPROTO;
     }
     if (rv != FR_OK) {

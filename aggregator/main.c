@@ -13,13 +13,21 @@
 #include "net.h"
 #include "uplink.h"
 
-// The only process globals: the signal flag.
-static volatile sig_atomic_t stop_signal = 0;
+// The only process globals: the signal flags.
+static volatile sig_atomic_t stop_signal   = 0;
+static volatile sig_atomic_t reload_signal = 0;
 
 static void
 on_signal(int sig)
 {
     stop_signal = sig;
+}
+
+static void
+on_reload(int sig)
+{
+    (void) sig;
+    reload_signal = 1;
 }
 
 static void
@@ -36,6 +44,43 @@ log_stderr(void *ctx, fr_log_level lv, const char *msg)
     fprintf(stderr, "ts=%s.%03ldZ level=%s %s\n", ts,
             (long) (tv.tv_usec / 1000),
             names[(unsigned) lv < 4 ? (unsigned) lv : 3], msg);
+}
+
+// SIGHUP: a larger `items` in the --config file grows the catalog
+// (fri_agg_grow_items); the rest of the file needs a restart.
+static void
+reload(fri_agg *a, const fri_agg_args *args)
+{
+    char     err[512], line[640];
+    uint32_t n = 0;
+    err[0]     = 0;
+    fr_err rv  = args->config_path == NULL
+                     ? FR_ENOENT
+                     : fri_agg_args_config_items(args->config_path, &n, err,
+                                                 sizeof(err));
+    if (args->config_path == NULL) {
+        snprintf(err, sizeof(err), "no --config file to re-read");
+    }
+    if (rv == FR_OK) {
+        fri_agg_metrics m;
+        fri_agg_metrics_get(a, &m);
+        uint32_t have = m.n_items_pending > m.n_items ? m.n_items_pending
+                                                      : m.n_items;
+        if (n == have) {
+            snprintf(line, sizeof(line),
+                     "msg=\"SIGHUP: catalog unchanged\" items=%u", n);
+            log_stderr(NULL, FR_LOG_INFO, line);
+            return;
+        }
+        rv = fri_agg_grow_items(a, n, err, sizeof(err));
+    }
+    if (rv != FR_OK) {
+        snprintf(line, sizeof(line),
+                 "msg=\"SIGHUP: configuration not applied\" err=%s "
+                 "detail=\"%s\"",
+                 fr_errname(rv), err);
+        log_stderr(NULL, FR_LOG_WARN, line);
+    }
 }
 
 int
@@ -63,6 +108,8 @@ main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_reload;
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     fri_agg *a = NULL;
@@ -142,6 +189,10 @@ main(int argc, char **argv)
     uint64_t done_at = 0;
     while (!stop_signal) {
         nng_msleep(50);
+        if (reload_signal) {
+            reload_signal = 0;
+            reload(a, &args);
+        }
         if (fri_agg_done(a)) {
             // Let the last ACKs reach their clients.
             if (done_at == 0) {

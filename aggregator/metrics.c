@@ -54,6 +54,8 @@ fri_agg_metrics_get(fri_agg *a, fri_agg_metrics *m)
     m->sa_unmask_failed  = a->rs.sa_unmask_failed;
     m->model_version =
         a->model.held ? a->model.pub_version : a->model.version;
+    m->n_items          = fri_agg_n_items(a);
+    m->n_items_pending  = a->grow_to > m->n_items ? a->grow_to : 0;
     m->cohort           = a->rs.n_members;
     m->reported         = a->rs.n_reported;
     m->round_open       = a->rs.state == RS_OPEN;
@@ -125,6 +127,8 @@ fri_agg_metrics_prometheus(const fri_agg_metrics *m, char *dst,
     G("fedrec_round", "Id of the current round.", "gauge", m->round);
     G("fedrec_model_version", "Version of the served model.", "gauge",
       m->model_version);
+    G("fedrec_items", "Items in the served model's catalog.", "gauge",
+      m->n_items);
     G("fedrec_rounds_completed_total", "Rounds completed.", "counter",
       m->rounds_completed);
     G("fedrec_rounds_abandoned_total", "Rounds abandoned below min-clients.",
@@ -244,11 +248,11 @@ fri_agg_metrics_json(const fri_agg_metrics *m, char *dst, size_t dst_cap,
     bad |= app(dst, dst_cap, &len,
                "},\"bytes_in_total\":%llu,\"bytes_out_total\":%llu,"
                "\"sessions\":%llu,\"cohort\":%u,\"reported\":%u,"
-               "\"mu\":%.6g,",
+               "\"items\":%u,\"items_pending\":%u,\"mu\":%.6g,",
                (unsigned long long) m->bytes_in,
                (unsigned long long) m->bytes_out,
                (unsigned long long) m->sessions, m->cohort, m->reported,
-               isfinite(m->mu) ? (double) m->mu : 0.0);
+               m->n_items, m->n_items_pending, isfinite(m->mu) ? (double) m->mu : 0.0);
     static const char *dp_names[] = {"off", "central", "distributed"};
     // JSON has no infinity: an unbounded epsilon is null.
     char eps[32];

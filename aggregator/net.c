@@ -50,7 +50,6 @@ struct fri_net {
     int               sock_open;
     worker           *w;
     int               n_w;
-    size_t            reply_bound;
     fri_net_opts      o;
     pthread_t         timer;
     int               timer_started;
@@ -278,8 +277,9 @@ worker_cb(void *arg)
         return;
     }
     nng_msg *rep = NULL;
-    // Sized to the bound; pages never written are never touched.
-    if (nng_msg_alloc(&rep, w->net->reply_bound) != 0) {
+    // Sized to the bound (which grows with the catalog); pages never
+    // written are never touched.
+    if (nng_msg_alloc(&rep, fri_agg_reply_bound(w->net->a)) != 0) {
         nng_msg_free(req);
         recv_next(w);
         return;
@@ -533,7 +533,6 @@ fri_net_start(fri_net **out, fri_agg *a, const char *url, const char *http,
     int n_contexts = o->n_contexts;
     n->o           = *o;
     n->a           = a;
-    n->reply_bound = fri_agg_reply_bound(a);
     pthread_mutex_init(&n->conn_mtx, NULL);
     pthread_mutex_init(&n->rate_mtx, NULL);
     if (o->hello_rate > 0) {

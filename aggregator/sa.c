@@ -56,7 +56,8 @@ struct fri_sa {
     uint32_t   threshold;
     unsigned   frac_bits;
     float      clip;
-    size_t     dim;
+    size_t     dim;     // the masked vector's length for the catalog
+    size_t     sum_cap; // room in sum (the catalog only grows)
     int        phase;
     uint64_t   round;
     uint64_t   phase_deadline;
@@ -90,6 +91,61 @@ size_params(fri_sa *s, int secagg, uint32_t n)
     s->threshold  = fri_secagg_threshold(s->eff_degree);
 }
 
+// The masked vector's length for a catalog of n items (SPEC §9): the
+// latest statistics' deltas, else ALS or iALS statistics, else gradients.
+static size_t
+sa_dim(const fri_agg *a, uint32_t n)
+{
+    const fri_agg_config *c = &a->cfg;
+    if (c->stats_latest) {
+        return fri_sa_stats_dim(n, c->k, a->vb != NULL);
+    }
+    if (c->algo == FRI_AGG_ALS) {
+        return c->implicit ? fri_sa_ials_dim(n, c->k)
+                           : fri_sa_als_dim(n, c->k);
+    }
+    return (size_t) n * a->d + 2;
+}
+
+fr_err
+fri_sa_reserve(fri_agg *a, uint32_t n_items)
+{
+    fri_sa *s = a->sa;
+    if (s == NULL) {
+        return FR_OK;
+    }
+    size_t dim = sa_dim(a, n_items);
+    fr_err rv  = FR_OK;
+    pthread_mutex_lock(&a->rs.mtx);
+    if (dim > s->sum_cap) {
+        uint32_t *sum = realloc(s->sum, dim * sizeof(uint32_t));
+        if (sum == NULL) {
+            rv = FR_ENOMEM;
+        } else {
+            memset(sum + s->sum_cap, 0, (dim - s->sum_cap) * sizeof(uint32_t));
+            s->sum     = sum;
+            s->sum_cap = dim;
+        }
+    }
+    pthread_mutex_unlock(&a->rs.mtx);
+    return rv;
+}
+
+void
+fri_sa_fit(fri_agg *a)
+{
+    fri_sa *s = a->sa;
+    if (s == NULL) {
+        return;
+    }
+    size_t dim = sa_dim(a, fri_agg_n_items(a));
+    pthread_mutex_lock(&a->rs.mtx);
+    if (dim <= s->sum_cap) {
+        s->dim = dim;
+    }
+    pthread_mutex_unlock(&a->rs.mtx);
+}
+
 fr_err
 fri_sa_create(fri_agg *a, char *err, size_t err_cap)
 {
@@ -103,7 +159,6 @@ fri_sa_create(fri_agg *a, char *err, size_t err_cap)
     }
     s->n         = c->clients_per_round;
     s->clip      = c->clip;
-    s->dim       = (size_t) c->n_items * a->d + 2;
     if (c->algo == FRI_AGG_ALS) {
         // Normalized statistics (docs/SECAGG.md §10): every honest value in
         // [-1, 1], so clip 1 and the cohort sets the fractional bits.
@@ -114,13 +169,11 @@ fri_sa_create(fri_agg *a, char *err, size_t err_cap)
         s->ab.residual   = (float) b.residual;
         s->ab.rating_abs = (float) fmax(fabs(b.rmin), fabs(b.rmax));
         s->clip          = 1.0f;
-        s->dim           = fri_sa_als_dim(c->n_items, c->k);
         if (c->implicit) {
             // iALS (docs/SECAGG.md §11): residual carries the bound C on
             // the confidence weight alpha r (config.c makes it > 0).
             s->ials        = 1;
             s->ab.residual = (float)((double)c->alpha * b.rmax);
-            s->dim         = fri_sa_ials_dim(c->n_items, c->k);
         }
     }
     if (c->stats_latest) {
@@ -134,12 +187,13 @@ fri_sa_create(fri_agg *a, char *err, size_t err_cap)
         s->ab.residual   = (float) b.residual;
         s->ab.rating_abs = (float) fmax(fabs(b.rmin), fabs(b.rmax));
         s->clip          = 1.0f;
-        s->dim           = fri_sa_stats_dim(c->n_items, c->k, a->vb != NULL);
     }
+    s->dim   = sa_dim(a, c->n_items);
     s->n_max = s->n;
     size_params(s, c->secagg, s->n);
     s->m          = calloc(s->n, sizeof(*s->m));
     s->sum        = calloc(s->dim, sizeof(uint32_t));
+    s->sum_cap    = s->dim;
     a->rs.sa_out_pk = calloc(s->n, FRI_AGG_KEYBYTES);
     s->pos          = calloc(s->n, sizeof(uint32_t));
     s->perm         = calloc(s->n, sizeof(uint32_t));

@@ -11,6 +11,11 @@
 // Creates the state (cfg.secagg != OFF); err says why on FR_EINVAL.
 fr_err fri_sa_create(fri_agg *a, char *err, size_t err_cap);
 void   fri_sa_destroy(fri_agg *a);
+// A catalog that grows (grow.c): room for the masked vector of n_items
+// items (FR_ENOMEM leaves it as it was), then, once the catalog has grown,
+// the vector's length for it. Between rounds; they take rounds.mtx.
+fr_err fri_sa_reserve(fri_agg *a, uint32_t n_items);
+void   fri_sa_fit(fri_agg *a);
 // A new round opened at now_ms (under mtx).
 void fri_sa_round_open(fri_agg *a, uint64_t now_ms);
 // A new member joined (under mtx): records its key, returns its index.

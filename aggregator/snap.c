@@ -163,9 +163,9 @@ void
 fri_agg_model_copy(fri_agg *a, float *mu, float *bi, size_t bi_len, float *Q,
                    size_t Q_len, uint64_t *version)
 {
-    size_t nb = a->cfg.n_items;
-    size_t nq = nb * a->cfg.k;
     pthread_mutex_lock(&a->rs.mtx);
+    size_t nb = fri_agg_n_items(a);
+    size_t nq = nb * a->cfg.k;
     // The released model (under DP, possibly an older one: close_round).
     const float *sbi = a->model.held ? a->model.pub_bi : a->model.bi;
     const float *sQ  = a->model.held ? a->model.pub_Q : a->model.Q;

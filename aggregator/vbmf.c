@@ -521,8 +521,16 @@ unpack(float *full, const float *packed, size_t d)
 fr_err
 fri_vb_state_set(fri_vb *v, const float *src, size_t len)
 {
+    return fri_vb_state_set_prefix(v, src, len, v->n_items);
+}
+
+fr_err
+fri_vb_state_set_prefix(fri_vb *v, const float *src, size_t len,
+                        uint32_t n_old)
+{
     const size_t d = v->d, P = v->P;
-    if (src == NULL || len != fri_vb_state_len(v)) {
+    if (src == NULL || n_old > v->n_items ||
+        len != 1 + 2 * (d + P) + (size_t)n_old * P) {
         return FR_EINVAL;
     }
     for (size_t t = 0; t < len; t++) {
@@ -544,13 +552,67 @@ fri_vb_state_set(fri_vb *v, const float *src, size_t len)
     s += d;
     unpack(v->iprec, s, d);
     s += P;
-    memcpy(v->S, s, (size_t)v->n_items * P * sizeof(float));
-    for (size_t i = 0; i < v->n_items; i++) {
+    memcpy(v->S, s, (size_t)n_old * P * sizeof(float));
+    for (size_t i = 0; i < n_old; i++) {
         for (size_t a = 0; a < d; a++) {
             v->var[i * d + a] = v->S[i * P + fri_packed_index(d, a, a)];
         }
     }
     return FR_OK;
+}
+
+fr_err
+fri_vb_prior_rows(fri_vb *v, uint32_t from, float *Q, float *bi)
+{
+    if (v == NULL || Q == NULL || bi == NULL || from > v->n_items) {
+        return FR_EINVAL;
+    }
+    const size_t d = v->d, P = v->P, k = v->k;
+    const size_t wl   = fri_bpmf_work_len(v->k);
+    float       *work = malloc(wl * sizeof(float));
+    float       *zero = calloc(P + d, sizeof(float));
+    fr_err       e    = work == NULL || zero == NULL ? FR_ENOMEM : FR_OK;
+    // The item step with no statistics is the prior: mean imean,
+    // covariance iprec^-1 (what the next solve gives them anyway).
+    fri_bpmf_prior iprior = { v->d, v->imean, v->iprec };
+    for (size_t i = from; i < v->n_items && e == FR_OK; i++) {
+        e = fri_bpmf_item_step(Q + i * k, &bi[i], v->S + i * P, zero,
+            zero + P, v->k, &iprior, v->beta, NULL, work, wl);
+        for (size_t a = 0; a < d && e == FR_OK; a++) {
+            v->var[i * d + a] = v->S[i * P + fri_packed_index(d, a, a)];
+        }
+    }
+    free(work);
+    free(zero);
+    return e;
+}
+
+fr_err
+fri_vb_grow(fri_vb *v, uint32_t n_items, float *Q, float *bi)
+{
+    if (v == NULL || Q == NULL || bi == NULL || n_items < v->n_items) {
+        return FR_EINVAL;
+    }
+    const size_t d = v->d, P = v->P, n0 = v->n_items;
+    if (n_items > SIZE_MAX / sizeof(float) / P - 1) {
+        return FR_ETOOBIG;
+    }
+    float *S = realloc(v->S, ((size_t)n_items * P + 1) * sizeof(float));
+    if (S == NULL) {
+        return FR_ENOMEM;
+    }
+    v->S       = S;
+    float *var = realloc(v->var, ((size_t)n_items * d + 1) * sizeof(float));
+    if (var == NULL) {
+        return FR_ENOMEM;
+    }
+    v->var     = var;
+    v->n_items = n_items;
+    fr_err e   = fri_vb_prior_rows(v, (uint32_t)n0, Q, bi);
+    if (e != FR_OK) {
+        v->n_items = (uint32_t)n0;
+    }
+    return e;
 }
 
 void

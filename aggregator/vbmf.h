@@ -84,5 +84,21 @@ FR_NODISCARD fr_err fri_vb_latest_set(fri_vb *v, const double *src,
 size_t              fri_vb_state_len(const fri_vb *v);
 void                fri_vb_state_get(const fri_vb *v, float *dst);
 FR_NODISCARD fr_err fri_vb_state_set(fri_vb *v, const float *src, size_t len);
+// The state of a checkpoint made before the catalog grew: the same layout
+// for n_old <= n_items items; the items after n_old keep what
+// fri_vb_grow gave them.
+FR_NODISCARD fr_err fri_vb_state_set_prefix(fri_vb *v, const float *src,
+                                            size_t len, uint32_t n_old);
+// The catalog grows to n_items (>= the current count): the new items get
+// the posterior of an item nobody rated, the item prior (mean in Q's and
+// bi's new rows, which have room for n_items, covariance its inverse
+// precision), so that they rank by their prior uncertainty. On error
+// nothing changes but the covariance arrays' capacity.
+FR_NODISCARD fr_err fri_vb_grow(fri_vb *v, uint32_t n_items, float *Q,
+                                float *bi);
+// The same for the items from `from` on of a state already that large (a
+// checkpoint restored into a larger catalog).
+FR_NODISCARD fr_err fri_vb_prior_rows(fri_vb *v, uint32_t from, float *Q,
+                                      float *bi);
 
 #endif

@@ -200,3 +200,81 @@ Test(agg_proc, buffered_mode_with_real_clients, .init = setup,
     kill(agg, SIGTERM);
     cr_assert_eq(wait_for(agg, 10000), 0, "SIGTERM exit status");
 }
+
+static void
+write_config(const char *path, int items)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "# test\nitems = %d\nk = 3\nclients-per-round = 3\n"
+               "round-deadline = 5\nmin-clients = 1\n",
+            items);
+    fclose(f);
+}
+
+// A catalog that grows: SIGHUP with a larger `items` in the --config file;
+// the devices rate items beyond the first catalog, fetch the larger model
+// and keep contributing; a smaller `items` is refused and logged.
+Test(agg_proc, sighup_grows_the_catalog, .init = setup, .fini = teardown,
+     .timeout = 90)
+{
+    char exe[600], prefix[400], url[64], log[400], key[400], st[400],
+        conf[400], rat[400];
+    snprintf(exe, sizeof(exe), "%s/fedrec-keygen", bin);
+    snprintf(prefix, sizeof(prefix), "%s/agg", tmp);
+    char *kg[] = {exe, "--out", prefix, NULL};
+    snprintf(log, sizeof(log), "%s/keygen.log", tmp);
+    cr_assert_eq(wait_for(spawn(log, kg), 10000), 0, "keygen failed");
+    // Ratings of items 30..35, beyond the first catalog of 25.
+    snprintf(rat, sizeof(rat), "%s/ratings.txt", tmp);
+    FILE *f = fopen(rat, "a");
+    cr_assert_not_null(f);
+    for (int u = 1; u <= 3; u++) {
+        for (int i = 30; i < 36; i++) {
+            fprintf(f, "%d %d %d\n", u, i, 1 + (u + i) % 5);
+        }
+    }
+    fclose(f);
+    snprintf(conf, sizeof(conf), "%s/agg.conf", tmp);
+    write_config(conf, 25);
+    srand((unsigned) (getpid() ^ time(NULL)));
+    snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", 20000 + rand() % 30000);
+    snprintf(log, sizeof(log), "%s/agg.log", tmp);
+    snprintf(exe, sizeof(exe), "%s/fedrec-aggregator", bin);
+    snprintf(key, sizeof(key), "%s/agg.key", tmp);
+    snprintf(st, sizeof(st), "%s/state", tmp);
+    char *argv[] = {exe, "--listen", url, "--key", key, "--state", st,
+                    "--config", conf, NULL};
+    pid_t agg = spawn(log, argv);
+    sleep_ms(300);
+    run_clients(url, 1);
+    cr_assert(file_gets(log, "model_version=1", 20000), "see %s", log);
+
+    write_config(conf, 40);
+    kill(agg, SIGHUP);
+    cr_assert(file_gets(log, "msg=\"catalog growth asked", 5000), "see %s",
+              log);
+    run_clients(url, 2);
+    cr_assert(file_gets(log, "msg=\"catalog grown\" items=25 new_items=40",
+                        20000),
+              "see %s", log);
+    cr_assert(file_gets(log, "model_version=3", 20000), "see %s", log);
+
+    write_config(conf, 30);
+    kill(agg, SIGHUP);
+    cr_assert(file_gets(log, "SIGHUP: configuration not applied", 5000),
+              "see %s", log);
+    cr_assert(file_has(log, "only grows"), "see %s", log);
+    kill(agg, SIGTERM);
+    cr_assert_eq(wait_for(agg, 10000), 0, "SIGTERM exit status");
+
+    // A restart with the first --config keeps the 40 items.
+    write_config(conf, 25);
+    snprintf(log, sizeof(log), "%s/agg2.log", tmp);
+    agg = spawn(log, argv);
+    cr_assert(file_gets(log, "checkpoint_items=40", 20000), "see %s", log);
+    run_clients(url, 1);
+    cr_assert(file_gets(log, "model_version=4", 20000), "see %s", log);
+    kill(agg, SIGTERM);
+    cr_assert_eq(wait_for(agg, 10000), 0, "SIGTERM exit status");
+}
