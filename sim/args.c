@@ -158,12 +158,19 @@ static const char usage_tail[] =
     "                        10, 20 ratings on its device: the summary's\n"
     "                        cold_start curve (RMSE vs the item-mean\n"
     "                        baseline; implicit: HR@10 vs popularity)\n"
+    "  --new-items N[@R]     a catalog that grows: the last N items of the\n"
+    "                        data join the aggregator's catalog after round\n"
+    "                        R (default half the rounds; @0: present from\n"
+    "                        the start, the control); the summary's\n"
+    "                        new_items compares their RMSE with old items\n"
+    "                        of the same training rating counts\n"
     "  --no-reference        skip the centralized fedrec-train reference\n"
     "  --shared-model        devices of the process share one downloaded,\n"
     "                        verified model (fr_model_cache) instead of each\n"
     "                        fetching its own: faster, fewer bytes down;\n"
     "                        for very large populations\n"
-    "\n"
+    "\n";
+static const char usage_output[] =
     "Output:\n"
     "  --json                JSON Lines on stdout: one object per round with\n"
     "                        round, rmse, mae (explicit) or hr10, ndcg10\n"
@@ -196,11 +203,12 @@ const char *
 fri_sim_usage(void)
 {
     static char buf[sizeof(usage_head) + sizeof(usage_rounds)
-        + sizeof(usage_model) + sizeof(usage_tail) + 8192];
+        + sizeof(usage_model) + sizeof(usage_tail) + sizeof(usage_output)
+        + 8192];
     if (buf[0] == '\0') {
-        snprintf(buf, sizeof(buf), "%s%s%s%s%s%s", usage_head, usage_rounds,
+        snprintf(buf, sizeof(buf), "%s%s%s%s%s%s%s", usage_head, usage_rounds,
             usage_model, fri_sim_privacy_usage(), fri_sim_poison_usage(),
-            usage_tail);
+            usage_tail, usage_output);
     }
     return buf;
 }
@@ -356,6 +364,7 @@ static const char *const value_flags[]  = { "train", "test", "users",
      "reg", "buffer", "max-staleness", "slow", "slow-ticks", "reg-bias", "lr",
      "algo", "server-opt", "threads", "seed", "eval-every", "eval-users",
      "report", "diverse", "recency", "transport", "out", "state",
+     "new-items",
      // Read before parsing: fri_sim_expand_config and fedrec-sim's main.
      "config", "sweep",
      // privacy.c
@@ -586,6 +595,22 @@ apply(fri_sim_config *c, given *st, const char *flag, const char *val,
             return bad(err, err_cap, flag, val, "cold-start");
         }
         c->report_cold_start = 1;
+    } else if (strcmp(flag, "--new-items") == 0) {
+        char  nb[32];
+        const char *at = strchr(val, '@');
+        size_t      nl = at != NULL ? (size_t) (at - val) : strlen(val);
+        if (nl == 0 || nl >= sizeof(nb)) {
+            return bad(err, err_cap, flag, val, "N or N@R");
+        }
+        memcpy(nb, val, nl);
+        nb[nl] = 0;
+        c->new_items_round = 0;
+        c->new_items_at    = at != NULL;
+        if (parse_u32(nb, 1, FRI_AGG_MAX_ITEMS, &c->new_items) != 0 ||
+            (at != NULL &&
+             parse_u32(at + 1, 0, 1000000, &c->new_items_round) != 0)) {
+            return bad(err, err_cap, flag, val, "N or N@R, N >= 1, R >= 0");
+        }
     } else if (strcmp(flag, "--eval-users") == 0) {
         if (strcmp(val, "all") == 0) {
             c->eval_users = 0;

@@ -57,6 +57,10 @@ fri_sim_json_round(FILE *f, const fri_sim_config *c, const fri_sim_round *r)
     jnum(f, "seconds", r->seconds, 1);
     jnum(f, "agg_seconds", r->agg_seconds, 1);
     jnum(f, "client_seconds_median", r->client_seconds_median, 1);
+    if (c->new_items > 0) {
+        jnum(f, "new_rmse", r->evaluated ? r->new_rmse : NAN, 1);
+        jnum(f, "matched_rmse", r->evaluated ? r->matched_rmse : NAN, 1);
+    }
     jnum(f, "client_seconds_max", r->client_seconds_max, 0);
     if (c->buffer > 0) {
         fprintf(f, ",\"steps\":%u,\"stale\":%u,\"staleness_sum\":%llu",
@@ -190,6 +194,20 @@ fri_sim_json_summary(FILE *f, const fri_sim_config *c,
                  c->implicit ? r->grp_hr10[g] : r->grp_rmse[g], 0);
             fprintf(f, "}");
         }
+        fprintf(f, "},");
+    }
+    if (c->new_items > 0 && r->evaluated) {
+        // The items that joined the catalog during the run, against old
+        // items with as many training ratings (sim.h, --new-items).
+        fprintf(f, "\"new_items\":{\"items\":%u,\"after_round\":%u,"
+                   "\"ratings\":%llu,\"matched_ratings\":%llu,",
+                c->new_items,
+                c->new_items_at ? c->new_items_round : c->rounds / 2,
+                (unsigned long long) r->new_ratings,
+                (unsigned long long) r->matched_ratings);
+        jnum(f, "rmse", r->new_rmse, 1);
+        jnum(f, "matched_rmse", r->matched_rmse, 1);
+        jnum(f, "ratio", r->new_rmse / r->matched_rmse, 0);
         fprintf(f, "},");
     }
     if (s->has_cold_start) {

@@ -63,6 +63,10 @@ typedef struct dev_out {
     uint32_t n_eval;    // explicit: scored test ratings
     uint32_t n_held;    // the device's held-out ratings (implicit: items)
     double   sq, ab;    // explicit: sums of squared / absolute errors
+    // --new-items: squared errors on the new items' ratings and on those
+    // of the old items matched to them, and their counts.
+    double   sq_new, sq_matched;
+    uint32_t n_new, n_matched;
     double   hr, ndcg;  // implicit: this user's HR@10 / NDCG@10
     uint64_t up, down;
     // Thread CPU seconds in the client library (poll + receive) and, with
@@ -99,6 +103,10 @@ struct sim_state {
     char                  url[256];
     atomic_uint_fast64_t  clock_ms;
     const uint8_t        *eval_mask; // per user
+    // --new-items: items at or after grow_from are the new ones; matched
+    // (per item) marks the old items matched to them; NULL otherwise.
+    uint32_t              grow_from;
+    uint8_t              *matched;
     // --replay time: cutoff[r] for round r = 1..rounds (a device holds its
     // training interactions with ts <= cutoff[r]); NULL otherwise.
     int64_t *cutoff;
@@ -289,6 +297,16 @@ eval_device(sim_state *st, fr_client *c, uint32_t u, dev_out *o)
             o->sq += e * e;
             o->ab += fabs(e);
             o->n_eval++;
+            if (st->matched != NULL) {
+                uint32_t i = t->idx[j];
+                if (i >= st->grow_from) {
+                    o->sq_new += e * e;
+                    o->n_new++;
+                } else if (st->matched[i]) {
+                    o->sq_matched += e * e;
+                    o->n_matched++;
+                }
+            }
         }
         o->evaluated = o->n_eval > 0;
         return;
@@ -639,8 +657,11 @@ dev_step(worker *w, const job *jb, size_t slot, dev_live *d)
     void          *nng_buf = NULL;
     if (cf->transport == FRI_SIM_DIRECT) {
         t0 = cpu_s();
-        e = fri_agg_handle(st->agg, clock_now(st), w->req, len, w->reply,
-                           w->reply_cap, &rep_len);
+        e  = fri_sim_reply_room(st->agg, &w->reply, &w->reply_cap);
+        if (e == FR_OK) {
+            e = fri_agg_handle(st->agg, clock_now(st), w->req, len,
+                               w->reply, w->reply_cap, &rep_len);
+        }
         o->cpu_agg += cpu_s() - t0;
         if (e != FR_OK) {
             note_error(st, u, "aggregator", e, "no reply");
@@ -769,8 +790,12 @@ device_deliver(sim_state *st, worker *w, uint32_t u, uint64_t round,
     fr_err         e       = FR_OK;
     if (cf->transport == FRI_SIM_DIRECT) {
         double t0 = cpu_s();
-        e = fri_agg_handle(st->agg, clock_now(st), d->frame, d->frame_len,
-                           w->reply, w->reply_cap, &rep_len);
+        e         = fri_sim_reply_room(st->agg, &w->reply, &w->reply_cap);
+        if (e == FR_OK) {
+            e = fri_agg_handle(st->agg, clock_now(st), d->frame,
+                               d->frame_len, w->reply, w->reply_cap,
+                               &rep_len);
+        }
         o->cpu_agg += cpu_s() - t0;
         rep = w->reply;
     } else {
@@ -1066,6 +1091,21 @@ collect_eval(const fri_sim_config *c, const fri_sim_pop *p, const job *jb,
             g_nu[gs[t]]++;
         }
     }
+    double sq_new = 0, sq_m = 0;
+    size_t n_new = 0, n_m = 0;
+    for (size_t i = 0; i < jb->n; i++) {
+        const dev_out *o = &jb->out[i];
+        if (o->evaluated) {
+            sq_new += o->sq_new;
+            n_new += o->n_new;
+            sq_m += o->sq_matched;
+            n_m += o->n_matched;
+        }
+    }
+    r->new_ratings     = n_new;
+    r->matched_ratings = n_m;
+    r->new_rmse        = n_new > 0 ? sqrt(sq_new / (double) n_new) : NAN;
+    r->matched_rmse    = n_m > 0 ? sqrt(sq_m / (double) n_m) : NAN;
     for (int g = 0; g < FRI_SIM_NGRP; g++) {
         r->grp_users[g] = (uint32_t) g_nu[g];
         r->grp_rmse[g] = g_n[g] > 0 ? sqrt(g_sq[g] / (double) g_n[g]) : NAN;
@@ -1158,6 +1198,7 @@ struct fri_sim_runner {
     const uint32_t    *cold_users;
     int                in_cohort_eval;
     uint32_t           atk_every;
+    uint32_t           grow_round; // --new-items: the round that asks
     uint32_t           next; // the next round to run (1-based)
     uint32_t           emitted; // rounds handed to cb
     uint32_t           n_abandoned;
@@ -1187,6 +1228,53 @@ emit(fri_sim_runner *rn, uint32_t upto)
         }
         rn->emitted++;
     }
+}
+
+// --new-items: for each new item (ids from `from` on), most rated first,
+// the old item with the closest number of training ratings not matched
+// yet (ties: the lower id), so that the two sets compare items with the
+// same evidence. matched: n_items bytes, zeroed.
+static fr_err
+match_new_items(const fri_sim_pop *p, uint32_t from, uint8_t *matched)
+{
+    const uint32_t ni  = p->n_items;
+    uint32_t      *cnt = calloc(ni, sizeof(uint32_t));
+    uint32_t      *ord = malloc((size_t) (ni - from) * sizeof(uint32_t));
+    if (cnt == NULL || ord == NULL) {
+        free(cnt);
+        free(ord);
+        return FR_ENOMEM;
+    }
+    for (size_t j = 0; j < p->train.ptr[p->n_users]; j++) {
+        if (p->train.idx[j] < ni) {
+            cnt[p->train.idx[j]]++;
+        }
+    }
+    uint32_t n = 0;
+    for (uint32_t i = from; i < ni; i++) {
+        uint32_t t = n++;
+        while (t > 0 && cnt[ord[t - 1]] < cnt[i]) { // insertion, descending
+            ord[t] = ord[t - 1];
+            t--;
+        }
+        ord[t] = i;
+    }
+    for (uint32_t q = 0; q < n; q++) {
+        uint32_t best = UINT32_MAX, gap = UINT32_MAX, c = cnt[ord[q]];
+        for (uint32_t i = 0; i < from; i++) {
+            uint32_t g = cnt[i] > c ? cnt[i] - c : c - cnt[i];
+            if (!matched[i] && g < gap) {
+                best = i;
+                gap  = g;
+            }
+        }
+        if (best != UINT32_MAX) {
+            matched[best] = 1;
+        }
+    }
+    free(cnt);
+    free(ord);
+    return FR_OK;
 }
 
 fr_err
@@ -1281,6 +1369,39 @@ fri_sim_runner_create(fri_sim_runner **out_rn, const fri_sim_config *cfg,
         e = FR_ENOMEM;
         goto out;
     }
+    if (c->new_items > 0) {
+        if (c->implicit) {
+            e = fail(err, err_cap, FR_EINVAL, "%s",
+                "--new-items: explicit feedback only");
+            goto out;
+        }
+        char why[128];
+        rn->grow_round = c->new_items_at ? c->new_items_round
+                                         : c->rounds / 2;
+        if (c->new_items >= p->n_items) {
+            snprintf(why, sizeof(why), "--new-items %u: the data has %u items",
+                     c->new_items, p->n_items);
+        } else if ((rn->grow_round == 0 && !c->new_items_at) ||
+                   rn->grow_round >= c->rounds) {
+            snprintf(why, sizeof(why),
+                     "--new-items N@R: R must be in 0..%u (below --rounds)",
+                     c->rounds > 1 ? c->rounds - 1 : 0);
+        } else {
+            why[0] = 0;
+        }
+        if (why[0] != 0) {
+            e = fail(err, err_cap, FR_EINVAL, "%s", why);
+            goto out;
+        }
+        st->grow_from = p->n_items - c->new_items;
+        st->matched   = calloc(p->n_items, 1);
+        if (st->matched == NULL
+            || (e = match_new_items(p, st->grow_from, st->matched))
+                   != FR_OK) {
+            e = FR_ENOMEM;
+            goto out;
+        }
+    }
     size_t cohort = fri_sim_cohort_size(c, rn->n_eligible);
     rn->cohort    = cohort;
     // Evaluation inside the cohort is free, and honest only when every
@@ -1315,7 +1436,9 @@ fri_sim_runner_create(fri_sim_runner **out_rn, const fri_sim_config *cfg,
     // simulator decides who is online (every check-in is selected) and
     // closes the round by letting the virtual clock reach the deadline.
     fri_agg_config_init(ac);
-    ac->n_items           = p->n_items;
+    ac->n_items           = st->matched != NULL && rn->grow_round > 0
+                                ? st->grow_from
+                                : p->n_items;
     ac->k                 = c->k;
     ac->algo              = c->algo == FRI_SIM_ALS ? FRI_AGG_ALS
                      : c->algo == FRI_SIM_VBMF     ? FRI_AGG_VBMF
@@ -1573,8 +1696,8 @@ runner_finish(fri_sim_runner *rn, char *err, size_t err_cap)
     snprintf(s->data_name, sizeof(s->data_name), "%s", p->name);
     {
         size_t nb = p->n_items, nq = (size_t)p->n_items * c->k;
-        float *bi = malloc(sizeof(float) * (nb ? nb : 1));
-        float *Q  = malloc(sizeof(float) * (nq ? nq : 1));
+        float *bi = calloc(nb ? nb : 1, sizeof(float));
+        float *Q  = calloc(nq ? nq : 1, sizeof(float));
         float  mu = 0;
         memset(rn->hash, 0, sizeof(rn->hash));
         if (bi != NULL && Q != NULL) {
@@ -1620,6 +1743,14 @@ runner_round(fri_sim_runner *rn, char *err, size_t err_cap)
     }
     st->n_reg = 0; // no round is running: no device registers now
     st->hook_round = r;
+    if (st->matched != NULL && rn->grow_round > 0 && r == rn->grow_round) {
+        // The operator adds the items; they enter after this round.
+        char gerr[256];
+        e = fri_agg_grow_items(st->agg, rn->p->n_items, gerr, sizeof(gerr));
+        if (e != FR_OK) {
+            return fail(err, err_cap, e, "--new-items: %s", gerr);
+        }
+    }
     int eval_prev = rn->in_cohort_eval && r > 1 && is_eval_round(c, r - 1);
     st->eval_mask = eval_prev ? rn->mask : NULL;
     job jb        = { .users = eligible, .n = cohort, .round = r, .out = out };
@@ -2097,6 +2228,7 @@ fri_sim_runner_destroy(fri_sim_runner *rn)
     free(rn->eligible);
     free(rn->evals);
     free(rn->heavy);
+    free(st->matched);
     free(rn->mask);
     free(rn->out);
     free(rn->cpu_tmp);

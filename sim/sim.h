@@ -125,6 +125,17 @@ typedef struct fri_sim_config {
     // --report cold-start: a seeded tenth of the users with >= 20 training
     // ratings is held out of training for the cold-start curve.
     int               report_cold_start;
+    // --new-items N[@R]: the last N items of the data are not in the
+    // catalog at the start; the aggregator is asked to add them
+    // (fri_agg_grow_items) in round R (default half the rounds), so they
+    // enter after it. Explicit feedback: the evaluation also scores the
+    // ratings of those items apart, and those of old items matched to
+    // them by training rating count (fri_sim_round.new_rmse).
+    // N@0 is the control: the items are in the catalog from the start and
+    // only scored apart.
+    uint32_t          new_items;
+    uint32_t          new_items_round; // with new_items_at; else rounds / 2
+    int               new_items_at;    // @R given
     int               reference;   // compute the centralized reference
     int               shared_cache; // devices share one verified model
     // Output.
@@ -248,6 +259,12 @@ FR_NODISCARD fr_err fri_sim_server_start(fri_sim_server **out,
                                          size_t err_cap);
 void fri_sim_server_stop(fri_sim_server *s); // NULL is a no-op
 
+// Makes *buf (*cap bytes, malloc'd) large enough for any reply of agg,
+// whose bound grows with the catalog (fri_agg_grow_items). FR_ENOMEM
+// leaves it as it was.
+FR_NODISCARD fr_err fri_sim_reply_room(const struct fri_agg *agg,
+                                       uint8_t **buf, size_t *cap);
+
 // ---- per-round results ---------------------------------------------------
 
 typedef struct fri_sim_round {
@@ -288,6 +305,10 @@ typedef struct fri_sim_round {
     uint32_t steps;
     uint32_t stale;
     uint64_t staleness_sum;
+    // --new-items (appended): RMSE of the evaluation ratings of the new
+    // items and of the old items matched to them, and their counts.
+    double   new_rmse, matched_rmse;
+    uint64_t new_ratings, matched_ratings;
 } fri_sim_round;
 
 // Length of the device lists behind the beyond-accuracy metrics.
