@@ -396,3 +396,40 @@ Test(agg_args, buffered_flags)
                "tcp://h:1", "--items", "50", "--buffer", "2",
                "--max-staleness", "1001");
 }
+
+// SIGHUP re-reads only the items line of --config (a growing catalog).
+Test(agg_args, config_items_reread)
+{
+    char path[] = "/tmp/fr-agg-hup-XXXXXX";
+    int  fd     = mkstemp(path);
+    cr_assert(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "k = 4\nitems = 1700   # grown\nunknown-later = 1\n");
+    fclose(f);
+    uint32_t n = 0;
+    char     err[512] = "";
+    cr_assert_eq(fri_agg_args_config_items(path, &n, err, sizeof(err)), FR_OK,
+                 "%s", err);
+    cr_assert_eq(n, 1700);
+    f = fopen(path, "w");
+    fprintf(f, "k = 4\n");
+    fclose(f);
+    cr_assert_eq(fri_agg_args_config_items(path, &n, err, sizeof(err)),
+                 FR_ENOENT);
+    cr_assert(strstr(err, "no items line") != NULL, "%s", err);
+    const char *bad[] = {"items = many\n", "items = -3\n", "items =\n",
+                         "items = 99999999999\n", "items 5\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        f = fopen(path, "w");
+        fputs(bad[i], f);
+        fclose(f);
+        err[0] = 0;
+        cr_assert_neq(fri_agg_args_config_items(path, &n, err, sizeof(err)),
+                      FR_OK, "accepted: %s", bad[i]);
+        cr_assert(err[0] != 0, "no message for: %s", bad[i]);
+        cr_assert_eq(n, 1700, "unchanged on error");
+    }
+    unlink(path);
+    cr_assert_neq(fri_agg_args_config_items(path, &n, err, sizeof(err)),
+                  FR_OK);
+}
