@@ -125,7 +125,8 @@ typedef struct fri_sim_config {
     // --report cold-start: a seeded tenth of the users with >= 20 training
     // ratings is held out of training for the cold-start curve.
     int               report_cold_start;
-    // --new-items N[@R]: the last N items of the data are not in the
+    // --new-items N[@R]: the last N items of the data (in the order the
+    // files first mention them: the population's item index) are not in the
     // catalog at the start; the aggregator is asked to add them
     // (fri_agg_grow_items) in round R (default half the rounds), so they
     // enter after it. Explicit feedback: the evaluation also scores the
