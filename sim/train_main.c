@@ -12,6 +12,7 @@
 #include "bpr.h"
 #include "dataset.h"
 #include "fedrec/common.h"
+#include "itemfeat.h"
 #include "knn.h"
 #include "metrics.h"
 #include "mf.h"
@@ -880,117 +881,6 @@ split_leave_last(const opts *o, const fri_dataset *all, fri_dataset *train,
     return FR_OK;
 }
 
-// Item features from a MovieLens u.item file: "id|title|date|video
-// date|URL|f1|...|fd", every later line with the same d. Items of the
-// ratings get row idx of the map; ids absent from the ratings are skipped,
-// rows of items without a line stay zero. On error prints "path:line:
-// what" and returns nonzero.
-static int
-load_features(const char *path, fri_idmap *items, float **out,
-              size_t *out_len, uint32_t *n_feat)
-{
-    *out = NULL;
-    *out_len = 0;
-    *n_feat = 0;
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        fprintf(stderr, "fedrec-train: %s: %s\n", path, strerror(errno));
-        return 1;
-    }
-    const uint32_t ni = fri_idmap_size(items);
-    char line[4096];
-    size_t ln = 0;
-    float *feat = NULL;
-    const char *why = NULL;
-    while (why == NULL && fgets(line, sizeof(line), f) != NULL) {
-        ln++;
-        size_t len = strlen(line);
-        if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
-            why = "line too long";
-            break;
-        }
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) {
-            line[--len] = '\0';
-        }
-        if (len == 0) {
-            continue;
-        }
-        // Split in place on '|'.
-        char *field[64];
-        size_t nf = 0;
-        char *p = line;
-        for (;;) {
-            if (nf == 64) {
-                why = "more than 64 fields";
-                break;
-            }
-            field[nf++] = p;
-            char *bar = strchr(p, '|');
-            if (bar == NULL) {
-                break;
-            }
-            *bar = '\0';
-            p = bar + 1;
-        }
-        if (why != NULL) {
-            break;
-        }
-        if (nf < 6) {
-            why = "expected id|title|date|video date|URL|features...";
-            break;
-        }
-        uint32_t d = (uint32_t)(nf - 5);
-        if (*n_feat == 0) {
-            *n_feat = d;
-            feat = calloc((size_t)(ni > 0 ? ni : 1) * d, sizeof(float));
-            if (feat == NULL) {
-                why = "out of memory";
-                break;
-            }
-        } else if (d != *n_feat) {
-            why = "number of fields differs from the first line";
-            break;
-        }
-        uint64_t ext;
-        if (parse_u64(field[0], &ext) != 0 || ext > INT64_MAX) {
-            why = "bad item id";
-            break;
-        }
-        float x[64];
-        for (uint32_t j = 0; j < d; j++) {
-            char *end;
-            errno = 0;
-            double v = strtod(field[5 + j], &end);
-            if (field[5 + j][0] == '\0' || *end != '\0' || errno != 0 ||
-                !isfinite(v)) {
-                why = "bad feature value";
-                break;
-            }
-            x[j] = (float)v;
-        }
-        uint32_t idx;
-        if (why == NULL &&
-            fri_idmap_get(items, (int64_t)ext, 0, &idx) == FR_OK) {
-            memcpy(feat + (size_t)idx * d, x, d * sizeof(float));
-        }
-    }
-    if (why == NULL && ferror(f)) {
-        why = "read error";
-    }
-    fclose(f);
-    if (why == NULL && *n_feat == 0) {
-        why = "no features";
-    }
-    if (why != NULL) {
-        fprintf(stderr, "fedrec-train: %s:%zu: %s\n", path, ln, why);
-        free(feat);
-        *n_feat = 0;
-        return 1;
-    }
-    *out = feat;
-    *out_len = (size_t)ni * *n_feat;
-    return 0;
-}
 
 static int
 load_data(const opts *o, fri_dataset *train, fri_dataset *test,
@@ -1036,15 +926,21 @@ load_data(const opts *o, fri_dataset *train, fri_dataset *test,
                 fri_dataset_free(&all);
             }
         }
+        uint32_t frows = 0;
+        char     ferr[600];
         if (e == FR_OK && o->item_features != NULL &&
-            load_features(o->item_features, items, feat, feat_len,
-                          n_feat) != 0) {
+            fri_item_features_load(o->item_features, items, 0, feat, &frows,
+                                   n_feat, ferr, sizeof(ferr)) != FR_OK) {
+            fprintf(stderr, "fedrec-train: %s\n", ferr);
             fri_dataset_free(train);
             fri_dataset_free(test);
             fri_dataset_free(other);
             fri_idmap_destroy(users);
             fri_idmap_destroy(items);
             return 1;
+        }
+        if (o->item_features != NULL) {
+            *feat_len = (size_t) frows * *n_feat;
         }
         fri_idmap_destroy(users);
         fri_idmap_destroy(items);
