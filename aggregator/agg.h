@@ -225,7 +225,18 @@ typedef struct fri_agg_config {
     // The encoding of the factor rows a device downloads, among those its
     // GET_MODEL accepts (F32 always): FRI_AGG_MF_* (auto: the smallest).
     int model_format;
+    // ---- Item content features (appended; VBMF only) ----
+    // item_feature_rows x n_item_features floats (genres, tags; item i's
+    // row i, items from item_feature_rows on have none), copied at create:
+    // each item's prior mean is regressed on them (fri_vb_set_features),
+    // so that an item with few ratings, a new one above all, starts from
+    // the items like it. NULL / 0: one prior for every item.
+    const float *item_features;
+    uint32_t     n_item_features; // <= FRI_AGG_MAX_FEATURES
+    uint32_t     item_feature_rows; // <= FRI_AGG_MAX_ITEMS
 } fri_agg_config;
+
+#define FRI_AGG_MAX_FEATURES 64
 
 typedef enum fri_agg_model_format {
     FRI_AGG_MF_AUTO = 0,

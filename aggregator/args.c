@@ -14,6 +14,7 @@
 #include "errbuf.h"
 #include "channel.h"
 #include "keys.h"
+#include "itemfeat.h"
 #include "kvfile.h"
 #include "msg_edge.h"
 #include "secagg_ials.h"
@@ -34,6 +35,13 @@ static const char usage_head[] =
     "  --allow FILE            enrolled client public keys, one hex key per\n"
     "                          line (128 hex chars from PREFIX.pub's hex, or\n"
     "                          the 64-char X25519 half); '#' starts a comment\n"
+    "  --item-features FILE    item content features, MovieLens u.item lines\n"
+    "                          'id|title|date|video date|URL|f1|...|fd' (id =\n"
+    "                          catalog index; e.g. the 19 genre flags): VBMF\n"
+    "                          regresses each item's prior on them, so an\n"
+    "                          item with few or no ratings starts from the\n"
+    "                          items like it; rows past --items serve items\n"
+    "                          added later\n"
     "  --http HOST:PORT        serve /metrics (Prometheus) and /status (JSON)\n"
     "  --contexts N            concurrent NNG request contexts (default 128)\n"
     "  --max-sessions N        live secure sessions cap (default 10000)\n"
@@ -212,6 +220,8 @@ fri_agg_args_free(fri_agg_args *a)
     free(a->upstream_key_path);
     free(a->edge_cred_path);
     free(a->config_path);
+    free(a->item_features_path);
+    free(a->item_features);
     sodium_memzero(a->cfg.identity_seed, sizeof(a->cfg.identity_seed));
     memset(a, 0, sizeof(*a));
 }
@@ -324,6 +334,8 @@ apply(fri_agg_args *a, const char *name, const char *val, const char *where,
         oom = set_str(&a->http, val);
     } else if (strcmp(name, "allow") == 0) {
         oom = set_str(&a->allow_path, val);
+    } else if (strcmp(name, "item-features") == 0) {
+        oom = set_str(&a->item_features_path, val);
     } else if (strcmp(name, "upstream") == 0) {
         if (strncmp(val, "tcp://", 6) != 0 && strncmp(val, "ipc://", 6) != 0) {
             fri_agg_seterr(err, cap,
@@ -729,7 +741,7 @@ load_allow(fri_agg_args *a, char *err, size_t cap)
 
 // Every flag takes a value except --help; apply() checks the values.
 static const char *const flag_names[] = { "listen", "key", "state", "http",
-    "allow", "contexts", "max-sessions", "session-ttl", "max-frame",
+    "allow", "item-features", "contexts", "max-sessions", "session-ttl", "max-frame",
     "max-sessions-per-key", "max-connections", "handshake-timeout",
     "hello-rate", "hello-burst", "items", "k", "algo", "loss", "reg",
     "reg-bias", "alpha", "init-std", "seed", "server-opt", "server-lr",
@@ -962,6 +974,25 @@ fri_agg_args_parse(fri_agg_args *a, int argc, char **argv, char *err,
     }
     if (a->allow_path != NULL) {
         rv = load_allow(a, err, err_cap);
+        if (rv != FR_OK) {
+            return rv;
+        }
+    }
+    if (a->item_features_path != NULL) {
+        // Catalog indices are the ids; rows beyond --items are kept for
+        // items added later.
+        char ferr[600];
+        rv = fri_item_features_load(a->item_features_path, NULL,
+                                    FRI_AGG_MAX_ITEMS, &a->item_features,
+                                    &a->cfg.item_feature_rows,
+                                    &a->cfg.n_item_features, ferr,
+                                    sizeof(ferr));
+        if (rv != FR_OK) {
+            fri_agg_seterr(err, err_cap, "--item-features %s", ferr);
+            return rv;
+        }
+        a->cfg.item_features = a->item_features;
+        rv = fri_agg_config_check(&a->cfg, err, err_cap);
         if (rv != FR_OK) {
             return rv;
         }

@@ -31,6 +31,8 @@ typedef struct fri_agg_args {
     // statistics, the deltas masked with SecAgg+) is in cfg.
     int            private_default;
     char          *config_path; // --config FILE, re-read on SIGHUP
+    char          *item_features_path; // --item-features FILE (u.item)
+    float         *item_features; // its rows (cfg.item_features)
 } fri_agg_args;
 
 // The flags that choose the algorithm or the aggregation; naming any of

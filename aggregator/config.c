@@ -112,6 +112,14 @@ fri_agg_config_check(const fri_agg_config *c, char *err, size_t err_cap)
     if (c == NULL) {
         BAD("no configuration");
     }
+    if (c->n_item_features > 0 &&
+        (c->algo != FRI_AGG_VBMF || c->n_item_features > FRI_AGG_MAX_FEATURES
+         || c->item_feature_rows > FRI_AGG_MAX_ITEMS
+         || (c->item_feature_rows > 0 && c->item_features == NULL))) {
+        BAD("item features need algo vbmf, at most %u features and %u rows "
+            "(got %u features, %u rows)", FRI_AGG_MAX_FEATURES,
+            FRI_AGG_MAX_ITEMS, c->n_item_features, c->item_feature_rows);
+    }
     if (c->n_items == 0 || c->n_items > FRI_AGG_MAX_ITEMS) {
         BAD("items must be in 1..%u (got %u)", FRI_AGG_MAX_ITEMS, c->n_items);
     }

@@ -231,6 +231,7 @@ init_model(fri_agg *a, char *err, size_t err_cap)
         (c.n_vb == 0 ||
          fri_vb_state_set_prefix(a->vb, c.vb, (size_t) c.n_vb, n_ck) !=
              FR_OK ||
+         fri_vb_refit_features(a->vb, c.Q, c.bi, n_ck) != FR_OK ||
          fri_vb_prior_rows(a->vb, n_ck, a->model.Q, a->model.bi) != FR_OK)) {
         fri_agg_seterr(err, err_cap,
             "checkpoint in %s lacks a valid VBMF state", a->state_dir);
@@ -354,6 +355,15 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
     if (a->vb != NULL && cfg->dp != FRI_AGG_DP_OFF) {
         fri_vb_set_noisy(a->vb, 1);
     }
+    if (a->vb != NULL && cfg->n_item_features > 0 &&
+        fri_vb_set_features(a->vb, cfg->item_features, cfg->n_item_features,
+                            cfg->item_feature_rows) != FR_OK) {
+        fri_agg_seterr(err, err_cap, "item features: not finite, or out of "
+                                     "memory");
+        fri_agg_destroy(a);
+        return FR_EINVAL;
+    }
+    a->cfg.item_features = NULL; // the copy is the VBMF state's
     if (cfg->n_allow > 0) {
         a->allow = malloc(cfg->n_allow * FRI_AGG_KEYBYTES);
         if (a->allow != NULL) {

@@ -26,7 +26,194 @@ struct fri_vb {
     // latest), kept apart from the round sums above (closer only).
     double *lsx, *lsxx;
     double  lsq, ln_users;
+    // Item content features (fri_vb_set_features): F_rows x G floats; an
+    // item's prior mean is M [g_i; 1] (M: d x (G + 1) doubles, row-major),
+    // M refitted to the items' posterior means after every solve. G == 0:
+    // one prior mean for every item (imean).
+    float   *F;
+    uint32_t G, F_rows;
+    double  *M;
 };
+
+// Item i's prior mean (d floats).
+static void
+item_prior_mean(const fri_vb *v, size_t i, float *m)
+{
+    if (v->G == 0) {
+        memcpy(m, v->imean, v->d * sizeof(float));
+        return;
+    }
+    const size_t g1 = (size_t)v->G + 1;
+    const float *g  = i < v->F_rows ? v->F + i * v->G : NULL;
+    for (size_t a = 0; a < v->d; a++) {
+        const double *row = v->M + a * g1;
+        double        s   = row[v->G];
+        for (size_t j = 0; g != NULL && j < v->G; j++) {
+            s += row[j] * g[j];
+        }
+        m[a] = (float)s;
+    }
+}
+
+// Ridge weight on the feature coefficients (not the intercept), in units
+// of one item: keeps a genre few items have near the overall mean.
+#define FEAT_RIDGE 1.0
+
+// Cholesky solve of the n x n SPD system A x = B (B: n x m, in place).
+static int
+chol_solve_d(double *A, double *B, size_t n, size_t m)
+{
+    for (size_t j = 0; j < n; j++) {
+        double s = A[j * n + j];
+        for (size_t t = 0; t < j; t++) {
+            s -= A[j * n + t] * A[j * n + t];
+        }
+        if (!(s > 0.0)) {
+            return -1;
+        }
+        A[j * n + j] = sqrt(s);
+        for (size_t i = j + 1; i < n; i++) {
+            double r = A[i * n + j];
+            for (size_t t = 0; t < j; t++) {
+                r -= A[i * n + t] * A[j * n + t];
+            }
+            A[i * n + j] = r / A[j * n + j];
+        }
+    }
+    for (size_t c = 0; c < m; c++) {
+        for (size_t i = 0; i < n; i++) { // L y = b
+            double r = B[i * m + c];
+            for (size_t t = 0; t < i; t++) {
+                r -= A[i * n + t] * B[t * m + c];
+            }
+            B[i * m + c] = r / A[i * n + i];
+        }
+        for (size_t i = n; i-- > 0;) { // L^T x = y
+            double r = B[i * m + c];
+            for (size_t t = i + 1; t < n; t++) {
+                r -= A[t * n + i] * B[t * m + c];
+            }
+            B[i * m + c] = r / A[i * n + i];
+        }
+    }
+    return 0;
+}
+
+// M (d x (G + 1)) by ridge regression of the first n items' means
+// [q_i; b_i] on [g_i; 1]; with S (n x P, or NULL), the residual statistics
+// sx (d), sxx (P: sum of r r^T + S_i) of r_i = y_i - M [g_i; 1].
+static fr_err
+fit_features(const fri_vb *v, const float *Q, const float *bi,
+             const float *S, size_t n, double *M, double *sx, double *sxx)
+{
+    const size_t g1 = (size_t)v->G + 1, d = v->d, k = v->k, P = v->P;
+    double      *A  = calloc(g1 * g1, sizeof(double));
+    double      *B  = calloc(g1 * d, sizeof(double));
+    double      *x  = malloc(g1 * sizeof(double));
+    if (A == NULL || B == NULL || x == NULL) {
+        free(A);
+        free(B);
+        free(x);
+        return FR_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < v->G; j++) {
+            x[j] = i < v->F_rows ? v->F[i * v->G + j] : 0.0;
+        }
+        x[v->G] = 1.0;
+        for (size_t a = 0; a < g1; a++) {
+            for (size_t b = 0; b < g1; b++) {
+                A[a * g1 + b] += x[a] * x[b];
+            }
+            for (size_t c = 0; c < d; c++) {
+                double y = c < k ? Q[i * k + c] : bi[i];
+                B[a * d + c] += x[a] * y;
+            }
+        }
+    }
+    for (size_t j = 0; j < v->G; j++) {
+        A[j * g1 + j] += FEAT_RIDGE;
+    }
+    fr_err e = chol_solve_d(A, B, g1, d) == 0 ? FR_OK : FR_EINTERNAL;
+    for (size_t a = 0; a < d && e == FR_OK; a++) {
+        for (size_t j = 0; j < g1; j++) {
+            M[a * g1 + j] = B[j * d + a];
+        }
+    }
+    if (e == FR_OK && S != NULL) {
+        float *y = malloc(d * sizeof(float)), *m = malloc(d * sizeof(float));
+        e        = y == NULL || m == NULL ? FR_ENOMEM : FR_OK;
+        for (size_t i = 0; i < n && e == FR_OK; i++) {
+            for (size_t c = 0; c < d; c++) {
+                double s = M[c * g1 + v->G];
+                for (size_t j = 0; j < v->G && i < v->F_rows; j++) {
+                    s += M[c * g1 + j] * v->F[i * v->G + j];
+                }
+                m[c] = (float)s;
+                y[c] = (c < k ? Q[i * k + c] : bi[i]) - m[c];
+            }
+            fri_bpmf_hyper_stats(sx, sxx, y, v->d);
+            for (size_t t = 0; t < P; t++) {
+                sxx[t] += S[i * P + t];
+            }
+        }
+        free(y);
+        free(m);
+    }
+    free(A);
+    free(B);
+    free(x);
+    return e;
+}
+
+fr_err
+fri_vb_set_features(fri_vb *v, const float *F, uint32_t G, uint32_t rows)
+{
+    if (v == NULL || G == 0 || G > 64 || (rows > 0 && F == NULL)
+        || !fri_all_finite(F, (size_t)rows * G)) {
+        return FR_EINVAL;
+    }
+    const size_t g1 = (size_t)G + 1;
+    float       *f  = malloc(((size_t)rows * G + 1) * sizeof(float));
+    double      *M  = calloc(v->d * g1, sizeof(double));
+    if (f == NULL || M == NULL) {
+        free(f);
+        free(M);
+        return FR_ENOMEM;
+    }
+    memcpy(f, F, (size_t)rows * G * sizeof(float));
+    // Until the first fit, every item's prior mean is imean.
+    for (size_t a = 0; a < v->d; a++) {
+        M[a * g1 + G] = v->imean[a];
+    }
+    free(v->F);
+    free(v->M);
+    v->F      = f;
+    v->M      = M;
+    v->G      = G;
+    v->F_rows = rows;
+    return FR_OK;
+}
+
+fr_err
+fri_vb_refit_features(fri_vb *v, const float *Q, const float *bi, uint32_t n)
+{
+    if (v == NULL || v->G == 0) {
+        return FR_OK;
+    }
+    double *M = calloc(v->d * ((size_t)v->G + 1), sizeof(double));
+    if (M == NULL) {
+        return FR_ENOMEM;
+    }
+    fr_err e = fit_features(v, Q, bi, NULL, n, M, NULL, NULL);
+    if (e == FR_OK) {
+        free(v->M);
+        v->M = M;
+    } else {
+        free(M);
+    }
+    return e;
+}
 
 size_t
 fri_vb_glob_len(uint32_t k)
@@ -126,6 +313,8 @@ fri_vb_destroy(fri_vb *v)
     free(v->sxx);
     free(v->lsx);
     free(v->lsxx);
+    free(v->F);
+    free(v->M);
     free(v);
 }
 
@@ -376,10 +565,18 @@ fri_vb_solve(fri_vb *v, float *const *acc, float mu, float mu_old,
     if (e == FR_OK && v->noisy) {
         e = denoise_glob(v, n_ratings);
     }
-    fri_bpmf_prior iprior = { v->d, v->imean, v->iprec };
+    float         *pm     = malloc(d * sizeof(float));
+    double        *nM     = v->G > 0
+                                ? calloc(d * ((size_t)v->G + 1), sizeof(double))
+                                : NULL;
+    if (pm == NULL || (v->G > 0 && nM == NULL)) {
+        e = FR_ENOMEM;
+    }
+    fri_bpmf_prior iprior = { v->d, pm, v->iprec };
     const float    dmu    = mu - mu_old;
     for (size_t i = 0; i < ni && e == FR_OK; i++) {
         const float *G = acc[i] != NULL ? acc[i] : zero;
+        item_prior_mean(v, i, pm);
         for (size_t r = 0; r < d; r++) {
             // h was computed with mu_old: h -= dmu * sum_u x_u (the Gram's
             // last column, x = [p; 1]).
@@ -404,21 +601,34 @@ fri_vb_solve(fri_vb *v, float *const *acc, float mu, float mu_old,
         e = fri_bpmf_hyper_sample(
             um, up, v->sx, v->sxx, v->n_users, v->d, v->beta0, v->w0, NULL);
     }
-    // Item prior from the new items and their full covariances.
+    // Item prior from the new items and their full covariances; with
+    // content features its mean is regressed on them and its precision
+    // comes from the residuals.
     for (size_t i = 0; i < ni && e == FR_OK; i++) {
-        memcpy(y, Q + i * k, k * sizeof(float));
-        y[k] = bi[i];
-        fri_bpmf_hyper_stats(sx, sxx, y, v->d);
-        for (size_t t = 0; t < P; t++) {
-            sxx[t] += nS[i * P + t];
+        if (v->G == 0) {
+            memcpy(y, Q + i * k, k * sizeof(float));
+            y[k] = bi[i];
+            fri_bpmf_hyper_stats(sx, sxx, y, v->d);
+            for (size_t t = 0; t < P; t++) {
+                sxx[t] += nS[i * P + t];
+            }
         }
         for (size_t a = 0; a < d; a++) {
             nvar[i * d + a] = nS[i * P + fri_packed_index(d, a, a)];
         }
     }
+    if (e == FR_OK && v->G > 0) {
+        e = fit_features(v, Q, bi, nS, ni, nM, sx, sxx);
+    }
     if (e == FR_OK) {
         e = fri_bpmf_hyper_sample(
             im, ip, sx, sxx, (double)ni, v->d, v->beta0, v->w0, NULL);
+    }
+    if (e == FR_OK && v->G > 0) {
+        // imean: the intercept (what a featureless item's prior mean is).
+        for (size_t a = 0; a < d; a++) {
+            im[a] = (float)nM[a * ((size_t)v->G + 1) + v->G];
+        }
     }
     // Noise precision from the expected squared error under the new items
     // (as users will see them: diagonal covariances).
@@ -451,6 +661,11 @@ fri_vb_solve(fri_vb *v, float *const *acc, float mu, float mu_old,
         pack(v->uprec_packed, up, d);
         memcpy(v->imean, im, d * sizeof(float));
         memcpy(v->iprec, ip, d * d * sizeof(float));
+        if (v->G > 0) {
+            double *t = v->M;
+            v->M      = nM;
+            nM        = t;
+        }
         float *t = v->S;
         v->S     = nS;
         nS       = t;
@@ -461,6 +676,8 @@ fri_vb_solve(fri_vb *v, float *const *acc, float mu, float mu_old,
     }
     free(work);
     free(zero);
+    free(pm);
+    free(nM);
     free(h);
     free(nS);
     free(nvar);
@@ -574,8 +791,13 @@ fri_vb_prior_rows(fri_vb *v, uint32_t from, float *Q, float *bi)
     fr_err       e    = work == NULL || zero == NULL ? FR_ENOMEM : FR_OK;
     // The item step with no statistics is the prior: mean imean,
     // covariance iprec^-1 (what the next solve gives them anyway).
-    fri_bpmf_prior iprior = { v->d, v->imean, v->iprec };
+    float         *pm     = malloc(d * sizeof(float));
+    fri_bpmf_prior iprior = { v->d, pm, v->iprec };
+    if (pm == NULL) {
+        e = FR_ENOMEM;
+    }
     for (size_t i = from; i < v->n_items && e == FR_OK; i++) {
+        item_prior_mean(v, i, pm);
         e = fri_bpmf_item_step(Q + i * k, &bi[i], v->S + i * P, zero,
             zero + P, v->k, &iprior, v->beta, NULL, work, wl);
         for (size_t a = 0; a < d && e == FR_OK; a++) {
@@ -584,6 +806,7 @@ fri_vb_prior_rows(fri_vb *v, uint32_t from, float *Q, float *bi)
     }
     free(work);
     free(zero);
+    free(pm);
     return e;
 }
 

@@ -42,6 +42,20 @@ fri_item_features_load(const char *path, fri_idmap *map, uint32_t max_rows,
         }
         return FR_EIO;
     }
+    fr_err rv = fri_item_features_read(f, path, map, max_rows, out, n_rows,
+                                       n_feat, err, err_cap);
+    fclose(f);
+    return rv;
+}
+
+fr_err
+fri_item_features_read(FILE *f, const char *path, fri_idmap *map,
+                       uint32_t max_rows, float **out, uint32_t *n_rows,
+                       uint32_t *n_feat, char *err, size_t err_cap)
+{
+    *out    = NULL;
+    *n_rows = 0;
+    *n_feat = 0;
     char        line[4096];
     size_t      ln   = 0;
     float      *feat = NULL;
@@ -133,7 +147,6 @@ fri_item_features_load(const char *path, fri_idmap *map, uint32_t max_rows,
         why = "read error";
         rv  = FR_EIO;
     }
-    fclose(f);
     if (why == NULL && d == 0) {
         why = "no features";
     }

@@ -7,6 +7,7 @@
 #define FR_COMMON_ITEMFEAT_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "dataset.h"
 #include "fedrec/err.h"
@@ -23,5 +24,12 @@ FR_NODISCARD fr_err fri_item_features_load(const char *path, fri_idmap *map,
                                            uint32_t max_rows, float **out,
                                            uint32_t *n_rows, uint32_t *n_feat,
                                            char *err, size_t err_cap);
+
+// The same from an open stream; path names it in messages.
+FR_NODISCARD fr_err fri_item_features_read(FILE *f, const char *path,
+                                           fri_idmap *map, uint32_t max_rows,
+                                           float **out, uint32_t *n_rows,
+                                           uint32_t *n_feat, char *err,
+                                           size_t err_cap);
 
 #endif

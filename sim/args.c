@@ -31,6 +31,10 @@ static const char usage_head[]
       "  --test PATH           held-out ratings, evaluated on the devices\n"
       "  --users PATH          MovieLens u.user (id|age|gender|...): the\n"
       "                        summary's groups add gender and age bands\n"
+      "  --item-features PATH  MovieLens u.item (id|title|date|video date|\n"
+      "                        URL|f1|...): VBMF regresses each item's prior\n"
+      "                        on these features (e.g. the genres), so items\n"
+      "                        with few ratings start from items like them\n"
       "  --synthetic SPEC      seeded generator, e.g. users=1000,items=500,\n"
       "                        k=8,density=0.06,zipf=0.8,noise=0.5,seed=1;\n"
       "                        each user's ratings are split 80/20 at random\n"
@@ -365,7 +369,7 @@ static const char *const value_flags[]  = { "train", "test", "users",
      "reg", "buffer", "max-staleness", "slow", "slow-ticks", "reg-bias", "lr",
      "algo", "server-opt", "threads", "seed", "eval-every", "eval-users",
      "report", "diverse", "recency", "transport", "out", "state",
-     "new-items",
+     "new-items", "item-features",
      // Read before parsing: fri_sim_expand_config and fedrec-sim's main.
      "config", "sweep",
      // privacy.c
@@ -426,6 +430,8 @@ apply(fri_sim_config *c, given *st, const char *flag, const char *val,
         c->test_path = val;
     } else if (strcmp(flag, "--users") == 0) {
         c->users_path = val;
+    } else if (strcmp(flag, "--item-features") == 0) {
+        c->item_features_path = val;
     } else if (strcmp(flag, "--synthetic") == 0) {
         char e2[160];
         if (fri_synth_config_parse(&c->synth, val, e2, sizeof(e2)) !=
@@ -781,6 +787,13 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
             snprintf(err, err_cap,
                 "--replay time needs --train (rating "
                 "files with timestamps)");
+        }
+        return FR_EINVAL;
+    }
+    if (c->item_features_path != NULL && !g.have_train) {
+        if (err_cap > 0) {
+            snprintf(err, err_cap, "--item-features needs --train (the "
+                                   "item ids of a rating file)");
         }
         return FR_EINVAL;
     }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "itemfeat.h"
 #include "sim.h"
 #include "userattr.h"
 
@@ -126,11 +127,22 @@ fri_sim_pop_load(fri_sim_pop *p, const fri_sim_config *c, char *err,
                 p->gender = p->age_band = NULL;
             }
         }
+        if (e == FR_OK && c->item_features_path != NULL) {
+            uint32_t rows = 0;
+            e = fri_item_features_load(c->item_features_path, items, 0,
+                                       &p->item_feat, &rows, &p->n_feat, err,
+                                       err_cap);
+        }
         fri_idmap_destroy(users);
         fri_idmap_destroy(items);
         if (e != FR_OK) {
             fri_dataset_free(&train);
             fri_dataset_free(&test);
+            free(p->gender);
+            free(p->age_band);
+            free(p->item_feat);
+            p->gender = p->age_band = NULL;
+            p->item_feat            = NULL;
             return e;
         }
         const char *b = strrchr(c->train_path, '/');
@@ -201,6 +213,7 @@ fri_sim_pop_free(fri_sim_pop *p)
     free(p->test_ts);
     free(p->gender);
     free(p->age_band);
+    free(p->item_feat);
     sodium_memzero(p->key, sizeof(p->key));
     memset(p, 0, sizeof(*p));
 }

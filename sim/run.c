@@ -1444,6 +1444,17 @@ fri_sim_runner_create(fri_sim_runner **out_rn, const fri_sim_config *cfg,
                      : c->algo == FRI_SIM_VBMF     ? FRI_AGG_VBMF
                                                    : FRI_AGG_GRAD;
     ac->implicit          = c->implicit;
+    if (p->item_feat != NULL) {
+        if (ac->algo != FRI_AGG_VBMF) {
+            e = fail(err, err_cap, FR_EINVAL, "%s",
+                "--item-features: the item prior is VBMF's (no --algo, or "
+                "--algo vbmf)");
+            goto out;
+        }
+        ac->item_features     = p->item_feat;
+        ac->n_item_features   = p->n_feat;
+        ac->item_feature_rows = p->n_items;
+    }
     ac->reg               = c->reg;
     ac->reg_bias          = c->reg_bias;
     ac->weighted          = c->weighted;

@@ -64,6 +64,9 @@ typedef struct fri_sim_config {
     const char      *train_path;
     const char      *test_path;
     const char      *users_path;  // --users: u.user, for per-group metrics
+    // --item-features: u.item, content features for VBMF's item prior
+    // (fri_agg_config.item_features).
+    const char      *item_features_path;
     int              synthetic;   // 1: use synth (also the default data)
     fri_synth_config synth;
     double           holdout;     // per-user random test fraction (synth)
@@ -215,6 +218,10 @@ typedef struct fri_sim_pop {
     // Per-user gender and age band (userattr.h), NULL without --users.
     uint8_t *gender;
     uint8_t *age_band;
+    // Item content features (--item-features), n_items x n_feat, NULL
+    // without.
+    float   *item_feat;
+    uint32_t n_feat;
     uint8_t  key[32]; // derives device identities (simulation only)
     char     name[128];
 } fri_sim_pop;
