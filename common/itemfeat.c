@@ -1,4 +1,5 @@
 #include "itemfeat.h"
+#include "textline.h"
 
 #include <errno.h>
 #include <math.h>
@@ -62,35 +63,16 @@ fri_item_features_read(FILE *f, const char *path, fri_idmap *map,
     uint32_t    have = 0, rows = map != NULL ? fri_idmap_size(map) : 0, d = 0;
     const char *why  = NULL;
     fr_err      rv   = FR_EFORMAT;
-    while (why == NULL && fgets(line, sizeof(line), f) != NULL) {
-        ln++;
-        size_t len = strlen(line);
-        if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
+    int got;
+    while (why == NULL && (got = fri_line_next(f, line, sizeof(line), &ln))) {
+        if (got < 0) {
             why = "line too long";
             break;
         }
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) {
-            line[--len] = '\0';
-        }
-        if (len == 0) {
-            continue;
-        }
         char  *field[FRI_ITEMFEAT_MAX + 5];
-        size_t nf = 0;
-        for (char *p = line;;) {
-            if (nf == FRI_ITEMFEAT_MAX + 5) {
-                why = "too many fields";
-                break;
-            }
-            field[nf++] = p;
-            char *bar   = strchr(p, '|');
-            if (bar == NULL) {
-                break;
-            }
-            *bar = '\0';
-            p    = bar + 1;
-        }
-        if (why != NULL) {
+        size_t nf = fri_line_split(line, '|', field, FRI_ITEMFEAT_MAX + 5);
+        if (nf > FRI_ITEMFEAT_MAX + 5) {
+            why = "too many fields";
             break;
         }
         if (nf < 6) {

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "textline.h"
+
 uint8_t
 fri_age_band(long age)
 {
@@ -47,31 +49,14 @@ fri_user_attrs_load(const char *path, fri_idmap *users, uint32_t n_users,
     char        line[4096];
     size_t      ln  = 0;
     const char *why = NULL;
-    while (why == NULL && fgets(line, sizeof line, f) != NULL) {
-        ln++;
-        size_t len = strlen(line);
-        if (len == sizeof line - 1 && line[len - 1] != '\n') {
+    int         got;
+    while (why == NULL && (got = fri_line_next(f, line, sizeof line, &ln))) {
+        if (got < 0) {
             why = "line too long";
             break;
         }
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) {
-            line[--len] = '\0';
-        }
-        if (len == 0) {
-            continue;
-        }
         char  *field[3];
-        size_t nf = 0;
-        char  *p  = line;
-        while (nf < 3) {
-            field[nf++] = p;
-            char *bar   = strchr(p, '|');
-            if (bar == NULL) {
-                break;
-            }
-            *bar = '\0';
-            p    = bar + 1;
-        }
+        size_t nf = fri_line_split(line, '|', field, 3);
         long id, age;
         if (nf < 3) {
             why = "expected id|age|gender|...";

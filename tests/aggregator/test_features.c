@@ -58,25 +58,31 @@ ratings(world *w)
 }
 
 static void
+agg_config(fri_agg_config *c, int features, const char *dir)
+{
+    fri_agg_config_init(c);
+    c->n_items           = NIT;
+    c->k                 = KK;
+    c->algo              = FRI_AGG_VBMF;
+    c->min_clients       = 2;
+    c->round_deadline_ms = DEADLINE;
+    c->state_dir         = dir;
+    c->has_identity      = 1;
+    memset(c->identity_seed, 7, sizeof(c->identity_seed));
+    if (features) {
+        c->item_features     = FEAT;
+        c->n_item_features   = 2;
+        c->item_feature_rows = NIT;
+    }
+}
+
+static void
 world_init(world *w, int features, const char *dir)
 {
     memset(w, 0, sizeof(*w));
     ratings(w);
     fri_agg_config c;
-    fri_agg_config_init(&c);
-    c.n_items           = NIT;
-    c.k                 = KK;
-    c.algo              = FRI_AGG_VBMF;
-    c.min_clients       = 2;
-    c.round_deadline_ms = DEADLINE;
-    c.state_dir         = dir;
-    c.has_identity      = 1;
-    memset(c.identity_seed, 7, sizeof(c.identity_seed));
-    if (features) {
-        c.item_features     = FEAT;
-        c.n_item_features   = 2;
-        c.item_feature_rows = NIT;
-    }
+    agg_config(&c, features, dir);
     char err[256];
     cr_assert_eq(fri_agg_create(&w->a, &c, 0, err, sizeof(err)), FR_OK, "%s",
                  err);
@@ -151,18 +157,7 @@ Test(agg_features, restart_refits_the_prior)
     fri_agg_destroy(b->a);
     b->a = NULL;
     fri_agg_config c;
-    fri_agg_config_init(&c);
-    c.n_items           = NIT;
-    c.k                 = KK;
-    c.algo              = FRI_AGG_VBMF;
-    c.min_clients       = 2;
-    c.round_deadline_ms = DEADLINE;
-    c.state_dir         = db;
-    c.has_identity      = 1;
-    memset(c.identity_seed, 7, sizeof(c.identity_seed));
-    c.item_features     = FEAT;
-    c.n_item_features   = 2;
-    c.item_feature_rows = NIT;
+    agg_config(&c, 1, db);
     char err[256];
     cr_assert_eq(fri_agg_create(&b->a, &c, 0, err, sizeof(err)), FR_OK, "%s",
                  err);
@@ -187,13 +182,8 @@ Test(agg_features, restart_refits_the_prior)
 Test(agg_features, bad_features_are_refused)
 {
     fri_agg_config c;
-    fri_agg_config_init(&c);
-    c.n_items           = NIT;
-    c.k                 = KK;
-    c.algo              = FRI_AGG_ALS;
-    c.item_features     = FEAT;
-    c.n_item_features   = 2;
-    c.item_feature_rows = NIT;
+    agg_config(&c, 1, NULL);
+    c.algo = FRI_AGG_ALS;
     char     err[256] = "";
     fri_agg *a        = NULL;
     cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_EINVAL);
