@@ -89,25 +89,7 @@ psd(const double *M, size_t d, double extra)
         tr += fabs(M[a * d + a]);
     }
     double eps = TOL * (tr + extra + TINY);
-    int    ok  = 1;
-    for (size_t j = 0; j < d && ok; j++) {
-        double s = M[j * d + j] + eps;
-        for (size_t t = 0; t < j; t++) {
-            s -= L[j * d + t] * L[j * d + t];
-        }
-        if (!(s > 0.0)) {
-            ok = 0;
-            break;
-        }
-        L[j * d + j] = sqrt(s);
-        for (size_t i = j + 1; i < d; i++) {
-            double v = M[i * d + j];
-            for (size_t t = 0; t < j; t++) {
-                v -= L[i * d + t] * L[j * d + t];
-            }
-            L[i * d + j] = v / L[j * d + j];
-        }
-    }
+    int    ok  = fri_chol_d(L, M, d, eps) == 0;
     free(L);
     return ok;
 }

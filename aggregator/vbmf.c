@@ -59,46 +59,6 @@ item_prior_mean(const fri_vb *v, size_t i, float *m)
 // of one item: keeps a genre few items have near the overall mean.
 #define FEAT_RIDGE 1.0
 
-// Cholesky solve of the n x n SPD system A x = B (B: n x m, in place).
-static int
-chol_solve_d(double *A, double *B, size_t n, size_t m)
-{
-    for (size_t j = 0; j < n; j++) {
-        double s = A[j * n + j];
-        for (size_t t = 0; t < j; t++) {
-            s -= A[j * n + t] * A[j * n + t];
-        }
-        if (!(s > 0.0)) {
-            return -1;
-        }
-        A[j * n + j] = sqrt(s);
-        for (size_t i = j + 1; i < n; i++) {
-            double r = A[i * n + j];
-            for (size_t t = 0; t < j; t++) {
-                r -= A[i * n + t] * A[j * n + t];
-            }
-            A[i * n + j] = r / A[j * n + j];
-        }
-    }
-    for (size_t c = 0; c < m; c++) {
-        for (size_t i = 0; i < n; i++) { // L y = b
-            double r = B[i * m + c];
-            for (size_t t = 0; t < i; t++) {
-                r -= A[i * n + t] * B[t * m + c];
-            }
-            B[i * m + c] = r / A[i * n + i];
-        }
-        for (size_t i = n; i-- > 0;) { // L^T x = y
-            double r = B[i * m + c];
-            for (size_t t = i + 1; t < n; t++) {
-                r -= A[t * n + i] * B[t * m + c];
-            }
-            B[i * m + c] = r / A[i * n + i];
-        }
-    }
-    return 0;
-}
-
 // M (d x (G + 1)) by ridge regression of the first n items' means
 // [q_i; b_i] on [g_i; 1]; with S (n x P, or NULL), the residual statistics
 // sx (d), sxx (P: sum of r r^T + S_i) of r_i = y_i - M [g_i; 1].
@@ -134,7 +94,14 @@ fit_features(const fri_vb *v, const float *Q, const float *bi,
     for (size_t j = 0; j < v->G; j++) {
         A[j * g1 + j] += FEAT_RIDGE;
     }
-    fr_err e = chol_solve_d(A, B, g1, d) == 0 ? FR_OK : FR_EINTERNAL;
+    double *L = malloc(g1 * g1 * sizeof(double));
+    fr_err  e = L == NULL                     ? FR_ENOMEM
+                : fri_chol_d(L, A, g1, 0.0) != 0 ? FR_EINTERNAL
+                                                : FR_OK;
+    if (e == FR_OK) {
+        fri_chol_d_solve(L, B, g1, d);
+    }
+    free(L);
     for (size_t a = 0; a < d && e == FR_OK; a++) {
         for (size_t j = 0; j < g1; j++) {
             M[a * g1 + j] = B[j * d + a];

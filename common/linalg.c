@@ -178,3 +178,47 @@ fri_psd_project_packed(float *G, size_t d, double floor, double *work)
     }
     return raised;
 }
+
+int
+fri_chol_d(double *L, const double *A, size_t n, double shift)
+{
+    for (size_t j = 0; j < n; j++) {
+        double s = A[j * n + j] + shift;
+        for (size_t t = 0; t < j; t++) {
+            s -= L[j * n + t] * L[j * n + t];
+        }
+        if (!(s > 0.0)) {
+            return -1;
+        }
+        L[j * n + j] = sqrt(s);
+        for (size_t i = j + 1; i < n; i++) {
+            double v = A[i * n + j];
+            for (size_t t = 0; t < j; t++) {
+                v -= L[i * n + t] * L[j * n + t];
+            }
+            L[i * n + j] = v / L[j * n + j];
+        }
+    }
+    return 0;
+}
+
+void
+fri_chol_d_solve(const double *L, double *B, size_t n, size_t m)
+{
+    for (size_t c = 0; c < m; c++) {
+        for (size_t i = 0; i < n; i++) { // L y = b
+            double r = B[i * m + c];
+            for (size_t t = 0; t < i; t++) {
+                r -= L[i * n + t] * B[t * m + c];
+            }
+            B[i * m + c] = r / L[i * n + i];
+        }
+        for (size_t i = n; i-- > 0;) { // L^T x = y
+            double r = B[i * m + c];
+            for (size_t t = i + 1; t < n; t++) {
+                r -= L[t * n + i] * B[t * m + c];
+            }
+            B[i * m + c] = r / L[i * n + i];
+        }
+    }
+}

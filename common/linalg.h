@@ -58,6 +58,13 @@ void fri_packed_unpack(float *full, const float *packed, size_t d);
 // large, FR_EINTERNAL if A is not numerically positive definite.
 FR_NODISCARD fr_err fri_chol_solve(float *A, float *b, size_t d);
 
+// Cholesky factor in double: L (n x n, row-major, lower triangle written)
+// of A + shift I (A read from its lower triangle). 0, or -1 when that is
+// not numerically positive definite.
+int fri_chol_d(double *L, const double *A, size_t n, double shift);
+// Solves (L L^T) X = B in place for the n x m right-hand sides B.
+void fri_chol_d_solve(const double *L, double *B, size_t n, size_t m);
+
 // Replaces the symmetric matrix held as a packed upper triangle G (d x d)
 // by its nearest positive semidefinite matrix in Frobenius norm: the
 // eigenvalues below `floor` are raised to it (cyclic Jacobi in double).
