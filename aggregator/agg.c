@@ -207,6 +207,11 @@ open_round(fri_agg *a, uint64_t now_ms)
 static void
 grow_catalog(fri_agg *a)
 {
+    if (fri_agg_take_item_features(a) != FR_OK) {
+        fri_agg_log(a, FR_LOG_ERROR,
+                    "msg=\"new item features not installed; the previous "
+                    "ones stay\" alert=1");
+    }
     const uint32_t n = fri_agg_grow_pending(a), n0 = a->cfg.n_items;
     if (n == 0) {
         return;

@@ -550,6 +550,15 @@ void fri_agg_set_update_hook(fri_agg *a, fri_agg_update_fn fn, void *ctx);
 FR_NODISCARD fr_err fri_agg_grow_items(fri_agg *a, uint32_t n_items,
                                        char *err, size_t err_cap);
 
+// Replaces the item content features (as fri_agg_config.item_features;
+// copied) from the next round boundary on: VBMF's prior is refitted with
+// them, and items added later start from them. FR_EINVAL (err says why)
+// without VBMF or for bad sizes or values. Thread-safe.
+FR_NODISCARD fr_err fri_agg_set_item_features(fri_agg *a, const float *F,
+                                              uint32_t n_features,
+                                              uint32_t rows, char *err,
+                                              size_t err_cap);
+
 // Copies the current model (mu, bi: n_items, Q: n_items * k; copies at
 // most bi_len / Q_len). Any output pointer may be NULL.
 void fri_agg_model_copy(fri_agg *a, float *mu, float *bi, size_t bi_len,

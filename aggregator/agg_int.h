@@ -264,6 +264,10 @@ struct fri_agg {
     // Catalog size asked for by fri_agg_grow_items, applied by the closer
     // after the next completed round (grow.c); 0 = none. Under rs.mtx.
     uint32_t     grow_to;
+    // Item content features handed in by fri_agg_set_item_features, taken
+    // by the closer between rounds (grow.c); NULL = none. Under rs.mtx.
+    float       *feat_next;
+    uint32_t     feat_next_g, feat_next_rows;
 
     fri_rounds   rs;     // round and cohort state (mtx)
     fri_model_state model;  // the model and its publication (rs.mtx)

@@ -41,7 +41,7 @@ static const char usage_head[] =
     "                          regresses each item's prior on them, so an\n"
     "                          item with few or no ratings starts from the\n"
     "                          items like it; rows past --items serve items\n"
-    "                          added later\n"
+    "                          added later; SIGHUP re-reads it\n"
     "  --http HOST:PORT        serve /metrics (Prometheus) and /status (JSON)\n"
     "  --contexts N            concurrent NNG request contexts (default 128)\n"
     "  --max-sessions N        live secure sessions cap (default 10000)\n"

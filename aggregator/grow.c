@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "errbuf.h"
+#include "linalg.h"
 #include "log.h"
 #include "rng.h"
 #include "vbmf.h"
@@ -160,6 +161,68 @@ fri_agg_grow_items(fri_agg *a, uint32_t n_items, char *err, size_t err_cap)
                     "msg=\"catalog growth asked; applied after the next "
                     "completed round\" items=%u new_items=%u",
                     cur, n_items);
+    }
+    return rv;
+}
+
+fr_err
+fri_agg_set_item_features(fri_agg *a, const float *F, uint32_t n_features,
+                          uint32_t rows, char *err, size_t err_cap)
+{
+    if (a == NULL) {
+        return FR_EINVAL;
+    }
+    if (a->vb == NULL) {
+        fri_agg_seterr(err, err_cap, "item features need algo vbmf");
+        return FR_EINVAL;
+    }
+    if (n_features == 0 || n_features > FRI_AGG_MAX_FEATURES ||
+        rows > FRI_AGG_MAX_ITEMS || (rows > 0 && F == NULL) ||
+        !fri_all_finite(F, (size_t) rows * n_features)) {
+        fri_agg_seterr(err, err_cap, "item features: 1..%u finite values per "
+                       "item and at most %u items", FRI_AGG_MAX_FEATURES,
+                       FRI_AGG_MAX_ITEMS);
+        return FR_EINVAL;
+    }
+    float *c = malloc(((size_t) rows * n_features + 1) * sizeof(float));
+    if (c == NULL) {
+        fri_agg_seterr(err, err_cap, "out of memory");
+        return FR_ENOMEM;
+    }
+    memcpy(c, F, (size_t) rows * n_features * sizeof(float));
+    pthread_mutex_lock(&a->rs.mtx);
+    float *old        = a->feat_next;
+    a->feat_next      = c;
+    a->feat_next_g    = n_features;
+    a->feat_next_rows = rows;
+    pthread_mutex_unlock(&a->rs.mtx);
+    free(old);
+    return FR_OK;
+}
+
+fr_err
+fri_agg_take_item_features(fri_agg *a)
+{
+    pthread_mutex_lock(&a->rs.mtx);
+    float   *F = a->feat_next;
+    uint32_t g = a->feat_next_g, rows = a->feat_next_rows;
+    a->feat_next = NULL;
+    pthread_mutex_unlock(&a->rs.mtx);
+    if (F == NULL || a->vb == NULL) {
+        free(F);
+        return FR_OK;
+    }
+    // The prior's regression starts over from the served model's items.
+    fr_err rv = fri_vb_set_features(a->vb, F, g, rows);
+    if (rv == FR_OK) {
+        rv = fri_vb_refit_features(a->vb, a->model.Q, a->model.bi,
+                                   a->cfg.n_items);
+    }
+    free(F);
+    if (rv == FR_OK) {
+        fri_agg_log(a, FR_LOG_INFO,
+                    "msg=\"item features replaced\" features=%u rows=%u",
+                    g, rows);
     }
     return rv;
 }

@@ -22,6 +22,11 @@ void fri_agg_init_rows(const fri_agg *a, float *Q, float *bi, uint32_t from,
 // count). Nothing changes on error but capacity.
 FR_NODISCARD fr_err fri_agg_grow_apply(fri_agg *a, uint32_t n_items);
 
+// The closer between rounds: installs features handed to
+// fri_agg_set_item_features (VBMF's prior refitted to the served model),
+// before a pending growth so that new items start from them.
+FR_NODISCARD fr_err fri_agg_take_item_features(fri_agg *a);
+
 // The size asked for by fri_agg_grow_items and not applied yet, 0 none.
 uint32_t fri_agg_grow_pending(fri_agg *a);
 

@@ -2,6 +2,7 @@
 // else is in the core (agg.c, handle.c) and the NNG server (net.c).
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -10,6 +11,7 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "args.h"
+#include "itemfeat.h"
 #include "net.h"
 #include "uplink.h"
 
@@ -70,9 +72,9 @@ reload(fri_agg *a, const fri_agg_args *args)
             snprintf(line, sizeof(line),
                      "msg=\"SIGHUP: catalog unchanged\" items=%u", n);
             log_stderr(NULL, FR_LOG_INFO, line);
-            return;
+        } else {
+            rv = fri_agg_grow_items(a, n, err, sizeof(err));
         }
-        rv = fri_agg_grow_items(a, n, err, sizeof(err));
     }
     if (rv != FR_OK) {
         snprintf(line, sizeof(line),
@@ -80,6 +82,25 @@ reload(fri_agg *a, const fri_agg_args *args)
                  "detail=\"%s\"",
                  fr_errname(rv), err);
         log_stderr(NULL, FR_LOG_WARN, line);
+    }
+    if (args->item_features_path != NULL) {
+        // New items' features, read again (the file may have grown too).
+        float   *F = NULL;
+        uint32_t rows = 0, g = 0;
+        rv = fri_item_features_load(args->item_features_path, NULL,
+                                    FRI_AGG_MAX_ITEMS, &F, &rows, &g, err,
+                                    sizeof(err));
+        if (rv == FR_OK) {
+            rv = fri_agg_set_item_features(a, F, g, rows, err, sizeof(err));
+        }
+        free(F);
+        if (rv != FR_OK) {
+            snprintf(line, sizeof(line),
+                     "msg=\"SIGHUP: item features not re-read; the previous "
+                     "ones stay\" err=%s detail=\"%s\"",
+                     fr_errname(rv), err);
+            log_stderr(NULL, FR_LOG_WARN, line);
+        }
     }
 }
 

@@ -201,3 +201,44 @@ Test(agg_features, bad_features_are_refused)
     cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_EINVAL);
     cr_assert_null(a);
 }
+
+// Features handed in while the aggregator runs (SIGHUP re-reads the file):
+// item 19 (genre B, unrated) has no feature row at first, so its prior is
+// the intercept's; once its row arrives, the next round boundary refits
+// and its prior follows genre B.
+Test(agg_features, features_replaced_between_rounds)
+{
+    world *w = malloc(sizeof(*w));
+    cr_assert_not_null(w);
+    memset(w, 0, sizeof(*w));
+    ratings(w);
+    fri_agg_config c;
+    agg_config(&c, 1, NULL);
+    c.item_feature_rows = NIT - 1; // no row for item 19
+    char err[256];
+    cr_assert_eq(fri_agg_create(&w->a, &c, 0, err, sizeof(err)), FR_OK, "%s",
+                 err);
+    e2e_clients_create(w, NU, 300, 41, 0.0f);
+    e2e_reply_alloc(w);
+    for (int r = 0; r < 3; r++) {
+        round_all(w, 10 + 10000 * (uint64_t) r);
+    }
+    float    b0[NIT], q0[NIT * KK], b1[NIT], q1[NIT * KK];
+    uint64_t v;
+    model(w, b0, q0, &v);
+    cr_assert_eq(fri_agg_set_item_features(w->a, FEAT, 2, NIT, err,
+                                           sizeof(err)),
+                 FR_OK, "%s", err);
+    cr_assert_eq(fri_agg_set_item_features(w->a, FEAT, 0, NIT, err,
+                                           sizeof(err)),
+                 FR_EINVAL);
+    round_all(w, 30010); // its boundary installs them
+    round_all(w, 40010); // this round's solve uses them
+    model(w, b1, q1, &v);
+    cr_assert_eq(v, 5);
+    cr_assert_lt(b1[19], b0[19] - 0.5f, "item 19: %g then %g", b0[19],
+                 b1[19]);
+    cr_assert_gt(b1[9] - b1[19], 1.0f);
+    e2e_world_free(w);
+    free(w);
+}
