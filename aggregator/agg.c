@@ -933,7 +933,25 @@ fri_agg_edge_open(fri_agg *a, uint64_t now_ms, const uint8_t *frame,
     }
     uint64_t  id = 0;
     fri_snap *s  = NULL;
-    fr_err    rv = fri_edge_model_load(a, frame, frame_len, after, &id, &s);
+    uint32_t  ni = 0;
+    fr_err    rv = fri_edge_model_items(a, frame, frame_len, &ni);
+    if (rv == FR_OK && ni > a->cfg.n_items) {
+        // The root's catalog grew: the edge follows before loading it.
+        const uint32_t n0 = a->cfg.n_items;
+        rv = fri_sa_reserve(a, ni);
+        if (rv == FR_OK) {
+            rv = fri_agg_grow_apply(a, ni);
+        }
+        fri_sa_fit(a);
+        fri_agg_log(a, rv == FR_OK ? FR_LOG_INFO : FR_LOG_ERROR,
+                    "msg=\"%s\" items=%u new_items=%u err=%s", rv == FR_OK
+                        ? "catalog grown with the root's"
+                        : "cannot grow to the root's catalog",
+                    n0, ni, fr_errname(rv));
+    }
+    if (rv == FR_OK) {
+        rv = fri_edge_model_load(a, frame, frame_len, after, &id, &s);
+    }
     pthread_mutex_lock(&a->rs.mtx);
     if (rv != FR_OK) {
         a->tree.waiting = 1;

@@ -544,9 +544,10 @@ void fri_agg_set_update_hook(fri_agg *a, fri_agg_update_fn fn, void *ctx);
 // round, before the round after it opens (new items start at the item
 // prior for VBMF, small random factors otherwise, zero bias); devices fetch
 // that larger model like any new version. FR_EINVAL (err says why) when
-// n_items is below the current or pending size or above FRI_MAX_ITEMS,
-// FR_ESTATE in a tree (root or edge). A restart keeps the larger of the
-// checkpoint's size and cfg.n_items. Thread-safe.
+// n_items is below the current or pending size or above FRI_AGG_MAX_ITEMS,
+// FR_ESTATE at an edge (an edge grows to its root's catalog when it opens
+// a round from the root's larger model). A restart keeps the larger of
+// the checkpoint's size and cfg.n_items. Thread-safe.
 FR_NODISCARD fr_err fri_agg_grow_items(fri_agg *a, uint32_t n_items,
                                        char *err, size_t err_cap);
 

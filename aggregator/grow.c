@@ -133,10 +133,9 @@ fri_agg_grow_items(fri_agg *a, uint32_t n_items, char *err, size_t err_cap)
     if (a == NULL) {
         return FR_EINVAL;
     }
-    if (a->cfg.edge || a->cfg.root_max_devices > 0) {
+    if (a->cfg.edge) {
         fri_agg_seterr(err, err_cap,
-            "a tree's catalog cannot grow while it runs: restart the root "
-            "and its edges with the larger --items");
+            "an edge's catalog follows its root's: grow the root");
         return FR_ESTATE;
     }
     pthread_mutex_lock(&a->rs.mtx);

@@ -344,7 +344,9 @@ fri_uplink_start(fri_uplink **out, fri_agg *a, const char *url,
     if (ms == 0) {
         ms = fri_model_size(FRI_MENC_F32, a->cfg.k, a->cfg.n_items);
     }
-    u->recv_max = ms + 4096;
+    // The root's catalog may grow: up to the frame limit the edge accepts
+    // from anyone (cfg.max_frame), never below today's model.
+    u->recv_max = ms + 4096 > a->cfg.max_frame ? ms + 4096 : a->cfg.max_frame;
     int rv      = nng_req0_open(&u->sock);
     if (rv == 0) {
         rv = nng_socket_set_size(u->sock, NNG_OPT_RECVMAXSZ, u->recv_max);

@@ -62,3 +62,20 @@ fri_edge_model_load(fri_agg *a, const uint8_t *frame, size_t len,
     *snap  = s;
     return FR_OK;
 }
+
+fr_err
+fri_edge_model_items(const fri_agg *a, const uint8_t *frame, size_t len,
+    uint32_t *n_items)
+{
+    fri_model m;
+    if (frame == NULL || fri_model_decode(&m, frame, len) != FR_OK
+        || m.k != a->cfg.k) {
+        return FR_EPROTO;
+    }
+    if (fri_model_verify(frame, len, a->cfg.upstream_pk + FRI_PKBYTES)
+        != FR_OK) {
+        return FR_ECRYPTO;
+    }
+    *n_items = m.n_items;
+    return FR_OK;
+}

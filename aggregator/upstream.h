@@ -15,4 +15,11 @@
 fr_err fri_edge_model_load(fri_agg *a, const uint8_t *frame, size_t len,
     uint64_t after, uint64_t *round, fri_snap **snap);
 
+// Edge: the catalog size of the root's signed MODEL frame (verified as
+// above), so that the edge can grow to it before loading it (a root's
+// catalog grows: README, "A catalog that grows"). FR_EPROTO / FR_ECRYPTO
+// as above.
+fr_err fri_edge_model_items(const fri_agg *a, const uint8_t *frame,
+    size_t len, uint32_t *n_items);
+
 #endif

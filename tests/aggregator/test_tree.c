@@ -624,3 +624,53 @@ Test(tree, sharded_edges_each_take_their_devices_only)
     cr_assert_eq(fri_agg_create(&x, &c, 0, err, sizeof(err)), FR_EINVAL);
     tree_free(&w);
 }
+
+// The root's catalog grows (README, "A catalog that grows"): the edges
+// refuse to grow on their own, follow the root's larger model when they
+// open the next round, and the tree still gives the single aggregator's
+// model, grown the same way.
+Test(tree, catalog_grows_at_the_root_and_edges_follow)
+{
+    tree_world w;
+    tree_setup(&w, FRI_AGG_VBMF, 0);
+    const uint32_t n0 = w.single.d.n_items, n1 = n0 + 4;
+    int            live[2] = { 1, 1 }, all[NU];
+    for (uint32_t u = 0; u < NU; u++) {
+        all[u] = 1;
+    }
+    tree_round(&w, 10000, live, all);
+    tree_round(&w, 20000, live, all);
+    char err[256];
+    cr_assert_eq(fri_agg_grow_items(w.root, n1, err, sizeof(err)), FR_OK,
+                 "%s", err);
+    cr_assert_eq(fri_agg_grow_items(w.single.a, n1, err, sizeof(err)), FR_OK,
+                 "%s", err);
+    cr_assert_eq(fri_agg_grow_items(w.edge[0], n1, err, sizeof(err)),
+                 FR_ESTATE);
+    tree_round(&w, 30000, live, all); // grown after this round
+    for (int e = 0; e < 2; e++) {
+        free(w.reply[e]);
+        w.reply_cap[e] = fri_agg_reply_bound(w.root); // the edges' is next
+        w.reply[e]     = malloc(2 * w.reply_cap[e]);
+        w.reply_cap[e] *= 2;
+        cr_assert_not_null(w.reply[e]);
+    }
+    free(w.single.reply);
+    w.single.reply = NULL;
+    e2e_reply_alloc(&w.single);
+    tree_round(&w, 40000, live, all);
+    tree_round(&w, 50000, live, all);
+    fri_agg_metrics m;
+    fri_agg_metrics_get(w.root, &m);
+    cr_assert_eq(m.n_items, n1);
+    cr_assert_eq(m.rounds_completed, 5);
+    for (int e = 0; e < 2; e++) {
+        fri_agg_metrics_get(w.edge[e], &m);
+        cr_assert_eq(m.n_items, n1, "edge %d", e);
+    }
+    model_diff_out d = model_diff_of(w.root, w.single.a, n1, KK);
+    cr_assert_eq(d.va, 5);
+    cr_assert_eq(d.vb, 5);
+    cr_assert(d.worst < 1e-4, "tree and single differ by %g", d.worst);
+    tree_free(&w);
+}
