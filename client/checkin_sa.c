@@ -604,7 +604,8 @@ recv_params(fr_client *c, struct fri_sa_client *s, const fri_task *t,
 }
 
 static fr_err
-recv_roster(struct fri_sa_client *s, const uint8_t *plain, size_t plain_len)
+recv_roster(const fr_client *c, struct fri_sa_client *s, const uint8_t *plain,
+            size_t plain_len)
 {
     fri_sa_list l;
     fr_err      rv = fri_sa_list_decode(&l, FRI_T_SA_ROSTER, plain, plain_len);
@@ -624,9 +625,13 @@ recv_roster(struct fri_sa_client *s, const uint8_t *plain, size_t plain_len)
         }
         fri_secagg_advert adv;
         rv = fri_secagg_advert_decode(&adv, rec + 32, FRI_SA_ADVERTBYTES);
-        if (rv == FR_OK) {
-            // Signed by the member's identity key for this round and index.
+        if (rv == FR_OK && c->verify_adverts) {
+            // Signed by the member's identity key for this round and
+            // index (the aggregator checked it on arrival: S2).
             rv = fri_secagg_advert_verify(&adv, s->round, id, rec);
+        } else if (rv == FR_OK && (adv.round_id != s->round ||
+                                   adv.client != id)) {
+            rv = FR_ECRYPTO; // for this round and index, signed or not
         }
         if (rv != FR_OK) {
             return rv;
@@ -818,7 +823,7 @@ fri_sa_client_receive(fr_client *c, struct fri_sa_client *s,
     case FRI_T_SA_PARAMS:
         return recv_params(c, s, t, plain, plain_len);
     case FRI_T_SA_ROSTER:
-        return recv_roster(s, plain, plain_len);
+        return recv_roster(c, s, plain, plain_len);
     case FRI_T_SA_SHARES_FWD:
         return recv_inbox(s, plain, plain_len);
     case FRI_T_SA_UNMASK_REQ: {

@@ -180,6 +180,8 @@ config_import(fr_client_config *full, const fr_client_config *cfg)
         n = FRI_CLIENT_CONFIG_V1_END;
     } else if (size == FRI_CLIENT_CONFIG_V2_SIZE) {
         n = FRI_CLIENT_CONFIG_V2_END;
+    } else if (size == FRI_CLIENT_CONFIG_V3_SIZE) {
+        n = FRI_CLIENT_CONFIG_V3_END;
     } else if (size > sizeof *full) {
         config_log(cfg, "fr_client_config from a newer fedrec header "
                         "(struct_size larger than this library's)");
@@ -220,7 +222,8 @@ create(fr_client **out, const fr_client_config *cfg)
         cfg->max_sa_members < 2 ||
         cfg->max_sa_members > FRI_SA_MAX_MEMBERS ||
         !(cfg->recency_half_life >= 0.0 &&
-          cfg->recency_half_life <= FRI_RECENCY_MAX)) {
+          cfg->recency_half_life <= FRI_RECENCY_MAX) ||
+        (cfg->verify_adverts != 0 && cfg->verify_adverts != 1)) {
         config_log(cfg, "fr_client_config: a field is out of range");
         return FR_EINVAL;
     }
@@ -251,6 +254,7 @@ create(fr_client **out, const fr_client_config *cfg)
     c->max_k     = cfg->max_k > FRI_MF_MAX_K ? FRI_MF_MAX_K : cfg->max_k;
     c->max_sa_members = cfg->max_sa_members;
     c->recency_hl  = (float) cfg->recency_half_life;
+    c->verify_adverts = cfg->verify_adverts;
     c->pseudo_rho  = cfg->pseudo_items_rho;
     c->pseudo_fill = cfg->pseudo_fill;
     memcpy(c->server_pk, cfg->server_pk, sizeof c->server_pk);

@@ -40,6 +40,15 @@
 _Static_assert(sizeof(fr_client_config) > FRI_CLIENT_CONFIG_V2_SIZE,
                "config layout 3 must differ in size from layout 2");
 
+// Layout 3 ended with recency_half_life.
+#define FRI_CLIENT_CONFIG_V3_END                                            \
+    (offsetof(fr_client_config, recency_half_life) + sizeof(double))
+#define FRI_CLIENT_CONFIG_V3_SIZE                                           \
+    ((FRI_CLIENT_CONFIG_V3_END + _Alignof(fr_client_config) - 1) /          \
+     _Alignof(fr_client_config) * _Alignof(fr_client_config))
+_Static_assert(sizeof(fr_client_config) > FRI_CLIENT_CONFIG_V3_SIZE,
+               "config layout 4 must differ in size from layout 3");
+
 // Largest reply the handle accepts now: before the handshake a WELCOME or
 // an ERROR; after it the largest sealed reply its bounds (max_items,
 // max_k, max_sa_members) allow. fr_client_receive refuses longer input
@@ -172,6 +181,7 @@ struct fr_client {
 
     fri_fit_params fit;
     float          recency_hl;  // implicit user fit half-life, 0 = off
+    int            verify_adverts; // check the roster's signatures too
     float          pseudo_rho;  // pseudo-items per rated item, 0 = off
     int            pseudo_fill; // fri_pseudo_fill
     uint64_t       last_round; // last round contributed to

@@ -649,3 +649,50 @@ Test(agg_secagg_latest, member_vanishing_before_the_outcome_aggregator_restarts)
 {
     vanish_before_outcome(AGG_RESTART);
 }
+
+// Devices that verify every neighbour's advert signature themselves
+// (fr_client_config.verify_adverts = 1) and devices that leave it to the
+// aggregator (the default) run the same rounds to the same model: the
+// aggregator verified every advert on arrival either way.
+Test(secagg_latest, verify_adverts_on_the_device_or_not_same_model)
+{
+    world *d = malloc(sizeof(*d)), *v = malloc(sizeof(*v));
+    cr_assert(d != NULL && v != NULL);
+    world_init(d, FRI_AGG_VBMF, 1);
+    memset(v, 0, sizeof(*v));
+    e2e_synth(&v->d, &v->by_user, NU, NIT, 0.4, 23);
+    fri_agg_config c;
+    agg_config(&c, v, FRI_AGG_VBMF, 1);
+    char err[256];
+    cr_assert_eq(fri_agg_create(&v->a, &c, 0, err, sizeof(err)), FR_OK, "%s",
+                 err);
+    for (uint32_t u = 0; u < NU; u++) {
+        fr_client_config cc;
+        e2e_client_config(v, u, 900, 11, &cc);
+        cc.verify_adverts = 1;
+        cr_assert_eq(fr_client_create(&v->c[u], &cc), FR_OK);
+        v->n_users = u + 1;
+        e2e_client_add_ratings(v, u, v->c[u]);
+    }
+    e2e_reply_alloc(v);
+    fr_checkin_status st[COHORT];
+    cr_assert_eq(secure_round(d, R_A, NULL, 10, NULL, st), COHORT);
+    cr_assert_eq(secure_round(v, R_A, NULL, 10, NULL, st), COHORT);
+    cr_assert_eq(secure_round(d, R_B, NULL, 10000, NULL, st), COHORT);
+    cr_assert_eq(secure_round(v, R_B, NULL, 10000, NULL, st), COHORT);
+    double scale = 0.0;
+    double worst = model_diff(d, v, 2, &scale);
+    cr_assert(scale > 0.01, "the model did not train");
+    cr_assert(worst < 1e-6, "differ by %g", worst);
+    // Only 0 and 1.
+    fr_client_config cc;
+    e2e_client_config(v, 0, 900, 11, &cc);
+    cc.verify_adverts = 2;
+    fr_client *bad    = NULL;
+    cr_assert_eq(fr_client_create(&bad, &cc), FR_EINVAL);
+    e2e_world_free(d);
+    e2e_world_free(v);
+    free(d);
+    free(v);
+}
+

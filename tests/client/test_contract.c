@@ -61,6 +61,31 @@ struct config_v2 {
     uint32_t         max_sa_members;
 };
 
+// Layout 3: layout 2 plus recency_half_life.
+struct config_v3 {
+    struct config_v2 v2;
+    double           recency_half_life;
+};
+
+Test(client_contract, v3_layout_is_a_prefix_of_the_current_one)
+{
+    cr_assert_eq(sizeof(struct config_v3), FRI_CLIENT_CONFIG_V3_SIZE);
+    cr_assert_eq(offsetof(struct config_v3, recency_half_life),
+                 offsetof(fr_client_config, recency_half_life));
+    cr_assert(sizeof(struct config_v3) < sizeof(fr_client_config));
+    struct config_v3 old;
+    fr_client_config_init_size((fr_client_config *) &old, sizeof old);
+    memset(old.v2.v1.server_pk, 0x33, sizeof old.v2.v1.server_pk);
+    old.recency_half_life = 7.0;
+    fr_client *c          = NULL;
+    cr_assert_eq(fr_client_create(&c, (const fr_client_config *) &old),
+                 FR_OK);
+    cr_assert_float_eq(c->recency_hl, 7.0f, 0);
+    // The field layout 3 lacks takes its default.
+    cr_assert_eq(c->verify_adverts, 0);
+    fr_client_destroy(c);
+}
+
 Test(client_contract, v2_layout_is_a_prefix_of_the_current_one)
 {
     cr_assert_eq(sizeof(struct config_v2), FRI_CLIENT_CONFIG_V2_SIZE);

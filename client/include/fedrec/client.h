@@ -124,6 +124,18 @@ typedef struct fr_client_config {
     // Interactions without timestamps (all equal) are weighed alike.
     // Explicit ratings are not affected.
     double recency_half_life;
+    // ---- appended (config layout 4) ----
+    // Secure rounds: 1 verifies every neighbour's advert signature against
+    // the identity key the roster gives for it; 0 (default) leaves that to
+    // the aggregator, which verifies each advert against the sender's
+    // authenticated session when it arrives. The roster's identity keys
+    // come from the aggregator itself, so the device's check cannot catch
+    // a dishonest aggregator (it would list keys of its own), and the
+    // roster reaches the device sealed by the pinned aggregator: the check
+    // costs 70 signature verifications per check-in at SecAgg+ degree 70
+    // and guards nothing in fedrec's threat model (docs/SECAGG.md, section
+    // 2). Set it where devices know each other's identities independently.
+    int verify_adverts;
 } fr_client_config;
 
 // Fills cfg with defaults. A macro so that the size the application was
