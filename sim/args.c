@@ -170,6 +170,10 @@ static const char usage_tail[] =
     "                        new_items compares their RMSE with old items\n"
     "                        of the same training rating counts\n"
     "  --no-reference        skip the centralized fedrec-train reference\n"
+    "  --verify-adverts      secure rounds: devices verify every neighbour's\n"
+    "                        advert signature themselves too\n"
+    "                        (fr_client_config.verify_adverts; default: the\n"
+    "                        aggregator's check on arrival only)\n"
     "  --shared-model        devices of the process share one downloaded,\n"
     "                        verified model (fr_model_cache) instead of each\n"
     "                        fetching its own: faster, fewer bytes down;\n"
@@ -379,7 +383,7 @@ static const char *const value_flags[]  = { "train", "test", "users",
      "malicious", "target-item", "attack-scale", "robust" };
 static const char *const switch_flags[] = {
     "json", "no-reference", "shared-model", "progress", "no-progress",
-    "quiet"};
+    "quiet", "verify-adverts"};
 #define N_VALUE (sizeof(value_flags) / sizeof(value_flags[0]))
 #define N_SWITCH (sizeof(switch_flags) / sizeof(switch_flags[0]))
 #define OPT_HELP 'h'
@@ -416,6 +420,8 @@ apply(fri_sim_config *c, given *st, const char *flag, const char *val,
         c->reference = 0;
     } else if (strcmp(flag, "--shared-model") == 0) {
         c->shared_cache = 1;
+    } else if (strcmp(flag, "--verify-adverts") == 0) {
+        c->verify_adverts = 1;
     } else if (strcmp(flag, "--progress") == 0) {
         c->progress = 1;
     } else if (strcmp(flag, "--no-progress") == 0) {

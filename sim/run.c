@@ -449,6 +449,7 @@ dev_open(worker *w, const job *jb, size_t slot, dev_live *d)
     cfg.seed = mix64(cf->seed ^ mix64((uint64_t) u + 1)) | 1;
     cfg.pseudo_items_rho = cf->priv.pseudo_rho;
     cfg.recency_half_life = cf->recency;
+    cfg.verify_adverts    = cf->verify_adverts;
     e = fr_client_create(&d->c, &cfg);
     sodium_memzero(cfg.identity_seed, sizeof(cfg.identity_seed));
     if (e != FR_OK) {

@@ -88,6 +88,7 @@ typedef struct fri_sim_config {
     double   dropout;           // probability a selected client vanishes
     float    diverse; // devices' MMR lambda for lists, 1 = plain
     float    recency; // devices' implicit recency half-life, 0 = off
+    int      verify_adverts; // devices verify the roster's signatures too
     double   deadline_s;        // round deadline, seconds
     double   stats_forget;      // explicit ALS carry rate; 0 = cohort share
     int      stats_latest;      // latest statistics: 1 on, 0 off, -1 auto
