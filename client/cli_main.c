@@ -63,6 +63,9 @@ usage(FILE *f)
         "                        2^(-r/H), r = your interactions newer "
         "than it\n"
         "                        (default 3; 0 = all alike)\n"
+        "  --verify-adverts      secure rounds: verify the neighbours' advert\n"
+        "                        signatures here too (the aggregator always "
+        "does)\n"
         "  --timeout-ms MS       per-request timeout (default 10000)\n"
         "  --json                machine-readable output\n"
         "  --help                this text\n"
@@ -86,6 +89,7 @@ typedef struct opts {
     int         explain;
     float       diverse; // MMR lambda; 1 = plain ranking
     double      recency; // implicit user-fit half-life, interactions
+    int         verify_adverts; // check the roster's signatures too
     long        timeout_ms;
     int         json;
 } opts;
@@ -116,6 +120,7 @@ enum {
     OPT_EXPLAIN,
     OPT_DIVERSE,
     OPT_RECENCY,
+    OPT_VERIFY_ADVERTS,
     OPT_TIMEOUT_MS,
     OPT_JSON,
 };
@@ -133,6 +138,7 @@ static const struct option long_opts[] = {
     {"explain", no_argument, NULL, OPT_EXPLAIN},
     {"diverse", required_argument, NULL, OPT_DIVERSE},
     {"recency", required_argument, NULL, OPT_RECENCY},
+    {"verify-adverts", no_argument, NULL, OPT_VERIFY_ADVERTS},
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
     {"json", no_argument, NULL, OPT_JSON},
     {"help", no_argument, NULL, 'h'},
@@ -190,6 +196,9 @@ parse_args(opts *o, int argc, char **argv)
             o->diverse = f;
             break;
         }
+        case OPT_VERIFY_ADVERTS:
+            o->verify_adverts = 1;
+            break;
         case OPT_RECENCY: {
             char  *end = NULL;
             errno      = 0;
@@ -413,6 +422,7 @@ main(int argc, char **argv)
     if (o.recency >= 0.0) {
         cfg.recency_half_life = o.recency;
     }
+    cfg.verify_adverts = o.verify_adverts;
     if (o.server_key != NULL) {
         fri_pubkeys pk;
         fr_err      e = fri_pub_load(&pk, o.server_key);
