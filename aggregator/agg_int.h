@@ -248,6 +248,16 @@ typedef struct fri_tree {
     uint64_t     served; // last round id opened from the root's model
 } fri_tree;
 
+// The operator's requests for the catalog (grow.c), under rs.mtx, taken by
+// the closer between rounds: the size asked for by fri_agg_grow_items (0
+// none) and item content features handed in by fri_agg_set_item_features
+// (NULL none).
+typedef struct fri_catalog {
+    uint32_t grow_to;
+    float   *feat_next;
+    uint32_t feat_next_g, feat_next_rows;
+} fri_catalog;
+
 // The aggregator: what create fixes (configuration, identity, sizes),
 // then one member per concern.
 struct fri_agg {
@@ -261,15 +271,8 @@ struct fri_agg {
     size_t         gram_len;   // floats in a client's Gram
     size_t         acc_len;    // floats in one item accumulator
 
-    // Catalog size asked for by fri_agg_grow_items, applied by the closer
-    // after the next completed round (grow.c); 0 = none. Under rs.mtx.
-    uint32_t     grow_to;
-    // Item content features handed in by fri_agg_set_item_features, taken
-    // by the closer between rounds (grow.c); NULL = none. Under rs.mtx.
-    float       *feat_next;
-    uint32_t     feat_next_g, feat_next_rows;
-
     fri_rounds   rs;     // round and cohort state (mtx)
+    fri_catalog  catalog; // what the operator asked of it (rs.mtx)
     fri_model_state model;  // the model and its publication (rs.mtx)
     fri_dp_state dp;     // privacy accountant (rs.mtx)
     fri_opt      opt;    // optimizer (closer)

@@ -490,7 +490,7 @@ fri_agg_destroy(fri_agg *a)
     free(a->stats.carry);
     free(a->stats.carry_gram);
     free(a->stats.carried);
-    free(a->feat_next);
+    free(a->catalog.feat_next);
     free(a->sums.touched);
     free(a->sums.gram_all);
     free(a->sums.gram_allf);

@@ -140,7 +140,7 @@ fri_agg_grow_items(fri_agg *a, uint32_t n_items, char *err, size_t err_cap)
     }
     pthread_mutex_lock(&a->rs.mtx);
     uint32_t cur  = fri_agg_n_items(a);
-    uint32_t want = a->grow_to > cur ? a->grow_to : cur;
+    uint32_t want = a->catalog.grow_to > cur ? a->catalog.grow_to : cur;
     fr_err   rv   = FR_OK;
     if (n_items < want) {
         fri_agg_seterr(err, err_cap,
@@ -152,7 +152,7 @@ fri_agg_grow_items(fri_agg *a, uint32_t n_items, char *err, size_t err_cap)
             (unsigned) FRI_AGG_MAX_ITEMS, n_items);
         rv = FR_EINVAL;
     } else if (n_items > want) {
-        a->grow_to = n_items;
+        a->catalog.grow_to = n_items;
     }
     pthread_mutex_unlock(&a->rs.mtx);
     if (rv == FR_OK && n_items > want) {
@@ -190,10 +190,10 @@ fri_agg_set_item_features(fri_agg *a, const float *F, uint32_t n_features,
     }
     memcpy(c, F, (size_t) rows * n_features * sizeof(float));
     pthread_mutex_lock(&a->rs.mtx);
-    float *old        = a->feat_next;
-    a->feat_next      = c;
-    a->feat_next_g    = n_features;
-    a->feat_next_rows = rows;
+    float *old        = a->catalog.feat_next;
+    a->catalog.feat_next      = c;
+    a->catalog.feat_next_g    = n_features;
+    a->catalog.feat_next_rows = rows;
     pthread_mutex_unlock(&a->rs.mtx);
     free(old);
     return FR_OK;
@@ -203,9 +203,9 @@ fr_err
 fri_agg_take_item_features(fri_agg *a)
 {
     pthread_mutex_lock(&a->rs.mtx);
-    float   *F = a->feat_next;
-    uint32_t g = a->feat_next_g, rows = a->feat_next_rows;
-    a->feat_next = NULL;
+    float   *F = a->catalog.feat_next;
+    uint32_t g = a->catalog.feat_next_g, rows = a->catalog.feat_next_rows;
+    a->catalog.feat_next = NULL;
     pthread_mutex_unlock(&a->rs.mtx);
     if (F == NULL || a->vb == NULL) {
         free(F);
@@ -230,7 +230,7 @@ uint32_t
 fri_agg_grow_pending(fri_agg *a)
 {
     pthread_mutex_lock(&a->rs.mtx);
-    uint32_t n = a->grow_to;
+    uint32_t n = a->catalog.grow_to;
     pthread_mutex_unlock(&a->rs.mtx);
     return n > a->cfg.n_items ? n : 0;
 }

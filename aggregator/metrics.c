@@ -55,7 +55,7 @@ fri_agg_metrics_get(fri_agg *a, fri_agg_metrics *m)
     m->model_version =
         a->model.held ? a->model.pub_version : a->model.version;
     m->n_items          = fri_agg_n_items(a);
-    m->n_items_pending  = a->grow_to > m->n_items ? a->grow_to : 0;
+    m->n_items_pending  = a->catalog.grow_to > m->n_items ? a->catalog.grow_to : 0;
     m->cohort           = a->rs.n_members;
     m->reported         = a->rs.n_reported;
     m->round_open       = a->rs.state == RS_OPEN;
