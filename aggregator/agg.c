@@ -201,9 +201,21 @@ open_round(fri_agg *a, uint64_t now_ms)
                 (unsigned long long) a->cfg.round_deadline_ms);
 }
 
+// The catalog and the secure round's vector grow to n items together:
+// the vector gets room first. Exclusive closer or opener, between rounds.
+static fr_err
+grow_catalog_to(fri_agg *a, uint32_t n)
+{
+    fr_err rv = fri_sa_reserve(a, n);
+    if (rv == FR_OK) {
+        rv = fri_agg_grow_apply(a, n);
+    }
+    fri_sa_fit(a);
+    return rv;
+}
+
 // A catalog growth asked for (grow.c) enters the model the closer just
-// committed, which no device has fetched yet; the secure round's vector
-// gets room first, so that the catalog and the vector change together.
+// committed, which no device has fetched yet.
 static void
 grow_catalog(fri_agg *a)
 {
@@ -216,11 +228,7 @@ grow_catalog(fri_agg *a)
     if (n == 0) {
         return;
     }
-    fr_err rv = fri_sa_reserve(a, n);
-    if (rv == FR_OK) {
-        rv = fri_agg_grow_apply(a, n);
-    }
-    fri_sa_fit(a);
+    fr_err rv = grow_catalog_to(a, n);
     if (rv != FR_OK) {
         fri_agg_log(a, FR_LOG_WARN,
                     "msg=\"catalog not grown yet, retried after the next "
@@ -938,11 +946,7 @@ fri_agg_edge_open(fri_agg *a, uint64_t now_ms, const uint8_t *frame,
     if (rv == FR_OK && ni > a->cfg.n_items) {
         // The root's catalog grew: the edge follows before loading it.
         const uint32_t n0 = a->cfg.n_items;
-        rv = fri_sa_reserve(a, ni);
-        if (rv == FR_OK) {
-            rv = fri_agg_grow_apply(a, ni);
-        }
-        fri_sa_fit(a);
+        rv                = grow_catalog_to(a, ni);
         fri_agg_log(a, rv == FR_OK ? FR_LOG_INFO : FR_LOG_ERROR,
                     "msg=\"%s\" items=%u new_items=%u err=%s", rv == FR_OK
                         ? "catalog grown with the root's"

@@ -264,7 +264,6 @@ struct fri_agg {
     fri_agg_config cfg;        // copied; cfg.allow points at allow below
     uint8_t       *allow;      // sorted n_allow keys
     char          *state_dir;
-    uint8_t        fingerprint[32];
     fri_identity   id;         // the aggregator's identity (secret)
     uint8_t        pk[FR_PUBLICKEYBYTES]; // X25519 || Ed25519
     uint32_t       d;          // k + 1

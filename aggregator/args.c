@@ -968,31 +968,25 @@ fri_agg_args_parse(fri_agg_args *a, int argc, char **argv, char *err,
         fri_agg_seterr(err, err_cap, "--items N is required (see --help)");
         return FR_EINVAL;
     }
+    if (a->item_features_path != NULL) {
+        // Catalog indices are the ids; rows beyond --items are kept for
+        // items added later.
+        char ferr[600];
+        fr_err rv = fri_item_features_load(a->item_features_path, NULL,
+            FRI_AGG_MAX_ITEMS, &a->item_features, &a->cfg.item_feature_rows,
+            &a->cfg.n_item_features, ferr, sizeof(ferr));
+        if (rv != FR_OK) {
+            fri_agg_seterr(err, err_cap, "--item-features %s", ferr);
+            return rv;
+        }
+        a->cfg.item_features = a->item_features;
+    }
     fr_err rv = fri_agg_config_check(&a->cfg, err, err_cap);
     if (rv != FR_OK) {
         return rv;
     }
     if (a->allow_path != NULL) {
         rv = load_allow(a, err, err_cap);
-        if (rv != FR_OK) {
-            return rv;
-        }
-    }
-    if (a->item_features_path != NULL) {
-        // Catalog indices are the ids; rows beyond --items are kept for
-        // items added later.
-        char ferr[600];
-        rv = fri_item_features_load(a->item_features_path, NULL,
-                                    FRI_AGG_MAX_ITEMS, &a->item_features,
-                                    &a->cfg.item_feature_rows,
-                                    &a->cfg.n_item_features, ferr,
-                                    sizeof(ferr));
-        if (rv != FR_OK) {
-            fri_agg_seterr(err, err_cap, "--item-features %s", ferr);
-            return rv;
-        }
-        a->cfg.item_features = a->item_features;
-        rv = fri_agg_config_check(&a->cfg, err, err_cap);
         if (rv != FR_OK) {
             return rv;
         }

@@ -18,6 +18,7 @@
 #include "dp.h"
 #include "edge_sums.h"
 #include "errbuf.h"
+#include "grow.h"
 #include "log.h"
 #include "snap.h"
 #include "solve.h"
@@ -78,7 +79,7 @@ checkpoint(fri_agg *a, uint64_t round, char *err, size_t err_cap)
     }
     fri_ckpt c;
     memset(&c, 0, sizeof(c));
-    memcpy(c.fingerprint, a->fingerprint, sizeof(c.fingerprint));
+    fri_agg_fingerprint(a, a->cfg.n_items, c.fingerprint);
     c.version    = a->model.version;
     c.round      = round;
     c.next_round = a->rs.next_round;

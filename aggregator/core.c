@@ -204,14 +204,10 @@ init_model(fri_agg *a, char *err, size_t err_cap)
             return g;
         }
     }
-    const uint32_t n_ck = c.n_items, n_now = a->cfg.n_items;
-    a->cfg.n_items      = n_ck; // the fingerprint of the checkpoint's size
-    fri_agg_fingerprint(a);
-    int same_model = memcmp(c.fingerprint, a->fingerprint,
-                            sizeof(c.fingerprint)) == 0 && c.k == a->cfg.k;
-    a->cfg.n_items = n_now;
-    fri_agg_fingerprint(a);
-    if (!same_model) {
+    const uint32_t n_ck = c.n_items;
+    uint8_t        fp[FRI_CKPT_FPBYTES];
+    fri_agg_fingerprint(a, n_ck, fp);
+    if (memcmp(c.fingerprint, fp, sizeof(fp)) != 0 || c.k != a->cfg.k) {
         fri_agg_seterr(err, err_cap,
             "checkpoint in %s was made for another model (items=%u k=%u "
             "or another algo/loss/server-opt); use a new --state dir",
@@ -410,7 +406,6 @@ fri_agg_create(fri_agg **out, const fri_agg_config *cfg, uint64_t now_ms,
         fri_agg_destroy(a);
         return FR_ENOMEM;
     }
-    fri_agg_fingerprint(a);
     rv = fri_agg_identity_init(a);
     if (rv == FR_OK) {
         rv = fri_sessions_create(a);

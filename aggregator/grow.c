@@ -13,22 +13,19 @@
 #include <string.h>
 
 #include "errbuf.h"
-#include "linalg.h"
 #include "log.h"
 #include "rng.h"
 #include "vbmf.h"
 
 #include <sodium.h>
 
-// What a checkpoint must have been made for (core.c checks it): the
-// catalog size, k, the algorithm, the loss and a gradient run's optimizer.
 void
-fri_agg_fingerprint(fri_agg *a)
+fri_agg_fingerprint(const fri_agg *a, uint32_t n_items, uint8_t out[32])
 {
     uint8_t buf[32];
     memset(buf, 0, sizeof(buf));
     memcpy(buf, "fedrec-agg-1", 12);
-    uint32_t v[5] = {a->cfg.n_items, a->cfg.k, (uint32_t) a->cfg.algo,
+    uint32_t v[5] = {n_items, a->cfg.k, (uint32_t) a->cfg.algo,
                      (uint32_t) a->cfg.implicit,
                      a->cfg.algo == FRI_AGG_GRAD ? (uint32_t) a->cfg.server_opt
                                                  : 0u};
@@ -38,9 +35,11 @@ fri_agg_fingerprint(fri_agg *a)
         buf[12 + 4 * i + 2] = (uint8_t) (v[i] >> 16);
         buf[12 + 4 * i + 3] = (uint8_t) (v[i] >> 24);
     }
-    crypto_generichash(a->fingerprint, sizeof(a->fingerprint), buf,
-                       sizeof(buf), NULL, 0);
+    crypto_generichash(out, 32, buf, sizeof(buf), NULL, 0);
 }
+
+_Static_assert(FRI_AGG_MAX_FEATURES == FRI_VB_MAX_FEATURES,
+               "one bound on item features");
 
 #define GROW_STREAM 0x47524f57u // "GROW"
 
@@ -116,7 +115,6 @@ fri_agg_grow_apply(fri_agg *a, uint32_t n)
     }
     if (rv == FR_OK) {
         __atomic_store_n(&a->cfg.n_items, n, __ATOMIC_RELEASE);
-        fri_agg_fingerprint(a);
     }
     pthread_mutex_unlock(&a->sums.acc_mtx);
     pthread_mutex_unlock(&a->rs.mtx);
@@ -175,9 +173,7 @@ fri_agg_set_item_features(fri_agg *a, const float *F, uint32_t n_features,
         fri_agg_seterr(err, err_cap, "item features need algo vbmf");
         return FR_EINVAL;
     }
-    if (n_features == 0 || n_features > FRI_AGG_MAX_FEATURES ||
-        rows > FRI_AGG_MAX_ITEMS || (rows > 0 && F == NULL) ||
-        !fri_all_finite(F, (size_t) rows * n_features)) {
+    if (rows > FRI_AGG_MAX_ITEMS || !fri_vb_features_ok(F, n_features, rows)) {
         fri_agg_seterr(err, err_cap, "item features: 1..%u finite values per "
                        "item and at most %u items", FRI_AGG_MAX_FEATURES,
                        FRI_AGG_MAX_ITEMS);

@@ -30,8 +30,9 @@ FR_NODISCARD fr_err fri_agg_take_item_features(fri_agg *a);
 // The size asked for by fri_agg_grow_items and not applied yet, 0 none.
 uint32_t fri_agg_grow_pending(fri_agg *a);
 
-// Recomputes the configuration fingerprint (core.c) for the current
-// catalog size.
-void fri_agg_fingerprint(fri_agg *a);
+// What a checkpoint must have been made for (core.c checks it, the closer
+// writes it): the hash of the catalog size n_items, k, the algorithm, the
+// loss and a gradient run's optimizer.
+void fri_agg_fingerprint(const fri_agg *a, uint32_t n_items, uint8_t out[32]);
 
 #endif

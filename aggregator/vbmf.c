@@ -35,6 +35,29 @@ struct fri_vb {
     double  *M;
 };
 
+// Item i's feature row (G floats), NULL for an item without one.
+static const float *
+feat_row(const fri_vb *v, size_t i)
+{
+    return i < v->F_rows ? v->F + i * v->G : NULL;
+}
+
+// M [g_i; 1] for item i (d floats): its prior mean under the regression M.
+static void
+regressed_mean(const fri_vb *v, const double *M, size_t i, float *m)
+{
+    const size_t g1 = (size_t)v->G + 1;
+    const float *g  = feat_row(v, i);
+    for (size_t a = 0; a < v->d; a++) {
+        const double *row = M + a * g1;
+        double        s   = row[v->G];
+        for (size_t j = 0; g != NULL && j < v->G; j++) {
+            s += row[j] * g[j];
+        }
+        m[a] = (float)s;
+    }
+}
+
 // Item i's prior mean (d floats).
 static void
 item_prior_mean(const fri_vb *v, size_t i, float *m)
@@ -43,16 +66,14 @@ item_prior_mean(const fri_vb *v, size_t i, float *m)
         memcpy(m, v->imean, v->d * sizeof(float));
         return;
     }
-    const size_t g1 = (size_t)v->G + 1;
-    const float *g  = i < v->F_rows ? v->F + i * v->G : NULL;
-    for (size_t a = 0; a < v->d; a++) {
-        const double *row = v->M + a * g1;
-        double        s   = row[v->G];
-        for (size_t j = 0; g != NULL && j < v->G; j++) {
-            s += row[j] * g[j];
-        }
-        m[a] = (float)s;
-    }
+    regressed_mean(v, v->M, i, m);
+}
+
+int
+fri_vb_features_ok(const float *F, uint32_t G, uint32_t rows)
+{
+    return G >= 1 && G <= FRI_VB_MAX_FEATURES && (rows == 0 || F != NULL)
+        && fri_all_finite(F, (size_t)rows * G);
 }
 
 // Ridge weight on the feature coefficients (not the intercept), in units
@@ -77,8 +98,9 @@ fit_features(const fri_vb *v, const float *Q, const float *bi,
         return FR_ENOMEM;
     }
     for (size_t i = 0; i < n; i++) {
+        const float *g = feat_row(v, i);
         for (size_t j = 0; j < v->G; j++) {
-            x[j] = i < v->F_rows ? v->F[i * v->G + j] : 0.0;
+            x[j] = g != NULL ? g[j] : 0.0;
         }
         x[v->G] = 1.0;
         for (size_t a = 0; a < g1; a++) {
@@ -111,12 +133,8 @@ fit_features(const fri_vb *v, const float *Q, const float *bi,
         float *y = malloc(d * sizeof(float)), *m = malloc(d * sizeof(float));
         e        = y == NULL || m == NULL ? FR_ENOMEM : FR_OK;
         for (size_t i = 0; i < n && e == FR_OK; i++) {
+            regressed_mean(v, M, i, m);
             for (size_t c = 0; c < d; c++) {
-                double s = M[c * g1 + v->G];
-                for (size_t j = 0; j < v->G && i < v->F_rows; j++) {
-                    s += M[c * g1 + j] * v->F[i * v->G + j];
-                }
-                m[c] = (float)s;
                 y[c] = (c < k ? Q[i * k + c] : bi[i]) - m[c];
             }
             fri_bpmf_hyper_stats(sx, sxx, y, v->d);
@@ -136,8 +154,7 @@ fit_features(const fri_vb *v, const float *Q, const float *bi,
 fr_err
 fri_vb_set_features(fri_vb *v, const float *F, uint32_t G, uint32_t rows)
 {
-    if (v == NULL || G == 0 || G > 64 || (rows > 0 && F == NULL)
-        || !fri_all_finite(F, (size_t)rows * G)) {
+    if (v == NULL || !fri_vb_features_ok(F, G, rows)) {
         return FR_EINVAL;
     }
     const size_t g1 = (size_t)G + 1;

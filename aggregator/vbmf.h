@@ -101,7 +101,7 @@ FR_NODISCARD fr_err fri_vb_grow(fri_vb *v, uint32_t n_items, float *Q,
 FR_NODISCARD fr_err fri_vb_prior_rows(fri_vb *v, uint32_t from, float *Q,
                                       float *bi);
 
-// Item content features (genres, tags): rows x G floats (G <= 64; items
+// Item content features (genres, tags): rows x G floats (items
 // from `rows` on have none), copied. Each item's prior mean becomes
 // M [g_i; 1], M regressed on the items' posterior means after every solve
 // (ridge on the feature coefficients), the prior precision estimated from
@@ -110,6 +110,10 @@ FR_NODISCARD fr_err fri_vb_prior_rows(fri_vb *v, uint32_t from, float *Q,
 // solve (or fri_vb_refit_features) every prior mean is imean.
 FR_NODISCARD fr_err fri_vb_set_features(fri_vb *v, const float *F, uint32_t G,
                                         uint32_t rows);
+#define FRI_VB_MAX_FEATURES 64
+// What fri_vb_set_features accepts: 1..FRI_VB_MAX_FEATURES features, a
+// table when there are rows, every value finite.
+int fri_vb_features_ok(const float *F, uint32_t G, uint32_t rows);
 // M refitted to the first n items' means (Q, bi), as the last solve left it
 // (a restored checkpoint). No-op without features.
 FR_NODISCARD fr_err fri_vb_refit_features(fri_vb *v, const float *Q,

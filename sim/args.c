@@ -860,6 +860,12 @@ fri_sim_parse_args(fri_sim_config *c, int argc, char **argv, int *help,
     return pe != FR_OK ? pe : fri_sim_privacy_check(c, err, err_cap);
 }
 
+uint32_t
+fri_sim_new_items_round(const fri_sim_config *c)
+{
+    return c->new_items_at ? c->new_items_round : c->rounds / 2;
+}
+
 size_t
 fri_sim_cohort_size(const fri_sim_config *c, size_t n_eligible)
 {

@@ -201,8 +201,7 @@ fri_sim_json_summary(FILE *f, const fri_sim_config *c,
         // items with as many training ratings (sim.h, --new-items).
         fprintf(f, "\"new_items\":{\"items\":%u,\"after_round\":%u,"
                    "\"ratings\":%llu,\"matched_ratings\":%llu,",
-                c->new_items,
-                c->new_items_at ? c->new_items_round : c->rounds / 2,
+                c->new_items, fri_sim_new_items_round(c),
                 (unsigned long long) r->new_ratings,
                 (unsigned long long) r->matched_ratings);
         jnum(f, "rmse", r->new_rmse, 1);

@@ -658,11 +658,8 @@ dev_step(worker *w, const job *jb, size_t slot, dev_live *d)
     void          *nng_buf = NULL;
     if (cf->transport == FRI_SIM_DIRECT) {
         t0 = cpu_s();
-        e  = fri_sim_reply_room(st->agg, &w->reply, &w->reply_cap);
-        if (e == FR_OK) {
-            e = fri_agg_handle(st->agg, clock_now(st), w->req, len,
-                               w->reply, w->reply_cap, &rep_len);
-        }
+        e  = fri_sim_handle(st->agg, clock_now(st), w->req, len, &w->reply,
+                            &w->reply_cap, &rep_len);
         o->cpu_agg += cpu_s() - t0;
         if (e != FR_OK) {
             note_error(st, u, "aggregator", e, "no reply");
@@ -791,12 +788,9 @@ device_deliver(sim_state *st, worker *w, uint32_t u, uint64_t round,
     fr_err         e       = FR_OK;
     if (cf->transport == FRI_SIM_DIRECT) {
         double t0 = cpu_s();
-        e         = fri_sim_reply_room(st->agg, &w->reply, &w->reply_cap);
-        if (e == FR_OK) {
-            e = fri_agg_handle(st->agg, clock_now(st), d->frame,
-                               d->frame_len, w->reply, w->reply_cap,
-                               &rep_len);
-        }
+        e         = fri_sim_handle(st->agg, clock_now(st), d->frame,
+                                   d->frame_len, &w->reply, &w->reply_cap,
+                                   &rep_len);
         o->cpu_agg += cpu_s() - t0;
         rep = w->reply;
     } else {
@@ -1061,8 +1055,8 @@ static void
 collect_eval(const fri_sim_config *c, const fri_sim_pop *p, const job *jb,
              const uint8_t *heavy, fri_sim_round *r)
 {
-    double sq = 0, ab = 0, hr = 0, nd = 0;
-    size_t n = 0, nu = 0, held = 0;
+    double sq = 0, ab = 0, hr = 0, nd = 0, sq_new = 0, sq_m = 0;
+    size_t n = 0, nu = 0, held = 0, n_new = 0, n_m = 0;
     double g_sq[FRI_SIM_NGRP] = {0}, g_hr[FRI_SIM_NGRP] = {0};
     size_t g_n[FRI_SIM_NGRP] = {0}, g_nu[FRI_SIM_NGRP] = {0};
     for (size_t i = 0; i < jb->n; i++) {
@@ -1080,6 +1074,10 @@ collect_eval(const fri_sim_config *c, const fri_sim_pop *p, const job *jb,
         hr += o->hr;
         nd += o->ndcg;
         nu++;
+        sq_new += o->sq_new;
+        n_new += o->n_new;
+        sq_m += o->sq_matched;
+        n_m += o->n_matched;
         int gs[3];
         groups_of(p, heavy, jb->users[i], gs);
         for (int t = 0; t < 3; t++) {
@@ -1090,17 +1088,6 @@ collect_eval(const fri_sim_config *c, const fri_sim_pop *p, const job *jb,
             g_n[gs[t]] += o->n_eval;
             g_hr[gs[t]] += o->hr;
             g_nu[gs[t]]++;
-        }
-    }
-    double sq_new = 0, sq_m = 0;
-    size_t n_new = 0, n_m = 0;
-    for (size_t i = 0; i < jb->n; i++) {
-        const dev_out *o = &jb->out[i];
-        if (o->evaluated) {
-            sq_new += o->sq_new;
-            n_new += o->n_new;
-            sq_m += o->sq_matched;
-            n_m += o->n_matched;
         }
     }
     r->new_ratings     = n_new;
@@ -1377,8 +1364,7 @@ fri_sim_runner_create(fri_sim_runner **out_rn, const fri_sim_config *cfg,
             goto out;
         }
         char why[128];
-        rn->grow_round = c->new_items_at ? c->new_items_round
-                                         : c->rounds / 2;
+        rn->grow_round = fri_sim_new_items_round(c);
         if (c->new_items >= p->n_items) {
             snprintf(why, sizeof(why), "--new-items %u: the data has %u items",
                      c->new_items, p->n_items);

@@ -58,12 +58,9 @@ ctx_cb(void *arg)
     }
     msg = nng_aio_get_msg(c->aio);
     size_t rlen = 0;
-    fr_err e = fri_sim_reply_room(c->srv->agg, &c->reply, &c->reply_cap);
-    if (e == FR_OK) {
-        e = fri_agg_handle(c->srv->agg, c->srv->clock(c->srv->clock_ctx),
-                              nng_msg_body(msg), nng_msg_len(msg), c->reply,
-                              c->reply_cap, &rlen);
-    }
+    fr_err e = fri_sim_handle(c->srv->agg, c->srv->clock(c->srv->clock_ctx),
+                              nng_msg_body(msg), nng_msg_len(msg), &c->reply,
+                              &c->reply_cap, &rlen);
     nng_msg_clear(msg);
     if (e != FR_OK || nng_msg_append(msg, c->reply, rlen) != 0) {
         // No reply can be produced: drop it; the client times out.
@@ -180,17 +177,17 @@ fri_sim_server_stop(fri_sim_server *s)
 }
 
 fr_err
-fri_sim_reply_room(const struct fri_agg *agg, uint8_t **buf, size_t *cap)
+fri_sim_handle(struct fri_agg *agg, uint64_t now_ms, const uint8_t *req,
+               size_t req_len, uint8_t **buf, size_t *cap, size_t *reply_len)
 {
     size_t need = fri_agg_reply_bound(agg);
-    if (need <= *cap) {
-        return FR_OK;
+    if (need > *cap) {
+        uint8_t *b = realloc(*buf, need);
+        if (b == NULL) {
+            return FR_ENOMEM;
+        }
+        *buf = b;
+        *cap = need;
     }
-    uint8_t *b = realloc(*buf, need);
-    if (b == NULL) {
-        return FR_ENOMEM;
-    }
-    *buf = b;
-    *cap = need;
-    return FR_OK;
+    return fri_agg_handle(agg, now_ms, req, req_len, *buf, *cap, reply_len);
 }

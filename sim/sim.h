@@ -244,6 +244,9 @@ void fri_sim_config_resolve(fri_sim_config *c, const fri_sim_pop *p);
 // Clients per round out of n_eligible (those with training ratings):
 // --clients-per-round, or --fraction rounded up, within [1, n_eligible].
 size_t fri_sim_cohort_size(const fri_sim_config *c, size_t n_eligible);
+// --new-items: the round in which the items are asked for (R of N@R, or
+// half the rounds); 0 is the control (in the catalog from the start).
+uint32_t fri_sim_new_items_round(const fri_sim_config *c);
 // The identity seed of device u (deterministic for the population).
 void fri_sim_pop_identity(const fri_sim_pop *p, uint32_t u,
                           uint8_t seed[FRI_SIM_SEEDBYTES]);
@@ -268,11 +271,13 @@ FR_NODISCARD fr_err fri_sim_server_start(fri_sim_server **out,
                                          size_t err_cap);
 void fri_sim_server_stop(fri_sim_server *s); // NULL is a no-op
 
-// Makes *buf (*cap bytes, malloc'd) large enough for any reply of agg,
-// whose bound grows with the catalog (fri_agg_grow_items). FR_ENOMEM
-// leaves it as it was.
-FR_NODISCARD fr_err fri_sim_reply_room(const struct fri_agg *agg,
-                                       uint8_t **buf, size_t *cap);
+// fri_agg_handle into *buf (*cap bytes, malloc'd), first made large
+// enough for any reply of agg, whose bound grows with the catalog
+// (fri_agg_grow_items). FR_ENOMEM leaves the buffer as it was.
+FR_NODISCARD fr_err fri_sim_handle(struct fri_agg *agg, uint64_t now_ms,
+                                   const uint8_t *req, size_t req_len,
+                                   uint8_t **buf, size_t *cap,
+                                   size_t *reply_len);
 
 // ---- per-round results ---------------------------------------------------
 

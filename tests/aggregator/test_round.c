@@ -510,6 +510,50 @@ Test(agg_solve, als_equals_centralized_item_solve)
     fri_agg_destroy(a);
 }
 
+// The iALS model a test expects, item by item (Hu, Koren, Volinsky 2008):
+// q_i = (gall + sum_u w_u (c_ui - 1) p_u p_u^T + reg I)^-1 sum_u w_u c_ui p_u
+// with c_ui = 1 + alpha r_ui over the users who touched i (P: n_users x k,
+// items and vals: n_users rows of `stride`, n[u] used; w NULL: all 1),
+// checked against the aggregator's Q within 1e-3 relative.
+static void
+check_ials_items(const float *Q, uint32_t n_items, int k, int n_users,
+                 const float *P, const uint32_t *items, const float *vals,
+                 size_t stride, const size_t *n, const float *w, float alpha,
+                 const float *gall, float reg)
+{
+    enum { MAXK = 8 };
+    cr_assert(k <= MAXK);
+    for (uint32_t i = 0; i < n_items; i++) {
+        float gw[MAXK * (MAXK + 1) / 2] = { 0 }, h[MAXK] = { 0 };
+        for (int u = 0; u < n_users; u++) {
+            const float *p  = P + (size_t) u * k;
+            float        wu = w != NULL ? w[u] : 1.0f;
+            for (size_t j = 0; j < n[u]; j++) {
+                if (items[u * stride + j] != i) {
+                    continue;
+                }
+                float cc = 1.0f + alpha * vals[u * stride + j];
+                for (int x = 0; x < k; x++) {
+                    for (int y = x; y < k; y++) {
+                        gw[fri_packed_index(k, x, y)] +=
+                            wu * (cc - 1.0f) * p[x] * p[y];
+                    }
+                    h[x] += wu * cc * p[x];
+                }
+            }
+        }
+        float q[MAXK];
+        cr_assert_eq(
+            fri_mf_implicit_item_solve(q, gall, gw, h, k, reg, NULL, 0),
+            FR_OK);
+        for (int f = 0; f < k; f++) {
+            cr_assert(fabsf(q[f] - Q[i * k + f]) < 1e-3f * (1 + fabsf(q[f])),
+                      "item %u: want %f got %f", i, (double) q[f],
+                      (double) Q[i * k + f]);
+        }
+    }
+}
+
 Test(agg_solve, implicit_equals_centralized_item_solve)
 {
     enum { NU = 5, NIT = 6, KK = 2, DD = KK + 1 };
@@ -565,35 +609,8 @@ Test(agg_solve, implicit_equals_centralized_item_solve)
     cr_assert_eq(version_of(a), 1);
     float Q[NIT * KK];
     fri_agg_model_copy(a, NULL, NULL, 0, Q, NIT * KK, NULL);
-    for (uint32_t i = 0; i < NIT; i++) {
-        float gw[fri_packed_len(KK)], h[KK];
-        memset(gw, 0, sizeof(gw));
-        memset(h, 0, sizeof(h));
-        for (int u = 0; u < NU; u++) {
-            for (size_t j = 0; j < n[u]; j++) {
-                if (items[u][j] != i) {
-                    continue;
-                }
-                float cc = 1.0f + c.alpha * vals[u][j];
-                for (int x = 0; x < KK; x++) {
-                    for (int y = x; y < KK; y++) {
-                        gw[fri_packed_index(KK, x, y)]
-                            += (cc - 1.0f) * P[u][x] * P[u][y];
-                    }
-                    h[x] += cc * P[u][x];
-                }
-            }
-        }
-        float q[KK];
-        cr_assert_eq(
-            fri_mf_implicit_item_solve(q, gall, gw, h, KK, c.reg, NULL, 0),
-            FR_OK);
-        for (int f = 0; f < KK; f++) {
-            cr_assert(fabsf(q[f] - Q[i * KK + f]) < 1e-3f * (1 + fabsf(q[f])),
-                "item %u: want %f got %f", i, (double)q[f],
-                (double)Q[i * KK + f]);
-        }
-    }
+    check_ials_items(Q, NIT, KK, NU, &P[0][0], &items[0][0], &vals[0][0], NIT,
+                     n, NULL, c.alpha, gall, c.reg);
     fri_agg_destroy(a);
 }
 
@@ -894,43 +911,17 @@ Test(agg_solve, implicit_carried_statistics_with_forgetting)
     float Q[ICI * ICK];
     fri_agg_model_copy(a, NULL, NULL, 0, Q, ICI * ICK, NULL);
     // Expected: 0.5 * (round 1) + (round 2), solved directly.
-    float gall[ICP] = { 0 };
+    const float w[ICU]    = { 0.5f, 0.5f, 0.5f, 1.0f, 1.0f, 1.0f };
+    float       gall[ICP] = { 0 };
     for (int u = 0; u < ICU; u++) {
-        float w = u < 3 ? 0.5f : 1.0f;
         for (int x = 0; x < ICK; x++) {
             for (int y = x; y < ICK; y++) {
-                gall[fri_packed_index(ICK, x, y)] += w * P[u][x] * P[u][y];
+                gall[fri_packed_index(ICK, x, y)] += w[u] * P[u][x] * P[u][y];
             }
         }
     }
-    for (uint32_t i = 0; i < ICI; i++) {
-        float gw[ICP] = { 0 }, h[ICK] = { 0 };
-        for (int u = 0; u < ICU; u++) {
-            float w = u < 3 ? 0.5f : 1.0f;
-            for (size_t j = 0; j < n[u]; j++) {
-                if (items[u][j] != i) {
-                    continue;
-                }
-                float cc = 1.0f + c.alpha * vals[u][j];
-                for (int x = 0; x < ICK; x++) {
-                    for (int y = x; y < ICK; y++) {
-                        gw[fri_packed_index(ICK, x, y)] +=
-                            w * (cc - 1.0f) * P[u][x] * P[u][y];
-                    }
-                    h[x] += w * cc * P[u][x];
-                }
-            }
-        }
-        float q[ICK];
-        cr_assert_eq(
-            fri_mf_implicit_item_solve(q, gall, gw, h, ICK, c.reg, NULL, 0),
-            FR_OK);
-        for (int f = 0; f < ICK; f++) {
-            cr_assert(fabsf(q[f] - Q[i * ICK + f]) < 1e-3f * (1 + fabsf(q[f])),
-                      "item %u: want %f got %f", i, (double) q[f],
-                      (double) Q[i * ICK + f]);
-        }
-    }
+    check_ials_items(Q, ICI, ICK, ICU, &P[0][0], &items[0][0], &vals[0][0],
+                     ICI, n, w, c.alpha, gall, c.reg);
     // A restart from the checkpoint continues as if nothing happened: the
     // same round 3 on the uninterrupted and on the restarted aggregator.
     fri_agg *b = make(&c, 3);
