@@ -77,6 +77,9 @@ struct fri_sa {
     uint32_t  *sum; // dim words, the running masked sum
     uint32_t   n_adv, n_shared, n_masked, n_answered;
     uint32_t n_max; // clients-per-round: the most members a round takes
+    // Public-value tables for the Lagrange weights of the n secrets the
+    // closer reconstructs each round (shamir.h).
+    fri_gf16_tables *gf;
 };
 
 // The round's parameters for a cohort of n members: fixed-point bits, the
@@ -200,9 +203,12 @@ fri_sa_create(fri_agg *a, char *err, size_t err_cap)
     for (s->mcap = 2; s->mcap < 2 * s->n; s->mcap *= 2) {
     }
     s->mtab = calloc(s->mcap, sizeof(uint32_t));
+    s->gf   = fri_gf16_tables_create();
     crypto_shorthash_keygen(s->mkey);
     if (s->m == NULL || s->sum == NULL || a->rs.sa_out_pk == NULL ||
-        s->pos == NULL || s->perm == NULL || s->mtab == NULL) {
+        s->pos == NULL || s->perm == NULL || s->mtab == NULL ||
+        s->gf == NULL) {
+        fri_gf16_tables_destroy(s->gf);
         free(s->m);
         free(s->sum);
         free(s->pos);
@@ -255,6 +261,7 @@ fri_sa_destroy(fri_agg *a)
     free(s->pos);
     free(s->perm);
     free(s->mtab);
+    fri_gf16_tables_destroy(s->gf);
     free(a->rs.sa_out_pk);
     a->rs.sa_out_pk = NULL;
     free(s);
@@ -399,6 +406,38 @@ static uint32_t
 slot_of(const fri_sa *s, uint32_t u, uint32_t v)
 {
     return fri_secagg_ring_slot(s->pos, s->n, s->degree, u, v);
+}
+
+static int
+cmp_u32(const void *x, const void *y)
+{
+    uint32_t a = *(const uint32_t *) x, b = *(const uint32_t *) y;
+    return (a > b) - (a < b);
+}
+
+static int
+cmp_key(const void *x, const void *y)
+{
+    return memcmp(x, y, FRI_AGG_KEYBYTES);
+}
+
+// u's neighbours among the joined members, in increasing index order;
+// out has eff_degree room. O(degree) from the ring positions, where
+// testing every member for adjacency is O(n) (O(n^2) per round over the
+// cohort's polls).
+static uint32_t
+neighbour_list(const fri_sa *s, uint32_t u, uint32_t *out)
+{
+    uint32_t c = 0;
+    for (uint32_t sl = 0; sl < s->eff_degree; sl++) {
+        uint32_t v =
+            fri_secagg_ring_peer(s->perm, s->pos, s->n, s->degree, u, sl);
+        if (v < s->joined) {
+            out[c++] = v;
+        }
+    }
+    qsort(out, c, sizeof(*out), cmp_u32);
+    return c;
 }
 
 // Common entry: round and membership checks. Returns the member index or
@@ -549,14 +588,22 @@ fri_agg_sa_roster(fri_agg *a, uint64_t now_ms,
     if (i < 0) {
         goto out;
     }
-    fri_sa *s = a->sa;
-    size_t n = 0;
-    for (uint32_t j = 0; j < s->joined; j++) {
-        // A member needs its own advert and its neighbours' (SPEC S2):
-        // under SecAgg+ that keeps the roster, its sealing and the
-        // member's signature checks O(degree) instead of O(n).
-        if (!s->m[j].advertised ||
-            (j != (uint32_t) i && !neighbours(s, (uint32_t) i, j))) {
+    fri_sa   *s  = a->sa;
+    size_t    n  = 0;
+    uint32_t *nb = malloc(((size_t) s->eff_degree + 1) * sizeof(uint32_t));
+    if (nb == NULL) {
+        rv = FR_ENOMEM;
+        goto out;
+    }
+    // A member needs its own advert and its neighbours' (SPEC S2): under
+    // SecAgg+ that keeps the roster, its sealing and the member's
+    // signature checks O(degree) instead of O(n). In index order.
+    uint32_t n_nb = neighbour_list(s, (uint32_t) i, nb);
+    nb[n_nb++]    = (uint32_t) i;
+    qsort(nb, n_nb, sizeof(*nb), cmp_u32);
+    for (uint32_t q = 0; q < n_nb; q++) {
+        uint32_t j = nb[q];
+        if (!s->m[j].advertised) {
             continue;
         }
         if (n < cap && idx != NULL && id_pk != NULL && adverts != NULL) {
@@ -567,6 +614,7 @@ fri_agg_sa_roster(fri_agg *a, uint64_t now_ms,
         }
         n++;
     }
+    free(nb);
     *n_out = n;
     if (n > cap) {
         rv = FR_ENOSPC;
@@ -648,10 +696,17 @@ fri_agg_sa_inbox(fri_agg *a, uint64_t now_ms,
     if (i < 0) {
         goto out;
     }
-    fri_sa *s = a->sa;
-    size_t n = 0;
-    for (uint32_t u = 0; u < s->joined; u++) {
-        if (!neighbours(s, u, (uint32_t) i) || !s->m[u].shared) {
+    fri_sa   *s  = a->sa;
+    size_t    n  = 0;
+    uint32_t *nb = malloc(((size_t) s->eff_degree + 1) * sizeof(uint32_t));
+    if (nb == NULL) {
+        rv = FR_ENOMEM;
+        goto out;
+    }
+    uint32_t n_nb = neighbour_list(s, (uint32_t) i, nb);
+    for (uint32_t q = 0; q < n_nb; q++) {
+        uint32_t u = nb[q];
+        if (!s->m[u].shared) {
             continue;
         }
         uint32_t sl = slot_of(s, u, (uint32_t) i);
@@ -666,6 +721,7 @@ fri_agg_sa_inbox(fri_agg *a, uint64_t now_ms,
         }
         n++;
     }
+    free(nb);
     *n_out = n;
     if (n > cap) {
         rv = FR_ENOSPC;
@@ -805,6 +861,8 @@ record_survivors(fri_agg *a, const uint32_t *surv, uint32_t ns)
         memcpy(a->rs.sa_out_pk + (size_t) j * FRI_AGG_KEYBYTES, s->m[surv[j]].pk,
                FRI_AGG_KEYBYTES);
     }
+    // Sorted, so that each survivor's outcome poll is a binary search.
+    qsort(a->rs.sa_out_pk, ns, FRI_AGG_KEYBYTES, cmp_key);
     a->rs.sa_out_n     = ns;
     a->rs.sa_out_round = s->round;
     pthread_mutex_unlock(&a->rs.mtx);
@@ -847,11 +905,10 @@ fri_agg_sa_outcome(fri_agg *a, const uint8_t *pk, uint64_t round,
     } else if (a->rs.sa_out_round == round && a->rs.last_completed == round) {
         // Unmasked, and the solve kept the model (a refused model drops
         // the round's sums: nothing was applied).
-        for (uint32_t j = 0; j < a->rs.sa_out_n; j++) {
-            if (sodium_memcmp(a->rs.sa_out_pk + (size_t) j * FRI_AGG_KEYBYTES, pk,
-                              FRI_AGG_KEYBYTES) == 0) {
-                rv = FR_OK;
-            }
+        // Public keys: no need for a constant-time comparison.
+        if (bsearch(pk, a->rs.sa_out_pk, a->rs.sa_out_n, FRI_AGG_KEYBYTES,
+                    cmp_key) != NULL) {
+            rv = FR_OK;
         }
     } else if (s->stats && round <= a->rs.outcome_round
         && fri_keymap_get(a->rs.applied, pk) == round) {
@@ -885,9 +942,10 @@ finish(fri_agg *a, int *ok)
     uint8_t  *shs  = malloc((size_t) s->n * SHARE);
     uint32_t *xs   = malloc((size_t) s->n * sizeof(uint32_t));
     float    *v    = malloc(s->dim * sizeof(float));
+    uint32_t *nb   = malloc(((size_t) s->eff_degree + 1) * sizeof(uint32_t));
     fr_err    rv   = FR_OK;
     if (surv == NULL || drop == NULL || s_pk == NULL || s_b == NULL ||
-        d_sk == NULL || shs == NULL || xs == NULL || v == NULL) {
+        d_sk == NULL || shs == NULL || xs == NULL || v == NULL || nb == NULL) {
         rv = FR_ENOMEM;
         goto out;
     }
@@ -896,11 +954,10 @@ finish(fri_agg *a, int *ok)
         if (!m->shared) {
             continue;
         }
-        size_t c = 0;
-        for (uint32_t h = 0; h < s->joined; h++) {
-            if (!neighbours(s, u, h)) {
-                continue;
-            }
+        size_t   c    = 0;
+        uint32_t n_nb = neighbour_list(s, u, nb);
+        for (uint32_t q = 0; q < n_nb; q++) {
+            uint32_t h  = nb[q];
             uint32_t sl = slot_of(s, u, h);
             if (m->has_rev[sl]) {
                 memcpy(shs + c * SHARE, m->rev + (size_t) sl * SHARE, SHARE);
@@ -919,7 +976,8 @@ finish(fri_agg *a, int *ok)
             dst, shs, xs, c, s->threshold,
             m->masked ? fri_secagg_check_seed : fri_secagg_check_sk,
             m->masked ? (void *) &ck : (void *) m->c_pk,
-            s->round * 0x9e3779b97f4a7c15ull ^ u, SA_RECOVER_TRIES, &tries);
+            s->round * 0x9e3779b97f4a7c15ull ^ u, SA_RECOVER_TRIES, &tries,
+            s->gf);
         if (tries > 1) {
             mismatch++;
             fri_agg_log(a, FR_LOG_WARN,
@@ -1022,6 +1080,7 @@ out:
     free(shs);
     free(xs);
     free(v);
+    free(nb);
     return rv;
 }
 

@@ -26,12 +26,16 @@
 #include "uplink.h"
 
 struct fri_uplink {
-    fri_agg   *a;
-    nng_socket sock;
-    pthread_t  thread;
-    atomic_int quit;
-    uint64_t   margin_ms;
-    size_t     recv_max;
+    fri_agg     *a;
+    nng_socket   sock;
+    pthread_t    thread;
+    int          threaded; // fri_uplink_start's thread runs the steps
+    atomic_int   quit;
+    uint64_t     margin_ms;
+    size_t       recv_max;
+    fri_agg_sums pending; // a closed round's sums not yet taken by the root
+    int          has_pending;
+    uint64_t     last_err_log;
 };
 
 static uint64_t
@@ -205,7 +209,7 @@ send_sums(fri_uplink *u, const fri_agg_sums *s)
 // fetches the model and opens the edge's round. *retry_ms: when to ask
 // again.
 static fr_err
-next_round(fri_uplink *u, uint64_t served, uint32_t *retry_ms)
+next_round(fri_uplink *u, uint64_t now_ms, uint64_t served, uint32_t *retry_ms)
 {
     fri_agg       *a   = u->a;
     fri_session   *ss  = NULL;
@@ -239,7 +243,7 @@ next_round(fri_uplink *u, uint64_t served, uint32_t *retry_ms)
         nng_free(rep, rl);
         rep = NULL;
     }
-    uint64_t t0 = mono_ms();
+    uint64_t t0 = now_ms;
     if (e == FR_OK && t.status == FRI_TASK_NONE) {
         *retry_ms = t.retry_after_ms;
         e         = FR_ESTATE;
@@ -278,55 +282,64 @@ next_round(fri_uplink *u, uint64_t served, uint32_t *retry_ms)
     return e;
 }
 
+fr_err
+fri_uplink_step(fri_uplink *u, uint64_t now_ms, uint32_t *retry_ms)
+{
+    fri_agg *a      = u->a;
+    uint64_t served = 0;
+    *retry_ms       = 20;
+    if (!fri_agg_edge_waiting(a, &served)) {
+        return FR_ESTATE; // a round is open: nothing for the root yet
+    }
+    if (!u->has_pending && fri_agg_edge_take(a, &u->pending) == FR_OK) {
+        u->has_pending = 1;
+    }
+    if (u->has_pending) {
+        fr_err e = send_sums(u, &u->pending);
+        if (e == FR_ENET || e == FR_ETIMEDOUT || e == FR_ECLOSED) {
+            // Kept for the next step while the root is unreachable;
+            // ELATE/EDUP and refusals end it.
+            *retry_ms = 200;
+            return e;
+        }
+        fri_agg_log(a, e == FR_OK ? FR_LOG_INFO : FR_LOG_WARN,
+            "msg=\"%s\" round=%llu devices=%u items=%u err=%s",
+            e == FR_OK ? "sums sent to the root"
+                       : "sums not taken by the root",
+            (unsigned long long)u->pending.round, u->pending.n_devices,
+            u->pending.n_rows, fr_errname(e));
+        fri_agg_sums_free(&u->pending);
+        u->has_pending = 0;
+    }
+    uint32_t retry = 0;
+    fr_err   e     = next_round(u, now_ms, served, &retry);
+    if (e != FR_OK) {
+        if (e != FR_ESTATE && now_ms - u->last_err_log > 5000) {
+            u->last_err_log = now_ms;
+            fri_agg_log(a, FR_LOG_WARN,
+                "msg=\"root not reachable or refusing\" err=%s",
+                fr_errname(e));
+        }
+        *retry_ms = retry > 0 && retry < 5000 ? retry : 200;
+    }
+    return e;
+}
+
 static void *
 uplink_main(void *arg)
 {
-    fri_uplink *u            = arg;
-    fri_agg    *a            = u->a;
-    uint64_t    last_err_log = 0;
+    fri_uplink *u = arg;
     while (!atomic_load(&u->quit)) {
-        uint64_t served = 0;
-        if (!fri_agg_edge_waiting(a, &served)) {
-            pause_ms(u, 20);
-            continue;
-        }
-        fri_agg_sums s;
-        if (fri_agg_edge_take(a, &s) == FR_OK) {
-            fr_err e;
-            // Retried while the root is unreachable; ELATE/EDUP and
-            // refusals end it.
-            while ((e = send_sums(u, &s)) == FR_ENET || e == FR_ETIMEDOUT
-                || e == FR_ECLOSED) {
-                if (atomic_load(&u->quit)) {
-                    break;
-                }
-                pause_ms(u, 200);
-            }
-            fri_agg_log(a, e == FR_OK ? FR_LOG_INFO : FR_LOG_WARN,
-                "msg=\"%s\" round=%llu devices=%u items=%u err=%s",
-                e == FR_OK ? "sums sent to the root"
-                           : "sums not taken by the root",
-                (unsigned long long)s.round, s.n_devices, s.n_rows,
-                fr_errname(e));
-            fri_agg_sums_free(&s);
-        }
         uint32_t retry = 0;
-        fr_err   e     = next_round(u, served, &retry);
-        if (e != FR_OK) {
-            if (e != FR_ESTATE && mono_ms() - last_err_log > 5000) {
-                last_err_log = mono_ms();
-                fri_agg_log(a, FR_LOG_WARN,
-                    "msg=\"root not reachable or refusing\" err=%s",
-                    fr_errname(e));
-            }
-            pause_ms(u, retry > 0 && retry < 5000 ? retry : 200);
+        if (fri_uplink_step(u, mono_ms(), &retry) != FR_OK) {
+            pause_ms(u, retry);
         }
     }
     return NULL;
 }
 
 fr_err
-fri_uplink_start(fri_uplink **out, fri_agg *a, const char *url,
+fri_uplink_open(fri_uplink **out, fri_agg *a, const char *url,
     uint64_t margin_ms, char *err, size_t err_cap)
 {
     *out = NULL;
@@ -368,12 +381,25 @@ fri_uplink_start(fri_uplink **out, fri_agg *a, const char *url,
         return FR_ENET;
     }
     atomic_init(&u->quit, 0);
+    *out = u;
+    return FR_OK;
+}
+
+fr_err
+fri_uplink_start(fri_uplink **out, fri_agg *a, const char *url,
+    uint64_t margin_ms, char *err, size_t err_cap)
+{
+    fr_err e = fri_uplink_open(out, a, url, margin_ms, err, err_cap);
+    if (e != FR_OK) {
+        return e;
+    }
+    fri_uplink *u = *out;
     if (pthread_create(&u->thread, NULL, uplink_main, u) != 0) {
-        nng_close(u->sock);
-        free(u);
+        *out = NULL;
+        fri_uplink_stop(u);
         return FR_EINTERNAL;
     }
-    *out = u;
+    u->threaded = 1;
     return FR_OK;
 }
 
@@ -385,6 +411,11 @@ fri_uplink_stop(fri_uplink *u)
     }
     atomic_store(&u->quit, 1);
     nng_close(u->sock); // wakes a blocked send/recv
-    pthread_join(u->thread, NULL);
+    if (u->threaded) {
+        pthread_join(u->thread, NULL);
+    }
+    if (u->has_pending) {
+        fri_agg_sums_free(&u->pending);
+    }
     free(u);
 }

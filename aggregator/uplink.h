@@ -19,7 +19,23 @@ typedef struct fri_uplink fri_uplink;
 // socket cannot be made.
 FR_NODISCARD fr_err fri_uplink_start(fri_uplink **out, fri_agg *a,
     const char *url, uint64_t margin_ms, char *err, size_t err_cap);
-// Stops the thread (a pending send is given up). NULL is a no-op.
+// Stops the thread (a pending send is given up) and frees u. NULL is a
+// no-op.
 void fri_uplink_stop(fri_uplink *u);
+
+// The link without its thread, for a caller that runs the steps on its
+// own clock (the simulator's edges): fri_uplink_step does what the thread
+// does once. Freed with fri_uplink_stop.
+FR_NODISCARD fr_err fri_uplink_open(fri_uplink **out, fri_agg *a,
+    const char *url, uint64_t margin_ms, char *err, size_t err_cap);
+// One step at now_ms (the edge's clock): when the edge's round has closed,
+// sends its sums (kept for the next step while the root is unreachable),
+// then checks in and, when the root's task names a newer round, opens it
+// from the root's signed model. FR_OK when a round was opened; FR_ESTATE
+// when there was nothing to do (the edge's round is open, or the root has
+// no newer round yet); a transport or refusal error otherwise. *retry_ms:
+// when a thread would try again.
+FR_NODISCARD fr_err fri_uplink_step(fri_uplink *u, uint64_t now_ms,
+    uint32_t *retry_ms);
 
 #endif

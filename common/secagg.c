@@ -853,7 +853,8 @@ splitmix64(uint64_t *s)
 fr_err
 fri_secagg_recover(uint8_t out[32], const uint8_t *shares, const uint32_t *xs,
     size_t n, size_t t, fri_secagg_check_fn check, void *ctx,
-    uint64_t subset_seed, size_t max_tries, size_t *tries)
+    uint64_t subset_seed, size_t max_tries, size_t *tries,
+    const fri_gf16_tables *gf)
 {
     if (tries != NULL) {
         *tries = 0;
@@ -904,7 +905,7 @@ fri_secagg_recover(uint8_t out[32], const uint8_t *shares, const uint32_t *xs,
             sx[i] = xs[perm[i]];
         }
         done++;
-        fr_err c = fri_shamir_combine(out, sub, sx, t, 32);
+        fr_err c = fri_shamir_combine_tab(gf, out, sub, sx, t, 32);
         if (c != FR_OK) {
             rv = c;
         } else if (check(ctx, out)) {

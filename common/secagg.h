@@ -29,6 +29,7 @@
 
 #include "fedrec/err.h"
 #include "rng.h"
+#include "shamir.h"
 
 #define FRI_SECAGG_MAX_CLIENTS 65535u
 #define FRI_SECAGG_SEEDBYTES 32u // PRG seeds b_u, s_uv; graph seed
@@ -270,13 +271,16 @@ typedef int (*fri_secagg_check_fn)(void *ctx, const uint8_t secret[32]);
 // share) it tries other t-subsets: the n cyclic windows of t consecutive
 // shares, then up to max_tries subsets drawn from subset_seed (public
 // randomness; the search reveals nothing about the secret). *tries (may
-// be NULL) receives the number of subsets combined. FR_ECRYPTO when no
+// be NULL) receives the number of subsets combined. gf (may be NULL):
+// tables for the public Lagrange weights (fri_shamir_combine_tab).
+// FR_ECRYPTO when no
 // subset checks out (too many wrong shares, or n == t and one is wrong),
 // FR_ESTATE when n < t, FR_EINVAL on bad arguments, FR_ENOMEM. out is
 // zeroed on failure.
 FR_NODISCARD fr_err fri_secagg_recover(uint8_t out[32], const uint8_t *shares,
     const uint32_t *xs, size_t n, size_t t, fri_secagg_check_fn check,
-    void *ctx, uint64_t subset_seed, size_t max_tries, size_t *tries);
+    void *ctx, uint64_t subset_seed, size_t max_tries, size_t *tries,
+    const fri_gf16_tables *gf);
 
 // Checks for fri_secagg_recover: the self-mask seed against its advert
 // commitment, the mask key against its advertised public key.

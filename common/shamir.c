@@ -200,9 +200,96 @@ fri_shamir_split(uint8_t *shares_out, size_t shares_cap, uint32_t n,
     return rc;
 }
 
+struct fri_gf16_tables {
+    uint16_t log[65536]; // log[0] unused
+    uint16_t exp[65535]; // exp[i] = x^i, x generates the field
+};
+
+fri_gf16_tables *
+fri_gf16_tables_create(void)
+{
+    fri_gf16_tables *t = malloc(sizeof *t);
+    if (t == NULL) {
+        return NULL;
+    }
+    uint32_t v = 1;
+    for (uint32_t i = 0; i < 65535; i++) {
+        t->exp[i] = (uint16_t)v;
+        t->log[v] = (uint16_t)i;
+        v <<= 1; // times x, reduced
+        if (v & 0x10000u) {
+            v ^= GF16_POLY;
+        }
+    }
+    t->log[0] = 0;
+    return t;
+}
+
+void
+fri_gf16_tables_destroy(fri_gf16_tables *t)
+{
+    free(t);
+}
+
+// Lagrange basis at 0 for the public xs: l_i = prod_{j != i} x_j /
+// (x_j - x_i); in characteristic 2 subtraction is xor. FR_EINVAL on two
+// equal xs.
+static fr_err
+lagrange_mul(uint16_t *lambda, const uint32_t *xs, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        uint16_t num = 1, den = 1;
+        for (size_t j = 0; j < count; j++) {
+            if (j == i) {
+                continue;
+            }
+            num = fri_gf16_mul(num, (uint16_t)xs[j]);
+            den = fri_gf16_mul(den, (uint16_t)(xs[j] ^ xs[i]));
+        }
+        if (den == 0) {
+            return FR_EINVAL;
+        }
+        lambda[i] = fri_gf16_mul(num, fri_gf16_inv(den));
+    }
+    return FR_OK;
+}
+
+// The same in the log domain: log l_i = sum_{j != i} log x_j - sum_{j !=
+// i} log (x_j ^ x_i) mod 2^16 - 1.
+static fr_err
+lagrange_tab(const fri_gf16_tables *t, uint16_t *lambda, const uint32_t *xs,
+    size_t count)
+{
+    uint64_t all = 0;
+    for (size_t j = 0; j < count; j++) {
+        all += t->log[xs[j]];
+    }
+    for (size_t i = 0; i < count; i++) {
+        uint64_t den = 0;
+        for (size_t j = 0; j < count; j++) {
+            uint32_t d = xs[j] ^ xs[i];
+            if (j != i && d == 0) {
+                return FR_EINVAL;
+            }
+            den += j == i ? 0 : t->log[d];
+        }
+        uint64_t num = all - t->log[xs[i]];
+        lambda[i]    = t->exp[(num + 65535u * (den / 65535u + 1) - den)
+            % 65535u];
+    }
+    return FR_OK;
+}
+
 fr_err
 fri_shamir_combine(uint8_t *secret_out, const uint8_t *shares,
     const uint32_t *xs, size_t count, size_t len)
+{
+    return fri_shamir_combine_tab(NULL, secret_out, shares, xs, count, len);
+}
+
+fr_err
+fri_shamir_combine_tab(const fri_gf16_tables *tab, uint8_t *secret_out,
+    const uint8_t *shares, const uint32_t *xs, size_t count, size_t len)
 {
     if (secret_out == NULL || shares == NULL || xs == NULL || count == 0
         || count > FRI_SHAMIR_MAX_X || len == 0 || len % 2 != 0) {
@@ -217,32 +304,29 @@ fri_shamir_combine(uint8_t *secret_out, const uint8_t *shares,
     if (lambda == NULL) {
         return FR_ENOMEM;
     }
-    // Lagrange basis at 0: l_i = prod_{j != i} x_j / (x_j - x_i); in
-    // characteristic 2 subtraction is xor. The xs are public.
-    for (size_t i = 0; i < count; i++) {
-        uint16_t num = 1, den = 1;
-        for (size_t j = 0; j < count; j++) {
-            if (j == i) {
-                continue;
-            }
-            num = fri_gf16_mul(num, (uint16_t)xs[j]);
-            den = fri_gf16_mul(den, (uint16_t)(xs[j] ^ xs[i]));
-        }
-        if (den == 0) { // two equal xs
-            free(lambda);
-            return FR_EINVAL;
-        }
-        lambda[i] = fri_gf16_mul(num, fri_gf16_inv(den));
+    fr_err rc = tab != NULL ? lagrange_tab(tab, lambda, xs, count)
+                            : lagrange_mul(lambda, xs, count);
+    if (rc != FR_OK) {
+        free(lambda);
+        return rc;
     }
     for (size_t e = 0; e < len; e += 2) {
         put16(secret_out + e, 0);
     }
     for (size_t i = 0; i < count; i++) {
-        uint16_t tab[16];
-        mul_table(tab, lambda[i]);
+        uint16_t tb[16];
+        if (tab != NULL) {
+            // lambda x^b for each bit b: public, so from the tables.
+            uint32_t l = tab->log[lambda[i]];
+            for (int b = 0; b < 16; b++) {
+                tb[b] = tab->exp[(l + (uint32_t)b) % 65535u];
+            }
+        } else {
+            mul_table(tb, lambda[i]);
+        }
         for (size_t e = 0; e < len; e += 2) {
             uint16_t acc = get16(secret_out + e);
-            acc ^= mul_by_table(get16(shares + i * len + e), tab);
+            acc ^= mul_by_table(get16(shares + i * len + e), tb);
             put16(secret_out + e, acc);
         }
     }

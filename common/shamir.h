@@ -51,6 +51,23 @@ FR_NODISCARD fr_err fri_shamir_split_at(uint8_t *shares_out, size_t shares_cap,
 FR_NODISCARD fr_err fri_shamir_combine(uint8_t *secret_out,
     const uint8_t *shares, const uint32_t *xs, size_t count, size_t len);
 
+// Log and antilog tables of GF(2^16) (256 KiB), for arithmetic on PUBLIC
+// values only: a lookup's address depends on its operands. With them the
+// Lagrange weights of a combine (the xs are public) cost O(count^2)
+// additions instead of field multiplications; an aggregator that
+// reconstructs a secret per cohort member each round keeps one.
+typedef struct fri_gf16_tables fri_gf16_tables;
+// NULL when out of memory.
+fri_gf16_tables *fri_gf16_tables_create(void);
+void             fri_gf16_tables_destroy(fri_gf16_tables *t);
+
+// fri_shamir_combine with the Lagrange weights from tab (NULL: computed
+// by multiplication). Same result, errors and constant-time treatment of
+// the shares.
+FR_NODISCARD fr_err fri_shamir_combine_tab(const fri_gf16_tables *tab,
+    uint8_t *secret_out, const uint8_t *shares, const uint32_t *xs,
+    size_t count, size_t len);
+
 // GF(2^16) arithmetic (reduction polynomial x^16+x^12+x^3+x+1), exposed
 // for tests. fri_gf16_inv(0) returns 0.
 uint16_t fri_gf16_mul(uint16_t a, uint16_t b);

@@ -405,13 +405,13 @@ fri_secagg_round_finish(
             surv[is] = w;
             memcpy(s_pk + 32 * is, r->c_pk + 32 * (size_t)w, 32);
             rc = fri_secagg_recover(s_b + 32 * is, shares, xs, got, r->t,
-                fri_secagg_check_seed, &ck, r->cfg.seed ^ w, 64, NULL);
+                fri_secagg_check_seed, &ck, r->cfg.seed ^ w, 64, NULL, NULL);
             is++;
         } else {
             drop[id] = w;
             rc = fri_secagg_recover(d_sk + 32 * id, shares, xs, got, r->t,
                 fri_secagg_check_sk, r->c_pk + 32 * (size_t)w, r->cfg.seed ^ w,
-                64, NULL);
+                64, NULL, NULL);
             id++;
         }
     }

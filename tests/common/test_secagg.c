@@ -198,38 +198,41 @@ Test(common_secagg, recover_checks_and_routes_around_wrong_shares)
         xs[i] = 3 * i + 2;
     }
     const size_t t = 7;
+    // Every other call with the public-value tables: same results.
+    fri_gf16_tables *gf = fri_gf16_tables_create();
+    cr_assert_not_null(gf);
     cr_assert_eq(fri_shamir_split_at(sh, sizeof sh, xs, 12, t, b, 32, NULL),
         FR_OK);
     fri_secagg_seed_commit(commit, b, 11, 4);
     fri_secagg_seed_check ck = { commit, 11, 4 };
     size_t                tries;
     cr_assert_eq(fri_secagg_recover(got, sh, xs, 12, t, fri_secagg_check_seed,
-                     &ck, 1, 64, &tries),
+                     &ck, 1, 64, &tries, NULL),
         FR_OK);
     cr_assert_eq(tries, 1);
     cr_assert(memcmp(got, b, 32) == 0);
     // Another round or client: the commitment does not match.
     fri_secagg_seed_check other = { commit, 12, 4 };
     cr_assert_eq(fri_secagg_recover(got, sh, xs, 12, t, fri_secagg_check_seed,
-                     &other, 1, 64, &tries),
+                     &other, 1, 64, &tries, gf),
         FR_ECRYPTO);
     cr_assert(sodium_is_zero(got, 32));
     // One wrong share in the first subset: found on a later window.
     sh[2 * 32 + 5] ^= 1;
     cr_assert_eq(fri_secagg_recover(got, sh, xs, 12, t, fri_secagg_check_seed,
-                     &ck, 1, 64, &tries),
+                     &ck, 1, 64, &tries, NULL),
         FR_OK);
     cr_assert(tries > 1);
     cr_assert(memcmp(got, b, 32) == 0);
     // A second wrong share far from the first: random subsets find it.
     sh[8 * 32 + 0] ^= 0x80;
     cr_assert_eq(fri_secagg_recover(got, sh, xs, 12, t, fri_secagg_check_seed,
-                     &ck, 1, 256, &tries),
+                     &ck, 1, 256, &tries, gf),
         FR_OK);
     cr_assert(memcmp(got, b, 32) == 0);
     // Exactly t shares with one wrong: nothing to fall back on.
     cr_assert_eq(fri_secagg_recover(got, sh, xs, t, t, fri_secagg_check_seed,
-                     &ck, 1, 256, &tries),
+                     &ck, 1, 256, &tries, NULL),
         FR_ECRYPTO);
     cr_assert_eq(tries, 1);
     cr_assert(sodium_is_zero(got, 32));
@@ -238,10 +241,10 @@ Test(common_secagg, recover_checks_and_routes_around_wrong_shares)
         sh[(size_t)(2 * i) * 32 + 9] ^= 0x11;
     }
     cr_assert_eq(fri_secagg_recover(got, sh, xs, 12, t, fri_secagg_check_seed,
-                     &ck, 1, 256, &tries),
+                     &ck, 1, 256, &tries, gf),
         FR_ECRYPTO);
     cr_assert_eq(fri_secagg_recover(got, sh, xs, 6, t, fri_secagg_check_seed,
-                     &ck, 1, 256, &tries),
+                     &ck, 1, 256, &tries, NULL),
         FR_ESTATE);
     // The mask-key check: c_sk against its public key.
     fri_secagg_keys k;
@@ -252,10 +255,11 @@ Test(common_secagg, recover_checks_and_routes_around_wrong_shares)
         fri_shamir_split_at(ksh, sizeof ksh, kx, 5, 3, k.c_sk, 32, NULL), FR_OK);
     ksh[10] ^= 1; // not a clamped bit: a distinct public key
     cr_assert_eq(fri_secagg_recover(got, ksh, kx, 5, 3, fri_secagg_check_sk,
-                     k.c_pk, 1, 16, &tries),
+                     k.c_pk, 1, 16, &tries, gf),
         FR_OK);
     cr_assert(memcmp(got, k.c_sk, 32) == 0);
     fri_secagg_keys_wipe(&k);
+    fri_gf16_tables_destroy(gf);
 }
 
 Test(common_secagg, pair_seed_is_symmetric_and_rejects_low_order)

@@ -177,3 +177,41 @@ Test(common_shamir, rejects_bad_arguments)
     cr_assert_eq(fri_shamir_combine(out, sh, big, 2, 32), FR_EINVAL);
     cr_assert_eq(fri_shamir_combine(out, sh, big, 0, 32), FR_EINVAL);
 }
+
+// The log-table Lagrange weights give the multiplication path's secret
+// for random point sets, and refuse duplicate points the same way.
+Test(shamir, tables_combine_equals_multiplication)
+{
+    fri_gf16_tables *gf = fri_gf16_tables_create();
+    cr_assert_not_null(gf);
+    fri_rng rng;
+    fri_rng_seed(&rng, 42);
+    for (int rep = 0; rep < 50; rep++) {
+        uint8_t  secret[32], sh[60 * 32], a[32], b[32];
+        uint32_t xs[60];
+        uint32_t count = 2 + fri_rng_below(&rng, 58);
+        for (uint32_t i = 0; i < count; i++) {
+            int dup;
+            do { // distinct points anywhere in 1..65535
+                xs[i] = 1 + fri_rng_below(&rng, FRI_SHAMIR_MAX_X);
+                dup   = 0;
+                for (uint32_t j = 0; j < i; j++) {
+                    dup |= xs[j] == xs[i];
+                }
+            } while (dup);
+        }
+        for (size_t e = 0; e < sizeof secret; e++) {
+            secret[e] = (uint8_t)fri_rng_next(&rng);
+        }
+        cr_assert_eq(fri_shamir_split_at(sh, sizeof sh, xs, count, count,
+                         secret, 32, &rng), FR_OK);
+        cr_assert_eq(fri_shamir_combine(a, sh, xs, count, 32), FR_OK);
+        cr_assert_eq(fri_shamir_combine_tab(gf, b, sh, xs, count, 32), FR_OK);
+        cr_assert(memcmp(a, secret, 32) == 0);
+        cr_assert(memcmp(b, secret, 32) == 0, "count %u", count);
+    }
+    uint8_t  sh[2 * 32] = { 0 }, out[32];
+    uint32_t dup[2]     = { 7, 7 };
+    cr_assert_eq(fri_shamir_combine_tab(gf, out, sh, dup, 2, 32), FR_EINVAL);
+    fri_gf16_tables_destroy(gf);
+}
