@@ -9,6 +9,9 @@ pkgs=(build-essential cmake pkg-config libsodium-dev libnng-dev
 pkgs+=(libssl-dev)
 # The Python bindings (python/fedrec) and their ctest test.
 pkgs+=(python3 python3-numpy)
+# fedrec-sim --mpi: Open MPI runs the ranks of a spread simulation and
+# their collectives (sim/mpi_group.c) and its ctest test under mpirun.
+pkgs+=(libopenmpi-dev openmpi-bin)
 # The JNI bindings (java/) and their test: Debian's OpenJDK.
 pkgs+=(default-jdk-headless)
 # clang checks the Clang module map Swift imports (tests/client/

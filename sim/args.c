@@ -174,6 +174,15 @@ static const char usage_tail[] =
     "                        advert signature themselves too\n"
     "                        (fr_client_config.verify_adverts; default: the\n"
     "                        aggregator's check on arrival only)\n"
+    "  --mpi                 one rank of a run spread over processes (run\n"
+    "                        it as mpirun -np N fedrec-sim --mpi ...): rank\n"
+    "                        r serves the devices u with u % N == r from its\n"
+    "                        own edge aggregator, rank 0 also the root they\n"
+    "                        report to over NNG tcp (docs/DEPLOY-TREE.md);\n"
+    "                        per-round sums only (every device every round,\n"
+    "                        or --algo grad), --secure-agg off\n"
+    "  --mpi-host HOST       the address other nodes reach rank 0 at\n"
+    "                        (default 127.0.0.1: every rank on one host)\n"
     "  --shared-model        devices of the process share one downloaded,\n"
     "                        verified model (fr_model_cache) instead of each\n"
     "                        fetching its own: faster, fewer bytes down;\n"
@@ -373,7 +382,7 @@ static const char *const value_flags[]  = { "train", "test", "users",
      "reg", "buffer", "max-staleness", "slow", "slow-ticks", "reg-bias", "lr",
      "algo", "server-opt", "threads", "seed", "eval-every", "eval-users",
      "report", "diverse", "recency", "transport", "out", "state",
-     "new-items", "item-features",
+     "new-items", "item-features", "mpi-host",
      // Read before parsing: fri_sim_expand_config and fedrec-sim's main.
      "config", "sweep",
      // privacy.c
@@ -383,7 +392,7 @@ static const char *const value_flags[]  = { "train", "test", "users",
      "malicious", "target-item", "attack-scale", "robust" };
 static const char *const switch_flags[] = {
     "json", "no-reference", "shared-model", "progress", "no-progress",
-    "quiet", "verify-adverts"};
+    "quiet", "verify-adverts", "mpi"};
 #define N_VALUE (sizeof(value_flags) / sizeof(value_flags[0]))
 #define N_SWITCH (sizeof(switch_flags) / sizeof(switch_flags[0]))
 #define OPT_HELP 'h'
@@ -422,6 +431,13 @@ apply(fri_sim_config *c, given *st, const char *flag, const char *val,
         c->shared_cache = 1;
     } else if (strcmp(flag, "--verify-adverts") == 0) {
         c->verify_adverts = 1;
+    } else if (strcmp(flag, "--mpi") == 0) {
+        c->mpi = 1;
+    } else if (strcmp(flag, "--mpi-host") == 0) {
+        if (val[0] == '\0' || strlen(val) > 200 || strpbrk(val, "/: ") != NULL) {
+            return bad(err, err_cap, flag, val, "a host name or IPv4 address");
+        }
+        c->mpi_host = val;
     } else if (strcmp(flag, "--progress") == 0) {
         c->progress = 1;
     } else if (strcmp(flag, "--no-progress") == 0) {

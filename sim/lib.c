@@ -77,8 +77,8 @@ fr_sim_usage(void)
 // Takes ownership of argv (argc strings, each malloc'd, argv[0] a name).
 // *help: 1 for --help, 2 for a usage error (see fr_sim_create_argv).
 static fr_err
-create_owned(
-    fr_sim **out, int argc, char **argv, int *help, char *err, size_t err_cap)
+create_owned(fr_sim **out, int argc, char **argv, const fr_sim_group *group,
+    int *help, char *err, size_t err_cap)
 {
     fr_err e;
     *out  = NULL;
@@ -118,6 +118,17 @@ create_owned(
         fr_sim_destroy(sim);
         return e;
     }
+    if (sim->c.mpi != (group != NULL)) {
+        snprintf(err, err_cap, "%s",
+            group == NULL
+                ? "--mpi: run it under mpirun, from a fedrec-sim built with "
+                  "MPI (libopenmpi-dev)"
+                : "a process group needs --mpi on the command line");
+        *help = 2;
+        fr_sim_destroy(sim);
+        return FR_EINVAL;
+    }
+    sim->c.group = group;
     e = fri_sim_pop_load(&sim->pop, &sim->c, err, err_cap);
     if (e != FR_OK) {
         fr_sim_destroy(sim);
@@ -125,7 +136,7 @@ create_owned(
     }
     sim->pop_ok = 1;
     fri_sim_config_resolve(&sim->c, &sim->pop);
-    if (sim->c.reference) {
+    if (sim->c.reference && (group == NULL || group->rank == 0)) {
         fr_err re = fri_sim_reference(&sim->c, &sim->pop, &sim->s);
         if (re != FR_OK) {
             // The run does not depend on it: said, not fatal.
@@ -175,6 +186,13 @@ fr_err
 fr_sim_create_argv(
     fr_sim **out, int argc, char **argv, int *cli, char *err, size_t err_cap)
 {
+    return fr_sim_create_group(out, argc, argv, NULL, cli, err, err_cap);
+}
+
+fr_err
+fr_sim_create_group(fr_sim **out, int argc, char **argv,
+    const fr_sim_group *group, int *cli, char *err, size_t err_cap)
+{
     if (out == NULL || cli == NULL || argc < 1 || argv == NULL) {
         if (out != NULL) {
             *out = NULL;
@@ -199,7 +217,7 @@ fr_sim_create_argv(
         }
         return FR_ENOMEM;
     }
-    return create_owned(out, argc, own, cli, err, err_cap);
+    return create_owned(out, argc, own, group, cli, err, err_cap);
 }
 
 // An option name: lower-case letters, digits, '-' or '_' (as '-').
@@ -279,7 +297,7 @@ fr_sim_create(fr_sim **out, size_t n_opts, const char *const *names,
         return FR_ENOMEM;
     }
     int help = 0;
-    return create_owned(out, argc, argv, &help, err, err_cap);
+    return create_owned(out, argc, argv, NULL, &help, err, err_cap);
 }
 
 void

@@ -13,6 +13,9 @@
 #include <unistd.h>
 
 #include "fedrec/sim.h"
+#ifdef FR_HAVE_MPI
+#include "mpi_group.h"
+#endif
 
 typedef struct ui {
     fr_sim_info     info;
@@ -515,13 +518,14 @@ run_sweep(sweep *sw, int argc, char **argv)
     return rc;
 }
 
+static int mpi_main(
+    const fr_sim_group *group, int rank, int argc, char **argv);
+
 int
 main(int argc, char **argv)
 {
-    fr_sim *sim = NULL;
-    char    err[512];
-    int     cli = 0;
-    sweep   sw;
+    char  err[512];
+    sweep sw;
 
     if (sweep_parse(&sw, &argc, argv, err, sizeof(err)) != 0) {
         fprintf(stderr, "fedrec-sim: %s\nTry 'fedrec-sim --help'.\n", err);
@@ -533,7 +537,41 @@ main(int argc, char **argv)
         sweep_free(&sw);
         return rc;
     }
-    fr_err e = fr_sim_create_argv(&sim, argc, argv, &cli, err, sizeof(err));
+    // --mpi: this process is one rank of an MPI job (mpi_group.h).
+    const fr_sim_group *group = NULL;
+    int                 rank  = 0;
+#ifdef FR_HAVE_MPI
+    fr_sim_group mg;
+    if (fri_mpi_wanted(argc, argv)) {
+        if (fri_mpi_group_init(&argc, &argv, &mg) != 0) {
+            fprintf(stderr, "fedrec-sim: MPI_Init failed\n");
+            return 1;
+        }
+        group = &mg;
+        rank  = (int)mg.rank;
+    }
+#endif
+    int rc = mpi_main(group, rank, argc, argv);
+#ifdef FR_HAVE_MPI
+    if (group != NULL) {
+        if (rc != 0) {
+            fri_mpi_abort(rc); // the other ranks wait in a collective
+        }
+        fri_mpi_finalize();
+    }
+#endif
+    return rc;
+}
+
+// One run (one rank of it under --mpi: only rank 0 prints).
+static int
+mpi_main(const fr_sim_group *group, int rank, int argc, char **argv)
+{
+    fr_sim *sim = NULL;
+    char    err[512];
+    int     cli = 0;
+    fr_err  e
+        = fr_sim_create_group(&sim, argc, argv, group, &cli, err, sizeof(err));
     if (e != FR_OK && cli == 2) {
         fprintf(stderr, "fedrec-sim: %s\nTry 'fedrec-sim --help'.\n", err);
         return 2;
@@ -548,13 +586,20 @@ main(int argc, char **argv)
     }
     ui u = { 0 };
     fr_sim_get_info(sim, &u.info);
+    if (rank != 0) {
+        // Rank 0 reports the run.
+        u.info.json     = 0;
+        u.info.quiet    = 1;
+        u.info.progress = 0;
+        u.info.out_dir  = NULL;
+    }
     u.bar = u.info.progress == 1 || (u.info.progress == -1 && isatty(2));
     clock_gettime(CLOCK_MONOTONIC, &u.t0);
     uint32_t shown = 0;
     while (e == FR_OK && !fr_sim_finished(sim)) {
         e = fr_sim_step(sim);
         // Rounds are shown as soon as their metrics are final.
-        while (shown < fr_sim_rounds_reported(sim)) {
+        while (rank == 0 && shown < fr_sim_rounds_reported(sim)) {
             fr_err oe = on_round(&u, sim, ++shown);
             if (oe != FR_OK && e == FR_OK) {
                 e = oe;

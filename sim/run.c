@@ -40,6 +40,7 @@
 #include "metrics.h"
 #include "coldstart.h"
 #include "sim.h"
+#include "tree.h"
 #include "userattr.h"
 
 // Frame header: magic(4) major minor type(u16 LE) ...
@@ -1201,6 +1202,11 @@ struct fri_sim_runner {
     // and deliveries.
     uint8_t           *busy;
     uint32_t          *due;
+    // --mpi (tree.h): this rank's devices of a job, and on rank 0 every
+    // rank's devices and results of it.
+    fri_sim_tree      *tree;
+    uint32_t          *shard, *g_users;
+    dev_out           *g_out;
     uint32_t          *queue;
     size_t             n_queue;
     uint32_t          *arr;
@@ -1489,14 +1495,23 @@ fri_sim_runner_create(fri_sim_runner **out_rn, const fri_sim_config *cfg,
     ac->robust      = c->poison.robust;
     ac->model_format = c->model_format;
     st->deadline_ms = ac->round_deadline_ms;
-    {
-        uint8_t in[16] = "fedrec-sim agg";
-        for (int i = 0; i < 8; i++) {
-            in[8 + i] ^= (uint8_t)(c->seed >> (8 * i));
+    fri_sim_identity_seed(c->seed, 0, ac->identity_seed);
+    ac->has_identity = 1;
+    if (c->mpi) {
+        // This rank's aggregator is an edge of rank 0's root; devices pin
+        // the root's key.
+        rn->shard   = malloc(sizeof(uint32_t) * max_job);
+        rn->g_users = malloc(sizeof(uint32_t) * max_job);
+        rn->g_out   = calloc(max_job, sizeof(dev_out));
+        if (rn->shard == NULL || rn->g_users == NULL || rn->g_out == NULL) {
+            e = FR_ENOMEM;
+            goto out;
         }
-        crypto_generichash(ac->identity_seed, sizeof(ac->identity_seed), in,
-            sizeof(in), NULL, 0);
-        ac->has_identity = 1;
+        e = fri_sim_tree_create(&rn->tree, c, ac, cohort, st->server_pk,
+            err, err_cap);
+        if (e != FR_OK) {
+            goto out;
+        }
     }
     e = fri_agg_create(&st->agg, ac, clock_now(st), aerr, sizeof(aerr));
     sodium_memzero(ac->identity_seed, sizeof(ac->identity_seed));
@@ -1504,7 +1519,14 @@ fri_sim_runner_create(fri_sim_runner **out_rn, const fri_sim_config *cfg,
         e = fail(err, err_cap, e, "aggregator: %s", aerr);
         goto out;
     }
-    fri_agg_public_key(st->agg, st->server_pk);
+    if (rn->tree != NULL) {
+        if ((e = fri_sim_tree_link(rn->tree, st->agg, err, err_cap))
+            != FR_OK) {
+            goto out;
+        }
+    } else {
+        fri_agg_public_key(st->agg, st->server_pk);
+    }
     if (ac->stats_latest) {
         st->last = calloc(p->n_users > 0 ? p->n_users : 1, sizeof(*st->last));
         if (st->last == NULL) {
@@ -1752,6 +1774,15 @@ runner_round(fri_sim_runner *rn, char *err, size_t err_cap)
     int eval_prev = rn->in_cohort_eval && r > 1 && is_eval_round(c, r - 1);
     st->eval_mask = eval_prev ? rn->mask : NULL;
     job jb        = { .users = eligible, .n = cohort, .round = r, .out = out };
+    if (rn->tree != NULL) {
+        // This rank's members, against its edge serving the root's round.
+        jb.users = rn->shard;
+        jb.n     = fri_sim_tree_shard(rn->tree, eligible, cohort, rn->shard);
+        e        = fri_sim_tree_open(rn->tree, r, clock_now(st), err, err_cap);
+        if (e != FR_OK) {
+            return e;
+        }
+    }
     fri_agg_metrics m0, m1;
     fri_agg_metrics_get(st->agg, &m0);
     fri_sim_atk_round_begin(st->atk, r,
@@ -1773,6 +1804,29 @@ runner_round(fri_sim_runner *rn, char *err, size_t err_cap)
         agg_tick(st);
         fri_agg_metrics_get(st->agg, &m1);
     }
+    // A tree: the root's round ends once every edge handed its sums up;
+    // rank 0 reports every rank's devices (gjb).
+    int outcome = 0;
+    job gjb     = { .users = jb.users, .n = jb.n, .round = r, .out = out };
+    if (rn->tree != NULL) {
+        e = fri_sim_tree_close(rn->tree, r, clock_now(st), &outcome, err,
+            err_cap);
+        if (e == FR_OK) {
+            e = fri_sim_tree_gather(rn->tree, eligible, cohort, out, jb.n,
+                sizeof(dev_out), rn->g_users, rn->g_out, &gjb.n);
+            gjb.users = rn->g_users;
+            gjb.out   = rn->g_out;
+        }
+        if (e != FR_OK) {
+            return err[0] ? e : fail(err, err_cap, e, "%s", "--mpi: gather");
+        }
+    }
+    int closed    = rn->tree != NULL
+                     || m1.rounds_completed + m1.rounds_abandoned
+                            != m0.rounds_completed + m0.rounds_abandoned;
+    int abandoned = rn->tree != NULL
+                      ? outcome == 2
+                      : m1.rounds_abandoned > m0.rounds_abandoned;
     double dt = wall_s() - t0;
     rn->t_rounds += dt;
     if (atomic_load(&st->hook_failed)) {
@@ -1785,23 +1839,21 @@ runner_round(fri_sim_runner *rn, char *err, size_t err_cap)
     fri_sim_round *rr = &rounds[r - 1];
     rr->round         = r;
     rr->seconds       = dt;
-    collect_counts(&jb, rr);
+    collect_counts(&gjb, rr);
     if (rn->cpu_tmp != NULL) {
-        collect_cpu(&jb, st->tick_cpu, rn->cpu_tmp, rr);
+        collect_cpu(&gjb, st->tick_cpu, rn->cpu_tmp, rr);
     }
     fri_sim_atk_round_end(st->atk, rr);
     // A round the aggregator gave up ends its members' check-ins with
     // an error; that is reported below, not a simulator failure.
-    if (rr->clients == 0 && st->first_err[0] != '\0'
-        && m1.rounds_abandoned == m0.rounds_abandoned) {
+    if (rr->clients == 0 && st->first_err[0] != '\0' && !abandoned) {
         return fail(err, err_cap, FR_EINTERNAL, "%s", st->first_err);
     }
-    if (m1.rounds_completed + m1.rounds_abandoned
-        == m0.rounds_completed + m0.rounds_abandoned) {
+    if (!closed) {
         return fail(err, err_cap, FR_ESTATE, "%s",
             "the aggregator did not close the round");
     }
-    if (m1.rounds_abandoned > m0.rounds_abandoned) {
+    if (abandoned) {
         // The cohort's updates are lost: say so (the model is the
         // previous round's).
         rn->n_abandoned++;
@@ -1812,7 +1864,7 @@ runner_round(fri_sim_runner *rn, char *err, size_t err_cap)
             r);
     }
     if (eval_prev) {
-        collect_eval(c, st->p, &jb, rn->heavy, &rounds[r - 2]);
+        collect_eval(c, st->p, &gjb, rn->heavy, &rounds[r - 2]);
     }
     if (is_eval_round(c, r) && (!rn->in_cohort_eval || r == c->rounds)) {
         // The round's model, scored by the evaluation users' visits.
@@ -1822,17 +1874,39 @@ runner_round(fri_sim_runner *rn, char *err, size_t err_cap)
                    .eval_visit   = 1,
                    .round        = r,
                    .out          = out };
+        if (rn->tree != NULL) {
+            // The edges fetch the root's model of this round.
+            e = fri_sim_tree_open(rn->tree, r + 1, clock_now(st), err,
+                err_cap);
+            if (e != FR_OK) {
+                return e;
+            }
+            ev.users = rn->shard;
+            ev.n     = fri_sim_tree_shard(rn->tree, rn->evals, rn->n_evals,
+                rn->shard);
+        }
         double te     = wall_s();
         (void)run_job(st, rn->ws, &ev); // no phases: always completes
         rr->eval_seconds = wall_s() - te;
-        collect_eval(c, st->p, &ev, rn->heavy, rr);
-        if (r == c->rounds && (e = list_metrics(st, &ev, rn->s)) != FR_OK) {
+        job gev          = ev;
+        if (rn->tree != NULL) {
+            e = fri_sim_tree_gather(rn->tree, rn->evals, rn->n_evals, out,
+                ev.n, sizeof(dev_out), rn->g_users, rn->g_out, &gev.n);
+            if (e != FR_OK) {
+                return fail(err, err_cap, e, "%s", "--mpi: gather");
+            }
+            gev.users = rn->g_users;
+            gev.out   = rn->g_out;
+        }
+        collect_eval(c, st->p, &gev, rn->heavy, rr);
+        if (r == c->rounds && gev.n > 0
+            && (e = list_metrics(st, &gev, rn->s)) != FR_OK) {
             return fail(err, err_cap, e, "list metrics: %s", fr_strerror(e));
         }
-        for (size_t i = 0; i < rn->n_evals; i++) {
+        for (size_t i = 0; i < gev.n; i++) {
             // A round scored by fewer users than the others would
             // not be comparable: a failed visit stops the run.
-            if (out[i].status != DEV_EVALUATED) {
+            if (gev.out[i].status != DEV_EVALUATED) {
                 return fail(err, err_cap, FR_EINTERNAL, "evaluation visit: %s",
                     st->first_err[0] ? st->first_err : "failed");
             }
@@ -2221,6 +2295,10 @@ fri_sim_runner_destroy(fri_sim_runner *rn)
         free(st->last);
     }
     free(st->cutoff);
+    fri_sim_tree_destroy(rn->tree); // its uplink uses the edge
+    free(rn->shard);
+    free(rn->g_users);
+    free(rn->g_out);
     fri_agg_destroy(st->agg);
     fr_model_cache_destroy(st->cache);
     free(rn->eligible);

@@ -152,6 +152,12 @@ typedef struct fri_sim_config {
     // model after every completed round, resumed from if present. NULL:
     // none.
     const char *state_dir;
+    // --mpi: one rank of a run spread over processes (tree.h); group is
+    // set by fr_sim_create_group. mpi_host: the address the other ranks
+    // reach rank 0's root at (NULL: 127.0.0.1, every rank on one host).
+    int                        mpi;
+    const char                *mpi_host;
+    const struct fr_sim_group *group;
     // Privacy: secure aggregation, clipping, DP, pseudo-items, attacks.
     fri_sim_privacy priv;
     // Poisoning attacks, target-item exposure, robust aggregation

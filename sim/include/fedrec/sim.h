@@ -48,6 +48,33 @@ FR_API FR_NODISCARD fr_err fr_sim_create(fr_sim **out, size_t n_opts,
 // opposed to a run that cannot start), else to 0.
 FR_API FR_NODISCARD fr_err fr_sim_create_argv(
     fr_sim **out, int argc, char **argv, int *cli, char *err, size_t err_cap);
+
+// A run spread over a group of processes (fedrec-sim --mpi): process
+// `rank` of `size` owns the devices u with u % size == rank and serves
+// them from its own edge aggregator (docs/DEPLOY-TREE.md); rank 0 also
+// runs the root, which the edges reach over NNG tcp. The caller supplies
+// its group's collectives (fedrec-sim uses MPI; the library does not link
+// it). Every rank creates its handle with the same options and steps it
+// in lockstep; rank 0's metrics and summary are the run's. A collective
+// returns 0 on success.
+typedef struct fr_sim_group {
+    uint32_t rank;
+    uint32_t size;
+    void    *ctx;
+    // Copies rank 0's len bytes into buf on every rank.
+    int (*bcast)(void *ctx, void *buf, size_t len);
+    // Rank 0 receives every rank's len bytes, concatenated in rank order,
+    // into out; lens[q] is rank q's len (out and lens: rank 0 only).
+    int (*gather)(void *ctx, const void *buf, size_t len, void *out,
+        const size_t *lens);
+    int (*barrier)(void *ctx);
+} fr_sim_group;
+
+// fr_sim_create_argv for one rank of a group (the command line must carry
+// --mpi). The group (and its ctx) must outlive the handle.
+FR_API FR_NODISCARD fr_err fr_sim_create_group(fr_sim **out, int argc,
+    char **argv, const fr_sim_group *group, int *cli, char *err,
+    size_t err_cap);
 FR_API void fr_sim_destroy(fr_sim *sim); // NULL is a no-op
 // The last error on sim ("" if none). Valid until the next call on sim.
 FR_API const char *fr_sim_errmsg(const fr_sim *sim);
