@@ -421,14 +421,18 @@ cmp_key(const void *x, const void *y)
     return memcmp(x, y, FRI_AGG_KEYBYTES);
 }
 
-// u's neighbours among the joined members, in increasing index order;
-// out has eff_degree room. O(degree) from the ring positions, where
-// testing every member for adjacency is O(n) (O(n^2) per round over the
-// cohort's polls).
-static uint32_t
-neighbour_list(const fri_sa *s, uint32_t u, uint32_t *out)
+// u's neighbours among the joined members (and u itself with self), in
+// increasing index order, malloc'd (NULL: out of memory), their count in
+// *n. O(degree) from the ring positions, where testing every member for
+// adjacency is O(n) (O(n^2) per round over the cohort's polls).
+static uint32_t *
+neighbour_list(const fri_sa *s, uint32_t u, int self, uint32_t *n)
 {
-    uint32_t c = 0;
+    uint32_t *out = malloc(((size_t) s->eff_degree + 1) * sizeof(uint32_t));
+    uint32_t  c   = 0;
+    if (out == NULL) {
+        return NULL;
+    }
     for (uint32_t sl = 0; sl < s->eff_degree; sl++) {
         uint32_t v =
             fri_secagg_ring_peer(s->perm, s->pos, s->n, s->degree, u, sl);
@@ -436,8 +440,12 @@ neighbour_list(const fri_sa *s, uint32_t u, uint32_t *out)
             out[c++] = v;
         }
     }
+    if (self) {
+        out[c++] = u;
+    }
     qsort(out, c, sizeof(*out), cmp_u32);
-    return c;
+    *n = c;
+    return out;
 }
 
 // Common entry: round and membership checks. Returns the member index or
@@ -588,19 +596,17 @@ fri_agg_sa_roster(fri_agg *a, uint64_t now_ms,
     if (i < 0) {
         goto out;
     }
-    fri_sa   *s  = a->sa;
-    size_t    n  = 0;
-    uint32_t *nb = malloc(((size_t) s->eff_degree + 1) * sizeof(uint32_t));
+    fri_sa   *s    = a->sa;
+    size_t    n    = 0;
+    uint32_t  n_nb = 0;
+    // A member needs its own advert and its neighbours' (SPEC S2): under
+    // SecAgg+ that keeps the roster, its sealing and the member's
+    // signature checks O(degree) instead of O(n). In index order.
+    uint32_t *nb = neighbour_list(s, (uint32_t) i, 1, &n_nb);
     if (nb == NULL) {
         rv = FR_ENOMEM;
         goto out;
     }
-    // A member needs its own advert and its neighbours' (SPEC S2): under
-    // SecAgg+ that keeps the roster, its sealing and the member's
-    // signature checks O(degree) instead of O(n). In index order.
-    uint32_t n_nb = neighbour_list(s, (uint32_t) i, nb);
-    nb[n_nb++]    = (uint32_t) i;
-    qsort(nb, n_nb, sizeof(*nb), cmp_u32);
     for (uint32_t q = 0; q < n_nb; q++) {
         uint32_t j = nb[q];
         if (!s->m[j].advertised) {
@@ -696,14 +702,14 @@ fri_agg_sa_inbox(fri_agg *a, uint64_t now_ms,
     if (i < 0) {
         goto out;
     }
-    fri_sa   *s  = a->sa;
-    size_t    n  = 0;
-    uint32_t *nb = malloc(((size_t) s->eff_degree + 1) * sizeof(uint32_t));
+    fri_sa   *s    = a->sa;
+    size_t    n    = 0;
+    uint32_t  n_nb = 0;
+    uint32_t *nb   = neighbour_list(s, (uint32_t) i, 0, &n_nb);
     if (nb == NULL) {
         rv = FR_ENOMEM;
         goto out;
     }
-    uint32_t n_nb = neighbour_list(s, (uint32_t) i, nb);
     for (uint32_t q = 0; q < n_nb; q++) {
         uint32_t u = nb[q];
         if (!s->m[u].shared) {
@@ -942,10 +948,10 @@ finish(fri_agg *a, int *ok)
     uint8_t  *shs  = malloc((size_t) s->n * SHARE);
     uint32_t *xs   = malloc((size_t) s->n * sizeof(uint32_t));
     float    *v    = malloc(s->dim * sizeof(float));
-    uint32_t *nb   = malloc(((size_t) s->eff_degree + 1) * sizeof(uint32_t));
+    uint32_t *nb   = NULL;
     fr_err    rv   = FR_OK;
     if (surv == NULL || drop == NULL || s_pk == NULL || s_b == NULL ||
-        d_sk == NULL || shs == NULL || xs == NULL || v == NULL || nb == NULL) {
+        d_sk == NULL || shs == NULL || xs == NULL || v == NULL) {
         rv = FR_ENOMEM;
         goto out;
     }
@@ -955,7 +961,13 @@ finish(fri_agg *a, int *ok)
             continue;
         }
         size_t   c    = 0;
-        uint32_t n_nb = neighbour_list(s, u, nb);
+        uint32_t n_nb = 0;
+        free(nb);
+        nb = neighbour_list(s, u, 0, &n_nb);
+        if (nb == NULL) {
+            rv = FR_ENOMEM;
+            goto out;
+        }
         for (uint32_t q = 0; q < n_nb; q++) {
             uint32_t h  = nb[q];
             uint32_t sl = slot_of(s, u, h);
