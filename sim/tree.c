@@ -80,10 +80,6 @@ unsupported(const fri_sim_config *c, const fri_agg_config *ac)
                "defaults with partial cohorts): run every device every "
                "round, or give --algo grad, or --algo als --stats-forget 1";
     }
-    if (ac->secagg != FRI_AGG_SECAGG_OFF) {
-        return "give --secure-agg off (secure aggregation within each "
-               "rank's edge is not wired into the simulator yet)";
-    }
     if (ac->dp != FRI_AGG_DP_OFF || c->priv.dp) {
         return "DP noise across a tree of aggregators is not implemented";
     }
@@ -145,6 +141,9 @@ fri_sim_tree_create(fri_sim_tree **out, const fri_sim_config *c,
         // Robust bounds act per device, at the edges (each from its own
         // devices' history); the root sees sums.
         rc.robust            = 0;
+        // Secure aggregation runs within each edge's cohort; the root
+        // takes the edges' unmasked sums.
+        rc.secagg            = FRI_AGG_SECAGG_OFF;
         rc.root_max_devices  = (uint32_t)(cohort > 0 ? cohort : 1);
         rc.clients_per_round = g->size;
         rc.fraction          = 0.0;
