@@ -584,7 +584,6 @@ fri_sim_atk_create(fri_sim_atk **out, const fri_sim_config *c,
         for (uint32_t i = 0; i < a->n_items; i++) {
             a->all_items[i] = i;
         }
-        fri_agg_set_masked_hook(agg, on_masked, a);
     }
     if (a->ratings) {
         size_t nq = (size_t) a->n_items * a->k;
@@ -599,30 +598,33 @@ fri_sim_atk_create(fri_sim_atk **out, const fri_sim_config *c,
             return FR_ENOMEM;
         }
     }
-    if (!c->priv.secagg) {
-        fri_agg_set_update_hook(agg, on_update, a);
-    }
     return FR_OK;
 }
 
 void
-fri_sim_atk_update(fri_sim_atk *a, const uint8_t pk[32],
-                   const fri_agg_update *up)
+fri_sim_atk_hooks(const fri_sim_atk *a, int *updates, int *masked)
 {
-    // Installed by fri_sim_atk_create in exactly these cases.
-    if (a != NULL && a->c->priv.attack != 0 && !a->c->priv.secagg) {
-        on_update(a, pk, up);
-    }
+    *updates = a != NULL && a->c->priv.attack != 0 && !a->c->priv.secagg;
+    *masked  = a != NULL && a->m_have != NULL;
 }
 
-void
-fri_sim_atk_masked(fri_sim_atk *a, uint32_t index, const uint32_t *y,
-                   size_t dim)
+int
+fri_sim_atk_update_hook(void *ctx, uint32_t round, uint32_t device,
+    const uint8_t pk[32], const struct fri_agg_update *up)
 {
-    // Installed by fri_sim_atk_create in exactly this case.
-    if (a != NULL && a->m_have != NULL) {
-        on_masked(a, index, y, dim);
-    }
+    (void)round;
+    (void)device; // the attacks name devices from their own registry
+    on_update(ctx, pk, up);
+    return 0;
+}
+
+int
+fri_sim_atk_masked_hook(void *ctx, uint32_t round, uint32_t member,
+    const uint32_t *y, size_t dim)
+{
+    (void)round;
+    on_masked(ctx, member, y, dim);
+    return 0;
 }
 
 void
@@ -630,10 +632,6 @@ fri_sim_atk_destroy(fri_sim_atk *a)
 {
     if (a == NULL) {
         return;
-    }
-    if (a->agg != NULL) {
-        fri_agg_set_update_hook(a->agg, NULL, NULL);
-        fri_agg_set_masked_hook(a->agg, NULL, NULL);
     }
     for (uint32_t u = 0; a->cur != NULL && u < a->p->n_users; u++) {
         obs_free(a->cur[u]);

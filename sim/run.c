@@ -84,6 +84,8 @@ typedef struct dev_out {
 typedef struct sim_state sim_state;
 typedef struct dev_live  dev_live;
 
+enum { HOOK_BUILTIN = 0, HOOK_CALLER = 1, N_HOOKS = 2 };
+
 typedef struct job {
     const uint32_t *users;
     size_t          n;
@@ -130,16 +132,22 @@ struct sim_state {
     atomic_uint           pass_progress;
     uint64_t              deadline_ms;
     double                tick_cpu; // main thread: CPU in fri_agg_tick
-    // The caller's update hook (fri_sim_runner_set_update_hook) and the
+    // The update and masked-vector hooks, in call order: the built-in
+    // attacks' (HOOK_BUILTIN, fri_sim_atk_hooks) and the caller's
+    // (HOOK_CALLER, fri_sim_runner_set_*_hook), one path for both; the
     // round's devices by key, to name the device of each update.
-    fri_sim_update_hook   hook_fn;
-    void                 *hook_ctx;
+    struct {
+        fri_sim_update_hook fn;
+        void               *ctx;
+    } upd[N_HOOKS];
+    struct {
+        fri_sim_masked_hook fn;
+        void               *ctx;
+    } msk[N_HOOKS];
     fri_sim_device_hook   dev_fn; // the device-update hook
     void                 *dev_ctx;
     fri_sim_sum_hook      sum_fn; // the sum hook
     void                 *sum_ctx;
-    fri_sim_masked_hook   masked_fn; // the masked-vector hook
-    void                 *masked_ctx;
     atomic_int            hook_failed;
     uint32_t              hook_round;
     char                  hook_err[16]; // the round it stopped, as text
@@ -462,7 +470,7 @@ dev_open(worker *w, const job *jb, size_t slot, dev_live *d)
         fr_client_public_key(d->c, pk);
         fri_sim_atk_register(st->atk, u, pk);
     }
-    if (st->hook_fn != NULL && !jb->eval_visit) {
+    if (st->upd[HOOK_CALLER].fn != NULL && !jb->eval_visit) {
         uint8_t pk[FR_PUBLICKEYBYTES];
         fr_client_public_key(d->c, pk);
         pthread_mutex_lock(&st->reg_mtx);
@@ -1271,6 +1279,11 @@ match_new_items(const fri_sim_pop *p, uint32_t from, uint8_t *matched)
     return FR_OK;
 }
 
+static void dispatch_update(void *ctx, const uint8_t pk[FRI_AGG_KEYBYTES],
+    const fri_agg_update *up);
+static void dispatch_masked(
+    void *ctx, uint32_t index, const uint32_t *y, size_t dim);
+
 fr_err
 fri_sim_runner_create(fri_sim_runner **out_rn, const fri_sim_config *cfg,
     const fri_sim_pop *p, fri_sim_round *rounds, fri_sim_summary *s,
@@ -1545,6 +1558,21 @@ fri_sim_runner_create(fri_sim_runner **out_rn, const fri_sim_config *cfg,
     }
     if ((e = fri_sim_atk_create(&st->atk, c, p, cohort, st->agg)) != FR_OK) {
         goto out;
+    }
+    {
+        // The built-in attacks take the hooks a caller's attack takes.
+        int upd = 0, msk = 0;
+        fri_sim_atk_hooks(st->atk, &upd, &msk);
+        if (upd) {
+            st->upd[HOOK_BUILTIN].fn  = fri_sim_atk_update_hook;
+            st->upd[HOOK_BUILTIN].ctx = st->atk;
+            fri_agg_set_update_hook(st->agg, dispatch_update, st);
+        }
+        if (msk) {
+            st->msk[HOOK_BUILTIN].fn  = fri_sim_atk_masked_hook;
+            st->msk[HOOK_BUILTIN].ctx = st->atk;
+            fri_agg_set_masked_hook(st->agg, dispatch_masked, st);
+        }
     }
     if ((e = fri_sim_poison_create(&st->poison, c, p, st->agg, err, err_cap))
         != FR_OK) {
@@ -2058,31 +2086,37 @@ runner_tick(fri_sim_runner *rn, char *err, size_t err_cap)
     return FR_OK;
 }
 
-// The aggregator's one update hook: the built-in attacks' view, then the
-// caller's hook with the device the update came from.
+// Marks the run failed by a hook (it stops at the end of the round).
+static void
+hook_stop(sim_state *st)
+{
+    if (!atomic_exchange(&st->hook_failed, 1)) {
+        snprintf(st->hook_err, sizeof(st->hook_err), "%u", st->hook_round);
+    }
+}
+
+// The aggregator's one update hook: every registered hook in order, with
+// the device the update came from.
 static void
 dispatch_update(void *ctx, const uint8_t pk[FRI_AGG_KEYBYTES],
                 const fri_agg_update *up)
 {
-    sim_state *st = ctx;
-    fri_sim_atk_update(st->atk, pk, up);
-    if (st->hook_fn == NULL || atomic_load(&st->hook_failed)) {
-        return;
-    }
-    uint32_t dev = UINT32_MAX;
-    pthread_mutex_lock(&st->reg_mtx);
-    for (size_t i = 0; i < st->n_reg; i++) {
-        if (memcmp(st->reg_pk + i * 32, pk, 32) == 0) {
-            dev = st->reg_u[i];
-            break;
+    sim_state *st  = ctx;
+    uint32_t   dev = UINT32_MAX;
+    if (st->upd[HOOK_CALLER].fn != NULL) {
+        pthread_mutex_lock(&st->reg_mtx);
+        for (size_t i = 0; i < st->n_reg; i++) {
+            if (memcmp(st->reg_pk + i * 32, pk, 32) == 0) {
+                dev = st->reg_u[i];
+                break;
+            }
         }
+        pthread_mutex_unlock(&st->reg_mtx);
     }
-    pthread_mutex_unlock(&st->reg_mtx);
-    if (st->hook_fn(st->hook_ctx, st->hook_round, dev, pk, up) != 0) {
-        int was = atomic_exchange(&st->hook_failed, 1);
-        if (!was) {
-            snprintf(st->hook_err, sizeof(st->hook_err), "%u",
-                     st->hook_round);
+    for (int h = 0; h < N_HOOKS && !atomic_load(&st->hook_failed); h++) {
+        if (st->upd[h].fn != NULL &&
+            st->upd[h].fn(st->upd[h].ctx, st->hook_round, dev, pk, up) != 0) {
+            hook_stop(st);
         }
     }
 }
@@ -2110,8 +2144,8 @@ fri_sim_runner_set_update_hook(fri_sim_runner *rn, fri_sim_update_hook fn,
         }
     }
     // Between rounds: no update is being handled.
-    st->hook_fn = fn;
-    st->hook_ctx = ctx;
+    st->upd[HOOK_CALLER].fn  = fn;
+    st->upd[HOOK_CALLER].ctx = ctx;
     fri_agg_set_update_hook(st->agg, dispatch_update, st);
     return FR_OK;
 }
@@ -2125,27 +2159,21 @@ dispatch_sum(void *ctx, fri_agg_sum_view *v)
         return;
     }
     if (st->sum_fn(st->sum_ctx, st->hook_round, v) != 0) {
-        if (!atomic_exchange(&st->hook_failed, 1)) {
-            snprintf(st->hook_err, sizeof(st->hook_err), "%u",
-                     st->hook_round);
-        }
+        hook_stop(st);
     }
 }
 
-// The aggregator's masked-vector hook (under its round lock): the built-in
-// attacks' view, then the caller's.
+// The aggregator's masked-vector hook (under its round lock): every
+// registered hook in order.
 static void
 dispatch_masked(void *ctx, uint32_t index, const uint32_t *y, size_t dim)
 {
     sim_state *st = ctx;
-    fri_sim_atk_masked(st->atk, index, y, dim);
-    if (st->masked_fn == NULL || atomic_load(&st->hook_failed)) {
-        return;
-    }
-    if (st->masked_fn(st->masked_ctx, st->hook_round, index, y, dim) != 0) {
-        if (!atomic_exchange(&st->hook_failed, 1)) {
-            snprintf(st->hook_err, sizeof(st->hook_err), "%u",
-                     st->hook_round);
+    for (int h = 0; h < N_HOOKS && !atomic_load(&st->hook_failed); h++) {
+        if (st->msk[h].fn != NULL &&
+            st->msk[h].fn(st->msk[h].ctx, st->hook_round, index, y, dim)
+                != 0) {
+            hook_stop(st);
         }
     }
 }
@@ -2159,10 +2187,9 @@ fri_sim_runner_set_masked_hook(fri_sim_runner *rn, fri_sim_masked_hook fn,
                     "a masked-vector hook needs --secure-agg full|plus "
                     "(plain updates go to the update hook)");
     }
-    // Between rounds: no masked vector is being received. The dispatcher
-    // stays installed (it also serves the built-in attacks).
-    rn->st.masked_fn  = fn;
-    rn->st.masked_ctx = ctx;
+    // Between rounds: no masked vector is being received.
+    rn->st.msk[HOOK_CALLER].fn  = fn;
+    rn->st.msk[HOOK_CALLER].ctx = ctx;
     fri_agg_set_masked_hook(rn->st.agg, dispatch_masked, &rn->st);
     return FR_OK;
 }

@@ -523,14 +523,15 @@ void fri_sim_atk_destroy(fri_sim_atk *a); // NULL is a no-op
 void fri_sim_atk_round_begin(fri_sim_atk *a, uint32_t r, int attacked);
 // A device of the round (u) and its public key (X25519 || Ed25519).
 void fri_sim_atk_register(fri_sim_atk *a, uint32_t u, const uint8_t pk[64]);
-// The attacks' view of one plain update (the aggregator's update hook,
-// dispatched by run.c); a no-op when no attack watches plain updates.
-void fri_sim_atk_update(fri_sim_atk *a, const uint8_t pk[32],
-                        const struct fri_agg_update *up);
-// The built-in attacks' view of one masked vector (the aggregator's
-// masked hook, dispatched by run.c once a caller hooks it too).
-void fri_sim_atk_masked(fri_sim_atk *a, uint32_t index, const uint32_t *y,
-                        size_t dim);
+// The built-in attacks as hooks of the kinds a caller installs
+// (fri_sim_update_hook, fri_sim_masked_hook; ctx the fri_sim_atk): run.c
+// registers them, ahead of the caller's, on the one hook path. *updates /
+// *masked: whether the attacks asked for (a) need each hook.
+void fri_sim_atk_hooks(const fri_sim_atk *a, int *updates, int *masked);
+int  fri_sim_atk_update_hook(void *ctx, uint32_t round, uint32_t device,
+     const uint8_t pk[32], const struct fri_agg_update *up);
+int  fri_sim_atk_masked_hook(void *ctx, uint32_t round, uint32_t member,
+     const uint32_t *y, size_t dim);
 // Between passes of a secure round: learns member index -> device.
 void fri_sim_atk_poll(fri_sim_atk *a, uint64_t now_ms);
 // After round r closed: epsilon and the attacks' results into r->priv.
