@@ -103,7 +103,8 @@ Java_org_fedrec_FedrecClient_version(JNIEnv *env, jclass cls)
 
 JNIEXPORT jlong JNICALL
 Java_org_fedrec_FedrecClient_nCreate(JNIEnv *env, jclass cls, jbyteArray pk,
-    jstring state_path, jbyteArray state_key, jbyteArray identity, jlong seed)
+    jstring state_path, jbyteArray state_key, jbyteArray identity, jlong seed,
+    jdouble recency, jboolean verify_adverts)
 {
     (void)cls;
     fr_client_config cfg;
@@ -126,6 +127,10 @@ Java_org_fedrec_FedrecClient_nCreate(JNIEnv *env, jclass cls, jbyteArray pk,
     if (ok) {
         cfg.state_path = path;
         cfg.seed       = (uint64_t)seed;
+        if (recency == recency) { // NaN: the library's default
+            cfg.recency_half_life = recency;
+        }
+        cfg.verify_adverts = verify_adverts ? 1 : 0;
         fr_err e       = fr_client_create(&c, &cfg);
         if (e != FR_OK) {
             char msg[160];

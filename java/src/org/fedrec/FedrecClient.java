@@ -49,7 +49,39 @@ public final class FedrecClient implements AutoCloseable {
      */
     public FedrecClient(byte[] serverPublicKey, String statePath,
             byte[] stateKey, byte[] identitySeed, long seed) {
+        this(serverPublicKey, statePath, stateKey, identitySeed, seed,
+                new Options());
+    }
+
+    /**
+     * Settings of fr_client_config beyond keys and state (client.h); the
+     * defaults are the library's.
+     */
+    public static final class Options {
+        /**
+         * Implicit feedback: an interaction's weight halves every this
+         * many newer interactions (0 = off); NaN: the library default.
+         */
+        public double recencyHalfLife = Double.NaN;
+        /**
+         * Secure rounds: verify every neighbour's advert signature on the
+         * device too (default off: the aggregator verifies each on
+         * arrival; docs/SECAGG.md, section 2).
+         */
+        public boolean verifyAdverts = false;
+    }
+
+    /**
+     * As above, with options.
+     *
+     * @param options recency and advert settings; an out-of-range value
+     *        fails the creation with FR_EINVAL
+     */
+    public FedrecClient(byte[] serverPublicKey, String statePath,
+            byte[] stateKey, byte[] identitySeed, long seed,
+            Options options) {
         Objects.requireNonNull(serverPublicKey, "serverPublicKey");
+        Objects.requireNonNull(options, "options");
         checkLength(serverPublicKey, PUBLIC_KEY_BYTES, "serverPublicKey");
         if (statePath != null) {
             Objects.requireNonNull(stateKey, "stateKey (with statePath)");
@@ -61,7 +93,7 @@ public final class FedrecClient implements AutoCloseable {
             checkLength(identitySeed, SEED_BYTES, "identitySeed");
         }
         handle = nCreate(serverPublicKey, statePath, stateKey, identitySeed,
-                seed);
+                seed, options.recencyHalfLife, options.verifyAdverts);
     }
 
     /** The library's version string, e.g. "0.2.0". */
@@ -217,7 +249,8 @@ public final class FedrecClient implements AutoCloseable {
     }
 
     private static native long nCreate(byte[] serverPk, String statePath,
-            byte[] stateKey, byte[] identitySeed, long seed);
+            byte[] stateKey, byte[] identitySeed, long seed, double recency,
+            boolean verifyAdverts);
     private static native void nDestroy(long h);
     private static native byte[] nKeyFromFile(byte[] file);
     private static native byte[] nPublicKey(long h);

@@ -184,6 +184,20 @@ public final class ClientTest {
                     "use after close");
         }
 
+        // Options reach fr_client_config: out of range is refused.
+        {
+            FedrecClient.Options o = new FedrecClient.Options();
+            o.recencyHalfLife = -1;
+            throwsFedrec("FR_EINVAL",
+                    () -> new FedrecClient(serverPk, null, null, null, 0, o),
+                    "negative recency half-life");
+            o.recencyHalfLife = 0; // off
+            o.verifyAdverts = true;
+            FedrecClient c = new FedrecClient(serverPk, null, null, null, 0, o);
+            check(c.count() == 0, "client with options");
+            c.close();
+        }
+
         // Two devices in rounds of two (the aggregator's cohort).
         FedrecClient[] dev = new FedrecClient[2];
         for (int u = 0; u < 2; u++) {
