@@ -321,6 +321,51 @@ Test(agg_round, refusals_have_the_right_codes)
     fri_agg_destroy(a);
 }
 
+// A catalog that grows (fri_agg_grow_items): while the growth is pending
+// an item of the new range is still out of range (no device has a model
+// with it), after the next completed round it is in range, and an item
+// beyond the new size is refused. Each refusal costs only its device's
+// part: both rounds complete.
+Test(agg_round, items_beyond_the_catalog_before_and_after_growth)
+{
+    fri_agg_config c;
+    base_cfg(&c);
+    c.min_clients = 1; // round 1 keeps one good report of three
+    fri_agg *a = make(&c, 0);
+    uint8_t  pk[3][FRI_AGG_KEYBYTES];
+    for (int i = 0; i < 3; i++) {
+        key(pk[i], 300 + (uint32_t)i);
+    }
+    char err[256];
+    cr_assert_eq(fri_agg_grow_items(a, NI + 2, err, sizeof(err)), FR_OK, "%s",
+        err);
+    uint64_t now = 0;
+    for (int r = 0; r < 2; r++) {
+        fri_agg_task t;
+        for (int i = 0; i < 3; i++) {
+            cr_assert_eq(fri_agg_checkin(a, now, pk[i], &t), FR_OK);
+            cr_assert(t.has_task);
+        }
+        upd x;
+        make_upd(&x, t.round, 0.2f);
+        x.items[1] = r == 0 ? NI : NI + 1; // pending range, then grown
+        cr_assert_eq(fri_agg_submit(a, now + 1, pk[0], &x.u),
+            r == 0 ? FR_EPROTO : FR_OK, "round %d", r + 1);
+        make_upd(&x, t.round, 0.3f);
+        x.items[1] = NI + 2; // beyond even the grown catalog
+        cr_assert_eq(fri_agg_submit(a, now + 1, pk[1], &x.u), FR_EPROTO);
+        make_upd(&x, t.round, 0.4f);
+        cr_assert_eq(fri_agg_submit(a, now + 1, pk[2], &x.u), FR_OK);
+        fri_agg_tick(a, now + c.round_deadline_ms + 1);
+        fri_agg_metrics m;
+        fri_agg_metrics_get(a, &m);
+        cr_assert_eq(m.n_items, NI + 2, "grown after the first round");
+        cr_assert_eq(m.rounds_completed, (uint64_t)r + 1);
+        now += 10 * c.round_deadline_ms;
+    }
+    fri_agg_destroy(a);
+}
+
 Test(agg_round, fraction_sampling_is_seeded_and_stable)
 {
     fri_agg_config c;
