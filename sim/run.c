@@ -1523,6 +1523,7 @@ fri_sim_runner_create(fri_sim_runner **out_rn, const fri_sim_config *cfg,
         e = fri_sim_tree_create(&rn->tree, c, ac, cohort, st->server_pk,
             err, err_cap);
         if (e != FR_OK) {
+            sodium_memzero(ac->identity_seed, sizeof(ac->identity_seed));
             goto out;
         }
     }
