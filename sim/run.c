@@ -1671,6 +1671,18 @@ runner_finish(fri_sim_runner *rn, char *err, size_t err_cap)
         fri_agg_metrics_get(st->agg, &m_end);
         s->agg_checkins    = m_end.checkins - rn->m_start.checkins;
         s->agg_model_reads = m_end.model_reads - rn->m_start.model_reads;
+        if (rn->tree != NULL) {
+            // Every rank's edge served its share of them.
+            uint64_t v[2] = { s->agg_checkins, s->agg_model_reads }, t[2];
+            fr_err   e    = fri_sim_tree_sum(rn->tree, v, 2, t);
+            if (e != FR_OK) {
+                return fail(err, err_cap, e, "%s", "--mpi: summing counters");
+            }
+            if (fri_sim_tree_rank(rn->tree) == 0) {
+                s->agg_checkins    = t[0];
+                s->agg_model_reads = t[1];
+            }
+        }
     }
     if (st->cold != NULL) {
         // The cold-start users visit for the final model.

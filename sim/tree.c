@@ -397,3 +397,28 @@ fri_sim_tree_gather(fri_sim_tree *t, const uint32_t *users, size_t n,
         ? FR_OK
         : FR_ENET;
 }
+
+fr_err
+fri_sim_tree_sum(fri_sim_tree *t, const uint64_t *v, size_t n, uint64_t *sum)
+{
+    const fr_sim_group *g   = t->g;
+    uint64_t           *all = NULL;
+    if (g->rank == 0) {
+        all = calloc((size_t)g->size * n, sizeof(uint64_t));
+        if (all == NULL) {
+            return FR_ENOMEM; // the other ranks then fail in a collective
+        }
+        for (uint32_t q = 0; q < g->size; q++) {
+            t->lens[q] = n * sizeof(uint64_t);
+        }
+    }
+    int rc = g->gather(g->ctx, v, n * sizeof(uint64_t), all, t->lens);
+    for (size_t j = 0; rc == 0 && all != NULL && j < n; j++) {
+        sum[j] = 0;
+        for (uint32_t q = 0; q < g->size; q++) {
+            sum[j] += all[(size_t)q * n + j];
+        }
+    }
+    free(all);
+    return rc == 0 ? FR_OK : FR_ENET;
+}

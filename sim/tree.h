@@ -65,4 +65,9 @@ FR_NODISCARD fr_err fri_sim_tree_gather(fri_sim_tree *t,
     const uint32_t *users, size_t n, const void *local, size_t n_local,
     size_t elem, uint32_t *g_users, void *g_out, size_t *n_all);
 
+// Sums n counters over the ranks into sum (rank 0 only; every rank
+// calls it). FR_ENET if the collective failed.
+FR_NODISCARD fr_err fri_sim_tree_sum(fri_sim_tree *t, const uint64_t *v,
+    size_t n, uint64_t *sum);
+
 #endif

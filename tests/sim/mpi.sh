@@ -28,7 +28,7 @@ compare() {
         grep -o '"round":[0-9]*,"rmse":[0-9][0-9.]*' "$tmp/$f" |
             sed 's/"round":\([0-9]*\),"rmse":/\1 /' >"$tmp/$f.r"
         grep '"summary":true' "$tmp/$f" |
-            grep -o '"rounds_abandoned":[0-9]*\|"clients":[0-9]*' |
+            grep -o '"rounds_abandoned":[0-9]*\|"clients":[0-9]*\|"checkins":[0-9]*\|"model_reads":[0-9]*' |
             tr '\n' ' ' >"$tmp/$f.s"
     done
     [ -s "$tmp/two.r" ] || fail "$name: the ranks printed no rounds"
