@@ -20,6 +20,7 @@
 #include "secagg_stats.h"
 #include "dp.h"
 #include "vbmf.h"
+#include "sorted.h"
 
 // ---- accumulators ---------------------------------------------------------
 
@@ -160,13 +161,6 @@ fri_agg_acc_add(fri_agg *a, const fri_agg_update *u0)
     return FR_OK;
 }
 
-static int
-cmp_u32(const void *x, const void *y)
-{
-    uint32_t a = *(const uint32_t *) x, b = *(const uint32_t *) y;
-    return (a > b) - (a < b);
-}
-
 // Shape, index and value checks, outside every lock. *bounds is set when
 // the update is well-formed but its values break the server-side bounds.
 static fr_err
@@ -289,7 +283,7 @@ validate_shape(const fri_agg *a, const fri_agg_update *u)
             return FR_ENOMEM;
         }
         memcpy(tmp, u->items, (size_t) u->n * sizeof(uint32_t));
-        qsort(tmp, u->n, sizeof(uint32_t), cmp_u32);
+        qsort(tmp, u->n, sizeof(uint32_t), fri_cmp_u32);
         fr_err rv = FR_OK;
         for (uint32_t j = 1; j < u->n; j++) {
             if (tmp[j] == tmp[j - 1]) {

@@ -9,6 +9,7 @@
 #include "edge_sums.h"
 #include "linalg.h"
 #include "vbmf.h"
+#include "sorted.h"
 
 void
 fri_agg_sums_free(fri_agg_sums *s)
@@ -28,13 +29,6 @@ fri_agg_sums_shape(const fri_agg *a, uint32_t *width, uint32_t *n_glob)
     *n_glob = a->cfg.implicit ? (uint32_t)a->gram_len
         : a->vb != NULL       ? (uint32_t)fri_vb_glob_len(a->cfg.k)
                               : 0;
-}
-
-static int
-cmp_u32(const void *x, const void *y)
-{
-    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
-    return (a > b) - (a < b);
 }
 
 fr_err
@@ -62,7 +56,7 @@ fri_edge_sums_take(
         goto out;
     }
     memcpy(out->items, a->sums.touched, (size_t)n * sizeof(uint32_t));
-    qsort(out->items, n, sizeof(uint32_t), cmp_u32);
+    qsort(out->items, n, sizeof(uint32_t), fri_cmp_u32);
     for (uint32_t j = 0; j < n; j++) {
         memcpy(out->rows + (size_t)j * out->width, a->sums.acc[out->items[j]],
             out->width * sizeof(double));

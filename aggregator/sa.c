@@ -30,6 +30,7 @@
 #include "secagg_ials.h"
 #include "secagg_stats.h"
 #include "shamir.h"
+#include "sorted.h"
 
 #define SHARE FRI_SECAGG_SHAREBYTES
 
@@ -409,13 +410,6 @@ slot_of(const fri_sa *s, uint32_t u, uint32_t v)
 }
 
 static int
-cmp_u32(const void *x, const void *y)
-{
-    uint32_t a = *(const uint32_t *) x, b = *(const uint32_t *) y;
-    return (a > b) - (a < b);
-}
-
-static int
 cmp_key(const void *x, const void *y)
 {
     return memcmp(x, y, FRI_AGG_KEYBYTES);
@@ -443,7 +437,7 @@ neighbour_list(const fri_sa *s, uint32_t u, int self, uint32_t *n)
     if (self) {
         out[c++] = u;
     }
-    qsort(out, c, sizeof(*out), cmp_u32);
+    qsort(out, c, sizeof(*out), fri_cmp_u32);
     *n = c;
     return out;
 }

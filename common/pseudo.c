@@ -1,5 +1,6 @@
 // Pseudo-item sampling and fake rows; see pseudo.h for the trade-offs.
 #include "pseudo.h"
+#include "sorted.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -138,13 +139,6 @@ cmp_key_desc(const void *a, const void *b)
     return x->item < y->item ? -1 : (x->item > y->item);
 }
 
-static int
-cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : (x > y);
-}
-
 // Weighted sampling without replacement (Efraimidis & Spirakis 2006): the m
 // largest keys log(U)/w among the unrated items.
 static fr_err
@@ -176,7 +170,7 @@ sample_weighted(uint32_t *out, size_t m, const uint32_t *rated,
         out[j] = k[j].item;
     }
     free(k);
-    qsort(out, m, sizeof(uint32_t), cmp_u32);
+    qsort(out, m, sizeof(uint32_t), fri_cmp_u32);
     return FR_OK;
 }
 

@@ -691,13 +691,6 @@ chacha_below(chacha_words *c, uint32_t n)
     return (uint32_t)(m >> 32);
 }
 
-static int
-cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
 // perm[position] = client: the round's ring order (Fisher-Yates over
 // ChaCha20(seed)).
 static void
@@ -817,7 +810,7 @@ fri_secagg_neighbors(uint32_t *out, size_t cap, size_t *n_out, uint32_t client,
         out[o++] = perm[(p + n_clients - off) % n_clients];
     }
     free(perm);
-    qsort(out, k, sizeof *out, cmp_u32);
+    qsort(out, k, sizeof *out, fri_cmp_u32);
     return FR_OK;
 }
 

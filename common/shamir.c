@@ -273,9 +273,8 @@ lagrange_tab(const fri_gf16_tables *t, uint16_t *lambda, const uint32_t *xs,
             }
             den += j == i ? 0 : t->log[d];
         }
-        uint64_t num = all - t->log[xs[i]];
-        lambda[i]    = t->exp[(num + 65535u * (den / 65535u + 1) - den)
-            % 65535u];
+        uint64_t num = (all - t->log[xs[i]]) % 65535u;
+        lambda[i]    = t->exp[(num + 65535u - den % 65535u) % 65535u];
     }
     return FR_OK;
 }

@@ -1,10 +1,18 @@
-// Binary search in ascending uint32_t arrays (CSR rows, item and member
-// lists).
+// Ascending uint32_t arrays (CSR rows, item and member lists): their
+// qsort order and binary search.
 #ifndef FR_COMMON_SORTED_H
 #define FR_COMMON_SORTED_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+// qsort comparator: ascending.
+static inline int
+fri_cmp_u32(const void *x, const void *y)
+{
+    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+    return (a > b) - (a < b);
+}
 
 // The first index whose value is >= x (n if none).
 static inline size_t
