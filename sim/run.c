@@ -430,6 +430,15 @@ replay_cutoffs(
     return FR_OK;
 }
 
+// Marks the run failed by a hook (it stops at the end of the round).
+static void
+hook_stop(sim_state *st)
+{
+    if (!atomic_exchange(&st->hook_failed, 1)) {
+        snprintf(st->hook_err, sizeof(st->hook_err), "%u", st->hook_round);
+    }
+}
+
 // Creates the device's handle, loads its ratings and starts the check-in.
 // Returns 0, or -1 (o->status stays FAILED, d is closed).
 static int
@@ -649,10 +658,7 @@ dev_step(worker *w, const job *jb, size_t slot, dev_live *d)
                                                &took);
                 }
                 if (he == FR_EINTERNAL) {
-                    if (!atomic_exchange(&st->hook_failed, 1)) {
-                        snprintf(st->hook_err, sizeof(st->hook_err), "%u",
-                                 st->hook_round);
-                    }
+                    hook_stop(st);
                 } else if (he != FR_OK) {
                     note_error(st, u, "device hook", he, "update");
                 }
@@ -2097,15 +2103,6 @@ runner_tick(fri_sim_runner *rn, char *err, size_t err_cap)
     }
     emit(rn, r);
     return FR_OK;
-}
-
-// Marks the run failed by a hook (it stops at the end of the round).
-static void
-hook_stop(sim_state *st)
-{
-    if (!atomic_exchange(&st->hook_failed, 1)) {
-        snprintf(st->hook_err, sizeof(st->hook_err), "%u", st->hook_round);
-    }
 }
 
 // The aggregator's one update hook: every registered hook in order, with
