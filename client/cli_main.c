@@ -63,6 +63,10 @@ usage(FILE *f)
         "                        2^(-r/H), r = your interactions newer "
         "than it\n"
         "                        (default 3; 0 = all alike)\n"
+        "  --svdpp W             explicit ratings (VBMF): weight of the set "
+        "of items\n"
+        "                        you rated in your prior (default 0.3; 0 = "
+        "off)\n"
         "  --verify-adverts      secure rounds: verify the neighbours' advert\n"
         "                        signatures here too (the aggregator always "
         "does)\n"
@@ -89,6 +93,7 @@ typedef struct opts {
     int         explain;
     float       diverse; // MMR lambda; 1 = plain ranking
     double      recency; // implicit user-fit half-life, interactions
+    double      svdpp;   // rated-set weight in the VB prior
     int         verify_adverts; // check the roster's signatures too
     long        timeout_ms;
     int         json;
@@ -120,6 +125,7 @@ enum {
     OPT_EXPLAIN,
     OPT_DIVERSE,
     OPT_RECENCY,
+    OPT_SVDPP,
     OPT_VERIFY_ADVERTS,
     OPT_TIMEOUT_MS,
     OPT_JSON,
@@ -138,6 +144,7 @@ static const struct option long_opts[] = {
     {"explain", no_argument, NULL, OPT_EXPLAIN},
     {"diverse", required_argument, NULL, OPT_DIVERSE},
     {"recency", required_argument, NULL, OPT_RECENCY},
+    {"svdpp", required_argument, NULL, OPT_SVDPP},
     {"verify-adverts", no_argument, NULL, OPT_VERIFY_ADVERTS},
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
     {"json", no_argument, NULL, OPT_JSON},
@@ -165,6 +172,7 @@ parse_args(opts *o, int argc, char **argv)
     o->timeout_ms = 10000;
     o->diverse    = 1.0f;
     o->recency    = -1.0; // the library's default
+    o->svdpp      = -1.0;
     opterr        = 0; // our own messages, without argv[0]'s path
     optind        = 1;
     int c;
@@ -212,6 +220,21 @@ parse_args(opts *o, int argc, char **argv)
                 return -1;
             }
             o->recency = h;
+            break;
+        }
+        case OPT_SVDPP: {
+            char  *end = NULL;
+            errno      = 0;
+            double w   = strtod(v, &end);
+            if (errno != 0 || end == v || *end != '\0' || !(w >= 0.0) ||
+                !(w <= 10.0)) {
+                fprintf(stderr,
+                        "fedrec-client: --svdpp: '%s' is not a number in "
+                        "[0, 10]\n",
+                        v);
+                return -1;
+            }
+            o->svdpp = w;
             break;
         }
         case OPT_CONNECT:
@@ -421,6 +444,9 @@ main(int argc, char **argv)
     fr_client_config_init(&cfg);
     if (o.recency >= 0.0) {
         cfg.recency_half_life = o.recency;
+    }
+    if (o.svdpp >= 0.0) {
+        cfg.svdpp_weight = o.svdpp;
     }
     cfg.verify_adverts = o.verify_adverts;
     if (o.server_key != NULL) {

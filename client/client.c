@@ -6,6 +6,7 @@
 
 #include <sodium.h>
 
+#include "bayes.h"
 #include "client_internal.h"
 #include "keys.h"
 #include "mf.h"
@@ -143,6 +144,7 @@ config_defaults(fr_client_config *cfg)
     cfg->log_level      = FR_LOG_WARN;
     cfg->max_sa_members = FRI_SA_MAX_MEMBERS;
     cfg->recency_half_life = FRI_RECENCY_DEFAULT;
+    cfg->svdpp_weight      = FRI_SVDPP_DEFAULT;
 }
 
 void
@@ -182,6 +184,8 @@ config_import(fr_client_config *full, const fr_client_config *cfg)
         n = FRI_CLIENT_CONFIG_V2_END;
     } else if (size == FRI_CLIENT_CONFIG_V3_SIZE) {
         n = FRI_CLIENT_CONFIG_V3_END;
+    } else if (size == FRI_CLIENT_CONFIG_V4_SIZE) {
+        n = FRI_CLIENT_CONFIG_V4_END;
     } else if (size > sizeof *full) {
         config_log(cfg, "fr_client_config from a newer fedrec header "
                         "(struct_size larger than this library's)");
@@ -223,7 +227,8 @@ create(fr_client **out, const fr_client_config *cfg)
         cfg->max_sa_members > FRI_SA_MAX_MEMBERS ||
         !(cfg->recency_half_life >= 0.0 &&
           cfg->recency_half_life <= FRI_RECENCY_MAX) ||
-        (cfg->verify_adverts != 0 && cfg->verify_adverts != 1)) {
+        (cfg->verify_adverts != 0 && cfg->verify_adverts != 1) ||
+        !(cfg->svdpp_weight >= 0.0 && cfg->svdpp_weight <= FRI_SVDPP_MAX)) {
         config_log(cfg, "fr_client_config: a field is out of range");
         return FR_EINVAL;
     }
@@ -255,6 +260,7 @@ create(fr_client **out, const fr_client_config *cfg)
     c->max_sa_members = cfg->max_sa_members;
     c->recency_hl  = (float) cfg->recency_half_life;
     c->verify_adverts = cfg->verify_adverts;
+    c->svdpp          = (float) cfg->svdpp_weight;
     c->pseudo_rho  = cfg->pseudo_items_rho;
     c->pseudo_fill = cfg->pseudo_fill;
     memcpy(c->server_pk, cfg->server_pk, sizeof c->server_pk);

@@ -49,6 +49,15 @@ _Static_assert(sizeof(fr_client_config) > FRI_CLIENT_CONFIG_V2_SIZE,
 _Static_assert(sizeof(fr_client_config) > FRI_CLIENT_CONFIG_V3_SIZE,
                "config layout 4 must differ in size from layout 3");
 
+// Layout 4 ended with verify_adverts.
+#define FRI_CLIENT_CONFIG_V4_END                                            \
+    (offsetof(fr_client_config, verify_adverts) + sizeof(int))
+#define FRI_CLIENT_CONFIG_V4_SIZE                                           \
+    ((FRI_CLIENT_CONFIG_V4_END + _Alignof(fr_client_config) - 1) /          \
+     _Alignof(fr_client_config) * _Alignof(fr_client_config))
+_Static_assert(sizeof(fr_client_config) > FRI_CLIENT_CONFIG_V4_SIZE,
+               "config layout 5 must differ in size from layout 4");
+
 // Largest reply the handle accepts now: before the handshake a WELCOME or
 // an ERROR; after it the largest sealed reply its bounds (max_items,
 // max_k, max_sa_members) allow. fr_client_receive refuses longer input
@@ -182,6 +191,7 @@ struct fr_client {
     fri_fit_params fit;
     float          recency_hl;  // implicit user fit half-life, 0 = off
     int            verify_adverts; // check the roster's signatures too
+    float          svdpp;          // rated-set weight in the VB prior
     float          pseudo_rho;  // pseudo-items per rated item, 0 = off
     int            pseudo_fill; // fri_pseudo_fill
     uint64_t       last_round; // last round contributed to

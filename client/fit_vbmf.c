@@ -102,7 +102,11 @@ fri_client_vb_fit(fr_client *c, const uint32_t *items, const float *values,
     }
     if (err == FR_OK) {
         fri_mf_items   it = { (uint32_t)n, m->k, m->mu, bs, Qs };
-        fri_bpmf_prior pr = { (uint32_t)d, m->umean, m->uprec };
+        // The prior moves towards the rated items (SVD++, tied factors).
+        float          pm[FRI_MF_MAX_K + 1];
+        fri_bpmf_prior up = { (uint32_t)d, m->umean, m->uprec };
+        fri_vbmf_rated_set_mean(pm, &up, Qs, NULL, n, m->k, c->svdpp);
+        fri_bpmf_prior pr = { (uint32_t)d, pm, m->uprec };
         err = fri_bpmf_user_step(p_out, bu_out, cov_out, Ss, &it, ix, values,
             n, &pr, m->beta, NULL, work, wl);
     }

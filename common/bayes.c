@@ -119,6 +119,28 @@ finish_step(float *f_out, float *bias_out, float *cov_out, float *A, float *b,
     return FR_OK;
 }
 
+void
+fri_vbmf_rated_set_mean(float *mean_out, const fri_bpmf_prior *prior,
+    const float *Q, const uint32_t *items, size_t n, uint32_t k, float w)
+{
+    memcpy(mean_out, prior->mean, prior->d * sizeof(float));
+    if (w == 0.0f || n == 0 || k >= prior->d) {
+        return;
+    }
+    double acc[FRI_MF_MAX_K];
+    memset(acc, 0, k * sizeof(double));
+    for (size_t j = 0; j < n; j++) {
+        const float *q = Q + (size_t)(items != NULL ? items[j] : j) * k;
+        for (uint32_t a = 0; a < k; a++) {
+            acc[a] += q[a];
+        }
+    }
+    const double s = (double)w / sqrt((double)n);
+    for (uint32_t a = 0; a < k; a++) {
+        mean_out[a] += (float)(s * acc[a]);
+    }
+}
+
 fr_err
 fri_bpmf_user_step(float *p_out, float *bu_out, float *cov_out,
     const float *item_cov, const fri_mf_items *it, const uint32_t *items,
@@ -787,6 +809,7 @@ fri_vbmf_config_init(fri_vbmf_config *c)
     c->diag_item_cov = 1;
     c->init_std      = 0.1f;
     c->seed          = 42;
+    c->svdpp         = FRI_SVDPP_DEFAULT;
 }
 
 static double
@@ -829,7 +852,8 @@ fri_train_vbmf(fri_mf_model **out, const fri_csr *train,
     *out = NULL;
     if (c == NULL || c->k == 0 || c->k > FRI_MF_MAX_K || c->sweeps == 0
         || !(c->beta > 0.0f) || !isfinite(c->beta) || !(c->beta0 > 0.0f)
-        || !(c->w0 > 0.0f) || !(c->init_std >= 0.0f) || train == NULL
+        || !(c->w0 > 0.0f) || !(c->init_std >= 0.0f)
+        || !(c->svdpp >= 0.0f && c->svdpp <= FRI_SVDPP_MAX) || train == NULL
         || train->ptr == NULL || train->n_rows == 0 || train->n_cols == 0) {
         return FR_EINVAL;
     }
@@ -880,6 +904,7 @@ fri_train_vbmf(fri_mf_model **out, const fri_csr *train,
         iprec[a * d + a] = 1.0f;
     }
     float beta = c->beta;
+    float pm[FRI_MF_MAX_K + 1]; // a user's prior mean (rated-set shift)
     for (uint32_t s = 1; e == FR_OK && s <= c->sweeps; s++) {
         fri_mf_items   it = fri_mf_items_of(m);
         fri_bpmf_prior up = { (uint32_t)d, umean, uprec };
@@ -888,9 +913,12 @@ fri_train_vbmf(fri_mf_model **out, const fri_csr *train,
         const float *icov = s > 1 ? Sview : NULL;
         for (uint32_t u = 0; u < nu && e == FR_OK; u++) {
             size_t a = train->ptr[u], n = train->ptr[u + 1] - a;
+            fri_vbmf_rated_set_mean(pm, &up, m->Q, train->idx + a, n, m->k,
+                c->svdpp);
+            fri_bpmf_prior upu = { (uint32_t)d, pm, uprec };
             e = fri_bpmf_user_step(m->P + u * k, &m->bu[u], Su + u * plen,
-                icov, &it, train->idx + a, train->val + a, n, &up, beta, NULL,
-                work, wlen);
+                icov, &it, train->idx + a, train->val + a, n, &upu, beta,
+                NULL, work, wlen);
         }
         if (e == FR_OK) {
             e = hyper_update(umean, uprec, m->P, m->bu, Su, nu, k, c->beta0,

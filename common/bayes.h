@@ -63,6 +63,24 @@ FR_NODISCARD fr_err fri_bpmf_user_step(float *p_out, float *bu_out,
     const fri_bpmf_prior *prior, float beta, fri_rng *rng, float *work,
     size_t work_len);
 
+// SVD++'s implicit term (Koren 2008) with the implicit factors tied to
+// the item factors, y_j = w q_j: a user's prior mean over [p_u; b_u] is
+// prior->mean shifted by w |N(u)|^-1/2 sum_{j in N(u)} q_j on the factor
+// part, N(u) the user's items (the set it chose to rate, whatever the
+// values). The shift depends only on served item factors and on the
+// device's own items, so nothing new goes on the wire or into the masked
+// statistics; the item step treats it as fixed (an alternating step).
+// Writes prior->d floats to mean_out. Q: item factor rows, k floats each,
+// indexed by items[j], or by position j when items is NULL. w = 0 or
+// n = 0 copies the mean.
+void fri_vbmf_rated_set_mean(float *mean_out, const fri_bpmf_prior *prior,
+    const float *Q, const uint32_t *items, size_t n, uint32_t k, float w);
+
+// Default and bound of that weight (chosen on validation splits of
+// ML-100K u1.base and u3.base, docs/BEHAVIOUR.md).
+#define FRI_SVDPP_DEFAULT 0.3f
+#define FRI_SVDPP_MAX 10.0f
+
 // Aggregator side: the same for item i from the summed per-user statistics
 // of fri_mf_user_item_stats (gram_sum_packed: fri_packed_len(k + 1) floats,
 // h_sum: k + 1 floats):
@@ -164,6 +182,7 @@ typedef struct fri_vbmf_config {
     int      diag_item_cov; // users see only the diagonal of S_i
     float    init_std;
     uint64_t seed;
+    float    svdpp; // fri_vbmf_rated_set_mean's weight, 0 = off
 } fri_vbmf_config;
 
 void fri_vbmf_config_init(fri_vbmf_config *c);

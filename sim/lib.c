@@ -657,8 +657,10 @@ fr_sim_set_update_hook(fr_sim *sim, fr_sim_update_fn fn, void *ctx)
 }
 
 static int
-device_hook(void *ctx, uint32_t round, uint32_t device, fri_update_buf *ub)
+device_hook(void *ctx, uint32_t round, uint32_t device, struct fr_client *cl,
+    fri_update_buf *ub)
 {
+    (void)cl;
     const fr_sim        *sim = ctx;
     fr_sim_device_update du;
     memset(&du, 0, sizeof(du));
@@ -671,7 +673,8 @@ device_hook(void *ctx, uint32_t round, uint32_t device, fri_update_buf *ub)
     du.extra     = ub->extra;
     du.extra_len = ub->n_extra;
     du.weight    = &ub->weight;
-    return sim->dev_fn(sim->dev_ctx, &du);
+    // Any non-zero from the caller stops the run (sim.h), never withholds.
+    return sim->dev_fn(sim->dev_ctx, &du) != 0 ? 1 : 0;
 }
 
 fr_err

@@ -639,9 +639,9 @@ submit_buf(const fri_sim_config *c, fri_agg *agg, fr_client *cl,
 }
 
 fr_err
-fri_sim_device_defend(const fri_sim_config *c, struct fri_agg *agg,
+fri_sim_device_rewrite(const fri_sim_config *c, struct fri_agg *agg,
     fr_client *cl, uint32_t u, uint32_t round, uint64_t now_ms,
-    fri_sim_device_hook fn, void *ctx, int *accepted)
+    const fri_sim_dev_hook *chain, size_t n, int *accepted)
 {
     *accepted = 0;
     if (cl->model == NULL) {
@@ -650,59 +650,72 @@ fri_sim_device_defend(const fri_sim_config *c, struct fri_agg *agg,
     fri_agg_metrics am;
     fri_agg_metrics_get(agg, &am);
     fri_update_buf ub;
-    fr_err         e = honest_update(c, cl, &ub);
-    if (e == FR_OK && fn(ctx, round, u, &ub) != 0) {
-        e = FR_EINTERNAL; // the caller's hook said stop: nothing is sent
-    } else if (e == FR_OK) {
-        fr_err se = submit_buf(c, agg, cl, &ub, am.round, now_ms);
-        *accepted = se == FR_OK;
+    fr_err         e    = honest_update(c, cl, &ub);
+    int            send = e == FR_OK;
+    for (size_t h = 0; h < n && send; h++) {
+        if (chain[h].fn == NULL) {
+            continue;
+        }
+        int rv = chain[h].fn(chain[h].ctx, round, u, cl, &ub);
+        if (rv == FRI_SIM_HOOK_WITHHOLD) {
+            send = 0;
+        } else if (rv != 0) {
+            send = 0;
+            e    = FR_EINTERNAL; // stop the run: nothing is sent
+        }
     }
-    fri_update_buf_free(cl, &ub);
+    if (send) {
+        *accepted = submit_buf(c, agg, cl, &ub, am.round, now_ms) == FR_OK;
+    }
+    fri_update_buf_free(cl, &ub); // zeroed when the fit failed
     return e;
 }
 
 int
-fri_sim_poison_device(fri_sim_poison_run *r, fr_client *cl, uint32_t u,
-    int final_eval, int evaluate, int drop, uint64_t now_ms, int *accepted)
+fri_sim_poison_malicious(const fri_sim_poison_run *r, uint32_t u)
 {
-    *accepted = 0;
-    if (r == NULL) {
+    return r != NULL && r->bad[u];
+}
+
+int
+fri_sim_poison_hook(void *ctx, uint32_t round, uint32_t u, fr_client *cl,
+    fri_update_buf *ub)
+{
+    (void)round; // the attacks key their draws on the aggregator's round
+    fri_sim_poison_run *r = ctx;
+    if (!r->bad[u]) {
         return 0;
     }
     const fri_sim_config *c = r->c;
-    if (final_eval) {
-        if (evaluate && !r->bad[u] && c->poison.target_item >= 0) {
-            measure(r, cl, u);
+    if (c->poison.kind == FRI_SIM_POISON_PROMOTE) {
+        if (ub->n_rows == 0 || craft_promote(c, r->p, cl, ub) != FR_OK) {
+            return FRI_SIM_HOOK_WITHHOLD; // no row to overwrite
         }
-        return 0;
+    } else {
+        fri_agg_metrics am;
+        fri_agg_metrics_get(r->agg, &am);
+        tamper(c, r->p, u, am.round, ub);
     }
-    if (drop || !r->bad[u] || cl->model == NULL) {
-        return 0;
-    }
-    fri_agg_metrics am;
-    fri_agg_metrics_get(r->agg, &am);
-    fri_update_buf ub;
-    fr_err         e = honest_update(c, cl, &ub);
-    if (e == FR_OK && c->poison.kind == FRI_SIM_POISON_PROMOTE) {
-        if (ub.n_rows == 0) {
-            e = FR_EINVAL; // no row to overwrite
-        } else {
-            e = craft_promote(c, r->p, cl, &ub);
-        }
-    } else if (e == FR_OK) {
-        tamper(c, r->p, u, am.round, &ub);
-    }
-    if (e == FR_OK) {
-        e = submit_buf(c, r->agg, cl, &ub, am.round, now_ms);
-    }
-    fri_update_buf_free(cl, &ub);
+    return 0;
+}
+
+void
+fri_sim_poison_count(fri_sim_poison_run *r, int accepted)
+{
     pthread_mutex_lock(&r->mtx);
-    if (e == FR_OK) {
+    if (accepted) {
         r->st.poisoned++;
     } else {
         r->st.refused++;
     }
     pthread_mutex_unlock(&r->mtx);
-    *accepted = e == FR_OK;
-    return 1;
+}
+
+void
+fri_sim_poison_measure(fri_sim_poison_run *r, fr_client *cl, uint32_t u,
+    int evaluate)
+{
+    if (r != NULL && evaluate && !r->bad[u] && r->c->poison.target_item >= 0) {
+        measure(r, cl, u);
+    }
 }

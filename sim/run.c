@@ -144,8 +144,9 @@ struct sim_state {
         fri_sim_masked_hook fn;
         void               *ctx;
     } msk[N_HOOKS];
-    fri_sim_device_hook   dev_fn; // the device-update hook
-    void                 *dev_ctx;
+    // Device-update hooks: the built-in poisoning's (HOOK_BUILTIN) and the
+    // caller's (HOOK_CALLER); they run caller first (device_hooks).
+    fri_sim_dev_hook      dev[N_HOOKS];
     fri_sim_sum_hook      sum_fn; // the sum hook
     void                 *sum_ctx;
     atomic_int            hook_failed;
@@ -467,6 +468,7 @@ dev_open(worker *w, const job *jb, size_t slot, dev_live *d)
     cfg.seed = mix64(cf->seed ^ mix64((uint64_t) u + 1)) | 1;
     cfg.pseudo_items_rho = cf->priv.pseudo_rho;
     cfg.recency_half_life = cf->recency;
+    cfg.svdpp_weight      = cf->svdpp;
     cfg.verify_adverts    = cf->verify_adverts;
     e = fr_client_create(&d->c, &cfg);
     sodium_memzero(cfg.identity_seed, sizeof(cfg.identity_seed));
@@ -603,10 +605,7 @@ dev_step(worker *w, const job *jb, size_t slot, dev_live *d)
             }
             if (jb->round == cf->rounds) {
                 // Target exposure under the final model (poison.h).
-                int unused = 0;
-                (void) fri_sim_poison_device(st->poison, c, u, 1,
-                                             d->evaluate, 0, clock_now(st),
-                                             &unused);
+                fri_sim_poison_measure(st->poison, c, u, d->evaluate);
             }
             o->status = DEV_EVALUATED;
         }
@@ -620,12 +619,32 @@ dev_step(worker *w, const job *jb, size_t slot, dev_live *d)
             if (d->evaluate) {
                 eval_device(st, c, u, o);
             }
-            // Poisoning hook (poison.h): a malicious device tampers with
-            // its update and submits it in place of this frame.
-            int accepted = 0;
-            if (fri_sim_poison_device(st->poison, c, u, 0, d->evaluate,
-                                      d->drop, clock_now(st), &accepted)) {
-                o->status = accepted ? DEV_CONTRIBUTED : DEV_FAILED;
+            // Device-update hooks (one path, sim.h): the caller's, then
+            // the built-in poisoning (a malicious device tampers last).
+            // The rewritten update goes to the aggregator in place of
+            // this frame.
+            int bad = fri_sim_poison_malicious(st->poison, u);
+            if (!d->drop && (bad || st->dev[HOOK_CALLER].fn != NULL)) {
+                int    took = 0;
+                fr_err he   = FR_EINTERNAL;
+                if (st->dev[HOOK_CALLER].fn == NULL ||
+                    !atomic_load(&st->hook_failed)) {
+                    const fri_sim_dev_hook chain[N_HOOKS] = {
+                        st->dev[HOOK_CALLER], st->dev[HOOK_BUILTIN]
+                    };
+                    he = fri_sim_device_rewrite(cf, st->agg, c, u,
+                                                st->hook_round, clock_now(st),
+                                                chain, N_HOOKS, &took);
+                }
+                if (bad) {
+                    fri_sim_poison_count(st->poison, he == FR_OK && took);
+                }
+                if (he == FR_EINTERNAL) {
+                    hook_stop(st);
+                } else if (he != FR_OK && !bad) {
+                    note_error(st, u, "device hook", he, "update");
+                }
+                o->status = took ? DEV_CONTRIBUTED : DEV_FAILED;
                 o->unsent = len;
                 return STEP_DONE_INFO;
             }
@@ -645,26 +664,6 @@ dev_step(worker *w, const job *jb, size_t slot, dev_live *d)
                 memcpy(d->frame, w->req, len);
                 d->frame_len = len;
                 return STEP_PAUSED;
-            }
-            // Device-update hook: the update, changed by the caller, goes
-            // to the aggregator in place of this frame.
-            if (st->dev_fn != NULL) {
-                int    took = 0;
-                fr_err he = FR_EINTERNAL;
-                if (!atomic_load(&st->hook_failed)) {
-                    he = fri_sim_device_defend(cf, st->agg, c, u,
-                                               st->hook_round, clock_now(st),
-                                               st->dev_fn, st->dev_ctx,
-                                               &took);
-                }
-                if (he == FR_EINTERNAL) {
-                    hook_stop(st);
-                } else if (he != FR_OK) {
-                    note_error(st, u, "device hook", he, "update");
-                }
-                o->status = took ? DEV_CONTRIBUTED : DEV_FAILED;
-                o->unsent = len;
-                return STEP_DONE_INFO;
             }
         }
     }
@@ -1585,6 +1584,10 @@ fri_sim_runner_create(fri_sim_runner **out_rn, const fri_sim_config *cfg,
         != FR_OK) {
         goto out;
     }
+    if (st->poison != NULL) {
+        st->dev[HOOK_BUILTIN].fn  = fri_sim_poison_hook;
+        st->dev[HOOK_BUILTIN].ctx = st->poison;
+    }
     if (c->priv.secagg) {
         st->live = calloc(cohort, sizeof(*st->live));
         if (st->live == NULL) {
@@ -2226,9 +2229,14 @@ fri_sim_runner_set_device_hook(fri_sim_runner *rn, fri_sim_device_hook fn,
                     "secure aggregation or latest statistics (give --algo "
                     "als or --stats-latest 0)");
     }
+    if (fn != NULL && rn->cc.buffer > 0) {
+        return fail(err, err_cap, FR_EINVAL, "%s",
+                    "a device-update hook is not available in buffered mode "
+                    "(devices hold their sealed report until their tick)");
+    }
     // Between rounds: no device is running.
-    rn->st.dev_fn = fn;
-    rn->st.dev_ctx = ctx;
+    rn->st.dev[HOOK_CALLER].fn  = fn;
+    rn->st.dev[HOOK_CALLER].ctx = ctx;
     return FR_OK;
 }
 
@@ -2431,7 +2439,8 @@ explicit_reference(const fri_sim_config *c, const fri_sim_pop *p,
     m = NULL;
     fri_vbmf_config vc;
     fri_vbmf_config_init(&vc);
-    vc.seed = c->seed;
+    vc.seed  = c->seed;
+    vc.svdpp = c->svdpp; // as the devices fit their user vectors
     if (c->algo == FRI_SIM_VBMF) {
         vc.k = c->k;
         vc.init_std = c->init_std;

@@ -88,6 +88,7 @@ typedef struct fri_sim_config {
     double   dropout;           // probability a selected client vanishes
     float    diverse; // devices' MMR lambda for lists, 1 = plain
     float    recency; // devices' implicit recency half-life, 0 = off
+    float    svdpp;   // devices' rated-set weight in the VB prior, 0 = off
     int      verify_adverts; // devices verify the roster's signatures too
     double   deadline_s;        // round deadline, seconds
     double   stats_forget;      // explicit ALS carry rate; 0 = cohort share
@@ -446,18 +447,31 @@ typedef int (*fri_sim_update_hook)(void *ctx, uint32_t round,
                                    uint32_t device, const uint8_t pk[32],
                                    const struct fri_agg_update *u);
 // Between steps only. FR_EINVAL under secure aggregation. NULL removes it.
-// The device-update hook: the round, the device and its update, whose
-// values it may change in place; non-zero stops the run as the update
-// hook does.
+// A device-update hook: the round, the device, its client (the served
+// model, its fitted vector) and its update, whose values the hook may
+// change in place. Returns 0 to go on (the next hook, then the
+// aggregator), FRI_SIM_HOOK_WITHHOLD to send nothing for this device (it
+// counts as failed), anything else to stop the run as the update hook
+// does. The built-in poisoning (fri_sim_poison_hook) and the caller's
+// hook (fr_sim_set_device_hook) are both of this kind, on one path
+// (fri_sim_device_rewrite).
 struct fri_update_buf;
+struct fr_client;
 typedef int (*fri_sim_device_hook)(void *ctx, uint32_t round,
-                                   uint32_t device,
+                                   uint32_t device, struct fr_client *cl,
                                    struct fri_update_buf *ub);
-// The device-update hook (fri_sim_device_defend) for every device that
-// sends an update, from the next round on. Between steps only. FR_EINVAL
-// under secure aggregation or latest statistics (devices send masked
-// vectors or changes of statistics there, not one plain update). NULL
-// removes it.
+#define FRI_SIM_HOOK_WITHHOLD (-1)
+typedef struct fri_sim_dev_hook {
+    fri_sim_device_hook fn; // NULL: skipped
+    void               *ctx;
+} fri_sim_dev_hook;
+// The caller's device-update hook for every device that sends an update,
+// from the next round on; it runs before the built-in poisoning, so a
+// malicious device (--malicious) tampers last. Between steps only.
+// FR_EINVAL under secure aggregation or latest statistics (devices send
+// masked vectors or changes of statistics there, not one plain update) and
+// in buffered mode (devices hold their sealed report until their tick).
+// NULL removes it.
 FR_NODISCARD fr_err fri_sim_runner_set_device_hook(fri_sim_runner *rn,
                                                    fri_sim_device_hook fn,
                                                    void *ctx, char *err,
@@ -554,31 +568,39 @@ FR_NODISCARD fr_err fri_sim_poison_create(fri_sim_poison_run **out,
                                           struct fri_agg *agg, char *err,
                                           size_t err_cap);
 void fri_sim_poison_destroy(fri_sim_poison_run *r); // NULL is a no-op
-// The device hook, at the point where device u has the round's model and
-// its fitted user vector and is about to send its update (or, on the final
-// visit, to leave). On the final visit an honest evaluating device's
-// recommendations are scored for the target. A malicious device that
-// does not drop out submits its tampered update in place of its own and
-// the hook returns 1 (*accepted: whether the aggregator took it); else 0.
-int fri_sim_poison_device(fri_sim_poison_run *r, struct fr_client *cl,
-                          uint32_t u, int final_eval, int evaluate, int drop,
-                          uint64_t now_ms, int *accepted);
+// Whether device u is one of the run's malicious devices (r NULL: no).
+int fri_sim_poison_malicious(const fri_sim_poison_run *r, uint32_t u);
+// The built-in poisoning as a device-update hook (ctx: the run): a
+// malicious device's update is replaced by the attack's (poison.h); an
+// honest device's passes unchanged. FRI_SIM_HOOK_WITHHOLD when the attack
+// has nothing to work on (a promotion without a row).
+int fri_sim_poison_hook(void *ctx, uint32_t round, uint32_t u,
+                        struct fr_client *cl, struct fri_update_buf *ub);
+// Counts a malicious device's crafted update: accepted by the aggregator
+// or not (refused, or withheld).
+void fri_sim_poison_count(fri_sim_poison_run *r, int accepted);
+// On the final visit: an honest evaluating device's recommendations are
+// scored for the target item (no-op without one, or for r NULL).
+void fri_sim_poison_measure(fri_sim_poison_run *r, struct fr_client *cl,
+                            uint32_t u, int evaluate);
 void fri_sim_poison_summary(const fri_sim_poison_run *r,
                             fri_sim_summary *s);
 
-// The device-update hook: device u (about to send its update of the
-// aggregator's current round) recomputes its honest update as the
-// poisoning path does, fn may change its values in place, and it is
-// submitted to the aggregator in place of the device's sealed frame (plain
-// aggregation only). FR_OK: *accepted says whether the aggregator took it;
-// FR_EINTERNAL: fn returned non-zero (nothing submitted); another code:
-// the update could not be computed.
-FR_NODISCARD fr_err fri_sim_device_defend(const fri_sim_config *c,
-                                          struct fri_agg *agg,
-                                          struct fr_client *cl, uint32_t u,
-                                          uint32_t round, uint64_t now_ms,
-                                          fri_sim_device_hook fn, void *ctx,
-                                          int *accepted);
+// The one path of device-update hooks: device u (about to send its update
+// of the aggregator's current round) recomputes its honest update (the
+// client's own fit, deterministic), every hook of chain[0..n) with a
+// function changes it in turn, and it is submitted to the aggregator in
+// place of the device's sealed frame (plain aggregation only; what the
+// wire decoder hands to fri_agg_submit). FR_OK: *accepted says whether
+// the aggregator took it (0 also when a hook withheld it: nothing
+// submitted); FR_EINTERNAL: a hook asked to stop the run (nothing
+// submitted); another code: the update could not be computed.
+FR_NODISCARD fr_err fri_sim_device_rewrite(const fri_sim_config *c,
+                                           struct fri_agg *agg,
+                                           struct fr_client *cl, uint32_t u,
+                                           uint32_t round, uint64_t now_ms,
+                                           const fri_sim_dev_hook *chain,
+                                           size_t n, int *accepted);
 
 // ---- outputs (output.c) --------------------------------------------------
 

@@ -114,8 +114,13 @@ usage(FILE *f)
 "                      as on the devices; 0 = all alike)\n"
 "  --patience N        early-stopping patience with --val-frac (3)\n"
 "  --burnin N          bpmf: discarded sweeps (20)\n"
-"  --samples N         bpmf: averaged sweeps (80)\n"
+"  --samples N         bpmf: averaged sweeps (80)\n",
+            FRI_MF_MAX_K);
+    fputs(
 "  --beta F            bpmf/vbmf: fixed noise precision (default: learned)\n"
+"  --svdpp W           vbmf: each user's prior mean moves towards the items\n"
+"                      it rated (SVD++ with tied factors; default 0.3 as on\n"
+"                      the devices, 0 = off)\n"
 "  --seed N            seed for init, shuffles and splits\n"
 "  --neighbours N      usercf/itemcf/content: neighbours per prediction (40)\n"
 "  --min-support N     usercf/itemcf: co-rated entries a similarity\n"
@@ -127,7 +132,7 @@ usage(FILE *f)
 "                      ranking by the cosine of the item's features and\n"
 "                      the user's profile (mean-centred ratings times\n"
 "                      features; plain counts for --loss implicit)\n",
-            FRI_MF_MAX_K);
+          f);
     fputs(
 "  --time-bias on|item|off  explicit als/sgd/vbmf: time-aware biases\n"
 "                      (common/tbias.h) fitted on the model's residuals:\n"
@@ -247,6 +252,7 @@ parse_args(opts *o, int argc, char **argv)
         {"bias-epochs", required_argument, NULL, 0},
         {"alpha", required_argument, NULL, 0},
         {"recency", required_argument, NULL, 0},
+        {"svdpp", required_argument, NULL, 0},
         {"patience", required_argument, NULL, 0},
         {"seed", required_argument, NULL, 0},
         {"burnin", required_argument, NULL, 0},
@@ -393,6 +399,9 @@ parse_args(opts *o, int argc, char **argv)
             bad = parse_u32(val, &o->bc.burnin);
         } else if (strcmp(name, "--samples") == 0) {
             bad = parse_u32(val, &o->bc.samples) || o->bc.samples == 0;
+        } else if (strcmp(name, "--svdpp") == 0) {
+            bad = parse_f(val, &o->vc.svdpp) ||
+                  !(o->vc.svdpp >= 0.0f && o->vc.svdpp <= FRI_SVDPP_MAX);
         } else if (strcmp(name, "--beta") == 0) {
             bad = parse_f(val, &o->bc.beta) || !(o->bc.beta > 0.0f);
             o->bc.sample_beta = 0;

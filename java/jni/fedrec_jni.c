@@ -104,7 +104,7 @@ Java_org_fedrec_FedrecClient_version(JNIEnv *env, jclass cls)
 JNIEXPORT jlong JNICALL
 Java_org_fedrec_FedrecClient_nCreate(JNIEnv *env, jclass cls, jbyteArray pk,
     jstring state_path, jbyteArray state_key, jbyteArray identity, jlong seed,
-    jdouble recency, jboolean verify_adverts)
+    jdouble recency, jboolean verify_adverts, jdouble svdpp)
 {
     (void)cls;
     fr_client_config cfg;
@@ -131,6 +131,9 @@ Java_org_fedrec_FedrecClient_nCreate(JNIEnv *env, jclass cls, jbyteArray pk,
             cfg.recency_half_life = recency;
         }
         cfg.verify_adverts = verify_adverts ? 1 : 0;
+        if (svdpp == svdpp) { // NaN: the library's default
+            cfg.svdpp_weight = svdpp;
+        }
         fr_err e       = fr_client_create(&c, &cfg);
         if (e != FR_OK) {
             char msg[160];

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <sys/stat.h>
 
+#include "bayes.h"
 #include "fakeagg.h"
 #include "testutil.h"
 
@@ -66,6 +67,31 @@ struct config_v3 {
     struct config_v2 v2;
     double           recency_half_life;
 };
+
+// Layout 4: layout 3 plus verify_adverts.
+struct config_v4 {
+    struct config_v3 v3;
+    int              verify_adverts;
+};
+
+Test(client_contract, v4_layout_is_a_prefix_of_the_current_one)
+{
+    cr_assert_eq(sizeof(struct config_v4), FRI_CLIENT_CONFIG_V4_SIZE);
+    cr_assert_eq(offsetof(struct config_v4, verify_adverts),
+                 offsetof(fr_client_config, verify_adverts));
+    cr_assert(sizeof(struct config_v4) < sizeof(fr_client_config));
+    struct config_v4 old;
+    fr_client_config_init_size((fr_client_config *) &old, sizeof old);
+    memset(old.v3.v2.v1.server_pk, 0x33, sizeof old.v3.v2.v1.server_pk);
+    old.verify_adverts = 1;
+    fr_client *c       = NULL;
+    cr_assert_eq(fr_client_create(&c, (const fr_client_config *) &old),
+                 FR_OK);
+    cr_assert_eq(c->verify_adverts, 1);
+    // The field layout 4 lacks takes its default.
+    cr_assert_float_eq(c->svdpp, FRI_SVDPP_DEFAULT, 0);
+    fr_client_destroy(c);
+}
 
 Test(client_contract, v3_layout_is_a_prefix_of_the_current_one)
 {

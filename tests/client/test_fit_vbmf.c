@@ -86,7 +86,13 @@ Test(client_vbmf, update_equals_direct_bayes_steps)
         }
     }
     fri_mf_items   it = { NI, KK, m->mu, m->bi, m->Q };
-    fri_bpmf_prior pr = { DD, m->umean, m->uprec };
+    // The prior mean moves towards the rated items (the default SVD++
+    // weight; items beyond the catalog are not in the set).
+    fri_bpmf_prior pr0 = { DD, m->umean, m->uprec };
+    float          pm[DD];
+    fri_vbmf_rated_set_mean(pm, &pr0, m->Q, items, 5, KK, FRI_SVDPP_DEFAULT);
+    cr_assert(fabsf(pm[0] - m->umean[0]) > 1e-4f, "the shift is on");
+    fri_bpmf_prior pr = { DD, pm, m->uprec };
     float          p[KK], bu, S[PP];
     cr_assert_eq(fri_bpmf_user_step(p, &bu, S, cov_items, &it, items, ratings,
                      5, &pr, m->beta, NULL, NULL, 0),
@@ -212,4 +218,62 @@ Test(client_vbmf, vb_task_needs_vb_model)
     fri_cmodel_unref(m);
     fr_client_destroy(c);
     fr_model_cache_destroy(mc);
+}
+
+// With the weight 0 the device's step is the plain one; a positive weight
+// pulls the user vector towards the rated items' factors when the ratings
+// themselves say nothing (every rating at the model's prediction).
+Test(client_vbmf, rated_set_weight_pulls_towards_the_rated_items)
+{
+    float p[2][KK];
+    for (int w = 0; w < 2; w++) {
+        fr_client_config cfg;
+        fr_client_config_init(&cfg);
+        cr_assert_float_eq(cfg.svdpp_weight, FRI_SVDPP_DEFAULT, 0);
+        cfg.seed         = 7;
+        cfg.svdpp_weight = w ? 1.0 : 0.0;
+        for (int i = 0; i < FR_PUBLICKEYBYTES; i++) {
+            cfg.server_pk[i] = (uint8_t)(i + 1);
+        }
+        fr_client *c = NULL;
+        cr_assert_eq(fr_client_create(&c, &cfg), FR_OK);
+        fri_cmodel *m = vb_model(c->server_pk + 32);
+        memset(m->umean, 0, DD * sizeof(float));
+        tu_install(c, m);
+        const uint32_t items[3] = { 1, 4, 7 };
+        for (int j = 0; j < 3; j++) {
+            float r = m->mu + m->bi[items[j]];
+            cr_assert_eq(fr_client_add(c, items[j], r, j), FR_OK);
+        }
+        fri_cmodel_unref(m);
+        cr_assert_eq(fr_client_fold_in(c), FR_OK, "%s", fr_client_errmsg(c));
+        memcpy(p[w], c->p, sizeof p[w]);
+        // Projection of the user vector on the rated items' factor sum.
+        double proj = 0.0;
+        for (int j = 0; j < 3; j++) {
+            for (int f = 0; f < KK; f++) {
+                proj += (double)c->p[f] * c->model->Q[items[j] * KK + f];
+            }
+        }
+        if (w == 0) {
+            cr_assert(fabs(proj) < 1e-3, "no shift, no evidence: %g", proj);
+        } else {
+            cr_assert(proj > 0.05, "the rated set pulls: %g", proj);
+        }
+        fr_client_destroy(c);
+    }
+    cr_assert(memcmp(p[0], p[1], sizeof p[0]) != 0);
+}
+
+Test(client_vbmf, rated_set_weight_out_of_range_is_refused)
+{
+    const double bad[] = { -0.5, NAN, 10.5, INFINITY };
+    for (size_t t = 0; t < sizeof bad / sizeof bad[0]; t++) {
+        fr_client_config cfg;
+        fr_client_config_init(&cfg);
+        cfg.svdpp_weight = bad[t];
+        fr_client *c     = NULL;
+        cr_assert_eq(fr_client_create(&c, &cfg), FR_EINVAL, "%g", bad[t]);
+        cr_assert_null(c);
+    }
 }

@@ -463,6 +463,62 @@ Test(sim_lib, device_hook)
     pthread_mutex_destroy(&d.mtx);
 }
 
+// The built-in poisoning is a device-update hook on the caller's path: an
+// unchanged caller hook sees every sending device, the malicious ones
+// included, and the run is the attacked run without the hook (same model,
+// same count of crafted updates), because a malicious device tampers
+// after the caller's hook.
+static void
+poisoned_run(defence *d, uint8_t hash[32], double *poisoned)
+{
+    const char *names[] = { "synthetic", "rounds", "algo", "no-reference",
+        "seed", "attack", "malicious", "attack-scale" };
+    const char *values[] = { SYNTH, "3", "als", NULL, "9", "random", "0.1",
+        "5" };
+    fr_sim *sim = make(8, names, values);
+    if (d != NULL) {
+        cr_assert_eq(fr_sim_set_device_hook(sim, scale_rows, d), FR_OK);
+    }
+    cr_assert_eq(fr_sim_run(sim), FR_OK, "%s", fr_sim_errmsg(sim));
+    cr_assert_eq(fr_sim_model_hash(sim, hash), FR_OK);
+    static char js[16384];
+    size_t      len = 0;
+    cr_assert_eq(fr_sim_summary_json(sim, js, sizeof js, &len), FR_OK);
+    *poisoned = jget(js, "poisoned_updates");
+    cr_assert(jget(js, "malicious_devices") > 0, "%s", js);
+    fr_sim_destroy(sim);
+}
+
+Test(sim_lib, device_hook_and_builtin_poisoning_share_one_path)
+{
+    defence d;
+    memset(&d, 0, sizeof(d));
+    pthread_mutex_init(&d.mtx, NULL);
+    d.scale = 1.0f;
+    uint8_t clean[32], attacked[32], hooked[32];
+    fr_err  e;
+    device_run(NULL, clean, &e);
+    cr_assert_eq(e, FR_OK);
+    double p0 = 0.0, p1 = 0.0;
+    poisoned_run(NULL, attacked, &p0);
+    cr_assert_eq(p0, 24.0, "8 malicious devices x 3 rounds: %g", p0);
+    cr_assert_neq(memcmp(clean, attacked, 32), 0, "the attack changed nothing");
+    poisoned_run(&d, hooked, &p1);
+    cr_assert_eq(d.calls, 240, "the hook saw %u updates", d.calls);
+    cr_assert_eq(memcmp(attacked, hooked, 32), 0);
+    cr_assert_eq(p0, p1);
+    // Buffered mode holds sealed reports: no device hook there.
+    const char *bn[] = { "synthetic", "rounds", "algo", "no-reference",
+        "buffer" };
+    const char *bv[] = { SYNTH, "2", "als", NULL, "10" };
+    fr_sim     *b    = make(5, bn, bv);
+    cr_assert_eq(fr_sim_set_device_hook(b, scale_rows, &d), FR_EINVAL);
+    cr_assert(strstr(fr_sim_errmsg(b), "buffered") != NULL, "%s",
+        fr_sim_errmsg(b));
+    fr_sim_destroy(b);
+    pthread_mutex_destroy(&d.mtx);
+}
+
 // ---- the sum hook ------------------------------------------------------
 
 typedef struct sums_seen {

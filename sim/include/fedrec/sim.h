@@ -228,9 +228,12 @@ typedef int (*fr_sim_device_fn)(void *ctx, fr_sim_device_update *u);
 // device that sends an update recomputes it as the poisoning path does
 // (the client's own fit, deterministic), hands it to fn, and submits it to
 // the aggregator directly in place of its sealed frame (so the bytes of
-// that frame are not counted as sent). Malicious devices (--malicious)
-// keep their own path. FR_EINVAL under secure aggregation or latest
-// statistics, where a device sends no single plain update.
+// that frame are not counted as sent). The built-in poisoning
+// (--malicious) is a hook on the same path that runs after fn: a
+// malicious device tampers last. FR_EINVAL under secure aggregation or
+// latest statistics, where a device sends no single plain update, and in
+// buffered mode (--buffer), where devices hold their sealed report until
+// their tick.
 FR_API FR_NODISCARD fr_err fr_sim_set_device_hook(
     fr_sim *sim, fr_sim_device_fn fn, void *ctx);
 

@@ -69,6 +69,12 @@ public final class FedrecClient implements AutoCloseable {
          * arrival; docs/SECAGG.md, section 2).
          */
         public boolean verifyAdverts = false;
+        /**
+         * Explicit ratings with a VBMF model: weight of the set of rated
+         * items in the user's prior (SVD++ with tied factors; 0 = off, at
+         * most 10); NaN: the library default (0.3).
+         */
+        public double svdppWeight = Double.NaN;
     }
 
     /**
@@ -93,7 +99,8 @@ public final class FedrecClient implements AutoCloseable {
             checkLength(identitySeed, SEED_BYTES, "identitySeed");
         }
         handle = nCreate(serverPublicKey, statePath, stateKey, identitySeed,
-                seed, options.recencyHalfLife, options.verifyAdverts);
+                seed, options.recencyHalfLife, options.verifyAdverts,
+                options.svdppWeight);
     }
 
     /** The library's version string, e.g. "0.2.0". */
@@ -250,7 +257,7 @@ public final class FedrecClient implements AutoCloseable {
 
     private static native long nCreate(byte[] serverPk, String statePath,
             byte[] stateKey, byte[] identitySeed, long seed, double recency,
-            boolean verifyAdverts);
+            boolean verifyAdverts, double svdpp);
     private static native void nDestroy(long h);
     private static native byte[] nKeyFromFile(byte[] file);
     private static native byte[] nPublicKey(long h);

@@ -192,6 +192,11 @@ public final class ClientTest {
                     () -> new FedrecClient(serverPk, null, null, null, 0, o),
                     "negative recency half-life");
             o.recencyHalfLife = 0; // off
+            o.svdppWeight = 11; // above the bound
+            throwsFedrec("FR_EINVAL",
+                    () -> new FedrecClient(serverPk, null, null, null, 0, o),
+                    "SVD++ weight above 10");
+            o.svdppWeight = 0.5;
             o.verifyAdverts = true;
             FedrecClient c = new FedrecClient(serverPk, null, null, null, 0, o);
             check(c.count() == 0, "client with options");
