@@ -164,6 +164,23 @@ long_opt(const char *name, const char *v, long lo, long hi, long *out)
     return 0;
 }
 
+
+// A number in [lo, hi] from the flag's value; -1 (message printed) if not.
+static int
+parse_range(const char *flag, const char *v, double lo, double hi,
+            const char *range, double *out)
+{
+    char *end = NULL;
+    errno     = 0;
+    double x  = strtod(v, &end);
+    if (errno != 0 || end == v || *end != '\0' || !(x >= lo) || !(x <= hi)) {
+        fprintf(stderr, "fedrec-client: %s: '%s' is not a number in %s\n",
+                flag, v, range);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
 static int
 parse_args(opts *o, int argc, char **argv)
 {
@@ -190,53 +207,28 @@ parse_args(opts *o, int argc, char **argv)
             o->explain = 1;
             break;
         case OPT_DIVERSE: {
-            char *end = NULL;
-            errno     = 0;
-            float f   = strtof(v, &end);
-            if (errno != 0 || end == v || *end != '\0' || !(f >= 0.0f) ||
-                !(f <= 1.0f)) {
-                fprintf(stderr,
-                        "fedrec-client: --diverse: '%s' is not a number in "
-                        "[0, 1]\n",
-                        v);
+            double f = 0.0;
+            if (parse_range("--diverse", v, 0.0, 1.0, "[0, 1]", &f) != 0) {
                 return -1;
             }
-            o->diverse = f;
+            o->diverse = (float) f;
             break;
         }
         case OPT_VERIFY_ADVERTS:
             o->verify_adverts = 1;
             break;
-        case OPT_RECENCY: {
-            char  *end = NULL;
-            errno      = 0;
-            double h   = strtod(v, &end);
-            if (errno != 0 || end == v || *end != '\0' || !(h >= 0.0) ||
-                !(h <= 1e6)) {
-                fprintf(stderr,
-                        "fedrec-client: --recency: '%s' is not a number in "
-                        "[0, 1e6]\n",
-                        v);
+        case OPT_RECENCY:
+            if (parse_range("--recency", v, 0.0, 1e6, "[0, 1e6]",
+                            &o->recency) != 0) {
                 return -1;
             }
-            o->recency = h;
             break;
-        }
-        case OPT_SVDPP: {
-            char  *end = NULL;
-            errno      = 0;
-            double w   = strtod(v, &end);
-            if (errno != 0 || end == v || *end != '\0' || !(w >= 0.0) ||
-                !(w <= 10.0)) {
-                fprintf(stderr,
-                        "fedrec-client: --svdpp: '%s' is not a number in "
-                        "[0, 10]\n",
-                        v);
+        case OPT_SVDPP:
+            if (parse_range("--svdpp", v, 0.0, 10.0, "[0, 10]", &o->svdpp) !=
+                0) {
                 return -1;
             }
-            o->svdpp = w;
             break;
-        }
         case OPT_CONNECT:
             o->connect = v;
             break;
