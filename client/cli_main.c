@@ -63,6 +63,10 @@ usage(FILE *f)
         "                        2^(-r/H), r = your interactions newer "
         "than it\n"
         "                        (default 3; 0 = all alike)\n"
+        "  --transition W        implicit feedback: weight of the similarity "
+        "to your\n"
+        "                        newest interaction in the ranking "
+        "(default 1; 0 = off)\n"
         "  --svdpp W             explicit ratings (VBMF): weight of the set "
         "of items\n"
         "                        you rated in your prior (default 0.3; 0 = "
@@ -94,6 +98,7 @@ typedef struct opts {
     float       diverse; // MMR lambda; 1 = plain ranking
     double      recency; // implicit user-fit half-life, interactions
     double      svdpp;   // rated-set weight in the VB prior
+    double      transition; // implicit last-item term weight
     int         verify_adverts; // check the roster's signatures too
     long        timeout_ms;
     int         json;
@@ -126,6 +131,7 @@ enum {
     OPT_DIVERSE,
     OPT_RECENCY,
     OPT_SVDPP,
+    OPT_TRANSITION,
     OPT_VERIFY_ADVERTS,
     OPT_TIMEOUT_MS,
     OPT_JSON,
@@ -145,6 +151,7 @@ static const struct option long_opts[] = {
     {"diverse", required_argument, NULL, OPT_DIVERSE},
     {"recency", required_argument, NULL, OPT_RECENCY},
     {"svdpp", required_argument, NULL, OPT_SVDPP},
+    {"transition", required_argument, NULL, OPT_TRANSITION},
     {"verify-adverts", no_argument, NULL, OPT_VERIFY_ADVERTS},
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
     {"json", no_argument, NULL, OPT_JSON},
@@ -190,6 +197,7 @@ parse_args(opts *o, int argc, char **argv)
     o->diverse    = 1.0f;
     o->recency    = -1.0; // the library's default
     o->svdpp      = -1.0;
+    o->transition = -1.0;
     opterr        = 0; // our own messages, without argv[0]'s path
     optind        = 1;
     int c;
@@ -220,6 +228,12 @@ parse_args(opts *o, int argc, char **argv)
         case OPT_RECENCY:
             if (parse_range("--recency", v, 0.0, 1e6, "[0, 1e6]",
                             &o->recency) != 0) {
+                return -1;
+            }
+            break;
+        case OPT_TRANSITION:
+            if (parse_range("--transition", v, 0.0, 100.0, "[0, 100]",
+                            &o->transition) != 0) {
                 return -1;
             }
             break;
@@ -439,6 +453,9 @@ main(int argc, char **argv)
     }
     if (o.svdpp >= 0.0) {
         cfg.svdpp_weight = o.svdpp;
+    }
+    if (o.transition >= 0.0) {
+        cfg.transition_weight = o.transition;
     }
     cfg.verify_adverts = o.verify_adverts;
     if (o.server_key != NULL) {

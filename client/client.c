@@ -145,6 +145,7 @@ config_defaults(fr_client_config *cfg)
     cfg->max_sa_members = FRI_SA_MAX_MEMBERS;
     cfg->recency_half_life = FRI_RECENCY_DEFAULT;
     cfg->svdpp_weight      = FRI_SVDPP_DEFAULT;
+    cfg->transition_weight = FRI_TRANSITION_DEFAULT;
 }
 
 void
@@ -228,7 +229,9 @@ create(fr_client **out, const fr_client_config *cfg)
         !(cfg->recency_half_life >= 0.0 &&
           cfg->recency_half_life <= FRI_RECENCY_MAX) ||
         (cfg->verify_adverts != 0 && cfg->verify_adverts != 1) ||
-        !(cfg->svdpp_weight >= 0.0 && cfg->svdpp_weight <= FRI_SVDPP_MAX)) {
+        !(cfg->svdpp_weight >= 0.0 && cfg->svdpp_weight <= FRI_SVDPP_MAX) ||
+        !(cfg->transition_weight >= 0.0 &&
+          cfg->transition_weight <= FRI_TRANSITION_MAX)) {
         config_log(cfg, "fr_client_config: a field is out of range");
         return FR_EINVAL;
     }
@@ -261,6 +264,7 @@ create(fr_client **out, const fr_client_config *cfg)
     c->recency_hl  = (float) cfg->recency_half_life;
     c->verify_adverts = cfg->verify_adverts;
     c->svdpp          = (float) cfg->svdpp_weight;
+    c->trans_w        = (float) cfg->transition_weight;
     c->pseudo_rho  = cfg->pseudo_items_rho;
     c->pseudo_fill = cfg->pseudo_fill;
     memcpy(c->server_pk, cfg->server_pk, sizeof c->server_pk);
@@ -353,6 +357,7 @@ fr_client_destroy(fr_client *c)
     fri_client_free_wipe(c, c->values, c->inter_cap * sizeof *c->values);
     fri_client_free_wipe(c, c->ts, c->inter_cap * sizeof *c->ts);
     fri_client_free_wipe(c, c->p, (size_t) c->p_k * sizeof *c->p);
+    fri_client_free_wipe(c, c->trans_t, (size_t) c->p_k * sizeof *c->trans_t);
     if (c->state_path != NULL) {
         fri_client_free(c, c->state_path);
     }
@@ -393,11 +398,18 @@ fri_client_set_k(fr_client *c, uint32_t k)
         return FR_OK;
     }
     float *p = fri_client_calloc(c, k == 0 ? 1 : k, sizeof *p);
-    if (p == NULL) {
+    float *t = fri_client_calloc(c, k == 0 ? 1 : k, sizeof *t);
+    if (p == NULL || t == NULL) {
+        fri_client_free(c, p);
+        fri_client_free(c, t);
         return fri_client_fail(c, FR_ENOMEM, "out of memory (user vector)");
     }
     fri_client_free_wipe(c, c->p, (size_t) c->p_k * sizeof *c->p);
+    fri_client_free_wipe(c, c->trans_t, (size_t) c->p_k * sizeof *c->trans_t);
     c->p      = p;
+    c->trans_t     = t;
+    c->trans_kappa = 0.0f;
+    c->trans_ready = 0;
     c->p_k    = k;
     c->bu     = 0.0f;
     c->fitted = 0;

@@ -192,6 +192,13 @@ struct fr_client {
     float          recency_hl;  // implicit user fit half-life, 0 = off
     int            verify_adverts; // check the roster's signatures too
     float          svdpp;          // rated-set weight in the VB prior
+    // Implicit last-item term (common/recency.h): weight, and what the
+    // last fit set: the profile t (k floats, NULL until needed) and kappa
+    // (0: no term for this fit).
+    float          trans_w;
+    float         *trans_t;
+    float          trans_kappa;
+    int            trans_ready; // t and kappa are those of the current fit
     float          pseudo_rho;  // pseudo-items per rated item, 0 = off
     int            pseudo_fill; // fri_pseudo_fill
     uint64_t       last_round; // last round contributed to

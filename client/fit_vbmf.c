@@ -137,6 +137,7 @@ fri_client_vb_solve(fr_client *c, float *cov_out)
             c, err, "variational user step failed: %s", fr_strerror(err));
     }
     c->fitted         = 1;
+    c->trans_ready    = 0;
     c->fitted_version = m->version;
     c->fitted_gen     = c->inter_gen;
     return FR_OK;

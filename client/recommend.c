@@ -133,6 +133,7 @@ fri_client_refit(fr_client *c)
                                fr_strerror(err));
     }
     c->fitted         = 1;
+    c->trans_ready    = 0;
     c->fitted_version = m->version;
     c->fitted_gen     = c->inter_gen;
     return FR_OK;
@@ -163,6 +164,43 @@ fr_client_fold_in(fr_client *c)
     return fri_client_refit(c);
 }
 
+// The implicit last-item term (common/recency.h) of the current fit:
+// profile and kappa, computed once per fit on first use (one pass over
+// the catalog).
+static void
+trans_prepare(fr_client *c)
+{
+    if (c->trans_ready) {
+        return;
+    }
+    const fri_cmodel *m = c->model;
+    c->trans_ready      = 1;
+    c->trans_kappa      = 0.0f;
+    if (!m->implicit || !(c->trans_w > 0.0f) || c->trans_t == NULL ||
+        c->p_k != m->k) {
+        return;
+    }
+    if (fri_transition_profile(c->trans_t, m->Q, m->n_items, m->k, c->items,
+                               c->ts, c->n_inter)) {
+        c->trans_kappa = fri_transition_scale(m->Q, m->n_items, m->k, c->p,
+                                              c->trans_t, c->trans_w);
+    }
+}
+
+// Item i's score under the fitted model: the factor model's prediction
+// plus, for implicit models, the last-item term.
+static float
+item_score(const fr_client *c, const fri_mf_items *it, uint32_t i)
+{
+    float s = fri_mf_predict_with(it, c->p, c->bu, i);
+    if (c->trans_kappa != 0.0f) {
+        s += c->trans_kappa *
+             fri_transition_cos(c->trans_t, it->Q + (size_t) i * it->k,
+                                it->k);
+    }
+    return s;
+}
+
 fr_err
 fr_client_predict(fr_client *c, uint32_t item, float *score)
 {
@@ -178,8 +216,9 @@ fr_client_predict(fr_client *c, uint32_t item, float *score)
         return fri_client_fail(c, FR_ENOENT, "item %u outside the catalog",
                                (unsigned) item);
     }
+    trans_prepare(c);
     fri_mf_items it = items_of(c->model);
-    *score          = fri_mf_predict_with(&it, c->p, c->bu, item);
+    *score          = item_score(c, &it, item);
     return FR_OK;
 }
 
@@ -307,6 +346,7 @@ static void
 top_ranked(
     fr_client *c, uint32_t *items, float *scores, size_t n, size_t *have_out)
 {
+    trans_prepare(c);
     fri_mf_items it   = items_of(c->model);
     size_t       have = 0;
     size_t       seen = 0; // walks the sorted interactions alongside i
@@ -318,8 +358,7 @@ top_ranked(
             continue;
         }
         float s;
-        if (!rank_score(c->model, c->p,
-                        fri_mf_predict_with(&it, c->p, c->bu, i), i, &s)) {
+        if (!rank_score(c->model, c->p, item_score(c, &it, i), i, &s)) {
             continue;
         }
         if (have < n) {

@@ -631,6 +631,7 @@ parse_body(fr_client *c, const uint8_t *body, size_t len, unsigned version,
     }
     // The user vector stays valid only for the model it was fitted to.
     c->fitted         = fitted && k > 0;
+    c->trans_ready    = 0;
     c->fitted_version = fit_ver;
     c->fitted_gen     = c->inter_gen;
     if (c->model == NULL || c->model->version != fit_ver ||

@@ -50,3 +50,93 @@ fri_recency_weigh(float *out, const float *values, const int64_t *ts, size_t n,
     }
     return FR_OK;
 }
+
+float
+fri_transition_cos(const float *t, const float *q, uint32_t k)
+{
+    double dot = 0.0, qq = 0.0;
+    for (uint32_t a = 0; a < k; a++) {
+        dot += (double)t[a] * q[a];
+        qq += (double)q[a] * q[a];
+    }
+    return qq > 0.0 ? (float)(dot / sqrt(qq)) : 0.0f;
+}
+
+int
+fri_transition_profile(float *t_out, const float *Q, uint32_t n_items,
+    uint32_t k, const uint32_t *items, const int64_t *ts, size_t n)
+{
+    memset(t_out, 0, k * sizeof(float));
+    int64_t newest = INT64_MIN;
+    size_t  in_cat = 0, at_newest = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (items[j] >= n_items) {
+            continue;
+        }
+        in_cat++;
+        if (ts[j] > newest) {
+            newest    = ts[j];
+            at_newest = 0;
+        }
+        at_newest += ts[j] == newest;
+    }
+    if (in_cat == 0 || (in_cat > 1 && at_newest == in_cat)) {
+        return 0;
+    }
+    size_t used = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (items[j] >= n_items || ts[j] != newest) {
+            continue;
+        }
+        const float *q  = Q + (size_t)items[j] * k;
+        double       qq = 0.0;
+        for (uint32_t a = 0; a < k; a++) {
+            qq += (double)q[a] * q[a];
+        }
+        if (!(qq > 0.0)) {
+            continue;
+        }
+        const double inv = 1.0 / sqrt(qq);
+        for (uint32_t a = 0; a < k; a++) {
+            t_out[a] += (float)(q[a] * inv);
+        }
+        used++;
+    }
+    if (used == 0) {
+        return 0;
+    }
+    for (uint32_t a = 0; a < k; a++) {
+        t_out[a] /= (float)used;
+    }
+    return 1;
+}
+
+float
+fri_transition_scale(const float *Q, uint32_t n_items, uint32_t k,
+    const float *p, const float *t, float w)
+{
+    double s1 = 0.0, s2 = 0.0, c1 = 0.0, c2 = 0.0;
+    for (uint32_t i = 0; i < n_items; i++) {
+        const float *q = Q + (size_t)i * k;
+        double       s = 0.0;
+        for (uint32_t a = 0; a < k; a++) {
+            s += (double)p[a] * q[a];
+        }
+        double c = fri_transition_cos(t, q, k);
+        s1 += s;
+        s2 += s * s;
+        c1 += c;
+        c2 += c * c;
+    }
+    if (n_items < 2) {
+        return 0.0f;
+    }
+    const double n  = (double)n_items;
+    const double vs = s2 / n - (s1 / n) * (s1 / n);
+    const double vc = c2 / n - (c1 / n) * (c1 / n);
+    if (!(vs > 0.0) || !(vc > 1e-12)) {
+        return 0.0f;
+    }
+    double kappa = (double)w * sqrt(vs / vc);
+    return isfinite(kappa) ? (float)kappa : 0.0f;
+}

@@ -30,4 +30,38 @@
 FR_NODISCARD fr_err fri_recency_weigh(float *out, const float *values,
     const int64_t *ts, size_t n, float h, int64_t *scratch);
 
+// ---- the last-item term of implicit ranking --------------------------
+//
+// What a user touched last predicts what it touches next beyond what its
+// (recency-weighted) user vector says: FPMC's transition term with the
+// transition factors tied to the item factors. A device adds to item i's
+// implicit score
+//   kappa * cos(t, q_i),   t = the mean unit factor vector of its newest
+//                              interaction(s) by timestamp,
+//   kappa = w * sd_i(p . q_i) / sd_i(cos(t, q_i)) over the catalog,
+// i.e. the two scores standardized over the catalog and added with weight
+// w on the second (docs/BEHAVIOUR.md). Device-side only: nothing changes
+// on the wire.
+
+// Weight of the device default, chosen on ML-100K's leave-last-out
+// validation item (docs/BENCHMARKS.md, "A last-item term"); at most MAX.
+#define FRI_TRANSITION_DEFAULT 1.0f
+#define FRI_TRANSITION_MAX 100.0f
+
+// t_out (k floats) = the mean of q_i / |q_i| over the interactions (items
+// below n_items only) whose timestamp is the largest. Returns 1 with a
+// profile; 0 (t_out zeroed) when there is none: no catalog interaction,
+// or more than one and all at one timestamp (no order to follow), or only
+// zero factor vectors.
+int fri_transition_profile(float *t_out, const float *Q, uint32_t n_items,
+    uint32_t k, const uint32_t *items, const int64_t *ts, size_t n);
+
+// kappa for a fitted user vector p and profile t over the n_items rows of
+// Q (k floats each); 0 when either score does not vary over the catalog.
+float fri_transition_scale(const float *Q, uint32_t n_items, uint32_t k,
+    const float *p, const float *t, float w);
+
+// cos(t, q) for one item row (0 for a zero row).
+float fri_transition_cos(const float *t, const float *q, uint32_t k);
+
 #endif

@@ -128,6 +128,10 @@ static const char usage_model[] =
     "                        interactions newer than it (default 3; 0 = all\n"
     "                        alike; interactions without timestamps are\n"
     "                        weighed alike)\n"
+    "  --transition W        implicit: devices add W times the standardized\n"
+    "                        similarity to their newest interaction to each\n"
+    "                        item's score (FPMC's transition, tied factors;\n"
+    "                        default 1, 0 = off, at most 100)\n"
     "  --svdpp W             explicit VBMF: devices move their user prior\n"
     "                        towards the items they rated (SVD++ with tied\n"
     "                        factors; default 0.3, 0 = off, at most 10)\n"
@@ -285,6 +289,7 @@ fri_sim_config_init(fri_sim_config *c)
     c->diverse = 1.0f;
     c->recency = FRI_RECENCY_DEFAULT;
     c->svdpp   = FRI_SVDPP_DEFAULT;
+    c->transition = FRI_TRANSITION_DEFAULT;
     c->buffer        = 0;
     c->max_staleness = 4;
     c->slow          = 0.2;
@@ -387,7 +392,7 @@ static const char *const value_flags[]  = { "train", "test", "users",
      "local-epochs", "dropout", "stats-latest", "stats-forget", "deadline", "k",
      "reg", "buffer", "max-staleness", "slow", "slow-ticks", "reg-bias", "lr",
      "algo", "server-opt", "threads", "seed", "eval-every", "eval-users",
-     "report", "diverse", "recency", "svdpp", "transport", "out", "state",
+     "report", "diverse", "recency", "svdpp", "transition", "transport", "out", "state",
      "new-items", "item-features", "mpi-host",
      // Read before parsing: fri_sim_expand_config and fedrec-sim's main.
      "config", "sweep",
@@ -620,6 +625,10 @@ apply(fri_sim_config *c, given *st, const char *flag, const char *val,
     } else if (strcmp(flag, "--recency") == 0) {
         if (parse_flt(val, 0.0, FRI_RECENCY_MAX, &c->recency) != 0) {
             return bad(err, err_cap, flag, val, "0..1e6");
+        }
+    } else if (strcmp(flag, "--transition") == 0) {
+        if (parse_flt(val, 0.0, FRI_TRANSITION_MAX, &c->transition) != 0) {
+            return bad(err, err_cap, flag, val, "0..100");
         }
     } else if (strcmp(flag, "--svdpp") == 0) {
         if (parse_flt(val, 0.0, FRI_SVDPP_MAX, &c->svdpp) != 0) {

@@ -256,7 +256,7 @@ fri_sim_json_summary(FILE *f, const fri_sim_config *c,
     }
     fprintf(f,
             "\",\"transport\":\"%s\",\"algo\":\"%s\",\"k\":%u,"
-            "\"threads\":%u,\"diverse\":%g,\"recency\":%g,\"svdpp\":%g,"
+            "\"threads\":%u,\"diverse\":%g,\"recency\":%g,\"svdpp\":%g,\"transition\":%g,"
             "\"item_features\":%s,\"seed\":%llu,\"n_clients\":%u,"
             "\"n_train\":%llu,\"n_test\":%llu,\"peak_rss_kib\":%ld,",
             fri_sim_transport_name(c->transport),
@@ -264,7 +264,7 @@ fri_sim_json_summary(FILE *f, const fri_sim_config *c,
             : c->algo == FRI_SIM_VBMF ? "vbmf"
                                       : "grad",
             c->k, c->threads, (double) c->diverse, (double) c->recency,
-            (double) c->svdpp,
+            (double) c->svdpp, (double) c->transition,
             c->item_features_path != NULL ? "true" : "false",
             (unsigned long long) c->seed, s->n_clients,
             (unsigned long long) s->n_train, (unsigned long long) s->n_test,

@@ -469,6 +469,7 @@ dev_open(worker *w, const job *jb, size_t slot, dev_live *d)
     cfg.pseudo_items_rho = cf->priv.pseudo_rho;
     cfg.recency_half_life = cf->recency;
     cfg.svdpp_weight      = cf->svdpp;
+    cfg.transition_weight = cf->transition;
     cfg.verify_adverts    = cf->verify_adverts;
     e = fr_client_create(&d->c, &cfg);
     sodium_memzero(cfg.identity_seed, sizeof(cfg.identity_seed));

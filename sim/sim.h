@@ -89,6 +89,7 @@ typedef struct fri_sim_config {
     float    diverse; // devices' MMR lambda for lists, 1 = plain
     float    recency; // devices' implicit recency half-life, 0 = off
     float    svdpp;   // devices' rated-set weight in the VB prior, 0 = off
+    float    transition; // devices' implicit last-item term weight, 0 = off
     int      verify_adverts; // devices verify the roster's signatures too
     double   deadline_s;        // round deadline, seconds
     double   stats_forget;      // explicit ALS carry rate; 0 = cohort share

@@ -305,6 +305,7 @@ recency_client(double half_life, int timestamps)
     cr_assert_float_eq(cfg.recency_half_life, 3.0, 0); // the default
     cfg.seed              = 7;
     cfg.recency_half_life = half_life;
+    cfg.transition_weight = 0.0; // recency alone (the term: below)
     for (int i = 0; i < FR_PUBLICKEYBYTES; i++) {
         cfg.server_pk[i] = (uint8_t) (i + 1);
     }
@@ -359,6 +360,101 @@ Test(client, implicit_recency_follows_the_latest_interactions)
     cr_assert_eq(memcmp(a->p, b->p, 2 * sizeof *a->p), 0);
     fr_client_destroy(a);
     fr_client_destroy(b);
+}
+
+// The same two clusters; recency off, so the user vector leans to A (four
+// old A interactions against one new B one), and the last-item term with
+// weight w.
+static fr_client *
+transition_client(double w, int timestamps)
+{
+    fr_client_config cfg;
+    fr_client_config_init(&cfg);
+    cr_assert_float_eq(cfg.transition_weight, 1.0, 0); // the default
+    cfg.seed              = 7;
+    cfg.recency_half_life = 0.0;
+    cfg.transition_weight = w;
+    for (int i = 0; i < FR_PUBLICKEYBYTES; i++) {
+        cfg.server_pk[i] = (uint8_t) (i + 1);
+    }
+    fr_client *c = NULL;
+    cr_assert_eq(fr_client_create(&c, &cfg), FR_OK);
+    fri_cmodel *m = NULL;
+    cr_assert_eq(fri_cmodel_alloc(&m, 20, 2), FR_OK);
+    m->version  = 1;
+    m->round    = 1;
+    m->implicit = 1;
+    for (uint32_t i = 0; i < 20; i++) {
+        int a           = i < 10;
+        m->Q[2 * i]     = a ? 1.0f - 0.01f * (float) i : 0.0f;
+        m->Q[2 * i + 1] = a ? 0.0f : 1.0f - 0.01f * (float) i;
+    }
+    memcpy(m->signer, c->server_pk + 32, 32);
+    cr_assert_eq(fri_cmodel_finish(m), FR_OK);
+    tu_install(c, m);
+    fri_cmodel_unref(m);
+    c->fit.implicit = 1;
+    const uint32_t items[5] = { 0, 1, 2, 3, 10 };
+    const int64_t  ts[5]    = { 100, 101, 102, 103, 200 };
+    for (int j = 0; j < 5; j++) {
+        cr_assert_eq(fr_client_add(c, items[j], 1.0f, timestamps ? ts[j] : 0),
+                     FR_OK);
+    }
+    return c;
+}
+
+Test(client, implicit_transition_follows_the_newest_interaction)
+{
+    uint32_t top[3];
+    float    sc[3];
+    size_t   n = 0;
+    // Off: the four A items decide, and a score is the factor model's.
+    fr_client *c = transition_client(0.0, 1);
+    cr_assert_eq(fr_client_recommend(c, top, sc, 3, &n), FR_OK);
+    cr_assert(top[0] < 10, "off: top %u should be an A item", top[0]);
+    float s = 0.0f;
+    cr_assert_eq(fr_client_predict(c, 11, &s), FR_OK);
+    double dot = (double) c->p[0] * c->model->Q[22] +
+                 (double) c->p[1] * c->model->Q[23];
+    cr_assert(fabs(s - dot) < 1e-6, "%g vs %g", s, dot);
+    fr_client_destroy(c);
+    // On, strongly: the B items, like the newest interaction, come first;
+    // the score is the factor model's plus the term.
+    c = transition_client(5.0, 1);
+    cr_assert_eq(fr_client_recommend(c, top, sc, 3, &n), FR_OK);
+    for (size_t j = 0; j < n; j++) {
+        cr_assert(top[j] >= 10, "transition: item %u is not a B item",
+                  top[j]);
+    }
+    cr_assert_eq(fr_client_predict(c, 11, &s), FR_OK);
+    cr_assert(c->trans_kappa > 0.0f);
+    dot = (double) c->p[0] * c->model->Q[22] +
+          (double) c->p[1] * c->model->Q[23];
+    cr_assert(fabs(s - dot - c->trans_kappa) < 1e-5, "%g vs %g + %g", s,
+              dot, (double) c->trans_kappa);
+    fr_client_destroy(c);
+    // Without timestamps there is no newest interaction: no term.
+    fr_client *a = transition_client(0.0, 0), *b = transition_client(5.0, 0);
+    float      sa = 0.0f, sb = 0.0f;
+    cr_assert_eq(fr_client_predict(a, 11, &sa), FR_OK);
+    cr_assert_eq(fr_client_predict(b, 11, &sb), FR_OK);
+    cr_assert_eq(sa, sb);
+    cr_assert_eq(b->trans_kappa, 0.0f);
+    fr_client_destroy(a);
+    fr_client_destroy(b);
+}
+
+Test(client, transition_weight_out_of_range_is_refused)
+{
+    const double bad[] = { -1.0, NAN, 101.0, INFINITY };
+    for (size_t t = 0; t < sizeof bad / sizeof bad[0]; t++) {
+        fr_client_config cfg;
+        fr_client_config_init(&cfg);
+        cfg.transition_weight = bad[t];
+        fr_client *c          = NULL;
+        cr_assert_eq(fr_client_create(&c, &cfg), FR_EINVAL, "%g", bad[t]);
+        cr_assert_null(c);
+    }
 }
 
 Test(client, recency_half_life_out_of_range_is_refused)

@@ -57,3 +57,55 @@ Test(recency, bad_arguments)
     cr_assert_eq(fri_recency_weigh(out, NULL, ts, 2, 3.0f, scr), FR_EINVAL);
     cr_assert_eq(fri_recency_weigh(out, v, NULL, 2, 3.0f, scr), FR_EINVAL);
 }
+
+// Items 0..3 in two dimensions: 0 and 1 along x, 2 along y, 3 zero.
+static const float TQ[8] = { 2.0f, 0.0f, 0.5f, 0.0f, 0.0f, 3.0f, 0.0f, 0.0f };
+
+Test(common_recency, transition_profile_is_the_newest_unit_vector)
+{
+    float          t[2];
+    const uint32_t items[3] = { 0, 2, 7 }; // 7 is beyond the catalog
+    const int64_t  ts[3]    = { 5, 9, 50 };
+    cr_assert_eq(fri_transition_profile(t, TQ, 4, 2, items, ts, 3), 1);
+    cr_assert_float_eq(t[0], 0.0f, 1e-7);
+    cr_assert_float_eq(t[1], 1.0f, 1e-7); // item 2, normalized
+    // Two at the newest time: the mean of their unit vectors.
+    const int64_t tie[3] = { 9, 9, 1 };
+    const uint32_t it2[3] = { 0, 2, 1 };
+    cr_assert_eq(fri_transition_profile(t, TQ, 4, 2, it2, tie, 3), 1);
+    cr_assert_float_eq(t[0], 0.5f, 1e-7);
+    cr_assert_float_eq(t[1], 0.5f, 1e-7);
+    // All at one time (no order), nothing in the catalog, zero vectors.
+    const int64_t same[2] = { 4, 4 };
+    cr_assert_eq(fri_transition_profile(t, TQ, 4, 2, items, same, 2), 0);
+    cr_assert_float_eq(t[0], 0.0f, 0);
+    const uint32_t out[1] = { 9 };
+    cr_assert_eq(fri_transition_profile(t, TQ, 4, 2, out, ts, 1), 0);
+    const uint32_t zero[1] = { 3 };
+    cr_assert_eq(fri_transition_profile(t, TQ, 4, 2, zero, ts, 1), 0);
+    // One interaction is an order of its own.
+    cr_assert_eq(fri_transition_profile(t, TQ, 4, 2, items, same, 1), 1);
+}
+
+Test(common_recency, transition_scale_matches_the_spreads)
+{
+    const float p[2] = { 1.0f, 2.0f }, t[2] = { 1.0f, 0.0f };
+    double s[4], c[4], ms = 0, mc = 0;
+    for (int i = 0; i < 4; i++) {
+        s[i] = p[0] * TQ[2 * i] + p[1] * TQ[2 * i + 1];
+        c[i] = fri_transition_cos(t, TQ + 2 * i, 2);
+        ms += s[i] / 4;
+        mc += c[i] / 4;
+    }
+    double vs = 0, vc = 0;
+    for (int i = 0; i < 4; i++) {
+        vs += (s[i] - ms) * (s[i] - ms) / 4;
+        vc += (c[i] - mc) * (c[i] - mc) / 4;
+    }
+    float k = fri_transition_scale(TQ, 4, 2, p, t, 1.5f);
+    cr_assert(fabs(k - 1.5 * sqrt(vs / vc)) < 1e-5, "%g", (double)k);
+    cr_assert_float_eq(fri_transition_cos(t, TQ + 6, 2), 0.0f, 0);
+    // No spread of the similarity: no term.
+    const float flat[4] = { 1.0f, 0.0f, 2.0f, 0.0f };
+    cr_assert_eq(fri_transition_scale(flat, 2, 2, p, t, 1.0f), 0.0f);
+}

@@ -145,6 +145,15 @@ typedef struct fr_client_config {
     // only: nothing changes on the wire. Default 0.3 (chosen on
     // validation splits); 0 = off; at most 10.
     double svdpp_weight;
+    // Implicit feedback: weight w of the last-item term in the device's
+    // ranking and scores. Item i's score becomes p . q_i plus
+    // kappa cos(t, q_i), t the unit factor vector of the newest
+    // interaction by timestamp, kappa = w times the ratio of the two
+    // scores' spreads over the catalog (FPMC's transition term with tied
+    // factors). Needs timestamps (a history all at one time gets no term).
+    // Default 1 (chosen on next-item validation); 0 = off; at most 100.
+    // Device-side only: nothing changes on the wire.
+    double transition_weight;
 } fr_client_config;
 
 // Fills cfg with defaults. A macro so that the size the application was
