@@ -5,10 +5,11 @@
 // one thread. Prints one JSON line with the p50 / p99 / max in ms, and the
 // median cost of an explanation (fr_client_explain of one item, top 3)
 // against a prediction from scratch (fold-in + fr_client_predict).
-// Usage: fedrec-bench-foldin [ITEMS [K [HISTORY [REPS [MODEL]]]]]
+// Usage: fedrec-bench-foldin [ITEMS [K [HISTORY [REPS [MODEL [W]]]]]]
 // (defaults 100000 32 50 1000 explicit). MODEL implicit: an iALS model and
 // the implicit fold-in, with the device's default recency weighting over
-// the timestamped history (no explanation timing: its per-interaction
+// the timestamped history and its last-item term of weight W (default:
+// the library's) (no explanation timing: its per-interaction
 // refits are the implicit fold-in repeated). The model is random (its
 // values do not change the work); it is installed the way a verified
 // download is (model cache).
@@ -44,6 +45,9 @@ main(int argc, char **argv)
     fr_client_config cfg;
     fr_client_config_init(&cfg);
     cfg.seed = 1;
+    if (argc > 6) {
+        cfg.transition_weight = strtod(argv[6], NULL);
+    }
     for (int i = 0; i < FR_PUBLICKEYBYTES; i++) {
         cfg.server_pk[i] = (uint8_t) (i + 1);
     }
@@ -113,9 +117,10 @@ main(int argc, char **argv)
            tmax = t[reps - 1];
     if (impl) {
         printf("{\"items\":%u,\"k\":%u,\"history\":%u,\"reps\":%d,"
-               "\"model\":\"implicit\",\"recency\":%g,\"p50_ms\":%.4f,"
-               "\"p99_ms\":%.4f,\"max_ms\":%.4f}\n",
-               n, k, hist, reps, (double) c->recency_hl, p50, p99, tmax);
+               "\"model\":\"implicit\",\"recency\":%g,\"transition\":%g,"
+               "\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"max_ms\":%.4f}\n",
+               n, k, hist, reps, (double) c->recency_hl,
+               (double) c->trans_w, p50, p99, tmax);
         free(t);
         fr_client_destroy(c);
         return 0;

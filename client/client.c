@@ -358,6 +358,8 @@ fr_client_destroy(fr_client *c)
     fri_client_free_wipe(c, c->ts, c->inter_cap * sizeof *c->ts);
     fri_client_free_wipe(c, c->p, (size_t) c->p_k * sizeof *c->p);
     fri_client_free_wipe(c, c->trans_t, (size_t) c->p_k * sizeof *c->trans_t);
+    fri_client_free_wipe(c, c->trans_scores,
+                         c->trans_n * sizeof *c->trans_scores);
     if (c->state_path != NULL) {
         fri_client_free(c, c->state_path);
     }

@@ -77,6 +77,7 @@ typedef struct fri_cmodel {
     float               *bi;  // n_items
     float               *Q;   // n_items * k, row-major
     float               *qtq; // packed Q^T Q, k(k+1)/2 floats
+    float *q_inv_norm; // implicit models: 1 / |q_i| (0 for a zero row)
     // Ed25519 key that signed the model (the pinned aggregator key of the
     // handle that verified it); a handle only uses models its own pinned
     // key vouches for.
@@ -193,12 +194,14 @@ struct fr_client {
     int            verify_adverts; // check the roster's signatures too
     float          svdpp;          // rated-set weight in the VB prior
     // Implicit last-item term (common/recency.h): weight, and what the
-    // last fit set: the profile t (k floats, NULL until needed) and kappa
-    // (0: no term for this fit).
+    // current fit gives: the profile t (k floats), kappa (0: no term) and
+    // then every catalog item's score with the term (trans_n floats).
     float          trans_w;
     float         *trans_t;
     float          trans_kappa;
-    int            trans_ready; // t and kappa are those of the current fit
+    int            trans_ready; // t, kappa and scores are the current fit's
+    float         *trans_scores;
+    size_t         trans_n;
     float          pseudo_rho;  // pseudo-items per rated item, 0 = off
     int            pseudo_fill; // fri_pseudo_fill
     uint64_t       last_round; // last round contributed to

@@ -2,6 +2,7 @@
 // them between client handles. Models use malloc (not a handle's allocator)
 // because they outlive any single handle.
 #include <pthread.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +51,20 @@ fri_cmodel_finish(fri_cmodel *m)
     if (!m->implicit) {
         return FR_OK;
     }
+    // The last-item term's cosines (common/recency.h) need every row's norm.
+    free(m->q_inv_norm);
+    m->q_inv_norm = malloc((m->n_items > 0 ? m->n_items : 1) * sizeof(float));
+    if (m->q_inv_norm == NULL) {
+        return FR_ENOMEM;
+    }
+    for (uint32_t i = 0; i < m->n_items; i++) {
+        const float *q  = m->Q + (size_t) i * m->k;
+        double       qq = 0.0;
+        for (uint32_t a = 0; a < m->k; a++) {
+            qq += (double) q[a] * q[a];
+        }
+        m->q_inv_norm[i] = qq > 0.0 ? (float) (1.0 / sqrt(qq)) : 0.0f;
+    }
     return fri_mf_gram(m->qtq, fri_packed_len(m->k), m->Q, m->n_items, m->k);
 }
 
@@ -74,6 +89,7 @@ fri_cmodel_unref(fri_cmodel *m)
     free(m->bi);
     free(m->Q);
     free(m->qtq);
+    free(m->q_inv_norm);
     fri_cmodel_vb_free(m);
     free(m);
 }

@@ -165,40 +165,53 @@ fr_client_fold_in(fr_client *c)
 }
 
 // The implicit last-item term (common/recency.h) of the current fit:
-// profile and kappa, computed once per fit on first use (one pass over
-// the catalog).
-static void
+// profile, kappa and every catalog item's score with the term, computed
+// once per fit on first use (one pass over the catalog); the
+// rankings and predictions of that fit then read the scores.
+static fr_err
 trans_prepare(fr_client *c)
 {
     if (c->trans_ready) {
-        return;
+        return FR_OK;
     }
     const fri_cmodel *m = c->model;
-    c->trans_ready      = 1;
     c->trans_kappa      = 0.0f;
     if (!m->implicit || !(c->trans_w > 0.0f) || c->trans_t == NULL ||
-        c->p_k != m->k) {
-        return;
+        c->p_k != m->k || m->q_inv_norm == NULL ||
+        !fri_transition_profile(c->trans_t, m->Q, m->n_items, m->k, c->items,
+                                c->ts, c->n_inter)) {
+        c->trans_ready = 1;
+        return FR_OK;
     }
-    if (fri_transition_profile(c->trans_t, m->Q, m->n_items, m->k, c->items,
-                               c->ts, c->n_inter)) {
-        c->trans_kappa = fri_transition_scale(m->Q, m->n_items, m->k, c->p,
-                                              c->trans_t, c->trans_w);
+    if (c->trans_n != m->n_items) {
+        float *sc = fri_client_calloc(c, m->n_items, sizeof *sc);
+        if (sc == NULL) {
+            return fri_client_fail(c, FR_ENOMEM, "out of memory (ranking)");
+        }
+        fri_client_free_wipe(c, c->trans_scores,
+                             c->trans_n * sizeof *c->trans_scores);
+        c->trans_scores = sc;
+        c->trans_n      = m->n_items;
     }
+    float *cs = fri_client_calloc(c, m->n_items, sizeof *cs);
+    if (cs == NULL) {
+        return fri_client_fail(c, FR_ENOMEM, "out of memory (ranking)");
+    }
+    c->trans_kappa = fri_transition_scores(
+        c->trans_scores, cs, m->Q, m->q_inv_norm, m->bi, m->mu + c->bu,
+        m->n_items, m->k, c->p, c->trans_t, c->trans_w);
+    fri_client_free_wipe(c, cs, m->n_items * sizeof *cs);
+    c->trans_ready = 1;
+    return FR_OK;
 }
 
-// Item i's score under the fitted model: the factor model's prediction
-// plus, for implicit models, the last-item term.
+// Item i's score under the fitted model: the factor model's prediction,
+// with the last-item term for an implicit model that has one.
 static float
 item_score(const fr_client *c, const fri_mf_items *it, uint32_t i)
 {
-    float s = fri_mf_predict_with(it, c->p, c->bu, i);
-    if (c->trans_kappa != 0.0f) {
-        s += c->trans_kappa *
-             fri_transition_cos(c->trans_t, it->Q + (size_t) i * it->k,
-                                it->k);
-    }
-    return s;
+    return c->trans_kappa != 0.0f ? c->trans_scores[i]
+                                  : fri_mf_predict_with(it, c->p, c->bu, i);
 }
 
 fr_err
@@ -216,7 +229,10 @@ fr_client_predict(fr_client *c, uint32_t item, float *score)
         return fri_client_fail(c, FR_ENOENT, "item %u outside the catalog",
                                (unsigned) item);
     }
-    trans_prepare(c);
+    err = trans_prepare(c);
+    if (err != FR_OK) {
+        return err;
+    }
     fri_mf_items it = items_of(c->model);
     *score          = item_score(c, &it, item);
     return FR_OK;
@@ -346,7 +362,6 @@ static void
 top_ranked(
     fr_client *c, uint32_t *items, float *scores, size_t n, size_t *have_out)
 {
-    trans_prepare(c);
     fri_mf_items it   = items_of(c->model);
     size_t       have = 0;
     size_t       seen = 0; // walks the sorted interactions alongside i
@@ -386,8 +401,9 @@ recommend_begin(fr_client *c, const uint32_t *items, const float *scores,
     if (n_out == NULL || (n > 0 && (items == NULL || scores == NULL))) {
         return fri_client_fail(c, FR_EINVAL, "NULL output buffer");
     }
-    *n_out = 0;
-    return fri_client_ensure_fitted(c);
+    *n_out     = 0;
+    fr_err err = fri_client_ensure_fitted(c);
+    return err == FR_OK ? trans_prepare(c) : err;
 }
 
 fr_err

@@ -112,21 +112,25 @@ fri_transition_profile(float *t_out, const float *Q, uint32_t n_items,
 }
 
 float
-fri_transition_scale(const float *Q, uint32_t n_items, uint32_t k,
-    const float *p, const float *t, float w)
+fri_transition_scores(float *scores, float *cos_scratch, const float *Q,
+    const float *inv_norm, const float *bi, float offset, uint32_t n_items,
+    uint32_t k, const float *p, const float *t, float w)
 {
     double s1 = 0.0, s2 = 0.0, c1 = 0.0, c2 = 0.0;
     for (uint32_t i = 0; i < n_items; i++) {
         const float *q = Q + (size_t)i * k;
-        double       s = 0.0;
+        float        sp = 0.0f, st = 0.0f;
         for (uint32_t a = 0; a < k; a++) {
-            s += (double)p[a] * q[a];
+            sp += p[a] * q[a];
+            st += t[a] * q[a];
         }
-        double c = fri_transition_cos(t, q, k);
+        const float s = offset + bi[i] + sp, c = st * inv_norm[i];
+        scores[i]      = s;
+        cos_scratch[i] = c;
         s1 += s;
-        s2 += s * s;
+        s2 += (double)s * s;
         c1 += c;
-        c2 += c * c;
+        c2 += (double)c * c;
     }
     if (n_items < 2) {
         return 0.0f;
@@ -137,6 +141,12 @@ fri_transition_scale(const float *Q, uint32_t n_items, uint32_t k,
     if (!(vs > 0.0) || !(vc > 1e-12)) {
         return 0.0f;
     }
-    double kappa = (double)w * sqrt(vs / vc);
-    return isfinite(kappa) ? (float)kappa : 0.0f;
+    const double kappa = (double)w * sqrt(vs / vc);
+    if (!isfinite(kappa)) {
+        return 0.0f;
+    }
+    for (uint32_t i = 0; i < n_items; i++) {
+        scores[i] += (float)kappa * cos_scratch[i];
+    }
+    return (float)kappa;
 }

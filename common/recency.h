@@ -56,10 +56,16 @@ FR_NODISCARD fr_err fri_recency_weigh(float *out, const float *values,
 int fri_transition_profile(float *t_out, const float *Q, uint32_t n_items,
     uint32_t k, const uint32_t *items, const int64_t *ts, size_t n);
 
-// kappa for a fitted user vector p and profile t over the n_items rows of
-// Q (k floats each); 0 when either score does not vary over the catalog.
-float fri_transition_scale(const float *Q, uint32_t n_items, uint32_t k,
-    const float *p, const float *t, float w);
+// Every catalog item's score with the term, in one pass over Q (the two
+// dot products of a row share its read): scores[i] = offset + bi[i] +
+// p . q_i + kappa cos(t, q_i); returns kappa, 0 (scores without the term)
+// when either score does not vary over the catalog. Q: the item rows (k
+// floats each), inv_norm[i] = 1 / |q_i| (0 for a zero row), bi: item
+// biases, offset: the global mean plus the user's bias, cos_scratch:
+// n_items floats.
+float fri_transition_scores(float *scores, float *cos_scratch, const float *Q,
+    const float *inv_norm, const float *bi, float offset, uint32_t n_items,
+    uint32_t k, const float *p, const float *t, float w);
 
 // cos(t, q) for one item row (0 for a zero row).
 float fri_transition_cos(const float *t, const float *q, uint32_t k);

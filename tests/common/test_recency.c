@@ -87,13 +87,18 @@ Test(common_recency, transition_profile_is_the_newest_unit_vector)
     cr_assert_eq(fri_transition_profile(t, TQ, 4, 2, items, same, 1), 1);
 }
 
-Test(common_recency, transition_scale_matches_the_spreads)
+Test(common_recency, transition_apply_standardizes_the_term)
 {
     const float p[2] = { 1.0f, 2.0f }, t[2] = { 1.0f, 0.0f };
-    double s[4], c[4], ms = 0, mc = 0;
+    float       inv[4], sc[4], cs[4];
+    double      s[4], c[4], ms = 0, mc = 0;
     for (int i = 0; i < 4; i++) {
-        s[i] = p[0] * TQ[2 * i] + p[1] * TQ[2 * i + 1];
-        c[i] = fri_transition_cos(t, TQ + 2 * i, 2);
+        double qq = (double)TQ[2 * i] * TQ[2 * i]
+            + (double)TQ[2 * i + 1] * TQ[2 * i + 1];
+        inv[i] = qq > 0 ? (float)(1.0 / sqrt(qq)) : 0.0f;
+        s[i]   = p[0] * TQ[2 * i] + p[1] * TQ[2 * i + 1];
+        sc[i]  = (float)s[i];
+        c[i]   = fri_transition_cos(t, TQ + 2 * i, 2);
         ms += s[i] / 4;
         mc += c[i] / 4;
     }
@@ -102,10 +107,20 @@ Test(common_recency, transition_scale_matches_the_spreads)
         vs += (s[i] - ms) * (s[i] - ms) / 4;
         vc += (c[i] - mc) * (c[i] - mc) / 4;
     }
-    float k = fri_transition_scale(TQ, 4, 2, p, t, 1.5f);
+    const float bi[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
+    float k = fri_transition_scores(sc, cs, TQ, inv, bi, 0.0f, 4, 2, p, t, 1.5f);
     cr_assert(fabs(k - 1.5 * sqrt(vs / vc)) < 1e-5, "%g", (double)k);
+    for (int i = 0; i < 4; i++) {
+        cr_assert(fabs(sc[i] - (s[i] + k * c[i])) < 1e-5, "item %d", i);
+    }
     cr_assert_float_eq(fri_transition_cos(t, TQ + 6, 2), 0.0f, 0);
-    // No spread of the similarity: no term.
-    const float flat[4] = { 1.0f, 0.0f, 2.0f, 0.0f };
-    cr_assert_eq(fri_transition_scale(flat, 2, 2, p, t, 1.0f), 0.0f);
+    // No spread of the similarity: no term, scores unchanged.
+    // (with an offset and biases: the scores are the factor model's).
+    const float flat[4] = { 1.0f, 0.0f, 2.0f, 0.0f }, finv[2] = { 1.0f, 0.5f };
+    const float fbi[2]  = { 0.5f, -0.5f };
+    float       fs[2]   = { 0.0f, 0.0f };
+    cr_assert_eq(fri_transition_scores(fs, cs, flat, finv, fbi, 2.0f, 2, 2,
+                     p, t, 1.0f), 0.0f);
+    cr_assert_float_eq(fs[0], 2.0f + 0.5f + 1.0f, 1e-6);
+    cr_assert_float_eq(fs[1], 2.0f - 0.5f + 2.0f, 1e-6);
 }
