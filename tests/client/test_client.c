@@ -296,16 +296,20 @@ Test(client, calloc2_refuses_a_product_that_wraps_size_t)
 }
 
 // Two clusters of items (A: factor axis 0, B: axis 1) in an implicit
-// model; a device touched four A items long ago and two B items last.
+// model, and a device with the given recency half-life and last-item
+// weight that touched items[0..n) at ts[] (or without timestamps).
 static fr_client *
-recency_client(double half_life, int timestamps)
+two_cluster_client(double half_life, double transition,
+                   const uint32_t *items, const int64_t *ts, int n,
+                   int timestamps)
 {
     fr_client_config cfg;
     fr_client_config_init(&cfg);
-    cr_assert_float_eq(cfg.recency_half_life, 3.0, 0); // the default
+    cr_assert_float_eq(cfg.recency_half_life, 3.0, 0); // the defaults
+    cr_assert_float_eq(cfg.transition_weight, 1.0, 0);
     cfg.seed              = 7;
     cfg.recency_half_life = half_life;
-    cfg.transition_weight = 0.0; // recency alone (the term: below)
+    cfg.transition_weight = transition;
     for (int i = 0; i < FR_PUBLICKEYBYTES; i++) {
         cfg.server_pk[i] = (uint8_t) (i + 1);
     }
@@ -326,13 +330,21 @@ recency_client(double half_life, int timestamps)
     tu_install(c, m);
     fri_cmodel_unref(m);
     c->fit.implicit = 1;
-    const uint32_t items[6] = { 0, 1, 2, 3, 10, 11 };
-    const int64_t  ts[6]    = { 100, 101, 102, 103, 200, 201 };
-    for (int j = 0; j < 6; j++) {
+    for (int j = 0; j < n; j++) {
         cr_assert_eq(fr_client_add(c, items[j], 1.0f, timestamps ? ts[j] : 0),
                      FR_OK);
     }
     return c;
+}
+
+// Four A items long ago and two B items last; recency alone (the
+// last-item term: below).
+static fr_client *
+recency_client(double half_life, int timestamps)
+{
+    const uint32_t items[6] = { 0, 1, 2, 3, 10, 11 };
+    const int64_t  ts[6]    = { 100, 101, 102, 103, 200, 201 };
+    return two_cluster_client(half_life, 0.0, items, ts, 6, timestamps);
 }
 
 Test(client, implicit_recency_follows_the_latest_interactions)
@@ -368,39 +380,9 @@ Test(client, implicit_recency_follows_the_latest_interactions)
 static fr_client *
 transition_client(double w, int timestamps)
 {
-    fr_client_config cfg;
-    fr_client_config_init(&cfg);
-    cr_assert_float_eq(cfg.transition_weight, 1.0, 0); // the default
-    cfg.seed              = 7;
-    cfg.recency_half_life = 0.0;
-    cfg.transition_weight = w;
-    for (int i = 0; i < FR_PUBLICKEYBYTES; i++) {
-        cfg.server_pk[i] = (uint8_t) (i + 1);
-    }
-    fr_client *c = NULL;
-    cr_assert_eq(fr_client_create(&c, &cfg), FR_OK);
-    fri_cmodel *m = NULL;
-    cr_assert_eq(fri_cmodel_alloc(&m, 20, 2), FR_OK);
-    m->version  = 1;
-    m->round    = 1;
-    m->implicit = 1;
-    for (uint32_t i = 0; i < 20; i++) {
-        int a           = i < 10;
-        m->Q[2 * i]     = a ? 1.0f - 0.01f * (float) i : 0.0f;
-        m->Q[2 * i + 1] = a ? 0.0f : 1.0f - 0.01f * (float) i;
-    }
-    memcpy(m->signer, c->server_pk + 32, 32);
-    cr_assert_eq(fri_cmodel_finish(m), FR_OK);
-    tu_install(c, m);
-    fri_cmodel_unref(m);
-    c->fit.implicit = 1;
     const uint32_t items[5] = { 0, 1, 2, 3, 10 };
     const int64_t  ts[5]    = { 100, 101, 102, 103, 200 };
-    for (int j = 0; j < 5; j++) {
-        cr_assert_eq(fr_client_add(c, items[j], 1.0f, timestamps ? ts[j] : 0),
-                     FR_OK);
-    }
-    return c;
+    return two_cluster_client(0.0, w, items, ts, 5, timestamps);
 }
 
 Test(client, implicit_transition_follows_the_newest_interaction)
