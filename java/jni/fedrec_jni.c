@@ -104,7 +104,8 @@ Java_org_fedrec_FedrecClient_version(JNIEnv *env, jclass cls)
 JNIEXPORT jlong JNICALL
 Java_org_fedrec_FedrecClient_nCreate(JNIEnv *env, jclass cls, jbyteArray pk,
     jstring state_path, jbyteArray state_key, jbyteArray identity, jlong seed,
-    jdouble recency, jboolean verify_adverts, jdouble svdpp)
+    jdouble recency, jboolean verify_adverts, jdouble svdpp,
+    jdouble transition)
 {
     (void)cls;
     fr_client_config cfg;
@@ -133,6 +134,9 @@ Java_org_fedrec_FedrecClient_nCreate(JNIEnv *env, jclass cls, jbyteArray pk,
         cfg.verify_adverts = verify_adverts ? 1 : 0;
         if (svdpp == svdpp) { // NaN: the library's default
             cfg.svdpp_weight = svdpp;
+        }
+        if (transition == transition) {
+            cfg.transition_weight = transition;
         }
         fr_err e       = fr_client_create(&c, &cfg);
         if (e != FR_OK) {

@@ -75,6 +75,12 @@ public final class FedrecClient implements AutoCloseable {
          * most 10); NaN: the library default (0.3).
          */
         public double svdppWeight = Double.NaN;
+        /**
+         * Implicit feedback: weight of the last-item term in the ranking
+         * (similarity to the newest interaction; 0 = off, at most 100);
+         * NaN: the library default (1).
+         */
+        public double transitionWeight = Double.NaN;
     }
 
     /**
@@ -100,7 +106,7 @@ public final class FedrecClient implements AutoCloseable {
         }
         handle = nCreate(serverPublicKey, statePath, stateKey, identitySeed,
                 seed, options.recencyHalfLife, options.verifyAdverts,
-                options.svdppWeight);
+                options.svdppWeight, options.transitionWeight);
     }
 
     /** The library's version string, e.g. "0.2.0". */
@@ -257,7 +263,7 @@ public final class FedrecClient implements AutoCloseable {
 
     private static native long nCreate(byte[] serverPk, String statePath,
             byte[] stateKey, byte[] identitySeed, long seed, double recency,
-            boolean verifyAdverts, double svdpp);
+            boolean verifyAdverts, double svdpp, double transition);
     private static native void nDestroy(long h);
     private static native byte[] nKeyFromFile(byte[] file);
     private static native byte[] nPublicKey(long h);

@@ -197,6 +197,11 @@ public final class ClientTest {
                     () -> new FedrecClient(serverPk, null, null, null, 0, o),
                     "SVD++ weight above 10");
             o.svdppWeight = 0.5;
+            o.transitionWeight = -1; // below the bound
+            throwsFedrec("FR_EINVAL",
+                    () -> new FedrecClient(serverPk, null, null, null, 0, o),
+                    "negative transition weight");
+            o.transitionWeight = 2;
             o.verifyAdverts = true;
             FedrecClient c = new FedrecClient(serverPk, null, null, null, 0, o);
             check(c.count() == 0, "client with options");
