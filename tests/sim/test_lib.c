@@ -841,3 +841,33 @@ Test(sim_lib, replay_time_shows_each_device_its_past)
     unlink(tr);
     unlink(te);
 }
+
+// The simulator's centralized reference ranks as the devices do: with the
+// last-item term when it is on and the data has timestamps (ML-100K
+// leave-last-out), so the reference moves with --transition like the
+// federated run, and the two stay close.
+Test(sim_lib, implicit_reference_has_the_last_item_term, .timeout = 300)
+{
+    const char *dir = getenv("FR_DATA_DIR");
+    cr_assert(dir != NULL, "FR_DATA_DIR is not set");
+    char path[4096], args[4300];
+    snprintf(path, sizeof path, "%s/u.data", dir);
+    cr_assert_eq(access(path, R_OK), 0, "MovieLens 100K missing: %s", path);
+    double ref[2], fed[2];
+    for (int w = 0; w < 2; w++) {
+        snprintf(args, sizeof args,
+            "--train '%s' --split leave-last-out --loss implicit --rounds 3 "
+            "--transport direct --json --quiet --transition %d 2>/dev/null "
+            "| tail -1",
+            path, w);
+        cr_assert_eq(run_cli(args), 0, "%s", out);
+        ref[w] = jget(out, "ref_ndcg10");
+        fed[w] = jget(out, "ndcg10");
+        cr_assert(fabs(fed[w] - ref[w]) < 0.03, "w %d: federated %g, ref %g",
+            w, fed[w], ref[w]);
+    }
+    cr_assert(ref[1] > ref[0] + 0.01, "reference %g with, %g without", ref[1],
+        ref[0]);
+    cr_assert(fed[1] > fed[0] + 0.01, "federated %g with, %g without", fed[1],
+        fed[0]);
+}

@@ -420,9 +420,6 @@ Test(sim, implicit_over_inproc_matches_reference)
     c.threads   = 1;
     c.progress  = 0;
     c.transport = FRI_SIM_INPROC;
-    // The centralized reference is iALS with recency; the devices' last-
-    // item term (a ranking term over the served factors) is not in it.
-    c.transition = 0.0f;
     cr_assert_eq(c.k, 32u, "iALS default k");
     cr_assert_leq(c.rounds, 16);
     memset(&a, 0, sizeof(a));
