@@ -2,7 +2,6 @@
 // them between client handles. Models use malloc (not a handle's allocator)
 // because they outlive any single handle.
 #include <pthread.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +9,7 @@
 
 #include "client_internal.h"
 #include "linalg.h"
+#include "recency.h"
 #include "mf.h"
 
 fr_err
@@ -57,14 +57,7 @@ fri_cmodel_finish(fri_cmodel *m)
     if (m->q_inv_norm == NULL) {
         return FR_ENOMEM;
     }
-    for (uint32_t i = 0; i < m->n_items; i++) {
-        const float *q  = m->Q + (size_t) i * m->k;
-        double       qq = 0.0;
-        for (uint32_t a = 0; a < m->k; a++) {
-            qq += (double) q[a] * q[a];
-        }
-        m->q_inv_norm[i] = qq > 0.0 ? (float) (1.0 / sqrt(qq)) : 0.0f;
-    }
+    fri_transition_inv_norms(m->q_inv_norm, m->Q, m->n_items, m->k);
     return fri_mf_gram(m->qtq, fri_packed_len(m->k), m->Q, m->n_items, m->k);
 }
 

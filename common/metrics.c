@@ -1,4 +1,5 @@
 #include "metrics.h"
+#include "recency.h"
 #include "sorted.h"
 
 #include <math.h>
@@ -597,4 +598,66 @@ fri_eval_lists_with(fri_list_metrics *out, const fri_scorer *m,
     free(lens);
     free(pop);
     return e;
+}
+
+static fr_err
+score_last_item(const void *ctx, float *out, size_t out_len,
+    const uint32_t *users, size_t n_users)
+{
+    const fri_last_item_scorer *ls = ctx;
+    const uint32_t              ni = ls->base.n_items, k = ls->base.k;
+    fr_err e = ls->base.score(ls->base.ctx, out, out_len, users, n_users);
+    for (size_t r = 0; r < n_users && e == FR_OK; r++) {
+        uint32_t u = users[r];
+        if (u >= ls->train->n_rows) {
+            continue;
+        }
+        size_t a = ls->train->ptr[u], n = ls->train->ptr[u + 1] - a;
+        if (fri_transition_profile(ls->t, ls->base.Q, ni, k,
+                ls->train->idx + a, ls->ts + a, n)) {
+            (void)fri_transition_add(out + r * (size_t)ni, ls->scratch,
+                ls->base.Q, ls->inv_norm, ni, k, ls->t, ls->w);
+        }
+    }
+    return e;
+}
+
+fr_err
+fri_last_item_scorer_init(fri_last_item_scorer *ls, fri_scorer *out,
+    const fri_scorer *base, const fri_csr *train, const int64_t *ts,
+    float w)
+{
+    memset(ls, 0, sizeof(*ls));
+    if (base == NULL || base->Q == NULL || base->k == 0 || train == NULL
+        || ts == NULL || !(w >= 0.0f)) {
+        return FR_EINVAL;
+    }
+    ls->base     = *base;
+    ls->train    = train;
+    ls->ts       = ts;
+    ls->w        = w;
+    ls->inv_norm = calloc(base->n_items > 0 ? base->n_items : 1, sizeof(float));
+    ls->scratch  = calloc(base->n_items > 0 ? base->n_items : 1, sizeof(float));
+    ls->t        = calloc(base->k, sizeof(float));
+    if (ls->inv_norm == NULL || ls->scratch == NULL || ls->t == NULL) {
+        fri_last_item_scorer_free(ls);
+        return FR_ENOMEM;
+    }
+    fri_transition_inv_norms(ls->inv_norm, base->Q, base->n_items, base->k);
+    *out       = *base;
+    out->score = score_last_item;
+    out->ctx   = ls;
+    return FR_OK;
+}
+
+void
+fri_last_item_scorer_free(fri_last_item_scorer *ls)
+{
+    if (ls == NULL) {
+        return;
+    }
+    free(ls->inv_norm);
+    free(ls->scratch);
+    free(ls->t);
+    ls->inv_norm = ls->scratch = ls->t = NULL;
 }

@@ -137,6 +137,27 @@ FR_NODISCARD fr_err fri_eval_ranking_with(fri_rank_metrics *out,
                                           const fri_csr *test,
                                           const fri_rank_config *c);
 
+// A scorer that adds the devices' last-item term (recency.h) to another
+// scorer's scores, each user's term from its own training interactions
+// and their timestamps (ts, parallel to train's entries), so a
+// centralized model is ranked as a device holding that user's history
+// ranks. base must give Q and k (fri_scorer_of_mf does). Owns buffers:
+// fri_last_item_scorer_free.
+typedef struct fri_last_item_scorer {
+    fri_scorer     base;
+    const fri_csr *train;
+    const int64_t *ts;
+    float          w;
+    float         *inv_norm, *t, *scratch;
+} fri_last_item_scorer;
+
+// Fills *out (a scorer over ls, which must outlive it). FR_EINVAL without
+// factors or timestamps, FR_ENOMEM.
+FR_NODISCARD fr_err fri_last_item_scorer_init(fri_last_item_scorer *ls,
+    fri_scorer *out, const fri_scorer *base, const fri_csr *train,
+    const int64_t *ts, float w);
+void fri_last_item_scorer_free(fri_last_item_scorer *ls);
+
 // Beyond accuracy (listmetrics.h) of the model's own top-K lists: every
 // user with training rows gets the K best items it did not rate in train;
 // popularity is each item's number of training users. FR_EINVAL if K is 0,

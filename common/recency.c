@@ -111,6 +111,31 @@ fri_transition_profile(float *t_out, const float *Q, uint32_t n_items,
     return 1;
 }
 
+// Standardizes cos against scores over the catalog (their sums s1, s2,
+// c1, c2 already taken) and adds it with weight w; returns kappa.
+static float
+add_standardized(float *scores, const float *cos, uint32_t n_items,
+    double s1, double s2, double c1, double c2, float w)
+{
+    if (n_items < 2) {
+        return 0.0f;
+    }
+    const double n  = (double)n_items;
+    const double vs = s2 / n - (s1 / n) * (s1 / n);
+    const double vc = c2 / n - (c1 / n) * (c1 / n);
+    if (!(vs > 0.0) || !(vc > 1e-12)) {
+        return 0.0f;
+    }
+    const double kappa = (double)w * sqrt(vs / vc);
+    if (!isfinite(kappa)) {
+        return 0.0f;
+    }
+    for (uint32_t i = 0; i < n_items; i++) {
+        scores[i] += (float)kappa * cos[i];
+    }
+    return (float)kappa;
+}
+
 float
 fri_transition_scores(float *scores, float *cos_scratch, const float *Q,
     const float *inv_norm, const float *bi, float offset, uint32_t n_items,
@@ -132,21 +157,41 @@ fri_transition_scores(float *scores, float *cos_scratch, const float *Q,
         c1 += c;
         c2 += (double)c * c;
     }
-    if (n_items < 2) {
-        return 0.0f;
-    }
-    const double n  = (double)n_items;
-    const double vs = s2 / n - (s1 / n) * (s1 / n);
-    const double vc = c2 / n - (c1 / n) * (c1 / n);
-    if (!(vs > 0.0) || !(vc > 1e-12)) {
-        return 0.0f;
-    }
-    const double kappa = (double)w * sqrt(vs / vc);
-    if (!isfinite(kappa)) {
-        return 0.0f;
-    }
+    return add_standardized(scores, cos_scratch, n_items, s1, s2, c1, c2, w);
+}
+
+float
+fri_transition_add(float *scores, float *cos_scratch, const float *Q,
+    const float *inv_norm, uint32_t n_items, uint32_t k, const float *t,
+    float w)
+{
+    double s1 = 0.0, s2 = 0.0, c1 = 0.0, c2 = 0.0;
     for (uint32_t i = 0; i < n_items; i++) {
-        scores[i] += (float)kappa * cos_scratch[i];
+        const float *q  = Q + (size_t)i * k;
+        float        st = 0.0f;
+        for (uint32_t a = 0; a < k; a++) {
+            st += t[a] * q[a];
+        }
+        const float s = scores[i], c = st * inv_norm[i];
+        cos_scratch[i] = c;
+        s1 += s;
+        s2 += (double)s * s;
+        c1 += c;
+        c2 += (double)c * c;
     }
-    return (float)kappa;
+    return add_standardized(scores, cos_scratch, n_items, s1, s2, c1, c2, w);
+}
+
+void
+fri_transition_inv_norms(float *inv_norm, const float *Q, uint32_t n_items,
+    uint32_t k)
+{
+    for (uint32_t i = 0; i < n_items; i++) {
+        const float *q  = Q + (size_t)i * k;
+        double       qq = 0.0;
+        for (uint32_t a = 0; a < k; a++) {
+            qq += (double)q[a] * q[a];
+        }
+        inv_norm[i] = qq > 0.0 ? (float)(1.0 / sqrt(qq)) : 0.0f;
+    }
 }

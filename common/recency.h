@@ -67,6 +67,17 @@ float fri_transition_scores(float *scores, float *cos_scratch, const float *Q,
     const float *inv_norm, const float *bi, float offset, uint32_t n_items,
     uint32_t k, const float *p, const float *t, float w);
 
+// The same term added to scores already computed by any model (in: its
+// scores of the catalog, out: with the term); returns kappa as above.
+// Two passes where fri_transition_scores makes one; for evaluation.
+float fri_transition_add(float *scores, float *cos_scratch, const float *Q,
+    const float *inv_norm, uint32_t n_items, uint32_t k, const float *t,
+    float w);
+
+// inv_norm[i] = 1 / |q_i| over n_items rows of Q (0 for a zero row).
+void fri_transition_inv_norms(float *inv_norm, const float *Q,
+    uint32_t n_items, uint32_t k);
+
 // cos(t, q) for one item row (0 for a zero row).
 float fri_transition_cos(const float *t, const float *q, uint32_t k);
 

@@ -2478,41 +2478,6 @@ explicit_reference(const fri_sim_config *c, const fri_sim_pop *p,
     return e;
 }
 
-// The centralized model with the devices' last-item term (recency.h):
-// each user's scores as fr_client_predict gives them on a device holding
-// that user's training interactions and the same item factors.
-typedef struct trans_scorer {
-    const fri_mf_model *m;
-    const fri_csr      *train;
-    const int64_t      *ts; // parallel to train's entries
-    const float        *inv_norm;
-    float              *t, *scratch;
-    float               w;
-} trans_scorer;
-
-static fr_err
-trans_score(const void *ctx, float *out, size_t out_len,
-            const uint32_t *users, size_t n_users)
-{
-    const trans_scorer *s = ctx;
-    const fri_mf_model *m = s->m;
-    if (out_len < n_users * (size_t) m->n_items) {
-        return FR_EINVAL;
-    }
-    for (size_t r = 0; r < n_users; r++) {
-        uint32_t u = users[r];
-        size_t   a = s->train->ptr[u], n = s->train->ptr[u + 1] - a;
-        int on = fri_transition_profile(s->t, m->Q, m->n_items, m->k,
-                                        s->train->idx + a, s->ts + a, n);
-        (void) fri_transition_scores(out + r * (size_t) m->n_items,
-                                     s->scratch, m->Q, s->inv_norm, m->bi,
-                                     m->mu + m->bu[u], m->n_items, m->k,
-                                     m->P + (size_t) u * m->k, s->t,
-                                     on ? s->w : 0.0f);
-    }
-    return FR_OK;
-}
-
 // fri_eval_ranking of m, with the last-item term when the devices add it
 // (c->transition > 0 and the data has timestamps).
 static fr_err
@@ -2523,29 +2488,14 @@ eval_ranking_as_devices(fri_rank_metrics *rm, const fri_mf_model *m,
     if (!(c->transition > 0.0f) || p->train_ts == NULL) {
         return fri_eval_ranking(rm, m, &p->train, &p->test, rc);
     }
-    float *inv = calloc(m->n_items, sizeof *inv);
-    float *sc  = calloc(m->n_items, sizeof *sc);
-    float *t   = calloc(m->k, sizeof *t);
-    fr_err e   = inv != NULL && sc != NULL && t != NULL ? FR_OK : FR_ENOMEM;
-    for (uint32_t i = 0; e == FR_OK && i < m->n_items; i++) {
-        const float *q  = m->Q + (size_t) i * m->k;
-        double       qq = 0.0;
-        for (uint32_t a = 0; a < m->k; a++) {
-            qq += (double) q[a] * q[a];
-        }
-        inv[i] = qq > 0.0 ? (float) (1.0 / sqrt(qq)) : 0.0f;
-    }
+    fri_last_item_scorer ls;
+    fri_scorer           s, base = fri_scorer_of_mf(m);
+    fr_err e = fri_last_item_scorer_init(&ls, &s, &base, &p->train,
+                                         p->train_ts, c->transition);
     if (e == FR_OK) {
-        trans_scorer ts = { m, &p->train, p->train_ts, inv, t, sc,
-                            c->transition };
-        fri_scorer   s  = fri_scorer_of_mf(m);
-        s.score         = trans_score;
-        s.ctx           = &ts;
         e = fri_eval_ranking_with(rm, &s, &p->train, &p->test, rc);
     }
-    free(inv);
-    free(sc);
-    free(t);
+    fri_last_item_scorer_free(&ls);
     return e;
 }
 

@@ -20,6 +20,7 @@
 #include "tbias.h"
 
 typedef struct opts {
+    float            transition; // implicit: the devices' last-item weight
     const char      *train;
     const char      *test;
     const char      *synthetic;
@@ -112,6 +113,9 @@ usage(FILE *f)
 "  --recency H         implicit: user solves weigh each interaction 2^(-r/H),\n"
 "                      r = the user's interactions newer than it (default 3,\n"
 "                      as on the devices; 0 = all alike)\n"
+"  --transition W      implicit: rankings add W times the standardized\n"
+"                      similarity to the user's newest training interaction\n"
+"                      (default 1, as on the devices; 0 = off)\n"
 "  --patience N        early-stopping patience with --val-frac (3)\n"
 "  --burnin N          bpmf: discarded sweeps (20)\n"
 "  --samples N         bpmf: averaged sweeps (80)\n",
@@ -225,6 +229,7 @@ parse_args(opts *o, int argc, char **argv)
     o->test_frac = 0.2;
     o->topk = 10;
     o->protocol = FRI_RANK_FULL;
+    o->transition = FRI_TRANSITION_DEFAULT;
     fri_train_config_init(&o->given, FRI_TRAIN_ALS);
     fri_bpmf_config_init(&o->bc);
     fri_vbmf_config_init(&o->vc);
@@ -252,6 +257,7 @@ parse_args(opts *o, int argc, char **argv)
         {"bias-epochs", required_argument, NULL, 0},
         {"alpha", required_argument, NULL, 0},
         {"recency", required_argument, NULL, 0},
+        {"transition", required_argument, NULL, 0},
         {"svdpp", required_argument, NULL, 0},
         {"patience", required_argument, NULL, 0},
         {"seed", required_argument, NULL, 0},
@@ -399,6 +405,10 @@ parse_args(opts *o, int argc, char **argv)
             bad = parse_u32(val, &o->bc.burnin);
         } else if (strcmp(name, "--samples") == 0) {
             bad = parse_u32(val, &o->bc.samples) || o->bc.samples == 0;
+        } else if (strcmp(name, "--transition") == 0) {
+            bad = parse_f(val, &o->transition) ||
+                  !(o->transition >= 0.0f &&
+                    o->transition <= FRI_TRANSITION_MAX);
         } else if (strcmp(name, "--svdpp") == 0) {
             bad = parse_f(val, &o->vc.svdpp) ||
                   !(o->vc.svdpp >= 0.0f && o->vc.svdpp <= FRI_SVDPP_MAX);
@@ -797,6 +807,25 @@ fit_time_bias(const opts *o, fri_mf_model **m, fri_tbias *tb,
     return e;
 }
 
+// Implicit rankings as the devices rank (fedrec/client.h): with the
+// last-item term from each user's training interactions (never the held-
+// out ones) when the weight is positive and the data has timestamps and
+// the model factors; *s unchanged otherwise. ls is freed by the caller
+// (fri_last_item_scorer_free) either way.
+static fr_err
+as_devices(fri_last_item_scorer *ls, fri_scorer *s, const opts *o,
+           const fri_csr *train)
+{
+    memset(ls, 0, sizeof(*ls));
+    if (!o->tc.implicit || !(o->transition > 0.0f) || train->ts == NULL ||
+        s->Q == NULL || s->k == 0) {
+        return FR_OK;
+    }
+    fri_scorer base = *s;
+    return fri_last_item_scorer_init(ls, s, &base, train, train->ts,
+                                     o->transition);
+}
+
 static int
 on_epoch(void *ctx, uint32_t epoch, const fri_mf_model *m)
 {
@@ -822,7 +851,14 @@ on_epoch(void *ctx, uint32_t epoch, const fri_mf_model *m)
         fri_rank_config rc;
         rank_config(r->o, &rc);
         fri_rank_metrics rm = {0};
-        fr_err e = fri_eval_ranking(&rm, m, r->train_raw, r->test_csr, &rc);
+        fri_scorer           s = fri_scorer_of_mf(m);
+        fri_last_item_scorer ls;
+        fr_err e = as_devices(&ls, &s, r->o, r->train);
+        if (e == FR_OK) {
+            e = fri_eval_ranking_with(&rm, &s, r->train_raw, r->test_csr,
+                                      &rc);
+        }
+        fri_last_item_scorer_free(&ls);
         if (r->o->json) {
             printf("{\"epoch\":%u,\"hr%u\":%.6f,\"ndcg%u\":%.6f,"
                    "\"seconds\":%.4f}\n",
@@ -1161,6 +1197,11 @@ main(int argc, char **argv)
         e = fri_eval_rating(&rm, m, test.r, test.n, o.tc.clamp_lo,
                             o.tc.clamp_hi);
     }
+    fri_last_item_scorer lis;
+    memset(&lis, 0, sizeof(lis));
+    if (e == FR_OK) {
+        e = as_devices(&lis, &sc, &o, &csr);
+    }
     fr_err ke = FR_EINVAL;
     if (e == FR_OK && rcfg.k <= sc.n_items) {
         ke = fri_eval_ranking_with(&km, &sc, &raw, &test_csr, &rcfg);
@@ -1180,7 +1221,7 @@ main(int argc, char **argv)
         printf("{\"algo\":\"%s\",\"loss\":\"%s\",\"k\":%u,\"epochs\":%u,"
                "\"epochs_run\":%u,\"lr\":%g,\"lr_decay\":%g,\"reg\":%g,"
                "\"reg_bias\":%g,\"weighted\":%d,\"alpha\":%g,\"recency\":%g,"
-               "\"seed\":%llu,"
+               "\"transition\":%g,\"seed\":%llu,"
                "\"n_train\":%zu,\"n_val\":%zu,\"n_test\":%zu,"
                "\"rmse\":%.6f,\"mae\":%.6f,",
                algo_name(&o), c->implicit ? "implicit" : "explicit",
@@ -1188,6 +1229,7 @@ main(int argc, char **argv)
                c->epochs,
                r.epochs_run, c->lr, c->lr_decay, c->reg, c->reg_bias,
                c->weighted, c->alpha, c->implicit ? c->recency : 0.0,
+               lis.base.score != NULL ? (double)o.transition : 0.0,
                (unsigned long long)c->seed, train.n,
                val.n, test.n, rm.rmse, rm.mae);
         printf("\"split\":\"%s\",\"eval\":\"%s\",",
@@ -1242,6 +1284,7 @@ main(int argc, char **argv)
     free(truth);
     fri_csr_free(&csr);
     fri_csr_free(&raw);
+    fri_last_item_scorer_free(&lis);
     fri_csr_free(&test_csr);
     fri_dataset_free(&train_all);
     fri_dataset_free(&train);

@@ -234,3 +234,31 @@ Test(train_cli, content_reads_item_features)
     unlink(bad);
     rmdir(dir);
 }
+
+// The devices' last-item term in centralized rankings: on by default for
+// timestamped implicit data (ML-100K leave-last-out, validation item),
+// off with --transition 0, refused out of range; profiles come from the
+// training interactions only (the validation ranking would otherwise see
+// the test item, which is newer).
+Test(train_cli, implicit_rankings_add_the_last_item_term, .timeout = 300)
+{
+    const char *dir = getenv("FR_DATA_DIR");
+    cr_assert(dir != NULL, "FR_DATA_DIR is not set");
+    char path[4096], args[4400];
+    snprintf(path, sizeof(path), "%s/u.data", dir);
+    cr_assert_eq(access(path, R_OK), 0, "MovieLens 100K missing: %s", path);
+    double ndcg[2];
+    for (int w = 0; w < 2; w++) {
+        snprintf(args, sizeof(args),
+                 "--train '%s' --split leave-last-out --eval val --loss "
+                 "implicit --epochs 5 --json%s",
+                 path, w ? "" : " --transition 0");
+        cr_assert_eq(run(args, buf, sizeof(buf)), 0, "%s", buf);
+        cr_assert_eq(last_json_number(buf, "transition"), w ? 1.0 : 0.0);
+        ndcg[w] = last_json_number(buf, "ndcg10");
+    }
+    cr_assert(ndcg[1] > ndcg[0] + 0.02, "NDCG@10 %g with, %g without",
+              ndcg[1], ndcg[0]);
+    cr_assert_eq(run("--transition -1", buf, sizeof(buf)), 2);
+    cr_assert(strstr(buf, "--transition") != NULL, "message: %s", buf);
+}
