@@ -51,6 +51,17 @@ fri_recency_weigh(float *out, const float *values, const int64_t *ts, size_t n,
     return FR_OK;
 }
 
+static inline float
+fri_transition_cos_unit(const float *t, const float *q, uint32_t k,
+    float inv_norm)
+{
+    float st = 0.0f;
+    for (uint32_t a = 0; a < k; a++) {
+        st += t[a] * q[a];
+    }
+    return st * inv_norm;
+}
+
 float
 fri_transition_cos(const float *t, const float *q, uint32_t k)
 {
@@ -111,18 +122,32 @@ fri_transition_profile(float *t_out, const float *Q, uint32_t n_items,
     return 1;
 }
 
-// Standardizes cos against scores over the catalog (their sums s1, s2,
-// c1, c2 already taken) and adds it with weight w; returns kappa.
+// Sums over the catalog of the two scores and their squares.
+typedef struct moments {
+    double s1, s2, c1, c2;
+} moments;
+
+static inline void
+moments_add(moments *m, float s, float c)
+{
+    m->s1 += s;
+    m->s2 += (double)s * s;
+    m->c1 += c;
+    m->c2 += (double)c * c;
+}
+
+// Standardizes cos against scores over the catalog (m: their moments) and
+// adds it with weight w; returns kappa.
 static float
 add_standardized(float *scores, const float *cos, uint32_t n_items,
-    double s1, double s2, double c1, double c2, float w)
+    const moments *m, float w)
 {
     if (n_items < 2) {
         return 0.0f;
     }
     const double n  = (double)n_items;
-    const double vs = s2 / n - (s1 / n) * (s1 / n);
-    const double vc = c2 / n - (c1 / n) * (c1 / n);
+    const double vs = m->s2 / n - (m->s1 / n) * (m->s1 / n);
+    const double vc = m->c2 / n - (m->c1 / n) * (m->c1 / n);
     if (!(vs > 0.0) || !(vc > 1e-12)) {
         return 0.0f;
     }
@@ -141,23 +166,19 @@ fri_transition_scores(float *scores, float *cos_scratch, const float *Q,
     const float *inv_norm, const float *bi, float offset, uint32_t n_items,
     uint32_t k, const float *p, const float *t, float w)
 {
-    double s1 = 0.0, s2 = 0.0, c1 = 0.0, c2 = 0.0;
+    moments m = { 0.0, 0.0, 0.0, 0.0 };
     for (uint32_t i = 0; i < n_items; i++) {
-        const float *q = Q + (size_t)i * k;
+        const float *q  = Q + (size_t)i * k;
         float        sp = 0.0f, st = 0.0f;
         for (uint32_t a = 0; a < k; a++) {
             sp += p[a] * q[a];
             st += t[a] * q[a];
         }
-        const float s = offset + bi[i] + sp, c = st * inv_norm[i];
-        scores[i]      = s;
-        cos_scratch[i] = c;
-        s1 += s;
-        s2 += (double)s * s;
-        c1 += c;
-        c2 += (double)c * c;
+        scores[i]      = offset + bi[i] + sp;
+        cos_scratch[i] = st * inv_norm[i];
+        moments_add(&m, scores[i], cos_scratch[i]);
     }
-    return add_standardized(scores, cos_scratch, n_items, s1, s2, c1, c2, w);
+    return add_standardized(scores, cos_scratch, n_items, &m, w);
 }
 
 float
@@ -165,21 +186,13 @@ fri_transition_add(float *scores, float *cos_scratch, const float *Q,
     const float *inv_norm, uint32_t n_items, uint32_t k, const float *t,
     float w)
 {
-    double s1 = 0.0, s2 = 0.0, c1 = 0.0, c2 = 0.0;
+    moments m = { 0.0, 0.0, 0.0, 0.0 };
     for (uint32_t i = 0; i < n_items; i++) {
-        const float *q  = Q + (size_t)i * k;
-        float        st = 0.0f;
-        for (uint32_t a = 0; a < k; a++) {
-            st += t[a] * q[a];
-        }
-        const float s = scores[i], c = st * inv_norm[i];
-        cos_scratch[i] = c;
-        s1 += s;
-        s2 += (double)s * s;
-        c1 += c;
-        c2 += (double)c * c;
+        cos_scratch[i] = fri_transition_cos_unit(t, Q + (size_t)i * k, k,
+                                                 inv_norm[i]);
+        moments_add(&m, scores[i], cos_scratch[i]);
     }
-    return add_standardized(scores, cos_scratch, n_items, s1, s2, c1, c2, w);
+    return add_standardized(scores, cos_scratch, n_items, &m, w);
 }
 
 void
