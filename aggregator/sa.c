@@ -416,17 +416,13 @@ cmp_key(const void *x, const void *y)
 }
 
 // u's neighbours among the joined members (and u itself with self), in
-// increasing index order, malloc'd (NULL: out of memory), their count in
-// *n. O(degree) from the ring positions, where testing every member for
+// increasing index order, into out (eff_degree + 1 entries); returns their
+// count. O(degree) from the ring positions, where testing every member for
 // adjacency is O(n) (O(n^2) per round over the cohort's polls).
-static uint32_t *
-neighbour_list(const fri_sa *s, uint32_t u, int self, uint32_t *n)
+static uint32_t
+neighbours_into(const fri_sa *s, uint32_t u, int self, uint32_t *out)
 {
-    uint32_t *out = malloc(((size_t) s->eff_degree + 1) * sizeof(uint32_t));
-    uint32_t  c   = 0;
-    if (out == NULL) {
-        return NULL;
-    }
+    uint32_t c = 0;
     for (uint32_t sl = 0; sl < s->eff_degree; sl++) {
         uint32_t v =
             fri_secagg_ring_peer(s->perm, s->pos, s->n, s->degree, u, sl);
@@ -438,7 +434,17 @@ neighbour_list(const fri_sa *s, uint32_t u, int self, uint32_t *n)
         out[c++] = u;
     }
     qsort(out, c, sizeof(*out), fri_cmp_u32);
-    *n = c;
+    return c;
+}
+
+// The same list malloc'd (NULL: out of memory), its count in *n.
+static uint32_t *
+neighbour_list(const fri_sa *s, uint32_t u, int self, uint32_t *n)
+{
+    uint32_t *out = malloc(((size_t) s->eff_degree + 1) * sizeof(uint32_t));
+    if (out != NULL) {
+        *n = neighbours_into(s, u, self, out);
+    }
     return out;
 }
 
@@ -942,10 +948,10 @@ finish(fri_agg *a, int *ok)
     uint8_t  *shs  = malloc((size_t) s->n * SHARE);
     uint32_t *xs   = malloc((size_t) s->n * sizeof(uint32_t));
     float    *v    = malloc(s->dim * sizeof(float));
-    uint32_t *nb   = NULL;
+    uint32_t *nb   = malloc(((size_t) s->eff_degree + 1) * sizeof(uint32_t));
     fr_err    rv   = FR_OK;
     if (surv == NULL || drop == NULL || s_pk == NULL || s_b == NULL ||
-        d_sk == NULL || shs == NULL || xs == NULL || v == NULL) {
+        d_sk == NULL || shs == NULL || xs == NULL || v == NULL || nb == NULL) {
         rv = FR_ENOMEM;
         goto out;
     }
@@ -955,13 +961,7 @@ finish(fri_agg *a, int *ok)
             continue;
         }
         size_t   c    = 0;
-        uint32_t n_nb = 0;
-        free(nb);
-        nb = neighbour_list(s, u, 0, &n_nb);
-        if (nb == NULL) {
-            rv = FR_ENOMEM;
-            goto out;
-        }
+        uint32_t n_nb = neighbours_into(s, u, 0, nb);
         for (uint32_t q = 0; q < n_nb; q++) {
             uint32_t h  = nb[q];
             uint32_t sl = slot_of(s, u, h);
