@@ -178,8 +178,8 @@ trans_prepare(fr_client *c)
     c->trans_kappa      = 0.0f;
     if (!m->implicit || !(c->trans_w > 0.0f) || c->trans_t == NULL ||
         c->p_k != m->k || m->q_inv_norm == NULL ||
-        !fri_transition_profile(c->trans_t, m->Q, m->n_items, m->k, c->items,
-                                c->ts, c->n_inter)) {
+        !fri_transition_profile(c->trans_t, m->Q, m->q_inv_norm, m->n_items,
+                                m->k, c->items, c->ts, c->n_inter)) {
         c->trans_ready = 1;
         return FR_OK;
     }

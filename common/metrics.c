@@ -613,7 +613,7 @@ score_last_item(const void *ctx, float *out, size_t out_len,
             continue;
         }
         size_t a = ls->train->ptr[u], n = ls->train->ptr[u + 1] - a;
-        if (fri_transition_profile(ls->t, ls->base.Q, ni, k,
+        if (fri_transition_profile(ls->t, ls->base.Q, ls->inv_norm, ni, k,
                 ls->train->idx + a, ls->ts + a, n)) {
             (void)fri_transition_add(out + r * (size_t)ni, ls->scratch,
                 ls->base.Q, ls->inv_norm, ni, k, ls->t, ls->w);
@@ -628,9 +628,12 @@ fri_last_item_scorer_init(fri_last_item_scorer *ls, fri_scorer *out,
     float w)
 {
     memset(ls, 0, sizeof(*ls));
-    if (base == NULL || base->Q == NULL || base->k == 0 || train == NULL
-        || ts == NULL || !(w >= 0.0f)) {
+    if (out == NULL || base == NULL || train == NULL || !(w >= 0.0f)) {
         return FR_EINVAL;
+    }
+    if (!(w > 0.0f) || ts == NULL || base->Q == NULL || base->k == 0) {
+        *out = *base; // no term to add: the base scorer as it is
+        return FR_OK;
     }
     ls->base     = *base;
     ls->train    = train;

@@ -141,7 +141,8 @@ FR_NODISCARD fr_err fri_eval_ranking_with(fri_rank_metrics *out,
 // scorer's scores, each user's term from its own training interactions
 // and their timestamps (ts, parallel to train's entries), so a
 // centralized model is ranked as a device holding that user's history
-// ranks. base must give Q and k (fri_scorer_of_mf does). Owns buffers:
+// ranks. Without a term to add (w 0, ts NULL, or a base without factors
+// Q and k, which fri_scorer_of_mf gives) *out is *base. Owns buffers:
 // fri_last_item_scorer_free.
 typedef struct fri_last_item_scorer {
     fri_scorer     base;
@@ -151,8 +152,8 @@ typedef struct fri_last_item_scorer {
     float         *inv_norm, *t, *scratch;
 } fri_last_item_scorer;
 
-// Fills *out (a scorer over ls, which must outlive it). FR_EINVAL without
-// factors or timestamps, FR_ENOMEM.
+// Fills *out (a scorer over ls, which must outlive it). FR_EINVAL for
+// NULL arguments or a negative or NaN w, FR_ENOMEM.
 FR_NODISCARD fr_err fri_last_item_scorer_init(fri_last_item_scorer *ls,
     fri_scorer *out, const fri_scorer *base, const fri_csr *train,
     const int64_t *ts, float w);

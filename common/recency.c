@@ -62,20 +62,10 @@ fri_transition_cos_unit(const float *t, const float *q, uint32_t k,
     return st * inv_norm;
 }
 
-float
-fri_transition_cos(const float *t, const float *q, uint32_t k)
-{
-    double dot = 0.0, qq = 0.0;
-    for (uint32_t a = 0; a < k; a++) {
-        dot += (double)t[a] * q[a];
-        qq += (double)q[a] * q[a];
-    }
-    return qq > 0.0 ? (float)(dot / sqrt(qq)) : 0.0f;
-}
-
 int
-fri_transition_profile(float *t_out, const float *Q, uint32_t n_items,
-    uint32_t k, const uint32_t *items, const int64_t *ts, size_t n)
+fri_transition_profile(float *t_out, const float *Q, const float *inv_norm,
+    uint32_t n_items, uint32_t k, const uint32_t *items, const int64_t *ts,
+    size_t n)
 {
     memset(t_out, 0, k * sizeof(float));
     int64_t newest = INT64_MIN;
@@ -99,17 +89,13 @@ fri_transition_profile(float *t_out, const float *Q, uint32_t n_items,
         if (items[j] >= n_items || ts[j] != newest) {
             continue;
         }
-        const float *q  = Q + (size_t)items[j] * k;
-        double       qq = 0.0;
-        for (uint32_t a = 0; a < k; a++) {
-            qq += (double)q[a] * q[a];
+        const float *q   = Q + (size_t)items[j] * k;
+        const float  inv = inv_norm[items[j]];
+        if (inv == 0.0f) {
+            continue; // a zero row
         }
-        if (!(qq > 0.0)) {
-            continue;
-        }
-        const double inv = 1.0 / sqrt(qq);
         for (uint32_t a = 0; a < k; a++) {
-            t_out[a] += (float)(q[a] * inv);
+            t_out[a] += q[a] * inv;
         }
         used++;
     }

@@ -49,12 +49,13 @@ FR_NODISCARD fr_err fri_recency_weigh(float *out, const float *values,
 #define FRI_TRANSITION_MAX 100.0f
 
 // t_out (k floats) = the mean of q_i / |q_i| over the interactions (items
-// below n_items only) whose timestamp is the largest. Returns 1 with a
-// profile; 0 (t_out zeroed) when there is none: no catalog interaction,
-// or more than one and all at one timestamp (no order to follow), or only
-// zero factor vectors.
-int fri_transition_profile(float *t_out, const float *Q, uint32_t n_items,
-    uint32_t k, const uint32_t *items, const int64_t *ts, size_t n);
+// below n_items only) whose timestamp is the largest; inv_norm as below.
+// Returns 1 with a profile; 0 (t_out zeroed) when there is none: no
+// catalog interaction, or more than one and all at one timestamp (no
+// order to follow), or only zero factor vectors.
+int fri_transition_profile(float *t_out, const float *Q,
+    const float *inv_norm, uint32_t n_items, uint32_t k,
+    const uint32_t *items, const int64_t *ts, size_t n);
 
 // Every catalog item's score with the term, in one pass over Q (the two
 // dot products of a row share its read): scores[i] = offset + bi[i] +
@@ -77,8 +78,5 @@ float fri_transition_add(float *scores, float *cos_scratch, const float *Q,
 // inv_norm[i] = 1 / |q_i| over n_items rows of Q (0 for a zero row).
 void fri_transition_inv_norms(float *inv_norm, const float *Q,
     uint32_t n_items, uint32_t k);
-
-// cos(t, q) for one item row (0 for a zero row).
-float fri_transition_cos(const float *t, const float *q, uint32_t k);
 
 #endif

@@ -146,7 +146,7 @@ struct sim_state {
         void               *ctx;
     } msk[N_HOOKS];
     // Device-update hooks: the built-in poisoning's (HOOK_BUILTIN) and the
-    // caller's (HOOK_CALLER); they run caller first (device_hooks).
+    // caller's (HOOK_CALLER); they run caller first (dev_step).
     fri_sim_dev_hook      dev[N_HOOKS];
     fri_sim_sum_hook      sum_fn; // the sum hook
     void                 *sum_ctx;
@@ -2478,16 +2478,13 @@ explicit_reference(const fri_sim_config *c, const fri_sim_pop *p,
     return e;
 }
 
-// fri_eval_ranking of m, with the last-item term when the devices add it
+// fri_eval_ranking of m, with the last-item term where the devices add it
 // (c->transition > 0 and the data has timestamps).
 static fr_err
 eval_ranking_as_devices(fri_rank_metrics *rm, const fri_mf_model *m,
                         const fri_sim_config *c, const fri_sim_pop *p,
                         const fri_rank_config *rc)
 {
-    if (!(c->transition > 0.0f) || p->train_ts == NULL) {
-        return fri_eval_ranking(rm, m, &p->train, &p->test, rc);
-    }
     fri_last_item_scorer ls;
     fri_scorer           s, base = fri_scorer_of_mf(m);
     fr_err e = fri_last_item_scorer_init(&ls, &s, &base, &p->train,

@@ -817,8 +817,7 @@ as_devices(fri_last_item_scorer *ls, fri_scorer *s, const opts *o,
            const fri_csr *train)
 {
     memset(ls, 0, sizeof(*ls));
-    if (!o->tc.implicit || !(o->transition > 0.0f) || train->ts == NULL ||
-        s->Q == NULL || s->k == 0) {
+    if (!o->tc.implicit) {
         return FR_OK;
     }
     fri_scorer base = *s;

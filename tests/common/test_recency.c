@@ -61,30 +61,51 @@ Test(recency, bad_arguments)
 // Items 0..3 in two dimensions: 0 and 1 along x, 2 along y, 3 zero.
 static const float TQ[8] = { 2.0f, 0.0f, 0.5f, 0.0f, 0.0f, 3.0f, 0.0f, 0.0f };
 
+// 1 / |q_i| of TQ, checked against fri_transition_inv_norms.
+static void
+tq_inv_norms(float inv[4])
+{
+    fri_transition_inv_norms(inv, TQ, 4, 2);
+    const float want[4] = { 0.5f, 2.0f, 1.0f / 3.0f, 0.0f };
+    for (int i = 0; i < 4; i++) {
+        cr_assert_float_eq(inv[i], want[i], 1e-7, "item %d", i);
+    }
+}
+
+// cos(t, q) computed directly (0 for a zero row).
+static double
+cos_direct(const float *t, const float *q)
+{
+    double dot = (double)t[0] * q[0] + (double)t[1] * q[1];
+    double qq  = (double)q[0] * q[0] + (double)q[1] * q[1];
+    return qq > 0.0 ? dot / sqrt(qq) : 0.0;
+}
+
 Test(common_recency, transition_profile_is_the_newest_unit_vector)
 {
-    float          t[2];
+    float          t[2], inv[4];
+    tq_inv_norms(inv);
     const uint32_t items[3] = { 0, 2, 7 }; // 7 is beyond the catalog
     const int64_t  ts[3]    = { 5, 9, 50 };
-    cr_assert_eq(fri_transition_profile(t, TQ, 4, 2, items, ts, 3), 1);
+    cr_assert_eq(fri_transition_profile(t, TQ, inv, 4, 2, items, ts, 3), 1);
     cr_assert_float_eq(t[0], 0.0f, 1e-7);
     cr_assert_float_eq(t[1], 1.0f, 1e-7); // item 2, normalized
     // Two at the newest time: the mean of their unit vectors.
     const int64_t tie[3] = { 9, 9, 1 };
     const uint32_t it2[3] = { 0, 2, 1 };
-    cr_assert_eq(fri_transition_profile(t, TQ, 4, 2, it2, tie, 3), 1);
+    cr_assert_eq(fri_transition_profile(t, TQ, inv, 4, 2, it2, tie, 3), 1);
     cr_assert_float_eq(t[0], 0.5f, 1e-7);
     cr_assert_float_eq(t[1], 0.5f, 1e-7);
     // All at one time (no order), nothing in the catalog, zero vectors.
     const int64_t same[2] = { 4, 4 };
-    cr_assert_eq(fri_transition_profile(t, TQ, 4, 2, items, same, 2), 0);
+    cr_assert_eq(fri_transition_profile(t, TQ, inv, 4, 2, items, same, 2), 0);
     cr_assert_float_eq(t[0], 0.0f, 0);
     const uint32_t out[1] = { 9 };
-    cr_assert_eq(fri_transition_profile(t, TQ, 4, 2, out, ts, 1), 0);
+    cr_assert_eq(fri_transition_profile(t, TQ, inv, 4, 2, out, ts, 1), 0);
     const uint32_t zero[1] = { 3 };
-    cr_assert_eq(fri_transition_profile(t, TQ, 4, 2, zero, ts, 1), 0);
+    cr_assert_eq(fri_transition_profile(t, TQ, inv, 4, 2, zero, ts, 1), 0);
     // One interaction is an order of its own.
-    cr_assert_eq(fri_transition_profile(t, TQ, 4, 2, items, same, 1), 1);
+    cr_assert_eq(fri_transition_profile(t, TQ, inv, 4, 2, items, same, 1), 1);
 }
 
 Test(common_recency, transition_apply_standardizes_the_term)
@@ -92,13 +113,11 @@ Test(common_recency, transition_apply_standardizes_the_term)
     const float p[2] = { 1.0f, 2.0f }, t[2] = { 1.0f, 0.0f };
     float       inv[4], sc[4], cs[4];
     double      s[4], c[4], ms = 0, mc = 0;
+    tq_inv_norms(inv);
     for (int i = 0; i < 4; i++) {
-        double qq = (double)TQ[2 * i] * TQ[2 * i]
-            + (double)TQ[2 * i + 1] * TQ[2 * i + 1];
-        inv[i] = qq > 0 ? (float)(1.0 / sqrt(qq)) : 0.0f;
         s[i]   = p[0] * TQ[2 * i] + p[1] * TQ[2 * i + 1];
         sc[i]  = (float)s[i];
-        c[i]   = fri_transition_cos(t, TQ + 2 * i, 2);
+        c[i]   = cos_direct(t, TQ + 2 * i);
         ms += s[i] / 4;
         mc += c[i] / 4;
     }
@@ -113,7 +132,7 @@ Test(common_recency, transition_apply_standardizes_the_term)
     for (int i = 0; i < 4; i++) {
         cr_assert(fabs(sc[i] - (s[i] + k * c[i])) < 1e-5, "item %d", i);
     }
-    cr_assert_float_eq(fri_transition_cos(t, TQ + 6, 2), 0.0f, 0);
+    cr_assert_float_eq(cs[3], 0.0f, 0, "a zero row has no similarity");
     // No spread of the similarity: no term, scores unchanged.
     // (with an offset and biases: the scores are the factor model's).
     const float flat[4] = { 1.0f, 0.0f, 2.0f, 0.0f }, finv[2] = { 1.0f, 0.5f };
