@@ -429,27 +429,17 @@ Test(client, implicit_transition_follows_the_newest_interaction)
 Test(client, transition_weight_out_of_range_is_refused)
 {
     const double bad[] = { -1.0, NAN, 101.0, INFINITY };
-    for (size_t t = 0; t < sizeof bad / sizeof bad[0]; t++) {
-        fr_client_config cfg;
-        fr_client_config_init(&cfg);
-        cfg.transition_weight = bad[t];
-        fr_client *c          = NULL;
-        cr_assert_eq(fr_client_create(&c, &cfg), FR_EINVAL, "%g", bad[t]);
-        cr_assert_null(c);
-    }
+    const size_t n     = sizeof bad / sizeof bad[0];
+    size_t t = tu_first_accepted(offsetof(fr_client_config, transition_weight), bad, n);
+    cr_assert_eq(t, n, "%g accepted", t < n ? bad[t] : 0.0);
 }
 
 Test(client, recency_half_life_out_of_range_is_refused)
 {
     const double bad[] = { -1.0, NAN, 2e6, INFINITY };
-    for (size_t t = 0; t < sizeof bad / sizeof bad[0]; t++) {
-        fr_client_config cfg;
-        fr_client_config_init(&cfg);
-        cfg.recency_half_life = bad[t];
-        fr_client *c          = NULL;
-        cr_assert_eq(fr_client_create(&c, &cfg), FR_EINVAL, "%g", bad[t]);
-        cr_assert_null(c);
-    }
+    const size_t n     = sizeof bad / sizeof bad[0];
+    size_t t = tu_first_accepted(offsetof(fr_client_config, recency_half_life), bad, n);
+    cr_assert_eq(t, n, "%g accepted", t < n ? bad[t] : 0.0);
 }
 
 // Explanations of an implicit model refit without one interaction at a

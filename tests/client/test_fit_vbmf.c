@@ -268,12 +268,7 @@ Test(client_vbmf, rated_set_weight_pulls_towards_the_rated_items)
 Test(client_vbmf, rated_set_weight_out_of_range_is_refused)
 {
     const double bad[] = { -0.5, NAN, 10.5, INFINITY };
-    for (size_t t = 0; t < sizeof bad / sizeof bad[0]; t++) {
-        fr_client_config cfg;
-        fr_client_config_init(&cfg);
-        cfg.svdpp_weight = bad[t];
-        fr_client *c     = NULL;
-        cr_assert_eq(fr_client_create(&c, &cfg), FR_EINVAL, "%g", bad[t]);
-        cr_assert_null(c);
-    }
+    const size_t n     = sizeof bad / sizeof bad[0];
+    size_t t = tu_first_accepted(offsetof(fr_client_config, svdpp_weight), bad, n);
+    cr_assert_eq(t, n, "%g accepted", t < n ? bad[t] : 0.0);
 }

@@ -2,6 +2,7 @@
 #ifndef FR_TESTS_CLIENT_TESTUTIL_H
 #define FR_TESTS_CLIENT_TESTUTIL_H
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,26 @@ tu_install(fr_client *c, fri_cmodel *m)
     (void) fri_model_cache_put(c->cache, m, &used);
     fri_client_set_model(c, used);
     fri_cmodel_unref(used);
+}
+
+// The first of bad[0..n) that fr_client_create does not refuse (FR_EINVAL,
+// no handle) when set in the double field at byte offset off of
+// fr_client_config (offsetof); n when every one is refused.
+static inline size_t
+tu_first_accepted(size_t off, const double *bad, size_t n)
+{
+    for (size_t t = 0; t < n; t++) {
+        fr_client_config cfg;
+        fr_client_config_init(&cfg);
+        memcpy((char *) &cfg + off, &bad[t], sizeof(double));
+        fr_client *c = NULL;
+        fr_err     e = fr_client_create(&c, &cfg);
+        if (e != FR_EINVAL || c != NULL) {
+            fr_client_destroy(c);
+            return t;
+        }
+    }
+    return n;
 }
 
 // A fresh temporary directory (mkdtemp); caller removes it.
