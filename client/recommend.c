@@ -522,23 +522,27 @@ fr_client_recommend_diverse(fr_client *c, float lambda, uint32_t *items,
 
 // Leave-one-out scores of item for every scorable interaction j into
 // loo[j]: the item's prediction after a fold-in without j. The ridge
-// fold-in has a closed form for all of them at the cost of one fold-in
-// (fri_mf_user_loo); the other fold-ins (variational, implicit) run once
-// per interaction, the same code path as recommendations.
+// fold-in has a closed form at the cost of one fold-in (fri_mf_user_loo),
+// which also skips (NaN) every j whose effect full - loo[j] provably
+// cannot be among the top largest; the other fold-ins (variational,
+// implicit) run once per interaction, the same code path as
+// recommendations.
 static fr_err
-loo_scores(fr_client *c, uint32_t item, size_t nj, float *loo)
+loo_scores(fr_client *c, uint32_t item, float full, size_t top, size_t nj,
+           float *loo)
 {
     const fri_cmodel *m  = c->model;
     fri_mf_items      it = items_of(m);
     if (!m->vb && !m->implicit && !c->fit.implicit && nj >= 2) {
-        size_t  wl = fri_mf_loo_work_len(m->k);
+        size_t  wl = fri_mf_loo_work_len(m->k, top < nj ? top : 0);
         double *w  = fri_client_calloc(c, wl, sizeof *w);
         if (w == NULL) {
             return FR_ENOMEM;
         }
         fr_err err = fri_mf_user_loo(loo, &it, c->items, c->values, nj,
                                      c->fit.reg, c->fit.reg_bias,
-                                     (int) c->fit.weighted, item, w, wl);
+                                     (int) c->fit.weighted, item, full,
+                                     top, w, wl);
         fri_client_free_wipe(c, w, wl * sizeof *w);
         if (err != FR_EINTERNAL) {
             return err;
@@ -604,7 +608,7 @@ fr_client_explain(fr_client *c, uint32_t item, uint32_t *items,
     if (loo == NULL) {
         return fri_client_fail(c, FR_ENOMEM, "out of memory (explain)");
     }
-    err = loo_scores(c, item, nj, loo);
+    err = loo_scores(c, item, full, n, nj, loo);
     if (err != FR_OK) {
         fri_client_free_wipe(c, loo, nj * sizeof *loo);
         return fri_client_fail(c, err, "explanation failed: %s",

@@ -240,21 +240,103 @@ fri_mf_user_solve(float *p_out, float *bu_out, const fri_mf_items *it,
 }
 
 size_t
-fri_mf_loo_work_len(uint32_t k)
+fri_mf_loo_work_len(uint32_t k, size_t top)
 {
     size_t d = (size_t)k + 1;
-    return 2 * d * d + 6 * d;
+    return 2 * d * d + 6 * d + 2 * top;
+}
+
+// The leave-one-out system shared by every rating: M = A'^-1 (floats, d x
+// d), x' = M b, u = M z_target, zix = z_target . x'.
+typedef struct {
+    size_t       k, d;
+    const float *M;
+    const double *x, *u;
+    double       zix;
+} loo_sys;
+
+// v_j = z_target . x_j - zix for rating j, exactly. Without j: A_j =
+// A' - z z^T, b_j = b - z y_j; with h = z^T M z and w = z_target^T M z,
+// Sherman-Morrison gives z_target . x_j = zix - w y_j + w (z . x' - h y_j)
+// / (1 - h). FR_EINTERNAL if 1 - h is not safely positive.
+static fr_err
+loo_one(double *v_out, const loo_sys *S, const fri_mf_items *it,
+        uint32_t item, float rating, float *z, float *y)
+{
+    const size_t k = S->k, d = S->d;
+    const float *q = it->Q + (size_t)item * k;
+    memcpy(z, q, k * sizeof(float));
+    z[k] = 1.0f;
+    // M z as a sum of M's rows (axpy: vectorizes without reassociation).
+    memcpy(y, S->M + k * d, d * sizeof(float));
+    for (size_t a = 0; a < k; a++) {
+        const float *row = S->M + a * d;
+        const float  za  = z[a];
+        for (size_t c = 0; c < d; c++) {
+            y[c] += za * row[c];
+        }
+    }
+    double h = 0.0, w = 0.0, zx = 0.0;
+    for (size_t a = 0; a < d; a++) {
+        h += (double)z[a] * y[a];
+        w += S->u[a] * z[a];
+        zx += (double)z[a] * S->x[a];
+    }
+    if (!(1.0 - h > 1e-6)) {
+        return FR_EINTERNAL;
+    }
+    double yj = (double)rating - it->mu - it->bi[item];
+    *v_out    = -w * yj + w * (zx - h * yj) / (1.0 - h);
+    return FR_OK;
+}
+
+// Min-heap of doubles (the weakest of the kept values at the root).
+static void
+dheap_push(double *h, size_t *n, size_t cap, double v)
+{
+    if (*n == cap) {
+        if (!(v > h[0])) {
+            return;
+        }
+        // Replace the root and sift down.
+        size_t i = 0;
+        for (;;) {
+            size_t l = 2 * i + 1, r = l + 1, m = i;
+            double mv = v;
+            if (l < *n && h[l] < mv) {
+                m  = l;
+                mv = h[l];
+            }
+            if (r < *n && h[r] < mv) {
+                m = r;
+            }
+            if (m == i) {
+                break;
+            }
+            h[i] = h[m];
+            i    = m;
+        }
+        h[i] = v;
+        return;
+    }
+    size_t i = (*n)++;
+    while (i > 0 && h[(i - 1) / 2] > v) {
+        h[i] = h[(i - 1) / 2];
+        i    = (i - 1) / 2;
+    }
+    h[i] = v;
 }
 
 fr_err
 fri_mf_user_loo(float *loo, const fri_mf_items *it, const uint32_t *items,
                 const float *ratings, size_t n, float reg, float reg_bias,
-                int weighted, uint32_t target, double *work, size_t work_len)
+                int weighted, uint32_t target, float full, size_t top,
+                double *work, size_t work_len)
 {
     if (loo == NULL || !items_valid(it) || items == NULL || ratings == NULL ||
         n < 2 || target >= it->n_items || !(reg >= 0.0f) ||
         !(reg_bias >= 0.0f) || work == NULL ||
-        work_len < fri_mf_loo_work_len(it->k)) {
+        work_len < fri_mf_loo_work_len(it->k, top < n ? top : 0)) {
         return FR_EINVAL;
     }
     for (size_t j = 0; j < n; j++) {
@@ -263,10 +345,11 @@ fri_mf_user_loo(float *loo, const fri_mf_items *it, const uint32_t *items,
         }
     }
     const size_t k = it->k, d = k + 1;
-    // Doubles: L (d x d), x, u, inv; floats after them: G then M (d x d,
-    // the same storage), b, z, y.
+    // Doubles: L (d x d), x, u, inv, then the two top-sized heaps; floats
+    // after the first four: G then M (d x d, the same storage), b, z, y.
     double *L = work, *x = L + d * d, *u = x + d, *inv = u + d;
     float  *M = (float *)(inv + d), *bf = M + d * d, *z = bf + d, *y = z + d;
+    double *heap = work + 2 * d * d + 6 * d, *seed = heap + top;
     // A' = sum_j z z^T + s(n-1) Lambda: the fold-in's own data sums (the
     // same float code, so both see the same numbers), factored in double.
     fri_mf_user_normal_eq(M, bf, it, items, ratings, n);
@@ -325,38 +408,85 @@ fri_mf_user_loo(float *loo, const fri_mf_items *it, const uint32_t *items,
         x[a] = xa;
         u[a] = ua;
     }
-    double zix = x[k];
+    loo_sys S = { k, d, M, x, u, (double)x[k] };
     for (size_t a = 0; a < k; a++) {
-        zix += (double)qt[a] * x[a];
+        S.zix += (double)qt[a] * x[a];
     }
-    // Without j: A_j = A' - z z^T, b_j = b - z y_j. With h = z^T M z and
-    // w = z_target^T M z, Sherman-Morrison gives
-    // z_target . x_j = zix - w y_j + w (z . x' - h y_j) / (1 - h).
-    // M z as a sum of M's rows (axpy: vectorizes without reassociation).
+    const double base = (double)it->mu + it->bi[target] + S.zix;
+    if (top == 0 || top >= n) {
+        for (size_t j = 0; j < n; j++) {
+            double v;
+            fr_err e = loo_one(&v, &S, it, items[j], ratings[j], z, y);
+            if (e != FR_OK) {
+                return e;
+            }
+            loo[j] = (float)(base + v);
+        }
+        return FR_OK;
+    }
+    // Only the `top` largest effects full - loo[j] are wanted. The exact
+    // v_j = t_j / (1 - h_j) with t_j = w_j (z_j . x' - y_j) costs O(k);
+    // h_j = z_j^T M z_j costs O(k^2), but 0 <= h_j <= |z_j|^2 lambda_max(M)
+    // <= |z_j|^2 g (g: M's largest absolute row sum, Gershgorin), so the
+    // effect is bounded in O(k). Ratings whose bound cannot reach the
+    // top-th exact effect seen so far get NaN and are never computed.
+    double g = 0.0;
+    for (size_t a = 0; a < d; a++) {
+        double r = 0.0;
+        for (size_t c = 0; c < d; c++) {
+            r += fabs((double)M[a * d + c]);
+        }
+        g = r > g ? r : g;
+    }
+    g *= 1.0 + 1e-6; // the float rows' rounding
+    const double cst = (double)full - base;
+    size_t       ns  = 0, nh = 0;
     for (size_t j = 0; j < n; j++) {
         const float *q = it->Q + (size_t)items[j] * k;
-        memcpy(z, q, k * sizeof(float));
-        z[k] = 1.0f;
-        memcpy(y, M + k * d, d * sizeof(float));
+        double w = u[k], zx = x[k], z2 = 1.0;
         for (size_t a = 0; a < k; a++) {
-            const float *row = M + a * d;
-            const float  za  = z[a];
-            for (size_t c = 0; c < d; c++) {
-                y[c] += za * row[c];
-            }
-        }
-        double h = 0.0, w = 0.0, zx = 0.0;
-        for (size_t a = 0; a < d; a++) {
-            h += (double)z[a] * y[a];
-            w += u[a] * z[a];
-            zx += (double)z[a] * x[a];
-        }
-        if (!(1.0 - h > 1e-6)) {
-            return FR_EINTERNAL;
+            w += u[a] * q[a];
+            zx += x[a] * q[a];
+            z2 += (double)q[a] * q[a];
         }
         double yj = (double)ratings[j] - it->mu - it->bi[items[j]];
-        double v  = zix - w * yj + w * (zx - h * yj) / (1.0 - h);
-        loo[j]    = (float)((double)it->mu + it->bi[target] + v);
+        double t  = w * (zx - yj), H = z2 * g;
+        // effect = cst - t / (1 - h): largest at h = H when t < 0.
+        double ub = t >= 0.0 ? cst - t
+                    : H < 1.0 - 1e-6 ? cst - t / (1.0 - H)
+                                     : INFINITY;
+        loo[j] = (float)ub;
+        // Seeds: the `top` largest bounds (as stored, rounded to float).
+        dheap_push(seed, &ns, top, (double)loo[j]);
+    }
+    // The seeds' exact effects: the top-th largest of them is a lower
+    // bound on the top-th largest effect of all. Then every rating whose
+    // bound reaches it is evaluated (the seeds again: the heap holds
+    // values, not indices), the others pruned.
+    const double seed_min = seed[0];
+    for (size_t j = 0; j < n; j++) {
+        if ((double)loo[j] >= seed_min) {
+            double v;
+            fr_err e = loo_one(&v, &S, it, items[j], ratings[j], z, y);
+            if (e != FR_OK) {
+                return e;
+            }
+            dheap_push(heap, &nh, top, cst - v);
+        }
+    }
+    const double thr =
+        nh == top ? heap[0] - 1e-5 * (1.0 + fabs(heap[0])) : -INFINITY;
+    for (size_t j = 0; j < n; j++) {
+        if (!((double)loo[j] >= thr)) {
+            loo[j] = NAN;
+            continue;
+        }
+        double v;
+        fr_err e = loo_one(&v, &S, it, items[j], ratings[j], z, y);
+        if (e != FR_OK) {
+            return e;
+        }
+        loo[j] = (float)(base + v);
     }
     return FR_OK;
 }

@@ -87,21 +87,24 @@ FR_NODISCARD fr_err fri_mf_user_solve(float *p_out, float *bu_out,
 
 // Leave-one-out scores of item `target` for the ridge fold-in above:
 // loo[j] = the unclamped prediction of target after a fold-in without
-// interaction j, for every j < n, exact for every reg weighting: the
-// systems without one rating share G + s(n-1) Lambda and differ from it
-// by one rank-one term, so one Cholesky factor and a Sherman-Morrison step
-// per rating give all n in O(n k^2), the cost of one fold-in. Accumulates
-// in double in work (fri_mf_loo_work_len(k) doubles; no allocation).
-// FR_EINVAL on bad arguments or n < 2 (without a rating the fold-in is
-// the zero vector), FR_EINTERNAL if a system is not numerically positive
-// definite.
-size_t fri_mf_loo_work_len(uint32_t k);
+// interaction j, exact for every reg weighting: the systems without one
+// rating share G + s(n-1) Lambda and differ from it by one rank-one term,
+// so one Cholesky factor and a Sherman-Morrison step per rating give all n
+// in O(n k^2), the cost of one fold-in. With 0 < top < n only the ratings
+// whose effect full - loo[j] (full: the caller's prediction of target) can
+// be among the top largest are computed, the others set to NaN: a bound
+// on each effect costs O(k) per rating, so an explanation costs about one
+// Gram pass. Accumulates in double in work (fri_mf_loo_work_len(k, top)
+// doubles; no allocation). FR_EINVAL on bad arguments or n < 2 (without a
+// rating the fold-in is the zero vector), FR_EINTERNAL if a system is not
+// numerically positive definite.
+size_t fri_mf_loo_work_len(uint32_t k, size_t top);
 FR_NODISCARD fr_err fri_mf_user_loo(float *loo, const fri_mf_items *it,
                                     const uint32_t *items,
                                     const float *ratings, size_t n,
                                     float reg, float reg_bias, int weighted,
-                                    uint32_t target, double *work,
-                                    size_t work_len);
+                                    uint32_t target, float full, size_t top,
+                                    double *work, size_t work_len);
 
 // The data part of a user's normal equations with z = [q_i; 1] over the
 // rated items: A (d x d, d = k+1, upper triangle) = sum_j z z^T and

@@ -520,3 +520,67 @@ Test(train, rejects_bad_config)
     fri_csr_free(&csr);
     fri_dataset_free(&d);
 }
+
+// The pruned leave-one-out (only the top largest effects) gives the same
+// top effects, to the bit, as computing all of them, and skips most.
+Test(mf, loo_top_equals_full_and_prunes)
+{
+    enum { NB = 400, KB = 8, NR = 300, TOP = 3 };
+    static float Qb[NB * KB], Bb[NB];
+    fri_mf_items it = fixture_items(Qb, Bb, NB, KB, 0.3, 11);
+    uint32_t     items[NR];
+    float        r[NR], all[NR], part[NR];
+    fri_rng      g;
+    fri_rng_seed(&g, 5);
+    for (uint32_t j = 0; j < NR; j++) {
+        items[j] = j; // sorted, distinct
+        r[j]     = (float) (1 + fri_rng_below(&g, 5));
+    }
+    size_t  wl = fri_mf_loo_work_len(KB, TOP);
+    double *w  = calloc(wl, sizeof *w);
+    cr_assert(w != NULL);
+    cr_assert_eq(fri_mf_user_loo(part, &it, items, r, NR, 0.1f, 0.05f, 1, 7,
+                                 0.0f, TOP, w, fri_mf_loo_work_len(KB, 0)),
+                 FR_EINVAL, "a work buffer without the heaps is refused");
+    for (uint32_t wt = 0; wt <= 2; wt++) {
+        for (uint32_t target = 350; target < 400; target += 7) {
+            const float full = 3.7f;
+            cr_assert_eq(fri_mf_user_loo(all, &it, items, r, NR, 0.1f, 0.05f,
+                                         (int) wt, target, full, 0, w, wl),
+                         FR_OK);
+            cr_assert_eq(fri_mf_user_loo(part, &it, items, r, NR, 0.1f,
+                                         0.05f, (int) wt, target, full, TOP,
+                                         w, wl),
+                         FR_OK);
+            // The TOP largest effects of the full list.
+            size_t best[TOP];
+            for (size_t t = 0; t < TOP; t++) {
+                size_t b = NR;
+                for (size_t j = 0; j < NR; j++) {
+                    int used = 0;
+                    for (size_t u = 0; u < t; u++) {
+                        used |= best[u] == j;
+                    }
+                    if (!used && (b == NR || full - all[j] > full - all[b])) {
+                        b = j;
+                    }
+                }
+                best[t] = b;
+                cr_assert(!isnan(part[b]), "top effect %zu was pruned", t);
+                cr_assert_eq(part[b], all[b], "effect %zu differs", t);
+            }
+            size_t pruned = 0;
+            for (size_t j = 0; j < NR; j++) {
+                if (isnan(part[j])) {
+                    pruned++;
+                    cr_assert(full - all[j] <= full - all[best[TOP - 1]],
+                              "pruned %zu is in the top", j);
+                } else {
+                    cr_assert_eq(part[j], all[j]);
+                }
+            }
+            cr_assert(pruned > NR / 2, "only %zu of %d pruned", pruned, NR);
+        }
+    }
+    free(w);
+}
