@@ -6,7 +6,9 @@
 // median cost of an explanation (fr_client_explain of one item, top 3)
 // against a prediction from scratch (fold-in + fr_client_predict).
 // Usage: fedrec-bench-foldin [ITEMS [K [HISTORY [REPS [MODEL [W]]]]]]
-// (defaults 100000 32 50 1000 explicit). MODEL implicit: an iALS model and
+// (defaults 100000 32 50 1000 explicit). MODEL explicit: a ridge (ALS)
+// model; vbmf: a variational one (item variances, user prior, the
+// device's default rated-set prior shift); implicit: an iALS model and
 // the implicit fold-in, with the device's default recency weighting over
 // the timestamped history and its last-item term of weight W (default:
 // the library's) (no explanation timing: its per-interaction
@@ -18,6 +20,7 @@
 #include <string.h>
 
 #include "client_internal.h"
+#include "linalg.h"
 #include "rng.h"
 #include "timing.h"
 
@@ -36,10 +39,12 @@ main(int argc, char **argv)
     uint32_t hist = argc > 3 ? (uint32_t) strtoul(argv[3], NULL, 10) : 50;
     int      reps = argc > 4 ? atoi(argv[4]) : 1000;
     int      impl = argc > 5 && strcmp(argv[5], "implicit") == 0;
+    int      vb   = argc > 5 && strcmp(argv[5], "vbmf") == 0;
     if (n < 100 || k == 0 || k > 256 || hist + (uint32_t) reps >= n ||
-        reps < 1 || (argc > 5 && !impl && strcmp(argv[5], "explicit") != 0)) {
+        reps < 1 ||
+        (argc > 5 && !impl && !vb && strcmp(argv[5], "explicit") != 0)) {
         fprintf(stderr, "usage: fedrec-bench-foldin [ITEMS [K [HISTORY "
-                        "[REPS [explicit|implicit]]]]]\n");
+                        "[REPS [explicit|vbmf|implicit [W]]]]]]\n");
         return 2;
     }
     fr_client_config cfg;
@@ -71,6 +76,21 @@ main(int argc, char **argv)
         m->bi[i] = impl ? 0.0f : (float) (0.3 * fri_rng_normal(&r));
         for (uint32_t f = 0; f < k; f++) {
             m->Q[(size_t) i * k + f] = (float) (0.2 * fri_rng_normal(&r));
+        }
+    }
+    if (vb) {
+        const size_t d = (size_t) k + 1;
+        if (fri_cmodel_vb_alloc(m) != FR_OK) {
+            fprintf(stderr, "fedrec-bench-foldin: out of memory\n");
+            return 1;
+        }
+        m->beta = 1.2f;
+        for (size_t a = 0; a < d; a++) {
+            m->umean[a] = 0.01f * (float) a;
+            m->uprec_packed[fri_packed_index(d, a, a)] = 2.0f;
+        }
+        for (size_t j = 0; j < (size_t) n * d; j++) {
+            m->item_var[j] = (float) (0.02 + 0.01 * fri_rng_uniform(&r));
         }
     }
     memcpy(m->signer, c->server_pk + 32, 32);
@@ -150,10 +170,11 @@ main(int argc, char **argv)
     qsort(t, (size_t) reps, sizeof(double), cmp_d);
     qsort(te, (size_t) reps, sizeof(double), cmp_d);
     printf("{\"items\":%u,\"k\":%u,\"history\":%u,\"reps\":%d,"
-           "\"model\":\"explicit\",\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"max_ms\":%.4f,"
+           "\"model\":\"%s\",\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"max_ms\":%.4f,"
            "\"explain_history\":%u,\"predict_scratch_p50_ms\":%.4f,"
            "\"explain_p50_ms\":%.4f,\"explain_over_predict\":%.2f}\n",
-           n, k, hist, reps, p50, p99, tmax, hist + (uint32_t) reps, t[reps / 2],
+           n, k, hist, reps, vb ? "vbmf" : "explicit", p50, p99, tmax,
+           hist + (uint32_t) reps, t[reps / 2],
            te[reps / 2], te[reps / 2] / t[reps / 2]);
     free(te);
     free(t);

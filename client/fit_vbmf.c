@@ -75,45 +75,20 @@ fr_err
 fri_client_vb_fit(fr_client *c, const uint32_t *items, const float *values,
                   size_t n, float *p_out, float *bu_out, float *cov_out)
 {
-    const fri_cmodel *m = c->model;
-    const size_t k = m->k, d = k + 1, P = fri_packed_len(d);
-    // The step indexes item data by position: hand it the rated items
-    // only (means, biases, covariances with the diagonal the model
-    // carries), as items 0..n-1.
-    const size_t nn   = n > 0 ? n : 1;
-    const size_t wl   = fri_bpmf_work_len(m->k);
-    float       *Qs   = fri_client_calloc2(c, nn, k, sizeof(float));
-    float       *bs   = fri_client_calloc(c, nn, sizeof(float));
-    float       *Ss   = fri_client_calloc2(c, nn, P, sizeof(float));
-    uint32_t    *ix   = fri_client_calloc(c, nn, sizeof(uint32_t));
-    float       *work = fri_client_calloc(c, wl, sizeof(float));
-    fr_err       err  = FR_OK;
-    if (Qs == NULL || bs == NULL || Ss == NULL || ix == NULL || work == NULL) {
-        err = FR_ENOMEM;
+    const fri_cmodel *m  = c->model;
+    const size_t      wl = fri_bpmf_work_len(m->k);
+    float            *work = fri_client_calloc(c, wl, sizeof(float));
+    if (work == NULL) {
+        return FR_ENOMEM;
     }
-    for (size_t j = 0; j < n && err == FR_OK; j++) {
-        uint32_t i = items[j];
-        memcpy(Qs + j * k, m->Q + (size_t)i * k, k * sizeof(float));
-        bs[j] = m->bi[i];
-        for (size_t a = 0; a < d; a++) {
-            Ss[j * P + fri_packed_index(d, a, a)] = m->item_var[i * d + a];
-        }
-        ix[j] = (uint32_t)j;
-    }
-    if (err == FR_OK) {
-        fri_mf_items   it = { (uint32_t)n, m->k, m->mu, bs, Qs };
-        // The prior moves towards the rated items (SVD++, tied factors).
-        float          pm[FRI_MF_MAX_K + 1];
-        fri_bpmf_prior up = { (uint32_t)d, m->umean, m->uprec };
-        fri_vbmf_rated_set_mean(pm, &up, Qs, NULL, n, m->k, c->svdpp);
-        fri_bpmf_prior pr = { (uint32_t)d, pm, m->uprec };
-        err = fri_bpmf_user_step(p_out, bu_out, cov_out, Ss, &it, ix, values,
-            n, &pr, m->beta, NULL, work, wl);
-    }
-    fri_client_free_wipe(c, Qs, nn * k * sizeof(float));
-    fri_client_free_wipe(c, bs, nn * sizeof(float));
-    fri_client_free_wipe(c, Ss, nn * P * sizeof(float));
-    fri_client_free_wipe(c, ix, nn * sizeof(uint32_t));
+    fri_mf_items it = { m->n_items, m->k, m->mu, m->bi, m->Q };
+    // The prior moves towards the rated items (SVD++, tied factors).
+    float          pm[FRI_MF_MAX_K + 1];
+    fri_bpmf_prior up = { m->k + 1, m->umean, m->uprec };
+    fri_vbmf_rated_set_mean(pm, &up, m->Q, items, n, m->k, c->svdpp);
+    fri_bpmf_prior pr  = { m->k + 1, pm, m->uprec };
+    fr_err         err = fri_vbmf_user_step_diag(p_out, bu_out, cov_out,
+        m->item_var, &it, items, values, n, &pr, m->beta, work, wl);
     fri_client_free_wipe(c, work, wl * sizeof(float));
     return err;
 }

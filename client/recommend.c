@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "bayes.h"
 #include "client_internal.h"
 #include "mf.h"
 #include "recency.h"
@@ -372,8 +373,13 @@ top_ranked(
         if (seen < c->n_inter && c->items[seen] == i) {
             continue;
         }
-        float s;
-        if (!rank_score(c->model, c->p, item_score(c, &it, i), i, &s)) {
+        float s, mean = item_score(c, &it, i);
+        // A rank key never exceeds the mean: an item whose mean is below
+        // the weakest kept key cannot enter (skips the variance pass).
+        if (have == n && mean < scores[0]) {
+            continue;
+        }
+        if (!rank_score(c->model, c->p, mean, i, &s)) {
             continue;
         }
         if (have < n) {
@@ -521,12 +527,11 @@ fr_client_recommend_diverse(fr_client *c, float lambda, uint32_t *items,
 }
 
 // Leave-one-out scores of item for every scorable interaction j into
-// loo[j]: the item's prediction after a fold-in without j. The ridge
-// fold-in has a closed form at the cost of one fold-in (fri_mf_user_loo),
-// which also skips (NaN) every j whose effect full - loo[j] provably
-// cannot be among the top largest; the other fold-ins (variational,
-// implicit) run once per interaction, the same code path as
-// recommendations.
+// loo[j]: the item's prediction after a fold-in without j. The ridge and
+// the variational fold-ins have closed forms (fri_mf_user_loo,
+// fri_vbmf_user_loo) that also skip (NaN) every j whose effect full -
+// loo[j] provably cannot be among the top largest; the implicit fold-in
+// runs once per interaction, the same code path as recommendations.
 static fr_err
 loo_scores(fr_client *c, uint32_t item, float full, size_t top, size_t nj,
            float *loo)
@@ -547,6 +552,21 @@ loo_scores(fr_client *c, uint32_t item, float full, size_t top, size_t nj,
         if (err != FR_EINTERNAL) {
             return err;
         } // else: numerically delicate; the direct refits below decide
+    }
+    if (m->vb && !m->implicit && !c->fit.implicit && nj >= 2) {
+        size_t         wl = fri_vbmf_loo_work_len(m->k, top < nj ? top : 0);
+        double        *w  = fri_client_calloc(c, wl, sizeof *w);
+        fri_bpmf_prior pr = {m->k + 1, m->umean, m->uprec};
+        if (w == NULL) {
+            return FR_ENOMEM;
+        }
+        fr_err err = fri_vbmf_user_loo(loo, &it, m->item_var, c->items,
+                                       c->values, nj, &pr, m->beta, c->svdpp,
+                                       item, full, top, w, wl);
+        fri_client_free_wipe(c, w, wl * sizeof *w);
+        if (err != FR_EINTERNAL) {
+            return err;
+        }
     }
     const size_t k = m->k, rest = nj - 1, nr = rest > 0 ? rest : 1;
     uint32_t    *ri  = fri_client_calloc(c, nr, sizeof *ri);

@@ -141,9 +141,232 @@ fri_vbmf_rated_set_mean(float *mean_out, const fri_bpmf_prior *prior,
     }
 }
 
+size_t
+fri_vbmf_loo_work_len(uint32_t k, size_t top)
+{
+    const size_t d = (size_t)k + 1;
+    return 5 * d * d + 11 * d + 2 * top;
+}
+
+// What every leave-one-out solve of fri_vbmf_user_loo shares.
+typedef struct {
+    const fri_mf_items *it;
+    const float        *item_var, *prec;
+    const uint32_t     *items;
+    const float        *ratings;
+    size_t              k, d;
+    double              beta, alpha, gamma; // prior-mean shift: alpha S - gamma q_j
+    const double       *A, *b, *sq; // full system, sum of q over the rated set
+    double             *Aj, *Lj, *xj; // scratch
+    const float        *qt;
+    double              bt; // mu + b_target
+} vbmf_loo_ctx;
+
+// x_j from A_j = A - beta (z z^T + D_j), b_j = b - beta y_j z +
+// prec (alpha S - gamma q_j) in double; pred = mu + b_t + z_t . x_j.
+static fr_err
+vbmf_loo_exact(void *ctx, size_t j, double *pred)
+{
+    const vbmf_loo_ctx *c = ctx;
+    const size_t        k = c->k, d = c->d;
+    const float        *q = c->it->Q + (size_t)c->items[j] * k;
+    const float        *v = c->item_var + (size_t)c->items[j] * d;
+    double z[FRI_MF_MAX_K + 1], sh[FRI_MF_MAX_K + 1];
+    for (size_t a = 0; a < k; a++) {
+        z[a]  = q[a];
+        sh[a] = c->alpha * c->sq[a] - c->gamma * q[a];
+    }
+    z[k]      = 1.0;
+    sh[k]     = 0.0;
+    double yj = (double)c->ratings[j] - c->it->mu - c->it->bi[c->items[j]];
+    for (size_t a = 0; a < d; a++) {
+        double s = c->b[a] - c->beta * yj * z[a];
+        for (size_t e = 0; e < k; e++) {
+            s += (double)c->prec[a * d + e] * sh[e];
+        }
+        c->xj[a] = s;
+        for (size_t e = 0; e < d; e++) {
+            c->Aj[a * d + e] = c->A[a * d + e] - c->beta * z[a] * z[e];
+        }
+        if (a < k) {
+            c->Aj[a * d + a] -= c->beta * v[a];
+        }
+    }
+    if (fri_chol_d(c->Lj, c->Aj, d, 0.0) != 0) {
+        return FR_EINTERNAL;
+    }
+    fri_chol_d_solve(c->Lj, c->xj, d, 1);
+    double p = c->bt + c->xj[k];
+    for (size_t a = 0; a < k; a++) {
+        p += (double)c->qt[a] * c->xj[a];
+    }
+    *pred = p;
+    return FR_OK;
+}
+
 fr_err
-fri_bpmf_user_step(float *p_out, float *bu_out, float *cov_out,
-    const float *item_cov, const fri_mf_items *it, const uint32_t *items,
+fri_vbmf_user_loo(float *loo, const fri_mf_items *it, const float *item_var,
+    const uint32_t *items, const float *ratings, size_t n,
+    const fri_bpmf_prior *prior, float beta, float svdpp, uint32_t target,
+    float full, size_t top, double *work, size_t work_len)
+{
+    if (loo == NULL || it == NULL || it->k == 0 || it->k > FRI_MF_MAX_K
+        || it->Q == NULL || it->bi == NULL || item_var == NULL
+        || items == NULL || ratings == NULL || n < 2
+        || target >= it->n_items || !prior_valid(prior, (size_t)it->k + 1)
+        || !(beta > 0.0f) || !isfinite(beta) || !isfinite(svdpp)
+        || work == NULL
+        || work_len < fri_vbmf_loo_work_len(it->k, top < n ? top : 0)) {
+        return FR_EINVAL;
+    }
+    for (size_t j = 0; j < n; j++) {
+        if (items[j] >= it->n_items || !isfinite(ratings[j])) {
+            return FR_EINVAL;
+        }
+    }
+    const size_t k = it->k, d = k + 1;
+    double *A = work, *L = A + d * d, *Aj = L + d * d, *Lj = Aj + d * d;
+    double *b = Lj + d * d, *x = b + d, *u = x + d, *sq = u + d, *xj = sq + d;
+    double *lu = xj + d, *lsq = lu + d, *heaps = lsq + d;
+    // The full system, as the device's step builds it: the data sums by
+    // the same float code (fri_mf_user_normal_eq), the rest in double.
+    float *Af = (float *)(heaps + 2 * top), *bf = Af + d * d;
+    fri_mf_user_normal_eq(Af, bf, it, items, ratings, n);
+    memset(sq, 0, d * sizeof(double));
+    for (size_t a = 0; a < d; a++) {
+        b[a] = bf[a];
+        for (size_t c = a; c < d; c++) {
+            A[a * d + c] = Af[a * d + c];
+        }
+    }
+    for (size_t j = 0; j < n; j++) {
+        const float *q = it->Q + (size_t)items[j] * k;
+        const float *v = item_var + (size_t)items[j] * d;
+        for (size_t a = 0; a < k; a++) {
+            A[a * d + a] += v[a];
+            sq[a] += q[a];
+        }
+    }
+    const double w  = svdpp, nn = (double)n;
+    const double sn = w / sqrt(nn); // the full set's prior-mean shift
+    for (size_t a = 0; a < d; a++) {
+        b[a] *= beta;
+        for (size_t c = a; c < d; c++) {
+            A[a * d + c] = A[a * d + c] * beta + prior->prec[a * d + c];
+            A[c * d + a] = A[a * d + c];
+        }
+        for (size_t c = 0; c < d; c++) {
+            double pm = prior->mean[c] + (c < k ? sn * sq[c] : 0.0);
+            b[a] += (double)prior->prec[a * d + c] * pm;
+        }
+    }
+    if (fri_chol_d(L, A, d, 0.0) != 0) {
+        return FR_EINTERNAL;
+    }
+    const float *qt = it->Q + (size_t)target * k;
+    for (size_t a = 0; a < d; a++) {
+        x[a] = b[a];
+        u[a] = a < k ? qt[a] : 1.0;
+    }
+    fri_chol_d_solve(L, x, d, 1);
+    fri_chol_d_solve(L, u, d, 1);
+    vbmf_loo_ctx ctx = { it, item_var, prior->prec, items, ratings, k, d,
+        beta, w != 0.0 ? w / sqrt(nn - 1.0) - sn : 0.0,
+        w != 0.0 ? w / sqrt(nn - 1.0) : 0.0, A, b, sq, Aj, Lj, xj, qt,
+        (double)it->mu + it->bi[target] };
+    if (top == 0 || top >= n) {
+        for (size_t j = 0; j < n; j++) {
+            double pred;
+            fr_err e = vbmf_loo_exact(&ctx, j, &pred);
+            if (e != FR_OK) {
+                return e;
+            }
+            loo[j] = (float)pred;
+        }
+        return FR_OK;
+    }
+    // Bounds. x_j - x = A_j^-1 r_j with r_j = beta (z (z.x - y_j) + D_j x)
+    // + prec (alpha S - gamma q_j) and A_j^-1 = A^-1 + A^-1 E_j A_j^-1, so
+    // the effect z_t . (x - x_j) = -u . r_j - (E_j u) . A_j^-1 r_j, the
+    // second term at most |E_j u| |r_j| / (lambda_min(A) - |E_j|).
+    // lambda_min(A) >= 1 / (A^-1's largest absolute row sum); |prec|_2 <=
+    // its largest absolute row sum.
+    double g = 0.0, gp = 0.0, nlsq = 0.0;
+    for (size_t c = 0; c < d; c++) {
+        for (size_t a = 0; a < d; a++) {
+            Aj[a * d + c] = a == c ? 1.0 : 0.0; // A^-1 column by column
+        }
+    }
+    fri_chol_d_solve(L, Aj, d, d);
+    for (size_t a = 0; a < d; a++) {
+        double r = 0.0, rp = 0.0, s1 = 0.0, s2 = 0.0;
+        for (size_t c = 0; c < d; c++) {
+            r += fabs(Aj[a * d + c]);
+            rp += fabs((double)prior->prec[a * d + c]);
+            s1 += (double)prior->prec[a * d + c] * u[c];
+            s2 += (double)prior->prec[a * d + c] * (c < k ? sq[c] : 0.0);
+        }
+        g      = r > g ? r : g;
+        gp     = rp > gp ? rp : gp;
+        lu[a]  = s1;
+        lsq[a] = s2;
+        nlsq += s2 * s2;
+    }
+    const double lam = (1.0 - 1e-9) / g; // rounding of the inverse
+    nlsq             = sqrt(nlsq);
+    double full_pred = ctx.bt + x[k];
+    for (size_t a = 0; a < k; a++) {
+        full_pred += (double)qt[a] * x[a];
+    }
+    const double cst = (double)full - full_pred;
+    // Per rating only z's products and D_j's largest entry are read; D_j's
+    // products are bounded through vmax: |D_j x| <= vmax |x|, |D_j u| <=
+    // vmax |u|, |u . D_j x| <= vmax sum |u_a x_a|.
+    double nx = 0.0, nu = 0.0, aux = 0.0, luS = 0.0;
+    for (size_t a = 0; a < k; a++) {
+        nx += x[a] * x[a];
+        nu += u[a] * u[a];
+        aux += fabs(u[a] * x[a]);
+        luS += lu[a] * sq[a];
+    }
+    nx = sqrt(nx);
+    nu = sqrt(nu);
+    const double bb = beta;
+    for (size_t j = 0; j < n; j++) {
+        const float *q = it->Q + (size_t)items[j] * k;
+        const float *v = item_var + (size_t)items[j] * d;
+        double zx = x[k], zu = u[k], z2 = 1.0, luq = 0.0, vmax = 0.0;
+        for (size_t a = 0; a < k; a++) {
+            double qa = q[a];
+            zx += qa * x[a];
+            zu += qa * u[a];
+            z2 += qa * qa;
+            luq += lu[a] * qa;
+            vmax = v[a] > vmax ? v[a] : vmax;
+        }
+        double yj  = (double)ratings[j] - it->mu - it->bi[items[j]];
+        double e   = zx - yj, nz = sqrt(z2);
+        // u . r_j without the D_j term, which joins the bound.
+        double ur  = bb * zu * e + ctx.alpha * luS - ctx.gamma * luq;
+        double nr  = bb * (fabs(e) * nz + vmax * nx) + fabs(ctx.alpha) * nlsq
+                     + fabs(ctx.gamma) * gp * sqrt(z2 - 1.0);
+        double ne  = bb * (z2 + vmax);
+        double neu = bb * (fabs(zu) * nz + vmax * nu);
+        double gap = lam - ne;
+        // effect = cst - (pred_j - full_pred) = cst - u.r_j - second term
+        float ub = (float)(gap > 1e-12 * lam
+                ? cst - ur + bb * vmax * aux + neu * nr / gap
+                : INFINITY);
+        loo[j] = isnan(ub) ? INFINITY : ub;
+    }
+    return fri_loo_top(loo, n, top, full, vbmf_loo_exact, &ctx, heaps);
+}
+
+// The user step with either full packed item covariances (item_cov) or
+// their diagonals (item_var, d floats per item), or neither.
+static fr_err
+user_step(float *p_out, float *bu_out, float *cov_out, const float *item_cov,
+    const float *item_var, const fri_mf_items *it, const uint32_t *items,
     const float *ratings, size_t n, const fri_bpmf_prior *prior, float beta,
     fri_rng *rng, float *work, size_t work_len)
 {
@@ -184,6 +407,13 @@ fri_bpmf_user_step(float *p_out, float *bu_out, float *cov_out,
                 b[a] -= Sa[k - a];
             }
         }
+    } else if (item_var != NULL) {
+        for (size_t j = 0; j < n; j++) {
+            const float *v = item_var + (size_t)items[j] * d;
+            for (size_t a = 0; a < k; a++) {
+                A[a * d + a] += v[a];
+            }
+        }
     }
     for (size_t a = 0; a < d; a++) {
         b[a] *= beta;
@@ -194,6 +424,29 @@ fri_bpmf_user_step(float *p_out, float *bu_out, float *cov_out,
     e = finish_step(p_out, bu_out, cov_out, A, b, eps, rinv, d, prior, rng);
     free(owned);
     return e;
+}
+
+fr_err
+fri_bpmf_user_step(float *p_out, float *bu_out, float *cov_out,
+    const float *item_cov, const fri_mf_items *it, const uint32_t *items,
+    const float *ratings, size_t n, const fri_bpmf_prior *prior, float beta,
+    fri_rng *rng, float *work, size_t work_len)
+{
+    return user_step(p_out, bu_out, cov_out, item_cov, NULL, it, items,
+        ratings, n, prior, beta, rng, work, work_len);
+}
+
+fr_err
+fri_vbmf_user_step_diag(float *p_out, float *bu_out, float *cov_out,
+    const float *item_var, const fri_mf_items *it, const uint32_t *items,
+    const float *ratings, size_t n, const fri_bpmf_prior *prior, float beta,
+    float *work, size_t work_len)
+{
+    if (item_var == NULL) {
+        return FR_EINVAL;
+    }
+    return user_step(p_out, bu_out, cov_out, NULL, item_var, it, items,
+        ratings, n, prior, beta, NULL, work, work_len);
 }
 
 fr_err

@@ -63,6 +63,15 @@ FR_NODISCARD fr_err fri_bpmf_user_step(float *p_out, float *bu_out,
     const fri_bpmf_prior *prior, float beta, fri_rng *rng, float *work,
     size_t work_len);
 
+// The variational mean step above when only the covariance diagonals are
+// known (what a device holds): item_var holds k + 1 floats per item
+// (item i at i * (k + 1); the bias variance is not used), the same numbers
+// as packed covariances with zero off-diagonals, without building them.
+FR_NODISCARD fr_err fri_vbmf_user_step_diag(float *p_out, float *bu_out,
+    float *cov_out, const float *item_var, const fri_mf_items *it,
+    const uint32_t *items, const float *ratings, size_t n,
+    const fri_bpmf_prior *prior, float beta, float *work, size_t work_len);
+
 // SVD++'s implicit term (Koren 2008) with the implicit factors tied to
 // the item factors, y_j = w q_j: a user's prior mean over [p_u; b_u] is
 // prior->mean shifted by w |N(u)|^-1/2 sum_{j in N(u)} q_j on the factor
@@ -75,6 +84,26 @@ FR_NODISCARD fr_err fri_bpmf_user_step(float *p_out, float *bu_out,
 // n = 0 copies the mean.
 void fri_vbmf_rated_set_mean(float *mean_out, const fri_bpmf_prior *prior,
     const float *Q, const uint32_t *items, size_t n, uint32_t k, float w);
+
+// Leave-one-out predictions of item `target` for the device's variational
+// user step (fri_bpmf_user_step with the diagonal item variances the model
+// carries, item_var: d floats per item, and the rated-set prior mean of
+// fri_vbmf_rated_set_mean with weight svdpp): loo[j] = mu + b_target +
+// [q_target; 1] . x_j, x_j the posterior mean without rating j. Without
+// j the precision loses beta (z_j z_j^T + D_j), a rank-d change, and the
+// prior mean moves; each x_j is an exact d x d solve in double (O(k^3)),
+// not a refit over the n ratings. With 0 < top < n only the ratings whose
+// effect full - loo[j] can be among the top largest are solved, the
+// others set to NaN: with u = A^-1 z_target and r_j = A (x_j - x)'s
+// right side, the effect is -u . r_j up to |E_j u| |r_j| / (lambda_min(A)
+// - |E_j|), all O(k) per rating. work: fri_vbmf_loo_work_len(k, top)
+// doubles. FR_EINVAL on bad arguments or n < 2, FR_EINTERNAL if a system
+// is not numerically positive definite.
+size_t fri_vbmf_loo_work_len(uint32_t k, size_t top);
+FR_NODISCARD fr_err fri_vbmf_user_loo(float *loo, const fri_mf_items *it,
+    const float *item_var, const uint32_t *items, const float *ratings,
+    size_t n, const fri_bpmf_prior *prior, float beta, float svdpp,
+    uint32_t target, float full, size_t top, double *work, size_t work_len);
 
 // Default and bound of that weight (chosen on validation splits of
 // ML-100K u1.base and u3.base, docs/BEHAVIOUR.md).

@@ -328,6 +328,70 @@ dheap_push(double *h, size_t *n, size_t cap, double v)
 }
 
 fr_err
+fri_loo_top(float *loo, size_t n, size_t top, float full,
+            fri_loo_exact_fn exact, void *ctx, double *heaps)
+{
+    double *heap = heaps, *seed = heaps + top;
+    size_t  ns = 0, nh = 0;
+    if (top == 0) {
+        return FR_EINVAL;
+    }
+    // Seeds: the `top` largest bounds (as stored, rounded to float).
+    for (size_t j = 0; j < n; j++) {
+        dheap_push(seed, &ns, top, (double)loo[j]);
+    }
+    // The seeds' exact effects: the top-th largest of them is a lower
+    // bound on the top-th largest effect of all. Then every rating whose
+    // bound reaches it is evaluated (the seeds again: the heap holds
+    // values, not indices), the others pruned.
+    const double seed_min = seed[0];
+    for (size_t j = 0; j < n; j++) {
+        if ((double)loo[j] >= seed_min) {
+            double pred;
+            fr_err e = exact(ctx, j, &pred);
+            if (e != FR_OK) {
+                return e;
+            }
+            dheap_push(heap, &nh, top, (double)full - pred);
+        }
+    }
+    const double thr =
+        nh == top ? heap[0] - 1e-5 * (1.0 + fabs(heap[0])) : -INFINITY;
+    for (size_t j = 0; j < n; j++) {
+        if (!((double)loo[j] >= thr)) {
+            loo[j] = NAN;
+            continue;
+        }
+        double pred;
+        fr_err e = exact(ctx, j, &pred);
+        if (e != FR_OK) {
+            return e;
+        }
+        loo[j] = (float)pred;
+    }
+    return FR_OK;
+}
+
+typedef struct {
+    const loo_sys      *S;
+    const fri_mf_items *it;
+    const uint32_t     *items;
+    const float        *ratings;
+    float              *z, *y;
+    double              base;
+} als_loo_ctx;
+
+static fr_err
+als_loo_exact(void *ctx, size_t j, double *pred)
+{
+    const als_loo_ctx *c = ctx;
+    double             v;
+    fr_err e = loo_one(&v, c->S, c->it, c->items[j], c->ratings[j], c->z, c->y);
+    *pred    = c->base + v;
+    return e;
+}
+
+fr_err
 fri_mf_user_loo(float *loo, const fri_mf_items *it, const uint32_t *items,
                 const float *ratings, size_t n, float reg, float reg_bias,
                 int weighted, uint32_t target, float full, size_t top,
@@ -349,7 +413,7 @@ fri_mf_user_loo(float *loo, const fri_mf_items *it, const uint32_t *items,
     // after the first four: G then M (d x d, the same storage), b, z, y.
     double *L = work, *x = L + d * d, *u = x + d, *inv = u + d;
     float  *M = (float *)(inv + d), *bf = M + d * d, *z = bf + d, *y = z + d;
-    double *heap = work + 2 * d * d + 6 * d, *seed = heap + top;
+    double *heap = work + 2 * d * d + 6 * d;
     // A' = sum_j z z^T + s(n-1) Lambda: the fold-in's own data sums (the
     // same float code, so both see the same numbers), factored in double.
     fri_mf_user_normal_eq(M, bf, it, items, ratings, n);
@@ -440,7 +504,6 @@ fri_mf_user_loo(float *loo, const fri_mf_items *it, const uint32_t *items,
     }
     g *= 1.0 + 1e-6; // the float rows' rounding
     const double cst = (double)full - base;
-    size_t       ns  = 0, nh = 0;
     for (size_t j = 0; j < n; j++) {
         const float *q = it->Q + (size_t)items[j] * k;
         double w = u[k], zx = x[k], z2 = 1.0;
@@ -452,43 +515,12 @@ fri_mf_user_loo(float *loo, const fri_mf_items *it, const uint32_t *items,
         double yj = (double)ratings[j] - it->mu - it->bi[items[j]];
         double t  = w * (zx - yj), H = z2 * g;
         // effect = cst - t / (1 - h): largest at h = H when t < 0.
-        double ub = t >= 0.0 ? cst - t
-                    : H < 1.0 - 1e-6 ? cst - t / (1.0 - H)
-                                     : INFINITY;
-        loo[j] = (float)ub;
-        // Seeds: the `top` largest bounds (as stored, rounded to float).
-        dheap_push(seed, &ns, top, (double)loo[j]);
+        loo[j] = (float)(t >= 0.0 ? cst - t
+                         : H < 1.0 - 1e-6 ? cst - t / (1.0 - H)
+                                          : INFINITY);
     }
-    // The seeds' exact effects: the top-th largest of them is a lower
-    // bound on the top-th largest effect of all. Then every rating whose
-    // bound reaches it is evaluated (the seeds again: the heap holds
-    // values, not indices), the others pruned.
-    const double seed_min = seed[0];
-    for (size_t j = 0; j < n; j++) {
-        if ((double)loo[j] >= seed_min) {
-            double v;
-            fr_err e = loo_one(&v, &S, it, items[j], ratings[j], z, y);
-            if (e != FR_OK) {
-                return e;
-            }
-            dheap_push(heap, &nh, top, cst - v);
-        }
-    }
-    const double thr =
-        nh == top ? heap[0] - 1e-5 * (1.0 + fabs(heap[0])) : -INFINITY;
-    for (size_t j = 0; j < n; j++) {
-        if (!((double)loo[j] >= thr)) {
-            loo[j] = NAN;
-            continue;
-        }
-        double v;
-        fr_err e = loo_one(&v, &S, it, items[j], ratings[j], z, y);
-        if (e != FR_OK) {
-            return e;
-        }
-        loo[j] = (float)(base + v);
-    }
-    return FR_OK;
+    als_loo_ctx ctx = { &S, it, items, ratings, z, y, base };
+    return fri_loo_top(loo, n, top, full, als_loo_exact, &ctx, heap);
 }
 
 fr_err

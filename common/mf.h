@@ -106,6 +106,17 @@ FR_NODISCARD fr_err fri_mf_user_loo(float *loo, const fri_mf_items *it,
                                     uint32_t target, float full, size_t top,
                                     double *work, size_t work_len);
 
+// The selection behind the `top` mode of the leave-one-out functions:
+// loo[j] holds on entry an upper bound on rating j's effect full -
+// pred_j (+inf if none is known); exact(ctx, j, &pred_j) computes the
+// leave-one-out prediction. On return loo[j] is pred_j for every rating
+// whose effect can be among the top largest and NaN for the others.
+// heaps: 2 top doubles. FR_EINVAL if top is 0; else exact's first error.
+typedef fr_err (*fri_loo_exact_fn)(void *ctx, size_t j, double *pred);
+FR_NODISCARD fr_err fri_loo_top(float *loo, size_t n, size_t top, float full,
+                                fri_loo_exact_fn exact, void *ctx,
+                                double *heaps);
+
 // The data part of a user's normal equations with z = [q_i; 1] over the
 // rated items: A (d x d, d = k+1, upper triangle) = sum_j z z^T and
 // b (d) = sum_j z (ratings[j] - mu - b_i). Overwrites A and b; no checks

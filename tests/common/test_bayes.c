@@ -691,3 +691,128 @@ Test(common_bayes, rated_set_prior_lowers_validation_error_on_movielens,
     fri_idmap_destroy(U);
     fri_idmap_destroy(I);
 }
+
+// The prediction of target by a direct variational user step over the n
+// ratings without j (the rated-set prior shift recomputed).
+static double
+direct_loo(const fri_mf_items *it, const float *cov, const uint32_t *items,
+    const float *r, size_t n, size_t j, const fri_bpmf_prior *pr, float beta,
+    float svdpp, uint32_t target)
+{
+    const size_t k = it->k;
+    uint32_t     rest[256];
+    float        rv[256], pm[FRI_MF_MAX_K + 1], p[FRI_MF_MAX_K], bu;
+    size_t       m = 0;
+    cr_assert(n <= 256);
+    for (size_t t = 0; t < n; t++) {
+        if (t != j) {
+            rest[m] = items[t];
+            rv[m++] = r[t];
+        }
+    }
+    fri_vbmf_rated_set_mean(pm, pr, it->Q, rest, m, it->k, svdpp);
+    fri_bpmf_prior pj = { pr->d, pm, pr->prec };
+    cr_assert_eq(fri_bpmf_user_step(p, &bu, NULL, cov, it, rest, rv, m, &pj,
+                     beta, NULL, NULL, 0),
+        FR_OK);
+    double pred = it->mu + it->bi[target] + bu;
+    for (size_t a = 0; a < k; a++) {
+        pred += (double)p[a] * it->Q[target * k + a];
+    }
+    return pred;
+}
+
+// The variational leave-one-out: every closed-form prediction equals a
+// direct user step without that rating (rated-set prior shift included),
+// and the pruned top effects equal the full computation's, most pruned.
+Test(common_bayes, variational_leave_one_out_is_exact_and_prunes)
+{
+    enum { NB = 300, KB = 6, DB = KB + 1, NR = 200, TOP = 3 };
+    static float Qb[NB * KB], Bb[NB], var[NB * DB], cov[NB * 28];
+    fri_mf_items it = fixture_items(Qb, Bb, NB, KB, 0.3, 21);
+    const size_t plen = fri_packed_len(DB);
+    cr_assert_eq(plen, 28);
+    fri_rng g;
+    fri_rng_seed(&g, 9);
+    memset(cov, 0, sizeof cov);
+    for (size_t i = 0; i < NB; i++) {
+        for (size_t a = 0; a < DB; a++) {
+            var[i * DB + a] = 0.01f + 0.04f * (float)fri_rng_uniform(&g);
+            cov[i * plen + fri_packed_index(DB, a, a)] = var[i * DB + a];
+        }
+    }
+    float mean[DB], prec[DB * DB];
+    for (size_t a = 0; a < DB; a++) {
+        mean[a] = 0.05f * (float)a - 0.1f;
+        for (size_t c = 0; c < DB; c++) {
+            prec[a * DB + c] = a == c ? 1.5f + 0.2f * (float)a : 0.1f;
+        }
+    }
+    fri_bpmf_prior pr = { DB, mean, prec };
+    uint32_t items[NR];
+    float    r[NR], all[NR], part[NR];
+    for (uint32_t j = 0; j < NR; j++) {
+        items[j] = j;
+        r[j]     = (float)(1 + fri_rng_below(&g, 5));
+    }
+    const float beta = 1.3f, svdpp = 0.3f;
+    size_t      wl   = fri_vbmf_loo_work_len(KB, TOP);
+    double     *w    = calloc(wl, sizeof *w);
+    cr_assert(w != NULL);
+    for (uint32_t target = 250; target < 300; target += 9) {
+        const float full = 3.6f;
+        cr_assert_eq(fri_vbmf_user_loo(all, &it, var, items, r, NR, &pr, beta,
+                         svdpp, target, full, 0, w, wl),
+            FR_OK);
+        // Direct steps without j, for a few j.
+        for (size_t j = 0; j < NR; j += 37) {
+            double pred = direct_loo(&it, cov, items, r, NR, j, &pr, beta,
+                svdpp, target);
+            cr_assert(fabs(pred - all[j]) < 1e-4, "j %zu: %g vs %g", j, pred,
+                (double)all[j]);
+        }
+        cr_assert_eq(fri_vbmf_user_loo(part, &it, var, items, r, NR, &pr,
+                         beta, svdpp, target, full, TOP, w, wl),
+            FR_OK);
+        float  kth = INFINITY;
+        size_t pruned = 0;
+        for (size_t t = 0; t < TOP; t++) { // the TOP-th largest effect
+            float best = -INFINITY;
+            for (size_t j = 0; j < NR; j++) {
+                float e = full - all[j];
+                if (e < kth && e > best) {
+                    best = e;
+                }
+            }
+            kth = best;
+        }
+        for (size_t j = 0; j < NR; j++) {
+            if (isnan(part[j])) {
+                pruned++;
+                cr_assert(full - all[j] < kth, "pruned %zu is in the top", j);
+            } else {
+                cr_assert_eq(part[j], all[j]);
+            }
+        }
+        cr_assert(pruned > NR / 2, "only %zu of %d pruned", pruned, NR);
+    }
+    // Few ratings: the prior-mean shift moves most with each one.
+    for (size_t n = 2; n <= 5; n++) {
+        cr_assert_eq(fri_vbmf_user_loo(all, &it, var, items, r, n, &pr, beta,
+                         svdpp, 260, 3.0f, 0, w, wl),
+            FR_OK);
+        for (size_t j = 0; j < n; j++) {
+            double pred
+                = direct_loo(&it, cov, items, r, n, j, &pr, beta, svdpp, 260);
+            cr_assert(fabs(pred - all[j]) < 1e-5, "n %zu j %zu: %g vs %g", n,
+                j, pred, (double)all[j]);
+        }
+    }
+    cr_assert_eq(fri_vbmf_user_loo(part, &it, var, items, r, 1, &pr, beta,
+                     svdpp, 0, 3.0f, 0, w, wl),
+        FR_EINVAL, "one rating: no leave-one-out");
+    cr_assert_eq(fri_vbmf_user_loo(part, &it, var, items, r, NR, &pr, beta,
+                     svdpp, NB, 3.0f, 0, w, wl),
+        FR_EINVAL, "target outside the catalog");
+    free(w);
+}
