@@ -257,9 +257,10 @@ FR_API FR_NODISCARD fr_err fr_client_recommend_diverse(fr_client *c,
 // exact leave-one-out effect of interaction items[j]: the item's predicted
 // score minus its score after a fold-in without that interaction (positive:
 // the interaction raised the score). Writes the min(n, interactions)
-// largest effects, largest first. With a ridge (ALS) model all effects come
-// from one factorization, about the cost of one fold-in; variational and
-// implicit models refit once per interaction.
+// largest effects, largest first. With a ridge (ALS) or variational (VBMF)
+// model the effects come in closed form from the user's one system, and
+// only those that can reach the top n are computed: about the cost of one
+// to two fold-ins. Implicit models refit once per interaction.
 // FR_ESTATE without a model, FR_ENOENT for an item outside the catalog; an
 // empty history gives *n_out = 0.
 FR_API FR_NODISCARD fr_err fr_client_explain(fr_client *c, uint32_t item,
