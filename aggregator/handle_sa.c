@@ -87,6 +87,13 @@ why(fr_err rv)
     }
 }
 
+// The retry hint of a poll that came too early.
+static uint32_t
+sa_retry_ms(const fri_agg *a)
+{
+    return a->cfg.retry_after_ms / 4 > 10 ? a->cfg.retry_after_ms / 4 : 10;
+}
+
 static fr_err
 poll(fri_agg *a, uint64_t now_ms, const uint8_t *pk, const uint8_t *plain,
      size_t plain_len, uint8_t *out, size_t cap, size_t *len, int *last)
@@ -116,8 +123,7 @@ poll(fri_agg *a, uint64_t now_ms, const uint8_t *pk, const uint8_t *plain,
             // The cohort is still filling: its size, graph and threshold
             // are set when it closes.
             return put_wait(out, cap, len, p.want, p.round_id,
-                a->cfg.retry_after_ms / 4 > 10 ? a->cfg.retry_after_ms / 4
-                                               : 10);
+                            sa_retry_ms(a));
         }
         fri_sa_params sp;
         memset(&sp, 0, sizeof(sp));
@@ -157,15 +163,27 @@ poll(fri_agg *a, uint64_t now_ms, const uint8_t *pk, const uint8_t *plain,
                                           : why(rv));
         }
     } else if (p.want == FRI_T_SA_ROSTER) {
-        uint32_t *idx = malloc((size_t) n * sizeof(uint32_t) + 1);
-        uint8_t  *rec = malloc((size_t) n * FRI_SA_REC_ROSTER + 1);
-        uint8_t  *ids = malloc((size_t) n * 32 + 1);
-        uint8_t  *adv = malloc((size_t) n * FRI_SA_ADVERTBYTES + 1);
-        if (idx == NULL || rec == NULL || ids == NULL || adv == NULL) {
-            rv = FR_ENOMEM;
-        } else {
-            rv = fri_agg_sa_roster(a, now_ms, pk, p.round_id, idx, ids, adv,
-                                   n, &cnt, &retry);
+        // Counted first (no buffers): a poll before the phase is a cheap
+        // WAIT, and the buffers are the member's neighbourhood, not the
+        // cohort's size.
+        rv = fri_agg_sa_roster(a, now_ms, pk, p.round_id, NULL, NULL, NULL,
+                               0, &cnt, &retry);
+        uint32_t *idx = NULL;
+        uint8_t  *rec = NULL, *ids = NULL, *adv = NULL;
+        if (rv == FR_ENOSPC && retry == 0) {
+            size_t c = cnt;
+            idx = malloc(c * sizeof(uint32_t));
+            rec = malloc(c * FRI_SA_REC_ROSTER);
+            ids = malloc(c * 32);
+            adv = malloc(c * FRI_SA_ADVERTBYTES);
+            rv  = idx == NULL || rec == NULL || ids == NULL || adv == NULL
+                      ? FR_ENOMEM
+                      : fri_agg_sa_roster(a, now_ms, pk, p.round_id, idx, ids,
+                                          adv, c, &cnt, &retry);
+            if (rv == FR_ENOSPC) { // changed in between: ask again
+                rv    = FR_OK;
+                retry = sa_retry_ms(a);
+            }
         }
         if (rv == FR_OK && retry == 0) {
             for (size_t j = 0; j < cnt; j++) {
@@ -184,13 +202,22 @@ poll(fri_agg *a, uint64_t now_ms, const uint8_t *pk, const uint8_t *plain,
         free(ids);
         free(adv);
     } else if (p.want == FRI_T_SA_SHARES_FWD) {
-        uint32_t *from = malloc((size_t) n * sizeof(uint32_t) + 1);
-        uint8_t  *sh   = malloc((size_t) n * FRI_SA_REC_SHARE + 1);
-        if (from == NULL || sh == NULL) {
-            rv = FR_ENOMEM;
-        } else {
-            rv = fri_agg_sa_inbox(a, now_ms, pk, p.round_id, from, sh, n,
-                                  &cnt, &retry);
+        rv = fri_agg_sa_inbox(a, now_ms, pk, p.round_id, NULL, NULL, 0, &cnt,
+                              &retry);
+        uint32_t *from = NULL;
+        uint8_t  *sh   = NULL;
+        if (rv == FR_ENOSPC && retry == 0) {
+            size_t c = cnt;
+            from = malloc(c * sizeof(uint32_t));
+            sh   = malloc(c * FRI_SA_REC_SHARE);
+            rv   = from == NULL || sh == NULL
+                       ? FR_ENOMEM
+                       : fri_agg_sa_inbox(a, now_ms, pk, p.round_id, from, sh,
+                                          c, &cnt, &retry);
+            if (rv == FR_ENOSPC) { // changed in between: ask again
+                rv    = FR_OK;
+                retry = sa_retry_ms(a);
+            }
         }
         if (rv == FR_OK && retry == 0) {
             fri_sa_list l = {.round_id = p.round_id,

@@ -232,6 +232,10 @@ fri_sa_create(fri_agg *a, char *err, size_t err_cap)
             fri_sa_destroy(a);
             return FR_ENOMEM;
         }
+        // Touched now, at start-up: a round's first shares would otherwise
+        // page-fault their way in (~20 us per member on a virtual machine,
+        // most of what storing them costs).
+        memset(m->out, 0, (size_t) s->eff_degree * FRI_AGG_SA_SEALED);
     }
     (void) err;
     (void) err_cap;
@@ -557,9 +561,23 @@ fri_agg_sa_advert(fri_agg *a, uint64_t now_ms,
         goto out;
     }
     // Signature, round and index; verified here so that a bad advert is
-    // refused at once (peers verify again).
+    // refused at once (peers may verify again). Outside the round mutex:
+    // an Ed25519 check (~45 us) under it would stall every other member's
+    // request; the member's index and the phase are checked again after.
+    pthread_mutex_unlock(&a->rs.mtx);
     rv = fri_secagg_advert_verify(&adv, round, (uint32_t) i, id_pk);
+    pthread_mutex_lock(&a->rs.mtx);
     if (rv != FR_OK) {
+        goto out;
+    }
+    if (enter(a, pk, round, &rv) != i) {
+        rv = rv != FR_OK ? rv : FR_ELATE;
+        goto out;
+    }
+    s = a->sa;
+    m = &s->m[i];
+    if (s->phase != FRI_AGG_SA_ADVERT || m->advertised) {
+        rv = m->advertised ? FR_EDUP : FR_ELATE;
         goto out;
     }
     memcpy(m->advert, advert, FRI_SECAGG_ADVERTBYTES);
@@ -599,6 +617,18 @@ fri_agg_sa_roster(fri_agg *a, uint64_t now_ms,
     fri_sa   *s    = a->sa;
     size_t    n    = 0;
     uint32_t  n_nb = 0;
+    if (idx == NULL || id_pk == NULL || adverts == NULL || cap == 0) {
+        // Counting only (the caller sizes its buffers): no order needed.
+        n = s->m[i].advertised;
+        for (uint32_t sl = 0; sl < s->eff_degree; sl++) {
+            uint32_t v = fri_secagg_ring_peer(s->perm, s->pos, s->n,
+                                              s->degree, (uint32_t) i, sl);
+            n += v < s->joined && s->m[v].advertised;
+        }
+        *n_out = n;
+        rv     = n > cap ? FR_ENOSPC : FR_OK;
+        goto out;
+    }
     // A member needs its own advert and its neighbours' (SPEC S2): under
     // SecAgg+ that keeps the roster, its sealing and the member's
     // signature checks O(degree) instead of O(n). In index order.
@@ -650,31 +680,30 @@ fri_agg_sa_shares(fri_agg *a, uint64_t now_ms,
     if (rv != FR_OK) {
         goto out;
     }
-    // Every recipient: an advertised neighbour, once. Checked before
-    // anything is stored.
-    uint8_t *seen = calloc(s->n, 1);
-    if (seen == NULL) {
-        rv = FR_ENOMEM;
-        goto out;
-    }
-    for (size_t j = 0; j < n && rv == FR_OK; j++) {
+    // Every recipient: an advertised neighbour, once, checked before any
+    // share is stored: its slot is marked as it passes (a second share
+    // for it finds the mark) and the marks are undone if one fails.
+    size_t j = 0;
+    for (; j < n; j++) {
         uint32_t v = to[j];
-        if (v >= s->joined || !s->m[v].advertised || seen[v] ||
-            !neighbours(s, (uint32_t) i, v)) {
-            rv = FR_EPROTO;
-        } else {
-            seen[v] = 1;
+        if (v >= s->joined || !s->m[v].advertised ||
+            !neighbours(s, (uint32_t) i, v) ||
+            m->has_out[slot_of(s, (uint32_t) i, v)]) {
+            break;
         }
+        m->has_out[slot_of(s, (uint32_t) i, v)] = 1;
     }
-    free(seen);
-    if (rv != FR_OK) {
+    if (j < n) {
+        while (j-- > 0) {
+            m->has_out[slot_of(s, (uint32_t) i, to[j])] = 0;
+        }
+        rv = FR_EPROTO;
         goto out;
     }
-    for (size_t j = 0; j < n; j++) {
+    for (j = 0; j < n; j++) {
         uint32_t sl = slot_of(s, (uint32_t) i, to[j]);
         memcpy(m->out + (size_t) sl * FRI_AGG_SA_SEALED,
                sealed + j * FRI_AGG_SA_SEALED, FRI_AGG_SA_SEALED);
-        m->has_out[sl] = 1;
     }
     m->shared = 1;
     s->n_shared++;
@@ -705,6 +734,18 @@ fri_agg_sa_inbox(fri_agg *a, uint64_t now_ms,
     fri_sa   *s    = a->sa;
     size_t    n    = 0;
     uint32_t  n_nb = 0;
+    if (from == NULL || sealed == NULL || cap == 0) {
+        // Counting only (the caller sizes its buffers): no order needed.
+        for (uint32_t sl = 0; sl < s->eff_degree; sl++) {
+            uint32_t u = fri_secagg_ring_peer(s->perm, s->pos, s->n,
+                                              s->degree, (uint32_t) i, sl);
+            n += u < s->joined && s->m[u].shared &&
+                 s->m[u].has_out[slot_of(s, u, (uint32_t) i)];
+        }
+        *n_out = n;
+        rv     = n > cap ? FR_ENOSPC : FR_OK;
+        goto out;
+    }
     uint32_t *nb   = neighbour_list(s, (uint32_t) i, 0, &n_nb);
     if (nb == NULL) {
         rv = FR_ENOMEM;
@@ -1123,28 +1164,32 @@ fri_sa_unmask(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES], uint64_t round,
         goto out;
     }
     // Only shares this member holds (the subject sent it one) about
-    // members that shared, once each.
-    for (size_t j = 0; j < n && rv == FR_OK; j++) {
+    // members that shared, once each: marked as they pass, the marks
+    // undone if one fails, nothing stored before all passed.
+    size_t j = 0;
+    for (; j < n; j++) {
         uint32_t u = about[j];
         if (u >= s->joined || !neighbours(s, u, (uint32_t) i) ||
-            !s->m[u].shared || !s->m[u].has_out[slot_of(s, u, (uint32_t) i)] ||
-            s->m[u].has_rev[slot_of(s, u, (uint32_t) i)]) {
-            rv = FR_EPROTO;
+            !s->m[u].shared) {
+            break;
         }
-        for (size_t k = 0; k < j && rv == FR_OK; k++) {
-            if (about[k] == u) {
-                rv = FR_EPROTO;
-            }
+        uint32_t sl = slot_of(s, u, (uint32_t) i);
+        if (!s->m[u].has_out[sl] || s->m[u].has_rev[sl]) {
+            break;
         }
+        s->m[u].has_rev[sl] = 1;
     }
-    if (rv != FR_OK) {
+    if (j < n) {
+        while (j-- > 0) {
+            s->m[about[j]].has_rev[slot_of(s, about[j], (uint32_t) i)] = 0;
+        }
+        rv = FR_EPROTO;
         goto out;
     }
-    for (size_t j = 0; j < n; j++) {
+    for (j = 0; j < n; j++) {
         sa_member *t  = &s->m[about[j]];
         uint32_t   sl = slot_of(s, about[j], (uint32_t) i);
         memcpy(t->rev + (size_t) sl * SHARE, shares + j * SHARE, SHARE);
-        t->has_rev[sl] = 1;
     }
     m->answered = 1;
     s->n_answered++;

@@ -160,6 +160,16 @@ sa_drv_round(fri_agg *a, sa_drv_member *const *ms, uint32_t n, uint64_t now,
                              m->t.sa_index, nb[j], m->keys.s_sk, s_pk[j]),
                 FR_OK);
         }
+        if (u == 0 && nn >= 2) {
+            // A list naming one recipient twice is refused whole, and
+            // leaves nothing behind: the correct list is taken after it.
+            uint32_t twice[SA_DRV_MAXN];
+            memcpy(twice, nb, nn * sizeof(uint32_t));
+            twice[nn - 1] = twice[0];
+            cr_assert_eq(fri_agg_sa_shares(a, now, m->pk, m->t.round, twice,
+                             sealed, nn),
+                FR_EPROTO);
+        }
         cr_assert_eq(
             fri_agg_sa_shares(a, now, m->pk, m->t.round, nb, sealed, nn),
             FR_OK);
@@ -244,6 +254,15 @@ sa_drv_round(fri_agg *a, sa_drv_member *const *ms, uint32_t n, uint64_t now,
                 && (o->corrupt[u] == 1 || (o->corrupt[u] == 2 && surv))) {
                 sh[j * 32 + (u % 32)] ^= 0x5a;
             }
+        }
+        if (u == 0 && m->n_from >= 2) {
+            // The same subject twice: refused whole, nothing recorded.
+            uint32_t twice[SA_DRV_MAXN];
+            memcpy(twice, about, m->n_from * sizeof(uint32_t));
+            twice[m->n_from - 1] = twice[0];
+            cr_assert_eq(fri_agg_sa_unmask(a, now, m->pk, m->t.round, twice,
+                             sh, m->n_from),
+                FR_EPROTO);
         }
         fr_err rv = fri_agg_sa_unmask(
             a, now, m->pk, m->t.round, about, sh, m->n_from);
