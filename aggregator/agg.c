@@ -1097,10 +1097,12 @@ fri_agg_set_update_hook(fri_agg *a, fri_agg_update_fn fn, void *ctx)
 fr_err
 fri_agg_sa_unmask(fri_agg *a, uint64_t now_ms,
                   const uint8_t pk[FRI_AGG_KEYBYTES], uint64_t round,
-                  const uint32_t *about, const uint8_t *shares, size_t n)
+                  const uint32_t *about, const uint8_t *shares, size_t n,
+                  const uint32_t *corr, size_t n_corr)
 {
     int    act = 0;
-    fr_err rv  = fri_sa_unmask(a, pk, round, about, shares, n, &act);
+    fr_err rv  = fri_sa_unmask(a, pk, round, about, shares, n, corr, n_corr,
+                               &act);
     if (act != 0) {
         end_round(a, now_ms, act, "secure aggregation recovery");
     }

@@ -487,11 +487,16 @@ FR_NODISCARD fr_err fri_agg_sa_unmask_req(
 // Phase 4 answer: n revealed 32-byte shares, shares[j] about member
 // about[j]: its b-share if it survived, its c_sk-share if it dropped (the
 // aggregator refuses the other kind: revealing both would unmask it).
-// May complete the round (unmask, model step) before returning.
+// corr (n_corr = sa_dim words, or NULL and 0): the member's dropout
+// correction, the sum of its pair masks with the dropped members it
+// reveals shares of (at least one; fri_secagg_correction); the closer
+// subtracts it instead of recomputing those pairs. May complete the
+// round (unmask, model step) before returning.
 FR_NODISCARD fr_err fri_agg_sa_unmask(fri_agg *a, uint64_t now_ms,
                                       const uint8_t pk[FRI_AGG_KEYBYTES],
                                       uint64_t round, const uint32_t *about,
-                                      const uint8_t *shares, size_t n);
+                                      const uint8_t *shares, size_t n,
+                                      const uint32_t *corr, size_t n_corr);
 
 // Test hook: called with every masked vector the aggregator receives
 // (what it sees of one member under secure aggregation).

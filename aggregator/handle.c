@@ -465,7 +465,7 @@ on_hello(fri_agg *a, uint64_t now_ms, const uint8_t *req, size_t req_len,
         rv = fri_hs_server_accept_cred(
             &s, r->buf, r->cap, &r->len, &a->id, NULL,
             FRI_CAP_ALS | FRI_CAP_GRAD | FRI_CAP_IALS | FRI_CAP_SPARSE |
-                FRI_CAP_VBMF | FRI_CAP_CLEAR_MASKED,
+                FRI_CAP_VBMF | FRI_CAP_CLEAR_MASKED | FRI_CAP_SA_CORRECT,
             req, req_len, a->cfg.has_edge_cred ? a->cfg.edge_cred : NULL);
     }
     if (rv != FR_OK) {

@@ -337,7 +337,20 @@ list_req(fri_agg *a, uint64_t now_ms, const uint8_t *pk, uint16_t type,
     if (type == FRI_T_SA_SHARES) {
         rv = fri_agg_sa_shares(a, now_ms, pk, l.round_id, ids, rec, l.count);
     } else {
-        rv = fri_agg_sa_unmask(a, now_ms, pk, l.round_id, ids, rec, l.count);
+        uint32_t *corr = NULL;
+        if (l.n_corr > 0) {
+            corr = malloc((size_t) l.n_corr * sizeof(uint32_t));
+            if (corr == NULL) {
+                rv = FR_ENOMEM;
+            } else {
+                fri_sa_list_corr_get(&l, corr);
+            }
+        }
+        if (rv == FR_OK) {
+            rv = fri_agg_sa_unmask(a, now_ms, pk, l.round_id, ids, rec,
+                                   l.count, corr, l.n_corr);
+        }
+        free(corr);
         // Latest statistics: the member still asks for the outcome.
         *last = rv == FR_OK && !a->cfg.stats_latest;
     }

@@ -41,6 +41,7 @@ typedef struct sa_member {
     uint8_t  c_pk[FRI_SECAGG_PKBYTES];
     uint8_t  b_commit[FRI_SECAGG_COMMITBYTES];
     int      advertised, shared, masked, answered;
+    int      corrected; // its dropout correction is in the sum
     // Per neighbour slot (fri_secagg_ring_slot; eff_degree slots, so
     // O(n degree) for the cohort, not O(n^2)):
     uint8_t *out;     // sealed shares this member sent (slot of recipient)
@@ -286,6 +287,7 @@ fri_sa_round_open(fri_agg *a, uint64_t now_ms)
         sa_member *m = &s->m[i];
         memset(m->pk, 0, sizeof(m->pk));
         m->advertised = m->shared = m->masked = m->answered = 0;
+        m->corrected = 0;
         memset(m->has_out, 0, s->eff_degree);
         memset(m->has_rev, 0, s->eff_degree);
         sodium_memzero(m->rev, (size_t) s->eff_degree * SHARE);
@@ -990,9 +992,11 @@ finish(fri_agg *a, int *ok)
     uint32_t *xs   = malloc((size_t) s->n * sizeof(uint32_t));
     float    *v    = malloc(s->dim * sizeof(float));
     uint32_t *nb   = malloc(((size_t) s->eff_degree + 1) * sizeof(uint32_t));
+    uint8_t  *corr = malloc(s->n);
     fr_err    rv   = FR_OK;
     if (surv == NULL || drop == NULL || s_pk == NULL || s_b == NULL ||
-        d_sk == NULL || shs == NULL || xs == NULL || v == NULL || nb == NULL) {
+        d_sk == NULL || shs == NULL || xs == NULL || v == NULL || nb == NULL ||
+        corr == NULL) {
         rv = FR_ENOMEM;
         goto out;
     }
@@ -1050,6 +1054,7 @@ finish(fri_agg *a, int *ok)
         }
         if (m->masked) {
             surv[ns] = u;
+            corr[ns] = (uint8_t) m->corrected;
             memcpy(s_pk + (size_t) ns * 32, m->c_pk, 32);
             ns++;
         } else {
@@ -1073,6 +1078,7 @@ finish(fri_agg *a, int *ok)
     in.dropped       = drop;
     in.dropped_c_sk  = d_sk;
     in.n_dropped     = nd;
+    in.survivor_corrected = corr;
     rv               = fri_secagg_unmask(s->sum, s->dim, &in);
     if (rv == FR_OK && !sum_in_range(s, ns)) {
         unmask_failed(a, "unmasked sum outside the fixed-point range", 0,
@@ -1128,6 +1134,7 @@ out:
     free(xs);
     free(v);
     free(nb);
+    free(corr);
     return rv;
 }
 
@@ -1144,10 +1151,11 @@ complete(fri_agg *a)
 fr_err
 fri_sa_unmask(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES], uint64_t round,
               const uint32_t *about, const uint8_t *shares, size_t n,
-              int *act)
+              const uint32_t *corr, size_t n_corr, int *act)
 {
     *act = 0;
-    if (n > 0 && (about == NULL || shares == NULL)) {
+    if ((n > 0 && (about == NULL || shares == NULL)) ||
+        (n_corr > 0 && corr == NULL)) {
         return FR_EPROTO;
     }
     fr_err rv   = FR_OK;
@@ -1179,13 +1187,25 @@ fri_sa_unmask(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES], uint64_t round,
         }
         s->m[u].has_rev[sl] = 1;
     }
-    if (j < n) {
+    // A correction: the vector's length, and only from a member that
+    // reveals shares of at least one dropped member (S4a).
+    int any_dropped = 0;
+    for (size_t q = 0; q < j && n_corr > 0; q++) {
+        any_dropped |= !s->m[about[q]].masked;
+    }
+    if (j < n || (n_corr > 0 && (n_corr != s->dim || !any_dropped))) {
         while (j-- > 0) {
             s->m[about[j]].has_rev[slot_of(s, about[j], (uint32_t) i)] = 0;
         }
         rv = FR_EPROTO;
         goto out;
     }
+    // Subtracted at once: the masked phase is over, and the closer needs
+    // only the sum without these pair masks.
+    for (size_t w = 0; w < n_corr; w++) {
+        s->sum[w] -= corr[w];
+    }
+    m->corrected = n_corr > 0;
     for (j = 0; j < n; j++) {
         sa_member *t  = &s->m[about[j]];
         uint32_t   sl = slot_of(s, about[j], (uint32_t) i);

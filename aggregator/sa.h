@@ -33,7 +33,7 @@ int fri_sa_tick(fri_agg *a, uint64_t now_ms, const char **why);
 // round): *act 1 when the round is to complete, 2 to be abandoned.
 fr_err fri_sa_unmask(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES],
     uint64_t round, const uint32_t *about, const uint8_t *shares, size_t n,
-    int *act);
+    const uint32_t *corr, size_t n_corr, int *act);
 // The outcome of a member's masked delta (SA_POLL want UPDATE): FR_OK
 // when the round completed with pk among its survivors, *retry_after_ms
 // > 0 while it is still open or closing, FR_ELATE when it was abandoned

@@ -446,7 +446,9 @@ poll_sa(fr_client *c, uint8_t *dst, size_t dst_cap, size_t *dst_len)
         return FR_OK;
     }
     if (s->sa == NULL) {
-        fr_err err = fri_sa_client_create(c, &s->sa, s->task.round_id);
+        fr_err err = fri_sa_client_create(
+            c, &s->sa, s->task.round_id,
+            (fri_session_peer_caps(s->sess) & FRI_CAP_SA_CORRECT) != 0);
         if (err != FR_OK) {
             return fail(c, err, "secure aggregation state");
         }

@@ -59,6 +59,8 @@ struct fri_sa_client {
     // The SA_UNMASK answer, built when the request arrives.
     uint8_t *pending;
     size_t   pending_len;
+    // The aggregator takes a dropout correction with it (SA_CORRECT).
+    int correct;
 };
 
 // n records of size bytes, zeroed; NULL on overflow (n is a cohort size
@@ -70,15 +72,17 @@ zalloc(fr_client *c, size_t n, size_t size)
 }
 
 fr_err
-fri_sa_client_create(fr_client *c, struct fri_sa_client **out, uint64_t round)
+fri_sa_client_create(fr_client *c, struct fri_sa_client **out, uint64_t round,
+                     int correct)
 {
     *out                   = NULL;
     struct fri_sa_client *s = zalloc(c, 1, sizeof(*s));
     if (s == NULL) {
         return FR_ENOMEM;
     }
-    s->round = round;
-    s->step  = SA_POLL_PARAMS;
+    s->round   = round;
+    s->step    = SA_POLL_PARAMS;
+    s->correct = correct;
     *out     = s;
     return FR_OK;
 }
@@ -497,7 +501,14 @@ fri_sa_client_bound(const struct fri_sa_client *s, uint32_t k,
                                       ? (uint32_t) fri_sa_als_width(k)
                                       : k + 1,
                                   n_items, ne);
-    size_t   u = fri_sa_list_size(FRI_T_SA_UNMASK, n);
+    // SA_UNMASK: the shares and, to an aggregator that takes it, the
+    // dropout correction (one word per word of the masked vector).
+    size_t   dw = (size_t) (als || vb || ials ? fri_sa_als_width(k) : k + 1) *
+                    n_items + ne;
+    size_t   u  = (s == NULL || s->correct) && dw <= UINT32_MAX
+                      ? fri_sa_unmask_size(n, (uint32_t) dw)
+                      : 0;
+    u           = u > 0 ? u : fri_sa_list_size(FRI_T_SA_UNMASK, n);
     size_t   m = a > b ? a : b;
     m          = m > u ? m : u;
     return m > FRI_HDR_LEN + FRI_SA_ADVERT_BODY ? m
@@ -692,8 +703,8 @@ recv_inbox(struct fri_sa_client *s, const uint8_t *plain, size_t plain_len)
 // dropped member; never both, and nothing about members in neither list.
 static fr_err
 recv_unmask_req(fr_client *c, struct fri_sa_client *s, const uint8_t *plain,
-                size_t plain_len, uint8_t *reply_plain, size_t cap,
-                size_t *len)
+                size_t plain_len, int with_correction, uint8_t *reply_plain,
+                size_t cap, size_t *len)
 {
     fri_sa_unmask_req q;
     fr_err            rv = fri_sa_unmask_req_decode(&q, plain, plain_len);
@@ -743,12 +754,40 @@ recv_unmask_req(fr_client *c, struct fri_sa_client *s, const uint8_t *plain,
     if (rv == FR_OK && !self_ok) {
         rv = FR_EPROTO; // we sent our input: we must be a survivor
     }
+    // The dropout correction (S4a): the pair masks this member added with
+    // the dropped it reveals shares of, so that the aggregator need not
+    // recompute each pair (docs/SECAGG.md §5).
+    uint32_t *corr = NULL;
+    size_t    nd   = 0;
+    if (rv == FR_OK && with_correction) {
+        uint32_t *dp  = fri_client_calloc(c, s->n_from + 1, sizeof(uint32_t));
+        uint8_t  *dpk = zalloc(c, s->n_from, 32);
+        for (size_t j = 0; dp != NULL && dpk != NULL && j < k; j++) {
+            if (kinds[about[j]] == 2) {
+                dp[nd] = about[j];
+                memcpy(dpk + nd * 32, s->c_pk + (size_t) about[j] * 32, 32);
+                nd++;
+            }
+        }
+        corr = nd > 0 ? fri_client_calloc(c, s->p.dim, sizeof(uint32_t))
+                      : NULL;
+        if (dp == NULL || dpk == NULL || (nd > 0 && corr == NULL)) {
+            rv = FR_ENOMEM;
+        } else if (nd > 0) {
+            rv = fri_secagg_correction(corr, s->p.dim, s->p.index, dp, dpk,
+                                       nd, s->keys.c_sk, s->round);
+        }
+        fri_client_free(c, dp);
+        fri_client_free(c, dpk);
+    }
     if (rv == FR_OK) {
         fri_sa_list l = {
             .round_id = s->round, .count = (uint32_t) k, .ids = about,
-            .recs = sh};
+            .recs = sh, .corr = corr, .n_corr = corr != NULL ? s->p.dim : 0};
         rv = fri_sa_list_encode(reply_plain, cap, len, FRI_T_SA_UNMASK, &l);
     }
+    fri_client_free_wipe(c, corr, corr != NULL ? s->p.dim * sizeof(uint32_t)
+                                               : 0);
     fri_client_free(c, about);
     fri_client_free(c, kinds);
     fri_client_free_wipe(c, sh, s->n_from * 32);
@@ -829,7 +868,10 @@ fri_sa_client_receive(fr_client *c, struct fri_sa_client *s,
     case FRI_T_SA_UNMASK_REQ: {
         // The answer is built now (the request names who survived) and
         // sent by the next poll.
-        size_t cap = fri_sa_list_size(FRI_T_SA_UNMASK, (uint32_t) s->n_from);
+        // With the aggregator's SA_CORRECT, room for a correction.
+        int    corr = s->correct;
+        size_t cap  = fri_sa_unmask_size((uint32_t) s->n_from,
+                                         corr ? s->p.dim : 0);
         if (cap == 0) {
             return FR_EPROTO;
         }
@@ -838,8 +880,8 @@ fri_sa_client_receive(fr_client *c, struct fri_sa_client *s,
             return FR_ENOMEM;
         }
         size_t len = 0;
-        fr_err rv  = recv_unmask_req(c, s, plain, plain_len, s->pending, cap,
-                                     &len);
+        fr_err rv  = recv_unmask_req(c, s, plain, plain_len, corr,
+                                     s->pending, cap, &len);
         if (rv != FR_OK) {
             fri_client_free_wipe(c, s->pending, cap);
             s->pending = NULL;

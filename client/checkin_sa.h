@@ -11,8 +11,9 @@
 
 struct fri_sa_client;
 
+// correct: the aggregator announced SA_CORRECT (its WELCOME caps).
 fr_err fri_sa_client_create(fr_client *c, struct fri_sa_client **out,
-                            uint64_t round);
+                            uint64_t round, int correct);
 void   fri_sa_client_free(fr_client *c, struct fri_sa_client *s);
 // Largest plain request of the exchange for a model of (k, n_items);
 // als: the masked vector holds ALS statistics (rows of (k+1)(k+2)/2 + k + 1);

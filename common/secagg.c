@@ -446,6 +446,26 @@ fri_secagg_prg_add(uint32_t *acc, size_t n, const uint8_t seed[32], int sign)
     return prg_apply(acc, n, seed, sign > 0 ? 1 : -1);
 }
 
+// y += sum over peers of +-PRG(s_uv), + when the peer's index is larger:
+// the pair masks of fri_secagg_mask.
+static fr_err
+add_pair_masks(uint32_t *y, size_t d, uint32_t me, const uint32_t *peers,
+    const uint8_t *peer_c_pk, size_t n_peers, const uint8_t c_sk[32],
+    uint64_t round_id)
+{
+    uint8_t s[32];
+    fr_err  rc = FR_OK;
+    for (size_t i = 0; i < n_peers && rc == FR_OK; i++) {
+        rc = fri_secagg_pair_seed(
+            s, c_sk, peer_c_pk + 32 * i, round_id, me, peers[i]);
+        if (rc == FR_OK) {
+            rc = prg_apply(y, d, s, peers[i] > me ? 1 : -1);
+        }
+    }
+    sodium_memzero(s, sizeof s);
+    return rc;
+}
+
 fr_err
 fri_secagg_mask(uint32_t *y, const uint32_t *x, size_t d, uint32_t me,
     const uint32_t *peers, const uint8_t *peer_c_pk, size_t n_peers,
@@ -464,20 +484,32 @@ fri_secagg_mask(uint32_t *y, const uint32_t *x, size_t d, uint32_t me,
     if (y != x && d > 0) {
         memmove(y, x, d * sizeof *y);
     }
-    uint8_t s[32];
-    fr_err  rc = FR_OK;
-    for (size_t i = 0; i < n_peers && rc == FR_OK; i++) {
-        rc = fri_secagg_pair_seed(
-            s, c_sk, peer_c_pk + 32 * i, round_id, me, peers[i]);
-        if (rc == FR_OK) {
-            rc = prg_apply(y, d, s, peers[i] > me ? 1 : -1);
-        }
-    }
-    sodium_memzero(s, sizeof s);
+    fr_err rc = add_pair_masks(y, d, me, peers, peer_c_pk, n_peers, c_sk,
+                               round_id);
     if (rc == FR_OK) {
         rc = prg_apply(y, d, b_seed, 1);
     }
     return rc;
+}
+
+fr_err
+fri_secagg_correction(uint32_t *c, size_t d, uint32_t me,
+    const uint32_t *peers, const uint8_t *peer_c_pk, size_t n_peers,
+    const uint8_t c_sk[32], uint64_t round_id)
+{
+    if ((d > 0 && c == NULL)
+        || (n_peers > 0 && (peers == NULL || peer_c_pk == NULL))
+        || c_sk == NULL) {
+        return FR_EINVAL;
+    }
+    for (size_t i = 0; i < n_peers; i++) {
+        if (peers[i] == me) {
+            return FR_EINVAL;
+        }
+    }
+    memset(c, 0, d * sizeof *c);
+    return add_pair_masks(c, d, me, peers, peer_c_pk, n_peers, c_sk,
+                          round_id);
 }
 
 // ---------------------------------------------------------------------------
@@ -992,7 +1024,9 @@ unmask_main(void *arg)
         }
         for (size_t i = 0; i < in->n_survivors && rc == FR_OK; i++) {
             uint32_t u = in->survivors[i];
-            if (!complete && !fri_in_sorted(nbr, k, u)) {
+            if ((in->survivor_corrected != NULL
+                    && in->survivor_corrected[i])
+                || (!complete && !fri_in_sorted(nbr, k, u))) {
                 continue;
             }
             rc = fri_secagg_pair_seed(s, in->dropped_c_sk + 32 * j,

@@ -171,6 +171,18 @@ FR_NODISCARD fr_err fri_secagg_mask(uint32_t *y, const uint32_t *x, size_t d,
     size_t n_peers, const uint8_t c_sk[FRI_SECAGG_SKBYTES],
     const uint8_t b_seed[FRI_SECAGG_SEEDBYTES], uint64_t round_id);
 
+// A survivor's dropout correction (docs/SECAGG.md §5): the sum of the
+// pair masks it added with the listed peers, the members that dropped
+// after the shares, c = sum_{v > me} PRG(s_uv) - sum_{v < me} PRG(s_uv)
+// over peers (mod 2^32), which the server subtracts instead of
+// recomputing each pair from the dropped member's reconstructed key.
+// Reveals what that key would, for these pairs only. Errors as
+// fri_secagg_mask.
+FR_NODISCARD fr_err fri_secagg_correction(uint32_t *c, size_t d,
+    uint32_t me, const uint32_t *peers, const uint8_t *peer_c_pk,
+    size_t n_peers, const uint8_t c_sk[FRI_SECAGG_SKBYTES],
+    uint64_t round_id);
+
 // ---------------------------------------------------------------------------
 // 3. Encrypted share transport (client to client, relayed by the server)
 
@@ -310,6 +322,10 @@ typedef struct fri_secagg_unmask_input {
     const uint32_t         *dropped;
     const uint8_t          *dropped_c_sk;
     size_t                  n_dropped;
+    // Optional, n_survivors flags: survivor i sent its dropout correction
+    // (fri_secagg_correction, already subtracted from the sum), so its
+    // pairs with the dropped are not recomputed. NULL: none did.
+    const uint8_t          *survivor_corrected;
     // Threads to spread the work over: 0 chooses (the online CPUs, up to
     // 8, none for small sums); tests force a count.
     uint32_t                threads;
@@ -317,7 +333,8 @@ typedef struct fri_secagg_unmask_input {
 
 // Turns the mod-2^32 sum of the survivors' masked vectors into the plain
 // sum of their inputs: subtracts PRG(b_u) for every survivor and, for each
-// dropped d and surviving neighbour u, removes the pair mask u added
+// dropped d and surviving neighbour u that sent no correction, removes
+// the pair mask u added
 // (recomputing s_ud from c_sk_d and c_pk_u), on several threads for large
 // sums (the result does not depend on their number). Errors: FR_EINVAL (NULL,
 // index out of range or listed twice), FR_ECRYPTO (bad key), FR_ENOMEM.

@@ -112,6 +112,8 @@ FR_NODISCARD fr_err fri_frame_check(fri_hdr *h, const uint8_t *src,
 #define FRI_CAP_EDGE_CRED 0x0200u // HELLO: accepts an edge credential (§6.1.1)
 // WELCOME: masked UPDATEs may come sealed CLEAR (§6.3, R38).
 #define FRI_CAP_CLEAR_MASKED 0x0400u
+// WELCOME: SA_UNMASK may carry a dropout correction (§9.2, S4a).
+#define FRI_CAP_SA_CORRECT 0x0800u
 
 // CHECKIN flags. MODEL_ONLY: the device only wants the current model (to
 // recommend or to evaluate it) and will send no update; the aggregator

@@ -71,13 +71,31 @@ fri_sa_list_size(uint16_t type, uint32_t count)
     return sz > FRI_MAX_FRAME ? 0 : sz;
 }
 
+size_t
+fri_sa_unmask_size(uint32_t count, uint32_t n_corr)
+{
+    size_t sz = fri_sa_list_size(FRI_T_SA_UNMASK, count);
+    if (sz == 0 || n_corr == 0) {
+        return sz;
+    }
+    if (n_corr > (FRI_MAX_FRAME - sz - 4) / 4) {
+        return 0;
+    }
+    return sz + 4 + (size_t) n_corr * 4;
+}
+
 fr_err
 fri_sa_list_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
                    uint16_t type, const fri_sa_list *l)
 {
     size_t rl = fri_sa_rec_len(type);
-    size_t sz = l != NULL ? fri_sa_list_size(type, l->count) : 0;
-    if (sz == 0 || (l->count > 0 && (l->ids == NULL || l->recs == NULL))) {
+    size_t sz = l == NULL                ? 0
+                : type == FRI_T_SA_UNMASK ? fri_sa_unmask_size(l->count,
+                                                               l->n_corr)
+                                          : fri_sa_list_size(type, l->count);
+    if (sz == 0 || (l->count > 0 && (l->ids == NULL || l->recs == NULL)) ||
+        (type != FRI_T_SA_UNMASK && l->n_corr > 0) ||
+        (l->n_corr > 0 && l->corr == NULL)) {
         return FR_EINVAL;
     }
     for (uint32_t j = 1; j < l->count; j++) {
@@ -97,6 +115,12 @@ fri_sa_list_encode(uint8_t *dst, size_t dst_cap, size_t *dst_len,
         fri_put32(p, l->ids[j]);
         memcpy(p + 4, l->recs + (size_t) j * rl, rl);
         p += 4 + rl;
+    }
+    if (l->n_corr > 0) {
+        fri_put32(p, l->n_corr);
+        for (uint32_t w = 0; w < l->n_corr; w++) {
+            fri_put32(p + 4 + (size_t) w * 4, l->corr[w]);
+        }
     }
     *dst_len = sz;
     return FR_OK;
@@ -124,7 +148,19 @@ fri_sa_list_decode(fri_sa_list *l, uint16_t type, const uint8_t *src,
         return FR_ETOOBIG;
     }
     size_t used = FRI_SA_LIST_FIXED + (size_t) count * (4 + rl);
+    if (type == FRI_T_SA_UNMASK && n >= used + 4) {
+        // The dropout correction: a positive word count and exactly them.
+        uint32_t nc = fri_get32(b + used);
+        if (nc == 0 || nc > (n - used - 4) / 4) {
+            return FR_EPROTO;
+        }
+        l->corr_raw = b + used + 4;
+        l->n_corr   = nc;
+        used += 4 + (size_t) nc * 4;
+    }
     if ((e = fri_body_end(n, used, newer)) != FR_OK) {
+        l->corr_raw = NULL;
+        l->n_corr   = 0;
         return e;
     }
     const uint8_t *p = b + FRI_SA_LIST_FIXED;
@@ -138,6 +174,14 @@ fri_sa_list_decode(fri_sa_list *l, uint16_t type, const uint8_t *src,
     l->count    = count;
     l->raw      = p;
     return FR_OK;
+}
+
+void
+fri_sa_list_corr_get(const fri_sa_list *l, uint32_t *out)
+{
+    for (uint32_t w = 0; w < l->n_corr; w++) {
+        out[w] = fri_get32(l->corr_raw + (size_t) w * 4);
+    }
 }
 
 void

@@ -50,12 +50,20 @@ FR_NODISCARD fr_err fri_sa_advert_decode(fri_sa_advert_msg *m,
 // A record list. Encode input: ids[count] and recs (count * rec_len
 // bytes). Decode output: raw (count records of 4 + rec_len bytes, view
 // into src); read record j with fri_sa_list_get.
+// SA_UNMASK only: an optional dropout correction after the records,
+// u32 n_corr | n_corr x u32 (SPEC §9.2, S4a; a member sends it only to an
+// aggregator that announced SA_CORRECT). Encode: corr (n_corr words, NULL
+// and 0 for none); decode: n_corr and corr_raw (view into src), read with
+// fri_sa_list_corr_get.
 typedef struct fri_sa_list {
     uint64_t        round_id;
     uint32_t        count;
     const uint32_t *ids;
     const uint8_t  *recs;
     const uint8_t  *raw;
+    const uint32_t *corr;
+    uint32_t        n_corr;
+    const uint8_t  *corr_raw;
 } fri_sa_list;
 
 // Record length of a list type (17, 18, 19, 21); 0 for other types.
@@ -70,6 +78,11 @@ FR_NODISCARD fr_err fri_sa_list_decode(fri_sa_list *l, uint16_t type,
                                        const uint8_t *src, size_t src_len);
 void fri_sa_list_get(const fri_sa_list *l, uint16_t type, uint32_t j,
                      uint32_t *id, const uint8_t **rec);
+// Size of an SA_UNMASK frame with count records and n_corr correction
+// words (0: none); 0 when over the limits.
+size_t fri_sa_unmask_size(uint32_t count, uint32_t n_corr);
+// The decoded correction's words into out (l->n_corr of them).
+void fri_sa_list_corr_get(const fri_sa_list *l, uint32_t *out);
 
 // SA_POLL: u64 round | u16 want | u16 0. want is 7, 17, 19, 20 or 24.
 // SA_WAIT: u64 round | u16 want | u16 0 | u32 retry_after_ms (> 0).

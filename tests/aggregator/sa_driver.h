@@ -46,6 +46,9 @@ typedef struct sa_drv_faults {
     const uint8_t *silent;
     const uint8_t *corrupt;
     void (*tamper)(uint32_t *q, size_t dim);
+    // Members that send their dropout correction with the unmask answer
+    // when they reveal a dropped member's shares (NULL: none).
+    const uint8_t *correct;
 } sa_drv_faults;
 
 // Fresh random client key and identity (signing) key pair.
@@ -261,11 +264,45 @@ sa_drv_round(fri_agg *a, sa_drv_member *const *ms, uint32_t n, uint64_t now,
             memcpy(twice, about, m->n_from * sizeof(uint32_t));
             twice[m->n_from - 1] = twice[0];
             cr_assert_eq(fri_agg_sa_unmask(a, now, m->pk, m->t.round, twice,
-                             sh, m->n_from),
+                             sh, m->n_from, NULL, 0),
                 FR_EPROTO);
         }
-        fr_err rv = fri_agg_sa_unmask(
-            a, now, m->pk, m->t.round, about, sh, m->n_from);
+        // The correction: the pair masks with the dropped it reveals.
+        uint32_t *corr = NULL, dpeer[SA_DRV_MAXN];
+        uint8_t   dpk[SA_DRV_MAXN * 32];
+        size_t    n_dp = 0;
+        for (size_t j = 0; j < m->n_from; j++) {
+            int surv = 0;
+            for (size_t s = 0; s < ns; s++) {
+                surv |= sv[s] == m->from[j];
+            }
+            if (!surv) {
+                fri_secagg_advert adv;
+                cr_assert_eq(fri_secagg_advert_decode(&adv,
+                                 adv_by_id
+                                     + (size_t)m->from[j]
+                                         * FRI_AGG_SA_ADVERTBYTES,
+                                 FRI_AGG_SA_ADVERTBYTES),
+                    FR_OK);
+                dpeer[n_dp] = m->from[j];
+                memcpy(dpk + n_dp * 32, adv.c_pk, 32);
+                n_dp++;
+            }
+        }
+        if (o->correct != NULL && o->correct[u] && n_dp > 0) {
+            corr = malloc(dim * sizeof(uint32_t));
+            cr_assert_not_null(corr);
+            cr_assert_eq(fri_secagg_correction(corr, dim, m->t.sa_index,
+                             dpeer, dpk, n_dp, m->keys.c_sk, m->t.round),
+                FR_OK);
+            // A correction of the wrong length is refused whole.
+            cr_assert_eq(fri_agg_sa_unmask(a, now, m->pk, m->t.round, about,
+                             sh, m->n_from, corr, dim - 1),
+                FR_EPROTO);
+        }
+        fr_err rv = fri_agg_sa_unmask(a, now, m->pk, m->t.round, about, sh,
+            m->n_from, corr, corr != NULL ? dim : 0);
+        free(corr);
         cr_assert_eq(rv, FR_OK, "unmask: %s", fr_strerror(rv));
     }
     if (silent_any) {

@@ -36,6 +36,9 @@ typedef struct sim_member {
 // survivor's self-mask seed (2) has one byte flipped.
 static uint8_t corrupt[MAXN];
 
+// Members that send their dropout correction in the unmask phase.
+static uint8_t correct[MAXN];
+
 typedef struct masked_seen {
     uint32_t *y[MAXN];
     int       n;
@@ -129,7 +132,7 @@ secure_round(fri_agg *a, sim_member *ms, uint32_t n,
         cr_assert_eq(ms[u].sa.t.sa_dim, DIM);
         mp[u] = &ms[u].sa;
     }
-    sa_drv_faults f = {drop_before_mask, silent, corrupt, tamper};
+    sa_drv_faults f = {drop_before_mask, silent, corrupt, tamper, correct};
     return sa_drv_round(a, mp, n, now, &f);
 }
 
@@ -239,7 +242,7 @@ Test(agg_secagg, cohort_smaller_than_configured_completes)
         memset(late, 0xee, sizeof(late));
         cr_assert_eq(fri_agg_checkin(sec, 1100, late, &lt), FR_OK);
         cr_assert(!lt.has_task, "a device joined a closed cohort");
-        sa_drv_faults f = { NULL, NULL, corrupt, tamper };
+        sa_drv_faults f = { NULL, NULL, corrupt, tamper, NULL };
         cr_assert_eq(sa_drv_round(sec, mp, n, 1100, &f), n);
         cr_assert_eq(ms[0].sa.t.sa_n, n);
         cr_assert(ms[0].sa.t.sa_threshold <= n / 2 + 1, "threshold %u",
@@ -279,6 +282,30 @@ Test(agg_secagg, secagg_plus_sparse_graph_with_dropouts)
     fri_agg_config c;
     agg_config(&c, MAXN, FRI_AGG_SECAGG_PLUS);
     run_and_compare(MAXN, FRI_AGG_SECAGG_PLUS, drop, silent, MAXN - 5);
+}
+
+// Survivors that send their dropout correction (the sum of their pair
+// masks with the members that dropped before masking) spare the closer
+// those pairs; the result is the same model as the plain round, with
+// every survivor correcting, with some, and with silent survivors whose
+// pairs the closer still recomputes from the dropped members' keys.
+Test(agg_secagg, dropout_corrections_give_the_plain_model)
+{
+    uint8_t drop[10]   = {0, 0, 1, 0, 0, 0, 1, 0, 0, 0};
+    uint8_t silent[10] = {0, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+    memset(correct, 1, sizeof(correct));
+    run_and_compare(10, FRI_AGG_SECAGG_FULL, drop, silent, 8);
+    for (int u = 0; u < MAXN; u++) {
+        correct[u] = (uint8_t)(u % 2);
+    }
+    run_and_compare(10, FRI_AGG_SECAGG_FULL, drop, silent, 8);
+    uint8_t sdrop[MAXN] = {0}, ssil[MAXN] = {0};
+    for (int u = 0; u < MAXN; u += 7) {
+        sdrop[u] = 1; // 15 of 100 never mask
+    }
+    ssil[3] = ssil[50] = 1;
+    run_and_compare(MAXN, FRI_AGG_SECAGG_PLUS, sdrop, ssil, MAXN - 15);
+    memset(correct, 0, sizeof(correct));
 }
 
 // A member that adds 2^28 to a word of its quantized input (far outside the
