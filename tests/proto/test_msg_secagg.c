@@ -72,6 +72,58 @@ Test(proto_msg_secagg, lists_round_trip_and_refuse_unsorted_ids)
     cr_assert_eq(fri_sa_rec_len(FRI_T_TASK), 0);
 }
 
+// SA_UNMASK with a dropout correction (S4a): round trip, size, and the
+// malformed trailers (zero count, a count the body does not hold, a
+// stray word), each refused whole.
+Test(proto_msg_secagg, unmask_correction_round_trip_and_malformed)
+{
+    uint32_t ids[2] = {2, 5}, corr[6] = {1, 0xffffffffu, 7, 0, 42, 9};
+    uint8_t  recs[2 * FRI_SA_REC_UNMASK], buf[512];
+    memset(recs, 3, sizeof(recs));
+    fri_sa_list l = {.round_id = 4, .count = 2, .ids = ids, .recs = recs,
+                     .corr = corr, .n_corr = 6};
+    size_t      len;
+    cr_assert_eq(fri_sa_list_encode(buf, sizeof(buf), &len, FRI_T_SA_UNMASK,
+                                    &l),
+                 FR_OK);
+    cr_assert_eq(len, fri_sa_unmask_size(2, 6));
+    cr_assert_eq(len, fri_sa_list_size(FRI_T_SA_UNMASK, 2) + 4 + 24);
+    fri_sa_list r;
+    cr_assert_eq(fri_sa_list_decode(&r, FRI_T_SA_UNMASK, buf, len), FR_OK);
+    cr_assert_eq(r.count, 2);
+    cr_assert_eq(r.n_corr, 6);
+    uint32_t back[6];
+    fri_sa_list_corr_get(&r, back);
+    cr_assert_eq(memcmp(back, corr, sizeof(corr)), 0);
+    // Only SA_UNMASK carries one.
+    cr_assert_eq(fri_sa_list_encode(buf, sizeof(buf), &len, FRI_T_SA_SHARES,
+                                    &l),
+                 FR_EINVAL);
+    l.corr = NULL;
+    cr_assert_eq(fri_sa_list_encode(buf, sizeof(buf), &len, FRI_T_SA_UNMASK,
+                                    &l),
+                 FR_EINVAL, "n_corr without words");
+    l.corr = corr;
+    cr_assert_eq(fri_sa_list_encode(buf, sizeof(buf), &len, FRI_T_SA_UNMASK,
+                                    &l),
+                 FR_OK);
+    size_t at = fri_sa_list_size(FRI_T_SA_UNMASK, 2); // the word count
+    // A word short, a count of zero, a count beyond the body.
+    cr_assert_eq(fri_sa_list_decode(&r, FRI_T_SA_UNMASK, buf, len - 4),
+                 FR_EPROTO);
+    fri_put32(buf + at, 0);
+    cr_assert_eq(fri_sa_list_decode(&r, FRI_T_SA_UNMASK, buf, len),
+                 FR_EPROTO);
+    fri_put32(buf + at, 7);
+    cr_assert_eq(fri_sa_list_decode(&r, FRI_T_SA_UNMASK, buf, len),
+                 FR_EPROTO);
+    fri_put32(buf + at, 5); // one stray word after five
+    cr_assert_eq(fri_sa_list_decode(&r, FRI_T_SA_UNMASK, buf, len),
+                 FR_EPROTO);
+    cr_assert_eq(fri_sa_unmask_size(2, 0), fri_sa_list_size(FRI_T_SA_UNMASK, 2));
+    cr_assert_eq(fri_sa_unmask_size(2, 0x40000000u), 0, "over the limit");
+}
+
 Test(proto_msg_secagg, poll_wait_params_unmask_req)
 {
     uint8_t     buf[256];
