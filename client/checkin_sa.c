@@ -23,6 +23,10 @@
 #include "secagg_stats.h"
 #include "shamir.h"
 
+// The share of a member's mask partners that must have dropped before it
+// sends a dropout correction (S4a).
+#define FRI_SA_CORRECT_SHARE 0.2
+
 typedef enum sa_step {
     SA_POLL_PARAMS,
     SA_ADVERT,
@@ -505,7 +509,7 @@ fri_sa_client_bound(const struct fri_sa_client *s, uint32_t k,
     // dropout correction (one word per word of the masked vector).
     size_t   dw = (size_t) (als || vb || ials ? fri_sa_als_width(k) : k + 1) *
                     n_items + ne;
-    size_t   u  = (s == NULL || s->correct) && dw <= UINT32_MAX
+    size_t   u  = s != NULL && s->correct && dw <= UINT32_MAX
                       ? fri_sa_unmask_size(n, (uint32_t) dw)
                       : 0;
     u           = u > 0 ? u : fri_sa_list_size(FRI_T_SA_UNMASK, n);
@@ -701,10 +705,10 @@ recv_inbox(struct fri_sa_client *s, const uint8_t *plain, size_t plain_len)
 
 // Reveals, per sender, the b-share of a survivor or the c_sk-share of a
 // dropped member; never both, and nothing about members in neither list.
+// Builds the SA_UNMASK answer into s->pending (its exact size).
 static fr_err
 recv_unmask_req(fr_client *c, struct fri_sa_client *s, const uint8_t *plain,
-                size_t plain_len, int with_correction, uint8_t *reply_plain,
-                size_t cap, size_t *len)
+                size_t plain_len)
 {
     fri_sa_unmask_req q;
     fr_err            rv = fri_sa_unmask_req_decode(&q, plain, plain_len);
@@ -756,10 +760,14 @@ recv_unmask_req(fr_client *c, struct fri_sa_client *s, const uint8_t *plain,
     }
     // The dropout correction (S4a): the pair masks this member added with
     // the dropped it reveals shares of, so that the aggregator need not
-    // recompute each pair (docs/SECAGG.md §5).
+    // recompute each pair (docs/SECAGG.md §5). It costs a second vector
+    // up and saves the aggregator one agreement and one expansion per
+    // dropped neighbour: sent when at least FRI_SA_CORRECT_SHARE of the
+    // members this one masked with dropped (with 30% dropout nearly
+    // every survivor, with 10% nearly none).
     uint32_t *corr = NULL;
     size_t    nd   = 0;
-    if (rv == FR_OK && with_correction) {
+    if (rv == FR_OK && s->correct) {
         uint32_t *dp  = fri_client_calloc(c, s->n_from + 1, sizeof(uint32_t));
         uint8_t  *dpk = zalloc(c, s->n_from, 32);
         for (size_t j = 0; dp != NULL && dpk != NULL && j < k; j++) {
@@ -768,6 +776,9 @@ recv_unmask_req(fr_client *c, struct fri_sa_client *s, const uint8_t *plain,
                 memcpy(dpk + nd * 32, s->c_pk + (size_t) about[j] * 32, 32);
                 nd++;
             }
+        }
+        if ((double) nd < FRI_SA_CORRECT_SHARE * (double) s->n_from) {
+            nd = 0; // too few: the aggregator recomputes them
         }
         corr = nd > 0 ? fri_client_calloc(c, s->p.dim, sizeof(uint32_t))
                       : NULL;
@@ -780,11 +791,26 @@ recv_unmask_req(fr_client *c, struct fri_sa_client *s, const uint8_t *plain,
         fri_client_free(c, dp);
         fri_client_free(c, dpk);
     }
+    size_t cap = fri_sa_unmask_size((uint32_t) k,
+                                    corr != NULL ? s->p.dim : 0);
+    if (rv == FR_OK && cap == 0) {
+        rv = FR_EPROTO;
+    }
+    if (rv == FR_OK) {
+        s->pending = zalloc(c, cap, 1);
+        rv         = s->pending == NULL ? FR_ENOMEM : FR_OK;
+    }
     if (rv == FR_OK) {
         fri_sa_list l = {
             .round_id = s->round, .count = (uint32_t) k, .ids = about,
             .recs = sh, .corr = corr, .n_corr = corr != NULL ? s->p.dim : 0};
-        rv = fri_sa_list_encode(reply_plain, cap, len, FRI_T_SA_UNMASK, &l);
+        rv = fri_sa_list_encode(s->pending, cap, &s->pending_len,
+                                FRI_T_SA_UNMASK, &l);
+        if (rv != FR_OK) {
+            fri_client_free_wipe(c, s->pending, cap);
+            s->pending     = NULL;
+            s->pending_len = 0;
+        }
     }
     fri_client_free_wipe(c, corr, corr != NULL ? s->p.dim * sizeof(uint32_t)
                                                : 0);
@@ -868,28 +894,11 @@ fri_sa_client_receive(fr_client *c, struct fri_sa_client *s,
     case FRI_T_SA_UNMASK_REQ: {
         // The answer is built now (the request names who survived) and
         // sent by the next poll.
-        // With the aggregator's SA_CORRECT, room for a correction.
-        int    corr = s->correct;
-        size_t cap  = fri_sa_unmask_size((uint32_t) s->n_from,
-                                         corr ? s->p.dim : 0);
-        if (cap == 0) {
-            return FR_EPROTO;
+        fr_err rv = recv_unmask_req(c, s, plain, plain_len);
+        if (rv == FR_OK) {
+            s->step = SA_UNMASK;
         }
-        s->pending = zalloc(c, cap, 1);
-        if (s->pending == NULL) {
-            return FR_ENOMEM;
-        }
-        size_t len = 0;
-        fr_err rv  = recv_unmask_req(c, s, plain, plain_len, corr,
-                                     s->pending, cap, &len);
-        if (rv != FR_OK) {
-            fri_client_free_wipe(c, s->pending, cap);
-            s->pending = NULL;
-            return rv;
-        }
-        s->pending_len = len;
-        s->step        = SA_UNMASK;
-        return FR_OK;
+        return rv;
     }
     default:
         return FR_EPROTO;
