@@ -641,6 +641,9 @@ typedef struct fri_agg_metrics {
     // size asked for by fri_agg_grow_items and not applied yet (0 none).
     uint32_t n_items;
     uint32_t n_items_pending;
+    // Secure aggregation (appended): dropout corrections taken (SPEC S4a;
+    // each spares the closer the pairs of one survivor with the vanished).
+    uint64_t sa_corrections;
 } fri_agg_metrics;
 
 void fri_agg_metrics_get(fri_agg *a, fri_agg_metrics *m);

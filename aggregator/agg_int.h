@@ -236,6 +236,7 @@ typedef struct fri_counters {
     atomic_uint_fast64_t items_skipped;  // item solves that failed
     atomic_uint_fast64_t staleness_sum;  // buffered: of accepted reports
     atomic_uint_fast64_t clear_frames;   // masked UPDATEs opened CLEAR
+    atomic_uint_fast64_t sa_corrections; // dropout corrections taken
 } fri_counters;
 
 // A tree of aggregators (tree.h), under rs.mtx. Edge: waiting is set

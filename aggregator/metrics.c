@@ -79,6 +79,7 @@ fri_agg_metrics_get(fri_agg *a, fri_agg_metrics *m)
     m->model_reads      = atomic_load(&a->ctr.model_reads);
     m->staleness_sum    = atomic_load(&a->ctr.staleness_sum);
     m->clear_frames     = atomic_load(&a->ctr.clear_frames);
+    m->sa_corrections   = atomic_load(&a->ctr.sa_corrections);
     m->updates_accepted = atomic_load(&a->ctr.accepted);
     for (int i = 0; i < FRI_REJ_COUNT_; i++) {
         m->rejected[i] = atomic_load(&a->ctr.rejected[i]);
@@ -154,6 +155,9 @@ fri_agg_metrics_prometheus(const fri_agg_metrics *m, char *dst,
     G("fedrec_clear_frames_total",
       "Masked updates sealed CLEAR (authenticated, not re-encrypted).",
       "counter", m->clear_frames);
+    G("fedrec_secagg_corrections_total",
+      "Secure aggregation dropout corrections taken from survivors.",
+      "counter", m->sa_corrections);
     bad |= app(dst, dst_cap, &len,
                "# HELP fedrec_updates_rejected_total Requests refused, by "
                "reason.\n# TYPE fedrec_updates_rejected_total counter\n");
@@ -230,6 +234,7 @@ fri_agg_metrics_json(const fri_agg_metrics *m, char *dst, size_t dst_cap,
                "\"model_reads_total\":%llu,"
                "\"updates_accepted_total\":%llu,"
                "\"staleness_sum_total\":%llu,\"clear_frames_total\":%llu,"
+               "\"secagg_corrections_total\":%llu,"
                "\"updates_rejected_total\":{",
                (unsigned long long) m->round, m->round_open ? "true" : "false",
                (unsigned long long) m->model_version,
@@ -240,7 +245,8 @@ fri_agg_metrics_json(const fri_agg_metrics *m, char *dst, size_t dst_cap,
                (unsigned long long) m->model_reads,
                (unsigned long long) m->updates_accepted,
                (unsigned long long) m->staleness_sum,
-               (unsigned long long) m->clear_frames);
+               (unsigned long long) m->clear_frames,
+               (unsigned long long) m->sa_corrections);
     for (int i = 0; i < FRI_REJ_COUNT_; i++) {
         bad |= app(dst, dst_cap, &len, "%s\"%s\":%llu", i ? "," : "",
                    reject_names[i], (unsigned long long) m->rejected[i]);

@@ -1206,6 +1206,9 @@ fri_sa_unmask(fri_agg *a, const uint8_t pk[FRI_AGG_KEYBYTES], uint64_t round,
         s->sum[w] -= corr[w];
     }
     m->corrected = n_corr > 0;
+    if (n_corr > 0) {
+        atomic_fetch_add(&a->ctr.sa_corrections, 1);
+    }
     for (j = 0; j < n; j++) {
         sa_member *t  = &s->m[about[j]];
         uint32_t   sl = slot_of(s, about[j], (uint32_t) i);

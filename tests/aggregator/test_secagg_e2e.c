@@ -87,12 +87,16 @@ run(world *w, const uint8_t *vanish)
     return run_at(w, vanish, 10, NULL);
 }
 
+// The plain round of every client not in skip (NULL: all).
 static int
-plain_run(world *w)
+plain_run(world *w, const uint8_t *skip)
 {
     int n = 0;
     for (uint32_t u = 0; u < NU; u++) {
         fr_client *c = w->c[u];
+        if (skip != NULL && skip[u]) {
+            continue;
+        }
         cr_assert_eq(fr_client_checkin_begin(c, 10), FR_OK);
         size_t   cap = fr_client_request_bound(c);
         uint8_t *buf = malloc(cap);
@@ -117,21 +121,35 @@ plain_run(world *w)
     return n;
 }
 
+// drop: members that vanish before their masked input (the plain round
+// runs without them); vanish: members that vanish after it.
 static void
-secure_vs_plain(const uint8_t *vanish)
+secure_vs_plain(const uint8_t *drop, const uint8_t *vanish)
 {
     world *s = malloc(sizeof(*s)), *p = malloc(sizeof(*p));
     cr_assert(s != NULL && p != NULL);
     world_init(s, 1);
     world_init(p, 0);
-    int ns = run(s, vanish);
-    int np = plain_run(p);
-    int nv = 0;
-    for (int u = 0; vanish != NULL && u < NU; u++) {
-        nv += vanish[u];
+    uint32_t          users[NU];
+    fr_checkin_status st[NU];
+    for (uint32_t u = 0; u < NU; u++) {
+        users[u] = u;
     }
-    cr_assert_eq(ns, NU - nv);
-    cr_assert_eq(np, NU);
+    int ns = e2e_secure_round(s, users, NU, drop, vanish, 10, NULL, st);
+    int np = plain_run(p, drop);
+    if (drop != NULL) {
+        fri_agg_tick(p->a, 10 + 3600000); // a smaller cohort: the deadline
+    }
+    int nv = 0, nd = 0;
+    for (int u = 0; u < NU; u++) {
+        nv += vanish != NULL && vanish[u];
+        nd += drop != NULL && drop[u];
+        cr_assert((vanish != NULL && vanish[u]) || (drop != NULL && drop[u]) ||
+                      st[u] == FR_CHECKIN_CONTRIBUTED,
+                  "user %u: %s", u, fr_client_errmsg(s->c[u]));
+    }
+    cr_assert_eq(ns, NU - nv - nd);
+    cr_assert_eq(np, NU - nd);
     float    mu1, mu2, b1[NIT], b2[NIT], Q1[NIT * KK], Q2[NIT * KK];
     uint64_t v1, v2;
     fri_agg_model_copy(s->a, &mu1, b1, NIT, Q1, NIT * KK, &v1);
@@ -149,8 +167,12 @@ secure_vs_plain(const uint8_t *vanish)
     fri_agg_metrics_get(s->a, &m);
     // Every masked input came authenticated, not re-encrypted (R38; the
     // vanishing members vanish after theirs); no plain update did.
-    cr_assert_eq(m.clear_frames, (uint64_t) NU, "clear frames %llu",
+    cr_assert_eq(m.clear_frames, (uint64_t) (NU - nd), "clear frames %llu",
                  (unsigned long long) m.clear_frames);
+    // With a third of the cohort gone before masking, every member that
+    // answers the unmask request sends its dropout correction (SPEC S4a).
+    cr_assert_eq(m.sa_corrections, nd > 0 ? (uint64_t) (NU - nd - nv) : 0,
+                 "corrections %llu", (unsigned long long) m.sa_corrections);
     fri_agg_metrics mp;
     fri_agg_metrics_get(p->a, &mp);
     cr_assert_eq(mp.clear_frames, 0);
@@ -169,13 +191,23 @@ secure_vs_plain(const uint8_t *vanish)
 
 Test(agg_secagg_e2e, masked_round_equals_plain_round)
 {
-    secure_vs_plain(NULL);
+    secure_vs_plain(NULL, NULL);
 }
 
 Test(agg_secagg_e2e, thirty_percent_vanish_after_masked_input)
 {
     uint8_t vanish[NU] = {0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1}; // 4 of 12
-    secure_vs_plain(vanish);
+    secure_vs_plain(NULL, vanish);
+}
+
+// Real clients: a third vanish before masking, one more after; the
+// survivors that answer correct their pair masks with the vanished, and
+// the model is the plain round's over the members whose input counted.
+Test(agg_secagg_e2e, vanished_before_masking_are_corrected_by_survivors)
+{
+    uint8_t drop[NU]   = {0, 0, 1, 0, 1, 0, 0, 1, 0, 0, 1, 0}; // 4 of 12
+    uint8_t vanish[NU] = {0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+    secure_vs_plain(drop, vanish);
 }
 
 typedef struct released {
@@ -206,7 +238,7 @@ Test(agg_secagg_e2e, distributed_dp_noise_comes_from_the_members)
     fri_agg_set_release_hook(s->a, on_release, &rs);
     fri_agg_set_release_hook(p->a, on_release, &rp);
     cr_assert_eq(run(s, NULL), NU);
-    cr_assert_eq(plain_run(p), NU);
+    cr_assert_eq(plain_run(p, NULL), NU);
     cr_assert(rs.n > 0 && rs.n == rp.n);
     double s2 = 0;
     for (size_t i = 0; i < rs.n; i++) {
@@ -275,7 +307,7 @@ Test(agg_secagg_e2e, als_statistics_masked_round_equals_plain_round)
     }
     cr_assert(nmin < nmax, "users rate different numbers of items");
     cr_assert_eq(run_at(s, NULL, 10, len), NU);
-    cr_assert_eq(plain_run(p), NU);
+    cr_assert_eq(plain_run(p, NULL), NU);
     for (uint32_t u = 0; u < NU; u++) {
         cr_assert(len[u] > 0);
         cr_assert_eq(len[u], len[0],
@@ -289,7 +321,7 @@ Test(agg_secagg_e2e, als_statistics_masked_round_equals_plain_round)
     // Round 2 on the same users: they refit against the census model.
     uint8_t vanish[NU] = {0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1}; // 4 of 12
     cr_assert_eq(run_at(s, vanish, 20000, NULL), NU - 4);
-    cr_assert_eq(plain_run(p), NU);
+    cr_assert_eq(plain_run(p, NULL), NU);
     model_diff_out d = model_diff_of(s->a, p->a, NIT, KK);
     cr_assert_eq(d.va, 2, "secure rounds did not complete");
     cr_assert_eq(d.vb, 2);
