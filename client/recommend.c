@@ -573,8 +573,17 @@ loo_scores(fr_client *c, uint32_t item, float full, size_t top, size_t nj,
     float       *rv  = fri_client_calloc(c, nr, sizeof *rv);
     int64_t     *rt  = fri_client_calloc(c, nr, sizeof *rt);
     float       *p   = fri_client_calloc(c, k, sizeof *p);
-    fr_err       err = FR_OK;
-    if (ri == NULL || rv == NULL || rt == NULL || p == NULL) {
+    // An implicit model's score carries the last-item term, which depends
+    // on the history (its newest item) and on p (its scale): each
+    // leave-one-out score is recomputed with both, one catalog pass each.
+    const int term = m->implicit && c->trans_w > 0.0f &&
+                     m->q_inv_norm != NULL && c->trans_t != NULL;
+    float    *sc   = term ? fri_client_calloc(c, m->n_items, sizeof *sc) : NULL;
+    float    *cs   = term ? fri_client_calloc(c, m->n_items, sizeof *cs) : NULL;
+    float    *tv   = term ? fri_client_calloc(c, k, sizeof *tv) : NULL;
+    fr_err    err  = FR_OK;
+    if (ri == NULL || rv == NULL || rt == NULL || p == NULL ||
+        (term && (sc == NULL || cs == NULL || tv == NULL))) {
         err = FR_ENOMEM;
     }
     for (size_t j = 0; j < nj && err == FR_OK; j++) {
@@ -588,7 +597,18 @@ loo_scores(fr_client *c, uint32_t item, float full, size_t top, size_t nj,
         float bu = 0.0f;
         err      = user_fit(c, ri, rv, rt, rest, p, &bu);
         loo[j]   = fri_mf_predict_with(&it, p, bu, item);
+        if (err == FR_OK && term &&
+            fri_transition_profile(tv, m->Q, m->q_inv_norm, m->n_items,
+                                   m->k, ri, rt, rest) &&
+            fri_transition_scores(sc, cs, m->Q, m->q_inv_norm, m->bi,
+                                  m->mu + bu, m->n_items, m->k, p, tv,
+                                  c->trans_w) != 0.0f) {
+            loo[j] = sc[item];
+        }
     }
+    fri_client_free_wipe(c, sc, term ? m->n_items * sizeof *sc : 0);
+    fri_client_free_wipe(c, cs, term ? m->n_items * sizeof *cs : 0);
+    fri_client_free_wipe(c, tv, term ? k * sizeof *tv : 0);
     fri_client_free_wipe(c, ri, nr * sizeof *ri);
     fri_client_free_wipe(c, rv, nr * sizeof *rv);
     fri_client_free_wipe(c, rt, nr * sizeof *rt);
@@ -622,8 +642,12 @@ fr_client_explain(fr_client *c, uint32_t item, uint32_t *items,
     if (n == 0 || nj == 0) {
         return FR_OK;
     }
+    err = trans_prepare(c);
+    if (err != FR_OK) {
+        return err;
+    }
     fri_mf_items it   = items_of(m);
-    const float  full = fri_mf_predict_with(&it, c->p, c->bu, item);
+    const float  full = item_score(c, &it, item); // what predict reports
     float       *loo  = fri_client_calloc(c, nj, sizeof *loo);
     if (loo == NULL) {
         return fri_client_fail(c, FR_ENOMEM, "out of memory (explain)");

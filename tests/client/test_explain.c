@@ -76,16 +76,18 @@ true_effects(fr_client *c, uint32_t item, uint32_t *ids, float *eff,
     size_t   cnt = fr_client_count(c);
     uint32_t all[64];
     float    val[64];
+    int64_t  ts[64];
     cr_assert(cnt <= 64);
     for (size_t j = 0; j < cnt; j++) {
         all[j] = c->items[j];
         val[j] = c->values[j];
+        ts[j]  = c->ts[j];
     }
     for (size_t j = 0; j < cnt; j++) {
         cr_assert_eq(fr_client_remove(c, all[j]), FR_OK);
         float s;
         cr_assert_eq(fr_client_predict(c, item, &s), FR_OK);
-        cr_assert_eq(fr_client_add(c, all[j], val[j], 0), FR_OK);
+        cr_assert_eq(fr_client_add(c, all[j], val[j], ts[j]), FR_OK);
         ids[j] = all[j];
         eff[j] = full - s;
     }
@@ -164,6 +166,27 @@ Test(client_explain, vb_weights_are_leave_one_out_effects)
     rate_some(c);
     check_fidelity(c, 2);
     check_fidelity(c, 77);
+    fr_client_destroy(c);
+}
+
+// An implicit model with recency and the last-item term (the device's
+// defaults): the weights are the changes of the score fr_client_predict
+// reports, term included (removing the newest interaction moves it).
+Test(client_explain, implicit_weights_include_the_last_item_term)
+{
+    fr_client  *c = new_client();
+    fri_cmodel *m = tu_model(NI, KK, 1, 5, c->server_pk + 32, 1);
+    tu_install(c, m);
+    fri_cmodel_unref(m);
+    c->fit.implicit = 1;
+    cr_assert(c->trans_w > 0.0f, "the term is on by default");
+    for (uint32_t j = 0; j < 12; j++) {
+        cr_assert_eq(fr_client_add(c, 5 + 9 * j, 1.0f + (float) (j % 3),
+                                   1000 + 60 * (int64_t) j),
+                     FR_OK);
+    }
+    check_fidelity(c, 4);
+    check_fidelity(c, 104);
     fr_client_destroy(c);
 }
 

@@ -260,7 +260,9 @@ FR_API FR_NODISCARD fr_err fr_client_recommend_diverse(fr_client *c,
 // largest effects, largest first. With a ridge (ALS) or variational (VBMF)
 // model the effects come in closed form from the user's one system, and
 // only those that can reach the top n are computed: about the cost of one
-// to two fold-ins. Implicit models refit once per interaction.
+// to two fold-ins. Implicit models refit once per interaction (with the
+// last-item term of the shorter history: the score fr_client_predict
+// reports).
 // FR_ESTATE without a model, FR_ENOENT for an item outside the catalog; an
 // empty history gives *n_out = 0.
 FR_API FR_NODISCARD fr_err fr_client_explain(fr_client *c, uint32_t item,
