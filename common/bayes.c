@@ -230,7 +230,10 @@ fri_vbmf_user_loo(float *loo, const fri_mf_items *it, const float *item_var,
     double *lu = xj + d, *lsq = lu + d, *heaps = lsq + d;
     // The full system, as the device's step builds it: the data sums by
     // the same float code (fri_mf_user_normal_eq), the rest in double.
-    float *Af = (float *)(heaps + 2 * top), *bf = Af + d * d;
+    // The heaps are there only when some ratings can be skipped (the
+    // work length counts them that way).
+    const size_t nheap = top < n ? top : 0;
+    float *Af = (float *)(heaps + 2 * nheap), *bf = Af + d * d;
     fri_mf_user_normal_eq(Af, bf, it, items, ratings, n);
     memset(sq, 0, d * sizeof(double));
     for (size_t a = 0; a < d; a++) {

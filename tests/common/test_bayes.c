@@ -808,6 +808,20 @@ Test(common_bayes, variational_leave_one_out_is_exact_and_prunes)
                 j, pred, (double)all[j]);
         }
     }
+    // top at or above n: every rating, in a work buffer of exactly the
+    // length asked for that case (no heaps).
+    double *w0 = malloc(fri_vbmf_loo_work_len(KB, 0) * sizeof *w0);
+    cr_assert(w0 != NULL);
+    cr_assert_eq(fri_vbmf_user_loo(part, &it, var, items, r, 5, &pr, beta,
+                     svdpp, 260, 3.0f, 64, w0, fri_vbmf_loo_work_len(KB, 0)),
+        FR_OK);
+    cr_assert_eq(fri_vbmf_user_loo(all, &it, var, items, r, 5, &pr, beta,
+                     svdpp, 260, 3.0f, 0, w, wl),
+        FR_OK);
+    for (size_t j = 0; j < 5; j++) {
+        cr_assert_eq(part[j], all[j]);
+    }
+    free(w0);
     cr_assert_eq(fri_vbmf_user_loo(part, &it, var, items, r, 1, &pr, beta,
                      svdpp, 0, 3.0f, 0, w, wl),
         FR_EINVAL, "one rating: no leave-one-out");
