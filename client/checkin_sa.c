@@ -767,24 +767,26 @@ recv_unmask_req(fr_client *c, struct fri_sa_client *s, const uint8_t *plain,
     // every survivor, with 10% nearly none).
     uint32_t *corr = NULL;
     size_t    nd   = 0;
-    if (rv == FR_OK && s->correct) {
-        uint32_t *dp  = fri_client_calloc(c, s->n_from + 1, sizeof(uint32_t));
-        uint8_t  *dpk = zalloc(c, s->n_from, 32);
-        for (size_t j = 0; dp != NULL && dpk != NULL && j < k; j++) {
-            if (kinds[about[j]] == 2) {
-                dp[nd] = about[j];
-                memcpy(dpk + nd * 32, s->c_pk + (size_t) about[j] * 32, 32);
-                nd++;
-            }
-        }
-        if ((double) nd < FRI_SA_CORRECT_SHARE * (double) s->n_from) {
-            nd = 0; // too few: the aggregator recomputes them
-        }
-        corr = nd > 0 ? fri_client_calloc(c, s->p.dim, sizeof(uint32_t))
-                      : NULL;
-        if (dp == NULL || dpk == NULL || (nd > 0 && corr == NULL)) {
+    for (size_t j = 0; s->correct && j < k; j++) {
+        nd += kinds[about[j]] == 2;
+    }
+    if (rv == FR_OK && s->correct &&
+        (double) nd >= FRI_SA_CORRECT_SHARE * (double) s->n_from && nd > 0) {
+        uint32_t *dp  = fri_client_calloc(c, nd, sizeof(uint32_t));
+        uint8_t  *dpk = zalloc(c, nd, 32);
+        corr          = fri_client_calloc(c, s->p.dim, sizeof(uint32_t));
+        if (dp == NULL || dpk == NULL || corr == NULL) {
             rv = FR_ENOMEM;
-        } else if (nd > 0) {
+        } else {
+            size_t t = 0;
+            for (size_t j = 0; j < k; j++) {
+                if (kinds[about[j]] == 2) {
+                    dp[t] = about[j];
+                    memcpy(dpk + t * 32, s->c_pk + (size_t) about[j] * 32,
+                           32);
+                    t++;
+                }
+            }
             rv = fri_secagg_correction(corr, s->p.dim, s->p.index, dp, dpk,
                                        nd, s->keys.c_sk, s->round);
         }

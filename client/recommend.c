@@ -538,35 +538,27 @@ loo_scores(fr_client *c, uint32_t item, float full, size_t top, size_t nj,
 {
     const fri_cmodel *m  = c->model;
     fri_mf_items      it = items_of(m);
-    if (!m->vb && !m->implicit && !c->fit.implicit && nj >= 2) {
-        size_t  wl = fri_mf_loo_work_len(m->k, top < nj ? top : 0);
-        double *w  = fri_client_calloc(c, wl, sizeof *w);
-        if (w == NULL) {
-            return FR_ENOMEM;
-        }
-        fr_err err = fri_mf_user_loo(loo, &it, c->items, c->values, nj,
-                                     c->fit.reg, c->fit.reg_bias,
-                                     (int) c->fit.weighted, item, full,
-                                     top, w, wl);
-        fri_client_free_wipe(c, w, wl * sizeof *w);
-        if (err != FR_EINTERNAL) {
-            return err;
-        } // else: numerically delicate; the direct refits below decide
-    }
-    if (m->vb && !m->implicit && !c->fit.implicit && nj >= 2) {
-        size_t         wl = fri_vbmf_loo_work_len(m->k, top < nj ? top : 0);
+    if (!m->implicit && !c->fit.implicit && nj >= 2) {
+        const size_t   tw = top < nj ? top : 0;
+        size_t         wl = m->vb ? fri_vbmf_loo_work_len(m->k, tw)
+                                  : fri_mf_loo_work_len(m->k, tw);
         double        *w  = fri_client_calloc(c, wl, sizeof *w);
         fri_bpmf_prior pr = {m->k + 1, m->umean, m->uprec};
         if (w == NULL) {
             return FR_ENOMEM;
         }
-        fr_err err = fri_vbmf_user_loo(loo, &it, m->item_var, c->items,
-                                       c->values, nj, &pr, m->beta, c->svdpp,
-                                       item, full, top, w, wl);
+        fr_err err =
+            m->vb ? fri_vbmf_user_loo(loo, &it, m->item_var, c->items,
+                                      c->values, nj, &pr, m->beta, c->svdpp,
+                                      item, full, top, w, wl)
+                  : fri_mf_user_loo(loo, &it, c->items, c->values, nj,
+                                    c->fit.reg, c->fit.reg_bias,
+                                    (int) c->fit.weighted, item, full, top,
+                                    w, wl);
         fri_client_free_wipe(c, w, wl * sizeof *w);
         if (err != FR_EINTERNAL) {
             return err;
-        }
+        } // else: numerically delicate; the direct refits below decide
     }
     const size_t k = m->k, rest = nj - 1, nr = rest > 0 ? rest : 1;
     uint32_t    *ri  = fri_client_calloc(c, nr, sizeof *ri);

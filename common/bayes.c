@@ -278,15 +278,7 @@ fri_vbmf_user_loo(float *loo, const fri_mf_items *it, const float *item_var,
         w != 0.0 ? w / sqrt(nn - 1.0) : 0.0, A, b, sq, Aj, Lj, xj, qt,
         (double)it->mu + it->bi[target] };
     if (top == 0 || top >= n) {
-        for (size_t j = 0; j < n; j++) {
-            double pred;
-            fr_err e = vbmf_loo_exact(&ctx, j, &pred);
-            if (e != FR_OK) {
-                return e;
-            }
-            loo[j] = (float)pred;
-        }
-        return FR_OK;
+        return fri_loo_top(loo, n, top, full, vbmf_loo_exact, &ctx, NULL);
     }
     // Bounds. x_j - x = A_j^-1 r_j with r_j = beta (z (z.x - y_j) + D_j x)
     // + prec (alpha S - gamma q_j) and A_j^-1 = A^-1 + A^-1 E_j A_j^-1, so
@@ -334,7 +326,7 @@ fri_vbmf_user_loo(float *loo, const fri_mf_items *it, const float *item_var,
     }
     nx = sqrt(nx);
     nu = sqrt(nu);
-    const double bb = beta;
+    const double bb = beta; // the noise precision, in double
     for (size_t j = 0; j < n; j++) {
         const float *q = it->Q + (size_t)items[j] * k;
         const float *v = item_var + (size_t)items[j] * d;

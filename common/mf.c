@@ -331,11 +331,20 @@ fr_err
 fri_loo_top(float *loo, size_t n, size_t top, float full,
             fri_loo_exact_fn exact, void *ctx, double *heaps)
 {
+    if (top == 0 || top >= n) {
+        // Every rating (loo[] holds no bounds then).
+        for (size_t j = 0; j < n; j++) {
+            double pred;
+            fr_err e = exact(ctx, j, &pred);
+            if (e != FR_OK) {
+                return e;
+            }
+            loo[j] = (float)pred;
+        }
+        return FR_OK;
+    }
     double *heap = heaps, *seed = heaps + top;
     size_t  ns = 0, nh = 0;
-    if (top == 0) {
-        return FR_EINVAL;
-    }
     // Seeds: the `top` largest bounds (as stored, rounded to float).
     for (size_t j = 0; j < n; j++) {
         dheap_push(seed, &ns, top, (double)loo[j]);
@@ -385,7 +394,7 @@ static fr_err
 als_loo_exact(void *ctx, size_t j, double *pred)
 {
     const als_loo_ctx *c = ctx;
-    double             v;
+    double             v = 0.0;
     fr_err e = loo_one(&v, c->S, c->it, c->items[j], c->ratings[j], c->z, c->y);
     *pred    = c->base + v;
     return e;
@@ -477,16 +486,9 @@ fri_mf_user_loo(float *loo, const fri_mf_items *it, const uint32_t *items,
         S.zix += (double)qt[a] * x[a];
     }
     const double base = (double)it->mu + it->bi[target] + S.zix;
+    als_loo_ctx  ctx  = { &S, it, items, ratings, z, y, base };
     if (top == 0 || top >= n) {
-        for (size_t j = 0; j < n; j++) {
-            double v;
-            fr_err e = loo_one(&v, &S, it, items[j], ratings[j], z, y);
-            if (e != FR_OK) {
-                return e;
-            }
-            loo[j] = (float)(base + v);
-        }
-        return FR_OK;
+        return fri_loo_top(loo, n, top, full, als_loo_exact, &ctx, NULL);
     }
     // Only the `top` largest effects full - loo[j] are wanted. The exact
     // v_j = t_j / (1 - h_j) with t_j = w_j (z_j . x' - y_j) costs O(k);
@@ -519,7 +521,6 @@ fri_mf_user_loo(float *loo, const fri_mf_items *it, const uint32_t *items,
                          : H < 1.0 - 1e-6 ? cst - t / (1.0 - H)
                                           : INFINITY);
     }
-    als_loo_ctx ctx = { &S, it, items, ratings, z, y, base };
     return fri_loo_top(loo, n, top, full, als_loo_exact, &ctx, heap);
 }
 

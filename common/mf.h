@@ -106,12 +106,13 @@ FR_NODISCARD fr_err fri_mf_user_loo(float *loo, const fri_mf_items *it,
                                     uint32_t target, float full, size_t top,
                                     double *work, size_t work_len);
 
-// The selection behind the `top` mode of the leave-one-out functions:
-// loo[j] holds on entry an upper bound on rating j's effect full -
-// pred_j (+inf if none is known); exact(ctx, j, &pred_j) computes the
-// leave-one-out prediction. On return loo[j] is pred_j for every rating
-// whose effect can be among the top largest and NaN for the others.
-// heaps: 2 top doubles. FR_EINVAL if top is 0; else exact's first error.
+// The selection behind the leave-one-out functions: exact(ctx, j,
+// &pred_j) computes rating j's leave-one-out prediction. With 0 < top < n,
+// loo[j] holds on entry an upper bound on its effect full - pred_j (+inf
+// if none is known), and on return pred_j for every rating whose effect
+// can be among the top largest and NaN for the others (heaps: 2 top
+// doubles). With top 0 or >= n every loo[j] = pred_j (heaps unused).
+// Returns exact's first error.
 typedef fr_err (*fri_loo_exact_fn)(void *ctx, size_t j, double *pred);
 FR_NODISCARD fr_err fri_loo_top(float *loo, size_t n, size_t top, float full,
                                 fri_loo_exact_fn exact, void *ctx,
