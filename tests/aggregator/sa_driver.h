@@ -49,6 +49,8 @@ typedef struct sa_drv_faults {
     // Members that send their dropout correction with the unmask answer
     // when they reveal a dropped member's shares (NULL: none).
     const uint8_t *correct;
+    // Applied to the first correction sent (a member lying in it).
+    void (*tamper_corr)(uint32_t *c, size_t dim);
 } sa_drv_faults;
 
 // Fresh random client key and identity (signing) key pair.
@@ -227,7 +229,7 @@ sa_drv_round(fri_agg *a, sa_drv_member *const *ms, uint32_t n, uint64_t now,
         fri_agg_tick(a, now);
     }
     // Phase 4: reveal b-shares of survivors, c_sk-shares of the dropped.
-    int silent_any = 0;
+    int silent_any = 0, corrected_any = 0;
     for (uint32_t u = 0; u < n; u++) {
         sa_drv_member *m = ms[u];
         if (o->drop_before_mask != NULL && o->drop_before_mask[u]) {
@@ -299,6 +301,10 @@ sa_drv_round(fri_agg *a, sa_drv_member *const *ms, uint32_t n, uint64_t now,
             cr_assert_eq(fri_agg_sa_unmask(a, now, m->pk, m->t.round, about,
                              sh, m->n_from, corr, dim - 1),
                 FR_EPROTO);
+            if (!corrected_any && o->tamper_corr != NULL) {
+                o->tamper_corr(corr, dim);
+            }
+            corrected_any = 1;
         }
         fr_err rv = fri_agg_sa_unmask(a, now, m->pk, m->t.round, about, sh,
             m->n_from, corr, corr != NULL ? dim : 0);

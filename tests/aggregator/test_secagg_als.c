@@ -179,7 +179,7 @@ secure_round(fri_agg *a, sim_member *ms, uint32_t n, uint64_t now,
         encode(&ms[u], a);
         mp[u] = &ms[u].sa;
     }
-    sa_drv_faults f = {drop_before_mask, silent, corrupt, tamper, NULL};
+    sa_drv_faults f = {drop_before_mask, silent, corrupt, tamper, NULL, NULL};
     return sa_drv_round(a, mp, n, now, &f);
 }
 

@@ -39,6 +39,16 @@ static uint8_t corrupt[MAXN];
 // Members that send their dropout correction in the unmask phase.
 static uint8_t correct[MAXN];
 
+// Added to the first word of the first correction sent (0: honest).
+static uint32_t evil_corr;
+
+static void
+tamper_corr(uint32_t *c, size_t dim)
+{
+    (void) dim;
+    c[0] += evil_corr;
+}
+
 typedef struct masked_seen {
     uint32_t *y[MAXN];
     int       n;
@@ -132,7 +142,8 @@ secure_round(fri_agg *a, sim_member *ms, uint32_t n,
         cr_assert_eq(ms[u].sa.t.sa_dim, DIM);
         mp[u] = &ms[u].sa;
     }
-    sa_drv_faults f = {drop_before_mask, silent, corrupt, tamper, correct};
+    sa_drv_faults f = {drop_before_mask, silent, corrupt, tamper, correct,
+                       tamper_corr};
     return sa_drv_round(a, mp, n, now, &f);
 }
 
@@ -242,7 +253,7 @@ Test(agg_secagg, cohort_smaller_than_configured_completes)
         memset(late, 0xee, sizeof(late));
         cr_assert_eq(fri_agg_checkin(sec, 1100, late, &lt), FR_OK);
         cr_assert(!lt.has_task, "a device joined a closed cohort");
-        sa_drv_faults f = { NULL, NULL, corrupt, tamper, NULL };
+        sa_drv_faults f = { NULL, NULL, corrupt, tamper, NULL, NULL };
         cr_assert_eq(sa_drv_round(sec, mp, n, 1100, &f), n);
         cr_assert_eq(ms[0].sa.t.sa_n, n);
         cr_assert(ms[0].sa.t.sa_threshold <= n / 2 + 1, "threshold %u",
@@ -306,6 +317,37 @@ Test(agg_secagg, dropout_corrections_give_the_plain_model)
     ssil[3] = ssil[50] = 1;
     run_and_compare(MAXN, FRI_AGG_SECAGG_PLUS, sdrop, ssil, MAXN - 15);
     memset(correct, 0, sizeof(correct));
+}
+
+// A correction is a vector the member controls, like its masked input:
+// the worst single value (a word far outside what n encodings can reach)
+// meets the same range check on the unmasked sum, and the round is
+// refused with the model untouched.
+Test(agg_secagg, a_lying_correction_is_refused_by_the_range_check)
+{
+    static sim_member ms[MAXN];
+    const uint32_t    n = 10;
+    uint8_t           drop[10] = {0, 0, 1, 0, 0, 0, 1, 0, 0, 0};
+    members_init(ms, n);
+    fri_agg_config c;
+    agg_config(&c, n, FRI_AGG_SECAGG_FULL);
+    fri_agg *a = NULL;
+    char     err[256];
+    cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_OK, "%s",
+                 err);
+    memset(correct, 1, sizeof(correct));
+    evil_corr = 1u << 28;
+    cr_assert_eq(secure_round(a, ms, n, drop, NULL), n - 2);
+    evil_corr = 0;
+    memset(correct, 0, sizeof(correct));
+    fri_agg_metrics m;
+    fri_agg_metrics_get(a, &m);
+    cr_assert_gt(m.sa_corrections, 0);
+    cr_assert_eq(m.model_version, 0);
+    cr_assert_eq(m.rounds_completed, 0);
+    cr_assert_eq(m.rounds_abandoned, 1);
+    cr_assert_eq(m.sa_unmask_failed, 1);
+    fri_agg_destroy(a);
 }
 
 // A member that adds 2^28 to a word of its quantized input (far outside the
