@@ -331,43 +331,37 @@ fr_err
 fri_loo_top(float *loo, size_t n, size_t top, float full,
             fri_loo_exact_fn exact, void *ctx, double *heaps)
 {
-    if (top == 0 || top >= n) {
-        // Every rating (loo[] holds no bounds then).
+    // With top 0 or >= n every rating is wanted and loo[] holds no bounds.
+    const int all = top == 0 || top >= n;
+    double    thr = -INFINITY;
+    if (!all) {
+        double *heap = heaps, *seed = heaps + top;
+        size_t  ns = 0, nh = 0;
+        // Seeds: the `top` largest bounds (as stored, rounded to float).
         for (size_t j = 0; j < n; j++) {
-            double pred;
-            fr_err e = exact(ctx, j, &pred);
-            if (e != FR_OK) {
-                return e;
-            }
-            loo[j] = (float)pred;
+            dheap_push(seed, &ns, top, (double)loo[j]);
         }
-        return FR_OK;
-    }
-    double *heap = heaps, *seed = heaps + top;
-    size_t  ns = 0, nh = 0;
-    // Seeds: the `top` largest bounds (as stored, rounded to float).
-    for (size_t j = 0; j < n; j++) {
-        dheap_push(seed, &ns, top, (double)loo[j]);
-    }
-    // The seeds' exact effects: the top-th largest of them is a lower
-    // bound on the top-th largest effect of all. Then every rating whose
-    // bound reaches it is evaluated (the seeds again: the heap holds
-    // values, not indices), the others pruned.
-    const double seed_min = seed[0];
-    for (size_t j = 0; j < n; j++) {
-        if ((double)loo[j] >= seed_min) {
-            double pred;
-            fr_err e = exact(ctx, j, &pred);
-            if (e != FR_OK) {
-                return e;
+        // The seeds' exact effects: the top-th largest of them is a lower
+        // bound on the top-th largest effect of all. Then every rating
+        // whose bound reaches it is evaluated (the seeds again: the heap
+        // holds values, not indices), the others pruned.
+        const double seed_min = seed[0];
+        for (size_t j = 0; j < n; j++) {
+            if ((double)loo[j] >= seed_min) {
+                double pred;
+                fr_err e = exact(ctx, j, &pred);
+                if (e != FR_OK) {
+                    return e;
+                }
+                dheap_push(heap, &nh, top, (double)full - pred);
             }
-            dheap_push(heap, &nh, top, (double)full - pred);
+        }
+        if (nh == top) {
+            thr = heap[0] - 1e-5 * (1.0 + fabs(heap[0]));
         }
     }
-    const double thr =
-        nh == top ? heap[0] - 1e-5 * (1.0 + fabs(heap[0])) : -INFINITY;
     for (size_t j = 0; j < n; j++) {
-        if (!((double)loo[j] >= thr)) {
+        if (!all && !((double)loo[j] >= thr)) {
             loo[j] = NAN;
             continue;
         }

@@ -319,6 +319,32 @@ Test(agg_secagg, dropout_corrections_give_the_plain_model)
     memset(correct, 0, sizeof(correct));
 }
 
+// A fresh aggregator for secure rounds of n members (complete graph).
+static fri_agg *
+new_secure(uint32_t n)
+{
+    fri_agg_config c;
+    agg_config(&c, n, FRI_AGG_SECAGG_FULL);
+    fri_agg *a = NULL;
+    char     err[256];
+    cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_OK, "%s",
+                 err);
+    return a;
+}
+
+// Its one round was refused by the range check on the unmasked sum, the
+// model untouched.
+static void
+assert_range_refused(fri_agg *a)
+{
+    fri_agg_metrics m;
+    fri_agg_metrics_get(a, &m);
+    cr_assert_eq(m.model_version, 0);
+    cr_assert_eq(m.rounds_completed, 0);
+    cr_assert_eq(m.rounds_abandoned, 1);
+    cr_assert_eq(m.sa_unmask_failed, 1);
+}
+
 // A correction is a vector the member controls, like its masked input:
 // the worst single value (a word far outside what n encodings can reach)
 // meets the same range check on the unmasked sum, and the round is
@@ -329,12 +355,7 @@ Test(agg_secagg, a_lying_correction_is_refused_by_the_range_check)
     const uint32_t    n = 10;
     uint8_t           drop[10] = {0, 0, 1, 0, 0, 0, 1, 0, 0, 0};
     members_init(ms, n);
-    fri_agg_config c;
-    agg_config(&c, n, FRI_AGG_SECAGG_FULL);
-    fri_agg *a = NULL;
-    char     err[256];
-    cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_OK, "%s",
-                 err);
+    fri_agg *a = new_secure(n);
     memset(correct, 1, sizeof(correct));
     evil_corr = 1u << 28;
     cr_assert_eq(secure_round(a, ms, n, drop, NULL), n - 2);
@@ -343,10 +364,7 @@ Test(agg_secagg, a_lying_correction_is_refused_by_the_range_check)
     fri_agg_metrics m;
     fri_agg_metrics_get(a, &m);
     cr_assert_gt(m.sa_corrections, 0);
-    cr_assert_eq(m.model_version, 0);
-    cr_assert_eq(m.rounds_completed, 0);
-    cr_assert_eq(m.rounds_abandoned, 1);
-    cr_assert_eq(m.sa_unmask_failed, 1);
+    assert_range_refused(a);
     fri_agg_destroy(a);
 }
 
@@ -358,29 +376,19 @@ Test(agg_secagg, unmasked_sum_above_clip_budget_refused)
     static sim_member ms[MAXN];
     const uint32_t    n = 10;
     members_init(ms, n);
-    fri_agg_config c;
-    agg_config(&c, n, FRI_AGG_SECAGG_FULL);
-    fri_agg *a = NULL;
-    char     err[256];
-    cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_OK, "%s",
-                 err);
     // A word far outside n encodings: the fixed-point range check.
+    fri_agg *a = new_secure(n);
     evil_offset = 1u << 28;
     secure_round(a, ms, n, NULL, NULL);
     evil_offset = 0;
-    fri_agg_metrics m;
-    fri_agg_metrics_get(a, &m);
-    cr_assert_eq(m.model_version, 0);
-    cr_assert_eq(m.rounds_completed, 0);
-    cr_assert_eq(m.rounds_abandoned, 1);
-    cr_assert_eq(m.sa_unmask_failed, 1);
+    assert_range_refused(a);
     fri_agg_destroy(a);
+    fri_agg_metrics m;
 
     // Every word at the clip (each coordinate inside the range n
     // encodings can reach, the norm sqrt(DIM) C far above n C / sqrt(2)):
     // the norm budget.
-    cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_OK, "%s",
-                 err);
+    a = new_secure(n);
     evil_spread =
         (uint32_t) ldexp(ms[0].sa.t.sa_clip, (int) ms[0].sa.t.sa_frac_bits);
     cr_assert_gt(evil_spread, 0);
@@ -470,12 +478,7 @@ Test(agg_secagg, aggregator_sees_only_masked_vectors)
     static sim_member ms[MAXN];
     const uint32_t    n = 10;
     members_init(ms, n);
-    fri_agg_config c;
-    agg_config(&c, n, FRI_AGG_SECAGG_FULL);
-    fri_agg *a = NULL;
-    char     err[256];
-    cr_assert_eq(fri_agg_create(&a, &c, 0, err, sizeof(err)), FR_OK, "%s",
-                 err);
+    fri_agg *a = new_secure(n);
     masked_seen seen = {0};
     fri_agg_set_masked_hook(a, on_masked, &seen);
     secure_round(a, ms, n, NULL, NULL);
