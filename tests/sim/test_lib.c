@@ -400,13 +400,16 @@ scale_rows(void *ctx, fr_sim_device_update *u)
     return stop;
 }
 
+// threads: the simulator's worker threads (NULL: its default). With more
+// than one, devices of a round call the hook concurrently, so a call may
+// already be under way when another returns stop.
 static void
-device_run(defence *d, uint8_t hash[32], fr_err *last)
+device_run(defence *d, const char *threads, uint8_t hash[32], fr_err *last)
 {
     const char *names[]
-        = { "synthetic", "rounds", "algo", "no-reference", "seed" };
-    const char *values[] = { SYNTH, "3", "als", NULL, "9" };
-    fr_sim     *sim      = make(5, names, values);
+        = { "synthetic", "rounds", "algo", "no-reference", "seed", "threads" };
+    const char *values[] = { SYNTH, "3", "als", NULL, "9", threads };
+    fr_sim     *sim      = make(threads != NULL ? 6 : 5, names, values);
     if (d != NULL) {
         cr_assert_eq(fr_sim_set_device_hook(sim, scale_rows, d), FR_OK);
     }
@@ -436,21 +439,23 @@ Test(sim_lib, device_hook)
     pthread_mutex_init(&d.mtx, NULL);
     uint8_t plain[32], same[32], scaled[32];
     fr_err  e;
-    device_run(NULL, plain, &e);
+    device_run(NULL, NULL, plain, &e);
     cr_assert_eq(e, FR_OK);
     d.scale = 1.0f;
-    device_run(&d, same, &e);
+    device_run(&d, NULL, same, &e);
     cr_assert_eq(e, FR_OK);
     cr_assert_eq(d.calls, 240);
     cr_assert_eq(d.bad, 0);
     cr_assert_eq(memcmp(plain, same, 32), 0);
     d.scale = 0.9f;
-    device_run(&d, scaled, &e);
+    device_run(&d, NULL, scaled, &e);
     cr_assert_eq(e, FR_OK);
     cr_assert_neq(memcmp(plain, scaled, 32), 0);
+    // One thread: no call is under way when the stop comes, so exactly
+    // one call of round 2 happens.
     d.stop_in = 2;
     d.calls   = 0;
-    device_run(&d, scaled, &e);
+    device_run(&d, "1", scaled, &e);
     cr_assert_eq(e, FR_EINTERNAL);
     cr_assert_eq(d.calls, 81, "called after the stop: %u", d.calls);
     const char *sn[]
@@ -497,7 +502,7 @@ Test(sim_lib, device_hook_and_builtin_poisoning_share_one_path)
     d.scale = 1.0f;
     uint8_t clean[32], attacked[32], hooked[32];
     fr_err  e;
-    device_run(NULL, clean, &e);
+    device_run(NULL, NULL, clean, &e);
     cr_assert_eq(e, FR_OK);
     double p0 = 0.0, p1 = 0.0;
     poisoned_run(NULL, attacked, &p0);
