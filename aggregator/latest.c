@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "carry.h"
+#include "dp.h"
 #include "latest.h"
 #include "linalg.h"
 #include "log.h"
@@ -33,41 +34,70 @@ psd_view_free(const fri_agg *a, float **v)
     free(v);
 }
 
-// Copies of the carried [Gram | h] rows with each Gram's eigenvalues
-// raised to at least d times the accumulated noise stddev
-// (d z C sqrt(rounds)): a PSD projection alone leaves positive eigenvalues
-// made of noise (up to ~2 sqrt(d) stddev), and an item's h (noise too)
-// divided by them fits the noise. The floor is a ridge of the size of the
-// noise (as in AdaSSP, Wang 2018); its factor d was chosen on a synthetic
-// validation population (docs/BENCHMARKS.md, DP on the latest statistics).
+// Copies of the carried [Gram | h] rows for the solves under DP. First each
+// item's noisy Gram is shrunk toward its rater weight times the pooled
+// Gram shape (fri_dp_gram_shrink: empirical Bayes, the noise stddev is
+// known): most items' raters look like everyone's, and the pooled shape is
+// nearly free of noise. Then its eigenvalues are raised to at least d times
+// the accumulated noise stddev (d z C sqrt(rounds)): a PSD projection alone
+// leaves positive eigenvalues made of noise (up to ~2 sqrt(d) stddev), and
+// an item's h (noise too) divided by them fits the noise. The floor is a
+// ridge of the size of the noise (as in AdaSSP, Wang 2018). Both were
+// chosen on synthetic validation populations (docs/BENCHMARKS.md, DP on
+// the latest statistics).
 static fr_err
 psd_view(const fri_agg *a, float ***out)
 {
     const size_t d     = a->d;
-    const double floor = a->cfg.noise_multiplier * (double) a->cfg.clip *
-                         sqrt((double) a->dp.dp_rounds + 1.0) * (double) d;
+    const size_t gl    = a->gram_len;
+    const double sd    = a->cfg.noise_multiplier * (double) a->cfg.clip *
+                         sqrt((double) a->dp.dp_rounds + 1.0);
+    const double floor = sd * (double) d;
     float      **v    = calloc(a->cfg.n_items, sizeof(float *));
     double      *work = malloc((2 * d * d + d) * sizeof(double));
-    if (v == NULL || work == NULL) {
+    double      *gbar = calloc(gl, sizeof(double));
+    if (v == NULL || work == NULL || gbar == NULL) {
         free(v);
         free(work);
+        free(gbar);
         return FR_ENOMEM;
     }
-    size_t raised = 0;
+    // The pooled Gram per unit of rater weight: the sum over every item
+    // carries the noise of one item times sqrt(items), against the signal
+    // of all of them.
+    const size_t last = fri_packed_index(d, d - 1, d - 1);
+    double       ctot = 0.0;
+    for (uint32_t j = 0; j < a->stats.n_carried; j++) {
+        const float *g = a->stats.carry[a->stats.carried[j]];
+        for (size_t e = 0; e < gl; e++) {
+            gbar[e] += g[e];
+        }
+    }
+    ctot = gbar[last];
+    for (size_t e = 0; ctot > 0.0 && e < gl; e++) {
+        gbar[e] /= ctot;
+    }
+    size_t raised = 0, shrunk = 0;
     for (uint32_t j = 0; j < a->stats.n_carried; j++) {
         uint32_t i = a->stats.carried[j];
         v[i]       = malloc(a->acc_len * sizeof(float));
         if (v[i] == NULL) {
             free(work);
+            free(gbar);
             psd_view_free(a, v);
             return FR_ENOMEM;
         }
         memcpy(v[i], a->stats.carry[i], a->acc_len * sizeof(float));
+        if (ctot > 0.0) {
+            shrunk += fri_dp_gram_shrink(v[i], d, gbar, sd) < 1.0;
+        }
         raised += fri_psd_project_packed(v[i], d, floor, work) > 0;
     }
     free(work);
+    free(gbar);
     fri_agg_log(a, FR_LOG_DEBUG,
-                "msg=\"DP: noisy Grams projected to PSD\" items=%zu", raised);
+                "msg=\"DP: noisy Grams projected to PSD\" items=%zu "
+                "shrunk=%zu", raised, shrunk);
     *out = v;
     return FR_OK;
 }

@@ -183,6 +183,33 @@ fri_dp_stats_clip(float *gram, size_t gl, size_t n_rows, float *rows,
     return f;
 }
 
+double
+fri_dp_gram_shrink(float *g, size_t d, const double *unit, double noise_sd)
+{
+    if (g == NULL || unit == NULL || d == 0) {
+        return 1.0;
+    }
+    const size_t P    = d * (d + 1) / 2;
+    const double c    = g[P - 1] > 0.0f ? (double) g[P - 1] : 0.0;
+    double       dev2 = 0.0;
+    for (size_t e = 0; e < P; e++) {
+        double t = (double) g[e] - c * unit[e];
+        dev2 += t * t;
+    }
+    if (!isfinite(dev2) || !isfinite(noise_sd)) {
+        return 1.0;
+    }
+    double al = dev2 > 0.0
+                    ? 1.0 - (double) (P - 1) * noise_sd * noise_sd / dev2
+                    : 0.0;
+    al = al < 0.0 ? 0.0 : al;
+    for (size_t e = 0; e < P; e++) {
+        double t = c * unit[e];
+        g[e]     = (float) (t + al * ((double) g[e] - t));
+    }
+    return al;
+}
+
 float
 fri_dp_clip_l2_strided(float *data, size_t rows, size_t cols, size_t stride,
                        float clip, float *norm_before)

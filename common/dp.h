@@ -73,6 +73,19 @@ float fri_dp_stats_clip(float *gram, size_t gl, size_t n_rows, float *rows,
                         size_t rows_len, float *ext, size_t n_ext, int vb,
                         float clip, float *norm_before);
 
+// Post-processing of a noisy summed Gram (packed d x d, last coordinate
+// the constant 1, so its last diagonal entry is the summed rater weight c):
+// positive-part James-Stein shrinkage of its deviation from c * unit,
+// where unit is the pooled Gram per unit of weight (summed over every
+// item, so nearly free of noise), given the noise stddev of each packed
+// entry. Keeps the factor alpha = max(0, 1 - (P - 1) sd^2 / |dev|^2) of
+// the deviation (P packed entries, the last of which deviates by 0) and
+// returns it; an item whose raters look like everyone's gets the pooled
+// shape scaled by its weight, one that differs by far more than the noise
+// keeps its own Gram. Non-finite input is left alone (returns 1).
+double fri_dp_gram_shrink(float *g, size_t d, const double *unit,
+                          double noise_sd);
+
 // ------------------------------------------------------------------- noise
 
 #define FRI_DP_SEEDBYTES 32

@@ -656,3 +656,53 @@ Test(common_dp, stats_clip_bounds_the_worst_case)
     cr_assert_eq(gram[0], 0.0f);
     cr_assert_eq(rows[7], 0.0f);
 }
+
+// The solve-side post-processing of noisy item Grams: items whose raters
+// look like everyone's (true Gram = weight x the pooled shape) lose most
+// of their noise; items that differ from it by far more than the noise
+// keep their own Gram; non-finite input is left alone.
+Test(common_dp, gram_shrink_removes_noise_where_items_look_alike)
+{
+    enum { D = 4, P = D * (D + 1) / 2, N = 400 };
+    const double sd = 3.0;
+    // A pooled shape per unit weight ([u; 1] outer products: last 1).
+    const double unit[P] = {0.5, 0.1, -0.05, 0.2, 0.4, 0.05, -0.1,
+                            0.3, 0.15, 1.0};
+    fri_rng r;
+    fri_rng_seed(&r, 77);
+    double before[2] = {0, 0}, after[2] = {0, 0}, kept[2] = {0, 0};
+    for (int i = 0; i < N; i++) {
+        const int differs = i % 2; // half the items have their own shape
+        const double c    = 50.0 + 450.0 * fri_rng_uniform(&r);
+        double truth[P];
+        float  g[P];
+        for (size_t e = 0; e < P; e++) {
+            truth[e] = c * unit[e];
+            if (differs && e + 1 < P) {
+                truth[e] += (e % 3 == 0 ? 1.0 : -0.5) * 10.0 * sd;
+            }
+            g[e] = (float) (truth[e] + sd * fri_rng_normal(&r));
+        }
+        for (size_t e = 0; e < P; e++) {
+            before[differs] += (g[e] - truth[e]) * (g[e] - truth[e]);
+        }
+        kept[differs] += fri_dp_gram_shrink(g, D, unit, sd);
+        for (size_t e = 0; e < P; e++) {
+            after[differs] += (g[e] - truth[e]) * (g[e] - truth[e]);
+        }
+    }
+    cr_log_info("alike: error %.1f -> %.1f (kept %.3f); differing: "
+                "%.1f -> %.1f (kept %.3f)",
+                before[0], after[0], kept[0] / (N / 2), before[1], after[1],
+                kept[1] / (N / 2));
+    cr_assert(after[0] < 0.25 * before[0], "alike %f -> %f", before[0],
+              after[0]);
+    cr_assert(kept[1] / (N / 2) > 0.9, "differing kept %f", kept[1]);
+    cr_assert(after[1] < 1.05 * before[1], "differing %f -> %f", before[1],
+              after[1]);
+    // Non-finite: untouched, factor 1.
+    float bad[P] = {NAN};
+    cr_assert_eq(fri_dp_gram_shrink(bad, D, unit, sd), 1.0);
+    cr_assert(isnan(bad[0]));
+    cr_assert_eq(fri_dp_gram_shrink(NULL, D, unit, sd), 1.0);
+}
