@@ -65,15 +65,13 @@ psd_view(const fri_agg *a, float ***out)
     // The pooled Gram per unit of rater weight: the sum over every item
     // carries the noise of one item times sqrt(items), against the signal
     // of all of them.
-    const size_t last = fri_packed_index(d, d - 1, d - 1);
-    double       ctot = 0.0;
     for (uint32_t j = 0; j < a->stats.n_carried; j++) {
         const float *g = a->stats.carry[a->stats.carried[j]];
         for (size_t e = 0; e < gl; e++) {
             gbar[e] += g[e];
         }
     }
-    ctot = gbar[last];
+    const double ctot = gbar[fri_packed_index(d, d - 1, d - 1)];
     for (size_t e = 0; ctot > 0.0 && e < gl; e++) {
         gbar[e] /= ctot;
     }
